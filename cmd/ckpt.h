@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ckpt.h - what the commands of the ckpt binary share: struct cmd, struct
+ * ctx, exit codes, die/error/warning and the x-allocators.
+ *
+ * Adding a command:
+ *  1. Create cmd/<name>.c with a comment saying what the command does and
+ *     the choices made, and "const struct cmd cmd_<name> = {...}".
+ *     Everything else in it is static.  Parse options first thing with
+ *     parse_options() so that -h and --completion-helper work.
+ *  2. Declare it below and add &cmd_<name> to commands[] in cmd/ckpt.c, in
+ *     alphabetical order (tests/t0001 checks the order).
+ *  3. The Makefile picks up every C file in cmd/ by itself.
+ *  4. Write man/ckpt-<name>.1 (tests/t9001 checks its SYNOPSIS against -h).
+ *  5. Write tests/tNNNN-<name>-*.sh.
+ *  6. Completions need nothing: they ask the binary.
+ */
+#ifndef CKPT_CMD_H
+#define CKPT_CMD_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#define _FILE_OFFSET_BITS 64
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ckpt.h>
+
+/* Exit statuses, documented in ckpt(1). */
+enum ckpt_exit {
+	CKPT_EXIT_OK = 0,	/* success, no findings */
+	CKPT_EXIT_FINDING = 1,	/* the answer is "no": findings, differences */
+	CKPT_EXIT_USAGE = 2,	/* usage error or refused request */
+	CKPT_EXIT_ERROR = 3	/* could not run: I/O, input, lock, memory */
+};
+
+/* State every command gets: the global options. */
+struct ctx {
+	const char *store;	/* --store/-C, else $CKPT_STORE, else NULL */
+	int verbosity;		/* -q = 0, default 1, each -v adds one */
+	bool json;		/* --json */
+	bool color;		/* stdout is a tty and NO_COLOR is unset */
+	const struct cmd *cmd;
+};
+
+struct cmd {
+	const char *name;
+	const char *summary;		/* one line for "ckpt help" */
+	int (*fn)(int argc, char **argv, struct ctx *ctx);
+	unsigned int flags;
+};
+
+#define CMD_HIDDEN	(1u << 0)	/* not listed by "ckpt help" */
+
+extern const struct cmd cmd_gc, cmd_init, cmd_inspect, cmd_keygen,
+    cmd_latest, cmd_ls, cmd_pin, cmd_prune, cmd_save, cmd_sign, cmd_unpin,
+    cmd_verify;
+
+#if defined(__GNUC__)
+#define NORETURN __attribute__((noreturn))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NORETURN
+#define PRINTF(f, a)
+#endif
+
+/* usage.c: messages go to stderr as "ckpt: ..." */
+NORETURN void die(const char *fmt, ...) PRINTF(1, 2);		/* exit 3 */
+NORETURN void die_errno(const char *fmt, ...) PRINTF(1, 2);	/* exit 3 */
+NORETURN void die_usage(const char *fmt, ...) PRINTF(1, 2);	/* exit 2 */
+int error(const char *fmt, ...) PRINTF(1, 2);			/* returns -1 */
+void warning(const char *fmt, ...) PRINTF(1, 2);
+void info(const struct ctx *ctx, const char *fmt, ...) PRINTF(2, 3);
+/* Prints a library error as "ckpt: path: message (at byte N)". */
+void error_ckpt(const struct ckpt_error *err);
+/* Maps a library status to an exit code (format/IO/nomem -> 3, ...). */
+int exit_code_for(int status);
+NORETURN void die_ckpt(const struct ckpt_error *err);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
+
+/* Levenshtein distance, for "did you mean" hints. */
+size_t edit_distance(const char *a, const char *b);
+
+#endif /* CKPT_CMD_H */

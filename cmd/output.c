@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * output.c - see output.h.  --json is the stable contract: sorted keys,
+ * two-space indent, "schema": 1, sizes in bytes, digests as "algo:hex".
+ * The human format is for people and may change.
+ */
+#include "output.h"
+
+#include <stdarg.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *
+human_size(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
+		"PiB", "EiB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	if (n < 1024) {
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+		return buf;
+	}
+	v /= 1024;
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" :
+	    "%.0f %s", v, units[u]);
+	return buf;
+}
+
+const char *
+human_count(uint64_t n, char *buf, size_t len)
+{
+	char digits[32];
+	size_t nd, o = 0;
+
+	snprintf(digits, sizeof(digits), "%llu", (unsigned long long)n);
+	nd = strlen(digits);
+	for (size_t i = 0; i < nd && o + 2 < len; i++) {
+		if (i && (nd - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *
+human_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%SZ",
+	    &tm))
+		snprintf(buf, len, "%lld", (long long)t);
+	return buf;
+}
+
+void
+table_init(struct table *t, size_t ncols, const char **headers,
+    const enum col_align *align)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	t->headers = headers;
+	t->align = xcalloc(ncols, sizeof(*t->align));
+	if (align)
+		memcpy(t->align, align, ncols * sizeof(*align));
+}
+
+void
+table_add_row(struct table *t, const char **cells)
+{
+	t->cells = xreallocarray(t->cells, (t->nrows + 1) * t->ncols,
+	    sizeof(*t->cells));
+	for (size_t i = 0; i < t->ncols; i++)
+		t->cells[t->nrows * t->ncols + i] =
+		    xstrdup(cells[i] ? cells[i] : "");
+	t->nrows++;
+}
+
+void
+table_add(struct table *t, ...)
+{
+	const char **cells = xcalloc(t->ncols, sizeof(*cells));
+	va_list ap;
+
+	va_start(ap, t);
+	for (size_t i = 0; i < t->ncols; i++)
+		cells[i] = va_arg(ap, const char *);
+	va_end(ap);
+	table_add_row(t, cells);
+	free(cells);
+}
+
+/* Display width of UTF-8 text: code points, not bytes. */
+static size_t
+text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void
+print_cell(FILE *fp, const char *s, size_t width, enum col_align a,
+    bool last)
+{
+	size_t pad = width - text_width(s);
+
+	if (a == COL_RIGHT)
+		fprintf(fp, "%*s%s", (int)pad, "", s);
+	else if (last)
+		fputs(s, fp);
+	else
+		fprintf(fp, "%s%*s", s, (int)pad, "");
+}
+
+void
+table_print(const struct table *t, FILE *fp, const struct ctx *ctx)
+{
+	size_t *w = xcalloc(t->ncols, sizeof(*w));
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		if (t->headers)
+			w[c] = text_width(t->headers[c]);
+		for (size_t r = 0; r < t->nrows; r++) {
+			size_t cw = text_width(t->cells[r * t->ncols + c]);
+
+			if (cw > w[c])
+				w[c] = cw;
+		}
+	}
+	if (t->headers) {
+		if (ctx && ctx->color)
+			fputs("\033[1m", fp);
+		for (size_t c = 0; c < t->ncols; c++) {
+			print_cell(fp, t->headers[c], w[c], t->align[c],
+			    c + 1 == t->ncols);
+			if (c + 1 < t->ncols)
+				fputs("  ", fp);
+		}
+		if (ctx && ctx->color)
+			fputs("\033[0m", fp);
+		fputc('\n', fp);
+	}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			print_cell(fp, t->cells[r * t->ncols + c], w[c],
+			    t->align[c], c + 1 == t->ncols);
+			if (c + 1 < t->ncols)
+				fputs("  ", fp);
+		}
+		fputc('\n', fp);
+	}
+	free(w);
+}
+
+void
+table_release(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->align);
+	memset(t, 0, sizeof(*t));
+}
+
+void
+fputs_color(const struct ctx *ctx, enum color c, const char *s, FILE *fp)
+{
+	static const char *const codes[] = {
+		[COLOR_NONE] = "", [COLOR_RED] = "\033[31m",
+		[COLOR_GREEN] = "\033[32m", [COLOR_YELLOW] = "\033[33m",
+		[COLOR_BOLD] = "\033[1m", [COLOR_DIM] = "\033[2m",
+	};
+	/* Colour only where the stream is the terminal ctx->color was
+	 * decided for: stdout; stderr gets its own check. */
+	bool on = c != COLOR_NONE && ctx && ctx->color &&
+	    (fp == stdout || (fp == stderr && isatty(2)));
+
+	if (on)
+		fputs(codes[c], fp);
+	fputs(s, fp);
+	if (on)
+		fputs("\033[0m", fp);
+}
+
+json_t *
+json_doc_new(void)
+{
+	json_t *doc = json_object();
+
+	if (!doc)
+		die("out of memory");
+	json_object_set_new(doc, "schema", json_integer(1));
+	return doc;
+}
+
+void
+json_doc_print(json_t *doc)
+{
+	if (json_dumpf(doc, stdout, JSON_SORT_KEYS | JSON_INDENT(2)) < 0)
+		die("cannot write JSON output");
+	fputc('\n', stdout);
+	json_decref(doc);
+}
+
+json_t *
+json_digest(const char *algo, const unsigned char *d, size_t len)
+{
+	char hex[CKPT_HASH_HEX_MAX];
+	char *s;
+	json_t *j;
+
+	ckpt_hex(d, len, hex);
+	s = xasprintf("%s:%s", algo, hex);
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+progress_start(struct progress *p, const struct ctx *ctx, const char *label,
+    uint64_t total)
+{
+	memset(p, 0, sizeof(*p));
+	p->label = label;
+	p->total = total;
+	p->start = p->last = now_seconds();
+	p->enabled = ctx->verbosity >= 1 && isatty(2);
+}
+
+void
+progress_update(struct progress *p, uint64_t done)
+{
+	char a[16], b[16], r[16];
+	double t, rate;
+	int pct;
+
+	p->done = done;
+	if (!p->enabled)
+		return;
+	t = now_seconds();
+	/* Quiet for the first second, then at most ten updates a second. */
+	if (t - p->start < 1.0 || t - p->last < 0.1)
+		return;
+	p->last = t;
+	p->shown = true;
+	rate = (double)done / (t - p->start);
+	pct = p->total ? (int)(100.0 * (double)done / (double)p->total) : 0;
+	fprintf(stderr, "\r%s: %3d%% (%s / %s, %s/s)\033[K", p->label, pct,
+	    human_size(done, a, sizeof(a)), human_size(p->total, b,
+	    sizeof(b)), human_size((uint64_t)rate, r, sizeof(r)));
+}
+
+void
+progress_stop(struct progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
+}

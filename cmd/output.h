@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * output.h - rendering helpers shared by the commands: human sizes, aligned
+ * tables, colour, the --json envelope, progress on stderr.
+ */
+#ifndef CKPT_OUTPUT_H
+#define CKPT_OUTPUT_H
+
+#include <jansson.h>
+
+#include "ckpt.h"
+
+/* "0 B", "512 B", "1.5 KiB", "12.0 GiB" into buf (>= 16 bytes). */
+const char *human_size(uint64_t n, char *buf, size_t len);
+/* "1,234,567" into buf (>= 32 bytes). */
+const char *human_count(uint64_t n, char *buf, size_t len);
+/* "2026-11-27 15:04:05Z" (UTC) into buf (>= 32 bytes). */
+const char *human_time(int64_t unix_seconds, char *buf, size_t len);
+
+/* A table of strings printed with aligned columns. */
+enum col_align { COL_LEFT = 0, COL_RIGHT = 1 };
+
+struct table {
+	size_t ncols;
+	const char **headers;
+	enum col_align *align;
+	char **cells;		/* nrows * ncols, owned */
+	size_t nrows;
+};
+
+void table_init(struct table *t, size_t ncols, const char **headers,
+    const enum col_align *align);
+/* Adds a row; takes ncols strings (copied); NULL prints as "". */
+void table_add(struct table *t, ...);
+void table_add_row(struct table *t, const char **cells);
+/* Prints the header (bold on a colour tty) and the rows to fp. */
+void table_print(const struct table *t, FILE *fp, const struct ctx *ctx);
+void table_release(struct table *t);
+
+/* ANSI colour around s when ctx->color, else s; returns a static buffer
+ * for one use at a time per colour. */
+enum color { COLOR_NONE, COLOR_RED, COLOR_GREEN, COLOR_YELLOW, COLOR_BOLD,
+    COLOR_DIM };
+void fputs_color(const struct ctx *ctx, enum color c, const char *s,
+    FILE *fp);
+
+/* A new JSON object with "schema": 1. */
+json_t *json_doc_new(void);
+/* Prints doc as one sorted, indented document on stdout and frees it. */
+void json_doc_print(json_t *doc);
+/* "sha256:<hex>" */
+json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
+
+/*
+ * Progress on stderr: shown only when stderr is a tty, verbosity >= 1, and
+ * the work has taken more than about a second.
+ */
+struct progress {
+	const char *label;
+	uint64_t total, done;
+	double start, last;
+	bool enabled, shown;
+};
+
+void progress_start(struct progress *p, const struct ctx *ctx,
+    const char *label, uint64_t total);
+void progress_update(struct progress *p, uint64_t done);
+void progress_stop(struct progress *p);
+
+/* Monotonic seconds. */
+double now_seconds(void);
+
+#endif /* CKPT_OUTPUT_H */

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unit.h - shared by the Check unit tests: the suite table, fixtures for a
+ * scratch directory, and helpers to write small files.
+ */
+#ifndef CKPT_UNIT_H
+#define CKPT_UNIT_H
+
+#include "internal.h"
+
+#include <check.h>
+
+/* One entry per lib module; keep main.c's table in step. */
+Suite *hash_suite(void);
+Suite *dtype_suite(void);
+
+/* A fresh scratch directory per test (checked fixture); its path. */
+extern char unit_tmpdir[];
+void tmpdir_setup(void);
+void tmpdir_teardown(void);
+/* Writes len bytes to <unit_tmpdir>/name and returns the full path
+ * (static buffer, valid until the next call). */
+const char *unit_write_file(const char *name, const void *data, size_t len);
+
+#define TCASE(s, name, setup, teardown, ...)				\
+	do {								\
+		TCase *tc_ = tcase_create(name);			\
+		const TTest *fns_[] = { __VA_ARGS__ };			\
+		if (setup || teardown)					\
+			tcase_add_checked_fixture(tc_, setup, teardown); \
+		for (size_t i_ = 0; i_ < sizeof(fns_) / sizeof(fns_[0]); i_++) \
+			tcase_add_test(tc_, fns_[i_]);			\
+		suite_add_tcase(s, tc_);				\
+	} while (0)
+
+#endif /* CKPT_UNIT_H */
