@@ -103,7 +103,17 @@ $(O)/%.o: %.c $(O)/CKPT-CFLAGS
 	@mkdir -p $(dir $@)
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/tests/unit/%.o: ALL_CFLAGS += $(CHECK_CFLAGS) -Ilib
+$(O)/tests/unit/%.o: ALL_CFLAGS += $(CHECK_CFLAGS) -Ilib -I$(O)/tests/unit \
+	-Wno-missing-prototypes
+
+# The suite table is generated from the sources (libarchive's list.h): every
+# "NAME_suite(void)" definition in tests/unit/check_*.c is a suite.
+$(O)/tests/unit/suites.inc: $(filter tests/unit/check_%,$(UNIT_SRCS))
+	@mkdir -p $(dir $@)
+	$(QUIET_GEN)sed -n 's/^\([a-z_0-9]*_suite\)(void)$$/SUITE(\1)/p' $^ >$@+ && \
+		mv $@+ $@
+
+$(O)/tests/unit/main.o: $(O)/tests/unit/suites.inc
 
 $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
@@ -204,7 +214,7 @@ configure: configure.ac
 
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
-	rm -f ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
+	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
 		tests/unit/ckpt-unit tests/helper/ckpt-test-tool
 	find cmd lib tests -name '*.[od]' -delete
 

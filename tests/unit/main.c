@@ -10,9 +10,14 @@
 #include <ftw.h>
 #include <unistd.h>
 
+#define SUITE(fn) Suite *fn(void);
+#include "suites.inc"
+#undef SUITE
+
 static Suite *(*const suites[])(void) = {
-	dtype_suite,
-	hash_suite,
+#define SUITE(fn) fn,
+#include "suites.inc"
+#undef SUITE
 };
 
 char unit_tmpdir[4096];

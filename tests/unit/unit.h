@@ -10,9 +10,8 @@
 
 #include <check.h>
 
-/* One entry per lib module; keep main.c's table in step. */
-Suite *hash_suite(void);
-Suite *dtype_suite(void);
+/* Every tests/unit/check_<module>.c defines "Suite *<module>_suite(void)",
+ * with the return type on its own line; the Makefile lists them. */
 
 /* A fresh scratch directory per test (checked fixture); its path. */
 extern char unit_tmpdir[];

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.c - ckpt_file_open(): open, sniff the format by content (never by
+ * extension), dispatch to one reader; the accessors of struct ckpt_file and
+ * the builders the readers fill it with.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int
+ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+    struct ckpt_error *err)
+{
+	struct ckpt_tensor *n;
+	uint64_t *shape = NULL;
+	int64_t *strides = NULL;
+
+	if (f->ntensors == f->tensors_cap) {
+		size_t cap = f->tensors_cap ? 2 * f->tensors_cap : 16;
+		struct ckpt_tensor *p = reallocarray(f->tensors, cap,
+		    sizeof(*p));
+
+		if (!p)
+			return ckpt_error_nomem(err);
+		f->tensors = p;
+		f->tensors_cap = cap;
+	}
+	n = &f->tensors[f->ntensors];
+	*n = *t;
+	if (t->ndim) {
+		shape = calloc(t->ndim, sizeof(*shape));
+		if (!shape)
+			return ckpt_error_nomem(err);
+		memcpy(shape, t->shape, t->ndim * sizeof(*shape));
+		if (t->strides) {
+			strides = calloc(t->ndim, sizeof(*strides));
+			if (!strides) {
+				free(shape);
+				return ckpt_error_nomem(err);
+			}
+			memcpy(strides, t->strides, t->ndim *
+			    sizeof(*strides));
+		}
+	}
+	n->shape = shape;
+	n->strides = strides;
+	n->name = dup_or_null(t->name);
+	n->storage = dup_or_null(t->storage);
+	n->kind = dup_or_null(t->kind);
+	if ((t->name && !n->name) || (t->storage && !n->storage) ||
+	    (t->kind && !n->kind)) {
+		free((char *)n->name);
+		free((char *)n->storage);
+		free((char *)n->kind);
+		free(shape);
+		free(strides);
+		return ckpt_error_nomem(err);
+	}
+	f->ntensors++;
+	return CKPT_OK;
+}
+
+int
+ckpt_file_add_finding(struct ckpt_file *f, const char *id,
+    enum ckpt_severity sev, const char *subject, int64_t offset,
+    const char *fmt, ...)
+{
+	struct ckpt_finding *p, *n;
+	char *msg;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return CKPT_ERR_NOMEM;
+	p = reallocarray(f->findings, f->nfindings + 1, sizeof(*p));
+	if (!p) {
+		free(msg);
+		return CKPT_ERR_NOMEM;
+	}
+	f->findings = p;
+	n = &p[f->nfindings];
+	n->id = strdup(id);
+	n->severity = sev;
+	n->path = f->path;
+	n->subject = dup_or_null(subject);
+	n->message = msg;
+	n->offset = offset;
+	if (!n->id || (subject && !n->subject)) {
+		free((char *)n->id);
+		free((char *)n->subject);
+		free(msg);
+		return CKPT_ERR_NOMEM;
+	}
+	f->nfindings++;
+	return CKPT_OK;
+}
+
+int
+ckpt_file_add_global(struct ckpt_file *f, const char *name, bool allowed)
+{
+	struct ckpt_global_ref *p;
+
+	for (size_t i = 0; i < f->nglobals; i++)
+		if (!strcmp(f->globals[i].name, name))
+			return CKPT_OK;
+	p = reallocarray(f->globals, f->nglobals + 1, sizeof(*p));
+	if (!p)
+		return CKPT_ERR_NOMEM;
+	f->globals = p;
+	p[f->nglobals].name = strdup(name);
+	if (!p[f->nglobals].name)
+		return CKPT_ERR_NOMEM;
+	p[f->nglobals].allowed = allowed;
+	f->nglobals++;
+	return CKPT_OK;
+}
+
+void
+ckpt_file_set_metadata(struct ckpt_file *f, char *json)
+{
+	free(f->metadata_json);
+	f->metadata_json = json;
+}
+
+static bool
+starts_with(const unsigned char *head, size_t n, const char *magic)
+{
+	size_t m = strlen(magic);
+
+	return n >= m && !memcmp(head, magic, m);
+}
+
+static bool
+looks_like_text(const unsigned char *head, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (head[i] < 0x09 || (head[i] > 0x0d && head[i] < 0x20))
+			return false;
+	return n > 0;
+}
+
+static bool
+is_json_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+enum ckpt_format
+ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
+    const char *path, char *reason, size_t len)
+{
+	uint64_t hlen = 0;
+	size_t i;
+
+	reason[0] = '\0';
+	if (starts_with(head, n, "PK\003\004"))
+		return CKPT_FORMAT_TORCH_ZIP;	/* refined by the zip reader */
+	if (starts_with(head, n, "PYTORCH1")) {
+		snprintf(reason, len, "a PyTorch preview-release archive, "
+		    "which torch itself refuses");
+		return CKPT_FORMAT_UNKNOWN;
+	}
+	if (starts_with(head, n, "GGUF"))
+		return CKPT_FORMAT_GGUF;
+	if (starts_with(head, n, "\x93NUMPY"))
+		return CKPT_FORMAT_NPY;
+	if (n > 262 && !memcmp(head + 257, "ustar", 5))
+		return CKPT_FORMAT_TORCH_TAR;
+	if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) {
+		/* torch's legacy magic number pickled as LONG1 */
+		if (n >= 15 && !memcmp(head + 2,
+		    "\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 12))
+			return CKPT_FORMAT_TORCH_LEGACY;
+		return CKPT_FORMAT_PICKLE;
+	}
+	if (n >= 9) {
+		for (i = 0; i < 8; i++)
+			hlen |= (uint64_t)head[i] << (8 * i);
+		if (hlen <= size - 8 && size >= 8 && (head[8] == '{' ||
+		    is_json_space(head[8])))
+			return CKPT_FORMAT_SAFETENSORS;
+	}
+	if (starts_with(head, n, "version https://git-lfs")) {
+		snprintf(reason, len, "a Git LFS pointer, not the file it "
+		    "points to (run 'git lfs pull')");
+		return CKPT_FORMAT_UNKNOWN;
+	}
+	for (i = 0; i < n && is_json_space(head[i]); i++)
+		;
+	if (i < n && head[i] == '<') {
+		snprintf(reason, len, "an HTML or XML document, perhaps an "
+		    "error page saved in place of the file");
+		return CKPT_FORMAT_UNKNOWN;
+	}
+	if (i < n && (head[i] == '{' || head[i] == '[')) {
+		size_t pl = strlen(path);
+
+		if (pl > 11 && !strcmp(path + pl - 11, ".index.json"))
+			return CKPT_FORMAT_HF_INDEX;
+		return CKPT_FORMAT_JSON;
+	}
+	if (looks_like_text(head, n))
+		return CKPT_FORMAT_TEXT;
+	if (!size)
+		snprintf(reason, len, "an empty file");
+	else
+		snprintf(reason, len, "no known format starts with these "
+		    "bytes");
+	return CKPT_FORMAT_UNKNOWN;
+}
+
+static int
+dispatch(struct ckpt_file *f, const char *reason, struct ckpt_error *err)
+{
+	switch (f->format) {
+	case CKPT_FORMAT_SAFETENSORS:
+		return ckpt_safetensors_read(f, err);
+	case CKPT_FORMAT_TORCH_ZIP:
+		return ckpt_torchzip_read(f, err);
+	case CKPT_FORMAT_TORCH_LEGACY:
+		return ckpt_torch_legacy_read(f, err);
+	case CKPT_FORMAT_PICKLE:
+		return ckpt_pickle_file_read(f, err);
+	case CKPT_FORMAT_HF_INDEX:
+		return ckpt_hfindex_read(f, err);
+	case CKPT_FORMAT_UNKNOWN:
+		return ckpt_file_add_finding(f, "unrecognised-format",
+		    CKPT_SEV_WARNING, NULL, 0, "unrecognised format: %s",
+		    reason);
+	default:
+		return CKPT_OK;
+	}
+}
+
+int
+ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
+    struct ckpt_error *err)
+{
+	unsigned char head[512];
+	char reason[256];
+	struct ckpt_file *f;
+	struct stat st;
+	ssize_t n;
+	int rc;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return ckpt_error_nomem(err);
+	f->flags = flags;
+	f->fd = -1;
+	f->path = strdup(path);
+	if (!f->path) {
+		free(f);
+		return ckpt_error_nomem(err);
+	}
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || fstat(f->fd, &st)) {
+		rc = ckpt_error_errno(err, path, "cannot open");
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
+		    "not a regular file");
+		goto fail;
+	}
+	f->size = (uint64_t)st.st_size;
+	n = pread(f->fd, head, sizeof(head), 0);
+	if (n < 0) {
+		rc = ckpt_error_errno(err, path, "cannot read");
+		goto fail;
+	}
+	f->format = ckpt_sniff(head, (size_t)n, f->size, path, reason,
+	    sizeof(reason));
+	rc = dispatch(f, reason, err);
+	if (rc)
+		goto fail;
+	*out = f;
+	return CKPT_OK;
+fail:
+	ckpt_file_free(f);
+	return rc;
+}
+
+void
+ckpt_file_free(struct ckpt_file *f)
+{
+	if (!f)
+		return;
+	if (f->priv_free)
+		f->priv_free(f->priv);
+	for (size_t i = 0; i < f->ntensors; i++) {
+		free((char *)f->tensors[i].name);
+		free((char *)f->tensors[i].storage);
+		free((char *)f->tensors[i].kind);
+		free((uint64_t *)f->tensors[i].shape);
+		free((int64_t *)f->tensors[i].strides);
+	}
+	free(f->tensors);
+	for (size_t i = 0; i < f->nfindings; i++) {
+		free((char *)f->findings[i].id);
+		free((char *)f->findings[i].subject);
+		free((char *)f->findings[i].message);
+	}
+	free(f->findings);
+	for (size_t i = 0; i < f->nglobals; i++)
+		free(f->globals[i].name);
+	free(f->globals);
+	free(f->metadata_json);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+const char *
+ckpt_file_path(const struct ckpt_file *f)
+{
+	return f->path;
+}
+
+enum ckpt_format
+ckpt_file_format(const struct ckpt_file *f)
+{
+	return f->format;
+}
+
+uint64_t
+ckpt_file_size(const struct ckpt_file *f)
+{
+	return f->size;
+}
+
+size_t
+ckpt_file_tensor_count(const struct ckpt_file *f)
+{
+	return f->ntensors;
+}
+
+const struct ckpt_tensor *
+ckpt_file_tensor(const struct ckpt_file *f, size_t i)
+{
+	return i < f->ntensors ? &f->tensors[i] : NULL;
+}
+
+const char *
+ckpt_file_metadata_json(const struct ckpt_file *f)
+{
+	return f->metadata_json;
+}
+
+size_t
+ckpt_file_global_count(const struct ckpt_file *f)
+{
+	return f->nglobals;
+}
+
+const char *
+ckpt_file_global(const struct ckpt_file *f, size_t i, bool *allowed)
+{
+	if (i >= f->nglobals)
+		return NULL;
+	if (allowed)
+		*allowed = f->globals[i].allowed;
+	return f->globals[i].name;
+}
+
+size_t
+ckpt_file_finding_count(const struct ckpt_file *f)
+{
+	return f->nfindings;
+}
+
+const struct ckpt_finding *
+ckpt_file_finding(const struct ckpt_file *f, size_t i)
+{
+	return i < f->nfindings ? &f->findings[i] : NULL;
+}
+
+int
+ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
+    uint64_t offset, struct ckpt_error *err)
+{
+	size_t done = 0;
+
+	if (offset > f->size || len > f->size - offset)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+		    (int64_t)offset, "read of %zu bytes beyond end of file",
+		    len);
+	while (done < len) {
+		ssize_t n = pread(f->fd, (char *)buf + done, len - done,
+		    (off_t)(offset + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ckpt_error_errno(err, f->path, "cannot read");
+		if (n == 0)
+			return ckpt_error_set(err, CKPT_ERR_IO, f->path,
+			    (int64_t)(offset + done), "file shrank while "
+			    "being read");
+		done += (size_t)n;
+	}
+	return CKPT_OK;
+}

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/* safetensors.c - placeholder until its reader lands (issue #3). */
+#include "file.h"
+
+int
+ckpt_safetensors_read(struct ckpt_file *f, struct ckpt_error *err)
+{
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+	    "reading %s files is not implemented yet",
+	    ckpt_format_name(f->format));
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* torchzip.c - placeholder until its reader lands (issue #3). */
+#include "file.h"
+
+int
+ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
+{
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+	    "reading %s files is not implemented yet",
+	    ckpt_format_name(f->format));
+}
+
+int
+ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err)
+{
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+	    "reading %s files is not implemented yet",
+	    ckpt_format_name(f->format));
+}
+
+int
+ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err)
+{
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+	    "reading %s files is not implemented yet",
+	    ckpt_format_name(f->format));
+}
