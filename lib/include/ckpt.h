@@ -314,6 +314,17 @@ CKPT_API size_t ckpt_checkpoint_finding_count(const struct ckpt_checkpoint *c);
 CKPT_API const struct ckpt_finding *ckpt_checkpoint_finding(
     const struct ckpt_checkpoint *c, size_t i);
 
+/**
+ * Reads nelem elements of tensor t, starting at element first (row-major
+ * logical order, strides and storage offset applied), into buf as packed
+ * little-endian elements of t's dtype (big-endian files are swapped).
+ * buf holds nelem * bits / 8 bytes.  Sub-byte dtypes (F4, F6_*) need a
+ * contiguous tensor and a byte-aligned range.  Thread-safe (pread only).
+ */
+CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
