@@ -175,6 +175,11 @@ main(int argc, char **argv)
 		} else if (!strcmp(a, "--list-commands")) {
 			list_commands(stdout, true);
 			return CKPT_EXIT_OK;
+		} else if (!strcmp(a, "--completion-helper")) {
+			/* The global options, for the shell completions. */
+			fputs("--version\n--help\n--store=\n--json\n"
+			    "--quiet\n--verbose\n", stdout);
+			return CKPT_EXIT_OK;
 		} else if (!strcmp(a, "--json")) {
 			ctx.json = true;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
