@@ -31,9 +31,10 @@ static const struct cmd *const commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* As man/ckpt.1 renders its SYNOPSIS (tests/t9001 compares them). */
 static const char *const main_usage[] = {
-	"ckpt [--version] [-h | --help] [-C <dir>] [--json] [-q] [-v] "
-	    "<command> [<args>]",
+	"ckpt [--version] [-h | --help] [-C dir] [--json] [-q] [-v] "
+	    "command [args]",
 	NULL
 };
 
