@@ -73,7 +73,7 @@ ckpt_policy_init(struct ckpt_policy *p)
 	p->keep_last = CKPT_POLICY_UNSET;
 	p->keep_best = CKPT_POLICY_UNSET;
 	p->metric = NULL;
-	p->mode = CKPT_MODE_UNSET;
+	p->mode = CKPT_POLICY_MODE_UNSET;
 	p->missing = CKPT_MISSING_UNSET;
 	p->keep_every = CKPT_POLICY_UNSET;
 	p->keep_within = CKPT_POLICY_UNSET;
@@ -90,7 +90,7 @@ ckpt_policy_merge(struct ckpt_policy *dst, const struct ckpt_policy *src)
 	MERGE(keep_last, CKPT_POLICY_UNSET);
 	MERGE(keep_best, CKPT_POLICY_UNSET);
 	MERGE(metric, NULL);
-	MERGE(mode, CKPT_MODE_UNSET);
+	MERGE(mode, CKPT_POLICY_MODE_UNSET);
 	MERGE(missing, CKPT_MISSING_UNSET);
 	MERGE(keep_every, CKPT_POLICY_UNSET);
 	MERGE(keep_within, CKPT_POLICY_UNSET);
@@ -156,7 +156,7 @@ ckpt_policy_check(const struct ckpt_policy *p, struct ckpt_error *err)
 	if (count_active(p->keep_best) && (!p->metric || !*p->metric))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "keep_best needs a metric");
-	if ((unsigned int)p->mode > CKPT_MODE_MAX ||
+	if ((unsigned int)p->mode > CKPT_POLICY_MAX ||
 	    (unsigned int)p->missing > CKPT_MISSING_DROP)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "bad mode or missing value");
@@ -231,7 +231,7 @@ ckpt_policy_describe(const struct ckpt_policy *p)
 	if (p->keep_best != CKPT_POLICY_UNSET) {
 		snprintf(what, sizeof(what), "best by %s (%s)",
 		    p->metric ? p->metric : "?",
-		    p->mode == CKPT_MODE_MAX ? "max" : "min");
+		    p->mode == CKPT_POLICY_MAX ? "max" : "min");
 		describe_count(&b, &first, p->keep_best, what);
 	}
 	if (p->keep_every != CKPT_POLICY_UNSET) {
@@ -733,13 +733,13 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 				continue;
 			}
 			scratch[nv] = items[i];
-			scratch[nv].value = p->mode == CKPT_MODE_MAX ? -v : v;
+			scratch[nv].value = p->mode == CKPT_POLICY_MAX ? -v : v;
 			nv++;
 		}
 		qsort(scratch, nv, sizeof(*scratch), cmp_value_asc);
 		for (size_t i = 0; i < nv && (p->keep_best == CKPT_KEEP_ALL ||
 		    (p->keep_best > 0 && i < (size_t)p->keep_best)); i++) {
-			double v = p->mode == CKPT_MODE_MAX ?
+			double v = p->mode == CKPT_POLICY_MAX ?
 			    -scratch[i].value : scratch[i].value;
 
 			rank++;
@@ -1241,9 +1241,9 @@ parse_policy(struct yctx *y, yaml_node_t *node, const char *what,
 			if (!(s = yscalar(y, v, k, &rc)))
 				return rc;
 			if (!strcmp(s, "min"))
-				p->mode = CKPT_MODE_MIN;
+				p->mode = CKPT_POLICY_MIN;
 			else if (!strcmp(s, "max"))
-				p->mode = CKPT_MODE_MAX;
+				p->mode = CKPT_POLICY_MAX;
 			else
 				return yerr(y, v, "mode: '%s' is not min or "
 				    "max", s);

@@ -350,10 +350,10 @@ CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
 #define CKPT_POLICY_UNSET	(-2)
 #define CKPT_KEEP_ALL		(-1)
 
-enum ckpt_metric_mode {
-	CKPT_MODE_UNSET = 0,
-	CKPT_MODE_MIN,			/* lower is better (a loss); default */
-	CKPT_MODE_MAX			/* higher is better (an accuracy) */
+enum ckpt_policy_mode {
+	CKPT_POLICY_MODE_UNSET = 0,
+	CKPT_POLICY_MIN,		/* lower is better (a loss); default */
+	CKPT_POLICY_MAX			/* higher is better (an accuracy) */
 };
 
 enum ckpt_missing {
@@ -376,7 +376,7 @@ struct ckpt_policy {
 	int64_t keep_last;		/* newest N by step */
 	int64_t keep_best;		/* best N by metric */
 	const char *metric;		/* borrowed; keep_best needs it */
-	enum ckpt_metric_mode mode;
+	enum ckpt_policy_mode mode;
 	enum ckpt_missing missing;
 	int64_t keep_every;		/* steps that are multiples of K */
 	int64_t keep_within;		/* seconds before the newest checkpoint */

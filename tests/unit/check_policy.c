@@ -273,7 +273,7 @@ START_TEST(test_keep_best_ties_keep_newer)
 	ckpt_plan_free(plan);
 
 	/* mode max: 0.9 is best, then the newest 0.3 */
-	p.mode = CKPT_MODE_MAX;
+	p.mode = CKPT_POLICY_MAX;
 	plan = plan_of(&p, s, 5);
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "50 40");
 	ck_assert_str_eq(why(plan, 4), "newest; best val_loss=0.9 (1/2)");
@@ -789,7 +789,7 @@ START_TEST(test_describe_and_merge)
 	a.keep_bucket[CKPT_BUCKET_DAILY] = 7;
 	ckpt_policy_init(&b);
 	b.keep_last = 3;
-	b.mode = CKPT_MODE_MAX;
+	b.mode = CKPT_POLICY_MAX;
 	ckpt_policy_merge(&a, &b);
 	ck_assert_int_eq(a.keep_last, 3);
 	ck_assert_int_eq(a.keep_best, 2);
@@ -903,7 +903,7 @@ START_TEST(test_config_full)
 	/* the first glob in file order wins among globs */
 	ckpt_policy_config_lookup(cfg, "llama-13b", &p);
 	ck_assert_int_eq(p.keep_last, 2);
-	ck_assert_int_eq(p.mode, CKPT_MODE_MAX);
+	ck_assert_int_eq(p.mode, CKPT_POLICY_MAX);
 	ck_assert_str_eq(p.metric, "accuracy");
 	ck_assert_int_eq(p.keep_best, 2);
 	ck_assert_int_eq(p.missing, CKPT_MISSING_KEEP);
@@ -912,7 +912,7 @@ START_TEST(test_config_full)
 	ckpt_policy_config_lookup(cfg, "llama-7b", &p);
 	ck_assert_int_eq(p.keep_last, 5);
 	ck_assert_int_eq(p.keep_best, 0);
-	ck_assert_int_eq(p.mode, CKPT_MODE_MIN);
+	ck_assert_int_eq(p.mode, CKPT_POLICY_MIN);
 	ckpt_policy_config_free(cfg);
 }
 END_TEST
