@@ -31,9 +31,10 @@ static const struct cmd *const commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* As man/ckpt.1 renders its SYNOPSIS (tests/t9001 compares them). */
 static const char *const main_usage[] = {
-	"ckpt [--version] [-h | --help] [-C <dir>] [--json] [-q] [-v] "
-	    "<command> [<args>]",
+	"ckpt [--version] [-h | --help] [-C dir] [--json] [-q] [-v] "
+	    "command [args]",
 	NULL
 };
 
@@ -173,6 +174,11 @@ main(int argc, char **argv)
 			return run_help(i + 1 < argc ? argv[i + 1] : "ckpt");
 		} else if (!strcmp(a, "--list-commands")) {
 			list_commands(stdout, true);
+			return CKPT_EXIT_OK;
+		} else if (!strcmp(a, "--completion-helper")) {
+			/* The global options, for the shell completions. */
+			fputs("--version\n--help\n--store=\n--json\n"
+			    "--quiet\n--verbose\n", stdout);
 			return CKPT_EXIT_OK;
 		} else if (!strcmp(a, "--json")) {
 			ctx.json = true;

@@ -752,9 +752,335 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
 /* Retention policy (issue #6)                                         */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
+ * union (a checkpoint is kept when any rule keeps it); max_size is then a
+ * cap on the union.  Whatever the rules say, the newest checkpoint of each
+ * run (by step), pinned checkpoints and sources of registry versions are
+ * kept, and no rule ever looks across runs.
+ *
+ * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
+ * value) so that policies can be layered: ckpt_policy_merge() copies the
+ * set fields of one policy over another (default < per-run override <
+ * command line).  Counts take CKPT_KEEP_ALL for "unlimited".  A count of 0
+ * is a rule that keeps nothing; a policy whose rules are all unset or 0 is
+ * empty and refused.
+ */
+#define CKPT_POLICY_UNSET	(-2)
+#define CKPT_KEEP_ALL		(-1)
+
+enum ckpt_policy_mode {
+	CKPT_POLICY_MODE_UNSET = 0,
+	CKPT_POLICY_MIN,		/* lower is better (a loss); default */
+	CKPT_POLICY_MAX			/* higher is better (an accuracy) */
+};
+
+enum ckpt_missing {
+	CKPT_MISSING_UNSET = 0,
+	CKPT_MISSING_KEEP,		/* no value: kept by keep_best; default */
+	CKPT_MISSING_DROP		/* no value: not kept by keep_best */
+};
+
+/* Calendar buckets, finest first. */
+enum ckpt_bucket {
+	CKPT_BUCKET_HOURLY = 0,
+	CKPT_BUCKET_DAILY,
+	CKPT_BUCKET_WEEKLY,		/* ISO 8601 weeks, Monday to Sunday */
+	CKPT_BUCKET_MONTHLY,
+	CKPT_BUCKET_YEARLY,
+	CKPT_BUCKET_COUNT
+};
+
+struct ckpt_policy {
+	int64_t keep_last;		/* newest N by step */
+	int64_t keep_best;		/* best N by metric */
+	const char *metric;		/* borrowed; keep_best needs it */
+	enum ckpt_policy_mode mode;
+	enum ckpt_missing missing;
+	int64_t keep_every;		/* steps that are multiples of K */
+	int64_t keep_within;		/* seconds before the newest checkpoint */
+	int64_t keep_bucket[CKPT_BUCKET_COUNT];	/* newest N periods (UTC) */
+	int64_t max_size;		/* bytes per run */
+};
+
+/** Sets every field of *p to unset. */
+CKPT_API void ckpt_policy_init(struct ckpt_policy *p);
+/** Copies the fields that are set in src over dst. */
+CKPT_API void ckpt_policy_merge(struct ckpt_policy *dst,
+    const struct ckpt_policy *src);
+/** True when no rule keeps anything (all unset or 0, and no max_size). */
+CKPT_API bool ckpt_policy_is_empty(const struct ckpt_policy *p);
+/** Checks consistency (keep_best without a metric, negative values...). */
+CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
+    struct ckpt_error *err);
+/**
+ * Describes the policy in one line, e.g. "keep 5 last, 2 best by val_loss
+ * (min), every 1000 steps, within 2d, 7 daily; max size 10 GiB".  Returns
+ * the caller's string (free(3)), NULL when out of memory.
+ */
+CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
+
+/**
+ * Parses a duration: one or more <integer><unit> with units s, m (minutes),
+ * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
+ */
+CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
+    struct ckpt_error *err);
+/** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
+CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
+    size_t len);
+/**
+ * Parses a size: a number, optionally with a fraction, and an optional
+ * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
+ */
+CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
+    struct ckpt_error *err);
+
+/*
+ * One checkpoint as the retention engine sees it.  Everything is borrowed
+ * from the caller for the duration of ckpt_policy_plan().
+ */
+struct ckpt_candidate {
+	const char *run;
+	int64_t step;
+	int64_t created;		/* commit time, seconds since the epoch */
+	uint64_t size;			/* bytes on disk */
+	size_t nmetrics;
+	const char *const *metric_names;
+	const double *metric_values;	/* NaN: no value */
+	bool pinned;
+	bool registry;			/* the source of a registry version */
+	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+};
+
+/* The verdict for one candidate. */
+struct ckpt_verdict {
+	bool keep;
+	bool invariant;		/* kept whatever the rules: newest,
+					 * pinned or registry */
+	size_t nreasons;
+	const char *const *reasons;	/* why kept; for a removal, why removed
+					 * against the rules ("max-size") */
+};
+
+/* Totals for one run of a plan. */
+struct ckpt_plan_run {
+	const char *run;
+	size_t count, kept, removed;
+	uint64_t kept_bytes, removed_bytes;
+	uint64_t over_budget;		/* bytes still above max_size, all
+					 * protected; 0 when it fits */
+};
+
+struct ckpt_plan;
+
+/**
+ * Decides keep or remove for every candidate, grouping them by run.  "now"
+ * (seconds since the epoch, or 0 to skip the check) excludes checkpoints
+ * dated in the future when looking for the newest time, as restic does.
+ *
+ * Fails with CKPT_ERR_REFUSED when the policy is empty, or when in some run
+ * the rules alone keep nothing while something there is not protected
+ * ("would delete every checkpoint"); err names the run.
+ *
+ * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
+ * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
+ * the budget when max_size is the only rule; removed over the budget).
+ */
+CKPT_API int ckpt_policy_plan(const struct ckpt_policy *p,
+    const struct ckpt_candidate *c, size_t n, int64_t now,
+    struct ckpt_plan **out, struct ckpt_error *err);
+CKPT_API void ckpt_plan_free(struct ckpt_plan *plan);
+/** The verdict of candidate i, in the order they were given. */
+CKPT_API const struct ckpt_verdict *ckpt_plan_verdict(
+    const struct ckpt_plan *plan, size_t i);
+/** Runs in the order of first appearance. */
+CKPT_API size_t ckpt_plan_run_count(const struct ckpt_plan *plan);
+CKPT_API const struct ckpt_plan_run *ckpt_plan_run(
+    const struct ckpt_plan *plan, size_t i);
+
+/*
+ * The store's ckpt.yaml (ckpt-policy(5)): a default policy, per-run
+ * overrides by name or glob, trash behaviour, the gc age of leftovers of
+ * crashed saves and prune_on_save.  Unknown keys are errors; errors say
+ * "line L, column C: ...".
+ */
+struct ckpt_policy_config;
+
+enum ckpt_trash_mode {
+	CKPT_TRASH_DELETE = 0,		/* prune deletes what it moved to trash */
+	CKPT_TRASH_KEEP			/* left in the trash for "ckpt gc" */
+};
+
+#define CKPT_GC_DEFAULT_AGE	(24 * 3600)
+#define CKPT_POLICY_FILE_MAX	(1024 * 1024)
+
+/** Loads path; a missing file gives an empty configuration. */
+CKPT_API int ckpt_policy_config_load(const char *path,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+/** Parses a buffer; name is used in errors. */
+CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,
+    const char *name, struct ckpt_policy_config **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_policy_config_free(struct ckpt_policy_config *cfg);
+/**
+ * Writes to *out the policy of a run: the default, with the first matching
+ * entry of "runs" merged over it (an exact name wins over globs; globs in
+ * file order).  Strings stay borrowed from cfg.
+ */
+CKPT_API void ckpt_policy_config_lookup(const struct ckpt_policy_config *cfg,
+    const char *run, struct ckpt_policy *out);
+CKPT_API enum ckpt_trash_mode ckpt_policy_config_trash(
+    const struct ckpt_policy_config *cfg);
+/** Age in seconds after which gc removes staging dirs of crashed saves. */
+CKPT_API int64_t ckpt_policy_config_gc_age(
+    const struct ckpt_policy_config *cfg);
+/** The prune_on_save setting: "ckpt save" prunes the run after a commit. */
+CKPT_API bool ckpt_policy_config_prune_on_save(
+    const struct ckpt_policy_config *cfg);
+
 /* ------------------------------------------------------------------ */
 /* Verification and signatures (issue #5)                              */
 /* ------------------------------------------------------------------ */
+
+/*
+ * ckpt_verify() checks one checkpoint (a file, a directory, or a committed
+ * store checkpoint) and reports every finding, never only the first:
+ *  - against the manifest, when there is one: missing, extra and changed
+ *    files (size, SHA-256 or chunk digests), which tensors of a changed file
+ *    changed, the manifest's own digest and signature;
+ *  - structure: every file through ckpt_file_open(CKPT_OPEN_CHECK_CRC);
+ *  - safety: every pickle through the strict reader;
+ *  - numerics (CKPT_VERIFY_NUMERICS): NaN, +Inf and -Inf per float tensor.
+ * A finding of severity CKPT_SEV_WARNING or CKPT_SEV_ERROR fails the
+ * checkpoint; CKPT_SEV_INFO findings are reported and do not.
+ */
+#define CKPT_VERIFY_FAST		(1u << 0)	/* sizes + digest cache */
+#define CKPT_VERIFY_NUMERICS		(1u << 1)	/* NaN/Inf scan */
+#define CKPT_VERIFY_REQUIRE_SIGNATURE	(1u << 2)	/* unsigned = finding */
+#define CKPT_VERIFY_NO_CACHE		(1u << 3)	/* neither read nor write
+							   the digest cache */
+
+struct ckpt_verify_options {
+	unsigned int flags;		/* CKPT_VERIFY_* */
+	unsigned int threads;		/* hashing threads; 0 = online CPUs */
+	const char *store;		/* store root (keys, cache) or NULL */
+	const char *cache_dir;		/* digest cache directory; NULL = the
+					   store's .ckpt/cache, else
+					   $XDG_CACHE_HOME/ckpt or
+					   ~/.cache/ckpt */
+	const char *const *keys;	/* public key files to trust */
+	size_t nkeys;
+	/* Called from the calling thread with bytes hashed so far. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+enum ckpt_verify_status {
+	CKPT_VERIFY_OK = 0,		/* "path: OK" */
+	CKPT_VERIFY_FAILED,		/* "path: FAILED (reason)" */
+	CKPT_VERIFY_MISSING,		/* in the manifest, not on disk */
+	CKPT_VERIFY_EXTRA,		/* on disk, not in the manifest */
+	CKPT_VERIFY_UNREADABLE		/* could not be read (I/O) */
+};
+
+/** "OK", "FAILED", "MISSING", "EXTRA", "UNREADABLE". */
+CKPT_API const char *ckpt_verify_status_name(enum ckpt_verify_status s);
+
+struct ckpt_verify_file {
+	const char *path;		/* as given, or root-relative joined */
+	const char *name;		/* relative to the checkpoint root */
+	enum ckpt_verify_status status;
+	const char *reason;		/* short, for "FAILED (reason)"; or NULL */
+	enum ckpt_format format;
+	uint64_t size;
+	bool hashed;			/* digest computed (not from the cache) */
+	bool has_digest;
+	unsigned char sha256[CKPT_SHA256_BYTES];	/* when has_digest */
+};
+
+struct ckpt_report;
+
+/**
+ * Verifies the checkpoint at path.  Returns 0 when the checks ran (whatever
+ * they found), or a negative status when nothing could be checked (the path
+ * does not exist, out of memory).  Per-file I/O errors are findings.
+ */
+CKPT_API int ckpt_verify(const char *path,
+    const struct ckpt_verify_options *opts, struct ckpt_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_report_free(struct ckpt_report *r);
+CKPT_API const char *ckpt_report_path(const struct ckpt_report *r);
+/** True when no finding of severity warning or above was made. */
+CKPT_API bool ckpt_report_ok(const struct ckpt_report *r);
+/** Path of the manifest checked, or NULL when there was none. */
+CKPT_API const char *ckpt_report_manifest(const struct ckpt_report *r);
+/** "none", "valid", "invalid", "unknown-key". */
+CKPT_API const char *ckpt_report_signature(const struct ckpt_report *r,
+    const char **keyid);
+/** Bytes hashed and bytes checked from the digest cache. */
+CKPT_API uint64_t ckpt_report_bytes_hashed(const struct ckpt_report *r);
+CKPT_API uint64_t ckpt_report_bytes_cached(const struct ckpt_report *r);
+CKPT_API size_t ckpt_report_file_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_verify_file *ckpt_report_file(
+    const struct ckpt_report *r, size_t i);
+CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_finding *ckpt_report_finding(
+    const struct ckpt_report *r, size_t i);
+
+/**
+ * Deterministic slicing for rotating checks: true when the checkpoint
+ * "run@step" belongs to slice k (1-based) of n.  The slice is the first 8
+ * bytes of SHA-256("run@step"), big-endian, modulo n.
+ */
+CKPT_API bool ckpt_verify_in_subset(const char *run, int64_t step,
+    unsigned int k, unsigned int n);
+
+/*
+ * Ed25519 signatures over manifests (libsodium); file formats in
+ * ckpt-signature(5).  A key id is 8 bytes, written as 16 hex digits: the
+ * first 8 bytes of SHA-256 of the raw 32-byte public key.  Passphrases are
+ * byte strings (no terminating NUL needed); secret material lives only in
+ * guarded, wiped memory.
+ */
+#define CKPT_KEYID_HEX 17
+
+/**
+ * Generates a key pair and writes pub_path (mode 0644) and sec_path (mode
+ * 0600), both created exclusively: an existing file is never overwritten
+ * (CKPT_ERR_EXISTS).  With a passphrase the secret key is encrypted with a
+ * key derived by Argon2id.
+ */
+CKPT_API int ckpt_keygen(const char *pub_path, const char *sec_path,
+    const char *passphrase, size_t passlen, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+/** Whether a secret key file is passphrase-protected. */
+CKPT_API int ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
+    struct ckpt_error *err);
+/** Reads a public key file's key id. */
+CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Signs the file at manifest_path and writes the detached signature to
+ * sig_path (replaced atomically).  A wrong passphrase is CKPT_ERR_CRYPTO.
+ */
+CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
+    size_t passlen, const char *manifest_path, const char *sig_path,
+    const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Checks sig_path against manifest_path with the first of the public key
+ * files whose key id matches the signature's.  0: valid;
+ * CKPT_ERR_NOTFOUND: no key with that id; CKPT_ERR_CRYPTO: the signature
+ * does not match; CKPT_ERR_FORMAT: a malformed signature file.  keyid
+ * (when not NULL) receives the signature's key id.
+ */
+CKPT_API int ckpt_signature_check(const char *manifest_path,
+    const char *sig_path, const char *const *pubkeys, size_t npubkeys,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
 
 #ifdef __cplusplus
 }
