@@ -525,6 +525,144 @@ CKPT_API bool ckpt_policy_config_prune_on_save(
 /* Verification and signatures (issue #5)                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * ckpt_verify() checks one checkpoint (a file, a directory, or a committed
+ * store checkpoint) and reports every finding, never only the first:
+ *  - against the manifest, when there is one: missing, extra and changed
+ *    files (size, SHA-256 or chunk digests), which tensors of a changed file
+ *    changed, the manifest's own digest and signature;
+ *  - structure: every file through ckpt_file_open(CKPT_OPEN_CHECK_CRC);
+ *  - safety: every pickle through the strict reader;
+ *  - numerics (CKPT_VERIFY_NUMERICS): NaN, +Inf and -Inf per float tensor.
+ * A finding of severity CKPT_SEV_WARNING or CKPT_SEV_ERROR fails the
+ * checkpoint; CKPT_SEV_INFO findings are reported and do not.
+ */
+#define CKPT_VERIFY_FAST		(1u << 0)	/* sizes + digest cache */
+#define CKPT_VERIFY_NUMERICS		(1u << 1)	/* NaN/Inf scan */
+#define CKPT_VERIFY_REQUIRE_SIGNATURE	(1u << 2)	/* unsigned = finding */
+#define CKPT_VERIFY_NO_CACHE		(1u << 3)	/* neither read nor write
+							   the digest cache */
+
+struct ckpt_verify_options {
+	unsigned int flags;		/* CKPT_VERIFY_* */
+	unsigned int threads;		/* hashing threads; 0 = online CPUs */
+	const char *store;		/* store root (keys, cache) or NULL */
+	const char *cache_dir;		/* digest cache directory; NULL = the
+					   store's .ckpt/cache, else
+					   $XDG_CACHE_HOME/ckpt or
+					   ~/.cache/ckpt */
+	const char *const *keys;	/* public key files to trust */
+	size_t nkeys;
+	/* Called from the calling thread with bytes hashed so far. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+enum ckpt_verify_status {
+	CKPT_VERIFY_OK = 0,		/* "path: OK" */
+	CKPT_VERIFY_FAILED,		/* "path: FAILED (reason)" */
+	CKPT_VERIFY_MISSING,		/* in the manifest, not on disk */
+	CKPT_VERIFY_EXTRA,		/* on disk, not in the manifest */
+	CKPT_VERIFY_UNREADABLE		/* could not be read (I/O) */
+};
+
+/** "OK", "FAILED", "MISSING", "EXTRA", "UNREADABLE". */
+CKPT_API const char *ckpt_verify_status_name(enum ckpt_verify_status s);
+
+struct ckpt_verify_file {
+	const char *path;		/* as given, or root-relative joined */
+	const char *name;		/* relative to the checkpoint root */
+	enum ckpt_verify_status status;
+	const char *reason;		/* short, for "FAILED (reason)"; or NULL */
+	enum ckpt_format format;
+	uint64_t size;
+	bool hashed;			/* digest computed (not from the cache) */
+	bool has_digest;
+	unsigned char sha256[CKPT_SHA256_BYTES];	/* when has_digest */
+};
+
+struct ckpt_report;
+
+/**
+ * Verifies the checkpoint at path.  Returns 0 when the checks ran (whatever
+ * they found), or a negative status when nothing could be checked (the path
+ * does not exist, out of memory).  Per-file I/O errors are findings.
+ */
+CKPT_API int ckpt_verify(const char *path,
+    const struct ckpt_verify_options *opts, struct ckpt_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_report_free(struct ckpt_report *r);
+CKPT_API const char *ckpt_report_path(const struct ckpt_report *r);
+/** True when no finding of severity warning or above was made. */
+CKPT_API bool ckpt_report_ok(const struct ckpt_report *r);
+/** Path of the manifest checked, or NULL when there was none. */
+CKPT_API const char *ckpt_report_manifest(const struct ckpt_report *r);
+/** "none", "valid", "invalid", "unknown-key". */
+CKPT_API const char *ckpt_report_signature(const struct ckpt_report *r,
+    const char **keyid);
+/** Bytes hashed and bytes checked from the digest cache. */
+CKPT_API uint64_t ckpt_report_bytes_hashed(const struct ckpt_report *r);
+CKPT_API uint64_t ckpt_report_bytes_cached(const struct ckpt_report *r);
+CKPT_API size_t ckpt_report_file_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_verify_file *ckpt_report_file(
+    const struct ckpt_report *r, size_t i);
+CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_finding *ckpt_report_finding(
+    const struct ckpt_report *r, size_t i);
+
+/**
+ * Deterministic slicing for rotating checks: true when the checkpoint
+ * "run@step" belongs to slice k (1-based) of n.  The slice is the first 8
+ * bytes of SHA-256("run@step"), big-endian, modulo n.
+ */
+CKPT_API bool ckpt_verify_in_subset(const char *run, int64_t step,
+    unsigned int k, unsigned int n);
+
+/*
+ * Ed25519 signatures over manifests (libsodium); file formats in
+ * ckpt-signature(5).  A key id is 8 bytes, written as 16 hex digits: the
+ * first 8 bytes of SHA-256 of the raw 32-byte public key.  Passphrases are
+ * byte strings (no terminating NUL needed); secret material lives only in
+ * guarded, wiped memory.
+ */
+#define CKPT_KEYID_HEX 17
+
+/**
+ * Generates a key pair and writes pub_path (mode 0644) and sec_path (mode
+ * 0600), both created exclusively: an existing file is never overwritten
+ * (CKPT_ERR_EXISTS).  With a passphrase the secret key is encrypted with a
+ * key derived by Argon2id.
+ */
+CKPT_API int ckpt_keygen(const char *pub_path, const char *sec_path,
+    const char *passphrase, size_t passlen, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+/** Whether a secret key file is passphrase-protected. */
+CKPT_API int ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
+    struct ckpt_error *err);
+/** Reads a public key file's key id. */
+CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Signs the file at manifest_path and writes the detached signature to
+ * sig_path (replaced atomically).  A wrong passphrase is CKPT_ERR_CRYPTO.
+ */
+CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
+    size_t passlen, const char *manifest_path, const char *sig_path,
+    const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Checks sig_path against manifest_path with the first of the public key
+ * files whose key id matches the signature's.  0: valid;
+ * CKPT_ERR_NOTFOUND: no key with that id; CKPT_ERR_CRYPTO: the signature
+ * does not match; CKPT_ERR_FORMAT: a malformed signature file.  keyid
+ * (when not NULL) receives the signature's key id.
+ */
+CKPT_API int ckpt_signature_check(const char *manifest_path,
+    const char *sig_path, const char *const *pubkeys, size_t npubkeys,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
+
 #ifdef __cplusplus
 }
 #endif
