@@ -85,6 +85,8 @@ PROG = $(O)/ckpt
 UNIT = $(O)/tests/unit/ckpt-unit
 TOOL = $(O)/tests/helper/ckpt-test-tool
 PCFILE = $(O)/libckpt.pc
+# The fault-injection shim of the crash tests (LD_PRELOAD).
+FAULT_SO = $(O)/tests/helper/libckpt-fault.so
 
 ifneq ($(V),1)
 QUIET_CC = @echo '   ' CC $@;
@@ -93,7 +95,7 @@ QUIET_LINK = @echo '   ' LINK $@;
 QUIET_GEN = @echo '   ' GEN $@;
 endif
 
-all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(UNIT) $(TOOL)
+all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(UNIT) $(TOOL) $(FAULT_SO)
 
 # Rebuild everything when the flags change (git's GIT-CFLAGS).
 $(O)/CKPT-CFLAGS: FORCE
@@ -142,6 +144,11 @@ $(TOOL): $(TOOL_OBJS) $(LIB_A)
 $(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
+
+# Built without sanitizers: it is preloaded into sanitized binaries too.
+$(FAULT_SO): tests/helper/inject/fault.c
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) -shared -fPIC -O2 -Wall -o $@ $< -ldl
 
 $(PCFILE): lib/libckpt.pc.in Makefile
 	@mkdir -p $(dir $@)
@@ -224,7 +231,8 @@ configure: configure.ac
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
-		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS)
+		tests/unit/ckpt-unit tests/helper/ckpt-test-tool \
+		tests/helper/libckpt-fault.so $(BENCH_PROGS)
 	rm -rf bench/out
 	find cmd lib tests bench -name '*.[od]' -delete
 

@@ -208,7 +208,9 @@ check_tree(const char *p, int depth, struct ckpt_error *err)
 	int rc = CKPT_OK;
 
 	if (lstat(p, &st))
-		return ckpt_error_errno(err, p, "cannot stat");
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_INVALID,
+		    p, -1, "no such file or directory") :
+		    ckpt_error_errno(err, p, "cannot stat");
 	if (S_ISLNK(st.st_mode))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, p, -1,
 		    "is a symbolic link; a checkpoint holds regular files only");
