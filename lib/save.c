@@ -1174,11 +1174,6 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	write_status(sv, "committing", "active", NULL);
 	if ((rc = write_manifest(sv, err)))
 		return rc;
-	/* The staging status must not become part of the checkpoint. */
-	if (unlink(sv->status_path) && errno != ENOENT)
-		return ckpt_error_errno(err, sv->status_path, "cannot remove");
-	free(sv->status_path);
-	sv->status_path = NULL;
 	if ((rc = fsync_tree_dirs(sv->staging, 0, err)))
 		return rc;
 	snprintf(purpose, sizeof(purpose), "save %s@%lld", sv->run,
@@ -1186,6 +1181,22 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	if ((rc = ckpt_store_lock(sv->store, purpose, sv->opts.lock_timeout_ms,
 	    broken, err)))
 		return rc;
+	/*
+	 * The staging status must not become part of the checkpoint.  It
+	 * goes only now, under the lock, so that a save waiting for the
+	 * lock still shows as in progress.
+	 */
+	if (unlink(sv->status_path) && errno != ENOENT) {
+		rc = ckpt_error_errno(err, sv->status_path, "cannot remove");
+		ckpt_store_unlock(sv->store);
+		return rc;
+	}
+	free(sv->status_path);
+	sv->status_path = NULL;
+	if ((rc = ckpt_fsync_dir(sv->staging, err))) {
+		ckpt_store_unlock(sv->store);
+		return rc;
+	}
 	if (!lstat(sv->final, &st)) {
 		rc = sv->opts.force ? replace_existing(sv, err) :
 		    ckpt_error_set(err, CKPT_ERR_EXISTS, NULL, -1, "%s@%lld "
