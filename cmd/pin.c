@@ -136,9 +136,9 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 			die_usage("%s is not a checkpoint of the store %s "
 			    "(%s is)", arg, ckpt_store_root(store), refstr);
 		free(want);
-		free(got);
 		free(refstr);
-		*path = p;
+		free(p);
+		*path = got;
 	}
 }
 

@@ -371,10 +371,20 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 			ckpt_error_set(err, rc, NULL, -1, "policy of run '%s': "
 			    "%s", e0->run, msg);
 		} else if (rc == CKPT_ERR_REFUSED && ckpt_policy_is_empty(pol)) {
-			ckpt_error_set(err, rc, NULL, -1, "no retention policy "
-			    "for run '%s': give keep rules or --max-size, or "
-			    "write them in the store's ckpt.yaml "
-			    "(ckpt-policy(5))", e0->run);
+			bool zero = pol->keep_last == 0 || pol->keep_best == 0;
+
+			for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
+				zero = zero || pol->keep_bucket[b] == 0;
+			if (zero || pol->keep_within == 0)
+				ckpt_error_set(err, rc, NULL, -1, "refusing a "
+				    "policy that keeps nothing in run '%s' "
+				    "(every rule is 0)", e0->run);
+			else
+				ckpt_error_set(err, rc, NULL, -1, "no "
+				    "retention policy for run '%s': give keep "
+				    "rules or --max-size, or write them in the "
+				    "store's ckpt.yaml (ckpt-policy(5))",
+				    e0->run);
 		}
 		free(c);
 		free(values);
