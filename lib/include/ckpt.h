@@ -553,7 +553,9 @@ struct ckpt_verify_options {
 					   ~/.cache/ckpt */
 	const char *const *keys;	/* public key files to trust */
 	size_t nkeys;
-	/* Called from the calling thread with bytes hashed so far. */
+	/* "sha256:..." the manifest must have (from the registry), or NULL */
+	const char *manifest_digest;
+	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
