@@ -144,6 +144,7 @@ $(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
 		$(DEP_LIBS) $(EXTRA_LIBS)
 
 $(PCFILE): lib/libckpt.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(QUIET_GEN)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@DEPS@|$(DEPS)|' $< >$@

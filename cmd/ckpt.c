@@ -132,10 +132,21 @@ run_command(const struct cmd *cmd, int argc, char **argv, struct ctx *ctx)
 
 	ctx->cmd = cmd;
 	status = cmd->fn(argc, argv, ctx);
-	/* A full disk while printing must not pass for success. */
-	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
-		die_errno("write failure on standard output");
 	return status;
+}
+
+/*
+ * At exit, whichever way we get there (return from main, exit() after -h):
+ * a full disk or a closed pipe while printing must not pass for success.
+ */
+static void
+close_stdout(void)
+{
+	if (fflush(stdout) || ferror(stdout) || fclose(stdout)) {
+		fprintf(stderr, "ckpt: fatal: write failure on standard output:"
+		    " %s\n", strerror(errno));
+		_exit(CKPT_EXIT_ERROR);
+	}
 }
 
 static bool
@@ -158,6 +169,7 @@ main(int argc, char **argv)
 	const char *env;
 	int i;
 
+	atexit(close_stdout);
 	env = getenv("CKPT_STORE");
 	if (env && *env)
 		ctx.store = env;
