@@ -136,6 +136,7 @@ struct ckpt_report {
 	struct flist findings;		/* merged, in report order */
 	struct flist top;		/* checkpoint-level, before merge */
 	uint64_t hashed, cached;
+	size_t ntop;
 	bool ok;
 };
 
@@ -224,6 +225,12 @@ size_t
 ckpt_report_finding_count(const struct ckpt_report *r)
 {
 	return r->findings.n;
+}
+
+size_t
+ckpt_report_checkpoint_finding_count(const struct ckpt_report *r)
+{
+	return r->ntop;
 }
 
 const struct ckpt_finding *
@@ -1130,7 +1137,7 @@ note_mismatches(struct ckpt_report *r)
 			    NULL, -1, "%llu of %zu chunks differ from the "
 			    "manifest%s", (unsigned long long)vf->bad_chunks,
 			    nchunks, tensor ? "" :
-			    " (outside any recorded tensor)");
+			    ", outside any recorded tensor");
 		else if (!tensor)
 			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
 			    NULL, -1, "SHA-256 differs from the manifest");
@@ -1271,6 +1278,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 
 	if ((rc = merge_findings(&r->findings, &r->top, err)))
 		goto out;
+	r->ntop = r->findings.n;
 	r->pubfiles = calloc(r->nfiles ? r->nfiles : 1,
 	    sizeof(*r->pubfiles));
 	if (!r->pubfiles) {

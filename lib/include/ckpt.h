@@ -1030,6 +1030,10 @@ CKPT_API const struct ckpt_verify_file *ckpt_report_file(
 CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
 CKPT_API const struct ckpt_finding *ckpt_report_finding(
     const struct ckpt_report *r, size_t i);
+/** The first n findings are about the checkpoint as a whole (manifest,
+ * signature); the rest about its files, in file order. */
+CKPT_API size_t ckpt_report_checkpoint_finding_count(
+    const struct ckpt_report *r);
 
 /**
  * Deterministic slicing for rotating checks: true when the checkpoint
