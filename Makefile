@@ -70,11 +70,14 @@ CMD_SRCS := $(sort $(wildcard cmd/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 TOOL_SRCS := $(sort $(wildcard tests/helper/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CMD_OBJS := $(CMD_SRCS:%.c=$(O)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(O)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(O)/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
+BENCH_PROGS := $(BENCH_SRCS:%.c=$(O)/%)
 
 LIB_A = $(O)/lib/libckpt.a
 LIB_SO = $(O)/lib/libckpt.so.$(ABI)
@@ -135,7 +138,13 @@ $(TOOL): $(TOOL_OBJS) $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
 
+# Benchmark tools: one program per bench/*.c, linked against libckpt.a.
+$(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) \
+		$(DEP_LIBS) $(EXTRA_LIBS)
+
 $(PCFILE): lib/libckpt.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(QUIET_GEN)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@DEPS@|$(DEPS)|' $< >$@
@@ -160,8 +169,8 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
-bench: all
-	@bench/run
+bench: all $(BENCH_PROGS)
+	@CKPT_BUILD=$(O) bench/run
 
 lint-man:
 	@if command -v mandoc >/dev/null; then \
@@ -215,8 +224,9 @@ configure: configure.ac
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
-		tests/unit/ckpt-unit tests/helper/ckpt-test-tool
-	find cmd lib tests -name '*.[od]' -delete
+		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS)
+	rm -rf bench/out
+	find cmd lib tests bench -name '*.[od]' -delete
 
 distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
@@ -226,4 +236,4 @@ distclean: clean
 	lint-man fuzz FORCE
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) \
-	$(TOOL_OBJS:.o=.d)
+	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

@@ -104,8 +104,10 @@ test_when_finished() {
 test_expect_code() {
 	_want=$1
 	shift
-	"$@"
-	_got=$?
+	# "|| _got=$?": the body runs under set -e, which must not end the
+	# test here when this is the last command of the body.
+	_got=0
+	"$@" || _got=$?
 	if test "$_got" = "$_want"; then
 		return 0
 	fi
@@ -116,8 +118,8 @@ test_expect_code() {
 # cmd must fail in an orderly way: non-zero, but not killed by a signal
 # or a sanitizer (status > 128).
 test_must_fail() {
-	"$@"
-	_got=$?
+	_got=0
+	"$@" || _got=$?
 	if test "$_got" = 0; then
 		echo "test_must_fail: command succeeded: $*" >&2
 		return 1
