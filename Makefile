@@ -26,6 +26,10 @@ ABI = 0
 O ?= .
 PREFIX ?= /usr/local
 prefix ?= $(PREFIX)
+# "make install PREFIX=..." wins over ./configure --prefix.
+ifeq ($(origin PREFIX),command line)
+prefix := $(PREFIX)
+endif
 bindir ?= $(prefix)/bin
 libdir ?= $(prefix)/lib
 includedir ?= $(prefix)/include
@@ -40,6 +44,8 @@ DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
 DEP_LIBS ?= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# Without Check, ckpt still builds; "make check" then fails, saying why.
+HAVE_CHECK ?= $(shell $(PKG_CONFIG) --exists check 2>/dev/null && echo yes)
 
 CFLAGS ?= -O2 -g
 BASIC_CFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -fPIC \
@@ -70,11 +76,14 @@ CMD_SRCS := $(sort $(wildcard cmd/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 TOOL_SRCS := $(sort $(wildcard tests/helper/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 CMD_OBJS := $(CMD_SRCS:%.c=$(O)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(O)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(O)/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
+BENCH_PROGS := $(BENCH_SRCS:%.c=$(O)/%)
 
 LIB_A = $(O)/lib/libckpt.a
 LIB_SO = $(O)/lib/libckpt.so.$(ABI)
@@ -90,7 +99,13 @@ QUIET_LINK = @echo '   ' LINK $@;
 QUIET_GEN = @echo '   ' GEN $@;
 endif
 
-all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(UNIT) $(TOOL)
+all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL)
+ifeq ($(HAVE_CHECK),yes)
+all:: $(UNIT)
+else
+all::
+	@echo "warning: Check (pkg-config check) not found: the unit tests are not built" >&2
+endif
 
 # Rebuild everything when the flags change (git's GIT-CFLAGS).
 $(O)/CKPT-CFLAGS: FORCE
@@ -135,7 +150,13 @@ $(TOOL): $(TOOL_OBJS) $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
 
+# Benchmark tools: one program per bench/*.c, linked against libckpt.a.
+$(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) \
+		$(DEP_LIBS) $(EXTRA_LIBS)
+
 $(PCFILE): lib/libckpt.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(QUIET_GEN)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@DEPS@|$(DEPS)|' $< >$@
@@ -160,8 +181,8 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
-bench: all
-	@bench/run
+bench: all $(BENCH_PROGS)
+	@CKPT_BUILD=$(O) bench/run
 
 lint-man:
 	@if command -v mandoc >/dev/null; then \
@@ -209,14 +230,15 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(mandir)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(mandir)/man5/,$(notdir $(MAN5)))
 
-configure: configure.ac
+configure: configure.ac config.mak.in m4/pkg.m4
 	autoconf
 
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
-		tests/unit/ckpt-unit tests/helper/ckpt-test-tool
-	find cmd lib tests -name '*.[od]' -delete
+		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS)
+	rm -rf bench/out
+	find cmd lib tests bench -name '*.[od]' -delete
 
 distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
@@ -226,4 +248,4 @@ distclean: clean
 	lint-man fuzz FORCE
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) \
-	$(TOOL_OBJS:.o=.d)
+	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

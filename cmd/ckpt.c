@@ -31,9 +31,10 @@ static const struct cmd *const commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* As man/ckpt.1 renders its SYNOPSIS (tests/t9001 compares them). */
 static const char *const main_usage[] = {
-	"ckpt [--version] [-h | --help] [-C <dir>] [--json] [-q] [-v] "
-	    "<command> [<args>]",
+	"ckpt [--version] [-h | --help] [-C dir] [--json] [-q] [-v] "
+	    "command [args]",
 	NULL
 };
 
@@ -131,10 +132,21 @@ run_command(const struct cmd *cmd, int argc, char **argv, struct ctx *ctx)
 
 	ctx->cmd = cmd;
 	status = cmd->fn(argc, argv, ctx);
-	/* A full disk while printing must not pass for success. */
-	if (fflush(stdout) || ferror(stdout) || fclose(stdout))
-		die_errno("write failure on standard output");
 	return status;
+}
+
+/*
+ * At exit, whichever way we get there (return from main, exit() after -h):
+ * a full disk or a closed pipe while printing must not pass for success.
+ */
+static void
+close_stdout(void)
+{
+	if (fflush(stdout) || ferror(stdout) || fclose(stdout)) {
+		fprintf(stderr, "ckpt: write failure on standard output:"
+		    " %s\n", strerror(errno));
+		_exit(CKPT_EXIT_ERROR);
+	}
 }
 
 static bool
@@ -157,6 +169,7 @@ main(int argc, char **argv)
 	const char *env;
 	int i;
 
+	atexit(close_stdout);
 	env = getenv("CKPT_STORE");
 	if (env && *env)
 		ctx.store = env;
@@ -173,6 +186,11 @@ main(int argc, char **argv)
 			return run_help(i + 1 < argc ? argv[i + 1] : "ckpt");
 		} else if (!strcmp(a, "--list-commands")) {
 			list_commands(stdout, true);
+			return CKPT_EXIT_OK;
+		} else if (!strcmp(a, "--completion-helper")) {
+			/* The global options, for the shell completions. */
+			fputs("--version\n--help\n--store=\n--json\n"
+			    "--quiet\n--verbose\n", stdout);
 			return CKPT_EXIT_OK;
 		} else if (!strcmp(a, "--json")) {
 			ctx.json = true;

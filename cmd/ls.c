@@ -1,29 +1,380 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ls.c - placeholder: "ckpt ls" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * ls.c - "ckpt ls": the runs and committed checkpoints of the store, with
+ * step, time, size, metrics, tags and pins, and, separately, saves that
+ * are in progress, failed or left behind by a crash.
+ *
+ * Sorting is by run then step unless --sort names a metric, in which case
+ * checkpoints without a value for it come last (like NaN in sort -g).
+ * --where filters on a metric with <, <=, >, >=, = or !=; a checkpoint
+ * without a value never matches.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
+#include "store.h"
+
+#include <math.h>
 
 static const char *const ls_usage[] = {
-	"ckpt ls [<options>]",
+	"ckpt ls [options]",
 	NULL
 };
+
+enum op { OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE };
+
+struct where {
+	char *metric;
+	enum op op;
+	double value;
+};
+
+static const char *sort_key;
+
+static void
+parse_where(const char *s, struct where *w)
+{
+	static const struct { const char *tok; enum op op; } ops[] = {
+		{ "<=", OP_LE }, { ">=", OP_GE }, { "!=", OP_NE },
+		{ "==", OP_EQ }, { "<", OP_LT }, { ">", OP_GT }, { "=", OP_EQ },
+	};
+	size_t pos = strcspn(s, "<>=!");
+
+	if (!pos || !s[pos])
+		die_usage("--where '%s': expected METRIC<VALUE (or <=, >, >=, "
+		    "=, !=)", s);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		size_t n = strlen(ops[i].tok);
+
+		if (strncmp(s + pos, ops[i].tok, n))
+			continue;
+		w->metric = xasprintf("%.*s", (int)pos, s);
+		w->op = ops[i].op;
+		if (parse_double(s + pos + n, &w->value))
+			die_usage("--where '%s': '%s' is not a number", s,
+			    s + pos + n);
+		return;
+	}
+	die_usage("--where '%s': unknown comparison", s);
+}
+
+static bool
+where_match(const struct ckpt_entry *e, const struct where *w)
+{
+	double v;
+
+	if (!ckpt_entry_metric(e, w->metric, &v) || isnan(v))
+		return false;
+	switch (w->op) {
+	case OP_LT: return v < w->value;
+	case OP_LE: return v <= w->value;
+	case OP_GT: return v > w->value;
+	case OP_GE: return v >= w->value;
+	case OP_EQ: return v == w->value;
+	default: return v != w->value;
+	}
+}
+
+static int
+cmp_by_metric(const void *a, const void *b)
+{
+	const struct ckpt_entry *x = *(const struct ckpt_entry *const *)a;
+	const struct ckpt_entry *y = *(const struct ckpt_entry *const *)b;
+	double vx = NAN, vy = NAN;
+
+	ckpt_entry_metric(x, sort_key, &vx);
+	ckpt_entry_metric(y, sort_key, &vy);
+	if (isnan(vx) != isnan(vy))
+		return isnan(vx) ? 1 : -1;
+	if (!isnan(vx) && vx != vy)
+		return vx < vy ? -1 : 1;
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return strcmp(x->run, y->run);
+}
+
+static const char *
+staging_state_name(enum ckpt_staging_state s)
+{
+	switch (s) {
+	case CKPT_STAGING_ACTIVE: return "in-progress";
+	case CKPT_STAGING_FAILED: return "failed";
+	case CKPT_STAGING_ABANDONED: return "abandoned";
+	default: return "incomplete";
+	}
+}
+
+static char *
+metrics_text(const struct ckpt_entry *e)
+{
+	char *s = xstrdup("");
+
+	for (size_t i = 0; i < e->nmetrics; i++) {
+		char *n;
+
+		if (isnan(e->metrics[i].value))
+			n = xasprintf("%s%s%s=-", s, i ? " " : "",
+			    e->metrics[i].name);
+		else
+			n = xasprintf("%s%s%s=%.6g", s, i ? " " : "",
+			    e->metrics[i].name, e->metrics[i].value);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+static char *
+tags_text(const struct ckpt_entry *e)
+{
+	char *s = xstrdup("");
+
+	for (size_t i = 0; i < e->ntags; i++) {
+		char *n = xasprintf("%s%s%s", s, i ? "," : "", e->tags[i]);
+
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+static char *
+flags_text(const struct ckpt_entry *e)
+{
+	return xasprintf("%s%s%s%s", e->pinned ? "pinned " : "",
+	    e->protected_by_registry ? "registry " : "",
+	    e->failed ? "FAILED " : "", "");
+}
+
+static json_t *
+entry_json(const struct ckpt_entry *e)
+{
+	json_t *o = json_object(), *m = json_object(), *t = json_array();
+
+	json_object_set_new(o, "run", json_string(e->run));
+	json_object_set_new(o, "step", json_integer(e->step));
+	json_object_set_new(o, "path", json_string(e->path));
+	json_object_set_new(o, "created", e->created_iso ?
+	    json_string(e->created_iso) : json_null());
+	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
+	json_object_set_new(o, "files", json_integer((json_int_t)e->nfiles));
+	json_object_set_new(o, "epoch", isnan(e->epoch) ? json_null() :
+	    json_real(e->epoch));
+	for (size_t i = 0; i < e->nmetrics; i++)
+		json_object_set_new(m, e->metrics[i].name,
+		    isnan(e->metrics[i].value) ? json_null() :
+		    json_real(e->metrics[i].value));
+	json_object_set_new(o, "metrics", m);
+	for (size_t i = 0; i < e->ntags; i++)
+		json_array_append_new(t, json_string(e->tags[i]));
+	json_object_set_new(o, "tags", t);
+	json_object_set_new(o, "pinned", json_boolean(e->pinned));
+	json_object_set_new(o, "protected", json_boolean(
+	    e->protected_by_registry));
+	json_object_set_new(o, "failed", json_boolean(e->failed));
+	json_object_set_new(o, "validation", e->validation ?
+	    json_string(e->validation) : json_null());
+	json_object_set_new(o, "load_test", e->load_test ?
+	    json_string(e->load_test) : json_null());
+	json_object_set_new(o, "scope", e->scope ? json_string(e->scope) :
+	    json_null());
+	if (e->note)
+		json_object_set_new(o, "note", json_string(e->note));
+	return o;
+}
+
+static json_t *
+staging_json(const struct ckpt_staging *st)
+{
+	json_t *o = json_object();
+	char t[32];
+
+	json_object_set_new(o, "run", json_string(st->run));
+	json_object_set_new(o, "path", json_string(st->path));
+	json_object_set_new(o, "state", json_string(staging_state_name(
+	    st->state)));
+	json_object_set_new(o, "step", st->step >= 0 ?
+	    json_integer(st->step) : json_null());
+	json_object_set_new(o, "phase", st->phase ? json_string(st->phase) :
+	    json_null());
+	json_object_set_new(o, "message", st->message ?
+	    json_string(st->message) : json_null());
+	json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) :
+	    json_null());
+	json_object_set_new(o, "host", st->host ? json_string(st->host) :
+	    json_null());
+	human_time(st->started, t, sizeof(t));
+	json_object_set_new(o, "started", st->started ?
+	    json_integer(st->started) : json_null());
+	json_object_set_new(o, "updated", st->updated ?
+	    json_integer(st->updated) : json_null());
+	json_object_set_new(o, "done", json_integer((json_int_t)st->done));
+	json_object_set_new(o, "total", json_integer((json_int_t)st->total));
+	return o;
+}
 
 static int
 cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	const char *run = NULL, *sort = NULL;
+	struct strlist wheres = { 0 };
+	const struct opt opts[] = {
+		OPT_STRING('r', "run", &run, "run", "list only this run"),
+		OPT_STRING(0, "sort", &sort, "step|metric",
+		    "sort by step (default) or by a metric, ascending"),
+		OPT_STRING_LIST(0, "where", &wheres, "metric<x",
+		    "keep checkpoints whose metric compares so (<, <=, >, >=, "
+		    "=, !=)"),
 		OPT_END()
 	};
+	const struct ckpt_entry **shown;
+	struct where *ws;
+	struct ckpt_store *s;
+	struct ckpt_list *l;
+	struct ckpt_error err;
+	size_t n = 0;
+	int rc;
 
-	parse_options(argc, argv, ctx, opts, ls_usage);
-	return error("'ls' is not implemented yet"), CKPT_EXIT_ERROR;
+	if (parse_options(argc, argv, ctx, opts, ls_usage))
+		usage_error(ls_usage, opts, "ls takes no arguments");
+	if (run && ckpt_name_check(run, "run name", &err)) {
+		error_ckpt(&err);
+		return CKPT_EXIT_USAGE;
+	}
+	ws = xcalloc(wheres.n, sizeof(*ws));
+	for (size_t i = 0; i < wheres.n; i++)
+		parse_where(wheres.items[i], &ws[i]);
+	s = store_open(ctx, false);
+	ckpt_error_clear(&err);
+	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
+		die_ckpt(&err);
+	shown = xcalloc(ckpt_list_count(l), sizeof(*shown));
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(l, i);
+		bool ok = true;
+
+		for (size_t k = 0; k < wheres.n && ok; k++)
+			ok = where_match(e, &ws[k]);
+		if (ok)
+			shown[n++] = e;
+	}
+	if (sort && strcmp(sort, "step")) {
+		sort_key = sort;
+		qsort(shown, n, sizeof(*shown), cmp_by_metric);
+	}
+	if (ctx->json) {
+		json_t *doc = json_doc_new(), *arr = json_array();
+		json_t *runs = json_object(), *stg = json_array();
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *r = json_object_get(runs, shown[i]->run);
+
+			json_array_append_new(arr, entry_json(shown[i]));
+			if (!r) {
+				r = json_object();
+				json_object_set_new(r, "checkpoints",
+				    json_integer(0));
+				json_object_set_new(r, "size", json_integer(0));
+				json_object_set_new(runs, shown[i]->run, r);
+			}
+			json_object_set_new(r, "checkpoints", json_integer(
+			    json_integer_value(json_object_get(r,
+			    "checkpoints")) + 1));
+			json_object_set_new(r, "size", json_integer(
+			    json_integer_value(json_object_get(r, "size")) +
+			    (json_int_t)shown[i]->size));
+		}
+		for (size_t i = 0; i < ckpt_list_staging_count(l); i++)
+			json_array_append_new(stg, staging_json(
+			    ckpt_list_staging(l, i)));
+		json_object_set_new(doc, "store", json_string(
+		    ckpt_store_root(s)));
+		json_object_set_new(doc, "checkpoints", arr);
+		json_object_set_new(doc, "runs", runs);
+		json_object_set_new(doc, "saves", stg);
+		json_doc_print(doc);
+	} else {
+		static const char *hdr[] = { "RUN", "STEP", "CREATED", "SIZE",
+			"METRICS", "TAGS", "FLAGS" };
+		static const enum col_align al[] = { COL_LEFT, COL_RIGHT,
+			COL_LEFT, COL_RIGHT, COL_LEFT, COL_LEFT, COL_LEFT };
+		struct table t;
+
+		table_init(&t, 7, hdr, al);
+		for (size_t i = 0; i < n; i++) {
+			const struct ckpt_entry *e = shown[i];
+			char step[32], tm[32], sz[32];
+			char *mt = metrics_text(e), *tg = tags_text(e);
+			char *fl = flags_text(e);
+
+			snprintf(step, sizeof(step), "%lld",
+			    (long long)e->step);
+			human_time(e->created, tm, sizeof(tm));
+			human_size(e->size, sz, sizeof(sz));
+			if (*fl)
+				fl[strlen(fl) - 1] = '\0';
+			table_add(&t, e->run, step, tm, sz, mt, tg, fl);
+			free(mt);
+			free(tg);
+			free(fl);
+		}
+		if (n)
+			table_print(&t, stdout, ctx);
+		else if (!ckpt_list_staging_count(l))
+			info(ctx, "no checkpoints%s%s", run ? " in run " : "",
+			    run ? run : "");
+		table_release(&t);
+		if (ckpt_list_staging_count(l)) {
+			static const char *sh[] = { "RUN", "STEP", "STATE",
+				"PROGRESS", "OWNER", "PATH" };
+			struct table u;
+
+			if (n)
+				putchar('\n');
+			table_init(&u, 6, sh, NULL);
+			for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+				const struct ckpt_staging *st =
+				    ckpt_list_staging(l, i);
+				char step[32], prog[64], own[300], state[400];
+
+				snprintf(step, sizeof(step), st->step >= 0 ?
+				    "%lld" : "?", (long long)st->step);
+				if (st->total)
+					snprintf(prog, sizeof(prog), "%s %.0f%%",
+					    st->phase ? st->phase : "",
+					    100.0 * (double)st->done /
+					    (double)st->total);
+				else
+					snprintf(prog, sizeof(prog), "%s",
+					    st->phase ? st->phase : "-");
+				if (st->pid)
+					snprintf(own, sizeof(own), "pid %ld on %s",
+					    st->pid, st->host ? st->host : "?");
+				else
+					snprintf(own, sizeof(own), "-");
+				snprintf(state, sizeof(state), "%s%s%s",
+				    staging_state_name(st->state),
+				    st->message ? ": " : "",
+				    st->message ? st->message : "");
+				table_add(&u, st->run, step, state, prog, own,
+				    st->path);
+			}
+			table_print(&u, stdout, ctx);
+			table_release(&u);
+		}
+	}
+	for (size_t i = 0; i < wheres.n; i++)
+		free(ws[i].metric);
+	free(ws);
+	free(shown);
+	strlist_release(&wheres);
+	ckpt_list_free(l);
+	ckpt_store_free(s);
+	return CKPT_EXIT_OK;
 }
 
 const struct cmd cmd_ls = {
 	.name = "ls",
-	.summary = "(not implemented yet)",
+	.summary = "list runs and checkpoints of the store",
 	.fn = cmd_ls_main,
 };

@@ -1,29 +1,136 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sign.c - placeholder: "ckpt sign" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * sign.c - "ckpt sign": write a detached Ed25519 signature over a
+ * checkpoint's manifest, next to it as ckpt-manifest.json.sig (format in
+ * ckpt-signature(5)).  The manifest binds the size and SHA-256 of every
+ * file and the digest of every tensor, so signing it signs the checkpoint;
+ * "ckpt verify" checks the signature whenever it is present.  The secret
+ * key defaults to ~/.config/ckpt/ckpt.key (see ckpt-keygen(1)); a
+ * passphrase is asked once for all the checkpoints named.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
+#include "secret.h"
+
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *const sign_usage[] = {
-	"ckpt sign [<options>]",
+	"ckpt sign [-k seckey] [--passphrase-file file] ref|path ...",
 	NULL
 };
+
+static char *
+default_key(void)
+{
+	const char *cfg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (cfg && *cfg == '/')
+		return xasprintf("%s/ckpt/ckpt.key", cfg);
+	if (home && *home == '/')
+		return xasprintf("%s/.config/ckpt/ckpt.key", home);
+	die_usage("no HOME: give -k SECKEY");
+}
+
+/* The manifest of a checkpoint directory, or the manifest file given. */
+static char *
+manifest_of(const char *arg)
+{
+	struct stat st;
+	char *m;
+
+	if (stat(arg, &st))
+		die_errno("cannot sign '%s'", arg);
+	if (!S_ISDIR(st.st_mode))
+		return xstrdup(arg);
+	m = xasprintf("%s/%s", arg, "ckpt-manifest.json");
+	if (stat(m, &st))
+		die("'%s' has no manifest (%s): only committed checkpoints "
+		    "can be signed", arg, m);
+	return m;
+}
 
 static int
 cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	const char *key = NULL, *passfile = NULL;
+	char *keypath, *pass = NULL, tc[256], when[32];
+	struct ckpt_error e;
+	json_t *doc = NULL, *list = NULL;
+	size_t passlen = 0;
+	bool encrypted;
+	struct tm tm;
+	time_t now;
+	int n;
+	const struct opt opts[] = {
+		OPT_STRING('k', "key", &key, "seckey", "secret key file "
+		    "(default ~/.config/ckpt/ckpt.key)"),
+		OPT_STRING(0, "passphrase-file", &passfile, "file",
+		    "read the passphrase from the first line of file "
+		    "(- for stdin)"),
 		OPT_END()
 	};
 
-	parse_options(argc, argv, ctx, opts, sign_usage);
-	return error("'sign' is not implemented yet"), CKPT_EXIT_ERROR;
+	n = parse_options(argc, argv, ctx, opts, sign_usage);
+	if (!n)
+		usage_error(sign_usage, opts, "nothing to sign");
+	keypath = key ? xstrdup(key) : default_key();
+	ckpt_error_clear(&e);
+	if (ckpt_seckey_encrypted(keypath, &encrypted, &e))
+		die_ckpt(&e);
+	if (encrypted)
+		pass = passphrase_read(passfile, "Passphrase for the secret "
+		    "key: ", false, &passlen);
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (ctx->json) {
+		doc = json_doc_new();
+		list = json_array();
+	}
+	for (int i = 0; i < n; i++) {
+		char *man = manifest_of(argv[i]);
+		char *sig = xasprintf("%s.sig", man);
+		char keyid[CKPT_KEYID_HEX];
+
+		snprintf(tc, sizeof(tc), "time:%s file:%s", when, argv[i]);
+		for (char *c = tc; *c; c++)
+			if (*c == '\n' || *c == '\r')
+				*c = '?';
+		if (ckpt_sign_manifest(keypath, pass, passlen, man, sig, tc,
+		    keyid, &e)) {
+			passphrase_free(pass);
+			json_decref(doc);
+			json_decref(list);
+			die_ckpt(&e);
+		}
+		if (list) {
+			json_t *o = json_object();
+
+			json_object_set_new(o, "manifest", json_string(man));
+			json_object_set_new(o, "signature", json_string(sig));
+			json_object_set_new(o, "key_id", json_string(keyid));
+			json_array_append_new(list, o);
+		} else {
+			printf("%s: signed by key %s\n", sig, keyid);
+		}
+		free(man);
+		free(sig);
+	}
+	passphrase_free(pass);
+	free(keypath);
+	if (doc) {
+		json_object_set_new(doc, "signed", list);
+		json_doc_print(doc);
+	}
+	return CKPT_EXIT_OK;
 }
 
 const struct cmd cmd_sign = {
 	.name = "sign",
-	.summary = "(not implemented yet)",
+	.summary = "sign checkpoint manifests (Ed25519)",
 	.fn = cmd_sign_main,
 };

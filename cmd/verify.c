@@ -1,29 +1,416 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * verify.c - placeholder: "ckpt verify" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * verify.c - "ckpt verify": check checkpoints completely (integrity against
+ * the manifest, structure, pickle safety, optionally numerics and the
+ * signature) and say so in the manner of "sha256sum -c": one line per file
+ * on stdout ("path: OK", "path: FAILED (reason)", "path: MISSING",
+ * "path: EXTRA"), a summary on stderr, every finding in --json.
+ *
+ * Choices: -q drops the OK lines (sha256sum --quiet); -v adds every
+ * finding's message on stderr.  Exit 0 when every checkpoint verified, 1
+ * when any finding of severity warning or error was made (info findings,
+ * such as "no manifest" or "good signature", never fail), 3 when nothing
+ * could be checked (no such path, reference or store).  A path that cannot
+ * be checked among others that can is reported as a failed checkpoint,
+ * so that one bad argument does not hide the others' results.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 static const char *const verify_usage[] = {
-	"ckpt verify [<options>]",
+	"ckpt verify [options] ref|path ...",
+	"ckpt verify [options] --all | --subset K/N",
 	NULL
 };
+
+struct vopts {
+	bool fast, numerics, require_sig, all, no_cache;
+	const char *subset;
+	struct strlist keys;
+	long long jobs;
+	unsigned int sub_k, sub_n;
+};
+
+struct tally {
+	size_t checkpoints, bad_checkpoints, unchecked;
+	size_t files, ok, failed, missing, extra, unreadable;
+	uint64_t hashed, cached;
+};
+
+static void
+on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+
+	if (!p->total && total)
+		p->total = total;
+	progress_update(p, done);
+}
+
+static json_t *
+finding_json(const struct ckpt_finding *x)
+{
+	static const char *const sev[] = { "info", "warning", "error" };
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(x->id));
+	json_object_set_new(o, "severity", json_string(
+	    (unsigned)x->severity < 3 ? sev[x->severity] : "error"));
+	json_object_set_new(o, "path", x->path ? json_string(x->path) :
+	    json_null());
+	json_object_set_new(o, "subject", x->subject ?
+	    json_string(x->subject) : json_null());
+	json_object_set_new(o, "message", json_string(x->message));
+	json_object_set_new(o, "offset", x->offset >= 0 ?
+	    json_integer(x->offset) : json_null());
+	return o;
+}
+
+/* A name with a newline or backslash is escaped as sha256sum does: a
+ * leading backslash and \n, \\ inside. */
+static void
+print_name(const char *s)
+{
+	if (strpbrk(s, "\\\n")) {
+		putchar('\\');
+		for (; *s; s++)
+			if (*s == '\n')
+				fputs("\\n", stdout);
+			else if (*s == '\\')
+				fputs("\\\\", stdout);
+			else
+				putchar(*s);
+	} else {
+		fputs(s, stdout);
+	}
+}
+
+static void
+report_human(const struct ckpt_report *r, const struct ctx *ctx)
+{
+	for (size_t i = 0; i < ckpt_report_finding_count(r); i++) {
+		const struct ckpt_finding *x = ckpt_report_finding(r, i);
+		bool per_file = false;
+
+		/* Checkpoint-level findings (manifest, signature) get a line
+		 * of their own; file findings are summed up in the file's
+		 * line below. */
+		for (size_t k = 0; k < ckpt_report_file_count(r); k++)
+			per_file |= x->path && !strcmp(x->path,
+			    ckpt_report_file(r, k)->path);
+		if (ctx->verbosity >= 2 || (x->severity >= CKPT_SEV_WARNING &&
+		    ctx->verbosity >= 1 && !per_file) ||
+		    (ctx->verbosity >= 2 && x->severity == CKPT_SEV_INFO))
+			fprintf(stderr, "ckpt: %s%s%s\n", x->path ? x->path :
+			    "", x->path ? ": " : "", x->message);
+		if (!per_file && x->severity >= CKPT_SEV_WARNING) {
+			print_name(x->path ? x->path : ckpt_report_path(r));
+			printf(": FAILED (%s%s%s)\n", x->id, x->subject ?
+			    " " : "", x->subject ? x->subject : "");
+		}
+	}
+	for (size_t i = 0; i < ckpt_report_file_count(r); i++) {
+		const struct ckpt_verify_file *f = ckpt_report_file(r, i);
+
+		if (f->status == CKPT_VERIFY_OK && ctx->verbosity < 1)
+			continue;
+		print_name(f->path);
+		printf(": %s", ckpt_verify_status_name(f->status));
+		if (f->reason && f->status != CKPT_VERIFY_MISSING &&
+		    f->status != CKPT_VERIFY_EXTRA)
+			printf(" (%s)", f->reason);
+		putchar('\n');
+	}
+}
+
+static json_t *
+report_json(const struct ckpt_report *r)
+{
+	json_t *o = json_object(), *files = json_array(), *fs = json_array();
+	const char *keyid, *sig = ckpt_report_signature(r, &keyid);
+	json_t *sj = json_object();
+
+	json_object_set_new(o, "path", json_string(ckpt_report_path(r)));
+	json_object_set_new(o, "ok", json_boolean(ckpt_report_ok(r)));
+	json_object_set_new(o, "manifest", ckpt_report_manifest(r) ?
+	    json_string(ckpt_report_manifest(r)) : json_null());
+	json_object_set_new(sj, "status", json_string(sig));
+	json_object_set_new(sj, "key", keyid ? json_string(keyid) :
+	    json_null());
+	json_object_set_new(o, "signature", sj);
+	json_object_set_new(o, "bytes_hashed",
+	    json_integer((json_int_t)ckpt_report_bytes_hashed(r)));
+	json_object_set_new(o, "bytes_cached",
+	    json_integer((json_int_t)ckpt_report_bytes_cached(r)));
+	for (size_t i = 0; i < ckpt_report_file_count(r); i++) {
+		const struct ckpt_verify_file *f = ckpt_report_file(r, i);
+		json_t *fj = json_object();
+
+		json_object_set_new(fj, "path", json_string(f->path));
+		json_object_set_new(fj, "name", json_string(f->name));
+		json_object_set_new(fj, "status", json_string(
+		    ckpt_verify_status_name(f->status)));
+		json_object_set_new(fj, "reason", f->reason ?
+		    json_string(f->reason) : json_null());
+		json_object_set_new(fj, "format",
+		    json_string(ckpt_format_name(f->format)));
+		json_object_set_new(fj, "size", json_integer(
+		    (json_int_t)f->size));
+		json_object_set_new(fj, "sha256", f->has_digest ?
+		    json_digest("sha256", f->sha256, CKPT_SHA256_BYTES) :
+		    json_null());
+		json_array_append_new(files, fj);
+	}
+	for (size_t i = 0; i < ckpt_report_finding_count(r); i++)
+		json_array_append_new(fs, finding_json(
+		    ckpt_report_finding(r, i)));
+	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "findings", fs);
+	return o;
+}
+
+static void
+count(struct tally *t, const struct ckpt_report *r)
+{
+	t->checkpoints++;
+	if (!ckpt_report_ok(r))
+		t->bad_checkpoints++;
+	t->hashed += ckpt_report_bytes_hashed(r);
+	t->cached += ckpt_report_bytes_cached(r);
+	for (size_t i = 0; i < ckpt_report_file_count(r); i++) {
+		t->files++;
+		switch (ckpt_report_file(r, i)->status) {
+		case CKPT_VERIFY_OK:
+			t->ok++;
+			break;
+		case CKPT_VERIFY_MISSING:
+			t->missing++;
+			break;
+		case CKPT_VERIFY_EXTRA:
+			t->extra++;
+			break;
+		case CKPT_VERIFY_UNREADABLE:
+			t->unreadable++;
+			break;
+		default:
+			t->failed++;
+		}
+	}
+}
+
+/* A checkpoint that could not be checked at all, as a JSON entry. */
+static json_t *
+unchecked_json(const char *path, const struct ckpt_error *e)
+{
+	json_t *o = json_object(), *fs = json_array();
+	struct ckpt_finding x = { "unreadable", CKPT_SEV_ERROR, path, NULL,
+	    e->message, e->offset };
+
+	json_object_set_new(o, "path", json_string(path));
+	json_object_set_new(o, "ok", json_false());
+	json_object_set_new(o, "manifest", json_null());
+	json_object_set_new(o, "files", json_array());
+	json_array_append_new(fs, finding_json(&x));
+	json_object_set_new(o, "findings", fs);
+	return o;
+}
+
+static int
+verify_one(const char *path, const char *shown,
+    const struct ckpt_verify_options *vo, const struct ctx *ctx,
+    struct tally *t, json_t *list)
+{
+	struct ckpt_report *r;
+	struct ckpt_error e;
+	struct progress pr;
+	struct ckpt_verify_options o = *vo;
+	int rc;
+
+	ckpt_error_clear(&e);
+	progress_start(&pr, ctx, shown, 0);
+	o.progress = on_progress;
+	o.progress_arg = &pr;
+	rc = ckpt_verify(path, &o, &r, &e);
+	progress_stop(&pr);
+	if (rc) {
+		error_ckpt(&e);
+		t->unchecked++;
+		if (list)
+			json_array_append_new(list, unchecked_json(shown, &e));
+		return rc;
+	}
+	count(t, r);
+	if (list)
+		json_array_append_new(list, report_json(r));
+	else
+		report_human(r, ctx);
+	ckpt_report_free(r);
+	return 0;
+}
+
+static int
+parse_subset(const char *s, unsigned int *k, unsigned int *n)
+{
+	unsigned long long a, b;
+	char extra;
+
+	if (sscanf(s, "%llu/%llu%c", &a, &b, &extra) != 2 || !b || !a ||
+	    a > b || b > 1000000)
+		return -1;
+	*k = (unsigned int)a;
+	*n = (unsigned int)b;
+	return 0;
+}
+
+static void
+summary(const struct tally *t, double secs, const struct ctx *ctx)
+{
+	char h[32];
+
+	if (ctx->verbosity < 1 && !t->bad_checkpoints && !t->unchecked)
+		return;
+	human_size(t->hashed, h, sizeof(h));
+	if (!t->bad_checkpoints && !t->unchecked) {
+		fprintf(stderr, "ckpt: %zu checkpoint%s, %zu file%s verified "
+		    "(%s hashed in %.1f s", t->checkpoints,
+		    t->checkpoints == 1 ? "" : "s", t->files,
+		    t->files == 1 ? "" : "s", t->hashed ? h : "nothing",
+		    secs);
+		if (t->cached) {
+			char c[32];
+
+			fprintf(stderr, ", %s from the digest cache",
+			    human_size(t->cached, c, sizeof(c)));
+		}
+		fprintf(stderr, ")\n");
+		return;
+	}
+	fprintf(stderr, "ckpt: WARNING: %zu of %zu checkpoint%s did NOT "
+	    "verify: %zu file%s OK, %zu FAILED, %zu MISSING, %zu EXTRA, "
+	    "%zu UNREADABLE", t->bad_checkpoints + t->unchecked,
+	    t->checkpoints + t->unchecked,
+	    t->checkpoints + t->unchecked == 1 ? "" : "s", t->ok,
+	    t->ok == 1 ? "" : "s", t->failed, t->missing, t->extra,
+	    t->unreadable);
+	if (t->unchecked)
+		fprintf(stderr, "; %zu could not be checked", t->unchecked);
+	fprintf(stderr, "\n");
+}
 
 static int
 cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	struct vopts v = { .jobs = 0 };
+	struct ckpt_verify_options o;
+	struct tally t;
+	json_t *doc = NULL, *list = NULL, *sum;
+	double start;
+	int n;
+	const struct opt opts[] = {
+		OPT_GROUP("what to check"),
+		OPT_BOOL(0, "fast", &v.fast, "sizes and cached digests; no "
+		    "zip CRCs"),
+		OPT_BOOL(0, "numerics", &v.numerics, "count NaN, +Inf and "
+		    "-Inf in every float tensor"),
+		OPT_BOOL(0, "require-signature", &v.require_sig,
+		    "fail a checkpoint whose manifest has no valid signature"),
+		OPT_STRING_LIST(0, "key", &v.keys, "pubkey", "trust this "
+		    "public key (repeatable)"),
+		OPT_BOOL(0, "no-cache", &v.no_cache, "neither read nor "
+		    "update the digest cache"),
+		OPT_GROUP("which checkpoints"),
+		OPT_BOOL(0, "all", &v.all, "every checkpoint of the store"),
+		OPT_STRING(0, "subset", &v.subset, "K/N", "the K-th of N "
+		    "slices of the store's checkpoints"),
+		OPT_INT('j', "jobs", &v.jobs, "n", "hashing threads "
+		    "(default: one per CPU)"),
 		OPT_END()
 	};
 
-	parse_options(argc, argv, ctx, opts, verify_usage);
-	return error("'verify' is not implemented yet"), CKPT_EXIT_ERROR;
+	n = parse_options(argc, argv, ctx, opts, verify_usage);
+	die_for_incompatible_opts(v.all, "--all", v.subset != NULL,
+	    "--subset");
+	if (v.subset && parse_subset(v.subset, &v.sub_k, &v.sub_n))
+		usage_error(verify_usage, opts, "--subset wants K/N with "
+		    "1 <= K <= N, not '%s'", v.subset);
+	if ((v.all || v.subset) && n)
+		usage_error(verify_usage, opts, "--all and --subset take no "
+		    "paths");
+	if (!v.all && !v.subset && !n)
+		usage_error(verify_usage, opts, "nothing to verify");
+	if (v.jobs < 0 || v.jobs > 1024)
+		usage_error(verify_usage, opts, "--jobs wants 0..1024");
+
+	memset(&o, 0, sizeof(o));
+	o.flags = (v.fast ? CKPT_VERIFY_FAST : 0) |
+	    (v.numerics ? CKPT_VERIFY_NUMERICS : 0) |
+	    (v.require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0) |
+	    (v.no_cache ? CKPT_VERIFY_NO_CACHE : 0);
+	o.threads = (unsigned int)v.jobs;
+	o.store = ctx->store;
+	o.keys = (const char *const *)v.keys.items;
+	o.nkeys = v.keys.n;
+
+	memset(&t, 0, sizeof(t));
+	if (ctx->json) {
+		doc = json_doc_new();
+		list = json_array();
+	}
+	start = now_seconds();
+	if (v.all || v.subset) {
+		die("--all and --subset need the store (not available in "
+		    "this build yet)");
+	} else {
+		for (int i = 0; i < n; i++)
+			verify_one(argv[i], argv[i], &o, ctx, &t, list);
+	}
+	if (!t.checkpoints) {
+		json_decref(doc);
+		json_decref(list);
+		strlist_release(&v.keys);
+		return CKPT_EXIT_ERROR;
+	}
+	if (doc) {
+		sum = json_object();
+		json_object_set_new(sum, "checkpoints",
+		    json_integer((json_int_t)(t.checkpoints + t.unchecked)));
+		json_object_set_new(sum, "failed_checkpoints",
+		    json_integer((json_int_t)(t.bad_checkpoints +
+		    t.unchecked)));
+		json_object_set_new(sum, "files", json_integer(
+		    (json_int_t)t.files));
+		json_object_set_new(sum, "ok", json_integer((json_int_t)t.ok));
+		json_object_set_new(sum, "failed",
+		    json_integer((json_int_t)t.failed));
+		json_object_set_new(sum, "missing",
+		    json_integer((json_int_t)t.missing));
+		json_object_set_new(sum, "extra",
+		    json_integer((json_int_t)t.extra));
+		json_object_set_new(sum, "unreadable",
+		    json_integer((json_int_t)t.unreadable));
+		json_object_set_new(sum, "bytes_hashed",
+		    json_integer((json_int_t)t.hashed));
+		json_object_set_new(sum, "bytes_cached",
+		    json_integer((json_int_t)t.cached));
+		json_object_set_new(sum, "seconds",
+		    json_real(now_seconds() - start));
+		json_object_set_new(doc, "checkpoints", list);
+		json_object_set_new(doc, "summary", sum);
+		json_doc_print(doc);
+	}
+	summary(&t, now_seconds() - start, ctx);
+	strlist_release(&v.keys);
+	return t.bad_checkpoints || t.unchecked ? CKPT_EXIT_FINDING :
+	    CKPT_EXIT_OK;
 }
 
 const struct cmd cmd_verify = {
 	.name = "verify",
-	.summary = "(not implemented yet)",
+	.summary = "check checkpoints: integrity, structure, safety, "
+	    "signatures",
 	.fn = cmd_verify_main,
 };

@@ -104,8 +104,10 @@ test_when_finished() {
 test_expect_code() {
 	_want=$1
 	shift
-	"$@"
-	_got=$?
+	# "|| _got=$?": the body runs under set -e, which must not end the
+	# test here when this is the last command of the body.
+	_got=0
+	"$@" || _got=$?
 	if test "$_got" = "$_want"; then
 		return 0
 	fi
@@ -116,8 +118,8 @@ test_expect_code() {
 # cmd must fail in an orderly way: non-zero, but not killed by a signal
 # or a sanitizer (status > 128).
 test_must_fail() {
-	"$@"
-	_got=$?
+	_got=0
+	"$@" || _got=$?
 	if test "$_got" = 0; then
 		echo "test_must_fail: command succeeded: $*" >&2
 		return 1
@@ -154,7 +156,30 @@ test_grep() {
 	return 1
 }
 
+# test_set_prereq NAME: a prerequisite the script found to hold.
+_prereqs_set=" "
+test_set_prereq() {
+	_prereqs_set="$_prereqs_set$1 "
+}
+
+# test_have_prereq A[,B...]: every one of them holds.
 test_have_prereq() {
+	case "$1" in
+	*,*)
+		_rest=$1
+		while test -n "$_rest"; do
+			test_have_prereq "${_rest%%,*}" || return 1
+			case "$_rest" in
+			*,*) _rest=${_rest#*,} ;;
+			*) _rest= ;;
+			esac
+		done
+		return 0
+		;;
+	esac
+	case "$_prereqs_set" in
+	*" $1 "*) return 0 ;;
+	esac
 	case "$1" in
 	TORCH)
 		test -f "$FIXTURES_DIR/.torch-ok" ||

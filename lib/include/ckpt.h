@@ -270,9 +270,48 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
     size_t i);
 /**
  * The file's non-tensor content as a JSON document (borrowed), or NULL: a
- * safetensors __metadata__ object, the object tree of a torch pickle (a
- * tensor appears as {"$tensor": NAME}, a global the reader does not allow as
- * {"$global": "module.name"}), the content of a JSON file.
+ * safetensors __metadata__ object, the object tree of a torch pickle, the
+ * parsed DCP .metadata, the content of a JSON file.
+ *
+ * Torch pickles (torch zip data.pkl, legacy streams, bare pickles) map to
+ * JSON thus; a key starting with "$" marks a value JSON cannot hold:
+ *   dict, OrderedDict, Counter  object, in pickle order; non-string keys
+ *                               stringified as Python prints them (1,
+ *                               True, None, "(1, 'a')"); an OrderedDict's
+ *                               _metadata attribute is not shown
+ *   list, tuple, set            array
+ *   int, float, str, bool, None number, string, true/false, null; ints
+ *                               beyond 64 bits and NaN/Inf as strings
+ *                               ("1180591620717411303424", "nan", "-inf")
+ *   tensor                      {"$tensor": NAME}, NAME as in ckpt_tensor
+ *   sparse tensor               {"$sparse": {"layout": L, "parts": [...]}}
+ *   bytes, bytearray            {"$bytes": LENGTH}
+ *   complex                     {"$complex": [RE, IM]}
+ *   torch dtype                 {"$dtype": "torch.float32"}
+ *   numpy array                 {"$ndarray": {"dtype": "<u4", "shape": [624],
+ *                               "nbytes": 2496}}
+ *   numpy scalar                its value; else {"$npscalar": {"dtype",
+ *                               "nbytes"}}
+ *   numpy dtype                 {"$npdtype": "<f8"}
+ *   a global outside the allowlist, or an instance made from one (never
+ *   resolved or called)         {"$global": "module.name"} plus, when the
+ *                               pickle gave them, "$args" (array),
+ *                               "$items" and "$state" (its data)
+ *   an instance of an allowed class the reader does not interpret
+ *                               {"$object": "module.name", ...} likewise
+ *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ * A tensor's NAME is the dot-joined path of dict keys and list/tuple
+ * indices from the top-level object ("model.fc1.weight",
+ * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
+ * their $items/$state keys to the path without the "$" part.
+ *
+ * DCP .metadata (CKPT_FORMAT_DCP_METADATA):
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
+ *      "size": [...], "chunks": [{"offsets": [...], "sizes": [...]}]}
+ *      or {"type": "bytes"}},
+ *    "storage_data": {"FQN|OFFSETS": {"relative_path": "__0_0.distcp",
+ *      "offset": N, "length": M}}}
+ *   where OFFSETS is the chunk offsets joined by "," (empty for bytes).
  */
 CKPT_API const char *ckpt_file_metadata_json(const struct ckpt_file *f);
 /** Pickle globals referenced by the file (borrowed), with allowed flags. */
@@ -393,13 +432,883 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * On-disk layout of a store (see ckpt-manifest(5) and ckpt-save(1)):
+ *
+ *   STORE/.ckpt/store.json          marker, {"schema": 1}
+ *   STORE/.ckpt/lock                the store lock (see ckpt_store_lock)
+ *   STORE/.ckpt/pins/RUN@STEP       a pin (JSON: run, step, time, user, note)
+ *   STORE/.ckpt/trash/              checkpoints removed by prune or --force
+ *   STORE/ckpt.yaml                 optional policy (ckpt-policy(5))
+ *   STORE/runs/RUN/step-N/          a committed checkpoint: its files plus
+ *       ckpt-summary.json           small summary for ls (covered by the
+ *                                   manifest)
+ *       ckpt-manifest.json          the manifest, written last: "committed"
+ *       ckpt-status.json            optional, mutable: post-commit results
+ *                                   (load test); not covered by the manifest
+ *   STORE/runs/RUN/.tmp-step-N.PID.RANDOM/   a save in progress or crashed;
+ *       ckpt-staging.json           pid, host, start time, state, progress
+ *   STORE/registry/MODEL/vN.json    {"schema":1,"model","version","run",
+ *                                   "step","manifest":"sha256:..."[,"path"]}
+ *   STORE/registry/MODEL/aliases.json  {"schema":1,"aliases":{"prod":N}}
+ *   STORE/registry/history.jsonl    append-only promotion history
+ *
+ * A checkpoint counts (for ls, latest, prune) only when it is a directory
+ * runs/RUN/NAME (NAME not starting with '.') holding ckpt-manifest.json;
+ * its step is read from the summary/manifest, never from NAME or mtimes.
+ */
+
+#define CKPT_MANIFEST_NAME	"ckpt-manifest.json"
+#define CKPT_SUMMARY_NAME	"ckpt-summary.json"
+#define CKPT_STATUS_NAME	"ckpt-status.json"
+#define CKPT_STAGING_NAME	"ckpt-staging.json"
+#define CKPT_STAGING_PREFIX	".tmp-"
+#define CKPT_MANIFEST_SCHEMA	1
+#define CKPT_NAME_MAX		128	/* run and model names */
+
+struct ckpt_store;
+
+/**
+ * Run and model names: 1..CKPT_NAME_MAX characters of [A-Za-z0-9._+-],
+ * starting with a letter or digit (so no "/", no leading ".", no "@").
+ * Returns 0, or CKPT_ERR_INVALID with err saying what is wrong.
+ */
+CKPT_API int ckpt_name_check(const char *name, const char *what,
+    struct ckpt_error *err);
+
+/* Flags for ckpt_store_open(). */
+#define CKPT_STORE_CREATE	(1u << 0)	/* create when absent or empty */
+
+/**
+ * Opens the store at dir (which must contain .ckpt/), or with
+ * CKPT_STORE_CREATE creates it when dir is absent or an empty directory
+ * (a non-empty directory that is not a store is refused with
+ * CKPT_ERR_REFUSED).  CKPT_ERR_NOTFOUND when dir is not a store.
+ */
+CKPT_API int ckpt_store_open(const char *dir, unsigned int flags,
+    struct ckpt_store **out, struct ckpt_error *err);
+/**
+ * Finds the store as git finds its repository: start (or the current
+ * directory when NULL) and then each parent, the first directory holding
+ * .ckpt/store.json.  CKPT_ERR_NOTFOUND when there is none.
+ */
+CKPT_API int ckpt_store_find(const char *start, struct ckpt_store **out,
+    struct ckpt_error *err);
+/**
+ * Creates a store at dir (creating dir if needed) and writes policy_yaml
+ * (may be NULL) as dir/ckpt.yaml unless that file exists.  Succeeds on an
+ * existing store (*created false).  Refuses a non-empty directory that is
+ * not a store unless it holds only policy_yaml's ckpt.yaml.
+ */
+CKPT_API int ckpt_store_init(const char *dir, const char *policy_yaml,
+    bool *created, struct ckpt_store **out, struct ckpt_error *err);
+CKPT_API void ckpt_store_free(struct ckpt_store *s);
+/** Absolute path of the store's root directory (borrowed). */
+CKPT_API const char *ckpt_store_root(const struct ckpt_store *s);
+/** root + "/" + rel; returns a newly allocated string, caller frees. */
+CKPT_API char *ckpt_store_path(const struct ckpt_store *s, const char *rel);
+
+/*
+ * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
+ * local filesystems and on NFSv3 and later), holding "pid", "host",
+ * "time", "boot" (kernel boot id), "start" (process start time) and
+ * "purpose" lines.  It serialises commit, prune, pin, gc and promote and
+ * is held only around them.
+ *
+ * Stale locks: a lock whose host is this host is broken (and reported in
+ * *broken) when its process is gone: the pid does not exist, or exists but
+ * started at another time, or the boot id differs (a reboot).  A lock from
+ * another host is never broken automatically: the caller gets
+ * CKPT_ERR_LOCKED with the holder in err; a person who has checked that the
+ * process on that host is gone removes STORE/.ckpt/lock by hand.
+ */
+struct ckpt_lock_holder {
+	long pid;			/* 0 when unknown */
+	char host[256];
+	int64_t time;			/* unix seconds when taken */
+	char purpose[256];
+};
+
+/**
+ * Takes the store lock for purpose ("save run@10", "prune", ...), waiting
+ * up to timeout_ms (0: try once; negative: wait forever) while another
+ * live process holds it.  When a stale lock was broken, *broken (may be
+ * NULL) describes it and broken->pid is non-zero; else broken->pid is 0.
+ * CKPT_ERR_LOCKED (err names holder, host and age) on timeout.  The lock is
+ * per store handle and not recursive.
+ */
+CKPT_API int ckpt_store_lock(struct ckpt_store *s, const char *purpose,
+    long timeout_ms, struct ckpt_lock_holder *broken,
+    struct ckpt_error *err);
+/** Releases the lock taken through s (no-op when not held). */
+CKPT_API void ckpt_store_unlock(struct ckpt_store *s);
+/** Reads who holds the lock now: 0, or CKPT_ERR_NOTFOUND when free. */
+CKPT_API int ckpt_store_lock_holder(const struct ckpt_store *s,
+    struct ckpt_lock_holder *out, struct ckpt_error *err);
+
+/*
+ * Pins: STORE/.ckpt/pins/RUN@STEP.  ckpt_store_pin creates it (atomically,
+ * succeeds if already pinned), ckpt_store_unpin removes it (CKPT_ERR_NOTFOUND
+ * when not pinned).  Callers take the store lock around them.
+ */
+CKPT_API int ckpt_store_pin(struct ckpt_store *s, const char *run,
+    int64_t step, const char *note, struct ckpt_error *err);
+CKPT_API int ckpt_store_unpin(struct ckpt_store *s, const char *run,
+    int64_t step, struct ckpt_error *err);
+CKPT_API bool ckpt_store_is_pinned(const struct ckpt_store *s,
+    const char *run, int64_t step);
+
+/* One metric: NaN means "no value" (recorded as null). */
+struct ckpt_metric {
+	const char *name;
+	double value;
+};
+
+/* One committed checkpoint, as ckpt_store_list() found it. */
+struct ckpt_entry {
+	const char *run;
+	int64_t step;
+	const char *path;		/* absolute path of the directory */
+	const char *name;		/* its name in runs/RUN/ ("step-100") */
+	int64_t created;		/* unix seconds, UTC */
+	const char *created_iso;	/* "2026-11-27T15:04:05Z" */
+	uint64_t size;			/* bytes of all files in the manifest */
+	uint64_t nfiles;
+	double epoch;			/* NaN when not recorded */
+	size_t nmetrics;
+	const struct ckpt_metric *metrics;
+	size_t ntags;
+	const char *const *tags;
+	const char *scope;		/* "full", "weights-only" or NULL */
+	const char *note;		/* may be NULL */
+	bool pinned;			/* .ckpt/pins/RUN@STEP exists */
+	bool protected_by_registry;	/* a registry version points here */
+	const char *validation;		/* "ok", "failed", "skipped" */
+	const char *load_test;		/* NULL (none), "ok", "failed" */
+	bool failed;			/* validation or load test failed */
+};
+
+/* A directory of runs/RUN/ that is not a committed checkpoint. */
+enum ckpt_staging_state {
+	CKPT_STAGING_ACTIVE = 0,	/* a save in progress (owner alive) */
+	CKPT_STAGING_FAILED,		/* the save reported a failure */
+	CKPT_STAGING_ABANDONED,		/* owner gone without finishing */
+	CKPT_STAGING_INCOMPLETE		/* a visible name without manifest */
+};
+
+struct ckpt_staging {
+	const char *run;
+	const char *path;		/* absolute */
+	const char *name;
+	enum ckpt_staging_state state;
+	const char *phase;		/* "staging", "hashing", ... or NULL */
+	const char *message;		/* failure message or NULL */
+	int64_t step;			/* -1 when unknown */
+	long pid;			/* 0 when unknown */
+	const char *host;		/* NULL when unknown */
+	int64_t started;		/* unix seconds, 0 when unknown */
+	int64_t updated;		/* last status write (or mtime) */
+	uint64_t done, total;		/* bytes hashed so far / to hash */
+};
+
+struct ckpt_list;
+
+/* Flags for ckpt_store_list(). */
+#define CKPT_LIST_STAGING	(1u << 0)	/* also list non-committed dirs */
+
+/**
+ * Lists the committed checkpoints of run (every run when NULL), sorted by
+ * run name then step, with pins and registry protection resolved; with
+ * CKPT_LIST_STAGING also in-progress, failed and incomplete directories.
+ * Reads only the small summary files (fast for 10,000 checkpoints).  A
+ * checkpoint whose summary is unreadable is listed from its manifest.
+ */
+CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
+    unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
+CKPT_API void ckpt_list_free(struct ckpt_list *l);
+CKPT_API size_t ckpt_list_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_entry *ckpt_list_entry(const struct ckpt_list *l,
+    size_t i);
+CKPT_API size_t ckpt_list_staging_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_staging *ckpt_list_staging(
+    const struct ckpt_list *l, size_t i);
+/** The value of metric name in e: true and *value (may be NaN) if present. */
+CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
+    double *value);
+
+/*
+ * References.  Forms: RUN@STEP, RUN@latest, RUN@best (needs a metric and a
+ * mode), MODEL@vN and MODEL@ALIAS (read from STORE/registry/).  latest and
+ * best skip checkpoints marked failed; best ignores NaN/missing values and
+ * breaks ties toward the higher step.
+ */
+enum ckpt_metric_mode {
+	CKPT_METRIC_MIN = 0,
+	CKPT_METRIC_MAX = 1
+};
+
+struct ckpt_ref {
+	char *run;
+	int64_t step;
+	char *path;			/* absolute checkpoint directory */
+	char *model;			/* MODEL@... forms, else NULL */
+	int64_t version;		/* MODEL@... forms, else 0 */
+	char *manifest_digest;		/* "sha256:..." from the registry, or NULL */
+};
+
+/** True when s looks like a reference (NAME@SOMETHING with a valid NAME). */
+CKPT_API bool ckpt_ref_syntax_ok(const char *s);
+/**
+ * Resolves ref in s into *out (release with ckpt_ref_release).  metric and
+ * mode are used by RUN@best only (metric NULL there: CKPT_ERR_INVALID).
+ * CKPT_ERR_NOTFOUND when the run, step, model, version or alias is unknown;
+ * CKPT_ERR_INVALID for a malformed reference.
+ */
+CKPT_API int ckpt_store_resolve(struct ckpt_store *s, const char *ref,
+    const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_ref_release(struct ckpt_ref *r);
+
+/*
+ * The manifest (ckpt-manifest(5)).  Reading validates it strictly: JSON
+ * without duplicate keys, schema known, file paths canonical (relative, no
+ * "." or ".." components, no "//", sorted byte-wise, unique), digests
+ * well-formed, chunk and tensor ranges inside the file.
+ */
+struct ckpt_manifest;
+
+/* A byte range of a file and the SHA-256 of exactly those bytes. */
+struct ckpt_range_digest {
+	uint64_t offset;
+	uint64_t end;			/* exclusive */
+	unsigned char sha256[CKPT_SHA256_BYTES];
+};
+
+struct ckpt_manifest_tensor {
+	const char *name;
+	const char *dtype;		/* as the reader named it ("F32") */
+	unsigned int ndim;
+	const uint64_t *shape;
+	struct ckpt_range_digest bytes;	/* [offset, end) and its digest */
+};
+
+struct ckpt_manifest_file {
+	const char *path;		/* relative to the checkpoint directory */
+	uint64_t size;
+	const char *format;		/* ckpt_format_name() at save time */
+	unsigned char sha256[CKPT_SHA256_BYTES];
+	/*
+	 * Chunks cover every byte of the file that no tensor of at most
+	 * chunk_size bytes covers, in pieces of at most chunk_size bytes;
+	 * with the tensor digests they let one large file be verified on
+	 * every core (see ckpt_hash_files).
+	 */
+	uint64_t chunk_size;
+	size_t nchunks;
+	const struct ckpt_range_digest *chunks;
+	size_t ntensors;
+	const struct ckpt_manifest_tensor *tensors;
+};
+
+/** Reads path: a manifest file, or a checkpoint directory holding one. */
+CKPT_API int ckpt_manifest_read(const char *path,
+    struct ckpt_manifest **out, struct ckpt_error *err);
+CKPT_API void ckpt_manifest_free(struct ckpt_manifest *m);
+/** Directory the manifest lives in (absolute; borrowed). */
+CKPT_API const char *ckpt_manifest_dir(const struct ckpt_manifest *m);
+CKPT_API int ckpt_manifest_schema(const struct ckpt_manifest *m);
+CKPT_API const char *ckpt_manifest_run(const struct ckpt_manifest *m);
+CKPT_API int64_t ckpt_manifest_step(const struct ckpt_manifest *m);
+/** "sha256:<hex>" of the manifest file's bytes (borrowed). */
+CKPT_API const char *ckpt_manifest_digest(const struct ckpt_manifest *m);
+/** The whole manifest as JSON text (borrowed), for inspect and diff. */
+CKPT_API const char *ckpt_manifest_json(const struct ckpt_manifest *m);
+/** One top-level member as JSON text, newly allocated (caller frees), or
+ * NULL when absent ("metrics", "config", "git", ...). */
+CKPT_API char *ckpt_manifest_get_json(const struct ckpt_manifest *m,
+    const char *key);
+CKPT_API size_t ckpt_manifest_file_count(const struct ckpt_manifest *m);
+CKPT_API const struct ckpt_manifest_file *ckpt_manifest_file(
+    const struct ckpt_manifest *m, size_t i);
+/** The file entry with this relative path, or NULL. */
+CKPT_API const struct ckpt_manifest_file *ckpt_manifest_find_file(
+    const struct ckpt_manifest *m, const char *path);
+
+/*
+ * The hashing engine: one read pass per byte range, on every core.  Each
+ * job names a file; the engine computes, as asked, the whole file's SHA-256
+ * (sequential by nature: one task per file, started first) and the digest
+ * of every range in ranges[] (independent tasks, run in parallel).  Files
+ * run in parallel; a large file is split by its ranges so that one big
+ * file also uses every core.  Memory: one fixed buffer per thread, pread.
+ */
+struct ckpt_hash_job {
+	const char *path;		/* in */
+	bool whole;			/* in: compute sha256 of the file */
+	size_t nranges;			/* in */
+	struct ckpt_range_digest *ranges; /* in: offset/end; out: sha256 */
+	uint64_t size;			/* out: file size found */
+	unsigned char sha256[CKPT_SHA256_BYTES]; /* out, when whole */
+	int status;			/* out: 0 or a ckpt_status */
+	struct ckpt_error err;		/* out: when status != 0 */
+};
+
+/* Progress: called from worker threads, serialised, about every 64 MiB. */
+typedef void (*ckpt_hash_progress_fn)(uint64_t done, uint64_t total,
+    void *data);
+
+/**
+ * Runs the jobs on nthreads threads (0: one per online CPU).  Returns 0
+ * when every job succeeded, else the first failing job's status (every
+ * job's own status and err are filled either way).  A range beyond the
+ * end of its file fails that job with CKPT_ERR_FORMAT.
+ */
+CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
+    unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
+    struct ckpt_error *err);
+
+/** The default chunk size of new manifests: 64 MiB. */
+#define CKPT_CHUNK_SIZE ((uint64_t)64 << 20)
+
+/**
+ * Plans the chunk ranges of a file of size bytes with ntensors tensor
+ * ranges (any order, may overlap): every byte not inside a tensor range of
+ * at most chunk_size bytes, cut into pieces of at most chunk_size.
+ * Returns a newly allocated array (caller frees) in *out, count in *n.
+ */
+CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
+    *tensors, size_t ntensors, uint64_t chunk_size,
+    struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
+
+/*
+ * Saving (the commit protocol of ckpt-save(1)).  ckpt_save_begin checks
+ * the request, creates the staging directory runs/RUN/.tmp-step-N.PID.RND
+ * with its ckpt-staging.json, and moves or links the sources in (copies
+ * happen in finish).  ckpt_save_finish copies, hashes, validates, writes
+ * the summary and the manifest, and commits under the store lock:
+ * rename without clobbering, fsync of the parent.  On any failure the
+ * staging directory stays, marked failed, and moved sources are moved
+ * back where possible.  --background callers fork between the two.
+ */
+enum ckpt_transfer {
+	CKPT_TRANSFER_AUTO = 0,		/* move on the same filesystem, else copy */
+	CKPT_TRANSFER_MOVE,
+	CKPT_TRANSFER_COPY,
+	CKPT_TRANSFER_LINK,
+	CKPT_TRANSFER_ADOPT		/* hardlink (else copy); source kept */
+};
+
+struct ckpt_save_opts {
+	const char *run;
+	int64_t step;			/* >= 0 */
+	const char *const *sources;	/* files and/or directories */
+	size_t nsources;
+	enum ckpt_transfer transfer;
+	bool force;			/* replace an existing step */
+	/*
+	 * Caller-collected metadata as a JSON object (may be NULL), merged
+	 * into the manifest: "epoch", "metrics", "config", "git", "data",
+	 * "environment", "tags", "note", "resumed_from", "scope",
+	 * "load_test", ...  The library adds run, step, created, host,
+	 * user, ckpt_version, files, tensors, validation.
+	 */
+	const char *metadata_json;
+	unsigned int nthreads;		/* 0: every CPU */
+	long lock_timeout_ms;		/* for the commit */
+	ckpt_hash_progress_fn progress;
+	void *progress_data;
+};
+
+struct ckpt_save;
+
+CKPT_API int ckpt_save_begin(struct ckpt_store *s,
+    const struct ckpt_save_opts *opts, struct ckpt_save **out,
+    struct ckpt_error *err);
+CKPT_API int ckpt_save_finish(struct ckpt_save *sv,
+    struct ckpt_lock_holder *broken, struct ckpt_error *err);
+/** Frees the handle; a save never finished stays on disk (for gc). */
+CKPT_API void ckpt_save_free(struct ckpt_save *sv);
+/** The staging directory, then (after finish) the committed directory. */
+CKPT_API const char *ckpt_save_path(const struct ckpt_save *sv);
+/** After finish: "sha256:..." of the manifest written (borrowed). */
+CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
+/** Marks the staging directory failed with message (for a dying caller). */
+CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
+/**
+ * Records post-commit results (the load test) in the committed
+ * checkpoint's ckpt-status.json, atomically.  json is an object.
+ */
+CKPT_API int ckpt_status_write(const char *dir, const char *json,
+    struct ckpt_error *err);
+
+/**
+ * Reads a YAML or JSON file (chosen by content: JSON when the first
+ * non-space byte is '{' or '[') and returns it as compact JSON text, newly
+ * allocated (caller frees).  YAML scalars become strings, except plain
+ * scalars that read as integers, floats, true/false or null.  Errors give
+ * the line and column ("conf.yaml:3:5: mapping values are not allowed").
+ */
+CKPT_API int ckpt_config_to_json(const char *path, char **json,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Retention policy (issue #6)                                         */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
+ * union (a checkpoint is kept when any rule keeps it); max_size is then a
+ * cap on the union.  Whatever the rules say, the newest checkpoint of each
+ * run (by step), pinned checkpoints and sources of registry versions are
+ * kept, and no rule ever looks across runs.
+ *
+ * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
+ * value) so that policies can be layered: ckpt_policy_merge() copies the
+ * set fields of one policy over another (default < per-run override <
+ * command line).  Counts take CKPT_KEEP_ALL for "unlimited".  A count of 0
+ * is a rule that keeps nothing; a policy whose rules are all unset or 0 is
+ * empty and refused.
+ */
+#define CKPT_POLICY_UNSET	(-2)
+#define CKPT_KEEP_ALL		(-1)
+
+enum ckpt_policy_mode {
+	CKPT_POLICY_MODE_UNSET = 0,
+	CKPT_POLICY_MIN,		/* lower is better (a loss); default */
+	CKPT_POLICY_MAX			/* higher is better (an accuracy) */
+};
+
+enum ckpt_missing {
+	CKPT_MISSING_UNSET = 0,
+	CKPT_MISSING_KEEP,		/* no value: kept by keep_best; default */
+	CKPT_MISSING_DROP		/* no value: not kept by keep_best */
+};
+
+/* Calendar buckets, finest first. */
+enum ckpt_bucket {
+	CKPT_BUCKET_HOURLY = 0,
+	CKPT_BUCKET_DAILY,
+	CKPT_BUCKET_WEEKLY,		/* ISO 8601 weeks, Monday to Sunday */
+	CKPT_BUCKET_MONTHLY,
+	CKPT_BUCKET_YEARLY,
+	CKPT_BUCKET_COUNT
+};
+
+struct ckpt_policy {
+	int64_t keep_last;		/* newest N by step */
+	int64_t keep_best;		/* best N by metric */
+	const char *metric;		/* borrowed; keep_best needs it */
+	enum ckpt_policy_mode mode;
+	enum ckpt_missing missing;
+	int64_t keep_every;		/* steps that are multiples of K */
+	int64_t keep_within;		/* seconds before the newest checkpoint */
+	int64_t keep_bucket[CKPT_BUCKET_COUNT];	/* newest N periods (UTC) */
+	int64_t max_size;		/* bytes per run */
+};
+
+/** Sets every field of *p to unset. */
+CKPT_API void ckpt_policy_init(struct ckpt_policy *p);
+/** Copies the fields that are set in src over dst. */
+CKPT_API void ckpt_policy_merge(struct ckpt_policy *dst,
+    const struct ckpt_policy *src);
+/** True when no rule keeps anything (all unset or 0, and no max_size). */
+CKPT_API bool ckpt_policy_is_empty(const struct ckpt_policy *p);
+/** Checks consistency (keep_best without a metric, negative values...). */
+CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
+    struct ckpt_error *err);
+/**
+ * Describes the policy in one line, e.g. "keep 5 last, 2 best by val_loss
+ * (min), every 1000 steps, within 2d, 7 daily; max size 10 GiB".  Returns
+ * the caller's string (free(3)), NULL when out of memory.
+ */
+CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
+
+/**
+ * Parses a duration: one or more <integer><unit> with units s, m (minutes),
+ * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
+ */
+CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
+    struct ckpt_error *err);
+/** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
+CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
+    size_t len);
+/**
+ * Parses a size: a number, optionally with a fraction, and an optional
+ * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
+ */
+CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
+    struct ckpt_error *err);
+
+/*
+ * One checkpoint as the retention engine sees it.  Everything is borrowed
+ * from the caller for the duration of ckpt_policy_plan().
+ */
+struct ckpt_candidate {
+	const char *run;
+	int64_t step;
+	int64_t created;		/* commit time, seconds since the epoch */
+	uint64_t size;			/* bytes on disk */
+	size_t nmetrics;
+	const char *const *metric_names;
+	const double *metric_values;	/* NaN: no value */
+	bool pinned;
+	bool registry;			/* the source of a registry version */
+	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+};
+
+/* The verdict for one candidate. */
+struct ckpt_verdict {
+	bool keep;
+	bool invariant;		/* kept whatever the rules: newest,
+					 * pinned or registry */
+	size_t nreasons;
+	const char *const *reasons;	/* why kept; for a removal, why removed
+					 * against the rules ("max-size") */
+};
+
+/* Totals for one run of a plan. */
+struct ckpt_plan_run {
+	const char *run;
+	size_t count, kept, removed;
+	uint64_t kept_bytes, removed_bytes;
+	uint64_t over_budget;		/* bytes still above max_size, all
+					 * protected; 0 when it fits */
+};
+
+struct ckpt_plan;
+
+/**
+ * Decides keep or remove for every candidate, grouping them by run.  "now"
+ * (seconds since the epoch, or 0 to skip the check) excludes checkpoints
+ * dated in the future when looking for the newest time, as restic does.
+ *
+ * Fails with CKPT_ERR_REFUSED when the policy is empty, or when in some run
+ * the rules alone keep nothing while something there is not protected
+ * ("would delete every checkpoint"); err names the run.
+ *
+ * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
+ * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
+ * the budget when max_size is the only rule; removed over the budget).
+ */
+CKPT_API int ckpt_policy_plan(const struct ckpt_policy *p,
+    const struct ckpt_candidate *c, size_t n, int64_t now,
+    struct ckpt_plan **out, struct ckpt_error *err);
+CKPT_API void ckpt_plan_free(struct ckpt_plan *plan);
+/** The verdict of candidate i, in the order they were given. */
+CKPT_API const struct ckpt_verdict *ckpt_plan_verdict(
+    const struct ckpt_plan *plan, size_t i);
+/** Runs in the order of first appearance. */
+CKPT_API size_t ckpt_plan_run_count(const struct ckpt_plan *plan);
+CKPT_API const struct ckpt_plan_run *ckpt_plan_run(
+    const struct ckpt_plan *plan, size_t i);
+
+/*
+ * The store's ckpt.yaml (ckpt-policy(5)): a default policy, per-run
+ * overrides by name or glob, trash behaviour, the gc age of leftovers of
+ * crashed saves and prune_on_save.  Unknown keys are errors; errors say
+ * "line L, column C: ...".
+ */
+struct ckpt_policy_config;
+
+enum ckpt_trash_mode {
+	CKPT_TRASH_DELETE = 0,		/* prune deletes what it moved to trash */
+	CKPT_TRASH_KEEP			/* left in the trash for "ckpt gc" */
+};
+
+#define CKPT_GC_DEFAULT_AGE	(24 * 3600)
+#define CKPT_POLICY_FILE_MAX	(1024 * 1024)
+
+/** Loads path; a missing file gives an empty configuration. */
+CKPT_API int ckpt_policy_config_load(const char *path,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+/** Parses a buffer; name is used in errors. */
+CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,
+    const char *name, struct ckpt_policy_config **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_policy_config_free(struct ckpt_policy_config *cfg);
+/**
+ * Writes to *out the policy of a run: the default, with the first matching
+ * entry of "runs" merged over it (an exact name wins over globs; globs in
+ * file order).  Strings stay borrowed from cfg.
+ */
+CKPT_API void ckpt_policy_config_lookup(const struct ckpt_policy_config *cfg,
+    const char *run, struct ckpt_policy *out);
+CKPT_API enum ckpt_trash_mode ckpt_policy_config_trash(
+    const struct ckpt_policy_config *cfg);
+/** Age in seconds after which gc removes staging dirs of crashed saves. */
+CKPT_API int64_t ckpt_policy_config_gc_age(
+    const struct ckpt_policy_config *cfg);
+/** The prune_on_save setting: "ckpt save" prunes the run after a commit. */
+CKPT_API bool ckpt_policy_config_prune_on_save(
+    const struct ckpt_policy_config *cfg);
+
+/*
+ * Pruning a store (ckpt-prune(1)).  Under the store lock, the store is
+ * listed, each run's policy decided (ckpt.yaml, with opts->policy merged
+ * over it), every plan computed -- a refused run refuses everything, before
+ * anything is touched -- and each checkpoint to remove is renamed into
+ * STORE/.ckpt/trash/ (atomic: its manifest leaves runs/ with it, so a crash
+ * never leaves a half-deleted checkpoint that looks complete).  The lock is
+ * then released and, unless ckpt.yaml says "trash: keep", the trash
+ * entries are deleted, manifest first.  Saves in flight are never
+ * candidates: they are not committed, and a commit waits for the lock.
+ */
+struct ckpt_prune_opts {
+	const char *run;		/* NULL: every run */
+	const struct ckpt_policy *policy; /* merged over ckpt.yaml's; NULL */
+	bool ignore_config;		/* policy is the whole policy */
+	bool dry_run;			/* plan only: no lock, no change */
+	long lock_timeout_ms;		/* as ckpt_store_lock() */
+	int64_t now;			/* 0: time(NULL) */
+};
+
+struct ckpt_prune_item {
+	const char *run;
+	int64_t step;
+	const char *path;		/* where it was (absolute) */
+	int64_t created;
+	uint64_t size;
+	const char *metric;		/* its run's policy metric, or NULL */
+	double value;			/* of that metric; NaN: no value */
+	bool keep;
+	size_t nreasons;
+	const char *const *reasons;	/* see ckpt_policy_plan() */
+	bool removed;			/* moved out of runs/ */
+	const char *trash_path;		/* where it went, if still there */
+	const char *error;		/* why it could not be removed, or NULL */
+};
+
+struct ckpt_prune_run {
+	const char *run;
+	const char *policy;		/* ckpt_policy_describe() */
+	size_t first, count;		/* its items, by ascending step */
+	size_t kept, removed, failed;
+	uint64_t kept_bytes, removed_bytes;
+	uint64_t over_budget;		/* see struct ckpt_plan_run */
+};
+
+struct ckpt_prune_report;
+
+/**
+ * Applies the retention policy to one run or every run.  Returns 0 when
+ * every planned removal was done (the report says what), CKPT_ERR_REFUSED
+ * for an empty or over-broad policy (nothing touched), CKPT_ERR_INVALID for
+ * an inconsistent one, CKPT_ERR_LOCKED when the lock stays held,
+ * CKPT_ERR_NOTFOUND for an unknown run.  When some removals failed it
+ * still returns 0: ckpt_prune_report_failed() counts them.
+ * This is what "ckpt save --prune" calls after its commit, with
+ * opts = { .run = RUN, .lock_timeout_ms = ... }.
+ */
+CKPT_API int ckpt_store_prune(struct ckpt_store *s,
+    const struct ckpt_prune_opts *opts, struct ckpt_prune_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_prune_report_free(struct ckpt_prune_report *r);
+/** Items of every run, grouped by run (in name order), by ascending step. */
+CKPT_API size_t ckpt_prune_report_count(const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_prune_item *ckpt_prune_report_item(
+    const struct ckpt_prune_report *r, size_t i);
+CKPT_API size_t ckpt_prune_report_run_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_prune_run *ckpt_prune_report_run(
+    const struct ckpt_prune_report *r, size_t i);
+/** Removals that failed (each item says why). */
+CKPT_API size_t ckpt_prune_report_failed(const struct ckpt_prune_report *r);
+/** Trash entries that could not be deleted (left for gc). */
+CKPT_API size_t ckpt_prune_report_trash_left(
+    const struct ckpt_prune_report *r);
+/** A stale lock broken on the way (holder->pid 0 when none). */
+CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
+    const struct ckpt_prune_report *r);
+
+/*
+ * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
+ * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
+ * failed, once their last sign of life is older than the threshold.  A
+ * save in flight is never removed: on this host its pid must be gone (the
+ * process start time is checked too); for another host, whose processes
+ * cannot be checked, only the age counts.  Staging dirs are renamed into
+ * the trash under the store lock, then the trash is deleted without it.
+ */
+struct ckpt_gc_opts {
+	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
+	bool dry_run;
+	long lock_timeout_ms;
+	int64_t now;			/* 0: time(NULL) */
+};
+
+enum ckpt_gc_kind {
+	CKPT_GC_TRASH = 0,		/* an entry of .ckpt/trash */
+	CKPT_GC_STAGING			/* a staging directory of a save */
+};
+
+struct ckpt_gc_item {
+	enum ckpt_gc_kind kind;
+	const char *path;
+	const char *run;		/* staging only, else NULL */
+	int64_t step;			/* staging: -1 when unknown */
+	int64_t age;			/* seconds since its last change */
+	uint64_t size;			/* bytes of its files */
+	bool remove;			/* to be (or was) removed */
+	const char *reason;		/* why (or why not) */
+	bool removed;
+	const char *error;		/* removal failed, or NULL */
+};
+
+struct ckpt_gc_report;
+
+CKPT_API int ckpt_store_gc(struct ckpt_store *s,
+    const struct ckpt_gc_opts *opts, struct ckpt_gc_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_gc_report_free(struct ckpt_gc_report *r);
+CKPT_API size_t ckpt_gc_report_count(const struct ckpt_gc_report *r);
+CKPT_API const struct ckpt_gc_item *ckpt_gc_report_item(
+    const struct ckpt_gc_report *r, size_t i);
+/** The threshold used, in seconds. */
+CKPT_API int64_t ckpt_gc_report_older_than(const struct ckpt_gc_report *r);
+CKPT_API size_t ckpt_gc_report_failed(const struct ckpt_gc_report *r);
+
 /* ------------------------------------------------------------------ */
 /* Verification and signatures (issue #5)                              */
 /* ------------------------------------------------------------------ */
+
+/*
+ * ckpt_verify() checks one checkpoint (a file, a directory, or a committed
+ * store checkpoint) and reports every finding, never only the first:
+ *  - against the manifest, when there is one: missing, extra and changed
+ *    files (size, SHA-256 or chunk digests), which tensors of a changed file
+ *    changed, the manifest's own digest and signature;
+ *  - structure: every file through ckpt_file_open(CKPT_OPEN_CHECK_CRC);
+ *  - safety: every pickle through the strict reader;
+ *  - numerics (CKPT_VERIFY_NUMERICS): NaN, +Inf and -Inf per float tensor.
+ * A finding of severity CKPT_SEV_WARNING or CKPT_SEV_ERROR fails the
+ * checkpoint; CKPT_SEV_INFO findings are reported and do not.
+ */
+#define CKPT_VERIFY_FAST		(1u << 0)	/* sizes + digest cache */
+#define CKPT_VERIFY_NUMERICS		(1u << 1)	/* NaN/Inf scan */
+#define CKPT_VERIFY_REQUIRE_SIGNATURE	(1u << 2)	/* unsigned = finding */
+#define CKPT_VERIFY_NO_CACHE		(1u << 3)	/* neither read nor write
+							   the digest cache */
+
+struct ckpt_verify_options {
+	unsigned int flags;		/* CKPT_VERIFY_* */
+	unsigned int threads;		/* hashing threads; 0 = online CPUs */
+	const char *store;		/* store root (keys, cache) or NULL */
+	const char *cache_dir;		/* digest cache directory; NULL = the
+					   store's .ckpt/cache, else
+					   $XDG_CACHE_HOME/ckpt or
+					   ~/.cache/ckpt */
+	const char *const *keys;	/* public key files to trust */
+	size_t nkeys;
+	/* Called from the calling thread with bytes hashed so far. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+enum ckpt_verify_status {
+	CKPT_VERIFY_OK = 0,		/* "path: OK" */
+	CKPT_VERIFY_FAILED,		/* "path: FAILED (reason)" */
+	CKPT_VERIFY_MISSING,		/* in the manifest, not on disk */
+	CKPT_VERIFY_EXTRA,		/* on disk, not in the manifest */
+	CKPT_VERIFY_UNREADABLE		/* could not be read (I/O) */
+};
+
+/** "OK", "FAILED", "MISSING", "EXTRA", "UNREADABLE". */
+CKPT_API const char *ckpt_verify_status_name(enum ckpt_verify_status s);
+
+struct ckpt_verify_file {
+	const char *path;		/* as given, or root-relative joined */
+	const char *name;		/* relative to the checkpoint root */
+	enum ckpt_verify_status status;
+	const char *reason;		/* short, for "FAILED (reason)"; or NULL */
+	enum ckpt_format format;
+	uint64_t size;
+	bool hashed;			/* digest computed (not from the cache) */
+	bool has_digest;
+	unsigned char sha256[CKPT_SHA256_BYTES];	/* when has_digest */
+};
+
+struct ckpt_report;
+
+/**
+ * Verifies the checkpoint at path.  Returns 0 when the checks ran (whatever
+ * they found), or a negative status when nothing could be checked (the path
+ * does not exist, out of memory).  Per-file I/O errors are findings.
+ */
+CKPT_API int ckpt_verify(const char *path,
+    const struct ckpt_verify_options *opts, struct ckpt_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_report_free(struct ckpt_report *r);
+CKPT_API const char *ckpt_report_path(const struct ckpt_report *r);
+/** True when no finding of severity warning or above was made. */
+CKPT_API bool ckpt_report_ok(const struct ckpt_report *r);
+/** Path of the manifest checked, or NULL when there was none. */
+CKPT_API const char *ckpt_report_manifest(const struct ckpt_report *r);
+/** "none", "valid", "invalid", "unknown-key". */
+CKPT_API const char *ckpt_report_signature(const struct ckpt_report *r,
+    const char **keyid);
+/** Bytes hashed and bytes checked from the digest cache. */
+CKPT_API uint64_t ckpt_report_bytes_hashed(const struct ckpt_report *r);
+CKPT_API uint64_t ckpt_report_bytes_cached(const struct ckpt_report *r);
+CKPT_API size_t ckpt_report_file_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_verify_file *ckpt_report_file(
+    const struct ckpt_report *r, size_t i);
+CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
+CKPT_API const struct ckpt_finding *ckpt_report_finding(
+    const struct ckpt_report *r, size_t i);
+
+/**
+ * Deterministic slicing for rotating checks: true when the checkpoint
+ * "run@step" belongs to slice k (1-based) of n.  The slice is the first 8
+ * bytes of SHA-256("run@step"), big-endian, modulo n.
+ */
+CKPT_API bool ckpt_verify_in_subset(const char *run, int64_t step,
+    unsigned int k, unsigned int n);
+
+/*
+ * Ed25519 signatures over manifests (libsodium); file formats in
+ * ckpt-signature(5).  A key id is 8 bytes, written as 16 hex digits: the
+ * first 8 bytes of SHA-256 of the raw 32-byte public key.  Passphrases are
+ * byte strings (no terminating NUL needed); secret material lives only in
+ * guarded, wiped memory.
+ */
+#define CKPT_KEYID_HEX 17
+
+/**
+ * Generates a key pair and writes pub_path (mode 0644) and sec_path (mode
+ * 0600), both created exclusively: an existing file is never overwritten
+ * (CKPT_ERR_EXISTS).  With a passphrase the secret key is encrypted with a
+ * key derived by Argon2id.
+ */
+CKPT_API int ckpt_keygen(const char *pub_path, const char *sec_path,
+    const char *passphrase, size_t passlen, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+/** Whether a secret key file is passphrase-protected. */
+CKPT_API int ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
+    struct ckpt_error *err);
+/** Reads a public key file's key id. */
+CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Signs the file at manifest_path and writes the detached signature to
+ * sig_path (replaced atomically).  A wrong passphrase is CKPT_ERR_CRYPTO.
+ */
+CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
+    size_t passlen, const char *manifest_path, const char *sig_path,
+    const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err);
+
+/**
+ * Checks sig_path against manifest_path with the first of the public key
+ * files whose key id matches the signature's.  0: valid;
+ * CKPT_ERR_NOTFOUND: no key with that id; CKPT_ERR_CRYPTO: the signature
+ * does not match; CKPT_ERR_FORMAT: a malformed signature file.  keyid
+ * (when not NULL) receives the signature's key id.
+ */
+CKPT_API int ckpt_signature_check(const char *manifest_path,
+    const char *sig_path, const char *const *pubkeys, size_t npubkeys,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * secret.c - passphrase input for keygen and sign.  The passphrase never
+ * lives in ordinary heap or stack buffers: it is read byte by byte into
+ * sodium_malloc() memory (guarded pages, locked, wiped on free), and the
+ * terminal's echo is restored whatever happens.
+ */
+#include "secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <termios.h>
+#include <unistd.h>
+
+static char *
+alloc_secret(void)
+{
+	char *p;
+
+	if (sodium_init() < 0)
+		die("libsodium failed to initialise");
+	p = sodium_malloc(PASSPHRASE_MAX + 1);
+	if (!p)
+		die("out of memory for the passphrase");
+	return p;
+}
+
+/* Reads one line from fd into p; returns its length, -1 on error. */
+static ssize_t
+read_line(int fd, char *p)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0 || c == '\n')
+			break;
+		if (n == PASSPHRASE_MAX) {
+			errno = E2BIG;
+			return -1;
+		}
+		p[n++] = c;
+	}
+	if (n && p[n - 1] == '\r')
+		n--;
+	p[n] = '\0';
+	return (ssize_t)n;
+}
+
+static ssize_t
+ask(int tty, const char *prompt, char *p)
+{
+	struct termios old, quiet;
+	ssize_t n;
+	bool restore;
+
+	if (write(tty, prompt, strlen(prompt)) < 0)
+		return -1;
+	restore = !tcgetattr(tty, &old);
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		tcsetattr(tty, TCSAFLUSH, &quiet);
+	}
+	n = read_line(tty, p);
+	if (restore)
+		tcsetattr(tty, TCSAFLUSH, &old);
+	return n;
+}
+
+char *
+passphrase_read(const char *file, const char *prompt, bool confirm,
+    size_t *len)
+{
+	char *p = alloc_secret();
+	ssize_t n;
+
+	if (file) {
+		int fd = !strcmp(file, "-") ? 0 : open(file,
+		    O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			die_errno("cannot open passphrase file '%s'", file);
+		n = read_line(fd, p);
+		if (fd)
+			close(fd);
+		if (n < 0)
+			die_errno("cannot read passphrase file '%s'", file);
+	} else {
+		int tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+
+		if (tty < 0)
+			die_usage("no terminal to ask for a passphrase: give "
+			    "--passphrase-file%s", confirm ?
+			    " or --no-passphrase" : "");
+		n = ask(tty, prompt, p);
+		if (n >= 0 && confirm) {
+			char *q = alloc_secret();
+			ssize_t m = ask(tty, "Repeat the passphrase: ", q);
+
+			if (m != n || sodium_memcmp(p, q, (size_t)n)) {
+				sodium_free(q);
+				sodium_free(p);
+				close(tty);
+				die_usage("the passphrases do not match");
+			}
+			sodium_free(q);
+		}
+		close(tty);
+		if (n < 0)
+			die_errno("cannot read the passphrase");
+	}
+	*len = (size_t)n;
+	return p;
+}
+
+void
+passphrase_free(char *p)
+{
+	if (p)
+		sodium_free(p);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - what commands share to reach the store: opening it the way
+ * every command does (--store/-C, $CKPT_STORE, else the nearest enclosing
+ * store) and turning a command-line argument (a path or a reference such
+ * as RUN@STEP, RUN@latest, RUN@best, MODEL@vN, MODEL@ALIAS) into a path.
+ */
+#ifndef CKPT_CMD_STORE_H
+#define CKPT_CMD_STORE_H
+
+#include "ckpt.h"
+
+/*
+ * Opens the store of ctx: ctx->store (from -C/--store or $CKPT_STORE) or
+ * the nearest enclosing store of the current directory.  With create, a
+ * missing or empty ctx->store directory becomes a new store.  Dies with a
+ * clear message: exit 2 when there is no store, 3 on I/O errors.
+ */
+struct ckpt_store *store_open(const struct ctx *ctx, bool create);
+
+/* Like store_open but returns NULL (no message) when there is no store. */
+struct ckpt_store *store_open_gently(const struct ctx *ctx);
+
+/*
+ * Resolves a checkpoint argument: an existing file or directory is
+ * returned as is; otherwise a reference is resolved in the store (opened
+ * on first need into *storep, which may hold an open store already).
+ * metric/mode serve RUN@best.  Returns a newly allocated path; dies
+ * (exit 2 for a malformed or unknown reference) on failure.  When ref is
+ * not NULL it receives the resolution (release with ckpt_ref_release);
+ * for a plain path ref->path is NULL.
+ */
+char *resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
+    const char *arg, const char *metric, enum ckpt_metric_mode mode,
+    struct ckpt_ref *ref);
+
+/* Parses "min"/"max" (exit 2 otherwise). */
+enum ckpt_metric_mode parse_metric_mode(const char *s);
+
+#endif /* CKPT_CMD_STORE_H */

@@ -1,0 +1,1355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.c - ckpt_verify(): check one checkpoint completely and report
+ * every finding, never only the first.
+ *
+ * The work is a list of jobs run by a small thread pool sized to the
+ * machine: one "open" job per file (the format reader with CRC checks, the
+ * strict pickle reader, tensor bounds, the NaN/Inf scan) and one or more
+ * "hash" jobs per file that the manifest lists (the whole file, or each
+ * chunk when the manifest records chunk digests, so that one large file
+ * also keeps every core busy).  Jobs run largest first; each worker reads
+ * with pread into its own fixed buffer, so memory does not grow with file
+ * size.  Results land in per-file slots and are merged in file order
+ * afterwards, which keeps the report deterministic whatever the schedule.
+ *
+ * A file whose digest does not match is hashed again tensor by tensor
+ * against the manifest's tensor digests, to say which tensors changed.
+ *
+ * With CKPT_VERIFY_FAST, files are checked by size and by a digest cache
+ * keyed by (device, inode, size, mtime in ns): a file unchanged since it
+ * was last hashed is not read again, and zip CRCs are not checked.  The
+ * cache is a plain text file replaced atomically (see ckpt-verify(1)).
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "verify.h"
+
+#define READ_BUF (1u << 20)
+#define WALK_DEPTH_MAX 64
+#define NUM_BUF_ELEMS 65536
+
+/* ------------------------------------------------------------------ */
+/* Findings                                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
+    const char *path, const char *subject, int64_t offset, const char *fmt,
+    va_list ap)
+{
+	struct ckpt_finding *p, *f;
+	char *msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return CKPT_ERR_NOMEM;
+	p = reallocarray(l->v, l->n + 1, sizeof(*p));
+	if (!p) {
+		free(msg);
+		return CKPT_ERR_NOMEM;
+	}
+	l->v = p;
+	f = &p[l->n];
+	f->id = strdup(id);
+	f->severity = sev;
+	f->path = path ? strdup(path) : NULL;
+	f->subject = subject ? strdup(subject) : NULL;
+	f->message = msg;
+	f->offset = offset;
+	if (!f->id || (path && !f->path) || (subject && !f->subject)) {
+		free((char *)f->id);
+		free((char *)f->path);
+		free((char *)f->subject);
+		free(msg);
+		return CKPT_ERR_NOMEM;
+	}
+	l->n++;
+	return CKPT_OK;
+}
+
+int
+flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
+    const char *path, const char *subject, int64_t offset, const char *fmt,
+    ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+flist_free(struct flist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free((char *)l->v[i].id);
+		free((char *)l->v[i].path);
+		free((char *)l->v[i].subject);
+		free((char *)l->v[i].message);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The report                                                          */
+/* ------------------------------------------------------------------ */
+
+struct vfile {
+	struct ckpt_verify_file pub;
+	char *path, *name, *reason;
+	struct stat st;
+	bool present;
+	const struct vman_file *m;	/* manifest entry or NULL */
+	struct flist findings;
+	pthread_mutex_t lock;		/* findings, from several jobs */
+	unsigned char digest[CKPT_SHA256_BYTES];
+	bool digest_ok;			/* whole-file digest computed */
+	bool cached;			/* the cache vouched for it */
+	bool hash_failed;		/* a range or the file mismatched */
+	bool io_failed;
+	bool *range_bad;		/* per manifest range */
+	uint64_t bad_chunks;
+};
+
+struct ckpt_report {
+	char *path;
+	char *manifest;
+	const char *sig_state;
+	char keyid[CKPT_KEYID_HEX];
+	struct vfile *files;
+	size_t nfiles;
+	struct ckpt_verify_file *pubfiles;
+	struct flist findings;		/* merged, in report order */
+	struct flist top;		/* checkpoint-level, before merge */
+	uint64_t hashed, cached;
+	bool ok;
+};
+
+const char *
+ckpt_verify_status_name(enum ckpt_verify_status s)
+{
+	static const char *const names[] = { "OK", "FAILED", "MISSING",
+	    "EXTRA", "UNREADABLE" };
+
+	return (unsigned)s < CKPT_ARRAY_SIZE(names) ? names[s] : "FAILED";
+}
+
+void
+ckpt_report_free(struct ckpt_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(r->files[i].path);
+		free(r->files[i].name);
+		free(r->files[i].reason);
+		free(r->files[i].range_bad);
+		flist_free(&r->files[i].findings);
+		pthread_mutex_destroy(&r->files[i].lock);
+	}
+	free(r->files);
+	free(r->pubfiles);
+	flist_free(&r->findings);
+	flist_free(&r->top);
+	free(r->path);
+	free(r->manifest);
+	free(r);
+}
+
+const char *
+ckpt_report_path(const struct ckpt_report *r)
+{
+	return r->path;
+}
+
+bool
+ckpt_report_ok(const struct ckpt_report *r)
+{
+	return r->ok;
+}
+
+const char *
+ckpt_report_manifest(const struct ckpt_report *r)
+{
+	return r->manifest;
+}
+
+const char *
+ckpt_report_signature(const struct ckpt_report *r, const char **keyid)
+{
+	if (keyid)
+		*keyid = r->keyid[0] ? r->keyid : NULL;
+	return r->sig_state;
+}
+
+uint64_t
+ckpt_report_bytes_hashed(const struct ckpt_report *r)
+{
+	return r->hashed;
+}
+
+uint64_t
+ckpt_report_bytes_cached(const struct ckpt_report *r)
+{
+	return r->cached;
+}
+
+size_t
+ckpt_report_file_count(const struct ckpt_report *r)
+{
+	return r->nfiles;
+}
+
+const struct ckpt_verify_file *
+ckpt_report_file(const struct ckpt_report *r, size_t i)
+{
+	return i < r->nfiles ? &r->pubfiles[i] : NULL;
+}
+
+size_t
+ckpt_report_finding_count(const struct ckpt_report *r)
+{
+	return r->findings.n;
+}
+
+const struct ckpt_finding *
+ckpt_report_finding(const struct ckpt_report *r, size_t i)
+{
+	return i < r->findings.n ? &r->findings.v[i] : NULL;
+}
+
+bool
+ckpt_verify_in_subset(const char *run, int64_t step, unsigned int k,
+    unsigned int n)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	uint64_t v = 0;
+	char *s;
+
+	if (!n || !k || k > n)
+		return false;
+	if (asprintf(&s, "%s@%lld", run, (long long)step) < 0)
+		return false;
+	if (ckpt_hash_buffer(CKPT_HASH_SHA256, s, strlen(s), d, NULL)) {
+		free(s);
+		return false;
+	}
+	free(s);
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | d[i];
+	return v % n == k - 1;
+}
+
+static int CKPT_PRINTF(6, 7)
+file_finding(struct vfile *vf, const char *id, enum ckpt_severity sev,
+    const char *subject, int64_t offset, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	pthread_mutex_lock(&vf->lock);
+	va_start(ap, fmt);
+	rc = flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
+	    fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&vf->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Walking a checkpoint                                                */
+/* ------------------------------------------------------------------ */
+
+struct walk {
+	struct ckpt_report *r;
+	const char *root;
+	size_t cap;
+};
+
+static char *
+join(const char *a, const char *b)
+{
+	char *s;
+
+	if (!*a)
+		return strdup(b);
+	if (asprintf(&s, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/",
+	    b) < 0)
+		return NULL;
+	return s;
+}
+
+static struct vfile *
+add_file(struct walk *w, const char *name, const char *path,
+    struct ckpt_error *err)
+{
+	struct vfile *vf;
+
+	if (w->r->nfiles == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 32;
+		struct vfile *p = reallocarray(w->r->files, cap, sizeof(*p));
+
+		if (!p)
+			return ckpt_error_nomem(err), NULL;
+		w->r->files = p;
+		w->cap = cap;
+	}
+	vf = &w->r->files[w->r->nfiles];
+	memset(vf, 0, sizeof(*vf));
+	vf->name = strdup(name);
+	vf->path = strdup(path);
+	if (!vf->name || !vf->path) {
+		free(vf->name);
+		free(vf->path);
+		return ckpt_error_nomem(err), NULL;
+	}
+	pthread_mutex_init(&vf->lock, NULL);
+	w->r->nfiles++;
+	return vf;
+}
+
+static int
+walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
+{
+	struct dirent **ents = NULL;
+	char *dir;
+	int n, rc = CKPT_OK;
+
+	dir = *rel ? join(w->root, rel) : strdup(w->root);
+	if (!dir)
+		return ckpt_error_nomem(err);
+	if (depth > WALK_DEPTH_MAX) {
+		rc = flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
+		    dir, NULL, -1, "directories nested deeper than %d levels "
+		    "were not checked", WALK_DEPTH_MAX);
+		free(dir);
+		return rc;
+	}
+	n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0) {
+		rc = flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
+		    NULL, -1, "cannot list the directory: %s",
+		    strerror(errno));
+		free(dir);
+		return rc;
+	}
+	for (int i = 0; i < n && !rc; i++) {
+		const char *d = ents[i]->d_name;
+		char *name, *path;
+		struct vfile *vf;
+		struct stat st;
+
+		if (!strcmp(d, ".") || !strcmp(d, ".."))
+			continue;
+		name = *rel ? join(rel, d) : strdup(d);
+		path = join(w->root, name);
+		if (!name || !path) {
+			free(name);
+			free(path);
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		if (vman_is_own_file(name)) {
+			/* The manifest and its signature are checked as
+			 * such, not as payload. */
+		} else if (lstat(path, &st)) {
+			rc = flist_add(&w->r->top, "unreadable",
+			    CKPT_SEV_ERROR, path, NULL, -1, "cannot stat: %s",
+			    strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = walk_dir(w, name, depth + 1, err);
+		} else if ((vf = add_file(w, name, path, err)) == NULL) {
+			rc = err ? err->code : CKPT_ERR_NOMEM;
+		} else {
+			vf->st = st;
+			vf->present = true;
+		}
+		free(name);
+		free(path);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	free(dir);
+	return rc;
+}
+
+static int
+cmp_vfile(const void *a, const void *b)
+{
+	return strcmp(((const struct vfile *)a)->name,
+	    ((const struct vfile *)b)->name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Numerics                                                            */
+/* ------------------------------------------------------------------ */
+
+struct nonfinite {
+	uint64_t nan, pinf, ninf;
+};
+
+static void
+count_nonfinite(enum ckpt_dtype dt, const unsigned char *p, uint64_t n,
+    struct nonfinite *c)
+{
+	uint64_t i;
+
+	switch (dt) {
+	case CKPT_DTYPE_F64:
+	case CKPT_DTYPE_C128:
+		if (dt == CKPT_DTYPE_C128)
+			n *= 2;
+		for (i = 0; i < n; i++) {
+			uint64_t v;
+
+			memcpy(&v, p + 8 * i, 8);
+			if ((v & 0x7ff0000000000000ull) !=
+			    0x7ff0000000000000ull)
+				continue;
+			if (v & 0x000fffffffffffffull)
+				c->nan++;
+			else if (v >> 63)
+				c->ninf++;
+			else
+				c->pinf++;
+		}
+		break;
+	case CKPT_DTYPE_F32:
+	case CKPT_DTYPE_C64:
+		if (dt == CKPT_DTYPE_C64)
+			n *= 2;
+		for (i = 0; i < n; i++) {
+			uint32_t v;
+
+			memcpy(&v, p + 4 * i, 4);
+			if ((v & 0x7f800000u) != 0x7f800000u)
+				continue;
+			if (v & 0x007fffffu)
+				c->nan++;
+			else if (v >> 31)
+				c->ninf++;
+			else
+				c->pinf++;
+		}
+		break;
+	case CKPT_DTYPE_F16:
+	case CKPT_DTYPE_C32:
+	case CKPT_DTYPE_BF16: {
+		uint16_t emask = dt == CKPT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+		uint16_t mmask = dt == CKPT_DTYPE_BF16 ? 0x007f : 0x03ff;
+
+		if (dt == CKPT_DTYPE_C32)
+			n *= 2;
+		for (i = 0; i < n; i++) {
+			uint16_t v = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+
+			if ((v & emask) != emask)
+				continue;
+			if (v & mmask)
+				c->nan++;
+			else if (v >> 15)
+				c->ninf++;
+			else
+				c->pinf++;
+		}
+		break;
+	}
+	case CKPT_DTYPE_F8_E5M2:
+		for (i = 0; i < n; i++) {
+			if ((p[i] & 0x7c) != 0x7c)
+				continue;
+			if (p[i] & 0x03)
+				c->nan++;
+			else if (p[i] & 0x80)
+				c->ninf++;
+			else
+				c->pinf++;
+		}
+		break;
+	case CKPT_DTYPE_F8_E4M3:	/* E4M3FN: NaN is S.1111.111, no Inf */
+		for (i = 0; i < n; i++)
+			c->nan += (p[i] & 0x7f) == 0x7f;
+		break;
+	case CKPT_DTYPE_F8_E4M3FNUZ:	/* NaN is the negative zero, no Inf */
+	case CKPT_DTYPE_F8_E5M2FNUZ:
+		for (i = 0; i < n; i++)
+			c->nan += p[i] == 0x80;
+		break;
+	case CKPT_DTYPE_F8_E8M0:	/* scale: 0xff is NaN, no Inf */
+		for (i = 0; i < n; i++)
+			c->nan += p[i] == 0xff;
+		break;
+	default:
+		break;	/* F4, F6_*: no NaN or Inf encodings */
+	}
+}
+
+static void
+scan_numerics(struct vfile *vf, const struct ckpt_file *f,
+    unsigned char *buf, size_t buflen)
+{
+	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		unsigned int bits = ckpt_dtype_bits(t->dtype);
+		struct nonfinite c = { 0, 0, 0 };
+		struct ckpt_error e;
+		uint64_t per, done;
+
+		if (!ckpt_dtype_is_float(t->dtype) || bits < 8 || t->kind)
+			continue;
+		per = buflen / (bits / 8);
+		for (done = 0; done < t->numel; done += per) {
+			uint64_t n = t->numel - done < per ? t->numel - done :
+			    per;
+
+			if (ckpt_tensor_read(f, t, done, n, buf, &e)) {
+				file_finding(vf, "tensor-unreadable",
+				    CKPT_SEV_ERROR, t->name, e.offset,
+				    "cannot read tensor data: %s", e.message);
+				break;
+			}
+			count_nonfinite(t->dtype, buf, n, &c);
+		}
+		if (c.nan || c.pinf || c.ninf)
+			file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR,
+			    t->name, (int64_t)t->offset, "tensor %s (%s) has "
+			    "%llu NaN, %llu +Inf, %llu -Inf of %llu "
+			    "values", t->name, ckpt_dtype_name(t->dtype),
+			    (unsigned long long)c.nan,
+			    (unsigned long long)c.pinf,
+			    (unsigned long long)c.ninf,
+			    (unsigned long long)t->numel);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                                */
+/* ------------------------------------------------------------------ */
+
+enum job_kind { JOB_OPEN, JOB_HASH };
+
+struct job {
+	enum job_kind kind;
+	struct vfile *vf;
+	uint64_t off, len;		/* JOB_HASH: the byte range */
+	size_t range;			/* manifest range, SIZE_MAX = whole file */
+};
+
+struct pool {
+	struct job *jobs;
+	size_t njobs, next;
+	unsigned int flags;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cv;
+	unsigned int running;
+	uint64_t bytes;			/* hashed so far */
+	int fatal;			/* out of memory */
+};
+
+static int
+cmp_job(const void *a, const void *b)
+{
+	const struct job *x = a, *y = b;
+	uint64_t cx = x->kind == JOB_OPEN ? 0 : x->len;
+	uint64_t cy = y->kind == JOB_OPEN ? 0 : y->len;
+
+	/* Largest hash first so that one big file does not start last;
+	 * the cheap open jobs fill the gaps at the end. */
+	if (cx != cy)
+		return cx > cy ? -1 : 1;
+	if (x->vf != y->vf)
+		return x->vf < y->vf ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Hashes [off, off+len) of vf with SHA-256; 0, or -1 after a finding. */
+static int
+hash_range(struct pool *p, struct vfile *vf, int fd, uint64_t off,
+    uint64_t len, unsigned char *buf, unsigned char *out)
+{
+	struct ckpt_hash *h;
+	struct ckpt_error e;
+	uint64_t done = 0;
+
+	if (ckpt_hash_new(CKPT_HASH_SHA256, &h, &e))
+		return -1;
+	while (done < len) {
+		size_t want = len - done < READ_BUF ? (size_t)(len - done) :
+		    READ_BUF;
+		ssize_t n = pread(fd, buf, want, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0)
+				file_finding(vf, "io-error", CKPT_SEV_ERROR,
+				    NULL, (int64_t)(off + done), "cannot "
+				    "read: %s", strerror(errno));
+			else
+				file_finding(vf, "truncated", CKPT_SEV_ERROR,
+				    NULL, (int64_t)(off + done), "file "
+				    "ends at byte %llu while reading",
+				    (unsigned long long)(off + done));
+			vf->io_failed = true;
+			ckpt_hash_free(h);
+			return -1;
+		}
+		ckpt_hash_update(h, buf, (size_t)n);
+		done += (uint64_t)n;
+		pthread_mutex_lock(&p->lock);
+		p->bytes += (uint64_t)n;
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (ckpt_hash_final(h, out, &e)) {
+		ckpt_hash_free(h);
+		return -1;
+	}
+	ckpt_hash_free(h);
+	return 0;
+}
+
+static void
+job_hash(struct pool *p, struct job *j, unsigned char *buf)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	struct vfile *vf = j->vf;
+	const struct vman_range *mr;
+	int fd = open(vf->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		file_finding(vf, "io-error", CKPT_SEV_ERROR, NULL, -1,
+		    "cannot open: %s", strerror(errno));
+		vf->io_failed = true;
+		return;
+	}
+	if (hash_range(p, vf, fd, j->off, j->len, buf, d)) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (j->range == SIZE_MAX) {
+		memcpy(vf->digest, d, sizeof(d));
+		vf->digest_ok = true;
+		if (memcmp(d, vf->m->sha256, sizeof(d)))
+			vf->hash_failed = true;
+		return;
+	}
+	mr = &vf->m->ranges[j->range];
+	if (!memcmp(d, mr->sha256, sizeof(d)))
+		return;
+	pthread_mutex_lock(&vf->lock);
+	vf->range_bad[j->range] = true;
+	vf->hash_failed = true;
+	if (!mr->tensor)
+		vf->bad_chunks++;
+	pthread_mutex_unlock(&vf->lock);
+	if (mr->tensor)
+		file_finding(vf, "tensor-changed", CKPT_SEV_ERROR, mr->tensor,
+		    (int64_t)mr->offset, "tensor %s changed (bytes "
+		    "%llu-%llu)", mr->tensor, (unsigned long long)mr->offset,
+		    (unsigned long long)mr->end);
+}
+
+/* Copies what the reader found, and adds what verify checks on top. */
+static void
+collect_file(struct vfile *vf, const struct ckpt_file *f)
+{
+	uint64_t size = ckpt_file_size(f);
+
+	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(f, i);
+
+		file_finding(vf, x->id, x->severity, x->subject, x->offset,
+		    "%s", x->message);
+	}
+	/* A global the strict reader did not allow is a finding even if
+	 * a reader forgot to say so: never "clean" with one in it. */
+	for (size_t i = 0; i < ckpt_file_global_count(f); i++) {
+		bool allowed, said = false;
+		const char *g = ckpt_file_global(f, i, &allowed);
+
+		if (allowed)
+			continue;
+		for (size_t k = 0; k < ckpt_file_finding_count(f); k++) {
+			const struct ckpt_finding *x = ckpt_file_finding(f, k);
+
+			said |= x->subject && !strcmp(x->subject, g);
+		}
+		if (!said)
+			file_finding(vf, "unsafe-global", CKPT_SEV_ERROR, g,
+			    -1, "pickle references %s, which is not in the "
+			    "allowlist", g);
+	}
+	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		uint64_t end;
+
+		if (t->kind && !strcmp(t->kind, "meta"))
+			continue;
+		if (!ckpt_add_u64(t->offset, t->span, &end) || end > size)
+			file_finding(vf, "tensor-out-of-bounds",
+			    CKPT_SEV_ERROR, t->name, (int64_t)t->offset,
+			    "tensor %s spans bytes %llu+%llu beyond the end "
+			    "of the file (%llu)", t->name ? t->name : "",
+			    (unsigned long long)t->offset,
+			    (unsigned long long)t->span,
+			    (unsigned long long)size);
+	}
+}
+
+static void
+job_open(struct pool *p, struct job *j, unsigned char *buf)
+{
+	struct vfile *vf = j->vf;
+	struct ckpt_file *f;
+	struct ckpt_error e;
+	unsigned int flags = 0;
+	int rc;
+
+	if (!(p->flags & CKPT_VERIFY_FAST))
+		flags |= CKPT_OPEN_CHECK_CRC;
+	ckpt_error_clear(&e);
+	rc = ckpt_file_open(vf->path, flags, &f, &e);
+	if (rc) {
+		const char *id = "format-error";
+
+		switch (rc) {
+		case CKPT_ERR_IO:
+			id = "io-error";
+			vf->io_failed = true;
+			break;
+		case CKPT_ERR_UNSAFE:
+			id = "unsafe-content";
+			break;
+		case CKPT_ERR_UNSUPPORTED:
+			id = "unsupported-format";
+			break;
+		case CKPT_ERR_LIMIT:
+			id = "limit-exceeded";
+			break;
+		case CKPT_ERR_NOMEM:
+			pthread_mutex_lock(&p->lock);
+			p->fatal = rc;
+			pthread_mutex_unlock(&p->lock);
+			return;
+		default:
+			break;
+		}
+		file_finding(vf, id, CKPT_SEV_ERROR, NULL, e.offset, "%s",
+		    e.message);
+		return;
+	}
+	vf->pub.format = ckpt_file_format(f);
+	collect_file(vf, f);
+	if (p->flags & CKPT_VERIFY_NUMERICS)
+		scan_numerics(vf, f, buf, READ_BUF);
+	ckpt_file_free(f);
+}
+
+struct worker {
+	struct pool *p;
+	pthread_t tid;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct pool *p = ((struct worker *)arg)->p;
+	unsigned char *buf = malloc(READ_BUF);
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&p->lock);
+		if (!buf)
+			p->fatal = CKPT_ERR_NOMEM;
+		if (p->next >= p->njobs || p->fatal) {
+			p->running--;
+			pthread_cond_signal(&p->done_cv);
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		j = &p->jobs[p->next++];
+		pthread_mutex_unlock(&p->lock);
+		if (j->kind == JOB_OPEN)
+			job_open(p, j, buf);
+		else
+			job_hash(p, j, buf);
+	}
+	free(buf);
+	return NULL;
+}
+
+static unsigned int
+thread_count(const struct ckpt_verify_options *o)
+{
+	long n;
+
+	if (o && o->threads)
+		return o->threads;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n < 256 ? (unsigned int)n : 1;
+}
+
+static int
+run_pool(struct pool *p, const struct ckpt_verify_options *o,
+    uint64_t total, struct ckpt_error *err)
+{
+	unsigned int n = thread_count(o);
+	struct worker *w;
+	unsigned int started = 0;
+
+	if (!p->njobs)
+		return CKPT_OK;
+	qsort(p->jobs, p->njobs, sizeof(*p->jobs), cmp_job);
+	if (n > p->njobs)
+		n = (unsigned int)p->njobs;
+	w = calloc(n, sizeof(*w));
+	if (!w)
+		return ckpt_error_nomem(err);
+	pthread_mutex_lock(&p->lock);
+	for (unsigned int i = 0; i < n; i++) {
+		w[i].p = p;
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]))
+			break;
+		started++;
+		p->running++;
+	}
+	if (!started) {
+		pthread_mutex_unlock(&p->lock);
+		free(w);
+		return ckpt_error_set(err, CKPT_ERR_NOMEM, NULL, -1,
+		    "cannot start hashing threads");
+	}
+	while (p->running) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->done_cv, &p->lock, &ts);
+		if (o && o->progress) {
+			uint64_t b = p->bytes;
+
+			pthread_mutex_unlock(&p->lock);
+			o->progress(o->progress_arg, b, total);
+			pthread_mutex_lock(&p->lock);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	free(w);
+	if (p->fatal)
+		return ckpt_error_set(err, p->fatal, NULL, -1,
+		    "out of memory while verifying");
+	return CKPT_OK;
+}
+
+static int
+push_job(struct pool *p, size_t *cap, const struct job *j,
+    struct ckpt_error *err)
+{
+	if (p->njobs == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct job *n = reallocarray(p->jobs, c, sizeof(*n));
+
+		if (!n)
+			return ckpt_error_nomem(err);
+		p->jobs = n;
+		*cap = c;
+	}
+	p->jobs[p->njobs++] = *j;
+	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Putting it together                                                 */
+/* ------------------------------------------------------------------ */
+
+static const char *
+short_reason(const struct ckpt_finding *x, char *buf, size_t len)
+{
+	if (!strcmp(x->id, "tensor-changed") && x->subject)
+		snprintf(buf, len, "tensor %s changed", x->subject);
+	else if ((!strcmp(x->id, "unsafe-global") ||
+	    !strcmp(x->id, "pickle-global-not-allowed")) && x->subject)
+		snprintf(buf, len, "unsafe global %s", x->subject);
+	else if (!strcmp(x->id, "tensor-nonfinite") && x->subject)
+		snprintf(buf, len, "tensor %s not finite", x->subject);
+	else if (!strcmp(x->id, "size-mismatch") ||
+	    !strcmp(x->id, "digest-mismatch"))
+		snprintf(buf, len, "%s", x->message);
+	else if (x->subject)
+		snprintf(buf, len, "%s %s", x->id, x->subject);
+	else
+		snprintf(buf, len, "%s", x->id);
+	return buf;
+}
+
+/* Ranks findings for the one-line reason: what changed first, then what
+ * is unsafe, then the rest, errors before warnings. */
+static int
+reason_rank(const struct ckpt_finding *x)
+{
+	int base = x->severity == CKPT_SEV_ERROR ? 0 : 10;
+
+	if (!strcmp(x->id, "tensor-changed"))
+		return base;
+	if (!strcmp(x->id, "size-mismatch") || !strcmp(x->id, "truncated"))
+		return base + 1;
+	if (strstr(x->id, "global") || strstr(x->id, "opcode") ||
+	    strstr(x->id, "unsafe"))
+		return base + 2;
+	if (!strcmp(x->id, "digest-mismatch"))
+		return base + 4;
+	return base + 3;
+}
+
+static int
+finish_file(struct ckpt_report *r, struct vfile *vf, struct ckpt_error *err)
+{
+	const struct ckpt_finding *best = NULL;
+	char buf[512];
+
+	vf->pub.path = vf->path;
+	vf->pub.name = vf->name;
+	vf->pub.size = vf->present ? (uint64_t)vf->st.st_size :
+	    (vf->m ? vf->m->size : 0);
+	vf->pub.has_digest = vf->digest_ok || vf->cached;
+	memcpy(vf->pub.sha256, vf->digest, sizeof(vf->digest));
+	vf->pub.hashed = vf->digest_ok;
+	for (size_t i = 0; i < vf->findings.n; i++) {
+		const struct ckpt_finding *x = &vf->findings.v[i];
+
+		if (x->severity < CKPT_SEV_WARNING)
+			continue;
+		if (!best || reason_rank(x) < reason_rank(best))
+			best = x;
+	}
+	if (!vf->present && vf->m)
+		vf->pub.status = CKPT_VERIFY_MISSING;
+	else if (vf->present && r->manifest && !vf->m)
+		vf->pub.status = CKPT_VERIFY_EXTRA;
+	else if (vf->io_failed)
+		vf->pub.status = CKPT_VERIFY_UNREADABLE;
+	else
+		vf->pub.status = best ? CKPT_VERIFY_FAILED : CKPT_VERIFY_OK;
+	if (best && vf->pub.status == CKPT_VERIFY_FAILED) {
+		vf->reason = strdup(short_reason(best, buf, sizeof(buf)));
+		if (!vf->reason)
+			return ckpt_error_nomem(err);
+	}
+	vf->pub.reason = vf->reason;
+	return CKPT_OK;
+}
+
+static int
+merge_findings(struct flist *dst, const struct flist *src,
+    struct ckpt_error *err)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		const struct ckpt_finding *x = &src->v[i];
+
+		if (flist_add(dst, x->id, x->severity, x->path, x->subject,
+		    x->offset, "%s", x->message))
+			return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
+static void
+check_signature(struct ckpt_report *r, const struct vmanifest *man,
+    const struct ckpt_verify_options *o)
+{
+	struct ckpt_error e;
+	char **keys = NULL;
+	size_t nkeys = 0;
+	char *sig;
+	int rc;
+
+	r->sig_state = "none";
+	if (!man) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, r->path, NULL, -1, "no manifest, "
+			    "so nothing is signed");
+		return;
+	}
+	sig = vman_signature_path(man);
+	if (!sig || access(sig, F_OK)) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
+			    "manifest is not signed (no %s)", sig ? sig :
+			    "signature");
+		free(sig);
+		return;
+	}
+	if (vman_trusted_keys(o, man, &keys, &nkeys)) {
+		flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
+		    NULL, -1, "out of memory listing trusted keys");
+		free(sig);
+		return;
+	}
+	rc = ckpt_signature_check(man->path, sig, (const char *const *)keys,
+	    nkeys, r->keyid, &e);
+	switch (rc) {
+	case CKPT_OK:
+		r->sig_state = "valid";
+		flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
+		    r->keyid, -1, "good signature by key %s", r->keyid);
+		break;
+	case CKPT_ERR_NOTFOUND:
+		r->sig_state = "unknown-key";
+		flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
+		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
+		    e.message);
+		break;
+	case CKPT_ERR_CRYPTO:
+		r->sig_state = "invalid";
+		flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
+		    r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
+		break;
+	default:
+		r->sig_state = "invalid";
+		flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
+		    NULL, e.offset, "%s", e.message);
+		break;
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(sig);
+}
+
+/* Queues the jobs for one file and adds the bytes to hash to *total. */
+static int
+plan_file(struct pool *p, size_t *cap, struct vfile *vf,
+    const struct ckpt_verify_options *o, struct vcache *cache,
+    uint64_t *total, struct ckpt_error *err)
+{
+	unsigned int flags = o ? o->flags : 0;
+	size_t nfirst = 0;
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	j.vf = vf;
+	if (!vf->present)
+		return CKPT_OK;
+	if (!S_ISREG(vf->st.st_mode))
+		return file_finding(vf, S_ISLNK(vf->st.st_mode) ? "symlink" :
+		    "not-regular-file", CKPT_SEV_ERROR, NULL, -1, "%s; a "
+		    "checkpoint holds regular files only",
+		    S_ISLNK(vf->st.st_mode) ? "a symbolic link, not followed"
+		    : "not a regular file");
+	j.kind = JOB_OPEN;
+	if ((rc = push_job(p, cap, &j, err)))
+		return rc;
+	if (!vf->m)
+		return CKPT_OK;
+	if ((uint64_t)vf->st.st_size != vf->m->size) {
+		vf->hash_failed = true;
+		return file_finding(vf, "size-mismatch", CKPT_SEV_ERROR, NULL,
+		    -1, "size %llu, expected %llu",
+		    (unsigned long long)vf->st.st_size,
+		    (unsigned long long)vf->m->size);
+	}
+	if ((flags & CKPT_VERIFY_FAST) && vf->m->has_sha256 &&
+	    vcache_lookup(cache, &vf->st, vf->digest) &&
+	    !memcmp(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES)) {
+		vf->cached = true;
+		return CKPT_OK;
+	}
+	vf->range_bad = calloc(vf->m->nranges ? vf->m->nranges : 1,
+	    sizeof(bool));
+	if (!vf->range_bad)
+		return ckpt_error_nomem(err);
+	j.kind = JOB_HASH;
+	for (size_t i = 0; i < vf->m->nranges; i++) {
+		const struct vman_range *mr = &vf->m->ranges[i];
+
+		if (!mr->first)
+			continue;
+		j.off = mr->offset;
+		j.len = mr->end - mr->offset;
+		j.range = i;
+		if ((rc = push_job(p, cap, &j, err)))
+			return rc;
+		nfirst++;
+	}
+	if (!nfirst) {
+		if (!vf->m->has_sha256)
+			return file_finding(vf, "no-digest", CKPT_SEV_WARNING,
+			    NULL, -1, "the manifest records no digest for "
+			    "this file");
+		j.off = 0;
+		j.len = vf->m->size;
+		j.range = SIZE_MAX;
+		if ((rc = push_job(p, cap, &j, err)))
+			return rc;
+	}
+	*total += vf->m->size;
+	return CKPT_OK;
+}
+
+static bool
+overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
+{
+	for (size_t i = 0; i < vf->m->nranges; i++) {
+		const struct vman_range *c = &vf->m->ranges[i];
+
+		if (vf->range_bad[i] && !c->tensor && c->offset < t->end &&
+		    t->offset < c->end)
+			return true;
+	}
+	return false;
+}
+
+/* After a mismatch: which of the tensors larger than a chunk changed. */
+static int
+plan_tensors(struct pool *p, size_t *cap, struct ckpt_report *r,
+    uint64_t *total, struct ckpt_error *err)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+		struct job j;
+		int rc;
+
+		if (!vf->range_bad || !vf->bad_chunks || vf->io_failed)
+			continue;
+		for (size_t t = 0; t < vf->m->nranges; t++) {
+			const struct vman_range *mr = &vf->m->ranges[t];
+
+			if (mr->first || !mr->tensor ||
+			    !overlaps_bad_chunk(vf, mr))
+				continue;
+			memset(&j, 0, sizeof(j));
+			j.kind = JOB_HASH;
+			j.vf = vf;
+			j.off = mr->offset;
+			j.len = mr->end - mr->offset;
+			j.range = t;
+			if ((rc = push_job(p, cap, &j, err)))
+				return rc;
+			*total += j.len;
+		}
+	}
+	return CKPT_OK;
+}
+
+static void
+note_mismatches(struct ckpt_report *r)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+		bool tensor = false;
+		size_t nchunks = 0;
+
+		if (!vf->hash_failed || vf->io_failed || !vf->present ||
+		    (uint64_t)vf->st.st_size != vf->m->size)
+			continue;
+		for (size_t k = 0; k < vf->findings.n; k++)
+			tensor |= !strcmp(vf->findings.v[k].id,
+			    "tensor-changed");
+		for (size_t k = 0; k < vf->m->nranges; k++)
+			nchunks += !vf->m->ranges[k].tensor;
+		if (vf->bad_chunks)
+			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
+			    NULL, -1, "%llu of %zu chunks differ from the "
+			    "manifest%s", (unsigned long long)vf->bad_chunks,
+			    nchunks, tensor ? "" :
+			    " (outside any recorded tensor)");
+		else if (!tensor)
+			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
+			    NULL, -1, "SHA-256 differs from the manifest");
+	}
+}
+
+int
+ckpt_verify(const char *path, const struct ckpt_verify_options *o,
+    struct ckpt_report **out, struct ckpt_error *err)
+{
+	struct vmanifest *man = NULL;
+	struct vcache *cache = NULL;
+	struct ckpt_report *r;
+	struct walk w;
+	struct pool p;
+	struct stat st;
+	size_t cap = 0;
+	uint64_t total = 0;
+	int rc;
+
+	if (stat(path, &st))
+		return ckpt_error_errno(err, path, "cannot verify");
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		return ckpt_error_nomem(err);
+	}
+	r->sig_state = "none";
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.done_cv, NULL);
+	p.flags = o ? o->flags : 0;
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+
+	rc = vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
+	if (rc)
+		goto out;
+	if (man && !(r->manifest = strdup(man->path))) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		w.root = path;
+		if ((rc = walk_dir(&w, "", 0, err)))
+			goto out;
+	} else {
+		const char *base = strrchr(path, '/');
+		struct vfile *vf = add_file(&w, base ? base + 1 : path, path,
+		    err);
+
+		if (!vf) {
+			rc = err ? err->code : CKPT_ERR_NOMEM;
+			goto out;
+		}
+		lstat(path, &vf->st);
+		vf->present = true;
+	}
+	/* Match the listing with the manifest; what it lists and the disk
+	 * lacks is missing. */
+	if (man) {
+		for (size_t i = 0; i < r->nfiles; i++)
+			r->files[i].m = vman_find(man, r->files[i].name);
+		for (size_t i = 0; i < man->nfiles; i++) {
+			struct vfile *vf;
+			char *fp;
+
+			if (man->files[i].seen || !S_ISDIR(st.st_mode))
+				continue;
+			fp = join(path, man->files[i].name);
+			vf = fp ? add_file(&w, man->files[i].name, fp, err) :
+			    NULL;
+			free(fp);
+			if (!vf) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
+			vf->m = &man->files[i];
+			file_finding(vf, "file-missing", CKPT_SEV_ERROR, NULL,
+			    -1, "listed in the manifest, missing on disk");
+		}
+		if (r->nfiles)
+			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+		/* The locks moved with the array: make them new. */
+		for (size_t i = 0; i < r->nfiles; i++)
+			pthread_mutex_init(&r->files[i].lock, NULL);
+		for (size_t i = 0; i < r->nfiles; i++)
+			if (r->files[i].present && !r->files[i].m)
+				file_finding(&r->files[i], "file-extra",
+				    CKPT_SEV_ERROR, NULL, -1, "on disk, not "
+				    "in the manifest");
+	} else if (!S_ISDIR(st.st_mode) || r->nfiles) {
+		flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
+		    -1, "no manifest: structure, safety%s only",
+		    p.flags & CKPT_VERIFY_NUMERICS ? " and numerics" : "");
+	}
+	if (!man) {
+		if (r->nfiles)
+			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+		for (size_t i = 0; i < r->nfiles; i++)
+			pthread_mutex_init(&r->files[i].lock, NULL);
+	}
+	if (!r->nfiles)
+		flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
+		    "no files to verify");
+	/* The mutexes must not move once threads run: the array is final
+	 * from here on. */
+	if (man && !(p.flags & CKPT_VERIFY_NO_CACHE))
+		vcache_open(o, man, &cache);
+	for (size_t i = 0; i < r->nfiles; i++)
+		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, &total,
+		    err)))
+			goto out;
+	check_signature(r, man, o);
+	if ((rc = run_pool(&p, o, total, err)))
+		goto out;
+	r->hashed = p.bytes;
+	/* Second pass, only for files that did not match. */
+	p.njobs = p.next = 0;
+	p.bytes = 0;
+	if ((rc = plan_tensors(&p, &cap, r, &total, err)) ||
+	    (rc = run_pool(&p, o, total, err)))
+		goto out;
+	r->hashed += p.bytes;
+	note_mismatches(r);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+
+		if (vf->cached)
+			r->cached += vf->m->size;
+		/* Whatever the chunks said, a file that matched has the
+		 * manifest's digest, which the cache may then remember. */
+		if (vf->m && vf->m->has_sha256 && !vf->hash_failed &&
+		    !vf->io_failed && !vf->cached && vf->present &&
+		    S_ISREG(vf->st.st_mode)) {
+			memcpy(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES);
+			vf->digest_ok = true;
+			vcache_store(cache, &vf->st, vf->digest);
+		}
+	}
+	vcache_close(cache);
+	cache = NULL;
+
+	if ((rc = merge_findings(&r->findings, &r->top, err)))
+		goto out;
+	r->pubfiles = calloc(r->nfiles ? r->nfiles : 1,
+	    sizeof(*r->pubfiles));
+	if (!r->pubfiles) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		if ((rc = finish_file(r, &r->files[i], err)) ||
+		    (rc = merge_findings(&r->findings, &r->files[i].findings,
+		    err)))
+			goto out;
+		r->pubfiles[i] = r->files[i].pub;
+	}
+	r->ok = true;
+	for (size_t i = 0; i < r->findings.n; i++)
+		if (r->findings.v[i].severity >= CKPT_SEV_WARNING)
+			r->ok = false;
+out:
+	vcache_close(cache);
+	free(p.jobs);
+	pthread_mutex_destroy(&p.lock);
+	pthread_cond_destroy(&p.done_cv);
+	vman_free(man);
+	if (rc) {
+		ckpt_report_free(r);
+		return rc;
+	}
+	*out = r;
+	return CKPT_OK;
+}

@@ -1,0 +1,120 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+test_description='store: init, ls, latest, store discovery, exit codes'
+. "$(dirname "$0")/lib.sh"
+
+mkstore() {
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-store.py" "$@"
+}
+
+test_expect_success 'init creates a store with a commented policy' '
+	ckpt init st >out &&
+	test_grep "Initialized empty ckpt store in .*/st$" out &&
+	test_path_is_file st/.ckpt/store.json &&
+	test_path_is_dir st/runs &&
+	test_grep "^# *keep_last" st/ckpt.yaml &&
+	! grep -v "^#" st/ckpt.yaml | grep -q . &&
+	ckpt init st >out &&
+	test_grep "Existing ckpt store" out
+'
+
+test_expect_success 'init refuses a non-empty directory that is no store' '
+	mkdir busy && echo x >busy/file &&
+	test_expect_code 2 ckpt init busy 2>err &&
+	test_grep "not empty" err &&
+	test_path_is_missing busy/.ckpt
+'
+
+test_expect_success 'init --json' '
+	ckpt init --json st2 >out &&
+	test_grep "\"created\": true" out &&
+	test_grep "\"schema\": 1" out
+'
+
+test_expect_success 'ls outside any store exits 2' '
+	mkdir -p nostore && (cd nostore && test_expect_code 2 ckpt ls 2>err) &&
+	test_grep "not in a ckpt store" nostore/err
+'
+
+test_expect_success 'setup a store with runs' '
+	mkstore s a@10:loss=0.5,acc=0.9 a@20:loss=0.3 a@3:loss=0.4 b@5 &&
+	mkdir -p s/runs/a/.tmp-step-40.99999.x s/runs/a/step-50
+'
+
+test_expect_success 'ls lists committed checkpoints by run and numeric step' '
+	ckpt -C s ls >out &&
+	cat >expect <<-\EOF &&
+	RUN  STEP  CREATED               SIZE  METRICS           TAGS  FLAGS
+	a       3  2026-01-01 00:00:00Z  32 B  loss=0.4                
+	a      10  2026-01-01 00:00:00Z  40 B  acc=0.9 loss=0.5        
+	a      20  2026-01-01 00:00:00Z  40 B  loss=0.3                
+	b       5  2026-01-01 00:00:00Z  32 B                          
+	EOF
+	head -5 out >actual &&
+	test_cmp expect actual &&
+	test_grep "abandoned .*/runs/a/.tmp-step-40" out &&
+	test_grep "incomplete .*/runs/a/step-50" out
+'
+
+test_expect_success 'the store is found from a subdirectory and CKPT_STORE' '
+	(cd s/runs/a && ckpt ls --run b) >out &&
+	test_grep "^b " out &&
+	CKPT_STORE=s ckpt ls --run b >out2 &&
+	test_cmp out out2
+'
+
+test_expect_success 'ls --sort METRIC and --where' '
+	ckpt -C s ls --sort loss --where "loss<0.45" >out &&
+	awk "NR>1 && NR<4 {print \$1, \$2}" out >actual &&
+	printf "a 20\na 3\n" >expect &&
+	test_cmp expect actual
+'
+
+test_expect_success 'ls --json' '
+	ckpt -C s ls --json --run b >out &&
+	test_grep "\"schema\": 1" out &&
+	test_grep "\"step\": 5" out &&
+	test_grep "\"size\": 32" out &&
+	! test_grep "\"run\": \"a\"" out 2>/dev/null
+'
+
+test_expect_success 'ls rejects bad run names and bad --where' '
+	test_expect_code 2 ckpt -C s ls --run ../x 2>err &&
+	test_grep "run name" err &&
+	test_expect_code 2 ckpt -C s ls --where "loss~1" 2>err &&
+	test_expect_code 2 ckpt -C s ls --where "loss<abc" 2>err &&
+	test_grep "not a number" err
+'
+
+test_expect_success 'latest prints the highest step, not the newest file' '
+	touch -d "2030-01-01" s/runs/a/step-3 &&
+	ckpt -C s latest --run a >out &&
+	echo "$(cd s && pwd -P)/runs/a/step-20" >expect &&
+	test_cmp expect out
+'
+
+test_expect_success 'latest exits 1 for an empty or unknown run, 2 for bad use' '
+	test_expect_code 1 ckpt -C s latest --run nosuch >out 2>err &&
+	test ! -s out &&
+	test_expect_code 2 ckpt -C s latest 2>err &&
+	test_expect_code 2 ckpt -C s latest --run "a b" 2>err &&
+	test_grep "run name" err
+'
+
+test_expect_success 'latest --verified falls back past a damaged checkpoint' '
+	ckpt-test-tool flip s/runs/a/step-20/weights.bin 3 &&
+	ckpt -C s latest --run a --verified >out 2>err &&
+	echo "$(cd s && pwd -P)/runs/a/step-10" >expect &&
+	test_cmp expect out &&
+	test_grep "a@20 does not verify" err &&
+	ckpt -C s latest --run a --verified --json >out &&
+	test_grep "\"skipped\": 1" out
+'
+
+test_expect_success 'latest --verified exits 1 when nothing verifies' '
+	ckpt-test-tool truncate s/runs/b/step-5/weights.bin 3 &&
+	test_expect_code 1 ckpt -C s latest --run b --verified 2>err &&
+	test_grep "no committed, verified" err
+'
+
+test_done
