@@ -1200,7 +1200,9 @@ struct ckpt_verify_options {
 					   ~/.cache/ckpt */
 	const char *const *keys;	/* public key files to trust */
 	size_t nkeys;
-	/* Called from the calling thread with bytes hashed so far. */
+	/* "sha256:..." the manifest must have (from the registry), or NULL */
+	const char *manifest_digest;
+	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
@@ -1256,6 +1258,10 @@ CKPT_API const struct ckpt_verify_file *ckpt_report_file(
 CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
 CKPT_API const struct ckpt_finding *ckpt_report_finding(
     const struct ckpt_report *r, size_t i);
+/** The first n findings are about the checkpoint as a whole (manifest,
+ * signature); the rest about its files, in file order. */
+CKPT_API size_t ckpt_report_checkpoint_finding_count(
+    const struct ckpt_report *r);
 
 /**
  * Deterministic slicing for rotating checks: true when the checkpoint
