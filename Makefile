@@ -26,6 +26,10 @@ ABI = 0
 O ?= .
 PREFIX ?= /usr/local
 prefix ?= $(PREFIX)
+# "make install PREFIX=..." wins over ./configure --prefix.
+ifeq ($(origin PREFIX),command line)
+prefix := $(PREFIX)
+endif
 bindir ?= $(prefix)/bin
 libdir ?= $(prefix)/lib
 includedir ?= $(prefix)/include
@@ -40,6 +44,8 @@ DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
 DEP_LIBS ?= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# Without Check, ckpt still builds; "make check" then fails, saying why.
+HAVE_CHECK ?= $(shell $(PKG_CONFIG) --exists check 2>/dev/null && echo yes)
 
 CFLAGS ?= -O2 -g
 BASIC_CFLAGS = -std=c11 -Wall -Wextra -Wno-unused-parameter -fPIC \
@@ -77,6 +83,8 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(O)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(O)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(O)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
+FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(O)/%.o)
+FUZZ_PROGS := $(patsubst %.c,$(O)/%,$(filter tests/fuzz/fuzz-%.c,$(FUZZ_SRCS)))
 BENCH_PROGS := $(BENCH_SRCS:%.c=$(O)/%)
 
 LIB_A = $(O)/lib/libckpt.a
@@ -95,7 +103,13 @@ QUIET_LINK = @echo '   ' LINK $@;
 QUIET_GEN = @echo '   ' GEN $@;
 endif
 
-all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(UNIT) $(TOOL) $(FAULT_SO)
+all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL) $(FUZZ_PROGS) $(FAULT_SO)
+ifeq ($(HAVE_CHECK),yes)
+all:: $(UNIT)
+else
+all::
+	@echo "warning: Check (pkg-config check) not found: the unit tests are not built" >&2
+endif
 
 # Rebuild everything when the flags change (git's GIT-CFLAGS).
 $(O)/CKPT-CFLAGS: FORCE
@@ -139,6 +153,22 @@ $(UNIT): $(UNIT_OBJS) $(LIB_A)
 $(TOOL): $(TOOL_OBJS) $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
+
+# Fuzz harnesses: with FUZZ=1 (scripts/fuzz, clang) libFuzzer provides
+# main(); otherwise tests/fuzz/replay.c does, and make check replays the
+# corpus through them.
+ifdef FUZZ
+FUZZ_MAIN =
+FUZZ_LDFLAGS = -fsanitize=fuzzer
+else
+FUZZ_MAIN = $(O)/tests/fuzz/replay.o
+FUZZ_LDFLAGS =
+endif
+$(FUZZ_PROGS): $(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(FUZZ_MAIN) $(LIB_A)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_MAIN) \
+		$(LIB_A) $(DEP_LIBS) $(EXTRA_LIBS)
+
+fuzzers: $(FUZZ_PROGS)
 
 # Benchmark tools: one program per bench/*.c, linked against libckpt.a.
 $(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
@@ -225,14 +255,14 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(mandir)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(mandir)/man5/,$(notdir $(MAN5)))
 
-configure: configure.ac
+configure: configure.ac config.mak.in m4/pkg.m4
 	autoconf
 
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
-		tests/unit/ckpt-unit tests/helper/ckpt-test-tool \
-		tests/helper/libckpt-fault.so $(BENCH_PROGS)
+		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS) \
+		$(FUZZ_PROGS) tests/helper/libckpt-fault.so
 	rm -rf bench/out
 	find cmd lib tests bench -name '*.[od]' -delete
 
@@ -241,7 +271,7 @@ distclean: clean
 		autom4te.cache tests/fixtures-gen
 
 .PHONY: all check test demo bench install uninstall clean distclean \
-	lint-man fuzz FORCE
+	lint-man fuzz fuzzers FORCE
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) \
-	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

@@ -1,29 +1,395 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * prune.c - placeholder: "ckpt prune" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * prune.c - "ckpt prune": apply a retention policy to one run or every run
+ * of the store, restic style: a separate, explainable, dry-runnable
+ * command.  Deciding and deleting are libckpt's (ckpt_store_prune); this
+ * file turns flags into a policy and prints the plan.
+ *
+ * Choices:
+ *  - Scope is explicit: --run RUN or --all.  A prune never guesses which
+ *    runs it may touch.
+ *  - Flags override ckpt.yaml.  When any keep rule or --max-size is given,
+ *    the command line is the whole policy (what you type is what runs, so
+ *    "--keep-last 3 --dry-run" shows exactly keep-last 3); --metric, --mode
+ *    and --missing given alone adjust the policy of ckpt.yaml.
+ *  - The table lists every checkpoint of each run by step with the reasons
+ *    it is kept; --json is the same plan as one document.
+ *  - Exit 0 done, 1 some removals failed, 2 usage or refused policy,
+ *    3 lock held or error.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
+#include "store.h"
+
+#include <limits.h>
+#include <math.h>
+#include <time.h>
 
 static const char *const prune_usage[] = {
-	"ckpt prune [<options>]",
+	"ckpt prune [options] --run run | --all",
 	NULL
 };
+
+/* A count flag: an integer >= 0 or "unlimited"/"all". */
+static int64_t
+parse_count_flag(const char *name, const char *s)
+{
+	long long v;
+
+	if (!s)
+		return CKPT_POLICY_UNSET;
+	if (!strcmp(s, "unlimited") || !strcmp(s, "all"))
+		return CKPT_KEEP_ALL;
+	if (parse_ll(s, &v) || v < 0)
+		die_usage("--%s: '%s' is not a count (an integer >= 0 or "
+		    "unlimited)", name, s);
+	return v;
+}
+
+static const char *
+iso_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ",
+	    &tm))
+		snprintf(buf, len, "%lld", (long long)t);
+	return buf;
+}
+
+static json_t *
+json_reasons(const struct ckpt_prune_item *it)
+{
+	json_t *a = json_array();
+
+	for (size_t j = 0; j < it->nreasons; j++)
+		json_array_append_new(a, json_string(it->reasons[j]));
+	return a;
+}
+
+static void
+print_json(const struct ckpt_prune_report *r, bool dry_run)
+{
+	json_t *doc = json_doc_new(), *runs = json_array();
+	char tbuf[64];
+
+	json_object_set_new(doc, "dry_run", json_boolean(dry_run));
+	for (size_t g = 0; g < ckpt_prune_report_run_count(r); g++) {
+		const struct ckpt_prune_run *rs = ckpt_prune_report_run(r, g);
+		json_t *jr = json_object(), *keep = json_array(),
+		    *remove = json_array();
+		const char *metric = NULL;
+
+		for (size_t k = 0; k < rs->count; k++) {
+			const struct ckpt_prune_item *it =
+			    ckpt_prune_report_item(r, rs->first + k);
+			json_t *o = json_object();
+
+			metric = it->metric;
+			json_object_set_new(o, "step", json_integer(it->step));
+			json_object_set_new(o, "path", json_string(it->path));
+			json_object_set_new(o, "size",
+			    json_integer((json_int_t)it->size));
+			json_object_set_new(o, "created", json_string(
+			    iso_time(it->created, tbuf, sizeof(tbuf))));
+			if (it->metric)
+				json_object_set_new(o, "value",
+				    isfinite(it->value) ?
+				    json_real(it->value) : json_null());
+			json_object_set_new(o, "reasons", json_reasons(it));
+			if (it->keep) {
+				json_array_append_new(keep, o);
+				continue;
+			}
+			json_object_set_new(o, "removed",
+			    json_boolean(it->removed));
+			if (it->error)
+				json_object_set_new(o, "error",
+				    json_string(it->error));
+			json_array_append_new(remove, o);
+		}
+		json_object_set_new(jr, "run", json_string(rs->run));
+		json_object_set_new(jr, "policy", json_string(rs->policy));
+		json_object_set_new(jr, "metric", metric ?
+		    json_string(metric) : json_null());
+		json_object_set_new(jr, "keep", keep);
+		json_object_set_new(jr, "remove", remove);
+		json_object_set_new(jr, "kept_bytes",
+		    json_integer((json_int_t)rs->kept_bytes));
+		json_object_set_new(jr, "removed_bytes",
+		    json_integer((json_int_t)rs->removed_bytes));
+		json_object_set_new(jr, "over_budget",
+		    json_integer((json_int_t)rs->over_budget));
+		json_array_append_new(runs, jr);
+	}
+	json_object_set_new(doc, "runs", runs);
+	json_doc_print(doc);
+}
+
+static void
+print_table(const struct ckpt_prune_report *r, bool dry_run,
+    const struct ctx *ctx)
+{
+	size_t total_rm = 0, total = 0, nruns = ckpt_prune_report_run_count(r);
+	uint64_t bytes_rm = 0;
+	char sz[32], tm[32], val[64], num[32];
+
+	for (size_t g = 0; g < nruns; g++) {
+		const struct ckpt_prune_run *rs = ckpt_prune_report_run(r, g);
+		const struct ckpt_prune_item *first =
+		    ckpt_prune_report_item(r, rs->first);
+		const char *metric = first ? first->metric : NULL;
+		const char *headers[] = { "RUN", "STEP", "TIME", "SIZE",
+			metric ? metric : "", "ACTION", "REASONS" };
+		static const enum col_align align[] = { COL_LEFT, COL_RIGHT,
+			COL_LEFT, COL_RIGHT, COL_RIGHT, COL_LEFT, COL_LEFT };
+		struct table t;
+
+		if (g)
+			putchar('\n');
+		printf("run %s: %s\n", rs->run, rs->policy);
+		/* without a metric the column goes: shift the last two */
+		if (!metric) {
+			headers[4] = "ACTION";
+			headers[5] = "REASONS";
+		}
+		table_init(&t, metric ? 7 : 6, headers, align);
+		if (!metric) {
+			t.align[4] = COL_LEFT;
+			t.align[5] = COL_LEFT;
+		}
+		for (size_t k = 0; k < rs->count; k++) {
+			const struct ckpt_prune_item *it =
+			    ckpt_prune_report_item(r, rs->first + k);
+			const char *action;
+			char *reasons = xstrdup("");
+			const char *cells[7];
+			size_t c = 0;
+
+			for (size_t j = 0; j < it->nreasons; j++) {
+				char *n = xasprintf("%s%s%s", reasons,
+				    j ? ", " : "", it->reasons[j]);
+
+				free(reasons);
+				reasons = n;
+			}
+			if (it->keep)
+				action = "keep";
+			else if (dry_run)
+				action = "remove";
+			else if (it->removed)
+				action = "removed";
+			else
+				action = "FAILED";
+			snprintf(num, sizeof(num), "%lld",
+			    (long long)it->step);
+			cells[c++] = it->run;
+			cells[c++] = num;
+			cells[c++] = human_time(it->created, tm, sizeof(tm));
+			cells[c++] = human_size(it->size, sz, sizeof(sz));
+			if (metric) {
+				if (isnan(it->value))
+					snprintf(val, sizeof(val), "-");
+				else
+					snprintf(val, sizeof(val), "%.6g",
+					    it->value);
+				cells[c++] = val;
+			}
+			cells[c++] = action;
+			cells[c++] = reasons;
+			table_add_row(&t, cells);
+			free(reasons);
+		}
+		table_print(&t, stdout, ctx);
+		table_release(&t);
+		total += rs->count;
+		total_rm += rs->removed + rs->failed;
+		bytes_rm += rs->removed_bytes;
+	}
+	if (nruns)
+		putchar('\n');
+	printf("%s %zu of %zu checkpoint%s (%s) in %zu run%s\n",
+	    dry_run ? "would remove" : "removed",
+	    dry_run ? total_rm : total_rm - ckpt_prune_report_failed(r),
+	    total, total == 1 ? "" : "s",
+	    human_size(bytes_rm, sz, sizeof(sz)), nruns, nruns == 1 ? "" : "s");
+}
 
 static int
 cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	const char *run = NULL, *keep_last = NULL, *keep_best = NULL,
+	    *metric = NULL, *mode = NULL, *keep_every = NULL,
+	    *keep_within = NULL, *max_size = NULL, *missing = NULL,
+	    *wait = "30s";
+	const char *bucket[CKPT_BUCKET_COUNT] = { NULL };
+	bool all = false, dry_run = false;
+	const struct opt opts[] = {
+		OPT_GROUP("scope"),
+		OPT_STRING(0, "run", &run, "run", "prune this run"),
+		OPT_BOOL(0, "all", &all, "prune every run"),
+		OPT_GROUP("rules (override ckpt.yaml; counts take unlimited)"),
+		OPT_STRING(0, "keep-last", &keep_last, "n",
+		    "keep the newest n checkpoints by step"),
+		OPT_STRING(0, "keep-best", &keep_best, "n",
+		    "keep the best n by --metric"),
+		OPT_STRING(0, "metric", &metric, "name",
+		    "the metric of --keep-best"),
+		OPT_STRING(0, "mode", &mode, "min|max",
+		    "lower (min, default) or higher (max) is better"),
+		OPT_STRING(0, "missing", &missing, "keep|drop",
+		    "checkpoints without the metric: keep (default) or drop"),
+		OPT_STRING(0, "keep-every", &keep_every, "k",
+		    "keep steps that are multiples of k"),
+		OPT_STRING(0, "keep-within", &keep_within, "duration",
+		    "keep those within duration of the newest (36h, 2d12h)"),
+		OPT_STRING(0, "keep-hourly", &bucket[CKPT_BUCKET_HOURLY], "n",
+		    "keep the newest of each of the last n hours (UTC)"),
+		OPT_STRING(0, "keep-daily", &bucket[CKPT_BUCKET_DAILY], "n",
+		    "keep the newest of each of the last n days (UTC)"),
+		OPT_STRING(0, "keep-weekly", &bucket[CKPT_BUCKET_WEEKLY], "n",
+		    "keep the newest of each of the last n ISO weeks"),
+		OPT_STRING(0, "keep-monthly", &bucket[CKPT_BUCKET_MONTHLY], "n",
+		    "keep the newest of each of the last n months"),
+		OPT_STRING(0, "keep-yearly", &bucket[CKPT_BUCKET_YEARLY], "n",
+		    "keep the newest of each of the last n years"),
+		OPT_STRING(0, "max-size", &max_size, "size",
+		    "disk budget per run: remove the oldest until it fits"),
+		OPT_GROUP("action"),
+		OPT_BOOL('n', "dry-run", &dry_run,
+		    "print the plan, change nothing"),
+		OPT_STRING(0, "wait", &wait, "duration",
+		    "wait this long for the store lock (default 30s)"),
 		OPT_END()
 	};
+	struct ckpt_prune_opts po = { 0 };
+	struct ckpt_prune_report *rep = NULL;
+	struct ckpt_policy pol;
+	struct ckpt_error err;
+	struct ckpt_store *store;
+	bool rules = false;
+	int64_t v;
+	int rc, nargs;
 
-	parse_options(argc, argv, ctx, opts, prune_usage);
-	return error("'prune' is not implemented yet"), CKPT_EXIT_ERROR;
+	nargs = parse_options(argc, argv, ctx, opts, prune_usage);
+	if (nargs)
+		usage_error(prune_usage, opts, "unexpected argument '%s'",
+		    argv[0]);
+	if (!run && !all)
+		usage_error(prune_usage, opts, "give --run RUN or --all");
+	die_for_incompatible_opts(run != NULL, "--run", all, "--all");
+
+	ckpt_policy_init(&pol);
+	pol.keep_last = parse_count_flag("keep-last", keep_last);
+	pol.keep_best = parse_count_flag("keep-best", keep_best);
+	for (int b = 0; b < CKPT_BUCKET_COUNT; b++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "keep-%s",
+		    b == 0 ? "hourly" : b == 1 ? "daily" : b == 2 ? "weekly" :
+		    b == 3 ? "monthly" : "yearly");
+		pol.keep_bucket[b] = parse_count_flag(name, bucket[b]);
+	}
+	if (keep_every) {
+		long long k;
+
+		if (parse_ll(keep_every, &k) || k <= 0)
+			die_usage("--keep-every: '%s' is not a positive number "
+			    "of steps", keep_every);
+		pol.keep_every = k;
+	}
+	if (keep_within) {
+		if (ckpt_duration_parse(keep_within, &v, &err))
+			die_usage("--keep-within: %s", err.message);
+		pol.keep_within = v;
+	}
+	if (max_size) {
+		if (ckpt_size_parse(max_size, &v, &err))
+			die_usage("--max-size: %s", err.message);
+		pol.max_size = v;
+	}
+	rules = keep_last || keep_best || keep_every || keep_within ||
+	    max_size;
+	for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
+		rules = rules || bucket[b];
+	pol.metric = metric;
+	if (mode) {
+		if (!strcmp(mode, "min"))
+			pol.mode = CKPT_POLICY_MIN;
+		else if (!strcmp(mode, "max"))
+			pol.mode = CKPT_POLICY_MAX;
+		else
+			die_usage("--mode: '%s' is not min or max", mode);
+	}
+	if (missing) {
+		if (!strcmp(missing, "keep"))
+			pol.missing = CKPT_MISSING_KEEP;
+		else if (!strcmp(missing, "drop"))
+			pol.missing = CKPT_MISSING_DROP;
+		else
+			die_usage("--missing: '%s' is not keep or drop",
+			    missing);
+	}
+	if (ckpt_duration_parse(wait, &v, &err))
+		die_usage("--wait: %s", err.message);
+
+	store = store_open(ctx, false);
+	po.run = run;
+	po.policy = &pol;
+	po.ignore_config = rules;
+	po.dry_run = dry_run;
+	po.lock_timeout_ms = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
+	rc = ckpt_store_prune(store, &po, &rep, &err);
+	if (rc) {
+		ckpt_store_free(store);
+		error_ckpt(&err);
+		if (rc == CKPT_ERR_NOTFOUND)
+			return CKPT_EXIT_USAGE;
+		return exit_code_for(rc);
+	}
+	{
+		const struct ckpt_lock_holder *b =
+		    ckpt_prune_report_broken_lock(rep);
+
+		if (b && b->pid)
+			warning("broke a stale store lock of pid %ld on %s (%s)",
+			    b->pid, b->host, b->purpose);
+	}
+	for (size_t g = 0; g < ckpt_prune_report_run_count(rep); g++) {
+		const struct ckpt_prune_run *rs = ckpt_prune_report_run(rep, g);
+		char sz[32];
+
+		if (rs->over_budget)
+			warning("run %s: the checkpoints that must be kept "
+			    "exceed max_size by %s", rs->run,
+			    human_size(rs->over_budget, sz, sizeof(sz)));
+	}
+	for (size_t i = 0; i < ckpt_prune_report_count(rep); i++) {
+		const struct ckpt_prune_item *it =
+		    ckpt_prune_report_item(rep, i);
+
+		if (it->error)
+			error("%s@%lld: %s", it->run, (long long)it->step,
+			    it->error);
+	}
+	if (ckpt_prune_report_trash_left(rep))
+		warning("%zu trash entr%s could not be deleted; 'ckpt gc' "
+		    "will retry", ckpt_prune_report_trash_left(rep),
+		    ckpt_prune_report_trash_left(rep) == 1 ? "y" : "ies");
+	if (ctx->json)
+		print_json(rep, dry_run);
+	else if (ctx->verbosity > 0)
+		print_table(rep, dry_run, ctx);
+	rc = ckpt_prune_report_failed(rep) ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
+	ckpt_prune_report_free(rep);
+	ckpt_store_free(store);
+	return rc;
 }
 
 const struct cmd cmd_prune = {
 	.name = "prune",
-	.summary = "(not implemented yet)",
+	.summary = "apply a retention policy to the store's checkpoints",
 	.fn = cmd_prune_main,
 };

@@ -270,9 +270,48 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
     size_t i);
 /**
  * The file's non-tensor content as a JSON document (borrowed), or NULL: a
- * safetensors __metadata__ object, the object tree of a torch pickle (a
- * tensor appears as {"$tensor": NAME}, a global the reader does not allow as
- * {"$global": "module.name"}), the content of a JSON file.
+ * safetensors __metadata__ object, the object tree of a torch pickle, the
+ * parsed DCP .metadata, the content of a JSON file.
+ *
+ * Torch pickles (torch zip data.pkl, legacy streams, bare pickles) map to
+ * JSON thus; a key starting with "$" marks a value JSON cannot hold:
+ *   dict, OrderedDict, Counter  object, in pickle order; non-string keys
+ *                               stringified as Python prints them (1,
+ *                               True, None, "(1, 'a')"); an OrderedDict's
+ *                               _metadata attribute is not shown
+ *   list, tuple, set            array
+ *   int, float, str, bool, None number, string, true/false, null; ints
+ *                               beyond 64 bits and NaN/Inf as strings
+ *                               ("1180591620717411303424", "nan", "-inf")
+ *   tensor                      {"$tensor": NAME}, NAME as in ckpt_tensor
+ *   sparse tensor               {"$sparse": {"layout": L, "parts": [...]}}
+ *   bytes, bytearray            {"$bytes": LENGTH}
+ *   complex                     {"$complex": [RE, IM]}
+ *   torch dtype                 {"$dtype": "torch.float32"}
+ *   numpy array                 {"$ndarray": {"dtype": "<u4", "shape": [624],
+ *                               "nbytes": 2496}}
+ *   numpy scalar                its value; else {"$npscalar": {"dtype",
+ *                               "nbytes"}}
+ *   numpy dtype                 {"$npdtype": "<f8"}
+ *   a global outside the allowlist, or an instance made from one (never
+ *   resolved or called)         {"$global": "module.name"} plus, when the
+ *                               pickle gave them, "$args" (array),
+ *                               "$items" and "$state" (its data)
+ *   an instance of an allowed class the reader does not interpret
+ *                               {"$object": "module.name", ...} likewise
+ *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ * A tensor's NAME is the dot-joined path of dict keys and list/tuple
+ * indices from the top-level object ("model.fc1.weight",
+ * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
+ * their $items/$state keys to the path without the "$" part.
+ *
+ * DCP .metadata (CKPT_FORMAT_DCP_METADATA):
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
+ *      "size": [...], "chunks": [{"offsets": [...], "sizes": [...]}]}
+ *      or {"type": "bytes"}},
+ *    "storage_data": {"FQN|OFFSETS": {"relative_path": "__0_0.distcp",
+ *      "offset": N, "length": M}}}
+ *   where OFFSETS is the chunk offsets joined by "," (empty for bytes).
  */
 CKPT_API const char *ckpt_file_metadata_json(const struct ckpt_file *f);
 /** Pickle globals referenced by the file (borrowed), with allowed flags. */
@@ -298,6 +337,8 @@ CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
+/** True when the checkpoint was opened from a directory. */
+CKPT_API bool ckpt_checkpoint_is_directory(const struct ckpt_checkpoint *c);
 /** "safetensors", "torch-zip", "hf-checkpoint", "hf-sharded", "dcp", ... */
 CKPT_API const char *ckpt_checkpoint_kind(const struct ckpt_checkpoint *c);
 CKPT_API size_t ckpt_checkpoint_file_count(const struct ckpt_checkpoint *c);
@@ -323,6 +364,68 @@ CKPT_API const struct ckpt_finding *ckpt_checkpoint_finding(
  */
 CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
+    struct ckpt_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Tensor statistics and element decoding (issue #3)                   */
+/* ------------------------------------------------------------------ */
+
+/** Values per element: 2 for complex dtypes (real, imaginary), else 1. */
+CKPT_API unsigned int ckpt_dtype_components(enum ckpt_dtype dt);
+
+/**
+ * Decodes n packed little-endian elements of dtype dt at src into
+ * n * ckpt_dtype_components(dt) doubles at dst (complex: real, imaginary
+ * interleaved).  Exact for every float format (F16, BF16, the F8 variants
+ * with their own NaN/Inf rules, F6_*, F4) and for integers up to 2^53.
+ * Sub-byte dtypes start at the first bit of src: F4 element i is the low
+ * nibble of byte i/2 when i is even, the high one when odd; F6 packs four
+ * elements in three bytes (little-endian 24-bit word, element k in bits
+ * 6k..6k+5).  Quantized types decode as their raw integers (no scale).
+ * Returns CKPT_ERR_UNSUPPORTED for QU4X2/QU2X4 and unknown dtypes.
+ */
+CKPT_API int ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src,
+    uint64_t n, double *dst);
+
+/*
+ * Statistics of a tensor's values.  count, nan, pos_inf, neg_inf and
+ * zeros count values (a complex element is two values: its real and
+ * imaginary parts); min, max, mean and std cover the finite values
+ * and are NaN when there are none; std is the population standard
+ * deviation (ddof 0).  m2 is the sum of squared deviations from the mean,
+ * kept so that partial results merge exactly.
+ */
+struct ckpt_tensor_stats {
+	uint64_t count;
+	uint64_t finite;
+	uint64_t nan;
+	uint64_t pos_inf;
+	uint64_t neg_inf;
+	uint64_t zeros;
+	double min, max, mean, std;
+	double m2;
+};
+
+/** Empties *st (counts 0, min/max/mean/std NaN). */
+CKPT_API void ckpt_tensor_stats_init(struct ckpt_tensor_stats *st);
+/** Adds n decoded values. */
+CKPT_API void ckpt_tensor_stats_add(struct ckpt_tensor_stats *st,
+    const double *v, size_t n);
+/** Adds the values summarised by o (Chan's parallel formula). */
+CKPT_API void ckpt_tensor_stats_merge(struct ckpt_tensor_stats *st,
+    const struct ckpt_tensor_stats *o);
+/**
+ * Reads elements [first, first + nelem) of t with ckpt_tensor_read() in
+ * bounded chunks (about 1 MiB, whatever the tensor's size) and adds them
+ * to *st.  For F4/F6 tensors first must be a multiple of 8.  Thread-safe:
+ * threads may work on different ranges of one tensor and merge.
+ */
+CKPT_API int ckpt_tensor_stats_range(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, uint64_t first, uint64_t nelem,
+    struct ckpt_tensor_stats *st, struct ckpt_error *err);
+/** Statistics of the whole tensor into *st (initialised first). */
+CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
@@ -947,6 +1050,131 @@ CKPT_API int64_t ckpt_policy_config_gc_age(
 CKPT_API bool ckpt_policy_config_prune_on_save(
     const struct ckpt_policy_config *cfg);
 
+/*
+ * Pruning a store (ckpt-prune(1)).  Under the store lock, the store is
+ * listed, each run's policy decided (ckpt.yaml, with opts->policy merged
+ * over it), every plan computed -- a refused run refuses everything, before
+ * anything is touched -- and each checkpoint to remove is renamed into
+ * STORE/.ckpt/trash/ (atomic: its manifest leaves runs/ with it, so a crash
+ * never leaves a half-deleted checkpoint that looks complete).  The lock is
+ * then released and, unless ckpt.yaml says "trash: keep", the trash
+ * entries are deleted, manifest first.  Saves in flight are never
+ * candidates: they are not committed, and a commit waits for the lock.
+ */
+struct ckpt_prune_opts {
+	const char *run;		/* NULL: every run */
+	const struct ckpt_policy *policy; /* merged over ckpt.yaml's; NULL */
+	bool ignore_config;		/* policy is the whole policy */
+	bool dry_run;			/* plan only: no lock, no change */
+	long lock_timeout_ms;		/* as ckpt_store_lock() */
+	int64_t now;			/* 0: time(NULL) */
+};
+
+struct ckpt_prune_item {
+	const char *run;
+	int64_t step;
+	const char *path;		/* where it was (absolute) */
+	int64_t created;
+	uint64_t size;
+	const char *metric;		/* its run's policy metric, or NULL */
+	double value;			/* of that metric; NaN: no value */
+	bool keep;
+	size_t nreasons;
+	const char *const *reasons;	/* see ckpt_policy_plan() */
+	bool removed;			/* moved out of runs/ */
+	const char *trash_path;		/* where it went, if still there */
+	const char *error;		/* why it could not be removed, or NULL */
+};
+
+struct ckpt_prune_run {
+	const char *run;
+	const char *policy;		/* ckpt_policy_describe() */
+	size_t first, count;		/* its items, by ascending step */
+	size_t kept, removed, failed;
+	uint64_t kept_bytes, removed_bytes;
+	uint64_t over_budget;		/* see struct ckpt_plan_run */
+};
+
+struct ckpt_prune_report;
+
+/**
+ * Applies the retention policy to one run or every run.  Returns 0 when
+ * every planned removal was done (the report says what), CKPT_ERR_REFUSED
+ * for an empty or over-broad policy (nothing touched), CKPT_ERR_INVALID for
+ * an inconsistent one, CKPT_ERR_LOCKED when the lock stays held,
+ * CKPT_ERR_NOTFOUND for an unknown run.  When some removals failed it
+ * still returns 0: ckpt_prune_report_failed() counts them.
+ * This is what "ckpt save --prune" calls after its commit, with
+ * opts = { .run = RUN, .lock_timeout_ms = ... }.
+ */
+CKPT_API int ckpt_store_prune(struct ckpt_store *s,
+    const struct ckpt_prune_opts *opts, struct ckpt_prune_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_prune_report_free(struct ckpt_prune_report *r);
+/** Items of every run, grouped by run (in name order), by ascending step. */
+CKPT_API size_t ckpt_prune_report_count(const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_prune_item *ckpt_prune_report_item(
+    const struct ckpt_prune_report *r, size_t i);
+CKPT_API size_t ckpt_prune_report_run_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_prune_run *ckpt_prune_report_run(
+    const struct ckpt_prune_report *r, size_t i);
+/** Removals that failed (each item says why). */
+CKPT_API size_t ckpt_prune_report_failed(const struct ckpt_prune_report *r);
+/** Trash entries that could not be deleted (left for gc). */
+CKPT_API size_t ckpt_prune_report_trash_left(
+    const struct ckpt_prune_report *r);
+/** A stale lock broken on the way (holder->pid 0 when none). */
+CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
+    const struct ckpt_prune_report *r);
+
+/*
+ * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
+ * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
+ * failed, once their last sign of life is older than the threshold.  A
+ * save in flight is never removed: on this host its pid must be gone (the
+ * process start time is checked too); for another host, whose processes
+ * cannot be checked, only the age counts.  Staging dirs are renamed into
+ * the trash under the store lock, then the trash is deleted without it.
+ */
+struct ckpt_gc_opts {
+	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
+	bool dry_run;
+	long lock_timeout_ms;
+	int64_t now;			/* 0: time(NULL) */
+};
+
+enum ckpt_gc_kind {
+	CKPT_GC_TRASH = 0,		/* an entry of .ckpt/trash */
+	CKPT_GC_STAGING			/* a staging directory of a save */
+};
+
+struct ckpt_gc_item {
+	enum ckpt_gc_kind kind;
+	const char *path;
+	const char *run;		/* staging only, else NULL */
+	int64_t step;			/* staging: -1 when unknown */
+	int64_t age;			/* seconds since its last change */
+	uint64_t size;			/* bytes of its files */
+	bool remove;			/* to be (or was) removed */
+	const char *reason;		/* why (or why not) */
+	bool removed;
+	const char *error;		/* removal failed, or NULL */
+};
+
+struct ckpt_gc_report;
+
+CKPT_API int ckpt_store_gc(struct ckpt_store *s,
+    const struct ckpt_gc_opts *opts, struct ckpt_gc_report **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_gc_report_free(struct ckpt_gc_report *r);
+CKPT_API size_t ckpt_gc_report_count(const struct ckpt_gc_report *r);
+CKPT_API const struct ckpt_gc_item *ckpt_gc_report_item(
+    const struct ckpt_gc_report *r, size_t i);
+/** The threshold used, in seconds. */
+CKPT_API int64_t ckpt_gc_report_older_than(const struct ckpt_gc_report *r);
+CKPT_API size_t ckpt_gc_report_failed(const struct ckpt_gc_report *r);
+
 /* ------------------------------------------------------------------ */
 /* Verification and signatures (issue #5)                              */
 /* ------------------------------------------------------------------ */
@@ -979,7 +1207,9 @@ struct ckpt_verify_options {
 					   ~/.cache/ckpt */
 	const char *const *keys;	/* public key files to trust */
 	size_t nkeys;
-	/* Called from the calling thread with bytes hashed so far. */
+	/* "sha256:..." the manifest must have (from the registry), or NULL */
+	const char *manifest_digest;
+	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
@@ -1035,6 +1265,10 @@ CKPT_API const struct ckpt_verify_file *ckpt_report_file(
 CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
 CKPT_API const struct ckpt_finding *ckpt_report_finding(
     const struct ckpt_report *r, size_t i);
+/** The first n findings are about the checkpoint as a whole (manifest,
+ * signature); the rest about its files, in file order. */
+CKPT_API size_t ckpt_report_checkpoint_finding_count(
+    const struct ckpt_report *r);
 
 /**
  * Deterministic slicing for rotating checks: true when the checkpoint
