@@ -236,6 +236,12 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 		if (n >= 15 && !memcmp(head + 2,
 		    "\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 12))
 			return CKPT_FORMAT_TORCH_LEGACY;
+		/* DCP .metadata: a pickle of torch.distributed.checkpoint
+		 * dataclasses (the reader then admits exactly those) */
+		if (memmem(head, n, "torch.distributed.checkpoint.metadata",
+		    37) || memmem(head, n,
+		    "torch.distributed._shard.checkpoint.metadata", 44))
+			return CKPT_FORMAT_DCP_METADATA;
 		return CKPT_FORMAT_PICKLE;
 	}
 	if (starts_with(head, n, "version https://git-lfs")) {
@@ -329,6 +335,8 @@ dispatch(struct ckpt_file *f, const char *reason, struct ckpt_error *err)
 		return ckpt_torch_legacy_read(f, err);
 	case CKPT_FORMAT_PICKLE:
 		return ckpt_pickle_file_read(f, err);
+	case CKPT_FORMAT_DCP_METADATA:
+		return ckpt_dcp_metadata_read(f, err);
 	case CKPT_FORMAT_HF_INDEX:
 		return ckpt_hfindex_read(f, err);
 	case CKPT_FORMAT_JSON:
