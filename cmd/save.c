@@ -551,7 +551,8 @@ read_trainer_state(const char *dir, struct adopt *a)
 		json_object_foreach(e, k, val) {
 			if (!strcmp(k, "step") || !strcmp(k, "epoch"))
 				continue;
-			if (json_is_number(val))
+			/* null: logged as NaN/Infinity, "no value". */
+			if (json_is_number(val) || json_is_null(val))
 				json_object_set(a->metrics, k, val);
 		}
 	}

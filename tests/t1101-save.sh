@@ -238,8 +238,9 @@ test_expect_success 'an in-progress save shows in ls, and commits when the lock 
 '
 
 test_expect_success 'a stale lock (dead process on this host) is broken with a warning' '
-	mksrc src &&
-	sh -c "exit 0" & dead=$! && wait $dead &&
+	mksrc src || exit 1
+	sh -c "exit 0" &
+	dead=$! && wait $dead &&
 	lockfile $dead "$(hostname)" &&
 	ckpt -C st save --copy --run lk --step 3 src 2>err &&
 	test_grep "broke a stale store lock of pid $dead" err &&
@@ -258,19 +259,21 @@ test_expect_success 'a lock from another host is never broken' '
 '
 
 test_expect_success 'two saves at once both commit' '
-	mksrc s1 && mksrc s2 &&
+	mksrc s1 && mksrc s2 || exit 1
 	ckpt -C st save --run two --step 1 s1 >o1 2>e1 &
 	p1=$! &&
 	ckpt -C st save --run two --step 2 s2 >o2 2>e2 &&
 	wait $p1 &&
 	ckpt -C st ls --run two --json >ls.json &&
-	test "$(grep -c "\"step\": " ls.json)" = 2 &&
+	test "$(grep -c "\"path\": \".*/runs/two/step-" ls.json)" = 2 ||
+		{ cat e1 e2 ls.json; exit 1; }
+	test -z "$(grep "\"state\"" ls.json)" &&
 	ckpt -C st latest --run two --verified
 '
 
 test_expect_success 'two saves of one step: one commits, the other is refused' '
 	mksrc s1 && mksrc s2 &&
-	ckpt-test-tool fill s2/model.bin 200000 99 &&
+	ckpt-test-tool fill s2/model.bin 200000 99 || exit 1
 	{ ckpt -C st save --copy --run same --step 1 s1 >o1 2>e1 &&
 	  echo 0 >rc1 || echo $? >rc1; } &
 	{ ckpt -C st save --copy --run same --step 1 s2 >o2 2>e2 &&
