@@ -78,7 +78,7 @@ add_tensor(void *ctx, const char *name, struct pk_node *n,
 	}
 	if (!ckpt_mul_u64(numel, esize, &t.nbytes))
 		ok = false;
-	if (s && numel) {
+	if (s && s->resolved && numel) {
 		max = x->offset;
 		for (unsigned d = 0; d < x->ndim && ok; d++)
 			if (!ckpt_mul_u64(x->shape[d] - 1,
