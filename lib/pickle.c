@@ -1317,7 +1317,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (ps->o->base >= 0) {
 			s->data_offset = (uint64_t)(ps->o->base +
 			    nd->u.nd->data_pos);
-			s->resolved = true;
+			s->sized = s->resolved = true;
 		}
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;

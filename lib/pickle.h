@@ -53,7 +53,8 @@ struct pk_storage {
 	/* filled by the container reader */
 	uint64_t data_offset;	/* absolute */
 	uint64_t nbytes;	/* record size */
-	bool resolved;		/* data_offset/nbytes valid */
+	bool sized;		/* nbytes known (the record exists) */
+	bool resolved;		/* data_offset valid: readable by offset */
 	bool big_endian;
 };
 
