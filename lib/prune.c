@@ -738,14 +738,6 @@ same_host(const char *host)
 	return !strcmp(buf, host);
 }
 
-static bool
-pid_alive(long pid)
-{
-	if (pid <= 0)
-		return false;
-	return !kill((pid_t)pid, 0) || errno == EPERM;
-}
-
 /* Lists the trash entries as items to remove. */
 static int
 gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
@@ -830,12 +822,6 @@ gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		} else if (st->state == CKPT_STAGING_ACTIVE && local) {
 			it->reason = pool_printf(&r->pool, "save in flight "
 			    "(pid %ld is alive)", st->pid);
-		} else if (local && pid_alive(st->pid) &&
-		    st->state != CKPT_STAGING_FAILED) {
-			/* the store's check said gone, but a process with
-			 * that pid lives: when in doubt, keep */
-			it->reason = pool_printf(&r->pool, "pid %ld is alive",
-			    st->pid);
 		} else if (it->age < r->older_than) {
 			it->reason = pool_printf(&r->pool, "%s, younger than "
 			    "%s", st->state == CKPT_STAGING_FAILED ?
