@@ -143,7 +143,7 @@ static void
 close_stdout(void)
 {
 	if (fflush(stdout) || ferror(stdout) || fclose(stdout)) {
-		fprintf(stderr, "ckpt: fatal: write failure on standard output:"
+		fprintf(stderr, "ckpt: write failure on standard output:"
 		    " %s\n", strerror(errno));
 		_exit(CKPT_EXIT_ERROR);
 	}

@@ -12,6 +12,7 @@
 #include "output.h"
 #include "parse-options.h"
 #include "secret.h"
+#include "store.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -59,6 +60,7 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 	const char *key = NULL, *passfile = NULL;
 	char *keypath, *pass = NULL, tc[256], when[32];
 	struct ckpt_error e;
+	struct ckpt_store *store = NULL;
 	json_t *doc = NULL, *list = NULL;
 	size_t passlen = 0;
 	bool encrypted;
@@ -92,7 +94,9 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		list = json_array();
 	}
 	for (int i = 0; i < n; i++) {
-		char *man = manifest_of(argv[i]);
+		char *path = resolve_checkpoint_arg(ctx, &store, argv[i], NULL,
+		    CKPT_METRIC_MIN, NULL);
+		char *man = manifest_of(path);
 		char *sig = xasprintf("%s.sig", man);
 		char keyid[CKPT_KEYID_HEX];
 
@@ -119,7 +123,9 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		}
 		free(man);
 		free(sig);
+		free(path);
 	}
+	ckpt_store_free(store);
 	passphrase_free(pass);
 	free(keypath);
 	if (doc) {

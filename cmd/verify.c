@@ -17,6 +17,7 @@
 #include "ckpt.h"
 #include "output.h"
 #include "parse-options.h"
+#include "store.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,7 +30,7 @@ static const char *const verify_usage[] = {
 
 struct vopts {
 	bool fast, numerics, require_sig, all, no_cache;
-	const char *subset;
+	const char *subset, *metric, *mode;
 	struct strlist keys;
 	long long jobs;
 	unsigned int sub_k, sub_n;
@@ -94,14 +95,11 @@ report_human(const struct ckpt_report *r, const struct ctx *ctx)
 {
 	for (size_t i = 0; i < ckpt_report_finding_count(r); i++) {
 		const struct ckpt_finding *x = ckpt_report_finding(r, i);
-		bool per_file = false;
-
 		/* Checkpoint-level findings (manifest, signature) get a line
 		 * of their own; file findings are summed up in the file's
 		 * line below. */
-		for (size_t k = 0; k < ckpt_report_file_count(r); k++)
-			per_file |= x->path && !strcmp(x->path,
-			    ckpt_report_file(r, k)->path);
+		bool per_file = i >= ckpt_report_checkpoint_finding_count(r);
+
 		if (ctx->verbosity >= 2 || (x->severity >= CKPT_SEV_WARNING &&
 		    ctx->verbosity >= 1 && !per_file) ||
 		    (ctx->verbosity >= 2 && x->severity == CKPT_SEV_INFO))
@@ -326,6 +324,10 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		OPT_BOOL(0, "all", &v.all, "every checkpoint of the store"),
 		OPT_STRING(0, "subset", &v.subset, "K/N", "the K-th of N "
 		    "slices of the store's checkpoints"),
+		OPT_STRING(0, "metric", &v.metric, "name", "the metric of "
+		    "RUN@best references"),
+		OPT_STRING(0, "mode", &v.mode, "min|max", "whether the best "
+		    "metric is the lowest (default) or the highest"),
 		OPT_INT('j', "jobs", &v.jobs, "n", "hashing threads "
 		    "(default: one per CPU)"),
 		OPT_END()
@@ -362,11 +364,58 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	}
 	start = now_seconds();
 	if (v.all || v.subset) {
-		die("--all and --subset need the store (not available in "
-		    "this build yet)");
+		struct ckpt_store *s = store_open(ctx, false);
+		struct ckpt_list *l;
+		struct ckpt_error e;
+		size_t listed;
+
+		ckpt_error_clear(&e);
+		if (ckpt_store_list(s, NULL, 0, &l, &e))
+			die_ckpt(&e);
+		for (size_t i = 0; i < ckpt_list_count(l); i++) {
+			const struct ckpt_entry *en = ckpt_list_entry(l, i);
+			char *shown;
+
+			if (v.subset && !ckpt_verify_in_subset(en->run,
+			    en->step, v.sub_k, v.sub_n))
+				continue;
+			shown = xasprintf("%s@%lld", en->run,
+			    (long long)en->step);
+			verify_one(en->path, shown, &o, ctx, &t, list);
+			free(shown);
+		}
+		listed = ckpt_list_count(l);
+		if (!listed)
+			warning("the store holds no checkpoint");
+		ckpt_list_free(l);
+		ckpt_store_free(s);
+		if (!listed || !t.checkpoints) {
+			/* An empty slice is not a failure: cron runs
+			 * every slice of a small store too. */
+			if (doc) {
+				json_object_set_new(doc, "checkpoints", list);
+				json_doc_print(doc);
+			}
+			strlist_release(&v.keys);
+			return CKPT_EXIT_OK;
+		}
 	} else {
-		for (int i = 0; i < n; i++)
-			verify_one(argv[i], argv[i], &o, ctx, &t, list);
+		struct ckpt_store *s = NULL;
+		enum ckpt_metric_mode mode = parse_metric_mode(v.mode);
+
+		for (int i = 0; i < n; i++) {
+			struct ckpt_ref ref;
+			char *path = resolve_checkpoint_arg(ctx, &s, argv[i],
+			    v.metric, mode, &ref);
+
+			o.manifest_digest = ref.manifest_digest;
+			verify_one(path, ref.path ? argv[i] : path, &o, ctx, &t,
+			    list);
+			o.manifest_digest = NULL;
+			ckpt_ref_release(&ref);
+			free(path);
+		}
+		ckpt_store_free(s);
 	}
 	if (!t.checkpoints) {
 		json_decref(doc);

@@ -36,26 +36,70 @@ swap_unit(enum ckpt_dtype dt)
 	}
 }
 
-/* Byte offset, relative to t->offset, of logical element idx. */
-static bool
-strided_offset(const struct ckpt_tensor *t, uint64_t idx, size_t esize,
-    uint64_t *out)
+/*
+ * Strided views (transposes, slices, expands): walk the logical order with
+ * an odometer and read through a window of the span, so that a view whose
+ * span fits the window costs one pread however it is strided.
+ */
+#define WINDOW ((uint64_t)4 << 20)
+
+static int
+read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    uint64_t first, uint64_t nelem, size_t esize, unsigned char *out,
+    struct ckpt_error *err)
 {
+	uint64_t idx[CKPT_MAX_DIMS], rest = first, wstart = 0, wlen = 0;
+	uint64_t cap = t->span < WINDOW ? t->span : WINDOW;
+	unsigned char *win;
 	int64_t pos = 0;
+	unsigned nd = t->ndim;
+	int rc = CKPT_OK;
 
-	for (unsigned d = t->ndim; d-- > 0;) {
-		uint64_t dim = t->shape[d];
-		uint64_t i = dim ? idx % dim : 0;
-
-		idx = dim ? idx / dim : 0;
-		pos += (int64_t)i * t->strides[d];
+	if (nd > CKPT_MAX_DIMS)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path, -1,
+		    "tensor '%s' has too many dimensions", t->name);
+	for (unsigned d = nd; d-- > 0;) {
+		idx[d] = t->shape[d] ? rest % t->shape[d] : 0;
+		rest = t->shape[d] ? rest / t->shape[d] : 0;
+		if (t->strides[d] < 0)
+			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED,
+			    f->path, -1, "tensor '%s' has a negative stride",
+			    t->name);
+		pos += (int64_t)idx[d] * t->strides[d];
 	}
-	/* t->offset is the first byte any element touches (the reader
-	 * folded negative strides and the storage offset into it). */
-	if (pos < 0)
-		return false;
-	*out = (uint64_t)pos * esize;
-	return *out + esize <= t->span;
+	win = malloc(cap ? (size_t)cap : 1);
+	if (!win)
+		return ckpt_error_nomem(err);
+	for (uint64_t i = 0; i < nelem; i++) {
+		uint64_t off = (uint64_t)pos * esize;
+
+		if (off + esize > t->span || off + esize < off) {
+			rc = ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "element %llu of tensor '%s' "
+			    "lies outside its storage",
+			    (unsigned long long)(first + i), t->name);
+			break;
+		}
+		if (off < wstart || off + esize > wstart + wlen) {
+			wstart = t->span > cap ? off : 0;
+			wlen = t->span - wstart < cap ? t->span - wstart : cap;
+			if ((rc = ckpt_file_pread(f, win, (size_t)wlen,
+			    t->offset + wstart, err)))
+				break;
+		}
+		memcpy(out + i * esize, win + (off - wstart), esize);
+		/* next logical index */
+		for (unsigned d = nd; d-- > 0;) {
+			if (++idx[d] < t->shape[d]) {
+				pos += t->strides[d];
+				break;
+			}
+			pos -= (int64_t)(idx[d] - 1) * t->strides[d];
+			idx[d] = 0;
+		}
+	}
+	free(win);
+	return rc;
 }
 
 int
@@ -91,19 +135,16 @@ ckpt_tensor_read(const struct ckpt_file *f, const struct ckpt_tensor *t,
 		    !ckpt_mul_u64(nelem, esize, &len) || len > SIZE_MAX)
 			return ckpt_error_set(err, CKPT_ERR_LIMIT, f->path, -1,
 			    "tensor range too large");
+		/* never beyond the bytes the reader located and checked */
+		if (off + len > t->span)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "tensor '%s' has no readable "
+			    "data (%llu bytes located)", t->name ? t->name : "",
+			    (unsigned long long)t->span);
 		rc = ckpt_file_pread(f, buf, (size_t)len, t->offset + off,
 		    err);
 	} else {
-		rc = CKPT_OK;
-		for (uint64_t i = 0; i < nelem && !rc; i++) {
-			if (!strided_offset(t, first + i, esize, &off))
-				return ckpt_error_set(err, CKPT_ERR_FORMAT,
-				    f->path, (int64_t)t->offset, "element %llu "
-				    "of tensor '%s' lies outside its storage",
-				    (unsigned long long)(first + i), t->name);
-			rc = ckpt_file_pread(f, (unsigned char *)buf +
-			    i * esize, esize, t->offset + off, err);
-		}
+		rc = read_strided(f, t, first, nelem, esize, buf, err);
 	}
 	if (!rc && t->big_endian && swap_unit(t->dtype) > 1)
 		swap_elements(buf, nelem * (esize / swap_unit(t->dtype)),

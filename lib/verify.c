@@ -121,6 +121,7 @@ struct vfile {
 	bool hash_failed;		/* a range or the file mismatched */
 	bool io_failed;
 	bool *range_bad;		/* per manifest range */
+	bool want_hash;			/* planned for the first pass */
 	uint64_t bad_chunks;
 };
 
@@ -135,6 +136,7 @@ struct ckpt_report {
 	struct flist findings;		/* merged, in report order */
 	struct flist top;		/* checkpoint-level, before merge */
 	uint64_t hashed, cached;
+	size_t ntop;
 	bool ok;
 };
 
@@ -223,6 +225,12 @@ size_t
 ckpt_report_finding_count(const struct ckpt_report *r)
 {
 	return r->findings.n;
+}
+
+size_t
+ckpt_report_checkpoint_finding_count(const struct ckpt_report *r)
+{
+	return r->ntop;
 }
 
 const struct ckpt_finding *
@@ -540,13 +548,18 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 /* Jobs                                                                */
 /* ------------------------------------------------------------------ */
 
-enum job_kind { JOB_OPEN, JOB_HASH };
-
+/*
+ * The structure checks run on a pool of their own, beside the hashing
+ * engine: reading headers is cheap, but checking zip CRCs reads every
+ * member, and that should overlap with hashing rather than add to it.
+ */
 struct job {
-	enum job_kind kind;
 	struct vfile *vf;
-	uint64_t off, len;		/* JOB_HASH: the byte range */
-	size_t range;			/* manifest range, SIZE_MAX = whole file */
+};
+
+struct worker {
+	struct pool *p;
+	pthread_t tid;
 };
 
 struct pool {
@@ -554,115 +567,10 @@ struct pool {
 	size_t njobs, next;
 	unsigned int flags;
 	pthread_mutex_t lock;
-	pthread_cond_t done_cv;
-	unsigned int running;
-	uint64_t bytes;			/* hashed so far */
+	struct worker *w;
+	unsigned int started;
 	int fatal;			/* out of memory */
 };
-
-static int
-cmp_job(const void *a, const void *b)
-{
-	const struct job *x = a, *y = b;
-	uint64_t cx = x->kind == JOB_OPEN ? 0 : x->len;
-	uint64_t cy = y->kind == JOB_OPEN ? 0 : y->len;
-
-	/* Largest hash first so that one big file does not start last;
-	 * the cheap open jobs fill the gaps at the end. */
-	if (cx != cy)
-		return cx > cy ? -1 : 1;
-	if (x->vf != y->vf)
-		return x->vf < y->vf ? -1 : 1;
-	return x->off < y->off ? -1 : x->off > y->off;
-}
-
-/* Hashes [off, off+len) of vf with SHA-256; 0, or -1 after a finding. */
-static int
-hash_range(struct pool *p, struct vfile *vf, int fd, uint64_t off,
-    uint64_t len, unsigned char *buf, unsigned char *out)
-{
-	struct ckpt_hash *h;
-	struct ckpt_error e;
-	uint64_t done = 0;
-
-	if (ckpt_hash_new(CKPT_HASH_SHA256, &h, &e))
-		return -1;
-	while (done < len) {
-		size_t want = len - done < READ_BUF ? (size_t)(len - done) :
-		    READ_BUF;
-		ssize_t n = pread(fd, buf, want, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0)
-				file_finding(vf, "io-error", CKPT_SEV_ERROR,
-				    NULL, (int64_t)(off + done), "cannot "
-				    "read: %s", strerror(errno));
-			else
-				file_finding(vf, "truncated", CKPT_SEV_ERROR,
-				    NULL, (int64_t)(off + done), "file "
-				    "ends at byte %llu while reading",
-				    (unsigned long long)(off + done));
-			vf->io_failed = true;
-			ckpt_hash_free(h);
-			return -1;
-		}
-		ckpt_hash_update(h, buf, (size_t)n);
-		done += (uint64_t)n;
-		pthread_mutex_lock(&p->lock);
-		p->bytes += (uint64_t)n;
-		pthread_mutex_unlock(&p->lock);
-	}
-	if (ckpt_hash_final(h, out, &e)) {
-		ckpt_hash_free(h);
-		return -1;
-	}
-	ckpt_hash_free(h);
-	return 0;
-}
-
-static void
-job_hash(struct pool *p, struct job *j, unsigned char *buf)
-{
-	unsigned char d[CKPT_SHA256_BYTES];
-	struct vfile *vf = j->vf;
-	const struct vman_range *mr;
-	int fd = open(vf->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0) {
-		file_finding(vf, "io-error", CKPT_SEV_ERROR, NULL, -1,
-		    "cannot open: %s", strerror(errno));
-		vf->io_failed = true;
-		return;
-	}
-	if (hash_range(p, vf, fd, j->off, j->len, buf, d)) {
-		close(fd);
-		return;
-	}
-	close(fd);
-	if (j->range == SIZE_MAX) {
-		memcpy(vf->digest, d, sizeof(d));
-		vf->digest_ok = true;
-		if (memcmp(d, vf->m->sha256, sizeof(d)))
-			vf->hash_failed = true;
-		return;
-	}
-	mr = &vf->m->ranges[j->range];
-	if (!memcmp(d, mr->sha256, sizeof(d)))
-		return;
-	pthread_mutex_lock(&vf->lock);
-	vf->range_bad[j->range] = true;
-	vf->hash_failed = true;
-	if (!mr->tensor)
-		vf->bad_chunks++;
-	pthread_mutex_unlock(&vf->lock);
-	if (mr->tensor)
-		file_finding(vf, "tensor-changed", CKPT_SEV_ERROR, mr->tensor,
-		    (int64_t)mr->offset, "tensor %s changed (bytes "
-		    "%llu-%llu)", mr->tensor, (unsigned long long)mr->offset,
-		    (unsigned long long)mr->end);
-}
 
 /* Copies what the reader found, and adds what verify checks on top. */
 static void
@@ -760,11 +668,6 @@ job_open(struct pool *p, struct job *j, unsigned char *buf)
 	ckpt_file_free(f);
 }
 
-struct worker {
-	struct pool *p;
-	pthread_t tid;
-};
-
 static void *
 worker_main(void *arg)
 {
@@ -778,17 +681,12 @@ worker_main(void *arg)
 		if (!buf)
 			p->fatal = CKPT_ERR_NOMEM;
 		if (p->next >= p->njobs || p->fatal) {
-			p->running--;
-			pthread_cond_signal(&p->done_cv);
 			pthread_mutex_unlock(&p->lock);
 			break;
 		}
 		j = &p->jobs[p->next++];
 		pthread_mutex_unlock(&p->lock);
-		if (j->kind == JOB_OPEN)
-			job_open(p, j, buf);
-		else
-			job_hash(p, j, buf);
+		job_open(p, j, buf);
 	}
 	free(buf);
 	return NULL;
@@ -805,62 +703,195 @@ thread_count(const struct ckpt_verify_options *o)
 	return n > 0 && n < 256 ? (unsigned int)n : 1;
 }
 
-static int
-run_pool(struct pool *p, const struct ckpt_verify_options *o,
-    uint64_t total, struct ckpt_error *err)
+static void
+pool_start(struct pool *p, const struct ckpt_verify_options *o)
 {
 	unsigned int n = thread_count(o);
-	struct worker *w;
-	unsigned int started = 0;
 
 	if (!p->njobs)
-		return CKPT_OK;
-	qsort(p->jobs, p->njobs, sizeof(*p->jobs), cmp_job);
+		return;
 	if (n > p->njobs)
 		n = (unsigned int)p->njobs;
-	w = calloc(n, sizeof(*w));
-	if (!w)
-		return ckpt_error_nomem(err);
-	pthread_mutex_lock(&p->lock);
-	for (unsigned int i = 0; i < n; i++) {
-		w[i].p = p;
-		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]))
+	p->w = calloc(n, sizeof(*p->w));
+	for (unsigned int i = 0; p->w && i < n; i++) {
+		p->w[i].p = p;
+		if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]))
 			break;
-		started++;
-		p->running++;
+		p->started++;
 	}
-	if (!started) {
-		pthread_mutex_unlock(&p->lock);
-		free(w);
-		return ckpt_error_set(err, CKPT_ERR_NOMEM, NULL, -1,
-		    "cannot start hashing threads");
-	}
-	while (p->running) {
-		struct timespec ts;
+}
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&p->done_cv, &p->lock, &ts);
-		if (o && o->progress) {
-			uint64_t b = p->bytes;
+static int
+pool_wait(struct pool *p, struct ckpt_error *err)
+{
+	/* Without a thread (none could start), the caller does the work. */
+	if (p->njobs && !p->started) {
+		struct worker w = { p, pthread_self() };
 
-			pthread_mutex_unlock(&p->lock);
-			o->progress(o->progress_arg, b, total);
-			pthread_mutex_lock(&p->lock);
-		}
+		worker_main(&w);
 	}
-	pthread_mutex_unlock(&p->lock);
-	for (unsigned int i = 0; i < started; i++)
-		pthread_join(w[i].tid, NULL);
-	free(w);
+	for (unsigned int i = 0; i < p->started; i++)
+		pthread_join(p->w[i].tid, NULL);
+	free(p->w);
+	p->w = NULL;
+	p->started = 0;
 	if (p->fatal)
 		return ckpt_error_set(err, p->fatal, NULL, -1,
 		    "out of memory while verifying");
 	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hashing, on the store's engine                                      */
+/* ------------------------------------------------------------------ */
+
+struct hplan {
+	struct vfile *vf;
+	size_t *idx;			/* manifest range of each job range */
+};
+
+struct progress_relay {
+	const struct ckpt_verify_options *o;
+	uint64_t base;
+};
+
+static void
+relay(uint64_t done, uint64_t total, void *data)
+{
+	struct progress_relay *pr = data;
+
+	pr->o->progress(pr->o->progress_arg, pr->base + done,
+	    pr->base + total);
+}
+
+static bool
+overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
+{
+	for (size_t i = 0; i < vf->m->nranges; i++) {
+		const struct vman_range *c = &vf->m->ranges[i];
+
+		if (vf->range_bad[i] && !c->tensor && c->offset < t->end &&
+		    t->offset < c->end)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Hashes what the files need: in the first pass the ranges that cover
+ * every byte (or the whole file when there are none); in the second,
+ * tensors larger than a chunk that lie in a chunk that failed.
+ */
+static int
+hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
+    bool second, struct ckpt_error *err)
+{
+	struct ckpt_hash_job *jobs;
+	struct hplan *plans;
+	struct progress_relay pr = { o, r->hashed };
+	size_t nj = 0;
+	int rc = CKPT_OK;
+
+	jobs = calloc(r->nfiles ? r->nfiles : 1, sizeof(*jobs));
+	plans = calloc(r->nfiles ? r->nfiles : 1, sizeof(*plans));
+	if (!jobs || !plans) {
+		free(jobs);
+		free(plans);
+		return ckpt_error_nomem(err);
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+		struct ckpt_hash_job *j = &jobs[nj];
+		size_t n = 0;
+
+		if (second ? !vf->bad_chunks || vf->io_failed : !vf->want_hash)
+			continue;
+		j->ranges = calloc(vf->m->nranges ? vf->m->nranges : 1,
+		    sizeof(*j->ranges));
+		plans[nj].idx = calloc(vf->m->nranges ? vf->m->nranges : 1,
+		    sizeof(size_t));
+		if (!j->ranges || !plans[nj].idx) {
+			free(j->ranges);
+			free(plans[nj].idx);
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		for (size_t k = 0; k < vf->m->nranges; k++) {
+			const struct vman_range *mr = &vf->m->ranges[k];
+
+			if (second ? mr->first || !mr->tensor ||
+			    !overlaps_bad_chunk(vf, mr) : !mr->first)
+				continue;
+			j->ranges[n].offset = mr->offset;
+			j->ranges[n].end = mr->end;
+			plans[nj].idx[n++] = k;
+		}
+		if (second && !n) {
+			free(j->ranges);
+			free(plans[nj].idx);
+			j->ranges = NULL;
+			plans[nj].idx = NULL;
+			continue;
+		}
+		j->path = vf->path;
+		j->nranges = n;
+		j->whole = !n;
+		plans[nj].vf = vf;
+		nj++;
+	}
+	if (nj)
+		ckpt_hash_files(jobs, nj, o ? o->threads : 0, o && o->progress ?
+		    relay : NULL, &pr, NULL);
+	for (size_t i = 0; i < nj; i++) {
+		struct ckpt_hash_job *j = &jobs[i];
+		struct vfile *vf = plans[i].vf;
+
+		if (j->status) {
+			vf->io_failed = j->status == CKPT_ERR_IO;
+			file_finding(vf, j->status == CKPT_ERR_IO ? "io-error" :
+			    "truncated", CKPT_SEV_ERROR, NULL, j->err.offset,
+			    "%s", j->err.message);
+			vf->hash_failed = true;
+			continue;
+		}
+		if (j->whole) {
+			r->hashed += vf->m->size;
+			memcpy(vf->digest, j->sha256, CKPT_SHA256_BYTES);
+			vf->digest_ok = true;
+			if (memcmp(j->sha256, vf->m->sha256,
+			    CKPT_SHA256_BYTES))
+				vf->hash_failed = true;
+			continue;
+		}
+		for (size_t k = 0; k < j->nranges; k++) {
+			size_t mi = plans[i].idx[k];
+			const struct vman_range *mr = &vf->m->ranges[mi];
+
+			r->hashed += mr->end - mr->offset;
+			if (!memcmp(j->ranges[k].sha256, mr->sha256,
+			    CKPT_SHA256_BYTES))
+				continue;
+			vf->range_bad[mi] = true;
+			vf->hash_failed = true;
+			if (!mr->tensor) {
+				vf->bad_chunks++;
+				continue;
+			}
+			file_finding(vf, "tensor-changed", CKPT_SEV_ERROR,
+			    mr->tensor, (int64_t)mr->offset, "tensor %s "
+			    "changed (bytes %llu-%llu)", mr->tensor,
+			    (unsigned long long)mr->offset,
+			    (unsigned long long)mr->end);
+		}
+	}
+out:
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(jobs[i].ranges);
+		free(plans[i].idx);
+	}
+	free(jobs);
+	free(plans);
+	return rc;
 }
 
 static int
@@ -1040,14 +1071,13 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	free(sig);
 }
 
-/* Queues the jobs for one file and adds the bytes to hash to *total. */
+/* Queues the structure check of one file and decides its hashing. */
 static int
 plan_file(struct pool *p, size_t *cap, struct vfile *vf,
     const struct ckpt_verify_options *o, struct vcache *cache,
-    uint64_t *total, struct ckpt_error *err)
+    struct ckpt_error *err)
 {
 	unsigned int flags = o ? o->flags : 0;
-	size_t nfirst = 0;
 	struct job j;
 	int rc;
 
@@ -1061,7 +1091,6 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		    "checkpoint holds regular files only",
 		    S_ISLNK(vf->st.st_mode) ? "a symbolic link, not followed"
 		    : "not a regular file");
-	j.kind = JOB_OPEN;
 	if ((rc = push_job(p, cap, &j, err)))
 		return rc;
 	if (!vf->m)
@@ -1083,76 +1112,7 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 	    sizeof(bool));
 	if (!vf->range_bad)
 		return ckpt_error_nomem(err);
-	j.kind = JOB_HASH;
-	for (size_t i = 0; i < vf->m->nranges; i++) {
-		const struct vman_range *mr = &vf->m->ranges[i];
-
-		if (!mr->first)
-			continue;
-		j.off = mr->offset;
-		j.len = mr->end - mr->offset;
-		j.range = i;
-		if ((rc = push_job(p, cap, &j, err)))
-			return rc;
-		nfirst++;
-	}
-	if (!nfirst) {
-		if (!vf->m->has_sha256)
-			return file_finding(vf, "no-digest", CKPT_SEV_WARNING,
-			    NULL, -1, "the manifest records no digest for "
-			    "this file");
-		j.off = 0;
-		j.len = vf->m->size;
-		j.range = SIZE_MAX;
-		if ((rc = push_job(p, cap, &j, err)))
-			return rc;
-	}
-	*total += vf->m->size;
-	return CKPT_OK;
-}
-
-static bool
-overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
-{
-	for (size_t i = 0; i < vf->m->nranges; i++) {
-		const struct vman_range *c = &vf->m->ranges[i];
-
-		if (vf->range_bad[i] && !c->tensor && c->offset < t->end &&
-		    t->offset < c->end)
-			return true;
-	}
-	return false;
-}
-
-/* After a mismatch: which of the tensors larger than a chunk changed. */
-static int
-plan_tensors(struct pool *p, size_t *cap, struct ckpt_report *r,
-    uint64_t *total, struct ckpt_error *err)
-{
-	for (size_t i = 0; i < r->nfiles; i++) {
-		struct vfile *vf = &r->files[i];
-		struct job j;
-		int rc;
-
-		if (!vf->range_bad || !vf->bad_chunks || vf->io_failed)
-			continue;
-		for (size_t t = 0; t < vf->m->nranges; t++) {
-			const struct vman_range *mr = &vf->m->ranges[t];
-
-			if (mr->first || !mr->tensor ||
-			    !overlaps_bad_chunk(vf, mr))
-				continue;
-			memset(&j, 0, sizeof(j));
-			j.kind = JOB_HASH;
-			j.vf = vf;
-			j.off = mr->offset;
-			j.len = mr->end - mr->offset;
-			j.range = t;
-			if ((rc = push_job(p, cap, &j, err)))
-				return rc;
-			*total += j.len;
-		}
-	}
+	vf->want_hash = true;
 	return CKPT_OK;
 }
 
@@ -1177,7 +1137,7 @@ note_mismatches(struct ckpt_report *r)
 			    NULL, -1, "%llu of %zu chunks differ from the "
 			    "manifest%s", (unsigned long long)vf->bad_chunks,
 			    nchunks, tensor ? "" :
-			    " (outside any recorded tensor)");
+			    ", outside any recorded tensor");
 		else if (!tensor)
 			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
 			    NULL, -1, "SHA-256 differs from the manifest");
@@ -1195,7 +1155,6 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	struct pool p;
 	struct stat st;
 	size_t cap = 0;
-	uint64_t total = 0;
 	int rc;
 
 	if (stat(path, &st))
@@ -1208,7 +1167,6 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	r->sig_state = "none";
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
-	pthread_cond_init(&p.done_cv, NULL);
 	p.flags = o ? o->flags : 0;
 	memset(&w, 0, sizeof(w));
 	w.r = r;
@@ -1288,20 +1246,17 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	if (man && !(p.flags & CKPT_VERIFY_NO_CACHE))
 		vcache_open(o, man, &cache);
 	for (size_t i = 0; i < r->nfiles; i++)
-		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, &total,
-		    err)))
+		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
 	check_signature(r, man, o);
-	if ((rc = run_pool(&p, o, total, err)))
+	pool_start(&p, o);
+	rc = hash_phase(r, o, false, err);
+	if (!rc)
+		rc = hash_phase(r, o, true, err);
+	if (pool_wait(&p, err) && !rc)
+		rc = err ? err->code : CKPT_ERR_NOMEM;
+	if (rc)
 		goto out;
-	r->hashed = p.bytes;
-	/* Second pass, only for files that did not match. */
-	p.njobs = p.next = 0;
-	p.bytes = 0;
-	if ((rc = plan_tensors(&p, &cap, r, &total, err)) ||
-	    (rc = run_pool(&p, o, total, err)))
-		goto out;
-	r->hashed += p.bytes;
 	note_mismatches(r);
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct vfile *vf = &r->files[i];
@@ -1323,6 +1278,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 
 	if ((rc = merge_findings(&r->findings, &r->top, err)))
 		goto out;
+	r->ntop = r->findings.n;
 	r->pubfiles = calloc(r->nfiles ? r->nfiles : 1,
 	    sizeof(*r->pubfiles));
 	if (!r->pubfiles) {
@@ -1344,7 +1300,6 @@ out:
 	vcache_close(cache);
 	free(p.jobs);
 	pthread_mutex_destroy(&p.lock);
-	pthread_cond_destroy(&p.done_cv);
 	vman_free(man);
 	if (rc) {
 		ckpt_report_free(r);

@@ -156,7 +156,30 @@ test_grep() {
 	return 1
 }
 
+# test_set_prereq NAME: a prerequisite the script found to hold.
+_prereqs_set=" "
+test_set_prereq() {
+	_prereqs_set="$_prereqs_set$1 "
+}
+
+# test_have_prereq A[,B...]: every one of them holds.
 test_have_prereq() {
+	case "$1" in
+	*,*)
+		_rest=$1
+		while test -n "$_rest"; do
+			test_have_prereq "${_rest%%,*}" || return 1
+			case "$_rest" in
+			*,*) _rest=${_rest#*,} ;;
+			*) _rest= ;;
+			esac
+		done
+		return 0
+		;;
+	esac
+	case "$_prereqs_set" in
+	*" $1 "*) return 0 ;;
+	esac
 	case "$1" in
 	TORCH)
 		test -f "$FIXTURES_DIR/.torch-ok" ||

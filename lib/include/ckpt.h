@@ -270,9 +270,48 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
     size_t i);
 /**
  * The file's non-tensor content as a JSON document (borrowed), or NULL: a
- * safetensors __metadata__ object, the object tree of a torch pickle (a
- * tensor appears as {"$tensor": NAME}, a global the reader does not allow as
- * {"$global": "module.name"}), the content of a JSON file.
+ * safetensors __metadata__ object, the object tree of a torch pickle, the
+ * parsed DCP .metadata, the content of a JSON file.
+ *
+ * Torch pickles (torch zip data.pkl, legacy streams, bare pickles) map to
+ * JSON thus; a key starting with "$" marks a value JSON cannot hold:
+ *   dict, OrderedDict, Counter  object, in pickle order; non-string keys
+ *                               stringified as Python prints them (1,
+ *                               True, None, "(1, 'a')"); an OrderedDict's
+ *                               _metadata attribute is not shown
+ *   list, tuple, set            array
+ *   int, float, str, bool, None number, string, true/false, null; ints
+ *                               beyond 64 bits and NaN/Inf as strings
+ *                               ("1180591620717411303424", "nan", "-inf")
+ *   tensor                      {"$tensor": NAME}, NAME as in ckpt_tensor
+ *   sparse tensor               {"$sparse": {"layout": L, "parts": [...]}}
+ *   bytes, bytearray            {"$bytes": LENGTH}
+ *   complex                     {"$complex": [RE, IM]}
+ *   torch dtype                 {"$dtype": "torch.float32"}
+ *   numpy array                 {"$ndarray": {"dtype": "<u4", "shape": [624],
+ *                               "nbytes": 2496}}
+ *   numpy scalar                its value; else {"$npscalar": {"dtype",
+ *                               "nbytes"}}
+ *   numpy dtype                 {"$npdtype": "<f8"}
+ *   a global outside the allowlist, or an instance made from one (never
+ *   resolved or called)         {"$global": "module.name"} plus, when the
+ *                               pickle gave them, "$args" (array),
+ *                               "$items" and "$state" (its data)
+ *   an instance of an allowed class the reader does not interpret
+ *                               {"$object": "module.name", ...} likewise
+ *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ * A tensor's NAME is the dot-joined path of dict keys and list/tuple
+ * indices from the top-level object ("model.fc1.weight",
+ * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
+ * their $items/$state keys to the path without the "$" part.
+ *
+ * DCP .metadata (CKPT_FORMAT_DCP_METADATA):
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
+ *      "size": [...], "chunks": [{"offsets": [...], "sizes": [...]}]}
+ *      or {"type": "bytes"}},
+ *    "storage_data": {"FQN|OFFSETS": {"relative_path": "__0_0.distcp",
+ *      "offset": N, "length": M}}}
+ *   where OFFSETS is the chunk offsets joined by "," (empty for bytes).
  */
 CKPT_API const char *ckpt_file_metadata_json(const struct ckpt_file *f);
 /** Pickle globals referenced by the file (borrowed), with allowed flags. */
@@ -1097,7 +1136,9 @@ struct ckpt_verify_options {
 					   ~/.cache/ckpt */
 	const char *const *keys;	/* public key files to trust */
 	size_t nkeys;
-	/* Called from the calling thread with bytes hashed so far. */
+	/* "sha256:..." the manifest must have (from the registry), or NULL */
+	const char *manifest_digest;
+	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 };
@@ -1153,6 +1194,10 @@ CKPT_API const struct ckpt_verify_file *ckpt_report_file(
 CKPT_API size_t ckpt_report_finding_count(const struct ckpt_report *r);
 CKPT_API const struct ckpt_finding *ckpt_report_finding(
     const struct ckpt_report *r, size_t i);
+/** The first n findings are about the checkpoint as a whole (manifest,
+ * signature); the rest about its files, in file order. */
+CKPT_API size_t ckpt_report_checkpoint_finding_count(
+    const struct ckpt_report *r);
 
 /**
  * Deterministic slicing for rotating checks: true when the checkpoint

@@ -9,10 +9,19 @@
  *   ckpt-test-tool truncate FILE SIZE        cut a file to SIZE bytes
  *   ckpt-test-tool fill FILE SIZE [SEED]     SIZE pseudo-random bytes
  *   ckpt-test-tool sha256 FILE               digest through libckpt
+ *   ckpt-test-tool tensors [--crc] FILE      per tensor: name, dtype,
+ *                                            shape, sha256 of the bytes
+ *                                            ckpt_tensor_read() returns
+ *   ckpt-test-tool findings [--crc] FILE     format, then one finding a
+ *                                            line: id severity offset
+ *                                            subject; exit 1 if open fails
+ *   ckpt-test-tool metadata FILE             the metadata JSON
+ *   ckpt-test-tool globals FILE              pickle globals, allowed or not
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,10 +165,137 @@ cmd_hold_lock(int argc, char **argv)
 	return 0;
 }
 
+static int
+open_file(int argc, char **argv, struct ckpt_file **f)
+{
+	struct ckpt_error err;
+	unsigned flags = 0;
+	int i = 1;
+
+	if (argc > 2 && !strcmp(argv[1], "--crc")) {
+		flags |= CKPT_OPEN_CHECK_CRC;
+		i++;
+	}
+	if (i != argc - 1)
+		return fail("usage: <command> [--crc] FILE", NULL);
+	if (ckpt_file_open(argv[i], flags, f, &err)) {
+		printf("error %s offset %lld: %s\n", ckpt_strerror(err.code),
+		    (long long)err.offset, err.message);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cmd_tensors(int argc, char **argv)
+{
+	struct ckpt_file *f;
+	unsigned char *buf = NULL;
+	int rc = 0;
+
+	if (open_file(argc, argv, &f))
+		return 1;
+	for (size_t i = 0; i < ckpt_file_tensor_count(f) && !rc; i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		unsigned char d[CKPT_SHA256_BYTES];
+		char hex[CKPT_HASH_HEX_MAX];
+		uint64_t esize = ckpt_dtype_bits(t->dtype) / 8, chunk;
+		struct ckpt_error err;
+		struct ckpt_hash *h;
+
+		printf("%s\t%s\t[", t->name, ckpt_dtype_name(t->dtype));
+		for (unsigned k = 0; k < t->ndim; k++)
+			printf("%s%llu", k ? "," : "",
+			    (unsigned long long)t->shape[k]);
+		printf("]\t");
+		if (!esize || ckpt_hash_new(CKPT_HASH_SHA256, &h, NULL)) {
+			printf("-\n");
+			continue;
+		}
+		chunk = (1 << 20) / esize;
+		free(buf);
+		buf = malloc((size_t)(chunk * esize));
+		for (uint64_t e = 0; e < t->numel && buf;) {
+			uint64_t n = t->numel - e < chunk ? t->numel - e :
+			    chunk;
+
+			if (ckpt_tensor_read(f, t, e, n, buf, &err)) {
+				printf("error: %s", err.message);
+				rc = 1;
+				break;
+			}
+			ckpt_hash_update(h, buf, (size_t)(n * esize));
+			e += n;
+		}
+		ckpt_hash_final(h, d, NULL);
+		ckpt_hash_free(h);
+		ckpt_hex(d, sizeof(d), hex);
+		printf("%s\n", rc ? "" : hex);
+	}
+	free(buf);
+	ckpt_file_free(f);
+	return rc;
+}
+
+static int
+cmd_findings(int argc, char **argv)
+{
+	static const char *const sev[] = { "info", "warning", "error" };
+	struct ckpt_file *f;
+
+	if (open_file(argc, argv, &f))
+		return 1;
+	printf("format %s\n", ckpt_format_name(ckpt_file_format(f)));
+	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(f, i);
+
+		printf("%s %s %lld %s: %s\n", x->id, sev[x->severity],
+		    (long long)x->offset, x->subject ? x->subject : "-",
+		    x->message);
+	}
+	ckpt_file_free(f);
+	return 0;
+}
+
+static int
+cmd_metadata(int argc, char **argv)
+{
+	struct ckpt_file *f;
+	const char *j;
+
+	if (open_file(argc, argv, &f))
+		return 1;
+	j = ckpt_file_metadata_json(f);
+	printf("%s\n", j ? j : "null");
+	ckpt_file_free(f);
+	return 0;
+}
+
+static int
+cmd_globals(int argc, char **argv)
+{
+	struct ckpt_file *f;
+
+	if (open_file(argc, argv, &f))
+		return 1;
+	for (size_t i = 0; i < ckpt_file_global_count(f); i++) {
+		bool ok;
+		const char *g = ckpt_file_global(f, i, &ok);
+
+		printf("%s %s\n", g, ok ? "allowed" : "not-allowed");
+	}
+	ckpt_file_free(f);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
+	{ "findings", cmd_findings },
+	{ "globals", cmd_globals },
+	{ "metadata", cmd_metadata },
+	{ "tensors", cmd_tensors },
 	{ "fill", cmd_fill },
 	{ "flip", cmd_flip },
 	{ "hold-lock", cmd_hold_lock },
