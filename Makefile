@@ -83,6 +83,8 @@ CMD_OBJS := $(CMD_SRCS:%.c=$(O)/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(O)/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(O)/%.o)
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(O)/%.o)
+FUZZ_OBJS := $(FUZZ_SRCS:%.c=$(O)/%.o)
+FUZZ_PROGS := $(patsubst %.c,$(O)/%,$(filter tests/fuzz/fuzz-%.c,$(FUZZ_SRCS)))
 BENCH_PROGS := $(BENCH_SRCS:%.c=$(O)/%)
 
 LIB_A = $(O)/lib/libckpt.a
@@ -99,7 +101,7 @@ QUIET_LINK = @echo '   ' LINK $@;
 QUIET_GEN = @echo '   ' GEN $@;
 endif
 
-all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL)
+all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL) $(FUZZ_PROGS)
 ifeq ($(HAVE_CHECK),yes)
 all:: $(UNIT)
 else
@@ -149,6 +151,22 @@ $(UNIT): $(UNIT_OBJS) $(LIB_A)
 $(TOOL): $(TOOL_OBJS) $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
+
+# Fuzz harnesses: with FUZZ=1 (scripts/fuzz, clang) libFuzzer provides
+# main(); otherwise tests/fuzz/replay.c does, and make check replays the
+# corpus through them.
+ifdef FUZZ
+FUZZ_MAIN =
+FUZZ_LDFLAGS = -fsanitize=fuzzer
+else
+FUZZ_MAIN = $(O)/tests/fuzz/replay.o
+FUZZ_LDFLAGS =
+endif
+$(FUZZ_PROGS): $(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(FUZZ_MAIN) $(LIB_A)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_MAIN) \
+		$(LIB_A) $(DEP_LIBS) $(EXTRA_LIBS)
+
+fuzzers: $(FUZZ_PROGS)
 
 # Benchmark tools: one program per bench/*.c, linked against libckpt.a.
 $(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
@@ -236,7 +254,8 @@ configure: configure.ac config.mak.in m4/pkg.m4
 clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
-		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS)
+		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS) \
+		$(FUZZ_PROGS)
 	rm -rf bench/out
 	find cmd lib tests bench -name '*.[od]' -delete
 
@@ -245,7 +264,7 @@ distclean: clean
 		autom4te.cache tests/fixtures-gen
 
 .PHONY: all check test demo bench install uninstall clean distclean \
-	lint-man fuzz FORCE
+	lint-man fuzz fuzzers FORCE
 
 -include $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) \
-	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+	$(TOOL_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

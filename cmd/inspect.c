@@ -1,29 +1,1020 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * inspect.c - placeholder: "ckpt inspect" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * inspect.c - "ckpt inspect": what is inside a checkpoint file, directory
+ * or store reference, from headers alone.
+ *
+ * Choices:
+ *  - Nothing but headers is read unless --stats asks for the data; a 4 GiB
+ *    file costs what a 4 MiB one does.
+ *  - Each argument is opened as a checkpoint (ckpt_checkpoint_open), so a
+ *    directory prints each of its files, sorted, and the whole-checkpoint
+ *    findings (index weight_map, DCP coverage) at the end.
+ *  - --filter selects tensors by fnmatch(3) glob on the name; the totals
+ *    count the selected tensors.
+ *  - The non-tensor content of a file (safetensors __metadata__, a torch
+ *    pickle's object tree, a JSON document) prints as an indented tree;
+ *    subtrees holding only tensors collapse to "(N tensors)" since the
+ *    tensor table lists them, and --depth bounds the nesting.
+ *  - --stats splits the tensors into ranges of at most 16 Mi elements and
+ *    hands them to one worker thread per core (at least two); each range is
+ *    read with pread, and the partial results are merged in a fixed order,
+ *    so the numbers do not depend on the thread count.
+ *  - Exit 3 when a file cannot be read at all, or when a file that should
+ *    hold weights is not in any known format (a Git LFS pointer, an HTML
+ *    page, an empty file): the error names the file, the problem and the
+ *    byte offset.  With --json nothing is printed on stdout then.
+ *  - With several arguments, --json prints {"schema": 1, "checkpoints":
+ *    [...]}; with one, that checkpoint's object itself.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
 
+#include <fnmatch.h>
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
+
 static const char *const inspect_usage[] = {
-	"ckpt inspect [<options>]",
+	"ckpt inspect [options] path|ref ...",
 	NULL
 };
+
+struct inspect_opts {
+	struct strlist filters;
+	bool no_tensors;
+	bool stats;
+	long long depth;
+	long long threads;
+};
+
+/* ---------------------------------------------------------------- */
+/* Tensor selection and formatting                                   */
+/* ---------------------------------------------------------------- */
+
+static bool
+selected(const struct inspect_opts *o, const struct ckpt_tensor *t)
+{
+	if (!o->filters.n)
+		return true;
+	for (size_t i = 0; i < o->filters.n; i++)
+		if (!fnmatch(o->filters.items[i], t->name ? t->name : "", 0))
+			return true;
+	return false;
+}
+
+static char *
+shape_str(const struct ckpt_tensor *t)
+{
+	size_t cap = 3 + (size_t)t->ndim * 22, o;
+	char *s = xmalloc(cap);
+
+	o = (size_t)snprintf(s, cap, "[");
+	for (unsigned d = 0; d < t->ndim; d++)
+		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? ", " : "",
+		    (unsigned long long)t->shape[d]);
+	snprintf(s + o, cap - o, "]");
+	return s;
+}
+
+static const char *
+num_str(double v, char *buf, size_t len)
+{
+	if (isnan(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.6g", v);
+	return buf;
+}
+
+/* ---------------------------------------------------------------- */
+/* Statistics, in parallel                                           */
+/* ---------------------------------------------------------------- */
+
+#define STATS_PIECE (16ull << 20)	/* elements per work item */
+
+struct stats_item {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	uint64_t first, n;
+	size_t slot;			/* result slot of the tensor */
+	struct ckpt_tensor_stats st;
+	struct ckpt_error err;
+	int rc;
+};
+
+struct stats_job {
+	struct stats_item *items;
+	size_t nitems;
+	size_t next;
+	pthread_mutex_t lock;
+};
+
+static void *
+stats_worker(void *arg)
+{
+	struct stats_job *job = arg;
+
+	for (;;) {
+		struct stats_item *it;
+
+		pthread_mutex_lock(&job->lock);
+		it = job->next < job->nitems ? &job->items[job->next++] : NULL;
+		pthread_mutex_unlock(&job->lock);
+		if (!it)
+			return NULL;
+		ckpt_tensor_stats_init(&it->st);
+		ckpt_error_clear(&it->err);
+		it->rc = ckpt_tensor_stats_range(it->f, it->t, it->first,
+		    it->n, &it->st, &it->err);
+	}
+}
+
+struct tensor_result {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	struct ckpt_tensor_stats st;
+	bool done;
+	char *error;
+};
+
+/*
+ * Computes the statistics of every selected tensor of c.  Results are
+ * indexed by (file, tensor) through res/nres in file then tensor order.
+ * A tensor whose data cannot be read gets an error string instead, and
+ * the function returns -1 after printing it.
+ */
+static int
+compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
+    struct tensor_result **res_out, size_t *nres_out)
+{
+	struct tensor_result *res = NULL;
+	struct stats_job job = { .items = NULL };
+	size_t nres = 0, nthreads;
+	pthread_t *tids;
+	long ncpu;
+	int status = 0;
+
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		if (!f)
+			continue;
+		for (size_t j = 0; j < ckpt_file_tensor_count(f); j++) {
+			const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
+
+			if (!selected(o, t))
+				continue;
+			res = xreallocarray(res, nres + 1, sizeof(*res));
+			memset(&res[nres], 0, sizeof(*res));
+			res[nres].f = f;
+			res[nres].t = t;
+			ckpt_tensor_stats_init(&res[nres].st);
+			for (uint64_t first = 0; first < t->numel;
+			    first += STATS_PIECE) {
+				struct stats_item *it;
+
+				job.items = xreallocarray(job.items,
+				    job.nitems + 1, sizeof(*job.items));
+				it = &job.items[job.nitems++];
+				memset(it, 0, sizeof(*it));
+				it->f = f;
+				it->t = t;
+				it->first = first;
+				it->n = t->numel - first < STATS_PIECE ?
+				    t->numel - first : STATS_PIECE;
+				it->slot = nres;
+			}
+			nres++;
+		}
+	}
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	nthreads = o->threads > 0 ? (size_t)o->threads :
+	    ncpu > 2 ? (size_t)ncpu : 2;
+	if (nthreads > job.nitems)
+		nthreads = job.nitems ? job.nitems : 1;
+	pthread_mutex_init(&job.lock, NULL);
+	tids = xcalloc(nthreads, sizeof(*tids));
+	for (size_t i = 0; i < nthreads; i++)
+		if (pthread_create(&tids[i], NULL, stats_worker, &job))
+			die("cannot start a thread");
+	for (size_t i = 0; i < nthreads; i++)
+		pthread_join(tids[i], NULL);
+	pthread_mutex_destroy(&job.lock);
+	free(tids);
+
+	/* Merge in item order: the same numbers for any thread count. */
+	for (size_t i = 0; i < job.nitems; i++) {
+		struct stats_item *it = &job.items[i];
+		struct tensor_result *r = &res[it->slot];
+
+		if (r->error)
+			continue;
+		if (it->rc) {
+			error_ckpt(&it->err);
+			r->error = xstrdup(it->err.message);
+			status = -1;
+			continue;
+		}
+		ckpt_tensor_stats_merge(&r->st, &it->st);
+	}
+	for (size_t i = 0; i < nres; i++)
+		res[i].done = !res[i].error;
+	free(job.items);
+	*res_out = res;
+	*nres_out = nres;
+	return status;
+}
+
+static const struct tensor_result *
+find_result(const struct tensor_result *res, size_t nres,
+    const struct ckpt_tensor *t)
+{
+	for (size_t i = 0; i < nres; i++)
+		if (res[i].t == t)
+			return &res[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* Metadata tree                                                     */
+/* ---------------------------------------------------------------- */
+
+static bool
+is_tensor_ref(json_t *v)
+{
+	return json_is_object(v) && json_object_size(v) == 1 &&
+	    json_is_string(json_object_get(v, "$tensor"));
+}
+
+/* Number of tensors in v when v holds nothing but tensors, else 0. */
+static size_t
+tensor_only(json_t *v)
+{
+	size_t n = 0, k;
+	const char *key;
+	json_t *c;
+
+	if (is_tensor_ref(v))
+		return 1;
+	if (json_is_object(v) && json_object_size(v)) {
+		json_object_foreach(v, key, c) {
+			size_t m = tensor_only(c);
+
+			if (!m)
+				return 0;
+			n += m;
+		}
+		return n;
+	}
+	if (json_is_array(v) && json_array_size(v)) {
+		json_array_foreach(v, k, c) {
+			size_t m = tensor_only(c);
+
+			if (!m)
+				return 0;
+			n += m;
+		}
+		return n;
+	}
+	return 0;
+}
+
+static void
+print_scalar(json_t *v)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = strlen(s);
+		bool plain = n > 0;
+
+		for (size_t i = 0; i < n && plain; i++)
+			if ((unsigned char)s[i] < 0x20)
+				plain = false;
+		if (plain && n <= 200) {
+			fputs(s, stdout);
+		} else {
+			char *e = json_dumps(v, JSON_ENCODE_ANY);
+
+			if (e && strlen(e) > 200)
+				printf("%.197s...", e);
+			else
+				fputs(e ? e : "?", stdout);
+			free(e);
+		}
+	} else {
+		char *e = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+		    JSON_REAL_PRECISION(10));
+
+		fputs(e ? e : "?", stdout);
+		free(e);
+	}
+}
+
+/* A short array of scalars prints on one line: "betas: [0.9, 0.999]". */
+static bool
+inline_array(json_t *v)
+{
+	size_t i;
+	json_t *c;
+
+	if (!json_is_array(v) || json_array_size(v) > 8)
+		return false;
+	json_array_foreach(v, i, c)
+		if (json_is_object(c) || json_is_array(c) ||
+		    (json_is_string(c) && strlen(json_string_value(c)) > 20))
+			return false;
+	return true;
+}
+
+#define TREE_MAX_ITEMS 20	/* array items shown before "... (N more)" */
+
+static void print_tree(json_t *v, int indent, long long depth);
+
+static void
+print_entry(const char *key, json_t *v, int indent, long long depth)
+{
+	size_t nt = tensor_only(v);
+
+	printf("%*s%s:", indent, "", key);
+	if (json_is_object(v) && json_object_size(v) == 1 &&
+	    json_is_string(json_object_get(v, "$global"))) {
+		printf(" <global %s>\n",
+		    json_string_value(json_object_get(v, "$global")));
+	} else if (is_tensor_ref(v)) {
+		printf(" (tensor)\n");
+	} else if (nt) {
+		printf(" (%zu tensors)\n", nt);
+	} else if (inline_array(v)) {
+		size_t i;
+		json_t *c;
+
+		printf(" [");
+		json_array_foreach(v, i, c) {
+			if (i)
+				printf(", ");
+			print_scalar(c);
+		}
+		printf("]\n");
+	} else if (json_is_object(v) || json_is_array(v)) {
+		size_t n = json_is_object(v) ? json_object_size(v) :
+		    json_array_size(v);
+
+		if (!n) {
+			printf(" %s\n", json_is_object(v) ? "{}" : "[]");
+		} else if (depth <= 1) {
+			printf(" %s (%zu %s)\n", json_is_object(v) ? "{...}" :
+			    "[...]", n, json_is_object(v) ? n == 1 ? "key" :
+			    "keys" : n == 1 ? "item" : "items");
+		} else {
+			putchar('\n');
+			print_tree(v, indent + 2, depth - 1);
+		}
+	} else {
+		putchar(' ');
+		print_scalar(v);
+		putchar('\n');
+	}
+}
+
+static void
+print_tree(json_t *v, int indent, long long depth)
+{
+	const char *key;
+	size_t i;
+	json_t *c;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, c)
+			print_entry(key, c, indent, depth);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, c) {
+			char k[32];
+
+			if (i == TREE_MAX_ITEMS) {
+				printf("%*s... (%zu more items)\n", indent, "",
+				    json_array_size(v) - i);
+				break;
+			}
+			snprintf(k, sizeof(k), "%zu", i);
+			print_entry(k, c, indent, depth);
+		}
+	} else {
+		printf("%*s", indent, "");
+		print_scalar(v);
+		putchar('\n');
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Human output                                                      */
+/* ---------------------------------------------------------------- */
+
+struct dtype_total {
+	uint64_t tensors, params, bytes;
+};
+
+struct totals {
+	uint64_t tensors, params, bytes;
+	struct dtype_total by[CKPT_DTYPE_COUNT];
+};
+
+static void
+count_tensor(struct totals *tot, const struct ckpt_tensor *t)
+{
+	tot->tensors++;
+	tot->params += t->numel;
+	tot->bytes += t->nbytes;
+	if ((unsigned)t->dtype < CKPT_DTYPE_COUNT) {
+		tot->by[t->dtype].tensors++;
+		tot->by[t->dtype].params += t->numel;
+		tot->by[t->dtype].bytes += t->nbytes;
+	}
+}
+
+static const char *
+sev_name(enum ckpt_severity s)
+{
+	return s == CKPT_SEV_ERROR ? "error" : s == CKPT_SEV_WARNING ?
+	    "warning" : "info";
+}
+
+static void
+print_finding(const struct ctx *ctx, const struct ckpt_finding *fd)
+{
+	enum color col = fd->severity == CKPT_SEV_ERROR ? COLOR_RED :
+	    fd->severity == CKPT_SEV_WARNING ? COLOR_YELLOW : COLOR_NONE;
+
+	fputs("  ", stdout);
+	fputs_color(ctx, col, sev_name(fd->severity), stdout);
+	printf(" %s: %s", fd->id, fd->message);
+	if (fd->offset >= 0)
+		printf(" (at byte %lld)", (long long)fd->offset);
+	putchar('\n');
+}
+
+static void
+print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres)
+{
+	static const char *heads[] = { "name", "dtype", "shape", "parameters",
+		"bytes", "min", "max", "mean", "std", "nan", "+inf", "-inf",
+		"zeros" };
+	static const enum col_align align[] = { COL_LEFT, COL_LEFT, COL_LEFT,
+		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT,
+		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT };
+	size_t ncols = o->stats ? 13 : 5;
+	struct table tab;
+
+	table_init(&tab, ncols, heads, align);
+	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		const char *cells[13] = { NULL };
+		char params[32], bytes[32], s[8][32];
+		char *shape;
+
+		if (!selected(o, t))
+			continue;
+		shape = shape_str(t);
+		cells[0] = t->name;
+		cells[1] = ckpt_dtype_name(t->dtype);
+		cells[2] = shape;
+		cells[3] = human_count(t->numel, params, sizeof(params));
+		cells[4] = human_size(t->nbytes, bytes, sizeof(bytes));
+		if (o->stats) {
+			const struct tensor_result *r = find_result(res, nres,
+			    t);
+
+			if (r && r->done) {
+				cells[5] = num_str(r->st.min, s[0], 32);
+				cells[6] = num_str(r->st.max, s[1], 32);
+				cells[7] = num_str(r->st.mean, s[2], 32);
+				cells[8] = num_str(r->st.std, s[3], 32);
+				snprintf(s[4], 32, "%llu",
+				    (unsigned long long)r->st.nan);
+				snprintf(s[5], 32, "%llu",
+				    (unsigned long long)r->st.pos_inf);
+				snprintf(s[6], 32, "%llu",
+				    (unsigned long long)r->st.neg_inf);
+				snprintf(s[7], 32, "%llu",
+				    (unsigned long long)r->st.zeros);
+				for (int k = 4; k < 8; k++)
+					cells[5 + k] = s[k];
+			} else {
+				cells[5] = "(unreadable)";
+			}
+		}
+		table_add_row(&tab, cells);
+		free(shape);
+	}
+	if (tab.nrows)
+		table_print(&tab, stdout, ctx);
+	table_release(&tab);
+}
+
+static void
+print_dtype_totals(const struct ctx *ctx, const struct totals *tot)
+{
+	static const char *heads[] = { "dtype", "tensors", "parameters",
+		"bytes" };
+	static const enum col_align align[] = { COL_LEFT, COL_RIGHT,
+		COL_RIGHT, COL_RIGHT };
+	struct table tab;
+
+	table_init(&tab, 4, heads, align);
+	for (int d = 0; d < CKPT_DTYPE_COUNT; d++) {
+		char a[32], b[32], c[32];
+
+		if (!tot->by[d].tensors)
+			continue;
+		snprintf(a, sizeof(a), "%llu",
+		    (unsigned long long)tot->by[d].tensors);
+		table_add(&tab, ckpt_dtype_name(d), a,
+		    human_count(tot->by[d].params, b, sizeof(b)),
+		    human_size(tot->by[d].bytes, c, sizeof(c)));
+	}
+	if (tab.nrows)
+		table_print(&tab, stdout, ctx);
+	table_release(&tab);
+}
+
+static void
+print_total_line(const char *label, const struct totals *tot)
+{
+	char p[32], b[32];
+
+	printf("%s: %llu tensor%s, %s parameter%s, %s\n", label,
+	    (unsigned long long)tot->tensors, tot->tensors == 1 ? "" : "s",
+	    human_count(tot->params, p, sizeof(p)), tot->params == 1 ? "" :
+	    "s", human_size(tot->bytes, b, sizeof(b)));
+}
+
+static void
+print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
+    size_t i, const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres, struct totals *all)
+{
+	const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+	struct totals tot = { 0 };
+	const char *md;
+	char sz[32];
+	bool any;
+
+	if (!f)
+		return;
+	for (size_t j = 0; j < ckpt_file_tensor_count(f); j++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
+
+		if (selected(o, t)) {
+			count_tensor(&tot, t);
+			count_tensor(all, t);
+		}
+	}
+	printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
+	printf("format:  %s\n", ckpt_format_name(ckpt_file_format(f)));
+	printf("size:    %s", human_size(ckpt_file_size(f), sz, sizeof(sz)));
+	if (ckpt_file_size(f) >= 1024)
+		printf(" (%llu bytes)", (unsigned long long)ckpt_file_size(f));
+	putchar('\n');
+
+	md = ckpt_file_metadata_json(f);
+	if (md) {
+		json_t *doc = json_loads(md, JSON_DECODE_ANY, NULL);
+
+		if (doc && (!json_is_object(doc) || json_object_size(doc))) {
+			printf("\nmetadata:\n");
+			print_tree(doc, 2, o->depth);
+		}
+		json_decref(doc);
+	}
+	any = false;
+	for (size_t g = 0; g < ckpt_file_global_count(f); g++) {
+		bool allowed;
+		const char *name = ckpt_file_global(f, g, &allowed);
+
+		if (!any)
+			printf("\nglobals:\n");
+		any = true;
+		printf("  %s  ", name);
+		fputs_color(ctx, allowed ? COLOR_GREEN : COLOR_RED, allowed ?
+		    "allowed" : "NOT ALLOWED", stdout);
+		putchar('\n');
+	}
+	if (tot.tensors) {
+		if (!o->no_tensors) {
+			putchar('\n');
+			print_tensor_table(ctx, f, o, res, nres);
+		}
+		putchar('\n');
+		print_dtype_totals(ctx, &tot);
+		putchar('\n');
+		print_total_line("total", &tot);
+	} else if (ckpt_file_tensor_count(f) && o->filters.n) {
+		printf("\nno tensor matches the filter\n");
+	}
+	if (ckpt_file_finding_count(f)) {
+		printf("\nfindings:\n");
+		for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
+			print_finding(ctx, ckpt_file_finding(f, k));
+	}
+}
+
+static uint64_t
+checkpoint_size(const struct ckpt_checkpoint *c)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		if (f)
+			n += ckpt_file_size(f);
+	}
+	return n;
+}
+
+static void
+print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres)
+{
+	size_t nfiles = ckpt_checkpoint_file_count(c);
+	struct totals all = { 0 };
+	char sz[32];
+
+	if (!ckpt_checkpoint_is_directory(c)) {
+		print_file(ctx, c, 0, o, res, nres, &all);
+		return;
+	}
+	printf("path:    %s\n", ckpt_checkpoint_path(c));
+	printf("kind:    %s\n", ckpt_checkpoint_kind(c));
+	printf("files:   %zu, %s\n", nfiles, human_size(checkpoint_size(c), sz,
+	    sizeof(sz)));
+	for (size_t i = 0; i < nfiles; i++) {
+		if (!ckpt_checkpoint_file(c, i))
+			continue;
+		printf("\n");
+		print_file(ctx, c, i, o, res, nres, &all);
+	}
+	if (all.tensors) {
+		printf("\n");
+		print_total_line("checkpoint total", &all);
+	}
+	if (ckpt_checkpoint_finding_count(c)) {
+		printf("\ncheckpoint findings:\n");
+		for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
+			print_finding(ctx, ckpt_checkpoint_finding(c, k));
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* JSON output                                                       */
+/* ---------------------------------------------------------------- */
+
+static json_t *
+json_u64(uint64_t v)
+{
+	/* jansson integers are signed 64-bit; sizes never reach 2^63. */
+	return json_integer((json_int_t)v);
+}
+
+static json_t *
+json_num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *
+json_stats(const struct ckpt_tensor_stats *st)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "count", json_u64(st->count));
+	json_object_set_new(j, "finite", json_u64(st->finite));
+	json_object_set_new(j, "nan", json_u64(st->nan));
+	json_object_set_new(j, "pos_inf", json_u64(st->pos_inf));
+	json_object_set_new(j, "neg_inf", json_u64(st->neg_inf));
+	json_object_set_new(j, "zeros", json_u64(st->zeros));
+	json_object_set_new(j, "min", json_num(st->min));
+	json_object_set_new(j, "max", json_num(st->max));
+	json_object_set_new(j, "mean", json_num(st->mean));
+	json_object_set_new(j, "std", json_num(st->std));
+	return j;
+}
+
+static json_t *
+json_finding(const struct ckpt_finding *fd)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "id", json_string(fd->id));
+	json_object_set_new(j, "severity",
+	    json_string(sev_name(fd->severity)));
+	json_object_set_new(j, "message", json_string(fd->message));
+	json_object_set_new(j, "offset", fd->offset >= 0 ?
+	    json_integer(fd->offset) : json_null());
+	json_object_set_new(j, "subject", fd->subject ?
+	    json_string(fd->subject) : json_null());
+	if (fd->path)
+		json_object_set_new(j, "path", json_string(fd->path));
+	return j;
+}
+
+static json_t *
+json_totals(const struct totals *tot)
+{
+	json_t *j = json_object(), *by = json_object();
+
+	json_object_set_new(j, "tensors", json_u64(tot->tensors));
+	json_object_set_new(j, "parameters", json_u64(tot->params));
+	json_object_set_new(j, "bytes", json_u64(tot->bytes));
+	for (int d = 0; d < CKPT_DTYPE_COUNT; d++) {
+		json_t *e;
+
+		if (!tot->by[d].tensors)
+			continue;
+		e = json_object();
+		json_object_set_new(e, "tensors", json_u64(tot->by[d].tensors));
+		json_object_set_new(e, "parameters",
+		    json_u64(tot->by[d].params));
+		json_object_set_new(e, "bytes", json_u64(tot->by[d].bytes));
+		json_object_set_new(by, ckpt_dtype_name(d), e);
+	}
+	json_object_set_new(j, "by_dtype", by);
+	return j;
+}
+
+static json_t *
+json_tensor(const struct ckpt_tensor *t, const struct inspect_opts *o,
+    const struct tensor_result *res, size_t nres)
+{
+	json_t *j = json_object(), *shape = json_array();
+
+	json_object_set_new(j, "name", json_string(t->name ? t->name : ""));
+	json_object_set_new(j, "dtype", json_string(ckpt_dtype_name(t->dtype)));
+	for (unsigned d = 0; d < t->ndim; d++)
+		json_array_append_new(shape, json_u64(t->shape[d]));
+	json_object_set_new(j, "shape", shape);
+	json_object_set_new(j, "parameters", json_u64(t->numel));
+	json_object_set_new(j, "nbytes", json_u64(t->nbytes));
+	json_object_set_new(j, "offset", json_u64(t->offset));
+	if (t->strides) {
+		json_t *s = json_array();
+
+		for (unsigned d = 0; d < t->ndim; d++)
+			json_array_append_new(s, json_integer(t->strides[d]));
+		json_object_set_new(j, "strides", s);
+		json_object_set_new(j, "contiguous",
+		    json_boolean(t->contiguous));
+	}
+	if (t->storage) {
+		json_object_set_new(j, "storage", json_string(t->storage));
+		json_object_set_new(j, "storage_offset",
+		    json_u64(t->storage_offset));
+	}
+	if (t->kind)
+		json_object_set_new(j, "kind", json_string(t->kind));
+	if (t->big_endian)
+		json_object_set_new(j, "big_endian", json_true());
+	if (o->stats) {
+		const struct tensor_result *r = find_result(res, nres, t);
+
+		if (r && r->done)
+			json_object_set_new(j, "stats", json_stats(&r->st));
+	}
+	return j;
+}
+
+static json_t *
+json_checkpoint(const struct ckpt_checkpoint *c,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres)
+{
+	json_t *j = json_object(), *files = json_array(), *fnd = json_array();
+	struct totals all = { 0 };
+	size_t nfiles = ckpt_checkpoint_file_count(c);
+
+	json_object_set_new(j, "path", json_string(ckpt_checkpoint_path(c)));
+	json_object_set_new(j, "kind", json_string(ckpt_checkpoint_kind(c)));
+	json_object_set_new(j, "format", json_string(
+	    !ckpt_checkpoint_is_directory(c) && ckpt_checkpoint_file(c, 0) ?
+	    ckpt_format_name(ckpt_file_format(ckpt_checkpoint_file(c, 0))) :
+	    ckpt_checkpoint_kind(c)));
+	json_object_set_new(j, "size", json_u64(checkpoint_size(c)));
+	for (size_t i = 0; i < nfiles; i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+		json_t *jf, *ts, *gl, *ff;
+		struct totals tot = { 0 };
+		const char *md;
+
+		if (!f)
+			continue;
+		jf = json_object();
+		ts = json_array();
+		gl = json_array();
+		ff = json_array();
+		json_object_set_new(jf, "path",
+		    json_string(ckpt_checkpoint_file_name(c, i)));
+		json_object_set_new(jf, "format",
+		    json_string(ckpt_format_name(ckpt_file_format(f))));
+		json_object_set_new(jf, "size", json_u64(ckpt_file_size(f)));
+		for (size_t k = 0; k < ckpt_file_tensor_count(f); k++) {
+			const struct ckpt_tensor *t = ckpt_file_tensor(f, k);
+
+			if (!selected(o, t))
+				continue;
+			count_tensor(&tot, t);
+			count_tensor(&all, t);
+			if (!o->no_tensors)
+				json_array_append_new(ts, json_tensor(t, o,
+				    res, nres));
+		}
+		json_object_set_new(jf, "tensors", ts);
+		json_object_set_new(jf, "totals", json_totals(&tot));
+		md = ckpt_file_metadata_json(f);
+		json_object_set_new(jf, "metadata", md ? json_loads(md,
+		    JSON_DECODE_ANY, NULL) : json_null());
+		if (!json_object_get(jf, "metadata"))
+			json_object_set_new(jf, "metadata", json_null());
+		for (size_t g = 0; g < ckpt_file_global_count(f); g++) {
+			bool allowed;
+			const char *name = ckpt_file_global(f, g, &allowed);
+			json_t *e = json_object();
+
+			json_object_set_new(e, "name", json_string(name));
+			json_object_set_new(e, "allowed",
+			    json_boolean(allowed));
+			json_array_append_new(gl, e);
+		}
+		json_object_set_new(jf, "globals", gl);
+		for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
+			json_array_append_new(ff,
+			    json_finding(ckpt_file_finding(f, k)));
+		json_object_set_new(jf, "findings", ff);
+		json_array_append_new(files, jf);
+	}
+	json_object_set_new(j, "files", files);
+	for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
+		json_array_append_new(fnd,
+		    json_finding(ckpt_checkpoint_finding(c, k)));
+	json_object_set_new(j, "findings", fnd);
+	json_object_set_new(j, "totals", json_totals(&all));
+	return j;
+}
+
+/* ---------------------------------------------------------------- */
+/* Errors                                                            */
+/* ---------------------------------------------------------------- */
+
+static bool
+weights_name(const char *name)
+{
+	static const char *const exts[] = { ".safetensors", ".bin", ".pt",
+		".pth", ".ckpt", ".distcp" };
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		size_t m = strlen(exts[i]);
+
+		if (n > m && !strcmp(name + n - m, exts[i]))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Reports the files that cannot be read: those the readers refused, and
+ * unrecognised ones where weights were expected (the argument itself, or a
+ * weights file name inside a directory).  Returns how many.
+ */
+static size_t
+report_unreadable(const struct ckpt_checkpoint *c, bool single)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		if (e) {
+			error_ckpt(e);
+			bad++;
+		} else if (f && ckpt_file_format(f) == CKPT_FORMAT_UNKNOWN &&
+		    (single || weights_name(ckpt_checkpoint_file_name(c, i)))) {
+			const struct ckpt_finding *fd = NULL;
+
+			for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
+				if (!strcmp(ckpt_file_finding(f, k)->id,
+				    "unrecognised-format"))
+					fd = ckpt_file_finding(f, k);
+			error("%s: %s", ckpt_file_path(f), fd ? fd->message :
+			    "unrecognised format");
+			bad++;
+		}
+	}
+	return bad;
+}
+
+/* ---------------------------------------------------------------- */
 
 static int
 cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	struct inspect_opts o = { .depth = 4 };
+	const struct opt opts[] = {
+		OPT_STRING_LIST(0, "filter", &o.filters, "<glob>",
+		    "only tensors whose name matches <glob> (repeatable)"),
+		OPT_BOOL(0, "no-tensors", &o.no_tensors,
+		    "omit the tensor table, keep totals"),
+		OPT_INT(0, "depth", &o.depth, "<n>",
+		    "show metadata trees <n> levels deep (default 4)"),
+		OPT_BOOL(0, "stats", &o.stats,
+		    "read the data: min, max, mean, std, NaN/Inf/zero counts"),
+		OPT_INT(0, "threads", &o.threads, "<n>",
+		    "worker threads for --stats (default: one per core)"),
 		OPT_END()
 	};
+	json_t *out = NULL, *list = NULL;
+	int status = CKPT_EXIT_OK;
+	int nargs;
 
-	parse_options(argc, argv, ctx, opts, inspect_usage);
-	return error("'inspect' is not implemented yet"), CKPT_EXIT_ERROR;
+	nargs = parse_options(argc, argv, ctx, opts, inspect_usage);
+	if (nargs < 1)
+		usage_error(inspect_usage, opts, "no checkpoint given");
+	if (o.depth < 1)
+		usage_error(inspect_usage, opts, "--depth must be at least 1");
+	if (o.threads < 0 || o.threads > 1024)
+		usage_error(inspect_usage, opts, "--threads must be 1..1024");
+	for (size_t i = 0; i < o.filters.n; i++)
+		if (!*o.filters.items[i])
+			usage_error(inspect_usage, opts, "empty --filter");
+	if (ctx->json && nargs > 1)
+		list = json_array();
+
+	for (int a = 0; a < nargs; a++) {
+		struct ckpt_checkpoint *c;
+		struct tensor_result *res = NULL;
+		size_t nres = 0;
+		struct ckpt_error err;
+		bool single, bad;
+
+		ckpt_error_clear(&err);
+		if (ckpt_checkpoint_open(argv[a], 0, &c, &err)) {
+			error_ckpt(&err);
+			status = exit_code_for(err.code) == CKPT_EXIT_USAGE ?
+			    CKPT_EXIT_ERROR : exit_code_for(err.code);
+			continue;
+		}
+		single = !ckpt_checkpoint_is_directory(c);
+		bad = report_unreadable(c, single) > 0;
+		if (bad)
+			status = CKPT_EXIT_ERROR;
+		if (o.stats && compute_stats(c, &o, &res, &nres))
+			status = CKPT_EXIT_ERROR;
+		if (ctx->json) {
+			json_t *j = json_checkpoint(c, &o, res, nres);
+
+			if (list)
+				json_array_append_new(list, j);
+			else
+				out = j;
+		} else if (!(single && bad)) {
+			if (a)
+				putchar('\n');
+			print_human(ctx, c, &o, res, nres);
+		}
+		for (size_t i = 0; i < nres; i++)
+			free(res[i].error);
+		free(res);
+		ckpt_checkpoint_free(c);
+	}
+	if (ctx->json) {
+		json_t *doc = json_doc_new();
+
+		if (list) {
+			json_object_set_new(doc, "checkpoints", list);
+		} else if (out) {
+			const char *k;
+			json_t *v;
+
+			json_object_foreach(out, k, v)
+				json_object_set(doc, k, v);
+			json_decref(out);
+		}
+		/* Nothing on stdout when the input could not be read. */
+		if (status == CKPT_EXIT_OK)
+			json_doc_print(doc);
+		else
+			json_decref(doc);
+	}
+	strlist_release(&o.filters);
+	return status;
 }
 
 const struct cmd cmd_inspect = {
 	.name = "inspect",
-	.summary = "(not implemented yet)",
+	.summary = "describe a checkpoint's files, tensors and metadata",
 	.fn = cmd_inspect_main,
 };

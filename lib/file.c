@@ -159,6 +159,57 @@ is_json_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Printable ASCII and the whitespace controls only. */
+static bool
+printable(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((p[i] < 0x09 || p[i] > 0x0d) && (p[i] < 0x20 || p[i] > 0x7e))
+			return false;
+	return true;
+}
+
+/*
+ * The names weights are saved under.  Used only to word a diagnosis (a
+ * text or JSON body where weights should be), never to pick a reader.
+ */
+static bool
+is_weights_name(const char *path)
+{
+	static const char *const exts[] = { ".safetensors", ".bin", ".pt",
+		".pth", ".ckpt", ".distcp", ".gguf", ".npy", ".npz" };
+	size_t pl = strlen(path);
+
+	for (size_t k = 0; k < CKPT_ARRAY_SIZE(exts); k++) {
+		size_t el = strlen(exts[k]);
+
+		if (pl > el && !strcmp(path + pl - el, exts[k]))
+			return true;
+	}
+	return false;
+}
+
+/* {"error": ...} or {"message": ...}, as hubs and proxies answer. */
+static bool
+json_error_body(const unsigned char *p, size_t n)
+{
+	static const char *const keys[] = { "\"error", "\"message",
+		"\"detail", "\"errors" };
+	size_t i = 1;
+
+	if (n < 2 || p[0] != '{')
+		return false;
+	while (i < n && is_json_space(p[i]))
+		i++;
+	for (size_t k = 0; k < CKPT_ARRAY_SIZE(keys); k++) {
+		size_t kl = strlen(keys[k]);
+
+		if (n - i >= kl && !memcmp(p + i, keys[k], kl))
+			return true;
+	}
+	return false;
+}
+
 enum ckpt_format
 ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
     const char *path, char *reason, size_t len)
@@ -185,19 +236,31 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 		if (n >= 15 && !memcmp(head + 2,
 		    "\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 12))
 			return CKPT_FORMAT_TORCH_LEGACY;
+		/* DCP .metadata: a pickle of torch.distributed.checkpoint
+		 * dataclasses (the reader then admits exactly those) */
+		if (memmem(head, n, "torch.distributed.checkpoint.metadata",
+		    37) || memmem(head, n,
+		    "torch.distributed._shard.checkpoint.metadata", 44))
+			return CKPT_FORMAT_DCP_METADATA;
 		return CKPT_FORMAT_PICKLE;
-	}
-	if (n >= 9) {
-		for (i = 0; i < 8; i++)
-			hlen |= (uint64_t)head[i] << (8 * i);
-		if (hlen <= size - 8 && size >= 8 && (head[8] == '{' ||
-		    is_json_space(head[8])))
-			return CKPT_FORMAT_SAFETENSORS;
 	}
 	if (starts_with(head, n, "version https://git-lfs")) {
 		snprintf(reason, len, "a Git LFS pointer, not the file it "
 		    "points to (run 'git lfs pull')");
 		return CKPT_FORMAT_UNKNOWN;
+	}
+	/*
+	 * safetensors has no magic: a little-endian length, then the JSON
+	 * header.  A length that does not fit the file still makes it a
+	 * (broken) safetensors file when the length bytes are binary, so
+	 * that the reader can say what is wrong; eight printable bytes
+	 * before a '{' are text.
+	 */
+	if (n >= 9 && (head[8] == '{' || is_json_space(head[8]))) {
+		for (i = 0; i < 8; i++)
+			hlen |= (uint64_t)head[i] << (8 * i);
+		if ((size >= 8 && hlen <= size - 8) || !printable(head, 8))
+			return CKPT_FORMAT_SAFETENSORS;
 	}
 	for (i = 0; i < n && is_json_space(head[i]); i++)
 		;
@@ -209,18 +272,59 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 	if (i < n && (head[i] == '{' || head[i] == '[')) {
 		size_t pl = strlen(path);
 
+		/* A JSON error body from a hub or proxy saved as weights. */
+		if (is_weights_name(path) && json_error_body(head + i, n - i)) {
+			snprintf(reason, len, "a JSON error message, perhaps "
+			    "a failed download saved in place of the file");
+			return CKPT_FORMAT_UNKNOWN;
+		}
 		if (pl > 11 && !strcmp(path + pl - 11, ".index.json"))
 			return CKPT_FORMAT_HF_INDEX;
 		return CKPT_FORMAT_JSON;
 	}
+	if (!size) {
+		snprintf(reason, len, "an empty file");
+		return CKPT_FORMAT_UNKNOWN;
+	}
+	if (is_weights_name(path) && looks_like_text(head, n)) {
+		snprintf(reason, len, "a text file, not checkpoint data");
+		return CKPT_FORMAT_UNKNOWN;
+	}
 	if (looks_like_text(head, n))
 		return CKPT_FORMAT_TEXT;
-	if (!size)
-		snprintf(reason, len, "an empty file");
+	if (size < 9)
+		snprintf(reason, len, "too short for any checkpoint format "
+		    "(%llu bytes)", (unsigned long long)size);
 	else
 		snprintf(reason, len, "no known format starts with these "
 		    "bytes");
 	return CKPT_FORMAT_UNKNOWN;
+}
+
+/*
+ * A zip ends with its end-of-central-directory record, within the last
+ * 65,557 bytes (22 + the longest comment).  Without one the archive was
+ * cut short, which is worth saying before any zip parsing.
+ */
+static bool
+has_zip_end(const struct ckpt_file *f)
+{
+	size_t len = f->size < 65557 ? (size_t)f->size : 65557;
+	unsigned char *tail = malloc(len ? len : 1);
+	bool found = false;
+
+	if (!tail)
+		return true;	/* let the zip reader decide */
+	if (len >= 22 && !ckpt_file_pread(f, tail, len, f->size - len,
+	    NULL)) {
+		for (size_t i = len - 22 + 1; i-- > 0;)
+			if (!memcmp(tail + i, "PK\005\006", 4)) {
+				found = true;
+				break;
+			}
+	}
+	free(tail);
+	return found;
 }
 
 static int
@@ -235,8 +339,12 @@ dispatch(struct ckpt_file *f, const char *reason, struct ckpt_error *err)
 		return ckpt_torch_legacy_read(f, err);
 	case CKPT_FORMAT_PICKLE:
 		return ckpt_pickle_file_read(f, err);
+	case CKPT_FORMAT_DCP_METADATA:
+		return ckpt_dcp_metadata_read(f, err);
 	case CKPT_FORMAT_HF_INDEX:
 		return ckpt_hfindex_read(f, err);
+	case CKPT_FORMAT_JSON:
+		return ckpt_json_file_read(f, err);
 	case CKPT_FORMAT_UNKNOWN:
 		return ckpt_file_add_finding(f, "unrecognised-format",
 		    CKPT_SEV_WARNING, NULL, 0, "unrecognised format: %s",
@@ -285,6 +393,12 @@ ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
 	}
 	f->format = ckpt_sniff(head, (size_t)n, f->size, path, reason,
 	    sizeof(reason));
+	if (f->format == CKPT_FORMAT_TORCH_ZIP && !has_zip_end(f)) {
+		f->format = CKPT_FORMAT_UNKNOWN;
+		snprintf(reason, sizeof(reason), "a truncated zip archive: "
+		    "no end-of-central-directory record (an interrupted "
+		    "download or copy?)");
+	}
 	rc = dispatch(f, reason, err);
 	if (rc)
 		goto fail;

@@ -71,5 +71,6 @@ int ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_dcp_metadata_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_hfindex_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_json_file_read(struct ckpt_file *f, struct ckpt_error *err);
 
 #endif /* CKPT_FILE_H */

@@ -81,8 +81,11 @@ static const char *const allow_dcp[] = {
 	"torch.distributed._shard.checkpoint.filesystem._StorageInfo",
 	"torch.distributed._shard.sharded_tensor.metadata.TensorProperties",
 	"torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
-	"torch.contiguous_format", "torch.channels_last",
-	"torch.preserve_format",
+	/* memory formats as 1.13 pickles them (a dotted name) */
+	"torch._utils.torch.contiguous_format",
+	"torch._utils.torch.channels_last",
+	"torch._utils.torch.preserve_format",
+	"torch._utils.torch.channels_last_3d",
 };
 
 static const struct {
@@ -215,6 +218,11 @@ ckpt_pickle_allowed(const char *name, unsigned int flags)
 		return true;
 	if ((flags & PK_ALLOW_DCP) &&
 	    in_list(name, allow_dcp, CKPT_ARRAY_SIZE(allow_dcp)))
+		return true;
+	/* Python 3.11 pickles an enum member as getattr(cls, "NAME"): in
+	 * DCP metadata that one use is interpreted (see interpret()), any
+	 * other is an unsafe call. */
+	if ((flags & PK_ALLOW_DCP) && !strcmp(name, "builtins.getattr"))
 		return true;
 	if (torch_dtype(name) >= -1 || storage_dtype(name, &u) >= 0)
 		return true;
@@ -1056,6 +1064,8 @@ tensor_arg(struct pk_node *n)
 
 static int interpret(struct parser *ps, struct pk_node *fn,
     struct pk_node *a, struct pk_node **out);
+static struct pk_node *opaque(struct parser *ps, struct pk_node *cls,
+    struct pk_node *args, const char *how);
 
 /* bytes from _codecs.encode(str, "latin1"): each code point one byte. */
 static struct pk_node *
@@ -1356,6 +1366,19 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		r->cls = a->items[0];
 		r->s = a->items[1]->s;
 		r->len = a->items[1]->len;
+	} else if (!strcmp(name, "builtins.getattr")) {
+		/* only getattr(<DCP enum class>, "MEMBER"): a name */
+		if (a->n != 2 || a->items[0]->kind != PK_GLOBAL ||
+		    !a->items[0]->allowed ||
+		    !strstr(a->items[0]->s, "MEM_FORMAT_ENCODING") ||
+		    a->items[1]->kind != PK_STR) {
+			r = opaque(ps, fn, a, "REDUCE");
+			if (!r)
+				return ps->err->code;
+			*out = r;
+			return CKPT_OK;
+		}
+		r = a->items[1];
 	} else if (strstr(name, "_MEM_FORMAT_ENCODING") ||
 	    strstr(name, "MEM_FORMAT_ENCODING")) {
 		if (a->n != 1 || !is_int(a->items[0]))

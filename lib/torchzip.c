@@ -247,8 +247,26 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 	char rec[64];
 	size_t len = 0, plen;
 	bool big = false, script, parsed = false;
+	uint64_t start = 0;
 	int rc;
 
+	if (!ckpt_zip_locate(f, 0, f->size, &start, NULL) && start > 0) {
+		/* torch.save archives back to back: a DCP .distcp shard,
+		 * read slice by slice through its .metadata */
+		size_t count = 1;
+		uint64_t end = start;
+
+		while (end > 0 && count < 1000000 &&
+		    !ckpt_zip_locate(f, 0, end, &start, NULL) && start < end) {
+			count++;
+			end = start;
+		}
+		f->format = CKPT_FORMAT_DCP_SHARD;
+		return ckpt_file_add_finding(f, "dcp-shard", CKPT_SEV_INFO,
+		    NULL, -1, "%zu archives back to back%s: a distributed "
+		    "checkpoint shard, read through its .metadata", count,
+		    end ? " after unrecognised bytes" : "");
+	}
 	if ((rc = ckpt_zip_open(f, 0, f->size, &z, err)))
 		return rc;
 	f->priv = z;

@@ -800,6 +800,71 @@ read_end(struct ckpt_file *f, struct ckpt_zip *z, uint64_t *count,
 }
 
 int
+ckpt_zip_locate(struct ckpt_file *f, uint64_t base, uint64_t len,
+    uint64_t *start, struct ckpt_error *err)
+{
+	unsigned char *tail, loc[LOC64_LEN], e64[EOCD64_LEN];
+	uint64_t eocd, limit, cd_off, cd_size;
+	size_t tlen, i;
+	bool found = false;
+	int rc;
+
+	if (len < EOCD_LEN)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+		    (int64_t)base, "too short for a zip archive");
+	tlen = len < EOCD_LEN + 65535 ? (size_t)len : EOCD_LEN + 65535;
+	tail = malloc(tlen);
+	if (!tail)
+		return ckpt_error_nomem(err);
+	if ((rc = rd(f, tail, tlen, base + len - tlen, err))) {
+		free(tail);
+		return rc;
+	}
+	for (i = tlen - EOCD_LEN + 1; i-- > 0;)
+		if (le32(tail + i) == SIG_EOCD &&
+		    i + EOCD_LEN + le16(tail + i + 20) <= tlen) {
+			found = true;
+			break;
+		}
+	if (!found) {
+		free(tail);
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+		    (int64_t)(base + len), "no end of central directory record");
+	}
+	eocd = len - tlen + i;
+	cd_size = le32(tail + i + 12);
+	cd_off = le32(tail + i + 16);
+	free(tail);
+	limit = eocd;
+	if (eocd >= LOC64_LEN + EOCD64_LEN &&
+	    !rd(f, loc, LOC64_LEN, base + eocd - LOC64_LEN, NULL) &&
+	    le32(loc) == SIG_LOC64) {
+		uint64_t rec_end = eocd - LOC64_LEN;
+
+		/* the locator's offset is relative to the archive's start,
+		 * which is what we are looking for: find the record just
+		 * before the locator instead */
+		for (uint64_t back = EOCD64_LEN; back <= rec_end &&
+		    back <= 16384; back++) {
+			if (rd(f, e64, EOCD64_LEN, base + rec_end - back, NULL))
+				break;
+			if (le32(e64) == SIG_EOCD64 &&
+			    le64(e64 + 4) + 12 == back) {
+				cd_size = le64(e64 + 40);
+				cd_off = le64(e64 + 48);
+				limit = rec_end - back;
+				break;
+			}
+		}
+	}
+	if (cd_off > limit || limit - cd_off < cd_size)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+		    (int64_t)(base + eocd), "central directory does not fit");
+	*start = limit - cd_size - cd_off;
+	return CKPT_OK;
+}
+
+int
 ckpt_zip_open(struct ckpt_file *f, uint64_t base, uint64_t len,
     struct ckpt_zip **out, struct ckpt_error *err)
 {

@@ -50,6 +50,14 @@ int ckpt_zip_open(struct ckpt_file *f, uint64_t base, uint64_t len,
 void ckpt_zip_free(struct ckpt_zip *z);
 
 /*
+ * Where the last archive in [base, base + len) starts, relative to base,
+ * from its end records alone: 0 for an ordinary zip, more when other
+ * bytes (or other archives: a DCP .distcp shard) come before it.
+ */
+int ckpt_zip_locate(struct ckpt_file *f, uint64_t base, uint64_t len,
+    uint64_t *start, struct ckpt_error *err);
+
+/*
  * The entry named "<prefix>/<name>" (or exactly name when prefix is NULL),
  * or NULL.  Marks it referenced.  Duplicates were reported at open time;
  * the first in central-directory order is returned.

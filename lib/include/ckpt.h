@@ -337,6 +337,8 @@ CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
+/** True when the checkpoint was opened from a directory. */
+CKPT_API bool ckpt_checkpoint_is_directory(const struct ckpt_checkpoint *c);
 /** "safetensors", "torch-zip", "hf-checkpoint", "hf-sharded", "dcp", ... */
 CKPT_API const char *ckpt_checkpoint_kind(const struct ckpt_checkpoint *c);
 CKPT_API size_t ckpt_checkpoint_file_count(const struct ckpt_checkpoint *c);
@@ -362,6 +364,68 @@ CKPT_API const struct ckpt_finding *ckpt_checkpoint_finding(
  */
 CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
+    struct ckpt_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Tensor statistics and element decoding (issue #3)                   */
+/* ------------------------------------------------------------------ */
+
+/** Values per element: 2 for complex dtypes (real, imaginary), else 1. */
+CKPT_API unsigned int ckpt_dtype_components(enum ckpt_dtype dt);
+
+/**
+ * Decodes n packed little-endian elements of dtype dt at src into
+ * n * ckpt_dtype_components(dt) doubles at dst (complex: real, imaginary
+ * interleaved).  Exact for every float format (F16, BF16, the F8 variants
+ * with their own NaN/Inf rules, F6_*, F4) and for integers up to 2^53.
+ * Sub-byte dtypes start at the first bit of src: F4 element i is the low
+ * nibble of byte i/2 when i is even, the high one when odd; F6 packs four
+ * elements in three bytes (little-endian 24-bit word, element k in bits
+ * 6k..6k+5).  Quantized types decode as their raw integers (no scale).
+ * Returns CKPT_ERR_UNSUPPORTED for QU4X2/QU2X4 and unknown dtypes.
+ */
+CKPT_API int ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src,
+    uint64_t n, double *dst);
+
+/*
+ * Statistics of a tensor's values.  count, nan, pos_inf, neg_inf and
+ * zeros count values (a complex element is two values: its real and
+ * imaginary parts); min, max, mean and std cover the finite values
+ * and are NaN when there are none; std is the population standard
+ * deviation (ddof 0).  m2 is the sum of squared deviations from the mean,
+ * kept so that partial results merge exactly.
+ */
+struct ckpt_tensor_stats {
+	uint64_t count;
+	uint64_t finite;
+	uint64_t nan;
+	uint64_t pos_inf;
+	uint64_t neg_inf;
+	uint64_t zeros;
+	double min, max, mean, std;
+	double m2;
+};
+
+/** Empties *st (counts 0, min/max/mean/std NaN). */
+CKPT_API void ckpt_tensor_stats_init(struct ckpt_tensor_stats *st);
+/** Adds n decoded values. */
+CKPT_API void ckpt_tensor_stats_add(struct ckpt_tensor_stats *st,
+    const double *v, size_t n);
+/** Adds the values summarised by o (Chan's parallel formula). */
+CKPT_API void ckpt_tensor_stats_merge(struct ckpt_tensor_stats *st,
+    const struct ckpt_tensor_stats *o);
+/**
+ * Reads elements [first, first + nelem) of t with ckpt_tensor_read() in
+ * bounded chunks (about 1 MiB, whatever the tensor's size) and adds them
+ * to *st.  For F4/F6 tensors first must be a multiple of 8.  Thread-safe:
+ * threads may work on different ranges of one tensor and merge.
+ */
+CKPT_API int ckpt_tensor_stats_range(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, uint64_t first, uint64_t nelem,
+    struct ckpt_tensor_stats *st, struct ckpt_error *err);
+/** Statistics of the whole tensor into *st (initialised first). */
+CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
