@@ -286,10 +286,6 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 		snprintf(reason, len, "an empty file");
 		return CKPT_FORMAT_UNKNOWN;
 	}
-	if (is_weights_name(path) && looks_like_text(head, n)) {
-		snprintf(reason, len, "a text file, not checkpoint data");
-		return CKPT_FORMAT_UNKNOWN;
-	}
 	if (looks_like_text(head, n))
 		return CKPT_FORMAT_TEXT;
 	if (size < 9)

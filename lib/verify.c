@@ -619,6 +619,63 @@ collect_file(struct vfile *vf, const struct ckpt_file *f)
 	}
 }
 
+static bool
+identifier_like(const char *g)
+{
+	if (!*g)
+		return false;
+	for (; *g; g++)
+		if (!(*g == '_' || *g == '.' || (*g >= 'a' && *g <= 'z') ||
+		    (*g >= 'A' && *g <= 'Z') || (*g >= '0' && *g <= '9')))
+			return false;
+	return true;
+}
+
+/*
+ * A protocol-0 pickle is printable ASCII ("cposix\nsystem\n(S'...'\ntR."),
+ * so sniffing calls it text, yet torch.load would run it.  A text file
+ * that starts like a pickle is read by the strict reader too; it counts
+ * as a pickle when that reader got to a clean STOP or met a global with a
+ * Python name, so that a README is not mistaken for one.
+ */
+static void
+text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
+{
+	static const char starts[] = "(cSVILFNP]})i";
+	struct ckpt_file *p;
+	struct ckpt_error e;
+	unsigned char c;
+	bool broken = false, named = false;
+
+	if ((ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
+	    ckpt_file_format(f) != CKPT_FORMAT_UNKNOWN) || !f->size ||
+	    ckpt_file_pread(f, &c, 1, 0, &e) || !c || !strchr(starts, c))
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->path = strdup(f->path);
+	p->fd = dup(f->fd);
+	p->size = f->size;
+	p->format = CKPT_FORMAT_PICKLE;
+	if (!p->path || p->fd < 0 || ckpt_pickle_file_read(p, &e)) {
+		ckpt_file_free(p);
+		return;
+	}
+	for (size_t i = 0; i < p->nfindings; i++)
+		broken |= !strcmp(p->findings[i].id, "pickle-malformed") ||
+		    !strcmp(p->findings[i].id, "pickle-limit");
+	for (size_t i = 0; i < p->nglobals; i++)
+		named |= identifier_like(p->globals[i].name);
+	if (!broken || named) {
+		file_finding(vf, "text-pickle", named ? CKPT_SEV_ERROR :
+		    CKPT_SEV_WARNING, NULL, 0, "a protocol-0 pickle that "
+		    "looks like text: torch.load would unpickle it");
+		collect_file(vf, p);
+	}
+	ckpt_file_free(p);
+}
+
 static void
 job_open(struct pool *p, struct job *j, unsigned char *buf)
 {
@@ -663,6 +720,7 @@ job_open(struct pool *p, struct job *j, unsigned char *buf)
 	}
 	vf->pub.format = ckpt_file_format(f);
 	collect_file(vf, f);
+	text_pickle_check(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
 		scan_numerics(vf, f, buf, READ_BUF);
 	ckpt_file_free(f);

@@ -131,10 +131,16 @@ test_expect_success 'sign with a passphrase-protected key; re-signing replaces' 
 
 test_expect_success 'store: keys in .ckpt/keys are trusted; references resolve' '
 	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-store.py" st r1@1 r1@2 &&
+	for s in 1 2; do
+		d=st/runs/r1/step-$s &&
+		rm -rf "$d" &&
+		"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-verify-ckpt.py" "$d" 4096 r1 $s || exit 1
+	done &&
+	ckpt -C st ls >ls.out &&
 	ckpt -C st keygen -o carol --no-passphrase >out &&
 	ckpt -C st sign -k carol.key r1@2 >/dev/null &&
 	ckpt -C st verify --require-signature r1@2 >out &&
-	test_grep "step-2/weights.bin: OK" out &&
+	test_grep "step-2/a.txt: OK" out &&
 	test_expect_code 1 ckpt -C st verify --require-signature r1@1 >out &&
 	test_grep "FAILED (signature-missing)" out
 '
@@ -143,7 +149,7 @@ test_expect_success 'store: --all and --subset' '
 	test_expect_code 1 ckpt -C st verify --all --require-signature >out &&
 	test_grep "step-1/ckpt-manifest.json: FAILED (signature-missing)" out &&
 	ckpt -C st verify --all >all &&
-	test $(grep -c ": OK$" all) = 4 &&
+	test $(grep -c ": OK$" all) = 6 &&
 	: >slices &&
 	for k in 1 2 3; do ckpt -C st verify --subset $k/3 >>slices || exit 1; done &&
 	sort all >a && sort slices >b && test_cmp a b

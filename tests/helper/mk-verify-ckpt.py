@@ -6,7 +6,7 @@
 # digests, for the verify tests: every kind of range (a tensor no larger
 # than a chunk, a tensor larger than a chunk, chunk bytes in no tensor).
 #
-#   mk-verify-ckpt.py DIR [CHUNK_SIZE]
+#   mk-verify-ckpt.py DIR [CHUNK_SIZE [RUN STEP]]
 #
 # Files (text, so that every reader accepts them as such):
 #   a.txt  10000 bytes  tensors t.small [0,1000), t.big [1000,9000)
@@ -79,7 +79,9 @@ def main():
                             for (n, off, end) in tensors]
         files.append(e)
     files.sort(key=lambda e: e["path"].encode())
-    m = {"schema": 1, "run": "r", "step": 1,
+    run = sys.argv[3] if len(sys.argv) > 4 else "r"
+    step = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    m = {"schema": 1, "run": run, "step": step,
          "created": "2026-01-01T00:00:00Z", "host": "test", "user": "test",
          "ckpt_version": "0.1.0", "files": files}
     with open(os.path.join(d, "ckpt-manifest.json"), "w") as f:
