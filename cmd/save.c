@@ -11,9 +11,9 @@
  * Choices: the committed path is printed on stdout (scripts use it);
  * --background forks a detached process that owns the staging directory
  * and returns once that process has taken over; a failing load test
- * marks the checkpoint failed (latest skips it) and exits 1; --prune runs
- * "ckpt prune --run RUN" as a separate process so that its failure can
- * never undo a commit.
+ * marks the checkpoint failed (latest skips it) and exits 1; --prune (or
+ * prune_on_save in ckpt.yaml) prunes the run with ckpt_store_prune() after
+ * the commit, and its failure is only a warning: it never undoes a commit.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -847,6 +847,22 @@ build_metadata(struct ctx *ctx, struct save_args *a, struct adopt *ad,
 	return m;
 }
 
+/* ckpt.yaml's prune_on_save; a broken ckpt.yaml is prune's to report. */
+static bool
+prune_on_save(struct ckpt_store *s)
+{
+	struct ckpt_policy_config *cfg;
+	char *path = ckpt_store_path(s, "ckpt.yaml");
+	bool yes = false;
+
+	if (path && !ckpt_policy_config_load(path, &cfg, NULL)) {
+		yes = ckpt_policy_config_prune_on_save(cfg);
+		ckpt_policy_config_free(cfg);
+	}
+	free(path);
+	return yes;
+}
+
 /* After the commit: load test, prune.  Returns the exit status. */
 static int
 after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
@@ -899,39 +915,37 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 		json_decref(st);
 		json_object_set_new(report, "load_test", lt);
 	}
-	if (a->prune) {
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-		const char *const argv[] = { self, "-C", ckpt_store_root(s),
-			"prune", "--run", run, NULL };
-		pid_t pid;
-		int ws;
+	if (a->prune || prune_on_save(s)) {
+		struct ckpt_prune_opts po;
+		struct ckpt_prune_report *rep;
+		struct ckpt_error err;
+		size_t removed = 0;
+		int rc;
 
-		if (n <= 0)
-			snprintf(self, sizeof(self), "ckpt");
-		else
-			self[n] = '\0';
-		fflush(stdout);
-		pid = fork();
-		if (!pid) {
-			/* Prune's report goes to stderr: stdout is ours. */
-			dup2(2, 1);
-			if (!ctx->verbosity) {
-				int null = open("/dev/null", O_WRONLY);
-
-				if (null >= 0)
-					dup2(null, 2);
-			}
-			execv(self, (char *const *)argv);
-			_exit(127);
-		}
-		if (pid < 0 || waitpid(pid, &ws, 0) < 0 || !WIFEXITED(ws) ||
-		    WEXITSTATUS(ws)) {
-			warning("checkpoint saved, but 'ckpt prune --run %s' "
-			    "failed", run);
+		memset(&po, 0, sizeof(po));
+		po.run = run;
+		po.lock_timeout_ms = 60000;
+		ckpt_error_clear(&err);
+		rc = ckpt_store_prune(s, &po, &rep, &err);
+		if (rc) {
+			/* The commit stands whatever prune thinks. */
+			warning("checkpoint saved, but not pruned: %s%s%s",
+			    err.path[0] ? err.path : "", err.path[0] ? ": " :
+			    "", err.message);
 			json_object_set_new(report, "prune", json_false());
 		} else {
-			json_object_set_new(report, "prune", json_true());
+			for (size_t i = 0; i < ckpt_prune_report_count(rep); i++)
+				if (ckpt_prune_report_item(rep, i)->removed)
+					removed++;
+			info(ctx, "pruned %zu checkpoint%s of run %s", removed,
+			    removed == 1 ? "" : "s", run);
+			if (ckpt_prune_report_failed(rep))
+				warning("%zu removals failed; see 'ckpt prune "
+				    "--dry-run --run %s'",
+				    ckpt_prune_report_failed(rep), run);
+			json_object_set_new(report, "prune", json_integer(
+			    (json_int_t)removed));
+			ckpt_prune_report_free(rep);
 		}
 	}
 	return status;

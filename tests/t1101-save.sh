@@ -4,10 +4,14 @@ test_description='save: transfers, manifest round trip, refusals, force,
 load test, background, concurrency and the lock'
 . "$(dirname "$0")/lib.sh"
 
+mkst() {
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" "$@"
+}
+
 mksrc() {
 	rm -rf "$1" && mkdir -p "$1/sub" &&
-	ckpt-test-tool fill "$1/model.bin" 200000 1 &&
-	ckpt-test-tool fill "$1/sub/extra.bin" 5000 2 &&
+	mkst "$1/model.bin" 200000 1 &&
+	mkst "$1/sub/extra.bin" 5000 2 &&
 	echo '{"a": 1}' >"$1/config.json"
 }
 
@@ -56,18 +60,33 @@ assert m[\"validation\"][\"result\"] == \"ok\"
 	test_cmp expect out
 '
 
-test_expect_success 'chunks cover a file in pieces of --chunk-size' '
+test_expect_success 'tensors and chunks cover every byte, with right digests' '
 	mksrc src &&
+	mkst src/big.bin 200000 5 1 &&
 	ckpt -C st save --copy --chunk-size 64KiB --run r --step 11 src &&
 	"$PYTHON" -c "
 import json, hashlib
 m = json.load(open(\"st/runs/r/step-11/ckpt-manifest.json\"))
-f = [f for f in m[\"files\"] if f[\"path\"] == \"model.bin\"][0]
-data = open(\"st/runs/r/step-11/model.bin\", \"rb\").read()
-assert [c[\"size\"] for c in f[\"chunks\"]] == [65536] * 3 + [200000 - 3 * 65536]
-for c in f[\"chunks\"]:
-    d = hashlib.sha256(data[c[\"offset\"]:c[\"offset\"] + c[\"size\"]]).hexdigest()
-    assert c[\"sha256\"] == \"sha256:\" + d
+def sha(b):
+    return \"sha256:\" + hashlib.sha256(b).hexdigest()
+for name, ntensors in ((\"model.bin\", 4), (\"big.bin\", 1)):
+    f = [f for f in m[\"files\"] if f[\"path\"] == name][0]
+    data = open(\"st/runs/r/step-11/\" + name, \"rb\").read()
+    assert f[\"sha256\"] == sha(data)
+    assert len(f[\"tensors\"]) == ntensors, f[\"tensors\"]
+    covered = set()
+    for t in f[\"tensors\"]:
+        b = data[t[\"offset\"]:t[\"offset\"] + t[\"size\"]]
+        assert t[\"sha256\"] == sha(b), t
+        if t[\"size\"] <= 65536:
+            covered.update(range(t[\"offset\"], t[\"offset\"] + t[\"size\"]))
+    for c in f[\"chunks\"]:
+        assert c[\"size\"] <= 65536
+        assert c[\"sha256\"] == sha(data[c[\"offset\"]:c[\"offset\"] + c[\"size\"]])
+        covered.update(range(c[\"offset\"], c[\"offset\"] + c[\"size\"]))
+    assert covered == set(range(len(data))), name
+    if name == \"big.bin\":
+        assert len(f[\"chunks\"]) == 4, f[\"chunks\"]
 " &&
 	test_path_is_file src/model.bin
 '
@@ -96,7 +115,7 @@ test_expect_success 'an existing step is refused (exit 2), --force replaces it' 
 	test_expect_code 2 ckpt -C st save --copy --run r --step 10 src 2>err &&
 	test_grep "exists already" err &&
 	test_grep "use --force" err &&
-	ckpt-test-tool fill src/model.bin 1000 9 &&
+	mkst src/model.bin 1000 9 &&
 	ckpt -C st save --copy --force --run r --step 10 src &&
 	cmp src/model.bin st/runs/r/step-10/model.bin &&
 	ls st/.ckpt/trash | grep -q "^r@10\." &&
@@ -273,7 +292,7 @@ test_expect_success 'two saves at once both commit' '
 
 test_expect_success 'two saves of one step: one commits, the other is refused' '
 	mksrc s1 && mksrc s2 &&
-	ckpt-test-tool fill s2/model.bin 200000 99 || exit 1
+	mkst s2/model.bin 200000 99 || exit 1
 	{ ckpt -C st save --copy --run same --step 1 s1 >o1 2>e1 &&
 	  echo 0 >rc1 || echo $? >rc1; } &
 	{ ckpt -C st save --copy --run same --step 1 s2 >o2 2>e2 &&

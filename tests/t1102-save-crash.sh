@@ -8,8 +8,8 @@ SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
 
 mksrc() {
 	rm -rf src && mkdir src &&
-	ckpt-test-tool fill src/model.bin 300000 7 &&
-	ckpt-test-tool fill src/optimizer.pt 100000 8 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" src/model.bin 300000 7 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" src/optimizer.pt 100000 8 &&
 	echo '{"step": 2}' >src/state.json
 }
 
@@ -134,7 +134,7 @@ test_expect_success 'kill -9 of a --background save leaves no partial checkpoint
 
 test_expect_success 'a real kill -9 during a background save' '
 	reset_run && rm -rf src && mkdir src &&
-	ckpt-test-tool fill src/big.bin 60000000 3 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" src/big.bin 60000000 3 &&
 	ckpt -C s save --background -j 1 --run r --step 2 src >out 2>err &&
 	staging=$(cat out) &&
 	pid=$(sed -n "s/^  \"pid\": \\([0-9]*\\),*$/\\1/p" \

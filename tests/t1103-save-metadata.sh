@@ -35,7 +35,7 @@ for n in (\"pytorch_model.bin\", \"optimizer.pt\", \"scheduler.pt\",
 	test "$(stat -c %i out/checkpoint-500/pytorch_model.bin)" = \
 	     "$(stat -c %i "$dir/pytorch_model.bin")" &&
 	test_path_is_file out/checkpoint-500/trainer_state.json &&
-	ckpt -C st latest --run out --verified >latest &&
+	ckpt -C st latest --run out >latest &&
 	test_cmp path latest
 '
 
@@ -211,6 +211,42 @@ test_expect_success 'every reference form resolves (through --resumed-from)' '
 	done &&
 	ckpt -C st ls --run ref >lsout &&
 	test_grep "^ref  *2 .*registry" lsout
+'
+
+test_expect_success 'RUN@best takes the metric and mode of the policy' '
+	cat >st/ckpt.yaml <<-\EOF &&
+	default:
+	  keep_last: 1
+	  metric: acc
+	  mode: max
+	EOF
+	mkdir -p ck && echo w >ck/w.bin &&
+	ckpt -C st save --run from --step 2 --resumed-from ref@best ck &&
+	manifest_py st/runs/from/step-2 "assert m[\"resumed_from\"][\"step\"] == 3"
+'
+
+test_expect_success 'save --prune applies the policy after the commit' '
+	for s in 1 2 3; do
+		mkdir -p ck && echo $s >ck/w.bin &&
+		ckpt -C st save --run pr --step $s --metric acc=0.$s ck ||
+			exit 1
+	done &&
+	ckpt -C st ls --run pr --json >before &&
+	test "$(grep -c "\"step\": " before)" = 3 &&
+	mkdir -p ck && echo 4 >ck/w.bin &&
+	ckpt -C st save --run pr --step 4 --prune ck 2>err &&
+	test_grep "pruned" err &&
+	ckpt -C st ls --run pr --json >after &&
+	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 1 &&
+	test_grep "/runs/pr/step-4\"" after
+'
+
+test_expect_success 'a prune that is refused does not undo the commit' '
+	echo "default: {}" >st/ckpt.yaml &&
+	mkdir -p ck && echo 5 >ck/w.bin &&
+	ckpt -C st save --run pr --step 5 --prune ck 2>err &&
+	test_grep "not pruned" err &&
+	test_path_is_dir st/runs/pr/step-5
 '
 
 test_done
