@@ -51,7 +51,8 @@ split_run_step(const char *arg, char **run, int64_t *step)
 	return true;
 }
 
-/* The run's metric and mode for RUN@best: flags, else ckpt.yaml. */
+/* The run's metric and mode for RUN@best: flags, else ckpt.yaml; mode
+ * is NULL when --mode was given. */
 static void
 best_metric(struct ckpt_store *store, const char *arg, const char **metric,
     enum ckpt_metric_mode *mode, struct ckpt_policy_config **cfgp)
@@ -61,7 +62,7 @@ best_metric(struct ckpt_store *store, const char *arg, const char **metric,
 	const char *at = strrchr(arg, '@');
 	char *path, *run;
 
-	if (!at || strcmp(at, "@best") || (*metric && *mode))
+	if (!at || strcmp(at, "@best") || (*metric && !mode))
 		return;
 	path = ckpt_store_path(store, "ckpt.yaml");
 	if (!path)
@@ -75,7 +76,7 @@ best_metric(struct ckpt_store *store, const char *arg, const char **metric,
 	free(run);
 	if (!*metric)
 		*metric = pol.metric;
-	if (pol.mode == CKPT_POLICY_MAX)
+	if (mode && pol.mode == CKPT_POLICY_MAX)
 		*mode = CKPT_METRIC_MAX;
 }
 
@@ -101,7 +102,7 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 		mode = CKPT_METRIC_MAX;
 	else if (mode_s && strcmp(mode_s, "min"))
 		die_usage("--mode: '%s' is not min or max", mode_s);
-	best_metric(store, arg, &metric, &mode, &cfg);
+	best_metric(store, arg, &metric, mode_s ? NULL : &mode, &cfg);
 	p = resolve_checkpoint_arg(ctx, &store, arg, metric, mode, &ref);
 	ckpt_policy_config_free(cfg);
 	if (ref.run) {
