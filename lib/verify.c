@@ -959,6 +959,60 @@ merge_findings(struct flist *dst, const struct flist *src,
 	return CKPT_OK;
 }
 
+/*
+ * Whole-checkpoint structure: an index's weight_map against its shards, a
+ * DCP directory's chunk coverage.  Only directories that hold an index or
+ * DCP metadata need it, and only those pay for reading headers twice.
+ */
+static void
+check_layout(struct ckpt_report *r, const char *path)
+{
+	struct ckpt_checkpoint *c;
+	struct ckpt_error e;
+	bool need = false;
+
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const char *n = r->files[i].name;
+		const char *b = strrchr(n, '/');
+		size_t l = strlen(n);
+
+		b = b ? b + 1 : n;
+		need |= r->files[i].present && ((l > 11 &&
+		    !strcmp(n + l - 11, ".index.json")) ||
+		    !strcmp(b, ".metadata"));
+	}
+	if (!need)
+		return;
+	ckpt_error_clear(&e);
+	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
+		flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
+		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
+		    e.message);
+		return;
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_finding_count(c); i++) {
+		const struct ckpt_finding *x = ckpt_checkpoint_finding(c, i);
+
+		struct vfile *vf = NULL;
+
+		/* Links are verify's own finding, per file. */
+		if (!strcmp(x->id, "symlink"))
+			continue;
+		/* About one file: on that file's line. */
+		for (size_t k = 0; x->path && k < r->nfiles && !vf; k++)
+			if (!strcmp(r->files[k].path, x->path))
+				vf = &r->files[k];
+		if (vf)
+			file_finding(vf, x->id, x->severity, x->subject,
+			    x->offset, "%s", x->message);
+		else
+			flist_add(&r->top, x->id, x->severity, x->path ?
+			    x->path : path, x->subject, x->offset, "%s",
+			    x->message);
+	}
+	ckpt_checkpoint_free(c);
+}
+
 static void
 check_signature(struct ckpt_report *r, const struct vmanifest *man,
     const struct ckpt_verify_options *o)
@@ -1202,6 +1256,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
 	check_signature(r, man, o);
+	if (S_ISDIR(st.st_mode))
+		check_layout(r, path);
 	pool_start(&p, o);
 	rc = hash_phase(r, o, false, err);
 	if (!rc)
