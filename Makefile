@@ -183,11 +183,15 @@ $(PCFILE): lib/libckpt.pc.in Makefile
 
 # "check" is the one command of the README: it installs what is missing,
 # builds, then runs every test plainly and again under ASan+UBSan.
+# The sub-makes run in parallel on every core unless -j was given.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE = $(MAKE) --no-print-directory \
+	$(if $(findstring j,$(filter-out --%,$(MAKEFLAGS))),,-j$(JOBS))
+
 check:
 	@scripts/install-deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory O=build-asan SANITIZE=address,undefined \
-		CFLAGS='-O1 -g' all
+	@$(SUBMAKE) all
+	@$(SUBMAKE) O=build-asan SANITIZE=address,undefined CFLAGS='-O1 -g' all
 	@tests/run-tests --build . --build build-asan
 
 # Run the tests of one build without installing anything.
@@ -196,7 +200,7 @@ test: all
 
 demo:
 	@scripts/install-deps
-	@$(MAKE) --no-print-directory all
+	@$(SUBMAKE) all
 	@scripts/demo
 
 bench: all $(BENCH_PROGS)

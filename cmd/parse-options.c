@@ -316,13 +316,36 @@ add_short(char *so, size_t *nso, const struct opt *o)
 		so[(*nso)++] = ':';
 }
 
+/*
+ * getopt_long's tables for the parse in progress.  They live in statics so
+ * that they stay reachable when -h, --completion-helper or a usage error
+ * exit() in the middle of the parse (LeakSanitizer would report them).
+ */
+static struct option *cur_lo;
+static size_t cur_nlo;
+static char *cur_so;
+
+static void
+release_tables(void)
+{
+	for (size_t i = 0; i < cur_nlo; i++)
+		if (cur_lo[i].val >= CODE_BASE &&
+		    (cur_lo[i].val - CODE_BASE) % 2)
+			free((char *)cur_lo[i].name);
+	free(cur_lo);
+	free(cur_so);
+	cur_lo = NULL;
+	cur_so = NULL;
+	cur_nlo = 0;
+}
+
 int
 parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
     const char *const *usage)
 {
 	size_t n = count_opts(opts), nc = count_opts(common_opts);
-	struct option *lo = xcalloc(2 * (n + nc) + 3, sizeof(*lo));
-	char *so = xcalloc(3 * (n + nc) + 4, 1);
+	struct option *lo = cur_lo = xcalloc(2 * (n + nc) + 3, sizeof(*lo));
+	char *so = cur_so = xcalloc(3 * (n + nc) + 4, 1);
 	size_t nlo = 0, nso = 0;
 	int c, npos = 0;
 
@@ -338,6 +361,7 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 	}
 	lo[nlo++] = (struct option){ "completion-helper", no_argument, NULL,
 	    HIDDEN_COMPLETION };
+	cur_nlo = nlo;
 
 	common_json = ctx->json;
 	common_store = ctx->store;
@@ -350,10 +374,12 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 
 		if (c == 'h') {
 			usage_with_options(stdout, usage, opts);
+			release_tables();
 			exit(CKPT_EXIT_OK);
 		}
 		if (c == HIDDEN_COMPLETION) {
 			print_completion(opts);
+			release_tables();
 			exit(CKPT_EXIT_OK);
 		}
 		if (c == ':')
@@ -377,10 +403,6 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 	for (int i = optind; i < argc; i++)
 		argv[npos++] = argv[i];
 	argv[npos] = NULL;
-	for (size_t i = 0; i < nlo; i++)
-		if (lo[i].val >= CODE_BASE && (lo[i].val - CODE_BASE) % 2)
-			free((char *)lo[i].name);
-	free(lo);
-	free(so);
+	release_tables();
 	return npos;
 }
