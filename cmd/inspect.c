@@ -29,6 +29,7 @@
 #include "ckpt.h"
 #include "output.h"
 #include "parse-options.h"
+#include "store.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -46,6 +47,7 @@ struct inspect_opts {
 	bool stats;
 	long long depth;
 	long long threads;
+	const char *metric, *mode;
 };
 
 /* ---------------------------------------------------------------- */
@@ -312,51 +314,144 @@ print_scalar(json_t *v)
 	}
 }
 
-/* A short array of scalars prints on one line: "betas: [0.9, 0.999]". */
+#define TREE_MAX_ITEMS 20	/* array items shown before "... (N more)" */
+
+static void print_tree(json_t *v, int indent, long long depth);
+static void print_entry(const char *key, json_t *v, int indent,
+    long long depth);
+
+/* An array of scalars prints on one line: "betas: [0.9, 0.999]"; a long
+ * one shows its first items and its length. */
+#define INLINE_MAX_ITEMS 8
+
 static bool
-inline_array(json_t *v)
+scalar_array(json_t *v)
 {
 	size_t i;
 	json_t *c;
 
-	if (!json_is_array(v) || json_array_size(v) > 8)
+	if (!json_is_array(v) || !json_array_size(v))
 		return false;
 	json_array_foreach(v, i, c)
 		if (json_is_object(c) || json_is_array(c) ||
-		    (json_is_string(c) && strlen(json_string_value(c)) > 20))
+		    (json_is_string(c) && strlen(json_string_value(c)) > 40))
 			return false;
 	return true;
 }
 
-#define TREE_MAX_ITEMS 20	/* array items shown before "... (N more)" */
+static void
+print_inline_array(json_t *v)
+{
+	size_t i, n = json_array_size(v);
+	json_t *c;
 
-static void print_tree(json_t *v, int indent, long long depth);
+	printf(" [");
+	json_array_foreach(v, i, c) {
+		if (i == INLINE_MAX_ITEMS && n > INLINE_MAX_ITEMS + 1) {
+			printf(", ... (%zu items)", n);
+			break;
+		}
+		if (i)
+			printf(", ");
+		print_scalar(c);
+	}
+	printf("]\n");
+}
+
+/* The value of the one "$..." key of v that print_special knows, or NULL. */
+static const char *
+special_tag(json_t *v)
+{
+	static const char *const tags[] = { "$tensor", "$ndarray", "$bytes",
+		"$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
+		"$cycle", "$truncated", "$global", "$object" };
+
+	if (!json_is_object(v))
+		return NULL;
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+		if (json_object_get(v, tags[i]))
+			return tags[i];
+	return NULL;
+}
+
+static void
+print_compact(json_t *v)
+{
+	char *e = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+	    JSON_REAL_PRECISION(10));
+
+	fputs(e ? e : "?", stdout);
+	free(e);
+}
+
+/*
+ * One line for the values a pickle tree marks with "$" keys (see
+ * ckpt_file_metadata_json); the contents of globals and objects follow as
+ * children when depth allows.
+ */
+static void
+print_special(const char *tag, json_t *v, int indent, long long depth)
+{
+	json_t *x = json_object_get(v, tag);
+
+	if (!strcmp(tag, "$tensor")) {
+		printf(" (tensor)\n");
+	} else if (!strcmp(tag, "$ndarray")) {
+		printf(" numpy array ");
+		print_scalar(json_object_get(x, "dtype"));
+		putchar(' ');
+		print_compact(json_object_get(x, "shape"));
+		printf(" (%lld bytes)\n", (long long)json_integer_value(
+		    json_object_get(x, "nbytes")));
+	} else if (!strcmp(tag, "$bytes")) {
+		printf(" bytes (%lld)\n", (long long)json_integer_value(x));
+	} else if (!strcmp(tag, "$complex")) {
+		printf(" complex");
+		print_compact(x);
+		putchar('\n');
+	} else if (!strcmp(tag, "$dtype") || !strcmp(tag, "$npdtype")) {
+		printf(" %s", tag[1] == 'n' ? "numpy dtype " : "");
+		print_scalar(x);
+		putchar('\n');
+	} else if (!strcmp(tag, "$npscalar")) {
+		printf(" numpy scalar ");
+		print_scalar(json_object_get(x, "dtype"));
+		putchar('\n');
+	} else if (!strcmp(tag, "$sparse")) {
+		printf(" (sparse tensor)\n");
+	} else if (!strcmp(tag, "$cycle") || !strcmp(tag, "$truncated")) {
+		printf(" (%s)\n", tag + 1);
+	} else {
+		const char *k;
+		json_t *c;
+
+		printf(" <%s %s%s>\n", tag + 1, json_string_value(x) ?
+		    json_string_value(x) : "?", tag[1] == 'g' ?
+		    ", not allowed" : "");
+		if (depth <= 1)
+			return;
+		json_object_foreach(v, k, c) {
+			if (!strcmp(k, tag))
+				continue;
+			print_entry(k[0] == '$' ? k + 1 : k, c, indent + 2,
+			    depth - 1);
+		}
+	}
+}
 
 static void
 print_entry(const char *key, json_t *v, int indent, long long depth)
 {
+	const char *tag = special_tag(v);
 	size_t nt = tensor_only(v);
 
 	printf("%*s%s:", indent, "", key);
-	if (json_is_object(v) && json_object_size(v) == 1 &&
-	    json_is_string(json_object_get(v, "$global"))) {
-		printf(" <global %s>\n",
-		    json_string_value(json_object_get(v, "$global")));
-	} else if (is_tensor_ref(v)) {
-		printf(" (tensor)\n");
+	if (tag && (strcmp(tag, "$tensor") || nt == 1)) {
+		print_special(tag, v, indent, depth);
 	} else if (nt) {
-		printf(" (%zu tensors)\n", nt);
-	} else if (inline_array(v)) {
-		size_t i;
-		json_t *c;
-
-		printf(" [");
-		json_array_foreach(v, i, c) {
-			if (i)
-				printf(", ");
-			print_scalar(c);
-		}
-		printf("]\n");
+		printf(" (%zu tensor%s)\n", nt, nt == 1 ? "" : "s");
+	} else if (scalar_array(v)) {
+		print_inline_array(v);
 	} else if (json_is_object(v) || json_is_array(v)) {
 		size_t n = json_is_object(v) ? json_object_size(v) :
 		    json_array_size(v);
@@ -551,6 +646,9 @@ print_total_line(const char *label, const struct totals *tot)
 	    "s", human_size(tot->bytes, b, sizeof(b)));
 }
 
+static void print_dcp_chunks(const struct ctx *ctx, json_t *doc,
+    const struct inspect_opts *o);
+
 static void
 print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
     size_t i, const struct inspect_opts *o, const struct tensor_result *res,
@@ -580,12 +678,23 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	putchar('\n');
 
 	md = ckpt_file_metadata_json(f);
-	if (md) {
+	if (md && ckpt_file_format(f) == CKPT_FORMAT_DCP_METADATA) {
+		json_t *doc = json_loads(md, 0, NULL);
+
+		if (doc)
+			print_dcp_chunks(ctx, doc, o);
+		json_decref(doc);
+	} else if (md) {
 		json_t *doc = json_loads(md, JSON_DECODE_ANY, NULL);
 
 		if (doc && (!json_is_object(doc) || json_object_size(doc))) {
 			printf("\nmetadata:\n");
-			print_tree(doc, 2, o->depth);
+			/* a pickle whose top-level object is a tensor, a
+			 * global, ...: one entry for the whole */
+			if (special_tag(doc))
+				print_entry("(top level)", doc, 2, o->depth);
+			else
+				print_tree(doc, 2, o->depth);
 		}
 		json_decref(doc);
 	}
@@ -619,6 +728,82 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
 			print_finding(ctx, ckpt_file_finding(f, k));
 	}
+}
+
+static char *
+compact(json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+
+	return s ? s : xstrdup("");
+}
+
+/*
+ * A DCP .metadata as a table: each tensor chunk or byte item with where
+ * its bytes are stored (file, offset, length).
+ */
+static void
+print_dcp_chunks(const struct ctx *ctx, json_t *doc,
+    const struct inspect_opts *o)
+{
+	static const char *heads[] = { "item", "offsets", "sizes", "file",
+		"offset", "length" };
+	static const enum col_align align[] = { COL_LEFT, COL_LEFT, COL_LEFT,
+		COL_LEFT, COL_RIGHT, COL_RIGHT };
+	json_t *sdm = json_object_get(doc, "state_dict_metadata");
+	json_t *sd = json_object_get(doc, "storage_data");
+	const char *fqn;
+	struct table tab;
+	json_t *e;
+
+	table_init(&tab, 6, heads, align);
+	json_object_foreach(sdm, fqn, e) {
+		struct ckpt_tensor fake = { .name = fqn };
+		json_t *chunks = json_object_get(e, "chunks"), *c;
+		size_t i;
+
+		if (!selected(o, &fake))
+			continue;
+		if (!json_is_array(chunks)) {
+			char *key = xasprintf("%s|", fqn);
+			json_t *si = json_object_get(sd, key);
+			char *off = compact(json_object_get(si, "offset"));
+			char *len = compact(json_object_get(si, "length"));
+
+			table_add(&tab, fqn, "(bytes)", "", si ?
+			    json_string_value(json_object_get(si,
+			    "relative_path")) : "(none)", off, len);
+			free(off);
+			free(len);
+			free(key);
+			continue;
+		}
+		json_array_foreach(chunks, i, c) {
+			char *offs = compact(json_object_get(c, "offsets"));
+			char *sizes = compact(json_object_get(c, "sizes"));
+			char *key, *off, *len;
+			json_t *si;
+
+			key = xasprintf("%s|%.*s", fqn, (int)(strlen(offs) > 2 ?
+			    strlen(offs) - 2 : 0), offs + 1);
+			si = json_object_get(sd, key);
+			off = compact(json_object_get(si, "offset"));
+			len = compact(json_object_get(si, "length"));
+			table_add(&tab, fqn, offs, sizes, si ?
+			    json_string_value(json_object_get(si,
+			    "relative_path")) : "(none)", off, len);
+			free(offs);
+			free(sizes);
+			free(key);
+			free(off);
+			free(len);
+		}
+	}
+	if (tab.nrows) {
+		printf("\nchunks:\n");
+		table_print(&tab, stdout, ctx);
+	}
+	table_release(&tab);
 }
 
 static uint64_t
@@ -934,9 +1119,15 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "read the data: min, max, mean, std, NaN/Inf/zero counts"),
 		OPT_INT(0, "threads", &o.threads, "<n>",
 		    "worker threads for --stats (default: one per core)"),
+		OPT_STRING(0, "metric", &o.metric, "<name>",
+		    "the metric of RUN@best references"),
+		OPT_STRING(0, "mode", &o.mode, "min|max",
+		    "RUN@best: the lowest (default) or highest metric"),
 		OPT_END()
 	};
 	json_t *out = NULL, *list = NULL;
+	struct ckpt_store *store = NULL;
+	enum ckpt_metric_mode mode;
 	int status = CKPT_EXIT_OK;
 	int nargs;
 
@@ -953,18 +1144,27 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 	if (ctx->json && nargs > 1)
 		list = json_array();
 
+	mode = parse_metric_mode(o.mode);
 	for (int a = 0; a < nargs; a++) {
 		struct ckpt_checkpoint *c;
 		struct tensor_result *res = NULL;
 		size_t nres = 0;
 		struct ckpt_error err;
+		struct ckpt_ref ref;
 		bool single, bad;
+		char *path;
 
+		/* A path that exists wins over a reference of the same
+		 * spelling; an unknown reference exits 2. */
+		path = resolve_checkpoint_arg(ctx, &store, argv[a], o.metric,
+		    mode, &ref);
 		ckpt_error_clear(&err);
-		if (ckpt_checkpoint_open(argv[a], 0, &c, &err)) {
+		if (ckpt_checkpoint_open(path, 0, &c, &err)) {
 			error_ckpt(&err);
 			status = exit_code_for(err.code) == CKPT_EXIT_USAGE ?
 			    CKPT_EXIT_ERROR : exit_code_for(err.code);
+			ckpt_ref_release(&ref);
+			free(path);
 			continue;
 		}
 		single = !ckpt_checkpoint_is_directory(c);
@@ -976,6 +1176,10 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		if (ctx->json) {
 			json_t *j = json_checkpoint(c, &o, res, nres);
 
+			if (ref.path)
+				json_object_set_new(j, "ref",
+				    json_string(argv[a]));
+
 			if (list)
 				json_array_append_new(list, j);
 			else
@@ -983,13 +1187,18 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		} else if (!(single && bad)) {
 			if (a)
 				putchar('\n');
+			if (ref.path)
+				printf("ref:     %s\n", argv[a]);
 			print_human(ctx, c, &o, res, nres);
 		}
 		for (size_t i = 0; i < nres; i++)
 			free(res[i].error);
 		free(res);
 		ckpt_checkpoint_free(c);
+		ckpt_ref_release(&ref);
+		free(path);
 	}
+	ckpt_store_free(store);
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
 

@@ -88,6 +88,21 @@ pool_free(struct strpool *p)
 	free(p->v);
 }
 
+/*
+ * Crash injection for the tests (git's GIT_TEST_* idea): when
+ * CKPT_TEST_PRUNE_CRASH names this point, the process kills itself there
+ * with SIGKILL -- no cleanup, no unlock, as a power cut or an OOM kill
+ * would leave it.
+ */
+static void
+crash_point(const char *name)
+{
+	const char *want = getenv("CKPT_TEST_PRUNE_CRASH");
+
+	if (want && !strcmp(want, name))
+		raise(SIGKILL);
+}
+
 static int
 fsync_dir(const char *path)
 {
@@ -150,6 +165,8 @@ rm_rf_at(int dfd, const char *name, int depth)
 	/* the manifest first: a half-deleted directory is never complete */
 	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
 		saved = errno;
+	if (depth == 0)
+		crash_point("mid-delete");
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -332,6 +349,7 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 	struct ckpt_candidate *c;
 	double *values;
 	struct ckpt_plan *plan = NULL;
+	const char *metric;
 	char *desc;
 	int rc;
 
@@ -391,6 +409,13 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 		return rc;
 	}
 	r->plans[r->nplans++] = plan;
+	/* the policy's strings belong to ckpt.yaml's config, freed soon */
+	metric = pol->metric ? pool_add(&r->pool, strdup(pol->metric)) : NULL;
+	if (pol->metric && !metric) {
+		free(c);
+		free(values);
+		return ckpt_error_nomem(err);
+	}
 	desc = ckpt_policy_describe(pol);
 	rs->run = e0->run;
 	rs->policy = pool_add(&r->pool, desc);
@@ -413,7 +438,7 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 		it->path = e->path;
 		it->created = e->created;
 		it->size = e->size;
-		it->metric = pol->metric;
+		it->metric = metric;
 		it->value = values[i];
 		it->keep = v->keep;
 		it->nreasons = v->nreasons;
@@ -429,6 +454,22 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 	return 0;
 }
 
+/* CKPT_TEST_PRUNE_FAIL=RUN@STEP: the removal of that one fails (EIO). */
+static bool
+fail_point(const struct ckpt_entry *e)
+{
+	const char *want = getenv("CKPT_TEST_PRUNE_FAIL");
+	char key[CKPT_NAME_MAX + 32];
+
+	if (!want)
+		return false;
+	snprintf(key, sizeof(key), "%s@%lld", e->run, (long long)e->step);
+	if (strcmp(want, key))
+		return false;
+	errno = EIO;
+	return true;
+}
+
 /* Moves item into the trash; records the outcome in it. */
 static void
 trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
@@ -440,7 +481,7 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 		it->error = "out of memory";
 		return;
 	}
-	if (rename(e->path, dst)) {
+	if (fail_point(e) || rename(e->path, dst)) {
 		it->error = pool_printf(&r->pool, "cannot move %s into the "
 		    "trash: %s", e->path, strerror(errno));
 		if (!it->error)
@@ -473,17 +514,16 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return ckpt_error_nomem(err);
-	if (!opts->ignore_config) {
-		path = ckpt_store_path(s, "ckpt.yaml");
-		if (!path) {
-			rc = ckpt_error_nomem(err);
-			goto out;
-		}
-		rc = ckpt_policy_config_load(path, &cfg, err);
-		free(path);
-		if (rc)
-			goto out;
+	/* read even when the flags replace its policy: trash behaviour */
+	path = ckpt_store_path(s, "ckpt.yaml");
+	if (!path) {
+		rc = ckpt_error_nomem(err);
+		goto out;
 	}
+	rc = ckpt_policy_config_load(path, &cfg, err);
+	free(path);
+	if (rc)
+		goto out;
 	if (!opts->dry_run) {
 		if ((rc = ckpt_store_lock(s, "prune", opts->lock_timeout_ms,
 		    &r->broken, err)))
@@ -532,7 +572,8 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 		while (j < n && !strcmp(ckpt_list_entry(r->list, j)->run, run))
 			j++;
-		ckpt_policy_config_lookup(cfg, run, &pol);
+		ckpt_policy_config_lookup(opts->ignore_config ? NULL : cfg,
+		    run, &pol);
 		if (opts->policy)
 			ckpt_policy_merge(&pol, opts->policy);
 		if ((rc = plan_one_run(r, &pol, i, j - i, now, err)))
@@ -546,9 +587,12 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	for (size_t i = 0; i < n; i++) {
 		struct ckpt_prune_item *it = &r->items[i];
 
-		if (!it->keep)
+		if (!it->keep) {
 			trash_item(s, r, it, ckpt_list_entry(r->list, i));
+			crash_point("after-first-rename");
+		}
 	}
+	crash_point("after-renames");
 	{
 		char *td = ckpt_store_path(s, TRASH_DIR);
 
@@ -584,6 +628,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 			if (!it->trash_path)
 				continue;
+			crash_point("before-delete");
 			if (rm_rf(it->trash_path))
 				r->trash_left++;
 			else
@@ -693,14 +738,6 @@ same_host(const char *host)
 	return !strcmp(buf, host);
 }
 
-static bool
-pid_alive(long pid)
-{
-	if (pid <= 0)
-		return false;
-	return !kill((pid_t)pid, 0) || errno == EPERM;
-}
-
 /* Lists the trash entries as items to remove. */
 static int
 gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
@@ -785,12 +822,6 @@ gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		} else if (st->state == CKPT_STAGING_ACTIVE && local) {
 			it->reason = pool_printf(&r->pool, "save in flight "
 			    "(pid %ld is alive)", st->pid);
-		} else if (local && pid_alive(st->pid) &&
-		    st->state != CKPT_STAGING_FAILED) {
-			/* the store's check said gone, but a process with
-			 * that pid lives: when in doubt, keep */
-			it->reason = pool_printf(&r->pool, "pid %ld is alive",
-			    st->pid);
 		} else if (it->age < r->older_than) {
 			it->reason = pool_printf(&r->pool, "%s, younger than "
 			    "%s", st->state == CKPT_STAGING_FAILED ?

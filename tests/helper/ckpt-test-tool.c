@@ -137,6 +137,34 @@ cmd_sha256(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * hold-lock STORE SECONDS: takes the store lock, says "locked" on stdout,
+ * holds it for SECONDS (or until killed: kill -9 leaves a stale lock).
+ */
+static int
+cmd_hold_lock(int argc, char **argv)
+{
+	struct ckpt_store *s;
+	struct ckpt_error err;
+	long secs;
+	char *end;
+
+	if (argc != 3)
+		return fail("usage: hold-lock STORE SECONDS", NULL);
+	secs = strtol(argv[2], &end, 10);
+	if (*end || secs < 0)
+		return fail("bad seconds", argv[2]);
+	if (ckpt_store_open(argv[1], 0, &s, &err) ||
+	    ckpt_store_lock(s, "test hold-lock", 0, NULL, &err))
+		return fail(err.message, argv[1]);
+	printf("locked\n");
+	fflush(stdout);
+	sleep((unsigned int)secs);
+	ckpt_store_unlock(s);
+	ckpt_store_free(s);
+	return 0;
+}
+
 static int
 open_file(int argc, char **argv, struct ckpt_file **f)
 {
@@ -270,6 +298,7 @@ static const struct {
 	{ "tensors", cmd_tensors },
 	{ "fill", cmd_fill },
 	{ "flip", cmd_flip },
+	{ "hold-lock", cmd_hold_lock },
 	{ "sha256", cmd_sha256 },
 	{ "truncate", cmd_truncate },
 };
