@@ -1202,6 +1202,11 @@ struct ckpt_verify_options {
 	size_t nkeys;
 	/* "sha256:..." the manifest must have (from the registry), or NULL */
 	const char *manifest_digest;
+	/* An OpenSSF model signing bundle to check too, and the PEM ECDSA
+	 * public key it must be signed with (OMS "key" method, "files"
+	 * serialization, SHA-256); both or neither. */
+	const char *oms_bundle;
+	const char *oms_key;
 	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
