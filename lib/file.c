@@ -337,6 +337,11 @@ dispatch(struct ckpt_file *f, const char *reason, struct ckpt_error *err)
 		return ckpt_pickle_file_read(f, err);
 	case CKPT_FORMAT_DCP_METADATA:
 		return ckpt_dcp_metadata_read(f, err);
+	case CKPT_FORMAT_TORCH_TAR:
+		/* CVE-2025-32434 was this path: detected, named, never read */
+		return ckpt_file_add_finding(f, "torch-tar", CKPT_SEV_WARNING,
+		    NULL, 257, "a legacy tar torch checkpoint (torch 0.1.x); "
+		    "not read, and never safe to load");
 	case CKPT_FORMAT_HF_INDEX:
 		return ckpt_hfindex_read(f, err);
 	case CKPT_FORMAT_JSON:

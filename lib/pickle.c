@@ -26,6 +26,7 @@ const struct pk_limits pk_default_limits = {
 	.max_alloc = (uint64_t)1 << 30,
 	.max_depth = 200,
 	.max_walk = 20000000,
+	.max_shared = 10000,
 };
 
 #include "pickle-compat.inc"
@@ -580,13 +581,12 @@ push(struct parser *ps, struct pk_node *n)
 	if (!n)
 		return ps->err && ps->err->code ? ps->err->code :
 		    CKPT_ERR_NOMEM;
+	if (ps->sp >= ps->lim->max_stack)
+		return limit(ps, "stack deeper than %zu", ps->lim->max_stack);
 	if (ps->sp == ps->stack_cap) {
 		size_t cap = ps->stack_cap ? 2 * ps->stack_cap : 64;
 		struct pk_node **s;
 
-		if (ps->sp >= ps->lim->max_stack)
-			return limit(ps, "stack deeper than %zu",
-			    ps->lim->max_stack);
 		s = reallocarray(ps->stack, cap, sizeof(*s));
 		if (!s)
 			return ckpt_error_nomem(ps->err);
@@ -1317,7 +1317,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (ps->o->base >= 0) {
 			s->data_offset = (uint64_t)(ps->o->base +
 			    nd->u.nd->data_pos);
-			s->resolved = true;
+			s->sized = s->resolved = true;
 		}
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;
@@ -1803,13 +1803,13 @@ step(struct parser *ps, bool *stop)
 		*stop = true;
 		break;
 	case '(':
+		if (ps->nmarks >= ps->lim->max_marks)
+			return limit(ps, "MARKs nested deeper than %zu",
+			    ps->lim->max_marks);
 		if (ps->nmarks == ps->marks_cap) {
 			size_t cap = ps->marks_cap ? 2 * ps->marks_cap : 32;
 			size_t *m;
 
-			if (ps->nmarks >= ps->lim->max_marks)
-				return limit(ps, "MARKs nested deeper than %zu",
-				    ps->lim->max_marks);
 			m = reallocarray(ps->marks, cap, sizeof(*m));
 			if (!m)
 				return ckpt_error_nomem(ps->err);
@@ -2248,7 +2248,7 @@ struct walker {
 	struct ckpt_error *err;
 	char *path;
 	size_t plen, pcap;
-	uint64_t visited;
+	uint64_t visited, shared;
 	bool cut;		/* a limit was hit (reported once) */
 	int rc;
 };
@@ -2590,18 +2590,24 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 
 	if (w->rc)
 		return NULL;
-	if (depth > w->p->lim->max_depth || ++w->visited > w->p->lim->max_walk)
-	{
+	if (n->seen && (n->kind == PK_LIST || n->kind == PK_TUPLE ||
+	    n->kind == PK_SET || n->kind == PK_DICT || n->kind == PK_OBJECT) &&
+	    n->n + (n->extra ? n->extra->n : 0) > 0)
+		w->shared++;
+	if (depth > w->p->lim->max_depth || ++w->visited > w->p->lim->max_walk
+	    || w->shared > w->p->lim->max_shared) {
 		if (!w->cut) {
 			w->cut = true;
 			ckpt_file_add_finding(w->f, "pickle-limit",
 			    CKPT_SEV_WARNING, w->o->what, w->o->base >= 0 ?
 			    w->o->base + n->pos : n->pos, "%s: object tree "
-			    "nested deeper than %u or larger than %llu nodes "
+			    "nested deeper than %u, larger than %llu nodes, or "
+			    "repeating shared containers more than %llu times "
 			    "once shared values are expanded; the rest is not "
 			    "shown", w->o->what ? w->o->what : "pickle",
 			    w->p->lim->max_depth,
-			    (unsigned long long)w->p->lim->max_walk);
+			    (unsigned long long)w->p->lim->max_walk,
+			    (unsigned long long)w->p->lim->max_shared);
 		}
 		j = json_object();
 		set(j, "$truncated", json_true());
@@ -2700,6 +2706,7 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 		break;
 	}
 	n->mark = 0;
+	n->seen = 1;
 	if (!j && !w->rc)
 		w->rc = ckpt_error_nomem(w->err);
 	return j;

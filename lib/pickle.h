@@ -53,7 +53,8 @@ struct pk_storage {
 	/* filled by the container reader */
 	uint64_t data_offset;	/* absolute */
 	uint64_t nbytes;	/* record size */
-	bool resolved;		/* data_offset/nbytes valid */
+	bool sized;		/* nbytes known (the record exists) */
+	bool resolved;		/* data_offset valid: readable by offset */
 	bool big_endian;
 };
 
@@ -84,6 +85,7 @@ struct pk_node {
 	bool allowed;		/* GLOBAL/OBJECT: class on the allowlist */
 	bool ordered;		/* DICT: an OrderedDict */
 	unsigned char mark;	/* walkers: on the current path */
+	unsigned char seen;	/* walkers: expanded once already */
 	int64_t pos;		/* offset in the pickle of the creating opcode */
 	int64_t i;		/* BOOL, INT */
 	double d, d2;		/* FLOAT, COMPLEX */
@@ -116,6 +118,8 @@ struct pk_limits {
 	uint64_t max_alloc;		/* bytes of nodes and arrays */
 	unsigned int max_depth;		/* walks: nesting depth */
 	uint64_t max_walk;		/* walks: nodes visited */
+	uint64_t max_shared;		/* walks: re-expansions of shared
+					 * containers (memo fan-out bombs) */
 };
 
 extern const struct pk_limits pk_default_limits;

@@ -78,20 +78,23 @@ add_tensor(void *ctx, const char *name, struct pk_node *n,
 	}
 	if (!ckpt_mul_u64(numel, esize, &t.nbytes))
 		ok = false;
-	if (s && numel) {
+	if (s && s->sized && numel) {
+		bool inb = true;
+
 		max = x->offset;
-		for (unsigned d = 0; d < x->ndim && ok; d++)
+		for (unsigned d = 0; d < x->ndim && inb; d++)
 			if (!ckpt_mul_u64(x->shape[d] - 1,
 			    (uint64_t)x->stride[d], &v) ||
 			    !ckpt_add_u64(max, v, &max))
-				ok = false;
-		if (!ok || max >= selems) {
+				inb = false;
+		if (!inb || max >= selems) {
 			ok = false;
 			ckpt_file_add_finding(a->f, "torch-view-out-of-bounds",
 			    CKPT_SEV_ERROR, name, s->pos, "tensor '%s' reaches "
-			    "element %llu of storage '%s', which holds %llu",
-			    name, (unsigned long long)max, s->key ? s->key :
-			    "", (unsigned long long)selems);
+			    "element %s%llu of storage '%s', which holds %llu",
+			    name, inb ? "" : "beyond ",
+			    (unsigned long long)max, s->key ? s->key : "",
+			    (unsigned long long)selems);
 		}
 	}
 	if (ok && numel) {
@@ -171,6 +174,9 @@ resolve_storages(struct ckpt_file *f, struct ckpt_zip *z, struct ckpt_pickle
 			    "no record %s/%s", s->key, z->prefix, rec);
 			continue;
 		}
+		/* views are checked against the bytes really there */
+		s->nbytes = e->usize;
+		s->sized = true;
 		if (s->untyped)
 			want = s->numel;
 		else if (!ckpt_mul_u64(s->numel,
@@ -547,7 +553,7 @@ ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err)
 		}
 		s->data_offset = off + 8;
 		s->nbytes = nbytes;
-		s->resolved = true;
+		s->sized = s->resolved = true;
 		off += 8 + nbytes;
 	}
 	if (off != f->size)

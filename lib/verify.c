@@ -406,141 +406,36 @@ cmp_vfile(const void *a, const void *b)
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
-struct nonfinite {
-	uint64_t nan, pinf, ninf;
-};
-
+/* NaN and infinities through the readers' statistics, so that verify
+ * --numerics and inspect --stats decode every dtype (BF16, the F8
+ * variants with their own NaN/Inf encodings, complex as two values) the
+ * same way. */
 static void
-count_nonfinite(enum ckpt_dtype dt, const unsigned char *p, uint64_t n,
-    struct nonfinite *c)
-{
-	uint64_t i;
-
-	switch (dt) {
-	case CKPT_DTYPE_F64:
-	case CKPT_DTYPE_C128:
-		if (dt == CKPT_DTYPE_C128)
-			n *= 2;
-		for (i = 0; i < n; i++) {
-			uint64_t v;
-
-			memcpy(&v, p + 8 * i, 8);
-			if ((v & 0x7ff0000000000000ull) !=
-			    0x7ff0000000000000ull)
-				continue;
-			if (v & 0x000fffffffffffffull)
-				c->nan++;
-			else if (v >> 63)
-				c->ninf++;
-			else
-				c->pinf++;
-		}
-		break;
-	case CKPT_DTYPE_F32:
-	case CKPT_DTYPE_C64:
-		if (dt == CKPT_DTYPE_C64)
-			n *= 2;
-		for (i = 0; i < n; i++) {
-			uint32_t v;
-
-			memcpy(&v, p + 4 * i, 4);
-			if ((v & 0x7f800000u) != 0x7f800000u)
-				continue;
-			if (v & 0x007fffffu)
-				c->nan++;
-			else if (v >> 31)
-				c->ninf++;
-			else
-				c->pinf++;
-		}
-		break;
-	case CKPT_DTYPE_F16:
-	case CKPT_DTYPE_C32:
-	case CKPT_DTYPE_BF16: {
-		uint16_t emask = dt == CKPT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
-		uint16_t mmask = dt == CKPT_DTYPE_BF16 ? 0x007f : 0x03ff;
-
-		if (dt == CKPT_DTYPE_C32)
-			n *= 2;
-		for (i = 0; i < n; i++) {
-			uint16_t v = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-
-			if ((v & emask) != emask)
-				continue;
-			if (v & mmask)
-				c->nan++;
-			else if (v >> 15)
-				c->ninf++;
-			else
-				c->pinf++;
-		}
-		break;
-	}
-	case CKPT_DTYPE_F8_E5M2:
-		for (i = 0; i < n; i++) {
-			if ((p[i] & 0x7c) != 0x7c)
-				continue;
-			if (p[i] & 0x03)
-				c->nan++;
-			else if (p[i] & 0x80)
-				c->ninf++;
-			else
-				c->pinf++;
-		}
-		break;
-	case CKPT_DTYPE_F8_E4M3:	/* E4M3FN: NaN is S.1111.111, no Inf */
-		for (i = 0; i < n; i++)
-			c->nan += (p[i] & 0x7f) == 0x7f;
-		break;
-	case CKPT_DTYPE_F8_E4M3FNUZ:	/* NaN is the negative zero, no Inf */
-	case CKPT_DTYPE_F8_E5M2FNUZ:
-		for (i = 0; i < n; i++)
-			c->nan += p[i] == 0x80;
-		break;
-	case CKPT_DTYPE_F8_E8M0:	/* scale: 0xff is NaN, no Inf */
-		for (i = 0; i < n; i++)
-			c->nan += p[i] == 0xff;
-		break;
-	default:
-		break;	/* F4, F6_*: no NaN or Inf encodings */
-	}
-}
-
-static void
-scan_numerics(struct vfile *vf, const struct ckpt_file *f,
-    unsigned char *buf, size_t buflen)
+scan_numerics(struct vfile *vf, const struct ckpt_file *f)
 {
 	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
-		unsigned int bits = ckpt_dtype_bits(t->dtype);
-		struct nonfinite c = { 0, 0, 0 };
+		struct ckpt_tensor_stats st;
 		struct ckpt_error e;
-		uint64_t per, done;
 
-		if (!ckpt_dtype_is_float(t->dtype) || bits < 8 || t->kind)
+		if (!ckpt_dtype_is_float(t->dtype) || t->kind)
 			continue;
-		per = buflen / (bits / 8);
-		for (done = 0; done < t->numel; done += per) {
-			uint64_t n = t->numel - done < per ? t->numel - done :
-			    per;
-
-			if (ckpt_tensor_read(f, t, done, n, buf, &e)) {
-				file_finding(vf, "tensor-unreadable",
-				    CKPT_SEV_ERROR, t->name, e.offset,
-				    "cannot read tensor data: %s", e.message);
-				break;
-			}
-			count_nonfinite(t->dtype, buf, n, &c);
+		ckpt_error_clear(&e);
+		if (ckpt_tensor_stats(f, t, &st, &e)) {
+			file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR,
+			    t->name, e.offset, "cannot read tensor data: %s",
+			    e.message);
+			continue;
 		}
-		if (c.nan || c.pinf || c.ninf)
+		if (st.nan || st.pos_inf || st.neg_inf)
 			file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR,
 			    t->name, (int64_t)t->offset, "tensor %s (%s) has "
 			    "%llu NaN, %llu +Inf, %llu -Inf of %llu "
 			    "values", t->name, ckpt_dtype_name(t->dtype),
-			    (unsigned long long)c.nan,
-			    (unsigned long long)c.pinf,
-			    (unsigned long long)c.ninf,
-			    (unsigned long long)t->numel);
+			    (unsigned long long)st.nan,
+			    (unsigned long long)st.pos_inf,
+			    (unsigned long long)st.neg_inf,
+			    (unsigned long long)st.count);
 	}
 }
 
@@ -722,7 +617,7 @@ job_open(struct pool *p, struct job *j, unsigned char *buf)
 	collect_file(vf, f);
 	text_pickle_check(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
-		scan_numerics(vf, f, buf, READ_BUF);
+		scan_numerics(vf, f);
 	ckpt_file_free(f);
 }
 
@@ -1064,6 +959,60 @@ merge_findings(struct flist *dst, const struct flist *src,
 	return CKPT_OK;
 }
 
+/*
+ * Whole-checkpoint structure: an index's weight_map against its shards, a
+ * DCP directory's chunk coverage.  Only directories that hold an index or
+ * DCP metadata need it, and only those pay for reading headers twice.
+ */
+static void
+check_layout(struct ckpt_report *r, const char *path)
+{
+	struct ckpt_checkpoint *c;
+	struct ckpt_error e;
+	bool need = false;
+
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const char *n = r->files[i].name;
+		const char *b = strrchr(n, '/');
+		size_t l = strlen(n);
+
+		b = b ? b + 1 : n;
+		need |= r->files[i].present && ((l > 11 &&
+		    !strcmp(n + l - 11, ".index.json")) ||
+		    !strcmp(b, ".metadata"));
+	}
+	if (!need)
+		return;
+	ckpt_error_clear(&e);
+	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
+		flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
+		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
+		    e.message);
+		return;
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_finding_count(c); i++) {
+		const struct ckpt_finding *x = ckpt_checkpoint_finding(c, i);
+
+		struct vfile *vf = NULL;
+
+		/* Links are verify's own finding, per file. */
+		if (!strcmp(x->id, "symlink"))
+			continue;
+		/* About one file: on that file's line. */
+		for (size_t k = 0; x->path && k < r->nfiles && !vf; k++)
+			if (!strcmp(r->files[k].path, x->path))
+				vf = &r->files[k];
+		if (vf)
+			file_finding(vf, x->id, x->severity, x->subject,
+			    x->offset, "%s", x->message);
+		else
+			flist_add(&r->top, x->id, x->severity, x->path ?
+			    x->path : path, x->subject, x->offset, "%s",
+			    x->message);
+	}
+	ckpt_checkpoint_free(c);
+}
+
 static void
 check_signature(struct ckpt_report *r, const struct vmanifest *man,
     const struct ckpt_verify_options *o)
@@ -1307,6 +1256,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
 	check_signature(r, man, o);
+	if (S_ISDIR(st.st_mode))
+		check_layout(r, path);
 	pool_start(&p, o);
 	rc = hash_phase(r, o, false, err);
 	if (!rc)

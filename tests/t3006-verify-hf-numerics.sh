@@ -59,4 +59,27 @@ test_expect_success TORCH 'the line of a non-finite tensor names it' '
 	test_grep "numerics.pt: FAILED (tensor .* not finite)" out
 '
 
+D="$FIXTURES_DIR/dcp"
+
+test_expect_success TORCH 'a DCP directory: coverage and the .metadata pickle' '
+	ckpt verify "$D/good" >out &&
+	test $(grep -c ": OK$" out) = 3 &&
+	test_expect_code 1 ckpt verify "$D/gap" >out &&
+	test_grep "gap/.metadata: FAILED (dcp-chunk-gap model.w)$" out &&
+	test_expect_code 1 ckpt verify "$D/hostile" >out &&
+	test_grep "hostile/.metadata: FAILED (unsafe global posix.system)$" out
+'
+
+test_expect_success TORCH 'a sharded index naming a missing shard' '
+	mkdir sh &&
+	cp "$H/z-clean.pt" sh/pytorch_model-00001-of-00002.bin &&
+	cat >sh/pytorch_model.bin.index.json <<-\EOF &&
+	{"metadata": {"total_size": 16},
+	 "weight_map": {"w": "pytorch_model-00001-of-00002.bin",
+	                "v": "pytorch_model-00002-of-00002.bin"}}
+	EOF
+	test_expect_code 1 ckpt verify sh >out &&
+	test_grep "FAILED (index-shard-missing" out
+'
+
 test_done
