@@ -629,20 +629,36 @@ pop_mark(struct parser *ps, size_t *base)
 	return CKPT_OK;
 }
 
+static struct pk_node *
+memo_get(struct parser *ps, uint32_t key)
+{
+	size_t h;
+
+	if (!ps->mcap || key == UINT32_MAX)
+		return NULL;
+	h = ((key + 1u) * 2654435761u) & (ps->mcap - 1);
+	while (ps->mkeys[h]) {
+		if (ps->mkeys[h] == key + 1u)
+			return ps->mvals[h];
+		h = (h + 1) & (ps->mcap - 1);
+	}
+	return NULL;
+}
+
 static int
 memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 {
 	size_t h;
 
+	if (ps->mcount >= ps->lim->max_memo && !memo_get(ps, key))
+		return limit(ps, "more than %zu memo entries",
+		    ps->lim->max_memo);
 	if (ps->mcount * 2 >= ps->mcap) {
 		size_t cap = ps->mcap ? 2 * ps->mcap : 1024;
 		uint32_t *k;
 		struct pk_node **nv;
 		int rc;
 
-		if (ps->mcount >= ps->lim->max_memo)
-			return limit(ps, "more than %zu memo entries",
-			    ps->lim->max_memo);
 		if ((rc = account(ps->p, cap * (sizeof(*k) + sizeof(*nv)),
 		    ps->err)))
 			return limit(ps, "memo too large");
@@ -676,22 +692,6 @@ memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 	ps->mkeys[h] = key + 1u;
 	ps->mvals[h] = v;
 	return CKPT_OK;
-}
-
-static struct pk_node *
-memo_get(struct parser *ps, uint32_t key)
-{
-	size_t h;
-
-	if (!ps->mcap || key == UINT32_MAX)
-		return NULL;
-	h = ((key + 1u) * 2654435761u) & (ps->mcap - 1);
-	while (ps->mkeys[h]) {
-		if (ps->mkeys[h] == key + 1u)
-			return ps->mvals[h];
-		h = (h + 1) & (ps->mcap - 1);
-	}
-	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
