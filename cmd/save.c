@@ -735,6 +735,14 @@ struct save_args {
 };
 
 static void
+release_args(struct save_args *a)
+{
+	strlist_release(&a->metrics);
+	strlist_release(&a->data);
+	strlist_release(&a->tags);
+}
+
+static void
 progress_cb(uint64_t done, uint64_t total, void *data)
 {
 	struct progress *p = data;
@@ -1052,6 +1060,10 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		if (a.adopt && !strcmp(a.run, adopt_run ? adopt_run : ""))
 			fprintf(stderr, "hint: the run name comes from the "
 			    "parent directory; give one with --run\n");
+		release_args(&a);
+		json_decref(ad.metrics);
+		json_decref(ad.trainer);
+		free(adopt_run);
 		return CKPT_EXIT_USAGE;
 	}
 	if (a.step_s && (parse_ll(a.step_s, &step) || step < 0))
@@ -1163,6 +1175,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(meta_text);
 		free(sources);
 		free(adopt_run);
+		release_args(&a);
 		ckpt_save_free(sv);
 		ckpt_store_free(s);
 		return CKPT_EXIT_OK;
@@ -1184,6 +1197,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(meta_text);
 		free(sources);
 		free(adopt_run);
+		release_args(&a);
 		ckpt_save_free(sv);
 		ckpt_store_free(s);
 		return exit_code_for(err.code);
@@ -1204,6 +1218,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	free(adopt_run);
 	json_decref(ad.metrics);
 	json_decref(ad.trainer);
+	release_args(&a);
 	ckpt_save_free(sv);
 	ckpt_store_free(s);
 	return status;

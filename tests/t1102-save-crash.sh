@@ -5,6 +5,9 @@ protocol leaves the store consistent (fault injection with LD_PRELOAD)'
 . "$(dirname "$0")/lib.sh"
 
 SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
+# The shim is preloaded before a sanitized binary's runtime: allowed.
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+export ASAN_OPTIONS
 
 mksrc() {
 	rm -rf src && mkdir src &&
