@@ -23,6 +23,8 @@ PY=${PYTHON:-python3}
 cores=$(nproc)
 
 rm -rf "$M" "$B" "$R"
+trap 'rm -rf "$M" "$B" "$R" "$BENCH_OUT/multi.sha256" "$BENCH_OUT/big.sha256"' \
+    EXIT INT TERM
 "$PY" "$BENCH_DIR/mk-bench-ckpt.py" "$M" "$BENCH_VERIFY_FILES" \
     "$BENCH_VERIFY_FILE_SIZE" 8 || bench_die "cannot write $M"
 "$PY" "$SRC_DIR/tests/helper/mk-manifest.py" "$M" ||
@@ -103,7 +105,9 @@ bench_note "Machine hashing limit = cores x single-core OpenSSL SHA-256, the" \
     "per thread, so it does not grow with the file.  The input is" \
     "pseudo-random safetensors in the page cache, so the figures are CPU" \
     "throughput; on a shared machine the load average above says how" \
-    "much the other processes took."
+    "much the other processes took: under heavy load the scheduler's" \
+    "shares weigh on these ratios as much as hashing speed does, so" \
+    "rerun on a quiet machine for the figure that counts."
 bench_end
 echo "   multi-file: $ms"
 echo "   one thread: $one of openssl dgst"

@@ -28,7 +28,7 @@ kind_name(enum ckpt_gc_kind k)
 static int
 cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *older = NULL, *wait = "30s";
+	const char *older = NULL, *wait = "60";
 	bool dry_run = false;
 	const struct opt opts[] = {
 		OPT_BOOL('n', "dry-run", &dry_run,
@@ -36,8 +36,8 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		OPT_STRING(0, "older-than", &older, "duration",
 		    "age of leftovers of crashed saves (default: ckpt.yaml, "
 		    "else 24h)"),
-		OPT_STRING(0, "wait", &wait, "duration",
-		    "wait this long for the store lock (default 30s)"),
+		OPT_STRING(0, "lock-timeout", &wait, "sec",
+		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	struct ckpt_gc_opts go = { .older_than = -1 };
@@ -58,7 +58,7 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		go.older_than = v;
 	}
 	if (ckpt_duration_parse(wait, &v, &err))
-		die_usage("--wait: %s", err.message);
+		die_usage("--lock-timeout: %s", err.message);
 	go.lock_timeout_ms = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
 	go.dry_run = dry_run;
 

@@ -132,6 +132,21 @@ stats_worker(void *arg)
 	}
 }
 
+/*
+ * Tensors whose elements are in the file: plain ones, quantized (their
+ * raw integers) and numpy arrays.  DCP tensors live in other files as
+ * zip archives, meta tensors have no data, sparse ones are not a dense
+ * array: they get no statistics.
+ */
+static bool
+has_data(const struct ckpt_tensor *t)
+{
+	if (t->dtype == CKPT_DTYPE_QU4X2 || t->dtype == CKPT_DTYPE_QU2X4)
+		return false;
+	return !t->kind || !strcmp(t->kind, "quantized") ||
+	    !strcmp(t->kind, "numpy");
+}
+
 struct tensor_result {
 	const struct ckpt_file *f;
 	const struct ckpt_tensor *t;
@@ -165,7 +180,7 @@ compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
 		for (size_t j = 0; j < ckpt_file_tensor_count(f); j++) {
 			const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
 
-			if (!selected(o, t))
+			if (!selected(o, t) || !has_data(t))
 				continue;
 			res = xreallocarray(res, nres + 1, sizeof(*res));
 			memset(&res[nres], 0, sizeof(*res));
@@ -598,7 +613,9 @@ print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
 				for (int k = 4; k < 8; k++)
 					cells[5 + k] = s[k];
 			} else {
-				cells[5] = "(unreadable)";
+				cells[5] = r ? "(unreadable)" : "(no data)";
+				for (int k = 6; k < 13; k++)
+					cells[k] = "-";
 			}
 		}
 		table_add_row(&tab, cells);
@@ -838,9 +855,18 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	printf("files:   %zu, %s\n", nfiles, human_size(checkpoint_size(c), sz,
 	    sizeof(sz)));
 	for (size_t i = 0; i < nfiles; i++) {
-		if (!ckpt_checkpoint_file(c, i))
-			continue;
+		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
+
 		printf("\n");
+		if (e) {
+			/* also on stderr, where scripts look */
+			printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
+			printf("error:   %s", e->message);
+			if (e->offset >= 0 && e->code == CKPT_ERR_FORMAT)
+				printf(" (at byte %lld)", (long long)e->offset);
+			putchar('\n');
+			continue;
+		}
 		print_file(ctx, c, i, o, res, nres, &all);
 	}
 	if (all.tensors) {

@@ -51,7 +51,8 @@ split_run_step(const char *arg, char **run, int64_t *step)
 	return true;
 }
 
-/* The run's metric and mode for RUN@best: flags, else ckpt.yaml. */
+/* The run's metric and mode for RUN@best: flags, else ckpt.yaml; mode
+ * is NULL when --mode was given. */
 static void
 best_metric(struct ckpt_store *store, const char *arg, const char **metric,
     enum ckpt_metric_mode *mode, struct ckpt_policy_config **cfgp)
@@ -61,7 +62,7 @@ best_metric(struct ckpt_store *store, const char *arg, const char **metric,
 	const char *at = strrchr(arg, '@');
 	char *path, *run;
 
-	if (!at || strcmp(at, "@best") || (*metric && *mode))
+	if (!at || strcmp(at, "@best") || (*metric && !mode))
 		return;
 	path = ckpt_store_path(store, "ckpt.yaml");
 	if (!path)
@@ -75,7 +76,7 @@ best_metric(struct ckpt_store *store, const char *arg, const char **metric,
 	free(run);
 	if (!*metric)
 		*metric = pol.metric;
-	if (pol.mode == CKPT_POLICY_MAX)
+	if (mode && pol.mode == CKPT_POLICY_MAX)
 		*mode = CKPT_METRIC_MAX;
 }
 
@@ -101,7 +102,7 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 		mode = CKPT_METRIC_MAX;
 	else if (mode_s && strcmp(mode_s, "min"))
 		die_usage("--mode: '%s' is not min or max", mode_s);
-	best_metric(store, arg, &metric, &mode, &cfg);
+	best_metric(store, arg, &metric, mode_s ? NULL : &mode, &cfg);
 	p = resolve_checkpoint_arg(ctx, &store, arg, metric, mode, &ref);
 	ckpt_policy_config_free(cfg);
 	if (ref.run) {
@@ -145,15 +146,15 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 static int
 pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 {
-	const char *note = NULL, *metric = NULL, *mode = NULL, *wait = "30s";
+	const char *note = NULL, *metric = NULL, *mode = NULL, *wait = "60";
 	const struct opt pin_opts[] = {
 		OPT_STRING(0, "note", &note, "text", "why it is pinned"),
 		OPT_STRING(0, "metric", &metric, "name",
 		    "the metric of RUN@best (default: the run's policy)"),
 		OPT_STRING(0, "mode", &mode, "min|max",
 		    "lower or higher is better, for RUN@best"),
-		OPT_STRING(0, "wait", &wait, "duration",
-		    "wait this long for the store lock (default 30s)"),
+		OPT_STRING(0, "lock-timeout", &wait, "sec",
+		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	const struct opt unpin_opts[] = {
@@ -161,8 +162,8 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 		    "the metric of RUN@best (default: the run's policy)"),
 		OPT_STRING(0, "mode", &mode, "min|max",
 		    "lower or higher is better, for RUN@best"),
-		OPT_STRING(0, "wait", &wait, "duration",
-		    "wait this long for the store lock (default 30s)"),
+		OPT_STRING(0, "lock-timeout", &wait, "sec",
+		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	const struct opt *opts = pin ? pin_opts : unpin_opts;
@@ -181,7 +182,7 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 		    "which checkpoint? (RUN@STEP, RUN@latest, RUN@best, a "
 		    "path)");
 	if (ckpt_duration_parse(wait, &w, &err))
-		die_usage("--wait: %s", err.message);
+		die_usage("--lock-timeout: %s", err.message);
 	timeout = w > LONG_MAX / 1000 ? LONG_MAX : (long)w * 1000;
 
 	store = store_open(ctx, false);
@@ -191,7 +192,8 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 	    &err);
 	if (rc) {
 		error_ckpt(&err);
-		return exit_code_for(rc);
+		rc = exit_code_for(rc);
+		goto out;
 	}
 	if (broken.pid)
 		warning("broke a stale store lock of pid %ld on %s (%s)",
@@ -204,8 +206,9 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 	if (rc) {
 		error_ckpt(&err);
 		/* unpinning what is not pinned: the request was wrong */
-		return rc == CKPT_ERR_NOTFOUND ? CKPT_EXIT_USAGE :
+		rc = rc == CKPT_ERR_NOTFOUND ? CKPT_EXIT_USAGE :
 		    exit_code_for(rc);
+		goto out;
 	}
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
@@ -222,10 +225,12 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 		printf("%s %s@%lld\n", pin ? "pinned" : "unpinned", run,
 		    (long long)step);
 	}
+	rc = CKPT_EXIT_OK;
+out:
 	free(run);
 	free(path);
 	ckpt_store_free(store);
-	return CKPT_EXIT_OK;
+	return rc;
 }
 
 static int

@@ -223,7 +223,7 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 	const char *run = NULL, *keep_last = NULL, *keep_best = NULL,
 	    *metric = NULL, *mode = NULL, *keep_every = NULL,
 	    *keep_within = NULL, *max_size = NULL, *missing = NULL,
-	    *wait = "30s";
+	    *wait = "60";
 	const char *bucket[CKPT_BUCKET_COUNT] = { NULL };
 	bool all = false, dry_run = false;
 	const struct opt opts[] = {
@@ -260,8 +260,8 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 		OPT_GROUP("action"),
 		OPT_BOOL('n', "dry-run", &dry_run,
 		    "print the plan, change nothing"),
-		OPT_STRING(0, "wait", &wait, "duration",
-		    "wait this long for the store lock (default 30s)"),
+		OPT_STRING(0, "lock-timeout", &wait, "sec",
+		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	struct ckpt_prune_opts po = { 0 };
@@ -333,7 +333,7 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 			    missing);
 	}
 	if (ckpt_duration_parse(wait, &v, &err))
-		die_usage("--wait: %s", err.message);
+		die_usage("--lock-timeout: %s", err.message);
 
 	store = store_open(ctx, false);
 	po.run = run;

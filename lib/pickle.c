@@ -629,20 +629,36 @@ pop_mark(struct parser *ps, size_t *base)
 	return CKPT_OK;
 }
 
+static struct pk_node *
+memo_get(struct parser *ps, uint32_t key)
+{
+	size_t h;
+
+	if (!ps->mcap || key == UINT32_MAX)
+		return NULL;
+	h = ((key + 1u) * 2654435761u) & (ps->mcap - 1);
+	while (ps->mkeys[h]) {
+		if (ps->mkeys[h] == key + 1u)
+			return ps->mvals[h];
+		h = (h + 1) & (ps->mcap - 1);
+	}
+	return NULL;
+}
+
 static int
 memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 {
 	size_t h;
 
+	if (ps->mcount >= ps->lim->max_memo && !memo_get(ps, key))
+		return limit(ps, "more than %zu memo entries",
+		    ps->lim->max_memo);
 	if (ps->mcount * 2 >= ps->mcap) {
 		size_t cap = ps->mcap ? 2 * ps->mcap : 1024;
 		uint32_t *k;
 		struct pk_node **nv;
 		int rc;
 
-		if (ps->mcount >= ps->lim->max_memo)
-			return limit(ps, "more than %zu memo entries",
-			    ps->lim->max_memo);
 		if ((rc = account(ps->p, cap * (sizeof(*k) + sizeof(*nv)),
 		    ps->err)))
 			return limit(ps, "memo too large");
@@ -676,22 +692,6 @@ memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 	ps->mkeys[h] = key + 1u;
 	ps->mvals[h] = v;
 	return CKPT_OK;
-}
-
-static struct pk_node *
-memo_get(struct parser *ps, uint32_t key)
-{
-	size_t h;
-
-	if (!ps->mcap || key == UINT32_MAX)
-		return NULL;
-	h = ((key + 1u) * 2654435761u) & (ps->mcap - 1);
-	while (ps->mkeys[h]) {
-		if (ps->mkeys[h] == key + 1u)
-			return ps->mvals[h];
-		h = (h + 1) & (ps->mcap - 1);
-	}
-	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2249,7 +2249,8 @@ struct walker {
 	char *path;
 	size_t plen, pcap;
 	uint64_t visited, shared;
-	bool cut;		/* a limit was hit (reported once) */
+	bool cut;
+	bool dup_reported;		/* a limit was hit (reported once) */
 	int rc;
 };
 
@@ -2508,25 +2509,91 @@ seq(struct walker *w, struct pk_node *n, unsigned depth)
 	return a;
 }
 
+/* Keys that Python would find equal: same text, and both str or both
+ * numbers (a crafted pickle may set one key twice; the last value wins). */
+static char *
+key_id(const struct pk_node *k, char **text)
+{
+	char *t = key_text(k), *id = NULL;
+
+	*text = t;
+	if (t && asprintf(&id, "%c%s", k->kind == PK_STR || k->kind == PK_BYTES
+	    ? 's' : k->kind == PK_INT || k->kind == PK_BOOL ? 'n' : 'o', t) < 0)
+		id = NULL;
+	return id;
+}
+
 static json_t *
 dict(struct walker *w, struct pk_node *n, unsigned depth)
 {
 	json_t *o = json_object();
+	char **ids = NULL, **texts = NULL;
+	size_t *last = NULL, cap = 0, *slot = NULL;
 
+	if (n->n > 1) {
+		ids = calloc(n->n, sizeof(*ids));
+		texts = calloc(n->n, sizeof(*texts));
+		last = calloc(n->n, sizeof(*last));
+		for (cap = 4; cap < 2 * n->n; cap *= 2)
+			;
+		slot = calloc(cap, sizeof(*slot));	/* index + 1 */
+		if (!ids || !texts || !last || !slot) {
+			w->rc = ckpt_error_nomem(w->err);
+			goto out;
+		}
+		for (size_t i = 0; i < n->n; i++) {
+			size_t h;
+
+			ids[i] = key_id(n->keys[i], &texts[i]);
+			if (!ids[i]) {
+				w->rc = ckpt_error_nomem(w->err);
+				goto out;
+			}
+			last[i] = i;
+			for (h = hash_str(ids[i]) & (cap - 1); slot[h] &&
+			    strcmp(ids[slot[h] - 1], ids[i]);
+			    h = (h + 1) & (cap - 1))
+				;
+			if (slot[h]) {
+				size_t first = slot[h] - 1;
+
+				last[first] = i;
+				last[i] = SIZE_MAX;	/* not emitted */
+				if (!w->dup_reported) {
+					w->dup_reported = true;
+					ckpt_file_add_finding(w->f,
+					    "pickle-duplicate-key",
+					    CKPT_SEV_WARNING, texts[i],
+					    w->o->base >= 0 ? w->o->base +
+					    n->pos : n->pos, "%s: a dict sets "
+					    "key '%s' more than once; the last "
+					    "value counts, as in Python",
+					    w->o->what ? w->o->what : "pickle",
+					    texts[i]);
+				}
+			} else {
+				slot[h] = i + 1;
+			}
+		}
+	}
 	for (size_t i = 0; o && i < n->n && !w->rc; i++) {
-		char *k = key_text(n->keys[i]);
+		char *k = texts ? texts[i] : key_text(n->keys[i]);
+		size_t v_i = last ? last[i] : i;
 		json_t *kj, *v;
 		size_t saved;
 
+		if (v_i == SIZE_MAX)
+			continue;
 		if (!k) {
 			w->rc = ckpt_error_nomem(w->err);
 			break;
 		}
 		if ((w->rc = path_push(w, k, strlen(k), &saved))) {
-			free(k);
+			if (!texts)
+				free(k);
 			break;
 		}
-		v = walk(w, n->items[i], depth + 1);
+		v = walk(w, n->items[v_i], depth + 1);
 		path_pop(w, saved);
 		kj = json_text(k, strlen(k));
 		if (kj && v)
@@ -2534,8 +2601,18 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 		else
 			json_decref(v);
 		json_decref(kj);
-		free(k);
+		if (!texts)
+			free(k);
 	}
+out:
+	for (size_t i = 0; ids && i < n->n; i++) {
+		free(ids[i]);
+		free(texts[i]);
+	}
+	free(ids);
+	free(texts);
+	free(last);
+	free(slot);
 	return o;
 }
 

@@ -250,9 +250,23 @@ ckpt_policy_describe(const struct ckpt_policy *p)
 	if (p->keep_best != CKPT_POLICY_UNSET &&
 	    p->missing == CKPT_MISSING_DROP)
 		sb_printf(&b, "%s", "; drop missing metrics");
-	if (p->max_size != CKPT_POLICY_UNSET)
-		sb_printf(&b, "%smax size %lld bytes", first ? "" : "; ",
-		    (long long)p->max_size);
+	if (p->max_size != CKPT_POLICY_UNSET) {
+		/* in the units it was most likely written in: 500G */
+		static const char units[] = "KMGTP";
+		long long v = p->max_size;
+		int u = -1;
+
+		while (v && v % 1024 == 0 && u + 1 < 5) {
+			v /= 1024;
+			u++;
+		}
+		if (u >= 0)
+			sb_printf(&b, "%smax size %lld%c", first ? "" : "; ", v,
+			    units[u]);
+		else
+			sb_printf(&b, "%smax size %lld bytes", first ? "" :
+			    "; ", v);
+	}
 	if (first && p->max_size == CKPT_POLICY_UNSET)
 		sb_printf(&b, "%s", "empty policy");
 	if (b.failed) {

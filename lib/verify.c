@@ -3,18 +3,23 @@
  * verify.c - ckpt_verify(): check one checkpoint completely and report
  * every finding, never only the first.
  *
- * The work is a list of jobs run by a small thread pool sized to the
- * machine: one "open" job per file (the format reader with CRC checks, the
- * strict pickle reader, tensor bounds, the NaN/Inf scan) and one or more
- * "hash" jobs per file that the manifest lists (the whole file, or each
- * chunk when the manifest records chunk digests, so that one large file
- * also keeps every core busy).  Jobs run largest first; each worker reads
- * with pread into its own fixed buffer, so memory does not grow with file
- * size.  Results land in per-file slots and are merged in file order
- * afterwards, which keeps the report deterministic whatever the schedule.
+ * Two kinds of work run side by side.  Structure: a small pool opens
+ * every file through its format reader (zip CRCs, the strict pickle
+ * reader, storage sizes and view bounds), adds what verify checks on top
+ * (tensor bounds, globals no reader reported, protocol-0 pickles that
+ * sniff as text) and, with --numerics, counts NaN and infinities through
+ * the readers' tensor statistics.  Integrity: the store's hashing engine
+ * (ckpt_hash_files) digests the byte ranges the manifest records - chunks
+ * and tensors no larger than a chunk, which together cover every byte
+ * once - on every core, so that one large file is as fast as many; a file
+ * whose ranges do not cover it is hashed whole.  Memory is a fixed buffer
+ * per thread (pread), whatever the file size.  Results land in per-file
+ * slots and are merged in file order, so the report is deterministic
+ * whatever the schedule.
  *
- * A file whose digest does not match is hashed again tensor by tensor
- * against the manifest's tensor digests, to say which tensors changed.
+ * When a chunk fails, the tensors larger than a chunk that overlap it are
+ * hashed in a second pass, to say which tensor changed; smaller tensors
+ * say so from the first pass.
  *
  * With CKPT_VERIFY_FAST, files are checked by size and by a digest cache
  * keyed by (device, inode, size, mtime in ns): a file unchanged since it
@@ -33,9 +38,7 @@
 #include "file.h"
 #include "verify.h"
 
-#define READ_BUF (1u << 20)
 #define WALK_DEPTH_MAX 64
-#define NUM_BUF_ELEMS 65536
 
 /* ------------------------------------------------------------------ */
 /* Findings                                                            */
@@ -572,7 +575,7 @@ text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
 }
 
 static void
-job_open(struct pool *p, struct job *j, unsigned char *buf)
+job_open(struct pool *p, struct job *j)
 {
 	struct vfile *vf = j->vf;
 	struct ckpt_file *f;
@@ -625,23 +628,19 @@ static void *
 worker_main(void *arg)
 {
 	struct pool *p = ((struct worker *)arg)->p;
-	unsigned char *buf = malloc(READ_BUF);
 
 	for (;;) {
 		struct job *j;
 
 		pthread_mutex_lock(&p->lock);
-		if (!buf)
-			p->fatal = CKPT_ERR_NOMEM;
 		if (p->next >= p->njobs || p->fatal) {
 			pthread_mutex_unlock(&p->lock);
 			break;
 		}
 		j = &p->jobs[p->next++];
 		pthread_mutex_unlock(&p->lock);
-		job_open(p, j, buf);
+		job_open(p, j);
 	}
-	free(buf);
 	return NULL;
 }
 

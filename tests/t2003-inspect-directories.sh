@@ -100,7 +100,8 @@ test_expect_success 'an unreadable shard: exit 3 and the index says so' '
 	ckpt-test-tool truncate unr/model-00002-of-00002.safetensors 108 &&
 	test_expect_code 3 ckpt inspect unr >out 2>err &&
 	test_grep "model-00002-of-00002.safetensors: file truncated" err &&
-	test_grep "index-shard-unreadable" out
+	test_grep "index-shard-unreadable" out &&
+	test_grep "^error:   file truncated: tensor data ends at byte 112" out
 '
 
 test_expect_success 'an invalid index is an error with its offset' '

@@ -111,7 +111,9 @@ test_expect_success TORCH 'a DCP directory: chunk table, coverage checked' '
 	EOF
 	test_cmp expect chunks &&
 	test_grep "^model.w  *F32  *\[4, 6\]" out &&
-	! grep "^checkpoint findings" out
+	! grep "^checkpoint findings" out &&
+	ckpt inspect --stats "$D/good" >out &&
+	test_grep "^model.w  *F32  *\[4, 6\]  *24  *96 B  *(no data)  *-" out
 '
 
 test_expect_success TORCH 'DCP: a chunk missing from the metadata is a gap' '

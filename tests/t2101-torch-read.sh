@@ -16,7 +16,8 @@ check_tensors() {
 
 for f in dtypes.pt views.pt nested.pt state_dict.pt params.pt \
     lightning.ckpt optimizer.pt rng_state.pth legacy.pt legacy_dtypes.pt \
-    proto4.pt buffer.pt bare_tensor.pt bigendian.pt deflated.pt script.pt
+    proto4.pt buffer.pt bare_tensor.pt bigendian.pt deflated.pt script.pt \
+    sparse.pt
 do
 	test_expect_success TORCH "$f: names, dtypes, shapes, bytes as torch" "
 		check_tensors $f

@@ -167,6 +167,25 @@ test_expect_success 'a corrupt cache file is ignored' '
 	test_grep "^k5/a.txt: OK" out
 '
 
+test_expect_success 'a listed file swapped for a symlink is not followed' '
+	mk l1 && mv l1/b.txt outside.txt && ln -s ../outside.txt l1/b.txt &&
+	test_expect_code 1 ckpt verify l1 >out &&
+	test_grep "^l1/b.txt: FAILED (symlink)$" out
+'
+
+test_expect_success 'the mutable status file is not an EXTRA file' '
+	mk st1 && echo "{\"load_test\": \"ok\"}" >st1/ckpt-status.json &&
+	ckpt verify st1 >out &&
+	! grep status out
+'
+
+test_expect_success 'a file replaced by a directory is reported' '
+	mk dd && rm dd/c.json && mkdir dd/c.json && echo x >dd/c.json/y &&
+	test_expect_code 1 ckpt verify dd >out &&
+	test_grep "^dd/c.json: MISSING$" out &&
+	test_grep "^dd/c.json/y: EXTRA$" out
+'
+
 test_expect_success '-j 1 and -j 4 give the same verdicts' '
 	mk j1 && ckpt-test-tool flip j1/a.txt 3000 &&
 	test_expect_code 1 ckpt verify -j 1 j1 >out1 &&

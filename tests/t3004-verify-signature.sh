@@ -155,6 +155,17 @@ test_expect_success 'store: --all and --subset' '
 	sort all >a && sort slices >b && test_cmp a b
 '
 
+test_expect_success 'MODEL@vN: the manifest must have the digest the registry recorded' '
+	d=$(sha256sum st/runs/r1/step-2/ckpt-manifest.json | cut -d" " -f1) &&
+	mkdir -p st/registry/m &&
+	printf "{\"schema\": 1, \"model\": \"m\", \"version\": 1, \"run\": \"r1\", \"step\": 2, \"manifest\": \"sha256:%s\"}\n" "$d" >st/registry/m/v1.json &&
+	printf "{\"schema\": 1, \"model\": \"m\", \"version\": 2, \"run\": \"r1\", \"step\": 1, \"manifest\": \"sha256:%s\"}\n" "$d" >st/registry/m/v2.json &&
+	ckpt -C st verify m@v1 >out &&
+	test_grep "step-2/a.txt: OK" out &&
+	test_expect_code 1 ckpt -C st verify m@v2 >out &&
+	test_grep "FAILED (manifest-digest-mismatch)" out
+'
+
 test_expect_success 'an unknown reference is an error, not a pass' '
 	test_must_fail ckpt -C st verify r1@99 >out 2>err &&
 	test ! -s out

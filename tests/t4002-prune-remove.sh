@@ -116,17 +116,17 @@ test_expect_success 'a failed removal: exit 1, the rest removed, the failure nam
 	test_grep "\"error\": \"cannot move" out.json
 '
 
-test_expect_success 'lock held: exit 3 at once with --wait 0, after the wait otherwise' '
+test_expect_success 'lock held: exit 3 at once with --lock-timeout 0, after the wait otherwise' '
 	rm -rf s && cp -R s0 s &&
 	hold_lock s &&
 	test_when_finished "kill \$(cat holder.pid) 2>/dev/null" &&
-	test_expect_code 3 ckpt -C s prune --run a --keep-last 1 --wait 0 >out 2>err &&
+	test_expect_code 3 ckpt -C s prune --run a --keep-last 1 --lock-timeout 0 >out 2>err &&
 	test ! -s out &&
 	grep -i "lock" err &&
-	test_expect_code 3 ckpt -C s prune --run a --keep-last 1 --wait 1 2>err &&
-	test_expect_code 3 ckpt -C s pin a@1 --wait 0 2>err &&
-	test_expect_code 3 ckpt -C s unpin a@1 --wait 0 2>err &&
-	test_expect_code 3 ckpt -C s gc --wait 0 2>err &&
+	test_expect_code 3 ckpt -C s prune --run a --keep-last 1 --lock-timeout 1 2>err &&
+	test_expect_code 3 ckpt -C s pin a@1 --lock-timeout 0 2>err &&
+	test_expect_code 3 ckpt -C s unpin a@1 --lock-timeout 0 2>err &&
+	test_expect_code 3 ckpt -C s gc --lock-timeout 0 2>err &&
 	ckpt -C s prune --run a --keep-last 1 --dry-run >out &&
 	test_grep "^would remove 4 of 5" out &&
 	echo "1 2 3 4 5 " >expect && steps s a >actual && test_cmp expect actual
@@ -135,7 +135,7 @@ test_expect_success 'lock held: exit 3 at once with --wait 0, after the wait oth
 test_expect_success 'a prune waits for a lock that is released' '
 	rm -rf s && cp -R s0 s &&
 	hold_lock s 1 &&
-	ckpt -C s prune --run a --keep-last 1 --wait 20 >out &&
+	ckpt -C s prune --run a --keep-last 1 --lock-timeout 20 >out &&
 	wait $(cat holder.pid) &&
 	echo "5 " >expect && steps s a >actual && test_cmp expect actual
 '

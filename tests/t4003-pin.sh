@@ -53,6 +53,9 @@ test_expect_success 'RUN@latest, RUN@best (metric from the flags or ckpt.yaml), 
 		>s/ckpt.yaml &&
 	ckpt -C s pin a@best >out &&
 	test_grep "^pinned a@10$" out &&
+	ckpt -C s pin a@best --mode min >out &&
+	test_grep "^pinned a@20$" out &&
+	ckpt -C s unpin a@20 &&
 	ckpt -C s pin --json s/runs/b/step-1 >out.json &&
 	"$PYTHON" -c "
 import json, os

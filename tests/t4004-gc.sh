@@ -22,8 +22,7 @@ mkstaging() {
 
 test_expect_success 'setup: a store with leftovers of every kind' '
 	mkstore s a@1 a@2 &&
-	sleep 300 &
-	echo $! >live.pid &&
+	{ sleep 300 & echo $! >live.pid; } &&
 	dead=$(cat /proc/sys/kernel/pid_max) &&
 	mkstaging s/runs/a/.tmp-step-3.live.x $(cat live.pid) "$HOST" $OLD &&
 	mkstaging s/runs/a/.tmp-step-4.dead.x $dead "$HOST" $OLD &&

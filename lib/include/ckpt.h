@@ -330,6 +330,22 @@ CKPT_API int ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
  * checkpoint directory, a sharded model with *.index.json, a DCP directory,
  * a committed store checkpoint).  Files are listed in byte order of their
  * paths relative to the root.
+ *
+ * A directory is every regular file under it, recursively; symbolic links
+ * and special files inside it are not followed or read (each is a
+ * "symlink-not-followed" / "special-file-skipped" finding).  Every file is
+ * opened with ckpt_file_open(); one that cannot be read keeps its error
+ * (ckpt_checkpoint_file_error) and the checkpoint still opens, so that a
+ * caller can report every problem.  ckpt_checkpoint_open() itself fails
+ * only when the path cannot be reached or walked, or memory runs out.
+ *
+ * Checkpoint findings (stable ids): index-shard-missing,
+ * index-shard-unreadable, index-bad-shard-path, index-tensor-missing,
+ * index-tensor-unmapped (warning), index-total-size-mismatch (warning);
+ * dcp-chunk-out-of-bounds, dcp-chunk-overlap, dcp-chunk-gap,
+ * dcp-chunk-rank-mismatch, dcp-chunk-no-storage, dcp-item-no-storage,
+ * dcp-storage-file-missing, dcp-storage-out-of-range, dcp-bad-storage-path,
+ * dcp-bad-metadata; symlink-not-followed, special-file-skipped (warnings).
  */
 struct ckpt_checkpoint;
 
@@ -342,12 +358,13 @@ CKPT_API bool ckpt_checkpoint_is_directory(const struct ckpt_checkpoint *c);
 /** "safetensors", "torch-zip", "hf-checkpoint", "hf-sharded", "dcp", ... */
 CKPT_API const char *ckpt_checkpoint_kind(const struct ckpt_checkpoint *c);
 CKPT_API size_t ckpt_checkpoint_file_count(const struct ckpt_checkpoint *c);
-/** Relative path of file i ("" ... for a single-file checkpoint: its name). */
+/** Relative path of file i; for a single-file checkpoint, its base name. */
 CKPT_API const char *ckpt_checkpoint_file_name(
     const struct ckpt_checkpoint *c, size_t i);
 /** The open file i, or NULL when it could not be parsed (see its error). */
 CKPT_API const struct ckpt_file *ckpt_checkpoint_file(
     const struct ckpt_checkpoint *c, size_t i);
+/** Why file i could not be read, or NULL when it was. */
 CKPT_API const struct ckpt_error *ckpt_checkpoint_file_error(
     const struct ckpt_checkpoint *c, size_t i);
 /** Findings about the whole (index weight_map vs shards, DCP coverage). */

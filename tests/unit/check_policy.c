@@ -797,6 +797,21 @@ START_TEST(test_describe_and_merge)
 	ck_assert_str_eq(d, "keep 3 last, 2 best by val_loss (max), within "
 	    "2d of the newest, 7 daily");
 	free(d);
+	a.max_size = INT64_C(500) << 30;
+	a.missing = CKPT_MISSING_DROP;
+	d = ckpt_policy_describe(&a);
+	ck_assert_str_eq(d, "keep 3 last, 2 best by val_loss (max), within "
+	    "2d of the newest, 7 daily; drop missing metrics; max size 500G");
+	free(d);
+	ckpt_policy_init(&b);
+	b.max_size = 1000;
+	d = ckpt_policy_describe(&b);
+	ck_assert_str_eq(d, "max size 1000 bytes");
+	free(d);
+	ckpt_policy_init(&b);
+	d = ckpt_policy_describe(&b);
+	ck_assert_str_eq(d, "empty policy");
+	free(d);
 }
 END_TEST
 
