@@ -30,7 +30,7 @@ static const char *const verify_usage[] = {
 
 struct vopts {
 	bool fast, numerics, require_sig, all, no_cache;
-	const char *subset, *metric, *mode;
+	const char *subset, *metric, *mode, *oms, *oms_key;
 	struct strlist keys;
 	long long jobs;
 	unsigned int sub_k, sub_n;
@@ -320,6 +320,10 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "public key (repeatable)"),
 		OPT_BOOL(0, "no-cache", &v.no_cache, "neither read nor "
 		    "update the digest cache"),
+		OPT_STRING(0, "oms-bundle", &v.oms, "file", "also check this "
+		    "OpenSSF model signing bundle"),
+		OPT_STRING(0, "oms-key", &v.oms_key, "pem", "the ECDSA public "
+		    "key of --oms-bundle"),
 		OPT_GROUP("which checkpoints"),
 		OPT_BOOL(0, "all", &v.all, "every checkpoint of the store"),
 		OPT_STRING(0, "subset", &v.subset, "K/N", "the K-th of N "
@@ -344,6 +348,9 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "paths");
 	if (!v.all && !v.subset && !n)
 		usage_error(verify_usage, opts, "nothing to verify");
+	if (!v.oms != !v.oms_key)
+		usage_error(verify_usage, opts, "--oms-bundle and --oms-key "
+		    "go together");
 	if (v.jobs < 0 || v.jobs > 1024)
 		usage_error(verify_usage, opts, "--jobs wants 0..1024");
 
@@ -355,6 +362,8 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	o.threads = (unsigned int)v.jobs;
 	o.store = ctx->store;
 	o.keys = (const char *const *)v.keys.items;
+	o.oms_bundle = v.oms;
+	o.oms_key = v.oms_key;
 	o.nkeys = v.keys.n;
 
 	memset(&t, 0, sizeof(t));

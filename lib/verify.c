@@ -1257,6 +1257,9 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	check_signature(r, man, o);
 	if (S_ISDIR(st.st_mode))
 		check_layout(r, path);
+	if (o && o->oms_bundle && o->oms_key)
+		vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
+		    &r->top);
 	pool_start(&p, o);
 	rc = hash_phase(r, o, false, err);
 	if (!rc)

@@ -78,6 +78,11 @@ int vman_trusted_keys(const struct ckpt_verify_options *o,
 /* The store root holding dir (a directory with .ckpt/), or NULL. */
 char *vman_store_root(const char *dir);
 
+/* Checks an OMS bundle (oms.c) against the model at model; findings go
+ * to top ("oms-valid" info when it holds). */
+void vman_oms_check(const char *model, const char *bundle, const char *pem,
+    unsigned int threads, struct flist *top);
+
 /* The --fast digest cache. */
 struct vcache;
 
