@@ -93,6 +93,8 @@ PROG = $(O)/ckpt
 UNIT = $(O)/tests/unit/ckpt-unit
 TOOL = $(O)/tests/helper/ckpt-test-tool
 PCFILE = $(O)/libckpt.pc
+# The fault-injection shim of the crash tests (LD_PRELOAD).
+FAULT_SO = $(O)/tests/helper/libckpt-fault.so
 
 ifneq ($(V),1)
 QUIET_CC = @echo '   ' CC $@;
@@ -101,7 +103,7 @@ QUIET_LINK = @echo '   ' LINK $@;
 QUIET_GEN = @echo '   ' GEN $@;
 endif
 
-all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL) $(FUZZ_PROGS)
+all:: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE) $(TOOL) $(FUZZ_PROGS) $(FAULT_SO)
 ifeq ($(HAVE_CHECK),yes)
 all:: $(UNIT)
 else
@@ -175,6 +177,11 @@ $(BENCH_PROGS): $(O)/bench/%: $(O)/bench/%.o $(LIB_A)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) \
 		$(DEP_LIBS) $(EXTRA_LIBS)
 
+# Built without sanitizers: it is preloaded into sanitized binaries too.
+$(FAULT_SO): tests/helper/inject/fault.c
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) -shared -fPIC -O2 -Wall -o $@ $< -ldl
+
 $(PCFILE): lib/libckpt.pc.in Makefile
 	@mkdir -p $(dir $@)
 	$(QUIET_GEN)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
@@ -223,7 +230,8 @@ fuzz:
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
 
-install: all
+# Only what it installs, so that an install-only build stays small.
+install: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) \
 		$(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) \
 		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
@@ -261,7 +269,7 @@ clean:
 	rm -rf build-asan build-fuzz tests/trash.* tests/out
 	rm -f tests/unit/suites.inc ckpt lib/libckpt.a lib/libckpt.so.* libckpt.pc CKPT-CFLAGS \
 		tests/unit/ckpt-unit tests/helper/ckpt-test-tool $(BENCH_PROGS) \
-		$(FUZZ_PROGS)
+		$(FUZZ_PROGS) tests/helper/libckpt-fault.so
 	rm -rf bench/out
 	find cmd lib tests bench -name '*.[od]' -delete
 

@@ -15,23 +15,27 @@ static const char *const init_usage[] = {
 };
 
 static const char default_policy[] =
-	"# ckpt.yaml - the store's retention policy and defaults; see\n"
-	"# ckpt-policy(5).  Everything is commented out: until a policy is\n"
-	"# set, 'ckpt prune' refuses to run and nothing is deleted.\n"
+	"# ckpt.yaml - the store's retention policy; see ckpt-policy(5).\n"
+	"# Everything is commented out: until a policy is set, 'ckpt prune'\n"
+	"# refuses to run and nothing is deleted.\n"
 	"#\n"
-	"# policy:\n"
+	"# version: 1\n"
+	"# trash: delete             # or keep (then 'ckpt gc' empties it)\n"
+	"# gc:\n"
+	"#   older_than: 24h         # staging dirs of crashed saves\n"
+	"# prune_on_save: false      # 'ckpt save' prunes after each commit\n"
+	"# default:\n"
 	"#   keep_last: 3            # the newest N checkpoints (by step)\n"
 	"#   keep_best: 2            # the best N by metric\n"
 	"#   metric: val_loss        # also the metric of RUN@best\n"
 	"#   mode: min               # min or max\n"
 	"#   keep_every: 10000       # steps that are a multiple of K\n"
-	"#   keep_within: 2d         # everything newer than this\n"
+	"#   keep_within: 2d         # everything this close to the newest\n"
 	"#   keep_daily: 7           # newest checkpoint of each of 7 days\n"
-	"#   max_size: 500GiB        # disk budget per run\n"
-	"#\n"
-	"# runs:                     # per-run overrides\n"
-	"#   llama-lr3e4:\n"
-	"#     keep_last: 5\n";
+	"#   max_size: 500G          # disk budget per run\n"
+	"# runs:                     # per-run overrides (names or globs)\n"
+	"#   \"sweep-*\":\n"
+	"#     keep_last: 1\n";
 
 static int
 cmd_init_main(int argc, char **argv, struct ctx *ctx)

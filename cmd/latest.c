@@ -5,7 +5,9 @@
  * manifests, never a file time; checkpoints marked failed (a failed load
  * test or validation) are skipped.  With --verified, each candidate from
  * the newest down is re-hashed against its manifest and the first that
- * matches is printed, so a job never resumes from a damaged checkpoint.
+ * matches is printed (ckpt_verify(), as "ckpt verify" checks: files
+ * against the manifest, structure, safety), so a job never resumes from
+ * a damaged checkpoint.
  * Exit 1 when there is none.
  */
 #include "ckpt.h"
@@ -20,115 +22,51 @@ static const char *const latest_usage[] = {
 	NULL
 };
 
-static int
-cmp_off(const void *a, const void *b)
-{
-	const struct ckpt_range_digest *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Bytes of [0, size) covered by the union of the ranges. */
-static uint64_t
-ranges_cover(const struct ckpt_range_digest *r, size_t n, uint64_t size)
-{
-	struct ckpt_range_digest *c = xcalloc(n, sizeof(*c));
-	uint64_t covered = 0, pos = 0;
-
-	memcpy(c, r, n * sizeof(*c));
-	qsort(c, n, sizeof(*c), cmp_off);
-	for (size_t i = 0; i < n; i++) {
-		uint64_t a = c[i].offset > pos ? c[i].offset : pos;
-		uint64_t b = c[i].end < size ? c[i].end : size;
-
-		if (b > a) {
-			covered += b - a;
-			pos = b;
-		}
-	}
-	free(c);
-	return covered;
-}
-
 /*
- * Re-hashes a checkpoint against its manifest: every listed file present
- * with its size and the digests of its chunks and tensors (which together
- * cover every byte; when they do not, the whole-file digest too).
- * Returns true when everything matches; *why says what did not.
+ * Verifies a checkpoint with the verify engine (ckpt_verify(): files
+ * against the manifest, structure, safety).  Returns true when it is
+ * clean; *why names the first problem otherwise.
  */
 static bool
-checkpoint_verifies(const char *dir, char **why)
+checkpoint_verifies(struct ckpt_store *s, const char *dir, char **why)
 {
-	struct ckpt_manifest *m;
-	struct ckpt_hash_job *jobs;
+	struct ckpt_verify_options vo;
+	struct ckpt_report *r;
 	struct ckpt_error err;
-	size_t n;
-	bool ok = true;
+	bool ok;
 
+	memset(&vo, 0, sizeof(vo));
+	vo.store = ckpt_store_root(s);
 	ckpt_error_clear(&err);
-	if (ckpt_manifest_read(dir, &m, &err)) {
+	if (ckpt_verify(dir, &vo, &r, &err)) {
 		*why = xasprintf("%s", err.message);
 		return false;
 	}
-	n = ckpt_manifest_file_count(m);
-	jobs = xcalloc(n, sizeof(*jobs));
-	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_manifest_file *f = ckpt_manifest_file(m, i);
+	ok = ckpt_report_ok(r);
+	if (!ok) {
+		*why = NULL;
+		for (size_t i = 0; i < ckpt_report_file_count(r) && !*why; i++) {
+			const struct ckpt_verify_file *f = ckpt_report_file(r,
+			    i);
 
-		jobs[i].path = xasprintf("%s/%s", dir, f->path);
-		jobs[i].nranges = f->nchunks + f->ntensors;
-		jobs[i].ranges = xcalloc(jobs[i].nranges, sizeof(
-		    *jobs[i].ranges));
-		for (size_t k = 0; k < f->nchunks; k++) {
-			jobs[i].ranges[k] = f->chunks[k];
+			if (f->status != CKPT_VERIFY_OK)
+				*why = xasprintf("%s: %s%s%s%s", f->name,
+				    ckpt_verify_status_name(f->status),
+				    f->reason ? " (" : "", f->reason ?
+				    f->reason : "", f->reason ? ")" : "");
 		}
-		for (size_t k = 0; k < f->ntensors; k++)
-			jobs[i].ranges[f->nchunks + k] = f->tensors[k].bytes;
-		/* The whole-file digest only when the ranges leave a gap. */
-		jobs[i].whole = ranges_cover(jobs[i].ranges, jobs[i].nranges,
-		    f->size) != f->size;
-	}
-	ckpt_hash_files(jobs, n, 0, NULL, NULL, &err);
-	for (size_t i = 0; i < n && ok; i++) {
-		const struct ckpt_manifest_file *f = ckpt_manifest_file(m, i);
+		for (size_t i = 0; i < ckpt_report_finding_count(r) && !*why;
+		    i++) {
+			const struct ckpt_finding *fd = ckpt_report_finding(r,
+			    i);
 
-		if (jobs[i].status) {
-			*why = xasprintf("%s: %s", f->path,
-			    jobs[i].err.message);
-			ok = false;
-		} else if (jobs[i].size != f->size) {
-			*why = xasprintf("%s: size %llu, manifest says %llu",
-			    f->path, (unsigned long long)jobs[i].size,
-			    (unsigned long long)f->size);
-			ok = false;
-		} else if (jobs[i].whole && memcmp(jobs[i].sha256, f->sha256,
-		    CKPT_SHA256_BYTES)) {
-			*why = xasprintf("%s: SHA-256 differs", f->path);
-			ok = false;
+			if (fd->severity >= CKPT_SEV_WARNING)
+				*why = xasprintf("%s", fd->message);
 		}
-		for (size_t k = 0; ok && k < f->nchunks; k++)
-			if (memcmp(jobs[i].ranges[k].sha256,
-			    f->chunks[k].sha256, CKPT_SHA256_BYTES)) {
-				*why = xasprintf("%s: bytes %llu-%llu differ",
-				    f->path, (unsigned long long)
-				    f->chunks[k].offset, (unsigned long long)
-				    f->chunks[k].end);
-				ok = false;
-			}
-		for (size_t k = 0; ok && k < f->ntensors; k++)
-			if (memcmp(jobs[i].ranges[f->nchunks + k].sha256,
-			    f->tensors[k].bytes.sha256, CKPT_SHA256_BYTES)) {
-				*why = xasprintf("%s: tensor %s differs",
-				    f->path, f->tensors[k].name);
-				ok = false;
-			}
+		if (!*why)
+			*why = xstrdup("verification failed");
 	}
-	for (size_t i = 0; i < n; i++) {
-		free((char *)jobs[i].path);
-		free(jobs[i].ranges);
-	}
-	free(jobs);
-	ckpt_manifest_free(m);
+	ckpt_report_free(r);
 	return ok;
 }
 
@@ -167,7 +105,7 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 
 		if (e->failed)
 			continue;
-		if (verified && !checkpoint_verifies(e->path, &why)) {
+		if (verified && !checkpoint_verifies(s, e->path, &why)) {
 			warning("%s@%lld does not verify (%s); trying an older "
 			    "one", e->run, (long long)e->step, why);
 			free(why);

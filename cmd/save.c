@@ -1,29 +1,1216 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * save.c - placeholder: "ckpt save" is being written (see the issues); it
- * parses its options and reports that it cannot run yet.
+ * save.c - "ckpt save": commit files or a directory as checkpoint
+ * RUN@STEP of the store, atomically (the protocol is in lib/save.c and
+ * ckpt-save(1)).  This file gathers the metadata the library cannot know:
+ * flags, the config file as JSON, the git state of the working directory,
+ * the data fingerprint, the environment file, GPUs, a Hugging Face
+ * trainer_state.json; and after the commit it runs --load-test and
+ * --prune.
+ *
+ * Choices: the committed path is printed on stdout (scripts use it);
+ * --background forks a detached process that owns the staging directory
+ * and returns once that process has taken over; a failing load test
+ * marks the checkpoint failed (latest skips it) and exits 1; --prune (or
+ * prune_on_save in ckpt.yaml) prunes the run with ckpt_store_prune() after
+ * the commit, and its failure is only a warning: it never undoes a commit.
  */
 #include "ckpt.h"
+#include "output.h"
 #include "parse-options.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *const save_usage[] = {
-	"ckpt save [<options>]",
+	"ckpt save [options] --run run --step n path ...",
+	"ckpt save [options] --adopt dir",
 	NULL
 };
+
+#define TAIL_MAX 4096
+
+/* ------------------------------------------------------------------ */
+/* Subprocesses                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Runs argv (no shell) in dir with stdout captured (at most max bytes,
+ * stderr discarded).  Returns the exit status or -1; *out is allocated.
+ */
+static int
+run_capture(const char *const argv[], const char *dir, char **out, size_t max)
+{
+	int pfd[2], status;
+	size_t len = 0;
+	char *buf = xmalloc(max + 1);
+	pid_t pid;
+
+	if (pipe(pfd)) {
+		free(buf);
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		free(buf);
+		return -1;
+	}
+	if (!pid) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(pfd[1], 1);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 2);
+		}
+		close(pfd[0]);
+		if (dir && chdir(dir))
+			_exit(127);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		char tmp[4096];
+		ssize_t n = read(pfd[0], tmp, sizeof(tmp));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (len < max) {
+			size_t k = (size_t)n < max - len ? (size_t)n : max - len;
+
+			memcpy(buf + len, tmp, k);
+			len += k;
+		}
+	}
+	close(pfd[0]);
+	buf[len] = '\0';
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	*out = buf;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+chomp(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+/* git commit, branch and dirty state of the working directory. */
+static json_t *
+git_state(void)
+{
+	const char *const argv_head[] = { "git", "rev-parse", "--verify", "-q", "HEAD",
+		NULL };
+	const char *const argv_branch[] = { "git", "symbolic-ref", "--short", "-q", "HEAD",
+		NULL };
+	const char *const argv_dirty[] = { "git", "status", "--porcelain",
+		"--untracked-files=no", NULL };
+	const char *const argv_top[] = { "git", "rev-parse", "--show-toplevel", NULL };
+	char *out;
+	json_t *g;
+
+	if (run_capture(argv_top, NULL, &out, 4096) != 0) {
+		free(out);
+		return NULL;	/* no git, or not in a repository */
+	}
+	chomp(out);
+	g = json_object();
+	json_object_set_new(g, "toplevel", json_string(out));
+	free(out);
+	if (run_capture(argv_head, NULL, &out, 256) == 0) {
+		chomp(out);
+		json_object_set_new(g, "commit", json_string(out));
+	} else {
+		json_object_set_new(g, "commit", json_null());
+	}
+	free(out);
+	if (run_capture(argv_branch, NULL, &out, 1024) == 0) {
+		chomp(out);
+		json_object_set_new(g, "branch", json_string(out));
+	} else {
+		json_object_set_new(g, "branch", json_null());	/* detached */
+	}
+	free(out);
+	if (run_capture(argv_dirty, NULL, &out, 1 << 20) == 0)
+		json_object_set_new(g, "dirty", json_boolean(*out != '\0'));
+	free(out);
+	return g;
+}
+
+/* GPU models from the NVIDIA driver's /proc files, else nvidia-smi. */
+static json_t *
+gpu_models(void)
+{
+	json_t *arr = json_array();
+	glob_t g;
+
+	if (!glob("/proc/driver/nvidia/gpus/*/information", 0, NULL, &g)) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			FILE *fp = fopen(g.gl_pathv[i], "re");
+			char line[512];
+
+			while (fp && fgets(line, sizeof(line), fp)) {
+				char *v;
+
+				if (strncmp(line, "Model:", 6))
+					continue;
+				v = line + 6;
+				while (*v == ' ' || *v == '\t')
+					v++;
+				chomp(v);
+				json_array_append_new(arr, json_string(v));
+			}
+			if (fp)
+				fclose(fp);
+		}
+		globfree(&g);
+	}
+	if (!json_array_size(arr)) {
+		const char *const argv[] = { "nvidia-smi", "--query-gpu=name",
+			"--format=csv,noheader", NULL };
+		char *out, *line, *save = NULL;
+
+		if (run_capture(argv, NULL, &out, 65536) == 0)
+			for (line = strtok_r(out, "\n", &save); line;
+			    line = strtok_r(NULL, "\n", &save)) {
+				chomp(line);
+				if (*line)
+					json_array_append_new(arr,
+					    json_string(line));
+			}
+		free(out);
+	}
+	if (!json_array_size(arr)) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata from files                                                 */
+/* ------------------------------------------------------------------ */
+
+static json_t *
+digest_of_file(const char *path)
+{
+	struct ckpt_hash_job job;
+	struct ckpt_error err;
+	char hex[CKPT_HASH_HEX_MAX];
+	char *s;
+	json_t *j;
+
+	memset(&job, 0, sizeof(job));
+	job.path = path;
+	job.whole = true;
+	ckpt_error_clear(&err);
+	if (ckpt_hash_files(&job, 1, 1, NULL, NULL, &err)) {
+		error_ckpt(&err);
+		exit(CKPT_EXIT_USAGE);
+	}
+	ckpt_hex(job.sha256, CKPT_SHA256_BYTES, hex);
+	s = xasprintf("sha256:%s", hex);
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+struct dfile {
+	char *path;	/* as found */
+	char *name;	/* for the fingerprint */
+};
+
+static int
+cmp_dfile(const void *a, const void *b)
+{
+	return strcmp(((const struct dfile *)a)->name,
+	    ((const struct dfile *)b)->name);
+}
+
+static void
+walk_data(const char *path, const char *name, struct dfile **v, size_t *n,
+    int depth)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		die_usage("--data %s: %s", path, strerror(errno));
+	if (S_ISREG(st.st_mode)) {
+		*v = xreallocarray(*v, *n + 1, sizeof(**v));
+		(*v)[*n].path = xstrdup(path);
+		(*v)[*n].name = xstrdup(name);
+		(*n)++;
+	} else if (S_ISDIR(st.st_mode) && depth < 64) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+
+		if (!d)
+			die_errno("cannot open directory '%s'", path);
+		while ((de = readdir(d))) {
+			char *p, *nm;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name,
+			    ".."))
+				continue;
+			p = xasprintf("%s/%s", path, de->d_name);
+			nm = xasprintf("%s/%s", name, de->d_name);
+			walk_data(p, nm, v, n, depth + 1);
+			free(p);
+			free(nm);
+		}
+		closedir(d);
+	}
+}
+
+/*
+ * The data fingerprint: SHA-256 of every file under the --data paths,
+ * then the SHA-256 of the sorted lines "sha256:HEX SIZE NAME\n", where
+ * NAME is relative to each given path's parent (so moving the data set
+ * elsewhere keeps its fingerprint).
+ */
+static json_t *
+data_fingerprint(const struct strlist *paths)
+{
+	struct dfile *v = NULL;
+	struct ckpt_hash_job *jobs;
+	struct ckpt_error err;
+	struct ckpt_hash *h;
+	unsigned char d[CKPT_SHA256_BYTES];
+	char hex[CKPT_HASH_HEX_MAX];
+	uint64_t total = 0;
+	size_t n = 0;
+	json_t *j, *given = json_array();
+
+	for (size_t i = 0; i < paths->n; i++) {
+		const char *p = paths->items[i];
+		const char *b = strrchr(p, '/');
+		char *trim = xstrdup(p);
+
+		while (strlen(trim) > 1 && trim[strlen(trim) - 1] == '/')
+			trim[strlen(trim) - 1] = '\0';
+		b = strrchr(trim, '/');
+		walk_data(trim, b ? b + 1 : trim, &v, &n, 0);
+		json_array_append_new(given, json_string(p));
+		free(trim);
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_dfile);
+	jobs = xcalloc(n, sizeof(*jobs));
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].path = v[i].path;
+		jobs[i].whole = true;
+	}
+	ckpt_error_clear(&err);
+	if (ckpt_hash_files(jobs, n, 0, NULL, NULL, &err)) {
+		error_ckpt(&err);
+		exit(CKPT_EXIT_USAGE);
+	}
+	if (ckpt_hash_new(CKPT_HASH_SHA256, &h, &err))
+		die_ckpt(&err);
+	for (size_t i = 0; i < n; i++) {
+		char *line;
+
+		ckpt_hex(jobs[i].sha256, CKPT_SHA256_BYTES, hex);
+		line = xasprintf("sha256:%s %llu %s\n", hex,
+		    (unsigned long long)jobs[i].size, v[i].name);
+		ckpt_hash_update(h, line, strlen(line));
+		free(line);
+		total += jobs[i].size;
+	}
+	if (ckpt_hash_final(h, d, &err))
+		die_ckpt(&err);
+	ckpt_hash_free(h);
+	ckpt_hex(d, sizeof(d), hex);
+	j = json_object();
+	json_object_set_new(j, "paths", given);
+	json_object_set_new(j, "files", json_integer((json_int_t)n));
+	json_object_set_new(j, "size", json_integer((json_int_t)total));
+	{
+		char *s = xasprintf("sha256:%s", hex);
+
+		json_object_set_new(j, "digest", json_string(s));
+		free(s);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].name);
+	}
+	free(v);
+	free(jobs);
+	return j;
+}
+
+static bool
+is_text(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x09 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static json_t *
+env_file(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	FILE *fp = fopen(path, "re");
+	json_t *j = json_object();
+	char *buf;
+	size_t n;
+
+	if (!fp)
+		die_usage("--env %s: %s", path, strerror(errno));
+	buf = xmalloc((1 << 20) + 1);
+	n = fread(buf, 1, 1 << 20, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	json_object_set_new(j, "file", json_string(b ? b + 1 : path));
+	json_object_set_new(j, "sha256", digest_of_file(path));
+	/* The content of a requirements/lock file, when it is small text. */
+	if (n < (1 << 20) && is_text(buf, n)) {
+		json_t *c = json_stringn(buf, n);
+
+		if (c)
+			json_object_set_new(j, "content", c);
+	}
+	free(buf);
+	return j;
+}
+
+static json_t *
+config_file(const char *path)
+{
+	struct ckpt_error err;
+	json_t *j, *content;
+	char *text;
+
+	ckpt_error_clear(&err);
+	if (ckpt_config_to_json(path, &text, &err)) {
+		error_ckpt(&err);
+		exit(err.code == CKPT_ERR_NOMEM ? CKPT_EXIT_ERROR :
+		    CKPT_EXIT_USAGE);
+	}
+	content = json_loads(text, JSON_DECODE_ANY, NULL);
+	free(text);
+	if (!content)
+		die("%s: cannot re-read the converted config", path);
+	j = json_object();
+	{
+		const char *b = strrchr(path, '/');
+
+		json_object_set_new(j, "file", json_string(b ? b + 1 : path));
+	}
+	json_object_set_new(j, "sha256", digest_of_file(path));
+	json_object_set_new(j, "content", content);
+	return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hugging Face adoption                                               */
+/* ------------------------------------------------------------------ */
+
+struct adopt {
+	long long step;
+	bool has_step;
+	double epoch;
+	json_t *metrics;
+	json_t *trainer;
+};
+
+/*
+ * Python's json module writes NaN, Infinity and -Infinity, which JSON
+ * (and jansson) do not have: they become null ("no value") here.
+ */
+static json_t *
+load_python_json(const char *path, json_error_t *je)
+{
+	FILE *fp = fopen(path, "re");
+	char *in, *out;
+	size_t n, o = 0;
+	bool str = false;
+	json_t *j;
+
+	if (!fp) {
+		snprintf(je->text, sizeof(je->text), "%s", strerror(errno));
+		je->line = je->column = 0;
+		return NULL;
+	}
+	in = xmalloc((64 << 20) + 1);
+	n = fread(in, 1, 64 << 20, fp);
+	fclose(fp);
+	out = xmalloc(2 * n + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (str) {
+			out[o++] = in[i];
+			if (in[i] == '\\' && i + 1 < n)
+				out[o++] = in[++i];
+			else if (in[i] == '"')
+				str = false;
+			continue;
+		}
+		if (in[i] == '"') {
+			str = true;
+		} else if (n - i >= 3 && !memcmp(in + i, "NaN", 3)) {
+			memcpy(out + o, "null", 4);
+			o += 4;
+			i += 2;
+			continue;
+		} else if (n - i >= 9 && !memcmp(in + i, "-Infinity", 9)) {
+			memcpy(out + o, "null", 4);
+			o += 4;
+			i += 8;
+			continue;
+		} else if (n - i >= 8 && !memcmp(in + i, "Infinity", 8)) {
+			memcpy(out + o, "null", 4);
+			o += 4;
+			i += 7;
+			continue;
+		}
+		out[o++] = in[i];
+	}
+	j = json_loadb(out, o, JSON_REJECT_DUPLICATES, je);
+	free(in);
+	free(out);
+	return j;
+}
+
+static void
+read_trainer_state(const char *dir, struct adopt *a)
+{
+	char *path = xasprintf("%s/trainer_state.json", dir);
+	json_error_t je;
+	json_t *j, *v, *hist, *e;
+	size_t i;
+
+	a->epoch = NAN;
+	a->metrics = json_object();
+	j = load_python_json(path, &je);
+	if (!j) {
+		struct stat st;
+
+		if (!stat(path, &st))
+			die_usage("%s: line %d, column %d: %s", path, je.line,
+			    je.column, je.text);
+		free(path);
+		/* No trainer state: the step may be in the name. */
+		{
+			const char *b = strrchr(dir, '/');
+			long long s;
+			char *end;
+
+			b = b ? b + 1 : dir;
+			if (!strncmp(b, "checkpoint-", 11)) {
+				errno = 0;
+				s = strtoll(b + 11, &end, 10);
+				if (!errno && !*end && s >= 0) {
+					a->step = s;
+					a->has_step = true;
+				}
+			}
+		}
+		return;
+	}
+	free(path);
+	v = json_object_get(j, "global_step");
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		a->step = json_integer_value(v);
+		a->has_step = true;
+	}
+	v = json_object_get(j, "epoch");
+	if (json_is_number(v))
+		a->epoch = json_number_value(v);
+	hist = json_object_get(j, "log_history");
+	json_array_foreach(hist, i, e) {
+		const char *k;
+		json_t *val;
+
+		if (!a->has_step || !json_is_integer(json_object_get(e,
+		    "step")) || json_integer_value(json_object_get(e,
+		    "step")) != a->step)
+			continue;
+		json_object_foreach(e, k, val) {
+			if (!strcmp(k, "step") || !strcmp(k, "epoch"))
+				continue;
+			/* null: logged as NaN/Infinity, "no value". */
+			if (json_is_number(val) || json_is_null(val))
+				json_object_set(a->metrics, k, val);
+		}
+	}
+	v = json_object_get(j, "best_metric");
+	if (json_is_number(v))
+		json_object_set(a->metrics, "best_metric", v);
+	a->trainer = json_object();
+	json_object_set(a->trainer, "global_step", json_object_get(j,
+	    "global_step"));
+	if (json_object_get(j, "best_model_checkpoint"))
+		json_object_set(a->trainer, "best_model_checkpoint",
+		    json_object_get(j, "best_model_checkpoint"));
+	if (json_object_get(j, "best_metric"))
+		json_object_set(a->trainer, "best_metric",
+		    json_object_get(j, "best_metric"));
+	json_decref(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Load test                                                           */
+/* ------------------------------------------------------------------ */
+
+static char *
+shell_quote(const char *s)
+{
+	size_t n = strlen(s), o = 0;
+	char *q = xmalloc(4 * n + 3);
+
+	q[o++] = '\'';
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\'') {
+			memcpy(q + o, "'\\''", 4);
+			o += 4;
+		} else {
+			q[o++] = s[i];
+		}
+	}
+	q[o++] = '\'';
+	q[o] = '\0';
+	return q;
+}
+
+static char *
+substitute(const char *cmd, const char *path)
+{
+	char *q = shell_quote(path), *out = xstrdup("");
+	const char *p = cmd, *hit;
+
+	while ((hit = strstr(p, "{}"))) {
+		char *n = xasprintf("%s%.*s%s", out, (int)(hit - p), p, q);
+
+		free(out);
+		out = n;
+		p = hit + 2;
+	}
+	{
+		char *n = xasprintf("%s%s", out, p);
+
+		free(out);
+		out = n;
+	}
+	free(q);
+	return out;
+}
+
+/*
+ * Runs cmd through /bin/sh in its own process group with {} replaced by
+ * the quoted path and CKPT_PATH set; keeps the last TAIL_MAX bytes of its
+ * output.  Returns a JSON object with the result.
+ */
+static json_t *
+load_test(const char *cmd, const char *path, double timeout)
+{
+	char *full = substitute(cmd, path);
+	char tail[TAIL_MAX];
+	size_t tlen = 0;
+	bool timed_out = false;
+	int pfd[2], status = 0;
+	double t0 = now_seconds();
+	json_t *j;
+	pid_t pid;
+
+	if (pipe(pfd))
+		die_errno("cannot create a pipe");
+	pid = fork();
+	if (pid < 0)
+		die_errno("cannot fork");
+	if (!pid) {
+		int null = open("/dev/null", O_RDONLY);
+
+		setpgid(0, 0);
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		close(pfd[1]);
+		setenv("CKPT_PATH", path, 1);
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		double left = timeout > 0 ? timeout - (now_seconds() - t0) : -1;
+		char buf[4096];
+		ssize_t n;
+		int r;
+
+		if (timeout > 0 && left <= 0) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			timed_out = true;
+			break;
+		}
+		r = poll(&p, 1, left < 0 ? -1 : (int)(left * 1000) + 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			continue;
+		n = read(pfd[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		/* Keep the tail: shift out what no longer fits. */
+		if ((size_t)n >= TAIL_MAX) {
+			memcpy(tail, buf + n - TAIL_MAX, TAIL_MAX);
+			tlen = TAIL_MAX;
+		} else {
+			if (tlen + (size_t)n > TAIL_MAX) {
+				size_t drop = tlen + (size_t)n - TAIL_MAX;
+
+				memmove(tail, tail + drop, tlen - drop);
+				tlen -= drop;
+			}
+			memcpy(tail + tlen, buf, (size_t)n);
+			tlen += (size_t)n;
+		}
+	}
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	j = json_object();
+	json_object_set_new(j, "command", json_string(cmd));
+	json_object_set_new(j, "exit_status", WIFEXITED(status) ?
+	    json_integer(WEXITSTATUS(status)) : json_null());
+	json_object_set_new(j, "signal", WIFSIGNALED(status) ?
+	    json_integer(WTERMSIG(status)) : json_null());
+	json_object_set_new(j, "timed_out", json_boolean(timed_out));
+	{
+		json_t *t = json_stringn(tail, tlen);
+
+		/* Output that is not UTF-8 is kept as hex-free text. */
+		if (!t) {
+			for (size_t i = 0; i < tlen; i++)
+				if ((unsigned char)tail[i] >= 0x80)
+					tail[i] = '?';
+			t = json_stringn(tail, tlen);
+		}
+		json_object_set_new(j, "output_tail", t ? t : json_string(""));
+	}
+	json_object_set_new(j, "seconds", json_real(now_seconds() - t0));
+	json_object_set_new(j, "result", json_string(!timed_out &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : "failed"));
+	free(full);
+	return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* The command                                                         */
+/* ------------------------------------------------------------------ */
+
+struct save_args {
+	const char *run, *step_s, *epoch_s, *config, *data_version, *env;
+	const char *note, *resumed_from, *scope, *adopt, *load_test;
+	const char *lock_timeout_s, *load_timeout_s, *jobs_s, *chunk_s;
+	struct strlist metrics, data, tags;
+	bool move, copy, link, force, background, prune;
+};
+
+static void
+progress_cb(uint64_t done, uint64_t total, void *data)
+{
+	struct progress *p = data;
+
+	p->total = total;
+	progress_update(p, done);
+}
+
+static json_t *
+build_metadata(struct ctx *ctx, struct save_args *a, struct adopt *ad,
+    struct ckpt_store **storep)
+{
+	json_t *m = json_object(), *metrics = json_object(), *tags;
+	json_t *env = NULL, *gpus, *git;
+	double epoch = ad ? ad->epoch : NAN;
+
+	if (a->epoch_s && parse_double(a->epoch_s, &epoch))
+		die_usage("--epoch '%s' is not a number", a->epoch_s);
+	json_object_set_new(m, "epoch", isnan(epoch) ? json_null() :
+	    json_real(epoch));
+	if (ad && ad->metrics)
+		json_object_update(metrics, ad->metrics);
+	for (size_t i = 0; i < a->metrics.n; i++) {
+		char *kv = a->metrics.items[i], *eq = strchr(kv, '=');
+		double v;
+
+		if (!eq || eq == kv)
+			die_usage("--metric '%s': expected NAME=VALUE", kv);
+		*eq = '\0';
+		if (!strcasecmp(eq + 1, "nan") || !eq[1])
+			v = NAN;
+		else if (parse_double(eq + 1, &v))
+			die_usage("--metric %s: '%s' is not a number", kv,
+			    eq + 1);
+		json_object_set_new(metrics, kv, isnan(v) || isinf(v) ?
+		    json_null() : json_real(v));
+	}
+	json_object_set_new(m, "metrics", metrics);
+	tags = json_array();
+	for (size_t i = 0; i < a->tags.n; i++)
+		json_array_append_new(tags, json_string(a->tags.items[i]));
+	json_object_set_new(m, "tags", tags);
+	if (a->note)
+		json_object_set_new(m, "note", json_string(a->note));
+	if (a->scope) {
+		if (strcmp(a->scope, "full") && strcmp(a->scope,
+		    "weights-only"))
+			die_usage("--scope must be 'full' or 'weights-only'");
+		json_object_set_new(m, "scope", json_string(a->scope));
+	}
+	if (a->config)
+		json_object_set_new(m, "config", config_file(a->config));
+	if (a->data.n || a->data_version) {
+		json_t *d = a->data.n ? data_fingerprint(&a->data) :
+		    json_object();
+
+		if (a->data_version)
+			json_object_set_new(d, "version",
+			    json_string(a->data_version));
+		json_object_set_new(m, "data", d);
+	}
+	if (a->env) {
+		env = json_object();
+		json_object_set_new(env, "file", env_file(a->env));
+	}
+	if ((gpus = gpu_models())) {
+		if (!env)
+			env = json_object();
+		json_object_set_new(env, "gpus", gpus);
+	}
+	if (env)
+		json_object_set_new(m, "environment", env);
+	if ((git = git_state()))
+		json_object_set_new(m, "git", git);
+	if (a->resumed_from) {
+		struct ckpt_ref ref;
+		json_t *r = json_object();
+		char *p;
+
+		json_object_set_new(r, "ref", json_string(a->resumed_from));
+		p = resolve_checkpoint_arg(ctx, storep, a->resumed_from, NULL,
+		    CKPT_METRIC_MIN, &ref);
+		if (ref.path) {
+			struct ckpt_manifest *mf;
+
+			json_object_set_new(r, "run", json_string(ref.run));
+			json_object_set_new(r, "step", json_integer(ref.step));
+			if (!ckpt_manifest_read(ref.path, &mf, NULL)) {
+				json_object_set_new(r, "manifest", json_string(
+				    ckpt_manifest_digest(mf)));
+				ckpt_manifest_free(mf);
+			}
+			ckpt_ref_release(&ref);
+		} else {
+			char *abs = realpath(p, NULL);
+
+			json_object_set_new(r, "path", json_string(abs ? abs :
+			    p));
+			free(abs);
+		}
+		free(p);
+		json_object_set_new(m, "resumed_from", r);
+	}
+	if (ad && ad->trainer)
+		json_object_set_new(m, "trainer_state", json_incref(
+		    ad->trainer));
+	if (a->load_test)
+		json_object_set_new(m, "load_test", json_pack("{s:s}",
+		    "command", a->load_test));
+	return m;
+}
+
+/* ckpt.yaml's prune_on_save; a broken ckpt.yaml is prune's to report. */
+static bool
+prune_on_save(struct ckpt_store *s)
+{
+	struct ckpt_policy_config *cfg;
+	char *path = ckpt_store_path(s, "ckpt.yaml");
+	bool yes = false;
+
+	if (path && !ckpt_policy_config_load(path, &cfg, NULL)) {
+		yes = ckpt_policy_config_prune_on_save(cfg);
+		ckpt_policy_config_free(cfg);
+	}
+	free(path);
+	return yes;
+}
+
+/* After the commit: load test, prune.  Returns the exit status. */
+static int
+after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
+    const char *path, const char *run, long long step, json_t *report)
+{
+	struct ckpt_manifest *m;
+	int status = CKPT_EXIT_OK;
+	char *val = NULL;
+
+	if (!ckpt_manifest_read(path, &m, NULL)) {
+		val = ckpt_manifest_get_json(m, "validation");
+		if (val && strstr(val, "\"result\":\"failed\"")) {
+			warning("%s@%lld: post-save validation failed: %s",
+			    run, step, val);
+			status = CKPT_EXIT_FINDING;
+		}
+		json_object_set_new(report, "manifest", json_string(
+		    ckpt_manifest_digest(m)));
+		json_object_set_new(report, "validation", val ?
+		    json_loads(val, 0, NULL) : json_null());
+		ckpt_manifest_free(m);
+	}
+	free(val);
+	if (a->load_test) {
+		double timeout = 0;
+		struct ckpt_error err;
+		json_t *lt, *st;
+		char *text;
+
+		if (a->load_timeout_s && parse_double(a->load_timeout_s,
+		    &timeout))
+			die_usage("--load-test-timeout: not a number");
+		lt = load_test(a->load_test, path, timeout);
+		st = json_object();
+		json_object_set(st, "load_test", lt);
+		json_object_set_new(st, "failed", json_boolean(strcmp(
+		    json_string_value(json_object_get(lt, "result")), "ok")));
+		text = json_dumps(st, JSON_COMPACT);
+		ckpt_error_clear(&err);
+		if (ckpt_status_write(path, text, &err))
+			error_ckpt(&err);
+		free(text);
+		if (json_is_true(json_object_get(st, "failed"))) {
+			error("%s@%lld: load test failed (%s); the checkpoint "
+			    "is marked failed", run, step, json_is_true(
+			    json_object_get(lt, "timed_out")) ? "timed out" :
+			    "non-zero exit");
+			status = CKPT_EXIT_FINDING;
+		}
+		json_decref(st);
+		json_object_set_new(report, "load_test", lt);
+	}
+	if (a->prune || prune_on_save(s)) {
+		struct ckpt_prune_opts po;
+		struct ckpt_prune_report *rep;
+		struct ckpt_error err;
+		size_t removed = 0;
+		int rc;
+
+		memset(&po, 0, sizeof(po));
+		po.run = run;
+		po.lock_timeout_ms = 60000;
+		ckpt_error_clear(&err);
+		rc = ckpt_store_prune(s, &po, &rep, &err);
+		if (rc) {
+			/* The commit stands whatever prune thinks. */
+			warning("checkpoint saved, but not pruned: %s%s%s",
+			    err.path[0] ? err.path : "", err.path[0] ? ": " :
+			    "", err.message);
+			json_object_set_new(report, "prune", json_false());
+		} else {
+			for (size_t i = 0; i < ckpt_prune_report_count(rep); i++)
+				if (ckpt_prune_report_item(rep, i)->removed)
+					removed++;
+			info(ctx, "pruned %zu checkpoint%s of run %s", removed,
+			    removed == 1 ? "" : "s", run);
+			if (ckpt_prune_report_failed(rep))
+				warning("%zu removals failed; see 'ckpt prune "
+				    "--dry-run --run %s'",
+				    ckpt_prune_report_failed(rep), run);
+			json_object_set_new(report, "prune", json_integer(
+			    (json_int_t)removed));
+			ckpt_prune_report_free(rep);
+		}
+	}
+	return status;
+}
 
 static int
 cmd_save_main(int argc, char **argv, struct ctx *ctx)
 {
-	static const struct opt opts[] = {
+	struct save_args a = { 0 };
+	const struct opt opts[] = {
+		OPT_GROUP("what"),
+		OPT_STRING('r', "run", &a.run, "run", "run name"),
+		OPT_STRING('s', "step", &a.step_s, "n", "step (an integer)"),
+		OPT_STRING(0, "epoch", &a.epoch_s, "x", "epoch"),
+		OPT_STRING_LIST('m', "metric", &a.metrics, "name=value",
+		    "record a metric (repeatable; nan = no value)"),
+		OPT_STRING(0, "config", &a.config, "file",
+		    "embed a YAML or JSON config as JSON"),
+		OPT_STRING_LIST(0, "data", &a.data, "path",
+		    "fingerprint these data files (repeatable)"),
+		OPT_STRING(0, "data-version", &a.data_version, "id",
+		    "record a data version (DVC hash, commit, ...)"),
+		OPT_STRING(0, "env", &a.env, "file",
+		    "record a requirements/conda/lock file"),
+		OPT_STRING_LIST('t', "tag", &a.tags, "tag", "add a tag "
+		    "(repeatable)"),
+		OPT_STRING(0, "note", &a.note, "text", "add a note"),
+		OPT_STRING(0, "resumed-from", &a.resumed_from, "ref",
+		    "the checkpoint this run resumed from"),
+		OPT_STRING(0, "scope", &a.scope, "full|weights-only",
+		    "what the checkpoint holds (default: inferred)"),
+		OPT_GROUP("how"),
+		OPT_BOOL(0, "move", &a.move, "move the files in (default on "
+		    "the same filesystem)"),
+		OPT_BOOL(0, "copy", &a.copy, "copy the files"),
+		OPT_BOOL(0, "link", &a.link, "hard-link the files"),
+		OPT_STRING(0, "adopt", &a.adopt, "dir", "register a directory "
+		    "(Hugging Face checkpoint-N/) by hard links"),
+		OPT_BOOL('f', "force", &a.force, "replace an existing step"),
+		OPT_STRING(0, "load-test", &a.load_test, "cmd",
+		    "run cmd on the committed checkpoint ({} = its path)"),
+		OPT_STRING(0, "load-test-timeout", &a.load_timeout_s, "sec",
+		    "kill the load test after sec seconds"),
+		OPT_BOOL(0, "background", &a.background,
+		    "return at once; finish in a detached process"),
+		OPT_BOOL(0, "prune", &a.prune, "apply the retention policy "
+		    "after the commit"),
+		OPT_STRING('j', "jobs", &a.jobs_s, "n",
+		    "hashing threads (default: every CPU)"),
+		OPT_STRING(0, "lock-timeout", &a.lock_timeout_s, "sec",
+		    "wait this long for the store lock (default 60)"),
+		OPT_STRING(0, "chunk-size", &a.chunk_s, "size",
+		    "chunk size of the manifest (default 64MiB)"),
 		OPT_END()
 	};
+	struct ckpt_save_opts so;
+	struct ckpt_store *s = NULL;
+	struct ckpt_save *sv;
+	struct ckpt_error err;
+	struct ckpt_lock_holder broken;
+	struct adopt ad = { 0 }, *adp = NULL;
+	struct progress prog;
+	const char **sources;
+	json_t *meta, *report;
+	char *meta_text, *adopt_run = NULL;
+	long long step = -1;
+	double lock_timeout = 60;
+	int n, status;
 
-	parse_options(argc, argv, ctx, opts, save_usage);
-	return error("'save' is not implemented yet"), CKPT_EXIT_ERROR;
+	n = parse_options(argc, argv, ctx, opts, save_usage);
+	if ((int)a.move + (int)a.copy + (int)a.link + (a.adopt != NULL) > 1)
+		die_usage("--move, --copy, --link and --adopt exclude each "
+		    "other");
+	if (a.adopt) {
+		char *abs, *parent;
+
+		if (n)
+			usage_error(save_usage, opts, "--adopt takes the "
+			    "directory as its value, no other paths");
+		abs = realpath(a.adopt, NULL);
+		if (!abs)
+			die_usage("--adopt %s: %s", a.adopt, strerror(errno));
+		read_trainer_state(abs, &ad);
+		adp = &ad;
+		if (!a.run) {
+			parent = xstrdup(abs);
+			*strrchr(parent, '/') = '\0';
+			adopt_run = xstrdup(strrchr(parent, '/') ?
+			    strrchr(parent, '/') + 1 : parent);
+			free(parent);
+			a.run = adopt_run;
+		}
+		if (!a.step_s && ad.has_step)
+			step = ad.step;
+		free(abs);
+	} else if (!n) {
+		usage_error(save_usage, opts, "nothing to save");
+	}
+	if (!a.run)
+		usage_error(save_usage, opts, "--run is required");
+	ckpt_error_clear(&err);
+	if (ckpt_name_check(a.run, "run name", &err)) {
+		error_ckpt(&err);
+		if (a.adopt && !strcmp(a.run, adopt_run ? adopt_run : ""))
+			fprintf(stderr, "hint: the run name comes from the "
+			    "parent directory; give one with --run\n");
+		return CKPT_EXIT_USAGE;
+	}
+	if (a.step_s && (parse_ll(a.step_s, &step) || step < 0))
+		die_usage("--step '%s' is not a non-negative integer",
+		    a.step_s);
+	if (a.adopt && a.step_s && ad.has_step && step != ad.step)
+		warning("--step %lld overrides global_step %lld of "
+		    "trainer_state.json", step, ad.step);
+	if (step < 0)
+		usage_error(save_usage, opts, a.adopt ? "no step: "
+		    "trainer_state.json has no global_step; give --step" :
+		    "--step is required");
+	if (a.lock_timeout_s && (parse_double(a.lock_timeout_s,
+	    &lock_timeout) || lock_timeout < 0))
+		die_usage("--lock-timeout: not a number of seconds");
+	memset(&so, 0, sizeof(so));
+	if (a.jobs_s) {
+		long long j;
+
+		if (parse_ll(a.jobs_s, &j) || j < 1 || j > 256)
+			die_usage("--jobs must be 1..256");
+		so.nthreads = (unsigned int)j;
+	}
+	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
+	    so.chunk_size < 4096))
+		die_usage("--chunk-size: a size of at least 4KiB");
+
+	s = store_open(ctx, true);
+	meta = build_metadata(ctx, &a, adp, &s);
+	meta_text = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+
+	sources = xcalloc(n + 1, sizeof(*sources));
+	for (int i = 0; i < n; i++)
+		sources[i] = argv[i];
+	if (a.adopt)
+		sources[n++] = a.adopt;
+	so.run = a.run;
+	so.step = step;
+	so.sources = sources;
+	so.nsources = (size_t)n;
+	so.transfer = a.adopt ? CKPT_TRANSFER_ADOPT : a.move ?
+	    CKPT_TRANSFER_MOVE : a.copy ? CKPT_TRANSFER_COPY : a.link ?
+	    CKPT_TRANSFER_LINK : CKPT_TRANSFER_AUTO;
+	so.force = a.force;
+	so.metadata_json = meta_text;
+	so.lock_timeout_ms = (long)(lock_timeout * 1000);
+	progress_start(&prog, ctx, "hashing", 0);
+	if (!a.background) {
+		so.progress = progress_cb;
+		so.progress_data = &prog;
+	}
+	if (ckpt_save_begin(s, &so, &sv, &err))
+		die_ckpt(&err);
+
+	report = json_doc_new();
+	json_object_set_new(report, "run", json_string(a.run));
+	json_object_set_new(report, "step", json_integer(step));
+	if (a.background) {
+		int pfd[2];
+		pid_t pid;
+		char c;
+
+		if (pipe(pfd))
+			die_errno("cannot create a pipe");
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0)
+			die_errno("cannot fork");
+		if (!pid) {
+			int null;
+
+			close(pfd[0]);
+			setsid();
+			if (fork())
+				_exit(0);	/* the grandchild carries on */
+			null = open("/dev/null", O_RDWR);
+			if (null >= 0) {
+				dup2(null, 0);
+				dup2(null, 1);
+				dup2(null, 2);
+			}
+			ckpt_save_set_phase(sv, "started");
+			if (write(pfd[1], "x", 1) < 0)
+				_exit(CKPT_EXIT_ERROR);
+			close(pfd[1]);
+			if (ckpt_save_finish(sv, &broken, &err))
+				_exit(exit_code_for(err.code));
+			status = after_commit(ctx, &a, s, ckpt_save_path(sv),
+			    a.run, step, report);
+			_exit(status);
+		}
+		close(pfd[1]);
+		waitpid(pid, NULL, 0);
+		if (read(pfd[0], &c, 1) != 1)
+			die("the background save did not start; see 'ckpt ls'");
+		close(pfd[0]);
+		json_object_set_new(report, "background", json_true());
+		json_object_set_new(report, "staging", json_string(
+		    ckpt_save_path(sv)));
+		if (ctx->json)
+			json_doc_print(report);
+		else {
+			json_decref(report);
+			info(ctx, "saving %s@%lld in the background; 'ckpt ls' "
+			    "shows its progress", a.run, step);
+			printf("%s\n", ckpt_save_path(sv));
+		}
+		free(meta_text);
+		free(sources);
+		free(adopt_run);
+		ckpt_save_free(sv);
+		ckpt_store_free(s);
+		return CKPT_EXIT_OK;
+	}
+
+	status = ckpt_save_finish(sv, &broken, &err);
+	progress_stop(&prog);
+	if (broken.pid)
+		warning("broke a stale store lock of pid %ld on %s ('%s')",
+		    broken.pid, broken.host, broken.purpose);
+	if (status) {
+		error_ckpt(&err);
+		if (err.code != CKPT_ERR_EXISTS)
+			fprintf(stderr, "ckpt: the save failed; nothing was "
+			    "committed%s\n", so.transfer == CKPT_TRANSFER_MOVE
+			    || so.transfer == CKPT_TRANSFER_AUTO ?
+			    " (moved files were moved back)" : "");
+		json_decref(report);
+		free(meta_text);
+		free(sources);
+		free(adopt_run);
+		ckpt_save_free(sv);
+		ckpt_store_free(s);
+		return exit_code_for(err.code);
+	}
+	json_object_set_new(report, "path", json_string(ckpt_save_path(sv)));
+	status = after_commit(ctx, &a, s, ckpt_save_path(sv), a.run, step,
+	    report);
+	if (ctx->json) {
+		json_doc_print(report);
+	} else {
+		info(ctx, "saved %s@%lld (manifest %s)", a.run, step,
+		    ckpt_save_manifest_digest(sv));
+		printf("%s\n", ckpt_save_path(sv));
+		json_decref(report);
+	}
+	free(meta_text);
+	free(sources);
+	free(adopt_run);
+	json_decref(ad.metrics);
+	json_decref(ad.trainer);
+	ckpt_save_free(sv);
+	ckpt_store_free(s);
+	return status;
 }
 
 const struct cmd cmd_save = {
 	.name = "save",
-	.summary = "(not implemented yet)",
+	.summary = "commit a checkpoint into the store, atomically",
 	.fn = cmd_save_main,
 };

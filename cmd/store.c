@@ -64,7 +64,7 @@ resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
 	struct ckpt_ref r;
 	struct ckpt_error err;
 	struct stat st;
-	char *path;
+	char *path, *policy_metric = NULL;
 	int rc;
 
 	if (ref)
@@ -74,7 +74,34 @@ resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
 	if (!*storep)
 		*storep = store_open(ctx, false);
 	ckpt_error_clear(&err);
+	if (!metric) {
+		/* RUN@best without --metric: the run's policy metric. */
+		size_t n = strlen(arg);
+		struct ckpt_policy_config *cfg = NULL;
+		char *yaml = ckpt_store_path(*storep, "ckpt.yaml");
+		char *run;
+
+		if (n > 5 && !strcmp(arg + n - 5, "@best") && yaml &&
+		    !ckpt_policy_config_load(yaml, &cfg, NULL)) {
+			struct ckpt_policy p;
+
+			run = xstrdup(arg);
+			run[n - 5] = '\0';
+			ckpt_policy_config_lookup(cfg, run, &p);
+			if (p.metric) {
+				policy_metric = xstrdup(p.metric);
+				metric = policy_metric;
+				mode = p.mode == CKPT_POLICY_MAX ?
+				    CKPT_METRIC_MAX : CKPT_METRIC_MIN;
+			}
+			free(run);
+		}
+		if (cfg)
+			ckpt_policy_config_free(cfg);
+		free(yaml);
+	}
 	rc = ckpt_store_resolve(*storep, arg, metric, mode, &r, &err);
+	free(policy_metric);
 	if (rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_INVALID) {
 		error_ckpt(&err);
 		exit(CKPT_EXIT_USAGE);

@@ -25,7 +25,8 @@ struct ckpt_store *store_open_gently(const struct ctx *ctx);
  * Resolves a checkpoint argument: an existing file or directory is
  * returned as is; otherwise a reference is resolved in the store (opened
  * on first need into *storep, which may hold an open store already).
- * metric/mode serve RUN@best.  Returns a newly allocated path; dies
+ * metric/mode serve RUN@best; when metric is NULL, the run's policy
+ * metric and mode from ckpt.yaml are used (ckpt-policy(5)).  Returns a newly allocated path; dies
  * (exit 2 for a malformed or unknown reference) on failure.  When ref is
  * not NULL it receives the resolution (release with ckpt_ref_release);
  * for a plain path ref->path is NULL.

@@ -831,6 +831,7 @@ struct ckpt_save_opts {
 	 */
 	const char *metadata_json;
 	unsigned int nthreads;		/* 0: every CPU */
+	uint64_t chunk_size;		/* 0: CKPT_CHUNK_SIZE */
 	long lock_timeout_ms;		/* for the commit */
 	ckpt_hash_progress_fn progress;
 	void *progress_data;
@@ -849,6 +850,12 @@ CKPT_API void ckpt_save_free(struct ckpt_save *sv);
 CKPT_API const char *ckpt_save_path(const struct ckpt_save *sv);
 /** After finish: "sha256:..." of the manifest written (borrowed). */
 CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
+/**
+ * Rewrites the staging status with the calling process as its owner and
+ * the given phase: a --background child calls it first so that ls never
+ * takes the save for abandoned when the parent exits.
+ */
+CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
@@ -1184,6 +1191,9 @@ CKPT_API const struct ckpt_gc_item *ckpt_gc_report_item(
 /** The threshold used, in seconds. */
 CKPT_API int64_t ckpt_gc_report_older_than(const struct ckpt_gc_report *r);
 CKPT_API size_t ckpt_gc_report_failed(const struct ckpt_gc_report *r);
+/** A stale lock broken on the way (holder->pid 0 when none). */
+CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
+    const struct ckpt_gc_report *r);
 
 /* ------------------------------------------------------------------ */
 /* Verification and signatures (issue #5)                              */
