@@ -230,7 +230,8 @@ fuzz:
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
 
-install: all
+# Only what it installs, so that an install-only build stays small.
+install: $(PROG) $(LIB_A) $(LIB_SO) $(PCFILE)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) \
 		$(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) \
 		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \

@@ -40,10 +40,8 @@ done
 rm -rf "$S/runs/check"
 
 # A --move save empties "$D"; the step directory is moved back after it.
-MOVE='ckpt -q -C "$S" save --move --run b --step 1 "$D" >/dev/null &&
-	mv "$S/runs/b/step-1" "$D" && rm "$D"/ckpt-*.json'
-COPY='ckpt -q -C "$S" save --copy --run c --step 1 "$D" >/dev/null &&
-	rm -rf "$S/runs/c/step-1"'
+MOVE='ckpt -q -C "$S" save --move --run b --step 1 "$D" >/dev/null && mv "$S/runs/b/step-1" "$D" && rm "$D"/ckpt-*.json'
+COPY='ckpt -q -C "$S" save --copy --run c --step 1 "$D" >/dev/null && rm -rf "$S/runs/c/step-1"'
 export S D T
 
 bench_begin save "save --move and --copy of 1 GiB, ls of $BENCH_LS_COUNT checkpoints"

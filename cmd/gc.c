@@ -69,6 +69,14 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		error_ckpt(&err);
 		return exit_code_for(rc);
 	}
+	{
+		const struct ckpt_lock_holder *b =
+		    ckpt_gc_report_broken_lock(rep);
+
+		if (b && b->pid)
+			warning("broke a stale store lock of pid %ld on %s (%s)",
+			    b->pid, b->host, b->purpose);
+	}
 	for (size_t i = 0; i < ckpt_gc_report_count(rep); i++) {
 		const struct ckpt_gc_item *it = ckpt_gc_report_item(rep, i);
 

@@ -22,8 +22,8 @@ static const struct opt common_opts[] = {
 	    "print one JSON document on stdout"),
 	OPT_COUNT('q', "quiet", &common_quiet, "print less"),
 	OPT_COUNT('v', "verbose", &common_verbose, "print more"),
-	OPT_STRING('C', "store", &common_store, "<dir>",
-	    "use the store in <dir> (default $CKPT_STORE)"),
+	OPT_STRING('C', "store", &common_store, "dir",
+	    "use the store in dir (default $CKPT_STORE)"),
 	OPT_END()
 };
 

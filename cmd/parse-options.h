@@ -31,7 +31,7 @@ struct opt {
 	int short_name;		/* 0 if none */
 	const char *long_name;
 	void *value;
-	const char *argh;	/* "<path>"; NULL for flags */
+	const char *argh;	/* "path", as the man page writes it; NULL for flags */
 	const char *help;	/* lower case, no full stop */
 	opt_cb cb;
 };

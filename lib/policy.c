@@ -1196,27 +1196,62 @@ keep_string(struct yctx *y, const char *s)
 	return d;
 }
 
-/* Checks that node is a mapping with scalar keys and no duplicates. */
+#define MAPPING_MAX 4096		/* run overrides; the rest have < 16 */
+
+struct keyref {
+	const char *key;
+	yaml_node_t *node;
+	size_t pos;
+};
+
+static int
+cmp_keyref(const void *a, const void *b)
+{
+	const struct keyref *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Checks that node is a mapping with scalar keys and no duplicates
+ * (sorted, so that a hostile file cannot make this quadratic). */
 static int
 check_mapping(struct yctx *y, yaml_node_t *node, const char *what)
 {
+	struct keyref *keys;
+	size_t n = 0;
+	int rc = 0;
+
 	if (!node || node->type != YAML_MAPPING_NODE)
 		return yerr(y, node, "%s must be a mapping (key: value)", what);
+	if (node->data.mapping.pairs.top - node->data.mapping.pairs.start >
+	    MAPPING_MAX)
+		return yerr(y, node, "%s has more than %d entries", what,
+		    MAPPING_MAX);
+	keys = calloc(MAPPING_MAX + 1, sizeof(*keys));
+	if (!keys)
+		return ckpt_error_nomem(y->err);
 	for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
 	    p < node->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = ynode(y, p->key);
-		int rc = 0;
 
 		if (!yscalar(y, k, "a key", &rc))
-			return rc;
-		for (yaml_node_pair_t *q = node->data.mapping.pairs.start;
-		    q < p; q++)
-			if (!strcmp((const char *)ynode(y, q->key)->data.scalar.value,
-			    (const char *)k->data.scalar.value))
-				return yerr(y, k, "duplicate key '%s' in %s",
-				    (const char *)k->data.scalar.value, what);
+			goto out;
+		keys[n].key = (const char *)k->data.scalar.value;
+		keys[n].node = k;
+		keys[n].pos = n;
+		n++;
 	}
-	return 0;
+	qsort(keys, n, sizeof(*keys), cmp_keyref);
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(keys[i - 1].key, keys[i].key)) {
+			rc = yerr(y, keys[i].node, "duplicate key '%s' in %s",
+			    keys[i].key, what);
+			break;
+		}
+out:
+	free(keys);
+	return rc;
 }
 
 static const char *const policy_keys[] = {

@@ -674,8 +674,15 @@ struct ckpt_gc_report {
 	size_t n, cap;
 	int64_t older_than;
 	size_t failed;
+	struct ckpt_lock_holder broken;
 	struct strpool pool;
 };
+
+const struct ckpt_lock_holder *
+ckpt_gc_report_broken_lock(const struct ckpt_gc_report *r)
+{
+	return r ? &r->broken : NULL;
+}
 
 void
 ckpt_gc_report_free(struct ckpt_gc_report *r)
@@ -884,8 +891,8 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 		r->older_than = ckpt_policy_config_gc_age(cfg);
 	}
 	if (!opts->dry_run) {
-		if ((rc = ckpt_store_lock(s, "gc", opts->lock_timeout_ms, NULL,
-		    err)))
+		if ((rc = ckpt_store_lock(s, "gc", opts->lock_timeout_ms,
+		    &r->broken, err)))
 			goto out;
 		locked = true;
 		if ((rc = ensure_trash(s, err)))

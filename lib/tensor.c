@@ -127,6 +127,11 @@ ckpt_tensor_read(const struct ckpt_file *f, const struct ckpt_tensor *t,
 			return ckpt_error_set(err, CKPT_ERR_INVALID, f->path,
 			    -1, "range of %s elements not byte-aligned",
 			    ckpt_dtype_name(t->dtype));
+		if ((first + nelem) * bits / 8 > t->span)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "tensor '%s' has no readable "
+			    "data (%llu bytes located)", t->name ? t->name : "",
+			    (unsigned long long)t->span);
 		return ckpt_file_pread(f, buf, nelem * bits / 8, t->offset +
 		    first * bits / 8, err);
 	}

@@ -16,7 +16,8 @@ copy_source() {
 		(cd "$SRC_DIRECTORY" && tar cf - --exclude=./tests/out \
 			--exclude='./build-*' --exclude=./bench/out .) |
 			(cd "$S" && tar xf -) && (cd "$S" && make -s distclean)
-	fi
+	fi &&
+	(cd "$S" && find . -type f | sort) >"$TRASH_DIRECTORY/source.list"
 }
 
 if command -v autoconf >/dev/null 2>&1; then
@@ -33,8 +34,8 @@ test_expect_success AUTOCONF,NOT_SANITIZED 'autoconf generates configure' '
 '
 
 test_expect_success AUTOCONF,NOT_SANITIZED './configure finds the dependencies' '
-	(cd "$S" && ./configure --prefix=/opt/ckpt >configure.log 2>&1) ||
-		{ cat "$S/configure.log" "$S/config.log" >&2; exit 1; } &&
+	(cd "$S" && ./configure --prefix=/opt/ckpt >"$TRASH_DIRECTORY/configure.log" 2>&1) ||
+		{ cat "$TRASH_DIRECTORY/configure.log" "$S/config.log" >&2; exit 1; } &&
 	test_grep "^prefix = /opt/ckpt$" "$S/config.mak.autogen" &&
 	test_grep "^DEP_LIBS = .*-larchive" "$S/config.mak.autogen" &&
 	test_grep "^DEP_LIBS = .*-lsodium" "$S/config.mak.autogen" &&
@@ -43,8 +44,8 @@ test_expect_success AUTOCONF,NOT_SANITIZED './configure finds the dependencies' 
 '
 
 test_expect_success AUTOCONF,NOT_SANITIZED 'make builds with config.mak.autogen' '
-	(cd "$S" && make -j2 >make.log 2>&1) ||
-		{ tail -30 "$S/make.log" >&2; exit 1; } &&
+	(cd "$S" && make -j2 >"$TRASH_DIRECTORY/make.log" 2>&1) ||
+		{ tail -30 "$TRASH_DIRECTORY/make.log" >&2; exit 1; } &&
 	"$S/ckpt" --version &&
 	test -x "$S/tests/unit/ckpt-unit" &&
 	grep -q "^prefix=/opt/ckpt$" "$S/libckpt.pc"
@@ -58,20 +59,26 @@ test_expect_success AUTOCONF,NOT_SANITIZED 'make install follows --prefix' '
 
 test_expect_success AUTOCONF,NOT_SANITIZED '--without-openssl builds the libsodium fallback' '
 	(cd "$S" && make -s distclean && test_path_is_missing config.mak.autogen &&
-	 autoconf && ./configure --without-openssl >configure.log 2>&1 &&
+	 autoconf && ./configure --without-openssl >"$TRASH_DIRECTORY/configure.log" 2>&1 &&
 	 test_grep "^NO_OPENSSL = 1" config.mak.autogen &&
 	 ! grep -q "^DEP_LIBS = .*-lcrypto" config.mak.autogen &&
-	 make -j2 tests/helper/ckpt-test-tool >make.log 2>&1) ||
-		{ tail -30 "$S/make.log" >&2; exit 1; } &&
+	 make -j2 tests/helper/ckpt-test-tool >"$TRASH_DIRECTORY/make.log" 2>&1) ||
+		{ tail -30 "$TRASH_DIRECTORY/make.log" >&2; exit 1; } &&
 	"$S/tests/helper/ckpt-test-tool" sha256 "$S/README" >actual &&
 	sha256sum "$S/README" | cut -d" " -f1 >expect &&
 	cut -d" " -f1 actual >actual1 && test_cmp expect actual1
 '
 
+test_expect_success AUTOCONF,NOT_SANITIZED 'make distclean leaves only the source' '
+	(cd "$S" && make -s distclean >/dev/null 2>&1) &&
+	(cd "$S" && find . -type f | sort) >after &&
+	test_cmp source.list after
+'
+
 test_expect_success AUTOCONF,NOT_SANITIZED 'a missing dependency stops configure, naming the package' '
-	(cd "$S" && test_must_fail env PKG_CONFIG_LIBDIR=/nonexistent \
-		PKG_CONFIG_PATH= ./configure >out 2>&1) &&
-	test_grep "libarchive-dev" "$S/out"
+	(cd "$S" && autoconf && test_must_fail env PKG_CONFIG_LIBDIR=/nonexistent \
+		PKG_CONFIG_PATH= ./configure >"$TRASH_DIRECTORY/out" 2>&1) &&
+	test_grep "libarchive-dev" out
 '
 
 test_done

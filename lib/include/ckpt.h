@@ -1191,6 +1191,9 @@ CKPT_API const struct ckpt_gc_item *ckpt_gc_report_item(
 /** The threshold used, in seconds. */
 CKPT_API int64_t ckpt_gc_report_older_than(const struct ckpt_gc_report *r);
 CKPT_API size_t ckpt_gc_report_failed(const struct ckpt_gc_report *r);
+/** A stale lock broken on the way (holder->pid 0 when none). */
+CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
+    const struct ckpt_gc_report *r);
 
 /* ------------------------------------------------------------------ */
 /* Verification and signatures (issue #5)                              */

@@ -999,6 +999,33 @@ START_TEST(test_config_errors)
 }
 END_TEST
 
+START_TEST(test_config_many_runs)
+{
+	/* 4096 overrides are fine, one more is an error; neither is slow */
+	size_t cap = 5000 * 40, o = 0;
+	char *buf = malloc(cap);
+	struct ckpt_policy_config *cfg = NULL;
+	struct ckpt_policy p;
+	struct ckpt_error err;
+
+	ck_assert_ptr_nonnull(buf);
+	o += (size_t)snprintf(buf + o, cap - o, "runs:\n");
+	for (int i = 0; i < 4096; i++)
+		o += (size_t)snprintf(buf + o, cap - o,
+		    "  r%d: {keep_last: %d}\n", i, i + 1);
+	ck_assert_int_eq(ckpt_policy_config_parse(buf, o, "x", &cfg, &err), 0);
+	ckpt_policy_config_lookup(cfg, "r4095", &p);
+	ck_assert_int_eq(p.keep_last, 4096);
+	ckpt_policy_config_free(cfg);
+	o += (size_t)snprintf(buf + o, cap - o, "  r4096: {keep_last: 1}\n");
+	ck_assert_int_eq(ckpt_policy_config_parse(buf, o, "x", &cfg, &err),
+	    CKPT_ERR_FORMAT);
+	ck_assert_str_eq(err.message, "line 2, column 3: runs has more than "
+	    "4096 entries");
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_config_override_inherits_metric)
 {
 	struct ckpt_policy_config *cfg = cfg_of(
@@ -1051,7 +1078,7 @@ policy_suite(void)
 	    test_buckets_oldest_rule, test_buckets_immune_to_dst);
 	TCASE(s, "config", NULL, NULL, test_config_full,
 	    test_config_empty_and_defaults, test_config_errors,
-	    test_config_override_inherits_metric);
+	    test_config_override_inherits_metric, test_config_many_runs);
 	{
 		/* TCASE's "if (setup)" trips -Waddress with a function */
 		TCase *tc = tcase_create("config-file");
