@@ -961,7 +961,8 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	}
 done:
 	/* readdir order is the filesystem's: sort for stable output */
-	qsort(r->items, r->n, sizeof(*r->items), cmp_gc_item);
+	if (r->n)	/* qsort(NULL, 0, ...) is undefined (UBSan) */
+		qsort(r->items, r->n, sizeof(*r->items), cmp_gc_item);
 	for (size_t i = 0; i < r->n; i++)
 		if (r->items[i].error)
 			r->failed++;
