@@ -33,38 +33,14 @@ ckpt_checkpoint_add_finding(struct ckpt_checkpoint *c, const char *id,
     enum ckpt_severity sev, const char *path, const char *subject,
     int64_t offset, const char *fmt, ...)
 {
-	struct ckpt_finding *p, *n;
-	char *msg;
 	va_list ap;
 	int rc;
 
 	va_start(ap, fmt);
-	rc = vasprintf(&msg, fmt, ap);
+	rc = ckpt_findings_vappend(&c->findings, &c->nfindings, id, sev, path,
+	    subject, offset, fmt, ap);
 	va_end(ap);
-	if (rc < 0)
-		return CKPT_ERR_NOMEM;
-	p = reallocarray(c->findings, c->nfindings + 1, sizeof(*p));
-	if (!p) {
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	c->findings = p;
-	n = &p[c->nfindings];
-	n->id = strdup(id);
-	n->severity = sev;
-	n->path = path ? strdup(path) : NULL;
-	n->subject = subject ? strdup(subject) : NULL;
-	n->message = msg;
-	n->offset = offset;
-	if (!n->id || (path && !n->path) || (subject && !n->subject)) {
-		free((char *)n->id);
-		free((char *)n->path);
-		free((char *)n->subject);
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	c->nfindings++;
-	return CKPT_OK;
+	return rc;
 }
 
 static int
@@ -392,13 +368,7 @@ ckpt_checkpoint_free(struct ckpt_checkpoint *c)
 		free(c->files[i].path);
 	}
 	free(c->files);
-	for (size_t i = 0; i < c->nfindings; i++) {
-		free((char *)c->findings[i].id);
-		free((char *)c->findings[i].path);
-		free((char *)c->findings[i].subject);
-		free((char *)c->findings[i].message);
-	}
-	free(c->findings);
+	ckpt_findings_free(c->findings, c->nfindings);
 	free(c->path);
 	free(c);
 }

@@ -72,41 +72,64 @@ ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 }
 
 int
-ckpt_file_add_finding(struct ckpt_file *f, const char *id,
-    enum ckpt_severity sev, const char *subject, int64_t offset,
-    const char *fmt, ...)
+ckpt_findings_vappend(struct ckpt_finding **list, size_t *n, const char *id,
+    enum ckpt_severity sev, const char *path, const char *subject,
+    int64_t offset, const char *fmt, va_list ap)
 {
-	struct ckpt_finding *p, *n;
+	struct ckpt_finding *p, *f;
 	char *msg;
-	va_list ap;
-	int rc;
 
-	va_start(ap, fmt);
-	rc = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (rc < 0)
+	if (vasprintf(&msg, fmt, ap) < 0)
 		return CKPT_ERR_NOMEM;
-	p = reallocarray(f->findings, f->nfindings + 1, sizeof(*p));
+	p = reallocarray(*list, *n + 1, sizeof(*p));
 	if (!p) {
 		free(msg);
 		return CKPT_ERR_NOMEM;
 	}
-	f->findings = p;
-	n = &p[f->nfindings];
-	n->id = strdup(id);
-	n->severity = sev;
-	n->path = f->path;
-	n->subject = dup_or_null(subject);
-	n->message = msg;
-	n->offset = offset;
-	if (!n->id || (subject && !n->subject)) {
-		free((char *)n->id);
-		free((char *)n->subject);
+	*list = p;
+	f = &p[*n];
+	f->id = strdup(id);
+	f->severity = sev;
+	f->path = dup_or_null(path);
+	f->subject = dup_or_null(subject);
+	f->message = msg;
+	f->offset = offset;
+	if (!f->id || (path && !f->path) || (subject && !f->subject)) {
+		free((char *)f->id);
+		free((char *)f->path);
+		free((char *)f->subject);
 		free(msg);
 		return CKPT_ERR_NOMEM;
 	}
-	f->nfindings++;
+	(*n)++;
 	return CKPT_OK;
+}
+
+void
+ckpt_findings_free(struct ckpt_finding *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)list[i].id);
+		free((char *)list[i].path);
+		free((char *)list[i].subject);
+		free((char *)list[i].message);
+	}
+	free(list);
+}
+
+int
+ckpt_file_add_finding(struct ckpt_file *f, const char *id,
+    enum ckpt_severity sev, const char *subject, int64_t offset,
+    const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = ckpt_findings_vappend(&f->findings, &f->nfindings, id, sev,
+	    f->path, subject, offset, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int
@@ -425,12 +448,7 @@ ckpt_file_free(struct ckpt_file *f)
 		free((int64_t *)f->tensors[i].strides);
 	}
 	free(f->tensors);
-	for (size_t i = 0; i < f->nfindings; i++) {
-		free((char *)f->findings[i].id);
-		free((char *)f->findings[i].subject);
-		free((char *)f->findings[i].message);
-	}
-	free(f->findings);
+	ckpt_findings_free(f->findings, f->nfindings);
 	for (size_t i = 0; i < f->nglobals; i++)
 		free(f->globals[i].name);
 	free(f->globals);
