@@ -49,33 +49,8 @@ flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
     const char *path, const char *subject, int64_t offset, const char *fmt,
     va_list ap)
 {
-	struct ckpt_finding *p, *f;
-	char *msg;
-
-	if (vasprintf(&msg, fmt, ap) < 0)
-		return CKPT_ERR_NOMEM;
-	p = reallocarray(l->v, l->n + 1, sizeof(*p));
-	if (!p) {
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	l->v = p;
-	f = &p[l->n];
-	f->id = strdup(id);
-	f->severity = sev;
-	f->path = path ? strdup(path) : NULL;
-	f->subject = subject ? strdup(subject) : NULL;
-	f->message = msg;
-	f->offset = offset;
-	if (!f->id || (path && !f->path) || (subject && !f->subject)) {
-		free((char *)f->id);
-		free((char *)f->path);
-		free((char *)f->subject);
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	l->n++;
-	return CKPT_OK;
+	return ckpt_findings_vappend(&l->v, &l->n, id, sev, path, subject,
+	    offset, fmt, ap);
 }
 
 int
@@ -95,13 +70,7 @@ flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
 void
 flist_free(struct flist *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free((char *)l->v[i].id);
-		free((char *)l->v[i].path);
-		free((char *)l->v[i].subject);
-		free((char *)l->v[i].message);
-	}
-	free(l->v);
+	ckpt_findings_free(l->v, l->n);
 	l->v = NULL;
 	l->n = 0;
 }
