@@ -6,8 +6,9 @@
 #    one hashing pass by sha256sum and openssl over the same files, and
 #    the machine's hashing limit (cores x single-core OpenSSL SHA-256, as
 #    bench/hashbench measures it); a --move save also writes, fsyncs and
-#    commits, and hashes each byte twice (file digest + tensor-or-chunk
-#    digest, ckpt-manifest(5)), on every core;
+#    commits, and computes two digests of each byte (file digest +
+#    tensor-or-chunk digest, ckpt-manifest(5)) from one read, as two
+#    interleaved SHA-256 streams on every core (lib/sha256.c);
 #  - save --copy against cp plus that pass;
 #  - ls over a synthetic store of 10,000 checkpoints.
 . "$(dirname "$0")/lib.sh"

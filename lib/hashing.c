@@ -1,19 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hashing.c - the hashing engine of save and verify: whole-file SHA-256
- * and range digests (tensors, chunks) of many files on every core.
+ * and range digests (tensors, chunks) of many files on every core, each
+ * byte read once.
  *
- * A file's SHA-256 is a sequential chain, so each file gets one task for
- * it, and every range gets its own task.  Tasks are run longest first
- * (the whole-file ones first of all), so that with one big file a core
- * computes the file digest while the other cores digest its tensors and
- * chunks.  Because the chunks of a manifest cover only what small tensors
- * do not (ckpt_chunks_plan), the bytes of a typical weights file are
- * hashed twice in total (file + tensor-or-chunk), which on two cores costs
- * the wall time of one sha256sum pass.
+ * Every thread drives two lanes, two SHA-256 streams that advance together
+ * through ckpt_sha256_update2 (two interleaved streams cost a core about
+ * 1.35 times one).  A lane holds either a file pass, the whole-file
+ * digest, which is a sequential chain, or a range (a tensor or chunk).
  *
- * Memory is one fixed buffer per thread; reads are pread() so that tasks
- * on the same file share nothing.
+ *  - A thread with a file pass takes as passenger the range that starts
+ *    where the pass stands: both digest the same buffer, one read for two
+ *    digests.  That is how the bytes of a weights file, hashed twice by
+ *    the manifest's design (file + tensor), are read once.
+ *  - A thread with no file pass left to start steals ranges, two at a
+ *    time, from just ahead of the running passes.  While any thread
+ *    steals, passes stop taking passengers and run alone: the pass of the
+ *    largest file is the critical path, and one stream alone runs faster.
+ *
+ * So a checkpoint of many files keeps every core on two streams, and one
+ * big file costs one sequential SHA-256 pass while the other cores digest
+ * its tensors.  Identical ranges (tied weights) are hashed once.  Memory
+ * is two fixed buffers per thread; reads are pread() on each lane's own
+ * descriptor.
  */
 #include "internal.h"
 
@@ -25,193 +34,591 @@
 #define BUF_SIZE	((size_t)1 << 20)
 #define PROGRESS_STEP	((uint64_t)64 << 20)
 #define MAX_THREADS	256
+#define PASS		SIZE_MAX	/* lane.r of a file pass */
 
-struct task {
-	size_t job;
-	size_t range;		/* SIZE_MAX: the whole file */
-	uint64_t len;
+/* One file of the job list, with its ranges in offset order. */
+struct fstate {
+	struct ckpt_hash_job *job;
+	size_t *order;		/* canonical range indices by (offset, end) */
+	size_t norder;
+	size_t *canon;		/* per range: the index it copies, or itself */
+	bool *claimed;		/* per order position */
+	int pass;		/* 0: none, 1: pending, 2: running, 3: done */
+	uint64_t pass_pos;	/* where the running pass stands */
+	size_t pass_cursor;	/* its next candidate passenger */
+	size_t steal_cursor;	/* below it (and ahead of the pass): claimed */
+	size_t low_cursor;	/* below it: all claimed */
 };
 
 struct engine {
-	struct ckpt_hash_job *jobs;
-	struct task *tasks;
-	size_t ntasks, next;
+	struct fstate *files;
+	size_t nfiles;
+	size_t *pass_order;	/* files with a pass, largest first */
+	size_t npasses, next_pass;
+	size_t steal_file;	/* files before it have nothing to steal */
+	unsigned int stealers;
 	pthread_mutex_t mu;
 	uint64_t done, total, reported;
 	ckpt_hash_progress_fn progress;
 	void *data;
 };
 
-static void
-job_fail(struct engine *en, struct ckpt_hash_job *job,
-    const struct ckpt_error *e)
-{
-	pthread_mutex_lock(&en->mu);
-	if (!job->status) {
-		job->status = e->code ? e->code : CKPT_ERR_IO;
-		job->err = *e;
-	}
-	pthread_mutex_unlock(&en->mu);
-}
+struct lane {
+	struct fstate *f;	/* NULL: the lane is empty */
+	size_t r;		/* range index, or PASS */
+	uint64_t off, end;
+	bool shared;		/* passenger: digests lane 0's buffer */
+	struct ckpt_sha256 s;
+	int fd;
+	const struct fstate *fd_of;
+	unsigned char *buf;
+};
 
+/* Called with en->mu held. */
 static void
-account(struct engine *en, uint64_t n)
+account_locked(struct engine *en, uint64_t n)
 {
-	pthread_mutex_lock(&en->mu);
 	en->done += n;
 	if (en->progress && (en->done - en->reported >= PROGRESS_STEP ||
 	    en->done == en->total)) {
 		en->reported = en->done;
 		en->progress(en->done, en->total, en->data);
 	}
-	pthread_mutex_unlock(&en->mu);
 }
 
-static bool
-job_failed(struct engine *en, struct ckpt_hash_job *job)
+/* Called with en->mu held: the first failure of a job is the one kept. */
+static void
+job_fail_locked(struct ckpt_hash_job *job, const struct ckpt_error *e)
 {
-	bool f;
-
-	pthread_mutex_lock(&en->mu);
-	f = job->status != 0;
-	pthread_mutex_unlock(&en->mu);
-	return f;
-}
-
-/* Hashes [off, end) of fd (end UINT64_MAX: to EOF) into out. */
-static int
-hash_range(int fd, const char *path, uint64_t off, uint64_t end,
-    unsigned char *buf, unsigned char *out, uint64_t *nread,
-    struct engine *en, struct ckpt_error *err)
-{
-	struct ckpt_hash *h;
-	uint64_t pos = off, pending = 0;
-	int rc;
-
-	if ((rc = ckpt_hash_new(CKPT_HASH_SHA256, &h, err)))
-		return rc;
-	while (pos < end) {
-		size_t want = end - pos < BUF_SIZE ? (size_t)(end - pos) :
-		    BUF_SIZE;
-		ssize_t n = pread(fd, buf, want, (off_t)pos);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ckpt_hash_free(h);
-			return ckpt_error_errno(err, path, "cannot read at "
-			    "byte %llu", (unsigned long long)pos);
-		}
-		if (n == 0) {
-			if (end == UINT64_MAX)
-				break;
-			ckpt_hash_free(h);
-			return ckpt_error_set(err, CKPT_ERR_IO, path,
-			    (int64_t)pos, "file ended at byte %llu while being "
-			    "hashed (changed meanwhile?)",
-			    (unsigned long long)pos);
-		}
-		ckpt_hash_update(h, buf, (size_t)n);
-		pos += (uint64_t)n;
-		pending += (uint64_t)n;
-		if (pending >= 16 * BUF_SIZE) {
-			account(en, pending);
-			pending = 0;
-		}
+	if (!job->status) {
+		job->status = e->code ? e->code : CKPT_ERR_IO;
+		job->err = *e;
 	}
-	if (pending)
-		account(en, pending);
-	rc = ckpt_hash_final(h, out, err);
-	ckpt_hash_free(h);
-	if (nread)
-		*nread = pos - off;
-	return rc;
+}
+
+static int
+read_exact(int fd, const char *path, unsigned char *buf, size_t n,
+    uint64_t off, struct ckpt_error *err)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ckpt_error_errno(err, path, "cannot read at "
+			    "byte %llu", (unsigned long long)(off + got));
+		if (r == 0)
+			return ckpt_error_set(err, CKPT_ERR_IO, path,
+			    (int64_t)(off + got), "file ended at byte %llu "
+			    "while being hashed (changed meanwhile?)",
+			    (unsigned long long)(off + got));
+		got += (size_t)r;
+	}
+	return CKPT_OK;
+}
+
+/* A pass ends at the size stat() gave; a byte beyond means it grew. */
+static int
+check_pass_end(int fd, const struct ckpt_hash_job *job,
+    struct ckpt_error *err)
+{
+	unsigned char c;
+	ssize_t r;
+
+	do
+		r = pread(fd, &c, 1, (off_t)job->size);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return ckpt_error_errno(err, job->path, "cannot read at byte "
+		    "%llu", (unsigned long long)job->size);
+	if (r > 0)
+		return ckpt_error_set(err, CKPT_ERR_IO, job->path, -1, "file "
+		    "changed size while being hashed (%llu bytes, then more)",
+		    (unsigned long long)job->size);
+	return CKPT_OK;
 }
 
 static void
-run_task(struct engine *en, const struct task *t, unsigned char *buf)
+lane_close(struct lane *l)
 {
-	struct ckpt_hash_job *job = &en->jobs[t->job];
-	struct ckpt_error e;
-	uint64_t n;
-	int fd;
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	l->fd_of = NULL;
+}
 
-	ckpt_error_clear(&e);
-	if (job_failed(en, job)) {
-		account(en, t->len);
-		return;
+/* Drops the lane's work (after a failure); keeps its descriptor. */
+static void
+lane_drop(struct lane *l)
+{
+	ckpt_sha256_release(&l->s);
+	l->f = NULL;
+	l->shared = false;
+}
+
+static int
+lane_start(struct lane *l, struct fstate *f, size_t r, bool shared,
+    struct ckpt_error *err)
+{
+	const struct ckpt_hash_job *job = f->job;
+	int rc;
+
+	l->f = f;
+	l->r = r;
+	l->shared = shared;
+	l->off = r == PASS ? 0 : job->ranges[r].offset;
+	l->end = r == PASS ? job->size : job->ranges[r].end;
+	if ((rc = ckpt_sha256_init(&l->s, err))) {
+		l->f = NULL;
+		return rc;
 	}
-	fd = open(job->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ckpt_error_errno(&e, job->path, "cannot open");
-		job_fail(en, job, &e);
-		account(en, t->len);
-		return;
+	if (shared || l->fd_of == f)
+		return CKPT_OK;
+	lane_close(l);
+	l->fd = open(job->path, O_RDONLY | O_CLOEXEC);
+	if (l->fd < 0) {
+		rc = ckpt_error_errno(err, job->path, "cannot open");
+		lane_drop(l);
+		return rc;
 	}
-	if (t->range == SIZE_MAX) {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		if (hash_range(fd, job->path, 0, UINT64_MAX, buf, job->sha256,
-		    &n, en, &e))
-			job_fail(en, job, &e);
-		else if (n != job->size) {
-			ckpt_error_set(&e, CKPT_ERR_IO, job->path, -1,
-			    "file changed size while being hashed (%llu, "
-			    "then %llu bytes)", (unsigned long long)job->size,
-			    (unsigned long long)n);
-			job_fail(en, job, &e);
+	l->fd_of = f;
+	if (r == PASS)
+		posix_fadvise(l->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return CKPT_OK;
+}
+
+static size_t
+lower_bound(const struct fstate *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->norder;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->job->ranges[f->order[mid]].offset < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The first unclaimed order position at or after i, or norder. */
+static size_t
+skip_claimed(const struct fstate *f, size_t i)
+{
+	while (i < f->norder && f->claimed[i])
+		i++;
+	return i;
+}
+
+/*
+ * Locked.  A range for a stealing thread: from just ahead of a running
+ * pass (the bytes it is about to read), else the first unclaimed one.
+ */
+static bool
+steal(struct engine *en, struct fstate **fp, size_t *rp)
+{
+	for (size_t k = 0; k < en->npasses; k++) {
+		struct fstate *f = &en->files[en->pass_order[k]];
+		size_t i, lb;
+
+		if (f->pass != 2 || f->job->status)
+			continue;
+		lb = lower_bound(f, f->pass_pos);
+		i = skip_claimed(f, lb > f->steal_cursor ? lb :
+		    f->steal_cursor);
+		if (i < f->norder) {
+			f->claimed[i] = true;
+			f->steal_cursor = i + 1;
+			*fp = f;
+			*rp = f->order[i];
+			return true;
 		}
-	} else {
-		struct ckpt_range_digest *r = &job->ranges[t->range];
-
-		if (hash_range(fd, job->path, r->offset, r->end, buf,
-		    r->sha256, NULL, en, &e))
-			job_fail(en, job, &e);
 	}
-	close(fd);
+	for (; en->steal_file < en->nfiles; en->steal_file++) {
+		struct fstate *f = &en->files[en->steal_file];
+		size_t i = skip_claimed(f, f->low_cursor);
+
+		f->low_cursor = i;
+		if (i < f->norder && !f->job->status) {
+			f->claimed[i] = true;
+			f->low_cursor = i + 1;
+			*fp = f;
+			*rp = f->order[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Locked.  For a pass at f->pass_pos with lane 1 free: claims the range
+ * that starts exactly there as passenger (returns true), else sets *cap
+ * to where the next one starts, so that the pass stops there to meet it.
+ */
+static bool
+passenger(struct fstate *f, size_t *rp, uint64_t *cap)
+{
+	size_t i = f->pass_cursor;
+
+	while (i < f->norder && (f->claimed[i] ||
+	    f->job->ranges[f->order[i]].offset < f->pass_pos))
+		i++;
+	f->pass_cursor = i;
+	if (i == f->norder)
+		return false;
+	if (f->job->ranges[f->order[i]].offset == f->pass_pos) {
+		f->claimed[i] = true;
+		f->pass_cursor = i + 1;
+		*rp = f->order[i];
+		return true;
+	}
+	*cap = f->job->ranges[f->order[i]].offset;
+	return false;
+}
+
+struct worker {
+	struct engine *en;
+	struct lane lane[2];
+	bool stealing;
+	uint64_t pending;	/* bytes digested since the last account */
+};
+
+/* Locked: drops lanes whose job failed meanwhile. */
+static void
+drop_failed_locked(struct worker *w)
+{
+	for (int i = 0; i < 2; i++)
+		if (w->lane[i].f && w->lane[i].f->job->status)
+			lane_drop(&w->lane[i]);
+	if (!w->lane[0].f && w->lane[1].f) {
+		struct lane t = w->lane[0];
+
+		/* Lane 0 leads: a passenger never outlives its pass. */
+		w->lane[0] = w->lane[1];
+		w->lane[1] = t;
+		w->lane[0].shared = false;
+	}
+}
+
+/* Locked: gives empty lanes work; false when the worker is done. */
+static bool
+refill_locked(struct worker *w, uint64_t *cap)
+{
+	struct engine *en = w->en;
+	struct ckpt_error e;
+
+	*cap = UINT64_MAX;
+	for (;;) {
+		struct lane *a = &w->lane[0], *b = &w->lane[1];
+		struct fstate *f;
+		size_t r;
+
+		drop_failed_locked(w);
+		if (!a->f && !w->stealing && en->next_pass < en->npasses) {
+			f = &en->files[en->pass_order[en->next_pass++]];
+			f->pass = 2;
+			f->pass_pos = 0;
+			ckpt_error_clear(&e);
+			if (lane_start(a, f, PASS, false, &e)) {
+				job_fail_locked(f->job, &e);
+				f->pass = 3;
+			}
+			continue;
+		}
+		if (a->f && a->r == PASS) {
+			if (!b->f && !en->stealers && passenger(a->f, &r, cap)) {
+				ckpt_error_clear(&e);
+				if (lane_start(b, a->f, r, true, &e))
+					job_fail_locked(a->f->job, &e);
+				continue;
+			}
+			if (en->stealers)
+				*cap = UINT64_MAX;
+			return true;
+		}
+		/* No pass to run: steal, two ranges at a time. */
+		if (!w->stealing) {
+			w->stealing = true;
+			en->stealers++;
+		}
+		if (a->f && b->f)
+			return true;
+		if (!steal(en, &f, &r))
+			return a->f != NULL;
+		ckpt_error_clear(&e);
+		if (lane_start(a->f ? b : a, f, r, false, &e))
+			job_fail_locked(f->job, &e);
+	}
+}
+
+/* Locked: a lane reached its end; its digest goes to the job. */
+static void
+lane_finish_locked(struct lane *l, struct ckpt_error *e)
+{
+	struct ckpt_hash_job *job = l->f->job;
+	int rc = CKPT_OK;
+
+	if (l->r == PASS) {
+		if (l->fd_of == l->f)
+			rc = check_pass_end(l->fd, job, e);
+		if (!rc)
+			rc = ckpt_sha256_final(&l->s, job->sha256, e);
+		l->f->pass = 3;
+	} else {
+		rc = ckpt_sha256_final(&l->s, job->ranges[l->r].sha256, e);
+	}
+	if (rc) {
+		ckpt_sha256_release(&l->s);
+		job_fail_locked(job, e);
+	}
+	l->f = NULL;
+	l->shared = false;
+}
+
+/* Unlocked: one read (or two) and the digests of up to BUF_SIZE bytes. */
+static int
+step(struct worker *w, uint64_t cap, struct lane **failed,
+    struct ckpt_error *err)
+{
+	struct lane *a = &w->lane[0], *b = &w->lane[1];
+	uint64_t k = a->end - a->off;
+	int rc;
+
+	*failed = NULL;
+	if (k > BUF_SIZE)
+		k = BUF_SIZE;
+	if (cap != UINT64_MAX && a->r == PASS && cap > a->off &&
+	    cap - a->off < k)
+		k = cap - a->off;
+	if (b->f && b->end - b->off < k)
+		k = b->end - b->off;
+	if (k && (rc = read_exact(a->fd, a->f->job->path, a->buf, k, a->off,
+	    err))) {
+		*failed = a;
+		return rc;
+	}
+	if (b->f && !b->shared && k && (rc = read_exact(b->fd,
+	    b->f->job->path, b->buf, k, b->off, err))) {
+		*failed = b;
+		return rc;
+	}
+	if (b->f) {
+		ckpt_sha256_update2(&a->s, a->buf, &b->s, b->shared ? a->buf :
+		    b->buf, k);
+		b->off += k;
+		w->pending += k;
+	} else {
+		ckpt_sha256_update(&a->s, a->buf, k);
+	}
+	a->off += k;
+	w->pending += k;
+	return CKPT_OK;
 }
 
 static void *
-worker(void *arg)
+worker_main(void *arg)
 {
-	struct engine *en = arg;
-	unsigned char *buf = malloc(BUF_SIZE);
+	struct worker *w = arg;
+	struct engine *en = w->en;
 
+	w->lane[0].fd = w->lane[1].fd = -1;
+	pthread_mutex_lock(&en->mu);
 	for (;;) {
-		struct task t;
+		struct ckpt_error e;
+		struct lane *failed;
+		uint64_t cap;
 
-		pthread_mutex_lock(&en->mu);
-		if (en->next >= en->ntasks) {
-			pthread_mutex_unlock(&en->mu);
+		if (!refill_locked(w, &cap))
 			break;
-		}
-		t = en->tasks[en->next++];
 		pthread_mutex_unlock(&en->mu);
-		if (!buf) {
-			struct ckpt_error e;
-
-			ckpt_error_nomem(&e);
-			job_fail(en, &en->jobs[t.job], &e);
-			continue;
+		ckpt_error_clear(&e);
+		step(w, cap, &failed, &e);
+		pthread_mutex_lock(&en->mu);
+		account_locked(en, w->pending);
+		w->pending = 0;
+		if (w->lane[0].f && w->lane[0].r == PASS)
+			w->lane[0].f->pass_pos = w->lane[0].off;
+		if (failed) {
+			job_fail_locked(failed->f->job, &e);
+			continue;	/* drop_failed_locked clears the lanes */
 		}
-		run_task(en, &t, buf);
+		for (int i = 1; i >= 0; i--) {
+			struct lane *l = &w->lane[i];
+
+			if (l->f && l->off == l->end) {
+				ckpt_error_clear(&e);
+				lane_finish_locked(l, &e);
+			}
+		}
 	}
-	free(buf);
+	if (w->stealing)
+		en->stealers--;
+	pthread_mutex_unlock(&en->mu);
+	for (int i = 0; i < 2; i++) {
+		if (w->lane[i].f)
+			ckpt_sha256_release(&w->lane[i].s);
+		lane_close(&w->lane[i]);
+	}
 	return NULL;
 }
 
 static int
-cmp_task(const void *a, const void *b)
+cmp_range_ptr(const void *a, const void *b, void *ctx)
 {
-	const struct task *x = a, *y = b;
-	bool xw = x->range == SIZE_MAX, yw = y->range == SIZE_MAX;
+	const struct ckpt_range_digest *r = ctx;
+	const struct ckpt_range_digest *x = &r[*(const size_t *)a];
+	const struct ckpt_range_digest *y = &r[*(const size_t *)b];
 
-	if (xw != yw)
-		return xw ? -1 : 1;
-	if (x->len != y->len)
-		return x->len > y->len ? -1 : 1;
-	if (x->job != y->job)
-		return x->job < y->job ? -1 : 1;
-	return x->range < y->range ? -1 : x->range > y->range;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->end != y->end)
+		return x->end < y->end ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* Checks a job's file and ranges; sets job->size, or job->status. */
+static void
+check_job(struct ckpt_hash_job *job)
+{
+	struct stat st;
+
+	job->status = 0;
+	ckpt_error_clear(&job->err);
+	if (stat(job->path, &st)) {
+		job->status = ckpt_error_errno(&job->err, job->path,
+		    "cannot stat");
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		job->status = ckpt_error_set(&job->err, CKPT_ERR_INVALID,
+		    job->path, -1, "not a regular file");
+		return;
+	}
+	job->size = (uint64_t)st.st_size;
+	for (size_t r = 0; r < job->nranges; r++) {
+		const struct ckpt_range_digest *rg = &job->ranges[r];
+
+		if (rg->offset > rg->end || rg->end > job->size) {
+			job->status = ckpt_error_set(&job->err,
+			    CKPT_ERR_FORMAT, job->path, (int64_t)rg->offset,
+			    "byte range [%llu, %llu) is outside the file of "
+			    "%llu bytes", (unsigned long long)rg->offset,
+			    (unsigned long long)rg->end,
+			    (unsigned long long)job->size);
+			return;
+		}
+	}
+}
+
+/* Orders a job's ranges and folds identical ones; adds to en->total. */
+static int
+plan_file(struct engine *en, struct fstate *f, struct ckpt_error *err)
+{
+	struct ckpt_hash_job *job = f->job;
+	size_t n = job->nranges;
+
+	f->pass = job->whole ? 1 : 0;
+	if (job->whole)
+		en->total += job->size;
+	if (!n)
+		return CKPT_OK;
+	f->order = calloc(n, sizeof(*f->order));
+	f->canon = calloc(n, sizeof(*f->canon));
+	f->claimed = calloc(n, sizeof(*f->claimed));
+	if (!f->order || !f->canon || !f->claimed)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++)
+		f->order[i] = i;
+	qsort_r(f->order, n, sizeof(*f->order), cmp_range_ptr, job->ranges);
+	for (size_t i = 0; i < n; i++) {
+		const struct ckpt_range_digest *r = &job->ranges[f->order[i]];
+
+		if (f->norder) {
+			size_t c = f->order[f->norder - 1];
+
+			if (job->ranges[c].offset == r->offset &&
+			    job->ranges[c].end == r->end) {
+				f->canon[f->order[i]] = c;
+				continue;
+			}
+		}
+		f->canon[f->order[i]] = f->order[i];
+		f->order[f->norder++] = f->order[i];
+		en->total += r->end - r->offset;
+	}
+	return CKPT_OK;
+}
+
+static void
+engine_free(struct engine *en)
+{
+	for (size_t i = 0; i < en->nfiles; i++) {
+		free(en->files[i].order);
+		free(en->files[i].canon);
+		free(en->files[i].claimed);
+	}
+	free(en->files);
+	free(en->pass_order);
+}
+
+static int
+cmp_pass(const void *a, const void *b, void *ctx)
+{
+	const struct engine *en = ctx;
+	uint64_t x = en->files[*(const size_t *)a].job->size;
+	uint64_t y = en->files[*(const size_t *)b].job->size;
+
+	if (x != y)
+		return x > y ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int
+engine_plan(struct engine *en, struct ckpt_hash_job *jobs, size_t njobs,
+    struct ckpt_error *err)
+{
+	int rc;
+
+	en->files = calloc(njobs ? njobs : 1, sizeof(*en->files));
+	en->pass_order = calloc(njobs ? njobs : 1, sizeof(*en->pass_order));
+	if (!en->files || !en->pass_order)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < njobs; i++) {
+		check_job(&jobs[i]);
+		if (jobs[i].status)
+			continue;
+		en->files[en->nfiles].job = &jobs[i];
+		if ((rc = plan_file(en, &en->files[en->nfiles], err))) {
+			en->nfiles++;
+			return rc;
+		}
+		if (jobs[i].whole)
+			en->pass_order[en->npasses++] = en->nfiles;
+		en->nfiles++;
+	}
+	qsort_r(en->pass_order, en->npasses, sizeof(*en->pass_order),
+	    cmp_pass, en);
+	return CKPT_OK;
+}
+
+/* Identical ranges were hashed once: their twins get the digest. */
+static void
+copy_twins(struct engine *en)
+{
+	for (size_t i = 0; i < en->nfiles; i++) {
+		struct fstate *f = &en->files[i];
+
+		for (size_t r = 0; f->canon && r < f->job->nranges; r++)
+			if (f->canon[r] != r)
+				memcpy(f->job->ranges[r].sha256,
+				    f->job->ranges[f->canon[r]].sha256,
+				    CKPT_SHA256_BYTES);
+	}
 }
 
 int
@@ -220,73 +627,21 @@ ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
     struct ckpt_error *err)
 {
 	struct engine en;
+	struct worker *ws;
+	unsigned char **bufs;
 	pthread_t th[MAX_THREADS];
-	size_t ntasks = 0, started = 0;
-	int rc = CKPT_OK;
+	size_t started = 0, nwork = 0;
+	int rc;
 
 	memset(&en, 0, sizeof(en));
-	for (size_t i = 0; i < njobs; i++) {
-		struct stat st;
-
-		jobs[i].status = 0;
-		ckpt_error_clear(&jobs[i].err);
-		if (stat(jobs[i].path, &st)) {
-			jobs[i].status = ckpt_error_errno(&jobs[i].err,
-			    jobs[i].path, "cannot stat");
-			continue;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			jobs[i].status = ckpt_error_set(&jobs[i].err,
-			    CKPT_ERR_INVALID, jobs[i].path, -1,
-			    "not a regular file");
-			continue;
-		}
-		jobs[i].size = (uint64_t)st.st_size;
-		for (size_t r = 0; r < jobs[i].nranges; r++) {
-			const struct ckpt_range_digest *rg = &jobs[i].ranges[r];
-
-			if (rg->offset > rg->end || rg->end > jobs[i].size) {
-				jobs[i].status = ckpt_error_set(&jobs[i].err,
-				    CKPT_ERR_FORMAT, jobs[i].path,
-				    (int64_t)rg->offset, "byte range [%llu, "
-				    "%llu) is outside the file of %llu bytes",
-				    (unsigned long long)rg->offset,
-				    (unsigned long long)rg->end,
-				    (unsigned long long)jobs[i].size);
-				break;
-			}
-		}
-		if (jobs[i].status)
-			continue;
-		if (!ckpt_add_u64(ntasks, jobs[i].nranges + (jobs[i].whole ?
-		    1 : 0), (uint64_t *)&ntasks))
-			return ckpt_error_set(err, CKPT_ERR_LIMIT, NULL, -1,
-			    "too many ranges");
+	if ((rc = engine_plan(&en, jobs, njobs, err))) {
+		engine_free(&en);
+		return rc;
 	}
-	en.tasks = calloc(ntasks ? ntasks : 1, sizeof(*en.tasks));
-	if (!en.tasks)
-		return ckpt_error_nomem(err);
-	for (size_t i = 0; i < njobs; i++) {
-		if (jobs[i].status)
-			continue;
-		if (jobs[i].whole) {
-			en.tasks[en.ntasks++] = (struct task){ i, SIZE_MAX,
-			    jobs[i].size };
-			en.total += jobs[i].size;
-		}
-		for (size_t r = 0; r < jobs[i].nranges; r++) {
-			uint64_t len = jobs[i].ranges[r].end -
-			    jobs[i].ranges[r].offset;
-
-			en.tasks[en.ntasks++] = (struct task){ i, r, len };
-			en.total += len;
-		}
-	}
-	qsort(en.tasks, en.ntasks, sizeof(*en.tasks), cmp_task);
-	en.jobs = jobs;
+	for (size_t i = 0; i < en.nfiles; i++)
+		nwork += en.files[i].norder + (en.files[i].pass ? 1 : 0);
 	en.progress = progress;
 	en.data = data;
-	pthread_mutex_init(&en.mu, NULL);
 	if (!nthreads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -294,19 +649,45 @@ ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
 	}
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
-	if (nthreads > en.ntasks)
-		nthreads = en.ntasks ? (unsigned int)en.ntasks : 1;
+	if (nthreads > nwork)
+		nthreads = nwork ? (unsigned int)nwork : 1;
+	ws = calloc(nthreads, sizeof(*ws));
+	bufs = calloc(nthreads, sizeof(*bufs));
+	for (unsigned int i = 0; ws && bufs && i < nthreads; i++) {
+		bufs[i] = malloc(2 * BUF_SIZE);
+		if (!bufs[i]) {
+			nthreads = i;	/* fewer threads, then */
+			break;
+		}
+		ws[i].en = &en;
+		ws[i].lane[0].buf = bufs[i];
+		ws[i].lane[1].buf = bufs[i] + BUF_SIZE;
+	}
+	if (!ws || !bufs || !nthreads) {
+		free(ws);
+		free(bufs);
+		engine_free(&en);
+		return ckpt_error_nomem(err);
+	}
+	pthread_mutex_init(&en.mu, NULL);
 	/* The calling thread works too. */
 	for (unsigned int i = 1; i < nthreads; i++) {
-		if (pthread_create(&th[started], NULL, worker, &en))
+		if (pthread_create(&th[started], NULL, worker_main,
+		    &ws[started + 1]))
 			break;
 		started++;
 	}
-	worker(&en);
+	worker_main(&ws[0]);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&en.mu);
-	free(en.tasks);
+	for (unsigned int i = 0; i < nthreads; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(ws);
+	copy_twins(&en);
+	engine_free(&en);
+	rc = CKPT_OK;
 	for (size_t i = 0; i < njobs; i++)
 		if (jobs[i].status) {
 			if (err)

@@ -6,9 +6,10 @@
  *     beside the destination (same filesystem, so the final rename is
  *     atomic) with ckpt-staging.json saying who saves what, and move or
  *     link the sources in.
- *  2. finish: copy (for --copy), fsync every file, read every file's
- *     structure (the validation), hash everything in one pass per byte
- *     range on every core, write ckpt-summary.json, then the manifest
+ *  2. finish: copy (for --copy); fsync every file (in a thread of its
+ *     own) while reading every file's structure (the validation) and
+ *     hashing every file once on every core (hashing.c); once the fsyncs
+ *     are done, write ckpt-summary.json, then the manifest
  *     (temp + fsync + rename), remove the staging status, fsync the
  *     directory; take the store lock; rename into place without
  *     clobbering (renameat2 RENAME_NOREPLACE, or, where the filesystem
@@ -120,8 +121,14 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(j);
 	if (text) {
-		/* Best effort: the status is for people and ls. */
-		ckpt_write_file_atomic(sv->status_path, text, strlen(text),
+		/*
+		 * Best effort: the status is for people and ls.  Where moved
+		 * data came from, and a failure, must survive a crash; the
+		 * phases in between must not wait on the disk (an fsync here
+		 * would wait for the writeback of the files being synced).
+		 */
+		ckpt_write_file_replace(sv->status_path, text, strlen(text),
+		    !strcmp(phase, "staging") || strcmp(state, "active"),
 		    NULL);
 		free(text);
 	}
@@ -1141,11 +1148,72 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	return rc;
 }
 
+/*
+ * The files' fsync runs in a thread of its own while the main thread
+ * validates and hashes: the disk writes back what a copy (or the trainer)
+ * left dirty while the CPUs digest it, and the manifest, written after the
+ * join, still comes only after every file is durable.
+ */
+struct syncer {
+	struct ckpt_save *sv;
+	pthread_t th;
+	bool threaded;
+	int rc;
+	struct ckpt_error err;
+};
+
+static void *
+sync_files(void *arg)
+{
+	struct syncer *sy = arg;
+
+	for (size_t i = 0; i < sy->sv->nfiles && !sy->rc; i++)
+		sy->rc = fsync_path(sy->sv->files[i].abs, &sy->err);
+	return NULL;
+}
+
+static void
+sync_start(struct syncer *sy, struct ckpt_save *sv)
+{
+	memset(sy, 0, sizeof(*sy));
+	sy->sv = sv;
+	ckpt_error_clear(&sy->err);
+	sy->threaded = !pthread_create(&sy->th, NULL, sync_files, sy);
+}
+
+/* Waits for the fsyncs (or does them, without a thread); their status. */
+static int
+sync_join(struct syncer *sy, struct ckpt_error *err)
+{
+	if (sy->threaded)
+		pthread_join(sy->th, NULL);
+	else
+		sync_files(sy);
+	if (sy->rc && err)
+		*err = sy->err;
+	return sy->rc;
+}
+
+static int
+validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	int rc;
+
+	write_status(sv, "validating", "active", NULL);
+	for (size_t i = 0; i < sv->nfiles; i++)
+		if ((rc = examine(sv, &sv->files[i], err)))
+			return rc;
+	infer_frameworks(sv);
+	write_status(sv, "hashing", "active", NULL);
+	return plan_and_hash(sv, err);
+}
+
 static int
 finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
     struct ckpt_error *err)
 {
 	char purpose[CKPT_NAME_MAX + 64];
+	struct syncer sy;
 	struct stat st;
 	int rc;
 
@@ -1160,16 +1228,11 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no files to save");
 	qsort(sv->files, sv->nfiles, sizeof(*sv->files), cmp_sfile);
-	for (size_t i = 0; i < sv->nfiles; i++)
-		if ((rc = fsync_path(sv->files[i].abs, err)))
-			return rc;
-	write_status(sv, "validating", "active", NULL);
-	for (size_t i = 0; i < sv->nfiles; i++)
-		if ((rc = examine(sv, &sv->files[i], err)))
-			return rc;
-	infer_frameworks(sv);
-	write_status(sv, "hashing", "active", NULL);
-	if ((rc = plan_and_hash(sv, err)))
+	sync_start(&sy, sv);
+	rc = validate_and_hash(sv, err);
+	if (sync_join(&sy, rc ? NULL : err) && !rc)
+		rc = sy.rc;
+	if (rc)
 		return rc;
 	write_status(sv, "committing", "active", NULL);
 	if ((rc = write_manifest(sv, err)))

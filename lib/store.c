@@ -155,6 +155,13 @@ int
 ckpt_write_file_atomic(const char *path, const void *data, size_t len,
     struct ckpt_error *err)
 {
+	return ckpt_write_file_replace(path, data, len, true, err);
+}
+
+int
+ckpt_write_file_replace(const char *path, const void *data, size_t len,
+    bool durable, struct ckpt_error *err)
+{
 	char *tmp, *dir;
 	int fd, rc;
 
@@ -168,7 +175,7 @@ ckpt_write_file_atomic(const char *path, const void *data, size_t len,
 	}
 	rc = ckpt_write_all(fd, data, len, tmp, err);
 	/* Any fsync error fails the write: no retry-and-trust (fsyncgate). */
-	if (!rc && fsync(fd))
+	if (!rc && durable && fsync(fd))
 		rc = ckpt_error_errno(err, tmp, "cannot fsync");
 	if (close(fd) && !rc)
 		rc = ckpt_error_errno(err, tmp, "cannot close");
@@ -181,6 +188,8 @@ ckpt_write_file_atomic(const char *path, const void *data, size_t len,
 		return rc;
 	}
 	free(tmp);
+	if (!durable)
+		return CKPT_OK;
 	dir = ckpt_dirname(path);
 	if (!dir)
 		return ckpt_error_nomem(err);

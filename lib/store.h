@@ -26,6 +26,11 @@ int ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
  * write, fsync, rename, fsync the directory.  Any fsync error fails. */
 int ckpt_write_file_atomic(const char *path, const void *data, size_t len,
     struct ckpt_error *err);
+/* The same, durable or not: without the fsyncs it is atomic only (a crash
+ * may leave the old content), and never waits for other files' data to
+ * reach the disk, as an fsync on ext4 (data=ordered) can. */
+int ckpt_write_file_replace(const char *path, const void *data, size_t len,
+    bool durable, struct ckpt_error *err);
 /* Writes all of buf to fd (loops on short writes and EINTR). */
 int ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
     struct ckpt_error *err);
