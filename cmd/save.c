@@ -437,17 +437,14 @@ struct adopt {
 	json_t *trainer;
 };
 
-/*
- * Python's json module writes NaN, Infinity and -Infinity, which JSON
- * (and jansson) do not have: they become null ("no value") here.
- */
+/* trainer_state.json, with Python's NaN and Infinity read as null. */
 static json_t *
 load_python_json(const char *path, json_error_t *je)
 {
 	FILE *fp = fopen(path, "re");
-	char *in, *out;
-	size_t n, o = 0;
-	bool str = false;
+	size_t n = 0, cap = 1 << 16, pylen;
+	char *in, *py;
+	int64_t first;
 	json_t *j;
 
 	if (!fp) {
@@ -455,42 +452,20 @@ load_python_json(const char *path, json_error_t *je)
 		je->line = je->column = 0;
 		return NULL;
 	}
-	in = xmalloc((64 << 20) + 1);
-	n = fread(in, 1, 64 << 20, fp);
-	fclose(fp);
-	out = xmalloc(2 * n + 1);
-	for (size_t i = 0; i < n; i++) {
-		if (str) {
-			out[o++] = in[i];
-			if (in[i] == '\\' && i + 1 < n)
-				out[o++] = in[++i];
-			else if (in[i] == '"')
-				str = false;
-			continue;
-		}
-		if (in[i] == '"') {
-			str = true;
-		} else if (n - i >= 3 && !memcmp(in + i, "NaN", 3)) {
-			memcpy(out + o, "null", 4);
-			o += 4;
-			i += 2;
-			continue;
-		} else if (n - i >= 9 && !memcmp(in + i, "-Infinity", 9)) {
-			memcpy(out + o, "null", 4);
-			o += 4;
-			i += 8;
-			continue;
-		} else if (n - i >= 8 && !memcmp(in + i, "Infinity", 8)) {
-			memcpy(out + o, "null", 4);
-			o += 4;
-			i += 7;
-			continue;
-		}
-		out[o++] = in[i];
+	in = xmalloc(cap);
+	/* At most 64 MiB: a trainer state is a few kilobytes. */
+	while (!feof(fp) && !ferror(fp) && n < ((size_t)64 << 20)) {
+		if (n == cap)
+			in = xreallocarray(in, 2, cap), cap *= 2;
+		n += fread(in + n, 1, cap - n, fp);
 	}
-	j = json_loadb(out, o, JSON_REJECT_DUPLICATES, je);
+	fclose(fp);
+	py = ckpt_json_from_python(in, n, &pylen, &first);
 	free(in);
-	free(out);
+	if (!py)
+		die("out of memory");
+	j = json_loadb(py, pylen, JSON_REJECT_DUPLICATES, je);
+	free(py);
 	return j;
 }
 
@@ -872,6 +847,42 @@ prune_on_save(struct ckpt_store *s)
 }
 
 /* After the commit: load test, prune.  Returns the exit status. */
+/*
+ * Files whose pickles reference classes torch.load(weights_only=True)
+ * refuses: committed (the structure is fine), but verify will fail them
+ * unless the store admits those globals, so the user hears it now.
+ */
+static void
+warn_unsafe_globals(const char *run, long long step, const char *val)
+{
+	json_t *v = json_loads(val, 0, NULL), *f, *g;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(v, "files"), i, f) {
+		json_t *list = json_object_get(f, "unsafe_globals");
+		size_t len = 0;
+		char names[512];
+
+		if (!json_array_size(list))
+			continue;
+		names[0] = '\0';
+		json_array_foreach(list, k, g) {
+			int w = snprintf(names + len, sizeof(names) - len,
+			    "%s%s", k ? ", " : "", json_string_value(g));
+
+			if (w < 0 || (size_t)w >= sizeof(names) - len)
+				break;
+			len += (size_t)w;
+		}
+		warning("%s@%lld: %s references globals outside "
+		    "torch.load(weights_only=True)'s allowlist (%s); 'ckpt "
+		    "verify' fails it unless the store's ckpt.yaml admits them "
+		    "(verify.allow_globals, ckpt-policy(5))", run, step,
+		    json_string_value(json_object_get(f, "path")), names);
+	}
+	json_decref(v);
+}
+
 static int
 after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
     const char *path, const char *run, long long step, json_t *report)
@@ -887,6 +898,8 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 			    run, step, val);
 			status = CKPT_EXIT_FINDING;
 		}
+		if (val)
+			warn_unsafe_globals(run, step, val);
 		json_object_set_new(report, "manifest", json_string(
 		    ckpt_manifest_digest(m)));
 		json_object_set_new(report, "validation", val ?

@@ -31,7 +31,7 @@ static const char *const verify_usage[] = {
 struct vopts {
 	bool fast, numerics, require_sig, all, no_cache;
 	const char *subset, *metric, *mode, *oms, *oms_key;
-	struct strlist keys;
+	struct strlist keys, allow;
 	long long jobs;
 	unsigned int sub_k, sub_n;
 };
@@ -320,6 +320,9 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "public key (repeatable)"),
 		OPT_BOOL(0, "no-cache", &v.no_cache, "neither read nor "
 		    "update the digest cache"),
+		OPT_STRING_LIST(0, "allow-global", &v.allow, "name",
+		    "admit this pickle global: module.name or module.* "
+		    "(repeatable)"),
 		OPT_STRING(0, "oms-bundle", &v.oms, "file", "also check this "
 		    "OpenSSF model signing bundle"),
 		OPT_STRING(0, "oms-key", &v.oms_key, "pem", "the ECDSA public "
@@ -353,6 +356,14 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "go together");
 	if (v.jobs < 0 || v.jobs > 1024)
 		usage_error(verify_usage, opts, "--jobs wants 0..1024");
+	for (size_t i = 0; i < v.allow.n; i++) {
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_allow_global_check(v.allow.items[i], &e))
+			usage_error(verify_usage, opts, "--allow-global: %s",
+			    e.message);
+	}
 
 	memset(&o, 0, sizeof(o));
 	o.flags = (v.fast ? CKPT_VERIFY_FAST : 0) |
@@ -365,6 +376,8 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	o.oms_bundle = v.oms;
 	o.oms_key = v.oms_key;
 	o.nkeys = v.keys.n;
+	o.allow_globals = (const char *const *)v.allow.items;
+	o.nallow_globals = v.allow.n;
 
 	memset(&t, 0, sizeof(t));
 	if (ctx->json) {
@@ -406,6 +419,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 				json_doc_print(doc);
 			}
 			strlist_release(&v.keys);
+			strlist_release(&v.allow);
 			return CKPT_EXIT_OK;
 		}
 	} else {
@@ -430,6 +444,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		json_decref(doc);
 		json_decref(list);
 		strlist_release(&v.keys);
+		strlist_release(&v.allow);
 		return CKPT_EXIT_ERROR;
 	}
 	if (doc) {
@@ -462,6 +477,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	}
 	summary(&t, now_seconds() - start, ctx);
 	strlist_release(&v.keys);
+	strlist_release(&v.allow);
 	return t.bad_checkpoints || t.unchecked ? CKPT_EXIT_FINDING :
 	    CKPT_EXIT_OK;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "pickle.h"
 
 static char *
 dup_or_null(const char *s)
@@ -212,6 +213,27 @@ is_weights_name(const char *path)
 	return false;
 }
 
+/* The diagnoses of a binary file that is simply of no format ckpt reads
+ * (a tokenizer model, a data file), as opposed to a broken stand-in. */
+#define OPAQUE_SHORT	"too short for any checkpoint format"
+#define OPAQUE_BINARY	"no known format starts with these bytes"
+
+/*
+ * An opaque binary under a name weights are not saved under cannot be
+ * checked for structure, but nothing says it is broken: its digest in
+ * the manifest is its check.  That is an info finding; a file named like
+ * weights that is not (an LFS pointer, an error page) is a warning.
+ */
+static enum ckpt_severity
+unrecognised_severity(const char *path, const char *reason)
+{
+	bool opaque = !strncmp(reason, OPAQUE_SHORT, strlen(OPAQUE_SHORT)) ||
+	    !strcmp(reason, OPAQUE_BINARY);
+
+	return opaque && !is_weights_name(path) ? CKPT_SEV_INFO :
+	    CKPT_SEV_WARNING;
+}
+
 /* {"error": ...} or {"message": ...}, as hubs and proxies answer. */
 static bool
 json_error_body(const unsigned char *p, size_t n)
@@ -275,14 +297,16 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 	/*
 	 * safetensors has no magic: a little-endian length, then the JSON
 	 * header.  A length that does not fit the file still makes it a
-	 * (broken) safetensors file when the length bytes are binary, so
-	 * that the reader can say what is wrong; eight printable bytes
-	 * before a '{' are text.
+	 * (broken) safetensors file when the length bytes are binary and the
+	 * name is one weights are saved under, so that the reader can say
+	 * what is wrong; otherwise such bytes are just some binary file (a
+	 * tokenizer model).  Eight printable bytes before a '{' are text.
 	 */
 	if (n >= 9 && (head[8] == '{' || is_json_space(head[8]))) {
 		for (i = 0; i < 8; i++)
 			hlen |= (uint64_t)head[i] << (8 * i);
-		if ((size >= 8 && hlen <= size - 8) || !printable(head, 8))
+		if ((size >= 8 && hlen <= size - 8) || (!printable(head, 8) &&
+		    is_weights_name(path)))
 			return CKPT_FORMAT_SAFETENSORS;
 	}
 	for (i = 0; i < n && is_json_space(head[i]); i++)
@@ -312,11 +336,10 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 	if (looks_like_text(head, n))
 		return CKPT_FORMAT_TEXT;
 	if (size < 9)
-		snprintf(reason, len, "too short for any checkpoint format "
-		    "(%llu bytes)", (unsigned long long)size);
+		snprintf(reason, len, OPAQUE_SHORT " (%llu bytes)",
+		    (unsigned long long)size);
 	else
-		snprintf(reason, len, "no known format starts with these "
-		    "bytes");
+		snprintf(reason, len, OPAQUE_BINARY);
 	return CKPT_FORMAT_UNKNOWN;
 }
 
@@ -371,17 +394,71 @@ dispatch(struct ckpt_file *f, const char *reason, struct ckpt_error *err)
 		return ckpt_json_file_read(f, err);
 	case CKPT_FORMAT_UNKNOWN:
 		return ckpt_file_add_finding(f, "unrecognised-format",
-		    CKPT_SEV_WARNING, NULL, 0, "unrecognised format: %s",
-		    reason);
+		    unrecognised_severity(f->path, reason), NULL, 0,
+		    "unrecognised format: %s", reason);
 	default:
 		return CKPT_OK;
 	}
 }
 
 int
+ckpt_allow_global_check(const char *pattern, struct ckpt_error *err)
+{
+	size_t n = strlen(pattern), dots = 0;
+	bool star = n > 2 && !strcmp(pattern + n - 2, ".*");
+	char probe[600];
+
+	for (size_t i = 0; i < (star ? n - 2 : n); i++) {
+		char c = pattern[i];
+		bool first = !i || pattern[i - 1] == '.';
+
+		if (c == '.' && !first && i + 1 < n) {
+			dots++;
+			continue;
+		}
+		if (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' &&
+		    c <= 'Z') || (!first && c >= '0' && c <= '9'))
+			continue;
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s' is not module.name or module.*", pattern);
+	}
+	if (!n || n > 512 || (!star && !dots))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s' is not module.name or module.*", pattern);
+	/* module.* may not open a denylisted module (a name of it stands
+	 * for them all); builtins has its harmless names on the default
+	 * list already. */
+	snprintf(probe, sizeof(probe), "%.*s.system", star ? (int)(n - 2) :
+	    (int)n, pattern);
+	if (!strcmp(pattern, "builtins.getattr"))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "builtins.getattr cannot be allowed; an enum member "
+		    "pickled as getattr(Class, \"NAME\") passes once Class "
+		    "is allowed");
+	if ((star && (ckpt_pickle_denylisted(probe) ||
+	    !strncmp(pattern, "builtins.", 9) ||
+	    !strncmp(pattern, "__builtin__.", 12))) ||
+	    (!star && ckpt_pickle_denylisted(pattern)))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s' names code-execution callables; it cannot be "
+		    "allowed", pattern);
+	return CKPT_OK;
+}
+
+int
 ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
     struct ckpt_error *err)
 {
+	struct ckpt_open_options o = { .flags = flags };
+
+	return ckpt_file_open_ex(path, &o, out, err);
+}
+
+int
+ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
+    struct ckpt_file **out, struct ckpt_error *err)
+{
+	unsigned int flags = o ? o->flags : 0;
 	unsigned char head[512];
 	char reason[256];
 	struct ckpt_file *f;
@@ -423,7 +500,14 @@ ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
 		    "no end-of-central-directory record (an interrupted "
 		    "download or copy?)");
 	}
+	if (o) {
+		f->allow_globals = o->allow_globals;
+		f->nallow_globals = o->nallow_globals;
+	}
 	rc = dispatch(f, reason, err);
+	/* The caller's strings are borrowed for the open only. */
+	f->allow_globals = NULL;
+	f->nallow_globals = 0;
 	if (rc)
 		goto fail;
 	*out = f;

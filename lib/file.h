@@ -22,6 +22,9 @@ struct ckpt_file {
 	uint64_t size;
 	enum ckpt_format format;
 	unsigned int flags;		/* CKPT_OPEN_* */
+	/* Extra allowed globals (ckpt_open_options), during the open only. */
+	const char *const *allow_globals;
+	size_t nallow_globals;
 
 	struct ckpt_tensor *tensors;	/* strings and arrays owned here */
 	size_t ntensors, tensors_cap;

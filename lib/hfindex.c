@@ -4,7 +4,8 @@
  * weight_map is later checked against the shards by checkpoint.c) and
  * plain JSON documents (config.json, trainer_state.json), whose content
  * becomes the file's metadata.  Parsed with jansson, duplicate keys
- * refused; the byte offset of a syntax error is jansson's.
+ * refused; the byte offset of a syntax error is jansson's.  Python's
+ * NaN and Infinity are read as null, with an info finding.
  */
 #include "internal.h"
 
@@ -15,11 +16,61 @@
 /* Larger JSON files are listed but not parsed. */
 #define JSON_MAX_BYTES (64u << 20)
 
+char *
+ckpt_json_from_python(const char *in, size_t len, size_t *outlen,
+    int64_t *first)
+{
+	static const char *const words[] = { "NaN", "-Infinity", "Infinity" };
+	/* "NaN" (3 bytes) becomes "null" (4): at most 4/3 the length. */
+	char *out = malloc(len + len / 3 + 1);
+	bool in_string = false;
+	size_t o = 0;
+
+	*first = -1;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		size_t k;
+
+		if (in_string) {
+			out[o++] = in[i];
+			if (in[i] == '\\' && i + 1 < len)
+				out[o++] = in[++i];
+			else if (in[i] == '"')
+				in_string = false;
+			continue;
+		}
+		in_string = in[i] == '"';
+		for (k = 0; k < CKPT_ARRAY_SIZE(words); k++)
+			if (len - i >= strlen(words[k]) &&
+			    !memcmp(in + i, words[k], strlen(words[k])))
+				break;
+		if (k == CKPT_ARRAY_SIZE(words)) {
+			out[o++] = in[i];
+			continue;
+		}
+		if (*first < 0)
+			*first = (int64_t)i;
+		memcpy(out + o, "null", 4);
+		o += 4;
+		i += strlen(words[k]) - 1;
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+/*
+ * Parses f as JSON; a document that is JSON only once Python's NaN and
+ * Infinity are read as null gets an info finding and is returned so.
+ */
 static int
 load(struct ckpt_file *f, json_t **out, json_error_t *jerr,
     struct ckpt_error *err)
 {
-	char *buf;
+	char *buf, *py;
+	size_t pylen;
+	int64_t first;
 	int rc;
 
 	if (f->size > JSON_MAX_BYTES)
@@ -34,7 +85,29 @@ load(struct ckpt_file *f, json_t **out, json_error_t *jerr,
 		return rc;
 	}
 	*out = json_loadb(buf, (size_t)f->size, JSON_REJECT_DUPLICATES, jerr);
+	if (*out) {
+		free(buf);
+		return CKPT_OK;
+	}
+	py = ckpt_json_from_python(buf, (size_t)f->size, &pylen, &first);
 	free(buf);
+	if (!py)
+		return ckpt_error_nomem(err);
+	if (first >= 0) {
+		json_error_t pyerr;
+
+		*out = json_loadb(py, pylen, JSON_REJECT_DUPLICATES, &pyerr);
+		if (*out && (rc = ckpt_file_add_finding(f, "json-python-number",
+		    CKPT_SEV_INFO, NULL, first, "NaN or Infinity at byte "
+		    "%lld: Python's json extension, not standard JSON; read "
+		    "as null", (long long)first))) {
+			json_decref(*out);
+			*out = NULL;
+			free(py);
+			return rc;
+		}
+	}
+	free(py);
 	return *out ? CKPT_OK : CKPT_ERR_FORMAT;
 }
 

@@ -269,6 +269,43 @@ denylisted(const char *mod, const char *name)
 	return false;
 }
 
+bool
+ckpt_pickle_denylisted(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	char mod[520];
+
+	if (!dot || (size_t)(dot - name) >= sizeof(mod))
+		return true;	/* not a module.name: never admitted */
+	memcpy(mod, name, (size_t)(dot - name));
+	mod[dot - name] = '\0';
+	return denylisted(mod, dot + 1);
+}
+
+bool
+ckpt_pickle_pattern_admits(const char *pattern, const char *name)
+{
+	size_t pl = strlen(pattern);
+
+	if (ckpt_pickle_denylisted(name))
+		return false;
+	if (pl > 2 && !strcmp(pattern + pl - 2, ".*"))
+		/* every name of that module itself, not of its submodules */
+		return !strncmp(name, pattern, pl - 1) &&
+		    !strchr(name + pl - 1, '.');
+	return !strcmp(pattern, name);
+}
+
+/* The caller's extra allowlist (ckpt_open_options.allow_globals). */
+static bool
+user_admits(const struct ckpt_file *f, const char *name)
+{
+	for (size_t i = 0; i < f->nallow_globals; i++)
+		if (ckpt_pickle_pattern_admits(f->allow_globals[i], name))
+			return true;
+	return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* Nodes and memory                                                    */
 /* ------------------------------------------------------------------ */
@@ -834,7 +871,7 @@ make_global(struct parser *ps, const char *mod, size_t mlen,
     const char *name, size_t nlen, const char *via)
 {
 	char m[520], nm[520], *full;
-	bool allowed, deny;
+	bool allowed, deny, user, enum_getattr;
 	struct pk_node *g;
 	int dt;
 
@@ -868,6 +905,15 @@ mapped:
 	}
 	allowed = ckpt_pickle_allowed(full, ps->o->flags);
 	deny = denylisted(m, nm);
+	user = !allowed && !deny && user_admits(ps->f, full);
+	/*
+	 * Python 3.11+ pickles an enum member as getattr(Class, "NAME").
+	 * With classes allowed by the caller, getattr is admitted here and
+	 * judged at its REDUCE: only getattr(<such a class>, "NAME") passes.
+	 */
+	enum_getattr = !allowed && ps->f->nallow_globals &&
+	    !strcmp(full, "builtins.getattr");
+	allowed |= user || enum_getattr;
 	if (ckpt_file_add_global(ps->f, full, allowed)) {
 		free(full);
 		ckpt_error_nomem(ps->err);
@@ -889,6 +935,7 @@ mapped:
 		g->s = pk_strndup(ps->p, full, strlen(full), ps->err);
 		g->len = strlen(full);
 		g->allowed = allowed;
+		g->user = user;
 		g->i = dt;
 		if (!g->s)
 			g = NULL;
@@ -1066,6 +1113,7 @@ static int interpret(struct parser *ps, struct pk_node *fn,
     struct pk_node *a, struct pk_node **out);
 static struct pk_node *opaque(struct parser *ps, struct pk_node *cls,
     struct pk_node *args, const char *how);
+static bool public_name(const struct pk_node *n);
 
 /* bytes from _codecs.encode(str, "latin1"): each code point one byte. */
 static struct pk_node *
@@ -1367,18 +1415,33 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		r->s = a->items[1]->s;
 		r->len = a->items[1]->len;
 	} else if (!strcmp(name, "builtins.getattr")) {
-		/* only getattr(<DCP enum class>, "MEMBER"): a name */
-		if (a->n != 2 || a->items[0]->kind != PK_GLOBAL ||
-		    !a->items[0]->allowed ||
-		    !strstr(a->items[0]->s, "MEM_FORMAT_ENCODING") ||
-		    a->items[1]->kind != PK_STR) {
+		/* only getattr(<DCP enum class>, "MEMBER"): a name; or a
+		 * member of an enum class the caller allowed: an instance */
+		bool pair = a->n == 2 && a->items[0]->kind == PK_GLOBAL &&
+		    a->items[0]->allowed && a->items[1]->kind == PK_STR;
+		bool dcp = pair && strstr(a->items[0]->s,
+		    "MEM_FORMAT_ENCODING");
+		bool member = pair && a->items[0]->user &&
+		    public_name(a->items[1]);
+
+		if (!dcp && !member) {
 			r = opaque(ps, fn, a, "REDUCE");
 			if (!r)
 				return ps->err->code;
 			*out = r;
 			return CKPT_OK;
 		}
-		r = a->items[1];
+		if (dcp) {
+			r = a->items[1];
+		} else {
+			r = pk_new(ps->p, PK_OBJECT, (int64_t)ps->op_pos,
+			    ps->err);
+			if (!r)
+				return ps->err->code;
+			r->cls = a->items[0];
+			r->args = a;
+			r->allowed = true;
+		}
 	} else if (strstr(name, "_MEM_FORMAT_ENCODING") ||
 	    strstr(name, "MEM_FORMAT_ENCODING")) {
 		if (a->n != 1 || !is_int(a->items[0]))
@@ -1399,6 +1462,24 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		    CKPT_ERR_NOMEM;
 	*out = r;
 	return CKPT_OK;
+}
+
+/* An attribute name getattr may fetch: an identifier, no underscore
+ * first (which keeps __globals__, __init__ and the like out). */
+static bool
+public_name(const struct pk_node *n)
+{
+	if (!n->len || n->len > 256 || n->s[0] == '_' ||
+	    (n->s[0] >= '0' && n->s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n->len; i++) {
+		char c = n->s[i];
+
+		if (!(c == '_' || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
 }
 
 /* An opaque instance of a callable that is not interpreted. */
@@ -2093,7 +2174,9 @@ step(struct parser *ps, bool *stop)
 		a = pop(ps);
 		if (b->kind != PK_TUPLE)
 			return bad(ps, "NEWOBJ arguments are not a tuple");
-		if (a->kind == PK_GLOBAL && a->allowed) {
+		/* getattr is admitted for REDUCE only (enum members) */
+		if (a->kind == PK_GLOBAL && a->allowed &&
+		    strcmp(a->s, "builtins.getattr")) {
 			if (!strcmp(a->s, "torch.nn.parameter.Parameter")) {
 				if (!b->n || !(n = tensor_arg(b->items[0])))
 					return bad(ps, "Parameter of a "

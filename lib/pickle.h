@@ -83,6 +83,7 @@ struct pk_ndarray {
 struct pk_node {
 	enum pk_kind kind;
 	bool allowed;		/* GLOBAL/OBJECT: class on the allowlist */
+	bool user;		/* GLOBAL: allowed by the caller's list only */
 	bool ordered;		/* DICT: an OrderedDict */
 	unsigned char mark;	/* walkers: on the current path */
 	unsigned char seen;	/* walkers: expanded once already */
@@ -164,6 +165,11 @@ void ckpt_pickle_free(struct ckpt_pickle *p);
 
 /* Whether "module.name" is on the default allowlist (flags: PK_ALLOW_*). */
 bool ckpt_pickle_allowed(const char *name, unsigned int flags);
+/* Whether "module.name" is a known code-execution callable (denylist). */
+bool ckpt_pickle_denylisted(const char *name);
+/* Whether a caller's allow pattern ("module.name" or "module.*") admits
+ * name; a denylisted name is never admitted. */
+bool ckpt_pickle_pattern_admits(const char *pattern, const char *name);
 
 /*
  * Walks the tree from p->root: names tensors by the dot-joined path of dict

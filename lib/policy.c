@@ -1000,6 +1000,8 @@ struct ckpt_policy_config {
 	bool prune_on_save;
 	char **strings;			/* owned metric names */
 	size_t nstrings;
+	char **allow_globals;		/* verify.allow_globals */
+	size_t nallow_globals;
 };
 
 /* What the walk needs: the document, the file name and the error. */
@@ -1374,9 +1376,56 @@ parse_runs(struct yctx *y, yaml_node_t *node)
 }
 
 static const char *const top_keys[] = {
-	"version", "default", "runs", "trash", "gc", "prune_on_save", NULL
+	"version", "default", "runs", "trash", "gc", "prune_on_save", "verify",
+	NULL
 };
 static const char *const gc_keys[] = { "older_than", NULL };
+static const char *const verify_keys[] = { "allow_globals", NULL };
+
+/* verify: {allow_globals: [module.name | module.*, ...]} */
+static int
+parse_verify(struct yctx *y, yaml_node_t *v)
+{
+	struct ckpt_policy_config *cfg = y->cfg;
+	int rc;
+
+	if ((rc = check_mapping(y, v, "verify")))
+		return rc;
+	for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+	    q < v->data.mapping.pairs.top; q++) {
+		yaml_node_t *kn = ynode(y, q->key), *list = ynode(y, q->value);
+		const char *k = (const char *)kn->data.scalar.value;
+
+		if (strcmp(k, "allow_globals"))
+			return unknown_key(y, kn, k, "verify", verify_keys);
+		if (!list || list->type != YAML_SEQUENCE_NODE)
+			return yerr(y, list, "allow_globals needs a list of "
+			    "module.name or module.* entries");
+		for (yaml_node_item_t *it = list->data.sequence.items.start;
+		    it < list->data.sequence.items.top; it++) {
+			yaml_node_t *e = ynode(y, *it);
+			struct ckpt_error why;
+			const char *g;
+			char **p;
+
+			if (!(g = yscalar(y, e, "an allow_globals entry", &rc)))
+				return rc;
+			ckpt_error_clear(&why);
+			if (ckpt_allow_global_check(g, &why))
+				return yerr(y, e, "allow_globals: %s",
+				    why.message);
+			p = reallocarray(cfg->allow_globals,
+			    cfg->nallow_globals + 1, sizeof(*p));
+			if (!p)
+				return ckpt_error_nomem(y->err);
+			cfg->allow_globals = p;
+			if (!(p[cfg->nallow_globals] = strdup(g)))
+				return ckpt_error_nomem(y->err);
+			cfg->nallow_globals++;
+		}
+	}
+	return 0;
+}
 
 static int
 parse_root(struct yctx *y, yaml_node_t *root)
@@ -1423,6 +1472,8 @@ parse_root(struct yctx *y, yaml_node_t *root)
 				    "or keep", s);
 		} else if (!strcmp(k, "prune_on_save")) {
 			rc = parse_bool(y, v, k, &cfg->prune_on_save);
+		} else if (!strcmp(k, "verify")) {
+			rc = parse_verify(y, v);
 		} else if (!strcmp(k, "gc")) {
 			if ((rc = check_mapping(y, v, "gc")))
 				return rc;
@@ -1472,6 +1523,9 @@ ckpt_policy_config_free(struct ckpt_policy_config *cfg)
 	for (size_t i = 0; i < cfg->nstrings; i++)
 		free(cfg->strings[i]);
 	free(cfg->strings);
+	for (size_t i = 0; i < cfg->nallow_globals; i++)
+		free(cfg->allow_globals[i]);
+	free(cfg->allow_globals);
 	free(cfg);
 }
 
@@ -1619,4 +1673,12 @@ bool
 ckpt_policy_config_prune_on_save(const struct ckpt_policy_config *cfg)
 {
 	return cfg && cfg->prune_on_save;
+}
+
+const char *const *
+ckpt_policy_config_allow_globals(const struct ckpt_policy_config *cfg,
+    size_t *n)
+{
+	*n = cfg ? cfg->nallow_globals : 0;
+	return cfg ? (const char *const *)cfg->allow_globals : NULL;
 }

@@ -62,6 +62,8 @@ struct sfile {
 
 struct ckpt_save {
 	struct ckpt_store *store;
+	/* how examine opens files: the store's verify.allow_globals */
+	struct ckpt_open_options open_opts;
 	struct ckpt_save_opts opts;
 	char *run;
 	int64_t step;
@@ -700,6 +702,33 @@ fsync_tree_dirs(const char *dir, int depth, struct ckpt_error *err)
 	return rc;
 }
 
+/* Findings about what loading would run, rather than about structure. */
+static bool
+is_safety_finding(const struct ckpt_finding *x)
+{
+	return !strcmp(x->id, "unsafe-global") ||
+	    !strcmp(x->id, "unsafe-call") || !strcmp(x->id, "unsafe-opcode");
+}
+
+/* Adds subject to the file validation's "unsafe_globals", once. */
+static void
+note_unsafe(json_t *validation, const char *subject)
+{
+	json_t *list = json_object_get(validation, "unsafe_globals"), *v;
+	size_t i;
+
+	if (!subject)
+		subject = "(unnamed)";
+	if (!list) {
+		list = json_array();
+		json_object_set_new(validation, "unsafe_globals", list);
+	}
+	json_array_foreach(list, i, v)
+		if (!strcmp(json_string_value(v), subject))
+			return;
+	json_array_append_new(list, json_string(subject));
+}
+
 /* Reads a file's structure: format, tensors, validation result. */
 static int
 examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
@@ -710,7 +739,7 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 	int rc;
 
 	ckpt_error_clear(&e);
-	rc = ckpt_file_open(f->abs, 0, &cf, &e);
+	rc = ckpt_file_open_ex(f->abs, &sv->open_opts, &cf, &e);
 	if (rc == CKPT_ERR_NOMEM)
 		return ckpt_error_nomem(err);
 	if (rc) {
@@ -741,14 +770,28 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 	nt = ckpt_file_tensor_count(cf);
 	f->validation = json_pack("{s:s, s:I}", "result", "ok", "findings",
 	    (json_int_t)ckpt_file_finding_count(cf));
-	for (size_t i = 0; i < ckpt_file_finding_count(cf); i++)
-		if (ckpt_file_finding(cf, i)->severity == CKPT_SEV_ERROR) {
+	for (size_t i = 0; i < ckpt_file_finding_count(cf); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(cf, i);
+
+		if (x->severity != CKPT_SEV_ERROR)
+			continue;
+		/*
+		 * The validation is about structure: a well-formed pickle that
+		 * references classes torch.load(weights_only=True) would
+		 * refuse (a Hugging Face training_args.bin) is recorded, and
+		 * judged by verify, where verify.allow_globals can admit it.
+		 */
+		if (is_safety_finding(x)) {
+			note_unsafe(f->validation, x->subject);
+			continue;
+		}
+		if (!json_object_get(f->validation, "error")) {
 			json_object_set_new(f->validation, "result",
 			    json_string("failed"));
 			json_object_set_new(f->validation, "error",
-			    json_string(ckpt_file_finding(cf, i)->message));
-			break;
+			    json_string(x->message));
 		}
+	}
 	if (ckpt_file_metadata_json(cf))
 		f->metadata = strdup(ckpt_file_metadata_json(cf));
 	f->tensors = json_array();
@@ -968,13 +1011,17 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 		total += sv->files[i].size;
 		if (r && !strcmp(r, "failed"))
 			result = "failed";
-		if (r && strcmp(r, "ok")) {
+		if (r && (strcmp(r, "ok") || json_object_get(v,
+		    "unsafe_globals"))) {
 			json_t *c = json_pack("{s:s, s:s}", "path",
 			    sv->files[i].rel, "result", r);
 
 			if (json_object_get(v, "error"))
 				json_object_set(c, "error", json_object_get(v,
 				    "error"));
+			if (json_object_get(v, "unsafe_globals"))
+				json_object_set(c, "unsafe_globals",
+				    json_object_get(v, "unsafe_globals"));
 			json_array_append_new(vfiles, c);
 		}
 	}
@@ -1197,12 +1244,25 @@ sync_join(struct syncer *sy, struct ckpt_error *err)
 static int
 validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	int rc;
+	struct ckpt_policy_config *cfg = NULL;
+	char *yaml = ckpt_store_path(sv->store, "ckpt.yaml");
+	int rc = CKPT_OK;
 
+	/* Globals the store admits are not worth a note in the validation;
+	 * a ckpt.yaml that does not parse admits none (prune says why). */
+	if (yaml && !access(yaml, F_OK) && !ckpt_policy_config_load(yaml,
+	    &cfg, NULL))
+		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
+		    cfg, &sv->open_opts.nallow_globals);
+	free(yaml);
 	write_status(sv, "validating", "active", NULL);
-	for (size_t i = 0; i < sv->nfiles; i++)
-		if ((rc = examine(sv, &sv->files[i], err)))
-			return rc;
+	for (size_t i = 0; i < sv->nfiles && !rc; i++)
+		rc = examine(sv, &sv->files[i], err);
+	sv->open_opts.allow_globals = NULL;
+	sv->open_opts.nallow_globals = 0;
+	ckpt_policy_config_free(cfg);
+	if (rc)
+		return rc;
 	infer_frameworks(sv);
 	write_status(sv, "hashing", "active", NULL);
 	return plan_and_hash(sv, err);

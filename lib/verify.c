@@ -433,6 +433,8 @@ struct pool {
 	struct job *jobs;
 	size_t njobs, next;
 	unsigned int flags;
+	const char *const *allow;	/* extra allowed globals */
+	size_t nallow;
 	pthread_mutex_t lock;
 	struct worker *w;
 	unsigned int started;
@@ -547,15 +549,16 @@ static void
 job_open(struct pool *p, struct job *j)
 {
 	struct vfile *vf = j->vf;
+	struct ckpt_open_options oo = { .allow_globals = p->allow,
+	    .nallow_globals = p->nallow };
 	struct ckpt_file *f;
 	struct ckpt_error e;
-	unsigned int flags = 0;
 	int rc;
 
 	if (!(p->flags & CKPT_VERIFY_FAST))
-		flags |= CKPT_OPEN_CHECK_CRC;
+		oo.flags |= CKPT_OPEN_CHECK_CRC;
 	ckpt_error_clear(&e);
-	rc = ckpt_file_open(vf->path, flags, &f, &e);
+	rc = ckpt_file_open_ex(vf->path, &oo, &f, &e);
 	if (rc) {
 		const char *id = "format-error";
 
@@ -1119,10 +1122,57 @@ note_mismatches(struct ckpt_report *r)
 	}
 }
 
+/*
+ * The globals to admit: the caller's, then those of the store's ckpt.yaml
+ * (verify.allow_globals).  A ckpt.yaml that does not parse admits nothing
+ * more, which can only fail more pickles; a finding says why.
+ */
+static int
+allowed_globals(const struct ckpt_verify_options *o,
+    const struct vmanifest *man, struct ckpt_policy_config **cfg,
+    const char ***list, size_t *n, struct flist *top)
+{
+	char *root = o && o->store ? strdup(o->store) : man && man->dir ?
+	    vman_store_root(man->dir) : NULL;
+	const char *const *extra = NULL;
+	size_t nextra = 0, nown = o ? o->nallow_globals : 0;
+	char *yaml = NULL;
+	struct ckpt_error e;
+
+	*cfg = NULL;
+	*list = NULL;
+	*n = 0;
+	if (root && asprintf(&yaml, "%s/ckpt.yaml", root) < 0)
+		yaml = NULL;
+	free(root);
+	ckpt_error_clear(&e);
+	if (yaml && !access(yaml, F_OK)) {
+		if (ckpt_policy_config_load(yaml, cfg, &e))
+			flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
+			    NULL, -1, "%s; its verify.allow_globals were not "
+			    "applied", e.message);
+		else
+			extra = ckpt_policy_config_allow_globals(*cfg, &nextra);
+	}
+	free(yaml);
+	if (!nown && !nextra)
+		return CKPT_OK;
+	*list = calloc(nown + nextra, sizeof(**list));
+	if (!*list)
+		return CKPT_ERR_NOMEM;
+	for (size_t i = 0; i < nown; i++)
+		(*list)[(*n)++] = o->allow_globals[i];
+	for (size_t i = 0; i < nextra; i++)
+		(*list)[(*n)++] = extra[i];
+	return CKPT_OK;
+}
+
 int
 ckpt_verify(const char *path, const struct ckpt_verify_options *o,
     struct ckpt_report **out, struct ckpt_error *err)
 {
+	struct ckpt_policy_config *cfg = NULL;
+	const char **allow = NULL;
 	struct vmanifest *man = NULL;
 	struct vcache *cache = NULL;
 	struct ckpt_report *r;
@@ -1149,6 +1199,11 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	rc = vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
 	if (rc)
 		goto out;
+	if (allowed_globals(o, man, &cfg, &allow, &p.nallow, &r->top)) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	p.allow = allow;
 	if (man && !(r->manifest = strdup(man->path))) {
 		rc = ckpt_error_nomem(err);
 		goto out;
@@ -1279,6 +1334,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 out:
 	vcache_close(cache);
 	free(p.jobs);
+	free(allow);
+	ckpt_policy_config_free(cfg);
 	pthread_mutex_destroy(&p.lock);
 	vman_free(man);
 	if (rc) {

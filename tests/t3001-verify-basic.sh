@@ -44,10 +44,19 @@ test_expect_success 'a symlink in a checkpoint is a finding, not followed' '
 	test_grep "^e/real: OK" out
 '
 
-test_expect_success 'an unrecognised binary file is a warning finding' '
-	printf "\001\002\003\004\005" >blob &&
-	test_expect_code 1 ckpt verify blob >out &&
-	test_grep "^blob: FAILED (unrecognised-format)" out
+test_expect_success 'an unrecognised file named like weights is a warning finding' '
+	printf "\001\002\003\004\005" >blob.bin &&
+	test_expect_code 1 ckpt verify blob.bin >out &&
+	test_grep "^blob.bin: FAILED (unrecognised-format)" out
+'
+
+test_expect_success 'an opaque binary under another name is an info finding only' '
+	printf "\001\002\003\004\005\006\007\010\011\012" >tokenizer.model &&
+	ckpt verify tokenizer.model >out &&
+	test_grep "^tokenizer.model: OK" out &&
+	ckpt verify --json tokenizer.model >out.json &&
+	grep -q "\"severity\": \"info\"" out.json &&
+	grep -q "unrecognised-format" out.json
 '
 
 test_expect_success 'an empty file is flagged' '
@@ -65,8 +74,8 @@ test_expect_success 'an empty directory is a finding' '
 test_expect_success '-q prints only failures' '
 	ckpt verify -q d a.txt >out 2>err &&
 	test ! -s out && test ! -s err &&
-	test_expect_code 1 ckpt verify -q d blob >out &&
-	echo "blob: FAILED (unrecognised-format)" >expect &&
+	test_expect_code 1 ckpt verify -q d blob.bin >out &&
+	echo "blob.bin: FAILED (unrecognised-format)" >expect &&
 	test_cmp expect out
 '
 
@@ -79,16 +88,16 @@ b" &&
 '
 
 test_expect_success '--json: one document, schema 1, findings with ids' '
-	test_expect_code 1 ckpt verify --json a.txt blob >out.json &&
+	test_expect_code 1 ckpt verify --json a.txt blob.bin >out.json &&
 	$PYTHON - <<-\PY
 	import json
 	d = json.load(open("out.json"))
 	assert d["schema"] == 1
 	cps = d["checkpoints"]
-	assert [c["path"] for c in cps] == ["a.txt", "blob"]
+	assert [c["path"] for c in cps] == ["a.txt", "blob.bin"]
 	assert cps[0]["ok"] is True and cps[1]["ok"] is False
 	f = cps[1]["files"][0]
-	assert f["status"] == "FAILED" and f["name"] == "blob", f
+	assert f["status"] == "FAILED" and f["name"] == "blob.bin", f
 	ids = [x["id"] for x in cps[1]["findings"]]
 	assert "unrecognised-format" in ids, ids
 	for x in cps[1]["findings"]:

@@ -260,6 +260,34 @@ struct ckpt_file;
  */
 CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
     struct ckpt_file **out, struct ckpt_error *err);
+
+/*
+ * More globals a pickle may reference, as torch.serialization.
+ * add_safe_globals() grants them to torch.load(weights_only=True): each
+ * "module.name", or "module.*" for every name of that module (not of its
+ * submodules).  Denylisted callables (os.system, builtins.eval, ...) are
+ * never admitted.  With any, an enum member pickled by Python 3.11+ as
+ * getattr(<an admitted class>, "NAME") is admitted too; getattr is not
+ * otherwise.
+ */
+struct ckpt_open_options {
+	unsigned int flags;			/* CKPT_OPEN_* */
+	const char *const *allow_globals;
+	size_t nallow_globals;
+};
+
+/** ckpt_file_open() with options; o may be NULL. */
+CKPT_API int ckpt_file_open_ex(const char *path,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err);
+
+/**
+ * Checks an allow pattern: "module.name" or "module.*", identifiers
+ * joined by dots; CKPT_ERR_INVALID (err says why) for anything else, or
+ * for a denylisted callable or module, which no pattern may admit.
+ */
+CKPT_API int ckpt_allow_global_check(const char *pattern,
+    struct ckpt_error *err);
 CKPT_API void ckpt_file_free(struct ckpt_file *f);
 
 CKPT_API const char *ckpt_file_path(const struct ckpt_file *f);
@@ -866,6 +894,17 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
     struct ckpt_error *err);
 
 /**
+ * Python's json module writes NaN, Infinity and -Infinity as bare words,
+ * which strict JSON refuses (Hugging Face's trainer_state.json has them
+ * when a loss or gradient norm overflowed).  Returns a copy of the len
+ * bytes at in with each such word outside strings replaced by null
+ * (caller frees; *outlen gets its length), or NULL when out of memory.
+ * *first gets the byte offset of the first word replaced, or -1.
+ */
+CKPT_API char *ckpt_json_from_python(const char *in, size_t len,
+    size_t *outlen, int64_t *first);
+
+/**
  * Reads a YAML or JSON file (chosen by content: JSON when the first
  * non-space byte is '{' or '[') and returns it as compact JSON text, newly
  * allocated (caller frees).  YAML scalars become strings, except plain
@@ -1066,6 +1105,9 @@ CKPT_API int64_t ckpt_policy_config_gc_age(
 /** The prune_on_save setting: "ckpt save" prunes the run after a commit. */
 CKPT_API bool ckpt_policy_config_prune_on_save(
     const struct ckpt_policy_config *cfg);
+/** verify.allow_globals (see struct ckpt_open_options); *n entries. */
+CKPT_API const char *const *ckpt_policy_config_allow_globals(
+    const struct ckpt_policy_config *cfg, size_t *n);
 
 /*
  * Pruning a store (ckpt-prune(1)).  Under the store lock, the store is
@@ -1237,6 +1279,11 @@ struct ckpt_verify_options {
 	/* Called with bytes hashed so far, from any thread, serialised. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* Globals pickles may reference beyond torch.load(weights_only=
+	 * True)'s allowlist (struct ckpt_open_options); the verify.
+	 * allow_globals of the checkpoint's store's ckpt.yaml add to them. */
+	const char *const *allow_globals;
+	size_t nallow_globals;
 };
 
 enum ckpt_verify_status {
