@@ -205,12 +205,117 @@ json_doc_new(void)
 	return doc;
 }
 
+/*
+ * A real as the shortest text that reads back as the same double (what
+ * Python's repr gives): 0.9, not jansson's 0.90000000000000002.
+ */
+static void
+print_real(FILE *fp, double v)
+{
+	char buf[40];
+
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	/* Still a real when read back: 1 becomes 1.0, as jansson writes. */
+	if (!strpbrk(buf, ".eE"))
+		strcat(buf, ".0");
+	fputs(buf, fp);
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+indent(FILE *fp, int depth)
+{
+	fputc('\n', fp);
+	for (int i = 0; i < 2 * depth; i++)
+		fputc(' ', fp);
+}
+
+/* jansson's JSON_SORT_KEYS | JSON_INDENT(2) layout, reals as above. */
+static void
+print_json(FILE *fp, json_t *v, int depth)
+{
+	char *text;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		size_t n = json_object_size(v), i = 0;
+		const char **keys;
+		const char *k;
+		json_t *x;
+
+		if (!n) {
+			fputs("{}", fp);
+			break;
+		}
+		keys = xcalloc(n, sizeof(*keys));
+		json_object_foreach(v, k, x)
+			keys[i++] = k;
+		qsort(keys, n, sizeof(*keys), cmp_key);
+		fputc('{', fp);
+		for (i = 0; i < n; i++) {
+			json_t *key = json_string(keys[i]);
+
+			indent(fp, depth + 1);
+			print_json(fp, key, depth + 1);
+			json_decref(key);
+			fputs(": ", fp);
+			print_json(fp, json_object_get(v, keys[i]), depth + 1);
+			if (i + 1 < n)
+				fputc(',', fp);
+		}
+		indent(fp, depth);
+		fputc('}', fp);
+		free(keys);
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(v);
+
+		if (!n) {
+			fputs("[]", fp);
+			break;
+		}
+		fputc('[', fp);
+		for (size_t i = 0; i < n; i++) {
+			indent(fp, depth + 1);
+			print_json(fp, json_array_get(v, i), depth + 1);
+			if (i + 1 < n)
+				fputc(',', fp);
+		}
+		indent(fp, depth);
+		fputc(']', fp);
+		break;
+	}
+	case JSON_REAL:
+		print_real(fp, json_real_value(v));
+		break;
+	default:
+		/* strings (escaped), integers, true, false, null */
+		text = json_dumps(v, JSON_ENCODE_ANY);
+		if (!text)
+			die("out of memory");
+		fputs(text, fp);
+		free(text);
+		break;
+	}
+}
+
 void
 json_doc_print(json_t *doc)
 {
-	if (json_dumpf(doc, stdout, JSON_SORT_KEYS | JSON_INDENT(2)) < 0)
-		die("cannot write JSON output");
+	print_json(stdout, doc, 0);
 	fputc('\n', stdout);
+	if (fflush(stdout) || ferror(stdout))
+		die("cannot write JSON output");
 	json_decref(doc);
 }
 
