@@ -14,11 +14,13 @@
  * ckpt_hash, that is libcrypto, and update2 is two updates: the digests are
  * the same either way, and the unit tests compare the two paths on every
  * length and phase.  CKPT_SHA256_KERNEL=portable in the environment forces
- * the libcrypto path (tests, and a way out should a kernel ever misbehave).
+ * the libcrypto path (tests, and a way out should a kernel ever misbehave);
+ * CPPFLAGS=-DCKPT_NO_SHANI leaves the kernel out of the build.
  */
 #include "internal.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(CKPT_NO_SHANI)
 #define HAVE_SHANI_KERNEL 1
 #include <cpuid.h>
 #include <immintrin.h>
