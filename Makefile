@@ -213,7 +213,7 @@ demo:
 	@scripts/demo
 
 bench: all $(BENCH_PROGS)
-	@CKPT_BUILD=$(O) bench/run
+	@CKPT_BUILD=$(abspath $(O)) bench/run
 
 lint-man:
 	@if command -v mandoc >/dev/null; then \

@@ -425,6 +425,12 @@ ckpt_allow_global_check(const char *pattern, struct ckpt_error *err)
 	if (!n || n > 512 || (!star && !dots))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "'%s' is not module.name or module.*", pattern);
+	/* __builtins__, __globals__, __import__: ways out, never names
+	 * (a module may be __main__, where a script's classes live) */
+	if (!strncmp(strrchr(pattern, '.') + 1, "__", 2))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s' names a dunder attribute; it cannot be allowed",
+		    pattern);
 	/* module.* may not open a denylisted module (a name of it stands
 	 * for them all); builtins has its harmless names on the default
 	 * list already. */

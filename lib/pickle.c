@@ -290,9 +290,10 @@ ckpt_pickle_pattern_admits(const char *pattern, const char *name)
 	if (ckpt_pickle_denylisted(name))
 		return false;
 	if (pl > 2 && !strcmp(pattern + pl - 2, ".*"))
-		/* every name of that module itself, not of its submodules */
+		/* every public name of that module itself, not of its
+		 * submodules, not _private or __dunder__ ones */
 		return !strncmp(name, pattern, pl - 1) &&
-		    !strchr(name + pl - 1, '.');
+		    name[pl - 1] != '_' && !strchr(name + pl - 1, '.');
 	return !strcmp(pattern, name);
 }
 

@@ -127,12 +127,14 @@ test_expect_success '--allow-global refuses what can run code, and what is not a
 	echo "{}" >x.json &&
 	for g in builtins.getattr builtins.eval "builtins.*" os.system "os.*" \
 		"posix.*" subprocess.Popen "subprocess.*" runpy._run_code \
-		foo "a..b" "a.b." ".a" "1a.b" "a.*.b" "a b.c" ""
+		foo "a..b" "a.b." ".a" "1a.b" "a.*.b" "a b.c" "" \
+		"a.__builtins__" "__main__.__builtins__" "a.b.__globals__"
 	do
 		test_expect_code 2 ckpt verify --allow-global "$g" x.json \
 			2>err || return 1
 		test_grep "allow-global" err || return 1
-	done
+	done &&
+	ckpt verify --allow-global __main__.Config x.json
 '
 
 test_expect_success 'ckpt.yaml verify.allow_globals is checked like the option' '
@@ -171,6 +173,8 @@ test_expect_success TORCH 'setup: pickles that abuse an allowed class' '
 	      + s("STEPS") + b"tR" + b")R.",
 	  # the allowed module, a submodule of it
 	  "submodule.pkl": P + g(A + ".sub", "Thing") + b")R.",
+	  # a module.* pattern and a private name of that module
+	  "private.pkl": P + g(A, "__builtins__") + b".",
 	  # a denylisted callable beside allowed ones
 	  "system.pkl": P + g(A, "TrainingArguments") + b")R" + b"0" + g("posix", "system")
 	      + s("id") + b"\x85R.",
@@ -198,6 +202,7 @@ test_expect_success TORCH 'each abuse is still a finding with the module allowed
 	allowed_fails newobj.pkl unsafe-call &&
 	allowed_fails call-member.pkl unsafe-call &&
 	allowed_fails submodule.pkl unsafe-global &&
+	allowed_fails private.pkl unsafe-global &&
 	allowed_fails system.pkl unsafe-global &&
 	grep -q "posix.system" h.json &&
 	ckpt verify --allow-global "transformers.training_args.*" member.pkl &&

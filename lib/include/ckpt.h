@@ -264,8 +264,8 @@ CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
 /*
  * More globals a pickle may reference, as torch.serialization.
  * add_safe_globals() grants them to torch.load(weights_only=True): each
- * "module.name", or "module.*" for every name of that module (not of its
- * submodules).  Denylisted callables (os.system, builtins.eval, ...) are
+ * "module.name", or "module.*" for every public name of that module (not
+ * _private ones, not those of its submodules).  Denylisted callables (os.system, builtins.eval, ...) are
  * never admitted.  With any, an enum member pickled by Python 3.11+ as
  * getattr(<an admitted class>, "NAME") is admitted too; getattr is not
  * otherwise.
