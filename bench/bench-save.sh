@@ -88,6 +88,11 @@ bench_note "Machine hashing limit for 1 GiB = single-core OpenSSL time /" \
     'BEGIN { printf "%.2f", a / (s / c) }')x that limit (4 files) and" \
     "$(awk -v a="$move1" -v s="$single1" 'BEGIN { printf "%.2f", a / s }')x" \
     "one single-core pass (1 file: the file digest is sequential)." \
+    "Each byte gets two digests (its file's and its tensor's or" \
+    "chunk's), from one read, as two interleaved SHA-256 streams per" \
+    "core; two streams cost a core about 1.35x one (see verify's" \
+    "one-thread figure), so about 1.35x the single-digest limit is the" \
+    "floor for 4 files." \
     "save --copy took $(awk -v a="$copy" -v b="$cpone" \
     'BEGIN { printf "%.2f", a / b }')x cp + openssl." \
     "ls of $BENCH_LS_COUNT checkpoints: ${lsm} s (target: under 1 s)." \

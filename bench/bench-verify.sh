@@ -95,14 +95,16 @@ bench_note "Machine hashing limit = cores x single-core OpenSSL SHA-256, the" \
     "latter from \`openssl dgst\` (one process, one core) in the same run." \
     "Multi-file ($BENCH_VERIFY_FILES files): $ms.  One large file: $bs." \
     "With one thread (\`-j 1\`) ckpt runs at $one of openssl's speed," \
-    "which is the per-core efficiency of the engine." \
+    "which is the per-core efficiency of the engine: above 100% because" \
+    "each core digests two ranges at once, interleaved on the SHA" \
+    "extensions (lib/sha256.c), where one stream leaves them half idle." \
     "ckpt hashes the manifest's 64 MiB chunk and tensor ranges (which" \
     "cover every byte once) on every core through ckpt_hash_files, and" \
     "checks every file's structure on a pool beside it; sha256sum, openssl" \
     "and b2sum use one core.  Peak RSS of \`ckpt verify\` on a $rsize" \
     "file: ${rss} KiB (with --numerics, which decodes every value: ${rssn}" \
-    "KiB), from /usr/bin/time; reads are pread into one fixed 1 MiB buffer" \
-    "per thread, so it does not grow with the file.  The input is" \
+    "KiB), from /usr/bin/time; reads are pread into two fixed 1 MiB" \
+    "buffers per thread, so it does not grow with the file.  The input is" \
     "pseudo-random safetensors in the page cache, so the figures are CPU" \
     "throughput; on a shared machine the load average above says how" \
     "much the other processes took: under heavy load the scheduler's" \
