@@ -274,12 +274,52 @@ START_TEST(test_pickle_dcp_getattr)
 }
 END_TEST
 
+START_TEST(test_pickle_allow_patterns)
+{
+	struct ckpt_error e;
+
+	/* exact names, and module.* for that module's public names only */
+	ck_assert(ckpt_pickle_pattern_admits("a.b.C", "a.b.C"));
+	ck_assert(!ckpt_pickle_pattern_admits("a.b.C", "a.b.D"));
+	ck_assert(ckpt_pickle_pattern_admits("a.b.*", "a.b.C"));
+	ck_assert(!ckpt_pickle_pattern_admits("a.b.*", "a.b.c.D"));
+	ck_assert(!ckpt_pickle_pattern_admits("a.b.*", "a.bc.D"));
+	ck_assert(!ckpt_pickle_pattern_admits("a.b.*", "a.b._private"));
+	ck_assert(!ckpt_pickle_pattern_admits("a.b.*", "a.b.__builtins__"));
+	ck_assert(ckpt_pickle_pattern_admits("__main__.Config",
+	    "__main__.Config"));
+	/* whatever the pattern, the denylist wins */
+	ck_assert(!ckpt_pickle_pattern_admits("posix.system", "posix.system"));
+	ck_assert(!ckpt_pickle_pattern_admits("os.*", "os.system"));
+	ck_assert(!ckpt_pickle_pattern_admits("builtins.eval",
+	    "builtins.eval"));
+	ck_assert(ckpt_pickle_denylisted("subprocess.Popen"));
+	ck_assert(ckpt_pickle_denylisted("nodot"));
+	ck_assert(!ckpt_pickle_denylisted("transformers.training_args.X"));
+	/* the check a user's pattern goes through first */
+	ck_assert_int_eq(ckpt_allow_global_check("a.b", &e), 0);
+	ck_assert_int_eq(ckpt_allow_global_check("a.*", &e), 0);
+	ck_assert_int_eq(ckpt_allow_global_check("__main__.Config", &e), 0);
+	ck_assert_int_eq(ckpt_allow_global_check("a", &e), CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_allow_global_check("a.*.b", &e),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_allow_global_check("a.__globals__", &e),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_allow_global_check("builtins.getattr", &e),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_allow_global_check("subprocess.*", &e),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_allow_global_check("", &e), CKPT_ERR_INVALID);
+}
+END_TEST
+
 Suite *
 pickle_suite(void)
 {
 	Suite *s = suite_create("pickle");
 
 	TCASE(s, "opcodes", NULL, NULL, test_pickle_table, test_pickle_limits,
-	    test_pickle_allowlist, test_pickle_dcp_getattr);
+	    test_pickle_allowlist, test_pickle_dcp_getattr,
+	    test_pickle_allow_patterns);
 	return s;
 }
