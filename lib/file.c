@@ -297,16 +297,18 @@ ckpt_sniff(const unsigned char *head, size_t n, uint64_t size,
 	/*
 	 * safetensors has no magic: a little-endian length, then the JSON
 	 * header.  A length that does not fit the file still makes it a
-	 * (broken) safetensors file when the length bytes are binary and the
-	 * name is one weights are saved under, so that the reader can say
-	 * what is wrong; otherwise such bytes are just some binary file (a
-	 * tokenizer model).  Eight printable bytes before a '{' are text.
+	 * (broken) safetensors file when the length bytes are binary, so
+	 * that the reader can say what is wrong, if the header starts with
+	 * '{' as every writer's does, or, for whitespace there, if the name
+	 * is one weights are saved under: whitespace is common in binary
+	 * files of other kinds (a tokenizer model).  Eight printable bytes
+	 * before a '{' are text.
 	 */
 	if (n >= 9 && (head[8] == '{' || is_json_space(head[8]))) {
 		for (i = 0; i < 8; i++)
 			hlen |= (uint64_t)head[i] << (8 * i);
 		if ((size >= 8 && hlen <= size - 8) || (!printable(head, 8) &&
-		    is_weights_name(path)))
+		    (head[8] == '{' || is_weights_name(path))))
 			return CKPT_FORMAT_SAFETENSORS;
 	}
 	for (i = 0; i < n && is_json_space(head[i]); i++)

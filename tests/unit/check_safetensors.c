@@ -471,6 +471,27 @@ START_TEST(test_sniff)
 }
 END_TEST
 
+/*
+ * A header length beyond the file: a broken safetensors file when '{'
+ * follows, or whitespace under a weights name; other binary files with
+ * whitespace at byte 8 (a tokenizer model) are just of no format.
+ */
+START_TEST(test_sniff_bad_length)
+{
+	char reason[256];
+	unsigned char brace[] = { 1, 2, 3, 4, 5, 6, 7, 8, '{' };
+	unsigned char space[] = { 1, 2, 3, 4, 5, 6, 7, 8, '\t' };
+
+	ck_assert_int_eq(ckpt_sniff(brace, 9, 199, "model", reason,
+	    sizeof(reason)), CKPT_FORMAT_SAFETENSORS);
+	ck_assert_int_eq(ckpt_sniff(space, 9, 199, "m.safetensors", reason,
+	    sizeof(reason)), CKPT_FORMAT_SAFETENSORS);
+	ck_assert_int_eq(ckpt_sniff(space, 9, 199, "tokenizer.model", reason,
+	    sizeof(reason)), CKPT_FORMAT_UNKNOWN);
+	ck_assert_str_eq(reason, "no known format starts with these bytes");
+}
+END_TEST
+
 START_TEST(test_truncated_zip)
 {
 	static const unsigned char zip[64] = { 'P', 'K', 3, 4, 20 };
@@ -502,6 +523,7 @@ safetensors_suite(void)
 	tcase_add_test(tc, test_leading_whitespace_finding);
 	tcase_add_test(tc, test_truncated_zip);
 	tcase_add_test(tc, test_sniff);
+	tcase_add_test(tc, test_sniff_bad_length);
 	suite_add_tcase(s, tc);
 	return s;
 }
