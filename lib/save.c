@@ -1249,9 +1249,9 @@ validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 	int rc = CKPT_OK;
 
 	/* Globals the store admits are not worth a note in the validation;
-	 * a ckpt.yaml that does not parse admits none (prune says why). */
-	if (yaml && !access(yaml, F_OK) && !ckpt_policy_config_load(yaml,
-	    &cfg, NULL))
+	 * a ckpt.yaml that does not parse admits none (prune says why), and
+	 * a missing one loads as empty. */
+	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
 		    cfg, &sv->open_opts.nallow_globals);
 	free(yaml);
