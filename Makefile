@@ -71,7 +71,7 @@ endif
 ALL_CFLAGS = $(BASIC_CFLAGS) $(DEP_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(BASIC_LDFLAGS) $(LDFLAGS)
 
-LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_SRCS := $(sort $(wildcard lib/*/*.c))
 CMD_SRCS := $(sort $(wildcard cmd/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 TOOL_SRCS := $(sort $(wildcard tests/helper/*.c))
@@ -123,6 +123,9 @@ $(O)/CKPT-CFLAGS: FORCE
 $(O)/%.o: %.c $(O)/CKPT-CFLAGS
 	@mkdir -p $(dir $@)
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Library sources name their internal headers by layer: "format/file.h".
+$(O)/lib/%.o: ALL_CFLAGS += -Ilib
 
 $(O)/tests/unit/%.o: ALL_CFLAGS += $(CHECK_CFLAGS) -Ilib -I$(O)/tests/unit \
 	-Wno-missing-prototypes

@@ -8,7 +8,7 @@
 #    bench/hashbench measures it); a --move save also writes, fsyncs and
 #    commits, and computes two digests of each byte (file digest +
 #    tensor-or-chunk digest, ckpt-manifest(5)) from one read, as two
-#    interleaved SHA-256 streams on every core (lib/sha256.c);
+#    interleaved SHA-256 streams on every core (lib/crypto/sha256.c);
 #  - save --copy against cp plus that pass;
 #  - ls over a synthetic store of 10,000 checkpoints.
 . "$(dirname "$0")/lib.sh"

@@ -97,7 +97,7 @@ bench_note "Machine hashing limit = cores x single-core OpenSSL SHA-256, the" \
     "With one thread (\`-j 1\`) ckpt runs at $one of openssl's speed," \
     "which is the per-core efficiency of the engine: above 100% because" \
     "each core digests two ranges at once, interleaved on the SHA" \
-    "extensions (lib/sha256.c), where one stream leaves them half idle." \
+    "extensions (lib/crypto/sha256.c), where one stream leaves them half idle." \
     "ckpt hashes the manifest's 64 MiB chunk and tensor ranges (which" \
     "cover every byte once) on every core through ckpt_hash_files, and" \
     "checks every file's structure on a pool beside it; sha256sum, openssl" \

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * save.c - "ckpt save": commit files or a directory as checkpoint
- * RUN@STEP of the store, atomically (the protocol is in lib/save.c and
+ * RUN@STEP of the store, atomically (the protocol is in lib/store/save.c and
  * ckpt-save(1)).  This file gathers the metadata the library cannot know:
  * flags, the config file as JSON, the git state of the working directory,
  * the data fingerprint, the environment file, GPUs, a Hugging Face

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "file.h"
+#include "checkpoint/checkpoint.h"
+#include "format/file.h"
 
 /* A two-file checkpoint: ".metadata" with the given JSON, and a 100-byte
  * "__0_0.distcp". */

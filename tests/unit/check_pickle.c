@@ -6,8 +6,8 @@
  */
 #include "unit.h"
 
-#include "file.h"
-#include "pickle.h"
+#include "format/file.h"
+#include "format/pickle.h"
 
 static struct ckpt_file *
 new_file(void)

@@ -7,7 +7,7 @@
  * refusals) and the policy file's errors.
  */
 #include "unit.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <math.h>
 #include <time.h>

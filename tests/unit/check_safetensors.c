@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "file.h"
+#include "format/file.h"
 
 /* Builds 8-byte length + header + data; len_override < 0 means strlen. */
 static size_t

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_sign.c - keys and signatures (lib/sign.c) and the verify slicing
+ * check_sign.c - keys and signatures (lib/crypto/sign.c) and the verify slicing
  * (ckpt_verify_in_subset): every way a signature must fail, and slices
  * that are deterministic and cover every checkpoint exactly once.
  */

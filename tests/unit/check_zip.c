@@ -9,8 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "file.h"
-#include "zip.h"
+#include "format/file.h"
+#include "format/zip.h"
 
 struct member {
 	const char *name;

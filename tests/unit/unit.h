@@ -6,7 +6,7 @@
 #ifndef CKPT_UNIT_H
 #define CKPT_UNIT_H
 
-#include "internal.h"
+#include "util/internal.h"
 
 #include <check.h>
 

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dcpcheck.c - whole-checkpoint checks of a PyTorch distributed checkpoint
+ * (DCP): the chunks of every tensor cover it exactly (within bounds, no
+ * overlaps, no gaps: torch's _validate_global_plan, always applied), every
+ * chunk and byte item has a storage entry, and every storage entry lies
+ * inside an existing data file.
+ *
+ * Input is the metadata JSON the DCP reader (dcp.c) gives the .metadata
+ * file:
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
+ *        "size": [..], "chunks": [{"offsets": [..], "sizes": [..]}]}
+ *                           | {"type": "bytes"}},
+ *    "storage_data": {"FQN|o1,o2,..": {"relative_path": "__0_0.distcp",
+ *        "offset": N, "length": M}}}
+ * A byte item's storage key is "FQN|" (no offsets).
+ */
+#include "util/internal.h"
+
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "checkpoint/checkpoint.h"
+#include "format/file.h"
+
+/* Pairwise overlap checks beyond this many chunks per tensor are skipped
+ * (the volume check still runs). */
+#define DCP_MAX_PAIRWISE 4096
+
+struct chunk {
+	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
+};
+
+static bool
+u64_array(json_t *a, uint64_t *out, size_t *n)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a) || json_array_size(a) > CKPT_MAX_DIMS)
+		return false;
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return false;
+		out[i] = (uint64_t)json_integer_value(v);
+	}
+	*n = json_array_size(a);
+	return true;
+}
+
+static bool
+overlap(const struct chunk *a, const struct chunk *b, size_t nd)
+{
+	for (size_t d = 0; d < nd; d++)
+		if (a->off[d] >= b->off[d] + b->len[d] ||
+		    b->off[d] >= a->off[d] + a->len[d])
+			return false;
+	return true;
+}
+
+static char *
+storage_key(const char *fqn, const uint64_t *off, size_t nd)
+{
+	size_t cap = strlen(fqn) + 2 + nd * 21, o;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	o = (size_t)snprintf(s, cap, "%s|", fqn);
+	for (size_t d = 0; d < nd; d++)
+		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? "," : "",
+		    (unsigned long long)off[d]);
+	return s;
+}
+
+int
+ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
+{
+	const struct ckpt_cp_file *mcf = &c->files[mx];
+	const char *mpath = mcf->path, *fqn, *key;
+	json_t *doc, *sdm, *sd, *e, *v;
+	struct chunk *chunks = NULL;
+	char *dir = NULL;
+	int rc = CKPT_OK;
+
+#define FINDING(id, sev, path, subj, ...)				\
+	do {								\
+		if (ckpt_checkpoint_add_finding(c, id, sev, path, subj, -1, \
+		    __VA_ARGS__)) {					\
+			rc = ckpt_error_nomem(err);			\
+			goto out;					\
+		}							\
+	} while (0)
+
+	doc = json_loads(ckpt_file_metadata_json(mcf->file), 0, NULL);
+	if (!doc)
+		return CKPT_OK;		/* not DCP metadata after all */
+	sdm = json_object_get(doc, "state_dict_metadata");
+	sd = json_object_get(doc, "storage_data");
+	if (!json_is_object(sdm) || !json_is_object(sd)) {
+		json_decref(doc);
+		return CKPT_OK;
+	}
+	dir = strdup(mcf->name);
+	if (!dir) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (strrchr(dir, '/'))
+		strrchr(dir, '/')[1] = '\0';
+	else
+		dir[0] = '\0';
+
+	json_object_foreach(sdm, fqn, e) {
+		const char *type = json_string_value(json_object_get(e,
+		    "type"));
+		uint64_t size[CKPT_MAX_DIMS], numel = 1, vol_sum = 0;
+		size_t nd, nchunks, i;
+		bool bad = false, overflow = false;
+		json_t *ch;
+
+		if (type && !strcmp(type, "bytes")) {
+			char *k = storage_key(fqn, NULL, 0);
+
+			if (!k) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
+			if (!json_object_get(sd, k) &&
+			    !json_object_get(sd, fqn)) {
+				free(k);
+				FINDING("dcp-item-no-storage", CKPT_SEV_ERROR,
+				    mpath, fqn, "byte item '%s' has no storage "
+				    "entry", fqn);
+				continue;
+			}
+			free(k);
+			continue;
+		}
+		if (!type || strcmp(type, "tensor"))
+			continue;
+		if (!u64_array(json_object_get(e, "size"), size, &nd)) {
+			FINDING("dcp-bad-metadata", CKPT_SEV_ERROR, mpath, fqn,
+			    "tensor '%s' has no valid size", fqn);
+			continue;
+		}
+		ch = json_object_get(e, "chunks");
+		nchunks = json_array_size(ch);
+		free(chunks);
+		chunks = calloc(nchunks ? nchunks : 1, sizeof(*chunks));
+		if (!chunks) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		for (size_t d = 0; d < nd; d++)
+			overflow |= !ckpt_mul_u64(numel, size[d], &numel);
+
+		json_array_foreach(ch, i, v) {
+			struct chunk *k = &chunks[i];
+			size_t no, ns;
+			uint64_t vol = 1, end;
+			char *skey;
+			json_t *si;
+
+			if (!u64_array(json_object_get(v, "offsets"), k->off,
+			    &no) || !u64_array(json_object_get(v, "sizes"),
+			    k->len, &ns) || no != nd || ns != nd) {
+				bad = true;
+				FINDING("dcp-chunk-rank-mismatch",
+				    CKPT_SEV_ERROR, mpath, fqn, "chunk %zu of "
+				    "tensor '%s' does not have %zu offsets and "
+				    "sizes", i, fqn, nd);
+				continue;
+			}
+			for (size_t d = 0; d < nd; d++) {
+				if (!ckpt_add_u64(k->off[d], k->len[d], &end) ||
+				    end > size[d]) {
+					bad = true;
+					FINDING("dcp-chunk-out-of-bounds",
+					    CKPT_SEV_ERROR, mpath, fqn, "chunk "
+					    "%zu of tensor '%s' reaches %llu in "
+					    "dimension %zu of size %llu", i, fqn,
+					    (unsigned long long)k->off[d] +
+					    k->len[d], d,
+					    (unsigned long long)size[d]);
+					break;
+				}
+				overflow |= !ckpt_mul_u64(vol, k->len[d],
+				    &vol);
+			}
+			overflow |= !ckpt_add_u64(vol_sum, vol, &vol_sum);
+
+			/* the chunk's bytes must be stored somewhere */
+			skey = storage_key(fqn, k->off, nd);
+			if (!skey) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
+			si = json_object_get(sd, skey);
+			free(skey);
+			if (!si)
+				FINDING("dcp-chunk-no-storage", CKPT_SEV_ERROR,
+				    mpath, fqn, "chunk %zu of tensor '%s' has "
+				    "no storage entry", i, fqn);
+		}
+		if (nd == 0 || bad)
+			continue;	/* torch skips scalars */
+		if (nchunks <= DCP_MAX_PAIRWISE) {
+			for (size_t a = 0; a < nchunks && !bad; a++)
+				for (size_t b = a + 1; b < nchunks; b++)
+					if (overlap(&chunks[a], &chunks[b],
+					    nd)) {
+						bad = true;
+						FINDING("dcp-chunk-overlap",
+						    CKPT_SEV_ERROR, mpath, fqn,
+						    "chunks %zu and %zu of "
+						    "tensor '%s' overlap", a, b,
+						    fqn);
+						break;
+					}
+		}
+		if (!bad && !overflow && vol_sum != numel)
+			FINDING("dcp-chunk-gap", CKPT_SEV_ERROR, mpath, fqn,
+			    "the chunks of tensor '%s' cover %llu of its %llu "
+			    "elements", fqn, (unsigned long long)vol_sum,
+			    (unsigned long long)numel);
+	}
+
+	/* Every storage entry inside an existing data file. */
+	json_object_foreach(sd, key, v) {
+		const char *rel = json_string_value(json_object_get(v,
+		    "relative_path"));
+		json_t *jo = json_object_get(v, "offset");
+		json_t *jl = json_object_get(v, "length");
+		char *name;
+		ssize_t fi;
+		uint64_t end, fsize;
+
+		if (!rel || !json_is_integer(jo) || !json_is_integer(jl) ||
+		    json_integer_value(jo) < 0 || json_integer_value(jl) < 0) {
+			FINDING("dcp-bad-metadata", CKPT_SEV_ERROR, mpath, key,
+			    "storage entry '%s' lacks a file, offset or "
+			    "length", key);
+			continue;
+		}
+		if (!*rel || strchr(rel, '/') || !strcmp(rel, "..")) {
+			FINDING("dcp-bad-storage-path", CKPT_SEV_ERROR, mpath,
+			    key, "storage entry '%s' names '%s', not a file "
+			    "beside the metadata", key, rel);
+			continue;
+		}
+		if (asprintf(&name, "%s%s", dir, rel) < 0) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		fi = ckpt_checkpoint_find(c, name);
+		free(name);
+		if (fi < 0) {
+			FINDING("dcp-storage-file-missing", CKPT_SEV_ERROR,
+			    mpath, key, "data file '%s' of storage entry '%s' "
+			    "is missing", rel, key);
+			continue;
+		}
+		if (c->files[fi].file) {
+			fsize = ckpt_file_size(c->files[fi].file);
+		} else {
+			/* a data file the readers refused still has a size */
+			struct stat st;
+
+			if (stat(c->files[fi].path, &st))
+				continue;
+			fsize = (uint64_t)st.st_size;
+		}
+		if (!ckpt_add_u64((uint64_t)json_integer_value(jo),
+		    (uint64_t)json_integer_value(jl), &end) || end > fsize)
+			FINDING("dcp-storage-out-of-range", CKPT_SEV_ERROR,
+			    c->files[fi].path, key, "storage entry '%s' "
+			    "reaches byte %lld + %lld of '%s', which has %llu "
+			    "bytes", key, (long long)json_integer_value(jo),
+			    (long long)json_integer_value(jl), rel,
+			    (unsigned long long)fsize);
+	}
+out:
+#undef FINDING
+	free(chunks);
+	free(dir);
+	json_decref(doc);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.h - the inside of struct ckpt_file, shared by the format readers.
+ * ckpt_file_open() (file.c) opens the file, sniffs the format by content
+ * and hands the handle to one reader, which fills it with the builders
+ * below.  Readers never print; what they notice but can live with becomes
+ * a finding.
+ */
+#ifndef CKPT_FILE_H
+#define CKPT_FILE_H
+
+#include "util/internal.h"
+
+struct ckpt_global_ref {
+	char *name;		/* "module.qualname" after py2 mapping */
+	bool allowed;
+};
+
+struct ckpt_file {
+	char *path;
+	int fd;
+	uint64_t size;
+	enum ckpt_format format;
+	unsigned int flags;		/* CKPT_OPEN_* */
+	/* Extra allowed globals (ckpt_open_options), during the open only. */
+	const char *const *allow_globals;
+	size_t nallow_globals;
+
+	struct ckpt_tensor *tensors;	/* strings and arrays owned here */
+	size_t ntensors, tensors_cap;
+
+	char *metadata_json;		/* see ckpt_file_metadata_json() */
+
+	struct ckpt_global_ref *globals;
+	size_t nglobals;
+
+	struct ckpt_finding *findings;	/* strings owned here */
+	size_t nfindings;
+
+	/* Reader-private state, freed with priv_free when set. */
+	void *priv;
+	void (*priv_free)(void *priv);
+};
+
+/*
+ * Appends a finding to a list (file and checkpoint findings alike); every
+ * string is copied.  ckpt_findings_free() releases the list.
+ */
+int ckpt_findings_vappend(struct ckpt_finding **list, size_t *n,
+    const char *id, enum ckpt_severity sev, const char *path,
+    const char *subject, int64_t offset, const char *fmt, va_list ap)
+    CKPT_PRINTF(8, 0);
+void ckpt_findings_free(struct ckpt_finding *list, size_t n);
+
+/* Copies t (name, shape, strides, storage and kind included). */
+int ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+    struct ckpt_error *err);
+/* Adds a finding; subject may be NULL; offset -1 when unknown. */
+int ckpt_file_add_finding(struct ckpt_file *f, const char *id,
+    enum ckpt_severity sev, const char *subject, int64_t offset,
+    const char *fmt, ...) CKPT_PRINTF(6, 7);
+/* Records a pickle global once (repeats are ignored). */
+int ckpt_file_add_global(struct ckpt_file *f, const char *name,
+    bool allowed);
+/* Takes ownership of json (malloc'd, NUL-terminated). */
+void ckpt_file_set_metadata(struct ckpt_file *f, char *json);
+
+/*
+ * Sniffing: classifies the first bytes of a file (head, n of them; size is
+ * the whole file's).  For CKPT_FORMAT_UNKNOWN and the look-alikes (a Git
+ * LFS pointer, an HTML page) it writes a reason into reason[len].
+ */
+enum ckpt_format ckpt_sniff(const unsigned char *head, size_t n,
+    uint64_t size, const char *path, char *reason, size_t len);
+
+/*
+ * The readers.  Each gets an open handle whose path, fd, size and format
+ * are set, fills tensors, metadata, globals and findings, and returns 0, or
+ * a negative status with err filled when the file cannot be read at all.
+ */
+int ckpt_safetensors_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_dcp_metadata_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_hfindex_read(struct ckpt_file *f, struct ckpt_error *err);
+int ckpt_json_file_read(struct ckpt_file *f, struct ckpt_error *err);
+
+#endif /* CKPT_FILE_H */

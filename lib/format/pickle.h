@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pickle.h - a restricted pickle reader (internal to libckpt).
+ *
+ * It interprets opcodes on its own value model and never calls anything:
+ * GLOBAL yields a name, REDUCE/NEWOBJ/BUILD yield symbolic nodes, and only
+ * the callables of torch.load(weights_only=True)'s allowlist (plus NumPy's
+ * array/scalar/dtype reconstructors, and the DCP dataclasses when asked)
+ * are interpreted, as data.  Anything else is recorded on the ckpt_file
+ * (ckpt_file_add_global(..., false) and a finding naming the global or
+ * opcode and its byte offset) and becomes an opaque node.
+ *
+ * Findings (ids):
+ *   unsafe-global      a global outside the allowlist (GLOBAL, STACK_GLOBAL,
+ *                      INST): never resolved
+ *   unsafe-call        REDUCE/NEWOBJ/OBJ/INST on such a callable
+ *   unsafe-opcode      INST, OBJ, NEWOBJ_EX, EXT1/2/4, PERSID, buffers
+ *   pickle-compat-opcode  a pure-data opcode torch's weights_only reader
+ *                      does not implement (protocol 0/1 text forms, 3-5)
+ *   pickle-malformed   the stream cannot be interpreted (truncated, bad
+ *                      stack, BUILD/SETITEM on the wrong type...); the
+ *                      globals seen before the error are still reported
+ *   pickle-limit       a resource limit (opcodes, stack, memo, memory)
+ *   pickle-nested      a bytes value that is itself a pickle
+ */
+#ifndef CKPT_PICKLE_H
+#define CKPT_PICKLE_H
+
+#include "format/file.h"
+
+enum pk_kind {
+	PK_NONE, PK_BOOL, PK_INT, PK_BIGINT, PK_FLOAT, PK_COMPLEX,
+	PK_STR, PK_BYTES, PK_LIST, PK_TUPLE, PK_DICT, PK_SET,
+	PK_GLOBAL,	/* a name (allowed or not) */
+	PK_OBJECT,	/* an instance: cls, args, items, state */
+	PK_STORAGE,	/* a torch storage from a persistent id */
+	PK_TENSOR,	/* a rebuilt torch tensor */
+	PK_NDARRAY,	/* numpy.ndarray (data, not executed) */
+	PK_NPDTYPE,	/* numpy.dtype */
+	PK_NPSCALAR,	/* numpy scalar */
+	PK_DTYPE	/* torch dtype (torch.float32, ...) */
+};
+
+struct pk_node;
+
+struct pk_storage {
+	char *key;
+	char *location;
+	enum ckpt_dtype dtype;
+	bool untyped;		/* torch.storage.UntypedStorage: numel = bytes */
+	uint64_t numel;		/* as pickled */
+	int64_t pos;		/* offset of BINPERSID */
+	/* filled by the container reader */
+	uint64_t data_offset;	/* absolute */
+	uint64_t nbytes;	/* record size */
+	bool sized;		/* nbytes known (the record exists) */
+	bool resolved;		/* data_offset valid: readable by offset */
+	bool big_endian;
+};
+
+struct pk_tensor {
+	struct pk_node *storage;	/* PK_STORAGE or NULL (meta) */
+	enum ckpt_dtype dtype;
+	uint64_t offset;		/* storage offset, elements */
+	unsigned int ndim;
+	uint64_t *shape;
+	int64_t *stride;
+	bool requires_grad;
+	const char *kind;		/* NULL, "parameter", "quantized", ... */
+	struct pk_node *parts;		/* sparse: tuple of component tensors */
+	char *layout;			/* sparse layout name */
+};
+
+struct pk_ndarray {
+	char dtype[32];			/* numpy dtype string, e.g. "<u4" */
+	unsigned int ndim;
+	uint64_t shape[CKPT_MAX_DIMS];
+	uint64_t nbytes;
+	int64_t data_pos;		/* offset of the bytes in the pickle */
+	bool object;			/* dtype 'O': data is a list */
+};
+
+struct pk_node {
+	enum pk_kind kind;
+	bool allowed;		/* GLOBAL/OBJECT: class on the allowlist */
+	bool user;		/* GLOBAL: allowed by the caller's list only */
+	bool ordered;		/* DICT: an OrderedDict */
+	unsigned char mark;	/* walkers: on the current path */
+	unsigned char seen;	/* walkers: expanded once already */
+	int64_t pos;		/* offset in the pickle of the creating opcode */
+	int64_t i;		/* BOOL, INT */
+	double d, d2;		/* FLOAT, COMPLEX */
+	const char *s;		/* STR/BYTES/BIGINT(LE bytes)/GLOBAL name */
+	size_t len;
+	struct pk_node **items;	/* LIST/TUPLE/SET items, DICT values */
+	struct pk_node **keys;	/* DICT keys */
+	size_t n, cap;
+	struct pk_node *cls;	/* OBJECT, NPSCALAR: class or dtype */
+	struct pk_node *args;	/* OBJECT: arguments (a tuple) */
+	struct pk_node *state;	/* OBJECT, DICT, TENSOR: BUILD state */
+	struct pk_node *extra;	/* OBJECT: SETITEMS/APPENDS into it */
+	union {
+		struct pk_storage *storage;
+		struct pk_tensor *tensor;
+		struct pk_ndarray *nd;
+	} u;
+};
+
+#define PK_ALLOW_DCP	(1u << 0)	/* the DCP metadata dataclasses */
+#define PK_QUIET_COMPAT	(1u << 1)	/* protocol 3-5 opcodes expected */
+#define PK_LEGACY	(1u << 2)	/* 6-tuple persistent ids */
+#define PK_TORCHSCRIPT	(1u << 3)	/* __torch__.* classes are the archive's */
+
+struct pk_limits {
+	uint64_t max_ops;
+	size_t max_stack;
+	size_t max_marks;
+	size_t max_memo;
+	uint64_t max_alloc;		/* bytes of nodes and arrays */
+	unsigned int max_depth;		/* walks: nesting depth */
+	uint64_t max_walk;		/* walks: nodes visited */
+	uint64_t max_shared;		/* walks: re-expansions of shared
+					 * containers (memo fan-out bombs) */
+};
+
+extern const struct pk_limits pk_default_limits;
+
+struct pk_opts {
+	unsigned int flags;		/* PK_* */
+	const char *what;		/* "data.pkl", for messages */
+	int64_t base;			/* absolute offset of byte 0, or -1 */
+	const struct pk_limits *limits;	/* NULL: the defaults */
+};
+
+struct ckpt_pickle {
+	struct pk_node *root;		/* NULL when the stream was malformed */
+	size_t consumed;		/* bytes up to and including STOP */
+	int proto;
+	/* internals */
+	struct pk_node **all;
+	size_t nall, capall;
+	void **blocks;			/* other allocations */
+	size_t nblocks, capblocks;
+	uint64_t allocated;
+	const struct pk_limits *lim;
+	/* storages by key, in first-seen order */
+	struct pk_node **storages;
+	size_t nstorages;
+};
+
+/*
+ * Interprets one pickle in buf[0, len), which must stay alive as long as
+ * the result (strings and bytes point into it).  Returns CKPT_OK with
+ * p->root set, or an error: CKPT_ERR_FORMAT for a malformed stream,
+ * CKPT_ERR_LIMIT for a bomb (with a finding recorded on f either way, so a
+ * file can still open and report it).  With truncated set, a stream that
+ * merely ended early returns CKPT_ERR_FORMAT and sets *truncated (callers
+ * reading incrementally then read more).  *out is set on success and on
+ * format errors (holding what was parsed) and freed by ckpt_pickle_free.
+ */
+int ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf,
+    size_t len, const struct pk_opts *o, struct ckpt_pickle **out,
+    bool *truncated, struct ckpt_error *err);
+void ckpt_pickle_free(struct ckpt_pickle *p);
+
+/* Whether "module.name" is on the default allowlist (flags: PK_ALLOW_*). */
+bool ckpt_pickle_allowed(const char *name, unsigned int flags);
+/* Whether "module.name" is a known code-execution callable (denylist). */
+bool ckpt_pickle_denylisted(const char *name);
+/* Whether a caller's allow pattern ("module.name" or "module.*") admits
+ * name; a denylisted name is never admitted. */
+bool ckpt_pickle_pattern_admits(const char *pattern, const char *name);
+
+/*
+ * Walks the tree from p->root: names tensors by the dot-joined path of dict
+ * keys and list/tuple indices, calls add(ctx, name, tensor node) for each,
+ * and builds the JSON tree described at ckpt_file_metadata_json().
+ * json may be NULL.  Returns CKPT_OK or an error (out of memory).
+ */
+int ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
+    const struct pk_opts *o,
+    int (*add)(void *ctx, const char *name, struct pk_node *t,
+    struct ckpt_error *err), void *ctx, char **json, struct ckpt_error *err);
+
+/* Helpers for the container readers. */
+const char *pk_dict_str(const struct pk_node *d, const char *key,
+    struct pk_node **val);
+struct pk_node *pk_dict_get(const struct pk_node *d, const char *key);
+bool pk_is_str(const struct pk_node *n, const char *s);
+/* The dict of an OBJECT's state (BUILD dict, or first of (dict, slots)). */
+struct pk_node *pk_object_state(const struct pk_node *o);
+
+#endif /* CKPT_PICKLE_H */

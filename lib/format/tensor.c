@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tensor.c - reading a tensor's elements in logical order: the one place
+ * that applies strides, storage offsets and byte order, so that --stats,
+ * --numerics and diff see the same values torch would.
+ */
+#include "util/internal.h"
+
+#include "format/file.h"
+
+static void
+swap_elements(unsigned char *p, uint64_t n, size_t size)
+{
+	for (uint64_t i = 0; i < n; i++, p += size)
+		for (size_t a = 0, b = size - 1; a < b; a++, b--) {
+			unsigned char t = p[a];
+
+			p[a] = p[b];
+			p[b] = t;
+		}
+}
+
+/* Element size for byte swapping: complex numbers swap per component. */
+static size_t
+swap_unit(enum ckpt_dtype dt)
+{
+	switch (dt) {
+	case CKPT_DTYPE_C32:
+		return 2;
+	case CKPT_DTYPE_C64:
+		return 4;
+	case CKPT_DTYPE_C128:
+		return 8;
+	default:
+		return ckpt_dtype_bits(dt) / 8;
+	}
+}
+
+/*
+ * Strided views (transposes, slices, expands): walk the logical order with
+ * an odometer and read through a window of the span, so that a view whose
+ * span fits the window costs one pread however it is strided.
+ */
+#define WINDOW ((uint64_t)4 << 20)
+
+static int
+read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    uint64_t first, uint64_t nelem, size_t esize, unsigned char *out,
+    struct ckpt_error *err)
+{
+	uint64_t idx[CKPT_MAX_DIMS], rest = first, wstart = 0, wlen = 0;
+	uint64_t cap = t->span < WINDOW ? t->span : WINDOW;
+	unsigned char *win;
+	int64_t pos = 0;
+	unsigned nd = t->ndim;
+	int rc = CKPT_OK;
+
+	if (nd > CKPT_MAX_DIMS)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path, -1,
+		    "tensor '%s' has too many dimensions", t->name);
+	for (unsigned d = nd; d-- > 0;) {
+		idx[d] = t->shape[d] ? rest % t->shape[d] : 0;
+		rest = t->shape[d] ? rest / t->shape[d] : 0;
+		if (t->strides[d] < 0)
+			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED,
+			    f->path, -1, "tensor '%s' has a negative stride",
+			    t->name);
+		pos += (int64_t)idx[d] * t->strides[d];
+	}
+	win = malloc(cap ? (size_t)cap : 1);
+	if (!win)
+		return ckpt_error_nomem(err);
+	for (uint64_t i = 0; i < nelem; i++) {
+		uint64_t off = (uint64_t)pos * esize;
+
+		if (off + esize > t->span || off + esize < off) {
+			rc = ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "element %llu of tensor '%s' "
+			    "lies outside its storage",
+			    (unsigned long long)(first + i), t->name);
+			break;
+		}
+		if (off < wstart || off + esize > wstart + wlen) {
+			wstart = t->span > cap ? off : 0;
+			wlen = t->span - wstart < cap ? t->span - wstart : cap;
+			if ((rc = ckpt_file_pread(f, win, (size_t)wlen,
+			    t->offset + wstart, err)))
+				break;
+		}
+		memcpy(out + i * esize, win + (off - wstart), esize);
+		/* next logical index */
+		for (unsigned d = nd; d-- > 0;) {
+			if (++idx[d] < t->shape[d]) {
+				pos += t->strides[d];
+				break;
+			}
+			pos -= (int64_t)(idx[d] - 1) * t->strides[d];
+			idx[d] = 0;
+		}
+	}
+	free(win);
+	return rc;
+}
+
+int
+ckpt_tensor_read(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    uint64_t first, uint64_t nelem, void *buf, struct ckpt_error *err)
+{
+	unsigned int bits = ckpt_dtype_bits(t->dtype);
+	size_t esize = bits / 8;
+	uint64_t off, len, end;
+	int rc;
+
+	if (!bits || !ckpt_add_u64(first, nelem, &end) || end > t->numel)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path, -1,
+		    "elements %llu+%llu out of range for tensor '%s'",
+		    (unsigned long long)first, (unsigned long long)nelem,
+		    t->name ? t->name : "");
+	if (!nelem)
+		return CKPT_OK;
+	if (bits % 8) {
+		if (t->strides && !t->contiguous)
+			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED,
+			    f->path, -1, "strided %s tensor '%s'",
+			    ckpt_dtype_name(t->dtype), t->name);
+		if ((first * bits) % 8 || (nelem * bits) % 8)
+			return ckpt_error_set(err, CKPT_ERR_INVALID, f->path,
+			    -1, "range of %s elements not byte-aligned",
+			    ckpt_dtype_name(t->dtype));
+		if ((first + nelem) * bits / 8 > t->span)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "tensor '%s' has no readable "
+			    "data (%llu bytes located)", t->name ? t->name : "",
+			    (unsigned long long)t->span);
+		return ckpt_file_pread(f, buf, nelem * bits / 8, t->offset +
+		    first * bits / 8, err);
+	}
+	if (!t->strides || t->contiguous) {
+		if (!ckpt_mul_u64(first, esize, &off) ||
+		    !ckpt_mul_u64(nelem, esize, &len) || len > SIZE_MAX)
+			return ckpt_error_set(err, CKPT_ERR_LIMIT, f->path, -1,
+			    "tensor range too large");
+		/* never beyond the bytes the reader located and checked */
+		if (off + len > t->span)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+			    (int64_t)t->offset, "tensor '%s' has no readable "
+			    "data (%llu bytes located)", t->name ? t->name : "",
+			    (unsigned long long)t->span);
+		rc = ckpt_file_pread(f, buf, (size_t)len, t->offset + off,
+		    err);
+	} else {
+		rc = read_strided(f, t, first, nelem, esize, buf, err);
+	}
+	if (!rc && t->big_endian && swap_unit(t->dtype) > 1)
+		swap_elements(buf, nelem * (esize / swap_unit(t->dtype)),
+		    swap_unit(t->dtype));
+	return rc;
+}

@@ -1,0 +1,989 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * list.c - listing a store's checkpoints and resolving references.
+ *
+ * ls over 10,000 checkpoints must take well under a second, so a listing
+ * reads one small file per checkpoint (ckpt-summary.json, written at save
+ * and covered by the manifest) and checks that the manifest exists with
+ * one faccessat(); the manifest itself, with its tensor lists, is read
+ * only when a summary is missing.  Pins and registry versions are read
+ * once per listing, not per checkpoint.
+ */
+#include "util/internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+#define SUMMARY_MAX	(1u << 20)
+#define STATUS_MAX	(1u << 20)
+#define REGISTRY_MAX	(1u << 20)
+
+struct entry_priv {
+	struct ckpt_entry e;
+	struct ckpt_metric *metrics;
+	char **tags;
+};
+
+struct ckpt_list {
+	struct entry_priv *entries;
+	size_t n, cap;
+	struct ckpt_staging *staging;
+	size_t nstaging, staging_cap;
+};
+
+/* A sorted set of strings ("run@step"). */
+struct strset {
+	char **v;
+	size_t n, cap;
+};
+
+static int
+strset_add(struct strset *s, const char *str)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		char **p = reallocarray(s->v, cap, sizeof(*p));
+
+		if (!p)
+			return -1;
+		s->v = p;
+		s->cap = cap;
+	}
+	s->v[s->n] = strdup(str);
+	if (!s->v[s->n])
+		return -1;
+	s->n++;
+	return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+strset_sort(struct strset *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+static bool
+strset_has(const struct strset *s, const char *str)
+{
+	return s->n && bsearch(&str, s->v, s->n, sizeof(*s->v), cmp_str);
+}
+
+static void
+strset_release(struct strset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+static char *
+jstrdup(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+static double
+jnum(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static json_t *
+load_json_at(int dirfd, const char *name, size_t max)
+{
+	char *buf;
+	struct stat st;
+	json_t *j;
+	ssize_t n;
+	size_t done = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > max) {
+		close(fd);
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return NULL;
+	}
+	while (done < (size_t)st.st_size) {
+		n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	j = json_loadb(buf, done, JSON_REJECT_DUPLICATES, NULL);
+	free(buf);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static struct entry_priv *
+list_new_entry(struct ckpt_list *l)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct entry_priv *p = reallocarray(l->entries, cap,
+		    sizeof(*p));
+
+		if (!p)
+			return NULL;
+		l->entries = p;
+		l->cap = cap;
+	}
+	memset(&l->entries[l->n], 0, sizeof(l->entries[l->n]));
+	return &l->entries[l->n++];
+}
+
+static struct ckpt_staging *
+list_new_staging(struct ckpt_list *l)
+{
+	if (l->nstaging == l->staging_cap) {
+		size_t cap = l->staging_cap ? 2 * l->staging_cap : 8;
+		struct ckpt_staging *p = reallocarray(l->staging, cap,
+		    sizeof(*p));
+
+		if (!p)
+			return NULL;
+		l->staging = p;
+		l->staging_cap = cap;
+	}
+	memset(&l->staging[l->nstaging], 0, sizeof(l->staging[0]));
+	l->staging[l->nstaging].step = -1;
+	return &l->staging[l->nstaging++];
+}
+
+/* Fills e from a summary (or a manifest: the same top-level keys). */
+static int
+entry_from_json(struct entry_priv *p, json_t *j)
+{
+	struct ckpt_entry *e = &p->e;
+	json_t *v, *m, *val;
+	const char *key;
+	size_t i;
+
+	v = json_object_get(j, "step");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	e->step = json_integer_value(v);
+	e->created_iso = jstrdup(j, "created");
+	e->created = e->created_iso ? ckpt_parse_iso_time(e->created_iso) : 0;
+	if (e->created < 0)
+		e->created = 0;
+	v = json_object_get(j, "size");
+	e->size = json_is_integer(v) && json_integer_value(v) > 0 ?
+	    (uint64_t)json_integer_value(v) : 0;
+	v = json_object_get(j, "nfiles");
+	e->nfiles = json_is_integer(v) && json_integer_value(v) > 0 ?
+	    (uint64_t)json_integer_value(v) : 0;
+	/* A manifest has no size/nfiles: sum its files. */
+	if (!json_object_get(j, "size") && json_is_array(v =
+	    json_object_get(j, "files"))) {
+		json_array_foreach(v, i, val) {
+			json_t *sz = json_object_get(val, "size");
+
+			if (json_is_integer(sz) && json_integer_value(sz) > 0)
+				e->size += (uint64_t)json_integer_value(sz);
+			e->nfiles++;
+		}
+	}
+	e->epoch = jnum(j, "epoch");
+	e->scope = jstrdup(j, "scope");
+	e->note = jstrdup(j, "note");
+	v = json_object_get(j, "validation");
+	if (json_is_object(v))
+		v = json_object_get(v, "result");
+	e->validation = json_is_string(v) ? strdup(json_string_value(v)) :
+	    strdup("skipped");
+	if (e->validation && !strcmp(e->validation, "failed"))
+		e->failed = true;
+	m = json_object_get(j, "metrics");
+	if (json_is_object(m) && json_object_size(m)) {
+		p->metrics = calloc(json_object_size(m), sizeof(*p->metrics));
+		if (!p->metrics)
+			return -1;
+		json_object_foreach(m, key, val) {
+			struct ckpt_metric *mt = &p->metrics[e->nmetrics];
+
+			mt->name = strdup(key);
+			if (!mt->name)
+				return -1;
+			mt->value = json_is_number(val) ?
+			    json_number_value(val) : NAN;
+			e->nmetrics++;
+		}
+		e->metrics = p->metrics;
+	}
+	v = json_object_get(j, "tags");
+	if (json_is_array(v) && json_array_size(v)) {
+		p->tags = calloc(json_array_size(v), sizeof(*p->tags));
+		if (!p->tags)
+			return -1;
+		json_array_foreach(v, i, val) {
+			if (!json_is_string(val))
+				continue;
+			p->tags[e->ntags] = strdup(json_string_value(val));
+			if (!p->tags[e->ntags])
+				return -1;
+			e->ntags++;
+		}
+		e->tags = (const char *const *)p->tags;
+	}
+	return 0;
+}
+
+static void
+entry_apply_status(struct entry_priv *p, json_t *st)
+{
+	json_t *lt = json_object_get(st, "load_test");
+	json_t *r = json_is_object(lt) ? json_object_get(lt, "result") : NULL;
+
+	if (json_is_string(r)) {
+		p->e.load_test = strdup(json_string_value(r));
+		if (p->e.load_test && strcmp(p->e.load_test, "ok"))
+			p->e.failed = true;
+	}
+	if (json_is_true(json_object_get(st, "failed")))
+		p->e.failed = true;
+}
+
+static void
+entry_release(struct entry_priv *p)
+{
+	struct ckpt_entry *e = &p->e;
+
+	free((char *)e->run);
+	free((char *)e->path);
+	free((char *)e->name);
+	free((char *)e->created_iso);
+	free((char *)e->scope);
+	free((char *)e->note);
+	free((char *)e->validation);
+	free((char *)e->load_test);
+	for (size_t i = 0; i < e->nmetrics; i++)
+		free((char *)p->metrics[i].name);
+	free(p->metrics);
+	for (size_t i = 0; i < e->ntags; i++)
+		free(p->tags[i]);
+	free(p->tags);
+}
+
+static void
+staging_release(struct ckpt_staging *st)
+{
+	free((char *)st->run);
+	free((char *)st->path);
+	free((char *)st->name);
+	free((char *)st->phase);
+	free((char *)st->message);
+	free((char *)st->host);
+}
+
+void
+ckpt_list_free(struct ckpt_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		entry_release(&l->entries[i]);
+	free(l->entries);
+	for (size_t i = 0; i < l->nstaging; i++)
+		staging_release(&l->staging[i]);
+	free(l->staging);
+	free(l);
+}
+
+size_t
+ckpt_list_count(const struct ckpt_list *l)
+{
+	return l->n;
+}
+
+const struct ckpt_entry *
+ckpt_list_entry(const struct ckpt_list *l, size_t i)
+{
+	return i < l->n ? &l->entries[i].e : NULL;
+}
+
+size_t
+ckpt_list_staging_count(const struct ckpt_list *l)
+{
+	return l->nstaging;
+}
+
+const struct ckpt_staging *
+ckpt_list_staging(const struct ckpt_list *l, size_t i)
+{
+	return i < l->nstaging ? &l->staging[i] : NULL;
+}
+
+bool
+ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
+    double *value)
+{
+	for (size_t i = 0; i < e->nmetrics; i++)
+		if (!strcmp(e->metrics[i].name, name)) {
+			if (value)
+				*value = e->metrics[i].value;
+			return true;
+		}
+	return false;
+}
+
+static void
+read_pins(const struct ckpt_store *s, struct strset *pins)
+{
+	char *dir = ckpt_store_path(s, ".ckpt/pins");
+	struct dirent *de;
+	DIR *d;
+
+	if (!dir)
+		return;
+	d = opendir(dir);
+	free(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && strchr(de->d_name, '@') &&
+		    !strstr(de->d_name, ".tmp."))
+			strset_add(pins, de->d_name);
+	closedir(d);
+	strset_sort(pins);
+}
+
+/* Every registry version's run@step, for "protected by the registry". */
+static void
+read_registry(const struct ckpt_store *s, struct strset *prot)
+{
+	char *dir = ckpt_store_path(s, "registry");
+	struct dirent *de, *ve;
+	DIR *d, *vd;
+	int dfd;
+
+	if (!dir)
+		return;
+	d = opendir(dir);
+	free(dir);
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d))) {
+		int mfd;
+
+		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name, NULL,
+		    NULL))
+			continue;
+		mfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+		if (mfd < 0)
+			continue;
+		vd = fdopendir(mfd);
+		if (!vd) {
+			close(mfd);
+			continue;
+		}
+		while ((ve = readdir(vd))) {
+			size_t n = strlen(ve->d_name);
+			json_t *j, *run, *step;
+			char key[CKPT_NAME_MAX + 32];
+
+			if (ve->d_name[0] != 'v' || n < 7 ||
+			    strcmp(ve->d_name + n - 5, ".json"))
+				continue;
+			j = load_json_at(dirfd(vd), ve->d_name, REGISTRY_MAX);
+			if (!j)
+				continue;
+			run = json_object_get(j, "run");
+			step = json_object_get(j, "step");
+			if (json_is_string(run) && json_is_integer(step) &&
+			    !ckpt_name_check(json_string_value(run), NULL,
+			    NULL)) {
+				snprintf(key, sizeof(key), "%s@%lld",
+				    json_string_value(run),
+				    (long long)json_integer_value(step));
+				strset_add(prot, key);
+			}
+			json_decref(j);
+		}
+		closedir(vd);
+	}
+	closedir(d);
+	strset_sort(prot);
+}
+
+static bool
+is_dir_at(int dfd, struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type == DT_DIR)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	return !fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISDIR(st.st_mode);
+}
+
+static int
+add_staging(struct ckpt_list *l, const char *run, const char *runpath,
+    int rfd, const char *name, bool incomplete)
+{
+	struct ckpt_staging *st = list_new_staging(l);
+	char sub[PATH_MAX];
+	struct stat sb;
+	json_t *j;
+
+	if (!st)
+		return -1;
+	st->run = strdup(run);
+	st->name = strdup(name);
+	st->path = ckpt_join(runpath, name);
+	if (!st->run || !st->name || !st->path)
+		return -1;
+	if (!fstatat(rfd, name, &sb, 0))
+		st->updated = st->started = (int64_t)sb.st_mtime;
+	if (incomplete) {
+		st->state = CKPT_STAGING_INCOMPLETE;
+		return 0;
+	}
+	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_STAGING_NAME);
+	j = load_json_at(rfd, sub, STATUS_MAX);
+	st->state = CKPT_STAGING_ABANDONED;
+	if (!j)
+		return 0;	/* crashed before its status was written */
+	{
+		json_t *v;
+		const char *state;
+		int64_t t;
+
+		v = json_object_get(j, "step");
+		if (json_is_integer(v))
+			st->step = json_integer_value(v);
+		v = json_object_get(j, "pid");
+		if (json_is_integer(v))
+			st->pid = (long)json_integer_value(v);
+		st->host = jstrdup(j, "host");
+		st->phase = jstrdup(j, "phase");
+		st->message = jstrdup(j, "message");
+		if ((t = ckpt_parse_iso_time(json_string_value(
+		    json_object_get(j, "started")))) > 0)
+			st->started = t;
+		if ((t = ckpt_parse_iso_time(json_string_value(
+		    json_object_get(j, "updated")))) > 0)
+			st->updated = t;
+		v = json_object_get(j, "done");
+		if (json_is_integer(v) && json_integer_value(v) >= 0)
+			st->done = (uint64_t)json_integer_value(v);
+		v = json_object_get(j, "total");
+		if (json_is_integer(v) && json_integer_value(v) >= 0)
+			st->total = (uint64_t)json_integer_value(v);
+		state = json_string_value(json_object_get(j, "state"));
+		if (state && !strcmp(state, "failed")) {
+			st->state = CKPT_STAGING_FAILED;
+		} else if (st->host && !strcmp(st->host, ckpt_hostname())) {
+			json_t *sv = json_object_get(j, "start");
+			json_t *bv = json_object_get(j, "boot");
+			unsigned long long start = json_is_integer(sv) ?
+			    (unsigned long long)json_integer_value(sv) : 0;
+			bool same_boot = !json_is_string(bv) ||
+			    !strcmp(json_string_value(bv), ckpt_boot_id());
+
+			st->state = same_boot && ckpt_proc_alive(st->pid,
+			    start) ? CKPT_STAGING_ACTIVE :
+			    CKPT_STAGING_ABANDONED;
+		} else {
+			/* Another host: we cannot tell; assume it runs. */
+			st->state = CKPT_STAGING_ACTIVE;
+		}
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int
+list_run(struct ckpt_list *l, const char *runs, const char *run,
+    unsigned int flags, const struct strset *pins, const struct strset *prot)
+{
+	char *runpath = ckpt_join(runs, run);
+	struct dirent *de;
+	DIR *d;
+	int rfd, rc = 0;
+
+	if (!runpath)
+		return -1;
+	d = opendir(runpath);
+	if (!d) {
+		free(runpath);
+		return 0;
+	}
+	rfd = dirfd(d);
+	while ((de = readdir(d))) {
+		struct entry_priv *p;
+		char sub[PATH_MAX], key[CKPT_NAME_MAX + 32];
+		json_t *j;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!is_dir_at(rfd, de))
+			continue;
+		if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
+		    strlen(CKPT_STAGING_PREFIX))) {
+			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
+			    runpath, rfd, de->d_name, false)) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
+		    CKPT_MANIFEST_NAME);
+		if (faccessat(rfd, sub, F_OK, 0)) {
+			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
+			    runpath, rfd, de->d_name, true)) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		p = list_new_entry(l);
+		if (!p) {
+			rc = -1;
+			break;
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
+		    CKPT_SUMMARY_NAME);
+		j = load_json_at(rfd, sub, SUMMARY_MAX);
+		if (!j) {
+			/* No summary: fall back to the (larger) manifest. */
+			snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
+			    CKPT_MANIFEST_NAME);
+			j = load_json_at(rfd, sub, (size_t)1 << 30);
+		}
+		p->e.run = strdup(run);
+		p->e.name = strdup(de->d_name);
+		p->e.path = ckpt_join(runpath, de->d_name);
+		if (!j || entry_from_json(p, j) || !p->e.run || !p->e.name ||
+		    !p->e.path) {
+			/* Unreadable: not a checkpoint we can count. */
+			json_decref(j);
+			entry_release(p);
+			l->n--;
+			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
+			    runpath, rfd, de->d_name, true)) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		json_decref(j);
+		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
+		    CKPT_STATUS_NAME);
+		if ((j = load_json_at(rfd, sub, STATUS_MAX))) {
+			entry_apply_status(p, j);
+			json_decref(j);
+		}
+		snprintf(key, sizeof(key), "%s@%lld", run,
+		    (long long)p->e.step);
+		p->e.pinned = strset_has(pins, key);
+		p->e.protected_by_registry = strset_has(prot, key);
+	}
+	closedir(d);
+	free(runpath);
+	return rc;
+}
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	const struct ckpt_entry *x = &((const struct entry_priv *)a)->e;
+	const struct ckpt_entry *y = &((const struct entry_priv *)b)->e;
+	int c = strcmp(x->run, y->run);
+
+	if (c)
+		return c;
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+cmp_staging(const void *a, const void *b)
+{
+	const struct ckpt_staging *x = a, *y = b;
+	int c = strcmp(x->run, y->run);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+int
+ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
+    struct ckpt_list **out, struct ckpt_error *err)
+{
+	struct strset pins = { 0 }, prot = { 0 };
+	struct ckpt_list *l;
+	char *runs;
+	int rc = 0;
+
+	if (run && (rc = ckpt_name_check(run, "run name", err)))
+		return rc;
+	l = calloc(1, sizeof(*l));
+	runs = ckpt_store_path(s, "runs");
+	if (!l || !runs) {
+		free(l);
+		free(runs);
+		return ckpt_error_nomem(err);
+	}
+	read_pins(s, &pins);
+	read_registry(s, &prot);
+	if (run) {
+		rc = list_run(l, runs, run, flags, &pins, &prot);
+	} else {
+		DIR *d = opendir(runs);
+		struct dirent *de;
+
+		if (!d && errno != ENOENT) {
+			rc = ckpt_error_errno(err, runs, "cannot list");
+			goto out;
+		}
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
+			    NULL, NULL))
+				continue;
+			if ((rc = list_run(l, runs, de->d_name, flags, &pins,
+			    &prot)))
+				break;
+		}
+		if (d)
+			closedir(d);
+	}
+	if (rc) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (l->n)
+		qsort(l->entries, l->n, sizeof(*l->entries), cmp_entry);
+	if (l->nstaging)
+		qsort(l->staging, l->nstaging, sizeof(*l->staging),
+		    cmp_staging);
+out:
+	strset_release(&pins);
+	strset_release(&prot);
+	free(runs);
+	if (rc) {
+		ckpt_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* References                                                          */
+/* ------------------------------------------------------------------ */
+
+static bool
+all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+bool
+ckpt_ref_syntax_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	char name[CKPT_NAME_MAX + 1];
+	size_t n;
+
+	if (!at || !at[1] || strchr(at + 1, '@') || strchr(at + 1, '/'))
+		return false;
+	n = (size_t)(at - s);
+	if (n == 0 || n > CKPT_NAME_MAX)
+		return false;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	return !ckpt_name_check(name, NULL, NULL);
+}
+
+void
+ckpt_ref_release(struct ckpt_ref *r)
+{
+	if (!r)
+		return;
+	free(r->run);
+	free(r->path);
+	free(r->model);
+	free(r->manifest_digest);
+	memset(r, 0, sizeof(*r));
+}
+
+static int
+parse_u63(const char *s, int64_t *out)
+{
+	long long v;
+	char *end;
+
+	if (!all_digits(s) || strlen(s) > 18)
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+resolve_run(struct ckpt_store *s, const char *run, const char *what,
+    const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
+    struct ckpt_error *err)
+{
+	const struct ckpt_entry *best = NULL;
+	struct ckpt_list *l;
+	int64_t step = -1;
+	double bv = 0;
+	int rc;
+
+	if (all_digits(what) && parse_u63(what, &step))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "step '%s' is out of range", what);
+	if (step < 0 && strcmp(what, "latest") && strcmp(what, "best"))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s@%s': expected a step, 'latest' or 'best'", run, what);
+	if (!strcmp(what, "best") && (!metric || !*metric))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s@best' needs a metric (--metric, or the policy's)",
+		    run);
+	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
+		return rc;
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(l, i);
+		double v;
+
+		if (step >= 0) {
+			if (e->step == step)
+				best = e;
+			continue;
+		}
+		if (e->failed)
+			continue;
+		if (!strcmp(what, "latest")) {
+			best = e;	/* sorted by step: the last wins */
+			continue;
+		}
+		if (!ckpt_entry_metric(e, metric, &v) || isnan(v))
+			continue;
+		/* Ties go to the newer (higher step): ">=" / "<=". */
+		if (!best || (mode == CKPT_METRIC_MAX ? v >= bv : v <= bv)) {
+			best = e;
+			bv = v;
+		}
+	}
+	if (!best) {
+		if (step >= 0)
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "no committed checkpoint %s@%lld", run,
+			    (long long)step);
+		else if (!strcmp(what, "best"))
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "no checkpoint of run '%s' has a value for "
+			    "metric '%s'", run, metric);
+		else
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "run '%s' has no committed checkpoint", run);
+		ckpt_list_free(l);
+		return rc;
+	}
+	out->run = strdup(best->run);
+	out->path = strdup(best->path);
+	out->step = best->step;
+	ckpt_list_free(l);
+	if (!out->run || !out->path) {
+		ckpt_ref_release(out);
+		return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
+static int
+resolve_model(struct ckpt_store *s, const char *model, const char *what,
+    struct ckpt_ref *out, struct ckpt_error *err)
+{
+	char rel[PATH_MAX], *path, *text;
+	int64_t version = -1;
+	bool parsed;
+	json_t *j, *v;
+	int rc;
+
+	if (what[0] == 'v' && all_digits(what + 1)) {
+		if (parse_u63(what + 1, &version) || version <= 0)
+			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+			    "bad version '%s'", what);
+	} else {
+		if ((rc = ckpt_name_check(what, "alias", err)))
+			return rc;
+		snprintf(rel, sizeof(rel), "registry/%s/aliases.json", model);
+		path = ckpt_store_path(s, rel);
+		if (!path)
+			return ckpt_error_nomem(err);
+		rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
+		if (rc == CKPT_ERR_NOTFOUND)
+			ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "model '%s' has no aliases", model);
+		if (rc) {
+			free(path);
+			return rc;
+		}
+		j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+		free(text);
+		parsed = j != NULL;
+		v = json_object_get(json_object_get(j, "aliases"), what);
+		if (json_is_integer(v))
+			version = json_integer_value(v);
+		else if (json_is_object(v) && json_is_integer(
+		    json_object_get(v, "version")))
+			version = json_integer_value(json_object_get(v,
+			    "version"));
+		json_decref(j);
+		if (version <= 0) {
+			rc = parsed ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
+			    NULL, -1, "model '%s' has no alias '%s'", model,
+			    what) : ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+			    -1, "not valid JSON");
+			free(path);
+			return rc;
+		}
+		free(path);
+	}
+	snprintf(rel, sizeof(rel), "registry/%s/v%lld.json", model,
+	    (long long)version);
+	path = ckpt_store_path(s, rel);
+	if (!path)
+		return ckpt_error_nomem(err);
+	rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+		    "model '%s' has no version %lld", model,
+		    (long long)version);
+	if (rc) {
+		free(path);
+		return rc;
+	}
+	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
+	if (!json_is_object(j) || !json_is_string(json_object_get(j, "run")) ||
+	    !json_is_integer(json_object_get(j, "step"))) {
+		json_decref(j);
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1,
+		    "registry version lacks \"run\" or \"step\"");
+		free(path);
+		return rc;
+	}
+	free(path);
+	{
+		char ref_step[32];
+		const char *run = json_string_value(json_object_get(j, "run"));
+		const char *vpath = json_string_value(json_object_get(j,
+		    "path"));
+
+		if ((rc = ckpt_name_check(run, "run name", err))) {
+			json_decref(j);
+			return rc;
+		}
+		if (vpath && *vpath && vpath[0] != '/' && !strstr(vpath,
+		    "..")) {
+			/* An exported copy (promote --weights-only). */
+			out->run = strdup(run);
+			out->step = json_integer_value(json_object_get(j,
+			    "step"));
+			out->path = ckpt_store_path(s, vpath);
+			rc = out->run && out->path ? CKPT_OK :
+			    ckpt_error_nomem(err);
+		} else {
+			snprintf(ref_step, sizeof(ref_step), "%lld",
+			    (long long)json_integer_value(json_object_get(j,
+			    "step")));
+			rc = resolve_run(s, run, ref_step, NULL, 0, out, err);
+		}
+		if (!rc) {
+			out->model = strdup(model);
+			out->version = version;
+			out->manifest_digest = jstrdup(j, "manifest");
+			if (!out->model)
+				rc = ckpt_error_nomem(err);
+		}
+		json_decref(j);
+		if (rc)
+			ckpt_ref_release(out);
+		return rc;
+	}
+}
+
+int
+ckpt_store_resolve(struct ckpt_store *s, const char *ref, const char *metric,
+    enum ckpt_metric_mode mode, struct ckpt_ref *out,
+    struct ckpt_error *err)
+{
+	char name[CKPT_NAME_MAX + 1];
+	const char *at, *what;
+	size_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	at = ref ? strchr(ref, '@') : NULL;
+	if (!at)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "'%s' is not a reference (RUN@STEP, RUN@latest, RUN@best, "
+		    "MODEL@vN, MODEL@ALIAS)", ref ? ref : "");
+	n = (size_t)(at - ref);
+	what = at + 1;
+	if (n > CKPT_NAME_MAX)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "name in reference '%s' is too long", ref);
+	memcpy(name, ref, n);
+	name[n] = '\0';
+	if ((rc = ckpt_name_check(name, "name", err)))
+		return rc;
+	if (!*what || strchr(what, '@') || strchr(what, '/'))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "malformed reference '%s'", ref);
+	if (all_digits(what) || !strcmp(what, "latest") ||
+	    !strcmp(what, "best"))
+		return resolve_run(s, name, what, metric, mode, out, err);
+	return resolve_model(s, name, what, out, err);
+}

@@ -1,0 +1,981 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prune.c - retention on a store: ckpt_store_prune() and ckpt_store_gc().
+ *
+ * Deciding is lib/policy/policy.c's job; this file lists the store, feeds the
+ * engine and carries out its plan safely:
+ *
+ *  - Everything that changes runs/ happens under the store lock, which
+ *    every commit also takes, so the listing prune decides on is the
+ *    store as it is when it acts, and a save in flight (a .tmp-* staging
+ *    directory, never listed as a checkpoint) cannot commit in between.
+ *  - A checkpoint is removed by renaming its directory into
+ *    STORE/.ckpt/trash/ -- one atomic rename on the store's filesystem --
+ *    followed by an fsync of both directories.  Its manifest leaves runs/
+ *    in the same instant, so whatever happens next, runs/ holds complete
+ *    checkpoints only.  Deleting the trash entry (manifest first, so that
+ *    a half-deleted entry never looks committed even if someone moves it
+ *    back) happens after the lock is released: slow deletes on NFS or
+ *    Lustre do not hold up training jobs waiting to commit.
+ *  - Every plan is computed before anything is renamed: a refused run
+ *    refuses the whole prune.
+ *  - gc renames dead staging directories into the trash under the lock
+ *    and empties the trash without it.  Concurrent deleters of the same
+ *    trash entry are harmless: a vanished file is not an error.
+ */
+#include "util/internal.h"
+#include "policy/policy.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRASH_DIR ".ckpt/trash"
+#define RM_MAX_DEPTH 128
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Strings owned by a report. */
+struct strpool {
+	char **v;
+	size_t n;
+};
+
+static const char *
+pool_add(struct strpool *p, char *s)
+{
+	char **v;
+
+	if (!s)
+		return NULL;
+	v = realloc(p->v, (p->n + 1) * sizeof(*v));
+	if (!v) {
+		free(s);
+		return NULL;
+	}
+	p->v = v;
+	p->v[p->n++] = s;
+	return s;
+}
+
+static const char *
+pool_printf(struct strpool *p, const char *fmt, ...) CKPT_PRINTF(2, 3);
+
+static const char *
+pool_printf(struct strpool *p, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : pool_add(p, s);
+}
+
+static void
+pool_free(struct strpool *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	free(p->v);
+}
+
+/*
+ * Crash injection for the tests (git's GIT_TEST_* idea): when
+ * CKPT_TEST_PRUNE_CRASH names this point, the process kills itself there
+ * with SIGKILL -- no cleanup, no unlock, as a power cut or an OOM kill
+ * would leave it.
+ */
+static void
+crash_point(const char *name)
+{
+	const char *want = getenv("CKPT_TEST_PRUNE_CRASH");
+
+	if (want && !strcmp(want, name))
+		raise(SIGKILL);
+}
+
+static int
+fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	/* some filesystems refuse fsync on directories: not an error */
+	if (rc && (errno == EINVAL || errno == EBADF))
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+static char *
+dirname_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+/*
+ * Removes name under dfd, recursively, never following symlinks and never
+ * leaving the filesystem.  A name that vanished meanwhile is fine (another
+ * gc got there first).  Returns 0 or -1 with errno.
+ */
+static int
+rm_rf_at(int dfd, const char *name, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, rc = 0, saved = 0;
+
+	if (!unlinkat(dfd, name, 0) || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -1;
+	if (depth > RM_MAX_DEPTH) {
+		errno = ELOOP;
+		return -1;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	d = fdopendir(fd);
+	if (!d) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* the manifest first: a half-deleted directory is never complete */
+	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
+		saved = errno;
+	if (depth == 0)
+		crash_point("mid-delete");
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rm_rf_at(fd, de->d_name, depth + 1) && !saved)
+			saved = errno;
+	}
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) && errno != ENOENT && !saved)
+		saved = errno;
+	if (saved) {
+		errno = saved;
+		rc = -1;
+	}
+	return rc;
+}
+
+static int
+rm_rf(const char *path)
+{
+	char *dir = dirname_of(path);
+	const char *base = strrchr(path, '/');
+	int dfd, rc, saved;
+
+	if (!dir)
+		return -1;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (dfd < 0)
+		return -1;
+	rc = rm_rf_at(dfd, base ? base + 1 : path, 0);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return rc;
+}
+
+/* Bytes of the regular files under path (lstat, no symlinks followed). */
+static uint64_t
+du_at(int dfd, const char *name, int depth)
+{
+	struct stat st;
+	struct dirent *de;
+	uint64_t total = 0;
+	DIR *d;
+	int fd;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	if (depth > RM_MAX_DEPTH)
+		return 0;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			total += du_at(fd, de->d_name, depth + 1);
+	closedir(d);
+	return total;
+}
+
+/* A unique name in the trash for a run's checkpoint or staging dir. */
+static char *
+trash_name(struct ckpt_store *s, const char *run, const char *name)
+{
+	static unsigned int seq;
+	char *dir = ckpt_store_path(s, TRASH_DIR), *p = NULL;
+
+	if (!dir)
+		return NULL;
+	if (asprintf(&p, "%s/%s@%s.%lld.%ld.%u", dir, run, name,
+	    (long long)time(NULL), (long)getpid(), seq++) < 0)
+		p = NULL;
+	free(dir);
+	return p;
+}
+
+static int
+ensure_trash(struct ckpt_store *s, struct ckpt_error *err)
+{
+	char *dir = ckpt_store_path(s, TRASH_DIR);
+	int rc = 0;
+
+	if (!dir)
+		return ckpt_error_nomem(err);
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		rc = ckpt_error_errno(err, dir, "cannot create the trash");
+	free(dir);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* prune                                                               */
+/* ------------------------------------------------------------------ */
+
+struct ckpt_prune_report {
+	struct ckpt_prune_item *items;
+	size_t n;
+	struct ckpt_prune_run *runs;
+	size_t nruns;
+	size_t failed, trash_left;
+	struct ckpt_lock_holder broken;
+	struct ckpt_list *list;		/* entries the items borrow from */
+	struct ckpt_plan **plans;	/* reasons the items borrow */
+	size_t nplans;
+	struct strpool pool;
+};
+
+void
+ckpt_prune_report_free(struct ckpt_prune_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nplans; i++)
+		ckpt_plan_free(r->plans[i]);
+	free(r->plans);
+	ckpt_list_free(r->list);
+	pool_free(&r->pool);
+	free(r->items);
+	free(r->runs);
+	free(r);
+}
+
+size_t
+ckpt_prune_report_count(const struct ckpt_prune_report *r)
+{
+	return r ? r->n : 0;
+}
+
+const struct ckpt_prune_item *
+ckpt_prune_report_item(const struct ckpt_prune_report *r, size_t i)
+{
+	return r && i < r->n ? &r->items[i] : NULL;
+}
+
+size_t
+ckpt_prune_report_run_count(const struct ckpt_prune_report *r)
+{
+	return r ? r->nruns : 0;
+}
+
+const struct ckpt_prune_run *
+ckpt_prune_report_run(const struct ckpt_prune_report *r, size_t i)
+{
+	return r && i < r->nruns ? &r->runs[i] : NULL;
+}
+
+size_t
+ckpt_prune_report_failed(const struct ckpt_prune_report *r)
+{
+	return r ? r->failed : 0;
+}
+
+size_t
+ckpt_prune_report_trash_left(const struct ckpt_prune_report *r)
+{
+	return r ? r->trash_left : 0;
+}
+
+const struct ckpt_lock_holder *
+ckpt_prune_report_broken_lock(const struct ckpt_prune_report *r)
+{
+	return r ? &r->broken : NULL;
+}
+
+/* Plans one run: entries [first, first + count) of the listing. */
+static int
+plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
+    size_t first, size_t count, int64_t now, struct ckpt_error *err)
+{
+	const struct ckpt_entry *e0 = ckpt_list_entry(r->list, first);
+	struct ckpt_prune_run *rs = &r->runs[r->nruns];
+	struct ckpt_candidate *c;
+	double *values;
+	struct ckpt_plan *plan = NULL;
+	const char *metric;
+	char *desc;
+	int rc;
+
+	c = calloc(count, sizeof(*c));
+	values = calloc(count, sizeof(*values));
+	if (!c || !values) {
+		free(c);
+		free(values);
+		return ckpt_error_nomem(err);
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(r->list,
+		    first + i);
+
+		values[i] = NAN;
+		if (pol->metric && !ckpt_entry_metric(e, pol->metric,
+		    &values[i]))
+			values[i] = NAN;
+		c[i].run = e->run;
+		c[i].step = e->step;
+		c[i].created = e->created;
+		c[i].size = e->size;
+		c[i].nmetrics = pol->metric ? 1 : 0;
+		c[i].metric_names = &pol->metric;
+		c[i].metric_values = &values[i];
+		c[i].pinned = e->pinned;
+		c[i].registry = e->protected_by_registry;
+	}
+	rc = ckpt_policy_plan(pol, c, count, now, &plan, err);
+	if (rc) {
+		/* name the run in a refusal or a bad policy */
+		if (rc == CKPT_ERR_INVALID) {
+			char msg[CKPT_ERROR_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", err ? err->message :
+			    "");
+			ckpt_error_set(err, rc, NULL, -1, "policy of run '%s': "
+			    "%s", e0->run, msg);
+		} else if (rc == CKPT_ERR_REFUSED && ckpt_policy_is_empty(pol)) {
+			bool zero = pol->keep_last == 0 || pol->keep_best == 0;
+
+			for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
+				zero = zero || pol->keep_bucket[b] == 0;
+			if (zero || pol->keep_within == 0)
+				ckpt_error_set(err, rc, NULL, -1, "refusing a "
+				    "policy that keeps nothing in run '%s' "
+				    "(every rule is 0)", e0->run);
+			else
+				ckpt_error_set(err, rc, NULL, -1, "no "
+				    "retention policy for run '%s': give keep "
+				    "rules or --max-size, or write them in the "
+				    "store's ckpt.yaml (ckpt-policy(5))",
+				    e0->run);
+		}
+		free(c);
+		free(values);
+		return rc;
+	}
+	r->plans[r->nplans++] = plan;
+	/* the policy's strings belong to ckpt.yaml's config, freed soon */
+	metric = pol->metric ? pool_add(&r->pool, strdup(pol->metric)) : NULL;
+	if (pol->metric && !metric) {
+		free(c);
+		free(values);
+		return ckpt_error_nomem(err);
+	}
+	desc = ckpt_policy_describe(pol);
+	rs->run = e0->run;
+	rs->policy = pool_add(&r->pool, desc);
+	if (!rs->policy) {
+		free(c);
+		free(values);
+		return ckpt_error_nomem(err);
+	}
+	rs->first = first;
+	rs->count = count;
+	rs->over_budget = ckpt_plan_run(plan, 0)->over_budget;
+	for (size_t i = 0; i < count; i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(r->list,
+		    first + i);
+		const struct ckpt_verdict *v = ckpt_plan_verdict(plan, i);
+		struct ckpt_prune_item *it = &r->items[first + i];
+
+		it->run = e->run;
+		it->step = e->step;
+		it->path = e->path;
+		it->created = e->created;
+		it->size = e->size;
+		it->metric = metric;
+		it->value = values[i];
+		it->keep = v->keep;
+		it->nreasons = v->nreasons;
+		it->reasons = v->reasons;
+		if (it->keep) {
+			rs->kept++;
+			rs->kept_bytes += e->size;
+		}
+	}
+	r->nruns++;
+	free(c);
+	free(values);
+	return 0;
+}
+
+/* CKPT_TEST_PRUNE_FAIL=RUN@STEP: the removal of that one fails (EIO). */
+static bool
+fail_point(const struct ckpt_entry *e)
+{
+	const char *want = getenv("CKPT_TEST_PRUNE_FAIL");
+	char key[CKPT_NAME_MAX + 32];
+
+	if (!want)
+		return false;
+	snprintf(key, sizeof(key), "%s@%lld", e->run, (long long)e->step);
+	if (strcmp(want, key))
+		return false;
+	errno = EIO;
+	return true;
+}
+
+/* Moves item into the trash; records the outcome in it. */
+static void
+trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
+    struct ckpt_prune_item *it, const struct ckpt_entry *e)
+{
+	char *dst = trash_name(s, e->run, e->name ? e->name : "ckpt");
+
+	if (!dst) {
+		it->error = "out of memory";
+		return;
+	}
+	if (fail_point(e) || rename(e->path, dst)) {
+		it->error = pool_printf(&r->pool, "cannot move %s into the "
+		    "trash: %s", e->path, strerror(errno));
+		if (!it->error)
+			it->error = "cannot move into the trash";
+		free(dst);
+		return;
+	}
+	it->removed = true;
+	it->trash_path = pool_add(&r->pool, dst);
+}
+
+int
+ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
+    struct ckpt_prune_report **out, struct ckpt_error *err)
+{
+	struct ckpt_policy_config *cfg = NULL;
+	struct ckpt_prune_report *r;
+	bool locked = false;
+	int64_t now;
+	size_t n;
+	char *path;
+	int rc;
+
+	if (!s || !opts || !out)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no store or options");
+	now = opts->now ? opts->now : (int64_t)time(NULL);
+	if (opts->run && (rc = ckpt_name_check(opts->run, "run name", err)))
+		return rc;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return ckpt_error_nomem(err);
+	/* read even when the flags replace its policy: trash behaviour */
+	path = ckpt_store_path(s, "ckpt.yaml");
+	if (!path) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rc = ckpt_policy_config_load(path, &cfg, err);
+	free(path);
+	if (rc)
+		goto out;
+	if (!opts->dry_run) {
+		if ((rc = ckpt_store_lock(s, "prune", opts->lock_timeout_ms,
+		    &r->broken, err)))
+			goto out;
+		locked = true;
+		if ((rc = ensure_trash(s, err)))
+			goto out;
+	}
+	if ((rc = ckpt_store_list(s, opts->run, 0, &r->list, err)))
+		goto out;
+	n = ckpt_list_count(r->list);
+	if (opts->run && n == 0) {
+		char *rd, *rel = NULL;
+		struct stat st;
+
+		if (asprintf(&rel, "runs/%s", opts->run) < 0)
+			rel = NULL;
+		rd = rel ? ckpt_store_path(s, rel) : NULL;
+		free(rel);
+		if (!rd) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		if (stat(rd, &st) || !S_ISDIR(st.st_mode)) {
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "no run '%s' in the store", opts->run);
+			free(rd);
+			goto out;
+		}
+		free(rd);
+	}
+	r->n = n;
+	r->items = calloc(n ? n : 1, sizeof(*r->items));
+	r->runs = calloc(n ? n : 1, sizeof(*r->runs));
+	r->plans = calloc(n ? n : 1, sizeof(*r->plans));
+	if (!r->items || !r->runs || !r->plans) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+
+	/* Decide everything first. */
+	for (size_t i = 0; i < n;) {
+		const char *run = ckpt_list_entry(r->list, i)->run;
+		struct ckpt_policy pol;
+		size_t j = i;
+
+		while (j < n && !strcmp(ckpt_list_entry(r->list, j)->run, run))
+			j++;
+		ckpt_policy_config_lookup(opts->ignore_config ? NULL : cfg,
+		    run, &pol);
+		if (opts->policy)
+			ckpt_policy_merge(&pol, opts->policy);
+		if ((rc = plan_one_run(r, &pol, i, j - i, now, err)))
+			goto out;
+		i = j;
+	}
+	if (opts->dry_run)
+		goto tally;
+
+	/* Then act: renames under the lock. */
+	for (size_t i = 0; i < n; i++) {
+		struct ckpt_prune_item *it = &r->items[i];
+
+		if (!it->keep) {
+			trash_item(s, r, it, ckpt_list_entry(r->list, i));
+			crash_point("after-first-rename");
+		}
+	}
+	crash_point("after-renames");
+	{
+		char *td = ckpt_store_path(s, TRASH_DIR);
+
+		if (td)
+			fsync_dir(td);
+		free(td);
+		for (size_t g = 0; g < r->nruns; g++) {
+			char *rd = r->runs[g].count ? dirname_of(
+			    r->items[r->runs[g].first].path) : NULL;
+
+			if (rd && fsync_dir(rd)) {
+				/* renamed but perhaps not durable: say so */
+				for (size_t k = 0; k < r->runs[g].count; k++) {
+					struct ckpt_prune_item *it = &r->items[
+					    r->runs[g].first + k];
+
+					if (it->removed && !it->error)
+						it->error = "moved into the "
+						    "trash, but fsync of the "
+						    "run directory failed";
+				}
+			}
+			free(rd);
+		}
+	}
+	ckpt_store_unlock(s);
+	locked = false;
+
+	/* Deleting the trash entries needs no lock. */
+	if (ckpt_policy_config_trash(cfg) == CKPT_TRASH_DELETE)
+		for (size_t i = 0; i < n; i++) {
+			struct ckpt_prune_item *it = &r->items[i];
+
+			if (!it->trash_path)
+				continue;
+			crash_point("before-delete");
+			if (rm_rf(it->trash_path))
+				r->trash_left++;
+			else
+				it->trash_path = NULL;
+		}
+tally:
+	for (size_t g = 0; g < r->nruns; g++) {
+		struct ckpt_prune_run *rs = &r->runs[g];
+
+		for (size_t k = 0; k < rs->count; k++) {
+			struct ckpt_prune_item *it = &r->items[rs->first + k];
+
+			if (it->keep)
+				continue;
+			if (it->error && !it->removed) {
+				rs->failed++;
+				r->failed++;
+			} else {
+				rs->removed++;
+				rs->removed_bytes += it->size;
+			}
+		}
+	}
+	rc = 0;
+out:
+	if (locked)
+		ckpt_store_unlock(s);
+	ckpt_policy_config_free(cfg);
+	if (rc) {
+		ckpt_prune_report_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* gc                                                                  */
+/* ------------------------------------------------------------------ */
+
+struct ckpt_gc_report {
+	struct ckpt_gc_item *items;
+	size_t n, cap;
+	int64_t older_than;
+	size_t failed;
+	struct ckpt_lock_holder broken;
+	struct strpool pool;
+};
+
+const struct ckpt_lock_holder *
+ckpt_gc_report_broken_lock(const struct ckpt_gc_report *r)
+{
+	return r ? &r->broken : NULL;
+}
+
+void
+ckpt_gc_report_free(struct ckpt_gc_report *r)
+{
+	if (!r)
+		return;
+	pool_free(&r->pool);
+	free(r->items);
+	free(r);
+}
+
+size_t
+ckpt_gc_report_count(const struct ckpt_gc_report *r)
+{
+	return r ? r->n : 0;
+}
+
+const struct ckpt_gc_item *
+ckpt_gc_report_item(const struct ckpt_gc_report *r, size_t i)
+{
+	return r && i < r->n ? &r->items[i] : NULL;
+}
+
+int64_t
+ckpt_gc_report_older_than(const struct ckpt_gc_report *r)
+{
+	return r ? r->older_than : 0;
+}
+
+size_t
+ckpt_gc_report_failed(const struct ckpt_gc_report *r)
+{
+	return r ? r->failed : 0;
+}
+
+static struct ckpt_gc_item *
+gc_add(struct ckpt_gc_report *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct ckpt_gc_item *v = realloc(r->items, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		r->items = v;
+		r->cap = cap;
+	}
+	memset(&r->items[r->n], 0, sizeof(r->items[0]));
+	return &r->items[r->n++];
+}
+
+static bool
+same_host(const char *host)
+{
+	char buf[256];
+
+	if (!host || gethostname(buf, sizeof(buf)))
+		return false;
+	buf[sizeof(buf) - 1] = '\0';
+	return !strcmp(buf, host);
+}
+
+/* Lists the trash entries as items to remove. */
+static int
+gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
+    struct ckpt_error *err)
+{
+	char *dir = ckpt_store_path(s, TRASH_DIR);
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (!dir)
+		return ckpt_error_nomem(err);
+	d = opendir(dir);
+	if (!d) {
+		rc = errno == ENOENT ? 0 : ckpt_error_errno(err, dir,
+		    "cannot read the trash");
+		free(dir);
+		return rc;
+	}
+	while ((de = readdir(d))) {
+		struct ckpt_gc_item *it;
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!(it = gc_add(r))) {
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		it->kind = CKPT_GC_TRASH;
+		it->step = -1;
+		it->path = pool_printf(&r->pool, "%s/%s", dir, de->d_name);
+		if (!it->path) {
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			it->age = now - (int64_t)st.st_mtime;
+		it->size = du_at(dirfd(d), de->d_name, 0);
+		it->remove = true;
+		it->reason = "in the trash";
+	}
+	closedir(d);
+	free(dir);
+	return rc;
+}
+
+/* Decides on each staging directory; the live and the young stay. */
+static int
+gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_list *l, int64_t now, struct ckpt_error *err)
+{
+	char dur[64];
+
+	ckpt_duration_format(r->older_than, dur, sizeof(dur));
+	for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+		const struct ckpt_staging *st = ckpt_list_staging(l, i);
+		struct ckpt_gc_item *it = gc_add(r);
+		bool local = same_host(st->host);
+
+		if (!it)
+			return ckpt_error_nomem(err);
+		it->kind = CKPT_GC_STAGING;
+		it->path = st->path;
+		it->run = st->run;
+		it->step = st->step;
+		it->age = now - (st->updated ? st->updated : st->started);
+		{
+			char *dir = dirname_of(st->path);
+			int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC) : -1;
+
+			if (dfd >= 0) {
+				it->size = du_at(dfd, st->name, 0);
+				close(dfd);
+			}
+			free(dir);
+		}
+		if (st->state == CKPT_STAGING_INCOMPLETE) {
+			it->reason = "not a staging directory (no manifest, "
+			    "not .tmp-*): left alone";
+		} else if (st->state == CKPT_STAGING_ACTIVE && local) {
+			it->reason = pool_printf(&r->pool, "save in flight "
+			    "(pid %ld is alive)", st->pid);
+		} else if (it->age < r->older_than) {
+			it->reason = pool_printf(&r->pool, "%s, younger than "
+			    "%s", st->state == CKPT_STAGING_FAILED ?
+			    "failed save" : st->state == CKPT_STAGING_ACTIVE ?
+			    "save on another host" : "crashed save", dur);
+		} else {
+			it->remove = true;
+			it->reason = st->state == CKPT_STAGING_FAILED ?
+			    "failed save" : st->state == CKPT_STAGING_ACTIVE ?
+			    pool_printf(&r->pool, "save on host %s, no sign of "
+			    "life for %s", st->host ? st->host : "?", dur) :
+			    "crashed save";
+		}
+		if (!it->reason)
+			return ckpt_error_nomem(err);
+	}
+	return 0;
+}
+
+static int
+cmp_gc_item(const void *a, const void *b)
+{
+	const struct ckpt_gc_item *x = a, *y = b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+int
+ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
+    struct ckpt_gc_report **out, struct ckpt_error *err)
+{
+	struct ckpt_policy_config *cfg = NULL;
+	struct ckpt_list *list = NULL;
+	struct ckpt_gc_report *r;
+	bool locked = false;
+	int64_t now;
+	char *path;
+	int rc;
+
+	if (!s || !opts || !out)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no store or options");
+	now = opts->now ? opts->now : (int64_t)time(NULL);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return ckpt_error_nomem(err);
+	r->older_than = opts->older_than;
+	if (r->older_than < 0) {
+		path = ckpt_store_path(s, "ckpt.yaml");
+		if (!path) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		rc = ckpt_policy_config_load(path, &cfg, err);
+		free(path);
+		if (rc)
+			goto out;
+		r->older_than = ckpt_policy_config_gc_age(cfg);
+	}
+	if (!opts->dry_run) {
+		if ((rc = ckpt_store_lock(s, "gc", opts->lock_timeout_ms,
+		    &r->broken, err)))
+			goto out;
+		locked = true;
+		if ((rc = ensure_trash(s, err)))
+			goto out;
+	}
+	if ((rc = gc_scan_trash(s, r, now, err)))
+		goto out;
+	if ((rc = ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &list, err)))
+		goto out;
+	if ((rc = gc_scan_staging(s, r, list, now, err)))
+		goto out;
+	/* the list owns the staging strings: copy what the items keep */
+	for (size_t i = 0; i < r->n; i++) {
+		struct ckpt_gc_item *it = &r->items[i];
+
+		if (it->kind != CKPT_GC_STAGING)
+			continue;
+		it->path = pool_add(&r->pool, strdup(it->path));
+		it->run = pool_add(&r->pool, strdup(it->run));
+		if (!it->path || !it->run) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+	}
+	if (opts->dry_run)
+		goto done;
+
+	/* Under the lock: dead staging dirs go into the trash. */
+	for (size_t i = 0; i < r->n; i++) {
+		struct ckpt_gc_item *it = &r->items[i];
+		const char *base;
+		char *dst;
+
+		if (it->kind != CKPT_GC_STAGING || !it->remove)
+			continue;
+		base = strrchr(it->path, '/');
+		dst = trash_name(s, it->run, base ? base + 1 : it->path);
+		if (!dst) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		if (rename(it->path, dst)) {
+			it->error = pool_printf(&r->pool, "cannot move into "
+			    "the trash: %s", strerror(errno));
+			if (!it->error)
+				it->error = "cannot move into the trash";
+			free(dst);
+			continue;
+		}
+		it->path = pool_add(&r->pool, dst);
+	}
+	ckpt_store_unlock(s);
+	locked = false;
+
+	/* Without the lock: delete. */
+	for (size_t i = 0; i < r->n; i++) {
+		struct ckpt_gc_item *it = &r->items[i];
+
+		if (!it->remove || it->error)
+			continue;
+		if (rm_rf(it->path))
+			it->error = pool_printf(&r->pool, "cannot delete: %s",
+			    strerror(errno));
+		else
+			it->removed = true;
+	}
+done:
+	/* readdir order is the filesystem's: sort for stable output */
+	if (r->n)	/* qsort(NULL, 0, ...) is undefined (UBSan) */
+		qsort(r->items, r->n, sizeof(*r->items), cmp_gc_item);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].error)
+			r->failed++;
+	rc = 0;
+out:
+	if (locked)
+		ckpt_store_unlock(s);
+	ckpt_list_free(list);
+	ckpt_policy_config_free(cfg);
+	if (rc) {
+		ckpt_gc_report_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}

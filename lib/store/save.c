@@ -1,0 +1,1465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * save.c - the commit protocol of "ckpt save" (ckpt-save(1)).
+ *
+ *  1. begin: check the request, create runs/RUN/.tmp-step-N.PID.RANDOM
+ *     beside the destination (same filesystem, so the final rename is
+ *     atomic) with ckpt-staging.json saying who saves what, and move or
+ *     link the sources in.
+ *  2. finish: copy (for --copy); fsync every file (in a thread of its
+ *     own) while reading every file's structure (the validation) and
+ *     hashing every file once on every core (hashing.c); once the fsyncs
+ *     are done, write ckpt-summary.json, then the manifest
+ *     (temp + fsync + rename), remove the staging status, fsync the
+ *     directory; take the store lock; rename into place without
+ *     clobbering (renameat2 RENAME_NOREPLACE, or, where the filesystem
+ *     lacks it, a plain rename, which cannot replace a non-empty
+ *     directory and which only lock holders do); fsync the parent;
+ *     release the lock.
+ *
+ * Until that rename the checkpoint is invisible to ls, latest and prune;
+ * after it, it is complete.  A failure marks the staging directory
+ * failed and moves moved sources back; a crash leaves a staging
+ * directory that ls shows and gc removes.
+ */
+#include "util/internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "format/file.h"
+#include "store/store.h"
+
+#define MAX_DEPTH	64
+#define COPY_BUF	((size_t)1 << 20)
+
+struct src_map {
+	char *src;		/* absolute source path */
+	char *rel;		/* path inside the checkpoint */
+};
+
+struct sfile {
+	char *rel;
+	char *abs;
+	uint64_t size;
+	const char *format;
+	json_t *tensors;	/* array, or NULL */
+	struct ckpt_range_digest *ranges; /* tensors then chunks */
+	size_t ntensor_ranges, nranges;
+	json_t *validation;
+	char *metadata;		/* reader's metadata JSON, for inference */
+	bool whole_chunk;	/* one chunk = the whole file */
+};
+
+struct ckpt_save {
+	struct ckpt_store *store;
+	/* how examine opens files: the store's verify.allow_globals */
+	struct ckpt_open_options open_opts;
+	struct ckpt_save_opts opts;
+	char *run;
+	int64_t step;
+	char *rundir, *staging, *final, *path;
+	char *status_path;
+	json_t *meta;
+	int64_t created;
+	char created_iso[32];
+	enum ckpt_transfer transfer;
+	struct src_map *map;		/* top-level entries to bring in */
+	size_t nmap;
+	bool moved, committed;
+	char **emptied_dirs;		/* source directories a move empties */
+	size_t nemptied;
+	struct sfile *files;
+	size_t nfiles;
+	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
+	pthread_mutex_t mu;
+	time_t last_status;
+	uint64_t done, total;
+};
+
+/* ------------------------------------------------------------------ */
+/* The staging status file                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+write_status(struct ckpt_save *sv, const char *phase, const char *state,
+    const char *message)
+{
+	char now[32];
+	json_t *j, *srcs;
+	char *text;
+
+	if (!sv->status_path)
+		return;
+	ckpt_iso_time((int64_t)time(NULL), now, sizeof(now));
+	j = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:I, s:s, s:s, s:s,"
+	    " s:s, s:I, s:I, s:s}", "schema", 1, "run", sv->run, "step",
+	    (json_int_t)sv->step, "pid", (json_int_t)getpid(), "host",
+	    ckpt_hostname(), "boot", ckpt_boot_id(), "start",
+	    (json_int_t)ckpt_proc_start((long)getpid()), "started",
+	    sv->created_iso, "updated", now, "phase", phase, "state", state,
+	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
+	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
+	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" : "link");
+	if (!j)
+		return;
+	if (message)
+		json_object_set_new(j, "message", json_string(message));
+	/* Where moved data came from, so that a person can put it back. */
+	srcs = json_array();
+	for (size_t i = 0; i < sv->nmap; i++)
+		json_array_append_new(srcs, json_pack("{s:s, s:s}", "source",
+		    sv->map[i].src, "path", sv->map[i].rel));
+	json_object_set_new(j, "sources", srcs);
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(j);
+	if (text) {
+		/*
+		 * Best effort: the status is for people and ls.  Where moved
+		 * data came from, and a failure, must survive a crash; the
+		 * phases in between must not wait on the disk (an fsync here
+		 * would wait for the writeback of the files being synced).
+		 */
+		ckpt_write_file_replace(sv->status_path, text, strlen(text),
+		    !strcmp(phase, "staging") || strcmp(state, "active"),
+		    NULL);
+		free(text);
+	}
+}
+
+static void
+progress(uint64_t done, uint64_t total, void *data)
+{
+	struct ckpt_save *sv = data;
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&sv->mu);
+	sv->done = done;
+	sv->total = total;
+	if (now != sv->last_status) {
+		sv->last_status = now;
+		write_status(sv, "hashing", "active", NULL);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (sv->opts.progress)
+		sv->opts.progress(done, total, sv->opts.progress_data);
+}
+
+/* ------------------------------------------------------------------ */
+/* begin                                                               */
+/* ------------------------------------------------------------------ */
+
+static bool
+reserved_name(const char *name)
+{
+	return !strcmp(name, CKPT_MANIFEST_NAME) || !strcmp(name,
+	    CKPT_SUMMARY_NAME) || !strcmp(name, CKPT_STATUS_NAME) ||
+	    !strcmp(name, CKPT_STAGING_NAME);
+}
+
+static const char *
+base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+static int
+add_map(struct ckpt_save *sv, const char *src, const char *rel,
+    struct ckpt_error *err)
+{
+	struct src_map *m;
+
+	for (size_t i = 0; i < sv->nmap; i++)
+		if (!strcmp(sv->map[i].rel, rel))
+			return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+			    "two sources are named '%s' in the checkpoint",
+			    rel);
+	if (reserved_name(rel))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "'%s' is a name ckpt reserves for itself (is this a "
+		    "committed checkpoint already?)", rel);
+	if (rel[0] == '.' && (!rel[1] || !strcmp(rel, "..")))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "bad name");
+	m = reallocarray(sv->map, sv->nmap + 1, sizeof(*m));
+	if (!m)
+		return ckpt_error_nomem(err);
+	sv->map = m;
+	m[sv->nmap].src = realpath(src, NULL);
+	m[sv->nmap].rel = strdup(rel);
+	if (!m[sv->nmap].src || !m[sv->nmap].rel) {
+		free(m[sv->nmap].src);
+		free(m[sv->nmap].rel);
+		return ckpt_error_errno(err, src, "cannot resolve");
+	}
+	sv->nmap++;
+	return CKPT_OK;
+}
+
+/* Refuses symlinks and special files anywhere below p (security M05). */
+static int
+check_tree(const char *p, int depth, struct ckpt_error *err)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (lstat(p, &st))
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_INVALID,
+		    p, -1, "no such file or directory") :
+		    ckpt_error_errno(err, p, "cannot stat");
+	if (S_ISLNK(st.st_mode))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, p, -1,
+		    "is a symbolic link; a checkpoint holds regular files only");
+	if (S_ISREG(st.st_mode))
+		return CKPT_OK;
+	if (!S_ISDIR(st.st_mode))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, p, -1,
+		    "not a regular file or directory");
+	if (depth > MAX_DEPTH)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, p, -1,
+		    "directories nested deeper than %d", MAX_DEPTH);
+	d = opendir(p);
+	if (!d)
+		return ckpt_error_errno(err, p, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		char *c;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		c = ckpt_join(p, de->d_name);
+		if (!c) {
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		rc = check_tree(c, depth + 1, err);
+		free(c);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	const struct ckpt_save_opts *o = &sv->opts;
+	struct stat st;
+	int rc;
+
+	for (size_t i = 0; i < o->nsources; i++)
+		if ((rc = check_tree(o->sources[i], 0, err)))
+			return rc;
+	if (o->nsources == 1 && !stat(o->sources[0], &st) &&
+	    S_ISDIR(st.st_mode)) {
+		/* One directory: its entries are the checkpoint's files. */
+		DIR *d = opendir(o->sources[0]);
+		struct dirent *de;
+
+		if (!d)
+			return ckpt_error_errno(err, o->sources[0],
+			    "cannot open directory");
+		rc = CKPT_OK;
+		while (!rc && (de = readdir(d))) {
+			char *c;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name,
+			    ".."))
+				continue;
+			c = ckpt_join(o->sources[0], de->d_name);
+			if (!c) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+			rc = add_map(sv, c, de->d_name, err);
+			free(c);
+		}
+		closedir(d);
+		if (!rc && !sv->nmap)
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID,
+			    o->sources[0], -1, "directory is empty");
+		if (!rc && sv->transfer == CKPT_TRANSFER_MOVE) {
+			sv->emptied_dirs = calloc(1, sizeof(char *));
+			if (!sv->emptied_dirs || !(sv->emptied_dirs[0] =
+			    realpath(o->sources[0], NULL)))
+				return ckpt_error_nomem(err);
+			sv->nemptied = 1;
+		}
+		return rc;
+	}
+	for (size_t i = 0; i < o->nsources; i++)
+		if ((rc = add_map(sv, o->sources[i], base_name(o->sources[i]),
+		    err)))
+			return rc;
+	return CKPT_OK;
+}
+
+static int
+copy_file(const char *src, const char *dst, struct ckpt_error *err)
+{
+	int in, out, rc = CKPT_OK;
+	struct stat st;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ckpt_error_errno(err, src, "cannot open");
+	if (fstat(in, &st)) {
+		close(in);
+		return ckpt_error_errno(err, src, "cannot stat");
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0) {
+		close(in);
+		return ckpt_error_errno(err, dst, "cannot create");
+	}
+	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+
+		if (n > 0)
+			continue;
+		if (n == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+		    errno == EOPNOTSUPP) {
+			/* Fall back to read/write from where we are. */
+			char *buf = malloc(COPY_BUF);
+
+			if (!buf) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+			for (;;) {
+				ssize_t r = read(in, buf, COPY_BUF);
+
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r < 0) {
+					rc = ckpt_error_errno(err, src,
+					    "cannot read");
+					break;
+				}
+				if (!r)
+					break;
+				if ((rc = ckpt_write_all(out, buf, (size_t)r,
+				    dst, err)))
+					break;
+			}
+			free(buf);
+			break;
+		}
+		rc = ckpt_error_errno(err, dst, "cannot copy into");
+		break;
+	}
+	close(in);
+	if (close(out) && !rc)
+		rc = ckpt_error_errno(err, dst, "cannot close");
+	return rc;
+}
+
+/* Copies (copy) or hard-links (else) the tree at src to dst. */
+static int
+clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
+    int depth, struct ckpt_error *err)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (lstat(src, &st))
+		return ckpt_error_errno(err, src, "cannot stat");
+	if (S_ISREG(st.st_mode)) {
+		if (copy)
+			return copy_file(src, dst, err);
+		if (!link(src, dst))
+			return CKPT_OK;
+		if (link_or_copy && (errno == EXDEV || errno == EPERM ||
+		    errno == EMLINK))
+			return copy_file(src, dst, err);
+		return ckpt_error_errno(err, dst, "cannot hard-link %s to",
+		    src);
+	}
+	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "not a regular file or directory");
+	if (mkdir(dst, 0755))
+		return ckpt_error_errno(err, dst, "cannot create directory");
+	d = opendir(src);
+	if (!d)
+		return ckpt_error_errno(err, src, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		char *s, *t;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		s = ckpt_join(src, de->d_name);
+		t = ckpt_join(dst, de->d_name);
+		rc = s && t ? clone_tree(s, t, copy, link_or_copy, depth + 1,
+		    err) : ckpt_error_nomem(err);
+		free(s);
+		free(t);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Moves moved sources back where they came from (after a failure). */
+static void
+undo_moves(struct ckpt_save *sv)
+{
+	if (!sv->moved || sv->committed)
+		return;
+	for (size_t i = 0; i < sv->nmap; i++) {
+		char *p = ckpt_join(sv->staging, sv->map[i].rel);
+
+		/* Best effort: what cannot go back stays listed in the
+		 * staging status ("sources"). */
+		if (p)
+			(void)rename(p, sv->map[i].src);
+		free(p);
+	}
+	sv->moved = false;
+}
+
+static int
+transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
+{
+	int rc;
+
+	for (size_t i = 0; i < sv->nmap; i++) {
+		char *dst = ckpt_join(sv->staging, sv->map[i].rel);
+
+		if (!dst)
+			return ckpt_error_nomem(err);
+		switch (sv->transfer) {
+		case CKPT_TRANSFER_MOVE:
+			rc = rename(sv->map[i].src, dst) ?
+			    ckpt_error_errno(err, sv->map[i].src,
+			    "cannot move into %s", dst) : CKPT_OK;
+			if (!rc)
+				sv->moved = true;
+			break;
+		case CKPT_TRANSFER_COPY:
+			rc = copies_too ? clone_tree(sv->map[i].src, dst, true,
+			    false, 0, err) : CKPT_OK;
+			break;
+		case CKPT_TRANSFER_LINK:
+			rc = clone_tree(sv->map[i].src, dst, false, false, 0,
+			    err);
+			break;
+		default:	/* ADOPT: hard links, else copies */
+			rc = clone_tree(sv->map[i].src, dst, false, true, 0,
+			    err);
+			break;
+		}
+		free(dst);
+		if (rc)
+			return rc;
+	}
+	return CKPT_OK;
+}
+
+int
+ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
+    struct ckpt_save **out, struct ckpt_error *err)
+{
+	struct ckpt_save *sv;
+	struct stat st, rst;
+	json_error_t je;
+	char *tmpl = NULL;
+	int rc;
+
+	if ((rc = ckpt_name_check(opts->run, "run name", err)))
+		return rc;
+	if (opts->step < 0)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "step must be a non-negative integer");
+	if (!opts->nsources)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "nothing to save");
+	sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return ckpt_error_nomem(err);
+	pthread_mutex_init(&sv->mu, NULL);
+	sv->store = s;
+	sv->opts = *opts;
+	sv->step = opts->step;
+	sv->run = strdup(opts->run);
+	sv->created = (int64_t)time(NULL);
+	ckpt_iso_time(sv->created, sv->created_iso, sizeof(sv->created_iso));
+	if (opts->metadata_json && *opts->metadata_json) {
+		sv->meta = json_loads(opts->metadata_json,
+		    JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(sv->meta)) {
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+			    "metadata is not a JSON object: %s", je.text);
+			goto fail;
+		}
+	} else {
+		sv->meta = json_object();
+	}
+	if (asprintf(&sv->rundir, "%s/runs/%s", ckpt_store_root(s),
+	    sv->run) < 0 || asprintf(&sv->final, "%s/step-%lld", sv->rundir,
+	    (long long)sv->step) < 0 || !sv->run || !sv->meta) {
+		rc = ckpt_error_nomem(err);
+		goto fail;
+	}
+	if (!lstat(sv->final, &st) && !opts->force) {
+		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, NULL, -1,
+		    "%s@%lld exists already (use --force to replace it)",
+		    sv->run, (long long)sv->step);
+		goto fail;
+	}
+	if (mkdir(sv->rundir, 0777) && errno != EEXIST) {
+		rc = ckpt_error_errno(err, sv->rundir, "cannot create");
+		goto fail;
+	}
+	if (stat(sv->rundir, &rst)) {
+		rc = ckpt_error_errno(err, sv->rundir, "cannot stat");
+		goto fail;
+	}
+	sv->transfer = opts->transfer;
+	if (sv->transfer == CKPT_TRANSFER_AUTO) {
+		sv->transfer = CKPT_TRANSFER_MOVE;
+		for (size_t i = 0; i < opts->nsources; i++)
+			if (stat(opts->sources[i], &st) || st.st_dev !=
+			    rst.st_dev)
+				sv->transfer = CKPT_TRANSFER_COPY;
+	}
+	if ((rc = plan_sources(sv, err)))
+		goto fail;
+	for (size_t i = 0; i < sv->nmap; i++) {
+		size_t n = strlen(sv->rundir);
+
+		/* Saving from inside the destination run makes no sense. */
+		if (!strncmp(sv->map[i].src, sv->rundir, n) &&
+		    (sv->map[i].src[n] == '/' || !sv->map[i].src[n])) {
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID,
+			    sv->map[i].src, -1, "is inside the store's run "
+			    "directory");
+			goto fail;
+		}
+	}
+	if (asprintf(&tmpl, "%s/%sstep-%lld.%ld.XXXXXX", sv->rundir,
+	    CKPT_STAGING_PREFIX, (long long)sv->step, (long)getpid()) < 0) {
+		rc = ckpt_error_nomem(err);
+		goto fail;
+	}
+	if (!mkdtemp(tmpl)) {
+		rc = ckpt_error_errno(err, sv->rundir, "cannot create a "
+		    "staging directory in");
+		free(tmpl);
+		goto fail;
+	}
+	chmod(tmpl, 0755);
+	sv->staging = tmpl;
+	sv->path = strdup(tmpl);
+	sv->status_path = ckpt_join(tmpl, CKPT_STAGING_NAME);
+	if (!sv->path || !sv->status_path) {
+		rc = ckpt_error_nomem(err);
+		goto fail;
+	}
+	write_status(sv, "staging", "active", NULL);
+	if ((rc = transfer_in(sv, false, err))) {
+		write_status(sv, "staging", "failed", err ? err->message :
+		    "transfer failed");
+		undo_moves(sv);
+		goto fail;
+	}
+	*out = sv;
+	return CKPT_OK;
+fail:
+	ckpt_save_free(sv);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* finish                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+cmp_sfile(const void *a, const void *b)
+{
+	return strcmp(((const struct sfile *)a)->rel,
+	    ((const struct sfile *)b)->rel);
+}
+
+static int
+collect(struct ckpt_save *sv, const char *dir, const char *prefix,
+    int depth, struct ckpt_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (depth > MAX_DEPTH)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, dir, -1,
+		    "directories nested too deep");
+	d = opendir(dir);
+	if (!d)
+		return ckpt_error_errno(err, dir, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		struct stat st;
+		char *abs, *rel;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!*prefix && reserved_name(de->d_name))
+			continue;
+		abs = ckpt_join(dir, de->d_name);
+		rel = *prefix ? ckpt_join(prefix, de->d_name) :
+		    strdup(de->d_name);
+		if (!abs || !rel) {
+			free(abs);
+			free(rel);
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		if (lstat(abs, &st)) {
+			rc = ckpt_error_errno(err, abs, "cannot stat");
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = collect(sv, abs, rel, depth + 1, err);
+		} else if (!S_ISREG(st.st_mode)) {
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID, abs, -1,
+			    "not a regular file");
+		} else {
+			struct sfile *f = reallocarray(sv->files,
+			    sv->nfiles + 1, sizeof(*f));
+
+			if (!f) {
+				rc = ckpt_error_nomem(err);
+			} else {
+				sv->files = f;
+				memset(&f[sv->nfiles], 0, sizeof(*f));
+				f[sv->nfiles].abs = abs;
+				f[sv->nfiles].rel = rel;
+				f[sv->nfiles].size = (uint64_t)st.st_size;
+				sv->nfiles++;
+				continue;
+			}
+		}
+		free(abs);
+		free(rel);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+fsync_path(const char *p, struct ckpt_error *err)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC), rc = CKPT_OK;
+
+	if (fd < 0)
+		return ckpt_error_errno(err, p, "cannot open");
+	/* Any fsync error fails the save: no retry-and-trust. */
+	if (fsync(fd))
+		rc = ckpt_error_errno(err, p, "cannot fsync");
+	close(fd);
+	return rc;
+}
+
+static int
+fsync_tree_dirs(const char *dir, int depth, struct ckpt_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int rc;
+
+	if ((rc = ckpt_fsync_dir(dir, err)) || depth > MAX_DEPTH)
+		return rc;
+	d = opendir(dir);
+	if (!d)
+		return ckpt_error_errno(err, dir, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		struct stat st;
+		char *c;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		c = ckpt_join(dir, de->d_name);
+		if (!c)
+			rc = ckpt_error_nomem(err);
+		else if (!lstat(c, &st) && S_ISDIR(st.st_mode))
+			rc = fsync_tree_dirs(c, depth + 1, err);
+		free(c);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Findings about what loading would run, rather than about structure. */
+static bool
+is_safety_finding(const struct ckpt_finding *x)
+{
+	return !strcmp(x->id, "unsafe-global") ||
+	    !strcmp(x->id, "unsafe-call") || !strcmp(x->id, "unsafe-opcode");
+}
+
+/* Adds subject to the file validation's "unsafe_globals", once. */
+static void
+note_unsafe(json_t *validation, const char *subject)
+{
+	json_t *list = json_object_get(validation, "unsafe_globals"), *v;
+	size_t i;
+
+	if (!subject)
+		subject = "(unnamed)";
+	if (!list) {
+		list = json_array();
+		json_object_set_new(validation, "unsafe_globals", list);
+	}
+	json_array_foreach(list, i, v)
+		if (!strcmp(json_string_value(v), subject))
+			return;
+	json_array_append_new(list, json_string(subject));
+}
+
+/* Reads a file's structure: format, tensors, validation result. */
+static int
+examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
+{
+	struct ckpt_file *cf;
+	struct ckpt_error e;
+	size_t nt;
+	int rc;
+
+	ckpt_error_clear(&e);
+	rc = ckpt_file_open_ex(f->abs, &sv->open_opts, &cf, &e);
+	if (rc == CKPT_ERR_NOMEM)
+		return ckpt_error_nomem(err);
+	if (rc) {
+		/* Readers not yet able to read a format say "unsupported":
+		 * the file is then recorded by format alone. */
+		f->format = "unknown";
+		f->validation = json_pack("{s:s, s:s}", "result", rc ==
+		    CKPT_ERR_UNSUPPORTED ? "skipped" : "failed", "error",
+		    e.message);
+		if (rc == CKPT_ERR_UNSUPPORTED) {
+			unsigned char head[512];
+			char why[64];
+			ssize_t n;
+			int fd = open(f->abs, O_RDONLY | O_CLOEXEC);
+
+			if (fd >= 0) {
+				n = pread(fd, head, sizeof(head), 0);
+				close(fd);
+				if (n > 0)
+					f->format = ckpt_format_name(ckpt_sniff(
+					    head, (size_t)n, f->size, f->abs,
+					    why, sizeof(why)));
+			}
+		}
+		return CKPT_OK;
+	}
+	f->format = ckpt_format_name(ckpt_file_format(cf));
+	nt = ckpt_file_tensor_count(cf);
+	f->validation = json_pack("{s:s, s:I}", "result", "ok", "findings",
+	    (json_int_t)ckpt_file_finding_count(cf));
+	for (size_t i = 0; i < ckpt_file_finding_count(cf); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(cf, i);
+
+		if (x->severity != CKPT_SEV_ERROR)
+			continue;
+		/*
+		 * The validation is about structure: a well-formed pickle that
+		 * references classes torch.load(weights_only=True) would
+		 * refuse (a Hugging Face training_args.bin) is recorded, and
+		 * judged by verify, where verify.allow_globals can admit it.
+		 */
+		if (is_safety_finding(x)) {
+			note_unsafe(f->validation, x->subject);
+			continue;
+		}
+		if (!json_object_get(f->validation, "error")) {
+			json_object_set_new(f->validation, "result",
+			    json_string("failed"));
+			json_object_set_new(f->validation, "error",
+			    json_string(x->message));
+		}
+	}
+	if (ckpt_file_metadata_json(cf))
+		f->metadata = strdup(ckpt_file_metadata_json(cf));
+	f->tensors = json_array();
+	f->ranges = calloc(nt + 1, sizeof(*f->ranges));
+	if (!f->ranges || !f->tensors) {
+		ckpt_file_free(cf);
+		return ckpt_error_nomem(err);
+	}
+	for (size_t i = 0; i < nt; i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(cf, i);
+		json_t *shape = json_array();
+		uint64_t end;
+
+		if (!ckpt_add_u64(t->offset, t->span, &end) || end > f->size)
+			continue;	/* the reader reported it already */
+		for (unsigned int k = 0; k < t->ndim; k++)
+			json_array_append_new(shape, json_integer(
+			    (json_int_t)t->shape[k]));
+		json_array_append_new(f->tensors, json_pack("{s:s, s:s, s:o,"
+		    " s:I, s:I}", "name", t->name ? t->name : "", "dtype",
+		    ckpt_dtype_name(t->dtype) ? ckpt_dtype_name(t->dtype) :
+		    "?", "shape", shape, "offset", (json_int_t)t->offset,
+		    "size", (json_int_t)t->span));
+		f->ranges[f->ntensor_ranges].offset = t->offset;
+		f->ranges[f->ntensor_ranges].end = end;
+		f->ntensor_ranges++;
+	}
+	ckpt_file_free(cf);
+	(void)sv;
+	return CKPT_OK;
+}
+
+static json_t *
+digest_json(const unsigned char *d)
+{
+	char buf[8 + 2 * CKPT_SHA256_BYTES + 1];
+
+	memcpy(buf, "sha256:", 7);
+	ckpt_hex(d, CKPT_SHA256_BYTES, buf + 7);
+	return json_string(buf);
+}
+
+static int
+plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	uint64_t cs = sv->opts.chunk_size ? sv->opts.chunk_size :
+	    CKPT_CHUNK_SIZE;
+	struct ckpt_hash_job *jobs;
+	int rc = CKPT_OK;
+
+	jobs = calloc(sv->nfiles + 1, sizeof(*jobs));
+	if (!jobs)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < sv->nfiles && !rc; i++) {
+		struct sfile *f = &sv->files[i];
+		struct ckpt_range_digest *chunks, *all;
+		size_t nc;
+
+		rc = ckpt_chunks_plan(f->size, f->ranges, f->ntensor_ranges,
+		    cs, &chunks, &nc, err);
+		if (rc)
+			break;
+		all = reallocarray(f->ranges, f->ntensor_ranges + nc + 1,
+		    sizeof(*all));
+		if (!all) {
+			free(chunks);
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		if (nc)
+			memcpy(all + f->ntensor_ranges, chunks, nc *
+			    sizeof(*chunks));
+		free(chunks);
+		f->ranges = all;
+		f->nranges = f->ntensor_ranges + nc;
+		jobs[i].path = f->abs;
+		jobs[i].whole = true;
+		jobs[i].ranges = f->ranges;
+		/* One chunk spanning the file is the file's own digest:
+		 * hashing it twice would be waste. */
+		f->whole_chunk = nc == 1 && !f->ntensor_ranges &&
+		    all[0].offset == 0 && all[0].end == f->size;
+		jobs[i].nranges = f->whole_chunk ? 0 : f->nranges;
+	}
+	if (!rc)
+		rc = ckpt_hash_files(jobs, sv->nfiles, sv->opts.nthreads,
+		    progress, sv, err);
+	for (size_t i = 0; !rc && i < sv->nfiles; i++) {
+		struct sfile *f = &sv->files[i];
+		json_t *chunks = json_array();
+
+		if (jobs[i].size != f->size) {
+			rc = ckpt_error_set(err, CKPT_ERR_IO, f->abs, -1,
+			    "file changed size during the save");
+			json_decref(chunks);
+			break;
+		}
+		if (f->whole_chunk)
+			memcpy(f->ranges[0].sha256, jobs[i].sha256,
+			    CKPT_SHA256_BYTES);
+		for (size_t k = 0; k < f->ntensor_ranges; k++)
+			json_object_set_new(json_array_get(f->tensors, k),
+			    "sha256", digest_json(f->ranges[k].sha256));
+		for (size_t k = f->ntensor_ranges; k < f->nranges; k++)
+			json_array_append_new(chunks, json_pack("{s:I, s:I, "
+			    "s:o}", "offset", (json_int_t)f->ranges[k].offset,
+			    "size", (json_int_t)(f->ranges[k].end -
+			    f->ranges[k].offset), "sha256",
+			    digest_json(f->ranges[k].sha256)));
+		/* Stash the file entry in the tensors slot's owner. */
+		f->validation = f->validation ? f->validation : json_pack(
+		    "{s:s}", "result", "skipped");
+		json_object_set_new(f->validation, "_entry", json_pack(
+		    "{s:s, s:I, s:s, s:o, s:I, s:o, s:O}", "path", f->rel,
+		    "size", (json_int_t)f->size, "format", f->format,
+		    "sha256", digest_json(jobs[i].sha256), "chunk_size",
+		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors ?
+		    f->tensors : json_array()));
+	}
+	free(jobs);
+	return rc;
+}
+
+/* Whether the checkpoint holds optimizer state: names, pickle keys. */
+static const char *
+infer_scope(const struct ckpt_save *sv)
+{
+	bool any_known = false;
+
+	for (size_t i = 0; i < sv->nfiles; i++) {
+		const struct sfile *f = &sv->files[i];
+
+		if (strstr(base_name(f->rel), "optim"))
+			return "full";
+		if (f->metadata && (strstr(f->metadata, "\"optimizer") ||
+		    strstr(f->metadata, "\"optimizer_states\"")))
+			return "full";
+		if (f->ntensor_ranges)
+			any_known = true;
+	}
+	return any_known ? "weights-only" : NULL;
+}
+
+/* transformers / lightning versions recorded by the checkpoint. */
+static void
+infer_frameworks(struct ckpt_save *sv)
+{
+	json_t *env = json_object_get(sv->meta, "environment");
+	json_t *fw = json_object();
+
+	for (size_t i = 0; i < sv->nfiles; i++) {
+		const struct sfile *f = &sv->files[i];
+
+		if (!strcmp(base_name(f->rel), "config.json")) {
+			char *text;
+			json_t *j;
+
+			if (ckpt_read_file(f->abs, 16 << 20, &text, NULL, NULL))
+				continue;
+			j = json_loads(text, 0, NULL);
+			free(text);
+			if (json_is_string(json_object_get(j,
+			    "transformers_version")))
+				json_object_set(fw, "transformers",
+				    json_object_get(j, "transformers_version"));
+			if (json_is_string(json_object_get(j, "torch_dtype")))
+				json_object_set(fw, "torch_dtype",
+				    json_object_get(j, "torch_dtype"));
+			json_decref(j);
+		}
+		if (f->metadata) {
+			const char *p = strstr(f->metadata,
+			    "\"pytorch-lightning_version\"");
+			json_t *j;
+
+			if (!p)
+				continue;
+			j = json_loads(f->metadata, 0, NULL);
+			if (json_is_string(json_object_get(j,
+			    "pytorch-lightning_version")))
+				json_object_set(fw, "lightning",
+				    json_object_get(j,
+				    "pytorch-lightning_version"));
+			json_decref(j);
+		}
+	}
+	if (!json_object_size(fw)) {
+		json_decref(fw);
+		return;
+	}
+	if (!json_is_object(env)) {
+		env = json_object();
+		json_object_set_new(sv->meta, "environment", env);
+	}
+	json_object_set_new(env, "frameworks", fw);
+}
+
+static int
+write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	json_t *m = json_deep_copy(sv->meta), *files = json_array(), *sum;
+	json_t *val = json_object(), *vfiles = json_array();
+	const char *result = "ok";
+	unsigned char d[CKPT_SHA256_BYTES];
+	uint64_t total = 0;
+	char *text, *path;
+	int rc;
+
+	if (!m || !files || !val || !vfiles)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < sv->nfiles; i++) {
+		json_t *v = sv->files[i].validation;
+		const char *r = json_string_value(json_object_get(v,
+		    "result"));
+
+		json_array_append(files, json_object_get(v, "_entry"));
+		total += sv->files[i].size;
+		if (r && !strcmp(r, "failed"))
+			result = "failed";
+		if (r && (strcmp(r, "ok") || json_object_get(v,
+		    "unsafe_globals"))) {
+			json_t *c = json_pack("{s:s, s:s}", "path",
+			    sv->files[i].rel, "result", r);
+
+			if (json_object_get(v, "error"))
+				json_object_set(c, "error", json_object_get(v,
+				    "error"));
+			if (json_object_get(v, "unsafe_globals"))
+				json_object_set(c, "unsafe_globals",
+				    json_object_get(v, "unsafe_globals"));
+			json_array_append_new(vfiles, c);
+		}
+	}
+	json_object_set_new(val, "result", json_string(result));
+	json_object_set_new(val, "files", vfiles);
+	json_object_set_new(val, "checked", json_integer((json_int_t)
+	    sv->nfiles));
+	if (!json_object_get(m, "scope") && infer_scope(sv))
+		json_object_set_new(m, "scope", json_string(infer_scope(sv)));
+	json_object_set_new(m, "validation", val);
+	json_object_set_new(m, "schema", json_integer(CKPT_MANIFEST_SCHEMA));
+	json_object_set_new(m, "run", json_string(sv->run));
+	json_object_set_new(m, "step", json_integer(sv->step));
+	json_object_set_new(m, "created", json_string(sv->created_iso));
+	json_object_set_new(m, "host", json_string(ckpt_hostname()));
+	json_object_set_new(m, "user", json_string(ckpt_user_name()));
+	json_object_set_new(m, "ckpt_version", json_string(ckpt_version()));
+
+	/* The summary: what ls needs, small, and covered by the manifest. */
+	sum = json_object();
+	json_object_set_new(sum, "schema", json_integer(1));
+	json_object_set_new(sum, "size", json_integer((json_int_t)total));
+	json_object_set_new(sum, "nfiles", json_integer((json_int_t)
+	    sv->nfiles));
+	{
+		static const char *const keys[] = { "run", "step", "created",
+			"epoch", "metrics", "tags", "scope", "note",
+			"validation", "resumed_from" };
+
+		for (size_t i = 0; i < CKPT_ARRAY_SIZE(keys); i++) {
+			json_t *v = json_object_get(m, keys[i]);
+
+			if (!v)
+				continue;
+			if (!strcmp(keys[i], "validation"))
+				v = json_pack("{s:O}", "result",
+				    json_object_get(v, "result"));
+			else
+				json_incref(v);
+			json_object_set_new(sum, keys[i], v);
+		}
+	}
+	text = json_dumps(sum, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(sum);
+	path = ckpt_join(sv->staging, CKPT_SUMMARY_NAME);
+	if (!text || !path) {
+		free(text);
+		free(path);
+		json_decref(m);
+		json_decref(files);
+		return ckpt_error_nomem(err);
+	}
+	rc = ckpt_write_file_atomic(path, text, strlen(text), err);
+	free(path);
+	if (!rc)
+		rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text, strlen(text), d,
+		    err);
+	if (!rc) {
+		json_t *e = json_pack("{s:s, s:I, s:s, s:o}", "path",
+		    CKPT_SUMMARY_NAME, "size", (json_int_t)strlen(text),
+		    "format", "json", "sha256", digest_json(d));
+		size_t pos = 0;
+
+		/* Insert in byte order of paths. */
+		while (pos < json_array_size(files) && strcmp(
+		    json_string_value(json_object_get(json_array_get(files,
+		    pos), "path")), CKPT_SUMMARY_NAME) < 0)
+			pos++;
+		json_array_insert_new(files, pos, e);
+	}
+	free(text);
+	if (rc) {
+		json_decref(m);
+		json_decref(files);
+		return rc;
+	}
+	json_object_set_new(m, "files", files);
+	text = json_dumps(m, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(m);
+	path = ckpt_join(sv->staging, CKPT_MANIFEST_NAME);
+	if (!text || !path) {
+		free(text);
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	rc = ckpt_write_file_atomic(path, text, strlen(text), err);
+	if (!rc && !(rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text,
+	    strlen(text), d, err))) {
+		memcpy(sv->digest, "sha256:", 7);
+		ckpt_hex(d, sizeof(d), sv->digest + 7);
+	}
+	free(path);
+	free(text);
+	return rc;
+}
+
+static int
+rename_noreplace(const char *from, const char *to, struct ckpt_error *err)
+{
+	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
+		return CKPT_OK;
+	if (errno == EEXIST)
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
+		    "exists already");
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return ckpt_error_errno(err, to, "cannot rename %s to", from);
+	/*
+	 * No RENAME_NOREPLACE here (NFS, older kernels): we hold the store
+	 * lock, so no other ckpt commits meanwhile, and rename(2) cannot
+	 * replace a non-empty directory, which every checkpoint is.
+	 */
+	if (!access(to, F_OK))
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
+		    "exists already");
+	if (rename(from, to))
+		return ckpt_error_errno(err, to, "cannot rename %s to", from);
+	return CKPT_OK;
+}
+
+/* --force: swap the new checkpoint in, the old one out to the trash. */
+static int
+replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	char *trash;
+	int rc = CKPT_OK;
+
+	if (ckpt_store_is_pinned(sv->store, sv->run, sv->step))
+		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
+		    "%s@%lld is pinned; unpin it before replacing it",
+		    sv->run, (long long)sv->step);
+	{
+		struct ckpt_list *l;
+		bool prot = false;
+
+		if (!ckpt_store_list(sv->store, sv->run, 0, &l, NULL)) {
+			for (size_t i = 0; i < ckpt_list_count(l); i++)
+				if (ckpt_list_entry(l, i)->step == sv->step &&
+				    ckpt_list_entry(l, i)->protected_by_registry)
+					prot = true;
+			ckpt_list_free(l);
+		}
+		if (prot)
+			return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
+			    "%s@%lld is a registry version and cannot be "
+			    "replaced", sv->run, (long long)sv->step);
+	}
+	if (asprintf(&trash, "%s/.ckpt/trash/%s@%lld.%lld.%ld",
+	    ckpt_store_root(sv->store), sv->run, (long long)sv->step,
+	    (long long)time(NULL), (long)getpid()) < 0)
+		return ckpt_error_nomem(err);
+	if (!renameat2(AT_FDCWD, sv->staging, AT_FDCWD, sv->final,
+	    RENAME_EXCHANGE)) {
+		/* One atomic step: the old checkpoint is now at staging. */
+		if (rename(sv->staging, trash))
+			rc = ckpt_error_errno(err, trash, "replaced, but cannot"
+			    " move the old checkpoint %s to", sv->staging);
+	} else if (rename(sv->final, trash)) {
+		rc = ckpt_error_errno(err, sv->final, "cannot move to the "
+		    "trash");
+	} else {
+		rc = rename_noreplace(sv->staging, sv->final, err);
+	}
+	if (!rc) {
+		char *t = ckpt_store_path(sv->store, ".ckpt/trash");
+
+		if (t)
+			ckpt_fsync_dir(t, NULL);
+		free(t);
+	}
+	free(trash);
+	return rc;
+}
+
+/*
+ * The files' fsync runs in a thread of its own while the main thread
+ * validates and hashes: the disk writes back what a copy (or the trainer)
+ * left dirty while the CPUs digest it, and the manifest, written after the
+ * join, still comes only after every file is durable.
+ */
+struct syncer {
+	struct ckpt_save *sv;
+	pthread_t th;
+	bool threaded;
+	int rc;
+	struct ckpt_error err;
+};
+
+static void *
+sync_files(void *arg)
+{
+	struct syncer *sy = arg;
+
+	for (size_t i = 0; i < sy->sv->nfiles && !sy->rc; i++)
+		sy->rc = fsync_path(sy->sv->files[i].abs, &sy->err);
+	return NULL;
+}
+
+static void
+sync_start(struct syncer *sy, struct ckpt_save *sv)
+{
+	memset(sy, 0, sizeof(*sy));
+	sy->sv = sv;
+	ckpt_error_clear(&sy->err);
+	sy->threaded = !pthread_create(&sy->th, NULL, sync_files, sy);
+}
+
+/* Waits for the fsyncs (or does them, without a thread); their status. */
+static int
+sync_join(struct syncer *sy, struct ckpt_error *err)
+{
+	if (sy->threaded)
+		pthread_join(sy->th, NULL);
+	else
+		sync_files(sy);
+	if (sy->rc && err)
+		*err = sy->err;
+	return sy->rc;
+}
+
+static int
+validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct ckpt_policy_config *cfg = NULL;
+	char *yaml = ckpt_store_path(sv->store, "ckpt.yaml");
+	int rc = CKPT_OK;
+
+	/* Globals the store admits are not worth a note in the validation;
+	 * a ckpt.yaml that does not parse admits none (prune says why), and
+	 * a missing one loads as empty. */
+	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
+		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
+		    cfg, &sv->open_opts.nallow_globals);
+	free(yaml);
+	write_status(sv, "validating", "active", NULL);
+	for (size_t i = 0; i < sv->nfiles && !rc; i++)
+		rc = examine(sv, &sv->files[i], err);
+	sv->open_opts.allow_globals = NULL;
+	sv->open_opts.nallow_globals = 0;
+	ckpt_policy_config_free(cfg);
+	if (rc)
+		return rc;
+	infer_frameworks(sv);
+	write_status(sv, "hashing", "active", NULL);
+	return plan_and_hash(sv, err);
+}
+
+static int
+finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
+    struct ckpt_error *err)
+{
+	char purpose[CKPT_NAME_MAX + 64];
+	struct syncer sy;
+	struct stat st;
+	int rc;
+
+	write_status(sv, "copying", "active", NULL);
+	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = transfer_in(sv, true,
+	    err)))
+		return rc;
+	write_status(sv, "syncing", "active", NULL);
+	if ((rc = collect(sv, sv->staging, "", 0, err)))
+		return rc;
+	if (!sv->nfiles)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no files to save");
+	qsort(sv->files, sv->nfiles, sizeof(*sv->files), cmp_sfile);
+	sync_start(&sy, sv);
+	rc = validate_and_hash(sv, err);
+	if (sync_join(&sy, rc ? NULL : err) && !rc)
+		rc = sy.rc;
+	if (rc)
+		return rc;
+	write_status(sv, "committing", "active", NULL);
+	if ((rc = write_manifest(sv, err)))
+		return rc;
+	if ((rc = fsync_tree_dirs(sv->staging, 0, err)))
+		return rc;
+	snprintf(purpose, sizeof(purpose), "save %s@%lld", sv->run,
+	    (long long)sv->step);
+	if ((rc = ckpt_store_lock(sv->store, purpose, sv->opts.lock_timeout_ms,
+	    broken, err)))
+		return rc;
+	/*
+	 * The staging status must not become part of the checkpoint.  It
+	 * goes only now, under the lock, so that a save waiting for the
+	 * lock still shows as in progress.
+	 */
+	if (unlink(sv->status_path) && errno != ENOENT) {
+		rc = ckpt_error_errno(err, sv->status_path, "cannot remove");
+		ckpt_store_unlock(sv->store);
+		return rc;
+	}
+	free(sv->status_path);
+	sv->status_path = NULL;
+	if ((rc = ckpt_fsync_dir(sv->staging, err))) {
+		ckpt_store_unlock(sv->store);
+		return rc;
+	}
+	if (!lstat(sv->final, &st)) {
+		rc = sv->opts.force ? replace_existing(sv, err) :
+		    ckpt_error_set(err, CKPT_ERR_EXISTS, NULL, -1, "%s@%lld "
+		    "was committed by someone else meanwhile (use --force to "
+		    "replace it)", sv->run, (long long)sv->step);
+	} else {
+		rc = rename_noreplace(sv->staging, sv->final, err);
+	}
+	if (!rc) {
+		sv->committed = true;
+		rc = ckpt_fsync_dir(sv->rundir, err);
+	}
+	ckpt_store_unlock(sv->store);
+	if (!sv->committed)
+		return rc;
+	free(sv->path);
+	sv->path = strdup(sv->final);
+	/* A moved directory is now empty: it went into the checkpoint. */
+	for (size_t i = 0; i < sv->nemptied; i++)
+		rmdir(sv->emptied_dirs[i]);
+	return rc;
+}
+
+int
+ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
+    struct ckpt_error *err)
+{
+	struct ckpt_error local;
+	int rc;
+
+	if (broken)
+		memset(broken, 0, sizeof(*broken));
+	if (!err) {
+		ckpt_error_clear(&local);
+		err = &local;
+	}
+	if (sv->committed)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "save already finished");
+	rc = finish(sv, broken, err);
+	if (rc && !sv->committed) {
+		char msg[CKPT_ERROR_MSG_MAX + CKPT_ERROR_PATH_MAX + 4];
+
+		snprintf(msg, sizeof(msg), "%s%s%s", err->path, err->path[0] ?
+		    ": " : "", err->message);
+		undo_moves(sv);
+		if (!sv->status_path)
+			sv->status_path = ckpt_join(sv->staging,
+			    CKPT_STAGING_NAME);
+		write_status(sv, "failed", "failed", msg);
+	}
+	return rc;
+}
+
+void
+ckpt_save_set_phase(struct ckpt_save *sv, const char *phase)
+{
+	if (sv && !sv->committed)
+		write_status(sv, phase, "active", NULL);
+}
+
+void
+ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
+{
+	if (!sv || sv->committed)
+		return;
+	undo_moves(sv);
+	if (!sv->status_path)
+		sv->status_path = ckpt_join(sv->staging, CKPT_STAGING_NAME);
+	write_status(sv, "failed", "failed", msg);
+}
+
+void
+ckpt_save_free(struct ckpt_save *sv)
+{
+	if (!sv)
+		return;
+	for (size_t i = 0; i < sv->nmap; i++) {
+		free(sv->map[i].src);
+		free(sv->map[i].rel);
+	}
+	free(sv->map);
+	for (size_t i = 0; i < sv->nemptied; i++)
+		free(sv->emptied_dirs[i]);
+	free(sv->emptied_dirs);
+	for (size_t i = 0; i < sv->nfiles; i++) {
+		free(sv->files[i].rel);
+		free(sv->files[i].abs);
+		free(sv->files[i].ranges);
+		free(sv->files[i].metadata);
+		json_decref(sv->files[i].tensors);
+		json_decref(sv->files[i].validation);
+	}
+	free(sv->files);
+	json_decref(sv->meta);
+	free(sv->run);
+	free(sv->rundir);
+	free(sv->staging);
+	free(sv->final);
+	free(sv->path);
+	free(sv->status_path);
+	pthread_mutex_destroy(&sv->mu);
+	free(sv);
+}
+
+const char *
+ckpt_save_path(const struct ckpt_save *sv)
+{
+	return sv->path;
+}
+
+const char *
+ckpt_save_manifest_digest(const struct ckpt_save *sv)
+{
+	return sv->digest[0] ? sv->digest : NULL;
+}
+
+int
+ckpt_status_write(const char *dir, const char *json, struct ckpt_error *err)
+{
+	json_t *j = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	char *text, *path;
+	int rc;
+
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "status is not a JSON object");
+	}
+	json_object_set_new(j, "schema", json_integer(1));
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(j);
+	path = ckpt_join(dir, CKPT_STATUS_NAME);
+	if (!text || !path) {
+		free(text);
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	rc = ckpt_write_file_atomic(path, text, strlen(text), err);
+	free(text);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,1348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.c - ckpt_verify(): check one checkpoint completely and report
+ * every finding, never only the first.
+ *
+ * Two kinds of work run side by side.  Structure: a small pool opens
+ * every file through its format reader (zip CRCs, the strict pickle
+ * reader, storage sizes and view bounds), adds what verify checks on top
+ * (tensor bounds, globals no reader reported, protocol-0 pickles that
+ * sniff as text) and, with --numerics, counts NaN and infinities through
+ * the readers' tensor statistics.  Integrity: the store's hashing engine
+ * (ckpt_hash_files) digests the byte ranges the manifest records - chunks
+ * and tensors no larger than a chunk, which together cover every byte
+ * once - on every core, so that one large file is as fast as many; a file
+ * whose ranges do not cover it is hashed whole.  Memory is a fixed buffer
+ * per thread (pread), whatever the file size.  Results land in per-file
+ * slots and are merged in file order, so the report is deterministic
+ * whatever the schedule.
+ *
+ * When a chunk fails, the tensors larger than a chunk that overlap it are
+ * hashed in a second pass, to say which tensor changed; smaller tensors
+ * say so from the first pass.
+ *
+ * With CKPT_VERIFY_FAST, files are checked by size and by a digest cache
+ * keyed by (device, inode, size, mtime in ns): a file unchanged since it
+ * was last hashed is not read again, and zip CRCs are not checked.  The
+ * cache is a plain text file replaced atomically (see ckpt-verify(1)).
+ */
+#include "util/internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format/file.h"
+#include "verify/verify.h"
+
+#define WALK_DEPTH_MAX 64
+
+/* ------------------------------------------------------------------ */
+/* Findings                                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
+    const char *path, const char *subject, int64_t offset, const char *fmt,
+    va_list ap)
+{
+	return ckpt_findings_vappend(&l->v, &l->n, id, sev, path, subject,
+	    offset, fmt, ap);
+}
+
+int
+flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
+    const char *path, const char *subject, int64_t offset, const char *fmt,
+    ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void
+flist_free(struct flist *l)
+{
+	ckpt_findings_free(l->v, l->n);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The report                                                          */
+/* ------------------------------------------------------------------ */
+
+struct vfile {
+	struct ckpt_verify_file pub;
+	char *path, *name, *reason;
+	struct stat st;
+	bool present;
+	const struct vman_file *m;	/* manifest entry or NULL */
+	struct flist findings;
+	pthread_mutex_t lock;		/* findings, from several jobs */
+	unsigned char digest[CKPT_SHA256_BYTES];
+	bool digest_ok;			/* whole-file digest computed */
+	bool cached;			/* the cache vouched for it */
+	bool hash_failed;		/* a range or the file mismatched */
+	bool io_failed;
+	bool *range_bad;		/* per manifest range */
+	bool want_hash;			/* planned for the first pass */
+	uint64_t bad_chunks;
+};
+
+struct ckpt_report {
+	char *path;
+	char *manifest;
+	const char *sig_state;
+	char keyid[CKPT_KEYID_HEX];
+	struct vfile *files;
+	size_t nfiles;
+	struct ckpt_verify_file *pubfiles;
+	struct flist findings;		/* merged, in report order */
+	struct flist top;		/* checkpoint-level, before merge */
+	uint64_t hashed, cached;
+	size_t ntop;
+	bool ok;
+};
+
+const char *
+ckpt_verify_status_name(enum ckpt_verify_status s)
+{
+	static const char *const names[] = { "OK", "FAILED", "MISSING",
+	    "EXTRA", "UNREADABLE" };
+
+	return (unsigned)s < CKPT_ARRAY_SIZE(names) ? names[s] : "FAILED";
+}
+
+void
+ckpt_report_free(struct ckpt_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(r->files[i].path);
+		free(r->files[i].name);
+		free(r->files[i].reason);
+		free(r->files[i].range_bad);
+		flist_free(&r->files[i].findings);
+		pthread_mutex_destroy(&r->files[i].lock);
+	}
+	free(r->files);
+	free(r->pubfiles);
+	flist_free(&r->findings);
+	flist_free(&r->top);
+	free(r->path);
+	free(r->manifest);
+	free(r);
+}
+
+const char *
+ckpt_report_path(const struct ckpt_report *r)
+{
+	return r->path;
+}
+
+bool
+ckpt_report_ok(const struct ckpt_report *r)
+{
+	return r->ok;
+}
+
+const char *
+ckpt_report_manifest(const struct ckpt_report *r)
+{
+	return r->manifest;
+}
+
+const char *
+ckpt_report_signature(const struct ckpt_report *r, const char **keyid)
+{
+	if (keyid)
+		*keyid = r->keyid[0] ? r->keyid : NULL;
+	return r->sig_state;
+}
+
+uint64_t
+ckpt_report_bytes_hashed(const struct ckpt_report *r)
+{
+	return r->hashed;
+}
+
+uint64_t
+ckpt_report_bytes_cached(const struct ckpt_report *r)
+{
+	return r->cached;
+}
+
+size_t
+ckpt_report_file_count(const struct ckpt_report *r)
+{
+	return r->nfiles;
+}
+
+const struct ckpt_verify_file *
+ckpt_report_file(const struct ckpt_report *r, size_t i)
+{
+	return i < r->nfiles ? &r->pubfiles[i] : NULL;
+}
+
+size_t
+ckpt_report_finding_count(const struct ckpt_report *r)
+{
+	return r->findings.n;
+}
+
+size_t
+ckpt_report_checkpoint_finding_count(const struct ckpt_report *r)
+{
+	return r->ntop;
+}
+
+const struct ckpt_finding *
+ckpt_report_finding(const struct ckpt_report *r, size_t i)
+{
+	return i < r->findings.n ? &r->findings.v[i] : NULL;
+}
+
+bool
+ckpt_verify_in_subset(const char *run, int64_t step, unsigned int k,
+    unsigned int n)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	uint64_t v = 0;
+	char *s;
+
+	if (!n || !k || k > n)
+		return false;
+	if (asprintf(&s, "%s@%lld", run, (long long)step) < 0)
+		return false;
+	if (ckpt_hash_buffer(CKPT_HASH_SHA256, s, strlen(s), d, NULL)) {
+		free(s);
+		return false;
+	}
+	free(s);
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | d[i];
+	return v % n == k - 1;
+}
+
+static int CKPT_PRINTF(6, 7)
+file_finding(struct vfile *vf, const char *id, enum ckpt_severity sev,
+    const char *subject, int64_t offset, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	pthread_mutex_lock(&vf->lock);
+	va_start(ap, fmt);
+	rc = flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
+	    fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&vf->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Walking a checkpoint                                                */
+/* ------------------------------------------------------------------ */
+
+struct walk {
+	struct ckpt_report *r;
+	const char *root;
+	size_t cap;
+};
+
+static char *
+join(const char *a, const char *b)
+{
+	char *s;
+
+	if (!*a)
+		return strdup(b);
+	if (asprintf(&s, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/",
+	    b) < 0)
+		return NULL;
+	return s;
+}
+
+static struct vfile *
+add_file(struct walk *w, const char *name, const char *path,
+    struct ckpt_error *err)
+{
+	struct vfile *vf;
+
+	if (w->r->nfiles == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 32;
+		struct vfile *p = reallocarray(w->r->files, cap, sizeof(*p));
+
+		if (!p)
+			return ckpt_error_nomem(err), NULL;
+		w->r->files = p;
+		w->cap = cap;
+	}
+	vf = &w->r->files[w->r->nfiles];
+	memset(vf, 0, sizeof(*vf));
+	vf->name = strdup(name);
+	vf->path = strdup(path);
+	if (!vf->name || !vf->path) {
+		free(vf->name);
+		free(vf->path);
+		return ckpt_error_nomem(err), NULL;
+	}
+	pthread_mutex_init(&vf->lock, NULL);
+	w->r->nfiles++;
+	return vf;
+}
+
+static int
+walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
+{
+	struct dirent **ents = NULL;
+	char *dir;
+	int n, rc = CKPT_OK;
+
+	dir = *rel ? join(w->root, rel) : strdup(w->root);
+	if (!dir)
+		return ckpt_error_nomem(err);
+	if (depth > WALK_DEPTH_MAX) {
+		rc = flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
+		    dir, NULL, -1, "directories nested deeper than %d levels "
+		    "were not checked", WALK_DEPTH_MAX);
+		free(dir);
+		return rc;
+	}
+	n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0) {
+		rc = flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
+		    NULL, -1, "cannot list the directory: %s",
+		    strerror(errno));
+		free(dir);
+		return rc;
+	}
+	for (int i = 0; i < n && !rc; i++) {
+		const char *d = ents[i]->d_name;
+		char *name, *path;
+		struct vfile *vf;
+		struct stat st;
+
+		if (!strcmp(d, ".") || !strcmp(d, ".."))
+			continue;
+		name = *rel ? join(rel, d) : strdup(d);
+		path = join(w->root, name);
+		if (!name || !path) {
+			free(name);
+			free(path);
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		if (vman_is_own_file(name)) {
+			/* The manifest and its signature are checked as
+			 * such, not as payload. */
+		} else if (lstat(path, &st)) {
+			rc = flist_add(&w->r->top, "unreadable",
+			    CKPT_SEV_ERROR, path, NULL, -1, "cannot stat: %s",
+			    strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = walk_dir(w, name, depth + 1, err);
+		} else if ((vf = add_file(w, name, path, err)) == NULL) {
+			rc = err ? err->code : CKPT_ERR_NOMEM;
+		} else {
+			vf->st = st;
+			vf->present = true;
+		}
+		free(name);
+		free(path);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	free(dir);
+	return rc;
+}
+
+static int
+cmp_vfile(const void *a, const void *b)
+{
+	return strcmp(((const struct vfile *)a)->name,
+	    ((const struct vfile *)b)->name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Numerics                                                            */
+/* ------------------------------------------------------------------ */
+
+/* NaN and infinities through the readers' statistics, so that verify
+ * --numerics and inspect --stats decode every dtype (BF16, the F8
+ * variants with their own NaN/Inf encodings, complex as two values) the
+ * same way. */
+static void
+scan_numerics(struct vfile *vf, const struct ckpt_file *f)
+{
+	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		struct ckpt_tensor_stats st;
+		struct ckpt_error e;
+
+		if (!ckpt_dtype_is_float(t->dtype) || t->kind)
+			continue;
+		ckpt_error_clear(&e);
+		if (ckpt_tensor_stats(f, t, &st, &e)) {
+			file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR,
+			    t->name, e.offset, "cannot read tensor data: %s",
+			    e.message);
+			continue;
+		}
+		if (st.nan || st.pos_inf || st.neg_inf)
+			file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR,
+			    t->name, (int64_t)t->offset, "tensor %s (%s) has "
+			    "%llu NaN, %llu +Inf, %llu -Inf of %llu "
+			    "values", t->name, ckpt_dtype_name(t->dtype),
+			    (unsigned long long)st.nan,
+			    (unsigned long long)st.pos_inf,
+			    (unsigned long long)st.neg_inf,
+			    (unsigned long long)st.count);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The structure checks run on a pool of their own, beside the hashing
+ * engine: reading headers is cheap, but checking zip CRCs reads every
+ * member, and that should overlap with hashing rather than add to it.
+ */
+struct job {
+	struct vfile *vf;
+};
+
+struct worker {
+	struct pool *p;
+	pthread_t tid;
+};
+
+struct pool {
+	struct job *jobs;
+	size_t njobs, next;
+	unsigned int flags;
+	const char *const *allow;	/* extra allowed globals */
+	size_t nallow;
+	pthread_mutex_t lock;
+	struct worker *w;
+	unsigned int started;
+	int fatal;			/* out of memory */
+};
+
+/* Copies what the reader found, and adds what verify checks on top. */
+static void
+collect_file(struct vfile *vf, const struct ckpt_file *f)
+{
+	uint64_t size = ckpt_file_size(f);
+
+	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(f, i);
+
+		file_finding(vf, x->id, x->severity, x->subject, x->offset,
+		    "%s", x->message);
+	}
+	/* A global the strict reader did not allow is a finding even if
+	 * a reader forgot to say so: never "clean" with one in it. */
+	for (size_t i = 0; i < ckpt_file_global_count(f); i++) {
+		bool allowed, said = false;
+		const char *g = ckpt_file_global(f, i, &allowed);
+
+		if (allowed)
+			continue;
+		for (size_t k = 0; k < ckpt_file_finding_count(f); k++) {
+			const struct ckpt_finding *x = ckpt_file_finding(f, k);
+
+			said |= x->subject && !strcmp(x->subject, g);
+		}
+		if (!said)
+			file_finding(vf, "unsafe-global", CKPT_SEV_ERROR, g,
+			    -1, "pickle references %s, which is not in the "
+			    "allowlist", g);
+	}
+	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		uint64_t end;
+
+		if (t->kind && !strcmp(t->kind, "meta"))
+			continue;
+		if (!ckpt_add_u64(t->offset, t->span, &end) || end > size)
+			file_finding(vf, "tensor-out-of-bounds",
+			    CKPT_SEV_ERROR, t->name, (int64_t)t->offset,
+			    "tensor %s spans bytes %llu+%llu beyond the end "
+			    "of the file (%llu)", t->name ? t->name : "",
+			    (unsigned long long)t->offset,
+			    (unsigned long long)t->span,
+			    (unsigned long long)size);
+	}
+}
+
+static bool
+identifier_like(const char *g)
+{
+	if (!*g)
+		return false;
+	for (; *g; g++)
+		if (!(*g == '_' || *g == '.' || (*g >= 'a' && *g <= 'z') ||
+		    (*g >= 'A' && *g <= 'Z') || (*g >= '0' && *g <= '9')))
+			return false;
+	return true;
+}
+
+/*
+ * A protocol-0 pickle is printable ASCII ("cposix\nsystem\n(S'...'\ntR."),
+ * so sniffing calls it text, yet torch.load would run it.  A text file
+ * that starts like a pickle is read by the strict reader too; it counts
+ * as a pickle when that reader got to a clean STOP or met a global with a
+ * Python name, so that a README is not mistaken for one.
+ */
+static void
+text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
+{
+	static const char starts[] = "(cSVILFNP]})i";
+	struct ckpt_file *p;
+	struct ckpt_error e;
+	unsigned char c;
+	bool broken = false, named = false;
+
+	if ((ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
+	    ckpt_file_format(f) != CKPT_FORMAT_UNKNOWN) || !f->size ||
+	    ckpt_file_pread(f, &c, 1, 0, &e) || !c || !strchr(starts, c))
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->path = strdup(f->path);
+	p->fd = dup(f->fd);
+	p->size = f->size;
+	p->format = CKPT_FORMAT_PICKLE;
+	if (!p->path || p->fd < 0 || ckpt_pickle_file_read(p, &e)) {
+		ckpt_file_free(p);
+		return;
+	}
+	for (size_t i = 0; i < p->nfindings; i++)
+		broken |= !strcmp(p->findings[i].id, "pickle-malformed") ||
+		    !strcmp(p->findings[i].id, "pickle-limit");
+	for (size_t i = 0; i < p->nglobals; i++)
+		named |= identifier_like(p->globals[i].name);
+	if (!broken || named) {
+		file_finding(vf, "text-pickle", named ? CKPT_SEV_ERROR :
+		    CKPT_SEV_WARNING, NULL, 0, "a protocol-0 pickle that "
+		    "looks like text: torch.load would unpickle it");
+		collect_file(vf, p);
+	}
+	ckpt_file_free(p);
+}
+
+static void
+job_open(struct pool *p, struct job *j)
+{
+	struct vfile *vf = j->vf;
+	struct ckpt_open_options oo = { .allow_globals = p->allow,
+	    .nallow_globals = p->nallow };
+	struct ckpt_file *f;
+	struct ckpt_error e;
+	int rc;
+
+	if (!(p->flags & CKPT_VERIFY_FAST))
+		oo.flags |= CKPT_OPEN_CHECK_CRC;
+	ckpt_error_clear(&e);
+	rc = ckpt_file_open_ex(vf->path, &oo, &f, &e);
+	if (rc) {
+		const char *id = "format-error";
+
+		switch (rc) {
+		case CKPT_ERR_IO:
+			id = "io-error";
+			vf->io_failed = true;
+			break;
+		case CKPT_ERR_UNSAFE:
+			id = "unsafe-content";
+			break;
+		case CKPT_ERR_UNSUPPORTED:
+			id = "unsupported-format";
+			break;
+		case CKPT_ERR_LIMIT:
+			id = "limit-exceeded";
+			break;
+		case CKPT_ERR_NOMEM:
+			pthread_mutex_lock(&p->lock);
+			p->fatal = rc;
+			pthread_mutex_unlock(&p->lock);
+			return;
+		default:
+			break;
+		}
+		file_finding(vf, id, CKPT_SEV_ERROR, NULL, e.offset, "%s",
+		    e.message);
+		return;
+	}
+	vf->pub.format = ckpt_file_format(f);
+	collect_file(vf, f);
+	text_pickle_check(vf, f);
+	if (p->flags & CKPT_VERIFY_NUMERICS)
+		scan_numerics(vf, f);
+	ckpt_file_free(f);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct pool *p = ((struct worker *)arg)->p;
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->next >= p->njobs || p->fatal) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		j = &p->jobs[p->next++];
+		pthread_mutex_unlock(&p->lock);
+		job_open(p, j);
+	}
+	return NULL;
+}
+
+static unsigned int
+thread_count(const struct ckpt_verify_options *o)
+{
+	long n;
+
+	if (o && o->threads)
+		return o->threads;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n < 256 ? (unsigned int)n : 1;
+}
+
+static void
+pool_start(struct pool *p, const struct ckpt_verify_options *o)
+{
+	unsigned int n = thread_count(o);
+
+	if (!p->njobs)
+		return;
+	if (n > p->njobs)
+		n = (unsigned int)p->njobs;
+	p->w = calloc(n, sizeof(*p->w));
+	for (unsigned int i = 0; p->w && i < n; i++) {
+		p->w[i].p = p;
+		if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]))
+			break;
+		p->started++;
+	}
+}
+
+static int
+pool_wait(struct pool *p, struct ckpt_error *err)
+{
+	/* Without a thread (none could start), the caller does the work. */
+	if (p->njobs && !p->started) {
+		struct worker w = { p, pthread_self() };
+
+		worker_main(&w);
+	}
+	for (unsigned int i = 0; i < p->started; i++)
+		pthread_join(p->w[i].tid, NULL);
+	free(p->w);
+	p->w = NULL;
+	p->started = 0;
+	if (p->fatal)
+		return ckpt_error_set(err, p->fatal, NULL, -1,
+		    "out of memory while verifying");
+	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hashing, on the store's engine                                      */
+/* ------------------------------------------------------------------ */
+
+struct hplan {
+	struct vfile *vf;
+	size_t *idx;			/* manifest range of each job range */
+};
+
+struct progress_relay {
+	const struct ckpt_verify_options *o;
+	uint64_t base;
+};
+
+static void
+relay(uint64_t done, uint64_t total, void *data)
+{
+	struct progress_relay *pr = data;
+
+	pr->o->progress(pr->o->progress_arg, pr->base + done,
+	    pr->base + total);
+}
+
+static bool
+overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
+{
+	for (size_t i = 0; i < vf->m->nranges; i++) {
+		const struct vman_range *c = &vf->m->ranges[i];
+
+		if (vf->range_bad[i] && !c->tensor && c->offset < t->end &&
+		    t->offset < c->end)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Hashes what the files need: in the first pass the ranges that cover
+ * every byte (or the whole file when there are none); in the second,
+ * tensors larger than a chunk that lie in a chunk that failed.
+ */
+static int
+hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
+    bool second, struct ckpt_error *err)
+{
+	struct ckpt_hash_job *jobs;
+	struct hplan *plans;
+	struct progress_relay pr = { o, r->hashed };
+	size_t nj = 0;
+	int rc = CKPT_OK;
+
+	jobs = calloc(r->nfiles ? r->nfiles : 1, sizeof(*jobs));
+	plans = calloc(r->nfiles ? r->nfiles : 1, sizeof(*plans));
+	if (!jobs || !plans) {
+		free(jobs);
+		free(plans);
+		return ckpt_error_nomem(err);
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+		struct ckpt_hash_job *j = &jobs[nj];
+		size_t n = 0;
+
+		if (second ? !vf->bad_chunks || vf->io_failed : !vf->want_hash)
+			continue;
+		j->ranges = calloc(vf->m->nranges ? vf->m->nranges : 1,
+		    sizeof(*j->ranges));
+		plans[nj].idx = calloc(vf->m->nranges ? vf->m->nranges : 1,
+		    sizeof(size_t));
+		if (!j->ranges || !plans[nj].idx) {
+			free(j->ranges);
+			free(plans[nj].idx);
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		for (size_t k = 0; k < vf->m->nranges; k++) {
+			const struct vman_range *mr = &vf->m->ranges[k];
+
+			if (second ? mr->first || !mr->tensor ||
+			    !overlaps_bad_chunk(vf, mr) : !mr->first)
+				continue;
+			j->ranges[n].offset = mr->offset;
+			j->ranges[n].end = mr->end;
+			plans[nj].idx[n++] = k;
+		}
+		if (second && !n) {
+			free(j->ranges);
+			free(plans[nj].idx);
+			j->ranges = NULL;
+			plans[nj].idx = NULL;
+			continue;
+		}
+		j->path = vf->path;
+		j->nranges = n;
+		j->whole = !n;
+		plans[nj].vf = vf;
+		nj++;
+	}
+	if (nj)
+		ckpt_hash_files(jobs, nj, o ? o->threads : 0, o && o->progress ?
+		    relay : NULL, &pr, NULL);
+	for (size_t i = 0; i < nj; i++) {
+		struct ckpt_hash_job *j = &jobs[i];
+		struct vfile *vf = plans[i].vf;
+
+		if (j->status) {
+			vf->io_failed = j->status == CKPT_ERR_IO;
+			file_finding(vf, j->status == CKPT_ERR_IO ? "io-error" :
+			    "truncated", CKPT_SEV_ERROR, NULL, j->err.offset,
+			    "%s", j->err.message);
+			vf->hash_failed = true;
+			continue;
+		}
+		if (j->whole) {
+			r->hashed += vf->m->size;
+			memcpy(vf->digest, j->sha256, CKPT_SHA256_BYTES);
+			vf->digest_ok = true;
+			if (memcmp(j->sha256, vf->m->sha256,
+			    CKPT_SHA256_BYTES))
+				vf->hash_failed = true;
+			continue;
+		}
+		for (size_t k = 0; k < j->nranges; k++) {
+			size_t mi = plans[i].idx[k];
+			const struct vman_range *mr = &vf->m->ranges[mi];
+
+			r->hashed += mr->end - mr->offset;
+			if (!memcmp(j->ranges[k].sha256, mr->sha256,
+			    CKPT_SHA256_BYTES))
+				continue;
+			vf->range_bad[mi] = true;
+			vf->hash_failed = true;
+			if (!mr->tensor) {
+				vf->bad_chunks++;
+				continue;
+			}
+			file_finding(vf, "tensor-changed", CKPT_SEV_ERROR,
+			    mr->tensor, (int64_t)mr->offset, "tensor %s "
+			    "changed (bytes %llu-%llu)", mr->tensor,
+			    (unsigned long long)mr->offset,
+			    (unsigned long long)mr->end);
+		}
+	}
+out:
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(jobs[i].ranges);
+		free(plans[i].idx);
+	}
+	free(jobs);
+	free(plans);
+	return rc;
+}
+
+static int
+push_job(struct pool *p, size_t *cap, const struct job *j,
+    struct ckpt_error *err)
+{
+	if (p->njobs == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct job *n = reallocarray(p->jobs, c, sizeof(*n));
+
+		if (!n)
+			return ckpt_error_nomem(err);
+		p->jobs = n;
+		*cap = c;
+	}
+	p->jobs[p->njobs++] = *j;
+	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Putting it together                                                 */
+/* ------------------------------------------------------------------ */
+
+static const char *
+short_reason(const struct ckpt_finding *x, char *buf, size_t len)
+{
+	if (!strcmp(x->id, "tensor-changed") && x->subject)
+		snprintf(buf, len, "tensor %s changed", x->subject);
+	else if ((!strcmp(x->id, "unsafe-global") ||
+	    !strcmp(x->id, "pickle-global-not-allowed")) && x->subject)
+		snprintf(buf, len, "unsafe global %s", x->subject);
+	else if (!strcmp(x->id, "tensor-nonfinite") && x->subject)
+		snprintf(buf, len, "tensor %s not finite", x->subject);
+	else if (!strcmp(x->id, "size-mismatch") ||
+	    !strcmp(x->id, "digest-mismatch"))
+		snprintf(buf, len, "%s", x->message);
+	else if (x->subject)
+		snprintf(buf, len, "%s %s", x->id, x->subject);
+	else
+		snprintf(buf, len, "%s", x->id);
+	return buf;
+}
+
+/* Ranks findings for the one-line reason: what changed first, then what
+ * is unsafe, then the rest, errors before warnings. */
+static int
+reason_rank(const struct ckpt_finding *x)
+{
+	int base = x->severity == CKPT_SEV_ERROR ? 0 : 10;
+
+	if (!strcmp(x->id, "tensor-changed"))
+		return base;
+	if (!strcmp(x->id, "size-mismatch") || !strcmp(x->id, "truncated"))
+		return base + 1;
+	if (strstr(x->id, "global") || strstr(x->id, "opcode") ||
+	    strstr(x->id, "unsafe"))
+		return base + 2;
+	if (!strcmp(x->id, "digest-mismatch"))
+		return base + 4;
+	return base + 3;
+}
+
+static int
+finish_file(struct ckpt_report *r, struct vfile *vf, struct ckpt_error *err)
+{
+	const struct ckpt_finding *best = NULL;
+	char buf[512];
+
+	vf->pub.path = vf->path;
+	vf->pub.name = vf->name;
+	vf->pub.size = vf->present ? (uint64_t)vf->st.st_size :
+	    (vf->m ? vf->m->size : 0);
+	vf->pub.has_digest = vf->digest_ok || vf->cached;
+	memcpy(vf->pub.sha256, vf->digest, sizeof(vf->digest));
+	vf->pub.hashed = vf->digest_ok;
+	for (size_t i = 0; i < vf->findings.n; i++) {
+		const struct ckpt_finding *x = &vf->findings.v[i];
+
+		if (x->severity < CKPT_SEV_WARNING)
+			continue;
+		if (!best || reason_rank(x) < reason_rank(best))
+			best = x;
+	}
+	if (!vf->present && vf->m)
+		vf->pub.status = CKPT_VERIFY_MISSING;
+	else if (vf->present && r->manifest && !vf->m)
+		vf->pub.status = CKPT_VERIFY_EXTRA;
+	else if (vf->io_failed)
+		vf->pub.status = CKPT_VERIFY_UNREADABLE;
+	else
+		vf->pub.status = best ? CKPT_VERIFY_FAILED : CKPT_VERIFY_OK;
+	if (best && vf->pub.status == CKPT_VERIFY_FAILED) {
+		vf->reason = strdup(short_reason(best, buf, sizeof(buf)));
+		if (!vf->reason)
+			return ckpt_error_nomem(err);
+	}
+	vf->pub.reason = vf->reason;
+	return CKPT_OK;
+}
+
+static int
+merge_findings(struct flist *dst, const struct flist *src,
+    struct ckpt_error *err)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		const struct ckpt_finding *x = &src->v[i];
+
+		if (flist_add(dst, x->id, x->severity, x->path, x->subject,
+		    x->offset, "%s", x->message))
+			return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
+/*
+ * Whole-checkpoint structure: an index's weight_map against its shards, a
+ * DCP directory's chunk coverage.  Only directories that hold an index or
+ * DCP metadata need it, and only those pay for reading headers twice.
+ */
+static void
+check_layout(struct ckpt_report *r, const char *path)
+{
+	struct ckpt_checkpoint *c;
+	struct ckpt_error e;
+	bool need = false;
+
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const char *n = r->files[i].name;
+		const char *b = strrchr(n, '/');
+		size_t l = strlen(n);
+
+		b = b ? b + 1 : n;
+		need |= r->files[i].present && ((l > 11 &&
+		    !strcmp(n + l - 11, ".index.json")) ||
+		    !strcmp(b, ".metadata"));
+	}
+	if (!need)
+		return;
+	ckpt_error_clear(&e);
+	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
+		flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
+		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
+		    e.message);
+		return;
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_finding_count(c); i++) {
+		const struct ckpt_finding *x = ckpt_checkpoint_finding(c, i);
+
+		struct vfile *vf = NULL;
+
+		/* Links are verify's own finding, per file. */
+		if (!strcmp(x->id, "symlink"))
+			continue;
+		/* About one file: on that file's line. */
+		for (size_t k = 0; x->path && k < r->nfiles && !vf; k++)
+			if (!strcmp(r->files[k].path, x->path))
+				vf = &r->files[k];
+		if (vf)
+			file_finding(vf, x->id, x->severity, x->subject,
+			    x->offset, "%s", x->message);
+		else
+			flist_add(&r->top, x->id, x->severity, x->path ?
+			    x->path : path, x->subject, x->offset, "%s",
+			    x->message);
+	}
+	ckpt_checkpoint_free(c);
+}
+
+static void
+check_signature(struct ckpt_report *r, const struct vmanifest *man,
+    const struct ckpt_verify_options *o)
+{
+	struct ckpt_error e;
+	char **keys = NULL;
+	size_t nkeys = 0;
+	char *sig;
+	int rc;
+
+	r->sig_state = "none";
+	if (!man) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, r->path, NULL, -1, "no manifest, "
+			    "so nothing is signed");
+		return;
+	}
+	sig = vman_signature_path(man);
+	if (!sig || access(sig, F_OK)) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
+			    "manifest is not signed (no %s)", sig ? sig :
+			    "signature");
+		free(sig);
+		return;
+	}
+	if (vman_trusted_keys(o, man, &keys, &nkeys)) {
+		flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
+		    NULL, -1, "out of memory listing trusted keys");
+		free(sig);
+		return;
+	}
+	rc = ckpt_signature_check(man->path, sig, (const char *const *)keys,
+	    nkeys, r->keyid, &e);
+	switch (rc) {
+	case CKPT_OK:
+		r->sig_state = "valid";
+		flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
+		    r->keyid, -1, "good signature by key %s", r->keyid);
+		break;
+	case CKPT_ERR_NOTFOUND:
+		r->sig_state = "unknown-key";
+		flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
+		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
+		    e.message);
+		break;
+	case CKPT_ERR_CRYPTO:
+		r->sig_state = "invalid";
+		flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
+		    r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
+		break;
+	default:
+		r->sig_state = "invalid";
+		flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
+		    NULL, e.offset, "%s", e.message);
+		break;
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(sig);
+}
+
+/* Queues the structure check of one file and decides its hashing. */
+static int
+plan_file(struct pool *p, size_t *cap, struct vfile *vf,
+    const struct ckpt_verify_options *o, struct vcache *cache,
+    struct ckpt_error *err)
+{
+	unsigned int flags = o ? o->flags : 0;
+	struct job j;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	j.vf = vf;
+	if (!vf->present)
+		return CKPT_OK;
+	if (!S_ISREG(vf->st.st_mode))
+		return file_finding(vf, S_ISLNK(vf->st.st_mode) ? "symlink" :
+		    "not-regular-file", CKPT_SEV_ERROR, NULL, -1, "%s; a "
+		    "checkpoint holds regular files only",
+		    S_ISLNK(vf->st.st_mode) ? "a symbolic link, not followed"
+		    : "not a regular file");
+	if ((rc = push_job(p, cap, &j, err)))
+		return rc;
+	if (!vf->m)
+		return CKPT_OK;
+	if ((uint64_t)vf->st.st_size != vf->m->size) {
+		vf->hash_failed = true;
+		return file_finding(vf, "size-mismatch", CKPT_SEV_ERROR, NULL,
+		    -1, "size %llu, expected %llu",
+		    (unsigned long long)vf->st.st_size,
+		    (unsigned long long)vf->m->size);
+	}
+	if ((flags & CKPT_VERIFY_FAST) && vf->m->has_sha256 &&
+	    vcache_lookup(cache, &vf->st, vf->digest) &&
+	    !memcmp(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES)) {
+		vf->cached = true;
+		return CKPT_OK;
+	}
+	vf->range_bad = calloc(vf->m->nranges ? vf->m->nranges : 1,
+	    sizeof(bool));
+	if (!vf->range_bad)
+		return ckpt_error_nomem(err);
+	vf->want_hash = true;
+	return CKPT_OK;
+}
+
+static void
+note_mismatches(struct ckpt_report *r)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+		bool tensor = false;
+		size_t nchunks = 0;
+
+		if (!vf->hash_failed || vf->io_failed || !vf->present ||
+		    (uint64_t)vf->st.st_size != vf->m->size)
+			continue;
+		for (size_t k = 0; k < vf->findings.n; k++)
+			tensor |= !strcmp(vf->findings.v[k].id,
+			    "tensor-changed");
+		for (size_t k = 0; k < vf->m->nranges; k++)
+			nchunks += !vf->m->ranges[k].tensor;
+		if (vf->bad_chunks)
+			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
+			    NULL, -1, "%llu of %zu chunks differ from the "
+			    "manifest%s", (unsigned long long)vf->bad_chunks,
+			    nchunks, tensor ? "" :
+			    ", outside any recorded tensor");
+		else if (!tensor)
+			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
+			    NULL, -1, "SHA-256 differs from the manifest");
+	}
+}
+
+/*
+ * The globals to admit: the caller's, then those of the store's ckpt.yaml
+ * (verify.allow_globals).  A ckpt.yaml that does not parse admits nothing
+ * more, which can only fail more pickles; a finding says why.
+ */
+static int
+allowed_globals(const struct ckpt_verify_options *o,
+    const struct vmanifest *man, struct ckpt_policy_config **cfg,
+    const char ***list, size_t *n, struct flist *top)
+{
+	char *root = o && o->store ? strdup(o->store) : man && man->dir ?
+	    vman_store_root(man->dir) : NULL;
+	const char *const *extra = NULL;
+	size_t nextra = 0, nown = o ? o->nallow_globals : 0;
+	char *yaml = NULL;
+	struct ckpt_error e;
+
+	*cfg = NULL;
+	*list = NULL;
+	*n = 0;
+	if (root && asprintf(&yaml, "%s/ckpt.yaml", root) < 0)
+		yaml = NULL;
+	free(root);
+	ckpt_error_clear(&e);
+	/* A missing ckpt.yaml loads as an empty one. */
+	if (yaml) {
+		if (ckpt_policy_config_load(yaml, cfg, &e))
+			flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
+			    NULL, -1, "%s; its verify.allow_globals were not "
+			    "applied", e.message);
+		else
+			extra = ckpt_policy_config_allow_globals(*cfg, &nextra);
+	}
+	free(yaml);
+	if (!nown && !nextra)
+		return CKPT_OK;
+	*list = calloc(nown + nextra, sizeof(**list));
+	if (!*list)
+		return CKPT_ERR_NOMEM;
+	for (size_t i = 0; i < nown; i++)
+		(*list)[(*n)++] = o->allow_globals[i];
+	for (size_t i = 0; i < nextra; i++)
+		(*list)[(*n)++] = extra[i];
+	return CKPT_OK;
+}
+
+int
+ckpt_verify(const char *path, const struct ckpt_verify_options *o,
+    struct ckpt_report **out, struct ckpt_error *err)
+{
+	struct ckpt_policy_config *cfg = NULL;
+	const char **allow = NULL;
+	struct vmanifest *man = NULL;
+	struct vcache *cache = NULL;
+	struct ckpt_report *r;
+	struct walk w;
+	struct pool p;
+	struct stat st;
+	size_t cap = 0;
+	int rc;
+
+	if (stat(path, &st))
+		return ckpt_error_errno(err, path, "cannot verify");
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		return ckpt_error_nomem(err);
+	}
+	r->sig_state = "none";
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.lock, NULL);
+	p.flags = o ? o->flags : 0;
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+
+	rc = vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
+	if (rc)
+		goto out;
+	if (allowed_globals(o, man, &cfg, &allow, &p.nallow, &r->top)) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	p.allow = allow;
+	if (man && !(r->manifest = strdup(man->path))) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		w.root = path;
+		if ((rc = walk_dir(&w, "", 0, err)))
+			goto out;
+	} else {
+		const char *base = strrchr(path, '/');
+		struct vfile *vf = add_file(&w, base ? base + 1 : path, path,
+		    err);
+
+		if (!vf) {
+			rc = err ? err->code : CKPT_ERR_NOMEM;
+			goto out;
+		}
+		lstat(path, &vf->st);
+		vf->present = true;
+	}
+	/* Match the listing with the manifest; what it lists and the disk
+	 * lacks is missing. */
+	if (man) {
+		for (size_t i = 0; i < r->nfiles; i++)
+			r->files[i].m = vman_find(man, r->files[i].name);
+		for (size_t i = 0; i < man->nfiles; i++) {
+			struct vfile *vf;
+			char *fp;
+
+			if (man->files[i].seen || !S_ISDIR(st.st_mode))
+				continue;
+			fp = join(path, man->files[i].name);
+			vf = fp ? add_file(&w, man->files[i].name, fp, err) :
+			    NULL;
+			free(fp);
+			if (!vf) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
+			vf->m = &man->files[i];
+			file_finding(vf, "file-missing", CKPT_SEV_ERROR, NULL,
+			    -1, "listed in the manifest, missing on disk");
+		}
+		if (r->nfiles)
+			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+		/* The locks moved with the array: make them new. */
+		for (size_t i = 0; i < r->nfiles; i++)
+			pthread_mutex_init(&r->files[i].lock, NULL);
+		for (size_t i = 0; i < r->nfiles; i++)
+			if (r->files[i].present && !r->files[i].m)
+				file_finding(&r->files[i], "file-extra",
+				    CKPT_SEV_ERROR, NULL, -1, "on disk, not "
+				    "in the manifest");
+	} else if (!S_ISDIR(st.st_mode) || r->nfiles) {
+		flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
+		    -1, "no manifest: structure, safety%s only",
+		    p.flags & CKPT_VERIFY_NUMERICS ? " and numerics" : "");
+	}
+	if (!man) {
+		if (r->nfiles)
+			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+		for (size_t i = 0; i < r->nfiles; i++)
+			pthread_mutex_init(&r->files[i].lock, NULL);
+	}
+	if (!r->nfiles)
+		flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
+		    "no files to verify");
+	/* The mutexes must not move once threads run: the array is final
+	 * from here on. */
+	if (man && !(p.flags & CKPT_VERIFY_NO_CACHE))
+		vcache_open(o, man, &cache);
+	for (size_t i = 0; i < r->nfiles; i++)
+		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
+			goto out;
+	check_signature(r, man, o);
+	if (S_ISDIR(st.st_mode))
+		check_layout(r, path);
+	if (o && o->oms_bundle && o->oms_key)
+		vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
+		    &r->top);
+	pool_start(&p, o);
+	rc = hash_phase(r, o, false, err);
+	if (!rc)
+		rc = hash_phase(r, o, true, err);
+	if (pool_wait(&p, err) && !rc)
+		rc = err ? err->code : CKPT_ERR_NOMEM;
+	if (rc)
+		goto out;
+	note_mismatches(r);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct vfile *vf = &r->files[i];
+
+		if (vf->cached)
+			r->cached += vf->m->size;
+		/* Whatever the chunks said, a file that matched has the
+		 * manifest's digest, which the cache may then remember. */
+		if (vf->m && vf->m->has_sha256 && !vf->hash_failed &&
+		    !vf->io_failed && !vf->cached && vf->present &&
+		    S_ISREG(vf->st.st_mode)) {
+			memcpy(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES);
+			vf->digest_ok = true;
+			vcache_store(cache, &vf->st, vf->digest);
+		}
+	}
+	vcache_close(cache);
+	cache = NULL;
+
+	if ((rc = merge_findings(&r->findings, &r->top, err)))
+		goto out;
+	r->ntop = r->findings.n;
+	r->pubfiles = calloc(r->nfiles ? r->nfiles : 1,
+	    sizeof(*r->pubfiles));
+	if (!r->pubfiles) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		if ((rc = finish_file(r, &r->files[i], err)) ||
+		    (rc = merge_findings(&r->findings, &r->files[i].findings,
+		    err)))
+			goto out;
+		r->pubfiles[i] = r->files[i].pub;
+	}
+	r->ok = true;
+	for (size_t i = 0; i < r->findings.n; i++)
+		if (r->findings.v[i].severity >= CKPT_SEV_WARNING)
+			r->ok = false;
+out:
+	vcache_close(cache);
+	free(p.jobs);
+	free(allow);
+	ckpt_policy_config_free(cfg);
+	pthread_mutex_destroy(&p.lock);
+	vman_free(man);
+	if (rc) {
+		ckpt_report_free(r);
+		return rc;
+	}
+	*out = r;
+	return CKPT_OK;
+}

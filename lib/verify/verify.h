@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.h - what verify.c shares with its helpers: the manifest as verify
+ * sees it (vmanifest.c adapts the store's manifest to it), the digest
+ * cache of --fast (vcache.c) and the finding list.
+ */
+#ifndef CKPT_VERIFY_H
+#define CKPT_VERIFY_H
+
+#include "util/internal.h"
+
+#include <sys/stat.h>
+
+struct flist {
+	struct ckpt_finding *v;		/* every string owned */
+	size_t n;
+};
+
+int flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
+    const char *path, const char *subject, int64_t offset, const char *fmt,
+    ...) CKPT_PRINTF(7, 8);
+void flist_free(struct flist *l);
+
+/*
+ * A digest-checked byte range of a file: a chunk (tensor == NULL) or a
+ * tensor.  "first" ranges are hashed on every verify and cover every byte
+ * of the file; the others (tensors larger than a chunk) only when a chunk
+ * over them failed, to name the tensor.
+ */
+struct vman_range {
+	uint64_t offset, end;
+	unsigned char sha256[CKPT_SHA256_BYTES];
+	const char *tensor;
+	bool first;
+};
+
+struct vman_file {
+	const char *name;		/* relative path */
+	uint64_t size;
+	bool has_sha256;
+	unsigned char sha256[CKPT_SHA256_BYTES];
+	struct vman_range *ranges;
+	size_t nranges;
+	bool seen;
+};
+
+struct vmanifest {
+	char *path;			/* the manifest file */
+	char *dir;			/* the checkpoint directory */
+	char *digest;			/* "sha256:..." of its bytes */
+	char *run;
+	int64_t step;
+	struct vman_file *files;
+	size_t nfiles;
+	void *priv;			/* the store's handle */
+};
+
+/*
+ * Loads the manifest of path (a checkpoint directory, or the directory of
+ * a file): *out NULL when there is none.  A manifest that exists but does
+ * not read becomes a finding in top and *out stays NULL.
+ */
+int vman_load(const char *path, bool is_dir,
+    const struct ckpt_verify_options *o, struct vmanifest **out,
+    struct flist *top, struct ckpt_error *err);
+void vman_free(struct vmanifest *m);
+/* The entry for a relative path (marked seen), or NULL. */
+const struct vman_file *vman_find(struct vmanifest *m, const char *name);
+/* Whether name (relative) is the manifest machinery rather than payload:
+ * the manifest, its signature, the mutable status file. */
+bool vman_is_own_file(const char *name);
+/* <manifest>.sig, newly allocated. */
+char *vman_signature_path(const struct vmanifest *m);
+/* The public keys to trust: opts->keys, then STORE/.ckpt/keys/ *.pub of
+ * the store holding the checkpoint.  Newly allocated array of strings. */
+int vman_trusted_keys(const struct ckpt_verify_options *o,
+    const struct vmanifest *m, char ***keys, size_t *n);
+/* The store root holding dir (a directory with .ckpt/), or NULL. */
+char *vman_store_root(const char *dir);
+
+/* Checks an OMS bundle (oms.c) against the model at model; findings go
+ * to top ("oms-valid" info when it holds). */
+void vman_oms_check(const char *model, const char *bundle, const char *pem,
+    unsigned int threads, struct flist *top);
+
+/* The --fast digest cache. */
+struct vcache;
+
+void vcache_open(const struct ckpt_verify_options *o,
+    const struct vmanifest *m, struct vcache **out);
+bool vcache_lookup(struct vcache *c, const struct stat *st,
+    unsigned char *sha256);
+void vcache_store(struct vcache *c, const struct stat *st,
+    const unsigned char *sha256);
+/* Writes the cache back when it changed (best effort) and frees it. */
+void vcache_close(struct vcache *c);
+
+#endif /* CKPT_VERIFY_H */
