@@ -651,7 +651,7 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 		first += n;
 		if (!rc && c->progress) {
 			pthread_mutex_lock(&c->lock);
-			c->done += n;
+			c->done += n * (ba + bb) / 8;
 			c->progress(c->done, c->total, c->progress_data);
 			pthread_mutex_unlock(&c->lock);
 		}
@@ -713,7 +713,8 @@ ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
 		ckpt_error_clear(&items[i].err);
 		items[i].rc = check_pair(&items[i], &items[i].err);
 		numel[i] = items[i].rc ? 0 : items[i].ta->numel;
-		c.total += numel[i];
+		if (!items[i].rc)
+			c.total += items[i].ta->nbytes + items[i].tb->nbytes;
 	}
 	rc = make_pieces(numel, n, &c.p, &np, err);
 	free(numel);
