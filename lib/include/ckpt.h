@@ -491,6 +491,14 @@ struct ckpt_stats_item {
 };
 CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
     size_t n, unsigned int threads, struct ckpt_error *err);
+/**
+ * The same for count, finite, nan, pos_inf and neg_inf only (the rest
+ * stays as ckpt_tensor_stats_init() leaves it), for NaN/Inf checks: the
+ * raw bits of F32, F64, F16, BF16 and complex data are counted without
+ * decoding, and only data that has such values is decoded.
+ */
+CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
 
 /*
  * Element-wise comparison of two tensors with the same number of values
