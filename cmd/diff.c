@@ -473,7 +473,7 @@ print_json(const struct ckpt_diff *d, const struct summary *s,
     int status)
 {
 	json_t *doc = json_doc_new(), *oa = json_array(), *ob = json_array();
-	json_t *ch = json_array(), *meta = json_array(), *sum = json_object();
+	json_t *ch = json_array(), *meta = json_object(), *sum = json_object();
 	size_t n;
 	const struct ckpt_diff_tensor **v = changed_list(d, o, &n);
 
@@ -492,17 +492,21 @@ print_json(const struct ckpt_diff *d, const struct summary *s,
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(ch, json_changed(v[i], o));
 	free(v);
+	/* {"manifest": [...], "pickle": [...], "safetensors": [...]} */
 	for (size_t i = 0; i < d->nmeta; i++) {
-		json_t *m = json_object();
+		json_t *m = json_object(), *list;
 
-		json_object_set_new(m, "section",
-		    json_string(d->meta[i].section));
+		list = json_object_get(meta, d->meta[i].section);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(meta, d->meta[i].section, list);
+		}
 		json_object_set_new(m, "path", json_string(d->meta[i].path));
 		json_object_set_new(m, "a", json_meta_value(d->meta[i].a));
 		json_object_set_new(m, "b", json_meta_value(d->meta[i].b));
 		json_object_set_new(m, "change", json_string(!d->meta[i].a ?
 		    "added" : !d->meta[i].b ? "removed" : "changed"));
-		json_array_append_new(meta, m);
+		json_array_append_new(list, m);
 	}
 	json_object_set_new(doc, "only_a", oa);
 	json_object_set_new(doc, "only_b", ob);

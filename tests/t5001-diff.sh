@@ -45,6 +45,8 @@ test_expect_success TORCH 'a changed weight and the pickle values: table and tre
 	test_grep "^  pickle epoch: 3 -> 4$" out &&
 	test_grep "^  pickle optimizer.lr: 0.1 -> 0.01$" out &&
 	! grep "betas" out &&
+	test_expect_code 1 ckpt diff --json fx/full.pt fx/full2.pt >out.json &&
+	test "$(jq_py out.json "*(d[\"metadata\"][\"pickle\"][0][k] for k in (\"path\", \"change\", \"a\", \"b\"))")" = "epoch changed 3 4" &&
 	test_expect_code 1 ckpt diff --stat fx/full.pt fx/full2.pt >out &&
 	test $(wc -l <out) = 3 &&
 	ckpt diff --atol 1.1e-3 fx/full.pt fx/full2.pt >out &&
@@ -145,14 +147,20 @@ test_expect_success 'missing and extra tensors: exit 1 unless allowed' '
 test_expect_success 'store checkpoints with equal digests: identical without reading data' '
 	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" m1.safetensors 3000000 5 &&
 	cp m1.safetensors m2.safetensors &&
-	ckpt -C st save --copy --run r --step 1 --metric loss=0.5 m1.safetensors >/dev/null &&
-	ckpt -C st save --copy --run r --step 2 --metric loss=0.25 m2.safetensors >/dev/null &&
+	echo "{\"optimizer\": {\"lr\": 0.1, \"name\": \"adam\"}, \"layers\": [1, 2]}" >c1.json &&
+	echo "{\"optimizer\": {\"lr\": 0.2, \"name\": \"adam\"}, \"layers\": [1, 2, 3], \"seed\": 7}" >c2.json &&
+	ckpt -C st save --copy --run r --step 1 --metric loss=0.5 --config c1.json m1.safetensors >/dev/null &&
+	ckpt -C st save --copy --run r --step 2 --metric loss=0.25 --config c2.json m2.safetensors >/dev/null &&
 	ckpt -C st diff --json r@1 r@2 >out.json &&
 	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"bytes_read\"]")" = "4 0" &&
 	ckpt -C st diff r@1 r@2 >out &&
 	test_grep "^4 identical by manifest digest (not read)$" out &&
 	test_grep "^  manifest step: 1 -> 2$" out &&
 	test_grep "^  manifest metrics.loss: 0.5 -> 0.25$" out &&
+	test_grep "^  manifest config.content.optimizer.lr: 0.1 -> 0.2$" out &&
+	test_grep "^  manifest config.content.layers\[2\]: only in b: 3$" out &&
+	test_grep "^  manifest config.content.seed: only in b: 7$" out &&
+	! grep "optimizer.name" out &&
 	ckpt -C st diff --no-digests --json r@1 r@2 >out.json &&
 	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"bytes_read\"] > 0")" = "0 True"
 '
