@@ -41,6 +41,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(CKPT_NO_AVX2)
 #define HAVE_AVX2_KERNEL 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2")))
 #endif
@@ -721,13 +722,29 @@ f16_f16c(const unsigned char *p, size_t n, double *d)
 }
 #endif
 
+#ifdef HAVE_AVX2_KERNEL
+/* CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports has no "f16c"). */
+static bool
+cpu_has_f16c(void)
+{
+	static int state;	/* 0: not asked; 1: yes; 2: no */
+	int k = __atomic_load_n(&state, __ATOMIC_RELAXED);
+
+	if (!k) {
+		unsigned int a, b, c, d;
+
+		k = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) ? 1 : 2;
+		__atomic_store_n(&state, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}
+#endif
+
 bool
 ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
     double *dst)
 {
 #ifdef HAVE_AVX2_KERNEL
-	static int f16c = -1;
-
 	if (!use_avx2())
 		return false;
 	switch (dt) {
@@ -742,9 +759,7 @@ ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
 		return true;
 	case CKPT_DTYPE_F16:
 	case CKPT_DTYPE_C32:
-		if (f16c < 0)
-			f16c = __builtin_cpu_supports("f16c") ? 1 : 0;
-		if (!f16c)
+		if (!cpu_has_f16c())
 			return false;
 		f16_f16c(src, dt == CKPT_DTYPE_C32 ? 2 * n : n, dst);
 		return true;
