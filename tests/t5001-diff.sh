@@ -178,6 +178,26 @@ test_expect_success 'a digest that differs does not make a tensor different by i
 	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"different\"], d[\"changed\"][0][\"unequal\"]")" = "3 1 1"
 '
 
+# Manifest schema 2 gives each tensor "content_sha256"; when both sides
+# have it, it decides, even over schema 1's range digest.  Here it is
+# written into the manifests by hand: equal for t2 (whose bytes differ:
+# the digest is trusted as recorded), different for t0 (whose bytes are
+# equal: the data is compared and says identical).
+test_expect_success 'content_sha256 digests decide when both manifests have them' '
+	"$PYTHON" - st/runs/r/step-1/ckpt-manifest.json st/runs/r/step-3/ckpt-manifest.json <<-\EOF &&
+	import json, sys
+	for i, path in enumerate(sys.argv[1:]):
+	    m = json.load(open(path))
+	    for f in m["files"]:
+	        for t in f.get("tensors", []):
+	            fake = "%x" % (i if t["name"] == "t0" else 7)
+	            t["content_sha256"] = "sha256:" + fake * (64 // len(fake))
+	    json.dump(m, open(path, "w"), sort_keys=True)
+	EOF
+	ckpt -C st diff --json r@1 r@3 >out.json &&
+	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"identical\"], d[\"summary\"][\"bytes_read\"]")" = "3 4 1500000"
+'
+
 test_expect_success 'usage errors exit 2' '
 	test_expect_code 2 ckpt diff m1.safetensors &&
 	test_expect_code 2 ckpt diff --map nope m1.safetensors m2.safetensors &&
