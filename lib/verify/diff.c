@@ -27,6 +27,7 @@ struct entry {
 	const char *file;		/* relative path in the checkpoint */
 	unsigned char content[CKPT_SHA256_BYTES];	/* schema 2 */
 	unsigned char bytes[CKPT_SHA256_BYTES];		/* schema 1 */
+	json_int_t bytes_offset, bytes_size;		/* its range */
 	bool has_content, has_bytes;
 	bool matched;
 };
@@ -157,6 +158,10 @@ attach_digests(struct side *s)
 			    "content_sha256"), e->content);
 			e->has_bytes = parse_digest(json_object_get(t,
 			    "sha256"), e->bytes);
+			e->bytes_offset = json_integer_value(
+			    json_object_get(t, "offset"));
+			e->bytes_size = json_integer_value(
+			    json_object_get(t, "size"));
 		}
 	}
 }
@@ -347,13 +352,18 @@ why_unreadable(const struct ckpt_tensor *t)
 	return NULL;
 }
 
-/* Schema-1 evidence: the byte range holds exactly the elements, in
- * row-major little-endian order. */
+/* Schema-1 evidence: the manifest's byte range is the tensor as this
+ * reader sees it, and holds exactly its elements, in row-major
+ * little-endian order. */
 static bool
-plain_bytes(const struct ckpt_tensor *t)
+plain_bytes(const struct entry *e)
 {
+	const struct ckpt_tensor *t = e->t;
+
 	return (!t->strides || t->contiguous) && !t->big_endian &&
-	    t->span == t->nbytes;
+	    t->span == t->nbytes && e->bytes_offset >= 0 &&
+	    (uint64_t)e->bytes_offset == t->offset && e->bytes_size >= 0 &&
+	    (uint64_t)e->bytes_size == t->nbytes;
 }
 
 static bool
@@ -362,7 +372,7 @@ digests_say_identical(const struct entry *a, const struct entry *b)
 	if (a->has_content && b->has_content)
 		return !memcmp(a->content, b->content, CKPT_SHA256_BYTES);
 	return a->has_bytes && b->has_bytes && a->t->dtype == b->t->dtype &&
-	    same_shape(a->t, b->t) && plain_bytes(a->t) && plain_bytes(b->t) &&
+	    same_shape(a->t, b->t) && plain_bytes(a) && plain_bytes(b) &&
 	    !memcmp(a->bytes, b->bytes, CKPT_SHA256_BYTES);
 }
 
