@@ -99,11 +99,15 @@ ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
 		free(path);
 		return fd >= 0 ? fd : -2;
 	}
-	if (errno == ELOOP || errno == ENOTDIR)
-		ckpt_error_set(err, CKPT_ERR_UNSAFE, path, -1, "not a "
-		    "directory but %s: refusing to follow it out of the store",
-		    errno == ELOOP ? "a symbolic link" : "a file");
-	else
+	if (errno == ELOOP || errno == ENOTDIR) {
+		struct stat st;
+		/* O_DIRECTORY|O_NOFOLLOW on a link gives either errno */
+		bool link = !lstat(path, &st) && S_ISLNK(st.st_mode);
+
+		ckpt_error_set(err, CKPT_ERR_UNSAFE, path, -1, "%s: refusing "
+		    "to follow it out of the store", link ?
+		    "a symbolic link" : "not a directory");
+	} else
 		ckpt_error_errno(err, path, "cannot open");
 	free(path);
 	return -1;
