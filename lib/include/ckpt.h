@@ -508,6 +508,8 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
 #define CKPT_STATUS_NAME	"ckpt-status.json"
 #define CKPT_STAGING_NAME	"ckpt-staging.json"
 #define CKPT_STAGING_PREFIX	".tmp-"
+/* A staging directory being created, before its record is in it. */
+#define CKPT_STAGING_NEW_PREFIX	".new-"
 #define CKPT_MANIFEST_SCHEMA	1
 #define CKPT_NAME_MAX		128	/* run and model names */
 
@@ -552,6 +554,26 @@ CKPT_API void ckpt_store_free(struct ckpt_store *s);
 CKPT_API const char *ckpt_store_root(const struct ckpt_store *s);
 /** root + "/" + rel; returns a newly allocated string, caller frees. */
 CKPT_API char *ckpt_store_path(const struct ckpt_store *s, const char *rel);
+
+/*
+ * Interrupts (SIGINT, SIGTERM, SIGHUP).  A program calls
+ * ckpt_interrupt_install() once, early and single-threaded, to have
+ * libckpt unwind safely instead of dying mid-step: while the store lock
+ * is held or a --move save has the user's files in its staging
+ * directory, the signal is only recorded; the operation stops at its next
+ * step, moves files back, marks its staging record failed and removes the
+ * lock; then the release of the outermost held section re-raises the
+ * signal with its default action (so the exit status says which signal).
+ * Outside held sections the signal acts as it would without the handler.
+ * A signal ignored when installing (nohup) stays ignored.
+ * ckpt_interrupt_hold()/ckpt_interrupt_release() nest; a program holds
+ * around a save to report the outcome before it dies.
+ */
+CKPT_API void ckpt_interrupt_install(void);
+CKPT_API void ckpt_interrupt_hold(void);
+CKPT_API void ckpt_interrupt_release(void);
+/** The signal recorded in a held section, or 0. */
+CKPT_API int ckpt_interrupt_pending(void);
 
 /*
  * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
@@ -887,6 +909,14 @@ CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
+ * Of a --move save: *moved, the sources moved into the staging directory;
+ * *stranded, those a failed or interrupted save could not move back (a
+ * file now exists at the source path, ...): they stay in the staging
+ * directory, listed in its record, for "ckpt gc --restore".
+ */
+CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
+    size_t *stranded);
+/**
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
@@ -1201,6 +1231,10 @@ struct ckpt_gc_opts {
 	bool dry_run;
 	long lock_timeout_ms;
 	int64_t now;			/* 0: time(NULL) */
+	/* Only put back the files of --move saves whose process is known
+	 * to be gone, whatever their age, and remove those staging
+	 * directories; leave the trash and everything else alone. */
+	bool restore;
 };
 
 enum ckpt_gc_kind {
