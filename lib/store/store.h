@@ -18,4 +18,13 @@ struct ckpt_store {
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
 
+/*
+ * Why path cannot name a file in a manifest (relative, '/'-separated, no
+ * empty, "." or ".." component, valid UTF-8, no control character or
+ * backslash, at most 4096 bytes), or NULL when it can.  The manifest
+ * reader and save share it: save refuses before it commits every name
+ * the reader would reject.
+ */
+const char *ckpt_manifest_path_problem(const char *path);
+
 #endif /* CKPT_STORE_H */
