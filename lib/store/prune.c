@@ -30,7 +30,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,21 +88,6 @@ pool_free(struct strpool *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->v[i]);
 	free(p->v);
-}
-
-/*
- * Crash injection for the tests (git's GIT_TEST_* idea): when
- * CKPT_TEST_PRUNE_CRASH names this point, the process kills itself there
- * with SIGKILL -- no cleanup, no unlock, as a power cut or an OOM kill
- * would leave it.
- */
-static void
-crash_point(const char *name)
-{
-	const char *want = getenv("CKPT_TEST_PRUNE_CRASH");
-
-	if (want && !strcmp(want, name))
-		raise(SIGKILL);
 }
 
 static int
@@ -168,8 +152,6 @@ rm_rf_at(int dfd, const char *name, int depth)
 	/* the manifest first: a half-deleted directory is never complete */
 	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
 		saved = errno;
-	if (depth == 0)
-		crash_point("mid-delete");
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -457,22 +439,6 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 	return 0;
 }
 
-/* CKPT_TEST_PRUNE_FAIL=RUN@STEP: the removal of that one fails (EIO). */
-static bool
-fail_point(const struct ckpt_entry *e)
-{
-	const char *want = getenv("CKPT_TEST_PRUNE_FAIL");
-	char key[CKPT_NAME_MAX + 32];
-
-	if (!want)
-		return false;
-	snprintf(key, sizeof(key), "%s@%lld", e->run, (long long)e->step);
-	if (strcmp(want, key))
-		return false;
-	errno = EIO;
-	return true;
-}
-
 /* Moves item into the trash; records the outcome in it. */
 static void
 trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
@@ -484,7 +450,7 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 		it->error = "out of memory";
 		return;
 	}
-	if (fail_point(e) || rename(e->path, dst)) {
+	if (rename(e->path, dst)) {
 		it->error = pool_printf(&r->pool, "cannot move %s into the "
 		    "trash: %s", e->path, strerror(errno));
 		if (!it->error)
@@ -592,10 +558,8 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 		if (!it->keep) {
 			trash_item(s, r, it, ckpt_list_entry(r->list, i));
-			crash_point("after-first-rename");
 		}
 	}
-	crash_point("after-renames");
 	{
 		char *td = ckpt_store_path(s, TRASH_DIR);
 
@@ -631,7 +595,6 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 			if (!it->trash_path)
 				continue;
-			crash_point("before-delete");
 			if (rm_rf(it->trash_path))
 				r->trash_left++;
 			else

@@ -2,13 +2,15 @@
 /*
  * fault.c - an LD_PRELOAD shim for crash and failure tests (after jq's
  * inject_errors.c): it makes one call of write, fsync, fdatasync, rename,
- * renameat, renameat2, link, mkdir or unlink fail, or kills the process
+ * renameat, renameat2, link, mkdir, unlink or unlinkat fail, or kills the process
  * with SIGKILL just before or after it, when the call's path matches a
  * pattern.  For calls on a descriptor the path is read from
  * /proc/self/fd.
  *
  *   CKPT_FAULT_OP      write, fsync (fsync and fdatasync), rename (rename,
- *                      renameat, renameat2), link, mkdir, unlink, or any
+ *                      renameat, renameat2), link, mkdir, unlink (unlink,
+ *                      unlinkat: the path is the directory's + "/" +
+ *                      name), or any
  *   CKPT_FAULT_PATH    fnmatch(3) pattern (default "*"); a rename matches
  *                      on either path
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1)
@@ -298,6 +300,33 @@ unlink(const char *path)
 		return -1;
 	}
 	r = fn(path);
+	after(a);
+	return r;
+}
+
+int
+unlinkat(int dfd, const char *name, int flags)
+{
+	static int (*fn)(int, const char *, int);
+	char dir[4096], full[8192];
+	const char *p = name;
+	enum action a;
+	int r;
+
+	if (!fn)
+		fn = (int (*)(int, const char *, int))dlsym(RTLD_NEXT,
+		    "unlinkat");
+	if (name[0] != '/' && dfd != AT_FDCWD && fd_path(dfd, dir,
+	    sizeof(dir))) {
+		snprintf(full, sizeof(full), "%s/%s", dir, name);
+		p = full;
+	}
+	a = decide("unlink", p, NULL);
+	if (a == FAIL) {
+		errno = EIO;
+		return -1;
+	}
+	r = fn(dfd, name, flags);
 	after(a);
 	return r;
 }
