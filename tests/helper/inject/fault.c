@@ -15,7 +15,10 @@
  *                      on either path
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1)
  *   CKPT_FAULT_ACTION  fail (EIO; ENOSPC for write), crash (SIGKILL
- *                      before the call) or crash-after (SIGKILL after it)
+ *                      before the call), crash-after (SIGKILL after it),
+ *                      or signal (sends itself CKPT_FAULT_SIGNAL, a
+ *                      number, default SIGINT, just before the call: an
+ *                      interrupt at an exact step)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -112,6 +115,12 @@ decide(const char *op, const char *a, const char *b)
 	}
 	if (act && !strcmp(act, "crash-after"))
 		return CRASH_AFTER;
+	if (act && !strcmp(act, "signal")) {
+		const char *sig = getenv("CKPT_FAULT_SIGNAL");
+
+		kill(getpid(), sig ? atoi(sig) : SIGINT);
+		return PASS;
+	}
 	return FAIL;
 }
 
