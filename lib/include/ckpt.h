@@ -576,18 +576,25 @@ CKPT_API void ckpt_interrupt_release(void);
 CKPT_API int ckpt_interrupt_pending(void);
 
 /*
- * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
- * local filesystems and on NFSv3 and later), holding "pid", "host",
- * "time", "boot" (kernel boot id), "start" (process start time) and
- * "purpose" lines.  It serialises commit, prune, pin, gc and promote and
- * is held only around them.
+ * The store lock: STORE/.ckpt/lock, holding "pid", "host", "time",
+ * "boot" (kernel boot id), "start" (process start time), "pidns" (pid
+ * namespace), "machine" (/etc/machine-id) and "purpose" lines.  The
+ * content is written to a fresh temporary file and synced, which is then
+ * link()ed into place (atomic and exclusive on local filesystems and on
+ * NFSv3 and later): a lock always has its content.  On ENOSPC/EDQUOT the
+ * lock is a symlink to a compact identity instead (no data block), so
+ * that gc and prune run on a full filesystem.  It serialises commit,
+ * prune, pin, gc and promote and is held only around them; while it is
+ * held, SIGINT/SIGTERM/SIGHUP are deferred (ckpt_interrupt_install).
  *
- * Stale locks: a lock whose host is this host is broken (and reported in
- * *broken) when its process is gone: the pid does not exist, or exists but
- * started at another time, or the boot id differs (a reboot).  A lock from
- * another host is never broken automatically: the caller gets
- * CKPT_ERR_LOCKED with the holder in err; a person who has checked that the
- * process on that host is gone removes STORE/.ckpt/lock by hand.
+ * Stale locks are decided on identity, never on a clock: a lock is broken
+ * (and reported in *broken) only when its process is known to be gone --
+ * same host and pid namespace, and the pid does not exist or started at
+ * another time, or the machine rebooted (another boot id, the same
+ * machine id).  A lock of another host or pid namespace, or an empty or
+ * garbled one (an older ckpt killed while taking it), is never broken:
+ * the caller gets CKPT_ERR_LOCKED with the holder in err; a person who
+ * has checked that the holder is gone removes STORE/.ckpt/lock by hand.
  */
 struct ckpt_lock_holder {
 	long pid;			/* 0 when unknown */
@@ -1219,12 +1226,16 @@ CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
- * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
- * failed, once their last sign of life is older than the threshold.  A
- * save in flight is never removed: on this host its pid must be gone (the
- * process start time is checked too); for another host, whose processes
- * cannot be checked, only the age counts.  Staging dirs are renamed into
- * the trash under the store lock, then the trash is deleted without it.
+ * the staging directories (runs/RUN/.tmp-*, .new-*) of saves that crashed
+ * or failed, once their last sign of life is older than the threshold.
+ * Everything is decided under the store lock.  A save in flight is never
+ * removed: on this host and pid namespace its process (pid and start
+ * time) must be gone; for another host or namespace, whose processes
+ * cannot be checked, only the age of its record counts.  The files of a
+ * --move save are moved back to their sources first (never replacing
+ * anything); if one cannot go back, the directory stays and the item has
+ * an error saying why.  Staging dirs are renamed into the trash under the
+ * lock, then the trash is deleted without it.
  */
 struct ckpt_gc_opts {
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
