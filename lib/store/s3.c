@@ -180,6 +180,8 @@ ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
 		s3->cfg.part_size = 16 * 1024 * 1024;
 	if (!s3->cfg.parallel)
 		s3->cfg.parallel = 4;
+	if (!s3->cfg.list_page || s3->cfg.list_page > 1000)
+		s3->cfg.list_page = 1000;
 	if (s3->cfg.parallel > S3_POOL_MAX)
 		s3->cfg.parallel = S3_POOL_MAX;
 	if (!oom && (asprintf(&s3->sigv4, "aws:amz:%s:s3", cfg->region) < 0 ||
@@ -1165,7 +1167,8 @@ ckpt_s3_list_parse(const char *doc, size_t len, const char *name,
 }
 
 static char *
-list_query(const char *prefix, const char *delimiter, const char *token)
+list_query(const char *prefix, const char *delimiter, const char *token,
+    unsigned page)
 {
 	char *p = NULL, *d = NULL, *t = NULL, *q = NULL;
 	int n = -1;
@@ -1174,9 +1177,9 @@ list_query(const char *prefix, const char *delimiter, const char *token)
 	if ((!prefix || (p = uri_encode(prefix, false))) &&
 	    (!delimiter || (d = uri_encode(delimiter, false))) &&
 	    (!token || (t = uri_encode(token, false))))
-		n = asprintf(&q, "%s%s%s%s%s%slist-type=2&max-keys=1000%s%s",
+		n = asprintf(&q, "%s%s%s%s%s%slist-type=2&max-keys=%u%s%s",
 		    t ? "continuation-token=" : "", t ? t : "", t ? "&" : "",
-		    d ? "delimiter=" : "", d ? d : "", d ? "&" : "",
+		    d ? "delimiter=" : "", d ? d : "", d ? "&" : "", page,
 		    p ? "&prefix=" : "", p ? p : "");
 	free(p);
 	free(d);
@@ -1199,7 +1202,8 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 	while (truncated && !rc) {
 		struct s3_req r = { .method = "GET", .resp_max = S3_LIST_MAX };
 
-		if (!(query = list_query(prefix, delimiter, token))) {
+		if (!(query = list_query(prefix, delimiter, token,
+		    s3->cfg.list_page))) {
 			rc = ckpt_error_nomem(err);
 			break;
 		}

@@ -65,6 +65,7 @@ struct ckpt_s3_config {
 	unsigned connect_seconds;	/* [10] */
 	uint64_t part_size;	/* [16 MiB] multipart part (>= 5 MiB) */
 	unsigned parallel;	/* [4] parts in flight */
+	unsigned list_page;	/* [1000] keys per ListObjectsV2 answer */
 };
 
 /** Zeroes *cfg (all defaults, nothing set). */
@@ -212,7 +213,8 @@ int ckpt_s3_delete(struct ckpt_s3 *s3, const char *key,
  * Calls fn for every key under prefix in key order, page after page
  * (ListObjectsV2).  With a delimiter (may be NULL), keys that contain it
  * after the prefix are rolled up into common prefixes, given to fn with
- * obj NULL.  fn returns 0 to go on, non-zero to stop with that value.
+ * obj NULL, in the order of the service's answer (RGW gives a page's
+ * prefixes before its keys: a caller that needs one sequence sorts).  fn returns 0 to go on, non-zero to stop with that value.
  */
 typedef int (*ckpt_s3_list_fn)(void *arg, const char *key,
     const struct ckpt_s3_object *obj);

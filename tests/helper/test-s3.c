@@ -17,8 +17,12 @@
  *   ckpt-test-tool s3 config         what ckpt_s3_config_load() found
  *                                    (secrets as "set"/"unset")
  *
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET put-many PREFIX N
+ *       N small objects PREFIX000000 ... (content: their own name)
+ *
  * OPTIONS: --attempts N --backoff MS --stall S --part-size BYTES
- * --parallel N --path-style --stats (requests and retries on stderr).
+ * --parallel N --page N (keys per list answer) --path-style --stats
+ * (requests and retries on stderr).
  * Exit: 0 ok, 3 error, 4 not found, 5 exists, 6 refused, 2 usage; the
  * error is printed as "ckpt-test-tool: PATH: MESSAGE (CODE)".
  */
@@ -39,8 +43,9 @@ static int
 s3_usage(void)
 {
 	fprintf(stderr, "usage: ckpt-test-tool s3 [--attempts N] [--backoff MS] "
-	    "[--stall S] [--part-size N] [--parallel N] [--path-style] "
-	    "[--stats] BUCKET put|put-file|get|head|delete|list ...\n"
+	    "[--stall S] [--part-size N] [--parallel N] [--page N] "
+	    "[--path-style] [--stats]\n"
+	    "       BUCKET put|put-file|put-many|get|head|delete|list ...\n"
 	    "       ckpt-test-tool s3 config\n");
 	return 2;
 }
@@ -244,6 +249,25 @@ op_config(void)
 	return 0;
 }
 
+static int
+op_put_many(struct ckpt_s3 *s3, int argc, char **argv,
+    struct ckpt_error *err)
+{
+	uint64_t n;
+	char key[1100];
+
+	if (argc != 3 || parse_u64_arg(argv[2], &n) || n > 1000000 ||
+	    strlen(argv[1]) > 1000)
+		return s3_usage();
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%06llu", argv[1],
+		    (unsigned long long)i);
+		if (ckpt_s3_put(s3, key, key, strlen(key), 0, NULL, err))
+			return s3_fail(err);
+	}
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ckpt_s3 *, int, char **, struct ckpt_error *);
@@ -254,6 +278,7 @@ static const struct {
 	{ "list", op_list },
 	{ "put", op_put },
 	{ "put-file", op_put_file },
+	{ "put-many", op_put_many },
 };
 
 static int
@@ -273,6 +298,8 @@ set_tunable(struct ckpt_s3_config *cfg, const char *opt, const char *val)
 		cfg->part_size = v;
 	else if (!strcmp(opt, "--parallel"))
 		cfg->parallel = (unsigned)v;
+	else if (!strcmp(opt, "--page"))
+		cfg->list_page = (unsigned)v;
 	else
 		return -1;
 	return 0;
