@@ -722,6 +722,8 @@ ckpt_s3_status_error(struct ckpt_s3 *s3, struct s3_req *r, unsigned tries,
 		hint = " (unknown access key id)";
 	else if (r->status == 404 && !r->error_code[0] && r->key)
 		hint = " (no such key)";
+	else if (r->status == 403 && !r->error_code[0])
+		hint = " (access denied: wrong credentials or no permission)";
 	return ckpt_error_set(err, code, path, -1,
 	    "%s: HTTP %ld%s%s%s%s%s%s%s", r->method, r->status,
 	    r->error_code[0] ? " " : "", r->error_code, hint,
@@ -869,6 +871,31 @@ check_key(struct ckpt_s3 *s3, const char *key, struct ckpt_error *err)
 	return 0;
 }
 
+/*
+ * A conditional create refused on a retry may have been refused because
+ * the attempt before succeeded and only its answer was lost.  When the
+ * object holds exactly our bytes, the create was ours (or someone's with
+ * identical content, which comes to the same: commit records and lock
+ * owner records are unique).  Small objects only: these are records.
+ */
+static bool
+ours_after_retry(struct ckpt_s3 *s3, const char *key, const void *data,
+    size_t len)
+{
+	struct ckpt_error ignored;
+	size_t n;
+	char *got;
+	bool same;
+
+	if (len > 1024 * 1024 ||
+	    ckpt_s3_get_mem(s3, key, 0, CKPT_S3_TO_END, len, &got, &n, NULL,
+	    &ignored))
+		return false;
+	same = n == len && !memcmp(got, data, len);
+	free(got);
+	return same;
+}
+
 int
 ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
     size_t len, unsigned flags, struct ckpt_s3_object *out,
@@ -897,6 +924,9 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	if (flags & CKPT_S3_IF_ABSENT)
 		r.headers[nh++] = "If-None-Match: *";
 	rc = ckpt_s3_request(s3, &r, err);
+	if (!rc && r.status == 412 && r.tries > 1 &&
+	    (flags & CKPT_S3_IF_ABSENT) && ours_after_retry(s3, key, data, len))
+		r.status = 200;
 	if (!rc && (r.status == 412 || (r.status == 409 &&
 	    (flags & CKPT_S3_IF_ABSENT)))) {
 		req_error_path(s3, &r, path, sizeof(path));

@@ -153,7 +153,9 @@ void ckpt_s3_get_stats(struct ckpt_s3 *s3, struct ckpt_s3_stats *out);
  * the signed payload hash and as x-amz-checksum-sha256 (the service
  * refuses a body that does not match; an answered checksum is compared
  * too).  CKPT_S3_IF_ABSENT: fails with CKPT_ERR_EXISTS when key exists,
- * so of two concurrent creators exactly one wins.  *out (may be NULL)
+ * so of two concurrent creators exactly one wins; when a retry is refused
+ * because the lost answer of an earlier attempt had created the object,
+ * an object with exactly our bytes (at most 1 MiB) counts as ours.  *out (may be NULL)
  * gets the size and ETag.
  */
 int ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,

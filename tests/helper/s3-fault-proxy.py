@@ -8,7 +8,8 @@ between libckpt's S3 client and the real RADOS Gateway.
 It listens on a free loopback port (written to PORT_FILE once it listens),
 forwards every request byte for byte (the SigV4 signature covers the Host
 header, which stays the proxy's: RGW checks the signature against what it
-receives) and logs one line per request: "METHOD TARGET ACTION".
+receives) and logs one line per request: "METHOD TARGET ACTION", and the
+names of its signed headers in LOG_FILE.signed.
 
 A RULE is KIND:COUNT[:MATCH]: the first COUNT requests whose request line
 contains MATCH (default: all) get KIND instead of a plain forward; COUNT
@@ -19,6 +20,8 @@ contains MATCH (default: all) get KIND instead of a plain forward; COUNT
     stall     accept the request and never answer
     corrupt   flip one byte of the request body, then forward
     cut       forward the answer's head and half its body, then RST
+    lose      forward the request, then RST instead of the answer (the
+              service acted; the client cannot know)
 """
 import socket
 import socketserver
@@ -30,13 +33,15 @@ import time
 lock = threading.Lock()
 rules = []
 log_file = None
+signed_file = None
 upstream_port = 0
 
 
 def parse_rule(text):
     parts = text.split(":", 2)
     kind = parts[0]
-    if kind not in ("500", "503", "reset", "stall", "corrupt", "cut"):
+    if kind not in ("500", "503", "reset", "stall", "corrupt", "cut",
+                    "lose"):
         raise SystemExit("s3-fault-proxy: unknown fault kind %r" % kind)
     count = parts[1] if len(parts) > 1 else "1"
     count = -1 if count == "all" else int(count)
@@ -140,6 +145,11 @@ class Handler(socketserver.BaseRequestHandler):
                 body = read_body(cf, head)
                 action = choose(line)
                 log("%s %s" % (line.rsplit(" ", 1)[0], action))
+                auth = header(head, b"authorization") or ""
+                signed = auth.partition("SignedHeaders=")[2].split(",")[0]
+                with lock:
+                    signed_file.write(signed + "\n")
+                    signed_file.flush()
                 if action == "500":
                     client.sendall(error_answer(500, "Internal Server Error",
                                                 "InternalError", "injected"))
@@ -180,6 +190,9 @@ class Handler(socketserver.BaseRequestHandler):
                         break
                 rhead = rgot[1]
                 rbody = read_body(uf, rhead, method, status)
+                if action == "lose":
+                    rst_close(client)
+                    return
                 if action == "cut" and len(rbody) > 1:
                     client.sendall(rhead + rbody[:len(rbody) // 2])
                     rst_close(client)
@@ -198,12 +211,13 @@ class Server(socketserver.ThreadingTCPServer):
 
 
 def main():
-    global upstream_port, log_file
+    global upstream_port, log_file, signed_file
     if len(sys.argv) < 4:
         raise SystemExit(__doc__)
     upstream_port = int(sys.argv[1])
     port_file = sys.argv[2]
     log_file = open(sys.argv[3], "a")
+    signed_file = open(sys.argv[3] + ".signed", "a")
     for r in sys.argv[4:]:
         rules.append(parse_rule(r))
     srv = Server(("127.0.0.1", 0), Handler)

@@ -53,8 +53,12 @@ s3_usage(void)
 static int
 s3_fail(const struct ckpt_error *err)
 {
-	fprintf(stderr, "ckpt-test-tool: %s%s%s (%s)\n", err->path,
-	    err->path[0] ? ": " : "", err->message, ckpt_strerror(err->code));
+	/* As the ckpt CLI prints errors (cmd/usage.c). */
+	fprintf(stderr, "ckpt-test-tool: %s%s%s", err->path,
+	    err->path[0] ? ": " : "", err->message);
+	if (err->offset >= 0 && err->code == CKPT_ERR_FORMAT)
+		fprintf(stderr, " (at byte %lld)", (long long)err->offset);
+	fprintf(stderr, " (%s)\n", ckpt_strerror(err->code));
 	switch (err->code) {
 	case CKPT_ERR_NOTFOUND: return 4;
 	case CKPT_ERR_EXISTS: return 5;
