@@ -152,6 +152,14 @@ test_expect_success 'a conditional create retried after a reset stays exactly-on
 	test_cmp small got
 '
 
+test_expect_success 'nothing listening: connection refused, a clear error' '
+	test_expect_code 3 env AWS_ENDPOINT_URL=http://127.0.0.1:1/ \
+		ckpt-test-tool s3 --backoff 10 --attempts 2 "$BUCKET" get f/data \
+		>out 2>err &&
+	test_grep "s3://$BUCKET/f/data: GET: Couldn.t connect to server.* after 2 attempts" err &&
+	test_cmp /dev/null out
+'
+
 test_expect_success 'a conditional create whose answer is lost still wins once' '
 	printf "record of writer A\n" >recA &&
 	rgw_proxy_start plose lose:1:PUT &&

@@ -107,7 +107,7 @@ static int
 check_config(const struct ckpt_s3_config *cfg, const char *bucket,
     struct ckpt_error *err)
 {
-	const char *ep = cfg->endpoint;
+	const char *ep = cfg->endpoint, *slash;
 	size_t n;
 
 	if (!bucket || !bucket_name_ok(bucket))
@@ -119,8 +119,11 @@ check_config(const struct ckpt_s3_config *cfg, const char *bucket,
 		    "S3 endpoint '%s' is not an http:// or https:// URL",
 		    ep ? ep : "");
 	n = strlen(ep);
-	if (strchr(strstr(ep, "://") + 3, '/') || strchr(ep, '?') ||
-	    strchr(ep, '@') || n < 9)
+	slash = strchr(strstr(ep, "://") + 3, '/');
+	/* One trailing '/' is fine (the AWS tools accept it). */
+	if ((slash && slash[1]) || strchr(ep, '?') || strchr(ep, '@') ||
+	    strchr(ep, '#') || n < 9 || (slash && slash == ep + n - 1 &&
+	    slash[-1] == '/'))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "S3 endpoint '%s' must be scheme://host[:port] alone", ep);
 	if (!cfg->region || !*cfg->region || strchr(cfg->region, ':'))
@@ -161,6 +164,9 @@ ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
 		return ckpt_error_nomem(err);
 	s3->cfg = *cfg;
 	s3->cfg.endpoint = dup_or_null(cfg->endpoint, &oom);
+	if (s3->cfg.endpoint && s3->cfg.endpoint[strlen(s3->cfg.endpoint) - 1]
+	    == '/')
+		s3->cfg.endpoint[strlen(s3->cfg.endpoint) - 1] = '\0';
 	s3->cfg.region = dup_or_null(cfg->region, &oom);
 	s3->cfg.access_key = NULL;
 	s3->cfg.secret_key = NULL;
@@ -980,6 +986,10 @@ ckpt_s3_get(struct ckpt_s3 *s3, const char *key, uint64_t offset,
 			    r.content_length + r.range_off) - offset;
 		else if (r.have_range && offset + len > r.total_size)
 			want = r.total_size > offset ? r.total_size - offset : 0;
+		/* Without Content-Length or Content-Range (chunked), the
+		 * transfer's own end is all there is to go by. */
+		if (!r.have_range && !r.have_length)
+			want = r.delivered;
 		if (r.delivered != want) {
 			req_error_path(s3, &r, path, sizeof(path));
 			rc = ckpt_error_set(err, CKPT_ERR_IO, path, -1,
