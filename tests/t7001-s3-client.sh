@@ -28,6 +28,16 @@ test_expect_success 'put, head and get round trip' '
 	test_cmp small got
 '
 
+test_expect_success 'head and list give the service'"'"'s modification time' '
+	now=$(date +%s) &&
+	S3_TOOL_MTIME=1 s3 "$BUCKET" head t1/small >head.out &&
+	read size etag mtime <head.out &&
+	test $((mtime - now)) -lt 120 && test $((now - mtime)) -lt 120 &&
+	S3_TOOL_MTIME=1 s3 "$BUCKET" list t1/small >list.out &&
+	echo "t1/small 14 $mtime" >expect &&
+	test_cmp expect list.out
+'
+
 test_expect_success 'an empty object' '
 	: >empty &&
 	s3 "$BUCKET" put t1/empty empty &&
@@ -82,13 +92,15 @@ test_expect_success 'conditional create: the second one is refused, content kept
 
 test_expect_success 'two concurrent conditional creates: exactly one wins (20 rounds)' '
 	for i in $(seq 1 20); do
-		printf "writer a $i" >a && printf "writer b $i" >b &&
+		# Inputs first: "x && { ...; } &" would background x as well.
+		printf "writer a $i" >a && printf "writer b $i" >b || exit 1
 		{ rc=0; s3 "$BUCKET" put t1/race$i a --if-absent >/dev/null \
 			2>ea || rc=$?; echo $rc >rca; } &
 		{ rc=0; s3 "$BUCKET" put t1/race$i b --if-absent >/dev/null \
 			2>eb || rc=$?; echo $rc >rcb; } &
-		wait &&
-		echo "$(cat rca) $(cat rcb)" >rcs &&
+		wait
+		test -s rca && test -s rcb &&
+		echo "$(cat rca) $(cat rcb)" >rcs && rm -f rca rcb &&
 		case "$(cat rcs)" in
 		"0 5") cp a winner ;;
 		"5 0") cp b winner ;;

@@ -19,6 +19,7 @@
 
 #include "store/s3.h"
 #include "store/s3int.h"
+#include "store/store.h"
 
 #define S3_POOL_MAX 16
 #define S3_ERRBODY_MAX (64 * 1024)
@@ -538,6 +539,7 @@ static CURLcode
 attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
     struct curl_slist *hdrs, char *errbuf)
 {
+	curl_off_t mtime;
 	char range[64];
 	CURLcode cc;
 
@@ -560,6 +562,7 @@ attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s3->cfg.stall_seconds);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
+	curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
 	if (r->has_body) {
 		r->up_off = 0;
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -592,6 +595,10 @@ attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
 	errbuf[0] = '\0';
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (curl_easy_getinfo(h, CURLINFO_FILETIME_T, &mtime) != CURLE_OK ||
+	    mtime < 0)
+		mtime = 0;
+	r->mtime = (int64_t)mtime;
 	return cc;
 }
 
@@ -858,6 +865,7 @@ fill_object(const struct s3_req *r, struct ckpt_s3_object *out)
 		return;
 	out->size = r->have_range ? r->total_size : r->content_length;
 	memcpy(out->etag, r->etag, sizeof(out->etag));
+	out->mtime = r->mtime;
 }
 
 /* ---- the operations ----------------------------------------------- */
@@ -950,6 +958,7 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	if (!rc && out) {
 		out->size = len;
 		memcpy(out->etag, r.etag, sizeof(out->etag));
+		out->mtime = r.mtime;
 	}
 	ckpt_s3_req_release(&r);
 	return rc;
@@ -1138,6 +1147,17 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		if (!parse_u64(text, len, &pg->obj.size))
 			return list_fail(pg, "Size is not a number");
 		pg->have_size = true;
+		return 0;
+	}
+	if (!strcmp(path, "/Contents/LastModified") && text) {
+		char buf[40];
+
+		if (len >= sizeof(buf) || strlen(text) != len)
+			return list_fail(pg, "LastModified too long");
+		memcpy(buf, text, len + 1);
+		if ((pg->obj.mtime = ckpt_parse_iso_time(buf)) < 0)
+			return list_fail(pg, "LastModified is not an ISO 8601 "
+			    "UTC time");
 		return 0;
 	}
 	if (!strcmp(path, "/Contents/ETag") && text) {

@@ -135,6 +135,7 @@ void ckpt_s3_free(struct ckpt_s3 *s3);
 struct ckpt_s3_object {
 	uint64_t size;
 	char etag[CKPT_S3_ETAG_MAX];	/* without the quotes */
+	int64_t mtime;			/* the service's clock, s; 0: unknown */
 };
 
 /* Counters, for tests and benchmarks (since open). */

@@ -20,6 +20,9 @@
  *   ckpt-test-tool s3 [OPTIONS] BUCKET put-many PREFIX N
  *       N small objects PREFIX000000 ... (content: their own name)
  *
+ * S3_TOOL_MTIME=1 in the environment adds the service's modification
+ * time (seconds since the epoch) to what head and list print.
+ *
  * OPTIONS: --attempts N --backoff MS --stall S --part-size BYTES
  * --parallel N --page N (keys per list answer) --path-style --stats
  * (requests and retries on stderr).
@@ -78,7 +81,10 @@ static int
 print_entry(void *arg, const char *key, const struct ckpt_s3_object *obj)
 {
 	(void)arg;
-	if (obj)
+	if (obj && getenv("S3_TOOL_MTIME"))
+		printf("%s %llu %lld\n", key, (unsigned long long)obj->size,
+		    (long long)obj->mtime);
+	else if (obj)
 		printf("%s %llu\n", key, (unsigned long long)obj->size);
 	else
 		printf("%s\n", key);
@@ -212,7 +218,11 @@ op_head(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 		return s3_usage();
 	if (ckpt_s3_head(s3, argv[1], &obj, err))
 		return s3_fail(err);
-	printf("%llu %s\n", (unsigned long long)obj.size, obj.etag);
+	if (getenv("S3_TOOL_MTIME"))
+		printf("%llu %s %lld\n", (unsigned long long)obj.size,
+		    obj.etag, (long long)obj.mtime);
+	else
+		printf("%llu %s\n", (unsigned long long)obj.size, obj.etag);
 	return 0;
 }
 
