@@ -9,26 +9,51 @@
  * Self-contained on purpose (only <ckpt.h> and the C library): the test
  * tool and the fuzz harness include it too.
  *
- * The backend seam (issue 10) should need nothing beyond this table; the
- * shape we want it to have, in terms of these calls:
+ * The backend seam (issue 10) should need nothing beyond these calls.
+ * The shape we want it to have (keys are store-relative, '/'-separated:
+ * "runs/R/step-N/model.bin"; the POSIX backend maps them to paths):
  *
- *   put(key, bytes)             ckpt_s3_put(..., 0, ...)
- *   put_if_absent(key, bytes)   ckpt_s3_put(..., CKPT_S3_IF_ABSENT, ...):
- *                               CKPT_ERR_EXISTS when another writer won;
- *                               the commit point of a checkpoint (manifest
- *                               object) and the store lock object
- *   put_file(key, fd, size, observe)
- *                               ckpt_s3_put_fd(): one PUT or a parallel
- *                               multipart upload; observe() sees every
- *                               byte once, in order, so the caller hashes
- *                               in the same read pass
- *   get_range(key, off, len, sink)
- *                               ckpt_s3_get(): resumes after a dropped
+ *   struct ckpt_backend_ops {
+ *       unsigned version;                       1
+ *       const char *name;                       "posix", "s3"
+ *       int (*put)(be, key, data, len, flags, info *out, err);
+ *           flags CKPT_BE_IF_ABSENT: CKPT_ERR_EXISTS when key exists, and
+ *           of two racing creators exactly one wins.  The commit point
+ *           (the manifest, written last) and the lock object use it.
+ *           POSIX: write temp + link(2) (fails if present) + fsync.
+ *       int (*put_file)(be, key, fd, size, observe, arg, info *out, err);
+ *           data objects; observe() sees every byte once, in order, so
+ *           save hashes in the same read pass.  S3: one PUT or parallel
+ *           multipart; POSIX: copy or reflink into staging.
+ *       int (*get)(be, key, off, len, sink, arg, info *out, err);
+ *           ranged reads (inspect: headers; verify: streams).
+ *       int (*stat)(be, key, info *out, err);   CKPT_ERR_NOTFOUND
+ *       int (*list)(be, prefix, delimiter, fn, arg, err);
+ *           fn(arg, key, info) per object, info NULL for a common
+ *           prefix; every error is an error (fail closed), never "empty".
+ *       int (*remove)(be, key, err);            absent is success
+ *   };
+ *   struct ckpt_be_info { uint64_t size; char etag[80]; int64_t mtime; };
+ *
+ * mtime is the service's clock (S3 Last-Modified): gc thresholds and
+ * lock leases compare it with the service's own "now" (the stat of a
+ * probe object just written), never with this host's clock alone.  No rename:
+ * S3 has none; staging is "objects without a manifest", which list,
+ * latest and prune ignore and gc removes after a threshold.  No
+ * directories: a run or step is a prefix.
+ *
+ * Mapping onto this client:
+ *
+ *   put / put_if_absent         ckpt_s3_put(), CKPT_S3_IF_ABSENT;
+ *                               a retried create that finds exactly its
+ *                               own bytes counts as its own
+ *   put_file                    ckpt_s3_put_fd()
+ *   get                         ckpt_s3_get(): resumes after a dropped
  *                               connection, refuses an object that
  *                               changed meanwhile (ETag)
- *   stat(key)                   ckpt_s3_head(): CKPT_ERR_NOTFOUND
- *   list(prefix, delimiter, fn) ckpt_s3_list(): every page, in key order
- *   remove(key)                 ckpt_s3_delete(): a missing key is fine
+ *   stat                        ckpt_s3_head()
+ *   list                        ckpt_s3_list(): every page
+ *   remove                      ckpt_s3_delete()
  *
  * Errors: CKPT_ERR_NOTFOUND (404), CKPT_ERR_EXISTS (412 on a conditional
  * create), CKPT_ERR_REFUSED (401/403: credentials, signature, access),
