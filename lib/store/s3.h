@@ -176,9 +176,8 @@ void ckpt_s3_get_stats(struct ckpt_s3 *s3, struct ckpt_s3_stats *out);
 
 /*
  * Uploads len bytes as key in one PUT, with the body's SHA-256 sent as
- * the signed payload hash and as x-amz-checksum-sha256 (the service
- * refuses a body that does not match; an answered checksum is compared
- * too).  CKPT_S3_IF_ABSENT: fails with CKPT_ERR_EXISTS when key exists,
+ * the signed payload hash (x-amz-content-sha256), which the service
+ * checks: a body that does not match is refused (HTTP 400).  CKPT_S3_IF_ABSENT: fails with CKPT_ERR_EXISTS when key exists,
  * so of two concurrent creators exactly one wins; when a retry is refused
  * because the lost answer of an earlier attempt had created the object,
  * an object with exactly our bytes (at most 1 MiB) counts as ours.  *out (may be NULL)

@@ -29,7 +29,6 @@ struct s3_req {
 	long status;
 	unsigned tries;
 	char etag[CKPT_S3_ETAG_MAX];
-	char checksum[64];
 	char error_code[64];		/* x-amz-error-code or <Code> */
 	char error_message[160];
 	uint64_t content_length, total_size, range_start_got;
