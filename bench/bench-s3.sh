@@ -63,7 +63,7 @@ BENCH_BYTES=$BENCH_S3_SIZE bench_compare 'upload 1 GiB' \
     'ckpt-test-tool s3 "$B" put-file bench/up1 "$F" && ckpt-test-tool s3 "$B" delete bench/up1' \
     'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" "$URL/bench/up2" && ckpt-test-tool s3 "$B" delete bench/up2' \
     'h=$(sha256sum <"$F" | cut -d" " -f1) && curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $h" -T "$F" "$URL/bench/up3" && ckpt-test-tool s3 "$B" delete bench/up3'
-BENCH_BYTES=$BENCH_S3_SIZE bench_compare 'download | sha256sum' \
+BENCH_BYTES=$BENCH_S3_SIZE bench_compare 'download, piped to sha256sum' \
     'ckpt-test-tool s3 "$B" get bench/ckpt | sha256sum' \
     'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $E" "$URL/bench/ckpt" | sha256sum'
 bench_compare 'ranged GET, 8 bytes' \

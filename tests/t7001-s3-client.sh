@@ -62,6 +62,11 @@ test_expect_success 'ranged GET: a middle, a tail, a range past the end' '
 	test_grep "s3://$BUCKET/t1/data: GET: HTTP 416" err
 '
 
+test_expect_success 'a receiver that fails stops the download with a clear error' '
+	test_expect_code 3 s3 "$BUCKET" get t1/data >/dev/full 2>err &&
+	test_grep "s3://$BUCKET/t1/data: GET: the receiver of the data stopped" err
+'
+
 test_expect_success 'a missing key: exit 4, the error names bucket, key and 404' '
 	test_expect_code 4 s3 "$BUCKET" head t1/nothing 2>err &&
 	test_grep "s3://$BUCKET/t1/nothing: HEAD: HTTP 404" err &&

@@ -809,7 +809,11 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 		cc = attempt(s3, h, r, url, hdrs, errbuf);
 		count(s3, r, r->delivered - before + r->resp_len, tries > 1);
 		if (r->sink_rc) {
-			rc = r->sink_rc;
+			req_error_path(s3, r, path, sizeof(path));
+			rc = ckpt_error_set(err, r->sink_rc, path, (int64_t)(
+			    r->range_off + r->delivered), "%s: the receiver of "
+			    "the data stopped (%s)", r->method,
+			    ckpt_strerror(r->sink_rc));
 			break;
 		}
 		if (r->changed) {
