@@ -134,7 +134,8 @@ check_config(const struct ckpt_s3_config *cfg, const char *bucket,
 	    !*cfg->secret_key)
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "no S3 credentials: set AWS_ACCESS_KEY_ID and "
-		    "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials");
+		    "AWS_SECRET_ACCESS_KEY, or a profile in "
+		    "~/.aws/credentials");
 	if (strchr(cfg->access_key, ':'))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "the S3 access key id contains ':'");
@@ -553,10 +554,12 @@ attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)s3->cfg.connect_seconds);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+	    (long)s3->cfg.connect_seconds);
 	/* A stall: less than 1 byte/s for stall_seconds, either way. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s3->cfg.stall_seconds);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+	    (long)s3->cfg.stall_seconds);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
 	curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
@@ -985,7 +988,8 @@ ckpt_s3_get(struct ckpt_s3 *s3, const char *key, uint64_t offset,
 			want = (r.have_range ? r.total_size :
 			    r.content_length + r.range_off) - offset;
 		else if (r.have_range && offset + len > r.total_size)
-			want = r.total_size > offset ? r.total_size - offset : 0;
+			want = r.total_size > offset ?
+			    r.total_size - offset : 0;
 		/* Without Content-Length or Content-Range (chunked), the
 		 * transfer's own end is all there is to go by. */
 		if (!r.have_range && !r.have_length)

@@ -177,11 +177,12 @@ void ckpt_s3_get_stats(struct ckpt_s3 *s3, struct ckpt_s3_stats *out);
 /*
  * Uploads len bytes as key in one PUT, with the body's SHA-256 sent as
  * the signed payload hash (x-amz-content-sha256), which the service
- * checks: a body that does not match is refused (HTTP 400).  CKPT_S3_IF_ABSENT: fails with CKPT_ERR_EXISTS when key exists,
- * so of two concurrent creators exactly one wins; when a retry is refused
+ * checks: a body that does not match is refused (HTTP 400).
+ * CKPT_S3_IF_ABSENT: fails with CKPT_ERR_EXISTS when key exists, so of
+ * two concurrent creators exactly one wins; when a retry is refused
  * because the lost answer of an earlier attempt had created the object,
- * an object with exactly our bytes (at most 1 MiB) counts as ours.  *out (may be NULL)
- * gets the size and ETag.
+ * an object with exactly our bytes (at most 1 MiB) counts as ours.
+ * *out (may be NULL) gets the size, ETag and modification time.
  */
 int ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
     size_t len, unsigned flags, struct ckpt_s3_object *out,
@@ -241,7 +242,8 @@ int ckpt_s3_delete(struct ckpt_s3 *s3, const char *key,
  * (ListObjectsV2).  With a delimiter (may be NULL), keys that contain it
  * after the prefix are rolled up into common prefixes, given to fn with
  * obj NULL, in the order of the service's answer (RGW gives a page's
- * prefixes before its keys: a caller that needs one sequence sorts).  fn returns 0 to go on, non-zero to stop with that value.
+ * prefixes before its keys: a caller that needs one sequence sorts).
+ * fn returns 0 to go on, non-zero to stop with that value.
  */
 typedef int (*ckpt_s3_list_fn)(void *arg, const char *key,
     const struct ckpt_s3_object *obj);

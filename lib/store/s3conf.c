@@ -111,8 +111,8 @@ ini_pair(const char *text, const char *s, const char *e, const char *path,
 	size_t pl = parent ? strlen(parent) + 1 : 0;
 
 	if (!eq)
-		return ini_fail(err, path, text, s, "line is not 'key = value', "
-		    "a [section] or a comment");
+		return ini_fail(err, path, text, s, "line is not "
+		    "'key = value', a [section] or a comment");
 	k = trim_left(s, eq);
 	ke = trim_right(k, eq);
 	if (k == ke)
@@ -176,7 +176,7 @@ ckpt_s3_ini_parse(const char *text, size_t len, const char *path,
 		    indented ? parent : NULL, key, value, err))) {
 			/* rc set */
 		} else if (!indented && !*value) {
-			/* "s3 =": the indented lines that follow belong to it */
+			/* "s3 =": the indented lines after it belong to it */
 			nested = true;
 			memcpy(parent, key, strlen(key) + 1);
 		} else {
@@ -399,7 +399,8 @@ ckpt_s3_config_load(struct ckpt_s3_config *cfg, struct ckpt_error *err)
 	if (style && strcmp(style, "path") && strcmp(style, "virtual") &&
 	    strcmp(style, "auto")) {
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
-		    "addressing style '%s' is not path, virtual or auto", style);
+		    "addressing style '%s' is not path, virtual or auto",
+		    style);
 		goto out;
 	}
 	ckpt_s3_config_release(cfg);

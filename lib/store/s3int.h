@@ -13,7 +13,7 @@ struct s3_req {
 	/* What to send. */
 	const char *method;		/* GET HEAD PUT POST DELETE */
 	const char *key;		/* NULL: the bucket itself */
-	const char *query;		/* canonical (sorted, encoded) or NULL */
+	const char *query;		/* canonical (sorted, encoded), NULL */
 	const char *headers[4];		/* extra "Name: value", signed */
 	const unsigned char *body;
 	size_t body_len;
@@ -36,7 +36,7 @@ struct s3_req {
 	int64_t mtime;			/* Last-Modified, 0: none */
 	char *resp;			/* NUL-terminated */
 	size_t resp_len;
-	uint64_t delivered;		/* bytes given to the sink, all attempts */
+	uint64_t delivered;		/* bytes to the sink, all attempts */
 
 	/* Per attempt. */
 	void *curl;

@@ -68,7 +68,8 @@ ckpt_s3_mpu_begin(struct ckpt_s3 *s3, const char *key, char **upload_id,
 	/* "uploads=", not "uploads": curl signs the query as given and the
 	 * service canonicalises a bare name with its '=' (else 403). */
 	struct s3_req r = { .method = "POST", .key = key, .query = "uploads=",
-	    .body = (const unsigned char *)"", .has_body = true, .resp_max = 64 * 1024 };
+	    .body = (const unsigned char *)"", .has_body = true,
+	    .resp_max = 64 * 1024 };
 	struct upload_id u = { NULL, false };
 	int rc;
 
@@ -412,8 +413,8 @@ ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd, uint64_t size,
 
 	if (size > cfg->part_size) {
 		if (flags & CKPT_S3_IF_ABSENT)
-			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, key, -1,
-			    "a conditional create of more than one part");
+			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, key,
+			    -1, "a conditional create of more than one part");
 		return put_multipart(s3, key, fd, size, observe, arg, out, err);
 	}
 	if (!(buf = malloc(size ? (size_t)size : 1)))

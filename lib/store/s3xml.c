@@ -178,7 +178,8 @@ read_reference(struct xml *x, char *out, size_t *n)
 	if ((c < 0x20 && c != 0x9 && c != 0xa && c != 0xd) ||
 	    (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff ||
 	    c > 0x10ffff)
-		return xml_fail(x, at, "character reference to a non-character");
+		return xml_fail(x, at, "character reference to a "
+		    "non-character");
 	put_utf8(out, n, c);
 	return 0;
 }
@@ -224,8 +225,8 @@ read_attributes(struct xml *x, bool *empty)
 		x->p += n;
 		skip_space(x);
 		if (x->p >= x->end || *x->p != '=')
-			return xml_fail(x, x->p, "'=' expected after an attribute "
-			    "name");
+			return xml_fail(x, x->p, "'=' expected after an "
+			    "attribute name");
 		x->p++;
 		skip_space(x);
 		if (x->p >= x->end || (*x->p != '"' && *x->p != '\''))
@@ -248,7 +249,8 @@ read_attributes(struct xml *x, bool *empty)
 			x->p++;
 		}
 		if (x->p >= x->end)
-			return xml_fail(x, x->p, "unterminated attribute value");
+			return xml_fail(x, x->p, "unterminated attribute "
+			    "value");
 		x->p++;
 	}
 }

@@ -45,9 +45,9 @@ int cmd_s3(int argc, char **argv);
 static int
 s3_usage(void)
 {
-	fprintf(stderr, "usage: ckpt-test-tool s3 [--attempts N] [--backoff MS] "
-	    "[--stall S] [--part-size N] [--parallel N] [--page N] "
-	    "[--path-style] [--stats]\n"
+	fprintf(stderr, "usage: ckpt-test-tool s3 [--attempts N] "
+	    "[--backoff MS] [--stall S] [--part-size N] [--parallel N]\n"
+	    "       [--page N] [--path-style] [--stats]\n"
 	    "       BUCKET put|put-file|put-many|get|head|delete|list ...\n"
 	    "       ckpt-test-tool s3 config\n");
 	return 2;
@@ -201,7 +201,8 @@ op_get(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 {
 	uint64_t off = 0, len = CKPT_S3_TO_END;
 
-	if (argc < 2 || argc > 4 || (argc > 2 && parse_u64_arg(argv[2], &off)) ||
+	if (argc < 2 || argc > 4 ||
+	    (argc > 2 && parse_u64_arg(argv[2], &off)) ||
 	    (argc > 3 && parse_u64_arg(argv[3], &len)))
 		return s3_usage();
 	if (ckpt_s3_get(s3, argv[1], off, len, write_out, NULL, NULL, err))

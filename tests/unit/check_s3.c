@@ -187,7 +187,8 @@ START_TEST(test_ini_read)
 	    "\n[profile  dev ]\nkey=a = b#c\ns3 =\n  addressing_style = path\n"
 	    "\tmax = 2\nafter = 1\n", &err), 0);
 	ck_assert_str_eq(seen, "[default] region=eu-west-1\n"
-	    "[profile  dev] key=a = b#c\n[profile  dev] s3.addressing_style=path\n"
+	    "[profile  dev] key=a = b#c\n"
+	    "[profile  dev] s3.addressing_style=path\n"
 	    "[profile  dev] s3.max=2\n[profile  dev] after=1\n");
 }
 END_TEST
