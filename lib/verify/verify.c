@@ -41,41 +41,6 @@
 #define WALK_DEPTH_MAX 64
 
 /* ------------------------------------------------------------------ */
-/* Findings                                                            */
-/* ------------------------------------------------------------------ */
-
-static int
-flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *fmt,
-    va_list ap)
-{
-	return ckpt_findings_vappend(&l->v, &l->n, id, sev, path, subject,
-	    offset, fmt, ap);
-}
-
-int
-flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *fmt,
-    ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-void
-flist_free(struct flist *l)
-{
-	ckpt_findings_free(l->v, l->n);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* ------------------------------------------------------------------ */
 /* The report                                                          */
 /* ------------------------------------------------------------------ */
 
