@@ -1056,9 +1056,12 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 		return 0;
 	}
 	while (!rc && (de = readdir(d))) {
+		struct stat rst;
 		char *rp;
 
-		if (de->d_name[0] == '.')
+		/* Never a symlink out of the store: only real run dirs. */
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &rst,
+		    AT_SYMLINK_NOFOLLOW) || !S_ISDIR(rst.st_mode))
 			continue;
 		rp = ckpt_join(runs, de->d_name);
 		rd = rp ? opendir(rp) : NULL;
