@@ -208,6 +208,7 @@ add_map(struct ckpt_save *sv, const char *src, const char *rel,
 	sv->map = m;
 	m[sv->nmap].src = realpath(src, NULL);
 	m[sv->nmap].rel = strdup(rel);
+	m[sv->nmap].in_staging = false;
 	if (!m[sv->nmap].src || !m[sv->nmap].rel) {
 		free(m[sv->nmap].src);
 		free(m[sv->nmap].rel);
