@@ -44,7 +44,7 @@ test_expect_success 'an unreadable record is never guessed at: the directory sta
 	test_path_is_file $d/model.bin &&
 	ckpt -C s gc --restore >out &&
 	test_path_is_file $d/model.bin &&
-	rm -r $d
+	rm -r $d && test_path_is_missing $d
 '
 
 test_expect_success 'an unfinished .new-* of a dead pid goes (it holds nothing of the user)' '
