@@ -19,10 +19,16 @@
  *    hands them to one worker thread per core (at least two); each range is
  *    read with pread, and the partial results are merged in a fixed order,
  *    so the numbers do not depend on the thread count.
- *  - Exit 3 when a file cannot be read at all, or when a file that should
- *    hold weights is not in any known format (a Git LFS pointer, an HTML
- *    page, an empty file): the error names the file, the problem and the
- *    byte offset.  With --json nothing is printed on stdout then.
+ *  - Exit statuses as every command has them (ckpt(1)): 1 when the input
+ *    was read but is broken, unsafe or not what it claims (an error
+ *    finding such as a posix.system pickle global or a bad CRC; a
+ *    truncated file; a Git LFS pointer, an HTML page or an empty file
+ *    where weights were expected), 3 only when ckpt could not do its job
+ *    (no such file or reference, permission denied, I/O error).  The error
+ *    names the file, the problem and the byte offset.  Several arguments:
+ *    each is reported, the worst status wins, and --json is still one
+ *    complete document (an argument that could not be opened has an
+ *    "error" entry).
  *  - With several arguments, --json prints {"schema": 1, "checkpoints":
  *    [...]}; with one, that checkpoint's object itself.
  */
@@ -1098,12 +1104,15 @@ weights_name(const char *name)
 /*
  * Reports the files that cannot be read: those the readers refused, and
  * unrecognised ones where weights were expected (the argument itself, or a
- * weights file name inside a directory).  Returns how many.
+ * weights file name inside a directory).  Returns the worst exit status:
+ * 1 for a file that was read but is broken or not what it claims to be (a
+ * truncated file, a Git LFS pointer, an HTML page, an empty file), 3 for
+ * one that could not be read at all.
  */
-static size_t
+static int
 report_unreadable(const struct ckpt_checkpoint *c, bool single)
 {
-	size_t bad = 0;
+	int status = CKPT_EXIT_OK;
 
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
 		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
@@ -1111,7 +1120,8 @@ report_unreadable(const struct ckpt_checkpoint *c, bool single)
 
 		if (e) {
 			error_ckpt(e);
-			bad++;
+			status = worse_exit(status,
+			    exit_code_for_input(e->code));
 		} else if (f && ckpt_file_format(f) == CKPT_FORMAT_UNKNOWN &&
 		    (single || weights_name(ckpt_checkpoint_file_name(c, i)))) {
 			const struct ckpt_finding *fd = NULL;
@@ -1122,10 +1132,46 @@ report_unreadable(const struct ckpt_checkpoint *c, bool single)
 					fd = ckpt_file_finding(f, k);
 			error("%s: %s", ckpt_file_path(f), fd ? fd->message :
 			    "unrecognised format");
-			bad++;
+			status = worse_exit(status, CKPT_EXIT_FINDING);
 		}
 	}
-	return bad;
+	return status;
+}
+
+/* 1 when any finding is an error (an unsafe pickle global, a bad CRC, a
+ * weight_map naming a missing shard), else 0. */
+static int
+findings_status(const struct ckpt_checkpoint *c)
+{
+	for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
+		if (ckpt_checkpoint_finding(c, k)->severity >= CKPT_SEV_ERROR)
+			return CKPT_EXIT_FINDING;
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		for (size_t k = 0; f && k < ckpt_file_finding_count(f); k++)
+			if (ckpt_file_finding(f, k)->severity >=
+			    CKPT_SEV_ERROR)
+				return CKPT_EXIT_FINDING;
+	}
+	return CKPT_EXIT_OK;
+}
+
+/* The --json entry of an argument that could not be opened or resolved. */
+static json_t *
+json_unopened(const char *arg, const struct ckpt_error *e, int status)
+{
+	json_t *j = json_object(), *err = json_object();
+
+	json_object_set_new(j, "path", json_string(arg));
+	json_object_set_new(err, "message", json_string(e && e->message[0] ?
+	    e->message : e ? ckpt_strerror(e->code) :
+	    "no such checkpoint or reference"));
+	json_object_set_new(err, "offset", e && e->offset >= 0 ?
+	    json_integer(e->offset) : json_null());
+	json_object_set_new(j, "error", err);
+	json_object_set_new(j, "exit_status", json_integer(status));
+	return j;
 }
 
 /* ---------------------------------------------------------------- */
@@ -1143,8 +1189,6 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "show metadata trees <n> levels deep (default 4)"),
 		OPT_BOOL(0, "stats", &o.stats,
 		    "read the data: min, max, mean, std, NaN/Inf/zero counts"),
-		OPT_INT(0, "threads", &o.threads, "<n>",
-		    "worker threads for --stats (default: one per core)"),
 		OPT_STRING(0, "metric", &o.metric, "<name>",
 		    "the metric of RUN@best references"),
 		OPT_STRING(0, "mode", &o.mode, "min|max",
@@ -1162,8 +1206,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(inspect_usage, opts, "no checkpoint given");
 	if (o.depth < 1)
 		usage_error(inspect_usage, opts, "--depth must be at least 1");
-	if (o.threads < 0 || o.threads > 1024)
-		usage_error(inspect_usage, opts, "--threads must be 1..1024");
+	o.threads = ctx->jobs;
 	for (size_t i = 0; i < o.filters.n; i++)
 		if (!*o.filters.items[i])
 			usage_error(inspect_usage, opts, "empty --filter");
@@ -1177,50 +1220,54 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		size_t nres = 0;
 		struct ckpt_error err;
 		struct ckpt_ref ref;
-		bool single, bad;
+		bool single;
+		int one, unreadable;
 		char *path;
+		json_t *j = NULL;
 
 		/* A path that exists wins over a reference of the same
-		 * spelling; an unknown reference exits 2. */
-		path = resolve_checkpoint_arg(ctx, &store, argv[a], o.metric,
-		    mode, &ref);
+		 * spelling.  Every argument is reported, whatever happened
+		 * to the others; the worst status is the exit status. */
+		one = resolve_checkpoint(ctx, &store, argv[a], o.metric, mode,
+		    &ref, &path);
 		ckpt_error_clear(&err);
-		if (ckpt_checkpoint_open(path, 0, &c, &err)) {
+		if (!one && ckpt_checkpoint_open(path, 0, &c, &err)) {
 			error_ckpt(&err);
-			status = exit_code_for(err.code) == CKPT_EXIT_USAGE ?
-			    CKPT_EXIT_ERROR : exit_code_for(err.code);
-			ckpt_ref_release(&ref);
-			free(path);
-			continue;
+			one = exit_code_for_input(err.code);
+			if (one == CKPT_EXIT_USAGE)
+				one = CKPT_EXIT_ERROR;
+		} else if (!one) {
+			single = !ckpt_checkpoint_is_directory(c);
+			unreadable = report_unreadable(c, single);
+			one = worse_exit(unreadable, findings_status(c));
+			if (o.stats && compute_stats(c, &o, &res, &nres))
+				one = worse_exit(one, CKPT_EXIT_ERROR);
+			if (ctx->json) {
+				j = json_checkpoint(c, &o, res, nres);
+				if (ref.path)
+					json_object_set_new(j, "ref",
+					    json_string(argv[a]));
+				json_object_set_new(j, "exit_status",
+				    json_integer(one));
+			} else if (!(single && unreadable)) {
+				if (a)
+					putchar('\n');
+				if (ref.path)
+					printf("ref:     %s\n", argv[a]);
+				print_human(ctx, c, &o, res, nres);
+			}
+			for (size_t i = 0; i < nres; i++)
+				free(res[i].error);
+			free(res);
+			ckpt_checkpoint_free(c);
 		}
-		single = !ckpt_checkpoint_is_directory(c);
-		bad = report_unreadable(c, single) > 0;
-		if (bad)
-			status = CKPT_EXIT_ERROR;
-		if (o.stats && compute_stats(c, &o, &res, &nres))
-			status = CKPT_EXIT_ERROR;
-		if (ctx->json) {
-			json_t *j = json_checkpoint(c, &o, res, nres);
-
-			if (ref.path)
-				json_object_set_new(j, "ref",
-				    json_string(argv[a]));
-
-			if (list)
-				json_array_append_new(list, j);
-			else
-				out = j;
-		} else if (!(single && bad)) {
-			if (a)
-				putchar('\n');
-			if (ref.path)
-				printf("ref:     %s\n", argv[a]);
-			print_human(ctx, c, &o, res, nres);
-		}
-		for (size_t i = 0; i < nres; i++)
-			free(res[i].error);
-		free(res);
-		ckpt_checkpoint_free(c);
+		if (ctx->json && !j)
+			j = json_unopened(argv[a], err.code ? &err : NULL, one);
+		if (j && list)
+			json_array_append_new(list, j);
+		else if (j)
+			out = j;
+		status = worse_exit(status, one);
 		ckpt_ref_release(&ref);
 		free(path);
 	}
@@ -1238,11 +1285,9 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 				json_object_set(doc, k, v);
 			json_decref(out);
 		}
-		/* Nothing on stdout when the input could not be read. */
-		if (status == CKPT_EXIT_OK)
-			json_doc_print(doc);
-		else
-			json_decref(doc);
+		/* One complete document whatever the status: every
+		 * argument has its entry, with its own exit_status. */
+		json_doc_print(doc);
 	}
 	strlist_release(&o.filters);
 	return status;
@@ -1252,4 +1297,5 @@ const struct cmd cmd_inspect = {
 	.name = "inspect",
 	.summary = "describe a checkpoint's files, tensors and metadata",
 	.fn = cmd_inspect_main,
+	.flags = CMD_JOBS,
 };

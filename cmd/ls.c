@@ -244,7 +244,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	ws = xcalloc(wheres.n, sizeof(*ws));
 	for (size_t i = 0; i < wheres.n; i++)
 		parse_where(wheres.items[i], &ws[i]);
-	s = store_open(ctx, false);
+	s = cmd_store(ctx);
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
 		die_ckpt(&err);
@@ -369,7 +369,6 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	free(shown);
 	strlist_release(&wheres);
 	ckpt_list_free(l);
-	ckpt_store_free(s);
 	return CKPT_EXIT_OK;
 }
 
@@ -377,4 +376,5 @@ const struct cmd cmd_ls = {
 	.name = "ls",
 	.summary = "list runs and checkpoints of the store",
 	.fn = cmd_ls_main,
+	.flags = CMD_STORE,
 };

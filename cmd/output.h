@@ -52,8 +52,9 @@ void json_doc_print(json_t *doc);
 json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
 
 /*
- * Progress on stderr: shown only when stderr is a tty, verbosity >= 1, and
- * the work has taken more than about a second.
+ * Progress on stderr: shown only when stderr is a terminal that takes
+ * escapes (ctx->progress), verbosity >= 1, and the work has taken more
+ * than about a second.
  */
 struct progress {
 	const char *label;

@@ -704,7 +704,7 @@ load_test(const char *cmd, const char *path, double timeout)
 struct save_args {
 	const char *run, *step_s, *epoch_s, *config, *data_version, *env;
 	const char *note, *resumed_from, *scope, *adopt, *load_test;
-	const char *lock_timeout_s, *load_timeout_s, *jobs_s, *chunk_s;
+	const char *load_timeout_s, *chunk_s;
 	struct strlist metrics, data, tags;
 	bool move, copy, link, force, background, prune;
 };
@@ -945,7 +945,7 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 
 		memset(&po, 0, sizeof(po));
 		po.run = run;
-		po.lock_timeout_ms = 60000;
+		po.lock_timeout_ms = ctx->lock_timeout_ms;
 		ckpt_error_clear(&err);
 		rc = ckpt_store_prune(s, &po, &rep, &err);
 		if (rc) {
@@ -1014,10 +1014,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    "return at once; finish in a detached process"),
 		OPT_BOOL(0, "prune", &a.prune, "apply the retention policy "
 		    "after the commit"),
-		OPT_STRING('j', "jobs", &a.jobs_s, "n",
-		    "hashing threads (default: every CPU)"),
-		OPT_STRING(0, "lock-timeout", &a.lock_timeout_s, "sec",
-		    "wait this long for the store lock (default 60)"),
 		OPT_STRING(0, "chunk-size", &a.chunk_s, "size",
 		    "chunk size of the manifest (default 64MiB)"),
 		OPT_END()
@@ -1026,14 +1022,13 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv;
 	struct ckpt_error err;
-	struct ckpt_lock_holder broken;
+	struct ckpt_lock_holder broken = { 0 };
 	struct adopt ad = { 0 }, *adp = NULL;
 	struct progress prog;
 	const char **sources;
 	json_t *meta, *report;
 	char *meta_text, *adopt_run = NULL;
 	long long step = -1;
-	double lock_timeout = 60;
 	int n, status;
 
 	n = parse_options(argc, argv, ctx, opts, save_usage);
@@ -1089,22 +1084,13 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(save_usage, opts, a.adopt ? "no step: "
 		    "trainer_state.json has no global_step; give --step" :
 		    "--step is required");
-	if (a.lock_timeout_s && (parse_double(a.lock_timeout_s,
-	    &lock_timeout) || lock_timeout < 0))
-		die_usage("--lock-timeout: not a number of seconds");
 	memset(&so, 0, sizeof(so));
-	if (a.jobs_s) {
-		long long j;
-
-		if (parse_ll(a.jobs_s, &j) || j < 1 || j > 256)
-			die_usage("--jobs must be 1..256");
-		so.nthreads = (unsigned int)j;
-	}
+	so.nthreads = ctx->jobs;
 	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
 	    so.chunk_size < 4096))
 		die_usage("--chunk-size: a size of at least 4KiB");
 
-	s = store_open(ctx, true);
+	s = cmd_store(ctx);
 	meta = build_metadata(ctx, &a, adp, &s);
 	meta_text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
@@ -1123,7 +1109,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    CKPT_TRANSFER_LINK : CKPT_TRANSFER_AUTO;
 	so.force = a.force;
 	so.metadata_json = meta_text;
-	so.lock_timeout_ms = (long)(lock_timeout * 1000);
+	so.lock_timeout_ms = ctx->lock_timeout_ms;
 	progress_start(&prog, ctx, "hashing", 0);
 	if (!a.background) {
 		so.progress = progress_cb;
@@ -1190,15 +1176,12 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(adopt_run);
 		release_args(&a);
 		ckpt_save_free(sv);
-		ckpt_store_free(s);
 		return CKPT_EXIT_OK;
 	}
 
 	status = ckpt_save_finish(sv, &broken, &err);
 	progress_stop(&prog);
-	if (broken.pid)
-		warning("broke a stale store lock of pid %ld on %s ('%s')",
-		    broken.pid, broken.host, broken.purpose);
+	warn_broken_lock(&broken);
 	if (status) {
 		error_ckpt(&err);
 		if (err.code != CKPT_ERR_EXISTS)
@@ -1212,7 +1195,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(adopt_run);
 		release_args(&a);
 		ckpt_save_free(sv);
-		ckpt_store_free(s);
 		return exit_code_for(err.code);
 	}
 	json_object_set_new(report, "path", json_string(ckpt_save_path(sv)));
@@ -1233,7 +1215,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	json_decref(ad.trainer);
 	release_args(&a);
 	ckpt_save_free(sv);
-	ckpt_store_free(s);
 	return status;
 }
 
@@ -1241,4 +1222,5 @@ const struct cmd cmd_save = {
 	.name = "save",
 	.summary = "commit a checkpoint into the store, atomically",
 	.fn = cmd_save_main,
+	.flags = CMD_STORE | CMD_CREATE_STORE | CMD_LOCK | CMD_JOBS,
 };

@@ -32,7 +32,6 @@ struct vopts {
 	bool fast, numerics, require_sig, all, no_cache;
 	const char *subset, *metric, *mode, *oms, *oms_key;
 	struct strlist keys, allow;
-	long long jobs;
 	unsigned int sub_k, sub_n;
 };
 
@@ -302,7 +301,7 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 static int
 cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 {
-	struct vopts v = { .jobs = 0 };
+	struct vopts v = { 0 };
 	struct ckpt_verify_options o;
 	struct tally t;
 	json_t *doc = NULL, *list = NULL, *sum;
@@ -335,8 +334,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "RUN@best references"),
 		OPT_STRING(0, "mode", &v.mode, "min|max", "whether the best "
 		    "metric is the lowest (default) or the highest"),
-		OPT_INT('j', "jobs", &v.jobs, "n", "hashing threads "
-		    "(default: one per CPU)"),
 		OPT_END()
 	};
 
@@ -354,8 +351,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	if (!v.oms != !v.oms_key)
 		usage_error(verify_usage, opts, "--oms-bundle and --oms-key "
 		    "go together");
-	if (v.jobs < 0 || v.jobs > 1024)
-		usage_error(verify_usage, opts, "--jobs wants 0..1024");
 	for (size_t i = 0; i < v.allow.n; i++) {
 		struct ckpt_error e;
 
@@ -370,7 +365,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	    (v.numerics ? CKPT_VERIFY_NUMERICS : 0) |
 	    (v.require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0) |
 	    (v.no_cache ? CKPT_VERIFY_NO_CACHE : 0);
-	o.threads = (unsigned int)v.jobs;
+	o.threads = ctx->jobs;
 	o.store = ctx->store;
 	o.keys = (const char *const *)v.keys.items;
 	o.oms_bundle = v.oms;
@@ -386,7 +381,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	}
 	start = now_seconds();
 	if (v.all || v.subset) {
-		struct ckpt_store *s = store_open(ctx, false);
+		struct ckpt_store *s = cmd_store(ctx);
 		struct ckpt_list *l;
 		struct ckpt_error e;
 		size_t listed;
@@ -410,7 +405,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		if (!listed)
 			warning("the store holds no checkpoint");
 		ckpt_list_free(l);
-		ckpt_store_free(s);
 		if (!listed || !t.checkpoints) {
 			/* An empty slice is not a failure: cron runs
 			 * every slice of a small store too. */
@@ -487,4 +481,5 @@ const struct cmd cmd_verify = {
 	.summary = "check checkpoints: integrity, structure, safety, "
 	    "signatures",
 	.fn = cmd_verify_main,
+	.flags = CMD_STORE | CMD_JOBS,
 };

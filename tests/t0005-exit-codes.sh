@@ -62,10 +62,11 @@ test_expect_success 'exit 2: usage errors, with nothing on stdout' '
 	done
 '
 
-test_expect_success 'exit 3: cannot run; nothing on stdout under --json' '
+test_expect_success 'exit 3: cannot run; --json is still one document naming the error' '
 	test_expect_code 3 ckpt --json inspect does-not-exist >out 2>err &&
-	test_cmp /dev/null out &&
-	test -s err
+	test_grep "\"error\": {" out &&
+	test_grep "\"exit_status\": 3" out &&
+	test_grep "does-not-exist" err
 '
 
 test_expect_success 'exit 3: a write error on stdout is not success' '

@@ -186,7 +186,7 @@ assert r == {\"ref\": \"e@1\", \"run\": \"e\", \"step\": 1,
              \"manifest\": \"sha256:$want\"}, r
 " &&
 	mkdir -p ck && echo w >ck/w.bin &&
-	test_expect_code 2 ckpt -C st save --run e --step 3 --resumed-from e@99 ck 2>err &&
+	test_expect_code 3 ckpt -C st save --run e --step 3 --resumed-from e@99 ck 2>err &&
 	test_grep "no committed checkpoint e@99" err
 '
 

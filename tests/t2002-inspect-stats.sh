@@ -70,7 +70,7 @@ test_expect_success '--stats on a tensor larger than one piece, any thread count
 	json.dump(out, open("big.expected", "w"))
 	EOF
 	for t in 1 2 3; do
-		ckpt inspect --json --stats --threads $t big.safetensors >out.$t.json || exit 1
+		ckpt inspect --json --stats --jobs $t big.safetensors >out.$t.json || exit 1
 	done &&
 	cmp out.1.json out.2.json &&
 	cmp out.1.json out.3.json &&
@@ -92,7 +92,7 @@ test_expect_success '--stats on a tensor larger than one piece, any thread count
 test_expect_success '--stats uses more than one thread' '
 	if command -v strace >/dev/null && test_have_prereq NOT_SANITIZED; then
 		strace -f -e trace=clone,clone3 -o trace \
-			ckpt inspect --stats --threads 2 big.safetensors >/dev/null &&
+			ckpt inspect --stats --jobs 2 big.safetensors >/dev/null &&
 		test $(grep -c "clone" trace) -ge 2
 	fi
 '
