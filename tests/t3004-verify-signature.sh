@@ -171,4 +171,16 @@ test_expect_success 'an unknown reference is an error, not a pass' '
 	test ! -s out
 '
 
+test_expect_success 'the human summary says what became of the signature' '
+	ckpt verify --key alice.pub signed 2>err >/dev/null &&
+	test_grep "; signature: valid (key [0-9a-zA-Z:]*)$" err &&
+	mk unsigned &&
+	ckpt verify unsigned 2>err >/dev/null &&
+	test_grep "; signature: missing$" err &&
+	test_expect_code 1 ckpt verify --key bob.pub signed 2>err >/dev/null &&
+	test_grep "; signature: by an unknown key$" err &&
+	test_expect_code 1 ckpt verify --key alice.pub signed unsigned --require-signature 2>err >/dev/null &&
+	test_grep "; signatures: 1 valid (key [^)]*), 1 missing$" err
+'
+
 test_done
