@@ -1157,6 +1157,21 @@ findings_status(const struct ckpt_checkpoint *c)
 	return CKPT_EXIT_OK;
 }
 
+/* How many tensors of c --filter selects. */
+static size_t
+count_selected(const struct ckpt_checkpoint *c, const struct inspect_opts *o)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		for (size_t k = 0; f && k < ckpt_file_tensor_count(f); k++)
+			n += selected(o, ckpt_file_tensor(f, k));
+	}
+	return n;
+}
+
 /* The --json entry of an argument that could not be opened or resolved. */
 static json_t *
 json_unopened(const char *arg, const struct ckpt_error *e, int status)
@@ -1240,6 +1255,11 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 			single = !ckpt_checkpoint_is_directory(c);
 			unreadable = report_unreadable(c, single);
 			one = worse_exit(unreadable, findings_status(c));
+			/* A valid query with no answer: 0, and said. */
+			if (ctx->json && o.filters.n &&
+			    !count_selected(c, &o))
+				info(ctx, "%s: no tensor matches --filter",
+				    argv[a]);
 			if (o.stats && compute_stats(c, &o, &res, &nres))
 				one = worse_exit(one, CKPT_EXIT_ERROR);
 			if (ctx->json) {

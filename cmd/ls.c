@@ -8,6 +8,11 @@
  * checkpoints without a value for it come last (like NaN in sort -g).
  * --where filters on a metric with <, <=, >, >=, = or !=; a checkpoint
  * without a value never matches.
+ *
+ * A name that names nothing (--run, the metric of --sort or --where) is
+ * an error with a "did you mean" (exit 2): a typo must not pass for an
+ * empty answer or for the default order.  A valid query that matches
+ * nothing exits 0 and says so on stderr.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -30,6 +35,67 @@ struct where {
 };
 
 static const char *sort_key;
+
+/* The distinct run names, or metric names, of a listing. */
+static size_t
+collect_names(const struct ckpt_list *l, bool metrics, const char ***out)
+{
+	const char **names = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(l, i);
+		size_t m = metrics ? e->nmetrics : 1;
+
+		for (size_t k = 0; k < m; k++) {
+			const char *name = metrics ? e->metrics[k].name :
+			    e->run;
+			bool seen = false;
+
+			for (size_t j = 0; j < n && !seen; j++)
+				seen = !strcmp(names[j], name);
+			if (seen)
+				continue;
+			names = xreallocarray(names, n + 1, sizeof(*names));
+			names[n++] = name;
+		}
+	}
+	*out = names;
+	return n;
+}
+
+/* Exit 2 when name is none of names: "did you mean", else the list. */
+static void
+check_known(const char *what, const char *opt, const char *name,
+    const char **names, size_t n, const char *extra)
+{
+	const char *near;
+	char *all = xstrdup("");
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return;
+	if (extra && !strcmp(extra, name))
+		return;
+	near = closest_name(name, names, n);
+	error("%s: no %s named '%s' in the store", opt, what, name);
+	if (near) {
+		fprintf(stderr, "hint: did you mean '%s'?\n", near);
+	} else {
+		for (size_t i = 0; i < n && i < 20; i++) {
+			char *t = xasprintf("%s%s%s", all, i ? ", " : "",
+			    names[i]);
+
+			free(all);
+			all = t;
+		}
+		fprintf(stderr, "hint: %s%s%s%s%s\n", extra ? "'" : "",
+		    extra ? extra : "", extra ? "' or " : "", n ? "one of: " :
+		    "there are none", all);
+	}
+	free(all);
+	exit(CKPT_EXIT_USAGE);
+}
 
 static void
 parse_where(const char *s, struct where *w)
@@ -213,6 +279,46 @@ staging_json(const struct ckpt_staging *st)
 	return o;
 }
 
+/*
+ * --run, and the metrics of --sort and --where, must name something: in
+ * the store for a run; among the listed checkpoints for a metric (when
+ * there are any: an empty run answers every query with nothing).
+ */
+static void
+check_names(struct ckpt_store *s, const struct ckpt_list *l, const char *run,
+    const char *sort, const struct where *ws, size_t nws)
+{
+	const char **names;
+	size_t n;
+
+	if (run && !ckpt_list_count(l)) {
+		struct ckpt_list *all;
+		struct ckpt_error err;
+
+		ckpt_error_clear(&err);
+		if (ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &all, &err))
+			die_ckpt(&err);
+		n = collect_names(all, false, &names);
+		/* A run whose first save is under way exists too. */
+		for (size_t i = 0; i < ckpt_list_staging_count(all); i++) {
+			names = xreallocarray(names, n + 1, sizeof(*names));
+			names[n++] = ckpt_list_staging(all, i)->run;
+		}
+		check_known("run", "--run", run, names, n, NULL);
+		free(names);
+		ckpt_list_free(all);
+		return;
+	}
+	if (!ckpt_list_count(l))
+		return;
+	n = collect_names(l, true, &names);
+	if (sort)
+		check_known("metric", "--sort", sort, names, n, "step");
+	for (size_t i = 0; i < nws; i++)
+		check_known("metric", "--where", ws[i].metric, names, n, NULL);
+	free(names);
+}
+
 static int
 cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -220,8 +326,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	struct strlist wheres = { 0 };
 	const struct opt opts[] = {
 		OPT_STRING('r', "run", &run, "run", "list only this run"),
-		OPT_STRING(0, "sort", &sort, "step|metric",
-		    "sort by step (default) or by a metric, ascending"),
+		OPT_STRING(0, "sort", &sort, "step|name",
+		    "sort by step (default) or by the metric name, ascending"),
 		OPT_STRING_LIST(0, "where", &wheres, "metric<x",
 		    "keep checkpoints whose metric compares so (<, <=, >, >=, "
 		    "=, !=)"),
@@ -248,6 +354,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
 		die_ckpt(&err);
+	check_names(s, l, run, sort, ws, wheres.n);
 	shown = xcalloc(ckpt_list_count(l), sizeof(*shown));
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
 		const struct ckpt_entry *e = ckpt_list_entry(l, i);
@@ -320,6 +427,9 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		}
 		if (n)
 			table_print(&t, stdout, ctx);
+		else if (wheres.n && ckpt_list_count(l))
+			info(ctx, "no checkpoint%s%s matches --where",
+			    run ? " of run " : "", run ? run : "");
 		else if (!ckpt_list_staging_count(l))
 			info(ctx, "no checkpoints%s%s", run ? " in run " : "",
 			    run ? run : "");

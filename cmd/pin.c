@@ -18,7 +18,9 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const char *const pin_usage[] = {
 	"ckpt pin [options] ref|path",
@@ -117,6 +119,13 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 		struct ckpt_ref r2;
 		char *want, *got, *refstr;
 
+		/* Nothing there: could not do the job (3), as for every
+		 * missing path; something that is not a checkpoint of the
+		 * store: a refused request (2). */
+		if (access(p, F_OK)) {
+			error("%s: %s", arg, strerror(errno));
+			exit(CKPT_EXIT_ERROR);
+		}
 		if (ckpt_manifest_read(p, &m, &err)) {
 			error_ckpt(&err);
 			die_usage("%s is not a committed checkpoint", arg);

@@ -337,6 +337,8 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 	rc = ckpt_store_prune(store, &po, &rep, &err);
 	if (rc) {
 		error_ckpt(&err);
+		if (rc == CKPT_ERR_NOTFOUND && run)
+			hint_run_name(store, run);
 		if (rc == CKPT_ERR_NOTFOUND)
 			return CKPT_EXIT_USAGE;
 		return exit_code_for(rc);

@@ -846,41 +846,104 @@ prune_on_save(struct ckpt_store *s)
 	return yes;
 }
 
-/* After the commit: load test, prune.  Returns the exit status. */
 /*
  * Files whose pickles reference classes torch.load(weights_only=True)
  * refuses: committed (the structure is fine), but verify will fail them
- * unless the store admits those globals, so the user hears it now.
+ * unless the store admits those globals, so the user hears it now, with
+ * the exact ckpt.yaml lines that would admit the ones that can be
+ * admitted (a denylisted callable such as builtins.getattr never can).
+ * Returns true when there were any.
  */
-static void
+static bool
 warn_unsafe_globals(const char *run, long long step, const char *val)
 {
 	json_t *v = json_loads(val, 0, NULL), *f, *g;
+	struct strlist allowable = { 0 }, never = { 0 }, files = { 0 };
 	size_t i, k;
+	bool any;
 
 	json_array_foreach(json_object_get(v, "files"), i, f) {
 		json_t *list = json_object_get(f, "unsafe_globals");
-		size_t len = 0;
-		char names[512];
 
 		if (!json_array_size(list))
 			continue;
-		names[0] = '\0';
+		strlist_push(&files, json_string_value(json_object_get(f,
+		    "path")));
 		json_array_foreach(list, k, g) {
-			int w = snprintf(names + len, sizeof(names) - len,
-			    "%s%s", k ? ", " : "", json_string_value(g));
+			const char *name = json_string_value(g);
+			struct strlist *to;
+			bool seen = false;
 
-			if (w < 0 || (size_t)w >= sizeof(names) - len)
-				break;
-			len += (size_t)w;
+			if (!name)
+				continue;
+			to = ckpt_allow_global_check(name, NULL) ? &never :
+			    &allowable;
+			for (size_t j = 0; j < to->n && !seen; j++)
+				seen = !strcmp(to->items[j], name);
+			if (!seen)
+				strlist_push(to, name);
 		}
-		warning("%s@%lld: %s references globals outside "
-		    "torch.load(weights_only=True)'s allowlist (%s); 'ckpt "
-		    "verify' fails it unless the store's ckpt.yaml admits them "
-		    "(verify.allow_globals, ckpt-policy(5))", run, step,
-		    json_string_value(json_object_get(f, "path")), names);
 	}
 	json_decref(v);
+	any = files.n > 0;
+	if (any) {
+		fflush(stdout);
+		fprintf(stderr, "ckpt: warning: %s@%lld: ", run, step);
+		for (i = 0; i < files.n; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", files.items[i]);
+		fprintf(stderr, " pickle%s globals that torch.load(weights_only"
+		    "=True) refuses, so 'ckpt verify' fails this checkpoint\n",
+		    files.n == 1 ? "s" : "");
+	}
+	if (never.n) {
+		fprintf(stderr, "ckpt: these can never be allowed (they can "
+		    "run code):");
+		for (i = 0; i < never.n; i++)
+			fprintf(stderr, " %s", never.items[i]);
+		fputc('\n', stderr);
+	}
+	if (allowable.n) {
+		fprintf(stderr, "ckpt: if you trust these classes, admit them "
+		    "in the store's ckpt.yaml (ckpt-policy(5)):\n"
+		    "verify:\n  allow_globals:\n");
+		for (i = 0; i < allowable.n; i++)
+			fprintf(stderr, "    - %s\n", allowable.items[i]);
+	}
+	strlist_release(&allowable);
+	strlist_release(&never);
+	strlist_release(&files);
+	return any;
+}
+
+/* "model.safetensors: header length 240 exceeds file size 200; ..." */
+static char *
+validation_failures(const char *val)
+{
+	json_t *v = json_loads(val, 0, NULL), *f;
+	char *s = xstrdup("");
+	size_t i;
+
+	json_array_foreach(json_object_get(v, "files"), i, f) {
+		const char *res = json_string_value(json_object_get(f,
+		    "result"));
+		const char *why = json_string_value(json_object_get(f,
+		    "error"));
+		char *t;
+
+		if (!res || strcmp(res, "failed"))
+			continue;
+		t = xasprintf("%s%s%s: %s", s, *s ? "; " : "",
+		    json_string_value(json_object_get(f, "path")),
+		    why ? why : "failed");
+		free(s);
+		s = t;
+	}
+	json_decref(v);
+	if (!*s) {
+		free(s);
+		s = xstrdup("see 'ckpt verify'");
+	}
+	return s;
 }
 
 static int
@@ -894,12 +957,16 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 	if (!ckpt_manifest_read(path, &m, NULL)) {
 		val = ckpt_manifest_get_json(m, "validation");
 		if (val && strstr(val, "\"result\":\"failed\"")) {
-			warning("%s@%lld: post-save validation failed: %s",
-			    run, step, val);
+			char *why = validation_failures(val);
+
+			warning("%s@%lld was committed as given, but its "
+			    "post-save validation failed: %s; 'ckpt verify' "
+			    "will fail it", run, step, why);
+			free(why);
 			status = CKPT_EXIT_FINDING;
 		}
-		if (val)
-			warn_unsafe_globals(run, step, val);
+		if (val && warn_unsafe_globals(run, step, val))
+			status = CKPT_EXIT_FINDING;
 		json_object_set_new(report, "manifest", json_string(
 		    ckpt_manifest_digest(m)));
 		json_object_set_new(report, "validation", val ?
@@ -1203,8 +1270,12 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	if (ctx->json) {
 		json_doc_print(report);
 	} else {
-		info(ctx, "saved %s@%lld (manifest %s)", a.run, step,
-		    ckpt_save_manifest_digest(sv));
+		info(ctx, "saved %s@%lld (manifest %s)%s", a.run, step,
+		    ckpt_save_manifest_digest(sv), strcmp(json_string_value(
+		    json_object_get(json_object_get(report, "load_test"),
+		    "result")) ?: "ok", "ok") ?
+		    ", marked FAILED: its load test failed" : status ?
+		    ", with the problems above" : "");
 		printf("%s\n", ckpt_save_path(sv));
 		json_decref(report);
 	}

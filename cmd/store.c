@@ -69,6 +69,32 @@ store_not_created_yet(const struct ctx *ctx)
 }
 
 void
+hint_run_name(struct ckpt_store *s, const char *run)
+{
+	struct ckpt_list *l;
+	const char **names = NULL, *near;
+	size_t n = 0;
+
+	if (ckpt_store_list(s, NULL, 0, &l, NULL))
+		return;
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const char *r = ckpt_list_entry(l, i)->run;
+
+		if (n && !strcmp(names[n - 1], r))
+			continue;	/* the list is sorted by run */
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = r;
+	}
+	near = closest_name(run, names, n);
+	if (near)
+		fprintf(stderr, "hint: did you mean '%s'?\n", near);
+	else if (!n)
+		fprintf(stderr, "hint: the store holds no checkpoint yet\n");
+	free(names);
+	ckpt_list_free(l);
+}
+
+void
 warn_broken_lock(const struct ckpt_lock_holder *b)
 {
 	if (b && b->pid)

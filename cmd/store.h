@@ -28,6 +28,9 @@ struct ckpt_store *cmd_store(struct ctx *ctx);
  * save has not run yet (a job's first launch). */
 bool store_not_created_yet(const struct ctx *ctx);
 
+/* After "no such run": "hint: did you mean 'train'?" when one is near. */
+void hint_run_name(struct ckpt_store *s, const char *run);
+
 /* The one warning for a stale lock that was broken (b->pid == 0: none). */
 void warn_broken_lock(const struct ckpt_lock_holder *b);
 
