@@ -1157,6 +1157,17 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    so.chunk_size < 4096))
 		die_usage("--chunk-size: a size of at least 4KiB");
 
+	/* A source that is not there: could not do the job (3), and
+	 * before the first save creates a store for nothing. */
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+
+		if (lstat(argv[i], &st)) {
+			error("%s: %s", argv[i], strerror(errno));
+			release_args(&a);
+			return CKPT_EXIT_ERROR;
+		}
+	}
 	s = cmd_store(ctx);
 	meta = build_metadata(ctx, &a, adp, &s);
 	meta_text = json_dumps(meta, JSON_COMPACT);

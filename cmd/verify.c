@@ -602,8 +602,10 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	summary(&t, now_seconds() - start, ctx);
 	strlist_release(&v.keys);
 	strlist_release(&v.allow);
-	return t.unchecked ? CKPT_EXIT_ERROR : t.bad_checkpoints ?
-	    CKPT_EXIT_FINDING : CKPT_EXIT_OK;
+	/* An UNREADABLE file (permission denied, I/O error) was not
+	 * checked either. */
+	return t.unchecked || t.unreadable ? CKPT_EXIT_ERROR :
+	    t.bad_checkpoints ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
 }
 
 const struct cmd cmd_verify = {

@@ -33,9 +33,9 @@ test_expect_success MANDOC 'each code has the meaning given in cmd/ckpt.h' '
 	mandoc -T ascii -O width=300 "$SRC_DIRECTORY/man/ckpt.1" | col -bx |
 		sed -n "/^EXIT STATUS/,/^[A-Z]/p" >exit.txt &&
 	test_grep "^     0 *Success" exit.txt &&
-	test_grep "^     1 *The answer is \"no\": verify found problems, diff found differences" exit.txt &&
+	test_grep "^     1 *The answer is \"no\": the input was read but is broken, unsafe or" exit.txt &&
 	test_grep "^     2 *Usage error" exit.txt &&
-	test_grep "^     3 *Could not run: an I/O error" exit.txt
+	test_grep "^     3 *Could not run: ckpt could not do its job" exit.txt
 '
 
 test_expect_success 'README lists the same codes' '
