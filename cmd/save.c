@@ -531,9 +531,8 @@ read_trainer_state(const char *dir, struct adopt *a)
 				json_object_set(a->metrics, k, val);
 		}
 	}
-	v = json_object_get(j, "best_metric");
-	if (json_is_number(v))
-		json_object_set(a->metrics, "best_metric", v);
+	/* best_metric is the run's best so far, not this checkpoint's: it
+	 * stays in trainer_state, never among the checkpoint's metrics. */
 	a->trainer = json_object();
 	json_object_set(a->trainer, "global_step", json_object_get(j,
 	    "global_step"));

@@ -26,6 +26,8 @@ assert m[\"metrics\"] == exp[\"metrics\"], m[\"metrics\"]
 assert m[\"scope\"] == \"full\", m.get(\"scope\")
 assert m[\"environment\"][\"frameworks\"][\"transformers\"] == \"4.36.2\"
 assert m[\"trainer_state\"][\"best_model_checkpoint\"] == \"out/checkpoint-500\"
+assert m[\"trainer_state\"][\"best_metric\"] == 0.42
+assert \"best_metric\" not in m[\"metrics\"], m[\"metrics\"]
 names = [f[\"path\"] for f in m[\"files\"]]
 assert names == sorted(names)
 for n in (\"pytorch_model.bin\", \"optimizer.pt\", \"scheduler.pt\",
@@ -154,6 +156,7 @@ assert d[0][\"digest\"] == d[1][\"digest\"], d
 assert d[2][\"digest\"] != d[1][\"digest\"], d
 assert d[0][\"digest\"].startswith(\"sha256:\")
 " &&
+	mkdir -p ck && echo w >ck/w.bin &&
 	test_expect_code 2 ckpt -C st save --run d --step 4 --data nosuch ck 2>err &&
 	test_grep "nosuch" err
 '
