@@ -145,8 +145,8 @@ test_expect_success 'bad input is refused with exit 2 and changes nothing' '
 	test_grep "step is required" err &&
 	test_expect_code 2 ckpt -C st save --step 1 src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 2>err &&
-	test_expect_code 2 ckpt -C st save --run r --step 1 nosuch 2>err &&
-	test_grep "nosuch: no such file" err &&
+	test_expect_code 3 ckpt -C st save --run r --step 1 nosuch 2>err &&
+	test_grep "nosuch: No such file" err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --copy --link src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --metric x src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --metric x=y src 2>err &&
