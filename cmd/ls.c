@@ -36,7 +36,13 @@ struct where {
 
 static const char *sort_key;
 
-/* The distinct run names, or metric names, of a listing. */
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct run names, or metric names, of a listing, sorted. */
 static size_t
 collect_names(const struct ckpt_list *l, bool metrics, const char ***out)
 {
@@ -60,6 +66,8 @@ collect_names(const struct ckpt_list *l, bool metrics, const char ***out)
 			names[n++] = name;
 		}
 	}
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	*out = names;
 	return n;
 }
@@ -253,7 +261,6 @@ static json_t *
 staging_json(const struct ckpt_staging *st)
 {
 	json_t *o = json_object();
-	char t[32];
 
 	json_object_set_new(o, "run", json_string(st->run));
 	json_object_set_new(o, "path", json_string(st->path));
@@ -269,11 +276,8 @@ staging_json(const struct ckpt_staging *st)
 	    json_null());
 	json_object_set_new(o, "host", st->host ? json_string(st->host) :
 	    json_null());
-	human_time(st->started, t, sizeof(t));
-	json_object_set_new(o, "started", st->started ?
-	    json_integer(st->started) : json_null());
-	json_object_set_new(o, "updated", st->updated ?
-	    json_integer(st->updated) : json_null());
+	json_object_set_new(o, "started", json_time(st->started));
+	json_object_set_new(o, "updated", json_time(st->updated));
 	json_object_set_new(o, "done", json_integer((json_int_t)st->done));
 	json_object_set_new(o, "total", json_integer((json_int_t)st->total));
 	return o;

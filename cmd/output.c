@@ -61,6 +61,19 @@ human_time(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
+json_t *
+json_time(int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	char buf[32];
+
+	if (!t || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf),
+	    "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return json_null();
+	return json_string(buf);
+}
+
 void
 table_init(struct table *t, size_t ncols, const char **headers,
     const enum col_align *align)

@@ -127,4 +127,37 @@ test_expect_success 'latest --verified exits 1 when nothing verifies' '
 	test_grep "run ${SQ}b${SQ} has 1 checkpoint but none is usable (none verifies)" err
 '
 
+test_expect_success 'unknown names are errors with a hint; an empty answer is 0 and says so' '
+	test_expect_code 2 ckpt -C s ls --run aa 2>err &&
+	test_grep "no run named ${SQ}aa${SQ}" err &&
+	test_grep "did you mean ${SQ}a${SQ}" err &&
+	test_expect_code 2 ckpt -C s ls --sort los 2>err &&
+	test_grep "did you mean ${SQ}loss${SQ}" err &&
+	test_expect_code 2 ckpt -C s ls --sort metric 2>err &&
+	test_grep "${SQ}step${SQ} or one of: acc, loss" err &&
+	test_expect_code 2 ckpt -C s ls --where "nosuch<1" 2>err &&
+	test_grep "no metric named ${SQ}nosuch${SQ}" err &&
+	test_expect_code 2 ckpt -C s prune --run bb --keep-last 1 2>err &&
+	test_grep "did you mean ${SQ}b${SQ}" err &&
+	ckpt -C s ls --where "loss<0" >out 2>err &&
+	test ! -s out &&
+	test_grep "no checkpoint matches --where" err
+'
+
+test_expect_success '--json times are ISO 8601 strings, the saves too' '
+	ckpt -C s ls --json >out.json &&
+	"$PYTHON" - <<-\PY
+	import json, re
+	d = json.load(open("out.json"))
+	iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+	for c in d["checkpoints"]:
+	    assert c["created"] is None or iso.match(c["created"]), c["created"]
+	assert d["saves"], d
+	for s in d["saves"]:
+	    for k in ("started", "updated"):
+	        assert s[k] is None or iso.match(s[k]), (k, s[k])
+	assert any(s["updated"] for s in d["saves"]), d["saves"]
+	PY
+'
+
 test_done
