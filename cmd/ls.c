@@ -293,10 +293,10 @@ check_names(struct ckpt_store *s, const struct ckpt_list *l, const char *run,
     const char *sort, const struct where *ws, size_t nws)
 {
 	const char **names;
+	struct ckpt_list *all = NULL;
 	size_t n;
 
 	if (run && !ckpt_list_count(l)) {
-		struct ckpt_list *all;
 		struct ckpt_error err;
 
 		ckpt_error_clear(&err);
@@ -313,14 +313,26 @@ check_names(struct ckpt_store *s, const struct ckpt_list *l, const char *run,
 		ckpt_list_free(all);
 		return;
 	}
-	if (!ckpt_list_count(l))
+	if (!ckpt_list_count(l) || (!sort && !nws))
 		return;
+	/* The metrics of the whole store: --run b --where loss<1 is a
+	 * valid query with no answer when only run a records loss. */
+	if (run) {
+		struct ckpt_error err;
+
+		ckpt_error_clear(&err);
+		if (ckpt_store_list(s, NULL, 0, &all, &err))
+			die_ckpt(&err);
+		l = all;
+	}
 	n = collect_names(l, true, &names);
 	if (sort)
 		check_known("metric", "--sort", sort, names, n, "step");
 	for (size_t i = 0; i < nws; i++)
 		check_known("metric", "--where", ws[i].metric, names, n, NULL);
 	free(names);
+	if (all)
+		ckpt_list_free(all);
 }
 
 static int

@@ -140,8 +140,11 @@ test_expect_success 'unknown names are errors with a hint; an empty answer is 0 
 	test_expect_code 2 ckpt -C s prune --run bb --keep-last 1 2>err &&
 	test_grep "did you mean ${SQ}b${SQ}" err &&
 	ckpt -C s ls --where "loss<0" >out 2>err &&
+	! grep "^a  *[0-9]" out &&
+	test_grep "no checkpoint matches --where" err &&
+	ckpt -C s ls --run b --where "loss<1" >out 2>err &&
 	test ! -s out &&
-	test_grep "no checkpoint matches --where" err
+	test_grep "no checkpoint of run b matches --where" err
 '
 
 test_expect_success '--json times are ISO 8601 strings, the saves too' '
