@@ -48,7 +48,7 @@ static const char *const inspect_usage[] = {
 };
 
 struct inspect_opts {
-	struct strlist filters;
+	struct strlist filters, allow;
 	bool no_tensors;
 	bool stats;
 	long long depth;
@@ -1157,6 +1157,56 @@ findings_status(const struct ckpt_checkpoint *c)
 	return CKPT_EXIT_OK;
 }
 
+/*
+ * Opens path as verify would judge it: the pickle globals admitted are
+ * --allow-global's and those of verify.allow_globals in the ckpt.yaml of
+ * the checkpoint's own store (the store a reference was resolved in, else
+ * the store enclosing the path, never $CKPT_STORE's for a path outside
+ * it).  A ckpt.yaml that does not load admits nothing more; a warning
+ * says so.
+ */
+static int
+open_checkpoint(const char *path, const char *store_root,
+    const struct strlist *own, struct ckpt_checkpoint **c,
+    struct ckpt_error *err)
+{
+	struct ckpt_open_options oo = { 0 };
+	struct ckpt_policy_config *cfg = NULL;
+	struct ckpt_store *owner = NULL;
+	const char *const *extra = NULL;
+	const char **all;
+	size_t nextra = 0, n = 0;
+	int rc;
+
+	if (!store_root && !ckpt_store_find(path, &owner, NULL))
+		store_root = ckpt_store_root(owner);
+	if (store_root) {
+		char *yaml = xasprintf("%s/ckpt.yaml", store_root);
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_policy_config_load(yaml, &cfg, &e))
+			warning("%s: %s; its verify.allow_globals are not "
+			    "applied", yaml, e.message);
+		else
+			extra = ckpt_policy_config_allow_globals(cfg, &nextra);
+		free(yaml);
+	}
+	all = xcalloc(own->n + nextra + 1, sizeof(*all));
+	for (size_t i = 0; i < own->n; i++)
+		all[n++] = own->items[i];
+	for (size_t i = 0; i < nextra; i++)
+		all[n++] = extra[i];
+	oo.allow_globals = all;
+	oo.nallow_globals = n;
+	rc = ckpt_checkpoint_open_ex(path, &oo, c, err);
+	free(all);
+	if (cfg)
+		ckpt_policy_config_free(cfg);
+	ckpt_store_free(owner);
+	return rc;
+}
+
 /* How many tensors of c --filter selects. */
 static size_t
 count_selected(const struct ckpt_checkpoint *c, const struct inspect_opts *o)
@@ -1208,6 +1258,9 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "the metric of RUN@best references"),
 		OPT_STRING(0, "mode", &o.mode, "min|max",
 		    "RUN@best: the lowest (default) or highest metric"),
+		OPT_STRING_LIST(0, "allow-global", &o.allow, "name",
+		    "admit this pickle global, as verify does: module.name or "
+		    "module.* (repeatable)"),
 		OPT_END()
 	};
 	json_t *out = NULL, *list = NULL;
@@ -1221,10 +1274,23 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(inspect_usage, opts, "no checkpoint given");
 	if (o.depth < 1)
 		usage_error(inspect_usage, opts, "--depth must be at least 1");
+	/* The statistics are per tensor: with no tensor table they would
+	 * be computed for nothing, and silently so. */
+	if (o.stats && o.no_tensors)
+		usage_error(inspect_usage, opts, "--stats shows each tensor's "
+		    "statistics; it cannot go with --no-tensors");
 	o.threads = ctx->jobs;
 	for (size_t i = 0; i < o.filters.n; i++)
 		if (!*o.filters.items[i])
 			usage_error(inspect_usage, opts, "empty --filter");
+	for (size_t i = 0; i < o.allow.n; i++) {
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_allow_global_check(o.allow.items[i], &e))
+			usage_error(inspect_usage, opts, "--allow-global: %s",
+			    e.message);
+	}
 	if (ctx->json && nargs > 1)
 		list = json_array();
 
@@ -1246,7 +1312,8 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		one = resolve_checkpoint(ctx, &store, argv[a], o.metric, mode,
 		    &ref, &path);
 		ckpt_error_clear(&err);
-		if (!one && ckpt_checkpoint_open(path, 0, &c, &err)) {
+		if (!one && open_checkpoint(path, ref.path ?
+		    ckpt_store_root(store) : NULL, &o.allow, &c, &err)) {
 			error_ckpt(&err);
 			one = exit_code_for_input(err.code);
 			if (one == CKPT_EXIT_USAGE)
@@ -1310,6 +1377,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		json_doc_print(doc);
 	}
 	strlist_release(&o.filters);
+	strlist_release(&o.allow);
 	return status;
 }
 

@@ -487,7 +487,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	    (v.require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0) |
 	    (v.no_cache ? CKPT_VERIFY_NO_CACHE : 0);
 	o.threads = ctx->jobs;
-	o.store = ctx->store;
+	o.store = NULL;	/* per checkpoint, below */
 	o.keys = (const char *const *)v.keys.items;
 	o.oms_bundle = v.oms;
 	o.oms_key = v.oms_key;
@@ -519,6 +519,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 				continue;
 			shown = xasprintf("%s@%lld", en->run,
 			    (long long)en->step);
+			o.store = ckpt_store_root(s);
 			verify_one(en->path, shown, &o, ctx, &t, list);
 			free(shown);
 		}
@@ -561,6 +562,10 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 					    unchecked_json(argv[i], &e));
 				continue;
 			}
+			/* A reference: its store's allow list; a path: the
+			 * store enclosing it, found by verify, never the
+			 * -C/$CKPT_STORE one of a path outside it. */
+			o.store = ref.path ? ckpt_store_root(s) : NULL;
 			o.manifest_digest = ref.manifest_digest;
 			verify_one(path, ref.path ? argv[i] : path, &o, ctx, &t,
 			    list);

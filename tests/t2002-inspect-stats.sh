@@ -112,4 +112,10 @@ open(\"ok.safetensors\", \"wb\").write(struct.pack(\"<Q\", len(h)) + h + b\"\\0\
 	test_grep "^t  *F32  *\[4\]  *4  *16 B  *0  *0  *0  *0  *0  *0  *0  *4$" out
 '
 
+test_expect_success '--stats with --no-tensors is refused, not ignored' '
+	test_expect_code 2 ckpt inspect --stats --no-tensors big.safetensors >out 2>err &&
+	test ! -s out &&
+	test_grep "cannot go with --no-tensors" err
+'
+
 test_done

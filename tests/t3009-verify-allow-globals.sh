@@ -106,6 +106,27 @@ test_expect_success TORCH 'a checkpoint verified by path finds its store'"'"'s a
 	test_grep "training_args.bin: OK$" out
 '
 
+test_expect_success TORCH 'inspect honours the same allow list, by reference and by path' '
+	ckpt -C s inspect hf@500 >out &&
+	! test_grep "NOT ALLOWED" out &&
+	ckpt inspect s/runs/hf/step-500/training_args.bin >out &&
+	! test_grep "NOT ALLOWED" out &&
+	cp s/runs/hf/step-500/training_args.bin loose.bin &&
+	test_expect_code 1 ckpt inspect loose.bin >out &&
+	test_grep "NOT ALLOWED" out &&
+	ckpt inspect --allow-global transformers.training_args.TrainingArguments \
+		--allow-global transformers.training_args.IntervalStrategy loose.bin >out &&
+	! test_grep "NOT ALLOWED" out &&
+	test_expect_code 2 ckpt inspect --allow-global posix.system loose.bin 2>err
+'
+
+test_expect_success TORCH 'a path outside the store does not borrow $CKPT_STORE'"'"'s list' '
+	test_expect_code 1 env CKPT_STORE=s ckpt verify loose.bin >out &&
+	test_grep "FAILED" out &&
+	test_expect_code 1 ckpt -C s verify loose.bin >out &&
+	test_expect_code 1 env CKPT_STORE=s ckpt inspect loose.bin >out
+'
+
 test_expect_success TORCH 'with the allow list, save no longer warns' '
 	ckpt -C s save --run hf --step 600 --adopt hfout/checkpoint-500 2>err &&
 	! test_grep "references globals" err

@@ -379,6 +379,11 @@ struct ckpt_checkpoint;
 
 CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
+/** ckpt_checkpoint_open() with options (allowed pickle globals); o may be
+ * NULL.  The lists in o are used during the call only. */
+CKPT_API int ckpt_checkpoint_open_ex(const char *path,
+    const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
+    struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
 /** True when the checkpoint was opened from a directory. */
