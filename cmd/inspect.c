@@ -385,7 +385,7 @@ special_tag(json_t *v)
 {
 	static const char *const tags[] = { "$tensor", "$ndarray", "$bytes",
 		"$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
-		"$cycle", "$truncated", "$global", "$object" };
+		"$cycle", "$truncated", "$shared", "$global", "$object" };
 
 	if (!json_is_object(v))
 		return NULL;
@@ -442,6 +442,8 @@ print_special(const char *tag, json_t *v, int indent, long long depth)
 		printf(" (sparse tensor)\n");
 	} else if (!strcmp(tag, "$cycle") || !strcmp(tag, "$truncated")) {
 		printf(" (%s)\n", tag + 1);
+	} else if (!strcmp(tag, "$shared")) {
+		printf(" (shared: the same object as shown above)\n");
 	} else {
 		const char *k;
 		json_t *c;

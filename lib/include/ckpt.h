@@ -328,6 +328,8 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
  *   an instance of an allowed class the reader does not interpret
  *                               {"$object": "module.name", ...} likewise
  *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ *   a large container without tensors met again through the memo, after
+ *   its first showing {"$shared": true}
  * A tensor's NAME is the dot-joined path of dict keys and list/tuple
  * indices from the top-level object ("model.fc1.weight",
  * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
