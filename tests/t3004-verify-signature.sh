@@ -10,6 +10,7 @@ mk() {
 test_expect_success 'setup: two keys and a signed checkpoint' '
 	ckpt keygen -o alice --no-passphrase >/dev/null &&
 	echo pw >pw &&
+	chmod 600 pw &&
 	ckpt keygen -o bob --passphrase-file pw >/dev/null &&
 	mk signed &&
 	ckpt sign -k alice.key signed >/dev/null &&
