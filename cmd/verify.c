@@ -145,8 +145,11 @@ report_human(const struct ckpt_report *r, const struct ctx *ctx)
 		 * line below. */
 		bool per_file = i >= ckpt_report_checkpoint_finding_count(r);
 
+		/* A cause the one-line reason cannot hold is said too. */
+		bool cause = !strcmp(x->id, "hard-link-modified");
+
 		if (ctx->verbosity >= 2 || (x->severity >= CKPT_SEV_WARNING &&
-		    ctx->verbosity >= 1 && !per_file) ||
+		    ctx->verbosity >= 1 && (!per_file || cause)) ||
 		    (ctx->verbosity >= 2 && x->severity == CKPT_SEV_INFO))
 			fprintf(stderr, "ckpt: %s%s%s\n", x->path ? x->path :
 			    "", x->path ? ": " : "", x->message);

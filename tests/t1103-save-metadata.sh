@@ -252,4 +252,17 @@ test_expect_success 'a prune that is refused does not undo the commit' '
 	test_path_is_dir st/runs/pr/step-5
 '
 
+test_expect_success TORCH 'an adopted file edited in place: verify names the hard link as the cause' '
+	rm -rf hl && cp -r "$FIXTURES_DIR/store/out" hl &&
+	ckpt -C st save --adopt hl/checkpoint-500 --run hl >/dev/null 2>&1 &&
+	ckpt-test-tool flip hl/checkpoint-500/pytorch_model.bin 700 &&
+	test_expect_code 1 ckpt -C st verify hl@500 >vout 2>verr &&
+	test_grep "pytorch_model.bin: FAILED" vout &&
+	test_grep "pytorch_model.bin: the file has 2 hard links and its content changed" verr &&
+	ckpt -C st save --copy --run cp --step 1 --force hl/checkpoint-500 >/dev/null 2>&1 &&
+	ckpt-test-tool flip st/runs/cp/step-1/pytorch_model.bin 700 &&
+	test_expect_code 1 ckpt -C st verify cp@1 >vout 2>verr &&
+	! test_grep "hard links" verr
+'
+
 test_done
