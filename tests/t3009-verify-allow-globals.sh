@@ -106,6 +106,18 @@ test_expect_success TORCH 'a checkpoint verified by path finds its store'"'"'s a
 	test_grep "training_args.bin: OK$" out
 '
 
+test_expect_success TORCH 'init --preset hf: a stock Trainer checkpoint saves without warning and verifies' '
+	ckpt init --preset hf hfstore >/dev/null &&
+	test_grep "^    - transformers.training_args.TrainingArguments$" hfstore/ckpt.yaml &&
+	cp -r hfout hfout2 &&
+	ckpt -C hfstore save --run hf --adopt hfout2/checkpoint-500 >/dev/null 2>err &&
+	! test_grep "refuses" err &&
+	ckpt -C hfstore verify hf@500 >out &&
+	test_grep "training_args.bin: OK$" out &&
+	test_expect_code 2 ckpt init --preset nosuch other 2>err &&
+	test_path_is_missing other
+'
+
 test_expect_success TORCH 'inspect honours the same allow list, by reference and by path' '
 	ckpt -C s inspect hf@500 >out &&
 	! test_grep "NOT ALLOWED" out &&
