@@ -40,6 +40,7 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const inspect_usage[] = {
@@ -49,6 +50,7 @@ static const char *const inspect_usage[] = {
 
 struct inspect_opts {
 	struct strlist filters, allow;
+	bool manifest;
 	bool no_tensors;
 	bool stats;
 	long long depth;
@@ -845,11 +847,85 @@ checkpoint_size(const struct ckpt_checkpoint *c)
 	return n;
 }
 
+#define MANIFEST_NAME "ckpt-manifest.json"
+
+/*
+ * A committed checkpoint's manifest as the short "checkpoint" block: what
+ * a person asks first (which run and step, when, how good, validated,
+ * signed), not its 150-line metadata tree (--manifest shows that).
+ * NULL when dir holds no readable manifest.
+ */
+static json_t *
+checkpoint_block(const struct ckpt_checkpoint *c)
+{
+	struct ckpt_manifest *m;
+	json_t *doc, *b, *v;
+	char *sig;
+	struct stat st;
+
+	if (!ckpt_checkpoint_is_directory(c) || ckpt_manifest_read(
+	    ckpt_checkpoint_path(c), &m, NULL))
+		return NULL;
+	doc = json_loads(ckpt_manifest_json(m), 0, NULL);
+	b = json_object();
+	json_object_set_new(b, "run", json_string(ckpt_manifest_run(m)));
+	json_object_set_new(b, "step", json_integer(ckpt_manifest_step(m)));
+	v = json_object_get(doc, "created");
+	json_object_set(b, "created", v ? v : json_null());
+	v = json_object_get(doc, "metrics");
+	json_object_set(b, "metrics", v ? v : json_object());
+	v = json_object_get(json_object_get(doc, "validation"), "result");
+	json_object_set(b, "validation", v ? v : json_null());
+	json_object_set_new(b, "manifest", json_string(ckpt_manifest_digest(
+	    m)));
+	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c), MANIFEST_NAME);
+	json_object_set_new(b, "signed", json_boolean(!stat(sig, &st)));
+	free(sig);
+	json_decref(doc);
+	ckpt_manifest_free(m);
+	return b;
+}
+
+static void
+print_checkpoint_block(json_t *b)
+{
+	const char *k;
+	json_t *v;
+	bool first = true;
+
+	printf("checkpoint:\n");
+	printf("  run:        %s\n", json_string_value(json_object_get(b,
+	    "run")));
+	printf("  step:       %lld\n", (long long)json_integer_value(
+	    json_object_get(b, "step")));
+	if (json_string_value(json_object_get(b, "created")))
+		printf("  created:    %s\n", json_string_value(
+		    json_object_get(b, "created")));
+	printf("  metrics:   ");
+	json_object_foreach(json_object_get(b, "metrics"), k, v) {
+		if (json_is_number(v))
+			printf(" %s=%.6g", k, json_number_value(v));
+		else
+			printf(" %s=-", k);
+		first = false;
+	}
+	printf("%s\n", first ? " (none)" : "");
+	printf("  validation: %s\n", json_string_value(json_object_get(b,
+	    "validation")) ? json_string_value(json_object_get(b,
+	    "validation")) : "(not recorded)");
+	printf("  signature:  %s\n", json_is_true(json_object_get(b,
+	    "signed")) ? MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
+	    "none");
+	printf("  manifest:   %s (--manifest shows it whole)\n",
+	    json_string_value(json_object_get(b, "manifest")));
+}
+
 static void
 print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
     const struct inspect_opts *o, const struct tensor_result *res,
     size_t nres)
 {
+	json_t *block = checkpoint_block(c);
 	size_t nfiles = ckpt_checkpoint_file_count(c);
 	struct totals all = { 0 };
 	char sz[32];
@@ -862,10 +938,24 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	printf("kind:    %s\n", ckpt_checkpoint_kind(c));
 	printf("files:   %zu, %s\n", nfiles, human_size(checkpoint_size(c), sz,
 	    sizeof(sz)));
+	if (block) {
+		printf("\n");
+		print_checkpoint_block(block);
+		json_decref(block);
+	}
 	for (size_t i = 0; i < nfiles; i++) {
 		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
 
 		printf("\n");
+		if (block && !o->manifest && (!strcmp(
+		    ckpt_checkpoint_file_name(c, i), MANIFEST_NAME) ||
+		    !strcmp(ckpt_checkpoint_file_name(c, i),
+		    "ckpt-summary.json"))) {
+			printf("file:    %s (ckpt's record: see checkpoint "
+			    "above; --manifest shows it)\n",
+			    ckpt_checkpoint_file_name(c, i));
+			continue;
+		}
 		if (e) {
 			/* also on stderr, where scripts look */
 			printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -1080,6 +1170,12 @@ json_checkpoint(const struct ckpt_checkpoint *c,
 		    json_finding(ckpt_checkpoint_finding(c, k)));
 	json_object_set_new(j, "findings", fnd);
 	json_object_set_new(j, "totals", json_totals(&all));
+	{
+		json_t *b = checkpoint_block(c);
+
+		if (b)
+			json_object_set_new(j, "checkpoint", b);
+	}
 	return j;
 }
 
@@ -1260,6 +1356,8 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "the metric of RUN@best references"),
 		OPT_STRING(0, "mode", &o.mode, "min|max",
 		    "RUN@best: the lowest (default) or highest metric"),
+		OPT_BOOL(0, "manifest", &o.manifest, "a store checkpoint: "
+		    "print its manifest whole, not the short block"),
 		OPT_STRING_LIST(0, "allow-global", &o.allow, "name",
 		    "admit this pickle global, as verify does: module.name or "
 		    "module.* (repeatable)"),

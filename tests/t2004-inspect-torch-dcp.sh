@@ -151,4 +151,21 @@ test_expect_success 'store references: RUN@STEP, RUN@latest, RUN@best, unknown' 
 	test_expect_code 2 ckpt -C st inspect --mode sideways r1@1 2>err
 '
 
+test_expect_success 'a store checkpoint: a short checkpoint block; --manifest shows the manifest whole' '
+	ckpt -C st inspect r1@1 >out &&
+	sed -n "/^checkpoint:$/,/^$/p" out >block &&
+	test_grep "^  run:        r1$" block &&
+	test_grep "^  step:       1$" block &&
+	test_grep "^  metrics:    loss=0.5$" block &&
+	test_grep "^  signature:  none$" block &&
+	test_grep "^file:    ckpt-manifest.json (ckpt.s record" out &&
+	test $(wc -l <out) -lt 60 &&
+	! test_grep "^  ckpt_version: " out &&
+	ckpt -C st inspect --manifest r1@1 >full &&
+	test_grep "^file:    ckpt-manifest.json$" full &&
+	test_grep "^  ckpt_version: " full &&
+	ckpt -C st inspect --json r1@1 >out.json &&
+	test "$(json_eval out.json "(d[\"checkpoint\"][\"run\"], d[\"checkpoint\"][\"step\"])")" = "(${SQ}r1${SQ}, 1)"
+'
+
 test_done
