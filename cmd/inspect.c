@@ -535,14 +535,57 @@ struct dtype_total {
 	uint64_t tensors, params, bytes;
 };
 
+/*
+ * What a tensor of a training checkpoint is for: model weights, optimizer
+ * state (Adam's two moments are twice the model again), or the rest
+ * (scheduler, scaler, RNG state).  Told by the file name (a Trainer's
+ * optimizer.pt, scheduler.pt, rng_state.pth) and by the first name
+ * component inside a single-file training checkpoint ("optimizer.state.
+ * 0.exp_avg" beside "model.fc.weight").
+ */
+enum role { ROLE_MODEL, ROLE_OPTIMIZER, ROLE_OTHER, ROLE_COUNT };
+
+static const char *const role_names[ROLE_COUNT] = { "model", "optimizer",
+	"other" };
+
+static enum role
+tensor_role(const char *file, const char *name)
+{
+	static const char *const other[] = { "scheduler", "lr_scheduler",
+		"scaler", "rng", "rng_state", "grad_scaler" };
+	const char *base = file ? strrchr(file, '/') : NULL;
+	size_t n = name ? strcspn(name, ".") : 0;
+
+	base = base ? base + 1 : file ? file : "";
+	if (strstr(base, "optim"))
+		return ROLE_OPTIMIZER;
+	if (strstr(base, "scheduler") || strstr(base, "rng_state") ||
+	    strstr(base, "scaler"))
+		return ROLE_OTHER;
+	if (n && name[n] == '.') {
+		if (n >= 5 && memmem(name, n, "optim", 5))
+			return ROLE_OPTIMIZER;
+		for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+			if (strlen(other[i]) == n && !strncmp(name, other[i], n))
+				return ROLE_OTHER;
+	}
+	return ROLE_MODEL;
+}
+
 struct totals {
 	uint64_t tensors, params, bytes;
 	struct dtype_total by[CKPT_DTYPE_COUNT];
+	struct dtype_total role[ROLE_COUNT];
 };
 
 static void
-count_tensor(struct totals *tot, const struct ckpt_tensor *t)
+count_tensor(struct totals *tot, const char *file, const struct ckpt_tensor *t)
 {
+	enum role r = tensor_role(file, t->name);
+
+	tot->role[r].tensors++;
+	tot->role[r].params += t->numel;
+	tot->role[r].bytes += t->nbytes;
 	tot->tensors++;
 	tot->params += t->numel;
 	tot->bytes += t->nbytes;
@@ -667,10 +710,25 @@ print_total_line(const char *label, const struct totals *tot)
 {
 	char p[32], b[32];
 
-	printf("%s: %llu tensor%s, %s parameter%s, %s\n", label,
+	printf("%s: %llu tensor%s, %s parameter%s, %s", label,
 	    (unsigned long long)tot->tensors, tot->tensors == 1 ? "" : "s",
 	    human_count(tot->params, p, sizeof(p)), tot->params == 1 ? "" :
 	    "s", human_size(tot->bytes, b, sizeof(b)));
+	/* A training checkpoint: say how much of it is the model. */
+	if (tot->role[ROLE_MODEL].params != tot->params) {
+		const char *sep = " (";
+
+		for (int r = 0; r < ROLE_COUNT; r++) {
+			if (!tot->role[r].params)
+				continue;
+			printf("%s%s %s", sep, human_count(tot->role[r].params,
+			    p, sizeof(p)), r == ROLE_MODEL ? "model" :
+			    r == ROLE_OPTIMIZER ? "optimizer state" : "other");
+			sep = ", ";
+		}
+		putchar(')');
+	}
+	putchar('\n');
 }
 
 static void print_dcp_chunks(const struct ctx *ctx, json_t *doc,
@@ -693,8 +751,8 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
 
 		if (selected(o, t)) {
-			count_tensor(&tot, t);
-			count_tensor(all, t);
+			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
+			count_tensor(all, ckpt_checkpoint_file_name(c, i), t);
 		}
 	}
 	printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -1052,6 +1110,19 @@ json_totals(const struct totals *tot)
 		json_object_set_new(by, ckpt_dtype_name(d), e);
 	}
 	json_object_set_new(j, "by_dtype", by);
+	by = json_object();
+	for (int r = 0; r < ROLE_COUNT; r++) {
+		json_t *e = json_object();
+
+		json_object_set_new(e, "tensors", json_u64(tot->role[r].tensors));
+		json_object_set_new(e, "parameters",
+		    json_u64(tot->role[r].params));
+		json_object_set_new(e, "bytes", json_u64(tot->role[r].bytes));
+		json_object_set_new(by, role_names[r], e);
+	}
+	json_object_set_new(j, "by_role", by);
+	json_object_set_new(j, "model_parameters",
+	    json_u64(tot->role[ROLE_MODEL].params));
 	return j;
 }
 
@@ -1134,8 +1205,8 @@ json_checkpoint(const struct ckpt_checkpoint *c,
 
 			if (!selected(o, t))
 				continue;
-			count_tensor(&tot, t);
-			count_tensor(&all, t);
+			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
+			count_tensor(&all, ckpt_checkpoint_file_name(c, i), t);
 			if (!o->no_tensors)
 				json_array_append_new(ts, json_tensor(t, o,
 				    res, nres));
