@@ -77,4 +77,26 @@ test_expect_success 'not a terminal: no escape sequence' '
 	! grep "$(printf "\033")" out
 '
 
+test_expect_success '--lock-timeout: one grammar on every command that locks; -j: one range' '
+	ckpt -C st gc --dry-run --lock-timeout 2m >/dev/null &&
+	ckpt -C st gc --dry-run --lock-timeout 30s >/dev/null &&
+	ckpt -C st gc --dry-run --lock-timeout 0.5 >/dev/null &&
+	for c in gc prune pin unpin save; do
+		test_expect_code 2 ckpt -C st $c --lock-timeout soon 2>err || exit 1
+		test_grep "lock-timeout .soon.: a duration such as 30s or 2m" err || exit 1
+		ckpt $c --completion-helper | grep -q "^--lock-timeout=$" || exit 1
+	done &&
+	for c in ls latest verify inspect init keygen sign; do
+		! ckpt $c --completion-helper | grep -q "^--lock-timeout" || exit 1
+	done &&
+	for c in save verify latest inspect; do
+		ckpt $c --completion-helper | grep -q "^--jobs=$" || exit 1
+		test_expect_code 2 ckpt -C st $c -j 0 2>err || exit 1
+		test_grep "from 1 to 1024" err || exit 1
+		test_expect_code 2 ckpt -C st $c --jobs 1025 2>err || exit 1
+	done &&
+	ckpt -C st latest -j 2 --verified --run r >/dev/null &&
+	ckpt -C st verify -j 1 r@1 >/dev/null 2>&1
+'
+
 test_done
