@@ -963,6 +963,37 @@ validation_failures(const char *val)
 	return s;
 }
 
+/*
+ * --force over a step that exists: true when that checkpoint does not
+ * verify (the usual case: a job resumed from before it because it was
+ * damaged), so that it is deleted rather than kept in the trash, where a
+ * second copy of a broken multi-GiB checkpoint helps nobody.
+ */
+static bool
+replaced_is_broken(const struct ctx *ctx, struct ckpt_store *s,
+    const char *run, long long step)
+{
+	struct ckpt_verify_options vo;
+	struct ckpt_report *r = NULL;
+	struct ckpt_ref ref;
+	char refstr[300];
+	bool broken;
+
+	snprintf(refstr, sizeof(refstr), "%s@%lld", run, step);
+	if (ckpt_store_resolve(s, refstr, NULL, CKPT_METRIC_MIN, &ref, NULL))
+		return false;	/* nothing there to replace */
+	memset(&vo, 0, sizeof(vo));
+	vo.store = ckpt_store_root(s);
+	vo.threads = ctx->jobs;
+	broken = ckpt_verify(ref.path, &vo, &r, NULL) || !ckpt_report_ok(r);
+	if (broken)
+		info(ctx, "%s does not verify: the new checkpoint replaces it "
+		    "and it is deleted, not kept in the trash", refstr);
+	ckpt_report_free(r);
+	ckpt_ref_release(&ref);
+	return broken;
+}
+
 static int
 after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
     const char *path, const char *run, long long step, json_t *report)
@@ -1203,6 +1234,8 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    CKPT_TRANSFER_MOVE : a.copy ? CKPT_TRANSFER_COPY : a.link ?
 	    CKPT_TRANSFER_LINK : CKPT_TRANSFER_AUTO;
 	so.force = a.force;
+	so.discard_replaced = a.force && replaced_is_broken(ctx, s, a.run,
+	    step);
 	so.metadata_json = meta_text;
 	so.lock_timeout_ms = ctx->lock_timeout_ms;
 	progress_start(&prog, ctx, "hashing", 0);

@@ -122,6 +122,19 @@ test_expect_success 'an existing step is refused (exit 2), --force replaces it' 
 	ckpt -C st latest --run r --verified >/dev/null
 '
 
+test_expect_success '--force over a checkpoint that does not verify: no second copy in the trash' '
+	mksrc src &&
+	ckpt -C st save --copy --run fr --step 3 src >/dev/null &&
+	ckpt-test-tool flip st/runs/fr/step-3/model.bin 100 &&
+	rm -rf st/.ckpt/trash/* &&
+	mkst src/model.bin 1000 7 &&
+	ckpt -C st save --copy --force --run fr --step 3 src >/dev/null 2>err &&
+	test_grep "fr@3 does not verify: the new checkpoint replaces it and it is deleted" err &&
+	cmp src/model.bin st/runs/fr/step-3/model.bin &&
+	! ls st/.ckpt/trash | grep -q "^fr@3\." &&
+	ckpt -C st verify fr@3 >/dev/null
+'
+
 test_expect_success '--force refuses to replace a pinned checkpoint' '
 	mksrc src &&
 	mkdir -p st/.ckpt/pins && echo "{}" >st/.ckpt/pins/r@10 &&

@@ -857,6 +857,9 @@ struct ckpt_save_opts {
 	size_t nsources;
 	enum ckpt_transfer transfer;
 	bool force;			/* replace an existing step */
+	/* With force: delete the replaced checkpoint instead of keeping it
+	 * in the trash (the caller found that it does not verify). */
+	bool discard_replaced;
 	/*
 	 * Caller-collected metadata as a JSON object (may be NULL), merged
 	 * into the manifest: "epoch", "metrics", "config", "git", "data",

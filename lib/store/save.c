@@ -1184,7 +1184,10 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	} else {
 		rc = rename_noreplace(sv->staging, sv->final, err);
 	}
-	if (!rc) {
+	if (!rc && sv->opts.discard_replaced) {
+		/* Committed either way; a leftover is gc's to remove. */
+		ckpt_rm_rf(trash);
+	} else if (!rc) {
 		char *t = ckpt_store_path(sv->store, ".ckpt/trash");
 
 		if (t)

@@ -54,5 +54,8 @@ void ckpt_iso_time(int64_t t, char *buf, size_t len);
 int64_t ckpt_parse_iso_time(const char *s);
 /* Login name of the user, static or from getenv. */
 const char *ckpt_user_name(void);
+/* Removes path recursively, manifest first, never following symlinks nor
+ * leaving its filesystem (prune.c).  0, or -1 with errno. */
+int ckpt_rm_rf(const char *path);
 
 #endif /* CKPT_STORE_H */
