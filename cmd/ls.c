@@ -78,13 +78,14 @@ check_known(const char *what, const char *opt, const char *name,
     const char **names, size_t n, const char *extra)
 {
 	const char *near;
-	char *all = xstrdup("");
+	char *all;
 
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(names[i], name))
 			return;
 	if (extra && !strcmp(extra, name))
 		return;
+	all = xstrdup("");
 	near = closest_name(name, names, n);
 	error("%s: no %s named '%s' in the store", opt, what, name);
 	if (near) {
