@@ -7,7 +7,12 @@
  *  1. Create cmd/<name>.c with a comment saying what the command does and
  *     the choices made, and "const struct cmd cmd_<name> = {...}".
  *     Everything else in it is static.  Parse options first thing with
- *     parse_options() so that -h and --completion-helper work.
+ *     parse_options() so that -h and --completion-helper work.  Say in
+ *     .flags what the dispatcher does for it (CMD_STORE and cmd_store(),
+ *     CMD_LOCK for ctx->lock_timeout_ms, CMD_JOBS for ctx->jobs) rather
+ *     than parsing those options again.  Exit statuses follow ckpt(1):
+ *     1 for a broken/unsafe/different input, 3 when the job could not be
+ *     done, the worst over several inputs (worse_exit()).
  *  2. Declare it below and add &cmd_<name> to commands[] in cmd/ckpt.c, in
  *     alphabetical order (tests/t0001 checks the order).
  *  3. The Makefile picks up every C file in cmd/ by itself.
