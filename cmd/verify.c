@@ -21,6 +21,7 @@
 #include "parse-options.h"
 #include "store.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +39,7 @@ struct vopts {
 };
 
 struct tally {
-	size_t checkpoints, bad_checkpoints, unchecked;
+	size_t checkpoints, bad_checkpoints, unchecked, removed;
 	size_t files, ok, failed, missing, extra, unreadable;
 	uint64_t hashed, cached;
 	/* signature outcomes of the checkpoints that have a manifest */
@@ -337,10 +338,55 @@ unchecked_json(const char *path, const struct ckpt_error *e)
 	return o;
 }
 
+/*
+ * Whether the listed checkpoint directory left runs/ since it was listed
+ * (a prune moved it into the trash): gone, replaced by another directory,
+ * or without its manifest.
+ */
+static bool
+vanished(const char *path, const struct stat *listed)
+{
+	struct stat st;
+	char *m;
+	bool gone;
+
+	if (lstat(path, &st))
+		return errno == ENOENT || errno == ENOTDIR;
+	if (st.st_ino != listed->st_ino || st.st_dev != listed->st_dev)
+		return true;
+	m = xasprintf("%s/%s", path, CKPT_MANIFEST_NAME);
+	gone = lstat(m, &st) && errno == ENOENT;
+	free(m);
+	return gone;
+}
+
+/* A checkpoint removed while it was verified: reported, not failed. */
+static void
+report_removed(const char *shown, const struct ctx *ctx, struct tally *t,
+    json_t *list)
+{
+	t->removed++;
+	if (list) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "path", json_string(shown));
+		json_object_set_new(o, "removed", json_true());
+		json_array_append_new(list, o);
+	} else if (ctx->verbosity >= 1) {
+		print_name(shown);
+		printf(": REMOVED (removed from the store during the run)\n");
+	}
+}
+
+/*
+ * Verifies one checkpoint.  listed: its directory as a store listing saw
+ * it; a failure of one that has since left the store (prune beside
+ * verify --all) is reported as removed, not as a failure.
+ */
 static int
 verify_one(const char *path, const char *shown,
     const struct ckpt_verify_options *vo, const struct ctx *ctx,
-    struct tally *t, json_t *list)
+    struct tally *t, json_t *list, const struct stat *listed)
 {
 	struct ckpt_report *r;
 	struct ckpt_error e;
@@ -354,6 +400,12 @@ verify_one(const char *path, const char *shown,
 	o.progress_arg = &pr;
 	rc = ckpt_verify(path, &o, &r, &e);
 	progress_stop(&pr);
+	if (listed && (rc || !ckpt_report_ok(r)) && vanished(path, listed)) {
+		if (!rc)
+			ckpt_report_free(r);
+		report_removed(shown, ctx, t, list);
+		return 0;
+	}
 	if (rc) {
 		error_ckpt(&e);
 		t->unchecked++;
@@ -405,6 +457,9 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 			    human_size(t->cached, c, sizeof(c)));
 		}
 		fprintf(stderr, ")");
+		if (t->removed)
+			fprintf(stderr, "; %zu removed from the store during "
+			    "the run", t->removed);
 		print_signatures(t);
 		fprintf(stderr, "\n");
 		return;
@@ -418,6 +473,8 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 	    t->unreadable);
 	if (t->unchecked)
 		fprintf(stderr, "; %zu could not be checked", t->unchecked);
+	if (t->removed)
+		fprintf(stderr, "; %zu removed during the run", t->removed);
 	print_signatures(t);
 	fprintf(stderr, "\n");
 }
@@ -508,6 +565,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		struct ckpt_store *s = cmd_store(ctx);
 		struct ckpt_list *l;
 		struct ckpt_error e;
+		struct stat st;
 		size_t listed;
 
 		ckpt_error_clear(&e);
@@ -523,7 +581,11 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 			shown = xasprintf("%s@%lld", en->run,
 			    (long long)en->step);
 			o.store = ckpt_store_root(s);
-			verify_one(en->path, shown, &o, ctx, &t, list);
+			if (lstat(en->path, &st))
+				report_removed(shown, ctx, &t, list);
+			else
+				verify_one(en->path, shown, &o, ctx, &t, list,
+				    &st);
 			free(shown);
 		}
 		listed = ckpt_list_count(l);
@@ -571,14 +633,24 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 			o.store = ref.path ? ckpt_store_root(s) : NULL;
 			o.manifest_digest = ref.manifest_digest;
 			verify_one(path, ref.path ? argv[i] : path, &o, ctx, &t,
-			    list);
+			    list, NULL);
 			o.manifest_digest = NULL;
 			ckpt_ref_release(&ref);
 			free(path);
 		}
 		ckpt_store_free(s);
 	}
-
+	if (!t.checkpoints && t.removed && !t.unchecked) {
+		/* every one was pruned meanwhile: nothing failed */
+		if (doc) {
+			json_object_set_new(doc, "checkpoints", list);
+			json_doc_print(doc);
+		}
+		summary(&t, now_seconds() - start, ctx);
+		strlist_release(&v.keys);
+		strlist_release(&v.allow);
+		return CKPT_EXIT_OK;
+	}
 	if (doc) {
 		sum = json_object();
 		json_object_set_new(sum, "checkpoints",
@@ -597,6 +669,8 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    json_integer((json_int_t)t.extra));
 		json_object_set_new(sum, "unreadable",
 		    json_integer((json_int_t)t.unreadable));
+		json_object_set_new(sum, "removed",
+		    json_integer((json_int_t)t.removed));
 		json_object_set_new(sum, "bytes_hashed",
 		    json_integer((json_int_t)t.hashed));
 		json_object_set_new(sum, "bytes_cached",

@@ -480,6 +480,92 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
+/*
+ * Statistics of many tensors on every core (issue #17): each tensor is
+ * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * threads threads (0: one per online CPU) with a fixed buffer each
+ * (about 1 MiB), and the partial results merge in piece order, so the
+ * numbers do not depend on the thread count.  Each item gets its own
+ * result: st (initialised here), rc and err.  Returns 0, or an error
+ * that concerns the whole call (out of memory).
+ */
+struct ckpt_stats_item {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	struct ckpt_tensor_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
+
+/*
+ * Element-wise comparison of two tensors with the same number of values
+ * (each side decoded exactly to float64 from its own dtype), for diff.
+ *
+ *   count       value pairs (a complex element is two values)
+ *   unequal     pairs with a != b, where NaN equals NaN (any payload)
+ *               and -0 equals +0; 0 means the values are identical
+ *   beyond      pairs not close by numpy.isclose(a, b, rtol, atol,
+ *               equal_nan) on float64: |a - b| <= atol + rtol * |b| for
+ *               finite pairs, a == b for infinite ones, NaN never close
+ *               unless both are NaN and equal_nan is set
+ *   finite      pairs with both values finite; max_abs and the sums
+ *               cover these only
+ *   nan_both    pairs NaN on both sides (also counted in nan_a, nan_b)
+ *
+ * Sums run in float64 over 4 lanes per block of 1024 values, and blocks
+ * add up with Neumaier compensation: each sum S of terms t_i is within
+ * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
+ */
+struct ckpt_compare_options {
+	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
+	bool equal_nan;
+};
+
+struct ckpt_compare_stats {
+	uint64_t count, unequal, beyond, finite;
+	uint64_t nan_a, nan_b, nan_both;
+	uint64_t pos_inf_a, neg_inf_a, pos_inf_b, neg_inf_b;
+	double max_abs;			/* max |a - b| */
+	double sum_abs;			/* sum |a - b| */
+	double sum_sq;			/* sum (a - b)^2 */
+	double sum_a2, sum_b2, sum_ab;
+};
+
+CKPT_API void ckpt_compare_stats_init(struct ckpt_compare_stats *st);
+/** Adds the pairs summarised by o. */
+CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
+    const struct ckpt_compare_stats *o);
+/**
+ * Compares n packed elements of dtype da at a with n of dtype db at b
+ * (both decoded as ckpt_dtype_to_f64() does; components must agree) and
+ * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
+ * decode or whose component counts differ.
+ */
+CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
+    enum ckpt_dtype db, const void *b, uint64_t n,
+    const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
+
+/*
+ * Comparisons of many tensor pairs on every core, split and merged as
+ * ckpt_tensor_stats_many() does.  progress, when set, is called with
+ * the elements compared so far, serialised, from any thread.
+ */
+typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
+    void *data);
+struct ckpt_compare_item {
+	const struct ckpt_file *fa, *fb;
+	const struct ckpt_tensor *ta, *tb;
+	struct ckpt_compare_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
+    size_t n, const struct ckpt_compare_options *o, unsigned int threads,
+    ckpt_compare_progress_fn progress, void *progress_data,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
@@ -663,6 +749,18 @@ struct ckpt_staging {
 	uint64_t done, total;		/* bytes hashed so far / to hash */
 };
 
+/*
+ * Something a listing found and did not use: a symbolic link where a run
+ * or checkpoint directory belongs (never followed: it is not part of the
+ * store, and no command touches it), or a registry entry that cannot be
+ * parsed (it protects every checkpoint from prune).
+ */
+struct ckpt_foreign {
+	const char *run;		/* NULL for a registry entry */
+	const char *path;		/* absolute */
+	const char *what;		/* "a symbolic link", ... */
+};
+
 struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
@@ -674,6 +772,10 @@ struct ckpt_list;
  * CKPT_LIST_STAGING also in-progress, failed and incomplete directories.
  * Reads only the small summary files (fast for 10,000 checkpoints).  A
  * checkpoint whose summary is unreadable is listed from its manifest.
+ * Fails closed: any error but ENOENT reading runs, pins or the registry
+ * is an error (CKPT_ERR_IO), never an empty or partial listing.  Symbolic
+ * links are never followed; they are listed by ckpt_list_foreign().
+ * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
@@ -683,6 +785,9 @@ CKPT_API const struct ckpt_entry *ckpt_list_entry(const struct ckpt_list *l,
     size_t i);
 CKPT_API size_t ckpt_list_staging_count(const struct ckpt_list *l);
 CKPT_API const struct ckpt_staging *ckpt_list_staging(
+    const struct ckpt_list *l, size_t i);
+CKPT_API size_t ckpt_list_foreign_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
     const struct ckpt_list *l, size_t i);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
@@ -932,8 +1037,11 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
  * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
  * union (a checkpoint is kept when any rule keeps it); max_size is then a
  * cap on the union.  Whatever the rules say, the newest checkpoint of each
- * run (by step), pinned checkpoints and sources of registry versions are
- * kept, and no rule ever looks across runs.
+ * run (by step) that is not marked failed (the one "ckpt latest" returns),
+ * the best one by the policy's metric when it names one (not failed, with
+ * a value), pinned checkpoints and sources of registry versions are kept,
+ * and no rule ever looks across runs.  A failed checkpoint never fills
+ * newest, a keep_last slot or a keep_best rank.
  *
  * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
  * value) so that policies can be layered: ckpt_policy_merge() copies the
@@ -1027,13 +1135,15 @@ struct ckpt_candidate {
 	bool pinned;
 	bool registry;			/* the source of a registry version */
 	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+	bool failed;			/* validation or load test failed: never
+					 * newest, last or best */
 };
 
 /* The verdict for one candidate. */
 struct ckpt_verdict {
 	bool keep;
 	bool invariant;		/* kept whatever the rules: newest,
-					 * pinned or registry */
+					 * best, pinned or registry */
 	size_t nreasons;
 	const char *const *reasons;	/* why kept; for a removal, why removed
 					 * against the rules ("max-size") */
@@ -1059,7 +1169,8 @@ struct ckpt_plan;
  * the rules alone keep nothing while something there is not protected
  * ("would delete every checkpoint"); err names the run.
  *
- * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * Reasons: "newest", "best" (the best by the metric when keep_best does
+ * not rank it), "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
  * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
@@ -1196,6 +1307,11 @@ CKPT_API size_t ckpt_prune_report_trash_left(
 /** A stale lock broken on the way (holder->pid 0 when none). */
 CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
     const struct ckpt_prune_report *r);
+/** Symbolic links and unreadable registry entries the prune left alone. */
+CKPT_API size_t ckpt_prune_report_foreign_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
+    const struct ckpt_prune_report *r, size_t i);
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes

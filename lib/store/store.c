@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store.c - the store: finding, opening and creating it, its lock, pins,
- * name rules, and the durable-file helpers shared by the store modules.
+ * and name rules.
  *
  * The lock is a lockfile (.ckpt/lock) created with O_EXCL rather than
  * flock/fcntl locks: those are advisory per host and unreliable on NFS,
@@ -31,288 +31,6 @@
 #define LOCK_BREAK_PATH	".ckpt/lock.break"
 /* A break lock older than this is itself stale (breaking takes ms). */
 #define LOCK_BREAK_STALE 30
-
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                        */
-/* ------------------------------------------------------------------ */
-
-char *
-ckpt_join(const char *a, const char *b)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/%s", a, b) < 0)
-		return NULL;
-	return p;
-}
-
-char *
-ckpt_dirname(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
-int
-ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
-    struct ckpt_error *err)
-{
-	struct stat st;
-	size_t done = 0;
-	char *buf;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-		    path, -1, "no such file") : ckpt_error_errno(err, path,
-		    "cannot open");
-	if (fstat(fd, &st)) {
-		close(fd);
-		return ckpt_error_errno(err, path, "cannot stat");
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
-		    "not a regular file");
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return ckpt_error_set(err, CKPT_ERR_LIMIT, path, -1,
-		    "file of %lld bytes exceeds the limit of %zu bytes",
-		    (long long)st.st_size, max);
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return ckpt_error_nomem(err);
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			close(fd);
-			return ckpt_error_errno(err, path, "cannot read");
-		}
-		if (n == 0)
-			break;		/* shrank: take what is there */
-		done += (size_t)n;
-	}
-	close(fd);
-	buf[done] = '\0';
-	*out = buf;
-	if (len)
-		*len = done;
-	return CKPT_OK;
-}
-
-int
-ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
-    struct ckpt_error *err)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ckpt_error_errno(err, path, "cannot write");
-		p += n;
-		len -= (size_t)n;
-	}
-	return CKPT_OK;
-}
-
-int
-ckpt_fsync_dir(const char *path, struct ckpt_error *err)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return ckpt_error_errno(err, path, "cannot open directory");
-	/* EINVAL: the filesystem cannot sync directories; nothing to do. */
-	if (fsync(fd) && errno != EINVAL) {
-		int rc = ckpt_error_errno(err, path, "cannot fsync directory");
-
-		close(fd);
-		return rc;
-	}
-	close(fd);
-	return CKPT_OK;
-}
-
-int
-ckpt_write_file_atomic(const char *path, const void *data, size_t len,
-    struct ckpt_error *err)
-{
-	return ckpt_write_file_replace(path, data, len, true, err);
-}
-
-int
-ckpt_write_file_replace(const char *path, const void *data, size_t len,
-    bool durable, struct ckpt_error *err)
-{
-	char *tmp, *dir;
-	int fd, rc;
-
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-		return ckpt_error_nomem(err);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = ckpt_error_errno(err, tmp, "cannot create");
-		free(tmp);
-		return rc;
-	}
-	rc = ckpt_write_all(fd, data, len, tmp, err);
-	/* Any fsync error fails the write: no retry-and-trust (fsyncgate). */
-	if (!rc && durable && fsync(fd))
-		rc = ckpt_error_errno(err, tmp, "cannot fsync");
-	if (close(fd) && !rc)
-		rc = ckpt_error_errno(err, tmp, "cannot close");
-	if (!rc && rename(tmp, path))
-		rc = ckpt_error_errno(err, path, "cannot rename %s into place",
-		    tmp);
-	if (rc) {
-		unlink(tmp);
-		free(tmp);
-		return rc;
-	}
-	free(tmp);
-	if (!durable)
-		return CKPT_OK;
-	dir = ckpt_dirname(path);
-	if (!dir)
-		return ckpt_error_nomem(err);
-	rc = ckpt_fsync_dir(dir, err);
-	free(dir);
-	return rc;
-}
-
-const char *
-ckpt_hostname(void)
-{
-	static char host[256];
-
-	if (!host[0] && gethostname(host, sizeof(host) - 1))
-		snprintf(host, sizeof(host), "unknown");
-	host[sizeof(host) - 1] = '\0';
-	return host;
-}
-
-const char *
-ckpt_boot_id(void)
-{
-	static char id[64];
-	FILE *fp;
-
-	if (id[0])
-		return id;
-	fp = fopen("/proc/sys/kernel/random/boot_id", "re");
-	if (!fp)
-		return "";
-	if (!fgets(id, sizeof(id), fp))
-		id[0] = '\0';
-	fclose(fp);
-	id[strcspn(id, "\n")] = '\0';
-	return id;
-}
-
-unsigned long long
-ckpt_proc_start(long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
-	size_t n;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	/* The command name may hold spaces and ')': skip to the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* Field 22 is starttime; after ')' come fields 3.. */
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p)
-		return 0;
-	start = strtoull(p + 1, NULL, 10);
-	return start;
-}
-
-bool
-ckpt_proc_alive(long pid, unsigned long long start)
-{
-	unsigned long long now;
-
-	if (pid <= 0)
-		return false;
-	if (kill((pid_t)pid, 0) && errno == ESRCH)
-		return false;
-	if (!start)
-		return true;
-	now = ckpt_proc_start(pid);
-	/* A pid reused by another process has another start time. */
-	return !now || now == start;
-}
-
-void
-ckpt_iso_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ",
-	    &tm))
-		snprintf(buf, len, "1970-01-01T00:00:00Z");
-}
-
-int64_t
-ckpt_parse_iso_time(const char *s)
-{
-	struct tm tm;
-	const char *end;
-
-	memset(&tm, 0, sizeof(tm));
-	if (!s)
-		return -1;
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return -1;
-	if (*end == '.')	/* fractional seconds are allowed, ignored */
-		for (end++; *end >= '0' && *end <= '9'; end++)
-			;
-	if (strcmp(end, "Z"))
-		return -1;
-	return (int64_t)timegm(&tm);
-}
-
-const char *
-ckpt_user_name(void)
-{
-	struct passwd *pw = getpwuid(getuid());
-	const char *u;
-
-	if (pw && pw->pw_name)
-		return pw->pw_name;
-	u = getenv("USER");
-	return u ? u : "unknown";
-}
 
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
@@ -926,20 +644,29 @@ ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
 	return rc;
 }
 
+/*
+ * Fails closed: a pin that cannot be checked (any error but ENOENT, or a
+ * pins directory that is a symbolic link) counts as a pin, so that an I/O
+ * error never lets a pinned checkpoint be replaced or removed.
+ */
 bool
 ckpt_store_is_pinned(const struct ckpt_store *s, const char *run,
     int64_t step)
 {
-	char *p;
+	char name[CKPT_NAME_MAX + 32];
 	struct stat st;
 	bool yes;
+	int fd;
 
 	if (ckpt_name_check(run, NULL, NULL))
 		return false;
-	p = pin_path(s, run, step);
-	if (!p)
+	fd = ckpt_store_opendir(s, ".ckpt/pins", NULL);
+	if (fd == -2)
 		return false;
-	yes = !stat(p, &st);
-	free(p);
+	if (fd < 0)
+		return true;
+	snprintf(name, sizeof(name), "%s@%lld", run, (long long)step);
+	yes = !fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT;
+	close(fd);
 	return yes;
 }

@@ -117,3 +117,17 @@ ckpt_version(void)
 	return STR(CKPT_VERSION_MAJOR) "." STR(CKPT_VERSION_MINOR) "."
 	    STR(CKPT_VERSION_PATCH);
 }
+
+_Noreturn void
+ckpt_bug(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The one place the library writes to stderr: a broken invariant. */
+	fprintf(stderr, "BUG: %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}

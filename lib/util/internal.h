@@ -55,6 +55,10 @@ ckpt_add_u64(uint64_t a, uint64_t b, uint64_t *out)
 	return !__builtin_add_overflow(a, b, out);
 }
 
+#define BUG(...) ckpt_bug(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void ckpt_bug(const char *file, int line, const char *fmt, ...)
+    CKPT_PRINTF(3, 4);
+
 #include "util/banned.h"
 
 /*
