@@ -70,6 +70,35 @@ checkpoint_verifies(struct ckpt_store *s, const char *dir, char **why)
 	return ok;
 }
 
+/* What the walk from the newest down found. */
+struct pick {
+	struct ckpt_store *s;
+	bool verified;
+	size_t skipped;
+	char *run, *path;
+	int64_t step;
+};
+
+/* Takes the first checkpoint offered (not failed), verified if asked. */
+static int
+take_newest(const struct ckpt_entry *e, void *arg)
+{
+	struct pick *p = arg;
+	char *why = NULL;
+
+	if (p->verified && !checkpoint_verifies(p->s, e->path, &why)) {
+		warning("%s@%lld does not verify (%s); trying an older one",
+		    e->run, (long long)e->step, why);
+		free(why);
+		p->skipped++;
+		return 0;
+	}
+	p->run = xstrdup(e->run);
+	p->path = xstrdup(e->path);
+	p->step = e->step;
+	return 1;
+}
+
 static int
 cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -81,11 +110,10 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 		    "newest checkpoint whose files match its manifest"),
 		OPT_END()
 	};
-	const struct ckpt_entry *found = NULL;
+	struct pick found = { 0 };
 	struct ckpt_store *s;
-	struct ckpt_list *l;
 	struct ckpt_error err;
-	size_t skipped = 0;
+	int rc;
 
 	if (parse_options(argc, argv, ctx, opts, latest_usage))
 		usage_error(latest_usage, opts, "latest takes no arguments");
@@ -97,46 +125,34 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 		return CKPT_EXIT_USAGE;
 	}
 	s = store_open(ctx, false);
-	if (ckpt_store_list(s, run, 0, &l, &err))
+	found.s = s;
+	found.verified = verified;
+	/* the newest first, reading no more than it needs */
+	rc = ckpt_store_newest(s, run, take_newest, &found, &err);
+	if (rc < 0)
 		die_ckpt(&err);
-	for (size_t i = ckpt_list_count(l); i-- > 0;) {
-		const struct ckpt_entry *e = ckpt_list_entry(l, i);
-		char *why = NULL;
-
-		if (e->failed)
-			continue;
-		if (verified && !checkpoint_verifies(s, e->path, &why)) {
-			warning("%s@%lld does not verify (%s); trying an older "
-			    "one", e->run, (long long)e->step, why);
-			free(why);
-			skipped++;
-			continue;
-		}
-		found = e;
-		break;
-	}
-	if (!found) {
+	if (!rc) {
 		if (ctx->verbosity)
 			fprintf(stderr, "ckpt: run '%s' has no committed%s "
 			    "checkpoint\n", run, verified ? ", verified" : "");
-		ckpt_list_free(l);
 		ckpt_store_free(s);
 		return CKPT_EXIT_FINDING;
 	}
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
 
-		json_object_set_new(doc, "run", json_string(found->run));
-		json_object_set_new(doc, "step", json_integer(found->step));
-		json_object_set_new(doc, "path", json_string(found->path));
+		json_object_set_new(doc, "run", json_string(found.run));
+		json_object_set_new(doc, "step", json_integer(found.step));
+		json_object_set_new(doc, "path", json_string(found.path));
 		json_object_set_new(doc, "verified", json_boolean(verified));
 		json_object_set_new(doc, "skipped", json_integer(
-		    (json_int_t)skipped));
+		    (json_int_t)found.skipped));
 		json_doc_print(doc);
 	} else {
-		printf("%s\n", found->path);
+		printf("%s\n", found.path);
 	}
-	ckpt_list_free(l);
+	free(found.run);
+	free(found.path);
 	ckpt_store_free(s);
 	return CKPT_EXIT_OK;
 }
