@@ -136,6 +136,7 @@ test_expect_success 'an unreadable run directory is an error for latest' '
 '
 
 test_expect_success 'a run listing cut short is an error, never a partial view' '
+	rm -rf "$HOME/.cache/ckpt" &&
 	test_expect_code 3 fault readdir "*/runs/a" 3 \
 	    ckpt -C s latest --run a 2>err &&
 	test_expect_code 3 fault readdir "*/runs/a" 3 \

@@ -72,7 +72,41 @@ struct ckpt_index {
 	bool run_racy;
 	struct head *heads;
 	size_t n;
+	uint32_t *slots;		/* open addressing: position + 1 */
+	size_t mask;
 };
+
+/* FNV-1a, for the name lookups of a listing (one per checkpoint). */
+static uint64_t
+name_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void
+build_slots(struct ckpt_index *ix)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * ix->n)
+		cap *= 2;
+	ix->slots = calloc(cap, sizeof(*ix->slots));
+	if (!ix->slots)
+		return;		/* the binary search will do */
+	ix->mask = cap - 1;
+	for (size_t i = 0; i < ix->n; i++) {
+		size_t k = (size_t)name_hash(ix->heads[i].name,
+		    ix->heads[i].namelen) & ix->mask;
+
+		while (ix->slots[k])
+			k = (k + 1) & ix->mask;
+		ix->slots[k] = (uint32_t)i + 1;
+	}
+}
 
 static uint32_t
 get32(const unsigned char *p)
@@ -111,6 +145,7 @@ ckpt_index_free(struct ckpt_index *ix)
 		return;
 	free(ix->buf);
 	free(ix->heads);
+	free(ix->slots);
 	free(ix);
 }
 
@@ -335,6 +370,7 @@ ckpt_index_load(const struct ckpt_store *s, const char *run,
 		ckpt_index_free(ix);
 		return -1;
 	}
+	build_slots(ix);
 	*out = ix;
 	return 0;
 }
@@ -390,6 +426,19 @@ ckpt_index_find(const struct ckpt_index *ix, const char *name, size_t *at)
 {
 	size_t lo = 0, hi = ix ? ix->n : 0, len = strlen(name);
 
+	if (ix && ix->slots) {
+		size_t k = (size_t)name_hash(name, len) & ix->mask;
+
+		for (; ix->slots[k]; k = (k + 1) & ix->mask) {
+			const struct head *h = &ix->heads[ix->slots[k] - 1];
+
+			if (h->namelen == len && !memcmp(h->name, name, len)) {
+				*at = ix->slots[k] - 1;
+				return true;
+			}
+		}
+		return false;
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		const struct head *h = &ix->heads[mid];
