@@ -237,8 +237,10 @@ test_expect_success 'save --prune applies the policy after the commit' '
 	ckpt -C st save --run pr --step 4 --prune ck 2>err &&
 	test_grep "pruned" err &&
 	ckpt -C st ls --run pr --json >after &&
-	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 1 &&
-	test_grep "/runs/pr/step-4\"" after
+	# the newest, and the best by the metric of the policy (acc, max)
+	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 2 &&
+	test_grep "/runs/pr/step-4\"" after &&
+	test_grep "/runs/pr/step-3\"" after
 '
 
 test_expect_success 'a prune that is refused does not undo the commit' '

@@ -709,9 +709,9 @@ CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
  * (or the run has none), or an error (CKPT_ERR_*, fail closed as
  * ckpt_store_list).  ckpt latest and RUN@latest are this.
  */
+typedef int (*ckpt_entry_fn)(const struct ckpt_entry *e, void *arg);
 CKPT_API int ckpt_store_newest(struct ckpt_store *s, const char *run,
-    int (*fn)(const struct ckpt_entry *e, void *arg), void *arg,
-    struct ckpt_error *err);
+    ckpt_entry_fn fn, void *arg, struct ckpt_error *err);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
     double *value);

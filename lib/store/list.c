@@ -1303,9 +1303,8 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 }
 
 int
-ckpt_store_newest(struct ckpt_store *s, const char *run,
-    int (*fn)(const struct ckpt_entry *e, void *arg), void *arg,
-    struct ckpt_error *err)
+ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
+    void *arg, struct ckpt_error *err)
 {
 	struct ckpt_protection prot;
 	struct ckpt_index *ix = NULL;
