@@ -29,6 +29,12 @@ same_answers() {
 	done
 }
 
+# shim VAR=VALUE... cmd...: cmd under the fault shim (ASan allows it).
+shim() {
+	env ASAN_OPTIONS="verify_asan_link_order=0:$ASAN_OPTIONS" \
+	    LD_PRELOAD="$SHIM" "$@"
+}
+
 index_file() {
 	find "$HOME/.cache/ckpt/index" -type f -name r
 }
@@ -135,10 +141,10 @@ test_expect_success 'a stale index: a failed checkpoint that is fine again' '
 
 test_expect_success 'latest with a fresh index lists nothing, reads a few files' '
 	ckpt -C s ls >/dev/null &&
-	env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=readdir CKPT_FAULT_PATH="*/runs/r" \
+	shim CKPT_FAULT_OP=readdir CKPT_FAULT_PATH="*/runs/r" \
 	    CKPT_FAULT_NTH=all ckpt -C s latest --run r >actual &&
 	test_cmp ref/latest actual &&
-	env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
 	    CKPT_FAULT_PATH="*/runs/r/*" CKPT_FAULT_LOG=opens.log \
 	    ckpt -C s latest --run r >actual &&
 	test_cmp ref/latest actual &&
@@ -148,13 +154,13 @@ test_expect_success 'latest with a fresh index lists nothing, reads a few files'
 test_expect_success 'prune decides on the files: every summary is read' '
 	rm -f opens.log &&
 	n=$(ls s/runs/r | grep -c "^step-") &&
-	env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
 	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
 	    CKPT_FAULT_LOG=opens.log \
 	    ckpt -C s prune --run r --keep-last $n >/dev/null &&
 	test "$(grep -c "ckpt-summary.json" opens.log)" = $n &&
 	rm -f opens.log &&
-	env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
 	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
 	    CKPT_FAULT_LOG=opens.log \
 	    ckpt -C s prune --dry-run --run r --keep-last 1 >/dev/null &&

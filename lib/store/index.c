@@ -783,7 +783,8 @@ ckpt_index_writer_commit(struct ckpt_index_writer *w,
 	if (!w || w->failed || w->n > 0xffffffffu)
 		goto done;
 	/* sorted by name: a copy of the header, then the records */
-	qsort_r(w->recs, w->n, sizeof(*w->recs), cmp_wrec, w->buf);
+	if (w->n)	/* qsort_r(NULL, 0, ...) is undefined (UBSan) */
+		qsort_r(w->recs, w->n, sizeof(*w->recs), cmp_wrec, w->buf);
 	put_bytes(&out, w->buf, HEADER_SIZE);
 	for (size_t i = 0; i < w->n; i++) {
 		if (i && !cmp_wrec(&w->recs[i - 1], &w->recs[i], w->buf))
