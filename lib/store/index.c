@@ -838,3 +838,63 @@ done:
 	free(out.buf);
 	ckpt_index_writer_free(w);
 }
+
+/* ------------------------------------------------------------------ */
+/* For the fuzz harness                                                */
+/* ------------------------------------------------------------------ */
+
+static void
+decoded_release(struct ckpt_entry_priv *p)
+{
+	free((char *)p->e.created_iso);
+	free((char *)p->e.scope);
+	free((char *)p->e.note);
+	free((char *)p->e.validation);
+	free((char *)p->e.load_test);
+	for (size_t i = 0; i < p->e.nmetrics; i++)
+		free((char *)p->metrics[i].name);
+	free(p->metrics);
+	for (size_t i = 0; i < p->e.ntags; i++)
+		free(p->tags[i]);
+	free(p->tags);
+}
+
+/*
+ * Parses an index file held in memory and decodes and looks up every
+ * record, as a listing would: 0 when it is a valid index, -1 when it
+ * would be ignored (tests/fuzz/fuzz-index.c).
+ */
+int
+ckpt_index_check(const void *data, size_t size)
+{
+	struct ckpt_index *ix = calloc(1, sizeof(*ix));
+	char name[CKPT_NAME_MAX + 64];
+	int rc = 0;
+
+	if (!ix || !(ix->buf = malloc(size ? size : 1))) {
+		free(ix);
+		return -1;
+	}
+	memcpy(ix->buf, data, size);
+	ix->size = size;
+	if (!parse(ix)) {
+		ckpt_index_free(ix);
+		return -1;
+	}
+	build_slots(ix);
+	for (size_t i = 0; i < ix->n; i++) {
+		struct ckpt_entry_priv p;
+		size_t at;
+
+		memset(&p, 0, sizeof(p));
+		if (ckpt_index_decode(ix, i, &p))
+			rc = -1;
+		decoded_release(&p);
+		ckpt_index_name(ix, i, name, sizeof(name));
+		if (strlen(name) == ix->heads[i].namelen &&
+		    (!ckpt_index_find(ix, name, &at) || at != i))
+			rc = -1;	/* sorted and unique: must find itself */
+	}
+	ckpt_index_free(ix);
+	return rc;
+}

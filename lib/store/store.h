@@ -110,5 +110,8 @@ void ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
 void ckpt_index_writer_commit(struct ckpt_index_writer *w,
     const struct ckpt_store *s, const char *run);
 void ckpt_index_writer_free(struct ckpt_index_writer *w);
+/* Parses and decodes an index held in memory: 0 valid, -1 ignored (the
+ * fuzz harness). */
+int ckpt_index_check(const void *data, size_t size);
 
 #endif /* CKPT_STORE_H */
