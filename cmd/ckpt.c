@@ -15,6 +15,7 @@
 
 /* Alphabetical; tests/t0001 checks the order. */
 static const struct cmd *const commands[] = {
+	&cmd_diff,
 	&cmd_gc,
 	&cmd_init,
 	&cmd_inspect,
@@ -170,6 +171,8 @@ main(int argc, char **argv)
 	int i;
 
 	atexit(close_stdout);
+	/* SIGINT/SIGTERM/SIGHUP unwind a store operation (lock, --move). */
+	ckpt_interrupt_install();
 	env = getenv("CKPT_STORE");
 	if (env && *env)
 		ctx.store = env;

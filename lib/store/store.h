@@ -114,4 +114,13 @@ void ckpt_index_writer_free(struct ckpt_index_writer *w);
  * fuzz harness). */
 int ckpt_index_check(const void *data, size_t size);
 
+/*
+ * Why path cannot name a file in a manifest (relative, '/'-separated, no
+ * empty, "." or ".." component, valid UTF-8, no control character or
+ * backslash, at most 4096 bytes), or NULL when it can.  The manifest
+ * reader and save share it: save refuses before it commits every name
+ * the reader would reject.
+ */
+const char *ckpt_manifest_path_problem(const char *path);
+
 #endif /* CKPT_STORE_H */

@@ -21,6 +21,7 @@
  *                                            RUN@FIRST.. (as mk-store.py
  *                                            writes them, loss 1/(s+1)),
  *                                            fast: 100,000 in seconds
+ *   ckpt-test-tool s3 ...                    libckpt's S3 client (test-s3.c)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include <unistd.h>
 
 #include <ckpt.h>
+
+int cmd_s3(int argc, char **argv);	/* test-s3.c */
 
 static int
 fail(const char *msg, const char *arg)
@@ -419,6 +422,7 @@ static const struct {
 	{ "fill", cmd_fill },
 	{ "flip", cmd_flip },
 	{ "hold-lock", cmd_hold_lock },
+	{ "s3", cmd_s3 },
 	{ "sha256", cmd_sha256 },
 	{ "truncate", cmd_truncate },
 };
