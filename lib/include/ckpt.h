@@ -474,6 +474,65 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Writing safetensors (issue #14)                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A sink for written bytes: writes all len bytes or fails (filling err).
+ * Writers call it sequentially, never concurrently.
+ */
+typedef int (*ckpt_write_fn)(void *arg, const void *buf, size_t len,
+    struct ckpt_error *err);
+
+/*
+ * One tensor to write.  Its bytes come either from a tensor a reader found
+ * (file and src: strides, storage offset and byte order are applied by
+ * ckpt_tensor_read(), so views come out contiguous and big-endian sources
+ * little-endian), or from memory (data: the packed little-endian bytes).
+ * dtype must be a safetensors dtype (CKPT_DTYPE_BOOL..CKPT_DTYPE_U64);
+ * with src, its dtype and element count must match.
+ */
+struct ckpt_st_tensor {
+	const char *name;
+	enum ckpt_dtype dtype;
+	unsigned int ndim;
+	const uint64_t *shape;
+	const struct ckpt_file *file;
+	const struct ckpt_tensor *src;
+	const void *data;
+};
+
+struct ckpt_st_write_opts {
+	/* __metadata__ as key, value, key, value...: nmetadata pairs of
+	 * UTF-8 strings; keys unique.  None: no __metadata__ at all. */
+	const char *const *metadata;
+	size_t nmetadata;
+	/* Called with tensor bytes written so far and their total. */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+/**
+ * Writes a safetensors file through write(arg, ...), byte for byte as the
+ * reference writer lays it out: tensors ordered by dtype (largest enum
+ * value first: U64, I64, F64, C64, F32 ... BOOL) then by name, data in
+ * that order with no holes; compact JSON header, "__metadata__" first
+ * (its keys sorted), padded with spaces to a multiple of 8 bytes.  Memory
+ * is bounded (a 4 MiB buffer plus the header) whatever the data size.
+ * *size (may be NULL) gets the bytes written.  Refuses duplicate names,
+ * "__metadata__" as a tensor name, non-UTF-8 text, dtypes safetensors
+ * lacks (CKPT_ERR_UNSUPPORTED) and headers over 100,000,000 bytes
+ * (CKPT_ERR_LIMIT).  Thread-safe for distinct sinks.
+ */
+CKPT_API int ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
+    const struct ckpt_st_write_opts *o, ckpt_write_fn write, void *arg,
+    uint64_t *size, struct ckpt_error *err);
+/** The size ckpt_safetensors_write() would write, with the same checks. */
+CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
+    const char *const *metadata, size_t nmetadata, uint64_t *size,
+    struct ckpt_error *err);
+
+/* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
 
@@ -891,6 +950,53 @@ CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
 CKPT_API int ckpt_status_write(const char *dir, const char *json,
+    struct ckpt_error *err);
+
+/*
+ * Converting a checkpoint to safetensors (ckpt-convert(1)) without
+ * executing its pickle.  in is a file or a directory (a torch zip file, a
+ * Lightning .ckpt, a training checkpoint, a legacy torch file, safetensors
+ * files, a Hugging Face directory or sharded model); out the .safetensors
+ * path.  Weights are chosen with select (tensors at or under each
+ * "PREFIX."), else per file: a top-level dict of tensors, or a
+ * state_dict/model/module member holding one (that prefix removed).
+ * Tied weights (one view of one storage under several names) are written
+ * once, under the first name in byte order, each other name recorded in
+ * __metadata__ as name -> kept name (safetensors' save_model).  Output is
+ * atomic (temporary file, fsync, rename, fsync of the directory) and
+ * never replaces a file unless force.  With shard_size, tensors go into
+ * OUT-0000K-of-0000N.safetensors files of at most that many data bytes
+ * (a larger tensor alone) and OUT.index.json lists them, as Hugging Face
+ * writes them; one shard is written as OUT itself.
+ *
+ * Returns CKPT_ERR_UNSAFE for a pickle referencing globals outside the
+ * allowlist and allow_globals, CKPT_ERR_INVALID when no weights are found
+ * or names collide, CKPT_ERR_UNSUPPORTED for a DCP checkpoint,
+ * CKPT_ERR_EXISTS for an existing output.  *report (may be NULL) gets,
+ * on success, a JSON document the caller frees: "input", "roots" (per
+ * file: "file", "root", "how": top-level|member|select|none), "tensors"
+ * (name, dtype, shape, bytes, source, file, view, byteswapped), "aliases"
+ * {alias: kept}, "left_out" [{file, name, reason}], "values" [{path,
+ * value}] (non-tensor values, the first 1000; "values_total" counts them),
+ * "sources" {file: "sha256:..."}, "metadata" (the __metadata__ written),
+ * "outputs" [{path, size, tensors}], "index" (sharded only).
+ */
+struct ckpt_convert_opts {
+	const char *const *select;	/* prefixes; none: discover */
+	size_t nselect;
+	bool strip_prefix;		/* remove "PREFIX." from names */
+	bool metadata_json;		/* scalars into __metadata__ */
+	uint64_t shard_size;		/* data bytes per shard; 0: one file */
+	bool force;			/* replace existing outputs */
+	const char *source_name;	/* recorded as ckpt.source, or NULL */
+	const char *const *allow_globals; /* see ckpt_open_options */
+	size_t nallow_globals;
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+CKPT_API int ckpt_convert(const char *in, const char *out,
+    const struct ckpt_convert_opts *o, char **report,
     struct ckpt_error *err);
 
 /**
