@@ -899,7 +899,14 @@ enum ckpt_transfer {
 	CKPT_TRANSFER_MOVE,
 	CKPT_TRANSFER_COPY,
 	CKPT_TRANSFER_LINK,
-	CKPT_TRANSFER_ADOPT		/* hardlink (else copy); source kept */
+	CKPT_TRANSFER_ADOPT,		/* hardlink (else copy); source kept */
+	/*
+	 * No sources: the caller writes the checkpoint's files, its
+	 * summary and manifest included, into ckpt_save_path() (import);
+	 * finish fsyncs them and commits them as they are, so that the
+	 * manifest and its digest stay those written.
+	 */
+	CKPT_TRANSFER_STAGED
 };
 
 struct ckpt_save_opts {
@@ -943,6 +950,13 @@ CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
  * takes the save for abandoned when the parent exits.
  */
 CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
+/**
+ * Removes the staging directory of a save that will not be finished (and
+ * the run directory begin created, when it is left empty), so that the
+ * store is as it was; a no-op after a commit.  Only for saves that moved
+ * nothing in (COPY, LINK, ADOPT, STAGED).
+ */
+CKPT_API void ckpt_save_abort(struct ckpt_save *sv);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
@@ -998,6 +1012,66 @@ struct ckpt_convert_opts {
 CKPT_API int ckpt_convert(const char *in, const char *out,
     const struct ckpt_convert_opts *o, char **report,
     struct ckpt_error *err);
+
+/*
+ * Bundles (ckpt-export(1), ckpt-import(1)): committed checkpoints as one
+ * tar stream, plain or compressed: "ckpt-bundle.json" (the list: dir
+ * "RUN@STEP", run, step, manifest digest), then per checkpoint
+ * RUN@STEP/ckpt-manifest.json, its signature when there is one, and every
+ * file of the manifest in manifest order.
+ */
+enum ckpt_compression {
+	CKPT_COMPRESS_NONE = 0,
+	CKPT_COMPRESS_GZIP,
+	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
+};
+
+struct ckpt_export_opts {
+	enum ckpt_compression compression;
+	bool force;			/* replace an existing output file */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+/**
+ * Writes a bundle of the committed checkpoint directories dirs[0..n) to
+ * path (a temporary file beside it, fsync, rename; refused when it exists
+ * unless force) or, when path is NULL, to fd.  A file whose size is not
+ * the manifest's is refused (run verify); export does not re-hash (import
+ * does).  *report (may be NULL): JSON {"output", "checkpoints": [{run,
+ * step, path, manifest, files, bytes}]}, the caller frees it.
+ */
+CKPT_API int ckpt_export(const char *const *dirs, size_t n,
+    const struct ckpt_export_opts *o, const char *path, int fd,
+    char **report, struct ckpt_error *err);
+
+struct ckpt_import_opts {
+	const char *run;		/* import every checkpoint into this run */
+	const char *name;		/* the bundle's name in errors; "-" */
+	long lock_timeout_ms;		/* for the commits */
+	uint64_t progress_total;	/* passed on to progress */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+/**
+ * Reads a bundle from fd and commits its checkpoints into the store, each
+ * through the commit protocol of ckpt_save (a STAGED save), with its
+ * manifest as it came (same digest, signature still valid).  Every entry
+ * is checked while streaming (see lib/store/bundle.c): names (absolute,
+ * "..", links, device nodes, duplicates are refused), order, sizes
+ * against the manifest before writing, SHA-256 of every file, the
+ * manifest's digest against the bundle's list; nothing is committed until
+ * the whole stream has checked, and a failure removes what was staged.
+ * An existing RUN@STEP with the same manifest digest is left as it is
+ * ("identical"); with another one the import is refused (CKPT_ERR_EXISTS)
+ * before anything is written.  Errors on the stream are CKPT_ERR_FORMAT
+ * with the entry's header offset in the uncompressed stream.  *report:
+ * JSON {"input", "checkpoints": [{run, step, bundle_run, manifest,
+ * status: imported|identical|not imported, signature}]}.
+ */
+CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
+    const struct ckpt_import_opts *o, char **report, struct ckpt_error *err);
 
 /**
  * Python's json module writes NaN, Infinity and -Infinity as bare words,

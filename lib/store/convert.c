@@ -562,10 +562,8 @@ on_progress(uint64_t done, uint64_t total, void *data)
 		    c->o->progress_data);
 }
 
-/* Renames tmp to path, refusing to replace an existing file unless
- * force. */
-static int
-commit_file(const char *tmp, const char *path, bool force,
+int
+ckpt_commit_file(const char *tmp, const char *path, bool force,
     struct ckpt_error *err)
 {
 	char *dir;
@@ -624,7 +622,7 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 	if (close(s.fd) && !rc)
 		rc = ckpt_error_errno(err, tmp, "cannot close");
 	if (!rc)
-		rc = commit_file(tmp, path, c->o && c->o->force, err);
+		rc = ckpt_commit_file(tmp, path, c->o && c->o->force, err);
 	if (rc)
 		unlink(tmp);
 	free(tmp);

@@ -34,6 +34,13 @@ int ckpt_write_file_replace(const char *path, const void *data, size_t len,
 /* Writes all of buf to fd (loops on short writes and EINTR). */
 int ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
     struct ckpt_error *err);
+/* Removes path recursively (manifest first), never following symlinks
+ * (prune.c).  Returns 0 or -1 with errno. */
+int ckpt_rm_rf(const char *path);
+/* Renames the written, fsynced file tmp to path, refusing to replace an
+ * existing path unless force, and fsyncs the directory (convert.c). */
+int ckpt_commit_file(const char *tmp, const char *path, bool force,
+    struct ckpt_error *err);
 /* fsync of a directory by path. */
 int ckpt_fsync_dir(const char *path, struct ckpt_error *err);
 /* Parent directory of path, newly allocated. */
