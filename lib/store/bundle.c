@@ -952,9 +952,11 @@ take_entry(struct imp *im, struct archive_entry *e, uint64_t *done)
 static void
 imp_release(struct imp *im, bool abort_staged)
 {
+	/* Last staged first: a run directory made by the first is empty
+	 * only once the later stagings in it are gone. */
+	for (size_t i = im->n; abort_staged && i-- > 0;)
+		ckpt_save_abort(im->c[i].sv);
 	for (size_t i = 0; i < im->n; i++) {
-		if (abort_staged)
-			ckpt_save_abort(im->c[i].sv);
 		ckpt_save_free(im->c[i].sv);
 		ckpt_manifest_free(im->c[i].m);
 		free(im->c[i].dir);

@@ -121,7 +121,11 @@ discover_root(json_t *top, const char **how)
 	for (int depth = 0; depth < 8; depth++) {
 		bool stepped = false;
 
-		if (is_tensor_dict(node, 0)) {
+		/* {"module": {...}} is a wrapper (DDP), not the weights. */
+		if (is_tensor_dict(node, 0) && !(json_object_size(node) == 1 &&
+		    (json_object_get(node, "state_dict") ||
+		    json_object_get(node, "model") ||
+		    json_object_get(node, "module")))) {
 			*how = depth ? "member" : "top-level";
 			return prefix;
 		}
