@@ -25,6 +25,7 @@
  */
 #include "util/internal.h"
 #include "policy/policy.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
