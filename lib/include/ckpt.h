@@ -1049,7 +1049,8 @@ struct ckpt_import_opts {
 	const char *run;		/* import every checkpoint into this run */
 	const char *name;		/* the bundle's name in errors; "-" */
 	long lock_timeout_ms;		/* for the commits */
-	uint64_t progress_total;	/* passed on to progress */
+	uint64_t progress_total;	/* the input's size, if known */
+	/* Called with bytes of the input read so far. */
 	void (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
 };

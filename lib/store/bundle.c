@@ -842,9 +842,11 @@ take_file(struct imp *im, struct imp_ckpt *c,
 			break;
 		got += (uint64_t)n;
 		*done += (uint64_t)n;
+		/* Progress in bytes of the (compressed) input, whose size
+		 * the caller may know. */
 		if (im->o && im->o->progress)
-			im->o->progress(*done, im->o->progress_total,
-			    im->o->progress_data);
+			im->o->progress((uint64_t)archive_filter_bytes(im->a,
+			    -1), im->o->progress_total, im->o->progress_data);
 	}
 	if (!rc && got != mf->size)
 		rc = bad_entry(im, CKPT_ERR_FORMAT, name, "truncated: %llu of "
