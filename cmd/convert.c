@@ -47,6 +47,9 @@ print_human(json_t *r, const struct ctx *ctx)
 	char h[32];
 	const char *k;
 
+	if (ctx->verbosity < 1)
+		return;
+
 	json_array_foreach(json_object_get(r, "roots"), i, v) {
 		const char *how = json_string_value(json_object_get(v, "how"));
 		const char *root = json_string_value(json_object_get(v,
