@@ -161,9 +161,40 @@ test_expect_success TORCH 'a reference and a directory convert too' '
 	test_grep "^ok 9 tensors" res
 '
 
-test_expect_success TORCH 'a DCP checkpoint is named as not supported' '
-	test_expect_code 3 ckpt convert "$FIXTURES_DIR/dcp/good" x.safetensors 2>err &&
-	test_grep "DCP" err
+test_expect_success TORCH 'a DCP checkpoint is consolidated from its chunks' '
+	"$PYTHON" -c "
+import torch
+torch.manual_seed(3)   # as tests/fixtures/gen-dcp.py makes it
+w = torch.randn(4, 6)
+torch.save({\"model\": {\"w\": w, \"b\": torch.arange(5)},
+            \"scale\": torch.tensor(2.5, dtype=torch.float64)}, \"dcp.pt\")
+" &&
+	ckpt -v convert "$FIXTURES_DIR/dcp/good" dcp.safetensors >out &&
+	test_grep "^.metadata: weights: model" out &&
+	test_grep "^left out: .metadata: scale (outside the weights)" out &&
+	stcheck dcp.pt dcp.safetensors model >res &&
+	echo "ok 2 tensors, 0 aliases" >want &&
+	test_cmp want res &&
+	ckpt --json convert --select model.w --select scale \
+	    "$FIXTURES_DIR/dcp/good" dcp2.safetensors >out.json &&
+	test_grep "__0_0.distcp" out.json &&
+	test_grep "__1_0.distcp" out.json &&
+	"$PYTHON" -c "
+import torch
+d = torch.load(\"dcp.pt\")
+torch.save({\"model\": {\"w\": d[\"model\"][\"w\"]}, \"scale\": d[\"scale\"]},
+           \"dcp2.pt\")
+" &&
+	stcheck dcp2.pt dcp2.safetensors >res &&
+	test_grep "^ok 2 tensors" res
+'
+
+test_expect_success TORCH 'a DCP checkpoint with a gap or an unsafe pickle is refused' '
+	test_expect_code 3 ckpt convert "$FIXTURES_DIR/dcp/gap" x.safetensors 2>err &&
+	test_grep "cover 12 of its 24 elements" err &&
+	test_expect_code 1 ckpt convert "$FIXTURES_DIR/dcp/hostile" x.safetensors 2>err &&
+	test_grep "posix.system" err &&
+	test_path_is_missing x.safetensors
 '
 
 test_done

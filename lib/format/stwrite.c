@@ -212,7 +212,7 @@ check_tensor(const struct ckpt_st_tensor *t, uint64_t *nbytes,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "tensor '%s': shape or dtype differs from its source",
 		    t->name);
-	if (!t->data && !(t->file && t->src) && numel)
+	if (!t->data && !(t->file && t->src) && !t->read && numel)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "tensor '%s' has no data", t->name);
 	*nbytes = bits / 8;
@@ -388,8 +388,8 @@ write_tensor(const struct entry *en, unsigned char *buf,
 		uint64_t k = numel - first < per ? numel - first : per;
 		size_t len = (size_t)(k * bits / 8);
 
-		if ((rc = ckpt_tensor_read(t->file, t->src, first, k, buf,
-		    err)))
+		if ((rc = t->read ? t->read(t->read_arg, first, k, buf, err) :
+		    ckpt_tensor_read(t->file, t->src, first, k, buf, err)))
 			return rc;
 		if ((rc = write(arg, buf, len, err)))
 			return rc;

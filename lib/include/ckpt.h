@@ -485,10 +485,11 @@ typedef int (*ckpt_write_fn)(void *arg, const void *buf, size_t len,
     struct ckpt_error *err);
 
 /*
- * One tensor to write.  Its bytes come either from a tensor a reader found
+ * One tensor to write.  Its bytes come from a tensor a reader found
  * (file and src: strides, storage offset and byte order are applied by
  * ckpt_tensor_read(), so views come out contiguous and big-endian sources
- * little-endian), or from memory (data: the packed little-endian bytes).
+ * little-endian), from memory (data: the packed little-endian bytes), or
+ * from a read callback.
  * dtype must be a safetensors dtype (CKPT_DTYPE_BOOL..CKPT_DTYPE_U64);
  * with src, its dtype and element count must match.
  */
@@ -500,6 +501,12 @@ struct ckpt_st_tensor {
 	const struct ckpt_file *file;
 	const struct ckpt_tensor *src;
 	const void *data;
+	/* Or a reader of elements [first, first + n) as packed little-
+	 * endian bytes (a tensor assembled from chunks); n * bits is a
+	 * multiple of 8 and first a multiple of 8 for sub-byte dtypes. */
+	int (*read)(void *arg, uint64_t first, uint64_t n, void *buf,
+	    struct ckpt_error *err);
+	void *read_arg;
 };
 
 struct ckpt_st_write_opts {
@@ -970,7 +977,8 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  * Converting a checkpoint to safetensors (ckpt-convert(1)) without
  * executing its pickle.  in is a file or a directory (a torch zip file, a
  * Lightning .ckpt, a training checkpoint, a legacy torch file, safetensors
- * files, a Hugging Face directory or sharded model); out the .safetensors
+ * files, a Hugging Face directory or sharded model, a DCP checkpoint,
+ * consolidated from its chunks); out the .safetensors
  * path.  Weights are chosen with select (tensors at or under each
  * "PREFIX."), else per file: a top-level dict of tensors, or a
  * state_dict/model/module member holding one (that prefix removed).
@@ -985,8 +993,8 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  *
  * Returns CKPT_ERR_UNSAFE for a pickle referencing globals outside the
  * allowlist and allow_globals, CKPT_ERR_INVALID when no weights are found
- * or names collide, CKPT_ERR_UNSUPPORTED for a DCP checkpoint,
- * CKPT_ERR_EXISTS for an existing output.  *report (may be NULL) gets,
+ * or names collide, CKPT_ERR_FORMAT for a DCP checkpoint whose chunks do
+ * not cover its tensors, CKPT_ERR_EXISTS for an existing output.  *report (may be NULL) gets,
  * on success, a JSON document the caller frees: "input", "roots" (per
  * file: "file", "root", "how": top-level|member|select|none), "tensors"
  * (name, dtype, shape, bytes, source, file, view, byteswapped), "aliases"

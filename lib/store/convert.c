@@ -40,10 +40,37 @@
 #define MAX_VALUES 1000		/* non-tensor values listed in the report */
 #define MAX_VALUE_TEXT 200
 
+/* One chunk of a DCP tensor: a box of it, stored as one torch.save
+ * archive at [base, base + length) of a .distcp file. */
+struct dchunk {
+	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
+	char *path;
+	uint64_t base, length;
+	struct ckpt_file *f;		/* open while its tensor is written */
+	const struct ckpt_tensor *t;
+};
+
+/* A tensor of a DCP checkpoint, assembled from its chunks. */
+struct dtensor {
+	struct conv *c;
+	char *fqn;
+	enum ckpt_dtype dtype;
+	unsigned int ndim;
+	uint64_t shape[CKPT_MAX_DIMS];
+	uint64_t numel;
+	struct dchunk *chunks;
+	size_t nchunks;
+};
+
 struct ctensor {
 	char *name;			/* output name */
 	size_t file;			/* index into conv.files */
-	const struct ckpt_tensor *src;
+	const struct ckpt_tensor *src;	/* or */
+	struct dtensor *dcp;
+	enum ckpt_dtype dtype;
+	unsigned int ndim;
+	const uint64_t *shape;
+	const char *source;		/* name in the input */
 	const char *alias_of;		/* kept name when tied, else NULL */
 	uint64_t nbytes;
 };
@@ -69,6 +96,9 @@ struct conv {
 	size_t nvalues;
 	char **meta;			/* key/value pairs, owned */
 	size_t nmeta;
+	struct dtensor *dt;		/* a DCP checkpoint's tensors */
+	size_t ndt;
+	struct dtensor *open_dt;	/* whose chunk files are open */
 	uint64_t done_base, total;
 };
 
@@ -197,8 +227,10 @@ walk_values(struct conv *c, json_t *v, const char *path, int depth)
 {
 	if (is_tensor_node(v))
 		return;
-	if (json_is_object(v) && !json_object_get(v, "$global") &&
-	    !json_object_get(v, "$object") && depth < 32) {
+	/* {"$bytes": N}, {"$global": ...} and the like are values. */
+	if (json_is_object(v) && !(json_object_iter(v) &&
+	    json_object_iter_key(json_object_iter(v))[0] == '$') &&
+	    depth < 32) {
 		const char *k;
 		json_t *x;
 
@@ -296,6 +328,9 @@ check_safety(struct conv *c, struct cfile *cf, struct ckpt_error *err)
 	    "", n == 1 ? "it" : "them", n == 1 ? "it" : "them");
 }
 
+static int open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
+    struct ckpt_error *err);
+
 static int
 open_input(struct conv *c, struct ckpt_error *err)
 {
@@ -306,11 +341,14 @@ open_input(struct conv *c, struct ckpt_error *err)
 	if ((rc = ckpt_checkpoint_open(c->in, CKPT_OPEN_NO_PICKLE, &cp, err)))
 		return rc;
 	if (!strcmp(ckpt_checkpoint_kind(cp), "dcp")) {
+		/* Again with its .metadata read: the chunk coverage checks
+		 * need it. */
 		ckpt_checkpoint_free(cp);
-		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, c->in, -1,
-		    "a distributed (DCP) checkpoint: consolidate it first "
-		    "(torch.distributed.checkpoint.format_utils."
-		    "dcp_to_torch_save), then convert the result");
+		if ((rc = ckpt_checkpoint_open(c->in, 0, &cp, err)))
+			return rc;
+		rc = open_dcp(c, cp, err);
+		ckpt_checkpoint_free(cp);
+		return rc;
 	}
 	c->files = calloc(ckpt_checkpoint_file_count(cp) + 1,
 	    sizeof(*c->files));
@@ -411,6 +449,10 @@ add_tensor(struct conv *c, size_t fi, const struct ckpt_tensor *t,
 		return ckpt_error_nomem(err);
 	x->file = fi;
 	x->src = t;
+	x->dtype = t->dtype;
+	x->ndim = t->ndim;
+	x->shape = t->shape;
+	x->source = t->name;
 	x->nbytes = t->nbytes;
 	c->nt++;
 	c->files[fi].used = true;
@@ -426,6 +468,403 @@ out_name(const char *name, const char *p, bool strip)
 	if (!strip || !n || !name[n])
 		return name;
 	return name + n + 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Distributed checkpoints (DCP), consolidated                         */
+/* ------------------------------------------------------------------ */
+
+static bool
+u64_list(json_t *a, uint64_t *out, unsigned int *n)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(a) || json_array_size(a) > CKPT_MAX_DIMS)
+		return false;
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return false;
+		out[i] = (uint64_t)json_integer_value(v);
+	}
+	*n = (unsigned int)json_array_size(a);
+	return true;
+}
+
+static void
+dcp_close(struct dtensor *d)
+{
+	for (size_t k = 0; d && k < d->nchunks; k++) {
+		ckpt_file_free(d->chunks[k].f);
+		d->chunks[k].f = NULL;
+		d->chunks[k].t = NULL;
+	}
+}
+
+/* Opens a chunk's archive and checks it holds the tensor the metadata
+ * says, through the strict reader (its pickle is checked like any). */
+static int
+dcp_open_chunk(struct dtensor *d, struct dchunk *k, struct ckpt_error *err)
+{
+	struct ckpt_open_options oo = { 0 };
+	struct cfile tmp = { 0 };
+	const struct ckpt_tensor *t;
+	int rc;
+
+	if (k->f)
+		return CKPT_OK;
+	if (d->c->o) {
+		oo.allow_globals = d->c->o->allow_globals;
+		oo.nallow_globals = d->c->o->nallow_globals;
+	}
+	if ((rc = ckpt_file_open_slice(k->path, k->base, k->length, &oo, &k->f,
+	    err)))
+		return rc;
+	tmp.f = k->f;
+	tmp.path = k->path;
+	if ((rc = check_safety(d->c, &tmp, err)))
+		return rc;
+	t = ckpt_file_tensor_count(k->f) == 1 ? ckpt_file_tensor(k->f, 0) :
+	    NULL;
+	if (!t || t->kind || t->dtype != d->dtype || t->ndim != d->ndim ||
+	    (t->numel && !t->span))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, k->path,
+		    (int64_t)k->base, "the chunk of '%s' here is not one "
+		    "readable %s tensor", d->fqn, ckpt_dtype_name(d->dtype));
+	for (unsigned i = 0; i < d->ndim; i++)
+		if (t->shape[i] != k->len[i])
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, k->path,
+			    (int64_t)k->base, "the chunk of '%s' here has "
+			    "another shape than the metadata says", d->fqn);
+	k->t = t;
+	return CKPT_OK;
+}
+
+/*
+ * Elements [first, first + n) of the whole tensor in row-major order:
+ * each run that lies in one chunk and is contiguous in the whole (along
+ * the last dimension, and across outer ones where the chunk spans the
+ * inner dimensions whole) is read from that chunk.
+ */
+static int
+dcp_read(void *arg, uint64_t first, uint64_t n, void *buf,
+    struct ckpt_error *err)
+{
+	struct dtensor *d = arg;
+	size_t esize = ckpt_dtype_bits(d->dtype) / 8;
+	unsigned char *out = buf;
+	int rc;
+
+	if (d->c->open_dt != d) {
+		dcp_close(d->c->open_dt);
+		d->c->open_dt = d;
+	}
+	while (n) {
+		uint64_t idx[CKPT_MAX_DIMS], rest = first, run, span, ci = 0;
+		struct dchunk *k = NULL;
+		bool full;
+		unsigned L = d->ndim;
+
+		for (unsigned i = L; i-- > 0;) {
+			idx[i] = rest % d->shape[i];
+			rest /= d->shape[i];
+		}
+		for (size_t j = 0; j < d->nchunks && !k; j++) {
+			bool in = true;
+
+			for (unsigned i = 0; i < L && in; i++)
+				in = idx[i] >= d->chunks[j].off[i] && idx[i] <
+				    d->chunks[j].off[i] + d->chunks[j].len[i];
+			if (in)
+				k = &d->chunks[j];
+		}
+		if (!k)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, d->fqn, -1,
+			    "element %llu is in no chunk",
+			    (unsigned long long)first);
+		if ((rc = dcp_open_chunk(d, k, err)))
+			return rc;
+		if (!L) {
+			run = 1;
+		} else {
+			run = k->off[L - 1] + k->len[L - 1] - idx[L - 1];
+			full = !k->off[L - 1] && k->len[L - 1] ==
+			    d->shape[L - 1];
+			span = d->shape[L - 1];
+			for (unsigned i = L - 1; i-- > 0 && full;) {
+				run = (k->off[i] + k->len[i] - idx[i]) * span;
+				full = !k->off[i] && k->len[i] == d->shape[i] &&
+				    idx[i] == k->off[i];
+				span *= d->shape[i];
+			}
+			for (unsigned i = 0; i < L; i++)
+				ci = ci * k->len[i] + (idx[i] - k->off[i]);
+		}
+		if (run > n)
+			run = n;
+		if ((rc = ckpt_tensor_read(k->f, k->t, ci, run, out, err)))
+			return rc;
+		out += run * esize;
+		first += run;
+		n -= run;
+	}
+	return CKPT_OK;
+}
+
+/* Adds the file rel of the checkpoint to c->files (for provenance). */
+static struct cfile *
+dcp_file(struct conv *c, const char *root, const char *rel)
+{
+	struct cfile *cf;
+
+	for (size_t i = 0; i < c->nfiles; i++)
+		if (!strcmp(c->files[i].rel, rel))
+			return &c->files[i];
+	cf = reallocarray(c->files, c->nfiles + 1, sizeof(*cf));
+	if (!cf)
+		return NULL;
+	c->files = cf;
+	cf = &c->files[c->nfiles];
+	memset(cf, 0, sizeof(*cf));
+	cf->rel = strdup(rel);
+	cf->path = ckpt_join(root, rel);
+	if (!cf->rel || !cf->path) {
+		free(cf->rel);
+		free(cf->path);
+		return NULL;
+	}
+	cf->used = true;
+	c->nfiles++;
+	return cf;
+}
+
+/* The FQNs as a tree of dicts, for the same weight discovery as pickles. */
+static void
+tree_put(json_t *tree, const char *fqn, json_t *leaf)
+{
+	char *p = strdup(fqn), *s, *dot;
+	json_t *node = tree;
+
+	for (s = p; p && (dot = strchr(s, '.')); s = dot + 1) {
+		json_t *n;
+
+		*dot = '\0';
+		n = json_object_get(node, s);
+		if (!n) {
+			n = json_object();
+			json_object_set_new(node, s, n);
+		}
+		if (!json_is_object(n) || is_tensor_node(n)) {
+			json_decref(leaf);
+			free(p);
+			return;		/* "a" and "a.b": not a tree */
+		}
+		node = n;
+	}
+	if (p && !json_object_get(node, s))
+		json_object_set_new(node, s, leaf);
+	else
+		json_decref(leaf);
+	free(p);
+}
+
+static int
+open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
+    struct ckpt_error *err)
+{
+	const char *root = ckpt_checkpoint_path(cp), *fqn;
+	const struct ckpt_file *mf = NULL;
+	json_t *meta, *sdm, *sd, *v, *tree;
+	struct cfile *cf;
+	char *r = NULL;
+	const char *how = NULL;
+	struct ckpt_open_options oo = { 0 };
+	int rc = CKPT_OK;
+
+	if (c->o) {
+		oo.allow_globals = c->o->allow_globals;
+		oo.nallow_globals = c->o->nallow_globals;
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_finding_count(cp); i++) {
+		const struct ckpt_finding *x = ckpt_checkpoint_finding(cp, i);
+
+		if (x->severity == CKPT_SEV_ERROR)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, x->path ?
+			    x->path : root, x->offset, "%s", x->message);
+	}
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(cp); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(cp, i);
+
+		if (f && ckpt_file_format(f) == CKPT_FORMAT_DCP_METADATA)
+			mf = f;
+	}
+	if (!mf)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, root, -1,
+		    "a distributed checkpoint without a readable .metadata");
+	if (!(cf = dcp_file(c, root, ".metadata")))
+		return ckpt_error_nomem(err);
+	if ((rc = ckpt_file_open_ex(cf->path, &oo, &cf->f, err)) ||
+	    (rc = check_safety(c, cf, err)))
+		return rc;
+	if (!ckpt_file_metadata_json(cf->f))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, cf->path, -1,
+		    "unreadable DCP metadata");
+	meta = json_loads(ckpt_file_metadata_json(cf->f), 0, NULL);
+	sdm = json_object_get(meta, "state_dict_metadata");
+	sd = json_object_get(meta, "storage_data");
+	tree = json_object();
+	c->dt = calloc(json_object_size(sdm) + 1, sizeof(*c->dt));
+	if (!meta || !tree || !c->dt) {
+		json_decref(meta);
+		json_decref(tree);
+		return ckpt_error_nomem(err);
+	}
+	json_object_foreach(sdm, fqn, v) {
+		struct dtensor *d;
+		json_t *ch, *x;
+		size_t j;
+
+		if (strcmp(json_string_value(json_object_get(v, "type")) ?
+		    json_string_value(json_object_get(v, "type")) : "",
+		    "tensor")) {
+			tree_put(tree, fqn, json_pack("{s:i}", "$bytes", 0));
+			continue;
+		}
+		d = &c->dt[c->ndt];
+		d->c = c;
+		d->numel = 1;
+		ch = json_object_get(v, "chunks");
+		if (!(d->fqn = strdup(fqn)) || ckpt_dtype_from_name(
+		    json_string_value(json_object_get(v, "dtype")) ?
+		    json_string_value(json_object_get(v, "dtype")) : "",
+		    &d->dtype) || !u64_list(json_object_get(v, "size"),
+		    d->shape, &d->ndim) || !json_is_array(ch) ||
+		    !(d->chunks = calloc(json_array_size(ch) + 1,
+		    sizeof(*d->chunks)))) {
+			free(d->fqn);
+			d->fqn = NULL;
+			left_out(c, ".metadata", fqn, "unreadable metadata or a "
+			    "dtype safetensors lacks");
+			continue;
+		}
+		c->ndt++;
+		for (unsigned i = 0; i < d->ndim; i++)
+			d->numel *= d->shape[i];
+		json_array_foreach(ch, j, x) {
+			struct dchunk *k = &d->chunks[d->nchunks];
+			unsigned n1, n2;
+			char *key = NULL, *kp;
+			json_t *st;
+			const char *rel;
+
+			if (!u64_list(json_object_get(x, "offsets"), k->off,
+			    &n1) || !u64_list(json_object_get(x, "sizes"),
+			    k->len, &n2) || n1 != d->ndim || n2 != d->ndim) {
+				rc = ckpt_error_set(err, CKPT_ERR_FORMAT, root,
+				    -1, ".metadata: bad chunk of '%s'", fqn);
+				break;
+			}
+			if (asprintf(&key, "%s|", fqn) < 0) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+			for (unsigned i = 0; i < n1; i++) {
+				if (asprintf(&kp, "%s%s%llu", key, i ? "," : "",
+				    (unsigned long long)k->off[i]) < 0) {
+					kp = NULL;
+					break;
+				}
+				free(key);
+				key = kp;
+			}
+			st = key ? json_object_get(sd, key) : NULL;
+			free(key);
+			rel = json_string_value(json_object_get(st,
+			    "relative_path"));
+			if (!rel) {
+				rc = ckpt_error_set(err, CKPT_ERR_FORMAT, root,
+				    -1, ".metadata: a chunk of '%s' has no "
+				    "storage", fqn);
+				break;
+			}
+			k->base = (uint64_t)json_integer_value(json_object_get(
+			    st, "offset"));
+			k->length = (uint64_t)json_integer_value(
+			    json_object_get(st, "length"));
+			if (!(cf = dcp_file(c, root, rel)) ||
+			    !(k->path = strdup(cf->path))) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+			d->nchunks++;
+			/* Every chunk's archive is checked now, before any
+			 * output is written; reopened while writing. */
+			if ((rc = dcp_open_chunk(d, k, err)))
+				break;
+		}
+		dcp_close(d);
+		if (rc)
+			break;
+		tree_put(tree, fqn, json_pack("{s:s}", "$tensor", fqn));
+	}
+	if (!rc) {
+		struct ctensor *x;
+
+		r = discover_root(tree, &how);
+		for (size_t i = 0; i < c->ndt && !rc; i++) {
+			struct dtensor *d = &c->dt[i];
+			const char *p = NULL;
+			const struct ckpt_convert_opts *o = c->o;
+
+			if (o && o->nselect) {
+				for (size_t k = 0; k < o->nselect && !p; k++)
+					if (under(d->fqn, o->select[k]))
+						p = o->select[k];
+			} else if (r && under(d->fqn, r)) {
+				p = r;
+			}
+			if (!p) {
+				left_out(c, ".metadata", d->fqn, o &&
+				    o->nselect ? "not selected" : r ?
+				    "outside the weights" : "no weights found");
+				continue;
+			}
+			if (c->nt == c->cap) {
+				size_t ncap = c->cap ? 2 * c->cap : 64;
+
+				x = reallocarray(c->t, ncap, sizeof(*x));
+				if (!x) {
+					rc = ckpt_error_nomem(err);
+					break;
+				}
+				c->t = x;
+				c->cap = ncap;
+			}
+			x = &c->t[c->nt];
+			memset(x, 0, sizeof(*x));
+			x->name = strdup(out_name(d->fqn, p, !(o && o->nselect)
+			    || o->strip_prefix));
+			if (!x->name) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+			x->dcp = d;
+			x->dtype = d->dtype;
+			x->ndim = d->ndim;
+			x->shape = d->shape;
+			x->source = d->fqn;
+			x->nbytes = d->numel * ckpt_dtype_bits(d->dtype) / 8;
+			c->nt++;
+		}
+		json_array_append_new(c->roots, json_pack("{s:s, s:s?, s:s}",
+		    "file", ".metadata", "root", r, "how", c->o &&
+		    c->o->nselect ? "select" : r ? how : "none"));
+		walk_values(c, tree, "", 0);
+	}
+	free(r);
+	json_decref(tree);
+	json_decref(meta);
+	return rc;
 }
 
 static int
@@ -499,7 +938,7 @@ same_view(const struct ctensor *a, const struct ctensor *b)
 {
 	const struct ckpt_tensor *x = a->src, *y = b->src;
 
-	if (a->file != b->file || x->dtype != y->dtype || x->ndim != y->ndim ||
+	if (!x || !y || a->file != b->file || x->dtype != y->dtype || x->ndim != y->ndim ||
 	    x->offset != y->offset || x->span != y->span ||
 	    !x->storage != !y->storage || (x->storage &&
 	    strcmp(x->storage, y->storage)) || !x->numel)
@@ -639,9 +1078,14 @@ fill_st(const struct conv *c, const struct ctensor *x,
 {
 	memset(st, 0, sizeof(*st));
 	st->name = x->name;
-	st->dtype = x->src->dtype;
-	st->ndim = x->src->ndim;
-	st->shape = x->src->shape;
+	st->dtype = x->dtype;
+	st->ndim = x->ndim;
+	st->shape = x->shape;
+	if (x->dcp) {
+		st->read = dcp_read;
+		st->read_arg = x->dcp;
+		return;
+	}
 	st->file = c->files[x->file].f;
 	st->src = x->src;
 }
@@ -869,6 +1313,14 @@ conv_release(struct conv *c)
 	for (size_t i = 0; i < c->nt; i++)
 		free(c->t[i].name);
 	free(c->t);
+	for (size_t i = 0; i < c->ndt; i++) {
+		dcp_close(&c->dt[i]);
+		for (size_t k = 0; k < c->dt[i].nchunks; k++)
+			free(c->dt[i].chunks[k].path);
+		free(c->dt[i].chunks);
+		free(c->dt[i].fqn);
+	}
+	free(c->dt);
 	for (size_t i = 0; i < 2 * c->nmeta; i++)
 		free(c->meta[i]);
 	free(c->meta);
@@ -881,12 +1333,13 @@ tensors_json(struct conv *c)
 	json_t *a = json_array(), *al = json_object();
 
 	for (size_t i = 0; i < c->nt; i++) {
-		const struct ckpt_tensor *t = c->t[i].src;
+		const struct ctensor *x = &c->t[i];
+		const struct ckpt_tensor *t = x->src;
 		json_t *shape = json_array();
 
-		for (unsigned d = 0; d < t->ndim; d++)
+		for (unsigned d = 0; d < x->ndim; d++)
 			json_array_append_new(shape, json_integer(
-			    (json_int_t)t->shape[d]));
+			    (json_int_t)x->shape[d]));
 		if (c->t[i].alias_of) {
 			json_object_set_new(al, c->t[i].name,
 			    json_string(c->t[i].alias_of));
@@ -894,11 +1347,11 @@ tensors_json(struct conv *c)
 			continue;
 		}
 		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:I, s:s,"
-		    " s:s, s:b, s:b}", "name", c->t[i].name, "dtype",
-		    ckpt_dtype_name(t->dtype), "shape", shape, "bytes",
-		    (json_int_t)t->nbytes, "source", t->name, "file",
-		    c->files[c->t[i].file].rel, "view", t->strides &&
-		    !t->contiguous, "byteswapped", t->big_endian &&
+		    " s:s, s:b, s:b}", "name", x->name, "dtype",
+		    ckpt_dtype_name(x->dtype), "shape", shape, "bytes",
+		    (json_int_t)x->nbytes, "source", x->source, "file",
+		    c->files[x->file].rel, "view", t && t->strides &&
+		    !t->contiguous, "byteswapped", t && t->big_endian &&
 		    ckpt_dtype_bits(t->dtype) > 8));
 	}
 	json_object_set_new(c->report, "aliases", al);
@@ -934,7 +1387,7 @@ ckpt_convert(const char *in, const char *out,
 	json_object_set_new(c.report, "roots", c.roots);
 	add_meta(&c, "format", "pt");
 	rc = open_input(&c, err);
-	for (size_t i = 0; i < c.nfiles && !rc; i++)
+	for (size_t i = 0; i < c.nfiles && !rc && !c.dt; i++)
 		rc = choose_file(&c, i, err);
 	if (!rc && !c.nt) {
 		if (o && o->nselect)
