@@ -189,6 +189,13 @@ torch.save({\"model\": {\"w\": d[\"model\"][\"w\"]}, \"scale\": d[\"scale\"]},
 	test_grep "^ok 2 tensors" res
 '
 
+test_expect_success TORCH 'a DCP tensor sharded by columns is assembled row by row' '
+	ckpt convert "$FIXTURES_DIR/dcp/cols" cols.safetensors &&
+	stcheck dcp.pt cols.safetensors model >res &&
+	echo "ok 2 tensors, 0 aliases" >want &&
+	test_cmp want res
+'
+
 test_expect_success TORCH 'a DCP checkpoint with a gap or an unsafe pickle is refused' '
 	test_expect_code 3 ckpt convert "$FIXTURES_DIR/dcp/gap" x.safetensors 2>err &&
 	test_grep "cover 12 of its 24 elements" err &&
