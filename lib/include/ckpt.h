@@ -517,6 +517,11 @@ struct ckpt_st_write_opts {
 	/* Called with tensor bytes written so far and their total. */
 	void (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
+	/* When write() only appends to the file descriptor fd, saying so
+	 * lets contiguous little-endian data go from file to file inside
+	 * the kernel (copy_file_range), as cp does. */
+	bool sink_is_fd;
+	int fd;
 };
 
 /**

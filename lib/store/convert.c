@@ -1042,8 +1042,12 @@ static int
 write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
     size_t n, uint64_t *size, struct ckpt_error *err)
 {
-	struct ckpt_st_write_opts wo = { (const char *const *)c->meta,
-	    c->nmeta, on_progress, c };
+	struct ckpt_st_write_opts wo = {
+		.metadata = (const char *const *)c->meta,
+		.nmetadata = c->nmeta,
+		.progress = on_progress,
+		.progress_data = c,
+	};
 	struct fd_sink s;
 	char *tmp;
 	int rc;
@@ -1059,6 +1063,8 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 		return rc;
 	}
 	fchmod(s.fd, 0644);
+	wo.sink_is_fd = true;
+	wo.fd = s.fd;
 	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
 	if (!rc && fsync(s.fd))
 		rc = ckpt_error_errno(err, tmp, "cannot fsync");
