@@ -302,6 +302,17 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 		break;
 	case CKPT_COMPRESS_ZSTD:
 		frc = archive_write_add_filter_zstd(a);
+		/* zstd's own worker threads, as "tar --zstd" gets a zstd
+		 * process beside tar; where unsupported, one thread. */
+		if (frc == ARCHIVE_OK) {
+			char n[16];
+
+			snprintf(n, sizeof(n), "%ld", sysconf(
+			    _SC_NPROCESSORS_ONLN) > 0 ? sysconf(
+			    _SC_NPROCESSORS_ONLN) : 1);
+			(void)archive_write_set_filter_option(a, "zstd",
+			    "threads", n);
+		}
 		break;
 	default:
 		frc = archive_write_add_filter_none(a);
