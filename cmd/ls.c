@@ -93,6 +93,27 @@ cmp_by_metric(const void *a, const void *b)
 	return strcmp(x->run, y->run);
 }
 
+/*
+ * An abandoned or failed save may be a --move save still holding the
+ * user's files: say how to get them back (ckpt-gc(1)).
+ */
+static void
+abandoned_hint(const struct ctx *ctx, const struct ckpt_list *l)
+{
+	for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+		enum ckpt_staging_state st = ckpt_list_staging(l, i)->state;
+
+		if (st != CKPT_STAGING_ABANDONED && st != CKPT_STAGING_FAILED)
+			continue;
+		if (ctx->verbosity > 0)
+			fprintf(stderr, "hint: the files of an abandoned or "
+			    "failed --move save are in its staging directory;"
+			    " 'ckpt gc --restore' moves them back where they "
+			    "came from\n");
+		return;
+	}
+}
+
 static const char *
 staging_state_name(enum ckpt_staging_state s)
 {
@@ -213,6 +234,25 @@ staging_json(const struct ckpt_staging *st)
 	return o;
 }
 
+/* Symbolic links and unreadable registry entries, left alone. */
+static json_t *
+foreign_json(const struct ckpt_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < ckpt_list_foreign_count(l); i++) {
+		const struct ckpt_foreign *f = ckpt_list_foreign(l, i);
+		json_t *o = json_object();
+
+		json_object_set_new(o, "run", f->run ? json_string(f->run) :
+		    json_null());
+		json_object_set_new(o, "path", json_string(f->path));
+		json_object_set_new(o, "what", json_string(f->what));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static int
 cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -248,6 +288,10 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
 		die_ckpt(&err);
+	if (!ctx->json)
+		for (size_t i = 0; i < ckpt_list_foreign_count(l); i++)
+			warning("%s: %s", ckpt_list_foreign(l, i)->path,
+			    ckpt_list_foreign(l, i)->what);
 	shown = xcalloc(ckpt_list_count(l), sizeof(*shown));
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
 		const struct ckpt_entry *e = ckpt_list_entry(l, i);
@@ -292,6 +336,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		json_object_set_new(doc, "checkpoints", arr);
 		json_object_set_new(doc, "runs", runs);
 		json_object_set_new(doc, "saves", stg);
+		json_object_set_new(doc, "foreign", foreign_json(l));
 		json_doc_print(doc);
 	} else {
 		static const char *hdr[] = { "RUN", "STEP", "CREATED", "SIZE",
@@ -361,6 +406,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			}
 			table_print(&u, stdout, ctx);
 			table_release(&u);
+			abandoned_hint(ctx, l);
 		}
 	}
 	for (size_t i = 0; i < wheres.n; i++)

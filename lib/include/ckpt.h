@@ -473,6 +473,92 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
+/*
+ * Statistics of many tensors on every core (issue #17): each tensor is
+ * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * threads threads (0: one per online CPU) with a fixed buffer each
+ * (about 1 MiB), and the partial results merge in piece order, so the
+ * numbers do not depend on the thread count.  Each item gets its own
+ * result: st (initialised here), rc and err.  Returns 0, or an error
+ * that concerns the whole call (out of memory).
+ */
+struct ckpt_stats_item {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	struct ckpt_tensor_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
+
+/*
+ * Element-wise comparison of two tensors with the same number of values
+ * (each side decoded exactly to float64 from its own dtype), for diff.
+ *
+ *   count       value pairs (a complex element is two values)
+ *   unequal     pairs with a != b, where NaN equals NaN (any payload)
+ *               and -0 equals +0; 0 means the values are identical
+ *   beyond      pairs not close by numpy.isclose(a, b, rtol, atol,
+ *               equal_nan) on float64: |a - b| <= atol + rtol * |b| for
+ *               finite pairs, a == b for infinite ones, NaN never close
+ *               unless both are NaN and equal_nan is set
+ *   finite      pairs with both values finite; max_abs and the sums
+ *               cover these only
+ *   nan_both    pairs NaN on both sides (also counted in nan_a, nan_b)
+ *
+ * Sums run in float64 over 4 lanes per block of 1024 values, and blocks
+ * add up with Neumaier compensation: each sum S of terms t_i is within
+ * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
+ */
+struct ckpt_compare_options {
+	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
+	bool equal_nan;
+};
+
+struct ckpt_compare_stats {
+	uint64_t count, unequal, beyond, finite;
+	uint64_t nan_a, nan_b, nan_both;
+	uint64_t pos_inf_a, neg_inf_a, pos_inf_b, neg_inf_b;
+	double max_abs;			/* max |a - b| */
+	double sum_abs;			/* sum |a - b| */
+	double sum_sq;			/* sum (a - b)^2 */
+	double sum_a2, sum_b2, sum_ab;
+};
+
+CKPT_API void ckpt_compare_stats_init(struct ckpt_compare_stats *st);
+/** Adds the pairs summarised by o. */
+CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
+    const struct ckpt_compare_stats *o);
+/**
+ * Compares n packed elements of dtype da at a with n of dtype db at b
+ * (both decoded as ckpt_dtype_to_f64() does; components must agree) and
+ * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
+ * decode or whose component counts differ.
+ */
+CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
+    enum ckpt_dtype db, const void *b, uint64_t n,
+    const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
+
+/*
+ * Comparisons of many tensor pairs on every core, split and merged as
+ * ckpt_tensor_stats_many() does.  progress, when set, is called with
+ * the elements compared so far, serialised, from any thread.
+ */
+typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
+    void *data);
+struct ckpt_compare_item {
+	const struct ckpt_file *fa, *fb;
+	const struct ckpt_tensor *ta, *tb;
+	struct ckpt_compare_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
+    size_t n, const struct ckpt_compare_options *o, unsigned int threads,
+    ckpt_compare_progress_fn progress, void *progress_data,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Writing safetensors (issue #14)                                     */
 /* ------------------------------------------------------------------ */
@@ -579,6 +665,8 @@ CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
 #define CKPT_STATUS_NAME	"ckpt-status.json"
 #define CKPT_STAGING_NAME	"ckpt-staging.json"
 #define CKPT_STAGING_PREFIX	".tmp-"
+/* A staging directory being created, before its record is in it. */
+#define CKPT_STAGING_NEW_PREFIX	".new-"
 #define CKPT_MANIFEST_SCHEMA	1
 #define CKPT_NAME_MAX		128	/* run and model names */
 
@@ -625,18 +713,45 @@ CKPT_API const char *ckpt_store_root(const struct ckpt_store *s);
 CKPT_API char *ckpt_store_path(const struct ckpt_store *s, const char *rel);
 
 /*
- * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
- * local filesystems and on NFSv3 and later), holding "pid", "host",
- * "time", "boot" (kernel boot id), "start" (process start time) and
- * "purpose" lines.  It serialises commit, prune, pin, gc and promote and
- * is held only around them.
+ * Interrupts (SIGINT, SIGTERM, SIGHUP).  A program calls
+ * ckpt_interrupt_install() once, early and single-threaded, to have
+ * libckpt unwind safely instead of dying mid-step: while the store lock
+ * is held or a --move save has the user's files in its staging
+ * directory, the signal is only recorded; the operation stops at its next
+ * step, moves files back, marks its staging record failed and removes the
+ * lock; then the release of the outermost held section re-raises the
+ * signal with its default action (so the exit status says which signal).
+ * Outside held sections the signal acts as it would without the handler.
+ * A signal ignored when installing (nohup) stays ignored.
+ * ckpt_interrupt_hold()/ckpt_interrupt_release() nest; a program holds
+ * around a save to report the outcome before it dies.
+ */
+CKPT_API void ckpt_interrupt_install(void);
+CKPT_API void ckpt_interrupt_hold(void);
+CKPT_API void ckpt_interrupt_release(void);
+/** The signal recorded in a held section, or 0. */
+CKPT_API int ckpt_interrupt_pending(void);
+
+/*
+ * The store lock: STORE/.ckpt/lock, holding "pid", "host", "time",
+ * "boot" (kernel boot id), "start" (process start time), "pidns" (pid
+ * namespace), "machine" (/etc/machine-id) and "purpose" lines.  The
+ * content is written to a fresh temporary file and synced, which is then
+ * link()ed into place (atomic and exclusive on local filesystems and on
+ * NFSv3 and later): a lock always has its content.  On ENOSPC/EDQUOT the
+ * lock is a symlink to a compact identity instead (no data block), so
+ * that gc and prune run on a full filesystem.  It serialises commit,
+ * prune, pin, gc and promote and is held only around them; while it is
+ * held, SIGINT/SIGTERM/SIGHUP are deferred (ckpt_interrupt_install).
  *
- * Stale locks: a lock whose host is this host is broken (and reported in
- * *broken) when its process is gone: the pid does not exist, or exists but
- * started at another time, or the boot id differs (a reboot).  A lock from
- * another host is never broken automatically: the caller gets
- * CKPT_ERR_LOCKED with the holder in err; a person who has checked that the
- * process on that host is gone removes STORE/.ckpt/lock by hand.
+ * Stale locks are decided on identity, never on a clock: a lock is broken
+ * (and reported in *broken) only when its process is known to be gone --
+ * same host and pid namespace, and the pid does not exist or started at
+ * another time, or the machine rebooted (another boot id, the same
+ * machine id).  A lock of another host or pid namespace, or an empty or
+ * garbled one (an older ckpt killed while taking it), is never broken:
+ * the caller gets CKPT_ERR_LOCKED with the holder in err; a person who
+ * has checked that the holder is gone removes STORE/.ckpt/lock by hand.
  */
 struct ckpt_lock_holder {
 	long pid;			/* 0 when unknown */
@@ -727,6 +842,18 @@ struct ckpt_staging {
 	uint64_t done, total;		/* bytes hashed so far / to hash */
 };
 
+/*
+ * Something a listing found and did not use: a symbolic link where a run
+ * or checkpoint directory belongs (never followed: it is not part of the
+ * store, and no command touches it), or a registry entry that cannot be
+ * parsed (it protects every checkpoint from prune).
+ */
+struct ckpt_foreign {
+	const char *run;		/* NULL for a registry entry */
+	const char *path;		/* absolute */
+	const char *what;		/* "a symbolic link", ... */
+};
+
 struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
@@ -738,6 +865,10 @@ struct ckpt_list;
  * CKPT_LIST_STAGING also in-progress, failed and incomplete directories.
  * Reads only the small summary files (fast for 10,000 checkpoints).  A
  * checkpoint whose summary is unreadable is listed from its manifest.
+ * Fails closed: any error but ENOENT reading runs, pins or the registry
+ * is an error (CKPT_ERR_IO), never an empty or partial listing.  Symbolic
+ * links are never followed; they are listed by ckpt_list_foreign().
+ * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
@@ -747,6 +878,9 @@ CKPT_API const struct ckpt_entry *ckpt_list_entry(const struct ckpt_list *l,
     size_t i);
 CKPT_API size_t ckpt_list_staging_count(const struct ckpt_list *l);
 CKPT_API const struct ckpt_staging *ckpt_list_staging(
+    const struct ckpt_list *l, size_t i);
+CKPT_API size_t ckpt_list_foreign_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
     const struct ckpt_list *l, size_t i);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
@@ -972,6 +1106,14 @@ CKPT_API void ckpt_save_abort(struct ckpt_save *sv);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
+ * Of a --move save: *moved, the sources moved into the staging directory;
+ * *stranded, those a failed or interrupted save could not move back (a
+ * file now exists at the source path, ...): they stay in the staging
+ * directory, listed in its record, for "ckpt gc --restore".
+ */
+CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
+    size_t *stranded);
+/**
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
@@ -1116,8 +1258,11 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
  * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
  * union (a checkpoint is kept when any rule keeps it); max_size is then a
  * cap on the union.  Whatever the rules say, the newest checkpoint of each
- * run (by step), pinned checkpoints and sources of registry versions are
- * kept, and no rule ever looks across runs.
+ * run (by step) that is not marked failed (the one "ckpt latest" returns),
+ * the best one by the policy's metric when it names one (not failed, with
+ * a value), pinned checkpoints and sources of registry versions are kept,
+ * and no rule ever looks across runs.  A failed checkpoint never fills
+ * newest, a keep_last slot or a keep_best rank.
  *
  * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
  * value) so that policies can be layered: ckpt_policy_merge() copies the
@@ -1211,13 +1356,15 @@ struct ckpt_candidate {
 	bool pinned;
 	bool registry;			/* the source of a registry version */
 	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+	bool failed;			/* validation or load test failed: never
+					 * newest, last or best */
 };
 
 /* The verdict for one candidate. */
 struct ckpt_verdict {
 	bool keep;
 	bool invariant;		/* kept whatever the rules: newest,
-					 * pinned or registry */
+					 * best, pinned or registry */
 	size_t nreasons;
 	const char *const *reasons;	/* why kept; for a removal, why removed
 					 * against the rules ("max-size") */
@@ -1243,7 +1390,8 @@ struct ckpt_plan;
  * the rules alone keep nothing while something there is not protected
  * ("would delete every checkpoint"); err names the run.
  *
- * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * Reasons: "newest", "best" (the best by the metric when keep_best does
+ * not rank it), "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
  * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
@@ -1380,21 +1528,34 @@ CKPT_API size_t ckpt_prune_report_trash_left(
 /** A stale lock broken on the way (holder->pid 0 when none). */
 CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
     const struct ckpt_prune_report *r);
+/** Symbolic links and unreadable registry entries the prune left alone. */
+CKPT_API size_t ckpt_prune_report_foreign_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
+    const struct ckpt_prune_report *r, size_t i);
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
- * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
- * failed, once their last sign of life is older than the threshold.  A
- * save in flight is never removed: on this host its pid must be gone (the
- * process start time is checked too); for another host, whose processes
- * cannot be checked, only the age counts.  Staging dirs are renamed into
- * the trash under the store lock, then the trash is deleted without it.
+ * the staging directories (runs/RUN/.tmp-*, .new-*) of saves that crashed
+ * or failed, once their last sign of life is older than the threshold.
+ * Everything is decided under the store lock.  A save in flight is never
+ * removed: on this host and pid namespace its process (pid and start
+ * time) must be gone; for another host or namespace, whose processes
+ * cannot be checked, only the age of its record counts.  The files of a
+ * --move save are moved back to their sources first (never replacing
+ * anything); if one cannot go back, the directory stays and the item has
+ * an error saying why.  Staging dirs are renamed into the trash under the
+ * lock, then the trash is deleted without it.
  */
 struct ckpt_gc_opts {
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
 	long lock_timeout_ms;
 	int64_t now;			/* 0: time(NULL) */
+	/* Only put back the files of --move saves whose process is known
+	 * to be gone, whatever their age, and remove those staging
+	 * directories; leave the trash and everything else alone. */
+	bool restore;
 };
 
 enum ckpt_gc_kind {

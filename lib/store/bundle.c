@@ -41,6 +41,7 @@
 #include <jansson.h>
 
 #include "store/store.h"
+#include "util/util.h"
 
 #define BUNDLE_LIST "ckpt-bundle.json"
 #define LIST_MAX ((size_t)1 << 20)
@@ -305,13 +306,13 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 		/* zstd's own worker threads, as "tar --zstd" gets a zstd
 		 * process beside tar; where unsupported, one thread. */
 		if (frc == ARCHIVE_OK) {
-			char n[16];
+			char threads[16];
 
-			snprintf(n, sizeof(n), "%ld", sysconf(
+			snprintf(threads, sizeof(threads), "%ld", sysconf(
 			    _SC_NPROCESSORS_ONLN) > 0 ? sysconf(
 			    _SC_NPROCESSORS_ONLN) : 1);
 			(void)archive_write_set_filter_option(a, "zstd",
-			    "threads", n);
+			    "threads", threads);
 		}
 		break;
 	default:
@@ -379,13 +380,8 @@ ckpt_export(const char *const *dirs, size_t n,
 		if (!(eo && eo->force) && !lstat(path, &st))
 			rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
 			    "exists already (use --force to replace it)");
-		else if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
-			rc = ckpt_error_nomem(err);
-		else if ((fd = mkstemp(tmp)) < 0)
-			rc = ckpt_error_errno(err, path, "cannot create a "
-			    "temporary file beside");
-		else
-			fchmod(fd, 0644);
+		else if ((fd = ckpt_tempfile(path, 0644, &tmp, err)) < 0)
+			rc = fd;
 	}
 	if (!rc)
 		rc = export_to(fd, path ? path : "-", c, n, eo, err);
@@ -727,18 +723,17 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		rc = ckpt_write_file_replace(path, text, len, false, err);
 	} else {
 		/* Read it from a scratch copy: the reader takes a path. */
-		char tmpl[] = "/tmp/ckpt-import.XXXXXX";
-		int fd = mkstemp(tmpl);
+		char *near = ckpt_store_path(im->s, ".ckpt/import-manifest");
+		int fd = near ? ckpt_tempfile(near, 0600, &path, err) :
+		    ckpt_error_nomem(err);
 
+		free(near);
 		if (fd < 0) {
 			free(text);
-			return ckpt_error_errno(err, tmpl, "cannot create");
+			return fd;
 		}
-		rc = ckpt_write_all(fd, text, len, tmpl, err);
+		rc = ckpt_write_all(fd, text, len, path, err);
 		close(fd);
-		path = strdup(tmpl);
-		if (!path)
-			rc = ckpt_error_nomem(err);
 	}
 	free(text);
 	if (!rc)

@@ -36,6 +36,7 @@
 
 #include "format/file.h"
 #include "store/store.h"
+#include "util/util.h"
 
 #define MAX_VALUES 1000		/* non-tensor values listed in the report */
 #define MAX_VALUE_TEXT 200
@@ -1052,17 +1053,9 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 	char *tmp;
 	int rc;
 
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
-		return ckpt_error_nomem(err);
-	s.fd = mkstemp(tmp);
+	if ((s.fd = ckpt_tempfile(path, 0644, &tmp, err)) < 0)
+		return s.fd;
 	s.path = tmp;
-	if (s.fd < 0) {
-		rc = ckpt_error_errno(err, path, "cannot create a temporary "
-		    "file beside");
-		free(tmp);
-		return rc;
-	}
-	fchmod(s.fd, 0644);
 	wo.sink_is_fd = true;
 	wo.fd = s.fd;
 	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
