@@ -131,6 +131,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	struct progress pr;
 	struct ckpt_ref ref;
 	char *path, *report = NULL;
+	const char *shard = NULL;
 	int n, rc;
 	const struct opt opts[] = {
 		OPT_STRING_LIST(0, "select", &c.select, "prefix", "convert "
@@ -139,7 +140,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 		    "prefix from tensor names"),
 		OPT_BOOL(0, "metadata-json", &c.metadata_json, "keep "
 		    "non-tensor scalars as strings in __metadata__"),
-		OPT_SIZE(0, "shard-size", &c.shard_size, "size", "write "
+		OPT_STRING(0, "shard-size", &shard, "size", "write "
 		    "shards of at most this size and an index"),
 		OPT_BOOL('f', "force", &c.force, "replace existing output "
 		    "files"),
@@ -153,6 +154,9 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	if (n != 2)
 		usage_error(convert_usage, opts, "convert takes an input and "
 		    "an output");
+	if (shard && (parse_size(shard, &c.shard_size) || !c.shard_size))
+		usage_error(convert_usage, opts, "--shard-size wants a size "
+		    "such as 5G, not '%s'", shard);
 	if (c.strip && !c.select.n)
 		usage_error(convert_usage, opts, "--strip-prefix goes with "
 		    "--select");

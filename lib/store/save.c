@@ -209,6 +209,7 @@ add_map(struct ckpt_save *sv, const char *src, const char *rel,
 	sv->map = m;
 	m[sv->nmap].src = realpath(src, NULL);
 	m[sv->nmap].rel = strdup(rel);
+	m[sv->nmap].in_staging = false;
 	if (!m[sv->nmap].src || !m[sv->nmap].rel) {
 		free(m[sv->nmap].src);
 		free(m[sv->nmap].rel);
@@ -1079,15 +1080,18 @@ plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 			    "size", (json_int_t)(f->ranges[k].end -
 			    f->ranges[k].offset), "sha256",
 			    digest_json(f->ranges[k].sha256)));
-		/* Stash the file entry in the tensors slot's owner. */
+		/* Stash the file entry in the tensors slot's owner.  A file
+		 * that did not parse has no tensor list yet: "s:O" of a
+		 * temporary would leak it (LeakSanitizer, a broken file). */
+		if (!f->tensors)
+			f->tensors = json_array();
 		f->validation = f->validation ? f->validation : json_pack(
 		    "{s:s}", "result", "skipped");
 		json_object_set_new(f->validation, "_entry", json_pack(
 		    "{s:s, s:I, s:s, s:o, s:I, s:o, s:O}", "path", f->rel,
 		    "size", (json_int_t)f->size, "format", f->format,
 		    "sha256", digest_json(jobs[i].sha256), "chunk_size",
-		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors ?
-		    f->tensors : json_array()));
+		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors));
 	}
 	free(jobs);
 	return rc;
@@ -1362,7 +1366,10 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	} else {
 		rc = rename_noreplace(sv->staging, sv->final, err);
 	}
-	if (!rc) {
+	if (!rc && sv->opts.discard_replaced) {
+		/* Committed either way; a leftover is gc's to remove. */
+		ckpt_rm_rf(trash);
+	} else if (!rc) {
 		char *t = ckpt_store_path(sv->store, ".ckpt/trash");
 
 		if (t)
@@ -1623,10 +1630,15 @@ ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 
 		snprintf(msg, sizeof(msg), "%s%s%s", err->path, err->path[0] ?
 		    ": " : "", err->message);
-		undo_moves(sv);
-		if (!sv->status_path)
+		/* The record went just before the commit rename: back first,
+		 * as ours and alive, so that a kill during the undo leaves
+		 * gc the list of what to move back, and gc never races us. */
+		if (!sv->status_path) {
 			sv->status_path = ckpt_join(sv->staging,
 			    CKPT_STAGING_NAME);
+			write_status(sv, "failing", "active", msg);
+		}
+		undo_moves(sv);
 		write_status(sv, "failed", "failed", msg);
 	}
 	save_release(sv);
@@ -1657,9 +1669,11 @@ ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
 {
 	if (!sv || sv->committed)
 		return;
-	undo_moves(sv);
-	if (!sv->status_path)
+	if (!sv->status_path) {
 		sv->status_path = ckpt_join(sv->staging, CKPT_STAGING_NAME);
+		write_status(sv, "failing", "active", msg);
+	}
+	undo_moves(sv);
 	write_status(sv, "failed", "failed", msg);
 	save_release(sv);
 }
