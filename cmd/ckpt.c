@@ -17,8 +17,11 @@
 
 /* Alphabetical; tests/t0001 checks the order. */
 static const struct cmd *const commands[] = {
+	&cmd_convert,
 	&cmd_diff,
+	&cmd_export,
 	&cmd_gc,
+	&cmd_import,
 	&cmd_init,
 	&cmd_inspect,
 	&cmd_keygen,

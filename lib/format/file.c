@@ -595,3 +595,50 @@ ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
 	}
 	return CKPT_OK;
 }
+
+int
+ckpt_file_open_slice(const char *path, uint64_t base, uint64_t len,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err)
+{
+	struct ckpt_file *f;
+	struct stat st;
+	int rc;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return ckpt_error_nomem(err);
+	f->flags = o ? o->flags : 0;
+	f->fd = -1;
+	f->path = strdup(path);
+	if (!f->path) {
+		free(f);
+		return ckpt_error_nomem(err);
+	}
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || fstat(f->fd, &st)) {
+		rc = ckpt_error_errno(err, path, "cannot open");
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
+		    "not a regular file");
+		goto fail;
+	}
+	f->size = (uint64_t)st.st_size;
+	f->format = CKPT_FORMAT_TORCH_ZIP;
+	if (o) {
+		f->allow_globals = o->allow_globals;
+		f->nallow_globals = o->nallow_globals;
+	}
+	rc = ckpt_torchzip_read_slice(f, base, len, err);
+	f->allow_globals = NULL;
+	f->nallow_globals = 0;
+	if (rc)
+		goto fail;
+	*out = f;
+	return CKPT_OK;
+fail:
+	ckpt_file_free(f);
+	return rc;
+}

@@ -71,6 +71,15 @@ enum ckpt_format ckpt_sniff(const unsigned char *head, size_t n,
  */
 int ckpt_safetensors_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err);
+/* One torch.save archive at [base, base + len) of an open file that holds
+ * no other (a chunk of a DCP .distcp shard): tensors, findings. */
+int ckpt_torchzip_read_slice(struct ckpt_file *f, uint64_t base,
+    uint64_t len, struct ckpt_error *err);
+/* Opens path as the one torch.save archive at [base, base + len) (a DCP
+ * chunk), with no sniffing; tensor offsets are absolute in path. */
+int ckpt_file_open_slice(const char *path, uint64_t base, uint64_t len,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err);
 int ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_dcp_metadata_read(struct ckpt_file *f, struct ckpt_error *err);

@@ -8,6 +8,10 @@
 
 #include "format/file.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 static void
 swap_elements(unsigned char *p, uint64_t n, size_t size)
 {
@@ -39,9 +43,44 @@ swap_unit(enum ckpt_dtype dt)
 /*
  * Strided views (transposes, slices, expands): walk the logical order with
  * an odometer and read through a window of the span, so that a view whose
- * span fits the window costs one pread however it is strided.
+ * span fits the window costs one pread however it is strided.  A larger
+ * span is mapped instead (read-only, shared with the page cache, so memory
+ * stays bounded): through a window, a transpose would read the whole span
+ * once per row of the result.
  */
 #define WINDOW ((uint64_t)4 << 20)
+
+struct view_map {
+	void *addr;
+	size_t len;
+	const unsigned char *base;	/* byte 0 of the span */
+};
+
+static bool
+map_span(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    struct view_map *m)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = t->offset - t->offset % page;
+	struct stat st;
+
+	m->addr = NULL;
+	/* A file shorter now than when it was opened would fault (SIGBUS)
+	 * where pread reports an error: map only what is there. */
+	if (t->span <= WINDOW || t->offset + t->span > f->size ||
+	    t->offset + t->span - start > SIZE_MAX || fstat(f->fd, &st) ||
+	    (uint64_t)st.st_size < t->offset + t->span)
+		return false;
+	m->len = (size_t)(t->offset + t->span - start);
+	m->addr = mmap(NULL, m->len, PROT_READ, MAP_SHARED, f->fd,
+	    (off_t)start);
+	if (m->addr == MAP_FAILED) {
+		m->addr = NULL;
+		return false;
+	}
+	m->base = (const unsigned char *)m->addr + (t->offset - start);
+	return true;
+}
 
 static int
 read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
@@ -51,6 +90,7 @@ read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
 	uint64_t idx[CKPT_MAX_DIMS], rest = first, wstart = 0, wlen = 0;
 	uint64_t cap = t->span < WINDOW ? t->span : WINDOW;
 	unsigned char *win;
+	struct view_map map;
 	int64_t pos = 0;
 	unsigned nd = t->ndim;
 	int rc = CKPT_OK;
@@ -66,6 +106,30 @@ read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
 			    f->path, -1, "tensor '%s' has a negative stride",
 			    t->name);
 		pos += (int64_t)idx[d] * t->strides[d];
+	}
+	if (map_span(f, t, &map)) {
+		for (uint64_t i = 0; i < nelem; i++) {
+			uint64_t off = (uint64_t)pos * esize;
+
+			if (off + esize > t->span || off + esize < off) {
+				rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
+				    f->path, (int64_t)t->offset, "element %llu "
+				    "of tensor '%s' lies outside its storage",
+				    (unsigned long long)(first + i), t->name);
+				break;
+			}
+			memcpy(out + i * esize, map.base + off, esize);
+			for (unsigned d = nd; d-- > 0;) {
+				if (++idx[d] < t->shape[d]) {
+					pos += t->strides[d];
+					break;
+				}
+				pos -= (int64_t)(idx[d] - 1) * t->strides[d];
+				idx[d] = 0;
+			}
+		}
+		munmap(map.addr, map.len);
+		return rc;
 	}
 	win = malloc(cap ? (size_t)cap : 1);
 	if (!win)

@@ -242,19 +242,13 @@ priv_free_zip(void *priv)
 	ckpt_zip_free(priv);
 }
 
+static int read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
+    struct ckpt_error *err);
+
 int
 ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 {
-	struct ckpt_zip *z = NULL;
-	struct ckpt_zip_entry *pkl, *e;
-	struct ckpt_pickle *p = NULL;
-	struct pk_opts o = { .what = "data.pkl" };
-	unsigned char *buf = NULL;
-	char rec[64];
-	size_t len = 0, plen;
-	bool big = false, script, parsed = false;
 	uint64_t start = 0;
-	int rc;
 
 	if (!ckpt_zip_locate(f, 0, f->size, &start, NULL) && start > 0) {
 		/* torch.save archives back to back: a DCP .distcp shard,
@@ -273,7 +267,37 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 		    "checkpoint shard, read through its .metadata", count,
 		    end ? " after unrecognised bytes" : "");
 	}
-	if ((rc = ckpt_zip_open(f, 0, f->size, &z, err)))
+	return read_archive(f, 0, f->size, err);
+}
+
+int
+ckpt_torchzip_read_slice(struct ckpt_file *f, uint64_t base, uint64_t len,
+    struct ckpt_error *err)
+{
+	uint64_t end;
+
+	if (f->priv || !ckpt_add_u64(base, len, &end) || end > f->size)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path,
+		    (int64_t)base, "bad archive slice");
+	return read_archive(f, base, len, err);
+}
+
+/* One torch.save archive occupying [base, base + len) of f. */
+static int
+read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
+    struct ckpt_error *err)
+{
+	struct ckpt_zip *z = NULL;
+	struct ckpt_zip_entry *pkl, *e;
+	struct ckpt_pickle *p = NULL;
+	struct pk_opts o = { .what = "data.pkl" };
+	unsigned char *buf = NULL;
+	char rec[64];
+	size_t len = 0, plen;
+	bool big = false, script, parsed = false;
+	int rc;
+
+	if ((rc = ckpt_zip_open(f, base, alen, &z, err)))
 		return rc;
 	f->priv = z;
 	f->priv_free = priv_free_zip;

@@ -576,6 +576,77 @@ CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
+/* Writing safetensors (issue #14)                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A sink for written bytes: writes all len bytes or fails (filling err).
+ * Writers call it sequentially, never concurrently.
+ */
+typedef int (*ckpt_write_fn)(void *arg, const void *buf, size_t len,
+    struct ckpt_error *err);
+
+/*
+ * One tensor to write.  Its bytes come from a tensor a reader found
+ * (file and src: strides, storage offset and byte order are applied by
+ * ckpt_tensor_read(), so views come out contiguous and big-endian sources
+ * little-endian), from memory (data: the packed little-endian bytes), or
+ * from a read callback.
+ * dtype must be a safetensors dtype (CKPT_DTYPE_BOOL..CKPT_DTYPE_U64);
+ * with src, its dtype and element count must match.
+ */
+struct ckpt_st_tensor {
+	const char *name;
+	enum ckpt_dtype dtype;
+	unsigned int ndim;
+	const uint64_t *shape;
+	const struct ckpt_file *file;
+	const struct ckpt_tensor *src;
+	const void *data;
+	/* Or a reader of elements [first, first + n) as packed little-
+	 * endian bytes (a tensor assembled from chunks); n * bits is a
+	 * multiple of 8 and first a multiple of 8 for sub-byte dtypes. */
+	int (*read)(void *arg, uint64_t first, uint64_t n, void *buf,
+	    struct ckpt_error *err);
+	void *read_arg;
+};
+
+struct ckpt_st_write_opts {
+	/* __metadata__ as key, value, key, value...: nmetadata pairs of
+	 * UTF-8 strings; keys unique.  None: no __metadata__ at all. */
+	const char *const *metadata;
+	size_t nmetadata;
+	/* Called with tensor bytes written so far and their total. */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+	/* When write() only appends to the file descriptor fd, saying so
+	 * lets contiguous little-endian data go from file to file inside
+	 * the kernel (copy_file_range), as cp does. */
+	bool sink_is_fd;
+	int fd;
+};
+
+/**
+ * Writes a safetensors file through write(arg, ...), byte for byte as the
+ * reference writer lays it out: tensors ordered by dtype (largest enum
+ * value first: U64, I64, F64, C64, F32 ... BOOL) then by name, data in
+ * that order with no holes; compact JSON header, "__metadata__" first
+ * (its keys sorted), padded with spaces to a multiple of 8 bytes.  Memory
+ * is bounded (a 4 MiB buffer plus the header) whatever the data size.
+ * *size (may be NULL) gets the bytes written.  Refuses duplicate names,
+ * "__metadata__" as a tensor name, non-UTF-8 text, dtypes safetensors
+ * lacks (CKPT_ERR_UNSUPPORTED) and headers over 100,000,000 bytes
+ * (CKPT_ERR_LIMIT).  Thread-safe for distinct sinks.
+ */
+CKPT_API int ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
+    const struct ckpt_st_write_opts *o, ckpt_write_fn write, void *arg,
+    uint64_t *size, struct ckpt_error *err);
+/** The size ckpt_safetensors_write() would write, with the same checks. */
+CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
+    const char *const *metadata, size_t nmetadata, uint64_t *size,
+    struct ckpt_error *err);
+
+/* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
 
@@ -1006,7 +1077,14 @@ enum ckpt_transfer {
 	CKPT_TRANSFER_MOVE,
 	CKPT_TRANSFER_COPY,
 	CKPT_TRANSFER_LINK,
-	CKPT_TRANSFER_ADOPT		/* hardlink (else copy); source kept */
+	CKPT_TRANSFER_ADOPT,		/* hardlink (else copy); source kept */
+	/*
+	 * No sources: the caller writes the checkpoint's files, its
+	 * summary and manifest included, into ckpt_save_path() (import);
+	 * finish fsyncs them and commits them as they are, so that the
+	 * manifest and its digest stay those written.
+	 */
+	CKPT_TRANSFER_STAGED
 };
 
 struct ckpt_save_opts {
@@ -1053,6 +1131,13 @@ CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
  * takes the save for abandoned when the parent exits.
  */
 CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
+/**
+ * Removes the staging directory of a save that will not be finished (and
+ * the run directory begin created, when it is left empty), so that the
+ * store is as it was; a no-op after a commit.  Only for saves that moved
+ * nothing in (COPY, LINK, ADOPT, STAGED).
+ */
+CKPT_API void ckpt_save_abort(struct ckpt_save *sv);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
@@ -1069,6 +1154,115 @@ CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
  */
 CKPT_API int ckpt_status_write(const char *dir, const char *json,
     struct ckpt_error *err);
+
+/*
+ * Converting a checkpoint to safetensors (ckpt-convert(1)) without
+ * executing its pickle.  in is a file or a directory (a torch zip file, a
+ * Lightning .ckpt, a training checkpoint, a legacy torch file, safetensors
+ * files, a Hugging Face directory or sharded model, a DCP checkpoint,
+ * consolidated from its chunks); out the .safetensors
+ * path.  Weights are chosen with select (tensors at or under each
+ * "PREFIX."), else per file: a top-level dict of tensors, or a
+ * state_dict/model/module member holding one (that prefix removed).
+ * Tied weights (one view of one storage under several names) are written
+ * once, under the first name in byte order, each other name recorded in
+ * __metadata__ as name -> kept name (safetensors' save_model).  Output is
+ * atomic (temporary file, fsync, rename, fsync of the directory) and
+ * never replaces a file unless force.  With shard_size, tensors go into
+ * OUT-0000K-of-0000N.safetensors files of at most that many data bytes
+ * (a larger tensor alone) and OUT.index.json lists them, as Hugging Face
+ * writes them; one shard is written as OUT itself.
+ *
+ * Returns CKPT_ERR_UNSAFE for a pickle referencing globals outside the
+ * allowlist and allow_globals, CKPT_ERR_INVALID when no weights are found
+ * or names collide, CKPT_ERR_FORMAT for a DCP checkpoint whose chunks do
+ * not cover its tensors, CKPT_ERR_EXISTS for an existing output.  *report (may be NULL) gets,
+ * on success, a JSON document the caller frees: "input", "roots" (per
+ * file: "file", "root", "how": top-level|member|select|none), "tensors"
+ * (name, dtype, shape, bytes, source, file, view, byteswapped), "aliases"
+ * {alias: kept}, "left_out" [{file, name, reason}], "values" [{path,
+ * value}] (non-tensor values, the first 1000; "values_total" counts them),
+ * "sources" {file: "sha256:..."}, "metadata" (the __metadata__ written),
+ * "outputs" [{path, size, tensors}], "index" (sharded only).
+ */
+struct ckpt_convert_opts {
+	const char *const *select;	/* prefixes; none: discover */
+	size_t nselect;
+	bool strip_prefix;		/* remove "PREFIX." from names */
+	bool metadata_json;		/* scalars into __metadata__ */
+	uint64_t shard_size;		/* data bytes per shard; 0: one file */
+	bool force;			/* replace existing outputs */
+	const char *source_name;	/* recorded as ckpt.source, or NULL */
+	const char *const *allow_globals; /* see ckpt_open_options */
+	size_t nallow_globals;
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+CKPT_API int ckpt_convert(const char *in, const char *out,
+    const struct ckpt_convert_opts *o, char **report,
+    struct ckpt_error *err);
+
+/*
+ * Bundles (ckpt-export(1), ckpt-import(1)): committed checkpoints as one
+ * tar stream, plain or compressed: "ckpt-bundle.json" (the list: dir
+ * "RUN@STEP", run, step, manifest digest), then per checkpoint
+ * RUN@STEP/ckpt-manifest.json, its signature when there is one, and every
+ * file of the manifest in manifest order.
+ */
+enum ckpt_compression {
+	CKPT_COMPRESS_NONE = 0,
+	CKPT_COMPRESS_GZIP,
+	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
+};
+
+struct ckpt_export_opts {
+	enum ckpt_compression compression;
+	bool force;			/* replace an existing output file */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+/**
+ * Writes a bundle of the committed checkpoint directories dirs[0..n) to
+ * path (a temporary file beside it, fsync, rename; refused when it exists
+ * unless force) or, when path is NULL, to fd.  A file whose size is not
+ * the manifest's is refused (run verify); export does not re-hash (import
+ * does).  *report (may be NULL): JSON {"output", "checkpoints": [{run,
+ * step, path, manifest, files, bytes}]}, the caller frees it.
+ */
+CKPT_API int ckpt_export(const char *const *dirs, size_t n,
+    const struct ckpt_export_opts *o, const char *path, int fd,
+    char **report, struct ckpt_error *err);
+
+struct ckpt_import_opts {
+	const char *run;		/* import every checkpoint into this run */
+	const char *name;		/* the bundle's name in errors; "-" */
+	long lock_timeout_ms;		/* for the commits */
+	uint64_t progress_total;	/* the input's size, if known */
+	/* Called with bytes of the input read so far. */
+	void (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+};
+
+/**
+ * Reads a bundle from fd and commits its checkpoints into the store, each
+ * through the commit protocol of ckpt_save (a STAGED save), with its
+ * manifest as it came (same digest, signature still valid).  Every entry
+ * is checked while streaming (see lib/store/bundle.c): names (absolute,
+ * "..", links, device nodes, duplicates are refused), order, sizes
+ * against the manifest before writing, SHA-256 of every file, the
+ * manifest's digest against the bundle's list; nothing is committed until
+ * the whole stream has checked, and a failure removes what was staged.
+ * An existing RUN@STEP with the same manifest digest is left as it is
+ * ("identical"); with another one the import is refused (CKPT_ERR_EXISTS)
+ * before anything is written.  Errors on the stream are CKPT_ERR_FORMAT
+ * with the entry's header offset in the uncompressed stream.  *report:
+ * JSON {"input", "checkpoints": [{run, step, bundle_run, manifest,
+ * status: imported|identical|not imported, signature}]}.
+ */
+CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
+    const struct ckpt_import_opts *o, char **report, struct ckpt_error *err);
 
 /**
  * Python's json module writes NaN, Infinity and -Infinity as bare words,

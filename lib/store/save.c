@@ -77,7 +77,7 @@ struct ckpt_save {
 	enum ckpt_transfer transfer;
 	struct src_map *map;		/* top-level entries to bring in */
 	size_t nmap;
-	bool moved, committed;
+	bool moved, committed, made_rundir;
 	bool held;			/* ckpt_interrupt_hold() is ours */
 	size_t nmoved_ever, nstranded;	/* for ckpt_save_moves() */
 	char **emptied_dirs;		/* source directories a move empties */
@@ -114,7 +114,8 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	    sv->created_iso, "updated", now, "phase", phase, "state", state,
 	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
-	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" : "link");
+	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" :
+	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" : "link");
 	if (!j)
 		return CKPT_ERR_NOMEM;
 	/* Who owns it, as precisely as the store lock says it (gc decides
@@ -581,6 +582,9 @@ transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 			rc = clone_tree(sv->map[i].src, dst, false, false, 0,
 			    err);
 			break;
+		case CKPT_TRANSFER_STAGED:	/* no sources */
+			rc = CKPT_OK;
+			break;
 		default:	/* ADOPT: hard links, else copies */
 			rc = clone_tree(sv->map[i].src, dst, false, true, 0,
 			    err);
@@ -666,8 +670,9 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 	if (opts->step < 0)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "step must be a non-negative integer");
-	if (!opts->nsources)
+	if (!opts->nsources != (opts->transfer == CKPT_TRANSFER_STAGED))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    opts->nsources ? "a staged save takes no sources" :
 		    "nothing to save");
 	sv = calloc(1, sizeof(*sv));
 	if (!sv)
@@ -702,7 +707,9 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 		    sv->run, (long long)sv->step);
 		goto fail;
 	}
-	if (mkdir(sv->rundir, 0777) && errno != EEXIST) {
+	if (!mkdir(sv->rundir, 0777)) {
+		sv->made_rundir = true;
+	} else if (errno != EEXIST) {
 		rc = ckpt_error_errno(err, sv->rundir, "cannot create");
 		goto fail;
 	}
@@ -1455,13 +1462,11 @@ check_interrupt(const char *step, struct ckpt_error *err)
 	    CKPT_OK;
 }
 
+/* Copies, hashes, validates and writes the summary and manifest. */
 static int
-finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
-    struct ckpt_error *err)
+prepare(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	char purpose[CKPT_NAME_MAX + 64];
 	struct syncer sy;
-	struct stat st;
 	int rc;
 
 	if ((rc = check_interrupt("save", err)))
@@ -1484,7 +1489,67 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	if (rc || (rc = check_interrupt("hashing", err)))
 		return rc;
 	write_status(sv, "committing", "active", NULL);
-	if ((rc = write_manifest(sv, err)))
+	return write_manifest(sv, err);
+}
+
+/*
+ * A staged save (import): the files, summary and manifest are the
+ * caller's, already checked against the manifest; they are made durable
+ * and the manifest's digest taken from its bytes as they are.
+ */
+static int
+prepare_staged(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	static const char *const own[] = { CKPT_MANIFEST_NAME,
+	    CKPT_SUMMARY_NAME };
+	unsigned char d[CKPT_SHA256_BYTES];
+	char *path, *text;
+	size_t len;
+	int rc;
+
+	write_status(sv, "syncing", "active", NULL);
+	if ((rc = collect(sv, sv->staging, "", 0, err)))
+		return rc;
+	for (size_t i = 0; i < sv->nfiles; i++)
+		if ((rc = fsync_path(sv->files[i].abs, err)))
+			return rc;
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(own); i++) {
+		struct stat st;
+
+		if (!(path = ckpt_join(sv->staging, own[i])))
+			return ckpt_error_nomem(err);
+		rc = lstat(path, &st) && i ? CKPT_OK : fsync_path(path, err);
+		if (!rc && !i) {
+			rc = ckpt_read_file(path, (size_t)1 << 30, &text, &len,
+			    err);
+			if (!rc) {
+				rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text,
+				    len, d, err);
+				free(text);
+			}
+			if (!rc) {
+				memcpy(sv->digest, "sha256:", 7);
+				ckpt_hex(d, sizeof(d), sv->digest + 7);
+			}
+		}
+		free(path);
+		if (rc)
+			return rc;
+	}
+	write_status(sv, "committing", "active", NULL);
+	return CKPT_OK;
+}
+
+static int
+finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
+    struct ckpt_error *err)
+{
+	char purpose[CKPT_NAME_MAX + 64];
+	struct stat st;
+	int rc;
+
+	if ((rc = sv->transfer == CKPT_TRANSFER_STAGED ? prepare_staged(sv,
+	    err) : prepare(sv, err)))
 		return rc;
 	if ((rc = fsync_tree_dirs(sv->staging, 0, err)) ||
 	    (rc = check_interrupt("committing", err)))
@@ -1585,6 +1650,18 @@ ckpt_save_set_phase(struct ckpt_save *sv, const char *phase)
 {
 	if (sv && !sv->committed)
 		write_status(sv, phase, "active", NULL);
+}
+
+void
+ckpt_save_abort(struct ckpt_save *sv)
+{
+	if (!sv || sv->committed || sv->moved || !sv->staging)
+		return;
+	(void)ckpt_rm_rf(sv->staging);
+	free(sv->status_path);
+	sv->status_path = NULL;
+	if (sv->made_rundir)
+		(void)rmdir(sv->rundir);
 }
 
 void

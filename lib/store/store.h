@@ -126,4 +126,12 @@ int ckpt_index_check(const void *data, size_t size);
  */
 const char *ckpt_manifest_path_problem(const char *path);
 
+/* Removes path recursively (manifest first), never following symlinks
+ * (prune.c).  Returns 0 or -1 with errno. */
+int ckpt_rm_rf(const char *path);
+/* Renames the written, fsynced file tmp to path, refusing to replace an
+ * existing path unless force, and fsyncs the directory (convert.c). */
+int ckpt_commit_file(const char *tmp, const char *path, bool force,
+    struct ckpt_error *err);
+
 #endif /* CKPT_STORE_H */

@@ -230,7 +230,69 @@ multi: |
     put("config", "tags.yaml", "!!map {? a : !!str b}\n--- second\n")
 
 
+def bundle_seeds():
+    # A real bundle made by the ckpt built in the tree (skipped without
+    # it), gzipped to stay small, and hostile variants of it.
+    ckpt = os.path.join(HERE, "..", "..", "ckpt")
+    if not os.access(ckpt, os.X_OK):
+        print("gen-corpus: no ./ckpt built; bundle seeds skipped")
+        return
+    import gzip
+    import tarfile
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "src")
+        os.makedirs(src)
+        with open(os.path.join(src, "w.bin"), "wb") as f:
+            f.write(b"weights\n")
+        st = os.path.join(d, "st")
+        subprocess.run([ckpt, "-q", "-C", st, "save", "--run", "r",
+                        "--step", "1", "--copy", src], check=True)
+        tar = os.path.join(d, "b.tar")
+        subprocess.run([ckpt, "-q", "-C", st, "export", "-o", tar, "r@1"],
+                       check=True)
+        raw = open(tar, "rb").read()
+        put("bundle", "good.tar.gz", gzip.compress(raw, mtime=0))
+        members = []
+        with tarfile.open(tar) as t:
+            for m in t.getmembers():
+                members.append((m, t.extractfile(m).read()))
+
+        def variant(name, edit):
+            ms = [(tarfile.TarInfo(m.name), data) for m, data in members]
+            for ti, data in ms:
+                ti.size, ti.mode = len(data), 0o644
+            ms = edit(ms)
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w",
+                              format=tarfile.PAX_FORMAT) as t:
+                for ti, data in ms:
+                    t.addfile(ti, io.BytesIO(data) if data is not None
+                              else None)
+            put("bundle", name, gzip.compress(buf.getvalue(), mtime=0))
+
+        def dotdot(ms):
+            ti = tarfile.TarInfo("r@1/../../x")
+            ti.size = 1
+            return ms[:2] + [(ti, b"x")] + ms[2:]
+
+        def link(ms):
+            ti = tarfile.TarInfo(ms[-1][0].name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            return ms[:-1] + [(ti, None)]
+
+        def tamper(ms):
+            ti, data = ms[-1]
+            return ms[:-1] + [(ti, data[:-1] + b"X")]
+
+        variant("dotdot.tar.gz", dotdot)
+        variant("symlink.tar.gz", link)
+        variant("tampered.tar.gz", tamper)
+        variant("duplicate.tar.gz", lambda ms: ms[:2] + ms[1:])
+        put("bundle", "truncated.tar", raw[:1500])
+
+
 file_seeds()
 policy_seeds()
 manifest_seeds()
 config_seeds()
+bundle_seeds()

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export.c - "ckpt export": committed checkpoints (references or paths)
+ * as one bundle, a tar stream with their manifests, signatures and
+ * summaries (ckpt_export() in lib/store/bundle.c; ckpt-import(1) reads
+ * it back).
+ *
+ * Choices: -o FILE is written atomically and never replaced without
+ * --force; -o - streams to stdout (for ssh or an object-store client),
+ * refused when stdout is a terminal.  Model versions (MODEL@vN) export as
+ * the checkpoint they point at; their registry entries, lineage and
+ * history are not carried yet.
+ */
+#include "ckpt.h"
+#include "output.h"
+#include "parse-options.h"
+#include "store.h"
+
+#include <unistd.h>
+
+static const char *const export_usage[] = {
+	"ckpt export [options] -o file|- ref ...",
+	NULL
+};
+
+static void
+on_progress(uint64_t done, uint64_t total, void *data)
+{
+	struct progress *p = data;
+
+	p->total = total;
+	progress_update(p, done);
+}
+
+static int
+cmd_export_main(int argc, char **argv, struct ctx *ctx)
+{
+	const char *out = NULL;
+	bool zstd = false, gzip = false, force = false;
+	struct ckpt_export_opts o;
+	struct ckpt_store *s = NULL;
+	struct ckpt_error e;
+	struct progress pr;
+	char **dirs, *report = NULL;
+	int n, rc;
+	const struct opt opts[] = {
+		OPT_STRING('o', "output", &out, "file", "write the bundle "
+		    "here ('-': stdout)"),
+		OPT_BOOL(0, "zstd", &zstd, "compress with zstd"),
+		OPT_BOOL(0, "gzip", &gzip, "compress with gzip"),
+		OPT_BOOL('f', "force", &force, "replace an existing output "
+		    "file"),
+		OPT_END()
+	};
+
+	n = parse_options(argc, argv, ctx, opts, export_usage);
+	die_for_incompatible_opts(zstd, "--zstd", gzip, "--gzip");
+	if (!out)
+		usage_error(export_usage, opts, "-o file (or -o -) is "
+		    "required");
+	if (!n)
+		usage_error(export_usage, opts, "nothing to export");
+	if (!strcmp(out, "-") && isatty(1))
+		usage_error(export_usage, opts, "not writing a bundle to a "
+		    "terminal");
+	dirs = xcalloc((size_t)n, sizeof(*dirs));
+	for (int i = 0; i < n; i++)
+		dirs[i] = resolve_checkpoint_arg(ctx, &s, argv[i], NULL,
+		    CKPT_METRIC_MIN, NULL);
+	memset(&o, 0, sizeof(o));
+	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?
+	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
+	o.force = force;
+	progress_start(&pr, ctx, "exporting", 0);
+	o.progress = on_progress;
+	o.progress_data = &pr;
+	ckpt_error_clear(&e);
+	rc = ckpt_export((const char *const *)dirs, (size_t)n, &o,
+	    strcmp(out, "-") ? out : NULL, 1, &report, &e);
+	progress_stop(&pr);
+	if (rc) {
+		error_ckpt(&e);
+		rc = exit_code_for(rc);
+	} else {
+		json_t *r = json_loads(report, 0, NULL);
+		json_t *v;
+		size_t i;
+
+		if (!r)
+			die("out of memory");
+		if (ctx->json && strcmp(out, "-")) {
+			json_object_set_new(r, "schema", json_integer(1));
+			json_doc_print(r);
+			r = NULL;
+		} else if (ctx->verbosity >= 1) {
+			json_array_foreach(json_object_get(r, "checkpoints"),
+			    i, v) {
+				char h[32];
+
+				human_size((uint64_t)json_integer_value(
+				    json_object_get(v, "bytes")), h, sizeof(h));
+				fprintf(strcmp(out, "-") ? stdout : stderr,
+				    "exported %s@%lld (%lld files, %s, "
+				    "manifest %s)\n", json_string_value(
+				    json_object_get(v, "run")), (long long)
+				    json_integer_value(json_object_get(v,
+				    "step")), (long long)json_integer_value(
+				    json_object_get(v, "files")), h,
+				    json_string_value(json_object_get(v,
+				    "manifest")));
+			}
+		}
+		json_decref(r);
+		rc = CKPT_EXIT_OK;
+	}
+	for (int i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+	free(report);
+	ckpt_store_free(s);
+	return rc;
+}
+
+const struct cmd cmd_export = {
+	.name = "export",
+	.summary = "write checkpoints as a bundle (tar) for another store",
+	.fn = cmd_export_main,
+};

@@ -1,0 +1,1081 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bundle.c - ckpt_export() and ckpt_import(): committed checkpoints carried
+ * between stores as one tar stream (libarchive; plain, gzip or zstd).
+ *
+ * A bundle is, in this order (import insists on it, so that it can check
+ * everything while streaming, with no lookups and no second pass):
+ *   ckpt-bundle.json                   {"schema":1, "checkpoints":[{"dir":
+ *                                      "RUN@STEP", "run", "step",
+ *                                      "manifest": "sha256:..."}, ...]}
+ *   RUN@STEP/ckpt-manifest.json        the manifest, byte for byte
+ *   RUN@STEP/ckpt-manifest.json.sig    its signature, when there is one
+ *   RUN@STEP/FILE ...                  every file of the manifest, in its
+ *                                      order (the summary among them)
+ * and the same for each further checkpoint.
+ *
+ * Import never writes outside the store and changes nothing unless
+ * everything checks: each entry's name is checked first (absolute paths,
+ * "..", ".", empty components, symbolic and hard links, device nodes and
+ * other special files, duplicates: refused, each with its own message),
+ * then against what comes next; a file's size in its header must equal
+ * the manifest's before a byte is written (so no archive can fill the
+ * disk beyond what its manifests declare, and the declared total must
+ * fit the disk); every file is hashed while it is written and must have
+ * the manifest's SHA-256; the manifest must have the digest the bundle's
+ * list gives and the list must be complete at the end.  Files go into
+ * staging directories made by the commit protocol of save.c (a STAGED
+ * save), committed only once the whole stream has checked; on failure
+ * they are removed.  The manifest is committed as it came, so its digest
+ * (and any signature over it) is the same in the new store.
+ */
+#include "util/internal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <jansson.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+#define BUNDLE_LIST "ckpt-bundle.json"
+#define LIST_MAX ((size_t)1 << 20)
+#define MANIFEST_MAX ((size_t)1 << 30)
+#define SIG_MAX ((size_t)64 << 10)
+#define IO_BUF ((size_t)1 << 20)
+#define SIG_SUFFIX ".sig"
+
+/* ------------------------------------------------------------------ */
+/* Export                                                              */
+/* ------------------------------------------------------------------ */
+
+struct out {
+	int fd;
+	const char *path;
+	struct ckpt_error err;
+	bool failed;
+};
+
+static la_ssize_t
+out_write(struct archive *a, void *arg, const void *buf, size_t len)
+{
+	struct out *o = arg;
+
+	if (ckpt_write_all(o->fd, buf, len, o->path, &o->err)) {
+		o->failed = true;
+		archive_set_error(a, EIO, "%s", o->err.message);
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static int
+la_error(struct archive *a, const struct out *o, const char *path,
+    struct ckpt_error *err)
+{
+	if (o && o->failed) {
+		if (err)
+			*err = o->err;
+		return o->err.code;
+	}
+	return ckpt_error_set(err, CKPT_ERR_IO, path, -1, "%s",
+	    archive_error_string(a) ? archive_error_string(a) :
+	    "archive error");
+}
+
+static int
+put_header(struct archive *a, const struct out *o, const char *name,
+    uint64_t size, int64_t mtime, struct ckpt_error *err)
+{
+	struct archive_entry *e = archive_entry_new();
+	int rc = CKPT_OK;
+
+	if (!e)
+		return ckpt_error_nomem(err);
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, (la_int64_t)size);
+	archive_entry_set_mtime(e, (time_t)mtime, 0);
+	if (archive_write_header(a, e) != ARCHIVE_OK)
+		rc = la_error(a, o, name, err);
+	archive_entry_free(e);
+	return rc;
+}
+
+static int
+put_data(struct archive *a, const struct out *o, const void *buf,
+    size_t len, const char *name, struct ckpt_error *err)
+{
+	if (len && archive_write_data(a, buf, len) != (la_ssize_t)len)
+		return la_error(a, o, name, err);
+	return CKPT_OK;
+}
+
+static int
+put_buffer(struct archive *a, const struct out *o, const char *name,
+    const void *buf, size_t len, struct ckpt_error *err)
+{
+	int rc = put_header(a, o, name, len, 0, err);
+
+	return rc ? rc : put_data(a, o, buf, len, name, err);
+}
+
+struct exp_ckpt {
+	const char *dir;
+	struct ckpt_manifest *m;
+	char *manifest;			/* its bytes */
+	size_t manifest_len;
+	char digest[8 + 2 * CKPT_SHA256_BYTES];
+	char *name;			/* RUN@STEP */
+	uint64_t bytes;
+};
+
+/* Streams one file of a checkpoint, which must still have its size. */
+static int
+put_file(struct archive *a, const struct out *o, const char *dir,
+    const struct ckpt_manifest_file *mf, const char *name,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    uint64_t total, struct ckpt_error *err)
+{
+	char *path = ckpt_join(dir, mf->path);
+	struct stat st;
+	uint64_t left;
+	int fd, rc;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		rc = fd < 0 ? ckpt_error_errno(err, path, "cannot open") :
+		    ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1, "not a "
+		    "regular file");
+		goto out;
+	}
+	if ((uint64_t)st.st_size != mf->size) {
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1, "has %llu "
+		    "bytes, the manifest says %llu; run ckpt verify",
+		    (unsigned long long)st.st_size,
+		    (unsigned long long)mf->size);
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if ((rc = put_header(a, o, name, mf->size, (int64_t)st.st_mtime,
+	    err)))
+		goto out;
+	for (left = mf->size; left && !rc;) {
+		ssize_t n = read(fd, buf, left < IO_BUF ? (size_t)left :
+		    IO_BUF);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n ? ckpt_error_errno(err, path, "cannot read") :
+			    ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1,
+			    "shrank while being exported");
+			break;
+		}
+		rc = put_data(a, o, buf, (size_t)n, name, err);
+		left -= (uint64_t)n;
+		*done += (uint64_t)n;
+		if (eo && eo->progress)
+			eo->progress(*done, total, eo->progress_data);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
+static int
+load_ckpt(struct exp_ckpt *c, struct ckpt_error *err)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	char *mpath;
+	int rc;
+
+	if ((rc = ckpt_manifest_read(c->dir, &c->m, err)))
+		return rc;
+	if (!ckpt_manifest_run(c->m) || ckpt_name_check(ckpt_manifest_run(
+	    c->m), "run name", NULL) || ckpt_manifest_step(c->m) < 0)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, c->dir, -1,
+		    "not a committed store checkpoint (no run or step in its "
+		    "manifest)");
+	if (!(mpath = ckpt_join(c->dir, CKPT_MANIFEST_NAME)))
+		return ckpt_error_nomem(err);
+	rc = ckpt_read_file(mpath, MANIFEST_MAX, &c->manifest,
+	    &c->manifest_len, err);
+	free(mpath);
+	if (rc || (rc = ckpt_hash_buffer(CKPT_HASH_SHA256, c->manifest,
+	    c->manifest_len, d, err)))
+		return rc;
+	memcpy(c->digest, "sha256:", 7);
+	ckpt_hex(d, sizeof(d), c->digest + 7);
+	if (asprintf(&c->name, "%s@%lld", ckpt_manifest_run(c->m),
+	    (long long)ckpt_manifest_step(c->m)) < 0)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < ckpt_manifest_file_count(c->m); i++)
+		c->bytes += ckpt_manifest_file(c->m, i)->size;
+	return CKPT_OK;
+}
+
+static int
+put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    uint64_t total, struct ckpt_error *err)
+{
+	char *name, *sig;
+	int rc;
+
+	if (asprintf(&name, "%s/%s", c->name, CKPT_MANIFEST_NAME) < 0)
+		return ckpt_error_nomem(err);
+	rc = put_buffer(a, o, name, c->manifest, c->manifest_len, err);
+	free(name);
+	if (rc)
+		return rc;
+	if (asprintf(&sig, "%s/%s%s", c->dir, CKPT_MANIFEST_NAME,
+	    SIG_SUFFIX) < 0)
+		return ckpt_error_nomem(err);
+	{
+		char *text;
+		size_t len;
+		struct stat st;
+
+		if (!lstat(sig, &st)) {
+			rc = ckpt_read_file(sig, SIG_MAX, &text, &len, err);
+			if (!rc && asprintf(&name, "%s/%s%s", c->name,
+			    CKPT_MANIFEST_NAME, SIG_SUFFIX) >= 0) {
+				rc = put_buffer(a, o, name, text, len, err);
+				free(name);
+			}
+			if (!rc || text)
+				free(rc ? NULL : text);
+		}
+	}
+	free(sig);
+	for (size_t i = 0; i < ckpt_manifest_file_count(c->m) && !rc; i++) {
+		const struct ckpt_manifest_file *mf =
+		    ckpt_manifest_file(c->m, i);
+
+		if (asprintf(&name, "%s/%s", c->name, mf->path) < 0)
+			return ckpt_error_nomem(err);
+		rc = put_file(a, o, c->dir, mf, name, buf, done, eo, total,
+		    err);
+		free(name);
+	}
+	return rc;
+}
+
+static int
+export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
+    const struct ckpt_export_opts *eo, struct ckpt_error *err)
+{
+	struct archive *a = archive_write_new();
+	struct out o = { fd, shown, { 0 }, false };
+	json_t *list = json_pack("{s:i, s:s, s:[]}", "schema", 1,
+	    "ckpt_version", ckpt_version(), "checkpoints");
+	unsigned char *buf = malloc(IO_BUF);
+	uint64_t done = 0, total = 0;
+	char *text = NULL;
+	int rc = CKPT_OK, frc;
+
+	if (!a || !list || !buf) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(json_object_get(list, "checkpoints"),
+		    json_pack("{s:s, s:s, s:I, s:s}", "dir", c[i].name, "run",
+		    ckpt_manifest_run(c[i].m), "step", (json_int_t)
+		    ckpt_manifest_step(c[i].m), "manifest", c[i].digest));
+		total += c[i].bytes;
+	}
+	archive_write_set_format_pax_restricted(a);
+	switch (eo ? eo->compression : CKPT_COMPRESS_NONE) {
+	case CKPT_COMPRESS_GZIP:
+		frc = archive_write_add_filter_gzip(a);
+		break;
+	case CKPT_COMPRESS_ZSTD:
+		frc = archive_write_add_filter_zstd(a);
+		/* zstd's own worker threads, as "tar --zstd" gets a zstd
+		 * process beside tar; where unsupported, one thread. */
+		if (frc == ARCHIVE_OK) {
+			char threads[16];
+
+			snprintf(threads, sizeof(threads), "%ld", sysconf(
+			    _SC_NPROCESSORS_ONLN) > 0 ? sysconf(
+			    _SC_NPROCESSORS_ONLN) : 1);
+			(void)archive_write_set_filter_option(a, "zstd",
+			    "threads", threads);
+		}
+		break;
+	default:
+		frc = archive_write_add_filter_none(a);
+	}
+	if (frc != ARCHIVE_OK) {
+		rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
+		    "this libarchive cannot compress so: %s",
+		    archive_error_string(a));
+		goto out;
+	}
+	archive_write_set_bytes_per_block(a, 64 << 10);
+	archive_write_set_bytes_in_last_block(a, 1);
+	if (archive_write_open(a, &o, NULL, out_write, NULL) != ARCHIVE_OK) {
+		rc = la_error(a, &o, shown, err);
+		goto out;
+	}
+	text = json_dumps(list, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rc = put_buffer(a, &o, BUNDLE_LIST, text, strlen(text), err);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = put_ckpt(a, &o, &c[i], buf, &done, eo, total, err);
+	if (!rc && archive_write_close(a) != ARCHIVE_OK)
+		rc = la_error(a, &o, shown, err);
+out:
+	if (a)
+		archive_write_free(a);
+	json_decref(list);
+	free(text);
+	free(buf);
+	return rc;
+}
+
+int
+ckpt_export(const char *const *dirs, size_t n,
+    const struct ckpt_export_opts *eo, const char *path, int fd,
+    char **report, struct ckpt_error *err)
+{
+	struct exp_ckpt *c = calloc(n ? n : 1, sizeof(*c));
+	char *tmp = NULL;
+	int rc = CKPT_OK;
+
+	if (report)
+		*report = NULL;
+	if (!c)
+		return ckpt_error_nomem(err);
+	if (!n)
+		rc = ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "nothing to export");
+	for (size_t i = 0; i < n && !rc; i++) {
+		c[i].dir = dirs[i];
+		rc = load_ckpt(&c[i], err);
+		for (size_t k = 0; k < i && !rc; k++)
+			if (!strcmp(c[k].name, c[i].name))
+				rc = ckpt_error_set(err, CKPT_ERR_INVALID,
+				    dirs[i], -1, "%s is given twice",
+				    c[i].name);
+	}
+	if (!rc && path) {
+		struct stat st;
+
+		if (!(eo && eo->force) && !lstat(path, &st))
+			rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
+			    "exists already (use --force to replace it)");
+		else if ((fd = ckpt_tempfile(path, 0644, &tmp, err)) < 0)
+			rc = fd;
+	}
+	if (!rc)
+		rc = export_to(fd, path ? path : "-", c, n, eo, err);
+	if (path && tmp && fd >= 0) {
+		if (!rc && fsync(fd))
+			rc = ckpt_error_errno(err, tmp, "cannot fsync");
+		if (close(fd) && !rc)
+			rc = ckpt_error_errno(err, tmp, "cannot close");
+		if (!rc)
+			rc = ckpt_commit_file(tmp, path, eo && eo->force, err);
+		if (rc)
+			unlink(tmp);
+	}
+	if (!rc && report) {
+		json_t *r = json_pack("{s:s, s:[]}", "output", path ? path :
+		    "-", "checkpoints");
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(json_object_get(r,
+			    "checkpoints"), json_pack("{s:s, s:I, s:s, s:s, "
+			    "s:I, s:I}", "run", ckpt_manifest_run(c[i].m),
+			    "step", (json_int_t)ckpt_manifest_step(c[i].m),
+			    "path", c[i].dir, "manifest", c[i].digest,
+			    "files", (json_int_t)ckpt_manifest_file_count(
+			    c[i].m), "bytes", (json_int_t)c[i].bytes));
+		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
+		json_decref(r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ckpt_manifest_free(c[i].m);
+		free(c[i].manifest);
+		free(c[i].name);
+	}
+	free(c);
+	free(tmp);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Import                                                              */
+/* ------------------------------------------------------------------ */
+
+struct imp_ckpt {
+	char *dir;			/* RUN@STEP in the bundle */
+	char *run;			/* in the bundle */
+	char *target_run;		/* where it goes (--run) */
+	int64_t step;
+	char *digest;			/* "sha256:..." from the list */
+	bool identical;			/* already in the store: no-op */
+	struct ckpt_save *sv;		/* staging, when not identical */
+	struct ckpt_manifest *m;
+	size_t next;			/* next manifest file expected */
+	bool have_manifest, have_sig;
+	char *committed;		/* path after commit */
+};
+
+struct imp {
+	struct ckpt_store *s;
+	const struct ckpt_import_opts *o;
+	const char *shown;
+	struct archive *a;
+	struct imp_ckpt *c;
+	size_t n, cur;
+	bool have_list;
+	json_t *seen;			/* entry names so far (a set) */
+	struct ckpt_error *err;
+	unsigned char *buf;
+	int64_t at;			/* header position of the entry */
+};
+
+static int
+bad_entry(struct imp *im, int code, const char *name, const char *fmt, ...)
+	CKPT_PRINTF(4, 5);
+
+static int
+bad_entry(struct imp *im, int code, const char *name, const char *fmt, ...)
+{
+	char msg[CKPT_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ckpt_error_set(im->err, code, im->shown,
+	    im->at, "entry '%s': %s", name, msg);
+}
+
+/* The name alone: canonical, relative, nothing that climbs out. */
+static int
+check_name(struct imp *im, const char *name)
+{
+	const char *p = name;
+
+	if (!*name)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "empty name");
+	if (name[0] == '/')
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "an absolute path "
+		    "(refused: import writes only inside the store)");
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+
+		if (len == 2 && !strncmp(p, "..", 2))
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "a '..' "
+			    "component (refused: import writes only inside "
+			    "the store)");
+		if (!len || (len == 1 && *p == '.'))
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "not a "
+			    "canonical path (empty or '.' component)");
+		if (!e)
+			break;
+		p = e + 1;
+		if (!*p)
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "not a "
+			    "canonical path (trailing '/')");
+	}
+	if (json_object_get(im->seen, name))
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "a duplicate entry");
+	json_object_set_new(im->seen, name, json_true());
+	return CKPT_OK;
+}
+
+static int
+check_type(struct imp *im, struct archive_entry *e, const char *name)
+{
+	mode_t t = archive_entry_filetype(e);
+
+	if (archive_entry_hardlink(e))
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "a hard link to "
+		    "'%s' (refused: a bundle holds regular files only)",
+		    archive_entry_hardlink(e));
+	if (t == AE_IFLNK || archive_entry_symlink(e))
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "a symbolic link "
+		    "(refused: a bundle holds regular files only)");
+	if (t == AE_IFCHR || t == AE_IFBLK)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "a device node "
+		    "(refused: a bundle holds regular files only)");
+	if (t != AE_IFREG)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "not a regular "
+		    "file (type %o)", (unsigned)t);
+	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "no size");
+	return CKPT_OK;
+}
+
+/* Reads an entry of at most max bytes into memory. */
+static int
+read_small(struct imp *im, struct archive_entry *e, const char *name,
+    size_t max, char **out, size_t *len)
+{
+	la_int64_t size = archive_entry_size(e);
+	char *buf;
+	size_t got = 0;
+
+	if ((uint64_t)size > max)
+		return bad_entry(im, CKPT_ERR_LIMIT, name, "%lld bytes, more "
+		    "than the %zu allowed", (long long)size, max);
+	if (!(buf = malloc((size_t)size + 1)))
+		return ckpt_error_nomem(im->err);
+	while (got < (size_t)size) {
+		la_ssize_t n = archive_read_data(im->a, buf + got,
+		    (size_t)size - got);
+
+		if (n <= 0) {
+			free(buf);
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
+			    n ? archive_error_string(im->a) : "truncated");
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	return CKPT_OK;
+}
+
+static bool
+digest_ok(const char *s)
+{
+	if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + 64)
+		return false;
+	for (s += 7; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
+}
+
+/* The existing checkpoint's manifest digest, or NULL when none. */
+static char *
+existing_digest(struct ckpt_store *s, const char *run, int64_t step)
+{
+	struct ckpt_manifest *m;
+	char *dir, *d = NULL;
+
+	if (asprintf(&dir, "%s/runs/%s/step-%lld", ckpt_store_root(s), run,
+	    (long long)step) < 0)
+		return NULL;
+	if (!access(dir, F_OK) && !ckpt_manifest_read(dir, &m, NULL)) {
+		d = strdup(ckpt_manifest_digest(m));
+		ckpt_manifest_free(m);
+	} else if (!access(dir, F_OK)) {
+		d = strdup("?");
+	}
+	free(dir);
+	return d;
+}
+
+static int
+read_list(struct imp *im, struct archive_entry *e)
+{
+	struct ckpt_error *err = im->err;
+	json_t *j, *cs, *v;
+	json_error_t je;
+	char *text;
+	size_t len, i;
+	int rc;
+
+	if ((rc = read_small(im, e, BUNDLE_LIST, LIST_MAX, &text, &len)))
+		return rc;
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	free(text);
+	cs = json_object_get(j, "checkpoints");
+	if (!json_is_object(j) || json_integer_value(json_object_get(j,
+	    "schema")) != 1 || !json_is_array(cs) || !json_array_size(cs)) {
+		json_decref(j);
+		return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST, "not a "
+		    "bundle list (%s)", j ? "schema 1 with checkpoints" :
+		    je.text);
+	}
+	im->c = calloc(json_array_size(cs), sizeof(*im->c));
+	if (!im->c) {
+		json_decref(j);
+		return ckpt_error_nomem(err);
+	}
+	json_array_foreach(cs, i, v) {
+		struct imp_ckpt *c = &im->c[im->n];
+		const char *run = json_string_value(json_object_get(v, "run"));
+		const char *dir = json_string_value(json_object_get(v, "dir"));
+		const char *dg = json_string_value(json_object_get(v,
+		    "manifest"));
+		json_t *st = json_object_get(v, "step");
+		char *want = NULL;
+
+		if (!run || ckpt_name_check(run, "run name", NULL) ||
+		    !json_is_integer(st) || json_integer_value(st) < 0 ||
+		    !digest_ok(dg) || !dir || asprintf(&want, "%s@%lld", run,
+		    (long long)json_integer_value(st)) < 0 ||
+		    strcmp(want, dir)) {
+			free(want);
+			json_decref(j);
+			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "checkpoint %zu is malformed", i);
+		}
+		free(want);
+		c->dir = strdup(dir);
+		c->run = strdup(run);
+		c->target_run = strdup(im->o && im->o->run ? im->o->run :
+		    run);
+		c->digest = strdup(dg);
+		c->step = json_integer_value(st);
+		im->n++;
+		if (!c->dir || !c->run || !c->target_run || !c->digest) {
+			json_decref(j);
+			return ckpt_error_nomem(err);
+		}
+		for (size_t k = 0; k + 1 < im->n; k++)
+			if (!strcmp(im->c[k].target_run, c->target_run) &&
+			    im->c[k].step == c->step) {
+				json_decref(j);
+				return ckpt_error_set(err, CKPT_ERR_INVALID,
+				    im->shown, -1, "two checkpoints of the "
+				    "bundle would both be %s@%lld",
+				    c->target_run, (long long)c->step);
+			}
+	}
+	json_decref(j);
+	/* Refuse conflicts before anything is staged. */
+	for (size_t k = 0; k < im->n; k++) {
+		struct imp_ckpt *c = &im->c[k];
+		char *have = existing_digest(im->s, c->target_run, c->step);
+
+		if (have && strcmp(have, c->digest)) {
+			free(have);
+			return ckpt_error_set(err, CKPT_ERR_EXISTS, im->shown,
+			    -1, "%s@%lld exists already with another manifest"
+			    " (%s in the bundle); nothing imported",
+			    c->target_run, (long long)c->step, c->digest);
+		}
+		c->identical = have != NULL;
+		free(have);
+	}
+	im->have_list = true;
+	return CKPT_OK;
+}
+
+/* Checks the manifest entry, stages it (unless identical) and reads it. */
+static int
+take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
+    const char *name)
+{
+	struct ckpt_error *err = im->err;
+	unsigned char d[CKPT_SHA256_BYTES];
+	char hex[8 + 2 * CKPT_SHA256_BYTES], *text, *path = NULL;
+	struct ckpt_save_opts so;
+	struct statvfs vfs;
+	uint64_t total = 0;
+	size_t len;
+	int rc;
+
+	if ((rc = read_small(im, e, name, MANIFEST_MAX, &text, &len)))
+		return rc;
+	if ((rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text, len, d, err))) {
+		free(text);
+		return rc;
+	}
+	memcpy(hex, "sha256:", 7);
+	ckpt_hex(d, sizeof(d), hex + 7);
+	if (strcmp(hex, c->digest)) {
+		free(text);
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "its digest is %s, "
+		    "the bundle's list says %s (tampered or damaged)", hex,
+		    c->digest);
+	}
+	if (!c->identical) {
+		memset(&so, 0, sizeof(so));
+		so.run = c->target_run;
+		so.step = c->step;
+		so.transfer = CKPT_TRANSFER_STAGED;
+		so.lock_timeout_ms = im->o ? im->o->lock_timeout_ms : 0;
+		if ((rc = ckpt_save_begin(im->s, &so, &c->sv, err))) {
+			free(text);
+			return rc;
+		}
+		path = ckpt_join(ckpt_save_path(c->sv), CKPT_MANIFEST_NAME);
+		if (!path) {
+			free(text);
+			return ckpt_error_nomem(err);
+		}
+		rc = ckpt_write_file_replace(path, text, len, false, err);
+	} else {
+		/* Read it from a scratch copy: the reader takes a path. */
+		char *near = ckpt_store_path(im->s, ".ckpt/import-manifest");
+		int fd = near ? ckpt_tempfile(near, 0600, &path, err) :
+		    ckpt_error_nomem(err);
+
+		free(near);
+		if (fd < 0) {
+			free(text);
+			return fd;
+		}
+		rc = ckpt_write_all(fd, text, len, path, err);
+		close(fd);
+	}
+	free(text);
+	if (!rc)
+		rc = ckpt_manifest_read(path, &c->m, err);
+	if (c->identical && path)
+		unlink(path);
+	free(path);
+	if (rc)
+		return rc;
+	if (!ckpt_manifest_run(c->m) || strcmp(ckpt_manifest_run(c->m),
+	    c->run) || ckpt_manifest_step(c->m) != c->step)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "its run and step "
+		    "are not %s", c->dir);
+	for (size_t i = 0; i < ckpt_manifest_file_count(c->m); i++) {
+		const struct ckpt_manifest_file *mf = ckpt_manifest_file(c->m,
+		    i);
+
+		if (!ckpt_add_u64(total, mf->size, &total))
+			return bad_entry(im, CKPT_ERR_LIMIT, name, "sizes "
+			    "overflow");
+		if (!strcmp(mf->path, CKPT_MANIFEST_NAME) ||
+		    !strcmp(mf->path, CKPT_STAGING_NAME) ||
+		    !strcmp(mf->path, CKPT_STATUS_NAME))
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "lists "
+			    "'%s', a name ckpt reserves", mf->path);
+	}
+	/* An honest bundle fits the disk; a dishonest one stops here. */
+	if (!c->identical && !statvfs(ckpt_store_root(im->s), &vfs) &&
+	    total > (uint64_t)vfs.f_bavail * vfs.f_frsize)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, im->shown, im->at,
+		    "%s needs %llu bytes, the store's filesystem has %llu "
+		    "free", c->dir, (unsigned long long)total,
+		    (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+	c->have_manifest = true;
+	return CKPT_OK;
+}
+
+/* mkdir -p of the parents of rel under root (names already checked). */
+static int
+make_parents(const char *root, const char *rel, struct ckpt_error *err)
+{
+	char *p;
+	int rc = CKPT_OK;
+
+	if (asprintf(&p, "%s/%s", root, rel) < 0)
+		return ckpt_error_nomem(err);
+	for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
+		*s = '\0';
+		if (mkdir(p, 0755) && errno != EEXIST)
+			rc = ckpt_error_errno(err, p, "cannot create");
+		*s = '/';
+		if (rc)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+/* Streams one file into staging (or nowhere), checking size and digest. */
+static int
+take_file(struct imp *im, struct imp_ckpt *c,
+    const struct ckpt_manifest_file *mf, struct archive_entry *e,
+    const char *name, uint64_t *done)
+{
+	struct ckpt_error *err = im->err;
+	unsigned char d[CKPT_SHA256_BYTES];
+	struct ckpt_sha256 h;
+	uint64_t got = 0;
+	char *path = NULL;
+	int fd = -1, rc;
+
+	if ((uint64_t)archive_entry_size(e) != mf->size)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "%lld bytes, the "
+		    "manifest says %llu (refused before writing)",
+		    (long long)archive_entry_size(e),
+		    (unsigned long long)mf->size);
+	if ((rc = ckpt_sha256_init(&h, err)))
+		return rc;
+	if (c->sv) {
+		const char *root = ckpt_save_path(c->sv);
+
+		if ((rc = make_parents(root, mf->path, err)) ||
+		    !(path = ckpt_join(root, mf->path))) {
+			ckpt_sha256_release(&h);
+			return rc ? rc : ckpt_error_nomem(err);
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644);
+		if (fd < 0) {
+			rc = ckpt_error_errno(err, path, "cannot create");
+			goto out;
+		}
+	}
+	for (;;) {
+		la_ssize_t n = archive_read_data(im->a, im->buf, IO_BUF);
+
+		if (n < 0) {
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
+			    archive_error_string(im->a));
+			break;
+		}
+		if (!n)
+			break;
+		if (got + (uint64_t)n > mf->size) {
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "more data "
+			    "than its size");
+			break;
+		}
+		ckpt_sha256_update(&h, im->buf, (size_t)n);
+		if (fd >= 0 && (rc = ckpt_write_all(fd, im->buf, (size_t)n,
+		    path, err)))
+			break;
+		got += (uint64_t)n;
+		*done += (uint64_t)n;
+		/* Progress in bytes of the (compressed) input, whose size
+		 * the caller may know. */
+		if (im->o && im->o->progress)
+			im->o->progress((uint64_t)archive_filter_bytes(im->a,
+			    -1), im->o->progress_total, im->o->progress_data);
+	}
+	if (!rc && got != mf->size)
+		rc = bad_entry(im, CKPT_ERR_FORMAT, name, "truncated: %llu of "
+		    "%llu bytes", (unsigned long long)got,
+		    (unsigned long long)mf->size);
+	if (!rc) {
+		rc = ckpt_sha256_final(&h, d, err);
+		if (!rc && memcmp(d, mf->sha256, sizeof(d)))
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "its SHA-256 "
+			    "differs from the manifest's (tampered or "
+			    "damaged)");
+	} else {
+		ckpt_sha256_release(&h);
+	}
+out:
+	if (fd >= 0 && close(fd) && !rc)
+		rc = ckpt_error_errno(err, path, "cannot close");
+	free(path);
+	return rc;
+}
+
+static int
+take_sig(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
+    const char *name)
+{
+	char *text, *path;
+	size_t len;
+	int rc;
+
+	if ((rc = read_small(im, e, name, SIG_MAX, &text, &len)))
+		return rc;
+	c->have_sig = true;
+	if (!c->sv) {
+		free(text);
+		return CKPT_OK;
+	}
+	if (asprintf(&path, "%s/%s%s", ckpt_save_path(c->sv),
+	    CKPT_MANIFEST_NAME, SIG_SUFFIX) < 0) {
+		free(text);
+		return ckpt_error_nomem(im->err);
+	}
+	rc = ckpt_write_file_replace(path, text, len, false,
+	    im->err);
+	free(path);
+	free(text);
+	return rc;
+}
+
+/* One entry: its name and type, then whatever it must be next. */
+static int
+take_entry(struct imp *im, struct archive_entry *e, uint64_t *done)
+{
+	const char *name = archive_entry_pathname(e);
+	struct imp_ckpt *c;
+	const char *rest;
+	size_t dl;
+	int rc;
+
+	if (!name)
+		return bad_entry(im, CKPT_ERR_FORMAT, "", "no name");
+	if ((rc = check_name(im, name)))
+		return rc;
+	if (archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e))
+		return CKPT_OK;		/* other tars list directories */
+	if ((rc = check_type(im, e, name)))
+		return rc;
+	if (!im->have_list) {
+		if (strcmp(name, BUNDLE_LIST))
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "a bundle "
+			    "starts with %s", BUNDLE_LIST);
+		return read_list(im, e);
+	}
+	/* Finished checkpoints move the cursor on. */
+	while (im->cur < im->n && im->c[im->cur].have_manifest &&
+	    im->c[im->cur].next == ckpt_manifest_file_count(im->c[im->cur].m))
+		im->cur++;
+	if (im->cur == im->n)
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "more than the "
+		    "bundle's list holds");
+	c = &im->c[im->cur];
+	dl = strlen(c->dir);
+	if (strncmp(name, c->dir, dl) || name[dl] != '/')
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "expected a file "
+		    "of %s", c->dir);
+	rest = name + dl + 1;
+	if (!c->have_manifest) {
+		if (strcmp(rest, CKPT_MANIFEST_NAME))
+			return bad_entry(im, CKPT_ERR_FORMAT, name, "expected "
+			    "%s/%s first", c->dir, CKPT_MANIFEST_NAME);
+		return take_manifest(im, c, e, name);
+	}
+	if (!c->next && !c->have_sig && !strcmp(rest, CKPT_MANIFEST_NAME
+	    SIG_SUFFIX))
+		return take_sig(im, c, e, name);
+	if (strcmp(rest, ckpt_manifest_file(c->m, c->next)->path))
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "expected %s/%s "
+		    "(files come in manifest order)", c->dir,
+		    ckpt_manifest_file(c->m, c->next)->path);
+	rc = take_file(im, c, ckpt_manifest_file(c->m, c->next), e, name,
+	    done);
+	c->next++;
+	return rc;
+}
+
+static void
+imp_release(struct imp *im, bool abort_staged)
+{
+	/* Last staged first: a run directory made by the first is empty
+	 * only once the later stagings in it are gone. */
+	for (size_t i = im->n; abort_staged && i-- > 0;)
+		ckpt_save_abort(im->c[i].sv);
+	for (size_t i = 0; i < im->n; i++) {
+		ckpt_save_free(im->c[i].sv);
+		ckpt_manifest_free(im->c[i].m);
+		free(im->c[i].dir);
+		free(im->c[i].run);
+		free(im->c[i].target_run);
+		free(im->c[i].digest);
+		free(im->c[i].committed);
+	}
+	free(im->c);
+	json_decref(im->seen);
+	free(im->buf);
+	if (im->a)
+		archive_read_free(im->a);
+}
+
+static int
+read_all(struct imp *im, int fd)
+{
+	struct ckpt_error *err = im->err;
+	struct archive_entry *e;
+	uint64_t done = 0;
+	int r, rc = CKPT_OK;
+
+	archive_read_support_filter_gzip(im->a);
+	archive_read_support_filter_zstd(im->a);
+	archive_read_support_format_tar(im->a);
+	if (archive_read_open_fd(im->a, fd, 1 << 20) != ARCHIVE_OK)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown, 0,
+		    "not a bundle: %s", archive_error_string(im->a));
+	while (!rc) {
+		im->at = 0;
+		r = archive_read_next_header(im->a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		im->at = (int64_t)archive_read_header_position(im->a);
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown,
+			    im->at, "%s", archive_error_string(im->a) ?
+			    archive_error_string(im->a) : "bad archive");
+		rc = take_entry(im, e, &done);
+	}
+	if (rc)
+		return rc;
+	if (!im->have_list)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown, 0,
+		    "an empty archive, not a bundle");
+	for (size_t i = 0; i < im->n; i++)
+		if (!im->c[i].have_manifest || im->c[i].next !=
+		    ckpt_manifest_file_count(im->c[i].m))
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown,
+			    -1, "truncated: %s is incomplete (%zu of its "
+			    "files)", im->c[i].dir, im->c[i].next);
+	return CKPT_OK;
+}
+
+int
+ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
+    char **report, struct ckpt_error *err)
+{
+	struct ckpt_import_opts local;
+	struct imp im;
+	json_t *r;
+	int rc;
+
+	if (report)
+		*report = NULL;
+	if (!o) {
+		memset(&local, 0, sizeof(local));
+		o = &local;
+	}
+	if (o->run && (rc = ckpt_name_check(o->run, "run name", err)))
+		return rc;
+	memset(&im, 0, sizeof(im));
+	im.s = s;
+	im.o = o;
+	im.err = err;
+	im.shown = o->name ? o->name : "-";
+	im.a = archive_read_new();
+	im.seen = json_object();
+	im.buf = malloc(IO_BUF);
+	if (!im.a || !im.seen || !im.buf) {
+		imp_release(&im, true);
+		return ckpt_error_nomem(err);
+	}
+	if ((rc = read_all(&im, fd))) {
+		imp_release(&im, true);
+		return rc;
+	}
+	for (size_t i = 0; i < im.n && !rc; i++) {
+		struct imp_ckpt *c = &im.c[i];
+
+		if (!c->sv)
+			continue;
+		if ((rc = ckpt_save_finish(c->sv, NULL, err)))
+			break;
+		c->committed = strdup(ckpt_save_path(c->sv));
+	}
+	r = json_pack("{s:s, s:[]}", "input", im.shown, "checkpoints");
+	for (size_t i = 0; i < im.n && r; i++) {
+		struct imp_ckpt *c = &im.c[i];
+
+		json_array_append_new(json_object_get(r, "checkpoints"),
+		    json_pack("{s:s, s:I, s:s, s:s, s:s, s:b}", "run",
+		    c->target_run, "step", (json_int_t)c->step, "bundle_run",
+		    c->run, "manifest", c->digest, "status", c->identical ?
+		    "identical" : c->committed ? "imported" : "not imported",
+		    "signature", c->have_sig));
+	}
+	if (report && r)
+		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(r);
+	imp_release(&im, true);
+	return rc;
+}
