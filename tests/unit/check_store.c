@@ -319,7 +319,7 @@ START_TEST(test_store_manifest_strict)
 
 	ck_assert_int_eq(manifest_from("{\"schema\":1,\"schema\":1}", &err),
 	    CKPT_ERR_FORMAT);
-	ck_assert_int_eq(manifest_from("{\"schema\":2,\"run\":\"r\","
+	ck_assert_int_eq(manifest_from("{\"schema\":3,\"run\":\"r\","
 	    "\"step\":1,\"files\":[]}", &err), CKPT_ERR_UNSUPPORTED);
 	ck_assert_int_eq(manifest_from("{\"schema\":1,\"run\":\"r\","
 	    "\"step\":1,\"files\":[]} x", &err), CKPT_ERR_FORMAT);
