@@ -179,4 +179,31 @@ del f[\"ranges\"][1]" &&
 	test_grep "ranges\[1\] starts at byte" out
 '
 
+test_expect_success 'ckpt sha256sum prints what sha256sum -c checks, on demand' '
+	ckpt -C old sha256sum r@2 >sums &&
+	test "$(wc -l <sums)" = 2 &&
+	sha256sum -c --quiet sums &&
+	ckpt sha256sum --relative old/runs/r/step-2 >rel &&
+	(cd old/runs/r/step-2 && sha256sum -c --quiet ../../../../rel) &&
+	sha256sum old/runs/r/step-2/model.safetensors >want &&
+	ckpt sha256sum old/runs/r/step-2/model.safetensors >got &&
+	test_cmp want got &&
+	ckpt sha256sum --json old/runs/r/step-2 >out &&
+	test_grep "\"sha256\": \"sha256:$(cut -d" " -f1 want)\"" out
+'
+
+test_expect_success 'ckpt sha256sum escapes names as sha256sum does' '
+	mkdir odd && printf x >"odd/a\\b" &&
+	sha256sum "odd/a\\b" >want &&
+	ckpt sha256sum "odd/a\\b" >got &&
+	test_cmp want got
+'
+
+test_expect_success 'ckpt sha256sum: a recorded digest that differs is exit 1' '
+	test_expect_code 1 ckpt sha256sum old1 >out 2>err &&
+	test_grep "model.safetensors: SHA-256 differs from the one its manifest records" err &&
+	test_expect_code 2 ckpt sha256sum &&
+	test_expect_code 3 ckpt sha256sum no-such-dir
+'
+
 test_done
