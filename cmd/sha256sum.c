@@ -189,6 +189,6 @@ cmd_sha256sum_main(int argc, char **argv, struct ctx *ctx)
 
 const struct cmd cmd_sha256sum = {
 	.name = "sha256sum",
-	.summary = "print the SHA-256 of a checkpoint's files, as sha256sum does",
+	.summary = "print the SHA-256 of a checkpoint's files (sha256sum)",
 	.fn = cmd_sha256sum_main,
 };

@@ -92,6 +92,16 @@ test_expect_success TORCH 'an edited content digest of a tensor that is its rang
 	test_grep "tensor base: the manifest.s content digest differs from its range" out
 '
 
+test_expect_success TORCH 'verify --fast: an edited digest misses the cache' '
+	cp -r st/runs/t/step-1 fast &&
+	ckpt verify -q fast &&
+	ckpt verify -q --fast --json fast >out &&
+	test_grep "\"bytes_cached\": [1-9]" out &&
+	edit fast/ckpt-manifest.json "tensor(\"views.pt\", \"cols\")[\"content_sha256\"] = \"sha256:\" + \"5\" * 64" &&
+	test_expect_code 1 ckpt verify --fast --json fast >out &&
+	test_grep "tensor cols: content SHA-256 differs" out
+'
+
 test_expect_success TORCH 'a changed byte of a base names the base and its views' '
 	cp -r st/runs/t/step-1 flip &&
 	off=$("$PYTHON" -c "
