@@ -954,11 +954,11 @@ file_entry(const struct ckpt_save *sv, const struct sfile *f,
 		    "content_sha256", digest_json(c->src == CONTENT_RANGE ?
 		    f->parts[c->range].sha256 : c->digest));
 	}
-	e = json_pack("{s:s, s:I, s:s, s:I, s:o, s:O}", "path", f->rel,
+	e = json_pack("{s:s, s:I, s:s, s:I, s:o, s:o}", "path", f->rel,
 	    "size", (json_int_t)f->size, "format", f->format, "chunk_size",
 	    (json_int_t)(sv->opts.chunk_size ? sv->opts.chunk_size :
 	    CKPT_CHUNK_SIZE), "ranges", ranges, "tensors", f->tensors ?
-	    f->tensors : json_array());
+	    json_incref(f->tensors) : json_array());
 	if (e && has_whole)
 		json_object_set_new(e, "sha256", digest_json(whole));
 	return e;
