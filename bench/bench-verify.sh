@@ -78,7 +78,7 @@ share() {	# bytes ckpt_seconds openssl_seconds
 	    one = b / o > e ? b / o : e; lim = n * one; got = b / c;
 	    printf "%.0f MB/s of a %.0f MB/s limit (%d x %.0f MB/s, %s): " \
 		"%.0f%%", got / 1e6, lim / 1e6, n, one / 1e6,
-		b / o > e ? "openssl" : "ckpt -j 1", 100 * got / lim }'
+		(b / o > e ? "openssl" : "ckpt -j 1"), 100 * got / lim }'
 }
 ms=$(share "$mbytes" "$mc" "$mo")
 one=$(awk -v c="$m1" -v o="$mo1" 'BEGIN { printf "%.0f%%", 100 * o / c }')

@@ -421,8 +421,9 @@ CKPT_API bool ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t);
  * The content digest of manifest schema 2: SHA-256 of t's elements in
  * row-major order as little-endian values of its dtype, exactly the bytes
  * safetensors would store for it, whatever the layout (views, strides,
- * storage offset, byte order) of the file.  Reads only the bytes the
- * elements read.  CKPT_ERR_UNSUPPORTED for sparse, quantized and meta
+ * storage offset, byte order) of the file.  Hashes only the elements
+ * (a view of a large storage costs its own size), reading the windows of
+ * the storage they lie in (ckpt_tensor_read).  CKPT_ERR_UNSUPPORTED for sparse, quantized and meta
  * tensors (no content digest is defined for them) and strided sub-byte
  * ones.  Thread-safe (pread only).
  */

@@ -779,7 +779,7 @@ find_part(const struct sfile *f, uint64_t off, uint64_t end)
 /*
  * How tensor k gets its content digest: from its range when its content
  * is its bytes and they form a range of their own (no extra work), else
- * from its gathered elements now, which reads only the tensor's bytes.
+ * from its gathered elements now, which hashes only those elements.
  * A tensor without one (sparse, quantized) is recorded without one.
  */
 static int

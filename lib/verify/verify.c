@@ -556,7 +556,7 @@ exact_range(const struct vman_file *m, uint64_t off, uint64_t end)
  * Every content digest the manifest records is checked: one whose tensor
  * is its own range's bytes must be that range's digest (which the hashing
  * checks); any other (views, strided, big-endian) is computed from the
- * elements, which reads only the tensor's bytes.
+ * elements, which hashes only the tensor's elements.
  */
 static void
 check_contents(struct vfile *vf, const struct ckpt_file *f)
