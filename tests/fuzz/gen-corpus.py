@@ -176,6 +176,7 @@ trash: keep
     put("policy", "flow.yaml",
         "{default: {keep_last: 1, metric: &m loss}, runs: {a: {metric: *m}}}\n")
     put("policy", "empty.yaml", "# nothing\n")
+    put("policy", "manifest.yaml", "manifest:\n  file_sha256: true\n")
     put("policy", "bad.yaml", "default:\n  keep_last: [1\n")
 
 
