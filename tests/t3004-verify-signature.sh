@@ -10,6 +10,7 @@ mk() {
 test_expect_success 'setup: two keys and a signed checkpoint' '
 	ckpt keygen -o alice --no-passphrase >/dev/null &&
 	echo pw >pw &&
+	chmod 600 pw &&
 	ckpt keygen -o bob --passphrase-file pw >/dev/null &&
 	mk signed &&
 	ckpt sign -k alice.key signed >/dev/null &&
@@ -52,7 +53,7 @@ test_expect_success 'a tampered manifest breaks the signature' '
 test_expect_success 'a manifest tampered to match tampered data: files pass, signature fails' '
 	rm -rf t2 && cp -a signed t2 &&
 	echo "{\"epoch\": 4, \"note\": \"whole-file digest only\"}" >t2/c.json &&
-	"$PYTHON" - <<-\PY
+	"$PYTHON" - <<-\PY &&
 	import hashlib, json, os
 	p = "t2/ckpt-manifest.json"
 	m = json.load(open(p))
@@ -77,7 +78,7 @@ test_expect_success 'a signature edited in its trusted comment fails' '
 
 test_expect_success 'a flipped signature byte fails' '
 	rm -rf t4 && cp -a signed t4 &&
-	"$PYTHON" - <<-\PY
+	"$PYTHON" - <<-\PY &&
 	import base64
 	p = "t4/ckpt-manifest.json.sig"
 	lines = open(p).read().split("\n")
@@ -169,6 +170,18 @@ test_expect_success 'MODEL@vN: the manifest must have the digest the registry re
 test_expect_success 'an unknown reference is an error, not a pass' '
 	test_must_fail ckpt -C st verify r1@99 >out 2>err &&
 	test ! -s out
+'
+
+test_expect_success 'the human summary says what became of the signature' '
+	ckpt verify --key alice.pub signed 2>err >/dev/null &&
+	test_grep "; signature: valid (key [0-9a-zA-Z:]*)$" err &&
+	mk unsigned &&
+	ckpt verify unsigned 2>err >/dev/null &&
+	test_grep "; signature: missing$" err &&
+	test_expect_code 1 ckpt verify --key bob.pub signed 2>err >/dev/null &&
+	test_grep "; signature: by an unknown key$" err &&
+	test_expect_code 1 ckpt verify --key alice.pub signed unsigned --require-signature 2>err >/dev/null &&
+	test_grep "; signatures: 1 valid (key [^)]*), 1 missing$" err
 '
 
 test_done

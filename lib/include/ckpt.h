@@ -328,6 +328,8 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
  *   an instance of an allowed class the reader does not interpret
  *                               {"$object": "module.name", ...} likewise
  *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ *   a large container without tensors met again through the memo, after
+ *   its first showing {"$shared": true}
  * A tensor's NAME is the dot-joined path of dict keys and list/tuple
  * indices from the top-level object ("model.fc1.weight",
  * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
@@ -379,6 +381,11 @@ struct ckpt_checkpoint;
 
 CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
+/** ckpt_checkpoint_open() with options (allowed pickle globals); o may be
+ * NULL.  The lists in o are used during the call only. */
+CKPT_API int ckpt_checkpoint_open_ex(const char *path,
+    const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
+    struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
 /** True when the checkpoint was opened from a directory. */
@@ -493,6 +500,101 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
+/*
+ * Statistics of many tensors on every core (issue #17): each tensor is
+ * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * threads threads (0: one per online CPU) with a fixed buffer each
+ * (about 1 MiB), and the partial results merge in piece order, so the
+ * numbers do not depend on the thread count.  Each item gets its own
+ * result: st (initialised here), rc and err.  Returns 0, or an error
+ * that concerns the whole call (out of memory).
+ */
+struct ckpt_stats_item {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	struct ckpt_tensor_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
+/**
+ * The same for count, finite, nan, pos_inf and neg_inf only (the rest
+ * stays as ckpt_tensor_stats_init() leaves it), for NaN/Inf checks: the
+ * raw bits of F32, F64, F16, BF16 and complex data are counted without
+ * decoding, and only data that has such values is decoded.
+ */
+CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
+
+/*
+ * Element-wise comparison of two tensors with the same number of values
+ * (each side decoded exactly to float64 from its own dtype), for diff.
+ *
+ *   count       value pairs (a complex element is two values)
+ *   unequal     pairs with a != b, where NaN equals NaN (any payload)
+ *               and -0 equals +0; 0 means the values are identical
+ *   beyond      pairs not close by numpy.isclose(a, b, rtol, atol,
+ *               equal_nan) on float64: |a - b| <= atol + rtol * |b| for
+ *               finite pairs, a == b for infinite ones, NaN never close
+ *               unless both are NaN and equal_nan is set
+ *   finite      pairs with both values finite; max_abs and the sums
+ *               cover these only
+ *   nan_both    pairs NaN on both sides (also counted in nan_a, nan_b)
+ *
+ * Sums run in float64 over 4 lanes per block of 1024 values, and blocks
+ * add up with Neumaier compensation: each sum S of terms t_i is within
+ * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
+ */
+struct ckpt_compare_options {
+	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
+	bool equal_nan;
+};
+
+struct ckpt_compare_stats {
+	uint64_t count, unequal, beyond, finite;
+	uint64_t nan_a, nan_b, nan_both;
+	uint64_t pos_inf_a, neg_inf_a, pos_inf_b, neg_inf_b;
+	double max_abs;			/* max |a - b| */
+	double sum_abs;			/* sum |a - b| */
+	double sum_sq;			/* sum (a - b)^2 */
+	double sum_a2, sum_b2, sum_ab;
+};
+
+CKPT_API void ckpt_compare_stats_init(struct ckpt_compare_stats *st);
+/** Adds the pairs summarised by o. */
+CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
+    const struct ckpt_compare_stats *o);
+/**
+ * Compares n packed elements of dtype da at a with n of dtype db at b
+ * (both decoded as ckpt_dtype_to_f64() does; components must agree) and
+ * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
+ * decode or whose component counts differ.
+ */
+CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
+    enum ckpt_dtype db, const void *b, uint64_t n,
+    const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
+
+/*
+ * Comparisons of many tensor pairs on every core, split and merged as
+ * ckpt_tensor_stats_many() does.  progress, when set, is called with
+ * the bytes of tensor data (both sides) compared so far and in all,
+ * serialised, from any thread.
+ */
+typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
+    void *data);
+struct ckpt_compare_item {
+	const struct ckpt_file *fa, *fb;
+	const struct ckpt_tensor *ta, *tb;
+	struct ckpt_compare_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
+    size_t n, const struct ckpt_compare_options *o, unsigned int threads,
+    ckpt_compare_progress_fn progress, void *progress_data,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */
@@ -528,6 +630,8 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
 #define CKPT_STATUS_NAME	"ckpt-status.json"
 #define CKPT_STAGING_NAME	"ckpt-staging.json"
 #define CKPT_STAGING_PREFIX	".tmp-"
+/* A staging directory being created, before its record is in it. */
+#define CKPT_STAGING_NEW_PREFIX	".new-"
 #define CKPT_MANIFEST_SCHEMA	2	/* written; 1 and 2 are read */
 #define CKPT_NAME_MAX		128	/* run and model names */
 
@@ -574,18 +678,45 @@ CKPT_API const char *ckpt_store_root(const struct ckpt_store *s);
 CKPT_API char *ckpt_store_path(const struct ckpt_store *s, const char *rel);
 
 /*
- * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
- * local filesystems and on NFSv3 and later), holding "pid", "host",
- * "time", "boot" (kernel boot id), "start" (process start time) and
- * "purpose" lines.  It serialises commit, prune, pin, gc and promote and
- * is held only around them.
+ * Interrupts (SIGINT, SIGTERM, SIGHUP).  A program calls
+ * ckpt_interrupt_install() once, early and single-threaded, to have
+ * libckpt unwind safely instead of dying mid-step: while the store lock
+ * is held or a --move save has the user's files in its staging
+ * directory, the signal is only recorded; the operation stops at its next
+ * step, moves files back, marks its staging record failed and removes the
+ * lock; then the release of the outermost held section re-raises the
+ * signal with its default action (so the exit status says which signal).
+ * Outside held sections the signal acts as it would without the handler.
+ * A signal ignored when installing (nohup) stays ignored.
+ * ckpt_interrupt_hold()/ckpt_interrupt_release() nest; a program holds
+ * around a save to report the outcome before it dies.
+ */
+CKPT_API void ckpt_interrupt_install(void);
+CKPT_API void ckpt_interrupt_hold(void);
+CKPT_API void ckpt_interrupt_release(void);
+/** The signal recorded in a held section, or 0. */
+CKPT_API int ckpt_interrupt_pending(void);
+
+/*
+ * The store lock: STORE/.ckpt/lock, holding "pid", "host", "time",
+ * "boot" (kernel boot id), "start" (process start time), "pidns" (pid
+ * namespace), "machine" (/etc/machine-id) and "purpose" lines.  The
+ * content is written to a fresh temporary file and synced, which is then
+ * link()ed into place (atomic and exclusive on local filesystems and on
+ * NFSv3 and later): a lock always has its content.  On ENOSPC/EDQUOT the
+ * lock is a symlink to a compact identity instead (no data block), so
+ * that gc and prune run on a full filesystem.  It serialises commit,
+ * prune, pin, gc and promote and is held only around them; while it is
+ * held, SIGINT/SIGTERM/SIGHUP are deferred (ckpt_interrupt_install).
  *
- * Stale locks: a lock whose host is this host is broken (and reported in
- * *broken) when its process is gone: the pid does not exist, or exists but
- * started at another time, or the boot id differs (a reboot).  A lock from
- * another host is never broken automatically: the caller gets
- * CKPT_ERR_LOCKED with the holder in err; a person who has checked that the
- * process on that host is gone removes STORE/.ckpt/lock by hand.
+ * Stale locks are decided on identity, never on a clock: a lock is broken
+ * (and reported in *broken) only when its process is known to be gone --
+ * same host and pid namespace, and the pid does not exist or started at
+ * another time, or the machine rebooted (another boot id, the same
+ * machine id).  A lock of another host or pid namespace, or an empty or
+ * garbled one (an older ckpt killed while taking it), is never broken:
+ * the caller gets CKPT_ERR_LOCKED with the holder in err; a person who
+ * has checked that the holder is gone removes STORE/.ckpt/lock by hand.
  */
 struct ckpt_lock_holder {
 	long pid;			/* 0 when unknown */
@@ -676,6 +807,18 @@ struct ckpt_staging {
 	uint64_t done, total;		/* bytes hashed so far / to hash */
 };
 
+/*
+ * Something a listing found and did not use: a symbolic link where a run
+ * or checkpoint directory belongs (never followed: it is not part of the
+ * store, and no command touches it), or a registry entry that cannot be
+ * parsed (it protects every checkpoint from prune).
+ */
+struct ckpt_foreign {
+	const char *run;		/* NULL for a registry entry */
+	const char *path;		/* absolute */
+	const char *what;		/* "a symbolic link", ... */
+};
+
 struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
@@ -687,6 +830,10 @@ struct ckpt_list;
  * CKPT_LIST_STAGING also in-progress, failed and incomplete directories.
  * Reads only the small summary files (fast for 10,000 checkpoints).  A
  * checkpoint whose summary is unreadable is listed from its manifest.
+ * Fails closed: any error but ENOENT reading runs, pins or the registry
+ * is an error (CKPT_ERR_IO), never an empty or partial listing.  Symbolic
+ * links are never followed; they are listed by ckpt_list_foreign().
+ * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
@@ -696,6 +843,9 @@ CKPT_API const struct ckpt_entry *ckpt_list_entry(const struct ckpt_list *l,
     size_t i);
 CKPT_API size_t ckpt_list_staging_count(const struct ckpt_list *l);
 CKPT_API const struct ckpt_staging *ckpt_list_staging(
+    const struct ckpt_list *l, size_t i);
+CKPT_API size_t ckpt_list_foreign_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
     const struct ckpt_list *l, size_t i);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
@@ -905,6 +1055,9 @@ struct ckpt_save_opts {
 	size_t nsources;
 	enum ckpt_transfer transfer;
 	bool force;			/* replace an existing step */
+	/* With force: delete the replaced checkpoint instead of keeping it
+	 * in the trash (the caller found that it does not verify). */
+	bool discard_replaced;
 	/*
 	 * Caller-collected metadata as a JSON object (may be NULL), merged
 	 * into the manifest: "epoch", "metrics", "config", "git", "data",
@@ -945,6 +1098,14 @@ CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
+ * Of a --move save: *moved, the sources moved into the staging directory;
+ * *stranded, those a failed or interrupted save could not move back (a
+ * file now exists at the source path, ...): they stay in the staging
+ * directory, listed in its record, for "ckpt gc --restore".
+ */
+CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
+    size_t *stranded);
+/**
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
@@ -980,8 +1141,11 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
  * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
  * union (a checkpoint is kept when any rule keeps it); max_size is then a
  * cap on the union.  Whatever the rules say, the newest checkpoint of each
- * run (by step), pinned checkpoints and sources of registry versions are
- * kept, and no rule ever looks across runs.
+ * run (by step) that is not marked failed (the one "ckpt latest" returns),
+ * the best one by the policy's metric when it names one (not failed, with
+ * a value), pinned checkpoints and sources of registry versions are kept,
+ * and no rule ever looks across runs.  A failed checkpoint never fills
+ * newest, a keep_last slot or a keep_best rank.
  *
  * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
  * value) so that policies can be layered: ckpt_policy_merge() copies the
@@ -1075,13 +1239,15 @@ struct ckpt_candidate {
 	bool pinned;
 	bool registry;			/* the source of a registry version */
 	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+	bool failed;			/* validation or load test failed: never
+					 * newest, last or best */
 };
 
 /* The verdict for one candidate. */
 struct ckpt_verdict {
 	bool keep;
 	bool invariant;		/* kept whatever the rules: newest,
-					 * pinned or registry */
+					 * best, pinned or registry */
 	size_t nreasons;
 	const char *const *reasons;	/* why kept; for a removal, why removed
 					 * against the rules ("max-size") */
@@ -1107,7 +1273,8 @@ struct ckpt_plan;
  * the rules alone keep nothing while something there is not protected
  * ("would delete every checkpoint"); err names the run.
  *
- * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * Reasons: "newest", "best" (the best by the metric when keep_best does
+ * not rank it), "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
  * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
@@ -1247,21 +1414,34 @@ CKPT_API size_t ckpt_prune_report_trash_left(
 /** A stale lock broken on the way (holder->pid 0 when none). */
 CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
     const struct ckpt_prune_report *r);
+/** Symbolic links and unreadable registry entries the prune left alone. */
+CKPT_API size_t ckpt_prune_report_foreign_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
+    const struct ckpt_prune_report *r, size_t i);
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
- * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
- * failed, once their last sign of life is older than the threshold.  A
- * save in flight is never removed: on this host its pid must be gone (the
- * process start time is checked too); for another host, whose processes
- * cannot be checked, only the age counts.  Staging dirs are renamed into
- * the trash under the store lock, then the trash is deleted without it.
+ * the staging directories (runs/RUN/.tmp-*, .new-*) of saves that crashed
+ * or failed, once their last sign of life is older than the threshold.
+ * Everything is decided under the store lock.  A save in flight is never
+ * removed: on this host and pid namespace its process (pid and start
+ * time) must be gone; for another host or namespace, whose processes
+ * cannot be checked, only the age of its record counts.  The files of a
+ * --move save are moved back to their sources first (never replacing
+ * anything); if one cannot go back, the directory stays and the item has
+ * an error saying why.  Staging dirs are renamed into the trash under the
+ * lock, then the trash is deleted without it.
  */
 struct ckpt_gc_opts {
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
 	long lock_timeout_ms;
 	int64_t now;			/* 0: time(NULL) */
+	/* Only put back the files of --move saves whose process is known
+	 * to be gone, whatever their age, and remove those staging
+	 * directories; leave the trash and everything else alone. */
+	bool restore;
 };
 
 enum ckpt_gc_kind {
@@ -1455,6 +1635,102 @@ CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
 CKPT_API int ckpt_signature_check(const char *manifest_path,
     const char *sig_path, const char *const *pubkeys, size_t npubkeys,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
+
+
+/* ------------------------------------------------------------------ */
+/* Comparing two checkpoints (issue #12)                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * ckpt_diff() compares two checkpoints (files or directories, any format
+ * ckpt_checkpoint_open() reads) tensor by tensor:
+ *  - structure: tensors only in A, only in B, common ones whose dtype or
+ *    shape changed.  Names match exactly after maps ("PREFIX_A=PREFIX_B":
+ *    a name of A starting with PREFIX_A is looked up in B with PREFIX_B
+ *    instead; the first map that applies wins); filters (fnmatch globs)
+ *    select names of A, and of B for tensors only in B;
+ *  - values of common tensors with the same shape and number of values
+ *    per element, each side decoded exactly to float64 from its own dtype
+ *    (ckpt_tensor_compare_many, on every core, in bounded memory);
+ *  - unless CKPT_DIFF_NO_DIGESTS, when both sides are committed store
+ *    checkpoints, their manifests stand in for the data: equal
+ *    "content_sha256" digests of a tensor (manifest schema 2: SHA-256 of
+ *    its elements, row-major, little-endian) mean identical values with
+ *    no data read.  Schema-1 manifests only have the digest of a tensor's
+ *    byte range, which is equal-content evidence only when both tensors
+ *    have the same dtype and shape and are stored contiguous and
+ *    little-endian, the range holding exactly their elements: only then
+ *    is it used.  The digests are trusted as recorded (ckpt verify checks
+ *    them against the data);
+ *  - metadata: a structural diff, by path, of the manifests' run, step,
+ *    epoch, metrics, config, git, data, env, tags and note (both sides in
+ *    a store), of the non-tensor values of the torch pickles (tensors
+ *    left out), and of the safetensors __metadata__.
+ * It fails (CKPT_ERR_FORMAT, CKPT_ERR_IO, ...) when a side or one of its
+ * files cannot be read; a tensor whose data cannot be read is reported in
+ * its entry (error) and the diff completes.
+ */
+#define CKPT_DIFF_NO_DIGESTS	(1u << 0)	/* always read the data */
+
+struct ckpt_diff_options {
+	unsigned int flags;		/* CKPT_DIFF_* */
+	const char *const *maps;	/* "PREFIX_A=PREFIX_B" */
+	size_t nmaps;
+	const char *const *filters;	/* fnmatch(3) globs */
+	size_t nfilters;
+	struct ckpt_compare_options cmp;
+	unsigned int threads;		/* 0: one per online CPU */
+	ckpt_compare_progress_fn progress;
+	void *progress_data;
+};
+
+enum ckpt_diff_where {
+	CKPT_DIFF_COMMON = 0,
+	CKPT_DIFF_ONLY_A,
+	CKPT_DIFF_ONLY_B
+};
+
+struct ckpt_diff_tensor {
+	const char *name;		/* A's name; B's for ONLY_B */
+	const char *name_b;		/* B's name (after maps); NULL if none */
+	enum ckpt_diff_where where;
+	enum ckpt_dtype dtype_a, dtype_b;
+	unsigned int ndim_a, ndim_b;
+	const uint64_t *shape_a, *shape_b;
+	bool dtype_changed, shape_changed;
+	bool compared;			/* values known: by digest or by data */
+	bool by_digest;			/* identical because digests are equal */
+	bool identical;			/* every value equal (st.unequal == 0) */
+	struct ckpt_compare_stats st;	/* when compared && !by_digest */
+	const char *note;		/* why not compared, or NULL */
+	const char *error;		/* a read error, or NULL */
+};
+
+/* One metadata difference: a value only in A (b NULL), only in B (a
+ * NULL), or changed; values as compact JSON text. */
+struct ckpt_diff_meta {
+	const char *section;		/* "manifest", "pickle", "safetensors" */
+	const char *path;		/* "config.content.optimizer.lr" */
+	const char *a, *b;
+};
+
+struct ckpt_diff {
+	const char *kind_a, *kind_b;	/* ckpt_checkpoint_kind() */
+	size_t ntensors_a, ntensors_b;	/* after filters */
+	size_t ntensors;		/* entries, sorted by name */
+	const struct ckpt_diff_tensor *tensors;
+	size_t nmeta;
+	const struct ckpt_diff_meta *meta;
+	/* When no name matched and a known prefix (module., model.,
+	 * _orig_mod., state_dict.) would match some: "PREFIX_A=PREFIX_B". */
+	const char *suggested_map;
+	uint64_t bytes_read;		/* tensor data bytes compared */
+};
+
+CKPT_API int ckpt_diff(const char *a, const char *b,
+    const struct ckpt_diff_options *o, struct ckpt_diff **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_diff_free(struct ckpt_diff *d);
 
 #ifdef __cplusplus
 }
