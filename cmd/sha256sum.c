@@ -108,12 +108,9 @@ static int
 cmd_sha256sum_main(int argc, char **argv, struct ctx *ctx)
 {
 	bool relative = false;
-	long long jobs = 0;
 	const struct opt opts[] = {
 		OPT_BOOL(0, "relative", &relative, "name files relative to "
 		    "their checkpoint directory"),
-		OPT_INT('j', "jobs", &jobs, "n", "hashing threads (default: "
-		    "every CPU)"),
 		OPT_END()
 	};
 	struct ckpt_store *s = NULL;
@@ -126,8 +123,6 @@ cmd_sha256sum_main(int argc, char **argv, struct ctx *ctx)
 	n = parse_options(argc, argv, ctx, opts, sha256sum_usage);
 	if (n < 1)
 		usage_error(sha256sum_usage, opts, "name a checkpoint");
-	if (jobs < 0 || jobs > 1024)
-		usage_error(sha256sum_usage, opts, "--jobs wants 0..1024");
 	for (int i = 0; i < n; i++) {
 		char *path = resolve_checkpoint_arg(ctx, &s, argv[i], NULL,
 		    CKPT_METRIC_MIN, NULL);
@@ -145,7 +140,7 @@ cmd_sha256sum_main(int argc, char **argv, struct ctx *ctx)
 		hj[i].whole = true;
 	}
 	ckpt_error_clear(&err);
-	if (ckpt_hash_files(hj, w.n, (unsigned int)jobs, NULL, NULL, &err))
+	if (ckpt_hash_files(hj, w.n, ctx->jobs, NULL, NULL, &err))
 		die_ckpt(&err);
 	if (ctx->json) {
 		doc = json_doc_new();
@@ -191,4 +186,5 @@ const struct cmd cmd_sha256sum = {
 	.name = "sha256sum",
 	.summary = "print the SHA-256 of a checkpoint's files (sha256sum)",
 	.fn = cmd_sha256sum_main,
+	.flags = CMD_JOBS,
 };
