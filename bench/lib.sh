@@ -72,6 +72,7 @@ bench_begin() {
 	BENCH_MACHINE=$(bench_machine)
 	BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 	BENCH_NOTES=
+	BENCH_LOAD0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
 	BENCH_ROWS="$BENCH_OUT/$BENCH_NAME.rows"
 	: >"$BENCH_ROWS"
 	echo "== $BENCH_NAME: $BENCH_TITLE"
@@ -157,6 +158,18 @@ bench_median() {
 	echo "$BENCH_MEDIANS" | awk -v i="$1" '{ print $(i + 1) }'
 }
 
+# The machine is shared: a run that started or ended with a 1-minute load
+# average above half the cores says its figures are provisional.
+bench_provisional() {
+	l1=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
+	awk -v a="${BENCH_LOAD0:-0}" -v b="${l1:-0}" -v n="$(nproc)" 'BEGIN {
+	    m = a > b ? a : b
+	    if (m > n / 2)
+		printf "**Provisional**: the load average was %s at the start " \
+		    "and %s at the end on %d cores, so other processes took " \
+		    "part of the CPUs; rerun on a quiet machine.\n", a, b, n }'
+}
+
 # Writes the section and puts it into bench/README.md between
 # "<!-- bench:NAME -->" and "<!-- /bench:NAME -->", replacing an older
 # result or appending under "## Results".
@@ -166,6 +179,7 @@ bench_end() {
 		echo "### $BENCH_NAME: $BENCH_TITLE"
 		echo
 		echo "Measured $BENCH_DATE on $BENCH_MACHINE."
+		bench_provisional
 		echo "Median of $BENCH_REPS alternating runs after one warm-up" \
 		    "run each; \"ckpt/peer\" is ckpt's speed relative to the" \
 		    "peer (above 1: ckpt is faster)."

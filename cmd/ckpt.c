@@ -30,6 +30,7 @@ static const struct cmd *const commands[] = {
 	&cmd_pin,
 	&cmd_prune,
 	&cmd_save,
+	&cmd_sha256sum,
 	&cmd_sign,
 	&cmd_unpin,
 	&cmd_verify,

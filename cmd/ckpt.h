@@ -88,7 +88,7 @@ struct cmd {
 
 extern const struct cmd cmd_convert, cmd_diff, cmd_export, cmd_gc,
     cmd_import, cmd_init, cmd_inspect, cmd_keygen, cmd_latest, cmd_ls,
-    cmd_pin, cmd_prune, cmd_save, cmd_sign, cmd_unpin,
+    cmd_pin, cmd_prune, cmd_save, cmd_sha256sum, cmd_sign, cmd_unpin,
     cmd_verify;
 
 #if defined(__GNUC__)

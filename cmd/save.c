@@ -705,7 +705,7 @@ struct save_args {
 	const char *note, *resumed_from, *scope, *adopt, *load_test;
 	const char *load_timeout_s, *chunk_s;
 	struct strlist metrics, data, tags;
-	bool move, copy, link, force, background, prune;
+	bool move, copy, link, force, background, prune, file_sha256;
 };
 
 static void
@@ -1131,6 +1131,8 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    "after the commit"),
 		OPT_STRING(0, "chunk-size", &a.chunk_s, "size",
 		    "chunk size of the manifest (default 64MiB)"),
+		OPT_BOOL(0, "file-sha256", &a.file_sha256, "record each "
+		    "file's whole SHA-256 too (same read pass)"),
 		OPT_END()
 	};
 	struct ckpt_save_opts so;
@@ -1204,6 +1206,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
 	    so.chunk_size < 4096))
 		die_usage("--chunk-size: a size of at least 4KiB");
+	so.file_sha256 = a.file_sha256;
 
 	/* A source that is not there: could not do the job (3), and
 	 * before the first save creates a store for nothing. */

@@ -35,13 +35,16 @@ test_expect_success 'the first save creates the store; files are moved' '
 
 test_expect_success 'manifest round trip: sizes and digests match the files' '
 	m=st/runs/r/step-10/ckpt-manifest.json &&
-	for f in model.bin sub/extra.bin config.json ckpt-summary.json; do
+	# one-range files have their whole digest for free
+	for f in config.json ckpt-summary.json; do
 		want=$(sha256sum "st/runs/r/step-10/$f" | cut -d" " -f1) &&
 		grep -q "\"sha256\": \"sha256:$want\"" $m ||
 			{ echo "no digest for $f"; exit 1; }
+	done &&
+	for f in model.bin sub/extra.bin config.json ckpt-summary.json; do
 		grep -q "\"path\": \"$f\"" $m || exit 1
 	done &&
-	test "$(field $m schema)" = 1 &&
+	test "$(field $m schema)" = 2 &&
 	test "$(field $m run)" = "\"r\"" &&
 	test "$(field $m step)" = 10 &&
 	test_grep "\"host\": \"$(hostname)\"" $m &&
@@ -60,35 +63,58 @@ assert m[\"validation\"][\"result\"] == \"ok\"
 	test_cmp expect out
 '
 
-test_expect_success 'tensors and chunks cover every byte, with right digests' '
+test_expect_success 'ranges cover every byte once, with right digests' '
 	mksrc src &&
 	mkst src/big.bin 200000 5 1 &&
+	head -c 300000 /dev/urandom >src/blob.bin &&
 	ckpt -C st save --copy --chunk-size 64KiB --run r --step 11 src &&
 	"$PYTHON" -c "
 import json, hashlib
 m = json.load(open(\"st/runs/r/step-11/ckpt-manifest.json\"))
 def sha(b):
     return \"sha256:\" + hashlib.sha256(b).hexdigest()
-for name, ntensors in ((\"model.bin\", 4), (\"big.bin\", 1)):
+for name, ntensors in ((\"model.bin\", 4), (\"big.bin\", 1),
+                       (\"blob.bin\", 0)):
     f = [f for f in m[\"files\"] if f[\"path\"] == name][0]
     data = open(\"st/runs/r/step-11/\" + name, \"rb\").read()
-    assert f[\"sha256\"] == sha(data)
+    assert \"sha256\" not in f, f    # not asked for, not free
     assert len(f[\"tensors\"]) == ntensors, f[\"tensors\"]
-    covered = set()
+    pos = 0
+    for c in f[\"ranges\"]:
+        assert c[\"offset\"] == pos, (name, c)
+        assert c[\"sha256\"] == sha(data[pos:pos + c[\"size\"]])
+        pos += c[\"size\"]
+    assert pos == len(data), name
+    spans = set((c[\"offset\"], c[\"size\"]) for c in f[\"ranges\"])
     for t in f[\"tensors\"]:
         b = data[t[\"offset\"]:t[\"offset\"] + t[\"size\"]]
-        assert t[\"sha256\"] == sha(b), t
-        if t[\"size\"] <= 65536:
-            covered.update(range(t[\"offset\"], t[\"offset\"] + t[\"size\"]))
-    for c in f[\"chunks\"]:
-        assert c[\"size\"] <= 65536
-        assert c[\"sha256\"] == sha(data[c[\"offset\"]:c[\"offset\"] + c[\"size\"]])
-        covered.update(range(c[\"offset\"], c[\"offset\"] + c[\"size\"]))
-    assert covered == set(range(len(data))), name
+        assert t[\"content_sha256\"] == sha(b), t
+        # a tensor is a range of its own, whatever its size
+        assert (t[\"offset\"], t[\"size\"]) in spans, t
     if name == \"big.bin\":
-        assert len(f[\"chunks\"]) == 4, f[\"chunks\"]
+        assert f[\"tensors\"][0][\"size\"] > 65536
+    if name == \"blob.bin\":
+        assert [c[\"size\"] for c in f[\"ranges\"]] == [65536] * 4 + [37856]
 " &&
 	test_path_is_file src/model.bin
+'
+
+test_expect_success '--file-sha256 and manifest.file_sha256 record whole-file digests' '
+	mksrc src &&
+	ckpt -C st save --copy --file-sha256 --chunk-size 64KiB --run r \
+	    --step 14 src &&
+	test_path_is_missing st/ckpt.yaml &&
+	test_when_finished "rm -f st/ckpt.yaml" &&
+	printf "manifest:\n  file_sha256: true\n" >st/ckpt.yaml &&
+	ckpt -C st save --copy --chunk-size 64KiB --run r --step 15 src &&
+	for s in 14 15; do
+		m=st/runs/r/step-$s/ckpt-manifest.json &&
+		for f in model.bin sub/extra.bin config.json; do
+			want=$(sha256sum "st/runs/r/step-$s/$f" | cut -d" " -f1) &&
+			grep -q "\"sha256\": \"sha256:$want\"" $m ||
+				{ echo "no digest for $f in $s"; exit 1; }
+		done || exit 1
+	done
 '
 
 test_expect_success '--link hard-links, --copy copies' '

@@ -83,14 +83,14 @@ done
 
 test_expect_success 'ckpt.1 lists every command, and only those' '
 	ckpt --list-commands >expect &&
-	sed -n "/^\.Ss Commands/,/^\.El/s/^\.It Ic \([a-z-]*\).*/\1/p" \
+	sed -n "/^\.Ss Commands/,/^\.El/s/^\.It Ic \([a-z0-9-]*\).*/\1/p" \
 		"$MAN/ckpt.1" >actual &&
 	test_cmp expect actual
 '
 
 test_expect_success 'ckpt.1 SEE ALSO names every command page' '
 	ckpt --list-commands | sed "s/^/ckpt-/" >expect &&
-	sed -n "/^\.Sh SEE ALSO/,\$s/^\.Xr \(ckpt-[a-z-]*\) 1.*/\1/p" \
+	sed -n "/^\.Sh SEE ALSO/,\$s/^\.Xr \(ckpt-[a-z0-9-]*\) 1.*/\1/p" \
 		"$MAN/ckpt.1" >actual &&
 	test_cmp expect actual
 '

@@ -776,3 +776,112 @@ ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest *tensors,
 	*n = nres;
 	return CKPT_OK;
 }
+
+/* A growing array of ranges, for the planners. */
+struct range_list {
+	struct ckpt_range_digest *v;
+	size_t n, cap;
+};
+
+static int
+range_push(struct range_list *l, uint64_t off, uint64_t end)
+{
+	if (l->n == l->cap) {
+		size_t c = l->cap ? 2 * l->cap : 16;
+		struct ckpt_range_digest *p = reallocarray(l->v, c,
+		    sizeof(*p));
+
+		if (!p)
+			return -1;
+		l->v = p;
+		l->cap = c;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+	l->v[l->n].offset = off;
+	l->v[l->n].end = end;
+	l->n++;
+	return 0;
+}
+
+/* [off, end) in pieces of at most cs bytes. */
+static int
+range_push_cut(struct range_list *l, uint64_t off, uint64_t end, uint64_t cs)
+{
+	while (off < end) {
+		uint64_t e = end - off > cs ? off + cs : end;
+
+		if (range_push(l, off, e))
+			return -1;
+		off = e;
+	}
+	return 0;
+}
+
+struct kspan {
+	uint64_t offset, end;
+	bool keep;
+};
+
+static int
+cmp_kspan(const void *a, const void *b)
+{
+	const struct kspan *x = a, *y = b;
+
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+int
+ckpt_ranges_plan(uint64_t size, const struct ckpt_range_digest *spans,
+    const bool *keep, size_t nspans, uint64_t chunk_size,
+    struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err)
+{
+	struct range_list l = { NULL, 0, 0 };
+	struct kspan *v = NULL;
+	size_t nv = 0, i = 0;
+	uint64_t pos = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!chunk_size)
+		chunk_size = CKPT_CHUNK_SIZE;
+	if (nspans && !(v = calloc(nspans, sizeof(*v))))
+		return ckpt_error_nomem(err);
+	for (size_t k = 0; k < nspans; k++)
+		if (spans[k].offset < spans[k].end && spans[k].end <= size) {
+			v[nv].offset = spans[k].offset;
+			v[nv].end = spans[k].end;
+			v[nv++].keep = keep && keep[k];
+		}
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_kspan);
+	while (i < nv) {
+		uint64_t a = v[i].offset, b = v[i].end;
+		bool exact = true, kept = v[i].keep;
+
+		/* One region: every span that overlaps it, transitively. */
+		for (i++; i < nv && v[i].offset < b; i++) {
+			exact &= v[i].offset == a && v[i].end == b;
+			kept |= v[i].keep;
+			if (v[i].end > b)
+				b = v[i].end;
+		}
+		if (range_push_cut(&l, pos, a, chunk_size) || (exact && kept ?
+		    range_push(&l, a, b) : range_push_cut(&l, a, b,
+		    chunk_size))) {
+			free(v);
+			free(l.v);
+			return ckpt_error_nomem(err);
+		}
+		pos = b;
+	}
+	free(v);
+	if (range_push_cut(&l, pos, size, chunk_size)) {
+		free(l.v);
+		return ckpt_error_nomem(err);
+	}
+	*out = l.v;
+	*n = l.n;
+	return CKPT_OK;
+}

@@ -220,3 +220,64 @@ ckpt_tensor_read(const struct ckpt_file *f, const struct ckpt_tensor *t,
 		    swap_unit(t->dtype));
 	return rc;
 }
+
+/*
+ * Content digests (manifest schema 2): the SHA-256 of what safetensors
+ * would store for the tensor.  Sparse and quantized tensors have no such
+ * form, meta tensors no data, and a DCP metadata entry's data lies in
+ * other files: none of them gets one.
+ */
+static bool
+has_content(const struct ckpt_tensor *t)
+{
+	return !t->kind || !strcmp(t->kind, "numpy");
+}
+
+bool
+ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t)
+{
+	return has_content(t) && (!t->strides || t->contiguous) &&
+	    t->span == t->nbytes && (!t->big_endian ||
+	    swap_unit(t->dtype) <= 1);
+}
+
+#define CONTENT_BATCH	((uint64_t)1 << 20)	/* bytes per read */
+
+int
+ckpt_tensor_content_sha256(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, unsigned char *out, struct ckpt_error *err)
+{
+	unsigned int bits = ckpt_dtype_bits(t->dtype);
+	uint64_t per, done = 0;
+	struct ckpt_sha256 s;
+	unsigned char *buf;
+	int rc;
+
+	if (!has_content(t) || !bits)
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+		    "tensor '%s' (%s) has no content digest",
+		    t->name ? t->name : "", t->kind ? t->kind : "no dtype");
+	/* Whole bytes per batch: a multiple of 8 elements of any width. */
+	per = CONTENT_BATCH * 8 / bits / 8 * 8;
+	if (!(buf = malloc((size_t)CONTENT_BATCH)))
+		return ckpt_error_nomem(err);
+	if ((rc = ckpt_sha256_init(&s, err))) {
+		free(buf);
+		return rc;
+	}
+	while (done < t->numel) {
+		uint64_t n = t->numel - done < per ? t->numel - done : per;
+
+		if ((rc = ckpt_tensor_read(f, t, done, n, buf, err)))
+			break;
+		ckpt_sha256_update(&s, buf, (size_t)(n * bits / 8 +
+		    (n * bits % 8 ? 1 : 0)));
+		done += n;
+	}
+	if (!rc)
+		rc = ckpt_sha256_final(&s, out, err);
+	else
+		ckpt_sha256_release(&s);
+	free(buf);
+	return rc;
+}

@@ -418,6 +418,26 @@ CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
     struct ckpt_error *err);
 
+/**
+ * Whether t's content digest is the digest of its bytes as they lie in
+ * the file: contiguous, span == nbytes, and little-endian (or one-byte
+ * elements).  Views, strided and big-endian tensors are not.
+ */
+CKPT_API bool ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t);
+/**
+ * The content digest of manifest schema 2: SHA-256 of t's elements in
+ * row-major order as little-endian values of its dtype, exactly the bytes
+ * safetensors would store for it, whatever the layout (views, strides,
+ * storage offset, byte order) of the file.  Hashes only the elements
+ * (a view of a large storage costs its own size), reading the windows of
+ * the storage they lie in (ckpt_tensor_read).  CKPT_ERR_UNSUPPORTED for sparse, quantized and meta
+ * tensors (no content digest is defined for them) and strided sub-byte
+ * ones.  Thread-safe (pread only).
+ */
+CKPT_API int ckpt_tensor_content_sha256(const struct ckpt_file *f,
+    const struct ckpt_tensor *t, unsigned char *out,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Tensor statistics and element decoding (issue #3)                   */
 /* ------------------------------------------------------------------ */
@@ -683,7 +703,7 @@ CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
 #define CKPT_STAGING_PREFIX	".tmp-"
 /* A staging directory being created, before its record is in it. */
 #define CKPT_STAGING_NEW_PREFIX	".new-"
-#define CKPT_MANIFEST_SCHEMA	1
+#define CKPT_MANIFEST_SCHEMA	2	/* written; 1 and 2 are read */
 #define CKPT_NAME_MAX		128	/* run and model names */
 
 struct ckpt_store;
@@ -971,23 +991,42 @@ struct ckpt_manifest_tensor {
 	const char *dtype;		/* as the reader named it ("F32") */
 	unsigned int ndim;
 	const uint64_t *shape;
-	struct ckpt_range_digest bytes;	/* [offset, end) and its digest */
+	/*
+	 * [offset, end): every byte the tensor's elements read.  Schema 1
+	 * records the digest of those bytes (has_bytes_sha256); schema 2
+	 * covers them by the file's ranges instead.
+	 */
+	struct ckpt_range_digest bytes;
+	bool has_bytes_sha256;
+	/*
+	 * Schema 2: SHA-256 of the elements in row-major order, little
+	 * endian (what safetensors stores; see ckpt_tensor_content_sha256),
+	 * absent for sparse and quantized tensors.
+	 */
+	bool has_content_sha256;
+	unsigned char content_sha256[CKPT_SHA256_BYTES];
 };
 
 struct ckpt_manifest_file {
 	const char *path;		/* relative to the checkpoint directory */
 	uint64_t size;
 	const char *format;		/* ckpt_format_name() at save time */
+	/* The whole file's SHA-256: always in schema 1, optional in 2. */
+	bool has_sha256;
 	unsigned char sha256[CKPT_SHA256_BYTES];
 	/*
-	 * Chunks cover every byte of the file that no tensor of at most
-	 * chunk_size bytes covers, in pieces of at most chunk_size bytes;
-	 * with the tensor digests they let one large file be verified on
-	 * every core (see ckpt_hash_files).
+	 * Schema 1: chunks cover every byte of the file that no tensor of
+	 * at most chunk_size bytes covers, in pieces of at most chunk_size
+	 * bytes.  Schema 2: the file's ranges, in offset order, cover every
+	 * byte exactly once (nranges may be 0 only for an empty file).
+	 * Either way they let one large file be verified on every core
+	 * (see ckpt_hash_files).
 	 */
 	uint64_t chunk_size;
 	size_t nchunks;
 	const struct ckpt_range_digest *chunks;
+	size_t nranges;
+	const struct ckpt_range_digest *ranges;
 	size_t ntensors;
 	const struct ckpt_manifest_tensor *tensors;
 };
@@ -1062,6 +1101,22 @@ CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
     *tensors, size_t ntensors, uint64_t chunk_size,
     struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
 
+/**
+ * Plans the ranges of manifest schema 2 for a file of size bytes: a
+ * partition of [0, size) in offset order, each byte in exactly one range.
+ * spans[] are the tensors' byte spans (any order, may overlap; empty or
+ * out-of-file ones are ignored); overlapping spans merge into one region.
+ * A region that is exactly one span marked keep[i] (a tensor whose content
+ * digest is the digest of its bytes) stays one range whatever its size, so
+ * that its digest is the tensor's content digest at no extra cost; every
+ * other region and every gap between regions is cut into pieces of at
+ * most chunk_size (0: CKPT_CHUNK_SIZE).  Returns a newly allocated array
+ * (caller frees) in *out, count in *n.
+ */
+CKPT_API int ckpt_ranges_plan(uint64_t size, const struct ckpt_range_digest
+    *spans, const bool *keep, size_t nspans, uint64_t chunk_size,
+    struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
+
 /*
  * Saving (the commit protocol of ckpt-save(1)).  ckpt_save_begin checks
  * the request, creates the staging directory runs/RUN/.tmp-step-N.PID.RND
@@ -1107,6 +1162,9 @@ struct ckpt_save_opts {
 	const char *metadata_json;
 	unsigned int nthreads;		/* 0: every CPU */
 	uint64_t chunk_size;		/* 0: CKPT_CHUNK_SIZE */
+	/* Record each file's whole SHA-256 (also when the store's ckpt.yaml
+	 * says manifest: {file_sha256: true}); computed in the same pass. */
+	bool file_sha256;
 	long lock_timeout_ms;		/* for the commit */
 	ckpt_hash_progress_fn progress;
 	void *progress_data;
@@ -1481,6 +1539,9 @@ CKPT_API int64_t ckpt_policy_config_gc_age(
     const struct ckpt_policy_config *cfg);
 /** The prune_on_save setting: "ckpt save" prunes the run after a commit. */
 CKPT_API bool ckpt_policy_config_prune_on_save(
+    const struct ckpt_policy_config *cfg);
+/** manifest.file_sha256: saves record each file's whole SHA-256. */
+CKPT_API bool ckpt_policy_config_file_sha256(
     const struct ckpt_policy_config *cfg);
 /** verify.allow_globals (see struct ckpt_open_options); *n entries. */
 CKPT_API const char *const *ckpt_policy_config_allow_globals(

@@ -1051,6 +1051,7 @@ struct ckpt_policy_config {
 	size_t nstrings;
 	char **allow_globals;		/* verify.allow_globals */
 	size_t nallow_globals;
+	bool file_sha256;		/* manifest.file_sha256 */
 };
 
 /* What the walk needs: the document, the file name and the error. */
@@ -1426,8 +1427,9 @@ parse_runs(struct yctx *y, yaml_node_t *node)
 
 static const char *const top_keys[] = {
 	"version", "default", "runs", "trash", "gc", "prune_on_save", "verify",
-	NULL
+	"manifest", NULL
 };
+static const char *const manifest_keys[] = { "file_sha256", NULL };
 static const char *const gc_keys[] = { "older_than", NULL };
 static const char *const verify_keys[] = { "allow_globals", NULL };
 
@@ -1472,6 +1474,29 @@ parse_verify(struct yctx *y, yaml_node_t *v)
 				return ckpt_error_nomem(y->err);
 			cfg->nallow_globals++;
 		}
+	}
+	return 0;
+}
+
+/* manifest: {file_sha256: BOOL} */
+static int
+parse_manifest(struct yctx *y, yaml_node_t *v)
+{
+	int rc;
+
+	if ((rc = check_mapping(y, v, "manifest")))
+		return rc;
+	for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+	    q < v->data.mapping.pairs.top; q++) {
+		yaml_node_t *kn = ynode(y, q->key);
+		const char *k = (const char *)kn->data.scalar.value;
+
+		if (strcmp(k, "file_sha256"))
+			return unknown_key(y, kn, k, "manifest",
+			    manifest_keys);
+		if ((rc = parse_bool(y, ynode(y, q->value), k,
+		    &y->cfg->file_sha256)))
+			return rc;
 	}
 	return 0;
 }
@@ -1523,6 +1548,8 @@ parse_root(struct yctx *y, yaml_node_t *root)
 			rc = parse_bool(y, v, k, &cfg->prune_on_save);
 		} else if (!strcmp(k, "verify")) {
 			rc = parse_verify(y, v);
+		} else if (!strcmp(k, "manifest")) {
+			rc = parse_manifest(y, v);
 		} else if (!strcmp(k, "gc")) {
 			if ((rc = check_mapping(y, v, "gc")))
 				return rc;
@@ -1722,6 +1749,12 @@ bool
 ckpt_policy_config_prune_on_save(const struct ckpt_policy_config *cfg)
 {
 	return cfg && cfg->prune_on_save;
+}
+
+bool
+ckpt_policy_config_file_sha256(const struct ckpt_policy_config *cfg)
+{
+	return cfg && cfg->file_sha256;
 }
 
 const char *const *

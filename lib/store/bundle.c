@@ -792,6 +792,126 @@ make_parents(const char *root, const char *rel, struct ckpt_error *err)
 	return rc;
 }
 
+/*
+ * Checks a file's bytes as they stream past against what its manifest
+ * entry records: the whole-file SHA-256 when there is one (schema 1
+ * always, schema 2 when the store asked for it), and the digests of the
+ * ranges that cover every byte once (schema 2), so that every byte is
+ * checked whichever digests the manifest holds.
+ */
+struct stream_check {
+	const struct ckpt_manifest_file *mf;
+	struct ckpt_sha256 whole, range;
+	bool whole_on, range_on;
+	size_t next;			/* index of the current range */
+	uint64_t pos;			/* bytes seen so far */
+	bool bad;			/* a range digest differed */
+	uint64_t bad_offset;
+};
+
+static int
+stream_check_init(struct stream_check *sc,
+    const struct ckpt_manifest_file *mf, struct ckpt_error *err)
+{
+	int rc;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->mf = mf;
+	if (mf->has_sha256) {
+		if ((rc = ckpt_sha256_init(&sc->whole, err)))
+			return rc;
+		sc->whole_on = true;
+	}
+	if (mf->nranges) {
+		if ((rc = ckpt_sha256_init(&sc->range, err))) {
+			if (sc->whole_on)
+				ckpt_sha256_release(&sc->whole);
+			return rc;
+		}
+		sc->range_on = true;
+	}
+	return CKPT_OK;
+}
+
+static void
+stream_check_release(struct stream_check *sc)
+{
+	if (sc->whole_on)
+		ckpt_sha256_release(&sc->whole);
+	if (sc->range_on)
+		ckpt_sha256_release(&sc->range);
+	sc->whole_on = sc->range_on = false;
+}
+
+/* Closes the current range: compares its digest and starts the next. */
+static int
+stream_check_close_range(struct stream_check *sc, struct ckpt_error *err)
+{
+	const struct ckpt_range_digest *r = &sc->mf->ranges[sc->next];
+	unsigned char d[CKPT_SHA256_BYTES];
+	int rc;
+
+	sc->range_on = false;
+	if ((rc = ckpt_sha256_final(&sc->range, d, err)))
+		return rc;
+	if (memcmp(d, r->sha256, sizeof(d)) && !sc->bad) {
+		sc->bad = true;
+		sc->bad_offset = r->offset;
+	}
+	sc->next++;
+	if (sc->next < sc->mf->nranges) {
+		if ((rc = ckpt_sha256_init(&sc->range, err)))
+			return rc;
+		sc->range_on = true;
+	}
+	return CKPT_OK;
+}
+
+static int
+stream_check_update(struct stream_check *sc, const unsigned char *p,
+    size_t n, struct ckpt_error *err)
+{
+	int rc;
+
+	if (sc->whole_on)
+		ckpt_sha256_update(&sc->whole, p, n);
+	while (n && sc->range_on) {
+		const struct ckpt_range_digest *r = &sc->mf->ranges[sc->next];
+		uint64_t left = r->end - sc->pos;
+		size_t k = n < left ? n : (size_t)left;
+
+		ckpt_sha256_update(&sc->range, p, k);
+		p += k;
+		n -= k;
+		sc->pos += k;
+		if (sc->pos == r->end &&
+		    (rc = stream_check_close_range(sc, err)))
+			return rc;
+	}
+	sc->pos += n;
+	return CKPT_OK;
+}
+
+/* After the last byte: true when every recorded digest matched. */
+static int
+stream_check_final(struct stream_check *sc, bool *ok, uint64_t *offset,
+    struct ckpt_error *err)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	int rc;
+
+	*ok = !sc->bad && sc->next == sc->mf->nranges;
+	*offset = sc->bad ? sc->bad_offset : 0;
+	if (sc->whole_on) {
+		sc->whole_on = false;
+		if ((rc = ckpt_sha256_final(&sc->whole, d, err)))
+			return rc;
+		if (memcmp(d, sc->mf->sha256, sizeof(d)))
+			*ok = false;
+	}
+	return CKPT_OK;
+}
+
 /* Streams one file into staging (or nowhere), checking size and digest. */
 static int
 take_file(struct imp *im, struct imp_ckpt *c,
@@ -799,9 +919,9 @@ take_file(struct imp *im, struct imp_ckpt *c,
     const char *name, uint64_t *done)
 {
 	struct ckpt_error *err = im->err;
-	unsigned char d[CKPT_SHA256_BYTES];
-	struct ckpt_sha256 h;
-	uint64_t got = 0;
+	struct stream_check sc;
+	uint64_t got = 0, bad_at;
+	bool ok;
 	char *path = NULL;
 	int fd = -1, rc;
 
@@ -810,14 +930,14 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		    "manifest says %llu (refused before writing)",
 		    (long long)archive_entry_size(e),
 		    (unsigned long long)mf->size);
-	if ((rc = ckpt_sha256_init(&h, err)))
+	if ((rc = stream_check_init(&sc, mf, err)))
 		return rc;
 	if (c->sv) {
 		const char *root = ckpt_save_path(c->sv);
 
 		if ((rc = make_parents(root, mf->path, err)) ||
 		    !(path = ckpt_join(root, mf->path))) {
-			ckpt_sha256_release(&h);
+			stream_check_release(&sc);
 			return rc ? rc : ckpt_error_nomem(err);
 		}
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -842,7 +962,9 @@ take_file(struct imp *im, struct imp_ckpt *c,
 			    "than its size");
 			break;
 		}
-		ckpt_sha256_update(&h, im->buf, (size_t)n);
+		if ((rc = stream_check_update(&sc, (const unsigned char *)
+		    im->buf, (size_t)n, err)))
+			break;
 		if (fd >= 0 && (rc = ckpt_write_all(fd, im->buf, (size_t)n,
 		    path, err)))
 			break;
@@ -859,15 +981,19 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		    "%llu bytes", (unsigned long long)got,
 		    (unsigned long long)mf->size);
 	if (!rc) {
-		rc = ckpt_sha256_final(&h, d, err);
-		if (!rc && memcmp(d, mf->sha256, sizeof(d)))
+		rc = stream_check_final(&sc, &ok, &bad_at, err);
+		if (!rc && !ok && sc.bad)
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "the SHA-256 "
+			    "of its bytes from offset %llu differs from the "
+			    "manifest's (tampered or damaged)",
+			    (unsigned long long)bad_at);
+		else if (!rc && !ok)
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "its SHA-256 "
 			    "differs from the manifest's (tampered or "
 			    "damaged)");
-	} else {
-		ckpt_sha256_release(&h);
 	}
 out:
+	stream_check_release(&sc);
 	if (fd >= 0 && close(fd) && !rc)
 		rc = ckpt_error_errno(err, path, "cannot close");
 	free(path);

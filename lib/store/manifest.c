@@ -26,6 +26,7 @@ struct ckpt_manifest {
 	struct ckpt_manifest_file *files;
 	size_t nfiles;
 	int64_t step;
+	int schema;
 };
 
 static int
@@ -143,19 +144,74 @@ ckpt_manifest_path_problem(const char *p)
 	return NULL;
 }
 
+/* {"offset", "size"} inside a file of fsize bytes; with_digest: "sha256". */
 static int
-read_range(json_t *o, uint64_t fsize, struct ckpt_range_digest *r)
+read_span(json_t *o, uint64_t fsize, bool with_digest,
+    struct ckpt_range_digest *r)
 {
 	uint64_t off, size;
 
 	if (!json_is_object(o) || !get_u64(o, "offset", &off) ||
-	    !get_u64(o, "size", &size) || !parse_digest(json_object_get(o,
-	    "sha256"), r->sha256))
+	    !get_u64(o, "size", &size) || (with_digest &&
+	    !parse_digest(json_object_get(o, "sha256"), r->sha256)))
 		return -1;
 	if (!ckpt_add_u64(off, size, &r->end) || r->end > fsize)
 		return -2;
 	r->offset = off;
 	return 0;
+}
+
+static int
+read_range(json_t *o, uint64_t fsize, struct ckpt_range_digest *r)
+{
+	return read_span(o, fsize, true, r);
+}
+
+/*
+ * Schema 2: "ranges" in offset order cover [0, size) exactly once, none
+ * empty, so that checking them all checks every byte once.
+ */
+static int
+read_ranges(struct ckpt_manifest_file *f, json_t *v, const char *mpath,
+    struct ckpt_error *err)
+{
+	struct ckpt_range_digest *r;
+	json_t *el;
+	size_t i;
+
+	if (!json_is_array(v))
+		return bad(err, mpath, "%s: no \"ranges\" array", f->path);
+	if (!json_array_size(v)) {
+		if (f->size)
+			return bad(err, mpath, "%s: ranges do not cover the "
+			    "file (0 of %llu bytes)", f->path,
+			    (unsigned long long)f->size);
+		return CKPT_OK;
+	}
+	if (!(r = calloc(json_array_size(v), sizeof(*r))))
+		return ckpt_error_nomem(err);
+	f->ranges = r;
+	json_array_foreach(v, i, el) {
+		uint64_t want = i ? r[i - 1].end : 0;
+
+		if (read_range(el, f->size, &r[i]))
+			return bad(err, mpath, "%s: ranges[%zu] is malformed "
+			    "or outside the file", f->path, i);
+		if (r[i].offset != want || r[i].end == r[i].offset)
+			return bad(err, mpath, "%s: ranges[%zu] starts at byte "
+			    "%llu%s, not at byte %llu where the ranges before "
+			    "it end", f->path, i,
+			    (unsigned long long)r[i].offset,
+			    r[i].end == r[i].offset ? " and is empty" : "",
+			    (unsigned long long)want);
+		f->nranges++;
+	}
+	if (r[f->nranges - 1].end != f->size)
+		return bad(err, mpath, "%s: ranges end at byte %llu, the file "
+		    "at byte %llu", f->path,
+		    (unsigned long long)r[f->nranges - 1].end,
+		    (unsigned long long)f->size);
+	return CKPT_OK;
 }
 
 static int
@@ -184,7 +240,10 @@ read_file_entry(struct ckpt_manifest *m, json_t *fo, size_t idx,
 	if (!get_u64(fo, "size", &f->size))
 		return bad(err, mpath, "%s: missing or negative size",
 		    f->path);
-	if (!parse_digest(json_object_get(fo, "sha256"), f->sha256))
+	/* Schema 2 records the whole-file digest only when asked to. */
+	f->has_sha256 = m->schema == 1 || json_object_get(fo, "sha256");
+	if (f->has_sha256 && !parse_digest(json_object_get(fo, "sha256"),
+	    f->sha256))
 		return bad(err, mpath, "%s: missing or malformed sha256",
 		    f->path);
 	f->format = json_string_value(json_object_get(fo, "format"));
@@ -194,7 +253,14 @@ read_file_entry(struct ckpt_manifest *m, json_t *fo, size_t idx,
 	if (json_object_get(fo, "chunk_size") && !get_u64(fo, "chunk_size",
 	    &f->chunk_size))
 		return bad(err, mpath, "%s: bad chunk_size", f->path);
-	v = json_object_get(fo, "chunks");
+	if (m->schema >= 2) {
+		int rc = read_ranges(f, json_object_get(fo, "ranges"), mpath,
+		    err);
+
+		if (rc)
+			return rc;
+	}
+	v = m->schema == 1 ? json_object_get(fo, "chunks") : NULL;
 	if (v && !json_is_array(v))
 		return bad(err, mpath, "%s: chunks is not an array", f->path);
 	if (json_array_size(v)) {
@@ -235,10 +301,19 @@ read_file_entry(struct ckpt_manifest *m, json_t *fo, size_t idx,
 			    || json_array_size(shape) > CKPT_MAX_DIMS)
 				return bad(err, mpath, "%s: tensors[%zu] lacks "
 				    "name, dtype or shape", f->path, i);
-			if (read_range(el, f->size, &t[i].bytes))
+			t[i].has_bytes_sha256 = m->schema == 1;
+			if (read_span(el, f->size, m->schema == 1,
+			    &t[i].bytes))
 				return bad(err, mpath, "%s: tensor '%s': byte "
 				    "range malformed or outside the file",
 				    f->path, t[i].name);
+			d = json_object_get(el, "content_sha256");
+			t[i].has_content_sha256 = m->schema >= 2 && d;
+			if (t[i].has_content_sha256 && !parse_digest(d,
+			    t[i].content_sha256))
+				return bad(err, mpath, "%s: tensor '%s': "
+				    "malformed content_sha256", f->path,
+				    t[i].name);
 			sh = calloc(json_array_size(shape) + 1, sizeof(*sh));
 			if (!sh)
 				return ckpt_error_nomem(err);
@@ -321,13 +396,15 @@ ckpt_manifest_read(const char *path, struct ckpt_manifest **out,
 		rc = bad(err, mpath, "no \"schema\" number");
 		goto fail;
 	}
-	if (json_integer_value(v) != CKPT_MANIFEST_SCHEMA) {
+	if (json_integer_value(v) < 1 || json_integer_value(v) >
+	    CKPT_MANIFEST_SCHEMA) {
 		rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, mpath, -1,
 		    "manifest schema %lld is not supported (this ckpt reads "
-		    "schema %d)", (long long)json_integer_value(v),
+		    "schemas 1 to %d)", (long long)json_integer_value(v),
 		    CKPT_MANIFEST_SCHEMA);
 		goto fail;
 	}
+	m->schema = (int)json_integer_value(v);
 	v = json_object_get(m->root, "run");
 	if (!json_is_string(v) || ckpt_name_check(json_string_value(v), NULL,
 	    NULL)) {
@@ -375,6 +452,7 @@ ckpt_manifest_free(struct ckpt_manifest *m)
 		struct ckpt_manifest_file *f = &m->files[i];
 
 		free((void *)f->chunks);
+		free((void *)f->ranges);
 		for (size_t k = 0; f->tensors && k < f->ntensors + 1 &&
 		    k < json_array_size(json_object_get(json_array_get(
 		    json_object_get(m->root, "files"), i), "tensors")); k++)
@@ -397,7 +475,7 @@ ckpt_manifest_dir(const struct ckpt_manifest *m)
 int
 ckpt_manifest_schema(const struct ckpt_manifest *m)
 {
-	return (int)json_integer_value(json_object_get(m->root, "schema"));
+	return m->schema;
 }
 
 const char *

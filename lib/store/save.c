@@ -49,17 +49,32 @@ struct src_map {
 	bool in_staging;	/* moved in and not (yet) moved back */
 };
 
+/* How a tensor's content digest is had (manifest schema 2). */
+enum content_src {
+	CONTENT_NONE = 0,	/* sparse, quantized, unreadable: none */
+	CONTENT_RANGE,		/* the digest of the range parts[range] */
+	CONTENT_GATHERED	/* computed from its elements: digest */
+};
+
+struct tcontent {
+	enum content_src src;
+	size_t range;
+	unsigned char digest[CKPT_SHA256_BYTES];
+};
+
 struct sfile {
 	char *rel;
 	char *abs;
 	uint64_t size;
 	const char *format;
 	json_t *tensors;	/* array, or NULL */
-	struct ckpt_range_digest *ranges; /* tensors then chunks */
-	size_t ntensor_ranges, nranges;
+	struct ckpt_range_digest *ranges; /* the tensors' byte spans */
+	size_t ntensor_ranges;
+	struct tcontent *content;	/* per tensor span */
+	struct ckpt_range_digest *parts; /* the partition of the file */
+	size_t nparts;
 	json_t *validation;
 	char *metadata;		/* reader's metadata JSON, for inference */
-	bool whole_chunk;	/* one chunk = the whole file */
 };
 
 struct ckpt_save {
@@ -85,6 +100,7 @@ struct ckpt_save {
 	struct sfile *files;
 	size_t nfiles;
 	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
+	bool file_sha256;		/* record whole-file digests */
 	pthread_mutex_t mu;
 	time_t last_status;
 	uint64_t done, total;
@@ -908,13 +924,77 @@ note_unsafe(json_t *validation, const char *subject)
 	json_array_append_new(list, json_string(subject));
 }
 
+/*
+ * The file's ranges (manifest schema 2): each byte in exactly one, a
+ * tensor whose content is its bytes in a range of its own, the rest cut
+ * into chunks (ckpt_ranges_plan).
+ */
+static int
+plan_parts(struct ckpt_save *sv, struct sfile *f, const bool *keep,
+    struct ckpt_error *err)
+{
+	return ckpt_ranges_plan(f->size, f->ranges, keep, f->ntensor_ranges,
+	    sv->opts.chunk_size, &f->parts, &f->nparts, err);
+}
+
+/* The range that is exactly [off, end), or nparts. */
+static size_t
+find_part(const struct sfile *f, uint64_t off, uint64_t end)
+{
+	size_t lo = 0, hi = f->nparts;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->parts[mid].offset < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->nparts && f->parts[lo].offset == off &&
+	    f->parts[lo].end == end ? lo : f->nparts;
+}
+
+/*
+ * How tensor k gets its content digest: from its range when its content
+ * is its bytes and they form a range of their own (no extra work), else
+ * from its gathered elements now, which hashes only those elements.
+ * A tensor without one (sparse, quantized) is recorded without one.
+ */
+static int
+plan_content(struct sfile *f, const struct ckpt_file *cf,
+    const struct ckpt_tensor *t, bool is_bytes, size_t k,
+    struct ckpt_error *err)
+{
+	struct tcontent *c = &f->content[k];
+	struct ckpt_error e;
+	int rc;
+
+	if (is_bytes && (c->range = find_part(f, f->ranges[k].offset,
+	    f->ranges[k].end)) < f->nparts) {
+		c->src = CONTENT_RANGE;
+		return CKPT_OK;
+	}
+	ckpt_error_clear(&e);
+	rc = ckpt_tensor_content_sha256(cf, t, c->digest, &e);
+	if (rc == CKPT_ERR_NOMEM)
+		return ckpt_error_nomem(err);
+	if (rc == CKPT_ERR_IO) {
+		*err = e;
+		return rc;
+	}
+	c->src = rc ? CONTENT_NONE : CONTENT_GATHERED;
+	return CKPT_OK;
+}
+
 /* Reads a file's structure: format, tensors, validation result. */
 static int
 examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 {
 	struct ckpt_file *cf;
 	struct ckpt_error e;
-	size_t nt;
+	bool *keep;
+	size_t nt, *idx;
 	int rc;
 
 	ckpt_error_clear(&e);
@@ -943,7 +1023,7 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 					    why, sizeof(why)));
 			}
 		}
-		return CKPT_OK;
+		return plan_parts(sv, f, NULL, err);
 	}
 	f->format = ckpt_format_name(ckpt_file_format(cf));
 	nt = ckpt_file_tensor_count(cf);
@@ -975,7 +1055,12 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 		f->metadata = strdup(ckpt_file_metadata_json(cf));
 	f->tensors = json_array();
 	f->ranges = calloc(nt + 1, sizeof(*f->ranges));
-	if (!f->ranges || !f->tensors) {
+	f->content = calloc(nt + 1, sizeof(*f->content));
+	keep = calloc(nt + 1, sizeof(*keep));
+	idx = calloc(nt + 1, sizeof(*idx));
+	if (!f->ranges || !f->tensors || !f->content || !keep || !idx) {
+		free(keep);
+		free(idx);
 		ckpt_file_free(cf);
 		return ckpt_error_nomem(err);
 	}
@@ -996,11 +1081,18 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 		    "size", (json_int_t)t->span));
 		f->ranges[f->ntensor_ranges].offset = t->offset;
 		f->ranges[f->ntensor_ranges].end = end;
+		keep[f->ntensor_ranges] = ckpt_tensor_content_is_bytes(t);
+		idx[f->ntensor_ranges] = i;
 		f->ntensor_ranges++;
 	}
+	rc = plan_parts(sv, f, keep, err);
+	for (size_t k = 0; !rc && k < f->ntensor_ranges; k++)
+		rc = plan_content(f, cf, ckpt_file_tensor(cf, idx[k]), keep[k],
+		    k, err);
+	free(keep);
+	free(idx);
 	ckpt_file_free(cf);
-	(void)sv;
-	return CKPT_OK;
+	return rc;
 }
 
 static json_t *
@@ -1013,85 +1105,88 @@ digest_json(const unsigned char *d)
 	return json_string(buf);
 }
 
+/* A file that is one range (or empty) has its whole digest for free. */
+static bool
+whole_is_free(const struct sfile *f)
+{
+	return !f->nparts || (f->nparts == 1 && f->parts[0].offset == 0 &&
+	    f->parts[0].end == f->size);
+}
+
+static json_t *
+file_entry(const struct ckpt_save *sv, const struct sfile *f,
+    const unsigned char *whole, bool has_whole)
+{
+	json_t *ranges = json_array(), *e;
+
+	for (size_t k = 0; k < f->nparts; k++)
+		json_array_append_new(ranges, json_pack("{s:I, s:I, s:o}",
+		    "offset", (json_int_t)f->parts[k].offset, "size",
+		    (json_int_t)(f->parts[k].end - f->parts[k].offset),
+		    "sha256", digest_json(f->parts[k].sha256)));
+	for (size_t k = 0; k < f->ntensor_ranges; k++) {
+		const struct tcontent *c = &f->content[k];
+
+		if (c->src == CONTENT_NONE)
+			continue;
+		json_object_set_new(json_array_get(f->tensors, k),
+		    "content_sha256", digest_json(c->src == CONTENT_RANGE ?
+		    f->parts[c->range].sha256 : c->digest));
+	}
+	e = json_pack("{s:s, s:I, s:s, s:I, s:o, s:o}", "path", f->rel,
+	    "size", (json_int_t)f->size, "format", f->format, "chunk_size",
+	    (json_int_t)(sv->opts.chunk_size ? sv->opts.chunk_size :
+	    CKPT_CHUNK_SIZE), "ranges", ranges, "tensors", f->tensors ?
+	    json_incref(f->tensors) : json_array());
+	if (e && has_whole)
+		json_object_set_new(e, "sha256", digest_json(whole));
+	return e;
+}
+
+/*
+ * One read pass over every file: the digest of every range on every
+ * core, and, where the store asks for it, the whole file's (a sequential
+ * pass that carries the ranges as passengers, ckpt_hash_files).
+ */
 static int
 plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	uint64_t cs = sv->opts.chunk_size ? sv->opts.chunk_size :
-	    CKPT_CHUNK_SIZE;
 	struct ckpt_hash_job *jobs;
 	int rc = CKPT_OK;
 
 	jobs = calloc(sv->nfiles + 1, sizeof(*jobs));
 	if (!jobs)
 		return ckpt_error_nomem(err);
-	for (size_t i = 0; i < sv->nfiles && !rc; i++) {
+	for (size_t i = 0; i < sv->nfiles; i++) {
 		struct sfile *f = &sv->files[i];
-		struct ckpt_range_digest *chunks, *all;
-		size_t nc;
 
-		rc = ckpt_chunks_plan(f->size, f->ranges, f->ntensor_ranges,
-		    cs, &chunks, &nc, err);
-		if (rc)
-			break;
-		all = reallocarray(f->ranges, f->ntensor_ranges + nc + 1,
-		    sizeof(*all));
-		if (!all) {
-			free(chunks);
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		if (nc)
-			memcpy(all + f->ntensor_ranges, chunks, nc *
-			    sizeof(*chunks));
-		free(chunks);
-		f->ranges = all;
-		f->nranges = f->ntensor_ranges + nc;
 		jobs[i].path = f->abs;
-		jobs[i].whole = true;
-		jobs[i].ranges = f->ranges;
-		/* One chunk spanning the file is the file's own digest:
-		 * hashing it twice would be waste. */
-		f->whole_chunk = nc == 1 && !f->ntensor_ranges &&
-		    all[0].offset == 0 && all[0].end == f->size;
-		jobs[i].nranges = f->whole_chunk ? 0 : f->nranges;
+		jobs[i].ranges = f->parts;
+		jobs[i].nranges = f->nparts;
+		jobs[i].whole = sv->file_sha256 && !whole_is_free(f);
 	}
-	if (!rc)
-		rc = ckpt_hash_files(jobs, sv->nfiles, sv->opts.nthreads,
-		    progress, sv, err);
+	rc = ckpt_hash_files(jobs, sv->nfiles, sv->opts.nthreads, progress,
+	    sv, err);
 	for (size_t i = 0; !rc && i < sv->nfiles; i++) {
 		struct sfile *f = &sv->files[i];
-		json_t *chunks = json_array();
+		bool free_whole = whole_is_free(f);
 
 		if (jobs[i].size != f->size) {
 			rc = ckpt_error_set(err, CKPT_ERR_IO, f->abs, -1,
 			    "file changed size during the save");
-			json_decref(chunks);
 			break;
 		}
-		if (f->whole_chunk)
-			memcpy(f->ranges[0].sha256, jobs[i].sha256,
+		if (free_whole && f->nparts)
+			memcpy(jobs[i].sha256, f->parts[0].sha256,
 			    CKPT_SHA256_BYTES);
-		for (size_t k = 0; k < f->ntensor_ranges; k++)
-			json_object_set_new(json_array_get(f->tensors, k),
-			    "sha256", digest_json(f->ranges[k].sha256));
-		for (size_t k = f->ntensor_ranges; k < f->nranges; k++)
-			json_array_append_new(chunks, json_pack("{s:I, s:I, "
-			    "s:o}", "offset", (json_int_t)f->ranges[k].offset,
-			    "size", (json_int_t)(f->ranges[k].end -
-			    f->ranges[k].offset), "sha256",
-			    digest_json(f->ranges[k].sha256)));
-		/* Stash the file entry in the tensors slot's owner.  A file
-		 * that did not parse has no tensor list yet: "s:O" of a
-		 * temporary would leak it (LeakSanitizer, a broken file). */
-		if (!f->tensors)
-			f->tensors = json_array();
+		else if (free_whole && (rc = ckpt_hash_buffer(
+		    CKPT_HASH_SHA256, "", 0, jobs[i].sha256, err)))
+			break;
+		/* Stash the file entry in the validation's owner. */
 		f->validation = f->validation ? f->validation : json_pack(
 		    "{s:s}", "result", "skipped");
-		json_object_set_new(f->validation, "_entry", json_pack(
-		    "{s:s, s:I, s:s, s:o, s:I, s:o, s:O}", "path", f->rel,
-		    "size", (json_int_t)f->size, "format", f->format,
-		    "sha256", digest_json(jobs[i].sha256), "chunk_size",
-		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors));
+		json_object_set_new(f->validation, "_entry", file_entry(sv, f,
+		    jobs[i].sha256, free_whole || sv->file_sha256));
 	}
 	free(jobs);
 	return rc;
@@ -1262,9 +1357,14 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 		rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text, strlen(text), d,
 		    err);
 	if (!rc) {
-		json_t *e = json_pack("{s:s, s:I, s:s, s:o}", "path",
-		    CKPT_SUMMARY_NAME, "size", (json_int_t)strlen(text),
-		    "format", "json", "sha256", digest_json(d));
+		json_t *e = json_pack("{s:s, s:I, s:s, s:o, s:I, s:[{s:I, "
+		    "s:I, s:o}], s:[]}", "path", CKPT_SUMMARY_NAME, "size",
+		    (json_int_t)strlen(text), "format", "json", "sha256",
+		    digest_json(d), "chunk_size", (json_int_t)
+		    (sv->opts.chunk_size ? sv->opts.chunk_size :
+		    CKPT_CHUNK_SIZE), "ranges", "offset", (json_int_t)0,
+		    "size", (json_int_t)strlen(text), "sha256",
+		    digest_json(d), "tensors");
 		size_t pos = 0;
 
 		/* Insert in byte order of paths. */
@@ -1439,6 +1539,8 @@ validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
 		    cfg, &sv->open_opts.nallow_globals);
+	sv->file_sha256 = sv->opts.file_sha256 ||
+	    ckpt_policy_config_file_sha256(cfg);
 	free(yaml);
 	write_status(sv, "validating", "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
@@ -1706,6 +1808,8 @@ ckpt_save_free(struct ckpt_save *sv)
 		free(sv->files[i].rel);
 		free(sv->files[i].abs);
 		free(sv->files[i].ranges);
+		free(sv->files[i].content);
+		free(sv->files[i].parts);
 		free(sv->files[i].metadata);
 		json_decref(sv->files[i].tensors);
 		json_decref(sv->files[i].validation);

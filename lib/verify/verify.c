@@ -59,6 +59,8 @@ struct vfile {
 	bool io_failed;
 	bool *range_bad;		/* per manifest range */
 	bool want_hash;			/* planned for the first pass */
+	bool whole_bad;			/* the whole-file digest mismatched */
+	size_t nranges_checked;		/* ranges hashed in the first pass */
 	uint64_t bad_chunks;
 };
 
@@ -535,6 +537,103 @@ text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
 	ckpt_file_free(p);
 }
 
+/* The reader's tensor that manifest tensor k of e stands for, or NULL. */
+static const struct ckpt_tensor *
+reader_tensor(const struct ckpt_file *f, const struct ckpt_manifest_file *e,
+    size_t k, size_t *cursor)
+{
+	const struct ckpt_manifest_tensor *mt = &e->tensors[k];
+	size_t n = ckpt_file_tensor_count(f);
+
+	/* Save lists them in the reader's order: look there first. */
+	for (size_t i = 0; i < n; i++) {
+		size_t at = (*cursor + i) % n;
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, at);
+
+		if (t->name && !strcmp(t->name, mt->name) && t->offset ==
+		    mt->bytes.offset && t->offset + t->span == mt->bytes.end) {
+			*cursor = at + 1;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+/* The schema-2 range that is exactly [off, end), or NULL. */
+static const struct vman_range *
+exact_range(const struct vman_file *m, uint64_t off, uint64_t end)
+{
+	size_t lo = 0, hi = m->nranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->ranges[mid].offset < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->nranges && m->ranges[lo].offset == off &&
+	    m->ranges[lo].end == end ? &m->ranges[lo] : NULL;
+}
+
+/*
+ * Every content digest the manifest records is checked: one whose tensor
+ * is its own range's bytes must be that range's digest (which the hashing
+ * checks); any other (views, strided, big-endian) is computed from the
+ * elements, which hashes only the tensor's elements.
+ */
+static void
+check_contents(struct vfile *vf, const struct ckpt_file *f)
+{
+	const struct ckpt_manifest_file *e = vf->m->entry;
+	size_t cursor = 0;
+
+	for (size_t k = 0; vf->m->schema >= 2 && k < e->ntensors; k++) {
+		const struct ckpt_manifest_tensor *mt = &e->tensors[k];
+		const struct ckpt_tensor *t;
+		const struct vman_range *r;
+		unsigned char d[CKPT_SHA256_BYTES];
+		struct ckpt_error err;
+		int rc;
+
+		if (!mt->has_content_sha256)
+			continue;
+		if (!(t = reader_tensor(f, e, k, &cursor))) {
+			file_finding(vf, "content-unchecked", CKPT_SEV_ERROR,
+			    mt->name, (int64_t)mt->bytes.offset, "tensor %s "
+			    "has a content digest in the manifest but the file "
+			    "has no such tensor", mt->name);
+			continue;
+		}
+		if (ckpt_tensor_content_is_bytes(t) && (r = exact_range(vf->m,
+		    t->offset, t->offset + t->span))) {
+			if (memcmp(r->sha256, mt->content_sha256,
+			    CKPT_SHA256_BYTES))
+				file_finding(vf, "content-digest-mismatch",
+				    CKPT_SEV_ERROR, mt->name, (int64_t)
+				    t->offset, "tensor %s: the manifest's "
+				    "content digest differs from its range's "
+				    "(bytes %llu-%llu)", mt->name,
+				    (unsigned long long)r->offset,
+				    (unsigned long long)r->end);
+			continue;
+		}
+		ckpt_error_clear(&err);
+		rc = ckpt_tensor_content_sha256(f, t, d, &err);
+		if (rc)
+			file_finding(vf, rc == CKPT_ERR_IO ? "io-error" :
+			    "content-unchecked", CKPT_SEV_ERROR, mt->name,
+			    err.offset, "tensor %s: cannot compute its content "
+			    "digest: %s", mt->name, err.message);
+		else if (memcmp(d, mt->content_sha256, CKPT_SHA256_BYTES))
+			file_finding(vf, "content-digest-mismatch",
+			    CKPT_SEV_ERROR, mt->name, (int64_t)t->offset,
+			    "tensor %s: content SHA-256 differs from the "
+			    "manifest", mt->name);
+	}
+}
+
 static void
 job_open(struct pool *p, struct job *j)
 {
@@ -581,6 +680,8 @@ job_open(struct pool *p, struct job *j)
 	vf->pub.format = ckpt_file_format(f);
 	collect_file(vf, f);
 	text_pickle_check(vf, f);
+	if (vf->m && !vf->cached)
+		check_contents(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
 		scan_numerics(vf, f, p->threads);
 	ckpt_file_free(f);
@@ -692,6 +793,32 @@ overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
 }
 
 /*
+ * Schema 2: a range whose digest failed names every tensor whose bytes
+ * overlap it; a range outside every tensor counts as a changed chunk.
+ */
+static void
+name_tensors(struct vfile *vf, const struct vman_range *mr)
+{
+	const struct ckpt_manifest_file *e = vf->m->entry;
+	bool any = false;
+
+	for (size_t i = 0; i < e->ntensors; i++) {
+		const struct ckpt_manifest_tensor *t = &e->tensors[i];
+
+		if (t->bytes.offset >= mr->end || mr->offset >= t->bytes.end)
+			continue;
+		any = true;
+		file_finding(vf, "tensor-changed", CKPT_SEV_ERROR, t->name,
+		    (int64_t)mr->offset, "tensor %s changed (bytes %llu-%llu "
+		    "differ from the manifest)", t->name,
+		    (unsigned long long)mr->offset,
+		    (unsigned long long)mr->end);
+	}
+	if (!any)
+		vf->bad_chunks++;
+}
+
+/*
  * Hashes what the files need: in the first pass the ranges that cover
  * every byte (or the whole file when there are none); in the second,
  * tensors larger than a chunk that lie in a chunk that failed.
@@ -740,7 +867,10 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 			j->ranges[n].end = mr->end;
 			plans[nj].idx[n++] = k;
 		}
-		if (second && !n) {
+		/* Every recorded whole-file digest is checked, in the same
+		 * read as the ranges (schema 1 always records one). */
+		j->whole = !second && (vf->m->has_sha256 || !n);
+		if (!n && !j->whole) {
 			free(j->ranges);
 			free(plans[nj].idx);
 			j->ranges = NULL;
@@ -749,7 +879,6 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		}
 		j->path = vf->path;
 		j->nranges = n;
-		j->whole = !n;
 		plans[nj].vf = vf;
 		nj++;
 	}
@@ -772,11 +901,12 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 			r->hashed += vf->m->size;
 			memcpy(vf->digest, j->sha256, CKPT_SHA256_BYTES);
 			vf->digest_ok = true;
-			if (memcmp(j->sha256, vf->m->sha256,
-			    CKPT_SHA256_BYTES))
-				vf->hash_failed = true;
-			continue;
+			if (!vf->m->has_sha256 || memcmp(j->sha256,
+			    vf->m->sha256, CKPT_SHA256_BYTES))
+				vf->whole_bad = vf->hash_failed = true;
 		}
+		if (!second)
+			vf->nranges_checked = j->nranges;
 		for (size_t k = 0; k < j->nranges; k++) {
 			size_t mi = plans[i].idx[k];
 			const struct vman_range *mr = &vf->m->ranges[mi];
@@ -787,6 +917,10 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 				continue;
 			vf->range_bad[mi] = true;
 			vf->hash_failed = true;
+			if (vf->m->schema >= 2) {
+				name_tensors(vf, mr);
+				continue;
+			}
 			if (!mr->tensor) {
 				vf->bad_chunks++;
 				continue;
@@ -878,7 +1012,8 @@ finish_file(struct ckpt_report *r, struct vfile *vf, struct ckpt_error *err)
 	vf->pub.name = vf->name;
 	vf->pub.size = vf->present ? (uint64_t)vf->st.st_size :
 	    (vf->m ? vf->m->size : 0);
-	vf->pub.has_digest = vf->digest_ok || vf->cached;
+	vf->pub.has_digest = vf->digest_ok || (vf->cached &&
+	    vf->m->has_sha256);
 	memcpy(vf->pub.sha256, vf->digest, sizeof(vf->digest));
 	vf->pub.hashed = vf->digest_ok;
 	for (size_t i = 0; i < vf->findings.n; i++) {
@@ -1070,10 +1205,11 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		    (unsigned long long)vf->st.st_size,
 		    (unsigned long long)vf->m->size);
 	}
-	if ((flags & CKPT_VERIFY_FAST) && vf->m->has_sha256 &&
-	    vcache_lookup(cache, &vf->st, vf->digest) &&
-	    !memcmp(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES)) {
+	if ((flags & CKPT_VERIFY_FAST) && vcache_lookup(cache, &vf->st,
+	    vf->digest) && !memcmp(vf->digest, vf->m->cache_key,
+	    CKPT_SHA256_BYTES)) {
 		vf->cached = true;
+		memcpy(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES);
 		return CKPT_OK;
 	}
 	vf->range_bad = calloc(vf->m->nranges ? vf->m->nranges : 1,
@@ -1082,6 +1218,15 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		return ckpt_error_nomem(err);
 	vf->want_hash = true;
 	return CKPT_OK;
+}
+
+static bool
+file_has_finding(const struct vfile *vf, const char *id)
+{
+	for (size_t k = 0; k < vf->findings.n; k++)
+		if (!strcmp(vf->findings.v[k].id, id))
+			return true;
+	return false;
 }
 
 static void
@@ -1115,10 +1260,15 @@ note_mismatches(struct ckpt_report *r)
 			nchunks += !vf->m->ranges[k].tensor;
 		if (vf->bad_chunks)
 			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
-			    NULL, -1, "%llu of %zu chunks differ from the "
+			    NULL, -1, "%llu of %zu %s differ from the "
 			    "manifest%s", (unsigned long long)vf->bad_chunks,
-			    nchunks, tensor ? "" :
-			    ", outside any recorded tensor");
+			    nchunks, vf->m->schema >= 2 ? "ranges" : "chunks",
+			    tensor ? "" : ", outside any recorded tensor");
+		else if (!tensor && vf->whole_bad && vf->nranges_checked)
+			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
+			    NULL, -1, "the whole-file SHA-256 differs from "
+			    "the manifest, though every range matches: the "
+			    "manifest's sha256 of this file is wrong");
 		else if (!tensor)
 			file_finding(vf, "digest-mismatch", CKPT_SEV_ERROR,
 			    NULL, -1, "SHA-256 differs from the manifest");
@@ -1303,15 +1453,13 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 
 		if (vf->cached)
 			r->cached += vf->m->size;
-		/* Whatever the chunks said, a file that matched has the
-		 * manifest's digest, which the cache may then remember. */
-		if (vf->m && vf->m->has_sha256 && !vf->hash_failed &&
-		    !vf->io_failed && !vf->cached && vf->present &&
-		    S_ISREG(vf->st.st_mode)) {
-			memcpy(vf->digest, vf->m->sha256, CKPT_SHA256_BYTES);
-			vf->digest_ok = true;
-			vcache_store(cache, &vf->st, vf->digest);
-		}
+		/* A file whose every recorded digest matched: the cache may
+		 * remember it (keyed by what the entry records). */
+		if (vf->m && !vf->hash_failed && !vf->io_failed &&
+		    !vf->cached && vf->present && S_ISREG(vf->st.st_mode) &&
+		    !file_has_finding(vf, "content-digest-mismatch") &&
+		    !file_has_finding(vf, "content-unchecked"))
+			vcache_store(cache, &vf->st, vf->m->cache_key);
 	}
 	vcache_close(cache);
 	cache = NULL;

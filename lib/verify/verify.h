@@ -28,10 +28,18 @@ struct vman_range {
 struct vman_file {
 	const char *name;		/* relative path */
 	uint64_t size;
-	bool has_sha256;
+	bool has_sha256;		/* whole-file digest recorded */
 	unsigned char sha256[CKPT_SHA256_BYTES];
 	struct vman_range *ranges;
 	size_t nranges;
+	/*
+	 * What the --fast cache remembers for a file that verified: the
+	 * whole-file digest (schema 1), else a digest of every digest the
+	 * entry records, so that an edited entry misses the cache.
+	 */
+	unsigned char cache_key[CKPT_SHA256_BYTES];
+	const struct ckpt_manifest_file *entry;	/* tensors, schema 2 */
+	int schema;
 	bool seen;
 };
 

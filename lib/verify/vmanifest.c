@@ -185,21 +185,18 @@ covers(struct vman_range *r, size_t n, uint64_t size)
 }
 
 /*
- * The store's manifest keeps chunks for every byte that no tensor of at
- * most chunk_size bytes covers: chunks plus small tensors are hashed on
- * every verify, and larger tensors only to name one that changed.  When
- * the ranges do not cover the file (an older or foreign manifest), the
- * whole file is hashed instead and every tensor waits for a mismatch.
+ * Schema 1 keeps chunks for every byte that no tensor of at most
+ * chunk_size bytes covers: chunks plus small tensors are hashed on every
+ * verify, and larger tensors only to name one that changed.  When the
+ * ranges do not cover the file (an older or foreign manifest), the whole
+ * file is hashed instead and every tensor waits for a mismatch.
  */
 static int
-adapt_file(struct vman_file *vf, const struct ckpt_manifest_file *f)
+adapt_schema1(struct vman_file *vf, const struct ckpt_manifest_file *f)
 {
 	size_t n = f->nchunks + f->ntensors, k = 0;
 
-	vf->name = f->path;
-	vf->size = f->size;
-	vf->has_sha256 = true;
-	memcpy(vf->sha256, f->sha256, CKPT_SHA256_BYTES);
+	memcpy(vf->cache_key, f->sha256, CKPT_SHA256_BYTES);
 	if (!n)
 		return 0;
 	vf->ranges = calloc(n, sizeof(*vf->ranges));
@@ -227,6 +224,64 @@ adapt_file(struct vman_file *vf, const struct ckpt_manifest_file *f)
 		for (size_t i = 0; i < n; i++)
 			vf->ranges[i].first = false;
 	return 0;
+}
+
+static void
+key_add(struct ckpt_sha256 *s, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	ckpt_sha256_update(s, b, sizeof(b));
+}
+
+/* Schema 2: the file's ranges partition it (checked when reading). */
+static int
+adapt_schema2(struct vman_file *vf, const struct ckpt_manifest_file *f)
+{
+	struct ckpt_sha256 s;
+
+	if (ckpt_sha256_init(&s, NULL))
+		return -1;
+	key_add(&s, f->size);
+	if (f->has_sha256)
+		ckpt_sha256_update(&s, f->sha256, CKPT_SHA256_BYTES);
+	if (f->nranges && !(vf->ranges = calloc(f->nranges,
+	    sizeof(*vf->ranges)))) {
+		ckpt_sha256_release(&s);
+		return -1;
+	}
+	for (size_t i = 0; i < f->nranges; i++) {
+		vf->ranges[i].offset = f->ranges[i].offset;
+		vf->ranges[i].end = f->ranges[i].end;
+		memcpy(vf->ranges[i].sha256, f->ranges[i].sha256,
+		    CKPT_SHA256_BYTES);
+		vf->ranges[i].first = true;
+		key_add(&s, f->ranges[i].end);
+		ckpt_sha256_update(&s, f->ranges[i].sha256, CKPT_SHA256_BYTES);
+	}
+	vf->nranges = f->nranges;
+	for (size_t i = 0; i < f->ntensors; i++)
+		if (f->tensors[i].has_content_sha256) {
+			key_add(&s, i);
+			ckpt_sha256_update(&s, f->tensors[i].content_sha256,
+			    CKPT_SHA256_BYTES);
+		}
+	return ckpt_sha256_final(&s, vf->cache_key, NULL) ? -1 : 0;
+}
+
+static int
+adapt_file(struct vman_file *vf, const struct ckpt_manifest_file *f,
+    int schema)
+{
+	vf->name = f->path;
+	vf->size = f->size;
+	vf->has_sha256 = f->has_sha256;
+	memcpy(vf->sha256, f->sha256, CKPT_SHA256_BYTES);
+	vf->entry = f;
+	vf->schema = schema;
+	return schema == 1 ? adapt_schema1(vf, f) : adapt_schema2(vf, f);
 }
 
 int
@@ -287,7 +342,8 @@ vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
 	if (!m->files)
 		goto nomem;
 	for (size_t i = 0; i < m->nfiles; i++)
-		if (adapt_file(&m->files[i], ckpt_manifest_file(cm, i)))
+		if (adapt_file(&m->files[i], ckpt_manifest_file(cm, i),
+		    ckpt_manifest_schema(cm)))
 			goto nomem;
 	if (o && o->manifest_digest && strcmp(o->manifest_digest, m->digest))
 		flist_add(top, "manifest-digest-mismatch", CKPT_SEV_ERROR,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz-manifest.c - the manifest reader (ckpt_manifest_read) on arbitrary
- * bytes, then every accessor: files, their tensors and chunk digests.
+ * bytes, then every accessor: files, their tensors, chunk and range
+ * digests (schema 1 and 2).
  */
 #include "fuzz.h"
 
@@ -40,11 +41,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    mf->size + mf->sha256[31];
 		for (size_t j = 0; j < mf->nchunks; j++)
 			sink += mf->chunks[j].offset;
+		/* Schema 2's ranges partition the file: checked on reading. */
+		for (size_t j = 0; j < mf->nranges; j++)
+			if (mf->ranges[j].offset != (j ? mf->ranges[j - 1].end :
+			    0) || mf->ranges[j].end <= mf->ranges[j].offset)
+				abort();
+		if (mf->nranges && mf->ranges[mf->nranges - 1].end != mf->size)
+			abort();
 		for (size_t j = 0; j < mf->ntensors; j++) {
 			const struct ckpt_manifest_tensor *t = &mf->tensors[j];
 
 			sink += fuzz_touch(t->name) + fuzz_touch(t->dtype) +
-			    t->bytes.end;
+			    t->bytes.end + (t->has_content_sha256 ?
+			    t->content_sha256[31] : 0);
 			for (unsigned int d = 0; d < t->ndim; d++)
 				sink += t->shape[d];
 		}

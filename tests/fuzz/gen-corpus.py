@@ -176,6 +176,7 @@ trash: keep
     put("policy", "flow.yaml",
         "{default: {keep_last: 1, metric: &m loss}, runs: {a: {metric: *m}}}\n")
     put("policy", "empty.yaml", "# nothing\n")
+    put("policy", "manifest.yaml", "manifest:\n  file_sha256: true\n")
     put("policy", "bad.yaml", "default:\n  keep_last: [1\n")
 
 
@@ -208,6 +209,37 @@ def manifest_seeds():
     m2 = {"schema": 1, "run": "r", "step": 0, "files": []}
     put("manifest", "minimal.json", json.dumps(m2))
     put("manifest", "not-object.json", "[1, 2, 3]\n")
+    # schema 2: ranges that partition each file, content digests, an
+    # optional whole-file digest; one with a gap, one with an overlap
+    m3 = dict(m)
+    m3["schema"] = 2
+    m3["files"] = [
+        {"path": "model.safetensors", "size": len(data),
+         "format": "safetensors", "chunk_size": 64, "ranges": [
+             {"offset": 0, "size": 8, "sha256": dg(data[:8])},
+             {"offset": 8, "size": 24, "sha256": dg(data[8:32])},
+             {"offset": 32, "size": 24, "sha256": dg(data[32:])}],
+         "tensors": [{"name": "w", "dtype": "F32", "shape": [2, 3],
+                      "offset": 8, "size": 24,
+                      "content_sha256": dg(data[8:32])},
+                     {"name": "w.T", "dtype": "F32", "shape": [3, 2],
+                      "offset": 8, "size": 24,
+                      "content_sha256": dg(b"T")},
+                     {"name": "q", "dtype": "QI8", "shape": [4],
+                      "offset": 32, "size": 4}]},
+        {"path": "sub/optimizer.pt", "size": 0, "format": "torch-zip",
+         "sha256": dg(b""), "ranges": []},
+        {"path": "whole.bin", "size": 3, "format": "unknown",
+         "sha256": dg(b"abc"), "ranges": [
+             {"offset": 0, "size": 3, "sha256": dg(b"abc")}]},
+    ]
+    put("manifest", "schema2.json", json.dumps(m3, indent=1, sort_keys=True))
+    gap = json.loads(json.dumps(m3))
+    del gap["files"][0]["ranges"][1]
+    put("manifest", "schema2-gap.json", json.dumps(gap, sort_keys=True))
+    over = json.loads(json.dumps(m3))
+    over["files"][0]["ranges"][1]["offset"] = 4
+    put("manifest", "schema2-overlap.json", json.dumps(over, sort_keys=True))
 
 
 def config_seeds():

@@ -2,12 +2,19 @@
 # SPDX-License-Identifier: MIT
 #
 # mk-manifest.py - writes DIR/ckpt-manifest.json for the files already in
-# DIR, in the store's format (ckpt-manifest(5)): size and SHA-256 of every
-# file, the tensors of safetensors files with the digest of their bytes,
-# and chunks over every byte that no tensor of at most CHUNK_SIZE covers.
-# For the verify tests and benchmarks, independent of "ckpt save".
+# DIR, in the store's format (ckpt-manifest(5)), independent of "ckpt
+# save", for the verify tests and benchmarks.
 #
-#   mk-manifest.py DIR [CHUNK_SIZE]      (default 64 MiB)
+# Schema 1 (the default): size and SHA-256 of every file, the tensors of
+# safetensors files with the digest of their bytes, and chunks over every
+# byte that no tensor of at most CHUNK_SIZE covers.
+# Schema 2: ranges that cover every byte once (each safetensors tensor a
+# range of its own, the bytes between cut into CHUNK_SIZE pieces), the
+# tensors' content digests, and no whole-file digest unless --file-sha256.
+#
+#   mk-manifest.py [--schema N] [--file-sha256] [--run R] [--step N]
+#                  DIR [CHUNK_SIZE]      (default 64 MiB)
+import argparse
 import hashlib
 import json
 import os
@@ -83,19 +90,59 @@ def entry(d, rel, cs):
     return e
 
 
+def entry2(d, rel, cs, file_sha256):
+    p = os.path.join(d, rel)
+    size = os.path.getsize(p)
+    e = {"path": rel, "size": size, "format": "unknown", "chunk_size": cs}
+    if file_sha256:
+        e["sha256"] = digest_range(p, 0, size)
+    tensors = st_tensors(p, size) if rel.endswith(".safetensors") else []
+    if tensors:
+        e["format"] = "safetensors"
+    spans, pos = [], 0
+    for (_, _, _, a, b) in sorted(tensors, key=lambda t: t[3]) + \
+            [(None, None, None, size, size)]:
+        while pos < a:
+            spans.append((pos, min(a, pos + cs)))
+            pos = spans[-1][1]
+        if a < b:
+            spans.append((a, b))
+        pos = max(pos, b)
+    digests = {(a, b): digest_range(p, a, b) for (a, b) in spans}
+    e["ranges"] = [{"offset": a, "size": b - a, "sha256": digests[(a, b)]}
+                   for (a, b) in spans]
+    e["tensors"] = [{"name": n, "dtype": dt, "shape": sh, "offset": a,
+                     "size": b - a, "content_sha256":
+                     digests.get((a, b)) or digest_range(p, a, b)}
+                    for (n, dt, sh, a, b) in tensors]
+    return e
+
+
 def main():
-    d = sys.argv[1]
-    cs = int(sys.argv[2]) if len(sys.argv) > 2 else 64 << 20
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--schema", type=int, default=1)
+    ap.add_argument("--file-sha256", action="store_true")
+    ap.add_argument("--run", default="bench")
+    ap.add_argument("--step", type=int, default=1)
+    ap.add_argument("dir")
+    ap.add_argument("chunk_size", type=int, nargs="?", default=64 << 20)
+    a = ap.parse_args()
+    d, cs = a.dir, a.chunk_size
     rels = []
     for root, dirs, files in os.walk(d):
         for f in files:
             rel = os.path.relpath(os.path.join(root, f), d)
-            if rel not in ("ckpt-manifest.json", "ckpt-manifest.json.sig"):
+            if rel not in ("ckpt-manifest.json", "ckpt-manifest.json.sig",
+                           "ckpt-status.json"):
                 rels.append(rel)
     rels.sort(key=lambda r: r.encode())
-    m = {"schema": 1, "run": "bench", "step": 1,
+    if a.schema == 1:
+        files = [entry(d, r, cs) for r in rels]
+    else:
+        files = [entry2(d, r, cs, a.file_sha256) for r in rels]
+    m = {"schema": a.schema, "run": a.run, "step": a.step,
          "created": "2026-01-01T00:00:00Z", "host": "test", "user": "test",
-         "ckpt_version": "0.1.0", "files": [entry(d, r, cs) for r in rels]}
+         "ckpt_version": "0.1.0", "files": files}
     with open(os.path.join(d, "ckpt-manifest.json"), "w") as f:
         f.write(json.dumps(m, indent=1, sort_keys=True) + "\n")
 

@@ -938,6 +938,7 @@ START_TEST(test_config_empty_and_defaults)
 	struct ckpt_policy p;
 
 	ck_assert(!ckpt_policy_config_prune_on_save(cfg));
+	ck_assert(!ckpt_policy_config_file_sha256(cfg));
 	ck_assert_int_eq(ckpt_policy_config_trash(cfg), CKPT_TRASH_DELETE);
 	ck_assert_int_eq(ckpt_policy_config_gc_age(cfg), CKPT_GC_DEFAULT_AGE);
 	ckpt_policy_config_lookup(cfg, "x", &p);
@@ -945,6 +946,10 @@ START_TEST(test_config_empty_and_defaults)
 	ckpt_policy_config_free(cfg);
 
 	cfg = cfg_of("# only a comment\n");
+	ckpt_policy_config_free(cfg);
+
+	cfg = cfg_of("manifest:\n  file_sha256: true\n");
+	ck_assert(ckpt_policy_config_file_sha256(cfg));
 	ckpt_policy_config_free(cfg);
 }
 END_TEST
@@ -983,6 +988,11 @@ START_TEST(test_config_errors)
 	    "10GiB, 1.5T)");
 	ck_assert_str_eq(cfg_error("default:\n  keep_last:\n"),
 	    "line 2, column 13: keep_last needs a value");
+	ck_assert_str_eq(cfg_error("manifest:\n  file_sha265: true\n"),
+	    "line 2, column 3: unknown key 'file_sha265' in manifest (did you "
+	    "mean 'file_sha256'?)");
+	ck_assert_str_eq(cfg_error("manifest:\n  file_sha256: 1\n"),
+	    "line 2, column 16: file_sha256: '1' is not true or false");
 	ck_assert_str_eq(cfg_error("prune_on_save: maybe\n"),
 	    "line 1, column 16: prune_on_save: 'maybe' is not true or false");
 	ck_assert_str_eq(cfg_error("- a\n- b\n"),

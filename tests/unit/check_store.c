@@ -319,7 +319,7 @@ START_TEST(test_store_manifest_strict)
 
 	ck_assert_int_eq(manifest_from("{\"schema\":1,\"schema\":1}", &err),
 	    CKPT_ERR_FORMAT);
-	ck_assert_int_eq(manifest_from("{\"schema\":2,\"run\":\"r\","
+	ck_assert_int_eq(manifest_from("{\"schema\":3,\"run\":\"r\","
 	    "\"step\":1,\"files\":[]}", &err), CKPT_ERR_UNSUPPORTED);
 	ck_assert_int_eq(manifest_from("{\"schema\":1,\"run\":\"r\","
 	    "\"step\":1,\"files\":[]} x", &err), CKPT_ERR_FORMAT);
@@ -371,6 +371,43 @@ START_TEST(test_store_chunks_plan)
 	ck_assert_int_eq(c[3].end, 1000);
 	free(c);
 	ck_assert_int_eq(ckpt_chunks_plan(0, NULL, 0, 0, &c, &n, NULL), 0);
+	ck_assert_uint_eq(n, 0);
+	free(c);
+}
+END_TEST
+
+START_TEST(test_store_ranges_plan)
+{
+	struct ckpt_range_digest t[5], *c;
+	bool keep[5] = { true, false, true, false, true };
+	size_t n;
+
+	memset(t, 0, sizeof(t));
+	/* [100,200) a tensor that is its bytes, [150,300) a view over it:
+	 * one region, cut in chunks; [400,1000) kept whole though larger
+	 * than a chunk, [400,1000) again (tied); [1000,1000) empty. */
+	t[0].offset = 100; t[0].end = 200;
+	t[1].offset = 150; t[1].end = 300;
+	t[2].offset = 400; t[2].end = 1000;
+	t[3].offset = 400; t[3].end = 1000;
+	t[4].offset = 1000; t[4].end = 1000;
+	ck_assert_int_eq(ckpt_ranges_plan(1300, t, keep, 5, 128, &c, &n,
+	    NULL), 0);
+	ck_assert_uint_eq(n, 8);
+	ck_assert_int_eq(c[0].offset, 0);
+	ck_assert_int_eq(c[0].end, 100);
+	ck_assert_int_eq(c[1].end, 228);	/* the region in chunks */
+	ck_assert_int_eq(c[2].end, 300);
+	ck_assert_int_eq(c[3].end, 400);	/* the gap */
+	ck_assert_int_eq(c[4].end, 1000);	/* the kept tensor, whole */
+	ck_assert_int_eq(c[5].end, 1128);	/* the tail in chunks */
+	ck_assert_int_eq(c[6].end, 1256);
+	ck_assert_int_eq(c[7].end, 1300);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_int_eq(c[i].offset, c[i - 1].end);
+	free(c);
+	ck_assert_int_eq(ckpt_ranges_plan(0, NULL, NULL, 0, 0, &c, &n, NULL),
+	    0);
 	ck_assert_uint_eq(n, 0);
 	free(c);
 }
@@ -428,6 +465,7 @@ store_suite(void)
 	tcase_add_test(tc, test_store_list_and_refs);
 	tcase_add_test(tc, test_store_manifest_strict);
 	tcase_add_test(tc, test_store_chunks_plan);
+	tcase_add_test(tc, test_store_ranges_plan);
 	tcase_add_test(tc, test_store_hash_engine);
 	suite_add_tcase(s, tc);
 	return s;
