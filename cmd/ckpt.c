@@ -15,13 +15,17 @@
 
 /* Alphabetical; tests/t0001 checks the order. */
 static const struct cmd *const commands[] = {
+	&cmd_alias,
 	&cmd_gc,
 	&cmd_init,
 	&cmd_inspect,
 	&cmd_keygen,
 	&cmd_latest,
+	&cmd_log,
 	&cmd_ls,
+	&cmd_models,
 	&cmd_pin,
+	&cmd_promote,
 	&cmd_prune,
 	&cmd_save,
 	&cmd_sign,

@@ -25,6 +25,7 @@
  */
 #include "util/internal.h"
 #include "policy/policy.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -183,8 +184,8 @@ rm_rf_at(int dfd, const char *name, int depth)
 	return rc;
 }
 
-static int
-rm_rf(const char *path)
+int
+ckpt_rm_rf(const char *path)
 {
 	char *dir = dirname_of(path);
 	const char *base = strrchr(path, '/');
@@ -629,7 +630,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 			if (!it->trash_path)
 				continue;
 			crash_point("before-delete");
-			if (rm_rf(it->trash_path))
+			if (ckpt_rm_rf(it->trash_path))
 				r->trash_left++;
 			else
 				it->trash_path = NULL;
@@ -953,7 +954,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 
 		if (!it->remove || it->error)
 			continue;
-		if (rm_rf(it->path))
+		if (ckpt_rm_rf(it->path))
 			it->error = pool_printf(&r->pool, "cannot delete: %s",
 			    strerror(errno));
 		else

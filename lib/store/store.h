@@ -54,5 +54,10 @@ void ckpt_iso_time(int64_t t, char *buf, size_t len);
 int64_t ckpt_parse_iso_time(const char *s);
 /* Login name of the user, static or from getenv. */
 const char *ckpt_user_name(void);
+/* Copies a regular file to dst (created exclusively, 0644; not synced). */
+int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
+/* Removes path recursively (manifest first, no symlinks followed); 0 or
+ * -1 with errno.  A path that is gone already is fine. */
+int ckpt_rm_rf(const char *path);
 
 #endif /* CKPT_STORE_H */
