@@ -118,19 +118,38 @@ result_json(const struct ckpt_promote_result *r)
 	return o;
 }
 
+/*
+ * The checks ran on the staged links (registry/.staging/ID/v/NAME); a
+ * person wants to hear about SRC/NAME, the same bytes.
+ */
+static void
+print_path(const char *p, const char *src)
+{
+	const char *stg = strstr(p, "/registry/.staging/"), *v;
+
+	if (stg && (v = strstr(stg + 19, "/v/")))
+		fprintf(stderr, "%s/%s: ", src, v + 3);
+	else if (stg && (v = strstr(stg + 19, "/v")) && !v[2])
+		fprintf(stderr, "%s: ", src);
+	else
+		fprintf(stderr, "%s: ", p);
+}
+
 /* Why a promotion was refused, on stderr: the failed checks. */
 static void
-print_refusal(const struct ckpt_promote_result *r)
+print_refusal(const struct ckpt_promote_result *r, const char *src)
 {
 	const struct ckpt_report *rep = r->report;
 
 	for (size_t i = 0; rep && i < ckpt_report_finding_count(rep); i++) {
 		const struct ckpt_finding *x = ckpt_report_finding(rep, i);
 
-		if (x->severity >= CKPT_SEV_WARNING)
-			fprintf(stderr, "ckpt: %s%s%s [%s]\n", x->path ?
-			    x->path : "", x->path ? ": " : "", x->message,
-			    x->id);
+		if (x->severity < CKPT_SEV_WARNING)
+			continue;
+		fputs("ckpt: ", stderr);
+		if (x->path)
+			print_path(x->path, src);
+		fprintf(stderr, "%s [%s]\n", x->message, x->id);
 	}
 	for (size_t i = 0; i < r->ngates; i++) {
 		const struct ckpt_gate_result *g = &r->gates[i];
@@ -299,7 +318,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	if (rc == CKPT_ERR_REFUSED) {
 		if (ctx->json)
 			json_doc_print(result_json(res));
-		print_refusal(res);
+		print_refusal(res, path);
 		rc = CKPT_EXIT_FINDING;
 	} else if (rc) {
 		error_ckpt(&err);
