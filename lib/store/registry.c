@@ -868,11 +868,29 @@ reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
 	rc = ensure_dir(dir, err);
 	if (!rc)
 		rc = ckpt_write_file_atomic(path, r->text, r->len, err);
-	if (!rc)
+	if (!rc) {
 		r->committed = r->len;
+	} else {
+		/* A failure after the rename (fsync of the directory): the
+		 * new history is in place, and undoing the rest around it
+		 * would contradict it. */
+		char *text = NULL;
+		size_t len;
+
+		if (!ckpt_read_file(path, HISTORY_MAX, &text, &len, NULL) &&
+		    len == r->len && !memcmp(text, r->text, len))
+			r->committed = r->len;
+		free(text);
+	}
 	free(dir);
 	free(path);
 	return rc;
+}
+
+bool
+reg_is_committed(const struct ckpt_registry *r)
+{
+	return r->committed == r->len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1510,7 +1528,7 @@ ckpt_registry_alias_op(struct ckpt_store *s, const struct ckpt_alias_opts *o,
 		rc = reg_commit(s, r, err);
 	/* Committed: aliases.json follows; a failure here is repaired by
 	 * the next registry command, so it is not this one's failure. */
-	if (!rc && rec)
+	if (rec && r && reg_is_committed(r))
 		(void)reg_write_aliases_file(s, r, o->model, NULL);
 	json_decref(rec);
 	ckpt_registry_free(r);

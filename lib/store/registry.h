@@ -28,6 +28,9 @@ int reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err);
  * the commit point of every registry change. */
 int reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err);
+/* Whether everything appended is on disk: after a failed reg_commit,
+ * true when the failure came after the new history was in place. */
+bool reg_is_committed(const struct ckpt_registry *r);
 /* Writes registry/MODEL/vN.json as the history says it is. */
 int reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err);

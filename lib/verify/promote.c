@@ -475,9 +475,9 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 commit:
 	if (!rc)
 		rc = reg_commit(s, r, err);
-	if (!rc && p->pub.nmoves)
+	if (reg_is_committed(r) && p->pub.nmoves)
 		(void)reg_write_aliases_file(s, r, o->model, NULL);
-	if (rc && placed) {
+	if (rc && placed && !reg_is_committed(r)) {
 		/* not committed: leave the store as it was */
 		char *back = p->path ? p->path : dest;
 
