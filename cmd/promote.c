@@ -159,9 +159,12 @@ print_refusal(const struct ckpt_promote_result *r, const char *src)
 		if (isnan(g->value))
 			fprintf(stderr, "ckpt: gate '%s' failed: the checkpoint "
 			    "has no value for %s\n", g->expr, g->metric);
-		else
-			fprintf(stderr, "ckpt: gate '%s' failed: %s is %.17g\n",
-			    g->expr, g->metric, g->value);
+		else {
+			fprintf(stderr, "ckpt: gate '%s' failed: %s is ",
+			    g->expr, g->metric);
+			print_real(stderr, g->value);
+			fputc('\n', stderr);
+		}
 	}
 	fprintf(stderr, "ckpt: refused to promote %s@%lld: %s\n", r->run,
 	    (long long)r->step, r->refused);
@@ -171,11 +174,13 @@ static void
 print_result(const struct ckpt_promote_result *r, const char *arg)
 {
 	char sz[32];
+	char *src = xasprintf("%s@%lld", r->run, (long long)r->step);
+	char *what = strcmp(src, arg) ? xasprintf("%s (%s, %s)", arg, src,
+	    r->manifest) : xasprintf("%s (%s)", src, r->manifest);
 
 	human_size(r->size, sz, sizeof(sz));
 	if (r->created)
-		printf("promoted %s (%s@%lld, %s) to %s v%lld: %llu file%s, "
-		    "%s, %s\n", arg, r->run, (long long)r->step, r->manifest,
+		printf("promoted %s to %s v%lld: %llu file%s, %s, %s\n", what,
 		    r->model, (long long)r->version,
 		    (unsigned long long)(r->linked + r->copied),
 		    r->linked + r->copied == 1 ? "" : "s", sz,
@@ -187,6 +192,8 @@ print_result(const struct ckpt_promote_result *r, const char *arg)
 		    "version\n", r->model, (long long)r->version, r->manifest);
 	for (size_t i = 0; i < r->nmoves; i++)
 		print_move(&r->moves[i]);
+	free(src);
+	free(what);
 }
 
 static int

@@ -27,7 +27,7 @@ test_expect_success 'setup: a store with r@1..r@3' '
 test_expect_success 'promote makes v1, moves the alias, records lineage' '
 	ckpt -C s promote r@2 --model llama --alias production \
 		--note "eval 118" >out &&
-	test_grep "^promoted r@2 (r@2, sha256:[0-9a-f]*) to llama v1: 2 files" out &&
+	test_grep "^promoted r@2 (sha256:[0-9a-f]*) to llama v1: 2 files" out &&
 	test_grep "^  production: -> v1$" out &&
 	test_path_is_dir s/registry/llama/v1 &&
 	test_path_is_file s/registry/llama/v1/model.safetensors &&
@@ -125,7 +125,7 @@ test_expect_success 'a gate that fails refuses with exit 1 and changes nothing' 
 	cp s/registry/.history.jsonl history.before &&
 	test_expect_code 1 ckpt -C s promote r@1 --model llama \
 		--gate "loss<0.5" 2>err &&
-	test_grep "gate .loss<0.5. failed: loss is 0.9" err &&
+	test_grep "gate .loss<0.5. failed: loss is 0.9$" err &&
 	test_grep "refused to promote r@1" err &&
 	test_expect_code 1 ckpt -C s promote r@1 --model llama \
 		--gate "accuracy>0.5" 2>err &&
