@@ -65,21 +65,40 @@ print_move(const struct ckpt_alias_move *mv)
 		printf("  %s: -> v%lld\n", mv->alias, (long long)mv->to);
 }
 
-static json_t *
-finding_json(const struct ckpt_finding *x)
+/*
+ * The checks ran on the staged links (registry/.staging/ID/v/NAME); a
+ * person wants to hear about SRC/NAME, the same bytes.  Newly allocated.
+ */
+static char *
+source_path(const char *p, const char *src)
 {
-	static const char *const sev[] = { "info", "warning", "error" };
+	const char *stg = strstr(p, "/registry/.staging/"), *v;
 
-	return json_pack("{s:s, s:s, s:o, s:o, s:s, s:o}", "id", x->id,
-	    "severity", (unsigned)x->severity < 3 ? sev[x->severity] : "error",
-	    "path", x->path ? json_string(x->path) : json_null(), "subject",
-	    x->subject ? json_string(x->subject) : json_null(), "message",
-	    x->message, "offset", x->offset >= 0 ? json_integer(x->offset) :
-	    json_null());
+	if (stg && (v = strstr(stg + 19, "/v/")))
+		return xasprintf("%s/%s", src, v + 3);
+	if (stg && (v = strstr(stg + 19, "/v")) && !v[2])
+		return xstrdup(src);
+	return xstrdup(p);
 }
 
 static json_t *
-result_json(const struct ckpt_promote_result *r)
+finding_json(const struct ckpt_finding *x, const char *src)
+{
+	static const char *const sev[] = { "info", "warning", "error" };
+	char *path = x->path ? source_path(x->path, src) : NULL;
+	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o}", "id", x->id,
+	    "severity", (unsigned)x->severity < 3 ? sev[x->severity] : "error",
+	    "path", path ? json_string(path) : json_null(), "subject",
+	    x->subject ? json_string(x->subject) : json_null(), "message",
+	    x->message, "offset", x->offset >= 0 ? json_integer(x->offset) :
+	    json_null());
+
+	free(path);
+	return o;
+}
+
+static json_t *
+result_json(const struct ckpt_promote_result *r, const char *src)
 {
 	json_t *o = json_doc_new(), *gates = json_array(), *fs = json_array();
 	const struct ckpt_report *rep = r->report;
@@ -111,28 +130,11 @@ result_json(const struct ckpt_promote_result *r)
 	json_object_set_new(o, "verified", json_boolean(r->verified));
 	for (size_t i = 0; rep && i < ckpt_report_finding_count(rep); i++)
 		json_array_append_new(fs, finding_json(
-		    ckpt_report_finding(rep, i)));
+		    ckpt_report_finding(rep, i), src));
 	json_object_set_new(o, "findings", fs);
 	json_object_set_new(o, "refused", r->refused ?
 	    json_string(r->refused) : json_null());
 	return o;
-}
-
-/*
- * The checks ran on the staged links (registry/.staging/ID/v/NAME); a
- * person wants to hear about SRC/NAME, the same bytes.
- */
-static void
-print_path(const char *p, const char *src)
-{
-	const char *stg = strstr(p, "/registry/.staging/"), *v;
-
-	if (stg && (v = strstr(stg + 19, "/v/")))
-		fprintf(stderr, "%s/%s: ", src, v + 3);
-	else if (stg && (v = strstr(stg + 19, "/v")) && !v[2])
-		fprintf(stderr, "%s: ", src);
-	else
-		fprintf(stderr, "%s: ", p);
 }
 
 /* Why a promotion was refused, on stderr: the failed checks. */
@@ -143,13 +145,14 @@ print_refusal(const struct ckpt_promote_result *r, const char *src)
 
 	for (size_t i = 0; rep && i < ckpt_report_finding_count(rep); i++) {
 		const struct ckpt_finding *x = ckpt_report_finding(rep, i);
+		char *p;
 
 		if (x->severity < CKPT_SEV_WARNING)
 			continue;
-		fputs("ckpt: ", stderr);
-		if (x->path)
-			print_path(x->path, src);
-		fprintf(stderr, "%s [%s]\n", x->message, x->id);
+		p = x->path ? source_path(x->path, src) : NULL;
+		fprintf(stderr, "ckpt: %s%s%s [%s]\n", p ? p : "", p ? ": " :
+		    "", x->message, x->id);
+		free(p);
 	}
 	for (size_t i = 0; i < r->ngates; i++) {
 		const struct ckpt_gate_result *g = &r->gates[i];
@@ -324,7 +327,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	rc = ckpt_promote(s, path, &po, &res, &err);
 	if (rc == CKPT_ERR_REFUSED) {
 		if (ctx->json)
-			json_doc_print(result_json(res));
+			json_doc_print(result_json(res, path));
 		print_refusal(res, path);
 		rc = CKPT_EXIT_FINDING;
 	} else if (rc) {
@@ -333,7 +336,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		    exit_code_for(rc);
 	} else {
 		if (ctx->json)
-			json_doc_print(result_json(res));
+			json_doc_print(result_json(res, path));
 		else if (ctx->verbosity > 0)
 			print_result(res, argv[0]);
 		rc = CKPT_EXIT_OK;
