@@ -207,13 +207,15 @@ verify_version(struct ckpt_store *s, const struct ckpt_reg_version *v,
 }
 
 static int
-verify_registry(struct ctx *ctx, long timeout)
+verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
+    bool require_sig)
 {
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_registry *r = NULL;
 	struct ckpt_error err;
 	json_t *doc = NULL, *vlist = NULL, *plist = NULL;
-	size_t repaired = 0, bad = 0, nprob;
+	size_t repaired = 0, bad = 0, nprob, nsigned = 0;
+	struct ckpt_verify_options vo;
 	bool chain_ok;
 	int rc;
 
@@ -226,8 +228,14 @@ verify_registry(struct ctx *ctx, long timeout)
 		return exit_code_for(rc);
 	}
 	ckpt_error_clear(&err);
+	memset(&vo, 0, sizeof(vo));
+	vo.store = ckpt_store_root(s);
+	vo.keys = (const char *const *)keys->items;
+	vo.nkeys = keys->n;
 	if ((rc = ckpt_registry_load(s, CKPT_REGISTRY_LENIENT, &r, &err)) ||
-	    (chain_ok && (rc = ckpt_registry_check_files(s, r, &err)))) {
+	    (chain_ok && (rc = ckpt_registry_check_files(s, r, &err))) ||
+	    (rc = ckpt_registry_check_signatures(s, r, &vo, require_sig,
+	    &nsigned, &err))) {
 		error_ckpt(&err);
 		ckpt_registry_free(r);
 		ckpt_store_free(s);
@@ -263,6 +271,8 @@ verify_registry(struct ctx *ctx, long timeout)
 		    json_string(ckpt_registry_head(r)) : json_null());
 		json_object_set_new(doc, "repaired", json_integer(
 		    (json_int_t)repaired));
+		json_object_set_new(doc, "signed", json_integer(
+		    (json_int_t)nsigned));
 		json_object_set_new(doc, "problems", plist);
 		json_object_set_new(doc, "versions", vlist);
 		json_object_set_new(doc, "ok", json_boolean(!bad));
@@ -273,12 +283,14 @@ verify_registry(struct ctx *ctx, long timeout)
 		    "%zu problem%s\n", bad, bad == 1 ? "" : "s");
 	else if (ctx->verbosity > 0)
 		fprintf(stderr, "ckpt: registry verified: %zu record%s, chain "
-		    "intact (head %s), %zu version%s match their manifests\n",
+		    "intact (head %s), %zu version%s match their manifests, "
+		    "%zu signed promotion%s\n",
 		    ckpt_registry_record_count(r),
 		    ckpt_registry_record_count(r) == 1 ? "" : "s",
 		    ckpt_registry_head(r) ? ckpt_registry_head(r) : "none",
 		    ckpt_registry_version_count(r),
-		    ckpt_registry_version_count(r) == 1 ? "" : "s");
+		    ckpt_registry_version_count(r) == 1 ? "" : "s", nsigned,
+		    nsigned == 1 ? "" : "s");
 	ckpt_registry_free(r);
 	ckpt_store_free(s);
 	return bad ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
@@ -289,7 +301,8 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *model = NULL, *alias = NULL, *wait = "60";
 	long long max = -1;
-	bool verify = false;
+	bool verify = false, require_sig = false;
+	struct strlist keys = { 0 };
 	const struct opt opts[] = {
 		OPT_STRING(0, "model", &model, "name", "only this model"),
 		OPT_STRING(0, "alias", &alias, "alias", "only moves of this "
@@ -297,6 +310,10 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		OPT_INT('n', "max-count", &max, "n", "at most n records"),
 		OPT_BOOL(0, "verify", &verify, "check the hash chain, the "
 		    "state files and every version's files"),
+		OPT_BOOL(0, "require-signature", &require_sig, "with "
+		    "--verify: every promotion must be signed"),
+		OPT_STRING_LIST(0, "key", &keys, "pubkey", "with --verify: "
+		    "trust this public key too (repeatable)"),
 		OPT_STRING(0, "lock-timeout", &wait, "sec", "wait up to sec "
 		    "seconds for the store lock (default 60)"),
 		OPT_END()
@@ -320,9 +337,14 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		if (model || alias || max >= 0)
 			usage_error(log_usage, opts, "--verify checks the "
 			    "whole registry");
-		return verify_registry(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
-		    (long)w * 1000);
+		rc = verify_registry(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
+		    (long)w * 1000, &keys, require_sig);
+		strlist_release(&keys);
+		return rc;
 	}
+	if (require_sig || keys.n)
+		usage_error(log_usage, opts, "--require-signature and --key "
+		    "go with --verify");
 	s = store_open(ctx, false);
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_registry_load(s, 0, &r, &err))) {

@@ -16,6 +16,7 @@
 #include "ckpt.h"
 #include "output.h"
 #include "parse-options.h"
+#include "secret.h"
 #include "store.h"
 
 #include <limits.h>
@@ -134,6 +135,8 @@ result_json(const struct ckpt_promote_result *r, const char *src)
 	json_object_set_new(o, "findings", fs);
 	json_object_set_new(o, "refused", r->refused ?
 	    json_string(r->refused) : json_null());
+	json_object_set_new(o, "signed_by", r->signer ?
+	    json_string(r->signer) : json_null());
 	return o;
 }
 
@@ -193,6 +196,8 @@ print_result(const struct ckpt_promote_result *r, const char *arg)
 	else
 		printf("%s v%lld holds this checkpoint already (%s): no new "
 		    "version\n", r->model, (long long)r->version, r->manifest);
+	if (r->signer)
+		printf("  signed by key %s\n", r->signer);
 	for (size_t i = 0; i < r->nmoves; i++)
 		print_move(&r->moves[i]);
 	free(src);
@@ -237,9 +242,10 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *model = NULL, *note = NULL, *rollback = NULL;
 	const char *metric = NULL, *mode = NULL, *wait = "60";
+	const char *sign_key = NULL, *passfile = NULL;
 	struct strlist aliases = { 0 }, gates = { 0 }, keys = { 0 };
 	struct strlist allow = { 0 };
-	bool copy = false, require_sig = false;
+	bool copy = false, require_sig = false, sign = false;
 	const struct opt opts[] = {
 		OPT_STRING(0, "model", &model, "name", "the model to add a "
 		    "version to"),
@@ -260,6 +266,13 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		    "key (repeatable)"),
 		OPT_STRING_LIST(0, "allow-global", &allow, "name", "admit this "
 		    "pickle global: module.name or module.* (repeatable)"),
+		OPT_GROUP("signing the promotion"),
+		OPT_BOOL(0, "sign", &sign, "sign the promotion with "
+		    "~/.config/ckpt/ckpt.key"),
+		OPT_STRING(0, "sign-key", &sign_key, "seckey", "sign the "
+		    "promotion with this secret key"),
+		OPT_STRING(0, "passphrase-file", &passfile, "file", "read the "
+		    "key's passphrase from the first line of file"),
 		OPT_GROUP("which checkpoint"),
 		OPT_STRING(0, "metric", &metric, "name", "the metric of "
 		    "RUN@best (default: the run's policy)"),
@@ -274,8 +287,9 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_promote_result *res = NULL;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error err;
+	char *path, *keypath = NULL, *pass = NULL;
+	size_t passlen = 0;
 	long timeout;
-	char *path;
 	int n, rc;
 
 	n = parse_options(argc, argv, ctx, opts, promote_usage);
@@ -303,6 +317,18 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 			    err.message);
 	}
 
+	if (sign || sign_key) {
+		bool encrypted;
+
+		keypath = sign_key ? xstrdup(sign_key) : default_seckey();
+		ckpt_error_clear(&err);
+		if (ckpt_seckey_encrypted(keypath, &encrypted, &err))
+			die_ckpt(&err);
+		if (encrypted)
+			pass = passphrase_read(passfile, "Passphrase for the "
+			    "secret key: ", false, &passlen);
+	}
+
 	s = store_open(ctx, false);
 	path = resolve_checkpoint_arg(ctx, &s, argv[0], metric,
 	    parse_metric_mode(mode), NULL);
@@ -323,8 +349,13 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	po.ngates = gates.n;
 	po.verify = &vo;
 	po.lock_timeout_ms = timeout;
+	po.sign_key = keypath;
+	po.passphrase = pass;
+	po.passlen = passlen;
 	ckpt_error_clear(&err);
 	rc = ckpt_promote(s, path, &po, &res, &err);
+	passphrase_free(pass);
+	free(keypath);
 	if (rc == CKPT_ERR_REFUSED) {
 		if (ctx->json)
 			json_doc_print(result_json(res, path));

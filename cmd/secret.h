@@ -20,4 +20,8 @@ char *passphrase_read(const char *file, const char *prompt, bool confirm,
     size_t *len);
 void passphrase_free(char *p);
 
+/* ~/.config/ckpt/ckpt.key (or under $XDG_CONFIG_HOME), newly allocated;
+ * dies with exit 2 when there is no HOME. */
+char *default_seckey(void);
+
 #endif /* CKPT_SECRET_H */

@@ -176,6 +176,26 @@ test_expect_success 'a signed checkpoint is promoted with --require-signature' '
 	ckpt -C s verify --require-signature llama@v3 >/dev/null
 '
 
+test_expect_success 'a signed promotion; log --verify checks it' '
+	save 8 0.2 &&
+	ckpt -C s promote r@8 --model signed --sign-key key.key >out &&
+	test_grep "^  signed by key [0-9a-f]\{16\}$" out &&
+	test_path_is_file s/registry/signed/v1.record.sig &&
+	ckpt -C s log --verify >out 2>err &&
+	test_grep "1 signed promotion" err &&
+	cp s/registry/signed/v1.record record.good &&
+	sed "s/\"step\":8/\"step\":7/" record.good \
+		>s/registry/signed/v1.record &&
+	test_expect_code 1 ckpt -C s log --verify 2>err &&
+	test_grep "promotion-record-mismatch" err &&
+	cp record.good s/registry/signed/v1.record &&
+	save 9 0.2 &&
+	ckpt -C s promote r@9 --model signed >/dev/null &&
+	test_expect_code 1 ckpt -C s log --verify --require-signature 2>err &&
+	test_grep "promotion-unsigned" err &&
+	ckpt -C s log --verify >/dev/null 2>&1
+'
+
 test_expect_success 'prune never removes what a version needs' '
 	ckpt -C s prune --run r --keep-last 1 >out &&
 	test_grep "registry" out &&
@@ -186,7 +206,7 @@ test_expect_success 'prune never removes what a version needs' '
 	rm -rf s/runs/r/step-2 s/runs/r/step-3 &&
 	ckpt -C s verify llama@v1 llama@v2 >/dev/null &&
 	ckpt -C s log --verify 2>err &&
-	test_grep "3 versions match" err
+	test_grep "5 versions match" err
 '
 
 test_expect_success '--copy makes a self-contained version' '

@@ -59,12 +59,16 @@ check_registry() {
 
 # After the crash: the same command again succeeds and converges.
 check_retry() {
-	ckpt -C s promote r@2 --model m --alias prod >retry.out 2>&1 ||
+	ckpt -C s promote r@2 --model m --alias prod "$@" >retry.out 2>&1 ||
 		{ echo "retry failed"; cat retry.out; return 1; }
 	ckpt -C s --json log >log.json &&
 	test "$(grep -c '"seq":' log.json)" = 4 ||
 		{ echo "retry did not converge"; cat log.json; return 1; }
 	ckpt -C s log --verify >/dev/null 2>&1 || return 1
+	if test $# -gt 0; then
+		ckpt -C s log --verify --require-signature >/dev/null 2>&1 ||
+			{ echo "a committed promotion is not signed"; return 1; }
+	fi
 	ls s/registry/.staging >staging.left &&
 	test_cmp /dev/null staging.left ||
 		{ echo "staging left behind"; return 1; }
@@ -74,12 +78,14 @@ test_expect_success 'setup: m v1 with prod, r@2 to promote, the shim' '
 	test -f "$SHIM" &&
 	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-store.py" s0 r@1:loss=3 \
 		r@2:loss=2 &&
-	ckpt -C s0 promote -q r@1 --model m --alias prod
+	ckpt -C s0 keygen -o key --no-passphrase >/dev/null &&
+	ckpt -C s0 promote -q r@1 --model m --alias prod --sign-key key.key
 '
 
 # Every matching call, one at a time, until a promote runs without a hit.
 crash_every_step() {
 	action=$1
+	shift
 	n=1
 	while test $n -lt 100; do
 		rm -rf s && cp -a s0 s || return 1
@@ -88,7 +94,7 @@ crash_every_step() {
 		LD_PRELOAD="$SHIM" CKPT_FAULT_OP=any CKPT_FAULT_NTH=$n \
 		CKPT_FAULT_ACTION=$action CKPT_FAULT_LOG=fault.log \
 		CKPT_FAULT_PATH="*/s/*" \
-			ckpt -C s promote r@2 --model m --alias prod \
+			ckpt -C s promote r@2 --model m --alias prod "$@" \
 			>out 2>err </dev/null || rc=$?
 		if ! grep -q "^hit" fault.log 2>/dev/null; then
 			test "$rc" = 0 || { cat err; return 1; }
@@ -101,7 +107,7 @@ crash_every_step() {
 			echo "expected SIGKILL at step $n, got $rc"; cat err
 			return 1
 		fi
-		{ check_registry "$rc" && check_retry; } ||
+		{ check_registry "$rc" && check_retry "$@"; } ||
 			{ echo "after step $n ($action, rc $rc):";
 			  grep "^hit" fault.log; cat err; return 1; }
 		n=$((n + 1))
@@ -115,6 +121,10 @@ for action in crash crash-after fail; do
 		crash_every_step $action
 	"
 done
+
+test_expect_success 'signed promote: a crash at every step' '
+	crash_every_step crash --sign-key key.key
+'
 
 test_expect_success 'alias: a crash at every step leaves old or new' '
 	n=1

@@ -1590,6 +1590,12 @@ struct ckpt_promote_opts {
 	size_t ngates;
 	const struct ckpt_verify_options *verify;	/* may be NULL */
 	long lock_timeout_ms;		/* as ckpt_store_lock() */
+	/* Sign the promotion with this secret key (ckpt_sign_manifest()):
+	 * registry/MODEL/vN.record holds the promote record's line and
+	 * vN.record.sig its signature.  NULL: unsigned. */
+	const char *sign_key;
+	const char *passphrase;		/* of sign_key, or NULL */
+	size_t passlen;
 };
 
 struct ckpt_gate_result {
@@ -1617,6 +1623,7 @@ struct ckpt_promote_result {
 	bool verified;			/* the verification passed */
 	const struct ckpt_report *report;	/* NULL when not verified */
 	const char *refused;		/* why it was refused, or NULL */
+	const char *signer;		/* key id when signed, else NULL */
 };
 
 /**
@@ -1632,6 +1639,18 @@ CKPT_API int ckpt_promote(struct ckpt_store *s, const char *src,
     const struct ckpt_promote_opts *opts,
     struct ckpt_promote_result **out, struct ckpt_error *err);
 CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
+
+/**
+ * Checks the signed promotions of r's store: for each version with a
+ * vN.record.sig, that vN.record is its promote record and the signature
+ * is valid by a key of vo (vo->keys and the store's .ckpt/keys/ *.pub).
+ * Adds a finding to r for each problem (promotion-record-mismatch,
+ * promotion-signature-invalid, promotion-signature-unknown-key, and with
+ * require promotion-unsigned); *nsigned counts the valid ones.
+ */
+CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
+    struct ckpt_registry *r, const struct ckpt_verify_options *vo,
+    bool require, size_t *nsigned, struct ckpt_error *err);
 
 #ifdef __cplusplus
 }

@@ -229,9 +229,10 @@ ckpt_registry_free(struct ckpt_registry *r)
 /* Problems: errors when strict, findings when lenient                  */
 /* ------------------------------------------------------------------ */
 
-static int
-add_finding(struct ckpt_registry *r, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *msg)
+int
+reg_add_finding(struct ckpt_registry *r, const char *id,
+    enum ckpt_severity sev, const char *path, const char *subject,
+    int64_t offset, const char *msg)
 {
 	struct ckpt_finding *p = reallocarray(r->probs, r->nprobs + 1,
 	    sizeof(*p));
@@ -273,7 +274,8 @@ problem(struct ckpt_registry *r, struct ckpt_error *err, const char *id,
 	if (!r->lenient)
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, r->name, offset,
 		    "%s", msg);
-	if (add_finding(r, id, CKPT_SEV_ERROR, r->name, NULL, offset, msg))
+	if (reg_add_finding(r, id, CKPT_SEV_ERROR, r->name, NULL, offset,
+	    msg))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
 }
@@ -969,8 +971,8 @@ write_json(const char *path, json_t *o, struct ckpt_error *err)
 	return rc;
 }
 
-static char *
-model_file(struct ckpt_store *s, const char *model, const char *fmt,
+char *
+reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
     int64_t n)
 {
 	char rel[CKPT_NAME_MAX + 64], name[48];
@@ -984,7 +986,7 @@ int
 reg_write_version_file(struct ckpt_store *s, const struct ckpt_reg_version *v,
     struct ckpt_error *err)
 {
-	char *path = model_file(s, v->model, "v%lld.json", v->version);
+	char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
 	json_t *o = version_json(v);
 	int rc;
 
@@ -998,7 +1000,7 @@ int
 reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
     const char *model, struct ckpt_error *err)
 {
-	char *path = model_file(s, model, "aliases.json", 0), *dir;
+	char *path = reg_model_file(s, model, "aliases.json", 0), *dir;
 	json_t *o = aliases_json(r, model);
 	int rc;
 
@@ -1029,7 +1031,11 @@ file_matches(const char *path, json_t *want)
 	return same;
 }
 
-/* "v12" or "v12.json" -> 12 and whether it is the .json; else 0. */
+/*
+ * The files of version N in a model directory: "vN" (its files), "vN.json",
+ * "vN.record" and "vN.record.sig" (a signed promotion) -> N, and whether
+ * it is the .json; 0 for anything else.
+ */
 static int64_t
 version_entry(const char *name, bool *is_json)
 {
@@ -1044,7 +1050,10 @@ version_entry(const char *name, bool *is_json)
 		v = v * 10 + (*p - '0');
 	}
 	*is_json = !strcmp(p, ".json");
-	return *p && !*is_json ? 0 : v;
+	if (*p && !*is_json && strcmp(p, ".record") &&
+	    strcmp(p, ".record.sig"))
+		return 0;
+	return v;
 }
 
 /*
@@ -1127,7 +1136,7 @@ check_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 	    "moves it to the trash)", path ? path : REG_DIR, model, name);
 	free(path);
 	(void)is_json;
-	if (add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL, model,
+	if (reg_add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL, model,
 	    -1, msg))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
@@ -1143,7 +1152,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = model_file(s, v->model, "v%lld.json", v->version);
+		char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
 		json_t *want = version_json(v);
 		struct stat st;
 		int m;
@@ -1155,14 +1164,14 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 		m = file_matches(path, want);
 		json_decref(want);
-		if (m <= 0 && add_finding(r, m < 0 ? "registry-file-missing" :
+		if (m <= 0 && reg_add_finding(r, m < 0 ? "registry-file-missing" :
 		    "registry-file-mismatch", CKPT_SEV_ERROR, path, NULL, -1,
 		    m < 0 ? "missing: the history has this version" :
 		    "differs from the history's record of this version"))
 			rc = ckpt_error_nomem(err);
 		free(path);
 		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
-		    add_finding(r, "registry-version-missing", CKPT_SEV_ERROR,
+		    reg_add_finding(r, "registry-version-missing", CKPT_SEV_ERROR,
 		    v->path, NULL, -1, "the version's directory is missing"))
 			rc = ckpt_error_nomem(err);
 		if (rc)
@@ -1180,7 +1189,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 	}
 	for (size_t i = 0; !rc && i < nmodels; i++) {
-		char *path = model_file(s, models[i], "aliases.json", 0);
+		char *path = reg_model_file(s, models[i], "aliases.json", 0);
 		json_t *want = aliases_json(r, models[i]);
 		int m = path ? file_matches(path, want) : 0;
 
@@ -1189,7 +1198,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		if (m < 0 && !json_object_size(json_object_get(want,
 		    "aliases")))
 			m = 1;
-		if (m <= 0 && add_finding(r, m < 0 ? "registry-file-missing" :
+		if (m <= 0 && reg_add_finding(r, m < 0 ? "registry-file-missing" :
 		    "registry-file-mismatch", CKPT_SEV_ERROR, path, NULL, -1,
 		    m < 0 ? "missing: the history has aliases for this model" :
 		    "differs from the aliases the history gives"))
@@ -1330,7 +1339,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		return rc;
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = model_file(s, v->model, "v%lld.json", v->version);
+		char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
 		json_t *want = version_json(v);
 		int m = path && want ? file_matches(path, want) : -2;
 
@@ -1347,7 +1356,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		    r->vers[i + 1].pub.model)) {
 			json_t *aw = aliases_json(r, v->model);
 
-			path = model_file(s, v->model, "aliases.json", 0);
+			path = reg_model_file(s, v->model, "aliases.json", 0);
 			m = path && aw ? file_matches(path, aw) : -2;
 			if (m < 0 && m != -2 && !json_object_size(
 			    json_object_get(aw, "aliases")))

@@ -53,6 +53,14 @@ char *reg_staging_name(void);
 /* An alias name: a valid name that is not vN, all digits, latest or
  * best (which references read otherwise). */
 int reg_alias_name_check(const char *alias, struct ckpt_error *err);
+/* Adds a finding to r (see ckpt_registry_problem); -1 out of memory. */
+int reg_add_finding(struct ckpt_registry *r, const char *id,
+    enum ckpt_severity sev, const char *path, const char *subject,
+    int64_t offset, const char *msg);
+/* STORE/registry/MODEL/NAME where NAME is fmt with %lld = n; newly
+ * allocated. */
+char *reg_model_file(struct ckpt_store *s, const char *model,
+    const char *fmt, int64_t n);
 /* Moves path (inside the store) into STORE/.ckpt/trash/. */
 int reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
     struct ckpt_error *err);

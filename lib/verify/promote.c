@@ -26,6 +26,7 @@
 
 #include "store/store.h"
 #include "store/registry.h"
+#include "verify/verify.h"
 
 #define MAX_GATES	64
 
@@ -36,6 +37,7 @@ struct promote {
 	struct ckpt_alias_move *moves;
 	struct ckpt_report *report;
 	char *model, *run, *manifest, *path, *refused;
+	char keyid[CKPT_KEYID_HEX];
 };
 
 void
@@ -373,6 +375,55 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_opts *o,
 	return rc;
 }
 
+/*
+ * Signs the promote record just appended (the last one): its line goes
+ * to vN.record, the signature to vN.record.sig, before the commit (a
+ * crash leaves them to the repair, as vN.json).
+ */
+static int
+sign_record(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_promote_opts *o, struct promote *p,
+    struct ckpt_error *err)
+{
+	const struct ckpt_reg_record *rec = ckpt_registry_record(r,
+	    ckpt_registry_record_count(r) - 1);
+	char *path = reg_model_file(s, o->model, "v%lld.record",
+	    p->pub.version), *sig = NULL, comment[CKPT_NAME_MAX + 64];
+	int rc;
+
+	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	snprintf(comment, sizeof(comment), "promotion %s v%lld", o->model,
+	    (long long)p->pub.version);
+	rc = ckpt_write_file_atomic(path, rec->json, strlen(rec->json), err);
+	if (!rc)
+		rc = ckpt_sign_manifest(o->sign_key, o->passphrase, o->passlen,
+		    path, sig, comment, p->keyid, err);
+	if (!rc)
+		p->pub.signer = p->keyid;
+	free(path);
+	free(sig);
+	return rc;
+}
+
+/* The signature files of an uncommitted version, on the way out. */
+static void
+unlink_record(struct ckpt_store *s, const char *model, int64_t version)
+{
+	char *path = reg_model_file(s, model, "v%lld.record", version);
+	char *sig = NULL;
+
+	if (path && asprintf(&sig, "%s.sig", path) >= 0) {
+		unlink(sig);
+		free(sig);
+	}
+	if (path)
+		unlink(path);
+	free(path);
+}
+
 static const char *
 storage_name(const struct promote *p)
 {
@@ -465,6 +516,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	if (!rc)
 		rc = reg_write_version_file(s, ckpt_registry_find_version(r,
 		    o->model, p->pub.version), err);
+	if (!rc && o->sign_key)
+		rc = sign_record(s, r, o, p, err);
 	if (!rc)
 		rc = plan_aliases(r, o, p->pub.version, p, err);
 	if (!rc) {
@@ -483,6 +536,7 @@ commit:
 
 		if (vjson)
 			unlink(vjson);
+		unlink_record(s, o->model, p->pub.version);
 		if (back && rename(back, vdir))
 			(void)reg_to_trash(s, back, "uncommitted", NULL);
 	}
@@ -654,5 +708,100 @@ out:
 		return rc;
 	}
 	*out = &p->pub;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signed promotions                                                    */
+/* ------------------------------------------------------------------ */
+
+static const struct ckpt_reg_record *
+record_of(const struct ckpt_registry *r, const char *digest)
+{
+	for (size_t i = 0; i < ckpt_registry_record_count(r); i++)
+		if (!strcmp(ckpt_registry_record(r, i)->digest, digest))
+			return ckpt_registry_record(r, i);
+	return NULL;
+}
+
+/* One version's signed promotion; 1 when valid, 0 otherwise. */
+static int
+check_one(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_reg_version *v, char **keys, size_t nkeys,
+    bool require, struct ckpt_error *err)
+{
+	const struct ckpt_reg_record *rec = record_of(r, v->record);
+	char *path = reg_model_file(s, v->model, "v%lld.record", v->version);
+	char *sig = NULL, *text = NULL, keyid[CKPT_KEYID_HEX], msg[512];
+	const char *id = NULL;
+	struct ckpt_error e;
+	int rc, ok = 0;
+
+	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	ckpt_error_clear(&e);
+	if (access(sig, F_OK)) {
+		if (require) {
+			id = "promotion-unsigned";
+			snprintf(msg, sizeof(msg), "%s v%lld: the promotion is "
+			    "not signed", v->model, (long long)v->version);
+		}
+	} else if (ckpt_read_file(path, 1 << 20, &text, NULL, &e) || !rec ||
+	    strcmp(text, rec->json)) {
+		id = "promotion-record-mismatch";
+		snprintf(msg, sizeof(msg), "is not the history's record of "
+		    "%s v%lld", v->model, (long long)v->version);
+	} else if ((rc = ckpt_signature_check(path, sig,
+	    (const char *const *)keys, nkeys, keyid, &e))) {
+		id = rc == CKPT_ERR_NOTFOUND ?
+		    "promotion-signature-unknown-key" :
+		    "promotion-signature-invalid";
+		snprintf(msg, sizeof(msg), "%s", e.message);
+	} else {
+		ok = 1;
+	}
+	rc = CKPT_OK;
+	if (id && reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1, msg))
+		rc = ckpt_error_nomem(err);
+	free(text);
+	free(sig);
+	free(path);
+	return rc ? rc : ok;
+}
+
+int
+ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_verify_options *vo, bool require, size_t *nsigned,
+    struct ckpt_error *err)
+{
+	struct ckpt_verify_options o;
+	char **keys = NULL;
+	size_t nkeys = 0, n = 0;
+	int rc = CKPT_OK;
+
+	if (vo)
+		o = *vo;
+	else
+		memset(&o, 0, sizeof(o));
+	if (!o.store)
+		o.store = ckpt_store_root(s);
+	if (vman_trusted_keys(&o, NULL, &keys, &nkeys))
+		rc = ckpt_error_nomem(err);
+	for (size_t i = 0; !rc && i < ckpt_registry_version_count(r); i++) {
+		int one = check_one(s, r, ckpt_registry_version(r, i), keys,
+		    nkeys, require, err);
+
+		if (one < 0)
+			rc = one;
+		else
+			n += (size_t)one;
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	if (nsigned)
+		*nsigned = n;
 	return rc;
 }
