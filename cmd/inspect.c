@@ -15,10 +15,10 @@
  *    pickle's object tree, a JSON document) prints as an indented tree;
  *    subtrees holding only tensors collapse to "(N tensors)" since the
  *    tensor table lists them, and --depth bounds the nesting.
- *  - --stats splits the tensors into ranges of at most 16 Mi elements and
- *    hands them to one worker thread per core (at least two); each range is
- *    read with pread, and the partial results are merged in a fixed order,
- *    so the numbers do not depend on the thread count.
+ *  - --stats runs the library's parallel statistics driver
+ *    (ckpt_tensor_stats_many): tensors split into pieces on every core,
+ *    merged in a fixed order, so the numbers do not depend on the thread
+ *    count.
  *  - Exit 3 when a file cannot be read at all, or when a file that should
  *    hold weights is not in any known format (a Git LFS pointer, an HTML
  *    page, an empty file): the error names the file, the problem and the
@@ -93,45 +93,6 @@ num_str(double v, char *buf, size_t len)
 /* Statistics, in parallel                                           */
 /* ---------------------------------------------------------------- */
 
-#define STATS_PIECE (16ull << 20)	/* elements per work item */
-
-struct stats_item {
-	const struct ckpt_file *f;
-	const struct ckpt_tensor *t;
-	uint64_t first, n;
-	size_t slot;			/* result slot of the tensor */
-	struct ckpt_tensor_stats st;
-	struct ckpt_error err;
-	int rc;
-};
-
-struct stats_job {
-	struct stats_item *items;
-	size_t nitems;
-	size_t next;
-	pthread_mutex_t lock;
-};
-
-static void *
-stats_worker(void *arg)
-{
-	struct stats_job *job = arg;
-
-	for (;;) {
-		struct stats_item *it;
-
-		pthread_mutex_lock(&job->lock);
-		it = job->next < job->nitems ? &job->items[job->next++] : NULL;
-		pthread_mutex_unlock(&job->lock);
-		if (!it)
-			return NULL;
-		ckpt_tensor_stats_init(&it->st);
-		ckpt_error_clear(&it->err);
-		it->rc = ckpt_tensor_stats_range(it->f, it->t, it->first,
-		    it->n, &it->st, &it->err);
-	}
-}
-
 /*
  * Tensors whose elements are in the file: plain ones, quantized (their
  * raw integers) and numpy arrays.  DCP tensors live in other files as
@@ -156,20 +117,20 @@ struct tensor_result {
 };
 
 /*
- * Computes the statistics of every selected tensor of c.  Results are
- * indexed by (file, tensor) through res/nres in file then tensor order.
- * A tensor whose data cannot be read gets an error string instead, and
- * the function returns -1 after printing it.
+ * Computes the statistics of every selected tensor of c, on every core
+ * (ckpt_tensor_stats_many).  Results are indexed by (file, tensor)
+ * through res/nres in file then tensor order.  A tensor whose data
+ * cannot be read gets an error string instead, and the function returns
+ * -1 after printing it.
  */
 static int
 compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
     struct tensor_result **res_out, size_t *nres_out)
 {
 	struct tensor_result *res = NULL;
-	struct stats_job job = { .items = NULL };
-	size_t nres = 0, nthreads;
-	pthread_t *tids;
-	long ncpu;
+	struct ckpt_stats_item *items = NULL;
+	struct ckpt_error err;
+	size_t nres = 0;
 	int status = 0;
 
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
@@ -183,62 +144,29 @@ compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
 			if (!selected(o, t) || !has_data(t))
 				continue;
 			res = xreallocarray(res, nres + 1, sizeof(*res));
+			items = xreallocarray(items, nres + 1, sizeof(*items));
 			memset(&res[nres], 0, sizeof(*res));
-			res[nres].f = f;
-			res[nres].t = t;
-			ckpt_tensor_stats_init(&res[nres].st);
-			for (uint64_t first = 0; first < t->numel;
-			    first += STATS_PIECE) {
-				struct stats_item *it;
-
-				job.items = xreallocarray(job.items,
-				    job.nitems + 1, sizeof(*job.items));
-				it = &job.items[job.nitems++];
-				memset(it, 0, sizeof(*it));
-				it->f = f;
-				it->t = t;
-				it->first = first;
-				it->n = t->numel - first < STATS_PIECE ?
-				    t->numel - first : STATS_PIECE;
-				it->slot = nres;
-			}
+			memset(&items[nres], 0, sizeof(*items));
+			res[nres].f = items[nres].f = f;
+			res[nres].t = items[nres].t = t;
 			nres++;
 		}
 	}
-
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	nthreads = o->threads > 0 ? (size_t)o->threads :
-	    ncpu > 2 ? (size_t)ncpu : 2;
-	if (nthreads > job.nitems)
-		nthreads = job.nitems ? job.nitems : 1;
-	pthread_mutex_init(&job.lock, NULL);
-	tids = xcalloc(nthreads, sizeof(*tids));
-	for (size_t i = 0; i < nthreads; i++)
-		if (pthread_create(&tids[i], NULL, stats_worker, &job))
-			die("cannot start a thread");
-	for (size_t i = 0; i < nthreads; i++)
-		pthread_join(tids[i], NULL);
-	pthread_mutex_destroy(&job.lock);
-	free(tids);
-
-	/* Merge in item order: the same numbers for any thread count. */
-	for (size_t i = 0; i < job.nitems; i++) {
-		struct stats_item *it = &job.items[i];
-		struct tensor_result *r = &res[it->slot];
-
-		if (r->error)
-			continue;
-		if (it->rc) {
-			error_ckpt(&it->err);
-			r->error = xstrdup(it->err.message);
+	ckpt_error_clear(&err);
+	if (ckpt_tensor_stats_many(items, nres, (unsigned int)o->threads,
+	    &err))
+		die_ckpt(&err);
+	for (size_t i = 0; i < nres; i++) {
+		if (items[i].rc) {
+			error_ckpt(&items[i].err);
+			res[i].error = xstrdup(items[i].err.message);
 			status = -1;
 			continue;
 		}
-		ckpt_tensor_stats_merge(&r->st, &it->st);
+		res[i].st = items[i].st;
+		res[i].done = true;
 	}
-	for (size_t i = 0; i < nres; i++)
-		res[i].done = !res[i].error;
-	free(job.items);
+	free(items);
 	*res_out = res;
 	*nres_out = nres;
 	return status;

@@ -89,11 +89,12 @@ test_expect_success '--stats on a tensor larger than one piece, any thread count
 	EOF
 '
 
+# The calling thread is one of the workers: --threads 2 starts one more.
 test_expect_success '--stats uses more than one thread' '
 	if command -v strace >/dev/null && test_have_prereq NOT_SANITIZED; then
 		strace -f -e trace=clone,clone3 -o trace \
 			ckpt inspect --stats --threads 2 big.safetensors >/dev/null &&
-		test $(grep -c "clone" trace) -ge 2
+		test $(grep -c "clone" trace) -ge 1
 	fi
 '
 

@@ -73,52 +73,6 @@ ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
 }
 
 int
-ckpt_findings_vappend(struct ckpt_finding **list, size_t *n, const char *id,
-    enum ckpt_severity sev, const char *path, const char *subject,
-    int64_t offset, const char *fmt, va_list ap)
-{
-	struct ckpt_finding *p, *f;
-	char *msg;
-
-	if (vasprintf(&msg, fmt, ap) < 0)
-		return CKPT_ERR_NOMEM;
-	p = reallocarray(*list, *n + 1, sizeof(*p));
-	if (!p) {
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	*list = p;
-	f = &p[*n];
-	f->id = strdup(id);
-	f->severity = sev;
-	f->path = dup_or_null(path);
-	f->subject = dup_or_null(subject);
-	f->message = msg;
-	f->offset = offset;
-	if (!f->id || (path && !f->path) || (subject && !f->subject)) {
-		free((char *)f->id);
-		free((char *)f->path);
-		free((char *)f->subject);
-		free(msg);
-		return CKPT_ERR_NOMEM;
-	}
-	(*n)++;
-	return CKPT_OK;
-}
-
-void
-ckpt_findings_free(struct ckpt_finding *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free((char *)list[i].id);
-		free((char *)list[i].path);
-		free((char *)list[i].subject);
-		free((char *)list[i].message);
-	}
-	free(list);
-}
-
-int
 ckpt_file_add_finding(struct ckpt_file *f, const char *id,
     enum ckpt_severity sev, const char *subject, int64_t offset,
     const char *fmt, ...)

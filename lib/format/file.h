@@ -10,6 +10,7 @@
 #define CKPT_FILE_H
 
 #include "util/internal.h"
+#include "util/findings.h"
 
 struct ckpt_global_ref {
 	char *name;		/* "module.qualname" after py2 mapping */
@@ -41,16 +42,6 @@ struct ckpt_file {
 	void *priv;
 	void (*priv_free)(void *priv);
 };
-
-/*
- * Appends a finding to a list (file and checkpoint findings alike); every
- * string is copied.  ckpt_findings_free() releases the list.
- */
-int ckpt_findings_vappend(struct ckpt_finding **list, size_t *n,
-    const char *id, enum ckpt_severity sev, const char *path,
-    const char *subject, int64_t offset, const char *fmt, va_list ap)
-    CKPT_PRINTF(8, 0);
-void ckpt_findings_free(struct ckpt_finding *list, size_t n);
 
 /* Copies t (name, shape, strides, storage and kind included). */
 int ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,

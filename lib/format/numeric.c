@@ -22,15 +22,18 @@
  * Statistics run over values: complex elements contribute their real and
  * imaginary parts as two values.  min, max, mean and std cover the finite
  * values only; std is the population standard deviation (ddof = 0, as
- * numpy's default; torch.std defaults to ddof = 1).  Chunks are reduced
- * with a two-pass mean and sum of squared deviations and merged with
- * Chan's formula, which is as stable as Welford's update and much faster.
+ * numpy's default; torch.std defaults to ddof = 1).  The reductions are
+ * the kernels of kernels.c (blocks of 1024 values, SIMD or portable, a
+ * pairwise merge tree); this file reads tensors in chunks, decodes them a
+ * block at a time, and spreads pieces of tensors over threads.
  */
 #include "util/internal.h"
 
 #include <math.h>
+#include <pthread.h>
 
 #include "format/file.h"
+#include "format/kernels.h"
 
 enum mf_style { MF_IEEE, MF_FN, MF_FNUZ, MF_FINITE };
 
@@ -55,23 +58,101 @@ minifloat(unsigned v, int ebits, int mbits, int bias, enum mf_style style)
 	return sign ? -x : x;
 }
 
-static uint64_t
-le(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
+/* Decoded values of the 8-bit formats, built once. */
+enum { T_E5M2, T_E4M3, T_E4M3FNUZ, T_E5M2FNUZ, T_E8M0, T_F4, T_F6_E2M3,
+	T_F6_E3M2, T_COUNT };
+static double tables[T_COUNT][256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
+static void
+build_tables(void)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		tables[T_E5M2][v] = minifloat(v, 5, 2, 15, MF_IEEE);
+		tables[T_E4M3][v] = minifloat(v, 4, 3, 7, MF_FN);
+		tables[T_E4M3FNUZ][v] = minifloat(v, 4, 3, 8, MF_FNUZ);
+		tables[T_E5M2FNUZ][v] = minifloat(v, 5, 2, 16, MF_FNUZ);
+		tables[T_E8M0][v] = v == 0xff ? NAN : ldexp(1.0, (int)v - 127);
+		tables[T_F4][v] = minifloat(v & 0xf, 2, 1, 1, MF_FINITE);
+		tables[T_F6_E2M3][v] = minifloat(v & 0x3f, 2, 3, 1, MF_FINITE);
+		tables[T_F6_E3M2][v] = minifloat(v & 0x3f, 3, 2, 3, MF_FINITE);
+	}
 }
 
-static double
+static const double *
+table(int which)
+{
+	pthread_once(&tables_once, build_tables);
+	return tables[which];
+}
+
+/* Little-endian loads; on a little-endian host a memcpy the compiler
+ * turns into one move, which keeps the loops below vectorisable. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LOAD(bits) \
+	static inline uint##bits##_t \
+	ld##bits(const unsigned char *p) \
+	{ \
+		uint##bits##_t v; \
+		memcpy(&v, p, sizeof(v)); \
+		return v; \
+	}
+#else
+#define LOAD(bits) \
+	static inline uint##bits##_t \
+	ld##bits(const unsigned char *p) \
+	{ \
+		uint##bits##_t v = 0; \
+		for (unsigned i = 0; i < bits / 8; i++) \
+			v |= (uint##bits##_t)p[i] << (8 * i); \
+		return v; \
+	}
+#endif
+LOAD(16)
+LOAD(32)
+LOAD(64)
+
+static inline double
 f32_bits(uint32_t b)
 {
 	float f;
 
 	memcpy(&f, &b, sizeof(f));
 	return (double)f;
+}
+
+/*
+ * F16 by bit operations, exact: the 15 bits below the sign, moved to a
+ * float's exponent and mantissa, are the value times 2^-112 (for normal
+ * and subnormal halves alike), and a multiplication by 2^112 is exact;
+ * the all-ones exponent becomes the float's (Inf, NaN with its payload).
+ */
+void
+ckpt_decode_f16_portable(const unsigned char *p, size_t n, double *d)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t h = ld16(p + 2 * i);
+		uint32_t m = (h & 0x7fff) << 13, b;
+		float f;
+
+		if ((h & 0x7c00) == 0x7c00)
+			b = m | 0x7f800000;
+		else {
+			memcpy(&f, &m, 4);
+			f *= 0x1p112f;
+			memcpy(&b, &f, 4);
+		}
+		b |= (h & 0x8000) << 16;
+		memcpy(&f, &b, 4);
+		d[i] = f;
+	}
+}
+
+static void
+by_table(const unsigned char *p, uint64_t n, const double *t, double *d)
+{
+	for (uint64_t i = 0; i < n; i++)
+		d[i] = t[p[i]];
 }
 
 unsigned int
@@ -86,7 +167,10 @@ ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src, uint64_t n,
     double *dst)
 {
 	const unsigned char *p = src;
+	uint64_t nv = n * ckpt_dtype_components(dt);
 
+	if (n <= SIZE_MAX && ckpt_kdecode_simd(dt, src, (size_t)n, dst))
+		return CKPT_OK;
 	switch (dt) {
 	case CKPT_DTYPE_BOOL:
 		for (uint64_t i = 0; i < n; i++)
@@ -104,97 +188,86 @@ ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src, uint64_t n,
 		return CKPT_OK;
 	case CKPT_DTYPE_I16:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (int16_t)le(p + 2 * i, 2);
+			dst[i] = (int16_t)ld16(p + 2 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_U16:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (double)le(p + 2 * i, 2);
+			dst[i] = ld16(p + 2 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_I32:
 	case CKPT_DTYPE_QI32:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (int32_t)le(p + 4 * i, 4);
+			dst[i] = (int32_t)ld32(p + 4 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_U32:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (double)le(p + 4 * i, 4);
+			dst[i] = ld32(p + 4 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_I64:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (double)(int64_t)le(p + 8 * i, 8);
+			dst[i] = (double)(int64_t)ld64(p + 8 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_U64:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = (double)le(p + 8 * i, 8);
+			dst[i] = (double)ld64(p + 8 * i);
 		return CKPT_OK;
 	case CKPT_DTYPE_F16:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = minifloat((unsigned)le(p + 2 * i, 2), 5, 10,
-			    15, MF_IEEE);
-		return CKPT_OK;
 	case CKPT_DTYPE_C32:
-		for (uint64_t i = 0; i < 2 * n; i++)
-			dst[i] = minifloat((unsigned)le(p + 2 * i, 2), 5, 10,
-			    15, MF_IEEE);
+		ckpt_decode_f16_portable(p, (size_t)nv, dst);
 		return CKPT_OK;
 	case CKPT_DTYPE_BF16:
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = f32_bits((uint32_t)le(p + 2 * i, 2) << 16);
+			dst[i] = f32_bits((uint32_t)ld16(p + 2 * i) << 16);
 		return CKPT_OK;
 	case CKPT_DTYPE_F32:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = f32_bits((uint32_t)le(p + 4 * i, 4));
-		return CKPT_OK;
 	case CKPT_DTYPE_C64:
-		for (uint64_t i = 0; i < 2 * n; i++)
-			dst[i] = f32_bits((uint32_t)le(p + 4 * i, 4));
+		for (uint64_t i = 0; i < nv; i++)
+			dst[i] = f32_bits(ld32(p + 4 * i));
 		return CKPT_OK;
 	case CKPT_DTYPE_F64:
 	case CKPT_DTYPE_C128:
-		for (uint64_t i = 0; i < n * ckpt_dtype_components(dt); i++) {
-			uint64_t b = le(p + 8 * i, 8);
+		for (uint64_t i = 0; i < nv; i++) {
+			uint64_t b = ld64(p + 8 * i);
 
 			memcpy(&dst[i], &b, sizeof(b));
 		}
 		return CKPT_OK;
 	case CKPT_DTYPE_F8_E5M2:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = minifloat(p[i], 5, 2, 15, MF_IEEE);
+		by_table(p, n, table(T_E5M2), dst);
 		return CKPT_OK;
 	case CKPT_DTYPE_F8_E4M3:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = minifloat(p[i], 4, 3, 7, MF_FN);
+		by_table(p, n, table(T_E4M3), dst);
 		return CKPT_OK;
 	case CKPT_DTYPE_F8_E4M3FNUZ:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = minifloat(p[i], 4, 3, 8, MF_FNUZ);
+		by_table(p, n, table(T_E4M3FNUZ), dst);
 		return CKPT_OK;
 	case CKPT_DTYPE_F8_E5M2FNUZ:
-		for (uint64_t i = 0; i < n; i++)
-			dst[i] = minifloat(p[i], 5, 2, 16, MF_FNUZ);
+		by_table(p, n, table(T_E5M2FNUZ), dst);
 		return CKPT_OK;
 	case CKPT_DTYPE_F8_E8M0:
+		by_table(p, n, table(T_E8M0), dst);
+		return CKPT_OK;
+	case CKPT_DTYPE_F4: {
+		const double *t = table(T_F4);
+
 		for (uint64_t i = 0; i < n; i++)
-			dst[i] = p[i] == 0xff ? NAN : ldexp(1.0, p[i] - 127);
+			dst[i] = t[(p[i / 2] >> (4 * (i % 2))) & 0xf];
 		return CKPT_OK;
-	case CKPT_DTYPE_F4:
-		for (uint64_t i = 0; i < n; i++) {
-			unsigned v = (p[i / 2] >> (4 * (i % 2))) & 0xf;
-
-			dst[i] = minifloat(v, 2, 1, 1, MF_FINITE);
-		}
-		return CKPT_OK;
+	}
 	case CKPT_DTYPE_F6_E2M3:
-	case CKPT_DTYPE_F6_E3M2:
-		for (uint64_t i = 0; i < n; i++) {
-			uint32_t w = (uint32_t)le(p + 3 * (i / 4), 3);
-			unsigned v = (w >> (6 * (i % 4))) & 0x3f;
+	case CKPT_DTYPE_F6_E3M2: {
+		const double *t = table(dt == CKPT_DTYPE_F6_E2M3 ?
+		    T_F6_E2M3 : T_F6_E3M2);
 
-			dst[i] = dt == CKPT_DTYPE_F6_E2M3 ?
-			    minifloat(v, 2, 3, 1, MF_FINITE) :
-			    minifloat(v, 3, 2, 3, MF_FINITE);
+		for (uint64_t i = 0; i < n; i++) {
+			const unsigned char *q = p + 3 * (i / 4);
+			uint32_t w = q[0] | (uint32_t)q[1] << 8 |
+			    (uint32_t)q[2] << 16;
+
+			dst[i] = t[(w >> (6 * (i % 4))) & 0x3f];
 		}
 		return CKPT_OK;
+	}
 	case CKPT_DTYPE_QU4X2:
 	case CKPT_DTYPE_QU2X4:
 	case CKPT_DTYPE_COUNT:
@@ -261,58 +334,71 @@ void
 ckpt_tensor_stats_add(struct ckpt_tensor_stats *st, const double *v,
     size_t n)
 {
-	struct ckpt_tensor_stats c;
-	double sum = 0, m2 = 0;
+	struct ckpt_kstats_tree tr;
 
-	ckpt_tensor_stats_init(&c);
-	c.count = n;
-	for (size_t i = 0; i < n; i++) {
-		double x = v[i];
+	ckpt_kstats_tree_init(&tr);
+	for (size_t i = 0; i < n; i += CKPT_KBLOCK) {
+		struct ckpt_tensor_stats b;
 
-		if (isnan(x)) {
-			c.nan++;
-		} else if (isinf(x)) {
-			if (x > 0)
-				c.pos_inf++;
-			else
-				c.neg_inf++;
-		} else {
-			if (x == 0)
-				c.zeros++;
-			if (!c.finite || x < c.min)
-				c.min = x;
-			if (!c.finite || x > c.max)
-				c.max = x;
-			sum += x;
-			c.finite++;
-		}
+		ckpt_kstats_block(v + i, n - i < CKPT_KBLOCK ? n - i :
+		    CKPT_KBLOCK, &b);
+		ckpt_kstats_tree_push(&tr, &b);
 	}
-	if (c.finite) {
-		c.mean = sum / (double)c.finite;
-		/* Large finite values can overflow sum to Inf: fall back
-		 * to a running mean, which cannot. */
-		if (!isfinite(c.mean)) {
-			uint64_t k = 0;
-
-			c.mean = 0;
-			for (size_t i = 0; i < n; i++)
-				if (isfinite(v[i]))
-					c.mean += (v[i] - c.mean) /
-					    (double)++k;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (isfinite(v[i])) {
-				double d = v[i] - c.mean;
-
-				m2 += d * d;
-			}
-		c.m2 = m2;
-	}
-	ckpt_tensor_stats_merge(st, &c);
+	ckpt_kstats_tree_fold(&tr, st);
 }
 
-/* Elements per read: a multiple of 8 so that sub-byte runs stay whole. */
-#define STATS_CHUNK 65536
+/*
+ * Elements per read: a multiple of 8 so that sub-byte runs stay whole,
+ * and of CKPT_KBLOCK so that blocks never straddle two reads (the numbers
+ * then depend only on where a range starts, not on the read size).
+ */
+#define CHUNK 65536
+
+static int
+check_range(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    uint64_t first, uint64_t nelem, const char *what,
+    struct ckpt_error *err)
+{
+	uint64_t end;
+
+	if (!ckpt_add_u64(first, nelem, &end) || end > t->numel)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path, -1,
+		    "elements %llu+%llu out of range for tensor '%s'",
+		    (unsigned long long)first, (unsigned long long)nelem,
+		    t->name ? t->name : "");
+	if (!ckpt_dtype_bits(t->dtype) || t->dtype == CKPT_DTYPE_QU4X2 ||
+	    t->dtype == CKPT_DTYPE_QU2X4)
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
+		    "tensor '%s': %s of %s elements are not supported",
+		    t->name ? t->name : "", what, ckpt_dtype_name(t->dtype));
+	return CKPT_OK;
+}
+
+/* A read buffer and a block of doubles, per worker. */
+struct kbuf {
+	unsigned char *raw;
+	double *vals;
+};
+
+static int
+kbuf_alloc(struct kbuf *b, enum ckpt_dtype dt, struct ckpt_error *err)
+{
+	b->raw = malloc((size_t)CHUNK * ckpt_dtype_bits(dt) / 8 + 8);
+	b->vals = malloc(2 * CKPT_KBLOCK * sizeof(*b->vals));
+	if (!b->raw || !b->vals) {
+		free(b->raw);
+		free(b->vals);
+		return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
+static void
+kbuf_free(struct kbuf *b)
+{
+	free(b->raw);
+	free(b->vals);
+}
 
 int
 ckpt_tensor_stats_range(const struct ckpt_file *f,
@@ -321,42 +407,36 @@ ckpt_tensor_stats_range(const struct ckpt_file *f,
 {
 	unsigned int bits = ckpt_dtype_bits(t->dtype);
 	unsigned int comp = ckpt_dtype_components(t->dtype);
-	unsigned char *raw;
-	double *vals;
-	uint64_t end;
-	int rc = CKPT_OK;
+	/* elements per block of values */
+	size_t bel = CKPT_KBLOCK / comp;
+	struct ckpt_kstats_tree tr;
+	struct kbuf b;
+	uint64_t end = first + nelem;
+	int rc;
 
-	if (!ckpt_add_u64(first, nelem, &end) || end > t->numel)
-		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path, -1,
-		    "elements %llu+%llu out of range for tensor '%s'",
-		    (unsigned long long)first, (unsigned long long)nelem,
-		    t->name ? t->name : "");
-	if (!bits || t->dtype == CKPT_DTYPE_QU4X2 ||
-	    t->dtype == CKPT_DTYPE_QU2X4)
-		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, f->path, -1,
-		    "tensor '%s': statistics of %s elements are not "
-		    "supported", t->name ? t->name : "",
-		    ckpt_dtype_name(t->dtype));
-	raw = malloc((size_t)STATS_CHUNK * bits / 8 + 8);
-	vals = calloc((size_t)STATS_CHUNK * comp, sizeof(*vals));
-	if (!raw || !vals) {
-		free(raw);
-		free(vals);
-		return ckpt_error_nomem(err);
-	}
+	if ((rc = check_range(f, t, first, nelem, "statistics", err)) ||
+	    (rc = kbuf_alloc(&b, t->dtype, err)))
+		return rc;
+	ckpt_kstats_tree_init(&tr);
 	while (first < end && !rc) {
-		uint64_t n = end - first < STATS_CHUNK ? end - first :
-		    STATS_CHUNK;
+		uint64_t n = end - first < CHUNK ? end - first : CHUNK;
 
-		rc = ckpt_tensor_read(f, t, first, n, raw, err);
-		if (!rc)
-			rc = ckpt_dtype_to_f64(t->dtype, raw, n, vals);
-		if (!rc)
-			ckpt_tensor_stats_add(st, vals, (size_t)(n * comp));
+		rc = ckpt_tensor_read(f, t, first, n, b.raw, err);
+		for (uint64_t j = 0; j < n && !rc; j += bel) {
+			size_t k = n - j < bel ? (size_t)(n - j) : bel;
+			struct ckpt_tensor_stats blk;
+
+			rc = ckpt_dtype_to_f64(t->dtype, b.raw + j * bits / 8,
+			    k, b.vals);
+			if (rc)
+				break;
+			ckpt_kstats_block(b.vals, k * comp, &blk);
+			ckpt_kstats_tree_push(&tr, &blk);
+		}
 		first += n;
 	}
-	free(raw);
-	free(vals);
+	ckpt_kstats_tree_fold(&tr, st);
+	kbuf_free(&b);
 	return rc;
 }
 
@@ -366,4 +446,294 @@ ckpt_tensor_stats(const struct ckpt_file *f, const struct ckpt_tensor *t,
 {
 	ckpt_tensor_stats_init(st);
 	return ckpt_tensor_stats_range(f, t, 0, t->numel, st, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Many tensors, on every core                                         */
+/* ------------------------------------------------------------------ */
+
+/* Elements per piece of work: large enough that a piece costs far more
+ * than handing it out, small enough to spread one tensor over cores. */
+#define PIECE ((uint64_t)16 << 20)
+
+struct piece {
+	size_t item;
+	uint64_t first, n;
+	int rc;
+	struct ckpt_error err;
+	union {
+		struct ckpt_tensor_stats st;
+		struct ckpt_compare_stats cmp;
+	} u;
+};
+
+static int
+make_pieces(const uint64_t *numel, size_t n, struct piece **out,
+    size_t *nout, struct ckpt_error *err)
+{
+	size_t np = 0, k = 0;
+	struct piece *p;
+
+	for (size_t i = 0; i < n; i++)
+		np += numel[i] ? (size_t)((numel[i] + PIECE - 1) / PIECE) : 0;
+	p = calloc(np ? np : 1, sizeof(*p));
+	if (!p)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t first = 0; first < numel[i]; first += PIECE) {
+			p[k].item = i;
+			p[k].first = first;
+			p[k].n = numel[i] - first < PIECE ? numel[i] - first :
+			    PIECE;
+			k++;
+		}
+	*out = p;
+	*nout = np;
+	return CKPT_OK;
+}
+
+struct stats_ctx {
+	struct ckpt_stats_item *items;
+	struct piece *p;
+};
+
+static void
+stats_piece(void *arg, size_t i)
+{
+	struct stats_ctx *c = arg;
+	struct piece *p = &c->p[i];
+	const struct ckpt_stats_item *it = &c->items[p->item];
+
+	ckpt_tensor_stats_init(&p->u.st);
+	ckpt_error_clear(&p->err);
+	p->rc = ckpt_tensor_stats_range(it->f, it->t, p->first, p->n,
+	    &p->u.st, &p->err);
+}
+
+int
+ckpt_tensor_stats_many(struct ckpt_stats_item *items, size_t n,
+    unsigned int threads, struct ckpt_error *err)
+{
+	struct stats_ctx c = { items, NULL };
+	uint64_t *numel = calloc(n ? n : 1, sizeof(*numel));
+	size_t np;
+	int rc;
+
+	if (!numel)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		ckpt_tensor_stats_init(&items[i].st);
+		ckpt_error_clear(&items[i].err);
+		items[i].rc = check_range(items[i].f, items[i].t, 0,
+		    items[i].t->numel, "statistics", &items[i].err);
+		numel[i] = items[i].rc ? 0 : items[i].t->numel;
+	}
+	rc = make_pieces(numel, n, &c.p, &np, err);
+	free(numel);
+	if (rc)
+		return rc;
+	ckpt_parallel_for(np, threads, stats_piece, &c);
+	/* Merge in piece order: the same numbers for any thread count. */
+	for (size_t i = 0; i < np; i++) {
+		struct ckpt_stats_item *it = &items[c.p[i].item];
+
+		if (it->rc)
+			continue;
+		if (c.p[i].rc) {
+			it->rc = c.p[i].rc;
+			it->err = c.p[i].err;
+			continue;
+		}
+		ckpt_tensor_stats_merge(&it->st, &c.p[i].u.st);
+	}
+	free(c.p);
+	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparison                                                          */
+/* ------------------------------------------------------------------ */
+
+static bool
+decodable(enum ckpt_dtype dt)
+{
+	return ckpt_dtype_bits(dt) && dt != CKPT_DTYPE_QU4X2 &&
+	    dt != CKPT_DTYPE_QU2X4;
+}
+
+int
+ckpt_compare_values(enum ckpt_dtype da, const void *a, enum ckpt_dtype db,
+    const void *b, uint64_t n, const struct ckpt_compare_options *o,
+    struct ckpt_compare_stats *st)
+{
+	unsigned int comp = ckpt_dtype_components(da);
+	size_t bel = CKPT_KBLOCK / comp;
+	double *va, *vb;
+	struct ckpt_kcmp_acc acc;
+	int rc = CKPT_OK;
+
+	if (!decodable(da) || !decodable(db) ||
+	    comp != ckpt_dtype_components(db))
+		return CKPT_ERR_UNSUPPORTED;
+	va = malloc(2 * CKPT_KBLOCK * sizeof(*va));
+	vb = malloc(2 * CKPT_KBLOCK * sizeof(*vb));
+	if (!va || !vb) {
+		free(va);
+		free(vb);
+		return CKPT_ERR_NOMEM;
+	}
+	ckpt_kcmp_acc_init(&acc);
+	for (uint64_t j = 0; j < n && !rc; j += bel) {
+		size_t k = n - j < bel ? (size_t)(n - j) : bel;
+
+		rc = ckpt_dtype_to_f64(da, (const unsigned char *)a +
+		    j * ckpt_dtype_bits(da) / 8, k, va);
+		if (!rc)
+			rc = ckpt_dtype_to_f64(db, (const unsigned char *)b +
+			    j * ckpt_dtype_bits(db) / 8, k, vb);
+		if (!rc)
+			ckpt_kcmp_block(va, vb, k * comp, o, &acc);
+	}
+	ckpt_kcmp_acc_finish(&acc);
+	ckpt_compare_stats_merge(st, &acc.st);
+	free(va);
+	free(vb);
+	return rc;
+}
+
+struct cmp_ctx {
+	struct ckpt_compare_item *items;
+	struct piece *p;
+	const struct ckpt_compare_options *o;
+	ckpt_compare_progress_fn progress;
+	void *progress_data;
+	uint64_t done, total;
+	pthread_mutex_t lock;
+};
+
+static int
+compare_range(const struct ckpt_compare_item *it, uint64_t first,
+    uint64_t nelem, struct cmp_ctx *c, struct ckpt_compare_stats *st,
+    struct ckpt_error *err)
+{
+	unsigned int comp = ckpt_dtype_components(it->ta->dtype);
+	unsigned int ba = ckpt_dtype_bits(it->ta->dtype);
+	unsigned int bb = ckpt_dtype_bits(it->tb->dtype);
+	size_t bel = CKPT_KBLOCK / comp;
+	struct kbuf xa, xb;
+	struct ckpt_kcmp_acc acc;
+	uint64_t end = first + nelem;
+	int rc;
+
+	if ((rc = kbuf_alloc(&xa, it->ta->dtype, err)))
+		return rc;
+	if ((rc = kbuf_alloc(&xb, it->tb->dtype, err))) {
+		kbuf_free(&xa);
+		return rc;
+	}
+	ckpt_kcmp_acc_init(&acc);
+	while (first < end && !rc) {
+		uint64_t n = end - first < CHUNK ? end - first : CHUNK;
+
+		rc = ckpt_tensor_read(it->fa, it->ta, first, n, xa.raw, err);
+		if (!rc)
+			rc = ckpt_tensor_read(it->fb, it->tb, first, n, xb.raw,
+			    err);
+		for (uint64_t j = 0; j < n && !rc; j += bel) {
+			size_t k = n - j < bel ? (size_t)(n - j) : bel;
+
+			ckpt_dtype_to_f64(it->ta->dtype, xa.raw + j * ba / 8,
+			    k, xa.vals);
+			ckpt_dtype_to_f64(it->tb->dtype, xb.raw + j * bb / 8,
+			    k, xb.vals);
+			ckpt_kcmp_block(xa.vals, xb.vals, k * comp, c->o, &acc);
+		}
+		first += n;
+		if (!rc && c->progress) {
+			pthread_mutex_lock(&c->lock);
+			c->done += n;
+			c->progress(c->done, c->total, c->progress_data);
+			pthread_mutex_unlock(&c->lock);
+		}
+	}
+	ckpt_kcmp_acc_finish(&acc);
+	*st = acc.st;
+	kbuf_free(&xa);
+	kbuf_free(&xb);
+	return rc;
+}
+
+static void
+compare_piece(void *arg, size_t i)
+{
+	struct cmp_ctx *c = arg;
+	struct piece *p = &c->p[i];
+
+	ckpt_error_clear(&p->err);
+	p->rc = compare_range(&c->items[p->item], p->first, p->n, c,
+	    &p->u.cmp, &p->err);
+}
+
+static int
+check_pair(const struct ckpt_compare_item *it, struct ckpt_error *err)
+{
+	int rc;
+
+	if ((rc = check_range(it->fa, it->ta, 0, it->ta->numel, "comparison",
+	    err)) || (rc = check_range(it->fb, it->tb, 0, it->tb->numel,
+	    "comparison", err)))
+		return rc;
+	if (it->ta->numel != it->tb->numel ||
+	    ckpt_dtype_components(it->ta->dtype) !=
+	    ckpt_dtype_components(it->tb->dtype))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, it->fb->path, -1,
+		    "tensors '%s' and '%s' do not have the same number of "
+		    "values", it->ta->name, it->tb->name);
+	/* Sub-byte ranges must start on a byte: pieces and chunks are
+	 * multiples of 8 elements, so only whole tensors are compared. */
+	return CKPT_OK;
+}
+
+int
+ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
+    const struct ckpt_compare_options *o, unsigned int threads,
+    ckpt_compare_progress_fn progress, void *progress_data,
+    struct ckpt_error *err)
+{
+	struct cmp_ctx c = { .items = items, .o = o, .progress = progress,
+	    .progress_data = progress_data };
+	uint64_t *numel = calloc(n ? n : 1, sizeof(*numel));
+	size_t np;
+	int rc;
+
+	if (!numel)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		ckpt_compare_stats_init(&items[i].st);
+		ckpt_error_clear(&items[i].err);
+		items[i].rc = check_pair(&items[i], &items[i].err);
+		numel[i] = items[i].rc ? 0 : items[i].ta->numel;
+		c.total += numel[i];
+	}
+	rc = make_pieces(numel, n, &c.p, &np, err);
+	free(numel);
+	if (rc)
+		return rc;
+	pthread_mutex_init(&c.lock, NULL);
+	ckpt_parallel_for(np, threads, compare_piece, &c);
+	pthread_mutex_destroy(&c.lock);
+	for (size_t i = 0; i < np; i++) {
+		struct ckpt_compare_item *it = &items[c.p[i].item];
+
+		if (it->rc)
+			continue;
+		if (c.p[i].rc) {
+			it->rc = c.p[i].rc;
+			it->err = c.p[i].err;
+			continue;
+		}
+		ckpt_compare_stats_merge(&it->st, &c.p[i].u.cmp);
+	}
+	free(c.p);
+	return CKPT_OK;
 }

@@ -473,6 +473,92 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
+/*
+ * Statistics of many tensors on every core (issue #17): each tensor is
+ * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * threads threads (0: one per online CPU) with a fixed buffer each
+ * (about 1 MiB), and the partial results merge in piece order, so the
+ * numbers do not depend on the thread count.  Each item gets its own
+ * result: st (initialised here), rc and err.  Returns 0, or an error
+ * that concerns the whole call (out of memory).
+ */
+struct ckpt_stats_item {
+	const struct ckpt_file *f;
+	const struct ckpt_tensor *t;
+	struct ckpt_tensor_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
+
+/*
+ * Element-wise comparison of two tensors with the same number of values
+ * (each side decoded exactly to float64 from its own dtype), for diff.
+ *
+ *   count       value pairs (a complex element is two values)
+ *   unequal     pairs with a != b, where NaN equals NaN (any payload)
+ *               and -0 equals +0; 0 means the values are identical
+ *   beyond      pairs not close by numpy.isclose(a, b, rtol, atol,
+ *               equal_nan) on float64: |a - b| <= atol + rtol * |b| for
+ *               finite pairs, a == b for infinite ones, NaN never close
+ *               unless both are NaN and equal_nan is set
+ *   finite      pairs with both values finite; max_abs and the sums
+ *               cover these only
+ *   nan_both    pairs NaN on both sides (also counted in nan_a, nan_b)
+ *
+ * Sums run in float64 over 4 lanes per block of 1024 values, and blocks
+ * add up with Neumaier compensation: each sum S of terms t_i is within
+ * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
+ */
+struct ckpt_compare_options {
+	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
+	bool equal_nan;
+};
+
+struct ckpt_compare_stats {
+	uint64_t count, unequal, beyond, finite;
+	uint64_t nan_a, nan_b, nan_both;
+	uint64_t pos_inf_a, neg_inf_a, pos_inf_b, neg_inf_b;
+	double max_abs;			/* max |a - b| */
+	double sum_abs;			/* sum |a - b| */
+	double sum_sq;			/* sum (a - b)^2 */
+	double sum_a2, sum_b2, sum_ab;
+};
+
+CKPT_API void ckpt_compare_stats_init(struct ckpt_compare_stats *st);
+/** Adds the pairs summarised by o. */
+CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
+    const struct ckpt_compare_stats *o);
+/**
+ * Compares n packed elements of dtype da at a with n of dtype db at b
+ * (both decoded as ckpt_dtype_to_f64() does; components must agree) and
+ * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
+ * decode or whose component counts differ.
+ */
+CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
+    enum ckpt_dtype db, const void *b, uint64_t n,
+    const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
+
+/*
+ * Comparisons of many tensor pairs on every core, split and merged as
+ * ckpt_tensor_stats_many() does.  progress, when set, is called with
+ * the elements compared so far, serialised, from any thread.
+ */
+typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
+    void *data);
+struct ckpt_compare_item {
+	const struct ckpt_file *fa, *fb;
+	const struct ckpt_tensor *ta, *tb;
+	struct ckpt_compare_stats st;
+	int rc;
+	struct ckpt_error err;
+};
+CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
+    size_t n, const struct ckpt_compare_options *o, unsigned int threads,
+    ckpt_compare_progress_fn progress, void *progress_data,
+    struct ckpt_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Store, manifest, references (issue #4)                              */
 /* ------------------------------------------------------------------ */

@@ -41,41 +41,6 @@
 #define WALK_DEPTH_MAX 64
 
 /* ------------------------------------------------------------------ */
-/* Findings                                                            */
-/* ------------------------------------------------------------------ */
-
-static int
-flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *fmt,
-    va_list ap)
-{
-	return ckpt_findings_vappend(&l->v, &l->n, id, sev, path, subject,
-	    offset, fmt, ap);
-}
-
-int
-flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *fmt,
-    ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-void
-flist_free(struct flist *l)
-{
-	ckpt_findings_free(l->v, l->n);
-	l->v = NULL;
-	l->n = 0;
-}
-
-/* ------------------------------------------------------------------ */
 /* The report                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -378,37 +343,61 @@ cmp_vfile(const void *a, const void *b)
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
-/* NaN and infinities through the readers' statistics, so that verify
- * --numerics and inspect --stats decode every dtype (BF16, the F8
- * variants with their own NaN/Inf encodings, complex as two values) the
- * same way. */
+/* NaN and infinities through the library's statistics on every core
+ * (ckpt_tensor_stats_many), so that verify --numerics and inspect
+ * --stats decode every dtype (BF16, the F8 variants with their own
+ * NaN/Inf encodings, complex as two values) the same way.  It runs on
+ * the structure pool, beside the hashing engine: the two overlap. */
 static void
-scan_numerics(struct vfile *vf, const struct ckpt_file *f)
+scan_numerics(struct vfile *vf, const struct ckpt_file *f,
+    unsigned int threads)
 {
+	struct ckpt_stats_item *items;
+	struct ckpt_error e;
+	size_t n = 0;
+
+	items = calloc(ckpt_file_tensor_count(f) ? ckpt_file_tensor_count(f) :
+	    1, sizeof(*items));
+	if (!items) {
+		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL, -1,
+		    "out of memory for the numerics scan");
+		return;
+	}
 	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
-		struct ckpt_tensor_stats st;
-		struct ckpt_error e;
 
 		if (!ckpt_dtype_is_float(t->dtype) || t->kind)
 			continue;
-		ckpt_error_clear(&e);
-		if (ckpt_tensor_stats(f, t, &st, &e)) {
+		items[n].f = f;
+		items[n++].t = t;
+	}
+	ckpt_error_clear(&e);
+	if (ckpt_tensor_stats_many(items, n, threads, &e)) {
+		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL,
+		    e.offset, "cannot scan numerics: %s", e.message);
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ckpt_tensor *t = items[i].t;
+		const struct ckpt_tensor_stats *st = &items[i].st;
+
+		if (items[i].rc) {
 			file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR,
-			    t->name, e.offset, "cannot read tensor data: %s",
-			    e.message);
+			    t->name, items[i].err.offset, "cannot read tensor "
+			    "data: %s", items[i].err.message);
 			continue;
 		}
-		if (st.nan || st.pos_inf || st.neg_inf)
+		if (st->nan || st->pos_inf || st->neg_inf)
 			file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR,
 			    t->name, (int64_t)t->offset, "tensor %s (%s) has "
 			    "%llu NaN, %llu +Inf, %llu -Inf of %llu "
 			    "values", t->name, ckpt_dtype_name(t->dtype),
-			    (unsigned long long)st.nan,
-			    (unsigned long long)st.pos_inf,
-			    (unsigned long long)st.neg_inf,
-			    (unsigned long long)st.count);
+			    (unsigned long long)st->nan,
+			    (unsigned long long)st->pos_inf,
+			    (unsigned long long)st->neg_inf,
+			    (unsigned long long)st->count);
 	}
+	free(items);
 }
 
 /* ------------------------------------------------------------------ */
@@ -433,6 +422,7 @@ struct pool {
 	struct job *jobs;
 	size_t njobs, next;
 	unsigned int flags;
+	unsigned int threads;		/* for the numerics scan */
 	const char *const *allow;	/* extra allowed globals */
 	size_t nallow;
 	pthread_mutex_t lock;
@@ -592,7 +582,7 @@ job_open(struct pool *p, struct job *j)
 	collect_file(vf, f);
 	text_pickle_check(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
-		scan_numerics(vf, f);
+		scan_numerics(vf, f, p->threads);
 	ckpt_file_free(f);
 }
 
@@ -1194,6 +1184,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
 	p.flags = o ? o->flags : 0;
+	p.threads = o ? o->threads : 0;
 	memset(&w, 0, sizeof(w));
 	w.r = r;
 

@@ -8,18 +8,9 @@
 #define CKPT_VERIFY_H
 
 #include "util/internal.h"
+#include "util/findings.h"
 
 #include <sys/stat.h>
-
-struct flist {
-	struct ckpt_finding *v;		/* every string owned */
-	size_t n;
-};
-
-int flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
-    const char *path, const char *subject, int64_t offset, const char *fmt,
-    ...) CKPT_PRINTF(7, 8);
-void flist_free(struct flist *l);
 
 /*
  * A digest-checked byte range of a file: a chunk (tensor == NULL) or a

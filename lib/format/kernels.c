@@ -1,0 +1,761 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kernels.c - the one set of numeric kernels: statistics for inspect
+ * --stats and verify --numerics, element-wise comparison for diff.
+ *
+ * Values arrive decoded to float64 in blocks of CKPT_KBLOCK (1024)
+ * values, which stay in L1; memory is read once, by the decoder.  A block
+ * is reduced in lanes (8 for statistics, 4 for comparisons), lane k
+ * taking the values i with i % lanes == k, and the lanes are summed in a
+ * fixed tree.  The AVX2 path keeps each lane in a vector element, the
+ * portable path in an array: both add the same values in the same order,
+ * so they agree to the last bit (the unit tests check it).  The file is
+ * built with -ffp-contract=off semantics (-std=c11), so no multiply-add
+ * is fused on one path and not the other.  Lane totals add up with
+ * Neumaier's compensation.
+ *
+ * Every block first runs a fast path that assumes finite values and
+ * notices, through sum(x - x) (NaN as soon as one value is NaN or
+ * infinite), when that is false; such a block is then classified value
+ * by value and its finite values compacted and reduced again.
+ *
+ * Statistics: per block, a corrected two-pass mean and sum of squared
+ * deviations (Chan, Golub and LeVeque 1983: m2 = sum d^2 - (sum d)^2 / n
+ * with d = x - mean, both passes over the block in L1); blocks merge with
+ * Chan's formula in a pairwise tree (ckpt_kstats_tree), so the error of
+ * the mean is about (1024/8 + log2(blocks) + 2) * 2^-53 * max |x|, and of
+ * m2 a few times that relative to m2, for any tensor size.
+ *
+ * CKPT_NUMERIC_KERNEL=portable forces the portable path (tests, and a way
+ * out should the SIMD path ever misbehave); CPPFLAGS=-DCKPT_NO_AVX2
+ * leaves it out of the build.
+ */
+#include "util/internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "format/kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(CKPT_NO_AVX2)
+#define HAVE_AVX2_KERNEL 1
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Kernel choice                                                       */
+/* ------------------------------------------------------------------ */
+
+static int kernel_state;	/* 0: not decided; 1: AVX2; 2: portable */
+
+static bool
+use_avx2(void)
+{
+	int k = __atomic_load_n(&kernel_state, __ATOMIC_RELAXED);
+
+	if (!k) {
+		const char *e = getenv("CKPT_NUMERIC_KERNEL");
+
+		k = 2;
+#ifdef HAVE_AVX2_KERNEL
+		__builtin_cpu_init();
+		if (!(e && !strcmp(e, "portable")) &&
+		    __builtin_cpu_supports("avx2"))
+			k = 1;
+#else
+		(void)e;
+#endif
+		__atomic_store_n(&kernel_state, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}
+
+const char *
+ckpt_numeric_kernel(void)
+{
+	return use_avx2() ? "avx2" : "portable";
+}
+
+void
+ckpt_numeric_reset_kernel(void)
+{
+	__atomic_store_n(&kernel_state, 0, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Neumaier's compensated addition of x into *s with error term *c. */
+static inline void
+kahan_add(double *s, double *c, double x)
+{
+	double t = *s + x;
+
+	/* Past DBL_MAX there is nothing to compensate (and Inf - Inf
+	 * would make the compensation NaN). */
+	if (isfinite(t))
+		*c += fabs(*s) >= fabs(x) ? (*s - t) + x : (x - t) + *s;
+	*s = t;
+}
+
+/* Lanes add up in a fixed order, compensated, on both paths: lanes that
+ * cancel (1e150 in one, -1e150 in another) lose nothing else. */
+static double
+reduce_n(const double *s, unsigned n)
+{
+	double sum = 0, c = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		kahan_add(&sum, &c, s[k]);
+	return isfinite(sum) ? sum + c : sum;
+}
+
+static double
+reduce8(const double s[8])
+{
+	return reduce_n(s, 8);
+}
+
+static double
+reduce4(const double s[4])
+{
+	return reduce_n(s, 4);
+}
+
+/* Lane minimum and maximum: the same select as minpd/maxpd, so that
+ * -0 and +0 come out the same on both paths. */
+static inline double
+vmin(double x, double m)
+{
+	return x < m ? x : m;
+}
+
+static inline double
+vmax(double x, double m)
+{
+	return x > m ? x : m;
+}
+
+/* Pass one, in lanes: sums, minima, maxima, zero counts, and the
+ * finiteness check; false when a value is NaN or infinite. */
+struct pass1 {
+	double sum[8], min[8], max[8], chk[8];
+	uint64_t zeros;
+};
+
+static void
+pass1_portable(const double *v, size_t n, struct pass1 *p)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (unsigned k = 0; k < 8; k++) {
+			double x = v[i + k];
+
+			p->sum[k] += x;
+			p->chk[k] += x - x;
+			p->min[k] = vmin(x, p->min[k]);
+			p->max[k] = vmax(x, p->max[k]);
+			p->zeros += x == 0;
+		}
+	for (unsigned k = 0; i + k < n; k++) {
+		double x = v[i + k];
+
+		p->sum[k] += x;
+		p->chk[k] += x - x;
+		p->min[k] = vmin(x, p->min[k]);
+		p->max[k] = vmax(x, p->max[k]);
+		p->zeros += x == 0;
+	}
+}
+
+static void
+pass2_portable(const double *v, size_t n, double mean, double q[8],
+    double e[8])
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (unsigned k = 0; k < 8; k++) {
+			double d = v[i + k] - mean;
+
+			q[k] += d * d;
+			e[k] += d;
+		}
+	for (unsigned k = 0; i + k < n; k++) {
+		double d = v[i + k] - mean;
+
+		q[k] += d * d;
+		e[k] += d;
+	}
+}
+
+#ifdef HAVE_AVX2_KERNEL
+AVX2 static void
+pass1_avx2(const double *v, size_t n, struct pass1 *p)
+{
+	__m256d s0 = _mm256_loadu_pd(p->sum), s1 = _mm256_loadu_pd(p->sum + 4);
+	__m256d c0 = _mm256_loadu_pd(p->chk), c1 = _mm256_loadu_pd(p->chk + 4);
+	__m256d m0 = _mm256_loadu_pd(p->min), m1 = _mm256_loadu_pd(p->min + 4);
+	__m256d x0 = _mm256_loadu_pd(p->max), x1 = _mm256_loadu_pd(p->max + 4);
+	__m256i z = _mm256_setzero_si256();
+	__m256d zero = _mm256_setzero_pd();
+	size_t i = 0;
+	uint64_t zl[4];
+
+	for (; i + 8 <= n; i += 8) {
+		__m256d a = _mm256_loadu_pd(v + i), b = _mm256_loadu_pd(v + i + 4);
+
+		s0 = _mm256_add_pd(s0, a);
+		s1 = _mm256_add_pd(s1, b);
+		c0 = _mm256_add_pd(c0, _mm256_sub_pd(a, a));
+		c1 = _mm256_add_pd(c1, _mm256_sub_pd(b, b));
+		m0 = _mm256_min_pd(a, m0);
+		m1 = _mm256_min_pd(b, m1);
+		x0 = _mm256_max_pd(a, x0);
+		x1 = _mm256_max_pd(b, x1);
+		z = _mm256_sub_epi64(z, _mm256_castpd_si256(
+		    _mm256_cmp_pd(a, zero, _CMP_EQ_OQ)));
+		z = _mm256_sub_epi64(z, _mm256_castpd_si256(
+		    _mm256_cmp_pd(b, zero, _CMP_EQ_OQ)));
+	}
+	_mm256_storeu_pd(p->sum, s0);
+	_mm256_storeu_pd(p->sum + 4, s1);
+	_mm256_storeu_pd(p->chk, c0);
+	_mm256_storeu_pd(p->chk + 4, c1);
+	_mm256_storeu_pd(p->min, m0);
+	_mm256_storeu_pd(p->min + 4, m1);
+	_mm256_storeu_pd(p->max, x0);
+	_mm256_storeu_pd(p->max + 4, x1);
+	_mm256_storeu_si256((__m256i *)zl, z);
+	p->zeros += zl[0] + zl[1] + zl[2] + zl[3];
+	pass1_portable(v + i, n - i, p);
+}
+
+AVX2 static void
+pass2_avx2(const double *v, size_t n, double mean, double q[8],
+    double e[8])
+{
+	__m256d m = _mm256_set1_pd(mean);
+	__m256d q0 = _mm256_loadu_pd(q), q1 = _mm256_loadu_pd(q + 4);
+	__m256d e0 = _mm256_loadu_pd(e), e1 = _mm256_loadu_pd(e + 4);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256d a = _mm256_sub_pd(_mm256_loadu_pd(v + i), m);
+		__m256d b = _mm256_sub_pd(_mm256_loadu_pd(v + i + 4), m);
+
+		q0 = _mm256_add_pd(q0, _mm256_mul_pd(a, a));
+		q1 = _mm256_add_pd(q1, _mm256_mul_pd(b, b));
+		e0 = _mm256_add_pd(e0, a);
+		e1 = _mm256_add_pd(e1, b);
+	}
+	_mm256_storeu_pd(q, q0);
+	_mm256_storeu_pd(q + 4, q1);
+	_mm256_storeu_pd(e, e0);
+	_mm256_storeu_pd(e + 4, e1);
+	pass2_portable(v + i, n - i, mean, q, e);
+}
+#endif
+
+/* Statistics of n finite-or-not values; false when one is not finite
+ * (out is then not filled). */
+static bool
+stats_fast(const double *v, size_t n, struct ckpt_tensor_stats *out)
+{
+	struct pass1 p;
+	double q[8] = { 0 }, e[8] = { 0 }, sum, mean, mn, mx, m2;
+
+	memset(&p, 0, sizeof(p));
+	for (unsigned k = 0; k < 8; k++) {
+		p.min[k] = INFINITY;
+		p.max[k] = -INFINITY;
+	}
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2())
+		pass1_avx2(v, n, &p);
+	else
+#endif
+		pass1_portable(v, n, &p);
+	if (reduce8(p.chk) != 0)
+		return false;
+	out->count += n;
+	if (!n)
+		return true;
+	sum = reduce8(p.sum);
+	mean = sum / (double)n;
+	/* Values near DBL_MAX overflow the sum: a mean of scaled values
+	 * cannot (rare, and only for F64). */
+	if (!isfinite(mean)) {
+		mean = 0;
+		for (size_t i = 0; i < n; i++)
+			mean += v[i] / (double)n;
+	}
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2())
+		pass2_avx2(v, n, mean, q, e);
+	else
+#endif
+		pass2_portable(v, n, mean, q, e);
+	m2 = reduce8(q);
+	/* Squares beyond DBL_MAX: the std is infinite, as numpy's is. */
+	if (isfinite(m2))
+		m2 -= reduce8(e) * reduce8(e) / (double)n;
+	mn = p.min[0];
+	mx = p.max[0];
+	for (unsigned k = 1; k < 8; k++) {
+		mn = vmin(p.min[k], mn);
+		mx = vmax(p.max[k], mx);
+	}
+	out->finite = n;
+	out->zeros = p.zeros;
+	out->min = mn;
+	out->max = mx;
+	out->mean = mean;
+	out->m2 = m2 > 0 ? m2 : 0;
+	return true;
+}
+
+void
+ckpt_kstats_block(const double *v, size_t n, struct ckpt_tensor_stats *out)
+{
+	double fin[CKPT_KBLOCK];
+	size_t nf = 0;
+
+	ckpt_tensor_stats_init(out);
+	if (n > CKPT_KBLOCK)
+		BUG("block of %zu values", n);
+	if (stats_fast(v, n, out))
+		return;
+	/* Some value is NaN or infinite: count them, reduce the rest. */
+	for (size_t i = 0; i < n; i++) {
+		double x = v[i];
+
+		if (isnan(x))
+			out->nan++;
+		else if (x == INFINITY)
+			out->pos_inf++;
+		else if (x == -INFINITY)
+			out->neg_inf++;
+		else
+			fin[nf++] = x;
+	}
+	out->count = n - nf;
+	if (nf && !stats_fast(fin, nf, out))
+		BUG("non-finite value after compaction");
+}
+
+void
+ckpt_kstats_tree_init(struct ckpt_kstats_tree *tr)
+{
+	tr->depth = 0;
+}
+
+/* b follows a in value order. */
+static void
+merge_into(struct ckpt_tensor_stats *a, const struct ckpt_tensor_stats *b)
+{
+	ckpt_tensor_stats_merge(a, b);
+}
+
+void
+ckpt_kstats_tree_push(struct ckpt_kstats_tree *tr,
+    const struct ckpt_tensor_stats *blk)
+{
+	unsigned int lvl = 0;
+	struct ckpt_tensor_stats cur = *blk;
+
+	while (tr->depth && tr->level[tr->depth - 1] == lvl) {
+		struct ckpt_tensor_stats prev = tr->s[--tr->depth];
+
+		merge_into(&prev, &cur);
+		cur = prev;
+		lvl++;
+	}
+	/* 2^64 blocks cannot happen: depth stays below 64. */
+	tr->s[tr->depth] = cur;
+	tr->level[tr->depth++] = lvl;
+}
+
+void
+ckpt_kstats_tree_fold(struct ckpt_kstats_tree *tr,
+    struct ckpt_tensor_stats *st)
+{
+	if (!tr->depth)
+		return;
+	/* Smallest (newest) partial results first, then outwards. */
+	for (unsigned int i = tr->depth - 1; i > 0; i--)
+		merge_into(&tr->s[i - 1], &tr->s[i]);
+	ckpt_tensor_stats_merge(st, &tr->s[0]);
+	tr->depth = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparison                                                          */
+/* ------------------------------------------------------------------ */
+
+struct cmp1 {
+	double abs[4], sq[4], a2[4], b2[4], ab[4], max[4], chk[4];
+	uint64_t beyond, unequal;
+};
+
+static void
+cmp_portable(const double *a, const double *b, size_t n, double atol,
+    double rtol, struct cmp1 *c)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = i % 4;
+		double x = a[i], y = b[i], d = x - y, ad = fabs(d);
+
+		c->abs[k] += ad;
+		c->sq[k] += d * d;
+		c->a2[k] += x * x;
+		c->b2[k] += y * y;
+		c->ab[k] += x * y;
+		c->chk[k] += d - d;
+		c->max[k] = vmax(ad, c->max[k]);
+		c->beyond += ad > atol + rtol * fabs(y);
+		c->unequal += x != y;
+	}
+}
+
+#ifdef HAVE_AVX2_KERNEL
+AVX2 static void
+cmp_avx2(const double *a, const double *b, size_t n, double atol,
+    double rtol, struct cmp1 *c)
+{
+	const __m256d sign = _mm256_set1_pd(-0.0);
+	const __m256d vat = _mm256_set1_pd(atol), vrt = _mm256_set1_pd(rtol);
+	__m256d sabs = _mm256_loadu_pd(c->abs), ssq = _mm256_loadu_pd(c->sq);
+	__m256d sa2 = _mm256_loadu_pd(c->a2), sb2 = _mm256_loadu_pd(c->b2);
+	__m256d sab = _mm256_loadu_pd(c->ab), mx = _mm256_loadu_pd(c->max);
+	__m256d chk = _mm256_loadu_pd(c->chk);
+	__m256i bey = _mm256_setzero_si256(), neq = _mm256_setzero_si256();
+	uint64_t l[4];
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		__m256d x = _mm256_loadu_pd(a + i), y = _mm256_loadu_pd(b + i);
+		__m256d d = _mm256_sub_pd(x, y);
+		__m256d ad = _mm256_andnot_pd(sign, d);
+		__m256d tol = _mm256_add_pd(vat,
+		    _mm256_mul_pd(vrt, _mm256_andnot_pd(sign, y)));
+
+		sabs = _mm256_add_pd(sabs, ad);
+		ssq = _mm256_add_pd(ssq, _mm256_mul_pd(d, d));
+		sa2 = _mm256_add_pd(sa2, _mm256_mul_pd(x, x));
+		sb2 = _mm256_add_pd(sb2, _mm256_mul_pd(y, y));
+		sab = _mm256_add_pd(sab, _mm256_mul_pd(x, y));
+		chk = _mm256_add_pd(chk, _mm256_sub_pd(d, d));
+		mx = _mm256_max_pd(ad, mx);
+		bey = _mm256_sub_epi64(bey, _mm256_castpd_si256(
+		    _mm256_cmp_pd(ad, tol, _CMP_GT_OQ)));
+		neq = _mm256_sub_epi64(neq, _mm256_castpd_si256(
+		    _mm256_cmp_pd(x, y, _CMP_NEQ_UQ)));
+	}
+	_mm256_storeu_pd(c->abs, sabs);
+	_mm256_storeu_pd(c->sq, ssq);
+	_mm256_storeu_pd(c->a2, sa2);
+	_mm256_storeu_pd(c->b2, sb2);
+	_mm256_storeu_pd(c->ab, sab);
+	_mm256_storeu_pd(c->max, mx);
+	_mm256_storeu_pd(c->chk, chk);
+	_mm256_storeu_si256((__m256i *)l, bey);
+	c->beyond += l[0] + l[1] + l[2] + l[3];
+	_mm256_storeu_si256((__m256i *)l, neq);
+	c->unequal += l[0] + l[1] + l[2] + l[3];
+	cmp_portable(a + i, b + i, n - i, atol, rtol, c);
+}
+#endif
+
+/* With force, finite pairs whose difference overflows (|a - b| beyond
+ * DBL_MAX) are taken as they are: their sums are then infinite. */
+static bool
+cmp_fast(const double *a, const double *b, size_t n,
+    const struct ckpt_compare_options *o, bool force,
+    struct ckpt_kcmp_acc *acc)
+{
+	struct cmp1 c;
+	struct ckpt_compare_stats *st = &acc->st;
+	double mx;
+
+	memset(&c, 0, sizeof(c));
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2())
+		cmp_avx2(a, b, n, o->atol, o->rtol, &c);
+	else
+#endif
+		cmp_portable(a, b, n, o->atol, o->rtol, &c);
+	if (!force && reduce4(c.chk) != 0)
+		return false;
+	mx = vmax(vmax(c.max[0], c.max[1]), vmax(c.max[2], c.max[3]));
+	st->count += n;
+	st->finite += n;
+	st->beyond += c.beyond;
+	st->unequal += c.unequal;
+	st->max_abs = vmax(mx, st->max_abs);
+	kahan_add(&st->sum_abs, &acc->comp[0], reduce4(c.abs));
+	kahan_add(&st->sum_sq, &acc->comp[1], reduce4(c.sq));
+	kahan_add(&st->sum_a2, &acc->comp[2], reduce4(c.a2));
+	kahan_add(&st->sum_b2, &acc->comp[3], reduce4(c.b2));
+	kahan_add(&st->sum_ab, &acc->comp[4], reduce4(c.ab));
+	return true;
+}
+
+void
+ckpt_kcmp_acc_init(struct ckpt_kcmp_acc *acc)
+{
+	memset(acc, 0, sizeof(*acc));
+	ckpt_compare_stats_init(&acc->st);
+}
+
+void
+ckpt_kcmp_acc_finish(struct ckpt_kcmp_acc *acc)
+{
+	acc->st.sum_abs += acc->comp[0];
+	acc->st.sum_sq += acc->comp[1];
+	acc->st.sum_a2 += acc->comp[2];
+	acc->st.sum_b2 += acc->comp[3];
+	acc->st.sum_ab += acc->comp[4];
+	memset(acc->comp, 0, sizeof(acc->comp));
+}
+
+/* A pair with a NaN or an infinity, as numpy.isclose judges it. */
+static void
+cmp_special(double x, double y, const struct ckpt_compare_options *o,
+    struct ckpt_compare_stats *st)
+{
+	bool na = isnan(x), nb = isnan(y), close;
+
+	st->count++;
+	st->nan_a += na;
+	st->nan_b += nb;
+	st->nan_both += na && nb;
+	st->pos_inf_a += x == INFINITY;
+	st->neg_inf_a += x == -INFINITY;
+	st->pos_inf_b += y == INFINITY;
+	st->neg_inf_b += y == -INFINITY;
+	st->unequal += !(x == y || (na && nb));
+	if (na || nb)
+		close = na && nb && o->equal_nan;
+	else
+		close = x == y;
+	st->beyond += !close;
+}
+
+void
+ckpt_kcmp_block(const double *a, const double *b, size_t n,
+    const struct ckpt_compare_options *o, struct ckpt_kcmp_acc *acc)
+{
+	double fa[CKPT_KBLOCK], fb[CKPT_KBLOCK];
+	size_t nf = 0;
+
+	if (n > CKPT_KBLOCK)
+		BUG("block of %zu values", n);
+	if (cmp_fast(a, b, n, o, false, acc))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (isfinite(a[i]) && isfinite(b[i])) {
+			fa[nf] = a[i];
+			fb[nf++] = b[i];
+		} else {
+			cmp_special(a[i], b[i], o, &acc->st);
+		}
+	}
+	cmp_fast(fa, fb, nf, o, true, acc);
+}
+
+void
+ckpt_compare_stats_init(struct ckpt_compare_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+}
+
+void
+ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
+    const struct ckpt_compare_stats *o)
+{
+	st->count += o->count;
+	st->unequal += o->unequal;
+	st->beyond += o->beyond;
+	st->finite += o->finite;
+	st->nan_a += o->nan_a;
+	st->nan_b += o->nan_b;
+	st->nan_both += o->nan_both;
+	st->pos_inf_a += o->pos_inf_a;
+	st->neg_inf_a += o->neg_inf_a;
+	st->pos_inf_b += o->pos_inf_b;
+	st->neg_inf_b += o->neg_inf_b;
+	st->max_abs = vmax(o->max_abs, st->max_abs);
+	st->sum_abs += o->sum_abs;
+	st->sum_sq += o->sum_sq;
+	st->sum_a2 += o->sum_a2;
+	st->sum_b2 += o->sum_b2;
+	st->sum_ab += o->sum_ab;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                             */
+/* ------------------------------------------------------------------ */
+
+unsigned int
+ckpt_online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 && n < 1024 ? (unsigned int)n : 1;
+}
+
+struct pfor {
+	size_t n, next;
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
+};
+
+static void *
+pfor_worker(void *arg)
+{
+	struct pfor *p = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+
+		if (i >= p->n)
+			return NULL;
+		p->fn(p->ctx, i);
+	}
+}
+
+void
+ckpt_parallel_for(size_t n, unsigned int threads,
+    void (*fn)(void *ctx, size_t i), void *ctx)
+{
+	struct pfor p = { n, 0, fn, ctx };
+	pthread_t tids[64];
+	unsigned int started = 0;
+
+	if (!threads)
+		threads = ckpt_online_cpus();
+	if (threads > CKPT_ARRAY_SIZE(tids))
+		threads = CKPT_ARRAY_SIZE(tids);
+	if (threads > n)
+		threads = (unsigned int)n;
+	/* The caller's thread is one of the workers. */
+	for (unsigned int i = 1; i < threads; i++) {
+		if (pthread_create(&tids[started], NULL, pfor_worker, &p))
+			break;
+		started++;
+	}
+	pfor_worker(&p);
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding                                                            */
+/* ------------------------------------------------------------------ */
+
+#ifdef HAVE_AVX2_KERNEL
+AVX2 static void
+f32_avx2(const unsigned char *p, size_t n, double *d)
+{
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		_mm256_storeu_pd(d + i, _mm256_cvtps_pd(
+		    _mm_loadu_ps((const float *)(const void *)(p + 4 * i))));
+	for (; i < n; i++) {
+		float f;
+
+		memcpy(&f, p + 4 * i, 4);
+		d[i] = f;
+	}
+}
+
+AVX2 static void
+bf16_avx2(const unsigned char *p, size_t n, double *d)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m128i h = _mm_loadu_si128((const __m128i *)(const void *)
+		    (p + 2 * i));
+		__m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(
+		    _mm256_cvtepu16_epi32(h), 16));
+
+		_mm256_storeu_pd(d + i, _mm256_cvtps_pd(
+		    _mm256_castps256_ps128(f)));
+		_mm256_storeu_pd(d + i + 4, _mm256_cvtps_pd(
+		    _mm256_extractf128_ps(f, 1)));
+	}
+	for (; i < n; i++) {
+		uint32_t b = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+		float f;
+
+		memcpy(&f, &b, 4);
+		d[i] = f;
+	}
+}
+
+/* F16C's conversion is exact (subnormals, Inf, NaN payloads kept). */
+__attribute__((target("avx2,f16c"))) static void
+f16_f16c(const unsigned char *p, size_t n, double *d)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256 f = _mm256_cvtph_ps(_mm_loadu_si128(
+		    (const __m128i *)(const void *)(p + 2 * i)));
+
+		_mm256_storeu_pd(d + i, _mm256_cvtps_pd(
+		    _mm256_castps256_ps128(f)));
+		_mm256_storeu_pd(d + i + 4, _mm256_cvtps_pd(
+		    _mm256_extractf128_ps(f, 1)));
+	}
+	if (i < n)
+		ckpt_decode_f16_portable(p + 2 * i, n - i, d + i);
+}
+#endif
+
+bool
+ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
+    double *dst)
+{
+#ifdef HAVE_AVX2_KERNEL
+	static int f16c = -1;
+
+	if (!use_avx2())
+		return false;
+	switch (dt) {
+	case CKPT_DTYPE_F32:
+		f32_avx2(src, n, dst);
+		return true;
+	case CKPT_DTYPE_C64:
+		f32_avx2(src, 2 * n, dst);
+		return true;
+	case CKPT_DTYPE_BF16:
+		bf16_avx2(src, n, dst);
+		return true;
+	case CKPT_DTYPE_F16:
+	case CKPT_DTYPE_C32:
+		if (f16c < 0)
+			f16c = __builtin_cpu_supports("f16c") ? 1 : 0;
+		if (!f16c)
+			return false;
+		f16_f16c(src, dt == CKPT_DTYPE_C32 ? 2 * n : n, dst);
+		return true;
+	default:
+		return false;
+	}
+#else
+	(void)dt;
+	(void)src;
+	(void)n;
+	(void)dst;
+	return false;
+#endif
+}

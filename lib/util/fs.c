@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs.c - the file helpers every layer uses, so that durability and path
+ * handling are got right once: joining paths, reading a whole file,
+ * writing all of a buffer, fsync of a directory, and the atomic
+ * write-temp/fsync/rename/fsync-directory replacement of a file.
+ */
+#include "util/internal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+
+char *
+ckpt_join(const char *a, const char *b)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", a, b) < 0)
+		return NULL;
+	return p;
+}
+
+char *
+ckpt_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+int
+ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
+    struct ckpt_error *err)
+{
+	struct stat st;
+	size_t done = 0;
+	char *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
+		    path, -1, "no such file") : ckpt_error_errno(err, path,
+		    "cannot open");
+	if (fstat(fd, &st)) {
+		close(fd);
+		return ckpt_error_errno(err, path, "cannot stat");
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
+		    "not a regular file");
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, path, -1,
+		    "file of %lld bytes exceeds the limit of %zu bytes",
+		    (long long)st.st_size, max);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return ckpt_error_nomem(err);
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			close(fd);
+			return ckpt_error_errno(err, path, "cannot read");
+		}
+		if (n == 0)
+			break;		/* shrank: take what is there */
+		done += (size_t)n;
+	}
+	close(fd);
+	buf[done] = '\0';
+	*out = buf;
+	if (len)
+		*len = done;
+	return CKPT_OK;
+}
+
+int
+ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
+    struct ckpt_error *err)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ckpt_error_errno(err, path, "cannot write");
+		p += n;
+		len -= (size_t)n;
+	}
+	return CKPT_OK;
+}
+
+int
+ckpt_fsync_dir(const char *path, struct ckpt_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ckpt_error_errno(err, path, "cannot open directory");
+	/* EINVAL: the filesystem cannot sync directories; nothing to do. */
+	if (fsync(fd) && errno != EINVAL) {
+		int rc = ckpt_error_errno(err, path, "cannot fsync directory");
+
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	return CKPT_OK;
+}
+
+int
+ckpt_write_file_atomic(const char *path, const void *data, size_t len,
+    struct ckpt_error *err)
+{
+	return ckpt_write_file_replace(path, data, len, true, err);
+}
+
+int
+ckpt_write_file_replace(const char *path, const void *data, size_t len,
+    bool durable, struct ckpt_error *err)
+{
+	char *tmp, *dir;
+	int fd, rc;
+
+	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
+		return ckpt_error_nomem(err);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = ckpt_error_errno(err, tmp, "cannot create");
+		free(tmp);
+		return rc;
+	}
+	rc = ckpt_write_all(fd, data, len, tmp, err);
+	/* Any fsync error fails the write: no retry-and-trust (fsyncgate). */
+	if (!rc && durable && fsync(fd))
+		rc = ckpt_error_errno(err, tmp, "cannot fsync");
+	if (close(fd) && !rc)
+		rc = ckpt_error_errno(err, tmp, "cannot close");
+	if (!rc && rename(tmp, path))
+		rc = ckpt_error_errno(err, path, "cannot rename %s into place",
+		    tmp);
+	if (rc) {
+		unlink(tmp);
+		free(tmp);
+		return rc;
+	}
+	free(tmp);
+	if (!durable)
+		return CKPT_OK;
+	dir = ckpt_dirname(path);
+	if (!dir)
+		return ckpt_error_nomem(err);
+	rc = ckpt_fsync_dir(dir, err);
+	free(dir);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h - the bottom layer's helpers (util/fs.c, util/sys.c): small file
+ * helpers that get durability right once (write-temp, fsync, rename,
+ * fsync the directory), path joins, and facts about this host and
+ * process.  Every layer above may use them.
+ */
+#ifndef CKPT_UTIL_H
+#define CKPT_UTIL_H
+
+#include "util/internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Reads a whole regular file of at most max bytes into a NUL-terminated
+ * buffer (caller frees).  CKPT_ERR_LIMIT when larger. */
+int ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
+    struct ckpt_error *err);
+/* Writes data to path atomically and durably: path.tmp.PID (0644),
+ * write, fsync, rename, fsync the directory.  Any fsync error fails. */
+int ckpt_write_file_atomic(const char *path, const void *data, size_t len,
+    struct ckpt_error *err);
+/* The same, durable or not: without the fsyncs it is atomic only (a crash
+ * may leave the old content), and never waits for other files' data to
+ * reach the disk, as an fsync on ext4 (data=ordered) can. */
+int ckpt_write_file_replace(const char *path, const void *data, size_t len,
+    bool durable, struct ckpt_error *err);
+/* Writes all of buf to fd (loops on short writes and EINTR). */
+int ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
+    struct ckpt_error *err);
+/* fsync of a directory by path. */
+int ckpt_fsync_dir(const char *path, struct ckpt_error *err);
+/* Parent directory of path, newly allocated. */
+char *ckpt_dirname(const char *path);
+/* "a" + "/" + "b", newly allocated (NULL on ENOMEM). */
+char *ckpt_join(const char *a, const char *b);
+/* This host's name (static buffer). */
+const char *ckpt_hostname(void);
+/* The kernel boot id, "" when unknown (static buffer). */
+const char *ckpt_boot_id(void);
+/* Start time of a process in clock ticks since boot, 0 when unknown. */
+unsigned long long ckpt_proc_start(long pid);
+/* Whether pid on this host is alive and started at start (0: any). */
+bool ckpt_proc_alive(long pid, unsigned long long start);
+/* "2026-11-27T15:04:05Z" into buf (>= 32 bytes). */
+void ckpt_iso_time(int64_t t, char *buf, size_t len);
+/* Parses that form back; -1 when malformed. */
+int64_t ckpt_parse_iso_time(const char *s);
+/* Login name of the user, static or from getenv. */
+const char *ckpt_user_name(void);
+
+#endif /* CKPT_UTIL_H */

@@ -1,0 +1,68 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+test_description='numeric kernels: inspect --stats and verify --numerics against numpy, every dtype, both kernels, any thread count'
+. "$(dirname "$0")/lib.sh"
+
+ORACLE="$TEST_DIRECTORY/helper/numeric-oracle.py"
+
+# For every dtype: every bit pattern of the 8- and 16-bit types (so every
+# subnormal, signed zero, Inf, NaN payload and F8 saturation value), the
+# edges of the wider ones, and random data of 5*1024+3 elements, which
+# crosses every block boundary of the kernels.
+test_expect_success 'setup: data and numpy float64 statistics' '
+	mkdir d &&
+	"$PYTHON" "$ORACLE" gen d &&
+	ls d/*.safetensors >files &&
+	test $(wc -l <files) -eq 19
+'
+
+test_expect_success 'SIMD kernel: statistics equal numpy float64' '
+	ckpt inspect --json --stats $(cat files) >simd.json &&
+	"$PYTHON" "$ORACLE" check d simd.json
+'
+
+test_expect_success 'portable kernel: the same bits' '
+	CKPT_NUMERIC_KERNEL=portable ckpt inspect --json --stats $(cat files) >portable.json &&
+	test_cmp simd.json portable.json
+'
+
+test_expect_success 'thread counts 1, 2, 3 and 5: the same bits' '
+	for t in 1 2 3 5; do
+		ckpt inspect --json --stats --threads $t $(cat files) >t$t.json &&
+		test_cmp simd.json t$t.json || return 1
+	done
+'
+
+test_expect_success 'verify --numerics counts what numpy counts, -j 1 and -j 2 alike' '
+	for j in 1 2; do
+		test_expect_code 1 ckpt verify --json --numerics -j $j d/F16.safetensors d/F8_E4M3.safetensors d/F32.safetensors >out &&
+		grep -v "\"seconds\":" out >v$j.json || return 1
+	done &&
+	test_cmp v1.json v2.json &&
+	"$PYTHON" - d/expected.json v1.json <<-\EOF
+	import json, re, sys
+	exp = json.load(open(sys.argv[1]))
+	doc = json.load(open(sys.argv[2]))
+	found = {}
+	def walk(x):
+	    if isinstance(x, dict):
+	        if x.get("id") == "tensor-nonfinite":
+	            m = re.match(r"tensor (\S+) \((\S+)\) has (\d+) NaN, (\d+) \+Inf, (\d+) -Inf of (\d+)", x["message"])
+	            found[(m[2], m[1])] = tuple(int(v) for v in m.groups()[2:])
+	        for v in x.values(): walk(v)
+	    elif isinstance(x, list):
+	        for v in x: walk(v)
+	walk(doc)
+	bad = 0
+	for dt in ("F16", "F8_E4M3", "F32"):
+	    for name in ("edge", "rand"):
+	        e = exp[dt][name]
+	        want = (e["nan"], e["pos_inf"], e["neg_inf"], e["count"])
+	        got = found.get((dt, name), (0, 0, 0, e["count"]))
+	        if got != want:
+	            print(dt, name, got, "!=", want); bad += 1
+	sys.exit(1 if bad else 0)
+	EOF
+'
+
+test_done
