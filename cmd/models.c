@@ -128,8 +128,8 @@ cmd_models_main(int argc, char **argv, struct ctx *ctx)
 	}
 	for (size_t i = 0; i < ckpt_registry_version_count(r); i++) {
 		const struct ckpt_reg_version *v = ckpt_registry_version(r, i);
-		bool first = !i || strcmp(ckpt_registry_version(r, i - 1)->model,
-		    v->model);
+		bool first = !i || strcmp(ckpt_registry_version(r,
+		    i - 1)->model, v->model);
 
 		if (!wanted(v->model, n, argv))
 			continue;

@@ -163,8 +163,9 @@ print_refusal(const struct ckpt_promote_result *r, const char *src)
 		if (g->ok)
 			continue;
 		if (isnan(g->value))
-			fprintf(stderr, "ckpt: gate '%s' failed: the checkpoint "
-			    "has no value for %s\n", g->expr, g->metric);
+			fprintf(stderr, "ckpt: gate '%s' failed: the "
+			    "checkpoint has no value for %s\n", g->expr,
+			    g->metric);
 		else {
 			fprintf(stderr, "ckpt: gate '%s' failed: %s is ",
 			    g->expr, g->metric);
@@ -306,8 +307,9 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		return rc;
 	}
 	if (n != 1)
-		usage_error(promote_usage, opts, n ? "one checkpoint at a time" :
-		    "which checkpoint? (RUN@STEP, RUN@best, a path...)");
+		usage_error(promote_usage, opts, n ? "one checkpoint at a "
+		    "time" : "which checkpoint? (RUN@STEP, RUN@best, a "
+		    "path...)");
 	if (!model)
 		usage_error(promote_usage, opts, "--model is required");
 	for (size_t i = 0; i < allow.n; i++) {

@@ -59,7 +59,7 @@ struct ali {
 struct ckpt_registry {
 	char *root;			/* store root, NULL after parse() */
 	char *name;			/* the history's path, for errors */
-	char *text;			/* the history, with appended lines */
+	char *text;			/* the history, and appended lines */
 	size_t len;
 	size_t committed;		/* bytes of text on disk */
 	size_t nlines;
@@ -1152,7 +1152,8 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
+		char *path = reg_model_file(s, v->model, "v%lld.json",
+		    v->version);
 		json_t *want = version_json(v);
 		struct stat st;
 		int m;
@@ -1164,15 +1165,17 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 		m = file_matches(path, want);
 		json_decref(want);
-		if (m <= 0 && reg_add_finding(r, m < 0 ? "registry-file-missing" :
-		    "registry-file-mismatch", CKPT_SEV_ERROR, path, NULL, -1,
-		    m < 0 ? "missing: the history has this version" :
+		if (m <= 0 && reg_add_finding(r, m < 0 ?
+		    "registry-file-missing" : "registry-file-mismatch",
+		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
+		    "missing: the history has this version" :
 		    "differs from the history's record of this version"))
 			rc = ckpt_error_nomem(err);
 		free(path);
 		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
-		    reg_add_finding(r, "registry-version-missing", CKPT_SEV_ERROR,
-		    v->path, NULL, -1, "the version's directory is missing"))
+		    reg_add_finding(r, "registry-version-missing",
+		    CKPT_SEV_ERROR, v->path, NULL, -1,
+		    "the version's directory is missing"))
 			rc = ckpt_error_nomem(err);
 		if (rc)
 			break;
@@ -1193,14 +1196,15 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		json_t *want = aliases_json(r, models[i]);
 		int m = path ? file_matches(path, want) : 0;
 
-		json_decref(want);
 		/* A model that never had an alias may have no file. */
 		if (m < 0 && !json_object_size(json_object_get(want,
 		    "aliases")))
 			m = 1;
-		if (m <= 0 && reg_add_finding(r, m < 0 ? "registry-file-missing" :
-		    "registry-file-mismatch", CKPT_SEV_ERROR, path, NULL, -1,
-		    m < 0 ? "missing: the history has aliases for this model" :
+		json_decref(want);
+		if (m <= 0 && reg_add_finding(r, m < 0 ?
+		    "registry-file-missing" : "registry-file-mismatch",
+		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
+		    "missing: the history has aliases for this model" :
 		    "differs from the aliases the history gives"))
 			rc = ckpt_error_nomem(err);
 		free(path);
@@ -1307,8 +1311,8 @@ repair_staging(struct ckpt_store *s, struct repair *rp, struct ckpt_error *err)
 		    mine[strlen(tag)] == '.')
 			dead = !ckpt_proc_alive(pid, start);
 		else
-			dead = !lstat(path, &st) && st.st_mtime + STAGING_STALE <
-			    time(NULL);
+			dead = !lstat(path, &st) && st.st_mtime +
+			    STAGING_STALE < time(NULL);
 		if (dead) {
 			if (ckpt_rm_rf(path))
 				rc = ckpt_error_errno(err, path,
@@ -1339,7 +1343,8 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		return rc;
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
+		char *path = reg_model_file(s, v->model, "v%lld.json",
+		    v->version);
 		json_t *want = version_json(v);
 		int m = path && want ? file_matches(path, want) : -2;
 
