@@ -213,6 +213,25 @@ staging_json(const struct ckpt_staging *st)
 	return o;
 }
 
+/* Symbolic links and unreadable registry entries, left alone. */
+static json_t *
+foreign_json(const struct ckpt_list *l)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < ckpt_list_foreign_count(l); i++) {
+		const struct ckpt_foreign *f = ckpt_list_foreign(l, i);
+		json_t *o = json_object();
+
+		json_object_set_new(o, "run", f->run ? json_string(f->run) :
+		    json_null());
+		json_object_set_new(o, "path", json_string(f->path));
+		json_object_set_new(o, "what", json_string(f->what));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static int
 cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -248,6 +267,10 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
 		die_ckpt(&err);
+	if (!ctx->json)
+		for (size_t i = 0; i < ckpt_list_foreign_count(l); i++)
+			warning("%s: %s", ckpt_list_foreign(l, i)->path,
+			    ckpt_list_foreign(l, i)->what);
 	shown = xcalloc(ckpt_list_count(l), sizeof(*shown));
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
 		const struct ckpt_entry *e = ckpt_list_entry(l, i);
@@ -292,6 +315,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		json_object_set_new(doc, "checkpoints", arr);
 		json_object_set_new(doc, "runs", runs);
 		json_object_set_new(doc, "saves", stg);
+		json_object_set_new(doc, "foreign", foreign_json(l));
 		json_doc_print(doc);
 	} else {
 		static const char *hdr[] = { "RUN", "STEP", "CREATED", "SIZE",

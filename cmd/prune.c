@@ -357,6 +357,12 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 			warning("broke a stale store lock of pid %ld on %s (%s)",
 			    b->pid, b->host, b->purpose);
 	}
+	for (size_t i = 0; i < ckpt_prune_report_foreign_count(rep); i++) {
+		const struct ckpt_foreign *f = ckpt_prune_report_foreign(rep,
+		    i);
+
+		warning("%s: %s", f->path, f->what);
+	}
 	for (size_t g = 0; g < ckpt_prune_report_run_count(rep); g++) {
 		const struct ckpt_prune_run *rs = ckpt_prune_report_run(rep, g);
 		char sz[32];

@@ -19,6 +19,7 @@
 #include "parse-options.h"
 #include "store.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ struct vopts {
 };
 
 struct tally {
-	size_t checkpoints, bad_checkpoints, unchecked;
+	size_t checkpoints, bad_checkpoints, unchecked, removed;
 	size_t files, ok, failed, missing, extra, unreadable;
 	uint64_t hashed, cached;
 };
@@ -217,10 +218,55 @@ unchecked_json(const char *path, const struct ckpt_error *e)
 	return o;
 }
 
+/*
+ * Whether the listed checkpoint directory left runs/ since it was listed
+ * (a prune moved it into the trash): gone, replaced by another directory,
+ * or without its manifest.
+ */
+static bool
+vanished(const char *path, const struct stat *listed)
+{
+	struct stat st;
+	char *m;
+	bool gone;
+
+	if (lstat(path, &st))
+		return errno == ENOENT || errno == ENOTDIR;
+	if (st.st_ino != listed->st_ino || st.st_dev != listed->st_dev)
+		return true;
+	m = xasprintf("%s/%s", path, CKPT_MANIFEST_NAME);
+	gone = lstat(m, &st) && errno == ENOENT;
+	free(m);
+	return gone;
+}
+
+/* A checkpoint removed while it was verified: reported, not failed. */
+static void
+report_removed(const char *shown, const struct ctx *ctx, struct tally *t,
+    json_t *list)
+{
+	t->removed++;
+	if (list) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "path", json_string(shown));
+		json_object_set_new(o, "removed", json_true());
+		json_array_append_new(list, o);
+	} else if (ctx->verbosity >= 1) {
+		print_name(shown);
+		printf(": REMOVED (removed from the store during the run)\n");
+	}
+}
+
+/*
+ * Verifies one checkpoint.  listed: its directory as a store listing saw
+ * it; a failure of one that has since left the store (prune beside
+ * verify --all) is reported as removed, not as a failure.
+ */
 static int
 verify_one(const char *path, const char *shown,
     const struct ckpt_verify_options *vo, const struct ctx *ctx,
-    struct tally *t, json_t *list)
+    struct tally *t, json_t *list, const struct stat *listed)
 {
 	struct ckpt_report *r;
 	struct ckpt_error e;
@@ -234,6 +280,12 @@ verify_one(const char *path, const char *shown,
 	o.progress_arg = &pr;
 	rc = ckpt_verify(path, &o, &r, &e);
 	progress_stop(&pr);
+	if (listed && (rc || !ckpt_report_ok(r)) && vanished(path, listed)) {
+		if (!rc)
+			ckpt_report_free(r);
+		report_removed(shown, ctx, t, list);
+		return 0;
+	}
 	if (rc) {
 		error_ckpt(&e);
 		t->unchecked++;
@@ -284,7 +336,11 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 			fprintf(stderr, ", %s from the digest cache",
 			    human_size(t->cached, c, sizeof(c)));
 		}
-		fprintf(stderr, ")\n");
+		fprintf(stderr, ")");
+		if (t->removed)
+			fprintf(stderr, "; %zu removed from the store during "
+			    "the run", t->removed);
+		fprintf(stderr, "\n");
 		return;
 	}
 	fprintf(stderr, "ckpt: WARNING: %zu of %zu checkpoint%s did NOT "
@@ -296,6 +352,8 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 	    t->unreadable);
 	if (t->unchecked)
 		fprintf(stderr, "; %zu could not be checked", t->unchecked);
+	if (t->removed)
+		fprintf(stderr, "; %zu removed during the run", t->removed);
 	fprintf(stderr, "\n");
 }
 
@@ -389,6 +447,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		struct ckpt_store *s = store_open(ctx, false);
 		struct ckpt_list *l;
 		struct ckpt_error e;
+		struct stat st;
 		size_t listed;
 
 		ckpt_error_clear(&e);
@@ -403,7 +462,11 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 				continue;
 			shown = xasprintf("%s@%lld", en->run,
 			    (long long)en->step);
-			verify_one(en->path, shown, &o, ctx, &t, list);
+			if (lstat(en->path, &st))
+				report_removed(shown, ctx, &t, list);
+			else
+				verify_one(en->path, shown, &o, ctx, &t, list,
+				    &st);
 			free(shown);
 		}
 		listed = ckpt_list_count(l);
@@ -433,12 +496,23 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 
 			o.manifest_digest = ref.manifest_digest;
 			verify_one(path, ref.path ? argv[i] : path, &o, ctx, &t,
-			    list);
+			    list, NULL);
 			o.manifest_digest = NULL;
 			ckpt_ref_release(&ref);
 			free(path);
 		}
 		ckpt_store_free(s);
+	}
+	if (!t.checkpoints && t.removed && !t.unchecked) {
+		/* every one was pruned meanwhile: nothing failed */
+		if (doc) {
+			json_object_set_new(doc, "checkpoints", list);
+			json_doc_print(doc);
+		}
+		summary(&t, now_seconds() - start, ctx);
+		strlist_release(&v.keys);
+		strlist_release(&v.allow);
+		return CKPT_EXIT_OK;
 	}
 	if (!t.checkpoints) {
 		json_decref(doc);
@@ -465,6 +539,8 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    json_integer((json_int_t)t.extra));
 		json_object_set_new(sum, "unreadable",
 		    json_integer((json_int_t)t.unreadable));
+		json_object_set_new(sum, "removed",
+		    json_integer((json_int_t)t.removed));
 		json_object_set_new(sum, "bytes_hashed",
 		    json_integer((json_int_t)t.hashed));
 		json_object_set_new(sum, "bytes_cached",

@@ -125,11 +125,15 @@ test_expect_success 'an existing step is refused (exit 2), --force replaces it' 
 test_expect_success '--force refuses to replace a pinned checkpoint' '
 	mksrc src &&
 	mkdir -p st/.ckpt/pins && echo "{}" >st/.ckpt/pins/r@10 &&
+	cp st/runs/r/step-10/ckpt-manifest.json manifest.before &&
 	test_expect_code 2 ckpt -C st save --copy --force --run r --step 10 \
 		src 2>err &&
 	test_grep "pinned" err &&
 	rm st/.ckpt/pins/r@10 &&
-	! ls -a st/runs/r | grep -q "^.tmp-step-10" 2>/dev/null || :
+	test_cmp manifest.before st/runs/r/step-10/ckpt-manifest.json &&
+	# what is left of the refused save is a failed save, saying why
+	ckpt -C st ls >ls.out &&
+	test_grep "^r  *10  *failed: r@10 is pinned" ls.out
 '
 
 test_expect_success 'bad input is refused with exit 2 and changes nothing' '
@@ -273,8 +277,8 @@ test_expect_success 'a lock from another host is never broken' '
 		--run lk --step 4 src 2>err &&
 	test_grep "some-other-host" err &&
 	test_grep "remove the lock file by hand" err &&
-	test_path_is_file st/.ckpt/lock &&
-	rm st/.ckpt/lock
+	rm st/.ckpt/lock &&
+	test_path_is_missing st/.ckpt/lock
 '
 
 test_expect_success 'two saves at once both commit' '

@@ -26,8 +26,7 @@ test_expect_success 'bad --subset values are usage errors' '
 	test_expect_code 2 ckpt verify --subset 4/3 &&
 	test_expect_code 2 ckpt verify --subset x &&
 	test_expect_code 2 ckpt verify --all --subset 1/2 &&
-	test_expect_code 2 ckpt verify --all a.txt &&
-	:
+	test_expect_code 2 ckpt verify --all a.txt
 '
 
 test_expect_success 'a directory: one line per file, sorted, recursive' '

@@ -52,7 +52,7 @@ test_expect_success 'a tampered manifest breaks the signature' '
 test_expect_success 'a manifest tampered to match tampered data: files pass, signature fails' '
 	rm -rf t2 && cp -a signed t2 &&
 	echo "{\"epoch\": 4, \"note\": \"whole-file digest only\"}" >t2/c.json &&
-	"$PYTHON" - <<-\PY
+	"$PYTHON" - <<-\PY &&
 	import hashlib, json, os
 	p = "t2/ckpt-manifest.json"
 	m = json.load(open(p))
@@ -77,7 +77,7 @@ test_expect_success 'a signature edited in its trusted comment fails' '
 
 test_expect_success 'a flipped signature byte fails' '
 	rm -rf t4 && cp -a signed t4 &&
-	"$PYTHON" - <<-\PY
+	"$PYTHON" - <<-\PY &&
 	import base64
 	p = "t4/ckpt-manifest.json.sig"
 	lines = open(p).read().split("\n")

@@ -43,7 +43,7 @@ test_expect_success 'another key does not verify the bundle' '
 '
 
 test_expect_success 'an edited statement breaks the signature' '
-	"$PYTHON" - <<-\PY
+	"$PYTHON" - <<-\PY &&
 	import base64, json
 	b = json.load(open("m.sig"))
 	st = json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))

@@ -83,7 +83,7 @@ test_expect_success 'a live save is kept however small the threshold' '
 	test_path_is_dir s/runs/a/.tmp-step-3.live.x &&
 	test_path_is_missing s/runs/a/.tmp-step-5.young.x &&
 	test_path_is_missing s/runs/a/.tmp-step-8.remote-new.x &&
-	kill $pid && { wait $pid || :; } &&
+	kill $pid && test_expect_code 143 wait $pid &&
 	ckpt -C s gc --older-than 0s >out &&
 	test_path_is_missing s/runs/a/.tmp-step-11.live2.x
 '

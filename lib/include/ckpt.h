@@ -744,6 +744,18 @@ struct ckpt_staging {
 	uint64_t done, total;		/* bytes hashed so far / to hash */
 };
 
+/*
+ * Something a listing found and did not use: a symbolic link where a run
+ * or checkpoint directory belongs (never followed: it is not part of the
+ * store, and no command touches it), or a registry entry that cannot be
+ * parsed (it protects every checkpoint from prune).
+ */
+struct ckpt_foreign {
+	const char *run;		/* NULL for a registry entry */
+	const char *path;		/* absolute */
+	const char *what;		/* "a symbolic link", ... */
+};
+
 struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
@@ -755,6 +767,10 @@ struct ckpt_list;
  * CKPT_LIST_STAGING also in-progress, failed and incomplete directories.
  * Reads only the small summary files (fast for 10,000 checkpoints).  A
  * checkpoint whose summary is unreadable is listed from its manifest.
+ * Fails closed: any error but ENOENT reading runs, pins or the registry
+ * is an error (CKPT_ERR_IO), never an empty or partial listing.  Symbolic
+ * links are never followed; they are listed by ckpt_list_foreign().
+ * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
@@ -764,6 +780,9 @@ CKPT_API const struct ckpt_entry *ckpt_list_entry(const struct ckpt_list *l,
     size_t i);
 CKPT_API size_t ckpt_list_staging_count(const struct ckpt_list *l);
 CKPT_API const struct ckpt_staging *ckpt_list_staging(
+    const struct ckpt_list *l, size_t i);
+CKPT_API size_t ckpt_list_foreign_count(const struct ckpt_list *l);
+CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
     const struct ckpt_list *l, size_t i);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
@@ -1010,8 +1029,11 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
  * A retention policy: the rules of ckpt-policy(5).  Rules combine as a
  * union (a checkpoint is kept when any rule keeps it); max_size is then a
  * cap on the union.  Whatever the rules say, the newest checkpoint of each
- * run (by step), pinned checkpoints and sources of registry versions are
- * kept, and no rule ever looks across runs.
+ * run (by step) that is not marked failed (the one "ckpt latest" returns),
+ * the best one by the policy's metric when it names one (not failed, with
+ * a value), pinned checkpoints and sources of registry versions are kept,
+ * and no rule ever looks across runs.  A failed checkpoint never fills
+ * newest, a keep_last slot or a keep_best rank.
  *
  * Every field may be "unset" (CKPT_POLICY_UNSET, NULL, or the _UNSET enum
  * value) so that policies can be layered: ckpt_policy_merge() copies the
@@ -1105,13 +1127,15 @@ struct ckpt_candidate {
 	bool pinned;
 	bool registry;			/* the source of a registry version */
 	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
+	bool failed;			/* validation or load test failed: never
+					 * newest, last or best */
 };
 
 /* The verdict for one candidate. */
 struct ckpt_verdict {
 	bool keep;
 	bool invariant;		/* kept whatever the rules: newest,
-					 * pinned or registry */
+					 * best, pinned or registry */
 	size_t nreasons;
 	const char *const *reasons;	/* why kept; for a removal, why removed
 					 * against the rules ("max-size") */
@@ -1137,7 +1161,8 @@ struct ckpt_plan;
  * the rules alone keep nothing while something there is not protected
  * ("would delete every checkpoint"); err names the run.
  *
- * Reasons: "newest", "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
+ * Reasons: "newest", "best" (the best by the metric when keep_best does
+ * not rank it), "pinned", "registry MODEL@vN", "last", "best K=V (i/N)",
  * "no-metric K", "every K", "within D", "hourly|daily|weekly|monthly|yearly
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
@@ -1274,6 +1299,11 @@ CKPT_API size_t ckpt_prune_report_trash_left(
 /** A stale lock broken on the way (holder->pid 0 when none). */
 CKPT_API const struct ckpt_lock_holder *ckpt_prune_report_broken_lock(
     const struct ckpt_prune_report *r);
+/** Symbolic links and unreadable registry entries the prune left alone. */
+CKPT_API size_t ckpt_prune_report_foreign_count(
+    const struct ckpt_prune_report *r);
+CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
+    const struct ckpt_prune_report *r, size_t i);
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes

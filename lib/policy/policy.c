@@ -683,6 +683,37 @@ metric_of(const struct ckpt_candidate *c, const char *name)
 	return NAN;
 }
 
+/*
+ * The position in items (sorted newest first) of the best checkpoint by
+ * the policy's metric: not failed, with a value (NaN is none); ties go to
+ * the newer step, as keep_best's do.  n when there is none.
+ */
+static size_t
+best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
+    const struct item *items, size_t n)
+{
+	size_t best = n;
+	double bv = 0;
+
+	if (!p->metric)
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		const struct ckpt_candidate *c = &cands[items[i].idx];
+		double v = metric_of(c, p->metric);
+
+		if (c->failed || isnan(v))
+			continue;
+		if (p->mode == CKPT_POLICY_MAX)
+			v = -v;
+		/* strictly better: items go newest first, ties stay */
+		if (best == n || v < bv) {
+			best = i;
+			bv = v;
+		}
+	}
+	return best;
+}
+
 /* Applies the policy to one run: items[0..n) of the same run. */
 static int
 plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
@@ -692,8 +723,9 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 {
 	struct verdict_slot *slots = plan->slots;
 	char label[96], dur[64];
-	bool any_rule = false, unprotected = false;
+	bool any_rule = false, unprotected = false, newest_seen = false;
 	int64_t newest_time = INT64_MIN;
+	size_t best;
 	int rc;
 
 #define SLOT(it) (&slots[(it)->idx])
@@ -704,28 +736,43 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 	qsort(items, n, sizeof(*items), cmp_step_desc);
 
-	/* Invariants: the newest by step, pinned, registry sources. */
+	/* The best by the policy's metric (not failed, with a value) is
+	 * kept whatever the rules say, like the newest. */
+	best = best_index(p, cands, items, n);
+
+	/* Invariants: the newest by step that is not failed (what "ckpt
+	 * latest" returns), the best, pinned, registry sources. */
 	for (size_t i = 0; i < n; i++) {
 		const struct ckpt_candidate *c = &cands[items[i].idx];
 		struct verdict_slot *s = SLOT(&items[i]);
 
-		if (i == 0)
+		if (!c->failed && !newest_seen) {
+			newest_seen = true;
 			REASON(&items[i], "newest");
+		}
+		if (i == best && !(count_active(p->keep_best) &&
+		    p->keep_best != 0)) {
+			REASON(&items[i], "best");
+			s->v.invariant = true;
+		}
 		if (c->pinned)
 			REASON(&items[i], "pinned");
 		if (c->registry)
 			REASON(&items[i], "registry%s%s", c->registry_ref ?
 			    " " : "", c->registry_ref ? c->registry_ref : "");
-		s->v.invariant = s->v.nreasons > 0;
+		s->v.invariant = s->v.nreasons > 0 || i == best;
 		if (!s->v.invariant)
 			unprotected = true;
 		if (c->created > newest_time && (now == 0 || c->created <= now))
 			newest_time = c->created;
 	}
 
-	/* keep_last, by step. */
-	for (size_t i = 0; i < n && (p->keep_last == CKPT_KEEP_ALL ||
-	    (p->keep_last > 0 && i < (size_t)p->keep_last)); i++) {
+	/* keep_last, by step; failed checkpoints fill no slot. */
+	for (size_t i = 0, k = 0; i < n && (p->keep_last == CKPT_KEEP_ALL ||
+	    (p->keep_last > 0 && k < (size_t)p->keep_last)); i++) {
+		if (cands[items[i].idx].failed)
+			continue;
+		k++;
 		SLOT(&items[i])->rule_kept = true;
 		REASON(&items[i], "last");
 	}
@@ -737,6 +784,8 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 		for (size_t i = 0; i < n; i++) {
 			double v = metric_of(&cands[items[i].idx], p->metric);
 
+			if (cands[items[i].idx].failed)
+				continue;	/* never ranked */
 			if (isnan(v)) {
 				if (p->missing != CKPT_MISSING_DROP &&
 				    count_active(p->keep_best)) {

@@ -38,59 +38,9 @@ struct ckpt_list {
 	size_t n, cap;
 	struct ckpt_staging *staging;
 	size_t nstaging, staging_cap;
+	struct ckpt_foreign *foreign;
+	size_t nforeign;
 };
-
-/* A sorted set of strings ("run@step"). */
-struct strset {
-	char **v;
-	size_t n, cap;
-};
-
-static int
-strset_add(struct strset *s, const char *str)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
-		char **p = reallocarray(s->v, cap, sizeof(*p));
-
-		if (!p)
-			return -1;
-		s->v = p;
-		s->cap = cap;
-	}
-	s->v[s->n] = strdup(str);
-	if (!s->v[s->n])
-		return -1;
-	s->n++;
-	return 0;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-strset_sort(struct strset *s)
-{
-	if (s->n)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_str);
-}
-
-static bool
-strset_has(const struct strset *s, const char *str)
-{
-	return s->n && bsearch(&str, s->v, s->n, sizeof(*s->v), cmp_str);
-}
-
-static void
-strset_release(struct strset *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-}
 
 static char *
 jstrdup(json_t *o, const char *key)
@@ -108,44 +58,74 @@ jnum(json_t *o, const char *key)
 	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-static json_t *
-load_json_at(int dirfd, const char *name, size_t max)
+/* What reading one small JSON file gave. */
+enum load {
+	LOAD_OK = 0,
+	LOAD_MISSING,		/* ENOENT: absent, or removed meanwhile */
+	LOAD_BAD,		/* not a regular file, too big, not a JSON
+				 * object, or a symbolic link */
+	LOAD_ERROR		/* an I/O error; errno says which */
+};
+
+/*
+ * Reads name under dirfd (no symbolic link followed in its last part) as
+ * a JSON object into *out.
+ */
+static enum load
+load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 {
 	char *buf;
 	struct stat st;
 	json_t *j;
 	ssize_t n;
 	size_t done = 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC), e;
 
+	*out = NULL;
 	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > max) {
+		return errno == ENOENT ? LOAD_MISSING : errno == ELOOP ?
+		    LOAD_BAD : LOAD_ERROR;
+	if (fstat(fd, &st)) {
+		e = errno;
 		close(fd);
-		return NULL;
+		errno = e;
+		return LOAD_ERROR;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return LOAD_BAD;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		close(fd);
-		return NULL;
+		errno = ENOMEM;
+		return LOAD_ERROR;
 	}
 	while (done < (size_t)st.st_size) {
 		n = read(fd, buf + done, (size_t)st.st_size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0) {
+			e = errno;
+			free(buf);
+			close(fd);
+			errno = e;
+			return LOAD_ERROR;
+		}
+		if (n == 0)
 			break;
 		done += (size_t)n;
 	}
 	close(fd);
 	j = json_loadb(buf, done, JSON_REJECT_DUPLICATES, NULL);
 	free(buf);
-	if (j && !json_is_object(j)) {
+	if (!json_is_object(j)) {
 		json_decref(j);
-		return NULL;
+		return LOAD_BAD;
 	}
-	return j;
+	*out = j;
+	return LOAD_OK;
 }
 
 static struct entry_priv *
@@ -320,6 +300,12 @@ ckpt_list_free(struct ckpt_list *l)
 	for (size_t i = 0; i < l->nstaging; i++)
 		staging_release(&l->staging[i]);
 	free(l->staging);
+	for (size_t i = 0; i < l->nforeign; i++) {
+		free((char *)l->foreign[i].run);
+		free((char *)l->foreign[i].path);
+		free((char *)l->foreign[i].what);
+	}
+	free(l->foreign);
 	free(l);
 }
 
@@ -347,6 +333,43 @@ ckpt_list_staging(const struct ckpt_list *l, size_t i)
 	return i < l->nstaging ? &l->staging[i] : NULL;
 }
 
+size_t
+ckpt_list_foreign_count(const struct ckpt_list *l)
+{
+	return l->nforeign;
+}
+
+const struct ckpt_foreign *
+ckpt_list_foreign(const struct ckpt_list *l, size_t i)
+{
+	return i < l->nforeign ? &l->foreign[i] : NULL;
+}
+
+/* Records something the listing leaves alone; takes over path. */
+static int
+add_foreign(struct ckpt_list *l, const char *run, char *path,
+    const char *what, struct ckpt_error *err)
+{
+	struct ckpt_foreign *f = reallocarray(l->foreign, l->nforeign + 1,
+	    sizeof(*f));
+
+	if (!f || !path) {
+		free(path);
+		if (f)
+			l->foreign = f;
+		return ckpt_error_nomem(err);
+	}
+	l->foreign = f;
+	f = &l->foreign[l->nforeign];
+	f->run = run ? strdup(run) : NULL;
+	f->path = path;
+	f->what = strdup(what);
+	l->nforeign++;
+	if ((run && !f->run) || !f->what)
+		return ckpt_error_nomem(err);
+	return 0;
+}
+
 bool
 ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
     double *value)
@@ -358,100 +381,6 @@ ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
 			return true;
 		}
 	return false;
-}
-
-static void
-read_pins(const struct ckpt_store *s, struct strset *pins)
-{
-	char *dir = ckpt_store_path(s, ".ckpt/pins");
-	struct dirent *de;
-	DIR *d;
-
-	if (!dir)
-		return;
-	d = opendir(dir);
-	free(dir);
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && strchr(de->d_name, '@') &&
-		    !strstr(de->d_name, ".tmp."))
-			strset_add(pins, de->d_name);
-	closedir(d);
-	strset_sort(pins);
-}
-
-/* Every registry version's run@step, for "protected by the registry". */
-static void
-read_registry(const struct ckpt_store *s, struct strset *prot)
-{
-	char *dir = ckpt_store_path(s, "registry");
-	struct dirent *de, *ve;
-	DIR *d, *vd;
-	int dfd;
-
-	if (!dir)
-		return;
-	d = opendir(dir);
-	free(dir);
-	if (!d)
-		return;
-	dfd = dirfd(d);
-	while ((de = readdir(d))) {
-		int mfd;
-
-		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name, NULL,
-		    NULL))
-			continue;
-		mfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC);
-		if (mfd < 0)
-			continue;
-		vd = fdopendir(mfd);
-		if (!vd) {
-			close(mfd);
-			continue;
-		}
-		while ((ve = readdir(vd))) {
-			size_t n = strlen(ve->d_name);
-			json_t *j, *run, *step;
-			char key[CKPT_NAME_MAX + 32];
-
-			if (ve->d_name[0] != 'v' || n < 7 ||
-			    strcmp(ve->d_name + n - 5, ".json"))
-				continue;
-			j = load_json_at(dirfd(vd), ve->d_name, REGISTRY_MAX);
-			if (!j)
-				continue;
-			run = json_object_get(j, "run");
-			step = json_object_get(j, "step");
-			if (json_is_string(run) && json_is_integer(step) &&
-			    !ckpt_name_check(json_string_value(run), NULL,
-			    NULL)) {
-				snprintf(key, sizeof(key), "%s@%lld",
-				    json_string_value(run),
-				    (long long)json_integer_value(step));
-				strset_add(prot, key);
-			}
-			json_decref(j);
-		}
-		closedir(vd);
-	}
-	closedir(d);
-	strset_sort(prot);
-}
-
-static bool
-is_dir_at(int dfd, struct dirent *de)
-{
-	struct stat st;
-
-	if (de->d_type == DT_DIR)
-		return true;
-	if (de->d_type != DT_UNKNOWN)
-		return false;
-	return !fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
-	    S_ISDIR(st.st_mode);
 }
 
 static int
@@ -477,10 +406,15 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 		return 0;
 	}
 	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_STAGING_NAME);
-	j = load_json_at(rfd, sub, STATUS_MAX);
 	st->state = CKPT_STAGING_ABANDONED;
-	if (!j)
+	switch (load_json_at(rfd, sub, STATUS_MAX, &j)) {
+	case LOAD_OK:
+		break;
+	case LOAD_ERROR:
+		return -1;	/* an I/O error: never guess "abandoned" */
+	default:
 		return 0;	/* crashed before its status was written */
+	}
 	{
 		json_t *v;
 		const char *state;
@@ -530,94 +464,238 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 	return 0;
 }
 
+/* An I/O error at STORE/runs/RUN[/NAME[/FILE]]: the listing fails. */
 static int
-list_run(struct ckpt_list *l, const char *runs, const char *run,
-    unsigned int flags, const struct strset *pins, const struct strset *prot)
+list_io_error(struct ckpt_error *err, const char *runpath, const char *sub,
+    const char *what)
+{
+	char *p = sub ? ckpt_join(runpath, sub) : NULL;
+	int rc;
+
+	if (errno == ENOMEM)
+		return ckpt_error_nomem(err);
+	rc = ckpt_error_errno(err, p ? p : runpath, "%s", what);
+	free(p);
+	return rc;
+}
+
+/*
+ * The type of name under dfd without following it: DT_DIR, DT_LNK,
+ * DT_REG..., DT_UNKNOWN when it vanished meanwhile, or -1 on an error.
+ */
+static int
+type_at(int dfd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type;
+	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? DT_UNKNOWN : -1;
+	return S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK :
+	    S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+}
+
+/*
+ * Reads one committed checkpoint runs/RUN/NAME (its manifest exists) into
+ * a new entry.  *added: it was listed; *bad: its content cannot be read
+ * (listed as incomplete).  Neither: it vanished meanwhile (prune).
+ */
+static int
+read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const char *name, const struct ckpt_protection *prot,
+    bool *added, bool *bad, struct ckpt_error *err)
+{
+	struct entry_priv *p;
+	json_t *j = NULL;
+	enum load lr;
+	int cfd, rc = 0;
+
+	*added = *bad = false;
+	cfd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (cfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENOTDIR) {
+			*bad = true;
+			return 0;
+		}
+		return list_io_error(err, runpath, name, "cannot open");
+	}
+	lr = load_json_at(cfd, CKPT_SUMMARY_NAME, SUMMARY_MAX, &j);
+	if (lr == LOAD_MISSING || lr == LOAD_BAD)
+		/* No summary: fall back to the (larger) manifest. */
+		lr = load_json_at(cfd, CKPT_MANIFEST_NAME, (size_t)1 << 30,
+		    &j);
+	if (lr == LOAD_ERROR) {
+		rc = list_io_error(err, runpath, name, "cannot read the "
+		    "summary or manifest in");
+		goto out;
+	}
+	if (lr == LOAD_MISSING)
+		goto out;	/* removed while we looked (prune) */
+	if (!(p = list_new_entry(l))) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	p->e.run = strdup(run);
+	p->e.name = strdup(name);
+	p->e.path = ckpt_join(runpath, name);
+	if (!p->e.run || !p->e.name || !p->e.path) {
+		entry_release(p);
+		l->n--;
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (lr == LOAD_BAD || entry_from_json(p, j)) {
+		/* Unreadable: not a checkpoint we can count. */
+		entry_release(p);
+		l->n--;
+		*bad = true;
+		goto out;
+	}
+	json_decref(j);
+	j = NULL;
+	switch (load_json_at(cfd, CKPT_STATUS_NAME, STATUS_MAX, &j)) {
+	case LOAD_OK:
+		entry_apply_status(p, j);
+		break;
+	case LOAD_MISSING:
+		break;
+	case LOAD_BAD:
+		/* a damaged status may hide a failure: never trust it */
+		p->e.failed = true;
+		free((char *)p->e.load_test);
+		p->e.load_test = strdup("unreadable");
+		break;
+	default:
+		rc = list_io_error(err, runpath, name, "cannot read "
+		    CKPT_STATUS_NAME " in");
+		goto out;
+	}
+	p->e.pinned = ckpt_protection_pinned(prot, run, p->e.step);
+	p->e.protected_by_registry = ckpt_protection_registry(prot, run,
+	    p->e.step) != NULL;
+	*added = true;
+out:
+	json_decref(j);
+	close(cfd);
+	return rc;
+}
+
+/* Lists one entry of runs/RUN. */
+static int
+list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const struct dirent *de, unsigned int flags,
+    const struct ckpt_protection *prot, struct ckpt_error *err)
+{
+	char sub[PATH_MAX];
+	struct stat st;
+	bool added, bad = false;
+	int type = type_at(rfd, de), rc;
+
+	if (type < 0)
+		return list_io_error(err, runpath, de->d_name, "cannot stat");
+	if (type == DT_LNK && de->d_name[0] != '.')
+		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
+		    "a symbolic link, not part of the store: left alone", err);
+	if (type != DT_DIR)
+		return 0;
+	if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
+	    strlen(CKPT_STAGING_PREFIX))) {
+		if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
+		    runpath, rfd, de->d_name, false))
+			return list_io_error(err, runpath, de->d_name,
+			    "cannot read the save record in");
+		return 0;
+	}
+	if (de->d_name[0] == '.')
+		return 0;
+	snprintf(sub, sizeof(sub), "%s/%s", de->d_name, CKPT_MANIFEST_NAME);
+	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return list_io_error(err, runpath, sub, "cannot stat");
+		bad = errno == ENOENT;
+	} else if (S_ISLNK(st.st_mode)) {
+		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
+		    "its manifest is a symbolic link: left alone", err);
+	} else {
+		if ((rc = read_checkpoint(l, rfd, runpath, run, de->d_name,
+		    prot, &added, &bad, err)))
+			return rc;
+		if (added)
+			return 0;
+	}
+	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
+	    rfd, de->d_name, true))
+		return ckpt_error_nomem(err);
+	return 0;
+}
+
+/*
+ * Lists runs/RUN.  A run that is a symbolic link is foreign: recorded,
+ * never followed (CKPT_ERR_UNSAFE when the caller named it).
+ */
+static int
+list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
+    unsigned int flags, const struct ckpt_protection *prot, bool named,
+    struct ckpt_error *err)
 {
 	char *runpath = ckpt_join(runs, run);
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 	int rfd, rc = 0;
 
 	if (!runpath)
-		return -1;
-	d = opendir(runpath);
-	if (!d) {
-		free(runpath);
-		return 0;
+		return ckpt_error_nomem(err);
+	rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (rfd < 0) {
+		if (errno == ENOENT) {
+			free(runpath);
+			return 0;
+		}
+		if (errno != ELOOP && errno != ENOTDIR) {
+			rc = list_io_error(err, runpath, NULL, "cannot open");
+			free(runpath);
+			return rc;
+		}
+		if (fstatat(runsfd, run, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISLNK(st.st_mode)) {
+			free(runpath);
+			return 0;	/* a stray file in runs/ */
+		}
+		if (named) {
+			rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, runpath, -1,
+			    "a symbolic link, not a run of the store: "
+			    "refusing to follow it");
+			free(runpath);
+			return rc;
+		}
+		return add_foreign(l, NULL, runpath, "a symbolic link, not a "
+		    "run of the store: left alone", err);
 	}
-	rfd = dirfd(d);
-	while ((de = readdir(d))) {
-		struct entry_priv *p;
-		char sub[PATH_MAX], key[CKPT_NAME_MAX + 32];
-		json_t *j;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (!is_dir_at(rfd, de))
-			continue;
-		if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
-		    strlen(CKPT_STAGING_PREFIX))) {
-			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-			    runpath, rfd, de->d_name, false)) {
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
-		    CKPT_MANIFEST_NAME);
-		if (faccessat(rfd, sub, F_OK, 0)) {
-			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-			    runpath, rfd, de->d_name, true)) {
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		p = list_new_entry(l);
-		if (!p) {
-			rc = -1;
+	if (!(d = fdopendir(rfd))) {
+		rc = list_io_error(err, runpath, NULL, "cannot list");
+		close(rfd);
+		free(runpath);
+		return rc;
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				rc = list_io_error(err, runpath, NULL,
+				    "cannot list");
 			break;
 		}
-		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
-		    CKPT_SUMMARY_NAME);
-		j = load_json_at(rfd, sub, SUMMARY_MAX);
-		if (!j) {
-			/* No summary: fall back to the (larger) manifest. */
-			snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
-			    CKPT_MANIFEST_NAME);
-			j = load_json_at(rfd, sub, (size_t)1 << 30);
-		}
-		p->e.run = strdup(run);
-		p->e.name = strdup(de->d_name);
-		p->e.path = ckpt_join(runpath, de->d_name);
-		if (!j || entry_from_json(p, j) || !p->e.run || !p->e.name ||
-		    !p->e.path) {
-			/* Unreadable: not a checkpoint we can count. */
-			json_decref(j);
-			entry_release(p);
-			l->n--;
-			if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-			    runpath, rfd, de->d_name, true)) {
-				rc = -1;
-				break;
-			}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		}
-		json_decref(j);
-		snprintf(sub, sizeof(sub), "%s/%s", de->d_name,
-		    CKPT_STATUS_NAME);
-		if ((j = load_json_at(rfd, sub, STATUS_MAX))) {
-			entry_apply_status(p, j);
-			json_decref(j);
-		}
-		snprintf(key, sizeof(key), "%s@%lld", run,
-		    (long long)p->e.step);
-		p->e.pinned = strset_has(pins, key);
-		p->e.protected_by_registry = strset_has(prot, key);
+		if ((rc = list_run_entry(l, dirfd(d), runpath, run, de, flags,
+		    prot, err)))
+			break;
 	}
 	closedir(d);
 	free(runpath);
@@ -647,14 +725,47 @@ cmp_staging(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
+/* Lists every run of runs/ (runsfd, which it closes). */
+static int
+list_all_runs(struct ckpt_list *l, int runsfd, const char *runs,
+    unsigned int flags, const struct ckpt_protection *prot,
+    struct ckpt_error *err)
+{
+	struct dirent *de;
+	DIR *d = fdopendir(runsfd);
+	int rc = 0;
+
+	if (!d) {
+		rc = ckpt_error_errno(err, runs, "cannot list");
+		close(runsfd);
+		return rc;
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				rc = ckpt_error_errno(err, runs, "cannot list");
+			break;
+		}
+		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
+		    NULL, NULL))
+			continue;
+		if ((rc = list_run(l, dirfd(d), runs, de->d_name, flags, prot,
+		    false, err)))
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
 int
 ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
     struct ckpt_list **out, struct ckpt_error *err)
 {
-	struct strset pins = { 0 }, prot = { 0 };
+	struct ckpt_protection prot;
 	struct ckpt_list *l;
 	char *runs;
-	int rc = 0;
+	int rc, runsfd;
 
 	if (run && (rc = ckpt_name_check(run, "run name", err)))
 		return rc;
@@ -665,41 +776,34 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 		free(runs);
 		return ckpt_error_nomem(err);
 	}
-	read_pins(s, &pins);
-	read_registry(s, &prot);
-	if (run) {
-		rc = list_run(l, runs, run, flags, &pins, &prot);
-	} else {
-		DIR *d = opendir(runs);
-		struct dirent *de;
-
-		if (!d && errno != ENOENT) {
-			rc = ckpt_error_errno(err, runs, "cannot list");
-			goto out;
-		}
-		while (d && (de = readdir(d))) {
-			if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
-			    NULL, NULL))
-				continue;
-			if ((rc = list_run(l, runs, de->d_name, flags, &pins,
-			    &prot)))
-				break;
-		}
-		if (d)
-			closedir(d);
+	if ((rc = ckpt_protection_load(s, &prot, err))) {
+		free(l);
+		free(runs);
+		return rc;
 	}
-	if (rc) {
-		rc = ckpt_error_nomem(err);
+	if (prot.all && (rc = add_foreign(l, NULL, ckpt_store_path(s,
+	    "registry"), prot.all, err)))
+		goto out;
+	runsfd = ckpt_store_opendir(s, "runs", err);
+	if (runsfd == -1) {
+		rc = err ? err->code : CKPT_ERR_IO;
 		goto out;
 	}
+	if (runsfd >= 0 && run) {
+		rc = list_run(l, runsfd, runs, run, flags, &prot, true, err);
+		close(runsfd);
+	} else if (runsfd >= 0) {
+		rc = list_all_runs(l, runsfd, runs, flags, &prot, err);
+	}
+	if (rc)
+		goto out;
 	if (l->n)
 		qsort(l->entries, l->n, sizeof(*l->entries), cmp_entry);
 	if (l->nstaging)
 		qsort(l->staging, l->nstaging, sizeof(*l->staging),
 		    cmp_staging);
 out:
-	strset_release(&pins);
-	strset_release(&prot);
+	ckpt_protection_release(&prot);
 	free(runs);
 	if (rc) {
 		ckpt_list_free(l);

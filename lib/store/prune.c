@@ -168,15 +168,38 @@ rm_rf_at(int dfd, const char *name, int depth)
 		saved = errno;
 	if (depth == 0)
 		crash_point("mid-delete");
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (rm_rf_at(fd, de->d_name, depth + 1) && !saved)
+	/*
+	 * Another deleter of the same entry (gc beside prune) or a late
+	 * writer may leave a name our pass did not see: "Directory not
+	 * empty" then means "look again", a few times.
+	 */
+	for (int pass = 0; pass < 5; pass++) {
+		if (pass)
+			rewinddir(d);
+		for (;;) {
+			errno = 0;
+			if (!(de = readdir(d))) {
+				if (errno && !saved)
+					saved = errno;
+				break;
+			}
+			if (!strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
+				continue;
+			if (rm_rf_at(fd, de->d_name, depth + 1) && !saved)
+				saved = errno;
+		}
+		if (!unlinkat(dfd, name, AT_REMOVEDIR) || errno == ENOENT)
+			break;
+		if (errno != ENOTEMPTY && errno != EEXIST) {
+			if (!saved)
+				saved = errno;
+			break;
+		}
+		if (pass == 4 && !saved)
 			saved = errno;
 	}
 	closedir(d);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) && errno != ENOENT && !saved)
-		saved = errno;
 	if (saved) {
 		errno = saved;
 		rc = -1;
@@ -193,7 +216,8 @@ ckpt_rm_rf(const char *path)
 
 	if (!dir)
 		return -1;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* never through a symbolic link: the trash must be the store's */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	free(dir);
 	if (dfd < 0)
 		return -1;
@@ -252,18 +276,28 @@ trash_name(struct ckpt_store *s, const char *run, const char *name)
 	return p;
 }
 
+/* Creates the trash; it must be a directory of the store, not a link. */
 static int
 ensure_trash(struct ckpt_store *s, struct ckpt_error *err)
 {
 	char *dir = ckpt_store_path(s, TRASH_DIR);
-	int rc = 0;
+	int rc = 0, fd;
 
 	if (!dir)
 		return ckpt_error_nomem(err);
 	if (mkdir(dir, 0777) && errno != EEXIST)
 		rc = ckpt_error_errno(err, dir, "cannot create the trash");
 	free(dir);
-	return rc;
+	if (rc)
+		return rc;
+	fd = ckpt_store_opendir(s, TRASH_DIR, err);
+	if (fd == -2)
+		return ckpt_error_set(err, CKPT_ERR_IO, TRASH_DIR, -1,
+		    "vanished after it was created");
+	if (fd < 0)
+		return err ? err->code : CKPT_ERR_IO;
+	close(fd);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -340,6 +374,18 @@ ckpt_prune_report_broken_lock(const struct ckpt_prune_report *r)
 	return r ? &r->broken : NULL;
 }
 
+size_t
+ckpt_prune_report_foreign_count(const struct ckpt_prune_report *r)
+{
+	return r && r->list ? ckpt_list_foreign_count(r->list) : 0;
+}
+
+const struct ckpt_foreign *
+ckpt_prune_report_foreign(const struct ckpt_prune_report *r, size_t i)
+{
+	return r && r->list ? ckpt_list_foreign(r->list, i) : NULL;
+}
+
 /* Plans one run: entries [first, first + count) of the listing. */
 static int
 plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
@@ -378,6 +424,7 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 		c[i].metric_values = &values[i];
 		c[i].pinned = e->pinned;
 		c[i].registry = e->protected_by_registry;
+		c[i].failed = e->failed;
 	}
 	rc = ckpt_policy_plan(pol, c, count, now, &plan, err);
 	if (rc) {
@@ -471,6 +518,39 @@ fail_point(const struct ckpt_entry *e)
 	return true;
 }
 
+/*
+ * Renames runs/RUN/NAME into the trash without following a symbolic link
+ * anywhere below the store root: the run and the trash are opened with
+ * O_NOFOLLOW, and NAME must still be a directory, not a link to one.
+ */
+static int
+rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
+    const char *dst)
+{
+	char rel[PATH_MAX];
+	struct stat st;
+	int rfd, tfd, rc = -1, saved;
+
+	snprintf(rel, sizeof(rel), "runs/%s", e->run);
+	rfd = ckpt_open_dir_nofollow(ckpt_store_root(s), rel);
+	if (rfd < 0)
+		return -1;
+	tfd = ckpt_open_dir_nofollow(ckpt_store_root(s), TRASH_DIR);
+	if (tfd >= 0 && !fstatat(rfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (!S_ISDIR(st.st_mode))
+			errno = ELOOP;
+		else
+			rc = renameat(rfd, e->name, tfd, strrchr(dst, '/') +
+			    1);
+	}
+	saved = errno;
+	close(rfd);
+	if (tfd >= 0)
+		close(tfd);
+	errno = saved;
+	return rc;
+}
+
 /* Moves item into the trash; records the outcome in it. */
 static void
 trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
@@ -482,7 +562,7 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 		it->error = "out of memory";
 		return;
 	}
-	if (fail_point(e) || rename(e->path, dst)) {
+	if (fail_point(e) || rename_into_trash(s, e, dst)) {
 		it->error = pool_printf(&r->pool, "cannot move %s into the "
 		    "trash: %s", e->path, strerror(errno));
 		if (!it->error)
@@ -492,6 +572,40 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 	}
 	it->removed = true;
 	it->trash_path = pool_add(&r->pool, dst);
+}
+
+/*
+ * Removes one planned checkpoint unless a pin or a registry version now
+ * protects it; an error reading them keeps it and is reported.
+ */
+static void
+recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
+    struct ckpt_prune_run *rs, struct ckpt_prune_item *it,
+    const struct ckpt_entry *e)
+{
+	static const char *const pinned[] = { "pinned" };
+	static const char *const registry[] = { "registry" };
+	struct ckpt_error err;
+	const char *why;
+
+	ckpt_error_clear(&err);
+	if (ckpt_protection_recheck(s, e->run, e->step, &why, &err)) {
+		it->error = pool_printf(&r->pool, "not removed: cannot check "
+		    "pins and registry: %s", err.message);
+		if (!it->error)
+			it->error = "not removed: cannot check pins and "
+			    "registry";
+		return;
+	}
+	if (why) {
+		it->keep = true;
+		it->nreasons = 1;
+		it->reasons = !strcmp(why, "pinned") ? pinned : registry;
+		rs->kept++;
+		rs->kept_bytes += e->size;
+		return;
+	}
+	trash_item(s, r, it, e);
 }
 
 int
@@ -584,12 +698,19 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	if (opts->dry_run)
 		goto tally;
 
-	/* Then act: renames under the lock. */
-	for (size_t i = 0; i < n; i++) {
-		struct ckpt_prune_item *it = &r->items[i];
+	/* Then act: renames under the lock, each after a fresh look at
+	 * the pins and the registry (fail closed). */
+	for (size_t g = 0; g < r->nruns; g++) {
+		struct ckpt_prune_run *rs = &r->runs[g];
 
-		if (!it->keep) {
-			trash_item(s, r, it, ckpt_list_entry(r->list, i));
+		for (size_t k = 0; k < rs->count; k++) {
+			size_t i = rs->first + k;
+			struct ckpt_prune_item *it = &r->items[i];
+
+			if (it->keep)
+				continue;
+			recheck_then_trash(s, r, rs, it,
+			    ckpt_list_entry(r->list, i));
 			crash_point("after-first-rename");
 		}
 	}

@@ -632,20 +632,29 @@ ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
 	return rc;
 }
 
+/*
+ * Fails closed: a pin that cannot be checked (any error but ENOENT, or a
+ * pins directory that is a symbolic link) counts as a pin, so that an I/O
+ * error never lets a pinned checkpoint be replaced or removed.
+ */
 bool
 ckpt_store_is_pinned(const struct ckpt_store *s, const char *run,
     int64_t step)
 {
-	char *p;
+	char name[CKPT_NAME_MAX + 32];
 	struct stat st;
 	bool yes;
+	int fd;
 
 	if (ckpt_name_check(run, NULL, NULL))
 		return false;
-	p = pin_path(s, run, step);
-	if (!p)
+	fd = ckpt_store_opendir(s, ".ckpt/pins", NULL);
+	if (fd == -2)
 		return false;
-	yes = !stat(p, &st);
-	free(p);
+	if (fd < 0)
+		return true;
+	snprintf(name, sizeof(name), "%s@%lld", run, (long long)step);
+	yes = !fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT;
+	close(fd);
 	return yes;
 }

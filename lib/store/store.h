@@ -25,4 +25,45 @@ int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
  * -1 with errno.  A path that is gone already is fine; prune.c. */
 int ckpt_rm_rf(const char *path);
 
+/*
+ * What protects checkpoints from prune (protect.c): pins and registry
+ * versions, as sorted "RUN@STEP" keys.  runs: registry entries whose run
+ * is readable but not their step (the whole run is protected); all: an
+ * unreadable registry entry, which protects every checkpoint (the text
+ * says which entry).
+ */
+struct ckpt_protection {
+	char **pins;
+	size_t npins;
+	char **keys;
+	size_t nkeys;
+	char **runs;
+	size_t nruns;
+	char *all;
+};
+
+int ckpt_protection_load(const struct ckpt_store *s,
+    struct ckpt_protection *p, struct ckpt_error *err);
+int ckpt_pins_read(const struct ckpt_store *s, struct ckpt_protection *p,
+    struct ckpt_error *err);
+/* The one reader of registry protection (prune, ls, promote). */
+int ckpt_registry_protection_read(const struct ckpt_store *s,
+    struct ckpt_protection *p, struct ckpt_error *err);
+bool ckpt_protection_pinned(const struct ckpt_protection *p,
+    const char *run, int64_t step);
+/* NULL when unprotected; else why ("" for a plain registry version). */
+const char *ckpt_protection_registry(const struct ckpt_protection *p,
+    const char *run, int64_t step);
+void ckpt_protection_release(struct ckpt_protection *p);
+/* Reads pins and the registry afresh for one checkpoint: *why is NULL
+ * when nothing protects it.  Errors are errors (fail closed). */
+int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
+    int64_t step, const char **why, struct ckpt_error *err);
+
+/* Opens ROOT/rel as a directory, no symbolic link followed below root. */
+int ckpt_open_dir_nofollow(const char *root, const char *rel);
+/* Same for a store path: the descriptor, -2 when missing, -1 with err. */
+int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
+    struct ckpt_error *err);
+
 #endif /* CKPT_STORE_H */

@@ -2,16 +2,24 @@
 /*
  * fault.c - an LD_PRELOAD shim for crash and failure tests (after jq's
  * inject_errors.c): it makes one call of write, fsync, fdatasync, rename,
- * renameat, renameat2, link, mkdir or unlink fail, or kills the process
- * with SIGKILL just before or after it, when the call's path matches a
+ * renameat, renameat2, link, mkdir, unlink, or of the calls a listing
+ * makes (opendir, readdir, stat, open), fail, or kills the process with
+ * SIGKILL just before or after it, when the call's path matches a
  * pattern.  For calls on a descriptor the path is read from
- * /proc/self/fd.
+ * /proc/self/fd; for the *at calls it is the directory's path, "/" and
+ * the name.
  *
  *   CKPT_FAULT_OP      write, fsync (fsync and fdatasync), rename (rename,
- *                      renameat, renameat2), link, mkdir, unlink, or any
+ *                      renameat, renameat2), link, mkdir, unlink,
+ *                      opendir (opendir, fdopendir, open/openat with
+ *                      O_DIRECTORY), readdir (readdir, readdir64: a
+ *                      listing cut short by EIO), stat (stat, lstat,
+ *                      fstat, fstatat and their 64 forms), open (open,
+ *                      openat without O_DIRECTORY), or any
  *   CKPT_FAULT_PATH    fnmatch(3) pattern (default "*"); a rename matches
  *                      on either path
- *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1)
+ *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1); "all":
+ *                      every matching call
  *   CKPT_FAULT_ACTION  fail (EIO; ENOSPC for write), crash (SIGKILL
  *                      before the call) or crash-after (SIGKILL after it)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
@@ -21,8 +29,10 @@
  * runs (which inherit LD_PRELOAD) are not.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <signal.h>
@@ -35,6 +45,8 @@
 #include <unistd.h>
 
 static atomic_int counter;
+/* The shim's own calls (log_line's open) are never faults. */
+static __thread int busy;
 /* Only the ckpt binary is hit, never git, sh or a load test it runs. */
 static bool active;
 
@@ -95,14 +107,17 @@ decide(const char *op, const char *a, const char *b)
 {
 	const char *nth_s = getenv("CKPT_FAULT_NTH");
 	const char *act = getenv("CKPT_FAULT_ACTION");
+	bool every = nth_s && !strcmp(nth_s, "all");
 	int nth = nth_s ? atoi(nth_s) : 1;	/* test code: atoi is fine */
 	int n;
 
-	if (!matches(op, a, b))
+	if (busy || !matches(op, a, b))
 		return PASS;
 	n = atomic_fetch_add(&counter, 1) + 1;
-	log_line(n == nth ? "hit" : "call", op, b ? b : a);
-	if (n != nth)
+	busy++;
+	log_line(n == nth || every ? "hit" : "call", op, b ? b : a);
+	busy--;
+	if (n != nth && !every)
 		return PASS;
 	if (act && !strcmp(act, "crash")) {
 		kill(getpid(), SIGKILL);
@@ -301,3 +316,214 @@ unlink(const char *path)
 	after(a);
 	return r;
 }
+
+/* ---- the calls of a listing: opendir, readdir, stat, open ---- */
+
+/* dir's path, "/" and name (name alone when absolute or AT_FDCWD). */
+static const char *
+at_path(int dir, const char *name, char *buf, size_t len)
+{
+	char d[4096];
+
+	if (!name)
+		return NULL;
+	if (name[0] == '/' || dir == AT_FDCWD || !fd_path(dir, d, sizeof(d)))
+		return name;
+	snprintf(buf, len, "%s/%s", d, name);
+	return buf;
+}
+
+#define REAL(name) \
+	static __typeof__(&name) fn; \
+	if (!fn) \
+		fn = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+
+static int
+open_common(const char *sym, int dir, const char *path, int flags,
+    mode_t mode)
+{
+	char p[8192];
+	enum action a;
+	int r;
+
+	a = getenv("CKPT_FAULT_OP") ? decide(flags & O_DIRECTORY ? "opendir" :
+	    "open", at_path(dir, path, p, sizeof(p)), NULL) : PASS;
+	if (a == FAIL) {
+		errno = EIO;
+		return -1;
+	}
+	{
+		static int (*fn)(int, const char *, int, ...);
+
+		/* open(p) is openat(AT_FDCWD, p): one real call for all */
+		if (!fn)
+			fn = (int (*)(int, const char *, int, ...))dlsym(
+			    RTLD_NEXT, "openat");
+		(void)sym;
+		r = fn(dir, path, flags, mode);
+	}
+	after(a);
+	return r;
+}
+
+#define OPENAT_CALL(name)						\
+int									\
+name(int dir, const char *path, int flags, ...)				\
+{									\
+	mode_t mode = 0;						\
+									\
+	if (flags & (O_CREAT | __O_TMPFILE)) {				\
+		va_list ap;						\
+									\
+		va_start(ap, flags);					\
+		mode = (mode_t)va_arg(ap, int);				\
+		va_end(ap);						\
+	}								\
+	return open_common(#name, dir, path, flags, mode);		\
+}
+
+#define OPEN_CALL(name, atname)						\
+int									\
+name(const char *path, int flags, ...)					\
+{									\
+	mode_t mode = 0;						\
+									\
+	if (flags & (O_CREAT | __O_TMPFILE)) {				\
+		va_list ap;						\
+									\
+		va_start(ap, flags);					\
+		mode = (mode_t)va_arg(ap, int);				\
+		va_end(ap);						\
+	}								\
+	return open_common(#atname, AT_FDCWD, path, flags, mode);	\
+}
+
+OPENAT_CALL(openat)
+OPENAT_CALL(openat64)
+OPEN_CALL(open, openat)
+OPEN_CALL(open64, openat64)
+
+DIR *
+opendir(const char *path)
+{
+	enum action a;
+	DIR *d;
+
+	REAL(opendir);
+	a = decide("opendir", path, NULL);
+	if (a == FAIL) {
+		errno = EIO;
+		return NULL;
+	}
+	d = fn(path);
+	after(a);
+	return d;
+}
+
+DIR *
+fdopendir(int fd)
+{
+	char p[4096];
+	enum action a;
+	DIR *d;
+
+	REAL(fdopendir);
+	a = decide("opendir", fd_path(fd, p, sizeof(p)), NULL);
+	if (a == FAIL) {
+		errno = EIO;
+		return NULL;
+	}
+	d = fn(fd);
+	after(a);
+	return d;
+}
+
+#define READDIR_CALL(name, type)					\
+type *									\
+name(DIR *d)								\
+{									\
+	char p[4096];							\
+	enum action a;							\
+	type *r;							\
+									\
+	REAL(name);					\
+	a = getenv("CKPT_FAULT_OP") ? decide("readdir",			\
+	    fd_path(dirfd(d), p, sizeof(p)), NULL) : PASS;		\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return NULL;						\
+	}								\
+	r = fn(d);							\
+	after(a);							\
+	return r;							\
+}
+
+READDIR_CALL(readdir, struct dirent)
+READDIR_CALL(readdir64, struct dirent64)
+
+#define STAT_CALL(name, type)						\
+int									\
+name(const char *path, type *st)					\
+{									\
+	enum action a;							\
+	int r;								\
+									\
+	REAL(name);			\
+	a = decide("stat", path, NULL);					\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return -1;						\
+	}								\
+	r = fn(path, st);						\
+	after(a);							\
+	return r;							\
+}
+
+#define FSTAT_CALL(name, type)						\
+int									\
+name(int fd, type *st)							\
+{									\
+	char p[4096];							\
+	enum action a;							\
+	int r;								\
+									\
+	REAL(name);				\
+	a = getenv("CKPT_FAULT_OP") ? decide("stat",			\
+	    fd_path(fd, p, sizeof(p)), NULL) : PASS;			\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return -1;						\
+	}								\
+	r = fn(fd, st);							\
+	after(a);							\
+	return r;							\
+}
+
+#define FSTATAT_CALL(name, type)					\
+int									\
+name(int dir, const char *path, type *st, int flags)			\
+{									\
+	char p[8192];							\
+	enum action a;							\
+	int r;								\
+									\
+	REAL(name);		\
+	a = getenv("CKPT_FAULT_OP") ? decide("stat",			\
+	    at_path(dir, path, p, sizeof(p)), NULL) : PASS;		\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return -1;						\
+	}								\
+	r = fn(dir, path, st, flags);					\
+	after(a);							\
+	return r;							\
+}
+
+STAT_CALL(stat, struct stat)
+STAT_CALL(stat64, struct stat64)
+STAT_CALL(lstat, struct stat)
+STAT_CALL(lstat64, struct stat64)
+FSTAT_CALL(fstat, struct stat)
+FSTAT_CALL(fstat64, struct stat64)
+FSTATAT_CALL(fstatat, struct stat)
+FSTATAT_CALL(fstatat64, struct stat64)

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * protect.c - what keeps a checkpoint from being pruned whatever the
+ * policy says: pins (.ckpt/pins/RUN@STEP) and registry versions
+ * (registry/MODEL/vN.json naming a run and step).
+ *
+ * Both readers fail closed.  A listing that cannot be read (any error but
+ * ENOENT, a symbolic link where a directory belongs) is an error, never
+ * "nothing is protected": a pin lost to an EIO once let prune delete the
+ * pinned checkpoint.  A registry entry that cannot be parsed protects
+ * what it might name -- the whole run when its "run" is readable, every
+ * checkpoint of the store otherwise -- and never unprotects anything.
+ * No symbolic link is followed: directories are opened with O_NOFOLLOW
+ * relative to their parent's descriptor.
+ *
+ * ckpt_registry_protection_read() is the one reader of registry
+ * protection; the registry commands (promote) call it too.
+ */
+#include "util/internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+#define PINS_DIR	".ckpt/pins"
+#define REGISTRY_DIR	"registry"
+#define REGISTRY_MAX	(1u << 20)
+
+static int
+strv_add(char ***v, size_t *n, const char *s)
+{
+	char **p = reallocarray(*v, *n + 1, sizeof(*p));
+
+	if (!p)
+		return -1;
+	*v = p;
+	if (!(p[*n] = strdup(s)))
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+strv_has(char *const *v, size_t n, const char *s)
+{
+	return n && bsearch(&s, v, n, sizeof(*v), cmp_str);
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+ckpt_protection_release(struct ckpt_protection *p)
+{
+	if (!p)
+		return;
+	strv_free(p->pins, p->npins);
+	strv_free(p->keys, p->nkeys);
+	strv_free(p->runs, p->nruns);
+	free(p->all);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * Opens STORE/rel as a directory without following a symbolic link in
+ * rel.  Returns the descriptor, -2 when it does not exist, or -1 with err
+ * set (a symbolic link or not a directory is an error: what it would
+ * protect cannot be trusted).
+ */
+int
+ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
+    struct ckpt_error *err)
+{
+	char *path = ckpt_store_path(s, rel);
+	int fd;
+
+	if (!path) {
+		ckpt_error_nomem(err);
+		return -1;
+	}
+	fd = ckpt_open_dir_nofollow(s->root, rel);
+	if (fd >= 0 || errno == ENOENT) {
+		free(path);
+		return fd >= 0 ? fd : -2;
+	}
+	if (errno == ELOOP || errno == ENOTDIR) {
+		struct stat st;
+		/* O_DIRECTORY|O_NOFOLLOW on a link gives either errno */
+		bool link = !lstat(path, &st) && S_ISLNK(st.st_mode);
+
+		ckpt_error_set(err, CKPT_ERR_UNSAFE, path, -1, "%s: refusing "
+		    "to follow it out of the store", link ?
+		    "a symbolic link" : "not a directory");
+	} else
+		ckpt_error_errno(err, path, "cannot open");
+	free(path);
+	return -1;
+}
+
+int
+ckpt_open_dir_nofollow(const char *root, const char *rel)
+{
+	char buf[PATH_MAX];
+	char *save = NULL, *tok;
+	int fd, next;
+
+	if (strlen(rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, rel, strlen(rel) + 1);
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (tok = strtok_r(buf, "/", &save); fd >= 0 && tok;
+	    tok = strtok_r(NULL, "/", &save)) {
+		next = openat(fd, tok, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (next < 0) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		close(fd);
+		fd = next;
+	}
+	return fd;
+}
+
+/*
+ * Reads the entries of the directory fd (which it takes over), calling
+ * fn for each name but "." and "..".  readdir's errors are errors.
+ */
+static int
+each_entry(int fd, const char *path, int (*fn)(void *, int, const char *),
+    void *arg, struct ckpt_error *err)
+{
+	struct dirent *de;
+	DIR *d = fdopendir(fd);
+	int rc = 0;
+
+	if (!d) {
+		rc = ckpt_error_errno(err, path, "cannot list");
+		close(fd);
+		return rc;
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				rc = ckpt_error_errno(err, path, "cannot list");
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((rc = fn(arg, dirfd(d), de->d_name)))
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+struct pins_walk {
+	struct ckpt_protection *p;
+	struct ckpt_error *err;
+};
+
+static int
+pin_entry(void *arg, int dfd, const char *name)
+{
+	struct pins_walk *w = arg;
+
+	(void)dfd;
+	/* only the name counts: a pin's content is a note for people */
+	if (name[0] == '.' || !strchr(name, '@') || strstr(name, ".tmp"))
+		return 0;
+	return strv_add(&w->p->pins, &w->p->npins, name) ?
+	    ckpt_error_nomem(w->err) : 0;
+}
+
+int
+ckpt_pins_read(const struct ckpt_store *s, struct ckpt_protection *p,
+    struct ckpt_error *err)
+{
+	struct pins_walk w = { p, err };
+	char *path;
+	int fd, rc;
+
+	fd = ckpt_store_opendir(s, PINS_DIR, err);
+	if (fd == -2)
+		return 0;
+	if (fd < 0)
+		return err ? err->code : CKPT_ERR_IO;
+	path = ckpt_store_path(s, PINS_DIR);
+	if (!path) {
+		close(fd);
+		return ckpt_error_nomem(err);
+	}
+	rc = each_entry(fd, path, pin_entry, &w, err);
+	free(path);
+	if (!rc && p->npins)
+		qsort(p->pins, p->npins, sizeof(*p->pins), cmp_str);
+	return rc;
+}
+
+bool
+ckpt_protection_pinned(const struct ckpt_protection *p, const char *run,
+    int64_t step)
+{
+	char key[CKPT_NAME_MAX + 32];
+
+	snprintf(key, sizeof(key), "%s@%lld", run, (long long)step);
+	return strv_has(p->pins, p->npins, key);
+}
+
+/* Protects everything; the first reason wins. */
+static int
+protect_all(struct ckpt_protection *p, const char *rel, const char *why,
+    struct ckpt_error *err)
+{
+	if (p->all)
+		return 0;
+	if (asprintf(&p->all, "unreadable %s: %s", rel, why) < 0) {
+		p->all = NULL;
+		return ckpt_error_nomem(err);
+	}
+	return 0;
+}
+
+struct reg_walk {
+	struct ckpt_protection *p;
+	struct ckpt_error *err;
+	const struct ckpt_store *s;
+	const char *model;
+};
+
+static bool
+is_version_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (name[0] != 'v' || n < 7 || strcmp(name + n - 5, ".json"))
+		return false;
+	for (size_t i = 1; i < n - 5; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+	return true;
+}
+
+/* Reads one version file; what it protects goes into the protection. */
+static int
+version_entry(void *arg, int dfd, const char *name)
+{
+	struct reg_walk *w = arg;
+	char rel[PATH_MAX], *text = NULL;
+	json_t *j = NULL, *run, *step;
+	const char *why = NULL;
+	struct stat st;
+	size_t len = 0;
+	ssize_t got;
+	int fd, rc = 0;
+
+	if (!is_version_file(name))
+		return 0;
+	snprintf(rel, sizeof(rel), "%s/%s/%s", REGISTRY_DIR, w->model, name);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;	/* removed meanwhile */
+		if (errno != ELOOP) {
+			char *path = ckpt_store_path(w->s, rel);
+
+			rc = ckpt_error_errno(w->err, path ? path : rel,
+			    "cannot open");
+			free(path);
+			return rc;
+		}
+		return protect_all(w->p, rel, "a symbolic link", w->err);
+	}
+	if (fstat(fd, &st)) {
+		rc = ckpt_error_errno(w->err, rel, "cannot stat");
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > REGISTRY_MAX) {
+		close(fd);
+		return protect_all(w->p, rel, S_ISREG(st.st_mode) ?
+		    "larger than 1 MiB" : "not a regular file", w->err);
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		close(fd);
+		return ckpt_error_nomem(w->err);
+	}
+	while (len < (size_t)st.st_size) {
+		got = read(fd, text + len, (size_t)st.st_size - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = ckpt_error_errno(w->err, rel, "cannot read");
+			break;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	close(fd);
+	if (!rc) {
+		j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+		run = json_object_get(j, "run");
+		step = json_object_get(j, "step");
+		if (!json_is_object(j))
+			why = "not a JSON object";
+		else if (!json_is_string(run) || ckpt_name_check(
+		    json_string_value(run), NULL, NULL))
+			why = "no valid \"run\"";
+		else if (!json_is_integer(step) || json_integer_value(step) <
+		    0)
+			why = "no valid \"step\"";
+		if (!why) {
+			char key[CKPT_NAME_MAX + 32];
+
+			snprintf(key, sizeof(key), "%s@%lld",
+			    json_string_value(run),
+			    (long long)json_integer_value(step));
+			if (strv_add(&w->p->keys, &w->p->nkeys, key))
+				rc = ckpt_error_nomem(w->err);
+		} else if (json_is_string(run) && !ckpt_name_check(
+		    json_string_value(run), NULL, NULL)) {
+			/* the run is known, the step is not: all of it */
+			if (strv_add(&w->p->runs, &w->p->nruns,
+			    json_string_value(run)))
+				rc = ckpt_error_nomem(w->err);
+		} else {
+			rc = protect_all(w->p, rel, why, w->err);
+		}
+	}
+	json_decref(j);
+	free(text);
+	return rc;
+}
+
+static int
+model_entry(void *arg, int dfd, const char *name)
+{
+	struct reg_walk *w = arg;
+	char rel[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (name[0] == '.')
+		return 0;
+	snprintf(rel, sizeof(rel), "%s/%s", REGISTRY_DIR, name);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno == ENOENT)
+			return 0;
+		return ckpt_error_errno(w->err, rel, "cannot stat");
+	}
+	if (S_ISLNK(st.st_mode))
+		return protect_all(w->p, rel, "a symbolic link", w->err);
+	if (!S_ISDIR(st.st_mode) || ckpt_name_check(name, NULL, NULL))
+		return 0;	/* history.jsonl and the like */
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENOTDIR)
+			return protect_all(w->p, rel, "replaced while read",
+			    w->err);
+		return ckpt_error_errno(w->err, rel, "cannot open");
+	}
+	{
+		struct reg_walk vw = *w;
+
+		vw.model = name;
+		return each_entry(fd, rel, version_entry, &vw, w->err);
+	}
+}
+
+int
+ckpt_registry_protection_read(const struct ckpt_store *s,
+    struct ckpt_protection *p, struct ckpt_error *err)
+{
+	struct reg_walk w = { p, err, s, NULL };
+	int fd, rc;
+
+	fd = ckpt_store_opendir(s, REGISTRY_DIR, err);
+	if (fd == -2)
+		return 0;
+	if (fd < 0) {
+		/* a symlinked registry protects, it is not an I/O error */
+		if (err && err->code == CKPT_ERR_UNSAFE)
+			return protect_all(p, REGISTRY_DIR, "a symbolic link "
+			    "or not a directory", err);
+		return err ? err->code : CKPT_ERR_IO;
+	}
+	rc = each_entry(fd, REGISTRY_DIR, model_entry, &w, err);
+	if (!rc && p->nkeys)
+		qsort(p->keys, p->nkeys, sizeof(*p->keys), cmp_str);
+	if (!rc && p->nruns)
+		qsort(p->runs, p->nruns, sizeof(*p->runs), cmp_str);
+	return rc;
+}
+
+const char *
+ckpt_protection_registry(const struct ckpt_protection *p, const char *run,
+    int64_t step)
+{
+	char key[CKPT_NAME_MAX + 32];
+
+	if (p->all)
+		return p->all;
+	if (strv_has(p->runs, p->nruns, run))
+		return "a registry version of this run whose step is unreadable";
+	snprintf(key, sizeof(key), "%s@%lld", run, (long long)step);
+	return strv_has(p->keys, p->nkeys, key) ? "" : NULL;
+}
+
+int
+ckpt_protection_load(const struct ckpt_store *s, struct ckpt_protection *p,
+    struct ckpt_error *err)
+{
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((rc = ckpt_pins_read(s, p, err)) ||
+	    (rc = ckpt_registry_protection_read(s, p, err)))
+		ckpt_protection_release(p);
+	return rc;
+}
+
+int
+ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
+    int64_t step, const char **why, struct ckpt_error *err)
+{
+	struct ckpt_protection p;
+	char pin[CKPT_NAME_MAX + 32];
+	struct stat st;
+	int fd, rc;
+
+	*why = NULL;
+	fd = ckpt_store_opendir(s, PINS_DIR, err);
+	if (fd == -1)
+		return err ? err->code : CKPT_ERR_IO;
+	if (fd >= 0) {
+		snprintf(pin, sizeof(pin), "%s@%lld", run, (long long)step);
+		rc = fstatat(fd, pin, &st, AT_SYMLINK_NOFOLLOW);
+		if (rc && errno != ENOENT) {
+			rc = ckpt_error_errno(err, pin, "cannot check the pin");
+			close(fd);
+			return rc;
+		}
+		close(fd);
+		if (!rc) {
+			*why = "pinned";
+			return 0;
+		}
+	}
+	memset(&p, 0, sizeof(p));
+	if ((rc = ckpt_registry_protection_read(s, &p, err)))
+		return rc;
+	if (ckpt_protection_registry(&p, run, step))
+		*why = "protected by the registry";
+	ckpt_protection_release(&p);
+	return 0;
+}
