@@ -174,6 +174,8 @@ main(int argc, char **argv)
 	int i;
 
 	atexit(close_stdout);
+	/* SIGINT/SIGTERM/SIGHUP unwind a store operation (lock, --move). */
+	ckpt_interrupt_install();
 	env = getenv("CKPT_STORE");
 	if (env && *env)
 		ctx.store = env;

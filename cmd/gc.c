@@ -4,8 +4,10 @@
  * directories of crashed or failed saves once their last sign of life is
  * older than a threshold (--older-than, else ckpt.yaml's gc.older_than,
  * else 24h).  A save in flight is never touched: on this host its pid must
- * be gone; the threshold covers saves of other hosts.  The work is
- * libckpt's (ckpt_store_gc); this file prints it.
+ * be gone; the threshold covers saves of other hosts.  The files of a
+ * --move save go back where they came from before its directory goes
+ * (--restore does only that, at any age).  The work is libckpt's
+ * (ckpt_store_gc); this file prints it.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -29,10 +31,13 @@ static int
 cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *older = NULL, *wait = "60";
-	bool dry_run = false;
+	bool dry_run = false, restore = false;
 	const struct opt opts[] = {
 		OPT_BOOL('n', "dry-run", &dry_run,
 		    "print what would be removed, change nothing"),
+		OPT_BOOL(0, "restore", &restore,
+		    "only put back the files of interrupted --move saves "
+		    "(any age)"),
 		OPT_STRING(0, "older-than", &older, "duration",
 		    "age of leftovers of crashed saves (default: ckpt.yaml, "
 		    "else 24h)"),
@@ -61,6 +66,7 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		die_usage("--lock-timeout: %s", err.message);
 	go.lock_timeout_ms = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
 	go.dry_run = dry_run;
+	go.restore = restore;
 
 	store = store_open(ctx, false);
 	rc = ckpt_store_gc(store, &go, &rep, &err);
@@ -91,6 +97,7 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		json_t *doc = json_doc_new(), *items = json_array();
 
 		json_object_set_new(doc, "dry_run", json_boolean(dry_run));
+		json_object_set_new(doc, "restore", json_boolean(restore));
 		json_object_set_new(doc, "older_than",
 		    json_integer(ckpt_gc_report_older_than(rep)));
 		for (size_t i = 0; i < ckpt_gc_report_count(rep); i++) {

@@ -93,6 +93,27 @@ cmp_by_metric(const void *a, const void *b)
 	return strcmp(x->run, y->run);
 }
 
+/*
+ * An abandoned or failed save may be a --move save still holding the
+ * user's files: say how to get them back (ckpt-gc(1)).
+ */
+static void
+abandoned_hint(const struct ctx *ctx, const struct ckpt_list *l)
+{
+	for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+		enum ckpt_staging_state st = ckpt_list_staging(l, i)->state;
+
+		if (st != CKPT_STAGING_ABANDONED && st != CKPT_STAGING_FAILED)
+			continue;
+		if (ctx->verbosity > 0)
+			fprintf(stderr, "hint: the files of an abandoned or "
+			    "failed --move save are in its staging directory;"
+			    " 'ckpt gc --restore' moves them back where they "
+			    "came from\n");
+		return;
+	}
+}
+
 static const char *
 staging_state_name(enum ckpt_staging_state s)
 {
@@ -385,6 +406,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			}
 			table_print(&u, stdout, ctx);
 			table_release(&u);
+			abandoned_hint(ctx, l);
 		}
 	}
 	for (size_t i = 0; i < wheres.n; i++)

@@ -1129,8 +1129,23 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		so.progress = progress_cb;
 		so.progress_data = &prog;
 	}
-	if (ckpt_save_begin(s, &so, &sv, &err))
-		die_ckpt(&err);
+	/*
+	 * A SIGINT, SIGTERM or SIGHUP from here on is recorded, the save
+	 * unwinds (moved files go back), we say so, and only then does the
+	 * signal act (interrupt_release below).
+	 */
+	ckpt_interrupt_hold();
+	if (ckpt_save_begin(s, &so, &sv, &err)) {
+		error_ckpt(&err);
+		if (ckpt_interrupt_pending() && !strstr(err.message,
+		    "could not be moved back"))
+			fprintf(stderr, "ckpt: nothing was committed%s\n",
+			    so.transfer == CKPT_TRANSFER_COPY ||
+			    so.transfer == CKPT_TRANSFER_LINK ? "" :
+			    "; moved files were moved back");
+		ckpt_interrupt_release();
+		exit(exit_code_for(err.code));
+	}
 
 	report = json_doc_new();
 	json_object_set_new(report, "run", json_string(a.run));
@@ -1170,7 +1185,8 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 			_exit(status);
 		}
 		close(pfd[1]);
-		waitpid(pid, NULL, 0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		if (read(pfd[0], &c, 1) != 1)
 			die("the background save did not start; see 'ckpt ls'");
 		close(pfd[0]);
@@ -1191,6 +1207,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		release_args(&a);
 		ckpt_save_free(sv);
 		ckpt_store_free(s);
+		ckpt_interrupt_release();
 		return CKPT_EXIT_OK;
 	}
 
@@ -1200,12 +1217,23 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		warning("broke a stale store lock of pid %ld on %s ('%s')",
 		    broken.pid, broken.host, broken.purpose);
 	if (status) {
+		size_t moved, stranded;
+
 		error_ckpt(&err);
-		if (err.code != CKPT_ERR_EXISTS)
+		ckpt_save_moves(sv, &moved, &stranded);
+		/* Only what is true: the library counted what went back. */
+		if (stranded)
 			fprintf(stderr, "ckpt: the save failed; nothing was "
-			    "committed%s\n", so.transfer == CKPT_TRANSFER_MOVE
-			    || so.transfer == CKPT_TRANSFER_AUTO ?
-			    " (moved files were moved back)" : "");
+			    "committed; %zu of %zu moved file%s could not be "
+			    "moved back and %s in %s (listed in its %s); "
+			    "'ckpt gc --restore' tries again\n", stranded,
+			    moved, moved == 1 ? "" : "s", stranded == 1 ?
+			    "is" : "are", ckpt_save_path(sv),
+			    CKPT_STAGING_NAME);
+		else if (err.code != CKPT_ERR_EXISTS || moved)
+			fprintf(stderr, "ckpt: the save failed; nothing was "
+			    "committed%s\n", moved ? " (moved files were "
+			    "moved back)" : "");
 		json_decref(report);
 		free(meta_text);
 		free(sources);
@@ -1213,9 +1241,17 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		release_args(&a);
 		ckpt_save_free(sv);
 		ckpt_store_free(s);
+		ckpt_interrupt_release();
 		return exit_code_for(err.code);
 	}
 	json_object_set_new(report, "path", json_string(ckpt_save_path(sv)));
+	/* Committed: the user's files are safe in the store.  A signal that
+	 * came meanwhile acts now, after saying so; the load test and the
+	 * prune that follow are interruptible as any command is. */
+	if (ckpt_interrupt_pending())
+		info(ctx, "saved %s@%lld (%s), then interrupted", a.run, step,
+		    ckpt_save_path(sv));
+	ckpt_interrupt_release();
 	status = after_commit(ctx, &a, s, ckpt_save_path(sv), a.run, step,
 	    report);
 	if (ctx->json) {

@@ -221,6 +221,7 @@ test_expect_success 'RUN@best takes the metric and mode of the policy' '
 	manifest_py st/runs/from/step-2 "assert m[\"resumed_from\"][\"step\"] == 3"
 '
 
+# keep_last 1 keeps step 4; step 3 stays as the best by acc (ckpt-prune(1)).
 test_expect_success 'save --prune applies the policy after the commit' '
 	for s in 1 2 3; do
 		mkdir -p ck && echo $s >ck/w.bin &&
@@ -231,10 +232,11 @@ test_expect_success 'save --prune applies the policy after the commit' '
 	test "$(grep -c "\"step\": " before)" = 3 &&
 	mkdir -p ck && echo 4 >ck/w.bin &&
 	ckpt -C st save --run pr --step 4 --prune ck 2>err &&
-	test_grep "pruned" err &&
+	test_grep "pruned 2 checkpoints of run pr" err &&
 	ckpt -C st ls --run pr --json >after &&
-	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 1 &&
-	test_grep "/runs/pr/step-4\"" after
+	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 2 &&
+	test_grep "/runs/pr/step-4\"" after &&
+	test_grep "/runs/pr/step-3\"" after
 '
 
 test_expect_success 'a prune that is refused does not undo the commit' '

@@ -101,16 +101,43 @@ test_expect_success 'trash: keep leaves the removed checkpoints for gc' '
 	test -z "$(ls s/.ckpt/trash)"
 '
 
+# Faults come from the LD_PRELOAD shim: the library has no test hooks.
+SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+export ASAN_OPTIONS
+
+# fault OP ACTION PATTERN CMD...: the first OP on a path matching PATTERN
+# fails (EIO) or kills ckpt with SIGKILL before (crash) or after it.
+fault() {
+	_op=$1 _act=$2 _pat=$3 && shift 3 &&
+	LD_PRELOAD="$SHIM" CKPT_FAULT_OP=$_op CKPT_FAULT_ACTION=$_act \
+		CKPT_FAULT_PATH="$_pat" "$@"
+}
+
+# The crash points of a prune: after the first rename into the trash,
+# after all renames (before the trash's fsync), before the first delete,
+# and in the middle of one (just after its manifest went).
+# crash_at POINT CMD...
+crash_at() {
+	_pt=$1 && shift &&
+	case $_pt in
+	after-first-rename) fault rename crash-after "*/.ckpt/trash/*" "$@" ;;
+	after-renames) fault fsync crash "*/.ckpt/trash" "$@" ;;
+	before-delete) fault unlink crash "*/.ckpt/trash/*" "$@" ;;
+	mid-delete) fault unlink crash-after "*/.ckpt/trash/*/ckpt-manifest.json" "$@" ;;
+	esac
+}
+
 test_expect_success 'a failed removal: exit 1, the rest removed, the failure named' '
 	rm -rf s && cp -R s0 s &&
-	CKPT_TEST_PRUNE_FAIL=a@2 test_expect_code 1 ckpt -C s prune --run a \
+	fault rename fail "*/runs/a/step-2" test_expect_code 1 ckpt -C s prune --run a \
 		--keep-last 1 >out.raw 2>err &&
 	sed "s/ *\$//" out.raw >out &&
 	test_grep "a@2: cannot move .*/runs/a/step-2 into the trash: Input/output error" err &&
 	test_grep "^a       2 .* FAILED$" out &&
 	test_grep "^removed 3 of 5 checkpoints" out &&
 	echo "2 5 " >expect && steps s a >actual && test_cmp expect actual &&
-	CKPT_TEST_PRUNE_FAIL=a@2 test_expect_code 1 ckpt -C s prune --json \
+	fault rename fail "*/runs/a/step-2" test_expect_code 1 ckpt -C s prune --json \
 		--run a --keep-last 1 >out.json &&
 	test_grep "\"removed\": false" out.json &&
 	test_grep "\"error\": \"cannot move" out.json
@@ -144,7 +171,7 @@ for point in after-first-rename after-renames before-delete mid-delete
 do
 	test_expect_success "kill -9 at $point: the store stays consistent" '
 		rm -rf s && cp -R s0 s &&
-		CKPT_TEST_PRUNE_CRASH='$point' test_expect_code 137 \
+		crash_at '$point' test_expect_code 137 \
 			sh -c "exec ckpt -C s prune --run a --keep-last 2" >out 2>&1 &&
 		store_consistent s &&
 		ckpt -C s ls --run a >ls.out &&
@@ -162,7 +189,7 @@ done
 
 test_expect_success 'a crash while holding the lock: the next prune breaks the stale lock' '
 	rm -rf s && cp -R s0 s &&
-	CKPT_TEST_PRUNE_CRASH=after-renames test_expect_code 137 \
+	crash_at after-renames test_expect_code 137 \
 		sh -c "exec ckpt -C s prune --run a --keep-last 2" &&
 	test_path_is_file s/.ckpt/lock &&
 	echo "4 5 " >expect && steps s a >actual && test_cmp expect actual &&
@@ -170,7 +197,7 @@ test_expect_success 'a crash while holding the lock: the next prune breaks the s
 	ckpt -C s prune --run b --keep-last 1 >out 2>err &&
 	test_grep "broke a stale store lock of pid [0-9]* on .* (prune)" err &&
 	echo "2 " >expect && steps s b >actual && test_cmp expect actual &&
-	CKPT_TEST_PRUNE_CRASH=after-renames test_expect_code 137 \
+	crash_at after-renames test_expect_code 137 \
 		sh -c "exec ckpt -C s prune --run a --keep-last 1" &&
 	ckpt -C s gc >out 2>err &&
 	test_grep "broke a stale store lock of pid [0-9]* on .* (prune)" err &&
@@ -179,7 +206,7 @@ test_expect_success 'a crash while holding the lock: the next prune breaks the s
 
 test_expect_success 'mid-delete: the manifest goes first' '
 	rm -rf s && cp -R s0 s &&
-	CKPT_TEST_PRUNE_CRASH=mid-delete test_expect_code 137 \
+	crash_at mid-delete test_expect_code 137 \
 		sh -c "exec ckpt -C s prune --run a --keep-last 4" &&
 	t=$(ls -d s/.ckpt/trash/*) &&
 	test_path_is_missing "$t/ckpt-manifest.json" &&

@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
+
 #define BUF_SIZE	((size_t)1 << 20)
 #define PROGRESS_STEP	((uint64_t)64 << 20)
 #define MAX_THREADS	256
@@ -102,6 +104,10 @@ read_exact(int fd, const char *path, unsigned char *buf, size_t n,
 {
 	size_t got = 0;
 
+	/* A save holding off SIGINT stops at its next read (interrupt.c);
+	 * elsewhere nothing is ever pending. */
+	if (ckpt_interrupt_pending())
+		return ckpt_error_interrupted(err, "hashing");
 	while (got < n) {
 		ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
 

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
+
 #define ALG "Ed"
 #define KDF_ARGON2ID "A2"
 #define KDF_NONE "NO"
@@ -565,15 +567,10 @@ ckpt_sign_manifest(const char *sec_path, const char *passphrase,
 	    (const unsigned char *)msg, strlen(msg), sk);
 	hexid(id, hex);
 
-	if (asprintf(&tmp, "%s.tmp.%ld", sig_path, (long)getpid()) < 0) {
-		tmp = NULL;
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0644);
+	fd = ckpt_tempfile(sig_path, 0644, &tmp, err);
 	if (fd < 0) {
-		rc = ckpt_error_errno(err, tmp, "cannot create");
+		tmp = NULL;
+		rc = fd;
 		goto out;
 	}
 	snprintf(comment, sizeof(comment), "ckpt signature by key %s", hex);

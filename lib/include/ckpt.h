@@ -596,6 +596,8 @@ CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
 #define CKPT_STATUS_NAME	"ckpt-status.json"
 #define CKPT_STAGING_NAME	"ckpt-staging.json"
 #define CKPT_STAGING_PREFIX	".tmp-"
+/* A staging directory being created, before its record is in it. */
+#define CKPT_STAGING_NEW_PREFIX	".new-"
 #define CKPT_MANIFEST_SCHEMA	1
 #define CKPT_NAME_MAX		128	/* run and model names */
 
@@ -642,18 +644,45 @@ CKPT_API const char *ckpt_store_root(const struct ckpt_store *s);
 CKPT_API char *ckpt_store_path(const struct ckpt_store *s, const char *rel);
 
 /*
- * The store lock: STORE/.ckpt/lock created with O_CREAT|O_EXCL (atomic on
- * local filesystems and on NFSv3 and later), holding "pid", "host",
- * "time", "boot" (kernel boot id), "start" (process start time) and
- * "purpose" lines.  It serialises commit, prune, pin, gc and promote and
- * is held only around them.
+ * Interrupts (SIGINT, SIGTERM, SIGHUP).  A program calls
+ * ckpt_interrupt_install() once, early and single-threaded, to have
+ * libckpt unwind safely instead of dying mid-step: while the store lock
+ * is held or a --move save has the user's files in its staging
+ * directory, the signal is only recorded; the operation stops at its next
+ * step, moves files back, marks its staging record failed and removes the
+ * lock; then the release of the outermost held section re-raises the
+ * signal with its default action (so the exit status says which signal).
+ * Outside held sections the signal acts as it would without the handler.
+ * A signal ignored when installing (nohup) stays ignored.
+ * ckpt_interrupt_hold()/ckpt_interrupt_release() nest; a program holds
+ * around a save to report the outcome before it dies.
+ */
+CKPT_API void ckpt_interrupt_install(void);
+CKPT_API void ckpt_interrupt_hold(void);
+CKPT_API void ckpt_interrupt_release(void);
+/** The signal recorded in a held section, or 0. */
+CKPT_API int ckpt_interrupt_pending(void);
+
+/*
+ * The store lock: STORE/.ckpt/lock, holding "pid", "host", "time",
+ * "boot" (kernel boot id), "start" (process start time), "pidns" (pid
+ * namespace), "machine" (/etc/machine-id) and "purpose" lines.  The
+ * content is written to a fresh temporary file and synced, which is then
+ * link()ed into place (atomic and exclusive on local filesystems and on
+ * NFSv3 and later): a lock always has its content.  On ENOSPC/EDQUOT the
+ * lock is a symlink to a compact identity instead (no data block), so
+ * that gc and prune run on a full filesystem.  It serialises commit,
+ * prune, pin, gc and promote and is held only around them; while it is
+ * held, SIGINT/SIGTERM/SIGHUP are deferred (ckpt_interrupt_install).
  *
- * Stale locks: a lock whose host is this host is broken (and reported in
- * *broken) when its process is gone: the pid does not exist, or exists but
- * started at another time, or the boot id differs (a reboot).  A lock from
- * another host is never broken automatically: the caller gets
- * CKPT_ERR_LOCKED with the holder in err; a person who has checked that the
- * process on that host is gone removes STORE/.ckpt/lock by hand.
+ * Stale locks are decided on identity, never on a clock: a lock is broken
+ * (and reported in *broken) only when its process is known to be gone --
+ * same host and pid namespace, and the pid does not exist or started at
+ * another time, or the machine rebooted (another boot id, the same
+ * machine id).  A lock of another host or pid namespace, or an empty or
+ * garbled one (an older ckpt killed while taking it), is never broken:
+ * the caller gets CKPT_ERR_LOCKED with the holder in err; a person who
+ * has checked that the holder is gone removes STORE/.ckpt/lock by hand.
  */
 struct ckpt_lock_holder {
 	long pid;			/* 0 when unknown */
@@ -994,6 +1023,14 @@ CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
 /** Marks the staging directory failed with message (for a dying caller). */
 CKPT_API void ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg);
 /**
+ * Of a --move save: *moved, the sources moved into the staging directory;
+ * *stranded, those a failed or interrupted save could not move back (a
+ * file now exists at the source path, ...): they stay in the staging
+ * directory, listed in its record, for "ckpt gc --restore".
+ */
+CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
+    size_t *stranded);
+/**
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
@@ -1307,18 +1344,26 @@ CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
 
 /*
  * Garbage collection (ckpt-gc(1)): empties STORE/.ckpt/trash/ and removes
- * the staging directories (runs/RUN/.tmp-*) of saves that crashed or
- * failed, once their last sign of life is older than the threshold.  A
- * save in flight is never removed: on this host its pid must be gone (the
- * process start time is checked too); for another host, whose processes
- * cannot be checked, only the age counts.  Staging dirs are renamed into
- * the trash under the store lock, then the trash is deleted without it.
+ * the staging directories (runs/RUN/.tmp-*, .new-*) of saves that crashed
+ * or failed, once their last sign of life is older than the threshold.
+ * Everything is decided under the store lock.  A save in flight is never
+ * removed: on this host and pid namespace its process (pid and start
+ * time) must be gone; for another host or namespace, whose processes
+ * cannot be checked, only the age of its record counts.  The files of a
+ * --move save are moved back to their sources first (never replacing
+ * anything); if one cannot go back, the directory stays and the item has
+ * an error saying why.  Staging dirs are renamed into the trash under the
+ * lock, then the trash is deleted without it.
  */
 struct ckpt_gc_opts {
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
 	long lock_timeout_ms;
 	int64_t now;			/* 0: time(NULL) */
+	/* Only put back the files of --move saves whose process is known
+	 * to be gone, whatever their age, and remove those staging
+	 * directories; leave the trash and everything else alone. */
+	bool restore;
 };
 
 enum ckpt_gc_kind {

@@ -79,28 +79,68 @@ get_u64(json_t *o, const char *key, uint64_t *out)
 	return true;
 }
 
-/* Relative, '/'-separated, no empty, "." or ".." component. */
-static bool
-canonical_path(const char *p)
+/* Bytes in the UTF-8 sequence starting at p (0: not valid UTF-8, which
+ * JSON text cannot hold). */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t n;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+const char *
+ckpt_manifest_path_problem(const char *p)
 {
 	const char *c = p;
 	size_t n = strlen(p);
 
-	if (!n || n > PATH_LEN_MAX || p[0] == '/' || p[n - 1] == '/')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == '\\')
-			return false;
+	if (!n)
+		return "empty path";
+	if (n > PATH_LEN_MAX)
+		return "path longer than 4096 bytes";
+	if (p[0] == '/' || p[n - 1] == '/')
+		return "not a relative path";
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_len((const unsigned char *)p + i);
+
+		if (!len)
+			return "not valid UTF-8";
+		if ((unsigned char)p[i] < 0x20)
+			return "a control character (newline, tab...)";
+		if (p[i] == '\\')
+			return "a backslash";
+		i += len;
+	}
 	while (c) {
 		const char *slash = strchr(c, '/');
 		size_t len = slash ? (size_t)(slash - c) : strlen(c);
 
 		if (!len || (len == 1 && c[0] == '.') || (len == 2 &&
 		    c[0] == '.' && c[1] == '.'))
-			return false;
+			return "an empty, '.' or '..' component";
 		c = slash ? slash + 1 : NULL;
 	}
-	return true;
+	return NULL;
 }
 
 static int
@@ -129,7 +169,7 @@ read_file_entry(struct ckpt_manifest *m, json_t *fo, size_t idx,
 	if (!json_is_object(fo))
 		return bad(err, mpath, "files[%zu] is not an object", idx);
 	f->path = json_string_value(json_object_get(fo, "path"));
-	if (!f->path || !canonical_path(f->path))
+	if (!f->path || ckpt_manifest_path_problem(f->path))
 		return bad(err, mpath, "files[%zu]: path %s%s%s is not a "
 		    "canonical relative path", idx, f->path ? "'" : "",
 		    f->path ? f->path : "(missing)", f->path ? "'" : "");

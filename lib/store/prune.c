@@ -30,10 +30,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #define TRASH_DIR ".ckpt/trash"
 #define RM_MAX_DEPTH 128
@@ -87,21 +88,6 @@ pool_free(struct strpool *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->v[i]);
 	free(p->v);
-}
-
-/*
- * Crash injection for the tests (git's GIT_TEST_* idea): when
- * CKPT_TEST_PRUNE_CRASH names this point, the process kills itself there
- * with SIGKILL -- no cleanup, no unlock, as a power cut or an OOM kill
- * would leave it.
- */
-static void
-crash_point(const char *name)
-{
-	const char *want = getenv("CKPT_TEST_PRUNE_CRASH");
-
-	if (want && !strcmp(want, name))
-		raise(SIGKILL);
 }
 
 static int
@@ -166,8 +152,6 @@ rm_rf_at(int dfd, const char *name, int depth)
 	/* the manifest first: a half-deleted directory is never complete */
 	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
 		saved = errno;
-	if (depth == 0)
-		crash_point("mid-delete");
 	/*
 	 * Another deleter of the same entry (gc beside prune) or a late
 	 * writer may leave a name our pass did not see: "Directory not
@@ -502,22 +486,6 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 	return 0;
 }
 
-/* CKPT_TEST_PRUNE_FAIL=RUN@STEP: the removal of that one fails (EIO). */
-static bool
-fail_point(const struct ckpt_entry *e)
-{
-	const char *want = getenv("CKPT_TEST_PRUNE_FAIL");
-	char key[CKPT_NAME_MAX + 32];
-
-	if (!want)
-		return false;
-	snprintf(key, sizeof(key), "%s@%lld", e->run, (long long)e->step);
-	if (strcmp(want, key))
-		return false;
-	errno = EIO;
-	return true;
-}
-
 /*
  * Renames runs/RUN/NAME into the trash without following a symbolic link
  * anywhere below the store root: the run and the trash are opened with
@@ -562,7 +530,7 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 		it->error = "out of memory";
 		return;
 	}
-	if (fail_point(e) || rename_into_trash(s, e, dst)) {
+	if (rename_into_trash(s, e, dst)) {
 		it->error = pool_printf(&r->pool, "cannot move %s into the "
 		    "trash: %s", e->path, strerror(errno));
 		if (!it->error)
@@ -711,10 +679,8 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 				continue;
 			recheck_then_trash(s, r, rs, it,
 			    ckpt_list_entry(r->list, i));
-			crash_point("after-first-rename");
 		}
 	}
-	crash_point("after-renames");
 	{
 		char *td = ckpt_store_path(s, TRASH_DIR);
 
@@ -750,7 +716,6 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 			if (!it->trash_path)
 				continue;
-			crash_point("before-delete");
 			if (ckpt_rm_rf(it->trash_path))
 				r->trash_left++;
 			else
@@ -856,17 +821,6 @@ gc_add(struct ckpt_gc_report *r)
 	return &r->items[r->n++];
 }
 
-static bool
-same_host(const char *host)
-{
-	char buf[256];
-
-	if (!host || gethostname(buf, sizeof(buf)))
-		return false;
-	buf[sizeof(buf) - 1] = '\0';
-	return !strcmp(buf, host);
-}
-
 /* Lists the trash entries as items to remove. */
 static int
 gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
@@ -914,59 +868,387 @@ gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
 	return rc;
 }
 
+/* ---- Whose is a staging directory, and is its owner alive? ---- */
+
+enum owner_state {
+	OWNER_ALIVE,		/* its process runs: never touched */
+	OWNER_GONE,		/* known dead (this machine could check) */
+	OWNER_UNKNOWN		/* another host or pid namespace */
+};
+
+/* What ckpt-staging.json says (strings borrowed from rec). */
+struct staging_rec {
+	json_t *rec;		/* NULL: no record */
+	long pid;
+	unsigned long long start;
+	const char *host, *boot, *pidns, *machine, *state, *transfer;
+	json_t *sources;	/* [{"source": ABS, "path": REL}], or NULL */
+	int64_t updated;
+};
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static void
+staging_rec_read(const char *dir, struct staging_rec *r)
+{
+	char *p = ckpt_join(dir, CKPT_STAGING_NAME), *text = NULL;
+	json_t *v;
+
+	memset(r, 0, sizeof(*r));
+	if (!p || ckpt_read_file(p, (size_t)4 << 20, &text, NULL, NULL)) {
+		free(p);
+		return;
+	}
+	free(p);
+	r->rec = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_object(r->rec)) {
+		json_decref(r->rec);
+		r->rec = NULL;
+		return;
+	}
+	v = json_object_get(r->rec, "pid");
+	r->pid = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+	v = json_object_get(r->rec, "start");
+	r->start = json_is_integer(v) && json_integer_value(v) > 0 ?
+	    (unsigned long long)json_integer_value(v) : 0;
+	r->host = jstr(r->rec, "host");
+	r->boot = jstr(r->rec, "boot");
+	r->pidns = jstr(r->rec, "pidns");
+	r->machine = jstr(r->rec, "machine");
+	r->state = jstr(r->rec, "state");
+	r->transfer = jstr(r->rec, "transfer");
+	r->sources = json_object_get(r->rec, "sources");
+	if (!json_is_array(r->sources))
+		r->sources = NULL;
+	r->updated = ckpt_parse_iso_time(jstr(r->rec, "updated"));
+	if (r->updated <= 0)
+		r->updated = ckpt_parse_iso_time(jstr(r->rec, "started"));
+}
+
+/*
+ * The same rule as the store lock's (store.c): only a process of this
+ * machine and pid namespace can be checked, by pid and start time; a
+ * reboot (another boot id, the same machine id) ended it too.
+ */
+static enum owner_state
+owner_state(const struct staging_rec *r)
+{
+	const char *ns = r->pidns && *r->pidns ? r->pidns : ckpt_pid_ns();
+
+	if (!r->host || strcmp(r->host, ckpt_hostname()) || r->pid <= 0 ||
+	    strcmp(ns, ckpt_pid_ns()))
+		return OWNER_UNKNOWN;
+	if (r->boot && *r->boot && ckpt_boot_id()[0] && strcmp(r->boot,
+	    ckpt_boot_id()))
+		return r->machine && *r->machine && ckpt_machine_id()[0] &&
+		    !strcmp(r->machine, ckpt_machine_id()) ? OWNER_GONE :
+		    OWNER_UNKNOWN;
+	return ckpt_proc_alive(r->pid, r->start) ? OWNER_ALIVE : OWNER_GONE;
+}
+
+/* The pid in ".tmp-step-N.PID.RANDOM" (or .new-), 0 when none. */
+static long
+pid_of_name(const char *name)
+{
+	const char *dot = strchr(name, '.') ? strchr(name + 1, '.') : NULL;
+	char *end;
+	long pid;
+
+	if (!dot)
+		return 0;
+	pid = strtol(dot + 1, &end, 10);
+	return *end == '.' && pid > 0 ? pid : 0;
+}
+
+/*
+ * Moves the sources of a --move save back where they came from, as the
+ * save's own failure path does, never replacing anything: a source path
+ * that exists again, a parent that is gone, another filesystem... keeps
+ * the file where it is, and the staging directory with it.  Returns how
+ * many could not go back; *why says the first reason.
+ */
+static size_t
+restore_sources(struct ckpt_gc_report *r, const char *dir,
+    const struct staging_rec *rec, size_t *restored, const char **why)
+{
+	size_t stuck = 0, i;
+	json_t *el;
+
+	*restored = 0;
+	json_array_foreach(rec->sources, i, el) {
+		const char *src = jstr(el, "source"), *rel = jstr(el, "path");
+		struct stat st;
+		char *in;
+
+		/* A record is data in the store: only a top-level name, back
+		 * to an absolute path, ever. */
+		if (!src || !rel || src[0] != '/' || strstr(src, "/../") ||
+		    strchr(rel, '/') || ckpt_manifest_path_problem(rel)) {
+			stuck++;
+			if (!*why)
+				*why = "the record names a source oddly";
+			continue;
+		}
+		in = ckpt_join(dir, rel);
+		if (!in)
+			continue;
+		if (lstat(in, &st)) {
+			free(in);	/* never moved in, or back already */
+			continue;
+		}
+		if (!renameat2(AT_FDCWD, in, AT_FDCWD, src, RENAME_NOREPLACE) ||
+		    ((errno == EINVAL || errno == ENOSYS) &&
+		    access(src, F_OK) && errno == ENOENT && !rename(in, src))) {
+			char *parent = dirname_of(src);
+
+			if (parent)
+				fsync_dir(parent);
+			free(parent);
+			(*restored)++;
+		} else {
+			stuck++;
+			if (!*why)
+				*why = pool_printf(&r->pool, "cannot move %s "
+				    "back to %s: %s", rel, src,
+				    strerror(errno == EINVAL ? EEXIST : errno));
+		}
+		free(in);
+	}
+	return stuck;
+}
+
+static struct ckpt_gc_item *
+staging_item(struct ckpt_gc_report *r, const char *run, const char *path,
+    const char *name)
+{
+	struct ckpt_gc_item *it = gc_add(r);
+	char *dir;
+	int dfd;
+
+	if (!it)
+		return NULL;
+	it->kind = CKPT_GC_STAGING;
+	it->step = -1;
+	it->path = pool_add(&r->pool, strdup(path));
+	it->run = pool_add(&r->pool, strdup(run));
+	if (!it->path || !it->run)
+		return NULL;
+	dir = dirname_of(path);
+	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0) {
+		it->size = du_at(dfd, name, 0);
+		close(dfd);
+	}
+	free(dir);
+	return it;
+}
+
+/*
+ * Decides on one staging directory (under the lock).  A live owner is
+ * never touched; an unknown one (another host or pid namespace) only
+ * once its last sign of life is older than the threshold; a gone one
+ * once older than the threshold (at once with --restore).  Whatever goes
+ * has its moved files put back first (restore_sources), and stays if
+ * they cannot go back.
+ */
+static int
+gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_gc_opts *opts, const char *run, const char *path,
+    const char *name, bool incomplete, int64_t now, const char *dur)
+{
+	struct ckpt_gc_item *it = staging_item(r, run, path, name);
+	struct staging_rec rec;
+	enum owner_state os;
+	bool failed, moved;
+	struct stat st;
+
+	if (!it)
+		return -1;
+	if (incomplete) {
+		it->reason = "not a staging directory (no manifest, not "
+		    ".tmp-*): left alone";
+		return 0;
+	}
+	staging_rec_read(path, &rec);
+	if (!lstat(path, &st))
+		it->age = now - (int64_t)st.st_mtime;
+	if (!rec.rec) {
+		long pid = pid_of_name(name);
+
+		/* Savers write the record before the directory gets its
+		 * .tmp- name: no record means no file of the user's. */
+		if (pid && ckpt_proc_alive(pid, 0)) {
+			it->reason = pool_printf(&r->pool, "no staging record; "
+			    "pid %ld (in its name) is alive", pid);
+		} else if (opts->restore) {
+			it->reason = "crashed save: nothing to restore";
+		} else if (it->age < r->older_than) {
+			it->reason = pool_printf(&r->pool, "crashed save, "
+			    "younger than %s", dur);
+		} else {
+			it->remove = true;
+			it->reason = "crashed save";
+		}
+		return it->reason ? 0 : -1;
+	}
+	{
+		json_t *v = json_object_get(rec.rec, "step");
+
+		if (json_is_integer(v))
+			it->step = json_integer_value(v);
+	}
+	if (rec.updated > 0)
+		it->age = now - rec.updated;
+	failed = rec.state && !strcmp(rec.state, "failed");
+	moved = rec.transfer && !strcmp(rec.transfer, "move") && rec.sources;
+	os = owner_state(&rec);
+	if (os == OWNER_ALIVE && !failed) {
+		it->reason = pool_printf(&r->pool, "save in flight (pid %ld is "
+		    "alive)", rec.pid);
+	} else if (opts->restore && (!moved || os == OWNER_UNKNOWN)) {
+		it->reason = !moved ? "not a --move save: nothing to restore" :
+		    "save on another host or pid namespace: not restored";
+	} else if (!opts->restore && it->age < r->older_than) {
+		it->reason = pool_printf(&r->pool, "%s, younger than %s",
+		    failed ? "failed save" : os == OWNER_UNKNOWN ?
+		    "save on another host" : "crashed save", dur);
+	} else {
+		it->remove = true;
+		it->reason = failed ? "failed save" : os == OWNER_UNKNOWN ?
+		    pool_printf(&r->pool, "save on host %s, no sign of life "
+		    "for %s", rec.host ? rec.host : "?", dur) : "crashed save";
+	}
+	if (it->remove && moved && !opts->dry_run) {
+		const char *why = NULL;
+		size_t back, stuck;
+
+		if (st.st_uid != geteuid()) {
+			/* Never move files to paths a record names for
+			 * another user (a record is only data). */
+			it->remove = false;
+			it->error = pool_printf(&r->pool, "kept: its moved "
+			    "files belong to uid %ld; run 'ckpt gc --restore' "
+			    "as that user", (long)st.st_uid);
+		} else if ((stuck = restore_sources(r, path, &rec, &back,
+		    &why))) {
+			it->remove = false;
+			it->error = pool_printf(&r->pool, "kept: %zu moved "
+			    "file%s cannot go back (%s); they stay here, "
+			    "listed in %s", stuck, stuck == 1 ? "" : "s",
+			    why ? why : "?", CKPT_STAGING_NAME);
+		} else if (back) {
+			it->reason = pool_printf(&r->pool, "%s; %zu moved "
+			    "file%s moved back", it->reason, back, back == 1 ?
+			    "" : "s");
+		}
+	} else if (it->remove && moved) {
+		it->reason = pool_printf(&r->pool, "%s; its moved files go "
+		    "back first", it->reason);
+	}
+	json_decref(rec.rec);
+	return it->reason ? 0 : -1;
+}
+
+/*
+ * Staging directories being created (.new-*, see save.c): they hold no
+ * file of the user's.  Removed once the pid in the name is gone and the
+ * record inside (when there is one) says so too, and they are older
+ * than the threshold.
+ */
+static int
+gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_gc_opts *opts, int64_t now, const char *dur)
+{
+	char *runs = ckpt_store_path(s, "runs");
+	struct dirent *de, *e2;
+	DIR *d, *rd;
+	int rc = 0;
+
+	if (!runs)
+		return -1;
+	d = opendir(runs);
+	if (!d) {
+		free(runs);
+		return 0;
+	}
+	while (!rc && (de = readdir(d))) {
+		char *rp;
+
+		if (de->d_name[0] == '.')
+			continue;
+		rp = ckpt_join(runs, de->d_name);
+		rd = rp ? opendir(rp) : NULL;
+		while (rd && !rc && (e2 = readdir(rd))) {
+			struct ckpt_gc_item *it;
+			struct staging_rec rec;
+			struct stat st;
+			char *p;
+			long pid;
+
+			if (strncmp(e2->d_name, CKPT_STAGING_NEW_PREFIX,
+			    strlen(CKPT_STAGING_NEW_PREFIX)))
+				continue;
+			p = ckpt_join(rp, e2->d_name);
+			it = p ? staging_item(r, de->d_name, p, e2->d_name) :
+			    NULL;
+			if (!it) {
+				free(p);
+				rc = -1;
+				break;
+			}
+			if (!lstat(p, &st))
+				it->age = now - (int64_t)st.st_mtime;
+			staging_rec_read(p, &rec);
+			pid = rec.rec ? rec.pid : pid_of_name(e2->d_name);
+			if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
+			    ckpt_proc_alive(pid, 0))
+				it->reason = pool_printf(&r->pool, "save being "
+				    "set up (pid %ld is alive)", pid);
+			else if (opts->restore || it->age < r->older_than)
+				it->reason = pool_printf(&r->pool, "unfinished "
+				    "staging directory, younger than %s", dur);
+			else {
+				it->remove = true;
+				it->reason = "unfinished staging directory "
+				    "(nothing of the user's in it)";
+			}
+			json_decref(rec.rec);
+			free(p);
+			if (!it->reason)
+				rc = -1;
+		}
+		if (rd)
+			closedir(rd);
+		free(rp);
+	}
+	closedir(d);
+	free(runs);
+	return rc;
+}
+
 /* Decides on each staging directory; the live and the young stay. */
 static int
 gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_list *l, int64_t now, struct ckpt_error *err)
+    const struct ckpt_gc_opts *opts, const struct ckpt_list *l, int64_t now,
+    struct ckpt_error *err)
 {
 	char dur[64];
 
 	ckpt_duration_format(r->older_than, dur, sizeof(dur));
 	for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
 		const struct ckpt_staging *st = ckpt_list_staging(l, i);
-		struct ckpt_gc_item *it = gc_add(r);
-		bool local = same_host(st->host);
 
-		if (!it)
-			return ckpt_error_nomem(err);
-		it->kind = CKPT_GC_STAGING;
-		it->path = st->path;
-		it->run = st->run;
-		it->step = st->step;
-		it->age = now - (st->updated ? st->updated : st->started);
-		{
-			char *dir = dirname_of(st->path);
-			int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY |
-			    O_CLOEXEC) : -1;
-
-			if (dfd >= 0) {
-				it->size = du_at(dfd, st->name, 0);
-				close(dfd);
-			}
-			free(dir);
-		}
-		if (st->state == CKPT_STAGING_INCOMPLETE) {
-			it->reason = "not a staging directory (no manifest, "
-			    "not .tmp-*): left alone";
-		} else if (st->state == CKPT_STAGING_ACTIVE && local) {
-			it->reason = pool_printf(&r->pool, "save in flight "
-			    "(pid %ld is alive)", st->pid);
-		} else if (it->age < r->older_than) {
-			it->reason = pool_printf(&r->pool, "%s, younger than "
-			    "%s", st->state == CKPT_STAGING_FAILED ?
-			    "failed save" : st->state == CKPT_STAGING_ACTIVE ?
-			    "save on another host" : "crashed save", dur);
-		} else {
-			it->remove = true;
-			it->reason = st->state == CKPT_STAGING_FAILED ?
-			    "failed save" : st->state == CKPT_STAGING_ACTIVE ?
-			    pool_printf(&r->pool, "save on host %s, no sign of "
-			    "life for %s", st->host ? st->host : "?", dur) :
-			    "crashed save";
-		}
-		if (!it->reason)
+		if (gc_decide_staging(s, r, opts, st->run, st->path, st->name,
+		    st->state == CKPT_STAGING_INCOMPLETE, now, dur))
 			return ckpt_error_nomem(err);
 	}
+	if (gc_scan_new(s, r, opts, now, dur))
+		return ckpt_error_nomem(err);
 	return 0;
 }
 
@@ -1020,25 +1302,14 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 		if ((rc = ensure_trash(s, err)))
 			goto out;
 	}
-	if ((rc = gc_scan_trash(s, r, now, err)))
+	/* Everything is decided under the lock (a dry run excepted): a
+	 * save commits, and a failed one marks its record, only under it. */
+	if (!opts->restore && (rc = gc_scan_trash(s, r, now, err)))
 		goto out;
 	if ((rc = ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &list, err)))
 		goto out;
-	if ((rc = gc_scan_staging(s, r, list, now, err)))
+	if ((rc = gc_scan_staging(s, r, opts, list, now, err)))
 		goto out;
-	/* the list owns the staging strings: copy what the items keep */
-	for (size_t i = 0; i < r->n; i++) {
-		struct ckpt_gc_item *it = &r->items[i];
-
-		if (it->kind != CKPT_GC_STAGING)
-			continue;
-		it->path = pool_add(&r->pool, strdup(it->path));
-		it->run = pool_add(&r->pool, strdup(it->run));
-		if (!it->path || !it->run) {
-			rc = ckpt_error_nomem(err);
-			goto out;
-		}
-	}
 	if (opts->dry_run)
 		goto done;
 

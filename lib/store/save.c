@@ -41,10 +41,12 @@
 
 #define MAX_DEPTH	64
 #define COPY_BUF	((size_t)1 << 20)
+#define COPY_CHUNK	((size_t)64 << 20)
 
 struct src_map {
 	char *src;		/* absolute source path */
 	char *rel;		/* path inside the checkpoint */
+	bool in_staging;	/* moved in and not (yet) moved back */
 };
 
 struct sfile {
@@ -76,6 +78,8 @@ struct ckpt_save {
 	struct src_map *map;		/* top-level entries to bring in */
 	size_t nmap;
 	bool moved, committed;
+	bool held;			/* ckpt_interrupt_hold() is ours */
+	size_t nmoved_ever, nstranded;	/* for ckpt_save_moves() */
 	char **emptied_dirs;		/* source directories a move empties */
 	size_t nemptied;
 	struct sfile *files;
@@ -90,16 +94,17 @@ struct ckpt_save {
 /* The staging status file                                             */
 /* ------------------------------------------------------------------ */
 
-static void
+static int
 write_status(struct ckpt_save *sv, const char *phase, const char *state,
     const char *message)
 {
 	char now[32];
 	json_t *j, *srcs;
 	char *text;
+	int rc = CKPT_ERR_NOMEM;
 
 	if (!sv->status_path)
-		return;
+		return CKPT_OK;
 	ckpt_iso_time((int64_t)time(NULL), now, sizeof(now));
 	j = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:I, s:s, s:s, s:s,"
 	    " s:s, s:I, s:I, s:s}", "schema", 1, "run", sv->run, "step",
@@ -111,7 +116,11 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
 	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" : "link");
 	if (!j)
-		return;
+		return CKPT_ERR_NOMEM;
+	/* Who owns it, as precisely as the store lock says it (gc decides
+	 * on these whether the save is alive). */
+	json_object_set_new(j, "pidns", json_string(ckpt_pid_ns()));
+	json_object_set_new(j, "machine", json_string(ckpt_machine_id()));
 	if (message)
 		json_object_set_new(j, "message", json_string(message));
 	/* Where moved data came from, so that a person can put it back. */
@@ -129,11 +138,12 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 		 * phases in between must not wait on the disk (an fsync here
 		 * would wait for the writeback of the files being synced).
 		 */
-		ckpt_write_file_replace(sv->status_path, text, strlen(text),
-		    !strcmp(phase, "staging") || strcmp(state, "active"),
-		    NULL);
+		rc = ckpt_write_file_replace(sv->status_path, text,
+		    strlen(text), !strcmp(phase, "staging") || strcmp(state,
+		    "active"), NULL);
 		free(text);
 	}
+	return rc;
 }
 
 static void
@@ -207,15 +217,57 @@ add_map(struct ckpt_save *sv, const char *src, const char *rel,
 	return CKPT_OK;
 }
 
-/* Refuses symlinks and special files anywhere below p (security M05). */
+/* A name for messages: control bytes as \n, \t or \xNN. */
+static void
+printable_name(const char *name, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (const unsigned char *c = (const unsigned char *)name;
+	    *c && o + 5 < size; c++) {
+		if (*c == '\n')
+			o += (size_t)snprintf(out + o, size - o, "\\n");
+		else if (*c == '\t')
+			o += (size_t)snprintf(out + o, size - o, "\\t");
+		else if (*c < 0x20 || *c == 0x7f)
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", *c);
+		else
+			out[o++] = (char)*c;
+	}
+	out[o] = '\0';
+}
+
+/* The manifest reader's rule (ckpt_manifest_path_problem), before any
+ * file is moved: a checkpoint that could never verify is not made. */
 static int
-check_tree(const char *p, int depth, struct ckpt_error *err)
+check_name(const char *rel, struct ckpt_error *err)
+{
+	const char *why = ckpt_manifest_path_problem(rel);
+	char shown[512];
+
+	if (!why)
+		return CKPT_OK;
+	printable_name(rel, shown, sizeof(shown));
+	return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1, "'%s': a file "
+	    "name a manifest cannot hold (%s); rename it before saving",
+	    shown, why);
+}
+
+/*
+ * Refuses symlinks and special files anywhere below p (security M05),
+ * and names a manifest cannot hold; rel is p's path in the checkpoint
+ * ("" for the one source directory whose entries are the checkpoint).
+ */
+static int
+check_tree(const char *p, const char *rel, int depth, struct ckpt_error *err)
 {
 	struct stat st;
 	struct dirent *de;
 	DIR *d;
 	int rc = CKPT_OK;
 
+	if (*rel && (rc = check_name(rel, err)))
+		return rc;
 	if (lstat(p, &st))
 		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_INVALID,
 		    p, -1, "no such file or directory") :
@@ -235,17 +287,16 @@ check_tree(const char *p, int depth, struct ckpt_error *err)
 	if (!d)
 		return ckpt_error_errno(err, p, "cannot open directory");
 	while (!rc && (de = readdir(d))) {
-		char *c;
+		char *c, *r;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		c = ckpt_join(p, de->d_name);
-		if (!c) {
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		rc = check_tree(c, depth + 1, err);
+		r = *rel ? ckpt_join(rel, de->d_name) : strdup(de->d_name);
+		rc = c && r ? check_tree(c, r, depth + 1, err) :
+		    ckpt_error_nomem(err);
 		free(c);
+		free(r);
 	}
 	closedir(d);
 	return rc;
@@ -258,11 +309,14 @@ plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 	struct stat st;
 	int rc;
 
+	bool one_dir = o->nsources == 1 && !stat(o->sources[0], &st) &&
+	    S_ISDIR(st.st_mode);
+
 	for (size_t i = 0; i < o->nsources; i++)
-		if ((rc = check_tree(o->sources[i], 0, err)))
+		if ((rc = check_tree(o->sources[i], one_dir ? "" :
+		    base_name(o->sources[i]), 0, err)))
 			return rc;
-	if (o->nsources == 1 && !stat(o->sources[0], &st) &&
-	    S_ISDIR(st.st_mode)) {
+	if (one_dir) {
 		/* One directory: its entries are the checkpoint's files. */
 		DIR *d = opendir(o->sources[0]);
 		struct dirent *de;
@@ -318,15 +372,24 @@ ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err)
 		close(in);
 		return ckpt_error_errno(err, src, "cannot stat");
 	}
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* The source's permission bits, less the umask: a copy of a 0600
+	 * file is never readable by more people than the file. */
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    st.st_mode & 0777);
 	if (out < 0) {
 		close(in);
 		return ckpt_error_errno(err, dst, "cannot create");
 	}
 	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		ssize_t n;
 
+		/* Chunks of 64 MiB: a SIGINT is noticed within one. */
+		if (ckpt_interrupt_pending()) {
+			rc = ckpt_error_interrupted(err, "copying");
+			break;
+		}
+		n = copy_file_range(in, NULL, out, NULL, COPY_CHUNK, 0);
 		if (n > 0)
 			continue;
 		if (n == 0)
@@ -343,8 +406,14 @@ ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err)
 				break;
 			}
 			for (;;) {
-				ssize_t r = read(in, buf, COPY_BUF);
+				ssize_t r;
 
+				if (ckpt_interrupt_pending()) {
+					rc = ckpt_error_interrupted(err,
+					    "copying");
+					break;
+				}
+				r = read(in, buf, COPY_BUF);
 				if (r < 0 && errno == EINTR)
 					continue;
 				if (r < 0) {
@@ -396,7 +465,9 @@ clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
 	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
 		    "not a regular file or directory");
-	if (mkdir(dst, 0755))
+	/* Never wider than the source directory (the owner keeps rwx to
+	 * fill it). */
+	if (mkdir(dst, (st.st_mode & 0777) | 0700))
 		return ckpt_error_errno(err, dst, "cannot create directory");
 	d = opendir(src);
 	if (!d)
@@ -417,22 +488,63 @@ clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
 	return rc;
 }
 
-/* Moves moved sources back where they came from (after a failure). */
+/*
+ * rename(2) that never replaces: a file the user made at the source path
+ * meanwhile is theirs, and stays.
+ */
+static int
+rename_back(const char *from, const char *to)
+{
+	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (!access(to, F_OK) || errno != ENOENT) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
+}
+
+/*
+ * Moves moved sources back where they came from (after a failure or an
+ * interrupt).  What cannot go back stays in the staging directory, listed
+ * in its record ("sources"), counted in nstranded; "ckpt gc --restore"
+ * tries again.
+ */
 static void
 undo_moves(struct ckpt_save *sv)
 {
 	if (!sv->moved || sv->committed)
 		return;
+	sv->nstranded = 0;
 	for (size_t i = 0; i < sv->nmap; i++) {
-		char *p = ckpt_join(sv->staging, sv->map[i].rel);
+		char *p;
 
-		/* Best effort: what cannot go back stays listed in the
-		 * staging status ("sources"). */
-		if (p)
-			(void)rename(p, sv->map[i].src);
+		if (!sv->map[i].in_staging)
+			continue;
+		p = ckpt_join(sv->staging, sv->map[i].rel);
+		if (p && !rename_back(p, sv->map[i].src))
+			sv->map[i].in_staging = false;
+		else
+			sv->nstranded++;
 		free(p);
 	}
-	sv->moved = false;
+	sv->moved = sv->nstranded > 0;
+}
+
+/* Removes a staging directory that never got a file (begin failed). */
+static void
+rmdir_staging_record(struct ckpt_save *sv)
+{
+	if (sv->status_path)
+		unlink(sv->status_path);
+	if (sv->staging && !rmdir(sv->staging)) {
+		free(sv->status_path);
+		sv->status_path = NULL;
+		free(sv->staging);
+		sv->staging = NULL;
+	}
 }
 
 static int
@@ -445,13 +557,20 @@ transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 
 		if (!dst)
 			return ckpt_error_nomem(err);
+		if (ckpt_interrupt_pending()) {
+			free(dst);
+			return ckpt_error_interrupted(err, "moving files in");
+		}
 		switch (sv->transfer) {
 		case CKPT_TRANSFER_MOVE:
 			rc = rename(sv->map[i].src, dst) ?
 			    ckpt_error_errno(err, sv->map[i].src,
 			    "cannot move into %s", dst) : CKPT_OK;
-			if (!rc)
+			if (!rc) {
 				sv->moved = true;
+				sv->map[i].in_staging = true;
+				sv->nmoved_ever++;
+			}
 			break;
 		case CKPT_TRANSFER_COPY:
 			rc = copies_too ? clone_tree(sv->map[i].src, dst, true,
@@ -473,6 +592,65 @@ transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
+/*
+ * Creates the staging directory with its durable record already inside:
+ * it is made under a name that ls and gc do not take for a staging
+ * directory (.new-step-N.PID.RANDOM), the record is written and synced,
+ * and only then is it renamed to .tmp-step-N.PID.RANDOM.  So a .tmp-*
+ * directory always has the record that says whose it is, and gc never
+ * takes a live save's directory for an abandoned one.  A .new-* left by
+ * a crash holds nothing of the user's (files come in after the rename);
+ * gc removes it once the pid in its name is gone.
+ */
+static int
+create_staging(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	char *tmpl, *final;
+	size_t pre;
+	int rc;
+
+	if (asprintf(&tmpl, "%s/%sstep-%lld.%ld.XXXXXX", sv->rundir,
+	    CKPT_STAGING_NEW_PREFIX, (long long)sv->step, (long)getpid()) < 0)
+		return ckpt_error_nomem(err);
+	if (!mkdtemp(tmpl)) {
+		rc = ckpt_error_errno(err, sv->rundir, "cannot create a "
+		    "staging directory in");
+		free(tmpl);
+		return rc;
+	}
+	chmod(tmpl, 0755);
+	pre = strlen(sv->rundir) + 1;
+	if (asprintf(&final, "%.*s%s%s", (int)pre, tmpl, CKPT_STAGING_PREFIX,
+	    tmpl + pre + strlen(CKPT_STAGING_NEW_PREFIX)) < 0) {
+		rmdir(tmpl);
+		free(tmpl);
+		return ckpt_error_nomem(err);
+	}
+	sv->staging = tmpl;
+	sv->status_path = ckpt_join(tmpl, CKPT_STAGING_NAME);
+	/* Not best effort: without it, moved files could not be found. */
+	rc = !sv->status_path ? ckpt_error_nomem(err) : write_status(sv,
+	    "staging", "active", NULL) ? ckpt_error_set(err, CKPT_ERR_IO,
+	    sv->status_path, -1, "cannot write the staging record") : CKPT_OK;
+	if (!rc && rename(tmpl, final))
+		rc = ckpt_error_errno(err, final, "cannot rename %s to", tmpl);
+	if (!rc)
+		rc = ckpt_fsync_dir(sv->rundir, err);
+	if (rc) {
+		rmdir_staging_record(sv);
+		free(final);
+		return rc;
+	}
+	free(sv->status_path);
+	sv->staging = final;
+	sv->status_path = ckpt_join(final, CKPT_STAGING_NAME);
+	sv->path = strdup(final);
+	free(tmpl);
+	if (!sv->status_path || !sv->path)
+		return ckpt_error_nomem(err);
+	return CKPT_OK;
+}
+
 int
 ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
     struct ckpt_save **out, struct ckpt_error *err)
@@ -480,7 +658,6 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 	struct ckpt_save *sv;
 	struct stat st, rst;
 	json_error_t je;
-	char *tmpl = NULL;
 	int rc;
 
 	if ((rc = ckpt_name_check(opts->run, "run name", err)))
@@ -554,30 +731,24 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 			goto fail;
 		}
 	}
-	if (asprintf(&tmpl, "%s/%sstep-%lld.%ld.XXXXXX", sv->rundir,
-	    CKPT_STAGING_PREFIX, (long long)sv->step, (long)getpid()) < 0) {
-		rc = ckpt_error_nomem(err);
+	/* From here a SIGINT unwinds (undo the moves) instead of killing. */
+	ckpt_interrupt_hold();
+	sv->held = true;
+	if ((rc = create_staging(sv, err)))
 		goto fail;
-	}
-	if (!mkdtemp(tmpl)) {
-		rc = ckpt_error_errno(err, sv->rundir, "cannot create a "
-		    "staging directory in");
-		free(tmpl);
-		goto fail;
-	}
-	chmod(tmpl, 0755);
-	sv->staging = tmpl;
-	sv->path = strdup(tmpl);
-	sv->status_path = ckpt_join(tmpl, CKPT_STAGING_NAME);
-	if (!sv->path || !sv->status_path) {
-		rc = ckpt_error_nomem(err);
-		goto fail;
-	}
-	write_status(sv, "staging", "active", NULL);
 	if ((rc = transfer_in(sv, false, err))) {
-		write_status(sv, "staging", "failed", err ? err->message :
+		char msg[CKPT_ERROR_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", err ? err->message :
 		    "transfer failed");
 		undo_moves(sv);
+		write_status(sv, "staging", "failed", msg);
+		if (sv->nstranded)
+			ckpt_error_set(err, rc, NULL, -1, "%s; %zu moved "
+			    "file%s could not be moved back and stay in %s "
+			    "('ckpt gc --restore' tries again)", msg,
+			    sv->nstranded, sv->nstranded == 1 ? "" : "s",
+			    sv->staging);
 		goto fail;
 	}
 	*out = sv;
@@ -1268,6 +1439,15 @@ validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 	return plan_and_hash(sv, err);
 }
 
+/* Between steps: a SIGINT/SIGTERM/SIGHUP recorded meanwhile fails the
+ * save (interrupt.c). */
+static int
+check_interrupt(const char *step, struct ckpt_error *err)
+{
+	return ckpt_interrupt_pending() ? ckpt_error_interrupted(err, step) :
+	    CKPT_OK;
+}
+
 static int
 finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
     struct ckpt_error *err)
@@ -1277,6 +1457,8 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	struct stat st;
 	int rc;
 
+	if ((rc = check_interrupt("save", err)))
+		return rc;
 	write_status(sv, "copying", "active", NULL);
 	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = transfer_in(sv, true,
 	    err)))
@@ -1292,12 +1474,13 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	rc = validate_and_hash(sv, err);
 	if (sync_join(&sy, rc ? NULL : err) && !rc)
 		rc = sy.rc;
-	if (rc)
+	if (rc || (rc = check_interrupt("hashing", err)))
 		return rc;
 	write_status(sv, "committing", "active", NULL);
 	if ((rc = write_manifest(sv, err)))
 		return rc;
-	if ((rc = fsync_tree_dirs(sv->staging, 0, err)))
+	if ((rc = fsync_tree_dirs(sv->staging, 0, err)) ||
+	    (rc = check_interrupt("committing", err)))
 		return rc;
 	snprintf(purpose, sizeof(purpose), "save %s@%lld", sv->run,
 	    (long long)sv->step);
@@ -1343,6 +1526,16 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	return rc;
 }
 
+/* The end of the section begin entered: a recorded signal may now act. */
+static void
+save_release(struct ckpt_save *sv)
+{
+	if (!sv->held)
+		return;
+	sv->held = false;
+	ckpt_interrupt_release();
+}
+
 int
 ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
     struct ckpt_error *err)
@@ -1371,6 +1564,7 @@ ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 			    CKPT_STAGING_NAME);
 		write_status(sv, "failed", "failed", msg);
 	}
+	save_release(sv);
 	return rc;
 }
 
@@ -1390,6 +1584,17 @@ ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
 	if (!sv->status_path)
 		sv->status_path = ckpt_join(sv->staging, CKPT_STAGING_NAME);
 	write_status(sv, "failed", "failed", msg);
+	save_release(sv);
+}
+
+void
+ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
+    size_t *stranded)
+{
+	if (moved)
+		*moved = sv ? sv->nmoved_ever : 0;
+	if (stranded)
+		*stranded = sv && !sv->committed ? sv->nstranded : 0;
 }
 
 void
@@ -1397,6 +1602,7 @@ ckpt_save_free(struct ckpt_save *sv)
 {
 	if (!sv)
 		return;
+	save_release(sv);
 	for (size_t i = 0; i < sv->nmap; i++) {
 		free(sv->map[i].src);
 		free(sv->map[i].rel);

@@ -3,13 +3,16 @@
  * store.c - the store: finding, opening and creating it, its lock, pins,
  * and name rules.
  *
- * The lock is a lockfile (.ckpt/lock) created with O_EXCL rather than
+ * The lock is a lockfile (.ckpt/lock) created exclusively rather than
  * flock/fcntl locks: those are advisory per host and unreliable on NFS,
- * while an exclusive create is atomic on local filesystems and NFSv3+.
+ * while link(2) of a new name is atomic on local filesystems and NFSv3+.
  * A lockfile outlives a crash, so its content says who holds it (pid,
- * host, boot id, process start time) and a lock of a dead process on this
- * host is broken.  Breaking is itself serialised by a second lockfile so
- * that two breakers cannot remove a fresh lock taken in between.
+ * host, pid namespace, boot id, machine id, process start time) and a
+ * lock whose process is known to be gone is broken; the content is
+ * written before the lock appears (link of a finished temporary file),
+ * so a lock always says who holds it.  Breaking is itself serialised by
+ * a second lockfile so that two breakers cannot remove a fresh lock
+ * taken in between.
  */
 #include "util/internal.h"
 
@@ -29,8 +32,6 @@
 #define STORE_MARKER	".ckpt/store.json"
 #define LOCK_PATH	".ckpt/lock"
 #define LOCK_BREAK_PATH	".ckpt/lock.break"
-/* A break lock older than this is itself stale (breaking takes ms). */
-#define LOCK_BREAK_STALE 30
 
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
@@ -314,10 +315,21 @@ ckpt_store_path(const struct ckpt_store *s, const char *rel)
 /* The lock                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Who holds a lock, as far as this host can tell.  Liveness is decided
+ * on identity only, never on a clock: the holder is known to be gone when
+ * it ran on this machine (same host name, same pid namespace) and either
+ * the pid is gone or reused (start time), or -- same machine id -- the
+ * machine was rebooted since (another boot id).
+ */
 struct lock_info {
 	struct ckpt_lock_holder h;
 	char boot[64];
+	char pidns[64];
+	char machine[64];
 	unsigned long long start;
+	uint32_t host_hash;		/* the compact (symlink) form */
+	bool compact;
 };
 
 /* Truncating copy: a lock file is untrusted and may hold long lines. */
@@ -328,6 +340,37 @@ copy_str(char *dst, size_t size, const char *src)
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';
+}
+
+static uint32_t
+fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The first 8 hex digits of an id (boot id, machine id), dashes skipped. */
+static void
+id_prefix(const char *id, char out[9])
+{
+	size_t n = 0;
+
+	for (; *id && n < 8; id++)
+		if (*id != '-')
+			out[n++] = *id;
+	out[n] = '\0';
+}
+
+/* The number of "pid:[4026531836]". */
+static unsigned long long
+ns_number(const char *ns)
+{
+	const char *p = strchr(ns, '[');
+
+	return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
 static void
@@ -353,77 +396,284 @@ parse_lock(const char *text, struct lock_info *li)
 			li->h.time = strtoll(buf + 5, NULL, 10);
 		else if (!strncmp(buf, "boot ", 5))
 			copy_str(li->boot, sizeof(li->boot), buf + 5);
+		else if (!strncmp(buf, "pidns ", 6))
+			copy_str(li->pidns, sizeof(li->pidns), buf + 6);
+		else if (!strncmp(buf, "machine ", 8))
+			copy_str(li->machine, sizeof(li->machine), buf + 8);
 		else if (!strncmp(buf, "start ", 6))
 			li->start = strtoull(buf + 6, NULL, 10);
 		else if (!strncmp(buf, "purpose ", 8))
 			copy_str(li->h.purpose, sizeof(li->h.purpose), buf + 8);
 		line = nl ? nl + 1 : NULL;
 	}
+	li->host_hash = fnv1a(li->h.host);
+}
+
+/*
+ * The compact form, the target of a symlink lock taken on a full
+ * filesystem: "ckpt1.PID.START.NS.BOOT8.MACHINE8.HOSTHASH" (under 60
+ * bytes: the inode holds it, no data block is needed).
+ */
+static int
+compact_lock(char *buf, size_t size)
+{
+	char boot[9], mach[9];
+
+	id_prefix(ckpt_boot_id(), boot);
+	id_prefix(ckpt_machine_id(), mach);
+	return snprintf(buf, size, "ckpt1.%ld.%llu.%llu.%s.%s.%08x",
+	    (long)getpid(), ckpt_proc_start((long)getpid()),
+	    ns_number(ckpt_pid_ns()), boot[0] ? boot : "-",
+	    mach[0] ? mach : "-", fnv1a(ckpt_hostname()));
+}
+
+static bool
+parse_compact(const char *text, struct lock_info *li)
+{
+	char boot[16], mach[16];
+	unsigned long long ns;
+	long pid;
+
+	memset(li, 0, sizeof(*li));
+	if (sscanf(text, "ckpt1.%ld.%llu.%llu.%15[^.].%15[^.].%8x", &pid,
+	    &li->start, &ns, boot, mach, &li->host_hash) != 6)
+		return false;
+	li->compact = true;
+	li->h.pid = pid;
+	copy_str(li->boot, sizeof(li->boot), strcmp(boot, "-") ? boot : "");
+	copy_str(li->machine, sizeof(li->machine), strcmp(mach, "-") ? mach :
+	    "");
+	snprintf(li->pidns, sizeof(li->pidns), "pid:[%llu]", ns);
+	if (li->host_hash == fnv1a(ckpt_hostname()))
+		copy_str(li->h.host, sizeof(li->h.host), ckpt_hostname());
+	snprintf(li->h.purpose, sizeof(li->h.purpose), "(taken on a full "
+	    "filesystem)");
+	return true;
+}
+
+/* a equals b, or (compact form) a's 8-digit prefix equals b's. */
+static bool
+same_id(const char *a, const char *b, bool compact)
+{
+	char pa[9], pb[9];
+
+	if (!compact)
+		return !strcmp(a, b);
+	id_prefix(a, pa);
+	id_prefix(b, pb);
+	return !strcmp(pa, pb);
 }
 
 /* Whether the holder is known to be gone: only decidable on this host. */
 static bool
 lock_is_stale(const struct lock_info *li)
 {
-	if (strcmp(li->h.host, ckpt_hostname()))
+	if (!li->h.pid || li->host_hash != fnv1a(ckpt_hostname()) ||
+	    (!li->compact && strcmp(li->h.host, ckpt_hostname())))
 		return false;
-	if (li->boot[0] && ckpt_boot_id()[0] && strcmp(li->boot,
-	    ckpt_boot_id()))
-		return true;
+	/* An older ckpt wrote no pid namespace: only the host's own
+	 * namespace could check its pid, as that version did. */
+	if (!ckpt_pid_ns()[0] || !same_id(li->pidns[0] ? li->pidns :
+	    ckpt_pid_ns(), ckpt_pid_ns(), false))
+		return false;
+	if (li->boot[0] && ckpt_boot_id()[0] && !same_id(li->boot,
+	    ckpt_boot_id(), li->compact))
+		/* Another boot of this very machine, or another machine
+		 * with our host name: only the machine id tells. */
+		return li->machine[0] && ckpt_machine_id()[0] &&
+		    same_id(li->machine, ckpt_machine_id(), li->compact);
 	return !ckpt_proc_alive(li->h.pid, li->start);
 }
 
+/* The lock's text: a file's content, or a symlink's target. */
 static int
 read_lock(const char *path, char **text, struct ckpt_error *err)
 {
-	return ckpt_read_file(path, 64 * 1024, text, NULL, err);
+	struct stat st;
+	char *buf;
+	ssize_t n;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
+		    path, -1, "no such file") : ckpt_error_errno(err, path,
+		    "cannot stat");
+	if (!S_ISLNK(st.st_mode))
+		return ckpt_read_file(path, 64 * 1024, text, NULL, err);
+	buf = malloc(PATH_MAX);
+	if (!buf)
+		return ckpt_error_nomem(err);
+	n = readlink(path, buf, PATH_MAX - 1);
+	if (n < 0) {
+		free(buf);
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
+		    path, -1, "no such file") : ckpt_error_errno(err, path,
+		    "cannot read");
+	}
+	buf[n] = '\0';
+	*text = buf;
+	return CKPT_OK;
+}
+
+/* Parses either form; false for an empty or garbled lock. */
+static bool
+lock_parse_any(const char *text, struct lock_info *li)
+{
+	if (!strncmp(text, "ckpt1.", 6))
+		return parse_compact(text, li);
+	parse_lock(text, li);
+	return li->h.pid > 0 && li->h.host[0];
+}
+
+static bool
+no_space(int e)
+{
+	return e == ENOSPC || e == EDQUOT;
+}
+
+/*
+ * Creates the lock file at path holding content, atomically with its
+ * content: the content goes into a fresh temporary file (fsynced, so that
+ * not even a crash of the host leaves an empty lock), which is then
+ * link()ed to path -- an exclusive create, like O_EXCL, that never shows
+ * a half-written lock.  Where the filesystem has no room for that file,
+ * the lock is a symlink to the compact form instead, which needs only an
+ * inode.  Returns 0, 1 when path exists, or a CKPT_ERR_*.
+ */
+static int
+lock_create(const char *path, const char *content, struct ckpt_error *err)
+{
+	struct ckpt_error le;
+	char compact[128], *tmp = NULL;
+	int fd, rc;
+
+	ckpt_error_clear(&le);
+	fd = ckpt_tempfile(path, 0644, &tmp, &le);
+	if (fd >= 0) {
+		rc = ckpt_write_all(fd, content, strlen(content), tmp, &le);
+		if (!rc && fsync(fd))
+			rc = ckpt_error_errno(&le, tmp, "cannot fsync");
+		close(fd);
+		if (!rc && link(tmp, path))
+			rc = errno == EEXIST ? 1 : ckpt_error_errno(&le, path,
+			    "cannot create lock");
+		unlink(tmp);
+		free(tmp);
+		if (rc >= 0)
+			return rc;
+	}
+	if (!no_space(le.sys_errno)) {
+		if (err)
+			*err = le;
+		return le.code ? le.code : CKPT_ERR_IO;
+	}
+	/* A full filesystem: gc and prune must still run to free space. */
+	compact_lock(compact, sizeof(compact));
+	if (!symlink(compact, path))
+		return 0;
+	if (errno == EEXIST)
+		return 1;
+	return ckpt_error_errno(err, path, "cannot create lock");
+}
+
+/* The text a lock taken by this process holds (content or target). */
+static void
+own_lock_text(char *out, size_t size, bool compact, const char *purpose)
+{
+	if (compact) {
+		compact_lock(out, size);
+		return;
+	}
+	snprintf(out, size, "pid %ld\nhost %s\ntime %lld\nboot %s\n"
+	    "start %llu\npidns %s\nmachine %s\npurpose %s\n", (long)getpid(),
+	    ckpt_hostname(), (long long)time(NULL), ckpt_boot_id(),
+	    ckpt_proc_start((long)getpid()), ckpt_pid_ns(),
+	    ckpt_machine_id(), purpose ? purpose : "");
 }
 
 /*
  * Removes the lock at path if it still holds exactly stale_text.  The
- * break lock makes "check, then unlink" one step among breakers.
+ * break lock (taken like the lock, and itself broken only when its own
+ * holder is known to be gone) makes "check, then unlink" one step among
+ * breakers.
  */
 static bool
 break_lock(const struct ckpt_store *s, const char *path,
     const char *stale_text)
 {
 	char *bpath = ckpt_store_path(s, LOCK_BREAK_PATH);
-	char *now_text = NULL;
+	char content[1024], *now_text = NULL;
 	bool done = false;
-	struct stat st;
-	int fd;
+	int rc;
 
 	if (!bpath)
 		return false;
-	fd = open(bpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		if (errno == EEXIST && !stat(bpath, &st) &&
-		    time(NULL) - st.st_mtime > LOCK_BREAK_STALE)
+	own_lock_text(content, sizeof(content), false, "break a stale lock");
+	ckpt_interrupt_hold();
+	rc = lock_create(bpath, content, NULL);
+	if (rc) {
+		struct lock_info bi;
+
+		if (rc == 1 && !read_lock(bpath, &now_text, NULL) &&
+		    lock_parse_any(now_text, &bi) && lock_is_stale(&bi))
 			unlink(bpath);
+		free(now_text);
 		free(bpath);
+		ckpt_interrupt_release();
 		return false;
 	}
-	close(fd);
 	if (!read_lock(path, &now_text, NULL) && !strcmp(now_text,
 	    stale_text))
 		done = !unlink(path);
 	free(now_text);
-	unlink(bpath);
+	/* Our own break lock: same text check, as for the lock. */
+	now_text = NULL;
+	if (!read_lock(bpath, &now_text, NULL) && !strcmp(now_text, content))
+		unlink(bpath);
+	free(now_text);
 	free(bpath);
+	ckpt_interrupt_release();
 	return done;
 }
 
 static void
 holder_message(struct ckpt_error *err, const char *path,
-    const struct lock_info *li)
+    const struct lock_info *li, bool garbled)
 {
-	long long age = (long long)time(NULL) - (long long)li->h.time;
+	struct stat st;
+	long long age = -1;
 
+	if (garbled) {
+		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "the store lock "
+		    "is empty or unreadable, so who holds it cannot be told "
+		    "(an older ckpt killed while taking it leaves such a "
+		    "lock); it is never broken automatically: if no ckpt "
+		    "runs on this store, remove it by hand");
+		return;
+	}
+	/* For people only: the age never decides anything. */
+	if (li->h.time)
+		age = (long long)time(NULL) - (long long)li->h.time;
+	else if (!lstat(path, &st))
+		age = (long long)time(NULL) - (long long)st.st_mtime;
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
-	    "store is locked by pid %ld on host %s for '%s' (%lld s ago)%s",
-	    li->h.pid, li->h.host[0] ? li->h.host : "?", li->h.purpose, age,
-	    strcmp(li->h.host, ckpt_hostname()) ? "; if that process is "
-	    "gone, remove the lock file by hand" : "");
+	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
+	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
+	    strcmp(li->pidns, ckpt_pid_ns()) ? " in pid namespace " : "",
+	    li->pidns[0] && strcmp(li->pidns, ckpt_pid_ns()) ? li->pidns :
+	    "", li->h.purpose, age, lock_is_stale(li) ? "" : strcmp(
+	    li->h.host, ckpt_hostname()) || (li->pidns[0] && strcmp(
+	    li->pidns, ckpt_pid_ns())) ? "; if that process is gone, "
+	    "remove the lock file by hand" : "");
+}
+
+static long
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 int
@@ -431,10 +681,10 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
     struct ckpt_lock_holder *broken, struct ckpt_error *err)
 {
 	char *path = ckpt_store_path(s, LOCK_PATH);
-	struct timespec t0, now;
+	struct timespec t0;
 	long sleep_ms = 5;
 	char content[sizeof(s->lock_content)];
-	int n, fd, rc;
+	int rc;
 
 	if (broken)
 		memset(broken, 0, sizeof(*broken));
@@ -445,63 +695,58 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "store lock already held by this handle");
 	}
-	n = snprintf(content, sizeof(content), "pid %ld\nhost %s\ntime %lld\n"
-	    "boot %s\nstart %llu\npurpose %s\n", (long)getpid(),
-	    ckpt_hostname(), (long long)time(NULL), ckpt_boot_id(),
-	    ckpt_proc_start((long)getpid()), purpose ? purpose : "");
-	if (n < 0 || (size_t)n >= sizeof(content))
-		n = (int)strlen(content);
+	own_lock_text(content, sizeof(content), false, purpose);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Held from before the lock exists until after it is gone: a
+	 * SIGINT in between unwinds and removes it (interrupt.c). */
+	ckpt_interrupt_hold();
 	for (;;) {
 		struct lock_info li;
 		char *text = NULL;
-		long elapsed;
+		bool garbled = false;
 
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			rc = ckpt_write_all(fd, content, (size_t)n, path, err);
-			if (close(fd) && !rc)
-				rc = ckpt_error_errno(err, path, "cannot close");
-			if (rc) {
-				unlink(path);
-				free(path);
-				return rc;
-			}
-			memcpy(s->lock_content, content, (size_t)n + 1);
+		if (ckpt_interrupt_pending()) {
+			rc = ckpt_error_interrupted(err, "waiting for the "
+			    "store lock");
+			break;
+		}
+		rc = lock_create(path, content, err);
+		if (rc == 0) {
+			struct stat st;
+
+			/* What unlock compares: the content, or the target
+			 * of a symlink lock (taken on a full filesystem). */
+			if (!lstat(path, &st) && S_ISLNK(st.st_mode))
+				own_lock_text(s->lock_content,
+				    sizeof(s->lock_content), true, purpose);
+			else
+				memcpy(s->lock_content, content,
+				    sizeof(content));
 			s->locked = true;
 			free(path);
 			return CKPT_OK;
 		}
-		if (errno != EEXIST) {
-			rc = ckpt_error_errno(err, path, "cannot create lock");
-			free(path);
-			return rc;
-		}
+		if (rc < 0)
+			break;
 		rc = read_lock(path, &text, NULL);
 		if (rc == CKPT_ERR_NOTFOUND)
 			continue;	/* released meanwhile: try again */
-		if (rc) {
-			/* Unreadable: treat as held by someone unknown. */
+		if (rc || !lock_parse_any(text, &li)) {
+			/* Unreadable, empty or garbled: held by someone
+			 * unknown, never broken (see holder_message). */
 			memset(&li, 0, sizeof(li));
-		} else {
-			parse_lock(text, &li);
-			/* An empty lock is one being written right now. */
-			if (text[0] && lock_is_stale(&li) &&
-			    break_lock(s, path, text)) {
-				if (broken)
-					*broken = li.h;
-				free(text);
-				continue;
-			}
+			garbled = true;
+		} else if (lock_is_stale(&li) && break_lock(s, path, text)) {
+			if (broken)
+				*broken = li.h;
+			free(text);
+			continue;
 		}
 		free(text);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed = (now.tv_sec - t0.tv_sec) * 1000 +
-		    (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (timeout_ms >= 0 && elapsed >= timeout_ms) {
-			holder_message(err, path, &li);
-			free(path);
-			return CKPT_ERR_LOCKED;
+		if (timeout_ms >= 0 && elapsed_ms(&t0) >= timeout_ms) {
+			holder_message(err, path, &li, garbled);
+			rc = CKPT_ERR_LOCKED;
+			break;
 		}
 		{
 			struct timespec ts = { sleep_ms / 1000,
@@ -512,6 +757,9 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 		if (sleep_ms < 200)
 			sleep_ms *= 2;
 	}
+	free(path);
+	ckpt_interrupt_release();
+	return rc;
 }
 
 void
@@ -523,13 +771,13 @@ ckpt_store_unlock(struct ckpt_store *s)
 		return;
 	s->locked = false;
 	path = ckpt_store_path(s, LOCK_PATH);
-	if (!path)
-		return;
 	/* Remove only our own lock: someone may have broken ours. */
-	if (!read_lock(path, &text, NULL) && !strcmp(text, s->lock_content))
+	if (path && !read_lock(path, &text, NULL) && !strcmp(text,
+	    s->lock_content))
 		unlink(path);
 	free(text);
 	free(path);
+	ckpt_interrupt_release();
 }
 
 int
@@ -546,7 +794,8 @@ ckpt_store_lock_holder(const struct ckpt_store *s,
 	free(path);
 	if (rc)
 		return rc;
-	parse_lock(text, &li);
+	if (!lock_parse_any(text, &li))
+		memset(&li, 0, sizeof(li));
 	free(text);
 	*out = li.h;
 	return CKPT_OK;

@@ -66,4 +66,13 @@ int ckpt_open_dir_nofollow(const char *root, const char *rel);
 int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
     struct ckpt_error *err);
 
+/*
+ * Why path cannot name a file in a manifest (relative, '/'-separated, no
+ * empty, "." or ".." component, valid UTF-8, no control character or
+ * backslash, at most 4096 bytes), or NULL when it can.  The manifest
+ * reader and save share it: save refuses before it commits every name
+ * the reader would reject.
+ */
+const char *ckpt_manifest_path_problem(const char *path);
+
 #endif /* CKPT_STORE_H */

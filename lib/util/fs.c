@@ -2,13 +2,16 @@
 /*
  * fs.c - the file helpers every layer uses, so that durability and path
  * handling are got right once: joining paths, reading a whole file,
- * writing all of a buffer, fsync of a directory, and the atomic
- * write-temp/fsync/rename/fsync-directory replacement of a file.
+ * writing all of a buffer, fsync of a directory, the one way to create a
+ * temporary file (a unique name, O_EXCL|O_NOFOLLOW, as mkstemp), and the
+ * atomic write-temp/fsync/rename/fsync-directory replacement of a file.
  */
 #include "util/internal.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -136,6 +139,63 @@ ckpt_write_file_atomic(const char *path, const void *data, size_t len,
 	return ckpt_write_file_replace(path, data, len, true, err);
 }
 
+/* Six random characters of [a-z0-9]: 36^6 names per prefix. */
+static void
+random_suffix(char *out, size_t n)
+{
+	static const char set[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char r[16];
+
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		struct timespec ts;
+		uint64_t x;
+
+		/* No entropy yet (early boot): O_EXCL still keeps it safe. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^
+		    (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_sec;
+		for (size_t i = 0; i < sizeof(r); i++, x >>= 4)
+			r[i] = (unsigned char)(x * (i + 7));
+	}
+	for (size_t i = 0; i < n && i < sizeof(r); i++)
+		out[i] = set[r[i] % (sizeof(set) - 1)];
+}
+
+int
+ckpt_tempfile(const char *path, mode_t mode, char **tmp,
+    struct ckpt_error *err)
+{
+	char *name;
+	size_t n;
+
+	if (asprintf(&name, "%s.tmp.XXXXXX", path) < 0)
+		return ckpt_error_nomem(err);
+	n = strlen(name);
+	for (int tries = 0; tries < 100; tries++) {
+		int fd;
+
+		random_suffix(name + n - 6, 6);
+		/* O_EXCL: never an existing file, nor a symlink planted at
+		 * the name (O_CREAT|O_EXCL does not follow one); O_NOFOLLOW
+		 * says so once more for readers. */
+		fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, mode);
+		if (fd >= 0) {
+			*tmp = name;
+			return fd;
+		}
+		if (errno != EEXIST) {
+			int rc = ckpt_error_errno(err, name, "cannot create");
+
+			free(name);
+			return rc;
+		}
+	}
+	free(name);
+	return ckpt_error_set(err, CKPT_ERR_IO, path, -1,
+	    "cannot find a free temporary name beside it");
+}
+
 int
 ckpt_write_file_replace(const char *path, const void *data, size_t len,
     bool durable, struct ckpt_error *err)
@@ -143,20 +203,16 @@ ckpt_write_file_replace(const char *path, const void *data, size_t len,
 	char *tmp, *dir;
 	int fd, rc;
 
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
-		return ckpt_error_nomem(err);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = ckpt_error_errno(err, tmp, "cannot create");
-		free(tmp);
-		return rc;
-	}
+	fd = ckpt_tempfile(path, 0644, &tmp, err);
+	if (fd < 0)
+		return fd;
 	rc = ckpt_write_all(fd, data, len, tmp, err);
 	/* Any fsync error fails the write: no retry-and-trust (fsyncgate). */
 	if (!rc && durable && fsync(fd))
 		rc = ckpt_error_errno(err, tmp, "cannot fsync");
 	if (close(fd) && !rc)
 		rc = ckpt_error_errno(err, tmp, "cannot close");
+	/* rename(2) replaces a symlink at path, never its target. */
 	if (!rc && rename(tmp, path))
 		rc = ckpt_error_errno(err, path, "cannot rename %s into place",
 		    tmp);

@@ -43,6 +43,39 @@ ckpt_boot_id(void)
 	return id;
 }
 
+const char *
+ckpt_pid_ns(void)
+{
+	static char ns[64];
+	ssize_t n;
+
+	if (ns[0])
+		return ns;
+	/* Containers on one kernel share the boot id and may share a host
+	 * name; a pid means something only within its pid namespace. */
+	n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+	ns[n > 0 ? n : 0] = '\0';
+	return ns;
+}
+
+const char *
+ckpt_machine_id(void)
+{
+	static char id[64];
+	FILE *fp;
+
+	if (id[0])
+		return id;
+	fp = fopen("/etc/machine-id", "re");
+	if (!fp)
+		return "";
+	if (!fgets(id, sizeof(id), fp))
+		id[0] = '\0';
+	fclose(fp);
+	id[strcspn(id, "\n \t")] = '\0';
+	return id;
+}
+
 unsigned long long
 ckpt_proc_start(long pid)
 {

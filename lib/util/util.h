@@ -18,7 +18,16 @@
  * buffer (caller frees).  CKPT_ERR_LIMIT when larger. */
 int ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
     struct ckpt_error *err);
-/* Writes data to path atomically and durably: path.tmp.PID (0644),
+/*
+ * Creates a new file beside path, named path.tmp.XXXXXX with six random
+ * characters, with O_CREAT|O_EXCL|O_NOFOLLOW (so never an existing file
+ * nor a planted symlink) and mode less the umask.  Returns the open
+ * descriptor (>= 0) and *tmp (caller frees), or a negative CKPT_ERR_*.
+ * Every temporary file of libckpt is made here.
+ */
+int ckpt_tempfile(const char *path, mode_t mode, char **tmp,
+    struct ckpt_error *err);
+/* Writes data to path atomically and durably: a ckpt_tempfile (0644),
  * write, fsync, rename, fsync the directory.  Any fsync error fails. */
 int ckpt_write_file_atomic(const char *path, const void *data, size_t len,
     struct ckpt_error *err);
@@ -48,6 +57,13 @@ bool ckpt_proc_alive(long pid, unsigned long long start);
 void ckpt_iso_time(int64_t t, char *buf, size_t len);
 /* Parses that form back; -1 when malformed. */
 int64_t ckpt_parse_iso_time(const char *s);
+/* Sets err (CKPT_ERR_IO, sys_errno EINTR) to "what: interrupted by SIGx"
+ * for the pending signal (interrupt.c); returns the code. */
+int ckpt_error_interrupted(struct ckpt_error *err, const char *what);
+/* /proc/self/ns/pid as "pid:[4026531836]", "" when unknown (static). */
+const char *ckpt_pid_ns(void);
+/* /etc/machine-id, "" when unknown (static). */
+const char *ckpt_machine_id(void);
 /* Login name of the user, static or from getenv. */
 const char *ckpt_user_name(void);
 

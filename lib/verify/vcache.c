@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "verify/verify.h"
 
 #define CACHE_MAGIC "ckpt-digest-cache 1"
@@ -218,14 +219,16 @@ vcache_close(struct vcache *c)
 
 	if (!c)
 		return;
-	if (!c->dirty || asprintf(&tmp, "%s.tmp.%ld", c->path,
-	    (long)getpid()) < 0)
+	if (!c->dirty)
 		goto out;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd < 0 || !(fp = fdopen(fd, "w"))) {
-		if (fd >= 0)
-			close(fd);
+	fd = ckpt_tempfile(c->path, 0600, &tmp, NULL);
+	if (fd < 0) {
+		tmp = NULL;
+		goto out;
+	}
+	if (!(fp = fdopen(fd, "w"))) {
+		close(fd);
+		unlink(tmp);
 		goto out;
 	}
 	fprintf(fp, "%s\n", CACHE_MAGIC);

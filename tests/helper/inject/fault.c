@@ -2,17 +2,18 @@
 /*
  * fault.c - an LD_PRELOAD shim for crash and failure tests (after jq's
  * inject_errors.c): it makes one call of write, fsync, fdatasync, rename,
- * renameat, renameat2, link, mkdir, unlink, or of the calls a listing
- * makes (opendir, readdir, stat, open), fail, or kills the process with
- * SIGKILL just before or after it, when the call's path matches a
+ * renameat, renameat2, link, mkdir, unlink or unlinkat, or of the calls a
+ * listing makes (opendir, readdir, stat, open), fail, or kills the process
+ * with SIGKILL just before or after it, when the call's path matches a
  * pattern.  For calls on a descriptor the path is read from
  * /proc/self/fd; for the *at calls it is the directory's path, "/" and
  * the name.
  *
  *   CKPT_FAULT_OP      write, fsync (fsync and fdatasync), rename (rename,
- *                      renameat, renameat2), link, mkdir, unlink,
- *                      opendir (opendir, fdopendir, open/openat with
- *                      O_DIRECTORY), readdir (readdir, readdir64: a
+ *                      renameat, renameat2), link, mkdir, unlink (unlink,
+ *                      unlinkat: the path is the directory's + "/" +
+ *                      name), opendir (opendir, fdopendir, open/openat
+ *                      with O_DIRECTORY), readdir (readdir, readdir64: a
  *                      listing cut short by EIO), stat (stat, lstat,
  *                      fstat, fstatat and their 64 forms), open (open,
  *                      openat without O_DIRECTORY), or any
@@ -21,7 +22,10 @@
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1); "all":
  *                      every matching call
  *   CKPT_FAULT_ACTION  fail (EIO; ENOSPC for write), crash (SIGKILL
- *                      before the call) or crash-after (SIGKILL after it)
+ *                      before the call), crash-after (SIGKILL after it),
+ *                      or signal (sends itself CKPT_FAULT_SIGNAL, a
+ *                      number, default SIGINT, just before the call: an
+ *                      interrupt at an exact step)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -125,6 +129,12 @@ decide(const char *op, const char *a, const char *b)
 	}
 	if (act && !strcmp(act, "crash-after"))
 		return CRASH_AFTER;
+	if (act && !strcmp(act, "signal")) {
+		const char *sig = getenv("CKPT_FAULT_SIGNAL");
+
+		kill(getpid(), sig ? atoi(sig) : SIGINT);
+		return PASS;
+	}
 	return FAIL;
 }
 
@@ -218,17 +228,22 @@ rename(const char *from, const char *to)
 	return r;
 }
 
+static const char *at_path(int dir, const char *name, char *buf,
+    size_t len);
+
 int
 renameat(int fd1, const char *from, int fd2, const char *to)
 {
 	static int (*fn)(int, const char *, int, const char *);
+	char pf[8192], pt[8192];
 	enum action a;
 	int r;
 
 	if (!fn)
 		fn = (int (*)(int, const char *, int, const char *))dlsym(
 		    RTLD_NEXT, "renameat");
-	a = decide("rename", from, to);
+	a = decide("rename", at_path(fd1, from, pf, sizeof(pf)),
+	    at_path(fd2, to, pt, sizeof(pt)));
 	if (a == FAIL) {
 		errno = EIO;
 		return -1;
@@ -243,13 +258,15 @@ renameat2(int fd1, const char *from, int fd2, const char *to,
     unsigned int flags)
 {
 	static int (*fn)(int, const char *, int, const char *, unsigned int);
+	char pf[8192], pt[8192];
 	enum action a;
 	int r;
 
 	if (!fn)
 		fn = (int (*)(int, const char *, int, const char *,
 		    unsigned int))dlsym(RTLD_NEXT, "renameat2");
-	a = decide("rename", from, to);
+	a = decide("rename", at_path(fd1, from, pf, sizeof(pf)),
+	    at_path(fd2, to, pt, sizeof(pt)));
 	if (a == FAIL) {
 		errno = EIO;
 		return -1;
@@ -313,6 +330,33 @@ unlink(const char *path)
 		return -1;
 	}
 	r = fn(path);
+	after(a);
+	return r;
+}
+
+int
+unlinkat(int dfd, const char *name, int flags)
+{
+	static int (*fn)(int, const char *, int);
+	char dir[4096], full[8192];
+	const char *p = name;
+	enum action a;
+	int r;
+
+	if (!fn)
+		fn = (int (*)(int, const char *, int))dlsym(RTLD_NEXT,
+		    "unlinkat");
+	if (name[0] != '/' && dfd != AT_FDCWD && fd_path(dfd, dir,
+	    sizeof(dir))) {
+		snprintf(full, sizeof(full), "%s/%s", dir, name);
+		p = full;
+	}
+	a = decide("unlink", p, NULL);
+	if (a == FAIL) {
+		errno = EIO;
+		return -1;
+	}
+	r = fn(dfd, name, flags);
 	after(a);
 	return r;
 }
