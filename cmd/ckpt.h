@@ -59,7 +59,7 @@ struct cmd {
 
 #define CMD_HIDDEN	(1u << 0)	/* not listed by "ckpt help" */
 
-extern const struct cmd cmd_alias, cmd_gc, cmd_init, cmd_inspect,
+extern const struct cmd cmd_alias, cmd_diff, cmd_gc, cmd_init, cmd_inspect,
     cmd_keygen, cmd_latest, cmd_log, cmd_ls, cmd_models, cmd_pin,
     cmd_promote, cmd_prune, cmd_save, cmd_sign, cmd_unpin, cmd_verify;
 

@@ -103,6 +103,12 @@ test_expect_success 'a second promotion: v2, the alias moves, v1 stays' '
 	test_grep "registry/llama/v2" v.json
 '
 
+test_expect_success 'diff takes MODEL@vN and MODEL@ALIAS' '
+	ckpt -C s diff llama@v1 r@2 >out &&
+	test_expect_code 1 ckpt -C s diff llama@v1 llama@production >out &&
+	test_grep "llama@production" out
+'
+
 test_expect_success 'ckpt models lists versions, aliases and sources' '
 	ckpt -C s models >out &&
 	test_grep "^llama  *v1  *staging  *r@2 .* link " out &&

@@ -884,6 +884,7 @@ struct staging_rec {
 	const char *host, *boot, *pidns, *machine, *state, *transfer;
 	json_t *sources;	/* [{"source": ABS, "path": REL}], or NULL */
 	int64_t updated;
+	bool unreadable;	/* there, but cannot be read or parsed */
 };
 
 static const char *
@@ -897,18 +898,27 @@ staging_rec_read(const char *dir, struct staging_rec *r)
 {
 	char *p = ckpt_join(dir, CKPT_STAGING_NAME), *text = NULL;
 	json_t *v;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (!p || ckpt_read_file(p, (size_t)4 << 20, &text, NULL, NULL)) {
-		free(p);
+	if (!p) {
+		r->unreadable = true;
 		return;
 	}
+	rc = ckpt_read_file(p, (size_t)4 << 20, &text, NULL, NULL);
 	free(p);
+	if (rc) {
+		/* Fail closed: only a record that is not there at all
+		 * counts as none. */
+		r->unreadable = rc != CKPT_ERR_NOTFOUND;
+		return;
+	}
 	r->rec = json_loads(text, 0, NULL);
 	free(text);
 	if (!json_is_object(r->rec)) {
 		json_decref(r->rec);
 		r->rec = NULL;
+		r->unreadable = true;
 		return;
 	}
 	v = json_object_get(r->rec, "pid");
@@ -1077,6 +1087,12 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	staging_rec_read(path, &rec);
 	if (!lstat(path, &st))
 		it->age = now - (int64_t)st.st_mtime;
+	if (rec.unreadable) {
+		/* It may list where moved files came from: never guess. */
+		it->reason = "staging record unreadable: left alone (see its "
+		    CKPT_STAGING_NAME ")";
+		return 0;
+	}
 	if (!rec.rec) {
 		long pid = pid_of_name(name);
 
@@ -1177,9 +1193,12 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 		return 0;
 	}
 	while (!rc && (de = readdir(d))) {
+		struct stat rst;
 		char *rp;
 
-		if (de->d_name[0] == '.')
+		/* Never a symlink out of the store: only real run dirs. */
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &rst,
+		    AT_SYMLINK_NOFOLLOW) || !S_ISDIR(rst.st_mode))
 			continue;
 		rp = ckpt_join(runs, de->d_name);
 		rd = rp ? opendir(rp) : NULL;
@@ -1205,7 +1224,10 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 				it->age = now - (int64_t)st.st_mtime;
 			staging_rec_read(p, &rec);
 			pid = rec.rec ? rec.pid : pid_of_name(e2->d_name);
-			if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
+			if (rec.unreadable)
+				it->reason = "staging record unreadable: left "
+				    "alone";
+			else if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
 			    ckpt_proc_alive(pid, 0))
 				it->reason = pool_printf(&r->pool, "save being "
 				    "set up (pid %ld is alive)", pid);

@@ -666,6 +666,38 @@ holder_message(struct ckpt_error *err, const char *path,
 	    "remove the lock file by hand" : "");
 }
 
+/*
+ * Removes the temporary lock files (lock.tmp.*, lock.break.tmp.*) that
+ * a process killed while taking the lock left behind, once their owner
+ * -- they hold the same content as a lock -- is known to be gone.
+ */
+static void
+sweep_lock_temps(const struct ckpt_store *s)
+{
+	char *dir = ckpt_store_path(s, ".ckpt");
+	struct dirent *de;
+	DIR *d;
+
+	d = dir ? opendir(dir) : NULL;
+	while (d && (de = readdir(d))) {
+		struct lock_info li;
+		char *p, *text = NULL;
+
+		if (strncmp(de->d_name, "lock.", 5) || !strstr(de->d_name,
+		    ".tmp."))
+			continue;
+		p = ckpt_join(dir, de->d_name);
+		if (p && !read_lock(p, &text, NULL) && lock_parse_any(text,
+		    &li) && lock_is_stale(&li))
+			unlink(p);
+		free(text);
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 static long
 elapsed_ms(const struct timespec *t0)
 {
@@ -724,6 +756,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 				    sizeof(content));
 			s->locked = true;
 			free(path);
+			sweep_lock_temps(s);
 			return CKPT_OK;
 		}
 		if (rc < 0)

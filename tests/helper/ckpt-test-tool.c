@@ -17,6 +17,7 @@
  *                                            subject; exit 1 if open fails
  *   ckpt-test-tool metadata FILE             the metadata JSON
  *   ckpt-test-tool globals FILE              pickle globals, allowed or not
+ *   ckpt-test-tool s3 ...                    libckpt's S3 client (test-s3.c)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #include <ckpt.h>
+
+int cmd_s3(int argc, char **argv);	/* test-s3.c */
 
 static int
 fail(const char *msg, const char *arg)
@@ -299,6 +302,7 @@ static const struct {
 	{ "fill", cmd_fill },
 	{ "flip", cmd_flip },
 	{ "hold-lock", cmd_hold_lock },
+	{ "s3", cmd_s3 },
 	{ "sha256", cmd_sha256 },
 	{ "truncate", cmd_truncate },
 };

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_s3.c - the S3 client's strict parsers: the XML reader (paths and
+ * decoded text; what it refuses, with byte offsets), the ListObjectsV2
+ * page reader, and the INI reader of ~/.aws/credentials and config.  The
+ * client's requests are tested against a real RGW in t7001-t7003.
+ */
+#include "unit.h"
+#include "store/s3int.h"
+
+/* Collected "path=text" lines (text "-" for elements with children). */
+static char seen[4096];
+
+static int
+collect(void *arg, const char *path, const char *text, size_t len)
+{
+	size_t n = strlen(seen);
+
+	(void)arg;
+	ck_assert(text == NULL || strlen(text) == len);
+	snprintf(seen + n, sizeof(seen) - n, "%s=%s\n", path,
+	    text ? text : "-");
+	return 0;
+}
+
+static int
+xml(const char *doc, struct ckpt_error *err)
+{
+	seen[0] = '\0';
+	return ckpt_s3_xml_parse(doc, strlen(doc), "t.xml", collect, NULL,
+	    err);
+}
+
+START_TEST(test_xml_paths_and_text)
+{
+	struct ckpt_error err;
+
+	ck_assert_int_eq(xml("<?xml version=\"1.0\"?>\n<!-- c -->"
+	    "<R a=\"1\" b='&amp;'><K>x &lt;&gt;&amp;&quot;&apos; &#65;&#x42;"
+	    "&#xe9;</K><E/><N><C><![CDATA[<raw>]]></C></N></R>\n", &err), 0);
+	ck_assert_str_eq(seen, "R/K=x <>&\"' AB\xc3\xa9\nR/E=\n"
+	    "R/N/C=<raw>\nR/N=-\nR=-\n");
+}
+END_TEST
+
+static void
+xml_refused(const char *doc, int64_t offset, const char *what)
+{
+	struct ckpt_error err;
+
+	ck_assert_int_eq(xml(doc, &err), CKPT_ERR_FORMAT);
+	ck_assert_msg(strstr(err.message, what), "%s: got '%s'", doc,
+	    err.message);
+	ck_assert_int_eq(err.offset, offset);
+	ck_assert_str_eq(err.path, "t.xml");
+}
+
+START_TEST(test_xml_refusals)
+{
+	char deep[512] = "";
+
+	xml_refused("<!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>", 0,
+	    "DOCTYPE");
+	xml_refused("<a>&a;</a>", 3, "unknown entity");
+	xml_refused("<a>&#0;</a>", 3, "non-character");
+	xml_refused("<a>&#xd800;</a>", 3, "non-character");
+	xml_refused("<a>&#123456789;</a>", 3, "too long");
+	xml_refused("<a></b>", 3, "does not match");
+	xml_refused("<a>t<b/></a>", 4, "mixed");
+	xml_refused("<a><b/>t</a>", 8, "mixed");
+	xml_refused("<a>", 3, "ends inside");
+	xml_refused("<a/><b/>", 4, "after the root");
+	xml_refused("", 0, "no root");
+	xml_refused("text", 0, "no root");
+	xml_refused("<a x=1/>", 5, "quoted attribute");
+	xml_refused("<a\x01/>", 2, "");
+	xml_refused("<a>\x01</a>", 3, "control character");
+	xml_refused("<a><!-- x </a>", 7, "unterminated comment");
+	for (int i = 0; i < 17; i++)
+		memcpy(deep + 3 * i, "<d>", 4);
+	xml_refused(deep, 48, "nested too deeply");
+}
+END_TEST
+
+START_TEST(test_xml_no_read_past_len)
+{
+	struct ckpt_error err;
+	char doc[] = "<a>xy</a>";
+
+	/* Cut inside the end tag: the NUL after it must not be read. */
+	seen[0] = '\0';
+	ck_assert_int_eq(ckpt_s3_xml_parse(doc, 7, "t.xml", collect, NULL,
+	    &err), CKPT_ERR_FORMAT);
+}
+END_TEST
+
+static char listed[4096];
+
+static int
+on_entry(void *arg, const char *key, const struct ckpt_s3_object *obj)
+{
+	size_t n = strlen(listed);
+
+	(void)arg;
+	if (obj)
+		snprintf(listed + n, sizeof(listed) - n, "%s %llu %s\n", key,
+		    (unsigned long long)obj->size, obj->etag);
+	else
+		snprintf(listed + n, sizeof(listed) - n, "%s\n", key);
+	return 0;
+}
+
+START_TEST(test_list_page)
+{
+	const char *doc = "<ListBucketResult xmlns=\"x\"><IsTruncated>true"
+	    "</IsTruncated><NextContinuationToken>tok/=</NextContinuationToken>"
+	    "<Contents><Key>a&amp;b</Key><ETag>&quot;e1&quot;</ETag>"
+	    "<Size>12</Size></Contents><CommonPrefixes><Prefix>p/</Prefix>"
+	    "</CommonPrefixes></ListBucketResult>";
+	struct ckpt_error err;
+	bool truncated;
+	char *token;
+
+	listed[0] = '\0';
+	ck_assert_int_eq(ckpt_s3_list_parse(doc, strlen(doc), "l", on_entry,
+	    NULL, &truncated, &token, &err), 0);
+	ck_assert_str_eq(listed, "a&b 12 e1\np/\n");
+	ck_assert(truncated);
+	ck_assert_str_eq(token, "tok/=");
+	free(token);
+}
+END_TEST
+
+START_TEST(test_list_refusals)
+{
+	static const char *const bad[] = {
+		"<Error><Code>x</Code></Error>",
+		"<ListBucketResult><IsTruncated>true</IsTruncated>"
+		    "</ListBucketResult>",
+		"<ListBucketResult><IsTruncated>yes</IsTruncated>"
+		    "</ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key></Contents>"
+		    "</ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key><Size>-1</Size>"
+		    "</Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k&#x0;</Key><Size>1</Size>"
+		    "</Contents></ListBucketResult>",
+	};
+	struct ckpt_error err;
+	bool truncated;
+	char *token;
+
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(bad); i++) {
+		listed[0] = '\0';
+		ck_assert_int_eq(ckpt_s3_list_parse(bad[i], strlen(bad[i]), "l",
+		    on_entry, NULL, &truncated, &token, &err),
+		    CKPT_ERR_FORMAT);
+	}
+}
+END_TEST
+
+static int
+ini_collect(void *arg, const char *section, const char *key,
+    const char *value)
+{
+	size_t n = strlen(seen);
+
+	(void)arg;
+	snprintf(seen + n, sizeof(seen) - n, "[%s] %s=%s\n", section, key,
+	    value);
+	return 0;
+}
+
+static int
+ini(const char *text, struct ckpt_error *err)
+{
+	seen[0] = '\0';
+	return ckpt_s3_ini_parse(text, strlen(text), "cfg", ini_collect, NULL,
+	    err);
+}
+
+START_TEST(test_ini_read)
+{
+	struct ckpt_error err;
+
+	ck_assert_int_eq(ini("# c\n; c\n[default]\r\nregion = eu-west-1 \r\n"
+	    "\n[profile  dev ]\nkey=a = b#c\ns3 =\n  addressing_style = path\n"
+	    "\tmax = 2\nafter = 1\n", &err), 0);
+	ck_assert_str_eq(seen, "[default] region=eu-west-1\n"
+	    "[profile  dev] key=a = b#c\n"
+	    "[profile  dev] s3.addressing_style=path\n"
+	    "[profile  dev] s3.max=2\n[profile  dev] after=1\n");
+}
+END_TEST
+
+static void
+ini_refused(const char *text, int64_t offset, const char *what)
+{
+	struct ckpt_error err;
+
+	ck_assert_int_eq(ini(text, &err), CKPT_ERR_FORMAT);
+	ck_assert_msg(strstr(err.message, what), "%s: got '%s'", text,
+	    err.message);
+	ck_assert_int_eq(err.offset, offset);
+	ck_assert_str_eq(err.path, "cfg");
+}
+
+START_TEST(test_ini_refusals)
+{
+	char nul[] = "[a]\nk = v\0x\n";
+	struct ckpt_error err;
+
+	ini_refused("k = v\n", 0, "before the first [section]");
+	ini_refused("[a\n", 1, "without ']'");
+	ini_refused("[ ]\n", 0, "empty section name");
+	ini_refused("[a[b]\n", 2, "bracket");
+	ini_refused("[a]\njunk\n", 4, "not 'key = value'");
+	ini_refused("[a]\n= v\n", 4, "empty key");
+	ini_refused("[a]\nk y = v\n", 5, "bad character in a key");
+	ini_refused("[a]\n  k = v\n", 6, "outside a nested block");
+	ini_refused("[a]\nk = \x1b\n", 8, "control character");
+	ck_assert_int_eq(ckpt_s3_ini_parse(nul, sizeof(nul) - 1, "cfg",
+	    ini_collect, NULL, &err), CKPT_ERR_FORMAT);
+	ck_assert_int_eq(err.offset, 9);
+}
+END_TEST
+
+Suite *
+s3_suite(void)
+{
+	Suite *s = suite_create("s3");
+
+	TCASE(s, "xml", NULL, NULL, test_xml_paths_and_text,
+	    test_xml_refusals, test_xml_no_read_past_len);
+	TCASE(s, "list", NULL, NULL, test_list_page, test_list_refusals);
+	TCASE(s, "ini", NULL, NULL, test_ini_read, test_ini_refusals);
+	return s;
+}
