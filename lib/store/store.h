@@ -65,6 +65,9 @@ int ckpt_open_dir_nofollow(const char *root, const char *rel);
 /* Same for a store path: the descriptor, -2 when missing, -1 with err. */
 int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
     struct ckpt_error *err);
+/* Removes path recursively, manifest first, never following symlinks nor
+ * leaving its filesystem (prune.c).  0, or -1 with errno. */
+int ckpt_rm_rf(const char *path);
 
 /*
  * Why path cannot name a file in a manifest (relative, '/'-separated, no
