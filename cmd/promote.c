@@ -320,14 +320,16 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	}
 
 	if (sign || sign_key) {
+		struct passphrase_src src = { .file = passfile, .fd = -1 };
 		bool encrypted;
 
 		keypath = sign_key ? xstrdup(sign_key) : default_seckey();
+		check_private_file(keypath, -1, "secret key", false);
 		ckpt_error_clear(&err);
 		if (ckpt_seckey_encrypted(keypath, &encrypted, &err))
 			die_ckpt(&err);
 		if (encrypted)
-			pass = passphrase_read(passfile, "Passphrase for the "
+			pass = passphrase_read(&src, "Passphrase for the "
 			    "secret key: ", false, &passlen);
 	}
 

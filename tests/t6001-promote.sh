@@ -160,7 +160,9 @@ test_expect_success 'a corrupted checkpoint is refused with exit 1' '
 '
 
 test_expect_success TORCH 'a checkpoint with an unsafe pickle is refused' '
-	save 5 0.2 "$FIXTURES_DIR/hostile/p01-zipped.pt" 2>/dev/null &&
+	# save commits it and says, with exit 1, that it is unsafe
+	test_expect_code 1 save 5 0.2 "$FIXTURES_DIR/hostile/p01-zipped.pt" \
+		2>/dev/null &&
 	test_expect_code 1 ckpt -C s promote r@5 --model llama 2>err &&
 	test_grep "os.system" err &&
 	test_grep "unsafe-global" err
@@ -225,19 +227,19 @@ test_expect_success '--copy makes a self-contained version' '
 	test_grep "^other  *v1 .* copy " out
 '
 
-test_expect_success 'usage errors and unknown names are exit 2' '
+test_expect_success 'usage errors are exit 2, references naming nothing 3' '
 	test_expect_code 2 ckpt -C s promote r@7 2>err &&
 	test_grep "model is required" err &&
 	test_expect_code 2 ckpt -C s promote r@7 --model llama --alias v2 2>err &&
 	test_grep "cannot be an alias" err &&
 	test_expect_code 2 ckpt -C s promote r@7 --model "a/b" 2>err &&
-	test_expect_code 2 ckpt -C s verify llama@v9 2>err &&
-	test_grep "has no version 9" err &&
-	test_expect_code 2 ckpt -C s verify llama@nosuch 2>err &&
-	test_grep "has no alias" err &&
-	test_expect_code 2 ckpt -C s verify nomodel@prod 2>err &&
 	test_expect_code 2 ckpt -C s models nomodel 2>err &&
-	test_expect_code 2 ckpt -C s promote r@99 --model llama 2>err
+	test_expect_code 3 ckpt -C s verify llama@v9 2>err &&
+	test_grep "has no version 9" err &&
+	test_expect_code 3 ckpt -C s verify llama@nosuch 2>err &&
+	test_grep "has no alias" err &&
+	test_expect_code 3 ckpt -C s verify nomodel@prod 2>err &&
+	test_must_fail ckpt -C s promote r@99 --model llama 2>err
 '
 
 test_expect_success 'a checkpoint outside the store is refused' '

@@ -56,7 +56,7 @@ test_expect_success 'delete an alias; unknown names are exit 2' '
 	ckpt -C s alias --delete m staging >out &&
 	echo "deleted m@staging (was v1)" >expect &&
 	test_cmp expect out &&
-	test_expect_code 2 ckpt -C s verify m@staging 2>err &&
+	test_expect_code 3 ckpt -C s verify m@staging 2>err &&
 	test_grep "has no alias .staging." err &&
 	test_expect_code 2 ckpt -C s alias --delete m staging &&
 	test_expect_code 2 ckpt -C s alias m prod v9 2>err &&

@@ -27,7 +27,7 @@ check_registry() {
 	case $_n in
 	2)
 		test "$_rc" != 0 || { echo "exit 0 without a commit"; return 1; }
-		test_expect_code 2 ckpt -C s verify m@v2 >/dev/null 2>&1 ||
+		test_expect_code 3 ckpt -C s verify m@v2 >/dev/null 2>&1 ||
 			{ echo "m@v2 resolves without a record"; return 1; }
 		ckpt -C s verify m@prod >v.out 2>&1 &&
 		grep -q "registry/m/v1/" v.out ||
