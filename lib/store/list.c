@@ -27,14 +27,8 @@
 #define STATUS_MAX	(1u << 20)
 #define REGISTRY_MAX	(1u << 20)
 
-struct entry_priv {
-	struct ckpt_entry e;
-	struct ckpt_metric *metrics;
-	char **tags;
-};
-
 struct ckpt_list {
-	struct entry_priv *entries;
+	struct ckpt_entry_priv *entries;
 	size_t n, cap;
 	struct ckpt_staging *staging;
 	size_t nstaging, staging_cap;
@@ -128,12 +122,12 @@ load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 	return LOAD_OK;
 }
 
-static struct entry_priv *
+static struct ckpt_entry_priv *
 list_new_entry(struct ckpt_list *l)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct entry_priv *p = reallocarray(l->entries, cap,
+		struct ckpt_entry_priv *p = reallocarray(l->entries, cap,
 		    sizeof(*p));
 
 		if (!p)
@@ -165,7 +159,7 @@ list_new_staging(struct ckpt_list *l)
 
 /* Fills e from a summary (or a manifest: the same top-level keys). */
 static int
-entry_from_json(struct entry_priv *p, json_t *j)
+entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 {
 	struct ckpt_entry *e = &p->e;
 	json_t *v, *m, *val;
@@ -243,7 +237,7 @@ entry_from_json(struct entry_priv *p, json_t *j)
 }
 
 static void
-entry_apply_status(struct entry_priv *p, json_t *st)
+entry_apply_status(struct ckpt_entry_priv *p, json_t *st)
 {
 	json_t *lt = json_object_get(st, "load_test");
 	json_t *r = json_is_object(lt) ? json_object_get(lt, "result") : NULL;
@@ -258,7 +252,7 @@ entry_apply_status(struct entry_priv *p, json_t *st)
 }
 
 static void
-entry_release(struct entry_priv *p)
+entry_release(struct ckpt_entry_priv *p)
 {
 	struct ckpt_entry *e = &p->e;
 
@@ -506,7 +500,7 @@ read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
     const char *run, const char *name, const struct ckpt_protection *prot,
     bool *added, bool *bad, struct ckpt_error *err)
 {
-	struct entry_priv *p;
+	struct ckpt_entry_priv *p;
 	json_t *j = NULL;
 	enum load lr;
 	int cfd, rc = 0;
@@ -584,22 +578,125 @@ out:
 	return rc;
 }
 
+/* Records entries [first, l->n) of the list as the index of run. */
+static void
+write_index(const struct ckpt_list *l, const struct ckpt_store *s,
+    const char *run, size_t first, const struct stat *run_st)
+{
+	struct ckpt_index_writer *w = ckpt_index_writer_new(run_st);
+
+	for (size_t i = first; i < l->n && w; i++)
+		ckpt_index_writer_add(w, l->entries[i].e.name,
+		    &l->entries[i].stamp, &l->entries[i].e);
+	ckpt_index_writer_commit(w, s, run);
+}
+
+/* The index of one run while it is listed. */
+struct run_cache {
+	struct ckpt_index *ix;		/* NULL: none, or not to be used */
+	size_t first;			/* the run's first entry in the list */
+	size_t reused, fresh;
+};
+
+/* A checkpoint taken from the index: its directory is unchanged. */
+static int
+entry_from_index(struct ckpt_list *l, const struct ckpt_index *ix, size_t at,
+    const char *runpath, const char *run, const char *name,
+    const struct ckpt_protection *prot, struct ckpt_error *err)
+{
+	struct ckpt_entry_priv *p = list_new_entry(l);
+
+	if (!p)
+		return ckpt_error_nomem(err);
+	p->e.run = strdup(run);
+	p->e.name = strdup(name);
+	p->e.path = ckpt_join(runpath, name);
+	if (!p->e.run || !p->e.name || !p->e.path ||
+	    ckpt_index_decode(ix, at, p)) {
+		entry_release(p);
+		l->n--;
+		return ckpt_error_nomem(err);
+	}
+	p->e.pinned = ckpt_protection_pinned(prot, run, p->e.step);
+	p->e.protected_by_registry = ckpt_protection_registry(prot, run,
+	    p->e.step) != NULL;
+	return 0;
+}
+
+/*
+ * A checkpoint directory runs/RUN/NAME: from the index when its stamp is
+ * the recorded one, else read from its files (and recorded anew).
+ */
+static int
+list_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const char *name, unsigned int flags,
+    const struct ckpt_protection *prot, struct run_cache *rc_,
+    struct ckpt_error *err)
+{
+	char sub[PATH_MAX];
+	struct stat dst, st;
+	bool added, bad = false;
+	size_t at;
+	int rc;
+
+	if (fstatat(rfd, name, &dst, AT_SYMLINK_NOFOLLOW)) {
+		if (errno == ENOENT)
+			return 0;	/* removed while we looked */
+		return list_io_error(err, runpath, name, "cannot stat");
+	}
+	if (S_ISLNK(dst.st_mode))
+		return add_foreign(l, run, ckpt_join(runpath, name),
+		    "a symbolic link, not part of the store: left alone", err);
+	if (!S_ISDIR(dst.st_mode))
+		return 0;
+	if (rc_->ix && ckpt_index_find(rc_->ix, name, &at) &&
+	    ckpt_index_matches(rc_->ix, at, &dst)) {
+		if ((rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
+		    prot, err)))
+			return rc;
+		ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+		rc_->reused++;
+		return 0;
+	}
+	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_MANIFEST_NAME);
+	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return list_io_error(err, runpath, sub, "cannot stat");
+		bad = errno == ENOENT;
+	} else if (S_ISLNK(st.st_mode)) {
+		return add_foreign(l, run, ckpt_join(runpath, name),
+		    "its manifest is a symbolic link: left alone", err);
+	} else {
+		if ((rc = read_checkpoint(l, rfd, runpath, run, name, prot,
+		    &added, &bad, err)))
+			return rc;
+		if (added) {
+			ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+			rc_->fresh++;
+			return 0;
+		}
+	}
+	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
+	    rfd, name, true))
+		return ckpt_error_nomem(err);
+	return 0;
+}
+
 /* Lists one entry of runs/RUN. */
 static int
 list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
     const char *run, const struct dirent *de, unsigned int flags,
-    const struct ckpt_protection *prot, struct ckpt_error *err)
+    const struct ckpt_protection *prot, struct run_cache *cache,
+    struct ckpt_error *err)
 {
-	char sub[PATH_MAX];
-	struct stat st;
-	bool added, bad = false;
-	int type = type_at(rfd, de), rc;
+	int type = de->d_type;
 
-	if (type < 0)
+	if (de->d_name[0] != '.' && (type == DT_DIR || type == DT_LNK ||
+	    type == DT_UNKNOWN))
+		return list_checkpoint(l, rfd, runpath, run, de->d_name, flags,
+		    prot, cache, err);
+	if (type == DT_UNKNOWN && (type = type_at(rfd, de)) < 0)
 		return list_io_error(err, runpath, de->d_name, "cannot stat");
-	if (type == DT_LNK && de->d_name[0] != '.')
-		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
-		    "a symbolic link, not part of the store: left alone", err);
 	if (type != DT_DIR)
 		return 0;
 	if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
@@ -610,26 +707,6 @@ list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
 			    "cannot read the save record in");
 		return 0;
 	}
-	if (de->d_name[0] == '.')
-		return 0;
-	snprintf(sub, sizeof(sub), "%s/%s", de->d_name, CKPT_MANIFEST_NAME);
-	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			return list_io_error(err, runpath, sub, "cannot stat");
-		bad = errno == ENOENT;
-	} else if (S_ISLNK(st.st_mode)) {
-		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
-		    "its manifest is a symbolic link: left alone", err);
-	} else {
-		if ((rc = read_checkpoint(l, rfd, runpath, run, de->d_name,
-		    prot, &added, &bad, err)))
-			return rc;
-		if (added)
-			return 0;
-	}
-	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
-	    rfd, de->d_name, true))
-		return ckpt_error_nomem(err);
 	return 0;
 }
 
@@ -638,11 +715,12 @@ list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
  * never followed (CKPT_ERR_UNSAFE when the caller named it).
  */
 static int
-list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
-    unsigned int flags, const struct ckpt_protection *prot, bool named,
-    struct ckpt_error *err)
+list_run(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
+    const char *runs, const char *run, unsigned int flags,
+    const struct ckpt_protection *prot, bool named, struct ckpt_error *err)
 {
 	char *runpath = ckpt_join(runs, run);
+	struct run_cache cache = { 0 };
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
@@ -677,12 +755,22 @@ list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
 		return add_foreign(l, NULL, runpath, "a symbolic link, not a "
 		    "run of the store: left alone", err);
 	}
+	if (fstat(rfd, &st)) {
+		rc = list_io_error(err, runpath, NULL, "cannot stat");
+		close(rfd);
+		free(runpath);
+		return rc;
+	}
 	if (!(d = fdopendir(rfd))) {
 		rc = list_io_error(err, runpath, NULL, "cannot list");
 		close(rfd);
 		free(runpath);
 		return rc;
 	}
+	/* the index only spares reads; never for a destructive decision */
+	if (!(flags & CKPT_LIST_NO_INDEX))
+		ckpt_index_load(s, run, &cache.ix);
+	cache.first = l->n;
 	for (;;) {
 		errno = 0;
 		if (!(de = readdir(d))) {
@@ -694,10 +782,15 @@ list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if ((rc = list_run_entry(l, dirfd(d), runpath, run, de, flags,
-		    prot, err)))
+		    prot, &cache, err)))
 			break;
 	}
 	closedir(d);
+	/* rewritten when anything was read, racy, gone or new */
+	if (!rc && (!cache.ix || cache.fresh || !ckpt_index_run_fresh(
+	    cache.ix, &st) || cache.reused != ckpt_index_count(cache.ix)))
+		write_index(l, s, run, cache.first, &st);
+	ckpt_index_free(cache.ix);
 	free(runpath);
 	return rc;
 }
@@ -705,8 +798,8 @@ list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
 static int
 cmp_entry(const void *a, const void *b)
 {
-	const struct ckpt_entry *x = &((const struct entry_priv *)a)->e;
-	const struct ckpt_entry *y = &((const struct entry_priv *)b)->e;
+	const struct ckpt_entry *x = &((const struct ckpt_entry_priv *)a)->e;
+	const struct ckpt_entry *y = &((const struct ckpt_entry_priv *)b)->e;
 	int c = strcmp(x->run, y->run);
 
 	if (c)
@@ -727,7 +820,8 @@ cmp_staging(const void *a, const void *b)
 
 /* Lists every run of runs/ (runsfd, which it closes). */
 static int
-list_all_runs(struct ckpt_list *l, int runsfd, const char *runs,
+list_all_runs(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
+    const char *runs,
     unsigned int flags, const struct ckpt_protection *prot,
     struct ckpt_error *err)
 {
@@ -750,8 +844,8 @@ list_all_runs(struct ckpt_list *l, int runsfd, const char *runs,
 		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
 		    NULL, NULL))
 			continue;
-		if ((rc = list_run(l, dirfd(d), runs, de->d_name, flags, prot,
-		    false, err)))
+		if ((rc = list_run(l, s, dirfd(d), runs, de->d_name, flags,
+		    prot, false, err)))
 			break;
 	}
 	closedir(d);
@@ -790,10 +884,11 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 		goto out;
 	}
 	if (runsfd >= 0 && run) {
-		rc = list_run(l, runsfd, runs, run, flags, &prot, true, err);
+		rc = list_run(l, s, runsfd, runs, run, flags, &prot, true,
+		    err);
 		close(runsfd);
 	} else if (runsfd >= 0) {
-		rc = list_all_runs(l, runsfd, runs, flags, &prot, err);
+		rc = list_all_runs(l, s, runsfd, runs, flags, &prot, err);
 	}
 	if (rc)
 		goto out;
@@ -873,6 +968,18 @@ parse_u63(const char *s, int64_t *out)
 	return 0;
 }
 
+/* RUN@latest: the first checkpoint ckpt_store_newest() offers. */
+static int
+take_first(const struct ckpt_entry *e, void *arg)
+{
+	struct ckpt_ref *out = arg;
+
+	out->run = strdup(e->run);
+	out->path = strdup(e->path);
+	out->step = e->step;
+	return 1;
+}
+
 static int
 resolve_run(struct ckpt_store *s, const char *run, const char *what,
     const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
@@ -894,6 +1001,19 @@ resolve_run(struct ckpt_store *s, const char *run, const char *what,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "'%s@best' needs a metric (--metric, or the policy's)",
 		    run);
+	if (!strcmp(what, "latest")) {
+		rc = ckpt_store_newest(s, run, take_first, out, err);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			return ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "run '%s' has no committed checkpoint", run);
+		if (!out->run || !out->path) {
+			ckpt_ref_release(out);
+			return ckpt_error_nomem(err);
+		}
+		return CKPT_OK;
+	}
 	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
@@ -1033,4 +1153,165 @@ ckpt_store_resolve(struct ckpt_store *s, const char *ref, const char *metric,
 	    !strcmp(what, "best"))
 		return resolve_run(s, name, what, metric, mode, out, err);
 	return resolve_model(s, name, what, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* The newest first                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Positions of the index by step, then name (the index is sorted by
+ * name: its position), like a listing. */
+struct by_step {
+	int64_t step;
+	size_t i;
+};
+
+static int
+cmp_by_step(const void *a, const void *b)
+{
+	const struct by_step *x = a, *y = b;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * The fast path of ckpt_store_newest: the run directory is as the index
+ * saw it, so its names are the index's.  From the newest down, a record
+ * marked failed is skipped while its directory is unchanged; any other is
+ * read from its files before fn sees it.  Returns 1 when the index turned
+ * out stale (the caller lists the run instead).
+ */
+static int
+newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
+    int rfd, const char *runpath, const char *run,
+    const struct ckpt_protection *prot,
+    int (*fn)(const struct ckpt_entry *, void *), void *arg, int *fnrc,
+    struct ckpt_error *err)
+{
+	size_t n = ckpt_index_count(ix);
+	struct by_step *order = calloc(n ? n : 1, sizeof(*order));
+	int rc = 0;
+
+	(void)s;
+	if (!order)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		order[i].step = ckpt_index_step(ix, i);
+		order[i].i = i;
+	}
+	qsort(order, n, sizeof(*order), cmp_by_step);
+	for (size_t k = n; k-- > 0 && !*fnrc && !rc;) {
+		const struct by_step *o = &order[k];
+		struct ckpt_list one = { 0 };
+		char sub[PATH_MAX], name[CKPT_NAME_MAX + 64];
+		bool added, bad;
+		struct stat st;
+
+		ckpt_index_name(ix, o->i, name, sizeof(name));
+		if (ckpt_index_failed(ix, o->i)) {
+			if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+				rc = errno == ENOENT ? 1 : list_io_error(err,
+				    runpath, name, "cannot stat");
+				break;
+			}
+			if (ckpt_index_matches(ix, o->i, &st))
+				continue;	/* still failed */
+		}
+		/* committed: its manifest is there (fail closed) */
+		snprintf(sub, sizeof(sub), "%s/%s", name,
+		    CKPT_MANIFEST_NAME);
+		if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
+			rc = errno == ENOENT || errno == ENOTDIR ? 1 :
+			    list_io_error(err, runpath, sub, "cannot stat");
+			break;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			rc = 1;
+			break;
+		}
+		rc = read_checkpoint(&one, rfd, runpath, run, name, prot,
+		    &added, &bad, err);
+		if (!rc && (!added || one.entries[0].e.step != o->step))
+			rc = 1;		/* gone, damaged or changed: stale */
+		if (!rc && !one.entries[0].e.failed)
+			*fnrc = fn(&one.entries[0].e, arg);
+		for (size_t i = 0; i < one.n; i++)
+			entry_release(&one.entries[i]);
+		free(one.entries);
+	}
+	free(order);
+	return rc;
+}
+
+int
+ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
+    void *arg, struct ckpt_error *err)
+{
+	struct ckpt_protection prot;
+	struct ckpt_index *ix = NULL;
+	struct ckpt_list *l = NULL;
+	char *runpath = NULL;
+	struct stat st;
+	int runsfd = -1, rfd = -1, rc, fnrc = 0;
+
+	if ((rc = ckpt_name_check(run, "run name", err)))
+		return rc;
+	if ((rc = ckpt_protection_load(s, &prot, err)))
+		return rc;
+	runsfd = ckpt_store_opendir(s, "runs", err);
+	if (runsfd == -1) {
+		rc = err ? err->code : CKPT_ERR_IO;
+		goto out;
+	}
+	if (runsfd >= 0)
+		rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (runsfd >= 0 && rfd < 0 && errno != ENOENT && errno != ELOOP &&
+	    errno != ENOTDIR) {
+		char *rp = ckpt_store_path(s, "runs");
+
+		rc = list_io_error(err, rp ? rp : "runs", run, "cannot open");
+		free(rp);
+		goto out;
+	}
+	if (rfd >= 0 && fstat(rfd, &st)) {
+		rc = list_io_error(err, run, NULL, "cannot stat");
+		goto out;
+	}
+	if (rfd < 0 || ckpt_index_load(s, run, &ix) ||
+	    !ckpt_index_run_fresh(ix, &st))
+		goto slow;	/* the listing says why, and fills the index */
+	{
+		char *runs = ckpt_store_path(s, "runs");
+
+		runpath = runs ? ckpt_join(runs, run) : NULL;
+		free(runs);
+	}
+	if (!runpath) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rc = newest_from_index(s, ix, rfd, runpath, run, &prot, fn, arg,
+	    &fnrc, err);
+	if (rc != 1)
+		goto out;
+	fnrc = 0;
+slow:
+	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
+		goto out;
+	for (size_t i = ckpt_list_count(l); i-- > 0 && !fnrc;)
+		if (!l->entries[i].e.failed)
+			fnrc = fn(&l->entries[i].e, arg);
+out:
+	ckpt_list_free(l);
+	ckpt_index_free(ix);
+	ckpt_protection_release(&prot);
+	free(runpath);
+	if (rfd >= 0)
+		close(rfd);
+	if (runsfd >= 0)
+		close(runsfd);
+	return rc ? rc : fnrc;
 }
