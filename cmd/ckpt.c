@@ -17,6 +17,7 @@
 
 /* Alphabetical; tests/t0001 checks the order. */
 static const struct cmd *const commands[] = {
+	&cmd_alias,
 	&cmd_convert,
 	&cmd_diff,
 	&cmd_export,
@@ -26,8 +27,11 @@ static const struct cmd *const commands[] = {
 	&cmd_inspect,
 	&cmd_keygen,
 	&cmd_latest,
+	&cmd_log,
 	&cmd_ls,
+	&cmd_models,
 	&cmd_pin,
+	&cmd_promote,
 	&cmd_prune,
 	&cmd_save,
 	&cmd_sha256sum,

@@ -86,10 +86,10 @@ struct cmd {
 #define DEFAULT_LOCK_TIMEOUT_MS 60000L
 #define MAX_JOBS 1024
 
-extern const struct cmd cmd_convert, cmd_diff, cmd_export, cmd_gc,
-    cmd_import, cmd_init, cmd_inspect, cmd_keygen, cmd_latest, cmd_ls,
-    cmd_pin, cmd_prune, cmd_save, cmd_sha256sum, cmd_sign, cmd_unpin,
-    cmd_verify;
+extern const struct cmd cmd_alias, cmd_convert, cmd_diff, cmd_export,
+    cmd_gc, cmd_import, cmd_init, cmd_inspect, cmd_keygen, cmd_latest,
+    cmd_log, cmd_ls, cmd_models, cmd_pin, cmd_promote, cmd_prune, cmd_save,
+    cmd_sha256sum, cmd_sign, cmd_unpin, cmd_verify;
 
 #if defined(__GNUC__)
 #define NORETURN __attribute__((noreturn))

@@ -228,7 +228,7 @@ json_doc_new(void)
  * A real as the shortest text that reads back as the same double (what
  * Python's repr gives): 0.9, not jansson's 0.90000000000000002.
  */
-static void
+void
 print_real(FILE *fp, double v)
 {
 	char buf[40];

@@ -47,6 +47,9 @@ enum color { COLOR_NONE, COLOR_RED, COLOR_GREEN, COLOR_YELLOW, COLOR_BOLD,
 void fputs_color(const struct ctx *ctx, enum color c, const char *s,
     FILE *fp);
 
+/* A real as the shortest text that reads back the same ("0.9"). */
+void print_real(FILE *fp, double v);
+
 /* A new JSON object with "schema": 1. */
 json_t *json_doc_new(void);
 /* Prints doc as one sorted, indented document on stdout and frees it. */

@@ -170,3 +170,16 @@ passphrase_free(char *p)
 	if (p)
 		sodium_free(p);
 }
+
+char *
+default_seckey(void)
+{
+	const char *cfg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (cfg && *cfg == '/')
+		return xasprintf("%s/ckpt/ckpt.key", cfg);
+	if (home && *home == '/')
+		return xasprintf("%s/.config/ckpt/ckpt.key", home);
+	die_usage("no HOME: give -k SECKEY");
+}

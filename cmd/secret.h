@@ -38,4 +38,8 @@ void check_private_file(const char *path, int fd, const char *what,
     bool insecure);
 void passphrase_free(char *p);
 
+/* ~/.config/ckpt/ckpt.key (or under $XDG_CONFIG_HOME), newly allocated;
+ * dies with exit 2 when there is no HOME. */
+char *default_seckey(void);
+
 #endif /* CKPT_SECRET_H */

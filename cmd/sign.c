@@ -23,19 +23,6 @@ static const char *const sign_usage[] = {
 	NULL
 };
 
-static char *
-default_key(void)
-{
-	const char *cfg = getenv("XDG_CONFIG_HOME");
-	const char *home = getenv("HOME");
-
-	if (cfg && *cfg == '/')
-		return xasprintf("%s/ckpt/ckpt.key", cfg);
-	if (home && *home == '/')
-		return xasprintf("%s/.config/ckpt/ckpt.key", home);
-	die_usage("no HOME: give -k SECKEY");
-}
-
 /* The manifest of a checkpoint directory, or the manifest file given. */
 static char *
 manifest_of(const char *arg)
@@ -87,7 +74,7 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(sign_usage, opts, "nothing to sign");
 	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd",
 	    src.file != NULL, "--passphrase-file");
-	keypath = key ? xstrdup(key) : default_key();
+	keypath = key ? xstrdup(key) : default_seckey();
 	ckpt_error_clear(&e);
 	if (ckpt_seckey_encrypted(keypath, &encrypted, &e))
 		die_ckpt(&e);

@@ -199,11 +199,7 @@ test_expect_success 'every reference form resolves (through --resumed-from)' '
 		ckpt -C st save --run ref --step $s --metric loss=0.$((4 - s)) \
 			--metric acc=0.$s ck || exit 1
 	done &&
-	mkdir -p st/registry/mod &&
-	printf "{\"schema\":1,\"model\":\"mod\",\"version\":1,\"run\":\"ref\",\"step\":2,\"manifest\":\"sha256:x\"}" \
-		>st/registry/mod/v1.json &&
-	printf "{\"schema\":1,\"aliases\":{\"production\":1}}" \
-		>st/registry/mod/aliases.json &&
+	ckpt -C st promote -q ref@2 --model mod --alias production &&
 	for r in ref@2:2 ref@latest:3 mod@v1:2 mod@production:2; do
 		mkdir -p ck && echo w >ck/w.bin &&
 		ckpt -C st save --run from --step 1 --force \

@@ -157,13 +157,15 @@ test_expect_success 'store: --all and --subset' '
 '
 
 test_expect_success 'MODEL@vN: the manifest must have the digest the registry recorded' '
-	d=$(sha256sum st/runs/r1/step-2/ckpt-manifest.json | cut -d" " -f1) &&
-	mkdir -p st/registry/m &&
-	printf "{\"schema\": 1, \"model\": \"m\", \"version\": 1, \"run\": \"r1\", \"step\": 2, \"manifest\": \"sha256:%s\"}\n" "$d" >st/registry/m/v1.json &&
-	printf "{\"schema\": 1, \"model\": \"m\", \"version\": 2, \"run\": \"r1\", \"step\": 1, \"manifest\": \"sha256:%s\"}\n" "$d" >st/registry/m/v2.json &&
+	ckpt -C st promote -q r1@2 --model m &&
 	ckpt -C st verify m@v1 >out &&
-	test_grep "step-2/a.txt: OK" out &&
-	test_expect_code 1 ckpt -C st verify m@v2 >out &&
+	test_grep "registry/m/v1/a.txt: OK" out &&
+	# a manifest swapped in the version (a new file, not the link)
+	v=st/registry/m/v1/ckpt-manifest.json &&
+	sed "s/\"step\": 2/\"step\": 2 /" $v >manifest.new &&
+	! cmp -s $v manifest.new &&
+	mv -f manifest.new $v &&
+	test_expect_code 1 ckpt -C st verify m@v1 >out &&
 	test_grep "FAILED (manifest-digest-mismatch)" out
 '
 

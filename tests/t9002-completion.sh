@@ -48,7 +48,7 @@ test_expect_success 'bash: global options before the command' '
 
 test_expect_success 'bash: the command is found after -C DIR' '
 	complete_bash -C /tmp l &&
-	printf "%s\n" latest ls >expect &&
+	printf "%s\n" latest log ls >expect &&
 	test_cmp expect out
 '
 

@@ -686,10 +686,12 @@ CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
  *                                   (load test); not covered by the manifest
  *   STORE/runs/RUN/.tmp-step-N.PID.RANDOM/   a save in progress or crashed;
  *       ckpt-staging.json           pid, host, start time, state, progress
+ *   STORE/registry/.history.jsonl   the registry's hash-chained history
+ *   STORE/registry/MODEL/vN/        a version's files (links or copies)
  *   STORE/registry/MODEL/vN.json    {"schema":1,"model","version","run",
- *                                   "step","manifest":"sha256:..."[,"path"]}
- *   STORE/registry/MODEL/aliases.json  {"schema":1,"aliases":{"prod":N}}
- *   STORE/registry/history.jsonl    append-only promotion history
+ *                                   "step","manifest":"sha256:...","path"}
+ *   STORE/registry/MODEL/aliases.json  {"schema":1,"aliases":{"prod":
+ *                                   {"version":N,...}}}
  *
  * A checkpoint counts (for ls, latest, prune) only when it is a directory
  * runs/RUN/NAME (NAME not starting with '.') holding ckpt-manifest.json;
@@ -1846,6 +1848,260 @@ CKPT_API int ckpt_signature_check(const char *manifest_path,
     const char *sig_path, const char *const *pubkeys, size_t npubkeys,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
 
+/* ------------------------------------------------------------------ */
+/* The registry (issue #13)                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * STORE/registry/ holds named models with numbered, immutable versions
+ * and mutable aliases (ckpt-manifest(5), ckpt-promote(1)).  The truth is
+ * one append-only history, STORE/registry/.history.jsonl: one JSON record
+ * per line, each carrying the SHA-256 of the line before it ("prev"), so
+ * that an edited, removed or reordered record breaks the chain.  Versions
+ * and aliases are what replaying the history gives; the files
+ * registry/MODEL/vN.json and registry/MODEL/aliases.json are copies of
+ * that state for other readers (prune protection reads vN.json), written
+ * by every registry command and checked by ckpt_registry_check_files().
+ * A version's files live in registry/MODEL/vN/ (hard links to the
+ * checkpoint's files where the filesystem allows, else copies).
+ *
+ * Every change happens under the store lock: the version directory is
+ * renamed into place, vN.json written, and then the history rewritten
+ * atomically with the new records (the commit point); aliases.json
+ * follows.  A crash before the commit leaves files that the next
+ * registry command moves to the trash; a crash after it leaves copies
+ * that the next registry command rewrites (ckpt_registry_repair()).
+ */
+struct ckpt_registry;
+
+struct ckpt_reg_record {
+	int64_t seq;			/* 1, 2, ... in file order */
+	const char *digest;		/* "sha256:" of its line (no newline) */
+	const char *prev;		/* the previous record's, NULL first */
+	const char *action;		/* "promote", "alias", "alias-delete",
+					   "rollback" */
+	const char *time;		/* ISO 8601 UTC */
+	const char *user;
+	const char *host;
+	const char *model;
+	const char *alias;		/* alias actions, else NULL */
+	int64_t version;		/* promote: the new version, else 0 */
+	int64_t from, to;		/* alias actions: versions, 0 = none */
+	const char *run;		/* promote, else NULL */
+	int64_t step;
+	const char *manifest;		/* promote: "sha256:...", else NULL */
+	const char *note;		/* NULL when none */
+	const char *json;		/* the line as stored */
+	int64_t offset;			/* byte offset of the line */
+};
+
+struct ckpt_reg_version {
+	const char *model;
+	int64_t version;
+	const char *run;
+	int64_t step;
+	const char *manifest;		/* "sha256:..." recorded at promotion */
+	const char *path;		/* absolute: STORE/registry/MODEL/vN */
+	const char *created;		/* ISO 8601 UTC */
+	const char *user;
+	const char *host;
+	const char *note;		/* NULL when none */
+	const char *storage;		/* "link", "copy" or "mixed" */
+	uint64_t size;			/* bytes of the manifest's files */
+	uint64_t nfiles;
+	const char *record;		/* digest of its promote record */
+};
+
+struct ckpt_reg_alias {
+	const char *model;
+	const char *name;
+	int64_t version;
+	size_t nprevious;		/* what it named before, oldest first */
+	const int64_t *previous;
+	const char *record;		/* digest of the record that set it */
+};
+
+/* Flags for ckpt_registry_load() and ckpt_registry_parse(). */
+#define CKPT_REGISTRY_LENIENT	(1u << 0)	/* problems are findings */
+
+/**
+ * Reads and replays the history of s.  A store without one has an empty
+ * registry.  Without CKPT_REGISTRY_LENIENT any problem (a line that does
+ * not parse, a broken chain, a record that does not replay) fails with
+ * CKPT_ERR_FORMAT naming the file, the record and its byte offset: the
+ * registry fails closed.  With it, problems become findings
+ * (ckpt_registry_problem()) and the records that replay are kept.
+ */
+CKPT_API int ckpt_registry_load(struct ckpt_store *s, unsigned int flags,
+    struct ckpt_registry **out, struct ckpt_error *err);
+/** The same on a buffer (name is used in errors); versions' paths are
+ * relative to the store.  For tests and the fuzzer. */
+CKPT_API int ckpt_registry_parse(const char *text, size_t len,
+    const char *name, unsigned int flags, struct ckpt_registry **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_registry_free(struct ckpt_registry *r);
+/** Records in file order (oldest first). */
+CKPT_API size_t ckpt_registry_record_count(const struct ckpt_registry *r);
+CKPT_API const struct ckpt_reg_record *ckpt_registry_record(
+    const struct ckpt_registry *r, size_t i);
+/** Versions sorted by model name, then number. */
+CKPT_API size_t ckpt_registry_version_count(const struct ckpt_registry *r);
+CKPT_API const struct ckpt_reg_version *ckpt_registry_version(
+    const struct ckpt_registry *r, size_t i);
+CKPT_API const struct ckpt_reg_version *ckpt_registry_find_version(
+    const struct ckpt_registry *r, const char *model, int64_t version);
+/** Aliases sorted by model name, then alias name. */
+CKPT_API size_t ckpt_registry_alias_count(const struct ckpt_registry *r);
+CKPT_API const struct ckpt_reg_alias *ckpt_registry_alias(
+    const struct ckpt_registry *r, size_t i);
+CKPT_API const struct ckpt_reg_alias *ckpt_registry_find_alias(
+    const struct ckpt_registry *r, const char *model, const char *name);
+/** Findings of a lenient load and of ckpt_registry_check_files(). */
+CKPT_API size_t ckpt_registry_problem_count(const struct ckpt_registry *r);
+CKPT_API const struct ckpt_finding *ckpt_registry_problem(
+    const struct ckpt_registry *r, size_t i);
+/** Digest of the last record, NULL for an empty history. */
+CKPT_API const char *ckpt_registry_head(const struct ckpt_registry *r);
+
+/**
+ * Compares the state files (vN.json, aliases.json) and version
+ * directories of r's store with the replayed history and adds a finding
+ * for each difference: registry-file-missing, registry-file-mismatch,
+ * registry-version-missing (error) and registry-orphan (warning: the
+ * leftovers of a promotion that never committed).
+ */
+CKPT_API int ckpt_registry_check_files(struct ckpt_store *s,
+    struct ckpt_registry *r, struct ckpt_error *err);
+
+/**
+ * Under the store lock: completes what a crash interrupted (rewrites state
+ * files that differ from the history, moves uncommitted version
+ * directories and staging leftovers of dead promotions to the trash).
+ * *nrepaired (may be NULL) counts the changes.  CKPT_ERR_FORMAT when the
+ * history itself does not verify (nothing is touched then).
+ */
+CKPT_API int ckpt_registry_repair(struct ckpt_store *s, long lock_timeout_ms,
+    size_t *nrepaired, struct ckpt_error *err);
+
+enum ckpt_alias_op {
+	CKPT_ALIAS_SET = 0,		/* point alias at version */
+	CKPT_ALIAS_DELETE,		/* remove alias */
+	CKPT_ALIAS_ROLLBACK		/* back to what it named before */
+};
+
+struct ckpt_alias_opts {
+	enum ckpt_alias_op op;
+	const char *model;
+	const char *alias;
+	int64_t version;		/* CKPT_ALIAS_SET */
+	const char *note;		/* may be NULL */
+	long lock_timeout_ms;		/* as ckpt_store_lock() */
+};
+
+/* One alias move, as made (or found already made). */
+struct ckpt_alias_move {
+	const char *alias;
+	int64_t from, to;		/* 0: none */
+	bool changed;			/* false: it named "to" already */
+};
+
+/**
+ * Moves, deletes or rolls back an alias under the store lock, recording
+ * it in the history.  Setting an alias to the version it names is a no-op
+ * (move->changed false, nothing recorded).  CKPT_ERR_NOTFOUND for an
+ * unknown model, version or alias, or an alias with nothing to roll back
+ * to; CKPT_ERR_INVALID for bad names.  move's strings are borrowed from
+ * opts.
+ */
+CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
+    const struct ckpt_alias_opts *opts, struct ckpt_alias_move *move,
+    struct ckpt_error *err);
+
+/*
+ * Promotion (ckpt-promote(1)): the checkpoint directory src (a committed
+ * checkpoint with a manifest) becomes the next version of a model.  Its
+ * files are hard-linked (copied with opts->copy, or where a link fails)
+ * into a private staging directory under registry/.staging/, and that
+ * copy -- the bytes the version will hold -- is verified in full with
+ * opts->verify (the store's allowlist and keys apply as in "ckpt verify";
+ * its manifest must be the one read at the start).  Gates "METRIC<X",
+ * "<=", ">", ">=" are checked against the manifest's metrics (a metric
+ * with no value fails its gate).  Then, under the store lock, the version
+ * is committed and each alias moved.  A manifest that some version of
+ * the model holds already is not promoted again: the aliases are moved to
+ * that version (result->created false).
+ */
+struct ckpt_promote_opts {
+	const char *model;
+	const char *const *aliases;
+	size_t naliases;
+	const char *note;		/* may be NULL */
+	bool copy;			/* self-contained: copy, never link */
+	const char *const *gates;	/* "val_loss<2.5", ... */
+	size_t ngates;
+	const struct ckpt_verify_options *verify;	/* may be NULL */
+	long lock_timeout_ms;		/* as ckpt_store_lock() */
+	/* Sign the promotion with this secret key (ckpt_sign_manifest()):
+	 * registry/MODEL/vN.record holds the promote record's line and
+	 * vN.record.sig its signature.  NULL: unsigned. */
+	const char *sign_key;
+	const char *passphrase;		/* of sign_key, or NULL */
+	size_t passlen;
+};
+
+struct ckpt_gate_result {
+	const char *expr;		/* as given */
+	const char *metric;
+	double value;			/* NaN: no value */
+	bool ok;
+};
+
+struct ckpt_promote_result {
+	const char *model;
+	int64_t version;		/* 0 when refused */
+	bool created;			/* false: already a version */
+	const char *run;
+	int64_t step;
+	const char *manifest;		/* "sha256:..." */
+	const char *path;		/* the version's directory */
+	const char *storage;		/* "link", "copy", "mixed" */
+	uint64_t linked, copied;	/* files */
+	uint64_t size;
+	size_t nmoves;
+	const struct ckpt_alias_move *moves;
+	size_t ngates;
+	const struct ckpt_gate_result *gates;
+	bool verified;			/* the verification passed */
+	const struct ckpt_report *report;	/* NULL when not verified */
+	const char *refused;		/* why it was refused, or NULL */
+	const char *signer;		/* key id when signed, else NULL */
+};
+
+/**
+ * Promotes src (see above).  Returns 0 with *out on success;
+ * CKPT_ERR_REFUSED with *out (refused, report and gates say why) when the
+ * checkpoint does not verify or a gate fails: nothing was changed;
+ * CKPT_ERR_INVALID for bad options or a malformed gate; CKPT_ERR_FORMAT
+ * when src has no readable manifest or the history does not verify;
+ * CKPT_ERR_LOCKED, CKPT_ERR_IO... as usual.  Free *out with
+ * ckpt_promote_result_free().
+ */
+CKPT_API int ckpt_promote(struct ckpt_store *s, const char *src,
+    const struct ckpt_promote_opts *opts,
+    struct ckpt_promote_result **out, struct ckpt_error *err);
+CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
+
+/**
+ * Checks the signed promotions of r's store: for each version with a
+ * vN.record.sig, that vN.record is its promote record and the signature
+ * is valid by a key of vo (vo->keys and the store's .ckpt/keys/ *.pub).
+ * Adds a finding to r for each problem (promotion-record-mismatch,
+ * promotion-signature-invalid, promotion-signature-unknown-key, and with
+ * require promotion-unsigned); *nsigned counts the valid ones.
+ */
+CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
+    struct ckpt_registry *r, const struct ckpt_verify_options *vo,
+    bool require, size_t *nsigned, struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Comparing two checkpoints (issue #12)                               */

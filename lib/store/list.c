@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "store/store.h"
+#include "store/registry.h"
 
 #define SUMMARY_MAX	(1u << 20)
 #define STATUS_MAX	(1u << 20)
@@ -1064,118 +1065,60 @@ resolve_run(struct ckpt_store *s, const char *run, const char *what,
 	return CKPT_OK;
 }
 
+/*
+ * MODEL@vN and MODEL@ALIAS come from the registry's history (registry.c),
+ * never from the state files: the history is what a promotion commits,
+ * and one that does not verify fails the resolution (fail closed).
+ */
 static int
 resolve_model(struct ckpt_store *s, const char *model, const char *what,
     struct ckpt_ref *out, struct ckpt_error *err)
 {
-	char rel[PATH_MAX], *path, *text;
+	const struct ckpt_reg_version *v;
+	const struct ckpt_reg_alias *a;
+	struct ckpt_registry *r;
 	int64_t version = -1;
-	bool parsed;
-	json_t *j, *v;
 	int rc;
 
 	if (what[0] == 'v' && all_digits(what + 1)) {
 		if (parse_u63(what + 1, &version) || version <= 0)
 			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 			    "bad version '%s'", what);
-	} else {
-		if ((rc = ckpt_name_check(what, "alias", err)))
-			return rc;
-		snprintf(rel, sizeof(rel), "registry/%s/aliases.json", model);
-		path = ckpt_store_path(s, rel);
-		if (!path)
-			return ckpt_error_nomem(err);
-		rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
-		if (rc == CKPT_ERR_NOTFOUND)
-			ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
-			    "model '%s' has no aliases", model);
-		if (rc) {
-			free(path);
-			return rc;
-		}
-		j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-		free(text);
-		parsed = j != NULL;
-		v = json_object_get(json_object_get(j, "aliases"), what);
-		if (json_is_integer(v))
-			version = json_integer_value(v);
-		else if (json_is_object(v) && json_is_integer(
-		    json_object_get(v, "version")))
-			version = json_integer_value(json_object_get(v,
-			    "version"));
-		json_decref(j);
-		if (version <= 0) {
-			rc = parsed ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-			    NULL, -1, "model '%s' has no alias '%s'", model,
-			    what) : ckpt_error_set(err, CKPT_ERR_FORMAT, path,
-			    -1, "not valid JSON");
-			free(path);
-			return rc;
-		}
-		free(path);
+	} else if ((rc = ckpt_name_check(what, "alias", err))) {
+		return rc;
 	}
-	snprintf(rel, sizeof(rel), "registry/%s/v%lld.json", model,
-	    (long long)version);
-	path = ckpt_store_path(s, rel);
-	if (!path)
+	if ((rc = ckpt_registry_load(s, 0, &r, err)))
+		return rc;
+	if (version < 0 && (a = ckpt_registry_find_alias(r, model, what)))
+		version = a->version;
+	v = version > 0 ? ckpt_registry_find_version(r, model, version) :
+	    NULL;
+	if (!v) {
+		if (!reg_version_count(r, model))
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "no model '%s' in the registry", model);
+		else if (version < 0)
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "model '%s' has no alias '%s'", model, what);
+		else
+			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "model '%s' has no version %lld", model,
+			    (long long)version);
+		ckpt_registry_free(r);
+		return rc;
+	}
+	out->run = strdup(v->run);
+	out->step = v->step;
+	out->path = strdup(v->path);
+	out->model = strdup(model);
+	out->version = version;
+	out->manifest_digest = strdup(v->manifest);
+	ckpt_registry_free(r);
+	if (!out->run || !out->path || !out->model || !out->manifest_digest) {
+		ckpt_ref_release(out);
 		return ckpt_error_nomem(err);
-	rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
-	if (rc == CKPT_ERR_NOTFOUND)
-		ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
-		    "model '%s' has no version %lld", model,
-		    (long long)version);
-	if (rc) {
-		free(path);
-		return rc;
 	}
-	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-	free(text);
-	if (!json_is_object(j) || !json_is_string(json_object_get(j, "run")) ||
-	    !json_is_integer(json_object_get(j, "step"))) {
-		json_decref(j);
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1,
-		    "registry version lacks \"run\" or \"step\"");
-		free(path);
-		return rc;
-	}
-	free(path);
-	{
-		char ref_step[32];
-		const char *run = json_string_value(json_object_get(j, "run"));
-		const char *vpath = json_string_value(json_object_get(j,
-		    "path"));
-
-		if ((rc = ckpt_name_check(run, "run name", err))) {
-			json_decref(j);
-			return rc;
-		}
-		if (vpath && *vpath && vpath[0] != '/' && !strstr(vpath,
-		    "..")) {
-			/* An exported copy (promote --weights-only). */
-			out->run = strdup(run);
-			out->step = json_integer_value(json_object_get(j,
-			    "step"));
-			out->path = ckpt_store_path(s, vpath);
-			rc = out->run && out->path ? CKPT_OK :
-			    ckpt_error_nomem(err);
-		} else {
-			snprintf(ref_step, sizeof(ref_step), "%lld",
-			    (long long)json_integer_value(json_object_get(j,
-			    "step")));
-			rc = resolve_run(s, run, ref_step, NULL, 0, out, err);
-		}
-		if (!rc) {
-			out->model = strdup(model);
-			out->version = version;
-			out->manifest_digest = jstrdup(j, "manifest");
-			if (!out->model)
-				rc = ckpt_error_nomem(err);
-		}
-		json_decref(j);
-		if (rc)
-			ckpt_ref_release(out);
-		return rc;
-	}
+	return CKPT_OK;
 }
 
 int

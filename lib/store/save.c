@@ -377,8 +377,8 @@ plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-static int
-copy_file(const char *src, const char *dst, struct ckpt_error *err)
+int
+ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err)
 {
 	int in, out, rc = CKPT_OK;
 	struct stat st;
@@ -471,12 +471,12 @@ clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
 		return ckpt_error_errno(err, src, "cannot stat");
 	if (S_ISREG(st.st_mode)) {
 		if (copy)
-			return copy_file(src, dst, err);
+			return ckpt_copy_file(src, dst, err);
 		if (!link(src, dst))
 			return CKPT_OK;
 		if (link_or_copy && (errno == EXDEV || errno == EPERM ||
 		    errno == EMLINK))
-			return copy_file(src, dst, err);
+			return ckpt_copy_file(src, dst, err);
 		return ckpt_error_errno(err, dst, "cannot hard-link %s to",
 		    src);
 	}

@@ -323,8 +323,44 @@ def bundle_seeds():
         put("bundle", "truncated.tar", raw[:1500])
 
 
+def history_seeds():
+    """The registry's history: hash-chained JSON lines (registry.c)."""
+    import hashlib
+
+    def chain(records):
+        out, prev = [], None
+        for i, r in enumerate(records, 1):
+            r = dict(r, schema=1, seq=i, prev=prev, time="2026-12-03T09:00:00Z",
+                     user="u", host="h")
+            line = json.dumps(r, sort_keys=True, separators=(",", ":"))
+            prev = "sha256:" + hashlib.sha256(line.encode()).hexdigest()
+            out.append(line)
+        return "".join(x + "\n" for x in out)
+
+    d = "sha256:" + "ab" * 32
+    promote = lambda v, step: {"action": "promote", "model": "m",
+                               "version": v, "run": "r", "step": step,
+                               "manifest": d, "path": "registry/m/v%d" % v,
+                               "storage": "link", "size": 10, "nfiles": 1}
+    alias = lambda act, a, f, t: {"action": act, "model": "m", "alias": a,
+                                  "from": f, "to": t}
+    good = chain([promote(1, 10), alias("alias", "prod", None, 1),
+                  promote(2, 20), alias("alias", "prod", 1, 2),
+                  dict(alias("rollback", "prod", 2, 1), note="bad eval"),
+                  alias("alias", "dev", None, 2),
+                  alias("alias-delete", "dev", 2, None)])
+    put("history", "good.jsonl", good)
+    lines = good.splitlines(True)
+    put("history", "broken-chain.jsonl", "".join(lines[:2] + lines[3:]))
+    put("history", "cut.jsonl", good[:-1])
+    put("history", "bad-replay.jsonl",
+        chain([promote(2, 1), alias("rollback", "prod", None, 1)]))
+    put("history", "empty.jsonl", "")
+
+
 file_seeds()
 policy_seeds()
 manifest_seeds()
 config_seeds()
 bundle_seeds()
+history_seeds()

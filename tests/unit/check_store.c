@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/registry.h"
 
 static char store_dir[4200];
 
@@ -34,6 +35,24 @@ put(const char *rel, const char *text)
 	ck_assert_ptr_nonnull(fp);
 	fputs(text, fp);
 	fclose(fp);
+}
+
+#define DIGEST0 "sha256:0000000000000000000000000000000000000000000000000000" \
+    "000000000000"
+
+/* Appends a record (JSON text) to the store's registry history. */
+static void
+record(struct ckpt_store *s, const char *text)
+{
+	struct ckpt_registry *r;
+	json_t *j = json_loads(text, 0, NULL);
+
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(ckpt_registry_load(s, 0, &r, NULL), 0);
+	ck_assert_int_eq(reg_append(r, j, NULL), 0);
+	ck_assert_int_eq(reg_commit(s, r, NULL), 0);
+	ckpt_registry_free(r);
+	json_decref(j);
 }
 
 /* A committed checkpoint as the listing sees it (summary + manifest). */
@@ -199,6 +218,19 @@ START_TEST(test_store_list_and_refs)
 	    "\"run\":\"b\",\"step\":7}");
 	put("registry/m/aliases.json", "{\"schema\":1,\"aliases\":"
 	    "{\"production\":1,\"staging\":2}}");
+	/* references resolve from the history, not from those files */
+	record(s, "{\"action\":\"promote\",\"model\":\"m\",\"version\":1,"
+	    "\"run\":\"a\",\"step\":10,\"manifest\":\"" DIGEST0 "\","
+	    "\"path\":\"registry/m/v1\",\"storage\":\"link\",\"size\":1,"
+	    "\"nfiles\":1}");
+	record(s, "{\"action\":\"promote\",\"model\":\"m\",\"version\":2,"
+	    "\"run\":\"b\",\"step\":7,\"manifest\":\"" DIGEST0 "\","
+	    "\"path\":\"registry/m/v2\",\"storage\":\"copy\",\"size\":1,"
+	    "\"nfiles\":1}");
+	record(s, "{\"action\":\"alias\",\"model\":\"m\",\"alias\":"
+	    "\"production\",\"from\":null,\"to\":1}");
+	record(s, "{\"action\":\"alias\",\"model\":\"m\",\"alias\":"
+	    "\"staging\",\"from\":null,\"to\":2}");
 
 	ck_assert_int_eq(ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &l,
 	    NULL), 0);
@@ -244,7 +276,8 @@ START_TEST(test_store_list_and_refs)
 	ck_assert_int_eq(r.step, 10);
 	ck_assert_str_eq(r.model, "m");
 	ck_assert_int_eq(r.version, 1);
-	ck_assert_str_eq(r.manifest_digest, "sha256:00");
+	ck_assert_str_eq(r.manifest_digest, DIGEST0);
+	ck_assert_ptr_nonnull(strstr(r.path, "/registry/m/v1"));
 	ckpt_ref_release(&r);
 	ck_assert_int_eq(ckpt_store_resolve(s, "m@staging", NULL, 0, &r,
 	    NULL), 0);

@@ -1,0 +1,807 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * promote.c - ckpt_promote(): a committed checkpoint becomes version N of
+ * a model (ckpt-promote(1)).
+ *
+ * What is deployed must be exactly what was checked, so the checkpoint's
+ * files are first hard-linked (or copied) into a private staging
+ * directory and that copy is verified: a link shares its inode with the
+ * source, so the bytes verified are the bytes the version holds.  The
+ * verification runs without the store lock (a full read of a 100 GB
+ * checkpoint must not hold up training jobs' saves); only the commit
+ * takes it: the staging directory is renamed to registry/MODEL/vN, vN.json
+ * written, and the history rewritten with the new records (registry.c).
+ * A manifest already promoted to the model is not promoted again, so a
+ * retried CI job converges instead of minting v2, v3...
+ */
+#include "util/internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+#include "store/registry.h"
+#include "verify/verify.h"
+
+#define MAX_GATES	64
+
+struct promote {
+	struct ckpt_promote_result pub;
+	struct ckpt_gate_result gates[MAX_GATES];
+	char *gate_metric[MAX_GATES];
+	struct ckpt_alias_move *moves;
+	struct ckpt_report *report;
+	char *model, *run, *manifest, *path, *refused;
+	char keyid[CKPT_KEYID_HEX];
+};
+
+void
+ckpt_promote_result_free(struct ckpt_promote_result *res)
+{
+	struct promote *p = (struct promote *)res;
+
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->pub.ngates; i++)
+		free(p->gate_metric[i]);
+	free(p->moves);
+	ckpt_report_free(p->report);
+	free(p->model);
+	free(p->run);
+	free(p->manifest);
+	free(p->path);
+	free(p->refused);
+	free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Gates                                                                */
+/* ------------------------------------------------------------------ */
+
+/* "val_loss<2.5" -> metric, operator, bound; CKPT_ERR_INVALID else. */
+static int
+gate_parse(const char *expr, char **metric, char op[3], double *bound,
+    struct ckpt_error *err)
+{
+	const char *o = strpbrk(expr, "<>"), *num;
+	char *end;
+	size_t n;
+
+	if (!o || o == expr)
+		goto bad;
+	op[0] = *o;
+	op[1] = o[1] == '=' ? '=' : '\0';
+	op[2] = '\0';
+	num = o + (op[1] ? 2 : 1);
+	n = (size_t)(o - expr);
+	while (n && expr[n - 1] == ' ')
+		n--;
+	while (*num == ' ')
+		num++;
+	if (!n || !*num)
+		goto bad;
+	errno = 0;
+	*bound = strtod(num, &end);
+	while (*end == ' ')
+		end++;
+	if (errno || *end || !isfinite(*bound))
+		goto bad;
+	*metric = strndup(expr, n);
+	return *metric ? CKPT_OK : ckpt_error_nomem(err);
+bad:
+	return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+	    "gate '%s': expected METRIC<X, METRIC<=X, METRIC>X or METRIC>=X",
+	    expr);
+}
+
+static bool
+gate_holds(const char *op, double v, double bound)
+{
+	if (isnan(v))
+		return false;
+	if (op[0] == '<')
+		return op[1] ? v <= bound : v < bound;
+	return op[1] ? v >= bound : v > bound;
+}
+
+/* Checks every gate against the manifest's metrics; false if any fails. */
+static int
+check_gates(struct promote *p, const struct ckpt_manifest *m,
+    const struct ckpt_promote_opts *o, bool *all_ok, struct ckpt_error *err)
+{
+	char *text = ckpt_manifest_get_json(m, "metrics");
+	json_t *metrics = text ? json_loads(text, 0, NULL) : NULL;
+	int rc = CKPT_OK;
+
+	free(text);
+	*all_ok = true;
+	for (size_t i = 0; i < o->ngates; i++) {
+		struct ckpt_gate_result *g = &p->gates[i];
+		char op[3] = "";
+		double bound = 0;
+		json_t *v;
+
+		if ((rc = gate_parse(o->gates[i], &p->gate_metric[i], op,
+		    &bound, err)))
+			break;
+		p->pub.ngates = i + 1;
+		g->expr = o->gates[i];
+		g->metric = p->gate_metric[i];
+		v = json_object_get(metrics, g->metric);
+		g->value = json_is_number(v) ? json_number_value(v) : NAN;
+		g->ok = gate_holds(op, g->value, bound);
+		if (!g->ok)
+			*all_ok = false;
+	}
+	json_decref(metrics);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Staging                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+mkdir_parents(const char *root, const char *rel, struct ckpt_error *err)
+{
+	char *path = ckpt_join(root, rel), *slash;
+	int rc = CKPT_OK;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	for (slash = path + strlen(root) + 1; (slash = strchr(slash, '/'));
+	    slash++) {
+		*slash = '\0';
+		if (mkdir(path, 0755) && errno != EEXIST)
+			rc = ckpt_error_errno(err, path, "cannot create "
+			    "directory");
+		*slash = '/';
+		if (rc)
+			break;
+	}
+	free(path);
+	return rc;
+}
+
+static int
+fsync_file(const char *path, struct ckpt_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = CKPT_OK;
+
+	if (fd < 0)
+		return ckpt_error_errno(err, path, "cannot open");
+	if (fsync(fd))
+		rc = ckpt_error_errno(err, path, "cannot fsync");
+	close(fd);
+	return rc;
+}
+
+/*
+ * One file into the staging directory: a hard link unless --copy or the
+ * filesystem refuses one (another filesystem, no links), then a copy,
+ * synced (a link's data is the source's, synced when it was saved).
+ */
+static int
+stage_file(const char *src_dir, const char *dst_dir, const char *rel,
+    bool copy, struct promote *p, struct ckpt_error *err)
+{
+	char *src = ckpt_join(src_dir, rel), *dst = ckpt_join(dst_dir, rel);
+	int rc;
+
+	if (!src || !dst) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if ((rc = mkdir_parents(dst_dir, rel, err)))
+		goto out;
+	if (!copy && !link(src, dst)) {
+		p->pub.linked++;
+		goto out;
+	}
+	if (!copy && errno != EXDEV && errno != EPERM && errno != EMLINK &&
+	    errno != ENOTSUP && errno != EOPNOTSUPP) {
+		rc = errno == ENOENT && access(src, F_OK) ?
+		    ckpt_error_set(err, CKPT_ERR_NOTFOUND, src, -1,
+		    "missing: the checkpoint is incomplete") :
+		    ckpt_error_errno(err, dst, "cannot hard-link %s to", src);
+		goto out;
+	}
+	if (!(rc = ckpt_copy_file(src, dst, err)) &&
+	    !(rc = fsync_file(dst, err)))
+		p->pub.copied++;
+out:
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* fsync of every directory under dir, deepest first, then dir. */
+static int
+fsync_dirs(const char *dir, int depth, struct ckpt_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (depth > 64)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, dir, -1,
+		    "directories nested too deep");
+	if (!(d = opendir(dir)))
+		return ckpt_error_errno(err, dir, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		char *sub;
+
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
+		    !strcmp(de->d_name, ".."))
+			continue;
+		if (!(sub = ckpt_join(dir, de->d_name)))
+			rc = ckpt_error_nomem(err);
+		else
+			rc = fsync_dirs(sub, depth + 1, err);
+		free(sub);
+	}
+	closedir(d);
+	return rc ? rc : ckpt_fsync_dir(dir, err);
+}
+
+static int
+ensure_dir(const char *path, struct ckpt_error *err)
+{
+	if (!mkdir(path, 0755) || errno == EEXIST)
+		return CKPT_OK;
+	return ckpt_error_errno(err, path, "cannot create directory");
+}
+
+/* registry/.staging/ID/ (returned in *top) and its v/ (in *vdir). */
+static int
+stage_dirs(struct ckpt_store *s, char **top, char **vdir,
+    struct ckpt_error *err)
+{
+	char *reg = ckpt_store_path(s, REG_DIR);
+	char *stg = ckpt_store_path(s, REG_STAGING);
+	char *id = reg_staging_name();
+	int rc = CKPT_OK;
+
+	*top = *vdir = NULL;
+	if (!reg || !stg || !id || !(*top = ckpt_join(stg, id)) ||
+	    !(*vdir = ckpt_join(*top, "v")))
+		rc = ckpt_error_nomem(err);
+	if (!rc)
+		rc = ensure_dir(reg, err);
+	if (!rc)
+		rc = ensure_dir(stg, err);
+	if (!rc && mkdir(*top, 0755))
+		rc = ckpt_error_errno(err, *top, "cannot create directory");
+	if (!rc && mkdir(*vdir, 0755))
+		rc = ckpt_error_errno(err, *vdir, "cannot create directory");
+	free(reg);
+	free(stg);
+	free(id);
+	return rc;
+}
+
+/* Links (or copies) the manifest's files, the manifest and its
+ * signature into vdir, and makes it durable. */
+static int
+stage_checkpoint(const struct ckpt_manifest *m, const char *vdir, bool copy,
+    struct promote *p, struct ckpt_error *err)
+{
+	const char *src = ckpt_manifest_dir(m);
+	char *sig;
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; !rc && i < ckpt_manifest_file_count(m); i++) {
+		const struct ckpt_manifest_file *f = ckpt_manifest_file(m, i);
+
+		rc = stage_file(src, vdir, f->path, copy, p, err);
+		if (!rc)
+			p->pub.size += f->size;
+	}
+	if (rc)
+		return rc;
+	{
+		/* the manifest and signature are not payload: uncounted */
+		uint64_t l = p->pub.linked, c = p->pub.copied;
+
+		rc = stage_file(src, vdir, CKPT_MANIFEST_NAME, copy, p, err);
+		if (asprintf(&sig, "%s/%s.sig", src, CKPT_MANIFEST_NAME) < 0)
+			return ckpt_error_nomem(err);
+		if (!rc && !access(sig, F_OK))
+			rc = stage_file(src, vdir, CKPT_MANIFEST_NAME ".sig",
+			    copy, p, err);
+		free(sig);
+		p->pub.linked = l;
+		p->pub.copied = c;
+	}
+	return rc ? rc : fsync_dirs(vdir, 0, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Commit                                                               */
+/* ------------------------------------------------------------------ */
+
+static int
+add_move(struct promote *p, const struct ckpt_alias_move *mv,
+    struct ckpt_error *err)
+{
+	struct ckpt_alias_move *m = reallocarray(p->moves, p->pub.nmoves + 1,
+	    sizeof(*m));
+
+	if (!m)
+		return ckpt_error_nomem(err);
+	p->moves = m;
+	m[p->pub.nmoves++] = *mv;
+	p->pub.moves = p->moves;
+	return CKPT_OK;
+}
+
+/* Alias records for each requested alias not naming version already. */
+static int
+plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_opts *o,
+    int64_t version, struct promote *p, struct ckpt_error *err)
+{
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; !rc && i < o->naliases; i++) {
+		const struct ckpt_reg_alias *a = ckpt_registry_find_alias(r,
+		    o->model, o->aliases[i]);
+		struct ckpt_alias_move mv = { o->aliases[i], a ? a->version :
+		    0, version, false };
+		json_t *rec;
+
+		if (mv.from != version) {
+			rec = json_pack("{s:s, s:s, s:s, s:o, s:I}", "action",
+			    "alias", "model", o->model, "alias",
+			    o->aliases[i], "from", mv.from ?
+			    json_integer(mv.from) : json_null(), "to",
+			    (json_int_t)version);
+			if (!rec)
+				return ckpt_error_nomem(err);
+			if (o->note)
+				json_object_set_new(rec, "note",
+				    json_string(o->note));
+			rc = reg_append(r, rec, err);
+			json_decref(rec);
+			mv.changed = true;
+		}
+		if (!rc)
+			rc = add_move(p, &mv, err);
+	}
+	return rc;
+}
+
+/*
+ * Signs the promote record just appended (the last one): its line goes
+ * to vN.record, the signature to vN.record.sig, before the commit (a
+ * crash leaves them to the repair, as vN.json).
+ */
+static int
+sign_record(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_promote_opts *o, struct promote *p,
+    struct ckpt_error *err)
+{
+	const struct ckpt_reg_record *rec = ckpt_registry_record(r,
+	    ckpt_registry_record_count(r) - 1);
+	char *path = reg_model_file(s, o->model, "v%lld.record",
+	    p->pub.version), *sig = NULL, comment[CKPT_NAME_MAX + 64];
+	int rc;
+
+	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	snprintf(comment, sizeof(comment), "promotion %s v%lld", o->model,
+	    (long long)p->pub.version);
+	rc = ckpt_write_file_atomic(path, rec->json, strlen(rec->json), err);
+	if (!rc)
+		rc = ckpt_sign_manifest(o->sign_key, o->passphrase, o->passlen,
+		    path, sig, comment, p->keyid, err);
+	if (!rc)
+		p->pub.signer = p->keyid;
+	free(path);
+	free(sig);
+	return rc;
+}
+
+/* The signature files of an uncommitted version, on the way out. */
+static void
+unlink_record(struct ckpt_store *s, const char *model, int64_t version)
+{
+	char *path = reg_model_file(s, model, "v%lld.record", version);
+	char *sig = NULL;
+
+	if (path && asprintf(&sig, "%s.sig", path) >= 0) {
+		unlink(sig);
+		free(sig);
+	}
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+static const char *
+storage_name(const struct promote *p)
+{
+	if (!p->pub.copied)
+		return "link";
+	return p->pub.linked ? "mixed" : "copy";
+}
+
+static int
+rename_into_place(const char *from, const char *to, struct ckpt_error *err)
+{
+	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
+		return CKPT_OK;
+	if (errno == EEXIST)
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
+		    "exists already");
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return ckpt_error_errno(err, to, "cannot rename %s to", from);
+	/* no RENAME_NOREPLACE (NFS): under the lock, after the repair,
+	 * nothing else is there; rename(2) would not replace a
+	 * non-empty directory anyway */
+	if (rename(from, to))
+		return ckpt_error_errno(err, to, "cannot rename %s to", from);
+	return CKPT_OK;
+}
+
+/*
+ * Under the lock: the new version (unless the manifest is one already),
+ * then the aliases, then the one commit.
+ */
+static int
+commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_promote_opts *o, const char *vdir, struct promote *p,
+    struct ckpt_error *err)
+{
+	const struct ckpt_reg_version *v = reg_find_manifest(r, o->model,
+	    p->manifest);
+	char *rel = NULL, *dest = NULL, *mdir = NULL, *vjson = NULL;
+	json_t *rec;
+	bool placed = false;
+	int rc;
+
+	if ((rc = reg_repair_locked(s, r, NULL, err)))
+		return rc;
+	if (v) {
+		p->pub.version = v->version;
+		p->pub.size = v->size;
+		/* static strings: r does not outlive the call */
+		p->pub.storage = !strcmp(v->storage, "copy") ? "copy" :
+		    !strcmp(v->storage, "mixed") ? "mixed" : "link";
+		if (!(p->path = strdup(v->path)))
+			return ckpt_error_nomem(err);
+		p->pub.path = p->path;
+		rc = plan_aliases(r, o, v->version, p, err);
+		goto commit;
+	}
+	p->pub.created = true;
+	p->pub.version = reg_version_count(r, o->model) + 1;
+	p->pub.storage = storage_name(p);
+	rel = reg_version_rel(o->model, p->pub.version);
+	if (!rel || !(dest = ckpt_store_path(s, rel)) ||
+	    !(mdir = ckpt_dirname(dest)) || asprintf(&vjson, "%s.json",
+	    dest) < 0) {
+		vjson = NULL;
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rec = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:I, s:I}",
+	    "action", "promote", "model", o->model, "version",
+	    (json_int_t)p->pub.version, "run", p->run, "step",
+	    (json_int_t)p->pub.step, "manifest", p->manifest, "path", rel,
+	    "storage", p->pub.storage, "size", (json_int_t)p->pub.size,
+	    "nfiles", (json_int_t)(p->pub.linked + p->pub.copied));
+	if (!rec) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if (o->note)
+		json_object_set_new(rec, "note", json_string(o->note));
+	rc = reg_append(r, rec, err);
+	json_decref(rec);
+	if (!rc)
+		rc = ensure_dir(mdir, err);
+	if (!rc)
+		rc = rename_into_place(vdir, dest, err);
+	placed = !rc;
+	if (!rc)
+		rc = ckpt_fsync_dir(mdir, err);
+	/* before the commit: prune protects the source from now on */
+	if (!rc)
+		rc = reg_write_version_file(s, ckpt_registry_find_version(r,
+		    o->model, p->pub.version), err);
+	if (!rc && o->sign_key)
+		rc = sign_record(s, r, o, p, err);
+	if (!rc)
+		rc = plan_aliases(r, o, p->pub.version, p, err);
+	if (!rc) {
+		p->path = dest;
+		p->pub.path = p->path;
+		dest = NULL;
+	}
+commit:
+	if (!rc)
+		rc = reg_commit(s, r, err);
+	if (reg_is_committed(r) && p->pub.nmoves)
+		(void)reg_write_aliases_file(s, r, o->model, NULL);
+	if (rc && placed && !reg_is_committed(r)) {
+		/* not committed: leave the store as it was */
+		char *back = p->path ? p->path : dest;
+
+		if (vjson)
+			unlink(vjson);
+		unlink_record(s, o->model, p->pub.version);
+		if (back && rename(back, vdir))
+			(void)reg_to_trash(s, back, "uncommitted", NULL);
+	}
+out:
+	free(rel);
+	free(dest);
+	free(mdir);
+	free(vjson);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* ckpt_promote                                                         */
+/* ------------------------------------------------------------------ */
+
+/* src must be a checkpoint inside the store (runs/ or registry/). */
+static int
+check_inside(struct ckpt_store *s, const char *src, struct ckpt_error *err)
+{
+	char *root = realpath(ckpt_store_root(s), NULL);
+	char *real = realpath(src, NULL);
+	size_t n = root ? strlen(root) : 0;
+	int rc = CKPT_OK;
+
+	if (!root || !real)
+		rc = ckpt_error_errno(err, src, "cannot resolve");
+	else if (strncmp(real, root, n) || (strncmp(real + n, "/runs/", 6) &&
+	    (strncmp(real + n, "/registry/", 10) || !strncmp(real + n,
+	    "/registry/.", 11))))
+		rc = ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "not a checkpoint of the store %s (save it first)", root);
+	free(root);
+	free(real);
+	return rc;
+}
+
+static int
+check_opts(const struct ckpt_promote_opts *o, struct ckpt_error *err)
+{
+	int rc;
+
+	if (!o || !o->model)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "which model?");
+	if ((rc = ckpt_name_check(o->model, "model name", err)))
+		return rc;
+	if (o->ngates > MAX_GATES)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "more than %d gates", MAX_GATES);
+	for (size_t i = 0; i < o->naliases; i++)
+		if ((rc = reg_alias_name_check(o->aliases[i], err)))
+			return rc;
+	return CKPT_OK;
+}
+
+static int
+refuse(struct promote *p, const char *why, struct ckpt_error *err)
+{
+	if (!(p->refused = strdup(why)))
+		return ckpt_error_nomem(err);
+	p->pub.refused = p->refused;
+	return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1, "%s", why);
+}
+
+/* Stages and verifies; *ok false (p says why) when it does not verify. */
+static int
+stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
+    const struct ckpt_promote_opts *o, const char *vdir, struct promote *p,
+    bool *ok, struct ckpt_error *err)
+{
+	struct ckpt_verify_options vo;
+	int rc;
+
+	*ok = false;
+	if ((rc = stage_checkpoint(m, vdir, o->copy, p, err)))
+		return rc;
+	if (o->verify)
+		vo = *o->verify;
+	else
+		memset(&vo, 0, sizeof(vo));
+	/* full verify, always; the manifest must be the one read */
+	vo.flags &= ~CKPT_VERIFY_FAST;
+	vo.manifest_digest = p->manifest;
+	if (!vo.store)
+		vo.store = ckpt_store_root(s);
+	if ((rc = ckpt_verify(vdir, &vo, &p->report, err)))
+		return rc;
+	p->pub.report = p->report;
+	p->pub.verified = *ok = ckpt_report_ok(p->report);
+	return CKPT_OK;
+}
+
+int
+ckpt_promote(struct ckpt_store *s, const char *src,
+    const struct ckpt_promote_opts *o, struct ckpt_promote_result **out,
+    struct ckpt_error *err)
+{
+	struct ckpt_manifest *m = NULL;
+	struct ckpt_registry *r = NULL;
+	struct promote *p;
+	char *top = NULL, *vdir = NULL;
+	bool gates_ok, ok, known;
+	int rc;
+
+	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src, err)))
+		return rc;
+	if (!(p = calloc(1, sizeof(*p))))
+		return ckpt_error_nomem(err);
+	p->pub.gates = p->gates;
+	if (!(p->model = strdup(o->model))) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	p->pub.model = p->model;
+	if ((rc = ckpt_manifest_read(src, &m, err)))
+		goto out;
+	p->run = strdup(ckpt_manifest_run(m) ? ckpt_manifest_run(m) : "");
+	p->manifest = strdup(ckpt_manifest_digest(m));
+	if (!p->run || !p->manifest) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	p->pub.run = p->run;
+	p->pub.step = ckpt_manifest_step(m);
+	p->pub.manifest = p->manifest;
+	if ((rc = ckpt_name_check(p->run, "run name in the manifest", err)))
+		goto out;
+	if ((rc = check_gates(p, m, o, &gates_ok, err)))
+		goto out;
+	if ((rc = ckpt_registry_load(s, 0, &r, err)))
+		goto out;
+	known = reg_find_manifest(r, o->model, p->manifest);
+	ckpt_registry_free(r);
+	r = NULL;
+	if (!known) {
+		if ((rc = stage_dirs(s, &top, &vdir, err)) ||
+		    (rc = stage_and_verify(s, m, o, vdir, p, &ok, err)))
+			goto out;
+		if (!ok) {
+			rc = refuse(p, "the checkpoint does not verify", err);
+			goto out;
+		}
+	}
+	if (!gates_ok) {
+		rc = refuse(p, "a promotion gate failed", err);
+		goto out;
+	}
+	if ((rc = ckpt_store_lock(s, "promote", o->lock_timeout_ms, NULL,
+	    err)))
+		goto out;
+	rc = ckpt_registry_load(s, 0, &r, err);
+	if (!rc && !known && reg_find_manifest(r, o->model, p->manifest))
+		known = true;	/* another process got there first */
+	if (!rc && (known || vdir))
+		rc = commit_locked(s, r, o, vdir ? vdir : "", p, err);
+	else if (!rc)
+		rc = ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "the registry changed under the lock");
+	ckpt_store_unlock(s);
+out:
+	if (top)
+		(void)ckpt_rm_rf(top);
+	free(top);
+	free(vdir);
+	ckpt_manifest_free(m);
+	ckpt_registry_free(r);
+	if (rc && rc != CKPT_ERR_REFUSED) {
+		ckpt_promote_result_free(&p->pub);
+		return rc;
+	}
+	*out = &p->pub;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signed promotions                                                    */
+/* ------------------------------------------------------------------ */
+
+static const struct ckpt_reg_record *
+record_of(const struct ckpt_registry *r, const char *digest)
+{
+	for (size_t i = 0; i < ckpt_registry_record_count(r); i++)
+		if (!strcmp(ckpt_registry_record(r, i)->digest, digest))
+			return ckpt_registry_record(r, i);
+	return NULL;
+}
+
+/* One version's signed promotion; 1 when valid, 0 otherwise. */
+static int
+check_one(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_reg_version *v, char **keys, size_t nkeys,
+    bool require, struct ckpt_error *err)
+{
+	const struct ckpt_reg_record *rec = record_of(r, v->record);
+	char *path = reg_model_file(s, v->model, "v%lld.record", v->version);
+	char *sig = NULL, *text = NULL, keyid[CKPT_KEYID_HEX], msg[512];
+	const char *id = NULL;
+	struct ckpt_error e;
+	int rc, ok = 0;
+
+	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
+		free(path);
+		return ckpt_error_nomem(err);
+	}
+	ckpt_error_clear(&e);
+	if (access(sig, F_OK)) {
+		if (require) {
+			id = "promotion-unsigned";
+			snprintf(msg, sizeof(msg), "%s v%lld: the promotion is "
+			    "not signed", v->model, (long long)v->version);
+		}
+	} else if (ckpt_read_file(path, 1 << 20, &text, NULL, &e) || !rec ||
+	    strcmp(text, rec->json)) {
+		id = "promotion-record-mismatch";
+		snprintf(msg, sizeof(msg), "is not the history's record of "
+		    "%s v%lld", v->model, (long long)v->version);
+	} else if ((rc = ckpt_signature_check(path, sig,
+	    (const char *const *)keys, nkeys, keyid, &e))) {
+		id = rc == CKPT_ERR_NOTFOUND ?
+		    "promotion-signature-unknown-key" :
+		    "promotion-signature-invalid";
+		snprintf(msg, sizeof(msg), "%s", e.message);
+	} else {
+		ok = 1;
+	}
+	rc = CKPT_OK;
+	if (id && reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1, msg))
+		rc = ckpt_error_nomem(err);
+	free(text);
+	free(sig);
+	free(path);
+	return rc ? rc : ok;
+}
+
+int
+ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_verify_options *vo, bool require, size_t *nsigned,
+    struct ckpt_error *err)
+{
+	struct ckpt_verify_options o;
+	char **keys = NULL;
+	size_t nkeys = 0, n = 0;
+	int rc = CKPT_OK;
+
+	if (vo)
+		o = *vo;
+	else
+		memset(&o, 0, sizeof(o));
+	if (!o.store)
+		o.store = ckpt_store_root(s);
+	if (vman_trusted_keys(&o, NULL, &keys, &nkeys))
+		rc = ckpt_error_nomem(err);
+	for (size_t i = 0; !rc && i < ckpt_registry_version_count(r); i++) {
+		int one = check_one(s, r, ckpt_registry_version(r, i), keys,
+		    nkeys, require, err);
+
+		if (one < 0)
+			rc = one;
+		else
+			n += (size_t)one;
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	if (nsigned)
+		*nsigned = n;
+	return rc;
+}
