@@ -113,36 +113,6 @@ ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
 	return -1;
 }
 
-int
-ckpt_open_dir_nofollow(const char *root, const char *rel)
-{
-	char buf[PATH_MAX];
-	char *save = NULL, *tok;
-	int fd, next;
-
-	if (strlen(rel) >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, rel, strlen(rel) + 1);
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (tok = strtok_r(buf, "/", &save); fd >= 0 && tok;
-	    tok = strtok_r(NULL, "/", &save)) {
-		next = openat(fd, tok, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (next < 0) {
-			int e = errno;
-
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		close(fd);
-		fd = next;
-	}
-	return fd;
-}
-
 /*
  * Reads the entries of the directory fd (which it takes over), calling
  * fn for each name but "." and "..".  readdir's errors are errors.

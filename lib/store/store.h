@@ -12,8 +12,14 @@
 
 #include <sys/types.h>
 
+struct ckpt_backend_ops;
+
 struct ckpt_store {
 	char *root;			/* absolute, no trailing slash */
+	/* Where the store keeps its objects (backend.h): every read,
+	 * listing, write, lock and removal of the store goes through it. */
+	const struct ckpt_backend_ops *ops;
+	void *be;
 	bool locked;
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
@@ -53,7 +59,8 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
-/* Opens ROOT/rel as a directory, no symbolic link followed below root. */
+/* Opens ROOT/rel as a directory, no symbolic link followed below root
+ * (backend-posix.c). */
 int ckpt_open_dir_nofollow(const char *root, const char *rel);
 /* Same for a store path: the descriptor, -2 when missing, -1 with err. */
 int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
