@@ -5,21 +5,19 @@
  * ls over 10,000 checkpoints must take well under a second, so a listing
  * reads one small file per checkpoint (ckpt-summary.json, written at save
  * and covered by the manifest) and checks that the manifest exists with
- * one faccessat(); the manifest itself, with its tensor lists, is read
+ * one stat; the manifest itself, with its tensor lists, is read
  * only when a summary is missing.  Pins and registry versions are read
  * once per listing, not per checkpoint.
  */
 #include "util/internal.h"
 
-#include <dirent.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #define SUMMARY_MAX	(1u << 20)
@@ -67,57 +65,37 @@ enum load {
 };
 
 /*
- * Reads name under dirfd (no symbolic link followed in its last part) as
- * a JSON object into *out.
+ * Reads key (backend.h: read, no symbolic link followed anywhere in it)
+ * as a JSON object into *out.
  */
 static enum load
-load_json_at(int dirfd, const char *name, size_t max, json_t **out)
+load_json(const struct ckpt_store *s, const char *key, size_t max,
+    json_t **out)
 {
-	char *buf;
-	struct stat st;
+	struct ckpt_error e;
+	char *buf = NULL;
+	size_t n = 0;
 	json_t *j;
-	ssize_t n;
-	size_t done = 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-	    O_CLOEXEC), e;
 
 	*out = NULL;
-	if (fd < 0)
-		return errno == ENOENT ? LOAD_MISSING : errno == ELOOP ?
-		    LOAD_BAD : LOAD_ERROR;
-	if (fstat(fd, &st)) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return LOAD_ERROR;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
+	ckpt_error_clear(&e);
+	switch (s->ops->read(s->be, key, max, &buf, &n, &e)) {
+	case CKPT_OK:
+		break;
+	case CKPT_ERR_NOTFOUND:
+		return LOAD_MISSING;
+	case CKPT_ERR_UNSAFE:
+	case CKPT_ERR_FORMAT:
+	case CKPT_ERR_LIMIT:
 		return LOAD_BAD;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
+	case CKPT_ERR_NOMEM:
 		errno = ENOMEM;
 		return LOAD_ERROR;
+	default:
+		errno = e.sys_errno ? e.sys_errno : EIO;
+		return LOAD_ERROR;
 	}
-	while (done < (size_t)st.st_size) {
-		n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			free(buf);
-			close(fd);
-			errno = e;
-			return LOAD_ERROR;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	close(fd);
-	j = json_loadb(buf, done, JSON_REJECT_DUPLICATES, NULL);
+	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
 	free(buf);
 	if (!json_is_object(j)) {
 		json_decref(j);
@@ -384,11 +362,12 @@ ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
 
 static int
 add_staging(struct ckpt_list *l, const char *run, const char *runpath,
-    int rfd, const char *name, bool incomplete)
+    const struct ckpt_store *s, const char *runkey, const char *name,
+    bool incomplete)
 {
 	struct ckpt_staging *st = list_new_staging(l);
+	struct ckpt_be_info sb;
 	char sub[PATH_MAX];
-	struct stat sb;
 	json_t *j;
 
 	if (!st)
@@ -398,15 +377,17 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 	st->path = ckpt_join(runpath, name);
 	if (!st->run || !st->name || !st->path)
 		return -1;
-	if (!fstatat(rfd, name, &sb, 0))
-		st->updated = st->started = (int64_t)sb.st_mtime;
+	snprintf(sub, sizeof(sub), "%s/%s", runkey, name);
+	if (!s->ops->stat(s->be, sub, &sb, NULL))
+		st->updated = st->started = sb.mtime;
 	if (incomplete) {
 		st->state = CKPT_STAGING_INCOMPLETE;
 		return 0;
 	}
-	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_STAGING_NAME);
+	snprintf(sub, sizeof(sub), "%s/%s/%s", runkey, name,
+	    CKPT_STAGING_NAME);
 	st->state = CKPT_STAGING_ABANDONED;
-	switch (load_json_at(rfd, sub, STATUS_MAX, &j)) {
+	switch (load_json(s, sub, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		break;
 	case LOAD_ERROR:
@@ -479,54 +460,32 @@ list_io_error(struct ckpt_error *err, const char *runpath, const char *sub,
 }
 
 /*
- * The type of name under dfd without following it: DT_DIR, DT_LNK,
- * DT_REG..., DT_UNKNOWN when it vanished meanwhile, or -1 on an error.
- */
-static int
-type_at(int dfd, const struct dirent *de)
-{
-	struct stat st;
-
-	if (de->d_type != DT_UNKNOWN)
-		return de->d_type;
-	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-		return errno == ENOENT ? DT_UNKNOWN : -1;
-	return S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK :
-	    S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-}
-
-/*
  * Reads one committed checkpoint runs/RUN/NAME (its manifest exists) into
  * a new entry.  *added: it was listed; *bad: its content cannot be read
  * (listed as incomplete).  Neither: it vanished meanwhile (prune).
  */
 static int
-read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
-    const char *run, const char *name, const struct ckpt_protection *prot,
-    bool *added, bool *bad, struct ckpt_error *err)
+read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
+    const char *runkey, const char *runpath, const char *run,
+    const char *name, const struct ckpt_protection *prot, bool *added,
+    bool *bad, struct ckpt_error *err)
 {
 	struct entry_priv *p;
+	char key[PATH_MAX];
 	json_t *j = NULL;
 	enum load lr;
-	int cfd, rc = 0;
+	int rc = 0;
 
 	*added = *bad = false;
-	cfd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (cfd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno == ELOOP || errno == ENOTDIR) {
-			*bad = true;
-			return 0;
-		}
-		return list_io_error(err, runpath, name, "cannot open");
-	}
-	lr = load_json_at(cfd, CKPT_SUMMARY_NAME, SUMMARY_MAX, &j);
-	if (lr == LOAD_MISSING || lr == LOAD_BAD)
+	snprintf(key, sizeof(key), "%s/%s/%s", runkey, name,
+	    CKPT_SUMMARY_NAME);
+	lr = load_json(s, key, SUMMARY_MAX, &j);
+	if (lr == LOAD_MISSING || lr == LOAD_BAD) {
 		/* No summary: fall back to the (larger) manifest. */
-		lr = load_json_at(cfd, CKPT_MANIFEST_NAME, (size_t)1 << 30,
-		    &j);
+		snprintf(key, sizeof(key), "%s/%s/%s", runkey, name,
+		    CKPT_MANIFEST_NAME);
+		lr = load_json(s, key, (size_t)1 << 30, &j);
+	}
 	if (lr == LOAD_ERROR) {
 		rc = list_io_error(err, runpath, name, "cannot read the "
 		    "summary or manifest in");
@@ -556,7 +515,8 @@ read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
 	}
 	json_decref(j);
 	j = NULL;
-	switch (load_json_at(cfd, CKPT_STATUS_NAME, STATUS_MAX, &j)) {
+	snprintf(key, sizeof(key), "%s/%s/%s", runkey, name, CKPT_STATUS_NAME);
+	switch (load_json(s, key, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		entry_apply_status(p, j);
 		break;
@@ -579,55 +539,74 @@ read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
 	*added = true;
 out:
 	json_decref(j);
-	close(cfd);
 	return rc;
 }
 
+/* What listing one run needs (list_run_entry is the backend's callback). */
+struct run_walk {
+	struct ckpt_list *l;
+	const struct ckpt_store *s;
+	const char *runkey, *runpath, *run;
+	unsigned int flags;
+	const struct ckpt_protection *prot;
+	struct ckpt_error *err;
+};
+
 /* Lists one entry of runs/RUN. */
 static int
-list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
-    const char *run, const struct dirent *de, unsigned int flags,
-    const struct ckpt_protection *prot, struct ckpt_error *err)
+list_run_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	char sub[PATH_MAX];
-	struct stat st;
+	struct run_walk *w = arg;
+	struct ckpt_list *l = w->l;
+	const char *runpath = w->runpath, *run = w->run;
+	unsigned int flags = w->flags;
+	struct ckpt_error *err = w->err;
+	struct ckpt_be_info st;
+	struct ckpt_error se;
+	char sub[PATH_MAX], key[PATH_MAX];
 	bool added, bad = false;
-	int type = type_at(rfd, de), rc;
+	int rc;
 
-	if (type < 0)
-		return list_io_error(err, runpath, de->d_name, "cannot stat");
-	if (type == DT_LNK && de->d_name[0] != '.')
-		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
+	if (info->type == CKPT_BE_LINK && name[0] != '.')
+		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "a symbolic link, not part of the store: left alone", err);
-	if (type != DT_DIR)
+	if (info->type != CKPT_BE_DIR)
 		return 0;
-	if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
+	if (!strncmp(name, CKPT_STAGING_PREFIX,
 	    strlen(CKPT_STAGING_PREFIX))) {
 		if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-		    runpath, rfd, de->d_name, false))
-			return list_io_error(err, runpath, de->d_name,
+		    runpath, w->s, w->runkey, name, false))
+			return list_io_error(err, runpath, name,
 			    "cannot read the save record in");
 		return 0;
 	}
-	if (de->d_name[0] == '.')
+	if (name[0] == '.')
 		return 0;
-	snprintf(sub, sizeof(sub), "%s/%s", de->d_name, CKPT_MANIFEST_NAME);
-	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			return list_io_error(err, runpath, sub, "cannot stat");
-		bad = errno == ENOENT;
-	} else if (S_ISLNK(st.st_mode)) {
-		return add_foreign(l, run, ckpt_join(runpath, de->d_name),
+	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_MANIFEST_NAME);
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", w->runkey, sub) >=
+	    sizeof(key))
+		return 0;	/* no such name fits a checkpoint */
+	ckpt_error_clear(&se);
+	rc = w->s->ops->stat(w->s->be, key, &st, &se);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		bad = true;
+	} else if (rc == CKPT_ERR_UNSAFE) {
+		return 0;	/* replaced by a link meanwhile: not ours */
+	} else if (rc) {
+		errno = se.sys_errno ? se.sys_errno : EIO;
+		return list_io_error(err, runpath, sub, "cannot stat");
+	} else if (st.type == CKPT_BE_LINK) {
+		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "its manifest is a symbolic link: left alone", err);
 	} else {
-		if ((rc = read_checkpoint(l, rfd, runpath, run, de->d_name,
-		    prot, &added, &bad, err)))
+		if ((rc = read_checkpoint(l, w->s, w->runkey, runpath, run,
+		    name, w->prot, &added, &bad, err)))
 			return rc;
 		if (added)
 			return 0;
 	}
 	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
-	    rfd, de->d_name, true))
+	    w->s, w->runkey, name, true))
 		return ckpt_error_nomem(err);
 	return 0;
 }
@@ -637,32 +616,29 @@ list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
  * never followed (CKPT_ERR_UNSAFE when the caller named it).
  */
 static int
-list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
-    unsigned int flags, const struct ckpt_protection *prot, bool named,
-    struct ckpt_error *err)
+list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
+    const char *run, unsigned int flags, const struct ckpt_protection *prot,
+    bool named, struct ckpt_error *err)
 {
-	char *runpath = ckpt_join(runs, run);
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int rfd, rc = 0;
+	char *runpath = ckpt_join(runs, run), runkey[PATH_MAX];
+	struct run_walk w = { l, s, runkey, runpath, run, flags, prot, err };
+	struct ckpt_be_info st;
+	struct ckpt_error le;
+	int rc = 0;
 
 	if (!runpath)
 		return ckpt_error_nomem(err);
-	rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (rfd < 0) {
-		if (errno == ENOENT) {
-			free(runpath);
-			return 0;
-		}
-		if (errno != ELOOP && errno != ENOTDIR) {
-			rc = list_io_error(err, runpath, NULL, "cannot open");
-			free(runpath);
-			return rc;
-		}
-		if (fstatat(runsfd, run, &st, AT_SYMLINK_NOFOLLOW) ||
-		    !S_ISLNK(st.st_mode)) {
+	snprintf(runkey, sizeof(runkey), "runs/%s", run);
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, runkey, list_run_entry, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
+	    !strcmp(le.path, runpath)) {
+		rc = 0;		/* removed meanwhile, or never there */
+	} else if (rc == CKPT_ERR_UNSAFE && le.code == CKPT_ERR_UNSAFE &&
+	    !strcmp(le.path, runpath)) {
+		rc = 0;
+		if (s->ops->stat(s->be, runkey, &st, NULL) ||
+		    st.type != CKPT_BE_LINK) {
 			free(runpath);
 			return 0;	/* a stray file in runs/ */
 		}
@@ -675,28 +651,10 @@ list_run(struct ckpt_list *l, int runsfd, const char *runs, const char *run,
 		}
 		return add_foreign(l, NULL, runpath, "a symbolic link, not a "
 		    "run of the store: left alone", err);
+	} else if (rc && le.code && err) {
+		/* the backend's own error (an entry's is in err already) */
+		*err = le;
 	}
-	if (!(d = fdopendir(rfd))) {
-		rc = list_io_error(err, runpath, NULL, "cannot list");
-		close(rfd);
-		free(runpath);
-		return rc;
-	}
-	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = list_io_error(err, runpath, NULL,
-				    "cannot list");
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if ((rc = list_run_entry(l, dirfd(d), runpath, run, de, flags,
-		    prot, err)))
-			break;
-	}
-	closedir(d);
 	free(runpath);
 	return rc;
 }
@@ -724,36 +682,44 @@ cmp_staging(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-/* Lists every run of runs/ (runsfd, which it closes). */
+struct runs_walk {
+	struct ckpt_list *l;
+	const struct ckpt_store *s;
+	const char *runs;
+	unsigned int flags;
+	const struct ckpt_protection *prot;
+	struct ckpt_error *err;
+};
+
 static int
-list_all_runs(struct ckpt_list *l, int runsfd, const char *runs,
-    unsigned int flags, const struct ckpt_protection *prot,
+list_one_run(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct runs_walk *w = arg;
+
+	(void)info;
+	if (name[0] == '.' || ckpt_name_check(name, NULL, NULL))
+		return 0;
+	return list_run(w->l, w->s, w->runs, name, w->flags, w->prot, false,
+	    w->err);
+}
+
+/* Lists every run of runs/ (absent: none). */
+static int
+list_all_runs(struct ckpt_list *l, const struct ckpt_store *s,
+    const char *runs, unsigned int flags, const struct ckpt_protection *prot,
     struct ckpt_error *err)
 {
-	struct dirent *de;
-	DIR *d = fdopendir(runsfd);
-	int rc = 0;
+	struct runs_walk w = { l, s, runs, flags, prot, err };
+	struct ckpt_error le;
+	int rc;
 
-	if (!d) {
-		rc = ckpt_error_errno(err, runs, "cannot list");
-		close(runsfd);
-		return rc;
-	}
-	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = ckpt_error_errno(err, runs, "cannot list");
-			break;
-		}
-		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
-		    NULL, NULL))
-			continue;
-		if ((rc = list_run(l, dirfd(d), runs, de->d_name, flags, prot,
-		    false, err)))
-			break;
-	}
-	closedir(d);
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, "runs", list_one_run, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
+	    !strcmp(le.path, runs))
+		return 0;
+	if (rc && le.code && err)
+		*err = le;
 	return rc;
 }
 
@@ -764,7 +730,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	struct ckpt_protection prot;
 	struct ckpt_list *l;
 	char *runs;
-	int rc, runsfd;
+	int rc;
 
 	if (run && (rc = ckpt_name_check(run, "run name", err)))
 		return rc;
@@ -783,19 +749,26 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	if (prot.all && (rc = add_foreign(l, NULL, ckpt_store_path(s,
 	    "registry"), prot.all, err)))
 		goto out;
-	runsfd = ckpt_store_opendir(s, "runs", err);
-	if (runsfd == -1) {
-		rc = err ? err->code : CKPT_ERR_IO;
-		goto out;
-	}
-	if (runsfd >= 0 && run) {
-		rc = list_run(l, runsfd, runs, run, flags, &prot, true, err);
-		close(runsfd);
-	} else if (runsfd >= 0) {
-		rc = list_all_runs(l, runsfd, runs, flags, &prot, err);
-	}
+	if (run) {
+		struct ckpt_be_info st;
+
+		/* runs/ itself: absent is empty, a link is no store's */
+		rc = s->ops->stat(s->be, "runs", &st, err);
+		if (rc == CKPT_ERR_NOTFOUND)
+			goto sort;
+		if (!rc && st.type != CKPT_BE_DIR)
+			rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, runs, -1,
+			    "%s: refusing to follow it out of the store",
+			    st.type == CKPT_BE_LINK ? "a symbolic link" :
+			    "not a directory");
+		if (!rc)
+			rc = list_run(l, s, runs, run, flags, &prot, true,
+			    err);
+	} else
+		rc = list_all_runs(l, s, runs, flags, &prot, err);
 	if (rc)
 		goto out;
+sort:
 	if (l->n)
 		qsort(l->entries, l->n, sizeof(*l->entries), cmp_entry);
 	if (l->nstaging)
@@ -965,7 +938,7 @@ resolve_model(struct ckpt_store *s, const char *model, const char *what,
 		path = ckpt_store_path(s, rel);
 		if (!path)
 			return ckpt_error_nomem(err);
-		rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
+		rc = s->ops->read(s->be, rel, REGISTRY_MAX, &text, NULL, err);
 		if (rc == CKPT_ERR_NOTFOUND)
 			ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "model '%s' has no aliases", model);
@@ -999,7 +972,7 @@ resolve_model(struct ckpt_store *s, const char *model, const char *what,
 	path = ckpt_store_path(s, rel);
 	if (!path)
 		return ckpt_error_nomem(err);
-	rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
+	rc = s->ops->read(s->be, rel, REGISTRY_MAX, &text, NULL, err);
 	if (rc == CKPT_ERR_NOTFOUND)
 		ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 		    "model '%s' has no version %lld", model,
