@@ -354,6 +354,16 @@ ckpt_store_path(const struct ckpt_store *s, const char *rel)
 	return ckpt_join(s->root, rel);
 }
 
+const char *
+ckpt_store_key(const struct ckpt_store *s, const char *path)
+{
+	size_t n = strlen(s->root);
+
+	if (!path || strncmp(path, s->root, n) || path[n] != '/')
+		return NULL;
+	return path + n + 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* The lock                                                            */
 /* ------------------------------------------------------------------ */

@@ -59,6 +59,10 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
+/* The backend key of path (a path in the store: ROOT/key), NULL when
+ * path is not in the store. */
+const char *ckpt_store_key(const struct ckpt_store *s, const char *path);
+
 /* Opens ROOT/rel as a directory, no symbolic link followed below root
  * (backend-posix.c). */
 int ckpt_open_dir_nofollow(const char *root, const char *rel);
