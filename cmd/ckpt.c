@@ -15,6 +15,7 @@
 
 /* Alphabetical; tests/t0001 checks the order. */
 static const struct cmd *const commands[] = {
+	&cmd_diff,
 	&cmd_gc,
 	&cmd_init,
 	&cmd_inspect,

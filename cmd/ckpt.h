@@ -59,7 +59,7 @@ struct cmd {
 
 #define CMD_HIDDEN	(1u << 0)	/* not listed by "ckpt help" */
 
-extern const struct cmd cmd_gc, cmd_init, cmd_inspect, cmd_keygen,
+extern const struct cmd cmd_diff, cmd_gc, cmd_init, cmd_inspect, cmd_keygen,
     cmd_latest, cmd_ls, cmd_pin, cmd_prune, cmd_save, cmd_sign, cmd_unpin,
     cmd_verify;
 

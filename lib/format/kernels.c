@@ -41,6 +41,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(CKPT_NO_AVX2)
 #define HAVE_AVX2_KERNEL 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2")))
 #endif
@@ -721,13 +722,29 @@ f16_f16c(const unsigned char *p, size_t n, double *d)
 }
 #endif
 
+#ifdef HAVE_AVX2_KERNEL
+/* CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports has no "f16c"). */
+static bool
+cpu_has_f16c(void)
+{
+	static int state;	/* 0: not asked; 1: yes; 2: no */
+	int k = __atomic_load_n(&state, __ATOMIC_RELAXED);
+
+	if (!k) {
+		unsigned int a, b, c, d;
+
+		k = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) ? 1 : 2;
+		__atomic_store_n(&state, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}
+#endif
+
 bool
 ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
     double *dst)
 {
 #ifdef HAVE_AVX2_KERNEL
-	static int f16c = -1;
-
 	if (!use_avx2())
 		return false;
 	switch (dt) {
@@ -742,9 +759,7 @@ ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
 		return true;
 	case CKPT_DTYPE_F16:
 	case CKPT_DTYPE_C32:
-		if (f16c < 0)
-			f16c = __builtin_cpu_supports("f16c") ? 1 : 0;
-		if (!f16c)
+		if (!cpu_has_f16c())
 			return false;
 		f16_f16c(src, dt == CKPT_DTYPE_C32 ? 2 * n : n, dst);
 		return true;
@@ -758,4 +773,120 @@ ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
 	(void)dst;
 	return false;
 #endif
+}
+
+/* ------------------------------------------------------------------ */
+/* Non-finite values, from the bits                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * verify --numerics needs only NaN and infinity counts: for the IEEE-like
+ * formats a value is non-finite exactly when its exponent bits are all
+ * ones, which the raw bits tell without decoding.  These count such
+ * values; a block that has any is then decoded and classified.
+ */
+static size_t
+allones_portable(const unsigned char *p, size_t n, unsigned int bytes,
+    uint64_t mask)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+
+		memcpy(&v, p + i * bytes, bytes);	/* little-endian host */
+		c += (v & mask) == mask;
+	}
+	return c;
+}
+
+#ifdef HAVE_AVX2_KERNEL
+AVX2 static size_t
+allones32_avx2(const unsigned char *p, size_t n, uint32_t mask)
+{
+	const __m256i m = _mm256_set1_epi32((int)mask);
+	__m256i c = _mm256_setzero_si256();
+	uint32_t l[8];
+	size_t i = 0, total;
+
+	for (; i + 8 <= n; i += 8) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)
+		    (p + 4 * i));
+
+		c = _mm256_sub_epi32(c, _mm256_cmpeq_epi32(
+		    _mm256_and_si256(v, m), m));
+	}
+	_mm256_storeu_si256((__m256i *)l, c);
+	total = (size_t)l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+	return total + allones_portable(p + 4 * i, n - i, 4, mask);
+}
+
+AVX2 static size_t
+allones16_avx2(const unsigned char *p, size_t n, uint16_t mask)
+{
+	const __m256i m = _mm256_set1_epi16((short)mask);
+	size_t i = 0, total = 0;
+
+	/* 16-bit lane counters: flushed every 1024 vectors, well below
+	 * their 65,535 limit. */
+	while (i + 16 <= n) {
+		__m256i c = _mm256_setzero_si256();
+		uint16_t l[16];
+
+		for (size_t k = 0; k < 1024 && i + 16 <= n; k++, i += 16) {
+			__m256i v = _mm256_loadu_si256((const __m256i *)
+			    (const void *)(p + 2 * i));
+
+			c = _mm256_sub_epi16(c, _mm256_cmpeq_epi16(
+			    _mm256_and_si256(v, m), m));
+		}
+		_mm256_storeu_si256((__m256i *)l, c);
+		for (unsigned k = 0; k < 16; k++)
+			total += l[k];
+	}
+	return total + allones_portable(p + 2 * i, n - i, 2, mask);
+}
+#endif
+
+bool
+ckpt_knonfinite_count(enum ckpt_dtype dt, const void *src, size_t n,
+    size_t *count)
+{
+	size_t nv = n * ckpt_dtype_components(dt);
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	return false;	/* the loads below assume a little-endian host */
+#endif
+	switch (dt) {
+	case CKPT_DTYPE_F32:
+	case CKPT_DTYPE_C64:
+#ifdef HAVE_AVX2_KERNEL
+		if (use_avx2()) {
+			*count = allones32_avx2(src, nv, 0x7f800000u);
+			return true;
+		}
+#endif
+		*count = allones_portable(src, nv, 4, 0x7f800000u);
+		return true;
+	case CKPT_DTYPE_F16:
+	case CKPT_DTYPE_C32:
+	case CKPT_DTYPE_BF16: {
+		uint16_t m = dt == CKPT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+
+#ifdef HAVE_AVX2_KERNEL
+		if (use_avx2()) {
+			*count = allones16_avx2(src, nv, m);
+			return true;
+		}
+#endif
+		*count = allones_portable(src, nv, 2, m);
+		return true;
+	}
+	case CKPT_DTYPE_F64:
+	case CKPT_DTYPE_C128:
+		*count = allones_portable(src, nv, 8, 0x7ff0000000000000ull);
+		return true;
+	default:
+		return false;
+	}
 }

@@ -57,6 +57,14 @@ bool ckpt_kdecode_simd(enum ckpt_dtype dt, const void *src, size_t n,
 /* F16 (n halves, little-endian) by bit operations: exact, vectorisable. */
 void ckpt_decode_f16_portable(const unsigned char *p, size_t n, double *d);
 
+/*
+ * Counts the values of n elements whose exponent bits are all ones (NaN
+ * or infinite) for F32, F64, F16, BF16 and their complex forms; false
+ * for other dtypes.
+ */
+bool ckpt_knonfinite_count(enum ckpt_dtype dt, const void *src, size_t n,
+    size_t *count);
+
 /* "avx2" or "portable"; CKPT_NUMERIC_KERNEL=portable forces the latter. */
 const char *ckpt_numeric_kernel(void);
 /* Forgets the choice so that the environment is read again (tests). */

@@ -440,6 +440,57 @@ ckpt_tensor_stats_range(const struct ckpt_file *f,
 	return rc;
 }
 
+/*
+ * NaN and infinity counts only: the raw bits of a chunk are counted
+ * first (ckpt_knonfinite_count), and only a chunk that has such values,
+ * or a dtype without that shortcut, is decoded and classified.
+ */
+static int
+nonfinite_range(const struct ckpt_file *f, const struct ckpt_tensor *t,
+    uint64_t first, uint64_t nelem, struct ckpt_tensor_stats *st,
+    struct ckpt_error *err)
+{
+	unsigned int bits = ckpt_dtype_bits(t->dtype);
+	unsigned int comp = ckpt_dtype_components(t->dtype);
+	size_t bel = CKPT_KBLOCK / comp;
+	struct kbuf b;
+	uint64_t end = first + nelem;
+	int rc;
+
+	if ((rc = check_range(f, t, first, nelem, "statistics", err)) ||
+	    (rc = kbuf_alloc(&b, t->dtype, err)))
+		return rc;
+	while (first < end && !rc) {
+		uint64_t n = end - first < CHUNK ? end - first : CHUNK;
+		size_t bad;
+
+		rc = ckpt_tensor_read(f, t, first, n, b.raw, err);
+		first += n;
+		if (rc || (ckpt_knonfinite_count(t->dtype, b.raw, (size_t)n,
+		    &bad) && !bad)) {
+			st->count += n * comp;
+			continue;
+		}
+		for (uint64_t j = 0; j < n && !rc; j += bel) {
+			size_t k = n - j < bel ? (size_t)(n - j) : bel;
+			struct ckpt_tensor_stats blk;
+
+			rc = ckpt_dtype_to_f64(t->dtype, b.raw + j * bits / 8,
+			    k, b.vals);
+			if (rc)
+				break;
+			ckpt_kstats_block(b.vals, k * comp, &blk);
+			st->count += blk.count;
+			st->nan += blk.nan;
+			st->pos_inf += blk.pos_inf;
+			st->neg_inf += blk.neg_inf;
+		}
+	}
+	st->finite = st->count - st->nan - st->pos_inf - st->neg_inf;
+	kbuf_free(&b);
+	return rc;
+}
+
 int
 ckpt_tensor_stats(const struct ckpt_file *f, const struct ckpt_tensor *t,
     struct ckpt_tensor_stats *st, struct ckpt_error *err)
@@ -495,6 +546,7 @@ make_pieces(const uint64_t *numel, size_t n, struct piece **out,
 struct stats_ctx {
 	struct ckpt_stats_item *items;
 	struct piece *p;
+	bool nonfinite_only;
 };
 
 static void
@@ -506,15 +558,16 @@ stats_piece(void *arg, size_t i)
 
 	ckpt_tensor_stats_init(&p->u.st);
 	ckpt_error_clear(&p->err);
-	p->rc = ckpt_tensor_stats_range(it->f, it->t, p->first, p->n,
-	    &p->u.st, &p->err);
+	p->rc = (c->nonfinite_only ? nonfinite_range :
+	    ckpt_tensor_stats_range)(it->f, it->t, p->first, p->n, &p->u.st,
+	    &p->err);
 }
 
-int
-ckpt_tensor_stats_many(struct ckpt_stats_item *items, size_t n,
-    unsigned int threads, struct ckpt_error *err)
+static int
+stats_many(struct ckpt_stats_item *items, size_t n, unsigned int threads,
+    bool nonfinite_only, struct ckpt_error *err)
 {
-	struct stats_ctx c = { items, NULL };
+	struct stats_ctx c = { items, NULL, nonfinite_only };
 	uint64_t *numel = calloc(n ? n : 1, sizeof(*numel));
 	size_t np;
 	int rc;
@@ -544,10 +597,32 @@ ckpt_tensor_stats_many(struct ckpt_stats_item *items, size_t n,
 			it->err = c.p[i].err;
 			continue;
 		}
-		ckpt_tensor_stats_merge(&it->st, &c.p[i].u.st);
+		if (nonfinite_only) {
+			it->st.count += c.p[i].u.st.count;
+			it->st.finite += c.p[i].u.st.finite;
+			it->st.nan += c.p[i].u.st.nan;
+			it->st.pos_inf += c.p[i].u.st.pos_inf;
+			it->st.neg_inf += c.p[i].u.st.neg_inf;
+		} else {
+			ckpt_tensor_stats_merge(&it->st, &c.p[i].u.st);
+		}
 	}
 	free(c.p);
 	return CKPT_OK;
+}
+
+int
+ckpt_tensor_stats_many(struct ckpt_stats_item *items, size_t n,
+    unsigned int threads, struct ckpt_error *err)
+{
+	return stats_many(items, n, threads, false, err);
+}
+
+int
+ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items, size_t n,
+    unsigned int threads, struct ckpt_error *err)
+{
+	return stats_many(items, n, threads, true, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -651,7 +726,7 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 		first += n;
 		if (!rc && c->progress) {
 			pthread_mutex_lock(&c->lock);
-			c->done += n;
+			c->done += n * (ba + bb) / 8;
 			c->progress(c->done, c->total, c->progress_data);
 			pthread_mutex_unlock(&c->lock);
 		}
@@ -713,7 +788,8 @@ ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
 		ckpt_error_clear(&items[i].err);
 		items[i].rc = check_pair(&items[i], &items[i].err);
 		numel[i] = items[i].rc ? 0 : items[i].ta->numel;
-		c.total += numel[i];
+		if (!items[i].rc)
+			c.total += items[i].ta->nbytes + items[i].tb->nbytes;
 	}
 	rc = make_pieces(numel, n, &c.p, &np, err);
 	free(numel);

@@ -491,6 +491,14 @@ struct ckpt_stats_item {
 };
 CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
     size_t n, unsigned int threads, struct ckpt_error *err);
+/**
+ * The same for count, finite, nan, pos_inf and neg_inf only (the rest
+ * stays as ckpt_tensor_stats_init() leaves it), for NaN/Inf checks: the
+ * raw bits of F32, F64, F16, BF16 and complex data are counted without
+ * decoding, and only data that has such values is decoded.
+ */
+CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
+    size_t n, unsigned int threads, struct ckpt_error *err);
 
 /*
  * Element-wise comparison of two tensors with the same number of values
@@ -543,7 +551,8 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
 /*
  * Comparisons of many tensor pairs on every core, split and merged as
  * ckpt_tensor_stats_many() does.  progress, when set, is called with
- * the elements compared so far, serialised, from any thread.
+ * the bytes of tensor data (both sides) compared so far and in all,
+ * serialised, from any thread.
  */
 typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
     void *data);
@@ -1555,6 +1564,102 @@ CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
 CKPT_API int ckpt_signature_check(const char *manifest_path,
     const char *sig_path, const char *const *pubkeys, size_t npubkeys,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
+
+
+/* ------------------------------------------------------------------ */
+/* Comparing two checkpoints (issue #12)                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * ckpt_diff() compares two checkpoints (files or directories, any format
+ * ckpt_checkpoint_open() reads) tensor by tensor:
+ *  - structure: tensors only in A, only in B, common ones whose dtype or
+ *    shape changed.  Names match exactly after maps ("PREFIX_A=PREFIX_B":
+ *    a name of A starting with PREFIX_A is looked up in B with PREFIX_B
+ *    instead; the first map that applies wins); filters (fnmatch globs)
+ *    select names of A, and of B for tensors only in B;
+ *  - values of common tensors with the same shape and number of values
+ *    per element, each side decoded exactly to float64 from its own dtype
+ *    (ckpt_tensor_compare_many, on every core, in bounded memory);
+ *  - unless CKPT_DIFF_NO_DIGESTS, when both sides are committed store
+ *    checkpoints, their manifests stand in for the data: equal
+ *    "content_sha256" digests of a tensor (manifest schema 2: SHA-256 of
+ *    its elements, row-major, little-endian) mean identical values with
+ *    no data read.  Schema-1 manifests only have the digest of a tensor's
+ *    byte range, which is equal-content evidence only when both tensors
+ *    have the same dtype and shape and are stored contiguous and
+ *    little-endian, the range holding exactly their elements: only then
+ *    is it used.  The digests are trusted as recorded (ckpt verify checks
+ *    them against the data);
+ *  - metadata: a structural diff, by path, of the manifests' run, step,
+ *    epoch, metrics, config, git, data, env, tags and note (both sides in
+ *    a store), of the non-tensor values of the torch pickles (tensors
+ *    left out), and of the safetensors __metadata__.
+ * It fails (CKPT_ERR_FORMAT, CKPT_ERR_IO, ...) when a side or one of its
+ * files cannot be read; a tensor whose data cannot be read is reported in
+ * its entry (error) and the diff completes.
+ */
+#define CKPT_DIFF_NO_DIGESTS	(1u << 0)	/* always read the data */
+
+struct ckpt_diff_options {
+	unsigned int flags;		/* CKPT_DIFF_* */
+	const char *const *maps;	/* "PREFIX_A=PREFIX_B" */
+	size_t nmaps;
+	const char *const *filters;	/* fnmatch(3) globs */
+	size_t nfilters;
+	struct ckpt_compare_options cmp;
+	unsigned int threads;		/* 0: one per online CPU */
+	ckpt_compare_progress_fn progress;
+	void *progress_data;
+};
+
+enum ckpt_diff_where {
+	CKPT_DIFF_COMMON = 0,
+	CKPT_DIFF_ONLY_A,
+	CKPT_DIFF_ONLY_B
+};
+
+struct ckpt_diff_tensor {
+	const char *name;		/* A's name; B's for ONLY_B */
+	const char *name_b;		/* B's name (after maps); NULL if none */
+	enum ckpt_diff_where where;
+	enum ckpt_dtype dtype_a, dtype_b;
+	unsigned int ndim_a, ndim_b;
+	const uint64_t *shape_a, *shape_b;
+	bool dtype_changed, shape_changed;
+	bool compared;			/* values known: by digest or by data */
+	bool by_digest;			/* identical because digests are equal */
+	bool identical;			/* every value equal (st.unequal == 0) */
+	struct ckpt_compare_stats st;	/* when compared && !by_digest */
+	const char *note;		/* why not compared, or NULL */
+	const char *error;		/* a read error, or NULL */
+};
+
+/* One metadata difference: a value only in A (b NULL), only in B (a
+ * NULL), or changed; values as compact JSON text. */
+struct ckpt_diff_meta {
+	const char *section;		/* "manifest", "pickle", "safetensors" */
+	const char *path;		/* "config.content.optimizer.lr" */
+	const char *a, *b;
+};
+
+struct ckpt_diff {
+	const char *kind_a, *kind_b;	/* ckpt_checkpoint_kind() */
+	size_t ntensors_a, ntensors_b;	/* after filters */
+	size_t ntensors;		/* entries, sorted by name */
+	const struct ckpt_diff_tensor *tensors;
+	size_t nmeta;
+	const struct ckpt_diff_meta *meta;
+	/* When no name matched and a known prefix (module., model.,
+	 * _orig_mod., state_dict.) would match some: "PREFIX_A=PREFIX_B". */
+	const char *suggested_map;
+	uint64_t bytes_read;		/* tensor data bytes compared */
+};
+
+CKPT_API int ckpt_diff(const char *a, const char *b,
+    const struct ckpt_diff_options *o, struct ckpt_diff **out,
+    struct ckpt_error *err);
+CKPT_API void ckpt_diff_free(struct ckpt_diff *d);
 
 #ifdef __cplusplus
 }

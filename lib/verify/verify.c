@@ -343,11 +343,11 @@ cmp_vfile(const void *a, const void *b)
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
-/* NaN and infinities through the library's statistics on every core
- * (ckpt_tensor_stats_many), so that verify --numerics and inspect
- * --stats decode every dtype (BF16, the F8 variants with their own
- * NaN/Inf encodings, complex as two values) the same way.  It runs on
- * the structure pool, beside the hashing engine: the two overlap. */
+/* NaN and infinities through the library's kernels on every core
+ * (ckpt_tensor_nonfinite_many: the raw bits where the format allows, the
+ * same decoders as inspect --stats elsewhere: BF16, the F8 variants with
+ * their own NaN/Inf encodings, complex as two values).  It runs on the
+ * structure pool, beside the hashing engine: the two overlap. */
 static void
 scan_numerics(struct vfile *vf, const struct ckpt_file *f,
     unsigned int threads)
@@ -372,7 +372,7 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 		items[n++].t = t;
 	}
 	ckpt_error_clear(&e);
-	if (ckpt_tensor_stats_many(items, n, threads, &e)) {
+	if (ckpt_tensor_nonfinite_many(items, n, threads, &e)) {
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL,
 		    e.offset, "cannot scan numerics: %s", e.message);
 		n = 0;

@@ -8,6 +8,13 @@
       subnormals, +-0, +-Inf, NaN payloads, extremes) and a tensor "rand"
       (random data, 5*1024+3 elements: every block boundary), and
       DIR/expected.json with numpy's float64 statistics of each.
+  numeric-oracle.py gendiff DIR
+      writes DIR/a.safetensors and DIR/b.safetensors, one tensor per dtype
+      (named after it): b is a with a known perturbation (some elements
+      replaced by other bit patterns: NaN, Inf, subnormals included), and
+      DIR/expected-diff.json with numpy's float64 comparison of each.
+  numeric-oracle.py checkdiff DIR OUT.json ATOL RTOL EQUAL_NAN
+      compares "ckpt diff --json" output with expected-diff.json.
   numeric-oracle.py check DIR OUT.json
       compares "ckpt inspect --json --stats" output with expected.json:
       counts exact, min/max exact, mean/std to 1e-12 relative.
@@ -173,9 +180,114 @@ def check(d, out):
     sys.exit(1 if bad else 0)
 
 
+def write_st(path, tensors):
+    hdr, parts, off = {}, [], 0
+    for name, dt, raw, nvals in tensors:
+        comp = 2 if dt.startswith("C") else 1
+        hdr[name] = {"dtype": dt, "shape": [nvals // comp],
+                     "data_offsets": [off, off + len(raw)]}
+        parts.append(raw)
+        off += len(raw)
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(parts))
+
+
+def compare(a, b, atol, rtol, equal_nan):
+    with np.errstate(all="ignore"):
+        fin = np.isfinite(a) & np.isfinite(b)
+        d = a[fin] - b[fin]
+        close = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+        na, nb = np.isnan(a), np.isnan(b)
+        sa2, sb2 = float((a[fin] ** 2).sum()), float((b[fin] ** 2).sum())
+        return dict(count=int(a.size), finite=int(fin.sum()),
+                    unequal=int((~((a == b) | (na & nb))).sum()),
+                    beyond=int((~close).sum()), nan_a=int(na.sum()),
+                    nan_b=int(nb.sum()), nan_both=int((na & nb).sum()),
+                    max_abs=float(np.abs(d).max()) if d.size else 0.0,
+                    mean_abs=float(np.abs(d).mean()) if d.size else None,
+                    rel_l2=float(np.sqrt((d ** 2).sum()) / np.sqrt(sa2)) if sa2 else None,
+                    cosine=float((a[fin] * b[fin]).sum() / (np.sqrt(sa2) * np.sqrt(sb2)))
+                    if sa2 and sb2 else None)
+
+
+def gendiff(d):
+    ta, tb, vals = [], [], {}
+    for dt in DTYPES:
+        raw, va = tensors(dt)[1]
+        other = tensors(dt)[1][0]          # a second random draw
+        nel = va.size // (2 if dt.startswith("C") else 1)
+        ra = np.frombuffer(raw, dtype=np.uint8).reshape(nel, -1)
+        rb = ra.copy()
+        rb[::3] = np.frombuffer(other, dtype=np.uint8).reshape(nel, -1)[::3]
+        vb = tensors_decode(dt, rb.tobytes())
+        ta.append((dt, dt, raw, va.size))
+        tb.append((dt, dt, rb.tobytes(), va.size))
+        vals[dt + "_a"], vals[dt + "_b"] = va, vb
+    write_st(d + "/a.safetensors", ta)
+    write_st(d + "/b.safetensors", tb)
+    np.savez(d + "/values.npz", **vals)
+
+
+def tensors_decode(dt, raw):
+    """float64 values of raw bytes of dtype dt (the decoders above)."""
+    b = np.frombuffer(raw, dtype=np.uint8)
+    if dt in F8:
+        return np.array([F8[dt](v) for v in range(256)])[b]
+    if dt == "BOOL":
+        return b.astype(np.float64)
+    if dt in INTS:
+        return np.frombuffer(raw, dtype=INTS[dt]).astype(np.float64)
+    if dt == "F16":
+        return np.frombuffer(raw, dtype="<f2").astype(np.float64)
+    if dt == "BF16":
+        u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return u.view("<f4").astype(np.float64)
+    if dt in ("F32", "C64"):
+        return np.frombuffer(raw, dtype="<f4").astype(np.float64)
+    if dt == "F64":
+        return np.frombuffer(raw, dtype="<f8").copy()
+    raise SystemExit("no decoder for " + dt)
+
+
+def checkdiff(d, out, atol, rtol, equal_nan):
+    v = np.load(d + "/values.npz")
+    got = {c["name"]: c for c in json.load(open(out))["changed"]}
+    bad = 0
+    for dt in DTYPES:
+        e = compare(v[dt + "_a"], v[dt + "_b"], atol, rtol, equal_nan)
+        g = got.get(dt)
+        if g is None:
+            if e["unequal"]:
+                print(dt, "not reported as changed"); bad += 1
+            continue
+        for k in ("count", "unequal", "nan_a", "nan_b", "nan_both"):
+            if g[k] != e[k]:
+                print(dt, k, g[k], "!=", e[k]); bad += 1
+        if g["beyond_tolerance"] != e["beyond"]:
+            print(dt, "beyond", g["beyond_tolerance"], "!=", e["beyond"]); bad += 1
+        for k in ("max_abs", "mean_abs", "rel_l2", "cosine"):
+            a, b = g[k], e[k]
+            if b is not None and not math.isfinite(b):
+                ok = a is None
+            elif a is None or b is None:
+                ok = a == b
+            else:
+                ok = abs(a - b) <= 1e-12 * abs(b) or a == b
+            if not ok:
+                print(dt, k, a, "!=", b); bad += 1
+    sys.exit(1 if bad else 0)
+
+
 if __name__ == "__main__":
     np.seterr(invalid="ignore")     # signalling NaNs quieten when cast
     if sys.argv[1] == "gen":
         gen(sys.argv[2])
+    elif sys.argv[1] == "gendiff":
+        gendiff(sys.argv[2])
+    elif sys.argv[1] == "checkdiff":
+        checkdiff(sys.argv[2], sys.argv[3], float(sys.argv[4]),
+                  float(sys.argv[5]), sys.argv[6] == "1")
     else:
         check(sys.argv[2], sys.argv[3])

@@ -1,0 +1,124 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# bench-numeric.sh - the numeric kernels (issues 17 and 12) against numpy
+# in the same invocation, on files in the page cache:
+#  1. inspect --stats of 1 GiB of F32 and of BF16 (min, max, mean, std,
+#     NaN/Inf/zero counts) with 1 and 2 threads, against numpy's a.min(),
+#     a.max(), a.mean(dtype=np.float64) (the whole command, and the
+#     reductions alone on data in memory, for the per-core figure);
+#  2. verify --numerics against plain verify of the same committed 1 GiB
+#     checkpoint (target: at most 1.3x), -j 2 and -j 1;
+#  3. diff of two 1 GiB F32 files that differ everywhere, -j 1 and -j 2,
+#     against numpy computing the same statistics in float64;
+#  4. diff of two store checkpoints of 1 GiB with equal digests (target:
+#     under 50 ms, no data read) and the peak RSS of a 4 GiB comparison
+#     (target: under 64 MiB).
+# numpy runs with one BLAS thread (the per-core figure) and without the
+# OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides of this machine's
+# environment, which slow a current numpy (see the environment notes).
+. "$(dirname "$0")/lib.sh"
+
+PY=${PYTHON:-/usr/bin/python3}
+D="$BENCH_OUT/numeric"
+trap 'rm -rf "$D"' EXIT INT TERM
+rm -rf "$D" && mkdir -p "$D" || bench_die "cannot make $D"
+command -v ckpt >/dev/null || bench_die "ckpt not built"
+
+"$PY" "$BENCH_DIR/numpy-peer.py" make "$D" || bench_die "cannot write the inputs"
+F32="$D/a.safetensors"
+BF16="$D/bf16.safetensors"
+B32="$D/b.safetensors"
+GIB=1073741824
+NP='env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 "$PY" "$BENCH_DIR/numpy-peer.py"'
+export F32 BF16 B32 PY BENCH_DIR D
+
+inner() {	# inner ARGS: numpy's reductions alone, best of 3, in seconds
+	eval "$NP $* --inner"
+}
+
+gbs() {		# gbs BYTES SECONDS
+	awk -v b="$1" -v t="$2" 'BEGIN { printf "%.2f", (t > 0 ? b / t / 1e9 : 0) }'
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
+
+# The figures mean nothing unless ckpt computes what numpy does.
+ckpt inspect --json --stats "$F32" >"$D/st.json" &&
+	"$PY" "$BENCH_DIR/numpy-peer.py" check-stats "$D/st.json" "$F32" ||
+	bench_die "inspect --stats disagrees with numpy"
+test "$(ckpt diff --json "$F32" "$B32" | "$PY" -c 'import json, sys
+print(json.load(sys.stdin)["summary"]["different"])')" = 1 ||
+	bench_die "diff does not see the difference"
+
+bench_begin numeric "numeric kernels: inspect --stats, verify --numerics, diff vs numpy"
+BENCH_BYTES=$GIB bench_compare "stats F32 1 GiB" \
+    'ckpt inspect --stats --threads 1 "$F32"' \
+    'ckpt inspect --stats --threads 2 "$F32"' \
+    "$NP"' stats "$F32"'
+s1=$(bench_median 0)
+s2=$(bench_median 1)
+n32=$(inner stats '"$F32"')
+BENCH_BYTES=$GIB bench_compare "stats BF16 1 GiB" \
+    'ckpt inspect --stats --threads 1 "$BF16"' \
+    'ckpt inspect --stats --threads 2 "$BF16"' \
+    "$NP"' stats "$BF16"'
+b1=$(bench_median 0)
+b2=$(bench_median 1)
+nbf=$(inner stats '"$BF16"')
+
+# A committed checkpoint: verify hashes it, --numerics scans it too.
+ckpt -C "$D/store" save --copy --run r --step 1 "$F32" >/dev/null &&
+	ckpt -C "$D/store" save --copy --run r --step 2 "$F32" >/dev/null ||
+	bench_die "cannot save"
+BENCH_BYTES=$GIB bench_compare "verify --numerics" \
+    'ckpt -C "$D/store" verify -q --no-cache --numerics r@1' \
+    'ckpt -C "$D/store" verify -q --no-cache r@1'
+vn=$(bench_median 0)
+vp=$(bench_median 1)
+BENCH_BYTES=$GIB bench_compare "verify --numerics -j1" \
+    'ckpt -C "$D/store" verify -q --no-cache --numerics -j 1 r@1' \
+    'ckpt -C "$D/store" verify -q --no-cache -j 1 r@1'
+vn1=$(bench_median 0)
+vp1=$(bench_median 1)
+
+# ckpt diff exits 1 (different): the command strings say so.
+BENCH_BYTES=$((2 * GIB)) bench_compare "diff F32 2x1 GiB" \
+    'ckpt diff --stat -j 1 "$F32" "$B32"; test $? = 1' \
+    'ckpt diff --stat -j 2 "$F32" "$B32"; test $? = 1' \
+    "$NP"' diff "$F32" "$B32"'
+d1=$(bench_median 0)
+d2=$(bench_median 1)
+nd=$(inner diff '"$F32"' '"$B32"')
+
+BENCH_REPS=${BENCH_DIGEST_REPS:-11} bench_compare "diff equal digests" \
+    'ckpt -C "$D/store" diff --stat r@1 r@2' \
+    'ckpt -C "$D/store" ls'
+dd=$(bench_median 0)
+read0=$(ckpt -C "$D/store" diff --json r@1 r@2 | "$PY" -c 'import json, sys
+print(json.load(sys.stdin)["summary"]["bytes_read"])')
+
+# 4 GiB compared: two files of 2 GiB.
+rm -rf "$D/store" "$BF16"
+"$PY" "$BENCH_DIR/numpy-peer.py" make2g "$D" || bench_die "cannot write 2 GiB inputs"
+rss=$( { /usr/bin/time -f "%M" ckpt diff --stat "$D/c.safetensors" \
+    "$D/e.safetensors" >/dev/null; } 2>&1 | tail -n 1)
+
+bench_note "Per core: inspect --stats -j1 reads F32 at $(gbs $GIB "$s1") GB/s and" \
+    "BF16 at $(gbs $GIB "$b1") GB/s (whole command, file in the page cache);" \
+    "numpy's three reductions alone, on data already in memory, run at" \
+    "$(gbs $GIB "$n32") GB/s (F32) and $(gbs $GIB "$nbf") GB/s (BF16 widened" \
+    "to F32).  Scaling -j1/-j2: F32 $(ratio "$s1" "$s2")x, BF16" \
+    "$(ratio "$b1" "$b2")x.  verify --numerics / verify of a committed 1 GiB" \
+    "checkpoint: $(ratio "$vn" "$vp")x (-j1: $(ratio "$vn1" "$vp1")x; target 1.3x)." \
+    "diff of 2x1 GiB F32 per core (-j1): $(gbs $((2 * GIB)) "$d1") GB/s of input;" \
+    "numpy's float64 statistics on data in memory: $(gbs $((2 * GIB)) "$nd") GB/s;" \
+    "-j1/-j2 $(ratio "$d1" "$d2")x.  diff of two store checkpoints with equal" \
+    "digests: $(awk -v t="$dd" 'BEGIN { printf "%.0f", t * 1000 }') ms, $read0 bytes" \
+    "of tensor data read (target: under 50 ms).  Peak RSS of diff over" \
+    "4 GiB (two 2 GiB files): $((rss / 1024)) MiB (target: under 64 MiB)." \
+    "The machine is shared: with a load average above its 2 cores the" \
+    "figures are provisional."
+bench_end
