@@ -727,6 +727,26 @@ posix_remove_tree(void *be, const char *key, struct ckpt_error *err)
 	return rc;
 }
 
+static int
+posix_flush(void *be, const char *prefix, struct ckpt_error *err)
+{
+	const struct posix_be *pb = be;
+	int fd = open_dir(pb, prefix, err), rc = CKPT_OK;
+
+	if (fd < 0)
+		return fd;
+	/* some filesystems refuse fsync on directories: not an error */
+	if (fsync(fd) && errno != EINVAL && errno != EBADF) {
+		char *path = full_path(pb, prefix);
+
+		rc = ckpt_error_errno(err, path ? path : prefix,
+		    "cannot fsync");
+		free(path);
+	}
+	close(fd);
+	return rc;
+}
+
 /* Bytes of the regular files under name (no symlinks followed). */
 static uint64_t
 du_at(int dfd, const char *name, int depth)
@@ -790,5 +810,6 @@ const struct ckpt_backend_ops ckpt_backend_posix = {
 	.commit_if_absent = posix_commit_if_absent,
 	.trash = posix_trash,
 	.remove_tree = posix_remove_tree,
+	.flush = posix_flush,
 	.usage = posix_usage,
 };

@@ -41,6 +41,9 @@
  *                      the listing at once, into .ckpt/trash
  *   remove_tree        everything under a prefix, the manifest first, so
  *                      a half-removed checkpoint is never complete
+ *   flush              what commit, trash and remove did under a prefix
+ *                      becomes durable (POSIX: fsync of the directory)
+ *   usage              bytes under a prefix, for reports
  *
  * What an S3 backend still has to provide beyond s3.h's calls (see
  * README "Layout"): commit_if_absent as "put the manifest IF_ABSENT last"
@@ -146,8 +149,8 @@ struct ckpt_backend_ops {
 	 * The commit point of a save: the staged checkpoint at stage
 	 * (complete, its manifest in it) becomes final, whole and at once,
 	 * or CKPT_ERR_EXISTS when final exists.  Called under the store
-	 * lock.  POSIX: rename(2) with RENAME_NOREPLACE, then fsync of the
-	 * run directory.  S3: the manifest put IF_ABSENT, last.
+	 * lock; flush of the run makes it durable.  POSIX: rename(2) with
+	 * RENAME_NOREPLACE.  S3: the manifest put IF_ABSENT, last.
 	 */
 	int (*commit_if_absent)(void *be, const char *stage,
 	    const char *final, struct ckpt_error *err);
@@ -163,6 +166,13 @@ struct ckpt_backend_ops {
 	 * the manifest first; absent is success; an entry that another
 	 * remover takes meanwhile is no error. */
 	int (*remove_tree)(void *be, const char *key, struct ckpt_error *err);
+	/*
+	 * Makes the commits, moves and removals done so far under prefix
+	 * (one level) durable.  POSIX: fsync of the directory (a filesystem
+	 * that refuses it on directories is no error); a backend whose
+	 * every call is durable on return does nothing.
+	 */
+	int (*flush)(void *be, const char *prefix, struct ckpt_error *err);
 	/* Bytes under key (files only, links not followed); 0 on error.
 	 * For reports only: nothing is decided on it. */
 	uint64_t (*usage)(void *be, const char *key);

@@ -574,16 +574,13 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 		}
 	}
 	{
-		char *td = ckpt_store_path(s, TRASH_DIR);
-
-		if (td)
-			fsync_dir(td);
-		free(td);
+		s->ops->flush(s->be, TRASH_DIR, NULL);
 		for (size_t g = 0; g < r->nruns; g++) {
 			char *rd = r->runs[g].count ? dirname_of(
 			    r->items[r->runs[g].first].path) : NULL;
+			const char *rk = ckpt_store_key(s, rd);
 
-			if (rd && fsync_dir(rd)) {
+			if (rk && s->ops->flush(s->be, rk, NULL)) {
 				/* renamed but perhaps not durable: say so */
 				for (size_t k = 0; k < r->runs[g].count; k++) {
 					struct ckpt_prune_item *it = &r->items[

@@ -1508,7 +1508,8 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	}
 	if (!rc) {
 		sv->committed = true;
-		rc = ckpt_fsync_dir(sv->rundir, err);
+		rc = sv->store->ops->flush(sv->store->be, ckpt_store_key(
+		    sv->store, sv->rundir), err);
 	}
 	ckpt_store_unlock(sv->store);
 	if (!sv->committed)
