@@ -58,8 +58,13 @@ cmd_init_main(int argc, char **argv, struct ctx *ctx)
 		    "directory");
 	dir = n ? argv[0] : ctx->store ? ctx->store : ".";
 	ckpt_error_clear(&err);
-	if (ckpt_store_init(dir, default_policy, &created, &s, &err))
+	if (ckpt_store_init(dir, default_policy, &created, &s, &err)) {
+		if (err.code == CKPT_ERR_UNSUPPORTED) {	/* s3://... */
+			error_ckpt(&err);
+			return CKPT_EXIT_USAGE;
+		}
 		die_ckpt(&err);
+	}
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
 

@@ -117,4 +117,14 @@ test_expect_success 'latest --verified exits 1 when nothing verifies' '
 	test_grep "no committed, verified" err
 '
 
+test_expect_success 'a remote store is refused as not supported yet (exit 2)' '
+	test_expect_code 2 ckpt -C s3://bucket/prefix ls 2>err &&
+	test_grep "s3://bucket/prefix: remote stores are not supported yet" err &&
+	test_expect_code 2 ckpt init s3://bucket/prefix 2>err &&
+	test_grep "not supported yet" err &&
+	test_expect_code 2 env CKPT_STORE=s3://bucket ckpt prune --all 2>err &&
+	test_grep "not supported yet" err &&
+	test_path_is_missing s3:
+'
+
 test_done
