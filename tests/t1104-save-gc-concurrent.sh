@@ -35,6 +35,18 @@ test_expect_success 'no record yet, its pid alive: kept at --older-than 0s' '
 	test_path_is_missing s/runs/w1/.tmp-step-5.$live.abcdef
 '
 
+test_expect_success 'an unreadable record is never guessed at: the directory stays' '
+	d=s/runs/w1/.tmp-step-9.$(dead_pid).abcdef &&
+	mkdir $d && echo data >$d/model.bin &&
+	echo "{\"transfer\": \"move\", \"sources\": [" >$d/ckpt-staging.json &&
+	ckpt -C s gc --older-than 0s >out &&
+	test_grep "staging record unreadable: left alone" out &&
+	test_path_is_file $d/model.bin &&
+	ckpt -C s gc --restore >out &&
+	test_path_is_file $d/model.bin &&
+	rm -r $d && test_path_is_missing $d
+'
+
 test_expect_success 'an unfinished .new-* of a dead pid goes (it holds nothing of the user)' '
 	d=s/runs/w1/.new-step-7.$(dead_pid).abcdef &&
 	mkdir $d &&

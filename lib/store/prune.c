@@ -801,6 +801,7 @@ struct staging_rec {
 	const char *host, *boot, *pidns, *machine, *state, *transfer;
 	json_t *sources;	/* [{"source": ABS, "path": REL}], or NULL */
 	int64_t updated;
+	bool unreadable;	/* there, but cannot be read or parsed */
 };
 
 static const char *
@@ -816,19 +817,27 @@ staging_rec_read(struct ckpt_store *s, const char *dir,
 	const char *key = ckpt_store_key(s, dir);
 	char *p = key ? ckpt_join(key, CKPT_STAGING_NAME) : NULL, *text = NULL;
 	json_t *v;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (!p || s->ops->read(s->be, p, (size_t)4 << 20, &text, NULL,
-	    NULL)) {
-		free(p);
+	if (!p) {
+		r->unreadable = true;
 		return;
 	}
+	rc = s->ops->read(s->be, p, (size_t)4 << 20, &text, NULL, NULL);
 	free(p);
+	if (rc) {
+		/* Fail closed: only a record that is not there at all
+		 * counts as none. */
+		r->unreadable = rc != CKPT_ERR_NOTFOUND;
+		return;
+	}
 	r->rec = json_loads(text, 0, NULL);
 	free(text);
 	if (!json_is_object(r->rec)) {
 		json_decref(r->rec);
 		r->rec = NULL;
+		r->unreadable = true;
 		return;
 	}
 	v = json_object_get(r->rec, "pid");
@@ -990,6 +999,12 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	/* POSIX: the owner decides whose moved files these are (below) */
 	if (!lstat(path, &st))
 		it->age = now - (int64_t)st.st_mtime;
+	if (rec.unreadable) {
+		/* It may list where moved files came from: never guess. */
+		it->reason = "staging record unreadable: left alone (see its "
+		    CKPT_STAGING_NAME ")";
+		return 0;
+	}
 	if (!rec.rec) {
 		long pid = pid_of_name(name);
 
@@ -1111,7 +1126,9 @@ new_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 		it->age = w->now - st.mtime;
 	staging_rec_read(s, p, &rec);
 	pid = rec.rec ? rec.pid : pid_of_name(name);
-	if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
+	if (rec.unreadable)
+		it->reason = "staging record unreadable: left alone";
+	else if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
 	    ckpt_proc_alive(pid, 0))
 		it->reason = pool_printf(&r->pool, "save being "
 		    "set up (pid %ld is alive)", pid);

@@ -209,6 +209,7 @@ add_map(struct ckpt_save *sv, const char *src, const char *rel,
 	sv->map = m;
 	m[sv->nmap].src = realpath(src, NULL);
 	m[sv->nmap].rel = strdup(rel);
+	m[sv->nmap].in_staging = false;
 	if (!m[sv->nmap].src || !m[sv->nmap].rel) {
 		free(m[sv->nmap].src);
 		free(m[sv->nmap].rel);
@@ -1554,10 +1555,15 @@ ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 
 		snprintf(msg, sizeof(msg), "%s%s%s", err->path, err->path[0] ?
 		    ": " : "", err->message);
-		undo_moves(sv);
-		if (!sv->status_path)
+		/* The record went just before the commit rename: back first,
+		 * as ours and alive, so that a kill during the undo leaves
+		 * gc the list of what to move back, and gc never races us. */
+		if (!sv->status_path) {
 			sv->status_path = ckpt_join(sv->staging,
 			    CKPT_STAGING_NAME);
+			write_status(sv, "failing", "active", msg);
+		}
+		undo_moves(sv);
 		write_status(sv, "failed", "failed", msg);
 	}
 	save_release(sv);
@@ -1576,9 +1582,11 @@ ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
 {
 	if (!sv || sv->committed)
 		return;
-	undo_moves(sv);
-	if (!sv->status_path)
+	if (!sv->status_path) {
 		sv->status_path = ckpt_join(sv->staging, CKPT_STAGING_NAME);
+		write_status(sv, "failing", "active", msg);
+	}
+	undo_moves(sv);
 	write_status(sv, "failed", "failed", msg);
 	save_release(sv);
 }

@@ -657,6 +657,36 @@ holder_message(struct ckpt_error *err, const char *path,
 	    "remove the lock file by hand" : "");
 }
 
+/*
+ * Removes the temporary lock files (lock.tmp.*, lock.break.tmp.*) that
+ * a process killed while taking the lock left behind, once their owner
+ * -- they hold the same content as a lock -- is known to be gone.
+ */
+static int
+sweep_one(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	const struct ckpt_store *s = arg;
+	struct lock_info li;
+	char key[512], *text = NULL;
+
+	if (info->type != CKPT_BE_FILE || strncmp(name, "lock.", 5) ||
+	    !strstr(name, ".tmp."))
+		return 0;
+	snprintf(key, sizeof(key), ".ckpt/%s", name);
+	/* removed only while it still holds what was judged stale */
+	if (!read_lock(s, key, &text, NULL, NULL) && lock_parse_any(text,
+	    &li) && lock_is_stale(&li))
+		s->ops->unlock(s->be, key, text, NULL);
+	free(text);
+	return 0;
+}
+
+static void
+sweep_lock_temps(const struct ckpt_store *s)
+{
+	s->ops->list(s->be, ".ckpt", sweep_one, (void *)s, NULL);
+}
+
 static long
 elapsed_ms(const struct timespec *t0)
 {
@@ -714,6 +744,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 				    sizeof(content));
 			s->locked = true;
 			free(path);
+			sweep_lock_temps(s);
 			return CKPT_OK;
 		}
 		if (rc < 0)
