@@ -66,7 +66,8 @@ const char *ckpt_store_key(const struct ckpt_store *s, const char *path);
 /* Opens ROOT/rel as a directory, no symbolic link followed below root
  * (backend-posix.c). */
 int ckpt_open_dir_nofollow(const char *root, const char *rel);
-/* Same for a store path: the descriptor, -2 when missing, -1 with err. */
+/* Same for a store path: the descriptor, -2 when missing, -1 with err.
+ * POSIX only: the store's own modules go through s->ops (backend.h). */
 int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
     struct ckpt_error *err);
 
