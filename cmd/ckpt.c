@@ -11,6 +11,8 @@
 #include "parse-options.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Alphabetical; tests/t0001 checks the order. */
@@ -92,11 +94,71 @@ unknown_command(const char *name)
 	exit(CKPT_EXIT_USAGE);
 }
 
-/* "ckpt help CMD" opens the manual; without man(1), it shows -h. */
+/* Runs argv and waits: true when it ran and exited 0. */
+static bool
+run_pager_command(char *const argv[])
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (!pid) {
+		int null = open("/dev/null", O_WRONLY);
+
+		/* "No manual entry" is ours to replace, not to pass on. */
+		if (null >= 0 && !strcmp(argv[1], "-w"))
+			dup2(null, 1);
+		if (null >= 0)
+			dup2(null, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(status) && !WEXITSTATUS(status);
+}
+
+/* page.1 in the man/ folder beside the binary (a build tree) or in
+ * ../share/man/man1 (an installed prefix whose MANPATH man does not know). */
+static char *
+page_beside_binary(const char *page)
+{
+	static const char *const rel[] = { "man", "../share/man/man1",
+		"../man" };
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		char *p = xasprintf("%s/%s/%s.1", exe, rel[i], page);
+
+		if (!access(p, R_OK))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/*
+ * "ckpt help CMD" and "ckpt CMD --help": the installed manual page; else
+ * the page beside the binary (man -l, or mandoc); else the -h text.  Exit
+ * 0 whichever was shown: a missing page is no error of the user's.
+ */
 static int
 run_help(const char *name)
 {
-	char page[64];
+	char page[64], *local;
 	int n;
 
 	if (!name) {
@@ -109,10 +171,24 @@ run_help(const char *name)
 	    "%s", name);
 	if (n < 0 || (size_t)n >= sizeof(page))
 		die("command name too long");
-	fflush(stdout);
-	execlp("man", "man", page, (char *)NULL);
-	warning("cannot run man (%s); showing the options instead",
-	    strerror(errno));
+	{
+		char *where[] = { "man", "-w", page, NULL };
+		char *show[] = { "man", page, NULL };
+
+		if (run_pager_command(where) && run_pager_command(show))
+			return CKPT_EXIT_OK;
+	}
+	local = page_beside_binary(page);
+	if (local) {
+		char *man_l[] = { "man", "-l", local, NULL };
+		char *mandoc[] = { "mandoc", "-a", local, NULL };
+		bool shown = run_pager_command(man_l) ||
+		    run_pager_command(mandoc);
+
+		free(local);
+		if (shown)
+			return CKPT_EXIT_OK;
+	}
 	if (!strcmp(name, "ckpt")) {
 		print_main_usage(stdout);
 		return CKPT_EXIT_OK;
@@ -121,7 +197,8 @@ run_help(const char *name)
 		char *argv[] = { (char *)name, (char *)"-h", NULL };
 		struct ctx ctx = { .verbosity = 1 };
 
-		return find_command(name)->fn(2, argv, &ctx);
+		ctx.cmd = find_command(name);
+		return ctx.cmd->fn(2, argv, &ctx);
 	}
 }
 
@@ -132,7 +209,12 @@ run_command(const struct cmd *cmd, int argc, char **argv, struct ctx *ctx)
 	int status;
 
 	ctx->cmd = cmd;
+	ctx->lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
 	status = cmd->fn(argc, argv, ctx);
+	if (ctx->opened) {
+		ckpt_store_free(ctx->opened);
+		ctx->opened = NULL;
+	}
 	return status;
 }
 
@@ -160,6 +242,21 @@ wants_help(int argc, char **argv)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Colour on stdout only for a terminal, unless NO_COLOR is set to a
+ * non-empty value (no-color.org: an empty NO_COLOR does not count);
+ * neither colour nor the escapes of progress lines for TERM=dumb.
+ */
+static void
+set_terminal(struct ctx *ctx)
+{
+	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+	bool escapes = !term || strcmp(term, "dumb");
+
+	ctx->color = isatty(1) && !(nc && *nc) && escapes;
+	ctx->progress = isatty(2) && escapes;
 }
 
 int
@@ -208,14 +305,14 @@ main(int argc, char **argv)
 		} else if (!strncmp(a, "--store=", 8)) {
 			ctx.store = a + 8;
 		} else {
-			fprintf(stderr, "ckpt: unknown option '%s'\n\n", a);
-			print_main_usage(stderr);
+			fprintf(stderr, "ckpt: unknown option '%s'\n"
+			    "hint: 'ckpt -h' lists the options\n", a);
 			return CKPT_EXIT_USAGE;
 		}
 	}
 	if (ctx.verbosity < 0)
 		ctx.verbosity = 0;
-	ctx.color = isatty(1) && !getenv("NO_COLOR");
+	set_terminal(&ctx);
 	if (i >= argc) {
 		print_main_usage(stderr);
 		return CKPT_EXIT_USAGE;

@@ -7,7 +7,12 @@
  *  1. Create cmd/<name>.c with a comment saying what the command does and
  *     the choices made, and "const struct cmd cmd_<name> = {...}".
  *     Everything else in it is static.  Parse options first thing with
- *     parse_options() so that -h and --completion-helper work.
+ *     parse_options() so that -h and --completion-helper work.  Say in
+ *     .flags what the dispatcher does for it (CMD_STORE and cmd_store(),
+ *     CMD_LOCK for ctx->lock_timeout_ms, CMD_JOBS for ctx->jobs) rather
+ *     than parsing those options again.  Exit statuses follow ckpt(1):
+ *     1 for a broken/unsafe/different input, 3 when the job could not be
+ *     done, the worst over several inputs (worse_exit()).
  *  2. Declare it below and add &cmd_<name> to commands[] in cmd/ckpt.c, in
  *     alphabetical order (tests/t0001 checks the order).
  *  3. The Makefile picks up every C file in cmd/ by itself.
@@ -46,8 +51,13 @@ struct ctx {
 	const char *store;	/* --store/-C, else $CKPT_STORE, else NULL */
 	int verbosity;		/* -q = 0, default 1, each -v adds one */
 	bool json;		/* --json */
-	bool color;		/* stdout is a tty and NO_COLOR is unset */
+	bool color;		/* stdout is a tty, NO_COLOR empty or unset,
+				 * TERM not "dumb" */
+	bool progress;		/* stderr is a tty and TERM is not "dumb" */
+	long lock_timeout_ms;	/* --lock-timeout (CMD_LOCK), default 60 s */
+	unsigned int jobs;	/* --jobs/-j (CMD_JOBS); 0: one per CPU */
 	const struct cmd *cmd;
+	struct ckpt_store *opened;	/* by cmd_store(); freed by main */
 };
 
 struct cmd {
@@ -57,7 +67,24 @@ struct cmd {
 	unsigned int flags;
 };
 
+/*
+ * What the dispatcher does for a command, so that no command repeats it:
+ * CMD_STORE: cmd_store() opens the store (-C, $CKPT_STORE, else the
+ * nearest enclosing one) on first use and main() closes it;
+ * CMD_CREATE_STORE: ... creating it when missing (save's first run);
+ * CMD_LOCK: the command takes the store lock, so parse_options() accepts
+ * --lock-timeout (one grammar: 30s, 2m, or plain seconds) into
+ * ctx->lock_timeout_ms, and warn_broken_lock() reports a stale lock;
+ * CMD_JOBS: parse_options() accepts -j/--jobs (1..1024) into ctx->jobs.
+ */
 #define CMD_HIDDEN	(1u << 0)	/* not listed by "ckpt help" */
+#define CMD_STORE	(1u << 1)
+#define CMD_CREATE_STORE (1u << 2)
+#define CMD_LOCK	(1u << 3)
+#define CMD_JOBS	(1u << 4)
+
+#define DEFAULT_LOCK_TIMEOUT_MS 60000L
+#define MAX_JOBS 1024
 
 extern const struct cmd cmd_diff, cmd_gc, cmd_init, cmd_inspect, cmd_keygen,
     cmd_latest, cmd_ls, cmd_pin, cmd_prune, cmd_save, cmd_sign, cmd_unpin,
@@ -80,8 +107,20 @@ void warning(const char *fmt, ...) PRINTF(1, 2);
 void info(const struct ctx *ctx, const char *fmt, ...) PRINTF(2, 3);
 /* Prints a library error as "ckpt: path: message (at byte N)". */
 void error_ckpt(const struct ckpt_error *err);
-/* Maps a library status to an exit code (format/IO/nomem -> 3, ...). */
+/*
+ * Maps a library status to an exit code: a refused or malformed request
+ * -> 2; anything else -> 3 (could not do the job: I/O, lock, memory, no
+ * such file or reference).
+ */
 int exit_code_for(int status);
+/*
+ * The same for a command whose job is to judge its input (inspect,
+ * verify): an input that was read but is broken, unsafe or over a limit
+ * (CKPT_ERR_FORMAT, _UNSAFE, _LIMIT) is its answer, 1, not a failure.
+ */
+int exit_code_for_input(int status);
+/* The worse of two exit codes: 3 > 1 > 0 (2 is decided before any work). */
+int worse_exit(int a, int b);
 NORETURN void die_ckpt(const struct ckpt_error *err);
 
 void *xmalloc(size_t n);
@@ -92,5 +131,8 @@ char *xasprintf(const char *fmt, ...) PRINTF(1, 2);
 
 /* Levenshtein distance, for "did you mean" hints. */
 size_t edit_distance(const char *a, const char *b);
+/* The candidate nearest to name (at most 2 edits, or a prefix), or NULL. */
+const char *closest_name(const char *name, const char *const *cands,
+    size_t n);
 
 #endif /* CKPT_CMD_H */

@@ -40,7 +40,6 @@ struct diff_opts {
 	double atol, rtol;
 	bool equal_nan, allow_missing, allow_extra, stat, no_digests;
 	long long top;
-	long long jobs;
 	const char *metric, *mode;
 	bool tolerance;
 };
@@ -582,8 +581,6 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 		    "rows of the changed-tensor table (default 20)"),
 		OPT_BOOL(0, "no-digests", &o.no_digests,
 		    "read the data even where manifest digests are equal"),
-		OPT_INT('j', "jobs", &o.jobs, "<n>",
-		    "threads (default: one per CPU)"),
 		OPT_STRING(0, "metric", &o.metric, "<name>",
 		    "the metric of RUN@best references"),
 		OPT_STRING(0, "mode", &o.mode, "min|max",
@@ -618,8 +615,6 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 		    "--atol and --rtol must be finite and non-negative");
 	if (o.top < 0)
 		usage_error(diff_usage, opts, "--top must be 0 or more");
-	if (o.jobs < 0 || o.jobs > 1024)
-		usage_error(diff_usage, opts, "--jobs must be 1..1024");
 
 	for (int i = 0; i < 2; i++) {
 		args[i] = argv[i];
@@ -634,7 +629,7 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 	dopt.cmp.atol = o.atol;
 	dopt.cmp.rtol = o.rtol;
 	dopt.cmp.equal_nan = o.equal_nan;
-	dopt.threads = (unsigned int)o.jobs;
+	dopt.threads = ctx->jobs;
 	progress_start(&pr, ctx, "comparing", 0);
 	dopt.progress = on_progress;
 	dopt.progress_data = &pr;
@@ -674,4 +669,5 @@ const struct cmd cmd_diff = {
 	.name = "diff",
 	.summary = "compare two checkpoints tensor by tensor",
 	.fn = cmd_diff_main,
+	.flags = CMD_JOBS,
 };

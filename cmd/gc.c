@@ -14,8 +14,6 @@
 #include "parse-options.h"
 #include "store.h"
 
-#include <limits.h>
-
 static const char *const gc_usage[] = {
 	"ckpt gc [options]",
 	NULL
@@ -30,7 +28,7 @@ kind_name(enum ckpt_gc_kind k)
 static int
 cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *older = NULL, *wait = "60";
+	const char *older = NULL;
 	bool dry_run = false, restore = false;
 	const struct opt opts[] = {
 		OPT_BOOL('n', "dry-run", &dry_run,
@@ -41,8 +39,6 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		OPT_STRING(0, "older-than", &older, "duration",
 		    "age of leftovers of crashed saves (default: ckpt.yaml, "
 		    "else 24h)"),
-		OPT_STRING(0, "lock-timeout", &wait, "sec",
-		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	struct ckpt_gc_opts go = { .older_than = -1 };
@@ -62,27 +58,17 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 			die_usage("--older-than: %s", err.message);
 		go.older_than = v;
 	}
-	if (ckpt_duration_parse(wait, &v, &err))
-		die_usage("--lock-timeout: %s", err.message);
-	go.lock_timeout_ms = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
+	go.lock_timeout_ms = ctx->lock_timeout_ms;
 	go.dry_run = dry_run;
 	go.restore = restore;
 
-	store = store_open(ctx, false);
+	store = cmd_store(ctx);
 	rc = ckpt_store_gc(store, &go, &rep, &err);
-	ckpt_store_free(store);
 	if (rc) {
 		error_ckpt(&err);
 		return exit_code_for(rc);
 	}
-	{
-		const struct ckpt_lock_holder *b =
-		    ckpt_gc_report_broken_lock(rep);
-
-		if (b && b->pid)
-			warning("broke a stale store lock of pid %ld on %s (%s)",
-			    b->pid, b->host, b->purpose);
-	}
+	warn_broken_lock(ckpt_gc_report_broken_lock(rep));
 	for (size_t i = 0; i < ckpt_gc_report_count(rep); i++) {
 		const struct ckpt_gc_item *it = ckpt_gc_report_item(rep, i);
 
@@ -167,4 +153,5 @@ const struct cmd cmd_gc = {
 	.name = "gc",
 	.summary = "empty the trash and remove leftovers of crashed saves",
 	.fn = cmd_gc_main,
+	.flags = CMD_STORE | CMD_LOCK,
 };

@@ -4,6 +4,11 @@
  * ckpt.yaml that shows the retention policy settings (all commented out,
  * so that a new store deletes nothing until someone decides).  Running it
  * on an existing store changes nothing and succeeds, as git init does.
+ *
+ * --preset hf writes the same template with verify.allow_globals set to
+ * the classes a stock Hugging Face Trainer pickles in training_args.bin
+ * (the arguments dataclass and its enums), each checked by
+ * ckpt_allow_global_check() first: a denylisted name never gets in.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -40,10 +45,59 @@ static const char default_policy[] =
 	"#   \"sweep-*\":\n"
 	"#     keep_last: 1\n";
 
+/* What a stock Trainer's training_args.bin references (transformers
+ * 4.x: the dataclass, its enums, and its accelerator config). */
+static const char *const hf_trainer_globals[] = {
+	"transformers.training_args.TrainingArguments",
+	"transformers.training_args.OptimizerNames",
+	"transformers.training_args.IntervalStrategy",
+	"transformers.trainer_utils.IntervalStrategy",
+	"transformers.trainer_utils.SaveStrategy",
+	"transformers.trainer_utils.SchedulerType",
+	"transformers.trainer_utils.HubStrategy",
+	"transformers.trainer_utils.FSDPOption",
+	"transformers.debug_utils.DebugOption",
+	"transformers.trainer_pt_utils.AcceleratorConfig",
+};
+
+/* The default template with the Trainer's allowlist set, not commented. */
+static char *
+hf_policy(void)
+{
+	const char *marker = "# verify:";
+	const char *at = strstr(default_policy, marker);
+	const char *after = strstr(at, "# default:");
+	char *list = xstrdup(""), *out;
+
+	for (size_t i = 0; i < sizeof(hf_trainer_globals) /
+	    sizeof(hf_trainer_globals[0]); i++) {
+		struct ckpt_error e;
+		char *t;
+
+		ckpt_error_clear(&e);
+		if (ckpt_allow_global_check(hf_trainer_globals[i], &e))
+			die("preset hf: %s: %s", hf_trainer_globals[i],
+			    e.message);
+		t = xasprintf("%s    - %s\n", list, hf_trainer_globals[i]);
+		free(list);
+		list = t;
+	}
+	out = xasprintf("%.*sverify:                     # a Hugging Face "
+	    "Trainer's training_args.bin\n  allow_globals:\n%s%s",
+	    (int)(at - default_policy), default_policy, list, after);
+	free(list);
+	return out;
+}
+
 static int
 cmd_init_main(int argc, char **argv, struct ctx *ctx)
 {
+	const char *preset = NULL;
+	char *policy = NULL;
 	const struct opt opts[] = {
+		OPT_STRING(0, "preset", &preset, "hf", "hf: admit the classes "
+		    "a stock Hugging Face Trainer pickles (verify."
+		    "allow_globals)"),
 		OPT_END()
 	};
 	struct ckpt_store *s;
@@ -56,15 +110,27 @@ cmd_init_main(int argc, char **argv, struct ctx *ctx)
 	if (n > 1)
 		usage_error(init_usage, opts, "init takes at most one "
 		    "directory");
+	if (preset && strcmp(preset, "hf"))
+		usage_error(init_usage, opts, "--preset: '%s' is not a preset "
+		    "(there is one: hf)", preset);
+	if (preset)
+		policy = hf_policy();
 	dir = n ? argv[0] : ctx->store ? ctx->store : ".";
 	ckpt_error_clear(&err);
-	if (ckpt_store_init(dir, default_policy, &created, &s, &err)) {
+	if (ckpt_store_init(dir, policy ? policy : default_policy, &created,
+	    &s, &err)) {
 		if (err.code == CKPT_ERR_UNSUPPORTED) {	/* s3://... */
 			error_ckpt(&err);
+			free(policy);
 			return CKPT_EXIT_USAGE;
 		}
 		die_ckpt(&err);
 	}
+	if (preset && !created)
+		warning("%s exists already: its ckpt.yaml is unchanged; add "
+		    "the verify.allow_globals of 'ckpt init --preset hf' by "
+		    "hand", ckpt_store_root(s));
+	free(policy);
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
 

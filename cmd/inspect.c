@@ -19,10 +19,16 @@
  *    (ckpt_tensor_stats_many): tensors split into pieces on every core,
  *    merged in a fixed order, so the numbers do not depend on the thread
  *    count.
- *  - Exit 3 when a file cannot be read at all, or when a file that should
- *    hold weights is not in any known format (a Git LFS pointer, an HTML
- *    page, an empty file): the error names the file, the problem and the
- *    byte offset.  With --json nothing is printed on stdout then.
+ *  - Exit statuses as every command has them (ckpt(1)): 1 when the input
+ *    was read but is broken, unsafe or not what it claims (an error
+ *    finding such as a posix.system pickle global or a bad CRC; a
+ *    truncated file; a Git LFS pointer, an HTML page or an empty file
+ *    where weights were expected), 3 only when ckpt could not do its job
+ *    (no such file or reference, permission denied, I/O error).  The error
+ *    names the file, the problem and the byte offset.  Several arguments:
+ *    each is reported, the worst status wins, and --json is still one
+ *    complete document (an argument that could not be opened has an
+ *    "error" entry).
  *  - With several arguments, --json prints {"schema": 1, "checkpoints":
  *    [...]}; with one, that checkpoint's object itself.
  */
@@ -34,6 +40,7 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const inspect_usage[] = {
@@ -42,7 +49,8 @@ static const char *const inspect_usage[] = {
 };
 
 struct inspect_opts {
-	struct strlist filters;
+	struct strlist filters, allow;
+	bool manifest;
 	bool no_tensors;
 	bool stats;
 	long long depth;
@@ -307,7 +315,7 @@ special_tag(json_t *v)
 {
 	static const char *const tags[] = { "$tensor", "$ndarray", "$bytes",
 		"$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
-		"$cycle", "$truncated", "$global", "$object" };
+		"$cycle", "$truncated", "$shared", "$global", "$object" };
 
 	if (!json_is_object(v))
 		return NULL;
@@ -364,6 +372,8 @@ print_special(const char *tag, json_t *v, int indent, long long depth)
 		printf(" (sparse tensor)\n");
 	} else if (!strcmp(tag, "$cycle") || !strcmp(tag, "$truncated")) {
 		printf(" (%s)\n", tag + 1);
+	} else if (!strcmp(tag, "$shared")) {
+		printf(" (shared: the same object as shown above)\n");
 	} else {
 		const char *k;
 		json_t *c;
@@ -453,14 +463,57 @@ struct dtype_total {
 	uint64_t tensors, params, bytes;
 };
 
+/*
+ * What a tensor of a training checkpoint is for: model weights, optimizer
+ * state (Adam's two moments are twice the model again), or the rest
+ * (scheduler, scaler, RNG state).  Told by the file name (a Trainer's
+ * optimizer.pt, scheduler.pt, rng_state.pth) and by the first name
+ * component inside a single-file training checkpoint ("optimizer.state.
+ * 0.exp_avg" beside "model.fc.weight").
+ */
+enum role { ROLE_MODEL, ROLE_OPTIMIZER, ROLE_OTHER, ROLE_COUNT };
+
+static const char *const role_names[ROLE_COUNT] = { "model", "optimizer",
+	"other" };
+
+static enum role
+tensor_role(const char *file, const char *name)
+{
+	static const char *const other[] = { "scheduler", "lr_scheduler",
+		"scaler", "rng", "rng_state", "grad_scaler" };
+	const char *base = file ? strrchr(file, '/') : NULL;
+	size_t n = name ? strcspn(name, ".") : 0;
+
+	base = base ? base + 1 : file ? file : "";
+	if (strstr(base, "optim"))
+		return ROLE_OPTIMIZER;
+	if (strstr(base, "scheduler") || strstr(base, "rng_state") ||
+	    strstr(base, "scaler"))
+		return ROLE_OTHER;
+	if (n && name[n] == '.') {
+		if (n >= 5 && memmem(name, n, "optim", 5))
+			return ROLE_OPTIMIZER;
+		for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+			if (strlen(other[i]) == n && !strncmp(name, other[i], n))
+				return ROLE_OTHER;
+	}
+	return ROLE_MODEL;
+}
+
 struct totals {
 	uint64_t tensors, params, bytes;
 	struct dtype_total by[CKPT_DTYPE_COUNT];
+	struct dtype_total role[ROLE_COUNT];
 };
 
 static void
-count_tensor(struct totals *tot, const struct ckpt_tensor *t)
+count_tensor(struct totals *tot, const char *file, const struct ckpt_tensor *t)
 {
+	enum role r = tensor_role(file, t->name);
+
+	tot->role[r].tensors++;
+	tot->role[r].params += t->numel;
+	tot->role[r].bytes += t->nbytes;
 	tot->tensors++;
 	tot->params += t->numel;
 	tot->bytes += t->nbytes;
@@ -585,10 +638,25 @@ print_total_line(const char *label, const struct totals *tot)
 {
 	char p[32], b[32];
 
-	printf("%s: %llu tensor%s, %s parameter%s, %s\n", label,
+	printf("%s: %llu tensor%s, %s parameter%s, %s", label,
 	    (unsigned long long)tot->tensors, tot->tensors == 1 ? "" : "s",
 	    human_count(tot->params, p, sizeof(p)), tot->params == 1 ? "" :
 	    "s", human_size(tot->bytes, b, sizeof(b)));
+	/* A training checkpoint: say how much of it is the model. */
+	if (tot->role[ROLE_MODEL].params != tot->params) {
+		const char *sep = " (";
+
+		for (int r = 0; r < ROLE_COUNT; r++) {
+			if (!tot->role[r].params)
+				continue;
+			printf("%s%s %s", sep, human_count(tot->role[r].params,
+			    p, sizeof(p)), r == ROLE_MODEL ? "model" :
+			    r == ROLE_OPTIMIZER ? "optimizer state" : "other");
+			sep = ", ";
+		}
+		putchar(')');
+	}
+	putchar('\n');
 }
 
 static void print_dcp_chunks(const struct ctx *ctx, json_t *doc,
@@ -611,8 +679,8 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
 
 		if (selected(o, t)) {
-			count_tensor(&tot, t);
-			count_tensor(all, t);
+			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
+			count_tensor(all, ckpt_checkpoint_file_name(c, i), t);
 		}
 	}
 	printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -765,11 +833,85 @@ checkpoint_size(const struct ckpt_checkpoint *c)
 	return n;
 }
 
+#define MANIFEST_NAME "ckpt-manifest.json"
+
+/*
+ * A committed checkpoint's manifest as the short "checkpoint" block: what
+ * a person asks first (which run and step, when, how good, validated,
+ * signed), not its 150-line metadata tree (--manifest shows that).
+ * NULL when dir holds no readable manifest.
+ */
+static json_t *
+checkpoint_block(const struct ckpt_checkpoint *c)
+{
+	struct ckpt_manifest *m;
+	json_t *doc, *b, *v;
+	char *sig;
+	struct stat st;
+
+	if (!ckpt_checkpoint_is_directory(c) || ckpt_manifest_read(
+	    ckpt_checkpoint_path(c), &m, NULL))
+		return NULL;
+	doc = json_loads(ckpt_manifest_json(m), 0, NULL);
+	b = json_object();
+	json_object_set_new(b, "run", json_string(ckpt_manifest_run(m)));
+	json_object_set_new(b, "step", json_integer(ckpt_manifest_step(m)));
+	v = json_object_get(doc, "created");
+	json_object_set(b, "created", v ? v : json_null());
+	v = json_object_get(doc, "metrics");
+	json_object_set(b, "metrics", v ? v : json_object());
+	v = json_object_get(json_object_get(doc, "validation"), "result");
+	json_object_set(b, "validation", v ? v : json_null());
+	json_object_set_new(b, "manifest", json_string(ckpt_manifest_digest(
+	    m)));
+	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c), MANIFEST_NAME);
+	json_object_set_new(b, "signed", json_boolean(!stat(sig, &st)));
+	free(sig);
+	json_decref(doc);
+	ckpt_manifest_free(m);
+	return b;
+}
+
+static void
+print_checkpoint_block(json_t *b)
+{
+	const char *k;
+	json_t *v;
+	bool first = true;
+
+	printf("checkpoint:\n");
+	printf("  run:        %s\n", json_string_value(json_object_get(b,
+	    "run")));
+	printf("  step:       %lld\n", (long long)json_integer_value(
+	    json_object_get(b, "step")));
+	if (json_string_value(json_object_get(b, "created")))
+		printf("  created:    %s\n", json_string_value(
+		    json_object_get(b, "created")));
+	printf("  metrics:   ");
+	json_object_foreach(json_object_get(b, "metrics"), k, v) {
+		if (json_is_number(v))
+			printf(" %s=%.6g", k, json_number_value(v));
+		else
+			printf(" %s=-", k);
+		first = false;
+	}
+	printf("%s\n", first ? " (none)" : "");
+	printf("  validation: %s\n", json_string_value(json_object_get(b,
+	    "validation")) ? json_string_value(json_object_get(b,
+	    "validation")) : "(not recorded)");
+	printf("  signature:  %s\n", json_is_true(json_object_get(b,
+	    "signed")) ? MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
+	    "none");
+	printf("  manifest:   %s (--manifest shows it whole)\n",
+	    json_string_value(json_object_get(b, "manifest")));
+}
+
 static void
 print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
     const struct inspect_opts *o, const struct tensor_result *res,
     size_t nres)
 {
+	json_t *block = checkpoint_block(c);
 	size_t nfiles = ckpt_checkpoint_file_count(c);
 	struct totals all = { 0 };
 	char sz[32];
@@ -782,10 +924,24 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	printf("kind:    %s\n", ckpt_checkpoint_kind(c));
 	printf("files:   %zu, %s\n", nfiles, human_size(checkpoint_size(c), sz,
 	    sizeof(sz)));
+	if (block) {
+		printf("\n");
+		print_checkpoint_block(block);
+		json_decref(block);
+	}
 	for (size_t i = 0; i < nfiles; i++) {
 		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
 
 		printf("\n");
+		if (block && !o->manifest && (!strcmp(
+		    ckpt_checkpoint_file_name(c, i), MANIFEST_NAME) ||
+		    !strcmp(ckpt_checkpoint_file_name(c, i),
+		    "ckpt-summary.json"))) {
+			printf("file:    %s (ckpt's record: see checkpoint "
+			    "above; --manifest shows it)\n",
+			    ckpt_checkpoint_file_name(c, i));
+			continue;
+		}
 		if (e) {
 			/* also on stderr, where scripts look */
 			printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -882,6 +1038,19 @@ json_totals(const struct totals *tot)
 		json_object_set_new(by, ckpt_dtype_name(d), e);
 	}
 	json_object_set_new(j, "by_dtype", by);
+	by = json_object();
+	for (int r = 0; r < ROLE_COUNT; r++) {
+		json_t *e = json_object();
+
+		json_object_set_new(e, "tensors", json_u64(tot->role[r].tensors));
+		json_object_set_new(e, "parameters",
+		    json_u64(tot->role[r].params));
+		json_object_set_new(e, "bytes", json_u64(tot->role[r].bytes));
+		json_object_set_new(by, role_names[r], e);
+	}
+	json_object_set_new(j, "by_role", by);
+	json_object_set_new(j, "model_parameters",
+	    json_u64(tot->role[ROLE_MODEL].params));
 	return j;
 }
 
@@ -964,8 +1133,8 @@ json_checkpoint(const struct ckpt_checkpoint *c,
 
 			if (!selected(o, t))
 				continue;
-			count_tensor(&tot, t);
-			count_tensor(&all, t);
+			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
+			count_tensor(&all, ckpt_checkpoint_file_name(c, i), t);
 			if (!o->no_tensors)
 				json_array_append_new(ts, json_tensor(t, o,
 				    res, nres));
@@ -1000,6 +1169,12 @@ json_checkpoint(const struct ckpt_checkpoint *c,
 		    json_finding(ckpt_checkpoint_finding(c, k)));
 	json_object_set_new(j, "findings", fnd);
 	json_object_set_new(j, "totals", json_totals(&all));
+	{
+		json_t *b = checkpoint_block(c);
+
+		if (b)
+			json_object_set_new(j, "checkpoint", b);
+	}
 	return j;
 }
 
@@ -1026,12 +1201,15 @@ weights_name(const char *name)
 /*
  * Reports the files that cannot be read: those the readers refused, and
  * unrecognised ones where weights were expected (the argument itself, or a
- * weights file name inside a directory).  Returns how many.
+ * weights file name inside a directory).  Returns the worst exit status:
+ * 1 for a file that was read but is broken or not what it claims to be (a
+ * truncated file, a Git LFS pointer, an HTML page, an empty file), 3 for
+ * one that could not be read at all.
  */
-static size_t
+static int
 report_unreadable(const struct ckpt_checkpoint *c, bool single)
 {
-	size_t bad = 0;
+	int status = CKPT_EXIT_OK;
 
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
 		const struct ckpt_error *e = ckpt_checkpoint_file_error(c, i);
@@ -1039,7 +1217,8 @@ report_unreadable(const struct ckpt_checkpoint *c, bool single)
 
 		if (e) {
 			error_ckpt(e);
-			bad++;
+			status = worse_exit(status,
+			    exit_code_for_input(e->code));
 		} else if (f && ckpt_file_format(f) == CKPT_FORMAT_UNKNOWN &&
 		    (single || weights_name(ckpt_checkpoint_file_name(c, i)))) {
 			const struct ckpt_finding *fd = NULL;
@@ -1050,10 +1229,111 @@ report_unreadable(const struct ckpt_checkpoint *c, bool single)
 					fd = ckpt_file_finding(f, k);
 			error("%s: %s", ckpt_file_path(f), fd ? fd->message :
 			    "unrecognised format");
-			bad++;
+			status = worse_exit(status, CKPT_EXIT_FINDING);
 		}
 	}
-	return bad;
+	return status;
+}
+
+/* 1 when any finding is an error (an unsafe pickle global, a bad CRC, a
+ * weight_map naming a missing shard), else 0. */
+static int
+findings_status(const struct ckpt_checkpoint *c)
+{
+	for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
+		if (ckpt_checkpoint_finding(c, k)->severity >= CKPT_SEV_ERROR)
+			return CKPT_EXIT_FINDING;
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		for (size_t k = 0; f && k < ckpt_file_finding_count(f); k++)
+			if (ckpt_file_finding(f, k)->severity >=
+			    CKPT_SEV_ERROR)
+				return CKPT_EXIT_FINDING;
+	}
+	return CKPT_EXIT_OK;
+}
+
+/*
+ * Opens path as verify would judge it: the pickle globals admitted are
+ * --allow-global's and those of verify.allow_globals in the ckpt.yaml of
+ * the checkpoint's own store (the store a reference was resolved in, else
+ * the store enclosing the path, never $CKPT_STORE's for a path outside
+ * it).  A ckpt.yaml that does not load admits nothing more; a warning
+ * says so.
+ */
+static int
+open_checkpoint(const char *path, const char *store_root,
+    const struct strlist *own, struct ckpt_checkpoint **c,
+    struct ckpt_error *err)
+{
+	struct ckpt_open_options oo = { 0 };
+	struct ckpt_policy_config *cfg = NULL;
+	struct ckpt_store *owner = NULL;
+	const char *const *extra = NULL;
+	const char **all;
+	size_t nextra = 0, n = 0;
+	int rc;
+
+	if (!store_root && !ckpt_store_find(path, &owner, NULL))
+		store_root = ckpt_store_root(owner);
+	if (store_root) {
+		char *yaml = xasprintf("%s/ckpt.yaml", store_root);
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_policy_config_load(yaml, &cfg, &e))
+			warning("%s: %s; its verify.allow_globals are not "
+			    "applied", yaml, e.message);
+		else
+			extra = ckpt_policy_config_allow_globals(cfg, &nextra);
+		free(yaml);
+	}
+	all = xcalloc(own->n + nextra + 1, sizeof(*all));
+	for (size_t i = 0; i < own->n; i++)
+		all[n++] = own->items[i];
+	for (size_t i = 0; i < nextra; i++)
+		all[n++] = extra[i];
+	oo.allow_globals = all;
+	oo.nallow_globals = n;
+	rc = ckpt_checkpoint_open_ex(path, &oo, c, err);
+	free(all);
+	if (cfg)
+		ckpt_policy_config_free(cfg);
+	ckpt_store_free(owner);
+	return rc;
+}
+
+/* How many tensors of c --filter selects. */
+static size_t
+count_selected(const struct ckpt_checkpoint *c, const struct inspect_opts *o)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ckpt_checkpoint_file_count(c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+
+		for (size_t k = 0; f && k < ckpt_file_tensor_count(f); k++)
+			n += selected(o, ckpt_file_tensor(f, k));
+	}
+	return n;
+}
+
+/* The --json entry of an argument that could not be opened or resolved. */
+static json_t *
+json_unopened(const char *arg, const struct ckpt_error *e, int status)
+{
+	json_t *j = json_object(), *err = json_object();
+
+	json_object_set_new(j, "path", json_string(arg));
+	json_object_set_new(err, "message", json_string(e && e->message[0] ?
+	    e->message : e ? ckpt_strerror(e->code) :
+	    "no such checkpoint or reference"));
+	json_object_set_new(err, "offset", e && e->offset >= 0 ?
+	    json_integer(e->offset) : json_null());
+	json_object_set_new(j, "error", err);
+	json_object_set_new(j, "exit_status", json_integer(status));
+	return j;
 }
 
 /* ---------------------------------------------------------------- */
@@ -1071,12 +1351,15 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "show metadata trees <n> levels deep (default 4)"),
 		OPT_BOOL(0, "stats", &o.stats,
 		    "read the data: min, max, mean, std, NaN/Inf/zero counts"),
-		OPT_INT(0, "threads", &o.threads, "<n>",
-		    "worker threads for --stats (default: one per core)"),
 		OPT_STRING(0, "metric", &o.metric, "<name>",
 		    "the metric of RUN@best references"),
 		OPT_STRING(0, "mode", &o.mode, "min|max",
 		    "RUN@best: the lowest (default) or highest metric"),
+		OPT_BOOL(0, "manifest", &o.manifest, "a store checkpoint: "
+		    "print its manifest whole, not the short block"),
+		OPT_STRING_LIST(0, "allow-global", &o.allow, "name",
+		    "admit this pickle global, as verify does: module.name or "
+		    "module.* (repeatable)"),
 		OPT_END()
 	};
 	json_t *out = NULL, *list = NULL;
@@ -1090,11 +1373,23 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(inspect_usage, opts, "no checkpoint given");
 	if (o.depth < 1)
 		usage_error(inspect_usage, opts, "--depth must be at least 1");
-	if (o.threads < 0 || o.threads > 1024)
-		usage_error(inspect_usage, opts, "--threads must be 1..1024");
+	/* The statistics are per tensor: with no tensor table they would
+	 * be computed for nothing, and silently so. */
+	if (o.stats && o.no_tensors)
+		usage_error(inspect_usage, opts, "--stats shows each tensor's "
+		    "statistics; it cannot go with --no-tensors");
+	o.threads = ctx->jobs;
 	for (size_t i = 0; i < o.filters.n; i++)
 		if (!*o.filters.items[i])
 			usage_error(inspect_usage, opts, "empty --filter");
+	for (size_t i = 0; i < o.allow.n; i++) {
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_allow_global_check(o.allow.items[i], &e))
+			usage_error(inspect_usage, opts, "--allow-global: %s",
+			    e.message);
+	}
 	if (ctx->json && nargs > 1)
 		list = json_array();
 
@@ -1105,50 +1400,60 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		size_t nres = 0;
 		struct ckpt_error err;
 		struct ckpt_ref ref;
-		bool single, bad;
+		bool single;
+		int one, unreadable;
 		char *path;
+		json_t *j = NULL;
 
 		/* A path that exists wins over a reference of the same
-		 * spelling; an unknown reference exits 2. */
-		path = resolve_checkpoint_arg(ctx, &store, argv[a], o.metric,
-		    mode, &ref);
+		 * spelling.  Every argument is reported, whatever happened
+		 * to the others; the worst status is the exit status. */
+		one = resolve_checkpoint(ctx, &store, argv[a], o.metric, mode,
+		    &ref, &path);
 		ckpt_error_clear(&err);
-		if (ckpt_checkpoint_open(path, 0, &c, &err)) {
+		if (!one && open_checkpoint(path, ref.path ?
+		    ckpt_store_root(store) : NULL, &o.allow, &c, &err)) {
 			error_ckpt(&err);
-			status = exit_code_for(err.code) == CKPT_EXIT_USAGE ?
-			    CKPT_EXIT_ERROR : exit_code_for(err.code);
-			ckpt_ref_release(&ref);
-			free(path);
-			continue;
+			one = exit_code_for_input(err.code);
+			if (one == CKPT_EXIT_USAGE)
+				one = CKPT_EXIT_ERROR;
+		} else if (!one) {
+			single = !ckpt_checkpoint_is_directory(c);
+			unreadable = report_unreadable(c, single);
+			one = worse_exit(unreadable, findings_status(c));
+			/* A valid query with no answer: 0, and said. */
+			if (ctx->json && o.filters.n &&
+			    !count_selected(c, &o))
+				info(ctx, "%s: no tensor matches --filter",
+				    argv[a]);
+			if (o.stats && compute_stats(c, &o, &res, &nres))
+				one = worse_exit(one, CKPT_EXIT_ERROR);
+			if (ctx->json) {
+				j = json_checkpoint(c, &o, res, nres);
+				if (ref.path)
+					json_object_set_new(j, "ref",
+					    json_string(argv[a]));
+				json_object_set_new(j, "exit_status",
+				    json_integer(one));
+			} else if (!(single && unreadable)) {
+				if (a)
+					putchar('\n');
+				if (ref.path)
+					printf("ref:     %s\n", argv[a]);
+				print_human(ctx, c, &o, res, nres);
+			}
+			for (size_t i = 0; i < nres; i++)
+				free(res[i].error);
+			free(res);
+			ckpt_checkpoint_free(c);
 		}
-		single = !ckpt_checkpoint_is_directory(c);
-		bad = report_unreadable(c, single) > 0;
-		if (bad)
-			status = CKPT_EXIT_ERROR;
-		if (o.stats && compute_stats(c, &o, &res, &nres))
-			status = CKPT_EXIT_ERROR;
-		if (ctx->json) {
-			json_t *j = json_checkpoint(c, &o, res, nres);
-
-			if (ref.path)
-				json_object_set_new(j, "ref",
-				    json_string(argv[a]));
-
-			if (list)
-				json_array_append_new(list, j);
-			else
-				out = j;
-		} else if (!(single && bad)) {
-			if (a)
-				putchar('\n');
-			if (ref.path)
-				printf("ref:     %s\n", argv[a]);
-			print_human(ctx, c, &o, res, nres);
-		}
-		for (size_t i = 0; i < nres; i++)
-			free(res[i].error);
-		free(res);
-		ckpt_checkpoint_free(c);
+		if (ctx->json && !j)
+			j = json_unopened(argv[a], err.code ? &err : NULL, one);
+		if (j && list)
+			json_array_append_new(list, j);
+		else if (j)
+			out = j;
+		status = worse_exit(status, one);
 		ckpt_ref_release(&ref);
 		free(path);
 	}
@@ -1166,13 +1471,12 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 				json_object_set(doc, k, v);
 			json_decref(out);
 		}
-		/* Nothing on stdout when the input could not be read. */
-		if (status == CKPT_EXIT_OK)
-			json_doc_print(doc);
-		else
-			json_decref(doc);
+		/* One complete document whatever the status: every
+		 * argument has its entry, with its own exit_status. */
+		json_doc_print(doc);
 	}
 	strlist_release(&o.filters);
+	strlist_release(&o.allow);
 	return status;
 }
 
@@ -1180,4 +1484,5 @@ const struct cmd cmd_inspect = {
 	.name = "inspect",
 	.summary = "describe a checkpoint's files, tensors and metadata",
 	.fn = cmd_inspect_main,
+	.flags = CMD_JOBS,
 };

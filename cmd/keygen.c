@@ -33,6 +33,7 @@ default_prefix(void)
 	char *dir;
 
 	if (cfg && *cfg == '/') {
+		mkdir(cfg, 0700);	/* as ~/.config below, when missing */
 		dir = xasprintf("%s/ckpt", cfg);
 	} else if (home && *home == '/') {
 		char *c = xasprintf("%s/.config", home);
@@ -93,7 +94,8 @@ install_in_store(const char *store, const char *pub, const char *keyid)
 static int
 cmd_keygen_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *prefix = NULL, *passfile = NULL;
+	const char *prefix = NULL;
+	struct passphrase_src src = { .fd = -1 };
 	bool nopass = false;
 	char *pre, *pub, *sec, *pass = NULL, *installed = NULL;
 	char keyid[CKPT_KEYID_HEX];
@@ -104,9 +106,13 @@ cmd_keygen_main(int argc, char **argv, struct ctx *ctx)
 		OPT_STRING('o', "output", &prefix, "prefix", "write "
 		    "PREFIX.pub and PREFIX.key (default "
 		    "~/.config/ckpt/ckpt)"),
-		OPT_STRING(0, "passphrase-file", &passfile, "file",
+		OPT_STRING(0, "passphrase-file", &src.file, "file",
 		    "read the passphrase from the first line of file "
-		    "(- for stdin)"),
+		    "(- for stdin; mode 0600)"),
+		OPT_INT(0, "passphrase-fd", &src.fd, "n",
+		    "read the passphrase from file descriptor n (for CI)"),
+		OPT_BOOL(0, "insecure-permissions", &src.insecure,
+		    "accept a passphrase file that others can read"),
 		OPT_BOOL(0, "no-passphrase", &nopass, "leave the secret key "
 		    "unencrypted"),
 		OPT_END()
@@ -114,13 +120,20 @@ cmd_keygen_main(int argc, char **argv, struct ctx *ctx)
 
 	if (parse_options(argc, argv, ctx, opts, keygen_usage))
 		usage_error(keygen_usage, opts, "keygen takes no arguments");
-	die_for_incompatible_opts(passfile != NULL, "--passphrase-file",
+	die_for_incompatible_opts(src.file != NULL, "--passphrase-file",
 	    nopass, "--no-passphrase");
+	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd", nopass,
+	    "--no-passphrase");
+	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd",
+	    src.file != NULL, "--passphrase-file");
+	if (src.fd < -1)
+		usage_error(keygen_usage, opts, "--passphrase-fd wants a "
+		    "descriptor number");
 	pre = prefix ? xstrdup(prefix) : default_prefix();
 	pub = xasprintf("%s.pub", pre);
 	sec = xasprintf("%s.key", pre);
 	if (!nopass)
-		pass = passphrase_read(passfile, "Passphrase for the new "
+		pass = passphrase_read(&src, "Passphrase for the new "
 		    "secret key: ", true, &passlen);
 	ckpt_error_clear(&e);
 	rc = ckpt_keygen(pub, sec, pass, passlen, keyid, &e);

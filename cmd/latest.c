@@ -8,14 +8,18 @@
  * matches is printed (ckpt_verify(), as "ckpt verify" checks: files
  * against the manifest, structure, safety), so a job never resumes from
  * a damaged checkpoint.
- * Exit 1 when there is none.
+ *
+ * A resuming job must tell "nothing to resume, start fresh" from "there
+ * is something, but none of it is usable": the first prints nothing and
+ * exits 0 (also before the first save has created the store), the second
+ * exits 1, so that the job stops instead of silently restarting from
+ * scratch.  The idiom is in ckpt-latest(1) and the README.
  */
 #include "ckpt.h"
 #include "output.h"
 #include "parse-options.h"
 #include "store.h"
 
-#include <sys/stat.h>
 
 static const char *const latest_usage[] = {
 	"ckpt latest [options] --run run",
@@ -27,18 +31,41 @@ static const char *const latest_usage[] = {
  * against the manifest, structure, safety).  Returns true when it is
  * clean; *why names the first problem otherwise.
  */
+static void
+on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+
+	if (!p->total && total)
+		p->total = total;
+	progress_update(p, done);
+}
+
 static bool
-checkpoint_verifies(struct ckpt_store *s, const char *dir, char **why)
+checkpoint_verifies(const struct ctx *ctx, struct ckpt_store *s,
+    const struct ckpt_entry *e, bool fast, char **why)
 {
 	struct ckpt_verify_options vo;
 	struct ckpt_report *r;
 	struct ckpt_error err;
+	struct progress pr;
+	char label[300];
 	bool ok;
+	int rc;
 
 	memset(&vo, 0, sizeof(vo));
 	vo.store = ckpt_store_root(s);
+	vo.threads = ctx->jobs;
+	vo.flags = fast ? CKPT_VERIFY_FAST : 0;
+	snprintf(label, sizeof(label), "verifying %s@%lld", e->run,
+	    (long long)e->step);
+	progress_start(&pr, ctx, label, 0);
+	vo.progress = on_progress;
+	vo.progress_arg = &pr;
 	ckpt_error_clear(&err);
-	if (ckpt_verify(dir, &vo, &r, &err)) {
+	rc = ckpt_verify(e->path, &vo, &r, &err);
+	progress_stop(&pr);
+	if (rc) {
 		*why = xasprintf("%s", err.message);
 		return false;
 	}
@@ -70,42 +97,92 @@ checkpoint_verifies(struct ckpt_store *s, const char *dir, char **why)
 	return ok;
 }
 
+/* The answer under --json: path and step are null when there is none. */
+static void
+print_json(const char *run, const struct ckpt_entry *found, size_t total,
+    size_t skipped, bool verified)
+{
+	json_t *doc = json_doc_new();
+
+	json_object_set_new(doc, "run", json_string(run));
+	json_object_set_new(doc, "step", found ? json_integer(found->step) :
+	    json_null());
+	json_object_set_new(doc, "path", found ? json_string(found->path) :
+	    json_null());
+	json_object_set_new(doc, "verified", json_boolean(verified));
+	json_object_set_new(doc, "checkpoints", json_integer(
+	    (json_int_t)total));
+	json_object_set_new(doc, "skipped", json_integer((json_int_t)skipped));
+	json_doc_print(doc);
+}
+
+/* Nothing to resume: no output on stdout, exit 0. */
+static int
+start_fresh(const struct ctx *ctx, const char *run, const char *why)
+{
+	if (ctx->json)
+		print_json(run, NULL, 0, 0, false);
+	if (ctx->verbosity)
+		fprintf(stderr, "ckpt: run '%s' has no checkpoint yet%s; "
+		    "nothing to resume\n", run, why);
+	return CKPT_EXIT_OK;
+}
+
 static int
 cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *run = NULL;
-	bool verified = false;
+	bool verified = false, fast = false;
 	const struct opt opts[] = {
 		OPT_STRING('r', "run", &run, "run", "the run (required)"),
 		OPT_BOOL(0, "verified", &verified,
-		    "newest checkpoint whose files match its manifest"),
+		    "newest checkpoint that verifies (files, structure, "
+		    "safety)"),
+		OPT_BOOL(0, "fast", &fast, "with --verified: sizes and "
+		    "cached digests, as verify --fast"),
 		OPT_END()
 	};
 	const struct ckpt_entry *found = NULL;
 	struct ckpt_store *s;
 	struct ckpt_list *l;
 	struct ckpt_error err;
-	size_t skipped = 0;
+	size_t skipped = 0, total;
+	int status;
 
 	if (parse_options(argc, argv, ctx, opts, latest_usage))
 		usage_error(latest_usage, opts, "latest takes no arguments");
 	if (!run)
 		usage_error(latest_usage, opts, "--run is required");
+	if (fast && !verified)
+		usage_error(latest_usage, opts, "--fast goes with --verified");
 	ckpt_error_clear(&err);
 	if (ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
 		return CKPT_EXIT_USAGE;
 	}
-	s = store_open(ctx, false);
+	if (store_not_created_yet(ctx))
+		return start_fresh(ctx, run, " (the store does not exist "
+		    "yet)");
+	s = cmd_store(ctx);
 	if (ckpt_store_list(s, run, 0, &l, &err))
 		die_ckpt(&err);
-	for (size_t i = ckpt_list_count(l); i-- > 0;) {
+	total = ckpt_list_count(l);
+	if (!total) {
+		ckpt_list_free(l);
+		return start_fresh(ctx, run, "");
+	}
+	for (size_t i = total; i-- > 0;) {
 		const struct ckpt_entry *e = ckpt_list_entry(l, i);
 		char *why = NULL;
 
-		if (e->failed)
+		if (e->failed) {
+			warning("%s@%lld is marked failed (its load test or "
+			    "validation failed); trying an older one", e->run,
+			    (long long)e->step);
+			skipped++;
 			continue;
-		if (verified && !checkpoint_verifies(s, e->path, &why)) {
+		}
+		if (verified && !checkpoint_verifies(ctx, s, e, fast, &why)) {
 			warning("%s@%lld does not verify (%s); trying an older "
 			    "one", e->run, (long long)e->step, why);
 			free(why);
@@ -115,34 +192,23 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 		found = e;
 		break;
 	}
-	if (!found) {
-		if (ctx->verbosity)
-			fprintf(stderr, "ckpt: run '%s' has no committed%s "
-			    "checkpoint\n", run, verified ? ", verified" : "");
-		ckpt_list_free(l);
-		ckpt_store_free(s);
-		return CKPT_EXIT_FINDING;
-	}
-	if (ctx->json) {
-		json_t *doc = json_doc_new();
-
-		json_object_set_new(doc, "run", json_string(found->run));
-		json_object_set_new(doc, "step", json_integer(found->step));
-		json_object_set_new(doc, "path", json_string(found->path));
-		json_object_set_new(doc, "verified", json_boolean(verified));
-		json_object_set_new(doc, "skipped", json_integer(
-		    (json_int_t)skipped));
-		json_doc_print(doc);
-	} else {
+	if (!found && ctx->verbosity)
+		fprintf(stderr, "ckpt: run '%s' has %zu checkpoint%s but none "
+		    "is usable%s; not resuming (see 'ckpt verify %s@latest')\n",
+		    run, total, total == 1 ? "" : "s", verified ? " (none "
+		    "verifies)" : "", run);
+	if (ctx->json)
+		print_json(run, found, total, skipped, verified);
+	else if (found)
 		printf("%s\n", found->path);
-	}
+	status = found ? CKPT_EXIT_OK : CKPT_EXIT_FINDING;
 	ckpt_list_free(l);
-	ckpt_store_free(s);
-	return CKPT_EXIT_OK;
+	return status;
 }
 
 const struct cmd cmd_latest = {
 	.name = "latest",
 	.summary = "print the newest committed checkpoint of a run",
 	.fn = cmd_latest_main,
+	.flags = CMD_STORE | CMD_JOBS,
 };

@@ -8,6 +8,11 @@
  * checkpoints without a value for it come last (like NaN in sort -g).
  * --where filters on a metric with <, <=, >, >=, = or !=; a checkpoint
  * without a value never matches.
+ *
+ * A name that names nothing (--run, the metric of --sort or --where) is
+ * an error with a "did you mean" (exit 2): a typo must not pass for an
+ * empty answer or for the default order.  A valid query that matches
+ * nothing exits 0 and says so on stderr.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -30,6 +35,76 @@ struct where {
 };
 
 static const char *sort_key;
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct run names, or metric names, of a listing, sorted. */
+static size_t
+collect_names(const struct ckpt_list *l, bool metrics, const char ***out)
+{
+	const char **names = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const struct ckpt_entry *e = ckpt_list_entry(l, i);
+		size_t m = metrics ? e->nmetrics : 1;
+
+		for (size_t k = 0; k < m; k++) {
+			const char *name = metrics ? e->metrics[k].name :
+			    e->run;
+			bool seen = false;
+
+			for (size_t j = 0; j < n && !seen; j++)
+				seen = !strcmp(names[j], name);
+			if (seen)
+				continue;
+			names = xreallocarray(names, n + 1, sizeof(*names));
+			names[n++] = name;
+		}
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
+	*out = names;
+	return n;
+}
+
+/* Exit 2 when name is none of names: "did you mean", else the list. */
+static void
+check_known(const char *what, const char *opt, const char *name,
+    const char **names, size_t n, const char *extra)
+{
+	const char *near;
+	char *all;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return;
+	if (extra && !strcmp(extra, name))
+		return;
+	all = xstrdup("");
+	near = closest_name(name, names, n);
+	error("%s: no %s named '%s' in the store", opt, what, name);
+	if (near) {
+		fprintf(stderr, "hint: did you mean '%s'?\n", near);
+	} else {
+		for (size_t i = 0; i < n && i < 20; i++) {
+			char *t = xasprintf("%s%s%s", all, i ? ", " : "",
+			    names[i]);
+
+			free(all);
+			all = t;
+		}
+		fprintf(stderr, "hint: %s%s%s%s%s\n", extra ? "'" : "",
+		    extra ? extra : "", extra ? "' or " : "", n ? "one of: " :
+		    "there are none", all);
+	}
+	free(all);
+	exit(CKPT_EXIT_USAGE);
+}
 
 static void
 parse_where(const char *s, struct where *w)
@@ -208,7 +283,6 @@ static json_t *
 staging_json(const struct ckpt_staging *st)
 {
 	json_t *o = json_object();
-	char t[32];
 
 	json_object_set_new(o, "run", json_string(st->run));
 	json_object_set_new(o, "path", json_string(st->path));
@@ -224,14 +298,63 @@ staging_json(const struct ckpt_staging *st)
 	    json_null());
 	json_object_set_new(o, "host", st->host ? json_string(st->host) :
 	    json_null());
-	human_time(st->started, t, sizeof(t));
-	json_object_set_new(o, "started", st->started ?
-	    json_integer(st->started) : json_null());
-	json_object_set_new(o, "updated", st->updated ?
-	    json_integer(st->updated) : json_null());
+	json_object_set_new(o, "started", json_time(st->started));
+	json_object_set_new(o, "updated", json_time(st->updated));
 	json_object_set_new(o, "done", json_integer((json_int_t)st->done));
 	json_object_set_new(o, "total", json_integer((json_int_t)st->total));
 	return o;
+}
+
+/*
+ * --run, and the metrics of --sort and --where, must name something: in
+ * the store for a run; among the listed checkpoints for a metric (when
+ * there are any: an empty run answers every query with nothing).
+ */
+static void
+check_names(struct ckpt_store *s, const struct ckpt_list *l, const char *run,
+    const char *sort, const struct where *ws, size_t nws)
+{
+	const char **names;
+	struct ckpt_list *all = NULL;
+	size_t n;
+
+	if (run && !ckpt_list_count(l)) {
+		struct ckpt_error err;
+
+		ckpt_error_clear(&err);
+		if (ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &all, &err))
+			die_ckpt(&err);
+		n = collect_names(all, false, &names);
+		/* A run whose first save is under way exists too. */
+		for (size_t i = 0; i < ckpt_list_staging_count(all); i++) {
+			names = xreallocarray(names, n + 1, sizeof(*names));
+			names[n++] = ckpt_list_staging(all, i)->run;
+		}
+		check_known("run", "--run", run, names, n, NULL);
+		free(names);
+		ckpt_list_free(all);
+		return;
+	}
+	if (!ckpt_list_count(l) || (!sort && !nws))
+		return;
+	/* The metrics of the whole store: --run b --where loss<1 is a
+	 * valid query with no answer when only run a records loss. */
+	if (run) {
+		struct ckpt_error err;
+
+		ckpt_error_clear(&err);
+		if (ckpt_store_list(s, NULL, 0, &all, &err))
+			die_ckpt(&err);
+		l = all;
+	}
+	n = collect_names(l, true, &names);
+	if (sort)
+		check_known("metric", "--sort", sort, names, n, "step");
+	for (size_t i = 0; i < nws; i++)
+		check_known("metric", "--where", ws[i].metric, names, n, NULL);
+	free(names);
+	if (all)
+		ckpt_list_free(all);
 }
 
 /* Symbolic links and unreadable registry entries, left alone. */
@@ -260,8 +383,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	struct strlist wheres = { 0 };
 	const struct opt opts[] = {
 		OPT_STRING('r', "run", &run, "run", "list only this run"),
-		OPT_STRING(0, "sort", &sort, "step|metric",
-		    "sort by step (default) or by a metric, ascending"),
+		OPT_STRING(0, "sort", &sort, "step|name",
+		    "sort by step (default) or by the metric name, ascending"),
 		OPT_STRING_LIST(0, "where", &wheres, "metric<x",
 		    "keep checkpoints whose metric compares so (<, <=, >, >=, "
 		    "=, !=)"),
@@ -284,10 +407,11 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	ws = xcalloc(wheres.n, sizeof(*ws));
 	for (size_t i = 0; i < wheres.n; i++)
 		parse_where(wheres.items[i], &ws[i]);
-	s = store_open(ctx, false);
+	s = cmd_store(ctx);
 	ckpt_error_clear(&err);
 	if ((rc = ckpt_store_list(s, run, CKPT_LIST_STAGING, &l, &err)))
 		die_ckpt(&err);
+	check_names(s, l, run, sort, ws, wheres.n);
 	if (!ctx->json)
 		for (size_t i = 0; i < ckpt_list_foreign_count(l); i++)
 			warning("%s: %s", ckpt_list_foreign(l, i)->path,
@@ -365,6 +489,9 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		}
 		if (n)
 			table_print(&t, stdout, ctx);
+		else if (wheres.n && ckpt_list_count(l))
+			info(ctx, "no checkpoint%s%s matches --where",
+			    run ? " of run " : "", run ? run : "");
 		else if (!ckpt_list_staging_count(l))
 			info(ctx, "no checkpoints%s%s", run ? " in run " : "",
 			    run ? run : "");
@@ -415,7 +542,6 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	free(shown);
 	strlist_release(&wheres);
 	ckpt_list_free(l);
-	ckpt_store_free(s);
 	return CKPT_EXIT_OK;
 }
 
@@ -423,4 +549,5 @@ const struct cmd cmd_ls = {
 	.name = "ls",
 	.summary = "list runs and checkpoints of the store",
 	.fn = cmd_ls_main,
+	.flags = CMD_STORE,
 };

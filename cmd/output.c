@@ -61,6 +61,19 @@ human_time(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
+json_t *
+json_time(int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	char buf[32];
+
+	if (!t || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf),
+	    "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return json_null();
+	return json_string(buf);
+}
+
 void
 table_init(struct table *t, size_t ncols, const char **headers,
     const enum col_align *align)
@@ -153,10 +166,16 @@ table_print(const struct table *t, FILE *fp, const struct ctx *ctx)
 		fputc('\n', fp);
 	}
 	for (size_t r = 0; r < t->nrows; r++) {
-		for (size_t c = 0; c < t->ncols; c++) {
-			print_cell(fp, t->cells[r * t->ncols + c], w[c],
-			    t->align[c], c + 1 == t->ncols);
-			if (c + 1 < t->ncols)
+		char *const *row = &t->cells[r * t->ncols];
+		size_t end = t->ncols;
+
+		/* Trailing empty cells print nothing, not padding: no line
+		 * ends in spaces. */
+		while (end > 1 && !*row[end - 1])
+			end--;
+		for (size_t c = 0; c < end; c++) {
+			print_cell(fp, row[c], w[c], t->align[c], c + 1 == end);
+			if (c + 1 < end)
 				fputs("  ", fp);
 		}
 		fputc('\n', fp);
@@ -185,7 +204,7 @@ fputs_color(const struct ctx *ctx, enum color c, const char *s, FILE *fp)
 	/* Colour only where the stream is the terminal ctx->color was
 	 * decided for: stdout; stderr gets its own check. */
 	bool on = c != COLOR_NONE && ctx && ctx->color &&
-	    (fp == stdout || (fp == stderr && isatty(2)));
+	    (fp == stdout || (fp == stderr && ctx->progress));
 
 	if (on)
 		fputs(codes[c], fp);
@@ -350,7 +369,7 @@ progress_start(struct progress *p, const struct ctx *ctx, const char *label,
 	p->label = label;
 	p->total = total;
 	p->start = p->last = now_seconds();
-	p->enabled = ctx->verbosity >= 1 && isatty(2);
+	p->enabled = ctx->verbosity >= 1 && ctx->progress;
 }
 
 void

@@ -17,6 +17,9 @@ const char *human_count(uint64_t n, char *buf, size_t len);
 /* "2026-11-27 15:04:05Z" (UTC) into buf (>= 32 bytes). */
 const char *human_time(int64_t unix_seconds, char *buf, size_t len);
 
+/* --json times: "2026-11-27T15:04:05Z" (ISO 8601, UTC); null for 0. */
+json_t *json_time(int64_t unix_seconds);
+
 /* A table of strings printed with aligned columns. */
 enum col_align { COL_LEFT = 0, COL_RIGHT = 1 };
 
@@ -52,8 +55,9 @@ void json_doc_print(json_t *doc);
 json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
 
 /*
- * Progress on stderr: shown only when stderr is a tty, verbosity >= 1, and
- * the work has taken more than about a second.
+ * Progress on stderr: shown only when stderr is a terminal that takes
+ * escapes (ctx->progress), verbosity >= 1, and the work has taken more
+ * than about a second.
  */
 struct progress {
 	const char *label;

@@ -9,10 +9,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 
 static bool common_json;
-static const char *common_store;
+static const char *common_store, *common_lock_timeout, *common_jobs;
 static int common_quiet, common_verbose;
 
 /* The options every command takes; listed after the command's own. */
@@ -24,8 +25,29 @@ static const struct opt common_opts[] = {
 	OPT_COUNT('v', "verbose", &common_verbose, "print more"),
 	OPT_STRING('C', "store", &common_store, "dir",
 	    "use the store in dir (default $CKPT_STORE)"),
+	/* CMD_LOCK */
+	OPT_STRING(0, "lock-timeout", &common_lock_timeout, "duration",
+	    "wait this long for the store lock: 30s, 2m, or seconds "
+	    "(default 60s)"),
+	/* CMD_JOBS */
+	OPT_STRING('j', "jobs", &common_jobs, "n",
+	    "worker threads, 1..1024 (default: one per CPU)"),
 	OPT_END()
 };
+
+/* The flags of the command being parsed: which common options it takes. */
+static unsigned int cur_flags;
+static const char *cur_name;
+
+static bool
+common_opt_wanted(const struct opt *o)
+{
+	if (o->long_name && !strcmp(o->long_name, "lock-timeout"))
+		return cur_flags & CMD_LOCK;
+	if (o->long_name && !strcmp(o->long_name, "jobs"))
+		return cur_flags & CMD_JOBS;
+	return true;
+}
 
 #define CODE_BASE 256
 #define HIDDEN_COMPLETION (CODE_BASE - 1)
@@ -57,22 +79,6 @@ parse_ll(const char *s, long long *out)
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int
-parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
 	if (errno || *end)
 		return -1;
 	*out = v;
@@ -129,6 +135,24 @@ parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int
+parse_duration_ms(const char *s, long *out)
+{
+	double secs;
+	int64_t v;
+
+	if (!parse_double(s, &secs)) {
+		if (!(secs >= 0) || secs > LONG_MAX / 1000.0)
+			return -1;
+		*out = (long)(secs * 1000.0 + 0.5);
+		return 0;
+	}
+	if (!isdigit((unsigned char)*s) || ckpt_duration_parse(s, &v, NULL))
+		return -1;
+	*out = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
+	return 0;
+}
+
 static size_t
 count_opts(const struct opt *opts)
 {
@@ -167,6 +191,8 @@ print_opts(FILE *fp, const struct opt *opts)
 			fprintf(fp, "\n%s%s\n", o->help, *o->help ? ":" : "");
 			continue;
 		}
+		if (opts == common_opts && !common_opt_wanted(o))
+			continue;
 		format_opt(o, buf, sizeof(buf));
 		if (strlen(buf) > 24)
 			fprintf(fp, "    %s\n%30s%s\n", buf, "", o->help);
@@ -192,14 +218,20 @@ usage_error(const char *const *usage, const struct opt *opts,
 {
 	va_list ap;
 
-	if (fmt) {
-		fputs("ckpt: ", stderr);
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-		fputs("\n\n", stderr);
-	}
-	usage_with_options(stderr, usage, opts);
+	/* The message and a pointer to the options, not the whole table:
+	 * in a CI log the message must stay the last thing said. */
+	fflush(stdout);
+	fputs("ckpt: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (usage && usage[0])
+		fprintf(stderr, "usage: %s\n", usage[0]);
+	if (cur_name)
+		fprintf(stderr, "hint: 'ckpt %s -h' lists the options\n",
+		    cur_name);
+	(void)opts;
 	exit(CKPT_EXIT_USAGE);
 }
 
@@ -221,7 +253,8 @@ print_completion(const struct opt *opts)
 		for (size_t i = 0; i < count_opts(tables[t]); i++) {
 			const struct opt *o = &tables[t][i];
 
-			if (o->type == OPT_T_GROUP || !o->long_name)
+			if (o->type == OPT_T_GROUP || !o->long_name ||
+			    (t && !common_opt_wanted(o)))
 				continue;
 			printf("--%s%s\n", o->long_name, o->argh ? "=" : "");
 		}
@@ -273,14 +306,8 @@ store_value(const struct opt *o, const char *arg, bool negated)
 		return 0;
 	case OPT_T_INT:
 		return parse_ll(arg, o->value);
-	case OPT_T_UINT:
-		return parse_u64(arg, o->value);
 	case OPT_T_DOUBLE:
 		return parse_double(arg, o->value);
-	case OPT_T_SIZE:
-		return parse_size(arg, o->value);
-	case OPT_T_CALLBACK:
-		return o->cb(o, arg);
 	case OPT_T_END:
 	case OPT_T_GROUP:
 		break;
@@ -349,6 +376,8 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 	size_t nlo = 0, nso = 0;
 	int c, npos = 0;
 
+	cur_flags = ctx->cmd ? ctx->cmd->flags : 0;
+	cur_name = ctx->cmd ? ctx->cmd->name : NULL;
 	so[nso++] = ':';	/* report a missing argument as ':' */
 	so[nso++] = 'h';
 	for (size_t i = 0; i < n; i++) {
@@ -356,6 +385,8 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 		add_short(so, &nso, &opts[i]);
 	}
 	for (size_t i = 0; i < nc; i++) {
+		if (!common_opt_wanted(&common_opts[i]))
+			continue;
 		add_long(lo, &nlo, &common_opts[i], n + i);
 		add_short(so, &nso, &common_opts[i]);
 	}
@@ -365,6 +396,7 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 
 	common_json = ctx->json;
 	common_store = ctx->store;
+	common_lock_timeout = common_jobs = NULL;
 	common_quiet = common_verbose = 0;
 	opterr = 0;
 	optind = 1;
@@ -397,6 +429,19 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 	}
 	ctx->json = common_json;
 	ctx->store = common_store;
+	ctx->lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
+	if (common_lock_timeout && parse_duration_ms(common_lock_timeout,
+	    &ctx->lock_timeout_ms))
+		usage_error(usage, opts, "--lock-timeout '%s': a duration such "
+		    "as 30s or 2m, or a number of seconds", common_lock_timeout);
+	if (common_jobs) {
+		long long j;
+
+		if (parse_ll(common_jobs, &j) || j < 1 || j > MAX_JOBS)
+			usage_error(usage, opts, "--jobs '%s': a number of "
+			    "threads from 1 to %d", common_jobs, MAX_JOBS);
+		ctx->jobs = (unsigned int)j;
+	}
 	ctx->verbosity += common_verbose - common_quiet;
 	if (ctx->verbosity < 0)
 		ctx->verbosity = 0;

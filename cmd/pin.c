@@ -18,8 +18,9 @@
 #include "store.h"
 
 #include <ctype.h>
-#include <limits.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const char *const pin_usage[] = {
 	"ckpt pin [options] ref|path",
@@ -118,6 +119,13 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 		struct ckpt_ref r2;
 		char *want, *got, *refstr;
 
+		/* Nothing there: could not do the job (3), as for every
+		 * missing path; something that is not a checkpoint of the
+		 * store: a refused request (2). */
+		if (access(p, F_OK)) {
+			error("%s: %s", arg, strerror(errno));
+			exit(CKPT_EXIT_ERROR);
+		}
 		if (ckpt_manifest_read(p, &m, &err)) {
 			error_ckpt(&err);
 			die_usage("%s is not a committed checkpoint", arg);
@@ -146,15 +154,13 @@ resolve_target(const struct ctx *ctx, struct ckpt_store *store,
 static int
 pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 {
-	const char *note = NULL, *metric = NULL, *mode = NULL, *wait = "60";
+	const char *note = NULL, *metric = NULL, *mode = NULL;
 	const struct opt pin_opts[] = {
 		OPT_STRING(0, "note", &note, "text", "why it is pinned"),
 		OPT_STRING(0, "metric", &metric, "name",
 		    "the metric of RUN@best (default: the run's policy)"),
 		OPT_STRING(0, "mode", &mode, "min|max",
 		    "lower or higher is better, for RUN@best"),
-		OPT_STRING(0, "lock-timeout", &wait, "sec",
-		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	const struct opt unpin_opts[] = {
@@ -162,8 +168,6 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 		    "the metric of RUN@best (default: the run's policy)"),
 		OPT_STRING(0, "mode", &mode, "min|max",
 		    "lower or higher is better, for RUN@best"),
-		OPT_STRING(0, "lock-timeout", &wait, "sec",
-		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	const struct opt *opts = pin ? pin_opts : unpin_opts;
@@ -172,8 +176,7 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 	struct ckpt_store *store;
 	struct ckpt_error err;
 	char *run = NULL, *path = NULL;
-	int64_t step, w;
-	long timeout;
+	int64_t step;
 	int nargs, rc;
 
 	nargs = parse_options(argc, argv, ctx, opts, usage);
@@ -181,23 +184,17 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 		usage_error(usage, opts, nargs ? "one checkpoint at a time" :
 		    "which checkpoint? (RUN@STEP, RUN@latest, RUN@best, a "
 		    "path)");
-	if (ckpt_duration_parse(wait, &w, &err))
-		die_usage("--lock-timeout: %s", err.message);
-	timeout = w > LONG_MAX / 1000 ? LONG_MAX : (long)w * 1000;
-
-	store = store_open(ctx, false);
+	store = cmd_store(ctx);
 	resolve_target(ctx, store, argv[0], metric, mode, !pin, &run, &step,
 	    &path);
-	rc = ckpt_store_lock(store, pin ? "pin" : "unpin", timeout, &broken,
-	    &err);
+	rc = ckpt_store_lock(store, pin ? "pin" : "unpin", ctx->lock_timeout_ms,
+	    &broken, &err);
 	if (rc) {
 		error_ckpt(&err);
 		rc = exit_code_for(rc);
 		goto out;
 	}
-	if (broken.pid)
-		warning("broke a stale store lock of pid %ld on %s (%s)",
-		    broken.pid, broken.host, broken.purpose);
+	warn_broken_lock(&broken);
 	if (pin)
 		rc = ckpt_store_pin(store, run, step, note, &err);
 	else
@@ -229,7 +226,6 @@ pin_common(int argc, char **argv, struct ctx *ctx, bool pin)
 out:
 	free(run);
 	free(path);
-	ckpt_store_free(store);
 	return rc;
 }
 
@@ -249,10 +245,12 @@ const struct cmd cmd_pin = {
 	.name = "pin",
 	.summary = "keep a checkpoint from every prune",
 	.fn = cmd_pin_main,
+	.flags = CMD_STORE | CMD_LOCK,
 };
 
 const struct cmd cmd_unpin = {
 	.name = "unpin",
 	.summary = "remove a pin",
 	.fn = cmd_unpin_main,
+	.flags = CMD_STORE | CMD_LOCK,
 };

@@ -22,7 +22,6 @@
 #include "parse-options.h"
 #include "store.h"
 
-#include <limits.h>
 #include <math.h>
 #include <time.h>
 
@@ -222,8 +221,7 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *run = NULL, *keep_last = NULL, *keep_best = NULL,
 	    *metric = NULL, *mode = NULL, *keep_every = NULL,
-	    *keep_within = NULL, *max_size = NULL, *missing = NULL,
-	    *wait = "60";
+	    *keep_within = NULL, *max_size = NULL, *missing = NULL;
 	const char *bucket[CKPT_BUCKET_COUNT] = { NULL };
 	bool all = false, dry_run = false;
 	const struct opt opts[] = {
@@ -260,8 +258,6 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 		OPT_GROUP("action"),
 		OPT_BOOL('n', "dry-run", &dry_run,
 		    "print the plan, change nothing"),
-		OPT_STRING(0, "lock-timeout", &wait, "sec",
-		    "wait up to sec seconds for the store lock (default 60)"),
 		OPT_END()
 	};
 	struct ckpt_prune_opts po = { 0 };
@@ -332,31 +328,22 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 			die_usage("--missing: '%s' is not keep or drop",
 			    missing);
 	}
-	if (ckpt_duration_parse(wait, &v, &err))
-		die_usage("--lock-timeout: %s", err.message);
-
-	store = store_open(ctx, false);
+	store = cmd_store(ctx);
 	po.run = run;
 	po.policy = &pol;
 	po.ignore_config = rules;
 	po.dry_run = dry_run;
-	po.lock_timeout_ms = v > LONG_MAX / 1000 ? LONG_MAX : (long)v * 1000;
+	po.lock_timeout_ms = ctx->lock_timeout_ms;
 	rc = ckpt_store_prune(store, &po, &rep, &err);
 	if (rc) {
-		ckpt_store_free(store);
 		error_ckpt(&err);
+		if (rc == CKPT_ERR_NOTFOUND && run)
+			hint_run_name(store, run);
 		if (rc == CKPT_ERR_NOTFOUND)
 			return CKPT_EXIT_USAGE;
 		return exit_code_for(rc);
 	}
-	{
-		const struct ckpt_lock_holder *b =
-		    ckpt_prune_report_broken_lock(rep);
-
-		if (b && b->pid)
-			warning("broke a stale store lock of pid %ld on %s (%s)",
-			    b->pid, b->host, b->purpose);
-	}
+	warn_broken_lock(ckpt_prune_report_broken_lock(rep));
 	for (size_t i = 0; i < ckpt_prune_report_foreign_count(rep); i++) {
 		const struct ckpt_foreign *f = ckpt_prune_report_foreign(rep,
 		    i);
@@ -390,7 +377,6 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 		print_table(rep, dry_run, ctx);
 	rc = ckpt_prune_report_failed(rep) ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
 	ckpt_prune_report_free(rep);
-	ckpt_store_free(store);
 	return rc;
 }
 
@@ -398,4 +384,5 @@ const struct cmd cmd_prune = {
 	.name = "prune",
 	.summary = "apply a retention policy to the store's checkpoints",
 	.fn = cmd_prune_main,
+	.flags = CMD_STORE | CMD_LOCK,
 };

@@ -531,9 +531,8 @@ read_trainer_state(const char *dir, struct adopt *a)
 				json_object_set(a->metrics, k, val);
 		}
 	}
-	v = json_object_get(j, "best_metric");
-	if (json_is_number(v))
-		json_object_set(a->metrics, "best_metric", v);
+	/* best_metric is the run's best so far, not this checkpoint's: it
+	 * stays in trainer_state, never among the checkpoint's metrics. */
 	a->trainer = json_object();
 	json_object_set(a->trainer, "global_step", json_object_get(j,
 	    "global_step"));
@@ -704,7 +703,7 @@ load_test(const char *cmd, const char *path, double timeout)
 struct save_args {
 	const char *run, *step_s, *epoch_s, *config, *data_version, *env;
 	const char *note, *resumed_from, *scope, *adopt, *load_test;
-	const char *lock_timeout_s, *load_timeout_s, *jobs_s, *chunk_s;
+	const char *load_timeout_s, *chunk_s;
 	struct strlist metrics, data, tags;
 	bool move, copy, link, force, background, prune;
 };
@@ -846,41 +845,153 @@ prune_on_save(struct ckpt_store *s)
 	return yes;
 }
 
-/* After the commit: load test, prune.  Returns the exit status. */
 /*
  * Files whose pickles reference classes torch.load(weights_only=True)
  * refuses: committed (the structure is fine), but verify will fail them
- * unless the store admits those globals, so the user hears it now.
+ * unless the store admits those globals, so the user hears it now, with
+ * the exact ckpt.yaml lines that would admit the ones that can be
+ * admitted (a denylisted callable such as builtins.getattr never can).
+ * Returns true when some global can never be admitted: the checkpoint is
+ * unsafe (exit 1).  Classes that the store may admit (a stock Trainer's
+ * training_args.bin) are a warning only, until ckpt.yaml admits them.
  */
-static void
+static bool
 warn_unsafe_globals(const char *run, long long step, const char *val)
 {
 	json_t *v = json_loads(val, 0, NULL), *f, *g;
+	struct strlist allowable = { 0 }, never = { 0 }, files = { 0 };
 	size_t i, k;
+	bool any;	/* set twice: any file, then any unadmittable */
 
 	json_array_foreach(json_object_get(v, "files"), i, f) {
 		json_t *list = json_object_get(f, "unsafe_globals");
-		size_t len = 0;
-		char names[512];
 
 		if (!json_array_size(list))
 			continue;
-		names[0] = '\0';
+		strlist_push(&files, json_string_value(json_object_get(f,
+		    "path")));
 		json_array_foreach(list, k, g) {
-			int w = snprintf(names + len, sizeof(names) - len,
-			    "%s%s", k ? ", " : "", json_string_value(g));
+			const char *name = json_string_value(g);
+			struct strlist *to;
+			bool seen = false;
 
-			if (w < 0 || (size_t)w >= sizeof(names) - len)
-				break;
-			len += (size_t)w;
+			if (!name)
+				continue;
+			to = ckpt_allow_global_check(name, NULL) ? &never :
+			    &allowable;
+			for (size_t j = 0; j < to->n && !seen; j++)
+				seen = !strcmp(to->items[j], name);
+			if (!seen)
+				strlist_push(to, name);
 		}
-		warning("%s@%lld: %s references globals outside "
-		    "torch.load(weights_only=True)'s allowlist (%s); 'ckpt "
-		    "verify' fails it unless the store's ckpt.yaml admits them "
-		    "(verify.allow_globals, ckpt-policy(5))", run, step,
-		    json_string_value(json_object_get(f, "path")), names);
 	}
 	json_decref(v);
+	/*
+	 * builtins.getattr is how a pickle reaches an enum member of a class
+	 * (a Trainer's IntervalStrategy.STEPS): it is never admitted itself,
+	 * and verify accepts it on a class the store admits.  Listed only
+	 * when nothing else is, as the code-running call it then is.
+	 */
+	if (allowable.n) {
+		for (size_t j = 0; j < never.n; j++) {
+			if (strcmp(never.items[j], "builtins.getattr"))
+				continue;
+			free(never.items[j]);
+			never.items[j] = never.items[--never.n];
+			break;
+		}
+	}
+	any = files.n > 0;
+	if (any) {
+		fflush(stdout);
+		fprintf(stderr, "ckpt: warning: %s@%lld: ", run, step);
+		for (i = 0; i < files.n; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", files.items[i]);
+		fprintf(stderr, " pickle%s globals that torch.load(weights_only"
+		    "=True) refuses, so 'ckpt verify' fails this checkpoint\n",
+		    files.n == 1 ? "s" : "");
+	}
+	if (never.n) {
+		fprintf(stderr, "ckpt: these can never be allowed (they can "
+		    "run code):");
+		for (i = 0; i < never.n; i++)
+			fprintf(stderr, " %s", never.items[i]);
+		fputc('\n', stderr);
+	}
+	if (allowable.n) {
+		fprintf(stderr, "ckpt: if you trust these classes, admit them "
+		    "in the store's ckpt.yaml (ckpt-policy(5)):\n"
+		    "verify:\n  allow_globals:\n");
+		for (i = 0; i < allowable.n; i++)
+			fprintf(stderr, "    - %s\n", allowable.items[i]);
+	}
+	any = never.n > 0;
+	strlist_release(&allowable);
+	strlist_release(&never);
+	strlist_release(&files);
+	return any;
+}
+
+/* "model.safetensors: header length 240 exceeds file size 200; ..." */
+static char *
+validation_failures(const char *val)
+{
+	json_t *v = json_loads(val, 0, NULL), *f;
+	char *s = xstrdup("");
+	size_t i;
+
+	json_array_foreach(json_object_get(v, "files"), i, f) {
+		const char *res = json_string_value(json_object_get(f,
+		    "result"));
+		const char *why = json_string_value(json_object_get(f,
+		    "error"));
+		char *t;
+
+		if (!res || strcmp(res, "failed"))
+			continue;
+		t = xasprintf("%s%s%s: %s", s, *s ? "; " : "",
+		    json_string_value(json_object_get(f, "path")),
+		    why ? why : "failed");
+		free(s);
+		s = t;
+	}
+	json_decref(v);
+	if (!*s) {
+		free(s);
+		s = xstrdup("see 'ckpt verify'");
+	}
+	return s;
+}
+
+/*
+ * --force over a step that exists: true when that checkpoint does not
+ * verify (the usual case: a job resumed from before it because it was
+ * damaged), so that it is deleted rather than kept in the trash, where a
+ * second copy of a broken multi-GiB checkpoint helps nobody.
+ */
+static bool
+replaced_is_broken(const struct ctx *ctx, struct ckpt_store *s,
+    const char *run, long long step)
+{
+	struct ckpt_verify_options vo;
+	struct ckpt_report *r = NULL;
+	struct ckpt_ref ref;
+	char refstr[300];
+	bool broken;
+
+	snprintf(refstr, sizeof(refstr), "%s@%lld", run, step);
+	if (ckpt_store_resolve(s, refstr, NULL, CKPT_METRIC_MIN, &ref, NULL))
+		return false;	/* nothing there to replace */
+	memset(&vo, 0, sizeof(vo));
+	vo.store = ckpt_store_root(s);
+	vo.threads = ctx->jobs;
+	broken = ckpt_verify(ref.path, &vo, &r, NULL) || !ckpt_report_ok(r);
+	if (broken)
+		info(ctx, "%s does not verify: the new checkpoint replaces it "
+		    "and it is deleted, not kept in the trash", refstr);
+	ckpt_report_free(r);
+	ckpt_ref_release(&ref);
+	return broken;
 }
 
 static int
@@ -894,12 +1005,16 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 	if (!ckpt_manifest_read(path, &m, NULL)) {
 		val = ckpt_manifest_get_json(m, "validation");
 		if (val && strstr(val, "\"result\":\"failed\"")) {
-			warning("%s@%lld: post-save validation failed: %s",
-			    run, step, val);
+			char *why = validation_failures(val);
+
+			warning("%s@%lld was committed as given, but its "
+			    "post-save validation failed: %s; 'ckpt verify' "
+			    "will fail it", run, step, why);
+			free(why);
 			status = CKPT_EXIT_FINDING;
 		}
-		if (val)
-			warn_unsafe_globals(run, step, val);
+		if (val && warn_unsafe_globals(run, step, val))
+			status = CKPT_EXIT_FINDING;
 		json_object_set_new(report, "manifest", json_string(
 		    ckpt_manifest_digest(m)));
 		json_object_set_new(report, "validation", val ?
@@ -945,7 +1060,7 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 
 		memset(&po, 0, sizeof(po));
 		po.run = run;
-		po.lock_timeout_ms = 60000;
+		po.lock_timeout_ms = ctx->lock_timeout_ms;
 		ckpt_error_clear(&err);
 		rc = ckpt_store_prune(s, &po, &rep, &err);
 		if (rc) {
@@ -1014,10 +1129,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    "return at once; finish in a detached process"),
 		OPT_BOOL(0, "prune", &a.prune, "apply the retention policy "
 		    "after the commit"),
-		OPT_STRING('j', "jobs", &a.jobs_s, "n",
-		    "hashing threads (default: every CPU)"),
-		OPT_STRING(0, "lock-timeout", &a.lock_timeout_s, "sec",
-		    "wait this long for the store lock (default 60)"),
 		OPT_STRING(0, "chunk-size", &a.chunk_s, "size",
 		    "chunk size of the manifest (default 64MiB)"),
 		OPT_END()
@@ -1026,14 +1137,13 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv;
 	struct ckpt_error err;
-	struct ckpt_lock_holder broken;
+	struct ckpt_lock_holder broken = { 0 };
 	struct adopt ad = { 0 }, *adp = NULL;
 	struct progress prog;
 	const char **sources;
 	json_t *meta, *report;
 	char *meta_text, *adopt_run = NULL;
 	long long step = -1;
-	double lock_timeout = 60;
 	int n, status;
 
 	n = parse_options(argc, argv, ctx, opts, save_usage);
@@ -1089,22 +1199,24 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(save_usage, opts, a.adopt ? "no step: "
 		    "trainer_state.json has no global_step; give --step" :
 		    "--step is required");
-	if (a.lock_timeout_s && (parse_double(a.lock_timeout_s,
-	    &lock_timeout) || lock_timeout < 0))
-		die_usage("--lock-timeout: not a number of seconds");
 	memset(&so, 0, sizeof(so));
-	if (a.jobs_s) {
-		long long j;
-
-		if (parse_ll(a.jobs_s, &j) || j < 1 || j > 256)
-			die_usage("--jobs must be 1..256");
-		so.nthreads = (unsigned int)j;
-	}
+	so.nthreads = ctx->jobs;
 	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
 	    so.chunk_size < 4096))
 		die_usage("--chunk-size: a size of at least 4KiB");
 
-	s = store_open(ctx, true);
+	/* A source that is not there: could not do the job (3), and
+	 * before the first save creates a store for nothing. */
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+
+		if (lstat(argv[i], &st)) {
+			error("%s: %s", argv[i], strerror(errno));
+			release_args(&a);
+			return CKPT_EXIT_ERROR;
+		}
+	}
+	s = cmd_store(ctx);
 	meta = build_metadata(ctx, &a, adp, &s);
 	meta_text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
@@ -1122,8 +1234,10 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    CKPT_TRANSFER_MOVE : a.copy ? CKPT_TRANSFER_COPY : a.link ?
 	    CKPT_TRANSFER_LINK : CKPT_TRANSFER_AUTO;
 	so.force = a.force;
+	so.discard_replaced = a.force && replaced_is_broken(ctx, s, a.run,
+	    step);
 	so.metadata_json = meta_text;
-	so.lock_timeout_ms = (long)(lock_timeout * 1000);
+	so.lock_timeout_ms = ctx->lock_timeout_ms;
 	progress_start(&prog, ctx, "hashing", 0);
 	if (!a.background) {
 		so.progress = progress_cb;
@@ -1206,16 +1320,13 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(adopt_run);
 		release_args(&a);
 		ckpt_save_free(sv);
-		ckpt_store_free(s);
 		ckpt_interrupt_release();
 		return CKPT_EXIT_OK;
 	}
 
 	status = ckpt_save_finish(sv, &broken, &err);
 	progress_stop(&prog);
-	if (broken.pid)
-		warning("broke a stale store lock of pid %ld on %s ('%s')",
-		    broken.pid, broken.host, broken.purpose);
+	warn_broken_lock(&broken);
 	if (status) {
 		size_t moved, stranded;
 
@@ -1240,7 +1351,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		free(adopt_run);
 		release_args(&a);
 		ckpt_save_free(sv);
-		ckpt_store_free(s);
 		ckpt_interrupt_release();
 		return exit_code_for(err.code);
 	}
@@ -1257,8 +1367,12 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	if (ctx->json) {
 		json_doc_print(report);
 	} else {
-		info(ctx, "saved %s@%lld (manifest %s)", a.run, step,
-		    ckpt_save_manifest_digest(sv));
+		info(ctx, "saved %s@%lld (manifest %s)%s", a.run, step,
+		    ckpt_save_manifest_digest(sv), strcmp(json_string_value(
+		    json_object_get(json_object_get(report, "load_test"),
+		    "result")) ?: "ok", "ok") ?
+		    ", marked FAILED: its load test failed" : status ?
+		    ", with the problems above" : "");
 		printf("%s\n", ckpt_save_path(sv));
 		json_decref(report);
 	}
@@ -1269,7 +1383,6 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	json_decref(ad.trainer);
 	release_args(&a);
 	ckpt_save_free(sv);
-	ckpt_store_free(s);
 	return status;
 }
 
@@ -1277,4 +1390,5 @@ const struct cmd cmd_save = {
 	.name = "save",
 	.summary = "commit a checkpoint into the store, atomically",
 	.fn = cmd_save_main,
+	.flags = CMD_STORE | CMD_CREATE_STORE | CMD_LOCK | CMD_JOBS,
 };

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <termios.h>
 #include <unistd.h>
@@ -76,19 +78,54 @@ ask(int tty, const char *prompt, char *p)
 	return n;
 }
 
-char *
-passphrase_read(const char *file, const char *prompt, bool confirm,
-    size_t *len)
+void
+check_private_file(const char *path, int fd, const char *what, bool insecure)
 {
+	struct stat st;
+
+	if (fd >= 0 ? fstat(fd, &st) : stat(path, &st))
+		die_errno("cannot stat %s '%s'", what, path);
+	/* A pipe or a terminal holds nothing for others to read later. */
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & 077))
+		return;
+	if (insecure) {
+		warning("%s '%s' is readable by others (mode %04o)", what,
+		    path, (unsigned)(st.st_mode & 07777));
+		return;
+	}
+	fflush(stdout);
+	fprintf(stderr, "ckpt: %s '%s' is accessible by group or others "
+	    "(mode %04o); refusing to use it\n"
+	    "hint: chmod 600 '%s', or give --insecure-permissions\n", what,
+	    path, (unsigned)(st.st_mode & 07777), path);
+	exit(CKPT_EXIT_USAGE);
+}
+
+char *
+passphrase_read(const struct passphrase_src *src, const char *prompt,
+    bool confirm, size_t *len)
+{
+	const char *file = src->file;
 	char *p = alloc_secret();
 	ssize_t n;
 
-	if (file) {
+	if (src->fd >= 0) {
+		if (src->fd > INT_MAX)
+			die_usage("--passphrase-fd %lld: no such descriptor",
+			    src->fd);
+		n = read_line((int)src->fd, p);
+		if (n < 0)
+			die_errno("cannot read the passphrase from descriptor "
+			    "%lld", src->fd);
+	} else if (file) {
 		int fd = !strcmp(file, "-") ? 0 : open(file,
 		    O_RDONLY | O_CLOEXEC);
 
 		if (fd < 0)
 			die_errno("cannot open passphrase file '%s'", file);
+		if (fd)
+			check_private_file(file, fd, "passphrase file",
+			    src->insecure);
 		n = read_line(fd, p);
 		if (fd)
 			close(fd);
@@ -117,6 +154,11 @@ passphrase_read(const char *file, const char *prompt, bool confirm,
 		close(tty);
 		if (n < 0)
 			die_errno("cannot read the passphrase");
+	}
+	if (n == 0) {
+		sodium_free(p);
+		die_usage("empty passphrase refused%s", confirm ? "; for a key "
+		    "without one, give --no-passphrase" : "");
 	}
 	*len = (size_t)n;
 	return p;

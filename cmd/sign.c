@@ -57,7 +57,8 @@ manifest_of(const char *arg)
 static int
 cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *key = NULL, *passfile = NULL;
+	const char *key = NULL;
+	struct passphrase_src src = { .fd = -1 };
 	char *keypath, *pass = NULL, tc[256], when[32];
 	struct ckpt_error e;
 	struct ckpt_store *store = NULL;
@@ -70,21 +71,29 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 	const struct opt opts[] = {
 		OPT_STRING('k', "key", &key, "seckey", "secret key file "
 		    "(default ~/.config/ckpt/ckpt.key)"),
-		OPT_STRING(0, "passphrase-file", &passfile, "file",
+		OPT_STRING(0, "passphrase-file", &src.file, "file",
 		    "read the passphrase from the first line of file "
-		    "(- for stdin)"),
+		    "(- for stdin; mode 0600)"),
+		OPT_INT(0, "passphrase-fd", &src.fd, "n",
+		    "read the passphrase from file descriptor n (for CI)"),
+		OPT_BOOL(0, "insecure-permissions", &src.insecure,
+		    "accept a secret key or passphrase file that others can "
+		    "read"),
 		OPT_END()
 	};
 
 	n = parse_options(argc, argv, ctx, opts, sign_usage);
 	if (!n)
 		usage_error(sign_usage, opts, "nothing to sign");
+	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd",
+	    src.file != NULL, "--passphrase-file");
 	keypath = key ? xstrdup(key) : default_key();
 	ckpt_error_clear(&e);
 	if (ckpt_seckey_encrypted(keypath, &encrypted, &e))
 		die_ckpt(&e);
+	check_private_file(keypath, -1, "secret key", src.insecure);
 	if (encrypted)
-		pass = passphrase_read(passfile, "Passphrase for the secret "
+		pass = passphrase_read(&src, "Passphrase for the secret "
 		    "key: ", false, &passlen);
 	now = time(NULL);
 	gmtime_r(&now, &tm);

@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -39,13 +40,68 @@ store_open(const struct ctx *ctx, bool create)
 }
 
 struct ckpt_store *
-store_open_gently(const struct ctx *ctx)
+cmd_store(struct ctx *ctx)
 {
-	struct ckpt_store *s;
+	unsigned int flags = ctx->cmd ? ctx->cmd->flags : 0;
 
-	if (open_store(ctx, false, &s, NULL))
-		return NULL;
-	return s;
+	if (!(flags & CMD_STORE))
+		die("internal error: '%s' is not declared CMD_STORE",
+		    ctx->cmd ? ctx->cmd->name : "?");
+	if (!ctx->opened)
+		ctx->opened = store_open(ctx, flags & CMD_CREATE_STORE);
+	return ctx->opened;
+}
+
+bool
+store_not_created_yet(const struct ctx *ctx)
+{
+	struct dirent *de;
+	DIR *d;
+	bool empty = true;
+
+	if (!ctx->store)
+		return false;
+	d = opendir(ctx->store);
+	if (!d)
+		return errno == ENOENT;
+	while (empty && (de = readdir(d)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+void
+hint_run_name(struct ckpt_store *s, const char *run)
+{
+	struct ckpt_list *l;
+	const char **names = NULL, *near;
+	size_t n = 0;
+
+	if (ckpt_store_list(s, NULL, 0, &l, NULL))
+		return;
+	for (size_t i = 0; i < ckpt_list_count(l); i++) {
+		const char *r = ckpt_list_entry(l, i)->run;
+
+		if (n && !strcmp(names[n - 1], r))
+			continue;	/* the list is sorted by run */
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = r;
+	}
+	near = closest_name(run, names, n);
+	if (near)
+		fprintf(stderr, "hint: did you mean '%s'?\n", near);
+	else if (!n)
+		fprintf(stderr, "hint: the store holds no checkpoint yet\n");
+	free(names);
+	ckpt_list_free(l);
+}
+
+void
+warn_broken_lock(const struct ckpt_lock_holder *b)
+{
+	if (b && b->pid)
+		warning("broke a stale store lock of pid %ld on %s (%s)",
+		    b->pid, b->host, b->purpose);
 }
 
 enum ckpt_metric_mode
@@ -58,24 +114,35 @@ parse_metric_mode(const char *s)
 	die_usage("mode must be 'min' or 'max', not '%s'", s);
 }
 
-char *
-resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
+int
+resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
     const char *arg, const char *metric, enum ckpt_metric_mode mode,
-    struct ckpt_ref *ref)
+    struct ckpt_ref *ref, char **path_out)
 {
 	struct ckpt_ref r;
 	struct ckpt_error err;
 	struct stat st;
-	char *path, *policy_metric = NULL;
+	char *policy_metric = NULL;
 	int rc;
 
+	*path_out = NULL;
 	if (ref)
 		memset(ref, 0, sizeof(*ref));
-	if (!stat(arg, &st) || !ckpt_ref_syntax_ok(arg))
-		return xstrdup(arg);
-	if (!*storep)
-		*storep = store_open(ctx, false);
+	if (!stat(arg, &st) || !ckpt_ref_syntax_ok(arg)) {
+		*path_out = xstrdup(arg);
+		return CKPT_EXIT_OK;
+	}
 	ckpt_error_clear(&err);
+	if (!*storep) {
+		rc = open_store(ctx, false, storep, &err);
+		if (rc) {
+			*storep = NULL;
+			error_ckpt(&err);
+			fprintf(stderr, "ckpt: '%s' is neither a file nor a "
+			    "reference into a store\n", arg);
+			return CKPT_EXIT_ERROR;
+		}
+	}
 	if (!metric) {
 		/* RUN@best without --metric: the run's policy metric. */
 		size_t n = strlen(arg);
@@ -104,16 +171,31 @@ resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
 	}
 	rc = ckpt_store_resolve(*storep, arg, metric, mode, &r, &err);
 	free(policy_metric);
-	if (rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_INVALID) {
+	if (rc) {
 		error_ckpt(&err);
-		exit(CKPT_EXIT_USAGE);
+		/* A malformed request is the caller's; a reference that
+		 * names nothing could not be checked. */
+		return rc == CKPT_ERR_INVALID ? CKPT_EXIT_USAGE :
+		    CKPT_EXIT_ERROR;
 	}
-	if (rc)
-		die_ckpt(&err);
-	path = xstrdup(r.path);
+	*path_out = xstrdup(r.path);
 	if (ref)
 		*ref = r;
 	else
 		ckpt_ref_release(&r);
+	return CKPT_EXIT_OK;
+}
+
+char *
+resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
+    const char *arg, const char *metric, enum ckpt_metric_mode mode,
+    struct ckpt_ref *ref)
+{
+	char *path;
+	int rc = resolve_checkpoint(ctx, storep, arg, metric, mode, ref,
+	    &path);
+
+	if (rc)
+		exit(rc);
 	return path;
 }

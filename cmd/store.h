@@ -18,22 +18,43 @@
  */
 struct ckpt_store *store_open(const struct ctx *ctx, bool create);
 
-/* Like store_open but returns NULL (no message) when there is no store. */
-struct ckpt_store *store_open_gently(const struct ctx *ctx);
+/*
+ * The store of a CMD_STORE command, opened on first call as its flags say
+ * (CMD_CREATE_STORE creates it) and closed by main() after the command.
+ */
+struct ckpt_store *cmd_store(struct ctx *ctx);
+
+/* -C/$CKPT_STORE names a directory that is missing or empty: the first
+ * save has not run yet (a job's first launch). */
+bool store_not_created_yet(const struct ctx *ctx);
+
+/* After "no such run": "hint: did you mean 'train'?" when one is near. */
+void hint_run_name(struct ckpt_store *s, const char *run);
+
+/* The one warning for a stale lock that was broken (b->pid == 0: none). */
+void warn_broken_lock(const struct ckpt_lock_holder *b);
 
 /*
  * Resolves a checkpoint argument: an existing file or directory is
  * returned as is; otherwise a reference is resolved in the store (opened
  * on first need into *storep, which may hold an open store already).
  * metric/mode serve RUN@best; when metric is NULL, the run's policy
- * metric and mode from ckpt.yaml are used (ckpt-policy(5)).  Returns a newly allocated path; dies
- * (exit 2 for a malformed or unknown reference) on failure.  When ref is
- * not NULL it receives the resolution (release with ckpt_ref_release);
- * for a plain path ref->path is NULL.
+ * metric and mode from ckpt.yaml are used (ckpt-policy(5)).  Returns a
+ * newly allocated path; on failure it prints why and exits: 2 for a
+ * malformed request (RUN@best without a metric), 3 for a reference that
+ * names nothing (no such run, step, model or store).  When ref is not NULL
+ * it receives the resolution (release with ckpt_ref_release); for a plain
+ * path ref->path is NULL.
  */
 char *resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
     const char *arg, const char *metric, enum ckpt_metric_mode mode,
     struct ckpt_ref *ref);
+
+/* The same, returning that exit code instead of exiting (0: *path_out
+ * set), so that a command given several arguments checks the others. */
+int resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
+    const char *arg, const char *metric, enum ckpt_metric_mode mode,
+    struct ckpt_ref *ref, char **path_out);
 
 /* Parses "min"/"max" (exit 2 otherwise). */
 enum ckpt_metric_mode parse_metric_mode(const char *s);

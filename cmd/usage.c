@@ -117,6 +117,25 @@ exit_code_for(int status)
 	}
 }
 
+int
+exit_code_for_input(int status)
+{
+	switch (status) {
+	case CKPT_ERR_FORMAT:
+	case CKPT_ERR_UNSAFE:
+	case CKPT_ERR_LIMIT:
+		return CKPT_EXIT_FINDING;
+	default:
+		return exit_code_for(status);
+	}
+}
+
+int
+worse_exit(int a, int b)
+{
+	return a > b ? a : b;	/* the codes are ordered by gravity */
+}
+
 void
 die_ckpt(const struct ckpt_error *err)
 {
@@ -199,4 +218,23 @@ edit_distance(const char *a, const char *b)
 	result = row[lb];
 	free(row);
 	return result;
+}
+
+const char *
+closest_name(const char *name, const char *const *cands, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX, len = strlen(name);
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(name, cands[i]);
+
+		if (len >= 3 && !strncmp(cands[i], name, len))
+			d = d < 1 ? d : 1;
+		if (d < best_d) {
+			best_d = d;
+			best = cands[i];
+		}
+	}
+	return best_d <= 2 ? best : NULL;
 }

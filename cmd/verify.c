@@ -9,10 +9,12 @@
  * Choices: -q drops the OK lines (sha256sum --quiet); -v adds every
  * finding's message on stderr.  Exit 0 when every checkpoint verified, 1
  * when any finding of severity warning or error was made (info findings,
- * such as "no manifest" or "good signature", never fail), 3 when nothing
- * could be checked (no such path, reference or store).  A path that cannot
- * be checked among others that can is reported as a failed checkpoint,
- * so that one bad argument does not hide the others' results.
+ * such as "no manifest" or "good signature", never fail), 3 when any
+ * argument could not be checked at all (no such path, reference or store,
+ * permission denied): that outranks 1, since "not checked" must never
+ * read as "checked, and bad" or worse as "fine".  Every other argument is
+ * still checked and reported first, so one bad argument does not hide the
+ * others' results.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -33,7 +35,6 @@ struct vopts {
 	bool fast, numerics, require_sig, all, no_cache;
 	const char *subset, *metric, *mode, *oms, *oms_key;
 	struct strlist keys, allow;
-	long long jobs;
 	unsigned int sub_k, sub_n;
 };
 
@@ -41,6 +42,9 @@ struct tally {
 	size_t checkpoints, bad_checkpoints, unchecked, removed;
 	size_t files, ok, failed, missing, extra, unreadable;
 	uint64_t hashed, cached;
+	/* signature outcomes of the checkpoints that have a manifest */
+	size_t sig_valid, sig_none, sig_invalid, sig_unknown;
+	char sig_key[128];	/* the key of the valid ones, "" if several */
 };
 
 static void
@@ -91,6 +95,47 @@ print_name(const char *s)
 	}
 }
 
+/*
+ * The ids that only say "this file is bad" carry their reason in the
+ * message: "unrecognised-format: a Git LFS pointer (run 'git lfs pull')",
+ * "format-error: ... at byte 812".  The others (symlink, signature-missing)
+ * say it all in the id.
+ */
+static void
+print_generic_reason(const struct ckpt_finding *x)
+{
+	static const char *const generic[] = { "unrecognised-format",
+		"format-error", "unreadable" };
+	bool is_generic = false;
+	const char *msg = x->message;
+	size_t n = strlen(x->id);
+
+	for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++)
+		is_generic = is_generic || !strcmp(x->id, generic[i]);
+	if (!is_generic || !msg || !*msg)
+		return;
+	/* "unrecognised format: X" after the id says it twice. */
+	if (!strncmp(msg, "unrecognised format: ", 21) && n == 19)
+		msg += 21;
+	printf(": %s", msg);
+	if (x->offset > 0 && !strstr(x->message, "at byte"))
+		printf(", at byte %lld", (long long)x->offset);
+}
+
+/* The finding behind a file's one-word reason, if there is one. */
+static const struct ckpt_finding *
+finding_for(const struct ckpt_report *r, const struct ckpt_verify_file *f)
+{
+	for (size_t i = 0; i < ckpt_report_finding_count(r); i++) {
+		const struct ckpt_finding *x = ckpt_report_finding(r, i);
+
+		if (x->path && !strcmp(x->path, f->path) &&
+		    !strcmp(x->id, f->reason))
+			return x;
+	}
+	return NULL;
+}
+
 static void
 report_human(const struct ckpt_report *r, const struct ctx *ctx)
 {
@@ -101,15 +146,20 @@ report_human(const struct ckpt_report *r, const struct ctx *ctx)
 		 * line below. */
 		bool per_file = i >= ckpt_report_checkpoint_finding_count(r);
 
+		/* A cause the one-line reason cannot hold is said too. */
+		bool cause = !strcmp(x->id, "hard-link-modified");
+
 		if (ctx->verbosity >= 2 || (x->severity >= CKPT_SEV_WARNING &&
-		    ctx->verbosity >= 1 && !per_file) ||
+		    ctx->verbosity >= 1 && (!per_file || cause)) ||
 		    (ctx->verbosity >= 2 && x->severity == CKPT_SEV_INFO))
 			fprintf(stderr, "ckpt: %s%s%s\n", x->path ? x->path :
 			    "", x->path ? ": " : "", x->message);
 		if (!per_file && x->severity >= CKPT_SEV_WARNING) {
 			print_name(x->path ? x->path : ckpt_report_path(r));
-			printf(": FAILED (%s%s%s)\n", x->id, x->subject ?
+			printf(": FAILED (%s%s%s", x->id, x->subject ?
 			    " " : "", x->subject ? x->subject : "");
+			print_generic_reason(x);
+			fputs(")\n", stdout);
 		}
 	}
 	for (size_t i = 0; i < ckpt_report_file_count(r); i++) {
@@ -120,8 +170,14 @@ report_human(const struct ckpt_report *r, const struct ctx *ctx)
 		print_name(f->path);
 		printf(": %s", ckpt_verify_status_name(f->status));
 		if (f->reason && f->status != CKPT_VERIFY_MISSING &&
-		    f->status != CKPT_VERIFY_EXTRA)
-			printf(" (%s)", f->reason);
+		    f->status != CKPT_VERIFY_EXTRA) {
+			const struct ckpt_finding *why = finding_for(r, f);
+
+			printf(" (%s", f->reason);
+			if (why)
+				print_generic_reason(why);
+			putchar(')');
+		}
 		putchar('\n');
 	}
 }
@@ -173,8 +229,72 @@ report_json(const struct ckpt_report *r)
 }
 
 static void
+count_signature(struct tally *t, const struct ckpt_report *r)
+{
+	const char *key = NULL, *sig = ckpt_report_signature(r, &key);
+
+	if (!ckpt_report_manifest(r))
+		return;
+	if (!strcmp(sig, "valid")) {
+		if (!t->sig_valid++)
+			snprintf(t->sig_key, sizeof(t->sig_key), "%s",
+			    key ? key : "");
+		else if (!key || strcmp(key, t->sig_key))
+			t->sig_key[0] = '\0';
+	} else if (!strcmp(sig, "none")) {
+		t->sig_none++;
+	} else if (!strcmp(sig, "unknown-key")) {
+		t->sig_unknown++;
+	} else {
+		t->sig_invalid++;
+	}
+}
+
+/* "; signature: valid (key K)" or "; signatures: 2 valid, 1 missing". */
+static void
+print_signatures(const struct tally *t)
+{
+	size_t total = t->sig_valid + t->sig_none + t->sig_invalid +
+	    t->sig_unknown;
+	const char *sep = "";
+
+	if (!total)
+		return;
+	fprintf(stderr, "; signature%s: ", total == 1 ? "" : "s");
+	if (t->sig_valid) {
+		if (total > 1)
+			fprintf(stderr, "%zu ", t->sig_valid);
+		fprintf(stderr, "valid");
+		if (t->sig_key[0])
+			fprintf(stderr, " (key %s)", t->sig_key);
+		sep = ", ";
+	}
+	if (t->sig_none) {
+		fprintf(stderr, "%s", sep);
+		if (total > 1)
+			fprintf(stderr, "%zu ", t->sig_none);
+		fprintf(stderr, "missing");
+		sep = ", ";
+	}
+	if (t->sig_invalid) {
+		fprintf(stderr, "%s", sep);
+		if (total > 1)
+			fprintf(stderr, "%zu ", t->sig_invalid);
+		fprintf(stderr, "INVALID");
+		sep = ", ";
+	}
+	if (t->sig_unknown) {
+		fprintf(stderr, "%s", sep);
+		if (total > 1)
+			fprintf(stderr, "%zu ", t->sig_unknown);
+		fprintf(stderr, "by an unknown key");
+	}
+}
+
+static void
 count(struct tally *t, const struct ckpt_report *r)
 {
+	count_signature(t, r);
 	t->checkpoints++;
 	if (!ckpt_report_ok(r))
 		t->bad_checkpoints++;
@@ -340,6 +460,7 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 		if (t->removed)
 			fprintf(stderr, "; %zu removed from the store during "
 			    "the run", t->removed);
+		print_signatures(t);
 		fprintf(stderr, "\n");
 		return;
 	}
@@ -354,13 +475,14 @@ summary(const struct tally *t, double secs, const struct ctx *ctx)
 		fprintf(stderr, "; %zu could not be checked", t->unchecked);
 	if (t->removed)
 		fprintf(stderr, "; %zu removed during the run", t->removed);
+	print_signatures(t);
 	fprintf(stderr, "\n");
 }
 
 static int
 cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 {
-	struct vopts v = { .jobs = 0 };
+	struct vopts v = { 0 };
 	struct ckpt_verify_options o;
 	struct tally t;
 	json_t *doc = NULL, *list = NULL, *sum;
@@ -393,8 +515,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "RUN@best references"),
 		OPT_STRING(0, "mode", &v.mode, "min|max", "whether the best "
 		    "metric is the lowest (default) or the highest"),
-		OPT_INT('j', "jobs", &v.jobs, "n", "hashing threads "
-		    "(default: one per CPU)"),
 		OPT_END()
 	};
 
@@ -412,8 +532,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	if (!v.oms != !v.oms_key)
 		usage_error(verify_usage, opts, "--oms-bundle and --oms-key "
 		    "go together");
-	if (v.jobs < 0 || v.jobs > 1024)
-		usage_error(verify_usage, opts, "--jobs wants 0..1024");
 	for (size_t i = 0; i < v.allow.n; i++) {
 		struct ckpt_error e;
 
@@ -428,8 +546,8 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	    (v.numerics ? CKPT_VERIFY_NUMERICS : 0) |
 	    (v.require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0) |
 	    (v.no_cache ? CKPT_VERIFY_NO_CACHE : 0);
-	o.threads = (unsigned int)v.jobs;
-	o.store = ctx->store;
+	o.threads = ctx->jobs;
+	o.store = NULL;	/* per checkpoint, below */
 	o.keys = (const char *const *)v.keys.items;
 	o.oms_bundle = v.oms;
 	o.oms_key = v.oms_key;
@@ -444,7 +562,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	}
 	start = now_seconds();
 	if (v.all || v.subset) {
-		struct ckpt_store *s = store_open(ctx, false);
+		struct ckpt_store *s = cmd_store(ctx);
 		struct ckpt_list *l;
 		struct ckpt_error e;
 		struct stat st;
@@ -462,6 +580,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 				continue;
 			shown = xasprintf("%s@%lld", en->run,
 			    (long long)en->step);
+			o.store = ckpt_store_root(s);
 			if (lstat(en->path, &st))
 				report_removed(shown, ctx, &t, list);
 			else
@@ -473,7 +592,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		if (!listed)
 			warning("the store holds no checkpoint");
 		ckpt_list_free(l);
-		ckpt_store_free(s);
 		if (!listed || !t.checkpoints) {
 			/* An empty slice is not a failure: cron runs
 			 * every slice of a small store too. */
@@ -491,9 +609,28 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 
 		for (int i = 0; i < n; i++) {
 			struct ckpt_ref ref;
-			char *path = resolve_checkpoint_arg(ctx, &s, argv[i],
-			    v.metric, mode, &ref);
+			char *path;
+			int rc = resolve_checkpoint(ctx, &s, argv[i], v.metric,
+			    mode, &ref, &path);
 
+			if (rc == CKPT_EXIT_USAGE)
+				exit(rc);
+			if (rc) {
+				struct ckpt_error e;
+
+				ckpt_error_clear(&e);
+				snprintf(e.message, sizeof(e.message), "no "
+				    "such checkpoint or reference");
+				t.unchecked++;
+				if (list)
+					json_array_append_new(list,
+					    unchecked_json(argv[i], &e));
+				continue;
+			}
+			/* A reference: its store's allow list; a path: the
+			 * store enclosing it, found by verify, never the
+			 * -C/$CKPT_STORE one of a path outside it. */
+			o.store = ref.path ? ckpt_store_root(s) : NULL;
 			o.manifest_digest = ref.manifest_digest;
 			verify_one(path, ref.path ? argv[i] : path, &o, ctx, &t,
 			    list, NULL);
@@ -513,13 +650,6 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		strlist_release(&v.keys);
 		strlist_release(&v.allow);
 		return CKPT_EXIT_OK;
-	}
-	if (!t.checkpoints) {
-		json_decref(doc);
-		json_decref(list);
-		strlist_release(&v.keys);
-		strlist_release(&v.allow);
-		return CKPT_EXIT_ERROR;
 	}
 	if (doc) {
 		sum = json_object();
@@ -554,8 +684,10 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	summary(&t, now_seconds() - start, ctx);
 	strlist_release(&v.keys);
 	strlist_release(&v.allow);
-	return t.bad_checkpoints || t.unchecked ? CKPT_EXIT_FINDING :
-	    CKPT_EXIT_OK;
+	/* An UNREADABLE file (permission denied, I/O error) was not
+	 * checked either. */
+	return t.unchecked || t.unreadable ? CKPT_EXIT_ERROR :
+	    t.bad_checkpoints ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
 }
 
 const struct cmd cmd_verify = {
@@ -563,4 +695,5 @@ const struct cmd cmd_verify = {
 	.summary = "check checkpoints: integrity, structure, safety, "
 	    "signatures",
 	.fn = cmd_verify_main,
+	.flags = CMD_STORE | CMD_JOBS,
 };

@@ -33,9 +33,9 @@ test_expect_success MANDOC 'each code has the meaning given in cmd/ckpt.h' '
 	mandoc -T ascii -O width=300 "$SRC_DIRECTORY/man/ckpt.1" | col -bx |
 		sed -n "/^EXIT STATUS/,/^[A-Z]/p" >exit.txt &&
 	test_grep "^     0 *Success" exit.txt &&
-	test_grep "^     1 *The answer is \"no\": verify found problems, diff found differences" exit.txt &&
+	test_grep "^     1 *The answer is \"no\": the input was read but is broken, unsafe or" exit.txt &&
 	test_grep "^     2 *Usage error" exit.txt &&
-	test_grep "^     3 *Could not run: an I/O error" exit.txt
+	test_grep "^     3 *Could not run: ckpt could not do its job" exit.txt
 '
 
 test_expect_success 'README lists the same codes' '
@@ -62,10 +62,11 @@ test_expect_success 'exit 2: usage errors, with nothing on stdout' '
 	done
 '
 
-test_expect_success 'exit 3: cannot run; nothing on stdout under --json' '
+test_expect_success 'exit 3: cannot run; --json is still one document naming the error' '
 	test_expect_code 3 ckpt --json inspect does-not-exist >out 2>err &&
-	test_cmp /dev/null out &&
-	test -s err
+	test_grep "\"error\": {" out &&
+	test_grep "\"exit_status\": 3" out &&
+	test_grep "does-not-exist" err
 '
 
 test_expect_success 'exit 3: a write error on stdout is not success' '

@@ -3,6 +3,12 @@
 test_description='store: init, ls, latest, store discovery, exit codes'
 . "$(dirname "$0")/lib.sh"
 
+SQ="'"
+
+json_eval() {
+	"$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"
+}
+
 mkstore() {
 	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-store.py" "$@"
 }
@@ -45,13 +51,14 @@ test_expect_success 'ls lists committed checkpoints by run and numeric step' '
 	ckpt -C s ls >out &&
 	cat >expect <<-\EOF &&
 	RUN  STEP  CREATED               SIZE  METRICS           TAGS  FLAGS
-	a       3  2026-01-01 00:00:00Z  32 B  loss=0.4                
-	a      10  2026-01-01 00:00:00Z  40 B  acc=0.9 loss=0.5        
-	a      20  2026-01-01 00:00:00Z  40 B  loss=0.3                
-	b       5  2026-01-01 00:00:00Z  32 B                          
+	a       3  2026-01-01 00:00:00Z  32 B  loss=0.4
+	a      10  2026-01-01 00:00:00Z  40 B  acc=0.9 loss=0.5
+	a      20  2026-01-01 00:00:00Z  40 B  loss=0.3
+	b       5  2026-01-01 00:00:00Z  32 B
 	EOF
 	head -5 out >actual &&
 	test_cmp expect actual &&
+	! grep " $" out &&
 	test_grep "abandoned .*/runs/a/.tmp-step-40" out &&
 	test_grep "incomplete .*/runs/a/step-50" out
 '
@@ -93,9 +100,12 @@ test_expect_success 'latest prints the highest step, not the newest file' '
 	test_cmp expect out
 '
 
-test_expect_success 'latest exits 1 for an empty or unknown run, 2 for bad use' '
-	test_expect_code 1 ckpt -C s latest --run nosuch >out 2>err &&
+test_expect_success 'latest: nothing to resume is 0 and no output; bad use is 2' '
+	ckpt -C s latest --run nosuch >out 2>err &&
 	test ! -s out &&
+	test_grep "run ${SQ}nosuch${SQ} has no checkpoint yet" err &&
+	ckpt -C s --json latest --run nosuch >out.json &&
+	test "$(json_eval out.json "(d[\"path\"], d[\"checkpoints\"])")" = "(None, 0)" &&
 	test_expect_code 2 ckpt -C s latest 2>err &&
 	test_expect_code 2 ckpt -C s latest --run "a b" 2>err &&
 	test_grep "run name" err
@@ -114,7 +124,43 @@ test_expect_success 'latest --verified falls back past a damaged checkpoint' '
 test_expect_success 'latest --verified exits 1 when nothing verifies' '
 	ckpt-test-tool truncate s/runs/b/step-5/weights.bin 3 &&
 	test_expect_code 1 ckpt -C s latest --run b --verified 2>err &&
-	test_grep "no committed, verified" err
+	test_grep "run ${SQ}b${SQ} has 1 checkpoint but none is usable (none verifies)" err
+'
+
+test_expect_success 'unknown names are errors with a hint; an empty answer is 0 and says so' '
+	test_expect_code 2 ckpt -C s ls --run aa 2>err &&
+	test_grep "no run named ${SQ}aa${SQ}" err &&
+	test_grep "did you mean ${SQ}a${SQ}" err &&
+	test_expect_code 2 ckpt -C s ls --sort los 2>err &&
+	test_grep "did you mean ${SQ}loss${SQ}" err &&
+	test_expect_code 2 ckpt -C s ls --sort metric 2>err &&
+	test_grep "${SQ}step${SQ} or one of: acc, loss" err &&
+	test_expect_code 2 ckpt -C s ls --where "nosuch<1" 2>err &&
+	test_grep "no metric named ${SQ}nosuch${SQ}" err &&
+	test_expect_code 2 ckpt -C s prune --run bb --keep-last 1 2>err &&
+	test_grep "did you mean ${SQ}b${SQ}" err &&
+	ckpt -C s ls --where "loss<0" >out 2>err &&
+	! grep "^a  *[0-9]" out &&
+	test_grep "no checkpoint matches --where" err &&
+	ckpt -C s ls --run b --where "loss<1" >out 2>err &&
+	test ! -s out &&
+	test_grep "no checkpoint of run b matches --where" err
+'
+
+test_expect_success '--json times are ISO 8601 strings, the saves too' '
+	ckpt -C s ls --json >out.json &&
+	"$PYTHON" - <<-\PY
+	import json, re
+	d = json.load(open("out.json"))
+	iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+	for c in d["checkpoints"]:
+	    assert c["created"] is None or iso.match(c["created"]), c["created"]
+	assert d["saves"], d
+	for s in d["saves"]:
+	    for k in ("started", "updated"):
+	        assert s[k] is None or iso.match(s[k]), (k, s[k])
+	assert any(s["updated"] for s in d["saves"]), d["saves"]
+	PY
 '
 
 test_expect_success 'a remote store is refused as not supported yet (exit 2)' '

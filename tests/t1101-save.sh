@@ -122,6 +122,19 @@ test_expect_success 'an existing step is refused (exit 2), --force replaces it' 
 	ckpt -C st latest --run r --verified >/dev/null
 '
 
+test_expect_success '--force over a checkpoint that does not verify: no second copy in the trash' '
+	mksrc src &&
+	ckpt -C st save --copy --run fr --step 3 src >/dev/null &&
+	ckpt-test-tool flip st/runs/fr/step-3/model.bin 100 &&
+	rm -rf st/.ckpt/trash/* &&
+	mkst src/model.bin 1000 7 &&
+	ckpt -C st save --copy --force --run fr --step 3 src >/dev/null 2>err &&
+	test_grep "fr@3 does not verify: the new checkpoint replaces it and it is deleted" err &&
+	cmp src/model.bin st/runs/fr/step-3/model.bin &&
+	! ls st/.ckpt/trash | grep -q "^fr@3\." &&
+	ckpt -C st verify fr@3 >/dev/null
+'
+
 test_expect_success '--force refuses to replace a pinned checkpoint' '
 	mksrc src &&
 	mkdir -p st/.ckpt/pins && echo "{}" >st/.ckpt/pins/r@10 &&
@@ -149,8 +162,8 @@ test_expect_success 'bad input is refused with exit 2 and changes nothing' '
 	test_grep "step is required" err &&
 	test_expect_code 2 ckpt -C st save --step 1 src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 2>err &&
-	test_expect_code 2 ckpt -C st save --run r --step 1 nosuch 2>err &&
-	test_grep "nosuch: no such file" err &&
+	test_expect_code 3 ckpt -C st save --run r --step 1 nosuch 2>err &&
+	test_grep "nosuch: No such file" err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --copy --link src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --metric x src 2>err &&
 	test_expect_code 2 ckpt -C st save --run r --step 1 --metric x=y src 2>err &&

@@ -26,6 +26,8 @@ assert m[\"metrics\"] == exp[\"metrics\"], m[\"metrics\"]
 assert m[\"scope\"] == \"full\", m.get(\"scope\")
 assert m[\"environment\"][\"frameworks\"][\"transformers\"] == \"4.36.2\"
 assert m[\"trainer_state\"][\"best_model_checkpoint\"] == \"out/checkpoint-500\"
+assert m[\"trainer_state\"][\"best_metric\"] == 0.42
+assert \"best_metric\" not in m[\"metrics\"], m[\"metrics\"]
 names = [f[\"path\"] for f in m[\"files\"]]
 assert names == sorted(names)
 for n in (\"pytorch_model.bin\", \"optimizer.pt\", \"scheduler.pt\",
@@ -154,6 +156,7 @@ assert d[0][\"digest\"] == d[1][\"digest\"], d
 assert d[2][\"digest\"] != d[1][\"digest\"], d
 assert d[0][\"digest\"].startswith(\"sha256:\")
 " &&
+	mkdir -p ck && echo w >ck/w.bin &&
 	test_expect_code 2 ckpt -C st save --run d --step 4 --data nosuch ck 2>err &&
 	test_grep "nosuch" err
 '
@@ -186,7 +189,7 @@ assert r == {\"ref\": \"e@1\", \"run\": \"e\", \"step\": 1,
              \"manifest\": \"sha256:$want\"}, r
 " &&
 	mkdir -p ck && echo w >ck/w.bin &&
-	test_expect_code 2 ckpt -C st save --run e --step 3 --resumed-from e@99 ck 2>err &&
+	test_expect_code 3 ckpt -C st save --run e --step 3 --resumed-from e@99 ck 2>err &&
 	test_grep "no committed checkpoint e@99" err
 '
 
@@ -249,6 +252,19 @@ test_expect_success 'a prune that is refused does not undo the commit' '
 	ckpt -C st save --run pr --step 5 --prune ck 2>err &&
 	test_grep "not pruned" err &&
 	test_path_is_dir st/runs/pr/step-5
+'
+
+test_expect_success TORCH 'an adopted file edited in place: verify names the hard link as the cause' '
+	rm -rf hl && cp -r "$FIXTURES_DIR/store/out" hl &&
+	ckpt -C st save --adopt hl/checkpoint-500 --run hl >/dev/null 2>&1 &&
+	ckpt-test-tool flip hl/checkpoint-500/pytorch_model.bin 700 &&
+	test_expect_code 1 ckpt -C st verify hl@500 >vout 2>verr &&
+	test_grep "pytorch_model.bin: FAILED" vout &&
+	test_grep "pytorch_model.bin: the file has 2 hard links and its content changed" verr &&
+	ckpt -C st save --copy --run cp --step 1 --force hl/checkpoint-500 >/dev/null 2>&1 &&
+	ckpt-test-tool flip st/runs/cp/step-1/pytorch_model.bin 700 &&
+	test_expect_code 1 ckpt -C st verify cp@1 >vout 2>verr &&
+	! test_grep "hard links" verr
 '
 
 test_done

@@ -115,18 +115,18 @@ test_expect_success 'a missing file exits 3 naming it' '
 	test_grep "nosuch.safetensors: cannot open" err
 '
 
-test_expect_success 'a header length beyond the file: exit 3, message and offset' '
+test_expect_success 'a header length beyond the file: exit 1, message and offset' '
 	"$PYTHON" -c "
 import struct
 h = b\"{}\"
 open(\"model.safetensors\", \"wb\").write(struct.pack(\"<Q\", 1 << 40) + h + b\"\\0\" * 502)
 " &&
-	test_expect_code 3 ckpt inspect model.safetensors >out 2>err &&
+	test_expect_code 1 ckpt inspect model.safetensors >out 2>err &&
 	echo "ckpt: model.safetensors: header length 1099511627776 exceeds file size 512 (at byte 0)" >expect &&
 	test_cmp expect err &&
 	test ! -s out &&
-	test_expect_code 3 ckpt inspect --json model.safetensors >out 2>err &&
-	test ! -s out
+	test_expect_code 1 ckpt inspect --json model.safetensors >out.json 2>err &&
+	test "$(json_eval out.json "d[\"exit_status\"]")" = 1
 '
 
 test_expect_success 'a bad tensor: the error names it and its byte offset' '
@@ -137,7 +137,7 @@ h = json.dumps({\"a\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [0,
 open(\"hole.safetensors\", \"wb\").write(struct.pack(\"<Q\", len(h)) + h + b\"\\0\" * 5)
 print(8 + len(h) + 3)
 " >off &&
-	test_expect_code 3 ckpt inspect hole.safetensors 2>err &&
+	test_expect_code 1 ckpt inspect hole.safetensors 2>err &&
 	test_grep "hole.safetensors: invalid offset for tensor ${SQ}b${SQ}: data_offsets \[3, 5\] leaves a hole" err &&
 	test_grep "(at byte $(cat off))$" err
 '
@@ -145,38 +145,44 @@ print(8 + len(h) + 3)
 test_expect_success 'trailing bytes and truncation are refused' '
 	cp fx/small.safetensors trail.safetensors &&
 	printf x >>trail.safetensors &&
-	test_expect_code 3 ckpt inspect trail.safetensors 2>err &&
+	test_expect_code 1 ckpt inspect trail.safetensors 2>err &&
 	test_grep "1 unexpected bytes after the last tensor" err &&
 	cp fx/small.safetensors cut.safetensors &&
 	ckpt-test-tool truncate cut.safetensors 290 &&
-	test_expect_code 3 ckpt inspect cut.safetensors 2>err &&
+	test_expect_code 1 ckpt inspect cut.safetensors 2>err &&
 	test_grep "file truncated" err
 '
 
 test_expect_success 'unrecognised formats: LFS pointer, HTML page, JSON error, empty' '
-	test_expect_code 3 ckpt inspect fx/bad/lfs.safetensors >out 2>err &&
+	test_expect_code 1 ckpt inspect fx/bad/lfs.safetensors >out 2>err &&
 	test ! -s out &&
 	test_grep "unrecognised format: a Git LFS pointer" err &&
-	test_expect_code 3 ckpt inspect fx/bad/page.safetensors 2>err &&
+	test_expect_code 1 ckpt inspect fx/bad/page.safetensors 2>err &&
 	test_grep "unrecognised format: an HTML or XML document" err &&
-	test_expect_code 3 ckpt inspect fx/bad/error.bin 2>err &&
+	test_expect_code 1 ckpt inspect fx/bad/error.bin 2>err &&
 	test_grep "unrecognised format: a JSON error message" err &&
-	test_expect_code 3 ckpt inspect --json fx/bad/empty.safetensors >out 2>err &&
-	test ! -s out &&
+	test_expect_code 1 ckpt inspect --json fx/bad/empty.safetensors >out.json 2>err &&
+	test "$(json_eval out.json "d[\"exit_status\"]")" = 1 &&
 	test_grep "empty.safetensors: unrecognised format: an empty file" err
 '
 
 test_expect_success 'a truncated zip is named as such' '
 	printf "PK\003\004rest of a cut download" >cut.pt &&
-	test_expect_code 3 ckpt inspect cut.pt 2>err &&
+	test_expect_code 1 ckpt inspect cut.pt 2>err &&
 	test_grep "unrecognised format: a truncated zip archive" err
 '
 
-test_expect_success 'several arguments: one JSON document, exit 3 if any fails' '
+test_expect_success 'several arguments: one JSON document, the worst status wins' '
 	ckpt inspect --json fx/small.safetensors fx/dtypes/F32.safetensors >out.json &&
 	test "$(json_eval out.json "len(d[\"checkpoints\"])")" = 2 &&
 	test_expect_code 3 ckpt inspect fx/small.safetensors nosuch >out 2>err &&
-	test_grep "^total: 3 tensors" out
+	test_grep "^total: 3 tensors" out &&
+	test_expect_code 1 ckpt inspect --json fx/bad/lfs.safetensors fx/small.safetensors >out.json 2>err &&
+	test "$(json_eval out.json "[c[\"exit_status\"] for c in d[\"checkpoints\"]]")" = "[1, 0]" &&
+	test_expect_code 3 ckpt inspect --json fx/bad/lfs.safetensors nosuch fx/small.safetensors >out.json 2>err &&
+	test "$(json_eval out.json "[c[\"exit_status\"] for c in d[\"checkpoints\"]]")" = "[1, 3, 0]" &&
+	test_grep "Git LFS pointer" err &&
+	test_grep "nosuch: cannot open" err
 '
 
 test_expect_success 'inspect reads headers only (a 64 MiB tensor, under 4 KiB read)' '

@@ -70,7 +70,7 @@ test_expect_success '--stats on a tensor larger than one piece, any thread count
 	json.dump(out, open("big.expected", "w"))
 	EOF
 	for t in 1 2 3; do
-		ckpt inspect --json --stats --threads $t big.safetensors >out.$t.json || exit 1
+		ckpt inspect --json --stats --jobs $t big.safetensors >out.$t.json || exit 1
 	done &&
 	cmp out.1.json out.2.json &&
 	cmp out.1.json out.3.json &&
@@ -89,11 +89,11 @@ test_expect_success '--stats on a tensor larger than one piece, any thread count
 	EOF
 '
 
-# The calling thread is one of the workers: --threads 2 starts one more.
+# The calling thread is one of the workers: --jobs 2 starts one more.
 test_expect_success '--stats uses more than one thread' '
 	if command -v strace >/dev/null && test_have_prereq NOT_SANITIZED; then
 		strace -f -e trace=clone,clone3 -o trace \
-			ckpt inspect --stats --threads 2 big.safetensors >/dev/null &&
+			ckpt inspect --stats --jobs 2 big.safetensors >/dev/null &&
 		test $(grep -c "clone" trace) -ge 1
 	fi
 '
@@ -111,6 +111,12 @@ open(\"ok.safetensors\", \"wb\").write(struct.pack(\"<Q\", len(h)) + h + b\"\\0\
 " &&
 	ckpt inspect --stats ok.safetensors >out &&
 	test_grep "^t  *F32  *\[4\]  *4  *16 B  *0  *0  *0  *0  *0  *0  *0  *4$" out
+'
+
+test_expect_success '--stats with --no-tensors is refused, not ignored' '
+	test_expect_code 2 ckpt inspect --stats --no-tensors big.safetensors >out 2>err &&
+	test ! -s out &&
+	test_grep "cannot go with --no-tensors" err
 '
 
 test_done

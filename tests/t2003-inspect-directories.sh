@@ -70,11 +70,11 @@ test_expect_success 'a good sharded model: index checks pass' '
 '
 
 test_expect_success 'a broken sharded model: every mismatch is a finding' '
-	ckpt inspect --json fx/sharded-broken >out.json &&
+	test_expect_code 1 ckpt inspect --json fx/sharded-broken >out.json &&
 	json_eval out.json "sorted((f[\"id\"], f[\"subject\"], f[\"severity\"]) for f in d[\"findings\"])" >ids &&
 	echo "[(${SQ}index-shard-missing${SQ}, ${SQ}model-00003-of-00003.safetensors${SQ}, ${SQ}error${SQ}), (${SQ}index-tensor-missing${SQ}, ${SQ}layers.9.w${SQ}, ${SQ}error${SQ}), (${SQ}index-tensor-unmapped${SQ}, ${SQ}layers.0.b${SQ}, ${SQ}warning${SQ})]" >expect &&
 	test_cmp expect ids &&
-	ckpt inspect fx/sharded-broken >out &&
+	test_expect_code 1 ckpt inspect fx/sharded-broken >out &&
 	test_grep "^checkpoint findings:$" out &&
 	test_grep "^  error index-shard-missing: shard ${SQ}model-00003-of-00003.safetensors${SQ} named by the index is missing$" out
 '
@@ -90,15 +90,15 @@ test_expect_success 'total_size disagreeing with the shards is a warning' '
 test_expect_success 'a shard path leaving the directory is refused' '
 	cp -r fx/sharded esc &&
 	sed "s/model-00002-of-00002.safetensors/..\\/x.safetensors/" fx/sharded/model.safetensors.index.json >esc/model.safetensors.index.json &&
-	ckpt inspect --json esc >out.json &&
+	test_expect_code 1 ckpt inspect --json esc >out.json &&
 	json_eval out.json "[f[\"id\"] for f in d[\"findings\"]]" >ids &&
 	test_grep "index-bad-shard-path" ids
 '
 
-test_expect_success 'an unreadable shard: exit 3 and the index says so' '
+test_expect_success 'a truncated shard: exit 1 and the index says so' '
 	cp -r fx/sharded unr &&
 	ckpt-test-tool truncate unr/model-00002-of-00002.safetensors 108 &&
-	test_expect_code 3 ckpt inspect unr >out 2>err &&
+	test_expect_code 1 ckpt inspect unr >out 2>err &&
 	test_grep "model-00002-of-00002.safetensors: file truncated" err &&
 	test_grep "index-shard-unreadable" out &&
 	test_grep "^error:   file truncated: tensor data ends at byte 112" out
@@ -107,17 +107,17 @@ test_expect_success 'an unreadable shard: exit 3 and the index says so' '
 test_expect_success 'an invalid index is an error with its offset' '
 	mkdir badidx &&
 	printf "{\"weight_map\": {\"a\": 1}}" >badidx/model.safetensors.index.json &&
-	test_expect_code 3 ckpt inspect badidx 2>err &&
+	test_expect_code 1 ckpt inspect badidx 2>err &&
 	test_grep "weight_map entry ${SQ}a${SQ} is not a file name" err &&
 	printf "{\"weight_map\": {\"a\": \"x\", \"a\": \"y\"}}" >badidx/model.safetensors.index.json &&
-	test_expect_code 3 ckpt inspect badidx 2>err &&
+	test_expect_code 1 ckpt inspect badidx 2>err &&
 	test_grep "duplicate object key" err
 '
 
-test_expect_success 'an LFS pointer among the weights of a directory: exit 3' '
+test_expect_success 'an LFS pointer among the weights of a directory: exit 1' '
 	cp -r fx/hf lfs &&
 	cp fx/bad/lfs.safetensors lfs/model.safetensors &&
-	test_expect_code 3 ckpt inspect lfs >out 2>err &&
+	test_expect_code 1 ckpt inspect lfs >out 2>err &&
 	test_grep "model.safetensors: unrecognised format: a Git LFS pointer" err &&
 	test_grep "^file:    config.json" out
 '

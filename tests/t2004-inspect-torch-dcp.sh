@@ -47,12 +47,12 @@ test_expect_success TORCH 'numpy values of rng_state.pth print as data' '
 '
 
 test_expect_success TORCH 'a global outside the allowlist: shown, never resolved' '
-	ckpt inspect "$H/p01-global-system.pkl" >out &&
+	test_expect_code 1 ckpt inspect "$H/p01-global-system.pkl" >out &&
 	test_grep "^  (top level): <global posix.system, not allowed>$" out &&
 	test_grep "^  posix.system  NOT ALLOWED$" out &&
 	test_grep "error unsafe-global" out &&
 	test_path_is_missing PWNED &&
-	ckpt inspect --json "$H/p01-global-system.pkl" >out.json &&
+	test_expect_code 1 ckpt inspect --json "$H/p01-global-system.pkl" >out.json &&
 	test "$(json_eval out.json "d[\"files\"][0][\"globals\"]")" = \
 		"[{${SQ}allowed${SQ}: False, ${SQ}name${SQ}: ${SQ}posix.system${SQ}}]"
 '
@@ -117,19 +117,19 @@ test_expect_success TORCH 'a DCP directory: chunk table, coverage checked' '
 '
 
 test_expect_success TORCH 'DCP: a chunk missing from the metadata is a gap' '
-	ckpt inspect --json "$D/gap" >out.json &&
+	test_expect_code 1 ckpt inspect --json "$D/gap" >out.json &&
 	test "$(json_eval out.json "[(f[\"id\"], f[\"subject\"]) for f in d[\"findings\"]]")" = \
 		"[(${SQ}dcp-chunk-gap${SQ}, ${SQ}model.w${SQ})]"
 '
 
 test_expect_success TORCH 'DCP: a missing or short data file' '
 	cp -r "$D/good" miss && rm miss/__1_0.distcp &&
-	ckpt inspect --json miss >out.json &&
+	test_expect_code 1 ckpt inspect --json miss >out.json &&
 	json_eval out.json "sorted(set(f[\"id\"] for f in d[\"findings\"]))" >ids &&
 	test_grep "dcp-storage-file-missing" ids &&
 	cp -r "$D/good" short &&
 	ckpt-test-tool truncate short/__0_0.distcp 1000 &&
-	test_might_fail ckpt inspect --json short >out.json 2>/dev/null &&
+	test_expect_code 1 ckpt inspect --json short >out.json 2>/dev/null &&
 	json_eval out.json "[f[\"subject\"] for f in d[\"findings\"] if f[\"id\"] == \"dcp-storage-out-of-range\"]" >subj &&
 	echo "[${SQ}model.b|0${SQ}, ${SQ}extra|${SQ}]" >expect &&
 	test_cmp expect subj
@@ -145,9 +145,27 @@ test_expect_success 'store references: RUN@STEP, RUN@latest, RUN@best, unknown' 
 	ckpt -C st inspect --json --metric loss r1@best >out.json &&
 	json_eval out.json "d[\"path\"]" >p &&
 	test_grep "step-1$" p &&
-	test_expect_code 2 ckpt -C st inspect r1@9 >out 2>err &&
+	test_expect_code 3 ckpt -C st inspect r1@9 >out 2>err &&
 	test ! -s out &&
+	test_grep "r1@9" err &&
 	test_expect_code 2 ckpt -C st inspect --mode sideways r1@1 2>err
+'
+
+test_expect_success 'a store checkpoint: a short checkpoint block; --manifest shows the manifest whole' '
+	ckpt -C st inspect r1@1 >out &&
+	sed -n "/^checkpoint:$/,/^$/p" out >block &&
+	test_grep "^  run:        r1$" block &&
+	test_grep "^  step:       1$" block &&
+	test_grep "^  metrics:    loss=0.5$" block &&
+	test_grep "^  signature:  none$" block &&
+	test_grep "^file:    ckpt-manifest.json (ckpt.s record" out &&
+	test $(wc -l <out) -lt 60 &&
+	! test_grep "^  ckpt_version: " out &&
+	ckpt -C st inspect --manifest r1@1 >full &&
+	test_grep "^file:    ckpt-manifest.json$" full &&
+	test_grep "^  ckpt_version: " full &&
+	ckpt -C st inspect --json r1@1 >out.json &&
+	test "$(json_eval out.json "(d[\"checkpoint\"][\"run\"], d[\"checkpoint\"][\"step\"])")" = "(${SQ}r1${SQ}, 1)"
 '
 
 test_done

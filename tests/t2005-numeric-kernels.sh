@@ -28,7 +28,7 @@ test_expect_success 'portable kernel: the same bits' '
 
 test_expect_success 'thread counts 1, 2, 3 and 5: the same bits' '
 	for t in 1 2 3 5; do
-		ckpt inspect --json --stats --threads $t $(cat files) >t$t.json &&
+		ckpt inspect --json --stats --jobs $t $(cat files) >t$t.json &&
 		test_cmp simd.json t$t.json || return 1
 	done
 '

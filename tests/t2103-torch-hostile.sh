@@ -59,4 +59,46 @@ test_expect_success TORCH 'the tree keeps the opaque node' '
 	test_grep "{\"\$global\":\"os.system\",\"\$args\":\[\"true\"\]}" out
 '
 
+test_expect_success 'a memo fan-out is shown once, then as shared references' '
+	"$PYTHON" - <<-\PY &&
+	import pickle, struct
+	# "s" once; inner: 2000 references to it; mid: 100 to inner; outer:
+	# 100 to mid.  Expanded, 20 million nodes from 4 KB.
+	out = bytearray(b"\x80\x02X" + struct.pack("<I", 1) + b"sq\x000")
+	out += b"]q\x01(" + b"h\x00" * 2000 + b"e0"
+	out += b"]q\x02(" + b"h\x01" * 100 + b"e0"
+	out += b"]q\x03(" + b"h\x02" * 100 + b"e."
+	open("fan.pkl", "wb").write(out)
+	assert len(pickle.loads(bytes(out))) == 100
+	PY
+	ckpt inspect --json fan.pkl >out.json &&
+	"$PYTHON" - <<-\PY
+	import json
+	f = json.load(open("out.json"))["files"][0]
+	ids = [x["id"] for x in f["findings"]]
+	assert "pickle-limit" not in ids, ids
+	top = f["metadata"]
+	assert len(top) == 100, len(top)
+	assert len(top[0][0]) == 2000 and top[0][0][0] == "s", top[0][0][:3]
+	assert top[0][1] == {"$shared": True}, top[0][1]
+	assert top[1] == {"$shared": True}, top[1]
+	PY
+'
+
+test_expect_success TORCH 'a tensor under a shared container is still listed under each name' '
+	"$PYTHON" - <<-\PY &&
+	import torch
+	t = torch.arange(40, dtype=torch.float32)
+	inner = {"w": t, "pad": list(range(100))}
+	torch.save({"a": inner, "b": inner}, "tied.pt")
+	PY
+	ckpt inspect --json tied.pt >out.json &&
+	"$PYTHON" - <<-\PY
+	import json
+	f = json.load(open("out.json"))["files"][0]
+	names = sorted(t["name"] for t in f["tensors"])
+	assert names == ["a.w", "b.w"], names
+	PY
+'
+
 test_done

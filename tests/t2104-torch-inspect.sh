@@ -53,4 +53,33 @@ test_expect_success TORCH 'inspect reports an unsafe global and exits non-zero o
 	test_grep "os.system" out.json
 '
 
+test_expect_success TORCH 'totals separate model weights from optimizer state' '
+	"$PYTHON" - <<-\PY &&
+	import torch
+	m = torch.nn.Linear(4, 3)
+	opt = torch.optim.Adam(m.parameters())
+	m(torch.ones(2, 4)).sum().backward()
+	opt.step()
+	torch.save({"model": m.state_dict(), "optimizer": opt.state_dict(),
+	            "scheduler": {"last": torch.tensor([1.0])}}, "train.pt")
+	PY
+	ckpt inspect --no-tensors train.pt >out &&
+	test_grep "^total: .* (15 model, 32 optimizer state, 1 other)$" out &&
+	ckpt inspect --json --no-tensors train.pt >out.json &&
+	"$PYTHON" - <<-\PY &&
+	import json
+	t = json.load(open("out.json"))["totals"]
+	assert t["model_parameters"] == 15, t
+	assert t["by_role"]["optimizer"]["parameters"] == 32, t
+	assert t["parameters"] == 48, t
+	PY
+	ckpt inspect --json --no-tensors "$FIXTURES_DIR/store/out/checkpoint-500" >hf.json &&
+	"$PYTHON" - <<-\PY
+	import json
+	t = json.load(open("hf.json"))["totals"]
+	assert t["model_parameters"] * 3 < t["parameters"], t
+	assert t["by_role"]["optimizer"]["tensors"] > 0, t
+	PY
+'
+
 test_done

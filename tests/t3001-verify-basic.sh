@@ -46,7 +46,7 @@ test_expect_success 'a symlink in a checkpoint is a finding, not followed' '
 test_expect_success 'an unrecognised file named like weights is a warning finding' '
 	printf "\001\002\003\004\005" >blob.bin &&
 	test_expect_code 1 ckpt verify blob.bin >out &&
-	test_grep "^blob.bin: FAILED (unrecognised-format)" out
+	test_grep "^blob.bin: FAILED (unrecognised-format: too short for any checkpoint format (5 bytes))$" out
 '
 
 test_expect_success 'an opaque binary under another name is an info finding only' '
@@ -74,7 +74,7 @@ test_expect_success '-q prints only failures' '
 	ckpt verify -q d a.txt >out 2>err &&
 	test ! -s out && test ! -s err &&
 	test_expect_code 1 ckpt verify -q d blob.bin >out &&
-	echo "blob.bin: FAILED (unrecognised-format)" >expect &&
+	echo "blob.bin: FAILED (unrecognised-format: too short for any checkpoint format (5 bytes))" >expect &&
 	test_cmp expect out
 '
 
@@ -107,8 +107,8 @@ test_expect_success '--json: one document, schema 1, findings with ids' '
 	PY
 '
 
-test_expect_success 'one unreadable path among good ones: reported, exit 1' '
-	test_expect_code 1 ckpt verify --json a.txt gone >out.json &&
+test_expect_success 'one unreadable path among good ones: the rest is checked, exit 3' '
+	test_expect_code 3 ckpt verify --json a.txt gone >out.json &&
 	$PYTHON -c "import json; d = json.load(open(\"out.json\")); assert d[\"checkpoints\"][1][\"ok\"] is False"
 '
 
@@ -117,6 +117,35 @@ test_expect_success 'an unreadable file is a finding, not a crash' '
 	echo x >locked && chmod 000 locked &&
 	test_expect_code 1 ckpt verify locked >out &&
 	test_grep "^locked: " out
+'
+
+test_expect_success 'a failure line keeps its reason: LFS hint, byte offset' '
+	printf "version https://git-lfs.github.com/spec/v1\noid sha256:%064d\nsize 12345\n" 0 >lfs.safetensors &&
+	test_expect_code 1 ckpt verify lfs.safetensors >out 2>err &&
+	test_grep "^lfs.safetensors: FAILED (unrecognised-format: a Git LFS pointer.*git lfs pull" out &&
+	"$PYTHON" -c "
+import struct
+open(\"cut.safetensors\", \"wb\").write(struct.pack(\"<Q\", 1 << 20) + b\"{}\")
+" &&
+	test_expect_code 1 ckpt verify cut.safetensors >out 2>err &&
+	test_grep "^cut.safetensors: FAILED (format-error: header length .* exceeds file size" out
+'
+
+test_expect_success 'a reference that names nothing: the rest is checked, then exit 3' '
+	ckpt init st >/dev/null &&
+	mkdir ck && echo hello >ck/a.txt &&
+	ckpt -C st save --copy --run r --step 1 ck >/dev/null &&
+	test_expect_code 3 ckpt -C st verify r@999 r@1 >out 2>err &&
+	test_grep "r@1/a.txt: OK\|step-1/a.txt: OK" out &&
+	test_grep "r@999" err &&
+	test_expect_code 3 ckpt -C st verify nosuchrun@latest 2>err &&
+	test_expect_code 3 ckpt -C st --json verify r@1 nosuchrun@latest >out.json 2>err &&
+	$PYTHON -c "
+import json
+d = json.load(open(\"out.json\"))
+assert [c[\"ok\"] for c in d[\"checkpoints\"]] == [True, False], d
+assert d[\"summary\"][\"failed_checkpoints\"] == 1, d
+"
 '
 
 test_done

@@ -34,6 +34,7 @@ test_expect_success 'keygen without a terminal wants a passphrase decision' '
 
 test_expect_success 'keygen with a passphrase file; key ids differ' '
 	echo "correct horse" >pass &&
+	chmod 600 pass &&
 	ckpt keygen -o k2 --passphrase-file pass --json >out.json &&
 	test_grep "\"encrypted\": true" out.json &&
 	test_grep "passphrase-protected" k2.key &&
@@ -58,6 +59,7 @@ test_expect_success 'sign a manifest; the signature names the key' '
 test_expect_success 'a wrong passphrase is refused and writes nothing' '
 	rm -f ck/ckpt-manifest.json.sig &&
 	echo "wrong horse" >bad &&
+	chmod 600 bad &&
 	test_expect_code 3 ckpt sign -k k2.key --passphrase-file bad ck 2>err &&
 	test_grep "wrong passphrase" err &&
 	test_path_is_missing ck/ckpt-manifest.json.sig
@@ -92,6 +94,46 @@ test_expect_success 'keygen with a store installs the public key there' '
 	ckpt -C st keygen -o k7 --no-passphrase >out &&
 	id=$(sed -n "s/^key id: *//p" out) &&
 	test_cmp k7.pub "st/.ckpt/keys/$id.pub"
+'
+
+test_expect_success 'a passphrase file or secret key others can read is refused' '
+	echo "correct horse" >open-pass &&
+	chmod 644 open-pass &&
+	test_expect_code 2 ckpt keygen -o perm --passphrase-file open-pass 2>err &&
+	test_grep "open-pass. is accessible by group or others (mode 0644)" err &&
+	test_grep "chmod 600" err &&
+	test_path_is_missing perm.key &&
+	ckpt keygen -o perm --passphrase-file open-pass --insecure-permissions >/dev/null 2>err &&
+	test_grep "warning: passphrase file" err &&
+	cp k2.key open.key && chmod 640 open.key &&
+	test_expect_code 2 ckpt sign -k open.key --passphrase-file pass ck 2>err &&
+	test_grep "secret key .open.key. is accessible" err &&
+	ckpt sign -k open.key --passphrase-file pass --insecure-permissions ck >/dev/null 2>&1
+'
+
+test_expect_success 'an empty passphrase is refused' '
+	: >empty-pass && chmod 600 empty-pass &&
+	test_expect_code 2 ckpt keygen -o nopass --passphrase-file empty-pass 2>err &&
+	test_grep "empty passphrase refused; for a key without one, give --no-passphrase" err &&
+	test_path_is_missing nopass.key
+'
+
+test_expect_success 'a passphrase from a file descriptor, for CI' '
+	echo "correct horse" | ckpt keygen -o fdkey --passphrase-fd 0 --json >out.json &&
+	test_grep "\"encrypted\": true" out.json &&
+	rm -f ck/ckpt-manifest.json.sig &&
+	ckpt sign -k fdkey.key --passphrase-fd 3 ck 3<pass >/dev/null 2>err &&
+	test_expect_code 3 ckpt sign -k fdkey.key --passphrase-fd 3 ck 3<bad 2>err &&
+	test_grep "wrong passphrase" err
+'
+
+test_expect_success 'keygen creates the configuration directory when it is missing' '
+	XDG_CONFIG_HOME="$PWD/fresh-config" ckpt keygen --no-passphrase >out &&
+	test_path_is_file fresh-config/ckpt/ckpt.key &&
+	test "$(stat -c %a fresh-config/ckpt)" = 700 &&
+	test "$(stat -c %a fresh-config/ckpt/ckpt.key)" = 600 &&
+	mkdir home2 && HOME="$PWD/home2" ckpt keygen --no-passphrase >out &&
+	test_path_is_file home2/.config/ckpt/ckpt.key
 '
 
 test_done

@@ -10,6 +10,7 @@ mk() {
 test_expect_success 'setup: two keys and a signed checkpoint' '
 	ckpt keygen -o alice --no-passphrase >/dev/null &&
 	echo pw >pw &&
+	chmod 600 pw &&
 	ckpt keygen -o bob --passphrase-file pw >/dev/null &&
 	mk signed &&
 	ckpt sign -k alice.key signed >/dev/null &&
@@ -169,6 +170,18 @@ test_expect_success 'MODEL@vN: the manifest must have the digest the registry re
 test_expect_success 'an unknown reference is an error, not a pass' '
 	test_must_fail ckpt -C st verify r1@99 >out 2>err &&
 	test ! -s out
+'
+
+test_expect_success 'the human summary says what became of the signature' '
+	ckpt verify --key alice.pub signed 2>err >/dev/null &&
+	test_grep "; signature: valid (key [0-9a-zA-Z:]*)$" err &&
+	mk unsigned &&
+	ckpt verify unsigned 2>err >/dev/null &&
+	test_grep "; signature: missing$" err &&
+	test_expect_code 1 ckpt verify --key bob.pub signed 2>err >/dev/null &&
+	test_grep "; signature: by an unknown key$" err &&
+	test_expect_code 1 ckpt verify --key alice.pub signed unsigned --require-signature 2>err >/dev/null &&
+	test_grep "; signatures: 1 valid (key [^)]*), 1 missing$" err
 '
 
 test_done

@@ -60,9 +60,10 @@ test_expect_success TORCH 'setup: a Trainer checkpoint made by torch' '
 test_expect_success TORCH 'save --adopt commits it (exit 0) and says what verify will refuse' '
 	ckpt -C s save --run hf --adopt hfout/checkpoint-500 >out 2>err &&
 	test_grep "runs/hf/step-500$" out &&
-	test_grep "training_args.bin references globals outside" err &&
-	test_grep "transformers.training_args.TrainingArguments" err &&
-	test_grep "verify.allow_globals" err &&
+	test_grep "training_args.bin pickles globals that torch.load(weights_only=True) refuses" err &&
+	test_grep "^  allow_globals:$" err &&
+	test_grep "^    - transformers.training_args.TrainingArguments$" err &&
+	! test_grep "^    - builtins\." err &&
 	ckpt -C s ls --json >ls.json &&
 	! grep -q "\"failed\": true" ls.json &&
 	"$PYTHON" - <<-\PY
@@ -103,6 +104,39 @@ test_expect_success TORCH 'latest --verified skips it until the store allows its
 test_expect_success TORCH 'a checkpoint verified by path finds its store'"'"'s allow list' '
 	ckpt verify s/runs/hf/step-500 >out &&
 	test_grep "training_args.bin: OK$" out
+'
+
+test_expect_success TORCH 'init --preset hf: a stock Trainer checkpoint saves without warning and verifies' '
+	ckpt init --preset hf hfstore >/dev/null &&
+	test_grep "^    - transformers.training_args.TrainingArguments$" hfstore/ckpt.yaml &&
+	cp -r hfout hfout2 &&
+	ckpt -C hfstore save --run hf --adopt hfout2/checkpoint-500 >/dev/null 2>err &&
+	! test_grep "refuses" err &&
+	ckpt -C hfstore verify hf@500 >out &&
+	test_grep "training_args.bin: OK$" out &&
+	test_expect_code 2 ckpt init --preset nosuch other 2>err &&
+	test_path_is_missing other
+'
+
+test_expect_success TORCH 'inspect honours the same allow list, by reference and by path' '
+	ckpt -C s inspect hf@500 >out &&
+	! test_grep "NOT ALLOWED" out &&
+	ckpt inspect s/runs/hf/step-500/training_args.bin >out &&
+	! test_grep "NOT ALLOWED" out &&
+	cp s/runs/hf/step-500/training_args.bin loose.bin &&
+	test_expect_code 1 ckpt inspect loose.bin >out &&
+	test_grep "NOT ALLOWED" out &&
+	ckpt inspect --allow-global transformers.training_args.TrainingArguments \
+		--allow-global transformers.training_args.IntervalStrategy loose.bin >out &&
+	! test_grep "NOT ALLOWED" out &&
+	test_expect_code 2 ckpt inspect --allow-global posix.system loose.bin 2>err
+'
+
+test_expect_success TORCH 'a path outside the store does not borrow $CKPT_STORE'"'"'s list' '
+	test_expect_code 1 env CKPT_STORE=s ckpt verify loose.bin >out &&
+	test_grep "FAILED" out &&
+	test_expect_code 1 ckpt -C s verify loose.bin >out &&
+	test_expect_code 1 env CKPT_STORE=s ckpt inspect loose.bin >out
 '
 
 test_expect_success TORCH 'with the allow list, save no longer warns' '

@@ -91,9 +91,9 @@ test_expect_success 'unpin RUN@STEP works when the checkpoint is gone' '
 	test_path_is_missing "s/.ckpt/pins/a@20"
 '
 
-test_expect_success 'pin of what does not exist, or is not in the store, exits 2' '
-	test_expect_code 2 ckpt -C s pin a@99 2>err &&
-	test_expect_code 2 ckpt -C s pin nosuch@latest 2>err &&
+test_expect_success 'pin of what does not exist exits 3, of what is not in the store 2' '
+	test_expect_code 3 ckpt -C s pin a@99 2>err &&
+	test_expect_code 3 ckpt -C s pin nosuch@latest 2>err &&
 	mkstore other c@1 &&
 	test_expect_code 2 ckpt -C s pin other/runs/c/step-1 2>err &&
 	test_grep "not a checkpoint of the store" err &&

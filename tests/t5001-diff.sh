@@ -198,12 +198,18 @@ test_expect_success 'content_sha256 digests decide when both manifests have them
 	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"identical\"], d[\"summary\"][\"bytes_read\"]")" = "3 4 1500000"
 '
 
+# A reference that names nothing is "could not run", as in every command.
+test_expect_success 'a reference that names nothing exits 3' '
+	test_expect_code 3 ckpt -C st diff r@99 m1.safetensors 2>err &&
+	test_grep "no committed checkpoint r@99" err
+'
+
 test_expect_success 'usage errors exit 2' '
 	test_expect_code 2 ckpt diff m1.safetensors &&
 	test_expect_code 2 ckpt diff --map nope m1.safetensors m2.safetensors &&
 	test_expect_code 2 ckpt diff --atol -1 m1.safetensors m2.safetensors &&
 	test_expect_code 2 ckpt diff --top -1 m1.safetensors m2.safetensors &&
-	test_expect_code 2 ckpt -C st diff r@99 m1.safetensors
+	test_expect_code 2 ckpt diff --top x m1.safetensors m2.safetensors
 '
 
 test_expect_success 'hostile and truncated inputs: a clear error, exit 3' '

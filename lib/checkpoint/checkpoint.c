@@ -266,7 +266,8 @@ open_files(struct ckpt_checkpoint *c)
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct ckpt_cp_file *cf = &c->files[i];
 
-		if (ckpt_file_open(cf->path, c->flags, &cf->file, &cf->err)) {
+		if (ckpt_file_open_ex(cf->path, &c->open, &cf->file,
+		    &cf->err)) {
 			cf->file = NULL;
 			if (cf->err.code == CKPT_ERR_NOMEM)
 				return CKPT_ERR_NOMEM;
@@ -300,6 +301,15 @@ int
 ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err)
 {
+	struct ckpt_open_options o = { .flags = flags };
+
+	return ckpt_checkpoint_open_ex(path, &o, out, err);
+}
+
+int
+ckpt_checkpoint_open_ex(const char *path, const struct ckpt_open_options *o,
+    struct ckpt_checkpoint **out, struct ckpt_error *err)
+{
 	struct ckpt_checkpoint *c;
 	struct stat st;
 	size_t cap = 0;
@@ -314,7 +324,8 @@ ckpt_checkpoint_open(const char *path, unsigned int flags,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return ckpt_error_nomem(err);
-	c->flags = flags;
+	if (o)
+		c->open = *o;
 	c->path = strdup(path);
 	if (!c->path) {
 		free(c);

@@ -20,7 +20,7 @@ struct ckpt_checkpoint {
 	char *path;
 	const char *kind;	/* static string */
 	bool is_dir;
-	unsigned int flags;
+	struct ckpt_open_options open;	/* its lists borrowed while opening */
 	struct ckpt_cp_file *files;	/* sorted by name (byte order) */
 	size_t nfiles;
 	struct ckpt_finding *findings;	/* strings owned here */

@@ -5,8 +5,9 @@
  * The interpreter is CPython's pickle machine with every side effect
  * replaced by a node: a value stack, a mark stack and a memo (a hash map,
  * so that LONG_BINPUT 0xffffffff costs one slot), nodes shared by
- * reference so that a memo fan-out costs nothing until a walk (which is
- * bounded).  The allowlist is torch.load(weights_only=True)'s, after
+ * reference so that a memo fan-out costs nothing until a walk, which
+ * shows a large tensor-free shared container once and a reference to it
+ * after that (the walk is bounded too).  The allowlist is torch.load(weights_only=True)'s, after
  * CPython's py2 name mapping; a global outside it is a name, nothing more.
  * Every length is checked against the bytes that remain before anything
  * is allocated, and every resource has a limit (pk_default_limits).
@@ -2744,6 +2745,88 @@ object(struct walker *w, struct pk_node *n, unsigned depth)
 	return o;
 }
 
+static bool
+is_container(const struct pk_node *n)
+{
+	return n->kind == PK_LIST || n->kind == PK_TUPLE || n->kind == PK_SET
+	    || n->kind == PK_DICT || n->kind == PK_OBJECT;
+}
+
+static uint32_t
+add_sat(uint32_t a, uint32_t b)
+{
+	return a > PK_XSIZE_MAX - b ? PK_XSIZE_MAX : a + b;
+}
+
+/*
+ * What a full expansion of n would cost (nodes visited, saturating) and
+ * whether it reaches a tensor, computed once per node over the shared
+ * graph: O(nodes + references), however the memo fans out.  A cycle or a
+ * nesting deeper than the walk goes counts as large and as holding a
+ * tensor, so that such a subtree takes the bounded walk, as before.
+ */
+static void
+subtree_info(struct pk_node *n, unsigned depth, unsigned max_depth)
+{
+	struct pk_node *kids[5];
+	uint32_t size = 1;
+	bool tensor = n->kind == PK_TENSOR;
+
+	if (n->xinfo & PK_X_DONE)
+		return;
+	if ((n->xinfo & PK_X_BUSY) || depth > max_depth) {
+		n->xinfo |= PK_X_DONE | PK_X_TENSOR;
+		n->xsize = PK_XSIZE_MAX;
+		return;
+	}
+	n->xinfo |= PK_X_BUSY;
+	for (size_t i = 0; i < n->n && n->items && !tensor; i++) {
+		subtree_info(n->items[i], depth + 1, max_depth);
+		size = add_sat(size, n->items[i]->xsize);
+		tensor = n->items[i]->xinfo & PK_X_TENSOR;
+		if (n->keys && n->keys[i]) {
+			subtree_info(n->keys[i], depth + 1, max_depth);
+			size = add_sat(size, n->keys[i]->xsize);
+		}
+	}
+	kids[0] = n->cls;
+	kids[1] = n->args;
+	kids[2] = n->state;
+	kids[3] = n->extra;
+	kids[4] = n->kind == PK_TENSOR && n->u.tensor ? n->u.tensor->parts :
+	    NULL;
+	for (size_t i = 0; i < 5 && !tensor; i++) {
+		if (!kids[i])
+			continue;
+		subtree_info(kids[i], depth + 1, max_depth);
+		size = add_sat(size, kids[i]->xsize);
+		tensor = kids[i]->xinfo & PK_X_TENSOR;
+	}
+	if (tensor)
+		size = PK_XSIZE_MAX;	/* not needed: always expanded */
+	n->xsize = size;
+	n->xinfo = (unsigned char)((n->xinfo & ~PK_X_BUSY) | PK_X_DONE |
+	    (tensor ? PK_X_TENSOR : 0));
+}
+
+/*
+ * A container met again (a memo reference) whose expansion is large and
+ * holds no tensor is shown once, then counted: {"$shared": true}.  An
+ * 8 KB pickle whose references fan out no longer costs seconds.  Small
+ * ones (a shared tuple of betas) still print in full, and so does every
+ * path to a tensor, which must be listed under each of its names.
+ */
+#define SHARED_SHOWN_IN_FULL 32
+
+static bool
+shown_as_reference(struct walker *w, struct pk_node *n, unsigned depth)
+{
+	if (!n->seen || !is_container(n))
+		return false;
+	subtree_info(n, depth, w->p->lim->max_depth);
+	return !(n->xinfo & PK_X_TENSOR) && n->xsize > SHARED_SHOWN_IN_FULL;
+}
+
 static json_t *
 walk(struct walker *w, struct pk_node *n, unsigned depth)
 {
@@ -2751,6 +2834,11 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 
 	if (w->rc)
 		return NULL;
+	if (shown_as_reference(w, n, depth)) {
+		j = json_object();
+		set(j, "$shared", json_true());
+		return j;
+	}
 	if (n->seen && (n->kind == PK_LIST || n->kind == PK_TUPLE ||
 	    n->kind == PK_SET || n->kind == PK_DICT || n->kind == PK_OBJECT) &&
 	    n->n + (n->extra ? n->extra->n : 0) > 0)

@@ -87,6 +87,9 @@ struct pk_node {
 	bool ordered;		/* DICT: an OrderedDict */
 	unsigned char mark;	/* walkers: on the current path */
 	unsigned char seen;	/* walkers: expanded once already */
+	unsigned char xinfo;	/* walkers: PK_X_* about the subtree */
+	uint32_t xsize;		/* walkers: nodes a full expansion visits,
+				 * saturated at PK_XSIZE_MAX */
 	int64_t pos;		/* offset in the pickle of the creating opcode */
 	int64_t i;		/* BOOL, INT */
 	double d, d2;		/* FLOAT, COMPLEX */
@@ -105,6 +108,11 @@ struct pk_node {
 		struct pk_ndarray *nd;
 	} u;
 };
+
+#define PK_X_DONE	(1u << 0)	/* xsize and PK_X_TENSOR are known */
+#define PK_X_TENSOR	(1u << 1)	/* a tensor somewhere below */
+#define PK_X_BUSY	(1u << 2)	/* being computed (a cycle) */
+#define PK_XSIZE_MAX	UINT32_MAX
 
 #define PK_ALLOW_DCP	(1u << 0)	/* the DCP metadata dataclasses */
 #define PK_QUIET_COMPAT	(1u << 1)	/* protocol 3-5 opcodes expected */

@@ -328,6 +328,8 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
  *   an instance of an allowed class the reader does not interpret
  *                               {"$object": "module.name", ...} likewise
  *   a cycle / a cut-off subtree {"$cycle": true} / {"$truncated": true}
+ *   a large container without tensors met again through the memo, after
+ *   its first showing {"$shared": true}
  * A tensor's NAME is the dot-joined path of dict keys and list/tuple
  * indices from the top-level object ("model.fc1.weight",
  * "optimizer.state.0.exp_avg"; "" for a top-level tensor); instances add
@@ -379,6 +381,11 @@ struct ckpt_checkpoint;
 
 CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
+/** ckpt_checkpoint_open() with options (allowed pickle globals); o may be
+ * NULL.  The lists in o are used during the call only. */
+CKPT_API int ckpt_checkpoint_open_ex(const char *path,
+    const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
+    struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
 /** True when the checkpoint was opened from a directory. */
@@ -993,6 +1000,9 @@ struct ckpt_save_opts {
 	size_t nsources;
 	enum ckpt_transfer transfer;
 	bool force;			/* replace an existing step */
+	/* With force: delete the replaced checkpoint instead of keeping it
+	 * in the trash (the caller found that it does not verify). */
+	bool discard_replaced;
 	/*
 	 * Caller-collected metadata as a JSON object (may be NULL), merged
 	 * into the manifest: "epoch", "metrics", "config", "git", "data",

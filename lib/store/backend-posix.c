@@ -783,6 +783,27 @@ rm_rf_at(int dfd, const char *name, int depth)
 	return rc;
 }
 
+int
+ckpt_rm_rf(const char *path)
+{
+	char *dir = ckpt_dirname(path);
+	const char *base = strrchr(path, '/');
+	int dfd, rc, saved;
+
+	if (!dir)
+		return -1;
+	/* never through a symbolic link: the trash must be the store's */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	free(dir);
+	if (dfd < 0)
+		return -1;
+	rc = rm_rf_at(dfd, base ? base + 1 : path, 0);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return rc;
+}
+
 static int
 posix_remove_tree(void *be, const char *key, struct ckpt_error *err)
 {

@@ -1074,15 +1074,18 @@ plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 			    "size", (json_int_t)(f->ranges[k].end -
 			    f->ranges[k].offset), "sha256",
 			    digest_json(f->ranges[k].sha256)));
-		/* Stash the file entry in the tensors slot's owner. */
+		/* Stash the file entry in the tensors slot's owner.  A file
+		 * that did not parse has no tensor list yet: "s:O" of a
+		 * temporary would leak it (LeakSanitizer, a broken file). */
+		if (!f->tensors)
+			f->tensors = json_array();
 		f->validation = f->validation ? f->validation : json_pack(
 		    "{s:s}", "result", "skipped");
 		json_object_set_new(f->validation, "_entry", json_pack(
 		    "{s:s, s:I, s:s, s:o, s:I, s:o, s:O}", "path", f->rel,
 		    "size", (json_int_t)f->size, "format", f->format,
 		    "sha256", digest_json(jobs[i].sha256), "chunk_size",
-		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors ?
-		    f->tensors : json_array()));
+		    (json_int_t)cs, "chunks", chunks, "tensors", f->tensors));
 	}
 	free(jobs);
 	return rc;
@@ -1351,7 +1354,10 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	} else {
 		rc = rename_noreplace(sv, sv->staging, sv->final, err);
 	}
-	if (!rc) {
+	if (!rc && sv->opts.discard_replaced) {
+		/* Committed either way; a leftover is gc's to remove. */
+		ckpt_rm_rf(trash);
+	} else if (!rc) {
 		char *t = ckpt_store_path(sv->store, ".ckpt/trash");
 
 		if (t)

@@ -235,6 +235,18 @@ ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
 		    "directory can be a store)");
 	if (is_store(dir))
 		return store_new(dir, out, err);
+	{
+		/* Permission denied is not "no store here" (ckpt(1): 3). */
+		char *marker = ckpt_join(dir, STORE_MARKER);
+		int e = marker && stat(marker, &st) ? errno : 0;
+
+		free(marker);
+		if (e && e != ENOENT && e != ENOTDIR) {
+			errno = e;
+			return ckpt_error_errno(err, dir, "cannot open the "
+			    "store");
+		}
+	}
 	if (!(flags & CKPT_STORE_CREATE))
 		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, dir, -1,
 		    "not a ckpt store (no .ckpt/store.json); run 'ckpt init'");

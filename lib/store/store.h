@@ -70,6 +70,10 @@ int ckpt_open_dir_nofollow(const char *root, const char *rel);
  * POSIX only: the store's own modules go through s->ops (backend.h). */
 int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
     struct ckpt_error *err);
+/* Removes path recursively, manifest first, never following symlinks nor
+ * leaving its filesystem (backend-posix.c; POSIX only: the store's own
+ * removals go through s->ops->remove_tree).  0, or -1 with errno. */
+int ckpt_rm_rf(const char *path);
 
 /*
  * Why path cannot name a file in a manifest (relative, '/'-separated, no

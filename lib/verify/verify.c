@@ -1092,6 +1092,19 @@ note_mismatches(struct ckpt_report *r)
 		bool tensor = false;
 		size_t nchunks = 0;
 
+		/* Content changed while another name links to the same
+		 * inode: the likely cause is an in-place edit through that
+		 * name (the trainer's directory of save --adopt or --link). */
+		if (vf->present && !vf->io_failed && vf->m &&
+		    S_ISREG(vf->st.st_mode) && vf->st.st_nlink > 1 &&
+		    (vf->hash_failed || (uint64_t)vf->st.st_size !=
+		    vf->m->size))
+			file_finding(vf, "hard-link-modified", CKPT_SEV_WARNING,
+			    NULL, -1, "the file has %llu hard links and its "
+			    "content changed: it was probably modified in "
+			    "place through another link (such as the "
+			    "directory 'ckpt save --adopt' or '--link' took it "
+			    "from)", (unsigned long long)vf->st.st_nlink);
 		if (!vf->hash_failed || vf->io_failed || !vf->present ||
 		    (uint64_t)vf->st.st_size != vf->m->size)
 			continue;

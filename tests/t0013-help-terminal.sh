@@ -1,0 +1,102 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+test_description='help without installed pages, short usage errors, colour and terminals'
+. "$(dirname "$0")/lib.sh"
+
+# on_tty CMD...: runs CMD with stdout and stderr on a pseudo-terminal
+# (script(1)), the screen in "tty.out".
+on_tty() {
+	script -qec "$*" /dev/null >tty.out 2>&1 </dev/null
+}
+
+command -v script >/dev/null 2>&1 && test_set_prereq SCRIPT
+
+test_expect_success 'a usage error is the message and a one-line hint, for every command' '
+	for c in $(ckpt --list-commands); do
+		test_expect_code 2 ckpt $c --no-such-option 2>err || exit 1
+		test $(wc -l <err) -le 3 || { cat err; exit 1; }
+		test_grep "^ckpt: unknown option .--no-such-option.$" err || exit 1
+		test_grep "^hint: .ckpt $c -h. lists the options$" err || exit 1
+	done &&
+	test_expect_code 2 ckpt save --run r 2>err &&
+	test_grep "nothing to save" err &&
+	test $(wc -l <err) -le 3 &&
+	test_expect_code 2 ckpt --frobnicate 2>err &&
+	test $(wc -l <err) = 2
+'
+
+test_expect_success 'ckpt help CMD and --help: the page beside the binary when man finds none' '
+	MANPATH=/nonexistent ckpt help ls >out 2>err &&
+	test_grep "ckpt ls" out &&
+	test_grep "SYNOPSIS" out &&
+	! test_grep "No manual entry" err &&
+	MANPATH=/nonexistent ckpt ls --help >out &&
+	test_grep "SYNOPSIS" out &&
+	MANPATH=/nonexistent ckpt --help >out &&
+	test_grep "EXIT STATUS" out
+'
+
+test_expect_success 'without man(1) or mandoc: the -h text, exit 0' '
+	PATH="$CKPT_BUILD" MANPATH=/nonexistent ckpt help verify >out 2>err &&
+	test_grep "^usage: ckpt verify" out &&
+	PATH="$CKPT_BUILD" MANPATH=/nonexistent ckpt verify --help >out &&
+	test_grep "^usage: ckpt verify" out &&
+	PATH="$CKPT_BUILD" MANPATH=/nonexistent ckpt --help >out &&
+	test_grep "^usage: ckpt" out
+'
+
+test_expect_success 'setup: a store' '
+	ckpt init st >/dev/null &&
+	mkdir ck && echo x >ck/a &&
+	ckpt -C st save --copy --run r --step 1 -m loss=1 ck >/dev/null
+'
+
+test_expect_success SCRIPT 'a terminal gets a bold header; NO_COLOR set empty does not count' '
+	unset NO_COLOR &&
+	TERM=xterm on_tty ckpt -C st ls &&
+	test_grep "$(printf "\033")\[1m" tty.out &&
+	NO_COLOR= TERM=xterm on_tty ckpt -C st ls &&
+	test_grep "$(printf "\033")\[1m" tty.out
+'
+
+test_expect_success SCRIPT 'NO_COLOR=1 and TERM=dumb: no escape sequence at all' '
+	NO_COLOR=1 TERM=xterm on_tty ckpt -C st ls &&
+	test_grep "^RUN" tty.out &&
+	! grep "$(printf "\033")" tty.out &&
+	unset NO_COLOR &&
+	TERM=dumb on_tty ckpt -C st ls &&
+	test_grep "^RUN" tty.out &&
+	! grep "$(printf "\033")" tty.out &&
+	TERM=dumb on_tty ckpt -C st latest --verified --run r &&
+	! grep "$(printf "\033")" tty.out
+'
+
+test_expect_success 'not a terminal: no escape sequence' '
+	unset NO_COLOR &&
+	TERM=xterm ckpt -C st ls >out 2>&1 &&
+	! grep "$(printf "\033")" out
+'
+
+test_expect_success '--lock-timeout: one grammar on every command that locks; -j: one range' '
+	ckpt -C st gc --dry-run --lock-timeout 2m >/dev/null &&
+	ckpt -C st gc --dry-run --lock-timeout 30s >/dev/null &&
+	ckpt -C st gc --dry-run --lock-timeout 0.5 >/dev/null &&
+	for c in gc prune pin unpin save; do
+		test_expect_code 2 ckpt -C st $c --lock-timeout soon 2>err || exit 1
+		test_grep "lock-timeout .soon.: a duration such as 30s or 2m" err || exit 1
+		ckpt $c --completion-helper | grep -q "^--lock-timeout=$" || exit 1
+	done &&
+	for c in ls latest verify inspect init keygen sign; do
+		! ckpt $c --completion-helper | grep -q "^--lock-timeout" || exit 1
+	done &&
+	for c in save verify latest inspect; do
+		ckpt $c --completion-helper | grep -q "^--jobs=$" || exit 1
+		test_expect_code 2 ckpt -C st $c -j 0 2>err || exit 1
+		test_grep "from 1 to 1024" err || exit 1
+		test_expect_code 2 ckpt -C st $c --jobs 1025 2>err || exit 1
+	done &&
+	ckpt -C st latest -j 2 --verified --run r >/dev/null &&
+	ckpt -C st verify -j 1 r@1 >/dev/null 2>&1
+'
+
+test_done
