@@ -7,7 +7,9 @@
  * the newest down is re-hashed against its manifest and the first that
  * matches is printed (ckpt_verify(), as "ckpt verify" checks: files
  * against the manifest, structure, safety), so a job never resumes from
- * a damaged checkpoint.
+ * a damaged checkpoint.  The walk reads no more of the run than it needs
+ * (ckpt_store_newest()); the whole run is listed only to count it, for
+ * --json and when no checkpoint is usable.
  *
  * A resuming job must tell "nothing to resume, start fresh" from "there
  * is something, but none of it is usable": the first prints nothing and
@@ -99,15 +101,15 @@ checkpoint_verifies(const struct ctx *ctx, struct ckpt_store *s,
 
 /* The answer under --json: path and step are null when there is none. */
 static void
-print_json(const char *run, const struct ckpt_entry *found, size_t total,
+print_json(const char *run, const char *path, int64_t step, size_t total,
     size_t skipped, bool verified)
 {
 	json_t *doc = json_doc_new();
 
 	json_object_set_new(doc, "run", json_string(run));
-	json_object_set_new(doc, "step", found ? json_integer(found->step) :
+	json_object_set_new(doc, "step", path ? json_integer(step) :
 	    json_null());
-	json_object_set_new(doc, "path", found ? json_string(found->path) :
+	json_object_set_new(doc, "path", path ? json_string(path) :
 	    json_null());
 	json_object_set_new(doc, "verified", json_boolean(verified));
 	json_object_set_new(doc, "checkpoints", json_integer(
@@ -121,11 +123,76 @@ static int
 start_fresh(const struct ctx *ctx, const char *run, const char *why)
 {
 	if (ctx->json)
-		print_json(run, NULL, 0, 0, false);
+		print_json(run, NULL, 0, 0, 0, false);
 	if (ctx->verbosity)
 		fprintf(stderr, "ckpt: run '%s' has no checkpoint yet%s; "
 		    "nothing to resume\n", run, why);
 	return CKPT_EXIT_OK;
+}
+
+/* What the walk from the newest down found. */
+struct pick {
+	const struct ctx *ctx;
+	struct ckpt_store *s;
+	bool verified, fast;
+	size_t skipped;
+	char *path;
+	int64_t step;
+};
+
+/*
+ * ckpt_store_newest() offers the checkpoints not marked failed, newest
+ * first: takes the first, or with --verified the first that verifies.
+ */
+static int
+take_newest(const struct ckpt_entry *e, void *arg)
+{
+	struct pick *p = arg;
+	char *why = NULL;
+
+	if (p->verified && !checkpoint_verifies(p->ctx, p->s, e, p->fast,
+	    &why)) {
+		warning("%s@%lld does not verify (%s); trying an older one",
+		    e->run, (long long)e->step, why);
+		free(why);
+		p->skipped++;
+		return 0;
+	}
+	p->path = xstrdup(e->path);
+	p->step = e->step;
+	return 1;
+}
+
+/*
+ * The checkpoints of run and how many are marked failed: the full
+ * listing, read only when the answer needs the count (--json, or no
+ * usable checkpoint, to tell "none yet" from "none usable").
+ */
+static size_t
+count_checkpoints(struct ckpt_store *s, const char *run, bool warn_failed,
+    size_t *failed)
+{
+	struct ckpt_error err;
+	struct ckpt_list *l;
+	size_t total;
+
+	ckpt_error_clear(&err);
+	if (ckpt_store_list(s, run, 0, &l, &err))
+		die_ckpt(&err);
+	total = ckpt_list_count(l);
+	*failed = 0;
+	for (size_t i = total; i-- > 0;) {
+		const struct ckpt_entry *e = ckpt_list_entry(l, i);
+
+		if (!e->failed)
+			continue;
+		if (warn_failed)
+			warning("%s@%lld is marked failed (its load test or "
+			    "validation failed)", e->run, (long long)e->step);
+		(*failed)++;
+	}
+	ckpt_list_free(l);
+	return total;
 }
 
 static int
@@ -142,12 +209,11 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 		    "cached digests, as verify --fast"),
 		OPT_END()
 	};
-	const struct ckpt_entry *found = NULL;
+	struct pick found = { 0 };
 	struct ckpt_store *s;
-	struct ckpt_list *l;
 	struct ckpt_error err;
-	size_t skipped = 0, total;
-	int status;
+	size_t total = 0, failed = 0;
+	int rc;
 
 	if (parse_options(argc, argv, ctx, opts, latest_usage))
 		usage_error(latest_usage, opts, "latest takes no arguments");
@@ -164,46 +230,37 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 		return start_fresh(ctx, run, " (the store does not exist "
 		    "yet)");
 	s = cmd_store(ctx);
-	if (ckpt_store_list(s, run, 0, &l, &err))
+	found.ctx = ctx;
+	found.s = s;
+	found.verified = verified;
+	found.fast = fast;
+	/* the newest first, reading no more than it needs */
+	rc = ckpt_store_newest(s, run, take_newest, &found, &err);
+	if (rc < 0)
 		die_ckpt(&err);
-	total = ckpt_list_count(l);
-	if (!total) {
-		ckpt_list_free(l);
+	if (rc > 0) {
+		if (ctx->json) {
+			total = count_checkpoints(s, run, false, &failed);
+			print_json(run, found.path, found.step, total,
+			    found.skipped + failed, verified);
+		} else {
+			printf("%s\n", found.path);
+		}
+		free(found.path);
+		return CKPT_EXIT_OK;
+	}
+	total = count_checkpoints(s, run, true, &failed);
+	if (!total)
 		return start_fresh(ctx, run, "");
-	}
-	for (size_t i = total; i-- > 0;) {
-		const struct ckpt_entry *e = ckpt_list_entry(l, i);
-		char *why = NULL;
-
-		if (e->failed) {
-			warning("%s@%lld is marked failed (its load test or "
-			    "validation failed); trying an older one", e->run,
-			    (long long)e->step);
-			skipped++;
-			continue;
-		}
-		if (verified && !checkpoint_verifies(ctx, s, e, fast, &why)) {
-			warning("%s@%lld does not verify (%s); trying an older "
-			    "one", e->run, (long long)e->step, why);
-			free(why);
-			skipped++;
-			continue;
-		}
-		found = e;
-		break;
-	}
-	if (!found && ctx->verbosity)
+	if (ctx->verbosity)
 		fprintf(stderr, "ckpt: run '%s' has %zu checkpoint%s but none "
 		    "is usable%s; not resuming (see 'ckpt verify %s@latest')\n",
 		    run, total, total == 1 ? "" : "s", verified ? " (none "
 		    "verifies)" : "", run);
 	if (ctx->json)
-		print_json(run, found, total, skipped, verified);
-	else if (found)
-		printf("%s\n", found->path);
-	status = found ? CKPT_EXIT_OK : CKPT_EXIT_FINDING;
-	ckpt_list_free(l);
-	return status;
+		print_json(run, NULL, 0, total, found.skipped + failed,
+		    verified);
+	return CKPT_EXIT_FINDING;
 }
 
 const struct cmd cmd_latest = {

@@ -431,13 +431,24 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		qsort(shown, n, sizeof(*shown), cmp_by_metric);
 	}
 	if (ctx->json) {
-		json_t *doc = json_doc_new(), *arr = json_array();
-		json_t *runs = json_object(), *stg = json_array();
+		json_t *runs = json_object(), *stg = json_array(), *v;
 
+		/*
+		 * Streamed, one checkpoint at a time, in the layout of
+		 * json_doc_print (keys sorted): memory does not grow with
+		 * the number of checkpoints beyond the listing itself.
+		 */
+		fputs("{\n  \"checkpoints\": ", stdout);
+		fputs(n ? "[" : "[]", stdout);
 		for (size_t i = 0; i < n; i++) {
 			json_t *r = json_object_get(runs, shown[i]->run);
 
-			json_array_append_new(arr, entry_json(shown[i]));
+			fputs("\n    ", stdout);
+			v = entry_json(shown[i]);
+			json_print_value(v, 2);
+			json_decref(v);
+			if (i + 1 < n)
+				putchar(',');
 			if (!r) {
 				r = json_object();
 				json_object_set_new(r, "checkpoints",
@@ -452,16 +463,28 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			    json_integer_value(json_object_get(r, "size")) +
 			    (json_int_t)shown[i]->size));
 		}
+		if (n)
+			fputs("\n  ]", stdout);
 		for (size_t i = 0; i < ckpt_list_staging_count(l); i++)
 			json_array_append_new(stg, staging_json(
 			    ckpt_list_staging(l, i)));
-		json_object_set_new(doc, "store", json_string(
-		    ckpt_store_root(s)));
-		json_object_set_new(doc, "checkpoints", arr);
-		json_object_set_new(doc, "runs", runs);
-		json_object_set_new(doc, "saves", stg);
-		json_object_set_new(doc, "foreign", foreign_json(l));
-		json_doc_print(doc);
+		fputs(",\n  \"foreign\": ", stdout);
+		v = foreign_json(l);
+		json_print_value(v, 1);
+		json_decref(v);
+		fputs(",\n  \"runs\": ", stdout);
+		json_print_value(runs, 1);
+		json_decref(runs);
+		fputs(",\n  \"saves\": ", stdout);
+		json_print_value(stg, 1);
+		json_decref(stg);
+		fputs(",\n  \"schema\": 1,\n  \"store\": ", stdout);
+		v = json_string(ckpt_store_root(s));
+		json_print_value(v, 1);
+		json_decref(v);
+		fputs("\n}\n", stdout);
+		if (fflush(stdout) || ferror(stdout))
+			die("cannot write JSON output");
 	} else {
 		static const char *hdr[] = { "RUN", "STEP", "CREATED", "SIZE",
 			"METRICS", "TAGS", "FLAGS" };

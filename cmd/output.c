@@ -329,6 +329,12 @@ print_json(FILE *fp, json_t *v, int depth)
 }
 
 void
+json_print_value(json_t *v, int depth)
+{
+	print_json(stdout, v, depth);
+}
+
+void
 json_doc_print(json_t *doc)
 {
 	print_json(stdout, doc, 0);

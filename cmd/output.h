@@ -51,6 +51,9 @@ void fputs_color(const struct ctx *ctx, enum color c, const char *s,
 json_t *json_doc_new(void);
 /* Prints doc as one sorted, indented document on stdout and frees it. */
 void json_doc_print(json_t *doc);
+/* Prints v on stdout as json_doc_print would at nesting depth (for a
+ * document streamed piece by piece); does not free it. */
+void json_print_value(json_t *v, int depth);
 /* "sha256:<hex>" */
 json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
 

@@ -241,6 +241,7 @@ test_expect_success 'save --prune applies the policy after the commit' '
 	ckpt -C st save --run pr --step 4 --prune ck 2>err &&
 	test_grep "pruned 2 checkpoints of run pr" err &&
 	ckpt -C st ls --run pr --json >after &&
+	# the newest, and the best by the metric of the policy (acc, max)
 	test "$(grep -c "\"path\": .*/runs/pr/step-" after)" = 2 &&
 	test_grep "/runs/pr/step-4\"" after &&
 	test_grep "/runs/pr/step-3\"" after

@@ -803,6 +803,9 @@ struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
 #define CKPT_LIST_STAGING	(1u << 0)	/* also list non-committed dirs */
+#define CKPT_LIST_NO_INDEX	(1u << 1)	/* read every checkpoint's files,
+						 * never the listing cache (for
+						 * destructive decisions) */
 
 /**
  * Lists the committed checkpoints of run (every run when NULL), sorted by
@@ -827,6 +830,19 @@ CKPT_API const struct ckpt_staging *ckpt_list_staging(
 CKPT_API size_t ckpt_list_foreign_count(const struct ckpt_list *l);
 CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
     const struct ckpt_list *l, size_t i);
+/**
+ * Calls fn on the committed checkpoints of run that are not marked failed,
+ * from the newest (highest step) down, until fn returns non-zero, and
+ * reads only what that needs: while the run directory is unchanged since
+ * the listing cache was written, only the checkpoints down to the one fn
+ * accepts (each read again from its own files before fn sees it); else
+ * the run is listed.  Returns fn's non-zero value, 0 when fn accepted none
+ * (or the run has none), or an error (CKPT_ERR_*, fail closed as
+ * ckpt_store_list).  ckpt latest and RUN@latest are this.
+ */
+typedef int (*ckpt_entry_fn)(const struct ckpt_entry *e, void *arg);
+CKPT_API int ckpt_store_newest(struct ckpt_store *s, const char *run,
+    ckpt_entry_fn fn, void *arg, struct ckpt_error *err);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
 CKPT_API bool ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
     double *value);

@@ -51,7 +51,16 @@
  * ignores; trash as "remove the manifest first" (then remove_tree);
  * lock_read's mtime from the service's clock; and the staging of a save
  * (today save.c still builds its staging directory with POSIX calls of
- * its own: --move renames, hard links, copies; see stage_* below).
+ * its own: --move renames, hard links, copies).
+ *
+ * Routed through the seam now: the lock (store.c), pins (store.c,
+ * protect.c), registry protection (protect.c), prune's and gc's trash,
+ * removals, staging records and listings (prune.c), save's commit and
+ * its flush (save.c).  NOT yet: the checkpoint listing and latest
+ * (list.c, with its listing cache, index.c) still walk directory
+ * descriptors themselves; commit cf55b5d on branch seam routed the
+ * listing before the cache and is the pattern to re-apply (stat info
+ * would need the cache's stamp: inode, mtime and ctime in ns).
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
  * store refuses a table of another version.

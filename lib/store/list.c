@@ -5,33 +5,29 @@
  * ls over 10,000 checkpoints must take well under a second, so a listing
  * reads one small file per checkpoint (ckpt-summary.json, written at save
  * and covered by the manifest) and checks that the manifest exists with
- * one stat; the manifest itself, with its tensor lists, is read
+ * one faccessat(); the manifest itself, with its tensor lists, is read
  * only when a summary is missing.  Pins and registry versions are read
  * once per listing, not per checkpoint.
  */
 #include "util/internal.h"
 
-#include <limits.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
-#include "store/backend.h"
 #include "store/store.h"
 
 #define SUMMARY_MAX	(1u << 20)
 #define STATUS_MAX	(1u << 20)
 #define REGISTRY_MAX	(1u << 20)
 
-struct entry_priv {
-	struct ckpt_entry e;
-	struct ckpt_metric *metrics;
-	char **tags;
-};
-
 struct ckpt_list {
-	struct entry_priv *entries;
+	struct ckpt_entry_priv *entries;
 	size_t n, cap;
 	struct ckpt_staging *staging;
 	size_t nstaging, staging_cap;
@@ -65,37 +61,57 @@ enum load {
 };
 
 /*
- * Reads key (backend.h: read, no symbolic link followed anywhere in it)
- * as a JSON object into *out.
+ * Reads name under dirfd (no symbolic link followed in its last part) as
+ * a JSON object into *out.
  */
 static enum load
-load_json(const struct ckpt_store *s, const char *key, size_t max,
-    json_t **out)
+load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 {
-	struct ckpt_error e;
-	char *buf = NULL;
-	size_t n = 0;
+	char *buf;
+	struct stat st;
 	json_t *j;
+	ssize_t n;
+	size_t done = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC), e;
 
 	*out = NULL;
-	ckpt_error_clear(&e);
-	switch (s->ops->read(s->be, key, max, &buf, &n, &e)) {
-	case CKPT_OK:
-		break;
-	case CKPT_ERR_NOTFOUND:
-		return LOAD_MISSING;
-	case CKPT_ERR_UNSAFE:
-	case CKPT_ERR_FORMAT:
-	case CKPT_ERR_LIMIT:
-		return LOAD_BAD;
-	case CKPT_ERR_NOMEM:
-		errno = ENOMEM;
-		return LOAD_ERROR;
-	default:
-		errno = e.sys_errno ? e.sys_errno : EIO;
+	if (fd < 0)
+		return errno == ENOENT ? LOAD_MISSING : errno == ELOOP ?
+		    LOAD_BAD : LOAD_ERROR;
+	if (fstat(fd, &st)) {
+		e = errno;
+		close(fd);
+		errno = e;
 		return LOAD_ERROR;
 	}
-	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return LOAD_BAD;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		errno = ENOMEM;
+		return LOAD_ERROR;
+	}
+	while (done < (size_t)st.st_size) {
+		n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = errno;
+			free(buf);
+			close(fd);
+			errno = e;
+			return LOAD_ERROR;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	j = json_loadb(buf, done, JSON_REJECT_DUPLICATES, NULL);
 	free(buf);
 	if (!json_is_object(j)) {
 		json_decref(j);
@@ -105,12 +121,12 @@ load_json(const struct ckpt_store *s, const char *key, size_t max,
 	return LOAD_OK;
 }
 
-static struct entry_priv *
+static struct ckpt_entry_priv *
 list_new_entry(struct ckpt_list *l)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct entry_priv *p = reallocarray(l->entries, cap,
+		struct ckpt_entry_priv *p = reallocarray(l->entries, cap,
 		    sizeof(*p));
 
 		if (!p)
@@ -142,7 +158,7 @@ list_new_staging(struct ckpt_list *l)
 
 /* Fills e from a summary (or a manifest: the same top-level keys). */
 static int
-entry_from_json(struct entry_priv *p, json_t *j)
+entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 {
 	struct ckpt_entry *e = &p->e;
 	json_t *v, *m, *val;
@@ -220,7 +236,7 @@ entry_from_json(struct entry_priv *p, json_t *j)
 }
 
 static void
-entry_apply_status(struct entry_priv *p, json_t *st)
+entry_apply_status(struct ckpt_entry_priv *p, json_t *st)
 {
 	json_t *lt = json_object_get(st, "load_test");
 	json_t *r = json_is_object(lt) ? json_object_get(lt, "result") : NULL;
@@ -235,7 +251,7 @@ entry_apply_status(struct entry_priv *p, json_t *st)
 }
 
 static void
-entry_release(struct entry_priv *p)
+entry_release(struct ckpt_entry_priv *p)
 {
 	struct ckpt_entry *e = &p->e;
 
@@ -362,12 +378,11 @@ ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
 
 static int
 add_staging(struct ckpt_list *l, const char *run, const char *runpath,
-    const struct ckpt_store *s, const char *runkey, const char *name,
-    bool incomplete)
+    int rfd, const char *name, bool incomplete)
 {
 	struct ckpt_staging *st = list_new_staging(l);
-	struct ckpt_be_info sb;
 	char sub[PATH_MAX];
+	struct stat sb;
 	json_t *j;
 
 	if (!st)
@@ -377,17 +392,15 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 	st->path = ckpt_join(runpath, name);
 	if (!st->run || !st->name || !st->path)
 		return -1;
-	snprintf(sub, sizeof(sub), "%s/%s", runkey, name);
-	if (!s->ops->stat(s->be, sub, &sb, NULL))
-		st->updated = st->started = sb.mtime;
+	if (!fstatat(rfd, name, &sb, 0))
+		st->updated = st->started = (int64_t)sb.st_mtime;
 	if (incomplete) {
 		st->state = CKPT_STAGING_INCOMPLETE;
 		return 0;
 	}
-	snprintf(sub, sizeof(sub), "%s/%s/%s", runkey, name,
-	    CKPT_STAGING_NAME);
+	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_STAGING_NAME);
 	st->state = CKPT_STAGING_ABANDONED;
-	switch (load_json(s, sub, STATUS_MAX, &j)) {
+	switch (load_json_at(rfd, sub, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		break;
 	case LOAD_ERROR:
@@ -460,32 +473,54 @@ list_io_error(struct ckpt_error *err, const char *runpath, const char *sub,
 }
 
 /*
+ * The type of name under dfd without following it: DT_DIR, DT_LNK,
+ * DT_REG..., DT_UNKNOWN when it vanished meanwhile, or -1 on an error.
+ */
+static int
+type_at(int dfd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type;
+	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? DT_UNKNOWN : -1;
+	return S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK :
+	    S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+}
+
+/*
  * Reads one committed checkpoint runs/RUN/NAME (its manifest exists) into
  * a new entry.  *added: it was listed; *bad: its content cannot be read
  * (listed as incomplete).  Neither: it vanished meanwhile (prune).
  */
 static int
-read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
-    const char *runkey, const char *runpath, const char *run,
-    const char *name, const struct ckpt_protection *prot, bool *added,
-    bool *bad, struct ckpt_error *err)
+read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const char *name, const struct ckpt_protection *prot,
+    bool *added, bool *bad, struct ckpt_error *err)
 {
-	struct entry_priv *p;
-	char key[PATH_MAX];
+	struct ckpt_entry_priv *p;
 	json_t *j = NULL;
 	enum load lr;
-	int rc = 0;
+	int cfd, rc = 0;
 
 	*added = *bad = false;
-	snprintf(key, sizeof(key), "%s/%s/%s", runkey, name,
-	    CKPT_SUMMARY_NAME);
-	lr = load_json(s, key, SUMMARY_MAX, &j);
-	if (lr == LOAD_MISSING || lr == LOAD_BAD) {
-		/* No summary: fall back to the (larger) manifest. */
-		snprintf(key, sizeof(key), "%s/%s/%s", runkey, name,
-		    CKPT_MANIFEST_NAME);
-		lr = load_json(s, key, (size_t)1 << 30, &j);
+	cfd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (cfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENOTDIR) {
+			*bad = true;
+			return 0;
+		}
+		return list_io_error(err, runpath, name, "cannot open");
 	}
+	lr = load_json_at(cfd, CKPT_SUMMARY_NAME, SUMMARY_MAX, &j);
+	if (lr == LOAD_MISSING || lr == LOAD_BAD)
+		/* No summary: fall back to the (larger) manifest. */
+		lr = load_json_at(cfd, CKPT_MANIFEST_NAME, (size_t)1 << 30,
+		    &j);
 	if (lr == LOAD_ERROR) {
 		rc = list_io_error(err, runpath, name, "cannot read the "
 		    "summary or manifest in");
@@ -515,8 +550,7 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
 	}
 	json_decref(j);
 	j = NULL;
-	snprintf(key, sizeof(key), "%s/%s/%s", runkey, name, CKPT_STATUS_NAME);
-	switch (load_json(s, key, STATUS_MAX, &j)) {
+	switch (load_json_at(cfd, CKPT_STATUS_NAME, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		entry_apply_status(p, j);
 		break;
@@ -539,75 +573,139 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
 	*added = true;
 out:
 	json_decref(j);
+	close(cfd);
 	return rc;
 }
 
-/* What listing one run needs (list_run_entry is the backend's callback). */
-struct run_walk {
-	struct ckpt_list *l;
-	const struct ckpt_store *s;
-	const char *runkey, *runpath, *run;
-	unsigned int flags;
-	const struct ckpt_protection *prot;
-	struct ckpt_error *err;
+/* Records entries [first, l->n) of the list as the index of run. */
+static void
+write_index(const struct ckpt_list *l, const struct ckpt_store *s,
+    const char *run, size_t first, const struct stat *run_st)
+{
+	struct ckpt_index_writer *w = ckpt_index_writer_new(run_st);
+
+	for (size_t i = first; i < l->n && w; i++)
+		ckpt_index_writer_add(w, l->entries[i].e.name,
+		    &l->entries[i].stamp, &l->entries[i].e);
+	ckpt_index_writer_commit(w, s, run);
+}
+
+/* The index of one run while it is listed. */
+struct run_cache {
+	struct ckpt_index *ix;		/* NULL: none, or not to be used */
+	size_t first;			/* the run's first entry in the list */
+	size_t reused, fresh;
 };
 
-/* Lists one entry of runs/RUN. */
+/* A checkpoint taken from the index: its directory is unchanged. */
 static int
-list_run_entry(void *arg, const char *name, const struct ckpt_be_info *info)
+entry_from_index(struct ckpt_list *l, const struct ckpt_index *ix, size_t at,
+    const char *runpath, const char *run, const char *name,
+    const struct ckpt_protection *prot, struct ckpt_error *err)
 {
-	struct run_walk *w = arg;
-	struct ckpt_list *l = w->l;
-	const char *runpath = w->runpath, *run = w->run;
-	unsigned int flags = w->flags;
-	struct ckpt_error *err = w->err;
-	struct ckpt_be_info st;
-	struct ckpt_error se;
-	char sub[PATH_MAX], key[PATH_MAX];
+	struct ckpt_entry_priv *p = list_new_entry(l);
+
+	if (!p)
+		return ckpt_error_nomem(err);
+	p->e.run = strdup(run);
+	p->e.name = strdup(name);
+	p->e.path = ckpt_join(runpath, name);
+	if (!p->e.run || !p->e.name || !p->e.path ||
+	    ckpt_index_decode(ix, at, p)) {
+		entry_release(p);
+		l->n--;
+		return ckpt_error_nomem(err);
+	}
+	p->e.pinned = ckpt_protection_pinned(prot, run, p->e.step);
+	p->e.protected_by_registry = ckpt_protection_registry(prot, run,
+	    p->e.step) != NULL;
+	return 0;
+}
+
+/*
+ * A checkpoint directory runs/RUN/NAME: from the index when its stamp is
+ * the recorded one, else read from its files (and recorded anew).
+ */
+static int
+list_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const char *name, unsigned int flags,
+    const struct ckpt_protection *prot, struct run_cache *rc_,
+    struct ckpt_error *err)
+{
+	char sub[PATH_MAX];
+	struct stat dst, st;
 	bool added, bad = false;
+	size_t at;
 	int rc;
 
-	if (info->type == CKPT_BE_LINK && name[0] != '.')
+	if (fstatat(rfd, name, &dst, AT_SYMLINK_NOFOLLOW)) {
+		if (errno == ENOENT)
+			return 0;	/* removed while we looked */
+		return list_io_error(err, runpath, name, "cannot stat");
+	}
+	if (S_ISLNK(dst.st_mode))
 		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "a symbolic link, not part of the store: left alone", err);
-	if (info->type != CKPT_BE_DIR)
+	if (!S_ISDIR(dst.st_mode))
 		return 0;
-	if (!strncmp(name, CKPT_STAGING_PREFIX,
-	    strlen(CKPT_STAGING_PREFIX))) {
-		if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-		    runpath, w->s, w->runkey, name, false))
-			return list_io_error(err, runpath, name,
-			    "cannot read the save record in");
+	if (rc_->ix && ckpt_index_find(rc_->ix, name, &at) &&
+	    ckpt_index_matches(rc_->ix, at, &dst)) {
+		if ((rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
+		    prot, err)))
+			return rc;
+		ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+		rc_->reused++;
 		return 0;
 	}
-	if (name[0] == '.')
-		return 0;
 	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_MANIFEST_NAME);
-	if ((size_t)snprintf(key, sizeof(key), "%s/%s", w->runkey, sub) >=
-	    sizeof(key))
-		return 0;	/* no such name fits a checkpoint */
-	ckpt_error_clear(&se);
-	rc = w->s->ops->stat(w->s->be, key, &st, &se);
-	if (rc == CKPT_ERR_NOTFOUND) {
-		bad = true;
-	} else if (rc == CKPT_ERR_UNSAFE) {
-		return 0;	/* replaced by a link meanwhile: not ours */
-	} else if (rc) {
-		errno = se.sys_errno ? se.sys_errno : EIO;
-		return list_io_error(err, runpath, sub, "cannot stat");
-	} else if (st.type == CKPT_BE_LINK) {
+	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			return list_io_error(err, runpath, sub, "cannot stat");
+		bad = errno == ENOENT;
+	} else if (S_ISLNK(st.st_mode)) {
 		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "its manifest is a symbolic link: left alone", err);
 	} else {
-		if ((rc = read_checkpoint(l, w->s, w->runkey, runpath, run,
-		    name, w->prot, &added, &bad, err)))
+		if ((rc = read_checkpoint(l, rfd, runpath, run, name, prot,
+		    &added, &bad, err)))
 			return rc;
-		if (added)
+		if (added) {
+			ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+			rc_->fresh++;
 			return 0;
+		}
 	}
 	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
-	    w->s, w->runkey, name, true))
+	    rfd, name, true))
 		return ckpt_error_nomem(err);
+	return 0;
+}
+
+/* Lists one entry of runs/RUN. */
+static int
+list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
+    const char *run, const struct dirent *de, unsigned int flags,
+    const struct ckpt_protection *prot, struct run_cache *cache,
+    struct ckpt_error *err)
+{
+	int type = de->d_type;
+
+	if (de->d_name[0] != '.' && (type == DT_DIR || type == DT_LNK ||
+	    type == DT_UNKNOWN))
+		return list_checkpoint(l, rfd, runpath, run, de->d_name, flags,
+		    prot, cache, err);
+	if (type == DT_UNKNOWN && (type = type_at(rfd, de)) < 0)
+		return list_io_error(err, runpath, de->d_name, "cannot stat");
+	if (type != DT_DIR)
+		return 0;
+	if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
+	    strlen(CKPT_STAGING_PREFIX))) {
+		if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
+		    runpath, rfd, de->d_name, false))
+			return list_io_error(err, runpath, de->d_name,
+			    "cannot read the save record in");
+		return 0;
+	}
 	return 0;
 }
 
@@ -616,29 +714,33 @@ list_run_entry(void *arg, const char *name, const struct ckpt_be_info *info)
  * never followed (CKPT_ERR_UNSAFE when the caller named it).
  */
 static int
-list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
-    const char *run, unsigned int flags, const struct ckpt_protection *prot,
-    bool named, struct ckpt_error *err)
+list_run(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
+    const char *runs, const char *run, unsigned int flags,
+    const struct ckpt_protection *prot, bool named, struct ckpt_error *err)
 {
-	char *runpath = ckpt_join(runs, run), runkey[PATH_MAX];
-	struct run_walk w = { l, s, runkey, runpath, run, flags, prot, err };
-	struct ckpt_be_info st;
-	struct ckpt_error le;
-	int rc = 0;
+	char *runpath = ckpt_join(runs, run);
+	struct run_cache cache = { 0 };
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int rfd, rc = 0;
 
 	if (!runpath)
 		return ckpt_error_nomem(err);
-	snprintf(runkey, sizeof(runkey), "runs/%s", run);
-	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, runkey, list_run_entry, &w, &le);
-	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
-	    !strcmp(le.path, runpath)) {
-		rc = 0;		/* removed meanwhile, or never there */
-	} else if (rc == CKPT_ERR_UNSAFE && le.code == CKPT_ERR_UNSAFE &&
-	    !strcmp(le.path, runpath)) {
-		rc = 0;
-		if (s->ops->stat(s->be, runkey, &st, NULL) ||
-		    st.type != CKPT_BE_LINK) {
+	rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (rfd < 0) {
+		if (errno == ENOENT) {
+			free(runpath);
+			return 0;
+		}
+		if (errno != ELOOP && errno != ENOTDIR) {
+			rc = list_io_error(err, runpath, NULL, "cannot open");
+			free(runpath);
+			return rc;
+		}
+		if (fstatat(runsfd, run, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISLNK(st.st_mode)) {
 			free(runpath);
 			return 0;	/* a stray file in runs/ */
 		}
@@ -651,10 +753,43 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 		}
 		return add_foreign(l, NULL, runpath, "a symbolic link, not a "
 		    "run of the store: left alone", err);
-	} else if (rc && le.code && err) {
-		/* the backend's own error (an entry's is in err already) */
-		*err = le;
 	}
+	if (fstat(rfd, &st)) {
+		rc = list_io_error(err, runpath, NULL, "cannot stat");
+		close(rfd);
+		free(runpath);
+		return rc;
+	}
+	if (!(d = fdopendir(rfd))) {
+		rc = list_io_error(err, runpath, NULL, "cannot list");
+		close(rfd);
+		free(runpath);
+		return rc;
+	}
+	/* the index only spares reads; never for a destructive decision */
+	if (!(flags & CKPT_LIST_NO_INDEX))
+		ckpt_index_load(s, run, &cache.ix);
+	cache.first = l->n;
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				rc = list_io_error(err, runpath, NULL,
+				    "cannot list");
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((rc = list_run_entry(l, dirfd(d), runpath, run, de, flags,
+		    prot, &cache, err)))
+			break;
+	}
+	closedir(d);
+	/* rewritten when anything was read, racy, gone or new */
+	if (!rc && (!cache.ix || cache.fresh || !ckpt_index_run_fresh(
+	    cache.ix, &st) || cache.reused != ckpt_index_count(cache.ix)))
+		write_index(l, s, run, cache.first, &st);
+	ckpt_index_free(cache.ix);
 	free(runpath);
 	return rc;
 }
@@ -662,8 +797,8 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 static int
 cmp_entry(const void *a, const void *b)
 {
-	const struct ckpt_entry *x = &((const struct entry_priv *)a)->e;
-	const struct ckpt_entry *y = &((const struct entry_priv *)b)->e;
+	const struct ckpt_entry *x = &((const struct ckpt_entry_priv *)a)->e;
+	const struct ckpt_entry *y = &((const struct ckpt_entry_priv *)b)->e;
 	int c = strcmp(x->run, y->run);
 
 	if (c)
@@ -682,44 +817,37 @@ cmp_staging(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-struct runs_walk {
-	struct ckpt_list *l;
-	const struct ckpt_store *s;
-	const char *runs;
-	unsigned int flags;
-	const struct ckpt_protection *prot;
-	struct ckpt_error *err;
-};
-
+/* Lists every run of runs/ (runsfd, which it closes). */
 static int
-list_one_run(void *arg, const char *name, const struct ckpt_be_info *info)
-{
-	struct runs_walk *w = arg;
-
-	(void)info;
-	if (name[0] == '.' || ckpt_name_check(name, NULL, NULL))
-		return 0;
-	return list_run(w->l, w->s, w->runs, name, w->flags, w->prot, false,
-	    w->err);
-}
-
-/* Lists every run of runs/ (absent: none). */
-static int
-list_all_runs(struct ckpt_list *l, const struct ckpt_store *s,
-    const char *runs, unsigned int flags, const struct ckpt_protection *prot,
+list_all_runs(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
+    const char *runs,
+    unsigned int flags, const struct ckpt_protection *prot,
     struct ckpt_error *err)
 {
-	struct runs_walk w = { l, s, runs, flags, prot, err };
-	struct ckpt_error le;
-	int rc;
+	struct dirent *de;
+	DIR *d = fdopendir(runsfd);
+	int rc = 0;
 
-	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, "runs", list_one_run, &w, &le);
-	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
-	    !strcmp(le.path, runs))
-		return 0;
-	if (rc && le.code && err)
-		*err = le;
+	if (!d) {
+		rc = ckpt_error_errno(err, runs, "cannot list");
+		close(runsfd);
+		return rc;
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				rc = ckpt_error_errno(err, runs, "cannot list");
+			break;
+		}
+		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
+		    NULL, NULL))
+			continue;
+		if ((rc = list_run(l, s, dirfd(d), runs, de->d_name, flags,
+		    prot, false, err)))
+			break;
+	}
+	closedir(d);
 	return rc;
 }
 
@@ -730,7 +858,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	struct ckpt_protection prot;
 	struct ckpt_list *l;
 	char *runs;
-	int rc;
+	int rc, runsfd;
 
 	if (run && (rc = ckpt_name_check(run, "run name", err)))
 		return rc;
@@ -749,26 +877,20 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	if (prot.all && (rc = add_foreign(l, NULL, ckpt_store_path(s,
 	    "registry"), prot.all, err)))
 		goto out;
-	if (run) {
-		struct ckpt_be_info st;
-
-		/* runs/ itself: absent is empty, a link is no store's */
-		rc = s->ops->stat(s->be, "runs", &st, err);
-		if (rc == CKPT_ERR_NOTFOUND)
-			goto sort;
-		if (!rc && st.type != CKPT_BE_DIR)
-			rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, runs, -1,
-			    "%s: refusing to follow it out of the store",
-			    st.type == CKPT_BE_LINK ? "a symbolic link" :
-			    "not a directory");
-		if (!rc)
-			rc = list_run(l, s, runs, run, flags, &prot, true,
-			    err);
-	} else
-		rc = list_all_runs(l, s, runs, flags, &prot, err);
+	runsfd = ckpt_store_opendir(s, "runs", err);
+	if (runsfd == -1) {
+		rc = err ? err->code : CKPT_ERR_IO;
+		goto out;
+	}
+	if (runsfd >= 0 && run) {
+		rc = list_run(l, s, runsfd, runs, run, flags, &prot, true,
+		    err);
+		close(runsfd);
+	} else if (runsfd >= 0) {
+		rc = list_all_runs(l, s, runsfd, runs, flags, &prot, err);
+	}
 	if (rc)
 		goto out;
-sort:
 	if (l->n)
 		qsort(l->entries, l->n, sizeof(*l->entries), cmp_entry);
 	if (l->nstaging)
@@ -845,6 +967,18 @@ parse_u63(const char *s, int64_t *out)
 	return 0;
 }
 
+/* RUN@latest: the first checkpoint ckpt_store_newest() offers. */
+static int
+take_first(const struct ckpt_entry *e, void *arg)
+{
+	struct ckpt_ref *out = arg;
+
+	out->run = strdup(e->run);
+	out->path = strdup(e->path);
+	out->step = e->step;
+	return 1;
+}
+
 static int
 resolve_run(struct ckpt_store *s, const char *run, const char *what,
     const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
@@ -866,6 +1000,19 @@ resolve_run(struct ckpt_store *s, const char *run, const char *what,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "'%s@best' needs a metric (--metric, or the policy's)",
 		    run);
+	if (!strcmp(what, "latest")) {
+		rc = ckpt_store_newest(s, run, take_first, out, err);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			return ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+			    "run '%s' has no committed checkpoint", run);
+		if (!out->run || !out->path) {
+			ckpt_ref_release(out);
+			return ckpt_error_nomem(err);
+		}
+		return CKPT_OK;
+	}
 	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
@@ -938,7 +1085,7 @@ resolve_model(struct ckpt_store *s, const char *model, const char *what,
 		path = ckpt_store_path(s, rel);
 		if (!path)
 			return ckpt_error_nomem(err);
-		rc = s->ops->read(s->be, rel, REGISTRY_MAX, &text, NULL, err);
+		rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
 		if (rc == CKPT_ERR_NOTFOUND)
 			ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "model '%s' has no aliases", model);
@@ -972,7 +1119,7 @@ resolve_model(struct ckpt_store *s, const char *model, const char *what,
 	path = ckpt_store_path(s, rel);
 	if (!path)
 		return ckpt_error_nomem(err);
-	rc = s->ops->read(s->be, rel, REGISTRY_MAX, &text, NULL, err);
+	rc = ckpt_read_file(path, REGISTRY_MAX, &text, NULL, err);
 	if (rc == CKPT_ERR_NOTFOUND)
 		ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 		    "model '%s' has no version %lld", model,
@@ -1063,4 +1210,165 @@ ckpt_store_resolve(struct ckpt_store *s, const char *ref, const char *metric,
 	    !strcmp(what, "best"))
 		return resolve_run(s, name, what, metric, mode, out, err);
 	return resolve_model(s, name, what, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* The newest first                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Positions of the index by step, then name (the index is sorted by
+ * name: its position), like a listing. */
+struct by_step {
+	int64_t step;
+	size_t i;
+};
+
+static int
+cmp_by_step(const void *a, const void *b)
+{
+	const struct by_step *x = a, *y = b;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * The fast path of ckpt_store_newest: the run directory is as the index
+ * saw it, so its names are the index's.  From the newest down, a record
+ * marked failed is skipped while its directory is unchanged; any other is
+ * read from its files before fn sees it.  Returns 1 when the index turned
+ * out stale (the caller lists the run instead).
+ */
+static int
+newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
+    int rfd, const char *runpath, const char *run,
+    const struct ckpt_protection *prot,
+    int (*fn)(const struct ckpt_entry *, void *), void *arg, int *fnrc,
+    struct ckpt_error *err)
+{
+	size_t n = ckpt_index_count(ix);
+	struct by_step *order = calloc(n ? n : 1, sizeof(*order));
+	int rc = 0;
+
+	(void)s;
+	if (!order)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		order[i].step = ckpt_index_step(ix, i);
+		order[i].i = i;
+	}
+	qsort(order, n, sizeof(*order), cmp_by_step);
+	for (size_t k = n; k-- > 0 && !*fnrc && !rc;) {
+		const struct by_step *o = &order[k];
+		struct ckpt_list one = { 0 };
+		char sub[PATH_MAX], name[CKPT_NAME_MAX + 64];
+		bool added, bad;
+		struct stat st;
+
+		ckpt_index_name(ix, o->i, name, sizeof(name));
+		if (ckpt_index_failed(ix, o->i)) {
+			if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+				rc = errno == ENOENT ? 1 : list_io_error(err,
+				    runpath, name, "cannot stat");
+				break;
+			}
+			if (ckpt_index_matches(ix, o->i, &st))
+				continue;	/* still failed */
+		}
+		/* committed: its manifest is there (fail closed) */
+		snprintf(sub, sizeof(sub), "%s/%s", name,
+		    CKPT_MANIFEST_NAME);
+		if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
+			rc = errno == ENOENT || errno == ENOTDIR ? 1 :
+			    list_io_error(err, runpath, sub, "cannot stat");
+			break;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			rc = 1;
+			break;
+		}
+		rc = read_checkpoint(&one, rfd, runpath, run, name, prot,
+		    &added, &bad, err);
+		if (!rc && (!added || one.entries[0].e.step != o->step))
+			rc = 1;		/* gone, damaged or changed: stale */
+		if (!rc && !one.entries[0].e.failed)
+			*fnrc = fn(&one.entries[0].e, arg);
+		for (size_t i = 0; i < one.n; i++)
+			entry_release(&one.entries[i]);
+		free(one.entries);
+	}
+	free(order);
+	return rc;
+}
+
+int
+ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
+    void *arg, struct ckpt_error *err)
+{
+	struct ckpt_protection prot;
+	struct ckpt_index *ix = NULL;
+	struct ckpt_list *l = NULL;
+	char *runpath = NULL;
+	struct stat st;
+	int runsfd = -1, rfd = -1, rc, fnrc = 0;
+
+	if ((rc = ckpt_name_check(run, "run name", err)))
+		return rc;
+	if ((rc = ckpt_protection_load(s, &prot, err)))
+		return rc;
+	runsfd = ckpt_store_opendir(s, "runs", err);
+	if (runsfd == -1) {
+		rc = err ? err->code : CKPT_ERR_IO;
+		goto out;
+	}
+	if (runsfd >= 0)
+		rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (runsfd >= 0 && rfd < 0 && errno != ENOENT && errno != ELOOP &&
+	    errno != ENOTDIR) {
+		char *rp = ckpt_store_path(s, "runs");
+
+		rc = list_io_error(err, rp ? rp : "runs", run, "cannot open");
+		free(rp);
+		goto out;
+	}
+	if (rfd >= 0 && fstat(rfd, &st)) {
+		rc = list_io_error(err, run, NULL, "cannot stat");
+		goto out;
+	}
+	if (rfd < 0 || ckpt_index_load(s, run, &ix) ||
+	    !ckpt_index_run_fresh(ix, &st))
+		goto slow;	/* the listing says why, and fills the index */
+	{
+		char *runs = ckpt_store_path(s, "runs");
+
+		runpath = runs ? ckpt_join(runs, run) : NULL;
+		free(runs);
+	}
+	if (!runpath) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rc = newest_from_index(s, ix, rfd, runpath, run, &prot, fn, arg,
+	    &fnrc, err);
+	if (rc != 1)
+		goto out;
+	fnrc = 0;
+slow:
+	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
+		goto out;
+	for (size_t i = ckpt_list_count(l); i-- > 0 && !fnrc;)
+		if (!l->entries[i].e.failed)
+			fnrc = fn(&l->entries[i].e, arg);
+out:
+	ckpt_list_free(l);
+	ckpt_index_free(ix);
+	ckpt_protection_release(&prot);
+	free(runpath);
+	if (rfd >= 0)
+		close(rfd);
+	if (runsfd >= 0)
+		close(runsfd);
+	return rc ? rc : fnrc;
 }

@@ -510,7 +510,9 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 		if ((rc = ensure_trash(s, err)))
 			goto out;
 	}
-	if ((rc = ckpt_store_list(s, opts->run, 0, &r->list, err)))
+	/* a removal is decided on the files themselves, never the index */
+	if ((rc = ckpt_store_list(s, opts->run, opts->dry_run ? 0 :
+	    CKPT_LIST_NO_INDEX, &r->list, err)))
 		goto out;
 	n = ckpt_list_count(r->list);
 	if (opts->run && n == 0) {

@@ -75,6 +75,61 @@ int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
  * removals go through s->ops->remove_tree).  0, or -1 with errno. */
 int ckpt_rm_rf(const char *path);
 
+/* An entry of a listing with the storage its pointers use (list.c). */
+struct ckpt_stamp {
+	uint64_t ino;
+	int64_t mtime_ns, ctime_ns;
+};
+
+struct ckpt_entry_priv {
+	struct ckpt_entry e;
+	struct ckpt_metric *metrics;
+	char **tags;
+	struct ckpt_stamp stamp;	/* of its directory, for the index */
+};
+
+/*
+ * The per-run listing cache (index.c): never trusted over the files for
+ * a destructive decision, and only for checkpoint directories whose stat
+ * stamp is unchanged.
+ */
+struct stat;
+struct ckpt_index;
+struct ckpt_index_writer;
+
+void ckpt_stamp_of(const struct stat *st, struct ckpt_stamp *out);
+/* 0 and *out, or -1 when there is no usable index (missing, damaged). */
+int ckpt_index_load(const struct ckpt_store *s, const char *run,
+    struct ckpt_index **out);
+void ckpt_index_free(struct ckpt_index *ix);
+/* The run directory is as the index saw it: same names, same inodes. */
+bool ckpt_index_run_fresh(const struct ckpt_index *ix,
+    const struct stat *run_st);
+size_t ckpt_index_count(const struct ckpt_index *ix);
+int64_t ckpt_index_step(const struct ckpt_index *ix, size_t i);
+bool ckpt_index_failed(const struct ckpt_index *ix, size_t i);
+uint64_t ckpt_index_ino(const struct ckpt_index *ix, size_t i);
+const char *ckpt_index_name(const struct ckpt_index *ix, size_t i,
+    char *buf, size_t len);
+bool ckpt_index_find(const struct ckpt_index *ix, const char *name,
+    size_t *at);
+/* Record i may stand for the checkpoint directory whose stat is st. */
+bool ckpt_index_matches(const struct ckpt_index *ix, size_t i,
+    const struct stat *st);
+/* Fills what the files would give (not run, name, path, protection). */
+int ckpt_index_decode(const struct ckpt_index *ix, size_t i,
+    struct ckpt_entry_priv *p);
+struct ckpt_index_writer *ckpt_index_writer_new(const struct stat *run_st);
+void ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
+    const struct ckpt_stamp *stamp, const struct ckpt_entry *e);
+/* Best effort: writes STORE/.ckpt/index/RUN, frees w. */
+void ckpt_index_writer_commit(struct ckpt_index_writer *w,
+    const struct ckpt_store *s, const char *run);
+void ckpt_index_writer_free(struct ckpt_index_writer *w);
+/* Parses and decodes an index held in memory: 0 valid, -1 ignored (the
+ * fuzz harness). */
+int ckpt_index_check(const void *data, size_t size);
+
 /*
  * Why path cannot name a file in a manifest (relative, '/'-separated, no
  * empty, "." or ".." component, valid UTF-8, no control character or

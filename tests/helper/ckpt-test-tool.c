@@ -17,6 +17,10 @@
  *                                            subject; exit 1 if open fails
  *   ckpt-test-tool metadata FILE             the metadata JSON
  *   ckpt-test-tool globals FILE              pickle globals, allowed or not
+ *   ckpt-test-tool mkstore STORE RUN FIRST N  N committed checkpoints
+ *                                            RUN@FIRST.. (as mk-store.py
+ *                                            writes them, loss 1/(s+1)),
+ *                                            fast: 100,000 in seconds
  *   ckpt-test-tool s3 ...                    libckpt's S3 client (test-s3.c)
  */
 #define _GNU_SOURCE
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ckpt.h>
@@ -291,10 +296,125 @@ cmd_globals(int argc, char **argv)
 	return 0;
 }
 
+static int
+put(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+		if (fd >= 0)
+			close(fd);
+		return fail(strerror(errno), path);
+	}
+	return close(fd) ? fail(strerror(errno), path) : 0;
+}
+
+static void
+sha256_hex(const void *data, size_t len, char *hex)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	struct ckpt_hash *h;
+
+	ckpt_hash_new(CKPT_HASH_SHA256, &h, NULL);
+	ckpt_hash_update(h, data, len);
+	ckpt_hash_final(h, d, NULL);
+	ckpt_hash_free(h);
+	ckpt_hex(d, sizeof(d), hex);
+}
+
+/* One checkpoint laid out as tests/helper/mk-store.py writes it. */
+static int
+mk_checkpoint(const char *store, const char *run, unsigned long long step)
+{
+	char dir[4096], path[4200], data[512], summary[1024], manifest[4096];
+	char hd[CKPT_HASH_HEX_MAX], hs[CKPT_HASH_HEX_MAX];
+	size_t dlen = 0;
+	int n, ns;
+
+	snprintf(dir, sizeof(dir), "%s/runs/%s/step-%llu", store, run, step);
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		return fail(strerror(errno), dir);
+	for (int i = 0; i < 8; i++)
+		dlen += (size_t)snprintf(data + dlen, sizeof(data) - dlen,
+		    "%s@%llu\n", run, step);
+	snprintf(path, sizeof(path), "%s/weights.bin", dir);
+	if (put(path, data, dlen))
+		return 1;
+	ns = snprintf(summary, sizeof(summary), "{\n"
+	    "  \"created\": \"2026-01-01T00:00:00Z\",\n"
+	    "  \"epoch\": null,\n"
+	    "  \"metrics\": {\n    \"loss\": %.17g\n  },\n"
+	    "  \"nfiles\": 1,\n  \"run\": \"%s\",\n  \"schema\": 1,\n"
+	    "  \"scope\": \"full\",\n  \"size\": %zu,\n"
+	    "  \"step\": %llu,\n  \"tags\": [],\n"
+	    "  \"validation\": {\n    \"result\": \"ok\"\n  }\n}\n",
+	    1.0 / (double)(step + 1), run, dlen, step);
+	snprintf(path, sizeof(path), "%s/ckpt-summary.json", dir);
+	if (put(path, summary, (size_t)ns))
+		return 1;
+	sha256_hex(data, dlen, hd);
+	sha256_hex(summary, (size_t)ns, hs);
+	n = snprintf(manifest, sizeof(manifest), "{\n"
+	    "  \"ckpt_version\": \"0.1.0\",\n"
+	    "  \"created\": \"2026-01-01T00:00:00Z\",\n"
+	    "  \"epoch\": null,\n  \"files\": [\n"
+	    "    {\"format\": \"json\", \"path\": \"ckpt-summary.json\", "
+	    "\"sha256\": \"sha256:%s\", \"size\": %d},\n"
+	    "    {\"chunk_size\": 67108864, \"chunks\": [{\"offset\": 0, "
+	    "\"sha256\": \"sha256:%s\", \"size\": %zu}], \"format\": "
+	    "\"unknown\", \"path\": \"weights.bin\", \"sha256\": "
+	    "\"sha256:%s\", \"size\": %zu}\n  ],\n"
+	    "  \"host\": \"test\",\n"
+	    "  \"metrics\": {\n    \"loss\": %.17g\n  },\n"
+	    "  \"run\": \"%s\",\n  \"schema\": 1,\n"
+	    "  \"scope\": \"full\",\n  \"step\": %llu,\n"
+	    "  \"tags\": [],\n  \"user\": \"test\",\n"
+	    "  \"validation\": {\n    \"result\": \"ok\"\n  }\n}\n",
+	    hs, ns, hd, dlen, hd, dlen, 1.0 / (double)(step + 1), run, step);
+	snprintf(path, sizeof(path), "%s/ckpt-manifest.json", dir);
+	return put(path, manifest, (size_t)n);
+}
+
+/*
+ * mkstore STORE RUN FIRST N: a store (created when missing) with N more
+ * committed checkpoints of RUN, steps FIRST to FIRST + N - 1, written
+ * directly (no commit protocol) for the listing tests and benchmarks at
+ * 100,000 checkpoints.
+ */
+static int
+cmd_mkstore(int argc, char **argv)
+{
+	static const char *const dirs[] = { "", "/.ckpt", "/.ckpt/pins",
+		"/.ckpt/trash", "/runs" };
+	unsigned long long first, count;
+	char path[4096];
+	struct stat st;
+
+	if (argc != 5 || parse_num(argv[3], &first) ||
+	    parse_num(argv[4], &count))
+		return fail("usage: mkstore STORE RUN FIRST N", NULL);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", argv[1], dirs[i]);
+		if (mkdir(path, 0777) && errno != EEXIST)
+			return fail(strerror(errno), path);
+	}
+	snprintf(path, sizeof(path), "%s/.ckpt/store.json", argv[1]);
+	if (stat(path, &st) && put(path, "{\n  \"schema\": 1\n}\n", 18))
+		return 1;
+	snprintf(path, sizeof(path), "%s/runs/%s", argv[1], argv[2]);
+	if (mkdir(path, 0777) && errno != EEXIST)
+		return fail(strerror(errno), path);
+	for (unsigned long long i = 0; i < count; i++)
+		if (mk_checkpoint(argv[1], argv[2], first + i))
+			return 1;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } cmds[] = {
+	{ "mkstore", cmd_mkstore },
 	{ "findings", cmd_findings },
 	{ "globals", cmd_globals },
 	{ "metadata", cmd_metadata },

@@ -1060,6 +1060,69 @@ START_TEST(test_config_load_missing_file)
 }
 END_TEST
 
+/* Failed checkpoints fill no slot; the best by the metric is kept. */
+START_TEST(test_failed_and_best_invariants)
+{
+	static const struct spec s[] = {
+		{ NULL, 10, T0, 1, 0.5, false, false },
+		{ NULL, 20, T0, 1, 0.1, false, false },
+		{ NULL, 30, T0, 1, 0.4, false, false },
+		{ NULL, 40, T0, 1, 0.3, false, false },
+		{ NULL, 50, T0, 1, 0.05, false, false },
+	};
+	struct ckpt_policy p;
+	struct ckpt_plan *plan;
+
+	ckpt_policy_init(&p);
+	p.keep_last = 1;
+	p.metric = "val_loss";
+	/* 50 failed: 40 is newest and last; 20 (not 50) is best */
+	build(s, CKPT_ARRAY_SIZE(s));
+	cands[4].failed = true;
+	{
+		struct ckpt_error err;
+
+		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
+		    &err), 0);
+	}
+	ck_assert_str_eq(kept(plan, s, 5, NULL), "40 20");
+	ck_assert_str_eq(why(plan, 3), "newest; last");
+	ck_assert_str_eq(why(plan, 1), "best");
+	ck_assert(ckpt_plan_verdict(plan, 1)->invariant);
+	ckpt_plan_free(plan);
+
+	/* keep_best ranks only what did not fail; the best stays */
+	p.keep_last = CKPT_POLICY_UNSET;
+	p.keep_best = 1;
+	build(s, CKPT_ARRAY_SIZE(s));
+	cands[1].failed = true;
+	{
+		struct ckpt_error err;
+
+		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
+		    &err), 0);
+	}
+	ck_assert_str_eq(kept(plan, s, 5, NULL), "50");
+	ck_assert_str_eq(why(plan, 4), "newest; best val_loss=0.05 (1/1)");
+	ckpt_plan_free(plan);
+
+	/* max_size never removes the best */
+	p.keep_best = CKPT_POLICY_UNSET;
+	p.keep_last = CKPT_KEEP_ALL;
+	p.max_size = 2;
+	build(s, CKPT_ARRAY_SIZE(s));
+	cands[4].failed = true;
+	{
+		struct ckpt_error err;
+
+		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
+		    &err), 0);
+	}
+	ck_assert_str_eq(kept(plan, s, 5, NULL), "40 20");
+	ckpt_plan_free(plan);
+}
+END_TEST
+
 Suite *
 policy_suite(void)
 {
@@ -1072,7 +1135,7 @@ policy_suite(void)
 	    test_keep_every_and_within, test_invariants,
 	    test_refuse_rules_keep_nothing, test_max_size,
 	    test_describe_and_merge, test_large_plan,
-	    test_durations_and_sizes);
+	    test_durations_and_sizes, test_failed_and_best_invariants);
 	TCASE(s, "buckets", NULL, NULL, test_bucket_labels_and_iso_weeks,
 	    test_year_boundary_buckets, test_buckets_restic_semantics,
 	    test_buckets_oldest_rule, test_buckets_immune_to_dst);

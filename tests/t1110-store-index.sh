@@ -1,0 +1,182 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+test_description='the listing cache: deleted, truncated, damaged or stale, it gives the answers of no cache; latest reads only what it needs; prune reads the files'
+. "$(dirname "$0")/lib.sh"
+
+SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
+N=2000
+
+# The answers of ls, latest and prune --dry-run, into DIR.
+answers() {
+	mkdir -p "$1" &&
+	ckpt -C s ls --json >"$1/ls" &&
+	ckpt -C s ls >"$1/ls.txt" &&
+	ckpt -C s latest --run r >"$1/latest" &&
+	ckpt -C s latest --run r --json >"$1/latest.json" &&
+	ckpt -C s prune --dry-run --run r --keep-last 3 --keep-best 2 \
+	    --metric loss --json >"$1/prune" &&
+	ckpt -C s prune --dry-run --all --keep-last 1 >"$1/prune.txt"
+}
+
+# The answers without any cache (the reference), then with one: equal.
+same_answers() {
+	rm -rf "$HOME/.cache/ckpt" &&
+	answers ref &&
+	answers cold &&
+	answers warm &&
+	for f in ls ls.txt latest latest.json prune prune.txt; do
+		test_cmp ref/$f cold/$f && test_cmp ref/$f warm/$f || return 1
+	done
+}
+
+# shim VAR=VALUE... cmd...: cmd under the fault shim (ASan allows it).
+shim() {
+	env ASAN_OPTIONS="verify_asan_link_order=0:$ASAN_OPTIONS" \
+	    LD_PRELOAD="$SHIM" "$@"
+}
+
+index_file() {
+	find "$HOME/.cache/ckpt/index" -type f -name r
+}
+
+test_expect_success 'setup: two runs, one of many checkpoints' '
+	ckpt-test-tool mkstore s r 0 $N &&
+	ckpt-test-tool mkstore s q 0 3 &&
+	same_answers &&
+	test "$(index_file | wc -l)" = 1 &&
+	test_grep "/runs/r/step-$((N - 1))$" ref/latest
+'
+
+test_expect_success 'the cache lives outside the store' '
+	(cd s && find . | sort) >before &&
+	rm -rf "$HOME/.cache/ckpt" &&
+	ckpt -C s ls >/dev/null &&
+	ckpt -C s prune --dry-run --all --keep-last 1 >/dev/null &&
+	(cd s && find . | sort) >after &&
+	test_cmp before after &&
+	test -s "$(index_file)"
+'
+
+test_expect_success 'a deleted index gives the same answers' '
+	answers warm &&
+	rm -f "$(index_file)" &&
+	answers gone &&
+	for f in ls latest prune prune.txt; do
+		test_cmp warm/$f gone/$f || return 1
+	done
+'
+
+test_expect_success 'a truncated index is rebuilt, never believed' '
+	f=$(index_file) &&
+	size=$(wc -c <"$f") &&
+	ckpt-test-tool truncate "$f" $((size / 2)) &&
+	answers cut &&
+	test_cmp ref/ls cut/ls &&
+	test_cmp ref/latest cut/latest &&
+	test_cmp ref/prune cut/prune &&
+	test "$(wc -c <"$f")" = "$size" &&
+	ckpt-test-tool truncate "$f" 10 &&
+	answers cut &&
+	test_cmp ref/ls cut/ls
+'
+
+test_expect_success 'a damaged index is rebuilt, never believed' '
+	f=$(index_file) &&
+	cp "$f" good.idx &&
+	ckpt-test-tool flip "$f" 5000 &&
+	answers flipped &&
+	test_cmp ref/ls flipped/ls &&
+	test_cmp ref/latest flipped/latest &&
+	test_cmp ref/prune flipped/prune &&
+	cmp good.idx "$f"
+'
+
+test_expect_success 'a stale index: a newest checkpoint marked failed' '
+	f=$(index_file) &&
+	cp "$f" before-failed.idx &&
+	printf "{\"load_test\": {\"result\": \"failed\"}, \"schema\": 1}\n" \
+	    >s/runs/r/step-$((N - 1))/ckpt-status.json &&
+	same_answers &&
+	test_grep "/runs/r/step-$((N - 2))$" ref/latest &&
+	cp before-failed.idx "$f" &&
+	answers stale &&
+	test_cmp ref/latest stale/latest &&
+	test_cmp ref/ls stale/ls &&
+	test_cmp ref/prune stale/prune
+'
+
+test_expect_success 'a stale index: checkpoints removed, added, replaced' '
+	f=$(index_file) &&
+	cp "$f" old.idx &&
+	rm -rf s/runs/r/step-$((N - 2)) s/runs/r/step-7 &&
+	ckpt-test-tool mkstore s r $N 2 &&
+	rm -rf s/runs/r/step-100 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-store.py" s \
+	    r@100:loss=0.0001 &&
+	same_answers &&
+	test_grep "/runs/r/step-$((N + 1))$" ref/latest &&
+	"$PYTHON" -c "
+import json
+d = json.load(open(\"ref/prune\"))
+keep = [c[\"step\"] for c in d[\"runs\"][0][\"keep\"]]
+assert 100 in keep, keep
+" &&
+	cp old.idx "$f" &&
+	answers stale &&
+	for x in ls latest prune prune.txt; do
+		test_cmp ref/$x stale/$x || return 1
+	done
+'
+
+test_expect_success 'a stale index: a failed checkpoint that is fine again' '
+	rm s/runs/r/step-$((N - 1))/ckpt-status.json &&
+	printf "{\"load_test\": {\"result\": \"failed\"}, \"schema\": 1}\n" \
+	    >s/runs/r/step-$((N + 1))/ckpt-status.json &&
+	ckpt -C s ls >/dev/null &&
+	rm s/runs/r/step-$((N + 1))/ckpt-status.json &&
+	ckpt -C s latest --run r >actual &&
+	test_grep "/runs/r/step-$((N + 1))$" actual &&
+	same_answers
+'
+
+test_expect_success 'latest with a fresh index lists nothing, reads a few files' '
+	ckpt -C s ls >/dev/null &&
+	shim CKPT_FAULT_OP=readdir CKPT_FAULT_PATH="*/runs/r" \
+	    CKPT_FAULT_NTH=all ckpt -C s latest --run r >actual &&
+	test_cmp ref/latest actual &&
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	    CKPT_FAULT_PATH="*/runs/r/*" CKPT_FAULT_LOG=opens.log \
+	    ckpt -C s latest --run r >actual &&
+	test_cmp ref/latest actual &&
+	test "$(grep -c "step-" opens.log)" -le 4
+'
+
+test_expect_success 'prune decides on the files: every summary is read' '
+	rm -f opens.log &&
+	n=$(ls s/runs/r | grep -c "^step-") &&
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
+	    CKPT_FAULT_LOG=opens.log \
+	    ckpt -C s prune --run r --keep-last $n >/dev/null &&
+	test "$(grep -c "ckpt-summary.json" opens.log)" = $n &&
+	rm -f opens.log &&
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
+	    CKPT_FAULT_LOG=opens.log \
+	    ckpt -C s prune --dry-run --run r --keep-last 1 >/dev/null &&
+	test_must_fail test -s opens.log
+'
+
+test_expect_success 'an index behind a symbolic link is not written through' '
+	rm -rf "$HOME/.cache/ckpt" elsewhere && mkdir elsewhere &&
+	ckpt -C s ls >/dev/null &&
+	f=$(index_file) &&
+	rm "$f" &&
+	ln -s "$PWD/elsewhere/target" "$f" &&
+	ckpt -C s ls >/dev/null &&
+	test_path_is_missing elsewhere/target &&
+	answers linked &&
+	test_cmp ref/ls linked/ls
+'
+
+test_done
