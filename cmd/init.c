@@ -118,8 +118,14 @@ cmd_init_main(int argc, char **argv, struct ctx *ctx)
 	dir = n ? argv[0] : ctx->store ? ctx->store : ".";
 	ckpt_error_clear(&err);
 	if (ckpt_store_init(dir, policy ? policy : default_policy, &created,
-	    &s, &err))
+	    &s, &err)) {
+		if (err.code == CKPT_ERR_UNSUPPORTED) {	/* s3://... */
+			error_ckpt(&err);
+			free(policy);
+			return CKPT_EXIT_USAGE;
+		}
 		die_ckpt(&err);
+	}
 	if (preset && !created)
 		warning("%s exists already: its ckpt.yaml is unchanged; add "
 		    "the verify.allow_globals of 'ckpt init --preset hf' by "

@@ -27,8 +27,10 @@ store_open(const struct ctx *ctx, bool create)
 
 	ckpt_error_clear(&err);
 	rc = open_store(ctx, create, &s, &err);
+	/* a remote store (s3://...) is not supported yet: a refused
+	 * request, like a missing store */
 	if (rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_REFUSED ||
-	    rc == CKPT_ERR_INVALID) {
+	    rc == CKPT_ERR_INVALID || rc == CKPT_ERR_UNSUPPORTED) {
 		error_ckpt(&err);
 		exit(CKPT_EXIT_USAGE);
 	}

@@ -163,4 +163,14 @@ test_expect_success '--json times are ISO 8601 strings, the saves too' '
 	PY
 '
 
+test_expect_success 'a remote store is refused as not supported yet (exit 2)' '
+	test_expect_code 2 ckpt -C s3://bucket/prefix ls 2>err &&
+	test_grep "s3://bucket/prefix: remote stores are not supported yet" err &&
+	test_expect_code 2 ckpt init s3://bucket/prefix 2>err &&
+	test_grep "not supported yet" err &&
+	test_expect_code 2 env CKPT_STORE=s3://bucket ckpt prune --all 2>err &&
+	test_grep "not supported yet" err &&
+	test_path_is_missing s3:
+'
+
 test_done

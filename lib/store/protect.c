@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #define PINS_DIR	".ckpt/pins"
@@ -113,80 +114,17 @@ ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
 	return -1;
 }
 
-int
-ckpt_open_dir_nofollow(const char *root, const char *rel)
-{
-	char buf[PATH_MAX];
-	char *save = NULL, *tok;
-	int fd, next;
-
-	if (strlen(rel) >= sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(buf, rel, strlen(rel) + 1);
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (tok = strtok_r(buf, "/", &save); fd >= 0 && tok;
-	    tok = strtok_r(NULL, "/", &save)) {
-		next = openat(fd, tok, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (next < 0) {
-			int e = errno;
-
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		close(fd);
-		fd = next;
-	}
-	return fd;
-}
-
-/*
- * Reads the entries of the directory fd (which it takes over), calling
- * fn for each name but "." and "..".  readdir's errors are errors.
- */
-static int
-each_entry(int fd, const char *path, int (*fn)(void *, int, const char *),
-    void *arg, struct ckpt_error *err)
-{
-	struct dirent *de;
-	DIR *d = fdopendir(fd);
-	int rc = 0;
-
-	if (!d) {
-		rc = ckpt_error_errno(err, path, "cannot list");
-		close(fd);
-		return rc;
-	}
-	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = ckpt_error_errno(err, path, "cannot list");
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if ((rc = fn(arg, dirfd(d), de->d_name)))
-			break;
-	}
-	closedir(d);
-	return rc;
-}
-
 struct pins_walk {
 	struct ckpt_protection *p;
 	struct ckpt_error *err;
 };
 
 static int
-pin_entry(void *arg, int dfd, const char *name)
+pin_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 {
 	struct pins_walk *w = arg;
 
-	(void)dfd;
+	(void)info;
 	/* only the name counts: a pin's content is a note for people */
 	if (name[0] == '.' || !strchr(name, '@') || strstr(name, ".tmp"))
 		return 0;
@@ -199,21 +137,15 @@ ckpt_pins_read(const struct ckpt_store *s, struct ckpt_protection *p,
     struct ckpt_error *err)
 {
 	struct pins_walk w = { p, err };
-	char *path;
-	int fd, rc;
+	struct ckpt_error le;
+	int rc;
 
-	fd = ckpt_store_opendir(s, PINS_DIR, err);
-	if (fd == -2)
-		return 0;
-	if (fd < 0)
-		return err ? err->code : CKPT_ERR_IO;
-	path = ckpt_store_path(s, PINS_DIR);
-	if (!path) {
-		close(fd);
-		return ckpt_error_nomem(err);
-	}
-	rc = each_entry(fd, path, pin_entry, &w, err);
-	free(path);
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, PINS_DIR, pin_entry, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
+		return 0;	/* no pins directory: no pins */
+	if (rc && le.code && err)
+		*err = le;
 	if (!rc && p->npins)
 		qsort(p->pins, p->npins, sizeof(*p->pins), cmp_str);
 	return rc;
@@ -265,62 +197,38 @@ is_version_file(const char *name)
 
 /* Reads one version file; what it protects goes into the protection. */
 static int
-version_entry(void *arg, int dfd, const char *name)
+version_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 {
 	struct reg_walk *w = arg;
 	char rel[PATH_MAX], *text = NULL;
 	json_t *j = NULL, *run, *step;
 	const char *why = NULL;
-	struct stat st;
+	struct ckpt_error re;
 	size_t len = 0;
-	ssize_t got;
-	int fd, rc = 0;
+	int rc = 0;
 
+	(void)info;
 	if (!is_version_file(name))
 		return 0;
 	snprintf(rel, sizeof(rel), "%s/%s/%s", REGISTRY_DIR, w->model, name);
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;	/* removed meanwhile */
-		if (errno != ELOOP) {
-			char *path = ckpt_store_path(w->s, rel);
-
-			rc = ckpt_error_errno(w->err, path ? path : rel,
-			    "cannot open");
-			free(path);
-			return rc;
-		}
+	ckpt_error_clear(&re);
+	switch ((rc = w->s->ops->read(w->s->be, rel, REGISTRY_MAX, &text,
+	    &len, &re))) {
+	case CKPT_OK:
+		break;
+	case CKPT_ERR_NOTFOUND:
+		return 0;	/* removed meanwhile */
+	case CKPT_ERR_UNSAFE:
 		return protect_all(w->p, rel, "a symbolic link", w->err);
-	}
-	if (fstat(fd, &st)) {
-		rc = ckpt_error_errno(w->err, rel, "cannot stat");
-		close(fd);
+	case CKPT_ERR_LIMIT:
+		return protect_all(w->p, rel, "larger than 1 MiB", w->err);
+	case CKPT_ERR_FORMAT:
+		return protect_all(w->p, rel, "not a regular file", w->err);
+	default:
+		if (w->err)
+			*w->err = re;
 		return rc;
 	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > REGISTRY_MAX) {
-		close(fd);
-		return protect_all(w->p, rel, S_ISREG(st.st_mode) ?
-		    "larger than 1 MiB" : "not a regular file", w->err);
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		close(fd);
-		return ckpt_error_nomem(w->err);
-	}
-	while (len < (size_t)st.st_size) {
-		got = read(fd, text + len, (size_t)st.st_size - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			rc = ckpt_error_errno(w->err, rel, "cannot read");
-			break;
-		}
-		if (got == 0)
-			break;
-		len += (size_t)got;
-	}
-	close(fd);
 	if (!rc) {
 		j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 		run = json_object_get(j, "run");
@@ -357,41 +265,30 @@ version_entry(void *arg, int dfd, const char *name)
 }
 
 static int
-model_entry(void *arg, int dfd, const char *name)
+model_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	struct reg_walk *w = arg;
+	struct reg_walk *w = arg, vw = *w;
+	struct ckpt_error le;
 	char rel[PATH_MAX];
-	struct stat st;
-	int fd;
+	int rc;
 
 	if (name[0] == '.')
 		return 0;
 	snprintf(rel, sizeof(rel), "%s/%s", REGISTRY_DIR, name);
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (errno == ENOENT)
-			return 0;
-		return ckpt_error_errno(w->err, rel, "cannot stat");
-	}
-	if (S_ISLNK(st.st_mode))
+	if (info->type == CKPT_BE_LINK)
 		return protect_all(w->p, rel, "a symbolic link", w->err);
-	if (!S_ISDIR(st.st_mode) || ckpt_name_check(name, NULL, NULL))
+	if (info->type != CKPT_BE_DIR || ckpt_name_check(name, NULL, NULL))
 		return 0;	/* history.jsonl and the like */
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno == ELOOP || errno == ENOTDIR)
-			return protect_all(w->p, rel, "replaced while read",
-			    w->err);
-		return ckpt_error_errno(w->err, rel, "cannot open");
-	}
-	{
-		struct reg_walk vw = *w;
-
-		vw.model = name;
-		return each_entry(fd, rel, version_entry, &vw, w->err);
-	}
+	vw.model = name;
+	ckpt_error_clear(&le);
+	rc = w->s->ops->list(w->s->be, rel, version_entry, &vw, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
+		return 0;
+	if (rc == CKPT_ERR_UNSAFE && le.code == CKPT_ERR_UNSAFE)
+		return protect_all(w->p, rel, "replaced while read", w->err);
+	if (rc && le.code && w->err)
+		*w->err = le;
+	return rc;
 }
 
 int
@@ -399,19 +296,19 @@ ckpt_registry_protection_read(const struct ckpt_store *s,
     struct ckpt_protection *p, struct ckpt_error *err)
 {
 	struct reg_walk w = { p, err, s, NULL };
-	int fd, rc;
+	struct ckpt_error le;
+	int rc;
 
-	fd = ckpt_store_opendir(s, REGISTRY_DIR, err);
-	if (fd == -2)
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, REGISTRY_DIR, model_entry, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
 		return 0;
-	if (fd < 0) {
-		/* a symlinked registry protects, it is not an I/O error */
-		if (err && err->code == CKPT_ERR_UNSAFE)
-			return protect_all(p, REGISTRY_DIR, "a symbolic link "
-			    "or not a directory", err);
-		return err ? err->code : CKPT_ERR_IO;
-	}
-	rc = each_entry(fd, REGISTRY_DIR, model_entry, &w, err);
+	/* a symlinked registry protects, it is not an I/O error */
+	if (rc == CKPT_ERR_UNSAFE && le.code == CKPT_ERR_UNSAFE)
+		return protect_all(p, REGISTRY_DIR, "a symbolic link "
+		    "or not a directory", err);
+	if (rc && le.code && err)
+		*err = le;
 	if (!rc && p->nkeys)
 		qsort(p->keys, p->nkeys, sizeof(*p->keys), cmp_str);
 	if (!rc && p->nruns)
@@ -451,28 +348,21 @@ ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err)
 {
 	struct ckpt_protection p;
-	char pin[CKPT_NAME_MAX + 32];
-	struct stat st;
-	int fd, rc;
+	char pin[CKPT_NAME_MAX + 64];
+	struct ckpt_be_info st;
+	int rc;
 
 	*why = NULL;
-	fd = ckpt_store_opendir(s, PINS_DIR, err);
-	if (fd == -1)
-		return err ? err->code : CKPT_ERR_IO;
-	if (fd >= 0) {
-		snprintf(pin, sizeof(pin), "%s@%lld", run, (long long)step);
-		rc = fstatat(fd, pin, &st, AT_SYMLINK_NOFOLLOW);
-		if (rc && errno != ENOENT) {
-			rc = ckpt_error_errno(err, pin, "cannot check the pin");
-			close(fd);
-			return rc;
-		}
-		close(fd);
-		if (!rc) {
-			*why = "pinned";
-			return 0;
-		}
+	snprintf(pin, sizeof(pin), "%s/%s@%lld", PINS_DIR, run,
+	    (long long)step);
+	/* absent (no pin, or no pins at all) is the only "not pinned" */
+	rc = s->ops->stat(s->be, pin, &st, err);
+	if (!rc) {
+		*why = "pinned";
+		return 0;
 	}
+	if (rc != CKPT_ERR_NOTFOUND)
+		return rc;
 	memset(&p, 0, sizeof(p));
 	if ((rc = ckpt_registry_protection_read(s, &p, err)))
 		return rc;

@@ -25,6 +25,7 @@
  */
 #include "util/internal.h"
 #include "policy/policy.h"
+#include "store/backend.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -119,129 +120,35 @@ dirname_of(const char *path)
 }
 
 /*
- * Removes name under dfd, recursively, never following symlinks and never
- * leaving the filesystem.  A name that vanished meanwhile is fine (another
- * gc got there first).  Returns 0 or -1 with errno.
+ * Removes path (in the store) and everything under it through the
+ * backend (remove_tree: no link followed, the manifest first).  Returns
+ * 0 or -1 with errno.
  */
 static int
-rm_rf_at(int dfd, const char *name, int depth)
+rm_rf(struct ckpt_store *s, const char *path)
 {
-	struct dirent *de;
-	DIR *d;
-	int fd, rc = 0, saved = 0;
+	const char *key = ckpt_store_key(s, path);
+	struct ckpt_error e;
 
-	if (!unlinkat(dfd, name, 0) || errno == ENOENT)
+	if (!key) {
+		errno = EINVAL;
+		return -1;
+	}
+	ckpt_error_clear(&e);
+	if (!s->ops->remove_tree(s->be, key, &e))
 		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -1;
-	if (depth > RM_MAX_DEPTH) {
-		errno = ELOOP;
-		return -1;
-	}
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	d = fdopendir(fd);
-	if (!d) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	/* the manifest first: a half-deleted directory is never complete */
-	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
-		saved = errno;
-	/*
-	 * Another deleter of the same entry (gc beside prune) or a late
-	 * writer may leave a name our pass did not see: "Directory not
-	 * empty" then means "look again", a few times.
-	 */
-	for (int pass = 0; pass < 5; pass++) {
-		if (pass)
-			rewinddir(d);
-		for (;;) {
-			errno = 0;
-			if (!(de = readdir(d))) {
-				if (errno && !saved)
-					saved = errno;
-				break;
-			}
-			if (!strcmp(de->d_name, ".") ||
-			    !strcmp(de->d_name, ".."))
-				continue;
-			if (rm_rf_at(fd, de->d_name, depth + 1) && !saved)
-				saved = errno;
-		}
-		if (!unlinkat(dfd, name, AT_REMOVEDIR) || errno == ENOENT)
-			break;
-		if (errno != ENOTEMPTY && errno != EEXIST) {
-			if (!saved)
-				saved = errno;
-			break;
-		}
-		if (pass == 4 && !saved)
-			saved = errno;
-	}
-	closedir(d);
-	if (saved) {
-		errno = saved;
-		rc = -1;
-	}
-	return rc;
+	errno = e.sys_errno ? e.sys_errno : e.code == CKPT_ERR_UNSAFE ?
+	    ELOOP : EIO;
+	return -1;
 }
 
-int
-ckpt_rm_rf(const char *path)
-{
-	char *dir = dirname_of(path);
-	const char *base = strrchr(path, '/');
-	int dfd, rc, saved;
-
-	if (!dir)
-		return -1;
-	/* never through a symbolic link: the trash must be the store's */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	free(dir);
-	if (dfd < 0)
-		return -1;
-	rc = rm_rf_at(dfd, base ? base + 1 : path, 0);
-	saved = errno;
-	close(dfd);
-	errno = saved;
-	return rc;
-}
-
-/* Bytes of the regular files under path (lstat, no symlinks followed). */
+/* Bytes of the files under path (reports only). */
 static uint64_t
-du_at(int dfd, const char *name, int depth)
+du(struct ckpt_store *s, const char *path)
 {
-	struct stat st;
-	struct dirent *de;
-	uint64_t total = 0;
-	DIR *d;
-	int fd;
+	const char *key = ckpt_store_key(s, path);
 
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
-		return 0;
-	if (!S_ISDIR(st.st_mode))
-		return S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-	if (depth > RM_MAX_DEPTH)
-		return 0;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return 0;
-	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			total += du_at(fd, de->d_name, depth + 1);
-	closedir(d);
-	return total;
+	return key ? s->ops->usage(s->be, key) : 0;
 }
 
 /* A unique name in the trash for a run's checkpoint or staging dir. */
@@ -260,28 +167,28 @@ trash_name(struct ckpt_store *s, const char *run, const char *name)
 	return p;
 }
 
-/* Creates the trash; it must be a directory of the store, not a link. */
+/*
+ * The trash, if there is one, must be a directory of the store, not a
+ * link (the backend's trash creates it when missing).
+ */
 static int
 ensure_trash(struct ckpt_store *s, struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, TRASH_DIR);
-	int rc = 0, fd;
+	struct ckpt_be_info st;
+	char *dir;
+	int rc;
 
-	if (!dir)
-		return ckpt_error_nomem(err);
-	if (mkdir(dir, 0777) && errno != EEXIST)
-		rc = ckpt_error_errno(err, dir, "cannot create the trash");
-	free(dir);
-	if (rc)
+	rc = s->ops->stat(s->be, TRASH_DIR, &st, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		return 0;
+	if (rc || st.type == CKPT_BE_DIR)
 		return rc;
-	fd = ckpt_store_opendir(s, TRASH_DIR, err);
-	if (fd == -2)
-		return ckpt_error_set(err, CKPT_ERR_IO, TRASH_DIR, -1,
-		    "vanished after it was created");
-	if (fd < 0)
-		return err ? err->code : CKPT_ERR_IO;
-	close(fd);
-	return 0;
+	dir = ckpt_store_path(s, TRASH_DIR);
+	rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, dir ? dir : TRASH_DIR, -1,
+	    "%s: refusing to follow it out of the store", st.type ==
+	    CKPT_BE_LINK ? "a symbolic link" : "not a directory");
+	free(dir);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,36 +394,24 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 }
 
 /*
- * Renames runs/RUN/NAME into the trash without following a symbolic link
- * anywhere below the store root: the run and the trash are opened with
- * O_NOFOLLOW, and NAME must still be a directory, not a link to one.
+ * Moves runs/RUN/NAME into the trash (backend.h: trash, no symbolic link
+ * followed anywhere below the store root; NAME must still be a directory,
+ * not a link to one).  Returns 0 or -1 with errno.
  */
 static int
 rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
     const char *dst)
 {
-	char rel[PATH_MAX];
-	struct stat st;
-	int rfd, tfd, rc = -1, saved;
+	char key[PATH_MAX];
+	struct ckpt_error err;
 
-	snprintf(rel, sizeof(rel), "runs/%s", e->run);
-	rfd = ckpt_open_dir_nofollow(ckpt_store_root(s), rel);
-	if (rfd < 0)
-		return -1;
-	tfd = ckpt_open_dir_nofollow(ckpt_store_root(s), TRASH_DIR);
-	if (tfd >= 0 && !fstatat(rfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (!S_ISDIR(st.st_mode))
-			errno = ELOOP;
-		else
-			rc = renameat(rfd, e->name, tfd, strrchr(dst, '/') +
-			    1);
-	}
-	saved = errno;
-	close(rfd);
-	if (tfd >= 0)
-		close(tfd);
-	errno = saved;
-	return rc;
+	snprintf(key, sizeof(key), "runs/%s/%s", e->run, e->name);
+	ckpt_error_clear(&err);
+	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, &err))
+		return 0;
+	errno = err.sys_errno ? err.sys_errno : err.code == CKPT_ERR_UNSAFE ?
+	    ELOOP : EIO;
+	return -1;
 }
 
 /* Moves item into the trash; records the outcome in it. */
@@ -621,24 +516,21 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 		goto out;
 	n = ckpt_list_count(r->list);
 	if (opts->run && n == 0) {
-		char *rd, *rel = NULL;
-		struct stat st;
+		char *rel = NULL;
+		struct ckpt_be_info st;
 
-		if (asprintf(&rel, "runs/%s", opts->run) < 0)
-			rel = NULL;
-		rd = rel ? ckpt_store_path(s, rel) : NULL;
-		free(rel);
-		if (!rd) {
+		if (asprintf(&rel, "runs/%s", opts->run) < 0) {
 			rc = ckpt_error_nomem(err);
 			goto out;
 		}
-		if (stat(rd, &st) || !S_ISDIR(st.st_mode)) {
+		if (s->ops->stat(s->be, rel, &st, NULL) ||
+		    st.type != CKPT_BE_DIR) {
 			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "no run '%s' in the store", opts->run);
-			free(rd);
+			free(rel);
 			goto out;
 		}
-		free(rd);
+		free(rel);
 	}
 	r->n = n;
 	r->items = calloc(n ? n : 1, sizeof(*r->items));
@@ -684,16 +576,13 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 		}
 	}
 	{
-		char *td = ckpt_store_path(s, TRASH_DIR);
-
-		if (td)
-			fsync_dir(td);
-		free(td);
+		s->ops->flush(s->be, TRASH_DIR, NULL);
 		for (size_t g = 0; g < r->nruns; g++) {
 			char *rd = r->runs[g].count ? dirname_of(
 			    r->items[r->runs[g].first].path) : NULL;
+			const char *rk = ckpt_store_key(s, rd);
 
-			if (rd && fsync_dir(rd)) {
+			if (rk && s->ops->flush(s->be, rk, NULL)) {
 				/* renamed but perhaps not durable: say so */
 				for (size_t k = 0; k < r->runs[g].count; k++) {
 					struct ckpt_prune_item *it = &r->items[
@@ -718,7 +607,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 
 			if (!it->trash_path)
 				continue;
-			if (ckpt_rm_rf(it->trash_path))
+			if (rm_rf(s, it->trash_path))
 				r->trash_left++;
 			else
 				it->trash_path = NULL;
@@ -823,49 +712,77 @@ gc_add(struct ckpt_gc_report *r)
 	return &r->items[r->n++];
 }
 
+/* Moves a staging directory into the trash: 0, or -1 with errno. */
+static int
+trash_staging(struct ckpt_store *s, const char *path, const char *dst)
+{
+	const char *key = ckpt_store_key(s, path);
+	struct ckpt_error err;
+
+	if (!key) {
+		errno = EINVAL;
+		return -1;
+	}
+	ckpt_error_clear(&err);
+	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, &err))
+		return 0;
+	errno = err.sys_errno ? err.sys_errno : err.code == CKPT_ERR_UNSAFE ?
+	    ELOOP : EIO;
+	return -1;
+}
+
+struct trash_walk {
+	struct ckpt_store *s;
+	struct ckpt_gc_report *r;
+	const char *dir;
+	int64_t now;
+	struct ckpt_error *err;
+};
+
+static int
+trash_entry(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct trash_walk *w = arg;
+	struct ckpt_gc_item *it;
+	struct ckpt_be_info st;
+	char key[PATH_MAX];
+
+	(void)info;
+	if (!(it = gc_add(w->r)))
+		return ckpt_error_nomem(w->err);
+	it->kind = CKPT_GC_TRASH;
+	it->step = -1;
+	it->path = pool_printf(&w->r->pool, "%s/%s", w->dir, name);
+	if (!it->path)
+		return ckpt_error_nomem(w->err);
+	snprintf(key, sizeof(key), "%s/%s", TRASH_DIR, name);
+	if (!w->s->ops->stat(w->s->be, key, &st, NULL))
+		it->age = w->now - st.mtime;
+	it->size = w->s->ops->usage(w->s->be, key);
+	it->remove = true;
+	it->reason = "in the trash";
+	return 0;
+}
+
 /* Lists the trash entries as items to remove. */
 static int
 gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
     struct ckpt_error *err)
 {
 	char *dir = ckpt_store_path(s, TRASH_DIR);
-	struct dirent *de;
-	DIR *d;
-	int rc = 0;
+	struct trash_walk w = { s, r, dir, now, err };
+	struct ckpt_error le;
+	int rc;
 
 	if (!dir)
 		return ckpt_error_nomem(err);
-	d = opendir(dir);
-	if (!d) {
-		rc = errno == ENOENT ? 0 : ckpt_error_errno(err, dir,
-		    "cannot read the trash");
-		free(dir);
-		return rc;
-	}
-	while ((de = readdir(d))) {
-		struct ckpt_gc_item *it;
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (!(it = gc_add(r))) {
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		it->kind = CKPT_GC_TRASH;
-		it->step = -1;
-		it->path = pool_printf(&r->pool, "%s/%s", dir, de->d_name);
-		if (!it->path) {
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			it->age = now - (int64_t)st.st_mtime;
-		it->size = du_at(dirfd(d), de->d_name, 0);
-		it->remove = true;
-		it->reason = "in the trash";
-	}
-	closedir(d);
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, TRASH_DIR, trash_entry, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
+		rc = 0;
+	else if (rc && le.code)
+		rc = ckpt_error_set(err, rc, dir, -1, "cannot read the trash: "
+		    "%s", le.message);
 	free(dir);
 	return rc;
 }
@@ -896,9 +813,11 @@ jstr(json_t *o, const char *k)
 }
 
 static void
-staging_rec_read(const char *dir, struct staging_rec *r)
+staging_rec_read(struct ckpt_store *s, const char *dir,
+    struct staging_rec *r)
 {
-	char *p = ckpt_join(dir, CKPT_STAGING_NAME), *text = NULL;
+	const char *key = ckpt_store_key(s, dir);
+	char *p = key ? ckpt_join(key, CKPT_STAGING_NAME) : NULL, *text = NULL;
 	json_t *v;
 	int rc;
 
@@ -907,7 +826,7 @@ staging_rec_read(const char *dir, struct staging_rec *r)
 		r->unreadable = true;
 		return;
 	}
-	rc = ckpt_read_file(p, (size_t)4 << 20, &text, NULL, NULL);
+	rc = s->ops->read(s->be, p, (size_t)4 << 20, &text, NULL, NULL);
 	free(p);
 	if (rc) {
 		/* Fail closed: only a record that is not there at all
@@ -1035,12 +954,10 @@ restore_sources(struct ckpt_gc_report *r, const char *dir,
 }
 
 static struct ckpt_gc_item *
-staging_item(struct ckpt_gc_report *r, const char *run, const char *path,
-    const char *name)
+staging_item(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const char *run, const char *path)
 {
 	struct ckpt_gc_item *it = gc_add(r);
-	char *dir;
-	int dfd;
 
 	if (!it)
 		return NULL;
@@ -1050,13 +967,7 @@ staging_item(struct ckpt_gc_report *r, const char *run, const char *path,
 	it->run = pool_add(&r->pool, strdup(run));
 	if (!it->path || !it->run)
 		return NULL;
-	dir = dirname_of(path);
-	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0) {
-		it->size = du_at(dfd, name, 0);
-		close(dfd);
-	}
-	free(dir);
+	it->size = du(s, path);
 	return it;
 }
 
@@ -1073,7 +984,7 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
     const struct ckpt_gc_opts *opts, const char *run, const char *path,
     const char *name, bool incomplete, int64_t now, const char *dur)
 {
-	struct ckpt_gc_item *it = staging_item(r, run, path, name);
+	struct ckpt_gc_item *it = staging_item(s, r, run, path);
 	struct staging_rec rec;
 	enum owner_state os;
 	bool failed, moved;
@@ -1086,7 +997,8 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		    ".tmp-*): left alone";
 		return 0;
 	}
-	staging_rec_read(path, &rec);
+	staging_rec_read(s, path, &rec);
+	/* POSIX: the owner decides whose moved files these are (below) */
 	if (!lstat(path, &st))
 		it->age = now - (int64_t)st.st_mtime;
 	if (rec.unreadable) {
@@ -1178,81 +1090,93 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
  * record inside (when there is one) says so too, and they are older
  * than the threshold.
  */
+struct new_walk {
+	struct ckpt_store *s;
+	struct ckpt_gc_report *r;
+	const struct ckpt_gc_opts *opts;
+	int64_t now;
+	const char *dur, *run;
+	char *rp;
+	bool nomem;		/* the only failure: errors read as "none" */
+};
+
+/* One entry of a run: a .new-* staging directory being set up? */
+static int
+new_entry(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct new_walk *w = arg;
+	struct ckpt_store *s = w->s;
+	struct ckpt_gc_report *r = w->r;
+	struct ckpt_gc_item *it;
+	struct staging_rec rec;
+	struct ckpt_be_info st;
+	char *p;
+	long pid;
+
+	(void)info;
+	if (strncmp(name, CKPT_STAGING_NEW_PREFIX,
+	    strlen(CKPT_STAGING_NEW_PREFIX)))
+		return 0;
+	p = ckpt_join(w->rp, name);
+	it = p ? staging_item(s, r, w->run, p) : NULL;
+	if (!it) {
+		free(p);
+		w->nomem = true;
+		return 1;
+	}
+	if (!s->ops->stat(s->be, ckpt_store_key(s, p), &st, NULL))
+		it->age = w->now - st.mtime;
+	staging_rec_read(s, p, &rec);
+	pid = rec.rec ? rec.pid : pid_of_name(name);
+	if (rec.unreadable)
+		it->reason = "staging record unreadable: left alone";
+	else if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
+	    ckpt_proc_alive(pid, 0))
+		it->reason = pool_printf(&r->pool, "save being "
+		    "set up (pid %ld is alive)", pid);
+	else if (w->opts->restore || it->age < r->older_than)
+		it->reason = pool_printf(&r->pool, "unfinished "
+		    "staging directory, younger than %s", w->dur);
+	else {
+		it->remove = true;
+		it->reason = "unfinished staging directory "
+		    "(nothing of the user's in it)";
+	}
+	json_decref(rec.rec);
+	free(p);
+	w->nomem = !it->reason;
+	return w->nomem;
+}
+
+/* One run: its .new-* directories (unreadable runs: none, as before). */
+static int
+new_run(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct new_walk *w = arg;
+	char key[PATH_MAX];
+
+	if (name[0] == '.' || info->type != CKPT_BE_DIR)
+		return 0;
+	snprintf(key, sizeof(key), "runs/%s", name);
+	w->run = name;
+	w->rp = ckpt_store_path(w->s, key);
+	if (!w->rp) {
+		w->nomem = true;
+		return 1;
+	}
+	w->s->ops->list(w->s->be, key, new_entry, w, NULL);
+	free(w->rp);
+	return w->nomem;
+}
+
 static int
 gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
     const struct ckpt_gc_opts *opts, int64_t now, const char *dur)
 {
-	char *runs = ckpt_store_path(s, "runs");
-	struct dirent *de, *e2;
-	DIR *d, *rd;
-	int rc = 0;
+	struct new_walk w = { s, r, opts, now, dur, NULL, NULL, false };
 
-	if (!runs)
-		return -1;
-	d = opendir(runs);
-	if (!d) {
-		free(runs);
-		return 0;
-	}
-	while (!rc && (de = readdir(d))) {
-		struct stat rst;
-		char *rp;
-
-		/* Never a symlink out of the store: only real run dirs. */
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &rst,
-		    AT_SYMLINK_NOFOLLOW) || !S_ISDIR(rst.st_mode))
-			continue;
-		rp = ckpt_join(runs, de->d_name);
-		rd = rp ? opendir(rp) : NULL;
-		while (rd && !rc && (e2 = readdir(rd))) {
-			struct ckpt_gc_item *it;
-			struct staging_rec rec;
-			struct stat st;
-			char *p;
-			long pid;
-
-			if (strncmp(e2->d_name, CKPT_STAGING_NEW_PREFIX,
-			    strlen(CKPT_STAGING_NEW_PREFIX)))
-				continue;
-			p = ckpt_join(rp, e2->d_name);
-			it = p ? staging_item(r, de->d_name, p, e2->d_name) :
-			    NULL;
-			if (!it) {
-				free(p);
-				rc = -1;
-				break;
-			}
-			if (!lstat(p, &st))
-				it->age = now - (int64_t)st.st_mtime;
-			staging_rec_read(p, &rec);
-			pid = rec.rec ? rec.pid : pid_of_name(e2->d_name);
-			if (rec.unreadable)
-				it->reason = "staging record unreadable: left "
-				    "alone";
-			else if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
-			    ckpt_proc_alive(pid, 0))
-				it->reason = pool_printf(&r->pool, "save being "
-				    "set up (pid %ld is alive)", pid);
-			else if (opts->restore || it->age < r->older_than)
-				it->reason = pool_printf(&r->pool, "unfinished "
-				    "staging directory, younger than %s", dur);
-			else {
-				it->remove = true;
-				it->reason = "unfinished staging directory "
-				    "(nothing of the user's in it)";
-			}
-			json_decref(rec.rec);
-			free(p);
-			if (!it->reason)
-				rc = -1;
-		}
-		if (rd)
-			closedir(rd);
-		free(rp);
-	}
-	closedir(d);
-	free(runs);
-	return rc;
+	s->ops->list(s->be, "runs", new_run, &w, NULL);
+	return w.nomem ? -1 : 0;
 }
 
 /* Decides on each staging directory; the live and the young stay. */
@@ -1351,7 +1275,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 			rc = ckpt_error_nomem(err);
 			goto out;
 		}
-		if (rename(it->path, dst)) {
+		if (trash_staging(s, it->path, dst)) {
 			it->error = pool_printf(&r->pool, "cannot move into "
 			    "the trash: %s", strerror(errno));
 			if (!it->error)
@@ -1370,7 +1294,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 
 		if (!it->remove || it->error)
 			continue;
-		if (ckpt_rm_rf(it->path))
+		if (rm_rf(s, it->path))
 			it->error = pool_printf(&r->pool, "cannot delete: %s",
 			    strerror(errno));
 		else

@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "format/file.h"
+#include "store/backend.h"
 #include "store/store.h"
 
 #define MAX_DEPTH	64
@@ -1400,27 +1401,21 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 	return rc;
 }
 
+/*
+ * The commit point (backend.h: commit_if_absent): the staging directory
+ * becomes the checkpoint, never replacing one (CKPT_ERR_EXISTS).
+ */
 static int
-rename_noreplace(const char *from, const char *to, struct ckpt_error *err)
+rename_noreplace(struct ckpt_save *sv, const char *from, const char *to,
+    struct ckpt_error *err)
 {
-	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
-		return CKPT_OK;
-	if (errno == EEXIST)
-		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
-		    "exists already");
-	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-		return ckpt_error_errno(err, to, "cannot rename %s to", from);
-	/*
-	 * No RENAME_NOREPLACE here (NFS, older kernels): we hold the store
-	 * lock, so no other ckpt commits meanwhile, and rename(2) cannot
-	 * replace a non-empty directory, which every checkpoint is.
-	 */
-	if (!access(to, F_OK))
-		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
-		    "exists already");
-	if (rename(from, to))
-		return ckpt_error_errno(err, to, "cannot rename %s to", from);
-	return CKPT_OK;
+	const struct ckpt_store *s = sv->store;
+	const char *fk = ckpt_store_key(s, from), *tk = ckpt_store_key(s, to);
+
+	if (!fk || !tk)
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, to, -1,
+		    "not in the store %s", ckpt_store_root(s));
+	return s->ops->commit_if_absent(s->be, fk, tk, err);
 }
 
 /* --force: swap the new checkpoint in, the old one out to the trash. */
@@ -1464,7 +1459,7 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 		rc = ckpt_error_errno(err, sv->final, "cannot move to the "
 		    "trash");
 	} else {
-		rc = rename_noreplace(sv->staging, sv->final, err);
+		rc = rename_noreplace(sv, sv->staging, sv->final, err);
 	}
 	if (!rc && sv->opts.discard_replaced) {
 		/* Committed either way; a leftover is gc's to remove. */
@@ -1683,11 +1678,12 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 		    "was committed by someone else meanwhile (use --force to "
 		    "replace it)", sv->run, (long long)sv->step);
 	} else {
-		rc = rename_noreplace(sv->staging, sv->final, err);
+		rc = rename_noreplace(sv, sv->staging, sv->final, err);
 	}
 	if (!rc) {
 		sv->committed = true;
-		rc = ckpt_fsync_dir(sv->rundir, err);
+		rc = sv->store->ops->flush(sv->store->be, ckpt_store_key(
+		    sv->store, sv->rundir), err);
 	}
 	ckpt_store_unlock(sv->store);
 	if (!sv->committed)

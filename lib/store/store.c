@@ -27,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #define STORE_MARKER	".ckpt/store.json"
@@ -93,19 +94,55 @@ is_store(const char *dir)
 static int
 store_new(const char *root, struct ckpt_store **out, struct ckpt_error *err)
 {
-	struct ckpt_store *s = calloc(1, sizeof(*s));
-	char *abs;
+	void *be;
+	int rc;
 
-	if (!s)
-		return ckpt_error_nomem(err);
-	abs = realpath(root, NULL);
-	if (!abs) {
-		free(s);
-		return ckpt_error_errno(err, root, "cannot resolve");
+	if ((rc = ckpt_backend_posix.open(root, &be, err)))
+		return rc;
+	return ckpt_store_open_backend(&ckpt_backend_posix, be, root, out,
+	    err);
+}
+
+int
+ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
+    const char *root, struct ckpt_store **out, struct ckpt_error *err)
+{
+	struct ckpt_store *s;
+
+	if (ops->version != CKPT_BACKEND_VERSION) {
+		ops->close(be);
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "storage backend '%s' has version %u, not %u", ops->name,
+		    ops->version, CKPT_BACKEND_VERSION);
 	}
-	s->root = abs;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->root = ops == &ckpt_backend_posix ?
+	    realpath(root, NULL) : strdup(root))) {
+		free(s);
+		ops->close(be);
+		return ops == &ckpt_backend_posix && errno != ENOMEM ?
+		    ckpt_error_errno(err, root, "cannot resolve") :
+		    ckpt_error_nomem(err);
+	}
+	s->ops = ops;
+	s->be = be;
 	*out = s;
 	return CKPT_OK;
+}
+
+/* A store URL of a backend this version has not got (s3://...). */
+static bool
+is_remote(const char *dir)
+{
+	const char *colon = strstr(dir, "://");
+
+	if (!colon || colon == dir)
+		return false;
+	for (const char *p = dir; p < colon; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '+' || *p == '-' || *p == '.'))
+			return false;
+	return true;
 }
 
 static bool
@@ -192,6 +229,10 @@ ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
 	if (!dir || !*dir)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store directory given");
+	if (is_remote(dir))
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, dir, -1,
+		    "remote stores are not supported yet (only a local "
+		    "directory can be a store)");
 	if (is_store(dir))
 		return store_new(dir, out, err);
 	{
@@ -307,6 +348,8 @@ ckpt_store_free(struct ckpt_store *s)
 		return;
 	if (s->locked)
 		ckpt_store_unlock(s);
+	if (s->ops)
+		s->ops->close(s->be);
 	free(s->root);
 	free(s);
 }
@@ -321,6 +364,16 @@ char *
 ckpt_store_path(const struct ckpt_store *s, const char *rel)
 {
 	return ckpt_join(s->root, rel);
+}
+
+const char *
+ckpt_store_key(const struct ckpt_store *s, const char *path)
+{
+	size_t n = strlen(s->root);
+
+	if (!path || strncmp(path, s->root, n) || path[n] != '/')
+		return NULL;
+	return path + n + 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -497,33 +550,13 @@ lock_is_stale(const struct lock_info *li)
 	return !ckpt_proc_alive(li->h.pid, li->start);
 }
 
-/* The lock's text: a file's content, or a symlink's target. */
+/* The lock's text (backend.h: lock_read); *mtime may be NULL. */
 static int
-read_lock(const char *path, char **text, struct ckpt_error *err)
+read_lock(const struct ckpt_store *s, const char *key, char **text,
+    int64_t *mtime, struct ckpt_error *err)
 {
-	struct stat st;
-	char *buf;
-	ssize_t n;
-
-	if (lstat(path, &st))
-		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-		    path, -1, "no such file") : ckpt_error_errno(err, path,
-		    "cannot stat");
-	if (!S_ISLNK(st.st_mode))
-		return ckpt_read_file(path, 64 * 1024, text, NULL, err);
-	buf = malloc(PATH_MAX);
-	if (!buf)
-		return ckpt_error_nomem(err);
-	n = readlink(path, buf, PATH_MAX - 1);
-	if (n < 0) {
-		free(buf);
-		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-		    path, -1, "no such file") : ckpt_error_errno(err, path,
-		    "cannot read");
-	}
-	buf[n] = '\0';
-	*text = buf;
-	return CKPT_OK;
+	*text = NULL;
+	return s->ops->lock_read(s->be, key, text, mtime, err);
 }
 
 /* Parses either form; false for an empty or garbled lock. */
@@ -536,55 +569,24 @@ lock_parse_any(const char *text, struct lock_info *li)
 	return li->h.pid > 0 && li->h.host[0];
 }
 
-static bool
-no_space(int e)
-{
-	return e == ENOSPC || e == EDQUOT;
-}
-
 /*
- * Creates the lock file at path holding content, atomically with its
- * content: the content goes into a fresh temporary file (fsynced, so that
- * not even a crash of the host leaves an empty lock), which is then
- * link()ed to path -- an exclusive create, like O_EXCL, that never shows
- * a half-written lock.  Where the filesystem has no room for that file,
- * the lock is a symlink to the compact form instead, which needs only an
- * inode.  Returns 0, 1 when path exists, or a CKPT_ERR_*.
+ * Creates the lock at key holding content (backend.h: lock), or, where
+ * the backend has no room for that, the compact form (*compact set).
+ * Returns 0, 1 when key exists, or a CKPT_ERR_*.
  */
 static int
-lock_create(const char *path, const char *content, struct ckpt_error *err)
+lock_create(const struct ckpt_store *s, const char *key, const char *content,
+    bool *compact, struct ckpt_error *err)
 {
-	struct ckpt_error le;
-	char compact[128], *tmp = NULL;
-	int fd, rc;
+	char fallback[128];
+	bool fell_back = false;
+	int rc;
 
-	ckpt_error_clear(&le);
-	fd = ckpt_tempfile(path, 0644, &tmp, &le);
-	if (fd >= 0) {
-		rc = ckpt_write_all(fd, content, strlen(content), tmp, &le);
-		if (!rc && fsync(fd))
-			rc = ckpt_error_errno(&le, tmp, "cannot fsync");
-		close(fd);
-		if (!rc && link(tmp, path))
-			rc = errno == EEXIST ? 1 : ckpt_error_errno(&le, path,
-			    "cannot create lock");
-		unlink(tmp);
-		free(tmp);
-		if (rc >= 0)
-			return rc;
-	}
-	if (!no_space(le.sys_errno)) {
-		if (err)
-			*err = le;
-		return le.code ? le.code : CKPT_ERR_IO;
-	}
-	/* A full filesystem: gc and prune must still run to free space. */
-	compact_lock(compact, sizeof(compact));
-	if (!symlink(compact, path))
-		return 0;
-	if (errno == EEXIST)
-		return 1;
-	return ckpt_error_errno(err, path, "cannot create lock");
+	compact_lock(fallback, sizeof(fallback));
+	rc = s->ops->lock(s->be, key, content, fallback, &fell_back, err);
+	if (compact)
+		*compact = fell_back;
+	return rc == CKPT_ERR_EXISTS ? 1 : rc;
 }
 
 /* The text a lock taken by this process holds (content or target). */
@@ -609,49 +611,38 @@ own_lock_text(char *out, size_t size, bool compact, const char *purpose)
  * breakers.
  */
 static bool
-break_lock(const struct ckpt_store *s, const char *path,
+break_lock(const struct ckpt_store *s, const char *key,
     const char *stale_text)
 {
-	char *bpath = ckpt_store_path(s, LOCK_BREAK_PATH);
 	char content[1024], *now_text = NULL;
-	bool done = false;
+	bool done;
 	int rc;
 
-	if (!bpath)
-		return false;
 	own_lock_text(content, sizeof(content), false, "break a stale lock");
 	ckpt_interrupt_hold();
-	rc = lock_create(bpath, content, NULL);
+	rc = lock_create(s, LOCK_BREAK_PATH, content, NULL, NULL);
 	if (rc) {
 		struct lock_info bi;
 
-		if (rc == 1 && !read_lock(bpath, &now_text, NULL) &&
-		    lock_parse_any(now_text, &bi) && lock_is_stale(&bi))
-			unlink(bpath);
+		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text, NULL,
+		    NULL) && lock_parse_any(now_text, &bi) &&
+		    lock_is_stale(&bi))
+			s->ops->unlock(s->be, LOCK_BREAK_PATH, now_text, NULL);
 		free(now_text);
-		free(bpath);
 		ckpt_interrupt_release();
 		return false;
 	}
-	if (!read_lock(path, &now_text, NULL) && !strcmp(now_text,
-	    stale_text))
-		done = !unlink(path);
-	free(now_text);
+	done = !s->ops->unlock(s->be, key, stale_text, NULL);
 	/* Our own break lock: same text check, as for the lock. */
-	now_text = NULL;
-	if (!read_lock(bpath, &now_text, NULL) && !strcmp(now_text, content))
-		unlink(bpath);
-	free(now_text);
-	free(bpath);
+	s->ops->unlock(s->be, LOCK_BREAK_PATH, content, NULL);
 	ckpt_interrupt_release();
 	return done;
 }
 
 static void
 holder_message(struct ckpt_error *err, const char *path,
-    const struct lock_info *li, bool garbled)
+    const struct lock_info *li, int64_t mtime, bool garbled)
 {
-	struct stat st;
 	long long age = -1;
 
 	if (garbled) {
@@ -665,8 +656,8 @@ holder_message(struct ckpt_error *err, const char *path,
 	/* For people only: the age never decides anything. */
 	if (li->h.time)
 		age = (long long)time(NULL) - (long long)li->h.time;
-	else if (!lstat(path, &st))
-		age = (long long)time(NULL) - (long long)st.st_mtime;
+	else if (mtime)
+		age = (long long)time(NULL) - (long long)mtime;
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
 	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
 	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
@@ -683,31 +674,29 @@ holder_message(struct ckpt_error *err, const char *path,
  * a process killed while taking the lock left behind, once their owner
  * -- they hold the same content as a lock -- is known to be gone.
  */
+static int
+sweep_one(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	const struct ckpt_store *s = arg;
+	struct lock_info li;
+	char key[512], *text = NULL;
+
+	if (info->type != CKPT_BE_FILE || strncmp(name, "lock.", 5) ||
+	    !strstr(name, ".tmp."))
+		return 0;
+	snprintf(key, sizeof(key), ".ckpt/%s", name);
+	/* removed only while it still holds what was judged stale */
+	if (!read_lock(s, key, &text, NULL, NULL) && lock_parse_any(text,
+	    &li) && lock_is_stale(&li))
+		s->ops->unlock(s->be, key, text, NULL);
+	free(text);
+	return 0;
+}
+
 static void
 sweep_lock_temps(const struct ckpt_store *s)
 {
-	char *dir = ckpt_store_path(s, ".ckpt");
-	struct dirent *de;
-	DIR *d;
-
-	d = dir ? opendir(dir) : NULL;
-	while (d && (de = readdir(d))) {
-		struct lock_info li;
-		char *p, *text = NULL;
-
-		if (strncmp(de->d_name, "lock.", 5) || !strstr(de->d_name,
-		    ".tmp."))
-			continue;
-		p = ckpt_join(dir, de->d_name);
-		if (p && !read_lock(p, &text, NULL) && lock_parse_any(text,
-		    &li) && lock_is_stale(&li))
-			unlink(p);
-		free(text);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
+	s->ops->list(s->be, ".ckpt", sweep_one, (void *)s, NULL);
 }
 
 static long
@@ -747,20 +736,19 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 	for (;;) {
 		struct lock_info li;
 		char *text = NULL;
-		bool garbled = false;
+		int64_t mtime = 0;
+		bool compact = false, garbled = false;
 
 		if (ckpt_interrupt_pending()) {
 			rc = ckpt_error_interrupted(err, "waiting for the "
 			    "store lock");
 			break;
 		}
-		rc = lock_create(path, content, err);
+		rc = lock_create(s, LOCK_PATH, content, &compact, err);
 		if (rc == 0) {
-			struct stat st;
-
 			/* What unlock compares: the content, or the target
 			 * of a symlink lock (taken on a full filesystem). */
-			if (!lstat(path, &st) && S_ISLNK(st.st_mode))
+			if (compact)
 				own_lock_text(s->lock_content,
 				    sizeof(s->lock_content), true, purpose);
 			else
@@ -773,7 +761,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 		}
 		if (rc < 0)
 			break;
-		rc = read_lock(path, &text, NULL);
+		rc = read_lock(s, LOCK_PATH, &text, &mtime, NULL);
 		if (rc == CKPT_ERR_NOTFOUND)
 			continue;	/* released meanwhile: try again */
 		if (rc || !lock_parse_any(text, &li)) {
@@ -781,7 +769,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			 * unknown, never broken (see holder_message). */
 			memset(&li, 0, sizeof(li));
 			garbled = true;
-		} else if (lock_is_stale(&li) && break_lock(s, path, text)) {
+		} else if (lock_is_stale(&li) && break_lock(s, LOCK_PATH, text)) {
 			if (broken)
 				*broken = li.h;
 			free(text);
@@ -789,7 +777,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 		}
 		free(text);
 		if (timeout_ms >= 0 && elapsed_ms(&t0) >= timeout_ms) {
-			holder_message(err, path, &li, garbled);
+			holder_message(err, path, &li, mtime, garbled);
 			rc = CKPT_ERR_LOCKED;
 			break;
 		}
@@ -810,18 +798,11 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 void
 ckpt_store_unlock(struct ckpt_store *s)
 {
-	char *path, *text = NULL;
-
 	if (!s || !s->locked)
 		return;
 	s->locked = false;
-	path = ckpt_store_path(s, LOCK_PATH);
 	/* Remove only our own lock: someone may have broken ours. */
-	if (path && !read_lock(path, &text, NULL) && !strcmp(text,
-	    s->lock_content))
-		unlink(path);
-	free(text);
-	free(path);
+	s->ops->unlock(s->be, LOCK_PATH, s->lock_content, NULL);
 	ckpt_interrupt_release();
 }
 
@@ -829,14 +810,11 @@ int
 ckpt_store_lock_holder(const struct ckpt_store *s,
     struct ckpt_lock_holder *out, struct ckpt_error *err)
 {
-	char *path = ckpt_store_path(s, LOCK_PATH), *text;
 	struct lock_info li;
+	char *text;
 	int rc;
 
-	if (!path)
-		return ckpt_error_nomem(err);
-	rc = read_lock(path, &text, err);
-	free(path);
+	rc = read_lock(s, LOCK_PATH, &text, NULL, err);
 	if (rc)
 		return rc;
 	if (!lock_parse_any(text, &li))
@@ -850,13 +828,14 @@ ckpt_store_lock_holder(const struct ckpt_store *s,
 /* Pins                                                                */
 /* ------------------------------------------------------------------ */
 
+/* The pin's key, ".ckpt/pins/RUN@STEP". */
 static char *
 pin_path(const struct ckpt_store *s, const char *run, int64_t step)
 {
 	char *p;
 
-	if (asprintf(&p, "%s/.ckpt/pins/%s@%lld", s->root, run,
-	    (long long)step) < 0)
+	(void)s;
+	if (asprintf(&p, ".ckpt/pins/%s@%lld", run, (long long)step) < 0)
 		return NULL;
 	return p;
 }
@@ -892,7 +871,7 @@ ckpt_store_pin(struct ckpt_store *s, const char *run, int64_t step,
 			return ckpt_error_nomem(err);
 		}
 	}
-	rc = ckpt_write_file_atomic(p, doc, strlen(doc), err);
+	rc = s->ops->put(s->be, p, doc, strlen(doc), 0, err);
 	free(doc);
 	free(p);
 	return rc;
@@ -902,7 +881,8 @@ int
 ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
     struct ckpt_error *err)
 {
-	char *p, *dir;
+	struct ckpt_be_info info;
+	char *p;
 	int rc = CKPT_OK;
 
 	if ((rc = ckpt_name_check(run, "run name", err)))
@@ -910,19 +890,14 @@ ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
 	p = pin_path(s, run, step);
 	if (!p)
 		return ckpt_error_nomem(err);
-	if (unlink(p)) {
-		rc = errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-		    NULL, -1, "%s@%lld is not pinned", run, (long long)step) :
-		    ckpt_error_errno(err, p, "cannot remove pin");
-		free(p);
-		return rc;
-	}
+	/* remove: absent is success (backend.h), so ask first */
+	rc = s->ops->stat(s->be, p, &info, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
+		    "%s@%lld is not pinned", run, (long long)step);
+	if (!rc)
+		rc = s->ops->remove(s->be, p, err);
 	free(p);
-	dir = ckpt_store_path(s, ".ckpt/pins");
-	if (!dir)
-		return ckpt_error_nomem(err);
-	rc = ckpt_fsync_dir(dir, err);
-	free(dir);
 	return rc;
 }
 
@@ -935,20 +910,16 @@ bool
 ckpt_store_is_pinned(const struct ckpt_store *s, const char *run,
     int64_t step)
 {
-	char name[CKPT_NAME_MAX + 32];
-	struct stat st;
+	struct ckpt_be_info info;
+	char *key;
 	bool yes;
-	int fd;
 
 	if (ckpt_name_check(run, NULL, NULL))
 		return false;
-	fd = ckpt_store_opendir(s, ".ckpt/pins", NULL);
-	if (fd == -2)
-		return false;
-	if (fd < 0)
+	if (!(key = pin_path(s, run, step)))
 		return true;
-	snprintf(name, sizeof(name), "%s@%lld", run, (long long)step);
-	yes = !fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT;
-	close(fd);
+	/* absent (or no pins at all) is the only "not pinned" */
+	yes = s->ops->stat(s->be, key, &info, NULL) != CKPT_ERR_NOTFOUND;
+	free(key);
 	return yes;
 }

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - the storage-backend seam of the store (internal), like
+ * git's refs/ backends: a small versioned table of operations that the
+ * store modules (store.c, list.c, protect.c, prune.c, save.c) call where
+ * they once made POSIX calls of their own.  The store decides (what to
+ * list, keep, remove, when a lock is stale); a backend only stores.
+ *
+ * Keys are store-relative and '/'-separated ("runs/R/step-N/ckpt-
+ * manifest.json", ".ckpt/pins/R@N", ".ckpt/lock"); a run or a step is a
+ * prefix.  The POSIX backend (backend-posix.c) maps a key to ROOT/key and
+ * walks every component below ROOT with O_NOFOLLOW: a symbolic link
+ * anywhere in a key is foreign (CKPT_ERR_UNSAFE, or CKPT_BE_LINK in a
+ * listing), never followed.  An S3 backend (lib/store/s3.h) maps a key to
+ * an object key under the store's prefix.
+ *
+ * Errors are errors: every operation fails closed.  CKPT_ERR_NOTFOUND is
+ * the only "nothing there"; any other failure (CKPT_ERR_IO with
+ * sys_errno, CKPT_ERR_UNSAFE, ...) is never read as "empty" or "absent".
+ * err->path names the full location (ROOT/key, s3://BUCKET/KEY).
+ *
+ * The operations (version 1):
+ *
+ *   open, close        a backend for a location; the store picks one at
+ *                      ckpt_store_open ("posix" only for now: an s3://
+ *                      location is CKPT_ERR_UNSUPPORTED, exit 2)
+ *   read               a small object whole (manifests, summaries,
+ *                      status, staging records, pins, registry entries)
+ *   stat               size, type, mtime (the backend's clock) of a key
+ *   list               the children of a prefix, one level
+ *   put                an object, atomically and durably; IF_ABSENT:
+ *                      of two racing creators exactly one wins
+ *   remove             an object; absent is success
+ *   lock, lock_read,   the store lock as an object created only if
+ *   unlock             absent with its content already in it, read back,
+ *                      and removed only while it still holds our content
+ *   commit_if_absent   the commit point of a save: a staged checkpoint
+ *                      becomes visible at its final prefix whole, or
+ *                      CKPT_ERR_EXISTS
+ *   trash              a committed checkpoint (or a staging area) leaves
+ *                      the listing at once, into .ckpt/trash
+ *   remove_tree        everything under a prefix, the manifest first, so
+ *                      a half-removed checkpoint is never complete
+ *   flush              what commit, trash and remove did under a prefix
+ *                      becomes durable (POSIX: fsync of the directory)
+ *   usage              bytes under a prefix, for reports
+ *
+ * What an S3 backend still has to provide beyond s3.h's calls (see
+ * README "Layout"): commit_if_absent as "put the manifest IF_ABSENT last"
+ * (no rename), with staging as objects without a manifest that list
+ * ignores; trash as "remove the manifest first" (then remove_tree);
+ * lock_read's mtime from the service's clock; and the staging of a save
+ * (today save.c still builds its staging directory with POSIX calls of
+ * its own: --move renames, hard links, copies).
+ *
+ * Routed through the seam now: the lock (store.c), pins (store.c,
+ * protect.c), registry protection (protect.c), prune's and gc's trash,
+ * removals, staging records and listings (prune.c), save's commit and
+ * its flush (save.c).  NOT yet: the checkpoint listing and latest
+ * (list.c, with its listing cache, index.c) still walk directory
+ * descriptors themselves; commit cf55b5d on branch seam routed the
+ * listing before the cache and is the pattern to re-apply (stat info
+ * would need the cache's stamp: inode, mtime and ctime in ns).
+ *
+ * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
+ * store refuses a table of another version.
+ */
+#ifndef CKPT_BACKEND_H
+#define CKPT_BACKEND_H
+
+#include "util/internal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKPT_BACKEND_VERSION 1u
+
+/* What a key is (never followed: a link is reported as one). */
+enum ckpt_be_type {
+	CKPT_BE_FILE = 1,	/* an object / a regular file */
+	CKPT_BE_DIR,		/* a prefix with children / a directory */
+	CKPT_BE_LINK,		/* POSIX only: a symbolic link, foreign */
+	CKPT_BE_OTHER		/* anything else (fifo, socket, device) */
+};
+
+struct ckpt_be_info {
+	enum ckpt_be_type type;
+	uint64_t size;		/* bytes of a FILE, else 0 */
+	int64_t mtime;		/* the backend's clock, s since the epoch */
+};
+
+/* One child of a listed prefix; non-zero stops the listing with it. */
+typedef int (*ckpt_be_list_fn)(void *arg, const char *name,
+    const struct ckpt_be_info *info);
+
+#define CKPT_BE_IF_ABSENT 1u	/* put: CKPT_ERR_EXISTS when key exists */
+
+struct ckpt_backend_ops {
+	unsigned int version;	/* CKPT_BACKEND_VERSION */
+	const char *name;	/* "posix" */
+
+	/* A backend for location (a directory; a URL); *be for the rest. */
+	int (*open)(const char *location, void **be, struct ckpt_error *err);
+	void (*close)(void *be);
+
+	/*
+	 * The object at key, whole, NUL-terminated (*data: the caller
+	 * frees; len may be NULL).  CKPT_ERR_NOTFOUND: absent (or removed
+	 * meanwhile); CKPT_ERR_UNSAFE: a link in the key; CKPT_ERR_FORMAT:
+	 * not a regular file; CKPT_ERR_LIMIT: more than max bytes.
+	 */
+	int (*read)(void *be, const char *key, size_t max, char **data,
+	    size_t *len, struct ckpt_error *err);
+	/* key itself not followed (a link is CKPT_BE_LINK); the keys above
+	 * it are walked as by read.  CKPT_ERR_NOTFOUND when absent. */
+	int (*stat)(void *be, const char *key, struct ckpt_be_info *out,
+	    struct ckpt_error *err);
+	/*
+	 * Calls fn for every child of prefix ("" is the root) but "." and
+	 * "..", in no particular order.  CKPT_ERR_NOTFOUND: no such prefix;
+	 * CKPT_ERR_UNSAFE: the prefix is a link or not a directory; a read
+	 * error part way is an error, never a shorter listing.  info->type
+	 * is always set; size and mtime may be 0 (stat them).
+	 */
+	int (*list)(void *be, const char *prefix, ckpt_be_list_fn fn,
+	    void *arg, struct ckpt_error *err);
+	/* Writes key atomically (readers see the old or the new object,
+	 * never a part) and durably.  CKPT_BE_IF_ABSENT: CKPT_ERR_EXISTS
+	 * when key exists. */
+	int (*put)(void *be, const char *key, const void *data, size_t len,
+	    unsigned int flags, struct ckpt_error *err);
+	/* Removes the object key and makes that durable; absent is no
+	 * error. */
+	int (*remove)(void *be, const char *key, struct ckpt_error *err);
+
+	/*
+	 * Creates the lock object key holding content, only if absent and
+	 * never visible without its content: CKPT_OK, or CKPT_ERR_EXISTS
+	 * when someone holds it.  When the backend is out of space it may
+	 * store fallback instead (short; POSIX: a symlink, which needs no
+	 * data block) and sets *used_fallback: gc and prune must run on a
+	 * full filesystem to free it.
+	 */
+	int (*lock)(void *be, const char *key, const char *content,
+	    const char *fallback, bool *used_fallback,
+	    struct ckpt_error *err);
+	/* The lock's text (content or fallback) and, when mtime is not
+	 * NULL, its age on the backend's clock.  CKPT_ERR_NOTFOUND: free. */
+	int (*lock_read)(void *be, const char *key, char **text,
+	    int64_t *mtime, struct ckpt_error *err);
+	/* Removes key if it still holds exactly expected: CKPT_OK; another
+	 * content is CKPT_ERR_EXISTS, no lock CKPT_ERR_NOTFOUND. */
+	int (*unlock)(void *be, const char *key, const char *expected,
+	    struct ckpt_error *err);
+
+	/*
+	 * The commit point of a save: the staged checkpoint at stage
+	 * (complete, its manifest in it) becomes final, whole and at once,
+	 * or CKPT_ERR_EXISTS when final exists.  Called under the store
+	 * lock; flush of the run makes it durable.  POSIX: rename(2) with
+	 * RENAME_NOREPLACE.  S3: the manifest put IF_ABSENT, last.
+	 */
+	int (*commit_if_absent)(void *be, const char *stage,
+	    const char *final, struct ckpt_error *err);
+	/*
+	 * Takes the checkpoint or staging area at key out of every listing
+	 * at once, as .ckpt/trash/name (a fresh name: CKPT_ERR_EXISTS
+	 * otherwise).  It must still be a directory of the store, not a
+	 * link to one (CKPT_ERR_UNSAFE).  gc removes the trash later.
+	 */
+	int (*trash)(void *be, const char *key, const char *name,
+	    struct ckpt_error *err);
+	/* Removes key and everything under it, never following a link and
+	 * the manifest first; absent is success; an entry that another
+	 * remover takes meanwhile is no error. */
+	int (*remove_tree)(void *be, const char *key, struct ckpt_error *err);
+	/*
+	 * Makes the commits, moves and removals done so far under prefix
+	 * (one level) durable.  POSIX: fsync of the directory (a filesystem
+	 * that refuses it on directories is no error); a backend whose
+	 * every call is durable on return does nothing.
+	 */
+	int (*flush)(void *be, const char *prefix, struct ckpt_error *err);
+	/* Bytes under key (files only, links not followed); 0 on error.
+	 * For reports only: nothing is decided on it. */
+	uint64_t (*usage)(void *be, const char *key);
+};
+
+/* The POSIX backend: today's store, a directory tree. */
+extern const struct ckpt_backend_ops ckpt_backend_posix;
+
+struct ckpt_store;
+
+/*
+ * A store on an open backend (tests: an in-memory fake).  root is only
+ * what messages print.  The store takes over be and closes it with
+ * ops->close in ckpt_store_free.  CKPT_ERR_INTERNAL for a table of
+ * another version.
+ */
+int ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
+    const char *root, struct ckpt_store **out, struct ckpt_error *err);
+
+#endif /* CKPT_BACKEND_H */

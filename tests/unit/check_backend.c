@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_backend.c - the storage-backend seam (lib/store/backend.h): the
+ * POSIX backend's operations and guarantees (links are foreign, absent is
+ * CKPT_ERR_NOTFOUND and nothing else, create-if-absent has one winner,
+ * unlock removes only its own lock), the store refusing a table of
+ * another version and remote locations, and an in-memory fake backend
+ * under which pins, registry protection and the lock work as on disk --
+ * which shows that the store reaches those objects only through the
+ * seam.  (The listing, list.c, is not routed yet: see backend.h.)
+ */
+#include "unit.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/backend.h"
+#include "store/store.h"
+
+static const struct ckpt_backend_ops *posix = &ckpt_backend_posix;
+
+static void *
+posix_be(void)
+{
+	char cmd[4400];
+	void *be;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/root/.ckpt' '%s/root/runs/a' "
+	    "'%s/elsewhere'", unit_tmpdir, unit_tmpdir, unit_tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/root", unit_tmpdir);
+	ck_assert_int_eq(posix->open(cmd, &be, NULL), 0);
+	return be;
+}
+
+static void
+sh(const char *fmt, const char *arg)
+{
+	char cmd[8800];
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && ", unit_tmpdir);
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), fmt, arg);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_posix_put_read_stat_remove)
+{
+	void *be = posix_be();
+	struct ckpt_be_info info;
+	struct ckpt_error err;
+	char *data;
+	size_t len;
+
+	ck_assert_int_eq(posix->read(be, "runs/a/x.json", 100, &data, &len,
+	    &err), CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->put(be, "runs/a/x.json", "{}", 2, 0, &err),
+	    0);
+	ck_assert_int_eq(posix->read(be, "runs/a/x.json", 100, &data, &len,
+	    &err), 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_str_eq(data, "{}");
+	free(data);
+	ck_assert_int_eq(posix->read(be, "runs/a/x.json", 1, &data, NULL,
+	    &err), CKPT_ERR_LIMIT);
+	ck_assert_int_eq(posix->read(be, "runs/a", 100, &data, NULL, &err),
+	    CKPT_ERR_FORMAT);
+	/* create-if-absent: the second creator loses, the first's bytes stay */
+	ck_assert_int_eq(posix->put(be, "runs/a/x.json", "[1]", 3,
+	    CKPT_BE_IF_ABSENT, &err), CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->put(be, "runs/a/y", "1", 1, CKPT_BE_IF_ABSENT,
+	    &err), 0);
+	ck_assert_int_eq(posix->stat(be, "runs/a/x.json", &info, &err), 0);
+	ck_assert_int_eq(info.type, CKPT_BE_FILE);
+	ck_assert_uint_eq(info.size, 2);
+	ck_assert_int_gt(info.mtime, 0);
+	ck_assert_int_eq(posix->stat(be, "runs/a", &info, &err), 0);
+	ck_assert_int_eq(info.type, CKPT_BE_DIR);
+	ck_assert_int_eq(posix->remove(be, "runs/a/x.json", &err), 0);
+	ck_assert_int_eq(posix->remove(be, "runs/a/x.json", &err), 0);
+	ck_assert_int_eq(posix->stat(be, "runs/a/x.json", &info, &err),
+	    CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->stat(be, "runs/b/x.json", &info, &err),
+	    CKPT_ERR_NOTFOUND);
+	posix->close(be);
+}
+END_TEST
+
+struct seen {
+	char names[16][64];
+	enum ckpt_be_type types[16];
+	size_t n;
+};
+
+static int
+collect(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct seen *s = arg;
+
+	ck_assert_uint_lt(s->n, 16);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+	s->types[s->n++] = info->type;
+	return 0;
+}
+
+static enum ckpt_be_type
+seen_type(const struct seen *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->names[i], name))
+			return s->types[i];
+	return 0;
+}
+
+START_TEST(test_posix_links_are_foreign)
+{
+	void *be = posix_be();
+	struct ckpt_be_info info;
+	struct ckpt_error err;
+	struct seen seen = { 0 };
+	char *data = NULL;
+
+	sh("echo secret >elsewhere/f.json && mkdir elsewhere/d && "
+	    "ln -s ../../elsewhere root/runs/link && "
+	    "ln -s ../../../elsewhere/f.json root/runs/a/f.json%s", "");
+	/* a link in the middle of a key, or as its last part: never read */
+	ck_assert_int_eq(posix->read(be, "runs/link/f.json", 100, &data, NULL,
+	    &err), CKPT_ERR_UNSAFE);
+	ck_assert_ptr_nonnull(strstr(err.message, "symbolic link"));
+	ck_assert_int_eq(posix->read(be, "runs/a/f.json", 100, &data, NULL,
+	    &err), CKPT_ERR_UNSAFE);
+	ck_assert_ptr_null(data);
+	ck_assert_int_eq(posix->stat(be, "runs/link", &info, &err), 0);
+	ck_assert_int_eq(info.type, CKPT_BE_LINK);
+	ck_assert_int_eq(posix->list(be, "runs/link", collect, &seen, &err),
+	    CKPT_ERR_UNSAFE);
+	ck_assert_uint_eq(seen.n, 0);
+	ck_assert_int_eq(posix->list(be, "runs", collect, &seen, &err), 0);
+	ck_assert_int_eq(seen_type(&seen, "link"), CKPT_BE_LINK);
+	ck_assert_int_eq(seen_type(&seen, "a"), CKPT_BE_DIR);
+	ck_assert_int_eq(posix->list(be, "runs/none", collect, &seen, &err),
+	    CKPT_ERR_NOTFOUND);
+	/* neither moved to the trash nor removed through a link */
+	ck_assert_int_eq(posix->trash(be, "runs/link", "x", &err),
+	    CKPT_ERR_UNSAFE);
+	ck_assert_int_eq(posix->remove_tree(be, "runs/link/d", &err),
+	    CKPT_ERR_UNSAFE);
+	sh("test -f elsewhere/f.json && test -d elsewhere/d%s", "");
+	posix->close(be);
+}
+END_TEST
+
+START_TEST(test_posix_lock)
+{
+	void *be = posix_be();
+	struct ckpt_error err;
+	bool fb = true;
+	char *text;
+	int64_t mtime = 0;
+
+	ck_assert_int_eq(posix->lock_read(be, ".ckpt/lock", &text, NULL,
+	    &err), CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->lock(be, ".ckpt/lock", "pid 1\n", "c1", &fb,
+	    &err), 0);
+	ck_assert(!fb);
+	ck_assert_int_eq(posix->lock(be, ".ckpt/lock", "pid 2\n", "c2", &fb,
+	    &err), CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->lock_read(be, ".ckpt/lock", &text, &mtime,
+	    &err), 0);
+	ck_assert_str_eq(text, "pid 1\n");
+	ck_assert_int_gt(mtime, 0);
+	free(text);
+	/* someone else's lock stays */
+	ck_assert_int_eq(posix->unlock(be, ".ckpt/lock", "pid 2\n", &err),
+	    CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->unlock(be, ".ckpt/lock", "pid 1\n", &err), 0);
+	ck_assert_int_eq(posix->unlock(be, ".ckpt/lock", "pid 1\n", &err),
+	    CKPT_ERR_NOTFOUND);
+	/* the compact (symlink) form reads back as its target */
+	sh("ln -s ckpt1.9.9.9.-.-.0 root/.ckpt/lock%s", "");
+	ck_assert_int_eq(posix->lock_read(be, ".ckpt/lock", &text, NULL,
+	    &err), 0);
+	ck_assert_str_eq(text, "ckpt1.9.9.9.-.-.0");
+	free(text);
+	posix->close(be);
+}
+END_TEST
+
+START_TEST(test_posix_commit_trash_remove)
+{
+	void *be = posix_be();
+	struct ckpt_error err;
+	struct seen seen = { 0 };
+
+	sh("mkdir root/runs/a/.tmp-1 root/runs/a/.tmp-2 && "
+	    "echo 12345 >root/runs/a/.tmp-1/ckpt-manifest.json && "
+	    "echo 1 >root/runs/a/.tmp-2/ckpt-manifest.json%s", "");
+	ck_assert_int_eq(posix->commit_if_absent(be, "runs/a/.tmp-1",
+	    "runs/a/step-1", &err), 0);
+	ck_assert_int_eq(posix->commit_if_absent(be, "runs/a/.tmp-2",
+	    "runs/a/step-1", &err), CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->flush(be, "runs/a", &err), 0);
+	sh("grep -q 12345 root/runs/a/step-1/ckpt-manifest.json && "
+	    "test -d root/runs/a/.tmp-2%s", "");
+	ck_assert_uint_eq(posix->usage(be, "runs/a/step-1"), 6);
+	/* the trash is made on first use */
+	ck_assert_int_eq(posix->trash(be, "runs/a/step-1", "a@step-1.1", &err),
+	    0);
+	ck_assert_int_eq(posix->list(be, ".ckpt/trash", collect, &seen, &err),
+	    0);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_str_eq(seen.names[0], "a@step-1.1");
+	ck_assert_int_eq(posix->trash(be, "runs/a/step-1", "a@step-1.2", &err),
+	    CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->remove_tree(be, ".ckpt/trash/a@step-1.1",
+	    &err), 0);
+	ck_assert_int_eq(posix->remove_tree(be, ".ckpt/trash/a@step-1.1",
+	    &err), 0);
+	sh("test ! -e root/.ckpt/trash/a@step-1.1%s", "");
+	posix->close(be);
+}
+END_TEST
+
+static void
+fake_close_nothing(void *be)
+{
+	(void)be;
+}
+
+START_TEST(test_store_refuses_other_versions_and_remotes)
+{
+	struct ckpt_backend_ops other = ckpt_backend_posix;
+	struct ckpt_store *s = NULL;
+	struct ckpt_error err;
+
+	other.version = CKPT_BACKEND_VERSION + 1;
+	other.close = fake_close_nothing;
+	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
+	    &err), CKPT_ERR_INTERNAL);
+	ck_assert_ptr_null(s);
+	ck_assert_int_eq(ckpt_store_open("s3://bucket/prefix", 0, &s, &err),
+	    CKPT_ERR_UNSUPPORTED);
+	ck_assert_ptr_nonnull(strstr(err.message, "not supported yet"));
+	ck_assert_int_eq(ckpt_store_open("s3://bucket", CKPT_STORE_CREATE, &s,
+	    &err), CKPT_ERR_UNSUPPORTED);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* An in-memory backend: a sorted-free array of key -> bytes           */
+/* ------------------------------------------------------------------ */
+
+struct fobj {
+	char *key;
+	char *data;
+	size_t len;
+};
+
+struct fake {
+	struct fobj o[256];
+	size_t n;
+	unsigned calls;		/* operations the store made */
+};
+
+static struct fobj *
+ffind(struct fake *f, const char *key)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->o[i].key, key))
+			return &f->o[i];
+	return NULL;
+}
+
+/* Whether key is a prefix ("dir") of some object. */
+static bool
+fdir(struct fake *f, const char *key)
+{
+	size_t n = strlen(key);
+
+	if (!n)
+		return true;
+	for (size_t i = 0; i < f->n; i++)
+		if (!strncmp(f->o[i].key, key, n) && f->o[i].key[n] == '/')
+			return true;
+	return false;
+}
+
+static void
+fset(struct fake *f, const char *key, const char *data)
+{
+	struct fobj *o = ffind(f, key);
+
+	if (!o) {
+		ck_assert_uint_lt(f->n, 256);
+		o = &f->o[f->n++];
+		o->key = strdup(key);
+	} else {
+		free(o->data);
+	}
+	o->data = strdup(data);
+	o->len = strlen(data);
+}
+
+static void
+fdel(struct fake *f, struct fobj *o)
+{
+	free(o->key);
+	free(o->data);
+	*o = f->o[--f->n];
+}
+
+static int
+fake_read(void *be, const char *key, size_t max, char **data, size_t *len,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	struct fobj *o = ffind(f, key);
+
+	f->calls++;
+	*data = NULL;
+	if (!o)
+		return fdir(f, key) ? ckpt_error_set(err, CKPT_ERR_FORMAT, key,
+		    -1, "not a regular file") : ckpt_error_set(err,
+		    CKPT_ERR_NOTFOUND, key, -1, "no such object");
+	if (o->len > max)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, key, -1, "large");
+	*data = strdup(o->data);
+	if (len)
+		*len = o->len;
+	return 0;
+}
+
+static int
+fake_stat(void *be, const char *key, struct ckpt_be_info *out,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	struct fobj *o = ffind(f, key);
+
+	f->calls++;
+	memset(out, 0, sizeof(*out));
+	out->mtime = 1000;
+	if (o) {
+		out->type = CKPT_BE_FILE;
+		out->size = o->len;
+		return 0;
+	}
+	if (fdir(f, key)) {
+		out->type = CKPT_BE_DIR;
+		return 0;
+	}
+	return ckpt_error_set(err, CKPT_ERR_NOTFOUND, key, -1, "no object");
+}
+
+static int
+fake_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	size_t n = strlen(prefix), count = 0;
+	char (*names)[128] = calloc(f->n, sizeof(*names));
+	int rc = 0;
+
+	f->calls++;
+	ck_assert_ptr_nonnull(names);
+	if (!fdir(f, prefix)) {
+		free(names);
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, prefix, -1,
+		    "no such prefix");
+	}
+	/* the children, once each: a name then ends at '/' or the key */
+	for (size_t i = 0; i < f->n; i++) {
+		const char *k = f->o[i].key, *rest, *slash;
+		bool dup = false;
+
+		if (n && (strncmp(k, prefix, n) || k[n] != '/'))
+			continue;
+		rest = n ? k + n + 1 : k;
+		slash = strchr(rest, '/');
+		char name[128];
+
+		snprintf(name, sizeof(name), "%.*s", slash ? (int)(slash - rest)
+		    : (int)strlen(rest), rest);
+		for (size_t j = 0; j < count; j++)
+			dup |= !strcmp(names[j], name);
+		if (!dup)
+			snprintf(names[count++], sizeof(names[0]), "%s", name);
+	}
+	for (size_t j = 0; j < count && !rc; j++) {
+		char key[300];
+		struct ckpt_be_info info;
+
+		snprintf(key, sizeof(key), "%s%s%s", prefix, n ? "/" : "",
+		    names[j]);
+		fake_stat(f, key, &info, NULL);
+		rc = fn(arg, names[j], &info);
+	}
+	free(names);
+	return rc;
+}
+
+static int
+fake_put(void *be, const char *key, const void *data, size_t len,
+    unsigned int flags, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char *copy = strndup(data, len);
+
+	f->calls++;
+	if ((flags & CKPT_BE_IF_ABSENT) && ffind(f, key)) {
+		free(copy);
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, key, -1, "exists");
+	}
+	fset(f, key, copy);
+	free(copy);
+	return 0;
+}
+
+static int
+fake_remove(void *be, const char *key, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	struct fobj *o = ffind(f, key);
+
+	(void)err;
+	f->calls++;
+	if (o)
+		fdel(f, o);
+	return 0;
+}
+
+static int
+fake_lock(void *be, const char *key, const char *content,
+    const char *fallback, bool *used_fallback, struct ckpt_error *err)
+{
+	(void)fallback;
+	*used_fallback = false;
+	return fake_put(be, key, content, strlen(content), CKPT_BE_IF_ABSENT,
+	    err);
+}
+
+static int
+fake_lock_read(void *be, const char *key, char **text, int64_t *mtime,
+    struct ckpt_error *err)
+{
+	if (mtime)
+		*mtime = 1000;
+	return fake_read(be, key, 1 << 16, text, NULL, err);
+}
+
+static int
+fake_unlock(void *be, const char *key, const char *expected,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	struct fobj *o = ffind(f, key);
+
+	if (!o)
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, key, -1, "free");
+	if (strcmp(o->data, expected))
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, key, -1, "not ours");
+	fdel(f, o);
+	return 0;
+}
+
+/* Renames every object under from/ to to/. */
+static void
+fmove(struct fake *f, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+
+	for (size_t i = 0; i < f->n; i++) {
+		char *k = f->o[i].key, *nk;
+
+		if (strncmp(k, from, n) || k[n] != '/')
+			continue;
+		ck_assert_int_ge(asprintf(&nk, "%s%s", to, k + n), 0);
+		free(k);
+		f->o[i].key = nk;
+	}
+}
+
+static int
+fake_commit_if_absent(void *be, const char *stage, const char *final,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+
+	f->calls++;
+	if (fdir(f, final))
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, final, -1, "exists");
+	fmove(f, stage, final);
+	return 0;
+}
+
+static int
+fake_trash(void *be, const char *key, const char *name,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char *to;
+
+	f->calls++;
+	if (!fdir(f, key))
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, key, -1, "gone");
+	ck_assert_int_ge(asprintf(&to, ".ckpt/trash/%s", name), 0);
+	fmove(f, key, to);
+	free(to);
+	return 0;
+}
+
+static int
+fake_remove_tree(void *be, const char *key, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	size_t n = strlen(key);
+
+	(void)err;
+	f->calls++;
+	for (size_t i = 0; i < f->n;)
+		if (!strncmp(f->o[i].key, key, n) && (f->o[i].key[n] == '/' ||
+		    !f->o[i].key[n]))
+			fdel(f, &f->o[i]);
+		else
+			i++;
+	return 0;
+}
+
+static int
+fake_flush(void *be, const char *prefix, struct ckpt_error *err)
+{
+	(void)be;
+	(void)prefix;
+	(void)err;
+	return 0;
+}
+
+static uint64_t
+fake_usage(void *be, const char *key)
+{
+	struct fake *f = be;
+	size_t n = strlen(key);
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (!strncmp(f->o[i].key, key, n) && f->o[i].key[n] == '/')
+			total += f->o[i].len;
+	return total;
+}
+
+static void
+fake_close(void *be)
+{
+	struct fake *f = be;
+
+	while (f->n)
+		fdel(f, &f->o[0]);
+	free(f);
+}
+
+static const struct ckpt_backend_ops fake_ops = {
+	.version = CKPT_BACKEND_VERSION,
+	.name = "fake",
+	.close = fake_close,
+	.read = fake_read,
+	.stat = fake_stat,
+	.list = fake_list,
+	.put = fake_put,
+	.remove = fake_remove,
+	.lock = fake_lock,
+	.lock_read = fake_lock_read,
+	.unlock = fake_unlock,
+	.commit_if_absent = fake_commit_if_absent,
+	.trash = fake_trash,
+	.remove_tree = fake_remove_tree,
+	.flush = fake_flush,
+	.usage = fake_usage,
+};
+
+/* The same objects under a second store handle (which does not own them). */
+static const struct ckpt_backend_ops fake_ops_noclose = {
+	.version = CKPT_BACKEND_VERSION,
+	.name = "fake",
+	.close = fake_close_nothing,
+	.read = fake_read,
+	.stat = fake_stat,
+	.list = fake_list,
+	.put = fake_put,
+	.remove = fake_remove,
+	.lock = fake_lock,
+	.lock_read = fake_lock_read,
+	.unlock = fake_unlock,
+	.commit_if_absent = fake_commit_if_absent,
+	.trash = fake_trash,
+	.remove_tree = fake_remove_tree,
+	.flush = fake_flush,
+	.usage = fake_usage,
+};
+
+/* A committed checkpoint as save leaves it (summary + manifest). */
+static void
+fake_ckpt(struct fake *f, const char *run, long step, bool failed)
+{
+	char key[256], doc[1024];
+
+	snprintf(doc, sizeof(doc), "{\"schema\":1,\"run\":\"%s\",\"step\":%ld,"
+	    "\"created\":\"2026-01-01T00:00:%02ldZ\",\"metrics\":{},"
+	    "\"size\":10,\"nfiles\":1,\"tags\":[],"
+	    "\"validation\":{\"result\":\"%s\"}}", run, step, step % 60,
+	    failed ? "failed" : "ok");
+	snprintf(key, sizeof(key), "runs/%s/step-%ld/%s", run, step,
+	    CKPT_SUMMARY_NAME);
+	fset(f, key, doc);
+	snprintf(key, sizeof(key), "runs/%s/step-%ld/%s", run, step,
+	    CKPT_MANIFEST_NAME);
+	fset(f, key, "{\"schema\":1,\"run\":\"x\",\"step\":0,\"files\":[]}");
+	snprintf(key, sizeof(key), "runs/%s/step-%ld/model.bin", run, step);
+	fset(f, key, "0123456789");
+}
+
+/* A path of the fake store's that no filesystem holds. */
+#define FAKE_ROOT "/nonexistent/ckpt-unit-fake-store"
+
+START_TEST(test_fake_backend_lock_pins_protection)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct ckpt_protection prot;
+	struct ckpt_lock_holder h;
+	struct ckpt_store *s, *t;
+	struct ckpt_error err;
+	const char *why;
+
+	ck_assert_ptr_nonnull(f);
+	fake_ckpt(f, "a", 1, false);
+	fset(f, "registry/m/v1.json", "{\"run\":\"a\",\"step\":3}");
+	fset(f, "registry/m/v2.json", "{\"run\":\"a\"}");
+	ck_assert_int_eq(ckpt_store_open_backend(&fake_ops, f, FAKE_ROOT, &s,
+	    &err), 0);
+	/* pins: written, read back and removed as objects */
+	ck_assert_int_eq(ckpt_store_pin(s, "a", 1, "keep", &err), 0);
+	ck_assert_ptr_nonnull(ffind(f, ".ckpt/pins/a@1"));
+	ck_assert(ckpt_store_is_pinned(s, "a", 1));
+	ck_assert(!ckpt_store_is_pinned(s, "a", 2));
+	ck_assert_int_eq(ckpt_protection_recheck(s, "a", 1, &why, &err), 0);
+	ck_assert_str_eq(why, "pinned");
+	/* the registry: v1 protects a@3; v2 (no step) protects all of a */
+	ck_assert_int_eq(ckpt_protection_load(s, &prot, &err), 0);
+	ck_assert(ckpt_protection_pinned(&prot, "a", 1));
+	ck_assert_ptr_nonnull(ckpt_protection_registry(&prot, "a", 3));
+	ck_assert_ptr_nonnull(ckpt_protection_registry(&prot, "a", 7));
+	ck_assert_ptr_null(ckpt_protection_registry(&prot, "b", 7));
+	ckpt_protection_release(&prot);
+	ck_assert_int_eq(ckpt_store_unpin(s, "a", 1, &err), 0);
+	ck_assert_int_eq(ckpt_store_unpin(s, "a", 1, &err), CKPT_ERR_NOTFOUND);
+	ck_assert(!ckpt_store_is_pinned(s, "a", 1));
+
+	/* the lock: an object created if absent, read, removed if ours */
+	ck_assert_int_eq(ckpt_store_lock(s, "fake test", 0, NULL, &err), 0);
+	ck_assert_ptr_nonnull(ffind(f, ".ckpt/lock"));
+	ck_assert_int_eq(ckpt_store_lock_holder(s, &h, &err), 0);
+	ck_assert_int_eq(h.pid, getpid());
+	ck_assert_str_eq(h.purpose, "fake test");
+	{
+		/* a second handle on the same objects: held by a live pid */
+		struct fake *g = f;
+
+		ck_assert_int_eq(ckpt_store_open_backend(&fake_ops_noclose, g,
+		    FAKE_ROOT, &t, &err), 0);
+		ck_assert_int_eq(ckpt_store_lock(t, "other", 20, NULL, &err),
+		    CKPT_ERR_LOCKED);
+		ck_assert_ptr_nonnull(strstr(err.message, "fake test"));
+		ckpt_store_free(t);
+	}
+	ckpt_store_unlock(s);
+	ck_assert_ptr_null(ffind(f, ".ckpt/lock"));
+	ck_assert_uint_gt(f->calls, 10);
+	ckpt_store_free(s);
+}
+END_TEST
+
+Suite *
+backend_suite(void)
+{
+	Suite *s = suite_create("backend");
+
+	TCase *tc = tcase_create("posix");
+
+	tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
+	tcase_add_test(tc, test_posix_put_read_stat_remove);
+	tcase_add_test(tc, test_posix_links_are_foreign);
+	tcase_add_test(tc, test_posix_lock);
+	tcase_add_test(tc, test_posix_commit_trash_remove);
+	tcase_add_test(tc, test_store_refuses_other_versions_and_remotes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fake");
+	tcase_add_test(tc, test_fake_backend_lock_pins_protection);
+	suite_add_tcase(s, tc);
+	return s;
+}
