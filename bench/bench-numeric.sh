@@ -55,15 +55,15 @@ print(json.load(sys.stdin)["summary"]["different"])')" = 1 ||
 
 bench_begin numeric "numeric kernels: inspect --stats, verify --numerics, diff vs numpy"
 BENCH_BYTES=$GIB bench_compare "stats F32 1 GiB" \
-    'ckpt inspect --stats --threads 1 "$F32"' \
-    'ckpt inspect --stats --threads 2 "$F32"' \
+    'ckpt inspect --stats -j 1 "$F32"' \
+    'ckpt inspect --stats -j 2 "$F32"' \
     "$NP"' stats "$F32"'
 s1=$(bench_median 0)
 s2=$(bench_median 1)
 n32=$(inner stats '"$F32"')
 BENCH_BYTES=$GIB bench_compare "stats BF16 1 GiB" \
-    'ckpt inspect --stats --threads 1 "$BF16"' \
-    'ckpt inspect --stats --threads 2 "$BF16"' \
+    'ckpt inspect --stats -j 1 "$BF16"' \
+    'ckpt inspect --stats -j 2 "$BF16"' \
     "$NP"' stats "$BF16"'
 b1=$(bench_median 0)
 b2=$(bench_median 1)
