@@ -245,10 +245,6 @@ posix_read(void *be, const char *key, size_t max, char **data, size_t *len,
 {
 	const struct posix_be *pb = be;
 	const char *base;
-	struct stat st;
-	char *buf;
-	size_t done = 0;
-	ssize_t n;
 	int dfd, fd, rc;
 
 	*data = NULL;
@@ -262,47 +258,26 @@ posix_read(void *be, const char *key, size_t max, char **data, size_t *len,
 		return rc;
 	}
 	close(dfd);
-	if (fstat(fd, &st)) {
-		rc = key_errno(pb, key, "cannot stat", err);
+	if (!ckpt_read_fd(fd, max, data, len)) {
 		close(fd);
-		return rc;
+		return CKPT_OK;
 	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+	if (errno == EINVAL || errno == EFBIG) {
+		bool irregular = errno == EINVAL;
 		char *path = full_path(pb, key);
 
-		rc = !S_ISREG(st.st_mode) ? ckpt_error_set(err,
-		    CKPT_ERR_FORMAT, path ? path : key, -1, "not a regular "
-		    "file") : ckpt_error_set(err, CKPT_ERR_LIMIT, path ? path :
-		    key, -1, "larger than %zu bytes", max);
+		rc = irregular ? ckpt_error_set(err, CKPT_ERR_FORMAT,
+		    path ? path : key, -1, "not a regular file") :
+		    ckpt_error_set(err, CKPT_ERR_LIMIT, path ? path : key, -1,
+		    "larger than %zu bytes", max);
 		free(path);
-		close(fd);
-		return rc;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return ckpt_error_nomem(err);
-	}
-	while (done < (size_t)st.st_size) {
-		n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = key_errno(pb, key, "cannot read", err);
-			free(buf);
-			close(fd);
-			return rc;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
+	} else if (errno == ENOMEM) {
+		rc = ckpt_error_nomem(err);
+	} else {
+		rc = key_errno(pb, key, "cannot read", err);
 	}
 	close(fd);
-	buf[done] = '\0';
-	*data = buf;
-	if (len)
-		*len = done;
-	return CKPT_OK;
+	return rc;
 }
 
 static int

@@ -69,10 +69,8 @@ static enum load
 load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 {
 	char *buf;
-	struct stat st;
+	size_t len;
 	json_t *j;
-	ssize_t n;
-	size_t done = 0;
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC), e;
 
@@ -80,39 +78,14 @@ load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 	if (fd < 0)
 		return errno == ENOENT ? LOAD_MISSING : errno == ELOOP ?
 		    LOAD_BAD : LOAD_ERROR;
-	if (fstat(fd, &st)) {
+	if (ckpt_read_fd(fd, max, &buf, &len)) {
 		e = errno;
 		close(fd);
 		errno = e;
-		return LOAD_ERROR;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return LOAD_BAD;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		errno = ENOMEM;
-		return LOAD_ERROR;
-	}
-	while (done < (size_t)st.st_size) {
-		n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			free(buf);
-			close(fd);
-			errno = e;
-			return LOAD_ERROR;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
+		return e == EINVAL || e == EFBIG ? LOAD_BAD : LOAD_ERROR;
 	}
 	close(fd);
-	j = json_loadb(buf, done, JSON_REJECT_DUPLICATES, NULL);
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
 	free(buf);
 	if (!json_is_object(j)) {
 		json_decref(j);

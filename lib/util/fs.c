@@ -40,38 +40,27 @@ ckpt_dirname(const char *path)
 }
 
 int
-ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
-    struct ckpt_error *err)
+ckpt_read_fd(int fd, size_t max, char **out, size_t *len)
 {
 	struct stat st;
 	size_t done = 0;
 	char *buf;
-	int fd;
+	int e;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
-		    path, -1, "no such file") : ckpt_error_errno(err, path,
-		    "cannot open");
-	if (fstat(fd, &st)) {
-		close(fd);
-		return ckpt_error_errno(err, path, "cannot stat");
-	}
+	if (fstat(fd, &st))
+		return -1;
 	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
-		    "not a regular file");
+		errno = EINVAL;
+		return -1;
 	}
 	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return ckpt_error_set(err, CKPT_ERR_LIMIT, path, -1,
-		    "file of %lld bytes exceeds the limit of %zu bytes",
-		    (long long)st.st_size, max);
+		errno = EFBIG;
+		return -1;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
-		close(fd);
-		return ckpt_error_nomem(err);
+		errno = ENOMEM;
+		return -1;
 	}
 	while (done < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
@@ -79,20 +68,49 @@ ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
+			e = errno;
 			free(buf);
-			close(fd);
-			return ckpt_error_errno(err, path, "cannot read");
+			errno = e;
+			return -1;
 		}
 		if (n == 0)
 			break;		/* shrank: take what is there */
 		done += (size_t)n;
 	}
-	close(fd);
 	buf[done] = '\0';
 	*out = buf;
 	if (len)
 		*len = done;
-	return CKPT_OK;
+	return 0;
+}
+
+int
+ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
+    struct ckpt_error *err)
+{
+	struct stat st;
+	int fd, rc = CKPT_OK;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? ckpt_error_set(err, CKPT_ERR_NOTFOUND,
+		    path, -1, "no such file") : ckpt_error_errno(err, path,
+		    "cannot open");
+	if (ckpt_read_fd(fd, max, out, len)) {
+		if (errno == EINVAL)
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
+			    "not a regular file");
+		else if (errno == EFBIG && !fstat(fd, &st))
+			rc = ckpt_error_set(err, CKPT_ERR_LIMIT, path, -1,
+			    "file of %lld bytes exceeds the limit of %zu "
+			    "bytes", (long long)st.st_size, max);
+		else if (errno == ENOMEM)
+			rc = ckpt_error_nomem(err);
+		else
+			rc = ckpt_error_errno(err, path, "cannot read");
+	}
+	close(fd);
+	return rc;
 }
 
 int

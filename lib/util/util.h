@@ -16,6 +16,15 @@
 
 /* Reads a whole regular file of at most max bytes into a NUL-terminated
  * buffer (caller frees).  CKPT_ERR_LIMIT when larger. */
+/*
+ * Reads all of the regular file open on fd, of at most max bytes, into a
+ * NUL-terminated buffer (caller frees); fd stays open.  0, or -1 with
+ * errno: EINVAL not a regular file, EFBIG larger than max, ENOMEM, or
+ * the errno of fstat or read.  A file that shrinks meanwhile gives what
+ * is there.  The one read loop of ckpt_read_file, the listing and the
+ * POSIX backend.
+ */
+int ckpt_read_fd(int fd, size_t max, char **out, size_t *len);
 int ckpt_read_file(const char *path, size_t max, char **out, size_t *len,
     struct ckpt_error *err);
 /*
