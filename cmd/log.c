@@ -3,7 +3,10 @@
  * log.c - "ckpt log": the registry's history, newest first, as git log
  * shows commits: every promotion, alias move, rollback and alias
  * deletion with who, where, when, the checkpoint and its manifest
- * digest, and the note.
+ * digest, and the note; and the run events worth auditing, which the
+ * store records in the same hash-chained history: pins, unpins, prunes
+ * (with what they removed) and saves with --force (which checkpoint
+ * replaced which).
  *
  * "ckpt log --verify" is the registry's fsck: it first finishes what a
  * crash may have interrupted (under the store lock, as any registry
@@ -31,9 +34,43 @@ short_digest(const char *d)
 	return xasprintf("%.19s", d ? d : "");
 }
 
+/* "r@1, r@2 and 3 more" for the removed list of a prune record. */
+static char *
+removed_text(const struct ckpt_reg_record *r)
+{
+	json_t *j = json_loads(r->json, 0, NULL), *e;
+	json_t *list = json_object_get(j, "removed");
+	size_t i, n = json_array_size(list);
+	char *out = xstrdup("prune:");
+
+	json_array_foreach(list, i, e) {
+		char *t;
+
+		if (i == 3 && n > 4) {
+			t = xasprintf("%s and %zu more", out, n - 3);
+			free(out);
+			out = t;
+			break;
+		}
+		t = xasprintf("%s%s %s@%lld", out, i ? "," : "",
+		    json_string_value(json_object_get(e, "run")),
+		    (long long)json_integer_value(json_object_get(e, "step")));
+		free(out);
+		out = t;
+	}
+	json_decref(j);
+	return out;
+}
+
 static char *
 change_text(const struct ckpt_reg_record *r)
 {
+	if (!strcmp(r->action, "prune"))
+		return removed_text(r);
+	if (!strcmp(r->action, "save-force"))
+		return xstrdup("save --force");
+	if (!strcmp(r->action, "pin") || !strcmp(r->action, "unpin"))
+		return xstrdup(r->action);
 	if (!strcmp(r->action, "promote"))
 		return xasprintf("promote v%lld", (long long)r->version);
 	if (!strcmp(r->action, "alias-delete"))
@@ -48,18 +85,41 @@ change_text(const struct ckpt_reg_record *r)
 	return xasprintf("%s -> v%lld", r->alias, (long long)r->to);
 }
 
+/* Whether a prune record removed a checkpoint of run. */
+static bool
+removed_from(const struct ckpt_reg_record *r, const char *run)
+{
+	json_t *j, *e;
+	size_t i;
+	bool yes = false;
+
+	if (strcmp(r->action, "prune"))
+		return false;
+	j = json_loads(r->json, 0, NULL);
+	json_array_foreach(json_object_get(j, "removed"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "run")) ?
+		    json_string_value(json_object_get(e, "run")) : "", run))
+			yes = true;
+	json_decref(j);
+	return yes;
+}
+
 static bool
 selected(const struct ckpt_reg_record *r, const char *model,
-    const char *alias)
+    const char *alias, const char *run)
 {
-	if (model && strcmp(r->model, model))
+	/* run events (no model) only in the unfiltered log */
+	if (model && (!r->model || strcmp(r->model, model)))
+		return false;
+	if (run && (!r->run || strcmp(r->run, run)) &&
+	    !removed_from(r, run))
 		return false;
 	return !alias || (r->alias && !strcmp(r->alias, alias));
 }
 
 static int
 show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
-    const char *alias, long long max)
+    const char *alias, const char *run, long long max)
 {
 	static const char *headers[] = { "#", "time", "who", "model",
 	    "change", "checkpoint", "note" };
@@ -78,7 +138,7 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 	for (size_t i = ckpt_registry_record_count(r); i-- > 0;) {
 		const struct ckpt_reg_record *x = ckpt_registry_record(r, i);
 
-		if (!selected(x, model, alias))
+		if (!selected(x, model, alias, run))
 			continue;
 		if (max >= 0 && shown++ >= max)
 			break;
@@ -93,10 +153,12 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 			char *who = xasprintf("%s@%s", x->user, x->host);
 			char *change = change_text(x);
 			char *dg = short_digest(x->manifest);
-			char *ck = x->run ? xasprintf("%s@%lld %s", x->run,
-			    (long long)x->step, dg) : xstrdup("");
+			char *ck = x->run ? xasprintf("%s@%lld%s%s", x->run,
+			    (long long)x->step, *dg ? " " : "", dg) :
+			    xstrdup("");
 
-			table_add(&t, seq, x->time, who, x->model, change, ck,
+			table_add(&t, seq, x->time, who, x->model ? x->model :
+			    "-", change, ck,
 			    x->note ? x->note : "");
 			free(seq);
 			free(who);
@@ -115,7 +177,8 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 			table_print(&t, stdout, ctx);
 		else if (ctx->verbosity > 0)
 			fprintf(stderr, "ckpt: the registry history is empty"
-			    "%s\n", model || alias ? " for this selection" :
+			    "%s\n", model || alias || run ?
+			    " for this selection" :
 			    "");
 		table_release(&t);
 	}
@@ -299,7 +362,7 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 static int
 cmd_log_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *model = NULL, *alias = NULL, *wait = "60";
+	const char *model = NULL, *alias = NULL, *run = NULL, *wait = "60";
 	long long max = -1;
 	bool verify = false, require_sig = false;
 	struct strlist keys = { 0 };
@@ -307,6 +370,8 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		OPT_STRING(0, "model", &model, "name", "only this model"),
 		OPT_STRING(0, "alias", &alias, "alias", "only moves of this "
 		    "alias"),
+		OPT_STRING(0, "run", &run, "name", "only records about "
+		    "checkpoints of this run"),
 		OPT_INT('n', "max-count", &max, "n", "at most n records"),
 		OPT_BOOL(0, "verify", &verify, "check the hash chain, the "
 		    "state files and every version's files"),
@@ -330,11 +395,16 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		    "NAME selects a model)");
 	if (model && ckpt_name_check(model, "model name", &err))
 		die_usage("%s", err.message);
+	if (run && ckpt_name_check(run, "run name", &err))
+		die_usage("%s", err.message);
+	if (run && (model || alias))
+		usage_error(log_usage, opts, "--run and --model/--alias "
+		    "select different records: not both");
 	ckpt_error_clear(&err);
 	if (ckpt_duration_parse(wait, &w, &err))
 		die_usage("--lock-timeout: %s", err.message);
 	if (verify) {
-		if (model || alias || max >= 0)
+		if (model || alias || run || max >= 0)
 			usage_error(log_usage, opts, "--verify checks the "
 			    "whole registry");
 		rc = verify_registry(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
@@ -352,7 +422,7 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		ckpt_store_free(s);
 		return exit_code_for(rc);
 	}
-	rc = show_log(ctx, r, model, alias, max);
+	rc = show_log(ctx, r, model, alias, run, max);
 	ckpt_registry_free(r);
 	ckpt_store_free(s);
 	return rc;

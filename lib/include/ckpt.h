@@ -1620,6 +1620,10 @@ CKPT_API const struct ckpt_prune_run *ckpt_prune_report_run(
     const struct ckpt_prune_report *r, size_t i);
 /** Removals that failed (each item says why). */
 CKPT_API size_t ckpt_prune_report_failed(const struct ckpt_prune_report *r);
+/** Why the "prune" record of the removals is not in the registry history
+ * (ckpt-log(1)), or NULL when it is (or nothing was removed). */
+CKPT_API const char *ckpt_prune_report_history_error(
+    const struct ckpt_prune_report *r);
 /** Trash entries that could not be deleted (left for gc). */
 CKPT_API size_t ckpt_prune_report_trash_left(
     const struct ckpt_prune_report *r);

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
 
@@ -520,6 +521,62 @@ replay_alias(struct ckpt_registry *r, struct rec *rc, char *why, size_t wlen)
 	return 0;
 }
 
+/* Run events: audited, with no effect on versions and aliases. */
+static bool
+is_run_event(const char *action)
+{
+	return !strcmp(action, "pin") || !strcmp(action, "unpin") ||
+	    !strcmp(action, "prune") || !strcmp(action, "save-force");
+}
+
+static bool
+valid_run_step(json_t *o, const char **run, int64_t *step)
+{
+	*run = jstr(o, "run");
+	*step = jint(o, "step", 0);
+	return *run && !ckpt_name_check(*run, NULL, NULL) && *step >= 0;
+}
+
+/*
+ * pin/unpin: run, step; save-force: run, step, manifest (the new
+ * checkpoint) and replaced (the old one's manifest, when readable);
+ * prune: removed, a non-empty list of {run, step, size}.
+ */
+static int
+replay_event(struct rec *rc, char *why, size_t wlen)
+{
+	json_t *j = rc->j, *removed = json_object_get(j, "removed"), *e;
+	const char *action = rc->pub.action, *run;
+	int64_t step;
+	size_t i;
+
+	if (!strcmp(action, "prune")) {
+		if (!json_is_array(removed) || !json_array_size(removed))
+			goto bad;
+		json_array_foreach(removed, i, e)
+			if (!json_is_object(e) || !valid_run_step(e, &run,
+			    &step) || jint(e, "size", 0) < 0)
+				goto bad;
+		return 0;
+	}
+	if (!valid_run_step(j, &run, &step))
+		goto bad;
+	if (!strcmp(action, "save-force") && (!is_digest(jstr(j,
+	    "manifest")) || (json_object_get(j, "replaced") &&
+	    !is_digest(jstr(j, "replaced")))))
+		goto bad;
+	rc->pub.run = run;
+	rc->pub.step = step;
+	rc->pub.manifest = jstr(j, "manifest");
+	return 0;
+bad:
+	snprintf(why, wlen, "a %s record needs %s", action,
+	    !strcmp(action, "prune") ? "a list of removed run, step and "
+	    "size" : !strcmp(action, "save-force") ? "run, step and manifest "
+	    "digests" : "run and step");
+	return 1;
+}
+
 /*
  * Checks one line (chain, fields) and replays it.  Returns 0 (lenient:
  * also when the line was skipped as a problem), or an error.
@@ -565,14 +622,17 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	}
 	seq = jint(j, "seq", 1);
 	action = jstr(j, "action");
+	/* a run event names no model; every other record one */
 	if (jint(j, "schema", 0) != REG_SCHEMA || seq != (int64_t)r->nlines ||
 	    !action || !jstr(j, "time") || !jstr(j, "user") ||
-	    !jstr(j, "host") || !jstr(j, "model") ||
-	    ckpt_name_check(jstr(j, "model"), NULL, NULL) ||
+	    !jstr(j, "host") || (is_run_event(action) ?
+	    json_object_get(j, "model") != NULL : (!jstr(j, "model") ||
+	    ckpt_name_check(jstr(j, "model"), NULL, NULL))) ||
 	    (json_object_get(j, "note") && !jstr(j, "note"))) {
 		rv = problem(r, err, "history-malformed", offset, "record %zu: "
 		    "needs schema 1, seq %zu, action, time, user, host and a "
-		    "valid model name", r->nlines, r->nlines);
+		    "valid model name (none for a run event)", r->nlines,
+		    r->nlines);
 		json_decref(j);
 		goto out;
 	}
@@ -617,6 +677,8 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	else if (!strcmp(action, "alias") || !strcmp(action, "rollback") ||
 	    !strcmp(action, "alias-delete"))
 		bad = replay_alias(r, rc, why, sizeof(why));
+	else if (is_run_event(action))
+		bad = replay_event(rc, why, sizeof(why));
 	else {
 		snprintf(why, sizeof(why), "unknown action '%s'", action);
 		bad = 1;
@@ -830,6 +892,49 @@ reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err)
 	}
 	free(last);
 	return CKPT_OK;
+}
+
+static int ensure_dir(const char *path, struct ckpt_error *err);
+
+/*
+ * Through the storage backend, as the pins it records are: read, append,
+ * put (atomic and durable).  A directory for the history is the POSIX
+ * backend's business only; an object store has none.
+ */
+int
+reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
+{
+	struct ckpt_registry *r = NULL;
+	struct ckpt_error le;
+	char *text = NULL, *name = ckpt_store_path(s, REG_HISTORY);
+	size_t len = 0;
+	int rc;
+
+	if (!name)
+		return ckpt_error_nomem(err);
+	ckpt_error_clear(&le);
+	rc = s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text, &len, &le);
+	if (rc == CKPT_ERR_NOTFOUND && s->ops == &ckpt_backend_posix) {
+		char *dir = ckpt_store_path(s, REG_DIR);
+
+		rc = dir ? ensure_dir(dir, &le) : ckpt_error_nomem(&le);
+		free(dir);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = CKPT_OK;
+	}
+	if (rc) {
+		if (err)
+			*err = le;
+		free(name);
+		return rc;
+	}
+	rc = ckpt_registry_parse(text ? text : "", len, name, 0, &r, err);
+	free(text);
+	free(name);
+	if (!rc && !(rc = reg_append(r, rec, err)))
+		rc = s->ops->put(s->be, REG_HISTORY, r->text, r->len, 0, err);
+	ckpt_registry_free(r);
+	return rc;
 }
 
 static int

@@ -31,6 +31,15 @@ int reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
 /* Whether everything appended is on disk: after a failed reg_commit,
  * true when the failure came after the new history was in place. */
 bool reg_is_committed(const struct ckpt_registry *r);
+/*
+ * Appends one run event (rec: action "pin", "unpin", "prune" or
+ * "save-force" and its fields, no model) to the history and commits it:
+ * the audit trail of what removed or replaced checkpoints.  Fails, with
+ * nothing recorded, when the history does not verify or cannot be
+ * written.  The store lock must be held.
+ */
+int reg_record_event(struct ckpt_store *s, json_t *rec,
+    struct ckpt_error *err);
 /* Writes registry/MODEL/vN.json as the history says it is. */
 int reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err);
