@@ -91,6 +91,10 @@ extern const struct cmd cmd_alias, cmd_convert, cmd_diff, cmd_export,
     cmd_log, cmd_ls, cmd_models, cmd_pin, cmd_promote, cmd_prune, cmd_save,
     cmd_sha256sum, cmd_sign, cmd_unpin, cmd_verify;
 
+/* The registry's models, versions and aliases, all or those named in
+ * argv[0..n) (models.c): "ckpt ls --models" and "ckpt models". */
+int models_list(struct ctx *ctx, int n, char **argv);
+
 #if defined(__GNUC__)
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * models.c - "ckpt models": the registry's models, one row per version,
+ * models.c - "ckpt ls --models" (and its older name "ckpt models"): the
+ * registry's models, one row per version,
  * with the aliases naming it, the checkpoint it came from, its size and
  * how its files are stored (hard links shared with the run, or copies).
  * Read from the history, so it shows exactly what references resolve to.
@@ -93,23 +94,21 @@ model_aliases_json(struct ckpt_registry *r, const char *model)
 	return o;
 }
 
-static int
-cmd_models_main(int argc, char **argv, struct ctx *ctx)
+int
+models_list(struct ctx *ctx, int n, char **argv)
 {
 	static const char *headers[] = { "model", "version", "aliases",
 	    "source", "size", "storage", "created", "note" };
 	static const enum col_align align[] = { COL_LEFT, COL_RIGHT, COL_LEFT,
 	    COL_LEFT, COL_RIGHT, COL_LEFT, COL_LEFT, COL_LEFT };
-	const struct opt opts[] = { OPT_END() };
 	struct ckpt_registry *r;
 	struct ckpt_store *s;
 	struct ckpt_error err;
 	json_t *doc = NULL, *models = NULL, *cur = NULL;
 	struct table t;
 	size_t shown = 0;
-	int n, rc;
+	int rc;
 
-	n = parse_options(argc, argv, ctx, opts, models_usage);
 	for (int i = 0; i < n; i++)
 		if (ckpt_name_check(argv[i], "model name", &err))
 			die_usage("%s", err.message);
@@ -182,8 +181,17 @@ cmd_models_main(int argc, char **argv, struct ctx *ctx)
 	return rc;
 }
 
+static int
+cmd_models_main(int argc, char **argv, struct ctx *ctx)
+{
+	const struct opt opts[] = { OPT_END() };
+	int n = parse_options(argc, argv, ctx, opts, models_usage);
+
+	return models_list(ctx, n, argv);
+}
+
 const struct cmd cmd_models = {
 	.name = "models",
-	.summary = "list the registry's models, versions and aliases",
+	.summary = "list the registry's models (as ckpt ls --models)",
 	.fn = cmd_models_main,
 };
