@@ -269,15 +269,87 @@ verify_version(struct ckpt_store *s, const struct ckpt_reg_version *v,
 	return ok;
 }
 
-static int
-verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
-    bool require_sig)
+/* "v3" or "3" -> 3; anything else 0. */
+static int64_t
+version_number(const char *s)
+{
+	int64_t v = 0;
+
+	if (*s == 'v')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/*
+ * Whether version v is one of sel[0..n): "MODEL" (every version),
+ * "MODEL@vN", "MODEL@N" or "MODEL@ALIAS"; all when n is 0.
+ */
+static bool
+version_selected(struct ckpt_registry *r, const struct ckpt_reg_version *v,
+    int n, char **sel)
+{
+	if (!n)
+		return true;
+	for (int i = 0; i < n; i++) {
+		const char *at = strchr(sel[i], '@');
+		size_t mlen = at ? (size_t)(at - sel[i]) : strlen(sel[i]);
+		const struct ckpt_reg_alias *a;
+		char *model;
+		int64_t want = 0;
+
+		if (strlen(v->model) != mlen || strncmp(v->model, sel[i], mlen))
+			continue;
+		if (!at)
+			return true;
+		model = xasprintf("%.*s", (int)mlen, sel[i]);
+		a = ckpt_registry_find_alias(r, model, at + 1);
+		free(model);
+		want = a ? a->version : version_number(at + 1);
+		if (want == v->version)
+			return true;
+	}
+	return false;
+}
+
+/* Each selection names a model, version or alias of r: exit 3 if not,
+ * as a reference naming nothing is everywhere. */
+static bool
+selection_exists(struct ckpt_registry *r, int n, char **sel)
+{
+	bool ok = true;
+
+	for (int i = 0; i < n; i++) {
+		bool found = false;
+
+		for (size_t k = 0; !found && k < ckpt_registry_version_count(r);
+		    k++)
+			found = version_selected(r, ckpt_registry_version(r, k),
+			    1, &sel[i]);
+		if (!found) {
+			error("%s: no such model, version or alias in the "
+			    "registry", sel[i]);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+int
+registry_verify(struct ctx *ctx, long timeout, const struct strlist *keys,
+    bool require_sig, int nsel, char **sel)
 {
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_registry *r = NULL;
 	struct ckpt_error err;
 	json_t *doc = NULL, *vlist = NULL, *plist = NULL;
-	size_t repaired = 0, bad = 0, nprob, nsigned = 0;
+	size_t repaired = 0, bad = 0, nprob, nsigned = 0, nchecked = 0;
 	struct ckpt_verify_options vo;
 	bool chain_ok;
 	int rc;
@@ -304,6 +376,11 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		ckpt_store_free(s);
 		return exit_code_for(rc);
 	}
+	if (!selection_exists(r, nsel, sel)) {
+		ckpt_registry_free(r);
+		ckpt_store_free(s);
+		return CKPT_EXIT_ERROR;
+	}
 	if (ctx->json) {
 		doc = json_doc_new();
 		vlist = json_array();
@@ -324,9 +401,15 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		if (x->severity >= CKPT_SEV_WARNING)
 			bad++;
 	}
-	for (size_t i = 0; i < ckpt_registry_version_count(r); i++)
-		if (!verify_version(s, ckpt_registry_version(r, i), ctx, vlist))
+	for (size_t i = 0; i < ckpt_registry_version_count(r); i++) {
+		const struct ckpt_reg_version *v = ckpt_registry_version(r, i);
+
+		if (!version_selected(r, v, nsel, sel))
+			continue;
+		nchecked++;
+		if (!verify_version(s, v, ctx, vlist))
 			bad++;
+	}
 	if (doc) {
 		json_object_set_new(doc, "records", json_integer((json_int_t)
 		    ckpt_registry_record_count(r)));
@@ -346,13 +429,13 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		    "%zu problem%s\n", bad, bad == 1 ? "" : "s");
 	else if (ctx->verbosity > 0)
 		fprintf(stderr, "ckpt: registry verified: %zu record%s, chain "
-		    "intact (head %s), %zu version%s match their manifests, "
+		    "intact (head %s), %zu version%s, "
 		    "%zu signed promotion%s\n",
 		    ckpt_registry_record_count(r),
 		    ckpt_registry_record_count(r) == 1 ? "" : "s",
 		    ckpt_registry_head(r) ? ckpt_registry_head(r) : "none",
-		    ckpt_registry_version_count(r),
-		    ckpt_registry_version_count(r) == 1 ? "" : "s", nsigned,
+		    nchecked, nchecked == 1 ? " matches its manifest" :
+		    "s match their manifests", nsigned,
 		    nsigned == 1 ? "" : "s");
 	ckpt_registry_free(r);
 	ckpt_store_free(s);
@@ -407,8 +490,8 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		if (model || alias || run || max >= 0)
 			usage_error(log_usage, opts, "--verify checks the "
 			    "whole registry");
-		rc = verify_registry(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
-		    (long)w * 1000, &keys, require_sig);
+		rc = registry_verify(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
+		    (long)w * 1000, &keys, require_sig, 0, NULL);
 		strlist_release(&keys);
 		return rc;
 	}
