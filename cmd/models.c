@@ -63,6 +63,9 @@ version_json(struct ckpt_registry *r, const struct ckpt_reg_version *v)
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "storage", json_string(v->storage));
+	json_object_set_new(o, "scope", json_string(v->scope));
+	json_object_set_new(o, "source_manifest", v->source_manifest ?
+	    json_string(v->source_manifest) : json_null());
 	json_object_set_new(o, "created", json_string(v->created));
 	json_object_set_new(o, "user", json_string(v->user));
 	json_object_set_new(o, "host", json_string(v->host));
@@ -151,7 +154,9 @@ models_list(struct ctx *ctx, int n, char **argv)
 			snprintf(ver, sizeof(ver), "v%lld",
 			    (long long)v->version);
 			human_size(v->size, sz, sizeof(sz));
-			table_add(&t, v->model, ver, as, src, sz, v->storage,
+			/* a weights-only version's file is its own */
+			table_add(&t, v->model, ver, as, src, sz,
+			    v->source_manifest ? "weights-only" : v->storage,
 			    v->created, v->note ? v->note : "");
 			free(as);
 			free(src);

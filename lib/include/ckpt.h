@@ -1914,6 +1914,10 @@ struct ckpt_reg_version {
 	uint64_t size;			/* bytes of the manifest's files */
 	uint64_t nfiles;
 	const char *record;		/* digest of its promote record */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the manifest digest of the checkpoint the weights
+	 * were converted from (manifest is the version's own); else NULL */
+	const char *source_manifest;
 };
 
 struct ckpt_reg_alias {
@@ -2051,6 +2055,14 @@ struct ckpt_promote_opts {
 	const char *sign_key;
 	const char *passphrase;		/* of sign_key, or NULL */
 	size_t passlen;
+	/*
+	 * The version holds the model weights alone, as one safetensors
+	 * file (model.safetensors, written by ckpt_convert() from the
+	 * verified checkpoint without executing any pickle) and a manifest
+	 * of its own (scope "weights-only", "source": the checkpoint's run,
+	 * step and manifest digest).  Not with copy.
+	 */
+	bool weights_only;
 };
 
 struct ckpt_gate_result {
@@ -2079,6 +2091,11 @@ struct ckpt_promote_result {
 	const struct ckpt_report *report;	/* NULL when not verified */
 	const char *refused;		/* why it was refused, or NULL */
 	const char *signer;		/* key id when signed, else NULL */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the version's own manifest ("sha256:..."; manifest
+	 * is the checkpoint's), and its safetensors file's tensor count */
+	const char *version_manifest;
+	uint64_t tensors;
 };
 
 /**

@@ -181,7 +181,20 @@ reg_find_manifest(const struct ckpt_registry *r, const char *model,
 {
 	for (size_t i = 0; i < r->nvers; i++)
 		if (!strcmp(r->vers[i].pub.model, model) &&
+		    !r->vers[i].pub.source_manifest &&
 		    !strcmp(r->vers[i].pub.manifest, digest))
+			return &r->vers[i].pub;
+	return NULL;
+}
+
+const struct ckpt_reg_version *
+reg_find_weights(const struct ckpt_registry *r, const char *model,
+    const char *digest)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (!strcmp(r->vers[i].pub.model, model) &&
+		    r->vers[i].pub.source_manifest &&
+		    !strcmp(r->vers[i].pub.source_manifest, digest))
 			return &r->vers[i].pub;
 	return NULL;
 }
@@ -393,6 +406,8 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	int64_t version = jint(j, "version", 1), step = jint(j, "step", 0);
 	int64_t size = jint(j, "size", 0), nfiles = jint(j, "nfiles", 0);
 	const char *storage = jstr(j, "storage");
+	const char *scope = jstr(j, "scope"), *source = jstr(j,
+	    "source_manifest");
 	char *want;
 	struct ver *v;
 
@@ -408,6 +423,14 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	    strcmp(storage, "copy") && strcmp(storage, "mixed"))) {
 		snprintf(why, wlen, "a promote record needs run, step, "
 		    "manifest, size, nfiles and storage");
+		return 1;
+	}
+	/* absent: a full version (records before weights-only) */
+	if (json_object_get(j, "scope") ? !scope || strcmp(scope,
+	    "weights-only") || !is_digest(source) :
+	    json_object_get(j, "source_manifest") != NULL) {
+		snprintf(why, wlen, "scope must be \"weights-only\" with a "
+		    "source_manifest digest, or absent");
 		return 1;
 	}
 	/* The path is implied by the name: a record cannot point a
@@ -451,6 +474,8 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	v->pub.size = (uint64_t)size;
 	v->pub.nfiles = (uint64_t)nfiles;
 	v->pub.record = rc->digest;
+	v->pub.scope = scope ? scope : "full";
+	v->pub.source_manifest = source;
 	rc->pub.version = version;
 	rc->pub.run = v->pub.run;
 	rc->pub.step = step;
@@ -1031,6 +1056,11 @@ version_json(const struct ckpt_reg_version *v)
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "record", json_string(v->record));
+	if (v->source_manifest) {
+		json_object_set_new(o, "scope", json_string(v->scope));
+		json_object_set_new(o, "source_manifest",
+		    json_string(v->source_manifest));
+	}
 	free(rel);
 	return o;
 }

@@ -51,8 +51,12 @@ int reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err);
 /* Number of versions of model in r. */
 int64_t reg_version_count(const struct ckpt_registry *r, const char *model);
-/* The version of model whose manifest is digest, or NULL. */
+/* The full version of model whose manifest is digest, or NULL. */
 const struct ckpt_reg_version *reg_find_manifest(
+    const struct ckpt_registry *r, const char *model, const char *digest);
+/* The weights-only version of model converted from the checkpoint whose
+ * manifest is digest, or NULL. */
+const struct ckpt_reg_version *reg_find_weights(
     const struct ckpt_registry *r, const char *model, const char *digest);
 /* "registry/MODEL/vN" (relative to the store), newly allocated. */
 char *reg_version_rel(const char *model, int64_t version);
