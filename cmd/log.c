@@ -62,6 +62,21 @@ removed_text(const struct ckpt_reg_record *r)
 	return out;
 }
 
+/* "promote v3", or "import v3 (v1 there)" for an imported version. */
+static char *
+imported_text(const struct ckpt_reg_record *r)
+{
+	json_t *j = json_loads(r->json, 0, NULL);
+	json_t *imp = json_object_get(j, "imported");
+	char *out = imp ? xasprintf("import v%lld (v%lld there)",
+	    (long long)r->version, (long long)json_integer_value(
+	    json_object_get(imp, "version"))) : xasprintf("promote v%lld",
+	    (long long)r->version);
+
+	json_decref(j);
+	return out;
+}
+
 static char *
 change_text(const struct ckpt_reg_record *r)
 {
@@ -72,7 +87,7 @@ change_text(const struct ckpt_reg_record *r)
 	if (!strcmp(r->action, "pin") || !strcmp(r->action, "unpin"))
 		return xstrdup(r->action);
 	if (!strcmp(r->action, "promote"))
-		return xasprintf("promote v%lld", (long long)r->version);
+		return imported_text(r);
 	if (!strcmp(r->action, "alias-delete"))
 		return xasprintf("delete %s (v%lld)", r->alias,
 		    (long long)r->from);

@@ -64,6 +64,9 @@ version_json(struct ckpt_registry *r, const struct ckpt_reg_version *v)
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "storage", json_string(v->storage));
 	json_object_set_new(o, "scope", json_string(v->scope));
+	json_object_set_new(o, "imported", v->imported_record ? json_pack(
+	    "{s:I, s:s}", "version", (json_int_t)v->imported_version,
+	    "record", v->imported_record) : json_null());
 	json_object_set_new(o, "source_manifest", v->source_manifest ?
 	    json_string(v->source_manifest) : json_null());
 	json_object_set_new(o, "created", json_string(v->created));

@@ -192,6 +192,12 @@ test_expect_success 'usage: --weights-only with --copy or --rollback is exit 2' 
 		--weights-only 2>err
 '
 
+test_expect_success TORCH 'exporting a weights-only version is refused (exit 2), not half done' '
+	test_expect_code 2 ckpt -C s export -o w.tar m@prod 2>err &&
+	test_grep "holds weights only: exporting it is not supported yet" err &&
+	test_path_is_missing w.tar
+'
+
 test_expect_success 'a history record claiming weights-only without its source does not replay' '
 	cp s/registry/.history.jsonl good &&
 	"$PYTHON" - <<-\EOF &&

@@ -1276,11 +1276,29 @@ enum ckpt_compression {
 	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
 };
 
+/*
+ * A model version carried with its checkpoint dirs[index]: the list's
+ * "models" entry {"model", "version", "checkpoint": "RUN@STEP",
+ * "manifest", "lineage"}, lineage being the exporting store's history
+ * up to and including the version's promote record (JSON lines), which
+ * ckpt_import() checks and the importer promotes with (struct
+ * ckpt_promote_opts lineage).
+ */
+struct ckpt_export_model {
+	size_t index;
+	const char *model;
+	int64_t version;
+	const char *lineage;
+	size_t lineage_len;
+};
+
 struct ckpt_export_opts {
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
 	void (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
+	const struct ckpt_export_model *models;	/* may be NULL */
+	size_t nmodels;
 };
 
 /**
@@ -1918,6 +1936,12 @@ struct ckpt_reg_version {
 	/* weights-only: the manifest digest of the checkpoint the weights
 	 * were converted from (manifest is the version's own); else NULL */
 	const char *source_manifest;
+	/* imported from another store's registry (ckpt import of a model
+	 * version): that store's version number and the digest of its
+	 * promote record, the last line of registry/MODEL/vN.lineage.jsonl
+	 * (0 and NULL when promoted here) */
+	int64_t imported_version;
+	const char *imported_record;
 };
 
 struct ckpt_reg_alias {
@@ -2063,6 +2087,16 @@ struct ckpt_promote_opts {
 	 * step and manifest digest).  Not with copy.
 	 */
 	bool weights_only;
+	/*
+	 * Importing a version of another store (ckpt-import(1)): that
+	 * store's history up to and including the promote record of the
+	 * version (lineage_len bytes of JSON lines), which must verify as a
+	 * chain and promote this checkpoint's manifest.  It is kept as
+	 * registry/MODEL/vN.lineage.jsonl and the new promote record names
+	 * it ("imported": model, version, record).  NULL: promoted here.
+	 */
+	const char *lineage;
+	size_t lineage_len;
 };
 
 struct ckpt_gate_result {

@@ -408,6 +408,7 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	const char *storage = jstr(j, "storage");
 	const char *scope = jstr(j, "scope"), *source = jstr(j,
 	    "source_manifest");
+	json_t *imported;
 	char *want;
 	struct ver *v;
 
@@ -423,6 +424,15 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	    strcmp(storage, "copy") && strcmp(storage, "mixed"))) {
 		snprintf(why, wlen, "a promote record needs run, step, "
 		    "manifest, size, nfiles and storage");
+		return 1;
+	}
+	imported = json_object_get(j, "imported");
+	if (imported && (!json_is_object(imported) || jint(imported,
+	    "version", 1) < 1 || !is_digest(jstr(imported, "record")) ||
+	    !jstr(imported, "model") || ckpt_name_check(jstr(imported,
+	    "model"), NULL, NULL))) {
+		snprintf(why, wlen, "\"imported\" needs model, version and "
+		    "record");
 		return 1;
 	}
 	/* absent: a full version (records before weights-only) */
@@ -476,6 +486,10 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	v->pub.record = rc->digest;
 	v->pub.scope = scope ? scope : "full";
 	v->pub.source_manifest = source;
+	if (imported) {
+		v->pub.imported_version = jint(imported, "version", 1);
+		v->pub.imported_record = jstr(imported, "record");
+	}
 	rc->pub.version = version;
 	rc->pub.run = v->pub.run;
 	rc->pub.step = step;
@@ -1056,6 +1070,10 @@ version_json(const struct ckpt_reg_version *v)
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "record", json_string(v->record));
+	if (v->imported_record)
+		json_object_set_new(o, "imported", json_pack("{s:I, s:s}",
+		    "version", (json_int_t)v->imported_version, "record",
+		    v->imported_record));
 	if (v->source_manifest) {
 		json_object_set_new(o, "scope", json_string(v->scope));
 		json_object_set_new(o, "source_manifest",
@@ -1186,7 +1204,7 @@ version_entry(const char *name, bool *is_json)
 	}
 	*is_json = !strcmp(p, ".json");
 	if (*p && !*is_json && strcmp(p, ".record") &&
-	    strcmp(p, ".record.sig"))
+	    strcmp(p, ".record.sig") && strcmp(p, ".lineage.jsonl"))
 		return 0;
 	return v;
 }
@@ -1278,6 +1296,74 @@ check_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 }
 
 int
+reg_check_lineage(const char *text, size_t len, const char *name,
+    const char *model, const char *manifest, const char **why)
+{
+	struct ckpt_registry *l = NULL;
+	const struct ckpt_reg_record *last;
+	struct ckpt_error e;
+
+	*why = NULL;
+	ckpt_error_clear(&e);
+	if (ckpt_registry_parse(text, len, name, 0, &l, &e)) {
+		*why = e.code == CKPT_ERR_NOMEM ? "out of memory" :
+		    "its hash chain or a record does not verify";
+		return e.code;
+	}
+	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
+	if (!last || strcmp(last->action, "promote") || strcmp(last->model,
+	    model) || strcmp(last->manifest, manifest))
+		*why = "its last record is not the promotion of this manifest";
+	ckpt_registry_free(l);
+	return *why ? CKPT_ERR_FORMAT : CKPT_OK;
+}
+
+/* An imported version's lineage: the other store's history up to its
+ * promotion, chained, ending in the record the version names. */
+static int
+check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_reg_version *v, struct ckpt_error *err)
+{
+	char *path = reg_model_file(s, v->model, "v%lld.lineage.jsonl",
+	    v->version), *text = NULL, msg[CKPT_ERROR_MSG_MAX + 128];
+	struct ckpt_registry *l = NULL;
+	const char *why = NULL, *model = NULL;
+	struct ckpt_error e;
+	size_t len = 0;
+	int rc = CKPT_OK;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	ckpt_error_clear(&e);
+	if (ckpt_read_file(path, HISTORY_MAX, &text, &len, &e)) {
+		why = e.message;
+	} else if (ckpt_registry_parse(text, len, path, 0, &l, &e)) {
+		why = e.code == CKPT_ERR_NOMEM ? "out of memory" : e.message;
+	} else if (!ckpt_registry_head(l) || strcmp(ckpt_registry_head(l),
+	    v->imported_record)) {
+		why = "does not end in the promote record the version was "
+		    "imported with";
+	} else {
+		model = ckpt_registry_record(l, ckpt_registry_record_count(l) -
+		    1)->model;
+		if (reg_check_lineage(text, len, path, model, v->manifest,
+		    &why) == CKPT_ERR_NOMEM)
+			rc = ckpt_error_nomem(err);
+	}
+	if (why && !rc) {
+		snprintf(msg, sizeof(msg), "lineage of %s v%lld: %s", v->model,
+		    (long long)v->version, why);
+		if (reg_add_finding(r, "registry-lineage-invalid",
+		    CKPT_SEV_ERROR, path, NULL, -1, msg))
+			rc = ckpt_error_nomem(err);
+	}
+	ckpt_registry_free(l);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int
 ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err)
 {
@@ -1307,6 +1393,8 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		    "differs from the history's record of this version"))
 			rc = ckpt_error_nomem(err);
 		free(path);
+		if (!rc && v->imported_record)
+			rc = check_lineage(s, r, v, err);
 		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
 		    reg_add_finding(r, "registry-version-missing",
 		    CKPT_SEV_ERROR, v->path, NULL, -1,

@@ -40,6 +40,14 @@ bool reg_is_committed(const struct ckpt_registry *r);
  */
 int reg_record_event(struct ckpt_store *s, json_t *rec,
     struct ckpt_error *err);
+/*
+ * Checks the lineage of an imported version (text, len: history lines,
+ * name for errors): a chain that verifies and ends in the promotion of
+ * manifest to model.  0, or an error code with *why saying what is
+ * wrong.
+ */
+int reg_check_lineage(const char *text, size_t len, const char *name,
+    const char *model, const char *manifest, const char **why);
 /* Writes registry/MODEL/vN.json as the history says it is. */
 int reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err);

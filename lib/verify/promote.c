@@ -46,6 +46,7 @@ struct promote {
 	struct ckpt_report *report;
 	char *model, *run, *manifest, *path, *refused;
 	char *wmanifest;		/* weights-only: the version's */
+	json_t *imported;		/* from the lineage, or NULL */
 	char keyid[CKPT_KEYID_HEX];
 };
 
@@ -64,6 +65,7 @@ ckpt_promote_result_free(struct ckpt_promote_result *res)
 	free(p->run);
 	free(p->manifest);
 	free(p->wmanifest);
+	json_decref(p->imported);
 	free(p->path);
 	free(p->refused);
 	free(p);
@@ -597,6 +599,56 @@ sign_record(struct ckpt_store *s, struct ckpt_registry *r,
 	return rc;
 }
 
+/*
+ * The lineage of an imported version: it must verify and end in the
+ * promotion of this manifest; p->imported gets what the new record says
+ * of it.
+ */
+static int
+check_lineage(const struct ckpt_promote_opts *o, struct promote *p,
+    struct ckpt_error *err)
+{
+	struct ckpt_registry *l = NULL;
+	const struct ckpt_reg_record *last;
+	const char *why = NULL;
+	int rc;
+
+	if ((rc = ckpt_registry_parse(o->lineage, o->lineage_len, "lineage",
+	    0, &l, err)))
+		return rc == CKPT_ERR_NOMEM ? rc : ckpt_error_set(err,
+		    CKPT_ERR_FORMAT, "lineage", err ? err->offset : -1,
+		    "the version's history does not verify: %s", err ?
+		    err->message : "");
+	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
+	if (!last)
+		why = "it is empty";
+	else if ((rc = reg_check_lineage(o->lineage, o->lineage_len,
+	    "lineage", last->model, p->manifest, &why)) == CKPT_ERR_NOMEM)
+		why = NULL;
+	if (!rc && !why && !(p->imported = json_pack("{s:s, s:I, s:s}",
+	    "model", last->model, "version", (json_int_t)last->version,
+	    "record", last->digest)))
+		rc = ckpt_error_nomem(err);
+	else if (why)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, "lineage", -1,
+		    "the version's history: %s", why);
+	ckpt_registry_free(l);
+	return rc;
+}
+
+static int
+write_lineage(struct ckpt_store *s, const struct ckpt_promote_opts *o,
+    int64_t version, struct ckpt_error *err)
+{
+	char *path = reg_model_file(s, o->model, "v%lld.lineage.jsonl",
+	    version);
+	int rc = path ? ckpt_write_file_atomic(path, o->lineage,
+	    o->lineage_len, err) : ckpt_error_nomem(err);
+
+	free(path);
+	return rc;
+}
+
 /* The signature files of an uncommitted version, on the way out. */
 static void
 unlink_record(struct ckpt_store *s, const char *model, int64_t version)
@@ -609,6 +661,9 @@ unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 		free(sig);
 	}
 	if (path)
+		unlink(path);
+	free(path);
+	if ((path = reg_model_file(s, model, "v%lld.lineage.jsonl", version)))
 		unlink(path);
 	free(path);
 }
@@ -698,6 +753,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 	if (o->note)
 		json_object_set_new(rec, "note", json_string(o->note));
+	if (p->imported)
+		json_object_set(rec, "imported", p->imported);
 	if (o->weights_only) {
 		json_object_set_new(rec, "scope", json_string("weights-only"));
 		json_object_set_new(rec, "source_manifest",
@@ -716,6 +773,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	if (!rc)
 		rc = reg_write_version_file(s, ckpt_registry_find_version(r,
 		    o->model, p->pub.version), err);
+	if (!rc && p->imported)
+		rc = write_lineage(s, o, p->pub.version, err);
 	if (!rc && o->sign_key)
 		rc = sign_record(s, r, o, p, err);
 	if (!rc)
@@ -783,6 +842,10 @@ check_opts(const struct ckpt_promote_opts *o, struct ckpt_error *err)
 		    "which model?");
 	if ((rc = ckpt_name_check(o->model, "model name", err)))
 		return rc;
+	if (o->lineage && o->weights_only)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "an imported version is the checkpoint itself, not its "
+		    "weights alone");
 	if (o->weights_only && o->copy)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "--weights-only writes a new file: --copy means nothing "
@@ -870,6 +933,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	if ((rc = ckpt_name_check(p->run, "run name in the manifest", err)))
 		goto out;
 	if ((rc = check_gates(p, m, o, &gates_ok, err)))
+		goto out;
+	if (o->lineage && (rc = check_lineage(o, p, err)))
 		goto out;
 	if ((rc = ckpt_registry_load(s, 0, &r, err)))
 		goto out;
