@@ -611,27 +611,30 @@ check_lineage(const struct ckpt_promote_opts *o, struct promote *p,
 	struct ckpt_registry *l = NULL;
 	const struct ckpt_reg_record *last;
 	const char *why = NULL;
+	struct ckpt_error pe;
 	int rc;
 
+	ckpt_error_clear(&pe);
 	if ((rc = ckpt_registry_parse(o->lineage, o->lineage_len, "lineage",
-	    0, &l, err)))
-		return rc == CKPT_ERR_NOMEM ? rc : ckpt_error_set(err,
-		    CKPT_ERR_FORMAT, "lineage", err ? err->offset : -1,
-		    "the version's history does not verify: %s", err ?
-		    err->message : "");
+	    0, &l, &pe)))
+		return rc == CKPT_ERR_NOMEM ? ckpt_error_nomem(err) :
+		    ckpt_error_set(err, CKPT_ERR_FORMAT, "lineage", pe.offset,
+		    "the version's history does not verify: %s", pe.message);
 	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
 	if (!last)
 		why = "it is empty";
-	else if ((rc = reg_check_lineage(o->lineage, o->lineage_len,
-	    "lineage", last->model, p->manifest, &why)) == CKPT_ERR_NOMEM)
-		why = NULL;
-	if (!rc && !why && !(p->imported = json_pack("{s:s, s:I, s:s}",
-	    "model", last->model, "version", (json_int_t)last->version,
-	    "record", last->digest)))
+	else
+		rc = reg_check_lineage(o->lineage, o->lineage_len, "lineage",
+		    last->model, p->manifest, &why);
+	if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
 	else if (why)
 		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, "lineage", -1,
 		    "the version's history: %s", why);
+	else if (!(p->imported = json_pack("{s:s, s:I, s:s}", "model",
+	    last->model, "version", (json_int_t)last->version, "record",
+	    last->digest)))
+		rc = ckpt_error_nomem(err);
 	ckpt_registry_free(l);
 	return rc;
 }
