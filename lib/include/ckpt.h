@@ -2128,7 +2128,14 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
  *    select names of A, and of B for tensors only in B;
  *  - values of common tensors with the same shape and number of values
  *    per element, each side decoded exactly to float64 from its own dtype
- *    (ckpt_tensor_compare_many, on every core, in bounded memory);
+ *    (ckpt_tensor_compare_many, on every core, in bounded memory).  A
+ *    DCP tensor is read as the whole its chunks make up (chunks checked
+ *    first: a bad one makes it an error entry naming file and byte).  A
+ *    sparse tensor of a torch pickle is one entry (its parts NAME.0, ...
+ *    hidden): same layout and size, index parts equal element for
+ *    element, and the statistics of its stored values; otherwise a note
+ *    says the pattern or layout differs.  Meta tensors have no data: two
+ *    with the same dtype and shape are identical (no_data);
  *  - unless CKPT_DIFF_NO_DIGESTS, when both sides are committed store
  *    checkpoints, their manifests stand in for the data: equal
  *    "content_sha256" digests of a tensor (manifest schema 2: SHA-256 of

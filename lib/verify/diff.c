@@ -785,7 +785,9 @@ plan_sparse(struct diff_priv *d, struct plan *p, struct ckpt_diff_tensor *x,
 		if (!add_item(p, d->nt - 1, k + 1 < sa->nparts, sa->pe[k],
 		    sb->pe[k]))
 			return ckpt_error_nomem(err);
-	return CKPT_OK;
+	x->note = keep(d, xfmt("%s: statistics of the stored values "
+	    "(indices equal)", sa->layout));
+	return x->note ? CKPT_OK : ckpt_error_nomem(err);
 }
 
 /* How the values of a common pair x (the last entry of d->t) are to be
