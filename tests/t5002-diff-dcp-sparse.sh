@@ -39,6 +39,11 @@ test_expect_success TORCH 'a chunk stored as a strided view and a 2 x 2 grid are
 	test "$(jq_py out.json "[c[\"name\"] for c in d[\"changed\"]]")" = "[${SQ}model.g${SQ}]"
 '
 
+test_expect_success TORCH 'a shard holding one archive: its chunk is no tensor of its own' '
+	ckpt diff "$FX/single" "$FX/w.pt" >out &&
+	test_grep "^tensors: 1 common: 1 identical, 0 different; 0 only in a, 0 only in b$" out
+'
+
 test_expect_success TORCH 'names: the model. prefix is suggested and mapped' '
 	test_expect_code 1 ckpt diff --filter "model.*" "$FX/dcp" "$FX/noprefix.pt" >out &&
 	test_grep "^hint: no tensor names match; try --map model\\.=$" out &&

@@ -256,6 +256,19 @@ is_pickle(enum ckpt_format f)
 	    f == CKPT_FORMAT_TORCHSCRIPT;
 }
 
+/* A shard of a distributed checkpoint: its tensors are chunks, read
+ * through the .metadata (a shard of one archive reads as a torch file
+ * whose chunk would otherwise pass for a tensor named ""). */
+static bool
+dcp_shard(const struct side *s, size_t i)
+{
+	const char *name = ckpt_checkpoint_file_name(s->c, i);
+	size_t n = strlen(name);
+
+	return !strcmp(ckpt_checkpoint_kind(s->c), "dcp") && n >= 7 &&
+	    !strcmp(name + n - 7, ".distcp");
+}
+
 /* A sparse tensor node of a pickle's object tree (ckpt_file_metadata_json):
  * its layout and parts, and how many name components the reader added to
  * the sparse tensor's name for its first part ("X.0", or "X.1.0" through
@@ -404,7 +417,7 @@ find_sparse(struct side *s, struct ckpt_error *err)
 		const char *js;
 		json_t *j;
 
-		if (!f || !is_pickle(ckpt_file_format(f)) ||
+		if (!f || dcp_shard(s, i) || !is_pickle(ckpt_file_format(f)) ||
 		    !(js = ckpt_file_metadata_json(f)) ||
 		    !strstr(js, "sparse"))
 			continue;
@@ -478,7 +491,8 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 			return rc;
 	}
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(s->c); i++) {
-		const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
+		const struct ckpt_file *f = dcp_shard(s, i) ? NULL :
+		    ckpt_checkpoint_file(s->c, i);
 
 		for (size_t j = 0; f && j < ckpt_file_tensor_count(f); j++) {
 			const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
@@ -1114,7 +1128,7 @@ side_meta(const struct side *s, bool pickles)
 		const char *js;
 		json_t *j;
 
-		if (!f || !(js = ckpt_file_metadata_json(f)))
+		if (!f || dcp_shard(s, i) || !(js = ckpt_file_metadata_json(f)))
 			continue;
 		if (pickles ? !is_pickle(ckpt_file_format(f)) :
 		    ckpt_file_format(f) != CKPT_FORMAT_SAFETENSORS)
