@@ -21,7 +21,9 @@ test_expect_success TORCH 'a safetensors export against the DCP checkpoint, and 
 	ckpt diff "$FX/model.safetensors" "$FX/dcp" >out &&
 	test_grep "5 identical, 0 different" out &&
 	ckpt diff "$FX/dcp" "$FX/dcp" >out &&
-	test_grep "5 identical, 0 different" out
+	test_grep "5 identical, 0 different" out &&
+	ckpt diff "$FIXTURES_DIR/dcp/good" "$FIXTURES_DIR/dcp/cols" >out &&
+	test_grep "3 identical, 0 different" out
 '
 
 # The views read from the chunks must be the right elements: a check
