@@ -46,6 +46,17 @@ test_expect_success TORCH 'a shard holding one archive: its chunk is no tensor o
 	test_grep "^tensors: 1 common: 1 identical, 0 different; 0 only in a, 0 only in b$" out
 '
 
+# Any grid, any rank, strided chunks: the assembled tensor equals the
+# consolidated one, and one changed element is found at its place.
+test_expect_success TORCH 'random grids: identical, and one changed element is the only one' '
+	for n in 0 1 2 3 4 5 6 7; do
+		ckpt diff "$FX/rand-$n" "$FX/rand-$n.pt" >out &&
+		test_grep "^tensors: 1 common: 1 identical" out &&
+		test_expect_code 1 ckpt diff --json "$FX/rand-$n" "$FX/rand-$n-one.pt" >out.json &&
+		test "$(jq_py out.json "d[\"changed\"][0][\"unequal\"]")" = 1 || return 1
+	done
+'
+
 test_expect_success TORCH 'names: the model. prefix is suggested and mapped' '
 	test_expect_code 1 ckpt diff --filter "model.*" "$FX/dcp" "$FX/noprefix.pt" >out &&
 	test_grep "^hint: no tensor names match; try --map model\\.=$" out &&
