@@ -124,6 +124,39 @@ test_expect_success TORCH 'a truncated shard: the chunk past the end is named' '
 	test_grep "trunc/__1_0.distcp: chunk .* past the end of the file ($((size - 100)) bytes)" err
 '
 
+test_expect_success TORCH 'a chunk archive cut short, and one whose pickle calls os.system' '
+	cp -r "$FX/dcp" cut &&
+	cp -r "$FX/dcp" evil &&
+	"$PYTHON" - "$SRC_DIRECTORY/tests/fixtures/gen-dcp.py" <<-\EOF &&
+	import importlib.util, io, os, pickle, sys, torch
+	spec = importlib.util.spec_from_file_location("gen_dcp", sys.argv[1])
+	g = importlib.util.module_from_spec(spec)
+	spec.loader.exec_module(g)    # the classes .metadata refers to
+	def edit(d, change):
+	    m = pickle.load(open(d + "/.metadata", "rb"))
+	    for k, v in m.storage_data.items():
+	        if k.fqn == "model.w" and tuple(k.offset) == (2, 0):
+	            change(v)
+	    open(d + "/.metadata", "wb").write(pickle.dumps(m, protocol=4))
+	edit("cut", lambda v: setattr(v, "length", 100))
+	class Evil:
+	    def __reduce__(self):
+	        return (os.system, ("true",))
+	b = io.BytesIO()
+	torch.save({"x": Evil()}, b)
+	shard = open("evil/__1_0.distcp", "rb").read()
+	open("evil/__1_0.distcp", "wb").write(shard + b.getvalue())
+	def point(v):
+	    v.offset, v.length = len(shard), len(b.getvalue())
+	edit("evil", point)
+	EOF
+	test_expect_code 3 ckpt diff cut "$FX/dcp" 2>err &&
+	test_grep "^ckpt: model.w: cut/__1_0.distcp: truncated zip archive: .* (at byte 100)$" err &&
+	test_expect_code 3 ckpt diff evil "$FX/dcp" >out 2>err &&
+	test_grep "^ckpt: model.w: evil/__1_0.distcp: chunk \[2, 0\] of ${SQ}model.w${SQ}: data.pkl: GLOBAL ${SQ}posix.system${SQ} .* not resolved (at byte [0-9]*)$" err &&
+	test_grep "4 identical, 0 different, 1 unreadable" out
+'
+
 test_expect_success TORCH 'setup: sparse and meta tensors saved by torch' '
 	"$PYTHON" - <<-\EOF 2>/dev/null
 	import torch
