@@ -35,6 +35,7 @@ struct ckpt_dcp {
 	json_t *sdm, *sd;		/* state_dict_metadata, storage_data */
 	struct ckpt_dcp_tensor **t;	/* prepared, by lookup order */
 	size_t nt;
+	json_t *prepared;		/* fqn -> index into t */
 };
 
 int
@@ -59,7 +60,8 @@ ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
 		slash[1] = '\0';
 	else
 		d->dir[0] = '\0';
-	if (!(d->doc = json_loads(js, 0, NULL)))
+	if (!(d->doc = json_loads(js, 0, NULL)) ||
+	    !(d->prepared = json_object()))
 		goto nomem;
 	d->sdm = json_object_get(d->doc, "state_dict_metadata");
 	d->sd = json_object_get(d->doc, "storage_data");
@@ -94,6 +96,7 @@ ckpt_dcp_free(struct ckpt_dcp *d)
 	for (size_t i = 0; i < d->nt; i++)
 		tensor_free(d->t[i]);
 	free(d->t);
+	json_decref(d->prepared);
 	json_decref(d->doc);
 	free(d->dir);
 	free(d);
@@ -379,14 +382,13 @@ ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
     const struct ckpt_dcp_tensor **out, struct ckpt_error *err)
 {
 	struct ckpt_dcp_tensor *t, **n;
-	json_t *e;
+	json_t *e, *i = json_object_get(d->prepared, fqn);
 	int rc;
 
-	for (size_t i = 0; i < d->nt; i++)
-		if (!strcmp(d->t[i]->name, fqn)) {
-			*out = d->t[i];
-			return CKPT_OK;
-		}
+	if (i) {
+		*out = d->t[json_integer_value(i)];
+		return CKPT_OK;
+	}
 	e = json_object_get(d->sdm, fqn);
 	if (!e || strcmp(json_string_value(json_object_get(e, "type")) ?
 	    json_string_value(json_object_get(e, "type")) : "", "tensor"))
@@ -407,6 +409,11 @@ ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
 		return ckpt_error_nomem(err);
 	}
 	d->t = n;
+	if (json_object_set_new(d->prepared, fqn,
+	    json_integer((json_int_t)d->nt))) {
+		tensor_free(t);
+		return ckpt_error_nomem(err);
+	}
 	d->t[d->nt++] = t;
 	*out = t;
 	return CKPT_OK;
