@@ -349,6 +349,48 @@ account(struct ckpt_pickle *p, uint64_t bytes, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
+/*
+ * Nodes, strings and item arrays come from slabs freed all at once: a
+ * torch state dict of 40,000 tensors makes about 600,000 nodes, and one
+ * malloc and free each (plus an array to find them again) cost more
+ * memory and time than the nodes themselves.  Sizes are rounded up to 8.
+ */
+#define SLAB_SIZE	((size_t)64 << 10)
+
+struct pk_slab {
+	struct pk_slab *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+static void *
+arena_get(struct ckpt_pickle *p, size_t size)
+{
+	struct pk_slab *s = p->slabs;
+
+	size = (size + 7) & ~(size_t)7;
+	if (!s || s->size - s->used < size) {
+		bool own = size > SLAB_SIZE / 4;
+		size_t cap = own ? size : SLAB_SIZE;
+
+		/* a large request gets a slab of its own, behind the
+		 * current one, which keeps serving small ones */
+		if (!(s = malloc(sizeof(*s) + cap)))
+			return NULL;
+		s->used = 0;
+		s->size = cap;
+		if (own && p->slabs) {
+			s->next = p->slabs->next;
+			p->slabs->next = s;
+		} else {
+			s->next = p->slabs;
+			p->slabs = s;
+		}
+	}
+	s->used += size;
+	return memset((char *)s->data + s->used - size, 0, size);
+}
+
 static void *
 pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
 {
@@ -356,23 +398,8 @@ pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
 
 	if (account(p, size, err))
 		return NULL;
-	if (p->nblocks == p->capblocks) {
-		size_t cap = p->capblocks ? 2 * p->capblocks : 64;
-		void **b = reallocarray(p->blocks, cap, sizeof(*b));
-
-		if (!b) {
-			ckpt_error_nomem(err);
-			return NULL;
-		}
-		p->blocks = b;
-		p->capblocks = cap;
-	}
-	m = calloc(1, size ? size : 1);
-	if (!m) {
+	if (!(m = arena_get(p, size ? size : 1)))
 		ckpt_error_nomem(err);
-		return NULL;
-	}
-	p->blocks[p->nblocks++] = m;
 	return m;
 }
 
@@ -391,30 +418,68 @@ static struct pk_node *
 pk_new(struct ckpt_pickle *p, enum pk_kind kind, int64_t pos,
     struct ckpt_error *err)
 {
-	struct pk_node *n;
+	struct pk_node *n = pk_alloc(p, sizeof(*n), err);
 
-	if (account(p, sizeof(*n), err))
-		return NULL;
-	if (p->nall == p->capall) {
-		size_t cap = p->capall ? 2 * p->capall : 256;
-		struct pk_node **a = reallocarray(p->all, cap, sizeof(*a));
-
-		if (!a) {
-			ckpt_error_nomem(err);
-			return NULL;
-		}
-		p->all = a;
-		p->capall = cap;
+	if (n) {
+		n->kind = kind;
+		n->pos = pos;
 	}
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		ckpt_error_nomem(err);
-		return NULL;
-	}
-	n->kind = kind;
-	n->pos = pos;
-	p->all[p->nall++] = n;
 	return n;
+}
+
+/*
+ * None, booleans and small ints are immutable leaves whose identity no
+ * walker shows (a "$shared" mark is for containers): one node per value
+ * serves every occurrence.  Messages about a value name the opcode being
+ * run, never the node's own offset, so sharing loses nothing.
+ */
+static struct pk_node *
+pk_leaf(struct ckpt_pickle *p, enum pk_kind kind, int64_t v, int64_t pos,
+    struct ckpt_error *err)
+{
+	struct pk_node **slot = NULL, *n;
+
+	if (kind == PK_NONE)
+		slot = &p->none;
+	else if (kind == PK_BOOL)
+		slot = &p->bools[v != 0];
+	else if (kind == PK_INT && v >= PK_INTERN_MIN && v <= PK_INTERN_MAX)
+		slot = &p->ints[v - PK_INTERN_MIN];
+	if (slot && *slot)
+		return *slot;
+	if ((n = pk_new(p, kind, pos, err)))
+		n->i = kind == PK_BOOL ? v != 0 : v;
+	if (slot)
+		*slot = n;
+	return n;
+}
+
+/* Room for cap items (and keys, for dicts) in a container node. */
+static int
+pk_reserve(struct ckpt_pickle *p, struct pk_node *c, size_t cap,
+    struct ckpt_error *err)
+{
+	size_t per = c->kind == PK_DICT ? 2 : 1;
+	struct pk_node **v, **k = NULL;
+
+	if (cap <= c->cap)
+		return CKPT_OK;
+	if (cap > SIZE_MAX / sizeof(*v) / 2)
+		return ckpt_error_nomem(err);
+	/* the old arrays stay in the slabs: at most as much again */
+	if (!(v = pk_alloc(p, cap * sizeof(*v), err)) ||
+	    (per == 2 && !(k = pk_alloc(p, cap * sizeof(*k), err))))
+		return err->code;
+	if (c->n) {
+		memcpy(v, c->items, c->n * sizeof(*v));
+		if (k)
+			memcpy(k, c->keys, c->n * sizeof(*k));
+	}
+	c->items = v;
+	if (k)
+		c->keys = k;
+	c->cap = cap;
+	return CKPT_OK;
 }
 
 /* Appends an item (and a key, for dicts) to a container node. */
@@ -422,26 +487,11 @@ static int
 pk_push_item(struct ckpt_pickle *p, struct pk_node *c, struct pk_node *key,
     struct pk_node *val, struct ckpt_error *err)
 {
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 4;
-		struct pk_node **v, **k;
-		int rc;
+	int rc;
 
-		if ((rc = account(p, (cap - c->cap) * sizeof(*v) *
-		    (c->kind == PK_DICT ? 2 : 1), err)))
-			return rc;
-		v = reallocarray(c->items, cap, sizeof(*v));
-		if (!v)
-			return ckpt_error_nomem(err);
-		c->items = v;
-		if (c->kind == PK_DICT) {
-			k = reallocarray(c->keys, cap, sizeof(*k));
-			if (!k)
-				return ckpt_error_nomem(err);
-			c->keys = k;
-		}
-		c->cap = cap;
-	}
+	if (c->n == c->cap &&
+	    (rc = pk_reserve(p, c, c->cap ? 2 * c->cap : 4, err)))
+		return rc;
 	if (c->kind == PK_DICT)
 		c->keys[c->n] = key;
 	c->items[c->n++] = val;
@@ -453,15 +503,12 @@ ckpt_pickle_free(struct ckpt_pickle *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nall; i++) {
-		free(p->all[i]->items);
-		free(p->all[i]->keys);
-		free(p->all[i]);
+	while (p->slabs) {
+		struct pk_slab *s = p->slabs;
+
+		p->slabs = s->next;
+		free(s);
 	}
-	free(p->all);
-	for (size_t i = 0; i < p->nblocks; i++)
-		free(p->blocks[i]);
-	free(p->blocks);
 	free(p->storages);
 	free(p);
 }
@@ -817,12 +864,7 @@ new_str(struct parser *ps, enum pk_kind kind, const char *s, size_t n)
 static struct pk_node *
 new_int(struct parser *ps, int64_t v)
 {
-	struct pk_node *x = pk_new(ps->p, PK_INT, (int64_t)ps->op_pos,
-	    ps->err);
-
-	if (x)
-		x->i = v;
-	return x;
+	return pk_leaf(ps->p, PK_INT, v, (int64_t)ps->op_pos, ps->err);
 }
 
 /* LONG1/LONG4 payload: two's complement, little-endian. */
@@ -1739,6 +1781,10 @@ tuple_of(struct parser *ps, size_t base, enum pk_kind kind)
 
 	if (!t)
 		return ps->err->code;
+	/* a tuple never grows: exactly its size */
+	if (ps->sp > base && (rc = pk_reserve(ps->p, t, ps->sp - base,
+	    ps->err)))
+		return rc;
 	for (size_t i = base; i < ps->sp; i++)
 		if ((rc = pk_push_item(ps->p, t, NULL, ps->stack[i], ps->err)))
 			return rc;
@@ -1818,9 +1864,8 @@ text_int(struct parser *ps, const char *s, size_t n, bool is_long,
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	if (!is_long && (!strcmp(buf, "00") || !strcmp(buf, "01"))) {
-		*out = pk_new(ps->p, PK_BOOL, (int64_t)ps->op_pos, ps->err);
-		if (*out)
-			(*out)->i = buf[1] == '1';
+		*out = pk_leaf(ps->p, PK_BOOL, buf[1] == '1',
+		    (int64_t)ps->op_pos, ps->err);
 		return *out ? CKPT_OK : ps->err->code;
 	}
 	errno = 0;
@@ -1916,14 +1961,12 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		return push(ps, ps->stack[ps->sp - 1]);
 	case 'N':
-		return push(ps, pk_new(ps->p, PK_NONE, (int64_t)ps->op_pos,
-		    ps->err));
+		return push(ps, pk_leaf(ps->p, PK_NONE, 0,
+		    (int64_t)ps->op_pos, ps->err));
 	case 0x88:
 	case 0x89:
-		n = pk_new(ps->p, PK_BOOL, (int64_t)ps->op_pos, ps->err);
-		if (n)
-			n->i = op == 0x88;
-		return push(ps, n);
+		return push(ps, pk_leaf(ps->p, PK_BOOL, op == 0x88,
+		    (int64_t)ps->op_pos, ps->err));
 	case 'J':
 		if ((rc = need(ps, 4)))
 			return rc;
