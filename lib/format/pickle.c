@@ -325,6 +325,9 @@ struct parser {
 	uint32_t *mkeys;		/* memo: key + 1, 0 = empty */
 	struct pk_node **mvals;
 	size_t mcap, mcount;
+	uint32_t *rkeys;		/* keys some GET reads: key + 1 */
+	size_t rcap;			/* 0: every key is kept */
+	size_t unread;			/* PUTs of keys no GET reads */
 	uint64_t ops;
 	size_t frame_end;
 	bool in_frame;
@@ -730,12 +733,167 @@ memo_get(struct parser *ps, uint32_t key)
 	return NULL;
 }
 
+/*
+ * Which memo keys a GET reads, from a scan of the opcodes up to STOP
+ * before the stream is run: torch's pickler PUTs nearly every value it
+ * writes (ten per tensor) and GETs a handful (the globals, "storage",
+ * "cpu"), so keeping only those spares a memo of 400,000 entries for a
+ * state dict of 40,000 tensors.  Anything the scan does not follow to a
+ * STOP (an unknown opcode, MEMOIZE, whose key is the memo's size, a
+ * truncated or malformed stream, a text key that is no number) keeps
+ * every key, as before; the run itself then reports what is wrong.
+ */
+static bool
+rkeys_add(struct parser *ps, uint64_t k, size_t *n)
+{
+	size_t h;
+
+	if (k > UINT32_MAX - 1)
+		return true;		/* the run refuses it */
+	if (*n * 2 >= ps->rcap) {
+		size_t cap = ps->rcap ? 2 * ps->rcap : 64;
+		uint32_t *r = calloc(cap, sizeof(*r));
+
+		if (!r)
+			return false;
+		for (size_t i = 0; i < ps->rcap; i++) {
+			if (!ps->rkeys[i])
+				continue;
+			for (h = (ps->rkeys[i] * 2654435761u) & (cap - 1);
+			    r[h]; h = (h + 1) & (cap - 1))
+				;
+			r[h] = ps->rkeys[i];
+		}
+		free(ps->rkeys);
+		ps->rkeys = r;
+		ps->rcap = cap;
+	}
+	for (h = (((uint32_t)k + 1u) * 2654435761u) & (ps->rcap - 1);
+	    ps->rkeys[h] && ps->rkeys[h] != (uint32_t)k + 1u;
+	    h = (h + 1) & (ps->rcap - 1))
+		;
+	if (!ps->rkeys[h])
+		(*n)++;
+	ps->rkeys[h] = (uint32_t)k + 1u;
+	return true;
+}
+
+static bool
+rkeys_has(const struct parser *ps, uint32_t key)
+{
+	size_t h = ((key + 1u) * 2654435761u) & (ps->rcap - 1);
+
+	for (; ps->rkeys[h]; h = (h + 1) & (ps->rcap - 1))
+		if (ps->rkeys[h] == key + 1u)
+			return true;
+	return false;
+}
+
+static uint64_t rdle(const unsigned char *p, size_t n);
+
+/* Bytes of argument after opcode op at buf[pos] (pos: after op), or -1
+ * for what the scan does not follow. */
+static int64_t
+op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
+{
+	static const unsigned char fixed[256] = {
+		[0x80] = 1, ['J'] = 4, ['K'] = 1, ['M'] = 2, ['G'] = 8,
+		['h'] = 1, ['j'] = 4, ['q'] = 1, ['r'] = 4, [0x82] = 1,
+		[0x83] = 2, [0x84] = 4, [0x95] = 8,
+	};
+	static const unsigned char counted[256] = {
+		[0x8a] = 1, [0x8b] = 4, ['X'] = 4, [0x8c] = 1, [0x8d] = 8,
+		['T'] = 4, ['U'] = 1, ['B'] = 4, ['C'] = 1, [0x8e] = 8,
+		[0x96] = 8,
+	};
+	const unsigned char *nl;
+	uint64_t n;
+
+	if (fixed[op])
+		return fixed[op];
+	if (counted[op]) {
+		if (len - pos < counted[op])
+			return -1;
+		n = rdle(buf + pos, counted[op]);
+		if (n > len - pos - counted[op])
+			return -1;
+		return (int64_t)(counted[op] + n);
+	}
+	if (strchr("ILFSVPgpci", (int)op) && op) {
+		size_t at = pos;
+
+		for (int lines = op == 'c' || op == 'i' ? 2 : 1; lines--;) {
+			if (!(nl = memchr(buf + at, '\n', len - at)))
+				return -1;
+			at = (size_t)(nl - buf) + 1;
+		}
+		return (int64_t)(at - pos);
+	}
+	if (op == 0x94 || !opnames[op])
+		return -1;		/* MEMOIZE, or unknown */
+	return 0;
+}
+
+/* A text memo key ("12\n"), or UINT64_MAX. */
+static uint64_t
+text_key(const unsigned char *s, size_t n)
+{
+	uint64_t k = 0;
+
+	if (n < 2 || n > 11)
+		return UINT64_MAX;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return UINT64_MAX;
+		k = k * 10 + (uint64_t)(s[i] - '0');
+	}
+	return k;
+}
+
+static void
+scan_gets(struct parser *ps)
+{
+	size_t pos = 0, n = 0;
+
+	while (pos < ps->len) {
+		unsigned op = ps->buf[pos++];
+		int64_t a = op_arg_len(ps->buf, ps->len, pos, op);
+		uint64_t k;
+
+		if (a < 0 || (uint64_t)a > ps->len - pos)
+			break;
+		if (op == '.') {
+			if (!ps->rcap && !rkeys_add(ps, UINT32_MAX - 1, &n))
+				break;	/* an empty set that exists */
+			return;
+		}
+		if (op == 'h' || op == 'j' || op == 'g') {
+			k = op == 'g' ? text_key(ps->buf + pos, (size_t)a) :
+			    rdle(ps->buf + pos, (size_t)a);
+			if (k == UINT64_MAX || !rkeys_add(ps, k, &n))
+				break;
+		}
+		pos += (size_t)a;
+	}
+	free(ps->rkeys);
+	ps->rkeys = NULL;
+	ps->rcap = 0;
+}
+
 static int
 memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 {
 	size_t h;
 
-	if (ps->mcount >= ps->lim->max_memo && !memo_get(ps, key))
+	if (ps->rcap && !rkeys_has(ps, key)) {
+		/* never read: counted against the limit, not kept */
+		if (ps->mcount + ++ps->unread > ps->lim->max_memo)
+			return limit(ps, "more than %zu memo entries",
+			    ps->lim->max_memo);
+		return CKPT_OK;
+	}
+	if (ps->mcount + ps->unread >= ps->lim->max_memo &&
+	    !memo_get(ps, key))
 		return limit(ps, "more than %zu memo entries",
 		    ps->lim->max_memo);
 	if (ps->mcount * 2 >= ps->mcap) {
@@ -2333,6 +2491,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	ps.truncated = trunc;
 	if (trunc)
 		*trunc = false;
+	scan_gets(&ps);
 	while (!stop && !rc) {
 		rc = step(&ps, &stop);
 		if (!rc && ps.in_frame && ps.pos > ps.frame_end)
@@ -2350,6 +2509,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	free(ps.marks);
 	free(ps.mkeys);
 	free(ps.mvals);
+	free(ps.rkeys);
 	free(ps.skeys);
 	if (rc && rc != CKPT_ERR_FORMAT && rc != CKPT_ERR_LIMIT) {
 		ckpt_pickle_free(ps.p);
