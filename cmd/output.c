@@ -248,7 +248,15 @@ print_real(FILE *fp, double v)
 {
 	char buf[40];
 
-	for (int prec = 1; prec <= 17; prec++) {
+	/*
+	 * The shortest that reads back.  When 15 digits do not, no fewer
+	 * do (a shorter decimal that read back would be the 15-digit
+	 * rounding too), so long values try 16 and 17 only: ls --json of
+	 * 100,000 metrics spent a quarter of its time here.
+	 */
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	for (int prec = strtod(buf, NULL) == v ? 1 : 16; prec <= 17;
+	    prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
 			break;
@@ -257,6 +265,34 @@ print_real(FILE *fp, double v)
 	if (!strpbrk(buf, ".eE"))
 		strcat(buf, ".0");
 	fputs(buf, fp);
+}
+
+/* A JSON string as jansson escapes one (its strings are valid UTF-8). */
+static void
+print_string(FILE *fp, const char *s, size_t n)
+{
+	size_t run = 0;
+
+	fputc('"', fp);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" :
+		    c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n" :
+		    c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+
+		if (!e && c >= 0x20) {
+			run++;
+			continue;
+		}
+		fwrite(s + i - run, 1, run, fp);
+		run = 0;
+		if (e)
+			fputs(e, fp);
+		else
+			fprintf(fp, "\\u%04X", c);
+	}
+	fwrite(s + n - run, 1, run, fp);
+	fputc('"', fp);
 }
 
 static int
@@ -296,11 +332,8 @@ print_json(FILE *fp, json_t *v, int depth)
 		qsort(keys, n, sizeof(*keys), cmp_key);
 		fputc('{', fp);
 		for (i = 0; i < n; i++) {
-			json_t *key = json_string(keys[i]);
-
 			indent(fp, depth + 1);
-			print_json(fp, key, depth + 1);
-			json_decref(key);
+			print_string(fp, keys[i], strlen(keys[i]));
 			fputs(": ", fp);
 			print_json(fp, json_object_get(v, keys[i]), depth + 1);
 			if (i + 1 < n)
@@ -332,8 +365,14 @@ print_json(FILE *fp, json_t *v, int depth)
 	case JSON_REAL:
 		print_real(fp, json_real_value(v));
 		break;
+	case JSON_STRING:
+		print_string(fp, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		fprintf(fp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
 	default:
-		/* strings (escaped), integers, true, false, null */
+		/* true, false, null */
 		text = json_dumps(v, JSON_ENCODE_ANY);
 		if (!text)
 			die("out of memory");
