@@ -134,16 +134,16 @@ item_row(struct table *t, const struct ckpt_prune_item *it, bool metric,
 {
 	char sz[32], tm[32], val[64], num[32];
 	const char *action, *cells[7];
-	char *reasons = xstrdup("");
-	size_t c = 0;
+	char *reasons;
+	size_t c = 0, len = 1, at = 0;
 
-	for (size_t j = 0; j < it->nreasons; j++) {
-		char *n = xasprintf("%s%s%s", reasons, j ? ", " : "",
-		    it->reasons[j]);
-
-		free(reasons);
-		reasons = n;
-	}
+	for (size_t j = 0; j < it->nreasons; j++)
+		len += strlen(it->reasons[j]) + 2;
+	reasons = xmalloc(len);
+	reasons[0] = '\0';
+	for (size_t j = 0; j < it->nreasons; j++)
+		at += (size_t)snprintf(reasons + at, len - at, "%s%s",
+		    j ? ", " : "", it->reasons[j]);
 	if (it->keep)
 		action = "keep";
 	else if (dry_run)
