@@ -14,6 +14,7 @@
  */
 #include "util/internal.h"
 
+#include <locale.h>
 #include <math.h>
 
 #include "format/pickle.h"
@@ -2594,7 +2595,11 @@ out_real(struct walker *w, double d)
 {
 	char b[48], *e;
 	size_t n = (size_t)snprintf(b, sizeof(b) - 2, "%.17g", d);
+	const char *dp = localeconv()->decimal_point;
 
+	/* a library's caller may have set a locale with a decimal comma */
+	if (dp && dp[0] && dp[0] != '.' && !dp[1] && (e = strchr(b, dp[0])))
+		*e = '.';
 	if (!strchr(b, '.') && !strchr(b, 'e')) {
 		memcpy(b + n, ".0", 3);
 		n += 2;
