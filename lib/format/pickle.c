@@ -2079,10 +2079,10 @@ release_persistent_id(struct ckpt_pickle *p, struct pk_node *pid)
 {
 	if (!releasable(pid, PK_TUPLE))
 		return;
-	for (size_t i = 0; i < pid->n; i++) {
-		release_if(p, pid->items[i], PK_STR);
-		release_if(p, pid->items[i], PK_INT);
-	}
+	for (size_t i = 0; i < pid->n; i++)
+		if (releasable(pid->items[i], PK_STR) ||
+		    releasable(pid->items[i], PK_INT))
+			release_node(p, pid->items[i]);
 	release_node(p, pid);
 }
 
