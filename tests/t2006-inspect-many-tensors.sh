@@ -78,7 +78,7 @@ test_expect_success TORCH 'the text view summarises the tensors' '
 # stride tuples, the hooks and a whole argument tuple are also values of
 # the dict (before and after the call), so the pickle names them again.
 test_expect_success TORCH 'values shared with a rebuild call survive it' '
-	"$PYTHON" - <<-\EOF
+	"$PYTHON" - <<-\EOF &&
 	import collections, torch
 	class Call:
 	    def __init__(self, args):
