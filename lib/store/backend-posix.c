@@ -55,6 +55,8 @@ int
 ckpt_posix_open(const char *location, void **be, struct ckpt_error *err)
 {
 	struct posix_be *pb = calloc(1, sizeof(*pb));
+	struct stat st;
+	int rc;
 
 	if (!pb)
 		return ckpt_error_nomem(err);
@@ -64,6 +66,15 @@ ckpt_posix_open(const char *location, void **be, struct ckpt_error *err)
 	if (!pb->root) {
 		free(pb);
 		return ckpt_error_errno(err, location, "cannot resolve");
+	}
+	/* A store is a directory: anything else is "no store here". */
+	errno = stat(pb->root, &st) ? errno : S_ISDIR(st.st_mode) ? 0 :
+	    ENOTDIR;
+	if (errno) {
+		rc = ckpt_error_errno(err, location, "cannot open the store");
+		free(pb->root);
+		free(pb);
+		return rc;
 	}
 	*be = pb;
 	return CKPT_OK;
