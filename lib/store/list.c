@@ -411,20 +411,14 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 		state = json_string_value(json_object_get(j, "state"));
 		if (state && !strcmp(state, "failed")) {
 			st->state = CKPT_STAGING_FAILED;
-		} else if (st->host && !strcmp(st->host, ckpt_hostname())) {
-			json_t *sv = json_object_get(j, "start");
-			json_t *bv = json_object_get(j, "boot");
-			unsigned long long start = json_is_integer(sv) ?
-			    (unsigned long long)json_integer_value(sv) : 0;
-			bool same_boot = !json_is_string(bv) ||
-			    !strcmp(json_string_value(bv), ckpt_boot_id());
-
-			st->state = same_boot && ckpt_proc_alive(st->pid,
-			    start) ? CKPT_STAGING_ACTIVE :
-			    CKPT_STAGING_ABANDONED;
 		} else {
-			/* Another host: we cannot tell; assume it runs. */
-			st->state = CKPT_STAGING_ACTIVE;
+			struct ckpt_owner o;
+
+			/* gc's rule (owner.c): another host or pid
+			 * namespace cannot be told, so it may run. */
+			ckpt_owner_from_record(j, &o);
+			st->state = ckpt_owner_state(&o) == CKPT_OWNER_GONE ?
+			    CKPT_STAGING_ABANDONED : CKPT_STAGING_ACTIVE;
 		}
 	}
 	json_decref(j);

@@ -82,6 +82,30 @@ int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
  * removals go through s->ops->remove_tree).  0, or -1 with errno. */
 int ckpt_rm_rf(const char *path);
 
+/*
+ * Whose is a staging area, and is its owner alive (owner.c)?  The one
+ * rule gc and ls share: only a process of this host and pid namespace
+ * can be checked (pid and start time); another boot of this machine
+ * ended it; anything else is UNKNOWN (gc waits for its age, ls shows it
+ * in progress).
+ */
+enum ckpt_owner_state {
+	CKPT_OWNER_ALIVE,	/* its process runs: never touched */
+	CKPT_OWNER_GONE,	/* known dead (this machine could check) */
+	CKPT_OWNER_UNKNOWN	/* another host or pid namespace */
+};
+
+struct ckpt_owner {
+	long pid;		/* 0 when unknown */
+	unsigned long long start;	/* process start, 0 when unknown */
+	const char *host, *boot, *pidns, *machine;	/* NULL: unknown */
+};
+
+struct json_t;
+/* The owner a staging record names (strings borrowed from rec). */
+void ckpt_owner_from_record(const struct json_t *rec, struct ckpt_owner *o);
+enum ckpt_owner_state ckpt_owner_state(const struct ckpt_owner *o);
+
 /* An entry of a listing with the storage its pointers use (list.c). */
 struct ckpt_stamp {
 	uint64_t ino;
