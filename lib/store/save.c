@@ -1306,18 +1306,16 @@ static int
 validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
-	char *yaml = ckpt_store_path(sv->store, "ckpt.yaml");
 	int rc = CKPT_OK;
 
 	/* Globals the store admits are not worth a note in the validation;
 	 * a ckpt.yaml that does not parse admits none (prune says why), and
 	 * a missing one loads as empty. */
-	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
+	if (!ckpt_store_config_load(sv->store, &cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
 		    cfg, &sv->open_opts.nallow_globals);
 	sv->file_sha256 = sv->opts.file_sha256 ||
 	    ckpt_policy_config_file_sha256(cfg);
-	free(yaml);
 	write_status(sv, "validating", "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);

@@ -383,6 +383,32 @@ ckpt_store_path(const struct ckpt_store *s, const char *rel)
 	return ckpt_join(s->root, rel);
 }
 
+int
+ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err)
+{
+	char *path = ckpt_store_path(s, "ckpt.yaml"), *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	/* One byte over the limit, so that the parser says "too large". */
+	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX + 1, &text,
+	    &len, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		/* no ckpt.yaml: the defaults */
+		if (err)
+			ckpt_error_clear(err);
+		rc = ckpt_policy_config_parse("", 0, path, out, err);
+	} else if (!rc) {
+		rc = ckpt_policy_config_parse(text, len, path, out, err);
+	}
+	free(text);
+	free(path);
+	return rc;
+}
+
 const char *
 ckpt_store_key(const struct ckpt_store *s, const char *path)
 {

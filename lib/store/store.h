@@ -66,6 +66,12 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
+/* The store's ckpt.yaml through the backend; none is the defaults.  An
+ * error reading it is an error (fail closed). */
+struct ckpt_policy_config;
+int ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+
 /* The backend key of path (a path in the store: ROOT/key), NULL when
  * path is not in the store. */
 const char *ckpt_store_key(const struct ckpt_store *s, const char *path);
