@@ -108,7 +108,8 @@
  * save reads and writes the staged files through *local by design.
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
- * store refuses a table of another version.
+ * store refuses a table of another version, or one that lacks any
+ * operation but open and create (CKPT_ERR_INTERNAL, naming it).
  */
 #ifndef CKPT_BACKEND_H
 #define CKPT_BACKEND_H

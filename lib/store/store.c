@@ -144,10 +144,27 @@ store_new(const char *root, struct ckpt_store **out, struct ckpt_error *err)
 	    err);
 }
 
+/* The first operation an open store needs that the table lacks (open
+ * and create are the opener's business), or NULL. */
+static const char *
+missing_op(const struct ckpt_backend_ops *o)
+{
+#define NEED(op) if (!o->op) return #op
+	NEED(close); NEED(read); NEED(stat); NEED(list); NEED(put);
+	NEED(remove); NEED(lock); NEED(lock_read); NEED(unlock);
+	NEED(commit_if_absent); NEED(trash); NEED(remove_tree); NEED(flush);
+	NEED(usage); NEED(mkprefix); NEED(rmprefix); NEED(stage_begin);
+	NEED(stage_file); NEED(stage_untake); NEED(stage_record);
+	NEED(stage_sync); NEED(stage_abort); NEED(commit_replace);
+#undef NEED
+	return NULL;
+}
+
 int
 ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
     const char *root, struct ckpt_store **out, struct ckpt_error *err)
 {
+	const char *missing;
 	struct ckpt_store *s;
 
 	if (ops->version != CKPT_BACKEND_VERSION) {
@@ -155,6 +172,12 @@ ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "storage backend '%s' has version %u, not %u", ops->name,
 		    ops->version, CKPT_BACKEND_VERSION);
+	}
+	if ((missing = missing_op(ops))) {
+		ops->close(be);
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "storage backend '%s' has no %s operation", ops->name,
+		    missing);
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->root = ops == &ckpt_backend_posix ?

@@ -241,6 +241,13 @@ START_TEST(test_store_refuses_other_versions_and_remotes)
 	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
 	    &err), CKPT_ERR_INTERNAL);
 	ck_assert_ptr_null(s);
+	/* a table of this version with an operation missing */
+	other.version = CKPT_BACKEND_VERSION;
+	other.stage_untake = NULL;
+	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
+	    &err), CKPT_ERR_INTERNAL);
+	ck_assert_ptr_nonnull(strstr(err.message, "no stage_untake"));
+	ck_assert_ptr_null(s);
 	ck_assert_int_eq(ckpt_store_open("s3://bucket/prefix", 0, &s, &err),
 	    CKPT_ERR_UNSUPPORTED);
 	ck_assert_ptr_nonnull(strstr(err.message, "not supported yet"));
