@@ -132,7 +132,8 @@ status_text(struct ckpt_save *sv, const char *phase, const char *state,
 	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
 	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" :
-	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" : "link");
+	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" :
+	    sv->transfer == CKPT_TRANSFER_AUTO ? "auto" : "link");
 	if (!j)
 		return NULL;
 	/* Who owns it, as precisely as the store lock says it (gc decides
