@@ -260,8 +260,8 @@ struct ckpt_backend_ops {
 	int (*create)(const char *location, void **be,
 	    struct ckpt_error *err);
 	/*
-	 * Makes the prefix key exist, empty ("" is the root).  *made (may
-	 * be NULL): it did not exist before.  A key that exists as a file
+	 * Makes the prefix key exist, empty ("" is the root), durably.
+	 * *made (may be NULL): it did not exist before.  A key that exists as a file
 	 * or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
 	 * implicit (S3) does nothing and says !*made.
 	 */
