@@ -98,9 +98,10 @@
  * --force (save.c).  The POSIX backend keeps rename, link and
  * copy_file_range (backend-posix-stage.c) and the O_NOFOLLOW walks.
  *
- * NOT through the seam (yet): the registry's own files (registry.c:
- * promote's history, aliases and state, written and read by path) and
- * promote's copies (lib/verify/promote.c); reading a checkpoint's files
+ * NOT through the seam (yet): the registry's version, alias and state
+ * files (registry.c, by path; its history and the events that pins,
+ * prune and save --force record go through the seam) and promote's
+ * copies (lib/verify/promote.c); reading a checkpoint's files
  * and manifest to verify, inspect, diff or export them (by path: they
  * would need a read-range operation); ckpt_store_find walking up local
  * directories; and gc asking the local filesystem whose moved files a
