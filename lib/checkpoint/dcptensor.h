@@ -8,6 +8,8 @@
 
 #include "util/internal.h"
 
+#include <jansson.h>
+
 /* One chunk: a box of the whole, stored as the one tensor of a
  * torch.save archive in a .distcp shard. */
 struct ckpt_dcp_chunk {
@@ -46,6 +48,16 @@ int ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
 /* A ckpt_tensor_read_fn over a prepared tensor (arg): thread-safe. */
 int ckpt_dcp_tensor_read(void *arg, uint64_t first, uint64_t n, void *buf,
     struct ckpt_error *err);
+/*
+ * The non-tensor items of the checkpoint (BytesStorageMetadata: epoch,
+ * step, optimizer hyperparameters, scheduler state), each a torch.save
+ * archive in a shard, as {fqn: object tree} (the tree of
+ * ckpt_file_metadata_json, made by the opcode interpreter: a global
+ * outside the allowlist is named in it, never resolved or called).  *out
+ * is NULL when there are none; an item that cannot be read is an error
+ * naming its shard and byte offset.  The caller owns *out.
+ */
+int ckpt_dcp_bytes(struct ckpt_dcp *d, json_t **out, struct ckpt_error *err);
 void ckpt_dcp_free(struct ckpt_dcp *d);
 
 #endif /* CKPT_DCPTENSOR_H */
