@@ -29,6 +29,7 @@
 
 struct ckpt_dcp {
 	const struct ckpt_checkpoint *c;
+	struct ckpt_dcp_options o;
 	char *dir;			/* directory of .metadata, "" or "x/" */
 	const char *mpath;		/* path of .metadata, for messages */
 	json_t *doc;
@@ -40,7 +41,8 @@ struct ckpt_dcp {
 
 int
 ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
-    struct ckpt_dcp **out, struct ckpt_error *err)
+    const struct ckpt_dcp_options *o, struct ckpt_dcp **out,
+    struct ckpt_error *err)
 {
 	ssize_t mx = ckpt_checkpoint_find(c, metadata_name);
 	const char *js;
@@ -54,6 +56,8 @@ ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
 	if (!(d = calloc(1, sizeof(*d))) || !(d->dir = strdup(metadata_name)))
 		goto nomem;
 	d->c = c;
+	if (o)
+		d->o = *o;
 	d->mpath = c->files[mx].path;
 	slash = strrchr(d->dir, '/');
 	if (slash)
@@ -250,6 +254,24 @@ storage_range(const struct ckpt_dcp *d, json_t *si, const char *what,
 	return CKPT_OK;
 }
 
+/* The archive at [base, base + len) of file fi, through the caller's
+ * check; findings are for the caller to judge. */
+static int
+open_archive(const struct ckpt_dcp *d, ssize_t fi, uint64_t base,
+    uint64_t len, struct ckpt_file **out, struct ckpt_error *err)
+{
+	const char *path = d->c->files[fi].path;
+	int rc;
+
+	if ((rc = ckpt_file_open_slice(path, base, len, d->o.open, out, err)))
+		return rc;
+	if (d->o.check && (rc = d->o.check(d->o.arg, *out, path, err))) {
+		ckpt_file_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 /*
  * Opens the chunk's archive at [base, base + length) of its shard and
  * keeps the descriptor of the one tensor it must hold: the dtype and
@@ -274,8 +296,8 @@ chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	if (rc)
 		return rc;
 	k->file = d->c->files[fi].file;
-	if ((rc = ckpt_file_open_slice(d->c->files[fi].path, base, len, NULL,
-	    &f, err)))
+	k->rel = d->c->files[fi].name;
+	if ((rc = open_archive(d, fi, base, len, &f, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
 		const struct ckpt_finding *x2 = ckpt_file_finding(f, i);
@@ -471,8 +493,7 @@ bytes_item(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 		    err);
 	if (rc)
 		goto out;
-	if ((rc = ckpt_file_open_slice(d->c->files[fi].path, base, len, NULL,
-	    &f, err))) {
+	if ((rc = open_archive(d, fi, base, len, &f, err))) {
 		struct ckpt_error why = *err;
 
 		if (rc != CKPT_ERR_NOMEM)

@@ -729,7 +729,8 @@ side_dcp(struct side *s, const char *mname, struct ckpt_error *why)
 	if (!s->dcp_tried) {
 		s->dcp_tried = true;
 		ckpt_error_clear(&s->dcp_err);
-		if (ckpt_dcp_open(s->c, mname, &s->dcp, &s->dcp_err))
+		if (ckpt_dcp_open(s->c, mname, NULL, &s->dcp,
+		    &s->dcp_err))
 			s->dcp = NULL;
 	}
 	if (!s->dcp)
