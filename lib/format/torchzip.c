@@ -9,6 +9,8 @@
  */
 #include "util/internal.h"
 
+#include <fcntl.h>
+
 #include "format/pickle.h"
 #include "format/zip.h"
 
@@ -254,6 +256,78 @@ distcp_name(const char *path)
 	return n > 7 && !strcmp(path + n - 7, ".distcp");
 }
 
+/* Copies what reading one archive of a shard found into the shard's
+ * findings, saying which archive: the shard is what verify, inspect and
+ * save judge. */
+static int
+keep_archive_findings(struct ckpt_file *f, const struct ckpt_file *a,
+    uint64_t base, uint64_t len)
+{
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; !rc && i < a->nglobals; i++)
+		rc = ckpt_file_add_global(f, a->globals[i].name,
+		    a->globals[i].allowed);
+	for (size_t i = 0; !rc && i < a->nfindings; i++) {
+		const struct ckpt_finding *x = &a->findings[i];
+
+		if (x->severity == CKPT_SEV_INFO)
+			continue;
+		rc = ckpt_file_add_finding(f, x->id, x->severity, x->subject,
+		    x->offset, "archive at bytes %llu-%llu: %s",
+		    (unsigned long long)base, (unsigned long long)(base + len),
+		    x->message);
+	}
+	return rc;
+}
+
+/*
+ * Reads the torch.save archive at [base, base + len) of shard f as a plain
+ * torch file is read (read_archive: the strict pickle reader, f's
+ * allowlist), so that a global in a chunk or bytes item is judged as it
+ * would be in a .pt: torch.load runs each archive DCP points it at.  The
+ * shard keeps no tensors (its .metadata says what they are).
+ */
+static int
+scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
+    struct ckpt_error *err)
+{
+	struct ckpt_file *a;
+	int rc;
+
+	if (f->flags & CKPT_OPEN_NO_PICKLE)
+		return CKPT_OK;
+	if (!(a = calloc(1, sizeof(*a))))
+		return ckpt_error_nomem(err);
+	a->fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+	a->path = strdup(f->path);
+	if (a->fd < 0 || !a->path) {
+		rc = a->fd < 0 ? ckpt_error_errno(err, f->path, "cannot dup") :
+		    ckpt_error_nomem(err);
+		goto out;
+	}
+	a->size = f->size;
+	a->flags = f->flags;
+	a->format = CKPT_FORMAT_TORCH_ZIP;
+	a->allow_globals = f->allow_globals;
+	a->nallow_globals = f->nallow_globals;
+	rc = read_archive(a, base, len, err);
+	if (rc == CKPT_ERR_FORMAT || rc == CKPT_ERR_LIMIT ||
+	    rc == CKPT_ERR_UNSUPPORTED)
+		rc = ckpt_file_add_finding(f, "dcp-archive-unreadable",
+		    CKPT_SEV_ERROR, NULL, err && err->offset >= 0 ?
+		    err->offset : (int64_t)base, "archive at bytes %llu-%llu: "
+		    "%s", (unsigned long long)base, (unsigned long long)(base +
+		    len), err ? err->message : "unreadable");
+	else if (!rc)
+		rc = keep_archive_findings(f, a, base, len);
+out:
+	a->allow_globals = NULL;
+	a->nallow_globals = 0;
+	ckpt_file_free(a);
+	return rc;
+}
+
 int
 ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 {
@@ -267,11 +341,16 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 		size_t count = 1;
 		uint64_t end = start;
 
-		while (end > 0 && count < 1000000 &&
+		int rc = scan_archive(f, start, f->size - start, err);
+
+		while (!rc && end > 0 && count < 1000000 &&
 		    !ckpt_zip_locate(f, 0, end, &start, NULL) && start < end) {
+			rc = scan_archive(f, start, end - start, err);
 			count++;
 			end = start;
 		}
+		if (rc)
+			return rc;
 		f->format = CKPT_FORMAT_DCP_SHARD;
 		return ckpt_file_add_finding(f, "dcp-shard", CKPT_SEV_INFO,
 		    NULL, -1, "%zu archive%s%s: a distributed checkpoint "
