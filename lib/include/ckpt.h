@@ -1522,6 +1522,9 @@ enum ckpt_trash_mode {
 /** Loads path; a missing file gives an empty configuration. */
 CKPT_API int ckpt_policy_config_load(const char *path,
     struct ckpt_policy_config **out, struct ckpt_error *err);
+/** The store's ckpt.yaml (local or remote); missing: an empty one. */
+CKPT_API int ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
 /** Parses a buffer; name is used in errors. */
 CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,
     const char *name, struct ckpt_policy_config **out,

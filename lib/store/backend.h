@@ -291,6 +291,11 @@ struct ckpt_backend_ops {
 
 /* The POSIX backend: today's store, a directory tree. */
 extern const struct ckpt_backend_ops ckpt_backend_posix;
+/* The S3 backend (backend-s3.c): a store at s3://BUCKET/PREFIX. */
+extern const struct ckpt_backend_ops ckpt_backend_s3;
+/* Splits s3://BUCKET/PREFIX: *prefix is "" or "p/q/" (with its '/'). */
+int ckpt_s3_location_parse(const char *location, char **bucket,
+    char **prefix, struct ckpt_error *err);
 
 struct ckpt_store;
 

@@ -480,7 +480,6 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	bool locked = false;
 	int64_t now;
 	size_t n;
-	char *path;
 	int rc;
 
 	if (!s || !opts || !out)
@@ -493,14 +492,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	if (!r)
 		return ckpt_error_nomem(err);
 	/* read even when the flags replace its policy: trash behaviour */
-	path = ckpt_store_path(s, "ckpt.yaml");
-	if (!path) {
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	rc = ckpt_policy_config_load(path, &cfg, err);
-	free(path);
-	if (rc)
+	if ((rc = ckpt_store_config_load(s, &cfg, err)))
 		goto out;
 	if (!opts->dry_run) {
 		if ((rc = ckpt_store_lock(s, "prune", opts->lock_timeout_ms,
@@ -1219,7 +1211,6 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	struct ckpt_gc_report *r;
 	bool locked = false;
 	int64_t now;
-	char *path;
 	int rc;
 
 	if (!s || !opts || !out)
@@ -1231,13 +1222,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 		return ckpt_error_nomem(err);
 	r->older_than = opts->older_than;
 	if (r->older_than < 0) {
-		path = ckpt_store_path(s, "ckpt.yaml");
-		if (!path) {
-			rc = ckpt_error_nomem(err);
-			goto out;
-		}
-		rc = ckpt_policy_config_load(path, &cfg, err);
-		free(path);
+		rc = ckpt_store_config_load(s, &cfg, err);
 		if (rc)
 			goto out;
 		r->older_than = ckpt_policy_config_gc_age(cfg);

@@ -219,6 +219,125 @@ create_layout(const char *dir, struct ckpt_error *err)
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Remote stores (s3://BUCKET/PREFIX)                                  */
+/* ------------------------------------------------------------------ */
+
+static int
+remote_nonempty(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	(void)info;
+	(void)arg;
+	return strcmp(name, "ckpt.yaml") ? 1 : 0;
+}
+
+/* The marker, put If-None-Match: * last (two racing inits: one store). */
+static int
+remote_create(const struct ckpt_backend_ops *ops, void *be, const char *url,
+    struct ckpt_error *err)
+{
+	static const char marker[] = "{\n  \"schema\": 1\n}\n";
+	struct ckpt_error le;
+	int rc;
+
+	ckpt_error_clear(&le);
+	rc = ops->list(be, "", remote_nonempty, NULL, &le);
+	if (rc == 1)
+		return ckpt_error_set(err, CKPT_ERR_REFUSED, url, -1,
+		    "not a ckpt store and not empty; refusing to create a "
+		    "store here (use 'ckpt init' on an empty prefix)");
+	if (rc && rc != CKPT_ERR_NOTFOUND) {
+		if (err)
+			*err = le;
+		return rc;
+	}
+	rc = ops->put(be, STORE_MARKER, marker, sizeof(marker) - 1,
+	    CKPT_BE_IF_ABSENT, err);
+	return rc == CKPT_ERR_EXISTS ? CKPT_OK : rc;
+}
+
+/*
+ * Opens (CKPT_STORE_CREATE: creates) the store at url on its backend;
+ * *existed (may be NULL) says whether it was a store already.
+ */
+static int
+remote_open(const char *url, unsigned int flags, bool *existed,
+    struct ckpt_store **out, struct ckpt_error *err)
+{
+	const struct ckpt_backend_ops *ops = &ckpt_backend_s3;
+	struct ckpt_be_info info;
+	struct ckpt_error le;
+	char *root;
+	void *be;
+	size_t n;
+	int rc;
+
+	if (strncmp(url, "s3://", 5))
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, url, -1,
+		    "not a store location this ckpt knows (a directory or "
+		    "s3://BUCKET/PREFIX)");
+	if ((rc = ops->open(url, &be, err)))
+		return rc;
+	ckpt_error_clear(&le);
+	rc = ops->stat(be, STORE_MARKER, &info, &le);
+	if (existed)
+		*existed = !rc;
+	if (rc == CKPT_ERR_NOTFOUND && (flags & CKPT_STORE_CREATE)) {
+		/* create probes that the service honours If-None-Match */
+		ops->close(be);
+		if ((rc = ops->create(url, &be, err)))
+			return rc;
+		rc = remote_create(ops, be, url, err);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, url, -1, "not a "
+		    "ckpt store (no .ckpt/store.json); run 'ckpt init'");
+	} else if (rc && err) {
+		*err = le;
+	}
+	if (rc) {
+		ops->close(be);
+		return rc;
+	}
+	/* The root as messages print it: no trailing '/'. */
+	n = strlen(url);
+	if (!(root = strndup(url, n > 5 && url[n - 1] == '/' ? n - 1 : n))) {
+		ops->close(be);
+		return ckpt_error_nomem(err);
+	}
+	rc = ckpt_store_open_backend(ops, be, root, out, err);
+	free(root);
+	return rc;
+}
+
+int
+ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err)
+{
+	char *path, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (s->ops == &ckpt_backend_posix) {
+		if (!(path = ckpt_store_path(s, "ckpt.yaml")))
+			return ckpt_error_nomem(err);
+		rc = ckpt_policy_config_load(path, out, err);
+		free(path);
+		return rc;
+	}
+	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX, &text,
+	    &len, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		return ckpt_policy_config_parse("", 0, "ckpt.yaml", out, err);
+	if (!rc) {
+		path = ckpt_store_path(s, "ckpt.yaml");
+		rc = ckpt_policy_config_parse(text, len, path ? path :
+		    "ckpt.yaml", out, err);
+		free(path);
+	}
+	free(text);
+	return rc;
+}
+
 int
 ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
     struct ckpt_error *err)
@@ -230,9 +349,7 @@ ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store directory given");
 	if (is_remote(dir))
-		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, dir, -1,
-		    "remote stores are not supported yet (only a local "
-		    "directory can be a store)");
+		return remote_open(dir, flags, NULL, out, err);
 	if (is_store(dir))
 		return store_new(dir, out, err);
 	{
@@ -310,6 +427,21 @@ ckpt_store_init(const char *dir, const char *policy_yaml, bool *created,
 	char *p;
 	int rc;
 
+	if (is_remote(dir)) {
+		if ((rc = remote_open(dir, CKPT_STORE_CREATE, &existed, &s,
+		    err)))
+			return rc;
+		if (created)
+			*created = !existed;
+		rc = policy_yaml ? s->ops->put(s->be, "ckpt.yaml", policy_yaml,
+		    strlen(policy_yaml), CKPT_BE_IF_ABSENT, err) : CKPT_OK;
+		if (rc && rc != CKPT_ERR_EXISTS) {
+			ckpt_store_free(s);
+			return rc;
+		}
+		*out = s;
+		return CKPT_OK;
+	}
 	existed = is_store(dir);
 	if (created)
 		*created = !existed;

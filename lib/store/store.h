@@ -24,6 +24,15 @@ struct ckpt_store {
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
 
+struct ckpt_s3;
+/*
+ * The S3 client of an open s3:// store and its key prefix ("" or "p/q/":
+ * the object of store key K is prefix K); NULL for another backend.
+ * Borrowed: valid while the store is open (backend-s3.c).
+ */
+struct ckpt_s3 *ckpt_store_s3(const struct ckpt_store *s,
+    const char **prefix);
+
 /* Copies a regular file to dst (created exclusively, 0644; not synced);
  * save.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
