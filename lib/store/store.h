@@ -33,8 +33,8 @@ struct ckpt_s3;
 struct ckpt_s3 *ckpt_store_s3(const struct ckpt_store *s,
     const char **prefix);
 
-/* Copies a regular file to dst (created exclusively, 0644; not synced);
- * save.c. */
+/* Copies a regular file to dst (created exclusively, never a wider mode
+ * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
 /* Removes path recursively (manifest first, no symlinks followed); 0 or
  * -1 with errno.  A path that is gone already is fine; prune.c. */
