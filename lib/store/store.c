@@ -519,6 +519,7 @@ struct lock_info {
 	unsigned long long start;
 	uint32_t host_hash;		/* the compact (symlink) form */
 	bool compact;
+	long lease;			/* s; 0: none (a local lock) */
 };
 
 /* Truncating copy: a lock file is untrusted and may hold long lines. */
@@ -593,6 +594,8 @@ parse_lock(const char *text, struct lock_info *li)
 			li->start = strtoull(buf + 6, NULL, 10);
 		else if (!strncmp(buf, "purpose ", 8))
 			copy_str(li->h.purpose, sizeof(li->h.purpose), buf + 8);
+		else if (!strncmp(buf, "lease ", 6))
+			li->lease = strtol(buf + 6, NULL, 10);
 		line = nl ? nl + 1 : NULL;
 	}
 	li->host_hash = fnv1a(li->h.host);
@@ -674,6 +677,19 @@ lock_is_stale(const struct lock_info *li)
 	return !ckpt_proc_alive(li->h.pid, li->start);
 }
 
+/*
+ * A lock with a lease (the S3 backend adds "lease SECONDS" to what it
+ * stores, and its holder renews it) is free once the lease ran out.
+ * mtime is the backend's clock (S3: Last-Modified read against the
+ * service's own Date, in this host's terms), never the holder's.
+ */
+static bool
+lease_expired(const struct lock_info *li, int64_t mtime)
+{
+	return li->lease > 0 && mtime > 0 &&
+	    (int64_t)time(NULL) - mtime > (int64_t)li->lease;
+}
+
 /* The lock's text (backend.h: lock_read); *mtime may be NULL. */
 static int
 read_lock(const struct ckpt_store *s, const char *key, char **text,
@@ -739,6 +755,7 @@ break_lock(const struct ckpt_store *s, const char *key,
     const char *stale_text)
 {
 	char content[1024], *now_text = NULL;
+	int64_t mtime = 0;
 	bool done;
 	int rc;
 
@@ -748,9 +765,9 @@ break_lock(const struct ckpt_store *s, const char *key,
 	if (rc) {
 		struct lock_info bi;
 
-		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text, NULL,
-		    NULL) && lock_parse_any(now_text, &bi) &&
-		    lock_is_stale(&bi))
+		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text,
+		    &mtime, NULL) && lock_parse_any(now_text, &bi) &&
+		    (lock_is_stale(&bi) || lease_expired(&bi, mtime)))
 			s->ops->unlock(s->be, LOCK_BREAK_PATH, now_text, NULL);
 		free(now_text);
 		ckpt_interrupt_release();
@@ -782,6 +799,20 @@ holder_message(struct ckpt_error *err, const char *path,
 		age = (long long)time(NULL) - (long long)li->h.time;
 	else if (mtime)
 		age = (long long)time(NULL) - (long long)mtime;
+	if (li->lease > 0) {
+		/* A remote lock: its lease decides, on the service's clock. */
+		long long left = (long long)li->lease - (mtime ?
+		    (long long)time(NULL) - (long long)mtime : 0);
+
+		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "store is "
+		    "locked by pid %ld on host %s for '%s' (%lld s ago); its "
+		    "holder renews a lease of %ld s while it works, so it is "
+		    "broken only when the holder stopped for that long (in "
+		    "%lld s at the earliest)", li->h.pid, li->h.host[0] ?
+		    li->h.host : "?", li->h.purpose, age, li->lease,
+		    left > 0 ? left : 0);
+		return;
+	}
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
 	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
 	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
@@ -893,7 +924,8 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			 * unknown, never broken (see holder_message). */
 			memset(&li, 0, sizeof(li));
 			garbled = true;
-		} else if (lock_is_stale(&li) && break_lock(s, LOCK_PATH, text)) {
+		} else if ((lock_is_stale(&li) || lease_expired(&li, mtime)) &&
+		    break_lock(s, LOCK_PATH, text)) {
 			if (broken)
 				*broken = li.h;
 			free(text);
