@@ -511,6 +511,12 @@ resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
 
 	if (sv->transfer != CKPT_TRANSFER_AUTO)
 		return CKPT_OK;
+	/* A remote store's staging area is a local spool: a move would
+	 * take the user's files for a copy that ends up elsewhere. */
+	if (sv->store->ops != &ckpt_backend_posix) {
+		sv->transfer = CKPT_TRANSFER_COPY;
+		return CKPT_OK;
+	}
 	if (stat(sv->staging, &rst))
 		return ckpt_error_errno(err, sv->staging, "cannot stat");
 	sv->transfer = CKPT_TRANSFER_MOVE;
