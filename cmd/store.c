@@ -28,8 +28,8 @@ static const char *const remote_commands[] = {
 	"save",
 };
 
-static void
-refuse_remote(const struct ctx *ctx)
+void
+store_refuse_remote(const struct ctx *ctx)
 {
 	const char *name = ctx->cmd ? ctx->cmd->name : "?";
 
@@ -52,7 +52,7 @@ store_open(const struct ctx *ctx, bool create)
 	struct ckpt_store *s;
 	int rc;
 
-	refuse_remote(ctx);
+	store_refuse_remote(ctx);
 	ckpt_error_clear(&err);
 	rc = open_store(ctx, create, &s, &err);
 	/* a missing store, bad credentials or a remote store of an

@@ -293,9 +293,8 @@ remote_open(const char *url, unsigned int flags, bool *existed,
     struct ckpt_store **out, struct ckpt_error *err)
 {
 	const struct ckpt_backend_ops *ops = &ckpt_backend_s3;
-	struct ckpt_be_info info;
 	struct ckpt_error le;
-	char *root;
+	char *root, *marker = NULL;
 	void *be;
 	size_t n;
 	int rc;
@@ -307,7 +306,9 @@ remote_open(const char *url, unsigned int flags, bool *existed,
 	if ((rc = ops->open(url, &be, err)))
 		return rc;
 	ckpt_error_clear(&le);
-	rc = ops->stat(be, STORE_MARKER, &info, &le);
+	/* A GET, not a HEAD: a refusal then names the service's code. */
+	rc = ops->read(be, STORE_MARKER, 4096, &marker, NULL, &le);
+	free(marker);
 	if (existed)
 		*existed = !rc;
 	if (rc == CKPT_ERR_NOTFOUND && (flags & CKPT_STORE_CREATE)) {
