@@ -45,6 +45,7 @@
 
 #define MANIFEST	"ckpt-manifest.json"
 #define STAGING_REC	"ckpt-staging.json"
+#define FINAL_PTR	"ckpt-commit-target"	/* in a staging area */
 #define TRASH_DIR	".ckpt/trash"
 #define LOCK_KEY	".ckpt/lock"
 #define SMALL_MAX	((size_t)64 * 1024)
@@ -941,16 +942,73 @@ out:
 	return rc;
 }
 
+static int manifest_exists(struct s3_be *b, const char *final, bool *yes,
+    struct ckpt_error *err);
+
+/*
+ * Objects at final without a manifest are what a commit that died left
+ * (or an interrupted prune): invisible.  Removed under the store lock,
+ * where no commit of final can run.
+ */
+static int
+clear_leftovers(struct s3_be *b, const char *final, struct ckpt_error *err)
+{
+	struct walk w;
+	bool exists;
+	int rc;
+
+	if ((rc = manifest_exists(b, final, &exists, err)) || exists)
+		return rc;
+	if ((rc = walk_prefix(b, final, false, &w, err)))
+		return rc;
+	rc = delete_all(b, &w, err);
+	walk_release(&w);
+	return rc;
+}
+
+/*
+ * A staging area whose commit began names its target (FINAL_PTR): when
+ * gc takes the area (under the lock), what the dead commit copied there
+ * goes too, unless that commit had finished.
+ */
+static int
+clear_commit_target(struct s3_be *b, const char *stage, struct ckpt_error *err)
+{
+	char *ptr, *final = NULL;
+	int rc;
+
+	if (asprintf(&ptr, "%s/%s", stage, FINAL_PTR) < 0)
+		return ckpt_error_nomem(err);
+	rc = s3_read(b, ptr, 4096, &final, NULL, err);
+	free(ptr);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		return CKPT_OK;
+	}
+	if (!rc && !is_checkpoint_key(final))
+		rc = key_error(b, CKPT_ERR_FORMAT, stage, "the commit target "
+		    "it names is not a checkpoint of the store", err);
+	if (!rc)
+		rc = clear_leftovers(b, final, err);
+	free(final);
+	return rc;
+}
+
 static int
 s3_trash(void *be, const char *key, const char *name,
     struct ckpt_error *err)
 {
 	struct s3_be *b = be;
+	const char *base = strrchr(key, '/');
 	struct walk w;
 	char *dst;
 	int rc;
 
 	if ((rc = renew(b, err)))
+		return rc;
+	if (base && !strncmp(base + 1, ".tmp-", 5) &&
+	    (rc = clear_commit_target(b, key, err)))
 		return rc;
 	if (!component_ok(name, strlen(name)) || strchr(name, '/'))
 		return key_error(b, CKPT_ERR_INVALID, name, "not a trash name",
@@ -1400,7 +1458,7 @@ publish(struct s3_be *b, const char *stage, const char *final,
 			mkey = w.keys[i];
 			continue;
 		}
-		if (!strcmp(rel, STAGING_REC))
+		if (!strcmp(rel, STAGING_REC) || !strcmp(rel, FINAL_PTR))
 			continue;
 		if ((rc = renew(b, err)))
 			break;
@@ -1441,8 +1499,8 @@ s3_commit_if_absent(void *be, const char *stage, const char *final,
 {
 	struct s3_be *b = be;
 	struct s3_stage *st = stage_find(b, stage);
-	struct walk w;
 	bool exists;
+	char *ptr;
 	int rc;
 
 	if ((rc = renew(b, err)))
@@ -1455,14 +1513,24 @@ s3_commit_if_absent(void *be, const char *stage, const char *final,
 	/* What the spool got since stage_sync (the manifest, summary). */
 	if (st && (rc = upload_tree(b, st, st->local, "", 0, err)))
 		return rc;
-	/* Objects at final without a manifest are what a crashed commit or
-	 * prune left: invisible, and ours to clear under the lock. */
-	if ((rc = walk_prefix(b, final, false, &w, err)))
+	/* Where this commit copies to, before it copies: gc clears it
+	 * with the staging area should we die half way. */
+	if (asprintf(&ptr, "%s/%s", stage, FINAL_PTR) < 0)
+		return ckpt_error_nomem(err);
+	rc = s3_put(be, ptr, final, strlen(final), 0, err);
+	free(ptr);
+	if (rc)
 		return rc;
-	rc = delete_all(b, &w, err);
-	walk_release(&w);
-	if (!rc)
+	if (!(rc = clear_leftovers(b, final, err)))
 		rc = publish(b, stage, final, err);
+	if (rc) {
+		/* Still under the lock: what we copied goes again (a
+		 * committed final keeps its manifest and is left alone). */
+		struct ckpt_error ignored;
+
+		ckpt_error_clear(&ignored);
+		clear_leftovers(b, final, &ignored);
+	}
 	if (!rc) {
 		/* Committed: the staging objects are leftovers now. */
 		struct ckpt_error ignored;
