@@ -292,6 +292,23 @@ posix_read(void *be, const char *key, size_t max, char **data, size_t *len,
 	return rc;
 }
 
+/* key is NAME directly below the prefix being listed: *base = NAME. */
+static bool
+child_of_listed(const struct posix_be *pb, const char *key,
+    const char **base)
+{
+	size_t n;
+
+	if (pb->cur_fd < 0)
+		return false;
+	n = strlen(pb->cur_prefix);
+	if (strncmp(key, pb->cur_prefix, n) || key[n] != '/' ||
+	    !key[n + 1] || strchr(key + n + 1, '/'))
+		return false;
+	*base = key + n + 1;
+	return true;
+}
+
 /* The stamp the listing cache compares (backend.h: struct ckpt_be_info). */
 static void
 stamp_info(const struct stat *st, struct ckpt_be_info *out)
@@ -315,6 +332,10 @@ posix_stat(void *be, const char *key, struct ckpt_be_info *out,
 	memset(out, 0, sizeof(*out));
 	if (!*key) {
 		if (stat(pb->root, &st))
+			return key_errno(pb, key, "cannot stat", err);
+	} else if (child_of_listed(pb, key, &base)) {
+		/* a child of the directory being listed: one fstatat */
+		if (fstatat(pb->cur_fd, base, &st, AT_SYMLINK_NOFOLLOW))
 			return key_errno(pb, key, "cannot stat", err);
 	} else {
 		if ((dfd = open_parent(pb, key, &base, err)) < 0)
