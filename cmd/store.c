@@ -26,6 +26,12 @@ open_store(const struct ctx *ctx, bool create, struct ckpt_store **s,
 static const char *const remote_commands[] = {
 	"init",
 	"save",
+	"ls",
+	"latest",
+	"pin",
+	"unpin",
+	"prune",
+	"gc",
 };
 
 void
@@ -89,6 +95,16 @@ store_not_created_yet(const struct ctx *ctx)
 
 	if (!ctx->store)
 		return false;
+	if (strstr(ctx->store, "://")) {
+		/* A remote store: no marker object yet (any other error is
+		 * left for the command's own open to report). */
+		struct ckpt_store *s = NULL;
+		struct ckpt_error err;
+		int rc = ckpt_store_open(ctx->store, 0, &s, &err);
+
+		ckpt_store_free(s);
+		return rc == CKPT_ERR_NOTFOUND;
+	}
 	d = opendir(ctx->store);
 	if (!d)
 		return errno == ENOENT;
