@@ -24,14 +24,8 @@ open_store(const struct ctx *ctx, bool create, struct ckpt_store **s,
  * working on a store it cannot fully read.
  */
 static const char *const remote_commands[] = {
-	"init",
-	"save",
-	"ls",
-	"latest",
-	"pin",
-	"unpin",
-	"prune",
-	"gc",
+	"init", "save", "ls", "latest", "pin", "unpin", "prune", "gc",
+	"keygen",	/* never touches a store */
 };
 
 void

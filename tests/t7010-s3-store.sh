@@ -135,12 +135,21 @@ test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing cha
 	printf "x\n" >b.tar &&
 	for c in "inspect r1@1" "verify r1@1" "verify --all" "diff r1@1 r1@2" \
 	    "promote --model m r1@1" "alias m prod 1" "log" "models" \
-	    "export -o b2.tar r1@1" "import b.tar" "latest --run r1" "ls"
+	    "export -o b2.tar r1@1" "import b.tar" \
+	    "sha256sum r1@1" "sign r1@1"
 	do
 		test_expect_code 2 ckpt -C "$STORE" $c 2>err &&
 		test_grep "does not work on a remote store yet" err ||
 		return 1
 	done &&
+	s3 "$BUCKET" list st/ >after &&
+	test_cmp before after
+'
+
+test_expect_success 'save --load-test needs a local store: exit 2 before any upload' '
+	s3 "$BUCKET" list st/ >before &&
+	test_expect_code 2 ckpt -C "$STORE" save --load-test true --run r9 --step 1 cfg.json 2>err &&
+	test_grep "load-test needs a local store" err &&
 	s3 "$BUCKET" list st/ >after &&
 	test_cmp before after
 '

@@ -1185,6 +1185,10 @@ CKPT_API void ckpt_save_free(struct ckpt_save *sv);
 CKPT_API const char *ckpt_save_path(const struct ckpt_save *sv);
 /** After finish: "sha256:..." of the manifest written (borrowed). */
 CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
+/** The committed manifest's "validation" object as JSON (NULL before the
+ * manifest is written): a caller need not read the manifest back, which
+ * on a remote store is elsewhere. */
+CKPT_API const char *ckpt_save_validation(const struct ckpt_save *sv);
 /**
  * Rewrites the staging status with the calling process as its owner and
  * the given phase: a --background child calls it first so that ls never

@@ -103,6 +103,7 @@ struct ckpt_save {
 	struct sfile *files;
 	size_t nfiles;
 	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
+	char *validation;	/* the manifest's "validation", as JSON */
 	bool file_sha256;		/* record whole-file digests */
 	pthread_mutex_t mu;
 	time_t last_status;
@@ -1131,6 +1132,8 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 	if (!json_object_get(m, "scope") && infer_scope(sv))
 		json_object_set_new(m, "scope", json_string(infer_scope(sv)));
 	json_object_set_new(m, "validation", val);
+	free(sv->validation);
+	sv->validation = json_dumps(val, JSON_COMPACT);
 	json_object_set_new(m, "schema", json_integer(CKPT_MANIFEST_SCHEMA));
 	json_object_set_new(m, "run", json_string(sv->run));
 	json_object_set_new(m, "step", json_integer(sv->step));
@@ -1599,6 +1602,7 @@ ckpt_save_free(struct ckpt_save *sv)
 	free(sv->final_key);
 	free(sv->final);
 	free(sv->path);
+	free(sv->validation);
 	pthread_mutex_destroy(&sv->mu);
 	free(sv);
 }
@@ -1613,6 +1617,12 @@ const char *
 ckpt_save_manifest_digest(const struct ckpt_save *sv)
 {
 	return sv->digest[0] ? sv->digest : NULL;
+}
+
+const char *
+ckpt_save_validation(const struct ckpt_save *sv)
+{
+	return sv->validation;
 }
 
 int
