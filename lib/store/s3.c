@@ -952,8 +952,10 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	if (flags & CKPT_S3_IF_ABSENT)
 		r.headers[0] = "If-None-Match: *";
 	rc = ckpt_s3_request(s3, &r, err);
-	if (!rc && r.status == 412 && r.tries > 1 &&
-	    (flags & CKPT_S3_IF_ABSENT) && ours_after_retry(s3, key, data, len))
+	/* Not only after our own retries: libcurl itself sends a request
+	 * again when a reused connection dies before the answer. */
+	if (!rc && r.status == 412 && (flags & CKPT_S3_IF_ABSENT) &&
+	    ours_after_retry(s3, key, data, len))
 		r.status = 200;
 	if (!rc && (r.status == 412 || (r.status == 409 &&
 	    (flags & CKPT_S3_IF_ABSENT)))) {
@@ -1329,8 +1331,7 @@ ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
 	snprintf(hdr, sizeof(hdr), "If-Match: %s", etag);
 	r.headers[0] = hdr;
 	rc = ckpt_s3_request(s3, &r, err);
-	if (!rc && r.status == 412 && r.tries > 1 &&
-	    ours_after_retry(s3, key, data, len))
+	if (!rc && r.status == 412 && ours_after_retry(s3, key, data, len))
 		r.status = 200;
 	if (!rc && (r.status == 412 || r.status == 404)) {
 		req_error_path(s3, &r, path, sizeof(path));
