@@ -78,8 +78,7 @@ test_expect_success 'a save killed during its commit leaves nothing visible' '
 	test_when_finished "rgw_proxy_stop crash" &&
 	AWS_ENDPOINT_URL=$PROXY_URL ckpt save --run k --step 5 a.bin \
 		>out 2>err &
-	pid=$!
-
+	pid=$! &&
 	wait_for crash.log "ckpt-manifest.json stall" &&
 	kill -9 $pid &&
 	{ wait $pid; echo $? >rc; } &&
