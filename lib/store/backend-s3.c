@@ -491,6 +491,8 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 	struct ckpt_error le;
 	struct walk w;
 	char *k, *m = NULL;
+	const char *base;
+	bool whole;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -536,7 +538,13 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 		out->mtime = local_time(b, o.mtime);
 		return CKPT_OK;
 	}
-	if ((rc = walk_prefix(b, key, false, &w, err)))
+	/* The age of a staging area or a trash entry is its newest object
+	 * (gc's threshold); any other prefix needs only one to exist (a
+	 * stat of "runs" must not list the whole store). */
+	base = strrchr(key, '/');
+	whole = (base ? base[1] : key[0]) == '.' ||
+	    !strncmp(key, TRASH_DIR "/", strlen(TRASH_DIR) + 1);
+	if ((rc = walk_prefix(b, key, !whole, &w, err)))
 		return rc;
 	if (!w.n) {
 		walk_release(&w);
