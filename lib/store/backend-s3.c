@@ -1166,6 +1166,50 @@ s3_stage_begin(void *be, const char *dir, const char *name,
 	return rc;
 }
 
+/*
+ * The commit copies each file inside the service with one CopyObject, at
+ * most 5 GiB (a multipart copy is not possible with libcurl 7.88: see
+ * s3.h), so a larger file is refused before it is staged or hashed.
+ */
+static int
+too_big(const char *path, struct ckpt_error *err)
+{
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, path, -1, "larger "
+	    "than 5 GiB: a remote store cannot take such a file yet (its "
+	    "commit copies each file inside the service, 5 GiB at most)");
+}
+
+/* Refuses a tree with a file that the commit could not copy. */
+static int
+check_sizes(const char *src, int depth, struct ckpt_error *err)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (lstat(src, &st))
+		return ckpt_error_errno(err, src, "cannot stat");
+	if (S_ISREG(st.st_mode))
+		return (uint64_t)st.st_size > COPY_MAX ? too_big(src, err) :
+		    CKPT_OK;
+	if (!S_ISDIR(st.st_mode) || depth > 64 || !(d = opendir(src)))
+		return CKPT_OK;	/* refused with its reason when staged */
+	while (!rc && (de = readdir(d))) {
+		char *p;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!(p = ckpt_join(src, de->d_name)))
+			rc = ckpt_error_nomem(err);
+		else
+			rc = check_sizes(p, depth + 1, err);
+		free(p);
+	}
+	closedir(d);
+	return rc;
+}
+
 /* Copies or links the tree src to dst (no link followed). */
 static int
 spool_tree(const char *src, const char *dst, unsigned flags, int depth,
@@ -1227,6 +1271,8 @@ s3_stage_file(void *be, const char *stage, const char *rel,
 	if (!st)
 		return key_error(b, CKPT_ERR_INTERNAL, stage, "not a staging "
 		    "area of this process", err);
+	if ((rc = check_sizes(src, 0, err)))
+		return rc;
 	if (!(dst = ckpt_join(st->local, rel)))
 		return ckpt_error_nomem(err);
 	if ((flags & CKPT_BE_STAGE_TAKE) && !rename(src, dst)) {
@@ -1368,6 +1414,8 @@ upload_tree(struct s3_be *b, struct s3_stage *sg, const char *dir,
 			    "not a regular file");
 		else if (uploaded(sg, r, &st))
 			;
+		else if ((uint64_t)st.st_size > COPY_MAX)
+			rc = too_big(p, err);
 		else if (asprintf(&k, "%s%s/%s", b->prefix, stage, r) < 0)
 			rc = ckpt_error_nomem(err);
 		else if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) <

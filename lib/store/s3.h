@@ -288,7 +288,10 @@ int ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key,
 /*
  * Server-side copy of src to dst in the bucket (CopyObject: up to 5 GiB;
  * no bytes travel through this host).  A 200 answer without a
- * CopyObjectResult is an error, as S3 may report one that way.
+ * CopyObjectResult is an error, as S3 may report one that way.  No
+ * multipart copy: UploadPartCopy needs x-amz-copy-source and
+ * x-amz-copy-source-range, which libcurl 7.88's SigV4 signs in another
+ * order than the service (403 SignatureDoesNotMatch).
  */
 int ckpt_s3_copy(struct ckpt_s3 *s3, const char *src, const char *dst,
     struct ckpt_error *err);
