@@ -33,7 +33,7 @@ test_expect_success 'setup' '
 	ckpt init &&
 	"$PYTHON" -c "import os; open(\"a.dat\", \"wb\").write(os.urandom(300000))" &&
 	"$PYTHON" -c "import os; open(\"b.dat\", \"wb\").write(os.urandom(300000))" &&
-	mkdir A B &&
+	mkdir A B spool &&
 	cp a.dat A/w.dat &&
 	cp b.dat B/w.dat
 '
@@ -41,9 +41,11 @@ test_expect_success 'setup' '
 test_expect_success 'two concurrent savers of one RUN@STEP: exactly one wins, whole' '
 	for round in 1 2 3
 	do
-		ckpt save --run race --step $round A/w.dat >outA 2>errA &
+		TMPDIR=$PWD/spool ckpt save --run race --step $round A/w.dat \
+			>outA 2>errA &
 		pa=$!
-		ckpt save --run race --step $round B/w.dat >outB 2>errB &
+		TMPDIR=$PWD/spool ckpt save --run race --step $round B/w.dat \
+			>outB 2>errB &
 		pb=$!
 		{ wait $pa; echo $? >rcA; } &&
 		{ wait $pb; echo $? >rcB; } &&
@@ -63,7 +65,8 @@ test_expect_success 'two concurrent savers of one RUN@STEP: exactly one wins, wh
 		return 1
 	done &&
 	ckpt ls >out &&
-	test $(grep -c "^race  *[0-9]  *20[0-9][0-9]-" out) = 3
+	test $(grep -c "^race  *[0-9]  *20[0-9][0-9]-" out) = 3 &&
+	test -z "$(ls -A spool)"
 '
 
 test_expect_success 'the races leave no lock; a loser staging area is for gc' '
