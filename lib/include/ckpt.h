@@ -386,6 +386,17 @@ CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
 CKPT_API int ckpt_checkpoint_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
     struct ckpt_error *err);
+
+/**
+ * ckpt_checkpoint_open_ex() of a location: a local path, or an object
+ * store's "s3://BUCKET/KEY" (an object is one file; a prefix, every
+ * object under it, a checkpoint directory), read through ranged GETs with
+ * the endpoint and credentials of the environment and ~/.aws (see
+ * ckpt(1), ENVIRONMENT).  Tensor data is fetched only when asked for.
+ */
+CKPT_API int ckpt_checkpoint_open_location(const char *location,
+    const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
+    struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
 /** True when the checkpoint was opened from a directory. */

@@ -1285,3 +1285,9 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 	free(token);
 	return rc;
 }
+
+const char *
+ckpt_s3_bucket(const struct ckpt_s3 *s3)
+{
+	return s3->bucket;
+}

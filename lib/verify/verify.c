@@ -508,7 +508,8 @@ text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
 	unsigned char c;
 	bool broken = false, named = false;
 
-	if ((ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
+	/* A remote file has no descriptor to read it again through. */
+	if (f->fd < 0 || (ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
 	    ckpt_file_format(f) != CKPT_FORMAT_UNKNOWN) || !f->size ||
 	    ckpt_file_pread(f, &c, 1, 0, &e) || !c || !strchr(starts, c))
 		return;
