@@ -146,6 +146,16 @@ int ckpt_index_check(const void *data, size_t size);
  */
 const char *ckpt_manifest_path_problem(const char *path);
 
+/* The largest manifest read (1 GiB). */
+#define CKPT_MANIFEST_MAX ((size_t)1 << 30)
+/*
+ * ckpt_manifest_read() of a manifest already in memory (fetched from an
+ * object store): text (malloc'd, len bytes) is taken over, also on
+ * failure; mpath names it in messages, dir is its checkpoint's location.
+ */
+int ckpt_manifest_parse(char *text, size_t len, const char *mpath,
+    const char *dir, struct ckpt_manifest **out, struct ckpt_error *err);
+
 /* Removes path recursively (manifest first), never following symlinks
  * (prune.c).  Returns 0 or -1 with errno. */
 int ckpt_rm_rf(const char *path);
