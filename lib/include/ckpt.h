@@ -1316,6 +1316,47 @@ struct ckpt_import_opts {
 	void *progress_data;
 };
 
+/*
+ * Push and pull (ckpt-push(1), ckpt-pull(1)): the committed checkpoint at
+ * source (its directory, or s3://BUCKET/PREFIX/runs/RUN/step-N) copied to
+ * dest: a store (its directory, or s3://BUCKET/PREFIX holding
+ * .ckpt/store.json), or with to_dir a new plain directory.  Every byte is
+ * checked against the source's manifest on the way (CKPT_ERR_FORMAT, and
+ * nothing committed, when it differs); the manifest goes last (on S3 with
+ * If-None-Match: *), so a copy cut short is never visible.  What dest
+ * has already is kept: the same manifest (up_to_date), or on S3 objects
+ * of an earlier copy cut short whose bytes match every digest.  Another
+ * checkpoint at the same RUN@STEP is CKPT_ERR_EXISTS.  Endpoint and
+ * credentials of s3:// locations come from the environment and ~/.aws.
+ */
+struct ckpt_copy_opts {
+	const char *source;
+	const char *dest;
+	bool to_dir;
+	long lock_timeout_ms;		/* a local store's commit */
+};
+
+struct ckpt_copy_result {
+	char *run;
+	int64_t step;
+	char manifest_digest[8 + 2 * CKPT_SHA256_BYTES];
+	char *dest_path;		/* the copy's location */
+	size_t files, files_skipped;	/* of the manifest's files */
+	uint64_t bytes, bytes_skipped;	/* sent; found there already */
+	bool up_to_date;		/* dest had this checkpoint */
+};
+
+CKPT_API int ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
+    struct ckpt_copy_result *out, struct ckpt_error *err);
+CKPT_API void ckpt_copy_result_release(struct ckpt_copy_result *r);
+/**
+ * The location of the checkpoint ref names in store (a directory, or
+ * s3://BUCKET/PREFIX, where RUN@STEP and RUN@latest resolve for now):
+ * newly allocated in *out.
+ */
+CKPT_API int ckpt_location_resolve(const char *store, const char *ref,
+    char **out, struct ckpt_error *err);
+
 /**
  * Reads a bundle from fd and commits its checkpoints into the store, each
  * through the commit protocol of ckpt_save (a STAGED save), with its

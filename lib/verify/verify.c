@@ -1507,11 +1507,14 @@ static void
 remote_limits(struct ckpt_report *r, const struct remote *rem,
     const struct vmanifest *man, const struct ckpt_verify_options *o)
 {
-	if (rem->has_sig || (o && (o->nkeys || (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))))
+	unsigned int flags = o ? o->flags : 0;
+
+	if (rem->has_sig || (o && o->nkeys) ||
+	    (flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
 		flist_add(&r->top, "signature-unchecked", CKPT_SEV_WARNING,
 		    r->path, NULL, -1, "signatures of checkpoints in an "
 		    "object store are not checked yet");
-	if (man && o && (o->flags & CKPT_VERIFY_FAST))
+	if (man && (flags & CKPT_VERIFY_FAST))
 		flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path, NULL,
 		    -1, "--fast on an object store: the listing's sizes "
 		    "against the manifest; no byte was read");
