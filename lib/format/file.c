@@ -564,6 +564,8 @@ source_read(const struct ckpt_file *f, void *buf, size_t len,
 	uint64_t want;
 	int rc = CKPT_OK;
 
+	if (!len)
+		return CKPT_OK;
 	pthread_mutex_lock(&c->lock);
 	if ((b = cache_lookup(c, offset, len))) {
 		memcpy(buf, b->buf + (offset - b->off), len);
