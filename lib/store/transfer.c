@@ -369,8 +369,8 @@ to_s3(struct job *j, const char *dest, struct ckpt_error *err)
 {
 	struct ckpt_s3_object obj;
 	struct end dst;
-	char *base = NULL, *key = NULL, *text = NULL;
-	size_t len;
+	char *base = NULL, *key = NULL, *text = NULL, **sent = NULL;
+	size_t len, nsent = 0;
 	int rc;
 
 	if ((rc = end_open(dest, &dst, err)))
@@ -412,6 +412,11 @@ to_s3(struct job *j, const char *dest, struct ckpt_error *err)
 		goto out;
 	ckpt_error_clear(err);
 	rc = CKPT_OK;
+	sent = calloc(ckpt_manifest_file_count(j->m) + 1, sizeof(*sent));
+	if (!sent) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
 	for (size_t i = 0; i < ckpt_manifest_file_count(j->m) && !rc; i++) {
 		const struct ckpt_manifest_file *mf = ckpt_manifest_file(j->m,
 		    i);
@@ -425,10 +430,13 @@ to_s3(struct job *j, const char *dest, struct ckpt_error *err)
 		if (object_matches(j, &dst, fk, mf)) {
 			j->res->files_skipped++;
 			j->res->bytes_skipped += mf->size;
+			free(fk);
 		} else if (!(rc = upload_file(j, &dst, fk, mf, err))) {
 			j->res->bytes += mf->size;
+			sent[nsent++] = fk;
+		} else {
+			free(fk);
 		}
-		free(fk);
 	}
 	if (!rc && j->sig) {
 		char *sk = NULL;
@@ -458,6 +466,16 @@ to_s3(struct job *j, const char *dest, struct ckpt_error *err)
 			    err);
 	}
 out:
+	/* Not committed: what this push sent goes again (best effort; it
+	 * is invisible anyway, and gc's to remove). */
+	for (size_t i = 0; i < nsent; i++) {
+		struct ckpt_error e;
+
+		if (rc && rc != CKPT_ERR_EXISTS)
+			ckpt_s3_delete(dst.s3, sent[i], &e);
+		free(sent[i]);
+	}
+	free(sent);
 	free(text);
 	free(key);
 	free(base);
