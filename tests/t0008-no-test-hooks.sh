@@ -24,7 +24,7 @@ test_expect_success 'no CKPT_TEST_* variable in libckpt.so, libckpt.a or ckpt' '
 test_expect_success 'no getenv in the library but its documented ones' '
 	nm -A "$CKPT_BUILD/lib/libckpt.a" 2>/dev/null | grep " U getenv$" |
 		sed "s/^[^:]*:\\([^:]*\\):.*/\\1/" | sort -u >users &&
-	printf "%s\n" index.o kernels.o s3conf.o sha256.o sys.o vcache.o >expect &&
+	printf "%s\n" index.o kernels.o s3conf.o sha256.o sys.o transfer.o vcache.o >expect &&
 	test_cmp expect users
 '
 

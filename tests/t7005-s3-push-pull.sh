@@ -200,6 +200,16 @@ test_expect_success TORCH 'a source that differs from its manifest: exit 1, noth
 	test_path_is_missing back/runs/c/step-1
 '
 
+test_expect_success TORCH 'push from one S3 store to another: through a spool file, same manifest' '
+	make_s3_store team2 &&
+	TMPDIR=$PWD ckpt -C "$DEST" push r@1 "s3://$BUCKET/team2" >out &&
+	test_grep "^pushed r@1 to s3://$BUCKET/team2/runs/r/step-1: 2 files" out &&
+	manifest_at team2/runs/r/step-1 got.json &&
+	test_cmp store/runs/r/step-1/ckpt-manifest.json got.json &&
+	ckpt verify "s3://$BUCKET/team2/runs/r/step-1" >out &&
+	test_grep "model-1.pt: OK" out
+'
+
 test_expect_success TORCH 'push --json' '
 	ckpt --json -C store push r@1 "$DEST" >out.json &&
 	"$PYTHON" -c "
