@@ -81,7 +81,7 @@ source_of(struct ctx *ctx, const char *from, const char *ref)
 static void
 report(const struct ctx *ctx, const struct ckpt_copy_result *r, bool pull)
 {
-	char a[32], b[32];
+	char a[32];
 
 	if (ctx->json) {
 		json_t *doc = json_doc_new();
@@ -95,12 +95,8 @@ report(const struct ctx *ctx, const struct ckpt_copy_result *r, bool pull)
 		    json_boolean(r->up_to_date));
 		json_object_set_new(doc, "files", json_integer((json_int_t)
 		    r->files));
-		json_object_set_new(doc, "files_skipped", json_integer(
-		    (json_int_t)r->files_skipped));
 		json_object_set_new(doc, "bytes", json_integer((json_int_t)
 		    r->bytes));
-		json_object_set_new(doc, "bytes_skipped", json_integer(
-		    (json_int_t)r->bytes_skipped));
 		json_doc_print(doc);
 		return;
 	}
@@ -111,13 +107,10 @@ report(const struct ctx *ctx, const struct ckpt_copy_result *r, bool pull)
 		    (long long)r->step, r->dest_path, r->manifest_digest);
 		return;
 	}
-	printf("%s %s@%lld to %s: %zu files, %s copied", pull ? "pulled" :
-	    "pushed", r->run, (long long)r->step, r->dest_path, r->files,
-	    human_size(r->bytes, a, sizeof(a)));
-	if (r->files_skipped)
-		printf(", %zu there already (%s)", r->files_skipped,
-		    human_size(r->bytes_skipped, b, sizeof(b)));
-	printf(" (manifest %s)\n", r->manifest_digest);
+	printf("%s %s@%lld to %s: %zu files, %s copied (manifest %s)\n",
+	    pull ? "pulled" : "pushed", r->run, (long long)r->step,
+	    r->dest_path, r->files, human_size(r->bytes, a, sizeof(a)),
+	    r->manifest_digest);
 }
 
 int

@@ -74,7 +74,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKPT_BACKEND_VERSION 1u
+#define CKPT_BACKEND_VERSION 2u
 
 /* What a key is (never followed: a link is reported as one). */
 enum ckpt_be_type {
@@ -84,10 +84,20 @@ enum ckpt_be_type {
 	CKPT_BE_OTHER		/* anything else (fifo, socket, device) */
 };
 
+/*
+ * What stat (and, where cheap, list) says of a key.  The stamp (ino,
+ * mtime_ns, ctime_ns) is what the listing cache (index.c) compares to
+ * believe a cached entry: a backend that cannot give one that changes
+ * with every change of the key leaves all three 0, and the cache is then
+ * not used for it (a listing reads every checkpoint; nothing is wrong,
+ * only slower).  POSIX: st_ino, st_mtim, st_ctim.
+ */
 struct ckpt_be_info {
 	enum ckpt_be_type type;
 	uint64_t size;		/* bytes of a FILE, else 0 */
 	int64_t mtime;		/* the backend's clock, s since the epoch */
+	uint64_t ino;		/* stamp: 0 = none (see above) */
+	int64_t mtime_ns, ctime_ns;
 };
 
 /* One child of a listed prefix; non-zero stops the listing with it. */
@@ -95,6 +105,12 @@ typedef int (*ckpt_be_list_fn)(void *arg, const char *name,
     const struct ckpt_be_info *info);
 
 #define CKPT_BE_IF_ABSENT 1u	/* put: CKPT_ERR_EXISTS when key exists */
+
+/* stage_file: how the source may be brought in (none: an independent
+ * copy whose mode is never wider than the source's). */
+#define CKPT_BE_STAGE_TAKE	1u	/* the source itself may be taken */
+#define CKPT_BE_STAGE_SHARE	2u	/* may share storage with the source */
+#define CKPT_BE_STAGE_SHARE_ONLY 4u	/* share, or fail: never a copy */
 
 struct ckpt_backend_ops {
 	unsigned int version;	/* CKPT_BACKEND_VERSION */
@@ -185,10 +201,101 @@ struct ckpt_backend_ops {
 	/* Bytes under key (files only, links not followed); 0 on error.
 	 * For reports only: nothing is decided on it. */
 	uint64_t (*usage)(void *be, const char *key);
+
+	/* ---- Version 2: creating a store, and save's staging ---- */
+
+	/*
+	 * As open, but makes the location exist first (POSIX: the
+	 * directory and its missing parents; S3: nothing, the bucket must
+	 * exist).  Nothing else is written: the store lays itself out with
+	 * mkprefix and puts its marker (.ckpt/store.json) last.
+	 */
+	int (*create)(const char *location, void **be,
+	    struct ckpt_error *err);
+	/*
+	 * Makes the prefix key exist, empty ("" is the root).  *made (may
+	 * be NULL): it did not exist before.  A key that exists as a file
+	 * or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
+	 * implicit (S3) does nothing and says !*made.
+	 */
+	int (*mkprefix)(void *be, const char *key, bool *made,
+	    struct ckpt_error *err);
+	/* Removes the prefix key only if it is empty: CKPT_OK (absent is
+	 * success), or CKPT_ERR_EXISTS when anything is under it. */
+	int (*rmprefix)(void *be, const char *key, struct ckpt_error *err);
+
+	/*
+	 * Opens a staging area for a save: a fresh prefix under dir (a
+	 * run, "runs/R"), named ".tmp-" name ".RANDOM", never visible
+	 * without its staging record (ckpt-staging.json, record/len,
+	 * durable), and never listed as a checkpoint (it has no manifest
+	 * at its final prefix until commit_if_absent).  *stage: its key.
+	 * *local: a directory on this host holding the staged files by
+	 * path, where save examines and hashes them and where a staged
+	 * save's caller writes them (POSIX: the staging directory itself;
+	 * an object store: a local spool that commit_if_absent uploads).
+	 * Both are the caller's to free.
+	 */
+	int (*stage_begin)(void *be, const char *dir, const char *name,
+	    const char *record, size_t len, char **stage, char **local,
+	    struct ckpt_error *err);
+	/*
+	 * Brings the local file or directory tree src into the staging
+	 * area as rel (one component), readable at local/rel afterwards.
+	 * flags: CKPT_BE_STAGE_TAKE: the source itself may be taken (POSIX:
+	 * rename(2), an error when it fails); *taken (may be NULL) says
+	 * whether it was, and then stage_untake can give it back.
+	 * CKPT_BE_STAGE_SHARE: the staged data may share storage with the
+	 * source (POSIX: hard links, else copies); _SHARE_ONLY: share or
+	 * fail.  Otherwise an independent copy, mode never wider than the
+	 * source's (POSIX: copy_file_range).  Not durable yet (stage_sync).
+	 */
+	int (*stage_file)(void *be, const char *stage, const char *rel,
+	    const char *src, unsigned int flags, bool *taken,
+	    struct ckpt_error *err);
+	/*
+	 * Gives a source that stage_file took back to the local path dst,
+	 * never replacing anything there (CKPT_ERR_EXISTS), durably (POSIX:
+	 * rename(2) with RENAME_NOREPLACE, fsync of dst's directory).
+	 * CKPT_ERR_NOTFOUND: rel is not in the staging area (back already).
+	 * Used by a failing save and by gc --restore after a crash.
+	 */
+	int (*stage_untake)(void *be, const char *stage, const char *rel,
+	    const char *dst, struct ckpt_error *err);
+	/*
+	 * Replaces the staging record (readers see the old or the new one,
+	 * never a part); durable: on the backend's disk before it returns
+	 * (where the moved sources are and a failure must survive a crash;
+	 * progress need not wait).  record NULL removes it (a save under
+	 * the lock, just before commit_if_absent): the record is never part
+	 * of a checkpoint.
+	 */
+	int (*stage_record)(void *be, const char *stage, const char *record,
+	    size_t len, bool durable, struct ckpt_error *err);
+	/* Makes what is staged durable (POSIX: fsync of every directory in
+	 * it; the files' data the caller syncs through *local, in parallel
+	 * with hashing).  Called before the lock is taken for the commit. */
+	int (*stage_sync)(void *be, const char *stage, struct ckpt_error *err);
+	/* Removes a staging area and everything in it (called only when no
+	 * taken source is left in it); absent is success. */
+	int (*stage_abort)(void *be, const char *stage, struct ckpt_error *err);
+	/*
+	 * save --force: as commit_if_absent, but a checkpoint at final goes
+	 * to the trash as .ckpt/trash/trash_name, in the same step where the
+	 * backend can (POSIX: RENAME_EXCHANGE, then the old one to the
+	 * trash; else trash first, then commit).  Under the store lock.
+	 */
+	int (*commit_replace)(void *be, const char *stage, const char *final,
+	    const char *trash_name, struct ckpt_error *err);
 };
 
 /* The POSIX backend: today's store, a directory tree. */
 extern const struct ckpt_backend_ops ckpt_backend_posix;
+/* The S3 backend (backend-s3.c): a store at s3://BUCKET/PREFIX. */
+extern const struct ckpt_backend_ops ckpt_backend_s3;
+/* Splits s3://BUCKET/PREFIX: *prefix is "" or "p/q/" (with its '/'). */
+int ckpt_s3_location_parse(const char *location, char **bucket,
+    char **prefix, struct ckpt_error *err);
 
 struct ckpt_store;
 

@@ -95,6 +95,13 @@ ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
 		ckpt_error_nomem(err);
 		return -1;
 	}
+	if (s->ops != &ckpt_backend_posix) {
+		/* Never "missing" on a store that is not a directory. */
+		ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, path, -1, "not "
+		    "readable as a directory on a remote store");
+		free(path);
+		return -1;
+	}
 	fd = ckpt_open_dir_nofollow(s->root, rel);
 	if (fd >= 0 || errno == ENOENT) {
 		free(path);

@@ -77,17 +77,58 @@ ckpt_name_check(const char *name, const char *what, struct ckpt_error *err)
 /* Opening, finding, creating                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Is there a store at the open backend be?  CKPT_OK: its marker is there;
+ * CKPT_ERR_NOTFOUND: no store (nothing, or not a directory); anything
+ * else is an error (permission denied is not "no store here": ckpt(1)
+ * exit 3).
+ */
+static int
+has_marker(const struct ckpt_backend_ops *ops, void *be, const char *dir,
+    struct ckpt_error *err)
+{
+	struct ckpt_be_info info;
+	struct ckpt_error le;
+	int rc;
+
+	ckpt_error_clear(&le);
+	rc = ops->stat(be, STORE_MARKER, &info, &le);
+	if (!rc)
+		return info.type == CKPT_BE_FILE ? CKPT_OK : CKPT_ERR_NOTFOUND;
+	if (rc == CKPT_ERR_NOTFOUND)
+		return CKPT_ERR_NOTFOUND;
+	return ckpt_error_set(err, rc, dir, -1, "cannot open the store: %s",
+	    le.message);
+}
+
+/* Opens a backend for dir: CKPT_ERR_NOTFOUND when nothing is there. */
+static int
+backend_open(const struct ckpt_backend_ops *ops, const char *dir, void **be,
+    struct ckpt_error *err)
+{
+	struct ckpt_error le;
+	int rc;
+
+	ckpt_error_clear(&le);
+	if (!(rc = ops->open(dir, be, &le)))
+		return CKPT_OK;
+	if (le.sys_errno == ENOENT || le.sys_errno == ENOTDIR)
+		return CKPT_ERR_NOTFOUND;
+	if (err)
+		*err = le;
+	return rc;
+}
+
 static bool
 is_store(const char *dir)
 {
-	char *p = ckpt_join(dir, STORE_MARKER);
-	struct stat st;
+	void *be;
 	bool yes;
 
-	if (!p)
+	if (backend_open(&ckpt_backend_posix, dir, &be, NULL))
 		return false;
-	yes = !stat(p, &st) && S_ISREG(st.st_mode);
-	free(p);
+	yes = !has_marker(&ckpt_backend_posix, be, dir, NULL);
+	ckpt_backend_posix.close(be);
 	return yes;
 }
 
@@ -145,77 +186,184 @@ is_remote(const char *dir)
 	return true;
 }
 
-static bool
-dir_is_empty(const char *dir, const char *allowed)
+/* One child of a location that is to become a store. */
+static int
+refuse_child(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	bool empty = true;
-
-	if (!d)
-		return false;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (allowed && !strcmp(de->d_name, allowed))
-			continue;
-		empty = false;
-		break;
-	}
-	closedir(d);
-	return empty;
+	(void)info;
+	/* ckpt.yaml may come first (init --preset writes it after). */
+	if (!strcmp(name, "ckpt.yaml"))
+		return 0;
+	*(bool *)arg = false;
+	return 1;
 }
 
+/* Nothing at the location but perhaps ckpt.yaml (a listing error is no
+ * "empty": fail closed). */
 static int
-mkdir_p(const char *path, struct ckpt_error *err)
+location_empty(const struct ckpt_backend_ops *ops, void *be, bool *empty,
+    struct ckpt_error *err)
 {
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
-		    "path too long");
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0777) && errno != EEXIST)
-			return ckpt_error_errno(err, buf, "cannot create "
-			    "directory");
-		buf[i] = path[i];
-	}
-	return CKPT_OK;
-}
-
-static int
-create_layout(const char *dir, struct ckpt_error *err)
-{
-	static const char *const subdirs[] = { ".ckpt", ".ckpt/pins",
-		".ckpt/trash", "runs" };
-	static const char marker[] = "{\n  \"schema\": 1\n}\n";
-	char *p;
 	int rc;
 
-	for (size_t i = 0; i < CKPT_ARRAY_SIZE(subdirs); i++) {
-		p = ckpt_join(dir, subdirs[i]);
-		if (!p)
-			return ckpt_error_nomem(err);
-		if (mkdir(p, 0777) && errno != EEXIST) {
-			rc = ckpt_error_errno(err, p, "cannot create directory");
-			free(p);
-			return rc;
-		}
-		free(p);
+	*empty = true;
+	rc = ops->list(be, "", refuse_child, empty, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		return CKPT_OK;
 	}
-	/* The marker last: a half-created store is not taken for one. */
-	p = ckpt_join(dir, STORE_MARKER);
-	if (!p)
+	return rc == 1 ? CKPT_OK : rc;
+}
+
+/* The layout, then the marker last: a half-created store is not taken
+ * for one. */
+static int
+create_layout(const struct ckpt_backend_ops *ops, void *be,
+    struct ckpt_error *err)
+{
+	static const char *const prefixes[] = { ".ckpt", ".ckpt/pins",
+		".ckpt/trash", "runs" };
+	static const char marker[] = "{\n  \"schema\": 1\n}\n";
+	int rc;
+
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(prefixes); i++)
+		if ((rc = ops->mkprefix(be, prefixes[i], NULL, err)))
+			return rc;
+	rc = ops->put(be, STORE_MARKER, marker, sizeof(marker) - 1,
+	    CKPT_BE_IF_ABSENT, err);
+	if (rc == CKPT_ERR_EXISTS) {	/* another init won: a store */
+		if (err)
+			ckpt_error_clear(err);
+		rc = CKPT_OK;
+	}
+	return rc ? rc : ops->flush(be, "", err);
+}
+
+/* A new store at dir (CKPT_STORE_CREATE), through the backend. */
+static int
+store_create(const char *dir, struct ckpt_store **out,
+    struct ckpt_error *err)
+{
+	const struct ckpt_backend_ops *ops = &ckpt_backend_posix;
+	bool empty;
+	void *be;
+	int rc;
+
+	if ((rc = ops->create(dir, &be, err)))
+		return rc;
+	if ((rc = location_empty(ops, be, &empty, err)) || (!empty &&
+	    (rc = ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1, "not a ckpt "
+	    "store and not empty; refusing to create a store here (use "
+	    "'ckpt init' on an empty directory)"))) ||
+	    (rc = create_layout(ops, be, err))) {
+		ops->close(be);
+		return rc;
+	}
+	return ckpt_store_open_backend(ops, be, dir, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Remote stores (s3://BUCKET/PREFIX)                                  */
+/* ------------------------------------------------------------------ */
+
+/* Creates the store at url on be (the backend's create probed it). */
+static int
+remote_create(const struct ckpt_backend_ops *ops, void *be, const char *url,
+    struct ckpt_error *err)
+{
+	bool empty;
+	int rc;
+
+	if ((rc = location_empty(ops, be, &empty, err)))
+		return rc;
+	if (!empty)
+		return ckpt_error_set(err, CKPT_ERR_REFUSED, url, -1,
+		    "not a ckpt store and not empty; refusing to create a "
+		    "store here (use 'ckpt init' on an empty prefix)");
+	return create_layout(ops, be, err);
+}
+
+/*
+ * Opens (CKPT_STORE_CREATE: creates) the store at url on its backend;
+ * *existed (may be NULL) says whether it was a store already.
+ */
+static int
+remote_open(const char *url, unsigned int flags, bool *existed,
+    struct ckpt_store **out, struct ckpt_error *err)
+{
+	const struct ckpt_backend_ops *ops = &ckpt_backend_s3;
+	struct ckpt_error le;
+	char *root, *marker = NULL;
+	void *be;
+	size_t n;
+	int rc;
+
+	if (strncmp(url, "s3://", 5))
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, url, -1,
+		    "not a store location this ckpt knows (a directory or "
+		    "s3://BUCKET/PREFIX)");
+	if ((rc = ops->open(url, &be, err)))
+		return rc;
+	ckpt_error_clear(&le);
+	/* A GET, not a HEAD: a refusal then names the service's code. */
+	rc = ops->read(be, STORE_MARKER, 4096, &marker, NULL, &le);
+	free(marker);
+	if (existed)
+		*existed = !rc;
+	if (rc == CKPT_ERR_NOTFOUND && (flags & CKPT_STORE_CREATE)) {
+		/* create probes that the service honours If-None-Match */
+		ops->close(be);
+		if ((rc = ops->create(url, &be, err)))
+			return rc;
+		rc = remote_create(ops, be, url, err);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, url, -1, "not a "
+		    "ckpt store (no .ckpt/store.json); run 'ckpt init'");
+	} else if (rc && err) {
+		*err = le;
+	}
+	if (rc) {
+		ops->close(be);
+		return rc;
+	}
+	/* The root as messages print it: no trailing '/'. */
+	n = strlen(url);
+	if (!(root = strndup(url, n > 5 && url[n - 1] == '/' ? n - 1 : n))) {
+		ops->close(be);
 		return ckpt_error_nomem(err);
-	rc = ckpt_write_file_atomic(p, marker, sizeof(marker) - 1, err);
-	free(p);
-	if (!rc)
-		rc = ckpt_fsync_dir(dir, err);
+	}
+	rc = ckpt_store_open_backend(ops, be, root, out, err);
+	free(root);
+	return rc;
+}
+
+int
+ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err)
+{
+	char *path, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (s->ops == &ckpt_backend_posix) {
+		if (!(path = ckpt_store_path(s, "ckpt.yaml")))
+			return ckpt_error_nomem(err);
+		rc = ckpt_policy_config_load(path, out, err);
+		free(path);
+		return rc;
+	}
+	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX, &text,
+	    &len, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		return ckpt_policy_config_parse("", 0, "ckpt.yaml", out, err);
+	if (!rc) {
+		path = ckpt_store_path(s, "ckpt.yaml");
+		rc = ckpt_policy_config_parse(text, len, path ? path :
+		    "ckpt.yaml", out, err);
+		free(path);
+	}
+	free(text);
 	return rc;
 }
 
@@ -223,49 +371,27 @@ int
 ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
     struct ckpt_error *err)
 {
-	struct stat st;
+	const struct ckpt_backend_ops *ops = &ckpt_backend_posix;
+	void *be;
 	int rc;
 
 	if (!dir || !*dir)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store directory given");
 	if (is_remote(dir))
-		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, dir, -1,
-		    "remote stores are not supported yet (only a local "
-		    "directory can be a store)");
-	if (is_store(dir))
-		return store_new(dir, out, err);
-	{
-		/* Permission denied is not "no store here" (ckpt(1): 3). */
-		char *marker = ckpt_join(dir, STORE_MARKER);
-		int e = marker && stat(marker, &st) ? errno : 0;
-
-		free(marker);
-		if (e && e != ENOENT && e != ENOTDIR) {
-			errno = e;
-			return ckpt_error_errno(err, dir, "cannot open the "
-			    "store");
-		}
+		return remote_open(dir, flags, NULL, out, err);
+	rc = backend_open(ops, dir, &be, err);
+	if (!rc) {
+		if (!(rc = has_marker(ops, be, dir, err)))
+			return ckpt_store_open_backend(ops, be, dir, out, err);
+		ops->close(be);
 	}
+	if (rc != CKPT_ERR_NOTFOUND)
+		return rc;
 	if (!(flags & CKPT_STORE_CREATE))
 		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, dir, -1,
 		    "not a ckpt store (no .ckpt/store.json); run 'ckpt init'");
-	if (stat(dir, &st)) {
-		if (errno != ENOENT)
-			return ckpt_error_errno(err, dir, "cannot stat");
-		if ((rc = mkdir_p(dir, err)))
-			return rc;
-	} else if (!S_ISDIR(st.st_mode)) {
-		return ckpt_error_set(err, CKPT_ERR_INVALID, dir, -1,
-		    "not a directory");
-	} else if (!dir_is_empty(dir, "ckpt.yaml")) {
-		return ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
-		    "not a ckpt store and not empty; refusing to create a "
-		    "store here (use 'ckpt init' on an empty directory)");
-	}
-	if ((rc = create_layout(dir, err)))
-		return rc;
-	return store_new(dir, out, err);
+	return store_create(dir, out, err);
 }
 
 int
@@ -305,33 +431,32 @@ ckpt_store_init(const char *dir, const char *policy_yaml, bool *created,
     struct ckpt_store **out, struct ckpt_error *err)
 {
 	struct ckpt_store *s;
-	struct stat st;
 	bool existed;
-	char *p;
 	int rc;
 
-	existed = is_store(dir);
-	if (created)
-		*created = !existed;
-	if (!existed) {
-		if (!stat(dir, &st) && S_ISDIR(st.st_mode) &&
-		    !dir_is_empty(dir, "ckpt.yaml"))
-			return ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
+	if (is_remote(dir)) {
+		rc = remote_open(dir, CKPT_STORE_CREATE, &existed, &s, err);
+	} else {
+		existed = is_store(dir);
+		rc = ckpt_store_open(dir, CKPT_STORE_CREATE, &s, err);
+		if (rc == CKPT_ERR_REFUSED && !existed)
+			rc = ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
 			    "directory is not empty; a store is created in an "
 			    "empty or new directory");
 	}
-	if ((rc = ckpt_store_open(dir, CKPT_STORE_CREATE, &s, err)))
+	if (rc)
 		return rc;
+	if (created)
+		*created = !existed;
 	if (policy_yaml) {
-		p = ckpt_store_path(s, "ckpt.yaml");
-		if (!p) {
-			ckpt_store_free(s);
-			return ckpt_error_nomem(err);
+		/* Only where none is yet: the user's policy stays. */
+		rc = s->ops->put(s->be, "ckpt.yaml", policy_yaml,
+		    strlen(policy_yaml), CKPT_BE_IF_ABSENT, err);
+		if (rc == CKPT_ERR_EXISTS) {
+			if (err)
+				ckpt_error_clear(err);
+			rc = CKPT_OK;
 		}
-		if (stat(p, &st) && errno == ENOENT)
-			rc = ckpt_write_file_atomic(p, policy_yaml,
-			    strlen(policy_yaml), err);
-		free(p);
 		if (rc) {
 			ckpt_store_free(s);
 			return rc;
@@ -395,6 +520,7 @@ struct lock_info {
 	unsigned long long start;
 	uint32_t host_hash;		/* the compact (symlink) form */
 	bool compact;
+	long lease;			/* s; 0: none (a local lock) */
 };
 
 /* Truncating copy: a lock file is untrusted and may hold long lines. */
@@ -469,6 +595,8 @@ parse_lock(const char *text, struct lock_info *li)
 			li->start = strtoull(buf + 6, NULL, 10);
 		else if (!strncmp(buf, "purpose ", 8))
 			copy_str(li->h.purpose, sizeof(li->h.purpose), buf + 8);
+		else if (!strncmp(buf, "lease ", 6))
+			li->lease = strtol(buf + 6, NULL, 10);
 		line = nl ? nl + 1 : NULL;
 	}
 	li->host_hash = fnv1a(li->h.host);
@@ -550,6 +678,19 @@ lock_is_stale(const struct lock_info *li)
 	return !ckpt_proc_alive(li->h.pid, li->start);
 }
 
+/*
+ * A lock with a lease (the S3 backend adds "lease SECONDS" to what it
+ * stores, and its holder renews it) is free once the lease ran out.
+ * mtime is the backend's clock (S3: Last-Modified read against the
+ * service's own Date, in this host's terms), never the holder's.
+ */
+static bool
+lease_expired(const struct lock_info *li, int64_t mtime)
+{
+	return li->lease > 0 && mtime > 0 &&
+	    (int64_t)time(NULL) - mtime > (int64_t)li->lease;
+}
+
 /* The lock's text (backend.h: lock_read); *mtime may be NULL. */
 static int
 read_lock(const struct ckpt_store *s, const char *key, char **text,
@@ -615,6 +756,7 @@ break_lock(const struct ckpt_store *s, const char *key,
     const char *stale_text)
 {
 	char content[1024], *now_text = NULL;
+	int64_t mtime = 0;
 	bool done;
 	int rc;
 
@@ -624,9 +766,9 @@ break_lock(const struct ckpt_store *s, const char *key,
 	if (rc) {
 		struct lock_info bi;
 
-		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text, NULL,
-		    NULL) && lock_parse_any(now_text, &bi) &&
-		    lock_is_stale(&bi))
+		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text,
+		    &mtime, NULL) && lock_parse_any(now_text, &bi) &&
+		    (lock_is_stale(&bi) || lease_expired(&bi, mtime)))
 			s->ops->unlock(s->be, LOCK_BREAK_PATH, now_text, NULL);
 		free(now_text);
 		ckpt_interrupt_release();
@@ -658,6 +800,20 @@ holder_message(struct ckpt_error *err, const char *path,
 		age = (long long)time(NULL) - (long long)li->h.time;
 	else if (mtime)
 		age = (long long)time(NULL) - (long long)mtime;
+	if (li->lease > 0) {
+		/* A remote lock: its lease decides, on the service's clock. */
+		long long left = (long long)li->lease - (mtime ?
+		    (long long)time(NULL) - (long long)mtime : 0);
+
+		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "store is "
+		    "locked by pid %ld on host %s for '%s' (%lld s ago); its "
+		    "holder renews a lease of %ld s while it works, so it is "
+		    "broken only when the holder stopped for that long (in "
+		    "%lld s at the earliest)", li->h.pid, li->h.host[0] ?
+		    li->h.host : "?", li->h.purpose, age, li->lease,
+		    left > 0 ? left : 0);
+		return;
+	}
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
 	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
 	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
@@ -769,7 +925,8 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			 * unknown, never broken (see holder_message). */
 			memset(&li, 0, sizeof(li));
 			garbled = true;
-		} else if (lock_is_stale(&li) && break_lock(s, LOCK_PATH, text)) {
+		} else if ((lock_is_stale(&li) || lease_expired(&li, mtime)) &&
+		    break_lock(s, LOCK_PATH, text)) {
 			if (broken)
 				*broken = li.h;
 			free(text);

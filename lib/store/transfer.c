@@ -7,18 +7,17 @@
  *
  * Every byte is checked against the source's manifest as it streams
  * past (the stream check of import, bundle.c), so a source that does not
- * match its manifest is never committed anywhere.  On S3 each upload
- * also carries the SHA-256 of every part, which the service checks: what
- * arrives is what was hashed.  The manifest goes last: on S3 created with
- * If-None-Match: *, so a push cut short leaves objects no listing shows
- * (gc's to remove) and two pushers of one RUN@STEP cannot both win; into a
- * local store through save's commit protocol (a STAGED save: the manifest
- * committed as it came, so its digest is the source's).
+ * match its manifest is never committed anywhere.  A store, local or
+ * remote, gets the checkpoint through save's commit protocol (a STAGED
+ * save: the files written into its staging area, the manifest committed
+ * as it came, so its digest is the source's): on S3 the backend uploads
+ * the staging area (each part's SHA-256 checked by the service), then
+ * under the store lock copies it into place and puts the manifest last
+ * with If-None-Match: *, so a push cut short is never visible and two
+ * pushers of one RUN@STEP cannot both win, nor overwrite each other.
  *
- * What the destination has already is not sent again: the same manifest
- * (digest) means the checkpoint is there; on S3, an object left by an
- * earlier push cut short is kept when its size matches and its bytes,
- * read back, match every digest of the manifest.
+ * A destination that has the same manifest (digest) has the checkpoint:
+ * nothing is sent.
  */
 #include "util/internal.h"
 
@@ -32,7 +31,6 @@
 #define IO_BUF ((size_t)1 << 20)
 #define SIG_MAX ((size_t)64 << 10)
 #define SIG_SUFFIX ".sig"
-#define STORE_MARKER ".ckpt/store.json"
 
 /* One side: a local directory, or a client and a key prefix. */
 struct end {
@@ -256,233 +254,6 @@ compare_existing(struct job *j, const char *text, size_t len,
 	return CKPT_OK;
 }
 
-/* An object left by an earlier push cut short: kept when it checks. */
-static bool
-object_matches(struct job *j, const struct end *dst, const char *key,
-    const struct ckpt_manifest_file *mf)
-{
-	struct ckpt_s3_object obj;
-	struct ckpt_error e;
-	struct end there = { .s3 = dst->s3, .prefix = (char *)"",
-	    .shown = "" };
-
-	(void)j;
-	ckpt_error_clear(&e);
-	if (ckpt_s3_head(dst->s3, key, &obj, &e) || obj.size != mf->size)
-		return false;
-	/* Read back through the same check: the digests decide. */
-	{
-		struct ckpt_manifest_file alias = *mf;
-
-		alias.path = (char *)key;
-		return !copy_checked(&there, &alias, -1, NULL, &e);
-	}
-}
-
-/* A file (an unlinked temporary one) to hold what a remote source
- * streams before its upload: put_fd reads a descriptor. */
-static int
-spool(const struct job *j, const struct ckpt_manifest_file *mf,
-    struct ckpt_error *err)
-{
-	const char *tmp = getenv("TMPDIR");
-	int fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR |
-	    O_CLOEXEC, 0600);
-	int rc;
-
-	if (fd < 0)
-		return ckpt_error_errno(err, tmp && *tmp ? tmp : "/tmp",
-		    "cannot create a temporary file");
-	if ((rc = copy_checked(&j->src, mf, fd, "(temporary file)", err)) ||
-	    lseek(fd, 0, SEEK_SET) < 0) {
-		close(fd);
-		return rc ? rc : ckpt_error_errno(err, "(temporary file)",
-		    "cannot seek");
-	}
-	return fd;
-}
-
-static int
-upload_file(struct job *j, const struct end *dst, const char *key,
-    const struct ckpt_manifest_file *mf, struct ckpt_error *err)
-{
-	struct checked c = { .mf = mf, .fd = -1 };
-	char shown[CKPT_ERROR_PATH_MAX];
-	uint64_t bad_at = 0;
-	bool ok = false;
-	char *path;
-	int fd, rc;
-
-	if (j->src.s3) {
-		if ((fd = spool(j, mf, err)) < 0)
-			return fd;
-		rc = ckpt_s3_put_fd(dst->s3, key, fd, mf->size, 0, NULL, NULL,
-		    NULL, err);
-		close(fd);
-		return rc;
-	}
-	/* A local source: hashed in the read pass of the upload itself. */
-	if (!(path = ckpt_join(j->src.dir, mf->path)))
-		return ckpt_error_nomem(err);
-	snprintf(shown, sizeof(shown), "%s", path);
-	c.shown = shown;
-	ckpt_error_clear(&c.err);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		rc = ckpt_error_errno(err, path, "cannot open");
-		free(path);
-		return rc;
-	}
-	free(path);
-	if ((rc = ckpt_stream_check_init(&c.sc, mf, err))) {
-		close(fd);
-		return rc;
-	}
-	rc = ckpt_s3_put_fd(dst->s3, key, fd, mf->size, 0, checked_sink, &c,
-	    NULL, err);
-	close(fd);
-	if (c.rc) {
-		rc = c.rc;
-		if (err)
-			*err = c.err;
-	}
-	if (!rc)
-		rc = ckpt_stream_check_final(&c.sc, &ok, &bad_at, err);
-	else
-		ckpt_stream_check_release(&c.sc);
-	if (!rc && !ok)
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, shown,
-		    (int64_t)bad_at, "its bytes differ from the manifest's "
-		    "digests (from byte %llu): not copied",
-		    (unsigned long long)bad_at);
-	if (rc == CKPT_ERR_FORMAT) {
-		struct ckpt_error e;
-
-		/* Invisible without a manifest, but not worth keeping. */
-		ckpt_s3_delete(dst->s3, key, &e);
-	}
-	return rc;
-}
-
-static int
-to_s3(struct job *j, const char *dest, struct ckpt_error *err)
-{
-	struct ckpt_s3_object obj;
-	struct end dst;
-	char *base = NULL, *key = NULL, *text = NULL, **sent = NULL;
-	size_t len, nsent = 0;
-	int rc;
-
-	if ((rc = end_open(dest, &dst, err)))
-		return rc;
-	if (asprintf(&key, "%s%s", dst.prefix, STORE_MARKER) < 0) {
-		key = NULL;
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	rc = ckpt_s3_head(dst.s3, key, &obj, err);
-	if (rc == CKPT_ERR_NOTFOUND)
-		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, dest, -1, "not a "
-		    "ckpt store (no %s); create it with 'ckpt init -C %s'",
-		    STORE_MARKER, dest);
-	free(key);
-	key = NULL;
-	if (rc)
-		goto out;
-	if (asprintf(&base, "%sruns/%s/step-%lld/", dst.prefix, j->res->run,
-	    (long long)j->res->step) < 0 || asprintf(&j->res->dest_path,
-	    "s3://%s/%s", ckpt_s3_bucket(dst.s3), base) < 0) {
-		base = NULL;
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	j->res->dest_path[strlen(j->res->dest_path) - 1] = '\0';
-	if (asprintf(&key, "%s%s", base, CKPT_MANIFEST_NAME) < 0) {
-		key = NULL;
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	rc = ckpt_s3_get_mem(dst.s3, key, 0, CKPT_S3_TO_END,
-	    CKPT_MANIFEST_MAX, &text, &len, NULL, err);
-	if (!rc) {
-		rc = compare_existing(j, text, len, j->res->dest_path, err);
-		goto out;
-	}
-	if (rc != CKPT_ERR_NOTFOUND)
-		goto out;
-	ckpt_error_clear(err);
-	rc = CKPT_OK;
-	sent = calloc(ckpt_manifest_file_count(j->m) + 1, sizeof(*sent));
-	if (!sent) {
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	for (size_t i = 0; i < ckpt_manifest_file_count(j->m) && !rc; i++) {
-		const struct ckpt_manifest_file *mf = ckpt_manifest_file(j->m,
-		    i);
-		char *fk;
-
-		if (asprintf(&fk, "%s%s", base, mf->path) < 0) {
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		j->res->files++;
-		if (object_matches(j, &dst, fk, mf)) {
-			j->res->files_skipped++;
-			j->res->bytes_skipped += mf->size;
-			free(fk);
-		} else if (!(rc = upload_file(j, &dst, fk, mf, err))) {
-			j->res->bytes += mf->size;
-			sent[nsent++] = fk;
-		} else {
-			free(fk);
-		}
-	}
-	if (!rc && j->sig) {
-		char *sk = NULL;
-
-		if (asprintf(&sk, "%s%s", key, SIG_SUFFIX) < 0) {
-			sk = NULL;
-			rc = ckpt_error_nomem(err);
-		} else {
-			rc = ckpt_s3_put(dst.s3, sk, j->sig, j->sig_len, 0,
-			    NULL, err);
-		}
-		free(sk);
-	}
-	/* The commit point: the manifest, last, created only if absent. */
-	if (!rc)
-		rc = ckpt_s3_put(dst.s3, key, j->text, j->len,
-		    CKPT_S3_IF_ABSENT, NULL, err);
-	if (rc == CKPT_ERR_EXISTS) {
-		/* Another pusher won the race: fine if it pushed the same. */
-		free(text);
-		text = NULL;
-		ckpt_error_clear(err);
-		rc = ckpt_s3_get_mem(dst.s3, key, 0, CKPT_S3_TO_END,
-		    CKPT_MANIFEST_MAX, &text, &len, NULL, err);
-		if (!rc)
-			rc = compare_existing(j, text, len, j->res->dest_path,
-			    err);
-	}
-out:
-	/* Not committed: what this push sent goes again (best effort; it
-	 * is invisible anyway, and gc's to remove). */
-	for (size_t i = 0; i < nsent; i++) {
-		struct ckpt_error e;
-
-		if (rc && rc != CKPT_ERR_EXISTS)
-			ckpt_s3_delete(dst.s3, sent[i], &e);
-		free(sent[i]);
-	}
-	free(sent);
-	free(text);
-	free(key);
-	free(base);
-	end_close(&dst);
-	return rc;
-}
-
 /* Writes the checkpoint's files into dir (staging, or a new directory). */
 static int
 fill_dir(struct job *j, const char *dir, struct ckpt_error *err)
@@ -537,41 +308,61 @@ fill_dir(struct job *j, const char *dir, struct ckpt_error *err)
 	return rc;
 }
 
+/* The manifest of RUN@STEP in the store s, when it holds one. */
+static int
+existing_manifest(struct job *j, struct ckpt_store *s, char **where,
+    char **text, size_t *len, struct ckpt_error *err)
+{
+	struct ckpt_ref r;
+	struct end e;
+	char *ref = NULL;
+	int rc;
+
+	*where = *text = NULL;
+	if (asprintf(&ref, "%s@%lld", j->res->run, (long long)j->res->step) <
+	    0)
+		return ckpt_error_nomem(err);
+	rc = ckpt_store_resolve(s, ref, NULL, CKPT_METRIC_MIN, &r, err);
+	free(ref);
+	if (rc)
+		return rc;
+	if (!(rc = end_open(r.path, &e, err))) {
+		rc = end_read(&e, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX, text,
+		    len, err);
+		end_close(&e);
+	}
+	if (!rc && !(*where = strdup(r.path)))
+		rc = ckpt_error_nomem(err);
+	ckpt_ref_release(&r);
+	return rc;
+}
+
+/*
+ * Into a store, local or remote, through save's commit protocol: the
+ * files go into its staging area (a directory; a local spool for a
+ * remote store, uploaded and committed under the store lock by the
+ * backend), the manifest committed as it came.
+ */
 static int
 to_store(struct job *j, const char *dest, struct ckpt_error *err)
 {
 	struct ckpt_save_opts so;
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv = NULL;
-	char *dir = NULL, *text = NULL;
+	char *text = NULL;
 	size_t len;
 	int rc;
 
 	if ((rc = ckpt_store_open(dest, 0, &s, err)))
 		return rc;
-	if (asprintf(&dir, "%s/runs/%s/step-%lld", ckpt_store_root(s),
-	    j->res->run, (long long)j->res->step) < 0) {
-		dir = NULL;
-		rc = ckpt_error_nomem(err);
+	rc = existing_manifest(j, s, &j->res->dest_path, &text, &len, err);
+	if (!rc) {
+		rc = compare_existing(j, text, len, j->res->dest_path, err);
 		goto out;
 	}
-	if (!(j->res->dest_path = strdup(dir))) {
-		rc = ckpt_error_nomem(err);
+	if (rc != CKPT_ERR_NOTFOUND)
 		goto out;
-	}
-	if (!access(dir, F_OK)) {
-		char *mp = ckpt_join(dir, CKPT_MANIFEST_NAME);
-
-		rc = mp ? ckpt_read_file(mp, CKPT_MANIFEST_MAX, &text, &len,
-		    err) : ckpt_error_nomem(err);
-		free(mp);
-		if (!rc)
-			rc = compare_existing(j, text, len, dir, err);
-		else if (rc == CKPT_ERR_NOTFOUND)
-			rc = ckpt_error_set(err, CKPT_ERR_EXISTS, dir, -1,
-			    "exists without a manifest; nothing copied");
-		goto out;
-	}
+	ckpt_error_clear(err);
 	memset(&so, 0, sizeof(so));
 	so.run = j->res->run;
 	so.step = j->res->step;
@@ -582,12 +373,13 @@ to_store(struct job *j, const char *dest, struct ckpt_error *err)
 	rc = fill_dir(j, ckpt_save_path(sv), err);
 	if (!rc)
 		rc = ckpt_save_finish(sv, NULL, err);
+	if (!rc && !(j->res->dest_path = strdup(ckpt_save_path(sv))))
+		rc = ckpt_error_nomem(err);
 	if (rc)
 		ckpt_save_abort(sv);
 	ckpt_save_free(sv);
 out:
 	free(text);
-	free(dir);
 	ckpt_store_free(s);
 	return rc;
 }
@@ -679,9 +471,7 @@ ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
 		*err = e;
 		goto out;
 	}
-	if (ckpt_s3_is_url(o->dest))
-		rc = to_s3(&j, o->dest, err);
-	else if (o->to_dir)
+	if (o->to_dir)
 		rc = to_dir(&j, o->dest, err);
 	else
 		rc = to_store(&j, o->dest, err);
@@ -696,130 +486,6 @@ out:
 	return rc;
 }
 
-/* ------------------------------------------------------------------ */
-/* References in a store that may be remote                            */
-/* ------------------------------------------------------------------ */
-
-struct steps {
-	int64_t *v;
-	size_t n, cap;
-	size_t skip;			/* bytes of "PREFIX/runs/RUN/" */
-};
-
-static int
-collect_step(void *arg, const char *key, const struct ckpt_s3_object *obj)
-{
-	struct steps *s = arg;
-	const char *p = key + s->skip;
-	char *end;
-	long long v;
-
-	if (obj || strncmp(p, "step-", 5) || p[5] < '0' || p[5] > '9')
-		return 0;
-	errno = 0;
-	v = strtoll(p + 5, &end, 10);
-	if (errno || strcmp(end, "/"))
-		return 0;
-	if (s->n == s->cap) {
-		size_t c = s->cap ? 2 * s->cap : 64;
-		int64_t *n = reallocarray(s->v, c, sizeof(*n));
-
-		if (!n)
-			return CKPT_ERR_NOMEM;
-		s->v = n;
-		s->cap = c;
-	}
-	s->v[s->n++] = v;
-	return 0;
-}
-
-static int
-cmp_step_desc(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* RUN@STEP, RUN@latest or RUN in a store in an object store. */
-static int
-resolve_s3(const char *store, const char *ref, char **out,
-    struct ckpt_error *err)
-{
-	const char *at = strchr(ref, '@');
-	char *run = at ? strndup(ref, (size_t)(at - ref)) : strdup(ref);
-	struct steps st = { 0 };
-	struct ckpt_s3_object obj;
-	struct end e;
-	char *end, *prefix = NULL, *key = NULL;
-	long long step = -1;
-	int rc;
-
-	if (!run)
-		return ckpt_error_nomem(err);
-	if ((rc = ckpt_name_check(run, "run", err)))
-		goto done;
-	if (at && strcmp(at + 1, "latest")) {
-		errno = 0;
-		step = strtoll(at + 1, &end, 10);
-		if (errno || *end || step < 0 || !at[1] || at[1] == '-' ||
-		    at[1] == '+') {
-			rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, ref, -1,
-			    "in an object store only RUN@STEP and RUN@latest "
-			    "resolve for now");
-			goto done;
-		}
-	}
-	if ((rc = end_open(store, &e, err)))
-		goto done;
-	if (step < 0) {
-		if (asprintf(&prefix, "%sruns/%s/", e.prefix, run) < 0) {
-			rc = ckpt_error_nomem(err);
-			goto close;
-		}
-		st.skip = strlen(prefix);
-		rc = ckpt_s3_list(e.s3, prefix, "/", collect_step, &st, err);
-		if (rc == CKPT_ERR_NOMEM)
-			rc = ckpt_error_nomem(err);
-		if (rc)
-			goto close;
-		if (st.n)
-			qsort(st.v, st.n, sizeof(*st.v), cmp_step_desc);
-	} else if ((st.v = malloc(sizeof(*st.v)))) {
-		st.v[st.n++] = step;
-	} else {
-		rc = ckpt_error_nomem(err);
-		goto close;
-	}
-	/* The newest step that is committed: its manifest exists. */
-	rc = CKPT_ERR_NOTFOUND;
-	for (size_t i = 0; i < st.n && rc == CKPT_ERR_NOTFOUND; i++) {
-		free(key);
-		if (asprintf(&key, "%sruns/%s/step-%lld/%s", e.prefix, run,
-		    (long long)st.v[i], CKPT_MANIFEST_NAME) < 0) {
-			key = NULL;
-			rc = ckpt_error_nomem(err);
-			break;
-		}
-		rc = ckpt_s3_head(e.s3, key, &obj, err);
-		if (!rc && asprintf(out, "s3://%s/%.*s",
-		    ckpt_s3_bucket(e.s3), (int)(strlen(key) -
-		    strlen(CKPT_MANIFEST_NAME) - 1), key) < 0)
-			rc = ckpt_error_nomem(err);
-	}
-	if (rc == CKPT_ERR_NOTFOUND)
-		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, store, -1,
-		    "no committed checkpoint %s", ref);
-close:
-	free(key);
-	free(prefix);
-	free(st.v);
-	end_close(&e);
-done:
-	free(run);
-	return rc;
-}
-
 int
 ckpt_location_resolve(const char *store, const char *ref, char **out,
     struct ckpt_error *err)
@@ -829,8 +495,6 @@ ckpt_location_resolve(const char *store, const char *ref, char **out,
 	int rc;
 
 	*out = NULL;
-	if (ckpt_s3_is_url(store))
-		return resolve_s3(store, ref, out, err);
 	if ((rc = ckpt_store_open(store, 0, &s, err)))
 		return rc;
 	rc = ckpt_store_resolve(s, ref, NULL, CKPT_METRIC_MIN, &r, err);

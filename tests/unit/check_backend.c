@@ -12,7 +12,10 @@
 #include "unit.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "store/backend.h"
 #include "store/store.h"
@@ -237,11 +240,19 @@ START_TEST(test_store_refuses_other_versions_and_remotes)
 	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
 	    &err), CKPT_ERR_INTERNAL);
 	ck_assert_ptr_null(s);
-	ck_assert_int_eq(ckpt_store_open("s3://bucket/prefix", 0, &s, &err),
+	/* s3:// is the S3 backend (tests/t70xx); other schemes are not. */
+	ck_assert_int_eq(ckpt_store_open("gs://bucket/prefix", 0, &s, &err),
 	    CKPT_ERR_UNSUPPORTED);
-	ck_assert_ptr_nonnull(strstr(err.message, "not supported yet"));
-	ck_assert_int_eq(ckpt_store_open("s3://bucket", CKPT_STORE_CREATE, &s,
+	ck_assert_ptr_nonnull(strstr(err.message, "s3://BUCKET/PREFIX"));
+	ck_assert_int_eq(ckpt_store_open("gs://bucket", CKPT_STORE_CREATE, &s,
 	    &err), CKPT_ERR_UNSUPPORTED);
+	/* a malformed s3:// URL is refused before any request */
+	ck_assert_int_eq(ckpt_store_open("s3:///prefix", 0, &s, &err),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_store_open("s3://bucket/a//b", 0, &s, &err),
+	    CKPT_ERR_INVALID);
+	ck_assert_int_eq(ckpt_store_open("s3://bucket/a/../b", 0, &s, &err),
+	    CKPT_ERR_INVALID);
 }
 END_TEST
 
@@ -677,6 +688,66 @@ START_TEST(test_fake_backend_lock_pins_protection)
 }
 END_TEST
 
+/* The owner rule ls and gc share (owner.c). */
+START_TEST(test_owner_state_rule)
+{
+	struct ckpt_owner o = { 0 };
+	json_t *rec;
+	pid_t child;
+
+	o.pid = (long)getpid();
+	o.start = ckpt_proc_start(o.pid);
+	o.host = ckpt_hostname();
+	o.boot = ckpt_boot_id();
+	o.pidns = ckpt_pid_ns();
+	o.machine = ckpt_machine_id();
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	o.pidns = NULL;		/* an old record: taken for ours */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	o.pidns = "pid:[1]";	/* another pid namespace: cannot tell */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+	o.pidns = ckpt_pid_ns();
+	o.host = "some-other-host";
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+	o.host = ckpt_hostname();
+	o.start = o.start + 1;	/* the pid was reused */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_GONE);
+	o.start = ckpt_proc_start(o.pid);
+	if (ckpt_boot_id()[0]) {
+		o.boot = "another-boot";
+		/* this machine rebooted: gone; another machine: unknown */
+		ck_assert_int_eq(ckpt_owner_state(&o), ckpt_machine_id()[0] ?
+		    CKPT_OWNER_GONE : CKPT_OWNER_UNKNOWN);
+		o.machine = "another-machine";
+		ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+		o.boot = ckpt_boot_id();
+		o.machine = ckpt_machine_id();
+	}
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (!child)
+		_exit(0);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	o.pid = (long)child;
+	o.start = 0;
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_GONE);
+	o.pid = 0;
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+
+	/* read from a staging record as save writes it */
+	rec = json_pack("{s:I, s:s, s:s, s:s, s:I}", "pid",
+	    (json_int_t)getpid(), "host", ckpt_hostname(), "boot",
+	    ckpt_boot_id(), "pidns", ckpt_pid_ns(), "start",
+	    (json_int_t)ckpt_proc_start((long)getpid()));
+	ck_assert_ptr_nonnull(rec);
+	ckpt_owner_from_record((const struct json_t *)rec, &o);
+	ck_assert_int_eq(o.pid, getpid());
+	ck_assert_ptr_null(o.machine);
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	json_decref(rec);
+}
+END_TEST
+
 Suite *
 backend_suite(void)
 {
@@ -693,6 +764,7 @@ backend_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("fake");
 	tcase_add_test(tc, test_fake_backend_lock_pins_protection);
+	tcase_add_test(tc, test_owner_state_rule);
 	suite_add_tcase(s, tc);
 	return s;
 }
