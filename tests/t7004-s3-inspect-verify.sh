@@ -145,6 +145,18 @@ test_expect_success TORCH 'a missing and an extra object; --fast sees both' '
 	test_grep "model.pt: MISSING" out
 '
 
+test_expect_success TORCH 'references in a store on S3: inspect, verify, verify --all' '
+	ckpt init -C "s3://$BUCKET/st" >/dev/null &&
+	ckpt -C store push r@1 "s3://$BUCKET/st" >/dev/null &&
+	ckpt -C "s3://$BUCKET/st" inspect r@latest >out &&
+	test_grep "^path:    s3://$BUCKET/st/runs/r/step-1\$" out &&
+	test_grep "^file:    model.safetensors" out &&
+	ckpt -C "s3://$BUCKET/st" verify r@1 >out &&
+	test_grep "model.pt: OK" out &&
+	ckpt -C "s3://$BUCKET/st" verify --all >out 2>err &&
+	test_grep "1 checkpoint, 3 files verified" err
+'
+
 test_expect_success TORCH 'the service failing: exit 3, not a verdict' '
 	rgw_proxy_start pdown 500:all &&
 	test_when_finished "rgw_proxy_stop pdown" &&
