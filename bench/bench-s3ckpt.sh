@@ -72,9 +72,7 @@ SHA=$(sha256sum "$F" | cut -d' ' -f1)
 ckpt -C "$W/store" init >/dev/null &&
     ckpt -C "$W/store" save --copy --run b --step 1 "$F" >/dev/null ||
 	bench_die "save failed"
-printf '{"schema": 1}\n' >"$W/marker"
-ckpt-test-tool s3 "$B" put team/.ckpt/store.json "$W/marker" >/dev/null ||
-	bench_die "cannot create the store marker"
+ckpt init -C "$DEST" >/dev/null || bench_die "cannot create the S3 store"
 KEYS="ckpt-manifest.json ckpt-summary.json model.safetensors"
 # Removes the pushed checkpoint, so that each push sends everything.
 unpush() {
@@ -130,13 +128,15 @@ AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")" \
 reqs=$(wc -l <"$W/proxy.log" | tr -d ' ')
 
 bench_note "push: ckpt push of a committed checkpoint (one safetensors" \
-    "file, 64 tensors) from a local store: parallel multipart (16 MiB" \
-    "parts, 4 in flight), each part's SHA-256 sent and checked by RGW," \
-    "and every byte checked against the manifest's range digests in the" \
-    "same read pass (two SHA-256 streams over the bytes), the manifest" \
-    "put last with If-None-Match; the row includes deleting the previous" \
-    "copy (three DELETEs).  The first curl row sends a SHA-256 computed" \
-    "beforehand, untimed; the second computes it first."
+    "file, 64 tensors) from a local store into a store on S3 through" \
+    "save's protocol: every byte checked against the manifest's range" \
+    "digests while it is copied into the local spool, then parallel" \
+    "multipart (16 MiB parts, 4 in flight, each part's SHA-256 checked by" \
+    "RGW) to a staging prefix, CopyObject into place under the store" \
+    "lock, the manifest last with If-None-Match; the row includes" \
+    "deleting the previous copy (three DELETEs).  The first curl row" \
+    "sends a SHA-256 computed beforehand, untimed; the second computes" \
+    "it first."
 bench_note "verify: ckpt verify of the checkpoint in the bucket: listing," \
     "manifest, the header's ranged GET, then ranged GETs in parallel" \
     "(up to one per core) hashing the manifest's ranges as they stream."
