@@ -834,14 +834,13 @@ static bool
 prune_on_save(struct ckpt_store *s)
 {
 	struct ckpt_policy_config *cfg;
-	char *path = ckpt_store_path(s, "ckpt.yaml");
 	bool yes = false;
 
-	if (path && !ckpt_policy_config_load(path, &cfg, NULL)) {
+	/* through the store: a remote store's ckpt.yaml is no file here */
+	if (!ckpt_store_config_load(s, &cfg, NULL)) {
 		yes = ckpt_policy_config_prune_on_save(cfg);
 		ckpt_policy_config_free(cfg);
 	}
-	free(path);
 	return yes;
 }
 

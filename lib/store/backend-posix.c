@@ -131,8 +131,9 @@ walk_nofollow(int fd, const char *rel)
 	return fd;
 }
 
-int
-ckpt_open_dir_nofollow(const char *root, const char *rel)
+/* Opens ROOT/rel as a directory, no symbolic link followed below root. */
+static int
+open_dir_nofollow(const char *root, const char *rel)
 {
 	return walk_nofollow(open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
 	    rel);
@@ -147,10 +148,10 @@ open_dir_fast(const struct posix_be *cpb, const char *rel)
 	int fd;
 
 	if (pb->cur_fd < 0)
-		return ckpt_open_dir_nofollow(pb->root, rel);
+		return open_dir_nofollow(pb->root, rel);
 	n = strlen(pb->cur_prefix);
 	if (strncmp(rel, pb->cur_prefix, n) || (rel[n] != '/' && rel[n]))
-		return ckpt_open_dir_nofollow(pb->root, rel);
+		return open_dir_nofollow(pb->root, rel);
 	if (pb->leaf_fd >= 0 && !strcmp(rel, pb->leaf))
 		return fcntl(pb->leaf_fd, F_DUPFD_CLOEXEC, 0);
 	fd = walk_nofollow(openat(pb->cur_fd, ".", O_RDONLY | O_DIRECTORY |

@@ -625,12 +625,13 @@ static int
 list_one(void *arg, const char *key, const struct ckpt_s3_object *obj)
 {
 	struct listing *l = arg;
-	const char *rel = key + l->skip, *slash;
+	const char *rel, *slash;
 	size_t n;
 	int rc;
 
 	if (strlen(key) < l->skip)
-		return 0;
+		return 0;	/* not under the prefix: not the store's */
+	rel = key + l->skip;
 	n = strlen(rel);
 	if (!obj) {		/* a common prefix "rel/" */
 		return n > 1 ? add_child(l, rel, n - 1, CKPT_BE_DIR, 0, 0) : 0;
@@ -807,11 +808,13 @@ static bool
 lock_text_is(const char *text, const char *expected)
 {
 	size_t n = strlen(expected);
+	const char *nl;
 
 	if (!strcmp(text, expected))
 		return true;
+	/* An object's text: untrusted, perhaps without a final newline. */
 	return !strncmp(text, expected, n) && !strncmp(text + n, "lease ", 6) &&
-	    !strchr(text + n, '\n')[1];
+	    (nl = strchr(text + n, '\n')) && !nl[1];
 }
 
 static int

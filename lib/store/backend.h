@@ -11,8 +11,8 @@
  * prefix.  The POSIX backend (backend-posix.c) maps a key to ROOT/key and
  * walks every component below ROOT with O_NOFOLLOW: a symbolic link
  * anywhere in a key is foreign (CKPT_ERR_UNSAFE, or CKPT_BE_LINK in a
- * listing), never followed.  An S3 backend (lib/store/s3.h) maps a key to
- * an object key under the store's prefix.
+ * listing), never followed.  The S3 backend (backend-s3.c) maps a key to
+ * the object PREFIX/key of an s3://BUCKET/PREFIX store.
  *
  * Errors are errors: every operation fails closed.  CKPT_ERR_NOTFOUND is
  * the only "nothing there"; any other failure (CKPT_ERR_IO with
@@ -22,11 +22,13 @@
  * The operations (version 1):
  *
  *   open, close        a backend for a location; the store picks one at
- *                      ckpt_store_open ("posix" only for now: an s3://
- *                      location is CKPT_ERR_UNSUPPORTED, exit 2)
+ *                      ckpt_store_open (s3://BUCKET/PREFIX: "s3"; another
+ *                      scheme is CKPT_ERR_UNSUPPORTED, exit 2)
  *   read               a small object whole (manifests, summaries,
- *                      status, staging records, pins, registry entries)
- *   stat               size, type, mtime (the backend's clock) of a key
+ *                      status, staging records, pins, registry entries,
+ *                      ckpt.yaml)
+ *   stat               type, size, mtime (the backend's clock) of a key,
+ *                      and the listing cache's stamp (version 2)
  *   list               the children of a prefix, one level
  *   put                an object, atomically and durably; IF_ABSENT:
  *                      of two racing creators exactly one wins
@@ -45,25 +47,71 @@
  *                      becomes durable (POSIX: fsync of the directory)
  *   usage              bytes under a prefix, for reports
  *
- * What an S3 backend still has to provide beyond s3.h's calls (see
- * README "Layout"): commit_if_absent as "put the manifest IF_ABSENT last"
- * (no rename), with staging as objects without a manifest that list
- * ignores; trash as "remove the manifest first" (then remove_tree);
- * lock_read's mtime from the service's clock; and the staging of a save
- * (today save.c still builds its staging directory with POSIX calls of
- * its own: --move renames, hard links, copies).
+ * Version 2 adds creating a store and save's staging, so that no store
+ * module makes a POSIX call on the store any more:
  *
- * Routed through the seam now: the lock (store.c), pins (store.c,
- * protect.c), registry protection (protect.c), prune's and gc's trash,
- * removals, staging records and listings (prune.c), save's commit and
- * its flush (save.c).  NOT yet: the checkpoint listing and latest
- * (list.c, with its listing cache, index.c) still walk directory
- * descriptors themselves; commit cf55b5d on branch seam routed the
- * listing before the cache and is the pattern to re-apply (stat info
- * would need the cache's stamp: inode, mtime and ctime in ns).
+ *   create             open, making the location exist first (init)
+ *   mkprefix, rmprefix a prefix made / removed only if empty (the store's
+ *                      layout; a run a failed first save created)
+ *   stage_begin        a staging area beside the run's checkpoints, never
+ *                      visible without its record, and a local directory
+ *                      (*local) where save examines and hashes the files
+ *   stage_file         a local file or tree brought in as a name of the
+ *                      area: TAKE (--move; the backend may take the
+ *                      source itself), SHARE (adopt: storage shared where
+ *                      possible), SHARE_ONLY (--link), or a copy
+ *   stage_untake       a taken source given back, never replacing
+ *                      (a failing save; gc --restore after a crash)
+ *   stage_record       the staging record replaced, or removed just
+ *                      before the commit (it is never part of one)
+ *   stage_sync         what is staged made durable before the commit
+ *   stage_abort        an area with nothing taken left in it removed
+ *   commit_replace     save --force: the commit, the old checkpoint to
+ *                      the trash in the same step where possible
+ *
+ * These are shaped for an object store as much as for a directory: a
+ * backend never has to expose rename(2) or link(2).  The S3 backend
+ * (backend-s3.c) stages into a local spool (stage_begin's *local: files
+ * taken, shared or copied there as the POSIX backend does), puts the
+ * record as an object at once so that ls and gc on any host see the
+ * save, uploads the spool to the staging prefix in stage_sync (before
+ * the lock), and in commit_if_absent copies the staged objects inside
+ * the service and puts the manifest IF_ABSENT last (no rename);
+ * stage_untake gives back from the spool.  trash is "remove the
+ * manifest first" (then move the rest), lock_read's mtime comes from
+ * the service's clock, and stat leaves the stamp 0.
+ *
+ * The listing cache (index.c) and stamps: a cached entry is believed
+ * only while stat gives the same stamp (ino, mtime_ns, ctime_ns) for its
+ * checkpoint and its run as when it was written.  A backend that has no
+ * such stamp leaves it 0: the cache is then never used or written for
+ * its stores (every listing reads the summaries; slower, never wrong).
+ * The cache file itself lives outside the store (XDG_CACHE_HOME), is
+ * this host's, and is never believed for a destructive decision.
+ *
+ * Routed through the seam now: opening, finding and creating a store
+ * (store.c: the marker, the layout, ckpt.yaml at init), the lock
+ * (store.c), pins (store.c, protect.c), registry protection
+ * (protect.c), ckpt.yaml for save, prune and gc (store.c), the
+ * checkpoint listing and latest with the listing cache's stamps
+ * (list.c, index.c), prune's and gc's trash, removals, staging records
+ * and listings, gc --restore (prune.c), and all of save: its staging
+ * area, bringing files in, giving them back, the record, the commit and
+ * --force (save.c).  The POSIX backend keeps rename, link and
+ * copy_file_range (backend-posix-stage.c) and the O_NOFOLLOW walks.
+ *
+ * NOT through the seam (yet): the registry's own files (registry.c:
+ * promote's history, aliases and state, written and read by path) and
+ * promote's copies (lib/verify/promote.c); reading a checkpoint's files
+ * and manifest to verify, inspect, diff or export them (by path: they
+ * would need a read-range operation); ckpt_store_find walking up local
+ * directories; and gc asking the local filesystem whose moved files a
+ * staging directory holds (lstat's st_uid) before it moves them back.
+ * save reads and writes the staged files through *local by design.
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
- * store refuses a table of another version.
+ * store refuses a table of another version, or one that lacks any
+ * operation but open and create (CKPT_ERR_INTERNAL, naming it).
  */
 #ifndef CKPT_BACKEND_H
 #define CKPT_BACKEND_H
@@ -175,7 +223,9 @@ struct ckpt_backend_ops {
 	 * (complete, its manifest in it) becomes final, whole and at once,
 	 * or CKPT_ERR_EXISTS when final exists.  Called under the store
 	 * lock; flush of the run makes it durable.  POSIX: rename(2) with
-	 * RENAME_NOREPLACE.  S3: the manifest put IF_ABSENT, last.
+	 * RENAME_NOREPLACE.  S3: what the spool got since stage_sync
+	 * uploaded, the staged objects copied to final, then the manifest
+	 * put IF_ABSENT, last.
 	 */
 	int (*commit_if_absent)(void *be, const char *stage,
 	    const char *final, struct ckpt_error *err);

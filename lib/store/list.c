@@ -129,6 +129,22 @@ list_new_entry(struct ckpt_list *l)
 	return &l->entries[l->n++];
 }
 
+/* Room for extra more entries at once (a run the index says is that
+ * big): no doubling past what the listing needs.  Best effort. */
+static void
+list_reserve(struct ckpt_list *l, size_t extra)
+{
+	struct ckpt_entry_priv *p;
+
+	if (!extra || l->cap - l->n >= extra || extra > SIZE_MAX / 2 - l->n)
+		return;
+	p = reallocarray(l->entries, l->n + extra, sizeof(*p));
+	if (!p)
+		return;
+	l->entries = p;
+	l->cap = l->n + extra;
+}
+
 static struct ckpt_staging *
 list_new_staging(struct ckpt_list *l)
 {
@@ -771,8 +787,9 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 	}
 	ckpt_stamp_of(&st, &stamp);
 	/* the index only spares reads; never for a destructive decision */
-	if (!(flags & CKPT_LIST_NO_INDEX) && ckpt_stamp_usable(&stamp))
-		ckpt_index_load(s, run, &cache.ix);
+	if (!(flags & CKPT_LIST_NO_INDEX) && ckpt_stamp_usable(&stamp) &&
+	    !ckpt_index_load(s, run, &cache.ix))
+		list_reserve(l, ckpt_index_count(cache.ix));
 	cache.first = l->n;
 	ckpt_error_clear(&le);
 	rc = s->ops->list(s->be, runkey, list_run_entry, &w, &le);

@@ -929,6 +929,7 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	struct staging_rec rec;
 	enum ckpt_owner_state os;
 	bool failed, moved;
+	struct ckpt_be_info bi;
 	struct stat st;
 
 	if (!it)
@@ -939,9 +940,9 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		return 0;
 	}
 	staging_rec_read(s, path, &rec);
-	/* POSIX: the owner decides whose moved files these are (below) */
-	if (!lstat(path, &st))
-		it->age = now - (int64_t)st.st_mtime;
+	if (ckpt_store_key(s, path) && !s->ops->stat(s->be, ckpt_store_key(s,
+	    path), &bi, NULL))
+		it->age = now - bi.mtime;
 	if (rec.unreadable) {
 		/* It may list where moved files came from: never guess. */
 		it->reason = "staging record unreadable: left alone (see its "
@@ -998,13 +999,19 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		const char *why = NULL;
 		size_t back, stuck;
 
-		if (st.st_uid != geteuid()) {
+		if (lstat(path, &st) || st.st_uid != geteuid()) {
 			/* Never move files to paths a record names for
-			 * another user (a record is only data). */
+			 * another user (a record is only data).  Whose the
+			 * moved files are is the local directory's owner
+			 * (POSIX: the one question asked outside the seam,
+			 * about local files, not the store's objects). */
+			bool known = !lstat(path, &st);
+
 			it->remove = false;
-			it->error = pool_printf(&r->pool, "kept: its moved "
-			    "files belong to uid %ld; run 'ckpt gc --restore' "
-			    "as that user", (long)st.st_uid);
+			it->error = known ? pool_printf(&r->pool, "kept: its "
+			    "moved files belong to uid %ld; run 'ckpt gc "
+			    "--restore' as that user", (long)st.st_uid) :
+			    "kept: cannot tell whose its moved files are";
 		} else if ((stuck = restore_sources(s, r, path, &rec, &back,
 		    &why))) {
 			it->remove = false;
@@ -1171,8 +1178,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 		return ckpt_error_nomem(err);
 	r->older_than = opts->older_than;
 	if (r->older_than < 0) {
-		rc = ckpt_store_config_load(s, &cfg, err);
-		if (rc)
+		if ((rc = ckpt_store_config_load(s, &cfg, err)))
 			goto out;
 		r->older_than = ckpt_policy_config_gc_age(cfg);
 	}

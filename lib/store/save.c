@@ -133,7 +133,8 @@ status_text(struct ckpt_save *sv, const char *phase, const char *state,
 	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
 	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" :
-	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" : "link");
+	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" :
+	    sv->transfer == CKPT_TRANSFER_AUTO ? "auto" : "link");
 	if (!j)
 		return NULL;
 	/* Who owns it, as precisely as the store lock says it (gc decides
@@ -1315,18 +1316,16 @@ static int
 validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
-	char *yaml = ckpt_store_path(sv->store, "ckpt.yaml");
 	int rc = CKPT_OK;
 
 	/* Globals the store admits are not worth a note in the validation;
 	 * a ckpt.yaml that does not parse admits none (prune says why), and
 	 * a missing one loads as empty. */
-	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
+	if (!ckpt_store_config_load(sv->store, &cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
 		    cfg, &sv->open_opts.nallow_globals);
 	sv->file_sha256 = sv->opts.file_sha256 ||
 	    ckpt_policy_config_file_sha256(cfg);
-	free(yaml);
 	write_status(sv, "validating", "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);

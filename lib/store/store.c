@@ -144,10 +144,27 @@ store_new(const char *root, struct ckpt_store **out, struct ckpt_error *err)
 	    err);
 }
 
+/* The first operation an open store needs that the table lacks (open
+ * and create are the opener's business), or NULL. */
+static const char *
+missing_op(const struct ckpt_backend_ops *o)
+{
+#define NEED(op) if (!o->op) return #op
+	NEED(close); NEED(read); NEED(stat); NEED(list); NEED(put);
+	NEED(remove); NEED(lock); NEED(lock_read); NEED(unlock);
+	NEED(commit_if_absent); NEED(trash); NEED(remove_tree); NEED(flush);
+	NEED(usage); NEED(mkprefix); NEED(rmprefix); NEED(stage_begin);
+	NEED(stage_file); NEED(stage_untake); NEED(stage_record);
+	NEED(stage_sync); NEED(stage_abort); NEED(commit_replace);
+#undef NEED
+	return NULL;
+}
+
 int
 ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
     const char *root, struct ckpt_store **out, struct ckpt_error *err)
 {
+	const char *missing;
 	struct ckpt_store *s;
 
 	if (ops->version != CKPT_BACKEND_VERSION) {
@@ -155,6 +172,12 @@ ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "storage backend '%s' has version %u, not %u", ops->name,
 		    ops->version, CKPT_BACKEND_VERSION);
+	}
+	if ((missing = missing_op(ops))) {
+		ops->close(be);
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "storage backend '%s' has no %s operation", ops->name,
+		    missing);
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->root = ops == &ckpt_backend_posix ?
@@ -339,35 +362,6 @@ remote_open(const char *url, unsigned int flags, bool *existed,
 }
 
 int
-ckpt_store_config_load(const struct ckpt_store *s,
-    struct ckpt_policy_config **out, struct ckpt_error *err)
-{
-	char *path, *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	if (s->ops == &ckpt_backend_posix) {
-		if (!(path = ckpt_store_path(s, "ckpt.yaml")))
-			return ckpt_error_nomem(err);
-		rc = ckpt_policy_config_load(path, out, err);
-		free(path);
-		return rc;
-	}
-	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX, &text,
-	    &len, err);
-	if (rc == CKPT_ERR_NOTFOUND)
-		return ckpt_policy_config_parse("", 0, "ckpt.yaml", out, err);
-	if (!rc) {
-		path = ckpt_store_path(s, "ckpt.yaml");
-		rc = ckpt_policy_config_parse(text, len, path ? path :
-		    "ckpt.yaml", out, err);
-		free(path);
-	}
-	free(text);
-	return rc;
-}
-
-int
 ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
     struct ckpt_error *err)
 {
@@ -489,6 +483,32 @@ char *
 ckpt_store_path(const struct ckpt_store *s, const char *rel)
 {
 	return ckpt_join(s->root, rel);
+}
+
+int
+ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err)
+{
+	char *path = ckpt_store_path(s, "ckpt.yaml"), *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	/* One byte over the limit, so that the parser says "too large". */
+	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX + 1, &text,
+	    &len, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		/* no ckpt.yaml: the defaults */
+		if (err)
+			ckpt_error_clear(err);
+		rc = ckpt_policy_config_parse("", 0, path, out, err);
+	} else if (!rc) {
+		rc = ckpt_policy_config_parse(text, len, path, out, err);
+	}
+	free(text);
+	free(path);
+	return rc;
 }
 
 const char *

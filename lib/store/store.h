@@ -75,17 +75,13 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
+/* ckpt_store_config_load (ckpt.h): the store's ckpt.yaml through the
+ * backend; none is the defaults, an error reading it is an error. */
+
 /* The backend key of path (a path in the store: ROOT/key), NULL when
  * path is not in the store. */
 const char *ckpt_store_key(const struct ckpt_store *s, const char *path);
 
-/* Opens ROOT/rel as a directory, no symbolic link followed below root
- * (backend-posix.c). */
-int ckpt_open_dir_nofollow(const char *root, const char *rel);
-/* Same for a store path: the descriptor, -2 when missing, -1 with err.
- * POSIX only: the store's own modules go through s->ops (backend.h). */
-int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
-    struct ckpt_error *err);
 /* Removes path recursively, manifest first, never following symlinks nor
  * leaving its filesystem (backend-posix.c; POSIX only: the store's own
  * removals go through s->ops->remove_tree).  0, or -1 with errno. */
