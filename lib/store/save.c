@@ -39,6 +39,7 @@
 #include "format/file.h"
 #include "store/backend.h"
 #include "store/store.h"
+#include "store/registry.h"
 
 #define MAX_DEPTH	64
 
@@ -1226,6 +1227,31 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 	return rc;
 }
 
+/*
+ * A "save-force" record in the registry history (ckpt-log(1)): which
+ * checkpoint replaced which.  The old manifest's digest is left out when
+ * it cannot be read (a broken checkpoint is what --force replaces).
+ */
+static int
+record_replace(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct ckpt_manifest *old = NULL;
+	json_t *rec = json_pack("{s:s, s:s, s:I, s:s}", "action",
+	    "save-force", "run", sv->run, "step", (json_int_t)sv->step,
+	    "manifest", sv->digest);
+	int rc;
+
+	if (!rec)
+		return ckpt_error_nomem(err);
+	if (!ckpt_manifest_read(sv->final, &old, NULL))
+		json_object_set_new(rec, "replaced", json_string(
+		    ckpt_manifest_digest(old)));
+	ckpt_manifest_free(old);
+	rc = reg_record_event(sv->store, rec, err);
+	json_decref(rec);
+	return rc;
+}
+
 /* --force: the new checkpoint in, the old one out to the trash. */
 static int
 replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
@@ -1256,6 +1282,9 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	}
 	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
 	    (long long)sv->step, (long long)time(NULL), (long)getpid());
+	/* Audited before it happens: no overwrite the history lacks. */
+	if ((rc = record_replace(sv, err)))
+		return rc;
 	if ((rc = s->ops->commit_replace(s->be, sv->stage, sv->final_key,
 	    trash, err)))
 		return rc;
