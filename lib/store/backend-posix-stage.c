@@ -83,6 +83,10 @@ ckpt_posix_mkprefix(void *be, const char *key, bool *made,
 		if (!mkdirat(dfd, base, 0777)) {
 			if (made)
 				*made = true;
+			/* durably: its name is in its parent */
+			if (fsync(dfd) && errno != EINVAL && errno != EBADF)
+				rc = ckpt_posix_key_errno(be, key, "cannot "
+				    "fsync the directory holding", err);
 		} else if (errno != EEXIST) {
 			rc = ckpt_posix_key_errno(be, key, "cannot create "
 			    "directory", err);

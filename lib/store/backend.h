@@ -100,9 +100,10 @@
  * --force (save.c).  The POSIX backend keeps rename, link and
  * copy_file_range (backend-posix-stage.c) and the O_NOFOLLOW walks.
  *
- * NOT through the seam (yet): the registry's own files (registry.c:
- * promote's history, aliases and state, written and read by path) and
- * promote's copies (lib/verify/promote.c); reading a checkpoint's files
+ * NOT through the seam (yet): the registry's version, alias and state
+ * files (registry.c, by path; its history and the events that pins,
+ * prune and save --force record go through the seam) and promote's
+ * copies (lib/verify/promote.c); reading a checkpoint's files
  * and manifest to verify, inspect, diff or export them (by path: they
  * would need a read-range operation); ckpt_store_find walking up local
  * directories; and gc asking the local filesystem whose moved files a
@@ -263,8 +264,8 @@ struct ckpt_backend_ops {
 	int (*create)(const char *location, void **be,
 	    struct ckpt_error *err);
 	/*
-	 * Makes the prefix key exist, empty ("" is the root).  *made (may
-	 * be NULL): it did not exist before.  A key that exists as a file
+	 * Makes the prefix key exist, empty ("" is the root), durably.
+	 * *made (may be NULL): it did not exist before.  A key that exists as a file
 	 * or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
 	 * implicit (S3) does nothing and says !*made.
 	 */

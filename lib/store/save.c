@@ -1229,24 +1229,33 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 
 /*
  * A "save-force" record in the registry history (ckpt-log(1)): which
- * checkpoint replaced which.  The old manifest's digest is left out when
- * it cannot be read (a broken checkpoint is what --force replaces).
+ * checkpoint replaced which.  The old manifest's digest (of its bytes,
+ * read through the backend) is left out when it cannot be read (a broken
+ * checkpoint is what --force replaces).
  */
 static int
 record_replace(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	struct ckpt_manifest *old = NULL;
+	const struct ckpt_store *s = sv->store;
+	unsigned char d[CKPT_SHA256_BYTES];
+	char key[CKPT_NAME_MAX + 128], digest[8 + 2 * CKPT_SHA256_BYTES + 1];
 	json_t *rec = json_pack("{s:s, s:s, s:I, s:s}", "action",
 	    "save-force", "run", sv->run, "step", (json_int_t)sv->step,
 	    "manifest", sv->digest);
+	char *text = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (!rec)
 		return ckpt_error_nomem(err);
-	if (!ckpt_manifest_read(sv->final, &old, NULL))
-		json_object_set_new(rec, "replaced", json_string(
-		    ckpt_manifest_digest(old)));
-	ckpt_manifest_free(old);
+	snprintf(key, sizeof(key), "%s/%s", sv->final_key, CKPT_MANIFEST_NAME);
+	if (!s->ops->read(s->be, key, (size_t)1 << 30, &text, &len, NULL) &&
+	    !ckpt_hash_buffer(CKPT_HASH_SHA256, text, len, d, NULL)) {
+		memcpy(digest, "sha256:", 7);
+		ckpt_hex(d, sizeof(d), digest + 7);
+		json_object_set_new(rec, "replaced", json_string(digest));
+	}
+	free(text);
 	rc = reg_record_event(sv->store, rec, err);
 	json_decref(rec);
 	return rc;
