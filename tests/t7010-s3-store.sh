@@ -19,7 +19,7 @@ keys() {
 STORE=s3://$BUCKET/st
 
 test_expect_success 'setup' '
-	"$PYTHON" -c "import os; open(\"model.bin\", \"wb\").write(os.urandom(200000))" &&
+	"$PYTHON" -c "import os; open(\"model.dat\", \"wb\").write(os.urandom(200000))" &&
 	printf "{\"lr\": 1}\n" >cfg.json
 '
 
@@ -74,28 +74,28 @@ test_expect_success 'malformed URLs and other schemes are refused (exit 2)' '
 '
 
 test_expect_success 'save uploads the files and commits the manifest last' '
-	ckpt -C "$STORE" save --run r1 --step 1 model.bin cfg.json >out &&
+	ckpt -C "$STORE" save --run r1 --step 1 model.dat cfg.json >out &&
 	test_grep "^$STORE/runs/r1/step-1\$" out &&
 	keys st/runs/ >got &&
 	cat >want <<-EOF &&
 	st/runs/r1/step-1/cfg.json
 	st/runs/r1/step-1/ckpt-manifest.json
 	st/runs/r1/step-1/ckpt-summary.json
-	st/runs/r1/step-1/model.bin
+	st/runs/r1/step-1/model.dat
 	EOF
 	test_cmp want got &&
-	s3 "$BUCKET" get st/runs/r1/step-1/model.bin >back &&
-	cmp model.bin back &&
+	s3 "$BUCKET" get st/runs/r1/step-1/model.dat >back &&
+	cmp model.dat back &&
 	s3 "$BUCKET" get st/runs/r1/step-1/ckpt-manifest.json >m.json &&
-	test_grep "\"model.bin\"" m.json &&
-	sha=$(sha256sum model.bin | cut -c1-64) &&
+	test_grep "\"model.dat\"" m.json &&
+	sha=$(sha256sum model.dat | cut -c1-64) &&
 	test_grep "$sha" m.json
 '
 
 test_expect_success 'save keeps the source files and leaves no spool behind' '
 	mkdir spool &&
-	TMPDIR=$PWD/spool ckpt -C "$STORE" save --run r0 --step 1 model.bin &&
-	test -f model.bin &&
+	TMPDIR=$PWD/spool ckpt -C "$STORE" save --run r0 --step 1 model.dat &&
+	test -f model.dat &&
 	test -z "$(ls -A spool)"
 '
 
@@ -118,16 +118,16 @@ test_expect_success 'save --force replaces it; the old one goes to the trash' '
 	EOF
 	test_cmp want got &&
 	keys st/.ckpt/trash/ >trash &&
-	test_grep "/model.bin\$" trash &&
+	test_grep "/model.dat\$" trash &&
 	test_grep "/ckpt-manifest.json\$" trash
 '
 
 test_expect_success 'save --move takes the files: they are in the store only' '
-	cp model.bin moved.bin &&
-	ckpt -C "$STORE" save --move --run r1 --step 2 moved.bin &&
-	! test -e moved.bin &&
-	s3 "$BUCKET" get st/runs/r1/step-2/moved.bin >back &&
-	cmp model.bin back
+	cp model.dat moved.dat &&
+	ckpt -C "$STORE" save --move --run r1 --step 2 moved.dat &&
+	! test -e moved.dat &&
+	s3 "$BUCKET" get st/runs/r1/step-2/moved.dat >back &&
+	cmp model.dat back
 '
 
 test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing changed' '

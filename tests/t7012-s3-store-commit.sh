@@ -31,19 +31,21 @@ wait_for() {
 
 test_expect_success 'setup' '
 	ckpt init &&
-	"$PYTHON" -c "import os; open(\"a.bin\", \"wb\").write(os.urandom(300000))" &&
-	"$PYTHON" -c "import os; open(\"b.bin\", \"wb\").write(os.urandom(300000))" &&
-	mkdir A B &&
-	cp a.bin A/w.bin &&
-	cp b.bin B/w.bin
+	"$PYTHON" -c "import os; open(\"a.dat\", \"wb\").write(os.urandom(300000))" &&
+	"$PYTHON" -c "import os; open(\"b.dat\", \"wb\").write(os.urandom(300000))" &&
+	mkdir A B spool &&
+	cp a.dat A/w.dat &&
+	cp b.dat B/w.dat
 '
 
 test_expect_success 'two concurrent savers of one RUN@STEP: exactly one wins, whole' '
 	for round in 1 2 3
 	do
-		ckpt save --run race --step $round A/w.bin >outA 2>errA &
+		TMPDIR=$PWD/spool ckpt save --run race --step $round A/w.dat \
+			>outA 2>errA &
 		pa=$!
-		ckpt save --run race --step $round B/w.bin >outB 2>errB &
+		TMPDIR=$PWD/spool ckpt save --run race --step $round B/w.dat \
+			>outB 2>errB &
 		pb=$!
 		{ wait $pa; echo $? >rcA; } &&
 		{ wait $pb; echo $? >rcB; } &&
@@ -51,19 +53,20 @@ test_expect_success 'two concurrent savers of one RUN@STEP: exactly one wins, wh
 		{ grep -x "0 2" rcs || grep -x "2 0" rcs; } &&
 		if test "$(cat rcA)" = 0
 		then
-			win=a.bin lose=errB
+			win=a.dat lose=errB
 		else
-			win=b.bin lose=errA
+			win=b.dat lose=errA
 		fi &&
 		test_grep "race@$round \(exists already\|was committed by someone else\)" $lose &&
-		s3 "$BUCKET" get cc/runs/race/step-$round/w.bin >got &&
+		s3 "$BUCKET" get cc/runs/race/step-$round/w.dat >got &&
 		cmp $win got &&
 		s3 "$BUCKET" get cc/runs/race/step-$round/ckpt-manifest.json >m &&
 		test_grep "$(sha256sum $win | cut -c1-64)" m ||
 		return 1
 	done &&
 	ckpt ls >out &&
-	test $(grep -c "^race  *[0-9]  *20[0-9][0-9]-" out) = 3
+	test $(grep -c "^race  *[0-9]  *20[0-9][0-9]-" out) = 3 &&
+	test -z "$(ls -A spool)"
 '
 
 test_expect_success 'the races leave no lock; a loser staging area is for gc' '
@@ -76,7 +79,7 @@ test_expect_success 'the races leave no lock; a loser staging area is for gc' '
 test_expect_success 'a save killed during its commit leaves nothing visible' '
 	rgw_proxy_start crash "stall:1:PUT /$BUCKET/cc/runs/k/step-5/ckpt-manifest.json" &&
 	test_when_finished "rgw_proxy_stop crash" &&
-	AWS_ENDPOINT_URL=$PROXY_URL ckpt save --run k --step 5 a.bin \
+	AWS_ENDPOINT_URL=$PROXY_URL ckpt save --run k --step 5 a.dat \
 		>out 2>err &
 	pid=$! &&
 	wait_for crash.log "ckpt-manifest.json stall" &&
@@ -85,7 +88,7 @@ test_expect_success 'a save killed during its commit leaves nothing visible' '
 	echo 137 >want &&
 	test_cmp want rc &&
 	keys cc/runs/k/ >left &&
-	test_grep "^cc/runs/k/step-5/a.bin\$" left &&
+	test_grep "^cc/runs/k/step-5/a.dat\$" left &&
 	test_grep "/\.tmp-step-5\." left &&
 	! grep "step-5/ckpt-manifest.json" left &&
 	ckpt ls >out &&
@@ -110,10 +113,10 @@ test_expect_success 'gc removes the crashed save: staging area and copied object
 '
 
 test_expect_success 'the same RUN@STEP saves cleanly afterwards' '
-	ckpt save --run k --step 5 b.bin &&
+	ckpt save --run k --step 5 b.dat &&
 	keys cc/runs/k/ >got &&
 	cat >want <<-EOF &&
-	cc/runs/k/step-5/b.bin
+	cc/runs/k/step-5/b.dat
 	cc/runs/k/step-5/ckpt-manifest.json
 	cc/runs/k/step-5/ckpt-summary.json
 	EOF

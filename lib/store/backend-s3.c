@@ -69,6 +69,7 @@ struct s3_stage {
 	char *local;		/* the spool directory */
 	struct s3_up *ups;
 	size_t nups;
+	unsigned ntaken;	/* the user's files moved in, not given back */
 };
 
 struct s3_be {
@@ -222,8 +223,10 @@ s3_close(void *be)
 
 	if (!b)
 		return;
+	/* A spool holding files taken from the user (a --move that could
+	 * not give them back) stays; copies and links go. */
 	while (b->stages)
-		stage_forget(b, b->stages, true);
+		stage_forget(b, b->stages, !b->stages->ntaken);
 	ckpt_s3_free(b->s3);
 	free(b->bucket);
 	free(b->prefix);
@@ -1279,6 +1282,7 @@ s3_stage_file(void *be, const char *stage, const char *rel,
 	if (!(dst = ckpt_join(st->local, rel)))
 		return ckpt_error_nomem(err);
 	if ((flags & CKPT_BE_STAGE_TAKE) && !rename(src, dst)) {
+		st->ntaken++;
 		if (taken)
 			*taken = true;
 		free(dst);
@@ -1316,6 +1320,8 @@ s3_stage_untake(void *be, const char *stage, const char *rel,
 		    "already") : ckpt_error_errno(err, dst, "cannot move %s "
 		    "back to", src);
 	free(src);
+	if (!rc && st->ntaken)
+		st->ntaken--;
 	if (!rc) {
 		char *d = ckpt_dirname(dst);
 
