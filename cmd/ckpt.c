@@ -34,6 +34,8 @@ static const struct cmd *const commands[] = {
 	&cmd_pin,
 	&cmd_promote,
 	&cmd_prune,
+	&cmd_pull,
+	&cmd_push,
 	&cmd_save,
 	&cmd_sha256sum,
 	&cmd_sign,

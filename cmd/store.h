@@ -59,6 +59,9 @@ int resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
     const char *arg, const char *metric, enum ckpt_metric_mode mode,
     struct ckpt_ref *ref, char **path_out);
 
+/* push and pull (push.c): the copy of a checkpoint between stores. */
+int copy_checkpoint_main(int argc, char **argv, struct ctx *ctx, bool pull);
+
 /* Parses "min"/"max" (exit 2 otherwise). */
 enum ckpt_metric_mode parse_metric_mode(const char *s);
 

@@ -1303,6 +1303,12 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 	return rc;
 }
 
+const char *
+ckpt_s3_bucket(const struct ckpt_s3 *s3)
+{
+	return s3->bucket;
+}
+
 bool
 ckpt_s3_clock_skew(struct ckpt_s3 *s3, int64_t *skew)
 {

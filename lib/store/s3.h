@@ -154,6 +154,8 @@ struct ckpt_s3;
 int ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
     struct ckpt_s3 **out, struct ckpt_error *err);
 void ckpt_s3_free(struct ckpt_s3 *s3);
+/** The bucket the client talks to. */
+const char *ckpt_s3_bucket(const struct ckpt_s3 *s3);
 
 #define CKPT_S3_ETAG_MAX 80
 

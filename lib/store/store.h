@@ -175,9 +175,46 @@ int ckpt_index_check(const void *data, size_t size);
  */
 const char *ckpt_manifest_path_problem(const char *path);
 
+/* The largest manifest read (1 GiB). */
+#define CKPT_MANIFEST_MAX ((size_t)1 << 30)
+/*
+ * ckpt_manifest_read() of a manifest already in memory (fetched from an
+ * object store): text (malloc'd, len bytes) is taken over, also on
+ * failure; mpath names it in messages, dir is its checkpoint's location.
+ */
+int ckpt_manifest_parse(char *text, size_t len, const char *mpath,
+    const char *dir, struct ckpt_manifest **out, struct ckpt_error *err);
 /* Renames the written, fsynced file tmp to path, refusing to replace an
  * existing path unless force, and fsyncs the directory (convert.c). */
 int ckpt_commit_file(const char *tmp, const char *path, bool force,
+    struct ckpt_error *err);
+
+
+/*
+ * Checks a file's bytes as they stream past against its manifest entry
+ * (bundle.c): the whole-file SHA-256 when recorded and the digests of the
+ * ranges that cover every byte once.  init, update with every byte in
+ * order, then final (*ok: every digest matched; *offset: the first range
+ * that did not) or release.  Used by import and by push/pull.
+ */
+struct ckpt_stream_check {
+	const struct ckpt_manifest_file *mf;
+	struct ckpt_sha256 whole, range;
+	bool whole_on, range_on;
+	size_t next;			/* index of the current range */
+	uint64_t pos;			/* bytes seen so far */
+	bool bad;			/* a range digest differed */
+	uint64_t bad_offset;
+};
+int ckpt_stream_check_init(struct ckpt_stream_check *sc,
+    const struct ckpt_manifest_file *mf, struct ckpt_error *err);
+int ckpt_stream_check_update(struct ckpt_stream_check *sc,
+    const unsigned char *p, size_t n, struct ckpt_error *err);
+int ckpt_stream_check_final(struct ckpt_stream_check *sc, bool *ok,
+    uint64_t *offset, struct ckpt_error *err);
+void ckpt_stream_check_release(struct ckpt_stream_check *sc);
+/* mkdir -p of the parents of rel (checked names) under root. */
+int ckpt_make_parents(const char *root, const char *rel,
     struct ckpt_error *err);
 
 #endif /* CKPT_STORE_H */
