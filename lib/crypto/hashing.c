@@ -47,7 +47,8 @@
 #define PROGRESS_STEP	((uint64_t)64 << 20)
 #define MAX_THREADS	256
 #define PASS		SIZE_MAX	/* lane.r of a file pass */
-#define KICK_STEP	((uint64_t)8 << 20)	/* writeback started per */
+#define KICK_STEP	((uint64_t)8 << 20)	/* copy: writeback started per */
+#define COPY_STEP	((uint64_t)256 << 10)	/* copy: bytes per step */
 
 /* One file of the job list, with its ranges in offset order. */
 struct fstate {
@@ -468,6 +469,11 @@ step(struct worker *w, uint64_t cap, struct lane **failed,
 	*failed = NULL;
 	if (k > BUF_SIZE)
 		k = BUF_SIZE;
+	/* A copy's bytes are read, digested and written: in steps that
+	 * stay in the core's cache for the three (measured: 1 MiB steps cost
+	 * about 40% more system time than 256 KiB ones). */
+	if (a->f->copy && k > COPY_STEP)
+		k = COPY_STEP;
 	if (cap != UINT64_MAX && a->r == PASS && cap > a->off &&
 	    cap - a->off < k)
 		k = cap - a->off;
