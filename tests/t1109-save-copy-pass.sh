@@ -131,8 +131,8 @@ test_expect_success 'a source that grows while copied fails the save' '
 	    CKPT_FAULT_ACTION=run CKPT_FAULT_RUN="printf x >>\"$PWD/src/blob.bin\"" \
 	    ckpt -C s save -q --copy --run r --step 7 src >out 2>err &&
 	test_grep "src/blob.bin: changed while being copied (100003 bytes, then 100004)" err &&
-	no_step 7 &&
-	rm src/blob.bin
+	rm src/blob.bin &&
+	no_step 7
 '
 
 test_expect_success 'a source rewritten in place while copied fails the save' '
@@ -142,8 +142,8 @@ test_expect_success 'a source rewritten in place while copied fails the save' '
 	    CKPT_FAULT_ACTION=run CKPT_FAULT_RUN="printf zz | dd of=\"$PWD/src/model.safetensors\" bs=1 seek=1000000 conv=notrunc 2>/dev/null" \
 	    ckpt -C s save -q --copy --chunk-size 65536 --run r --step 8 src >out 2>err &&
 	test_grep "src/model.safetensors: changed while being copied" err &&
-	test ! -e s/runs/r/step-8 &&
-	cp keep.st src/model.safetensors
+	cp keep.st src/model.safetensors &&
+	no_step 8
 '
 
 test_expect_success 'a header changed between planning and copying: the copy is hashed again and verifies' '
@@ -169,11 +169,11 @@ open(sys.argv[2], \"wb\").write(struct.pack(\"<Q\", hlen) + h + random.Random(9)
 	    CKPT_FAULT_LOG="$PWD/plan.log" \
 	    CKPT_FAULT_RUN="cp \"$PWD/other.st\" \"$PWD/src/model.safetensors\" && touch -r \"$PWD/stamp\" \"$PWD/src/model.safetensors\"" \
 	    ckpt -C s save -q --copy --chunk-size 65536 --run r --step 9 src >/dev/null &&
+	cp keep.st src/model.safetensors &&
 	cmp other.st s/runs/r/step-9/model.safetensors &&
 	ckpt -C s verify -q r@9 &&
 	ckpt -C s inspect s/runs/r/step-9/model.safetensors >insp &&
-	test_grep "t2" insp &&
-	cp keep.st src/model.safetensors
+	test_grep "t2" insp
 '
 
 test_done

@@ -47,7 +47,7 @@
 #define PROGRESS_STEP	((uint64_t)64 << 20)
 #define MAX_THREADS	256
 #define PASS		SIZE_MAX	/* lane.r of a file pass */
-#define KICK_STEP	((uint64_t)8 << 20)	/* copy: writeback started per */
+#define KICK_STEP	((uint64_t)8 << 20)	/* copy: writeback asked per */
 #define COPY_STEP	((uint64_t)256 << 10)	/* copy: bytes per step */
 
 /* One file of the job list, with its ranges in offset order. */
@@ -652,8 +652,9 @@ ranges_tile(const struct fstate *f)
 	uint64_t pos = 0;
 
 	for (size_t i = 0; i < f->norder; i++) {
-		const struct ckpt_range_digest *r = &f->job->ranges[f->order[i]];
+		const struct ckpt_range_digest *r;
 
+		r = &f->job->ranges[f->order[i]];
 		if (r->offset != pos)
 			return false;
 		pos = r->end;
