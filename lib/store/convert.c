@@ -105,6 +105,8 @@ struct conv {
 	size_t ndt;
 	struct dtensor *open_dt;	/* whose chunk files are open */
 	uint64_t done_base, total;
+	int kick_fd;			/* output being written, or -1 */
+	uint64_t kicked;		/* its bytes whose writeback began */
 	struct prov {			/* the sources' digests (provenance) */
 		struct ckpt_hash_job *jobs;
 		size_t nj;
@@ -1235,10 +1237,20 @@ fd_write(void *arg, const void *buf, size_t len, struct ckpt_error *err)
 	return ckpt_write_all(s->fd, buf, len, s->path, err);
 }
 
+#define KICK_STEP	((uint64_t)32 << 20)
+
 static void
 on_progress(uint64_t done, uint64_t total, void *data)
 {
 	struct conv *c = data;
+
+	/* The disk starts on the output as it is written, so that the
+	 * fsync of the commit finds little left (a hint: the fsync reports
+	 * any error). */
+	if (c->kick_fd >= 0 && done >= c->kicked + KICK_STEP) {
+		(void)sync_file_range(c->kick_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		c->kicked = done;
+	}
 
 	if (c->o && c->o->progress)
 		c->o->progress(c->done_base + done, c->total,
@@ -1297,7 +1309,10 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 	s.path = tmp;
 	wo.sink_is_fd = true;
 	wo.fd = s.fd;
+	c->kick_fd = s.fd;
+	c->kicked = 0;
 	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
+	c->kick_fd = -1;
 	if (!rc && c->prov.pending) {
 		/* The disk starts on the data while the digests finish. */
 		(void)sync_file_range(s.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -1563,6 +1578,7 @@ ckpt_convert(const char *in, const char *out,
 	if (report)
 		*report = NULL;
 	memset(&c, 0, sizeof(c));
+	c.kick_fd = -1;
 	c.o = o;
 	c.in = in;
 	c.report = json_object();
