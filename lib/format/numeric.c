@@ -503,9 +503,16 @@ ckpt_tensor_stats(const struct ckpt_file *f, const struct ckpt_tensor *t,
 /* Many tensors, on every core                                         */
 /* ------------------------------------------------------------------ */
 
-/* Elements per piece of work: large enough that a piece costs far more
- * than handing it out, small enough to spread one tensor over cores. */
-#define PIECE ((uint64_t)16 << 20)
+/*
+ * Elements per piece of work: large enough that a piece costs far more
+ * than handing it out (a few ms against a microsecond), small enough to
+ * spread one tensor over cores and to end together.  Threads take pieces
+ * as they finish, so the last one costs the others up to one piece of
+ * waiting: with 16M elements (64 MB of F32, about 20 ms on a core) that
+ * was a tenth of a 1 GiB pass on two cores, and more whenever another
+ * process held one core for a while.  4M elements: a fortieth.
+ */
+#define PIECE ((uint64_t)4 << 20)
 
 struct piece {
 	size_t item;
@@ -710,10 +717,12 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 	while (first < end && !rc) {
 		uint64_t n = end - first < CHUNK ? end - first : CHUNK;
 
-		rc = ckpt_tensor_read(it->fa, it->ta, first, n, xa.raw, err);
+		rc = it->read_a ? it->read_a(it->arg_a, first, n, xa.raw, err) :
+		    ckpt_tensor_read(it->fa, it->ta, first, n, xa.raw, err);
 		if (!rc)
-			rc = ckpt_tensor_read(it->fb, it->tb, first, n, xb.raw,
-			    err);
+			rc = it->read_b ? it->read_b(it->arg_b, first, n,
+			    xb.raw, err) : ckpt_tensor_read(it->fb, it->tb,
+			    first, n, xb.raw, err);
 		for (uint64_t j = 0; j < n && !rc; j += bel) {
 			size_t k = n - j < bel ? (size_t)(n - j) : bel;
 

@@ -336,12 +336,13 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
  * their $items/$state keys to the path without the "$" part.
  *
  * DCP .metadata (CKPT_FORMAT_DCP_METADATA):
- *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
- *      "size": [...], "chunks": [{"offsets": [...], "sizes": [...]}]}
- *      or {"type": "bytes"}},
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "at": P,
+ *      "dtype": "F32", "size": [...], "chunks": [{"offsets": [...],
+ *      "sizes": [...], "at": P}]} or {"type": "bytes"}},
  *    "storage_data": {"FQN|OFFSETS": {"relative_path": "__0_0.distcp",
  *      "offset": N, "length": M}}}
- *   where OFFSETS is the chunk offsets joined by "," (empty for bytes).
+ *   where OFFSETS is the chunk offsets joined by "," (empty for bytes)
+ *   and P the byte offset in .metadata of the pickled object.
  */
 CKPT_API const char *ckpt_file_metadata_json(const struct ckpt_file *f);
 /** Pickle globals referenced by the file (borrowed), with allowed flags. */
@@ -502,7 +503,7 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
 
 /*
  * Statistics of many tensors on every core (issue #17): each tensor is
- * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * split into pieces of at most 4 Mi elements, the pieces run on up to
  * threads threads (0: one per online CPU) with a fixed buffer each
  * (about 1 MiB), and the partial results merge in piece order, so the
  * numbers do not depend on the thread count.  Each item gets its own
@@ -583,12 +584,22 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
  */
 typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
     void *data);
+/* Reads elements [first, first + n) of a logical tensor as packed
+ * little-endian bytes of its dtype; called from several threads at once. */
+typedef int (*ckpt_tensor_read_fn)(void *arg, uint64_t first, uint64_t n,
+    void *buf, struct ckpt_error *err);
 struct ckpt_compare_item {
 	const struct ckpt_file *fa, *fb;
 	const struct ckpt_tensor *ta, *tb;
 	struct ckpt_compare_stats st;
 	int rc;
 	struct ckpt_error err;
+	/* Optional, per side: the elements come from read_x(arg_x, ...)
+	 * instead of ckpt_tensor_read(fx, tx, ...) (a DCP tensor assembled
+	 * from its chunks); tx still gives name, dtype and numel, fx the
+	 * path for messages. */
+	ckpt_tensor_read_fn read_a, read_b;
+	void *arg_a, *arg_b;
 };
 CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
     size_t n, const struct ckpt_compare_options *o, unsigned int threads,
@@ -1276,11 +1287,29 @@ enum ckpt_compression {
 	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
 };
 
+/*
+ * A model version carried with its checkpoint dirs[index]: the list's
+ * "models" entry {"model", "version", "checkpoint": "RUN@STEP",
+ * "manifest", "lineage"}, lineage being the exporting store's history
+ * up to and including the version's promote record (JSON lines), which
+ * ckpt_import() checks and the importer promotes with (struct
+ * ckpt_promote_opts lineage).
+ */
+struct ckpt_export_model {
+	size_t index;
+	const char *model;
+	int64_t version;
+	const char *lineage;
+	size_t lineage_len;
+};
+
 struct ckpt_export_opts {
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
 	void (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
+	const struct ckpt_export_model *models;	/* may be NULL */
+	size_t nmodels;
 };
 
 /**
@@ -1620,6 +1649,10 @@ CKPT_API const struct ckpt_prune_run *ckpt_prune_report_run(
     const struct ckpt_prune_report *r, size_t i);
 /** Removals that failed (each item says why). */
 CKPT_API size_t ckpt_prune_report_failed(const struct ckpt_prune_report *r);
+/** Why the "prune" record of the removals is not in the registry history
+ * (ckpt-log(1)), or NULL when it is (or nothing was removed). */
+CKPT_API const char *ckpt_prune_report_history_error(
+    const struct ckpt_prune_report *r);
 /** Trash entries that could not be deleted (left for gc). */
 CKPT_API size_t ckpt_prune_report_trash_left(
     const struct ckpt_prune_report *r);
@@ -1910,6 +1943,16 @@ struct ckpt_reg_version {
 	uint64_t size;			/* bytes of the manifest's files */
 	uint64_t nfiles;
 	const char *record;		/* digest of its promote record */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the manifest digest of the checkpoint the weights
+	 * were converted from (manifest is the version's own); else NULL */
+	const char *source_manifest;
+	/* imported from another store's registry (ckpt import of a model
+	 * version): that store's version number and the digest of its
+	 * promote record, the last line of registry/MODEL/vN.lineage.jsonl
+	 * (0 and NULL when promoted here) */
+	int64_t imported_version;
+	const char *imported_record;
 };
 
 struct ckpt_reg_alias {
@@ -2047,6 +2090,24 @@ struct ckpt_promote_opts {
 	const char *sign_key;
 	const char *passphrase;		/* of sign_key, or NULL */
 	size_t passlen;
+	/*
+	 * The version holds the model weights alone, as one safetensors
+	 * file (model.safetensors, written by ckpt_convert() from the
+	 * verified checkpoint without executing any pickle) and a manifest
+	 * of its own (scope "weights-only", "source": the checkpoint's run,
+	 * step and manifest digest).  Not with copy.
+	 */
+	bool weights_only;
+	/*
+	 * Importing a version of another store (ckpt-import(1)): that
+	 * store's history up to and including the promote record of the
+	 * version (lineage_len bytes of JSON lines), which must verify as a
+	 * chain and promote this checkpoint's manifest.  It is kept as
+	 * registry/MODEL/vN.lineage.jsonl and the new promote record names
+	 * it ("imported": model, version, record).  NULL: promoted here.
+	 */
+	const char *lineage;
+	size_t lineage_len;
 };
 
 struct ckpt_gate_result {
@@ -2075,6 +2136,11 @@ struct ckpt_promote_result {
 	const struct ckpt_report *report;	/* NULL when not verified */
 	const char *refused;		/* why it was refused, or NULL */
 	const char *signer;		/* key id when signed, else NULL */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the version's own manifest ("sha256:..."; manifest
+	 * is the checkpoint's), and its safetensors file's tensor count */
+	const char *version_manifest;
+	uint64_t tensors;
 };
 
 /**
@@ -2117,7 +2183,14 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
  *    select names of A, and of B for tensors only in B;
  *  - values of common tensors with the same shape and number of values
  *    per element, each side decoded exactly to float64 from its own dtype
- *    (ckpt_tensor_compare_many, on every core, in bounded memory);
+ *    (ckpt_tensor_compare_many, on every core, in bounded memory).  A
+ *    DCP tensor is read as the whole its chunks make up (chunks checked
+ *    first: a bad one makes it an error entry naming file and byte).  A
+ *    sparse tensor of a torch pickle is one entry (its parts NAME.0, ...
+ *    hidden): same layout and size, index parts equal element for
+ *    element, and the statistics of its stored values; otherwise a note
+ *    says the pattern or layout differs.  Meta tensors have no data: two
+ *    with the same dtype and shape are identical (no_data);
  *  - unless CKPT_DIFF_NO_DIGESTS, when both sides are committed store
  *    checkpoints, their manifests stand in for the data: equal
  *    "content_sha256" digests of a tensor (manifest schema 2: SHA-256 of
@@ -2170,6 +2243,12 @@ struct ckpt_diff_tensor {
 	struct ckpt_compare_stats st;	/* when compared && !by_digest */
 	const char *note;		/* why not compared, or NULL */
 	const char *error;		/* a read error, or NULL */
+	/* NULL for a dense tensor; "sparse_coo", "sparse_csr", ... (torch's
+	 * layout) for a sparse one, compared by its stored indices and
+	 * values; "meta" for a tensor without data (device meta). */
+	const char *layout_a, *layout_b;
+	bool no_data;			/* meta on both sides: identical means
+					 * the same dtype and shape */
 };
 
 /* One metadata difference: a value only in A (b NULL), only in B (a
