@@ -17,6 +17,9 @@
  * clear message: exit 2 when there is no store, 3 on I/O errors.
  */
 struct ckpt_store *store_open(const struct ctx *ctx, bool create);
+/* Exits 2 when ctx->store is remote (s3://) and the command does not
+ * work on a remote store yet (the dispatcher asks before it runs). */
+void store_refuse_remote(const struct ctx *ctx);
 
 /*
  * The store of a CMD_STORE command, opened on first call as its flags say

@@ -1196,6 +1196,10 @@ CKPT_API void ckpt_save_free(struct ckpt_save *sv);
 CKPT_API const char *ckpt_save_path(const struct ckpt_save *sv);
 /** After finish: "sha256:..." of the manifest written (borrowed). */
 CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
+/** The committed manifest's "validation" object as JSON (NULL before the
+ * manifest is written): a caller need not read the manifest back, which
+ * on a remote store is elsewhere. */
+CKPT_API const char *ckpt_save_validation(const struct ckpt_save *sv);
 /**
  * Rewrites the staging status with the calling process as its owner and
  * the given phase: a --background child calls it first so that ls never
@@ -1550,6 +1554,9 @@ enum ckpt_trash_mode {
 
 /** Loads path; a missing file gives an empty configuration. */
 CKPT_API int ckpt_policy_config_load(const char *path,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+/** The store's ckpt.yaml (local or remote); missing: an empty one. */
+CKPT_API int ckpt_store_config_load(const struct ckpt_store *s,
     struct ckpt_policy_config **out, struct ckpt_error *err);
 /** Parses a buffer; name is used in errors. */
 CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,

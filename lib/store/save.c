@@ -118,6 +118,7 @@ struct ckpt_save {
 	size_t ncopies;
 	struct ckpt_policy_config *cfg;	/* the store's ckpt.yaml */
 	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
+	char *validation;	/* the manifest's "validation", as JSON */
 	bool file_sha256;		/* record whole-file digests */
 	pthread_mutex_t mu;
 	time_t last_status;
@@ -615,6 +616,12 @@ resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
 
 	if (sv->transfer != CKPT_TRANSFER_AUTO)
 		return CKPT_OK;
+	/* A remote store's staging area is a local spool: a move would
+	 * take the user's files for a copy that ends up elsewhere. */
+	if (sv->store->ops != &ckpt_backend_posix) {
+		sv->transfer = CKPT_TRANSFER_COPY;
+		return CKPT_OK;
+	}
 	if (stat(sv->staging, &rst))
 		return ckpt_error_errno(err, sv->staging, "cannot stat");
 	sv->transfer = CKPT_TRANSFER_MOVE;
@@ -1464,6 +1471,8 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 	if (!json_object_get(m, "scope") && infer_scope(sv))
 		json_object_set_new(m, "scope", json_string(infer_scope(sv)));
 	json_object_set_new(m, "validation", val);
+	free(sv->validation);
+	sv->validation = json_dumps(val, JSON_COMPACT);
 	json_object_set_new(m, "schema", json_integer(CKPT_MANIFEST_SCHEMA));
 	json_object_set_new(m, "run", json_string(sv->run));
 	json_object_set_new(m, "step", json_integer(sv->step));
@@ -1617,11 +1626,11 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 			    "%s@%lld is a registry version and cannot be "
 			    "replaced", sv->run, (long long)sv->step);
 	}
+	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
+	    (long long)sv->step, (long long)time(NULL), (long)getpid());
 	/* Audited before it happens: no overwrite the history lacks. */
 	if ((rc = record_replace(sv, err)))
 		return rc;
-	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
-	    (long long)sv->step, (long long)time(NULL), (long)getpid());
 	if ((rc = s->ops->commit_replace(s->be, sv->stage, sv->final_key,
 	    trash, err)))
 		return rc;
@@ -1978,6 +1987,7 @@ ckpt_save_free(struct ckpt_save *sv)
 	free(sv->final_key);
 	free(sv->final);
 	free(sv->path);
+	free(sv->validation);
 	pthread_mutex_destroy(&sv->mu);
 	free(sv);
 }
@@ -1992,6 +2002,12 @@ const char *
 ckpt_save_manifest_digest(const struct ckpt_save *sv)
 {
 	return sv->digest[0] ? sv->digest : NULL;
+}
+
+const char *
+ckpt_save_validation(const struct ckpt_save *sv)
+{
+	return sv->validation;
 }
 
 int

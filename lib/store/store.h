@@ -24,6 +24,15 @@ struct ckpt_store {
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
 
+struct ckpt_s3;
+/*
+ * The S3 client of an open s3:// store and its key prefix ("" or "p/q/":
+ * the object of store key K is prefix K); NULL for another backend.
+ * Borrowed: valid while the store is open (backend-s3.c).
+ */
+struct ckpt_s3 *ckpt_store_s3(const struct ckpt_store *s,
+    const char **prefix);
+
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
@@ -62,11 +71,8 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
-/* The store's ckpt.yaml through the backend; none is the defaults.  An
- * error reading it is an error (fail closed). */
-struct ckpt_policy_config;
-int ckpt_store_config_load(const struct ckpt_store *s,
-    struct ckpt_policy_config **out, struct ckpt_error *err);
+/* ckpt_store_config_load (ckpt.h): the store's ckpt.yaml through the
+ * backend; none is the defaults, an error reading it is an error. */
 
 /* The backend key of path (a path in the store: ROOT/key), NULL when
  * path is not in the store. */
