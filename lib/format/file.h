@@ -120,4 +120,15 @@ int ckpt_dcp_metadata_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_hfindex_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_json_file_read(struct ckpt_file *f, struct ckpt_error *err);
 
+/*
+ * ckpt_tensor_content_sha256 of n tensors of f on up to nthreads threads
+ * (0: one per online CPU): out[i], rcs[i] and errs[i] are tensor i's
+ * digest, status and error.  The digest of a view or a big-endian
+ * storage is sequential, so the tensors, not their bytes, are spread.
+ */
+void ckpt_tensor_content_sha256_many(const struct ckpt_file *f,
+    const struct ckpt_tensor *const *t, size_t n,
+    unsigned char (*out)[CKPT_SHA256_BYTES], int *rcs,
+    struct ckpt_error *errs, unsigned int nthreads);
+
 #endif /* CKPT_FILE_H */
