@@ -19,7 +19,7 @@ keys() {
 STORE=s3://$BUCKET/st
 
 test_expect_success 'setup' '
-	"$PYTHON" -c "import os; open(\"model.dat\", \"wb\").write(os.urandom(200000))" &&
+	"$PYTHON" -c "import os; open(\"model.dat\", \"wb\").write(b\"not a checkpoint\\n\" + os.urandom(200000))" &&
 	printf "{\"lr\": 1}\n" >cfg.json
 '
 

@@ -31,8 +31,8 @@ wait_for() {
 
 test_expect_success 'setup' '
 	ckpt init &&
-	"$PYTHON" -c "import os; open(\"a.dat\", \"wb\").write(os.urandom(300000))" &&
-	"$PYTHON" -c "import os; open(\"b.dat\", \"wb\").write(os.urandom(300000))" &&
+	"$PYTHON" -c "import os; open(\"a.dat\", \"wb\").write(b\"not a checkpoint\\n\" + os.urandom(300000))" &&
+	"$PYTHON" -c "import os; open(\"b.dat\", \"wb\").write(b\"not a checkpoint\\n\" + os.urandom(300000))" &&
 	mkdir A B spool &&
 	cp a.dat A/w.dat &&
 	cp b.dat B/w.dat

@@ -25,7 +25,7 @@ through() {
 
 test_expect_success 'setup' '
 	ckpt init &&
-	"$PYTHON" -c "import os; open(\"w.dat\", \"wb\").write(os.urandom(100000))" &&
+	"$PYTHON" -c "import os; open(\"w.dat\", \"wb\").write(b\"not a checkpoint\\n\" + os.urandom(100000))" &&
 	ckpt save --run f --step 1 w.dat
 '
 
