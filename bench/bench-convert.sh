@@ -7,8 +7,9 @@
 # safetensors package is not installed here, so the usual
 # torch.load + save_file script cannot run; torch.load alone is its
 # lower bound).  convert also hashes the source once (the provenance
-# digest in __metadata__) and fsyncs its output; cp does neither, so cp
-# is followed by a sync of the copy to compare like with like.
+# digest in __metadata__, beside the write) and fsyncs its output; cp
+# does neither, so cp is followed by a sync of the copy to compare like
+# with like.
 . "$(dirname "$0")/lib.sh"
 
 : "${BENCH_CONVERT_SIZE:=1073741824}"
@@ -40,7 +41,7 @@ size=$(stat -c %s "$SRC")
 export SRC OUT W PY
 
 bench_begin convert "convert of a $((size >> 20)) MiB torch file"
-bench_note "ckpt convert reads the pickle without executing it, writes the safetensors file (fsync, rename) and hashes the source once for __metadata__."
+bench_note "ckpt convert reads the pickle without executing it, writes the safetensors file (fsync, rename) and hashes the source once for __metadata__, on a thread of its own while the output is written (the header gets the digest in place of a placeholder of the same length before the fsync).  Contiguous tensors go file to file with copy_file_range; the source has one transposed 64 MiB view, gathered through a read-only mapping.  Targets: at least 0.8x cp + sync, at least 10x torch.load (+ save_file, absent here)."
 BENCH_BYTES=$size bench_compare 'torch file to safetensors' \
     'ckpt -q convert --force "$SRC" "$OUT"' \
     'cp "$SRC" "$W/copy" && sync "$W/copy"' \

@@ -8,6 +8,7 @@
  * stable, so there are no abbreviations, only a "did you mean" hint.
  */
 #include "ckpt.h"
+#include "store.h"
 #include "parse-options.h"
 
 #include <errno.h>
@@ -33,6 +34,8 @@ static const struct cmd *const commands[] = {
 	&cmd_pin,
 	&cmd_promote,
 	&cmd_prune,
+	&cmd_pull,
+	&cmd_push,
 	&cmd_save,
 	&cmd_sha256sum,
 	&cmd_sign,
@@ -218,6 +221,7 @@ run_command(const struct cmd *cmd, int argc, char **argv, struct ctx *ctx)
 
 	ctx->cmd = cmd;
 	ctx->lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
+	store_refuse_remote(ctx);
 	status = cmd->fn(argc, argv, ctx);
 	if (ctx->opened) {
 		ckpt_store_free(ctx->opened);

@@ -88,7 +88,8 @@ struct cmd {
 
 extern const struct cmd cmd_alias, cmd_convert, cmd_diff, cmd_export,
     cmd_gc, cmd_import, cmd_init, cmd_inspect, cmd_keygen, cmd_latest,
-    cmd_log, cmd_ls, cmd_models, cmd_pin, cmd_promote, cmd_prune, cmd_save,
+    cmd_log, cmd_ls, cmd_models, cmd_pin, cmd_promote, cmd_prune, cmd_pull,
+    cmd_push, cmd_save,
     cmd_sha256sum, cmd_sign, cmd_unpin, cmd_verify;
 
 /* The registry's models, versions and aliases, all or those named in

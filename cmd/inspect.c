@@ -1296,7 +1296,7 @@ open_checkpoint(const char *path, const char *store_root,
 		all[n++] = extra[i];
 	oo.allow_globals = all;
 	oo.nallow_globals = n;
-	rc = ckpt_checkpoint_open_ex(path, &oo, c, err);
+	rc = ckpt_checkpoint_open_location(path, &oo, c, err);
 	free(all);
 	if (cfg)
 		ckpt_policy_config_free(cfg);

@@ -61,16 +61,12 @@ best_metric(struct ckpt_store *store, const char *arg, const char **metric,
 	struct ckpt_policy pol;
 	struct ckpt_error err;
 	const char *at = strrchr(arg, '@');
-	char *path, *run;
+	char *run;
 
 	if (!at || strcmp(at, "@best") || (*metric && !mode))
 		return;
-	path = ckpt_store_path(store, "ckpt.yaml");
-	if (!path)
-		die("out of memory");
-	if (ckpt_policy_config_load(path, cfgp, &err))
+	if (ckpt_store_config_load(store, cfgp, &err))
 		die_ckpt(&err);
-	free(path);
 	run = xstrdup(arg);
 	run[at - arg] = '\0';
 	ckpt_policy_config_lookup(*cfgp, run, &pol);

@@ -834,14 +834,13 @@ static bool
 prune_on_save(struct ckpt_store *s)
 {
 	struct ckpt_policy_config *cfg;
-	char *path = ckpt_store_path(s, "ckpt.yaml");
 	bool yes = false;
 
-	if (path && !ckpt_policy_config_load(path, &cfg, NULL)) {
+	/* through the store: a remote store's ckpt.yaml is no file here */
+	if (!ckpt_store_config_load(s, &cfg, NULL)) {
 		yes = ckpt_policy_config_prune_on_save(cfg);
 		ckpt_policy_config_free(cfg);
 	}
-	free(path);
 	return yes;
 }
 
@@ -996,14 +995,20 @@ replaced_is_broken(const struct ctx *ctx, struct ckpt_store *s,
 
 static int
 after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
-    const char *path, const char *run, long long step, json_t *report)
+    const struct ckpt_save *sv, const char *run, long long step,
+    json_t *report)
 {
-	struct ckpt_manifest *m;
+	const char *path = ckpt_save_path(sv);
+	struct ckpt_manifest *m = NULL;
 	int status = CKPT_EXIT_OK;
 	char *val = NULL;
 
-	if (!ckpt_manifest_read(path, &m, NULL)) {
-		val = ckpt_manifest_get_json(m, "validation");
+	/* A remote store's manifest is not a file here: what save wrote
+	 * into it is the same. */
+	if (strstr(path, "://") || !ckpt_manifest_read(path, &m, NULL)) {
+		val = m ? ckpt_manifest_get_json(m, "validation") :
+		    ckpt_save_validation(sv) ? xstrdup(ckpt_save_validation(
+		    sv)) : NULL;
 		if (val && strstr(val, "\"result\":\"failed\"")) {
 			char *why = validation_failures(val);
 
@@ -1015,8 +1020,8 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 		}
 		if (val && warn_unsafe_globals(run, step, val))
 			status = CKPT_EXIT_FINDING;
-		json_object_set_new(report, "manifest", json_string(
-		    ckpt_manifest_digest(m)));
+		json_object_set_new(report, "manifest", json_string(m ?
+		    ckpt_manifest_digest(m) : ckpt_save_manifest_digest(sv)));
 		json_object_set_new(report, "validation", val ?
 		    json_loads(val, 0, NULL) : json_null());
 		ckpt_manifest_free(m);
@@ -1137,6 +1142,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	};
 	struct ckpt_save_opts so;
 	struct ckpt_store *s = NULL;
+	bool remote;
 	struct ckpt_save *sv;
 	struct ckpt_error err;
 	struct ckpt_lock_holder broken = { 0 };
@@ -1219,6 +1225,13 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 			return CKPT_EXIT_ERROR;
 		}
 	}
+	remote = ctx->store && strstr(ctx->store, "://");
+	if (remote && a.load_test) {
+		error("%s: --load-test needs a local store (it runs the "
+		    "command on the checkpoint's files)", ctx->store);
+		release_args(&a);
+		return CKPT_EXIT_USAGE;
+	}
 	s = cmd_store(ctx);
 	meta = build_metadata(ctx, &a, adp, &s);
 	meta_text = json_dumps(meta, JSON_COMPACT);
@@ -1237,8 +1250,10 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    CKPT_TRANSFER_MOVE : a.copy ? CKPT_TRANSFER_COPY : a.link ?
 	    CKPT_TRANSFER_LINK : CKPT_TRANSFER_AUTO;
 	so.force = a.force;
-	so.discard_replaced = a.force && replaced_is_broken(ctx, s, a.run,
-	    step);
+	/* A remote checkpoint cannot be verified from here yet: the one
+	 * --force replaces is kept in the trash. */
+	so.discard_replaced = a.force && !remote && replaced_is_broken(ctx,
+	    s, a.run, step);
 	so.metadata_json = meta_text;
 	so.lock_timeout_ms = ctx->lock_timeout_ms;
 	progress_start(&prog, ctx, "hashing", 0);
@@ -1297,8 +1312,8 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 			close(pfd[1]);
 			if (ckpt_save_finish(sv, &broken, &err))
 				_exit(exit_code_for(err.code));
-			status = after_commit(ctx, &a, s, ckpt_save_path(sv),
-			    a.run, step, report);
+			status = after_commit(ctx, &a, s, sv, a.run, step,
+			    report);
 			_exit(status);
 		}
 		close(pfd[1]);
@@ -1365,8 +1380,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		info(ctx, "saved %s@%lld (%s), then interrupted", a.run, step,
 		    ckpt_save_path(sv));
 	ckpt_interrupt_release();
-	status = after_commit(ctx, &a, s, ckpt_save_path(sv), a.run, step,
-	    report);
+	status = after_commit(ctx, &a, s, sv, a.run, step, report);
 	if (ctx->json) {
 		json_doc_print(report);
 	} else {

@@ -18,6 +18,34 @@ open_store(const struct ctx *ctx, bool create, struct ckpt_store **s,
 	return ckpt_store_find(NULL, s, err);
 }
 
+/*
+ * The commands that work on a remote store (s3://...).  Every other
+ * command is refused there, before it does anything, rather than half
+ * working on a store it cannot fully read.
+ */
+static const char *const remote_commands[] = {
+	"init", "save", "ls", "latest", "pin", "unpin", "prune", "gc",
+	"inspect", "verify", "push", "pull",
+	"keygen",	/* never touches a store */
+};
+
+void
+store_refuse_remote(const struct ctx *ctx)
+{
+	const char *name = ctx->cmd ? ctx->cmd->name : "?";
+
+	if (!ctx->store || !strstr(ctx->store, "://"))
+		return;
+	for (size_t i = 0; i < sizeof(remote_commands) /
+	    sizeof(remote_commands[0]); i++)
+		if (!strcmp(name, remote_commands[i]))
+			return;
+	error("%s: 'ckpt %s' does not work on a remote store yet (see "
+	    "ckpt(1), REMOTE STORES, for the commands that do)", ctx->store,
+	    name);
+	exit(CKPT_EXIT_USAGE);
+}
+
 struct ckpt_store *
 store_open(const struct ctx *ctx, bool create)
 {
@@ -25,10 +53,11 @@ store_open(const struct ctx *ctx, bool create)
 	struct ckpt_store *s;
 	int rc;
 
+	store_refuse_remote(ctx);
 	ckpt_error_clear(&err);
 	rc = open_store(ctx, create, &s, &err);
-	/* a remote store (s3://...) is not supported yet: a refused
-	 * request, like a missing store */
+	/* a missing store, bad credentials or a remote store of an
+	 * unknown kind: a refused request */
 	if (rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_REFUSED ||
 	    rc == CKPT_ERR_INVALID || rc == CKPT_ERR_UNSUPPORTED) {
 		error_ckpt(&err);
@@ -61,6 +90,16 @@ store_not_created_yet(const struct ctx *ctx)
 
 	if (!ctx->store)
 		return false;
+	if (strstr(ctx->store, "://")) {
+		/* A remote store: no marker object yet (any other error is
+		 * left for the command's own open to report). */
+		struct ckpt_store *s = NULL;
+		struct ckpt_error err;
+		int rc = ckpt_store_open(ctx->store, 0, &s, &err);
+
+		ckpt_store_free(s);
+		return rc == CKPT_ERR_NOTFOUND;
+	}
 	d = opendir(ctx->store);
 	if (!d)
 		return errno == ENOENT;
@@ -147,11 +186,10 @@ resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
 		/* RUN@best without --metric: the run's policy metric. */
 		size_t n = strlen(arg);
 		struct ckpt_policy_config *cfg = NULL;
-		char *yaml = ckpt_store_path(*storep, "ckpt.yaml");
 		char *run;
 
-		if (n > 5 && !strcmp(arg + n - 5, "@best") && yaml &&
-		    !ckpt_policy_config_load(yaml, &cfg, NULL)) {
+		if (n > 5 && !strcmp(arg + n - 5, "@best") &&
+		    !ckpt_store_config_load(*storep, &cfg, NULL)) {
 			struct ckpt_policy p;
 
 			run = xstrdup(arg);
@@ -167,7 +205,6 @@ resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
 		}
 		if (cfg)
 			ckpt_policy_config_free(cfg);
-		free(yaml);
 	}
 	rc = ckpt_store_resolve(*storep, arg, metric, mode, &r, &err);
 	free(policy_metric);

@@ -17,6 +17,9 @@
  * clear message: exit 2 when there is no store, 3 on I/O errors.
  */
 struct ckpt_store *store_open(const struct ctx *ctx, bool create);
+/* Exits 2 when ctx->store is remote (s3://) and the command does not
+ * work on a remote store yet (the dispatcher asks before it runs). */
+void store_refuse_remote(const struct ctx *ctx);
 
 /*
  * The store of a CMD_STORE command, opened on first call as its flags say
@@ -55,6 +58,9 @@ char *resolve_checkpoint_arg(const struct ctx *ctx, struct ckpt_store **storep,
 int resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
     const char *arg, const char *metric, enum ckpt_metric_mode mode,
     struct ckpt_ref *ref, char **path_out);
+
+/* push and pull (push.c): the copy of a checkpoint between stores. */
+int copy_checkpoint_main(int argc, char **argv, struct ctx *ctx, bool pull);
 
 /* Parses "min"/"max" (exit 2 otherwise). */
 enum ckpt_metric_mode parse_metric_mode(const char *s);

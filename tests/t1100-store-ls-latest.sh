@@ -163,14 +163,21 @@ test_expect_success '--json times are ISO 8601 strings, the saves too' '
 	PY
 '
 
-test_expect_success 'a remote store is refused as not supported yet (exit 2)' '
-	test_expect_code 2 ckpt -C s3://bucket/prefix ls 2>err &&
-	test_grep "s3://bucket/prefix: remote stores are not supported yet" err &&
-	test_expect_code 2 ckpt init s3://bucket/prefix 2>err &&
-	test_grep "not supported yet" err &&
-	test_expect_code 2 env CKPT_STORE=s3://bucket ckpt prune --all 2>err &&
-	test_grep "not supported yet" err &&
-	test_path_is_missing s3:
+test_expect_success 'remote stores without credentials, of other kinds, or for other commands: exit 2, nothing written' '
+	noaws="env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
+		AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent" &&
+	test_expect_code 2 $noaws ckpt -C s3://bucket/prefix ls 2>err &&
+	test_grep "no S3 credentials" err &&
+	test_expect_code 2 $noaws ckpt init s3://bucket/prefix 2>err &&
+	test_grep "no S3 credentials" err &&
+	test_expect_code 2 $noaws env CKPT_STORE=s3://bucket ckpt prune --all 2>err &&
+	test_grep "no S3 credentials" err &&
+	test_expect_code 2 ckpt -C s3://bucket/prefix diff r@1 r@2 2>err &&
+	test_grep "s3://bucket/prefix: .ckpt diff. does not work on a remote store yet" err &&
+	test_expect_code 2 ckpt init gs://bucket/prefix 2>err &&
+	test_grep "a directory or s3://BUCKET/PREFIX" err &&
+	test_path_is_missing s3: &&
+	test_path_is_missing gs:
 '
 
 test_done

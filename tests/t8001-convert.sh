@@ -235,4 +235,39 @@ test_expect_success TORCH 'a DCP chunk of a tensor subclass: refused, then admit
 	test_cmp want res
 '
 
+# src_digest FILE: the source digest recorded in a safetensors header.
+src_digest() {
+	"$PYTHON" -c "
+import json, struct, sys
+b = open(sys.argv[1], \"rb\").read()
+n = struct.unpack(\"<Q\", b[:8])[0]
+m = json.loads(b[8:8 + n])[\"__metadata__\"]
+print(\"\\n\".join(v for v in json.loads(m[\"ckpt.source_sha256\"]).values()))
+" "$1"
+}
+
+test_expect_success TORCH 'every shard records the source digest sha256sum computes' '
+	echo "sha256:$(sha256sum "$FX/views.pt" | cut -c1-64)" >want &&
+	for k in 1 2 3; do
+		src_digest sh/model-0000$k-of-00003.safetensors >got &&
+		test_cmp want got || return 1
+	done &&
+	ckpt --json convert --force "$FX/views.pt" j.safetensors >out.json &&
+	test_grep "\"views.pt\": \"$(cat want)\"" out.json
+'
+
+SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
+test_expect_success TORCH 'a source that grows while its digest is taken: refused, no output' '
+	# opens: the reader two, then the pass of the digest
+	cp "$FX/views.pt" grow.pt &&
+	test_expect_code 3 env LD_PRELOAD="$SHIM" \
+	    ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+	    CKPT_FAULT_OP=open CKPT_FAULT_NTH=3 CKPT_FAULT_PATH="*grow.pt" \
+	    CKPT_FAULT_ACTION=run CKPT_FAULT_RUN="printf x >>\"$PWD/grow.pt\"" \
+	    ckpt convert grow.pt g.safetensors 2>err &&
+	test_grep "grow.pt: file changed size while being hashed" err &&
+	test_path_is_missing g.safetensors &&
+	! ls | grep -q "^g\.safetensors\.tmp\."
+'
+
 test_done

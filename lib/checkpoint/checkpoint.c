@@ -266,8 +266,9 @@ open_files(struct ckpt_checkpoint *c)
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct ckpt_cp_file *cf = &c->files[i];
 
-		if (ckpt_file_open_ex(cf->path, &c->open, &cf->file,
-		    &cf->err)) {
+		if ((c->opener ? c->opener(c->opener_arg, cf->path, &c->open,
+		    &cf->file, &cf->err) : ckpt_file_open_ex(cf->path,
+		    &c->open, &cf->file, &cf->err))) {
 			cf->file = NULL;
 			if (cf->err.code == CKPT_ERR_NOMEM)
 				return CKPT_ERR_NOMEM;
@@ -295,6 +296,27 @@ run_checks(struct ckpt_checkpoint *c, struct ckpt_error *err)
 			rc = ckpt_check_dcp(c, i, err);
 	}
 	return rc;
+}
+
+/* Opens the listed files and runs the whole-checkpoint checks. */
+static int
+finish_open(struct ckpt_checkpoint *c, struct ckpt_error *err)
+{
+	int rc;
+
+	rc = open_files(c);
+	/* The opener and the caller's lists are the open's only. */
+	c->opener = NULL;
+	c->opener_arg = NULL;
+	if (rc)
+		return ckpt_error_nomem(err);
+	if (c->is_dir) {
+		c->kind = detect_kind(c);
+		return run_checks(c, err);
+	}
+	c->kind = c->nfiles && c->files[0].file ?
+	    ckpt_format_name(file_format(&c->files[0])) : "unknown";
+	return CKPT_OK;
 }
 
 int
@@ -349,18 +371,42 @@ ckpt_checkpoint_open_ex(const char *path, const struct ckpt_open_options *o,
 		    "not a regular file or directory");
 		goto fail;
 	}
-	if ((rc = open_files(c))) {
-		rc = ckpt_error_nomem(err);
+	if ((rc = finish_open(c, err)))
 		goto fail;
+	*out = c;
+	return CKPT_OK;
+fail:
+	ckpt_checkpoint_free(c);
+	return rc;
+}
+
+int
+ckpt_checkpoint_open_with(const char *path, bool is_dir,
+    const char *const *names, const char *const *paths, size_t n,
+    ckpt_cp_open_fn opener, void *arg, const struct ckpt_open_options *o,
+    struct ckpt_checkpoint **out, struct ckpt_error *err)
+{
+	struct ckpt_checkpoint *c = calloc(1, sizeof(*c));
+	size_t cap = 0;
+	int rc = CKPT_OK;
+
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		return ckpt_error_nomem(err);
 	}
-	if (c->is_dir) {
-		c->kind = detect_kind(c);
-		if ((rc = run_checks(c, err)))
-			goto fail;
-	} else {
-		c->kind = c->files[0].file ?
-		    ckpt_format_name(file_format(&c->files[0])) : "unknown";
-	}
+	if (o)
+		c->open = *o;
+	c->is_dir = is_dir;
+	c->opener = opener;
+	c->opener_arg = arg;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = add_file(c, names[i], paths[i], &cap, err);
+	if (rc)
+		goto fail;
+	if (c->nfiles)
+		qsort(c->files, c->nfiles, sizeof(*c->files), cmp_name);
+	if ((rc = finish_open(c, err)))
+		goto fail;
 	*out = c;
 	return CKPT_OK;
 fail:

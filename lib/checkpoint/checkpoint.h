@@ -16,8 +16,15 @@ struct ckpt_cp_file {
 	struct ckpt_error err;	/* why, when file is NULL */
 };
 
+/* Opens one file of a checkpoint that is not on the local disk. */
+typedef int (*ckpt_cp_open_fn)(void *arg, const char *path,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err);
+
 struct ckpt_checkpoint {
 	char *path;
+	ckpt_cp_open_fn opener;		/* NULL: local files; open only */
+	void *opener_arg;
 	const char *kind;	/* static string */
 	bool is_dir;
 	struct ckpt_open_options open;	/* its lists borrowed while opening */
@@ -31,6 +38,17 @@ struct ckpt_checkpoint {
 int ckpt_checkpoint_add_finding(struct ckpt_checkpoint *c, const char *id,
     enum ckpt_severity sev, const char *path, const char *subject,
     int64_t offset, const char *fmt, ...) CKPT_PRINTF(7, 8);
+
+/*
+ * A checkpoint of the n files names[i] (relative, any order) opened
+ * through opener(arg, paths[i]) rather than from the disk: a remote
+ * object store's.  path names it; is_dir says whether it is a directory
+ * (every whole-checkpoint check runs) or one file.
+ */
+int ckpt_checkpoint_open_with(const char *path, bool is_dir,
+    const char *const *names, const char *const *paths, size_t n,
+    ckpt_cp_open_fn opener, void *arg, const struct ckpt_open_options *o,
+    struct ckpt_checkpoint **out, struct ckpt_error *err);
 
 /* Index of the file with relative name, or -1. */
 ssize_t ckpt_checkpoint_find(const struct ckpt_checkpoint *c,

@@ -7,6 +7,7 @@
 #include "util/internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -416,16 +417,44 @@ ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
 	return ckpt_file_open_ex(path, &o, out, err);
 }
 
+/* Sniffs the open handle f (path, fd or src, size set) and reads it. */
+static int
+sniff_and_read(struct ckpt_file *f, const struct ckpt_open_options *o,
+    struct ckpt_error *err)
+{
+	unsigned char head[512];
+	size_t n = f->size < sizeof(head) ? (size_t)f->size : sizeof(head);
+	char reason[256];
+	int rc;
+
+	if ((rc = ckpt_file_pread(f, head, n, 0, err)))
+		return rc;
+	f->format = ckpt_sniff(head, n, f->size, f->path, reason,
+	    sizeof(reason));
+	if (f->format == CKPT_FORMAT_TORCH_ZIP && !has_zip_end(f)) {
+		f->format = CKPT_FORMAT_UNKNOWN;
+		snprintf(reason, sizeof(reason), "a truncated zip archive: "
+		    "no end-of-central-directory record (an interrupted "
+		    "download or copy?)");
+	}
+	if (o) {
+		f->allow_globals = o->allow_globals;
+		f->nallow_globals = o->nallow_globals;
+	}
+	rc = dispatch(f, reason, err);
+	/* The caller's strings are borrowed for the open only. */
+	f->allow_globals = NULL;
+	f->nallow_globals = 0;
+	return rc;
+}
+
 int
 ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
     struct ckpt_file **out, struct ckpt_error *err)
 {
 	unsigned int flags = o ? o->flags : 0;
-	unsigned char head[512];
-	char reason[256];
 	struct ckpt_file *f;
 	struct stat st;
-	ssize_t n;
 	int rc;
 
 	f = calloc(1, sizeof(*f));
@@ -449,34 +478,176 @@ ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
 		goto fail;
 	}
 	f->size = (uint64_t)st.st_size;
-	n = pread(f->fd, head, sizeof(head), 0);
-	if (n < 0) {
-		rc = ckpt_error_errno(err, path, "cannot read");
-		goto fail;
-	}
-	f->format = ckpt_sniff(head, (size_t)n, f->size, path, reason,
-	    sizeof(reason));
-	if (f->format == CKPT_FORMAT_TORCH_ZIP && !has_zip_end(f)) {
-		f->format = CKPT_FORMAT_UNKNOWN;
-		snprintf(reason, sizeof(reason), "a truncated zip archive: "
-		    "no end-of-central-directory record (an interrupted "
-		    "download or copy?)");
-	}
-	if (o) {
-		f->allow_globals = o->allow_globals;
-		f->nallow_globals = o->nallow_globals;
-	}
-	rc = dispatch(f, reason, err);
-	/* The caller's strings are borrowed for the open only. */
-	f->allow_globals = NULL;
-	f->nallow_globals = 0;
-	if (rc)
+	if ((rc = sniff_and_read(f, o, err)))
 		goto fail;
 	*out = f;
 	return CKPT_OK;
 fail:
 	ckpt_file_free(f);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading through a byte source, with a block cache                   */
+/* ------------------------------------------------------------------ */
+
+#define CACHE_BLOCKS 4
+#define READAHEAD_DEFAULT ((size_t)1 << 20)
+#define READAHEAD_MAX ((size_t)16 << 20)
+
+struct cache_block {
+	unsigned char *buf;
+	uint64_t off;
+	size_t len;
+	uint64_t used;			/* LRU tick */
+};
+
+struct ckpt_file_cache {
+	pthread_mutex_t lock;
+	struct cache_block b[CACHE_BLOCKS];
+	uint64_t tick;
+	uint64_t next_off;		/* where the last fetch ended */
+	size_t ra;			/* the next fetch's least length */
+};
+
+static void
+cache_free(struct ckpt_file_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < CACHE_BLOCKS; i++)
+		free(c->b[i].buf);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static struct cache_block *
+cache_lookup(struct ckpt_file_cache *c, uint64_t off, size_t len)
+{
+	for (size_t i = 0; i < CACHE_BLOCKS; i++) {
+		struct cache_block *b = &c->b[i];
+
+		if (b->buf && off >= b->off && off - b->off <= b->len &&
+		    len <= b->len - (off - b->off))
+			return b;
+	}
+	return NULL;
+}
+
+static struct cache_block *
+cache_victim(struct ckpt_file_cache *c)
+{
+	struct cache_block *v = &c->b[0];
+
+	for (size_t i = 0; i < CACHE_BLOCKS; i++) {
+		if (!c->b[i].buf)
+			return &c->b[i];
+		if (c->b[i].used < v->used)
+			v = &c->b[i];
+	}
+	return v;
+}
+
+/*
+ * A miss fetches at least the read-ahead from off; the read-ahead doubles
+ * while misses follow on from the last fetch (a sequential pass) and
+ * falls back to the source's base after a jump (header parsing).
+ */
+static int
+source_read(const struct ckpt_file *f, void *buf, size_t len,
+    uint64_t offset, struct ckpt_error *err)
+{
+	struct ckpt_file_cache *c = f->cache;
+	size_t base = f->src->readahead ? f->src->readahead :
+	    READAHEAD_DEFAULT;
+	struct cache_block *b;
+	uint64_t want;
+	int rc = CKPT_OK;
+
+	if (!len)
+		return CKPT_OK;
+	pthread_mutex_lock(&c->lock);
+	if ((b = cache_lookup(c, offset, len))) {
+		memcpy(buf, b->buf + (offset - b->off), len);
+		b->used = ++c->tick;
+		goto out;
+	}
+	c->ra = offset == c->next_off && c->ra ? (c->ra < READAHEAD_MAX ?
+	    2 * c->ra : READAHEAD_MAX) : base;
+	c->next_off = offset + len;
+	/* A large read goes straight to the caller's buffer. */
+	if (len >= c->ra) {
+		rc = f->src->pread(f->src->arg, buf, len, offset, err);
+		goto out;
+	}
+	want = f->size - offset < c->ra ? f->size - offset : c->ra;
+	b = cache_victim(c);
+	free(b->buf);
+	b->buf = malloc((size_t)want);
+	b->len = 0;
+	if (!b->buf) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if ((rc = f->src->pread(f->src->arg, b->buf, (size_t)want, offset,
+	    err))) {
+		free(b->buf);
+		b->buf = NULL;
+		goto out;
+	}
+	b->off = offset;
+	b->len = (size_t)want;
+	b->used = ++c->tick;
+	c->next_off = offset + want;
+	memcpy(buf, b->buf, len);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int
+ckpt_file_open_source(const char *name, struct ckpt_source *src,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err)
+{
+	struct ckpt_file *f;
+	int rc;
+
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->path = strdup(name)) ||
+	    !(f->cache = calloc(1, sizeof(*f->cache))) ||
+	    !(f->src = malloc(sizeof(*f->src)))) {
+		if (src->close)
+			src->close(src->arg);
+		free(src->head);
+		src->head = NULL;
+		if (f) {
+			free(f->path);
+			free(f->cache);
+		}
+		free(f);
+		return ckpt_error_nomem(err);
+	}
+	pthread_mutex_init(&f->cache->lock, NULL);
+	f->fd = -1;
+	f->flags = o ? o->flags : 0;
+	*f->src = *src;
+	f->size = src->size;
+	/* What the source fetched to learn the size is the first block. */
+	if (src->head) {
+		f->cache->b[0].buf = src->head;
+		f->cache->b[0].len = src->head_len;
+		f->cache->b[0].used = ++f->cache->tick;
+		f->cache->next_off = src->head_len;
+		f->src->head = NULL;
+		src->head = NULL;
+	}
+	if ((rc = sniff_and_read(f, o, err))) {
+		ckpt_file_free(f);
+		return rc;
+	}
+	*out = f;
+	return CKPT_OK;
 }
 
 void
@@ -501,6 +672,10 @@ ckpt_file_free(struct ckpt_file *f)
 	free(f->metadata_json);
 	if (f->fd >= 0)
 		close(f->fd);
+	cache_free(f->cache);
+	if (f->src && f->src->close)
+		f->src->close(f->src->arg);
+	free(f->src);
 	free(f->path);
 	free(f);
 }
@@ -579,6 +754,8 @@ ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
 		    (int64_t)offset, "read of %zu bytes beyond end of file",
 		    len);
+	if (f->src)
+		return source_read(f, buf, len, offset, err);
 	while (done < len) {
 		ssize_t n = pread(f->fd, (char *)buf + done, len - done,
 		    (off_t)(offset + done));

@@ -17,9 +17,35 @@ struct ckpt_global_ref {
 	bool allowed;
 };
 
+/*
+ * A byte source other than a local file (a remote object): its size and
+ * a pread.  The format layer knows nothing of where the bytes live; the
+ * store layer supplies an S3 source (store/s3src.c).  The file reads
+ * through a small cache of blocks fetched at least readahead bytes at a
+ * time, growing while reads go forward, so a header parse costs one or
+ * two ranged requests and a sequential pass few large ones.
+ */
+struct ckpt_source {
+	/* Exactly len bytes at off into buf, or an error (err filled). */
+	int (*pread)(void *arg, void *buf, size_t len, uint64_t off,
+	    struct ckpt_error *err);
+	void (*close)(void *arg);	/* may be NULL */
+	void *arg;
+	uint64_t size;
+	/* Bytes [0, head_len) the source already holds (the answer of the
+	 * request that learnt the size), malloc'd; the file takes them. */
+	unsigned char *head;
+	size_t head_len;
+	size_t readahead;		/* least bytes per fetch; 0: 1 MiB */
+};
+
+struct ckpt_file_cache;
+
 struct ckpt_file {
 	char *path;
-	int fd;
+	int fd;				/* -1 when reading through src */
+	struct ckpt_source *src;	/* NULL for a local file */
+	struct ckpt_file_cache *cache;
 	uint64_t size;
 	enum ckpt_format format;
 	unsigned int flags;		/* CKPT_OPEN_* */
@@ -80,10 +106,29 @@ int ckpt_torchzip_read_slice(struct ckpt_file *f, uint64_t base,
 int ckpt_file_open_slice(const char *path, uint64_t base, uint64_t len,
     const struct ckpt_open_options *o, struct ckpt_file **out,
     struct ckpt_error *err);
+/*
+ * Opens the bytes of src as a checkpoint file named name (a URL, for
+ * messages), sniffed and read like ckpt_file_open_ex.  The file owns src
+ * from here on, also on failure (src->close is called).
+ */
+int ckpt_file_open_source(const char *name, struct ckpt_source *src,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err);
 int ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_dcp_metadata_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_hfindex_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_json_file_read(struct ckpt_file *f, struct ckpt_error *err);
+
+/*
+ * ckpt_tensor_content_sha256 of n tensors of f on up to nthreads threads
+ * (0: one per online CPU): out[i], rcs[i] and errs[i] are tensor i's
+ * digest, status and error.  The digest of a view or a big-endian
+ * storage is sequential, so the tensors, not their bytes, are spread.
+ */
+void ckpt_tensor_content_sha256_many(const struct ckpt_file *f,
+    const struct ckpt_tensor *const *t, size_t n,
+    unsigned char (*out)[CKPT_SHA256_BYTES], int *rcs,
+    struct ckpt_error *errs, unsigned int nthreads);
 
 #endif /* CKPT_FILE_H */

@@ -387,6 +387,17 @@ CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
 CKPT_API int ckpt_checkpoint_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
     struct ckpt_error *err);
+
+/**
+ * ckpt_checkpoint_open_ex() of a location: a local path, or an object
+ * store's "s3://BUCKET/KEY" (an object is one file; a prefix, every
+ * object under it, a checkpoint directory), read through ranged GETs with
+ * the endpoint and credentials of the environment and ~/.aws (see
+ * ckpt(1), ENVIRONMENT).  Tensor data is fetched only when asked for.
+ */
+CKPT_API int ckpt_checkpoint_open_location(const char *location,
+    const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
+    struct ckpt_error *err);
 CKPT_API void ckpt_checkpoint_free(struct ckpt_checkpoint *c);
 CKPT_API const char *ckpt_checkpoint_path(const struct ckpt_checkpoint *c);
 /** True when the checkpoint was opened from a directory. */
@@ -1196,6 +1207,10 @@ CKPT_API void ckpt_save_free(struct ckpt_save *sv);
 CKPT_API const char *ckpt_save_path(const struct ckpt_save *sv);
 /** After finish: "sha256:..." of the manifest written (borrowed). */
 CKPT_API const char *ckpt_save_manifest_digest(const struct ckpt_save *sv);
+/** The committed manifest's "validation" object as JSON (NULL before the
+ * manifest is written): a caller need not read the manifest back, which
+ * on a remote store is elsewhere. */
+CKPT_API const char *ckpt_save_validation(const struct ckpt_save *sv);
 /**
  * Rewrites the staging status with the calling process as its owner and
  * the given phase: a --background child calls it first so that ls never
@@ -1333,6 +1348,45 @@ struct ckpt_import_opts {
 	void (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
 };
+
+/*
+ * Push and pull (ckpt-push(1), ckpt-pull(1)): the committed checkpoint at
+ * source (its directory, or s3://BUCKET/PREFIX/runs/RUN/step-N) copied to
+ * dest: a store (a directory or s3://BUCKET/PREFIX), through save's
+ * commit protocol, or with to_dir a new plain directory.  Every byte is
+ * checked against the source's manifest on the way (CKPT_ERR_FORMAT, and
+ * nothing committed, when it differs); the manifest is committed last and
+ * as it came, so a copy cut short is never visible.  A dest with the same
+ * manifest has the checkpoint (up_to_date); another checkpoint at the
+ * same RUN@STEP is CKPT_ERR_EXISTS.  Endpoint and credentials of s3://
+ * locations come from the environment and ~/.aws.
+ */
+struct ckpt_copy_opts {
+	const char *source;
+	const char *dest;
+	bool to_dir;
+	long lock_timeout_ms;		/* a local store's commit */
+};
+
+struct ckpt_copy_result {
+	char *run;
+	int64_t step;
+	char manifest_digest[8 + 2 * CKPT_SHA256_BYTES];
+	char *dest_path;		/* the copy's location */
+	size_t files;			/* of the manifest's files */
+	uint64_t bytes;			/* copied */
+	bool up_to_date;		/* dest had this checkpoint */
+};
+
+CKPT_API int ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
+    struct ckpt_copy_result *out, struct ckpt_error *err);
+CKPT_API void ckpt_copy_result_release(struct ckpt_copy_result *r);
+/**
+ * The location of the checkpoint ref names in store (a directory or
+ * s3://BUCKET/PREFIX): newly allocated in *out.
+ */
+CKPT_API int ckpt_location_resolve(const char *store, const char *ref,
+    char **out, struct ckpt_error *err);
 
 /**
  * Reads a bundle from fd and commits its checkpoints into the store, each
@@ -1550,6 +1604,9 @@ enum ckpt_trash_mode {
 
 /** Loads path; a missing file gives an empty configuration. */
 CKPT_API int ckpt_policy_config_load(const char *path,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+/** The store's ckpt.yaml (local or remote); missing: an empty one. */
+CKPT_API int ckpt_store_config_load(const struct ckpt_store *s,
     struct ckpt_policy_config **out, struct ckpt_error *err);
 /** Parses a buffer; name is used in errors. */
 CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,

@@ -11,8 +11,8 @@
  * prefix.  The POSIX backend (backend-posix.c) maps a key to ROOT/key and
  * walks every component below ROOT with O_NOFOLLOW: a symbolic link
  * anywhere in a key is foreign (CKPT_ERR_UNSAFE, or CKPT_BE_LINK in a
- * listing), never followed.  An S3 backend (lib/store/s3.h) maps a key to
- * an object key under the store's prefix.
+ * listing), never followed.  The S3 backend (backend-s3.c) maps a key to
+ * the object PREFIX/key of an s3://BUCKET/PREFIX store.
  *
  * Errors are errors: every operation fails closed.  CKPT_ERR_NOTFOUND is
  * the only "nothing there"; any other failure (CKPT_ERR_IO with
@@ -22,8 +22,8 @@
  * The operations (version 1):
  *
  *   open, close        a backend for a location; the store picks one at
- *                      ckpt_store_open ("posix" only for now: an s3://
- *                      location is CKPT_ERR_UNSUPPORTED, exit 2)
+ *                      ckpt_store_open (s3://BUCKET/PREFIX: "s3"; another
+ *                      scheme is CKPT_ERR_UNSUPPORTED, exit 2)
  *   read               a small object whole (manifests, summaries,
  *                      status, staging records, pins, registry entries,
  *                      ckpt.yaml)
@@ -70,14 +70,16 @@
  *                      the trash in the same step where possible
  *
  * These are shaped for an object store as much as for a directory: a
- * backend never has to expose rename(2) or link(2).  An S3 backend can
- * stage into a local spool (stage_begin's *local: files taken, shared or
- * copied there as the POSIX backend does), put the record as an object
- * at once so that ls and gc on any host see the save, and upload the
- * spool in commit_if_absent with the manifest put IF_ABSENT last (no
- * rename); stage_untake then gives back from the spool.  trash is
- * "remove the manifest first" (then remove_tree), lock_read's mtime
- * comes from the service's clock, and stat leaves the stamp 0.
+ * backend never has to expose rename(2) or link(2).  The S3 backend
+ * (backend-s3.c) stages into a local spool (stage_begin's *local: files
+ * taken, shared or copied there as the POSIX backend does), puts the
+ * record as an object at once so that ls and gc on any host see the
+ * save, uploads the spool to the staging prefix in stage_sync (before
+ * the lock), and in commit_if_absent copies the staged objects inside
+ * the service and puts the manifest IF_ABSENT last (no rename);
+ * stage_untake gives back from the spool.  trash is "remove the
+ * manifest first" (then move the rest), lock_read's mtime comes from
+ * the service's clock, and stat leaves the stamp 0.
  *
  * The listing cache (index.c) and stamps: a cached entry is believed
  * only while stat gives the same stamp (ino, mtime_ns, ctime_ns) for its
@@ -222,8 +224,9 @@ struct ckpt_backend_ops {
 	 * (complete, its manifest in it) becomes final, whole and at once,
 	 * or CKPT_ERR_EXISTS when final exists.  Called under the store
 	 * lock; flush of the run makes it durable.  POSIX: rename(2) with
-	 * RENAME_NOREPLACE.  S3: the spooled files (stage_begin's *local)
-	 * uploaded, then the manifest put IF_ABSENT, last.
+	 * RENAME_NOREPLACE.  S3: what the spool got since stage_sync
+	 * uploaded, the staged objects copied to final, then the manifest
+	 * put IF_ABSENT, last.
 	 */
 	int (*commit_if_absent)(void *be, const char *stage,
 	    const char *final, struct ckpt_error *err);
@@ -339,6 +342,11 @@ struct ckpt_backend_ops {
 
 /* The POSIX backend: today's store, a directory tree. */
 extern const struct ckpt_backend_ops ckpt_backend_posix;
+/* The S3 backend (backend-s3.c): a store at s3://BUCKET/PREFIX. */
+extern const struct ckpt_backend_ops ckpt_backend_s3;
+/* Splits s3://BUCKET/PREFIX: *prefix is "" or "p/q/" (with its '/'). */
+int ckpt_s3_location_parse(const char *location, char **bucket,
+    char **prefix, struct ckpt_error *err);
 
 struct ckpt_store;
 

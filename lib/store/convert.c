@@ -29,6 +29,8 @@
 #include "util/internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +40,8 @@
 #include "format/file.h"
 #include "store/store.h"
 #include "util/util.h"
+
+#define ST_HEADER_MAX	100000000ull	/* as the readers */
 
 #define MAX_VALUES 1000		/* non-tensor values listed in the report */
 #define MAX_VALUE_TEXT 200
@@ -83,6 +87,18 @@ struct conv {
 	const struct ckpt_dcp_tensor **dt;	/* its tensors */
 	size_t ndt;
 	uint64_t done_base, total;
+	int kick_fd;			/* output being written, or -1 */
+	uint64_t kicked;		/* its bytes whose writeback began */
+	struct prov {			/* the sources' digests (provenance) */
+		struct ckpt_hash_job *jobs;
+		size_t nj;
+		char (*ph)[2 * CKPT_SHA256_BYTES + 1];	/* placeholders */
+		bool ours;		/* __metadata__ holds our value */
+		bool pending, threaded;
+		pthread_t th;
+		int rc;
+		struct ckpt_error err;
+	} prov;
 };
 
 /* ------------------------------------------------------------------ */
@@ -201,6 +217,31 @@ add_meta(struct conv *c, const char *k, const char *v)
 	p[2 * c->nmeta + 1] = strdup(v);
 	if (p[2 * c->nmeta] && p[2 * c->nmeta + 1])
 		c->nmeta++;
+}
+
+static const char *
+meta_value(const struct conv *c, const char *k)
+{
+	for (size_t i = 0; i < c->nmeta; i++)
+		if (!strcmp(c->meta[2 * i], k))
+			return c->meta[2 * i + 1];
+	return NULL;
+}
+
+/* Replaces the value of key k (there already). */
+static void
+set_meta(struct conv *c, const char *k, const char *v)
+{
+	for (size_t i = 0; i < c->nmeta; i++)
+		if (!strcmp(c->meta[2 * i], k)) {
+			char *d = strdup(v);
+
+			if (d) {
+				free(c->meta[2 * i + 1]);
+				c->meta[2 * i + 1] = d;
+			}
+			return;
+		}
 }
 
 /* Lists the non-tensor leaves of a pickle's tree; with metadata_json the
@@ -784,6 +825,206 @@ find_aliases(struct conv *c, struct ckpt_error *err)
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Provenance                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The sources' SHA-256 go into each output's __metadata__, at its start,
+ * yet the digest of a 1 GiB source is a one-core sequential chain about
+ * as long as the whole copy.  So it runs on a thread of its own while
+ * the outputs are written: each output is written with a placeholder of
+ * the same length in the digest's place (random, so that no source can
+ * hold it), then, once the digests are known, its header is patched in
+ * place before the fsync and the rename.  A source that cannot be read
+ * whole fails the conversion as before, and nothing is committed.
+ */
+static void *
+prov_main(void *arg)
+{
+	struct prov *p = arg;
+
+	p->rc = ckpt_hash_files(p->jobs, p->nj, 0, NULL, NULL, &p->err);
+	return NULL;
+}
+
+static int
+prov_start(struct conv *c, struct ckpt_error *err)
+{
+	struct prov *p = &c->prov;
+	json_t *m = json_object();
+	unsigned char r[CKPT_SHA256_BYTES];
+	const char *v;
+	char *text;
+
+	p->jobs = calloc(c->nfiles + 1, sizeof(*p->jobs));
+	p->ph = calloc(c->nfiles + 1, sizeof(*p->ph));
+	if (!p->jobs || !p->ph || !m) {
+		json_decref(m);
+		return ckpt_error_nomem(err);
+	}
+	for (size_t i = 0; i < c->nfiles; i++) {
+		char hex[2 * CKPT_SHA256_BYTES + 8];
+
+		if (!c->files[i].used)
+			continue;
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			json_decref(m);
+			return ckpt_error_errno(err, NULL, "cannot get random "
+			    "bytes");
+		}
+		ckpt_hex(r, sizeof(r), p->ph[p->nj]);
+		memcpy(hex, "sha256:", 7);
+		memcpy(hex + 7, p->ph[p->nj], sizeof(p->ph[0]));
+		json_object_set_new(m, c->files[i].rel, json_string(hex));
+		p->jobs[p->nj].path = c->files[i].path;
+		p->jobs[p->nj].whole = true;
+		p->nj++;
+	}
+	text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(m);
+	if (!text)
+		return ckpt_error_nomem(err);
+	add_meta(c, "ckpt.source_sha256", text);
+	/* The input's own metadata may have the key first (first wins). */
+	v = meta_value(c, "ckpt.source_sha256");
+	p->ours = v && !strcmp(v, text);
+	free(text);
+	ckpt_error_clear(&p->err);
+	p->pending = true;
+	p->threaded = !pthread_create(&p->th, NULL, prov_main, p);
+	return CKPT_OK;
+}
+
+/* Waits for the digests; records them in the report and __metadata__. */
+static int
+prov_finish(struct conv *c, struct ckpt_error *err)
+{
+	struct prov *p = &c->prov;
+	json_t *m;
+	size_t nj = 0;
+	char *text;
+
+	if (!p->pending)
+		return p->rc;
+	p->pending = false;
+	if (p->threaded)
+		pthread_join(p->th, NULL);
+	else
+		prov_main(p);
+	if (p->rc) {
+		if (err)
+			*err = p->err;
+		return p->rc;
+	}
+	if (!(m = json_object()))
+		return p->rc = ckpt_error_nomem(err);
+	for (size_t i = 0; i < c->nfiles; i++) {
+		char hex[2 * CKPT_SHA256_BYTES + 8];
+
+		if (!c->files[i].used)
+			continue;
+		memcpy(c->files[i].sha256, p->jobs[nj].sha256,
+		    CKPT_SHA256_BYTES);
+		memcpy(hex, "sha256:", 7);
+		ckpt_hex(p->jobs[nj++].sha256, CKPT_SHA256_BYTES, hex + 7);
+		json_object_set_new(m, c->files[i].rel, json_string(hex));
+	}
+	text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	json_object_set_new(c->report, "sources", m);
+	if (!text)
+		return p->rc = ckpt_error_nomem(err);
+	if (p->ours)
+		set_meta(c, "ckpt.source_sha256", text);
+	free(text);
+	return CKPT_OK;
+}
+
+/*
+ * Puts the digests in the place of their placeholders in the header of
+ * the safetensors file just written to fd (each placeholder is there
+ * exactly once: the header is ours, the placeholders random).
+ */
+/* n bytes at offset off of fd, or an error naming path. */
+static int
+read_header_at(int fd, const char *path, void *buf, size_t n, uint64_t off,
+    struct ckpt_error *err)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)buf + got, n - got,
+		    (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r ? ckpt_error_errno(err, path, "cannot read at "
+			    "byte %llu", (unsigned long long)(off + got)) :
+			    ckpt_error_set(err, CKPT_ERR_IO, path, (int64_t)(
+			    off + got), "file ended at byte %llu",
+			    (unsigned long long)(off + got));
+		got += (size_t)r;
+	}
+	return CKPT_OK;
+}
+
+/*
+ * Puts the digests in the place of their placeholders in the header of
+ * the safetensors file just written at path, our temporary file (each
+ * placeholder is there exactly once: the header is ours, the
+ * placeholders random).  The caller's fsync covers the change.
+ */
+static int
+prov_patch(struct conv *c, const char *path, struct ckpt_error *err)
+{
+	struct prov *p = &c->prov;
+	unsigned char len8[8];
+	uint64_t hlen = 0;
+	char *h;
+	int fd, rc;
+
+	if (!p->ours || !p->nj)
+		return CKPT_OK;
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return ckpt_error_errno(err, path, "cannot open");
+	if ((rc = read_header_at(fd, path, len8, sizeof(len8), 0, err))) {
+		close(fd);
+		return rc;
+	}
+	for (int i = 7; i >= 0; i--)
+		hlen = hlen << 8 | len8[i];
+	if (hlen > ST_HEADER_MAX || !(h = malloc((size_t)hlen + 1))) {
+		close(fd);
+		return hlen > ST_HEADER_MAX ? ckpt_error_set(err,
+		    CKPT_ERR_FORMAT, path, 0, "header of %llu bytes",
+		    (unsigned long long)hlen) : ckpt_error_nomem(err);
+	}
+	rc = read_header_at(fd, path, h, (size_t)hlen, 8, err);
+	for (size_t j = 0; !rc && j < p->nj; j++) {
+		size_t n = 2 * CKPT_SHA256_BYTES;
+		char *at = memmem(h, (size_t)hlen, p->ph[j], n), hex[n + 1];
+
+		if (!at || memmem(at + 1, (size_t)hlen - (size_t)(at + 1 - h),
+		    p->ph[j], n)) {
+			rc = ckpt_error_set(err, CKPT_ERR_INVALID, path, 8,
+			    "the source digest's place in the header is not "
+			    "unique");
+			break;
+		}
+		ckpt_hex(p->jobs[j].sha256, CKPT_SHA256_BYTES, hex);
+		memcpy(at, hex, n);
+	}
+	if (!rc && lseek(fd, 8, SEEK_SET) != 8)
+		rc = ckpt_error_errno(err, path, "cannot seek");
+	if (!rc)
+		rc = ckpt_write_all(fd, h, (size_t)hlen, path, err);
+	if (close(fd) && !rc)
+		rc = ckpt_error_errno(err, path, "cannot close");
+	free(h);
+	return rc;
+}
+
 struct fd_sink {
 	int fd;
 	const char *path;
@@ -797,10 +1038,20 @@ fd_write(void *arg, const void *buf, size_t len, struct ckpt_error *err)
 	return ckpt_write_all(s->fd, buf, len, s->path, err);
 }
 
+#define KICK_STEP	((uint64_t)32 << 20)
+
 static void
 on_progress(uint64_t done, uint64_t total, void *data)
 {
 	struct conv *c = data;
+
+	/* The disk starts on the output as it is written, so that the
+	 * fsync of the commit finds little left (a hint: the fsync reports
+	 * any error). */
+	if (c->kick_fd >= 0 && done >= c->kicked + KICK_STEP) {
+		(void)sync_file_range(c->kick_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		c->kicked = done;
+	}
 
 	if (c->o && c->o->progress)
 		c->o->progress(c->done_base + done, c->total,
@@ -859,7 +1110,16 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 	s.path = tmp;
 	wo.sink_is_fd = true;
 	wo.fd = s.fd;
+	c->kick_fd = s.fd;
+	c->kicked = 0;
 	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
+	c->kick_fd = -1;
+	if (!rc && c->prov.pending) {
+		/* The disk starts on the data while the digests finish. */
+		(void)sync_file_range(s.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (!(rc = prov_finish(c, err)))
+			rc = prov_patch(c, tmp, err);
+	}
 	if (!rc && fsync(s.fd))
 		rc = ckpt_error_errno(err, tmp, "cannot fsync");
 	if (close(s.fd) && !rc)
@@ -1047,57 +1307,6 @@ write_outputs(struct conv *c, const char *out, struct ckpt_error *err)
 }
 
 /* ------------------------------------------------------------------ */
-/* Provenance                                                          */
-/* ------------------------------------------------------------------ */
-
-static int
-hash_sources(struct conv *c, struct ckpt_error *err)
-{
-	struct ckpt_hash_job *jobs = calloc(c->nfiles + 1, sizeof(*jobs));
-	json_t *m = json_object();
-	size_t nj = 0;
-	char *text;
-	int rc;
-
-	if (!jobs || !m) {
-		free(jobs);
-		json_decref(m);
-		return ckpt_error_nomem(err);
-	}
-	for (size_t i = 0; i < c->nfiles; i++)
-		if (c->files[i].used) {
-			jobs[nj].path = c->files[i].path;
-			jobs[nj].whole = true;
-			nj++;
-		}
-	rc = ckpt_hash_files(jobs, nj, 0, NULL, NULL, err);
-	nj = 0;
-	for (size_t i = 0; i < c->nfiles && !rc; i++) {
-		char hex[2 * CKPT_SHA256_BYTES + 8];
-
-		if (!c->files[i].used)
-			continue;
-		memcpy(c->files[i].sha256, jobs[nj].sha256,
-		    CKPT_SHA256_BYTES);
-		memcpy(hex, "sha256:", 7);
-		ckpt_hex(jobs[nj++].sha256, CKPT_SHA256_BYTES, hex + 7);
-		json_object_set_new(m, c->files[i].rel, json_string(hex));
-	}
-	free(jobs);
-	if (rc) {
-		json_decref(m);
-		return rc;
-	}
-	text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
-	json_object_set_new(c->report, "sources", m);
-	if (!text)
-		return ckpt_error_nomem(err);
-	add_meta(c, "ckpt.source_sha256", text);
-	free(text);
-	return CKPT_OK;
-}
-
-/* ------------------------------------------------------------------ */
 /* The whole                                                           */
 /* ------------------------------------------------------------------ */
 
@@ -1119,6 +1328,8 @@ conv_release(struct conv *c)
 	for (size_t i = 0; i < 2 * c->nmeta; i++)
 		free(c->meta[i]);
 	free(c->meta);
+	free(c->prov.jobs);
+	free(c->prov.ph);
 	json_decref(c->report);
 }
 
@@ -1163,6 +1374,7 @@ ckpt_convert(const char *in, const char *out,
 	if (report)
 		*report = NULL;
 	memset(&c, 0, sizeof(c));
+	c.kick_fd = -1;
 	c.o = o;
 	c.in = in;
 	c.report = json_object();
@@ -1206,11 +1418,14 @@ ckpt_convert(const char *in, const char *out,
 	json_object_set_new(c.report, "values_total",
 	    json_integer((json_int_t)c.nvalues));
 	if (!rc)
-		rc = hash_sources(&c, err);
+		rc = prov_start(&c, err);
 	if (!rc && o && o->source_name)
 		add_meta(&c, "ckpt.source", o->source_name);
 	if (!rc)
 		rc = write_outputs(&c, out, err);
+	/* Joined whatever happened (a failure before the first output). */
+	if (c.prov.pending && prov_finish(&c, rc ? NULL : err) && !rc)
+		rc = c.prov.rc;
 	if (report && (!rc || rc == CKPT_ERR_UNSAFE)) {
 		json_t *m = json_object();
 

@@ -15,7 +15,7 @@
 
 #include "store/store.h"
 
-#define MANIFEST_MAX	((size_t)1 << 30)
+#define MANIFEST_MAX	CKPT_MANIFEST_MAX
 #define PATH_LEN_MAX	4096
 
 struct ckpt_manifest {
@@ -333,17 +333,94 @@ read_file_entry(struct ckpt_manifest *m, json_t *fo, size_t idx,
 	return CKPT_OK;
 }
 
+/* Parses m->text (len bytes) read from mpath into m. */
+static int
+parse_body(struct ckpt_manifest *m, size_t len, const char *mpath,
+    struct ckpt_error *err)
+{
+	json_error_t je;
+	json_t *files, *v, *el;
+	unsigned char d[CKPT_SHA256_BYTES];
+	size_t i;
+	int rc;
+
+	if ((rc = ckpt_hash_buffer(CKPT_HASH_SHA256, m->text, len, d, err)))
+		return rc;
+	memcpy(m->digest, "sha256:", 7);
+	ckpt_hex(d, sizeof(d), m->digest + 7);
+	m->root = json_loadb(m->text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!m->root)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, mpath,
+		    (int64_t)je.position, "not valid JSON: %s (line %d, "
+		    "column %d)", je.text, je.line, je.column);
+	if (!json_is_object(m->root))
+		return bad(err, mpath, "not a JSON object");
+	v = json_object_get(m->root, "schema");
+	if (!json_is_integer(v))
+		return bad(err, mpath, "no \"schema\" number");
+	if (json_integer_value(v) < 1 || json_integer_value(v) >
+	    CKPT_MANIFEST_SCHEMA)
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, mpath, -1,
+		    "manifest schema %lld is not supported (this ckpt reads "
+		    "schemas 1 to %d)", (long long)json_integer_value(v),
+		    CKPT_MANIFEST_SCHEMA);
+	m->schema = (int)json_integer_value(v);
+	v = json_object_get(m->root, "run");
+	if (!json_is_string(v) || ckpt_name_check(json_string_value(v), NULL,
+	    NULL))
+		return bad(err, mpath, "missing or invalid \"run\"");
+	v = json_object_get(m->root, "step");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return bad(err, mpath, "missing or negative \"step\"");
+	m->step = json_integer_value(v);
+	files = json_object_get(m->root, "files");
+	if (!json_is_array(files))
+		return bad(err, mpath, "no \"files\" array");
+	m->files = calloc(json_array_size(files) + 1, sizeof(*m->files));
+	if (!m->files)
+		return ckpt_error_nomem(err);
+	json_array_foreach(files, i, el) {
+		if ((rc = read_file_entry(m, el, i, mpath, err))) {
+			m->nfiles = i + 1;
+			return rc;
+		}
+		m->nfiles = i + 1;
+	}
+	return CKPT_OK;
+}
+
+int
+ckpt_manifest_parse(char *text, size_t len, const char *mpath,
+    const char *dir, struct ckpt_manifest **out, struct ckpt_error *err)
+{
+	struct ckpt_manifest *m = calloc(1, sizeof(*m));
+	int rc;
+
+	if (!m) {
+		free(text);
+		return ckpt_error_nomem(err);
+	}
+	m->text = text;
+	if (!(m->dir = strdup(dir))) {
+		ckpt_manifest_free(m);
+		return ckpt_error_nomem(err);
+	}
+	if ((rc = parse_body(m, len, mpath, err))) {
+		ckpt_manifest_free(m);
+		return rc;
+	}
+	*out = m;
+	return CKPT_OK;
+}
+
 int
 ckpt_manifest_read(const char *path, struct ckpt_manifest **out,
     struct ckpt_error *err)
 {
 	struct ckpt_manifest *m;
 	struct stat st;
-	json_error_t je;
-	json_t *files, *v, *el;
 	char *mpath;
-	unsigned char d[CKPT_SHA256_BYTES];
-	size_t len, i;
+	size_t len;
 	int rc;
 
 	if (stat(path, &st))
@@ -376,64 +453,8 @@ ckpt_manifest_read(const char *path, struct ckpt_manifest **out,
 			goto fail;
 		}
 	}
-	if ((rc = ckpt_hash_buffer(CKPT_HASH_SHA256, m->text, len, d, err)))
+	if ((rc = parse_body(m, len, mpath, err)))
 		goto fail;
-	memcpy(m->digest, "sha256:", 7);
-	ckpt_hex(d, sizeof(d), m->digest + 7);
-	m->root = json_loadb(m->text, len, JSON_REJECT_DUPLICATES, &je);
-	if (!m->root) {
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, mpath,
-		    (int64_t)je.position, "not valid JSON: %s (line %d, "
-		    "column %d)", je.text, je.line, je.column);
-		goto fail;
-	}
-	if (!json_is_object(m->root)) {
-		rc = bad(err, mpath, "not a JSON object");
-		goto fail;
-	}
-	v = json_object_get(m->root, "schema");
-	if (!json_is_integer(v)) {
-		rc = bad(err, mpath, "no \"schema\" number");
-		goto fail;
-	}
-	if (json_integer_value(v) < 1 || json_integer_value(v) >
-	    CKPT_MANIFEST_SCHEMA) {
-		rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, mpath, -1,
-		    "manifest schema %lld is not supported (this ckpt reads "
-		    "schemas 1 to %d)", (long long)json_integer_value(v),
-		    CKPT_MANIFEST_SCHEMA);
-		goto fail;
-	}
-	m->schema = (int)json_integer_value(v);
-	v = json_object_get(m->root, "run");
-	if (!json_is_string(v) || ckpt_name_check(json_string_value(v), NULL,
-	    NULL)) {
-		rc = bad(err, mpath, "missing or invalid \"run\"");
-		goto fail;
-	}
-	v = json_object_get(m->root, "step");
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		rc = bad(err, mpath, "missing or negative \"step\"");
-		goto fail;
-	}
-	m->step = json_integer_value(v);
-	files = json_object_get(m->root, "files");
-	if (!json_is_array(files)) {
-		rc = bad(err, mpath, "no \"files\" array");
-		goto fail;
-	}
-	m->files = calloc(json_array_size(files) + 1, sizeof(*m->files));
-	if (!m->files) {
-		rc = ckpt_error_nomem(err);
-		goto fail;
-	}
-	json_array_foreach(files, i, el) {
-		if ((rc = read_file_entry(m, el, i, mpath, err))) {
-			m->nfiles = i + 1;
-			goto fail;
-		}
-		m->nfiles = i + 1;
-	}
 	free(mpath);
 	*out = m;
 	return CKPT_OK;

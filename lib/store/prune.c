@@ -393,17 +393,16 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
  */
 static int
 rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
-    const char *dst)
+    const char *dst, struct ckpt_error *err)
 {
 	char key[PATH_MAX];
-	struct ckpt_error err;
 
 	snprintf(key, sizeof(key), "runs/%s/%s", e->run, e->name);
-	ckpt_error_clear(&err);
-	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, &err))
+	ckpt_error_clear(err);
+	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, err))
 		return 0;
-	errno = err.sys_errno ? err.sys_errno : err.code == CKPT_ERR_UNSAFE ?
-	    ELOOP : EIO;
+	errno = err->sys_errno ? err->sys_errno : err->code ==
+	    CKPT_ERR_UNSAFE ? ELOOP : EIO;
 	return -1;
 }
 
@@ -413,14 +412,19 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
     struct ckpt_prune_item *it, const struct ckpt_entry *e)
 {
 	char *dst = trash_name(s, e->run, e->name ? e->name : "ckpt");
+	struct ckpt_error err;
 
 	if (!dst) {
 		it->error = "out of memory";
 		return;
 	}
-	if (rename_into_trash(s, e, dst)) {
-		it->error = pool_printf(&r->pool, "cannot move %s into the "
-		    "trash: %s", e->path, strerror(errno));
+	if (rename_into_trash(s, e, dst, &err)) {
+		/* A remote store's error says more than errno can. */
+		it->error = err.sys_errno || !err.message[0] ?
+		    pool_printf(&r->pool, "cannot move %s into the trash: %s",
+		    e->path, strerror(errno)) : pool_printf(&r->pool, "cannot "
+		    "move %s into the trash: %s%s%s", e->path, err.path,
+		    err.path[0] ? ": " : "", err.message);
 		if (!it->error)
 			it->error = "cannot move into the trash";
 		free(dst);

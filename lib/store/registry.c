@@ -847,7 +847,8 @@ ckpt_registry_load(struct ckpt_store *s, unsigned int flags,
 
 	if (!path)
 		return ckpt_error_nomem(err);
-	rc = ckpt_read_file(path, HISTORY_MAX, &text, &len, err);
+	/* Through the backend: a remote store's history is no file here. */
+	rc = s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text, &len, err);
 	if (rc == CKPT_ERR_NOTFOUND) {
 		ckpt_error_clear(err);
 		rc = CKPT_OK;

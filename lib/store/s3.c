@@ -38,6 +38,8 @@ struct ckpt_s3 {
 	CURL *pool[S3_POOL_MAX];
 	unsigned npool;
 	struct ckpt_s3_stats stats;
+	int64_t skew;			/* the service's clock minus ours */
+	bool have_skew;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -433,6 +435,13 @@ on_header(char *line, size_t size, size_t nitems, void *arg)
 		parse_content_range(r, v, vlen);
 	} else if (header_is(line, n, "x-amz-error-code", &v, &vlen)) {
 		copy_header(r->error_code, sizeof(r->error_code), v, vlen);
+	} else if (header_is(line, n, "Date", &v, &vlen)) {
+		char d[64];
+
+		copy_header(d, sizeof(d), v, vlen);
+		r->date = (int64_t)curl_getdate(d, NULL);
+		if (r->date < 0)
+			r->date = 0;
 	}
 	return n;
 }
@@ -752,6 +761,11 @@ static void
 count(struct ckpt_s3 *s3, const struct s3_req *r, uint64_t down, bool retry)
 {
 	pthread_mutex_lock(&s3->lock);
+	/* The service's clock as of this answer (Date: seconds). */
+	if (r->date > 0) {
+		s3->skew = r->date - (int64_t)time(NULL);
+		s3->have_skew = true;
+	}
 	s3->stats.requests++;
 	s3->stats.retries += retry;
 	s3->stats.bytes_up += r->has_body ? r->body_len : 0;
@@ -805,6 +819,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 		r->resp_too_big = r->changed = r->body_started = false;
 		r->sink_rc = 0;
 		r->status = 0;
+		r->date = 0;
 		r->error_code[0] = r->error_message[0] = '\0';
 		r->attempt_off = r->delivered ? r->range_off + r->delivered : 0;
 		if (r->delivered && !r->resume_etag[0])
@@ -937,8 +952,10 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	if (flags & CKPT_S3_IF_ABSENT)
 		r.headers[0] = "If-None-Match: *";
 	rc = ckpt_s3_request(s3, &r, err);
-	if (!rc && r.status == 412 && r.tries > 1 &&
-	    (flags & CKPT_S3_IF_ABSENT) && ours_after_retry(s3, key, data, len))
+	/* Not only after our own retries: libcurl itself sends a request
+	 * again when a reused connection dies before the answer. */
+	if (!rc && r.status == 412 && (flags & CKPT_S3_IF_ABSENT) &&
+	    ours_after_retry(s3, key, data, len))
 		r.status = 200;
 	if (!rc && (r.status == 412 || (r.status == 409 &&
 	    (flags & CKPT_S3_IF_ABSENT)))) {
@@ -1283,5 +1300,110 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 		ckpt_s3_req_release(&r);
 	}
 	free(token);
+	return rc;
+}
+
+const char *
+ckpt_s3_bucket(const struct ckpt_s3 *s3)
+{
+	return s3->bucket;
+}
+
+bool
+ckpt_s3_clock_skew(struct ckpt_s3 *s3, int64_t *skew)
+{
+	bool have;
+
+	pthread_mutex_lock(&s3->lock);
+	have = s3->have_skew;
+	*skew = s3->skew;
+	pthread_mutex_unlock(&s3->lock);
+	return have;
+}
+
+int
+ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
+    size_t len, const char *etag, struct ckpt_s3_object *out,
+    struct ckpt_error *err)
+{
+	struct s3_req r = { .method = "PUT", .key = key, .body = data,
+	    .body_len = len, .has_body = true };
+	char hdr[CKPT_S3_ETAG_MAX + 16], path[CKPT_ERROR_PATH_MAX];
+	int rc;
+
+	if ((rc = check_key(s3, key, err)))
+		return rc;
+	/* RGW takes the ETag of If-Match without quotes (quoted: 412). */
+	snprintf(hdr, sizeof(hdr), "If-Match: %s", etag);
+	r.headers[0] = hdr;
+	rc = ckpt_s3_request(s3, &r, err);
+	if (!rc && r.status == 412 && ours_after_retry(s3, key, data, len))
+		r.status = 200;
+	if (!rc && (r.status == 412 || r.status == 404)) {
+		req_error_path(s3, &r, path, sizeof(path));
+		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
+		    "PUT: the object changed or is gone (HTTP %ld%s%s)",
+		    r.status, r.error_code[0] ? " " : "", r.error_code);
+	} else if (!rc && r.status / 100 != 2) {
+		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
+	}
+	if (!rc && out) {
+		out->size = len;
+		memcpy(out->etag, r.etag, sizeof(out->etag));
+		out->mtime = r.mtime;
+	}
+	ckpt_s3_req_release(&r);
+	return rc;
+}
+
+/* A CopyObject answer is a success only with a CopyObjectResult in it. */
+static int
+copy_result(void *arg, const char *path, const char *text, size_t len)
+{
+	bool *ok = arg;
+
+	(void)text;
+	(void)len;
+	if (!strncmp(path, "CopyObjectResult", 16))
+		*ok = true;
+	return 0;
+}
+
+int
+ckpt_s3_copy(struct ckpt_s3 *s3, const char *src, const char *dst,
+    struct ckpt_error *err)
+{
+	struct s3_req r = { .method = "PUT", .key = dst, .resp_max = 64 * 1024,
+	    .has_body = true, .body = (const unsigned char *)"",
+	    .body_len = 0 };
+	char *enc, *hdr = NULL, path[CKPT_ERROR_PATH_MAX];
+	struct ckpt_error ignored;
+	bool ok = false;
+	int rc;
+
+	if ((rc = check_key(s3, src, err)) || (rc = check_key(s3, dst, err)))
+		return rc;
+	if (!(enc = uri_encode(src, true)) || asprintf(&hdr,
+	    "x-amz-copy-source: /%s/%s", s3->bucket, enc) < 0) {
+		free(enc);
+		return ckpt_error_nomem(err);
+	}
+	free(enc);
+	r.headers[0] = hdr;
+	rc = ckpt_s3_request(s3, &r, err);
+	if (!rc && r.status / 100 != 2)
+		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
+	/* S3 may answer 200 and put the error in the body. */
+	if (!rc && (ckpt_s3_xml_parse(r.resp ? r.resp : "", r.resp_len,
+	    "copy", copy_result, &ok, &ignored) || !ok)) {
+		ckpt_s3_error_doc(&r);
+		req_error_path(s3, &r, path, sizeof(path));
+		rc = ckpt_error_set(err, CKPT_ERR_IO, path, -1,
+		    "PUT (copy from %s): the service answered %ld without "
+		    "a copy result%s%s", src, r.status,
+		    r.error_code[0] ? ": " : "", r.error_code);
+	}
+	ckpt_s3_req_release(&r);
+	free(hdr);
 	return rc;
 }

@@ -154,6 +154,8 @@ struct ckpt_s3;
 int ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
     struct ckpt_s3 **out, struct ckpt_error *err);
 void ckpt_s3_free(struct ckpt_s3 *s3);
+/** The bucket the client talks to. */
+const char *ckpt_s3_bucket(const struct ckpt_s3 *s3);
 
 #define CKPT_S3_ETAG_MAX 80
 
@@ -267,5 +269,33 @@ int ckpt_s3_mpu_complete(struct ckpt_s3 *s3, const char *key,
     struct ckpt_s3_object *out, struct ckpt_error *err);
 int ckpt_s3_mpu_abort(struct ckpt_s3 *s3, const char *key,
     const char *upload_id, struct ckpt_error *err);
+
+/*
+ * The service's clock minus this host's, in seconds, as of the last
+ * answer that carried a Date header: false before any.  Ages of objects
+ * (Last-Modified) are measured against it, so that a lease or a
+ * threshold never rests on this host's clock alone.
+ */
+bool ckpt_s3_clock_skew(struct ckpt_s3 *s3, int64_t *skew);
+
+/*
+ * Replaces key only while it is still the object with etag (If-Match):
+ * CKPT_ERR_EXISTS when it changed or is gone.  The store lock's lease
+ * is renewed with it.
+ */
+int ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key,
+    const void *data, size_t len, const char *etag,
+    struct ckpt_s3_object *out, struct ckpt_error *err);
+
+/*
+ * Server-side copy of src to dst in the bucket (CopyObject: up to 5 GiB;
+ * no bytes travel through this host).  A 200 answer without a
+ * CopyObjectResult is an error, as S3 may report one that way.  No
+ * multipart copy: UploadPartCopy needs x-amz-copy-source and
+ * x-amz-copy-source-range, which libcurl 7.88's SigV4 signs in another
+ * order than the service (403 SignatureDoesNotMatch).
+ */
+int ckpt_s3_copy(struct ckpt_s3 *s3, const char *src, const char *dst,
+    struct ckpt_error *err);
 
 #endif /* CKPT_S3_H */

@@ -34,6 +34,7 @@ struct s3_req {
 	uint64_t content_length, total_size, range_start_got;
 	bool have_length, have_range;
 	int64_t mtime;			/* Last-Modified, 0: none */
+	int64_t date;			/* Date (the service's clock), 0 */
 	char *resp;			/* NUL-terminated */
 	size_t resp_len;
 	uint64_t delivered;		/* bytes to the sink, all attempts */

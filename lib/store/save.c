@@ -77,6 +77,17 @@ struct sfile {
 	char *metadata;		/* reader's metadata JSON, for inference */
 };
 
+/* A file of a --copy save: copied and digested in one read pass. */
+struct cfile {
+	char *src, *dst;
+	struct stat st;		/* the source's, before the copy */
+	int fd;			/* the copy, while it is written */
+	struct ckpt_range_digest *parts; /* planned from the source */
+	size_t nparts;
+	bool whole;		/* sha256 is the whole file's digest */
+	unsigned char sha256[CKPT_SHA256_BYTES];
+};
+
 struct ckpt_save {
 	struct ckpt_store *store;
 	/* how examine opens files: the store's verify.allow_globals */
@@ -103,7 +114,11 @@ struct ckpt_save {
 	size_t nemptied;
 	struct sfile *files;
 	size_t nfiles;
+	struct cfile *copies;		/* --copy: sorted by dst */
+	size_t ncopies;
+	struct ckpt_policy_config *cfg;	/* the store's ckpt.yaml */
 	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
+	char *validation;	/* the manifest's "validation", as JSON */
 	bool file_sha256;		/* record whole-file digests */
 	pthread_mutex_t mu;
 	time_t last_status;
@@ -404,6 +419,90 @@ plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 }
 
 /*
+ * Creates the copy of regular file src (st: its lstat) at dst, empty, and
+ * lists it for the pass that fills and digests it (copy_in).
+ */
+static int
+add_copy(struct ckpt_save *sv, const char *src, const char *dst,
+    const struct stat *st, struct ckpt_error *err)
+{
+	struct cfile *c = reallocarray(sv->copies, sv->ncopies + 1,
+	    sizeof(*c));
+
+	if (!c)
+		return ckpt_error_nomem(err);
+	sv->copies = c;
+	c = &c[sv->ncopies];
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->st = *st;
+	c->src = strdup(src);
+	c->dst = strdup(dst);
+	sv->ncopies++;
+	if (!c->src || !c->dst)
+		return ckpt_error_nomem(err);
+	/* The source's permission bits, less the umask: a copy of a 0600
+	 * file is never readable by more people than the file. */
+	c->fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, st->st_mode & 0777);
+	if (c->fd < 0)
+		return ckpt_error_errno(err, dst, "cannot create");
+	return CKPT_OK;
+}
+
+/* The tree at src as empty copies at dst, listed for copy_in. */
+static int
+copy_tree(struct ckpt_save *sv, const char *src, const char *dst, int depth,
+    struct ckpt_error *err)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (lstat(src, &st))
+		return ckpt_error_errno(err, src, "cannot stat");
+	if (S_ISREG(st.st_mode))
+		return add_copy(sv, src, dst, &st, err);
+	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "not a regular file or directory");
+	/* Never wider than the source directory (the owner keeps rwx to
+	 * fill it). */
+	if (mkdir(dst, (st.st_mode & 0777) | 0700))
+		return ckpt_error_errno(err, dst, "cannot create directory");
+	d = opendir(src);
+	if (!d)
+		return ckpt_error_errno(err, src, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		char *s, *t;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		s = ckpt_join(src, de->d_name);
+		t = ckpt_join(dst, de->d_name);
+		rc = s && t ? copy_tree(sv, s, t, depth + 1, err) :
+		    ckpt_error_nomem(err);
+		free(s);
+		free(t);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* copy_tree into the local staging directory, as rel. */
+static int
+copy_tree_at(struct ckpt_save *sv, const char *src, const char *rel,
+    struct ckpt_error *err)
+{
+	char *dst = ckpt_join(sv->staging, rel);
+	int rc = dst ? copy_tree(sv, src, dst, 0, err) : ckpt_error_nomem(err);
+
+	free(dst);
+	return rc;
+}
+
+/*
  * Moves moved sources back where they came from (after a failure or an
  * interrupt).  What cannot go back stays in the staging directory, listed
  * in its record ("sources"), counted in nstranded; "ckpt gc --restore"
@@ -462,8 +561,12 @@ transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 
 		if (ckpt_interrupt_pending())
 			return ckpt_error_interrupted(err, "moving files in");
-		rc = s->ops->stage_file(s->be, sv->stage, sv->map[i].rel,
-		    sv->map[i].src, stage_flags(sv->transfer), &taken, err);
+		/* A copy is made in the local staging directory by the copy
+		 * pass (copy_in), which digests it as it writes it. */
+		rc = sv->transfer == CKPT_TRANSFER_COPY ? copy_tree_at(sv,
+		    sv->map[i].src, sv->map[i].rel, err) : s->ops->stage_file(
+		    s->be, sv->stage, sv->map[i].rel, sv->map[i].src,
+		    stage_flags(sv->transfer), &taken, err);
 		if (taken) {
 			sv->moved = true;
 			sv->map[i].in_staging = true;
@@ -513,6 +616,12 @@ resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
 
 	if (sv->transfer != CKPT_TRANSFER_AUTO)
 		return CKPT_OK;
+	/* A remote store's staging area is a local spool: a move would
+	 * take the user's files for a copy that ends up elsewhere. */
+	if (sv->store->ops != &ckpt_backend_posix) {
+		sv->transfer = CKPT_TRANSFER_COPY;
+		return CKPT_OK;
+	}
 	if (stat(sv->staging, &rst))
 		return ckpt_error_errno(err, sv->staging, "cannot stat");
 	sv->transfer = CKPT_TRANSFER_MOVE;
@@ -774,34 +883,108 @@ find_part(const struct sfile *f, uint64_t off, uint64_t end)
 }
 
 /*
- * How tensor k gets its content digest: from its range when its content
- * is its bytes and they form a range of their own (no extra work), else
- * from its gathered elements now, which hashes only those elements.
- * A tensor without one (sparse, quantized) is recorded without one.
+ * The content digests of a file's tensors (manifest schema 2): a tensor
+ * whose content is its bytes, in a range of its own, has its range's
+ * digest (no extra work); any other (views, strided, big-endian) is
+ * computed from its gathered elements, the tensors spread over every
+ * core, which hashes only those elements.  A tensor without one (sparse,
+ * quantized) is recorded without one.
  */
 static int
-plan_content(struct sfile *f, const struct ckpt_file *cf,
-    const struct ckpt_tensor *t, bool is_bytes, size_t k,
+plan_contents(struct ckpt_save *sv, struct sfile *f,
+    const struct ckpt_file *cf, const bool *keep, const size_t *idx,
     struct ckpt_error *err)
 {
-	struct tcontent *c = &f->content[k];
-	struct ckpt_error e;
-	int rc;
+	size_t nr = f->ntensor_ranges + 1, n = 0;
+	const struct ckpt_tensor **gt = calloc(nr, sizeof(*gt));
+	size_t *gk = calloc(nr, sizeof(*gk));
+	unsigned char (*d)[CKPT_SHA256_BYTES] = calloc(nr, sizeof(*d));
+	int *rcs = calloc(nr, sizeof(*rcs)), rc = CKPT_OK;
+	struct ckpt_error *errs = calloc(nr, sizeof(*errs));
 
-	if (is_bytes && (c->range = find_part(f, f->ranges[k].offset,
-	    f->ranges[k].end)) < f->nparts) {
-		c->src = CONTENT_RANGE;
-		return CKPT_OK;
+	if (!gt || !gk || !d || !rcs || !errs) {
+		rc = ckpt_error_nomem(err);
+		goto out;
 	}
-	ckpt_error_clear(&e);
-	rc = ckpt_tensor_content_sha256(cf, t, c->digest, &e);
-	if (rc == CKPT_ERR_NOMEM)
+	for (size_t k = 0; k < f->ntensor_ranges; k++) {
+		struct tcontent *c = &f->content[k];
+
+		if (keep[k] && (c->range = find_part(f, f->ranges[k].offset,
+		    f->ranges[k].end)) < f->nparts) {
+			c->src = CONTENT_RANGE;
+			continue;
+		}
+		gk[n] = k;
+		gt[n++] = ckpt_file_tensor(cf, idx[k]);
+	}
+	ckpt_tensor_content_sha256_many(cf, gt, n, d, rcs, errs,
+	    sv->opts.nthreads);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct tcontent *c = &f->content[gk[i]];
+
+		if (rcs[i] == CKPT_ERR_NOMEM) {
+			rc = ckpt_error_nomem(err);
+		} else if (rcs[i] == CKPT_ERR_IO) {
+			*err = errs[i];
+			rc = rcs[i];
+		} else if (!rcs[i]) {
+			c->src = CONTENT_GATHERED;
+			memcpy(c->digest, d[i], CKPT_SHA256_BYTES);
+		}
+	}
+out:
+	free(gt);
+	free(gk);
+	free(d);
+	free(rcs);
+	free(errs);
+	return rc;
+}
+
+/*
+ * The byte spans of cf's tensors that lie inside its size bytes, in the
+ * reader's order: ranges[], whether each tensor's content is its bytes
+ * (keep[]) and its index in cf (idx[]); with tensors, their manifest
+ * entries too.
+ */
+static int
+tensor_spans(const struct ckpt_file *cf, uint64_t size, json_t *tensors,
+    struct ckpt_range_digest **ranges, bool **keep, size_t **idx, size_t *n,
+    struct ckpt_error *err)
+{
+	size_t nt = ckpt_file_tensor_count(cf);
+
+	*n = 0;
+	*ranges = calloc(nt + 1, sizeof(**ranges));
+	*keep = calloc(nt + 1, sizeof(**keep));
+	*idx = calloc(nt + 1, sizeof(**idx));
+	if (!*ranges || !*keep || !*idx)
 		return ckpt_error_nomem(err);
-	if (rc == CKPT_ERR_IO) {
-		*err = e;
-		return rc;
+	for (size_t i = 0; i < nt; i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(cf, i);
+		uint64_t end;
+
+		if (!ckpt_add_u64(t->offset, t->span, &end) || end > size)
+			continue;	/* the reader reported it already */
+		if (tensors) {
+			json_t *shape = json_array();
+
+			for (unsigned int k = 0; k < t->ndim; k++)
+				json_array_append_new(shape, json_integer(
+				    (json_int_t)t->shape[k]));
+			json_array_append_new(tensors, json_pack("{s:s, s:s,"
+			    " s:o, s:I, s:I}", "name", t->name ? t->name : "",
+			    "dtype", ckpt_dtype_name(t->dtype) ?
+			    ckpt_dtype_name(t->dtype) : "?", "shape", shape,
+			    "offset", (json_int_t)t->offset, "size",
+			    (json_int_t)t->span));
+		}
+		(*ranges)[*n].offset = t->offset;
+		(*ranges)[*n].end = end;
+		(*keep)[*n] = ckpt_tensor_content_is_bytes(t);
+		(*idx)[*n] = i;
+		(*n)++;
 	}
-	c->src = rc ? CONTENT_NONE : CONTENT_GATHERED;
 	return CKPT_OK;
 }
 
@@ -811,8 +994,8 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 {
 	struct ckpt_file *cf;
 	struct ckpt_error e;
-	bool *keep;
-	size_t nt, *idx;
+	bool *keep = NULL;
+	size_t nt, *idx = NULL;
 	int rc;
 
 	ckpt_error_clear(&e);
@@ -872,41 +1055,14 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 	if (ckpt_file_metadata_json(cf))
 		f->metadata = strdup(ckpt_file_metadata_json(cf));
 	f->tensors = json_array();
-	f->ranges = calloc(nt + 1, sizeof(*f->ranges));
 	f->content = calloc(nt + 1, sizeof(*f->content));
-	keep = calloc(nt + 1, sizeof(*keep));
-	idx = calloc(nt + 1, sizeof(*idx));
-	if (!f->ranges || !f->tensors || !f->content || !keep || !idx) {
-		free(keep);
-		free(idx);
-		ckpt_file_free(cf);
-		return ckpt_error_nomem(err);
-	}
-	for (size_t i = 0; i < nt; i++) {
-		const struct ckpt_tensor *t = ckpt_file_tensor(cf, i);
-		json_t *shape = json_array();
-		uint64_t end;
-
-		if (!ckpt_add_u64(t->offset, t->span, &end) || end > f->size)
-			continue;	/* the reader reported it already */
-		for (unsigned int k = 0; k < t->ndim; k++)
-			json_array_append_new(shape, json_integer(
-			    (json_int_t)t->shape[k]));
-		json_array_append_new(f->tensors, json_pack("{s:s, s:s, s:o,"
-		    " s:I, s:I}", "name", t->name ? t->name : "", "dtype",
-		    ckpt_dtype_name(t->dtype) ? ckpt_dtype_name(t->dtype) :
-		    "?", "shape", shape, "offset", (json_int_t)t->offset,
-		    "size", (json_int_t)t->span));
-		f->ranges[f->ntensor_ranges].offset = t->offset;
-		f->ranges[f->ntensor_ranges].end = end;
-		keep[f->ntensor_ranges] = ckpt_tensor_content_is_bytes(t);
-		idx[f->ntensor_ranges] = i;
-		f->ntensor_ranges++;
-	}
-	rc = plan_parts(sv, f, keep, err);
-	for (size_t k = 0; !rc && k < f->ntensor_ranges; k++)
-		rc = plan_content(f, cf, ckpt_file_tensor(cf, idx[k]), keep[k],
-		    k, err);
+	rc = !f->tensors || !f->content ? ckpt_error_nomem(err) :
+	    tensor_spans(cf, f->size, f->tensors, &f->ranges, &keep, &idx,
+	    &f->ntensor_ranges, err);
+	if (!rc)
+		rc = plan_parts(sv, f, keep, err);
+	if (!rc)
+		rc = plan_contents(sv, f, cf, keep, idx, err);
 	free(keep);
 	free(idx);
 	ckpt_file_free(cf);
@@ -925,10 +1081,11 @@ digest_json(const unsigned char *d)
 
 /* A file that is one range (or empty) has its whole digest for free. */
 static bool
-whole_is_free(const struct sfile *f)
+whole_is_free(const struct ckpt_range_digest *parts, size_t nparts,
+    uint64_t size)
 {
-	return !f->nparts || (f->nparts == 1 && f->parts[0].offset == 0 &&
-	    f->parts[0].end == f->size);
+	return !nparts || (nparts == 1 && parts[0].offset == 0 &&
+	    parts[0].end == size);
 }
 
 static json_t *
@@ -961,6 +1118,179 @@ file_entry(const struct ckpt_save *sv, const struct sfile *f,
 	return e;
 }
 
+/* ------------------------------------------------------------------ */
+/* --copy: one read pass copies and digests                            */
+/* ------------------------------------------------------------------ */
+
+static int
+cmp_cfile(const void *a, const void *b)
+{
+	return strcmp(((const struct cfile *)a)->dst,
+	    ((const struct cfile *)b)->dst);
+}
+
+/*
+ * A copy's ranges, planned from its source as examine will plan them
+ * from the copy: the same bytes give the same plan, so the digests of
+ * the copy pass are the copy's; a source that changed between the two
+ * gives another plan, and the copy is then hashed again.
+ */
+static int
+plan_copy_parts(struct ckpt_save *sv, struct cfile *c,
+    struct ckpt_error *err)
+{
+	struct ckpt_range_digest *spans = NULL;
+	struct ckpt_file *cf;
+	struct ckpt_error e;
+	uint64_t size = (uint64_t)c->st.st_size;
+	bool *keep = NULL;
+	size_t n = 0, *idx = NULL;
+	int rc;
+
+	ckpt_error_clear(&e);
+	rc = ckpt_file_open_ex(c->src, &sv->open_opts, &cf, &e);
+	if (rc == CKPT_ERR_NOMEM)
+		return ckpt_error_nomem(err);
+	if (!rc) {
+		rc = tensor_spans(cf, size, NULL, &spans, &keep, &idx, &n,
+		    err);
+		ckpt_file_free(cf);
+	} else {
+		rc = CKPT_OK;	/* unreadable: chunks, as examine does */
+	}
+	if (!rc)
+		rc = ckpt_ranges_plan(size, spans, keep, n, sv->opts.chunk_size,
+		    &c->parts, &c->nparts, err);
+	free(spans);
+	free(keep);
+	free(idx);
+	return rc;
+}
+
+/* Closes the copies; a close error fails (NFS reports write errors so). */
+static int
+close_copies(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; i < sv->ncopies; i++) {
+		struct cfile *c = &sv->copies[i];
+
+		if (c->fd >= 0 && close(c->fd) && !rc)
+			rc = ckpt_error_errno(err, c->dst, "cannot close");
+		c->fd = -1;
+	}
+	return rc;
+}
+
+/*
+ * A source written to while it was copied would give a torn copy (part
+ * old, part new bytes) whose digests, though true to the copy, describe
+ * no state the trainer ever wrote: the save fails instead.
+ */
+static int
+check_source_unchanged(const struct cfile *c, uint64_t copied,
+    struct ckpt_error *err)
+{
+	struct stat st;
+
+	if (stat(c->src, &st))
+		return ckpt_error_errno(err, c->src, "cannot stat");
+	if (copied != (uint64_t)c->st.st_size || st.st_size != c->st.st_size ||
+	    st.st_ino != c->st.st_ino || st.st_dev != c->st.st_dev ||
+	    st.st_mtim.tv_sec != c->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != c->st.st_mtim.tv_nsec)
+		return ckpt_error_set(err, CKPT_ERR_IO, c->src, -1, "changed "
+		    "while being copied (%llu bytes, then %llu); nothing was "
+		    "saved", (unsigned long long)c->st.st_size,
+		    (unsigned long long)st.st_size);
+	return CKPT_OK;
+}
+
+/*
+ * --copy: the hashing engine copies every source into the staging
+ * directory and digests the bytes as it writes them (the ranges planned
+ * from the source, and the whole file where the store asks for it): one
+ * read of each byte for the copy and its digests, on every core
+ * (ckpt_hash_copy_files), the writeback started as it goes.  The copies
+ * are made durable by the fsyncs of the commit, as any other file.
+ */
+static int
+copy_in(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct ckpt_hash_job *jobs;
+	struct ckpt_hash_copy *hc;
+	int rc;
+
+	if ((rc = transfer_in(sv, true, err))) {
+		close_copies(sv, NULL);
+		return rc;
+	}
+	for (size_t i = 0; i < sv->ncopies && !rc; i++)
+		rc = plan_copy_parts(sv, &sv->copies[i], err);
+	jobs = calloc(sv->ncopies + 1, sizeof(*jobs));
+	hc = calloc(sv->ncopies + 1, sizeof(*hc));
+	if (!rc && (!jobs || !hc))
+		rc = ckpt_error_nomem(err);
+	for (size_t i = 0; !rc && i < sv->ncopies; i++) {
+		struct cfile *c = &sv->copies[i];
+
+		jobs[i].path = c->src;
+		jobs[i].ranges = c->parts;
+		jobs[i].nranges = c->nparts;
+		jobs[i].whole = sv->file_sha256 && !whole_is_free(c->parts,
+		    c->nparts, (uint64_t)c->st.st_size);
+		hc[i].fd = c->fd;
+		hc[i].path = c->dst;
+	}
+	if (!rc)
+		rc = ckpt_hash_copy_files(jobs, hc, sv->ncopies,
+		    sv->opts.nthreads, progress, sv, err);
+	if (close_copies(sv, rc ? NULL : err) && !rc)
+		rc = CKPT_ERR_IO;
+	for (size_t i = 0; !rc && i < sv->ncopies; i++) {
+		struct cfile *c = &sv->copies[i];
+
+		c->whole = jobs[i].whole;
+		memcpy(c->sha256, jobs[i].sha256, CKPT_SHA256_BYTES);
+		rc = check_source_unchanged(c, jobs[i].size, err);
+	}
+	free(jobs);
+	free(hc);
+	if (!rc && sv->ncopies)
+		qsort(sv->copies, sv->ncopies, sizeof(*sv->copies), cmp_cfile);
+	return rc;
+}
+
+/*
+ * The copy pass's digests of f, copied into f->parts, when f is a copy
+ * whose ranges are the ones planned from its source (they are unless
+ * the source changed in between); NULL: f is to be hashed.
+ */
+static const struct cfile *
+copy_digests(const struct ckpt_save *sv, struct sfile *f)
+{
+	struct cfile key;
+	const struct cfile *c;
+
+	if (!sv->ncopies)
+		return NULL;
+	key.dst = f->abs;
+	c = bsearch(&key, sv->copies, sv->ncopies, sizeof(*c), cmp_cfile);
+	if (!c || c->nparts != f->nparts || (uint64_t)c->st.st_size !=
+	    f->size || (sv->file_sha256 && !c->whole && !whole_is_free(
+	    f->parts, f->nparts, f->size)))
+		return NULL;
+	for (size_t k = 0; k < f->nparts; k++)
+		if (c->parts[k].offset != f->parts[k].offset ||
+		    c->parts[k].end != f->parts[k].end)
+			return NULL;
+	for (size_t k = 0; k < f->nparts; k++)
+		memcpy(f->parts[k].sha256, c->parts[k].sha256,
+		    CKPT_SHA256_BYTES);
+	return c;
+}
+
 /*
  * One read pass over every file: the digest of every range on every
  * core, and, where the store asks for it, the whole file's (a sequential
@@ -970,30 +1300,43 @@ static int
 plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	struct ckpt_hash_job *jobs;
+	const struct cfile **copied;
 	int rc = CKPT_OK;
 
 	jobs = calloc(sv->nfiles + 1, sizeof(*jobs));
-	if (!jobs)
+	copied = calloc(sv->nfiles + 1, sizeof(*copied));
+	if (!jobs || !copied) {
+		free(jobs);
+		free(copied);
 		return ckpt_error_nomem(err);
+	}
 	for (size_t i = 0; i < sv->nfiles; i++) {
 		struct sfile *f = &sv->files[i];
 
 		jobs[i].path = f->abs;
+		/* Digested as it was copied: only its size is checked. */
+		if ((copied[i] = copy_digests(sv, f)))
+			continue;
 		jobs[i].ranges = f->parts;
 		jobs[i].nranges = f->nparts;
-		jobs[i].whole = sv->file_sha256 && !whole_is_free(f);
+		jobs[i].whole = sv->file_sha256 && !whole_is_free(f->parts,
+		    f->nparts, f->size);
 	}
 	rc = ckpt_hash_files(jobs, sv->nfiles, sv->opts.nthreads, progress,
 	    sv, err);
 	for (size_t i = 0; !rc && i < sv->nfiles; i++) {
 		struct sfile *f = &sv->files[i];
-		bool free_whole = whole_is_free(f);
+		bool free_whole = whole_is_free(f->parts, f->nparts,
+		    f->size);
 
 		if (jobs[i].size != f->size) {
 			rc = ckpt_error_set(err, CKPT_ERR_IO, f->abs, -1,
 			    "file changed size during the save");
 			break;
 		}
+		if (copied[i] && copied[i]->whole)
+			memcpy(jobs[i].sha256, copied[i]->sha256,
+			    CKPT_SHA256_BYTES);
 		if (free_whole && f->nparts)
 			memcpy(jobs[i].sha256, f->parts[0].sha256,
 			    CKPT_SHA256_BYTES);
@@ -1007,6 +1350,7 @@ plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 		    jobs[i].sha256, free_whole || sv->file_sha256));
 	}
 	free(jobs);
+	free(copied);
 	return rc;
 }
 
@@ -1127,6 +1471,8 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 	if (!json_object_get(m, "scope") && infer_scope(sv))
 		json_object_set_new(m, "scope", json_string(infer_scope(sv)));
 	json_object_set_new(m, "validation", val);
+	free(sv->validation);
+	sv->validation = json_dumps(val, JSON_COMPACT);
 	json_object_set_new(m, "schema", json_integer(CKPT_MANIFEST_SCHEMA));
 	json_object_set_new(m, "run", json_string(sv->run));
 	json_object_set_new(m, "step", json_integer(sv->step));
@@ -1280,11 +1626,11 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 			    "%s@%lld is a registry version and cannot be "
 			    "replaced", sv->run, (long long)sv->step);
 	}
+	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
+	    (long long)sv->step, (long long)time(NULL), (long)getpid());
 	/* Audited before it happens: no overwrite the history lacks. */
 	if ((rc = record_replace(sv, err)))
 		return rc;
-	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
-	    (long long)sv->step, (long long)time(NULL), (long)getpid());
 	if ((rc = s->ops->commit_replace(s->be, sv->stage, sv->final_key,
 	    trash, err)))
 		return rc;
@@ -1341,26 +1687,28 @@ sync_join(struct syncer *sy, struct ckpt_error *err)
 	return sy->rc;
 }
 
-static int
-validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
+/* What the store's ckpt.yaml says about saves. */
+static void
+load_config(struct ckpt_save *sv)
 {
-	struct ckpt_policy_config *cfg = NULL;
-	int rc = CKPT_OK;
-
 	/* Globals the store admits are not worth a note in the validation;
 	 * a ckpt.yaml that does not parse admits none (prune says why), and
 	 * a missing one loads as empty. */
-	if (!ckpt_store_config_load(sv->store, &cfg, NULL))
+	if (!ckpt_store_config_load(sv->store, &sv->cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
-		    cfg, &sv->open_opts.nallow_globals);
+		    sv->cfg, &sv->open_opts.nallow_globals);
 	sv->file_sha256 = sv->opts.file_sha256 ||
-	    ckpt_policy_config_file_sha256(cfg);
+	    ckpt_policy_config_file_sha256(sv->cfg);
+}
+
+static int
+validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	int rc = CKPT_OK;
+
 	write_status(sv, "validating", "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);
-	sv->open_opts.allow_globals = NULL;
-	sv->open_opts.nallow_globals = 0;
-	ckpt_policy_config_free(cfg);
 	if (rc)
 		return rc;
 	infer_frameworks(sv);
@@ -1386,9 +1734,9 @@ prepare(struct ckpt_save *sv, struct ckpt_error *err)
 
 	if ((rc = check_interrupt("save", err)))
 		return rc;
+	load_config(sv);
 	write_status(sv, "copying", "active", NULL);
-	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = transfer_in(sv, true,
-	    err)))
+	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = copy_in(sv, err)))
 		return rc;
 	write_status(sv, "syncing", "active", NULL);
 	if ((rc = collect(sv, sv->staging, "", 0, err)))
@@ -1621,6 +1969,15 @@ ckpt_save_free(struct ckpt_save *sv)
 		json_decref(sv->files[i].validation);
 	}
 	free(sv->files);
+	for (size_t i = 0; i < sv->ncopies; i++) {
+		if (sv->copies[i].fd >= 0)
+			close(sv->copies[i].fd);
+		free(sv->copies[i].src);
+		free(sv->copies[i].dst);
+		free(sv->copies[i].parts);
+	}
+	free(sv->copies);
+	ckpt_policy_config_free(sv->cfg);
 	json_decref(sv->meta);
 	free(sv->run);
 	free(sv->rundir);
@@ -1630,6 +1987,7 @@ ckpt_save_free(struct ckpt_save *sv)
 	free(sv->final_key);
 	free(sv->final);
 	free(sv->path);
+	free(sv->validation);
 	pthread_mutex_destroy(&sv->mu);
 	free(sv);
 }
@@ -1644,6 +2002,12 @@ const char *
 ckpt_save_manifest_digest(const struct ckpt_save *sv)
 {
 	return sv->digest[0] ? sv->digest : NULL;
+}
+
+const char *
+ckpt_save_validation(const struct ckpt_save *sv)
+{
+	return sv->validation;
 }
 
 int

@@ -287,6 +287,81 @@ store_create(const char *dir, struct ckpt_store **out,
 	return ckpt_store_open_backend(ops, be, dir, out, err);
 }
 
+/* ------------------------------------------------------------------ */
+/* Remote stores (s3://BUCKET/PREFIX)                                  */
+/* ------------------------------------------------------------------ */
+
+/* Creates the store at url on be (the backend's create probed it). */
+static int
+remote_create(const struct ckpt_backend_ops *ops, void *be, const char *url,
+    struct ckpt_error *err)
+{
+	bool empty;
+	int rc;
+
+	if ((rc = location_empty(ops, be, &empty, err)))
+		return rc;
+	if (!empty)
+		return ckpt_error_set(err, CKPT_ERR_REFUSED, url, -1,
+		    "not a ckpt store and not empty; refusing to create a "
+		    "store here (use 'ckpt init' on an empty prefix)");
+	return create_layout(ops, be, err);
+}
+
+/*
+ * Opens (CKPT_STORE_CREATE: creates) the store at url on its backend;
+ * *existed (may be NULL) says whether it was a store already.
+ */
+static int
+remote_open(const char *url, unsigned int flags, bool *existed,
+    struct ckpt_store **out, struct ckpt_error *err)
+{
+	const struct ckpt_backend_ops *ops = &ckpt_backend_s3;
+	struct ckpt_error le;
+	char *root, *marker = NULL;
+	void *be;
+	size_t n;
+	int rc;
+
+	if (strncmp(url, "s3://", 5))
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, url, -1,
+		    "not a store location this ckpt knows (a directory or "
+		    "s3://BUCKET/PREFIX)");
+	if ((rc = ops->open(url, &be, err)))
+		return rc;
+	ckpt_error_clear(&le);
+	/* A GET, not a HEAD: a refusal then names the service's code. */
+	rc = ops->read(be, STORE_MARKER, 4096, &marker, NULL, &le);
+	free(marker);
+	if (existed)
+		*existed = !rc;
+	if (rc == CKPT_ERR_NOTFOUND && (flags & CKPT_STORE_CREATE)) {
+		/* create probes that the service honours If-None-Match */
+		ops->close(be);
+		if ((rc = ops->create(url, &be, err)))
+			return rc;
+		rc = remote_create(ops, be, url, err);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, url, -1, "not a "
+		    "ckpt store (no .ckpt/store.json); run 'ckpt init'");
+	} else if (rc && err) {
+		*err = le;
+	}
+	if (rc) {
+		ops->close(be);
+		return rc;
+	}
+	/* The root as messages print it: no trailing '/'. */
+	n = strlen(url);
+	if (!(root = strndup(url, n > 5 && url[n - 1] == '/' ? n - 1 : n))) {
+		ops->close(be);
+		return ckpt_error_nomem(err);
+	}
+	rc = ckpt_store_open_backend(ops, be, root, out, err);
+	free(root);
+	return rc;
+}
+
 int
 ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
     struct ckpt_error *err)
@@ -299,9 +374,7 @@ ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store directory given");
 	if (is_remote(dir))
-		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, dir, -1,
-		    "remote stores are not supported yet (only a local "
-		    "directory can be a store)");
+		return remote_open(dir, flags, NULL, out, err);
 	rc = backend_open(ops, dir, &be, err);
 	if (!rc) {
 		if (!(rc = has_marker(ops, be, dir, err)))
@@ -356,14 +429,20 @@ ckpt_store_init(const char *dir, const char *policy_yaml, bool *created,
 	bool existed;
 	int rc;
 
-	existed = is_store(dir);
+	if (is_remote(dir)) {
+		rc = remote_open(dir, CKPT_STORE_CREATE, &existed, &s, err);
+	} else {
+		existed = is_store(dir);
+		rc = ckpt_store_open(dir, CKPT_STORE_CREATE, &s, err);
+		if (rc == CKPT_ERR_REFUSED && !existed)
+			rc = ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
+			    "directory is not empty; a store is created in an "
+			    "empty or new directory");
+	}
+	if (rc)
+		return rc;
 	if (created)
 		*created = !existed;
-	if ((rc = ckpt_store_open(dir, CKPT_STORE_CREATE, &s, err)))
-		return rc == CKPT_ERR_REFUSED && !existed ?
-		    ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1, "directory "
-		    "is not empty; a store is created in an empty or new "
-		    "directory") : rc;
 	if (policy_yaml) {
 		/* Only where none is yet: the user's policy stays. */
 		rc = s->ops->put(s->be, "ckpt.yaml", policy_yaml,
@@ -462,6 +541,7 @@ struct lock_info {
 	unsigned long long start;
 	uint32_t host_hash;		/* the compact (symlink) form */
 	bool compact;
+	long lease;			/* s; 0: none (a local lock) */
 };
 
 /* Truncating copy: a lock file is untrusted and may hold long lines. */
@@ -536,6 +616,8 @@ parse_lock(const char *text, struct lock_info *li)
 			li->start = strtoull(buf + 6, NULL, 10);
 		else if (!strncmp(buf, "purpose ", 8))
 			copy_str(li->h.purpose, sizeof(li->h.purpose), buf + 8);
+		else if (!strncmp(buf, "lease ", 6))
+			li->lease = strtol(buf + 6, NULL, 10);
 		line = nl ? nl + 1 : NULL;
 	}
 	li->host_hash = fnv1a(li->h.host);
@@ -617,6 +699,19 @@ lock_is_stale(const struct lock_info *li)
 	return !ckpt_proc_alive(li->h.pid, li->start);
 }
 
+/*
+ * A lock with a lease (the S3 backend adds "lease SECONDS" to what it
+ * stores, and its holder renews it) is free once the lease ran out.
+ * mtime is the backend's clock (S3: Last-Modified read against the
+ * service's own Date, in this host's terms), never the holder's.
+ */
+static bool
+lease_expired(const struct lock_info *li, int64_t mtime)
+{
+	return li->lease > 0 && mtime > 0 &&
+	    (int64_t)time(NULL) - mtime > (int64_t)li->lease;
+}
+
 /* The lock's text (backend.h: lock_read); *mtime may be NULL. */
 static int
 read_lock(const struct ckpt_store *s, const char *key, char **text,
@@ -682,6 +777,7 @@ break_lock(const struct ckpt_store *s, const char *key,
     const char *stale_text)
 {
 	char content[1024], *now_text = NULL;
+	int64_t mtime = 0;
 	bool done;
 	int rc;
 
@@ -691,9 +787,9 @@ break_lock(const struct ckpt_store *s, const char *key,
 	if (rc) {
 		struct lock_info bi;
 
-		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text, NULL,
-		    NULL) && lock_parse_any(now_text, &bi) &&
-		    lock_is_stale(&bi))
+		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text,
+		    &mtime, NULL) && lock_parse_any(now_text, &bi) &&
+		    (lock_is_stale(&bi) || lease_expired(&bi, mtime)))
 			s->ops->unlock(s->be, LOCK_BREAK_PATH, now_text, NULL);
 		free(now_text);
 		ckpt_interrupt_release();
@@ -725,6 +821,20 @@ holder_message(struct ckpt_error *err, const char *path,
 		age = (long long)time(NULL) - (long long)li->h.time;
 	else if (mtime)
 		age = (long long)time(NULL) - (long long)mtime;
+	if (li->lease > 0) {
+		/* A remote lock: its lease decides, on the service's clock. */
+		long long left = (long long)li->lease - (mtime ?
+		    (long long)time(NULL) - (long long)mtime : 0);
+
+		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "store is "
+		    "locked by pid %ld on host %s for '%s' (%lld s ago); its "
+		    "holder renews a lease of %ld s while it works, so it is "
+		    "broken only when the holder stopped for that long (in "
+		    "%lld s at the earliest)", li->h.pid, li->h.host[0] ?
+		    li->h.host : "?", li->h.purpose, age, li->lease,
+		    left > 0 ? left : 0);
+		return;
+	}
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
 	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
 	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
@@ -836,7 +946,8 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			 * unknown, never broken (see holder_message). */
 			memset(&li, 0, sizeof(li));
 			garbled = true;
-		} else if (lock_is_stale(&li) && break_lock(s, LOCK_PATH, text)) {
+		} else if ((lock_is_stale(&li) || lease_expired(&li, mtime)) &&
+		    break_lock(s, LOCK_PATH, text)) {
 			if (broken)
 				*broken = li.h;
 			free(text);

@@ -24,6 +24,15 @@ struct ckpt_store {
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
 
+struct ckpt_s3;
+/*
+ * The S3 client of an open s3:// store and its key prefix ("" or "p/q/":
+ * the object of store key K is prefix K); NULL for another backend.
+ * Borrowed: valid while the store is open (backend-s3.c).
+ */
+struct ckpt_s3 *ckpt_store_s3(const struct ckpt_store *s,
+    const char **prefix);
+
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
@@ -62,11 +71,8 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
-/* The store's ckpt.yaml through the backend; none is the defaults.  An
- * error reading it is an error (fail closed). */
-struct ckpt_policy_config;
-int ckpt_store_config_load(const struct ckpt_store *s,
-    struct ckpt_policy_config **out, struct ckpt_error *err);
+/* ckpt_store_config_load (ckpt.h): the store's ckpt.yaml through the
+ * backend; none is the defaults, an error reading it is an error. */
 
 /* The backend key of path (a path in the store: ROOT/key), NULL when
  * path is not in the store. */
@@ -169,9 +175,46 @@ int ckpt_index_check(const void *data, size_t size);
  */
 const char *ckpt_manifest_path_problem(const char *path);
 
+/* The largest manifest read (1 GiB). */
+#define CKPT_MANIFEST_MAX ((size_t)1 << 30)
+/*
+ * ckpt_manifest_read() of a manifest already in memory (fetched from an
+ * object store): text (malloc'd, len bytes) is taken over, also on
+ * failure; mpath names it in messages, dir is its checkpoint's location.
+ */
+int ckpt_manifest_parse(char *text, size_t len, const char *mpath,
+    const char *dir, struct ckpt_manifest **out, struct ckpt_error *err);
 /* Renames the written, fsynced file tmp to path, refusing to replace an
  * existing path unless force, and fsyncs the directory (convert.c). */
 int ckpt_commit_file(const char *tmp, const char *path, bool force,
+    struct ckpt_error *err);
+
+
+/*
+ * Checks a file's bytes as they stream past against its manifest entry
+ * (bundle.c): the whole-file SHA-256 when recorded and the digests of the
+ * ranges that cover every byte once.  init, update with every byte in
+ * order, then final (*ok: every digest matched; *offset: the first range
+ * that did not) or release.  Used by import and by push/pull.
+ */
+struct ckpt_stream_check {
+	const struct ckpt_manifest_file *mf;
+	struct ckpt_sha256 whole, range;
+	bool whole_on, range_on;
+	size_t next;			/* index of the current range */
+	uint64_t pos;			/* bytes seen so far */
+	bool bad;			/* a range digest differed */
+	uint64_t bad_offset;
+};
+int ckpt_stream_check_init(struct ckpt_stream_check *sc,
+    const struct ckpt_manifest_file *mf, struct ckpt_error *err);
+int ckpt_stream_check_update(struct ckpt_stream_check *sc,
+    const unsigned char *p, size_t n, struct ckpt_error *err);
+int ckpt_stream_check_final(struct ckpt_stream_check *sc, bool *ok,
+    uint64_t *offset, struct ckpt_error *err);
+void ckpt_stream_check_release(struct ckpt_stream_check *sc);
+/* mkdir -p of the parents of rel (checked names) under root. */
+int ckpt_make_parents(const char *root, const char *rel,
     struct ckpt_error *err);
 
 #endif /* CKPT_STORE_H */

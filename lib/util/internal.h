@@ -81,6 +81,21 @@ void ckpt_sha256_update2(struct ckpt_sha256 *a, const void *da,
 int ckpt_sha256_final(struct ckpt_sha256 *s,
     unsigned char out[CKPT_SHA256_BYTES], struct ckpt_error *err);
 void ckpt_sha256_release(struct ckpt_sha256 *s);
+/*
+ * ckpt_hash_files that also copies: job i's file is written, byte for
+ * byte as it is read and digested, to copies[i].fd (pwrite at the same
+ * offsets; fd < 0: hash only), which the caller opened for writing and
+ * closes, and fsyncs: the writeback is only started here.  copies may be
+ * NULL.  A source that ends early fails its job as in ckpt_hash_files;
+ * one that grows is copied up to the size it had when the job started.
+ */
+struct ckpt_hash_copy {
+	int fd;
+	const char *path;	/* for messages */
+};
+int ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
+    const struct ckpt_hash_copy *copies, size_t njobs, unsigned int nthreads,
+    ckpt_hash_progress_fn progress, void *data, struct ckpt_error *err);
 /* "sha-ni x2", or the libcrypto/libsodium backend's name. */
 const char *ckpt_sha256_kernel(void);
 /* Tests: read CKPT_SHA256_KERNEL again on the next use. */

@@ -36,6 +36,8 @@
 #include <unistd.h>
 
 #include "format/file.h"
+#include "store/s3src.h"
+#include "store/store.h"
 #include "verify/verify.h"
 
 #define WALK_DEPTH_MAX 64
@@ -415,6 +417,163 @@ struct job {
 	struct vfile *vf;
 };
 
+/*
+ * A checkpoint in an object store (s3://BUCKET/PREFIX): its objects are
+ * its files, listed once; the manifest is fetched and parsed in memory;
+ * structure is read through ranged GETs and digests by streaming GETs
+ * (store/s3src.h).  Not (yet) for remote checkpoints: signatures, the
+ * layout check and OMS bundles.
+ */
+struct remote {
+	struct ckpt_s3 *s3;
+	char *prefix;			/* key prefix, "" or ending in '/' */
+	size_t url_len;			/* of "s3://BUCKET/" */
+	bool has_sig;			/* the listing holds a signature */
+};
+
+static const char *
+remote_key(const struct remote *rem, const char *url)
+{
+	return url + rem->url_len;
+}
+
+static void
+remote_close(struct remote *rem)
+{
+	ckpt_s3_free(rem->s3);
+	free(rem->prefix);
+}
+
+/* Opens url: an object (*st a regular file) or a prefix (a directory). */
+static int
+remote_open(const char *url, struct remote *rem, struct stat *st,
+    struct ckpt_error *err)
+{
+	struct ckpt_s3_object obj;
+	size_t kl;
+	int rc;
+
+	memset(rem, 0, sizeof(*rem));
+	memset(st, 0, sizeof(*st));
+	if ((rc = ckpt_s3_url_client(url, &rem->s3, &rem->prefix, err)))
+		return rc;
+	rem->url_len = 5 + strlen(ckpt_s3_bucket(rem->s3)) + 1;
+	kl = strlen(rem->prefix);
+	st->st_mode = S_IFDIR | 0755;
+	if (kl && rem->prefix[kl - 1] != '/') {
+		rc = ckpt_s3_head(rem->s3, rem->prefix, &obj, err);
+		if (!rc) {
+			st->st_mode = S_IFREG | 0644;
+			st->st_size = (off_t)obj.size;
+			st->st_nlink = 1;
+			return CKPT_OK;
+		}
+		if (rc != CKPT_ERR_NOTFOUND)
+			goto fail;
+		ckpt_error_clear(err);
+		free(rem->prefix);
+		if (asprintf(&rem->prefix, "%.*s/", (int)kl, url +
+		    rem->url_len) < 0) {
+			rem->prefix = NULL;
+			rc = ckpt_error_nomem(err);
+			goto fail;
+		}
+	}
+	return CKPT_OK;
+fail:
+	remote_close(rem);
+	return rc;
+}
+
+/* The manifest under the prefix, as vman_load gives a local one. */
+static int
+remote_manifest(const struct remote *rem, const char *url,
+    const struct ckpt_verify_options *o, struct vmanifest **out,
+    struct flist *top, struct ckpt_error *err)
+{
+	struct ckpt_manifest *cm;
+	struct ckpt_error e;
+	char *key = NULL, *mpath = NULL, *text = NULL, *dir;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	dir = strndup(url, strlen(url) - (url[strlen(url) - 1] == '/'));
+	if (!dir || asprintf(&key, "%s%s", rem->prefix, CKPT_MANIFEST_NAME) <
+	    0 || asprintf(&mpath, "%s/%s", dir, CKPT_MANIFEST_NAME) < 0) {
+		free(dir);
+		free(key);
+		return ckpt_error_nomem(err);
+	}
+	ckpt_error_clear(&e);
+	rc = ckpt_s3_get_mem(rem->s3, key, 0, CKPT_S3_TO_END,
+	    CKPT_MANIFEST_MAX, &text, &len, NULL, &e);
+	if (!rc)
+		rc = ckpt_manifest_parse(text, len, mpath, dir, &cm, &e);
+	if (!rc)
+		rc = vman_adopt(cm, o, out, top, err);
+	else if (rc == CKPT_ERR_NOMEM)
+		rc = ckpt_error_nomem(err);
+	else if (rc == CKPT_ERR_NOTFOUND)
+		rc = CKPT_OK;
+	else if (rc == CKPT_ERR_FORMAT || rc == CKPT_ERR_UNSUPPORTED)
+		rc = flist_add(top, "manifest-invalid", CKPT_SEV_ERROR,
+		    e.path[0] ? e.path : mpath, NULL, e.offset, "%s",
+		    e.message) ? ckpt_error_nomem(err) : CKPT_OK;
+	else if (err)
+		*err = e;	/* the service failed: nothing was checked */
+	free(key);
+	free(mpath);
+	free(dir);
+	return rc;
+}
+
+struct remote_walk {
+	struct walk *w;
+	struct remote *rem;
+	const char *url;
+	struct ckpt_error *err;
+};
+
+static int
+remote_object(void *arg, const char *key, const struct ckpt_s3_object *obj)
+{
+	struct remote_walk *rw = arg;
+	const char *name = key + strlen(rw->rem->prefix);
+	struct vfile *vf;
+	char *path;
+
+	if (!obj || !*name || name[strlen(name) - 1] == '/')
+		return 0;
+	if (vman_is_own_file(name)) {
+		rw->rem->has_sig |= strcmp(name, CKPT_MANIFEST_NAME) != 0;
+		return 0;
+	}
+	if (asprintf(&path, "%.*s%s", (int)rw->rem->url_len, rw->url, key) <
+	    0)
+		return ckpt_error_nomem(rw->err);
+	vf = add_file(rw->w, name, path, rw->err);
+	free(path);
+	if (!vf)
+		return CKPT_ERR_NOMEM;
+	vf->st.st_mode = S_IFREG | 0644;
+	vf->st.st_size = (off_t)obj->size;
+	vf->st.st_nlink = 1;
+	vf->present = true;
+	return 0;
+}
+
+/* Every object under the prefix, as walk_dir lists a directory. */
+static int
+remote_walk(struct walk *w, struct remote *rem, const char *url,
+    struct ckpt_error *err)
+{
+	struct remote_walk rw = { w, rem, url, err };
+
+	return ckpt_s3_list(rem->s3, rem->prefix, NULL, remote_object, &rw,
+	    err);
+}
+
 struct worker {
 	struct pool *p;
 	pthread_t tid;
@@ -431,6 +590,7 @@ struct pool {
 	struct worker *w;
 	unsigned int started;
 	int fatal;			/* out of memory */
+	const struct remote *remote;	/* NULL: local files */
 };
 
 /* Copies what the reader found, and adds what verify checks on top. */
@@ -508,7 +668,8 @@ text_pickle_check(struct vfile *vf, const struct ckpt_file *f)
 	unsigned char c;
 	bool broken = false, named = false;
 
-	if ((ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
+	/* A remote file has no descriptor to read it again through. */
+	if (f->fd < 0 || (ckpt_file_format(f) != CKPT_FORMAT_TEXT &&
 	    ckpt_file_format(f) != CKPT_FORMAT_UNKNOWN) || !f->size ||
 	    ckpt_file_pread(f, &c, 1, 0, &e) || !c || !strchr(starts, c))
 		return;
@@ -644,10 +805,14 @@ job_open(struct pool *p, struct job *j)
 	struct ckpt_error e;
 	int rc;
 
-	if (!(p->flags & CKPT_VERIFY_FAST))
+	/* Remotely, the manifest's digests cover every byte: zip CRCs
+	 * would read the file a second time. */
+	if (!(p->flags & CKPT_VERIFY_FAST) && !(p->remote && vf->m))
 		oo.flags |= CKPT_OPEN_CHECK_CRC;
 	ckpt_error_clear(&e);
-	rc = ckpt_file_open_ex(vf->path, &oo, &f, &e);
+	rc = p->remote ? ckpt_s3_file_open(p->remote->s3, false,
+	    remote_key(p->remote, vf->path), &oo, &f, &e) :
+	    ckpt_file_open_ex(vf->path, &oo, &f, &e);
 	if (rc) {
 		const char *id = "format-error";
 
@@ -825,7 +990,7 @@ name_tensors(struct vfile *vf, const struct vman_range *mr)
  */
 static int
 hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
-    bool second, struct ckpt_error *err)
+    const struct remote *rem, bool second, struct ckpt_error *err)
 {
 	struct ckpt_hash_job *jobs;
 	struct hplan *plans;
@@ -882,9 +1047,20 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		plans[nj].vf = vf;
 		nj++;
 	}
-	if (nj)
+	if (nj && rem) {
+		const char **keys = calloc(nj, sizeof(*keys));
+
+		for (size_t i = 0; keys && i < nj; i++)
+			keys[i] = remote_key(rem, jobs[i].path);
+		rc = keys ? ckpt_s3_hash_jobs(rem->s3, keys, jobs, nj, o ?
+		    o->threads : 0, err) : ckpt_error_nomem(err);
+		free(keys);
+		if (rc)
+			goto out;
+	} else if (nj) {
 		ckpt_hash_files(jobs, nj, o ? o->threads : 0, o && o->progress ?
 		    relay : NULL, &pr, NULL);
+	}
 	for (size_t i = 0; i < nj; i++) {
 		struct ckpt_hash_job *j = &jobs[i];
 		struct vfile *vf = plans[i].vf;
@@ -1194,7 +1370,9 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		    "checkpoint holds regular files only",
 		    S_ISLNK(vf->st.st_mode) ? "a symbolic link, not followed"
 		    : "not a regular file");
-	if ((rc = push_job(p, cap, &j, err)))
+	/* Remote --fast: the listing against the manifest, nothing read. */
+	if (!(p->remote && vf->m && (flags & CKPT_VERIFY_FAST)) &&
+	    (rc = push_job(p, cap, &j, err)))
 		return rc;
 	if (!vf->m)
 		return CKPT_OK;
@@ -1205,6 +1383,8 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		    (unsigned long long)vf->st.st_size,
 		    (unsigned long long)vf->m->size);
 	}
+	if (p->remote && (flags & CKPT_VERIFY_FAST))
+		return CKPT_OK;
 	if ((flags & CKPT_VERIFY_FAST) && vcache_lookup(cache, &vf->st,
 	    vf->digest) && !memcmp(vf->digest, vf->m->cache_key,
 	    CKPT_SHA256_BYTES)) {
@@ -1321,6 +1501,25 @@ allowed_globals(const struct ckpt_verify_options *o,
 	return CKPT_OK;
 }
 
+/* What verify of a remote checkpoint does not do, said rather than
+ * passed over in silence. */
+static void
+remote_limits(struct ckpt_report *r, const struct remote *rem,
+    const struct vmanifest *man, const struct ckpt_verify_options *o)
+{
+	unsigned int flags = o ? o->flags : 0;
+
+	if (rem->has_sig || (o && o->nkeys) ||
+	    (flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+		flist_add(&r->top, "signature-unchecked", CKPT_SEV_WARNING,
+		    r->path, NULL, -1, "signatures of checkpoints in an "
+		    "object store are not checked yet");
+	if (man && (flags & CKPT_VERIFY_FAST))
+		flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path, NULL,
+		    -1, "--fast on an object store: the listing's sizes "
+		    "against the manifest; no byte was read");
+}
+
 int
 ckpt_verify(const char *path, const struct ckpt_verify_options *o,
     struct ckpt_report **out, struct ckpt_error *err)
@@ -1330,17 +1529,25 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	struct vmanifest *man = NULL;
 	struct vcache *cache = NULL;
 	struct ckpt_report *r;
+	struct remote rem, *remote = NULL;
 	struct walk w;
 	struct pool p;
 	struct stat st;
 	size_t cap = 0;
 	int rc;
 
-	if (stat(path, &st))
+	if (ckpt_s3_is_url(path)) {
+		if ((rc = remote_open(path, &rem, &st, err)))
+			return rc;
+		remote = &rem;
+	} else if (stat(path, &st)) {
 		return ckpt_error_errno(err, path, "cannot verify");
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
+		if (remote)
+			remote_close(remote);
 		return ckpt_error_nomem(err);
 	}
 	r->sig_state = "none";
@@ -1348,10 +1555,13 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	pthread_mutex_init(&p.lock, NULL);
 	p.flags = o ? o->flags : 0;
 	p.threads = o ? o->threads : 0;
+	p.remote = remote;
 	memset(&w, 0, sizeof(w));
 	w.r = r;
 
-	rc = vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
+	rc = remote ? (S_ISDIR(st.st_mode) ? remote_manifest(remote, path, o,
+	    &man, &r->top, err) : CKPT_OK) : vman_load(path,
+	    S_ISDIR(st.st_mode), o, &man, &r->top, err);
 	if (rc)
 		goto out;
 	if (allowed_globals(o, man, &cfg, &allow, &p.nallow, &r->top)) {
@@ -1365,7 +1575,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	}
 	if (S_ISDIR(st.st_mode)) {
 		w.root = path;
-		if ((rc = walk_dir(&w, "", 0, err)))
+		if ((rc = remote ? remote_walk(&w, remote, path, err) :
+		    walk_dir(&w, "", 0, err)))
 			goto out;
 	} else {
 		const char *base = strrchr(path, '/');
@@ -1376,7 +1587,10 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			rc = err ? err->code : CKPT_ERR_NOMEM;
 			goto out;
 		}
-		lstat(path, &vf->st);
+		if (remote)
+			vf->st = st;
+		else
+			lstat(path, &vf->st);
 		vf->present = true;
 	}
 	/* Match the listing with the manifest; what it lists and the disk
@@ -1428,21 +1642,25 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		    "no files to verify");
 	/* The mutexes must not move once threads run: the array is final
 	 * from here on. */
-	if (man && !(p.flags & CKPT_VERIFY_NO_CACHE))
+	if (man && !remote && !(p.flags & CKPT_VERIFY_NO_CACHE))
 		vcache_open(o, man, &cache);
 	for (size_t i = 0; i < r->nfiles; i++)
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
-	check_signature(r, man, o);
-	if (S_ISDIR(st.st_mode))
-		check_layout(r, path);
-	if (o && o->oms_bundle && o->oms_key)
+	if (remote) {
+		remote_limits(r, remote, man, o);
+	} else {
+		check_signature(r, man, o);
+		if (S_ISDIR(st.st_mode))
+			check_layout(r, path);
+	}
+	if (!remote && o && o->oms_bundle && o->oms_key)
 		vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
 		    &r->top);
 	pool_start(&p, o);
-	rc = hash_phase(r, o, false, err);
+	rc = hash_phase(r, o, p.remote, false, err);
 	if (!rc)
-		rc = hash_phase(r, o, true, err);
+		rc = hash_phase(r, o, p.remote, true, err);
 	if (pool_wait(&p, err) && !rc)
 		rc = err ? err->code : CKPT_ERR_NOMEM;
 	if (rc)
@@ -1491,6 +1709,8 @@ out:
 	ckpt_policy_config_free(cfg);
 	pthread_mutex_destroy(&p.lock);
 	vman_free(man);
+	if (remote)
+		remote_close(remote);
 	if (rc) {
 		ckpt_report_free(r);
 		return rc;

@@ -62,6 +62,10 @@ struct vmanifest {
 int vman_load(const char *path, bool is_dir,
     const struct ckpt_verify_options *o, struct vmanifest **out,
     struct flist *top, struct ckpt_error *err);
+/* The same for a manifest already read (cm is taken over, also on
+ * failure): a remote checkpoint's. */
+int vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
+    struct vmanifest **out, struct flist *top, struct ckpt_error *err);
 void vman_free(struct vmanifest *m);
 /* The entry for a relative path (marked seen), or NULL. */
 const struct vman_file *vman_find(struct vmanifest *m, const char *name);

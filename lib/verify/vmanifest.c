@@ -289,7 +289,6 @@ vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
     struct vmanifest **out, struct flist *top, struct ckpt_error *err)
 {
 	struct ckpt_manifest *cm;
-	struct vmanifest *m;
 	struct ckpt_error e;
 	char *dir;
 	int rc;
@@ -324,6 +323,17 @@ vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
 		free(dir);
 		return rc ? ckpt_error_nomem(err) : CKPT_OK;
 	}
+	free(dir);
+	return vman_adopt(cm, o, out, top, err);
+}
+
+int
+vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
+    struct vmanifest **out, struct flist *top, struct ckpt_error *err)
+{
+	struct vmanifest *m;
+
+	*out = NULL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		goto nomem;
@@ -349,11 +359,9 @@ vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
 		flist_add(top, "manifest-digest-mismatch", CKPT_SEV_ERROR,
 		    m->path, NULL, -1, "manifest is %s, the registry recorded "
 		    "%s", m->digest, o->manifest_digest);
-	free(dir);
 	*out = m;
 	return CKPT_OK;
 nomem:
-	free(dir);
 	if (m)
 		vman_free(m);
 	else

@@ -12,6 +12,7 @@
  *   ckpt-test-tool s3 [OPTIONS] BUCKET get KEY [OFFSET [LENGTH]]  >OUT
  *   ckpt-test-tool s3 [OPTIONS] BUCKET head KEY        size etag
  *   ckpt-test-tool s3 [OPTIONS] BUCKET delete KEY
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET copy SRC DST    (server-side)
  *   ckpt-test-tool s3 [OPTIONS] BUCKET list [PREFIX [DELIMITER]]
  *       one line per key ("KEY SIZE"), per common prefix ("KEY/")
  *   ckpt-test-tool s3 config         what ckpt_s3_config_load() found
@@ -48,7 +49,7 @@ s3_usage(void)
 	fprintf(stderr, "usage: ckpt-test-tool s3 [--attempts N] "
 	    "[--backoff MS] [--stall S] [--part-size N] [--parallel N]\n"
 	    "       [--page N] [--path-style] [--stats]\n"
-	    "       BUCKET put|put-file|put-many|get|head|delete|list ...\n"
+	    "       BUCKET put|put-file|put-many|get|head|copy|delete|list ...\n"
 	    "       ckpt-test-tool s3 config\n");
 	return 2;
 }
@@ -236,6 +237,14 @@ op_delete(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 }
 
 static int
+op_copy(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
+{
+	if (argc != 3)
+		return s3_usage();
+	return ckpt_s3_copy(s3, argv[1], argv[2], err) ? s3_fail(err) : 0;
+}
+
+static int
 op_list(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 {
 	if (argc > 3)
@@ -287,6 +296,7 @@ static const struct {
 	const char *name;
 	int (*fn)(struct ckpt_s3 *, int, char **, struct ckpt_error *);
 } s3_ops[] = {
+	{ "copy", op_copy },
 	{ "delete", op_delete },
 	{ "get", op_get },
 	{ "head", op_head },
@@ -315,6 +325,7 @@ set_tunable(struct ckpt_s3_config *cfg, const char *opt, const char *val)
 		cfg->parallel = (unsigned)v;
 	else if (!strcmp(opt, "--page"))
 		cfg->list_page = (unsigned)v;
+
 	else
 		return -1;
 	return 0;

@@ -3,10 +3,12 @@
  * check_hashing.c - the hashing engine (hashing.c) against one-shot
  * digests: files with and without a whole-file pass, ranges that touch,
  * overlap, repeat or are empty, many tiny ones, every thread count from 1
- * to 5, both SHA-256 kernels, and a failing job among good ones.
+ * to 5, both SHA-256 kernels, and a failing job among good ones; copies
+ * (ckpt_hash_copy_files) byte-exact whether a pass or the ranges write.
  */
 #include "unit.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -200,6 +202,96 @@ START_TEST(test_hashing_engine_failing_job)
 }
 END_TEST
 
+/* The file at path holds exactly len bytes of want. */
+static void
+assert_file_is(const char *path, const unsigned char *want, size_t len)
+{
+	unsigned char *got = malloc(len + 1);
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(got);
+	ck_assert_int_ge(fd, 0);
+	n = pread(fd, got, len + 1, 0);
+	close(fd);
+	ck_assert_int_eq(n, (ssize_t)len);
+	ck_assert_msg(!len || !memcmp(got, want, len), "%s differs", path);
+	free(got);
+}
+
+/*
+ * Copies: file 0 has a pass (which writes) and overlapping ranges, 1 and
+ * 2 passes only, 3 ranges that overlap at the tail (not a tiling: the
+ * engine gives it a pass), 3 again as a tiling (its ranges write).
+ */
+START_TEST(test_hashing_engine_copies)
+{
+	struct ckpt_hash_job jobs[NFILES];
+	struct ckpt_hash_copy copies[NFILES];
+	struct ckpt_error err;
+	char dst[NFILES][64];
+
+	make_files(jobs);
+	plan_ranges(jobs);
+	for (unsigned int t = 1; t <= 4; t++) {
+		for (size_t f = 0; f < NFILES; f++) {
+			snprintf(dst[f], sizeof(dst[f]), "%s/copy%zu",
+			    unit_tmpdir, f);
+			unlink(dst[f]);
+			copies[f].fd = open(dst[f], O_WRONLY | O_CREAT |
+			    O_EXCL, 0600);
+			copies[f].path = dst[f];
+			ck_assert_int_ge(copies[f].fd, 0);
+		}
+		if (t == 4) {	/* file 3 tiled by its ranges */
+			jobs[3].ranges[jobs[3].nranges - 1].offset =
+			    content_len[3] / 65536 * 65536;
+			ck_assert_uint_lt(jobs[3].ranges[jobs[3].nranges -
+			    1].offset, content_len[3]);
+		}
+		ck_assert_int_eq(ckpt_hash_copy_files(jobs, copies, NFILES, t,
+		    NULL, NULL, &err), 0);
+		check_digests(jobs);
+		for (size_t f = 0; f < NFILES; f++) {
+			close(copies[f].fd);
+			assert_file_is(dst[f], content[f], content_len[f]);
+		}
+	}
+	free_files(jobs);
+}
+END_TEST
+
+/* A copy that cannot be written fails its job, naming the copy. */
+START_TEST(test_hashing_engine_copy_write_error)
+{
+	struct ckpt_hash_job jobs[NFILES];
+	struct ckpt_hash_copy copies[NFILES];
+	struct ckpt_error err;
+	char dst[64];
+
+	make_files(jobs);
+	plan_ranges(jobs);
+	for (size_t f = 0; f < NFILES; f++) {
+		copies[f].fd = -1;	/* hash only */
+		copies[f].path = NULL;
+	}
+	snprintf(dst, sizeof(dst), "%s/ro", unit_tmpdir);
+	copies[0].fd = open(unit_write_file("ro", "", 0), O_RDONLY);
+	copies[0].path = dst;
+	ck_assert_int_ge(copies[0].fd, 0);
+	ck_assert_int_eq(ckpt_hash_copy_files(jobs, copies, NFILES, 2, NULL,
+	    NULL, &err), CKPT_ERR_IO);
+	ck_assert_int_eq(jobs[0].status, CKPT_ERR_IO);
+	ck_assert_str_eq(err.path, dst);
+	ck_assert_ptr_nonnull(strstr(err.message, "cannot write at byte 0"));
+	/* The other jobs, hash only, are unaffected. */
+	ck_assert_int_eq(jobs[1].status, 0);
+	ck_assert_int_eq(jobs[3].status, 0);
+	close(copies[0].fd);
+	free_files(jobs);
+}
+END_TEST
+
 Suite *
 hashing_suite(void)
 {
@@ -211,6 +303,8 @@ hashing_suite(void)
 	tcase_add_test(tc, test_hashing_engine_matches_oneshot);
 	tcase_add_test(tc, test_hashing_engine_portable_kernel);
 	tcase_add_test(tc, test_hashing_engine_failing_job);
+	tcase_add_test(tc, test_hashing_engine_copies);
+	tcase_add_test(tc, test_hashing_engine_copy_write_error);
 	suite_add_tcase(s, tc);
 	return s;
 }

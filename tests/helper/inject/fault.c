@@ -9,7 +9,8 @@
  * /proc/self/fd; for the *at calls it is the directory's path, "/" and
  * the name.
  *
- *   CKPT_FAULT_OP      write, fsync (fsync and fdatasync), rename (rename,
+ *   CKPT_FAULT_OP      write (write, pwrite), read (pread: regular files),
+ *                      fsync (fsync and fdatasync), rename (rename,
  *                      renameat, renameat2), link, mkdir, unlink (unlink,
  *                      unlinkat: the path is the directory's + "/" +
  *                      name), opendir (opendir, fdopendir, open/openat
@@ -25,7 +26,11 @@
  *                      before the call), crash-after (SIGKILL after it),
  *                      or signal (sends itself CKPT_FAULT_SIGNAL, a
  *                      number, default SIGINT, just before the call: an
- *                      interrupt at an exact step)
+ *                      interrupt at an exact step), short (read and
+ *                      write: do at most half of it, at least one
+ *                      byte), or run (runs CKPT_FAULT_RUN with
+ *                      system(3) just before the call: a file changed
+ *                      by someone else at an exact step)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -103,7 +108,7 @@ matches(const char *op, const char *a, const char *b)
 	return (a && !fnmatch(pat, a, 0)) || (b && !fnmatch(pat, b, 0));
 }
 
-enum action { PASS, FAIL, CRASH_AFTER };
+enum action { PASS, FAIL, CRASH_AFTER, SHORT };
 
 /* Decides what to do with a call; crashes right here for "crash". */
 static enum action
@@ -133,6 +138,17 @@ decide(const char *op, const char *a, const char *b)
 		const char *sig = getenv("CKPT_FAULT_SIGNAL");
 
 		kill(getpid(), sig ? atoi(sig) : SIGINT);
+		return PASS;
+	}
+	if (act && !strcmp(act, "short"))
+		return SHORT;
+	if (act && !strcmp(act, "run")) {
+		const char *cmd = getenv("CKPT_FAULT_RUN");
+
+		busy++;
+		if (cmd && system(cmd) != 0)
+			log_line("run-failed", op, cmd);
+		busy--;
 		return PASS;
 	}
 	return FAIL;
@@ -179,10 +195,67 @@ write(int fd, const void *buf, size_t n)
 		errno = ENOSPC;
 		return -1;
 	}
-	r = real_write()(fd, buf, n);
+	r = real_write()(fd, buf, a == SHORT && n > 1 ? n / 2 : n);
 	after(a);
 	return r;
 }
+
+/* The action for a read or write on fd: regular files only. */
+static enum action
+decide_fd(const char *op, int fd)
+{
+	char p[4096];
+	struct stat st;
+
+	if (!getenv("CKPT_FAULT_OP") || fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return PASS;
+	return decide(op, fd_path(fd, p, sizeof(p)), NULL);
+}
+
+#define PWRITE_CALL(name)						\
+ssize_t									\
+name(int fd, const void *buf, size_t n, off_t off)			\
+{									\
+	static ssize_t (*fn)(int, const void *, size_t, off_t);		\
+	enum action a = decide_fd("write", fd);				\
+	ssize_t r;							\
+									\
+	if (!fn)							\
+		fn = (ssize_t (*)(int, const void *, size_t, off_t))	\
+		    dlsym(RTLD_NEXT, #name);				\
+	if (a == FAIL) {						\
+		errno = ENOSPC;						\
+		return -1;						\
+	}								\
+	r = fn(fd, buf, a == SHORT && n > 1 ? n / 2 : n, off);		\
+	after(a);							\
+	return r;							\
+}
+
+#define PREAD_CALL(name)						\
+ssize_t									\
+name(int fd, void *buf, size_t n, off_t off)				\
+{									\
+	static ssize_t (*fn)(int, void *, size_t, off_t);		\
+	enum action a = decide_fd("read", fd);				\
+	ssize_t r;							\
+									\
+	if (!fn)							\
+		fn = (ssize_t (*)(int, void *, size_t, off_t))		\
+		    dlsym(RTLD_NEXT, #name);				\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return -1;						\
+	}								\
+	r = fn(fd, buf, a == SHORT && n > 1 ? n / 2 : n, off);		\
+	after(a);							\
+	return r;							\
+}
+
+PWRITE_CALL(pwrite)
+PWRITE_CALL(pwrite64)
+PREAD_CALL(pread)
+PREAD_CALL(pread64)
 
 #define FD_CALL(name, op)						\
 int									\

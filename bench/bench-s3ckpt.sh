@@ -1,0 +1,148 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# bench-s3ckpt.sh - the commands on checkpoints in S3 (issue 15's
+# targets) against curl on a real Ceph RADOS Gateway on loopback
+# (scripts/rgw, OSD on memstore):
+#   - push of a 1 GiB checkpoint (one safetensors file) from a local store
+#     vs `curl --aws-sigv4` PUT of the same bytes (target: at least 0.8x);
+#   - verify of it in the bucket vs curl GET | sha256sum (target 0.8x);
+#   - inspect of a 4 GiB safetensors object (target: at most 3 requests,
+#     under 0.2 s) vs the two ranged curl GETs any reader needs (length,
+#     then header); its requests are counted by the fault proxy of the
+#     tests, forwarding only.
+# BENCH_S3_SIZE (bytes, default 1 GiB) and BENCH_S3_INSPECT_SIZE (default
+# 4 GiB) size the inputs; memstore holds about twice the live data in RAM.
+. "$(dirname "$0")/lib.sh"
+
+: "${BENCH_S3_SIZE:=1073741824}"
+: "${BENCH_S3_INSPECT_SIZE:=4294967296}"
+: "${PYTHON:=/usr/bin/python3}"
+W="$BENCH_OUT/s3ckpt"
+RGW_DIR=
+PROXY_PID=
+cleanup() {
+	test -n "$PROXY_PID" && kill "$PROXY_PID" 2>/dev/null
+	rm -rf "$W"
+	test -n "$RGW_DIR" && "$SRC_DIR/scripts/rgw" stop "$RGW_DIR" >/dev/null
+}
+trap cleanup EXIT
+trap 'exit 3' INT TERM
+
+"$SRC_DIR/scripts/rgw" install || bench_die "Ceph RGW packages missing"
+command -v curl >/dev/null || bench_die "curl missing"
+RGW_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-rgw-bench.XXXXXX") ||
+	bench_die "mktemp failed"
+mem=$((4 * BENCH_S3_SIZE + 3 * BENCH_S3_INSPECT_SIZE))
+CKPT_RGW_MEMSTORE_BYTES=$mem "$SRC_DIR/scripts/rgw" start "$RGW_DIR" \
+    >"$BENCH_OUT/rgw.env" || bench_die "scripts/rgw start failed"
+. "$BENCH_OUT/rgw.env"
+B=$CKPT_RGW_BUCKET
+URL="$AWS_ENDPOINT_URL/$B"
+CURLCONF="$RGW_DIR/curl.conf"
+E=$(printf '' | sha256sum | cut -d' ' -f1)
+DEST="s3://$B/team"
+rm -rf "$W" && mkdir -p "$W" || bench_die "cannot create $W"
+
+# st PATH SIZE SEED: a safetensors file of SIZE bytes of data in 64
+# U8 tensors, the data from ckpt-test-tool fill (fast, incompressible).
+st() {
+	"$PYTHON" - "$1.hdr" "$2" <<-\EOF || return 1
+	import json, struct, sys
+	path, size, n = sys.argv[1], int(sys.argv[2]), 64
+	each = size // n
+	h, off = {}, 0
+	for i in range(n):
+	    s = each if i < n - 1 else size - off
+	    h["layers.%d.weight" % i] = {"dtype": "U8", "shape": [s],
+	                                 "data_offsets": [off, off + s]}
+	    off += s
+	j = json.dumps(h, separators=(",", ":")).encode()
+	j += b" " * (-len(j) % 8)
+	open(path, "wb").write(struct.pack("<Q", len(j)) + j)
+	EOF
+	ckpt-test-tool fill "$1.data" "$2" "$3" &&
+	cat "$1.hdr" "$1.data" >"$1" && rm -f "$1.hdr" "$1.data"
+}
+
+st "$W/model.safetensors" "$BENCH_S3_SIZE" 5 || bench_die "cannot write input"
+F="$W/model.safetensors"
+SIZE=$(wc -c <"$F")
+SHA=$(sha256sum "$F" | cut -d' ' -f1)
+ckpt -C "$W/store" init >/dev/null &&
+    ckpt -C "$W/store" save --copy --run b --step 1 "$F" >/dev/null ||
+	bench_die "save failed"
+ckpt init -C "$DEST" >/dev/null || bench_die "cannot create the S3 store"
+KEYS="ckpt-manifest.json ckpt-summary.json model.safetensors"
+# Removes the pushed checkpoint, so that each push sends everything.
+unpush() {
+	for k in $KEYS; do
+		ckpt-test-tool s3 "$B" delete "team/runs/b/step-1/$k" || return 1
+	done
+}
+export B URL CURLCONF E DEST F SHA W
+
+ckpt -C "$W/store" push b@1 "$DEST" >/dev/null || bench_die "push failed"
+curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" \
+    "$URL/bench/curl" >/dev/null || bench_die "curl PUT failed"
+ckpt verify "$DEST/runs/b/step-1" >/dev/null || bench_die "verify failed"
+
+bench_begin s3ckpt "push, verify and inspect of checkpoints in S3 vs curl, RGW on loopback"
+BENCH_BYTES=$SIZE bench_compare "push $((BENCH_S3_SIZE >> 20)) MiB" \
+    'unpush && ckpt -C "$W/store" push b@1 "$DEST"' \
+    'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" "$URL/bench/up2"' \
+    'h=$(sha256sum <"$F" | cut -d" " -f1) && curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $h" -T "$F" "$URL/bench/up3"'
+BENCH_BYTES=$SIZE bench_compare "verify $((BENCH_S3_SIZE >> 20)) MiB" \
+    'ckpt verify "$DEST/runs/b/step-1"' \
+    'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $E" "$URL/bench/curl" | sha256sum'
+ckpt-test-tool s3 "$B" delete bench/up2 >/dev/null
+ckpt-test-tool s3 "$B" delete bench/up3 >/dev/null
+
+# The inspect input: a large safetensors object.
+st "$W/big.safetensors" "$BENCH_S3_INSPECT_SIZE" 6 ||
+	bench_die "cannot write the inspect input"
+ckpt-test-tool s3 "$B" put-file big.safetensors "$W/big.safetensors" \
+    >/dev/null || bench_die "upload of the inspect input failed"
+HL=$(head -c 8 "$W/big.safetensors" | od -An -t u8 | tr -d ' ')
+rm -f "$W/big.safetensors"
+export HL
+bench_compare "inspect $((BENCH_S3_INSPECT_SIZE >> 20)) MiB object" \
+    'ckpt inspect "s3://$B/big.safetensors"' \
+    'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $E" -r 0-7 "$URL/big.safetensors" && curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $E" -r 8-$((8 + HL - 1)) "$URL/big.safetensors"'
+inspect_s=$(bench_median 0)
+
+# Requests of one inspect, counted by a forwarding proxy.
+rm -f "$W/proxy.port"
+"$PYTHON" "$SRC_DIR/tests/helper/s3-fault-proxy.py" "${AWS_ENDPOINT_URL##*:}" \
+    "$W/proxy.port" "$W/proxy.log" 2>/dev/null &
+PROXY_PID=$!
+n=0
+while ! test -s "$W/proxy.port"; do
+	n=$((n + 1))
+	test $n -lt 100 || bench_die "the proxy did not start"
+	sleep 0.1
+done
+AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")" \
+    ckpt inspect "s3://$B/big.safetensors" >/dev/null ||
+	bench_die "inspect through the proxy failed"
+reqs=$(wc -l <"$W/proxy.log" | tr -d ' ')
+
+bench_note "push: ckpt push of a committed checkpoint (one safetensors" \
+    "file, 64 tensors) from a local store into a store on S3 through" \
+    "save's protocol: every byte checked against the manifest's range" \
+    "digests while it is copied into the local spool, then parallel" \
+    "multipart (16 MiB parts, 4 in flight, each part's SHA-256 checked by" \
+    "RGW) to a staging prefix, CopyObject into place under the store" \
+    "lock, the manifest last with If-None-Match; the row includes" \
+    "deleting the previous copy (three DELETEs).  The first curl row" \
+    "sends a SHA-256 computed beforehand, untimed; the second computes" \
+    "it first."
+bench_note "verify: ckpt verify of the checkpoint in the bucket: listing," \
+    "manifest, the header's ranged GET, then ranged GETs in parallel" \
+    "(up to one per core) hashing the manifest's ranges as they stream."
+bench_note "inspect: $reqs request(s) for one inspect of the" \
+    "$BENCH_S3_INSPECT_SIZE-byte object (target: at most 3), median" \
+    "$inspect_s s (target: under 0.2 s), process start-up included."
+bench_note "RGW's OSD keeps data in RAM (memstore): the network and disk" \
+    "are not in the figures.  Under load the figures are provisional."
+bench_end
