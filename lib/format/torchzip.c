@@ -9,8 +9,6 @@
  */
 #include "util/internal.h"
 
-#include <fcntl.h>
-
 #include "format/pickle.h"
 #include "format/zip.h"
 
@@ -299,11 +297,13 @@ scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
 		return CKPT_OK;
 	if (!(a = calloc(1, sizeof(*a))))
 		return ckpt_error_nomem(err);
-	a->fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-	a->path = strdup(f->path);
-	if (a->fd < 0 || !a->path) {
-		rc = a->fd < 0 ? ckpt_error_errno(err, f->path, "cannot dup") :
-		    ckpt_error_nomem(err);
+	/* The shard's bytes, borrowed: its descriptor, or its source and
+	 * block cache (a remote shard), given back before the free. */
+	a->fd = f->fd;
+	a->src = f->src;
+	a->cache = f->cache;
+	if (!(a->path = strdup(f->path))) {
+		rc = ckpt_error_nomem(err);
 		goto out;
 	}
 	a->size = f->size;
@@ -322,6 +322,9 @@ scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
 	else if (!rc)
 		rc = keep_archive_findings(f, a, base, len);
 out:
+	a->fd = -1;
+	a->src = NULL;
+	a->cache = NULL;
 	a->allow_globals = NULL;
 	a->nallow_globals = 0;
 	ckpt_file_free(a);
