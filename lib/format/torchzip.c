@@ -343,7 +343,6 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 	if (located && (start > 0 || distcp_name(f->path))) {
 		size_t count = 1;
 		uint64_t end = start;
-
 		int rc = scan_archive(f, start, f->size - start, err);
 
 		while (!rc && end > 0 && count < 1000000 &&
