@@ -171,7 +171,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	if (ref.path)
 		store_globals(s, &c.allow);
 
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_convert_opts)CKPT_CONVERT_OPTIONS_INIT;
 	o.select = (const char *const *)c.select.items;
 	o.nselect = c.select.n;
 	o.strip_prefix = c.strip;

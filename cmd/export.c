@@ -67,7 +67,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	for (int i = 0; i < n; i++)
 		dirs[i] = resolve_checkpoint_arg(ctx, &s, argv[i], NULL,
 		    CKPT_METRIC_MIN, NULL);
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_export_opts)CKPT_EXPORT_OPTIONS_INIT;
 	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?
 	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
 	o.force = force;

@@ -59,7 +59,7 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 		die_errno("%s: cannot open", argv[0]);
 	}
 	s = store_open(ctx, true);
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_import_opts)CKPT_IMPORT_OPTIONS_INIT;
 	o.run = run;
 	o.name = argv[0];
 	o.lock_timeout_ms = 60000;

@@ -212,7 +212,8 @@ do_rollback(struct ctx *ctx, const char *model, struct strlist *aliases,
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_alias_move mv;
 	struct ckpt_error err;
-	struct ckpt_alias_opts o = { .op = CKPT_ALIAS_ROLLBACK,
+	struct ckpt_alias_opts o = { .version = CKPT_ALIAS_OPTIONS_VERSION,
+	    .op = CKPT_ALIAS_ROLLBACK,
 	    .model = model, .alias = aliases->items[0], .note = note,
 	    .lock_timeout_ms = timeout };
 	int rc;
@@ -336,14 +337,14 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	s = store_open(ctx, false);
 	path = resolve_checkpoint_arg(ctx, &s, argv[0], metric,
 	    parse_metric_mode(mode), NULL);
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.flags = require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0;
 	vo.store = ckpt_store_root(s);
 	vo.keys = (const char *const *)keys.items;
 	vo.nkeys = keys.n;
 	vo.allow_globals = (const char *const *)allow.items;
 	vo.nallow_globals = allow.n;
-	memset(&po, 0, sizeof(po));
+	po = (struct ckpt_promote_opts)CKPT_PROMOTE_OPTIONS_INIT;
 	po.model = model;
 	po.aliases = (const char *const *)aliases.items;
 	po.naliases = aliases.n;

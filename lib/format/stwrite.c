@@ -436,6 +436,9 @@ ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
 	uint64_t data_len, done = 0;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_ST_WRITE_OPTIONS_VERSION, "ckpt_st_write_options", err)))
+		return rc;
 	if ((rc = plan(t, n, &e, &data_len, err)))
 		return rc;
 	if ((rc = build_header(e, n, meta, nmeta, &b, err)))

@@ -7,7 +7,7 @@
  * and without executing pickle code, and manages a store of committed
  * checkpoints.
  *
- * Conventions (see README, "Library"):
+ * Conventions:
  *  - Every fallible call returns 0 (CKPT_OK) or a negative enum ckpt_status
  *    and fills the caller-owned struct ckpt_error when one is given (it may
  *    be NULL).  The library never prints and never exits.
@@ -17,6 +17,40 @@
  *    valid until that handle is freed.  A returned "char *" is the caller's
  *    and is freed with free(3).
  *  - Nothing here exposes a dependency's types.
+ *  - Options structs the caller allocates (struct ckpt_<what>_options)
+ *    start with an "unsigned int version" and are initialised with their
+ *    CKPT_<WHAT>_OPTIONS_INIT macro, as libgit2's are: a program built
+ *    against this header records the layout it knows, so that later
+ *    versions of the library may add members at the end and still read
+ *    an older caller's struct.  A version the library does not know (a
+ *    newer header) is refused with CKPT_ERR_UNSUPPORTED.  Version 0 (a
+ *    struct zeroed with memset or "= { 0 }") is read as version 1.  The
+ *    macros use designated initialisers; C++ before C++20 zeroes the
+ *    struct and sets version instead.
+ *  - Functions whose result must be looked at carry CKPT_MUST_CHECK.
+ *  - Long operations report progress through one callback type,
+ *    ckpt_progress_fn: done and total in the operation's unit (bytes,
+ *    unless its documentation says otherwise); total may grow while
+ *    work is discovered.
+ *
+ * Thread safety:
+ *  - libckpt keeps no global state that needs initialising: the first
+ *    call from any thread is as good as another.  What it reads once per
+ *    process (host name, boot id, pid namespace, machine id, user name) is
+ *    read under pthread_once, the user name with getpwuid_r.
+ *  - A handle (struct ckpt_file, ckpt_checkpoint, ckpt_store, ckpt_hash,
+ *    ckpt_save, a report, ...) is used by one thread at a time; distinct
+ *    handles may be used from different threads concurrently.  Functions
+ *    that take a handle as const (the readers' accessors, ckpt_tensor_read,
+ *    ckpt_tensor_stats and friends) may run concurrently on one handle.
+ *  - Several stores, or one store from several processes, are safe: the
+ *    store lock (ckpt_store_lock) serialises every change, across
+ *    processes and hosts sharing the filesystem.
+ *  - Functions that run on several threads themselves (a "threads" or
+ *    "nthreads" argument) call their progress callback from any of those
+ *    threads, one call at a time.
+ *  - ckpt_interrupt_install() changes process-wide signal dispositions:
+ *    call it once, from the main thread, before starting others.
  */
 #ifndef CKPT_H
 #define CKPT_H
@@ -41,8 +75,25 @@ extern "C" {
 #define CKPT_VERSION_MINOR 1
 #define CKPT_VERSION_PATCH 0
 
+#define CKPT_VERSION_NUMBER (CKPT_VERSION_MAJOR * 1000000 + \
+	CKPT_VERSION_MINOR * 1000 + CKPT_VERSION_PATCH)
+
 /** Returns the library version as "MAJOR.MINOR.PATCH"; static storage. */
 CKPT_API const char *ckpt_version(void);
+/**
+ * The version of the library running, as CKPT_VERSION_NUMBER spells the
+ * header's: MAJOR * 1000000 + MINOR * 1000 + PATCH (0.1.0 is 1000), as
+ * archive_version_number() does, so a program can compare the two.
+ */
+CKPT_API int ckpt_version_number(void);
+
+/**
+ * Progress of a long operation: done of total units so far.  Called from
+ * the thread doing the work (see "Thread safety" above), never
+ * concurrently for one operation; it must not call back into the
+ * operation.  data is the caller's, passed as given.
+ */
+typedef void (*ckpt_progress_fn)(uint64_t done, uint64_t total, void *data);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -127,7 +178,7 @@ CKPT_API void ckpt_hex(const unsigned char *digest, size_t len, char *hex);
 CKPT_API const char *ckpt_hash_backend(void);
 
 /* ------------------------------------------------------------------ */
-/* Formats, dtypes, tensors (readers: issue #3)                        */
+/* Formats, dtypes, tensors                                            */
 /* ------------------------------------------------------------------ */
 
 enum ckpt_format {
@@ -271,10 +322,13 @@ CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
  * otherwise.
  */
 struct ckpt_open_options {
+	unsigned int version;		/* CKPT_OPEN_OPTIONS_VERSION */
 	unsigned int flags;			/* CKPT_OPEN_* */
 	const char *const *allow_globals;
 	size_t nallow_globals;
 };
+#define CKPT_OPEN_OPTIONS_VERSION 1
+#define CKPT_OPEN_OPTIONS_INIT { .version = CKPT_OPEN_OPTIONS_VERSION }
 
 /** ckpt_file_open() with options; o may be NULL. */
 CKPT_API int ckpt_file_open_ex(const char *path,
@@ -439,7 +493,7 @@ CKPT_API int ckpt_tensor_content_sha256(const struct ckpt_file *f,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Tensor statistics and element decoding (issue #3)                   */
+/* Tensor statistics and element decoding                              */
 /* ------------------------------------------------------------------ */
 
 /** Values per element: 2 for complex dtypes (real, imaginary), else 1. */
@@ -501,13 +555,14 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     struct ckpt_error *err);
 
 /*
- * Statistics of many tensors on every core (issue #17): each tensor is
+ * Statistics of many tensors on every core: each tensor is
  * split into pieces of at most 16 Mi elements, the pieces run on up to
  * threads threads (0: one per online CPU) with a fixed buffer each
  * (about 1 MiB), and the partial results merge in piece order, so the
  * numbers do not depend on the thread count.  Each item gets its own
  * result: st (initialised here), rc and err.  Returns 0, or an error
- * that concerns the whole call (out of memory).
+ * that concerns the whole call (out of memory).  progress, when set, gets
+ * the bytes of tensor data done so far and in all.
  */
 struct ckpt_stats_item {
 	const struct ckpt_file *f;
@@ -517,7 +572,8 @@ struct ckpt_stats_item {
 	struct ckpt_error err;
 };
 CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
-    size_t n, unsigned int threads, struct ckpt_error *err);
+    size_t n, unsigned int threads, ckpt_progress_fn progress,
+    void *progress_data, struct ckpt_error *err);
 /**
  * The same for count, finite, nan, pos_inf and neg_inf only (the rest
  * stays as ckpt_tensor_stats_init() leaves it), for NaN/Inf checks: the
@@ -525,7 +581,8 @@ CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
  * decoding, and only data that has such values is decoded.
  */
 CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
-    size_t n, unsigned int threads, struct ckpt_error *err);
+    size_t n, unsigned int threads, ckpt_progress_fn progress,
+    void *progress_data, struct ckpt_error *err);
 
 /*
  * Element-wise comparison of two tensors with the same number of values
@@ -547,9 +604,13 @@ CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
  * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
  */
 struct ckpt_compare_options {
+	unsigned int version;		/* CKPT_COMPARE_OPTIONS_VERSION */
 	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
 	bool equal_nan;
 };
+#define CKPT_COMPARE_OPTIONS_VERSION 1
+#define CKPT_COMPARE_OPTIONS_INIT { .version = CKPT_COMPARE_OPTIONS_VERSION, \
+	.atol = 1e-8, .rtol = 1e-5 }
 
 struct ckpt_compare_stats {
 	uint64_t count, unequal, beyond, finite;
@@ -581,8 +642,7 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
  * the bytes of tensor data (both sides) compared so far and in all,
  * serialised, from any thread.
  */
-typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
-    void *data);
+typedef ckpt_progress_fn ckpt_compare_progress_fn;
 struct ckpt_compare_item {
 	const struct ckpt_file *fa, *fb;
 	const struct ckpt_tensor *ta, *tb;
@@ -596,7 +656,7 @@ CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Writing safetensors (issue #14)                                     */
+/* Writing safetensors                                                 */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -632,12 +692,13 @@ struct ckpt_st_tensor {
 };
 
 struct ckpt_st_write_opts {
+	unsigned int version;		/* CKPT_ST_WRITE_OPTIONS_VERSION */
 	/* __metadata__ as key, value, key, value...: nmetadata pairs of
 	 * UTF-8 strings; keys unique.  None: no __metadata__ at all. */
 	const char *const *metadata;
 	size_t nmetadata;
 	/* Called with tensor bytes written so far and their total. */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 	/* When write() only appends to the file descriptor fd, saying so
 	 * lets contiguous little-endian data go from file to file inside
@@ -645,6 +706,8 @@ struct ckpt_st_write_opts {
 	bool sink_is_fd;
 	int fd;
 };
+#define CKPT_ST_WRITE_OPTIONS_VERSION 1
+#define CKPT_ST_WRITE_OPTIONS_INIT { .version = CKPT_ST_WRITE_OPTIONS_VERSION }
 
 /**
  * Writes a safetensors file through write(arg, ...), byte for byte as the
@@ -667,7 +730,7 @@ CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Store, manifest, references (issue #4)                              */
+/* Store, manifest, references                                         */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1077,8 +1140,7 @@ struct ckpt_hash_job {
 };
 
 /* Progress: called from worker threads, serialised, about every 64 MiB. */
-typedef void (*ckpt_hash_progress_fn)(uint64_t done, uint64_t total,
-    void *data);
+typedef ckpt_progress_fn ckpt_hash_progress_fn;
 
 /**
  * Runs the jobs on nthreads threads (0: one per online CPU).  Returns 0
@@ -1145,6 +1207,7 @@ enum ckpt_transfer {
 };
 
 struct ckpt_save_opts {
+	unsigned int version;		/* CKPT_SAVE_OPTIONS_VERSION */
 	const char *run;
 	int64_t step;			/* >= 0 */
 	const char *const *sources;	/* files and/or directories */
@@ -1171,6 +1234,8 @@ struct ckpt_save_opts {
 	ckpt_hash_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_SAVE_OPTIONS_VERSION 1
+#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION }
 
 struct ckpt_save;
 
@@ -1246,6 +1311,7 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  * "outputs" [{path, size, tensors}], "index" (sharded only).
  */
 struct ckpt_convert_opts {
+	unsigned int version;		/* CKPT_CONVERT_OPTIONS_VERSION */
 	const char *const *select;	/* prefixes; none: discover */
 	size_t nselect;
 	bool strip_prefix;		/* remove "PREFIX." from names */
@@ -1255,9 +1321,11 @@ struct ckpt_convert_opts {
 	const char *source_name;	/* recorded as ckpt.source, or NULL */
 	const char *const *allow_globals; /* see ckpt_open_options */
 	size_t nallow_globals;
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_CONVERT_OPTIONS_VERSION 1
+#define CKPT_CONVERT_OPTIONS_INIT { .version = CKPT_CONVERT_OPTIONS_VERSION }
 
 CKPT_API int ckpt_convert(const char *in, const char *out,
     const struct ckpt_convert_opts *o, char **report,
@@ -1277,11 +1345,14 @@ enum ckpt_compression {
 };
 
 struct ckpt_export_opts {
+	unsigned int version;		/* CKPT_EXPORT_OPTIONS_VERSION */
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_EXPORT_OPTIONS_VERSION 1
+#define CKPT_EXPORT_OPTIONS_INIT { .version = CKPT_EXPORT_OPTIONS_VERSION }
 
 /**
  * Writes a bundle of the committed checkpoint directories dirs[0..n) to
@@ -1296,14 +1367,17 @@ CKPT_API int ckpt_export(const char *const *dirs, size_t n,
     char **report, struct ckpt_error *err);
 
 struct ckpt_import_opts {
+	unsigned int version;		/* CKPT_IMPORT_OPTIONS_VERSION */
 	const char *run;		/* import every checkpoint into this run */
 	const char *name;		/* the bundle's name in errors; "-" */
 	long lock_timeout_ms;		/* for the commits */
 	uint64_t progress_total;	/* the input's size, if known */
 	/* Called with bytes of the input read so far. */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_IMPORT_OPTIONS_VERSION 1
+#define CKPT_IMPORT_OPTIONS_INIT { .version = CKPT_IMPORT_OPTIONS_VERSION }
 
 /**
  * Reads a bundle from fd and commits its checkpoints into the store, each
@@ -1346,7 +1420,7 @@ CKPT_API int ckpt_config_to_json(const char *path, char **json,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Retention policy (issue #6)                                         */
+/* Retention policy                                                    */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1561,6 +1635,7 @@ CKPT_API const char *const *ckpt_policy_config_allow_globals(
  * candidates: they are not committed, and a commit waits for the lock.
  */
 struct ckpt_prune_opts {
+	unsigned int version;		/* CKPT_PRUNE_OPTIONS_VERSION */
 	const char *run;		/* NULL: every run */
 	const struct ckpt_policy *policy; /* merged over ckpt.yaml's; NULL */
 	bool ignore_config;		/* policy is the whole policy */
@@ -1568,6 +1643,8 @@ struct ckpt_prune_opts {
 	long lock_timeout_ms;		/* as ckpt_store_lock() */
 	int64_t now;			/* 0: time(NULL) */
 };
+#define CKPT_PRUNE_OPTIONS_VERSION 1
+#define CKPT_PRUNE_OPTIONS_INIT { .version = CKPT_PRUNE_OPTIONS_VERSION }
 
 struct ckpt_prune_item {
 	const char *run;
@@ -1646,6 +1723,7 @@ CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
  * lock, then the trash is deleted without it.
  */
 struct ckpt_gc_opts {
+	unsigned int version;		/* CKPT_GC_OPTIONS_VERSION */
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
 	long lock_timeout_ms;
@@ -1654,7 +1732,14 @@ struct ckpt_gc_opts {
 	 * to be gone, whatever their age, and remove those staging
 	 * directories; leave the trash and everything else alone. */
 	bool restore;
+	/* Called while deleting, with bytes of files deleted so far and
+	 * the bytes of every entry to delete. */
+	ckpt_progress_fn progress;
+	void *progress_data;
 };
+#define CKPT_GC_OPTIONS_VERSION 1
+#define CKPT_GC_OPTIONS_INIT { .version = CKPT_GC_OPTIONS_VERSION, \
+	.older_than = -1 }
 
 enum ckpt_gc_kind {
 	CKPT_GC_TRASH = 0,		/* an entry of .ckpt/trash */
@@ -1691,7 +1776,7 @@ CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
     const struct ckpt_gc_report *r);
 
 /* ------------------------------------------------------------------ */
-/* Verification and signatures (issue #5)                              */
+/* Verification and signatures                                         */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1713,6 +1798,7 @@ CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
 							   the digest cache */
 
 struct ckpt_verify_options {
+	unsigned int version;		/* CKPT_VERIFY_OPTIONS_VERSION */
 	unsigned int flags;		/* CKPT_VERIFY_* */
 	unsigned int threads;		/* hashing threads; 0 = online CPUs */
 	const char *store;		/* store root (keys, cache) or NULL */
@@ -1729,15 +1815,19 @@ struct ckpt_verify_options {
 	 * serialization, SHA-256); both or neither. */
 	const char *oms_bundle;
 	const char *oms_key;
-	/* Called with bytes hashed so far, from any thread, serialised. */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
-	void *progress_arg;
+	/* Called with bytes hashed (and, with CKPT_VERIFY_NUMERICS, bytes
+	 * of float tensors scanned) so far and in all, from any thread,
+	 * serialised. */
+	ckpt_progress_fn progress;
+	void *progress_data;
 	/* Globals pickles may reference beyond torch.load(weights_only=
 	 * True)'s allowlist (struct ckpt_open_options); the verify.
 	 * allow_globals of the checkpoint's store's ckpt.yaml add to them. */
 	const char *const *allow_globals;
 	size_t nallow_globals;
 };
+#define CKPT_VERIFY_OPTIONS_VERSION 1
+#define CKPT_VERIFY_OPTIONS_INIT { .version = CKPT_VERIFY_OPTIONS_VERSION }
 
 enum ckpt_verify_status {
 	CKPT_VERIFY_OK = 0,		/* "path: OK" */
@@ -1849,7 +1939,7 @@ CKPT_API int ckpt_signature_check(const char *manifest_path,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* The registry (issue #13)                                            */
+/* The registry                                                        */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1990,13 +2080,16 @@ enum ckpt_alias_op {
 };
 
 struct ckpt_alias_opts {
+	unsigned int version;		/* CKPT_ALIAS_OPTIONS_VERSION */
 	enum ckpt_alias_op op;
 	const char *model;
 	const char *alias;
-	int64_t version;		/* CKPT_ALIAS_SET */
+	int64_t model_version;		/* CKPT_ALIAS_SET: the version */
 	const char *note;		/* may be NULL */
 	long lock_timeout_ms;		/* as ckpt_store_lock() */
 };
+#define CKPT_ALIAS_OPTIONS_VERSION 1
+#define CKPT_ALIAS_OPTIONS_INIT { .version = CKPT_ALIAS_OPTIONS_VERSION }
 
 /* One alias move, as made (or found already made). */
 struct ckpt_alias_move {
@@ -2032,6 +2125,7 @@ CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
  * that version (result->created false).
  */
 struct ckpt_promote_opts {
+	unsigned int version;		/* CKPT_PROMOTE_OPTIONS_VERSION */
 	const char *model;
 	const char *const *aliases;
 	size_t naliases;
@@ -2048,6 +2142,8 @@ struct ckpt_promote_opts {
 	const char *passphrase;		/* of sign_key, or NULL */
 	size_t passlen;
 };
+#define CKPT_PROMOTE_OPTIONS_VERSION 1
+#define CKPT_PROMOTE_OPTIONS_INIT { .version = CKPT_PROMOTE_OPTIONS_VERSION }
 
 struct ckpt_gate_result {
 	const char *expr;		/* as given */
@@ -2104,7 +2200,7 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
     bool require, size_t *nsigned, struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Comparing two checkpoints (issue #12)                               */
+/* Comparing two checkpoints                                           */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -2139,6 +2235,7 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
 #define CKPT_DIFF_NO_DIGESTS	(1u << 0)	/* always read the data */
 
 struct ckpt_diff_options {
+	unsigned int version;		/* CKPT_DIFF_OPTIONS_VERSION */
 	unsigned int flags;		/* CKPT_DIFF_* */
 	const char *const *maps;	/* "PREFIX_A=PREFIX_B" */
 	size_t nmaps;
@@ -2149,6 +2246,9 @@ struct ckpt_diff_options {
 	ckpt_compare_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_DIFF_OPTIONS_VERSION 1
+#define CKPT_DIFF_OPTIONS_INIT { .version = CKPT_DIFF_OPTIONS_VERSION, \
+	.cmp = CKPT_COMPARE_OPTIONS_INIT }
 
 enum ckpt_diff_where {
 	CKPT_DIFF_COMMON = 0,

@@ -362,7 +362,10 @@ ckpt_export(const char *const *dirs, size_t n,
 		*report = NULL;
 	if (!c)
 		return ckpt_error_nomem(err);
-	if (!n)
+	if (eo)
+		rc = ckpt_options_check(eo->version,
+		    CKPT_EXPORT_OPTIONS_VERSION, "ckpt_export_options", err);
+	if (!n && !rc)
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "nothing to export");
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -706,7 +709,7 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		    c->digest);
 	}
 	if (!c->identical) {
-		memset(&so, 0, sizeof(so));
+		so = (struct ckpt_save_opts)CKPT_SAVE_OPTIONS_INIT;
 		so.run = c->target_run;
 		so.step = c->step;
 		so.transfer = CKPT_TRANSFER_STAGED;
@@ -1158,9 +1161,12 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
 	if (report)
 		*report = NULL;
 	if (!o) {
-		memset(&local, 0, sizeof(local));
+		local = (struct ckpt_import_opts)CKPT_IMPORT_OPTIONS_INIT;
 		o = &local;
 	}
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_IMPORT_OPTIONS_VERSION, "ckpt_import_options", err)))
+		return rc;
 	if (o->run && (rc = ckpt_name_check(o->run, "run name", err)))
 		return rc;
 	memset(&im, 0, sizeof(im));

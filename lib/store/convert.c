@@ -336,7 +336,7 @@ static int
 open_input(struct conv *c, struct ckpt_error *err)
 {
 	struct ckpt_checkpoint *cp;
-	struct ckpt_open_options oo = { 0 };
+	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	int rc;
 
 	if ((rc = ckpt_checkpoint_open(c->in, CKPT_OPEN_NO_PICKLE, &cp, err)))
@@ -507,7 +507,7 @@ dcp_close(struct dtensor *d)
 static int
 dcp_open_chunk(struct dtensor *d, struct dchunk *k, struct ckpt_error *err)
 {
-	struct ckpt_open_options oo = { 0 };
+	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	struct cfile tmp = { 0 };
 	const struct ckpt_tensor *t;
 	int rc;
@@ -679,7 +679,7 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 	struct cfile *cf;
 	char *r = NULL;
 	const char *how = NULL;
-	struct ckpt_open_options oo = { 0 };
+	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	int rc = CKPT_OK;
 
 	if (c->o) {
@@ -1044,6 +1044,7 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
     size_t n, uint64_t *size, struct ckpt_error *err)
 {
 	struct ckpt_st_write_opts wo = {
+		.version = CKPT_ST_WRITE_OPTIONS_VERSION,
 		.metadata = (const char *const *)c->meta,
 		.nmetadata = c->nmeta,
 		.progress = on_progress,
@@ -1364,6 +1365,9 @@ ckpt_convert(const char *in, const char *out,
 	struct conv c;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_CONVERT_OPTIONS_VERSION, "ckpt_convert_options", err)))
+		return rc;
 	if (report)
 		*report = NULL;
 	memset(&c, 0, sizeof(c));

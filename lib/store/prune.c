@@ -486,6 +486,9 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	if (!s || !opts || !out)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store or options");
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_PRUNE_OPTIONS_VERSION, "ckpt_prune_options", err)))
+		return rc;
 	now = opts->now ? opts->now : (int64_t)time(NULL);
 	if (opts->run && (rc = ckpt_name_check(opts->run, "run name", err)))
 		return rc;
@@ -1210,6 +1213,32 @@ cmp_gc_item(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+/* Deletes what is to go (outside the lock), reporting bytes deleted. */
+static void
+gc_delete(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_gc_opts *opts)
+{
+	uint64_t done = 0, total = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].remove && !r->items[i].error)
+			total += r->items[i].size;
+	for (size_t i = 0; i < r->n; i++) {
+		struct ckpt_gc_item *it = &r->items[i];
+
+		if (!it->remove || it->error)
+			continue;
+		if (rm_rf(s, it->path))
+			it->error = pool_printf(&r->pool, "cannot delete: %s",
+			    strerror(errno));
+		else
+			it->removed = true;
+		done += it->size;
+		if (opts->progress)
+			opts->progress(done, total, opts->progress_data);
+	}
+}
+
 int
 ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
     struct ckpt_gc_report **out, struct ckpt_error *err)
@@ -1225,6 +1254,9 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	if (!s || !opts || !out)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store or options");
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_GC_OPTIONS_VERSION, "ckpt_gc_options", err)))
+		return rc;
 	now = opts->now ? opts->now : (int64_t)time(NULL);
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -1289,17 +1321,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	locked = false;
 
 	/* Without the lock: delete. */
-	for (size_t i = 0; i < r->n; i++) {
-		struct ckpt_gc_item *it = &r->items[i];
-
-		if (!it->remove || it->error)
-			continue;
-		if (rm_rf(s, it->path))
-			it->error = pool_printf(&r->pool, "cannot delete: %s",
-			    strerror(errno));
-		else
-			it->removed = true;
-	}
+	gc_delete(s, r, opts);
 done:
 	/* readdir order is the filesystem's: sort for stable output */
 	if (r->n)	/* qsort(NULL, 0, ...) is undefined (UBSan) */

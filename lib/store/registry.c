@@ -1468,11 +1468,11 @@ alias_plan(struct ckpt_registry *r, const struct ckpt_alias_opts *o,
 		    "no model '%s' in the registry", o->model);
 	switch (o->op) {
 	case CKPT_ALIAS_SET:
-		if (!ckpt_registry_find_version(r, o->model, o->version))
+		if (!ckpt_registry_find_version(r, o->model, o->model_version))
 			return ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "model '%s' has no version %lld", o->model,
-			    (long long)o->version);
-		to = o->version;
+			    (long long)o->model_version);
+		to = o->model_version;
 		if (to == mv->from)
 			return CKPT_OK;
 		break;
@@ -1524,6 +1524,9 @@ ckpt_registry_alias_op(struct ckpt_store *s, const struct ckpt_alias_opts *o,
 	json_t *rec = NULL;
 	int rc;
 
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_ALIAS_OPTIONS_VERSION, "ckpt_alias_options", err)))
+		return rc;
 	if ((rc = ckpt_name_check(o->model, "model name", err)) ||
 	    (rc = ckpt_name_check(o->alias, "alias", err)))
 		return rc;

@@ -682,6 +682,9 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 	json_error_t je;
 	int rc;
 
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_SAVE_OPTIONS_VERSION, "ckpt_save_options", err)))
+		return rc;
 	if ((rc = ckpt_name_check(opts->run, "run name", err)))
 		return rc;
 	if (opts->step < 0)

@@ -41,6 +41,13 @@ int ckpt_error_set(struct ckpt_error *err, int code, const char *path,
 int ckpt_error_errno(struct ckpt_error *err, const char *path,
     const char *fmt, ...) CKPT_PRINTF(3, 4);
 int ckpt_error_nomem(struct ckpt_error *err);
+/*
+ * The version check of a caller's options struct (see "Options structs"
+ * in ckpt.h): 0 reads as 1, a version above known is CKPT_ERR_UNSUPPORTED
+ * naming the struct.  Returns 0 or that error.
+ */
+int ckpt_options_check(unsigned int version, unsigned int known,
+    const char *what, struct ckpt_error *err);
 
 /* Checked arithmetic: return false on overflow. */
 static inline bool

@@ -760,7 +760,8 @@ compare_values(struct diff_priv *d, const struct ckpt_diff_options *o,
     struct ckpt_compare_item *items, const size_t *slots, size_t n,
     struct ckpt_error *err)
 {
-	struct ckpt_compare_options def = { 0, 0, false };
+	struct ckpt_compare_options def = {
+	    .version = CKPT_COMPARE_OPTIONS_VERSION };
 	int rc;
 
 	rc = ckpt_tensor_compare_many(items, n, o ? &o->cmp : &def,
@@ -798,6 +799,13 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
 
 	if (!d)
 		return ckpt_error_nomem(err);
+	if (o && ((rc = ckpt_options_check(o->version,
+	    CKPT_DIFF_OPTIONS_VERSION, "ckpt_diff_options", err)) ||
+	    (rc = ckpt_options_check(o->cmp.version,
+	    CKPT_COMPARE_OPTIONS_VERSION, "ckpt_compare_options", err)))) {
+		free(d);
+		return rc;
+	}
 	if ((rc = open_side(&d->a, a, o, err)) ||
 	    (rc = open_side(&d->b, b, o, err)) ||
 	    (rc = match_tensors(d, o, &items, &slots, &nitems, err)) ||

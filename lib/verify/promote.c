@@ -616,7 +616,7 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 	if (o->verify)
 		vo = *o->verify;
 	else
-		memset(&vo, 0, sizeof(vo));
+		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	/* full verify, always; the manifest must be the one read */
 	vo.flags &= ~CKPT_VERIFY_FAST;
 	vo.manifest_digest = p->manifest;
@@ -641,6 +641,9 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	bool gates_ok, ok, known;
 	int rc;
 
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_PROMOTE_OPTIONS_VERSION, "ckpt_promote_options", err)))
+		return rc;
 	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src, err)))
 		return rc;
 	if (!(p = calloc(1, sizeof(*p))))
@@ -784,7 +787,7 @@ ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
 	if (vo)
 		o = *vo;
 	else
-		memset(&o, 0, sizeof(o));
+		o = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	if (!o.store)
 		o.store = ckpt_store_root(s);
 	if (vman_trusted_keys(&o, NULL, &keys, &nkeys))

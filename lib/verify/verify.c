@@ -77,6 +77,7 @@ struct ckpt_report {
 	uint64_t hashed, cached;
 	size_t ntop;
 	bool ok;
+	struct vprogress *vp;		/* during ckpt_verify() only */
 };
 
 const char *
@@ -342,6 +343,78 @@ cmp_vfile(const void *a, const void *b)
 }
 
 /* ------------------------------------------------------------------ */
+/* Progress                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One progress for the whole verification: the bytes the hashing engine
+ * has done and has to do, plus, with --numerics, the float tensor bytes
+ * scanned and to scan.  The scan's total starts as the size of every file
+ * to open (known before any is read) and shrinks to the float tensors'
+ * bytes as each file is opened, so the figure only ever grows towards
+ * 100%.  The hashing engine and the structure pool report from their own
+ * threads: the lock serialises them.
+ */
+struct vprogress {
+	ckpt_progress_fn fn;
+	void *data;
+	pthread_mutex_t lock;
+	uint64_t hash_base, hash_done, hash_total;
+	uint64_t scan_done, scan_total;
+};
+
+static void
+vprogress_report(struct vprogress *vp)
+{
+	vp->fn(vp->hash_base + vp->hash_done + vp->scan_done,
+	    vp->hash_base + vp->hash_total + vp->scan_total, vp->data);
+}
+
+/* The hashing engine's figures (of the current pass). */
+static void
+vprogress_hash(uint64_t done, uint64_t total, void *data)
+{
+	struct vprogress *vp = data;
+
+	pthread_mutex_lock(&vp->lock);
+	vp->hash_done = done;
+	vp->hash_total = total;
+	vprogress_report(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* The numerics scan of one file: estimate replaced by what it has. */
+static void
+vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
+{
+	if (!vp->fn)
+		return;
+	pthread_mutex_lock(&vp->lock);
+	vp->scan_total = vp->scan_total - estimate + actual;
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* ckpt_tensor_nonfinite_many() counts from 0 for each file. */
+struct scan_relay {
+	struct vprogress *vp;
+	uint64_t last;
+};
+
+static void
+vprogress_scan(uint64_t done, uint64_t total, void *data)
+{
+	struct scan_relay *sr = data;
+	struct vprogress *vp = sr->vp;
+
+	(void)total;
+	pthread_mutex_lock(&vp->lock);
+	vp->scan_done += done - sr->last;
+	sr->last = done;
+	vprogress_report(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* ------------------------------------------------------------------ */
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -352,15 +425,18 @@ cmp_vfile(const void *a, const void *b)
  * structure pool, beside the hashing engine: the two overlap. */
 static void
 scan_numerics(struct vfile *vf, const struct ckpt_file *f,
-    unsigned int threads)
+    unsigned int threads, struct vprogress *vp)
 {
+	struct scan_relay sr = { vp, 0 };
 	struct ckpt_stats_item *items;
 	struct ckpt_error e;
+	uint64_t bytes = 0;
 	size_t n = 0;
 
 	items = calloc(ckpt_file_tensor_count(f) ? ckpt_file_tensor_count(f) :
 	    1, sizeof(*items));
 	if (!items) {
+		vprogress_rescale(vp, (uint64_t)vf->st.st_size, 0);
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL, -1,
 		    "out of memory for the numerics scan");
 		return;
@@ -372,9 +448,12 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 			continue;
 		items[n].f = f;
 		items[n++].t = t;
+		bytes += t->numel * ckpt_dtype_bits(t->dtype) / 8;
 	}
+	vprogress_rescale(vp, (uint64_t)vf->st.st_size, bytes);
 	ckpt_error_clear(&e);
-	if (ckpt_tensor_nonfinite_many(items, n, threads, &e)) {
+	if (ckpt_tensor_nonfinite_many(items, n, threads, vp->fn ?
+	    vprogress_scan : NULL, &sr, &e)) {
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL,
 		    e.offset, "cannot scan numerics: %s", e.message);
 		n = 0;
@@ -431,6 +510,7 @@ struct pool {
 	struct worker *w;
 	unsigned int started;
 	int fatal;			/* out of memory */
+	struct vprogress *vp;
 };
 
 /* Copies what the reader found, and adds what verify checks on top. */
@@ -638,7 +718,8 @@ static void
 job_open(struct pool *p, struct job *j)
 {
 	struct vfile *vf = j->vf;
-	struct ckpt_open_options oo = { .allow_globals = p->allow,
+	struct ckpt_open_options oo = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .allow_globals = p->allow,
 	    .nallow_globals = p->nallow };
 	struct ckpt_file *f;
 	struct ckpt_error e;
@@ -648,6 +729,8 @@ job_open(struct pool *p, struct job *j)
 		oo.flags |= CKPT_OPEN_CHECK_CRC;
 	ckpt_error_clear(&e);
 	rc = ckpt_file_open_ex(vf->path, &oo, &f, &e);
+	if (rc && (p->flags & CKPT_VERIFY_NUMERICS))
+		vprogress_rescale(p->vp, (uint64_t)vf->st.st_size, 0);
 	if (rc) {
 		const char *id = "format-error";
 
@@ -683,7 +766,7 @@ job_open(struct pool *p, struct job *j)
 	if (vf->m && !vf->cached)
 		check_contents(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
-		scan_numerics(vf, f, p->threads);
+		scan_numerics(vf, f, p->threads, p->vp);
 	ckpt_file_free(f);
 }
 
@@ -765,20 +848,6 @@ struct hplan {
 	size_t *idx;			/* manifest range of each job range */
 };
 
-struct progress_relay {
-	const struct ckpt_verify_options *o;
-	uint64_t base;
-};
-
-static void
-relay(uint64_t done, uint64_t total, void *data)
-{
-	struct progress_relay *pr = data;
-
-	pr->o->progress(pr->o->progress_arg, pr->base + done,
-	    pr->base + total);
-}
-
 static bool
 overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
 {
@@ -829,7 +898,6 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 {
 	struct ckpt_hash_job *jobs;
 	struct hplan *plans;
-	struct progress_relay pr = { o, r->hashed };
 	size_t nj = 0;
 	int rc = CKPT_OK;
 
@@ -882,9 +950,15 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		plans[nj].vf = vf;
 		nj++;
 	}
+	if (r->vp->fn) {
+		pthread_mutex_lock(&r->vp->lock);
+		r->vp->hash_base = r->hashed;
+		r->vp->hash_done = r->vp->hash_total = 0;
+		pthread_mutex_unlock(&r->vp->lock);
+	}
 	if (nj)
-		ckpt_hash_files(jobs, nj, o ? o->threads : 0, o && o->progress ?
-		    relay : NULL, &pr, NULL);
+		ckpt_hash_files(jobs, nj, o ? o->threads : 0, r->vp->fn ?
+		    vprogress_hash : NULL, r->vp, NULL);
 	for (size_t i = 0; i < nj; i++) {
 		struct ckpt_hash_job *j = &jobs[i];
 		struct vfile *vf = plans[i].vf;
@@ -1330,12 +1404,17 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	struct vmanifest *man = NULL;
 	struct vcache *cache = NULL;
 	struct ckpt_report *r;
+	struct vprogress vp = { .fn = o ? o->progress : NULL,
+	    .data = o ? o->progress_data : NULL };
 	struct walk w;
 	struct pool p;
 	struct stat st;
 	size_t cap = 0;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_VERIFY_OPTIONS_VERSION, "ckpt_verify_options", err)))
+		return rc;
 	if (stat(path, &st))
 		return ckpt_error_errno(err, path, "cannot verify");
 	r = calloc(1, sizeof(*r));
@@ -1346,6 +1425,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	r->sig_state = "none";
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
+	pthread_mutex_init(&vp.lock, NULL);
+	r->vp = p.vp = &vp;
 	p.flags = o ? o->flags : 0;
 	p.threads = o ? o->threads : 0;
 	memset(&w, 0, sizeof(w));
@@ -1433,6 +1514,9 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	for (size_t i = 0; i < r->nfiles; i++)
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
+	if (p.flags & CKPT_VERIFY_NUMERICS)
+		for (size_t i = 0; i < p.njobs; i++)
+			vp.scan_total += (uint64_t)p.jobs[i].vf->st.st_size;
 	check_signature(r, man, o);
 	if (S_ISDIR(st.st_mode))
 		check_layout(r, path);
@@ -1490,6 +1574,8 @@ out:
 	free(allow);
 	ckpt_policy_config_free(cfg);
 	pthread_mutex_destroy(&p.lock);
+	pthread_mutex_destroy(&vp.lock);
+	r->vp = NULL;
 	vman_free(man);
 	if (rc) {
 		ckpt_report_free(r);
