@@ -214,6 +214,7 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 	ckpt_error_clear(&err);
 	if (ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
+		usage_hint();
 		return CKPT_EXIT_USAGE;
 	}
 	if (store_not_created_yet(ctx))

@@ -402,6 +402,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(ls_usage, opts, "ls takes no arguments");
 	if (run && ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
+		usage_hint();
 		return CKPT_EXIT_USAGE;
 	}
 	ws = xcalloc(wheres.n, sizeof(*ws));

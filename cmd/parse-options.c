@@ -38,6 +38,7 @@ static const struct opt common_opts[] = {
 /* The flags of the command being parsed: which common options it takes. */
 static unsigned int cur_flags;
 static const char *cur_name;
+static const char *const *cur_usage;
 
 static bool
 common_opt_wanted(const struct opt *o)
@@ -226,13 +227,23 @@ usage_error(const char *const *usage, const struct opt *opts,
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	if (usage && usage[0])
-		fprintf(stderr, "usage: %s\n", usage[0]);
+	if (usage)
+		cur_usage = usage;
+	usage_hint();
+	(void)opts;
+	exit(CKPT_EXIT_USAGE);
+}
+
+void
+usage_hint(void)
+{
+	if (cur_usage && cur_usage[0])
+		fprintf(stderr, "usage: %s\n", cur_usage[0]);
 	if (cur_name)
 		fprintf(stderr, "hint: 'ckpt %s -h' lists the options\n",
 		    cur_name);
-	(void)opts;
-	exit(CKPT_EXIT_USAGE);
+	else
+		fputs("hint: 'ckpt -h' lists the options\n", stderr);
 }
 
 void
@@ -378,6 +389,7 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 
 	cur_flags = ctx->cmd ? ctx->cmd->flags : 0;
 	cur_name = ctx->cmd ? ctx->cmd->name : NULL;
+	cur_usage = usage;
 	so[nso++] = ':';	/* report a missing argument as ':' */
 	so[nso++] = 'h';
 	for (size_t i = 0; i < n; i++) {

@@ -16,7 +16,8 @@
  *                      with O_DIRECTORY), readdir (readdir, readdir64: a
  *                      listing cut short by EIO), stat (stat, lstat,
  *                      fstat, fstatat and their 64 forms), open (open,
- *                      openat without O_DIRECTORY), or any
+ *                      openat without O_DIRECTORY), pread (pread,
+ *                      pread64), or any
  *   CKPT_FAULT_PATH    fnmatch(3) pattern (default "*"); a rename matches
  *                      on either path
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1); "all":
@@ -25,7 +26,9 @@
  *                      before the call), crash-after (SIGKILL after it),
  *                      or signal (sends itself CKPT_FAULT_SIGNAL, a
  *                      number, default SIGINT, just before the call: an
- *                      interrupt at an exact step)
+ *                      interrupt at an exact step), or delay (sleeps
+ *                      CKPT_FAULT_DELAY_MS, default 200, then makes the
+ *                      call: a slow disk, for progress output)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -129,6 +132,12 @@ decide(const char *op, const char *a, const char *b)
 	}
 	if (act && !strcmp(act, "crash-after"))
 		return CRASH_AFTER;
+	if (act && !strcmp(act, "delay")) {
+		const char *ms = getenv("CKPT_FAULT_DELAY_MS");
+
+		usleep((useconds_t)(ms ? atoi(ms) : 200) * 1000);
+		return PASS;
+	}
 	if (act && !strcmp(act, "signal")) {
 		const char *sig = getenv("CKPT_FAULT_SIGNAL");
 
@@ -183,6 +192,32 @@ write(int fd, const void *buf, size_t n)
 	after(a);
 	return r;
 }
+
+#define PREAD_CALL(name, offtype)					\
+ssize_t									\
+name(int fd, void *buf, size_t n, offtype off)				\
+{									\
+	static ssize_t (*fn)(int, void *, size_t, offtype);		\
+	char p[4096];							\
+	enum action a = PASS;						\
+	ssize_t r;							\
+									\
+	if (!fn)							\
+		fn = (ssize_t (*)(int, void *, size_t, offtype))	\
+		    dlsym(RTLD_NEXT, #name);				\
+	if (getenv("CKPT_FAULT_OP"))					\
+		a = decide("pread", fd_path(fd, p, sizeof(p)), NULL);	\
+	if (a == FAIL) {						\
+		errno = EIO;						\
+		return -1;						\
+	}								\
+	r = fn(fd, buf, n, off);					\
+	after(a);							\
+	return r;							\
+}
+
+PREAD_CALL(pread, off_t)
+PREAD_CALL(pread64, off64_t)
 
 #define FD_CALL(name, op)						\
 int									\
