@@ -1139,14 +1139,15 @@ struct ckpt_hash_job {
 	struct ckpt_error err;		/* out: when status != 0 */
 };
 
-/* Progress: called from worker threads, serialised, about every 64 MiB. */
 typedef ckpt_progress_fn ckpt_hash_progress_fn;
 
 /**
  * Runs the jobs on nthreads threads (0: one per online CPU).  Returns 0
  * when every job succeeded, else the first failing job's status (every
- * job's own status and err are filled either way).  A range beyond the
- * end of its file fails that job with CKPT_ERR_FORMAT.
+ * job's own status and err are filled either way, so the result may be
+ * ignored when each job's is looked at).  A range beyond the end of its
+ * file fails that job with CKPT_ERR_FORMAT.  progress gets the bytes
+ * hashed, from worker threads, serialised, about every 64 MiB.
  */
 CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
     unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
