@@ -45,7 +45,7 @@ cmd_alias_main(int argc, char **argv, struct ctx *ctx)
 		    "seconds for the store lock (default 60)"),
 		OPT_END()
 	};
-	struct ckpt_alias_opts o = CKPT_ALIAS_OPTIONS_INIT;
+	struct ckpt_alias_options o = CKPT_ALIAS_OPTIONS_INIT;
 	struct ckpt_alias_move mv;
 	struct ckpt_store *s;
 	struct ckpt_error err;

@@ -37,7 +37,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *out = NULL;
 	bool zstd = false, gzip = false, force = false;
-	struct ckpt_export_opts o;
+	struct ckpt_export_options o;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error e;
 	struct progress pr;
@@ -67,7 +67,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	for (int i = 0; i < n; i++)
 		dirs[i] = resolve_checkpoint_arg(ctx, &s, argv[i], NULL,
 		    CKPT_METRIC_MIN, NULL);
-	o = (struct ckpt_export_opts)CKPT_EXPORT_OPTIONS_INIT;
+	o = (struct ckpt_export_options)CKPT_EXPORT_OPTIONS_INIT;
 	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?
 	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
 	o.force = force;

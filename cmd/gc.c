@@ -41,7 +41,7 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		    "else 24h)"),
 		OPT_END()
 	};
-	struct ckpt_gc_opts go = CKPT_GC_OPTIONS_INIT;
+	struct ckpt_gc_options go = CKPT_GC_OPTIONS_INIT;
 	struct ckpt_gc_report *rep = NULL;
 	struct progress pr;
 	struct ckpt_store *store;

@@ -34,7 +34,7 @@ static int
 cmd_import_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *run = NULL;
-	struct ckpt_import_opts o;
+	struct ckpt_import_options o;
 	struct ckpt_store *s;
 	struct ckpt_error e;
 	struct progress pr;
@@ -59,7 +59,7 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 		die_errno("%s: cannot open", argv[0]);
 	}
 	s = store_open(ctx, true);
-	o = (struct ckpt_import_opts)CKPT_IMPORT_OPTIONS_INIT;
+	o = (struct ckpt_import_options)CKPT_IMPORT_OPTIONS_INIT;
 	o.run = run;
 	o.name = argv[0];
 	o.lock_timeout_ms = 60000;

@@ -212,7 +212,7 @@ do_rollback(struct ctx *ctx, const char *model, struct strlist *aliases,
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_alias_move mv;
 	struct ckpt_error err;
-	struct ckpt_alias_opts o = { .version = CKPT_ALIAS_OPTIONS_VERSION,
+	struct ckpt_alias_options o = { .version = CKPT_ALIAS_OPTIONS_VERSION,
 	    .op = CKPT_ALIAS_ROLLBACK,
 	    .model = model, .alias = aliases->items[0], .note = note,
 	    .lock_timeout_ms = timeout };
@@ -285,7 +285,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		OPT_END()
 	};
 	struct ckpt_verify_options vo;
-	struct ckpt_promote_opts po;
+	struct ckpt_promote_options po;
 	struct ckpt_promote_result *res = NULL;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error err;
@@ -344,7 +344,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	vo.nkeys = keys.n;
 	vo.allow_globals = (const char *const *)allow.items;
 	vo.nallow_globals = allow.n;
-	po = (struct ckpt_promote_opts)CKPT_PROMOTE_OPTIONS_INIT;
+	po = (struct ckpt_promote_options)CKPT_PROMOTE_OPTIONS_INIT;
 	po.model = model;
 	po.aliases = (const char *const *)aliases.items;
 	po.naliases = aliases.n;

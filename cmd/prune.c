@@ -260,7 +260,7 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 		    "print the plan, change nothing"),
 		OPT_END()
 	};
-	struct ckpt_prune_opts po = CKPT_PRUNE_OPTIONS_INIT;
+	struct ckpt_prune_options po = CKPT_PRUNE_OPTIONS_INIT;
 	struct ckpt_prune_report *rep = NULL;
 	struct ckpt_policy pol;
 	struct ckpt_error err;

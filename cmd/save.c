@@ -1052,13 +1052,13 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 		json_object_set_new(report, "load_test", lt);
 	}
 	if (a->prune || prune_on_save(s)) {
-		struct ckpt_prune_opts po;
+		struct ckpt_prune_options po;
 		struct ckpt_prune_report *rep;
 		struct ckpt_error err;
 		size_t removed = 0;
 		int rc;
 
-		po = (struct ckpt_prune_opts)CKPT_PRUNE_OPTIONS_INIT;
+		po = (struct ckpt_prune_options)CKPT_PRUNE_OPTIONS_INIT;
 		po.run = run;
 		po.lock_timeout_ms = ctx->lock_timeout_ms;
 		ckpt_error_clear(&err);
@@ -1135,7 +1135,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    "file's whole SHA-256 too (same read pass)"),
 		OPT_END()
 	};
-	struct ckpt_save_opts so;
+	struct ckpt_save_options so;
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv;
 	struct ckpt_error err;
@@ -1201,7 +1201,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(save_usage, opts, a.adopt ? "no step: "
 		    "trainer_state.json has no global_step; give --step" :
 		    "--step is required");
-	so = (struct ckpt_save_opts)CKPT_SAVE_OPTIONS_INIT;
+	so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 	so.nthreads = ctx->jobs;
 	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
 	    so.chunk_size < 4096))

@@ -61,7 +61,7 @@ struct engine {
 	unsigned int stealers;
 	pthread_mutex_t mu;
 	uint64_t done, total, reported;
-	ckpt_hash_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *data;
 };
 
@@ -629,7 +629,7 @@ copy_twins(struct engine *en)
 
 int
 ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
-    unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err)
 {
 	struct engine en;

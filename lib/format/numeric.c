@@ -700,7 +700,7 @@ struct cmp_ctx {
 	struct ckpt_compare_item *items;
 	struct piece *p;
 	const struct ckpt_compare_options *o;
-	ckpt_compare_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 	uint64_t done, total;
 	pthread_mutex_t lock;
@@ -796,7 +796,7 @@ check_pair(const struct ckpt_compare_item *it, struct ckpt_error *err)
 int
 ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
     const struct ckpt_compare_options *o, unsigned int threads,
-    ckpt_compare_progress_fn progress, void *progress_data,
+    ckpt_progress_fn progress, void *progress_data,
     struct ckpt_error *err)
 {
 	struct cmp_ctx c = { .items = items, .o = o, .progress = progress,

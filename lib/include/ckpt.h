@@ -156,12 +156,14 @@ enum ckpt_hash_algo {
 struct ckpt_hash;
 
 /** Starts a streaming hash.  Thread-safe; each handle is single-threaded. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_new(enum ckpt_hash_algo algo, struct ckpt_hash **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_hash_update(struct ckpt_hash *h, const void *data,
     size_t len);
 /** Writes the digest to out (ckpt_hash_size() bytes); the handle may then
  * only be freed. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_final(struct ckpt_hash *h, unsigned char *out,
     struct ckpt_error *err);
 CKPT_API void ckpt_hash_free(struct ckpt_hash *h);
@@ -170,6 +172,7 @@ CKPT_API size_t ckpt_hash_size(enum ckpt_hash_algo algo);
 /** "sha256" or "blake2b". */
 CKPT_API const char *ckpt_hash_name(enum ckpt_hash_algo algo);
 /** One-shot hash of a buffer. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_buffer(enum ckpt_hash_algo algo, const void *data,
     size_t len, unsigned char *out, struct ckpt_error *err);
 /** Writes the lower-case hex of a digest and a NUL; hex holds 2*len+1. */
@@ -243,6 +246,7 @@ enum ckpt_dtype {
 /** "F32", "BF16", ...; NULL for an out-of-range value. */
 CKPT_API const char *ckpt_dtype_name(enum ckpt_dtype dt);
 /** Parses a safetensors dtype name (exact, case-sensitive). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_dtype_from_name(const char *name, enum ckpt_dtype *out);
 /** Bits per element (4 for F4, 6 for F6_*, 8 for U8, ...). */
 CKPT_API unsigned int ckpt_dtype_bits(enum ckpt_dtype dt);
@@ -309,6 +313,7 @@ struct ckpt_file;
  * An unrecognised file opens as CKPT_FORMAT_UNKNOWN with a finding that says
  * why ("a Git LFS pointer", "an HTML page", ...).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
     struct ckpt_file **out, struct ckpt_error *err);
 
@@ -331,6 +336,7 @@ struct ckpt_open_options {
 #define CKPT_OPEN_OPTIONS_INIT { .version = CKPT_OPEN_OPTIONS_VERSION }
 
 /** ckpt_file_open() with options; o may be NULL. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_file **out,
     struct ckpt_error *err);
@@ -340,6 +346,7 @@ CKPT_API int ckpt_file_open_ex(const char *path,
  * joined by dots; CKPT_ERR_INVALID (err says why) for anything else, or
  * for a denylisted callable or module, which no pattern may admit.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_allow_global_check(const char *pattern,
     struct ckpt_error *err);
 CKPT_API void ckpt_file_free(struct ckpt_file *f);
@@ -406,6 +413,7 @@ CKPT_API size_t ckpt_file_finding_count(const struct ckpt_file *f);
 CKPT_API const struct ckpt_finding *ckpt_file_finding(
     const struct ckpt_file *f, size_t i);
 /** Reads len bytes at an absolute offset of the file. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
     uint64_t offset, struct ckpt_error *err);
 
@@ -433,10 +441,12 @@ CKPT_API int ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
  */
 struct ckpt_checkpoint;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
 /** ckpt_checkpoint_open() with options (allowed pickle globals); o may be
  * NULL.  The lists in o are used during the call only. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_checkpoint_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
     struct ckpt_error *err);
@@ -468,6 +478,7 @@ CKPT_API const struct ckpt_finding *ckpt_checkpoint_finding(
  * buf holds nelem * bits / 8 bytes.  Sub-byte dtypes (F4, F6_*) need a
  * contiguous tensor and a byte-aligned range.  Thread-safe (pread only).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
     struct ckpt_error *err);
@@ -488,6 +499,7 @@ CKPT_API bool ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t);
  * tensors (no content digest is defined for them) and strided sub-byte
  * ones.  Thread-safe (pread only).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_content_sha256(const struct ckpt_file *f,
     const struct ckpt_tensor *t, unsigned char *out,
     struct ckpt_error *err);
@@ -510,6 +522,7 @@ CKPT_API unsigned int ckpt_dtype_components(enum ckpt_dtype dt);
  * 6k..6k+5).  Quantized types decode as their raw integers (no scale).
  * Returns CKPT_ERR_UNSUPPORTED for QU4X2/QU2X4 and unknown dtypes.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src,
     uint64_t n, double *dst);
 
@@ -546,10 +559,12 @@ CKPT_API void ckpt_tensor_stats_merge(struct ckpt_tensor_stats *st,
  * to *st.  For F4/F6 tensors first must be a multiple of 8.  Thread-safe:
  * threads may work on different ranges of one tensor and merge.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats_range(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem,
     struct ckpt_tensor_stats *st, struct ckpt_error *err);
 /** Statistics of the whole tensor into *st (initialised first). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
@@ -571,6 +586,7 @@ struct ckpt_stats_item {
 	int rc;
 	struct ckpt_error err;
 };
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
     size_t n, unsigned int threads, ckpt_progress_fn progress,
     void *progress_data, struct ckpt_error *err);
@@ -580,6 +596,7 @@ CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
  * raw bits of F32, F64, F16, BF16 and complex data are counted without
  * decoding, and only data that has such values is decoded.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
     size_t n, unsigned int threads, ckpt_progress_fn progress,
     void *progress_data, struct ckpt_error *err);
@@ -632,6 +649,7 @@ CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
  * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
  * decode or whose component counts differ.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
     enum ckpt_dtype db, const void *b, uint64_t n,
     const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
@@ -642,7 +660,6 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
  * the bytes of tensor data (both sides) compared so far and in all,
  * serialised, from any thread.
  */
-typedef ckpt_progress_fn ckpt_compare_progress_fn;
 struct ckpt_compare_item {
 	const struct ckpt_file *fa, *fb;
 	const struct ckpt_tensor *ta, *tb;
@@ -650,9 +667,10 @@ struct ckpt_compare_item {
 	int rc;
 	struct ckpt_error err;
 };
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
     size_t n, const struct ckpt_compare_options *o, unsigned int threads,
-    ckpt_compare_progress_fn progress, void *progress_data,
+    ckpt_progress_fn progress, void *progress_data,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
@@ -691,7 +709,7 @@ struct ckpt_st_tensor {
 	void *read_arg;
 };
 
-struct ckpt_st_write_opts {
+struct ckpt_st_write_options {
 	unsigned int version;		/* CKPT_ST_WRITE_OPTIONS_VERSION */
 	/* __metadata__ as key, value, key, value...: nmetadata pairs of
 	 * UTF-8 strings; keys unique.  None: no __metadata__ at all. */
@@ -721,10 +739,12 @@ struct ckpt_st_write_opts {
  * lacks (CKPT_ERR_UNSUPPORTED) and headers over 100,000,000 bytes
  * (CKPT_ERR_LIMIT).  Thread-safe for distinct sinks.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
-    const struct ckpt_st_write_opts *o, ckpt_write_fn write, void *arg,
+    const struct ckpt_st_write_options *o, ckpt_write_fn write, void *arg,
     uint64_t *size, struct ckpt_error *err);
 /** The size ckpt_safetensors_write() would write, with the same checks. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
     const char *const *metadata, size_t nmetadata, uint64_t *size,
     struct ckpt_error *err);
@@ -778,6 +798,7 @@ struct ckpt_store;
  * starting with a letter or digit (so no "/", no leading ".", no "@").
  * Returns 0, or CKPT_ERR_INVALID with err saying what is wrong.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_name_check(const char *name, const char *what,
     struct ckpt_error *err);
 
@@ -790,6 +811,7 @@ CKPT_API int ckpt_name_check(const char *name, const char *what,
  * (a non-empty directory that is not a store is refused with
  * CKPT_ERR_REFUSED).  CKPT_ERR_NOTFOUND when dir is not a store.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_open(const char *dir, unsigned int flags,
     struct ckpt_store **out, struct ckpt_error *err);
 /**
@@ -797,6 +819,7 @@ CKPT_API int ckpt_store_open(const char *dir, unsigned int flags,
  * directory when NULL) and then each parent, the first directory holding
  * .ckpt/store.json.  CKPT_ERR_NOTFOUND when there is none.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_find(const char *start, struct ckpt_store **out,
     struct ckpt_error *err);
 /**
@@ -805,6 +828,7 @@ CKPT_API int ckpt_store_find(const char *start, struct ckpt_store **out,
  * existing store (*created false).  Refuses a non-empty directory that is
  * not a store unless it holds only policy_yaml's ckpt.yaml.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_init(const char *dir, const char *policy_yaml,
     bool *created, struct ckpt_store **out, struct ckpt_error *err);
 CKPT_API void ckpt_store_free(struct ckpt_store *s);
@@ -869,12 +893,14 @@ struct ckpt_lock_holder {
  * CKPT_ERR_LOCKED (err names holder, host and age) on timeout.  The lock is
  * per store handle and not recursive.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_lock(struct ckpt_store *s, const char *purpose,
     long timeout_ms, struct ckpt_lock_holder *broken,
     struct ckpt_error *err);
 /** Releases the lock taken through s (no-op when not held). */
 CKPT_API void ckpt_store_unlock(struct ckpt_store *s);
 /** Reads who holds the lock now: 0, or CKPT_ERR_NOTFOUND when free. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_lock_holder(const struct ckpt_store *s,
     struct ckpt_lock_holder *out, struct ckpt_error *err);
 
@@ -883,8 +909,10 @@ CKPT_API int ckpt_store_lock_holder(const struct ckpt_store *s,
  * succeeds if already pinned), ckpt_store_unpin removes it (CKPT_ERR_NOTFOUND
  * when not pinned).  Callers take the store lock around them.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_pin(struct ckpt_store *s, const char *run,
     int64_t step, const char *note, struct ckpt_error *err);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_unpin(struct ckpt_store *s, const char *run,
     int64_t step, struct ckpt_error *err);
 CKPT_API bool ckpt_store_is_pinned(const struct ckpt_store *s,
@@ -974,6 +1002,7 @@ struct ckpt_list;
  * links are never followed; they are listed by ckpt_list_foreign().
  * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
 CKPT_API void ckpt_list_free(struct ckpt_list *l);
@@ -997,6 +1026,7 @@ CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
  * ckpt_store_list).  ckpt latest and RUN@latest are this.
  */
 typedef int (*ckpt_entry_fn)(const struct ckpt_entry *e, void *arg);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_newest(struct ckpt_store *s, const char *run,
     ckpt_entry_fn fn, void *arg, struct ckpt_error *err);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
@@ -1031,6 +1061,7 @@ CKPT_API bool ckpt_ref_syntax_ok(const char *s);
  * CKPT_ERR_NOTFOUND when the run, step, model, version or alias is unknown;
  * CKPT_ERR_INVALID for a malformed reference.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_resolve(struct ckpt_store *s, const char *ref,
     const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
     struct ckpt_error *err);
@@ -1097,11 +1128,13 @@ struct ckpt_manifest_file {
 };
 
 /** Reads path: a manifest file, or a checkpoint directory holding one. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_manifest_read(const char *path,
     struct ckpt_manifest **out, struct ckpt_error *err);
 CKPT_API void ckpt_manifest_free(struct ckpt_manifest *m);
 /** Directory the manifest lives in (absolute; borrowed). */
 CKPT_API const char *ckpt_manifest_dir(const struct ckpt_manifest *m);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_manifest_schema(const struct ckpt_manifest *m);
 CKPT_API const char *ckpt_manifest_run(const struct ckpt_manifest *m);
 CKPT_API int64_t ckpt_manifest_step(const struct ckpt_manifest *m);
@@ -1139,7 +1172,6 @@ struct ckpt_hash_job {
 	struct ckpt_error err;		/* out: when status != 0 */
 };
 
-typedef ckpt_progress_fn ckpt_hash_progress_fn;
 
 /**
  * Runs the jobs on nthreads threads (0: one per online CPU).  Returns 0
@@ -1150,7 +1182,7 @@ typedef ckpt_progress_fn ckpt_hash_progress_fn;
  * hashed, from worker threads, serialised, about every 64 MiB.
  */
 CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
-    unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err);
 
 /** The default chunk size of new manifests: 64 MiB. */
@@ -1162,6 +1194,7 @@ CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
  * at most chunk_size bytes, cut into pieces of at most chunk_size.
  * Returns a newly allocated array (caller frees) in *out, count in *n.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
     *tensors, size_t ntensors, uint64_t chunk_size,
     struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
@@ -1178,6 +1211,7 @@ CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
  * most chunk_size (0: CKPT_CHUNK_SIZE).  Returns a newly allocated array
  * (caller frees) in *out, count in *n.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_ranges_plan(uint64_t size, const struct ckpt_range_digest
     *spans, const bool *keep, size_t nspans, uint64_t chunk_size,
     struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
@@ -1207,7 +1241,7 @@ enum ckpt_transfer {
 	CKPT_TRANSFER_STAGED
 };
 
-struct ckpt_save_opts {
+struct ckpt_save_options {
 	unsigned int version;		/* CKPT_SAVE_OPTIONS_VERSION */
 	const char *run;
 	int64_t step;			/* >= 0 */
@@ -1232,7 +1266,7 @@ struct ckpt_save_opts {
 	 * says manifest: {file_sha256: true}); computed in the same pass. */
 	bool file_sha256;
 	long lock_timeout_ms;		/* for the commit */
-	ckpt_hash_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
 #define CKPT_SAVE_OPTIONS_VERSION 1
@@ -1240,9 +1274,11 @@ struct ckpt_save_opts {
 
 struct ckpt_save;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_save_begin(struct ckpt_store *s,
-    const struct ckpt_save_opts *opts, struct ckpt_save **out,
+    const struct ckpt_save_options *opts, struct ckpt_save **out,
     struct ckpt_error *err);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_save_finish(struct ckpt_save *sv,
     struct ckpt_lock_holder *broken, struct ckpt_error *err);
 /** Frees the handle; a save never finished stays on disk (for gc). */
@@ -1278,6 +1314,7 @@ CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_status_write(const char *dir, const char *json,
     struct ckpt_error *err);
 
@@ -1311,7 +1348,7 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  * "sources" {file: "sha256:..."}, "metadata" (the __metadata__ written),
  * "outputs" [{path, size, tensors}], "index" (sharded only).
  */
-struct ckpt_convert_opts {
+struct ckpt_convert_options {
 	unsigned int version;		/* CKPT_CONVERT_OPTIONS_VERSION */
 	const char *const *select;	/* prefixes; none: discover */
 	size_t nselect;
@@ -1328,8 +1365,9 @@ struct ckpt_convert_opts {
 #define CKPT_CONVERT_OPTIONS_VERSION 1
 #define CKPT_CONVERT_OPTIONS_INIT { .version = CKPT_CONVERT_OPTIONS_VERSION }
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_convert(const char *in, const char *out,
-    const struct ckpt_convert_opts *o, char **report,
+    const struct ckpt_convert_options *o, char **report,
     struct ckpt_error *err);
 
 /*
@@ -1345,7 +1383,7 @@ enum ckpt_compression {
 	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
 };
 
-struct ckpt_export_opts {
+struct ckpt_export_options {
 	unsigned int version;		/* CKPT_EXPORT_OPTIONS_VERSION */
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
@@ -1363,11 +1401,12 @@ struct ckpt_export_opts {
  * does).  *report (may be NULL): JSON {"output", "checkpoints": [{run,
  * step, path, manifest, files, bytes}]}, the caller frees it.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_export(const char *const *dirs, size_t n,
-    const struct ckpt_export_opts *o, const char *path, int fd,
+    const struct ckpt_export_options *o, const char *path, int fd,
     char **report, struct ckpt_error *err);
 
-struct ckpt_import_opts {
+struct ckpt_import_options {
 	unsigned int version;		/* CKPT_IMPORT_OPTIONS_VERSION */
 	const char *run;		/* import every checkpoint into this run */
 	const char *name;		/* the bundle's name in errors; "-" */
@@ -1396,8 +1435,9 @@ struct ckpt_import_opts {
  * JSON {"input", "checkpoints": [{run, step, bundle_run, manifest,
  * status: imported|identical|not imported, signature}]}.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
-    const struct ckpt_import_opts *o, char **report, struct ckpt_error *err);
+    const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
 
 /**
  * Python's json module writes NaN, Infinity and -Infinity as bare words,
@@ -1417,6 +1457,7 @@ CKPT_API char *ckpt_json_from_python(const char *in, size_t len,
  * scalars that read as integers, floats, true/false or null.  Errors give
  * the line and column ("conf.yaml:3:5: mapping values are not allowed").
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_config_to_json(const char *path, char **json,
     struct ckpt_error *err);
 
@@ -1486,6 +1527,7 @@ CKPT_API void ckpt_policy_merge(struct ckpt_policy *dst,
 /** True when no rule keeps anything (all unset or 0, and no max_size). */
 CKPT_API bool ckpt_policy_is_empty(const struct ckpt_policy *p);
 /** Checks consistency (keep_best without a metric, negative values...). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
     struct ckpt_error *err);
 /**
@@ -1499,6 +1541,7 @@ CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
  * Parses a duration: one or more <integer><unit> with units s, m (minutes),
  * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
     struct ckpt_error *err);
 /** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
@@ -1508,6 +1551,7 @@ CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
  * Parses a size: a number, optionally with a fraction, and an optional
  * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
     struct ckpt_error *err);
 
@@ -1566,6 +1610,7 @@ struct ckpt_plan;
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_plan(const struct ckpt_policy *p,
     const struct ckpt_candidate *c, size_t n, int64_t now,
     struct ckpt_plan **out, struct ckpt_error *err);
@@ -1595,9 +1640,11 @@ enum ckpt_trash_mode {
 #define CKPT_POLICY_FILE_MAX	(1024 * 1024)
 
 /** Loads path; a missing file gives an empty configuration. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_config_load(const char *path,
     struct ckpt_policy_config **out, struct ckpt_error *err);
 /** Parses a buffer; name is used in errors. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,
     const char *name, struct ckpt_policy_config **out,
     struct ckpt_error *err);
@@ -1635,7 +1682,7 @@ CKPT_API const char *const *ckpt_policy_config_allow_globals(
  * entries are deleted, manifest first.  Saves in flight are never
  * candidates: they are not committed, and a commit waits for the lock.
  */
-struct ckpt_prune_opts {
+struct ckpt_prune_options {
 	unsigned int version;		/* CKPT_PRUNE_OPTIONS_VERSION */
 	const char *run;		/* NULL: every run */
 	const struct ckpt_policy *policy; /* merged over ckpt.yaml's; NULL */
@@ -1684,8 +1731,9 @@ struct ckpt_prune_report;
  * This is what "ckpt save --prune" calls after its commit, with
  * opts = { .run = RUN, .lock_timeout_ms = ... }.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_prune(struct ckpt_store *s,
-    const struct ckpt_prune_opts *opts, struct ckpt_prune_report **out,
+    const struct ckpt_prune_options *opts, struct ckpt_prune_report **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_prune_report_free(struct ckpt_prune_report *r);
 /** Items of every run, grouped by run (in name order), by ascending step. */
@@ -1723,7 +1771,7 @@ CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
  * an error saying why.  Staging dirs are renamed into the trash under the
  * lock, then the trash is deleted without it.
  */
-struct ckpt_gc_opts {
+struct ckpt_gc_options {
 	unsigned int version;		/* CKPT_GC_OPTIONS_VERSION */
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
@@ -1762,8 +1810,9 @@ struct ckpt_gc_item {
 
 struct ckpt_gc_report;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_gc(struct ckpt_store *s,
-    const struct ckpt_gc_opts *opts, struct ckpt_gc_report **out,
+    const struct ckpt_gc_options *opts, struct ckpt_gc_report **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_gc_report_free(struct ckpt_gc_report *r);
 CKPT_API size_t ckpt_gc_report_count(const struct ckpt_gc_report *r);
@@ -1860,6 +1909,7 @@ struct ckpt_report;
  * they found), or a negative status when nothing could be checked (the path
  * does not exist, out of memory).  Per-file I/O errors are findings.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_verify(const char *path,
     const struct ckpt_verify_options *opts, struct ckpt_report **out,
     struct ckpt_error *err);
@@ -1909,13 +1959,16 @@ CKPT_API bool ckpt_verify_in_subset(const char *run, int64_t step,
  * (CKPT_ERR_EXISTS).  With a passphrase the secret key is encrypted with a
  * key derived by Argon2id.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_keygen(const char *pub_path, const char *sec_path,
     const char *passphrase, size_t passlen, char keyid[CKPT_KEYID_HEX],
     struct ckpt_error *err);
 /** Whether a secret key file is passphrase-protected. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
     struct ckpt_error *err);
 /** Reads a public key file's key id. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
     struct ckpt_error *err);
 
@@ -1923,6 +1976,7 @@ CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
  * Signs the file at manifest_path and writes the detached signature to
  * sig_path (replaced atomically).  A wrong passphrase is CKPT_ERR_CRYPTO.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
     size_t passlen, const char *manifest_path, const char *sig_path,
     const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
@@ -1935,6 +1989,7 @@ CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
  * does not match; CKPT_ERR_FORMAT: a malformed signature file.  keyid
  * (when not NULL) receives the signature's key id.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_signature_check(const char *manifest_path,
     const char *sig_path, const char *const *pubkeys, size_t npubkeys,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
@@ -2023,10 +2078,12 @@ struct ckpt_reg_alias {
  * registry fails closed.  With it, problems become findings
  * (ckpt_registry_problem()) and the records that replay are kept.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_load(struct ckpt_store *s, unsigned int flags,
     struct ckpt_registry **out, struct ckpt_error *err);
 /** The same on a buffer (name is used in errors); versions' paths are
  * relative to the store.  For tests and the fuzzer. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_parse(const char *text, size_t len,
     const char *name, unsigned int flags, struct ckpt_registry **out,
     struct ckpt_error *err);
@@ -2061,6 +2118,7 @@ CKPT_API const char *ckpt_registry_head(const struct ckpt_registry *r);
  * registry-version-missing (error) and registry-orphan (warning: the
  * leftovers of a promotion that never committed).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_check_files(struct ckpt_store *s,
     struct ckpt_registry *r, struct ckpt_error *err);
 
@@ -2071,6 +2129,7 @@ CKPT_API int ckpt_registry_check_files(struct ckpt_store *s,
  * *nrepaired (may be NULL) counts the changes.  CKPT_ERR_FORMAT when the
  * history itself does not verify (nothing is touched then).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_repair(struct ckpt_store *s, long lock_timeout_ms,
     size_t *nrepaired, struct ckpt_error *err);
 
@@ -2080,7 +2139,7 @@ enum ckpt_alias_op {
 	CKPT_ALIAS_ROLLBACK		/* back to what it named before */
 };
 
-struct ckpt_alias_opts {
+struct ckpt_alias_options {
 	unsigned int version;		/* CKPT_ALIAS_OPTIONS_VERSION */
 	enum ckpt_alias_op op;
 	const char *model;
@@ -2107,8 +2166,9 @@ struct ckpt_alias_move {
  * to; CKPT_ERR_INVALID for bad names.  move's strings are borrowed from
  * opts.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
-    const struct ckpt_alias_opts *opts, struct ckpt_alias_move *move,
+    const struct ckpt_alias_options *opts, struct ckpt_alias_move *move,
     struct ckpt_error *err);
 
 /*
@@ -2125,7 +2185,7 @@ CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
  * the model holds already is not promoted again: the aliases are moved to
  * that version (result->created false).
  */
-struct ckpt_promote_opts {
+struct ckpt_promote_options {
 	unsigned int version;		/* CKPT_PROMOTE_OPTIONS_VERSION */
 	const char *model;
 	const char *const *aliases;
@@ -2183,8 +2243,9 @@ struct ckpt_promote_result {
  * CKPT_ERR_LOCKED, CKPT_ERR_IO... as usual.  Free *out with
  * ckpt_promote_result_free().
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_promote(struct ckpt_store *s, const char *src,
-    const struct ckpt_promote_opts *opts,
+    const struct ckpt_promote_options *opts,
     struct ckpt_promote_result **out, struct ckpt_error *err);
 CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
 
@@ -2196,6 +2257,7 @@ CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
  * promotion-signature-invalid, promotion-signature-unknown-key, and with
  * require promotion-unsigned); *nsigned counts the valid ones.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
     struct ckpt_registry *r, const struct ckpt_verify_options *vo,
     bool require, size_t *nsigned, struct ckpt_error *err);
@@ -2244,7 +2306,7 @@ struct ckpt_diff_options {
 	size_t nfilters;
 	struct ckpt_compare_options cmp;
 	unsigned int threads;		/* 0: one per online CPU */
-	ckpt_compare_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
 #define CKPT_DIFF_OPTIONS_VERSION 1
@@ -2294,6 +2356,7 @@ struct ckpt_diff {
 	uint64_t bytes_read;		/* tensor data bytes compared */
 };
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_diff(const char *a, const char *b,
     const struct ckpt_diff_options *o, struct ckpt_diff **out,
     struct ckpt_error *err);

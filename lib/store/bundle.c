@@ -140,7 +140,7 @@ struct exp_ckpt {
 static int
 put_file(struct archive *a, const struct out *o, const char *dir,
     const struct ckpt_manifest_file *mf, const char *name,
-    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_options *eo,
     uint64_t total, struct ckpt_error *err)
 {
 	char *path = ckpt_join(dir, mf->path);
@@ -227,7 +227,7 @@ load_ckpt(struct exp_ckpt *c, struct ckpt_error *err)
 
 static int
 put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
-    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_options *eo,
     uint64_t total, struct ckpt_error *err)
 {
 	char *name, *sig;
@@ -274,7 +274,7 @@ put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
 
 static int
 export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
-    const struct ckpt_export_opts *eo, struct ckpt_error *err)
+    const struct ckpt_export_options *eo, struct ckpt_error *err)
 {
 	struct archive *a = archive_write_new();
 	struct out o = { fd, shown, { 0 }, false };
@@ -351,7 +351,7 @@ out:
 
 int
 ckpt_export(const char *const *dirs, size_t n,
-    const struct ckpt_export_opts *eo, const char *path, int fd,
+    const struct ckpt_export_options *eo, const char *path, int fd,
     char **report, struct ckpt_error *err)
 {
 	struct exp_ckpt *c = calloc(n ? n : 1, sizeof(*c));
@@ -443,7 +443,7 @@ struct imp_ckpt {
 
 struct imp {
 	struct ckpt_store *s;
-	const struct ckpt_import_opts *o;
+	const struct ckpt_import_options *o;
 	const char *shown;
 	struct archive *a;
 	struct imp_ckpt *c;
@@ -688,7 +688,7 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	struct ckpt_error *err = im->err;
 	unsigned char d[CKPT_SHA256_BYTES];
 	char hex[8 + 2 * CKPT_SHA256_BYTES], *text, *path = NULL;
-	struct ckpt_save_opts so;
+	struct ckpt_save_options so;
 	struct statvfs vfs;
 	uint64_t total = 0;
 	size_t len;
@@ -709,7 +709,7 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		    c->digest);
 	}
 	if (!c->identical) {
-		so = (struct ckpt_save_opts)CKPT_SAVE_OPTIONS_INIT;
+		so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 		so.run = c->target_run;
 		so.step = c->step;
 		so.transfer = CKPT_TRANSFER_STAGED;
@@ -1150,10 +1150,10 @@ read_all(struct imp *im, int fd)
 }
 
 int
-ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
+ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
     char **report, struct ckpt_error *err)
 {
-	struct ckpt_import_opts local;
+	struct ckpt_import_options local;
 	struct imp im;
 	json_t *r;
 	int rc;
@@ -1161,7 +1161,7 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
 	if (report)
 		*report = NULL;
 	if (!o) {
-		local = (struct ckpt_import_opts)CKPT_IMPORT_OPTIONS_INIT;
+		local = (struct ckpt_import_options)CKPT_IMPORT_OPTIONS_INIT;
 		o = &local;
 	}
 	if ((rc = ckpt_options_check(o->version,

@@ -87,7 +87,7 @@ struct cfile {
 };
 
 struct conv {
-	const struct ckpt_convert_opts *o;
+	const struct ckpt_convert_options *o;
 	const char *in;
 	struct cfile *files;
 	size_t nfiles;
@@ -815,7 +815,7 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		for (size_t i = 0; i < c->ndt && !rc; i++) {
 			struct dtensor *d = &c->dt[i];
 			const char *p = NULL;
-			const struct ckpt_convert_opts *o = c->o;
+			const struct ckpt_convert_options *o = c->o;
 
 			if (o && o->nselect) {
 				for (size_t k = 0; k < o->nselect && !p; k++)
@@ -872,7 +872,7 @@ static int
 choose_file(struct conv *c, size_t fi, struct ckpt_error *err)
 {
 	struct cfile *cf = &c->files[fi];
-	const struct ckpt_convert_opts *o = c->o;
+	const struct ckpt_convert_options *o = c->o;
 	json_t *top = NULL;
 	char *root = NULL;
 	int rc = CKPT_OK;
@@ -1043,7 +1043,7 @@ static int
 write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
     size_t n, uint64_t *size, struct ckpt_error *err)
 {
-	struct ckpt_st_write_opts wo = {
+	struct ckpt_st_write_options wo = {
 		.version = CKPT_ST_WRITE_OPTIONS_VERSION,
 		.metadata = (const char *const *)c->meta,
 		.nmetadata = c->nmeta,
@@ -1127,7 +1127,7 @@ refuse_existing(const char *path, bool force, struct ckpt_error *err)
 static int
 write_outputs(struct conv *c, const char *out, struct ckpt_error *err)
 {
-	const struct ckpt_convert_opts *o = c->o;
+	const struct ckpt_convert_options *o = c->o;
 	uint64_t limit = o && o->shard_size ? o->shard_size : UINT64_MAX;
 	struct ckpt_st_tensor *st;
 	size_t *shard_of, nshards = 0, n = 0;
@@ -1360,7 +1360,7 @@ tensors_json(struct conv *c)
 
 int
 ckpt_convert(const char *in, const char *out,
-    const struct ckpt_convert_opts *o, char **report, struct ckpt_error *err)
+    const struct ckpt_convert_options *o, char **report, struct ckpt_error *err)
 {
 	struct conv c;
 	int rc;

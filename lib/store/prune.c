@@ -472,7 +472,7 @@ recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
 }
 
 int
-ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
+ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
     struct ckpt_prune_report **out, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
@@ -984,7 +984,7 @@ staging_item(struct ckpt_store *s, struct ckpt_gc_report *r,
  */
 static int
 gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, const char *run, const char *path,
+    const struct ckpt_gc_options *opts, const char *run, const char *path,
     const char *name, bool incomplete, int64_t now, const char *dur)
 {
 	struct ckpt_gc_item *it = staging_item(s, r, run, path);
@@ -1096,7 +1096,7 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 struct new_walk {
 	struct ckpt_store *s;
 	struct ckpt_gc_report *r;
-	const struct ckpt_gc_opts *opts;
+	const struct ckpt_gc_options *opts;
 	int64_t now;
 	const char *dur, *run;
 	char *rp;
@@ -1174,7 +1174,7 @@ new_run(void *arg, const char *name, const struct ckpt_be_info *info)
 
 static int
 gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, int64_t now, const char *dur)
+    const struct ckpt_gc_options *opts, int64_t now, const char *dur)
 {
 	struct new_walk w = { s, r, opts, now, dur, NULL, NULL, false };
 
@@ -1185,7 +1185,7 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 /* Decides on each staging directory; the live and the young stay. */
 static int
 gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, const struct ckpt_list *l, int64_t now,
+    const struct ckpt_gc_options *opts, const struct ckpt_list *l, int64_t now,
     struct ckpt_error *err)
 {
 	char dur[64];
@@ -1216,7 +1216,7 @@ cmp_gc_item(const void *a, const void *b)
 /* Deletes what is to go (outside the lock), reporting bytes deleted. */
 static void
 gc_delete(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts)
+    const struct ckpt_gc_options *opts)
 {
 	uint64_t done = 0, total = 0;
 
@@ -1240,7 +1240,7 @@ gc_delete(struct ckpt_store *s, struct ckpt_gc_report *r,
 }
 
 int
-ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
+ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_options *opts,
     struct ckpt_gc_report **out, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;

@@ -82,7 +82,7 @@ struct ckpt_save {
 	struct ckpt_store *store;
 	/* how examine opens files: the store's verify.allow_globals */
 	struct ckpt_open_options open_opts;
-	struct ckpt_save_opts opts;
+	struct ckpt_save_options opts;
 	char *run;
 	int64_t step;
 	char *rundir, *staging, *final, *path;
@@ -324,7 +324,7 @@ check_tree(const char *p, const char *rel, int depth, struct ckpt_error *err)
 static int
 plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	const struct ckpt_save_opts *o = &sv->opts;
+	const struct ckpt_save_options *o = &sv->opts;
 	struct stat st;
 	int rc;
 
@@ -674,7 +674,7 @@ create_staging(struct ckpt_save *sv, struct ckpt_error *err)
 }
 
 int
-ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
+ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
     struct ckpt_save **out, struct ckpt_error *err)
 {
 	struct ckpt_save *sv;

@@ -99,13 +99,13 @@ ckpt_report_free(struct ckpt_report *r)
 		free(r->files[i].name);
 		free(r->files[i].reason);
 		free(r->files[i].range_bad);
-		flist_free(&r->files[i].findings);
+		ckpt_flist_free(&r->files[i].findings);
 		pthread_mutex_destroy(&r->files[i].lock);
 	}
 	free(r->files);
 	free(r->pubfiles);
-	flist_free(&r->findings);
-	flist_free(&r->top);
+	ckpt_flist_free(&r->findings);
+	ckpt_flist_free(&r->top);
 	free(r->path);
 	free(r->manifest);
 	free(r);
@@ -210,7 +210,7 @@ file_finding(struct vfile *vf, const char *id, enum ckpt_severity sev,
 
 	pthread_mutex_lock(&vf->lock);
 	va_start(ap, fmt);
-	rc = flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
+	rc = ckpt_flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
 	    fmt, ap);
 	va_end(ap);
 	pthread_mutex_unlock(&vf->lock);
@@ -280,7 +280,7 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 	if (!dir)
 		return ckpt_error_nomem(err);
 	if (depth > WALK_DEPTH_MAX) {
-		rc = flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
+		rc = ckpt_flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
 		    dir, NULL, -1, "directories nested deeper than %d levels "
 		    "were not checked", WALK_DEPTH_MAX);
 		free(dir);
@@ -288,7 +288,7 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 	}
 	n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		rc = flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
+		rc = ckpt_flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
 		    NULL, -1, "cannot list the directory: %s",
 		    strerror(errno));
 		free(dir);
@@ -310,11 +310,11 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-		if (vman_is_own_file(name)) {
+		if (ckpt_vman_is_own_file(name)) {
 			/* The manifest and its signature are checked as
 			 * such, not as payload. */
 		} else if (lstat(path, &st)) {
-			rc = flist_add(&w->r->top, "unreadable",
+			rc = ckpt_flist_add(&w->r->top, "unreadable",
 			    CKPT_SEV_ERROR, path, NULL, -1, "cannot stat: %s",
 			    strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {
@@ -1122,7 +1122,7 @@ merge_findings(struct flist *dst, const struct flist *src,
 	for (size_t i = 0; i < src->n; i++) {
 		const struct ckpt_finding *x = &src->v[i];
 
-		if (flist_add(dst, x->id, x->severity, x->path, x->subject,
+		if (ckpt_flist_add(dst, x->id, x->severity, x->path, x->subject,
 		    x->offset, "%s", x->message))
 			return ckpt_error_nomem(err);
 	}
@@ -1155,7 +1155,7 @@ check_layout(struct ckpt_report *r, const char *path)
 		return;
 	ckpt_error_clear(&e);
 	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
-		flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
+		ckpt_flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
 		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
 		    e.message);
 		return;
@@ -1176,7 +1176,7 @@ check_layout(struct ckpt_report *r, const char *path)
 			file_finding(vf, x->id, x->severity, x->subject,
 			    x->offset, "%s", x->message);
 		else
-			flist_add(&r->top, x->id, x->severity, x->path ?
+			ckpt_flist_add(&r->top, x->id, x->severity, x->path ?
 			    x->path : path, x->subject, x->offset, "%s",
 			    x->message);
 	}
@@ -1196,23 +1196,23 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	r->sig_state = "none";
 	if (!man) {
 		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-			flist_add(&r->top, "signature-missing",
+			ckpt_flist_add(&r->top, "signature-missing",
 			    CKPT_SEV_ERROR, r->path, NULL, -1, "no manifest, "
 			    "so nothing is signed");
 		return;
 	}
-	sig = vman_signature_path(man);
+	sig = ckpt_vman_signature_path(man);
 	if (!sig || access(sig, F_OK)) {
 		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-			flist_add(&r->top, "signature-missing",
+			ckpt_flist_add(&r->top, "signature-missing",
 			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
 			    "manifest is not signed (no %s)", sig ? sig :
 			    "signature");
 		free(sig);
 		return;
 	}
-	if (vman_trusted_keys(o, man, &keys, &nkeys)) {
-		flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
+	if (ckpt_vman_trusted_keys(o, man, &keys, &nkeys)) {
+		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
 		    NULL, -1, "out of memory listing trusted keys");
 		free(sig);
 		return;
@@ -1222,23 +1222,23 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	switch (rc) {
 	case CKPT_OK:
 		r->sig_state = "valid";
-		flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
+		ckpt_flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
 		    r->keyid, -1, "good signature by key %s", r->keyid);
 		break;
 	case CKPT_ERR_NOTFOUND:
 		r->sig_state = "unknown-key";
-		flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
+		ckpt_flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
 		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
 		    e.message);
 		break;
 	case CKPT_ERR_CRYPTO:
 		r->sig_state = "invalid";
-		flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
+		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
 		    r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
 		break;
 	default:
 		r->sig_state = "invalid";
-		flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
+		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
 		    NULL, e.offset, "%s", e.message);
 		break;
 	}
@@ -1279,7 +1279,7 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 		    (unsigned long long)vf->st.st_size,
 		    (unsigned long long)vf->m->size);
 	}
-	if ((flags & CKPT_VERIFY_FAST) && vcache_lookup(cache, &vf->st,
+	if ((flags & CKPT_VERIFY_FAST) && ckpt_vcache_lookup(cache, &vf->st,
 	    vf->digest) && !memcmp(vf->digest, vf->m->cache_key,
 	    CKPT_SHA256_BYTES)) {
 		vf->cached = true;
@@ -1360,7 +1360,7 @@ allowed_globals(const struct ckpt_verify_options *o,
     const char ***list, size_t *n, struct flist *top)
 {
 	char *root = o && o->store ? strdup(o->store) : man && man->dir ?
-	    vman_store_root(man->dir) : NULL;
+	    ckpt_vman_store_root(man->dir) : NULL;
 	const char *const *extra = NULL;
 	size_t nextra = 0, nown = o ? o->nallow_globals : 0;
 	char *yaml = NULL;
@@ -1376,7 +1376,7 @@ allowed_globals(const struct ckpt_verify_options *o,
 	/* A missing ckpt.yaml loads as an empty one. */
 	if (yaml) {
 		if (ckpt_policy_config_load(yaml, cfg, &e))
-			flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
+			ckpt_flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
 			    NULL, -1, "%s; its verify.allow_globals were not "
 			    "applied", e.message);
 		else
@@ -1432,7 +1432,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	memset(&w, 0, sizeof(w));
 	w.r = r;
 
-	rc = vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
+	rc = ckpt_vman_load(path, S_ISDIR(st.st_mode), o, &man, &r->top, err);
 	if (rc)
 		goto out;
 	if (allowed_globals(o, man, &cfg, &allow, &p.nallow, &r->top)) {
@@ -1464,7 +1464,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	 * lacks is missing. */
 	if (man) {
 		for (size_t i = 0; i < r->nfiles; i++)
-			r->files[i].m = vman_find(man, r->files[i].name);
+			r->files[i].m = ckpt_vman_find(man, r->files[i].name);
 		for (size_t i = 0; i < man->nfiles; i++) {
 			struct vfile *vf;
 			char *fp;
@@ -1494,7 +1494,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 				    CKPT_SEV_ERROR, NULL, -1, "on disk, not "
 				    "in the manifest");
 	} else if (!S_ISDIR(st.st_mode) || r->nfiles) {
-		flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
+		ckpt_flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
 		    -1, "no manifest: structure, safety%s only",
 		    p.flags & CKPT_VERIFY_NUMERICS ? " and numerics" : "");
 	}
@@ -1505,12 +1505,12 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			pthread_mutex_init(&r->files[i].lock, NULL);
 	}
 	if (!r->nfiles)
-		flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
+		ckpt_flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
 		    "no files to verify");
 	/* The mutexes must not move once threads run: the array is final
 	 * from here on. */
 	if (man && !(p.flags & CKPT_VERIFY_NO_CACHE))
-		vcache_open(o, man, &cache);
+		ckpt_vcache_open(o, man, &cache);
 	for (size_t i = 0; i < r->nfiles; i++)
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
@@ -1521,7 +1521,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	if (S_ISDIR(st.st_mode))
 		check_layout(r, path);
 	if (o && o->oms_bundle && o->oms_key)
-		vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
+		ckpt_vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
 		    &r->top);
 	pool_start(&p, o);
 	rc = hash_phase(r, o, false, err);
@@ -1543,9 +1543,9 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		    !vf->cached && vf->present && S_ISREG(vf->st.st_mode) &&
 		    !file_has_finding(vf, "content-digest-mismatch") &&
 		    !file_has_finding(vf, "content-unchecked"))
-			vcache_store(cache, &vf->st, vf->m->cache_key);
+			ckpt_vcache_store(cache, &vf->st, vf->m->cache_key);
 	}
-	vcache_close(cache);
+	ckpt_vcache_close(cache);
 	cache = NULL;
 
 	if ((rc = merge_findings(&r->findings, &r->top, err)))
@@ -1569,14 +1569,14 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		if (r->findings.v[i].severity >= CKPT_SEV_WARNING)
 			r->ok = false;
 out:
-	vcache_close(cache);
+	ckpt_vcache_close(cache);
 	free(p.jobs);
 	free(allow);
 	ckpt_policy_config_free(cfg);
 	pthread_mutex_destroy(&p.lock);
 	pthread_mutex_destroy(&vp.lock);
 	r->vp = NULL;
-	vman_free(man);
+	ckpt_vman_free(man);
 	if (rc) {
 		ckpt_report_free(r);
 		return rc;

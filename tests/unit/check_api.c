@@ -22,7 +22,7 @@ END_TEST
 
 START_TEST(test_api_init_macros)
 {
-	struct ckpt_gc_opts gc = CKPT_GC_OPTIONS_INIT;
+	struct ckpt_gc_options gc = CKPT_GC_OPTIONS_INIT;
 	struct ckpt_diff_options d = CKPT_DIFF_OPTIONS_INIT;
 	struct ckpt_verify_options v = CKPT_VERIFY_OPTIONS_INIT;
 

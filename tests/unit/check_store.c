@@ -49,8 +49,8 @@ record(struct ckpt_store *s, const char *text)
 
 	ck_assert_ptr_nonnull(j);
 	ck_assert_int_eq(ckpt_registry_load(s, 0, &r, NULL), 0);
-	ck_assert_int_eq(reg_append(r, j, NULL), 0);
-	ck_assert_int_eq(reg_commit(s, r, NULL), 0);
+	ck_assert_int_eq(ckpt_reg_append(r, j, NULL), 0);
+	ck_assert_int_eq(ckpt_reg_commit(s, r, NULL), 0);
 	ckpt_registry_free(r);
 	json_decref(j);
 }
