@@ -435,9 +435,18 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 		o = find_by_code(opts, c, &negated);
 		if (!o)
 			die("BUG: option code %d has no entry", c);
-		if (store_value(o, optarg, negated))
+		if (store_value(o, optarg, negated)) {
+			char name[64];
+
+			if (o->long_name)
+				snprintf(name, sizeof(name), "--%s",
+				    o->long_name);
+			else
+				snprintf(name, sizeof(name), "-%c",
+				    o->short_name);
 			usage_error(usage, opts, "bad value '%s' for '%s'",
-			    optarg, argv[optind - 1]);
+			    optarg, name);
+		}
 	}
 	ctx->json = common_json;
 	ctx->store = common_store;

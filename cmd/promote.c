@@ -313,6 +313,9 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		    "path...)");
 	if (!model)
 		usage_error(promote_usage, opts, "--model is required");
+	ckpt_error_clear(&err);
+	if (ckpt_name_check(model, "model name", &err))
+		usage_error(promote_usage, opts, "--model: %s", err.message);
 	for (size_t i = 0; i < allow.n; i++) {
 		ckpt_error_clear(&err);
 		if (ckpt_allow_global_check(allow.items[i], &err))

@@ -276,6 +276,8 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 	if (!run && !all)
 		usage_error(prune_usage, opts, "give --run RUN or --all");
 	die_for_incompatible_opts(run != NULL, "--run", all, "--all");
+	if (run && ckpt_name_check(run, "run name", &err))
+		usage_error(prune_usage, opts, "--run: %s", err.message);
 
 	ckpt_policy_init(&pol);
 	pol.keep_last = parse_count_flag("keep-last", keep_last);

@@ -184,6 +184,12 @@ test_expect_success 'a usage error deep inside a command: the same -h hint' '
 	test_grep "^hint: .ckpt save -h. lists the options$" err &&
 	test_expect_code 2 ckpt -C st prune --keep-last x 2>err &&
 	test_grep "^hint: .ckpt prune -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st prune --run a/b --keep-last 1 2>err &&
+	test_grep "^hint: .ckpt prune -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st promote --model a/b r@1 2>err &&
+	test_grep "^hint: .ckpt promote -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st inspect --depth x ck 2>err &&
+	test_grep "^ckpt: bad value .x. for .--depth.$" err &&
 	test_expect_code 2 ckpt -C 2>err &&
 	test_grep "^hint: .ckpt -h. lists the options$" err
 '
