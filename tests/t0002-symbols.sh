@@ -75,9 +75,10 @@ test_expect_success 'no data symbols are exported' '
 # Global symbols libckpt.a defines: a program that links it statically
 # shares their namespace, so every one starts with ckpt_ (the public
 # functions, and the internal ones, which hidden visibility keeps out of
-# the .so).
+# the .so).  ASan adds an __odr_asan.NAME for each global NAME.
 globals_of() {
-	nm -g --defined-only "$1" | awk "NF == 3 { print \$3 }" | sort -u
+	nm -g --defined-only "$1" |
+	awk "NF == 3 { sub(/^__odr_asan[.]/, \"\", \$3); print \$3 }" | sort -u
 }
 
 test_expect_success 'libckpt.a defines no global without the ckpt_ prefix' '
