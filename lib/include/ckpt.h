@@ -43,9 +43,14 @@
  *    handles may be used from different threads concurrently.  Functions
  *    that take a handle as const (the readers' accessors, ckpt_tensor_read,
  *    ckpt_tensor_stats and friends) may run concurrently on one handle.
- *  - Several stores, or one store from several processes, are safe: the
- *    store lock (ckpt_store_lock) serialises every change, across
- *    processes and hosts sharing the filesystem.
+ *  - Several stores, or one store from several threads (each with its
+ *    own struct ckpt_store) or processes, are safe: the store lock
+ *    (ckpt_store_lock: a file link(2)ed into place, an exclusive create)
+ *    serialises every change; across hosts only where the shared
+ *    filesystem makes link(2) and rename(2) atomic.
+ *  - The library calls getenv() (for the variables its documentation
+ *    names) and never setenv(): a program must not change its
+ *    environment while other threads call libckpt.
  *  - Functions that run on several threads themselves (a "threads" or
  *    "nthreads" argument) call their progress callback from any of those
  *    threads, one call at a time.
