@@ -91,6 +91,17 @@ extern const struct cmd cmd_alias, cmd_convert, cmd_diff, cmd_export,
     cmd_log, cmd_ls, cmd_models, cmd_pin, cmd_promote, cmd_prune, cmd_save,
     cmd_sha256sum, cmd_sign, cmd_unpin, cmd_verify;
 
+/* The registry's models, versions and aliases, all or those named in
+ * argv[0..n) (models.c): "ckpt ls --models" and "ckpt models". */
+int models_list(struct ctx *ctx, int n, char **argv);
+/* The registry's fsck (log.c): "ckpt log --verify" and "ckpt verify
+ * --registry [MODEL[@vN|@ALIAS]...]": the hash chain, the state files,
+ * the signed promotions, and the files of the selected versions (all
+ * when nsel is 0) against their recorded manifests. */
+struct strlist;
+int registry_verify(struct ctx *ctx, long timeout_ms,
+    const struct strlist *keys, bool require_sig, int nsel, char **sel);
+
 #if defined(__GNUC__)
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))

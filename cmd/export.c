@@ -7,9 +7,10 @@
  *
  * Choices: -o FILE is written atomically and never replaced without
  * --force; -o - streams to stdout (for ssh or an object-store client),
- * refused when stdout is a terminal.  Model versions (MODEL@vN) export as
- * the checkpoint they point at; their registry entries, lineage and
- * history are not carried yet.
+ * refused when stdout is a terminal.  A model version (MODEL@vN,
+ * MODEL@ALIAS) exports as its checkpoint plus its lineage: this store's
+ * history up to and including its promote record, a hash chain that
+ * "ckpt import" verifies and keeps beside the version it recreates.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -22,6 +23,44 @@ static const char *const export_usage[] = {
 	"ckpt export [options] -o file|- ref ...",
 	NULL
 };
+
+/*
+ * The lineage of version (model, version) of s: the history's lines up
+ * to and including its promote record, newly allocated.  Exits 3 when
+ * the history does not verify (no lineage from a history not trusted).
+ */
+static char *
+lineage_of(struct ckpt_store *s, const char *model, int64_t version,
+    size_t *len)
+{
+	const struct ckpt_reg_version *v;
+	struct ckpt_registry *r;
+	struct ckpt_error e;
+	char *text = xstrdup(""), *t;
+
+	ckpt_error_clear(&e);
+	if (ckpt_registry_load(s, 0, &r, &e))
+		die_ckpt(&e);
+	v = ckpt_registry_find_version(r, model, version);
+	if (!v)
+		die("%s@v%lld: no such version", model, (long long)version);
+	if (v->source_manifest)
+		die_usage("%s@v%lld holds weights only: exporting it is not "
+		    "supported yet (export its checkpoint %s@%lld)", model,
+		    (long long)version, v->run, (long long)v->step);
+	for (size_t i = 0; i < ckpt_registry_record_count(r); i++) {
+		const struct ckpt_reg_record *x = ckpt_registry_record(r, i);
+
+		t = xasprintf("%s%s\n", text, x->json);
+		free(text);
+		text = t;
+		if (!strcmp(x->digest, v->record))
+			break;
+	}
+	ckpt_registry_free(r);
+	*len = strlen(text);
+	return text;
+}
 
 static void
 on_progress(uint64_t done, uint64_t total, void *data)
@@ -42,6 +81,8 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_error e;
 	struct progress pr;
 	char **dirs, *report = NULL;
+	struct ckpt_export_model *models;
+	size_t nmodels = 0;
 	int n, rc;
 	const struct opt opts[] = {
 		OPT_STRING('o', "output", &out, "file", "write the bundle "
@@ -64,10 +105,27 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(export_usage, opts, "not writing a bundle to a "
 		    "terminal");
 	dirs = xcalloc((size_t)n, sizeof(*dirs));
-	for (int i = 0; i < n; i++)
+	models = xcalloc((size_t)n, sizeof(*models));
+	for (int i = 0; i < n; i++) {
+		struct ckpt_ref ref;
+
+		memset(&ref, 0, sizeof(ref));
 		dirs[i] = resolve_checkpoint_arg(ctx, &s, argv[i], NULL,
-		    CKPT_METRIC_MIN, NULL);
+		    CKPT_METRIC_MIN, &ref);
+		if (ref.model) {
+			struct ckpt_export_model *em = &models[nmodels++];
+
+			em->index = (size_t)i;
+			em->model = xstrdup(ref.model);
+			em->version = ref.version;
+			em->lineage = lineage_of(s, ref.model, ref.version,
+			    &em->lineage_len);
+		}
+		ckpt_ref_release(&ref);
+	}
 	o = (struct ckpt_export_options)CKPT_EXPORT_OPTIONS_INIT;
+	o.models = models;
+	o.nmodels = nmodels;
 	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?
 	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
 	o.force = force;
@@ -116,6 +174,11 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	for (int i = 0; i < n; i++)
 		free(dirs[i]);
 	free(dirs);
+	for (size_t i = 0; i < nmodels; i++) {
+		free((char *)models[i].model);
+		free((char *)models[i].lineage);
+	}
+	free(models);
 	free(report);
 	ckpt_store_free(s);
 	return rc;

@@ -9,6 +9,13 @@
  * with the same manifest is reported "identical" and left alone.  Exit 2
  * when a RUN@STEP exists with another manifest (nothing imported), 3 for
  * a bundle that does not check (nothing imported) or an I/O error.
+ *
+ * A model version in the bundle is recreated once its checkpoint is
+ * committed: promoted here (verified in full, as any promotion) as the
+ * next version of the same model, its lineage -- the exporting store's
+ * history up to its promotion, checked by ckpt_import() -- kept beside
+ * it and named by the new promote record.  A manifest that is a version
+ * of the model already is left alone ("identical").
  */
 #include "ckpt.h"
 #include "output.h"
@@ -28,6 +35,58 @@ static void
 on_progress(uint64_t done, uint64_t total, void *data)
 {
 	progress_update(data, done);
+}
+
+/*
+ * Promotes the model version v (an entry of the report's "models") from
+ * its committed checkpoint, with its lineage; adds "status", "version"
+ * (here) and drops the lineage from v.  Returns 0 or an exit code.
+ */
+static int
+import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
+{
+	const char *ck = json_string_value(json_object_get(v, "checkpoint"));
+	const char *at = strrchr(ck, '@');
+	json_t *lin = json_object_get(v, "lineage");
+	struct ckpt_promote_result *res = NULL;
+	struct ckpt_verify_options vo;
+	struct ckpt_promote_options po;
+	struct ckpt_error e;
+	char *rel = xasprintf("runs/%.*s/step-%s", (int)(at - ck), ck,
+	    at + 1);
+	char *dir = ckpt_store_path(s, rel);
+	int rc;
+
+	(void)ctx;
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
+	vo.store = ckpt_store_root(s);
+	po = (struct ckpt_promote_options)CKPT_PROMOTE_OPTIONS_INIT;
+	po.model = json_string_value(json_object_get(v, "model"));
+	po.verify = &vo;
+	po.lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
+	po.lineage = json_string_value(lin);
+	po.lineage_len = json_string_length(lin);
+	ckpt_error_clear(&e);
+	rc = ckpt_promote(s, dir, &po, &res, &e);
+	if (rc) {
+		error("%s v%lld: not recreated: %s", po.model, (long long)
+		    json_integer_value(json_object_get(v, "version")),
+		    res && res->refused ? res->refused : e.message);
+		json_object_set_new(v, "status", json_string("not imported"));
+		rc = rc == CKPT_ERR_REFUSED ? CKPT_EXIT_FINDING :
+		    exit_code_for(rc);
+	} else {
+		json_object_set_new(v, "status", json_string(res->created ?
+		    "imported" : "identical"));
+		json_object_set_new(v, "source_version", json_integer(
+		    json_integer_value(json_object_get(v, "version"))));
+		json_object_set_new(v, "version", json_integer(res->version));
+	}
+	json_object_del(v, "lineage");
+	ckpt_promote_result_free(res);
+	free(dir);
+	free(rel);
+	return rc;
 }
 
 static int
@@ -82,6 +141,13 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 
 		if (!r)
 			die("out of memory");
+		rc = CKPT_EXIT_OK;
+		json_array_foreach(json_object_get(r, "models"), i, v) {
+			int vrc = import_version(ctx, s, v);
+
+			if (vrc > rc)
+				rc = vrc;
+		}
 		if (ctx->json) {
 			json_object_set_new(r, "schema", json_integer(1));
 			json_doc_print(r);
@@ -96,9 +162,21 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 				    json_integer_value(json_object_get(v,
 				    "step")), json_string_value(
 				    json_object_get(v, "manifest")));
+			json_array_foreach(json_object_get(r, "models"), i, v)
+				if (json_object_get(v, "source_version"))
+					printf("%s %s v%lld from %s (v%lld "
+					    "where exported, lineage kept)\n",
+					    json_string_value(json_object_get(
+					    v, "status")), json_string_value(
+					    json_object_get(v, "model")),
+					    (long long)json_integer_value(
+					    json_object_get(v, "version")),
+					    json_string_value(json_object_get(
+					    v, "checkpoint")), (long long)
+					    json_integer_value(json_object_get(
+					    v, "source_version")));
 		}
 		json_decref(r);
-		rc = CKPT_EXIT_OK;
 	}
 	free(report);
 	ckpt_store_free(s);

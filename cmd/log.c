@@ -3,7 +3,10 @@
  * log.c - "ckpt log": the registry's history, newest first, as git log
  * shows commits: every promotion, alias move, rollback and alias
  * deletion with who, where, when, the checkpoint and its manifest
- * digest, and the note.
+ * digest, and the note; and the run events worth auditing, which the
+ * store records in the same hash-chained history: pins, unpins, prunes
+ * (with what they removed) and saves with --force (which checkpoint
+ * replaced which).
  *
  * "ckpt log --verify" is the registry's fsck: it first finishes what a
  * crash may have interrupted (under the store lock, as any registry
@@ -31,11 +34,60 @@ short_digest(const char *d)
 	return xasprintf("%.19s", d ? d : "");
 }
 
+/* "r@1, r@2 and 3 more" for the removed list of a prune record. */
+static char *
+removed_text(const struct ckpt_reg_record *r)
+{
+	json_t *j = json_loads(r->json, 0, NULL), *e;
+	json_t *list = json_object_get(j, "removed");
+	size_t i, n = json_array_size(list);
+	char *out = xstrdup("prune:");
+
+	json_array_foreach(list, i, e) {
+		char *t;
+
+		if (i == 3 && n > 4) {
+			t = xasprintf("%s and %zu more", out, n - 3);
+			free(out);
+			out = t;
+			break;
+		}
+		t = xasprintf("%s%s %s@%lld", out, i ? "," : "",
+		    json_string_value(json_object_get(e, "run")),
+		    (long long)json_integer_value(json_object_get(e, "step")));
+		free(out);
+		out = t;
+	}
+	json_decref(j);
+	return out;
+}
+
+/* "promote v3", or "import v3 (v1 there)" for an imported version. */
+static char *
+imported_text(const struct ckpt_reg_record *r)
+{
+	json_t *j = json_loads(r->json, 0, NULL);
+	json_t *imp = json_object_get(j, "imported");
+	char *out = imp ? xasprintf("import v%lld (v%lld there)",
+	    (long long)r->version, (long long)json_integer_value(
+	    json_object_get(imp, "version"))) : xasprintf("promote v%lld",
+	    (long long)r->version);
+
+	json_decref(j);
+	return out;
+}
+
 static char *
 change_text(const struct ckpt_reg_record *r)
 {
+	if (!strcmp(r->action, "prune"))
+		return removed_text(r);
+	if (!strcmp(r->action, "save-force"))
+		return xstrdup("save --force");
+	if (!strcmp(r->action, "pin") || !strcmp(r->action, "unpin"))
+		return xstrdup(r->action);
 	if (!strcmp(r->action, "promote"))
-		return xasprintf("promote v%lld", (long long)r->version);
+		return imported_text(r);
 	if (!strcmp(r->action, "alias-delete"))
 		return xasprintf("delete %s (v%lld)", r->alias,
 		    (long long)r->from);
@@ -48,18 +100,41 @@ change_text(const struct ckpt_reg_record *r)
 	return xasprintf("%s -> v%lld", r->alias, (long long)r->to);
 }
 
+/* Whether a prune record removed a checkpoint of run. */
+static bool
+removed_from(const struct ckpt_reg_record *r, const char *run)
+{
+	json_t *j, *e;
+	size_t i;
+	bool yes = false;
+
+	if (strcmp(r->action, "prune"))
+		return false;
+	j = json_loads(r->json, 0, NULL);
+	json_array_foreach(json_object_get(j, "removed"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "run")) ?
+		    json_string_value(json_object_get(e, "run")) : "", run))
+			yes = true;
+	json_decref(j);
+	return yes;
+}
+
 static bool
 selected(const struct ckpt_reg_record *r, const char *model,
-    const char *alias)
+    const char *alias, const char *run)
 {
-	if (model && strcmp(r->model, model))
+	/* run events (no model) only in the unfiltered log */
+	if (model && (!r->model || strcmp(r->model, model)))
+		return false;
+	if (run && (!r->run || strcmp(r->run, run)) &&
+	    !removed_from(r, run))
 		return false;
 	return !alias || (r->alias && !strcmp(r->alias, alias));
 }
 
 static int
 show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
-    const char *alias, long long max)
+    const char *alias, const char *run, long long max)
 {
 	static const char *headers[] = { "#", "time", "who", "model",
 	    "change", "checkpoint", "note" };
@@ -78,7 +153,7 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 	for (size_t i = ckpt_registry_record_count(r); i-- > 0;) {
 		const struct ckpt_reg_record *x = ckpt_registry_record(r, i);
 
-		if (!selected(x, model, alias))
+		if (!selected(x, model, alias, run))
 			continue;
 		if (max >= 0 && shown++ >= max)
 			break;
@@ -93,10 +168,12 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 			char *who = xasprintf("%s@%s", x->user, x->host);
 			char *change = change_text(x);
 			char *dg = short_digest(x->manifest);
-			char *ck = x->run ? xasprintf("%s@%lld %s", x->run,
-			    (long long)x->step, dg) : xstrdup("");
+			char *ck = x->run ? xasprintf("%s@%lld%s%s", x->run,
+			    (long long)x->step, *dg ? " " : "", dg) :
+			    xstrdup("");
 
-			table_add(&t, seq, x->time, who, x->model, change, ck,
+			table_add(&t, seq, x->time, who, x->model ? x->model :
+			    "-", change, ck,
 			    x->note ? x->note : "");
 			free(seq);
 			free(who);
@@ -115,7 +192,8 @@ show_log(struct ctx *ctx, struct ckpt_registry *r, const char *model,
 			table_print(&t, stdout, ctx);
 		else if (ctx->verbosity > 0)
 			fprintf(stderr, "ckpt: the registry history is empty"
-			    "%s\n", model || alias ? " for this selection" :
+			    "%s\n", model || alias || run ?
+			    " for this selection" :
 			    "");
 		table_release(&t);
 	}
@@ -206,15 +284,87 @@ verify_version(struct ckpt_store *s, const struct ckpt_reg_version *v,
 	return ok;
 }
 
-static int
-verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
-    bool require_sig)
+/* "v3" or "3" -> 3; anything else 0. */
+static int64_t
+version_number(const char *s)
+{
+	int64_t v = 0;
+
+	if (*s == 'v')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/*
+ * Whether version v is one of sel[0..n): "MODEL" (every version),
+ * "MODEL@vN", "MODEL@N" or "MODEL@ALIAS"; all when n is 0.
+ */
+static bool
+version_selected(struct ckpt_registry *r, const struct ckpt_reg_version *v,
+    int n, char **sel)
+{
+	if (!n)
+		return true;
+	for (int i = 0; i < n; i++) {
+		const char *at = strchr(sel[i], '@');
+		size_t mlen = at ? (size_t)(at - sel[i]) : strlen(sel[i]);
+		const struct ckpt_reg_alias *a;
+		char *model;
+		int64_t want = 0;
+
+		if (strlen(v->model) != mlen || strncmp(v->model, sel[i], mlen))
+			continue;
+		if (!at)
+			return true;
+		model = xasprintf("%.*s", (int)mlen, sel[i]);
+		a = ckpt_registry_find_alias(r, model, at + 1);
+		free(model);
+		want = a ? a->version : version_number(at + 1);
+		if (want == v->version)
+			return true;
+	}
+	return false;
+}
+
+/* Each selection names a model, version or alias of r: exit 3 if not,
+ * as a reference naming nothing is everywhere. */
+static bool
+selection_exists(struct ckpt_registry *r, int n, char **sel)
+{
+	bool ok = true;
+
+	for (int i = 0; i < n; i++) {
+		bool found = false;
+
+		for (size_t k = 0; !found && k < ckpt_registry_version_count(r);
+		    k++)
+			found = version_selected(r, ckpt_registry_version(r, k),
+			    1, &sel[i]);
+		if (!found) {
+			error("%s: no such model, version or alias in the "
+			    "registry", sel[i]);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+int
+registry_verify(struct ctx *ctx, long timeout, const struct strlist *keys,
+    bool require_sig, int nsel, char **sel)
 {
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_registry *r = NULL;
 	struct ckpt_error err;
 	json_t *doc = NULL, *vlist = NULL, *plist = NULL;
-	size_t repaired = 0, bad = 0, nprob, nsigned = 0;
+	size_t repaired = 0, bad = 0, nprob, nsigned = 0, nchecked = 0;
 	struct ckpt_verify_options vo;
 	bool chain_ok;
 	int rc;
@@ -241,6 +391,11 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		ckpt_store_free(s);
 		return exit_code_for(rc);
 	}
+	if (!selection_exists(r, nsel, sel)) {
+		ckpt_registry_free(r);
+		ckpt_store_free(s);
+		return CKPT_EXIT_ERROR;
+	}
 	if (ctx->json) {
 		doc = json_doc_new();
 		vlist = json_array();
@@ -261,9 +416,15 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		if (x->severity >= CKPT_SEV_WARNING)
 			bad++;
 	}
-	for (size_t i = 0; i < ckpt_registry_version_count(r); i++)
-		if (!verify_version(s, ckpt_registry_version(r, i), ctx, vlist))
+	for (size_t i = 0; i < ckpt_registry_version_count(r); i++) {
+		const struct ckpt_reg_version *v = ckpt_registry_version(r, i);
+
+		if (!version_selected(r, v, nsel, sel))
+			continue;
+		nchecked++;
+		if (!verify_version(s, v, ctx, vlist))
 			bad++;
+	}
 	if (doc) {
 		json_object_set_new(doc, "records", json_integer((json_int_t)
 		    ckpt_registry_record_count(r)));
@@ -283,13 +444,13 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 		    "%zu problem%s\n", bad, bad == 1 ? "" : "s");
 	else if (ctx->verbosity > 0)
 		fprintf(stderr, "ckpt: registry verified: %zu record%s, chain "
-		    "intact (head %s), %zu version%s match their manifests, "
+		    "intact (head %s), %zu version%s, "
 		    "%zu signed promotion%s\n",
 		    ckpt_registry_record_count(r),
 		    ckpt_registry_record_count(r) == 1 ? "" : "s",
 		    ckpt_registry_head(r) ? ckpt_registry_head(r) : "none",
-		    ckpt_registry_version_count(r),
-		    ckpt_registry_version_count(r) == 1 ? "" : "s", nsigned,
+		    nchecked, nchecked == 1 ? " matches its manifest" :
+		    "s match their manifests", nsigned,
 		    nsigned == 1 ? "" : "s");
 	ckpt_registry_free(r);
 	ckpt_store_free(s);
@@ -299,7 +460,7 @@ verify_registry(struct ctx *ctx, long timeout, const struct strlist *keys,
 static int
 cmd_log_main(int argc, char **argv, struct ctx *ctx)
 {
-	const char *model = NULL, *alias = NULL, *wait = "60";
+	const char *model = NULL, *alias = NULL, *run = NULL, *wait = "60";
 	long long max = -1;
 	bool verify = false, require_sig = false;
 	struct strlist keys = { 0 };
@@ -307,6 +468,8 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		OPT_STRING(0, "model", &model, "name", "only this model"),
 		OPT_STRING(0, "alias", &alias, "alias", "only moves of this "
 		    "alias"),
+		OPT_STRING(0, "run", &run, "name", "only records about "
+		    "checkpoints of this run"),
 		OPT_INT('n', "max-count", &max, "n", "at most n records"),
 		OPT_BOOL(0, "verify", &verify, "check the hash chain, the "
 		    "state files and every version's files"),
@@ -330,15 +493,20 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		    "NAME selects a model)");
 	if (model && ckpt_name_check(model, "model name", &err))
 		die_usage("%s", err.message);
+	if (run && ckpt_name_check(run, "run name", &err))
+		die_usage("%s", err.message);
+	if (run && (model || alias))
+		usage_error(log_usage, opts, "--run and --model/--alias "
+		    "select different records: not both");
 	ckpt_error_clear(&err);
 	if (ckpt_duration_parse(wait, &w, &err))
 		die_usage("--lock-timeout: %s", err.message);
 	if (verify) {
-		if (model || alias || max >= 0)
+		if (model || alias || run || max >= 0)
 			usage_error(log_usage, opts, "--verify checks the "
 			    "whole registry");
-		rc = verify_registry(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
-		    (long)w * 1000, &keys, require_sig);
+		rc = registry_verify(ctx, w > LONG_MAX / 1000 ? LONG_MAX :
+		    (long)w * 1000, &keys, require_sig, 0, NULL);
 		strlist_release(&keys);
 		return rc;
 	}
@@ -352,7 +520,7 @@ cmd_log_main(int argc, char **argv, struct ctx *ctx)
 		ckpt_store_free(s);
 		return exit_code_for(rc);
 	}
-	rc = show_log(ctx, r, model, alias, max);
+	rc = show_log(ctx, r, model, alias, run, max);
 	ckpt_registry_free(r);
 	ckpt_store_free(s);
 	return rc;

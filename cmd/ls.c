@@ -23,6 +23,7 @@
 
 static const char *const ls_usage[] = {
 	"ckpt ls [options]",
+	"ckpt ls --models [model ...]",
 	NULL
 };
 
@@ -381,7 +382,10 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *run = NULL, *sort = NULL;
 	struct strlist wheres = { 0 };
+	bool models = false;
 	const struct opt opts[] = {
+		OPT_BOOL(0, "models", &models, "list the registry's models, "
+		    "versions and aliases instead"),
 		OPT_STRING('r', "run", &run, "run", "list only this run"),
 		OPT_STRING(0, "sort", &sort, "step|name",
 		    "sort by step (default) or by the metric name, ascending"),
@@ -396,10 +400,19 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_list *l;
 	struct ckpt_error err;
 	size_t n = 0;
-	int rc;
+	int rc, nargs;
 
-	if (parse_options(argc, argv, ctx, opts, ls_usage))
-		usage_error(ls_usage, opts, "ls takes no arguments");
+	nargs = parse_options(argc, argv, ctx, opts, ls_usage);
+	if (models) {
+		if (run || sort || wheres.n)
+			usage_error(ls_usage, opts, "--models lists models: "
+			    "--run, --sort and --where select checkpoints");
+		strlist_release(&wheres);
+		return models_list(ctx, nargs, argv);
+	}
+	if (nargs)
+		usage_error(ls_usage, opts, "ls takes no arguments (but "
+		    "model names after --models)");
 	if (run && ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
 		usage_hint();

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * models.c - "ckpt models": the registry's models, one row per version,
+ * models.c - "ckpt ls --models" (and its older name "ckpt models"): the
+ * registry's models, one row per version,
  * with the aliases naming it, the checkpoint it came from, its size and
  * how its files are stored (hard links shared with the run, or copies).
  * Read from the history, so it shows exactly what references resolve to.
@@ -62,6 +63,12 @@ version_json(struct ckpt_registry *r, const struct ckpt_reg_version *v)
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "storage", json_string(v->storage));
+	json_object_set_new(o, "scope", json_string(v->scope));
+	json_object_set_new(o, "imported", v->imported_record ? json_pack(
+	    "{s:I, s:s}", "version", (json_int_t)v->imported_version,
+	    "record", v->imported_record) : json_null());
+	json_object_set_new(o, "source_manifest", v->source_manifest ?
+	    json_string(v->source_manifest) : json_null());
 	json_object_set_new(o, "created", json_string(v->created));
 	json_object_set_new(o, "user", json_string(v->user));
 	json_object_set_new(o, "host", json_string(v->host));
@@ -93,23 +100,21 @@ model_aliases_json(struct ckpt_registry *r, const char *model)
 	return o;
 }
 
-static int
-cmd_models_main(int argc, char **argv, struct ctx *ctx)
+int
+models_list(struct ctx *ctx, int n, char **argv)
 {
 	static const char *headers[] = { "model", "version", "aliases",
 	    "source", "size", "storage", "created", "note" };
 	static const enum col_align align[] = { COL_LEFT, COL_RIGHT, COL_LEFT,
 	    COL_LEFT, COL_RIGHT, COL_LEFT, COL_LEFT, COL_LEFT };
-	const struct opt opts[] = { OPT_END() };
 	struct ckpt_registry *r;
 	struct ckpt_store *s;
 	struct ckpt_error err;
 	json_t *doc = NULL, *models = NULL, *cur = NULL;
 	struct table t;
 	size_t shown = 0;
-	int n, rc;
+	int rc;
 
-	n = parse_options(argc, argv, ctx, opts, models_usage);
 	for (int i = 0; i < n; i++)
 		if (ckpt_name_check(argv[i], "model name", &err))
 			die_usage("%s", err.message);
@@ -152,7 +157,9 @@ cmd_models_main(int argc, char **argv, struct ctx *ctx)
 			snprintf(ver, sizeof(ver), "v%lld",
 			    (long long)v->version);
 			human_size(v->size, sz, sizeof(sz));
-			table_add(&t, v->model, ver, as, src, sz, v->storage,
+			/* a weights-only version's file is its own */
+			table_add(&t, v->model, ver, as, src, sz,
+			    v->source_manifest ? "weights-only" : v->storage,
 			    v->created, v->note ? v->note : "");
 			free(as);
 			free(src);
@@ -182,8 +189,17 @@ cmd_models_main(int argc, char **argv, struct ctx *ctx)
 	return rc;
 }
 
+static int
+cmd_models_main(int argc, char **argv, struct ctx *ctx)
+{
+	const struct opt opts[] = { OPT_END() };
+	int n = parse_options(argc, argv, ctx, opts, models_usage);
+
+	return models_list(ctx, n, argv);
+}
+
 const struct cmd cmd_models = {
 	.name = "models",
-	.summary = "list the registry's models, versions and aliases",
+	.summary = "list the registry's models (as ckpt ls --models)",
 	.fn = cmd_models_main,
 };

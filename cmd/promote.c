@@ -9,9 +9,10 @@
  * it does not verify, or a --gate fails -- is exit 1, like a finding: CI
  * scripts read "1" as "the answer is no".  Promoting a manifest that is a
  * version of the model already is a no-op that says so (exit 0), so that
- * a retried job does not mint a new version.  --weights-only (export the
- * weights as safetensors) is not here yet: it waits for the safetensors
- * writer of "ckpt convert".
+ * a retried job does not mint a new version.  --weights-only makes the
+ * version the model weights alone, as model.safetensors converted from
+ * the verified checkpoint without executing its pickle (ckpt convert's
+ * writer), with a manifest of its own naming the checkpoint.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -111,6 +112,13 @@ result_json(const struct ckpt_promote_result *r, const char *src)
 	json_object_set_new(o, "run", json_string(r->run));
 	json_object_set_new(o, "step", json_integer(r->step));
 	json_object_set_new(o, "manifest", json_string(r->manifest));
+	json_object_set_new(o, "scope", json_string(r->scope ? r->scope :
+	    "full"));
+	json_object_set_new(o, "version_manifest", r->version_manifest ?
+	    json_string(r->version_manifest) : json_null());
+	if (r->version_manifest && r->created)
+		json_object_set_new(o, "tensors", json_integer((json_int_t)
+		    r->tensors));
 	json_object_set_new(o, "path", r->path ? json_string(r->path) :
 	    json_null());
 	json_object_set_new(o, "storage", r->storage ?
@@ -186,7 +194,13 @@ print_result(const struct ckpt_promote_result *r, const char *arg)
 	    r->manifest) : xasprintf("%s (%s)", src, r->manifest);
 
 	human_size(r->size, sz, sizeof(sz));
-	if (r->created)
+	if (r->created && r->version_manifest)
+		printf("promoted %s to %s v%lld: weights only, %llu tensor%s "
+		    "in model.safetensors, %s (manifest %s)\n", what,
+		    r->model, (long long)r->version,
+		    (unsigned long long)r->tensors, r->tensors == 1 ? "" : "s",
+		    sz, r->version_manifest);
+	else if (r->created)
 		printf("promoted %s to %s v%lld: %llu file%s, %s, %s\n", what,
 		    r->model, (long long)r->version,
 		    (unsigned long long)(r->linked + r->copied),
@@ -195,8 +209,9 @@ print_result(const struct ckpt_promote_result *r, const char *arg)
 		    !strcmp(r->storage, "copy") ? "copies" :
 		    "hard links and copies");
 	else
-		printf("%s v%lld holds this checkpoint already (%s): no new "
-		    "version\n", r->model, (long long)r->version, r->manifest);
+		printf("%s v%lld holds this checkpoint%s already (%s): no new "
+		    "version\n", r->model, (long long)r->version,
+		    r->version_manifest ? "'s weights" : "", r->manifest);
 	if (r->signer)
 		printf("  signed by key %s\n", r->signer);
 	for (size_t i = 0; i < r->nmoves; i++)
@@ -248,6 +263,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	struct strlist aliases = { 0 }, gates = { 0 }, keys = { 0 };
 	struct strlist allow = { 0 };
 	bool copy = false, require_sig = false, sign = false;
+	bool weights_only = false;
 	const struct opt opts[] = {
 		OPT_STRING(0, "model", &model, "name", "the model to add a "
 		    "version to"),
@@ -257,6 +273,8 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		    "history"),
 		OPT_STRING_LIST(0, "gate", &gates, "expr", "refuse unless "
 		    "the metric passes: METRIC<X, <=, >, >= (repeatable)"),
+		OPT_BOOL(0, "weights-only", &weights_only, "the version holds "
+		    "the model weights alone, as safetensors"),
 		OPT_BOOL(0, "copy", &copy, "copy the files: a self-contained "
 		    "version (default: hard links)"),
 		OPT_STRING(0, "rollback", &rollback, "model", "move --alias "
@@ -297,7 +315,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	n = parse_options(argc, argv, ctx, opts, promote_usage);
 	timeout = lock_timeout(wait);
 	if (rollback) {
-		if (n || model || gates.n || copy)
+		if (n || model || gates.n || copy || weights_only)
 			usage_error(promote_usage, opts, "--rollback takes "
 			    "--alias, --note and nothing else");
 		if (aliases.n != 1)
@@ -353,6 +371,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	po.naliases = aliases.n;
 	po.note = note;
 	po.copy = copy;
+	po.weights_only = weights_only;
 	po.gates = (const char *const *)gates.items;
 	po.ngates = gates.n;
 	po.verify = &vo;

@@ -378,6 +378,12 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 	else if (ctx->verbosity > 0)
 		print_table(rep, dry_run, ctx);
 	rc = ckpt_prune_report_failed(rep) ? CKPT_EXIT_FINDING : CKPT_EXIT_OK;
+	/* A warning, not a failure: prune is what frees a full disk, and
+	 * the removals are done and reported either way. */
+	if (ckpt_prune_report_history_error(rep))
+		warning("the removals are not recorded in the registry "
+		    "history (ckpt log): %s",
+		    ckpt_prune_report_history_error(rep));
 	ckpt_prune_report_free(rep);
 	return rc;
 }

@@ -28,11 +28,12 @@
 static const char *const verify_usage[] = {
 	"ckpt verify [options] ref|path ...",
 	"ckpt verify [options] --all | --subset K/N",
+	"ckpt verify [options] --registry [model[@version|alias] ...]",
 	NULL
 };
 
 struct vopts {
-	bool fast, numerics, require_sig, all, no_cache;
+	bool fast, numerics, require_sig, all, no_cache, registry;
 	const char *subset, *metric, *mode, *oms, *oms_key;
 	struct strlist keys, allow;
 	unsigned int sub_k, sub_n;
@@ -499,6 +500,9 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 		    "key of --oms-bundle"),
 		OPT_GROUP("which checkpoints"),
 		OPT_BOOL(0, "all", &v.all, "every checkpoint of the store"),
+		OPT_BOOL(0, "registry", &v.registry, "the registry: its "
+		    "history's hash chain and the named model versions (all "
+		    "without names), as ckpt log --verify"),
 		OPT_STRING(0, "subset", &v.subset, "K/N", "the K-th of N "
 		    "slices of the store's checkpoints"),
 		OPT_STRING(0, "metric", &v.metric, "name", "the metric of "
@@ -509,6 +513,34 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	};
 
 	n = parse_options(argc, argv, ctx, opts, verify_usage);
+	if (v.registry) {
+		int rc;
+
+		if (v.all || v.subset || v.fast || v.numerics || v.no_cache ||
+		    v.allow.n || v.oms || v.oms_key || v.metric || v.mode)
+			usage_error(verify_usage, opts, "--registry checks "
+			    "versions in full against their recorded "
+			    "manifests; it takes only --require-signature "
+			    "and --key");
+		for (int i = 0; i < n; i++) {
+			const char *at = strchr(argv[i], '@');
+			char *model = xasprintf("%.*s", at ? (int)(at -
+			    argv[i]) : (int)strlen(argv[i]), argv[i]);
+			struct ckpt_error e;
+
+			ckpt_error_clear(&e);
+			if (ckpt_name_check(model, "model name", &e) || (at &&
+			    ckpt_name_check(at + 1, "version or alias", &e)))
+				usage_error(verify_usage, opts, "%s: %s",
+				    argv[i], e.message);
+			free(model);
+		}
+		rc = registry_verify(ctx, DEFAULT_LOCK_TIMEOUT_MS, &v.keys,
+		    v.require_sig, n, argv);
+		strlist_release(&v.keys);
+		strlist_release(&v.allow);
+		return rc;
+	}
 	die_for_incompatible_opts(v.all, "--all", v.subset != NULL,
 	    "--subset");
 	if (v.subset && parse_subset(v.subset, &v.sub_k, &v.sub_n))

@@ -127,6 +127,20 @@ test_expect_success 'ckpt models lists versions, aliases and sources' '
 	EOF
 '
 
+test_expect_success 'ckpt ls --models is the same listing; models stays an alias' '
+	ckpt -C s models >expect &&
+	ckpt -C s ls --models >actual &&
+	test_cmp expect actual &&
+	ckpt -C s --json ls --models llama >lsm.json &&
+	ckpt -C s --json models llama >m.json &&
+	test_cmp m.json lsm.json &&
+	test_expect_code 2 ckpt -C s ls --models nomodel 2>err &&
+	test_grep "no model .nomodel." err &&
+	test_expect_code 2 ckpt -C s ls --models --run r 2>err &&
+	test_expect_code 2 ckpt -C s ls llama 2>err &&
+	test_grep "model names after --models" err
+'
+
 test_expect_success 'a gate that fails refuses with exit 1 and changes nothing' '
 	cp s/registry/.history.jsonl history.before &&
 	test_expect_code 1 ckpt -C s promote r@1 --model llama \

@@ -185,4 +185,63 @@ test_expect_success 'a version directory with no record goes to the trash, not a
 	test_grep "registry-m-v3\." trash
 '
 
+test_expect_success 'verify --registry checks the chain and the named versions' '
+	rm -rf s && mkstore s r@1:loss=3 r@2:loss=2 &&
+	ckpt -C s promote -q r@1 --model m &&
+	ckpt -C s promote -q r@2 --model m --alias prod &&
+	ckpt -C s verify --registry >out 2>err &&
+	test_grep "^m@v1: OK$" out && test_grep "^m@v2: OK$" out &&
+	test_grep "2 versions match their manifests" err &&
+	ckpt -C s verify --registry m@prod >out 2>err &&
+	echo "m@v2: OK" >expect && test_cmp expect out &&
+	ckpt -C s verify --registry m@v1 m@2 >out &&
+	test "$(wc -l <out)" = 2 &&
+	ckpt -C s verify --registry m >out &&
+	test "$(wc -l <out)" = 2
+'
+
+test_expect_success 'verify --registry: a changed version file is exit 1, others still OK' '
+	echo x >>s/registry/m/v1/weights.bin &&
+	test_expect_code 1 ckpt -C s verify --registry m@v1 >out 2>err &&
+	test_grep "^m@v1: FAILED (size-mismatch)$" out &&
+	test_grep "did NOT verify" err &&
+	ckpt -C s verify --registry m@prod >out &&
+	test_expect_code 1 ckpt -C s --json verify --registry >out.json &&
+	"$PYTHON" -c "
+import json
+d = json.load(open(\"out.json\"))
+assert d[\"ok\"] is False
+assert [(v[\"version\"], v[\"ok\"]) for v in d[\"versions\"]] == \
+    [(1, False), (2, True)], d
+"
+'
+
+test_expect_success 'verify --registry: a tampered history is exit 1, names what, nothing repaired' '
+	rm -rf s && mkstore s r@1:loss=3 r@2:loss=2 &&
+	ckpt -C s promote -q r@1 --model m &&
+	ckpt -C s promote -q r@2 --model m &&
+	sed "1s/\"step\":1/\"step\":2/" s/registry/.history.jsonl >h &&
+	mv h s/registry/.history.jsonl &&
+	test_expect_code 1 ckpt -C s verify --registry 2>err &&
+	test_grep "does not chain" err
+'
+
+test_expect_success 'verify --registry: unknown names are exit 3, bad options exit 2' '
+	rm -rf s && mkstore s r@1:loss=3 &&
+	ckpt -C s promote -q r@1 --model m --alias prod &&
+	test_expect_code 3 ckpt -C s verify --registry m@v9 2>err &&
+	test_grep "m@v9: no such model, version or alias" err &&
+	test_expect_code 3 ckpt -C s verify --registry m@staging 2>err &&
+	test_expect_code 3 ckpt -C s verify --registry other 2>err &&
+	test_expect_code 2 ckpt -C s verify --registry --fast 2>err &&
+	test_expect_code 2 ckpt -C s verify --registry --all 2>err &&
+	test_expect_code 2 ckpt -C s verify --registry "m/x" 2>err
+'
+
+test_expect_success 'verify --registry --require-signature: an unsigned promotion is exit 1' '
+	test_expect_code 1 ckpt -C s verify --registry --require-signature \
+		m@prod 2>err &&
+	test_grep "promotion-unsigned" err
+'
+
 test_done

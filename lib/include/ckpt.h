@@ -1388,12 +1388,30 @@ enum ckpt_compression {
 	CKPT_COMPRESS_ZSTD		/* CKPT_ERR_UNSUPPORTED without it */
 };
 
+/*
+ * A model version carried with its checkpoint dirs[index]: the list's
+ * "models" entry {"model", "version", "checkpoint": "RUN@STEP",
+ * "manifest", "lineage"}, lineage being the exporting store's history
+ * up to and including the version's promote record (JSON lines), which
+ * ckpt_import() checks and the importer promotes with (struct
+ * ckpt_promote_options lineage).
+ */
+struct ckpt_export_model {
+	size_t index;
+	const char *model;
+	int64_t version;
+	const char *lineage;
+	size_t lineage_len;
+};
+
 struct ckpt_export_options {
 	unsigned int version;		/* CKPT_EXPORT_OPTIONS_VERSION */
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
 	ckpt_progress_fn progress;
 	void *progress_data;
+	const struct ckpt_export_model *models;	/* may be NULL */
+	size_t nmodels;
 };
 #define CKPT_EXPORT_OPTIONS_VERSION 1
 #define CKPT_EXPORT_OPTIONS_INIT { .version = CKPT_EXPORT_OPTIONS_VERSION }
@@ -1751,6 +1769,10 @@ CKPT_API const struct ckpt_prune_run *ckpt_prune_report_run(
     const struct ckpt_prune_report *r, size_t i);
 /** Removals that failed (each item says why). */
 CKPT_API size_t ckpt_prune_report_failed(const struct ckpt_prune_report *r);
+/** Why the "prune" record of the removals is not in the registry history
+ * (ckpt-log(1)), or NULL when it is (or nothing was removed). */
+CKPT_API const char *ckpt_prune_report_history_error(
+    const struct ckpt_prune_report *r);
 /** Trash entries that could not be deleted (left for gc). */
 CKPT_API size_t ckpt_prune_report_trash_left(
     const struct ckpt_prune_report *r);
@@ -2061,6 +2083,16 @@ struct ckpt_reg_version {
 	uint64_t size;			/* bytes of the manifest's files */
 	uint64_t nfiles;
 	const char *record;		/* digest of its promote record */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the manifest digest of the checkpoint the weights
+	 * were converted from (manifest is the version's own); else NULL */
+	const char *source_manifest;
+	/* imported from another store's registry (ckpt import of a model
+	 * version): that store's version number and the digest of its
+	 * promote record, the last line of registry/MODEL/vN.lineage.jsonl
+	 * (0 and NULL when promoted here) */
+	int64_t imported_version;
+	const char *imported_record;
 };
 
 struct ckpt_reg_alias {
@@ -2207,6 +2239,24 @@ struct ckpt_promote_options {
 	const char *sign_key;
 	const char *passphrase;		/* of sign_key, or NULL */
 	size_t passlen;
+	/*
+	 * The version holds the model weights alone, as one safetensors
+	 * file (model.safetensors, written by ckpt_convert() from the
+	 * verified checkpoint without executing any pickle) and a manifest
+	 * of its own (scope "weights-only", "source": the checkpoint's run,
+	 * step and manifest digest).  Not with copy.
+	 */
+	bool weights_only;
+	/*
+	 * Importing a version of another store (ckpt-import(1)): that
+	 * store's history up to and including the promote record of the
+	 * version (lineage_len bytes of JSON lines), which must verify as a
+	 * chain and promote this checkpoint's manifest.  It is kept as
+	 * registry/MODEL/vN.lineage.jsonl and the new promote record names
+	 * it ("imported": model, version, record).  NULL: promoted here.
+	 */
+	const char *lineage;
+	size_t lineage_len;
 };
 #define CKPT_PROMOTE_OPTIONS_VERSION 1
 #define CKPT_PROMOTE_OPTIONS_INIT { .version = CKPT_PROMOTE_OPTIONS_VERSION }
@@ -2237,6 +2287,11 @@ struct ckpt_promote_result {
 	const struct ckpt_report *report;	/* NULL when not verified */
 	const char *refused;		/* why it was refused, or NULL */
 	const char *signer;		/* key id when signed, else NULL */
+	const char *scope;		/* "full" or "weights-only" */
+	/* weights-only: the version's own manifest ("sha256:..."; manifest
+	 * is the checkpoint's), and its safetensors file's tensor count */
+	const char *version_manifest;
+	uint64_t tensors;
 };
 
 /**

@@ -41,10 +41,12 @@
 #include <jansson.h>
 
 #include "store/store.h"
+#include "store/registry.h"
 #include "util/util.h"
 
 #define BUNDLE_LIST "ckpt-bundle.json"
-#define LIST_MAX ((size_t)1 << 20)
+/* the list carries the lineage of model versions: histories */
+#define LIST_MAX ((size_t)16 << 20)
 #define MANIFEST_MAX ((size_t)1 << 30)
 #define SIG_MAX ((size_t)64 << 10)
 #define IO_BUF ((size_t)1 << 20)
@@ -272,6 +274,33 @@ put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
 	return rc;
 }
 
+/* The list's "models": each version with its checkpoint and lineage. */
+static int
+models_json(json_t *list, const struct exp_ckpt *c, size_t n,
+    const struct ckpt_export_options *eo, struct ckpt_error *err)
+{
+	json_t *ms = json_array();
+
+	if (!ms || json_object_set_new(list, "models", ms))
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < eo->nmodels; i++) {
+		const struct ckpt_export_model *em = &eo->models[i];
+		json_t *lin;
+
+		if (em->index >= n || ckpt_name_check(em->model, "model name",
+		    err) || em->version < 1)
+			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+			    "model version %zu is malformed", i);
+		lin = json_stringn(em->lineage, em->lineage_len);
+		if (!lin || json_array_append_new(ms, json_pack("{s:s, s:I, "
+		    "s:s, s:s, s:o}", "model", em->model, "version",
+		    (json_int_t)em->version, "checkpoint", c[em->index].name,
+		    "manifest", c[em->index].digest, "lineage", lin)))
+			return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
 static int
 export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
     const struct ckpt_export_options *eo, struct ckpt_error *err)
@@ -296,6 +325,8 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 		    ckpt_manifest_step(c[i].m), "manifest", c[i].digest));
 		total += c[i].bytes;
 	}
+	if (eo && eo->nmodels && (rc = models_json(list, c, n, eo, err)))
+		goto out;
 	archive_write_set_format_pax_restricted(a);
 	switch (eo ? eo->compression : CKPT_COMPRESS_NONE) {
 	case CKPT_COMPRESS_GZIP:
@@ -450,6 +481,7 @@ struct imp {
 	size_t n, cur;
 	bool have_list;
 	json_t *seen;			/* entry names so far (a set) */
+	json_t *models;			/* the list's model versions */
 	struct ckpt_error *err;
 	unsigned char *buf;
 	int64_t at;			/* header position of the entry */
@@ -592,6 +624,71 @@ existing_digest(struct ckpt_store *s, const char *run, int64_t step)
 	return d;
 }
 
+/*
+ * The list's "models" (absent in bundles of checkpoints alone): each a
+ * model version whose checkpoint is in the bundle and whose lineage (the
+ * exporting store's history up to its promotion) verifies as a chain
+ * ending in the promotion of that checkpoint's manifest.  Checked before
+ * anything is staged; kept for the report, which the caller promotes
+ * from (ckpt_promote() with the lineage).
+ */
+static int
+read_models(struct imp *im, json_t *ms)
+{
+	json_t *v;
+	size_t i;
+
+	if (!ms)
+		return CKPT_OK;
+	if (!json_is_array(ms))
+		return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST, "\"models\" "
+		    "is not a list");
+	if (json_array_size(ms) && im->o && im->o->run)
+		return ckpt_error_set(im->err, CKPT_ERR_INVALID, im->shown, -1,
+		    "the bundle holds model versions, whose lineage names "
+		    "their runs: --run cannot rename them");
+	json_array_foreach(ms, i, v) {
+		const char *model = json_string_value(json_object_get(v,
+		    "model"));
+		const char *ck = json_string_value(json_object_get(v,
+		    "checkpoint"));
+		const char *dg = json_string_value(json_object_get(v,
+		    "manifest"));
+		json_t *lin = json_object_get(v, "lineage");
+		json_t *ver = json_object_get(v, "version");
+		const char *why = NULL;
+		size_t k;
+
+		for (k = 0; ck && k < im->n; k++)
+			if (!strcmp(im->c[k].dir, ck))
+				break;
+		if (!model || ckpt_name_check(model, NULL, NULL) ||
+		    !json_is_integer(ver) || json_integer_value(ver) < 1 ||
+		    !json_is_string(lin) || !digest_ok(dg) || !ck ||
+		    k == im->n || strcmp(im->c[k].digest, dg))
+			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "model version %zu is malformed or names no "
+			    "checkpoint of the bundle", i);
+		if (ckpt_reg_check_lineage(json_string_value(lin),
+		    json_string_length(lin), BUNDLE_LIST, model, dg, &why))
+			return why && strcmp(why, "out of memory") ?
+			    bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "%s v%lld: the lineage %s (tampered or damaged)",
+			    model, (long long)json_integer_value(ver), why) :
+			    ckpt_error_nomem(im->err);
+		for (size_t x = 0; x < i; x++)
+			if (!strcmp(json_string_value(json_object_get(
+			    json_array_get(ms, x), "model")), model) &&
+			    !strcmp(json_string_value(json_object_get(
+			    json_array_get(ms, x), "manifest")), dg))
+				return bad_entry(im, CKPT_ERR_FORMAT,
+				    BUNDLE_LIST, "%s: one checkpoint listed "
+				    "twice as a version", model);
+	}
+	im->models = json_incref(ms);
+	return CKPT_OK;
+}
+
 static int
 read_list(struct imp *im, struct archive_entry *e)
 {
@@ -659,6 +756,10 @@ read_list(struct imp *im, struct archive_entry *e)
 				    "bundle would both be %s@%lld",
 				    c->target_run, (long long)c->step);
 			}
+	}
+	if ((rc = read_models(im, json_object_get(j, "models")))) {
+		json_decref(j);
+		return rc;
 	}
 	json_decref(j);
 	/* Refuse conflicts before anything is staged. */
@@ -1104,6 +1205,7 @@ imp_release(struct imp *im, bool abort_staged)
 	}
 	free(im->c);
 	json_decref(im->seen);
+	json_decref(im->models);
 	free(im->buf);
 	if (im->a)
 		archive_read_free(im->a);
@@ -1205,6 +1307,9 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
 		    "identical" : c->committed ? "imported" : "not imported",
 		    "signature", c->have_sig));
 	}
+	/* the model versions, for the caller to promote (with lineage) */
+	if (r && !rc && im.models)
+		json_object_set(r, "models", im.models);
 	if (report && r)
 		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(r);

@@ -27,10 +27,12 @@
 
 #include "store/backend.h"
 #include "store/store.h"
+#include "store/registry.h"
 
 #define PINS_DIR	".ckpt/pins"
 #define REGISTRY_DIR	"registry"
 #define REGISTRY_MAX	(1u << 20)
+#define HISTORY_MAX	((size_t)256 << 20)
 
 static int
 strv_add(char ***v, size_t *n, const char *s)
@@ -291,6 +293,60 @@ model_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 	return rc;
 }
 
+/* The sources of the versions the history names. */
+static int
+history_protection(const struct ckpt_store *s, struct ckpt_protection *p,
+    struct ckpt_error *err)
+{
+	struct ckpt_registry *r = NULL;
+	struct ckpt_error le;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	ckpt_error_clear(&le);
+	switch ((rc = s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text,
+	    &len, &le))) {
+	case CKPT_OK:
+		break;
+	case CKPT_ERR_NOTFOUND:
+		return 0;	/* no history: no version */
+	case CKPT_ERR_UNSAFE:
+		return protect_all(p, REG_HISTORY, "a symbolic link", err);
+	case CKPT_ERR_LIMIT:
+		return protect_all(p, REG_HISTORY, "larger than 256 MiB", err);
+	case CKPT_ERR_FORMAT:
+		return protect_all(p, REG_HISTORY, "not a regular file", err);
+	default:
+		if (err)
+			*err = le;
+		return rc;
+	}
+	ckpt_error_clear(&le);
+	rc = ckpt_registry_parse(text, len, REG_HISTORY, 0, &r, &le);
+	free(text);
+	if (rc == CKPT_ERR_NOMEM)
+		return ckpt_error_nomem(err);
+	if (rc) {
+		char why[CKPT_ERROR_MSG_MAX + 32];
+
+		snprintf(why, sizeof(why), "%s at byte %lld", le.message,
+		    (long long)le.offset);
+		return protect_all(p, REG_HISTORY, why, err);
+	}
+	for (size_t i = 0; !rc && i < ckpt_registry_version_count(r); i++) {
+		const struct ckpt_reg_version *v = ckpt_registry_version(r, i);
+		char key[CKPT_NAME_MAX + 32];
+
+		snprintf(key, sizeof(key), "%s@%lld", v->run,
+		    (long long)v->step);
+		if (strv_add(&p->keys, &p->nkeys, key))
+			rc = ckpt_error_nomem(err);
+	}
+	ckpt_registry_free(r);
+	return rc;
+}
+
 int
 ckpt_registry_protection_read(const struct ckpt_store *s,
     struct ckpt_protection *p, struct ckpt_error *err)
@@ -299,6 +355,8 @@ ckpt_registry_protection_read(const struct ckpt_store *s,
 	struct ckpt_error le;
 	int rc;
 
+	if ((rc = history_protection(s, p, err)))
+		return rc;
 	ckpt_error_clear(&le);
 	rc = s->ops->list(s->be, REGISTRY_DIR, model_entry, &w, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)

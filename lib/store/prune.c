@@ -27,6 +27,7 @@
 #include "policy/policy.h"
 #include "store/backend.h"
 #include "store/store.h"
+#include "store/registry.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -206,6 +207,7 @@ struct ckpt_prune_report {
 	struct ckpt_plan **plans;	/* reasons the items borrow */
 	size_t nplans;
 	struct strpool pool;
+	char *history_error;		/* the prune event not recorded */
 };
 
 void
@@ -218,6 +220,7 @@ ckpt_prune_report_free(struct ckpt_prune_report *r)
 	free(r->plans);
 	ckpt_list_free(r->list);
 	pool_free(&r->pool);
+	free(r->history_error);
 	free(r->items);
 	free(r->runs);
 	free(r);
@@ -251,6 +254,12 @@ size_t
 ckpt_prune_report_failed(const struct ckpt_prune_report *r)
 {
 	return r ? r->failed : 0;
+}
+
+const char *
+ckpt_prune_report_history_error(const struct ckpt_prune_report *r)
+{
+	return r ? r->history_error : NULL;
 }
 
 size_t
@@ -438,6 +447,37 @@ trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
 }
 
 /*
+ * Under the lock, after the removals: one "prune" record in the registry
+ * history listing what went, so that "ckpt log" shows who removed which
+ * checkpoints.  The removals stand either way; a record that could not
+ * be written is reported (ckpt_prune_report_history_error()).
+ */
+static void
+record_prune(struct ckpt_store *s, struct ckpt_prune_report *r)
+{
+	json_t *rec = json_pack("{s:s, s:[]}", "action", "prune", "removed");
+	json_t *list = json_object_get(rec, "removed");
+	struct ckpt_error err;
+
+	for (size_t i = 0; list && i < r->n; i++) {
+		const struct ckpt_prune_item *it = &r->items[i];
+
+		if (it->removed && json_array_append_new(list, json_pack(
+		    "{s:s, s:I, s:I}", "run", it->run, "step",
+		    (json_int_t)it->step, "size", (json_int_t)it->size)))
+			list = NULL;
+	}
+	ckpt_error_clear(&err);
+	if (!list)
+		ckpt_error_nomem(&err);
+	else if (json_array_size(list))
+		ckpt_reg_record_event(s, rec, &err);
+	json_decref(rec);
+	if (err.code && !(r->history_error = strdup(err.message)))
+		r->history_error = NULL;
+}
+
+/*
  * Removes one planned checkpoint unless a pin or a registry version now
  * protects it; an error reading them keeps it and is reported.
  */
@@ -600,6 +640,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 			free(rd);
 		}
 	}
+	record_prune(s, r);
 	ckpt_store_unlock(s);
 	locked = false;
 

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
 
@@ -180,7 +181,20 @@ ckpt_reg_find_manifest(const struct ckpt_registry *r, const char *model,
 {
 	for (size_t i = 0; i < r->nvers; i++)
 		if (!strcmp(r->vers[i].pub.model, model) &&
+		    !r->vers[i].pub.source_manifest &&
 		    !strcmp(r->vers[i].pub.manifest, digest))
+			return &r->vers[i].pub;
+	return NULL;
+}
+
+const struct ckpt_reg_version *
+ckpt_reg_find_weights(const struct ckpt_registry *r, const char *model,
+    const char *digest)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (!strcmp(r->vers[i].pub.model, model) &&
+		    r->vers[i].pub.source_manifest &&
+		    !strcmp(r->vers[i].pub.source_manifest, digest))
 			return &r->vers[i].pub;
 	return NULL;
 }
@@ -392,6 +406,9 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	int64_t version = jint(j, "version", 1), step = jint(j, "step", 0);
 	int64_t size = jint(j, "size", 0), nfiles = jint(j, "nfiles", 0);
 	const char *storage = jstr(j, "storage");
+	const char *scope = jstr(j, "scope"), *source = jstr(j,
+	    "source_manifest");
+	json_t *imported;
 	char *want;
 	struct ver *v;
 
@@ -407,6 +424,23 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	    strcmp(storage, "copy") && strcmp(storage, "mixed"))) {
 		snprintf(why, wlen, "a promote record needs run, step, "
 		    "manifest, size, nfiles and storage");
+		return 1;
+	}
+	imported = json_object_get(j, "imported");
+	if (imported && (!json_is_object(imported) || jint(imported,
+	    "version", 1) < 1 || !is_digest(jstr(imported, "record")) ||
+	    !jstr(imported, "model") || ckpt_name_check(jstr(imported,
+	    "model"), NULL, NULL))) {
+		snprintf(why, wlen, "\"imported\" needs model, version and "
+		    "record");
+		return 1;
+	}
+	/* absent: a full version (records before weights-only) */
+	if (json_object_get(j, "scope") ? !scope || strcmp(scope,
+	    "weights-only") || !is_digest(source) :
+	    json_object_get(j, "source_manifest") != NULL) {
+		snprintf(why, wlen, "scope must be \"weights-only\" with a "
+		    "source_manifest digest, or absent");
 		return 1;
 	}
 	/* The path is implied by the name: a record cannot point a
@@ -450,6 +484,12 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	v->pub.size = (uint64_t)size;
 	v->pub.nfiles = (uint64_t)nfiles;
 	v->pub.record = rc->digest;
+	v->pub.scope = scope ? scope : "full";
+	v->pub.source_manifest = source;
+	if (imported) {
+		v->pub.imported_version = jint(imported, "version", 1);
+		v->pub.imported_record = jstr(imported, "record");
+	}
 	rc->pub.version = version;
 	rc->pub.run = v->pub.run;
 	rc->pub.step = step;
@@ -520,6 +560,62 @@ replay_alias(struct ckpt_registry *r, struct rec *rc, char *why, size_t wlen)
 	return 0;
 }
 
+/* Run events: audited, with no effect on versions and aliases. */
+static bool
+is_run_event(const char *action)
+{
+	return !strcmp(action, "pin") || !strcmp(action, "unpin") ||
+	    !strcmp(action, "prune") || !strcmp(action, "save-force");
+}
+
+static bool
+valid_run_step(json_t *o, const char **run, int64_t *step)
+{
+	*run = jstr(o, "run");
+	*step = jint(o, "step", 0);
+	return *run && !ckpt_name_check(*run, NULL, NULL) && *step >= 0;
+}
+
+/*
+ * pin/unpin: run, step; save-force: run, step, manifest (the new
+ * checkpoint) and replaced (the old one's manifest, when readable);
+ * prune: removed, a non-empty list of {run, step, size}.
+ */
+static int
+replay_event(struct rec *rc, char *why, size_t wlen)
+{
+	json_t *j = rc->j, *removed = json_object_get(j, "removed"), *e;
+	const char *action = rc->pub.action, *run;
+	int64_t step;
+	size_t i;
+
+	if (!strcmp(action, "prune")) {
+		if (!json_is_array(removed) || !json_array_size(removed))
+			goto bad;
+		json_array_foreach(removed, i, e)
+			if (!json_is_object(e) || !valid_run_step(e, &run,
+			    &step) || jint(e, "size", 0) < 0)
+				goto bad;
+		return 0;
+	}
+	if (!valid_run_step(j, &run, &step))
+		goto bad;
+	if (!strcmp(action, "save-force") && (!is_digest(jstr(j,
+	    "manifest")) || (json_object_get(j, "replaced") &&
+	    !is_digest(jstr(j, "replaced")))))
+		goto bad;
+	rc->pub.run = run;
+	rc->pub.step = step;
+	rc->pub.manifest = jstr(j, "manifest");
+	return 0;
+bad:
+	snprintf(why, wlen, "a %s record needs %s", action,
+	    !strcmp(action, "prune") ? "a list of removed run, step and "
+	    "size" : !strcmp(action, "save-force") ? "run, step and manifest "
+	    "digests" : "run and step");
+	return 1;
+}
+
 /*
  * Checks one line (chain, fields) and replays it.  Returns 0 (lenient:
  * also when the line was skipped as a problem), or an error.
@@ -565,14 +661,17 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	}
 	seq = jint(j, "seq", 1);
 	action = jstr(j, "action");
+	/* a run event names no model; every other record one */
 	if (jint(j, "schema", 0) != REG_SCHEMA || seq != (int64_t)r->nlines ||
 	    !action || !jstr(j, "time") || !jstr(j, "user") ||
-	    !jstr(j, "host") || !jstr(j, "model") ||
-	    ckpt_name_check(jstr(j, "model"), NULL, NULL) ||
+	    !jstr(j, "host") || (is_run_event(action) ?
+	    json_object_get(j, "model") != NULL : (!jstr(j, "model") ||
+	    ckpt_name_check(jstr(j, "model"), NULL, NULL))) ||
 	    (json_object_get(j, "note") && !jstr(j, "note"))) {
 		rv = problem(r, err, "history-malformed", offset, "record %zu: "
 		    "needs schema 1, seq %zu, action, time, user, host and a "
-		    "valid model name", r->nlines, r->nlines);
+		    "valid model name (none for a run event)", r->nlines,
+		    r->nlines);
 		json_decref(j);
 		goto out;
 	}
@@ -617,6 +716,8 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	else if (!strcmp(action, "alias") || !strcmp(action, "rollback") ||
 	    !strcmp(action, "alias-delete"))
 		bad = replay_alias(r, rc, why, sizeof(why));
+	else if (is_run_event(action))
+		bad = replay_event(rc, why, sizeof(why));
 	else {
 		snprintf(why, sizeof(why), "unknown action '%s'", action);
 		bad = 1;
@@ -832,6 +933,49 @@ ckpt_reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
+static int ensure_dir(const char *path, struct ckpt_error *err);
+
+/*
+ * Through the storage backend, as the pins it records are: read, append,
+ * put (atomic and durable).  A directory for the history is the POSIX
+ * backend's business only; an object store has none.
+ */
+int
+ckpt_reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
+{
+	struct ckpt_registry *r = NULL;
+	struct ckpt_error le;
+	char *text = NULL, *name = ckpt_store_path(s, REG_HISTORY);
+	size_t len = 0;
+	int rc;
+
+	if (!name)
+		return ckpt_error_nomem(err);
+	ckpt_error_clear(&le);
+	rc = s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text, &len, &le);
+	if (rc == CKPT_ERR_NOTFOUND && s->ops == &ckpt_backend_posix) {
+		char *dir = ckpt_store_path(s, REG_DIR);
+
+		rc = dir ? ensure_dir(dir, &le) : ckpt_error_nomem(&le);
+		free(dir);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = CKPT_OK;
+	}
+	if (rc) {
+		if (err)
+			*err = le;
+		free(name);
+		return rc;
+	}
+	rc = ckpt_registry_parse(text ? text : "", len, name, 0, &r, err);
+	free(text);
+	free(name);
+	if (!rc && !(rc = ckpt_reg_append(r, rec, err)))
+		rc = s->ops->put(s->be, REG_HISTORY, r->text, r->len, 0, err);
+	ckpt_registry_free(r);
+	return rc;
+}
+
 static int
 ensure_dir(const char *path, struct ckpt_error *err)
 {
@@ -926,6 +1070,15 @@ version_json(const struct ckpt_reg_version *v)
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "record", json_string(v->record));
+	if (v->imported_record)
+		json_object_set_new(o, "imported", json_pack("{s:I, s:s}",
+		    "version", (json_int_t)v->imported_version, "record",
+		    v->imported_record));
+	if (v->source_manifest) {
+		json_object_set_new(o, "scope", json_string(v->scope));
+		json_object_set_new(o, "source_manifest",
+		    json_string(v->source_manifest));
+	}
 	free(rel);
 	return o;
 }
@@ -1051,7 +1204,7 @@ version_entry(const char *name, bool *is_json)
 	}
 	*is_json = !strcmp(p, ".json");
 	if (*p && !*is_json && strcmp(p, ".record") &&
-	    strcmp(p, ".record.sig"))
+	    strcmp(p, ".record.sig") && strcmp(p, ".lineage.jsonl"))
 		return 0;
 	return v;
 }
@@ -1143,6 +1296,74 @@ check_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 }
 
 int
+ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
+    const char *model, const char *manifest, const char **why)
+{
+	struct ckpt_registry *l = NULL;
+	const struct ckpt_reg_record *last;
+	struct ckpt_error e;
+
+	*why = NULL;
+	ckpt_error_clear(&e);
+	if (ckpt_registry_parse(text, len, name, 0, &l, &e)) {
+		*why = e.code == CKPT_ERR_NOMEM ? "out of memory" :
+		    "its hash chain or a record does not verify";
+		return e.code;
+	}
+	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
+	if (!last || strcmp(last->action, "promote") || strcmp(last->model,
+	    model) || strcmp(last->manifest, manifest))
+		*why = "its last record is not the promotion of this manifest";
+	ckpt_registry_free(l);
+	return *why ? CKPT_ERR_FORMAT : CKPT_OK;
+}
+
+/* An imported version's lineage: the other store's history up to its
+ * promotion, chained, ending in the record the version names. */
+static int
+check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
+    const struct ckpt_reg_version *v, struct ckpt_error *err)
+{
+	char *path = ckpt_reg_model_file(s, v->model, "v%lld.lineage.jsonl",
+	    v->version), *text = NULL, msg[CKPT_ERROR_MSG_MAX + 128];
+	struct ckpt_registry *l = NULL;
+	const char *why = NULL, *model = NULL;
+	struct ckpt_error e;
+	size_t len = 0;
+	int rc = CKPT_OK;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	ckpt_error_clear(&e);
+	if (ckpt_read_file(path, HISTORY_MAX, &text, &len, &e)) {
+		why = e.message;
+	} else if (ckpt_registry_parse(text, len, path, 0, &l, &e)) {
+		why = e.code == CKPT_ERR_NOMEM ? "out of memory" : e.message;
+	} else if (!ckpt_registry_head(l) || strcmp(ckpt_registry_head(l),
+	    v->imported_record)) {
+		why = "does not end in the promote record the version was "
+		    "imported with";
+	} else {
+		model = ckpt_registry_record(l, ckpt_registry_record_count(l) -
+		    1)->model;
+		if (ckpt_reg_check_lineage(text, len, path, model, v->manifest,
+		    &why) == CKPT_ERR_NOMEM)
+			rc = ckpt_error_nomem(err);
+	}
+	if (why && !rc) {
+		snprintf(msg, sizeof(msg), "lineage of %s v%lld: %s", v->model,
+		    (long long)v->version, why);
+		if (ckpt_reg_add_finding(r, "registry-lineage-invalid",
+		    CKPT_SEV_ERROR, path, NULL, -1, msg))
+			rc = ckpt_error_nomem(err);
+	}
+	ckpt_registry_free(l);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int
 ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err)
 {
@@ -1172,6 +1393,8 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		    "differs from the history's record of this version"))
 			rc = ckpt_error_nomem(err);
 		free(path);
+		if (!rc && v->imported_record)
+			rc = check_lineage(s, r, v, err);
 		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
 		    ckpt_reg_add_finding(r, "registry-version-missing",
 		    CKPT_SEV_ERROR, v->path, NULL, -1,

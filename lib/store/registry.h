@@ -31,6 +31,23 @@ int ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
 /* Whether everything appended is on disk: after a failed ckpt_reg_commit,
  * true when the failure came after the new history was in place. */
 bool ckpt_reg_is_committed(const struct ckpt_registry *r);
+/*
+ * Appends one run event (rec: action "pin", "unpin", "prune" or
+ * "save-force" and its fields, no model) to the history and commits it:
+ * the audit trail of what removed or replaced checkpoints.  Fails, with
+ * nothing recorded, when the history does not verify or cannot be
+ * written.  The store lock must be held.
+ */
+int ckpt_reg_record_event(struct ckpt_store *s, json_t *rec,
+    struct ckpt_error *err);
+/*
+ * Checks the lineage of an imported version (text, len: history lines,
+ * name for errors): a chain that verifies and ends in the promotion of
+ * manifest to model.  0, or an error code with *why saying what is
+ * wrong.
+ */
+int ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
+    const char *model, const char *manifest, const char **why);
 /* Writes registry/MODEL/vN.json as the history says it is. */
 int ckpt_reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err);
@@ -42,8 +59,12 @@ int ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err);
 /* Number of versions of model in r. */
 int64_t ckpt_reg_version_count(const struct ckpt_registry *r, const char *model);
-/* The version of model whose manifest is digest, or NULL. */
+/* The full version of model whose manifest is digest, or NULL. */
 const struct ckpt_reg_version *ckpt_reg_find_manifest(
+    const struct ckpt_registry *r, const char *model, const char *digest);
+/* The weights-only version of model converted from the checkpoint whose
+ * manifest is digest, or NULL. */
+const struct ckpt_reg_version *ckpt_reg_find_weights(
     const struct ckpt_registry *r, const char *model, const char *digest);
 /* "registry/MODEL/vN" (relative to the store), newly allocated. */
 char *ckpt_reg_version_rel(const char *model, int64_t version);

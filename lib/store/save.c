@@ -39,6 +39,7 @@
 #include "format/file.h"
 #include "store/backend.h"
 #include "store/store.h"
+#include "store/registry.h"
 
 #define MAX_DEPTH	64
 #define COPY_BUF	((size_t)1 << 20)
@@ -1422,6 +1423,31 @@ rename_noreplace(struct ckpt_save *sv, const char *from, const char *to,
 }
 
 /* --force: swap the new checkpoint in, the old one out to the trash. */
+/*
+ * A "save-force" record in the registry history (ckpt-log(1)): which
+ * checkpoint replaced which.  The old manifest's digest is left out when
+ * it cannot be read (a broken checkpoint is what --force replaces).
+ */
+static int
+record_replace(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct ckpt_manifest *old = NULL;
+	json_t *rec = json_pack("{s:s, s:s, s:I, s:s}", "action",
+	    "save-force", "run", sv->run, "step", (json_int_t)sv->step,
+	    "manifest", sv->digest);
+	int rc;
+
+	if (!rec)
+		return ckpt_error_nomem(err);
+	if (!ckpt_manifest_read(sv->final, &old, NULL))
+		json_object_set_new(rec, "replaced", json_string(
+		    ckpt_manifest_digest(old)));
+	ckpt_manifest_free(old);
+	rc = ckpt_reg_record_event(sv->store, rec, err);
+	json_decref(rec);
+	return rc;
+}
+
 static int
 replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 {
@@ -1448,6 +1474,9 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 			    "%s@%lld is a registry version and cannot be "
 			    "replaced", sv->run, (long long)sv->step);
 	}
+	/* Audited before it happens: no overwrite the history lacks. */
+	if ((rc = record_replace(sv, err)))
+		return rc;
 	if (asprintf(&trash, "%s/.ckpt/trash/%s@%lld.%lld.%ld",
 	    ckpt_store_root(sv->store), sv->run, (long long)sv->step,
 	    (long long)time(NULL), (long)getpid()) < 0)

@@ -29,6 +29,7 @@
 
 #include "store/backend.h"
 #include "store/store.h"
+#include "store/registry.h"
 
 #define STORE_MARKER	".ckpt/store.json"
 #define LOCK_PATH	".ckpt/lock"
@@ -840,10 +841,29 @@ pin_path(const struct ckpt_store *s, const char *run, int64_t step)
 	return p;
 }
 
+/* Records a pin or unpin in the registry history (registry.c). */
+static int
+pin_event(struct ckpt_store *s, const char *action, const char *run,
+    int64_t step, const char *note, struct ckpt_error *err)
+{
+	json_t *rec = json_pack("{s:s, s:s, s:I}", "action", action, "run",
+	    run, "step", (json_int_t)step);
+	int rc;
+
+	if (!rec)
+		return ckpt_error_nomem(err);
+	if (note)
+		json_object_set_new(rec, "note", json_string(note));
+	rc = ckpt_reg_record_event(s, rec, err);
+	json_decref(rec);
+	return rc;
+}
+
 int
 ckpt_store_pin(struct ckpt_store *s, const char *run, int64_t step,
     const char *note, struct ckpt_error *err)
 {
+	struct ckpt_be_info info;
 	char created[32], *p, *doc;
 	int rc;
 
@@ -871,7 +891,18 @@ ckpt_store_pin(struct ckpt_store *s, const char *run, int64_t step,
 			return ckpt_error_nomem(err);
 		}
 	}
-	rc = s->ops->put(s->be, p, doc, strlen(doc), 0, err);
+	rc = s->ops->stat(s->be, p, &info, err);
+	if (!rc) {
+		/* pinned already: the note is replaced; what prune keeps
+		 * does not change, so the history records nothing */
+		rc = s->ops->put(s->be, p, doc, strlen(doc), 0, err);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		ckpt_error_clear(err);
+		rc = s->ops->put(s->be, p, doc, strlen(doc), 0, err);
+		/* a pin the history does not show is taken back */
+		if (!rc && (rc = pin_event(s, "pin", run, step, note, err)))
+			(void)s->ops->remove(s->be, p, NULL);
+	}
 	free(doc);
 	free(p);
 	return rc;
@@ -882,7 +913,8 @@ ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
     struct ckpt_error *err)
 {
 	struct ckpt_be_info info;
-	char *p;
+	char *p, *doc = NULL;
+	size_t len = 0;
 	int rc = CKPT_OK;
 
 	if ((rc = ckpt_name_check(run, "run name", err)))
@@ -895,8 +927,15 @@ ckpt_store_unpin(struct ckpt_store *s, const char *run, int64_t step,
 	if (rc == CKPT_ERR_NOTFOUND)
 		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 		    "%s@%lld is not pinned", run, (long long)step);
+	/* the pin's content, to put back if the history cannot record
+	 * its removal: an unpin is never unaudited */
+	if (!rc)
+		rc = s->ops->read(s->be, p, 1 << 20, &doc, &len, err);
 	if (!rc)
 		rc = s->ops->remove(s->be, p, err);
+	if (!rc && (rc = pin_event(s, "unpin", run, step, NULL, err)))
+		(void)s->ops->put(s->be, p, doc, len, 0, NULL);
+	free(doc);
 	free(p);
 	return rc;
 }

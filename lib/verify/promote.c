@@ -13,6 +13,13 @@
  * written, and the history rewritten with the new records (registry.c).
  * A manifest already promoted to the model is not promoted again, so a
  * retried CI job converges instead of minting v2, v3...
+ *
+ * --weights-only: after that verification, the verified copy is
+ * converted (ckpt_convert(): the strict pickle reader, nothing executed)
+ * into a second staging directory holding model.safetensors and a
+ * manifest of its own naming the checkpoint as its source; that
+ * directory becomes the version, and the history records both digests
+ * (manifest: the version's, source_manifest: the checkpoint's).
  */
 #include "util/internal.h"
 
@@ -20,6 +27,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -37,6 +45,8 @@ struct promote {
 	struct ckpt_alias_move *moves;
 	struct ckpt_report *report;
 	char *model, *run, *manifest, *path, *refused;
+	char *wmanifest;		/* weights-only: the version's */
+	json_t *imported;		/* from the lineage, or NULL */
 	char keyid[CKPT_KEYID_HEX];
 };
 
@@ -54,6 +64,8 @@ ckpt_promote_result_free(struct ckpt_promote_result *res)
 	free(p->model);
 	free(p->run);
 	free(p->manifest);
+	free(p->wmanifest);
+	json_decref(p->imported);
 	free(p->path);
 	free(p->refused);
 	free(p);
@@ -322,6 +334,185 @@ stage_checkpoint(const struct ckpt_manifest *m, const char *vdir, bool copy,
 }
 
 /* ------------------------------------------------------------------ */
+/* Weights only                                                         */
+/* ------------------------------------------------------------------ */
+
+#define WEIGHTS_NAME	"model.safetensors"
+
+/* The file entry of schema 2 for path: size, whole-file SHA-256 and the
+ * digests of ranges of at most CKPT_CHUNK_SIZE covering it once. */
+static int
+weights_file_entry(const char *path, json_t **out, struct ckpt_error *err)
+{
+	struct ckpt_hash_job job;
+	struct ckpt_range_digest *ranges = NULL;
+	char hex[2 * CKPT_SHA256_BYTES + 8];
+	json_t *list;
+	struct stat st;
+	size_t n = 0;
+	int rc;
+
+	if (stat(path, &st))
+		return ckpt_error_errno(err, path, "cannot stat");
+	if ((rc = ckpt_ranges_plan((uint64_t)st.st_size, NULL, NULL, 0, 0,
+	    &ranges, &n, err)))
+		return rc;
+	memset(&job, 0, sizeof(job));
+	job.path = path;
+	job.whole = true;
+	job.nranges = n;
+	job.ranges = ranges;
+	if ((rc = ckpt_hash_files(&job, 1, 0, NULL, NULL, err))) {
+		free(ranges);
+		return rc;
+	}
+	list = json_array();
+	for (size_t i = 0; list && i < n; i++) {
+		memcpy(hex, "sha256:", 7);
+		ckpt_hex(ranges[i].sha256, CKPT_SHA256_BYTES, hex + 7);
+		json_array_append_new(list, json_pack("{s:I, s:I, s:s}",
+		    "offset", (json_int_t)ranges[i].offset, "size",
+		    (json_int_t)(ranges[i].end - ranges[i].offset), "sha256",
+		    hex));
+	}
+	free(ranges);
+	memcpy(hex, "sha256:", 7);
+	ckpt_hex(job.sha256, CKPT_SHA256_BYTES, hex + 7);
+	*out = list ? json_pack("{s:s, s:I, s:s, s:s, s:o}", "path",
+	    WEIGHTS_NAME, "size", (json_int_t)job.size, "format",
+	    "safetensors", "sha256", hex, "ranges", list) : NULL;
+	return *out ? CKPT_OK : ckpt_error_nomem(err);
+}
+
+/*
+ * The manifest of a weights-only version: the checkpoint's run, step,
+ * epoch, metrics and config (what the version was promoted on), scope
+ * "weights-only", and "source" naming the checkpoint and what the
+ * conversion chose and left out.
+ */
+static int
+write_weights_manifest(const struct ckpt_manifest *m, const char *wdir,
+    json_t *report, struct ckpt_error *err)
+{
+	static const char *const copied[] = { "run", "step", "epoch",
+	    "metrics", "config", "tags" };
+	char now[32], *text, *path = ckpt_join(wdir, CKPT_MANIFEST_NAME);
+	char *file = ckpt_join(wdir, WEIGHTS_NAME);
+	json_t *src = json_loads(ckpt_manifest_json(m), 0, NULL), *doc, *fe;
+	int rc;
+
+	doc = json_object();
+	if (!path || !file || !src || !doc) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if ((rc = weights_file_entry(file, &fe, err)))
+		goto out;
+	for (size_t i = 0; i < sizeof(copied) / sizeof(*copied); i++)
+		if (json_object_get(src, copied[i]))
+			json_object_set(doc, copied[i], json_object_get(src,
+			    copied[i]));
+	ckpt_iso_time((int64_t)time(NULL), now, sizeof(now));
+	json_object_set_new(doc, "schema", json_integer(CKPT_MANIFEST_SCHEMA));
+	json_object_set_new(doc, "created", json_string(now));
+	json_object_set_new(doc, "host", json_string(ckpt_hostname()));
+	json_object_set_new(doc, "user", json_string(ckpt_user_name()));
+	json_object_set_new(doc, "ckpt_version", json_string(ckpt_version()));
+	json_object_set_new(doc, "scope", json_string("weights-only"));
+	json_object_set_new(doc, "files", json_pack("[o]", fe));
+	/* what was chosen and tied; what was left out only counted (an
+	 * optimizer's state is thousands of names) */
+	json_object_set_new(doc, "source", json_pack("{s:O, s:O, s:s, s:O, "
+	    "s:O, s:I}", "run", json_object_get(src, "run"), "step",
+	    json_object_get(src, "step"), "manifest", ckpt_manifest_digest(m),
+	    "roots", json_object_get(report, "roots") ?
+	    json_object_get(report, "roots") : json_null(), "aliases",
+	    json_object_get(report, "aliases") ? json_object_get(report,
+	    "aliases") : json_null(), "left_out", (json_int_t)
+	    json_array_size(json_object_get(report, "left_out"))));
+	text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	rc = text ? ckpt_write_file_atomic(path, text, strlen(text), err) :
+	    ckpt_error_nomem(err);
+	free(text);
+out:
+	json_decref(src);
+	json_decref(doc);
+	free(path);
+	free(file);
+	return rc;
+}
+
+/*
+ * Converts the verified staging copy vdir (links to the checkpoint's
+ * files: the bytes verified are the bytes read) into wdir: the weights
+ * as model.safetensors, never executing a pickle, and the manifest of
+ * the version; then verifies wdir against that manifest, which checks
+ * the safetensors file's structure as verify would.
+ */
+static int
+stage_weights(const struct ckpt_manifest *m, const char *vdir,
+    const char *wdir, const struct ckpt_promote_options *o, struct promote *p,
+    struct ckpt_error *err)
+{
+	struct ckpt_convert_options co;
+	struct ckpt_verify_options vo;
+	struct ckpt_manifest *wm = NULL;
+	struct ckpt_report *rep = NULL;
+	char *out = ckpt_join(wdir, WEIGHTS_NAME), *text = NULL, src[64];
+	json_t *report = NULL;
+	int rc;
+
+	if (!out)
+		return ckpt_error_nomem(err);
+	if (mkdir(wdir, 0755)) {
+		free(out);
+		return ckpt_error_errno(err, wdir, "cannot create directory");
+	}
+	co = (struct ckpt_convert_options)CKPT_CONVERT_OPTIONS_INIT;
+	snprintf(src, sizeof(src), "%.40s@%lld", p->run,
+	    (long long)p->pub.step);
+	co.source_name = src;
+	if (o->verify) {
+		co.allow_globals = o->verify->allow_globals;
+		co.nallow_globals = o->verify->nallow_globals;
+	}
+	rc = ckpt_convert(vdir, out, &co, &text, err);
+	if (!rc && !(report = json_loads(text, 0, NULL)))
+		rc = ckpt_error_nomem(err);
+	if (!rc)
+		rc = write_weights_manifest(m, wdir, report, err);
+	if (!rc)
+		rc = fsync_dirs(wdir, 0, err);
+	if (!rc)
+		rc = ckpt_manifest_read(wdir, &wm, err);
+	if (!rc && !(p->wmanifest = strdup(ckpt_manifest_digest(wm))))
+		rc = ckpt_error_nomem(err);
+	if (!rc) {
+		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
+		vo.manifest_digest = p->wmanifest;
+		vo.flags = CKPT_VERIFY_NO_CACHE;
+		rc = ckpt_verify(wdir, &vo, &rep, err);
+	}
+	if (!rc && !ckpt_report_ok(rep))
+		rc = ckpt_error_set(err, CKPT_ERR_INTERNAL, out, -1, "the "
+		    "safetensors file written does not verify");
+	if (!rc) {
+		p->pub.version_manifest = p->wmanifest;
+		p->pub.tensors = json_array_size(json_object_get(report,
+		    "tensors"));
+		p->pub.size = ckpt_manifest_file(wm, 0)->size;
+		p->pub.linked = 0;
+		p->pub.copied = 1;
+	}
+	ckpt_report_free(rep);
+	ckpt_manifest_free(wm);
+	json_decref(report);
+	free(text);
+	free(out);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Commit                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -408,6 +599,59 @@ sign_record(struct ckpt_store *s, struct ckpt_registry *r,
 	return rc;
 }
 
+/*
+ * The lineage of an imported version: it must verify and end in the
+ * promotion of this manifest; p->imported gets what the new record says
+ * of it.
+ */
+static int
+check_lineage(const struct ckpt_promote_options *o, struct promote *p,
+    struct ckpt_error *err)
+{
+	struct ckpt_registry *l = NULL;
+	const struct ckpt_reg_record *last;
+	const char *why = NULL;
+	struct ckpt_error pe;
+	int rc;
+
+	ckpt_error_clear(&pe);
+	if ((rc = ckpt_registry_parse(o->lineage, o->lineage_len, "lineage",
+	    0, &l, &pe)))
+		return rc == CKPT_ERR_NOMEM ? ckpt_error_nomem(err) :
+		    ckpt_error_set(err, CKPT_ERR_FORMAT, "lineage", pe.offset,
+		    "the version's history does not verify: %s", pe.message);
+	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
+	if (!last)
+		why = "it is empty";
+	else
+		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len, "lineage",
+		    last->model, p->manifest, &why);
+	if (rc == CKPT_ERR_NOMEM)
+		rc = ckpt_error_nomem(err);
+	else if (why)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, "lineage", -1,
+		    "the version's history: %s", why);
+	else if (!(p->imported = json_pack("{s:s, s:I, s:s}", "model",
+	    last->model, "version", (json_int_t)last->version, "record",
+	    last->digest)))
+		rc = ckpt_error_nomem(err);
+	ckpt_registry_free(l);
+	return rc;
+}
+
+static int
+write_lineage(struct ckpt_store *s, const struct ckpt_promote_options *o,
+    int64_t version, struct ckpt_error *err)
+{
+	char *path = ckpt_reg_model_file(s, o->model, "v%lld.lineage.jsonl",
+	    version);
+	int rc = path ? ckpt_write_file_atomic(path, o->lineage,
+	    o->lineage_len, err) : ckpt_error_nomem(err);
+
+	free(path);
+	return rc;
+}
+
 /* The signature files of an uncommitted version, on the way out. */
 static void
 unlink_record(struct ckpt_store *s, const char *model, int64_t version)
@@ -420,6 +664,9 @@ unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 		free(sig);
 	}
 	if (path)
+		unlink(path);
+	free(path);
+	if ((path = ckpt_reg_model_file(s, model, "v%lld.lineage.jsonl", version)))
 		unlink(path);
 	free(path);
 }
@@ -459,8 +706,9 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
     const struct ckpt_promote_options *o, const char *vdir, struct promote *p,
     struct ckpt_error *err)
 {
-	const struct ckpt_reg_version *v = ckpt_reg_find_manifest(r, o->model,
-	    p->manifest);
+	const struct ckpt_reg_version *v = o->weights_only ?
+	    ckpt_reg_find_weights(r, o->model, p->manifest) :
+	    ckpt_reg_find_manifest(r, o->model, p->manifest);
 	char *rel = NULL, *dest = NULL, *mdir = NULL, *vjson = NULL;
 	json_t *rec;
 	bool placed = false;
@@ -471,6 +719,10 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	if (v) {
 		p->pub.version = v->version;
 		p->pub.size = v->size;
+		if (v->source_manifest && !p->wmanifest &&
+		    !(p->wmanifest = strdup(v->manifest)))
+			return ckpt_error_nomem(err);
+		p->pub.version_manifest = p->wmanifest;
 		/* static strings: r does not outlive the call */
 		p->pub.storage = !strcmp(v->storage, "copy") ? "copy" :
 		    !strcmp(v->storage, "mixed") ? "mixed" : "link";
@@ -494,7 +746,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	rec = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:I, s:I}",
 	    "action", "promote", "model", o->model, "version",
 	    (json_int_t)p->pub.version, "run", p->run, "step",
-	    (json_int_t)p->pub.step, "manifest", p->manifest, "path", rel,
+	    (json_int_t)p->pub.step, "manifest", o->weights_only ?
+	    p->wmanifest : p->manifest, "path", rel,
 	    "storage", p->pub.storage, "size", (json_int_t)p->pub.size,
 	    "nfiles", (json_int_t)(p->pub.linked + p->pub.copied));
 	if (!rec) {
@@ -503,6 +756,13 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 	if (o->note)
 		json_object_set_new(rec, "note", json_string(o->note));
+	if (p->imported)
+		json_object_set(rec, "imported", p->imported);
+	if (o->weights_only) {
+		json_object_set_new(rec, "scope", json_string("weights-only"));
+		json_object_set_new(rec, "source_manifest",
+		    json_string(p->manifest));
+	}
 	rc = ckpt_reg_append(r, rec, err);
 	json_decref(rec);
 	if (!rc)
@@ -516,6 +776,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	if (!rc)
 		rc = ckpt_reg_write_version_file(s, ckpt_registry_find_version(r,
 		    o->model, p->pub.version), err);
+	if (!rc && p->imported)
+		rc = write_lineage(s, o, p->pub.version, err);
 	if (!rc && o->sign_key)
 		rc = sign_record(s, r, o, p, err);
 	if (!rc)
@@ -583,6 +845,14 @@ check_opts(const struct ckpt_promote_options *o, struct ckpt_error *err)
 		    "which model?");
 	if ((rc = ckpt_name_check(o->model, "model name", err)))
 		return rc;
+	if (o->lineage && o->weights_only)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "an imported version is the checkpoint itself, not its "
+		    "weights alone");
+	if (o->weights_only && o->copy)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "--weights-only writes a new file: --copy means nothing "
+		    "with it");
 	if (o->ngates > MAX_GATES)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "more than %d gates", MAX_GATES);
@@ -637,7 +907,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	struct ckpt_manifest *m = NULL;
 	struct ckpt_registry *r = NULL;
 	struct promote *p;
-	char *top = NULL, *vdir = NULL;
+	char *top = NULL, *vdir = NULL, *wdir = NULL;
 	bool gates_ok, ok, known;
 	int rc;
 
@@ -649,6 +919,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	if (!(p = calloc(1, sizeof(*p))))
 		return ckpt_error_nomem(err);
 	p->pub.gates = p->gates;
+	p->pub.scope = o->weights_only ? "weights-only" : "full";
 	if (!(p->model = strdup(o->model))) {
 		rc = ckpt_error_nomem(err);
 		goto out;
@@ -669,9 +940,12 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		goto out;
 	if ((rc = check_gates(p, m, o, &gates_ok, err)))
 		goto out;
+	if (o->lineage && (rc = check_lineage(o, p, err)))
+		goto out;
 	if ((rc = ckpt_registry_load(s, 0, &r, err)))
 		goto out;
-	known = ckpt_reg_find_manifest(r, o->model, p->manifest);
+	known = o->weights_only ? ckpt_reg_find_weights(r, o->model, p->manifest) :
+	    ckpt_reg_find_manifest(r, o->model, p->manifest);
 	ckpt_registry_free(r);
 	r = NULL;
 	if (!known) {
@@ -687,14 +961,24 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = refuse(p, "a promotion gate failed", err);
 		goto out;
 	}
+	if (!known && o->weights_only) {
+		if (!(wdir = ckpt_join(top, "w"))) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		if ((rc = stage_weights(m, vdir, wdir, o, p, err)))
+			goto out;
+	}
 	if ((rc = ckpt_store_lock(s, "promote", o->lock_timeout_ms, NULL,
 	    err)))
 		goto out;
 	rc = ckpt_registry_load(s, 0, &r, err);
-	if (!rc && !known && ckpt_reg_find_manifest(r, o->model, p->manifest))
+	if (!rc && !known && (o->weights_only ? ckpt_reg_find_weights(r, o->model,
+	    p->manifest) : ckpt_reg_find_manifest(r, o->model, p->manifest)))
 		known = true;	/* another process got there first */
 	if (!rc && (known || vdir))
-		rc = commit_locked(s, r, o, vdir ? vdir : "", p, err);
+		rc = commit_locked(s, r, o, wdir ? wdir : vdir ? vdir : "", p,
+		    err);
 	else if (!rc)
 		rc = ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "the registry changed under the lock");
@@ -704,6 +988,7 @@ out:
 		(void)ckpt_rm_rf(top);
 	free(top);
 	free(vdir);
+	free(wdir);
 	ckpt_manifest_free(m);
 	ckpt_registry_free(r);
 	if (rc && rc != CKPT_ERR_REFUSED) {
