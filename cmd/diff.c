@@ -84,7 +84,7 @@ judge(const struct ckpt_diff_tensor *t, const struct diff_opts *o)
 
 struct summary {
 	size_t common, identical, close, different, only_a, only_b;
-	size_t dtype_changed, shape_changed, errors, by_digest;
+	size_t dtype_changed, shape_changed, errors, by_digest, no_data;
 };
 
 static void
@@ -107,6 +107,7 @@ summarise(const struct ckpt_diff *d, const struct diff_opts *o,
 		s->dtype_changed += t->dtype_changed;
 		s->shape_changed += t->shape_changed;
 		s->by_digest += t->by_digest;
+		s->no_data += t->no_data;
 		switch (judge(t, o)) {
 		case V_IDENTICAL:
 			s->identical++;
@@ -265,6 +266,9 @@ print_summary(const struct ckpt_diff *d, const struct summary *s,
 	if (s->by_digest)
 		printf("%zu identical by manifest digest (not read)\n",
 		    s->by_digest);
+	if (s->no_data)
+		printf("%zu meta tensor%s (no data): dtype and shape "
+		    "compared\n", s->no_data, s->no_data == 1 ? "" : "s");
 	if (d->suggested_map)
 		printf("hint: no tensor names match; try --map %s\n",
 		    d->suggested_map);
@@ -415,6 +419,10 @@ json_changed(const struct ckpt_diff_tensor *t, const struct diff_opts *o)
 	    t->dtype_b)));
 	json_object_set_new(j, "shape_a", json_shape(t->ndim_a, t->shape_a));
 	json_object_set_new(j, "shape_b", json_shape(t->ndim_b, t->shape_b));
+	json_object_set_new(j, "layout_a", json_string(t->layout_a ?
+	    t->layout_a : "strided"));
+	json_object_set_new(j, "layout_b", json_string(t->layout_b ?
+	    t->layout_b : "strided"));
 	json_object_set_new(j, "identical", json_boolean(t->identical));
 	json_object_set_new(j, "count", vals ? json_u64(s->count) :
 	    json_null());
@@ -521,6 +529,7 @@ print_json(const struct ckpt_diff *d, const struct summary *s,
 	json_object_set_new(sum, "dtype_changed", json_u64(s->dtype_changed));
 	json_object_set_new(sum, "shape_changed", json_u64(s->shape_changed));
 	json_object_set_new(sum, "identical_by_digest", json_u64(s->by_digest));
+	json_object_set_new(sum, "no_data", json_u64(s->no_data));
 	json_object_set_new(sum, "metadata_differences", json_u64(d->nmeta));
 	json_object_set_new(sum, "bytes_read", json_u64(d->bytes_read));
 	json_object_set_new(sum, "atol", o->tolerance ? json_real(o->atol) :

@@ -101,6 +101,7 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 		    CKPT_SEV_ERROR, fqn, md->pos, ".metadata: tensor '%s' has "
 		    "no valid size", fqn);
 	json_object_set_new(out, "type", json_string("tensor"));
+	json_object_set_new(out, "at", json_integer((json_int_t)md->pos));
 	json_object_set_new(out, "dtype",
 	    json_string(ckpt_dtype_name((enum ckpt_dtype)dt->i)));
 	json_object_set_new(out, "size", size);
@@ -131,6 +132,8 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 		o = json_object();
 		json_object_set_new(o, "offsets", off);
 		json_object_set_new(o, "sizes", sz);
+		/* where it is, for readers' messages (dcptensor.c) */
+		json_object_set_new(o, "at", json_integer((json_int_t)c->pos));
 		json_array_append_new(cj, o);
 	}
 	t.name = fqn;

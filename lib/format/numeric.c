@@ -730,10 +730,12 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 	while (first < end && !rc) {
 		uint64_t n = end - first < CHUNK ? end - first : CHUNK;
 
-		rc = ckpt_tensor_read(it->fa, it->ta, first, n, xa.raw, err);
+		rc = it->read_a ? it->read_a(it->arg_a, first, n, xa.raw, err) :
+		    ckpt_tensor_read(it->fa, it->ta, first, n, xa.raw, err);
 		if (!rc)
-			rc = ckpt_tensor_read(it->fb, it->tb, first, n, xb.raw,
-			    err);
+			rc = it->read_b ? it->read_b(it->arg_b, first, n,
+			    xb.raw, err) : ckpt_tensor_read(it->fb, it->tb,
+			    first, n, xb.raw, err);
 		for (uint64_t j = 0; j < n && !rc; j += bel) {
 			size_t k = n - j < bel ? (size_t)(n - j) : bel;
 

@@ -402,12 +402,13 @@ CKPT_API const struct ckpt_tensor *ckpt_file_tensor(const struct ckpt_file *f,
  * their $items/$state keys to the path without the "$" part.
  *
  * DCP .metadata (CKPT_FORMAT_DCP_METADATA):
- *   {"state_dict_metadata": {FQN: {"type": "tensor", "dtype": "F32",
- *      "size": [...], "chunks": [{"offsets": [...], "sizes": [...]}]}
- *      or {"type": "bytes"}},
+ *   {"state_dict_metadata": {FQN: {"type": "tensor", "at": P,
+ *      "dtype": "F32", "size": [...], "chunks": [{"offsets": [...],
+ *      "sizes": [...], "at": P}]} or {"type": "bytes"}},
  *    "storage_data": {"FQN|OFFSETS": {"relative_path": "__0_0.distcp",
  *      "offset": N, "length": M}}}
- *   where OFFSETS is the chunk offsets joined by "," (empty for bytes).
+ *   where OFFSETS is the chunk offsets joined by "," (empty for bytes)
+ *   and P the byte offset in .metadata of the pickled object.
  */
 CKPT_API const char *ckpt_file_metadata_json(const struct ckpt_file *f);
 /** Pickle globals referenced by the file (borrowed), with allowed flags. */
@@ -665,12 +666,22 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
  * the bytes of tensor data (both sides) compared so far and in all,
  * serialised, from any thread.
  */
+/* Reads elements [first, first + n) of a logical tensor as packed
+ * little-endian bytes of its dtype; called from several threads at once. */
+typedef int (*ckpt_tensor_read_fn)(void *arg, uint64_t first, uint64_t n,
+    void *buf, struct ckpt_error *err);
 struct ckpt_compare_item {
 	const struct ckpt_file *fa, *fb;
 	const struct ckpt_tensor *ta, *tb;
 	struct ckpt_compare_stats st;
 	int rc;
 	struct ckpt_error err;
+	/* Optional, per side: the elements come from read_x(arg_x, ...)
+	 * instead of ckpt_tensor_read(fx, tx, ...) (a DCP tensor assembled
+	 * from its chunks); tx still gives name, dtype and numel, fx the
+	 * path for messages. */
+	ckpt_tensor_read_fn read_a, read_b;
+	void *arg_a, *arg_b;
 };
 CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
@@ -2336,7 +2347,14 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
  *    select names of A, and of B for tensors only in B;
  *  - values of common tensors with the same shape and number of values
  *    per element, each side decoded exactly to float64 from its own dtype
- *    (ckpt_tensor_compare_many, on every core, in bounded memory);
+ *    (ckpt_tensor_compare_many, on every core, in bounded memory).  A
+ *    DCP tensor is read as the whole its chunks make up (chunks checked
+ *    first: a bad one makes it an error entry naming file and byte).  A
+ *    sparse tensor of a torch pickle is one entry (its parts NAME.0, ...
+ *    hidden): same layout and size, index parts equal element for
+ *    element, and the statistics of its stored values; otherwise a note
+ *    says the pattern or layout differs.  Meta tensors have no data: two
+ *    with the same dtype and shape are identical (no_data);
  *  - unless CKPT_DIFF_NO_DIGESTS, when both sides are committed store
  *    checkpoints, their manifests stand in for the data: equal
  *    "content_sha256" digests of a tensor (manifest schema 2: SHA-256 of
@@ -2393,6 +2411,12 @@ struct ckpt_diff_tensor {
 	struct ckpt_compare_stats st;	/* when compared && !by_digest */
 	const char *note;		/* why not compared, or NULL */
 	const char *error;		/* a read error, or NULL */
+	/* NULL for a dense tensor; "sparse_coo", "sparse_csr", ... (torch's
+	 * layout) for a sparse one, compared by its stored indices and
+	 * values; "meta" for a tensor without data (device meta). */
+	const char *layout_a, *layout_b;
+	bool no_data;			/* meta on both sides: identical means
+					 * the same dtype and shape */
 };
 
 /* One metadata difference: a value only in A (b NULL), only in B (a

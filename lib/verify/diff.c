@@ -18,7 +18,10 @@
 #include <jansson.h>
 #include <math.h>
 
+#include "checkpoint/dcptensor.h"
 #include "format/file.h"
+
+struct sparse;
 
 struct entry {
 	const char *name;
@@ -30,6 +33,27 @@ struct entry {
 	json_int_t bytes_offset, bytes_size;		/* its range */
 	bool has_content, has_bytes;
 	bool matched;
+	bool hidden;			/* a part of a sparse tensor */
+	const struct sparse *sp;	/* a sparse tensor, or NULL */
+};
+
+/*
+ * A sparse tensor of a torch pickle (torch._utils._rebuild_sparse_tensor,
+ * or 1.13's _rebuild_sparse_csr_tensor): its parts are plain tensors the
+ * reader lists as NAME.0, NAME.1, ... (indices first, values last), its
+ * size is in the pickle.  It is compared as one tensor: the same layout
+ * and size, index parts equal element for element, values as numbers.
+ */
+#define SPARSE_MAX_PARTS 4
+
+struct sparse {
+	char *name;
+	char *layout;			/* "sparse_coo", "sparse_csr", ... */
+	char *part[SPARSE_MAX_PARTS];
+	size_t nparts;
+	const struct entry *pe[SPARSE_MAX_PARTS];	/* once resolved */
+	struct ckpt_tensor t;		/* values' dtype, the sparse size */
+	uint64_t shape[CKPT_MAX_DIMS];
 };
 
 struct side {
@@ -37,6 +61,11 @@ struct side {
 	struct entry *e;
 	size_t n;
 	json_t *manifest;		/* parsed manifest, or NULL */
+	struct sparse *sp;
+	size_t nsp;
+	struct ckpt_dcp *dcp;		/* a DCP checkpoint's tensors */
+	struct ckpt_error dcp_err;	/* why they cannot be read */
+	bool dcp_tried;
 };
 
 struct diff_priv {
@@ -219,6 +248,229 @@ check_recognised(const struct side *s, size_t i, struct ckpt_error *err)
 	    "%s", why);
 }
 
+static bool
+is_pickle(enum ckpt_format f)
+{
+	return f == CKPT_FORMAT_TORCH_ZIP || f == CKPT_FORMAT_TORCH_LEGACY ||
+	    f == CKPT_FORMAT_TORCH_TAR || f == CKPT_FORMAT_PICKLE ||
+	    f == CKPT_FORMAT_TORCHSCRIPT;
+}
+
+/* A shard of a distributed checkpoint: its tensors are chunks, read
+ * through the .metadata (a shard of one archive reads as a torch file
+ * whose chunk would otherwise pass for a tensor named ""). */
+static bool
+dcp_shard(const struct side *s, size_t i)
+{
+	const char *name = ckpt_checkpoint_file_name(s->c, i);
+	size_t n = strlen(name);
+
+	return !strcmp(ckpt_checkpoint_kind(s->c), "dcp") && n >= 7 &&
+	    !strcmp(name + n - 7, ".distcp");
+}
+
+/* A sparse tensor node of a pickle's object tree (ckpt_file_metadata_json):
+ * its layout and parts, and how many name components the reader added to
+ * the sparse tensor's name for its first part ("X.0", or "X.1.0" through
+ * the $args of 1.13's CSR rebuild). */
+static const char *
+sparse_node(json_t *o, json_t **parts, unsigned int *depth)
+{
+	json_t *sp = json_object_get(o, "$sparse");
+	const char *g = json_string_value(json_object_get(o, "$global"));
+
+	if (json_is_object(sp)) {
+		*parts = json_object_get(sp, "parts");
+		*depth = 1;
+		return json_string_value(json_object_get(sp, "layout"));
+	}
+	if (g && !strcmp(g, "torch._utils._rebuild_sparse_csr_tensor")) {
+		json_t *args = json_object_get(o, "$args");
+
+		*parts = json_array_get(args, 1);
+		*depth = 2;
+		return json_string_value(json_array_get(args, 0));
+	}
+	return NULL;
+}
+
+static bool
+is_sparse_node(json_t *o)
+{
+	json_t *parts;
+	unsigned int depth;
+
+	return json_is_object(o) && sparse_node(o, &parts, &depth);
+}
+
+/* The sparse tensor's name: the first part's without its last depth
+ * components, which must be the ones the reader adds. */
+static char *
+sparse_name(const char *part0, unsigned int depth)
+{
+	const char *suffix = depth == 1 ? ".0" : ".1.0";
+	size_t n = strlen(part0), m = strlen(suffix);
+
+	if (n <= m || strcmp(part0 + n - m, suffix))
+		return NULL;
+	return strndup(part0, n - m);
+}
+
+/* Records a sparse tensor whose parts are all tensors of this side; one
+ * that does not fit is left alone, its parts compared as plain tensors. */
+static int
+add_sparse(struct side *s, const char *layout, json_t *parts,
+    unsigned int depth, struct ckpt_error *err)
+{
+	struct sparse sp = { 0 }, *n;
+	const struct entry *vals = NULL;
+	json_t *v, *size = NULL;
+	unsigned int nd = 0;
+	size_t i;
+
+	if (!layout || !json_is_array(parts))
+		return CKPT_OK;
+	json_array_foreach(parts, i, v) {
+		const char *tn = json_string_value(json_object_get(v,
+		    "$tensor"));
+
+		if (tn && !size && sp.nparts < SPARSE_MAX_PARTS) {
+			if (!find_entry(s, tn))
+				goto skip;
+			if (!(sp.part[sp.nparts++] = strdup(tn)))
+				goto nomem;
+			vals = find_entry(s, tn);
+		} else if (json_is_array(v) && !size) {
+			size = v;
+		}
+	}
+	if (sp.nparts < 2 || !size || json_array_size(size) > CKPT_MAX_DIMS)
+		goto skip;
+	sp.t.numel = 1;
+	json_array_foreach(size, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    !ckpt_mul_u64(sp.t.numel, (uint64_t)json_integer_value(v),
+		    &sp.t.numel))
+			goto skip;
+		sp.shape[nd++] = (uint64_t)json_integer_value(v);
+	}
+	if (!(sp.name = sparse_name(sp.part[0], depth)) ||
+	    !(sp.layout = strdup(strncmp(layout, "torch.", 6) ? layout :
+	    layout + 6)))
+		goto nomem;
+	sp.t.dtype = vals->t->dtype;
+	sp.t.ndim = nd;
+	sp.t.kind = "sparse";
+	if (!(n = reallocarray(s->sp, s->nsp + 1, sizeof(*n))))
+		goto nomem;
+	s->sp = n;
+	s->sp[s->nsp++] = sp;
+	return CKPT_OK;
+nomem:
+	free(sp.name);
+	free(sp.layout);
+	for (i = 0; i < sp.nparts; i++)
+		free(sp.part[i]);
+	return ckpt_error_nomem(err);
+skip:
+	for (i = 0; i < sp.nparts; i++)
+		free(sp.part[i]);
+	free(sp.name);
+	return CKPT_OK;
+}
+
+static int
+collect_sparse(struct side *s, json_t *j, int depth, struct ckpt_error *err)
+{
+	json_t *parts, *v;
+	const char *layout, *k;
+	unsigned int strip;
+	int rc = CKPT_OK;
+	size_t i;
+
+	if (depth > 256)
+		return CKPT_OK;
+	if (json_is_object(j) && (layout = sparse_node(j, &parts, &strip)))
+		return add_sparse(s, layout, parts, strip, err);
+	if (json_is_object(j)) {
+		json_object_foreach(j, k, v)
+			if ((rc = collect_sparse(s, v, depth + 1, err)))
+				break;
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if ((rc = collect_sparse(s, v, depth + 1, err)))
+				break;
+	}
+	return rc;
+}
+
+/* The sparse tensors of the side's pickles become entries of their own,
+ * their parts hidden. */
+static int
+find_sparse(struct side *s, struct ckpt_error *err)
+{
+	struct entry *n;
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; !rc && i < ckpt_checkpoint_file_count(s->c); i++) {
+		const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
+		const char *js;
+		json_t *j;
+
+		if (!f || dcp_shard(s, i) || !is_pickle(ckpt_file_format(f)) ||
+		    !(js = ckpt_file_metadata_json(f)) ||
+		    !strstr(js, "sparse"))
+			continue;
+		if (!(j = json_loads(js, JSON_DECODE_ANY, NULL)))
+			continue;
+		rc = collect_sparse(s, j, 0, err);
+		json_decref(j);
+	}
+	if (rc || !s->nsp)
+		return rc;
+	if (!(n = reallocarray(s->e, s->n + s->nsp, sizeof(*n))))
+		return ckpt_error_nomem(err);
+	s->e = n;
+	for (size_t i = 0; i < s->nsp; i++) {
+		struct sparse *sp = &s->sp[i];
+		const struct entry *v = find_entry(s, sp->part[sp->nparts - 1]);
+
+		sp->t.name = sp->name;
+		sp->t.shape = sp->shape;
+		memset(&s->e[s->n + i], 0, sizeof(*s->e));
+		s->e[s->n + i].name = sp->name;
+		s->e[s->n + i].t = &sp->t;
+		s->e[s->n + i].f = v->f;
+		s->e[s->n + i].file = v->file;
+		s->e[s->n + i].sp = sp;
+	}
+	s->n += s->nsp;
+	qsort(s->e, s->n, sizeof(*s->e), cmp_entry);
+	/* a sparse tensor named like a dense one: keep the first */
+	{
+		size_t k = 0;
+
+		for (size_t i = 0; i < s->n; i++)
+			if (!k || strcmp(s->e[k - 1].name, s->e[i].name))
+				s->e[k++] = s->e[i];
+		s->n = k;
+	}
+	for (size_t i = 0; i < s->nsp; i++) {
+		struct sparse *sp = &s->sp[i];
+		const struct entry *se = find_entry(s, sp->name);
+
+		if (!se || se->sp != sp)
+			continue;
+		for (size_t k = 0; k < sp->nparts; k++) {
+			struct entry *pe = find_entry(s, sp->part[k]);
+
+			pe->hidden = true;
+			sp->pe[k] = pe;
+		}
+	}
+	return CKPT_OK;
+}
+
 static int
 open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
     struct ckpt_error *err)
@@ -239,7 +491,8 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 			return rc;
 	}
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(s->c); i++) {
-		const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
+		const struct ckpt_file *f = dcp_shard(s, i) ? NULL :
+		    ckpt_checkpoint_file(s->c, i);
 
 		for (size_t j = 0; f && j < ckpt_file_tensor_count(f); j++) {
 			const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
@@ -272,6 +525,8 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 				s->e[k++] = s->e[i];
 		s->n = k;
 	}
+	if ((rc = find_sparse(s, err)))
+		return rc;
 	load_manifest(s, path);
 	if (s->manifest && !(o && (o->flags & CKPT_DIFF_NO_DIGESTS)))
 		attach_digests(s);
@@ -281,6 +536,14 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 static void
 close_side(struct side *s)
 {
+	for (size_t i = 0; i < s->nsp; i++) {
+		free(s->sp[i].name);
+		free(s->sp[i].layout);
+		for (size_t k = 0; k < s->sp[i].nparts; k++)
+			free(s->sp[i].part[k]);
+	}
+	free(s->sp);
+	ckpt_dcp_free(s->dcp);
 	ckpt_checkpoint_free(s->c);
 	free(s->e);
 	json_decref(s->manifest);
@@ -391,20 +654,236 @@ fill_common(struct ckpt_diff_tensor *x, const struct entry *a,
 	x->shape_changed = !same_shape(a->t, b->t);
 }
 
+/* The compare items, and for each the entry of d->t it belongs to: a
+ * sparse tensor has an item per index part (which must be equal) and one
+ * for its values. */
+struct plan {
+	struct ckpt_compare_item *items;
+	struct item_of {
+		size_t slot;
+		bool index;
+	} *of;
+	size_t n, cap;
+};
+
+static struct ckpt_compare_item *
+add_item(struct plan *p, size_t slot, bool index, const struct entry *ea,
+    const struct entry *eb)
+{
+	struct ckpt_compare_item *it;
+
+	if (p->n == p->cap) {
+		size_t c = p->cap ? 2 * p->cap : 64;
+		struct ckpt_compare_item *n = reallocarray(p->items, c,
+		    sizeof(*n));
+		struct item_of *s = n ? reallocarray(p->of, c, sizeof(*s)) :
+		    NULL;
+
+		if (n)
+			p->items = n;
+		if (!n || !s)
+			return NULL;
+		p->of = s;
+		p->cap = c;
+	}
+	it = &p->items[p->n];
+	memset(it, 0, sizeof(*it));
+	it->fa = ea->f;
+	it->ta = ea->t;
+	it->fb = eb->f;
+	it->tb = eb->t;
+	p->of[p->n].slot = slot;
+	p->of[p->n++].index = index;
+	return it;
+}
+
+/* "FILE: problem (at byte N)", as the command line prints errors. */
+static const char *
+error_text(struct diff_priv *d, const struct ckpt_error *e)
+{
+	const char *msg = e->message[0] ? e->message : ckpt_strerror(e->code);
+
+	if (e->offset >= 0)
+		return keep(d, xfmt("%s%s%s (at byte %lld)", e->path,
+		    *e->path ? ": " : "", msg, (long long)e->offset));
+	return keep(d, xfmt("%s%s%s", e->path, *e->path ? ": " : "", msg));
+}
+
+static bool
+is_kind(const struct ckpt_tensor *t, const char *kind)
+{
+	return t->kind && !strcmp(t->kind, kind);
+}
+
+static const char *
+layout_of(const struct entry *e)
+{
+	return e->sp ? e->sp->layout : is_kind(e->t, "meta") ? "meta" : NULL;
+}
+
+/* A DCP tensor's reader: its chunks, assembled (dcptensor.c).  NULL with
+ * *why set when they cannot be read. */
+static const struct ckpt_dcp_tensor *
+dcp_source(struct side *s, const struct entry *e, struct ckpt_error *why)
+{
+	const struct ckpt_dcp_tensor *t;
+
+	ckpt_error_clear(why);
+	if (!s->dcp_tried) {
+		s->dcp_tried = true;
+		ckpt_error_clear(&s->dcp_err);
+		if (ckpt_dcp_open(s->c, e->file, &s->dcp, &s->dcp_err))
+			s->dcp = NULL;
+	}
+	if (!s->dcp) {
+		*why = s->dcp_err;
+		return NULL;
+	}
+	return ckpt_dcp_tensor(s->dcp, e->name, &t, why) ? NULL : t;
+}
+
+/* Meta tensors have no data: two of them are identical when their dtype
+ * and shape are (said so in the note), one against data is different. */
+static void
+plan_meta(struct diff_priv *d, struct ckpt_diff_tensor *x)
+{
+	if (x->layout_a && x->layout_b && !strcmp(x->layout_a, "meta") &&
+	    !strcmp(x->layout_b, "meta")) {
+		if (x->dtype_changed) {
+			x->note = "meta tensors (no data): dtype changed";
+			return;
+		}
+		x->compared = x->identical = x->no_data = true;
+		x->note = "meta tensors (no data): dtype and shape compared";
+		return;
+	}
+	x->note = keep(d, xfmt("a meta tensor (no data) in %s only: values "
+	    "not compared", x->layout_a && !strcmp(x->layout_a, "meta") ?
+	    "a" : "b"));
+}
+
+/* Two sparse tensors of one layout and size: each index part must have
+ * the same shape (the same number of stored elements) to be compared. */
+static int
+plan_sparse(struct diff_priv *d, struct plan *p, struct ckpt_diff_tensor *x,
+    const struct entry *ea, const struct entry *eb, struct ckpt_error *err)
+{
+	const struct sparse *sa = ea->sp, *sb = eb->sp;
+	const char *why;
+
+	if (sa->nparts != sb->nparts) {
+		x->note = keep(d, xfmt("%s tensors of %zu and %zu parts: "
+		    "values not compared", sa->layout, sa->nparts, sb->nparts));
+		return CKPT_OK;
+	}
+	for (size_t k = 0; k < sa->nparts; k++) {
+		const struct ckpt_tensor *pa = sa->pe[k]->t, *pb = sb->pe[k]->t;
+
+		if ((why = why_unreadable(pa)) || (why = why_unreadable(pb))) {
+			x->note = keep(d, xfmt("values not compared: %s part",
+			    why));
+			return CKPT_OK;
+		}
+		if (!same_shape(pa, pb) || ckpt_dtype_components(pa->dtype) !=
+		    ckpt_dtype_components(pb->dtype)) {
+			x->note = keep(d, xfmt("sparsity pattern differs (%llu "
+			    "against %llu stored values): values not "
+			    "compared", (unsigned long long)
+			    sa->pe[sa->nparts - 1]->t->numel,
+			    (unsigned long long)
+			    sb->pe[sb->nparts - 1]->t->numel));
+			return CKPT_OK;
+		}
+	}
+	for (size_t k = 0; k < sa->nparts; k++)
+		if (!add_item(p, d->nt - 1, k + 1 < sa->nparts, sa->pe[k],
+		    sb->pe[k]))
+			return ckpt_error_nomem(err);
+	x->note = keep(d, xfmt("%s: statistics of the stored values "
+	    "(indices equal)", sa->layout));
+	return x->note ? CKPT_OK : ckpt_error_nomem(err);
+}
+
+/* How the values of a common pair x (the last entry of d->t) are to be
+ * compared: by digest, not at all (with a note or an error), or by data
+ * through items of p. */
+static int
+plan_values(struct diff_priv *d, struct plan *p, struct ckpt_diff_tensor *x,
+    struct entry *ea, struct entry *eb, struct ckpt_error *err)
+{
+	const struct ckpt_dcp_tensor *da = NULL, *db = NULL;
+	struct ckpt_compare_item *it;
+	struct ckpt_error why;
+	const char *w;
+
+	x->layout_a = layout_of(ea);
+	x->layout_b = layout_of(eb);
+	if (x->shape_changed) {
+		x->note = "shape changed: values not compared";
+		return CKPT_OK;
+	}
+	if (digests_say_identical(ea, eb)) {
+		x->compared = x->by_digest = x->identical = true;
+		return CKPT_OK;
+	}
+	if ((x->layout_a && !strcmp(x->layout_a, "meta")) ||
+	    (x->layout_b && !strcmp(x->layout_b, "meta"))) {
+		plan_meta(d, x);
+		return CKPT_OK;
+	}
+	if (!x->layout_a != !x->layout_b || (x->layout_a &&
+	    strcmp(x->layout_a, x->layout_b))) {
+		x->note = keep(d, xfmt("layout changed (%s against %s): values "
+		    "not compared", x->layout_a ? x->layout_a : "strided",
+		    x->layout_b ? x->layout_b : "strided"));
+		return CKPT_OK;
+	}
+	if (ea->sp)
+		return plan_sparse(d, p, x, ea, eb, err);
+	if ((is_kind(ea->t, "dcp") && !(da = dcp_source(&d->a, ea, &why))) ||
+	    (is_kind(eb->t, "dcp") && !(db = dcp_source(&d->b, eb, &why)))) {
+		if (why.code == CKPT_ERR_NOMEM)
+			return ckpt_error_nomem(err);
+		x->error = error_text(d, &why);
+		return x->error ? CKPT_OK : ckpt_error_nomem(err);
+	}
+	if ((!da && (w = why_unreadable(ea->t))) ||
+	    (!db && (w = why_unreadable(eb->t)))) {
+		x->note = keep(d, xfmt("values not compared: %s tensor", w));
+		return CKPT_OK;
+	}
+	if (ckpt_dtype_components(ea->t->dtype) !=
+	    ckpt_dtype_components(eb->t->dtype)) {
+		x->note = "complex against real: values not compared";
+		return CKPT_OK;
+	}
+	if (!(it = add_item(p, d->nt - 1, false, ea, eb)))
+		return ckpt_error_nomem(err);
+	if (da) {
+		it->ta = &da->t;
+		it->read_a = ckpt_dcp_tensor_read;
+		it->arg_a = (void *)da;
+	}
+	if (db) {
+		it->tb = &db->t;
+		it->read_b = ckpt_dcp_tensor_read;
+		it->arg_b = (void *)db;
+	}
+	return CKPT_OK;
+}
+
 static int
 match_tensors(struct diff_priv *d, const struct ckpt_diff_options *o,
-    struct ckpt_compare_item **items, size_t **slots, size_t *nitems,
-    struct ckpt_error *err)
+    struct plan *p, struct ckpt_error *err)
 {
-	size_t cap = 0;
+	int rc;
 
 	for (size_t i = 0; i < d->a.n; i++) {
 		struct entry *ea = &d->a.e[i], *eb;
 		struct ckpt_diff_tensor *x;
-		const char *why;
 		char *nb;
 
-		if (!selected(o, ea->name))
+		if (ea->hidden || !selected(o, ea->name))
 			continue;
 		d->pub.ntensors_a++;
 		if (!(nb = mapped_name(o, ea->name)) || !(x = add_tensor(d))) {
@@ -414,55 +893,19 @@ match_tensors(struct diff_priv *d, const struct ckpt_diff_options *o,
 		x->name = ea->name;
 		eb = find_entry(&d->b, nb);
 		free(nb);
-		if (!eb) {
+		if (!eb || eb->hidden) {
 			x->where = CKPT_DIFF_ONLY_A;
 			x->dtype_a = ea->t->dtype;
 			x->ndim_a = ea->t->ndim;
 			x->shape_a = ea->t->shape;
+			x->layout_a = layout_of(ea);
 			continue;
 		}
 		eb->matched = true;
 		x->name_b = eb->name;
 		fill_common(x, ea, eb);
-		if (x->shape_changed) {
-			x->note = "shape changed: values not compared";
-			continue;
-		}
-		if (digests_say_identical(ea, eb)) {
-			x->compared = x->by_digest = x->identical = true;
-			continue;
-		}
-		if ((why = why_unreadable(ea->t)) ||
-		    (why = why_unreadable(eb->t))) {
-			x->note = keep(d, xfmt("values not compared: "
-			    "%s tensor", why));
-			continue;
-		}
-		if (ckpt_dtype_components(ea->t->dtype) !=
-		    ckpt_dtype_components(eb->t->dtype)) {
-			x->note = "complex against real: values not compared";
-			continue;
-		}
-		if (*nitems == cap) {
-			size_t c = cap ? 2 * cap : 64;
-			struct ckpt_compare_item *n = reallocarray(*items, c,
-			    sizeof(*n));
-			size_t *s = n ? reallocarray(*slots, c, sizeof(*s)) :
-			    NULL;
-
-			if (n)
-				*items = n;
-			if (!n || !s)
-				return ckpt_error_nomem(err);
-			*slots = s;
-			cap = c;
-		}
-		memset(&(*items)[*nitems], 0, sizeof(**items));
-		(*items)[*nitems].fa = ea->f;
-		(*items)[*nitems].ta = ea->t;
-		(*items)[*nitems].fb = eb->f;
-		(*items)[*nitems].tb = eb->t;
-		(*slots)[(*nitems)++] = d->nt - 1;
+		if ((rc = plan_values(d, p, x, ea, eb, err)))
+			return rc;
 	}
 	for (size_t i = 0; i < d->b.n; i++) {
 		struct entry *eb = &d->b.e[i];
@@ -470,7 +913,7 @@ match_tensors(struct diff_priv *d, const struct ckpt_diff_options *o,
 
 		if (eb->matched)
 			d->pub.ntensors_b++;
-		if (eb->matched || !selected(o, eb->name))
+		if (eb->matched || eb->hidden || !selected(o, eb->name))
 			continue;
 		d->pub.ntensors_b++;
 		if (!(x = add_tensor(d)))
@@ -480,6 +923,7 @@ match_tensors(struct diff_priv *d, const struct ckpt_diff_options *o,
 		x->dtype_b = eb->t->dtype;
 		x->ndim_b = eb->t->ndim;
 		x->shape_b = eb->t->shape;
+		x->layout_b = layout_of(eb);
 	}
 	return CKPT_OK;
 }
@@ -650,7 +1094,8 @@ strip_tensors(json_t *j, int depth)
 		return;
 	if (json_is_object(j)) {
 		json_object_foreach_safe(j, tmp, k, v) {
-			if (json_is_object(v) && json_object_get(v, "$tensor"))
+			if (json_is_object(v) && (json_object_get(v, "$tensor")
+			    || is_sparse_node(v)))
 				json_object_del(j, k);
 			else
 				strip_tensors(v, depth + 1);
@@ -658,20 +1103,13 @@ strip_tensors(json_t *j, int depth)
 	} else if (json_is_array(j)) {
 		for (i = json_array_size(j); i-- > 0;) {
 			v = json_array_get(j, i);
-			if (json_is_object(v) && json_object_get(v, "$tensor"))
+			if (json_is_object(v) && (json_object_get(v, "$tensor")
+			    || is_sparse_node(v)))
 				json_array_set_new(j, i, json_string("$tensor"));
 			else
 				strip_tensors(v, depth + 1);
 		}
 	}
-}
-
-static bool
-is_pickle(enum ckpt_format f)
-{
-	return f == CKPT_FORMAT_TORCH_ZIP || f == CKPT_FORMAT_TORCH_LEGACY ||
-	    f == CKPT_FORMAT_TORCH_TAR || f == CKPT_FORMAT_PICKLE ||
-	    f == CKPT_FORMAT_TORCHSCRIPT;
 }
 
 /*
@@ -690,7 +1128,7 @@ side_meta(const struct side *s, bool pickles)
 		const char *js;
 		json_t *j;
 
-		if (!f || !(js = ckpt_file_metadata_json(f)))
+		if (!f || dcp_shard(s, i) || !(js = ckpt_file_metadata_json(f)))
 			continue;
 		if (pickles ? !is_pickle(ckpt_file_format(f)) :
 		    ckpt_file_format(f) != CKPT_FORMAT_SAFETENSORS)
@@ -757,33 +1195,43 @@ cmp_tensor_name(const void *x, const void *y)
 
 static int
 compare_values(struct diff_priv *d, const struct ckpt_diff_options *o,
-    struct ckpt_compare_item *items, const size_t *slots, size_t n,
-    struct ckpt_error *err)
+    struct plan *p, struct ckpt_error *err)
 {
 	struct ckpt_compare_options def = {
 	    .version = CKPT_COMPARE_OPTIONS_VERSION };
 	int rc;
 
-	rc = ckpt_tensor_compare_many(items, n, o ? &o->cmp : &def,
+	rc = ckpt_tensor_compare_many(p->items, p->n, o ? &o->cmp : &def,
 	    o ? o->threads : 0, o ? o->progress : NULL,
 	    o ? o->progress_data : NULL, err);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		struct ckpt_diff_tensor *x = &d->t[slots[i]];
+	for (size_t i = 0; i < p->n; i++) {
+		struct ckpt_compare_item *it = &p->items[i];
+		struct ckpt_diff_tensor *x = &d->t[p->of[i].slot];
 
-		if (items[i].rc) {
-			x->error = keep(d, xfmt("%s%s%s", items[i].err.path,
-			    *items[i].err.path ? ": " : "",
-			    items[i].err.message));
-			if (!x->error)
+		if (it->rc) {
+			if (!x->error && !(x->error = error_text(d, &it->err)))
 				return ckpt_error_nomem(err);
 			continue;
 		}
-		x->st = items[i].st;
+		d->pub.bytes_read += it->ta->nbytes + it->tb->nbytes;
+		if (p->of[i].index)
+			continue;
+		x->st = it->st;
 		x->compared = true;
 		x->identical = !x->st.unequal;
-		d->pub.bytes_read += items[i].ta->nbytes + items[i].tb->nbytes;
+	}
+	/* Values stored at other indices are not the same elements. */
+	for (size_t i = 0; i < p->n; i++) {
+		struct ckpt_diff_tensor *x = &d->t[p->of[i].slot];
+
+		if (!p->of[i].index || p->items[i].rc ||
+		    !p->items[i].st.unequal || x->error)
+			continue;
+		x->compared = x->identical = false;
+		x->note = "sparsity pattern differs (indices not equal): "
+		    "values not compared";
 	}
 	return CKPT_OK;
 }
@@ -793,8 +1241,7 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
     struct ckpt_diff **out, struct ckpt_error *err)
 {
 	struct diff_priv *d = calloc(1, sizeof(*d));
-	struct ckpt_compare_item *items = NULL;
-	size_t *slots = NULL, nitems = 0;
+	struct plan p = { 0 };
 	int rc;
 
 	if (!d)
@@ -808,8 +1255,8 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
 	}
 	if ((rc = open_side(&d->a, a, o, err)) ||
 	    (rc = open_side(&d->b, b, o, err)) ||
-	    (rc = match_tensors(d, o, &items, &slots, &nitems, err)) ||
-	    (rc = compare_values(d, o, items, slots, nitems, err)))
+	    (rc = match_tensors(d, o, &p, err)) ||
+	    (rc = compare_values(d, o, &p, err)))
 		goto out;
 	suggest_map(d, o);
 	if (diff_metadata(d)) {
@@ -825,8 +1272,8 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
 	d->pub.meta = d->m;
 	d->pub.nmeta = d->nm;
 out:
-	free(items);
-	free(slots);
+	free(p.items);
+	free(p.of);
 	if (rc) {
 		ckpt_diff_free(&d->pub);
 		return rc;

@@ -7,7 +7,7 @@
 # Run it with Debian's python3 (python3-torch) when a format is added;
 # the seeds are committed (each < 4 KiB), the script documents them.
 #
-#   /usr/bin/python3 tests/fuzz/gen-corpus.py
+#   /usr/bin/python3 tests/fuzz/gen-corpus.py [SET...]
 import io
 import json
 import os
@@ -358,9 +358,67 @@ def history_seeds():
     put("history", "empty.jsonl", "")
 
 
-file_seeds()
-policy_seeds()
-manifest_seeds()
-config_seeds()
-bundle_seeds()
-history_seeds()
+def dcp_diff_seeds():
+    """fuzz-dcp-diff: u16 LE length of .metadata, .metadata, u16 LE length
+    of __0_0.distcp, __0_0.distcp, then __1_0.distcp (the rest); and a
+    sparse torch file for fuzz-diff."""
+    try:
+        import importlib.util
+        import torch
+    except ImportError:
+        print("gen-corpus: no torch; DCP diff seeds skipped", file=sys.stderr)
+        return
+    spec = importlib.util.spec_from_file_location(
+        "gen_dcp", os.path.join(HERE, "..", "fixtures", "gen-dcp.py"))
+    g = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(g)
+    torch.manual_seed(0)
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+
+    def seed(name, chunks, fix=None):
+        files, storage, cm = {0: io.BytesIO(), 1: io.BytesIO()}, {}, []
+        for rank, offsets, sizes, t in chunks:
+            f = files[rank]
+            start = f.tell()
+            torch.save(t, f)
+            storage[g.MetadataIndex("w", torch.Size(offsets))] = \
+                g._StorageInfo("__%d_0.distcp" % rank, start,
+                               f.tell() - start)
+            cm.append(g.ChunkStorageMetadata(torch.Size(offsets),
+                                             torch.Size(sizes)))
+        sdm = {"w": g.TensorStorageMetadata(g.TensorProperties(torch.float32),
+                                            torch.Size((2, 3)), cm)}
+        if fix:
+            fix(storage)
+        md = pickle.dumps(g.Metadata(sdm, storage_data=storage), protocol=4)
+        s0, s1 = files[0].getvalue(), files[1].getvalue()
+        put("dcp-diff", name, struct.pack("<H", len(md)) + md +
+            struct.pack("<H", len(s0)) + s0 + s1)
+
+    rows = [(0, (0, 0), (1, 3), w[0:1].clone()),
+            (1, (1, 0), (1, 3), w[1:2].clone())]
+    seed("rows", rows)
+    seed("cols", [(0, (0, 0), (2, 2), w[:, 0:2].clone()),
+                  (1, (0, 2), (2, 1), w[:, 2:3].t().contiguous().t())])
+    seed("overlap", [rows[0], (1, (0, 0), (1, 3), w[1:2].clone())])
+
+    def past_end(storage):
+        for k, v in storage.items():
+            if v.relative_path == "__1_0.distcp":
+                v.offset = 4000
+
+    seed("past-end", rows, past_end)
+    b = io.BytesIO()
+    i = torch.tensor([[0, 1], [2, 0]])
+    torch.save({"coo": torch.sparse_coo_tensor(i, torch.ones(2), (2, 3)),
+                "meta": torch.empty(2, device="meta")}, b)
+    put("diff", "torch-sparse.pt", b.getvalue())
+
+
+SEEDS = {"file": file_seeds, "policy": policy_seeds,
+         "manifest": manifest_seeds, "config": config_seeds,
+         "bundle": bundle_seeds, "history": history_seeds,
+         "dcp-diff": dcp_diff_seeds}
+# gen-corpus.py [NAME...]: only those seed sets
+for name in sys.argv[1:] or SEEDS:
+    SEEDS[name]()
