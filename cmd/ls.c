@@ -377,6 +377,35 @@ foreign_json(const struct ckpt_list *l)
 	return a;
 }
 
+/* Measures (print false) or prints the row of one checkpoint. */
+static void
+entry_row(struct table *t, const struct ckpt_entry *e, bool print)
+{
+	char step[32], tm[32], sz[32];
+	char *mt = metrics_text(e), *tg = tags_text(e), *fl = flags_text(e);
+	const char *cells[7];
+
+	snprintf(step, sizeof(step), "%lld", (long long)e->step);
+	human_time(e->created, tm, sizeof(tm));
+	human_size(e->size, sz, sizeof(sz));
+	if (*fl)
+		fl[strlen(fl) - 1] = '\0';
+	cells[0] = e->run;
+	cells[1] = step;
+	cells[2] = tm;
+	cells[3] = sz;
+	cells[4] = mt;
+	cells[5] = tg;
+	cells[6] = fl;
+	if (print)
+		table_print_row(t, stdout, cells);
+	else
+		table_measure(t, cells);
+	free(mt);
+	free(tg);
+	free(fl);
+}
+
 static int
 cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -507,29 +536,17 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		struct table t;
 
 		table_init(&t, 7, hdr, al);
-		for (size_t i = 0; i < n; i++) {
-			const struct ckpt_entry *e = shown[i];
-			char step[32], tm[32], sz[32];
-			char *mt = metrics_text(e), *tg = tags_text(e);
-			char *fl = flags_text(e);
-
-			snprintf(step, sizeof(step), "%lld",
-			    (long long)e->step);
-			human_time(e->created, tm, sizeof(tm));
-			human_size(e->size, sz, sizeof(sz));
-			if (*fl)
-				fl[strlen(fl) - 1] = '\0';
-			table_add(&t, e->run, step, tm, sz, mt, tg, fl);
-			free(mt);
-			free(tg);
-			free(fl);
-		}
+		/* widths first, then the rows: no row is kept */
+		for (size_t i = 0; i < n; i++)
+			entry_row(&t, shown[i], false);
 		if (n)
-			table_print(&t, stdout, ctx);
-		else if (wheres.n && ckpt_list_count(l))
+			table_print_header(&t, stdout, ctx);
+		for (size_t i = 0; i < n; i++)
+			entry_row(&t, shown[i], true);
+		if (!n && wheres.n && ckpt_list_count(l))
 			info(ctx, "no checkpoint%s%s matches --where",
 			    run ? " of run " : "", run ? run : "");
-		else if (!ckpt_list_staging_count(l))
+		else if (!n && !ckpt_list_staging_count(l))
 			info(ctx, "no checkpoints%s%s", run ? " in run " : "",
 			    run ? run : "");
 		table_release(&t);

@@ -29,6 +29,7 @@ struct table {
 	enum col_align *align;
 	char **cells;		/* nrows * ncols, owned */
 	size_t nrows;
+	size_t *width;		/* of each column so far */
 };
 
 void table_init(struct table *t, size_t ncols, const char **headers,
@@ -39,6 +40,16 @@ void table_add_row(struct table *t, const char **cells);
 /* Prints the header (bold on a colour tty) and the rows to fp. */
 void table_print(const struct table *t, FILE *fp, const struct ctx *ctx);
 void table_release(struct table *t);
+/*
+ * A long table without keeping its rows: table_measure() every row, then
+ * table_print_header() and table_print_row() each row again, as
+ * table_print() would have printed them.
+ */
+void table_measure(struct table *t, const char *const *cells);
+void table_print_header(const struct table *t, FILE *fp,
+    const struct ctx *ctx);
+void table_print_row(const struct table *t, FILE *fp,
+    const char *const *cells);
 
 /* ANSI colour around s when ctx->color, else s; returns a static buffer
  * for one use at a time per colour. */

@@ -127,13 +127,59 @@ print_json(const struct ckpt_prune_report *r, bool dry_run)
 	json_doc_print(doc);
 }
 
+/* Measures (print false) or prints the row of one checkpoint. */
+static void
+item_row(struct table *t, const struct ckpt_prune_item *it, bool metric,
+    bool dry_run, bool print)
+{
+	char sz[32], tm[32], val[64], num[32];
+	const char *action, *cells[7];
+	char *reasons;
+	size_t c = 0, len = 1, at = 0;
+
+	for (size_t j = 0; j < it->nreasons; j++)
+		len += strlen(it->reasons[j]) + 2;
+	reasons = xmalloc(len);
+	reasons[0] = '\0';
+	for (size_t j = 0; j < it->nreasons; j++)
+		at += (size_t)snprintf(reasons + at, len - at, "%s%s",
+		    j ? ", " : "", it->reasons[j]);
+	if (it->keep)
+		action = "keep";
+	else if (dry_run)
+		action = "remove";
+	else if (it->removed)
+		action = "removed";
+	else
+		action = "FAILED";
+	snprintf(num, sizeof(num), "%lld", (long long)it->step);
+	cells[c++] = it->run;
+	cells[c++] = num;
+	cells[c++] = human_time(it->created, tm, sizeof(tm));
+	cells[c++] = human_size(it->size, sz, sizeof(sz));
+	if (metric) {
+		if (isnan(it->value))
+			snprintf(val, sizeof(val), "-");
+		else
+			snprintf(val, sizeof(val), "%.6g", it->value);
+		cells[c++] = val;
+	}
+	cells[c++] = action;
+	cells[c++] = reasons;
+	if (print)
+		table_print_row(t, stdout, cells);
+	else
+		table_measure(t, cells);
+	free(reasons);
+}
+
 static void
 print_table(const struct ckpt_prune_report *r, bool dry_run,
     const struct ctx *ctx)
 {
 	size_t total_rm = 0, total = 0, nruns = ckpt_prune_report_run_count(r);
 	uint64_t bytes_rm = 0;
-	char sz[32], tm[32], val[64], num[32];
+	char sz[32];
 
 	for (size_t g = 0; g < nruns; g++) {
 		const struct ckpt_prune_run *rs = ckpt_prune_report_run(r, g);
@@ -159,49 +205,14 @@ print_table(const struct ckpt_prune_report *r, bool dry_run,
 			t.align[4] = COL_LEFT;
 			t.align[5] = COL_LEFT;
 		}
-		for (size_t k = 0; k < rs->count; k++) {
-			const struct ckpt_prune_item *it =
-			    ckpt_prune_report_item(r, rs->first + k);
-			const char *action;
-			char *reasons = xstrdup("");
-			const char *cells[7];
-			size_t c = 0;
-
-			for (size_t j = 0; j < it->nreasons; j++) {
-				char *n = xasprintf("%s%s%s", reasons,
-				    j ? ", " : "", it->reasons[j]);
-
-				free(reasons);
-				reasons = n;
-			}
-			if (it->keep)
-				action = "keep";
-			else if (dry_run)
-				action = "remove";
-			else if (it->removed)
-				action = "removed";
-			else
-				action = "FAILED";
-			snprintf(num, sizeof(num), "%lld",
-			    (long long)it->step);
-			cells[c++] = it->run;
-			cells[c++] = num;
-			cells[c++] = human_time(it->created, tm, sizeof(tm));
-			cells[c++] = human_size(it->size, sz, sizeof(sz));
-			if (metric) {
-				if (isnan(it->value))
-					snprintf(val, sizeof(val), "-");
-				else
-					snprintf(val, sizeof(val), "%.6g",
-					    it->value);
-				cells[c++] = val;
-			}
-			cells[c++] = action;
-			cells[c++] = reasons;
-			table_add_row(&t, cells);
-			free(reasons);
-		}
-		table_print(&t, stdout, ctx);
+		/* widths first, then the rows: no row is kept */
+		for (size_t k = 0; k < rs->count; k++)
+			item_row(&t, ckpt_prune_report_item(r, rs->first + k),
+			    metric != NULL, dry_run, false);
+		table_print_header(&t, stdout, ctx);
+		for (size_t k = 0; k < rs->count; k++)
+			item_row(&t, ckpt_prune_report_item(r, rs->first + k),
+			    metric != NULL, dry_run, true);
 		table_release(&t);
 		total += rs->count;
 		total_rm += rs->removed + rs->failed;

@@ -76,6 +76,43 @@ test_expect_success 'a live save of this host is kept; one of another pid namesp
 	rm -r $d && test_path_is_missing $d
 '
 
+# ls and gc read a staging record with one rule (lib/store/owner.c): a
+# save that gc may not judge dead (another pid namespace, another
+# machine after a reboot) is never labelled abandoned by ls.
+staging_record() {
+	printf "{\"schema\": 1, \"step\": 9, \"pid\": %s, \"host\": \"%s\", \"boot\": \"%s\", \"pidns\": \"%s\", \"machine\": \"%s\", \"started\": \"%s\", \"updated\": \"%s\", \"state\": \"active\", \"transfer\": \"copy\", \"sources\": []}\n" \
+		"$1" "$HOST" "$2" "$3" "$4" $NOW $NOW
+}
+
+test_expect_success 'ls labels a staging area as gc judges its owner' '
+	boot=$(cat /proc/sys/kernel/random/boot_id) &&
+	ns=$(readlink /proc/self/ns/pid) &&
+	mid=$(cat /etc/machine-id 2>/dev/null || echo m) &&
+	dead=$(dead_pid) &&
+	d=s/runs/w3/.tmp-step-9.$dead.abcdef &&
+	mkdir $d && echo data >$d/weights.bin &&
+	staging_record $dead "$boot" "pid:[1]" "$mid" >$d/ckpt-staging.json &&
+	ckpt -C s ls >out &&
+	test_grep "in-progress .*/runs/w3/.tmp-step-9" out &&
+	ckpt -C s gc --older-than 1h >out &&
+	test_grep "save on another host, younger than 1h" out &&
+	staging_record $dead "other-boot" "$ns" "other-machine" >$d/ckpt-staging.json &&
+	ckpt -C s ls >out &&
+	test_grep "in-progress .*/runs/w3/.tmp-step-9" out &&
+	staging_record $dead "other-boot" "$ns" "$mid" >$d/ckpt-staging.json &&
+	ckpt -C s ls >out &&
+	test_grep "abandoned .*/runs/w3/.tmp-step-9" out &&
+	staging_record $dead "$boot" "$ns" "$mid" >$d/ckpt-staging.json &&
+	ckpt -C s ls >out &&
+	test_grep "abandoned .*/runs/w3/.tmp-step-9" out &&
+	ckpt -C s gc --older-than 1h >out &&
+	test_grep "crashed save, younger than 1h" out &&
+	staging_record $(cat live.pid) "$boot" "$ns" "$mid" >$d/ckpt-staging.json &&
+	ckpt -C s ls >out &&
+	test_grep "in-progress .*/runs/w3/.tmp-step-9" out &&
+	rm -r $d && test_path_is_missing $d
+'
+
 # The bounded stress: 4 savers x 6 saves (w1, w3: --move; w2, w4:
 # --copy), while gc --older-than 0s, latest and verify --all loop until
 # the savers are done.

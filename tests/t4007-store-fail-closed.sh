@@ -166,6 +166,19 @@ test_expect_success 'an unreadable checkpoint is an error, not "no checkpoint"' 
 	test_cmp expect actual
 '
 
+# save asks the backend whether the checkpoint exists: an error is not
+# "absent", so a save never goes on (nor would --force replace) blind.
+test_expect_success 'save stops when it cannot tell whether the checkpoint exists' '
+	rm -rf t && cp -R s0 t && mkdir src9 && echo w >src9/w.bin &&
+	test_expect_code 3 fault stat "*/runs/a/step-9" 1 \
+	    ckpt -C t save --move --run a --step 9 src9 2>err &&
+	test_grep "step-9" err &&
+	test_path_is_file src9/w.bin &&
+	test_path_is_missing t/runs/a/step-9 &&
+	ckpt -C t save --move --run a --step 9 src9 &&
+	test_path_is_file t/runs/a/step-9/w.bin
+'
+
 test_expect_success 'an unreadable registry entry stops prune' '
 	rm -rf t && cp -R s0 t && mkdir -p t/registry/m &&
 	echo "{\"schema\": 1, \"run\": \"a\", \"step\": 1}" \

@@ -503,9 +503,16 @@ ckpt_tensor_stats(const struct ckpt_file *f, const struct ckpt_tensor *t,
 /* Many tensors, on every core                                         */
 /* ------------------------------------------------------------------ */
 
-/* Elements per piece of work: large enough that a piece costs far more
- * than handing it out, small enough to spread one tensor over cores. */
-#define PIECE ((uint64_t)16 << 20)
+/*
+ * Elements per piece of work: large enough that a piece costs far more
+ * than handing it out (a few ms against a microsecond), small enough to
+ * spread one tensor over cores and to end together.  Threads take pieces
+ * as they finish, so the last one costs the others up to one piece of
+ * waiting: with 16M elements (64 MB of F32, about 20 ms on a core) that
+ * was a tenth of a 1 GiB pass on two cores, and more whenever another
+ * process held one core for a while.  4M elements: a fortieth.
+ */
+#define PIECE ((uint64_t)4 << 20)
 
 struct piece {
 	size_t item;

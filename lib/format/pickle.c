@@ -14,7 +14,7 @@
  */
 #include "util/internal.h"
 
-#include <jansson.h>
+#include <locale.h>
 #include <math.h>
 
 #include "format/pickle.h"
@@ -326,6 +326,9 @@ struct parser {
 	uint32_t *mkeys;		/* memo: key + 1, 0 = empty */
 	struct pk_node **mvals;
 	size_t mcap, mcount;
+	uint32_t *rkeys;		/* keys some GET reads: key + 1 */
+	size_t rcap;			/* 0: every key is kept */
+	size_t unread;			/* PUTs of keys no GET reads */
 	uint64_t ops;
 	size_t frame_end;
 	bool in_frame;
@@ -349,6 +352,48 @@ account(struct ckpt_pickle *p, uint64_t bytes, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
+/*
+ * Nodes, strings and item arrays come from slabs freed all at once: a
+ * torch state dict of 40,000 tensors makes about 600,000 nodes, and one
+ * malloc and free each (plus an array to find them again) cost more
+ * memory and time than the nodes themselves.  Sizes are rounded up to 8.
+ */
+#define SLAB_SIZE	((size_t)64 << 10)
+
+struct pk_slab {
+	struct pk_slab *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+static void *
+arena_get(struct ckpt_pickle *p, size_t size)
+{
+	struct pk_slab *s = p->slabs;
+
+	size = (size + 7) & ~(size_t)7;
+	if (!s || s->size - s->used < size) {
+		bool own = size > SLAB_SIZE / 4;
+		size_t cap = own ? size : SLAB_SIZE;
+
+		/* a large request gets a slab of its own, behind the
+		 * current one, which keeps serving small ones */
+		if (!(s = malloc(sizeof(*s) + cap)))
+			return NULL;
+		s->used = 0;
+		s->size = cap;
+		if (own && p->slabs) {
+			s->next = p->slabs->next;
+			p->slabs->next = s;
+		} else {
+			s->next = p->slabs;
+			p->slabs = s;
+		}
+	}
+	s->used += size;
+	return memset((char *)s->data + s->used - size, 0, size);
+}
+
 static void *
 pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
 {
@@ -356,23 +401,8 @@ pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
 
 	if (account(p, size, err))
 		return NULL;
-	if (p->nblocks == p->capblocks) {
-		size_t cap = p->capblocks ? 2 * p->capblocks : 64;
-		void **b = reallocarray(p->blocks, cap, sizeof(*b));
-
-		if (!b) {
-			ckpt_error_nomem(err);
-			return NULL;
-		}
-		p->blocks = b;
-		p->capblocks = cap;
-	}
-	m = calloc(1, size ? size : 1);
-	if (!m) {
+	if (!(m = arena_get(p, size ? size : 1)))
 		ckpt_error_nomem(err);
-		return NULL;
-	}
-	p->blocks[p->nblocks++] = m;
 	return m;
 }
 
@@ -391,30 +421,68 @@ static struct pk_node *
 pk_new(struct ckpt_pickle *p, enum pk_kind kind, int64_t pos,
     struct ckpt_error *err)
 {
-	struct pk_node *n;
+	struct pk_node *n = pk_alloc(p, sizeof(*n), err);
 
-	if (account(p, sizeof(*n), err))
-		return NULL;
-	if (p->nall == p->capall) {
-		size_t cap = p->capall ? 2 * p->capall : 256;
-		struct pk_node **a = reallocarray(p->all, cap, sizeof(*a));
-
-		if (!a) {
-			ckpt_error_nomem(err);
-			return NULL;
-		}
-		p->all = a;
-		p->capall = cap;
+	if (n) {
+		n->kind = kind;
+		n->pos = pos;
 	}
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		ckpt_error_nomem(err);
-		return NULL;
-	}
-	n->kind = kind;
-	n->pos = pos;
-	p->all[p->nall++] = n;
 	return n;
+}
+
+/*
+ * None, booleans and small ints are immutable leaves whose identity no
+ * walker shows (a "$shared" mark is for containers): one node per value
+ * serves every occurrence.  Messages about a value name the opcode being
+ * run, never the node's own offset, so sharing loses nothing.
+ */
+static struct pk_node *
+pk_leaf(struct ckpt_pickle *p, enum pk_kind kind, int64_t v, int64_t pos,
+    struct ckpt_error *err)
+{
+	struct pk_node **slot = NULL, *n;
+
+	if (kind == PK_NONE)
+		slot = &p->none;
+	else if (kind == PK_BOOL)
+		slot = &p->bools[v != 0];
+	else if (kind == PK_INT && v >= PK_INTERN_MIN && v <= PK_INTERN_MAX)
+		slot = &p->ints[v - PK_INTERN_MIN];
+	if (slot && *slot)
+		return *slot;
+	if ((n = pk_new(p, kind, pos, err)))
+		n->i = kind == PK_BOOL ? v != 0 : v;
+	if (slot)
+		*slot = n;
+	return n;
+}
+
+/* Room for cap items (and keys, for dicts) in a container node. */
+static int
+pk_reserve(struct ckpt_pickle *p, struct pk_node *c, size_t cap,
+    struct ckpt_error *err)
+{
+	size_t per = c->kind == PK_DICT ? 2 : 1;
+	struct pk_node **v, **k = NULL;
+
+	if (cap <= c->cap)
+		return CKPT_OK;
+	if (cap > SIZE_MAX / sizeof(*v) / 2)
+		return ckpt_error_nomem(err);
+	/* the old arrays stay in the slabs: at most as much again */
+	if (!(v = pk_alloc(p, cap * sizeof(*v), err)) ||
+	    (per == 2 && !(k = pk_alloc(p, cap * sizeof(*k), err))))
+		return err->code;
+	if (c->n) {
+		memcpy(v, c->items, c->n * sizeof(*v));
+		if (k)
+			memcpy(k, c->keys, c->n * sizeof(*k));
+	}
+	c->items = v;
+	if (k)
+		c->keys = k;
+	c->cap = cap;
+	return CKPT_OK;
 }
 
 /* Appends an item (and a key, for dicts) to a container node. */
@@ -422,26 +490,11 @@ static int
 pk_push_item(struct ckpt_pickle *p, struct pk_node *c, struct pk_node *key,
     struct pk_node *val, struct ckpt_error *err)
 {
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 4;
-		struct pk_node **v, **k;
-		int rc;
+	int rc;
 
-		if ((rc = account(p, (cap - c->cap) * sizeof(*v) *
-		    (c->kind == PK_DICT ? 2 : 1), err)))
-			return rc;
-		v = reallocarray(c->items, cap, sizeof(*v));
-		if (!v)
-			return ckpt_error_nomem(err);
-		c->items = v;
-		if (c->kind == PK_DICT) {
-			k = reallocarray(c->keys, cap, sizeof(*k));
-			if (!k)
-				return ckpt_error_nomem(err);
-			c->keys = k;
-		}
-		c->cap = cap;
-	}
+	if (c->n == c->cap &&
+	    (rc = pk_reserve(p, c, c->cap ? 2 * c->cap : 4, err)))
+		return rc;
 	if (c->kind == PK_DICT)
 		c->keys[c->n] = key;
 	c->items[c->n++] = val;
@@ -453,15 +506,12 @@ ckpt_pickle_free(struct ckpt_pickle *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nall; i++) {
-		free(p->all[i]->items);
-		free(p->all[i]->keys);
-		free(p->all[i]);
+	while (p->slabs) {
+		struct pk_slab *s = p->slabs;
+
+		p->slabs = s->next;
+		free(s);
 	}
-	free(p->all);
-	for (size_t i = 0; i < p->nblocks; i++)
-		free(p->blocks[i]);
-	free(p->blocks);
 	free(p->storages);
 	free(p);
 }
@@ -684,12 +734,167 @@ memo_get(struct parser *ps, uint32_t key)
 	return NULL;
 }
 
+/*
+ * Which memo keys a GET reads, from a scan of the opcodes up to STOP
+ * before the stream is run: torch's pickler PUTs nearly every value it
+ * writes (ten per tensor) and GETs a handful (the globals, "storage",
+ * "cpu"), so keeping only those spares a memo of 400,000 entries for a
+ * state dict of 40,000 tensors.  Anything the scan does not follow to a
+ * STOP (an unknown opcode, MEMOIZE, whose key is the memo's size, a
+ * truncated or malformed stream, a text key that is no number) keeps
+ * every key, as before; the run itself then reports what is wrong.
+ */
+static bool
+rkeys_add(struct parser *ps, uint64_t k, size_t *n)
+{
+	size_t h;
+
+	if (k > UINT32_MAX - 1)
+		return true;		/* the run refuses it */
+	if (*n * 2 >= ps->rcap) {
+		size_t cap = ps->rcap ? 2 * ps->rcap : 64;
+		uint32_t *r = calloc(cap, sizeof(*r));
+
+		if (!r)
+			return false;
+		for (size_t i = 0; i < ps->rcap; i++) {
+			if (!ps->rkeys[i])
+				continue;
+			for (h = (ps->rkeys[i] * 2654435761u) & (cap - 1);
+			    r[h]; h = (h + 1) & (cap - 1))
+				;
+			r[h] = ps->rkeys[i];
+		}
+		free(ps->rkeys);
+		ps->rkeys = r;
+		ps->rcap = cap;
+	}
+	for (h = (((uint32_t)k + 1u) * 2654435761u) & (ps->rcap - 1);
+	    ps->rkeys[h] && ps->rkeys[h] != (uint32_t)k + 1u;
+	    h = (h + 1) & (ps->rcap - 1))
+		;
+	if (!ps->rkeys[h])
+		(*n)++;
+	ps->rkeys[h] = (uint32_t)k + 1u;
+	return true;
+}
+
+static bool
+rkeys_has(const struct parser *ps, uint32_t key)
+{
+	size_t h = ((key + 1u) * 2654435761u) & (ps->rcap - 1);
+
+	for (; ps->rkeys[h]; h = (h + 1) & (ps->rcap - 1))
+		if (ps->rkeys[h] == key + 1u)
+			return true;
+	return false;
+}
+
+static uint64_t rdle(const unsigned char *p, size_t n);
+
+/* Bytes of argument after opcode op at buf[pos] (pos: after op), or -1
+ * for what the scan does not follow. */
+static int64_t
+op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
+{
+	static const unsigned char fixed[256] = {
+		[0x80] = 1, ['J'] = 4, ['K'] = 1, ['M'] = 2, ['G'] = 8,
+		['h'] = 1, ['j'] = 4, ['q'] = 1, ['r'] = 4, [0x82] = 1,
+		[0x83] = 2, [0x84] = 4, [0x95] = 8,
+	};
+	static const unsigned char counted[256] = {
+		[0x8a] = 1, [0x8b] = 4, ['X'] = 4, [0x8c] = 1, [0x8d] = 8,
+		['T'] = 4, ['U'] = 1, ['B'] = 4, ['C'] = 1, [0x8e] = 8,
+		[0x96] = 8,
+	};
+	const unsigned char *nl;
+	uint64_t n;
+
+	if (fixed[op])
+		return fixed[op];
+	if (counted[op]) {
+		if (len - pos < counted[op])
+			return -1;
+		n = rdle(buf + pos, counted[op]);
+		if (n > len - pos - counted[op])
+			return -1;
+		return (int64_t)(counted[op] + n);
+	}
+	if (strchr("ILFSVPgpci", (int)op) && op) {
+		size_t at = pos;
+
+		for (int lines = op == 'c' || op == 'i' ? 2 : 1; lines--;) {
+			if (!(nl = memchr(buf + at, '\n', len - at)))
+				return -1;
+			at = (size_t)(nl - buf) + 1;
+		}
+		return (int64_t)(at - pos);
+	}
+	if (op == 0x94 || !opnames[op])
+		return -1;		/* MEMOIZE, or unknown */
+	return 0;
+}
+
+/* A text memo key ("12\n"), or UINT64_MAX. */
+static uint64_t
+text_key(const unsigned char *s, size_t n)
+{
+	uint64_t k = 0;
+
+	if (n < 2 || n > 11)
+		return UINT64_MAX;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return UINT64_MAX;
+		k = k * 10 + (uint64_t)(s[i] - '0');
+	}
+	return k;
+}
+
+static void
+scan_gets(struct parser *ps)
+{
+	size_t pos = 0, n = 0;
+
+	while (pos < ps->len) {
+		unsigned op = ps->buf[pos++];
+		int64_t a = op_arg_len(ps->buf, ps->len, pos, op);
+		uint64_t k;
+
+		if (a < 0 || (uint64_t)a > ps->len - pos)
+			break;
+		if (op == '.') {
+			if (!ps->rcap && !rkeys_add(ps, UINT32_MAX - 1, &n))
+				break;	/* an empty set that exists */
+			return;
+		}
+		if (op == 'h' || op == 'j' || op == 'g') {
+			k = op == 'g' ? text_key(ps->buf + pos, (size_t)a) :
+			    rdle(ps->buf + pos, (size_t)a);
+			if (k == UINT64_MAX || !rkeys_add(ps, k, &n))
+				break;
+		}
+		pos += (size_t)a;
+	}
+	free(ps->rkeys);
+	ps->rkeys = NULL;
+	ps->rcap = 0;
+}
+
 static int
 memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 {
 	size_t h;
 
-	if (ps->mcount >= ps->lim->max_memo && !memo_get(ps, key))
+	if (ps->rcap && !rkeys_has(ps, key)) {
+		/* never read: counted against the limit, not kept */
+		if (ps->mcount + ++ps->unread > ps->lim->max_memo)
+			return limit(ps, "more than %zu memo entries",
+			    ps->lim->max_memo);
+		return CKPT_OK;
+	}
+	if (ps->mcount + ps->unread >= ps->lim->max_memo &&
+	    !memo_get(ps, key))
 		return limit(ps, "more than %zu memo entries",
 		    ps->lim->max_memo);
 	if (ps->mcount * 2 >= ps->mcap) {
@@ -817,12 +1022,7 @@ new_str(struct parser *ps, enum pk_kind kind, const char *s, size_t n)
 static struct pk_node *
 new_int(struct parser *ps, int64_t v)
 {
-	struct pk_node *x = pk_new(ps->p, PK_INT, (int64_t)ps->op_pos,
-	    ps->err);
-
-	if (x)
-		x->i = v;
-	return x;
+	return pk_leaf(ps->p, PK_INT, v, (int64_t)ps->op_pos, ps->err);
 }
 
 /* LONG1/LONG4 payload: two's complement, little-endian. */
@@ -1739,6 +1939,10 @@ tuple_of(struct parser *ps, size_t base, enum pk_kind kind)
 
 	if (!t)
 		return ps->err->code;
+	/* a tuple never grows: exactly its size */
+	if (ps->sp > base && (rc = pk_reserve(ps->p, t, ps->sp - base,
+	    ps->err)))
+		return rc;
 	for (size_t i = base; i < ps->sp; i++)
 		if ((rc = pk_push_item(ps->p, t, NULL, ps->stack[i], ps->err)))
 			return rc;
@@ -1818,9 +2022,8 @@ text_int(struct parser *ps, const char *s, size_t n, bool is_long,
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	if (!is_long && (!strcmp(buf, "00") || !strcmp(buf, "01"))) {
-		*out = pk_new(ps->p, PK_BOOL, (int64_t)ps->op_pos, ps->err);
-		if (*out)
-			(*out)->i = buf[1] == '1';
+		*out = pk_leaf(ps->p, PK_BOOL, buf[1] == '1',
+		    (int64_t)ps->op_pos, ps->err);
 		return *out ? CKPT_OK : ps->err->code;
 	}
 	errno = 0;
@@ -1916,14 +2119,12 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		return push(ps, ps->stack[ps->sp - 1]);
 	case 'N':
-		return push(ps, pk_new(ps->p, PK_NONE, (int64_t)ps->op_pos,
-		    ps->err));
+		return push(ps, pk_leaf(ps->p, PK_NONE, 0,
+		    (int64_t)ps->op_pos, ps->err));
 	case 0x88:
 	case 0x89:
-		n = pk_new(ps->p, PK_BOOL, (int64_t)ps->op_pos, ps->err);
-		if (n)
-			n->i = op == 0x88;
-		return push(ps, n);
+		return push(ps, pk_leaf(ps->p, PK_BOOL, op == 0x88,
+		    (int64_t)ps->op_pos, ps->err));
 	case 'J':
 		if ((rc = need(ps, 4)))
 			return rc;
@@ -2291,6 +2492,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	ps.truncated = trunc;
 	if (trunc)
 		*trunc = false;
+	scan_gets(&ps);
 	while (!stop && !rc) {
 		rc = step(&ps, &stop);
 		if (!rc && ps.in_frame && ps.pos > ps.frame_end)
@@ -2308,6 +2510,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	free(ps.marks);
 	free(ps.mkeys);
 	free(ps.mvals);
+	free(ps.rkeys);
 	free(ps.skeys);
 	if (rc && rc != CKPT_ERR_FORMAT && rc != CKPT_ERR_LIMIT) {
 		ckpt_pickle_free(ps.p);
@@ -2337,55 +2540,179 @@ struct walker {
 	bool cut;
 	bool dup_reported;		/* a limit was hit (reported once) */
 	int rc;
+	/* the JSON text, written as the walk goes (off: not wanted) */
+	char *out;
+	size_t olen, ocap;
+	bool off;
 };
 
-/* Valid UTF-8 for JSON: invalid bytes become U+FFFD, NUL becomes '?'. */
-static json_t *
-json_text(const char *s, size_t n)
+/*
+ * The JSON text of the tree is written straight into one buffer, in the
+ * layout json_dumps(JSON_COMPACT) gives: a jansson tree of a state dict of
+ * 40,000 tensors cost more memory and time than the rest of the reading.
+ */
+static void
+out_raw(struct walker *w, const char *s, size_t n)
 {
-	char *b, *o;
-	json_t *j;
+	if (w->off || w->rc)
+		return;
+	if (w->ocap - w->olen <= n) {
+		size_t cap = w->ocap ? w->ocap : 32;
+		char *b;
 
-	b = malloc(3 * n + 1);
-	if (!b)
-		return NULL;
-	o = b;
-	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)s[i];
-		size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 1 :
-		    (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 && c < 0xf5 ?
-		    3 : 9;
-		bool ok = k != 9 && i + k < n;
-
-		for (size_t m = 1; ok && m <= k; m++)
-			if (i + m >= n || ((unsigned char)s[i + m] & 0xc0) !=
-			    0x80)
-				ok = false;
-		if (ok && k == 2 && ((c == 0xe0 && (unsigned char)s[i + 1] <
-		    0xa0) || (c == 0xed && (unsigned char)s[i + 1] >= 0xa0)))
-			ok = false;	/* overlong or surrogate */
-		if (ok && k == 3 && ((c == 0xf0 && (unsigned char)s[i + 1] <
-		    0x90) || (c == 0xf4 && (unsigned char)s[i + 1] >= 0x90)))
-			ok = false;
-		if (!ok) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
+		while (cap - w->olen <= n)
+			cap *= 2;
+		if (!(b = realloc(w->out, cap))) {
+			w->rc = ckpt_error_nomem(w->err);
+			return;
 		}
-		if (!c) {
-			*o++ = '?';
-			i++;
-			continue;
-		}
-		memcpy(o, s + i, k + 1);
-		o += k + 1;
-		i += k + 1;
+		w->out = b;
+		w->ocap = cap;
 	}
-	*o = '\0';
-	j = json_stringn(b, (size_t)(o - b));
-	free(b);
-	return j;
+	memcpy(w->out + w->olen, s, n);
+	w->olen += n;
+	w->out[w->olen] = '\0';
+}
+
+static void
+out_lit(struct walker *w, const char *s)
+{
+	out_raw(w, s, strlen(s));
+}
+
+static void
+out_int(struct walker *w, long long v)
+{
+	char b[32];
+
+	out_raw(w, b, (size_t)snprintf(b, sizeof(b), "%lld", v));
+}
+
+/* A finite double as jansson prints one: 17 digits, always a '.' or an
+ * exponent, the exponent without '+' or leading zeros. */
+static void
+out_real(struct walker *w, double d)
+{
+	char b[48], *e;
+	size_t n = (size_t)snprintf(b, sizeof(b) - 2, "%.17g", d);
+	const char *dp = localeconv()->decimal_point;
+
+	/* a library's caller may have set a locale with a decimal comma */
+	if (dp && dp[0] && dp[0] != '.' && !dp[1] && (e = strchr(b, dp[0])))
+		*e = '.';
+	if (!strchr(b, '.') && !strchr(b, 'e')) {
+		memcpy(b + n, ".0", 3);
+		n += 2;
+	}
+	if ((e = strchr(b, 'e'))) {
+		char *from = e + 1, *to = e + 1;
+
+		if (*from == '+')
+			from++;
+		else if (*from == '-')
+			from = ++to;
+		while (*from == '0' && from[1])
+			from++;
+		memmove(to, from, strlen(from) + 1);
+		n = strlen(b);
+	}
+	out_raw(w, b, n);
+}
+
+/* Valid UTF-8 for JSON: invalid bytes become U+FFFD, NUL becomes '?'.
+ * Returns how many bytes of s make the next character (0: none left);
+ * *rep is set when they are replaced by rep[]. */
+static size_t
+utf8_next(const char *s, size_t n, const char **rep)
+{
+	unsigned char c = (unsigned char)s[0];
+	size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 1 :
+	    (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 && c < 0xf5 ? 3 : 9;
+	bool ok = k != 9 && k < n;
+
+	*rep = NULL;
+	for (size_t m = 1; ok && m <= k; m++)
+		if (m >= n || ((unsigned char)s[m] & 0xc0) != 0x80)
+			ok = false;
+	if (ok && k == 2 && ((c == 0xe0 && (unsigned char)s[1] < 0xa0) ||
+	    (c == 0xed && (unsigned char)s[1] >= 0xa0)))
+		ok = false;	/* overlong or surrogate */
+	if (ok && k == 3 && ((c == 0xf0 && (unsigned char)s[1] < 0x90) ||
+	    (c == 0xf4 && (unsigned char)s[1] >= 0x90)))
+		ok = false;
+	if (!ok) {
+		*rep = "\xef\xbf\xbd";
+		return 1;
+	}
+	if (!c)
+		*rep = "?";
+	return k + 1;
+}
+
+/* s[0, n) as a JSON string: made valid UTF-8, then escaped as jansson
+ * escapes (quote, backslash, control characters). */
+static void
+out_text(struct walker *w, const char *s, size_t n)
+{
+	size_t i = 0, run = 0;
+
+	out_raw(w, "\"", 1);
+	while (i < n && !w->rc) {
+		const char *rep;
+		size_t k = utf8_next(s + i, n - i, &rep);
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+		const char *e = NULL;
+
+		if (rep) {
+			e = rep;
+		} else if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			esc[2] = '\0';
+			e = esc;
+		} else if (c < 0x20) {
+			const char *named = c == '\b' ? "\\b" : c == '\f' ?
+			    "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r" :
+			    c == '\t' ? "\\t" : NULL;
+
+			if (named)
+				e = named;
+			else
+				snprintf(esc, sizeof(esc), "\\u%04X", c);
+			if (!named)
+				e = esc;
+		}
+		if (e) {
+			out_raw(w, s + i - run, run);
+			out_lit(w, e);
+			run = 0;
+		} else {
+			run += k;
+		}
+		i += k;
+	}
+	out_raw(w, s + i - run, run);
+	out_raw(w, "\"", 1);
+}
+
+/* A key and its colon; the comma before it when not the first. */
+static void
+out_key(struct walker *w, const char *k, bool first)
+{
+	if (!first)
+		out_raw(w, ",", 1);
+	out_text(w, k, strlen(k));
+	out_raw(w, ":", 1);
+}
+
+/* {"$tag":true} */
+static void
+out_flag(struct walker *w, const char *tag)
+{
+	out_raw(w, "{", 1);
+	out_key(w, tag, true);
+	out_lit(w, "true}");
 }
 
 static int
@@ -2476,24 +2803,17 @@ key_text(const struct pk_node *k)
 	return s;
 }
 
-static json_t *walk(struct walker *w, struct pk_node *n, unsigned depth);
-
-static bool
-set(json_t *o, const char *k, json_t *v)
-{
-	return v && !json_object_set_new(o, k, v);
-}
+static void walk(struct walker *w, struct pk_node *n, unsigned depth);
 
 /* Decodes a numpy scalar of a simple type to a JSON number. */
-static json_t *
-np_scalar(const struct pk_node *n)
+static void
+np_scalar(struct walker *w, const struct pk_node *n)
 {
 	const struct pk_node *dt = n->cls;
 	unsigned char b[16];
-	char kind;
+	char kind, dts[32];
 	unsigned long sz;
 	bool swap;
-	json_t *o;
 
 	if (!dt || dt->len < 2 || dt->len > 4)
 		goto opaque;
@@ -2515,42 +2835,49 @@ np_scalar(const struct pk_node *n)
 			memcpy(&fl, b, 4);
 			d = fl;
 		}
-		return isfinite(d) ? json_real(d) : json_string(isnan(d) ?
-		    "nan" : d > 0 ? "inf" : "-inf");
+		if (isfinite(d))
+			out_real(w, d);
+		else
+			out_lit(w, isnan(d) ? "\"nan\"" : d > 0 ? "\"inf\"" :
+			    "\"-inf\"");
+		return;
 	}
 	if (kind == 'i' || kind == 'u' || kind == 'b') {
 		uint64_t v = rdle(b, sz);
 
-		if (kind == 'b')
-			return json_boolean(v != 0);
+		if (kind == 'b') {
+			out_lit(w, v ? "true" : "false");
+			return;
+		}
 		if (kind == 'i' && sz < 8 && (b[sz - 1] & 0x80))
 			v |= ~(uint64_t)0 << (8 * sz);
 		if (kind == 'u' && v > INT64_MAX)
 			goto opaque;
-		return json_integer((json_int_t)v);
+		out_int(w, (long long)(int64_t)v);
+		return;
 	}
 opaque:
-	o = json_object();
-	if (o) {
-		json_t *in = json_object();
-		char dts[32];
-
-		snprintf(dts, sizeof(dts), "%c%.*s", dt ? (int)dt->i : '|',
-		    dt ? (int)dt->len : 0, dt ? dt->s : "");
-		set(in, "dtype", json_string(dts));
-		set(in, "nbytes", json_integer((json_int_t)n->len));
-		set(o, "$npscalar", in);
-	}
-	return o;
+	snprintf(dts, sizeof(dts), "%c%.*s", dt ? (int)dt->i : '|',
+	    dt ? (int)dt->len : 0, dt ? dt->s : "");
+	out_raw(w, "{", 1);
+	out_key(w, "$npscalar", true);
+	out_raw(w, "{", 1);
+	out_key(w, "dtype", true);
+	out_text(w, dts, strlen(dts));
+	out_key(w, "nbytes", false);
+	out_int(w, (long long)n->len);
+	out_lit(w, "}}");
 }
 
-static json_t *
-bigint(const struct pk_node *n)
+static void
+bigint(struct walker *w, const struct pk_node *n)
 {
 	char buf[64];
 
-	if (n->i == 1)
-		return json_text(n->s, n->len);
+	if (n->i == 1) {
+		out_text(w, n->s, n->len);
+		return;
+	}
 	if (n->len <= 16) {
 		unsigned __int128 v = 0;
 		bool neg = n->len && ((unsigned char)n->s[n->len - 1] & 0x80);
@@ -2570,28 +2897,30 @@ bigint(const struct pk_node *n)
 		} while (v);
 		if (neg)
 			*--p = '-';
-		return json_string(p);
+		out_text(w, p, strlen(p));
+		return;
 	}
 	snprintf(buf, sizeof(buf), "<int of %zu bytes>", n->len);
-	return json_string(buf);
+	out_text(w, buf, strlen(buf));
 }
 
-static json_t *
+static void
 seq(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n->n && !w->rc; i++) {
+	out_raw(w, "[", 1);
+	for (size_t i = 0; i < n->n && !w->rc; i++) {
 		char seg[24];
 		size_t saved;
 
 		snprintf(seg, sizeof(seg), "%zu", i);
 		if ((w->rc = path_push(w, seg, strlen(seg), &saved)))
 			break;
-		json_array_append_new(a, walk(w, n->items[i], depth + 1));
+		if (i)
+			out_raw(w, ",", 1);
+		walk(w, n->items[i], depth + 1);
 		path_pop(w, saved);
 	}
-	return a;
+	out_raw(w, "]", 1);
 }
 
 /* Keys that Python would find equal: same text, and both str or both
@@ -2608,26 +2937,73 @@ key_id(const struct pk_node *k, char **text)
 	return id;
 }
 
-static json_t *
+/* The JSON key of a key text: as out_text writes it, without quotes. */
+static char *
+key_json(struct walker *w, const char *t)
+{
+	char *saved = w->out, *k;
+	size_t olen = w->olen, ocap = w->ocap;
+	bool off = w->off;
+
+	w->out = NULL;
+	w->olen = w->ocap = 0;
+	w->off = false;
+	out_text(w, t, strlen(t));
+	k = w->out && w->olen + 1 < w->ocap ? realloc(w->out, w->olen + 1) :
+	    w->out;
+	if (!k)
+		k = w->out;
+	w->out = saved;
+	w->olen = olen;
+	w->ocap = ocap;
+	w->off = off;
+	return k;
+}
+
+/* Index + 1 of the first of ids[0, n) equal to ids[i], found in slot[]
+ * (cap a power of two), or 0 after recording i there. */
+static size_t
+first_equal(char **ids, size_t i, size_t *slot, size_t cap)
+{
+	size_t h = hash_str(ids[i]) & (cap - 1);
+
+	for (; slot[h]; h = (h + 1) & (cap - 1))
+		if (!strcmp(ids[slot[h] - 1], ids[i]))
+			return slot[h];
+	slot[h] = i + 1;
+	return 0;
+}
+
+/*
+ * A dict.  A key set twice (same text, both str or both numbers: Python's
+ * equality) shows the last value at the first one's place, and only that
+ * value is walked.  Keys that differ for Python but not as JSON text (1
+ * and "1") are all walked, and the JSON object keeps the last value at the
+ * first place, as a JSON object would: their values are written aside
+ * first, then in order.
+ */
+static void
 dict(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	json_t *o = json_object();
-	char **ids = NULL, **texts = NULL;
-	size_t *last = NULL, cap = 0, *slot = NULL;
+	char **ids = NULL, **texts = NULL, **keys = NULL, **aside = NULL;
+	size_t *last = NULL, *first = NULL, cap = 0, *slot = NULL;
+	bool clash = false, any = false;
 
 	if (n->n > 1) {
 		ids = calloc(n->n, sizeof(*ids));
 		texts = calloc(n->n, sizeof(*texts));
+		keys = calloc(n->n, sizeof(*keys));
 		last = calloc(n->n, sizeof(*last));
+		first = calloc(n->n, sizeof(*first));
 		for (cap = 4; cap < 2 * n->n; cap *= 2)
 			;
 		slot = calloc(cap, sizeof(*slot));	/* index + 1 */
-		if (!ids || !texts || !last || !slot) {
+		if (!ids || !texts || !keys || !last || !first || !slot) {
 			w->rc = ckpt_error_nomem(w->err);
 			goto out;
 		}
 		for (size_t i = 0; i < n->n; i++) {
-			size_t h;
+			size_t f;
 
 			ids[i] = key_id(n->keys[i], &texts[i]);
 			if (!ids[i]) {
@@ -2635,37 +3011,47 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 				goto out;
 			}
 			last[i] = i;
-			for (h = hash_str(ids[i]) & (cap - 1); slot[h] &&
-			    strcmp(ids[slot[h] - 1], ids[i]);
-			    h = (h + 1) & (cap - 1))
-				;
-			if (slot[h]) {
-				size_t first = slot[h] - 1;
-
-				last[first] = i;
-				last[i] = SIZE_MAX;	/* not emitted */
-				if (!w->dup_reported) {
-					w->dup_reported = true;
-					ckpt_file_add_finding(w->f,
-					    "pickle-duplicate-key",
-					    CKPT_SEV_WARNING, texts[i],
-					    w->o->base >= 0 ? w->o->base +
-					    n->pos : n->pos, "%s: a dict sets "
-					    "key '%s' more than once; the last "
-					    "value counts, as in Python",
-					    w->o->what ? w->o->what : "pickle",
-					    texts[i]);
-				}
-			} else {
-				slot[h] = i + 1;
+			if (!(f = first_equal(ids, i, slot, cap)))
+				continue;
+			last[f - 1] = i;
+			last[i] = SIZE_MAX;	/* not emitted */
+			if (!w->dup_reported) {
+				w->dup_reported = true;
+				ckpt_file_add_finding(w->f,
+				    "pickle-duplicate-key", CKPT_SEV_WARNING,
+				    texts[i], w->o->base >= 0 ? w->o->base +
+				    n->pos : n->pos, "%s: a dict sets key '%s' "
+				    "more than once; the last value counts, as "
+				    "in Python", w->o->what ? w->o->what :
+				    "pickle", texts[i]);
 			}
 		}
+		/* the same JSON key for different Python keys */
+		memset(slot, 0, cap * sizeof(*slot));
+		for (size_t i = 0; i < n->n && !w->off; i++) {
+			size_t f;
+
+			first[i] = i;
+			if (last[i] == SIZE_MAX)
+				continue;
+			if (!(keys[i] = key_json(w, texts[i]))) {
+				w->rc = ckpt_error_nomem(w->err);
+				goto out;
+			}
+			if ((f = first_equal(keys, i, slot, cap))) {
+				first[i] = f - 1;
+				clash = true;
+			}
+		}
+		if (clash && !(aside = calloc(n->n, sizeof(*aside)))) {
+			w->rc = ckpt_error_nomem(w->err);
+			goto out;
+		}
 	}
-	for (size_t i = 0; o && i < n->n && !w->rc; i++) {
+	out_raw(w, "{", 1);
+	for (size_t i = 0; i < n->n && !w->rc; i++) {
 		char *k = texts ? texts[i] : key_text(n->keys[i]);
-		size_t v_i = last ? last[i] : i;
-		json_t *kj, *v;
-		size_t saved;
+		size_t v_i = last ? last[i] : i, saved, at = w->olen;
 
 		if (v_i == SIZE_MAX)
 			continue;
@@ -2678,71 +3064,111 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 				free(k);
 			break;
 		}
-		v = walk(w, n->items[v_i], depth + 1);
+		if (!aside)
+			out_key(w, k, !any);
+		any = true;
+		walk(w, n->items[v_i], depth + 1);
 		path_pop(w, saved);
-		kj = json_text(k, strlen(k));
-		if (kj && v)
-			json_object_set_new(o, json_string_value(kj), v);
-		else
-			json_decref(v);
-		json_decref(kj);
+		if (aside && !w->rc && !w->off) {
+			/* the value written aside, its place decided below */
+			if (!(aside[i] = strndup(w->out + at, w->olen - at)))
+				w->rc = ckpt_error_nomem(w->err);
+			w->olen = at;
+		}
 		if (!texts)
 			free(k);
 	}
+	any = false;
+	for (size_t i = 0; aside && i < n->n && !w->rc; i++) {
+		size_t v = SIZE_MAX;
+
+		if (last[i] == SIZE_MAX || first[i] != i)
+			continue;
+		for (size_t j = i; j < n->n; j++)
+			if (last[j] != SIZE_MAX && first[j] == i)
+				v = j;
+		if (any)
+			out_raw(w, ",", 1);
+		any = true;
+		out_lit(w, keys[i]);
+		out_raw(w, ":", 1);
+		out_lit(w, aside[v]);
+	}
+	out_raw(w, "}", 1);
 out:
 	for (size_t i = 0; ids && i < n->n; i++) {
 		free(ids[i]);
 		free(texts[i]);
+		free(keys[i]);
+		if (aside)
+			free(aside[i]);
 	}
 	free(ids);
 	free(texts);
+	free(keys);
+	free(aside);
 	free(last);
+	free(first);
 	free(slot);
-	return o;
 }
 
-static json_t *
+static void
 tensor_json(struct walker *w, struct pk_node *n, unsigned depth)
 {
 	struct pk_tensor *x = n->u.tensor;
-	json_t *o = json_object();
 
 	if (x->kind && !strcmp(x->kind, "sparse")) {
 		/* components named <name>.0, <name>.1, ... as torch's
 		 * _rebuild_sparse_tensor receives them */
-		json_t *in = json_object();
-
-		set(in, "layout", json_text(x->layout ? x->layout : "",
-		    x->layout ? strlen(x->layout) : 0));
-		set(in, "parts", seq(w, x->parts, depth));
-		set(o, "$sparse", in);
-		return o;
+		out_raw(w, "{", 1);
+		out_key(w, "$sparse", true);
+		out_raw(w, "{", 1);
+		out_key(w, "layout", true);
+		out_text(w, x->layout ? x->layout : "", x->layout ?
+		    strlen(x->layout) : 0);
+		out_key(w, "parts", false);
+		seq(w, x->parts, depth);
+		out_lit(w, "}}");
+		return;
 	}
 	if (w->add && (w->rc = w->add(w->ctx, w->path ? w->path : "", n,
 	    w->err)))
-		return o;
-	set(o, "$tensor", json_text(w->path ? w->path : "", w->plen));
-	return o;
+		return;
+	out_raw(w, "{", 1);
+	out_key(w, "$tensor", true);
+	out_text(w, w->path ? w->path : "", w->plen);
+	out_raw(w, "}", 1);
 }
 
-static json_t *
+static void
 object(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	json_t *o = json_object();
 	const char *cls = n->cls && (n->cls->kind == PK_GLOBAL ||
 	    n->cls->kind == PK_DTYPE) ? n->cls->s : "?";
 	struct pk_node *st = ckpt_pk_object_state(n);
 
-	set(o, n->allowed ? "$object" : "$global", json_string(cls));
-	if (n->args && n->args->n)
-		set(o, "$args", walk(w, n->args, depth + 1));
-	if (n->extra)
-		set(o, "$items", n->extra->kind == PK_DICT ?
-		    dict(w, n->extra, depth) : seq(w, n->extra, depth));
-	if (st)
-		set(o, "$state", st->kind == PK_DICT ? dict(w, st, depth) :
-		    walk(w, st, depth + 1));
-	return o;
+	out_raw(w, "{", 1);
+	out_key(w, n->allowed ? "$object" : "$global", true);
+	out_text(w, cls, strlen(cls));
+	if (n->args && n->args->n) {
+		out_key(w, "$args", false);
+		walk(w, n->args, depth + 1);
+	}
+	if (n->extra) {
+		out_key(w, "$items", false);
+		if (n->extra->kind == PK_DICT)
+			dict(w, n->extra, depth);
+		else
+			seq(w, n->extra, depth);
+	}
+	if (st) {
+		out_key(w, "$state", false);
+		if (st->kind == PK_DICT)
+			dict(w, st, depth);
+		else
+			walk(w, st, depth + 1);
+	}
+	out_raw(w, "}", 1);
 }
 
 static bool
@@ -2827,17 +3253,14 @@ shown_as_reference(struct walker *w, struct pk_node *n, unsigned depth)
 	return !(n->xinfo & PK_X_TENSOR) && n->xsize > SHARED_SHOWN_IN_FULL;
 }
 
-static json_t *
+static void
 walk(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	json_t *j = NULL, *in;
-
 	if (w->rc)
-		return NULL;
+		return;
 	if (shown_as_reference(w, n, depth)) {
-		j = json_object();
-		set(j, "$shared", json_true());
-		return j;
+		out_flag(w, "$shared");
+		return;
 	}
 	if (n->seen && (n->kind == PK_LIST || n->kind == PK_TUPLE ||
 	    n->kind == PK_SET || n->kind == PK_DICT || n->kind == PK_OBJECT) &&
@@ -2858,107 +3281,123 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 			    (unsigned long long)w->p->lim->max_walk,
 			    (unsigned long long)w->p->lim->max_shared);
 		}
-		j = json_object();
-		set(j, "$truncated", json_true());
-		return j;
+		out_flag(w, "$truncated");
+		return;
 	}
 	if (n->mark) {
-		j = json_object();
-		set(j, "$cycle", json_true());
-		return j;
+		out_flag(w, "$cycle");
+		return;
 	}
 	n->mark = 1;
 	switch (n->kind) {
 	case PK_NONE:
-		j = json_null();
+		out_lit(w, "null");
 		break;
 	case PK_BOOL:
-		j = json_boolean(n->i);
+		out_lit(w, n->i ? "true" : "false");
 		break;
 	case PK_INT:
-		j = json_integer((json_int_t)n->i);
+		out_int(w, (long long)n->i);
 		break;
 	case PK_BIGINT:
-		j = bigint(n);
+		bigint(w, n);
 		break;
 	case PK_FLOAT:
-		j = isfinite(n->d) ? json_real(n->d) : json_string(isnan(n->d)
-		    ? "nan" : n->d > 0 ? "inf" : "-inf");
+		if (isfinite(n->d))
+			out_real(w, n->d);
+		else
+			out_lit(w, isnan(n->d) ? "\"nan\"" : n->d > 0 ?
+			    "\"inf\"" : "\"-inf\"");
 		break;
 	case PK_COMPLEX:
-		j = json_object();
-		in = json_array();
-		json_array_append_new(in, isfinite(n->d) ? json_real(n->d) :
-		    json_string("nan"));
-		json_array_append_new(in, isfinite(n->d2) ? json_real(n->d2) :
-		    json_string("nan"));
-		set(j, "$complex", in);
+		out_raw(w, "{", 1);
+		out_key(w, "$complex", true);
+		out_raw(w, "[", 1);
+		if (isfinite(n->d))
+			out_real(w, n->d);
+		else
+			out_lit(w, "\"nan\"");
+		out_raw(w, ",", 1);
+		if (isfinite(n->d2))
+			out_real(w, n->d2);
+		else
+			out_lit(w, "\"nan\"");
+		out_lit(w, "]}");
 		break;
 	case PK_STR:
-		j = json_text(n->s, n->len);
+		out_text(w, n->s, n->len);
 		break;
 	case PK_BYTES:
-		j = json_object();
-		set(j, "$bytes", json_integer((json_int_t)n->len));
+		out_raw(w, "{", 1);
+		out_key(w, "$bytes", true);
+		out_int(w, (long long)n->len);
+		out_raw(w, "}", 1);
 		break;
 	case PK_LIST:
 	case PK_TUPLE:
 	case PK_SET:
-		j = seq(w, n, depth);
+		seq(w, n, depth);
 		break;
 	case PK_DICT:
-		j = dict(w, n, depth);
+		dict(w, n, depth);
 		break;
 	case PK_GLOBAL:
 	case PK_DTYPE:
-		j = json_object();
-		set(j, n->kind == PK_DTYPE ? "$dtype" : "$global",
-		    json_string(n->s));
+		out_raw(w, "{", 1);
+		out_key(w, n->kind == PK_DTYPE ? "$dtype" : "$global", true);
+		out_text(w, n->s, strlen(n->s));
+		out_raw(w, "}", 1);
 		break;
 	case PK_OBJECT:
-		j = object(w, n, depth);
+		object(w, n, depth);
 		break;
-	case PK_STORAGE:
-		j = json_object();
-		set(j, "$storage", json_string(n->u.storage->key ?
-		    n->u.storage->key : ""));
+	case PK_STORAGE: {
+		const char *k = n->u.storage->key ? n->u.storage->key : "";
+
+		out_raw(w, "{", 1);
+		out_key(w, "$storage", true);
+		out_text(w, k, strlen(k));
+		out_raw(w, "}", 1);
 		break;
+	}
 	case PK_TENSOR:
-		j = tensor_json(w, n, depth);
+		tensor_json(w, n, depth);
 		break;
 	case PK_NDARRAY:
-		j = json_object();
-		in = json_object();
-		set(in, "dtype", json_string(n->u.nd->dtype));
-		{
-			json_t *sh = json_array();
-
-			for (unsigned i = 0; i < n->u.nd->ndim; i++)
-				json_array_append_new(sh, json_integer(
-				    (json_int_t)n->u.nd->shape[i]));
-			set(in, "shape", sh);
+		out_raw(w, "{", 1);
+		out_key(w, "$ndarray", true);
+		out_raw(w, "{", 1);
+		out_key(w, "dtype", true);
+		out_text(w, n->u.nd->dtype, strlen(n->u.nd->dtype));
+		out_key(w, "shape", false);
+		out_raw(w, "[", 1);
+		for (unsigned i = 0; i < n->u.nd->ndim; i++) {
+			if (i)
+				out_raw(w, ",", 1);
+			out_int(w, (long long)n->u.nd->shape[i]);
 		}
-		set(in, "nbytes", json_integer((json_int_t)n->u.nd->nbytes));
-		set(j, "$ndarray", in);
+		out_raw(w, "]", 1);
+		out_key(w, "nbytes", false);
+		out_int(w, (long long)n->u.nd->nbytes);
+		out_lit(w, "}}");
 		break;
 	case PK_NPDTYPE: {
 		char dts[32];
 
 		snprintf(dts, sizeof(dts), "%c%.*s", (int)n->i, (int)n->len,
 		    n->s);
-		j = json_object();
-		set(j, "$npdtype", json_string(dts));
+		out_raw(w, "{", 1);
+		out_key(w, "$npdtype", true);
+		out_text(w, dts, strlen(dts));
+		out_raw(w, "}", 1);
 		break;
 	}
 	case PK_NPSCALAR:
-		j = np_scalar(n);
+		np_scalar(w, n);
 		break;
 	}
 	n->mark = 0;
 	n->seen = 1;
-	if (!j && !w->rc)
-		w->rc = ckpt_error_nomem(w->err);
-	return j;
 }
 
 int
@@ -2968,8 +3407,7 @@ ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
     struct ckpt_error *err), void *ctx, char **json, struct ckpt_error *err)
 {
 	struct walker w = { .f = f, .p = p, .o = o, .add = add, .ctx = ctx,
-	    .err = err };
-	json_t *j;
+	    .err = err, .off = !json };
 
 	if (json)
 		*json = NULL;
@@ -2979,13 +3417,11 @@ ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
 	if (!w.path)
 		return ckpt_error_nomem(err);
 	w.pcap = 64;
-	j = walk(&w, p->root, 0);
+	walk(&w, p->root, 0);
 	free(w.path);
-	if (!w.rc && json && j) {
-		*json = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!*json)
-			w.rc = ckpt_error_nomem(err);
-	}
-	json_decref(j);
+	if (!w.rc && json)
+		*json = w.out;
+	else
+		free(w.out);
 	return w.rc;
 }

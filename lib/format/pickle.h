@@ -140,16 +140,19 @@ struct pk_opts {
 	const struct pk_limits *limits;	/* NULL: the defaults */
 };
 
+/* ints in this range are one shared node each */
+#define PK_INTERN_MIN	(-8)
+#define PK_INTERN_MAX	1023
+
 struct ckpt_pickle {
 	struct pk_node *root;		/* NULL when the stream was malformed */
 	size_t consumed;		/* bytes up to and including STOP */
 	int proto;
 	/* internals */
-	struct pk_node **all;
-	size_t nall, capall;
-	void **blocks;			/* other allocations */
-	size_t nblocks, capblocks;
+	struct pk_slab *slabs;		/* every node, string and array */
 	uint64_t allocated;
+	struct pk_node *none, *bools[2];	/* shared leaves (pk_leaf) */
+	struct pk_node *ints[PK_INTERN_MAX - PK_INTERN_MIN + 1];
 	const struct pk_limits *lim;
 	/* storages by key, in first-seen order */
 	struct pk_node **storages;

@@ -577,7 +577,7 @@ CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
 
 /*
  * Statistics of many tensors on every core: each tensor is
- * split into pieces of at most 16 Mi elements, the pieces run on up to
+ * split into pieces of at most 4 Mi elements, the pieces run on up to
  * threads threads (0: one per online CPU) with a fixed buffer each
  * (about 1 MiB), and the partial results merge in piece order, so the
  * numbers do not depend on the thread count.  Each item gets its own

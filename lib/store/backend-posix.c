@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store/backend.h"
+#include "store/backend-posix.h"
 #include "store/store.h"
 
 #define TRASH_DIR	".ckpt/trash"
@@ -50,10 +51,12 @@ drop_leaf(struct posix_be *pb)
 	pb->leaf[0] = '\0';
 }
 
-static int
-posix_open(const char *location, void **be, struct ckpt_error *err)
+int
+ckpt_posix_open(const char *location, void **be, struct ckpt_error *err)
 {
 	struct posix_be *pb = calloc(1, sizeof(*pb));
+	struct stat st;
+	int rc;
 
 	if (!pb)
 		return ckpt_error_nomem(err);
@@ -63,6 +66,15 @@ posix_open(const char *location, void **be, struct ckpt_error *err)
 	if (!pb->root) {
 		free(pb);
 		return ckpt_error_errno(err, location, "cannot resolve");
+	}
+	/* A store is a directory: anything else is "no store here". */
+	errno = stat(pb->root, &st) ? errno : S_ISDIR(st.st_mode) ? 0 :
+	    ENOTDIR;
+	if (errno) {
+		rc = ckpt_error_errno(err, location, "cannot open the store");
+		free(pb->root);
+		free(pb);
+		return rc;
 	}
 	*be = pb;
 	return CKPT_OK;
@@ -119,8 +131,9 @@ walk_nofollow(int fd, const char *rel)
 	return fd;
 }
 
-int
-ckpt_open_dir_nofollow(const char *root, const char *rel)
+/* Opens ROOT/rel as a directory, no symbolic link followed below root. */
+static int
+open_dir_nofollow(const char *root, const char *rel)
 {
 	return walk_nofollow(open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
 	    rel);
@@ -135,10 +148,10 @@ open_dir_fast(const struct posix_be *cpb, const char *rel)
 	int fd;
 
 	if (pb->cur_fd < 0)
-		return ckpt_open_dir_nofollow(pb->root, rel);
+		return open_dir_nofollow(pb->root, rel);
 	n = strlen(pb->cur_prefix);
 	if (strncmp(rel, pb->cur_prefix, n) || (rel[n] != '/' && rel[n]))
-		return ckpt_open_dir_nofollow(pb->root, rel);
+		return open_dir_nofollow(pb->root, rel);
 	if (pb->leaf_fd >= 0 && !strcmp(rel, pb->leaf))
 		return fcntl(pb->leaf_fd, F_DUPFD_CLOEXEC, 0);
 	fd = walk_nofollow(openat(pb->cur_fd, ".", O_RDONLY | O_DIRECTORY |
@@ -280,6 +293,34 @@ posix_read(void *be, const char *key, size_t max, char **data, size_t *len,
 	return rc;
 }
 
+/* key is NAME directly below the prefix being listed: *base = NAME. */
+static bool
+child_of_listed(const struct posix_be *pb, const char *key,
+    const char **base)
+{
+	size_t n;
+
+	if (pb->cur_fd < 0)
+		return false;
+	n = strlen(pb->cur_prefix);
+	if (strncmp(key, pb->cur_prefix, n) || key[n] != '/' ||
+	    !key[n + 1] || strchr(key + n + 1, '/'))
+		return false;
+	*base = key + n + 1;
+	return true;
+}
+
+/* The stamp the listing cache compares (backend.h: struct ckpt_be_info). */
+static void
+stamp_info(const struct stat *st, struct ckpt_be_info *out)
+{
+	out->ino = (uint64_t)st->st_ino;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL +
+	    st->st_mtim.tv_nsec;
+	out->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000LL +
+	    st->st_ctim.tv_nsec;
+}
+
 static int
 posix_stat(void *be, const char *key, struct ckpt_be_info *out,
     struct ckpt_error *err)
@@ -293,6 +334,10 @@ posix_stat(void *be, const char *key, struct ckpt_be_info *out,
 	if (!*key) {
 		if (stat(pb->root, &st))
 			return key_errno(pb, key, "cannot stat", err);
+	} else if (child_of_listed(pb, key, &base)) {
+		/* a child of the directory being listed: one fstatat */
+		if (fstatat(pb->cur_fd, base, &st, AT_SYMLINK_NOFOLLOW))
+			return key_errno(pb, key, "cannot stat", err);
 	} else {
 		if ((dfd = open_parent(pb, key, &base, err)) < 0)
 			return dfd;
@@ -305,6 +350,7 @@ posix_stat(void *be, const char *key, struct ckpt_be_info *out,
 	out->type = type_of(st.st_mode);
 	out->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	out->mtime = (int64_t)st.st_mtime;
+	stamp_info(&st, out);
 	return CKPT_OK;
 }
 
@@ -862,10 +908,51 @@ posix_usage(void *be, const char *key)
 	return n;
 }
 
+/* ---- Shared with backend-posix-stage.c (backend-posix.h) ---- */
+
+char *
+ckpt_posix_path(const void *be, const char *key)
+{
+	return full_path(be, key);
+}
+
+int
+ckpt_posix_open_dir(const void *be, const char *key, struct ckpt_error *err)
+{
+	return open_dir(be, key, err);
+}
+
+int
+ckpt_posix_open_parent(const void *be, const char *key, const char **base,
+    struct ckpt_error *err)
+{
+	return open_parent(be, key, base, err);
+}
+
+int
+ckpt_posix_key_errno(const void *be, const char *key, const char *what,
+    struct ckpt_error *err)
+{
+	return key_errno(be, key, what, err);
+}
+
+int
+ckpt_posix_rename_noreplace(const char *from, const char *to,
+    struct ckpt_error *err)
+{
+	return rename_noreplace(from, to, err);
+}
+
+int
+ckpt_posix_ensure_trash(const void *be, struct ckpt_error *err)
+{
+	return ensure_trash(be, err);
+}
+
 const struct ckpt_backend_ops ckpt_backend_posix = {
 	.version = CKPT_BACKEND_VERSION,
 	.name = "posix",
-	.open = posix_open,
+	.open = ckpt_posix_open,
 	.close = posix_close,
 	.read = posix_read,
 	.stat = posix_stat,
@@ -880,4 +967,14 @@ const struct ckpt_backend_ops ckpt_backend_posix = {
 	.remove_tree = posix_remove_tree,
 	.flush = posix_flush,
 	.usage = posix_usage,
+	.create = ckpt_posix_create,
+	.mkprefix = ckpt_posix_mkprefix,
+	.rmprefix = ckpt_posix_rmprefix,
+	.stage_begin = ckpt_posix_stage_begin,
+	.stage_file = ckpt_posix_stage_file,
+	.stage_untake = ckpt_posix_stage_untake,
+	.stage_record = ckpt_posix_stage_record,
+	.stage_sync = ckpt_posix_stage_sync,
+	.stage_abort = ckpt_posix_stage_abort,
+	.commit_replace = ckpt_posix_commit_replace,
 };

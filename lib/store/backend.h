@@ -25,8 +25,10 @@
  *                      ckpt_store_open ("posix" only for now: an s3://
  *                      location is CKPT_ERR_UNSUPPORTED, exit 2)
  *   read               a small object whole (manifests, summaries,
- *                      status, staging records, pins, registry entries)
- *   stat               size, type, mtime (the backend's clock) of a key
+ *                      status, staging records, pins, registry entries,
+ *                      ckpt.yaml)
+ *   stat               type, size, mtime (the backend's clock) of a key,
+ *                      and the listing cache's stamp (version 2)
  *   list               the children of a prefix, one level
  *   put                an object, atomically and durably; IF_ABSENT:
  *                      of two racing creators exactly one wins
@@ -45,25 +47,70 @@
  *                      becomes durable (POSIX: fsync of the directory)
  *   usage              bytes under a prefix, for reports
  *
- * What an S3 backend still has to provide beyond s3.h's calls (see
- * README "Layout"): commit_if_absent as "put the manifest IF_ABSENT last"
- * (no rename), with staging as objects without a manifest that list
- * ignores; trash as "remove the manifest first" (then remove_tree);
- * lock_read's mtime from the service's clock; and the staging of a save
- * (today save.c still builds its staging directory with POSIX calls of
- * its own: --move renames, hard links, copies).
+ * Version 2 adds creating a store and save's staging, so that no store
+ * module makes a POSIX call on the store any more:
  *
- * Routed through the seam now: the lock (store.c), pins (store.c,
- * protect.c), registry protection (protect.c), prune's and gc's trash,
- * removals, staging records and listings (prune.c), save's commit and
- * its flush (save.c).  NOT yet: the checkpoint listing and latest
- * (list.c, with its listing cache, index.c) still walk directory
- * descriptors themselves; commit cf55b5d on branch seam routed the
- * listing before the cache and is the pattern to re-apply (stat info
- * would need the cache's stamp: inode, mtime and ctime in ns).
+ *   create             open, making the location exist first (init)
+ *   mkprefix, rmprefix a prefix made / removed only if empty (the store's
+ *                      layout; a run a failed first save created)
+ *   stage_begin        a staging area beside the run's checkpoints, never
+ *                      visible without its record, and a local directory
+ *                      (*local) where save examines and hashes the files
+ *   stage_file         a local file or tree brought in as a name of the
+ *                      area: TAKE (--move; the backend may take the
+ *                      source itself), SHARE (adopt: storage shared where
+ *                      possible), SHARE_ONLY (--link), or a copy
+ *   stage_untake       a taken source given back, never replacing
+ *                      (a failing save; gc --restore after a crash)
+ *   stage_record       the staging record replaced, or removed just
+ *                      before the commit (it is never part of one)
+ *   stage_sync         what is staged made durable before the commit
+ *   stage_abort        an area with nothing taken left in it removed
+ *   commit_replace     save --force: the commit, the old checkpoint to
+ *                      the trash in the same step where possible
+ *
+ * These are shaped for an object store as much as for a directory: a
+ * backend never has to expose rename(2) or link(2).  An S3 backend can
+ * stage into a local spool (stage_begin's *local: files taken, shared or
+ * copied there as the POSIX backend does), put the record as an object
+ * at once so that ls and gc on any host see the save, and upload the
+ * spool in commit_if_absent with the manifest put IF_ABSENT last (no
+ * rename); stage_untake then gives back from the spool.  trash is
+ * "remove the manifest first" (then remove_tree), lock_read's mtime
+ * comes from the service's clock, and stat leaves the stamp 0.
+ *
+ * The listing cache (index.c) and stamps: a cached entry is believed
+ * only while stat gives the same stamp (ino, mtime_ns, ctime_ns) for its
+ * checkpoint and its run as when it was written.  A backend that has no
+ * such stamp leaves it 0: the cache is then never used or written for
+ * its stores (every listing reads the summaries; slower, never wrong).
+ * The cache file itself lives outside the store (XDG_CACHE_HOME), is
+ * this host's, and is never believed for a destructive decision.
+ *
+ * Routed through the seam now: opening, finding and creating a store
+ * (store.c: the marker, the layout, ckpt.yaml at init), the lock
+ * (store.c), pins (store.c, protect.c), registry protection
+ * (protect.c), ckpt.yaml for save, prune and gc (store.c), the
+ * checkpoint listing and latest with the listing cache's stamps
+ * (list.c, index.c), prune's and gc's trash, removals, staging records
+ * and listings, gc --restore (prune.c), and all of save: its staging
+ * area, bringing files in, giving them back, the record, the commit and
+ * --force (save.c).  The POSIX backend keeps rename, link and
+ * copy_file_range (backend-posix-stage.c) and the O_NOFOLLOW walks.
+ *
+ * NOT through the seam (yet): the registry's version, alias and state
+ * files (registry.c, by path; its history and the events that pins,
+ * prune and save --force record go through the seam) and promote's
+ * copies (lib/verify/promote.c); reading a checkpoint's files
+ * and manifest to verify, inspect, diff or export them (by path: they
+ * would need a read-range operation); ckpt_store_find walking up local
+ * directories; and gc asking the local filesystem whose moved files a
+ * staging directory holds (lstat's st_uid) before it moves them back.
+ * save reads and writes the staged files through *local by design.
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
- * store refuses a table of another version.
+ * store refuses a table of another version, or one that lacks any
+ * operation but open and create (CKPT_ERR_INTERNAL, naming it).
  */
 #ifndef CKPT_BACKEND_H
 #define CKPT_BACKEND_H
@@ -74,7 +121,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKPT_BACKEND_VERSION 1u
+#define CKPT_BACKEND_VERSION 2u
 
 /* What a key is (never followed: a link is reported as one). */
 enum ckpt_be_type {
@@ -84,10 +131,20 @@ enum ckpt_be_type {
 	CKPT_BE_OTHER		/* anything else (fifo, socket, device) */
 };
 
+/*
+ * What stat (and, where cheap, list) says of a key.  The stamp (ino,
+ * mtime_ns, ctime_ns) is what the listing cache (index.c) compares to
+ * believe a cached entry: a backend that cannot give one that changes
+ * with every change of the key leaves all three 0, and the cache is then
+ * not used for it (a listing reads every checkpoint; nothing is wrong,
+ * only slower).  POSIX: st_ino, st_mtim, st_ctim.
+ */
 struct ckpt_be_info {
 	enum ckpt_be_type type;
 	uint64_t size;		/* bytes of a FILE, else 0 */
 	int64_t mtime;		/* the backend's clock, s since the epoch */
+	uint64_t ino;		/* stamp: 0 = none (see above) */
+	int64_t mtime_ns, ctime_ns;
 };
 
 /* One child of a listed prefix; non-zero stops the listing with it. */
@@ -95,6 +152,12 @@ typedef int (*ckpt_be_list_fn)(void *arg, const char *name,
     const struct ckpt_be_info *info);
 
 #define CKPT_BE_IF_ABSENT 1u	/* put: CKPT_ERR_EXISTS when key exists */
+
+/* stage_file: how the source may be brought in (none: an independent
+ * copy whose mode is never wider than the source's). */
+#define CKPT_BE_STAGE_TAKE	1u	/* the source itself may be taken */
+#define CKPT_BE_STAGE_SHARE	2u	/* may share storage with the source */
+#define CKPT_BE_STAGE_SHARE_ONLY 4u	/* share, or fail: never a copy */
 
 struct ckpt_backend_ops {
 	unsigned int version;	/* CKPT_BACKEND_VERSION */
@@ -159,7 +222,8 @@ struct ckpt_backend_ops {
 	 * (complete, its manifest in it) becomes final, whole and at once,
 	 * or CKPT_ERR_EXISTS when final exists.  Called under the store
 	 * lock; flush of the run makes it durable.  POSIX: rename(2) with
-	 * RENAME_NOREPLACE.  S3: the manifest put IF_ABSENT, last.
+	 * RENAME_NOREPLACE.  S3: the spooled files (stage_begin's *local)
+	 * uploaded, then the manifest put IF_ABSENT, last.
 	 */
 	int (*commit_if_absent)(void *be, const char *stage,
 	    const char *final, struct ckpt_error *err);
@@ -185,6 +249,92 @@ struct ckpt_backend_ops {
 	/* Bytes under key (files only, links not followed); 0 on error.
 	 * For reports only: nothing is decided on it. */
 	uint64_t (*usage)(void *be, const char *key);
+
+	/* ---- Version 2: creating a store, and save's staging ---- */
+
+	/*
+	 * As open, but makes the location exist first (POSIX: the
+	 * directory and its missing parents; S3: nothing, the bucket must
+	 * exist).  Nothing else is written: the store lays itself out with
+	 * mkprefix and puts its marker (.ckpt/store.json) last.
+	 */
+	int (*create)(const char *location, void **be,
+	    struct ckpt_error *err);
+	/*
+	 * Makes the prefix key exist, empty ("" is the root), durably.
+	 * *made (may be NULL): it did not exist before.  A key that exists as a file
+	 * or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
+	 * implicit (S3) does nothing and says !*made.
+	 */
+	int (*mkprefix)(void *be, const char *key, bool *made,
+	    struct ckpt_error *err);
+	/* Removes the prefix key only if it is empty: CKPT_OK (absent is
+	 * success), or CKPT_ERR_EXISTS when anything is under it. */
+	int (*rmprefix)(void *be, const char *key, struct ckpt_error *err);
+
+	/*
+	 * Opens a staging area for a save: a fresh prefix under dir (a
+	 * run, "runs/R"), named ".tmp-" name ".RANDOM", never visible
+	 * without its staging record (ckpt-staging.json, record/len,
+	 * durable), and never listed as a checkpoint (it has no manifest
+	 * at its final prefix until commit_if_absent).  *stage: its key.
+	 * *local: a directory on this host holding the staged files by
+	 * path, where save examines and hashes them and where a staged
+	 * save's caller writes them (POSIX: the staging directory itself;
+	 * an object store: a local spool that commit_if_absent uploads).
+	 * Both are the caller's to free.
+	 */
+	int (*stage_begin)(void *be, const char *dir, const char *name,
+	    const char *record, size_t len, char **stage, char **local,
+	    struct ckpt_error *err);
+	/*
+	 * Brings the local file or directory tree src into the staging
+	 * area as rel (one component), readable at local/rel afterwards.
+	 * flags: CKPT_BE_STAGE_TAKE: the source itself may be taken (POSIX:
+	 * rename(2), an error when it fails); *taken (may be NULL) says
+	 * whether it was, and then stage_untake can give it back.
+	 * CKPT_BE_STAGE_SHARE: the staged data may share storage with the
+	 * source (POSIX: hard links, else copies); _SHARE_ONLY: share or
+	 * fail.  Otherwise an independent copy, mode never wider than the
+	 * source's (POSIX: copy_file_range).  Not durable yet (stage_sync).
+	 */
+	int (*stage_file)(void *be, const char *stage, const char *rel,
+	    const char *src, unsigned int flags, bool *taken,
+	    struct ckpt_error *err);
+	/*
+	 * Gives a source that stage_file took back to the local path dst,
+	 * never replacing anything there (CKPT_ERR_EXISTS), durably (POSIX:
+	 * rename(2) with RENAME_NOREPLACE, fsync of dst's directory).
+	 * CKPT_ERR_NOTFOUND: rel is not in the staging area (back already).
+	 * Used by a failing save and by gc --restore after a crash.
+	 */
+	int (*stage_untake)(void *be, const char *stage, const char *rel,
+	    const char *dst, struct ckpt_error *err);
+	/*
+	 * Replaces the staging record (readers see the old or the new one,
+	 * never a part); durable: on the backend's disk before it returns
+	 * (where the moved sources are and a failure must survive a crash;
+	 * progress need not wait).  record NULL removes it (a save under
+	 * the lock, just before commit_if_absent): the record is never part
+	 * of a checkpoint.
+	 */
+	int (*stage_record)(void *be, const char *stage, const char *record,
+	    size_t len, bool durable, struct ckpt_error *err);
+	/* Makes what is staged durable (POSIX: fsync of every directory in
+	 * it; the files' data the caller syncs through *local, in parallel
+	 * with hashing).  Called before the lock is taken for the commit. */
+	int (*stage_sync)(void *be, const char *stage, struct ckpt_error *err);
+	/* Removes a staging area and everything in it (called only when no
+	 * taken source is left in it); absent is success. */
+	int (*stage_abort)(void *be, const char *stage, struct ckpt_error *err);
+	/*
+	 * save --force: as commit_if_absent, but a checkpoint at final goes
+	 * to the trash as .ckpt/trash/trash_name, in the same step where the
+	 * backend can (POSIX: RENAME_EXCHANGE, then the old one to the
+	 * trash; else trash first, then commit).  Under the store lock.
+	 */
+	int (*commit_replace)(void *be, const char *stage, const char *final,
+	    const char *trash_name, struct ckpt_error *err);
 };
 
 /* The POSIX backend: today's store, a directory tree. */

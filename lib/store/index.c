@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #define INDEX_MAGIC	"CKPTIDX1"
@@ -122,20 +123,26 @@ get64(const unsigned char *p)
 }
 
 void
-ckpt_stamp_of(const struct stat *st, struct ckpt_stamp *out)
+ckpt_stamp_of(const struct ckpt_be_info *info, struct ckpt_stamp *out)
 {
-	out->ino = (uint64_t)st->st_ino;
-	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL +
-	    st->st_mtim.tv_nsec;
-	out->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000LL +
-	    st->st_ctim.tv_nsec;
+	out->ino = info->ino;
+	out->mtime_ns = info->mtime_ns;
+	out->ctime_ns = info->ctime_ns;
 }
 
+bool
+ckpt_stamp_usable(const struct ckpt_stamp *st)
+{
+	return st->ino || st->mtime_ns || st->ctime_ns;
+}
+
+/* Equal, and a stamp at all: a backend without stamps (all 0) never
+ * lets the cache stand in for its files (backend.h). */
 static bool
 stamp_eq(const struct ckpt_stamp *a, const struct ckpt_stamp *b)
 {
-	return a->ino == b->ino && a->mtime_ns == b->mtime_ns &&
-	    a->ctime_ns == b->ctime_ns;
+	return ckpt_stamp_usable(b) && a->ino == b->ino &&
+	    a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
 void
@@ -376,12 +383,10 @@ ckpt_index_load(const struct ckpt_store *s, const char *run,
 }
 
 bool
-ckpt_index_run_fresh(const struct ckpt_index *ix, const struct stat *run_st)
+ckpt_index_run_fresh(const struct ckpt_index *ix,
+    const struct ckpt_stamp *run)
 {
-	struct ckpt_stamp st;
-
-	ckpt_stamp_of(run_st, &st);
-	return ix && !ix->run_racy && stamp_eq(&ix->run, &st);
+	return ix && !ix->run_racy && stamp_eq(&ix->run, run);
 }
 
 size_t
@@ -461,13 +466,10 @@ ckpt_index_find(const struct ckpt_index *ix, const char *name, size_t *at)
 
 bool
 ckpt_index_matches(const struct ckpt_index *ix, size_t i,
-    const struct stat *st)
+    const struct ckpt_stamp *now)
 {
-	struct ckpt_stamp now;
-
-	ckpt_stamp_of(st, &now);
 	return !(ix->heads[i].flags & REC_RACY) &&
-	    stamp_eq(&ix->heads[i].stamp, &now);
+	    stamp_eq(&ix->heads[i].stamp, now);
 }
 
 static char *
@@ -644,14 +646,14 @@ racy(const struct ckpt_stamp *st, int64_t now_ns)
 }
 
 struct ckpt_index_writer *
-ckpt_index_writer_new(const struct stat *run_st)
+ckpt_index_writer_new(const struct ckpt_stamp *run)
 {
-	struct ckpt_index_writer *w = calloc(1, sizeof(*w));
+	struct ckpt_index_writer *w;
 	struct timespec ts;
 
-	if (!w)
+	if (!ckpt_stamp_usable(run) || !(w = calloc(1, sizeof(*w))))
 		return NULL;
-	ckpt_stamp_of(run_st, &w->run);
+	w->run = *run;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	w->now_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	put_bytes(w, INDEX_MAGIC, 8);

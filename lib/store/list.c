@@ -11,15 +11,13 @@
  */
 #include "util/internal.h"
 
-#include <dirent.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
 
@@ -62,30 +60,37 @@ enum load {
 };
 
 /*
- * Reads name under dirfd (no symbolic link followed in its last part) as
- * a JSON object into *out.
+ * Reads key (backend.h: read, no symbolic link followed anywhere in it)
+ * as a JSON object into *out.
  */
 static enum load
-load_json_at(int dirfd, const char *name, size_t max, json_t **out)
+load_json(const struct ckpt_store *s, const char *key, size_t max,
+    json_t **out)
 {
-	char *buf;
-	size_t len;
+	struct ckpt_error e;
+	char *buf = NULL;
+	size_t n = 0;
 	json_t *j;
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-	    O_CLOEXEC), e;
 
 	*out = NULL;
-	if (fd < 0)
-		return errno == ENOENT ? LOAD_MISSING : errno == ELOOP ?
-		    LOAD_BAD : LOAD_ERROR;
-	if (ckpt_read_fd(fd, max, &buf, &len)) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return e == EINVAL || e == EFBIG ? LOAD_BAD : LOAD_ERROR;
+	ckpt_error_clear(&e);
+	switch (s->ops->read(s->be, key, max, &buf, &n, &e)) {
+	case CKPT_OK:
+		break;
+	case CKPT_ERR_NOTFOUND:
+		return LOAD_MISSING;
+	case CKPT_ERR_UNSAFE:
+	case CKPT_ERR_FORMAT:
+	case CKPT_ERR_LIMIT:
+		return LOAD_BAD;
+	case CKPT_ERR_NOMEM:
+		errno = ENOMEM;
+		return LOAD_ERROR;
+	default:
+		errno = e.sys_errno ? e.sys_errno : EIO;
+		return LOAD_ERROR;
 	}
-	close(fd);
-	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
 	free(buf);
 	if (!json_is_object(j)) {
 		json_decref(j);
@@ -93,6 +98,18 @@ load_json_at(int dirfd, const char *name, size_t max, json_t **out)
 	}
 	*out = j;
 	return LOAD_OK;
+}
+
+/* "runs/RUN/NAME[/FILE]" into buf; false when it cannot fit (no such
+ * name is a checkpoint's). */
+static bool
+run_key(char *buf, size_t size, const char *runkey, const char *name,
+    const char *file)
+{
+	size_t n = (size_t)snprintf(buf, size, "%s/%s%s%s", runkey, name,
+	    file ? "/" : "", file ? file : "");
+
+	return n < size;
 }
 
 static struct ckpt_entry_priv *
@@ -110,6 +127,22 @@ list_new_entry(struct ckpt_list *l)
 	}
 	memset(&l->entries[l->n], 0, sizeof(l->entries[l->n]));
 	return &l->entries[l->n++];
+}
+
+/* Room for extra more entries at once (a run the index says is that
+ * big): no doubling past what the listing needs.  Best effort. */
+static void
+list_reserve(struct ckpt_list *l, size_t extra)
+{
+	struct ckpt_entry_priv *p;
+
+	if (!extra || l->cap - l->n >= extra || extra > SIZE_MAX / 2 - l->n)
+		return;
+	p = reallocarray(l->entries, l->n + extra, sizeof(*p));
+	if (!p)
+		return;
+	l->entries = p;
+	l->cap = l->n + extra;
 }
 
 static struct ckpt_staging *
@@ -351,12 +384,13 @@ ckpt_entry_metric(const struct ckpt_entry *e, const char *name,
 }
 
 static int
-add_staging(struct ckpt_list *l, const char *run, const char *runpath,
-    int rfd, const char *name, bool incomplete)
+add_staging(struct ckpt_list *l, const struct ckpt_store *s,
+    const char *runkey, const char *run, const char *runpath,
+    const char *name, bool incomplete)
 {
 	struct ckpt_staging *st = list_new_staging(l);
 	char sub[PATH_MAX];
-	struct stat sb;
+	struct ckpt_be_info sb;
 	json_t *j;
 
 	if (!st)
@@ -366,15 +400,17 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 	st->path = ckpt_join(runpath, name);
 	if (!st->run || !st->name || !st->path)
 		return -1;
-	if (!fstatat(rfd, name, &sb, 0))
-		st->updated = st->started = (int64_t)sb.st_mtime;
+	if (run_key(sub, sizeof(sub), runkey, name, NULL) &&
+	    !s->ops->stat(s->be, sub, &sb, NULL))
+		st->updated = st->started = sb.mtime;
 	if (incomplete) {
 		st->state = CKPT_STAGING_INCOMPLETE;
 		return 0;
 	}
-	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_STAGING_NAME);
 	st->state = CKPT_STAGING_ABANDONED;
-	switch (load_json_at(rfd, sub, STATUS_MAX, &j)) {
+	if (!run_key(sub, sizeof(sub), runkey, name, CKPT_STAGING_NAME))
+		return 0;
+	switch (load_json(s, sub, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		break;
 	case LOAD_ERROR:
@@ -411,20 +447,14 @@ add_staging(struct ckpt_list *l, const char *run, const char *runpath,
 		state = json_string_value(json_object_get(j, "state"));
 		if (state && !strcmp(state, "failed")) {
 			st->state = CKPT_STAGING_FAILED;
-		} else if (st->host && !strcmp(st->host, ckpt_hostname())) {
-			json_t *sv = json_object_get(j, "start");
-			json_t *bv = json_object_get(j, "boot");
-			unsigned long long start = json_is_integer(sv) ?
-			    (unsigned long long)json_integer_value(sv) : 0;
-			bool same_boot = !json_is_string(bv) ||
-			    !strcmp(json_string_value(bv), ckpt_boot_id());
-
-			st->state = same_boot && ckpt_proc_alive(st->pid,
-			    start) ? CKPT_STAGING_ACTIVE :
-			    CKPT_STAGING_ABANDONED;
 		} else {
-			/* Another host: we cannot tell; assume it runs. */
-			st->state = CKPT_STAGING_ACTIVE;
+			struct ckpt_owner o;
+
+			/* gc's rule (owner.c): another host or pid
+			 * namespace cannot be told, so it may run. */
+			ckpt_owner_from_record(j, &o);
+			st->state = ckpt_owner_state(&o) == CKPT_OWNER_GONE ?
+			    CKPT_STAGING_ABANDONED : CKPT_STAGING_ACTIVE;
 		}
 	}
 	json_decref(j);
@@ -447,54 +477,29 @@ list_io_error(struct ckpt_error *err, const char *runpath, const char *sub,
 }
 
 /*
- * The type of name under dfd without following it: DT_DIR, DT_LNK,
- * DT_REG..., DT_UNKNOWN when it vanished meanwhile, or -1 on an error.
- */
-static int
-type_at(int dfd, const struct dirent *de)
-{
-	struct stat st;
-
-	if (de->d_type != DT_UNKNOWN)
-		return de->d_type;
-	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-		return errno == ENOENT ? DT_UNKNOWN : -1;
-	return S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK :
-	    S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-}
-
-/*
  * Reads one committed checkpoint runs/RUN/NAME (its manifest exists) into
  * a new entry.  *added: it was listed; *bad: its content cannot be read
  * (listed as incomplete).  Neither: it vanished meanwhile (prune).
  */
 static int
-read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
-    const char *run, const char *name, const struct ckpt_protection *prot,
-    bool *added, bool *bad, struct ckpt_error *err)
+read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
+    const char *runkey, const char *runpath, const char *run,
+    const char *name, const struct ckpt_protection *prot, bool *added,
+    bool *bad, struct ckpt_error *err)
 {
 	struct ckpt_entry_priv *p;
+	char key[PATH_MAX];
 	json_t *j = NULL;
-	enum load lr;
-	int cfd, rc = 0;
+	enum load lr = LOAD_BAD;
+	int rc = 0;
 
 	*added = *bad = false;
-	cfd = openat(rfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (cfd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno == ELOOP || errno == ENOTDIR) {
-			*bad = true;
-			return 0;
-		}
-		return list_io_error(err, runpath, name, "cannot open");
-	}
-	lr = load_json_at(cfd, CKPT_SUMMARY_NAME, SUMMARY_MAX, &j);
-	if (lr == LOAD_MISSING || lr == LOAD_BAD)
+	if (run_key(key, sizeof(key), runkey, name, CKPT_SUMMARY_NAME))
+		lr = load_json(s, key, SUMMARY_MAX, &j);
+	if ((lr == LOAD_MISSING || lr == LOAD_BAD) && run_key(key,
+	    sizeof(key), runkey, name, CKPT_MANIFEST_NAME))
 		/* No summary: fall back to the (larger) manifest. */
-		lr = load_json_at(cfd, CKPT_MANIFEST_NAME, (size_t)1 << 30,
-		    &j);
+		lr = load_json(s, key, (size_t)1 << 30, &j);
 	if (lr == LOAD_ERROR) {
 		rc = list_io_error(err, runpath, name, "cannot read the "
 		    "summary or manifest in");
@@ -524,7 +529,8 @@ read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
 	}
 	json_decref(j);
 	j = NULL;
-	switch (load_json_at(cfd, CKPT_STATUS_NAME, STATUS_MAX, &j)) {
+	run_key(key, sizeof(key), runkey, name, CKPT_STATUS_NAME);
+	switch (load_json(s, key, STATUS_MAX, &j)) {
 	case LOAD_OK:
 		entry_apply_status(p, j);
 		break;
@@ -547,17 +553,18 @@ read_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
 	*added = true;
 out:
 	json_decref(j);
-	close(cfd);
 	return rc;
 }
 
 /* Records entries [first, l->n) of the list as the index of run. */
 static void
 write_index(const struct ckpt_list *l, const struct ckpt_store *s,
-    const char *run, size_t first, const struct stat *run_st)
+    const char *run, size_t first, const struct ckpt_stamp *run_st)
 {
 	struct ckpt_index_writer *w = ckpt_index_writer_new(run_st);
 
+	if (!w)
+		return;		/* no memory, or no stamps: no cache */
 	for (size_t i = first; i < l->n && w; i++)
 		ckpt_index_writer_add(w, l->entries[i].e.name,
 		    &l->entries[i].stamp, &l->entries[i].e);
@@ -596,87 +603,116 @@ entry_from_index(struct ckpt_list *l, const struct ckpt_index *ix, size_t at,
 	return 0;
 }
 
+/* What listing one run needs (list_run_entry is the backend's callback). */
+struct run_walk {
+	struct ckpt_list *l;
+	const struct ckpt_store *s;
+	const char *runkey, *runpath, *run;
+	unsigned int flags;
+	const struct ckpt_protection *prot;
+	struct run_cache *cache;
+	struct ckpt_error *err;
+};
+
+/* An error of the backend's for key under runs/RUN: the listing fails. */
+static int
+list_be_error(struct ckpt_error *err, const char *runpath, const char *sub,
+    const struct ckpt_error *be, const char *what)
+{
+	errno = be->sys_errno ? be->sys_errno : be->code == CKPT_ERR_NOMEM ?
+	    ENOMEM : EIO;
+	return list_io_error(err, runpath, sub, what);
+}
+
 /*
  * A checkpoint directory runs/RUN/NAME: from the index when its stamp is
  * the recorded one, else read from its files (and recorded anew).
  */
 static int
-list_checkpoint(struct ckpt_list *l, int rfd, const char *runpath,
-    const char *run, const char *name, unsigned int flags,
-    const struct ckpt_protection *prot, struct run_cache *rc_,
-    struct ckpt_error *err)
+list_checkpoint(struct run_walk *w, const char *name)
 {
-	char sub[PATH_MAX];
-	struct stat dst, st;
+	struct ckpt_list *l = w->l;
+	const struct ckpt_store *s = w->s;
+	const char *runpath = w->runpath, *run = w->run;
+	struct ckpt_error *err = w->err;
+	struct run_cache *rc_ = w->cache;
+	char sub[PATH_MAX], key[PATH_MAX];
+	struct ckpt_be_info dst, st;
+	struct ckpt_stamp stamp;
+	struct ckpt_error se;
 	bool added, bad = false;
 	size_t at;
 	int rc;
 
-	if (fstatat(rfd, name, &dst, AT_SYMLINK_NOFOLLOW)) {
-		if (errno == ENOENT)
+	if (!run_key(key, sizeof(key), w->runkey, name, NULL))
+		return 0;	/* no such name fits a checkpoint */
+	ckpt_error_clear(&se);
+	if ((rc = s->ops->stat(s->be, key, &dst, &se))) {
+		if (rc == CKPT_ERR_NOTFOUND)
 			return 0;	/* removed while we looked */
-		return list_io_error(err, runpath, name, "cannot stat");
+		return list_be_error(err, runpath, name, &se, "cannot stat");
 	}
-	if (S_ISLNK(dst.st_mode))
+	if (dst.type == CKPT_BE_LINK)
 		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "a symbolic link, not part of the store: left alone", err);
-	if (!S_ISDIR(dst.st_mode))
+	if (dst.type != CKPT_BE_DIR)
 		return 0;
+	ckpt_stamp_of(&dst, &stamp);
 	if (rc_->ix && ckpt_index_find(rc_->ix, name, &at) &&
-	    ckpt_index_matches(rc_->ix, at, &dst)) {
+	    ckpt_index_matches(rc_->ix, at, &stamp)) {
 		if ((rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
-		    prot, err)))
+		    w->prot, err)))
 			return rc;
-		ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+		l->entries[l->n - 1].stamp = stamp;
 		rc_->reused++;
 		return 0;
 	}
 	snprintf(sub, sizeof(sub), "%s/%s", name, CKPT_MANIFEST_NAME);
-	if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			return list_io_error(err, runpath, sub, "cannot stat");
-		bad = errno == ENOENT;
-	} else if (S_ISLNK(st.st_mode)) {
+	if (!run_key(key, sizeof(key), w->runkey, name, CKPT_MANIFEST_NAME))
+		return 0;
+	ckpt_error_clear(&se);
+	rc = s->ops->stat(s->be, key, &st, &se);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		bad = true;
+	} else if (rc == CKPT_ERR_UNSAFE) {
+		bad = false;	/* replaced by a link meanwhile: not ours */
+	} else if (rc) {
+		return list_be_error(err, runpath, sub, &se, "cannot stat");
+	} else if (st.type == CKPT_BE_LINK) {
 		return add_foreign(l, run, ckpt_join(runpath, name),
 		    "its manifest is a symbolic link: left alone", err);
 	} else {
-		if ((rc = read_checkpoint(l, rfd, runpath, run, name, prot,
-		    &added, &bad, err)))
+		if ((rc = read_checkpoint(l, s, w->runkey, runpath, run, name,
+		    w->prot, &added, &bad, err)))
 			return rc;
 		if (added) {
-			ckpt_stamp_of(&dst, &l->entries[l->n - 1].stamp);
+			l->entries[l->n - 1].stamp = stamp;
 			rc_->fresh++;
 			return 0;
 		}
 	}
-	if (bad && (flags & CKPT_LIST_STAGING) && add_staging(l, run, runpath,
-	    rfd, name, true))
+	if (bad && (w->flags & CKPT_LIST_STAGING) && add_staging(l, s,
+	    w->runkey, run, runpath, name, true))
 		return ckpt_error_nomem(err);
 	return 0;
 }
 
-/* Lists one entry of runs/RUN. */
+/* Lists one entry of runs/RUN (the backend's list callback). */
 static int
-list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
-    const char *run, const struct dirent *de, unsigned int flags,
-    const struct ckpt_protection *prot, struct run_cache *cache,
-    struct ckpt_error *err)
+list_run_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	int type = de->d_type;
+	struct run_walk *w = arg;
 
-	if (de->d_name[0] != '.' && (type == DT_DIR || type == DT_LNK ||
-	    type == DT_UNKNOWN))
-		return list_checkpoint(l, rfd, runpath, run, de->d_name, flags,
-		    prot, cache, err);
-	if (type == DT_UNKNOWN && (type = type_at(rfd, de)) < 0)
-		return list_io_error(err, runpath, de->d_name, "cannot stat");
-	if (type != DT_DIR)
+	if (name[0] != '.' && (info->type == CKPT_BE_DIR ||
+	    info->type == CKPT_BE_LINK))
+		return list_checkpoint(w, name);
+	if (info->type != CKPT_BE_DIR)
 		return 0;
-	if (!strncmp(de->d_name, CKPT_STAGING_PREFIX,
+	if (!strncmp(name, CKPT_STAGING_PREFIX,
 	    strlen(CKPT_STAGING_PREFIX))) {
-		if ((flags & CKPT_LIST_STAGING) && add_staging(l, run,
-		    runpath, rfd, de->d_name, false))
-			return list_io_error(err, runpath, de->d_name,
+		if ((w->flags & CKPT_LIST_STAGING) && add_staging(w->l, w->s,
+		    w->runkey, w->run, w->runpath, name, false))
+			return list_io_error(w->err, w->runpath, name,
 			    "cannot read the save record in");
 		return 0;
 	}
@@ -684,37 +720,54 @@ list_run_entry(struct ckpt_list *l, int rfd, const char *runpath,
 }
 
 /*
+ * The stamp of runs/RUN, before it is listed (a change while it is read
+ * makes the stamp stale, never the index wrong).  CKPT_ERR_NOTFOUND: no
+ * such run; CKPT_ERR_UNSAFE: not a directory (*type says what).
+ */
+static int
+run_stat(const struct ckpt_store *s, const char *runkey, const char *runpath,
+    struct ckpt_be_info *st, struct ckpt_error *err)
+{
+	struct ckpt_error se;
+	int rc;
+
+	ckpt_error_clear(&se);
+	rc = s->ops->stat(s->be, runkey, st, &se);
+	if (rc == CKPT_ERR_NOTFOUND)
+		return rc;
+	if (rc)
+		return list_be_error(err, runpath, NULL, &se, "cannot stat");
+	return st->type == CKPT_BE_DIR ? CKPT_OK : CKPT_ERR_UNSAFE;
+}
+
+/*
  * Lists runs/RUN.  A run that is a symbolic link is foreign: recorded,
  * never followed (CKPT_ERR_UNSAFE when the caller named it).
  */
 static int
-list_run(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
-    const char *runs, const char *run, unsigned int flags,
-    const struct ckpt_protection *prot, bool named, struct ckpt_error *err)
+list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
+    const char *run, unsigned int flags, const struct ckpt_protection *prot,
+    bool named, struct ckpt_error *err)
 {
-	char *runpath = ckpt_join(runs, run);
+	char *runpath = ckpt_join(runs, run), runkey[PATH_MAX];
 	struct run_cache cache = { 0 };
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int rfd, rc = 0;
+	struct run_walk w = { l, s, runkey, runpath, run, flags, prot, &cache,
+		err };
+	struct ckpt_be_info st;
+	struct ckpt_stamp stamp;
+	struct ckpt_error le;
+	int rc = 0;
 
 	if (!runpath)
 		return ckpt_error_nomem(err);
-	rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (rfd < 0) {
-		if (errno == ENOENT) {
-			free(runpath);
-			return 0;
-		}
-		if (errno != ELOOP && errno != ENOTDIR) {
-			rc = list_io_error(err, runpath, NULL, "cannot open");
-			free(runpath);
-			return rc;
-		}
-		if (fstatat(runsfd, run, &st, AT_SYMLINK_NOFOLLOW) ||
-		    !S_ISLNK(st.st_mode)) {
+	snprintf(runkey, sizeof(runkey), "runs/%s", run);
+	rc = run_stat(s, runkey, runpath, &st, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		free(runpath);
+		return 0;
+	}
+	if (rc == CKPT_ERR_UNSAFE) {
+		if (st.type != CKPT_BE_LINK) {
 			free(runpath);
 			return 0;	/* a stray file in runs/ */
 		}
@@ -728,41 +781,29 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
 		return add_foreign(l, NULL, runpath, "a symbolic link, not a "
 		    "run of the store: left alone", err);
 	}
-	if (fstat(rfd, &st)) {
-		rc = list_io_error(err, runpath, NULL, "cannot stat");
-		close(rfd);
+	if (rc) {
 		free(runpath);
 		return rc;
 	}
-	if (!(d = fdopendir(rfd))) {
-		rc = list_io_error(err, runpath, NULL, "cannot list");
-		close(rfd);
-		free(runpath);
-		return rc;
-	}
+	ckpt_stamp_of(&st, &stamp);
 	/* the index only spares reads; never for a destructive decision */
-	if (!(flags & CKPT_LIST_NO_INDEX))
-		ckpt_index_load(s, run, &cache.ix);
+	if (!(flags & CKPT_LIST_NO_INDEX) && ckpt_stamp_usable(&stamp) &&
+	    !ckpt_index_load(s, run, &cache.ix))
+		list_reserve(l, ckpt_index_count(cache.ix));
 	cache.first = l->n;
-	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = list_io_error(err, runpath, NULL,
-				    "cannot list");
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if ((rc = list_run_entry(l, dirfd(d), runpath, run, de, flags,
-		    prot, &cache, err)))
-			break;
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, runkey, list_run_entry, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
+	    !strcmp(le.path, runpath)) {
+		rc = 0;		/* removed meanwhile */
+	} else if (rc && le.code && err) {
+		/* the backend's own error (an entry's is in err already) */
+		*err = le;
 	}
-	closedir(d);
 	/* rewritten when anything was read, racy, gone or new */
 	if (!rc && (!cache.ix || cache.fresh || !ckpt_index_run_fresh(
-	    cache.ix, &st) || cache.reused != ckpt_index_count(cache.ix)))
-		write_index(l, s, run, cache.first, &st);
+	    cache.ix, &stamp) || cache.reused != ckpt_index_count(cache.ix)))
+		write_index(l, s, run, cache.first, &stamp);
 	ckpt_index_free(cache.ix);
 	free(runpath);
 	return rc;
@@ -791,37 +832,65 @@ cmp_staging(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-/* Lists every run of runs/ (runsfd, which it closes). */
+struct runs_walk {
+	struct ckpt_list *l;
+	const struct ckpt_store *s;
+	const char *runs;
+	unsigned int flags;
+	const struct ckpt_protection *prot;
+	struct ckpt_error *err;
+};
+
 static int
-list_all_runs(struct ckpt_list *l, const struct ckpt_store *s, int runsfd,
-    const char *runs,
-    unsigned int flags, const struct ckpt_protection *prot,
+list_one_run(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct runs_walk *w = arg;
+
+	(void)info;
+	if (name[0] == '.' || ckpt_name_check(name, NULL, NULL))
+		return 0;
+	return list_run(w->l, w->s, w->runs, name, w->flags, w->prot, false,
+	    w->err);
+}
+
+/* Lists every run of runs/ (absent: none). */
+static int
+list_all_runs(struct ckpt_list *l, const struct ckpt_store *s,
+    const char *runs, unsigned int flags, const struct ckpt_protection *prot,
     struct ckpt_error *err)
 {
-	struct dirent *de;
-	DIR *d = fdopendir(runsfd);
-	int rc = 0;
+	struct runs_walk w = { l, s, runs, flags, prot, err };
+	struct ckpt_error le;
+	int rc;
 
-	if (!d) {
-		rc = ckpt_error_errno(err, runs, "cannot list");
-		close(runsfd);
+	ckpt_error_clear(&le);
+	rc = s->ops->list(s->be, "runs", list_one_run, &w, &le);
+	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
+	    !strcmp(le.path, runs))
+		return 0;
+	if (rc && le.code && err)
+		*err = le;
+	return rc;
+}
+
+/* runs/ itself: CKPT_OK, CKPT_ERR_NOTFOUND (no run yet), or an error (a
+ * link or a file is no store's). */
+static int
+runs_check(const struct ckpt_store *s, const char *runs,
+    struct ckpt_error *err)
+{
+	struct ckpt_be_info st;
+	int rc = s->ops->stat(s->be, "runs", &st, err);
+
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
 		return rc;
 	}
-	for (;;) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = ckpt_error_errno(err, runs, "cannot list");
-			break;
-		}
-		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name,
-		    NULL, NULL))
-			continue;
-		if ((rc = list_run(l, s, dirfd(d), runs, de->d_name, flags,
-		    prot, false, err)))
-			break;
-	}
-	closedir(d);
+	if (!rc && st.type != CKPT_BE_DIR)
+		rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, runs, -1, "%s: "
+		    "refusing to follow it out of the store", st.type ==
+		    CKPT_BE_LINK ? "a symbolic link" : "not a directory");
 	return rc;
 }
 
@@ -832,7 +901,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	struct ckpt_protection prot;
 	struct ckpt_list *l;
 	char *runs;
-	int rc, runsfd;
+	int rc;
 
 	if (run && (rc = ckpt_name_check(run, "run name", err)))
 		return rc;
@@ -851,18 +920,13 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	if (prot.all && (rc = add_foreign(l, NULL, ckpt_store_path(s,
 	    "registry"), prot.all, err)))
 		goto out;
-	runsfd = ckpt_store_opendir(s, "runs", err);
-	if (runsfd == -1) {
-		rc = err ? err->code : CKPT_ERR_IO;
-		goto out;
-	}
-	if (runsfd >= 0 && run) {
-		rc = list_run(l, s, runsfd, runs, run, flags, &prot, true,
-		    err);
-		close(runsfd);
-	} else if (runsfd >= 0) {
-		rc = list_all_runs(l, s, runsfd, runs, flags, &prot, err);
-	}
+	rc = runs_check(s, runs, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		rc = 0;
+	else if (!rc && run)
+		rc = list_run(l, s, runs, run, flags, &prot, true, err);
+	else if (!rc)
+		rc = list_all_runs(l, s, runs, flags, &prot, err);
 	if (rc)
 		goto out;
 	if (l->n)
@@ -1158,7 +1222,7 @@ cmp_by_step(const void *a, const void *b)
  */
 static int
 newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
-    int rfd, const char *runpath, const char *run,
+    const char *runkey, const char *runpath, const char *run,
     const struct ckpt_protection *prot,
     int (*fn)(const struct ckpt_entry *, void *), void *arg, int *fnrc,
     struct ckpt_error *err)
@@ -1167,7 +1231,6 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 	struct by_step *order = calloc(n ? n : 1, sizeof(*order));
 	int rc = 0;
 
-	(void)s;
 	if (!order)
 		return ckpt_error_nomem(err);
 	for (size_t i = 0; i < n; i++) {
@@ -1178,33 +1241,49 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 	for (size_t k = n; k-- > 0 && !*fnrc && !rc;) {
 		const struct by_step *o = &order[k];
 		struct ckpt_list one = { 0 };
-		char sub[PATH_MAX], name[CKPT_NAME_MAX + 64];
+		char sub[PATH_MAX], key[PATH_MAX], name[CKPT_NAME_MAX + 64];
+		struct ckpt_be_info st;
+		struct ckpt_stamp stamp;
+		struct ckpt_error se;
 		bool added, bad;
-		struct stat st;
 
 		ckpt_index_name(ix, o->i, name, sizeof(name));
 		if (ckpt_index_failed(ix, o->i)) {
-			if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
-				rc = errno == ENOENT ? 1 : list_io_error(err,
-				    runpath, name, "cannot stat");
+			ckpt_error_clear(&se);
+			if (!run_key(key, sizeof(key), runkey, name, NULL)) {
+				rc = 1;
 				break;
 			}
-			if (ckpt_index_matches(ix, o->i, &st))
+			if ((rc = s->ops->stat(s->be, key, &st, &se))) {
+				rc = rc == CKPT_ERR_NOTFOUND ? 1 :
+				    list_be_error(err, runpath, name, &se,
+				    "cannot stat");
+				break;
+			}
+			ckpt_stamp_of(&st, &stamp);
+			if (ckpt_index_matches(ix, o->i, &stamp))
 				continue;	/* still failed */
 		}
 		/* committed: its manifest is there (fail closed) */
 		snprintf(sub, sizeof(sub), "%s/%s", name,
 		    CKPT_MANIFEST_NAME);
-		if (fstatat(rfd, sub, &st, AT_SYMLINK_NOFOLLOW)) {
-			rc = errno == ENOENT || errno == ENOTDIR ? 1 :
-			    list_io_error(err, runpath, sub, "cannot stat");
-			break;
-		}
-		if (!S_ISREG(st.st_mode)) {
+		if (!run_key(key, sizeof(key), runkey, name,
+		    CKPT_MANIFEST_NAME)) {
 			rc = 1;
 			break;
 		}
-		rc = read_checkpoint(&one, rfd, runpath, run, name, prot,
+		ckpt_error_clear(&se);
+		if ((rc = s->ops->stat(s->be, key, &st, &se))) {
+			rc = rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_UNSAFE ?
+			    1 : list_be_error(err, runpath, sub, &se,
+			    "cannot stat");
+			break;
+		}
+		if (st.type != CKPT_BE_FILE) {
+			rc = 1;
+			break;
+		}
+		rc = read_checkpoint(&one, s, runkey, runpath, run, name, prot,
 		    &added, &bad, err);
 		if (!rc && (!added || one.entries[0].e.step != o->step))
 			rc = 1;		/* gone, damaged or changed: stale */
@@ -1225,48 +1304,36 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	struct ckpt_protection prot;
 	struct ckpt_index *ix = NULL;
 	struct ckpt_list *l = NULL;
-	char *runpath = NULL;
-	struct stat st;
-	int runsfd = -1, rfd = -1, rc, fnrc = 0;
+	char *runs = NULL, *runpath = NULL, runkey[PATH_MAX];
+	struct ckpt_be_info st;
+	struct ckpt_stamp stamp;
+	int rc, fnrc = 0;
 
 	if ((rc = ckpt_name_check(run, "run name", err)))
 		return rc;
 	if ((rc = ckpt_protection_load(s, &prot, err)))
 		return rc;
-	runsfd = ckpt_store_opendir(s, "runs", err);
-	if (runsfd == -1) {
-		rc = err ? err->code : CKPT_ERR_IO;
-		goto out;
-	}
-	if (runsfd >= 0)
-		rfd = openat(runsfd, run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-	if (runsfd >= 0 && rfd < 0 && errno != ENOENT && errno != ELOOP &&
-	    errno != ENOTDIR) {
-		char *rp = ckpt_store_path(s, "runs");
-
-		rc = list_io_error(err, rp ? rp : "runs", run, "cannot open");
-		free(rp);
-		goto out;
-	}
-	if (rfd >= 0 && fstat(rfd, &st)) {
-		rc = list_io_error(err, run, NULL, "cannot stat");
-		goto out;
-	}
-	if (rfd < 0 || ckpt_index_load(s, run, &ix) ||
-	    !ckpt_index_run_fresh(ix, &st))
-		goto slow;	/* the listing says why, and fills the index */
-	{
-		char *runs = ckpt_store_path(s, "runs");
-
-		runpath = runs ? ckpt_join(runs, run) : NULL;
-		free(runs);
-	}
+	snprintf(runkey, sizeof(runkey), "runs/%s", run);
+	runs = ckpt_store_path(s, "runs");
+	runpath = runs ? ckpt_join(runs, run) : NULL;
 	if (!runpath) {
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
-	rc = newest_from_index(s, ix, rfd, runpath, run, &prot, fn, arg,
+	/* runs/ or the run missing, or a link: the listing says what */
+	if ((rc = runs_check(s, runs, err)) == CKPT_ERR_NOTFOUND)
+		goto slow;
+	if (rc)
+		goto out;
+	rc = run_stat(s, runkey, runpath, &st, err);
+	if (rc == CKPT_ERR_NOTFOUND || rc == CKPT_ERR_UNSAFE)
+		goto slow;
+	if (rc)
+		goto out;
+	ckpt_stamp_of(&st, &stamp);
+	if (ckpt_index_load(s, run, &ix) || !ckpt_index_run_fresh(ix, &stamp))
+		goto slow;	/* the listing says why, and fills the index */
+	rc = newest_from_index(s, ix, runkey, runpath, run, &prot, fn, arg,
 	    &fnrc, err);
 	if (rc != 1)
 		goto out;
@@ -1281,10 +1348,7 @@ out:
 	ckpt_list_free(l);
 	ckpt_index_free(ix);
 	ckpt_protection_release(&prot);
+	free(runs);
 	free(runpath);
-	if (rfd >= 0)
-		close(rfd);
-	if (runsfd >= 0)
-		close(runsfd);
 	return rc ? rc : fnrc;
 }

@@ -80,42 +80,6 @@ ckpt_protection_release(struct ckpt_protection *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/*
- * Opens STORE/rel as a directory without following a symbolic link in
- * rel.  Returns the descriptor, -2 when it does not exist, or -1 with err
- * set (a symbolic link or not a directory is an error: what it would
- * protect cannot be trusted).
- */
-int
-ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
-    struct ckpt_error *err)
-{
-	char *path = ckpt_store_path(s, rel);
-	int fd;
-
-	if (!path) {
-		ckpt_error_nomem(err);
-		return -1;
-	}
-	fd = ckpt_open_dir_nofollow(s->root, rel);
-	if (fd >= 0 || errno == ENOENT) {
-		free(path);
-		return fd >= 0 ? fd : -2;
-	}
-	if (errno == ELOOP || errno == ENOTDIR) {
-		struct stat st;
-		/* O_DIRECTORY|O_NOFOLLOW on a link gives either errno */
-		bool link = !lstat(path, &st) && S_ISLNK(st.st_mode);
-
-		ckpt_error_set(err, CKPT_ERR_UNSAFE, path, -1, "%s: refusing "
-		    "to follow it out of the store", link ?
-		    "a symbolic link" : "not a directory");
-	} else
-		ckpt_error_errno(err, path, "cannot open");
-	free(path);
-	return -1;
-}
-
 struct pins_walk {
 	struct ckpt_protection *p;
 	struct ckpt_error *err;

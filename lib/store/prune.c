@@ -92,22 +92,6 @@ pool_free(struct strpool *p)
 	free(p->v);
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	/* some filesystems refuse fsync on directories: not an error */
-	if (rc && (errno == EINVAL || errno == EBADF))
-		rc = 0;
-	close(fd);
-	return rc;
-}
-
 static char *
 dirname_of(const char *path)
 {
@@ -520,7 +504,6 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 	bool locked = false;
 	int64_t now;
 	size_t n;
-	char *path;
 	int rc;
 
 	if (!s || !opts || !out)
@@ -536,14 +519,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 	if (!r)
 		return ckpt_error_nomem(err);
 	/* read even when the flags replace its policy: trash behaviour */
-	path = ckpt_store_path(s, "ckpt.yaml");
-	if (!path) {
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	rc = ckpt_policy_config_load(path, &cfg, err);
-	free(path);
-	if (rc)
+	if ((rc = ckpt_store_config_load(s, &cfg, err)))
 		goto out;
 	if (!opts->dry_run) {
 		if ((rc = ckpt_store_lock(s, "prune", opts->lock_timeout_ms,
@@ -833,18 +809,11 @@ gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
 
 /* ---- Whose is a staging directory, and is its owner alive? ---- */
 
-enum owner_state {
-	OWNER_ALIVE,		/* its process runs: never touched */
-	OWNER_GONE,		/* known dead (this machine could check) */
-	OWNER_UNKNOWN		/* another host or pid namespace */
-};
-
 /* What ckpt-staging.json says (strings borrowed from rec). */
 struct staging_rec {
 	json_t *rec;		/* NULL: no record */
-	long pid;
-	unsigned long long start;
-	const char *host, *boot, *pidns, *machine, *state, *transfer;
+	struct ckpt_owner owner;	/* owner.c */
+	const char *state, *transfer;
 	json_t *sources;	/* [{"source": ABS, "path": REL}], or NULL */
 	int64_t updated;
 	bool unreadable;	/* there, but cannot be read or parsed */
@@ -862,7 +831,6 @@ staging_rec_read(struct ckpt_store *s, const char *dir,
 {
 	const char *key = ckpt_store_key(s, dir);
 	char *p = key ? ckpt_join(key, CKPT_STAGING_NAME) : NULL, *text = NULL;
-	json_t *v;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -886,15 +854,7 @@ staging_rec_read(struct ckpt_store *s, const char *dir,
 		r->unreadable = true;
 		return;
 	}
-	v = json_object_get(r->rec, "pid");
-	r->pid = json_is_integer(v) ? (long)json_integer_value(v) : 0;
-	v = json_object_get(r->rec, "start");
-	r->start = json_is_integer(v) && json_integer_value(v) > 0 ?
-	    (unsigned long long)json_integer_value(v) : 0;
-	r->host = jstr(r->rec, "host");
-	r->boot = jstr(r->rec, "boot");
-	r->pidns = jstr(r->rec, "pidns");
-	r->machine = jstr(r->rec, "machine");
+	ckpt_owner_from_record(r->rec, &r->owner);
 	r->state = jstr(r->rec, "state");
 	r->transfer = jstr(r->rec, "transfer");
 	r->sources = json_object_get(r->rec, "sources");
@@ -905,25 +865,11 @@ staging_rec_read(struct ckpt_store *s, const char *dir,
 		r->updated = ckpt_parse_iso_time(jstr(r->rec, "started"));
 }
 
-/*
- * The same rule as the store lock's (store.c): only a process of this
- * machine and pid namespace can be checked, by pid and start time; a
- * reboot (another boot id, the same machine id) ended it too.
- */
-static enum owner_state
+/* owner.c: the rule ls shares. */
+static enum ckpt_owner_state
 owner_state(const struct staging_rec *r)
 {
-	const char *ns = r->pidns && *r->pidns ? r->pidns : ckpt_pid_ns();
-
-	if (!r->host || strcmp(r->host, ckpt_hostname()) || r->pid <= 0 ||
-	    strcmp(ns, ckpt_pid_ns()))
-		return OWNER_UNKNOWN;
-	if (r->boot && *r->boot && ckpt_boot_id()[0] && strcmp(r->boot,
-	    ckpt_boot_id()))
-		return r->machine && *r->machine && ckpt_machine_id()[0] &&
-		    !strcmp(r->machine, ckpt_machine_id()) ? OWNER_GONE :
-		    OWNER_UNKNOWN;
-	return ckpt_proc_alive(r->pid, r->start) ? OWNER_ALIVE : OWNER_GONE;
+	return ckpt_owner_state(&r->owner);
 }
 
 /* The pid in ".tmp-step-N.PID.RANDOM" (or .new-), 0 when none. */
@@ -948,51 +894,42 @@ pid_of_name(const char *name)
  * many could not go back; *why says the first reason.
  */
 static size_t
-restore_sources(struct ckpt_gc_report *r, const char *dir,
-    const struct staging_rec *rec, size_t *restored, const char **why)
+restore_sources(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const char *dir, const struct staging_rec *rec, size_t *restored,
+    const char **why)
 {
+	const char *stage = ckpt_store_key(s, dir);
 	size_t stuck = 0, i;
 	json_t *el;
 
 	*restored = 0;
 	json_array_foreach(rec->sources, i, el) {
 		const char *src = jstr(el, "source"), *rel = jstr(el, "path");
-		struct stat st;
-		char *in;
+		struct ckpt_error err;
+		int rc;
 
 		/* A record is data in the store: only a top-level name, back
 		 * to an absolute path, ever. */
-		if (!src || !rel || src[0] != '/' || strstr(src, "/../") ||
-		    strchr(rel, '/') || ckpt_manifest_path_problem(rel)) {
+		if (!stage || !src || !rel || src[0] != '/' ||
+		    strstr(src, "/../") || strchr(rel, '/') ||
+		    ckpt_manifest_path_problem(rel)) {
 			stuck++;
 			if (!*why)
 				*why = "the record names a source oddly";
 			continue;
 		}
-		in = ckpt_join(dir, rel);
-		if (!in)
-			continue;
-		if (lstat(in, &st)) {
-			free(in);	/* never moved in, or back already */
-			continue;
-		}
-		if (!renameat2(AT_FDCWD, in, AT_FDCWD, src, RENAME_NOREPLACE) ||
-		    ((errno == EINVAL || errno == ENOSYS) &&
-		    access(src, F_OK) && errno == ENOENT && !rename(in, src))) {
-			char *parent = dirname_of(src);
-
-			if (parent)
-				fsync_dir(parent);
-			free(parent);
+		ckpt_error_clear(&err);
+		rc = s->ops->stage_untake(s->be, stage, rel, src, &err);
+		if (!rc) {
 			(*restored)++;
-		} else {
+		} else if (rc != CKPT_ERR_NOTFOUND) {
+			/* (NOTFOUND: never moved in, or back already) */
 			stuck++;
 			if (!*why)
 				*why = pool_printf(&r->pool, "cannot move %s "
-				    "back to %s: %s", rel, src,
-				    strerror(errno == EINVAL ? EEXIST : errno));
+				    "back to %s: %s", rel, src, err.sys_errno ?
+				    strerror(err.sys_errno) : err.message);
 		}
-		free(in);
 	}
 	return stuck;
 }
@@ -1030,8 +967,9 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 {
 	struct ckpt_gc_item *it = staging_item(s, r, run, path);
 	struct staging_rec rec;
-	enum owner_state os;
+	enum ckpt_owner_state os;
 	bool failed, moved;
+	struct ckpt_be_info bi;
 	struct stat st;
 
 	if (!it)
@@ -1042,9 +980,9 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		return 0;
 	}
 	staging_rec_read(s, path, &rec);
-	/* POSIX: the owner decides whose moved files these are (below) */
-	if (!lstat(path, &st))
-		it->age = now - (int64_t)st.st_mtime;
+	if (ckpt_store_key(s, path) && !s->ops->stat(s->be, ckpt_store_key(s,
+	    path), &bi, NULL))
+		it->age = now - bi.mtime;
 	if (rec.unreadable) {
 		/* It may list where moved files came from: never guess. */
 		it->reason = "staging record unreadable: left alone (see its "
@@ -1081,34 +1019,40 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	failed = rec.state && !strcmp(rec.state, "failed");
 	moved = rec.transfer && !strcmp(rec.transfer, "move") && rec.sources;
 	os = owner_state(&rec);
-	if (os == OWNER_ALIVE && !failed) {
+	if (os == CKPT_OWNER_ALIVE && !failed) {
 		it->reason = pool_printf(&r->pool, "save in flight (pid %ld is "
-		    "alive)", rec.pid);
-	} else if (opts->restore && (!moved || os == OWNER_UNKNOWN)) {
+		    "alive)", rec.owner.pid);
+	} else if (opts->restore && (!moved || os == CKPT_OWNER_UNKNOWN)) {
 		it->reason = !moved ? "not a --move save: nothing to restore" :
 		    "save on another host or pid namespace: not restored";
 	} else if (!opts->restore && it->age < r->older_than) {
 		it->reason = pool_printf(&r->pool, "%s, younger than %s",
-		    failed ? "failed save" : os == OWNER_UNKNOWN ?
+		    failed ? "failed save" : os == CKPT_OWNER_UNKNOWN ?
 		    "save on another host" : "crashed save", dur);
 	} else {
 		it->remove = true;
-		it->reason = failed ? "failed save" : os == OWNER_UNKNOWN ?
+		it->reason = failed ? "failed save" : os == CKPT_OWNER_UNKNOWN ?
 		    pool_printf(&r->pool, "save on host %s, no sign of life "
-		    "for %s", rec.host ? rec.host : "?", dur) : "crashed save";
+		    "for %s", rec.owner.host ? rec.owner.host : "?", dur) : "crashed save";
 	}
 	if (it->remove && moved && !opts->dry_run) {
 		const char *why = NULL;
 		size_t back, stuck;
 
-		if (st.st_uid != geteuid()) {
+		if (lstat(path, &st) || st.st_uid != geteuid()) {
 			/* Never move files to paths a record names for
-			 * another user (a record is only data). */
+			 * another user (a record is only data).  Whose the
+			 * moved files are is the local directory's owner
+			 * (POSIX: the one question asked outside the seam,
+			 * about local files, not the store's objects). */
+			bool known = !lstat(path, &st);
+
 			it->remove = false;
-			it->error = pool_printf(&r->pool, "kept: its moved "
-			    "files belong to uid %ld; run 'ckpt gc --restore' "
-			    "as that user", (long)st.st_uid);
-		} else if ((stuck = restore_sources(r, path, &rec, &back,
+			it->error = known ? pool_printf(&r->pool, "kept: its "
+			    "moved files belong to uid %ld; run 'ckpt gc "
+			    "--restore' as that user", (long)st.st_uid) :
+			    "kept: cannot tell whose its moved files are";
+		} else if ((stuck = restore_sources(s, r, path, &rec, &back,
 		    &why))) {
 			it->remove = false;
 			it->error = pool_printf(&r->pool, "kept: %zu moved "
@@ -1171,10 +1115,10 @@ new_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 	if (!s->ops->stat(s->be, ckpt_store_key(s, p), &st, NULL))
 		it->age = w->now - st.mtime;
 	staging_rec_read(s, p, &rec);
-	pid = rec.rec ? rec.pid : pid_of_name(name);
+	pid = rec.rec ? rec.owner.pid : pid_of_name(name);
 	if (rec.unreadable)
 		it->reason = "staging record unreadable: left alone";
-	else if (rec.rec ? owner_state(&rec) == OWNER_ALIVE :
+	else if (rec.rec ? owner_state(&rec) == CKPT_OWNER_ALIVE :
 	    ckpt_proc_alive(pid, 0))
 		it->reason = pool_printf(&r->pool, "save being "
 		    "set up (pid %ld is alive)", pid);
@@ -1289,7 +1233,6 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_options *opts,
 	struct ckpt_gc_report *r;
 	bool locked = false;
 	int64_t now;
-	char *path;
 	int rc;
 
 	if (!s || !opts || !out)
@@ -1304,14 +1247,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_options *opts,
 		return ckpt_error_nomem(err);
 	r->older_than = opts->older_than;
 	if (r->older_than < 0) {
-		path = ckpt_store_path(s, "ckpt.yaml");
-		if (!path) {
-			rc = ckpt_error_nomem(err);
-			goto out;
-		}
-		rc = ckpt_policy_config_load(path, &cfg, err);
-		free(path);
-		if (rc)
+		if ((rc = ckpt_store_config_load(s, &cfg, err)))
 			goto out;
 		r->older_than = ckpt_policy_config_gc_age(cfg);
 	}

@@ -937,8 +937,8 @@ static int ensure_dir(const char *path, struct ckpt_error *err);
 
 /*
  * Through the storage backend, as the pins it records are: read, append,
- * put (atomic and durable).  A directory for the history is the POSIX
- * backend's business only; an object store has none.
+ * put (atomic and durable).  Its prefix is made by mkprefix (a directory
+ * for the POSIX backend; nothing for an object store).
  */
 int
 ckpt_reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
@@ -953,14 +953,8 @@ ckpt_reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
 		return ckpt_error_nomem(err);
 	ckpt_error_clear(&le);
 	rc = s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text, &len, &le);
-	if (rc == CKPT_ERR_NOTFOUND && s->ops == &ckpt_backend_posix) {
-		char *dir = ckpt_store_path(s, REG_DIR);
-
-		rc = dir ? ensure_dir(dir, &le) : ckpt_error_nomem(&le);
-		free(dir);
-	} else if (rc == CKPT_ERR_NOTFOUND) {
-		rc = CKPT_OK;
-	}
+	if (rc == CKPT_ERR_NOTFOUND)	/* the first event: its prefix */
+		rc = s->ops->mkprefix(s->be, REG_DIR, NULL, &le);
 	if (rc) {
 		if (err)
 			*err = le;

@@ -42,8 +42,6 @@
 #include "store/registry.h"
 
 #define MAX_DEPTH	64
-#define COPY_BUF	((size_t)1 << 20)
-#define COPY_CHUNK	((size_t)64 << 20)
 
 struct src_map {
 	char *src;		/* absolute source path */
@@ -86,8 +84,12 @@ struct ckpt_save {
 	struct ckpt_save_options opts;
 	char *run;
 	int64_t step;
-	char *rundir, *staging, *final, *path;
-	char *status_path;
+	char *rundir, *final, *path;	/* paths, for messages */
+	/* Backend keys (backend.h) of the run, the checkpoint and the
+	 * staging area; staging is the area's local directory (*local of
+	 * stage_begin), where the files are examined and hashed. */
+	char *run_key, *final_key, *stage, *staging;
+	bool has_record;		/* the staging record is there */
 	json_t *meta;
 	int64_t created;
 	char created_iso[32];
@@ -112,17 +114,15 @@ struct ckpt_save {
 /* The staging status file                                             */
 /* ------------------------------------------------------------------ */
 
-static int
-write_status(struct ckpt_save *sv, const char *phase, const char *state,
+/* The staging record's text (ckpt-staging.json), or NULL (no memory). */
+static char *
+status_text(struct ckpt_save *sv, const char *phase, const char *state,
     const char *message)
 {
 	char now[32];
 	json_t *j, *srcs;
 	char *text;
-	int rc = CKPT_ERR_NOMEM;
 
-	if (!sv->status_path)
-		return CKPT_OK;
 	ckpt_iso_time((int64_t)time(NULL), now, sizeof(now));
 	j = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:I, s:s, s:s, s:s,"
 	    " s:s, s:I, s:I, s:s}", "schema", 1, "run", sv->run, "step",
@@ -133,9 +133,10 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
 	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" :
-	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" : "link");
+	    sv->transfer == CKPT_TRANSFER_STAGED ? "staged" :
+	    sv->transfer == CKPT_TRANSFER_AUTO ? "auto" : "link");
 	if (!j)
-		return CKPT_ERR_NOMEM;
+		return NULL;
 	/* Who owns it, as precisely as the store lock says it (gc decides
 	 * on these whether the save is alive). */
 	json_object_set_new(j, "pidns", json_string(ckpt_pid_ns()));
@@ -150,19 +151,41 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	json_object_set_new(j, "sources", srcs);
 	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(j);
-	if (text) {
-		/*
-		 * Best effort: the status is for people and ls.  Where moved
-		 * data came from, and a failure, must survive a crash; the
-		 * phases in between must not wait on the disk (an fsync here
-		 * would wait for the writeback of the files being synced).
-		 */
-		rc = ckpt_write_file_replace(sv->status_path, text,
-		    strlen(text), !strcmp(phase, "staging") || strcmp(state,
-		    "active"), NULL);
-		free(text);
-	}
+	return text;
+}
+
+static int
+write_status(struct ckpt_save *sv, const char *phase, const char *state,
+    const char *message)
+{
+	const struct ckpt_store *s = sv->store;
+	char *text;
+	int rc;
+
+	if (!sv->has_record)
+		return CKPT_OK;
+	if (!(text = status_text(sv, phase, state, message)))
+		return CKPT_ERR_NOMEM;
+	/*
+	 * Best effort: the status is for people and ls.  Where moved data
+	 * came from, and a failure, must survive a crash; the phases in
+	 * between must not wait on the disk (an fsync here would wait for
+	 * the writeback of the files being synced).
+	 */
+	rc = s->ops->stage_record(s->be, sv->stage, text, strlen(text),
+	    !strcmp(phase, "staging") || strcmp(state, "active"), NULL);
+	free(text);
 	return rc;
+}
+
+/* The record back after finish removed it for the commit (a failure). */
+static void
+restore_record(struct ckpt_save *sv, const char *msg)
+{
+	if (sv->has_record || !sv->stage)
+		return;
+	sv->has_record = true;
+	write_status(sv, "failing", "active", msg);
 }
 
 static void
@@ -363,7 +386,8 @@ plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 		if (!rc && !sv->nmap)
 			rc = ckpt_error_set(err, CKPT_ERR_INVALID,
 			    o->sources[0], -1, "directory is empty");
-		if (!rc && sv->transfer == CKPT_TRANSFER_MOVE) {
+		if (!rc && (sv->transfer == CKPT_TRANSFER_MOVE ||
+		    sv->transfer == CKPT_TRANSFER_AUTO)) {
 			sv->emptied_dirs = calloc(1, sizeof(char *));
 			if (!sv->emptied_dirs || !(sv->emptied_dirs[0] =
 			    realpath(o->sources[0], NULL)))
@@ -379,153 +403,6 @@ plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-int
-ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err)
-{
-	int in, out, rc = CKPT_OK;
-	struct stat st;
-
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return ckpt_error_errno(err, src, "cannot open");
-	if (fstat(in, &st)) {
-		close(in);
-		return ckpt_error_errno(err, src, "cannot stat");
-	}
-	/* The source's permission bits, less the umask: a copy of a 0600
-	 * file is never readable by more people than the file. */
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    st.st_mode & 0777);
-	if (out < 0) {
-		close(in);
-		return ckpt_error_errno(err, dst, "cannot create");
-	}
-	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (;;) {
-		ssize_t n;
-
-		/* Chunks of 64 MiB: a SIGINT is noticed within one. */
-		if (ckpt_interrupt_pending()) {
-			rc = ckpt_error_interrupted(err, "copying");
-			break;
-		}
-		n = copy_file_range(in, NULL, out, NULL, COPY_CHUNK, 0);
-		if (n > 0)
-			continue;
-		if (n == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
-		    errno == EOPNOTSUPP) {
-			/* Fall back to read/write from where we are. */
-			char *buf = malloc(COPY_BUF);
-
-			if (!buf) {
-				rc = ckpt_error_nomem(err);
-				break;
-			}
-			for (;;) {
-				ssize_t r;
-
-				if (ckpt_interrupt_pending()) {
-					rc = ckpt_error_interrupted(err,
-					    "copying");
-					break;
-				}
-				r = read(in, buf, COPY_BUF);
-				if (r < 0 && errno == EINTR)
-					continue;
-				if (r < 0) {
-					rc = ckpt_error_errno(err, src,
-					    "cannot read");
-					break;
-				}
-				if (!r)
-					break;
-				if ((rc = ckpt_write_all(out, buf, (size_t)r,
-				    dst, err)))
-					break;
-			}
-			free(buf);
-			break;
-		}
-		rc = ckpt_error_errno(err, dst, "cannot copy into");
-		break;
-	}
-	close(in);
-	if (close(out) && !rc)
-		rc = ckpt_error_errno(err, dst, "cannot close");
-	return rc;
-}
-
-/* Copies (copy) or hard-links (else) the tree at src to dst. */
-static int
-clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
-    int depth, struct ckpt_error *err)
-{
-	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int rc = CKPT_OK;
-
-	if (lstat(src, &st))
-		return ckpt_error_errno(err, src, "cannot stat");
-	if (S_ISREG(st.st_mode)) {
-		if (copy)
-			return ckpt_copy_file(src, dst, err);
-		if (!link(src, dst))
-			return CKPT_OK;
-		if (link_or_copy && (errno == EXDEV || errno == EPERM ||
-		    errno == EMLINK))
-			return ckpt_copy_file(src, dst, err);
-		return ckpt_error_errno(err, dst, "cannot hard-link %s to",
-		    src);
-	}
-	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
-		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
-		    "not a regular file or directory");
-	/* Never wider than the source directory (the owner keeps rwx to
-	 * fill it). */
-	if (mkdir(dst, (st.st_mode & 0777) | 0700))
-		return ckpt_error_errno(err, dst, "cannot create directory");
-	d = opendir(src);
-	if (!d)
-		return ckpt_error_errno(err, src, "cannot open directory");
-	while (!rc && (de = readdir(d))) {
-		char *s, *t;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		s = ckpt_join(src, de->d_name);
-		t = ckpt_join(dst, de->d_name);
-		rc = s && t ? clone_tree(s, t, copy, link_or_copy, depth + 1,
-		    err) : ckpt_error_nomem(err);
-		free(s);
-		free(t);
-	}
-	closedir(d);
-	return rc;
-}
-
-/*
- * rename(2) that never replaces: a file the user made at the source path
- * meanwhile is theirs, and stays.
- */
-static int
-rename_back(const char *from, const char *to)
-{
-	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-		return -1;
-	if (!access(to, F_OK) || errno != ENOENT) {
-		errno = EEXIST;
-		return -1;
-	}
-	return rename(from, to);
-}
-
 /*
  * Moves moved sources back where they came from (after a failure or an
  * interrupt).  What cannot go back stays in the staging directory, listed
@@ -535,80 +412,63 @@ rename_back(const char *from, const char *to)
 static void
 undo_moves(struct ckpt_save *sv)
 {
+	const struct ckpt_store *s = sv->store;
+
 	if (!sv->moved || sv->committed)
 		return;
 	sv->nstranded = 0;
 	for (size_t i = 0; i < sv->nmap; i++) {
-		char *p;
+		int rc;
 
 		if (!sv->map[i].in_staging)
 			continue;
-		p = ckpt_join(sv->staging, sv->map[i].rel);
-		if (p && !rename_back(p, sv->map[i].src))
+		rc = s->ops->stage_untake(s->be, sv->stage, sv->map[i].rel,
+		    sv->map[i].src, NULL);
+		if (!rc || rc == CKPT_ERR_NOTFOUND)
 			sv->map[i].in_staging = false;
 		else
 			sv->nstranded++;
-		free(p);
 	}
 	sv->moved = sv->nstranded > 0;
 }
 
-/* Removes a staging directory that never got a file (begin failed). */
-static void
-rmdir_staging_record(struct ckpt_save *sv)
+/* How stage_file brings a source in for a transfer (backend.h). */
+static unsigned int
+stage_flags(enum ckpt_transfer t)
 {
-	if (sv->status_path)
-		unlink(sv->status_path);
-	if (sv->staging && !rmdir(sv->staging)) {
-		free(sv->status_path);
-		sv->status_path = NULL;
-		free(sv->staging);
-		sv->staging = NULL;
+	switch (t) {
+	case CKPT_TRANSFER_MOVE:
+		return CKPT_BE_STAGE_TAKE;
+	case CKPT_TRANSFER_COPY:
+		return 0;
+	case CKPT_TRANSFER_LINK:
+		return CKPT_BE_STAGE_SHARE_ONLY;
+	default:		/* ADOPT: hard links, else copies */
+		return CKPT_BE_STAGE_SHARE;
 	}
 }
 
 static int
 transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 {
+	const struct ckpt_store *s = sv->store;
 	int rc;
 
+	if (sv->transfer == CKPT_TRANSFER_STAGED ||	/* no sources */
+	    (sv->transfer == CKPT_TRANSFER_COPY && !copies_too))
+		return CKPT_OK;
 	for (size_t i = 0; i < sv->nmap; i++) {
-		char *dst = ckpt_join(sv->staging, sv->map[i].rel);
+		bool taken = false;
 
-		if (!dst)
-			return ckpt_error_nomem(err);
-		if (ckpt_interrupt_pending()) {
-			free(dst);
+		if (ckpt_interrupt_pending())
 			return ckpt_error_interrupted(err, "moving files in");
+		rc = s->ops->stage_file(s->be, sv->stage, sv->map[i].rel,
+		    sv->map[i].src, stage_flags(sv->transfer), &taken, err);
+		if (taken) {
+			sv->moved = true;
+			sv->map[i].in_staging = true;
+			sv->nmoved_ever++;
 		}
-		switch (sv->transfer) {
-		case CKPT_TRANSFER_MOVE:
-			rc = rename(sv->map[i].src, dst) ?
-			    ckpt_error_errno(err, sv->map[i].src,
-			    "cannot move into %s", dst) : CKPT_OK;
-			if (!rc) {
-				sv->moved = true;
-				sv->map[i].in_staging = true;
-				sv->nmoved_ever++;
-			}
-			break;
-		case CKPT_TRANSFER_COPY:
-			rc = copies_too ? clone_tree(sv->map[i].src, dst, true,
-			    false, 0, err) : CKPT_OK;
-			break;
-		case CKPT_TRANSFER_LINK:
-			rc = clone_tree(sv->map[i].src, dst, false, false, 0,
-			    err);
-			break;
-		case CKPT_TRANSFER_STAGED:	/* no sources */
-			rc = CKPT_OK;
-			break;
-		default:	/* ADOPT: hard links, else copies */
-			rc = clone_tree(sv->map[i].src, dst, false, true, 0,
-			    err);
-			break;
-		}
-		free(dst);
 		if (rc)
 			return rc;
 	}
@@ -616,62 +476,53 @@ transfer_in(struct ckpt_save *sv, bool copies_too, struct ckpt_error *err)
 }
 
 /*
- * Creates the staging directory with its durable record already inside:
- * it is made under a name that ls and gc do not take for a staging
- * directory (.new-step-N.PID.RANDOM), the record is written and synced,
- * and only then is it renamed to .tmp-step-N.PID.RANDOM.  So a .tmp-*
- * directory always has the record that says whose it is, and gc never
- * takes a live save's directory for an abandoned one.  A .new-* left by
- * a crash holds nothing of the user's (files come in after the rename);
- * gc removes it once the pid in its name is gone.
+ * Opens the staging area (backend.h: stage_begin) with its durable record
+ * already inside, so that gc never takes a live save's area for an
+ * abandoned one.
  */
 static int
 create_staging(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	char *tmpl, *final;
-	size_t pre;
+	const struct ckpt_store *s = sv->store;
+	char name[64], *text;
 	int rc;
 
-	if (asprintf(&tmpl, "%s/%sstep-%lld.%ld.XXXXXX", sv->rundir,
-	    CKPT_STAGING_NEW_PREFIX, (long long)sv->step, (long)getpid()) < 0)
+	snprintf(name, sizeof(name), "step-%lld.%ld", (long long)sv->step,
+	    (long)getpid());
+	if (!(text = status_text(sv, "staging", "active", NULL)))
 		return ckpt_error_nomem(err);
-	if (!mkdtemp(tmpl)) {
-		rc = ckpt_error_errno(err, sv->rundir, "cannot create a "
-		    "staging directory in");
-		free(tmpl);
+	rc = s->ops->stage_begin(s->be, sv->run_key, name, text, strlen(text),
+	    &sv->stage, &sv->staging, err);
+	free(text);
+	if (rc)
 		return rc;
-	}
-	chmod(tmpl, 0755);
-	pre = strlen(sv->rundir) + 1;
-	if (asprintf(&final, "%.*s%s%s", (int)pre, tmpl, CKPT_STAGING_PREFIX,
-	    tmpl + pre + strlen(CKPT_STAGING_NEW_PREFIX)) < 0) {
-		rmdir(tmpl);
-		free(tmpl);
-		return ckpt_error_nomem(err);
-	}
-	sv->staging = tmpl;
-	sv->status_path = ckpt_join(tmpl, CKPT_STAGING_NAME);
-	/* Not best effort: without it, moved files could not be found. */
-	rc = !sv->status_path ? ckpt_error_nomem(err) : write_status(sv,
-	    "staging", "active", NULL) ? ckpt_error_set(err, CKPT_ERR_IO,
-	    sv->status_path, -1, "cannot write the staging record") : CKPT_OK;
-	if (!rc && rename(tmpl, final))
-		rc = ckpt_error_errno(err, final, "cannot rename %s to", tmpl);
-	if (!rc)
-		rc = ckpt_fsync_dir(sv->rundir, err);
-	if (rc) {
-		rmdir_staging_record(sv);
-		free(final);
-		return rc;
-	}
-	free(sv->status_path);
-	sv->staging = final;
-	sv->status_path = ckpt_join(final, CKPT_STAGING_NAME);
-	sv->path = strdup(final);
-	free(tmpl);
-	if (!sv->status_path || !sv->path)
+	sv->has_record = true;
+	if (!(sv->path = strdup(sv->staging)))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
+}
+
+/*
+ * save picks --move when every source is on the filesystem of the
+ * staging area (a rename), else --copy.
+ */
+static int
+resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct stat st, rst;
+
+	if (sv->transfer != CKPT_TRANSFER_AUTO)
+		return CKPT_OK;
+	if (stat(sv->staging, &rst))
+		return ckpt_error_errno(err, sv->staging, "cannot stat");
+	sv->transfer = CKPT_TRANSFER_MOVE;
+	for (size_t i = 0; i < sv->nmap; i++)
+		if (stat(sv->map[i].src, &st) || st.st_dev != rst.st_dev)
+			sv->transfer = CKPT_TRANSFER_COPY;
+	/* Before a file is taken, the record says --move, durably. */
+	return write_status(sv, "staging", "active", NULL) ? ckpt_error_set(
+	    err, CKPT_ERR_IO, sv->staging, -1, "cannot write the staging "
+	    "record in") : CKPT_OK;
 }
 
 int
@@ -679,7 +530,7 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
     struct ckpt_save **out, struct ckpt_error *err)
 {
 	struct ckpt_save *sv;
-	struct stat st, rst;
+	struct ckpt_be_info info;
 	json_error_t je;
 	int rc;
 
@@ -716,36 +567,30 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 	} else {
 		sv->meta = json_object();
 	}
-	if (asprintf(&sv->rundir, "%s/runs/%s", ckpt_store_root(s),
-	    sv->run) < 0 || asprintf(&sv->final, "%s/step-%lld", sv->rundir,
-	    (long long)sv->step) < 0 || !sv->run || !sv->meta) {
+	if (!sv->run || !sv->meta || asprintf(&sv->run_key, "runs/%s",
+	    sv->run) < 0 || asprintf(&sv->final_key, "%s/step-%lld",
+	    sv->run_key, (long long)sv->step) < 0 ||
+	    !(sv->rundir = ckpt_store_path(s, sv->run_key)) ||
+	    !(sv->final = ckpt_store_path(s, sv->final_key))) {
 		rc = ckpt_error_nomem(err);
 		goto fail;
 	}
-	if (!lstat(sv->final, &st) && !opts->force) {
+	/* Fail closed: only "not there" lets a save without --force on. */
+	rc = s->ops->stat(s->be, sv->final_key, &info, err);
+	if (!rc && !opts->force) {
 		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, NULL, -1,
 		    "%s@%lld exists already (use --force to replace it)",
 		    sv->run, (long long)sv->step);
 		goto fail;
 	}
-	if (!mkdir(sv->rundir, 0777)) {
-		sv->made_rundir = true;
-	} else if (errno != EEXIST) {
-		rc = ckpt_error_errno(err, sv->rundir, "cannot create");
+	if (rc && rc != CKPT_ERR_NOTFOUND)
 		goto fail;
-	}
-	if (stat(sv->rundir, &rst)) {
-		rc = ckpt_error_errno(err, sv->rundir, "cannot stat");
+	if (err)
+		ckpt_error_clear(err);
+	if ((rc = s->ops->mkprefix(s->be, sv->run_key, &sv->made_rundir,
+	    err)))
 		goto fail;
-	}
 	sv->transfer = opts->transfer;
-	if (sv->transfer == CKPT_TRANSFER_AUTO) {
-		sv->transfer = CKPT_TRANSFER_MOVE;
-		for (size_t i = 0; i < opts->nsources; i++)
-			if (stat(opts->sources[i], &st) || st.st_dev !=
-			    rst.st_dev)
-				sv->transfer = CKPT_TRANSFER_COPY;
-	}
 	if ((rc = plan_sources(sv, err)))
 		goto fail;
 	for (size_t i = 0; i < sv->nmap; i++) {
@@ -765,7 +610,8 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 	sv->held = true;
 	if ((rc = create_staging(sv, err)))
 		goto fail;
-	if ((rc = transfer_in(sv, false, err))) {
+	if ((rc = resolve_auto(sv, err)) ||
+	    (rc = transfer_in(sv, false, err))) {
 		char msg[CKPT_ERROR_MSG_MAX];
 
 		snprintf(msg, sizeof(msg), "%s", err ? err->message :
@@ -873,36 +719,6 @@ fsync_path(const char *p, struct ckpt_error *err)
 	return rc;
 }
 
-static int
-fsync_tree_dirs(const char *dir, int depth, struct ckpt_error *err)
-{
-	struct dirent *de;
-	DIR *d;
-	int rc;
-
-	if ((rc = ckpt_fsync_dir(dir, err)) || depth > MAX_DEPTH)
-		return rc;
-	d = opendir(dir);
-	if (!d)
-		return ckpt_error_errno(err, dir, "cannot open directory");
-	while (!rc && (de = readdir(d))) {
-		struct stat st;
-		char *c;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		c = ckpt_join(dir, de->d_name);
-		if (!c)
-			rc = ckpt_error_nomem(err);
-		else if (!lstat(c, &st) && S_ISDIR(st.st_mode))
-			rc = fsync_tree_dirs(c, depth + 1, err);
-		free(c);
-	}
-	closedir(d);
-	return rc;
-}
-
-/* Findings about what loading would run, rather than about structure. */
 static bool
 is_safety_finding(const struct ckpt_finding *x)
 {
@@ -1406,53 +1222,46 @@ write_manifest(struct ckpt_save *sv, struct ckpt_error *err)
 }
 
 /*
- * The commit point (backend.h: commit_if_absent): the staging directory
- * becomes the checkpoint, never replacing one (CKPT_ERR_EXISTS).
- */
-static int
-rename_noreplace(struct ckpt_save *sv, const char *from, const char *to,
-    struct ckpt_error *err)
-{
-	const struct ckpt_store *s = sv->store;
-	const char *fk = ckpt_store_key(s, from), *tk = ckpt_store_key(s, to);
-
-	if (!fk || !tk)
-		return ckpt_error_set(err, CKPT_ERR_INTERNAL, to, -1,
-		    "not in the store %s", ckpt_store_root(s));
-	return s->ops->commit_if_absent(s->be, fk, tk, err);
-}
-
-/* --force: swap the new checkpoint in, the old one out to the trash. */
-/*
  * A "save-force" record in the registry history (ckpt-log(1)): which
- * checkpoint replaced which.  The old manifest's digest is left out when
- * it cannot be read (a broken checkpoint is what --force replaces).
+ * checkpoint replaced which.  The old manifest's digest (of its bytes,
+ * read through the backend) is left out when it cannot be read (a broken
+ * checkpoint is what --force replaces).
  */
 static int
 record_replace(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	struct ckpt_manifest *old = NULL;
+	const struct ckpt_store *s = sv->store;
+	unsigned char d[CKPT_SHA256_BYTES];
+	char key[CKPT_NAME_MAX + 128], digest[8 + 2 * CKPT_SHA256_BYTES + 1];
 	json_t *rec = json_pack("{s:s, s:s, s:I, s:s}", "action",
 	    "save-force", "run", sv->run, "step", (json_int_t)sv->step,
 	    "manifest", sv->digest);
+	char *text = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (!rec)
 		return ckpt_error_nomem(err);
-	if (!ckpt_manifest_read(sv->final, &old, NULL))
-		json_object_set_new(rec, "replaced", json_string(
-		    ckpt_manifest_digest(old)));
-	ckpt_manifest_free(old);
+	snprintf(key, sizeof(key), "%s/%s", sv->final_key, CKPT_MANIFEST_NAME);
+	if (!s->ops->read(s->be, key, (size_t)1 << 30, &text, &len, NULL) &&
+	    !ckpt_hash_buffer(CKPT_HASH_SHA256, text, len, d, NULL)) {
+		memcpy(digest, "sha256:", 7);
+		ckpt_hex(d, sizeof(d), digest + 7);
+		json_object_set_new(rec, "replaced", json_string(digest));
+	}
+	free(text);
 	rc = ckpt_reg_record_event(sv->store, rec, err);
 	json_decref(rec);
 	return rc;
 }
 
+/* --force: the new checkpoint in, the old one out to the trash. */
 static int
 replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	char *trash;
-	int rc = CKPT_OK;
+	const struct ckpt_store *s = sv->store;
+	char trash[CKPT_NAME_MAX + 96], key[CKPT_NAME_MAX + 128];
+	int rc;
 
 	if (ckpt_store_is_pinned(sv->store, sv->run, sv->step))
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
@@ -1477,34 +1286,16 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	/* Audited before it happens: no overwrite the history lacks. */
 	if ((rc = record_replace(sv, err)))
 		return rc;
-	if (asprintf(&trash, "%s/.ckpt/trash/%s@%lld.%lld.%ld",
-	    ckpt_store_root(sv->store), sv->run, (long long)sv->step,
-	    (long long)time(NULL), (long)getpid()) < 0)
-		return ckpt_error_nomem(err);
-	if (!renameat2(AT_FDCWD, sv->staging, AT_FDCWD, sv->final,
-	    RENAME_EXCHANGE)) {
-		/* One atomic step: the old checkpoint is now at staging. */
-		if (rename(sv->staging, trash))
-			rc = ckpt_error_errno(err, trash, "replaced, but cannot"
-			    " move the old checkpoint %s to", sv->staging);
-	} else if (rename(sv->final, trash)) {
-		rc = ckpt_error_errno(err, sv->final, "cannot move to the "
-		    "trash");
-	} else {
-		rc = rename_noreplace(sv, sv->staging, sv->final, err);
-	}
-	if (!rc && sv->opts.discard_replaced) {
-		/* Committed either way; a leftover is gc's to remove. */
-		ckpt_rm_rf(trash);
-	} else if (!rc) {
-		char *t = ckpt_store_path(sv->store, ".ckpt/trash");
-
-		if (t)
-			ckpt_fsync_dir(t, NULL);
-		free(t);
-	}
-	free(trash);
-	return rc;
+	snprintf(trash, sizeof(trash), "%s@%lld.%lld.%ld", sv->run,
+	    (long long)sv->step, (long long)time(NULL), (long)getpid());
+	if ((rc = s->ops->commit_replace(s->be, sv->stage, sv->final_key,
+	    trash, err)))
+		return rc;
+	/* Committed either way; a leftover is gc's to remove. */
+	snprintf(key, sizeof(key), ".ckpt/trash/%s", trash);
+	if (sv->opts.discard_replaced)
+		(void)s->ops->remove_tree(s->be, key, NULL);
+	return CKPT_OK;
 }
 
 /*
@@ -1557,18 +1348,16 @@ static int
 validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
-	char *yaml = ckpt_store_path(sv->store, "ckpt.yaml");
 	int rc = CKPT_OK;
 
 	/* Globals the store admits are not worth a note in the validation;
 	 * a ckpt.yaml that does not parse admits none (prune says why), and
 	 * a missing one loads as empty. */
-	if (yaml && !ckpt_policy_config_load(yaml, &cfg, NULL))
+	if (!ckpt_store_config_load(sv->store, &cfg, NULL))
 		sv->open_opts.allow_globals = ckpt_policy_config_allow_globals(
 		    cfg, &sv->open_opts.nallow_globals);
 	sv->file_sha256 = sv->opts.file_sha256 ||
 	    ckpt_policy_config_file_sha256(cfg);
-	free(yaml);
 	write_status(sv, "validating", "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);
@@ -1673,14 +1462,15 @@ static int
 finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
     struct ckpt_error *err)
 {
+	const struct ckpt_store *s = sv->store;
 	char purpose[CKPT_NAME_MAX + 64];
-	struct stat st;
+	struct ckpt_be_info info;
 	int rc;
 
 	if ((rc = sv->transfer == CKPT_TRANSFER_STAGED ? prepare_staged(sv,
 	    err) : prepare(sv, err)))
 		return rc;
-	if ((rc = fsync_tree_dirs(sv->staging, 0, err)) ||
+	if ((rc = sv->store->ops->stage_sync(sv->store->be, sv->stage, err)) ||
 	    (rc = check_interrupt("committing", err)))
 		return rc;
 	snprintf(purpose, sizeof(purpose), "save %s@%lld", sv->run,
@@ -1693,29 +1483,26 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	 * goes only now, under the lock, so that a save waiting for the
 	 * lock still shows as in progress.
 	 */
-	if (unlink(sv->status_path) && errno != ENOENT) {
-		rc = ckpt_error_errno(err, sv->status_path, "cannot remove");
+	sv->has_record = false;
+	if ((rc = s->ops->stage_record(s->be, sv->stage, NULL, 0, true,
+	    err))) {
 		ckpt_store_unlock(sv->store);
 		return rc;
 	}
-	free(sv->status_path);
-	sv->status_path = NULL;
-	if ((rc = ckpt_fsync_dir(sv->staging, err))) {
-		ckpt_store_unlock(sv->store);
-		return rc;
-	}
-	if (!lstat(sv->final, &st)) {
+	/* Fail closed: an error is not "no checkpoint there". */
+	rc = s->ops->stat(s->be, sv->final_key, &info, err);
+	if (!rc) {
 		rc = sv->opts.force ? replace_existing(sv, err) :
 		    ckpt_error_set(err, CKPT_ERR_EXISTS, NULL, -1, "%s@%lld "
 		    "was committed by someone else meanwhile (use --force to "
 		    "replace it)", sv->run, (long long)sv->step);
-	} else {
-		rc = rename_noreplace(sv, sv->staging, sv->final, err);
+	} else if (rc == CKPT_ERR_NOTFOUND) {
+		rc = s->ops->commit_if_absent(s->be, sv->stage, sv->final_key,
+		    err);
 	}
 	if (!rc) {
 		sv->committed = true;
-		rc = sv->store->ops->flush(sv->store->be, ckpt_store_key(
-		    sv->store, sv->rundir), err);
+		rc = s->ops->flush(s->be, sv->run_key, err);
 	}
 	ckpt_store_unlock(sv->store);
 	if (!sv->committed)
@@ -1723,7 +1510,8 @@ finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 	free(sv->path);
 	sv->path = strdup(sv->final);
 	/* A moved directory is now empty: it went into the checkpoint. */
-	for (size_t i = 0; i < sv->nemptied; i++)
+	for (size_t i = 0; i < sv->nemptied && sv->transfer ==
+	    CKPT_TRANSFER_MOVE; i++)
 		rmdir(sv->emptied_dirs[i]);
 	return rc;
 }
@@ -1763,11 +1551,7 @@ ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 		/* The record went just before the commit rename: back first,
 		 * as ours and alive, so that a kill during the undo leaves
 		 * gc the list of what to move back, and gc never races us. */
-		if (!sv->status_path) {
-			sv->status_path = ckpt_join(sv->staging,
-			    CKPT_STAGING_NAME);
-			write_status(sv, "failing", "active", msg);
-		}
+		restore_record(sv, msg);
 		undo_moves(sv);
 		write_status(sv, "failed", "failed", msg);
 	}
@@ -1785,13 +1569,13 @@ ckpt_save_set_phase(struct ckpt_save *sv, const char *phase)
 void
 ckpt_save_abort(struct ckpt_save *sv)
 {
-	if (!sv || sv->committed || sv->moved || !sv->staging)
+	if (!sv || sv->committed || sv->moved || !sv->stage)
 		return;
-	(void)ckpt_rm_rf(sv->staging);
-	free(sv->status_path);
-	sv->status_path = NULL;
+	(void)sv->store->ops->stage_abort(sv->store->be, sv->stage, NULL);
+	sv->has_record = false;
 	if (sv->made_rundir)
-		(void)rmdir(sv->rundir);
+		(void)sv->store->ops->rmprefix(sv->store->be, sv->run_key,
+		    NULL);
 }
 
 void
@@ -1799,10 +1583,7 @@ ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
 {
 	if (!sv || sv->committed)
 		return;
-	if (!sv->status_path) {
-		sv->status_path = ckpt_join(sv->staging, CKPT_STAGING_NAME);
-		write_status(sv, "failing", "active", msg);
-	}
+	restore_record(sv, msg);
 	undo_moves(sv);
 	write_status(sv, "failed", "failed", msg);
 	save_release(sv);
@@ -1847,9 +1628,11 @@ ckpt_save_free(struct ckpt_save *sv)
 	free(sv->run);
 	free(sv->rundir);
 	free(sv->staging);
+	free(sv->stage);
+	free(sv->run_key);
+	free(sv->final_key);
 	free(sv->final);
 	free(sv->path);
-	free(sv->status_path);
 	pthread_mutex_destroy(&sv->mu);
 	free(sv);
 }

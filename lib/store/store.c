@@ -78,17 +78,58 @@ ckpt_name_check(const char *name, const char *what, struct ckpt_error *err)
 /* Opening, finding, creating                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Is there a store at the open backend be?  CKPT_OK: its marker is there;
+ * CKPT_ERR_NOTFOUND: no store (nothing, or not a directory); anything
+ * else is an error (permission denied is not "no store here": ckpt(1)
+ * exit 3).
+ */
+static int
+has_marker(const struct ckpt_backend_ops *ops, void *be, const char *dir,
+    struct ckpt_error *err)
+{
+	struct ckpt_be_info info;
+	struct ckpt_error le;
+	int rc;
+
+	ckpt_error_clear(&le);
+	rc = ops->stat(be, STORE_MARKER, &info, &le);
+	if (!rc)
+		return info.type == CKPT_BE_FILE ? CKPT_OK : CKPT_ERR_NOTFOUND;
+	if (rc == CKPT_ERR_NOTFOUND)
+		return CKPT_ERR_NOTFOUND;
+	return ckpt_error_set(err, rc, dir, -1, "cannot open the store: %s",
+	    le.message);
+}
+
+/* Opens a backend for dir: CKPT_ERR_NOTFOUND when nothing is there. */
+static int
+backend_open(const struct ckpt_backend_ops *ops, const char *dir, void **be,
+    struct ckpt_error *err)
+{
+	struct ckpt_error le;
+	int rc;
+
+	ckpt_error_clear(&le);
+	if (!(rc = ops->open(dir, be, &le)))
+		return CKPT_OK;
+	if (le.sys_errno == ENOENT || le.sys_errno == ENOTDIR)
+		return CKPT_ERR_NOTFOUND;
+	if (err)
+		*err = le;
+	return rc;
+}
+
 static bool
 is_store(const char *dir)
 {
-	char *p = ckpt_join(dir, STORE_MARKER);
-	struct stat st;
+	void *be;
 	bool yes;
 
-	if (!p)
+	if (backend_open(&ckpt_backend_posix, dir, &be, NULL))
 		return false;
-	yes = !stat(p, &st) && S_ISREG(st.st_mode);
-	free(p);
+	yes = !has_marker(&ckpt_backend_posix, be, dir, NULL);
+	ckpt_backend_posix.close(be);
 	return yes;
 }
 
@@ -104,10 +145,27 @@ store_new(const char *root, struct ckpt_store **out, struct ckpt_error *err)
 	    err);
 }
 
+/* The first operation an open store needs that the table lacks (open
+ * and create are the opener's business), or NULL. */
+static const char *
+missing_op(const struct ckpt_backend_ops *o)
+{
+#define NEED(op) if (!o->op) return #op
+	NEED(close); NEED(read); NEED(stat); NEED(list); NEED(put);
+	NEED(remove); NEED(lock); NEED(lock_read); NEED(unlock);
+	NEED(commit_if_absent); NEED(trash); NEED(remove_tree); NEED(flush);
+	NEED(usage); NEED(mkprefix); NEED(rmprefix); NEED(stage_begin);
+	NEED(stage_file); NEED(stage_untake); NEED(stage_record);
+	NEED(stage_sync); NEED(stage_abort); NEED(commit_replace);
+#undef NEED
+	return NULL;
+}
+
 int
 ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
     const char *root, struct ckpt_store **out, struct ckpt_error *err)
 {
+	const char *missing;
 	struct ckpt_store *s;
 
 	if (ops->version != CKPT_BACKEND_VERSION) {
@@ -115,6 +173,12 @@ ckpt_store_open_backend(const struct ckpt_backend_ops *ops, void *be,
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "storage backend '%s' has version %u, not %u", ops->name,
 		    ops->version, CKPT_BACKEND_VERSION);
+	}
+	if ((missing = missing_op(ops))) {
+		ops->close(be);
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "storage backend '%s' has no %s operation", ops->name,
+		    missing);
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->root = ops == &ckpt_backend_posix ?
@@ -146,85 +210,89 @@ is_remote(const char *dir)
 	return true;
 }
 
-static bool
-dir_is_empty(const char *dir, const char *allowed)
+/* One child of a location that is to become a store. */
+static int
+refuse_child(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	bool empty = true;
-
-	if (!d)
-		return false;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (allowed && !strcmp(de->d_name, allowed))
-			continue;
-		empty = false;
-		break;
-	}
-	closedir(d);
-	return empty;
+	(void)info;
+	/* ckpt.yaml may come first (init --preset writes it after). */
+	if (!strcmp(name, "ckpt.yaml"))
+		return 0;
+	*(bool *)arg = false;
+	return 1;
 }
 
+/* Nothing at the location but perhaps ckpt.yaml (a listing error is no
+ * "empty": fail closed). */
 static int
-mkdir_p(const char *path, struct ckpt_error *err)
+location_empty(const struct ckpt_backend_ops *ops, void *be, bool *empty,
+    struct ckpt_error *err)
 {
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
-		    "path too long");
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0777) && errno != EEXIST)
-			return ckpt_error_errno(err, buf, "cannot create "
-			    "directory");
-		buf[i] = path[i];
-	}
-	return CKPT_OK;
-}
-
-static int
-create_layout(const char *dir, struct ckpt_error *err)
-{
-	static const char *const subdirs[] = { ".ckpt", ".ckpt/pins",
-		".ckpt/trash", "runs" };
-	static const char marker[] = "{\n  \"schema\": 1\n}\n";
-	char *p;
 	int rc;
 
-	for (size_t i = 0; i < CKPT_ARRAY_SIZE(subdirs); i++) {
-		p = ckpt_join(dir, subdirs[i]);
-		if (!p)
-			return ckpt_error_nomem(err);
-		if (mkdir(p, 0777) && errno != EEXIST) {
-			rc = ckpt_error_errno(err, p, "cannot create directory");
-			free(p);
-			return rc;
-		}
-		free(p);
+	*empty = true;
+	rc = ops->list(be, "", refuse_child, empty, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		return CKPT_OK;
 	}
-	/* The marker last: a half-created store is not taken for one. */
-	p = ckpt_join(dir, STORE_MARKER);
-	if (!p)
-		return ckpt_error_nomem(err);
-	rc = ckpt_write_file_atomic(p, marker, sizeof(marker) - 1, err);
-	free(p);
-	if (!rc)
-		rc = ckpt_fsync_dir(dir, err);
-	return rc;
+	return rc == 1 ? CKPT_OK : rc;
+}
+
+/* The layout, then the marker last: a half-created store is not taken
+ * for one. */
+static int
+create_layout(const struct ckpt_backend_ops *ops, void *be,
+    struct ckpt_error *err)
+{
+	static const char *const prefixes[] = { ".ckpt", ".ckpt/pins",
+		".ckpt/trash", "runs" };
+	static const char marker[] = "{\n  \"schema\": 1\n}\n";
+	int rc;
+
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(prefixes); i++)
+		if ((rc = ops->mkprefix(be, prefixes[i], NULL, err)))
+			return rc;
+	rc = ops->put(be, STORE_MARKER, marker, sizeof(marker) - 1,
+	    CKPT_BE_IF_ABSENT, err);
+	if (rc == CKPT_ERR_EXISTS) {	/* another init won: a store */
+		if (err)
+			ckpt_error_clear(err);
+		rc = CKPT_OK;
+	}
+	return rc ? rc : ops->flush(be, "", err);
+}
+
+/* A new store at dir (CKPT_STORE_CREATE), through the backend. */
+static int
+store_create(const char *dir, struct ckpt_store **out,
+    struct ckpt_error *err)
+{
+	const struct ckpt_backend_ops *ops = &ckpt_backend_posix;
+	bool empty;
+	void *be;
+	int rc;
+
+	if ((rc = ops->create(dir, &be, err)))
+		return rc;
+	if ((rc = location_empty(ops, be, &empty, err)) || (!empty &&
+	    (rc = ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1, "not a ckpt "
+	    "store and not empty; refusing to create a store here (use "
+	    "'ckpt init' on an empty directory)"))) ||
+	    (rc = create_layout(ops, be, err))) {
+		ops->close(be);
+		return rc;
+	}
+	return ckpt_store_open_backend(ops, be, dir, out, err);
 }
 
 int
 ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
     struct ckpt_error *err)
 {
-	struct stat st;
+	const struct ckpt_backend_ops *ops = &ckpt_backend_posix;
+	void *be;
 	int rc;
 
 	if (!dir || !*dir)
@@ -234,39 +302,18 @@ ckpt_store_open(const char *dir, unsigned int flags, struct ckpt_store **out,
 		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, dir, -1,
 		    "remote stores are not supported yet (only a local "
 		    "directory can be a store)");
-	if (is_store(dir))
-		return store_new(dir, out, err);
-	{
-		/* Permission denied is not "no store here" (ckpt(1): 3). */
-		char *marker = ckpt_join(dir, STORE_MARKER);
-		int e = marker && stat(marker, &st) ? errno : 0;
-
-		free(marker);
-		if (e && e != ENOENT && e != ENOTDIR) {
-			errno = e;
-			return ckpt_error_errno(err, dir, "cannot open the "
-			    "store");
-		}
+	rc = backend_open(ops, dir, &be, err);
+	if (!rc) {
+		if (!(rc = has_marker(ops, be, dir, err)))
+			return ckpt_store_open_backend(ops, be, dir, out, err);
+		ops->close(be);
 	}
+	if (rc != CKPT_ERR_NOTFOUND)
+		return rc;
 	if (!(flags & CKPT_STORE_CREATE))
 		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, dir, -1,
 		    "not a ckpt store (no .ckpt/store.json); run 'ckpt init'");
-	if (stat(dir, &st)) {
-		if (errno != ENOENT)
-			return ckpt_error_errno(err, dir, "cannot stat");
-		if ((rc = mkdir_p(dir, err)))
-			return rc;
-	} else if (!S_ISDIR(st.st_mode)) {
-		return ckpt_error_set(err, CKPT_ERR_INVALID, dir, -1,
-		    "not a directory");
-	} else if (!dir_is_empty(dir, "ckpt.yaml")) {
-		return ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
-		    "not a ckpt store and not empty; refusing to create a "
-		    "store here (use 'ckpt init' on an empty directory)");
-	}
-	if ((rc = create_layout(dir, err)))
-		return rc;
-	return store_new(dir, out, err);
+	return store_create(dir, out, err);
 }
 
 int
@@ -306,33 +353,26 @@ ckpt_store_init(const char *dir, const char *policy_yaml, bool *created,
     struct ckpt_store **out, struct ckpt_error *err)
 {
 	struct ckpt_store *s;
-	struct stat st;
 	bool existed;
-	char *p;
 	int rc;
 
 	existed = is_store(dir);
 	if (created)
 		*created = !existed;
-	if (!existed) {
-		if (!stat(dir, &st) && S_ISDIR(st.st_mode) &&
-		    !dir_is_empty(dir, "ckpt.yaml"))
-			return ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1,
-			    "directory is not empty; a store is created in an "
-			    "empty or new directory");
-	}
 	if ((rc = ckpt_store_open(dir, CKPT_STORE_CREATE, &s, err)))
-		return rc;
+		return rc == CKPT_ERR_REFUSED && !existed ?
+		    ckpt_error_set(err, CKPT_ERR_REFUSED, dir, -1, "directory "
+		    "is not empty; a store is created in an empty or new "
+		    "directory") : rc;
 	if (policy_yaml) {
-		p = ckpt_store_path(s, "ckpt.yaml");
-		if (!p) {
-			ckpt_store_free(s);
-			return ckpt_error_nomem(err);
+		/* Only where none is yet: the user's policy stays. */
+		rc = s->ops->put(s->be, "ckpt.yaml", policy_yaml,
+		    strlen(policy_yaml), CKPT_BE_IF_ABSENT, err);
+		if (rc == CKPT_ERR_EXISTS) {
+			if (err)
+				ckpt_error_clear(err);
+			rc = CKPT_OK;
 		}
-		if (stat(p, &st) && errno == ENOENT)
-			rc = ckpt_write_file_atomic(p, policy_yaml,
-			    strlen(policy_yaml), err);
-		free(p);
 		if (rc) {
 			ckpt_store_free(s);
 			return rc;
@@ -365,6 +405,32 @@ char *
 ckpt_store_path(const struct ckpt_store *s, const char *rel)
 {
 	return ckpt_join(s->root, rel);
+}
+
+int
+ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err)
+{
+	char *path = ckpt_store_path(s, "ckpt.yaml"), *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!path)
+		return ckpt_error_nomem(err);
+	/* One byte over the limit, so that the parser says "too large". */
+	rc = s->ops->read(s->be, "ckpt.yaml", CKPT_POLICY_FILE_MAX + 1, &text,
+	    &len, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		/* no ckpt.yaml: the defaults */
+		if (err)
+			ckpt_error_clear(err);
+		rc = ckpt_policy_config_parse("", 0, path, out, err);
+	} else if (!rc) {
+		rc = ckpt_policy_config_parse(text, len, path, out, err);
+	}
+	free(text);
+	free(path);
+	return rc;
 }
 
 const char *

@@ -24,8 +24,8 @@ struct ckpt_store {
 	char lock_content[1024];	/* what we wrote, to check on unlock */
 };
 
-/* Copies a regular file to dst (created exclusively, 0644; not synced);
- * save.c. */
+/* Copies a regular file to dst (created exclusively, never a wider mode
+ * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
 /* Removes path recursively (manifest first, no symlinks followed); 0 or
  * -1 with errno.  A path that is gone already is fine; prune.c. */
@@ -66,21 +66,44 @@ void ckpt_protection_release(struct ckpt_protection *p);
 int ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
     int64_t step, const char **why, struct ckpt_error *err);
 
+/* The store's ckpt.yaml through the backend; none is the defaults.  An
+ * error reading it is an error (fail closed). */
+struct ckpt_policy_config;
+int ckpt_store_config_load(const struct ckpt_store *s,
+    struct ckpt_policy_config **out, struct ckpt_error *err);
+
 /* The backend key of path (a path in the store: ROOT/key), NULL when
  * path is not in the store. */
 const char *ckpt_store_key(const struct ckpt_store *s, const char *path);
 
-/* Opens ROOT/rel as a directory, no symbolic link followed below root
- * (backend-posix.c). */
-int ckpt_open_dir_nofollow(const char *root, const char *rel);
-/* Same for a store path: the descriptor, -2 when missing, -1 with err.
- * POSIX only: the store's own modules go through s->ops (backend.h). */
-int ckpt_store_opendir(const struct ckpt_store *s, const char *rel,
-    struct ckpt_error *err);
 /* Removes path recursively, manifest first, never following symlinks nor
  * leaving its filesystem (backend-posix.c; POSIX only: the store's own
  * removals go through s->ops->remove_tree).  0, or -1 with errno. */
 int ckpt_rm_rf(const char *path);
+
+/*
+ * Whose is a staging area, and is its owner alive (owner.c)?  The one
+ * rule gc and ls share: only a process of this host and pid namespace
+ * can be checked (pid and start time); another boot of this machine
+ * ended it; anything else is UNKNOWN (gc waits for its age, ls shows it
+ * in progress).
+ */
+enum ckpt_owner_state {
+	CKPT_OWNER_ALIVE,	/* its process runs: never touched */
+	CKPT_OWNER_GONE,	/* known dead (this machine could check) */
+	CKPT_OWNER_UNKNOWN	/* another host or pid namespace */
+};
+
+struct ckpt_owner {
+	long pid;		/* 0 when unknown */
+	unsigned long long start;	/* process start, 0 when unknown */
+	const char *host, *boot, *pidns, *machine;	/* NULL: unknown */
+};
+
+struct json_t;
+/* The owner a staging record names (strings borrowed from rec). */
+void ckpt_owner_from_record(const struct json_t *rec, struct ckpt_owner *o);
+enum ckpt_owner_state ckpt_owner_state(const struct ckpt_owner *o);
 
 /* An entry of a listing with the storage its pointers use (list.c). */
 struct ckpt_stamp {
@@ -100,18 +123,21 @@ struct ckpt_entry_priv {
  * a destructive decision, and only for checkpoint directories whose stat
  * stamp is unchanged.
  */
-struct stat;
+struct ckpt_be_info;
 struct ckpt_index;
 struct ckpt_index_writer;
 
-void ckpt_stamp_of(const struct stat *st, struct ckpt_stamp *out);
+/* The stamp of a key as the backend's stat gave it (backend.h). */
+void ckpt_stamp_of(const struct ckpt_be_info *info, struct ckpt_stamp *out);
+/* The backend gave one (not all 0): else the cache is never used. */
+bool ckpt_stamp_usable(const struct ckpt_stamp *st);
 /* 0 and *out, or -1 when there is no usable index (missing, damaged). */
 int ckpt_index_load(const struct ckpt_store *s, const char *run,
     struct ckpt_index **out);
 void ckpt_index_free(struct ckpt_index *ix);
 /* The run directory is as the index saw it: same names, same inodes. */
 bool ckpt_index_run_fresh(const struct ckpt_index *ix,
-    const struct stat *run_st);
+    const struct ckpt_stamp *run);
 size_t ckpt_index_count(const struct ckpt_index *ix);
 int64_t ckpt_index_step(const struct ckpt_index *ix, size_t i);
 bool ckpt_index_failed(const struct ckpt_index *ix, size_t i);
@@ -120,13 +146,14 @@ const char *ckpt_index_name(const struct ckpt_index *ix, size_t i,
     char *buf, size_t len);
 bool ckpt_index_find(const struct ckpt_index *ix, const char *name,
     size_t *at);
-/* Record i may stand for the checkpoint directory whose stat is st. */
+/* Record i may stand for the checkpoint directory whose stamp is now. */
 bool ckpt_index_matches(const struct ckpt_index *ix, size_t i,
-    const struct stat *st);
+    const struct ckpt_stamp *now);
 /* Fills what the files would give (not run, name, path, protection). */
 int ckpt_index_decode(const struct ckpt_index *ix, size_t i,
     struct ckpt_entry_priv *p);
-struct ckpt_index_writer *ckpt_index_writer_new(const struct stat *run_st);
+/* NULL when out of memory or run has no usable stamp. */
+struct ckpt_index_writer *ckpt_index_writer_new(const struct ckpt_stamp *run);
 void ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
     const struct ckpt_stamp *stamp, const struct ckpt_entry *e);
 /* Best effort: writes STORE/.ckpt/index/RUN, frees w. */

@@ -11,8 +11,12 @@
  */
 #include "unit.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "store/backend.h"
 #include "store/store.h"
@@ -237,6 +241,13 @@ START_TEST(test_store_refuses_other_versions_and_remotes)
 	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
 	    &err), CKPT_ERR_INTERNAL);
 	ck_assert_ptr_null(s);
+	/* a table of this version with an operation missing */
+	other.version = CKPT_BACKEND_VERSION;
+	other.stage_untake = NULL;
+	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
+	    &err), CKPT_ERR_INTERNAL);
+	ck_assert_ptr_nonnull(strstr(err.message, "no stage_untake"));
+	ck_assert_ptr_null(s);
 	ck_assert_int_eq(ckpt_store_open("s3://bucket/prefix", 0, &s, &err),
 	    CKPT_ERR_UNSUPPORTED);
 	ck_assert_ptr_nonnull(strstr(err.message, "not supported yet"));
@@ -259,6 +270,12 @@ struct fake {
 	struct fobj o[256];
 	size_t n;
 	unsigned calls;		/* operations the store made */
+	/* Staging as an object store would do it (backend.h stage_begin):
+	 * the record is an object at once, the files wait in a local spool
+	 * directory, uploaded by commit_if_absent with the manifest last. */
+	char spool[4200];
+	unsigned nstage;
+	bool fail_list;		/* every list fails (an I/O error) */
 };
 
 static struct fobj *
@@ -362,6 +379,10 @@ fake_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
 
 	f->calls++;
 	ck_assert_ptr_nonnull(names);
+	if (f->fail_list) {
+		free(names);
+		return ckpt_error_set(err, CKPT_ERR_IO, prefix, -1, "EIO");
+	}
 	if (!fdir(f, prefix)) {
 		free(names);
 		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, prefix, -1,
@@ -479,6 +500,9 @@ fmove(struct fake *f, const char *from, const char *to)
 	}
 }
 
+static void fake_upload(struct fake *f, const char *stage,
+    const char *final);
+
 static int
 fake_commit_if_absent(void *be, const char *stage, const char *final,
     struct ckpt_error *err)
@@ -488,6 +512,8 @@ fake_commit_if_absent(void *be, const char *stage, const char *final,
 	f->calls++;
 	if (fdir(f, final))
 		return ckpt_error_set(err, CKPT_ERR_EXISTS, final, -1, "exists");
+	if (f->spool[0])
+		fake_upload(f, stage, final);
 	fmove(f, stage, final);
 	return 0;
 }
@@ -557,6 +583,200 @@ fake_close(void *be)
 	free(f);
 }
 
+/* ---- version 2: prefixes and staging ---- */
+
+static int
+fake_mkprefix(void *be, const char *key, bool *made, struct ckpt_error *err)
+{
+	struct fake *f = be;
+
+	(void)key;
+	(void)err;
+	f->calls++;
+	if (made)
+		*made = false;	/* prefixes are implicit */
+	return 0;
+}
+
+static int
+fake_rmprefix(void *be, const char *key, struct ckpt_error *err)
+{
+	struct fake *f = be;
+
+	f->calls++;
+	return fdir(f, key) ? ckpt_error_set(err, CKPT_ERR_EXISTS, key, -1,
+	    "not empty") : 0;
+}
+
+/* The spool directory of a staging key: SPOOL/<its last component>. */
+static void
+fake_local(const struct fake *f, const char *stage, char *out, size_t size)
+{
+	const char *slash = strrchr(stage, '/');
+
+	snprintf(out, size, "%s/%s", f->spool, slash ? slash + 1 : stage);
+}
+
+static int
+fake_stage_record(void *be, const char *stage, const char *record,
+    size_t len, bool durable, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char key[512];
+	struct fobj *o;
+
+	(void)durable;
+	(void)err;
+	f->calls++;
+	snprintf(key, sizeof(key), "%s/%s", stage, CKPT_STAGING_NAME);
+	if (record) {
+		char *copy = strndup(record, len);
+
+		fset(f, key, copy);
+		free(copy);
+	} else if ((o = ffind(f, key))) {
+		fdel(f, o);
+	}
+	return 0;
+}
+
+static int
+fake_stage_begin(void *be, const char *dir, const char *name,
+    const char *record, size_t len, char **stage, char **local,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char path[4400];
+
+	f->calls++;
+	ck_assert_int_ge(asprintf(stage, "%s/%s%s.%u", dir,
+	    CKPT_STAGING_PREFIX, name, ++f->nstage), 0);
+	fake_local(f, *stage, path, sizeof(path));
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	*local = strdup(path);
+	return fake_stage_record(be, *stage, record, len, true, err);
+}
+
+static int
+fake_stage_file(void *be, const char *stage, const char *rel,
+    const char *src, unsigned int flags, bool *taken,
+    struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char dst[4600], dir[4400];
+
+	f->calls++;
+	fake_local(f, stage, dir, sizeof(dir));
+	snprintf(dst, sizeof(dst), "%s/%s", dir, rel);
+	*taken = false;
+	if (flags & CKPT_BE_STAGE_SHARE_ONLY)
+		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, src, -1,
+		    "an object store shares no storage with a file");
+	if (flags & CKPT_BE_STAGE_TAKE) {
+		if (rename(src, dst))
+			return ckpt_error_errno(err, src, "cannot take");
+		*taken = true;
+		return 0;
+	}
+	return ckpt_copy_file(src, dst, err);
+}
+
+static int
+fake_stage_untake(void *be, const char *stage, const char *rel,
+    const char *dst, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	char from[4600], dir[4400];
+
+	f->calls++;
+	fake_local(f, stage, dir, sizeof(dir));
+	snprintf(from, sizeof(from), "%s/%s", dir, rel);
+	if (access(from, F_OK))
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, from, -1, "back");
+	if (!access(dst, F_OK))
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, dst, -1, "exists");
+	return rename(from, dst) ? ckpt_error_errno(err, dst, "cannot") : 0;
+}
+
+static int
+fake_stage_sync(void *be, const char *stage, struct ckpt_error *err)
+{
+	(void)stage;
+	(void)err;
+	((struct fake *)be)->calls++;
+	return 0;
+}
+
+/* Removes the spool of stage (flat: save's sources here are files). */
+static void
+fake_spool_remove(struct fake *f, const char *stage)
+{
+	char dir[4400], cmd[4500];
+
+	fake_local(f, stage, dir, sizeof(dir));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int
+fake_remove_tree(void *be, const char *key, struct ckpt_error *err);
+
+static int
+fake_stage_abort(void *be, const char *stage, struct ckpt_error *err)
+{
+	fake_spool_remove(be, stage);
+	return fake_remove_tree(be, stage, err);
+}
+
+/* Uploads the spool of stage as final/..., the manifest last. */
+static void
+fake_upload(struct fake *f, const char *stage, const char *final)
+{
+	char dir[4400], path[4700], key[600];
+	struct dirent *de;
+	DIR *d;
+
+	fake_local(f, stage, dir, sizeof(dir));
+	for (int manifest = 0; manifest < 2; manifest++) {
+		ck_assert_ptr_nonnull(d = opendir(dir));
+		while ((de = readdir(d))) {
+			char *text;
+			size_t len;
+
+			if (de->d_name[0] == '.' || manifest != !strcmp(
+			    de->d_name, CKPT_MANIFEST_NAME))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			snprintf(key, sizeof(key), "%s/%s", final, de->d_name);
+			ck_assert_int_eq(ckpt_read_file(path, 1 << 20, &text,
+			    &len, NULL), 0);
+			fset(f, key, text);
+			free(text);
+		}
+		closedir(d);
+	}
+	fake_spool_remove(f, stage);
+}
+
+static int
+fake_commit_if_absent(void *be, const char *stage, const char *final,
+    struct ckpt_error *err);
+static int
+fake_trash(void *be, const char *key, const char *name,
+    struct ckpt_error *err);
+
+static int
+fake_commit_replace(void *be, const char *stage, const char *final,
+    const char *trash_name, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	int rc;
+
+	if (fdir(f, final) && (rc = fake_trash(be, final, trash_name, err)))
+		return rc;
+	return fake_commit_if_absent(be, stage, final, err);
+}
+
 static const struct ckpt_backend_ops fake_ops = {
 	.version = CKPT_BACKEND_VERSION,
 	.name = "fake",
@@ -574,6 +794,15 @@ static const struct ckpt_backend_ops fake_ops = {
 	.remove_tree = fake_remove_tree,
 	.flush = fake_flush,
 	.usage = fake_usage,
+	.mkprefix = fake_mkprefix,
+	.rmprefix = fake_rmprefix,
+	.stage_begin = fake_stage_begin,
+	.stage_file = fake_stage_file,
+	.stage_untake = fake_stage_untake,
+	.stage_record = fake_stage_record,
+	.stage_sync = fake_stage_sync,
+	.stage_abort = fake_stage_abort,
+	.commit_replace = fake_commit_replace,
 };
 
 /* The same objects under a second store handle (which does not own them). */
@@ -594,6 +823,15 @@ static const struct ckpt_backend_ops fake_ops_noclose = {
 	.remove_tree = fake_remove_tree,
 	.flush = fake_flush,
 	.usage = fake_usage,
+	.mkprefix = fake_mkprefix,
+	.rmprefix = fake_rmprefix,
+	.stage_begin = fake_stage_begin,
+	.stage_file = fake_stage_file,
+	.stage_untake = fake_stage_untake,
+	.stage_record = fake_stage_record,
+	.stage_sync = fake_stage_sync,
+	.stage_abort = fake_stage_abort,
+	.commit_replace = fake_commit_replace,
 };
 
 /* A committed checkpoint as save leaves it (summary + manifest). */
@@ -677,6 +915,172 @@ START_TEST(test_fake_backend_lock_pins_protection)
 }
 END_TEST
 
+/*
+ * A whole save through the fake: staged from a local file (taken, given
+ * back on failure, taken again), committed by the fake's upload, then
+ * listed and found as the newest, every call through the ops table.
+ */
+static int
+take_step(const struct ckpt_entry *e, void *arg)
+{
+	*(int64_t *)arg = e->step;
+	return 1;
+}
+
+START_TEST(test_fake_backend_save_list_latest)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct ckpt_save_options o = CKPT_SAVE_OPTIONS_INIT;
+	struct ckpt_save *sv;
+	struct ckpt_store *s;
+	struct ckpt_list *l;
+	struct ckpt_error err;
+	const char *src;
+	const char *srcs[1];
+	int64_t newest = -1;
+	size_t moved, stranded;
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(f->spool, sizeof(f->spool), "%s/spool", unit_tmpdir);
+	ck_assert_int_eq(mkdir(f->spool, 0700), 0);
+	fake_ckpt(f, "a", 1, false);
+	src = unit_write_file("weights.txt", "tensor bytes\n", 13);
+	srcs[0] = src;
+	ck_assert_int_eq(ckpt_store_open_backend(&fake_ops, f, FAKE_ROOT, &s,
+	    &err), 0);
+	o.run = "a";
+	o.step = 2;
+	o.sources = srcs;
+	o.nsources = 1;
+	o.transfer = CKPT_TRANSFER_MOVE;
+	o.nthreads = 1;
+
+	/* a failure gives the taken file back (stage_untake) */
+	ck_assert_int_eq(ckpt_save_begin(s, &o, &sv, &err), 0);
+	ck_assert_int_ne(access(src, F_OK), 0);
+	{
+		/* the record is an object from the start */
+		bool record = false;
+
+		for (size_t i = 0; i < f->n; i++)
+			record |= !strncmp(f->o[i].key, "runs/a/.tmp-step-2.",
+			    19) && strstr(f->o[i].key, CKPT_STAGING_NAME);
+		ck_assert(record);
+	}
+	ckpt_save_mark_failed(sv, "test");
+	ckpt_save_moves(sv, &moved, &stranded);
+	ck_assert_uint_eq(moved, 1);
+	ck_assert_uint_eq(stranded, 0);
+	ck_assert_int_eq(access(src, F_OK), 0);
+	ckpt_save_abort(sv);
+	ckpt_save_free(sv);
+
+	/* committed: uploaded, listed, the newest; the source taken */
+	ck_assert_int_eq(ckpt_save_begin(s, &o, &sv, &err), 0);
+	ck_assert_msg(ckpt_save_finish(sv, NULL, &err) == 0, "%s",
+	    err.message);
+	ckpt_save_free(sv);
+	ck_assert_int_ne(access(src, F_OK), 0);
+	ck_assert_ptr_nonnull(ffind(f, "runs/a/step-2/weights.txt"));
+	ck_assert_str_eq(ffind(f, "runs/a/step-2/weights.txt")->data,
+	    "tensor bytes\n");
+	ck_assert_ptr_nonnull(ffind(f, "runs/a/step-2/" CKPT_MANIFEST_NAME));
+	ck_assert_ptr_null(ffind(f, "runs/a/step-2/" CKPT_STAGING_NAME));
+	for (size_t i = 0; i < f->n; i++)
+		ck_assert_msg(!strstr(f->o[i].key, CKPT_STAGING_PREFIX),
+		    "left behind: %s", f->o[i].key);
+	ck_assert_int_eq(ckpt_store_list(s, "a", CKPT_LIST_STAGING, &l,
+	    &err), 0);
+	ck_assert_uint_eq(ckpt_list_count(l), 2);
+	ck_assert_int_eq(ckpt_list_entry(l, 1)->step, 2);
+	ck_assert_uint_eq(ckpt_list_staging_count(l), 0);
+	ckpt_list_free(l);
+	ck_assert_int_eq(ckpt_store_newest(s, "a", take_step, &newest, &err),
+	    1);
+	ck_assert_int_eq(newest, 2);
+
+	/* --force through commit_replace: the old one goes to the trash */
+	src = unit_write_file("weights.txt", "other bytes\n", 12);
+	o.force = true;
+	ck_assert_int_eq(ckpt_save_begin(s, &o, &sv, &err), 0);
+	ck_assert_msg(ckpt_save_finish(sv, NULL, &err) == 0, "%s",
+	    err.message);
+	ckpt_save_free(sv);
+	ck_assert_str_eq(ffind(f, "runs/a/step-2/weights.txt")->data,
+	    "other bytes\n");
+	ck_assert(fdir(f, ".ckpt/trash"));
+
+	/* a listing error is an error, never "no checkpoints" */
+	f->fail_list = true;
+	ck_assert_int_eq(ckpt_store_list(s, "a", 0, &l, &err), CKPT_ERR_IO);
+	ck_assert_int_eq(ckpt_store_list(s, NULL, 0, &l, &err), CKPT_ERR_IO);
+	ck_assert_int_eq(ckpt_store_newest(s, "a", take_step, &newest, &err),
+	    CKPT_ERR_IO);
+	f->fail_list = false;
+	ckpt_store_free(s);
+}
+END_TEST
+
+/* The owner rule ls and gc share (owner.c). */
+START_TEST(test_owner_state_rule)
+{
+	struct ckpt_owner o = { 0 };
+	json_t *rec;
+	pid_t child;
+
+	o.pid = (long)getpid();
+	o.start = ckpt_proc_start(o.pid);
+	o.host = ckpt_hostname();
+	o.boot = ckpt_boot_id();
+	o.pidns = ckpt_pid_ns();
+	o.machine = ckpt_machine_id();
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	o.pidns = NULL;		/* an old record: taken for ours */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	o.pidns = "pid:[1]";	/* another pid namespace: cannot tell */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+	o.pidns = ckpt_pid_ns();
+	o.host = "some-other-host";
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+	o.host = ckpt_hostname();
+	o.start = o.start + 1;	/* the pid was reused */
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_GONE);
+	o.start = ckpt_proc_start(o.pid);
+	if (ckpt_boot_id()[0]) {
+		o.boot = "another-boot";
+		/* this machine rebooted: gone; another machine: unknown */
+		ck_assert_int_eq(ckpt_owner_state(&o), ckpt_machine_id()[0] ?
+		    CKPT_OWNER_GONE : CKPT_OWNER_UNKNOWN);
+		o.machine = "another-machine";
+		ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+		o.boot = ckpt_boot_id();
+		o.machine = ckpt_machine_id();
+	}
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (!child)
+		_exit(0);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	o.pid = (long)child;
+	o.start = 0;
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_GONE);
+	o.pid = 0;
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_UNKNOWN);
+
+	/* read from a staging record as save writes it */
+	rec = json_pack("{s:I, s:s, s:s, s:s, s:I}", "pid",
+	    (json_int_t)getpid(), "host", ckpt_hostname(), "boot",
+	    ckpt_boot_id(), "pidns", ckpt_pid_ns(), "start",
+	    (json_int_t)ckpt_proc_start((long)getpid()));
+	ck_assert_ptr_nonnull(rec);
+	ckpt_owner_from_record((const struct json_t *)rec, &o);
+	ck_assert_int_eq(o.pid, getpid());
+	ck_assert_ptr_null(o.machine);
+	ck_assert_int_eq(ckpt_owner_state(&o), CKPT_OWNER_ALIVE);
+	json_decref(rec);
+}
+END_TEST
+
 Suite *
 backend_suite(void)
 {
@@ -692,7 +1096,10 @@ backend_suite(void)
 	tcase_add_test(tc, test_store_refuses_other_versions_and_remotes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("fake");
+	tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tc, test_fake_backend_lock_pins_protection);
+	tcase_add_test(tc, test_owner_state_rule);
+	tcase_add_test(tc, test_fake_backend_save_list_latest);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -243,6 +243,56 @@ START_TEST(test_pickle_allowlist)
 }
 END_TEST
 
+/*
+ * The memo keeps only what some GET reads (a scan before the run); every
+ * form of GET and PUT, and the streams the scan does not follow (MEMOIZE,
+ * frames, a GET past the first STOP), read the same values as ever.
+ */
+START_TEST(test_pickle_memo_reads)
+{
+	static const struct {
+		const char *what;
+		const unsigned char *bytes;
+		size_t len;
+		int rc;
+	} m[] = {
+		{ "binput/binget", B("\x80\x02(K\x05q\x00K\x07q\x01h\x00t."),
+		    0 },
+		{ "long forms", B("\x80\x02(K\x05r\x00\x01\x00\x00K\x07q\x01"
+		    "j\x00\x01\x00\x00t."), 0 },
+		{ "text forms", B("(I5\np0\nI7\np1\ng0\nt."), 0 },
+		{ "memoize in a frame", B("\x80\x04\x95\x0b\x00\x00\x00\x00"
+		    "\x00\x00\x00(K\x05\x94K\x07\x94h\x00t."), 0 },
+		{ "get of a key no put set", B("\x80\x02(K\x05q\x00K\x07q\x01"
+		    "h\x02t."), CKPT_ERR_FORMAT },
+		{ "get after the stop", B("\x80\x02(K\x05q\x00K\x07q\x01"
+		    "h\x00t.h\x01."), 0 },
+	};
+
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(m); i++) {
+		struct pk_opts o = { .what = "t", .base = 0 };
+		struct ckpt_file *f = new_file();
+		struct ckpt_pickle *p = NULL;
+		struct ckpt_error err;
+		int rc = ckpt_pickle_parse(f, m[i].bytes, m[i].len, &o, &p,
+		    NULL, &err);
+
+		ck_assert_msg(rc == m[i].rc, "%s: rc %d (%s)", m[i].what, rc,
+		    err.message);
+		if (!rc) {
+			struct pk_node *t = p->root;
+
+			ck_assert_msg(t && t->kind == PK_TUPLE && t->n == 3 &&
+			    t->items[0]->i == 5 && t->items[1]->i == 7 &&
+			    t->items[2]->i == 5, "%s: not (5, 7, 5)",
+			    m[i].what);
+		}
+		ckpt_pickle_free(p);
+		ckpt_file_free(f);
+	}
+}
+END_TEST
+
 /* getattr in DCP metadata: only getattr(<DCP enum>, "NAME") is data. */
 START_TEST(test_pickle_dcp_getattr)
 {
@@ -320,6 +370,6 @@ pickle_suite(void)
 
 	TCASE(s, "opcodes", NULL, NULL, test_pickle_table, test_pickle_limits,
 	    test_pickle_allowlist, test_pickle_dcp_getattr,
-	    test_pickle_allow_patterns);
+	    test_pickle_allow_patterns, test_pickle_memo_reads);
 	return s;
 }
