@@ -54,9 +54,12 @@ bench_note "ckpt inspect of $N tensors: median ${ck} s (target 0.2 s:" \
     "unzip -l $rssu KiB.  ckpt reads the central directory, every local" \
     "header (through a 256 KiB window) and data.pkl, interprets the" \
     "pickle into a node tree (slabs; None, bools and small ints shared; the" \
-    "memo holds only the keys a GET reads) and writes its JSON tree as it" \
-    "walks.  The tree is what is left: about ten nodes per tensor (the" \
-    "tensor, its storage, its name, and the tuples and the OrderedDict of" \
-    "the rebuild call, which the pickle's memo could name again), 1.6 KB" \
-    "per tensor."
+    "memo holds only the keys a GET reads; the tuples, strings and hooks" \
+    "of each rebuild call and storage id are given back for reuse once" \
+    "the tensor has copied them, unless something can name them again)" \
+    "and writes its JSON tree as it walks.  What is left per tensor: its" \
+    "name, tensor and storage nodes (about 600 bytes), the tensor table" \
+    "entry, the metadata JSON text (which the text view parses again with" \
+    "jansson, a quarter of the time), and data.pkl and the central" \
+    "directory, read whole."
 bench_end

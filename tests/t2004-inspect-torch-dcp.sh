@@ -168,4 +168,19 @@ test_expect_success 'a store checkpoint: a short checkpoint block; --manifest sh
 	test "$(json_eval out.json "(d[\"checkpoint\"][\"run\"], d[\"checkpoint\"][\"step\"])")" = "(${SQ}r1${SQ}, 1)"
 '
 
+# A shard holding one archive is a whole torch file by its bytes; its
+# chunk is read through the .metadata, never counted a second time.
+test_expect_success TORCH 'a DCP shard of one archive is a shard: its chunk is not a tensor' '
+	S=$FIXTURES_DIR/diff-dcp/single &&
+	ckpt inspect "$S" >out &&
+	test_grep "^checkpoint total: 1 tensor, 24 parameters, 96 B$" out &&
+	test_grep "1 archive: a distributed checkpoint shard" out &&
+	ckpt inspect --json "$S" >out.json &&
+	test "$(json_eval out.json "(d[\"totals\"][\"tensors\"], d[\"totals\"][\"parameters\"])")" = "(1, 24)" &&
+	ckpt verify --json "$S" >out.json &&
+	test "$(json_eval out.json "[f[\"format\"] for f in d[\"checkpoints\"][0][\"files\"]]")" = "[${SQ}dcp-metadata${SQ}, ${SQ}dcp-shard${SQ}]" &&
+	ckpt-test-tool findings "$S/__0_0.distcp" >out &&
+	test_grep "^format dcp-shard$" out
+'
+
 test_done

@@ -73,4 +73,44 @@ test_expect_success TORCH 'the text view summarises the tensors' '
 	test_grep "^model\.view\.b  *F32  *\[50\]" out
 '
 
+# The reader gives back the nodes of a rebuild call once the tensor has
+# copied them, unless something else can reach them: here the size and
+# stride tuples, the hooks and a whole argument tuple are also values of
+# the dict (before and after the call), so the pickle names them again.
+test_expect_success TORCH 'values shared with a rebuild call survive it' '
+	"$PYTHON" - <<-\EOF &&
+	import collections, torch
+	class Call:
+	    def __init__(self, args):
+	        self.args = args
+	    def __reduce__(self):
+	        return (torch._utils._rebuild_tensor_v2, self.args)
+	t = torch.arange(6000, dtype=torch.float32)
+	size, stride, hooks = (3, 2000), (2000, 1), collections.OrderedDict()
+	args = (t.storage(), 0, (2, 1500), (1500, 1), False,
+	        collections.OrderedDict())
+	sd = collections.OrderedDict()
+	sd["size_before"] = size
+	sd["a"] = Call((t.storage(), 0, size, stride, False, hooks))
+	sd["stride_after"] = stride
+	sd["hooks_after"] = hooks
+	sd["b"] = Call(args)
+	sd["args_after"] = args
+	sd["c"] = Call(args)
+	torch.save(sd, "shared.pt")
+	EOF
+	ckpt inspect --json shared.pt >shared.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	d = json.load(open("shared.json"))["files"][0]
+	shapes = {t["name"]: t["shape"] for t in d["tensors"]}
+	assert shapes == {"a": [3, 2000], "b": [2, 1500], "c": [2, 1500]}, shapes
+	m = d["metadata"]
+	assert m["size_before"] == [3, 2000], m["size_before"]
+	assert m["stride_after"] == [2000, 1], m["stride_after"]
+	assert m["hooks_after"] == {}, m["hooks_after"]
+	assert m["args_after"][2:5] == [[2, 1500], [1500, 1], False], m["args_after"]
+	EOF
+'
+
 test_done

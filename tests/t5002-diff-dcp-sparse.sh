@@ -157,6 +157,54 @@ test_expect_success TORCH 'a chunk archive cut short, and one whose pickle calls
 	test_grep "4 identical, 0 different, 1 unreadable" out
 '
 
+# The non-tensor values of a DCP checkpoint (bytes items: each a
+# torch.save archive in a shard) are the same object tree as the
+# consolidated torch file's: compared as its pickle metadata.
+test_expect_success TORCH 'DCP bytes items against the consolidated file: equal values are not reported' '
+	ckpt diff --json "$FX/dcp" "$FX/model.pt" >out.json &&
+	test "$(jq_py out.json "d[\"metadata\"], d[\"summary\"][\"metadata_differences\"]")" = "{} 0" &&
+	ckpt diff "$FX/dcp" "$FX/model.pt" >out &&
+	! grep -q "^metadata:" out &&
+	test_expect_code 1 ckpt diff --json "$FX/dcp" "$FX/noprefix.pt" >out.json &&
+	test "$(jq_py out.json "sorted((m[\"path\"], m[\"change\"]) for m in d[\"metadata\"][\"pickle\"])")" = \
+	    "[(${SQ}epoch${SQ}, ${SQ}removed${SQ}), (${SQ}extra${SQ}, ${SQ}removed${SQ}), (${SQ}optim${SQ}, ${SQ}removed${SQ}), (${SQ}sched${SQ}, ${SQ}removed${SQ}), (${SQ}step${SQ}, ${SQ}removed${SQ})]"
+'
+
+test_expect_success TORCH 'DCP bytes items: a changed value is reported by path, DCP against DCP and against torch' '
+	test_expect_code 1 ckpt diff --json "$FX/dcp" "$FX/changed" >out.json &&
+	test "$(jq_py out.json "[(m[\"path\"], m[\"a\"], m[\"b\"]) for m in d[\"metadata\"][\"pickle\"]]")" = \
+	    "[(${SQ}epoch${SQ}, 3, 4), (${SQ}optim.param_groups[0].lr${SQ}, 0.001, 0.0005)]" &&
+	"$PYTHON" - "$FX/model.pt" <<-\EOF &&
+	import sys, torch
+	sd = torch.load(sys.argv[1])
+	sd["sched"]["_last_lr"] = [0.0005]
+	sd["extra"]["amp"] = False
+	del sd["step"]
+	torch.save(sd, "resaved.pt")
+	EOF
+	ckpt diff "$FX/dcp" resaved.pt >out &&
+	cat >expect <<-\EOF &&
+	metadata:
+	  pickle step: only in a: 1200
+	  pickle extra.amp: true -> false
+	  pickle sched._last_lr[0]: 0.00075 -> 0.0005
+	EOF
+	sed -n "/^metadata:/,\$p" out >actual &&
+	test_cmp expect actual
+'
+
+test_expect_success TORCH 'a DCP bytes item calling os.system is named, never run' '
+	ckpt diff --json "$FX/dcp" "$FX/evil-bytes" >out.json &&
+	test "$(jq_py out.json "[(m[\"path\"], m[\"b\"][\"\$global\"]) for m in d[\"metadata\"][\"pickle\"] if m[\"b\"] and \"hook\" in m[\"path\"]]")" = \
+	    "[(${SQ}extra.hook${SQ}, ${SQ}posix.system${SQ})]" &&
+	test_path_is_missing "$FX/evil-bytes/pwned"
+'
+
+test_expect_success TORCH 'a DCP bytes item cut short: its shard, name and offset, exit 3' '
+	test_expect_code 3 ckpt diff "$FX/dcp" "$FX/cut-bytes" >out 2>err &&
+	test_grep "^ckpt: .*cut-bytes/__0_0.distcp: bytes item ${SQ}sched${SQ}: truncated zip archive: .* (at byte [0-9]*)$" err
+'
+
 test_expect_success TORCH 'setup: sparse and meta tensors saved by torch' '
 	"$PYTHON" - <<-\EOF 2>/dev/null
 	import torch

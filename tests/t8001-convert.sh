@@ -204,4 +204,35 @@ test_expect_success TORCH 'a DCP checkpoint with a gap or an unsafe pickle is re
 	test_path_is_missing x.safetensors
 '
 
+# A chunk's archive goes through the same refusal as any pickle: a tensor
+# subclass is a global outside the allowlist, admitted by --allow-global.
+test_expect_success TORCH 'a DCP chunk of a tensor subclass: refused, then admitted by --allow-global' '
+	cp -r "$FIXTURES_DIR/dcp/good" sub &&
+	"$PYTHON" - "$SRC_DIRECTORY/tests/fixtures/gen-dcp.py" <<-\EOF &&
+	import importlib.util, io, pickle, sys, torch
+	spec = importlib.util.spec_from_file_location("gen_dcp", sys.argv[1])
+	g = importlib.util.module_from_spec(spec)
+	spec.loader.exec_module(g)    # the classes .metadata refers to
+	class MyT(torch.Tensor):
+	    pass
+	w = torch.load("dcp.pt")["model"]["w"]
+	b = io.BytesIO()
+	torch.save(w[2:4].clone().as_subclass(MyT), b)
+	m = pickle.load(open("sub/.metadata", "rb"))
+	for k, v in m.storage_data.items():
+	    if k.fqn == "model.w" and tuple(k.offset) == (2, 0):
+	        shard = open("sub/" + v.relative_path, "rb").read()
+	        open("sub/" + v.relative_path, "wb").write(shard + b.getvalue())
+	        v.offset, v.length = len(shard), len(b.getvalue())
+	open("sub/.metadata", "wb").write(pickle.dumps(m, protocol=4))
+	EOF
+	test_expect_code 1 ckpt convert sub sub.safetensors 2>err &&
+	test_grep "__1_0.distcp: the pickle references 1 global outside the allowlist (__main__.MyT).*--allow-global" err &&
+	test_path_is_missing sub.safetensors &&
+	ckpt convert --allow-global __main__.MyT sub sub.safetensors &&
+	stcheck dcp.pt sub.safetensors model >res &&
+	echo "ok 2 tensors, 0 aliases" >want &&
+	test_cmp want res
+'
+
 test_done

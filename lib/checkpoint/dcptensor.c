@@ -29,6 +29,7 @@
 
 struct ckpt_dcp {
 	const struct ckpt_checkpoint *c;
+	struct ckpt_dcp_options o;
 	char *dir;			/* directory of .metadata, "" or "x/" */
 	const char *mpath;		/* path of .metadata, for messages */
 	json_t *doc;
@@ -40,7 +41,8 @@ struct ckpt_dcp {
 
 int
 ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
-    struct ckpt_dcp **out, struct ckpt_error *err)
+    const struct ckpt_dcp_options *o, struct ckpt_dcp **out,
+    struct ckpt_error *err)
 {
 	ssize_t mx = ckpt_checkpoint_find(c, metadata_name);
 	const char *js;
@@ -54,6 +56,8 @@ ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
 	if (!(d = calloc(1, sizeof(*d))) || !(d->dir = strdup(metadata_name)))
 		goto nomem;
 	d->c = c;
+	if (o)
+		d->o = *o;
 	d->mpath = c->files[mx].path;
 	slash = strrchr(d->dir, '/');
 	if (slash)
@@ -205,6 +209,70 @@ chunk_box(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 }
 
 /*
+ * Where an item (a chunk, "chunk [2, 0] of 'w'", or a bytes item) is
+ * stored: its storage entry si names a file beside the metadata and a
+ * byte range inside it; *fi is that file's index in the checkpoint.
+ */
+static int
+storage_range(const struct ckpt_dcp *d, json_t *si, const char *what,
+    int64_t at, ssize_t *fi, uint64_t *base, uint64_t *len,
+    struct ckpt_error *err)
+{
+	const char *rel = json_string_value(json_object_get(si,
+	    "relative_path"));
+	json_t *jo = json_object_get(si, "offset");
+	json_t *jl = json_object_get(si, "length");
+	uint64_t end, fsize;
+	char *name;
+
+	if (!rel || !*rel || strchr(rel, '/') || !strcmp(rel, "..") ||
+	    !json_is_integer(jo) || json_integer_value(jo) < 0 ||
+	    !json_is_integer(jl) || json_integer_value(jl) < 0)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at,
+		    "the storage entry of %s lacks a file beside the metadata, "
+		    "an offset or a length", what);
+	*base = (uint64_t)json_integer_value(jo);
+	*len = (uint64_t)json_integer_value(jl);
+	if (asprintf(&name, "%s%s", d->dir, rel) < 0)
+		return ckpt_error_nomem(err);
+	*fi = ckpt_checkpoint_find(d->c, name);
+	free(name);
+	if (*fi < 0)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at,
+		    "%s is stored in '%s', which is missing", what, rel);
+	if (!d->c->files[*fi].file) {
+		*err = d->c->files[*fi].err;
+		return err->code ? err->code : CKPT_ERR_FORMAT;
+	}
+	fsize = ckpt_file_size(d->c->files[*fi].file);
+	if (!ckpt_add_u64(*base, *len, &end) || end > fsize)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT,
+		    d->c->files[*fi].path, (int64_t)*base, "%s is stored at "
+		    "bytes %llu + %llu, past the end of the file (%llu bytes)",
+		    what, (unsigned long long)*base, (unsigned long long)*len,
+		    (unsigned long long)fsize);
+	return CKPT_OK;
+}
+
+/* The archive at [base, base + len) of file fi, through the caller's
+ * check; findings are for the caller to judge. */
+static int
+open_archive(const struct ckpt_dcp *d, ssize_t fi, uint64_t base,
+    uint64_t len, struct ckpt_file **out, struct ckpt_error *err)
+{
+	const char *path = d->c->files[fi].path;
+	int rc;
+
+	if ((rc = ckpt_file_open_slice(path, base, len, d->o.open, out, err)))
+		return rc;
+	if (d->o.check && (rc = d->o.check(d->o.arg, *out, path, err))) {
+		ckpt_file_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
  * Opens the chunk's archive at [base, base + length) of its shard and
  * keeps the descriptor of the one tensor it must hold: the dtype and
  * number of dimensions of the whole, the shape of the box.
@@ -213,48 +281,23 @@ static int
 chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
     json_t *si, struct ckpt_dcp_chunk *k, struct ckpt_error *err)
 {
-	const char *rel = json_string_value(json_object_get(si,
-	    "relative_path"));
-	json_t *jo = json_object_get(si, "offset");
-	json_t *jl = json_object_get(si, "length");
 	const struct ckpt_tensor *x;
 	struct ckpt_file *f = NULL;
-	uint64_t base, len, end, fsize;
-	char *name, b1[256], b2[256], b3[256];
+	uint64_t base, len;
+	char b1[256], b2[256], b3[256], *what;
 	ssize_t fi;
 	int rc;
 
 	box_str(k->off, t->t.ndim, b1, sizeof(b1));
-	if (!rel || !*rel || strchr(rel, '/') || !strcmp(rel, "..") ||
-	    !json_is_integer(jo) || json_integer_value(jo) < 0 ||
-	    !json_is_integer(jl) || json_integer_value(jl) < 0)
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, k->at,
-		    "the storage entry of chunk %s of '%s' lacks a file beside "
-		    "the metadata, an offset or a length", b1, t->name);
-	base = (uint64_t)json_integer_value(jo);
-	len = (uint64_t)json_integer_value(jl);
-	if (asprintf(&name, "%s%s", d->dir, rel) < 0)
+	if (asprintf(&what, "chunk %s of '%s'", b1, t->name) < 0)
 		return ckpt_error_nomem(err);
-	fi = ckpt_checkpoint_find(d->c, name);
-	free(name);
-	if (fi < 0)
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, k->at,
-		    "chunk %s of '%s' is stored in '%s', which is missing", b1,
-		    t->name, rel);
-	if (!d->c->files[fi].file) {
-		*err = d->c->files[fi].err;
-		return err->code ? err->code : CKPT_ERR_FORMAT;
-	}
+	rc = storage_range(d, si, what, k->at, &fi, &base, &len, err);
+	free(what);
+	if (rc)
+		return rc;
 	k->file = d->c->files[fi].file;
-	fsize = ckpt_file_size(k->file);
-	if (!ckpt_add_u64(base, len, &end) || end > fsize)
-		return ckpt_error_set(err, CKPT_ERR_FORMAT,
-		    d->c->files[fi].path, (int64_t)base, "chunk %s of '%s' is "
-		    "stored at bytes %llu + %llu, past the end of the file "
-		    "(%llu bytes)", b1, t->name, (unsigned long long)base,
-		    (unsigned long long)len, (unsigned long long)fsize);
-	if ((rc = ckpt_file_open_slice(d->c->files[fi].path, base, len, NULL,
-	    &f, err)))
+	k->rel = d->c->files[fi].name;
+	if ((rc = open_archive(d, fi, base, len, &f, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
 		const struct ckpt_finding *x2 = ckpt_file_finding(f, i);
@@ -416,6 +459,105 @@ ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
 	}
 	d->t[d->nt++] = t;
 	*out = t;
+	return CKPT_OK;
+}
+
+/* Findings of a pickle that still give its whole object tree: a global
+ * outside the allowlist is named in the tree, never resolved or called. */
+static bool
+named_not_run(const struct ckpt_finding *x)
+{
+	return !strcmp(x->id, "unsafe-global") || !strcmp(x->id, "unsafe-call");
+}
+
+/* The object tree of bytes item fqn, read from its torch.save archive. */
+static int
+bytes_item(const struct ckpt_dcp *d, const char *fqn, json_t *e,
+    json_t **out, struct ckpt_error *err)
+{
+	struct ckpt_file *f = NULL;
+	const char *js;
+	uint64_t base, len;
+	char *what;
+	json_t *si = chunk_storage(d, fqn, NULL, 0);
+	ssize_t fi = -1;
+	int rc;
+
+	if (asprintf(&what, "bytes item '%s'", fqn) < 0)
+		return ckpt_error_nomem(err);
+	if (!si)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at_of(e),
+		    "%s has no storage entry", what);
+	else
+		rc = storage_range(d, si, what, at_of(e), &fi, &base, &len,
+		    err);
+	if (rc)
+		goto out;
+	if ((rc = open_archive(d, fi, base, len, &f, err))) {
+		struct ckpt_error why = *err;
+
+		if (rc != CKPT_ERR_NOMEM)
+			ckpt_error_set(err, rc, d->c->files[fi].path,
+			    why.offset >= 0 ? why.offset : (int64_t)base,
+			    "%s: %s", what, why.message);
+		goto out;
+	}
+	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(f, i);
+
+		if (x->severity == CKPT_SEV_ERROR && !named_not_run(x)) {
+			rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
+			    d->c->files[fi].path, x->offset >= 0 ? x->offset :
+			    (int64_t)base, "%s: %s", what, x->message);
+			goto out;
+		}
+	}
+	if (!(js = ckpt_file_metadata_json(f))) {
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->c->files[fi].path,
+		    (int64_t)base, "%s here holds no object ckpt can read",
+		    what);
+		goto out;
+	}
+	if (!(*out = json_loads(js, JSON_DECODE_ANY, NULL)))
+		rc = ckpt_error_nomem(err);
+out:
+	ckpt_file_free(f);
+	free(what);
+	return rc;
+}
+
+int
+ckpt_dcp_bytes(struct ckpt_dcp *d, json_t **out, struct ckpt_error *err)
+{
+	json_t *all = json_object(), *e;
+	const char *fqn;
+	size_t n = 0;
+
+	if (!all)
+		return ckpt_error_nomem(err);
+	json_object_foreach(d->sdm, fqn, e) {
+		const char *type = json_string_value(json_object_get(e,
+		    "type"));
+		json_t *tree;
+		int rc;
+
+		if (!type || strcmp(type, "bytes"))
+			continue;
+		if ((rc = bytes_item(d, fqn, e, &tree, err))) {
+			json_decref(all);
+			return rc;
+		}
+		if (json_object_set_new(all, fqn, tree)) {
+			json_decref(all);
+			return ckpt_error_nomem(err);
+		}
+		n++;
+	}
+	if (!n) {
+		json_decref(all);
+		all = NULL;
+	}
+	*out = all;
 	return CKPT_OK;
 }
 

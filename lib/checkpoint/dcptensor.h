@@ -8,12 +8,15 @@
 
 #include "util/internal.h"
 
+#include <jansson.h>
+
 /* One chunk: a box of the whole, stored as the one tensor of a
  * torch.save archive in a .distcp shard. */
 struct ckpt_dcp_chunk {
 	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
 	int64_t at;			/* in .metadata, or -1 */
 	const struct ckpt_file *file;	/* the shard, the checkpoint's */
+	const char *rel;		/* its name in the checkpoint */
 	struct ckpt_tensor t;		/* in the shard: absolute offsets */
 	int64_t strides[CKPT_MAX_DIMS];
 };
@@ -30,10 +33,25 @@ struct ckpt_dcp_tensor {
 struct ckpt_checkpoint;
 struct ckpt_dcp;
 
+/* How the archives of chunks and bytes items are read. */
+struct ckpt_dcp_options {
+	const struct ckpt_open_options *open;	/* allow_globals, or NULL */
+	/*
+	 * Called on each archive (path: its shard) before its findings are
+	 * judged, to refuse it with an error of the caller's (convert's own
+	 * refusal of unsafe globals); NULL for none.
+	 */
+	int (*check)(void *arg, struct ckpt_file *archive, const char *path,
+	    struct ckpt_error *err);
+	void *arg;
+};
+
 /* The DCP tensors of checkpoint c, described by its file metadata_name
- * (".metadata", relative to c's root).  Borrows c, which must outlive it. */
+ * (".metadata", relative to c's root); o may be NULL.  Borrows c and o,
+ * which must outlive it. */
 int ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
-    struct ckpt_dcp **out, struct ckpt_error *err);
+    const struct ckpt_dcp_options *o, struct ckpt_dcp **out,
+    struct ckpt_error *err);
 /*
  * Tensor fqn, prepared on first use: its chunks' boxes are checked (rank,
  * bounds, no overlap, full coverage), their storage ranges checked
@@ -46,6 +64,16 @@ int ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
 /* A ckpt_tensor_read_fn over a prepared tensor (arg): thread-safe. */
 int ckpt_dcp_tensor_read(void *arg, uint64_t first, uint64_t n, void *buf,
     struct ckpt_error *err);
+/*
+ * The non-tensor items of the checkpoint (BytesStorageMetadata: epoch,
+ * step, optimizer hyperparameters, scheduler state), each a torch.save
+ * archive in a shard, as {fqn: object tree} (the tree of
+ * ckpt_file_metadata_json, made by the opcode interpreter: a global
+ * outside the allowlist is named in it, never resolved or called).  *out
+ * is NULL when there are none; an item that cannot be read is an error
+ * naming its shard and byte offset.  The caller owns *out.
+ */
+int ckpt_dcp_bytes(struct ckpt_dcp *d, json_t **out, struct ckpt_error *err);
 void ckpt_dcp_free(struct ckpt_dcp *d);
 
 #endif /* CKPT_DCPTENSOR_H */

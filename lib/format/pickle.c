@@ -19,6 +19,17 @@
 
 #include "format/pickle.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CKPT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CKPT_ASAN 1
+#endif
+#endif
+#ifdef CKPT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 const struct pk_limits ckpt_pk_default_limits = {
 	.max_ops = 50000000,
 	.max_stack = 100000,
@@ -370,8 +381,15 @@ static void *
 arena_get(struct ckpt_pickle *p, size_t size)
 {
 	struct pk_slab *s = p->slabs;
+	void **spare;
 
 	size = (size + 7) & ~(size_t)7;
+	if (size / 8 < PK_SPARE_CLASSES && *(spare = &p->spare[size / 8])) {
+		void *m = *spare;
+
+		*spare = *(void **)m;
+		return memset(m, 0, size);
+	}
 	if (!s || s->size - s->used < size) {
 		bool own = size > SLAB_SIZE / 4;
 		size_t cap = own ? size : SLAB_SIZE;
@@ -404,6 +422,29 @@ pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
 	if (!(m = arena_get(p, size ? size : 1)))
 		ckpt_error_nomem(err);
 	return m;
+}
+
+/*
+ * Gives back a block nothing references any more (the caller's proof:
+ * see release_unpinned) for the next allocation of its size: the
+ * intermediate nodes of a torch rebuild call (ten per tensor) then cost
+ * one set of blocks, not one per tensor.  Under AddressSanitizer the
+ * block is poisoned and never reused, so a reference that was still
+ * alive shows as a use-after-poison instead of reading a new node.
+ */
+static void
+pk_release(struct ckpt_pickle *p, void *m, size_t size)
+{
+	size = (size + 7) & ~(size_t)7;
+	if (!m || !size || size / 8 >= PK_SPARE_CLASSES)
+		return;
+	p->allocated -= size < p->allocated ? size : p->allocated;
+#ifdef CKPT_ASAN
+	ASAN_POISON_MEMORY_REGION(m, size);
+#else
+	*(void **)m = p->spare[size / 8];
+	p->spare[size / 8] = m;
+#endif
 }
 
 static char *
@@ -935,6 +976,7 @@ memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 		ps->mcount++;
 	ps->mkeys[h] = key + 1u;
 	ps->mvals[h] = v;
+	v->pinned = 1;		/* a GET may push it again */
 	return CKPT_OK;
 }
 
@@ -1662,6 +1704,10 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 	if (!r)
 		return ps->err && ps->err->code ? ps->err->code :
 		    CKPT_ERR_NOMEM;
+	/* a node made by an earlier opcode (torch.Size's tuple, an
+	 * argument passed through) is now referenced twice */
+	if (r->pos != (int64_t)ps->op_pos)
+		r->pinned = 1;
 	*out = r;
 	return CKPT_OK;
 }
@@ -1931,6 +1977,115 @@ build(struct parser *ps, struct pk_node *o, struct pk_node *st)
 /* The machine                                                         */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Giving back what a torch rebuild call leaves behind                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A node popped from the stack is referenced only by the slot it came
+ * from, or the one container that took it, unless it is pinned: every
+ * other way to reach a node twice (a memo entry some GET reads, DUP, an
+ * interpreted call returning one of its arguments, Parameter) pins it.
+ * Shared leaves (None, bools, small ints) are never given back.
+ */
+static bool
+releasable(const struct pk_node *n, enum pk_kind kind)
+{
+	if (!n || n->pinned || n->kind != kind)
+		return false;
+	if (kind == PK_INT)
+		return n->i < PK_INTERN_MIN || n->i > PK_INTERN_MAX;
+	return kind == PK_STR || kind == PK_TUPLE || kind == PK_DICT;
+}
+
+/* A node and its item arrays (not the items). */
+static void
+release_node(struct ckpt_pickle *p, struct pk_node *n)
+{
+	if (n->cap) {
+		pk_release(p, n->items, n->cap * sizeof(*n->items));
+		if (n->kind == PK_DICT)
+			pk_release(p, n->keys, n->cap * sizeof(*n->keys));
+	}
+	pk_release(p, n, sizeof(*n));
+}
+
+static void
+release_if(struct ckpt_pickle *p, struct pk_node *n, enum pk_kind kind)
+{
+	if (releasable(n, kind))
+		release_node(p, n);
+}
+
+/* A size or stride tuple, and its ints that are nodes of their own. */
+static void
+release_dims(struct ckpt_pickle *p, struct pk_node *t)
+{
+	if (!releasable(t, PK_TUPLE))
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		release_if(p, t->items[i], PK_INT);
+	release_node(p, t);
+}
+
+/* Backward hooks: an empty OrderedDict() without state. */
+static void
+release_hooks(struct ckpt_pickle *p, struct pk_node *d)
+{
+	if (releasable(d, PK_DICT) && !d->n && !d->state && !d->extra)
+		release_node(p, d);
+}
+
+/*
+ * After a call interpreted at the top of REDUCE/NEWOBJ succeeded: the
+ * argument tuple of a tensor rebuild (the tensor copied what it needs:
+ * storage node, offset, size, stride, dtype, flags), of a Parameter
+ * rebuild (the tensor is the result) and of an empty OrderedDict() is
+ * referenced by nothing when unpinned.  Calls nested inside another
+ * (_rebuild_from_type_v2) are left alone: their arguments belong to the
+ * outer tuple.
+ */
+static void
+release_call_args(struct parser *ps, const char *fn, struct pk_node *a)
+{
+	static const char *const rebuilds[] = {
+		"torch._utils._rebuild_tensor",
+		"torch._utils._rebuild_tensor_v2",
+		"torch._utils._rebuild_tensor_v3",
+	};
+	struct ckpt_pickle *p = ps->p;
+	size_t hooks = 0;
+
+	if (!releasable(a, PK_TUPLE))
+		return;
+	if (in_list(fn, rebuilds, sizeof(rebuilds) / sizeof(*rebuilds))) {
+		release_if(p, a->items[1], PK_INT);
+		release_dims(p, a->items[2]);
+		release_dims(p, a->items[3]);
+		hooks = strcmp(fn, "torch._utils._rebuild_tensor") ? 5 : 0;
+	} else if (!strcmp(fn, "torch._utils._rebuild_parameter")) {
+		hooks = 2;
+	} else if (strcmp(fn, "collections.OrderedDict") || a->n) {
+		return;
+	}
+	if (hooks && hooks < a->n)
+		release_hooks(p, a->items[hooks]);
+	release_node(p, a);
+}
+
+/* A storage's persistent id: the storage copied its key and location. */
+static void
+release_persistent_id(struct ckpt_pickle *p, struct pk_node *pid)
+{
+	if (!releasable(pid, PK_TUPLE))
+		return;
+	for (size_t i = 0; i < pid->n; i++)
+		if (releasable(pid->items[i], PK_STR) ||
+		    releasable(pid->items[i], PK_INT))
+			release_node(p, pid->items[i]);
+	release_node(p, pid);
+}
+
 static int
 tuple_of(struct parser *ps, size_t base, enum pk_kind kind)
 {
@@ -2117,6 +2272,7 @@ step(struct parser *ps, bool *stop)
 	case '2':	/* DUP */
 		if ((rc = need_stack(ps, 1)))
 			return rc;
+		ps->stack[ps->sp - 1]->pinned = 1;
 		return push(ps, ps->stack[ps->sp - 1]);
 	case 'N':
 		return push(ps, pk_leaf(ps->p, PK_NONE, 0,
@@ -2367,6 +2523,7 @@ step(struct parser *ps, bool *stop)
 		if (a->kind == PK_GLOBAL && a->allowed) {
 			if ((rc = interpret(ps, a, b, &n)))
 				return rc;
+			release_call_args(ps, a->s, b);
 			return push(ps, n);
 		}
 		return push(ps, opaque(ps, a, b, "REDUCE"));
@@ -2384,14 +2541,19 @@ step(struct parser *ps, bool *stop)
 				if (!b->n || !(n = tensor_arg(b->items[0])))
 					return bad(ps, "Parameter of a "
 					    "non-tensor");
+				n->pinned = 1;
 				return push(ps, n);
 			}
 			if (!strcmp(a->s, "collections.OrderedDict") ||
 			    !strcmp(a->s, "collections.Counter") ||
 			    !strncmp(a->s, "numpy.", 6) ||
 			    strstr(a->s, "_rebuild"))
-				return interpret(ps, a, b, &n) ? ps->err->code
-				    : push(ps, n);
+			{
+				if (interpret(ps, a, b, &n))
+					return ps->err->code;
+				release_call_args(ps, a->s, b);
+				return push(ps, n);
+			}
 			n = opaque(ps, a, b, NULL);
 			if (n)
 				n->allowed = true;
@@ -2456,6 +2618,8 @@ step(struct parser *ps, bool *stop)
 		a = pop(ps);
 		if ((rc = persistent(ps, a, &n)))
 			return rc;
+		if (n->kind == PK_STORAGE)
+			release_persistent_id(ps->p, a);
 		return push(ps, n);
 	case 0x97:	/* NEXT_BUFFER */
 	case 0x98:	/* READONLY_BUFFER */

@@ -88,6 +88,10 @@ struct pk_node {
 	unsigned char mark;	/* walkers: on the current path */
 	unsigned char seen;	/* walkers: expanded once already */
 	unsigned char xinfo;	/* walkers: PK_X_* about the subtree */
+	unsigned char pinned;	/* reader: may be referenced from more than
+				 * the stack slot or container that took it
+				 * (memo, DUP, an interpreted call returning
+				 * an argument): never released early */
 	uint32_t xsize;		/* walkers: nodes a full expansion visits,
 				 * saturated at PK_XSIZE_MAX */
 	int64_t pos;		/* offset in the pickle of the creating opcode */
@@ -144,6 +148,9 @@ struct pk_opts {
 #define PK_INTERN_MIN	(-8)
 #define PK_INTERN_MAX	1023
 
+/* released blocks of up to (PK_SPARE_CLASSES - 1) * 8 bytes are reused */
+#define PK_SPARE_CLASSES	33
+
 struct ckpt_pickle {
 	struct pk_node *root;		/* NULL when the stream was malformed */
 	size_t consumed;		/* bytes up to and including STOP */
@@ -152,6 +159,7 @@ struct ckpt_pickle {
 	struct pk_slab *slabs;		/* every node, string and array */
 	uint64_t allocated;
 	struct pk_node *none, *bools[2];	/* shared leaves (pk_leaf) */
+	void *spare[PK_SPARE_CLASSES];	/* released blocks by size / 8 */
 	struct pk_node *ints[PK_INTERN_MAX - PK_INTERN_MIN + 1];
 	const struct pk_limits *lim;
 	/* storages by key, in first-seen order */

@@ -245,14 +245,25 @@ priv_free_zip(void *priv)
 static int read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
     struct ckpt_error *err);
 
+/* DCP's FileSystemWriter names its shards *.distcp; nothing else does. */
+static bool
+distcp_name(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 7 && !strcmp(path + n - 7, ".distcp");
+}
+
 int
 ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 {
 	uint64_t start = 0;
+	bool located = !ckpt_zip_locate(f, 0, f->size, &start, NULL);
 
-	if (!ckpt_zip_locate(f, 0, f->size, &start, NULL) && start > 0) {
-		/* torch.save archives back to back: a DCP .distcp shard,
-		 * read slice by slice through its .metadata */
+	/* torch.save archives back to back: a DCP .distcp shard, read slice
+	 * by slice through its .metadata.  A shard of one archive is one
+	 * too: read alone, its chunk would pass for a tensor named "". */
+	if (located && (start > 0 || distcp_name(f->path))) {
 		size_t count = 1;
 		uint64_t end = start;
 
@@ -263,9 +274,10 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 		}
 		f->format = CKPT_FORMAT_DCP_SHARD;
 		return ckpt_file_add_finding(f, "dcp-shard", CKPT_SEV_INFO,
-		    NULL, -1, "%zu archives back to back%s: a distributed "
-		    "checkpoint shard, read through its .metadata", count,
-		    end ? " after unrecognised bytes" : "");
+		    NULL, -1, "%zu archive%s%s: a distributed checkpoint "
+		    "shard, read through its .metadata", count, count == 1 ?
+		    "" : "s back to back", end ? " after unrecognised bytes" :
+		    "");
 	}
 	return read_archive(f, 0, f->size, err);
 }

@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "checkpoint/dcptensor.h"
 #include "format/file.h"
 #include "store/store.h"
 #include "util/util.h"
@@ -41,33 +42,11 @@
 #define MAX_VALUES 1000		/* non-tensor values listed in the report */
 #define MAX_VALUE_TEXT 200
 
-/* One chunk of a DCP tensor: a box of it, stored as one torch.save
- * archive at [base, base + length) of a .distcp file. */
-struct dchunk {
-	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
-	char *path;
-	uint64_t base, length;
-	struct ckpt_file *f;		/* open while its tensor is written */
-	const struct ckpt_tensor *t;
-};
-
-/* A tensor of a DCP checkpoint, assembled from its chunks. */
-struct dtensor {
-	struct conv *c;
-	char *fqn;
-	enum ckpt_dtype dtype;
-	unsigned int ndim;
-	uint64_t shape[CKPT_MAX_DIMS];
-	uint64_t numel;
-	struct dchunk *chunks;
-	size_t nchunks;
-};
-
 struct ctensor {
 	char *name;			/* output name */
 	size_t file;			/* index into conv.files */
 	const struct ckpt_tensor *src;	/* or */
-	struct dtensor *dcp;
+	const struct ckpt_dcp_tensor *dcp;
 	enum ckpt_dtype dtype;
 	unsigned int ndim;
 	const uint64_t *shape;
@@ -97,9 +76,12 @@ struct conv {
 	size_t nvalues;
 	char **meta;			/* key/value pairs, owned */
 	size_t nmeta;
-	struct dtensor *dt;		/* a DCP checkpoint's tensors */
+	struct ckpt_checkpoint *cp;	/* a DCP checkpoint, read by */
+	struct ckpt_dcp *dcp;		/* dcptensor.c, with */
+	struct ckpt_open_options dcp_open;	/* convert's allowlist and */
+	struct ckpt_dcp_options dcp_opts;	/* refusal of unsafe pickles */
+	const struct ckpt_dcp_tensor **dt;	/* its tensors */
 	size_t ndt;
-	struct dtensor *open_dt;	/* whose chunk files are open */
 	uint64_t done_base, total;
 };
 
@@ -345,11 +327,9 @@ open_input(struct conv *c, struct ckpt_error *err)
 		/* Again with its .metadata read: the chunk coverage checks
 		 * need it. */
 		ckpt_checkpoint_free(cp);
-		if ((rc = ckpt_checkpoint_open(c->in, 0, &cp, err)))
+		if ((rc = ckpt_checkpoint_open(c->in, 0, &c->cp, err)))
 			return rc;
-		rc = open_dcp(c, cp, err);
-		ckpt_checkpoint_free(cp);
-		return rc;
+		return open_dcp(c, c->cp, err);
 	}
 	c->files = calloc(ckpt_checkpoint_file_count(cp) + 1,
 	    sizeof(*c->files));
@@ -475,141 +455,15 @@ out_name(const char *name, const char *p, bool strip)
 /* Distributed checkpoints (DCP), consolidated                         */
 /* ------------------------------------------------------------------ */
 
-static bool
-u64_list(json_t *a, uint64_t *out, unsigned int *n)
-{
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(a) || json_array_size(a) > CKPT_MAX_DIMS)
-		return false;
-	json_array_foreach(a, i, v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return false;
-		out[i] = (uint64_t)json_integer_value(v);
-	}
-	*n = (unsigned int)json_array_size(a);
-	return true;
-}
-
-static void
-dcp_close(struct dtensor *d)
-{
-	for (size_t k = 0; d && k < d->nchunks; k++) {
-		ckpt_file_free(d->chunks[k].f);
-		d->chunks[k].f = NULL;
-		d->chunks[k].t = NULL;
-	}
-}
-
-/* Opens a chunk's archive and checks it holds the tensor the metadata
- * says, through the strict reader (its pickle is checked like any). */
+/* dcptensor.c's hook on every chunk archive: the same refusal of
+ * globals outside the allowlist as any pickle convert reads. */
 static int
-dcp_open_chunk(struct dtensor *d, struct dchunk *k, struct ckpt_error *err)
-{
-	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
-	struct cfile tmp = { 0 };
-	const struct ckpt_tensor *t;
-	int rc;
-
-	if (k->f)
-		return CKPT_OK;
-	if (d->c->o) {
-		oo.allow_globals = d->c->o->allow_globals;
-		oo.nallow_globals = d->c->o->nallow_globals;
-	}
-	if ((rc = ckpt_file_open_slice(k->path, k->base, k->length, &oo, &k->f,
-	    err)))
-		return rc;
-	tmp.f = k->f;
-	tmp.path = k->path;
-	if ((rc = check_safety(d->c, &tmp, err)))
-		return rc;
-	t = ckpt_file_tensor_count(k->f) == 1 ? ckpt_file_tensor(k->f, 0) :
-	    NULL;
-	if (!t || t->kind || t->dtype != d->dtype || t->ndim != d->ndim ||
-	    (t->numel && !t->span))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, k->path,
-		    (int64_t)k->base, "the chunk of '%s' here is not one "
-		    "readable %s tensor", d->fqn, ckpt_dtype_name(d->dtype));
-	for (unsigned i = 0; i < d->ndim; i++)
-		if (t->shape[i] != k->len[i])
-			return ckpt_error_set(err, CKPT_ERR_FORMAT, k->path,
-			    (int64_t)k->base, "the chunk of '%s' here has "
-			    "another shape than the metadata says", d->fqn);
-	k->t = t;
-	return CKPT_OK;
-}
-
-/*
- * Elements [first, first + n) of the whole tensor in row-major order:
- * each run that lies in one chunk and is contiguous in the whole (along
- * the last dimension, and across outer ones where the chunk spans the
- * inner dimensions whole) is read from that chunk.
- */
-static int
-dcp_read(void *arg, uint64_t first, uint64_t n, void *buf,
+dcp_check_archive(void *arg, struct ckpt_file *archive, const char *path,
     struct ckpt_error *err)
 {
-	struct dtensor *d = arg;
-	size_t esize = ckpt_dtype_bits(d->dtype) / 8;
-	unsigned char *out = buf;
-	int rc;
+	struct cfile cf = { .f = archive, .path = (char *)path };
 
-	if (d->c->open_dt != d) {
-		dcp_close(d->c->open_dt);
-		d->c->open_dt = d;
-	}
-	while (n) {
-		uint64_t idx[CKPT_MAX_DIMS], rest = first, run, span, ci = 0;
-		struct dchunk *k = NULL;
-		bool full;
-		unsigned L = d->ndim;
-
-		for (unsigned i = L; i-- > 0;) {
-			idx[i] = rest % d->shape[i];
-			rest /= d->shape[i];
-		}
-		for (size_t j = 0; j < d->nchunks && !k; j++) {
-			bool in = true;
-
-			for (unsigned i = 0; i < L && in; i++)
-				in = idx[i] >= d->chunks[j].off[i] && idx[i] <
-				    d->chunks[j].off[i] + d->chunks[j].len[i];
-			if (in)
-				k = &d->chunks[j];
-		}
-		if (!k)
-			return ckpt_error_set(err, CKPT_ERR_FORMAT, d->fqn, -1,
-			    "element %llu is in no chunk",
-			    (unsigned long long)first);
-		if ((rc = dcp_open_chunk(d, k, err)))
-			return rc;
-		if (!L) {
-			run = 1;
-		} else {
-			run = k->off[L - 1] + k->len[L - 1] - idx[L - 1];
-			full = !k->off[L - 1] && k->len[L - 1] ==
-			    d->shape[L - 1];
-			span = d->shape[L - 1];
-			for (unsigned i = L - 1; i-- > 0 && full;) {
-				run = (k->off[i] + k->len[i] - idx[i]) * span;
-				full = !k->off[i] && k->len[i] == d->shape[i] &&
-				    idx[i] == k->off[i];
-				span *= d->shape[i];
-			}
-			for (unsigned i = 0; i < L; i++)
-				ci = ci * k->len[i] + (idx[i] - k->off[i]);
-		}
-		if (run > n)
-			run = n;
-		if ((rc = ckpt_tensor_read(k->f, k->t, ci, run, out, err)))
-			return rc;
-		out += run * esize;
-		first += run;
-		n -= run;
-	}
-	return CKPT_OK;
+	return check_safety(arg, &cf, err);
 }
 
 /* Adds the file rel of the checkpoint to c->files (for provenance). */
@@ -669,23 +523,29 @@ tree_put(json_t *tree, const char *fqn, json_t *leaf)
 	free(p);
 }
 
+/*
+ * The tensors of a DCP checkpoint, each assembled from its chunks by
+ * dcptensor.c (boxes, storage ranges and archives checked before any
+ * output is written); its non-tensor (bytes) items are listed as values.
+ */
 static int
 open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
     struct ckpt_error *err)
 {
-	const char *root = ckpt_checkpoint_path(cp), *fqn;
-	const struct ckpt_file *mf = NULL;
-	json_t *meta, *sdm, *sd, *v, *tree;
+	const char *root = ckpt_checkpoint_path(cp), *fqn, *mname = NULL;
+	json_t *meta, *sdm, *v, *tree;
 	struct cfile *cf;
 	char *r = NULL;
 	const char *how = NULL;
-	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	int rc = CKPT_OK;
 
 	if (c->o) {
-		oo.allow_globals = c->o->allow_globals;
-		oo.nallow_globals = c->o->nallow_globals;
+		c->dcp_open.allow_globals = c->o->allow_globals;
+		c->dcp_open.nallow_globals = c->o->nallow_globals;
 	}
+	c->dcp_opts.open = &c->dcp_open;
+	c->dcp_opts.check = dcp_check_archive;
+	c->dcp_opts.arg = c;
 	for (size_t i = 0; i < ckpt_checkpoint_finding_count(cp); i++) {
 		const struct ckpt_finding *x = ckpt_checkpoint_finding(cp, i);
 
@@ -697,22 +557,20 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		const struct ckpt_file *f = ckpt_checkpoint_file(cp, i);
 
 		if (f && ckpt_file_format(f) == CKPT_FORMAT_DCP_METADATA)
-			mf = f;
+			mname = ckpt_checkpoint_file_name(cp, i);
 	}
-	if (!mf)
+	if (!mname)
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, root, -1,
 		    "a distributed checkpoint without a readable .metadata");
-	if (!(cf = dcp_file(c, root, ".metadata")))
+	if (!(cf = dcp_file(c, root, mname)))
 		return ckpt_error_nomem(err);
-	if ((rc = ckpt_file_open_ex(cf->path, &oo, &cf->f, err)) ||
-	    (rc = check_safety(c, cf, err)))
+	if ((rc = ckpt_file_open_ex(cf->path, &c->dcp_open, &cf->f, err)) ||
+	    (rc = check_safety(c, cf, err)) ||
+	    (rc = ckpt_dcp_open(cp, mname, &c->dcp_opts, &c->dcp, err)))
 		return rc;
-	if (!ckpt_file_metadata_json(cf->f))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, cf->path, -1,
-		    "unreadable DCP metadata");
-	meta = json_loads(ckpt_file_metadata_json(cf->f), 0, NULL);
+	meta = json_loads(ckpt_file_metadata_json(cf->f) ?
+	    ckpt_file_metadata_json(cf->f) : "{}", 0, NULL);
 	sdm = json_object_get(meta, "state_dict_metadata");
-	sd = json_object_get(meta, "storage_data");
 	tree = json_object();
 	c->dt = calloc(json_object_size(sdm) + 1, sizeof(*c->dt));
 	if (!meta || !tree || !c->dt) {
@@ -721,91 +579,34 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		return ckpt_error_nomem(err);
 	}
 	json_object_foreach(sdm, fqn, v) {
-		struct dtensor *d;
-		json_t *ch, *x;
-		size_t j;
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *dn = json_string_value(json_object_get(v, "dtype"));
+		const struct ckpt_dcp_tensor *t;
+		enum ckpt_dtype dt;
 
-		if (strcmp(json_string_value(json_object_get(v, "type")) ?
-		    json_string_value(json_object_get(v, "type")) : "",
-		    "tensor")) {
+		if (!type || strcmp(type, "tensor")) {
 			tree_put(tree, fqn, json_pack("{s:i}", "$bytes", 0));
 			continue;
 		}
-		d = &c->dt[c->ndt];
-		d->c = c;
-		d->numel = 1;
-		ch = json_object_get(v, "chunks");
-		if (!(d->fqn = strdup(fqn)) || ckpt_dtype_from_name(
-		    json_string_value(json_object_get(v, "dtype")) ?
-		    json_string_value(json_object_get(v, "dtype")) : "",
-		    &d->dtype) || !u64_list(json_object_get(v, "size"),
-		    d->shape, &d->ndim) || !json_is_array(ch) ||
-		    !(d->chunks = calloc(json_array_size(ch) + 1,
-		    sizeof(*d->chunks)))) {
-			free(d->fqn);
-			d->fqn = NULL;
-			left_out(c, ".metadata", fqn, "unreadable metadata or a "
-			    "dtype safetensors lacks");
+		if (!dn || ckpt_dtype_from_name(dn, &dt)) {
+			left_out(c, mname, fqn, "unreadable metadata or a dtype "
+			    "safetensors lacks");
 			continue;
 		}
-		c->ndt++;
-		for (unsigned i = 0; i < d->ndim; i++)
-			d->numel *= d->shape[i];
-		json_array_foreach(ch, j, x) {
-			struct dchunk *k = &d->chunks[d->nchunks];
-			unsigned n1, n2;
-			char *key = NULL, *kp;
-			json_t *st;
-			const char *rel;
-
-			if (!u64_list(json_object_get(x, "offsets"), k->off,
-			    &n1) || !u64_list(json_object_get(x, "sizes"),
-			    k->len, &n2) || n1 != d->ndim || n2 != d->ndim) {
-				rc = ckpt_error_set(err, CKPT_ERR_FORMAT, root,
-				    -1, ".metadata: bad chunk of '%s'", fqn);
+		if ((rc = ckpt_dcp_tensor(c->dcp, fqn, &t, err))) {
+			if (rc != CKPT_ERR_UNSUPPORTED)
 				break;
-			}
-			if (asprintf(&key, "%s|", fqn) < 0) {
-				rc = ckpt_error_nomem(err);
-				break;
-			}
-			for (unsigned i = 0; i < n1; i++) {
-				if (asprintf(&kp, "%s%s%llu", key, i ? "," : "",
-				    (unsigned long long)k->off[i]) < 0) {
-					kp = NULL;
-					break;
-				}
-				free(key);
-				key = kp;
-			}
-			st = key ? json_object_get(sd, key) : NULL;
-			free(key);
-			rel = json_string_value(json_object_get(st,
-			    "relative_path"));
-			if (!rel) {
-				rc = ckpt_error_set(err, CKPT_ERR_FORMAT, root,
-				    -1, ".metadata: a chunk of '%s' has no "
-				    "storage", fqn);
-				break;
-			}
-			k->base = (uint64_t)json_integer_value(json_object_get(
-			    st, "offset"));
-			k->length = (uint64_t)json_integer_value(
-			    json_object_get(st, "length"));
-			if (!(cf = dcp_file(c, root, rel)) ||
-			    !(k->path = strdup(cf->path))) {
-				rc = ckpt_error_nomem(err);
-				break;
-			}
-			d->nchunks++;
-			/* Every chunk's archive is checked now, before any
-			 * output is written; reopened while writing. */
-			if ((rc = dcp_open_chunk(d, k, err)))
-				break;
+			left_out(c, mname, fqn, err->message);
+			rc = CKPT_OK;
+			continue;
 		}
-		dcp_close(d);
+		/* its shards, for the provenance */
+		for (size_t k = 0; k < t->nchunks && !rc; k++)
+			if (!dcp_file(c, root, t->chunks[k].rel))
+				rc = ckpt_error_nomem(err);
 		if (rc)
 			break;
+		c->dt[c->ndt++] = t;
 		tree_put(tree, fqn, json_pack("{s:s}", "$tensor", fqn));
 	}
 	if (!rc) {
@@ -813,19 +614,19 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 
 		r = discover_root(tree, &how);
 		for (size_t i = 0; i < c->ndt && !rc; i++) {
-			struct dtensor *d = &c->dt[i];
+			const struct ckpt_dcp_tensor *d = c->dt[i];
 			const char *p = NULL;
 			const struct ckpt_convert_options *o = c->o;
 
 			if (o && o->nselect) {
 				for (size_t k = 0; k < o->nselect && !p; k++)
-					if (under(d->fqn, o->select[k]))
+					if (under(d->name, o->select[k]))
 						p = o->select[k];
-			} else if (r && under(d->fqn, r)) {
+			} else if (r && under(d->name, r)) {
 				p = r;
 			}
 			if (!p) {
-				left_out(c, ".metadata", d->fqn, o &&
+				left_out(c, mname, d->name, o &&
 				    o->nselect ? "not selected" : r ?
 				    "outside the weights" : "no weights found");
 				continue;
@@ -843,22 +644,22 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 			}
 			x = &c->t[c->nt];
 			memset(x, 0, sizeof(*x));
-			x->name = strdup(out_name(d->fqn, p, !(o && o->nselect)
+			x->name = strdup(out_name(d->name, p, !(o && o->nselect)
 			    || o->strip_prefix));
 			if (!x->name) {
 				rc = ckpt_error_nomem(err);
 				break;
 			}
 			x->dcp = d;
-			x->dtype = d->dtype;
-			x->ndim = d->ndim;
+			x->dtype = d->t.dtype;
+			x->ndim = d->t.ndim;
 			x->shape = d->shape;
-			x->source = d->fqn;
-			x->nbytes = d->numel * ckpt_dtype_bits(d->dtype) / 8;
+			x->source = d->name;
+			x->nbytes = d->t.nbytes;
 			c->nt++;
 		}
 		json_array_append_new(c->roots, json_pack("{s:s, s:s?, s:s}",
-		    "file", ".metadata", "root", r, "how", c->o &&
+		    "file", mname, "root", r, "how", c->o &&
 		    c->o->nselect ? "select" : r ? how : "none"));
 		walk_values(c, tree, "", 0);
 	}
@@ -1082,8 +883,8 @@ fill_st(const struct conv *c, const struct ctensor *x,
 	st->ndim = x->ndim;
 	st->shape = x->shape;
 	if (x->dcp) {
-		st->read = dcp_read;
-		st->read_arg = x->dcp;
+		st->read = ckpt_dcp_tensor_read;
+		st->read_arg = (void *)x->dcp;
 		return;
 	}
 	st->file = c->files[x->file].f;
@@ -1313,14 +1114,9 @@ conv_release(struct conv *c)
 	for (size_t i = 0; i < c->nt; i++)
 		free(c->t[i].name);
 	free(c->t);
-	for (size_t i = 0; i < c->ndt; i++) {
-		dcp_close(&c->dt[i]);
-		for (size_t k = 0; k < c->dt[i].nchunks; k++)
-			free(c->dt[i].chunks[k].path);
-		free(c->dt[i].chunks);
-		free(c->dt[i].fqn);
-	}
 	free(c->dt);
+	ckpt_dcp_free(c->dcp);
+	ckpt_checkpoint_free(c->cp);
 	for (size_t i = 0; i < 2 * c->nmeta; i++)
 		free(c->meta[i]);
 	free(c->meta);

@@ -27,10 +27,6 @@ struct ckpt_store {
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
-/* Removes path recursively (manifest first, no symlinks followed); 0 or
- * -1 with errno.  A path that is gone already is fine; prune.c. */
-int ckpt_rm_rf(const char *path);
-
 /*
  * What protects checkpoints from prune (protect.c): pins and registry
  * versions, as sorted "RUN@STEP" keys.  runs: registry entries whose run
@@ -173,9 +169,6 @@ int ckpt_index_check(const void *data, size_t size);
  */
 const char *ckpt_manifest_path_problem(const char *path);
 
-/* Removes path recursively (manifest first), never following symlinks
- * (prune.c).  Returns 0 or -1 with errno. */
-int ckpt_rm_rf(const char *path);
 /* Renames the written, fsynced file tmp to path, refusing to replace an
  * existing path unless force, and fsyncs the directory (convert.c). */
 int ckpt_commit_file(const char *tmp, const char *path, bool force,

@@ -721,6 +721,23 @@ layout_of(const struct entry *e)
 	return e->sp ? e->sp->layout : is_kind(e->t, "meta") ? "meta" : NULL;
 }
 
+/* The side's DCP reader over its metadata file mname, opened once; NULL
+ * with *why set when it cannot be. */
+static struct ckpt_dcp *
+side_dcp(struct side *s, const char *mname, struct ckpt_error *why)
+{
+	if (!s->dcp_tried) {
+		s->dcp_tried = true;
+		ckpt_error_clear(&s->dcp_err);
+		if (ckpt_dcp_open(s->c, mname, NULL, &s->dcp,
+		    &s->dcp_err))
+			s->dcp = NULL;
+	}
+	if (!s->dcp)
+		*why = s->dcp_err;
+	return s->dcp;
+}
+
 /* A DCP tensor's reader: its chunks, assembled (dcptensor.c).  NULL with
  * *why set when they cannot be read. */
 static const struct ckpt_dcp_tensor *
@@ -729,16 +746,8 @@ dcp_source(struct side *s, const struct entry *e, struct ckpt_error *why)
 	const struct ckpt_dcp_tensor *t;
 
 	ckpt_error_clear(why);
-	if (!s->dcp_tried) {
-		s->dcp_tried = true;
-		ckpt_error_clear(&s->dcp_err);
-		if (ckpt_dcp_open(s->c, e->file, &s->dcp, &s->dcp_err))
-			s->dcp = NULL;
-	}
-	if (!s->dcp) {
-		*why = s->dcp_err;
+	if (!side_dcp(s, e->file, why))
 		return NULL;
-	}
 	return ckpt_dcp_tensor(s->dcp, e->name, &t, why) ? NULL : t;
 }
 
@@ -1117,48 +1126,90 @@ strip_tensors(json_t *j, int depth)
  * file, or {relative path: tree} when there are several.  Store files
  * (the manifest, the summary) are not weights metadata.
  */
-static json_t *
-side_meta(const struct side *s, bool pickles)
+/*
+ * The pickled non-tensor values of a DCP checkpoint whose metadata is file
+ * i: its bytes items, {fqn: object tree}, the same tree torch.save gives
+ * the consolidated state dict's non-tensor values.  *out NULL when file i
+ * is not such metadata or there are none.
+ */
+static int
+dcp_bytes_meta(struct side *s, size_t i, json_t **out, struct ckpt_error *err)
+{
+	const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
+	struct ckpt_dcp *dcp;
+
+	*out = NULL;
+	if (!f || ckpt_file_format(f) != CKPT_FORMAT_DCP_METADATA ||
+	    strcmp(ckpt_checkpoint_kind(s->c), "dcp"))
+		return CKPT_OK;
+	if (!(dcp = side_dcp(s, ckpt_checkpoint_file_name(s->c, i), err)))
+		return err->code ? err->code : CKPT_ERR_FORMAT;
+	return ckpt_dcp_bytes(dcp, out, err);
+}
+
+/* The object tree of file i for the section (pickles or safetensors):
+ * *out NULL when it has none. */
+static int
+file_meta(struct side *s, size_t i, bool pickles, json_t **out,
+    struct ckpt_error *err)
+{
+	const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
+	const char *js;
+	int rc;
+
+	*out = NULL;
+	if (!f || dcp_shard(s, i))
+		return CKPT_OK;
+	if (pickles && (rc = dcp_bytes_meta(s, i, out, err)))
+		return rc;
+	if (!*out && (js = ckpt_file_metadata_json(f)) && (pickles ?
+	    is_pickle(ckpt_file_format(f)) :
+	    ckpt_file_format(f) == CKPT_FORMAT_SAFETENSORS))
+		*out = json_loads(js, JSON_DECODE_ANY, NULL);
+	if (*out && pickles)
+		strip_tensors(*out, 0);
+	return CKPT_OK;
+}
+
+static int
+side_meta(struct side *s, bool pickles, json_t **out, struct ckpt_error *err)
 {
 	json_t *all = json_object(), *one = NULL;
 	size_t n = 0;
+	int rc = CKPT_OK;
 
+	*out = NULL;
+	if (!all)
+		return ckpt_error_nomem(err);
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(s->c); i++) {
-		const struct ckpt_file *f = ckpt_checkpoint_file(s->c, i);
-		const char *js;
 		json_t *j;
 
-		if (!f || dcp_shard(s, i) || !(js = ckpt_file_metadata_json(f)))
+		if ((rc = file_meta(s, i, pickles, &j, err)))
+			break;
+		if (!j)
 			continue;
-		if (pickles ? !is_pickle(ckpt_file_format(f)) :
-		    ckpt_file_format(f) != CKPT_FORMAT_SAFETENSORS)
-			continue;
-		if (!(j = json_loads(js, JSON_DECODE_ANY, NULL)))
-			continue;
-		if (pickles)
-			strip_tensors(j, 0);
 		json_object_set(all, ckpt_checkpoint_file_name(s->c, i), j);
 		json_decref(one);
 		one = j;
 		n++;
 	}
-	if (n == 1) {
-		json_decref(all);
-		return one;
+	if (!rc && n == 1) {
+		*out = one;
+		one = NULL;
+	} else if (!rc && n) {
+		*out = all;
+		all = NULL;
 	}
 	json_decref(one);
-	if (!n) {
-		json_decref(all);
-		return NULL;
-	}
-	return all;
+	json_decref(all);
+	return rc;
 }
 
 static const char *const manifest_keys[] = { "run", "step", "epoch",
     "metrics", "config", "git", "data", "env", "tags", "note", "scope" };
 
 static int
-diff_metadata(struct diff_priv *d)
+diff_metadata(struct diff_priv *d, struct ckpt_error *err)
 {
 	int rc = CKPT_OK;
 
@@ -1169,13 +1220,17 @@ diff_metadata(struct diff_priv *d)
 			    json_object_get(d->a.manifest, manifest_keys[i]),
 			    json_object_get(d->b.manifest, manifest_keys[i]),
 			    0);
+	if (rc)
+		return ckpt_error_nomem(err);
 	for (int pickles = 1; !rc && pickles >= 0; pickles--) {
-		json_t *a = side_meta(&d->a, pickles);
-		json_t *b = side_meta(&d->b, pickles);
+		json_t *a = NULL, *b = NULL;
 
-		if (a && b)
-			rc = json_diff(d, pickles ? "pickle" : "safetensors",
-			    "", a, b, 0);
+		if ((rc = side_meta(&d->a, pickles, &a, err)) ||
+		    (rc = side_meta(&d->b, pickles, &b, err)))
+			;
+		else if (a && b && json_diff(d, pickles ? "pickle" :
+		    "safetensors", "", a, b, 0))
+			rc = ckpt_error_nomem(err);
 		json_decref(a);
 		json_decref(b);
 	}
@@ -1259,10 +1314,8 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
 	    (rc = compare_values(d, o, &p, err)))
 		goto out;
 	suggest_map(d, o);
-	if (diff_metadata(d)) {
-		rc = ckpt_error_nomem(err);
+	if ((rc = diff_metadata(d, err)))
 		goto out;
-	}
 	if (d->nt)
 		qsort(d->t, d->nt, sizeof(*d->t), cmp_tensor_name);
 	d->pub.kind_a = ckpt_checkpoint_kind(d->a.c);

@@ -3,13 +3,15 @@
  * fuzz-dcp-diff.c - ckpt_diff() on distributed checkpoints (DCP) made of
  * arbitrary bytes: the .metadata pickle, its chunk boxes and storage
  * entries, and the torch.save archives in the .distcp shards, through
- * the assembly of logical tensors from chunks (checkpoint/dcptensor.c).
+ * the assembly of logical tensors from chunks (checkpoint/dcptensor.c),
+ * and the bytes items (non-tensor values), read as object trees for the
+ * pickle metadata diff.
  *
  * Input: u16 LE length of .metadata, .metadata, u16 LE length of
  * __0_0.distcp, __0_0.distcp, then __1_0.distcp (the rest).  The
  * directory is compared with itself (every readable common tensor must be
- * identical: abort() otherwise) and with a copy whose shard has one byte
- * changed.
+ * identical and no metadata may differ: abort() otherwise) and with a
+ * copy whose shard has one byte changed.
  */
 #include "fuzz.h"
 
@@ -89,6 +91,11 @@ run(const char *a, const char *b, bool same)
 		    (t->compared && !t->identical)))
 			abort();
 	}
+	for (size_t i = 0; i < d->nmeta; i++)
+		sink += fuzz_touch(d->meta[i].path) + fuzz_touch(d->meta[i].a) +
+		    fuzz_touch(d->meta[i].b);
+	if (same && d->nmeta)
+		abort();
 	ckpt_diff_free(d);
 }
 

@@ -375,7 +375,7 @@ def dcp_diff_seeds():
     torch.manual_seed(0)
     w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
 
-    def seed(name, chunks, fix=None):
+    def seed(name, chunks, fix=None, values=None):
         files, storage, cm = {0: io.BytesIO(), 1: io.BytesIO()}, {}, []
         for rank, offsets, sizes, t in chunks:
             f = files[rank]
@@ -388,6 +388,12 @@ def dcp_diff_seeds():
                                              torch.Size(sizes)))
         sdm = {"w": g.TensorStorageMetadata(g.TensorProperties(torch.float32),
                                             torch.Size((2, 3)), cm)}
+        for fqn, v in (values or {}).items():   # bytes items, on rank 0
+            start = files[0].tell()
+            torch.save(v, files[0])
+            storage[g.MetadataIndex(fqn, None)] = g._StorageInfo(
+                "__0_0.distcp", start, files[0].tell() - start)
+            sdm[fqn] = g.BytesStorageMetadata()
         if fix:
             fix(storage)
         md = pickle.dumps(g.Metadata(sdm, storage_data=storage), protocol=4)
@@ -408,6 +414,21 @@ def dcp_diff_seeds():
                 v.offset = 4000
 
     seed("past-end", rows, past_end)
+    seed("bytes", rows, values={"opt": {"lr": 0.1, "betas": (0.9, 0.99),
+                                        "n": None, "on": True}})
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    seed("bytes-evil", rows, values={"hook": [Evil()]})
+
+    def cut(storage):
+        for k, v in storage.items():
+            if k.fqn == "opt":
+                v.length -= 30
+
+    seed("bytes-cut", rows, cut, values={"opt": {"lr": 0.1}})
     b = io.BytesIO()
     i = torch.tensor([[0, 1], [2, 0]])
     torch.save({"coo": torch.sparse_coo_tensor(i, torch.ones(2), (2, 3)),
