@@ -45,7 +45,7 @@ cmd_alias_main(int argc, char **argv, struct ctx *ctx)
 		    "seconds for the store lock (default 60)"),
 		OPT_END()
 	};
-	struct ckpt_alias_opts o = { 0 };
+	struct ckpt_alias_options o = CKPT_ALIAS_OPTIONS_INIT;
 	struct ckpt_alias_move mv;
 	struct ckpt_store *s;
 	struct ckpt_error err;
@@ -63,7 +63,7 @@ cmd_alias_main(int argc, char **argv, struct ctx *ctx)
 	o.op = del ? CKPT_ALIAS_DELETE : CKPT_ALIAS_SET;
 	o.model = argv[0];
 	o.alias = argv[1];
-	o.version = del ? 0 : parse_version(argv[2]);
+	o.model_version = del ? 0 : parse_version(argv[2]);
 	o.note = note;
 	o.lock_timeout_ms = w > LONG_MAX / 1000 ? LONG_MAX : (long)w * 1000;
 

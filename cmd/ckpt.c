@@ -107,7 +107,7 @@ unknown_command(const char *name)
 
 /* Runs argv and waits: true when it ran and exited 0. */
 static bool
-run_pager_command(char *const argv[])
+run_pager_command(const char *const argv[])
 {
 	int status;
 	pid_t pid;
@@ -124,7 +124,7 @@ run_pager_command(char *const argv[])
 			dup2(null, 1);
 		if (null >= 0)
 			dup2(null, 2);
-		execvp(argv[0], argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -183,16 +183,16 @@ run_help(const char *name)
 	if (n < 0 || (size_t)n >= sizeof(page))
 		die("command name too long");
 	{
-		char *where[] = { "man", "-w", page, NULL };
-		char *show[] = { "man", page, NULL };
+		const char *where[] = { "man", "-w", page, NULL };
+		const char *show[] = { "man", page, NULL };
 
 		if (run_pager_command(where) && run_pager_command(show))
 			return CKPT_EXIT_OK;
 	}
 	local = page_beside_binary(page);
 	if (local) {
-		char *man_l[] = { "man", "-l", local, NULL };
-		char *mandoc[] = { "mandoc", "-a", local, NULL };
+		const char *man_l[] = { "man", "-l", local, NULL };
+		const char *mandoc[] = { "mandoc", "-a", local, NULL };
 		bool shown = run_pager_command(man_l) ||
 		    run_pager_command(mandoc);
 

@@ -115,6 +115,10 @@ int registry_verify(struct ctx *ctx, long timeout_ms,
 NORETURN void die(const char *fmt, ...) PRINTF(1, 2);		/* exit 3 */
 NORETURN void die_errno(const char *fmt, ...) PRINTF(1, 2);	/* exit 3 */
 NORETURN void die_usage(const char *fmt, ...) PRINTF(1, 2);	/* exit 2 */
+/* After a usage error's message: the command's first usage line and
+ * "hint: 'ckpt CMD -h' lists the options" ('ckpt -h' before a command),
+ * as usage_error() and die_usage() print them. */
+void usage_hint(void);
 int error(const char *fmt, ...) PRINTF(1, 2);			/* returns -1 */
 void warning(const char *fmt, ...) PRINTF(1, 2);
 void info(const struct ctx *ctx, const char *fmt, ...) PRINTF(2, 3);

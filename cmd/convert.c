@@ -125,7 +125,7 @@ static int
 cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 {
 	struct copts c = { .shard_size = 0 };
-	struct ckpt_convert_opts o;
+	struct ckpt_convert_options o;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error e;
 	struct progress pr;
@@ -171,7 +171,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	if (ref.path)
 		store_globals(s, &c.allow);
 
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_convert_options)CKPT_CONVERT_OPTIONS_INIT;
 	o.select = (const char *const *)c.select.items;
 	o.nselect = c.select.n;
 	o.strip_prefix = c.strip;

@@ -596,7 +596,7 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 		    "RUN@best: the lowest (default) or highest metric"),
 		OPT_END()
 	};
-	struct ckpt_diff_options dopt = { 0 };
+	struct ckpt_diff_options dopt = CKPT_DIFF_OPTIONS_INIT;
 	struct ckpt_store *store = NULL;
 	struct ckpt_diff *d = NULL;
 	struct ckpt_error err;

@@ -76,7 +76,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *out = NULL;
 	bool zstd = false, gzip = false, force = false;
-	struct ckpt_export_opts o;
+	struct ckpt_export_options o;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error e;
 	struct progress pr;
@@ -123,7 +123,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 		}
 		ckpt_ref_release(&ref);
 	}
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_export_options)CKPT_EXPORT_OPTIONS_INIT;
 	o.models = models;
 	o.nmodels = nmodels;
 	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?

@@ -41,8 +41,9 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 		    "else 24h)"),
 		OPT_END()
 	};
-	struct ckpt_gc_opts go = { .older_than = -1 };
+	struct ckpt_gc_options go = CKPT_GC_OPTIONS_INIT;
 	struct ckpt_gc_report *rep = NULL;
+	struct progress pr;
 	struct ckpt_store *store;
 	struct ckpt_error err;
 	uint64_t freed = 0;
@@ -63,7 +64,11 @@ cmd_gc_main(int argc, char **argv, struct ctx *ctx)
 	go.restore = restore;
 
 	store = cmd_store(ctx);
+	progress_start(&pr, ctx, "deleting", 0);
+	go.progress = progress_callback;
+	go.progress_data = &pr;
 	rc = ckpt_store_gc(store, &go, &rep, &err);
+	progress_stop(&pr);
 	if (rc) {
 		error_ckpt(&err);
 		return exit_code_for(rc);

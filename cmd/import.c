@@ -50,7 +50,7 @@ import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 	json_t *lin = json_object_get(v, "lineage");
 	struct ckpt_promote_result *res = NULL;
 	struct ckpt_verify_options vo;
-	struct ckpt_promote_opts po;
+	struct ckpt_promote_options po;
 	struct ckpt_error e;
 	char *rel = xasprintf("runs/%.*s/step-%s", (int)(at - ck), ck,
 	    at + 1);
@@ -58,9 +58,9 @@ import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 	int rc;
 
 	(void)ctx;
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.store = ckpt_store_root(s);
-	memset(&po, 0, sizeof(po));
+	po = (struct ckpt_promote_options)CKPT_PROMOTE_OPTIONS_INIT;
 	po.model = json_string_value(json_object_get(v, "model"));
 	po.verify = &vo;
 	po.lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
@@ -93,7 +93,7 @@ static int
 cmd_import_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *run = NULL;
-	struct ckpt_import_opts o;
+	struct ckpt_import_options o;
 	struct ckpt_store *s;
 	struct ckpt_error e;
 	struct progress pr;
@@ -118,7 +118,7 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 		die_errno("%s: cannot open", argv[0]);
 	}
 	s = store_open(ctx, true);
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_import_options)CKPT_IMPORT_OPTIONS_INIT;
 	o.run = run;
 	o.name = argv[0];
 	o.lock_timeout_ms = 60000;

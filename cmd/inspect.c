@@ -133,10 +133,11 @@ struct tensor_result {
  */
 static int
 compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
-    struct tensor_result **res_out, size_t *nres_out)
+    const struct ctx *ctx, struct tensor_result **res_out, size_t *nres_out)
 {
 	struct tensor_result *res = NULL;
 	struct ckpt_stats_item *items = NULL;
+	struct progress pr;
 	struct ckpt_error err;
 	size_t nres = 0;
 	int status = 0;
@@ -161,9 +162,11 @@ compute_stats(struct ckpt_checkpoint *c, const struct inspect_opts *o,
 		}
 	}
 	ckpt_error_clear(&err);
+	progress_start(&pr, ctx, "statistics", 0);
 	if (ckpt_tensor_stats_many(items, nres, (unsigned int)o->threads,
-	    &err))
+	    progress_callback, &pr, &err))
 		die_ckpt(&err);
+	progress_stop(&pr);
 	for (size_t i = 0; i < nres; i++) {
 		if (items[i].rc) {
 			error_ckpt(&items[i].err);
@@ -1267,7 +1270,7 @@ open_checkpoint(const char *path, const char *store_root,
     const struct strlist *own, struct ckpt_checkpoint **c,
     struct ckpt_error *err)
 {
-	struct ckpt_open_options oo = { 0 };
+	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	struct ckpt_policy_config *cfg = NULL;
 	struct ckpt_store *owner = NULL;
 	const char *const *extra = NULL;
@@ -1426,7 +1429,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 			    !count_selected(c, &o))
 				info(ctx, "%s: no tensor matches --filter",
 				    argv[a]);
-			if (o.stats && compute_stats(c, &o, &res, &nres))
+			if (o.stats && compute_stats(c, &o, ctx, &res, &nres))
 				one = worse_exit(one, CKPT_EXIT_ERROR);
 			if (ctx->json) {
 				j = json_checkpoint(c, &o, res, nres);

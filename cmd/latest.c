@@ -33,16 +33,6 @@ static const char *const latest_usage[] = {
  * against the manifest, structure, safety).  Returns true when it is
  * clean; *why names the first problem otherwise.
  */
-static void
-on_progress(void *arg, uint64_t done, uint64_t total)
-{
-	struct progress *p = arg;
-
-	if (!p->total && total)
-		p->total = total;
-	progress_update(p, done);
-}
-
 static bool
 checkpoint_verifies(const struct ctx *ctx, struct ckpt_store *s,
     const struct ckpt_entry *e, bool fast, char **why)
@@ -55,15 +45,15 @@ checkpoint_verifies(const struct ctx *ctx, struct ckpt_store *s,
 	bool ok;
 	int rc;
 
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.store = ckpt_store_root(s);
 	vo.threads = ctx->jobs;
 	vo.flags = fast ? CKPT_VERIFY_FAST : 0;
 	snprintf(label, sizeof(label), "verifying %s@%lld", e->run,
 	    (long long)e->step);
 	progress_start(&pr, ctx, label, 0);
-	vo.progress = on_progress;
-	vo.progress_arg = &pr;
+	vo.progress = progress_callback;
+	vo.progress_data = &pr;
 	ckpt_error_clear(&err);
 	rc = ckpt_verify(e->path, &vo, &r, &err);
 	progress_stop(&pr);
@@ -224,6 +214,7 @@ cmd_latest_main(int argc, char **argv, struct ctx *ctx)
 	ckpt_error_clear(&err);
 	if (ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
+		usage_hint();
 		return CKPT_EXIT_USAGE;
 	}
 	if (store_not_created_yet(ctx))

@@ -235,7 +235,7 @@ verify_version(struct ckpt_store *s, const struct ckpt_reg_version *v,
 	const char *first = NULL;
 	bool ok;
 
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.store = ckpt_store_root(s);
 	vo.manifest_digest = v->manifest;
 	ckpt_error_clear(&err);
@@ -378,7 +378,7 @@ registry_verify(struct ctx *ctx, long timeout, const struct strlist *keys,
 		return exit_code_for(rc);
 	}
 	ckpt_error_clear(&err);
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.store = ckpt_store_root(s);
 	vo.keys = (const char *const *)keys->items;
 	vo.nkeys = keys->n;

@@ -444,6 +444,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		    "model names after --models)");
 	if (run && ckpt_name_check(run, "run name", &err)) {
 		error_ckpt(&err);
+		usage_hint();
 		return CKPT_EXIT_USAGE;
 	}
 	ws = xcalloc(wheres.n, sizeof(*ws));

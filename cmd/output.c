@@ -456,6 +456,16 @@ progress_update(struct progress *p, uint64_t done)
 }
 
 void
+progress_callback(uint64_t done, uint64_t total, void *data)
+{
+	struct progress *p = data;
+
+	if (total)
+		p->total = total;
+	progress_update(p, done);
+}
+
+void
 progress_stop(struct progress *p)
 {
 	if (p->shown)

@@ -87,6 +87,9 @@ void progress_start(struct progress *p, const struct ctx *ctx,
     const char *label, uint64_t total);
 void progress_update(struct progress *p, uint64_t done);
 void progress_stop(struct progress *p);
+/* The library's ckpt_progress_fn, data a struct progress: takes the
+ * total the library reports (it may grow) and updates. */
+void progress_callback(uint64_t done, uint64_t total, void *data);
 
 /* Monotonic seconds. */
 double now_seconds(void);

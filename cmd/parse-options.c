@@ -38,6 +38,7 @@ static const struct opt common_opts[] = {
 /* The flags of the command being parsed: which common options it takes. */
 static unsigned int cur_flags;
 static const char *cur_name;
+static const char *const *cur_usage;
 
 static bool
 common_opt_wanted(const struct opt *o)
@@ -226,13 +227,23 @@ usage_error(const char *const *usage, const struct opt *opts,
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	if (usage && usage[0])
-		fprintf(stderr, "usage: %s\n", usage[0]);
+	if (usage)
+		cur_usage = usage;
+	usage_hint();
+	(void)opts;
+	exit(CKPT_EXIT_USAGE);
+}
+
+void
+usage_hint(void)
+{
+	if (cur_usage && cur_usage[0])
+		fprintf(stderr, "usage: %s\n", cur_usage[0]);
 	if (cur_name)
 		fprintf(stderr, "hint: 'ckpt %s -h' lists the options\n",
 		    cur_name);
-	(void)opts;
-	exit(CKPT_EXIT_USAGE);
+	else
+		fputs("hint: 'ckpt -h' lists the options\n", stderr);
 }
 
 void
@@ -378,6 +389,7 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 
 	cur_flags = ctx->cmd ? ctx->cmd->flags : 0;
 	cur_name = ctx->cmd ? ctx->cmd->name : NULL;
+	cur_usage = usage;
 	so[nso++] = ':';	/* report a missing argument as ':' */
 	so[nso++] = 'h';
 	for (size_t i = 0; i < n; i++) {
@@ -423,9 +435,18 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 		o = find_by_code(opts, c, &negated);
 		if (!o)
 			die("BUG: option code %d has no entry", c);
-		if (store_value(o, optarg, negated))
+		if (store_value(o, optarg, negated)) {
+			char name[64];
+
+			if (o->long_name)
+				snprintf(name, sizeof(name), "--%s",
+				    o->long_name);
+			else
+				snprintf(name, sizeof(name), "-%c",
+				    o->short_name);
 			usage_error(usage, opts, "bad value '%s' for '%s'",
-			    optarg, argv[optind - 1]);
+			    optarg, name);
+		}
 	}
 	ctx->json = common_json;
 	ctx->store = common_store;

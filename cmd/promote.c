@@ -227,7 +227,8 @@ do_rollback(struct ctx *ctx, const char *model, struct strlist *aliases,
 	struct ckpt_store *s = store_open(ctx, false);
 	struct ckpt_alias_move mv;
 	struct ckpt_error err;
-	struct ckpt_alias_opts o = { .op = CKPT_ALIAS_ROLLBACK,
+	struct ckpt_alias_options o = { .version = CKPT_ALIAS_OPTIONS_VERSION,
+	    .op = CKPT_ALIAS_ROLLBACK,
 	    .model = model, .alias = aliases->items[0], .note = note,
 	    .lock_timeout_ms = timeout };
 	int rc;
@@ -302,7 +303,7 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		OPT_END()
 	};
 	struct ckpt_verify_options vo;
-	struct ckpt_promote_opts po;
+	struct ckpt_promote_options po;
 	struct ckpt_promote_result *res = NULL;
 	struct ckpt_store *s = NULL;
 	struct ckpt_error err;
@@ -330,6 +331,9 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 		    "path...)");
 	if (!model)
 		usage_error(promote_usage, opts, "--model is required");
+	ckpt_error_clear(&err);
+	if (ckpt_name_check(model, "model name", &err))
+		usage_error(promote_usage, opts, "--model: %s", err.message);
 	for (size_t i = 0; i < allow.n; i++) {
 		ckpt_error_clear(&err);
 		if (ckpt_allow_global_check(allow.items[i], &err))
@@ -354,14 +358,14 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 	s = store_open(ctx, false);
 	path = resolve_checkpoint_arg(ctx, &s, argv[0], metric,
 	    parse_metric_mode(mode), NULL);
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.flags = require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0;
 	vo.store = ckpt_store_root(s);
 	vo.keys = (const char *const *)keys.items;
 	vo.nkeys = keys.n;
 	vo.allow_globals = (const char *const *)allow.items;
 	vo.nallow_globals = allow.n;
-	memset(&po, 0, sizeof(po));
+	po = (struct ckpt_promote_options)CKPT_PROMOTE_OPTIONS_INIT;
 	po.model = model;
 	po.aliases = (const char *const *)aliases.items;
 	po.naliases = aliases.n;

@@ -271,7 +271,7 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 		    "print the plan, change nothing"),
 		OPT_END()
 	};
-	struct ckpt_prune_opts po = { 0 };
+	struct ckpt_prune_options po = CKPT_PRUNE_OPTIONS_INIT;
 	struct ckpt_prune_report *rep = NULL;
 	struct ckpt_policy pol;
 	struct ckpt_error err;
@@ -287,6 +287,8 @@ cmd_prune_main(int argc, char **argv, struct ctx *ctx)
 	if (!run && !all)
 		usage_error(prune_usage, opts, "give --run RUN or --all");
 	die_for_incompatible_opts(run != NULL, "--run", all, "--all");
+	if (run && ckpt_name_check(run, "run name", &err))
+		usage_error(prune_usage, opts, "--run: %s", err.message);
 
 	ckpt_policy_init(&pol);
 	pol.keep_last = parse_count_flag("keep-last", keep_last);

@@ -119,7 +119,7 @@ copy_checkpoint_main(int argc, char **argv, struct ctx *ctx, bool pull)
 	const char *const *usage = pull ? pull_usage : push_usage;
 	const char *from = NULL;
 	struct ckpt_copy_result r;
-	struct ckpt_copy_opts o;
+	struct ckpt_copy_options o;
 	struct ckpt_error e;
 	int n, rc;
 	const struct opt push_opts[] = {
@@ -137,7 +137,7 @@ copy_checkpoint_main(int argc, char **argv, struct ctx *ctx, bool pull)
 	if (n != 2)
 		usage_error(usage, opts, "%s takes a reference and a "
 		    "destination", pull ? "pull" : "push");
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_copy_options)CKPT_COPY_OPTIONS_INIT;
 	o.dest = argv[1];
 	o.lock_timeout_ms = ctx->lock_timeout_ms;
 	if (!is_url(o.dest) && !is_store_dir(o.dest)) {

@@ -981,7 +981,7 @@ replaced_is_broken(const struct ctx *ctx, struct ckpt_store *s,
 	snprintf(refstr, sizeof(refstr), "%s@%lld", run, step);
 	if (ckpt_store_resolve(s, refstr, NULL, CKPT_METRIC_MIN, &ref, NULL))
 		return false;	/* nothing there to replace */
-	memset(&vo, 0, sizeof(vo));
+	vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	vo.store = ckpt_store_root(s);
 	vo.threads = ctx->jobs;
 	broken = ckpt_verify(ref.path, &vo, &r, NULL) || !ckpt_report_ok(r);
@@ -1057,13 +1057,13 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 		json_object_set_new(report, "load_test", lt);
 	}
 	if (a->prune || prune_on_save(s)) {
-		struct ckpt_prune_opts po;
+		struct ckpt_prune_options po;
 		struct ckpt_prune_report *rep;
 		struct ckpt_error err;
 		size_t removed = 0;
 		int rc;
 
-		memset(&po, 0, sizeof(po));
+		po = (struct ckpt_prune_options)CKPT_PRUNE_OPTIONS_INIT;
 		po.run = run;
 		po.lock_timeout_ms = ctx->lock_timeout_ms;
 		ckpt_error_clear(&err);
@@ -1140,7 +1140,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    "file's whole SHA-256 too (same read pass)"),
 		OPT_END()
 	};
-	struct ckpt_save_opts so;
+	struct ckpt_save_options so;
 	struct ckpt_store *s = NULL;
 	bool remote;
 	struct ckpt_save *sv;
@@ -1207,7 +1207,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(save_usage, opts, a.adopt ? "no step: "
 		    "trainer_state.json has no global_step; give --step" :
 		    "--step is required");
-	memset(&so, 0, sizeof(so));
+	so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 	so.nthreads = ctx->jobs;
 	if (a.chunk_s && (parse_size(a.chunk_s, &so.chunk_size) ||
 	    so.chunk_size < 4096))

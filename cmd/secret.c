@@ -147,7 +147,9 @@ passphrase_read(const struct passphrase_src *src, const char *prompt,
 				sodium_free(q);
 				sodium_free(p);
 				close(tty);
-				die_usage("the passphrases do not match");
+				/* A refused request, not a usage error. */
+				error("the passphrases do not match");
+				exit(CKPT_EXIT_USAGE);
 			}
 			sodium_free(q);
 		}

@@ -49,6 +49,7 @@ die_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vreport("", fmt, ap);
 	va_end(ap);
+	usage_hint();
 	exit(CKPT_EXIT_USAGE);
 }
 

@@ -48,16 +48,6 @@ struct tally {
 	char sig_key[128];	/* the key of the valid ones, "" if several */
 };
 
-static void
-on_progress(void *arg, uint64_t done, uint64_t total)
-{
-	struct progress *p = arg;
-
-	if (!p->total && total)
-		p->total = total;
-	progress_update(p, done);
-}
-
 static json_t *
 finding_json(const struct ckpt_finding *x)
 {
@@ -397,8 +387,8 @@ verify_one(const char *path, const char *shown,
 
 	ckpt_error_clear(&e);
 	progress_start(&pr, ctx, shown, 0);
-	o.progress = on_progress;
-	o.progress_arg = &pr;
+	o.progress = progress_callback;
+	o.progress_data = &pr;
 	rc = ckpt_verify(path, &o, &r, &e);
 	progress_stop(&pr);
 	if (listed && (rc || !ckpt_report_ok(r)) && vanished(path, listed)) {
@@ -573,7 +563,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 			    e.message);
 	}
 
-	memset(&o, 0, sizeof(o));
+	o = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	o.flags = (v.fast ? CKPT_VERIFY_FAST : 0) |
 	    (v.numerics ? CKPT_VERIFY_NUMERICS : 0) |
 	    (v.require_sig ? CKPT_VERIFY_REQUIRE_SIGNATURE : 0) |

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-test_description='libckpt.so exports exactly the CKPT_API functions of ckpt.h'
+test_description='libckpt.so exports exactly the CKPT_API functions of ckpt.h; libckpt.a has no unprefixed global'
 . "$(dirname "$0")/lib.sh"
 
 HEADER=$SRC_DIRECTORY/lib/include/ckpt.h
@@ -70,6 +70,40 @@ test_expect_success 'every CKPT_API function is exported' '
 test_expect_success 'no data symbols are exported' '
 	nm -D --defined-only "$SO" | awk "\$2 !~ /^[TW]$/" >data &&
 	test_cmp /dev/null data
+'
+
+# Global symbols libckpt.a defines: a program that links it statically
+# shares their namespace, so every one starts with ckpt_ (the public
+# functions, and the internal ones, which hidden visibility keeps out of
+# the .so).  ASan adds an __odr_asan.NAME for each global NAME.
+globals_of() {
+	nm -g --defined-only "$1" |
+	awk "NF == 3 { sub(/^__odr_asan[.]/, \"\", \$3); print \$3 }" | sort -u
+}
+
+test_expect_success 'libckpt.a defines no global without the ckpt_ prefix' '
+	globals_of "$CKPT_BUILD/lib/libckpt.a" >globals &&
+	test_grep "^ckpt_file_open$" globals &&
+	awk "!/^ckpt_/" globals >unprefixed &&
+	test_cmp /dev/null unprefixed
+'
+
+test_expect_success 'libckpt.so defines no global without the ckpt_ prefix' '
+	nm -D --defined-only "$SO" |
+	awk "NF == 3 && \$3 !~ /^ckpt_/ { print \$3 }" >unprefixed &&
+	test_cmp /dev/null unprefixed
+'
+
+test_expect_success 'the check catches an unprefixed global' '
+	printf "int flist_add(void);\nint flist_add(void) { return 0; }\n" >g.c &&
+	${CC:-cc} -c g.c -o g.o &&
+	ar rc g.a g.o &&
+	globals_of g.a | awk "!/^ckpt_/" >unprefixed &&
+	test_grep "^flist_add$" unprefixed
+'
+
+test_expect_success 'the installed header names no tracker issue' '
+	! grep -n "issue #\|(#[0-9]" "$HEADER"
 '
 
 test_expect_success 'the soname is libckpt.so.0' '

@@ -99,4 +99,99 @@ test_expect_success '--lock-timeout: one grammar on every command that locks; -j
 	ckpt -C st verify -j 1 r@1 >/dev/null 2>&1
 '
 
+# Progress bars need more than a second of work: the fault shim makes
+# every read (or every deletion) of the test's files slow instead of the
+# files big.  slow OP PATTERN cmd...: cmd with each matching call 250 ms
+# late.
+SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so"
+slow() {
+	_op=$1 _pat=$2
+	shift 2
+	echo "env ASAN_OPTIONS=verify_asan_link_order=0:$ASAN_OPTIONS" \
+	    "LD_PRELOAD=$SHIM CKPT_FAULT_OP=$_op CKPT_FAULT_PATH='$_pat'" \
+	    "CKPT_FAULT_NTH=all CKPT_FAULT_ACTION=delay" \
+	    "CKPT_FAULT_DELAY_MS=250 $*"
+}
+
+test_expect_success 'setup: float tensors; a trash of several entries' '
+	"$PYTHON" - <<-\EOF &&
+	import json, struct
+	hdr, off = {}, 0
+	for i in range(6):
+	    hdr["w%d" % i] = {"dtype": "F32", "shape": [4096],
+	                      "data_offsets": [off, off + 16384]}
+	    off += 16384
+	h = json.dumps(hdr).encode()
+	h += b" " * (-len(h) % 8)
+	with open("f32.safetensors", "wb") as f:
+	    f.write(struct.pack("<Q", len(h)) + h)
+	    f.write(struct.pack("<%df" % (off // 4), *[0.5] * (off // 4)))
+	EOF
+	ckpt init gs >/dev/null &&
+	for i in 1 2 3 4 5 6; do
+		mkdir -p gs/.ckpt/trash/r@step-$i.1.2.3 &&
+		echo junk >gs/.ckpt/trash/r@step-$i.1.2.3/weights.bin || exit 1
+	done &&
+	cp -R gs gs0
+'
+
+test_expect_success SCRIPT 'inspect --stats: a progress bar on a terminal' '
+	unset NO_COLOR &&
+	TERM=xterm on_tty $(slow read "*/f32.safetensors" \
+	    ckpt inspect --stats -j 1 f32.safetensors) &&
+	test_grep "statistics: *[0-9]*% (" tty.out &&
+	test_grep "^w5 " tty.out
+'
+
+test_expect_success SCRIPT 'verify --numerics: a progress bar on a terminal' '
+	TERM=xterm on_tty $(slow read "*/f32.safetensors" \
+	    ckpt verify --numerics -j 1 f32.safetensors) &&
+	test_grep "f32.safetensors: *[0-9]*% (" tty.out &&
+	test_grep "OK" tty.out
+'
+
+test_expect_success SCRIPT 'gc of a trash: a progress bar on a terminal' '
+	TERM=xterm on_tty $(slow unlink "*/trash/*" \
+	    ckpt -C gs gc --older-than 0s) &&
+	test_grep "deleting: *[0-9]*% (" tty.out &&
+	test -z "$(ls gs/.ckpt/trash)"
+'
+
+test_expect_success SCRIPT 'no progress bar with --quiet, TERM=dumb, or stderr not a terminal' '
+	TERM=xterm on_tty $(slow read "*/f32.safetensors" \
+	    ckpt -q inspect --stats -j 1 f32.safetensors) &&
+	! test_grep "statistics:" tty.out &&
+	TERM=dumb on_tty $(slow read "*/f32.safetensors" \
+	    ckpt verify --numerics -j 1 f32.safetensors) &&
+	! grep "$(printf "\033")" tty.out &&
+	! test_grep "% (" tty.out &&
+	rm -rf gs && cp -R gs0 gs &&
+	TERM=xterm on_tty "$(slow unlink "*/trash/*" \
+	    ckpt -C gs gc --older-than 0s) 2>gc.err" &&
+	test_cmp /dev/null gc.err &&
+	test -z "$(ls gs/.ckpt/trash)"
+'
+
+test_expect_success 'a usage error deep inside a command: the same -h hint' '
+	test_expect_code 2 ckpt -C st gc --older-than soon 2>err &&
+	test_grep "^ckpt: --older-than: " err &&
+	test_grep "^hint: .ckpt gc -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st ls --where "loss~1" 2>err &&
+	test_grep "^hint: .ckpt ls -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st latest --run "a/b" 2>err &&
+	test_grep "^hint: .ckpt latest -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st save --run r --step x ck 2>err &&
+	test_grep "^hint: .ckpt save -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st prune --keep-last x 2>err &&
+	test_grep "^hint: .ckpt prune -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st prune --run a/b --keep-last 1 2>err &&
+	test_grep "^hint: .ckpt prune -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st promote --model a/b r@1 2>err &&
+	test_grep "^hint: .ckpt promote -h. lists the options$" err &&
+	test_expect_code 2 ckpt -C st inspect --depth x ck 2>err &&
+	test_grep "^ckpt: bad value .x. for .--depth.$" err &&
+	test_expect_code 2 ckpt -C 2>err &&
+	test_grep "^hint: .ckpt -h. lists the options$" err
+'
+
 test_done

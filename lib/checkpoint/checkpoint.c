@@ -323,7 +323,8 @@ int
 ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err)
 {
-	struct ckpt_open_options o = { .flags = flags };
+	struct ckpt_open_options o = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .flags = flags };
 
 	return ckpt_checkpoint_open_ex(path, &o, out, err);
 }
@@ -337,6 +338,9 @@ ckpt_checkpoint_open_ex(const char *path, const struct ckpt_open_options *o,
 	size_t cap = 0;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_OPEN_OPTIONS_VERSION, "ckpt_open_options", err)))
+		return rc;
 	if (!path || !*path)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "empty checkpoint path");

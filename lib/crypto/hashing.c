@@ -75,7 +75,7 @@ struct engine {
 	unsigned int stealers;
 	pthread_mutex_t mu;
 	uint64_t done, total, reported;
-	ckpt_hash_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *data;
 };
 
@@ -747,7 +747,7 @@ copy_twins(struct engine *en)
 
 int
 ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
-    unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err)
 {
 	return ckpt_hash_copy_files(jobs, NULL, njobs, nthreads, progress,
@@ -757,7 +757,7 @@ ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
 int
 ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
     const struct ckpt_hash_copy *copies, size_t njobs, unsigned int nthreads,
-    ckpt_hash_progress_fn progress, void *data, struct ckpt_error *err)
+    ckpt_progress_fn progress, void *data, struct ckpt_error *err)
 {
 	struct engine en;
 	struct worker *ws;

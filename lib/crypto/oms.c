@@ -21,13 +21,13 @@
 
 #ifdef CKPT_NO_OPENSSL
 void
-vman_oms_check(const char *model, const char *bundle, const char *pem,
+ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
     unsigned int threads, struct flist *top)
 {
 	(void)model;
 	(void)pem;
 	(void)threads;
-	flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle, NULL, -1,
+	ckpt_flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle, NULL, -1,
 	    "this build has no libcrypto: OMS bundles cannot be checked");
 }
 #else
@@ -153,7 +153,7 @@ walk(const char *root, const char *rel, const char *skip, struct lfile **v,
 				name = NULL;
 			}
 		} else {
-			flist_add(top, "oms-not-regular", CKPT_SEV_ERROR, path,
+			ckpt_flist_add(top, "oms-not-regular", CKPT_SEV_ERROR, path,
 			    NULL, -1, "not a regular file (OMS signs regular "
 			    "files only; symbolic links are refused)");
 		}
@@ -182,7 +182,7 @@ unhex(const char *s, unsigned char *out)
 }
 
 void
-vman_oms_check(const char *model, const char *bundle, const char *pem,
+ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
     unsigned int threads, struct flist *top)
 {
 	json_error_t je;
@@ -204,7 +204,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    json_object_get(env, "signatures"), 0), "sig"));
 	if (!b || !pt || !s || !json_string_value(json_object_get(env,
 	    "payload"))) {
-		flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
 		    -1, "not an OMS (Sigstore) bundle with a DSSE envelope%s%s",
 		    b ? "" : ": ", b ? "" : je.text);
 		goto out;
@@ -213,7 +213,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    &plen);
 	sig = b64(s, &slen);
 	if (!payload || !sig || strcmp(pt, PAYLOAD_TYPE)) {
-		flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
 		    -1, "bad payload, signature or payload type");
 		goto out;
 	}
@@ -230,7 +230,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 		memcpy(pae + hl, payload, plen);
 	}
 	if (!sig_ok(pem, pae, paelen, sig, slen, why, sizeof(why))) {
-		flist_add(top, "oms-signature-invalid", CKPT_SEV_ERROR, bundle,
+		ckpt_flist_add(top, "oms-signature-invalid", CKPT_SEV_ERROR, bundle,
 		    NULL, -1, "%s", why);
 		goto out;
 	}
@@ -247,14 +247,14 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    !json_array_size(res) || unhex(json_string_value(
 	    json_object_get(json_object_get(json_array_get(json_object_get(st,
 	    "subject"), 0), "digest"), "sha256")), want)) {
-		flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
 		    -1, "the signed statement is not an OMS v1.0 statement");
 		goto out;
 	}
 	s = json_string_value(json_object_get(ser, "method"));
 	pt = json_string_value(json_object_get(ser, "hash_type"));
 	if (!s || strcmp(s, "files") || !pt || strcmp(pt, "sha256")) {
-		flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle, NULL,
+		ckpt_flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle, NULL,
 		    -1, "serialization %s/%s: only files/sha256 is checked",
 		    s ? s : "?", pt ? pt : "?");
 		goto out;
@@ -268,7 +268,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 
 		if (unhex(json_string_value(json_object_get(el, "digest")), d) ||
 		    !json_string_value(json_object_get(el, "name"))) {
-			flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
+			ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
 			    NULL, -1, "resource %zu is malformed", i);
 			goto out;
 		}
@@ -276,7 +276,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 			if (!strcmp(json_string_value(json_object_get(
 			    json_array_get(res, k), "name")),
 			    json_string_value(json_object_get(el, "name")))) {
-				flist_add(top, "oms-malformed", CKPT_SEV_ERROR,
+				ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR,
 				    bundle, json_string_value(
 				    json_object_get(el, "name")), -1,
 				    "duplicate resource name");
@@ -285,7 +285,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 		ckpt_hash_update(h, d, sizeof(d));
 	}
 	if (ckpt_hash_final(h, root, NULL) || memcmp(root, want, 32)) {
-		flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
 		    -1, "the root digest does not match the resources");
 		goto out;
 	}
@@ -298,7 +298,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 		    &nlocal, top, 0)) {
 			free(abs_b);
 			free(abs_m);
-			flist_add(top, "oms-unreadable", CKPT_SEV_ERROR, model,
+			ckpt_flist_add(top, "oms-unreadable", CKPT_SEV_ERROR, model,
 			    NULL, -1, "cannot list the model directory");
 			goto out;
 		}
@@ -326,7 +326,7 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 			if (!strcmp(local[k].name, name))
 				break;
 		if (k == nlocal) {
-			flist_add(top, "oms-file-missing", CKPT_SEV_ERROR,
+			ckpt_flist_add(top, "oms-file-missing", CKPT_SEV_ERROR,
 			    bundle, name, -1, "signed file %s is missing",
 			    name);
 			bad = true;
@@ -334,20 +334,20 @@ vman_oms_check(const char *model, const char *bundle, const char *pem,
 		}
 		local[k].seen = true;
 		if (jobs[k].status || memcmp(jobs[k].sha256, d, sizeof(d))) {
-			flist_add(top, "oms-digest-mismatch", CKPT_SEV_ERROR,
+			ckpt_flist_add(top, "oms-digest-mismatch", CKPT_SEV_ERROR,
 			    bundle, name, -1, "hash mismatch for %s", name);
 			bad = true;
 		}
 	}
 	for (size_t k = 0; k < nlocal; k++)
 		if (!local[k].seen) {
-			flist_add(top, "oms-file-extra", CKPT_SEV_ERROR, bundle,
+			ckpt_flist_add(top, "oms-file-extra", CKPT_SEV_ERROR, bundle,
 			    local[k].name, -1, "%s is not signed",
 			    local[k].name);
 			bad = true;
 		}
 	if (!bad)
-		flist_add(top, "oms-valid", CKPT_SEV_INFO, bundle, NULL, -1,
+		ckpt_flist_add(top, "oms-valid", CKPT_SEV_INFO, bundle, NULL, -1,
 		    "OMS bundle verified: %zu files, signed with %s", nres,
 		    pem);
 out:

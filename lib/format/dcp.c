@@ -74,7 +74,7 @@ props_dtype(const struct pk_node *p)
 	if (s->kind == PK_TUPLE && s->n >= 1)
 		return s->items[0];
 	if (s->kind == PK_DICT)
-		return pk_dict_get(s, "dtype");
+		return ckpt_pk_dict_get(s, "dtype");
 	return NULL;
 }
 
@@ -82,7 +82,7 @@ static int
 tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
     json_t *out, struct ckpt_error *err)
 {
-	const struct pk_node *st = pk_object_state(md), *chunks, *dt;
+	const struct pk_node *st = ckpt_pk_object_state(md), *chunks, *dt;
 	struct ckpt_tensor t = { 0 };
 	uint64_t shape[CKPT_MAX_DIMS];
 	json_t *size, *cj;
@@ -90,12 +90,12 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 
 	if (!st || st->kind != PK_DICT)
 		return bad(f, md, "TensorStorageMetadata without state");
-	dt = props_dtype(pk_dict_get(st, "properties"));
+	dt = props_dtype(ckpt_pk_dict_get(st, "properties"));
 	if (!dt || dt->kind != PK_DTYPE || dt->i < 0)
 		return ckpt_file_add_finding(f, "dcp-malformed",
 		    CKPT_SEV_ERROR, fqn, md->pos, ".metadata: tensor '%s' has "
 		    "no dtype ckpt knows (%s)", fqn, dt && dt->s ? dt->s : "");
-	size = int_list(pk_dict_get(st, "size"), shape, &nd);
+	size = int_list(ckpt_pk_dict_get(st, "size"), shape, &nd);
 	if (!size)
 		return ckpt_file_add_finding(f, "dcp-malformed",
 		    CKPT_SEV_ERROR, fqn, md->pos, ".metadata: tensor '%s' has "
@@ -107,23 +107,23 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 	json_object_set_new(out, "size", size);
 	cj = json_array();
 	json_object_set_new(out, "chunks", cj);
-	chunks = pk_dict_get(st, "chunks");
+	chunks = ckpt_pk_dict_get(st, "chunks");
 	if (!chunks || chunks->kind != PK_LIST)
 		return ckpt_file_add_finding(f, "dcp-malformed",
 		    CKPT_SEV_ERROR, fqn, md->pos, ".metadata: tensor '%s' has "
 		    "no chunk list", fqn);
 	for (size_t i = 0; i < chunks->n; i++) {
 		const struct pk_node *c = chunks->items[i];
-		const struct pk_node *cs = pk_object_state(c);
+		const struct pk_node *cs = ckpt_pk_object_state(c);
 		json_t *o, *off, *sz;
 
 		if (!cls_is(c, "ChunkStorageMetadata") || !cs ||
 		    cs->kind != PK_DICT ||
-		    !(off = int_list(pk_dict_get(cs, "offsets"), NULL, NULL)))
+		    !(off = int_list(ckpt_pk_dict_get(cs, "offsets"), NULL, NULL)))
 			return ckpt_file_add_finding(f, "dcp-malformed",
 			    CKPT_SEV_ERROR, fqn, c->pos, ".metadata: chunk %zu "
 			    "of '%s' is not valid", i, fqn);
-		if (!(sz = int_list(pk_dict_get(cs, "sizes"), NULL, NULL))) {
+		if (!(sz = int_list(ckpt_pk_dict_get(cs, "sizes"), NULL, NULL))) {
 			json_decref(off);
 			return ckpt_file_add_finding(f, "dcp-malformed",
 			    CKPT_SEV_ERROR, fqn, c->pos, ".metadata: chunk %zu "
@@ -155,13 +155,13 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 static char *
 index_key(const struct pk_node *k)
 {
-	const struct pk_node *st = pk_object_state(k), *fqn, *off;
+	const struct pk_node *st = ckpt_pk_object_state(k), *fqn, *off;
 	char *s = NULL, *t;
 
 	if (!cls_is(k, "MetadataIndex") || !st || st->kind != PK_DICT)
 		return NULL;
-	fqn = pk_dict_get(st, "fqn");
-	off = pk_dict_get(st, "offset");
+	fqn = ckpt_pk_dict_get(st, "fqn");
+	off = ckpt_pk_dict_get(st, "offset");
 	if (!fqn || fqn->kind != PK_STR)
 		return NULL;
 	if (asprintf(&s, "%.*s|", (int)fqn->len, fqn->s) < 0)
@@ -190,14 +190,14 @@ index_key(const struct pk_node *k)
 static json_t *
 storage_info(const struct pk_node *v)
 {
-	const struct pk_node *st = pk_object_state(v), *p, *o, *l;
+	const struct pk_node *st = ckpt_pk_object_state(v), *p, *o, *l;
 	json_t *j;
 
 	if (!cls_is(v, "_StorageInfo") || !st || st->kind != PK_DICT)
 		return NULL;
-	p = pk_dict_get(st, "relative_path");
-	o = pk_dict_get(st, "offset");
-	l = pk_dict_get(st, "length");
+	p = ckpt_pk_dict_get(st, "relative_path");
+	o = ckpt_pk_dict_get(st, "offset");
+	l = ckpt_pk_dict_get(st, "length");
 	if (!p || p->kind != PK_STR || !o || o->kind != PK_INT || o->i < 0 ||
 	    !l || l->kind != PK_INT || l->i < 0)
 		return NULL;
@@ -218,11 +218,11 @@ convert(struct ckpt_file *f, const struct pk_node *root, json_t *doc,
 
 	json_object_set_new(doc, "state_dict_metadata", mj);
 	json_object_set_new(doc, "storage_data", sj);
-	if (!cls_is(root, "Metadata") || !(st = pk_object_state(root)) ||
+	if (!cls_is(root, "Metadata") || !(st = ckpt_pk_object_state(root)) ||
 	    st->kind != PK_DICT)
 		return bad(f, root, "the top-level object is not a DCP "
 		    "Metadata");
-	sdm = pk_dict_get(st, "state_dict_metadata");
+	sdm = ckpt_pk_dict_get(st, "state_dict_metadata");
 	if (!sdm || sdm->kind != PK_DICT)
 		return bad(f, root, "no state_dict_metadata dict");
 	for (size_t i = 0; i < sdm->n && !rc; i++) {
@@ -250,7 +250,7 @@ convert(struct ckpt_file *f, const struct pk_node *root, json_t *doc,
 			    "'%s' is neither tensor nor bytes metadata", fqn);
 		free(fqn);
 	}
-	sd = pk_dict_get(st, "storage_data");
+	sd = ckpt_pk_dict_get(st, "storage_data");
 	if (sd && sd->kind == PK_DICT) {
 		for (size_t i = 0; i < sd->n && !rc; i++) {
 			char *key = index_key(sd->keys[i]);

@@ -412,7 +412,8 @@ int
 ckpt_file_open(const char *path, unsigned int flags, struct ckpt_file **out,
     struct ckpt_error *err)
 {
-	struct ckpt_open_options o = { .flags = flags };
+	struct ckpt_open_options o = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .flags = flags };
 
 	return ckpt_file_open_ex(path, &o, out, err);
 }
@@ -457,6 +458,9 @@ ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
 	struct stat st;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_OPEN_OPTIONS_VERSION, "ckpt_open_options", err)))
+		return rc;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return ckpt_error_nomem(err);

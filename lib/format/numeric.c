@@ -554,6 +554,10 @@ struct stats_ctx {
 	struct ckpt_stats_item *items;
 	struct piece *p;
 	bool nonfinite_only;
+	ckpt_progress_fn progress;
+	void *progress_data;
+	pthread_mutex_t lock;		/* serialises progress */
+	uint64_t done, total;		/* bytes of tensor data */
 };
 
 static void
@@ -568,13 +572,22 @@ stats_piece(void *arg, size_t i)
 	p->rc = (c->nonfinite_only ? nonfinite_range :
 	    ckpt_tensor_stats_range)(it->f, it->t, p->first, p->n, &p->u.st,
 	    &p->err);
+	if (c->progress) {
+		pthread_mutex_lock(&c->lock);
+		c->done += p->n * ckpt_dtype_bits(it->t->dtype) / 8;
+		c->progress(c->done, c->total, c->progress_data);
+		pthread_mutex_unlock(&c->lock);
+	}
 }
 
 static int
 stats_many(struct ckpt_stats_item *items, size_t n, unsigned int threads,
-    bool nonfinite_only, struct ckpt_error *err)
+    bool nonfinite_only, ckpt_progress_fn progress, void *progress_data,
+    struct ckpt_error *err)
 {
-	struct stats_ctx c = { items, NULL, nonfinite_only };
+	struct stats_ctx c = { .items = items, .nonfinite_only =
+	    nonfinite_only, .progress = progress, .progress_data =
+	    progress_data };
 	uint64_t *numel = calloc(n ? n : 1, sizeof(*numel));
 	size_t np;
 	int rc;
@@ -587,12 +600,15 @@ stats_many(struct ckpt_stats_item *items, size_t n, unsigned int threads,
 		items[i].rc = check_range(items[i].f, items[i].t, 0,
 		    items[i].t->numel, "statistics", &items[i].err);
 		numel[i] = items[i].rc ? 0 : items[i].t->numel;
+		c.total += numel[i] * ckpt_dtype_bits(items[i].t->dtype) / 8;
 	}
 	rc = make_pieces(numel, n, &c.p, &np, err);
 	free(numel);
 	if (rc)
 		return rc;
+	pthread_mutex_init(&c.lock, NULL);
 	ckpt_parallel_for(np, threads, stats_piece, &c);
+	pthread_mutex_destroy(&c.lock);
 	/* Merge in piece order: the same numbers for any thread count. */
 	for (size_t i = 0; i < np; i++) {
 		struct ckpt_stats_item *it = &items[c.p[i].item];
@@ -620,16 +636,20 @@ stats_many(struct ckpt_stats_item *items, size_t n, unsigned int threads,
 
 int
 ckpt_tensor_stats_many(struct ckpt_stats_item *items, size_t n,
-    unsigned int threads, struct ckpt_error *err)
+    unsigned int threads, ckpt_progress_fn progress, void *progress_data,
+    struct ckpt_error *err)
 {
-	return stats_many(items, n, threads, false, err);
+	return stats_many(items, n, threads, false, progress, progress_data,
+	    err);
 }
 
 int
 ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items, size_t n,
-    unsigned int threads, struct ckpt_error *err)
+    unsigned int threads, ckpt_progress_fn progress, void *progress_data,
+    struct ckpt_error *err)
 {
-	return stats_many(items, n, threads, true, err);
+	return stats_many(items, n, threads, true, progress, progress_data,
+	    err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -687,7 +707,7 @@ struct cmp_ctx {
 	struct ckpt_compare_item *items;
 	struct piece *p;
 	const struct ckpt_compare_options *o;
-	ckpt_compare_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 	uint64_t done, total;
 	pthread_mutex_t lock;
@@ -726,10 +746,14 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 		for (uint64_t j = 0; j < n && !rc; j += bel) {
 			size_t k = n - j < bel ? (size_t)(n - j) : bel;
 
-			ckpt_dtype_to_f64(it->ta->dtype, xa.raw + j * ba / 8,
-			    k, xa.vals);
-			ckpt_dtype_to_f64(it->tb->dtype, xb.raw + j * bb / 8,
-			    k, xb.vals);
+			if (ckpt_dtype_to_f64(it->ta->dtype, xa.raw + j * ba / 8,
+			    k, xa.vals) || ckpt_dtype_to_f64(it->tb->dtype,
+			    xb.raw + j * bb / 8, k, xb.vals)) {
+				rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED,
+				    NULL, -1, "tensor %s: dtype does not decode",
+				    it->ta->name);
+				break;
+			}
 			ckpt_kcmp_block(xa.vals, xb.vals, k * comp, c->o, &acc);
 		}
 		first += n;
@@ -781,7 +805,7 @@ check_pair(const struct ckpt_compare_item *it, struct ckpt_error *err)
 int
 ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
     const struct ckpt_compare_options *o, unsigned int threads,
-    ckpt_compare_progress_fn progress, void *progress_data,
+    ckpt_progress_fn progress, void *progress_data,
     struct ckpt_error *err)
 {
 	struct cmp_ctx c = { .items = items, .o = o, .progress = progress,
@@ -792,6 +816,11 @@ ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
 
 	if (!numel)
 		return ckpt_error_nomem(err);
+	if ((rc = ckpt_options_check(o->version, CKPT_COMPARE_OPTIONS_VERSION,
+	    "ckpt_compare_options", err))) {
+		free(numel);
+		return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		ckpt_compare_stats_init(&items[i].st);
 		ckpt_error_clear(&items[i].err);

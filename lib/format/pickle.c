@@ -10,7 +10,7 @@
  * after that (the walk is bounded too).  The allowlist is torch.load(weights_only=True)'s, after
  * CPython's py2 name mapping; a global outside it is a name, nothing more.
  * Every length is checked against the bytes that remain before anything
- * is allocated, and every resource has a limit (pk_default_limits).
+ * is allocated, and every resource has a limit (ckpt_pk_default_limits).
  */
 #include "util/internal.h"
 
@@ -30,7 +30,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-const struct pk_limits pk_default_limits = {
+const struct pk_limits ckpt_pk_default_limits = {
 	.max_ops = 50000000,
 	.max_stack = 100000,
 	.max_marks = 10000,
@@ -1205,28 +1205,28 @@ is_seq(const struct pk_node *n)
 }
 
 bool
-pk_is_str(const struct pk_node *n, const char *s)
+ckpt_pk_is_str(const struct pk_node *n, const char *s)
 {
 	return n && (n->kind == PK_STR || n->kind == PK_BYTES) &&
 	    n->len == strlen(s) && !memcmp(n->s, s, n->len);
 }
 
 struct pk_node *
-pk_dict_get(const struct pk_node *d, const char *key)
+ckpt_pk_dict_get(const struct pk_node *d, const char *key)
 {
 	if (!d || d->kind != PK_DICT)
 		return NULL;
 	/* The last one wins, as in a Python dict. */
 	for (size_t i = d->n; i-- > 0;)
-		if (pk_is_str(d->keys[i], key))
+		if (ckpt_pk_is_str(d->keys[i], key))
 			return d->items[i];
 	return NULL;
 }
 
 const char *
-pk_dict_str(const struct pk_node *d, const char *key, struct pk_node **val)
+ckpt_pk_dict_str(const struct pk_node *d, const char *key, struct pk_node **val)
 {
-	struct pk_node *v = pk_dict_get(d, key);
+	struct pk_node *v = ckpt_pk_dict_get(d, key);
 
 	if (val)
 		*val = v;
@@ -1234,7 +1234,7 @@ pk_dict_str(const struct pk_node *d, const char *key, struct pk_node **val)
 }
 
 struct pk_node *
-pk_object_state(const struct pk_node *o)
+ckpt_pk_object_state(const struct pk_node *o)
 {
 	struct pk_node *s = o ? o->state : NULL;
 
@@ -1473,8 +1473,8 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		}
 	} else if (!strcmp(name, "_codecs.encode")) {
 		if (a->n < 1 || a->items[0]->kind != PK_STR ||
-		    (a->n == 2 && !pk_is_str(a->items[1], "latin1") &&
-		    !pk_is_str(a->items[1], "latin-1")) || a->n > 2)
+		    (a->n == 2 && !ckpt_pk_is_str(a->items[1], "latin1") &&
+		    !ckpt_pk_is_str(a->items[1], "latin-1")) || a->n > 2)
 			return bad(ps, "%s with unexpected arguments", name);
 		r = latin1(ps, a->items[0]);
 		if (r && is_pickle_bytes(r) && first_report(ps,
@@ -1833,7 +1833,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 
 	if (pid->kind != PK_TUPLE || !pid->n)
 		return bad(ps, "persistent id is not a tuple");
-	if (!pk_is_str(pid->items[0], "storage")) {
+	if (!ckpt_pk_is_str(pid->items[0], "storage")) {
 		unsafe_op(ps, 'Q', pid->items[0]->kind == PK_STR ?
 		    "a non-storage persistent id" : NULL);
 		*out = opaque(ps, NULL, pid, NULL);
@@ -2647,7 +2647,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	ps.p = calloc(1, sizeof(*ps.p));
 	if (!ps.p)
 		return ckpt_error_nomem(err);
-	ps.lim = ps.p->lim = o->limits ? o->limits : &pk_default_limits;
+	ps.lim = ps.p->lim = o->limits ? o->limits : &ckpt_pk_default_limits;
 	ps.f = f;
 	ps.o = o;
 	ps.buf = buf;
@@ -3309,7 +3309,7 @@ object(struct walker *w, struct pk_node *n, unsigned depth)
 {
 	const char *cls = n->cls && (n->cls->kind == PK_GLOBAL ||
 	    n->cls->kind == PK_DTYPE) ? n->cls->s : "?";
-	struct pk_node *st = pk_object_state(n);
+	struct pk_node *st = ckpt_pk_object_state(n);
 
 	out_raw(w, "{", 1);
 	out_key(w, n->allowed ? "$object" : "$global", true);

@@ -135,7 +135,7 @@ struct pk_limits {
 					 * containers (memo fan-out bombs) */
 };
 
-extern const struct pk_limits pk_default_limits;
+extern const struct pk_limits ckpt_pk_default_limits;
 
 struct pk_opts {
 	unsigned int flags;		/* PK_* */
@@ -202,11 +202,11 @@ int ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
     struct ckpt_error *err), void *ctx, char **json, struct ckpt_error *err);
 
 /* Helpers for the container readers. */
-const char *pk_dict_str(const struct pk_node *d, const char *key,
+const char *ckpt_pk_dict_str(const struct pk_node *d, const char *key,
     struct pk_node **val);
-struct pk_node *pk_dict_get(const struct pk_node *d, const char *key);
-bool pk_is_str(const struct pk_node *n, const char *s);
+struct pk_node *ckpt_pk_dict_get(const struct pk_node *d, const char *key);
+bool ckpt_pk_is_str(const struct pk_node *n, const char *s);
 /* The dict of an OBJECT's state (BUILD dict, or first of (dict, slots)). */
-struct pk_node *pk_object_state(const struct pk_node *o);
+struct pk_node *ckpt_pk_object_state(const struct pk_node *o);
 
 #endif /* CKPT_PICKLE_H */

@@ -361,7 +361,7 @@ ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
 /* Streams one tensor's bytes through the sink. */
 static int
 write_tensor(const struct entry *en, unsigned char *buf,
-    ckpt_write_fn write, void *arg, const struct ckpt_st_write_opts *o,
+    ckpt_write_fn write, void *arg, const struct ckpt_st_write_options *o,
     uint64_t *done, uint64_t total, struct ckpt_error *err)
 {
 	const struct ckpt_st_tensor *t = en->t;
@@ -425,7 +425,7 @@ write_tensor(const struct entry *en, unsigned char *buf,
 
 int
 ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
-    const struct ckpt_st_write_opts *o, ckpt_write_fn write, void *arg,
+    const struct ckpt_st_write_options *o, ckpt_write_fn write, void *arg,
     uint64_t *size, struct ckpt_error *err)
 {
 	const char *const *meta = o ? o->metadata : NULL;
@@ -436,6 +436,9 @@ ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
 	uint64_t data_len, done = 0;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_ST_WRITE_OPTIONS_VERSION, "ckpt_st_write_options", err)))
+		return rc;
 	if ((rc = plan(t, n, &e, &data_len, err)))
 		return rc;
 	if ((rc = build_header(e, n, meta, nmeta, &b, err)))

@@ -7,7 +7,7 @@
  * and without executing pickle code, and manages a store of committed
  * checkpoints.
  *
- * Conventions (see README, "Library"):
+ * Conventions:
  *  - Every fallible call returns 0 (CKPT_OK) or a negative enum ckpt_status
  *    and fills the caller-owned struct ckpt_error when one is given (it may
  *    be NULL).  The library never prints and never exits.
@@ -17,6 +17,45 @@
  *    valid until that handle is freed.  A returned "char *" is the caller's
  *    and is freed with free(3).
  *  - Nothing here exposes a dependency's types.
+ *  - Options structs the caller allocates (struct ckpt_<what>_options)
+ *    start with an "unsigned int version" and are initialised with their
+ *    CKPT_<WHAT>_OPTIONS_INIT macro, as libgit2's are: a program built
+ *    against this header records the layout it knows, so that later
+ *    versions of the library may add members at the end and still read
+ *    an older caller's struct.  A version the library does not know (a
+ *    newer header) is refused with CKPT_ERR_UNSUPPORTED.  Version 0 (a
+ *    struct zeroed with memset or "= { 0 }") is read as version 1.  The
+ *    macros use designated initialisers; C++ before C++20 zeroes the
+ *    struct and sets version instead.
+ *  - Functions whose result must be looked at carry CKPT_MUST_CHECK.
+ *  - Long operations report progress through one callback type,
+ *    ckpt_progress_fn: done and total in the operation's unit (bytes,
+ *    unless its documentation says otherwise); total may grow while
+ *    work is discovered.
+ *
+ * Thread safety:
+ *  - libckpt keeps no global state that needs initialising: the first
+ *    call from any thread is as good as another.  What it reads once per
+ *    process (host name, boot id, pid namespace, machine id, user name) is
+ *    read under pthread_once, the user name with getpwuid_r.
+ *  - A handle (struct ckpt_file, ckpt_checkpoint, ckpt_store, ckpt_hash,
+ *    ckpt_save, a report, ...) is used by one thread at a time; distinct
+ *    handles may be used from different threads concurrently.  Functions
+ *    that take a handle as const (the readers' accessors, ckpt_tensor_read,
+ *    ckpt_tensor_stats and friends) may run concurrently on one handle.
+ *  - Several stores, or one store from several threads (each with its
+ *    own struct ckpt_store) or processes, are safe: the store lock
+ *    (ckpt_store_lock: a file link(2)ed into place, an exclusive create)
+ *    serialises every change; across hosts only where the shared
+ *    filesystem makes link(2) and rename(2) atomic.
+ *  - The library calls getenv() (for the variables its documentation
+ *    names) and never setenv(): a program must not change its
+ *    environment while other threads call libckpt.
+ *  - Functions that run on several threads themselves (a "threads" or
+ *    "nthreads" argument) call their progress callback from any of those
+ *    threads, one call at a time.
+ *  - ckpt_interrupt_install() changes process-wide signal dispositions:
+ *    call it once, from the main thread, before starting others.
  */
 #ifndef CKPT_H
 #define CKPT_H
@@ -41,8 +80,25 @@ extern "C" {
 #define CKPT_VERSION_MINOR 1
 #define CKPT_VERSION_PATCH 0
 
+#define CKPT_VERSION_NUMBER (CKPT_VERSION_MAJOR * 1000000 + \
+	CKPT_VERSION_MINOR * 1000 + CKPT_VERSION_PATCH)
+
 /** Returns the library version as "MAJOR.MINOR.PATCH"; static storage. */
 CKPT_API const char *ckpt_version(void);
+/**
+ * The version of the library running, as CKPT_VERSION_NUMBER spells the
+ * header's: MAJOR * 1000000 + MINOR * 1000 + PATCH (0.1.0 is 1000), as
+ * archive_version_number() does, so a program can compare the two.
+ */
+CKPT_API int ckpt_version_number(void);
+
+/**
+ * Progress of a long operation: done of total units so far.  Called from
+ * the thread doing the work (see "Thread safety" above), never
+ * concurrently for one operation; it must not call back into the
+ * operation.  data is the caller's, passed as given.
+ */
+typedef void (*ckpt_progress_fn)(uint64_t done, uint64_t total, void *data);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -105,12 +161,14 @@ enum ckpt_hash_algo {
 struct ckpt_hash;
 
 /** Starts a streaming hash.  Thread-safe; each handle is single-threaded. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_new(enum ckpt_hash_algo algo, struct ckpt_hash **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_hash_update(struct ckpt_hash *h, const void *data,
     size_t len);
 /** Writes the digest to out (ckpt_hash_size() bytes); the handle may then
  * only be freed. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_final(struct ckpt_hash *h, unsigned char *out,
     struct ckpt_error *err);
 CKPT_API void ckpt_hash_free(struct ckpt_hash *h);
@@ -119,6 +177,7 @@ CKPT_API size_t ckpt_hash_size(enum ckpt_hash_algo algo);
 /** "sha256" or "blake2b". */
 CKPT_API const char *ckpt_hash_name(enum ckpt_hash_algo algo);
 /** One-shot hash of a buffer. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_hash_buffer(enum ckpt_hash_algo algo, const void *data,
     size_t len, unsigned char *out, struct ckpt_error *err);
 /** Writes the lower-case hex of a digest and a NUL; hex holds 2*len+1. */
@@ -127,7 +186,7 @@ CKPT_API void ckpt_hex(const unsigned char *digest, size_t len, char *hex);
 CKPT_API const char *ckpt_hash_backend(void);
 
 /* ------------------------------------------------------------------ */
-/* Formats, dtypes, tensors (readers: issue #3)                        */
+/* Formats, dtypes, tensors                                            */
 /* ------------------------------------------------------------------ */
 
 enum ckpt_format {
@@ -192,6 +251,7 @@ enum ckpt_dtype {
 /** "F32", "BF16", ...; NULL for an out-of-range value. */
 CKPT_API const char *ckpt_dtype_name(enum ckpt_dtype dt);
 /** Parses a safetensors dtype name (exact, case-sensitive). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_dtype_from_name(const char *name, enum ckpt_dtype *out);
 /** Bits per element (4 for F4, 6 for F6_*, 8 for U8, ...). */
 CKPT_API unsigned int ckpt_dtype_bits(enum ckpt_dtype dt);
@@ -258,6 +318,7 @@ struct ckpt_file;
  * An unrecognised file opens as CKPT_FORMAT_UNKNOWN with a finding that says
  * why ("a Git LFS pointer", "an HTML page", ...).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
     struct ckpt_file **out, struct ckpt_error *err);
 
@@ -271,12 +332,16 @@ CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
  * otherwise.
  */
 struct ckpt_open_options {
+	unsigned int version;		/* CKPT_OPEN_OPTIONS_VERSION */
 	unsigned int flags;			/* CKPT_OPEN_* */
 	const char *const *allow_globals;
 	size_t nallow_globals;
 };
+#define CKPT_OPEN_OPTIONS_VERSION 1
+#define CKPT_OPEN_OPTIONS_INIT { .version = CKPT_OPEN_OPTIONS_VERSION }
 
 /** ckpt_file_open() with options; o may be NULL. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_file **out,
     struct ckpt_error *err);
@@ -286,6 +351,7 @@ CKPT_API int ckpt_file_open_ex(const char *path,
  * joined by dots; CKPT_ERR_INVALID (err says why) for anything else, or
  * for a denylisted callable or module, which no pattern may admit.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_allow_global_check(const char *pattern,
     struct ckpt_error *err);
 CKPT_API void ckpt_file_free(struct ckpt_file *f);
@@ -353,6 +419,7 @@ CKPT_API size_t ckpt_file_finding_count(const struct ckpt_file *f);
 CKPT_API const struct ckpt_finding *ckpt_file_finding(
     const struct ckpt_file *f, size_t i);
 /** Reads len bytes at an absolute offset of the file. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
     uint64_t offset, struct ckpt_error *err);
 
@@ -380,10 +447,12 @@ CKPT_API int ckpt_file_pread(const struct ckpt_file *f, void *buf, size_t len,
  */
 struct ckpt_checkpoint;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_checkpoint_open(const char *path, unsigned int flags,
     struct ckpt_checkpoint **out, struct ckpt_error *err);
 /** ckpt_checkpoint_open() with options (allowed pickle globals); o may be
  * NULL.  The lists in o are used during the call only. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_checkpoint_open_ex(const char *path,
     const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
     struct ckpt_error *err);
@@ -395,6 +464,7 @@ CKPT_API int ckpt_checkpoint_open_ex(const char *path,
  * the endpoint and credentials of the environment and ~/.aws (see
  * ckpt(1), ENVIRONMENT).  Tensor data is fetched only when asked for.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_checkpoint_open_location(const char *location,
     const struct ckpt_open_options *o, struct ckpt_checkpoint **out,
     struct ckpt_error *err);
@@ -426,6 +496,7 @@ CKPT_API const struct ckpt_finding *ckpt_checkpoint_finding(
  * buf holds nelem * bits / 8 bytes.  Sub-byte dtypes (F4, F6_*) need a
  * contiguous tensor and a byte-aligned range.  Thread-safe (pread only).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_read(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem, void *buf,
     struct ckpt_error *err);
@@ -446,12 +517,13 @@ CKPT_API bool ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t);
  * tensors (no content digest is defined for them) and strided sub-byte
  * ones.  Thread-safe (pread only).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_content_sha256(const struct ckpt_file *f,
     const struct ckpt_tensor *t, unsigned char *out,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Tensor statistics and element decoding (issue #3)                   */
+/* Tensor statistics and element decoding                              */
 /* ------------------------------------------------------------------ */
 
 /** Values per element: 2 for complex dtypes (real, imaginary), else 1. */
@@ -468,6 +540,7 @@ CKPT_API unsigned int ckpt_dtype_components(enum ckpt_dtype dt);
  * 6k..6k+5).  Quantized types decode as their raw integers (no scale).
  * Returns CKPT_ERR_UNSUPPORTED for QU4X2/QU2X4 and unknown dtypes.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src,
     uint64_t n, double *dst);
 
@@ -504,22 +577,25 @@ CKPT_API void ckpt_tensor_stats_merge(struct ckpt_tensor_stats *st,
  * to *st.  For F4/F6 tensors first must be a multiple of 8.  Thread-safe:
  * threads may work on different ranges of one tensor and merge.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats_range(const struct ckpt_file *f,
     const struct ckpt_tensor *t, uint64_t first, uint64_t nelem,
     struct ckpt_tensor_stats *st, struct ckpt_error *err);
 /** Statistics of the whole tensor into *st (initialised first). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats(const struct ckpt_file *f,
     const struct ckpt_tensor *t, struct ckpt_tensor_stats *st,
     struct ckpt_error *err);
 
 /*
- * Statistics of many tensors on every core (issue #17): each tensor is
+ * Statistics of many tensors on every core: each tensor is
  * split into pieces of at most 4 Mi elements, the pieces run on up to
  * threads threads (0: one per online CPU) with a fixed buffer each
  * (about 1 MiB), and the partial results merge in piece order, so the
  * numbers do not depend on the thread count.  Each item gets its own
  * result: st (initialised here), rc and err.  Returns 0, or an error
- * that concerns the whole call (out of memory).
+ * that concerns the whole call (out of memory).  progress, when set, gets
+ * the bytes of tensor data done so far and in all.
  */
 struct ckpt_stats_item {
 	const struct ckpt_file *f;
@@ -528,16 +604,20 @@ struct ckpt_stats_item {
 	int rc;
 	struct ckpt_error err;
 };
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_stats_many(struct ckpt_stats_item *items,
-    size_t n, unsigned int threads, struct ckpt_error *err);
+    size_t n, unsigned int threads, ckpt_progress_fn progress,
+    void *progress_data, struct ckpt_error *err);
 /**
  * The same for count, finite, nan, pos_inf and neg_inf only (the rest
  * stays as ckpt_tensor_stats_init() leaves it), for NaN/Inf checks: the
  * raw bits of F32, F64, F16, BF16 and complex data are counted without
  * decoding, and only data that has such values is decoded.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
-    size_t n, unsigned int threads, struct ckpt_error *err);
+    size_t n, unsigned int threads, ckpt_progress_fn progress,
+    void *progress_data, struct ckpt_error *err);
 
 /*
  * Element-wise comparison of two tensors with the same number of values
@@ -559,9 +639,13 @@ CKPT_API int ckpt_tensor_nonfinite_many(struct ckpt_stats_item *items,
  * about (256 + 4) * 2^-53 * sum |t_i| of the exact value.
  */
 struct ckpt_compare_options {
+	unsigned int version;		/* CKPT_COMPARE_OPTIONS_VERSION */
 	double atol, rtol;		/* numpy's defaults are 1e-8, 1e-5 */
 	bool equal_nan;
 };
+#define CKPT_COMPARE_OPTIONS_VERSION 1
+#define CKPT_COMPARE_OPTIONS_INIT { .version = CKPT_COMPARE_OPTIONS_VERSION, \
+	.atol = 1e-8, .rtol = 1e-5 }
 
 struct ckpt_compare_stats {
 	uint64_t count, unequal, beyond, finite;
@@ -583,6 +667,7 @@ CKPT_API void ckpt_compare_stats_merge(struct ckpt_compare_stats *st,
  * adds the result to *st.  CKPT_ERR_UNSUPPORTED for dtypes that do not
  * decode or whose component counts differ.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
     enum ckpt_dtype db, const void *b, uint64_t n,
     const struct ckpt_compare_options *o, struct ckpt_compare_stats *st);
@@ -593,8 +678,6 @@ CKPT_API int ckpt_compare_values(enum ckpt_dtype da, const void *a,
  * the bytes of tensor data (both sides) compared so far and in all,
  * serialised, from any thread.
  */
-typedef void (*ckpt_compare_progress_fn)(uint64_t done, uint64_t total,
-    void *data);
 /* Reads elements [first, first + n) of a logical tensor as packed
  * little-endian bytes of its dtype; called from several threads at once. */
 typedef int (*ckpt_tensor_read_fn)(void *arg, uint64_t first, uint64_t n,
@@ -612,13 +695,14 @@ struct ckpt_compare_item {
 	ckpt_tensor_read_fn read_a, read_b;
 	void *arg_a, *arg_b;
 };
+CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_compare_many(struct ckpt_compare_item *items,
     size_t n, const struct ckpt_compare_options *o, unsigned int threads,
-    ckpt_compare_progress_fn progress, void *progress_data,
+    ckpt_progress_fn progress, void *progress_data,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Writing safetensors (issue #14)                                     */
+/* Writing safetensors                                                 */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -653,13 +737,14 @@ struct ckpt_st_tensor {
 	void *read_arg;
 };
 
-struct ckpt_st_write_opts {
+struct ckpt_st_write_options {
+	unsigned int version;		/* CKPT_ST_WRITE_OPTIONS_VERSION */
 	/* __metadata__ as key, value, key, value...: nmetadata pairs of
 	 * UTF-8 strings; keys unique.  None: no __metadata__ at all. */
 	const char *const *metadata;
 	size_t nmetadata;
 	/* Called with tensor bytes written so far and their total. */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 	/* When write() only appends to the file descriptor fd, saying so
 	 * lets contiguous little-endian data go from file to file inside
@@ -667,6 +752,8 @@ struct ckpt_st_write_opts {
 	bool sink_is_fd;
 	int fd;
 };
+#define CKPT_ST_WRITE_OPTIONS_VERSION 1
+#define CKPT_ST_WRITE_OPTIONS_INIT { .version = CKPT_ST_WRITE_OPTIONS_VERSION }
 
 /**
  * Writes a safetensors file through write(arg, ...), byte for byte as the
@@ -680,16 +767,18 @@ struct ckpt_st_write_opts {
  * lacks (CKPT_ERR_UNSUPPORTED) and headers over 100,000,000 bytes
  * (CKPT_ERR_LIMIT).  Thread-safe for distinct sinks.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
-    const struct ckpt_st_write_opts *o, ckpt_write_fn write, void *arg,
+    const struct ckpt_st_write_options *o, ckpt_write_fn write, void *arg,
     uint64_t *size, struct ckpt_error *err);
 /** The size ckpt_safetensors_write() would write, with the same checks. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
     const char *const *metadata, size_t nmetadata, uint64_t *size,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Store, manifest, references (issue #4)                              */
+/* Store, manifest, references                                         */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -737,6 +826,7 @@ struct ckpt_store;
  * starting with a letter or digit (so no "/", no leading ".", no "@").
  * Returns 0, or CKPT_ERR_INVALID with err saying what is wrong.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_name_check(const char *name, const char *what,
     struct ckpt_error *err);
 
@@ -749,6 +839,7 @@ CKPT_API int ckpt_name_check(const char *name, const char *what,
  * (a non-empty directory that is not a store is refused with
  * CKPT_ERR_REFUSED).  CKPT_ERR_NOTFOUND when dir is not a store.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_open(const char *dir, unsigned int flags,
     struct ckpt_store **out, struct ckpt_error *err);
 /**
@@ -756,6 +847,7 @@ CKPT_API int ckpt_store_open(const char *dir, unsigned int flags,
  * directory when NULL) and then each parent, the first directory holding
  * .ckpt/store.json.  CKPT_ERR_NOTFOUND when there is none.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_find(const char *start, struct ckpt_store **out,
     struct ckpt_error *err);
 /**
@@ -764,6 +856,7 @@ CKPT_API int ckpt_store_find(const char *start, struct ckpt_store **out,
  * existing store (*created false).  Refuses a non-empty directory that is
  * not a store unless it holds only policy_yaml's ckpt.yaml.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_init(const char *dir, const char *policy_yaml,
     bool *created, struct ckpt_store **out, struct ckpt_error *err);
 CKPT_API void ckpt_store_free(struct ckpt_store *s);
@@ -828,12 +921,14 @@ struct ckpt_lock_holder {
  * CKPT_ERR_LOCKED (err names holder, host and age) on timeout.  The lock is
  * per store handle and not recursive.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_lock(struct ckpt_store *s, const char *purpose,
     long timeout_ms, struct ckpt_lock_holder *broken,
     struct ckpt_error *err);
 /** Releases the lock taken through s (no-op when not held). */
 CKPT_API void ckpt_store_unlock(struct ckpt_store *s);
 /** Reads who holds the lock now: 0, or CKPT_ERR_NOTFOUND when free. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_lock_holder(const struct ckpt_store *s,
     struct ckpt_lock_holder *out, struct ckpt_error *err);
 
@@ -842,8 +937,10 @@ CKPT_API int ckpt_store_lock_holder(const struct ckpt_store *s,
  * succeeds if already pinned), ckpt_store_unpin removes it (CKPT_ERR_NOTFOUND
  * when not pinned).  Callers take the store lock around them.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_pin(struct ckpt_store *s, const char *run,
     int64_t step, const char *note, struct ckpt_error *err);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_unpin(struct ckpt_store *s, const char *run,
     int64_t step, struct ckpt_error *err);
 CKPT_API bool ckpt_store_is_pinned(const struct ckpt_store *s,
@@ -933,6 +1030,7 @@ struct ckpt_list;
  * links are never followed; they are listed by ckpt_list_foreign().
  * A run named explicitly that is a symbolic link is CKPT_ERR_UNSAFE.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_list(struct ckpt_store *s, const char *run,
     unsigned int flags, struct ckpt_list **out, struct ckpt_error *err);
 CKPT_API void ckpt_list_free(struct ckpt_list *l);
@@ -956,6 +1054,7 @@ CKPT_API const struct ckpt_foreign *ckpt_list_foreign(
  * ckpt_store_list).  ckpt latest and RUN@latest are this.
  */
 typedef int (*ckpt_entry_fn)(const struct ckpt_entry *e, void *arg);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_newest(struct ckpt_store *s, const char *run,
     ckpt_entry_fn fn, void *arg, struct ckpt_error *err);
 /** The value of metric name in e: true and *value (may be NaN) if present. */
@@ -990,6 +1089,7 @@ CKPT_API bool ckpt_ref_syntax_ok(const char *s);
  * CKPT_ERR_NOTFOUND when the run, step, model, version or alias is unknown;
  * CKPT_ERR_INVALID for a malformed reference.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_resolve(struct ckpt_store *s, const char *ref,
     const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
     struct ckpt_error *err);
@@ -1056,11 +1156,13 @@ struct ckpt_manifest_file {
 };
 
 /** Reads path: a manifest file, or a checkpoint directory holding one. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_manifest_read(const char *path,
     struct ckpt_manifest **out, struct ckpt_error *err);
 CKPT_API void ckpt_manifest_free(struct ckpt_manifest *m);
 /** Directory the manifest lives in (absolute; borrowed). */
 CKPT_API const char *ckpt_manifest_dir(const struct ckpt_manifest *m);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_manifest_schema(const struct ckpt_manifest *m);
 CKPT_API const char *ckpt_manifest_run(const struct ckpt_manifest *m);
 CKPT_API int64_t ckpt_manifest_step(const struct ckpt_manifest *m);
@@ -1098,18 +1200,17 @@ struct ckpt_hash_job {
 	struct ckpt_error err;		/* out: when status != 0 */
 };
 
-/* Progress: called from worker threads, serialised, about every 64 MiB. */
-typedef void (*ckpt_hash_progress_fn)(uint64_t done, uint64_t total,
-    void *data);
 
 /**
  * Runs the jobs on nthreads threads (0: one per online CPU).  Returns 0
  * when every job succeeded, else the first failing job's status (every
- * job's own status and err are filled either way).  A range beyond the
- * end of its file fails that job with CKPT_ERR_FORMAT.
+ * job's own status and err are filled either way, so the result may be
+ * ignored when each job's is looked at).  A range beyond the end of its
+ * file fails that job with CKPT_ERR_FORMAT.  progress gets the bytes
+ * hashed, from worker threads, serialised, about every 64 MiB.
  */
 CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
-    unsigned int nthreads, ckpt_hash_progress_fn progress, void *data,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err);
 
 /** The default chunk size of new manifests: 64 MiB. */
@@ -1121,6 +1222,7 @@ CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
  * at most chunk_size bytes, cut into pieces of at most chunk_size.
  * Returns a newly allocated array (caller frees) in *out, count in *n.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
     *tensors, size_t ntensors, uint64_t chunk_size,
     struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
@@ -1137,6 +1239,7 @@ CKPT_API int ckpt_chunks_plan(uint64_t size, const struct ckpt_range_digest
  * most chunk_size (0: CKPT_CHUNK_SIZE).  Returns a newly allocated array
  * (caller frees) in *out, count in *n.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_ranges_plan(uint64_t size, const struct ckpt_range_digest
     *spans, const bool *keep, size_t nspans, uint64_t chunk_size,
     struct ckpt_range_digest **out, size_t *n, struct ckpt_error *err);
@@ -1166,7 +1269,8 @@ enum ckpt_transfer {
 	CKPT_TRANSFER_STAGED
 };
 
-struct ckpt_save_opts {
+struct ckpt_save_options {
+	unsigned int version;		/* CKPT_SAVE_OPTIONS_VERSION */
 	const char *run;
 	int64_t step;			/* >= 0 */
 	const char *const *sources;	/* files and/or directories */
@@ -1190,15 +1294,19 @@ struct ckpt_save_opts {
 	 * says manifest: {file_sha256: true}); computed in the same pass. */
 	bool file_sha256;
 	long lock_timeout_ms;		/* for the commit */
-	ckpt_hash_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_SAVE_OPTIONS_VERSION 1
+#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION }
 
 struct ckpt_save;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_save_begin(struct ckpt_store *s,
-    const struct ckpt_save_opts *opts, struct ckpt_save **out,
+    const struct ckpt_save_options *opts, struct ckpt_save **out,
     struct ckpt_error *err);
+CKPT_MUST_CHECK
 CKPT_API int ckpt_save_finish(struct ckpt_save *sv,
     struct ckpt_lock_holder *broken, struct ckpt_error *err);
 /** Frees the handle; a save never finished stays on disk (for gc). */
@@ -1238,6 +1346,7 @@ CKPT_API void ckpt_save_moves(const struct ckpt_save *sv, size_t *moved,
  * Records post-commit results (the load test) in the committed
  * checkpoint's ckpt-status.json, atomically.  json is an object.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_status_write(const char *dir, const char *json,
     struct ckpt_error *err);
 
@@ -1271,7 +1380,8 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  * "sources" {file: "sha256:..."}, "metadata" (the __metadata__ written),
  * "outputs" [{path, size, tensors}], "index" (sharded only).
  */
-struct ckpt_convert_opts {
+struct ckpt_convert_options {
+	unsigned int version;		/* CKPT_CONVERT_OPTIONS_VERSION */
 	const char *const *select;	/* prefixes; none: discover */
 	size_t nselect;
 	bool strip_prefix;		/* remove "PREFIX." from names */
@@ -1281,12 +1391,15 @@ struct ckpt_convert_opts {
 	const char *source_name;	/* recorded as ckpt.source, or NULL */
 	const char *const *allow_globals; /* see ckpt_open_options */
 	size_t nallow_globals;
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_CONVERT_OPTIONS_VERSION 1
+#define CKPT_CONVERT_OPTIONS_INIT { .version = CKPT_CONVERT_OPTIONS_VERSION }
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_convert(const char *in, const char *out,
-    const struct ckpt_convert_opts *o, char **report,
+    const struct ckpt_convert_options *o, char **report,
     struct ckpt_error *err);
 
 /*
@@ -1308,7 +1421,7 @@ enum ckpt_compression {
  * "manifest", "lineage"}, lineage being the exporting store's history
  * up to and including the version's promote record (JSON lines), which
  * ckpt_import() checks and the importer promotes with (struct
- * ckpt_promote_opts lineage).
+ * ckpt_promote_options lineage).
  */
 struct ckpt_export_model {
 	size_t index;
@@ -1318,14 +1431,17 @@ struct ckpt_export_model {
 	size_t lineage_len;
 };
 
-struct ckpt_export_opts {
+struct ckpt_export_options {
+	unsigned int version;		/* CKPT_EXPORT_OPTIONS_VERSION */
 	enum ckpt_compression compression;
 	bool force;			/* replace an existing output file */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 	const struct ckpt_export_model *models;	/* may be NULL */
 	size_t nmodels;
 };
+#define CKPT_EXPORT_OPTIONS_VERSION 1
+#define CKPT_EXPORT_OPTIONS_INIT { .version = CKPT_EXPORT_OPTIONS_VERSION }
 
 /**
  * Writes a bundle of the committed checkpoint directories dirs[0..n) to
@@ -1335,19 +1451,23 @@ struct ckpt_export_opts {
  * does).  *report (may be NULL): JSON {"output", "checkpoints": [{run,
  * step, path, manifest, files, bytes}]}, the caller frees it.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_export(const char *const *dirs, size_t n,
-    const struct ckpt_export_opts *o, const char *path, int fd,
+    const struct ckpt_export_options *o, const char *path, int fd,
     char **report, struct ckpt_error *err);
 
-struct ckpt_import_opts {
+struct ckpt_import_options {
+	unsigned int version;		/* CKPT_IMPORT_OPTIONS_VERSION */
 	const char *run;		/* import every checkpoint into this run */
 	const char *name;		/* the bundle's name in errors; "-" */
 	long lock_timeout_ms;		/* for the commits */
 	uint64_t progress_total;	/* the input's size, if known */
 	/* Called with bytes of the input read so far. */
-	void (*progress)(uint64_t done, uint64_t total, void *data);
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_IMPORT_OPTIONS_VERSION 1
+#define CKPT_IMPORT_OPTIONS_INIT { .version = CKPT_IMPORT_OPTIONS_VERSION }
 
 /*
  * Push and pull (ckpt-push(1), ckpt-pull(1)): the committed checkpoint at
@@ -1361,12 +1481,15 @@ struct ckpt_import_opts {
  * same RUN@STEP is CKPT_ERR_EXISTS.  Endpoint and credentials of s3://
  * locations come from the environment and ~/.aws.
  */
-struct ckpt_copy_opts {
+struct ckpt_copy_options {
+	unsigned int version;		/* CKPT_COPY_OPTIONS_VERSION */
 	const char *source;
 	const char *dest;
 	bool to_dir;
 	long lock_timeout_ms;		/* a local store's commit */
 };
+#define CKPT_COPY_OPTIONS_VERSION 1
+#define CKPT_COPY_OPTIONS_INIT { .version = CKPT_COPY_OPTIONS_VERSION }
 
 struct ckpt_copy_result {
 	char *run;
@@ -1378,13 +1501,15 @@ struct ckpt_copy_result {
 	bool up_to_date;		/* dest had this checkpoint */
 };
 
-CKPT_API int ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
+CKPT_MUST_CHECK
+CKPT_API int ckpt_copy_checkpoint(const struct ckpt_copy_options *o,
     struct ckpt_copy_result *out, struct ckpt_error *err);
 CKPT_API void ckpt_copy_result_release(struct ckpt_copy_result *r);
 /**
  * The location of the checkpoint ref names in store (a directory or
  * s3://BUCKET/PREFIX): newly allocated in *out.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_location_resolve(const char *store, const char *ref,
     char **out, struct ckpt_error *err);
 
@@ -1404,8 +1529,9 @@ CKPT_API int ckpt_location_resolve(const char *store, const char *ref,
  * JSON {"input", "checkpoints": [{run, step, bundle_run, manifest,
  * status: imported|identical|not imported, signature}]}.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
-    const struct ckpt_import_opts *o, char **report, struct ckpt_error *err);
+    const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
 
 /**
  * Python's json module writes NaN, Infinity and -Infinity as bare words,
@@ -1425,11 +1551,12 @@ CKPT_API char *ckpt_json_from_python(const char *in, size_t len,
  * scalars that read as integers, floats, true/false or null.  Errors give
  * the line and column ("conf.yaml:3:5: mapping values are not allowed").
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_config_to_json(const char *path, char **json,
     struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Retention policy (issue #6)                                         */
+/* Retention policy                                                    */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1494,6 +1621,7 @@ CKPT_API void ckpt_policy_merge(struct ckpt_policy *dst,
 /** True when no rule keeps anything (all unset or 0, and no max_size). */
 CKPT_API bool ckpt_policy_is_empty(const struct ckpt_policy *p);
 /** Checks consistency (keep_best without a metric, negative values...). */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
     struct ckpt_error *err);
 /**
@@ -1507,6 +1635,7 @@ CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
  * Parses a duration: one or more <integer><unit> with units s, m (minutes),
  * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
     struct ckpt_error *err);
 /** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
@@ -1516,6 +1645,7 @@ CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
  * Parses a size: a number, optionally with a fraction, and an optional
  * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
     struct ckpt_error *err);
 
@@ -1574,6 +1704,7 @@ struct ckpt_plan;
  * PERIOD", "oldest daily PERIOD" (restic's rule), "max-size" (kept within
  * the budget when max_size is the only rule; removed over the budget).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_plan(const struct ckpt_policy *p,
     const struct ckpt_candidate *c, size_t n, int64_t now,
     struct ckpt_plan **out, struct ckpt_error *err);
@@ -1603,12 +1734,15 @@ enum ckpt_trash_mode {
 #define CKPT_POLICY_FILE_MAX	(1024 * 1024)
 
 /** Loads path; a missing file gives an empty configuration. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_config_load(const char *path,
     struct ckpt_policy_config **out, struct ckpt_error *err);
 /** The store's ckpt.yaml (local or remote); missing: an empty one. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_config_load(const struct ckpt_store *s,
     struct ckpt_policy_config **out, struct ckpt_error *err);
 /** Parses a buffer; name is used in errors. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_policy_config_parse(const char *buf, size_t len,
     const char *name, struct ckpt_policy_config **out,
     struct ckpt_error *err);
@@ -1646,7 +1780,8 @@ CKPT_API const char *const *ckpt_policy_config_allow_globals(
  * entries are deleted, manifest first.  Saves in flight are never
  * candidates: they are not committed, and a commit waits for the lock.
  */
-struct ckpt_prune_opts {
+struct ckpt_prune_options {
+	unsigned int version;		/* CKPT_PRUNE_OPTIONS_VERSION */
 	const char *run;		/* NULL: every run */
 	const struct ckpt_policy *policy; /* merged over ckpt.yaml's; NULL */
 	bool ignore_config;		/* policy is the whole policy */
@@ -1654,6 +1789,8 @@ struct ckpt_prune_opts {
 	long lock_timeout_ms;		/* as ckpt_store_lock() */
 	int64_t now;			/* 0: time(NULL) */
 };
+#define CKPT_PRUNE_OPTIONS_VERSION 1
+#define CKPT_PRUNE_OPTIONS_INIT { .version = CKPT_PRUNE_OPTIONS_VERSION }
 
 struct ckpt_prune_item {
 	const char *run;
@@ -1692,8 +1829,9 @@ struct ckpt_prune_report;
  * This is what "ckpt save --prune" calls after its commit, with
  * opts = { .run = RUN, .lock_timeout_ms = ... }.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_prune(struct ckpt_store *s,
-    const struct ckpt_prune_opts *opts, struct ckpt_prune_report **out,
+    const struct ckpt_prune_options *opts, struct ckpt_prune_report **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_prune_report_free(struct ckpt_prune_report *r);
 /** Items of every run, grouped by run (in name order), by ascending step. */
@@ -1735,7 +1873,8 @@ CKPT_API const struct ckpt_foreign *ckpt_prune_report_foreign(
  * an error saying why.  Staging dirs are renamed into the trash under the
  * lock, then the trash is deleted without it.
  */
-struct ckpt_gc_opts {
+struct ckpt_gc_options {
+	unsigned int version;		/* CKPT_GC_OPTIONS_VERSION */
 	int64_t older_than;		/* seconds; negative: ckpt.yaml's */
 	bool dry_run;
 	long lock_timeout_ms;
@@ -1744,7 +1883,14 @@ struct ckpt_gc_opts {
 	 * to be gone, whatever their age, and remove those staging
 	 * directories; leave the trash and everything else alone. */
 	bool restore;
+	/* Called while deleting, with bytes of files deleted so far and
+	 * the bytes of every entry to delete. */
+	ckpt_progress_fn progress;
+	void *progress_data;
 };
+#define CKPT_GC_OPTIONS_VERSION 1
+#define CKPT_GC_OPTIONS_INIT { .version = CKPT_GC_OPTIONS_VERSION, \
+	.older_than = -1 }
 
 enum ckpt_gc_kind {
 	CKPT_GC_TRASH = 0,		/* an entry of .ckpt/trash */
@@ -1766,8 +1912,9 @@ struct ckpt_gc_item {
 
 struct ckpt_gc_report;
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_store_gc(struct ckpt_store *s,
-    const struct ckpt_gc_opts *opts, struct ckpt_gc_report **out,
+    const struct ckpt_gc_options *opts, struct ckpt_gc_report **out,
     struct ckpt_error *err);
 CKPT_API void ckpt_gc_report_free(struct ckpt_gc_report *r);
 CKPT_API size_t ckpt_gc_report_count(const struct ckpt_gc_report *r);
@@ -1781,7 +1928,7 @@ CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
     const struct ckpt_gc_report *r);
 
 /* ------------------------------------------------------------------ */
-/* Verification and signatures (issue #5)                              */
+/* Verification and signatures                                         */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -1803,6 +1950,7 @@ CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
 							   the digest cache */
 
 struct ckpt_verify_options {
+	unsigned int version;		/* CKPT_VERIFY_OPTIONS_VERSION */
 	unsigned int flags;		/* CKPT_VERIFY_* */
 	unsigned int threads;		/* hashing threads; 0 = online CPUs */
 	const char *store;		/* store root (keys, cache) or NULL */
@@ -1819,15 +1967,19 @@ struct ckpt_verify_options {
 	 * serialization, SHA-256); both or neither. */
 	const char *oms_bundle;
 	const char *oms_key;
-	/* Called with bytes hashed so far, from any thread, serialised. */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
-	void *progress_arg;
+	/* Called with bytes hashed (and, with CKPT_VERIFY_NUMERICS, bytes
+	 * of float tensors scanned) so far and in all, from any thread,
+	 * serialised. */
+	ckpt_progress_fn progress;
+	void *progress_data;
 	/* Globals pickles may reference beyond torch.load(weights_only=
 	 * True)'s allowlist (struct ckpt_open_options); the verify.
 	 * allow_globals of the checkpoint's store's ckpt.yaml add to them. */
 	const char *const *allow_globals;
 	size_t nallow_globals;
 };
+#define CKPT_VERIFY_OPTIONS_VERSION 1
+#define CKPT_VERIFY_OPTIONS_INIT { .version = CKPT_VERIFY_OPTIONS_VERSION }
 
 enum ckpt_verify_status {
 	CKPT_VERIFY_OK = 0,		/* "path: OK" */
@@ -1859,6 +2011,7 @@ struct ckpt_report;
  * they found), or a negative status when nothing could be checked (the path
  * does not exist, out of memory).  Per-file I/O errors are findings.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_verify(const char *path,
     const struct ckpt_verify_options *opts, struct ckpt_report **out,
     struct ckpt_error *err);
@@ -1908,13 +2061,16 @@ CKPT_API bool ckpt_verify_in_subset(const char *run, int64_t step,
  * (CKPT_ERR_EXISTS).  With a passphrase the secret key is encrypted with a
  * key derived by Argon2id.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_keygen(const char *pub_path, const char *sec_path,
     const char *passphrase, size_t passlen, char keyid[CKPT_KEYID_HEX],
     struct ckpt_error *err);
 /** Whether a secret key file is passphrase-protected. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
     struct ckpt_error *err);
 /** Reads a public key file's key id. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
     struct ckpt_error *err);
 
@@ -1922,6 +2078,7 @@ CKPT_API int ckpt_pubkey_id(const char *pub_path, char keyid[CKPT_KEYID_HEX],
  * Signs the file at manifest_path and writes the detached signature to
  * sig_path (replaced atomically).  A wrong passphrase is CKPT_ERR_CRYPTO.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
     size_t passlen, const char *manifest_path, const char *sig_path,
     const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
@@ -1934,12 +2091,13 @@ CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
  * does not match; CKPT_ERR_FORMAT: a malformed signature file.  keyid
  * (when not NULL) receives the signature's key id.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_signature_check(const char *manifest_path,
     const char *sig_path, const char *const *pubkeys, size_t npubkeys,
     char keyid[CKPT_KEYID_HEX], struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* The registry (issue #13)                                            */
+/* The registry                                                        */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -2032,10 +2190,12 @@ struct ckpt_reg_alias {
  * registry fails closed.  With it, problems become findings
  * (ckpt_registry_problem()) and the records that replay are kept.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_load(struct ckpt_store *s, unsigned int flags,
     struct ckpt_registry **out, struct ckpt_error *err);
 /** The same on a buffer (name is used in errors); versions' paths are
  * relative to the store.  For tests and the fuzzer. */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_parse(const char *text, size_t len,
     const char *name, unsigned int flags, struct ckpt_registry **out,
     struct ckpt_error *err);
@@ -2070,6 +2230,7 @@ CKPT_API const char *ckpt_registry_head(const struct ckpt_registry *r);
  * registry-version-missing (error) and registry-orphan (warning: the
  * leftovers of a promotion that never committed).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_check_files(struct ckpt_store *s,
     struct ckpt_registry *r, struct ckpt_error *err);
 
@@ -2080,6 +2241,7 @@ CKPT_API int ckpt_registry_check_files(struct ckpt_store *s,
  * *nrepaired (may be NULL) counts the changes.  CKPT_ERR_FORMAT when the
  * history itself does not verify (nothing is touched then).
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_repair(struct ckpt_store *s, long lock_timeout_ms,
     size_t *nrepaired, struct ckpt_error *err);
 
@@ -2089,14 +2251,17 @@ enum ckpt_alias_op {
 	CKPT_ALIAS_ROLLBACK		/* back to what it named before */
 };
 
-struct ckpt_alias_opts {
+struct ckpt_alias_options {
+	unsigned int version;		/* CKPT_ALIAS_OPTIONS_VERSION */
 	enum ckpt_alias_op op;
 	const char *model;
 	const char *alias;
-	int64_t version;		/* CKPT_ALIAS_SET */
+	int64_t model_version;		/* CKPT_ALIAS_SET: the version */
 	const char *note;		/* may be NULL */
 	long lock_timeout_ms;		/* as ckpt_store_lock() */
 };
+#define CKPT_ALIAS_OPTIONS_VERSION 1
+#define CKPT_ALIAS_OPTIONS_INIT { .version = CKPT_ALIAS_OPTIONS_VERSION }
 
 /* One alias move, as made (or found already made). */
 struct ckpt_alias_move {
@@ -2113,8 +2278,9 @@ struct ckpt_alias_move {
  * to; CKPT_ERR_INVALID for bad names.  move's strings are borrowed from
  * opts.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
-    const struct ckpt_alias_opts *opts, struct ckpt_alias_move *move,
+    const struct ckpt_alias_options *opts, struct ckpt_alias_move *move,
     struct ckpt_error *err);
 
 /*
@@ -2131,7 +2297,8 @@ CKPT_API int ckpt_registry_alias_op(struct ckpt_store *s,
  * the model holds already is not promoted again: the aliases are moved to
  * that version (result->created false).
  */
-struct ckpt_promote_opts {
+struct ckpt_promote_options {
+	unsigned int version;		/* CKPT_PROMOTE_OPTIONS_VERSION */
 	const char *model;
 	const char *const *aliases;
 	size_t naliases;
@@ -2166,6 +2333,8 @@ struct ckpt_promote_opts {
 	const char *lineage;
 	size_t lineage_len;
 };
+#define CKPT_PROMOTE_OPTIONS_VERSION 1
+#define CKPT_PROMOTE_OPTIONS_INIT { .version = CKPT_PROMOTE_OPTIONS_VERSION }
 
 struct ckpt_gate_result {
 	const char *expr;		/* as given */
@@ -2209,8 +2378,9 @@ struct ckpt_promote_result {
  * CKPT_ERR_LOCKED, CKPT_ERR_IO... as usual.  Free *out with
  * ckpt_promote_result_free().
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_promote(struct ckpt_store *s, const char *src,
-    const struct ckpt_promote_opts *opts,
+    const struct ckpt_promote_options *opts,
     struct ckpt_promote_result **out, struct ckpt_error *err);
 CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
 
@@ -2222,12 +2392,13 @@ CKPT_API void ckpt_promote_result_free(struct ckpt_promote_result *r);
  * promotion-signature-invalid, promotion-signature-unknown-key, and with
  * require promotion-unsigned); *nsigned counts the valid ones.
  */
+CKPT_MUST_CHECK
 CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
     struct ckpt_registry *r, const struct ckpt_verify_options *vo,
     bool require, size_t *nsigned, struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
-/* Comparing two checkpoints (issue #12)                               */
+/* Comparing two checkpoints                                           */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -2269,6 +2440,7 @@ CKPT_API int ckpt_registry_check_signatures(struct ckpt_store *s,
 #define CKPT_DIFF_NO_DIGESTS	(1u << 0)	/* always read the data */
 
 struct ckpt_diff_options {
+	unsigned int version;		/* CKPT_DIFF_OPTIONS_VERSION */
 	unsigned int flags;		/* CKPT_DIFF_* */
 	const char *const *maps;	/* "PREFIX_A=PREFIX_B" */
 	size_t nmaps;
@@ -2276,9 +2448,12 @@ struct ckpt_diff_options {
 	size_t nfilters;
 	struct ckpt_compare_options cmp;
 	unsigned int threads;		/* 0: one per online CPU */
-	ckpt_compare_progress_fn progress;
+	ckpt_progress_fn progress;
 	void *progress_data;
 };
+#define CKPT_DIFF_OPTIONS_VERSION 1
+#define CKPT_DIFF_OPTIONS_INIT { .version = CKPT_DIFF_OPTIONS_VERSION, \
+	.cmp = CKPT_COMPARE_OPTIONS_INIT }
 
 enum ckpt_diff_where {
 	CKPT_DIFF_COMMON = 0,
@@ -2329,6 +2504,7 @@ struct ckpt_diff {
 	uint64_t bytes_read;		/* tensor data bytes compared */
 };
 
+CKPT_MUST_CHECK
 CKPT_API int ckpt_diff(const char *a, const char *b,
     const struct ckpt_diff_options *o, struct ckpt_diff **out,
     struct ckpt_error *err);

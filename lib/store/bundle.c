@@ -142,7 +142,7 @@ struct exp_ckpt {
 static int
 put_file(struct archive *a, const struct out *o, const char *dir,
     const struct ckpt_manifest_file *mf, const char *name,
-    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_options *eo,
     uint64_t total, struct ckpt_error *err)
 {
 	char *path = ckpt_join(dir, mf->path);
@@ -229,7 +229,7 @@ load_ckpt(struct exp_ckpt *c, struct ckpt_error *err)
 
 static int
 put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
-    unsigned char *buf, uint64_t *done, const struct ckpt_export_opts *eo,
+    unsigned char *buf, uint64_t *done, const struct ckpt_export_options *eo,
     uint64_t total, struct ckpt_error *err)
 {
 	char *name, *sig;
@@ -277,7 +277,7 @@ put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
 /* The list's "models": each version with its checkpoint and lineage. */
 static int
 models_json(json_t *list, const struct exp_ckpt *c, size_t n,
-    const struct ckpt_export_opts *eo, struct ckpt_error *err)
+    const struct ckpt_export_options *eo, struct ckpt_error *err)
 {
 	json_t *ms = json_array();
 
@@ -303,7 +303,7 @@ models_json(json_t *list, const struct exp_ckpt *c, size_t n,
 
 static int
 export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
-    const struct ckpt_export_opts *eo, struct ckpt_error *err)
+    const struct ckpt_export_options *eo, struct ckpt_error *err)
 {
 	struct archive *a = archive_write_new();
 	struct out o = { fd, shown, { 0 }, false };
@@ -380,7 +380,7 @@ out:
 
 int
 ckpt_export(const char *const *dirs, size_t n,
-    const struct ckpt_export_opts *eo, const char *path, int fd,
+    const struct ckpt_export_options *eo, const char *path, int fd,
     char **report, struct ckpt_error *err)
 {
 	struct exp_ckpt *c = calloc(n ? n : 1, sizeof(*c));
@@ -391,7 +391,10 @@ ckpt_export(const char *const *dirs, size_t n,
 		*report = NULL;
 	if (!c)
 		return ckpt_error_nomem(err);
-	if (!n)
+	if (eo)
+		rc = ckpt_options_check(eo->version,
+		    CKPT_EXPORT_OPTIONS_VERSION, "ckpt_export_options", err);
+	if (!n && !rc)
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "nothing to export");
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -469,7 +472,7 @@ struct imp_ckpt {
 
 struct imp {
 	struct ckpt_store *s;
-	const struct ckpt_import_opts *o;
+	const struct ckpt_import_options *o;
 	const char *shown;
 	struct archive *a;
 	struct imp_ckpt *c;
@@ -664,7 +667,7 @@ read_models(struct imp *im, json_t *ms)
 			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
 			    "model version %zu is malformed or names no "
 			    "checkpoint of the bundle", i);
-		if (reg_check_lineage(json_string_value(lin),
+		if (ckpt_reg_check_lineage(json_string_value(lin),
 		    json_string_length(lin), BUNDLE_LIST, model, dg, &why))
 			return why && strcmp(why, "out of memory") ?
 			    bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
@@ -784,7 +787,7 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	struct ckpt_error *err = im->err;
 	unsigned char d[CKPT_SHA256_BYTES];
 	char hex[8 + 2 * CKPT_SHA256_BYTES], *text, *path = NULL;
-	struct ckpt_save_opts so;
+	struct ckpt_save_options so;
 	struct statvfs vfs;
 	uint64_t total = 0;
 	size_t len;
@@ -805,7 +808,7 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		    c->digest);
 	}
 	if (!c->identical) {
-		memset(&so, 0, sizeof(so));
+		so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 		so.run = c->target_run;
 		so.step = c->step;
 		so.transfer = CKPT_TRANSFER_STAGED;
@@ -1239,10 +1242,10 @@ read_all(struct imp *im, int fd)
 }
 
 int
-ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
+ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
     char **report, struct ckpt_error *err)
 {
-	struct ckpt_import_opts local;
+	struct ckpt_import_options local;
 	struct imp im;
 	json_t *r;
 	int rc;
@@ -1250,9 +1253,12 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_opts *o,
 	if (report)
 		*report = NULL;
 	if (!o) {
-		memset(&local, 0, sizeof(local));
+		local = (struct ckpt_import_options)CKPT_IMPORT_OPTIONS_INIT;
 		o = &local;
 	}
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_IMPORT_OPTIONS_VERSION, "ckpt_import_options", err)))
+		return rc;
 	if (o->run && (rc = ckpt_name_check(o->run, "run name", err)))
 		return rc;
 	memset(&im, 0, sizeof(im));

@@ -70,7 +70,7 @@ struct cfile {
 };
 
 struct conv {
-	const struct ckpt_convert_opts *o;
+	const struct ckpt_convert_options *o;
 	const char *in;
 	struct cfile *files;
 	size_t nfiles;
@@ -359,7 +359,7 @@ static int
 open_input(struct conv *c, struct ckpt_error *err)
 {
 	struct ckpt_checkpoint *cp;
-	struct ckpt_open_options oo = { 0 };
+	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	int rc;
 
 	if ((rc = ckpt_checkpoint_open(c->in, CKPT_OPEN_NO_PICKLE, &cp, err)))
@@ -657,7 +657,7 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		for (size_t i = 0; i < c->ndt && !rc; i++) {
 			const struct ckpt_dcp_tensor *d = c->dt[i];
 			const char *p = NULL;
-			const struct ckpt_convert_opts *o = c->o;
+			const struct ckpt_convert_options *o = c->o;
 
 			if (o && o->nselect) {
 				for (size_t k = 0; k < o->nselect && !p; k++)
@@ -714,7 +714,7 @@ static int
 choose_file(struct conv *c, size_t fi, struct ckpt_error *err)
 {
 	struct cfile *cf = &c->files[fi];
-	const struct ckpt_convert_opts *o = c->o;
+	const struct ckpt_convert_options *o = c->o;
 	json_t *top = NULL;
 	char *root = NULL;
 	int rc = CKPT_OK;
@@ -1002,8 +1002,9 @@ prov_patch(struct conv *c, const char *path, struct ckpt_error *err)
 	}
 	rc = read_header_at(fd, path, h, (size_t)hlen, 8, err);
 	for (size_t j = 0; !rc && j < p->nj; j++) {
-		size_t n = 2 * CKPT_SHA256_BYTES;
-		char *at = memmem(h, (size_t)hlen, p->ph[j], n), hex[n + 1];
+		const size_t n = 2 * CKPT_SHA256_BYTES;
+		char *at = memmem(h, (size_t)hlen, p->ph[j], n);
+		char hex[2 * CKPT_SHA256_BYTES + 1];
 
 		if (!at || memmem(at + 1, (size_t)hlen - (size_t)(at + 1 - h),
 		    p->ph[j], n)) {
@@ -1095,7 +1096,8 @@ static int
 write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
     size_t n, uint64_t *size, struct ckpt_error *err)
 {
-	struct ckpt_st_write_opts wo = {
+	struct ckpt_st_write_options wo = {
+		.version = CKPT_ST_WRITE_OPTIONS_VERSION,
 		.metadata = (const char *const *)c->meta,
 		.nmetadata = c->nmeta,
 		.progress = on_progress,
@@ -1187,7 +1189,7 @@ refuse_existing(const char *path, bool force, struct ckpt_error *err)
 static int
 write_outputs(struct conv *c, const char *out, struct ckpt_error *err)
 {
-	const struct ckpt_convert_opts *o = c->o;
+	const struct ckpt_convert_options *o = c->o;
 	uint64_t limit = o && o->shard_size ? o->shard_size : UINT64_MAX;
 	struct ckpt_st_tensor *st;
 	size_t *shard_of, nshards = 0, n = 0;
@@ -1366,11 +1368,14 @@ tensors_json(struct conv *c)
 
 int
 ckpt_convert(const char *in, const char *out,
-    const struct ckpt_convert_opts *o, char **report, struct ckpt_error *err)
+    const struct ckpt_convert_options *o, char **report, struct ckpt_error *err)
 {
 	struct conv c;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_CONVERT_OPTIONS_VERSION, "ckpt_convert_options", err)))
+		return rc;
 	if (report)
 		*report = NULL;
 	memset(&c, 0, sizeof(c));

@@ -1131,7 +1131,7 @@ resolve_model(struct ckpt_store *s, const char *model, const char *what,
 	v = version > 0 ? ckpt_registry_find_version(r, model, version) :
 	    NULL;
 	if (!v) {
-		if (!reg_version_count(r, model))
+		if (!ckpt_reg_version_count(r, model))
 			rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "no model '%s' in the registry", model);
 		else if (version < 0)

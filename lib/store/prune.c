@@ -459,7 +459,7 @@ record_prune(struct ckpt_store *s, struct ckpt_prune_report *r)
 	if (!list)
 		ckpt_error_nomem(&err);
 	else if (json_array_size(list))
-		reg_record_event(s, rec, &err);
+		ckpt_reg_record_event(s, rec, &err);
 	json_decref(rec);
 	if (err.code && !(r->history_error = strdup(err.message)))
 		r->history_error = NULL;
@@ -500,7 +500,7 @@ recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
 }
 
 int
-ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
+ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
     struct ckpt_prune_report **out, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
@@ -513,6 +513,9 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_opts *opts,
 	if (!s || !opts || !out)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store or options");
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_PRUNE_OPTIONS_VERSION, "ckpt_prune_options", err)))
+		return rc;
 	now = opts->now ? opts->now : (int64_t)time(NULL);
 	if (opts->run && (rc = ckpt_name_check(opts->run, "run name", err)))
 		return rc;
@@ -963,7 +966,7 @@ staging_item(struct ckpt_store *s, struct ckpt_gc_report *r,
  */
 static int
 gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, const char *run, const char *path,
+    const struct ckpt_gc_options *opts, const char *run, const char *path,
     const char *name, bool incomplete, int64_t now, const char *dur)
 {
 	struct ckpt_gc_item *it = staging_item(s, r, run, path);
@@ -1082,7 +1085,7 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 struct new_walk {
 	struct ckpt_store *s;
 	struct ckpt_gc_report *r;
-	const struct ckpt_gc_opts *opts;
+	const struct ckpt_gc_options *opts;
 	int64_t now;
 	const char *dur, *run;
 	char *rp;
@@ -1160,7 +1163,7 @@ new_run(void *arg, const char *name, const struct ckpt_be_info *info)
 
 static int
 gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, int64_t now, const char *dur)
+    const struct ckpt_gc_options *opts, int64_t now, const char *dur)
 {
 	struct new_walk w = { s, r, opts, now, dur, NULL, NULL, false };
 
@@ -1171,7 +1174,7 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 /* Decides on each staging directory; the live and the young stay. */
 static int
 gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
-    const struct ckpt_gc_opts *opts, const struct ckpt_list *l, int64_t now,
+    const struct ckpt_gc_options *opts, const struct ckpt_list *l, int64_t now,
     struct ckpt_error *err)
 {
 	char dur[64];
@@ -1199,8 +1202,34 @@ cmp_gc_item(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+/* Deletes what is to go (outside the lock), reporting bytes deleted. */
+static void
+gc_delete(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_gc_options *opts)
+{
+	uint64_t done = 0, total = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].remove && !r->items[i].error)
+			total += r->items[i].size;
+	for (size_t i = 0; i < r->n; i++) {
+		struct ckpt_gc_item *it = &r->items[i];
+
+		if (!it->remove || it->error)
+			continue;
+		if (rm_rf(s, it->path))
+			it->error = pool_printf(&r->pool, "cannot delete: %s",
+			    strerror(errno));
+		else
+			it->removed = true;
+		done += it->size;
+		if (opts->progress)
+			opts->progress(done, total, opts->progress_data);
+	}
+}
+
 int
-ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
+ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_options *opts,
     struct ckpt_gc_report **out, struct ckpt_error *err)
 {
 	struct ckpt_policy_config *cfg = NULL;
@@ -1213,6 +1242,9 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	if (!s || !opts || !out)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no store or options");
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_GC_OPTIONS_VERSION, "ckpt_gc_options", err)))
+		return rc;
 	now = opts->now ? opts->now : (int64_t)time(NULL);
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -1270,17 +1302,7 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_opts *opts,
 	locked = false;
 
 	/* Without the lock: delete. */
-	for (size_t i = 0; i < r->n; i++) {
-		struct ckpt_gc_item *it = &r->items[i];
-
-		if (!it->remove || it->error)
-			continue;
-		if (rm_rf(s, it->path))
-			it->error = pool_printf(&r->pool, "cannot delete: %s",
-			    strerror(errno));
-		else
-			it->removed = true;
-	}
+	gc_delete(s, r, opts);
 done:
 	/* readdir order is the filesystem's: sort for stable output */
 	if (r->n)	/* qsort(NULL, 0, ...) is undefined (UBSan) */

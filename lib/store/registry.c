@@ -165,7 +165,7 @@ ckpt_registry_head(const struct ckpt_registry *r)
 }
 
 int64_t
-reg_version_count(const struct ckpt_registry *r, const char *model)
+ckpt_reg_version_count(const struct ckpt_registry *r, const char *model)
 {
 	int64_t n = 0;
 
@@ -176,7 +176,7 @@ reg_version_count(const struct ckpt_registry *r, const char *model)
 }
 
 const struct ckpt_reg_version *
-reg_find_manifest(const struct ckpt_registry *r, const char *model,
+ckpt_reg_find_manifest(const struct ckpt_registry *r, const char *model,
     const char *digest)
 {
 	for (size_t i = 0; i < r->nvers; i++)
@@ -188,7 +188,7 @@ reg_find_manifest(const struct ckpt_registry *r, const char *model,
 }
 
 const struct ckpt_reg_version *
-reg_find_weights(const struct ckpt_registry *r, const char *model,
+ckpt_reg_find_weights(const struct ckpt_registry *r, const char *model,
     const char *digest)
 {
 	for (size_t i = 0; i < r->nvers; i++)
@@ -200,7 +200,7 @@ reg_find_weights(const struct ckpt_registry *r, const char *model,
 }
 
 char *
-reg_version_rel(const char *model, int64_t version)
+ckpt_reg_version_rel(const char *model, int64_t version)
 {
 	char *p;
 
@@ -244,7 +244,7 @@ ckpt_registry_free(struct ckpt_registry *r)
 /* ------------------------------------------------------------------ */
 
 int
-reg_add_finding(struct ckpt_registry *r, const char *id,
+ckpt_reg_add_finding(struct ckpt_registry *r, const char *id,
     enum ckpt_severity sev, const char *path, const char *subject,
     int64_t offset, const char *msg)
 {
@@ -288,7 +288,7 @@ problem(struct ckpt_registry *r, struct ckpt_error *err, const char *id,
 	if (!r->lenient)
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, r->name, offset,
 		    "%s", msg);
-	if (reg_add_finding(r, id, CKPT_SEV_ERROR, r->name, NULL, offset,
+	if (ckpt_reg_add_finding(r, id, CKPT_SEV_ERROR, r->name, NULL, offset,
 	    msg))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
@@ -412,10 +412,10 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	char *want;
 	struct ver *v;
 
-	if (version != reg_version_count(r, model) + 1) {
+	if (version != ckpt_reg_version_count(r, model) + 1) {
 		snprintf(why, wlen, "version %lld of model '%s' is out of "
 		    "sequence (expected %lld)", (long long)version, model,
-		    (long long)reg_version_count(r, model) + 1);
+		    (long long)ckpt_reg_version_count(r, model) + 1);
 		return 1;
 	}
 	if (!jstr(j, "run") || ckpt_name_check(jstr(j, "run"), NULL, NULL) ||
@@ -445,7 +445,7 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	}
 	/* The path is implied by the name: a record cannot point a
 	 * version anywhere else in (or out of) the store. */
-	want = reg_version_rel(model, version);
+	want = ckpt_reg_version_rel(model, version);
 	if (!want)
 		return -1;
 	if (!path || strcmp(path, want)) {
@@ -877,7 +877,7 @@ ckpt_registry_load(struct ckpt_store *s, unsigned int flags,
 /* ------------------------------------------------------------------ */
 
 int
-reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err)
+ckpt_reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err)
 {
 	char now[32], *line;
 	size_t n, off = r->len, nlines = r->nlines, nrecs = r->nrecs;
@@ -942,7 +942,7 @@ static int ensure_dir(const char *path, struct ckpt_error *err);
  * for the POSIX backend; nothing for an object store).
  */
 int
-reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
+ckpt_reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
 {
 	struct ckpt_registry *r = NULL;
 	struct ckpt_error le;
@@ -965,7 +965,7 @@ reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
 	rc = ckpt_registry_parse(text ? text : "", len, name, 0, &r, err);
 	free(text);
 	free(name);
-	if (!rc && !(rc = reg_append(r, rec, err)))
+	if (!rc && !(rc = ckpt_reg_append(r, rec, err)))
 		rc = s->ops->put(s->be, REG_HISTORY, r->text, r->len, 0, err);
 	ckpt_registry_free(r);
 	return rc;
@@ -991,7 +991,7 @@ ensure_dir(const char *path, struct ckpt_error *err)
 }
 
 int
-reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
+ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err)
 {
 	char *dir, *path;
@@ -1029,7 +1029,7 @@ reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
 }
 
 bool
-reg_is_committed(const struct ckpt_registry *r)
+ckpt_reg_is_committed(const struct ckpt_registry *r)
 {
 	return r->committed == r->len;
 }
@@ -1041,7 +1041,7 @@ reg_is_committed(const struct ckpt_registry *r)
 static json_t *
 version_json(const struct ckpt_reg_version *v)
 {
-	char *rel = reg_version_rel(v->model, v->version);
+	char *rel = ckpt_reg_version_rel(v->model, v->version);
 	json_t *o = json_object();
 
 	if (!rel || !o) {
@@ -1120,7 +1120,7 @@ write_json(const char *path, json_t *o, struct ckpt_error *err)
 }
 
 char *
-reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
+ckpt_reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
     int64_t n)
 {
 	char rel[CKPT_NAME_MAX + 64], name[48];
@@ -1131,10 +1131,10 @@ reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
 }
 
 int
-reg_write_version_file(struct ckpt_store *s, const struct ckpt_reg_version *v,
+ckpt_reg_write_version_file(struct ckpt_store *s, const struct ckpt_reg_version *v,
     struct ckpt_error *err)
 {
-	char *path = reg_model_file(s, v->model, "v%lld.json", v->version);
+	char *path = ckpt_reg_model_file(s, v->model, "v%lld.json", v->version);
 	json_t *o = version_json(v);
 	int rc;
 
@@ -1145,10 +1145,10 @@ reg_write_version_file(struct ckpt_store *s, const struct ckpt_reg_version *v,
 }
 
 int
-reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
+ckpt_reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
     const char *model, struct ckpt_error *err)
 {
-	char *path = reg_model_file(s, model, "aliases.json", 0), *dir;
+	char *path = ckpt_reg_model_file(s, model, "aliases.json", 0), *dir;
 	json_t *o = aliases_json(r, model);
 	int rc;
 
@@ -1284,14 +1284,14 @@ check_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 	    "moves it to the trash)", path ? path : REG_DIR, model, name);
 	free(path);
 	(void)is_json;
-	if (reg_add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL, model,
+	if (ckpt_reg_add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL, model,
 	    -1, msg))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
 }
 
 int
-reg_check_lineage(const char *text, size_t len, const char *name,
+ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
     const char *model, const char *manifest, const char **why)
 {
 	struct ckpt_registry *l = NULL;
@@ -1319,7 +1319,7 @@ static int
 check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
     const struct ckpt_reg_version *v, struct ckpt_error *err)
 {
-	char *path = reg_model_file(s, v->model, "v%lld.lineage.jsonl",
+	char *path = ckpt_reg_model_file(s, v->model, "v%lld.lineage.jsonl",
 	    v->version), *text = NULL, msg[CKPT_ERROR_MSG_MAX + 128];
 	struct ckpt_registry *l = NULL;
 	const char *why = NULL, *model = NULL;
@@ -1341,14 +1341,14 @@ check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
 	} else {
 		model = ckpt_registry_record(l, ckpt_registry_record_count(l) -
 		    1)->model;
-		if (reg_check_lineage(text, len, path, model, v->manifest,
+		if (ckpt_reg_check_lineage(text, len, path, model, v->manifest,
 		    &why) == CKPT_ERR_NOMEM)
 			rc = ckpt_error_nomem(err);
 	}
 	if (why && !rc) {
 		snprintf(msg, sizeof(msg), "lineage of %s v%lld: %s", v->model,
 		    (long long)v->version, why);
-		if (reg_add_finding(r, "registry-lineage-invalid",
+		if (ckpt_reg_add_finding(r, "registry-lineage-invalid",
 		    CKPT_SEV_ERROR, path, NULL, -1, msg))
 			rc = ckpt_error_nomem(err);
 	}
@@ -1368,7 +1368,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = reg_model_file(s, v->model, "v%lld.json",
+		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
 		json_t *want = version_json(v);
 		struct stat st;
@@ -1381,7 +1381,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 		m = file_matches(path, want);
 		json_decref(want);
-		if (m <= 0 && reg_add_finding(r, m < 0 ?
+		if (m <= 0 && ckpt_reg_add_finding(r, m < 0 ?
 		    "registry-file-missing" : "registry-file-mismatch",
 		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
 		    "missing: the history has this version" :
@@ -1391,7 +1391,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		if (!rc && v->imported_record)
 			rc = check_lineage(s, r, v, err);
 		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
-		    reg_add_finding(r, "registry-version-missing",
+		    ckpt_reg_add_finding(r, "registry-version-missing",
 		    CKPT_SEV_ERROR, v->path, NULL, -1,
 		    "the version's directory is missing"))
 			rc = ckpt_error_nomem(err);
@@ -1410,7 +1410,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 	}
 	for (size_t i = 0; !rc && i < nmodels; i++) {
-		char *path = reg_model_file(s, models[i], "aliases.json", 0);
+		char *path = ckpt_reg_model_file(s, models[i], "aliases.json", 0);
 		json_t *want = aliases_json(r, models[i]);
 		int m = path ? file_matches(path, want) : 0;
 
@@ -1419,7 +1419,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		    "aliases")))
 			m = 1;
 		json_decref(want);
-		if (m <= 0 && reg_add_finding(r, m < 0 ?
+		if (m <= 0 && ckpt_reg_add_finding(r, m < 0 ?
 		    "registry-file-missing" : "registry-file-mismatch",
 		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
 		    "missing: the history has aliases for this model" :
@@ -1438,7 +1438,7 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 /* ------------------------------------------------------------------ */
 
 int
-reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
+ckpt_reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
     struct ckpt_error *err)
 {
 	char *trash = ckpt_store_path(s, ".ckpt/trash"), *to = NULL;
@@ -1490,7 +1490,7 @@ repair_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 		/* Never deleted outright: if the history lost a record,
 		 * these are the version's only copy. */
 		snprintf(label, sizeof(label), "%s-%s", model, name);
-		rc = reg_to_trash(s, path, label, err);
+		rc = ckpt_reg_to_trash(s, path, label, err);
 	}
 	free(path);
 	if (!rc)
@@ -1502,7 +1502,7 @@ repair_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 static int
 repair_staging(struct ckpt_store *s, struct repair *rp, struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, REG_STAGING), *mine = reg_staging_name();
+	char *dir = ckpt_store_path(s, REG_STAGING), *mine = ckpt_reg_staging_name();
 	struct dirent *de;
 	DIR *d;
 	int rc = CKPT_OK;
@@ -1548,7 +1548,7 @@ repair_staging(struct ckpt_store *s, struct repair *rp, struct ckpt_error *err)
 }
 
 int
-reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
+ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err)
 {
 	struct repair rp = { 0 };
@@ -1561,7 +1561,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		return rc;
 	for (size_t i = 0; i < r->nvers; i++) {
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
-		char *path = reg_model_file(s, v->model, "v%lld.json",
+		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
 		json_t *want = version_json(v);
 		int m = path && want ? file_matches(path, want) : -2;
@@ -1571,7 +1571,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		if (m == -2)
 			return ckpt_error_nomem(err);
 		if (m <= 0) {
-			if ((rc = reg_write_version_file(s, v, err)))
+			if ((rc = ckpt_reg_write_version_file(s, v, err)))
 				return rc;
 			rp.n++;
 		}
@@ -1579,7 +1579,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		    r->vers[i + 1].pub.model)) {
 			json_t *aw = aliases_json(r, v->model);
 
-			path = reg_model_file(s, v->model, "aliases.json", 0);
+			path = ckpt_reg_model_file(s, v->model, "aliases.json", 0);
 			m = path && aw ? file_matches(path, aw) : -2;
 			if (m < 0 && m != -2 && !json_object_size(
 			    json_object_get(aw, "aliases")))
@@ -1589,7 +1589,7 @@ reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 			if (m == -2)
 				return ckpt_error_nomem(err);
 			if (m <= 0) {
-				if ((rc = reg_write_aliases_file(s, r,
+				if ((rc = ckpt_reg_write_aliases_file(s, r,
 				    v->model, err)))
 					return rc;
 				rp.n++;
@@ -1636,7 +1636,7 @@ ckpt_registry_repair(struct ckpt_store *s, long lock_timeout_ms,
 		return rc;
 	rc = ckpt_registry_load(s, 0, &r, err);
 	if (!rc) {
-		rc = reg_repair_locked(s, r, nrepaired, err);
+		rc = ckpt_reg_repair_locked(s, r, nrepaired, err);
 		ckpt_registry_free(r);
 	}
 	ckpt_store_unlock(s);
@@ -1648,7 +1648,7 @@ ckpt_registry_repair(struct ckpt_store *s, long lock_timeout_ms,
 /* ------------------------------------------------------------------ */
 
 int
-reg_alias_name_check(const char *alias, struct ckpt_error *err)
+ckpt_reg_alias_name_check(const char *alias, struct ckpt_error *err)
 {
 	const char *p = alias[0] == 'v' ? alias + 1 : alias;
 	int rc;
@@ -1668,7 +1668,7 @@ reg_alias_name_check(const char *alias, struct ckpt_error *err)
 }
 
 static int
-alias_plan(struct ckpt_registry *r, const struct ckpt_alias_opts *o,
+alias_plan(struct ckpt_registry *r, const struct ckpt_alias_options *o,
     struct ckpt_alias_move *mv, json_t **rec, struct ckpt_error *err)
 {
 	const struct ckpt_reg_alias *a = ckpt_registry_find_alias(r, o->model,
@@ -1681,16 +1681,16 @@ alias_plan(struct ckpt_registry *r, const struct ckpt_alias_opts *o,
 	mv->to = mv->from;
 	mv->changed = false;
 	*rec = NULL;
-	if (!reg_version_count(r, o->model))
+	if (!ckpt_reg_version_count(r, o->model))
 		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 		    "no model '%s' in the registry", o->model);
 	switch (o->op) {
 	case CKPT_ALIAS_SET:
-		if (!ckpt_registry_find_version(r, o->model, o->version))
+		if (!ckpt_registry_find_version(r, o->model, o->model_version))
 			return ckpt_error_set(err, CKPT_ERR_NOTFOUND, NULL, -1,
 			    "model '%s' has no version %lld", o->model,
-			    (long long)o->version);
-		to = o->version;
+			    (long long)o->model_version);
+		to = o->model_version;
 		if (to == mv->from)
 			return CKPT_OK;
 		break;
@@ -1735,33 +1735,36 @@ alias_plan(struct ckpt_registry *r, const struct ckpt_alias_opts *o,
 }
 
 int
-ckpt_registry_alias_op(struct ckpt_store *s, const struct ckpt_alias_opts *o,
+ckpt_registry_alias_op(struct ckpt_store *s, const struct ckpt_alias_options *o,
     struct ckpt_alias_move *mv, struct ckpt_error *err)
 {
 	struct ckpt_registry *r = NULL;
 	json_t *rec = NULL;
 	int rc;
 
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_ALIAS_OPTIONS_VERSION, "ckpt_alias_options", err)))
+		return rc;
 	if ((rc = ckpt_name_check(o->model, "model name", err)) ||
 	    (rc = ckpt_name_check(o->alias, "alias", err)))
 		return rc;
-	if ((rc = reg_alias_name_check(o->alias, err)))
+	if ((rc = ckpt_reg_alias_name_check(o->alias, err)))
 		return rc;
 	if ((rc = ckpt_store_lock(s, "alias", o->lock_timeout_ms, NULL, err)))
 		return rc;
 	rc = ckpt_registry_load(s, 0, &r, err);
 	if (!rc)
-		rc = reg_repair_locked(s, r, NULL, err);
+		rc = ckpt_reg_repair_locked(s, r, NULL, err);
 	if (!rc)
 		rc = alias_plan(r, o, mv, &rec, err);
 	if (!rc && rec)
-		rc = reg_append(r, rec, err);
+		rc = ckpt_reg_append(r, rec, err);
 	if (!rc && rec)
-		rc = reg_commit(s, r, err);
+		rc = ckpt_reg_commit(s, r, err);
 	/* Committed: aliases.json follows; a failure here is repaired by
 	 * the next registry command, so it is not this one's failure. */
-	if (rec && r && reg_is_committed(r))
-		(void)reg_write_aliases_file(s, r, o->model, NULL);
+	if (rec && r && ckpt_reg_is_committed(r))
+		(void)ckpt_reg_write_aliases_file(s, r, o->model, NULL);
 	json_decref(rec);
 	ckpt_registry_free(r);
 	ckpt_store_unlock(s);
@@ -1773,7 +1776,7 @@ ckpt_registry_alias_op(struct ckpt_store *s, const struct ckpt_alias_opts *o,
 /* ------------------------------------------------------------------ */
 
 char *
-reg_staging_name(void)
+ckpt_reg_staging_name(void)
 {
 	unsigned char d[CKPT_SHA256_BYTES];
 	char hex[2 * CKPT_SHA256_BYTES + 1], *id, *seed;

@@ -23,14 +23,14 @@
  * memory and replays it: the state accessors see it at once.  Nothing is
  * written.  Fails (nothing added) when the record would not replay.
  */
-int reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err);
+int ckpt_reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err);
 /* Writes the history with the appended records atomically and durably:
  * the commit point of every registry change. */
-int reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
+int ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err);
-/* Whether everything appended is on disk: after a failed reg_commit,
+/* Whether everything appended is on disk: after a failed ckpt_reg_commit,
  * true when the failure came after the new history was in place. */
-bool reg_is_committed(const struct ckpt_registry *r);
+bool ckpt_reg_is_committed(const struct ckpt_registry *r);
 /*
  * Appends one run event (rec: action "pin", "unpin", "prune" or
  * "save-force" and its fields, no model) to the history and commits it:
@@ -38,7 +38,7 @@ bool reg_is_committed(const struct ckpt_registry *r);
  * nothing recorded, when the history does not verify or cannot be
  * written.  The store lock must be held.
  */
-int reg_record_event(struct ckpt_store *s, json_t *rec,
+int ckpt_reg_record_event(struct ckpt_store *s, json_t *rec,
     struct ckpt_error *err);
 /*
  * Checks the lineage of an imported version (text, len: history lines,
@@ -46,44 +46,44 @@ int reg_record_event(struct ckpt_store *s, json_t *rec,
  * manifest to model.  0, or an error code with *why saying what is
  * wrong.
  */
-int reg_check_lineage(const char *text, size_t len, const char *name,
+int ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
     const char *model, const char *manifest, const char **why);
 /* Writes registry/MODEL/vN.json as the history says it is. */
-int reg_write_version_file(struct ckpt_store *s,
+int ckpt_reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err);
 /* Writes registry/MODEL/aliases.json as the history says it is. */
-int reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
+int ckpt_reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
     const char *model, struct ckpt_error *err);
 /* Repairs under the lock already held (see ckpt_registry_repair). */
-int reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
+int ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err);
 /* Number of versions of model in r. */
-int64_t reg_version_count(const struct ckpt_registry *r, const char *model);
+int64_t ckpt_reg_version_count(const struct ckpt_registry *r, const char *model);
 /* The full version of model whose manifest is digest, or NULL. */
-const struct ckpt_reg_version *reg_find_manifest(
+const struct ckpt_reg_version *ckpt_reg_find_manifest(
     const struct ckpt_registry *r, const char *model, const char *digest);
 /* The weights-only version of model converted from the checkpoint whose
  * manifest is digest, or NULL. */
-const struct ckpt_reg_version *reg_find_weights(
+const struct ckpt_reg_version *ckpt_reg_find_weights(
     const struct ckpt_registry *r, const char *model, const char *digest);
 /* "registry/MODEL/vN" (relative to the store), newly allocated. */
-char *reg_version_rel(const char *model, int64_t version);
+char *ckpt_reg_version_rel(const char *model, int64_t version);
 /* Name for a staging directory of this process:
  * HOSTTAG.PID.START.RANDOM, newly allocated. */
-char *reg_staging_name(void);
+char *ckpt_reg_staging_name(void);
 /* An alias name: a valid name that is not vN, all digits, latest or
  * best (which references read otherwise). */
-int reg_alias_name_check(const char *alias, struct ckpt_error *err);
+int ckpt_reg_alias_name_check(const char *alias, struct ckpt_error *err);
 /* Adds a finding to r (see ckpt_registry_problem); -1 out of memory. */
-int reg_add_finding(struct ckpt_registry *r, const char *id,
+int ckpt_reg_add_finding(struct ckpt_registry *r, const char *id,
     enum ckpt_severity sev, const char *path, const char *subject,
     int64_t offset, const char *msg);
 /* STORE/registry/MODEL/NAME where NAME is fmt with %lld = n; newly
  * allocated. */
-char *reg_model_file(struct ckpt_store *s, const char *model,
+char *ckpt_reg_model_file(struct ckpt_store *s, const char *model,
     const char *fmt, int64_t n);
 /* Moves path (inside the store) into STORE/.ckpt/trash/. */
-int reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
+int ckpt_reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
     struct ckpt_error *err);
 
 #endif /* CKPT_REGISTRY_H */

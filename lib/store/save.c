@@ -92,7 +92,7 @@ struct ckpt_save {
 	struct ckpt_store *store;
 	/* how examine opens files: the store's verify.allow_globals */
 	struct ckpt_open_options open_opts;
-	struct ckpt_save_opts opts;
+	struct ckpt_save_options opts;
 	char *run;
 	int64_t step;
 	char *rundir, *final, *path;	/* paths, for messages */
@@ -363,7 +363,7 @@ check_tree(const char *p, const char *rel, int depth, struct ckpt_error *err)
 static int
 plan_sources(struct ckpt_save *sv, struct ckpt_error *err)
 {
-	const struct ckpt_save_opts *o = &sv->opts;
+	const struct ckpt_save_options *o = &sv->opts;
 	struct stat st;
 	int rc;
 
@@ -635,7 +635,7 @@ resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
 }
 
 int
-ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
+ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
     struct ckpt_save **out, struct ckpt_error *err)
 {
 	struct ckpt_save *sv;
@@ -643,6 +643,9 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_opts *opts,
 	json_error_t je;
 	int rc;
 
+	if ((rc = ckpt_options_check(opts->version,
+	    CKPT_SAVE_OPTIONS_VERSION, "ckpt_save_options", err)))
+		return rc;
 	if ((rc = ckpt_name_check(opts->run, "run name", err)))
 		return rc;
 	if (opts->step < 0)
@@ -1593,7 +1596,7 @@ record_replace(struct ckpt_save *sv, struct ckpt_error *err)
 		json_object_set_new(rec, "replaced", json_string(digest));
 	}
 	free(text);
-	rc = reg_record_event(sv->store, rec, err);
+	rc = ckpt_reg_record_event(sv->store, rec, err);
 	json_decref(rec);
 	return rc;
 }

@@ -1031,7 +1031,7 @@ pin_event(struct ckpt_store *s, const char *action, const char *run,
 		return ckpt_error_nomem(err);
 	if (note)
 		json_object_set_new(rec, "note", json_string(note));
-	rc = reg_record_event(s, rec, err);
+	rc = ckpt_reg_record_event(s, rec, err);
 	json_decref(rec);
 	return rc;
 }

@@ -223,7 +223,7 @@ copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
 /* ------------------------------------------------------------------ */
 
 struct job {
-	const struct ckpt_copy_opts *o;
+	const struct ckpt_copy_options *o;
 	struct end src;
 	struct ckpt_manifest *m;
 	char *text, *sig;		/* the manifest's bytes; signature */
@@ -346,7 +346,7 @@ existing_manifest(struct job *j, struct ckpt_store *s, char **where,
 static int
 to_store(struct job *j, const char *dest, struct ckpt_error *err)
 {
-	struct ckpt_save_opts so;
+	struct ckpt_save_options so;
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv = NULL;
 	char *text = NULL;
@@ -363,7 +363,7 @@ to_store(struct job *j, const char *dest, struct ckpt_error *err)
 	if (rc != CKPT_ERR_NOTFOUND)
 		goto out;
 	ckpt_error_clear(err);
-	memset(&so, 0, sizeof(so));
+	so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 	so.run = j->res->run;
 	so.step = j->res->step;
 	so.transfer = CKPT_TRANSFER_STAGED;
@@ -430,7 +430,7 @@ ckpt_copy_result_release(struct ckpt_copy_result *r)
 }
 
 int
-ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
+ckpt_copy_checkpoint(const struct ckpt_copy_options *o,
     struct ckpt_copy_result *res, struct ckpt_error *err)
 {
 	struct job j = { .o = o, .res = res };
@@ -439,6 +439,9 @@ ckpt_copy_checkpoint(const struct ckpt_copy_opts *o,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if ((rc = ckpt_options_check(o->version, CKPT_COPY_OPTIONS_VERSION,
+	    "ckpt_copy_options", err)))
+		return rc;
 	if ((rc = end_open(o->source, &j.src, err)))
 		return rc;
 	rc = end_read(&j.src, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX, &j.text,

@@ -118,6 +118,23 @@ ckpt_version(void)
 	    STR(CKPT_VERSION_PATCH);
 }
 
+int
+ckpt_version_number(void)
+{
+	return CKPT_VERSION_NUMBER;
+}
+
+int
+ckpt_options_check(unsigned int version, unsigned int known,
+    const char *what, struct ckpt_error *err)
+{
+	if (version <= known)
+		return CKPT_OK;
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
+	    "struct %s version %u is newer than this libckpt knows (%u)",
+	    what, version, known);
+}
+
 _Noreturn void
 ckpt_bug(const char *file, int line, const char *fmt, ...)
 {

@@ -64,7 +64,7 @@ ckpt_findings_free(struct ckpt_finding *list, size_t n)
 
 
 int
-flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
+ckpt_flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
     const char *path, const char *subject, int64_t offset, const char *fmt,
     va_list ap)
 {
@@ -73,7 +73,7 @@ flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
 }
 
 int
-flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
+ckpt_flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
     const char *path, const char *subject, int64_t offset, const char *fmt,
     ...)
 {
@@ -81,13 +81,13 @@ flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
 	int rc;
 
 	va_start(ap, fmt);
-	rc = flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
+	rc = ckpt_flist_vadd(l, id, sev, path, subject, offset, fmt, ap);
 	va_end(ap);
 	return rc;
 }
 
 void
-flist_free(struct flist *l)
+ckpt_flist_free(struct flist *l)
 {
 	ckpt_findings_free(l->v, l->n);
 	l->v = NULL;

@@ -27,12 +27,12 @@ struct flist {
 	size_t n;
 };
 
-int flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
+int ckpt_flist_add(struct flist *l, const char *id, enum ckpt_severity sev,
     const char *path, const char *subject, int64_t offset, const char *fmt,
     ...) CKPT_PRINTF(7, 8);
-int flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
+int ckpt_flist_vadd(struct flist *l, const char *id, enum ckpt_severity sev,
     const char *path, const char *subject, int64_t offset, const char *fmt,
     va_list ap) CKPT_PRINTF(7, 0);
-void flist_free(struct flist *l);
+void ckpt_flist_free(struct flist *l);
 
 #endif /* CKPT_FINDINGS_H */

@@ -41,6 +41,13 @@ int ckpt_error_set(struct ckpt_error *err, int code, const char *path,
 int ckpt_error_errno(struct ckpt_error *err, const char *path,
     const char *fmt, ...) CKPT_PRINTF(3, 4);
 int ckpt_error_nomem(struct ckpt_error *err);
+/*
+ * The version check of a caller's options struct (see "Options structs"
+ * in ckpt.h): 0 reads as 1, a version above known is CKPT_ERR_UNSUPPORTED
+ * naming the struct.  Returns 0 or that error.
+ */
+int ckpt_options_check(unsigned int version, unsigned int known,
+    const char *what, struct ckpt_error *err);
 
 /* Checked arithmetic: return false on overflow. */
 static inline bool
@@ -95,7 +102,7 @@ struct ckpt_hash_copy {
 };
 int ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
     const struct ckpt_hash_copy *copies, size_t njobs, unsigned int nthreads,
-    ckpt_hash_progress_fn progress, void *data, struct ckpt_error *err);
+    ckpt_progress_fn progress, void *data, struct ckpt_error *err);
 /* "sha-ni x2", or the libcrypto/libsodium backend's name. */
 const char *ckpt_sha256_kernel(void);
 /* Tests: read CKPT_SHA256_KERNEL again on the next use. */

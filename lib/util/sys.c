@@ -6,6 +6,7 @@
  */
 #include "util/internal.h"
 
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,66 +15,113 @@
 
 #include "util/util.h"
 
+/*
+ * Host, boot, namespace and machine ids are read once per process, under
+ * pthread_once, so that threads of an embedding program may call into the
+ * store concurrently: a cache filled lazily without it is a data race.
+ */
+static char host_cache[256];
+static char boot_cache[64];
+static char pidns_cache[64];
+static char machine_cache[64];
+static char user_cache[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static pthread_once_t pidns_once = PTHREAD_ONCE_INIT;
+static pthread_once_t machine_once = PTHREAD_ONCE_INIT;
+static pthread_once_t user_once = PTHREAD_ONCE_INIT;
+
+/* The first line of a small file, up to the first of stop; "" on error. */
+static void
+read_first_line(const char *path, const char *stop, char *buf, size_t len)
+{
+	FILE *fp = fopen(path, "re");
+
+	buf[0] = '\0';
+	if (!fp)
+		return;
+	if (!fgets(buf, (int)len, fp))
+		buf[0] = '\0';
+	fclose(fp);
+	buf[strcspn(buf, stop)] = '\0';
+}
+
+static void
+load_host(void)
+{
+	if (gethostname(host_cache, sizeof(host_cache) - 1))
+		snprintf(host_cache, sizeof(host_cache), "unknown");
+	host_cache[sizeof(host_cache) - 1] = '\0';
+}
+
+static void
+load_boot(void)
+{
+	read_first_line("/proc/sys/kernel/random/boot_id", "\n", boot_cache,
+	    sizeof(boot_cache));
+}
+
+static void
+load_pidns(void)
+{
+	ssize_t n;
+
+	/* Containers on one kernel share the boot id and may share a host
+	 * name; a pid means something only within its pid namespace. */
+	n = readlink("/proc/self/ns/pid", pidns_cache, sizeof(pidns_cache) - 1);
+	pidns_cache[n > 0 ? n : 0] = '\0';
+}
+
+static void
+load_machine(void)
+{
+	read_first_line("/etc/machine-id", "\n \t", machine_cache,
+	    sizeof(machine_cache));
+}
+
+/* getpwuid_r, never getpwuid, whose static result another thread may
+ * overwrite; then $USER; then "unknown". */
+static void
+load_user(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	const char *u;
+
+	if (!getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) && res &&
+	    res->pw_name)
+		u = res->pw_name;
+	else
+		u = getenv("USER");
+	snprintf(user_cache, sizeof(user_cache), "%s", u ? u : "unknown");
+}
+
 const char *
 ckpt_hostname(void)
 {
-	static char host[256];
-
-	if (!host[0] && gethostname(host, sizeof(host) - 1))
-		snprintf(host, sizeof(host), "unknown");
-	host[sizeof(host) - 1] = '\0';
-	return host;
+	pthread_once(&host_once, load_host);
+	return host_cache;
 }
 
 const char *
 ckpt_boot_id(void)
 {
-	static char id[64];
-	FILE *fp;
-
-	if (id[0])
-		return id;
-	fp = fopen("/proc/sys/kernel/random/boot_id", "re");
-	if (!fp)
-		return "";
-	if (!fgets(id, sizeof(id), fp))
-		id[0] = '\0';
-	fclose(fp);
-	id[strcspn(id, "\n")] = '\0';
-	return id;
+	pthread_once(&boot_once, load_boot);
+	return boot_cache;
 }
 
 const char *
 ckpt_pid_ns(void)
 {
-	static char ns[64];
-	ssize_t n;
-
-	if (ns[0])
-		return ns;
-	/* Containers on one kernel share the boot id and may share a host
-	 * name; a pid means something only within its pid namespace. */
-	n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
-	ns[n > 0 ? n : 0] = '\0';
-	return ns;
+	pthread_once(&pidns_once, load_pidns);
+	return pidns_cache;
 }
 
 const char *
 ckpt_machine_id(void)
 {
-	static char id[64];
-	FILE *fp;
-
-	if (id[0])
-		return id;
-	fp = fopen("/etc/machine-id", "re");
-	if (!fp)
-		return "";
-	if (!fgets(id, sizeof(id), fp))
-		id[0] = '\0';
-	fclose(fp);
-	id[strcspn(id, "\n \t")] = '\0';
-	return id;
+	pthread_once(&machine_once, load_machine);
+	return machine_cache;
 }
 
 unsigned long long
@@ -154,11 +202,6 @@ ckpt_parse_iso_time(const char *s)
 const char *
 ckpt_user_name(void)
 {
-	struct passwd *pw = getpwuid(getuid());
-	const char *u;
-
-	if (pw && pw->pw_name)
-		return pw->pw_name;
-	u = getenv("USER");
-	return u ? u : "unknown";
+	pthread_once(&user_once, load_user);
+	return user_cache;
 }

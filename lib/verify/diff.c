@@ -1252,7 +1252,8 @@ static int
 compare_values(struct diff_priv *d, const struct ckpt_diff_options *o,
     struct plan *p, struct ckpt_error *err)
 {
-	struct ckpt_compare_options def = { 0, 0, false };
+	struct ckpt_compare_options def = {
+	    .version = CKPT_COMPARE_OPTIONS_VERSION };
 	int rc;
 
 	rc = ckpt_tensor_compare_many(p->items, p->n, o ? &o->cmp : &def,
@@ -1300,6 +1301,13 @@ ckpt_diff(const char *a, const char *b, const struct ckpt_diff_options *o,
 
 	if (!d)
 		return ckpt_error_nomem(err);
+	if (o && ((rc = ckpt_options_check(o->version,
+	    CKPT_DIFF_OPTIONS_VERSION, "ckpt_diff_options", err)) ||
+	    (rc = ckpt_options_check(o->cmp.version,
+	    CKPT_COMPARE_OPTIONS_VERSION, "ckpt_compare_options", err)))) {
+		free(d);
+		return rc;
+	}
 	if ((rc = open_side(&d->a, a, o, err)) ||
 	    (rc = open_side(&d->b, b, o, err)) ||
 	    (rc = match_tensors(d, o, &p, err)) ||

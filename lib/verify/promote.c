@@ -124,7 +124,7 @@ gate_holds(const char *op, double v, double bound)
 /* Checks every gate against the manifest's metrics; false if any fails. */
 static int
 check_gates(struct promote *p, const struct ckpt_manifest *m,
-    const struct ckpt_promote_opts *o, bool *all_ok, struct ckpt_error *err)
+    const struct ckpt_promote_options *o, bool *all_ok, struct ckpt_error *err)
 {
 	char *text = ckpt_manifest_get_json(m, "metrics");
 	json_t *metrics = text ? json_loads(text, 0, NULL) : NULL;
@@ -276,7 +276,7 @@ stage_dirs(struct ckpt_store *s, char **top, char **vdir,
 {
 	char *reg = ckpt_store_path(s, REG_DIR);
 	char *stg = ckpt_store_path(s, REG_STAGING);
-	char *id = reg_staging_name();
+	char *id = ckpt_reg_staging_name();
 	int rc = CKPT_OK;
 
 	*top = *vdir = NULL;
@@ -451,10 +451,10 @@ out:
  */
 static int
 stage_weights(const struct ckpt_manifest *m, const char *vdir,
-    const char *wdir, const struct ckpt_promote_opts *o, struct promote *p,
+    const char *wdir, const struct ckpt_promote_options *o, struct promote *p,
     struct ckpt_error *err)
 {
-	struct ckpt_convert_opts co;
+	struct ckpt_convert_options co;
 	struct ckpt_verify_options vo;
 	struct ckpt_manifest *wm = NULL;
 	struct ckpt_report *rep = NULL;
@@ -468,7 +468,7 @@ stage_weights(const struct ckpt_manifest *m, const char *vdir,
 		free(out);
 		return ckpt_error_errno(err, wdir, "cannot create directory");
 	}
-	memset(&co, 0, sizeof(co));
+	co = (struct ckpt_convert_options)CKPT_CONVERT_OPTIONS_INIT;
 	snprintf(src, sizeof(src), "%.40s@%lld", p->run,
 	    (long long)p->pub.step);
 	co.source_name = src;
@@ -488,7 +488,7 @@ stage_weights(const struct ckpt_manifest *m, const char *vdir,
 	if (!rc && !(p->wmanifest = strdup(ckpt_manifest_digest(wm))))
 		rc = ckpt_error_nomem(err);
 	if (!rc) {
-		memset(&vo, 0, sizeof(vo));
+		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 		vo.manifest_digest = p->wmanifest;
 		vo.flags = CKPT_VERIFY_NO_CACHE;
 		rc = ckpt_verify(wdir, &vo, &rep, err);
@@ -533,7 +533,7 @@ add_move(struct promote *p, const struct ckpt_alias_move *mv,
 
 /* Alias records for each requested alias not naming version already. */
 static int
-plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_opts *o,
+plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_options *o,
     int64_t version, struct promote *p, struct ckpt_error *err)
 {
 	int rc = CKPT_OK;
@@ -556,7 +556,7 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_opts *o,
 			if (o->note)
 				json_object_set_new(rec, "note",
 				    json_string(o->note));
-			rc = reg_append(r, rec, err);
+			rc = ckpt_reg_append(r, rec, err);
 			json_decref(rec);
 			mv.changed = true;
 		}
@@ -573,12 +573,12 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_opts *o,
  */
 static int
 sign_record(struct ckpt_store *s, struct ckpt_registry *r,
-    const struct ckpt_promote_opts *o, struct promote *p,
+    const struct ckpt_promote_options *o, struct promote *p,
     struct ckpt_error *err)
 {
 	const struct ckpt_reg_record *rec = ckpt_registry_record(r,
 	    ckpt_registry_record_count(r) - 1);
-	char *path = reg_model_file(s, o->model, "v%lld.record",
+	char *path = ckpt_reg_model_file(s, o->model, "v%lld.record",
 	    p->pub.version), *sig = NULL, comment[CKPT_NAME_MAX + 64];
 	int rc;
 
@@ -605,7 +605,7 @@ sign_record(struct ckpt_store *s, struct ckpt_registry *r,
  * of it.
  */
 static int
-check_lineage(const struct ckpt_promote_opts *o, struct promote *p,
+check_lineage(const struct ckpt_promote_options *o, struct promote *p,
     struct ckpt_error *err)
 {
 	struct ckpt_registry *l = NULL;
@@ -624,7 +624,7 @@ check_lineage(const struct ckpt_promote_opts *o, struct promote *p,
 	if (!last)
 		why = "it is empty";
 	else
-		rc = reg_check_lineage(o->lineage, o->lineage_len, "lineage",
+		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len, "lineage",
 		    last->model, p->manifest, &why);
 	if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
@@ -640,10 +640,10 @@ check_lineage(const struct ckpt_promote_opts *o, struct promote *p,
 }
 
 static int
-write_lineage(struct ckpt_store *s, const struct ckpt_promote_opts *o,
+write_lineage(struct ckpt_store *s, const struct ckpt_promote_options *o,
     int64_t version, struct ckpt_error *err)
 {
-	char *path = reg_model_file(s, o->model, "v%lld.lineage.jsonl",
+	char *path = ckpt_reg_model_file(s, o->model, "v%lld.lineage.jsonl",
 	    version);
 	int rc = path ? ckpt_write_file_atomic(path, o->lineage,
 	    o->lineage_len, err) : ckpt_error_nomem(err);
@@ -656,7 +656,7 @@ write_lineage(struct ckpt_store *s, const struct ckpt_promote_opts *o,
 static void
 unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 {
-	char *path = reg_model_file(s, model, "v%lld.record", version);
+	char *path = ckpt_reg_model_file(s, model, "v%lld.record", version);
 	char *sig = NULL;
 
 	if (path && asprintf(&sig, "%s.sig", path) >= 0) {
@@ -666,7 +666,7 @@ unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 	if (path)
 		unlink(path);
 	free(path);
-	if ((path = reg_model_file(s, model, "v%lld.lineage.jsonl", version)))
+	if ((path = ckpt_reg_model_file(s, model, "v%lld.lineage.jsonl", version)))
 		unlink(path);
 	free(path);
 }
@@ -703,18 +703,18 @@ rename_into_place(const char *from, const char *to, struct ckpt_error *err)
  */
 static int
 commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
-    const struct ckpt_promote_opts *o, const char *vdir, struct promote *p,
+    const struct ckpt_promote_options *o, const char *vdir, struct promote *p,
     struct ckpt_error *err)
 {
 	const struct ckpt_reg_version *v = o->weights_only ?
-	    reg_find_weights(r, o->model, p->manifest) :
-	    reg_find_manifest(r, o->model, p->manifest);
+	    ckpt_reg_find_weights(r, o->model, p->manifest) :
+	    ckpt_reg_find_manifest(r, o->model, p->manifest);
 	char *rel = NULL, *dest = NULL, *mdir = NULL, *vjson = NULL;
 	json_t *rec;
 	bool placed = false;
 	int rc;
 
-	if ((rc = reg_repair_locked(s, r, NULL, err)))
+	if ((rc = ckpt_reg_repair_locked(s, r, NULL, err)))
 		return rc;
 	if (v) {
 		p->pub.version = v->version;
@@ -733,9 +733,9 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		goto commit;
 	}
 	p->pub.created = true;
-	p->pub.version = reg_version_count(r, o->model) + 1;
+	p->pub.version = ckpt_reg_version_count(r, o->model) + 1;
 	p->pub.storage = storage_name(p);
-	rel = reg_version_rel(o->model, p->pub.version);
+	rel = ckpt_reg_version_rel(o->model, p->pub.version);
 	if (!rel || !(dest = ckpt_store_path(s, rel)) ||
 	    !(mdir = ckpt_dirname(dest)) || asprintf(&vjson, "%s.json",
 	    dest) < 0) {
@@ -763,7 +763,7 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		json_object_set_new(rec, "source_manifest",
 		    json_string(p->manifest));
 	}
-	rc = reg_append(r, rec, err);
+	rc = ckpt_reg_append(r, rec, err);
 	json_decref(rec);
 	if (!rc)
 		rc = ensure_dir(mdir, err);
@@ -774,7 +774,7 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		rc = ckpt_fsync_dir(mdir, err);
 	/* before the commit: prune protects the source from now on */
 	if (!rc)
-		rc = reg_write_version_file(s, ckpt_registry_find_version(r,
+		rc = ckpt_reg_write_version_file(s, ckpt_registry_find_version(r,
 		    o->model, p->pub.version), err);
 	if (!rc && p->imported)
 		rc = write_lineage(s, o, p->pub.version, err);
@@ -789,10 +789,10 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 commit:
 	if (!rc)
-		rc = reg_commit(s, r, err);
-	if (reg_is_committed(r) && p->pub.nmoves)
-		(void)reg_write_aliases_file(s, r, o->model, NULL);
-	if (rc && placed && !reg_is_committed(r)) {
+		rc = ckpt_reg_commit(s, r, err);
+	if (ckpt_reg_is_committed(r) && p->pub.nmoves)
+		(void)ckpt_reg_write_aliases_file(s, r, o->model, NULL);
+	if (rc && placed && !ckpt_reg_is_committed(r)) {
 		/* not committed: leave the store as it was */
 		char *back = p->path ? p->path : dest;
 
@@ -800,7 +800,7 @@ commit:
 			unlink(vjson);
 		unlink_record(s, o->model, p->pub.version);
 		if (back && rename(back, vdir))
-			(void)reg_to_trash(s, back, "uncommitted", NULL);
+			(void)ckpt_reg_to_trash(s, back, "uncommitted", NULL);
 	}
 out:
 	free(rel);
@@ -836,7 +836,7 @@ check_inside(struct ckpt_store *s, const char *src, struct ckpt_error *err)
 }
 
 static int
-check_opts(const struct ckpt_promote_opts *o, struct ckpt_error *err)
+check_opts(const struct ckpt_promote_options *o, struct ckpt_error *err)
 {
 	int rc;
 
@@ -857,7 +857,7 @@ check_opts(const struct ckpt_promote_opts *o, struct ckpt_error *err)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "more than %d gates", MAX_GATES);
 	for (size_t i = 0; i < o->naliases; i++)
-		if ((rc = reg_alias_name_check(o->aliases[i], err)))
+		if ((rc = ckpt_reg_alias_name_check(o->aliases[i], err)))
 			return rc;
 	return CKPT_OK;
 }
@@ -874,7 +874,7 @@ refuse(struct promote *p, const char *why, struct ckpt_error *err)
 /* Stages and verifies; *ok false (p says why) when it does not verify. */
 static int
 stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
-    const struct ckpt_promote_opts *o, const char *vdir, struct promote *p,
+    const struct ckpt_promote_options *o, const char *vdir, struct promote *p,
     bool *ok, struct ckpt_error *err)
 {
 	struct ckpt_verify_options vo;
@@ -886,7 +886,7 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 	if (o->verify)
 		vo = *o->verify;
 	else
-		memset(&vo, 0, sizeof(vo));
+		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	/* full verify, always; the manifest must be the one read */
 	vo.flags &= ~CKPT_VERIFY_FAST;
 	vo.manifest_digest = p->manifest;
@@ -901,7 +901,7 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 
 int
 ckpt_promote(struct ckpt_store *s, const char *src,
-    const struct ckpt_promote_opts *o, struct ckpt_promote_result **out,
+    const struct ckpt_promote_options *o, struct ckpt_promote_result **out,
     struct ckpt_error *err)
 {
 	struct ckpt_manifest *m = NULL;
@@ -911,6 +911,9 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	bool gates_ok, ok, known;
 	int rc;
 
+	if ((rc = ckpt_options_check(o->version,
+	    CKPT_PROMOTE_OPTIONS_VERSION, "ckpt_promote_options", err)))
+		return rc;
 	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src, err)))
 		return rc;
 	if (!(p = calloc(1, sizeof(*p))))
@@ -941,8 +944,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		goto out;
 	if ((rc = ckpt_registry_load(s, 0, &r, err)))
 		goto out;
-	known = o->weights_only ? reg_find_weights(r, o->model, p->manifest) :
-	    reg_find_manifest(r, o->model, p->manifest);
+	known = o->weights_only ? ckpt_reg_find_weights(r, o->model, p->manifest) :
+	    ckpt_reg_find_manifest(r, o->model, p->manifest);
 	ckpt_registry_free(r);
 	r = NULL;
 	if (!known) {
@@ -970,8 +973,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	    err)))
 		goto out;
 	rc = ckpt_registry_load(s, 0, &r, err);
-	if (!rc && !known && (o->weights_only ? reg_find_weights(r, o->model,
-	    p->manifest) : reg_find_manifest(r, o->model, p->manifest)))
+	if (!rc && !known && (o->weights_only ? ckpt_reg_find_weights(r, o->model,
+	    p->manifest) : ckpt_reg_find_manifest(r, o->model, p->manifest)))
 		known = true;	/* another process got there first */
 	if (!rc && (known || vdir))
 		rc = commit_locked(s, r, o, wdir ? wdir : vdir ? vdir : "", p,
@@ -1016,7 +1019,7 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
     bool require, struct ckpt_error *err)
 {
 	const struct ckpt_reg_record *rec = record_of(r, v->record);
-	char *path = reg_model_file(s, v->model, "v%lld.record", v->version);
+	char *path = ckpt_reg_model_file(s, v->model, "v%lld.record", v->version);
 	char *sig = NULL, *text = NULL, keyid[CKPT_KEYID_HEX], msg[512];
 	const char *id = NULL;
 	struct ckpt_error e;
@@ -1048,7 +1051,7 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
 		ok = 1;
 	}
 	rc = CKPT_OK;
-	if (id && reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1, msg))
+	if (id && ckpt_reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1, msg))
 		rc = ckpt_error_nomem(err);
 	free(text);
 	free(sig);
@@ -1069,10 +1072,10 @@ ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
 	if (vo)
 		o = *vo;
 	else
-		memset(&o, 0, sizeof(o));
+		o = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	if (!o.store)
 		o.store = ckpt_store_root(s);
-	if (vman_trusted_keys(&o, NULL, &keys, &nkeys))
+	if (ckpt_vman_trusted_keys(&o, NULL, &keys, &nkeys))
 		rc = ckpt_error_nomem(err);
 	for (size_t i = 0; !rc && i < ckpt_registry_version_count(r); i++) {
 		int one = check_one(s, r, ckpt_registry_version(r, i), keys,

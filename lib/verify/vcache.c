@@ -98,7 +98,7 @@ cache_dir(const struct ckpt_verify_options *o, const struct vmanifest *m)
 	if (o && o->cache_dir)
 		return strdup(o->cache_dir);
 	root = o && o->store ? strdup(o->store) :
-	    (m && m->dir ? vman_store_root(m->dir) : NULL);
+	    (m && m->dir ? ckpt_vman_store_root(m->dir) : NULL);
 	if (root) {
 		if (asprintf(&s, "%s/.ckpt/cache", root) < 0)
 			s = NULL;
@@ -123,7 +123,7 @@ cache_dir(const struct ckpt_verify_options *o, const struct vmanifest *m)
 }
 
 void
-vcache_open(const struct ckpt_verify_options *o, const struct vmanifest *m,
+ckpt_vcache_open(const struct ckpt_verify_options *o, const struct vmanifest *m,
     struct vcache **out)
 {
 	struct vcache *c;
@@ -174,7 +174,7 @@ vcache_open(const struct ckpt_verify_options *o, const struct vmanifest *m,
 }
 
 bool
-vcache_lookup(struct vcache *c, const struct stat *st, unsigned char *sha256)
+ckpt_vcache_lookup(struct vcache *c, const struct stat *st, unsigned char *sha256)
 {
 	struct centry k, *e;
 
@@ -189,7 +189,7 @@ vcache_lookup(struct vcache *c, const struct stat *st, unsigned char *sha256)
 }
 
 void
-vcache_store(struct vcache *c, const struct stat *st,
+ckpt_vcache_store(struct vcache *c, const struct stat *st,
     const unsigned char *sha256)
 {
 	struct centry k, *e;
@@ -211,7 +211,7 @@ vcache_store(struct vcache *c, const struct stat *st,
 }
 
 void
-vcache_close(struct vcache *c)
+ckpt_vcache_close(struct vcache *c)
 {
 	char *tmp = NULL;
 	FILE *fp = NULL;

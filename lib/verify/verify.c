@@ -79,6 +79,7 @@ struct ckpt_report {
 	uint64_t hashed, cached;
 	size_t ntop;
 	bool ok;
+	struct vprogress *vp;		/* during ckpt_verify() only */
 };
 
 const char *
@@ -100,13 +101,13 @@ ckpt_report_free(struct ckpt_report *r)
 		free(r->files[i].name);
 		free(r->files[i].reason);
 		free(r->files[i].range_bad);
-		flist_free(&r->files[i].findings);
+		ckpt_flist_free(&r->files[i].findings);
 		pthread_mutex_destroy(&r->files[i].lock);
 	}
 	free(r->files);
 	free(r->pubfiles);
-	flist_free(&r->findings);
-	flist_free(&r->top);
+	ckpt_flist_free(&r->findings);
+	ckpt_flist_free(&r->top);
 	free(r->path);
 	free(r->manifest);
 	free(r);
@@ -211,7 +212,7 @@ file_finding(struct vfile *vf, const char *id, enum ckpt_severity sev,
 
 	pthread_mutex_lock(&vf->lock);
 	va_start(ap, fmt);
-	rc = flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
+	rc = ckpt_flist_vadd(&vf->findings, id, sev, vf->path, subject, offset,
 	    fmt, ap);
 	va_end(ap);
 	pthread_mutex_unlock(&vf->lock);
@@ -281,7 +282,7 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 	if (!dir)
 		return ckpt_error_nomem(err);
 	if (depth > WALK_DEPTH_MAX) {
-		rc = flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
+		rc = ckpt_flist_add(&w->r->top, "tree-too-deep", CKPT_SEV_ERROR,
 		    dir, NULL, -1, "directories nested deeper than %d levels "
 		    "were not checked", WALK_DEPTH_MAX);
 		free(dir);
@@ -289,7 +290,7 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 	}
 	n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		rc = flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
+		rc = ckpt_flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
 		    NULL, -1, "cannot list the directory: %s",
 		    strerror(errno));
 		free(dir);
@@ -311,11 +312,11 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-		if (vman_is_own_file(name)) {
+		if (ckpt_vman_is_own_file(name)) {
 			/* The manifest and its signature are checked as
 			 * such, not as payload. */
 		} else if (lstat(path, &st)) {
-			rc = flist_add(&w->r->top, "unreadable",
+			rc = ckpt_flist_add(&w->r->top, "unreadable",
 			    CKPT_SEV_ERROR, path, NULL, -1, "cannot stat: %s",
 			    strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {
@@ -344,6 +345,78 @@ cmp_vfile(const void *a, const void *b)
 }
 
 /* ------------------------------------------------------------------ */
+/* Progress                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One progress for the whole verification: the bytes the hashing engine
+ * has done and has to do, plus, with --numerics, the float tensor bytes
+ * scanned and to scan.  The scan's total starts as the size of every file
+ * to open (known before any is read) and shrinks to the float tensors'
+ * bytes as each file is opened, so the figure only ever grows towards
+ * 100%.  The hashing engine and the structure pool report from their own
+ * threads: the lock serialises them.
+ */
+struct vprogress {
+	ckpt_progress_fn fn;
+	void *data;
+	pthread_mutex_t lock;
+	uint64_t hash_base, hash_done, hash_total;
+	uint64_t scan_done, scan_total;
+};
+
+static void
+vprogress_report(struct vprogress *vp)
+{
+	vp->fn(vp->hash_base + vp->hash_done + vp->scan_done,
+	    vp->hash_base + vp->hash_total + vp->scan_total, vp->data);
+}
+
+/* The hashing engine's figures (of the current pass). */
+static void
+vprogress_hash(uint64_t done, uint64_t total, void *data)
+{
+	struct vprogress *vp = data;
+
+	pthread_mutex_lock(&vp->lock);
+	vp->hash_done = done;
+	vp->hash_total = total;
+	vprogress_report(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* The numerics scan of one file: estimate replaced by what it has. */
+static void
+vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
+{
+	if (!vp->fn)
+		return;
+	pthread_mutex_lock(&vp->lock);
+	vp->scan_total = vp->scan_total - estimate + actual;
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* ckpt_tensor_nonfinite_many() counts from 0 for each file. */
+struct scan_relay {
+	struct vprogress *vp;
+	uint64_t last;
+};
+
+static void
+vprogress_scan(uint64_t done, uint64_t total, void *data)
+{
+	struct scan_relay *sr = data;
+	struct vprogress *vp = sr->vp;
+
+	(void)total;
+	pthread_mutex_lock(&vp->lock);
+	vp->scan_done += done - sr->last;
+	sr->last = done;
+	vprogress_report(vp);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* ------------------------------------------------------------------ */
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -354,15 +427,18 @@ cmp_vfile(const void *a, const void *b)
  * structure pool, beside the hashing engine: the two overlap. */
 static void
 scan_numerics(struct vfile *vf, const struct ckpt_file *f,
-    unsigned int threads)
+    unsigned int threads, struct vprogress *vp)
 {
+	struct scan_relay sr = { vp, 0 };
 	struct ckpt_stats_item *items;
 	struct ckpt_error e;
+	uint64_t bytes = 0;
 	size_t n = 0;
 
 	items = calloc(ckpt_file_tensor_count(f) ? ckpt_file_tensor_count(f) :
 	    1, sizeof(*items));
 	if (!items) {
+		vprogress_rescale(vp, (uint64_t)vf->st.st_size, 0);
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL, -1,
 		    "out of memory for the numerics scan");
 		return;
@@ -374,9 +450,12 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 			continue;
 		items[n].f = f;
 		items[n++].t = t;
+		bytes += t->numel * ckpt_dtype_bits(t->dtype) / 8;
 	}
+	vprogress_rescale(vp, (uint64_t)vf->st.st_size, bytes);
 	ckpt_error_clear(&e);
-	if (ckpt_tensor_nonfinite_many(items, n, threads, &e)) {
+	if (ckpt_tensor_nonfinite_many(items, n, threads, vp->fn ?
+	    vprogress_scan : NULL, &sr, &e)) {
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL,
 		    e.offset, "cannot scan numerics: %s", e.message);
 		n = 0;
@@ -485,7 +564,7 @@ fail:
 	return rc;
 }
 
-/* The manifest under the prefix, as vman_load gives a local one. */
+/* The manifest under the prefix, as ckpt_vman_load gives a local one. */
 static int
 remote_manifest(const struct remote *rem, const char *url,
     const struct ckpt_verify_options *o, struct vmanifest **out,
@@ -511,13 +590,13 @@ remote_manifest(const struct remote *rem, const char *url,
 	if (!rc)
 		rc = ckpt_manifest_parse(text, len, mpath, dir, &cm, &e);
 	if (!rc)
-		rc = vman_adopt(cm, o, out, top, err);
+		rc = ckpt_vman_adopt(cm, o, out, top, err);
 	else if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
 	else if (rc == CKPT_ERR_NOTFOUND)
 		rc = CKPT_OK;
 	else if (rc == CKPT_ERR_FORMAT || rc == CKPT_ERR_UNSUPPORTED)
-		rc = flist_add(top, "manifest-invalid", CKPT_SEV_ERROR,
+		rc = ckpt_flist_add(top, "manifest-invalid", CKPT_SEV_ERROR,
 		    e.path[0] ? e.path : mpath, NULL, e.offset, "%s",
 		    e.message) ? ckpt_error_nomem(err) : CKPT_OK;
 	else if (err)
@@ -545,7 +624,7 @@ remote_object(void *arg, const char *key, const struct ckpt_s3_object *obj)
 
 	if (!obj || !*name || name[strlen(name) - 1] == '/')
 		return 0;
-	if (vman_is_own_file(name)) {
+	if (ckpt_vman_is_own_file(name)) {
 		rw->rem->has_sig |= strcmp(name, CKPT_MANIFEST_NAME) != 0;
 		return 0;
 	}
@@ -591,6 +670,7 @@ struct pool {
 	unsigned int started;
 	int fatal;			/* out of memory */
 	const struct remote *remote;	/* NULL: local files */
+	struct vprogress *vp;
 };
 
 /* Copies what the reader found, and adds what verify checks on top. */
@@ -799,7 +879,8 @@ static void
 job_open(struct pool *p, struct job *j)
 {
 	struct vfile *vf = j->vf;
-	struct ckpt_open_options oo = { .allow_globals = p->allow,
+	struct ckpt_open_options oo = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .allow_globals = p->allow,
 	    .nallow_globals = p->nallow };
 	struct ckpt_file *f;
 	struct ckpt_error e;
@@ -813,6 +894,8 @@ job_open(struct pool *p, struct job *j)
 	rc = p->remote ? ckpt_s3_file_open(p->remote->s3, false,
 	    remote_key(p->remote, vf->path), &oo, &f, &e) :
 	    ckpt_file_open_ex(vf->path, &oo, &f, &e);
+	if (rc && (p->flags & CKPT_VERIFY_NUMERICS))
+		vprogress_rescale(p->vp, (uint64_t)vf->st.st_size, 0);
 	if (rc) {
 		const char *id = "format-error";
 
@@ -848,7 +931,7 @@ job_open(struct pool *p, struct job *j)
 	if (vf->m && !vf->cached)
 		check_contents(vf, f);
 	if (p->flags & CKPT_VERIFY_NUMERICS)
-		scan_numerics(vf, f, p->threads);
+		scan_numerics(vf, f, p->threads, p->vp);
 	ckpt_file_free(f);
 }
 
@@ -930,20 +1013,6 @@ struct hplan {
 	size_t *idx;			/* manifest range of each job range */
 };
 
-struct progress_relay {
-	const struct ckpt_verify_options *o;
-	uint64_t base;
-};
-
-static void
-relay(uint64_t done, uint64_t total, void *data)
-{
-	struct progress_relay *pr = data;
-
-	pr->o->progress(pr->o->progress_arg, pr->base + done,
-	    pr->base + total);
-}
-
 static bool
 overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
 {
@@ -994,7 +1063,6 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 {
 	struct ckpt_hash_job *jobs;
 	struct hplan *plans;
-	struct progress_relay pr = { o, r->hashed };
 	size_t nj = 0;
 	int rc = CKPT_OK;
 
@@ -1047,6 +1115,12 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		plans[nj].vf = vf;
 		nj++;
 	}
+	if (r->vp->fn) {
+		pthread_mutex_lock(&r->vp->lock);
+		r->vp->hash_base = r->hashed;
+		r->vp->hash_done = r->vp->hash_total = 0;
+		pthread_mutex_unlock(&r->vp->lock);
+	}
 	if (nj && rem) {
 		const char **keys = calloc(nj, sizeof(*keys));
 
@@ -1058,8 +1132,8 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		if (rc)
 			goto out;
 	} else if (nj) {
-		ckpt_hash_files(jobs, nj, o ? o->threads : 0, o && o->progress ?
-		    relay : NULL, &pr, NULL);
+		ckpt_hash_files(jobs, nj, o ? o->threads : 0, r->vp->fn ?
+		    vprogress_hash : NULL, r->vp, NULL);
 	}
 	for (size_t i = 0; i < nj; i++) {
 		struct ckpt_hash_job *j = &jobs[i];
@@ -1224,7 +1298,7 @@ merge_findings(struct flist *dst, const struct flist *src,
 	for (size_t i = 0; i < src->n; i++) {
 		const struct ckpt_finding *x = &src->v[i];
 
-		if (flist_add(dst, x->id, x->severity, x->path, x->subject,
+		if (ckpt_flist_add(dst, x->id, x->severity, x->path, x->subject,
 		    x->offset, "%s", x->message))
 			return ckpt_error_nomem(err);
 	}
@@ -1257,7 +1331,7 @@ check_layout(struct ckpt_report *r, const char *path)
 		return;
 	ckpt_error_clear(&e);
 	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
-		flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
+		ckpt_flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
 		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
 		    e.message);
 		return;
@@ -1278,7 +1352,7 @@ check_layout(struct ckpt_report *r, const char *path)
 			file_finding(vf, x->id, x->severity, x->subject,
 			    x->offset, "%s", x->message);
 		else
-			flist_add(&r->top, x->id, x->severity, x->path ?
+			ckpt_flist_add(&r->top, x->id, x->severity, x->path ?
 			    x->path : path, x->subject, x->offset, "%s",
 			    x->message);
 	}
@@ -1298,23 +1372,23 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	r->sig_state = "none";
 	if (!man) {
 		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-			flist_add(&r->top, "signature-missing",
+			ckpt_flist_add(&r->top, "signature-missing",
 			    CKPT_SEV_ERROR, r->path, NULL, -1, "no manifest, "
 			    "so nothing is signed");
 		return;
 	}
-	sig = vman_signature_path(man);
+	sig = ckpt_vman_signature_path(man);
 	if (!sig || access(sig, F_OK)) {
 		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-			flist_add(&r->top, "signature-missing",
+			ckpt_flist_add(&r->top, "signature-missing",
 			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
 			    "manifest is not signed (no %s)", sig ? sig :
 			    "signature");
 		free(sig);
 		return;
 	}
-	if (vman_trusted_keys(o, man, &keys, &nkeys)) {
-		flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
+	if (ckpt_vman_trusted_keys(o, man, &keys, &nkeys)) {
+		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
 		    NULL, -1, "out of memory listing trusted keys");
 		free(sig);
 		return;
@@ -1324,23 +1398,23 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	switch (rc) {
 	case CKPT_OK:
 		r->sig_state = "valid";
-		flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
+		ckpt_flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
 		    r->keyid, -1, "good signature by key %s", r->keyid);
 		break;
 	case CKPT_ERR_NOTFOUND:
 		r->sig_state = "unknown-key";
-		flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
+		ckpt_flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
 		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
 		    e.message);
 		break;
 	case CKPT_ERR_CRYPTO:
 		r->sig_state = "invalid";
-		flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
+		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
 		    r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
 		break;
 	default:
 		r->sig_state = "invalid";
-		flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
+		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
 		    NULL, e.offset, "%s", e.message);
 		break;
 	}
@@ -1385,7 +1459,7 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 	}
 	if (p->remote && (flags & CKPT_VERIFY_FAST))
 		return CKPT_OK;
-	if ((flags & CKPT_VERIFY_FAST) && vcache_lookup(cache, &vf->st,
+	if ((flags & CKPT_VERIFY_FAST) && ckpt_vcache_lookup(cache, &vf->st,
 	    vf->digest) && !memcmp(vf->digest, vf->m->cache_key,
 	    CKPT_SHA256_BYTES)) {
 		vf->cached = true;
@@ -1466,7 +1540,7 @@ allowed_globals(const struct ckpt_verify_options *o,
     const char ***list, size_t *n, struct flist *top)
 {
 	char *root = o && o->store ? strdup(o->store) : man && man->dir ?
-	    vman_store_root(man->dir) : NULL;
+	    ckpt_vman_store_root(man->dir) : NULL;
 	const char *const *extra = NULL;
 	size_t nextra = 0, nown = o ? o->nallow_globals : 0;
 	char *yaml = NULL;
@@ -1482,7 +1556,7 @@ allowed_globals(const struct ckpt_verify_options *o,
 	/* A missing ckpt.yaml loads as an empty one. */
 	if (yaml) {
 		if (ckpt_policy_config_load(yaml, cfg, &e))
-			flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
+			ckpt_flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
 			    NULL, -1, "%s; its verify.allow_globals were not "
 			    "applied", e.message);
 		else
@@ -1511,11 +1585,11 @@ remote_limits(struct ckpt_report *r, const struct remote *rem,
 
 	if (rem->has_sig || (o && o->nkeys) ||
 	    (flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-		flist_add(&r->top, "signature-unchecked", CKPT_SEV_WARNING,
+		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_WARNING,
 		    r->path, NULL, -1, "signatures of checkpoints in an "
 		    "object store are not checked yet");
 	if (man && (flags & CKPT_VERIFY_FAST))
-		flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path, NULL,
+		ckpt_flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path, NULL,
 		    -1, "--fast on an object store: the listing's sizes "
 		    "against the manifest; no byte was read");
 }
@@ -1530,12 +1604,17 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	struct vcache *cache = NULL;
 	struct ckpt_report *r;
 	struct remote rem, *remote = NULL;
+	struct vprogress vp = { .fn = o ? o->progress : NULL,
+	    .data = o ? o->progress_data : NULL };
 	struct walk w;
 	struct pool p;
 	struct stat st;
 	size_t cap = 0;
 	int rc;
 
+	if (o && (rc = ckpt_options_check(o->version,
+	    CKPT_VERIFY_OPTIONS_VERSION, "ckpt_verify_options", err)))
+		return rc;
 	if (ckpt_s3_is_url(path)) {
 		if ((rc = remote_open(path, &rem, &st, err)))
 			return rc;
@@ -1553,6 +1632,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	r->sig_state = "none";
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
+	pthread_mutex_init(&vp.lock, NULL);
+	r->vp = p.vp = &vp;
 	p.flags = o ? o->flags : 0;
 	p.threads = o ? o->threads : 0;
 	p.remote = remote;
@@ -1560,7 +1641,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	w.r = r;
 
 	rc = remote ? (S_ISDIR(st.st_mode) ? remote_manifest(remote, path, o,
-	    &man, &r->top, err) : CKPT_OK) : vman_load(path,
+	    &man, &r->top, err) : CKPT_OK) : ckpt_vman_load(path,
 	    S_ISDIR(st.st_mode), o, &man, &r->top, err);
 	if (rc)
 		goto out;
@@ -1597,7 +1678,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	 * lacks is missing. */
 	if (man) {
 		for (size_t i = 0; i < r->nfiles; i++)
-			r->files[i].m = vman_find(man, r->files[i].name);
+			r->files[i].m = ckpt_vman_find(man, r->files[i].name);
 		for (size_t i = 0; i < man->nfiles; i++) {
 			struct vfile *vf;
 			char *fp;
@@ -1627,7 +1708,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 				    CKPT_SEV_ERROR, NULL, -1, "on disk, not "
 				    "in the manifest");
 	} else if (!S_ISDIR(st.st_mode) || r->nfiles) {
-		flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
+		ckpt_flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
 		    -1, "no manifest: structure, safety%s only",
 		    p.flags & CKPT_VERIFY_NUMERICS ? " and numerics" : "");
 	}
@@ -1638,15 +1719,18 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			pthread_mutex_init(&r->files[i].lock, NULL);
 	}
 	if (!r->nfiles)
-		flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
+		ckpt_flist_add(&r->top, "empty", CKPT_SEV_ERROR, path, NULL, -1,
 		    "no files to verify");
 	/* The mutexes must not move once threads run: the array is final
 	 * from here on. */
 	if (man && !remote && !(p.flags & CKPT_VERIFY_NO_CACHE))
-		vcache_open(o, man, &cache);
+		ckpt_vcache_open(o, man, &cache);
 	for (size_t i = 0; i < r->nfiles; i++)
 		if ((rc = plan_file(&p, &cap, &r->files[i], o, cache, err)))
 			goto out;
+	if (p.flags & CKPT_VERIFY_NUMERICS)
+		for (size_t i = 0; i < p.njobs; i++)
+			vp.scan_total += (uint64_t)p.jobs[i].vf->st.st_size;
 	if (remote) {
 		remote_limits(r, remote, man, o);
 	} else {
@@ -1655,7 +1739,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			check_layout(r, path);
 	}
 	if (!remote && o && o->oms_bundle && o->oms_key)
-		vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
+		ckpt_vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
 		    &r->top);
 	pool_start(&p, o);
 	rc = hash_phase(r, o, p.remote, false, err);
@@ -1677,9 +1761,9 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		    !vf->cached && vf->present && S_ISREG(vf->st.st_mode) &&
 		    !file_has_finding(vf, "content-digest-mismatch") &&
 		    !file_has_finding(vf, "content-unchecked"))
-			vcache_store(cache, &vf->st, vf->m->cache_key);
+			ckpt_vcache_store(cache, &vf->st, vf->m->cache_key);
 	}
-	vcache_close(cache);
+	ckpt_vcache_close(cache);
 	cache = NULL;
 
 	if ((rc = merge_findings(&r->findings, &r->top, err)))
@@ -1703,12 +1787,14 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		if (r->findings.v[i].severity >= CKPT_SEV_WARNING)
 			r->ok = false;
 out:
-	vcache_close(cache);
+	ckpt_vcache_close(cache);
 	free(p.jobs);
 	free(allow);
 	ckpt_policy_config_free(cfg);
 	pthread_mutex_destroy(&p.lock);
-	vman_free(man);
+	pthread_mutex_destroy(&vp.lock);
+	r->vp = NULL;
+	ckpt_vman_free(man);
 	if (remote)
 		remote_close(remote);
 	if (rc) {

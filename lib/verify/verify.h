@@ -59,43 +59,43 @@ struct vmanifest {
  * a file): *out NULL when there is none.  A manifest that exists but does
  * not read becomes a finding in top and *out stays NULL.
  */
-int vman_load(const char *path, bool is_dir,
+int ckpt_vman_load(const char *path, bool is_dir,
     const struct ckpt_verify_options *o, struct vmanifest **out,
     struct flist *top, struct ckpt_error *err);
 /* The same for a manifest already read (cm is taken over, also on
  * failure): a remote checkpoint's. */
-int vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
+int ckpt_vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
     struct vmanifest **out, struct flist *top, struct ckpt_error *err);
-void vman_free(struct vmanifest *m);
+void ckpt_vman_free(struct vmanifest *m);
 /* The entry for a relative path (marked seen), or NULL. */
-const struct vman_file *vman_find(struct vmanifest *m, const char *name);
+const struct vman_file *ckpt_vman_find(struct vmanifest *m, const char *name);
 /* Whether name (relative) is the manifest machinery rather than payload:
  * the manifest, its signature, the mutable status file. */
-bool vman_is_own_file(const char *name);
+bool ckpt_vman_is_own_file(const char *name);
 /* <manifest>.sig, newly allocated. */
-char *vman_signature_path(const struct vmanifest *m);
+char *ckpt_vman_signature_path(const struct vmanifest *m);
 /* The public keys to trust: opts->keys, then STORE/.ckpt/keys/ *.pub of
  * the store holding the checkpoint.  Newly allocated array of strings. */
-int vman_trusted_keys(const struct ckpt_verify_options *o,
+int ckpt_vman_trusted_keys(const struct ckpt_verify_options *o,
     const struct vmanifest *m, char ***keys, size_t *n);
 /* The store root holding dir (a directory with .ckpt/), or NULL. */
-char *vman_store_root(const char *dir);
+char *ckpt_vman_store_root(const char *dir);
 
 /* Checks an OMS bundle (oms.c) against the model at model; findings go
  * to top ("oms-valid" info when it holds). */
-void vman_oms_check(const char *model, const char *bundle, const char *pem,
+void ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
     unsigned int threads, struct flist *top);
 
 /* The --fast digest cache. */
 struct vcache;
 
-void vcache_open(const struct ckpt_verify_options *o,
+void ckpt_vcache_open(const struct ckpt_verify_options *o,
     const struct vmanifest *m, struct vcache **out);
-bool vcache_lookup(struct vcache *c, const struct stat *st,
+bool ckpt_vcache_lookup(struct vcache *c, const struct stat *st,
     unsigned char *sha256);
-void vcache_store(struct vcache *c, const struct stat *st,
+void ckpt_vcache_store(struct vcache *c, const struct stat *st,
     const unsigned char *sha256);
 /* Writes the cache back when it changed (best effort) and frees it. */
-void vcache_close(struct vcache *c);
+void ckpt_vcache_close(struct vcache *c);
 
 #endif /* CKPT_VERIFY_H */

@@ -16,7 +16,7 @@
 #define SIG_SUFFIX ".sig"
 
 bool
-vman_is_own_file(const char *name)
+ckpt_vman_is_own_file(const char *name)
 {
 	/* The staging file never survives a commit; if it is there it is
 	 * a finding like any other unlisted file. */
@@ -26,7 +26,7 @@ vman_is_own_file(const char *name)
 }
 
 char *
-vman_signature_path(const struct vmanifest *m)
+ckpt_vman_signature_path(const struct vmanifest *m)
 {
 	char *s;
 
@@ -36,7 +36,7 @@ vman_signature_path(const struct vmanifest *m)
 }
 
 char *
-vman_store_root(const char *dir)
+ckpt_vman_store_root(const char *dir)
 {
 	char *cur = realpath(dir, NULL);
 
@@ -77,7 +77,7 @@ push_key(char ***keys, size_t *n, const char *path)
 }
 
 int
-vman_trusted_keys(const struct ckpt_verify_options *o,
+ckpt_vman_trusted_keys(const struct ckpt_verify_options *o,
     const struct vmanifest *m, char ***keys, size_t *n)
 {
 	char *root = NULL, *dir = NULL;
@@ -92,7 +92,7 @@ vman_trusted_keys(const struct ckpt_verify_options *o,
 	if (o && o->store)
 		root = strdup(o->store);
 	else if (m && m->dir)
-		root = vman_store_root(m->dir);
+		root = ckpt_vman_store_root(m->dir);
 	if (!root)
 		return 0;
 	if (asprintf(&dir, "%s/.ckpt/keys", root) < 0) {
@@ -122,7 +122,7 @@ vman_trusted_keys(const struct ckpt_verify_options *o,
 }
 
 const struct vman_file *
-vman_find(struct vmanifest *m, const char *name)
+ckpt_vman_find(struct vmanifest *m, const char *name)
 {
 	for (size_t i = 0; i < m->nfiles; i++)
 		if (!strcmp(m->files[i].name, name)) {
@@ -133,7 +133,7 @@ vman_find(struct vmanifest *m, const char *name)
 }
 
 void
-vman_free(struct vmanifest *m)
+ckpt_vman_free(struct vmanifest *m)
 {
 	if (!m)
 		return;
@@ -285,7 +285,7 @@ adapt_file(struct vman_file *vf, const struct ckpt_manifest_file *f,
 }
 
 int
-vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
+ckpt_vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
     struct vmanifest **out, struct flist *top, struct ckpt_error *err)
 {
 	struct ckpt_manifest *cm;
@@ -317,18 +317,18 @@ vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
 	if (rc) {
 		/* A manifest that is there but does not read is as bad as a
 		 * corrupt file, and nothing can be checked against it. */
-		rc = flist_add(top, rc == CKPT_ERR_IO ? "io-error" :
+		rc = ckpt_flist_add(top, rc == CKPT_ERR_IO ? "io-error" :
 		    "manifest-invalid", CKPT_SEV_ERROR, e.path[0] ? e.path :
 		    path, NULL, e.offset, "%s", e.message);
 		free(dir);
 		return rc ? ckpt_error_nomem(err) : CKPT_OK;
 	}
 	free(dir);
-	return vman_adopt(cm, o, out, top, err);
+	return ckpt_vman_adopt(cm, o, out, top, err);
 }
 
 int
-vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
+ckpt_vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
     struct vmanifest **out, struct flist *top, struct ckpt_error *err)
 {
 	struct vmanifest *m;
@@ -356,14 +356,14 @@ vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
 		    ckpt_manifest_schema(cm)))
 			goto nomem;
 	if (o && o->manifest_digest && strcmp(o->manifest_digest, m->digest))
-		flist_add(top, "manifest-digest-mismatch", CKPT_SEV_ERROR,
+		ckpt_flist_add(top, "manifest-digest-mismatch", CKPT_SEV_ERROR,
 		    m->path, NULL, -1, "manifest is %s, the registry recorded "
 		    "%s", m->digest, o->manifest_digest);
 	*out = m;
 	return CKPT_OK;
 nomem:
 	if (m)
-		vman_free(m);
+		ckpt_vman_free(m);
 	else
 		ckpt_manifest_free(cm);
 	return ckpt_error_nomem(err);

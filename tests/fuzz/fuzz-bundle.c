@@ -58,7 +58,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *path = fuzz_write("in", data, size);
-	struct ckpt_import_opts o = { .name = "in" };
+	struct ckpt_import_options o = {
+	    .version = CKPT_IMPORT_OPTIONS_VERSION, .name = "in" };
 	struct ckpt_error err;
 	char *report = NULL, root[PATH_MAX + 8];
 	int fd, rc;

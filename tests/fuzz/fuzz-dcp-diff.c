@@ -72,11 +72,12 @@ write_dcp(const char *name, const uint8_t *data, size_t size, bool flip)
 static void
 run(const char *a, const char *b, bool same)
 {
-	struct ckpt_diff_options o = { .cmp = { 1e-8, 1e-5, true },
-	    .threads = 2 };
+	struct ckpt_diff_options o = CKPT_DIFF_OPTIONS_INIT;
 	struct ckpt_error err;
 	struct ckpt_diff *d;
 
+	o.cmp.equal_nan = true;
+	o.threads = 2;
 	if (ckpt_diff(a, b, &o, &d, &err)) {
 		sink += fuzz_touch(err.message);
 		return;

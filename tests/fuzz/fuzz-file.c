@@ -62,7 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * for admitted classes and enum members (getattr) are fuzzed too. */
 	static const char *const allow[] = { "__main__.*", "a.B",
 		"transformers.training_args.*", "collections.*" };
-	struct ckpt_open_options o = { .flags = CKPT_OPEN_CHECK_CRC };
+	struct ckpt_open_options o = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .flags = CKPT_OPEN_CHECK_CRC };
 	const char *path = fuzz_write("input", data, size);
 	struct ckpt_error err;
 	struct ckpt_file *f;

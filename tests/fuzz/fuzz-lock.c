@@ -63,7 +63,8 @@ judge_lock(void)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ckpt_gc_opts go = { .older_than = 0, .dry_run = true };
+	struct ckpt_gc_options go = {
+	    .version = CKPT_GC_OPTIONS_VERSION, .older_than = 0, .dry_run = true };
 	struct ckpt_gc_report *rep;
 	struct ckpt_error err;
 	char target[4096];

@@ -235,7 +235,10 @@ cmd_tensors(int argc, char **argv)
 			ckpt_hash_update(h, buf, (size_t)(n * esize));
 			e += n;
 		}
-		ckpt_hash_final(h, d, NULL);
+		if (ckpt_hash_final(h, d, NULL)) {
+			printf("error: hash");
+			rc = 1;
+		}
 		ckpt_hash_free(h);
 		ckpt_hex(d, sizeof(d), hex);
 		printf("%s\n", rc ? "" : hex);
@@ -315,9 +318,15 @@ sha256_hex(const void *data, size_t len, char *hex)
 	unsigned char d[CKPT_SHA256_BYTES];
 	struct ckpt_hash *h;
 
-	ckpt_hash_new(CKPT_HASH_SHA256, &h, NULL);
+	if (ckpt_hash_new(CKPT_HASH_SHA256, &h, NULL)) {
+		fprintf(stderr, "ckpt-test-tool: out of memory\n");
+		exit(3);
+	}
 	ckpt_hash_update(h, data, len);
-	ckpt_hash_final(h, d, NULL);
+	if (ckpt_hash_final(h, d, NULL)) {
+		fprintf(stderr, "ckpt-test-tool: SHA-256 failed\n");
+		exit(3);
+	}
 	ckpt_hash_free(h);
 	ckpt_hex(d, sizeof(d), hex);
 }

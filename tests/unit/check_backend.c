@@ -938,7 +938,7 @@ take_step(const struct ckpt_entry *e, void *arg)
 START_TEST(test_fake_backend_save_list_latest)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	struct ckpt_save_opts o = { 0 };
+	struct ckpt_save_options o = CKPT_SAVE_OPTIONS_INIT;
 	struct ckpt_save *sv;
 	struct ckpt_store *s;
 	struct ckpt_list *l;

@@ -298,7 +298,7 @@ START_TEST(test_compare_boundaries)
 {
 	enum { N = 3 * 1024 + 5 };
 	static double a[N], b[N];
-	struct ckpt_compare_options op = { 1e-8, 1e-5, false };
+	struct ckpt_compare_options op = CKPT_COMPARE_OPTIONS_INIT;
 
 	for (size_t pos = 0; pos < N; pos += pos % 1024 < 1020 ?
 	    1020 - pos % 1024 : 1) {
@@ -336,7 +336,8 @@ START_TEST(test_compare_tolerance_edge)
 {
 	double b[] = { 1.0, 2.0, -4.0, 0.0, 8.0, 8.0 };
 	double a[] = { 1.375, 2.5, -4.625, 0.125, 9.0, INFINITY };
-	struct ckpt_compare_options op = { 0.125, 0.25, false };
+	struct ckpt_compare_options op = {
+	    .version = CKPT_COMPARE_OPTIONS_VERSION, .atol = 0.125, .rtol = 0.25 };
 	struct ckpt_compare_stats st;
 
 	/* atol + rtol|b|: 0.375, 0.625, 1.125, 0.125, 2.125 */
@@ -361,7 +362,8 @@ START_TEST(test_compare_across_dtypes)
 {
 	float f[1030];
 	unsigned char bf[2 * 1030];
-	struct ckpt_compare_options op = { 0, 0, false };
+	struct ckpt_compare_options op = {
+	    .version = CKPT_COMPARE_OPTIONS_VERSION };
 	struct ckpt_compare_stats st;
 
 	for (int i = 0; i < 1030; i++) {

@@ -154,7 +154,7 @@ END_TEST
 
 START_TEST(test_pickle_limits)
 {
-	struct pk_limits lim = pk_default_limits;
+	struct pk_limits lim = ckpt_pk_default_limits;
 	struct pk_opts o = { .what = "t", .base = 0, .limits = &lim };
 	unsigned char buf[4096];
 	struct ckpt_pickle *p = NULL;
@@ -179,7 +179,7 @@ START_TEST(test_pickle_limits)
 	ckpt_file_free(f);
 
 	/* memo growth */
-	lim = pk_default_limits;
+	lim = ckpt_pk_default_limits;
 	lim.max_memo = 10;
 	n = 0;
 	buf[n++] = 0x80;
@@ -198,7 +198,7 @@ START_TEST(test_pickle_limits)
 	ckpt_file_free(f);
 
 	/* total allocation */
-	lim = pk_default_limits;
+	lim = ckpt_pk_default_limits;
 	lim.max_alloc = 4096;
 	n = 0;
 	buf[n++] = 0x80;

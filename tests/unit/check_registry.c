@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_registry.c - the registry history (registry.c): records appended
- * through reg_append() replay into versions and aliases; the rollback
+ * through ckpt_reg_append() replay into versions and aliases; the rollback
  * stack; the chain and every field checked on reading, strictly (an
  * error with the byte offset) or leniently (findings).
  */
@@ -24,7 +24,7 @@ append(struct ckpt_registry *r, const char *text)
 	int rc;
 
 	ck_assert_ptr_nonnull(j);
-	rc = reg_append(r, j, NULL);
+	rc = ckpt_reg_append(r, j, NULL);
 	json_decref(j);
 	return rc;
 }
@@ -52,7 +52,7 @@ move(struct ckpt_registry *r, const char *action, const char *from,
 	return append(r, buf);
 }
 
-/* A registry built through reg_append, and its text. */
+/* A registry built through ckpt_reg_append, and its text. */
 static struct ckpt_registry *
 sample(void)
 {
@@ -79,7 +79,7 @@ START_TEST(test_registry_replay)
 	ck_assert_str_eq(v->manifest, D2);
 	ck_assert_int_eq(v->step, 20);
 	ck_assert_str_eq(v->record, ckpt_registry_record(r, 2)->digest);
-	ck_assert_ptr_eq(reg_find_manifest(r, "m", D1),
+	ck_assert_ptr_eq(ckpt_reg_find_manifest(r, "m", D1),
 	    ckpt_registry_find_version(r, "m", 1));
 	a = ckpt_registry_find_alias(r, "m", "prod");
 	ck_assert_int_eq(a->version, 2);
@@ -126,7 +126,7 @@ START_TEST(test_registry_append_refuses)
 }
 END_TEST
 
-/* The history text of a sample registry (reg_commit writes it).  Not
+/* The history text of a sample registry (ckpt_reg_commit writes it).  Not
  * inlined: gcc 12 then sees a dangling pointer that is not there. */
 static __attribute__((noinline)) char *
 sample_text(size_t *len)
@@ -137,7 +137,7 @@ sample_text(size_t *len)
 
 	ck_assert_int_eq(ckpt_store_init(unit_tmpdir, NULL, NULL, &s, NULL),
 	    0);
-	ck_assert_int_eq(reg_commit(s, r, NULL), 0);
+	ck_assert_int_eq(ckpt_reg_commit(s, r, NULL), 0);
 	ckpt_registry_free(r);
 	path = ckpt_store_path(s, REG_HISTORY);
 	ck_assert_int_eq(ckpt_read_file(path, 1 << 20, &out, len, NULL), 0);
@@ -192,10 +192,10 @@ START_TEST(test_registry_alias_names)
 	    "staging-2", "a.b" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_int_eq(reg_alias_name_check(bad[i], NULL),
+		ck_assert_int_eq(ckpt_reg_alias_name_check(bad[i], NULL),
 		    CKPT_ERR_INVALID);
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		ck_assert_int_eq(reg_alias_name_check(good[i], NULL), 0);
+		ck_assert_int_eq(ckpt_reg_alias_name_check(good[i], NULL), 0);
 }
 END_TEST
 

@@ -49,8 +49,8 @@ record(struct ckpt_store *s, const char *text)
 
 	ck_assert_ptr_nonnull(j);
 	ck_assert_int_eq(ckpt_registry_load(s, 0, &r, NULL), 0);
-	ck_assert_int_eq(reg_append(r, j, NULL), 0);
-	ck_assert_int_eq(reg_commit(s, r, NULL), 0);
+	ck_assert_int_eq(ckpt_reg_append(r, j, NULL), 0);
+	ck_assert_int_eq(ckpt_reg_commit(s, r, NULL), 0);
 	ckpt_registry_free(r);
 	json_decref(j);
 }
@@ -467,11 +467,13 @@ START_TEST(test_store_hash_engine)
 	job.nranges = n;
 	ck_assert_int_eq(ckpt_hash_files(&job, 1, 3, NULL, NULL, &err), 0);
 	ck_assert_uint_eq(job.size, N);
-	ckpt_hash_buffer(CKPT_HASH_SHA256, buf, N, want, NULL);
+	ck_assert_int_eq(ckpt_hash_buffer(CKPT_HASH_SHA256, buf, N, want,
+	    NULL), 0);
 	ck_assert_mem_eq(job.sha256, want, 32);
 	for (size_t i = 0; i < n; i++) {
-		ckpt_hash_buffer(CKPT_HASH_SHA256, buf + c[i].offset,
-		    c[i].end - c[i].offset, want, NULL);
+		ck_assert_int_eq(ckpt_hash_buffer(CKPT_HASH_SHA256,
+		    buf + c[i].offset, c[i].end - c[i].offset, want, NULL),
+		    0);
 		ck_assert_mem_eq(c[i].sha256, want, 32);
 	}
 	/* A range past the end fails that job with a format error. */

@@ -28,9 +28,11 @@
  *                      number, default SIGINT, just before the call: an
  *                      interrupt at an exact step), short (read and
  *                      write: do at most half of it, at least one
- *                      byte), or run (runs CKPT_FAULT_RUN with
- *                      system(3) just before the call: a file changed
- *                      by someone else at an exact step)
+ *                      byte), run (runs CKPT_FAULT_RUN with system(3)
+ *                      just before the call: a file changed by someone
+ *                      else at an exact step), or delay (sleeps
+ *                      CKPT_FAULT_DELAY_MS, default 200, then makes the
+ *                      call: a slow disk, for progress output)
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -134,6 +136,12 @@ decide(const char *op, const char *a, const char *b)
 	}
 	if (act && !strcmp(act, "crash-after"))
 		return CRASH_AFTER;
+	if (act && !strcmp(act, "delay")) {
+		const char *ms = getenv("CKPT_FAULT_DELAY_MS");
+
+		usleep((useconds_t)(ms ? atoi(ms) : 200) * 1000);
+		return PASS;
+	}
 	if (act && !strcmp(act, "signal")) {
 		const char *sig = getenv("CKPT_FAULT_SIGNAL");
 
