@@ -85,6 +85,8 @@ test_expect_success TORCH 'verify reads an archive hidden in a stored member: it
 	check_hidden out.json hidden-at hidden &&
 	test_expect_code 1 ckpt verify hidden >out &&
 	test_grep "__0_0.distcp: FAILED (unsafe global posix.system)$" out &&
+	test_expect_code 1 ckpt inspect hidden >out &&
+	test_grep "error unsafe-global: bytes item ${SQ}sched${SQ} at bytes $(cat hidden-at)-" out &&
 	test_path_is_missing hidden/pwned
 '
 
