@@ -2021,9 +2021,19 @@ CKPT_API const char *ckpt_report_path(const struct ckpt_report *r);
 CKPT_API bool ckpt_report_ok(const struct ckpt_report *r);
 /** Path of the manifest checked, or NULL when there was none. */
 CKPT_API const char *ckpt_report_manifest(const struct ckpt_report *r);
-/** "none", "valid", "invalid", "unknown-key". */
-CKPT_API const char *ckpt_report_signature(const struct ckpt_report *r,
-    const char **keyid);
+/* What the signature check of a verification found. */
+enum ckpt_sig_state {
+	CKPT_SIG_NONE = 0,		/* no signature (or none checked) */
+	CKPT_SIG_VALID,			/* good signature by a trusted key */
+	CKPT_SIG_INVALID,		/* bad or malformed signature */
+	CKPT_SIG_UNKNOWN_KEY		/* signed by a key not trusted */
+};
+/** The stable name of a state: "none", "valid", "invalid", "unknown-key". */
+CKPT_API const char *ckpt_sig_state_name(enum ckpt_sig_state s);
+/** The signature state; *keyid (when keyid is not NULL) is the signer's
+ * key id, or NULL. */
+CKPT_API enum ckpt_sig_state ckpt_report_signature(
+    const struct ckpt_report *r, const char **keyid);
 /** Bytes hashed and bytes checked from the digest cache. */
 CKPT_API uint64_t ckpt_report_bytes_hashed(const struct ckpt_report *r);
 CKPT_API uint64_t ckpt_report_bytes_cached(const struct ckpt_report *r);
