@@ -1533,27 +1533,7 @@ CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
     const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
 
-/**
- * Python's json module writes NaN, Infinity and -Infinity as bare words,
- * which strict JSON refuses (Hugging Face's trainer_state.json has them
- * when a loss or gradient norm overflowed).  Returns a copy of the len
- * bytes at in with each such word outside strings replaced by null
- * (caller frees; *outlen gets its length), or NULL when out of memory.
- * *first gets the byte offset of the first word replaced, or -1.
- */
-CKPT_API char *ckpt_json_from_python(const char *in, size_t len,
-    size_t *outlen, int64_t *first);
 
-/**
- * Reads a YAML or JSON file (chosen by content: JSON when the first
- * non-space byte is '{' or '[') and returns it as compact JSON text, newly
- * allocated (caller frees).  YAML scalars become strings, except plain
- * scalars that read as integers, floats, true/false or null.  Errors give
- * the line and column ("conf.yaml:3:5: mapping values are not allowed").
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_config_to_json(const char *path, char **json,
-    struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Retention policy                                                    */
@@ -1631,23 +1611,6 @@ CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
  */
 CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
 
-/**
- * Parses a duration: one or more <integer><unit> with units s, m (minutes),
- * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
-    struct ckpt_error *err);
-/** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
-CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
-    size_t len);
-/**
- * Parses a size: a number, optionally with a fraction, and an optional
- * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
-    struct ckpt_error *err);
 
 /*
  * One checkpoint as the retention engine sees it.  Everything is borrowed
