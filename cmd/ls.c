@@ -269,10 +269,11 @@ entry_json(const struct ckpt_entry *e)
 	json_object_set_new(o, "protected", json_boolean(
 	    e->protected_by_registry));
 	json_object_set_new(o, "failed", json_boolean(e->failed));
-	json_object_set_new(o, "validation", e->validation ?
-	    json_string(e->validation) : json_null());
-	json_object_set_new(o, "load_test", e->load_test ?
-	    json_string(e->load_test) : json_null());
+	/* as recorded, so a newer version's values pass through */
+	json_object_set_new(o, "validation", e->validation_raw ?
+	    json_string(e->validation_raw) : json_null());
+	json_object_set_new(o, "load_test", e->load_test_raw ?
+	    json_string(e->load_test_raw) : json_null());
 	json_object_set_new(o, "scope", e->scope ? json_string(e->scope) :
 	    json_null());
 	if (e->note)

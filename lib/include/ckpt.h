@@ -952,6 +952,24 @@ struct ckpt_metric {
 	double value;
 };
 
+/*
+ * The outcome of a check recorded with a checkpoint (the validation at
+ * save, the load test after it).  Read from files that a newer ckpt may
+ * have written: a value this version does not know is UNKNOWN, and the
+ * entry keeps the recorded string.
+ */
+enum ckpt_check_result {
+	CKPT_CHECK_NONE = 0,		/* not run, nothing recorded */
+	CKPT_CHECK_OK,
+	CKPT_CHECK_FAILED,
+	CKPT_CHECK_SKIPPED,		/* the format cannot be validated */
+	CKPT_CHECK_UNREADABLE,		/* its record is damaged */
+	CKPT_CHECK_UNKNOWN		/* recorded by a newer version */
+};
+/** "ok", "failed", "skipped", "unreadable"; "unknown" for UNKNOWN and
+ * NULL for NONE. */
+CKPT_API const char *ckpt_check_result_name(enum ckpt_check_result r);
+
 /* One committed checkpoint, as ckpt_store_list() found it. */
 struct ckpt_entry {
 	const char *run;
@@ -971,8 +989,12 @@ struct ckpt_entry {
 	const char *note;		/* may be NULL */
 	bool pinned;			/* .ckpt/pins/RUN@STEP exists */
 	bool protected_by_registry;	/* a registry version points here */
-	const char *validation;		/* "ok", "failed", "skipped" */
-	const char *load_test;		/* NULL (none), "ok", "failed" */
+	/* validation at save, and the post-commit load test (NONE: none) */
+	enum ckpt_check_result validation, load_test;
+	/* the same as recorded (for UNKNOWN): validation "ok", "failed",
+	 * "skipped"; load_test NULL (none), "ok", "failed", "unreadable" */
+	const char *validation_raw;
+	const char *load_test_raw;
 	bool failed;			/* validation or load test failed */
 };
 
