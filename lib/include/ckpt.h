@@ -2117,6 +2117,17 @@ CKPT_API int ckpt_signature_check(const char *manifest_path,
  */
 struct ckpt_registry;
 
+/* How a registry version holds its checkpoint's files. */
+enum ckpt_storage {
+	CKPT_STORAGE_NONE = 0,		/* not recorded, or nothing placed */
+	CKPT_STORAGE_LINK,		/* hard links to the checkpoint's */
+	CKPT_STORAGE_COPY,		/* copies */
+	CKPT_STORAGE_MIXED,		/* some of each */
+	CKPT_STORAGE_UNKNOWN		/* recorded by a newer version */
+};
+/** "link", "copy", "mixed"; "unknown" for UNKNOWN and NULL for NONE. */
+CKPT_API const char *ckpt_storage_name(enum ckpt_storage s);
+
 struct ckpt_reg_record {
 	int64_t seq;			/* 1, 2, ... in file order */
 	const char *digest;		/* "sha256:" of its line (no newline) */
@@ -2149,7 +2160,8 @@ struct ckpt_reg_version {
 	const char *user;
 	const char *host;
 	const char *note;		/* NULL when none */
-	const char *storage;		/* "link", "copy" or "mixed" */
+	enum ckpt_storage storage;
+	const char *storage_raw;	/* as recorded (NULL: not recorded) */
 	uint64_t size;			/* bytes of the manifest's files */
 	uint64_t nfiles;
 	const char *record;		/* digest of its promote record */
@@ -2346,7 +2358,7 @@ struct ckpt_promote_result {
 	int64_t step;
 	const char *manifest;		/* "sha256:..." */
 	const char *path;		/* the version's directory */
-	const char *storage;		/* "link", "copy", "mixed" */
+	enum ckpt_storage storage;	/* NONE when refused */
 	uint64_t linked, copied;	/* files */
 	uint64_t size;
 	size_t nmoves;

@@ -39,6 +39,27 @@
 #define STATE_MAX	((size_t)1 << 20)
 #define STAGING_STALE	(24 * 3600)	/* another host's staging dir */
 
+static const char *const storage_names[] = { NULL, "link", "copy",
+	"mixed", "unknown" };
+
+const char *
+ckpt_storage_name(enum ckpt_storage s)
+{
+	return (unsigned)s < CKPT_ARRAY_SIZE(storage_names) ?
+	    storage_names[s] : "unknown";
+}
+
+enum ckpt_storage
+ckpt_storage_parse(const char *name)
+{
+	if (!name)
+		return CKPT_STORAGE_NONE;
+	for (size_t i = 1; i < CKPT_ARRAY_SIZE(storage_names) - 1; i++)
+		if (!strcmp(name, storage_names[i]))
+			return (enum ckpt_storage)i;
+	return CKPT_STORAGE_UNKNOWN;
+}
+
 struct rec {
 	struct ckpt_reg_record pub;
 	json_t *j;
@@ -480,7 +501,8 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	v->pub.user = rc->pub.user;
 	v->pub.host = rc->pub.host;
 	v->pub.note = rc->pub.note;
-	v->pub.storage = storage;
+	v->pub.storage = ckpt_storage_parse(storage);
+	v->pub.storage_raw = storage;
 	v->pub.size = (uint64_t)size;
 	v->pub.nfiles = (uint64_t)nfiles;
 	v->pub.record = rc->digest;
@@ -1061,7 +1083,7 @@ version_json(const struct ckpt_reg_version *v)
 	json_object_set_new(o, "host", json_string(v->host));
 	if (v->note)
 		json_object_set_new(o, "note", json_string(v->note));
-	json_object_set_new(o, "storage", json_string(v->storage));
+	json_object_set_new(o, "storage", json_string(v->storage_raw));
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "record", json_string(v->record));

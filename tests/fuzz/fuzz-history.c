@@ -27,10 +27,10 @@ touch_all(const struct ckpt_registry *r)
 
 		sink += fuzz_touch(v->model) + fuzz_touch(v->run) +
 		    fuzz_touch(v->manifest) + fuzz_touch(v->path) +
-		    fuzz_touch(v->storage) + fuzz_touch(v->record) +
+		    fuzz_touch(v->storage_raw) + fuzz_touch(v->record) +
 		    fuzz_touch(v->scope) + fuzz_touch(v->source_manifest) +
 		    fuzz_touch(v->imported_record) +
-		    (size_t)(v->size + v->imported_version);
+		    (size_t)(v->size + v->imported_version) + v->storage;
 		if (ckpt_registry_find_version(r, v->model, v->version) != v)
 			abort();
 	}

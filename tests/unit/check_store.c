@@ -106,7 +106,8 @@ START_TEST(test_store_names)
 }
 END_TEST
 
-/* Recorded check results: known names round-trip, others are UNKNOWN. */
+/* Recorded names (check results, version storage): known names
+ * round-trip, others are UNKNOWN. */
 START_TEST(test_store_check_results)
 {
 	static const char *const known[] = { "ok", "failed", "skipped",
@@ -123,6 +124,12 @@ START_TEST(test_store_check_results)
 	    CKPT_CHECK_UNKNOWN);
 	ck_assert_str_eq(ckpt_check_result_name(CKPT_CHECK_UNKNOWN),
 	    "unknown");
+	ck_assert_int_eq(ckpt_storage_parse("mixed"), CKPT_STORAGE_MIXED);
+	ck_assert_str_eq(ckpt_storage_name(ckpt_storage_parse("copy")),
+	    "copy");
+	ck_assert_int_eq(ckpt_storage_parse(NULL), CKPT_STORAGE_NONE);
+	ck_assert_int_eq(ckpt_storage_parse("reflink"),
+	    CKPT_STORAGE_UNKNOWN);
 }
 END_TEST
 
