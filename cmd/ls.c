@@ -292,8 +292,8 @@ staging_json(const struct ckpt_staging *st)
 	    st->state)));
 	json_object_set_new(o, "step", st->step >= 0 ?
 	    json_integer(st->step) : json_null());
-	json_object_set_new(o, "phase", st->phase ? json_string(st->phase) :
-	    json_null());
+	json_object_set_new(o, "phase", st->phase_raw ?
+	    json_string(st->phase_raw) : json_null());
 	json_object_set_new(o, "message", st->message ?
 	    json_string(st->message) : json_null());
 	json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) :
@@ -568,12 +568,14 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 				    "%lld" : "?", (long long)st->step);
 				if (st->total)
 					snprintf(prog, sizeof(prog), "%s %.0f%%",
-					    st->phase ? st->phase : "",
+					    st->phase_raw ? st->phase_raw :
+					    "",
 					    100.0 * (double)st->done /
 					    (double)st->total);
 				else
 					snprintf(prog, sizeof(prog), "%s",
-					    st->phase ? st->phase : "-");
+					    st->phase_raw ? st->phase_raw :
+					    "-");
 				if (st->pid)
 					snprintf(own, sizeof(own), "pid %ld on %s",
 					    st->pid, st->host ? st->host : "?");

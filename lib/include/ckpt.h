@@ -998,6 +998,29 @@ struct ckpt_entry {
 	bool failed;			/* validation or load test failed */
 };
 
+/*
+ * Where a save is, as its staging record says.  A record a newer ckpt
+ * wrote may name a phase this version does not know: UNKNOWN, and the
+ * staging entry keeps the recorded string.
+ */
+enum ckpt_save_phase {
+	CKPT_PHASE_NONE = 0,		/* not recorded */
+	CKPT_PHASE_STAGING,		/* placing the files */
+	CKPT_PHASE_STARTED,		/* a --background child took over */
+	CKPT_PHASE_VALIDATING,
+	CKPT_PHASE_HASHING,
+	CKPT_PHASE_COPYING,
+	CKPT_PHASE_SYNCING,
+	CKPT_PHASE_COMMITTING,
+	CKPT_PHASE_FAILING,		/* undoing a failed save */
+	CKPT_PHASE_FAILED,
+	CKPT_PHASE_UNKNOWN		/* recorded by a newer version */
+};
+/** "staging", "started", "validating", "hashing", "copying", "syncing",
+ * "committing", "failing", "failed"; "unknown" for UNKNOWN, NULL for
+ * NONE. */
+CKPT_API const char *ckpt_save_phase_name(enum ckpt_save_phase p);
+
 /* A directory of runs/RUN/ that is not a committed checkpoint. */
 enum ckpt_staging_state {
 	CKPT_STAGING_ACTIVE = 0,	/* a save in progress (owner alive) */
@@ -1011,7 +1034,8 @@ struct ckpt_staging {
 	const char *path;		/* absolute */
 	const char *name;
 	enum ckpt_staging_state state;
-	const char *phase;		/* "staging", "hashing", ... or NULL */
+	enum ckpt_save_phase phase;
+	const char *phase_raw;		/* as recorded, or NULL */
 	const char *message;		/* failure message or NULL */
 	int64_t step;			/* -1 when unknown */
 	long pid;			/* 0 when unknown */
@@ -1346,7 +1370,8 @@ CKPT_API const char *ckpt_save_validation(const struct ckpt_save *sv);
  * the given phase: a --background child calls it first so that ls never
  * takes the save for abandoned when the parent exits.
  */
-CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
+CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv,
+    enum ckpt_save_phase phase);
 /**
  * Removes the staging directory of a save that will not be finished (and
  * the run directory begin created, when it is left empty), so that the

@@ -243,6 +243,28 @@ entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 	return 0;
 }
 
+static const char *const save_phase_names[] = { NULL, "staging",
+	"started", "validating", "hashing", "copying", "syncing", "committing",
+	"failing", "failed", "unknown" };
+
+const char *
+ckpt_save_phase_name(enum ckpt_save_phase p)
+{
+	return (unsigned)p < CKPT_ARRAY_SIZE(save_phase_names) ?
+	    save_phase_names[p] : "unknown";
+}
+
+enum ckpt_save_phase
+ckpt_save_phase_parse(const char *name)
+{
+	if (!name)
+		return CKPT_PHASE_NONE;
+	for (size_t i = 1; i < CKPT_ARRAY_SIZE(save_phase_names) - 1; i++)
+		if (!strcmp(name, save_phase_names[i]))
+			return (enum ckpt_save_phase)i;
+	return CKPT_PHASE_UNKNOWN;
+}
+
 static const char *const check_result_names[] = { NULL, "ok", "failed",
 	"skipped", "unreadable", "unknown" };
 
@@ -307,7 +329,7 @@ staging_release(struct ckpt_staging *st)
 	free((char *)st->run);
 	free((char *)st->path);
 	free((char *)st->name);
-	free((char *)st->phase);
+	free((char *)st->phase_raw);
 	free((char *)st->message);
 	free((char *)st->host);
 }
@@ -453,7 +475,8 @@ add_staging(struct ckpt_list *l, const struct ckpt_store *s,
 		if (json_is_integer(v))
 			st->pid = (long)json_integer_value(v);
 		st->host = jstrdup(j, "host");
-		st->phase = jstrdup(j, "phase");
+		st->phase_raw = jstrdup(j, "phase");
+		st->phase = ckpt_save_phase_parse(st->phase_raw);
 		st->message = jstrdup(j, "message");
 		if ((t = ckpt_parse_iso_time(json_string_value(
 		    json_object_get(j, "started")))) > 0)

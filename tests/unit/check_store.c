@@ -106,7 +106,7 @@ START_TEST(test_store_names)
 }
 END_TEST
 
-/* Recorded names (check results, version storage): known names
+/* Recorded names (check results, storage, save phases): known names
  * round-trip, others are UNKNOWN. */
 START_TEST(test_store_check_results)
 {
@@ -130,6 +130,12 @@ START_TEST(test_store_check_results)
 	ck_assert_int_eq(ckpt_storage_parse(NULL), CKPT_STORAGE_NONE);
 	ck_assert_int_eq(ckpt_storage_parse("reflink"),
 	    CKPT_STORAGE_UNKNOWN);
+	for (int p = CKPT_PHASE_STAGING; p < CKPT_PHASE_UNKNOWN; p++)
+		ck_assert_int_eq(ckpt_save_phase_parse(ckpt_save_phase_name(
+		    (enum ckpt_save_phase)p)), p);
+	ck_assert_int_eq(ckpt_save_phase_parse("uploading"),
+	    CKPT_PHASE_UNKNOWN);
+	ck_assert_int_eq(ckpt_save_phase_parse(NULL), CKPT_PHASE_NONE);
 }
 END_TEST
 
