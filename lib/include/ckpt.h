@@ -2153,12 +2153,29 @@ enum ckpt_storage {
 /** "link", "copy", "mixed"; "unknown" for UNKNOWN and NULL for NONE. */
 CKPT_API const char *ckpt_storage_name(enum ckpt_storage s);
 
+/* What a record of the registry history did. */
+enum ckpt_reg_action {
+	CKPT_REG_PROMOTE = 0,
+	CKPT_REG_ALIAS,			/* an alias set or moved */
+	CKPT_REG_ALIAS_DELETE,
+	CKPT_REG_ROLLBACK,
+	CKPT_REG_PIN,			/* run events: pin, unpin, prune, */
+	CKPT_REG_UNPIN,			/* save --force */
+	CKPT_REG_PRUNE,
+	CKPT_REG_SAVE_FORCE,
+	/* not produced today: the history reader refuses a record whose
+	 * action it does not know */
+	CKPT_REG_UNKNOWN
+};
+/** "promote", "alias", "alias-delete", "rollback", "pin", "unpin",
+ * "prune", "save-force"; "unknown" for UNKNOWN. */
+CKPT_API const char *ckpt_reg_action_name(enum ckpt_reg_action a);
+
 struct ckpt_reg_record {
 	int64_t seq;			/* 1, 2, ... in file order */
 	const char *digest;		/* "sha256:" of its line (no newline) */
 	const char *prev;		/* the previous record's, NULL first */
-	const char *action;		/* "promote", "alias", "alias-delete",
-					   "rollback" */
+	enum ckpt_reg_action action;
 	const char *time;		/* ISO 8601 UTC */
 	const char *user;
 	const char *host;

@@ -60,8 +60,29 @@ ckpt_storage_parse(const char *name)
 	return CKPT_STORAGE_UNKNOWN;
 }
 
+static const char *const reg_action_names[] = { "promote", "alias",
+	"alias-delete", "rollback", "pin", "unpin", "prune", "save-force",
+	"unknown" };
+
+const char *
+ckpt_reg_action_name(enum ckpt_reg_action a)
+{
+	return (unsigned)a < CKPT_ARRAY_SIZE(reg_action_names) ?
+	    reg_action_names[a] : "unknown";
+}
+
+static enum ckpt_reg_action
+reg_action_parse(const char *name)
+{
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(reg_action_names) - 1; i++)
+		if (!strcmp(name, reg_action_names[i]))
+			return (enum ckpt_reg_action)i;
+	return CKPT_REG_UNKNOWN;
+}
+
 struct rec {
 	struct ckpt_reg_record pub;
+	const char *action;		/* as recorded (in j) */
 	json_t *j;
 	char *digest;
 	char *line;
@@ -522,7 +543,7 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 static int
 replay_alias(struct ckpt_registry *r, struct rec *rc, char *why, size_t wlen)
 {
-	const char *action = rc->pub.action, *name = jstr(rc->j, "alias");
+	const char *action = rc->action, *name = jstr(rc->j, "alias");
 	struct ali *a;
 	int64_t from, to, cur;
 
@@ -607,7 +628,7 @@ static int
 replay_event(struct rec *rc, char *why, size_t wlen)
 {
 	json_t *j = rc->j, *removed = json_object_get(j, "removed"), *e;
-	const char *action = rc->pub.action, *run;
+	const char *action = rc->action, *run;
 	int64_t step;
 	size_t i;
 
@@ -724,7 +745,8 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	rc->pub.seq = seq;
 	rc->pub.digest = rc->digest;
 	rc->pub.prev = prev;
-	rc->pub.action = action;
+	rc->action = action;
+	rc->pub.action = reg_action_parse(action);
 	rc->pub.time = jstr(j, "time");
 	rc->pub.user = jstr(j, "user");
 	rc->pub.host = jstr(j, "host");
@@ -1328,7 +1350,7 @@ ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
 		return e.code;
 	}
 	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
-	if (!last || strcmp(last->action, "promote") || strcmp(last->model,
+	if (!last || last->action != CKPT_REG_PROMOTE || strcmp(last->model,
 	    model) || strcmp(last->manifest, manifest))
 		*why = "its last record is not the promotion of this manifest";
 	ckpt_registry_free(l);
