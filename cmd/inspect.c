@@ -497,7 +497,8 @@ tensor_role(const char *file, const char *name)
 		if (n >= 5 && memmem(name, n, "optim", 5))
 			return ROLE_OPTIMIZER;
 		for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-			if (strlen(other[i]) == n && !strncmp(name, other[i], n))
+			if (strlen(other[i]) == n &&
+			    !strncmp(name, other[i], n))
 				return ROLE_OTHER;
 	}
 	return ROLE_MODEL;
@@ -836,7 +837,6 @@ checkpoint_size(const struct ckpt_checkpoint *c)
 	return n;
 }
 
-#define MANIFEST_NAME "ckpt-manifest.json"
 
 /*
  * A committed checkpoint's manifest as the short "checkpoint" block: what
@@ -867,7 +867,8 @@ checkpoint_block(const struct ckpt_checkpoint *c)
 	json_object_set(b, "validation", v ? v : json_null());
 	json_object_set_new(b, "manifest", json_string(ckpt_manifest_digest(
 	    m)));
-	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c), MANIFEST_NAME);
+	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c),
+	    CKPT_MANIFEST_NAME);
 	json_object_set_new(b, "signed", json_boolean(!stat(sig, &st)));
 	free(sig);
 	json_decref(doc);
@@ -903,7 +904,7 @@ print_checkpoint_block(json_t *b)
 	    "validation")) ? json_string_value(json_object_get(b,
 	    "validation")) : "(not recorded)");
 	printf("  signature:  %s\n", json_is_true(json_object_get(b,
-	    "signed")) ? MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
+	    "signed")) ? CKPT_MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
 	    "none");
 	printf("  manifest:   %s (--manifest shows it whole)\n",
 	    json_string_value(json_object_get(b, "manifest")));
@@ -937,9 +938,9 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 
 		printf("\n");
 		if (block && !o->manifest && (!strcmp(
-		    ckpt_checkpoint_file_name(c, i), MANIFEST_NAME) ||
+		    ckpt_checkpoint_file_name(c, i), CKPT_MANIFEST_NAME) ||
 		    !strcmp(ckpt_checkpoint_file_name(c, i),
-		    "ckpt-summary.json"))) {
+		    CKPT_SUMMARY_NAME))) {
 			printf("file:    %s (ckpt's record: see checkpoint "
 			    "above; --manifest shows it)\n",
 			    ckpt_checkpoint_file_name(c, i));
@@ -947,7 +948,8 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		}
 		if (e) {
 			/* also on stderr, where scripts look */
-			printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
+			printf("file:    %s\n",
+			    ckpt_checkpoint_file_name(c, i));
 			printf("error:   %s", e->message);
 			if (e->offset >= 0 && e->code == CKPT_ERR_FORMAT)
 				printf(" (at byte %lld)", (long long)e->offset);
@@ -1045,7 +1047,8 @@ json_totals(const struct totals *tot)
 	for (int r = 0; r < ROLE_COUNT; r++) {
 		json_t *e = json_object();
 
-		json_object_set_new(e, "tensors", json_u64(tot->role[r].tensors));
+		json_object_set_new(e, "tensors",
+		    json_u64(tot->role[r].tensors));
 		json_object_set_new(e, "parameters",
 		    json_u64(tot->role[r].params));
 		json_object_set_new(e, "bytes", json_u64(tot->role[r].bytes));

@@ -559,7 +559,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			if (n)
 				putchar('\n');
 			table_init(&u, 6, sh, NULL);
-			for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+			for (size_t i =
+			    0; i < ckpt_list_staging_count(l); i++) {
 				const struct ckpt_staging *st =
 				    ckpt_list_staging(l, i);
 				char step[32], prog[64], own[300], state[400];
@@ -567,9 +568,9 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 				snprintf(step, sizeof(step), st->step >= 0 ?
 				    "%lld" : "?", (long long)st->step);
 				if (st->total)
-					snprintf(prog, sizeof(prog), "%s %.0f%%",
-					    st->phase_raw ? st->phase_raw :
-					    "",
+					snprintf(prog, sizeof(prog),
+					    "%s %.0f%%",
+					    st->phase_raw ? st->phase_raw : "",
 					    100.0 * (double)st->done /
 					    (double)st->total);
 				else
@@ -577,8 +578,9 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 					    st->phase_raw ? st->phase_raw :
 					    "-");
 				if (st->pid)
-					snprintf(own, sizeof(own), "pid %ld on %s",
-					    st->pid, st->host ? st->host : "?");
+					snprintf(own, sizeof(own),
+					    "pid %ld on %s", st->pid,
+					    st->host ? st->host : "?");
 				else
 					snprintf(own, sizeof(own), "-");
 				snprintf(state, sizeof(state), "%s%s%s",

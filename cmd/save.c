@@ -92,7 +92,8 @@ run_capture(const char *const argv[], const char *dir, char **out, size_t max)
 		if (n <= 0)
 			break;
 		if (len < max) {
-			size_t k = (size_t)n < max - len ? (size_t)n : max - len;
+			size_t k =
+			    (size_t)n < max - len ? (size_t)n : max - len;
 
 			memcpy(buf + len, tmp, k);
 			len += k;
@@ -119,13 +120,14 @@ chomp(char *s)
 static json_t *
 git_state(void)
 {
-	const char *const argv_head[] = { "git", "rev-parse", "--verify", "-q", "HEAD",
-		NULL };
-	const char *const argv_branch[] = { "git", "symbolic-ref", "--short", "-q", "HEAD",
-		NULL };
+	const char *const argv_head[] = { "git", "rev-parse", "--verify", "-q",
+		"HEAD", NULL };
+	const char *const argv_branch[] = { "git", "symbolic-ref", "--short",
+		"-q", "HEAD", NULL };
 	const char *const argv_dirty[] = { "git", "status", "--porcelain",
 		"--untracked-files=no", NULL };
-	const char *const argv_top[] = { "git", "rev-parse", "--show-toplevel", NULL };
+	const char *const argv_top[] = { "git", "rev-parse", "--show-toplevel",
+		NULL };
 	char *out;
 	json_t *g;
 
@@ -1075,7 +1077,8 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 			    "", err.message);
 			json_object_set_new(report, "prune", json_false());
 		} else {
-			for (size_t i = 0; i < ckpt_prune_report_count(rep); i++)
+			for (size_t i =
+			    0; i < ckpt_prune_report_count(rep); i++)
 				if (ckpt_prune_report_item(rep, i)->removed)
 					removed++;
 			info(ctx, "pruned %zu checkpoint%s of run %s", removed,
