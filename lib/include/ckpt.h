@@ -1597,8 +1597,6 @@ CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
     const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
 
-
-
 /* ------------------------------------------------------------------ */
 /* Retention policy                                                    */
 /* ------------------------------------------------------------------ */
@@ -1676,7 +1674,6 @@ CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
  * the caller's string (free(3)), NULL when out of memory.
  */
 CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
-
 
 /*
  * One checkpoint as the retention engine sees it.  Everything is borrowed
