@@ -56,6 +56,10 @@
  *    threads, one call at a time.
  *  - ckpt_interrupt_install() changes process-wide signal dispositions:
  *    call it once, from the main thread, before starting others.
+ *  - ckpt_save_begin() with CKPT_CAPTURE_GIT or CKPT_CAPTURE_GPUS runs
+ *    git and nvidia-smi (fork and exec, waiting for that child only); a
+ *    program that ignores SIGCHLD gets no "git" key.  Clear those flags
+ *    to start no process.
  */
 #ifndef CKPT_H
 #define CKPT_H
