@@ -653,7 +653,8 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 	status = exit_status(&s, &o);
 	for (size_t i = 0; i < d->ntensors; i++)
 		if (d->tensors[i].error)
-			error("%s: %s", d->tensors[i].name, d->tensors[i].error);
+			error("%s: %s", d->tensors[i].name,
+			    d->tensors[i].error);
 	if (ctx->json) {
 		print_json(d, &s, &o, args, (const char **)paths, status);
 	} else {

@@ -496,7 +496,8 @@ tensor_role(const char *file, const char *name)
 		if (n >= 5 && memmem(name, n, "optim", 5))
 			return ROLE_OPTIMIZER;
 		for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-			if (strlen(other[i]) == n && !strncmp(name, other[i], n))
+			if (strlen(other[i]) == n &&
+			    !strncmp(name, other[i], n))
 				return ROLE_OTHER;
 	}
 	return ROLE_MODEL;
@@ -946,7 +947,8 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		}
 		if (e) {
 			/* also on stderr, where scripts look */
-			printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
+			printf("file:    %s\n",
+			    ckpt_checkpoint_file_name(c, i));
 			printf("error:   %s", e->message);
 			if (e->offset >= 0 && e->code == CKPT_ERR_FORMAT)
 				printf(" (at byte %lld)", (long long)e->offset);
@@ -1044,7 +1046,8 @@ json_totals(const struct totals *tot)
 	for (int r = 0; r < ROLE_COUNT; r++) {
 		json_t *e = json_object();
 
-		json_object_set_new(e, "tensors", json_u64(tot->role[r].tensors));
+		json_object_set_new(e, "tensors",
+		    json_u64(tot->role[r].tensors));
 		json_object_set_new(e, "parameters",
 		    json_u64(tot->role[r].params));
 		json_object_set_new(e, "bytes", json_u64(tot->role[r].bytes));

@@ -64,7 +64,8 @@ checkpoint_verifies(const struct ctx *ctx, struct ckpt_store *s,
 	ok = ckpt_report_ok(r);
 	if (!ok) {
 		*why = NULL;
-		for (size_t i = 0; i < ckpt_report_file_count(r) && !*why; i++) {
+		for (size_t i = 0; i < ckpt_report_file_count(r) &&
+		    !*why; i++) {
 			const struct ckpt_verify_file *f = ckpt_report_file(r,
 			    i);
 

@@ -558,7 +558,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			if (n)
 				putchar('\n');
 			table_init(&u, 6, sh, NULL);
-			for (size_t i = 0; i < ckpt_list_staging_count(l); i++) {
+			for (size_t i =
+			    0; i < ckpt_list_staging_count(l); i++) {
 				const struct ckpt_staging *st =
 				    ckpt_list_staging(l, i);
 				char step[32], prog[64], own[300], state[400];
@@ -566,7 +567,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 				snprintf(step, sizeof(step), st->step >= 0 ?
 				    "%lld" : "?", (long long)st->step);
 				if (st->total)
-					snprintf(prog, sizeof(prog), "%s %.0f%%",
+					snprintf(prog, sizeof(prog),
+					    "%s %.0f%%",
 					    st->phase ? st->phase : "",
 					    100.0 * (double)st->done /
 					    (double)st->total);
@@ -574,8 +576,9 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 					snprintf(prog, sizeof(prog), "%s",
 					    st->phase ? st->phase : "-");
 				if (st->pid)
-					snprintf(own, sizeof(own), "pid %ld on %s",
-					    st->pid, st->host ? st->host : "?");
+					snprintf(own, sizeof(own),
+					    "pid %ld on %s", st->pid,
+					    st->host ? st->host : "?");
 				else
 					snprintf(own, sizeof(own), "-");
 				snprintf(state, sizeof(state), "%s%s%s",

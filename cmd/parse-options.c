@@ -454,7 +454,8 @@ parse_options(int argc, char **argv, struct ctx *ctx, const struct opt *opts,
 	if (common_lock_timeout && parse_duration_ms(common_lock_timeout,
 	    &ctx->lock_timeout_ms))
 		usage_error(usage, opts, "--lock-timeout '%s': a duration such "
-		    "as 30s or 2m, or a number of seconds", common_lock_timeout);
+		    "as 30s or 2m, or a number of seconds",
+		    common_lock_timeout);
 	if (common_jobs) {
 		long long j;
 

@@ -25,7 +25,8 @@ struct opt {
 	int short_name;		/* 0 if none */
 	const char *long_name;
 	void *value;
-	const char *argh;	/* "path", as the man page writes it; NULL for flags */
+	const char *argh;	/* "path", as the man page writes it; NULL for
+				 * flags */
 	const char *help;	/* lower case, no full stop */
 };
 
@@ -37,14 +38,22 @@ struct strlist {
 void strlist_push(struct strlist *l, const char *s);
 void strlist_release(struct strlist *l);
 
-#define OPT_GROUP(h)			 { OPT_T_GROUP, 0, NULL, NULL, NULL, (h) }
-#define OPT_BOOL(s, l, v, h)		 { OPT_T_BOOL, (s), (l), (v), NULL, (h) }
-#define OPT_STRING(s, l, v, a, h)	 { OPT_T_STRING, (s), (l), (v), (a), (h) }
-#define OPT_STRING_LIST(s, l, v, a, h)	 { OPT_T_STRING_LIST, (s), (l), (v), (a), (h) }
-#define OPT_INT(s, l, v, a, h)		 { OPT_T_INT, (s), (l), (v), (a), (h) }
-#define OPT_DOUBLE(s, l, v, a, h)	 { OPT_T_DOUBLE, (s), (l), (v), (a), (h) }
-#define OPT_COUNT(s, l, v, h)		 { OPT_T_COUNT, (s), (l), (v), NULL, (h) }
-#define OPT_END()			 { OPT_T_END, 0, NULL, NULL, NULL, NULL }
+#define OPT_GROUP(h) \
+	{ OPT_T_GROUP, 0, NULL, NULL, NULL, (h) }
+#define OPT_BOOL(s, l, v, h) \
+	{ OPT_T_BOOL, (s), (l), (v), NULL, (h) }
+#define OPT_STRING(s, l, v, a, h) \
+	{ OPT_T_STRING, (s), (l), (v), (a), (h) }
+#define OPT_STRING_LIST(s, l, v, a, h) \
+	{ OPT_T_STRING_LIST, (s), (l), (v), (a), (h) }
+#define OPT_INT(s, l, v, a, h) \
+	{ OPT_T_INT, (s), (l), (v), (a), (h) }
+#define OPT_DOUBLE(s, l, v, a, h) \
+	{ OPT_T_DOUBLE, (s), (l), (v), (a), (h) }
+#define OPT_COUNT(s, l, v, h) \
+	{ OPT_T_COUNT, (s), (l), (v), NULL, (h) }
+#define OPT_END() \
+	{ OPT_T_END, 0, NULL, NULL, NULL, NULL }
 
 /*
  * Parses argv[1..] (argv[0] is the command name) against opts plus the

@@ -541,7 +541,8 @@ after_commit(struct ctx *ctx, struct save_args *a, struct ckpt_store *s,
 			    "", err.message);
 			json_object_set_new(report, "prune", json_false());
 		} else {
-			for (size_t i = 0; i < ckpt_prune_report_count(rep); i++)
+			for (size_t i =
+			    0; i < ckpt_prune_report_count(rep); i++)
 				if (ckpt_prune_report_item(rep, i)->removed)
 					removed++;
 			info(ctx, "pruned %zu checkpoint%s of run %s", removed,

@@ -157,9 +157,10 @@ walk(struct ckpt_checkpoint *c, const char *rel, int depth, size_t *cap,
 		} else if (S_ISREG(st.st_mode)) {
 			rc = add_file(c, name, path, cap, err);
 		} else {
-			rc = ckpt_checkpoint_add_finding(c, S_ISLNK(st.st_mode) ?
-			    "symlink-not-followed" : "special-file-skipped",
-			    CKPT_SEV_WARNING, path, name, -1, "%s '%s' is not "
+			rc = ckpt_checkpoint_add_finding(c,
+			    S_ISLNK(st.st_mode) ? "symlink-not-followed" :
+			    "special-file-skipped", CKPT_SEV_WARNING, path,
+			    name, -1, "%s '%s' is not "
 			    "part of the checkpoint", S_ISLNK(st.st_mode) ?
 			    "symbolic link" : "special file", name);
 			if (rc)

@@ -408,7 +408,8 @@ refill_locked(struct worker *w, uint64_t *cap)
 			continue;
 		}
 		if (a->f && a->r == PASS) {
-			if (!b->f && !en->stealers && passenger(a->f, &r, cap)) {
+			if (!b->f && !en->stealers &&
+			    passenger(a->f, &r, cap)) {
 				ckpt_error_clear(&e);
 				if (lane_start(b, a->f, r, true, &e))
 					job_fail_locked(a->f->job, &e);
@@ -536,7 +537,8 @@ worker_main(void *arg)
 			w->lane[0].f->pass_pos = w->lane[0].off;
 		if (failed) {
 			job_fail_locked(failed->f->job, &e);
-			continue;	/* drop_failed_locked clears the lanes */
+			continue;	/* drop_failed_locked clears the
+					 * lanes */
 		}
 		for (int i = 1; i >= 0; i--) {
 			struct lane *l = &w->lane[i];

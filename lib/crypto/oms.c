@@ -153,8 +153,9 @@ walk(const char *root, const char *rel, const char *skip, struct lfile **v,
 				name = NULL;
 			}
 		} else {
-			ckpt_flist_add(top, "oms-not-regular", CKPT_SEV_ERROR, path,
-			    NULL, -1, "not a regular file (OMS signs regular "
+			ckpt_flist_add(top, "oms-not-regular", CKPT_SEV_ERROR,
+			    path, NULL, -1,
+			    "not a regular file (OMS signs regular "
 			    "files only; symbolic links are refused)");
 		}
 next:
@@ -204,8 +205,9 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    json_object_get(env, "signatures"), 0), "sig"));
 	if (!b || !pt || !s || !json_string_value(json_object_get(env,
 	    "payload"))) {
-		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
-		    -1, "not an OMS (Sigstore) bundle with a DSSE envelope%s%s",
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
+		    NULL, -1,
+		    "not an OMS (Sigstore) bundle with a DSSE envelope%s%s",
 		    b ? "" : ": ", b ? "" : je.text);
 		goto out;
 	}
@@ -213,8 +215,8 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    &plen);
 	sig = b64(s, &slen);
 	if (!payload || !sig || strcmp(pt, PAYLOAD_TYPE)) {
-		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
-		    -1, "bad payload, signature or payload type");
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
+		    NULL, -1, "bad payload, signature or payload type");
 		goto out;
 	}
 	{
@@ -230,8 +232,8 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 		memcpy(pae + hl, payload, plen);
 	}
 	if (!sig_ok(pem, pae, paelen, sig, slen, why, sizeof(why))) {
-		ckpt_flist_add(top, "oms-signature-invalid", CKPT_SEV_ERROR, bundle,
-		    NULL, -1, "%s", why);
+		ckpt_flist_add(top, "oms-signature-invalid", CKPT_SEV_ERROR,
+		    bundle, NULL, -1, "%s", why);
 		goto out;
 	}
 	st = json_loadb((const char *)payload, plen, JSON_REJECT_DUPLICATES,
@@ -247,15 +249,17 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 	    !json_array_size(res) || unhex(json_string_value(
 	    json_object_get(json_object_get(json_array_get(json_object_get(st,
 	    "subject"), 0), "digest"), "sha256")), want)) {
-		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
-		    -1, "the signed statement is not an OMS v1.0 statement");
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
+		    NULL, -1,
+		    "the signed statement is not an OMS v1.0 statement");
 		goto out;
 	}
 	s = json_string_value(json_object_get(ser, "method"));
 	pt = json_string_value(json_object_get(ser, "hash_type"));
 	if (!s || strcmp(s, "files") || !pt || strcmp(pt, "sha256")) {
-		ckpt_flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle, NULL,
-		    -1, "serialization %s/%s: only files/sha256 is checked",
+		ckpt_flist_add(top, "oms-unsupported", CKPT_SEV_ERROR, bundle,
+		    NULL, -1,
+		    "serialization %s/%s: only files/sha256 is checked",
 		    s ? s : "?", pt ? pt : "?");
 		goto out;
 	}
@@ -266,18 +270,19 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 	json_array_foreach(res, i, el) {
 		unsigned char d[CKPT_SHA256_BYTES];
 
-		if (unhex(json_string_value(json_object_get(el, "digest")), d) ||
+		if (unhex(json_string_value(json_object_get(el,
+		    "digest")), d) ||
 		    !json_string_value(json_object_get(el, "name"))) {
-			ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
-			    NULL, -1, "resource %zu is malformed", i);
+			ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR,
+			    bundle, NULL, -1, "resource %zu is malformed", i);
 			goto out;
 		}
 		for (size_t k = 0; k < i; k++)
 			if (!strcmp(json_string_value(json_object_get(
 			    json_array_get(res, k), "name")),
 			    json_string_value(json_object_get(el, "name")))) {
-				ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR,
-				    bundle, json_string_value(
+				ckpt_flist_add(top, "oms-malformed",
+				    CKPT_SEV_ERROR, bundle, json_string_value(
 				    json_object_get(el, "name")), -1,
 				    "duplicate resource name");
 				goto out;
@@ -285,8 +290,8 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 		ckpt_hash_update(h, d, sizeof(d));
 	}
 	if (ckpt_hash_final(h, root, NULL) || memcmp(root, want, 32)) {
-		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle, NULL,
-		    -1, "the root digest does not match the resources");
+		ckpt_flist_add(top, "oms-malformed", CKPT_SEV_ERROR, bundle,
+		    NULL, -1, "the root digest does not match the resources");
 		goto out;
 	}
 	/* The model as it is now, hashed and compared as a map. */
@@ -298,8 +303,8 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 		    &nlocal, top, 0)) {
 			free(abs_b);
 			free(abs_m);
-			ckpt_flist_add(top, "oms-unreadable", CKPT_SEV_ERROR, model,
-			    NULL, -1, "cannot list the model directory");
+			ckpt_flist_add(top, "oms-unreadable", CKPT_SEV_ERROR,
+			    model, NULL, -1, "cannot list the model directory");
 			goto out;
 		}
 		jobs = calloc(nlocal ? nlocal : 1, sizeof(*jobs));
@@ -334,21 +339,22 @@ ckpt_vman_oms_check(const char *model, const char *bundle, const char *pem,
 		}
 		local[k].seen = true;
 		if (jobs[k].status || memcmp(jobs[k].sha256, d, sizeof(d))) {
-			ckpt_flist_add(top, "oms-digest-mismatch", CKPT_SEV_ERROR,
-			    bundle, name, -1, "hash mismatch for %s", name);
+			ckpt_flist_add(top, "oms-digest-mismatch",
+			    CKPT_SEV_ERROR, bundle, name, -1,
+			    "hash mismatch for %s", name);
 			bad = true;
 		}
 	}
 	for (size_t k = 0; k < nlocal; k++)
 		if (!local[k].seen) {
-			ckpt_flist_add(top, "oms-file-extra", CKPT_SEV_ERROR, bundle,
-			    local[k].name, -1, "%s is not signed",
+			ckpt_flist_add(top, "oms-file-extra", CKPT_SEV_ERROR,
+			    bundle, local[k].name, -1, "%s is not signed",
 			    local[k].name);
 			bad = true;
 		}
 	if (!bad)
-		ckpt_flist_add(top, "oms-valid", CKPT_SEV_INFO, bundle, NULL, -1,
-		    "OMS bundle verified: %zu files, signed with %s", nres,
+		ckpt_flist_add(top, "oms-valid", CKPT_SEV_INFO, bundle, NULL,
+		    -1, "OMS bundle verified: %zu files, signed with %s", nres,
 		    pem);
 out:
 	for (size_t k = 0; k < nlocal; k++) {

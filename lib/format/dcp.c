@@ -119,11 +119,13 @@ tensor_md(struct ckpt_file *f, const char *fqn, const struct pk_node *md,
 
 		if (!cls_is(c, "ChunkStorageMetadata") || !cs ||
 		    cs->kind != PK_DICT ||
-		    !(off = int_list(ckpt_pk_dict_get(cs, "offsets"), NULL, NULL)))
+		    !(off = int_list(ckpt_pk_dict_get(cs, "offsets"),
+		    NULL, NULL)))
 			return ckpt_file_add_finding(f, "dcp-malformed",
 			    CKPT_SEV_ERROR, fqn, c->pos, ".metadata: chunk %zu "
 			    "of '%s' is not valid", i, fqn);
-		if (!(sz = int_list(ckpt_pk_dict_get(cs, "sizes"), NULL, NULL))) {
+		if (!(sz = int_list(ckpt_pk_dict_get(cs, "sizes"),
+		    NULL, NULL))) {
 			json_decref(off);
 			return ckpt_file_add_finding(f, "dcp-malformed",
 			    CKPT_SEV_ERROR, fqn, c->pos, ".metadata: chunk %zu "

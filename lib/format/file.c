@@ -143,7 +143,8 @@ static bool
 printable(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if ((p[i] < 0x09 || p[i] > 0x0d) && (p[i] < 0x20 || p[i] > 0x7e))
+		if ((p[i] < 0x09 || p[i] > 0x0d) &&
+		    (p[i] < 0x20 || p[i] > 0x7e))
 			return false;
 	return true;
 }

@@ -209,7 +209,8 @@ pass1_avx2(const double *v, size_t n, struct pass1 *p)
 	uint64_t zl[4];
 
 	for (; i + 8 <= n; i += 8) {
-		__m256d a = _mm256_loadu_pd(v + i), b = _mm256_loadu_pd(v + i + 4);
+		__m256d a = _mm256_loadu_pd(v + i),
+		    b = _mm256_loadu_pd(v + i + 4);
 
 		s0 = _mm256_add_pd(s0, a);
 		s1 = _mm256_add_pd(s1, b);

@@ -746,11 +746,13 @@ compare_range(const struct ckpt_compare_item *it, uint64_t first,
 		for (uint64_t j = 0; j < n && !rc; j += bel) {
 			size_t k = n - j < bel ? (size_t)(n - j) : bel;
 
-			if (ckpt_dtype_to_f64(it->ta->dtype, xa.raw + j * ba / 8,
-			    k, xa.vals) || ckpt_dtype_to_f64(it->tb->dtype,
+			if (ckpt_dtype_to_f64(it->ta->dtype,
+			    xa.raw + j * ba / 8, k, xa.vals) ||
+			    ckpt_dtype_to_f64(it->tb->dtype,
 			    xb.raw + j * bb / 8, k, xb.vals)) {
 				rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED,
-				    NULL, -1, "tensor %s: dtype does not decode",
+				    NULL, -1,
+				    "tensor %s: dtype does not decode",
 				    it->ta->name);
 				break;
 			}

@@ -7,10 +7,11 @@
  * so that LONG_BINPUT 0xffffffff costs one slot), nodes shared by
  * reference so that a memo fan-out costs nothing until a walk, which
  * shows a large tensor-free shared container once and a reference to it
- * after that (the walk is bounded too).  The allowlist is torch.load(weights_only=True)'s, after
- * CPython's py2 name mapping; a global outside it is a name, nothing more.
- * Every length is checked against the bytes that remain before anything
- * is allocated, and every resource has a limit (ckpt_pk_default_limits).
+ * after that (the walk is bounded too).  The allowlist is
+ * torch.load(weights_only=True)'s, after CPython's py2 name mapping; a global
+ * outside it is a name, nothing more. Every length is checked against the bytes
+ * that remain before anything is allocated, and every resource has a limit
+ * (ckpt_pk_default_limits).
  */
 #include "util/internal.h"
 
@@ -70,7 +71,8 @@ static const char *const allow_exact[] = {
 	"torch._utils._rebuild_device_tensor_from_cpu_tensor",
 	"torch._tensor._rebuild_from_type_v2",
 	/* NumPy values (Hugging Face rng_state.pth): interpreted as data. */
-	"numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+	"numpy.core.multiarray._reconstruct",
+	"numpy._core.multiarray._reconstruct",
 	"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
 	"numpy.ndarray", "numpy.dtype",
 };
@@ -103,7 +105,8 @@ static const char *const allow_dcp[] = {
 
 static const struct {
 	const char *name;
-	int dtype;		/* enum ckpt_dtype, or -1: allowed, unsupported */
+	int dtype;		/* enum ckpt_dtype, or -1: allowed,
+				 * unsupported */
 } torch_dtypes[] = {
 	{ "float64", CKPT_DTYPE_F64 }, { "float32", CKPT_DTYPE_F32 },
 	{ "float16", CKPT_DTYPE_F16 }, { "bfloat16", CKPT_DTYPE_BF16 },
@@ -167,8 +170,9 @@ static const char *const deny_modules[] = {
 	"cProfile", "profile", "trace", "doctest", "asyncio", "multiprocessing",
 	"_posixsubprocess", "pydoc", "ensurepip", "venv", "urllib", "requests",
 	"http", "ssl", "numpy.f2py", "numpy.testing", "dill", "cloudpickle",
-	"joblib", "_io", "io", "tempfile", "_interpreters", "_xxsubinterpreters",
-	"idlelib", "lib2to3", "logging", "uuid", "imaplib",
+	"joblib", "_io", "io", "tempfile", "_interpreters",
+	"_xxsubinterpreters", "idlelib", "lib2to3", "logging", "uuid",
+	"imaplib",
 };
 
 static const char *const deny_builtins[] = {
@@ -256,7 +260,8 @@ ckpt_pickle_allowed(const char *name, unsigned int flags)
 				if (strlen(tensor_classes[i]) == l - 6 &&
 				    !strncmp(n, tensor_classes[i], l - 6))
 					return !(n == name + 13 || n ==
-					    name + 18) || strcmp(n, "BoolTensor");
+					    name + 18) ||
+					    strcmp(n, "BoolTensor");
 	}
 	return false;
 }
@@ -1585,8 +1590,9 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 	    "torch._utils._rebuild_device_tensor_from_cpu_tensor")) {
 		if (a->n != 4 || !(r = tensor_arg(a->items[0])))
 			return bad(ps, "%s with unexpected arguments", name);
-	} else if (!strcmp(name, "torch._utils._rebuild_device_tensor_from_numpy")
-	    || !strcmp(name, "torch._utils._rebuild_xla_tensor")) {
+	} else if (!strcmp(name,
+	    "torch._utils._rebuild_device_tensor_from_numpy") ||
+	    !strcmp(name, "torch._utils._rebuild_xla_tensor")) {
 		struct pk_node *nd = a->n == 4 ? a->items[0] : NULL;
 		struct pk_storage *s;
 		struct pk_tensor *x;

@@ -47,7 +47,8 @@ struct pk_storage {
 	char *key;
 	char *location;
 	enum ckpt_dtype dtype;
-	bool untyped;		/* torch.storage.UntypedStorage: numel = bytes */
+	bool untyped;		/* torch.storage.UntypedStorage: numel =
+				 * bytes */
 	uint64_t numel;		/* as pickled */
 	int64_t pos;		/* offset of BINPERSID */
 	/* filled by the container reader */
@@ -66,7 +67,8 @@ struct pk_tensor {
 	uint64_t *shape;
 	int64_t *stride;
 	bool requires_grad;
-	const char *kind;		/* NULL, "parameter", "quantized", ... */
+	const char *kind;		/* NULL, "parameter", "quantized",
+					 * ... */
 	struct pk_node *parts;		/* sparse: tuple of component tensors */
 	char *layout;			/* sparse layout name */
 };
@@ -94,7 +96,8 @@ struct pk_node {
 				 * an argument): never released early */
 	uint32_t xsize;		/* walkers: nodes a full expansion visits,
 				 * saturated at PK_XSIZE_MAX */
-	int64_t pos;		/* offset in the pickle of the creating opcode */
+	int64_t pos;		/* offset in the pickle of the creating
+				 * opcode */
 	int64_t i;		/* BOOL, INT */
 	double d, d2;		/* FLOAT, COMPLEX */
 	const char *s;		/* STR/BYTES/BIGINT(LE bytes)/GLOBAL name */
@@ -121,7 +124,8 @@ struct pk_node {
 #define PK_ALLOW_DCP	(1u << 0)	/* the DCP metadata dataclasses */
 #define PK_QUIET_COMPAT	(1u << 1)	/* protocol 3-5 opcodes expected */
 #define PK_LEGACY	(1u << 2)	/* 6-tuple persistent ids */
-#define PK_TORCHSCRIPT	(1u << 3)	/* __torch__.* classes are the archive's */
+#define PK_TORCHSCRIPT	(1u << 3)	/* __torch__.* classes are the
+					 * archive's */
 
 struct pk_limits {
 	uint64_t max_ops;

@@ -753,7 +753,8 @@ parse_header(struct st_parser *ps)
 
 					if (!p) {
 						free(k);
-						return ckpt_error_nomem(ps->err);
+						return
+						    ckpt_error_nomem(ps->err);
 					}
 					ps->t = p;
 					ps->cap = cap;

@@ -329,8 +329,9 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 	script = ckpt_zip_find(z, "constants.pkl") != NULL;
 	if (script) {
 		f->format = CKPT_FORMAT_TORCHSCRIPT;
-		ckpt_file_add_finding(f, "torchscript", CKPT_SEV_WARNING, NULL,
-		    -1, "a TorchScript archive (torch.jit.save): its code/ runs "
+		ckpt_file_add_finding(f, "torchscript", CKPT_SEV_WARNING,
+		    NULL, -1,
+		    "a TorchScript archive (torch.jit.save): its code/ runs "
 		    "when the model is called; not a plain checkpoint");
 	}
 	plen = strlen(z->prefix);

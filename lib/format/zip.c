@@ -399,7 +399,8 @@ read_local(struct ckpt_file *f, struct ckpt_zip *z, struct ckpt_zip_entry *e,
 				if (var[i + 4 + k] != 'Z') {
 					ckpt_file_add_finding(f,
 					    "zip-extra-field", CKPT_SEV_WARNING,
-					    e->name, (int64_t)e->lho, "alignment"
+					    e->name, (int64_t)e->lho,
+					    "alignment"
 					    " padding of '%s' is not torch's",
 					    e->name);
 					break;
@@ -572,7 +573,8 @@ read_central(struct ckpt_file *f, struct ckpt_zip *z, const unsigned char *cd,
 			    disk);
 		if (lho >= z->len)
 			return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-			    (int64_t)where, "member '%s' starts at %llu, beyond "
+			    (int64_t)where,
+			    "member '%s' starts at %llu, beyond "
 			    "the end of the archive", e->name,
 			    (unsigned long long)lho);
 		e->lho = z->base + lho;
@@ -611,10 +613,11 @@ check_layout(struct ckpt_file *f, struct ckpt_zip *z, size_t *idx)
 			    "reading of the same bytes)", e->name, prev);
 		else if (e->lho > prev_end && !prev)
 			ckpt_file_add_finding(f, "zip-prefix-data",
-			    CKPT_SEV_ERROR, NULL, (int64_t)z->base, "%llu bytes "
+			    CKPT_SEV_ERROR, NULL, (int64_t)z->base,
+			    "%llu bytes "
 			    "before the first member (another format glued "
-			    "in front?)", (unsigned long long)(e->lho -
-			    z->base));
+			    "in front?)",
+			    (unsigned long long)(e->lho - z->base));
 		else if (e->lho > prev_end)
 			ckpt_file_add_finding(f, "zip-gap", CKPT_SEV_WARNING,
 			    e->name, (int64_t)prev_end, "%llu unaccounted "
@@ -869,7 +872,8 @@ ckpt_zip_locate(struct ckpt_file *f, uint64_t base, uint64_t len,
 	if (!found) {
 		free(tail);
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-		    (int64_t)(base + len), "no end of central directory record");
+		    (int64_t)(base + len),
+		    "no end of central directory record");
 	}
 	eocd = len - tlen + i;
 	cd_size = le32(tail + i + 12);

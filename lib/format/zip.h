@@ -36,7 +36,8 @@ struct ckpt_zip {
 	uint64_t base, len;		/* the archive's slice of the file */
 	uint64_t cd_offset, cd_size;	/* absolute */
 	bool zip64;
-	char *prefix;			/* "archive" for "archive/data.pkl"; or NULL */
+	char *prefix;			/* "archive" for "archive/data.pkl"; or
+					 * NULL */
 	size_t *sorted;			/* entry indices sorted by name */
 };
 

@@ -110,7 +110,8 @@ typedef void (*ckpt_progress_fn)(uint64_t done, uint64_t total, void *data);
 
 enum ckpt_status {
 	CKPT_OK = 0,
-	CKPT_ERR_IO = -1,		/* a system call failed; see sys_errno */
+	CKPT_ERR_IO = -1,		/* a system call failed; see
+					 * sys_errno */
 	CKPT_ERR_FORMAT = -2,		/* input violates its format's rules */
 	CKPT_ERR_NOMEM = -3,		/* out of memory */
 	CKPT_ERR_INVALID = -4,		/* bad argument from the caller */
@@ -201,9 +202,11 @@ enum ckpt_format {
 	CKPT_FORMAT_TORCH_LEGACY,	/* pre-1.6 pickle stream */
 	CKPT_FORMAT_TORCH_TAR,		/* oldest tar-based torch.save */
 	CKPT_FORMAT_PICKLE,		/* a bare pickle stream */
-	CKPT_FORMAT_DCP_METADATA,	/* torch.distributed.checkpoint .metadata */
+	CKPT_FORMAT_DCP_METADATA,	/* torch.distributed.checkpoint
+					 * .metadata */
 	CKPT_FORMAT_DCP_SHARD,		/* *.distcp */
-	CKPT_FORMAT_HF_INDEX,		/* *.safetensors.index.json, *.bin.index.json */
+	CKPT_FORMAT_HF_INDEX,		/* *.safetensors.index.json,
+					 * *.bin.index.json */
 	CKPT_FORMAT_JSON,
 	CKPT_FORMAT_YAML,
 	CKPT_FORMAT_TEXT,
@@ -274,16 +277,20 @@ struct ckpt_tensor {
 	enum ckpt_dtype dtype;
 	unsigned int ndim;
 	const uint64_t *shape;		/* ndim entries */
-	const int64_t *strides;		/* elements; NULL when row-major contiguous */
+	const int64_t *strides;		/* elements; NULL when row-major
+					 * contiguous */
 	uint64_t numel;
 	uint64_t nbytes;		/* numel * bits / 8 */
-	uint64_t offset;		/* absolute file offset of the first byte */
+	uint64_t offset;		/* absolute file offset of the first
+					 * byte */
 	uint64_t span;
-	const char *storage;		/* torch storage key shared by views; else NULL */
+	const char *storage;		/* torch storage key shared by views;
+					 * else NULL */
 	uint64_t storage_offset;	/* elements, torch only */
 	bool big_endian;
 	bool contiguous;
-	const char *kind;		/* NULL, or "quantized", "sparse", "meta", ... */
+	const char *kind;		/* NULL, or "quantized", "sparse",
+					 * "meta", ... */
 };
 
 enum ckpt_severity {
@@ -299,14 +306,17 @@ enum ckpt_severity {
 struct ckpt_finding {
 	const char *id;
 	enum ckpt_severity severity;
-	const char *path;		/* file the finding is about, may be NULL */
-	const char *subject;		/* tensor, zip member, global; may be NULL */
+	const char *path;		/* file the finding is about, may be
+					 * NULL */
+	const char *subject;		/* tensor, zip member, global; may be
+					 * NULL */
 	const char *message;
 	int64_t offset;			/* byte offset or -1 */
 };
 
 /* Flags for ckpt_file_open() and ckpt_checkpoint_open(). */
-#define CKPT_OPEN_CHECK_CRC	(1u << 0)	/* check CRC32 of every zip member */
+#define CKPT_OPEN_CHECK_CRC	(1u << 0)	/* check CRC32 of every zip
+						 * member */
 #define CKPT_OPEN_NO_PICKLE	(1u << 1)	/* do not interpret pickles */
 
 struct ckpt_file;
@@ -330,10 +340,10 @@ CKPT_API int ckpt_file_open(const char *path, unsigned int flags,
  * More globals a pickle may reference, as torch.serialization.
  * add_safe_globals() grants them to torch.load(weights_only=True): each
  * "module.name", or "module.*" for every public name of that module (not
- * _private ones, not those of its submodules).  Denylisted callables (os.system, builtins.eval, ...) are
- * never admitted.  With any, an enum member pickled by Python 3.11+ as
- * getattr(<an admitted class>, "NAME") is admitted too; getattr is not
- * otherwise.
+ * _private ones, not those of its submodules).  Denylisted callables
+ * (os.system, builtins.eval, ...) are never admitted.  With any, an enum member
+ * pickled by Python 3.11+ as getattr(<an admitted class>, "NAME") is admitted
+ * too; getattr is not otherwise.
  */
 struct ckpt_open_options {
 	unsigned int version;		/* CKPT_OPEN_OPTIONS_VERSION */
@@ -517,9 +527,9 @@ CKPT_API bool ckpt_tensor_content_is_bytes(const struct ckpt_tensor *t);
  * safetensors would store for it, whatever the layout (views, strides,
  * storage offset, byte order) of the file.  Hashes only the elements
  * (a view of a large storage costs its own size), reading the windows of
- * the storage they lie in (ckpt_tensor_read).  CKPT_ERR_UNSUPPORTED for sparse, quantized and meta
- * tensors (no content digest is defined for them) and strided sub-byte
- * ones.  Thread-safe (pread only).
+ * the storage they lie in (ckpt_tensor_read).  CKPT_ERR_UNSUPPORTED for sparse,
+ * quantized and meta tensors (no content digest is defined for them) and
+ * strided sub-byte ones.  Thread-safe (pread only).
  */
 CKPT_MUST_CHECK
 CKPT_API int ckpt_tensor_content_sha256(const struct ckpt_file *f,
@@ -835,7 +845,8 @@ CKPT_API int ckpt_name_check(const char *name, const char *what,
     struct ckpt_error *err);
 
 /* Flags for ckpt_store_open(). */
-#define CKPT_STORE_CREATE	(1u << 0)	/* create when absent or empty */
+#define CKPT_STORE_CREATE	(1u << 0)	/* create when absent or
+						 * empty */
 
 /**
  * Opens the store at dir (which must contain .ckpt/), or with
@@ -1018,10 +1029,12 @@ struct ckpt_foreign {
 struct ckpt_list;
 
 /* Flags for ckpt_store_list(). */
-#define CKPT_LIST_STAGING	(1u << 0)	/* also list non-committed dirs */
-#define CKPT_LIST_NO_INDEX	(1u << 1)	/* read every checkpoint's files,
-						 * never the listing cache (for
-						 * destructive decisions) */
+#define CKPT_LIST_STAGING	(1u << 0)	/* also list non-committed
+						 * dirs */
+#define CKPT_LIST_NO_INDEX	(1u << 1)	/* read every checkpoint's
+						 * files, never the listing
+						 * cache (for destructive
+						 * decisions) */
 
 /**
  * Lists the committed checkpoints of run (every run when NULL), sorted by
@@ -1082,7 +1095,8 @@ struct ckpt_ref {
 	char *path;			/* absolute checkpoint directory */
 	char *model;			/* MODEL@... forms, else NULL */
 	int64_t version;		/* MODEL@... forms, else 0 */
-	char *manifest_digest;		/* "sha256:..." from the registry, or NULL */
+	char *manifest_digest;		/* "sha256:..." from the registry, or
+					 * NULL */
 };
 
 /** True when s looks like a reference (NAME@SOMETHING with a valid NAME). */
@@ -1136,7 +1150,8 @@ struct ckpt_manifest_tensor {
 };
 
 struct ckpt_manifest_file {
-	const char *path;		/* relative to the checkpoint directory */
+	const char *path;		/* relative to the checkpoint
+					 * directory */
 	uint64_t size;
 	const char *format;		/* ckpt_format_name() at save time */
 	/* The whole file's SHA-256: always in schema 1, optional in 2. */
@@ -1259,7 +1274,8 @@ CKPT_API int ckpt_ranges_plan(uint64_t size, const struct ckpt_range_digest
  * back where possible.  --background callers fork between the two.
  */
 enum ckpt_transfer {
-	CKPT_TRANSFER_AUTO = 0,		/* move on the same filesystem, else copy */
+	CKPT_TRANSFER_AUTO = 0,		/* move on the same filesystem, else
+					 * copy */
 	CKPT_TRANSFER_MOVE,
 	CKPT_TRANSFER_COPY,
 	CKPT_TRANSFER_LINK,
@@ -1425,9 +1441,9 @@ CKPT_API int ckpt_status_write(const char *dir, const char *json,
  * Returns CKPT_ERR_UNSAFE for a pickle referencing globals outside the
  * allowlist and allow_globals, CKPT_ERR_INVALID when no weights are found
  * or names collide, CKPT_ERR_FORMAT for a DCP checkpoint whose chunks do
- * not cover its tensors, CKPT_ERR_EXISTS for an existing output.  *report (may be NULL) gets,
- * on success, a JSON document the caller frees: "input", "roots" (per
- * file: "file", "root", "how": top-level|member|select|none), "tensors"
+ * not cover its tensors, CKPT_ERR_EXISTS for an existing output.  *report (may
+ * be NULL) gets, on success, a JSON document the caller frees: "input", "roots"
+ * (per file: "file", "root", "how": top-level|member|select|none), "tensors"
  * (name, dtype, shape, bytes, source, file, view, byteswapped), "aliases"
  * {alias: kept}, "left_out" [{file, name, reason}], "values" [{path,
  * value}] (non-tensor values, the first 1000; "values_total" counts them),
@@ -1512,7 +1528,8 @@ CKPT_API int ckpt_export(const char *const *dirs, size_t n,
 
 struct ckpt_import_options {
 	unsigned int version;		/* CKPT_IMPORT_OPTIONS_VERSION */
-	const char *run;		/* import every checkpoint into this run */
+	const char *run;		/* import every checkpoint into this
+					 * run */
 	const char *name;		/* the bundle's name in errors; "-" */
 	long lock_timeout_ms;		/* for the commits */
 	uint64_t progress_total;	/* the input's size, if known */
@@ -1641,7 +1658,8 @@ enum ckpt_policy_mode {
 
 enum ckpt_missing {
 	CKPT_MISSING_UNSET = 0,
-	CKPT_MISSING_KEEP,		/* no value: kept by keep_best; default */
+	CKPT_MISSING_KEEP,		/* no value: kept by keep_best;
+					 * default */
 	CKPT_MISSING_DROP		/* no value: not kept by keep_best */
 };
 
@@ -1662,7 +1680,8 @@ struct ckpt_policy {
 	enum ckpt_policy_mode mode;
 	enum ckpt_missing missing;
 	int64_t keep_every;		/* steps that are multiples of K */
-	int64_t keep_within;		/* seconds before the newest checkpoint */
+	int64_t keep_within;		/* seconds before the newest
+					 * checkpoint */
 	int64_t keep_bucket[CKPT_BUCKET_COUNT];	/* newest N periods (UTC) */
 	int64_t max_size;		/* bytes per run */
 };
@@ -1710,7 +1729,8 @@ CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
 struct ckpt_candidate {
 	const char *run;
 	int64_t step;
-	int64_t created;		/* commit time, seconds since the epoch */
+	int64_t created;		/* commit time, seconds since the
+					 * epoch */
 	uint64_t size;			/* bytes on disk */
 	size_t nmetrics;
 	const char *const *metric_names;
@@ -1780,7 +1800,8 @@ CKPT_API const struct ckpt_plan_run *ckpt_plan_run(
 struct ckpt_policy_config;
 
 enum ckpt_trash_mode {
-	CKPT_TRASH_DELETE = 0,		/* prune deletes what it moved to trash */
+	CKPT_TRASH_DELETE = 0,		/* prune deletes what it moved to
+					 * trash */
 	CKPT_TRASH_KEEP			/* left in the trash for "ckpt gc" */
 };
 
@@ -1859,7 +1880,8 @@ struct ckpt_prune_item {
 	const char *const *reasons;	/* see ckpt_policy_plan() */
 	bool removed;			/* moved out of runs/ */
 	const char *trash_path;		/* where it went, if still there */
-	const char *error;		/* why it could not be removed, or NULL */
+	const char *error;		/* why it could not be removed, or
+					 * NULL */
 };
 
 struct ckpt_prune_run {
@@ -1997,11 +2019,13 @@ CKPT_API const struct ckpt_lock_holder *ckpt_gc_report_broken_lock(
  * A finding of severity CKPT_SEV_WARNING or CKPT_SEV_ERROR fails the
  * checkpoint; CKPT_SEV_INFO findings are reported and do not.
  */
-#define CKPT_VERIFY_FAST		(1u << 0)	/* sizes + digest cache */
+#define CKPT_VERIFY_FAST		(1u << 0)	/* sizes + digest
+							 * cache */
 #define CKPT_VERIFY_NUMERICS		(1u << 1)	/* NaN/Inf scan */
 #define CKPT_VERIFY_REQUIRE_SIGNATURE	(1u << 2)	/* unsigned = finding */
-#define CKPT_VERIFY_NO_CACHE		(1u << 3)	/* neither read nor write
-							   the digest cache */
+#define CKPT_VERIFY_NO_CACHE		(1u << 3)	/* neither read nor
+							   write the digest
+							   cache */
 
 struct ckpt_verify_options {
 	unsigned int version;		/* CKPT_VERIFY_OPTIONS_VERSION */
@@ -2050,10 +2074,12 @@ struct ckpt_verify_file {
 	const char *path;		/* as given, or root-relative joined */
 	const char *name;		/* relative to the checkpoint root */
 	enum ckpt_verify_status status;
-	const char *reason;		/* short, for "FAILED (reason)"; or NULL */
+	const char *reason;		/* short, for "FAILED (reason)"; or
+					 * NULL */
 	enum ckpt_format format;
 	uint64_t size;
-	bool hashed;			/* digest computed (not from the cache) */
+	bool hashed;			/* digest computed (not from the
+					 * cache) */
 	bool has_digest;
 	unsigned char sha256[CKPT_SHA256_BYTES];	/* when has_digest */
 };
@@ -2517,15 +2543,18 @@ enum ckpt_diff_where {
 
 struct ckpt_diff_tensor {
 	const char *name;		/* A's name; B's for ONLY_B */
-	const char *name_b;		/* B's name (after maps); NULL if none */
+	const char *name_b;		/* B's name (after maps); NULL if
+					 * none */
 	enum ckpt_diff_where where;
 	enum ckpt_dtype dtype_a, dtype_b;
 	unsigned int ndim_a, ndim_b;
 	const uint64_t *shape_a, *shape_b;
 	bool dtype_changed, shape_changed;
 	bool compared;			/* values known: by digest or by data */
-	bool by_digest;			/* identical because digests are equal */
-	bool identical;			/* every value equal (st.unequal == 0) */
+	bool by_digest;			/* identical because digests are
+					 * equal */
+	bool identical;			/* every value equal (st.unequal ==
+					 * 0) */
 	struct ckpt_compare_stats st;	/* when compared && !by_digest */
 	const char *note;		/* why not compared, or NULL */
 	const char *error;		/* a read error, or NULL */
@@ -2540,7 +2569,8 @@ struct ckpt_diff_tensor {
 /* One metadata difference: a value only in A (b NULL), only in B (a
  * NULL), or changed; values as compact JSON text. */
 struct ckpt_diff_meta {
-	const char *section;		/* "manifest", "pickle", "safetensors" */
+	const char *section;		/* "manifest", "pickle",
+					 * "safetensors" */
 	const char *path;		/* "config.content.optimizer.lr" */
 	const char *a, *b;
 };

@@ -1122,7 +1122,8 @@ levenshtein(const char *a, const char *b)
 
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t cur = row[j], best = prev + (a[i - 1] != b[j - 1]);
+			size_t cur = row[j],
+			    best = prev + (a[i - 1] != b[j - 1]);
 
 			if (row[j] + 1 < best)
 				best = row[j] + 1;
@@ -1556,7 +1557,8 @@ parse_root(struct yctx *y, yaml_node_t *root)
 			for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
 			    q < v->data.mapping.pairs.top; q++) {
 				yaml_node_t *gk = ynode(y, q->key);
-				const char *g = (const char *)gk->data.scalar.value;
+				const char *g =
+				    (const char *)gk->data.scalar.value;
 
 				if (strcmp(g, "older_than"))
 					return unknown_key(y, gk, g, "gc",

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * policy.h - internals of the retention engine (lib/policy/policy.c) shared with
- * the store-level prune (lib/store/prune.c) and the unit tests: calendar bucket
- * keys and the names of the rules.
+ * policy.h - internals of the retention engine (lib/policy/policy.c) shared
+ * with the store-level prune (lib/store/prune.c) and the unit tests: calendar
+ * bucket keys and the names of the rules.
  */
 #ifndef CKPT_POLICY_H
 #define CKPT_POLICY_H

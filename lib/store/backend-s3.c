@@ -303,7 +303,8 @@ s3_create(const char *location, void **be, struct ckpt_error *err)
 		    NULL, &e2);
 		ckpt_s3_delete(b->s3, key, NULL);
 		if (rc2 == CKPT_OK)
-			rc = key_error(b, CKPT_ERR_UNSUPPORTED, "", "the service "
+			rc = key_error(b, CKPT_ERR_UNSUPPORTED, "",
+			    "the service "
 			    "ignores conditional writes (If-None-Match: *): "
 			    "the store lock and the commit of a checkpoint "
 			    "cannot be made safe on it, so no store is created",

@@ -265,8 +265,8 @@ struct ckpt_backend_ops {
 	    struct ckpt_error *err);
 	/*
 	 * Makes the prefix key exist, empty ("" is the root), durably.
-	 * *made (may be NULL): it did not exist before.  A key that exists as a file
-	 * or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
+	 * *made (may be NULL): it did not exist before.  A key that exists as a
+	 * file or a link is CKPT_ERR_UNSAFE.  A backend whose prefixes are
 	 * implicit (S3) does nothing and says !*made.
 	 */
 	int (*mkprefix)(void *be, const char *key, bool *made,

@@ -532,7 +532,8 @@ check_name(struct imp *im, const char *name)
 			    "canonical path (trailing '/')");
 	}
 	if (json_object_get(im->seen, name))
-		return bad_entry(im, CKPT_ERR_FORMAT, name, "a duplicate entry");
+		return bad_entry(im, CKPT_ERR_FORMAT, name,
+		    "a duplicate entry");
 	json_object_set_new(im->seen, name, json_true());
 	return CKPT_OK;
 }

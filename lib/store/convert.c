@@ -63,7 +63,8 @@ struct cfile {
 	char *rel;			/* name inside the input */
 	char *path;
 	struct ckpt_file *f;
-	const char *root;		/* chosen prefix ("" top-level) or NULL */
+	const char *root;		/* chosen prefix ("" top-level) or
+					 * NULL */
 	const char *how;
 	bool used;
 	unsigned char sha256[CKPT_SHA256_BYTES];
@@ -311,8 +312,9 @@ walk_values(struct conv *c, json_t *v, const char *path, int depth)
 static bool
 pickle_format(enum ckpt_format fmt)
 {
-	return fmt == CKPT_FORMAT_TORCH_ZIP || fmt == CKPT_FORMAT_TORCH_LEGACY ||
-	    fmt == CKPT_FORMAT_PICKLE || fmt == CKPT_FORMAT_TORCH_TAR;
+	return fmt == CKPT_FORMAT_TORCH_ZIP ||
+	    fmt == CKPT_FORMAT_TORCH_LEGACY || fmt == CKPT_FORMAT_PICKLE ||
+	    fmt == CKPT_FORMAT_TORCH_TAR;
 }
 
 /* Refuses a pickle that references globals outside the allowlist. */
@@ -398,9 +400,9 @@ open_input(struct conv *c, struct ckpt_error *err)
 				break;
 			}
 			json_array_append_new(c->left_out, json_pack(
-			    "{s:s, s:s, s:s}", "file", ckpt_checkpoint_file_name(
-			    cp, i), "name", "", "reason", fe ? fe->message :
-			    "unreadable"));
+			    "{s:s, s:s, s:s}", "file",
+			    ckpt_checkpoint_file_name(cp, i), "name", "",
+			    "reason", fe ? fe->message : "unreadable"));
 			continue;
 		}
 		fmt = ckpt_file_format(f0);
@@ -620,7 +622,8 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		return ckpt_error_nomem(err);
 	}
 	json_object_foreach(sdm, fqn, v) {
-		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *type =
+		    json_string_value(json_object_get(v, "type"));
 		const char *dn = json_string_value(json_object_get(v, "dtype"));
 		const struct ckpt_dcp_tensor *t;
 		enum ckpt_dtype dt;
@@ -630,7 +633,8 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 			continue;
 		}
 		if (!dn || ckpt_dtype_from_name(dn, &dt)) {
-			left_out(c, mname, fqn, "unreadable metadata or a dtype "
+			left_out(c, mname, fqn,
+			    "unreadable metadata or a dtype "
 			    "safetensors lacks");
 			continue;
 		}
@@ -781,9 +785,9 @@ same_view(const struct ctensor *a, const struct ctensor *b)
 {
 	const struct ckpt_tensor *x = a->src, *y = b->src;
 
-	if (!x || !y || a->file != b->file || x->dtype != y->dtype || x->ndim != y->ndim ||
-	    x->offset != y->offset || x->span != y->span ||
-	    !x->storage != !y->storage || (x->storage &&
+	if (!x || !y || a->file != b->file || x->dtype != y->dtype ||
+	    x->ndim != y->ndim || x->offset != y->offset ||
+	    x->span != y->span || !x->storage != !y->storage || (x->storage &&
 	    strcmp(x->storage, y->storage)) || !x->numel)
 		return false;
 	for (unsigned d = 0; d < x->ndim; d++) {
@@ -1068,8 +1072,8 @@ ckpt_commit_file(const char *tmp, const char *path, bool force,
 
 	if (force) {
 		if (rename(tmp, path))
-			return ckpt_error_errno(err, path, "cannot rename %s to",
-			    tmp);
+			return ckpt_error_errno(err, path,
+			    "cannot rename %s to", tmp);
 	} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
 	    RENAME_NOREPLACE)) {
 		if (errno == EEXIST)

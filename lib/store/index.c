@@ -797,8 +797,9 @@ ckpt_index_writer_commit(struct ckpt_index_writer *w,
 		goto done;
 	{
 		uint32_t n = (uint32_t)w->n;
-		unsigned char b[4] = { (unsigned char)n, (unsigned char)(n >> 8),
-			(unsigned char)(n >> 16), (unsigned char)(n >> 24) };
+		unsigned char b[4] = { (unsigned char)n,
+			(unsigned char)(n >> 8), (unsigned char)(n >> 16),
+			(unsigned char)(n >> 24) };
 
 		memcpy(out.buf + 40, b, 4);
 	}
@@ -895,7 +896,8 @@ ckpt_index_check(const void *data, size_t size)
 		ckpt_index_name(ix, i, name, sizeof(name));
 		if (strlen(name) == ix->heads[i].namelen &&
 		    (!ckpt_index_find(ix, name, &at) || at != i))
-			rc = -1;	/* sorted and unique: must find itself */
+			rc = -1;	/* sorted and unique: must find
+					 * itself */
 	}
 	ckpt_index_free(ix);
 	return rc;

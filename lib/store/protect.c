@@ -347,7 +347,8 @@ ckpt_protection_registry(const struct ckpt_protection *p, const char *run,
 	if (p->all)
 		return p->all;
 	if (strv_has(p->runs, p->nruns, run))
-		return "a registry version of this run whose step is unreadable";
+		return
+		    "a registry version of this run whose step is unreadable";
 	snprintf(key, sizeof(key), "%s@%lld", run, (long long)step);
 	return strv_has(p->keys, p->nkeys, key) ? "" : NULL;
 }

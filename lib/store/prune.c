@@ -320,7 +320,8 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 			    "");
 			ckpt_error_set(err, rc, NULL, -1, "policy of run '%s': "
 			    "%s", e0->run, msg);
-		} else if (rc == CKPT_ERR_REFUSED && ckpt_policy_is_empty(pol)) {
+		} else if (rc == CKPT_ERR_REFUSED &&
+		    ckpt_policy_is_empty(pol)) {
 			bool zero = pol->keep_last == 0 || pol->keep_best == 0;
 
 			for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
@@ -1037,7 +1038,8 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		it->remove = true;
 		it->reason = failed ? "failed save" : os == CKPT_OWNER_UNKNOWN ?
 		    pool_printf(&r->pool, "save on host %s, no sign of life "
-		    "for %s", rec.owner.host ? rec.owner.host : "?", dur) : "crashed save";
+		    "for %s", rec.owner.host ? rec.owner.host : "?", dur) :
+		    "crashed save";
 	}
 	if (it->remove && moved && !opts->dry_run) {
 		const char *why = NULL;

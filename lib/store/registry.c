@@ -1131,8 +1131,8 @@ ckpt_reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
 }
 
 int
-ckpt_reg_write_version_file(struct ckpt_store *s, const struct ckpt_reg_version *v,
-    struct ckpt_error *err)
+ckpt_reg_write_version_file(struct ckpt_store *s,
+    const struct ckpt_reg_version *v, struct ckpt_error *err)
 {
 	char *path = ckpt_reg_model_file(s, v->model, "v%lld.json", v->version);
 	json_t *o = version_json(v);
@@ -1284,8 +1284,8 @@ check_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 	    "moves it to the trash)", path ? path : REG_DIR, model, name);
 	free(path);
 	(void)is_json;
-	if (ckpt_reg_add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL, model,
-	    -1, msg))
+	if (ckpt_reg_add_finding(r, "registry-orphan", CKPT_SEV_WARNING, NULL,
+	    model, -1, msg))
 		return ckpt_error_nomem(err);
 	return CKPT_OK;
 }
@@ -1410,7 +1410,8 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 	}
 	for (size_t i = 0; !rc && i < nmodels; i++) {
-		char *path = ckpt_reg_model_file(s, models[i], "aliases.json", 0);
+		char *path =
+		    ckpt_reg_model_file(s, models[i], "aliases.json", 0);
 		json_t *want = aliases_json(r, models[i]);
 		int m = path ? file_matches(path, want) : 0;
 
@@ -1502,7 +1503,8 @@ repair_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 static int
 repair_staging(struct ckpt_store *s, struct repair *rp, struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, REG_STAGING), *mine = ckpt_reg_staging_name();
+	char *dir = ckpt_store_path(s, REG_STAGING),
+	    *mine = ckpt_reg_staging_name();
 	struct dirent *de;
 	DIR *d;
 	int rc = CKPT_OK;
@@ -1579,7 +1581,8 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		    r->vers[i + 1].pub.model)) {
 			json_t *aw = aliases_json(r, v->model);
 
-			path = ckpt_reg_model_file(s, v->model, "aliases.json", 0);
+			path =
+			    ckpt_reg_model_file(s, v->model, "aliases.json", 0);
 			m = path && aw ? file_matches(path, aw) : -2;
 			if (m < 0 && m != -2 && !json_object_size(
 			    json_object_get(aw, "aliases")))

@@ -23,7 +23,8 @@
  * memory and replays it: the state accessors see it at once.  Nothing is
  * written.  Fails (nothing added) when the record would not replay.
  */
-int ckpt_reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err);
+int ckpt_reg_append(struct ckpt_registry *r, json_t *rec,
+    struct ckpt_error *err);
 /* Writes the history with the appended records atomically and durably:
  * the commit point of every registry change. */
 int ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
@@ -58,7 +59,8 @@ int ckpt_reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
 int ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err);
 /* Number of versions of model in r. */
-int64_t ckpt_reg_version_count(const struct ckpt_registry *r, const char *model);
+int64_t ckpt_reg_version_count(const struct ckpt_registry *r,
+    const char *model);
 /* The full version of model whose manifest is digest, or NULL. */
 const struct ckpt_reg_version *ckpt_reg_find_manifest(
     const struct ckpt_registry *r, const char *model, const char *digest);

@@ -570,8 +570,10 @@ static const struct ckpt_hash_job *sort_job;
 static int
 cmp_by_offset(const void *a, const void *b)
 {
-	const struct ckpt_range_digest *x = &sort_job->ranges[*(const size_t *)a];
-	const struct ckpt_range_digest *y = &sort_job->ranges[*(const size_t *)b];
+	const struct ckpt_range_digest *x =
+	    &sort_job->ranges[*(const size_t *)a];
+	const struct ckpt_range_digest *y =
+	    &sort_job->ranges[*(const size_t *)b];
 
 	if (x->offset != y->offset)
 		return x->offset < y->offset ? -1 : 1;
@@ -639,7 +641,8 @@ plan_job(struct ckpt_hash_job *j, const char *key, unsigned parts,
 			free(idx);
 			return CKPT_OK;
 		}
-		rc = add_unit(units, nunits, cap, j, key, idx, j->nranges, true);
+		rc = add_unit(units, nunits, cap, j, key, idx, j->nranges,
+		    true);
 		if (rc)
 			free(idx);
 		return rc;

@@ -37,7 +37,8 @@ struct end {
 	char *dir;			/* local */
 	struct ckpt_s3 *s3;		/* remote */
 	char *prefix;			/* remote: "" or ending in '/' */
-	const char *shown;		/* the location as the caller wrote it */
+	const char *shown;		/* the location as the caller wrote
+					 * it */
 };
 
 static void

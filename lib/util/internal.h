@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * internal.h - first include of every lib/ source file: feature macros, the public
- * header, error helpers shared by the library, and banned functions.
+ * internal.h - first include of every lib/ source file: feature macros, the
+ * public header, error helpers shared by the library, and banned functions.
  */
 #ifndef CKPT_INTERNAL_H
 #define CKPT_INTERNAL_H

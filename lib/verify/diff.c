@@ -170,7 +170,8 @@ attach_digests(struct side *s)
 	json_t *f;
 
 	json_array_foreach(json_object_get(s->manifest, "files"), i, f) {
-		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *path =
+		    json_string_value(json_object_get(f, "path"));
 		size_t k;
 		json_t *t;
 
@@ -481,7 +482,8 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 	if ((rc = ckpt_checkpoint_open(path, 0, &s->c, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(s->c); i++) {
-		const struct ckpt_error *fe = ckpt_checkpoint_file_error(s->c, i);
+		const struct ckpt_error *fe =
+		    ckpt_checkpoint_file_error(s->c, i);
 
 		if (fe) {
 			*err = *fe;
@@ -1114,7 +1116,8 @@ strip_tensors(json_t *j, int depth)
 			v = json_array_get(j, i);
 			if (json_is_object(v) && (json_object_get(v, "$tensor")
 			    || is_sparse_node(v)))
-				json_array_set_new(j, i, json_string("$tensor"));
+				json_array_set_new(j, i,
+				    json_string("$tensor"));
 			else
 				strip_tensors(v, depth + 1);
 		}

@@ -624,8 +624,8 @@ check_lineage(const struct ckpt_promote_options *o, struct promote *p,
 	if (!last)
 		why = "it is empty";
 	else
-		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len, "lineage",
-		    last->model, p->manifest, &why);
+		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len,
+		    "lineage", last->model, p->manifest, &why);
 	if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
 	else if (why)
@@ -666,7 +666,8 @@ unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 	if (path)
 		unlink(path);
 	free(path);
-	if ((path = ckpt_reg_model_file(s, model, "v%lld.lineage.jsonl", version)))
+	if ((path = ckpt_reg_model_file(s, model, "v%lld.lineage.jsonl",
+	    version)))
 		unlink(path);
 	free(path);
 }
@@ -774,8 +775,9 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		rc = ckpt_fsync_dir(mdir, err);
 	/* before the commit: prune protects the source from now on */
 	if (!rc)
-		rc = ckpt_reg_write_version_file(s, ckpt_registry_find_version(r,
-		    o->model, p->pub.version), err);
+		rc = ckpt_reg_write_version_file(s,
+		    ckpt_registry_find_version(r, o->model, p->pub.version),
+		    err);
 	if (!rc && p->imported)
 		rc = write_lineage(s, o, p->pub.version, err);
 	if (!rc && o->sign_key)
@@ -944,8 +946,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		goto out;
 	if ((rc = ckpt_registry_load(s, 0, &r, err)))
 		goto out;
-	known = o->weights_only ? ckpt_reg_find_weights(r, o->model, p->manifest) :
-	    ckpt_reg_find_manifest(r, o->model, p->manifest);
+	known = o->weights_only ? ckpt_reg_find_weights(r, o->model,
+	    p->manifest) : ckpt_reg_find_manifest(r, o->model, p->manifest);
 	ckpt_registry_free(r);
 	r = NULL;
 	if (!known) {
@@ -973,8 +975,9 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	    err)))
 		goto out;
 	rc = ckpt_registry_load(s, 0, &r, err);
-	if (!rc && !known && (o->weights_only ? ckpt_reg_find_weights(r, o->model,
-	    p->manifest) : ckpt_reg_find_manifest(r, o->model, p->manifest)))
+	if (!rc && !known &&
+	    (o->weights_only ? ckpt_reg_find_weights(r, o->model, p->manifest) :
+	    ckpt_reg_find_manifest(r, o->model, p->manifest)))
 		known = true;	/* another process got there first */
 	if (!rc && (known || vdir))
 		rc = commit_locked(s, r, o, wdir ? wdir : vdir ? vdir : "", p,
@@ -1019,7 +1022,8 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
     bool require, struct ckpt_error *err)
 {
 	const struct ckpt_reg_record *rec = record_of(r, v->record);
-	char *path = ckpt_reg_model_file(s, v->model, "v%lld.record", v->version);
+	char *path = ckpt_reg_model_file(s, v->model, "v%lld.record",
+	    v->version);
 	char *sig = NULL, *text = NULL, keyid[CKPT_KEYID_HEX], msg[512];
 	const char *id = NULL;
 	struct ckpt_error e;
@@ -1051,7 +1055,8 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
 		ok = 1;
 	}
 	rc = CKPT_OK;
-	if (id && ckpt_reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1, msg))
+	if (id && ckpt_reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1,
+	    msg))
 		rc = ckpt_error_nomem(err);
 	free(text);
 	free(sig);

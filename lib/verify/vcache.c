@@ -174,7 +174,8 @@ ckpt_vcache_open(const struct ckpt_verify_options *o, const struct vmanifest *m,
 }
 
 bool
-ckpt_vcache_lookup(struct vcache *c, const struct stat *st, unsigned char *sha256)
+ckpt_vcache_lookup(struct vcache *c, const struct stat *st,
+    unsigned char *sha256)
 {
 	struct centry k, *e;
 

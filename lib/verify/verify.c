@@ -290,8 +290,8 @@ walk_dir(struct walk *w, const char *rel, int depth, struct ckpt_error *err)
 	}
 	n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		rc = ckpt_flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR, dir,
-		    NULL, -1, "cannot list the directory: %s",
+		rc = ckpt_flist_add(&w->r->top, "unreadable", CKPT_SEV_ERROR,
+		    dir, NULL, -1, "cannot list the directory: %s",
 		    strerror(errno));
 		free(dir);
 		return rc;
@@ -1388,8 +1388,8 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 		return;
 	}
 	if (ckpt_vman_trusted_keys(o, man, &keys, &nkeys)) {
-		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR, sig,
-		    NULL, -1, "out of memory listing trusted keys");
+		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR,
+		    sig, NULL, -1, "out of memory listing trusted keys");
 		free(sig);
 		return;
 	}
@@ -1409,13 +1409,13 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 		break;
 	case CKPT_ERR_CRYPTO:
 		r->sig_state = "invalid";
-		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR, sig,
-		    r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
+		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR,
+		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
 		break;
 	default:
 		r->sig_state = "invalid";
-		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR, sig,
-		    NULL, e.offset, "%s", e.message);
+		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR,
+		    sig, NULL, e.offset, "%s", e.message);
 		break;
 	}
 	for (size_t i = 0; i < nkeys; i++)
@@ -1556,8 +1556,9 @@ allowed_globals(const struct ckpt_verify_options *o,
 	/* A missing ckpt.yaml loads as an empty one. */
 	if (yaml) {
 		if (ckpt_policy_config_load(yaml, cfg, &e))
-			ckpt_flist_add(top, "config-unreadable", CKPT_SEV_INFO, yaml,
-			    NULL, -1, "%s; its verify.allow_globals were not "
+			ckpt_flist_add(top, "config-unreadable", CKPT_SEV_INFO,
+			    yaml, NULL, -1,
+			    "%s; its verify.allow_globals were not "
 			    "applied", e.message);
 		else
 			extra = ckpt_policy_config_allow_globals(*cfg, &nextra);
@@ -1589,8 +1590,8 @@ remote_limits(struct ckpt_report *r, const struct remote *rem,
 		    r->path, NULL, -1, "signatures of checkpoints in an "
 		    "object store are not checked yet");
 	if (man && (flags & CKPT_VERIFY_FAST))
-		ckpt_flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path, NULL,
-		    -1, "--fast on an object store: the listing's sizes "
+		ckpt_flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path,
+		    NULL, -1, "--fast on an object store: the listing's sizes "
 		    "against the manifest; no byte was read");
 }
 
@@ -1698,7 +1699,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			    -1, "listed in the manifest, missing on disk");
 		}
 		if (r->nfiles)
-			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+			qsort(r->files, r->nfiles, sizeof(*r->files),
+			    cmp_vfile);
 		/* The locks moved with the array: make them new. */
 		for (size_t i = 0; i < r->nfiles; i++)
 			pthread_mutex_init(&r->files[i].lock, NULL);
@@ -1708,13 +1710,14 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 				    CKPT_SEV_ERROR, NULL, -1, "on disk, not "
 				    "in the manifest");
 	} else if (!S_ISDIR(st.st_mode) || r->nfiles) {
-		ckpt_flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path, NULL,
-		    -1, "no manifest: structure, safety%s only",
+		ckpt_flist_add(&r->top, "no-manifest", CKPT_SEV_INFO, path,
+		    NULL, -1, "no manifest: structure, safety%s only",
 		    p.flags & CKPT_VERIFY_NUMERICS ? " and numerics" : "");
 	}
 	if (!man) {
 		if (r->nfiles)
-			qsort(r->files, r->nfiles, sizeof(*r->files), cmp_vfile);
+			qsort(r->files, r->nfiles, sizeof(*r->files),
+			    cmp_vfile);
 		for (size_t i = 0; i < r->nfiles; i++)
 			pthread_mutex_init(&r->files[i].lock, NULL);
 	}

@@ -64,8 +64,9 @@ int ckpt_vman_load(const char *path, bool is_dir,
     struct flist *top, struct ckpt_error *err);
 /* The same for a manifest already read (cm is taken over, also on
  * failure): a remote checkpoint's. */
-int ckpt_vman_adopt(struct ckpt_manifest *cm, const struct ckpt_verify_options *o,
-    struct vmanifest **out, struct flist *top, struct ckpt_error *err);
+int ckpt_vman_adopt(struct ckpt_manifest *cm,
+    const struct ckpt_verify_options *o, struct vmanifest **out,
+    struct flist *top, struct ckpt_error *err);
 void ckpt_vman_free(struct vmanifest *m);
 /* The entry for a relative path (marked seen), or NULL. */
 const struct vman_file *ckpt_vman_find(struct vmanifest *m, const char *name);

@@ -285,8 +285,9 @@ adapt_file(struct vman_file *vf, const struct ckpt_manifest_file *f,
 }
 
 int
-ckpt_vman_load(const char *path, bool is_dir, const struct ckpt_verify_options *o,
-    struct vmanifest **out, struct flist *top, struct ckpt_error *err)
+ckpt_vman_load(const char *path, bool is_dir,
+    const struct ckpt_verify_options *o, struct vmanifest **out,
+    struct flist *top, struct ckpt_error *err)
 {
 	struct ckpt_manifest *cm;
 	struct ckpt_error e;
