@@ -836,7 +836,6 @@ checkpoint_size(const struct ckpt_checkpoint *c)
 	return n;
 }
 
-#define MANIFEST_NAME "ckpt-manifest.json"
 
 /*
  * A committed checkpoint's manifest as the short "checkpoint" block: what
@@ -867,7 +866,8 @@ checkpoint_block(const struct ckpt_checkpoint *c)
 	json_object_set(b, "validation", v ? v : json_null());
 	json_object_set_new(b, "manifest", json_string(ckpt_manifest_digest(
 	    m)));
-	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c), MANIFEST_NAME);
+	sig = xasprintf("%s/%s.sig", ckpt_checkpoint_path(c),
+	    CKPT_MANIFEST_NAME);
 	json_object_set_new(b, "signed", json_boolean(!stat(sig, &st)));
 	free(sig);
 	json_decref(doc);
@@ -903,7 +903,7 @@ print_checkpoint_block(json_t *b)
 	    "validation")) ? json_string_value(json_object_get(b,
 	    "validation")) : "(not recorded)");
 	printf("  signature:  %s\n", json_is_true(json_object_get(b,
-	    "signed")) ? MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
+	    "signed")) ? CKPT_MANIFEST_NAME ".sig ('ckpt verify' checks it)" :
 	    "none");
 	printf("  manifest:   %s (--manifest shows it whole)\n",
 	    json_string_value(json_object_get(b, "manifest")));
@@ -937,9 +937,9 @@ print_human(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 
 		printf("\n");
 		if (block && !o->manifest && (!strcmp(
-		    ckpt_checkpoint_file_name(c, i), MANIFEST_NAME) ||
+		    ckpt_checkpoint_file_name(c, i), CKPT_MANIFEST_NAME) ||
 		    !strcmp(ckpt_checkpoint_file_name(c, i),
-		    "ckpt-summary.json"))) {
+		    CKPT_SUMMARY_NAME))) {
 			printf("file:    %s (ckpt's record: see checkpoint "
 			    "above; --manifest shows it)\n",
 			    ckpt_checkpoint_file_name(c, i));

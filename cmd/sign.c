@@ -34,7 +34,7 @@ manifest_of(const char *arg)
 		die_errno("cannot sign '%s'", arg);
 	if (!S_ISDIR(st.st_mode))
 		return xstrdup(arg);
-	m = xasprintf("%s/%s", arg, "ckpt-manifest.json");
+	m = xasprintf("%s/%s", arg, CKPT_MANIFEST_NAME);
 	if (stat(m, &st))
 		die("'%s' has no manifest (%s): only committed checkpoints "
 		    "can be signed", arg, m);

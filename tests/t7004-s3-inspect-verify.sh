@@ -165,4 +165,13 @@ test_expect_success TORCH 'the service failing: exit 3, not a verdict' '
 	test_grep "HTTP 500" err
 '
 
+test_expect_success TORCH 'a remote DCP shard: every archive read, an os.system chunk fails' '
+	upload "$FIXTURES_DIR/diff-dcp/dcp" dcp/good &&
+	upload "$FIXTURES_DIR/diff-dcp/evil-chunk" dcp/evil &&
+	ckpt verify "s3://$BUCKET/dcp/good" >out &&
+	test_grep "__1_0.distcp: OK$" out &&
+	test_expect_code 1 ckpt verify "s3://$BUCKET/dcp/evil" >out &&
+	test_grep "__1_0.distcp: FAILED (unsafe global posix.system)$" out
+'
+
 test_done

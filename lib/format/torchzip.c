@@ -254,6 +254,83 @@ distcp_name(const char *path)
 	return n > 7 && !strcmp(path + n - 7, ".distcp");
 }
 
+/* Copies what reading one archive of a shard found into the shard's
+ * findings, saying which archive: the shard is what verify, inspect and
+ * save judge. */
+static int
+keep_archive_findings(struct ckpt_file *f, const struct ckpt_file *a,
+    uint64_t base, uint64_t len)
+{
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; !rc && i < a->nglobals; i++)
+		rc = ckpt_file_add_global(f, a->globals[i].name,
+		    a->globals[i].allowed);
+	for (size_t i = 0; !rc && i < a->nfindings; i++) {
+		const struct ckpt_finding *x = &a->findings[i];
+
+		if (x->severity == CKPT_SEV_INFO)
+			continue;
+		rc = ckpt_file_add_finding(f, x->id, x->severity, x->subject,
+		    x->offset, "archive at bytes %llu-%llu: %s",
+		    (unsigned long long)base, (unsigned long long)(base + len),
+		    x->message);
+	}
+	return rc;
+}
+
+/*
+ * Reads the torch.save archive at [base, base + len) of shard f as a plain
+ * torch file is read (read_archive: the strict pickle reader, f's
+ * allowlist), so that a global in a chunk or bytes item is judged as it
+ * would be in a .pt: torch.load runs each archive DCP points it at.  The
+ * shard keeps no tensors (its .metadata says what they are).
+ */
+static int
+scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
+    struct ckpt_error *err)
+{
+	struct ckpt_file *a;
+	int rc;
+
+	if (f->flags & CKPT_OPEN_NO_PICKLE)
+		return CKPT_OK;
+	if (!(a = calloc(1, sizeof(*a))))
+		return ckpt_error_nomem(err);
+	/* The shard's bytes, borrowed: its descriptor, or its source and
+	 * block cache (a remote shard), given back before the free. */
+	a->fd = f->fd;
+	a->src = f->src;
+	a->cache = f->cache;
+	if (!(a->path = strdup(f->path))) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	a->size = f->size;
+	a->flags = f->flags;
+	a->format = CKPT_FORMAT_TORCH_ZIP;
+	a->allow_globals = f->allow_globals;
+	a->nallow_globals = f->nallow_globals;
+	rc = read_archive(a, base, len, err);
+	if (rc == CKPT_ERR_FORMAT || rc == CKPT_ERR_LIMIT ||
+	    rc == CKPT_ERR_UNSUPPORTED)
+		rc = ckpt_file_add_finding(f, "dcp-archive-unreadable",
+		    CKPT_SEV_ERROR, NULL, err && err->offset >= 0 ?
+		    err->offset : (int64_t)base, "archive at bytes %llu-%llu: "
+		    "%s", (unsigned long long)base, (unsigned long long)(base +
+		    len), err ? err->message : "unreadable");
+	else if (!rc)
+		rc = keep_archive_findings(f, a, base, len);
+out:
+	a->fd = -1;
+	a->src = NULL;
+	a->cache = NULL;
+	a->allow_globals = NULL;
+	a->nallow_globals = 0;
+	ckpt_file_free(a);
+	return rc;
+}
+
 int
 ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 {
@@ -266,12 +343,16 @@ ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err)
 	if (located && (start > 0 || distcp_name(f->path))) {
 		size_t count = 1;
 		uint64_t end = start;
+		int rc = scan_archive(f, start, f->size - start, err);
 
-		while (end > 0 && count < 1000000 &&
+		while (!rc && end > 0 && count < 1000000 &&
 		    !ckpt_zip_locate(f, 0, end, &start, NULL) && start < end) {
+			rc = scan_archive(f, start, end - start, err);
 			count++;
 			end = start;
 		}
+		if (rc)
+			return rc;
 		f->format = CKPT_FORMAT_DCP_SHARD;
 		return ckpt_file_add_finding(f, "dcp-shard", CKPT_SEV_INFO,
 		    NULL, -1, "%zu archive%s%s: a distributed checkpoint "

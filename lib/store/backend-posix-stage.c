@@ -24,7 +24,6 @@
 #define MAX_DEPTH	64
 #define COPY_BUF	((size_t)1 << 20)
 #define COPY_CHUNK	((size_t)64 << 20)
-#define TRASH_DIR	".ckpt/trash"
 
 /* ---- Creating a store ---- */
 
@@ -538,7 +537,8 @@ ckpt_posix_commit_replace(void *be, const char *stage, const char *final,
     const char *trash_name, struct ckpt_error *err)
 {
 	char *from = ckpt_posix_path(be, stage), *to = ckpt_posix_path(be,
-	    final), *tdir = ckpt_posix_path(be, TRASH_DIR), *trash = NULL;
+	    final), *trash = NULL;
+	char *tdir = ckpt_posix_path(be, CKPT_STORE_TRASH);
 	int rc = CKPT_OK;
 
 	if (!from || !to || !tdir || !(trash = ckpt_join(tdir, trash_name))) {

@@ -21,7 +21,6 @@
 #include "store/backend-posix.h"
 #include "store/store.h"
 
-#define TRASH_DIR	".ckpt/trash"
 #define RM_MAX_DEPTH	64
 
 struct posix_be {
@@ -677,7 +676,7 @@ posix_commit_if_absent(void *be, const char *stage, const char *final,
 static int
 ensure_trash(const struct posix_be *pb, struct ckpt_error *err)
 {
-	char *dir = full_path(pb, TRASH_DIR);
+	char *dir = full_path(pb, CKPT_STORE_TRASH);
 	int rc = 0, fd;
 
 	if (!dir)
@@ -687,9 +686,9 @@ ensure_trash(const struct posix_be *pb, struct ckpt_error *err)
 	free(dir);
 	if (rc)
 		return rc;
-	fd = open_dir(pb, TRASH_DIR, err);
+	fd = open_dir(pb, CKPT_STORE_TRASH, err);
 	if (fd == CKPT_ERR_NOTFOUND)
-		return ckpt_error_set(err, CKPT_ERR_IO, TRASH_DIR, -1,
+		return ckpt_error_set(err, CKPT_ERR_IO, CKPT_STORE_TRASH, -1,
 		    "vanished after it was created");
 	if (fd < 0)
 		return fd;
@@ -715,7 +714,7 @@ posix_trash(void *be, const char *key, const char *name,
 		return rc;
 	if ((rfd = open_parent(pb, key, &base, err)) < 0)
 		return rfd;
-	if ((tfd = open_dir(pb, TRASH_DIR, err)) < 0) {
+	if ((tfd = open_dir(pb, CKPT_STORE_TRASH, err)) < 0) {
 		close(rfd);
 		return tfd;
 	}
@@ -763,7 +762,7 @@ rm_rf_at(int dfd, const char *name, int depth)
 		return -1;
 	}
 	/* the manifest first: a half-deleted directory is never complete */
-	if (unlinkat(fd, "ckpt-manifest.json", 0) && errno != ENOENT)
+	if (unlinkat(fd, CKPT_MANIFEST_NAME, 0) && errno != ENOENT)
 		saved = errno;
 	/*
 	 * Another deleter of the same entry (gc beside prune) or a late

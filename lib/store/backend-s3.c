@@ -43,11 +43,7 @@
 #include "store/s3.h"
 #include "store/store.h"
 
-#define MANIFEST	"ckpt-manifest.json"
-#define STAGING_REC	"ckpt-staging.json"
 #define FINAL_PTR	"ckpt-commit-target"	/* in a staging area */
-#define TRASH_DIR	".ckpt/trash"
-#define LOCK_KEY	".ckpt/lock"
 #define SMALL_MAX	((size_t)64 * 1024)
 #define COPY_MAX	((uint64_t)5 << 30)	/* CopyObject's limit */
 
@@ -349,12 +345,12 @@ renew(struct s3_be *b, struct ckpt_error *err)
 	int rc;
 
 	if (b->lost)
-		return key_error(b, CKPT_ERR_LOCKED, LOCK_KEY, "the store lock "
-		    "was taken over by another process (its lease ran out): "
-		    "stopped before writing more", err);
+		return key_error(b, CKPT_ERR_LOCKED, CKPT_STORE_LOCK,
+		    "the store lock was taken over by another process "
+		    "(its lease ran out): stopped before writing more", err);
 	if (!b->holding || since(&b->renewed) < RENEW_SECONDS)
 		return CKPT_OK;
-	if (!(key = obj_key(b, LOCK_KEY)))
+	if (!(key = obj_key(b, CKPT_STORE_LOCK)))
 		return ckpt_error_nomem(err);
 	rc = ckpt_s3_put_if_match(b->s3, key, b->lock_text,
 	    strlen(b->lock_text), b->lock_etag, &o, err);
@@ -468,7 +464,7 @@ is_checkpoint_key(const char *key)
 {
 	const char *run, *x;
 
-	if (strncmp(key, "runs/", 5))
+	if (strncmp(key, CKPT_STORE_RUNS "/", 5))
 		return false;
 	run = key + 5;
 	if (!(x = strchr(run, '/')) || x == run)
@@ -483,7 +479,8 @@ is_run_key(const char *key)
 {
 	const char *run = key + 5;
 
-	return !strncmp(key, "runs/", 5) && *run && !strchr(run, '/');
+	return !strncmp(key, CKPT_STORE_RUNS "/", 5) && *run &&
+	    !strchr(run, '/');
 }
 
 static int
@@ -522,7 +519,7 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 	}
 	if (is_checkpoint_key(key)) {
 		/* A checkpoint is there when its manifest is. */
-		if (asprintf(&m, "%s/%s", key, MANIFEST) < 0 ||
+		if (asprintf(&m, "%s/%s", key, CKPT_MANIFEST_NAME) < 0 ||
 		    !(k = obj_key(b, m))) {
 			free(m);
 			return ckpt_error_nomem(err);
@@ -547,7 +544,7 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 	 * stat of "runs" must not list the whole store). */
 	base = strrchr(key, '/');
 	whole = (base ? base[1] : key[0]) == '.' ||
-	    !strncmp(key, TRASH_DIR "/", strlen(TRASH_DIR) + 1);
+	    !strncmp(key, CKPT_STORE_TRASH "/", strlen(CKPT_STORE_TRASH) + 1);
 	if ((rc = walk_prefix(b, key, !whole, &w, err)))
 		return rc;
 	if (!w.n) {
@@ -652,7 +649,7 @@ list_one(void *arg, const char *key, const struct ckpt_s3_object *obj)
 		if (!(l->cur = strndup(rel, (size_t)(slash - rel))))
 			return CKPT_ERR_NOMEM;
 	}
-	if (!strcmp(slash + 1, MANIFEST)) {
+	if (!strcmp(slash + 1, CKPT_MANIFEST_NAME)) {
 		l->cur_manifest = true;
 		l->cur_mtime = obj->mtime;
 	} else if (l->cur[0] == '.' && obj->mtime > l->cur_mtime) {
@@ -771,7 +768,7 @@ s3_lock(void *be, const char *key, const char *content,
 	rc = ckpt_s3_put(b->s3, k, text, strlen(text), CKPT_S3_IF_ABSENT, &o,
 	    err);
 	free(k);
-	if (!rc && !strcmp(key, LOCK_KEY)) {
+	if (!rc && !strcmp(key, CKPT_STORE_LOCK)) {
 		free(b->lock_text);
 		b->lock_text = text;
 		text = NULL;
@@ -843,14 +840,14 @@ s3_unlock(void *be, const char *key, const char *expected,
 	 * the lock could only change hands if its lease ran out. */
 	rc = ckpt_s3_delete(b->s3, k, err);
 	free(k);
-	if (!strcmp(key, LOCK_KEY))
+	if (!strcmp(key, CKPT_STORE_LOCK))
 		b->holding = false;
 	return rc;
 }
 
 /* ---- removing ------------------------------------------------------- */
 
-/* Deletes the objects of w, those ending in /MANIFEST first. */
+/* Deletes the objects of w, those ending in /ckpt-manifest.json first. */
 static int
 delete_all(struct s3_be *b, struct walk *w, struct ckpt_error *err)
 {
@@ -860,7 +857,7 @@ delete_all(struct s3_be *b, struct walk *w, struct ckpt_error *err)
 		for (size_t i = 0; i < w->n && !rc; i++) {
 			const char *base = strrchr(w->keys[i], '/');
 			bool m = !strcmp(base ? base + 1 : w->keys[i],
-			    MANIFEST);
+			    CKPT_MANIFEST_NAME);
 
 			if (m == !pass && (rc = renew(b, err)) == CKPT_OK)
 				rc = ckpt_s3_delete(b->s3, w->keys[i], err);
@@ -918,7 +915,7 @@ move_tree(struct s3_be *b, const char *from, const char *to,
 		    "or staging area", err);
 		goto out;
 	}
-	if (asprintf(&m, "%s%s", src_dir, MANIFEST) < 0) {
+	if (asprintf(&m, "%s%s", src_dir, CKPT_MANIFEST_NAME) < 0) {
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
@@ -926,7 +923,8 @@ move_tree(struct s3_be *b, const char *from, const char *to,
 	 * the trash only reports what was there. */
 	for (size_t i = 0; i < w.n && !rc; i++)
 		if (!strcmp(w.keys[i], m)) {
-			if (asprintf(&dst, "%s%s", dst_dir, MANIFEST) < 0) {
+			if (asprintf(&dst, "%s%s", dst_dir,
+			    CKPT_MANIFEST_NAME) < 0) {
 				rc = ckpt_error_nomem(err);
 				break;
 			}
@@ -1028,7 +1026,7 @@ s3_trash(void *be, const char *key, const char *name,
 	if (!component_ok(name, strlen(name)) || strchr(name, '/'))
 		return key_error(b, CKPT_ERR_INVALID, name, "not a trash name",
 		    err);
-	if (asprintf(&dst, "%s/%s", TRASH_DIR, name) < 0)
+	if (asprintf(&dst, "%s/%s", CKPT_STORE_TRASH, name) < 0)
 		return ckpt_error_nomem(err);
 	/* A fresh name: nothing of another removal may be mixed in. */
 	if (!(rc = walk_prefix(b, dst, true, &w, err))) {
@@ -1157,7 +1155,7 @@ s3_stage_begin(void *be, const char *dir, const char *name,
 	st->next = b->stages;
 	b->stages = st;
 	/* The record first: a staging prefix never exists without it. */
-	if (asprintf(&rec, "%s/%s", st->key, STAGING_REC) < 0)
+	if (asprintf(&rec, "%s/%s", st->key, CKPT_STAGING_NAME) < 0)
 		rc = ckpt_error_nomem(err);
 	else
 		rc = s3_put(be, rec, record, len, CKPT_BE_IF_ABSENT, err);
@@ -1340,7 +1338,7 @@ s3_stage_record(void *be, const char *stage, const char *record,
 	int rc;
 
 	(void)durable;		/* every PUT is durable */
-	if (asprintf(&key, "%s/%s", stage, STAGING_REC) < 0)
+	if (asprintf(&key, "%s/%s", stage, CKPT_STAGING_NAME) < 0)
 		return ckpt_error_nomem(err);
 	rc = record ? s3_put(be, key, record, len, 0, err) :
 	    s3_remove(be, key, err);
@@ -1484,7 +1482,7 @@ manifest_exists(struct s3_be *b, const char *final, bool *yes,
 	char *k;
 	int rc;
 
-	if (asprintf(&k, "%s%s/%s", b->prefix, final, MANIFEST) < 0)
+	if (asprintf(&k, "%s%s/%s", b->prefix, final, CKPT_MANIFEST_NAME) < 0)
 		return ckpt_error_nomem(err);
 	ckpt_error_clear(&le);
 	rc = ckpt_s3_head(b->s3, k, &o, &le);
@@ -1520,11 +1518,11 @@ publish(struct s3_be *b, const char *stage, const char *final,
 	for (size_t i = 0; i < w.n && !rc; i++) {
 		const char *rel = w.keys[i] + skip;
 
-		if (!strcmp(rel, MANIFEST)) {
+		if (!strcmp(rel, CKPT_MANIFEST_NAME)) {
 			mkey = w.keys[i];
 			continue;
 		}
-		if (!strcmp(rel, STAGING_REC) || !strcmp(rel, FINAL_PTR))
+		if (!strcmp(rel, CKPT_STAGING_NAME) || !strcmp(rel, FINAL_PTR))
 			continue;
 		if ((rc = renew(b, err)))
 			break;
@@ -1542,7 +1540,7 @@ publish(struct s3_be *b, const char *stage, const char *final,
 		rc = ckpt_s3_get_mem(b->s3, mkey, 0, CKPT_S3_TO_END,
 		    (size_t)256 << 20, &text, &n, NULL, err);
 	if (!rc && !(rc = renew(b, err))) {
-		if (asprintf(&dst, "%s%s", dst_dir, MANIFEST) < 0) {
+		if (asprintf(&dst, "%s%s", dst_dir, CKPT_MANIFEST_NAME) < 0) {
 			rc = ckpt_error_nomem(err);
 		} else {
 			/* The commit point. */

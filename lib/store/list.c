@@ -760,7 +760,7 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 
 	if (!runpath)
 		return ckpt_error_nomem(err);
-	snprintf(runkey, sizeof(runkey), "runs/%s", run);
+	snprintf(runkey, sizeof(runkey), CKPT_STORE_RUNS "/%s", run);
 	rc = run_stat(s, runkey, runpath, &st, err);
 	if (rc == CKPT_ERR_NOTFOUND) {
 		free(runpath);
@@ -864,7 +864,7 @@ list_all_runs(struct ckpt_list *l, const struct ckpt_store *s,
 	int rc;
 
 	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, "runs", list_one_run, &w, &le);
+	rc = s->ops->list(s->be, CKPT_STORE_RUNS, list_one_run, &w, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
 	    !strcmp(le.path, runs))
 		return 0;
@@ -880,7 +880,7 @@ runs_check(const struct ckpt_store *s, const char *runs,
     struct ckpt_error *err)
 {
 	struct ckpt_be_info st;
-	int rc = s->ops->stat(s->be, "runs", &st, err);
+	int rc = s->ops->stat(s->be, CKPT_STORE_RUNS, &st, err);
 
 	if (rc == CKPT_ERR_NOTFOUND) {
 		if (err)
@@ -906,7 +906,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 	if (run && (rc = ckpt_name_check(run, "run name", err)))
 		return rc;
 	l = calloc(1, sizeof(*l));
-	runs = ckpt_store_path(s, "runs");
+	runs = ckpt_store_path(s, CKPT_STORE_RUNS);
 	if (!l || !runs) {
 		free(l);
 		free(runs);
@@ -918,7 +918,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 		return rc;
 	}
 	if (prot.all && (rc = add_foreign(l, NULL, ckpt_store_path(s,
-	    "registry"), prot.all, err)))
+	    CKPT_STORE_REGISTRY), prot.all, err)))
 		goto out;
 	rc = runs_check(s, runs, err);
 	if (rc == CKPT_ERR_NOTFOUND)
@@ -1313,8 +1313,8 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 		return rc;
 	if ((rc = ckpt_protection_load(s, &prot, err)))
 		return rc;
-	snprintf(runkey, sizeof(runkey), "runs/%s", run);
-	runs = ckpt_store_path(s, "runs");
+	snprintf(runkey, sizeof(runkey), CKPT_STORE_RUNS "/%s", run);
+	runs = ckpt_store_path(s, CKPT_STORE_RUNS);
 	runpath = runs ? ckpt_join(runs, run) : NULL;
 	if (!runpath) {
 		rc = ckpt_error_nomem(err);

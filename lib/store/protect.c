@@ -29,8 +29,6 @@
 #include "store/store.h"
 #include "store/registry.h"
 
-#define PINS_DIR	".ckpt/pins"
-#define REGISTRY_DIR	"registry"
 #define REGISTRY_MAX	(1u << 20)
 #define HISTORY_MAX	((size_t)256 << 20)
 
@@ -107,7 +105,7 @@ ckpt_pins_read(const struct ckpt_store *s, struct ckpt_protection *p,
 	int rc;
 
 	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, PINS_DIR, pin_entry, &w, &le);
+	rc = s->ops->list(s->be, CKPT_STORE_PINS, pin_entry, &w, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
 		return 0;	/* no pins directory: no pins */
 	if (rc && le.code && err)
@@ -176,7 +174,8 @@ version_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 	(void)info;
 	if (!is_version_file(name))
 		return 0;
-	snprintf(rel, sizeof(rel), "%s/%s/%s", REGISTRY_DIR, w->model, name);
+	snprintf(rel, sizeof(rel), "%s/%s/%s", CKPT_STORE_REGISTRY, w->model,
+	    name);
 	ckpt_error_clear(&re);
 	switch ((rc = w->s->ops->read(w->s->be, rel, REGISTRY_MAX, &text,
 	    &len, &re))) {
@@ -240,7 +239,7 @@ model_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 
 	if (name[0] == '.')
 		return 0;
-	snprintf(rel, sizeof(rel), "%s/%s", REGISTRY_DIR, name);
+	snprintf(rel, sizeof(rel), "%s/%s", CKPT_STORE_REGISTRY, name);
 	if (info->type == CKPT_BE_LINK)
 		return protect_all(w->p, rel, "a symbolic link", w->err);
 	if (info->type != CKPT_BE_DIR || ckpt_name_check(name, NULL, NULL))
@@ -322,12 +321,12 @@ ckpt_registry_protection_read(const struct ckpt_store *s,
 	if ((rc = history_protection(s, p, err)))
 		return rc;
 	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, REGISTRY_DIR, model_entry, &w, &le);
+	rc = s->ops->list(s->be, CKPT_STORE_REGISTRY, model_entry, &w, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
 		return 0;
 	/* a symlinked registry protects, it is not an I/O error */
 	if (rc == CKPT_ERR_UNSAFE && le.code == CKPT_ERR_UNSAFE)
-		return protect_all(p, REGISTRY_DIR, "a symbolic link "
+		return protect_all(p, CKPT_STORE_REGISTRY, "a symbolic link "
 		    "or not a directory", err);
 	if (rc && le.code && err)
 		*err = le;
@@ -376,7 +375,7 @@ ckpt_protection_recheck(const struct ckpt_store *s, const char *run,
 	int rc;
 
 	*why = NULL;
-	snprintf(pin, sizeof(pin), "%s/%s@%lld", PINS_DIR, run,
+	snprintf(pin, sizeof(pin), "%s/%s@%lld", CKPT_STORE_PINS, run,
 	    (long long)step);
 	/* absent (no pin, or no pins at all) is the only "not pinned" */
 	rc = s->ops->stat(s->be, pin, &st, err);

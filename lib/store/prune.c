@@ -38,7 +38,6 @@
 
 #include <jansson.h>
 
-#define TRASH_DIR ".ckpt/trash"
 #define RM_MAX_DEPTH 128
 
 /* ------------------------------------------------------------------ */
@@ -141,7 +140,7 @@ static char *
 trash_name(struct ckpt_store *s, const char *run, const char *name)
 {
 	static unsigned int seq;
-	char *dir = ckpt_store_path(s, TRASH_DIR), *p = NULL;
+	char *dir = ckpt_store_path(s, CKPT_STORE_TRASH), *p = NULL;
 
 	if (!dir)
 		return NULL;
@@ -163,14 +162,14 @@ ensure_trash(struct ckpt_store *s, struct ckpt_error *err)
 	char *dir;
 	int rc;
 
-	rc = s->ops->stat(s->be, TRASH_DIR, &st, err);
+	rc = s->ops->stat(s->be, CKPT_STORE_TRASH, &st, err);
 	if (rc == CKPT_ERR_NOTFOUND)
 		return 0;
 	if (rc || st.type == CKPT_BE_DIR)
 		return rc;
-	dir = ckpt_store_path(s, TRASH_DIR);
-	rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, dir ? dir : TRASH_DIR, -1,
-	    "%s: refusing to follow it out of the store", st.type ==
+	dir = ckpt_store_path(s, CKPT_STORE_TRASH);
+	rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, dir ? dir : CKPT_STORE_TRASH,
+	    -1, "%s: refusing to follow it out of the store", st.type ==
 	    CKPT_BE_LINK ? "a symbolic link" : "not a directory");
 	free(dir);
 	return rc;
@@ -398,7 +397,7 @@ rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
 {
 	char key[PATH_MAX];
 
-	snprintf(key, sizeof(key), "runs/%s/%s", e->run, e->name);
+	snprintf(key, sizeof(key), CKPT_STORE_RUNS "/%s/%s", e->run, e->name);
 	ckpt_error_clear(err);
 	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, err))
 		return 0;
@@ -476,7 +475,7 @@ recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
     const struct ckpt_entry *e)
 {
 	static const char *const pinned[] = { "pinned" };
-	static const char *const registry[] = { "registry" };
+	static const char *const registry[] = { CKPT_STORE_REGISTRY };
 	struct ckpt_error err;
 	const char *why;
 
@@ -543,7 +542,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 		char *rel = NULL;
 		struct ckpt_be_info st;
 
-		if (asprintf(&rel, "runs/%s", opts->run) < 0) {
+		if (asprintf(&rel, CKPT_STORE_RUNS "/%s", opts->run) < 0) {
 			rc = ckpt_error_nomem(err);
 			goto out;
 		}
@@ -600,7 +599,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 		}
 	}
 	{
-		s->ops->flush(s->be, TRASH_DIR, NULL);
+		s->ops->flush(s->be, CKPT_STORE_TRASH, NULL);
 		for (size_t g = 0; g < r->nruns; g++) {
 			char *rd = r->runs[g].count ? dirname_of(
 			    r->items[r->runs[g].first].path) : NULL;
@@ -780,7 +779,7 @@ trash_entry(void *arg, const char *name, const struct ckpt_be_info *info)
 	it->path = pool_printf(&w->r->pool, "%s/%s", w->dir, name);
 	if (!it->path)
 		return ckpt_error_nomem(w->err);
-	snprintf(key, sizeof(key), "%s/%s", TRASH_DIR, name);
+	snprintf(key, sizeof(key), "%s/%s", CKPT_STORE_TRASH, name);
 	if (!w->s->ops->stat(w->s->be, key, &st, NULL))
 		it->age = w->now - st.mtime;
 	it->size = w->s->ops->usage(w->s->be, key);
@@ -794,7 +793,7 @@ static int
 gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
     struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, TRASH_DIR);
+	char *dir = ckpt_store_path(s, CKPT_STORE_TRASH);
 	struct trash_walk w = { s, r, dir, now, err };
 	struct ckpt_error le;
 	int rc;
@@ -802,7 +801,7 @@ gc_scan_trash(struct ckpt_store *s, struct ckpt_gc_report *r, int64_t now,
 	if (!dir)
 		return ckpt_error_nomem(err);
 	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, TRASH_DIR, trash_entry, &w, &le);
+	rc = s->ops->list(s->be, CKPT_STORE_TRASH, trash_entry, &w, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND)
 		rc = 0;
 	else if (rc && le.code)
@@ -1151,7 +1150,7 @@ new_run(void *arg, const char *name, const struct ckpt_be_info *info)
 
 	if (name[0] == '.' || info->type != CKPT_BE_DIR)
 		return 0;
-	snprintf(key, sizeof(key), "runs/%s", name);
+	snprintf(key, sizeof(key), CKPT_STORE_RUNS "/%s", name);
 	w->run = name;
 	w->rp = ckpt_store_path(w->s, key);
 	if (!w->rp) {
@@ -1169,7 +1168,7 @@ gc_scan_new(struct ckpt_store *s, struct ckpt_gc_report *r,
 {
 	struct new_walk w = { s, r, opts, now, dur, NULL, NULL, false };
 
-	s->ops->list(s->be, "runs", new_run, &w, NULL);
+	s->ops->list(s->be, CKPT_STORE_RUNS, new_run, &w, NULL);
 	return w.nomem ? -1 : 0;
 }
 

@@ -1442,7 +1442,7 @@ int
 ckpt_reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
     struct ckpt_error *err)
 {
-	char *trash = ckpt_store_path(s, ".ckpt/trash"), *to = NULL;
+	char *trash = ckpt_store_path(s, CKPT_STORE_TRASH), *to = NULL;
 	int rc;
 
 	if (!trash)

@@ -678,9 +678,9 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 	}
 	if (sv->meta && (rc = ckpt_capture_metadata(sv->meta, opts, err)))
 		goto fail;
-	if (!sv->run || !sv->meta || asprintf(&sv->run_key, "runs/%s",
-	    sv->run) < 0 || asprintf(&sv->final_key, "%s/step-%lld",
-	    sv->run_key, (long long)sv->step) < 0 ||
+	if (!sv->run || !sv->meta || asprintf(&sv->run_key,
+	    CKPT_STORE_RUNS "/%s", sv->run) < 0 || asprintf(&sv->final_key,
+	    "%s/step-%lld", sv->run_key, (long long)sv->step) < 0 ||
 	    !(sv->rundir = ckpt_store_path(s, sv->run_key)) ||
 	    !(sv->final = ckpt_store_path(s, sv->final_key))) {
 		rc = ckpt_error_nomem(err);
@@ -1640,7 +1640,7 @@ replace_existing(struct ckpt_save *sv, struct ckpt_error *err)
 	    trash, err)))
 		return rc;
 	/* Committed either way; a leftover is gc's to remove. */
-	snprintf(key, sizeof(key), ".ckpt/trash/%s", trash);
+	snprintf(key, sizeof(key), CKPT_STORE_TRASH "/%s", trash);
 	if (sv->opts.discard_replaced)
 		(void)s->ops->remove_tree(s->be, key, NULL);
 	return CKPT_OK;

@@ -31,9 +31,6 @@
 #include "store/store.h"
 #include "store/registry.h"
 
-#define STORE_MARKER	".ckpt/store.json"
-#define LOCK_PATH	".ckpt/lock"
-#define LOCK_BREAK_PATH	".ckpt/lock.break"
 
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
@@ -93,7 +90,7 @@ has_marker(const struct ckpt_backend_ops *ops, void *be, const char *dir,
 	int rc;
 
 	ckpt_error_clear(&le);
-	rc = ops->stat(be, STORE_MARKER, &info, &le);
+	rc = ops->stat(be, CKPT_STORE_MARKER, &info, &le);
 	if (!rc)
 		return info.type == CKPT_BE_FILE ? CKPT_OK : CKPT_ERR_NOTFOUND;
 	if (rc == CKPT_ERR_NOTFOUND)
@@ -246,15 +243,15 @@ static int
 create_layout(const struct ckpt_backend_ops *ops, void *be,
     struct ckpt_error *err)
 {
-	static const char *const prefixes[] = { ".ckpt", ".ckpt/pins",
-		".ckpt/trash", "runs" };
+	static const char *const prefixes[] = { CKPT_STORE_META,
+		CKPT_STORE_PINS, CKPT_STORE_TRASH, CKPT_STORE_RUNS };
 	static const char marker[] = "{\n  \"schema\": 1\n}\n";
 	int rc;
 
 	for (size_t i = 0; i < CKPT_ARRAY_SIZE(prefixes); i++)
 		if ((rc = ops->mkprefix(be, prefixes[i], NULL, err)))
 			return rc;
-	rc = ops->put(be, STORE_MARKER, marker, sizeof(marker) - 1,
+	rc = ops->put(be, CKPT_STORE_MARKER, marker, sizeof(marker) - 1,
 	    CKPT_BE_IF_ABSENT, err);
 	if (rc == CKPT_ERR_EXISTS) {	/* another init won: a store */
 		if (err)
@@ -331,7 +328,7 @@ remote_open(const char *url, unsigned int flags, bool *existed,
 		return rc;
 	ckpt_error_clear(&le);
 	/* A GET, not a HEAD: a refusal then names the service's code. */
-	rc = ops->read(be, STORE_MARKER, 4096, &marker, NULL, &le);
+	rc = ops->read(be, CKPT_STORE_MARKER, 4096, &marker, NULL, &le);
 	free(marker);
 	if (existed)
 		*existed = !rc;
@@ -783,21 +780,22 @@ break_lock(const struct ckpt_store *s, const char *key,
 
 	own_lock_text(content, sizeof(content), false, "break a stale lock");
 	ckpt_interrupt_hold();
-	rc = lock_create(s, LOCK_BREAK_PATH, content, NULL, NULL);
+	rc = lock_create(s, CKPT_STORE_LOCK_BREAK, content, NULL, NULL);
 	if (rc) {
 		struct lock_info bi;
 
-		if (rc == 1 && !read_lock(s, LOCK_BREAK_PATH, &now_text,
+		if (rc == 1 && !read_lock(s, CKPT_STORE_LOCK_BREAK, &now_text,
 		    &mtime, NULL) && lock_parse_any(now_text, &bi) &&
 		    (lock_is_stale(&bi) || lease_expired(&bi, mtime)))
-			s->ops->unlock(s->be, LOCK_BREAK_PATH, now_text, NULL);
+			s->ops->unlock(s->be, CKPT_STORE_LOCK_BREAK, now_text,
+			    NULL);
 		free(now_text);
 		ckpt_interrupt_release();
 		return false;
 	}
 	done = !s->ops->unlock(s->be, key, stale_text, NULL);
 	/* Our own break lock: same text check, as for the lock. */
-	s->ops->unlock(s->be, LOCK_BREAK_PATH, content, NULL);
+	s->ops->unlock(s->be, CKPT_STORE_LOCK_BREAK, content, NULL);
 	ckpt_interrupt_release();
 	return done;
 }
@@ -861,7 +859,7 @@ sweep_one(void *arg, const char *name, const struct ckpt_be_info *info)
 	if (info->type != CKPT_BE_FILE || strncmp(name, "lock.", 5) ||
 	    !strstr(name, ".tmp."))
 		return 0;
-	snprintf(key, sizeof(key), ".ckpt/%s", name);
+	snprintf(key, sizeof(key), CKPT_STORE_META "/%s", name);
 	/* removed only while it still holds what was judged stale */
 	if (!read_lock(s, key, &text, NULL, NULL) && lock_parse_any(text,
 	    &li) && lock_is_stale(&li))
@@ -873,7 +871,7 @@ sweep_one(void *arg, const char *name, const struct ckpt_be_info *info)
 static void
 sweep_lock_temps(const struct ckpt_store *s)
 {
-	s->ops->list(s->be, ".ckpt", sweep_one, (void *)s, NULL);
+	s->ops->list(s->be, CKPT_STORE_META, sweep_one, (void *)s, NULL);
 }
 
 static long
@@ -890,7 +888,7 @@ int
 ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
     struct ckpt_lock_holder *broken, struct ckpt_error *err)
 {
-	char *path = ckpt_store_path(s, LOCK_PATH);
+	char *path = ckpt_store_path(s, CKPT_STORE_LOCK);
 	struct timespec t0;
 	long sleep_ms = 5;
 	char content[sizeof(s->lock_content)];
@@ -921,7 +919,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			    "store lock");
 			break;
 		}
-		rc = lock_create(s, LOCK_PATH, content, &compact, err);
+		rc = lock_create(s, CKPT_STORE_LOCK, content, &compact, err);
 		if (rc == 0) {
 			/* What unlock compares: the content, or the target
 			 * of a symlink lock (taken on a full filesystem). */
@@ -938,7 +936,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 		}
 		if (rc < 0)
 			break;
-		rc = read_lock(s, LOCK_PATH, &text, &mtime, NULL);
+		rc = read_lock(s, CKPT_STORE_LOCK, &text, &mtime, NULL);
 		if (rc == CKPT_ERR_NOTFOUND)
 			continue;	/* released meanwhile: try again */
 		if (rc || !lock_parse_any(text, &li)) {
@@ -947,7 +945,7 @@ ckpt_store_lock(struct ckpt_store *s, const char *purpose, long timeout_ms,
 			memset(&li, 0, sizeof(li));
 			garbled = true;
 		} else if ((lock_is_stale(&li) || lease_expired(&li, mtime)) &&
-		    break_lock(s, LOCK_PATH, text)) {
+		    break_lock(s, CKPT_STORE_LOCK, text)) {
 			if (broken)
 				*broken = li.h;
 			free(text);
@@ -980,7 +978,7 @@ ckpt_store_unlock(struct ckpt_store *s)
 		return;
 	s->locked = false;
 	/* Remove only our own lock: someone may have broken ours. */
-	s->ops->unlock(s->be, LOCK_PATH, s->lock_content, NULL);
+	s->ops->unlock(s->be, CKPT_STORE_LOCK, s->lock_content, NULL);
 	ckpt_interrupt_release();
 }
 
@@ -992,7 +990,7 @@ ckpt_store_lock_holder(const struct ckpt_store *s,
 	char *text;
 	int rc;
 
-	rc = read_lock(s, LOCK_PATH, &text, NULL, err);
+	rc = read_lock(s, CKPT_STORE_LOCK, &text, NULL, err);
 	if (rc)
 		return rc;
 	if (!lock_parse_any(text, &li))
@@ -1013,7 +1011,7 @@ pin_path(const struct ckpt_store *s, const char *run, int64_t step)
 	char *p;
 
 	(void)s;
-	if (asprintf(&p, ".ckpt/pins/%s@%lld", run, (long long)step) < 0)
+	if (asprintf(&p, CKPT_STORE_PINS "/%s@%lld", run, (long long)step) < 0)
 		return NULL;
 	return p;
 }

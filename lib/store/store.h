@@ -12,6 +12,20 @@
 
 #include <sys/types.h>
 
+/*
+ * The store's layout, spelled here only: keys relative to its root (a
+ * directory or s3://BUCKET/PREFIX).  The names inside a checkpoint
+ * (CKPT_MANIFEST_NAME, ...) are in ckpt.h.
+ */
+#define CKPT_STORE_META		".ckpt"
+#define CKPT_STORE_MARKER	".ckpt/store.json"
+#define CKPT_STORE_LOCK		".ckpt/lock"
+#define CKPT_STORE_LOCK_BREAK	".ckpt/lock.break"
+#define CKPT_STORE_PINS		".ckpt/pins"
+#define CKPT_STORE_TRASH	".ckpt/trash"
+#define CKPT_STORE_RUNS		"runs"
+#define CKPT_STORE_REGISTRY	"registry"
+
 struct ckpt_backend_ops;
 
 struct ckpt_store {
