@@ -56,6 +56,10 @@
  *    threads, one call at a time.
  *  - ckpt_interrupt_install() changes process-wide signal dispositions:
  *    call it once, from the main thread, before starting others.
+ *  - ckpt_save_begin() with CKPT_CAPTURE_GIT or CKPT_CAPTURE_GPUS runs
+ *    git and nvidia-smi (fork and exec, waiting for that child only); a
+ *    program that ignores SIGCHLD gets no "git" key.  Clear those flags
+ *    to start no process.
  */
 #ifndef CKPT_H
 #define CKPT_H
@@ -1358,9 +1362,59 @@ struct ckpt_save_options {
 	long lock_timeout_ms;		/* for the commit */
 	ckpt_progress_fn progress;
 	void *progress_data;
+	/*
+	 * Version 2: what "ckpt save" records about where the checkpoint
+	 * came from, so that every caller gets the same manifest.  Each
+	 * capture fills its manifest key only when metadata_json lacks it.
+	 * capture: CKPT_CAPTURE_* flags (CKPT_SAVE_OPTIONS_INIT sets
+	 * CKPT_CAPTURE_DEFAULT, as ckpt save does; 0 captures none of them).
+	 * The named files are always recorded; one missing or unreadable
+	 * fails the save with CKPT_ERR_INVALID.
+	 */
+	unsigned int capture;
+	const char *git_dir;		/* CKPT_CAPTURE_GIT; NULL: cwd */
+	/* "data": the fingerprint of these files and directories */
+	const char *const *data_paths;
+	size_t ndata_paths;
+	const char *data_version;	/* "data": {"version": ...} */
+	const char *env_file;		/* "environment": {"file": ...} */
+	const char *config_file;	/* "config": YAML or JSON as JSON */
 };
-#define CKPT_SAVE_OPTIONS_VERSION 1
-#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION }
+/** "git": commit, branch, dirty state, top level (best effort). */
+#define CKPT_CAPTURE_GIT		(1u << 0)
+/** "environment": {"gpus": [...]} from the NVIDIA driver (best effort). */
+#define CKPT_CAPTURE_GPUS		(1u << 1)
+/**
+ * For CKPT_TRANSFER_ADOPT: the adopted directory's trainer_state.json
+ * (ckpt_trainer_state_read): "trainer_state", the step's logged metrics
+ * under the caller's, and "epoch" when the caller's is missing or null.
+ */
+#define CKPT_CAPTURE_TRAINER_STATE	(1u << 2)
+#define CKPT_CAPTURE_DEFAULT	(CKPT_CAPTURE_GIT | CKPT_CAPTURE_GPUS | \
+    CKPT_CAPTURE_TRAINER_STATE)
+#define CKPT_SAVE_OPTIONS_VERSION 2
+#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION, \
+    .capture = CKPT_CAPTURE_DEFAULT }
+
+/*
+ * A Hugging Face trainer_state.json of a checkpoint directory (Python's
+ * NaN and Infinity read as null).  No file: 0 with found false, and the
+ * step taken from a "checkpoint-N" directory name when it has one.  A
+ * file that does not parse: CKPT_ERR_INVALID with line and column.
+ */
+struct ckpt_trainer_state {
+	bool found;			/* trainer_state.json was there */
+	bool has_step;
+	int64_t step;			/* global_step (or from the name) */
+	double epoch;			/* NAN: none */
+	char *metrics_json;		/* this step's logged metrics: object */
+	char *trainer_json;		/* global_step, best_model_checkpoint,
+					 * best_metric: object; NULL: !found */
+};
+CKPT_MUST_CHECK
+CKPT_API int ckpt_trainer_state_read(const char *dir,
+    struct ckpt_trainer_state *out, struct ckpt_error *err);
+CKPT_API void ckpt_trainer_state_release(struct ckpt_trainer_state *ts);
 
 struct ckpt_save;
 

@@ -677,6 +677,8 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 	} else {
 		sv->meta = json_object();
 	}
+	if (sv->meta && (rc = ckpt_capture_metadata(sv->meta, opts, err)))
+		goto fail;
 	if (!sv->run || !sv->meta || asprintf(&sv->run_key,
 	    CKPT_STORE_RUNS "/%s", sv->run) < 0 || asprintf(&sv->final_key,
 	    "%s/step-%lld", sv->run_key, (long long)sv->step) < 0 ||

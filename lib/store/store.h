@@ -238,4 +238,13 @@ void ckpt_stream_check_release(struct ckpt_stream_check *sc);
 int ckpt_make_parents(const char *root, const char *rel,
     struct ckpt_error *err);
 
+/*
+ * capture.c: adds to meta (the caller's metadata object) what o asks
+ * ckpt_save_begin to capture (ckpt_save_options, version 2): config,
+ * data fingerprint, environment file and GPUs, git state, an adopted
+ * directory's trainer state; a key meta has already is left alone.
+ */
+int ckpt_capture_metadata(struct json_t *meta, const struct ckpt_save_options *o,
+    struct ckpt_error *err);
+
 #endif /* CKPT_STORE_H */
