@@ -779,7 +779,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 				dup2(null, 1);
 				dup2(null, 2);
 			}
-			ckpt_save_set_phase(sv, "started");
+			ckpt_save_set_phase(sv, CKPT_PHASE_STARTED);
 			if (write(pfd[1], "x", 1) < 0)
 				_exit(CKPT_EXIT_ERROR);
 			close(pfd[1]);

@@ -127,6 +127,13 @@ struct ckpt_stamp {
 	int64_t mtime_ns, ctime_ns;
 };
 
+/* The result a recorded name stands for: NONE for NULL, UNKNOWN for a
+ * name this version does not know (list.c). */
+enum ckpt_check_result ckpt_check_result_parse(const char *name);
+
+/* The same for the phase of a staging record. */
+enum ckpt_save_phase ckpt_save_phase_parse(const char *name);
+
 struct ckpt_entry_priv {
 	struct ckpt_entry e;
 	struct ckpt_metric *metrics;
