@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include <ckpt.h>
+#include <ckpt-cli.h>
 
 /* Exit statuses, documented in ckpt(1). */
 enum ckpt_exit {

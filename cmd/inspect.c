@@ -39,7 +39,6 @@
 
 #include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

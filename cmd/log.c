@@ -80,18 +80,18 @@ imported_text(const struct ckpt_reg_record *r)
 static char *
 change_text(const struct ckpt_reg_record *r)
 {
-	if (!strcmp(r->action, "prune"))
+	if (r->action == CKPT_REG_PRUNE)
 		return removed_text(r);
-	if (!strcmp(r->action, "save-force"))
+	if (r->action == CKPT_REG_SAVE_FORCE)
 		return xstrdup("save --force");
-	if (!strcmp(r->action, "pin") || !strcmp(r->action, "unpin"))
-		return xstrdup(r->action);
-	if (!strcmp(r->action, "promote"))
+	if (r->action == CKPT_REG_PIN || r->action == CKPT_REG_UNPIN)
+		return xstrdup(ckpt_reg_action_name(r->action));
+	if (r->action == CKPT_REG_PROMOTE)
 		return imported_text(r);
-	if (!strcmp(r->action, "alias-delete"))
+	if (r->action == CKPT_REG_ALIAS_DELETE)
 		return xasprintf("delete %s (v%lld)", r->alias,
 		    (long long)r->from);
-	if (!strcmp(r->action, "rollback"))
+	if (r->action == CKPT_REG_ROLLBACK)
 		return xasprintf("rollback %s v%lld -> v%lld", r->alias,
 		    (long long)r->from, (long long)r->to);
 	if (r->from)
@@ -108,7 +108,7 @@ removed_from(const struct ckpt_reg_record *r, const char *run)
 	size_t i;
 	bool yes = false;
 
-	if (strcmp(r->action, "prune"))
+	if (r->action != CKPT_REG_PRUNE)
 		return false;
 	j = json_loads(r->json, 0, NULL);
 	json_array_foreach(json_object_get(j, "removed"), i, e)

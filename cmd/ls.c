@@ -269,10 +269,11 @@ entry_json(const struct ckpt_entry *e)
 	json_object_set_new(o, "protected", json_boolean(
 	    e->protected_by_registry));
 	json_object_set_new(o, "failed", json_boolean(e->failed));
-	json_object_set_new(o, "validation", e->validation ?
-	    json_string(e->validation) : json_null());
-	json_object_set_new(o, "load_test", e->load_test ?
-	    json_string(e->load_test) : json_null());
+	/* as recorded, so a newer version's values pass through */
+	json_object_set_new(o, "validation", e->validation_raw ?
+	    json_string(e->validation_raw) : json_null());
+	json_object_set_new(o, "load_test", e->load_test_raw ?
+	    json_string(e->load_test_raw) : json_null());
 	json_object_set_new(o, "scope", e->scope ? json_string(e->scope) :
 	    json_null());
 	if (e->note)
@@ -291,8 +292,8 @@ staging_json(const struct ckpt_staging *st)
 	    st->state)));
 	json_object_set_new(o, "step", st->step >= 0 ?
 	    json_integer(st->step) : json_null());
-	json_object_set_new(o, "phase", st->phase ? json_string(st->phase) :
-	    json_null());
+	json_object_set_new(o, "phase", st->phase_raw ?
+	    json_string(st->phase_raw) : json_null());
 	json_object_set_new(o, "message", st->message ?
 	    json_string(st->message) : json_null());
 	json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) :
@@ -569,12 +570,13 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 				if (st->total)
 					snprintf(prog, sizeof(prog),
 					    "%s %.0f%%",
-					    st->phase ? st->phase : "",
+					    st->phase_raw ? st->phase_raw : "",
 					    100.0 * (double)st->done /
 					    (double)st->total);
 				else
 					snprintf(prog, sizeof(prog), "%s",
-					    st->phase ? st->phase : "-");
+					    st->phase_raw ? st->phase_raw :
+					    "-");
 				if (st->pid)
 					snprintf(own, sizeof(own),
 					    "pid %ld on %s", st->pid,

@@ -62,7 +62,7 @@ version_json(struct ckpt_registry *r, const struct ckpt_reg_version *v)
 	json_object_set_new(o, "path", json_string(v->path));
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
-	json_object_set_new(o, "storage", json_string(v->storage));
+	json_object_set_new(o, "storage", json_string(v->storage_raw));
 	json_object_set_new(o, "scope", json_string(v->scope));
 	json_object_set_new(o, "imported", v->imported_record ? json_pack(
 	    "{s:I, s:s}", "version", (json_int_t)v->imported_version,
@@ -159,7 +159,8 @@ models_list(struct ctx *ctx, int n, char **argv)
 			human_size(v->size, sz, sizeof(sz));
 			/* a weights-only version's file is its own */
 			table_add(&t, v->model, ver, as, src, sz,
-			    v->source_manifest ? "weights-only" : v->storage,
+			    v->source_manifest ? "weights-only" :
+			    v->storage_raw,
 			    v->created, v->note ? v->note : "");
 			free(as);
 			free(src);

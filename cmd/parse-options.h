@@ -8,6 +8,7 @@
 #define CKPT_PARSE_OPTIONS_H
 
 #include "ckpt.h"
+#include "ckpt-cli.h"
 
 enum opt_type {
 	OPT_T_END = 0,

@@ -121,8 +121,8 @@ result_json(const struct ckpt_promote_result *r, const char *src)
 		    r->tensors));
 	json_object_set_new(o, "path", r->path ? json_string(r->path) :
 	    json_null());
-	json_object_set_new(o, "storage", r->storage ?
-	    json_string(r->storage) : json_null());
+	json_object_set_new(o, "storage", r->storage != CKPT_STORAGE_NONE ?
+	    json_string(ckpt_storage_name(r->storage)) : json_null());
 	json_object_set_new(o, "linked", json_integer((json_int_t)r->linked));
 	json_object_set_new(o, "copied", json_integer((json_int_t)r->copied));
 	json_object_set_new(o, "size", json_integer((json_int_t)r->size));
@@ -205,8 +205,8 @@ print_result(const struct ckpt_promote_result *r, const char *arg)
 		    r->model, (long long)r->version,
 		    (unsigned long long)(r->linked + r->copied),
 		    r->linked + r->copied == 1 ? "" : "s", sz,
-		    !strcmp(r->storage, "link") ? "hard links" :
-		    !strcmp(r->storage, "copy") ? "copies" :
+		    r->storage == CKPT_STORAGE_LINK ? "hard links" :
+		    r->storage == CKPT_STORAGE_COPY ? "copies" :
 		    "hard links and copies");
 	else
 		printf("%s v%lld holds this checkpoint%s already (%s): no new "

@@ -2,11 +2,12 @@
 /*
  * save.c - "ckpt save": commit files or a directory as checkpoint
  * RUN@STEP of the store, atomically (the protocol is in lib/store/save.c and
- * ckpt-save(1)).  This file gathers the metadata the library cannot know:
- * flags, the config file as JSON, the git state of the working directory,
- * the data fingerprint, the environment file, GPUs, a Hugging Face
- * trainer_state.json; and after the commit it runs --load-test and
- * --prune.
+ * ckpt-save(1)).  This file turns the flags into metadata and save
+ * options; the library captures the rest (git state, GPUs, the config
+ * file as JSON, the data fingerprint, the environment file, a Hugging Face
+ * trainer_state.json: lib/store/capture.c), so that a program calling
+ * libckpt gets the same manifest.  After the commit it runs --load-test
+ * and --prune.
  *
  * Choices: the committed path is printed on stdout (scripts use it);
  * --background forks a detached process that owns the staging directory
@@ -20,10 +21,8 @@
 #include "parse-options.h"
 #include "store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -40,512 +39,6 @@ static const char *const save_usage[] = {
 };
 
 #define TAIL_MAX 4096
-
-/* ------------------------------------------------------------------ */
-/* Subprocesses                                                        */
-/* ------------------------------------------------------------------ */
-
-/*
- * Runs argv (no shell) in dir with stdout captured (at most max bytes,
- * stderr discarded).  Returns the exit status or -1; *out is allocated.
- */
-static int
-run_capture(const char *const argv[], const char *dir, char **out, size_t max)
-{
-	int pfd[2], status;
-	size_t len = 0;
-	char *buf = xmalloc(max + 1);
-	pid_t pid;
-
-	if (pipe(pfd)) {
-		free(buf);
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		free(buf);
-		return -1;
-	}
-	if (!pid) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(pfd[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		close(pfd[0]);
-		if (dir && chdir(dir))
-			_exit(127);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (;;) {
-		char tmp[4096];
-		ssize_t n = read(pfd[0], tmp, sizeof(tmp));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (len < max) {
-			size_t k =
-			    (size_t)n < max - len ? (size_t)n : max - len;
-
-			memcpy(buf + len, tmp, k);
-			len += k;
-		}
-	}
-	close(pfd[0]);
-	buf[len] = '\0';
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	*out = buf;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void
-chomp(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-		s[--n] = '\0';
-}
-
-/* git commit, branch and dirty state of the working directory. */
-static json_t *
-git_state(void)
-{
-	const char *const argv_head[] = { "git", "rev-parse", "--verify", "-q",
-		"HEAD", NULL };
-	const char *const argv_branch[] = { "git", "symbolic-ref", "--short",
-		"-q", "HEAD", NULL };
-	const char *const argv_dirty[] = { "git", "status", "--porcelain",
-		"--untracked-files=no", NULL };
-	const char *const argv_top[] = { "git", "rev-parse", "--show-toplevel",
-		NULL };
-	char *out;
-	json_t *g;
-
-	if (run_capture(argv_top, NULL, &out, 4096) != 0) {
-		free(out);
-		return NULL;	/* no git, or not in a repository */
-	}
-	chomp(out);
-	g = json_object();
-	json_object_set_new(g, "toplevel", json_string(out));
-	free(out);
-	if (run_capture(argv_head, NULL, &out, 256) == 0) {
-		chomp(out);
-		json_object_set_new(g, "commit", json_string(out));
-	} else {
-		json_object_set_new(g, "commit", json_null());
-	}
-	free(out);
-	if (run_capture(argv_branch, NULL, &out, 1024) == 0) {
-		chomp(out);
-		json_object_set_new(g, "branch", json_string(out));
-	} else {
-		json_object_set_new(g, "branch", json_null());	/* detached */
-	}
-	free(out);
-	if (run_capture(argv_dirty, NULL, &out, 1 << 20) == 0)
-		json_object_set_new(g, "dirty", json_boolean(*out != '\0'));
-	free(out);
-	return g;
-}
-
-/* GPU models from the NVIDIA driver's /proc files, else nvidia-smi. */
-static json_t *
-gpu_models(void)
-{
-	json_t *arr = json_array();
-	glob_t g;
-
-	if (!glob("/proc/driver/nvidia/gpus/*/information", 0, NULL, &g)) {
-		for (size_t i = 0; i < g.gl_pathc; i++) {
-			FILE *fp = fopen(g.gl_pathv[i], "re");
-			char line[512];
-
-			while (fp && fgets(line, sizeof(line), fp)) {
-				char *v;
-
-				if (strncmp(line, "Model:", 6))
-					continue;
-				v = line + 6;
-				while (*v == ' ' || *v == '\t')
-					v++;
-				chomp(v);
-				json_array_append_new(arr, json_string(v));
-			}
-			if (fp)
-				fclose(fp);
-		}
-		globfree(&g);
-	}
-	if (!json_array_size(arr)) {
-		const char *const argv[] = { "nvidia-smi", "--query-gpu=name",
-			"--format=csv,noheader", NULL };
-		char *out, *line, *save = NULL;
-
-		if (run_capture(argv, NULL, &out, 65536) == 0)
-			for (line = strtok_r(out, "\n", &save); line;
-			    line = strtok_r(NULL, "\n", &save)) {
-				chomp(line);
-				if (*line)
-					json_array_append_new(arr,
-					    json_string(line));
-			}
-		free(out);
-	}
-	if (!json_array_size(arr)) {
-		json_decref(arr);
-		return NULL;
-	}
-	return arr;
-}
-
-/* ------------------------------------------------------------------ */
-/* Metadata from files                                                 */
-/* ------------------------------------------------------------------ */
-
-static json_t *
-digest_of_file(const char *path)
-{
-	struct ckpt_hash_job job;
-	struct ckpt_error err;
-	char hex[CKPT_HASH_HEX_MAX];
-	char *s;
-	json_t *j;
-
-	memset(&job, 0, sizeof(job));
-	job.path = path;
-	job.whole = true;
-	ckpt_error_clear(&err);
-	if (ckpt_hash_files(&job, 1, 1, NULL, NULL, &err)) {
-		error_ckpt(&err);
-		exit(CKPT_EXIT_USAGE);
-	}
-	ckpt_hex(job.sha256, CKPT_SHA256_BYTES, hex);
-	s = xasprintf("sha256:%s", hex);
-	j = json_string(s);
-	free(s);
-	return j;
-}
-
-struct dfile {
-	char *path;	/* as found */
-	char *name;	/* for the fingerprint */
-};
-
-static int
-cmp_dfile(const void *a, const void *b)
-{
-	return strcmp(((const struct dfile *)a)->name,
-	    ((const struct dfile *)b)->name);
-}
-
-static void
-walk_data(const char *path, const char *name, struct dfile **v, size_t *n,
-    int depth)
-{
-	struct stat st;
-
-	if (stat(path, &st))
-		die_usage("--data %s: %s", path, strerror(errno));
-	if (S_ISREG(st.st_mode)) {
-		*v = xreallocarray(*v, *n + 1, sizeof(**v));
-		(*v)[*n].path = xstrdup(path);
-		(*v)[*n].name = xstrdup(name);
-		(*n)++;
-	} else if (S_ISDIR(st.st_mode) && depth < 64) {
-		DIR *d = opendir(path);
-		struct dirent *de;
-
-		if (!d)
-			die_errno("cannot open directory '%s'", path);
-		while ((de = readdir(d))) {
-			char *p, *nm;
-
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name,
-			    ".."))
-				continue;
-			p = xasprintf("%s/%s", path, de->d_name);
-			nm = xasprintf("%s/%s", name, de->d_name);
-			walk_data(p, nm, v, n, depth + 1);
-			free(p);
-			free(nm);
-		}
-		closedir(d);
-	}
-}
-
-/*
- * The data fingerprint: SHA-256 of every file under the --data paths,
- * then the SHA-256 of the sorted lines "sha256:HEX SIZE NAME\n", where
- * NAME is relative to each given path's parent (so moving the data set
- * elsewhere keeps its fingerprint).
- */
-static json_t *
-data_fingerprint(const struct strlist *paths)
-{
-	struct dfile *v = NULL;
-	struct ckpt_hash_job *jobs;
-	struct ckpt_error err;
-	struct ckpt_hash *h;
-	unsigned char d[CKPT_SHA256_BYTES];
-	char hex[CKPT_HASH_HEX_MAX];
-	uint64_t total = 0;
-	size_t n = 0;
-	json_t *j, *given = json_array();
-
-	for (size_t i = 0; i < paths->n; i++) {
-		const char *p = paths->items[i];
-		const char *b = strrchr(p, '/');
-		char *trim = xstrdup(p);
-
-		while (strlen(trim) > 1 && trim[strlen(trim) - 1] == '/')
-			trim[strlen(trim) - 1] = '\0';
-		b = strrchr(trim, '/');
-		walk_data(trim, b ? b + 1 : trim, &v, &n, 0);
-		json_array_append_new(given, json_string(p));
-		free(trim);
-	}
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_dfile);
-	jobs = xcalloc(n, sizeof(*jobs));
-	for (size_t i = 0; i < n; i++) {
-		jobs[i].path = v[i].path;
-		jobs[i].whole = true;
-	}
-	ckpt_error_clear(&err);
-	if (ckpt_hash_files(jobs, n, 0, NULL, NULL, &err)) {
-		error_ckpt(&err);
-		exit(CKPT_EXIT_USAGE);
-	}
-	if (ckpt_hash_new(CKPT_HASH_SHA256, &h, &err))
-		die_ckpt(&err);
-	for (size_t i = 0; i < n; i++) {
-		char *line;
-
-		ckpt_hex(jobs[i].sha256, CKPT_SHA256_BYTES, hex);
-		line = xasprintf("sha256:%s %llu %s\n", hex,
-		    (unsigned long long)jobs[i].size, v[i].name);
-		ckpt_hash_update(h, line, strlen(line));
-		free(line);
-		total += jobs[i].size;
-	}
-	if (ckpt_hash_final(h, d, &err))
-		die_ckpt(&err);
-	ckpt_hash_free(h);
-	ckpt_hex(d, sizeof(d), hex);
-	j = json_object();
-	json_object_set_new(j, "paths", given);
-	json_object_set_new(j, "files", json_integer((json_int_t)n));
-	json_object_set_new(j, "size", json_integer((json_int_t)total));
-	{
-		char *s = xasprintf("sha256:%s", hex);
-
-		json_object_set_new(j, "digest", json_string(s));
-		free(s);
-	}
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].path);
-		free(v[i].name);
-	}
-	free(v);
-	free(jobs);
-	return j;
-}
-
-static bool
-is_text(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x09 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
-static json_t *
-env_file(const char *path)
-{
-	const char *b = strrchr(path, '/');
-	FILE *fp = fopen(path, "re");
-	json_t *j = json_object();
-	char *buf;
-	size_t n;
-
-	if (!fp)
-		die_usage("--env %s: %s", path, strerror(errno));
-	buf = xmalloc((1 << 20) + 1);
-	n = fread(buf, 1, 1 << 20, fp);
-	fclose(fp);
-	buf[n] = '\0';
-	json_object_set_new(j, "file", json_string(b ? b + 1 : path));
-	json_object_set_new(j, "sha256", digest_of_file(path));
-	/* The content of a requirements/lock file, when it is small text. */
-	if (n < (1 << 20) && is_text(buf, n)) {
-		json_t *c = json_stringn(buf, n);
-
-		if (c)
-			json_object_set_new(j, "content", c);
-	}
-	free(buf);
-	return j;
-}
-
-static json_t *
-config_file(const char *path)
-{
-	struct ckpt_error err;
-	json_t *j, *content;
-	char *text;
-
-	ckpt_error_clear(&err);
-	if (ckpt_config_to_json(path, &text, &err)) {
-		error_ckpt(&err);
-		exit(err.code == CKPT_ERR_NOMEM ? CKPT_EXIT_ERROR :
-		    CKPT_EXIT_USAGE);
-	}
-	content = json_loads(text, JSON_DECODE_ANY, NULL);
-	free(text);
-	if (!content)
-		die("%s: cannot re-read the converted config", path);
-	j = json_object();
-	{
-		const char *b = strrchr(path, '/');
-
-		json_object_set_new(j, "file", json_string(b ? b + 1 : path));
-	}
-	json_object_set_new(j, "sha256", digest_of_file(path));
-	json_object_set_new(j, "content", content);
-	return j;
-}
-
-/* ------------------------------------------------------------------ */
-/* Hugging Face adoption                                               */
-/* ------------------------------------------------------------------ */
-
-struct adopt {
-	long long step;
-	bool has_step;
-	double epoch;
-	json_t *metrics;
-	json_t *trainer;
-};
-
-/* trainer_state.json, with Python's NaN and Infinity read as null. */
-static json_t *
-load_python_json(const char *path, json_error_t *je)
-{
-	FILE *fp = fopen(path, "re");
-	size_t n = 0, cap = 1 << 16, pylen;
-	char *in, *py;
-	int64_t first;
-	json_t *j;
-
-	if (!fp) {
-		snprintf(je->text, sizeof(je->text), "%s", strerror(errno));
-		je->line = je->column = 0;
-		return NULL;
-	}
-	in = xmalloc(cap);
-	/* At most 64 MiB: a trainer state is a few kilobytes. */
-	while (!feof(fp) && !ferror(fp) && n < ((size_t)64 << 20)) {
-		if (n == cap)
-			in = xreallocarray(in, 2, cap), cap *= 2;
-		n += fread(in + n, 1, cap - n, fp);
-	}
-	fclose(fp);
-	py = ckpt_json_from_python(in, n, &pylen, &first);
-	free(in);
-	if (!py)
-		die("out of memory");
-	j = json_loadb(py, pylen, JSON_REJECT_DUPLICATES, je);
-	free(py);
-	return j;
-}
-
-static void
-read_trainer_state(const char *dir, struct adopt *a)
-{
-	char *path = xasprintf("%s/trainer_state.json", dir);
-	json_error_t je;
-	json_t *j, *v, *hist, *e;
-	size_t i;
-
-	a->epoch = NAN;
-	a->metrics = json_object();
-	j = load_python_json(path, &je);
-	if (!j) {
-		struct stat st;
-
-		if (!stat(path, &st))
-			die_usage("%s: line %d, column %d: %s", path, je.line,
-			    je.column, je.text);
-		free(path);
-		/* No trainer state: the step may be in the name. */
-		{
-			const char *b = strrchr(dir, '/');
-			long long s;
-			char *end;
-
-			b = b ? b + 1 : dir;
-			if (!strncmp(b, "checkpoint-", 11)) {
-				errno = 0;
-				s = strtoll(b + 11, &end, 10);
-				if (!errno && !*end && s >= 0) {
-					a->step = s;
-					a->has_step = true;
-				}
-			}
-		}
-		return;
-	}
-	free(path);
-	v = json_object_get(j, "global_step");
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		a->step = json_integer_value(v);
-		a->has_step = true;
-	}
-	v = json_object_get(j, "epoch");
-	if (json_is_number(v))
-		a->epoch = json_number_value(v);
-	hist = json_object_get(j, "log_history");
-	json_array_foreach(hist, i, e) {
-		const char *k;
-		json_t *val;
-
-		if (!a->has_step || !json_is_integer(json_object_get(e,
-		    "step")) || json_integer_value(json_object_get(e,
-		    "step")) != a->step)
-			continue;
-		json_object_foreach(e, k, val) {
-			if (!strcmp(k, "step") || !strcmp(k, "epoch"))
-				continue;
-			/* null: logged as NaN/Infinity, "no value". */
-			if (json_is_number(val) || json_is_null(val))
-				json_object_set(a->metrics, k, val);
-		}
-	}
-	/* best_metric is the run's best so far, not this checkpoint's: it
-	 * stays in trainer_state, never among the checkpoint's metrics. */
-	a->trainer = json_object();
-	json_object_set(a->trainer, "global_step", json_object_get(j,
-	    "global_step"));
-	if (json_object_get(j, "best_model_checkpoint"))
-		json_object_set(a->trainer, "best_model_checkpoint",
-		    json_object_get(j, "best_model_checkpoint"));
-	if (json_object_get(j, "best_metric"))
-		json_object_set(a->trainer, "best_metric",
-		    json_object_get(j, "best_metric"));
-	json_decref(j);
-}
 
 /* ------------------------------------------------------------------ */
 /* Load test                                                           */
@@ -727,20 +220,18 @@ progress_cb(uint64_t done, uint64_t total, void *data)
 	progress_update(p, done);
 }
 
+/* The metadata the flags give; ckpt_save_begin() captures the rest. */
 static json_t *
-build_metadata(struct ctx *ctx, struct save_args *a, struct adopt *ad,
+build_metadata(struct ctx *ctx, struct save_args *a,
     struct ckpt_store **storep)
 {
 	json_t *m = json_object(), *metrics = json_object(), *tags;
-	json_t *env = NULL, *gpus, *git;
-	double epoch = ad ? ad->epoch : NAN;
+	double epoch = NAN;
 
 	if (a->epoch_s && parse_double(a->epoch_s, &epoch))
 		die_usage("--epoch '%s' is not a number", a->epoch_s);
 	json_object_set_new(m, "epoch", isnan(epoch) ? json_null() :
 	    json_real(epoch));
-	if (ad && ad->metrics)
-		json_object_update(metrics, ad->metrics);
 	for (size_t i = 0; i < a->metrics.n; i++) {
 		char *kv = a->metrics.items[i], *eq = strchr(kv, '=');
 		double v;
@@ -769,30 +260,6 @@ build_metadata(struct ctx *ctx, struct save_args *a, struct adopt *ad,
 			die_usage("--scope must be 'full' or 'weights-only'");
 		json_object_set_new(m, "scope", json_string(a->scope));
 	}
-	if (a->config)
-		json_object_set_new(m, "config", config_file(a->config));
-	if (a->data.n || a->data_version) {
-		json_t *d = a->data.n ? data_fingerprint(&a->data) :
-		    json_object();
-
-		if (a->data_version)
-			json_object_set_new(d, "version",
-			    json_string(a->data_version));
-		json_object_set_new(m, "data", d);
-	}
-	if (a->env) {
-		env = json_object();
-		json_object_set_new(env, "file", env_file(a->env));
-	}
-	if ((gpus = gpu_models())) {
-		if (!env)
-			env = json_object();
-		json_object_set_new(env, "gpus", gpus);
-	}
-	if (env)
-		json_object_set_new(m, "environment", env);
-	if ((git = git_state()))
-		json_object_set_new(m, "git", git);
 	if (a->resumed_from) {
 		struct ckpt_ref ref;
 		json_t *r = json_object();
@@ -822,9 +289,6 @@ build_metadata(struct ctx *ctx, struct save_args *a, struct adopt *ad,
 		free(p);
 		json_object_set_new(m, "resumed_from", r);
 	}
-	if (ad && ad->trainer)
-		json_object_set_new(m, "trainer_state", json_incref(
-		    ad->trainer));
 	if (a->load_test)
 		json_object_set_new(m, "load_test", json_pack("{s:s}",
 		    "command", a->load_test));
@@ -1149,7 +613,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_save *sv;
 	struct ckpt_error err;
 	struct ckpt_lock_holder broken = { 0 };
-	struct adopt ad = { 0 }, *adp = NULL;
+	struct ckpt_trainer_state ad = { 0 };
 	struct progress prog;
 	const char **sources;
 	json_t *meta, *report;
@@ -1170,8 +634,10 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		abs = realpath(a.adopt, NULL);
 		if (!abs)
 			die_usage("--adopt %s: %s", a.adopt, strerror(errno));
-		read_trainer_state(abs, &ad);
-		adp = &ad;
+		/* The step; the library records the rest of it. */
+		ckpt_error_clear(&err);
+		if (ckpt_trainer_state_read(abs, &ad, &err))
+			die_ckpt(&err);
 		if (!a.run) {
 			parent = xstrdup(abs);
 			*strrchr(parent, '/') = '\0';
@@ -1195,8 +661,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 			fprintf(stderr, "hint: the run name comes from the "
 			    "parent directory; give one with --run\n");
 		release_args(&a);
-		json_decref(ad.metrics);
-		json_decref(ad.trainer);
+		ckpt_trainer_state_release(&ad);
 		free(adopt_run);
 		return CKPT_EXIT_USAGE;
 	}
@@ -1205,7 +670,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		    a.step_s);
 	if (a.adopt && a.step_s && ad.has_step && step != ad.step)
 		warning("--step %lld overrides global_step %lld of "
-		    "trainer_state.json", step, ad.step);
+		    "trainer_state.json", step, (long long)ad.step);
 	if (step < 0)
 		usage_error(save_usage, opts, a.adopt ? "no step: "
 		    "trainer_state.json has no global_step; give --step" :
@@ -1216,6 +681,11 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	    so.chunk_size < 4096))
 		die_usage("--chunk-size: a size of at least 4KiB");
 	so.file_sha256 = a.file_sha256;
+	so.config_file = a.config;
+	so.data_paths = (const char *const *)a.data.items;
+	so.ndata_paths = a.data.n;
+	so.data_version = a.data_version;
+	so.env_file = a.env;
 
 	/* A source that is not there: could not do the job (3), and
 	 * before the first save creates a store for nothing. */
@@ -1236,7 +706,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 		return CKPT_EXIT_USAGE;
 	}
 	s = cmd_store(ctx);
-	meta = build_metadata(ctx, &a, adp, &s);
+	meta = build_metadata(ctx, &a, &s);
 	meta_text = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 
@@ -1309,7 +779,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 				dup2(null, 1);
 				dup2(null, 2);
 			}
-			ckpt_save_set_phase(sv, "started");
+			ckpt_save_set_phase(sv, CKPT_PHASE_STARTED);
 			if (write(pfd[1], "x", 1) < 0)
 				_exit(CKPT_EXIT_ERROR);
 			close(pfd[1]);
@@ -1399,8 +869,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	free(meta_text);
 	free(sources);
 	free(adopt_run);
-	json_decref(ad.metrics);
-	json_decref(ad.trainer);
+	ckpt_trainer_state_release(&ad);
 	release_args(&a);
 	ckpt_save_free(sv);
 	return status;

@@ -177,14 +177,16 @@ static json_t *
 report_json(const struct ckpt_report *r)
 {
 	json_t *o = json_object(), *files = json_array(), *fs = json_array();
-	const char *keyid, *sig = ckpt_report_signature(r, &keyid);
+	const char *keyid;
+	enum ckpt_sig_state sig = ckpt_report_signature(r, &keyid);
 	json_t *sj = json_object();
 
 	json_object_set_new(o, "path", json_string(ckpt_report_path(r)));
 	json_object_set_new(o, "ok", json_boolean(ckpt_report_ok(r)));
 	json_object_set_new(o, "manifest", ckpt_report_manifest(r) ?
 	    json_string(ckpt_report_manifest(r)) : json_null());
-	json_object_set_new(sj, "status", json_string(sig));
+	json_object_set_new(sj, "status",
+	    json_string(ckpt_sig_state_name(sig)));
 	json_object_set_new(sj, "key", keyid ? json_string(keyid) :
 	    json_null());
 	json_object_set_new(o, "signature", sj);
@@ -222,19 +224,20 @@ report_json(const struct ckpt_report *r)
 static void
 count_signature(struct tally *t, const struct ckpt_report *r)
 {
-	const char *key = NULL, *sig = ckpt_report_signature(r, &key);
+	const char *key = NULL;
+	enum ckpt_sig_state sig = ckpt_report_signature(r, &key);
 
 	if (!ckpt_report_manifest(r))
 		return;
-	if (!strcmp(sig, "valid")) {
+	if (sig == CKPT_SIG_VALID) {
 		if (!t->sig_valid++)
 			snprintf(t->sig_key, sizeof(t->sig_key), "%s",
 			    key ? key : "");
 		else if (!key || strcmp(key, t->sig_key))
 			t->sig_key[0] = '\0';
-	} else if (!strcmp(sig, "none")) {
+	} else if (sig == CKPT_SIG_NONE) {
 		t->sig_none++;
-	} else if (!strcmp(sig, "unknown-key")) {
+	} else if (sig == CKPT_SIG_UNKNOWN_KEY) {
 		t->sig_unknown++;
 	} else {
 		t->sig_invalid++;

@@ -106,6 +106,22 @@ test_expect_success 'the installed header names no tracker issue' '
 	! grep -n "issue #\|(#[0-9]" "$HEADER"
 '
 
+# Option-value parsers and file readers of the command line live in the
+# uninstalled lib/include/ckpt-cli.h, hidden in the shared library.
+test_expect_success 'CLI helpers are neither in the installed header nor exported' '
+	printf "%s\n" ckpt_config_to_json ckpt_duration_format \
+	    ckpt_duration_parse ckpt_json_from_python ckpt_size_parse >cli &&
+	declared "$HEADER" >declared &&
+	comm -12 cli declared >in_header &&
+	test_cmp /dev/null in_header &&
+	exported "$SO" >exported &&
+	comm -12 cli exported >in_so &&
+	test_cmp /dev/null in_so &&
+	globals_of "$CKPT_BUILD/lib/libckpt.a" >globals &&
+	comm -12 cli globals >in_a &&
+	test_cmp cli in_a
+'
+
 test_expect_success 'the soname is libckpt.so.0' '
 	objdump -p "$SO" | awk "\$1 == \"SONAME\" { print \$2 }" >actual &&
 	echo libckpt.so.0 >expect &&

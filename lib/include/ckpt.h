@@ -56,6 +56,10 @@
  *    threads, one call at a time.
  *  - ckpt_interrupt_install() changes process-wide signal dispositions:
  *    call it once, from the main thread, before starting others.
+ *  - ckpt_save_begin() with CKPT_CAPTURE_GIT or CKPT_CAPTURE_GPUS runs
+ *    git and nvidia-smi (fork and exec, waiting for that child only); a
+ *    program that ignores SIGCHLD gets no "git" key.  Clear those flags
+ *    to start no process.
  */
 #ifndef CKPT_H
 #define CKPT_H
@@ -963,6 +967,24 @@ struct ckpt_metric {
 	double value;
 };
 
+/*
+ * The outcome of a check recorded with a checkpoint (the validation at
+ * save, the load test after it).  Read from files that a newer ckpt may
+ * have written: a value this version does not know is UNKNOWN, and the
+ * entry keeps the recorded string.
+ */
+enum ckpt_check_result {
+	CKPT_CHECK_NONE = 0,		/* not run, nothing recorded */
+	CKPT_CHECK_OK,
+	CKPT_CHECK_FAILED,
+	CKPT_CHECK_SKIPPED,		/* the format cannot be validated */
+	CKPT_CHECK_UNREADABLE,		/* its record is damaged */
+	CKPT_CHECK_UNKNOWN		/* recorded by a newer version */
+};
+/** "ok", "failed", "skipped", "unreadable"; "unknown" for UNKNOWN and
+ * NULL for NONE. */
+CKPT_API const char *ckpt_check_result_name(enum ckpt_check_result r);
+
 /* One committed checkpoint, as ckpt_store_list() found it. */
 struct ckpt_entry {
 	const char *run;
@@ -982,10 +1004,37 @@ struct ckpt_entry {
 	const char *note;		/* may be NULL */
 	bool pinned;			/* .ckpt/pins/RUN@STEP exists */
 	bool protected_by_registry;	/* a registry version points here */
-	const char *validation;		/* "ok", "failed", "skipped" */
-	const char *load_test;		/* NULL (none), "ok", "failed" */
+	/* validation at save, and the post-commit load test (NONE: none) */
+	enum ckpt_check_result validation, load_test;
+	/* the same as recorded (for UNKNOWN): validation "ok", "failed",
+	 * "skipped"; load_test NULL (none), "ok", "failed", "unreadable" */
+	const char *validation_raw;
+	const char *load_test_raw;
 	bool failed;			/* validation or load test failed */
 };
+
+/*
+ * Where a save is, as its staging record says.  A record a newer ckpt
+ * wrote may name a phase this version does not know: UNKNOWN, and the
+ * staging entry keeps the recorded string.
+ */
+enum ckpt_save_phase {
+	CKPT_PHASE_NONE = 0,		/* not recorded */
+	CKPT_PHASE_STAGING,		/* placing the files */
+	CKPT_PHASE_STARTED,		/* a --background child took over */
+	CKPT_PHASE_VALIDATING,
+	CKPT_PHASE_HASHING,
+	CKPT_PHASE_COPYING,
+	CKPT_PHASE_SYNCING,
+	CKPT_PHASE_COMMITTING,
+	CKPT_PHASE_FAILING,		/* undoing a failed save */
+	CKPT_PHASE_FAILED,
+	CKPT_PHASE_UNKNOWN		/* recorded by a newer version */
+};
+/** "staging", "started", "validating", "hashing", "copying", "syncing",
+ * "committing", "failing", "failed"; "unknown" for UNKNOWN, NULL for
+ * NONE. */
+CKPT_API const char *ckpt_save_phase_name(enum ckpt_save_phase p);
 
 /* A directory of runs/RUN/ that is not a committed checkpoint. */
 enum ckpt_staging_state {
@@ -1000,7 +1049,8 @@ struct ckpt_staging {
 	const char *path;		/* absolute */
 	const char *name;
 	enum ckpt_staging_state state;
-	const char *phase;		/* "staging", "hashing", ... or NULL */
+	enum ckpt_save_phase phase;
+	const char *phase_raw;		/* as recorded, or NULL */
 	const char *message;		/* failure message or NULL */
 	int64_t step;			/* -1 when unknown */
 	long pid;			/* 0 when unknown */
@@ -1312,9 +1362,59 @@ struct ckpt_save_options {
 	long lock_timeout_ms;		/* for the commit */
 	ckpt_progress_fn progress;
 	void *progress_data;
+	/*
+	 * Version 2: what "ckpt save" records about where the checkpoint
+	 * came from, so that every caller gets the same manifest.  Each
+	 * capture fills its manifest key only when metadata_json lacks it.
+	 * capture: CKPT_CAPTURE_* flags (CKPT_SAVE_OPTIONS_INIT sets
+	 * CKPT_CAPTURE_DEFAULT, as ckpt save does; 0 captures none of them).
+	 * The named files are always recorded; one missing or unreadable
+	 * fails the save with CKPT_ERR_INVALID.
+	 */
+	unsigned int capture;
+	const char *git_dir;		/* CKPT_CAPTURE_GIT; NULL: cwd */
+	/* "data": the fingerprint of these files and directories */
+	const char *const *data_paths;
+	size_t ndata_paths;
+	const char *data_version;	/* "data": {"version": ...} */
+	const char *env_file;		/* "environment": {"file": ...} */
+	const char *config_file;	/* "config": YAML or JSON as JSON */
 };
-#define CKPT_SAVE_OPTIONS_VERSION 1
-#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION }
+/** "git": commit, branch, dirty state, top level (best effort). */
+#define CKPT_CAPTURE_GIT		(1u << 0)
+/** "environment": {"gpus": [...]} from the NVIDIA driver (best effort). */
+#define CKPT_CAPTURE_GPUS		(1u << 1)
+/**
+ * For CKPT_TRANSFER_ADOPT: the adopted directory's trainer_state.json
+ * (ckpt_trainer_state_read): "trainer_state", the step's logged metrics
+ * under the caller's, and "epoch" when the caller's is missing or null.
+ */
+#define CKPT_CAPTURE_TRAINER_STATE	(1u << 2)
+#define CKPT_CAPTURE_DEFAULT	(CKPT_CAPTURE_GIT | CKPT_CAPTURE_GPUS | \
+    CKPT_CAPTURE_TRAINER_STATE)
+#define CKPT_SAVE_OPTIONS_VERSION 2
+#define CKPT_SAVE_OPTIONS_INIT { .version = CKPT_SAVE_OPTIONS_VERSION, \
+    .capture = CKPT_CAPTURE_DEFAULT }
+
+/*
+ * A Hugging Face trainer_state.json of a checkpoint directory (Python's
+ * NaN and Infinity read as null).  No file: 0 with found false, and the
+ * step taken from a "checkpoint-N" directory name when it has one.  A
+ * file that does not parse: CKPT_ERR_INVALID with line and column.
+ */
+struct ckpt_trainer_state {
+	bool found;			/* trainer_state.json was there */
+	bool has_step;
+	int64_t step;			/* global_step (or from the name) */
+	double epoch;			/* NAN: none */
+	char *metrics_json;		/* this step's logged metrics: object */
+	char *trainer_json;		/* global_step, best_model_checkpoint,
+					 * best_metric: object; NULL: !found */
+};
+CKPT_MUST_CHECK
+CKPT_API int ckpt_trainer_state_read(const char *dir,
+    struct ckpt_trainer_state *out, struct ckpt_error *err);
+CKPT_API void ckpt_trainer_state_release(struct ckpt_trainer_state *ts);
 
 struct ckpt_save;
 
@@ -1340,7 +1440,8 @@ CKPT_API const char *ckpt_save_validation(const struct ckpt_save *sv);
  * the given phase: a --background child calls it first so that ls never
  * takes the save for abandoned when the parent exits.
  */
-CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv, const char *phase);
+CKPT_API void ckpt_save_set_phase(struct ckpt_save *sv,
+    enum ckpt_save_phase phase);
 /**
  * Removes the staging directory of a save that will not be finished (and
  * the run directory begin created, when it is left empty), so that the
@@ -1550,28 +1651,6 @@ CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
     const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
 
-/**
- * Python's json module writes NaN, Infinity and -Infinity as bare words,
- * which strict JSON refuses (Hugging Face's trainer_state.json has them
- * when a loss or gradient norm overflowed).  Returns a copy of the len
- * bytes at in with each such word outside strings replaced by null
- * (caller frees; *outlen gets its length), or NULL when out of memory.
- * *first gets the byte offset of the first word replaced, or -1.
- */
-CKPT_API char *ckpt_json_from_python(const char *in, size_t len,
-    size_t *outlen, int64_t *first);
-
-/**
- * Reads a YAML or JSON file (chosen by content: JSON when the first
- * non-space byte is '{' or '[') and returns it as compact JSON text, newly
- * allocated (caller frees).  YAML scalars become strings, except plain
- * scalars that read as integers, floats, true/false or null.  Errors give
- * the line and column ("conf.yaml:3:5: mapping values are not allowed").
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_config_to_json(const char *path, char **json,
-    struct ckpt_error *err);
-
 /* ------------------------------------------------------------------ */
 /* Retention policy                                                    */
 /* ------------------------------------------------------------------ */
@@ -1649,24 +1728,6 @@ CKPT_API int ckpt_policy_check(const struct ckpt_policy *p,
  * the caller's string (free(3)), NULL when out of memory.
  */
 CKPT_API char *ckpt_policy_describe(const struct ckpt_policy *p);
-
-/**
- * Parses a duration: one or more <integer><unit> with units s, m (minutes),
- * h, d, w, e.g. "2d12h", "36h", "1w".  A bare integer is seconds.
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_duration_parse(const char *s, int64_t *seconds,
-    struct ckpt_error *err);
-/** Writes the shortest form ("2d12h", "0s") into buf; returns buf. */
-CKPT_API const char *ckpt_duration_format(int64_t seconds, char *buf,
-    size_t len);
-/**
- * Parses a size: a number, optionally with a fraction, and an optional
- * binary unit B, K, M, G, T, P (KiB, KB and K are the same).
- */
-CKPT_MUST_CHECK
-CKPT_API int ckpt_size_parse(const char *s, int64_t *bytes,
-    struct ckpt_error *err);
 
 /*
  * One checkpoint as the retention engine sees it.  Everything is borrowed
@@ -2047,9 +2108,19 @@ CKPT_API const char *ckpt_report_path(const struct ckpt_report *r);
 CKPT_API bool ckpt_report_ok(const struct ckpt_report *r);
 /** Path of the manifest checked, or NULL when there was none. */
 CKPT_API const char *ckpt_report_manifest(const struct ckpt_report *r);
-/** "none", "valid", "invalid", "unknown-key". */
-CKPT_API const char *ckpt_report_signature(const struct ckpt_report *r,
-    const char **keyid);
+/* What the signature check of a verification found. */
+enum ckpt_sig_state {
+	CKPT_SIG_NONE = 0,		/* no signature (or none checked) */
+	CKPT_SIG_VALID,			/* good signature by a trusted key */
+	CKPT_SIG_INVALID,		/* bad or malformed signature */
+	CKPT_SIG_UNKNOWN_KEY		/* signed by a key not trusted */
+};
+/** The stable name of a state: "none", "valid", "invalid", "unknown-key". */
+CKPT_API const char *ckpt_sig_state_name(enum ckpt_sig_state s);
+/** The signature state; *keyid (when keyid is not NULL) is the signer's
+ * key id, or NULL. */
+CKPT_API enum ckpt_sig_state ckpt_report_signature(
+    const struct ckpt_report *r, const char **keyid);
 /** Bytes hashed and bytes checked from the digest cache. */
 CKPT_API uint64_t ckpt_report_bytes_hashed(const struct ckpt_report *r);
 CKPT_API uint64_t ckpt_report_bytes_cached(const struct ckpt_report *r);
@@ -2148,12 +2219,40 @@ CKPT_API int ckpt_signature_check(const char *manifest_path,
  */
 struct ckpt_registry;
 
+/* How a registry version holds its checkpoint's files. */
+enum ckpt_storage {
+	CKPT_STORAGE_NONE = 0,		/* not recorded, or nothing placed */
+	CKPT_STORAGE_LINK,		/* hard links to the checkpoint's */
+	CKPT_STORAGE_COPY,		/* copies */
+	CKPT_STORAGE_MIXED,		/* some of each */
+	CKPT_STORAGE_UNKNOWN		/* recorded by a newer version */
+};
+/** "link", "copy", "mixed"; "unknown" for UNKNOWN and NULL for NONE. */
+CKPT_API const char *ckpt_storage_name(enum ckpt_storage s);
+
+/* What a record of the registry history did. */
+enum ckpt_reg_action {
+	CKPT_REG_PROMOTE = 0,
+	CKPT_REG_ALIAS,			/* an alias set or moved */
+	CKPT_REG_ALIAS_DELETE,
+	CKPT_REG_ROLLBACK,
+	CKPT_REG_PIN,			/* run events: pin, unpin, prune, */
+	CKPT_REG_UNPIN,			/* save --force */
+	CKPT_REG_PRUNE,
+	CKPT_REG_SAVE_FORCE,
+	/* not produced today: the history reader refuses a record whose
+	 * action it does not know */
+	CKPT_REG_UNKNOWN
+};
+/** "promote", "alias", "alias-delete", "rollback", "pin", "unpin",
+ * "prune", "save-force"; "unknown" for UNKNOWN. */
+CKPT_API const char *ckpt_reg_action_name(enum ckpt_reg_action a);
+
 struct ckpt_reg_record {
 	int64_t seq;			/* 1, 2, ... in file order */
 	const char *digest;		/* "sha256:" of its line (no newline) */
 	const char *prev;		/* the previous record's, NULL first */
-	const char *action;		/* "promote", "alias", "alias-delete",
-					   "rollback" */
+	enum ckpt_reg_action action;
 	const char *time;		/* ISO 8601 UTC */
 	const char *user;
 	const char *host;
@@ -2180,7 +2279,8 @@ struct ckpt_reg_version {
 	const char *user;
 	const char *host;
 	const char *note;		/* NULL when none */
-	const char *storage;		/* "link", "copy" or "mixed" */
+	enum ckpt_storage storage;
+	const char *storage_raw;	/* as recorded (NULL: not recorded) */
 	uint64_t size;			/* bytes of the manifest's files */
 	uint64_t nfiles;
 	const char *record;		/* digest of its promote record */
@@ -2377,7 +2477,7 @@ struct ckpt_promote_result {
 	int64_t step;
 	const char *manifest;		/* "sha256:..." */
 	const char *path;		/* the version's directory */
-	const char *storage;		/* "link", "copy", "mixed" */
+	enum ckpt_storage storage;	/* NONE when refused */
 	uint64_t linked, copied;	/* files */
 	uint64_t size;
 	size_t nmoves;

@@ -810,6 +810,8 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	}
 	if (!c->identical) {
 		so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
+		/* An import: its manifest says where it came from */
+		so.capture = 0;
 		so.run = c->target_run;
 		so.step = c->step;
 		so.transfer = CKPT_TRANSFER_STAGED;

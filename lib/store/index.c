@@ -521,8 +521,10 @@ ckpt_index_decode(const struct ckpt_index *ix, size_t i,
 	e->created_iso = take_string(&p, &oom);
 	e->scope = take_string(&p, &oom);
 	e->note = take_string(&p, &oom);
-	e->validation = take_string(&p, &oom);
-	e->load_test = take_string(&p, &oom);
+	e->validation_raw = take_string(&p, &oom);
+	e->load_test_raw = take_string(&p, &oom);
+	e->validation = ckpt_check_result_parse(e->validation_raw);
+	e->load_test = ckpt_check_result_parse(e->load_test_raw);
 	k = get32(p);
 	p += 4;
 	if (k) {
@@ -703,8 +705,8 @@ ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
 	put_string(w, e->created_iso);
 	put_string(w, e->scope);
 	put_string(w, e->note);
-	put_string(w, e->validation);
-	put_string(w, e->load_test);
+	put_string(w, e->validation_raw);
+	put_string(w, e->load_test_raw);
 	put32(w, (uint32_t)e->nmetrics);
 	for (size_t i = 0; i < e->nmetrics; i++) {
 		put_string(w, e->metrics[i].name);
@@ -852,8 +854,8 @@ decoded_release(struct ckpt_entry_priv *p)
 	free((char *)p->e.created_iso);
 	free((char *)p->e.scope);
 	free((char *)p->e.note);
-	free((char *)p->e.validation);
-	free((char *)p->e.load_test);
+	free((char *)p->e.validation_raw);
+	free((char *)p->e.load_test_raw);
 	for (size_t i = 0; i < p->e.nmetrics; i++)
 		free((char *)p->metrics[i].name);
 	free(p->metrics);

@@ -203,9 +203,10 @@ entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 	v = json_object_get(j, "validation");
 	if (json_is_object(v))
 		v = json_object_get(v, "result");
-	e->validation = json_is_string(v) ? strdup(json_string_value(v)) :
-	    strdup("skipped");
-	if (e->validation && !strcmp(e->validation, "failed"))
+	e->validation_raw = json_is_string(v) ?
+	    strdup(json_string_value(v)) : strdup("skipped");
+	e->validation = ckpt_check_result_parse(e->validation_raw);
+	if (e->validation == CKPT_CHECK_FAILED)
 		e->failed = true;
 	m = json_object_get(j, "metrics");
 	if (json_is_object(m) && json_object_size(m)) {
@@ -242,6 +243,49 @@ entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 	return 0;
 }
 
+static const char *const save_phase_names[] = { NULL, "staging",
+	"started", "validating", "hashing", "copying", "syncing", "committing",
+	"failing", "failed", "unknown" };
+
+const char *
+ckpt_save_phase_name(enum ckpt_save_phase p)
+{
+	return (unsigned)p < CKPT_ARRAY_SIZE(save_phase_names) ?
+	    save_phase_names[p] : "unknown";
+}
+
+enum ckpt_save_phase
+ckpt_save_phase_parse(const char *name)
+{
+	if (!name)
+		return CKPT_PHASE_NONE;
+	for (size_t i = 1; i < CKPT_ARRAY_SIZE(save_phase_names) - 1; i++)
+		if (!strcmp(name, save_phase_names[i]))
+			return (enum ckpt_save_phase)i;
+	return CKPT_PHASE_UNKNOWN;
+}
+
+static const char *const check_result_names[] = { NULL, "ok", "failed",
+	"skipped", "unreadable", "unknown" };
+
+const char *
+ckpt_check_result_name(enum ckpt_check_result r)
+{
+	return (unsigned)r < CKPT_ARRAY_SIZE(check_result_names) ?
+	    check_result_names[r] : "unknown";
+}
+
+enum ckpt_check_result
+ckpt_check_result_parse(const char *name)
+{
+	if (!name)
+		return CKPT_CHECK_NONE;
+	for (size_t i = 1; i < CKPT_ARRAY_SIZE(check_result_names) - 1; i++)
+		if (!strcmp(name, check_result_names[i]))
+			return (enum ckpt_check_result)i;
+	return CKPT_CHECK_UNKNOWN;
+}
+
 static void
 entry_apply_status(struct ckpt_entry_priv *p, json_t *st)
 {
@@ -249,8 +293,9 @@ entry_apply_status(struct ckpt_entry_priv *p, json_t *st)
 	json_t *r = json_is_object(lt) ? json_object_get(lt, "result") : NULL;
 
 	if (json_is_string(r)) {
-		p->e.load_test = strdup(json_string_value(r));
-		if (p->e.load_test && strcmp(p->e.load_test, "ok"))
+		p->e.load_test_raw = strdup(json_string_value(r));
+		p->e.load_test = ckpt_check_result_parse(p->e.load_test_raw);
+		if (p->e.load_test_raw && p->e.load_test != CKPT_CHECK_OK)
 			p->e.failed = true;
 	}
 	if (json_is_true(json_object_get(st, "failed")))
@@ -268,8 +313,8 @@ entry_release(struct ckpt_entry_priv *p)
 	free((char *)e->created_iso);
 	free((char *)e->scope);
 	free((char *)e->note);
-	free((char *)e->validation);
-	free((char *)e->load_test);
+	free((char *)e->validation_raw);
+	free((char *)e->load_test_raw);
 	for (size_t i = 0; i < e->nmetrics; i++)
 		free((char *)p->metrics[i].name);
 	free(p->metrics);
@@ -284,7 +329,7 @@ staging_release(struct ckpt_staging *st)
 	free((char *)st->run);
 	free((char *)st->path);
 	free((char *)st->name);
-	free((char *)st->phase);
+	free((char *)st->phase_raw);
 	free((char *)st->message);
 	free((char *)st->host);
 }
@@ -430,7 +475,8 @@ add_staging(struct ckpt_list *l, const struct ckpt_store *s,
 		if (json_is_integer(v))
 			st->pid = (long)json_integer_value(v);
 		st->host = jstrdup(j, "host");
-		st->phase = jstrdup(j, "phase");
+		st->phase_raw = jstrdup(j, "phase");
+		st->phase = ckpt_save_phase_parse(st->phase_raw);
 		st->message = jstrdup(j, "message");
 		if ((t = ckpt_parse_iso_time(json_string_value(
 		    json_object_get(j, "started")))) > 0)
@@ -539,8 +585,9 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
 	case LOAD_BAD:
 		/* a damaged status may hide a failure: never trust it */
 		p->e.failed = true;
-		free((char *)p->e.load_test);
-		p->e.load_test = strdup("unreadable");
+		free((char *)p->e.load_test_raw);
+		p->e.load_test_raw = strdup("unreadable");
+		p->e.load_test = CKPT_CHECK_UNREADABLE;
 		break;
 	default:
 		rc = list_io_error(err, runpath, name, "cannot read "

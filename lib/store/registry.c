@@ -39,8 +39,50 @@
 #define STATE_MAX	((size_t)1 << 20)
 #define STAGING_STALE	(24 * 3600)	/* another host's staging dir */
 
+static const char *const storage_names[] = { NULL, "link", "copy",
+	"mixed", "unknown" };
+
+const char *
+ckpt_storage_name(enum ckpt_storage s)
+{
+	return (unsigned)s < CKPT_ARRAY_SIZE(storage_names) ?
+	    storage_names[s] : "unknown";
+}
+
+enum ckpt_storage
+ckpt_storage_parse(const char *name)
+{
+	if (!name)
+		return CKPT_STORAGE_NONE;
+	for (size_t i = 1; i < CKPT_ARRAY_SIZE(storage_names) - 1; i++)
+		if (!strcmp(name, storage_names[i]))
+			return (enum ckpt_storage)i;
+	return CKPT_STORAGE_UNKNOWN;
+}
+
+static const char *const reg_action_names[] = { "promote", "alias",
+	"alias-delete", "rollback", "pin", "unpin", "prune", "save-force",
+	"unknown" };
+
+const char *
+ckpt_reg_action_name(enum ckpt_reg_action a)
+{
+	return (unsigned)a < CKPT_ARRAY_SIZE(reg_action_names) ?
+	    reg_action_names[a] : "unknown";
+}
+
+static enum ckpt_reg_action
+reg_action_parse(const char *name)
+{
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(reg_action_names) - 1; i++)
+		if (!strcmp(name, reg_action_names[i]))
+			return (enum ckpt_reg_action)i;
+	return CKPT_REG_UNKNOWN;
+}
+
 struct rec {
 	struct ckpt_reg_record pub;
+	const char *action;		/* as recorded (in j) */
 	json_t *j;
 	char *digest;
 	char *line;
@@ -480,7 +522,8 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 	v->pub.user = rc->pub.user;
 	v->pub.host = rc->pub.host;
 	v->pub.note = rc->pub.note;
-	v->pub.storage = storage;
+	v->pub.storage = ckpt_storage_parse(storage);
+	v->pub.storage_raw = storage;
 	v->pub.size = (uint64_t)size;
 	v->pub.nfiles = (uint64_t)nfiles;
 	v->pub.record = rc->digest;
@@ -500,7 +543,7 @@ replay_promote(struct ckpt_registry *r, struct rec *rc, char *why,
 static int
 replay_alias(struct ckpt_registry *r, struct rec *rc, char *why, size_t wlen)
 {
-	const char *action = rc->pub.action, *name = jstr(rc->j, "alias");
+	const char *action = rc->action, *name = jstr(rc->j, "alias");
 	struct ali *a;
 	int64_t from, to, cur;
 
@@ -585,7 +628,7 @@ static int
 replay_event(struct rec *rc, char *why, size_t wlen)
 {
 	json_t *j = rc->j, *removed = json_object_get(j, "removed"), *e;
-	const char *action = rc->pub.action, *run;
+	const char *action = rc->action, *run;
 	int64_t step;
 	size_t i;
 
@@ -702,7 +745,8 @@ add_line(struct ckpt_registry *r, const char *line, size_t len,
 	rc->pub.seq = seq;
 	rc->pub.digest = rc->digest;
 	rc->pub.prev = prev;
-	rc->pub.action = action;
+	rc->action = action;
+	rc->pub.action = reg_action_parse(action);
 	rc->pub.time = jstr(j, "time");
 	rc->pub.user = jstr(j, "user");
 	rc->pub.host = jstr(j, "host");
@@ -1061,7 +1105,7 @@ version_json(const struct ckpt_reg_version *v)
 	json_object_set_new(o, "host", json_string(v->host));
 	if (v->note)
 		json_object_set_new(o, "note", json_string(v->note));
-	json_object_set_new(o, "storage", json_string(v->storage));
+	json_object_set_new(o, "storage", json_string(v->storage_raw));
 	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)v->nfiles));
 	json_object_set_new(o, "record", json_string(v->record));
@@ -1306,7 +1350,7 @@ ckpt_reg_check_lineage(const char *text, size_t len, const char *name,
 		return e.code;
 	}
 	last = ckpt_registry_record(l, ckpt_registry_record_count(l) - 1);
-	if (!last || strcmp(last->action, "promote") || strcmp(last->model,
+	if (!last || last->action != CKPT_REG_PROMOTE || strcmp(last->model,
 	    model) || strcmp(last->manifest, manifest))
 		*why = "its last record is not the promotion of this manifest";
 	ckpt_registry_free(l);

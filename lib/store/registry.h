@@ -58,6 +58,9 @@ int ckpt_reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
 /* Repairs under the lock already held (see ckpt_registry_repair). */
 int ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err);
+/* The storage a recorded name stands for: NONE for NULL, UNKNOWN for a
+ * name this version does not know. */
+enum ckpt_storage ckpt_storage_parse(const char *name);
 /* Number of versions of model in r. */
 int64_t ckpt_reg_version_count(const struct ckpt_registry *r,
     const char *model);

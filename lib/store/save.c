@@ -131,8 +131,8 @@ struct ckpt_save {
 
 /* The staging record's text (ckpt-staging.json), or NULL (no memory). */
 static char *
-status_text(struct ckpt_save *sv, const char *phase, const char *state,
-    const char *message)
+status_text(struct ckpt_save *sv, enum ckpt_save_phase phase,
+    const char *state, const char *message)
 {
 	char now[32];
 	json_t *j, *srcs;
@@ -144,7 +144,8 @@ status_text(struct ckpt_save *sv, const char *phase, const char *state,
 	    (json_int_t)sv->step, "pid", (json_int_t)getpid(), "host",
 	    ckpt_hostname(), "boot", ckpt_boot_id(), "start",
 	    (json_int_t)ckpt_proc_start((long)getpid()), "started",
-	    sv->created_iso, "updated", now, "phase", phase, "state", state,
+	    sv->created_iso, "updated", now, "phase",
+	    ckpt_save_phase_name(phase), "state", state,
 	    "done", (json_int_t)sv->done, "total", (json_int_t)sv->total,
 	    "transfer", sv->transfer == CKPT_TRANSFER_MOVE ? "move" :
 	    sv->transfer == CKPT_TRANSFER_COPY ? "copy" :
@@ -170,8 +171,8 @@ status_text(struct ckpt_save *sv, const char *phase, const char *state,
 }
 
 static int
-write_status(struct ckpt_save *sv, const char *phase, const char *state,
-    const char *message)
+write_status(struct ckpt_save *sv, enum ckpt_save_phase phase,
+    const char *state, const char *message)
 {
 	const struct ckpt_store *s = sv->store;
 	char *text;
@@ -188,7 +189,7 @@ write_status(struct ckpt_save *sv, const char *phase, const char *state,
 	 * the writeback of the files being synced).
 	 */
 	rc = s->ops->stage_record(s->be, sv->stage, text, strlen(text),
-	    !strcmp(phase, "staging") || strcmp(state, "active"), NULL);
+	    phase == CKPT_PHASE_STAGING || strcmp(state, "active"), NULL);
 	free(text);
 	return rc;
 }
@@ -200,7 +201,7 @@ restore_record(struct ckpt_save *sv, const char *msg)
 	if (sv->has_record || !sv->stage)
 		return;
 	sv->has_record = true;
-	write_status(sv, "failing", "active", msg);
+	write_status(sv, CKPT_PHASE_FAILING, "active", msg);
 }
 
 static void
@@ -214,7 +215,7 @@ progress(uint64_t done, uint64_t total, void *data)
 	sv->total = total;
 	if (now != sv->last_status) {
 		sv->last_status = now;
-		write_status(sv, "hashing", "active", NULL);
+		write_status(sv, CKPT_PHASE_HASHING, "active", NULL);
 	}
 	pthread_mutex_unlock(&sv->mu);
 	if (sv->opts.progress)
@@ -592,7 +593,7 @@ create_staging(struct ckpt_save *sv, struct ckpt_error *err)
 
 	snprintf(name, sizeof(name), "step-%lld.%ld", (long long)sv->step,
 	    (long)getpid());
-	if (!(text = status_text(sv, "staging", "active", NULL)))
+	if (!(text = status_text(sv, CKPT_PHASE_STAGING, "active", NULL)))
 		return ckpt_error_nomem(err);
 	rc = s->ops->stage_begin(s->be, sv->run_key, name, text, strlen(text),
 	    &sv->stage, &sv->staging, err);
@@ -629,9 +630,9 @@ resolve_auto(struct ckpt_save *sv, struct ckpt_error *err)
 		if (stat(sv->map[i].src, &st) || st.st_dev != rst.st_dev)
 			sv->transfer = CKPT_TRANSFER_COPY;
 	/* Before a file is taken, the record says --move, durably. */
-	return write_status(sv, "staging", "active", NULL) ? ckpt_error_set(
-	    err, CKPT_ERR_IO, sv->staging, -1, "cannot write the staging "
-	    "record in") : CKPT_OK;
+	return write_status(sv, CKPT_PHASE_STAGING, "active", NULL) ?
+	    ckpt_error_set(err, CKPT_ERR_IO, sv->staging, -1, "cannot write "
+	    "the staging record in") : CKPT_OK;
 }
 
 int
@@ -676,6 +677,8 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 	} else {
 		sv->meta = json_object();
 	}
+	if (sv->meta && (rc = ckpt_capture_metadata(sv->meta, opts, err)))
+		goto fail;
 	if (!sv->run || !sv->meta || asprintf(&sv->run_key,
 	    CKPT_STORE_RUNS "/%s", sv->run) < 0 || asprintf(&sv->final_key,
 	    "%s/step-%lld", sv->run_key, (long long)sv->step) < 0 ||
@@ -726,7 +729,7 @@ ckpt_save_begin(struct ckpt_store *s, const struct ckpt_save_options *opts,
 		snprintf(msg, sizeof(msg), "%s", err ? err->message :
 		    "transfer failed");
 		undo_moves(sv);
-		write_status(sv, "staging", "failed", msg);
+		write_status(sv, CKPT_PHASE_STAGING, "failed", msg);
 		if (sv->nstranded)
 			ckpt_error_set(err, rc, NULL, -1, "%s; %zu moved "
 			    "file%s could not be moved back and stay in %s "
@@ -1709,13 +1712,13 @@ validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	int rc = CKPT_OK;
 
-	write_status(sv, "validating", "active", NULL);
+	write_status(sv, CKPT_PHASE_VALIDATING, "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);
 	if (rc)
 		return rc;
 	infer_frameworks(sv);
-	write_status(sv, "hashing", "active", NULL);
+	write_status(sv, CKPT_PHASE_HASHING, "active", NULL);
 	return plan_and_hash(sv, err);
 }
 
@@ -1738,10 +1741,10 @@ prepare(struct ckpt_save *sv, struct ckpt_error *err)
 	if ((rc = check_interrupt("save", err)))
 		return rc;
 	load_config(sv);
-	write_status(sv, "copying", "active", NULL);
+	write_status(sv, CKPT_PHASE_COPYING, "active", NULL);
 	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = copy_in(sv, err)))
 		return rc;
-	write_status(sv, "syncing", "active", NULL);
+	write_status(sv, CKPT_PHASE_SYNCING, "active", NULL);
 	if ((rc = collect(sv, sv->staging, "", 0, err)))
 		return rc;
 	if (!sv->nfiles)
@@ -1754,7 +1757,7 @@ prepare(struct ckpt_save *sv, struct ckpt_error *err)
 		rc = sy.rc;
 	if (rc || (rc = check_interrupt("hashing", err)))
 		return rc;
-	write_status(sv, "committing", "active", NULL);
+	write_status(sv, CKPT_PHASE_COMMITTING, "active", NULL);
 	return write_manifest(sv, err);
 }
 
@@ -1773,7 +1776,7 @@ prepare_staged(struct ckpt_save *sv, struct ckpt_error *err)
 	size_t len;
 	int rc;
 
-	write_status(sv, "syncing", "active", NULL);
+	write_status(sv, CKPT_PHASE_SYNCING, "active", NULL);
 	if ((rc = collect(sv, sv->staging, "", 0, err)))
 		return rc;
 	for (size_t i = 0; i < sv->nfiles; i++)
@@ -1802,7 +1805,7 @@ prepare_staged(struct ckpt_save *sv, struct ckpt_error *err)
 		if (rc)
 			return rc;
 	}
-	write_status(sv, "committing", "active", NULL);
+	write_status(sv, CKPT_PHASE_COMMITTING, "active", NULL);
 	return CKPT_OK;
 }
 
@@ -1901,14 +1904,14 @@ ckpt_save_finish(struct ckpt_save *sv, struct ckpt_lock_holder *broken,
 		 * gc the list of what to move back, and gc never races us. */
 		restore_record(sv, msg);
 		undo_moves(sv);
-		write_status(sv, "failed", "failed", msg);
+		write_status(sv, CKPT_PHASE_FAILED, "failed", msg);
 	}
 	save_release(sv);
 	return rc;
 }
 
 void
-ckpt_save_set_phase(struct ckpt_save *sv, const char *phase)
+ckpt_save_set_phase(struct ckpt_save *sv, enum ckpt_save_phase phase)
 {
 	if (sv && !sv->committed)
 		write_status(sv, phase, "active", NULL);
@@ -1933,7 +1936,7 @@ ckpt_save_mark_failed(struct ckpt_save *sv, const char *msg)
 		return;
 	restore_record(sv, msg);
 	undo_moves(sv);
-	write_status(sv, "failed", "failed", msg);
+	write_status(sv, CKPT_PHASE_FAILED, "failed", msg);
 	save_release(sv);
 }
 

@@ -127,6 +127,13 @@ struct ckpt_stamp {
 	int64_t mtime_ns, ctime_ns;
 };
 
+/* The result a recorded name stands for: NONE for NULL, UNKNOWN for a
+ * name this version does not know (list.c). */
+enum ckpt_check_result ckpt_check_result_parse(const char *name);
+
+/* The same for the phase of a staging record. */
+enum ckpt_save_phase ckpt_save_phase_parse(const char *name);
+
 struct ckpt_entry_priv {
 	struct ckpt_entry e;
 	struct ckpt_metric *metrics;
@@ -229,6 +236,15 @@ int ckpt_stream_check_final(struct ckpt_stream_check *sc, bool *ok,
 void ckpt_stream_check_release(struct ckpt_stream_check *sc);
 /* mkdir -p of the parents of rel (checked names) under root. */
 int ckpt_make_parents(const char *root, const char *rel,
+    struct ckpt_error *err);
+
+/*
+ * capture.c: adds to meta (the caller's metadata object) what o asks
+ * ckpt_save_begin to capture (ckpt_save_options, version 2): config,
+ * data fingerprint, environment file and GPUs, git state, an adopted
+ * directory's trainer state; a key meta has already is left alone.
+ */
+int ckpt_capture_metadata(struct json_t *meta, const struct ckpt_save_options *o,
     struct ckpt_error *err);
 
 #endif /* CKPT_STORE_H */

@@ -365,6 +365,8 @@ to_store(struct job *j, const char *dest, struct ckpt_error *err)
 		goto out;
 	ckpt_error_clear(err);
 	so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
+	/* A copy: its manifest says where it came from */
+	so.capture = 0;
 	so.run = j->res->run;
 	so.step = j->res->step;
 	so.transfer = CKPT_TRANSFER_STAGED;

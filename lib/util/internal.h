@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "ckpt-cli.h"
 
 #define CKPT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

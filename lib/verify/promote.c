@@ -672,12 +672,12 @@ unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 	free(path);
 }
 
-static const char *
-storage_name(const struct promote *p)
+static enum ckpt_storage
+storage_of(const struct promote *p)
 {
 	if (!p->pub.copied)
-		return "link";
-	return p->pub.linked ? "mixed" : "copy";
+		return CKPT_STORAGE_LINK;
+	return p->pub.linked ? CKPT_STORAGE_MIXED : CKPT_STORAGE_COPY;
 }
 
 static int
@@ -724,9 +724,9 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		    !(p->wmanifest = strdup(v->manifest)))
 			return ckpt_error_nomem(err);
 		p->pub.version_manifest = p->wmanifest;
-		/* static strings: r does not outlive the call */
-		p->pub.storage = !strcmp(v->storage, "copy") ? "copy" :
-		    !strcmp(v->storage, "mixed") ? "mixed" : "link";
+		p->pub.storage = v->storage == CKPT_STORAGE_COPY ||
+		    v->storage == CKPT_STORAGE_MIXED ? v->storage :
+		    CKPT_STORAGE_LINK;
 		if (!(p->path = strdup(v->path)))
 			return ckpt_error_nomem(err);
 		p->pub.path = p->path;
@@ -735,7 +735,7 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 	p->pub.created = true;
 	p->pub.version = ckpt_reg_version_count(r, o->model) + 1;
-	p->pub.storage = storage_name(p);
+	p->pub.storage = storage_of(p);
 	rel = ckpt_reg_version_rel(o->model, p->pub.version);
 	if (!rel || !(dest = ckpt_store_path(s, rel)) ||
 	    !(mdir = ckpt_dirname(dest)) || asprintf(&vjson, "%s.json",
@@ -749,7 +749,7 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	    (json_int_t)p->pub.version, "run", p->run, "step",
 	    (json_int_t)p->pub.step, "manifest", o->weights_only ?
 	    p->wmanifest : p->manifest, "path", rel,
-	    "storage", p->pub.storage, "size", (json_int_t)p->pub.size,
+	    "storage", ckpt_storage_name(p->pub.storage), "size", (json_int_t)p->pub.size,
 	    "nfiles", (json_int_t)(p->pub.linked + p->pub.copied));
 	if (!rec) {
 		rc = ckpt_error_nomem(err);

@@ -69,7 +69,7 @@ struct vfile {
 struct ckpt_report {
 	char *path;
 	char *manifest;
-	const char *sig_state;
+	enum ckpt_sig_state sig_state;
 	char keyid[CKPT_KEYID_HEX];
 	struct vfile *files;
 	size_t nfiles;
@@ -132,6 +132,15 @@ ckpt_report_manifest(const struct ckpt_report *r)
 }
 
 const char *
+ckpt_sig_state_name(enum ckpt_sig_state s)
+{
+	static const char *const names[] = { "none", "valid", "invalid",
+	    "unknown-key" };
+
+	return (unsigned)s < CKPT_ARRAY_SIZE(names) ? names[s] : "invalid";
+}
+
+enum ckpt_sig_state
 ckpt_report_signature(const struct ckpt_report *r, const char **keyid)
 {
 	if (keyid)
@@ -1374,7 +1383,7 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	char *sig;
 	int rc;
 
-	r->sig_state = "none";
+	r->sig_state = CKPT_SIG_NONE;
 	if (!man) {
 		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
 			ckpt_flist_add(&r->top, "signature-missing",
@@ -1402,23 +1411,23 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	    nkeys, r->keyid, &e);
 	switch (rc) {
 	case CKPT_OK:
-		r->sig_state = "valid";
+		r->sig_state = CKPT_SIG_VALID;
 		ckpt_flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
 		    r->keyid, -1, "good signature by key %s", r->keyid);
 		break;
 	case CKPT_ERR_NOTFOUND:
-		r->sig_state = "unknown-key";
+		r->sig_state = CKPT_SIG_UNKNOWN_KEY;
 		ckpt_flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
 		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
 		    e.message);
 		break;
 	case CKPT_ERR_CRYPTO:
-		r->sig_state = "invalid";
+		r->sig_state = CKPT_SIG_INVALID;
 		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR,
 		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
 		break;
 	default:
-		r->sig_state = "invalid";
+		r->sig_state = CKPT_SIG_INVALID;
 		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR,
 		    sig, NULL, e.offset, "%s", e.message);
 		break;
@@ -1635,7 +1644,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 			remote_close(remote);
 		return ckpt_error_nomem(err);
 	}
-	r->sig_state = "none";
+	r->sig_state = CKPT_SIG_NONE;
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_mutex_init(&vp.lock, NULL);

@@ -14,8 +14,12 @@ touch_all(const struct ckpt_registry *r)
 	for (size_t i = 0; i < ckpt_registry_record_count(r); i++) {
 		const struct ckpt_reg_record *x = ckpt_registry_record(r, i);
 
+		/* the reader refuses a record with an unknown action */
+		if (x->action == CKPT_REG_UNKNOWN)
+			abort();
 		sink += fuzz_touch(x->digest) + fuzz_touch(x->prev) +
-		    fuzz_touch(x->action) + fuzz_touch(x->time) +
+		    fuzz_touch(ckpt_reg_action_name(x->action)) +
+		    fuzz_touch(x->time) +
 		    fuzz_touch(x->user) + fuzz_touch(x->host) +
 		    fuzz_touch(x->model) + fuzz_touch(x->alias) +
 		    fuzz_touch(x->run) + fuzz_touch(x->manifest) +
@@ -27,10 +31,10 @@ touch_all(const struct ckpt_registry *r)
 
 		sink += fuzz_touch(v->model) + fuzz_touch(v->run) +
 		    fuzz_touch(v->manifest) + fuzz_touch(v->path) +
-		    fuzz_touch(v->storage) + fuzz_touch(v->record) +
+		    fuzz_touch(v->storage_raw) + fuzz_touch(v->record) +
 		    fuzz_touch(v->scope) + fuzz_touch(v->source_manifest) +
 		    fuzz_touch(v->imported_record) +
-		    (size_t)(v->size + v->imported_version);
+		    (size_t)(v->size + v->imported_version) + v->storage;
 		if (ckpt_registry_find_version(r, v->model, v->version) != v)
 			abort();
 	}

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <ckpt.h>
+#include <ckpt-cli.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

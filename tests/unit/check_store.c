@@ -106,6 +106,39 @@ START_TEST(test_store_names)
 }
 END_TEST
 
+/* Recorded names (check results, storage, save phases): known names
+ * round-trip, others are UNKNOWN. */
+START_TEST(test_store_check_results)
+{
+	static const char *const known[] = { "ok", "failed", "skipped",
+	    "unreadable" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		ck_assert_str_eq(ckpt_check_result_name(
+		    ckpt_check_result_parse(known[i])), known[i]);
+	ck_assert_int_eq(ckpt_check_result_parse(NULL), CKPT_CHECK_NONE);
+	ck_assert_ptr_null(ckpt_check_result_name(CKPT_CHECK_NONE));
+	ck_assert_int_eq(ckpt_check_result_parse("timed-out"),
+	    CKPT_CHECK_UNKNOWN);
+	ck_assert_int_eq(ckpt_check_result_parse("unknown"),
+	    CKPT_CHECK_UNKNOWN);
+	ck_assert_str_eq(ckpt_check_result_name(CKPT_CHECK_UNKNOWN),
+	    "unknown");
+	ck_assert_int_eq(ckpt_storage_parse("mixed"), CKPT_STORAGE_MIXED);
+	ck_assert_str_eq(ckpt_storage_name(ckpt_storage_parse("copy")),
+	    "copy");
+	ck_assert_int_eq(ckpt_storage_parse(NULL), CKPT_STORAGE_NONE);
+	ck_assert_int_eq(ckpt_storage_parse("reflink"),
+	    CKPT_STORAGE_UNKNOWN);
+	for (int p = CKPT_PHASE_STAGING; p < CKPT_PHASE_UNKNOWN; p++)
+		ck_assert_int_eq(ckpt_save_phase_parse(ckpt_save_phase_name(
+		    (enum ckpt_save_phase)p)), p);
+	ck_assert_int_eq(ckpt_save_phase_parse("uploading"),
+	    CKPT_PHASE_UNKNOWN);
+	ck_assert_int_eq(ckpt_save_phase_parse(NULL), CKPT_PHASE_NONE);
+}
+END_TEST
+
 START_TEST(test_store_open_find_create)
 {
 	struct ckpt_store *s, *t;
@@ -494,6 +527,7 @@ store_suite(void)
 	/* TCASE() cannot take fixtures under -Werror=address; spelled out. */
 	tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tc, test_store_names);
+	tcase_add_test(tc, test_store_check_results);
 	tcase_add_test(tc, test_store_open_find_create);
 	tcase_add_test(tc, test_store_lock);
 	tcase_add_test(tc, test_store_stale_lock);
