@@ -4,7 +4,12 @@
  * (DCP): the chunks of every tensor cover it exactly (within bounds, no
  * overlaps, no gaps: torch's _validate_global_plan, always applied), every
  * chunk and byte item has a storage entry, and every storage entry lies
- * inside an existing data file.
+ * inside an existing data file.  Every range torch.load is handed (each
+ * bytes item, and each chunk: the layout ckpt reads, torch 1.13's, stores
+ * every chunk as a torch.save archive, as dcptensor.c reads it) is either
+ * exactly an archive the shard's reader scanned (torchzip.c walks them
+ * back from the end) or is read here by the strict reader: a range aimed
+ * at an archive hidden elsewhere in the shard is scanned all the same.
  *
  * Input is the metadata JSON the DCP reader (dcp.c) gives the .metadata
  * file:
@@ -59,6 +64,52 @@ overlap(const struct chunk *a, const struct chunk *b, size_t nd)
 	return true;
 }
 
+/*
+ * The storage entry si (named key, of what) lies at [base, base + len) of
+ * shard cf: unless the shard's reader already scanned exactly that
+ * archive, read it here with the checkpoint's allowlist and report what
+ * the strict reader refuses, naming the shard, the item and the offset.
+ */
+static int
+check_loaded_range(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
+    const char *key, const char *what, uint64_t base, uint64_t len,
+    struct ckpt_error *err)
+{
+	struct ckpt_file *a = NULL;
+	struct ckpt_error why = { 0 };
+	int rc;
+
+	if (!cf->file || (c->open.flags & CKPT_OPEN_NO_PICKLE) ||
+	    ckpt_file_scanned_archive(cf->file, base, len))
+		return CKPT_OK;
+	rc = ckpt_torchzip_open_archive(cf->file, base, len,
+	    c->open.allow_globals, c->open.nallow_globals, &a, &why);
+	if (rc == CKPT_ERR_NOMEM)
+		return ckpt_error_nomem(err);
+	if (rc)
+		return ckpt_checkpoint_add_finding(c, "dcp-item-unreadable",
+		    CKPT_SEV_ERROR, cf->path, key, why.offset >= 0 ?
+		    why.offset : (int64_t)base, "%s at bytes %llu-%llu, which "
+		    "torch.load would run, is not an archive the strict "
+		    "reader accepts: %s", what, (unsigned long long)base,
+		    (unsigned long long)(base + len), why.message) ?
+		    ckpt_error_nomem(err) : CKPT_OK;
+	for (size_t i = 0; i < ckpt_file_finding_count(a) && !rc; i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(a, i);
+
+		if (x->severity != CKPT_SEV_ERROR)
+			continue;
+		if (ckpt_checkpoint_add_finding(c, x->id, CKPT_SEV_ERROR,
+		    cf->path, x->subject ? x->subject : key, x->offset >= 0 ? x->offset : (int64_t)base,
+		    "%s at bytes %llu-%llu (not an archive found walking the "
+		    "shard): %s", what, (unsigned long long)base,
+		    (unsigned long long)(base + len), x->message))
+			rc = ckpt_error_nomem(err);
+	}
+	ckpt_torchzip_archive_free(a);
+	return rc;
+}
+
 static char *
 storage_key(const char *fqn, const uint64_t *off, size_t nd)
 {
@@ -74,12 +125,31 @@ storage_key(const char *fqn, const uint64_t *off, size_t nd)
 	return s;
 }
 
+/* Records that torch.load reads storage entry key as the item named by
+ * fmt. */
+static int
+loaded_add(json_t *loaded, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	char *what;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&what, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	n = json_object_set_new(loaded, key, json_string(what));
+	free(what);
+	return n;
+}
+
 int
 ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 {
 	const struct ckpt_cp_file *mcf = &c->files[mx];
 	const char *mpath = mcf->path, *fqn, *key;
-	json_t *doc, *sdm, *sd, *e, *v;
+	json_t *doc, *sdm, *sd, *e, *v, *loaded = NULL;
 	struct chunk *chunks = NULL;
 	char *dir = NULL;
 	int rc = CKPT_OK;
@@ -103,7 +173,9 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		return CKPT_OK;
 	}
 	dir = strdup(mcf->name);
-	if (!dir) {
+	/* storage key -> the item torch.load would read from it */
+	loaded = json_object();
+	if (!dir || !loaded) {
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
@@ -134,6 +206,12 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 				    mpath, fqn, "byte item '%s' has no storage "
 				    "entry", fqn);
 				continue;
+			}
+			if (loaded_add(loaded, json_object_get(sd, k) ? k :
+			    fqn, "bytes item '%s'", fqn)) {
+				free(k);
+				rc = ckpt_error_nomem(err);
+				goto out;
 			}
 			free(k);
 			continue;
@@ -198,6 +276,12 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 				goto out;
 			}
 			si = json_object_get(sd, skey);
+			if (si && loaded_add(loaded, skey, "chunk %zu of "
+			    "tensor '%s'", i, fqn)) {
+				free(skey);
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
 			free(skey);
 			if (!si)
 				FINDING("dcp-chunk-no-storage", CKPT_SEV_ERROR,
@@ -273,16 +357,24 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			fsize = (uint64_t)st.st_size;
 		}
 		if (!ckpt_add_u64((uint64_t)json_integer_value(jo),
-		    (uint64_t)json_integer_value(jl), &end) || end > fsize)
+		    (uint64_t)json_integer_value(jl), &end) || end > fsize) {
 			FINDING("dcp-storage-out-of-range", CKPT_SEV_ERROR,
 			    c->files[fi].path, key, "storage entry '%s' "
 			    "reaches byte %lld + %lld of '%s', which has %llu "
 			    "bytes", key, (long long)json_integer_value(jo),
 			    (long long)json_integer_value(jl), rel,
 			    (unsigned long long)fsize);
+			continue;
+		}
+		if (json_object_get(loaded, key) && (rc = check_loaded_range(c,
+		    &c->files[fi], key, json_string_value(json_object_get(
+		    loaded, key)), (uint64_t)json_integer_value(jo),
+		    (uint64_t)json_integer_value(jl), err)))
+			goto out;
 	}
 out:
 #undef FINDING
+	json_decref(loaded);
 	free(chunks);
 	free(dir);
 	json_decref(doc);

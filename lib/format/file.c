@@ -655,6 +655,17 @@ ckpt_file_open_source(const char *name, struct ckpt_source *src,
 	return CKPT_OK;
 }
 
+bool
+ckpt_file_scanned_archive(const struct ckpt_file *f, uint64_t base,
+    uint64_t len)
+{
+	for (size_t i = 0; i < f->narchives; i++)
+		if (f->archives[2 * i] == base &&
+		    f->archives[2 * i + 1] - base == len)
+			return true;
+	return false;
+}
+
 void
 ckpt_file_free(struct ckpt_file *f)
 {
@@ -675,6 +686,7 @@ ckpt_file_free(struct ckpt_file *f)
 		free(f->globals[i].name);
 	free(f->globals);
 	free(f->metadata_json);
+	free(f->archives);
 	if (f->fd >= 0)
 		close(f->fd);
 	cache_free(f->cache);

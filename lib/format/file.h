@@ -64,6 +64,11 @@ struct ckpt_file {
 	struct ckpt_finding *findings;	/* strings owned here */
 	size_t nfindings;
 
+	/* A DCP shard's torch.save archives the reader scanned: [start,
+	 * end) byte pairs, narchives of them. */
+	uint64_t *archives;
+	size_t narchives;
+
 	/* Reader-private state, freed with priv_free when set. */
 	void *priv;
 	void (*priv_free)(void *priv);
@@ -101,6 +106,20 @@ int ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err);
  * no other (a chunk of a DCP .distcp shard): tensors, findings. */
 int ckpt_torchzip_read_slice(struct ckpt_file *f, uint64_t base,
     uint64_t len, struct ckpt_error *err);
+/*
+ * The torch.save archive at [base, base + len) of open file f (a DCP
+ * shard, local or remote), read by the strict reader with the extra
+ * allowed globals allow[0..nallow): tensors, findings.  *out borrows f's
+ * bytes: free it with ckpt_torchzip_archive_free before f.
+ */
+int ckpt_torchzip_open_archive(const struct ckpt_file *f, uint64_t base,
+    uint64_t len, const char *const *allow, size_t nallow,
+    struct ckpt_file **out, struct ckpt_error *err);
+void ckpt_torchzip_archive_free(struct ckpt_file *a);
+/* Whether [base, base + len) is exactly an archive the reader scanned in
+ * shard f. */
+bool ckpt_file_scanned_archive(const struct ckpt_file *f, uint64_t base,
+    uint64_t len);
 /* Opens path as the one torch.save archive at [base, base + len) (a DCP
  * chunk), with no sniffing; tensor offsets are absolute in path. */
 int ckpt_file_open_slice(const char *path, uint64_t base, uint64_t len,

@@ -290,28 +290,23 @@ static int
 scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
     struct ckpt_error *err)
 {
-	struct ckpt_file *a;
+	struct ckpt_file *a = NULL;
+	uint64_t *r;
 	int rc;
 
 	if (f->flags & CKPT_OPEN_NO_PICKLE)
 		return CKPT_OK;
-	if (!(a = calloc(1, sizeof(*a))))
+	/* where it lies, so that the .metadata's ranges can be held to the
+	 * archives scanned here (dcpcheck.c) */
+	r = realloc(f->archives, (f->narchives + 1) * 2 * sizeof(*r));
+	if (!r)
 		return ckpt_error_nomem(err);
-	/* The shard's bytes, borrowed: its descriptor, or its source and
-	 * block cache (a remote shard), given back before the free. */
-	a->fd = f->fd;
-	a->src = f->src;
-	a->cache = f->cache;
-	if (!(a->path = strdup(f->path))) {
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	a->size = f->size;
-	a->flags = f->flags;
-	a->format = CKPT_FORMAT_TORCH_ZIP;
-	a->allow_globals = f->allow_globals;
-	a->nallow_globals = f->nallow_globals;
-	rc = read_archive(a, base, len, err);
+	f->archives = r;
+	r[f->narchives * 2] = base;
+	r[f->narchives * 2 + 1] = base + len;
+	f->narchives++;
+	rc = ckpt_torchzip_open_archive(f, base, len, f->allow_globals,
+	    f->nallow_globals, &a, err);
 	if (rc == CKPT_ERR_FORMAT || rc == CKPT_ERR_LIMIT ||
 	    rc == CKPT_ERR_UNSUPPORTED)
 		rc = ckpt_file_add_finding(f, "dcp-archive-unreadable",
@@ -321,14 +316,58 @@ scan_archive(struct ckpt_file *f, uint64_t base, uint64_t len,
 		    len), err ? err->message : "unreadable");
 	else if (!rc)
 		rc = keep_archive_findings(f, a, base, len);
-out:
+	ckpt_torchzip_archive_free(a);
+	return rc;
+}
+
+int
+ckpt_torchzip_open_archive(const struct ckpt_file *f, uint64_t base,
+    uint64_t len, const char *const *allow, size_t nallow,
+    struct ckpt_file **out, struct ckpt_error *err)
+{
+	struct ckpt_file *a;
+	uint64_t end;
+	int rc;
+
+	*out = NULL;
+	if (!ckpt_add_u64(base, len, &end) || end > f->size)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, f->path,
+		    (int64_t)base, "bad archive slice");
+	if (!(a = calloc(1, sizeof(*a))))
+		return ckpt_error_nomem(err);
+	/* The shard's bytes, borrowed: its descriptor, or its source and
+	 * block cache (a remote shard), given back before the free. */
+	a->fd = f->fd;
+	a->src = f->src;
+	a->cache = f->cache;
+	a->size = f->size;
+	a->flags = f->flags;
+	a->format = CKPT_FORMAT_TORCH_ZIP;
+	a->allow_globals = allow;
+	a->nallow_globals = nallow;
+	if (!(a->path = strdup(f->path)))
+		rc = ckpt_error_nomem(err);
+	else
+		rc = read_archive(a, base, len, err);
+	a->allow_globals = NULL;
+	a->nallow_globals = 0;
+	if (rc) {
+		ckpt_torchzip_archive_free(a);
+		return rc;
+	}
+	*out = a;
+	return CKPT_OK;
+}
+
+void
+ckpt_torchzip_archive_free(struct ckpt_file *a)
+{
+	if (!a)
+		return;
 	a->fd = -1;
 	a->src = NULL;
 	a->cache = NULL;
-	a->allow_globals = NULL;
-	a->nallow_globals = 0;
 	ckpt_file_free(a);
-	return rc;
 }
 
 int

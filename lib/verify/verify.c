@@ -1320,8 +1320,13 @@ merge_findings(struct flist *dst, const struct flist *src,
  * DCP metadata need it, and only those pay for reading headers twice.
  */
 static void
-check_layout(struct ckpt_report *r, const char *path)
+check_layout(struct ckpt_report *r, const char *path, const struct pool *p)
 {
+	/* the allowlist too: a DCP range the shard walk did not find is
+	 * read here (dcpcheck.c) and judged like every other pickle */
+	struct ckpt_open_options oo = {
+	    .version = CKPT_OPEN_OPTIONS_VERSION, .allow_globals = p->allow,
+	    .nallow_globals = p->nallow };
 	struct ckpt_checkpoint *c;
 	struct ckpt_error e;
 	bool need = false;
@@ -1339,7 +1344,7 @@ check_layout(struct ckpt_report *r, const char *path)
 	if (!need)
 		return;
 	ckpt_error_clear(&e);
-	if (ckpt_checkpoint_open(path, 0, &c, &e)) {
+	if (ckpt_checkpoint_open_ex(path, &oo, &c, &e)) {
 		ckpt_flist_add(&r->top, "checkpoint-unreadable", CKPT_SEV_ERROR,
 		    e.path[0] ? e.path : path, NULL, e.offset, "%s",
 		    e.message);
@@ -1748,7 +1753,7 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 	} else {
 		check_signature(r, man, o);
 		if (S_ISDIR(st.st_mode))
-			check_layout(r, path);
+			check_layout(r, path, &p);
 	}
 	if (!remote && o && o->oms_bundle && o->oms_key)
 		ckpt_vman_oms_check(path, o->oms_bundle, o->oms_key, o->threads,
