@@ -184,6 +184,52 @@ test_expect_success 'a version left without its history record goes to the trash
 	test_grep "registry-m-v9" trash
 '
 
+# check_round MODEL RC: after "promote r@2 --model MODEL --alias prod"
+# ended with RC (killed or not) on MODEL holding v1 (prod -> v1): log
+# --verify completes or undoes what was left; then either nothing
+# happened or all of it did; RC 0 means all of it; no staging is left;
+# a retry converges on 4 records.
+check_round() {
+	ckpt log --verify >/dev/null 2>verify.err ||
+		{ echo "log --verify failed"; cat verify.err; return 1; }
+	ckpt --json log --model $1 >log.json &&
+	case $(grep -c "\"seq\":" log.json) in
+	2)
+		test "$2" != 0 || { echo "exit 0 without a commit"; return 1; }
+		test_expect_code 3 ckpt verify $1@v2 >/dev/null 2>&1 &&
+		keys reg/registry/$1/ >got &&
+		! grep "/v2" got
+		;;
+	4)
+		ckpt verify $1@prod >v.out 2>&1 &&
+		test_grep "registry/$1/v2/" v.out
+		;;
+	*)
+		echo "unexpected records"; cat log.json; return 1
+		;;
+	esac &&
+	keys reg/registry/.staging/ >left &&
+	test ! -s left &&
+	ckpt promote r@2 --model $1 --alias prod >retry.out 2>&1 &&
+	ckpt --json log --model $1 >log.json &&
+	test "$(grep -c "\"seq\":" log.json)" = 4
+}
+
+# Killed after 0.5 s .. 3 s: a promote here takes about 1-4 s (staging
+# copies, verify, lock, commit), so the rounds land in different steps.
+test_expect_success 'a promote killed at any moment: all or nothing, a retry converges' '
+	for round in 1 2 3 4 5 6
+	do
+		ckpt promote r@1 --model k$round --alias prod >/dev/null ||
+		return 1
+		ckpt promote r@2 --model k$round --alias prod >kill.out 2>&1 &
+		pid=$! &&
+		sleep $((round / 2)).$((round % 2 * 5)) &&
+		{ kill -9 $pid 2>/dev/null; wait $pid; echo $? >rc; } &&
+		check_round k$round "$(cat rc)" || return 1
+	done
+'
+
 test_expect_success 'promote --weights-only and --sign: exit 2, nothing written' '
 	s3 "$BUCKET" list reg/ >before &&
 	test_expect_code 2 ckpt promote --weights-only r@2 --model w 2>err &&

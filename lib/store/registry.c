@@ -16,9 +16,11 @@
  * reads it, protects a version's source from the moment the version can
  * exist.
  *
- * The whole file is rewritten at each commit (write, fsync, rename):
- * never a torn line, at the price of O(size) per change -- a registry has
- * thousands of records, not millions.
+ * The whole file is rewritten at each commit (the backend's put: write,
+ * fsync, rename on POSIX; one PUT on S3): never a torn line, at the price
+ * of O(size) per change -- a registry has thousands of records, not
+ * millions.  Every file here is reached through the storage backend
+ * (backend.h), so the registry works on any store the seam serves.
  */
 #include "util/internal.h"
 

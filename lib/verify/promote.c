@@ -4,22 +4,28 @@
  * a model (ckpt-promote(1)).
  *
  * What is deployed must be exactly what was checked, so the checkpoint's
- * files are first hard-linked (or copied) into a private staging
- * directory and that copy is verified: a link shares its inode with the
- * source, so the bytes verified are the bytes the version holds.  The
- * verification runs without the store lock (a full read of a 100 GB
- * checkpoint must not hold up training jobs' saves); only the commit
- * takes it: the staging directory is renamed to registry/MODEL/vN, vN.json
- * written, and the history rewritten with the new records (registry.c).
- * A manifest already promoted to the model is not promoted again, so a
- * retried CI job converges instead of minting v2, v3...
+ * files are first copied into a private staging prefix,
+ * registry/.staging/ID/v, through the storage backend's copy (POSIX: a
+ * hard link, else a synced copy; S3: a copy inside the service) and that
+ * copy is verified where it is (a directory, or s3:// objects read by
+ * ranged GETs): a link shares its inode with the source, so the bytes
+ * verified are the bytes the version holds.  The verification runs
+ * without the store lock (a full read of a 100 GB checkpoint must not
+ * hold up training jobs' saves); only the commit takes it: the staging
+ * prefix is committed to registry/MODEL/vN with the backend's
+ * commit_if_absent (POSIX: rename with RENAME_NOREPLACE; S3: the objects
+ * copied, the manifest put If-None-Match last), vN.json put, and the
+ * history rewritten with the new records (registry.c).  A manifest
+ * already promoted to the model is not promoted again, so a retried CI
+ * job converges instead of minting v2, v3...
  *
  * --weights-only: after that verification, the verified copy is
  * converted (ckpt_convert(): the strict pickle reader, nothing executed)
  * into a second staging directory holding model.safetensors and a
  * manifest of its own naming the checkpoint as its source; that
  * directory becomes the version, and the history records both digests
- * (manifest: the version's, source_manifest: the checkpoint's).
+ * (manifest: the version's, source_manifest: the checkpoint's).  It and
+ * --sign write files of this host: a local store only (check_backend).
  */
 #include "util/internal.h"
 
