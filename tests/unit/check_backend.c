@@ -224,6 +224,52 @@ START_TEST(test_posix_commit_trash_remove)
 }
 END_TEST
 
+/* Version 3: copy links (shared) or copies, never replaces, never
+ * follows a link, and makes the parents of its target. */
+START_TEST(test_posix_copy)
+{
+	void *be = posix_be();
+	struct ckpt_be_info a, b;
+	struct ckpt_error err;
+	bool shared = false;
+
+	sh("mkdir -p root/runs/a/step-1/sub && "
+	    "echo weights >root/runs/a/step-1/sub/w.bin && "
+	    "echo secret >elsewhere/s.bin && "
+	    "ln -s ../../../elsewhere/s.bin root/runs/a/step-1/l.bin%s", "");
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/v/sub/w.bin", 0, &shared, &err), 0);
+	ck_assert(shared);
+	ck_assert_int_eq(posix->stat(be, "runs/a/step-1/sub/w.bin", &a, &err),
+	    0);
+	ck_assert_int_eq(posix->stat(be, "registry/.staging/x/v/sub/w.bin",
+	    &b, &err), 0);
+	ck_assert_uint_eq(a.ino, b.ino);
+	ck_assert(a.owned);
+	ck_assert_uint_eq(a.uid, (uint32_t)geteuid());
+	/* an independent copy: same bytes, another inode */
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/c/w.bin", CKPT_BE_COPY_INDEPENDENT, &shared,
+	    &err), 0);
+	ck_assert(!shared);
+	ck_assert_int_eq(posix->stat(be, "registry/.staging/x/c/w.bin", &b,
+	    &err), 0);
+	ck_assert_uint_ne(a.ino, b.ino);
+	sh("cmp root/runs/a/step-1/sub/w.bin "
+	    "root/registry/.staging/x/c/w.bin%s", "");
+	/* never replaces; absent is NOTFOUND; a link is never followed */
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/c/w.bin", 0, NULL, &err), CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/none.bin",
+	    "registry/.staging/x/c/none.bin", 0, NULL, &err),
+	    CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/l.bin",
+	    "registry/.staging/x/c/l.bin", 0, NULL, &err), CKPT_ERR_UNSAFE);
+	sh("test ! -e root/registry/.staging/x/c/l.bin%s", "");
+	posix->close(be);
+}
+END_TEST
+
 static void
 fake_close_nothing(void *be)
 {
@@ -247,6 +293,13 @@ START_TEST(test_store_refuses_other_versions_and_remotes)
 	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
 	    &err), CKPT_ERR_INTERNAL);
 	ck_assert_ptr_nonnull(strstr(err.message, "no stage_untake"));
+	ck_assert_ptr_null(s);
+	/* version 3's copy is required as well */
+	other.stage_untake = ckpt_backend_posix.stage_untake;
+	other.copy = NULL;
+	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
+	    &err), CKPT_ERR_INTERNAL);
+	ck_assert_ptr_nonnull(strstr(err.message, "no copy operation"));
 	ck_assert_ptr_null(s);
 	/* s3:// is the S3 backend (tests/t70xx); other schemes are not. */
 	ck_assert_int_eq(ckpt_store_open("gs://bucket/prefix", 0, &s, &err),
@@ -1240,6 +1293,7 @@ backend_suite(void)
 	tcase_add_test(tc, test_posix_links_are_foreign);
 	tcase_add_test(tc, test_posix_lock);
 	tcase_add_test(tc, test_posix_commit_trash_remove);
+	tcase_add_test(tc, test_posix_copy);
 	tcase_add_test(tc, test_store_refuses_other_versions_and_remotes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("fake");
