@@ -1043,6 +1043,9 @@ enum ckpt_staging_state {
 	CKPT_STAGING_ABANDONED,		/* owner gone without finishing */
 	CKPT_STAGING_INCOMPLETE		/* a visible name without manifest */
 };
+/** "in-progress", "failed", "abandoned", "incomplete" (what ckpt ls
+ * prints and --json carries). */
+CKPT_API const char *ckpt_staging_state_name(enum ckpt_staging_state s);
 
 struct ckpt_staging {
 	const char *run;
