@@ -134,7 +134,6 @@ test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing cha
 	s3 "$BUCKET" list st/ >before &&
 	printf "x\n" >b.tar &&
 	for c in "diff r1@1 r1@2" \
-	    "promote --model m r1@1" "alias m prod 1" "log" "models" \
 	    "export -o b2.tar r1@1" "import b.tar" \
 	    "sha256sum r1@1" "sign r1@1"
 	do
