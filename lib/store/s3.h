@@ -203,12 +203,12 @@ typedef int (*ckpt_s3_observe_fn)(void *arg, const void *data, size_t len);
 
 /*
  * Uploads size bytes read from fd (from its current offset, with read(2))
- * as key: one PUT up to the part size, else a multipart upload with
- * cfg.parallel parts in flight, each part's SHA-256 sent and checked; the
- * upload is aborted on any failure, so nothing is left behind but what an
- * interrupted process leaves (see ckpt_s3_mpu_abort).  observe (may be
- * NULL) sees the bytes in order as they are read.  flags as for
- * ckpt_s3_put (CKPT_S3_IF_ABSENT only below the part size:
+ * as key: one PUT up to the multipart threshold, else a multipart upload
+ * with cfg.parallel parts in flight, each part's SHA-256 sent and
+ * checked; the upload is aborted on any failure, so nothing is left
+ * behind but what an interrupted process leaves (see ckpt_s3_mpu_abort).
+ * observe (may be NULL) sees the bytes in order as they are read.  flags
+ * as for ckpt_s3_put (CKPT_S3_IF_ABSENT: one PUT up to the part size,
  * CKPT_ERR_UNSUPPORTED above it).
  */
 int ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd,

@@ -414,7 +414,9 @@ ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd, uint64_t size,
 	unsigned char *buf;
 	int rc;
 
-	if (size > cfg->multipart_threshold) {
+	/* A conditional create keeps to one PUT up to a part (records). */
+	if (size > cfg->multipart_threshold && !((flags & CKPT_S3_IF_ABSENT) &&
+	    size <= cfg->part_size)) {
 		if (flags & CKPT_S3_IF_ABSENT)
 			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, key,
 			    -1, "a conditional create of more than one part");
