@@ -1229,6 +1229,27 @@ upload_owner(const struct upload_scan *u, const char *key)
 	return NULL;
 }
 
+/*
+ * Whether key lies in a staging area (runs/R/.tmp-X/...) that has its
+ * record now: a save that began after gc listed the staging areas (saves
+ * upload without the lock), whose uploads are not gc's to judge yet.
+ */
+static bool
+staging_appeared(const struct upload_scan *u, const char *key)
+{
+	const char *run = key + strlen(CKPT_STORE_RUNS "/"), *x, *end;
+	struct ckpt_be_info bi;
+	char rec[PATH_MAX];
+
+	if (strncmp(key, CKPT_STORE_RUNS "/", strlen(CKPT_STORE_RUNS "/")) ||
+	    !(x = strchr(run, '/')) || strncmp(x + 1, ".tmp-", 5) ||
+	    !(end = strchr(x + 1, '/')))
+		return false;
+	snprintf(rec, sizeof(rec), "%.*s/%s", (int)(end - key), key,
+	    CKPT_STAGING_NAME);
+	return !u->s->ops->stat(u->s->be, rec, &bi, NULL);
+}
+
 static int
 upload_entry(void *arg, const char *key, const char *upload_id,
     int64_t initiated)
@@ -1237,6 +1258,7 @@ upload_entry(void *arg, const char *key, const char *upload_id,
 	const struct ckpt_gc_item *o = upload_owner(u, key);
 	/* (gc_add may move the items: what the owner says, first) */
 	bool owner = o, goes = o && o->remove && !o->error;
+	bool late = !o && staging_appeared(u, key);
 	const char *why = o ? o->reason : NULL;
 	struct ckpt_gc_item *it = gc_add(u->r);
 	char *p = ckpt_store_path(u->s, key);
@@ -1251,7 +1273,10 @@ upload_entry(void *arg, const char *key, const char *upload_id,
 	it->path = pool_printf(&u->r->pool, "%s?uploadId=%s", p, upload_id);
 	free(p);
 	it->age = initiated ? u->now - initiated : 0;
-	if (owner && !goes)
+	if (late)
+		it->reason = "its save began after gc looked: left for the "
+		    "next gc";
+	else if (owner && !goes)
 		it->reason = pool_printf(&u->r->pool, "part of a staging area "
 		    "that stays (%s)", why);
 	else if (owner)
@@ -1265,7 +1290,8 @@ upload_entry(void *arg, const char *key, const char *upload_id,
 		    "prune";
 	if (!it->path || !it->reason)
 		return ckpt_error_nomem(u->err);
-	it->remove = owner ? goes : initiated && it->age >= u->r->older_than;
+	it->remove = owner ? goes : !late && initiated &&
+	    it->age >= u->r->older_than;
 	if (it->remove && !u->opts->dry_run) {
 		ckpt_error_clear(&e);
 		if (ckpt_store_s3_abort_upload(u->s, key, upload_id, &e))
