@@ -79,11 +79,16 @@ test_expect_success TORCH 'without the settings the same file takes one PUT and 
 '
 
 test_expect_success TORCH 'prune moves it into the trash by a multipart copy, gc empties it' '
+	echo "trash: keep" >policy.yaml &&
+	s3 "$BUCKET" put bg/ckpt.yaml policy.yaml &&
 	AWS_CONFIG_FILE=$PWD/aws.conf ckpt prune --run r --keep-last 1 >out &&
 	keys bg/ >all &&
 	! grep "runs/r/step-1/" all &&
 	ckpt ls >ls &&
 	! grep "^r  *1 " ls &&
+	trashed=$(keys bg/.ckpt/trash/ | grep "/model.pt\$") &&
+	s3 "$BUCKET" head "$trashed" >head &&
+	test_grep " [0-9a-f]*-3\$" head &&
 	AWS_CONFIG_FILE=$PWD/aws.conf ckpt gc --older-than 0 >out &&
 	keys bg/.ckpt/trash/ >trash &&
 	test ! -s trash &&
