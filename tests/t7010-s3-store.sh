@@ -153,14 +153,6 @@ test_expect_success 'save --load-test needs a local store: exit 2 before any upl
 	test_cmp before after
 '
 
-test_expect_success 'a file over 5 GiB is refused before any upload (exit 3)' '
-	truncate -s 6G huge.dat &&
-	test_when_finished "rm -f huge.dat" &&
-	test_expect_code 3 ckpt -C "$STORE" save --run big --step 1 huge.dat 2>err &&
-	test_grep "huge.dat: larger than 5 GiB: a remote store cannot take such a file yet" err &&
-	! keys st/runs/ | grep "huge.dat"
-'
-
 test_expect_success 'no credentials: a clear error, exit 2' '
 	test_expect_code 2 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
 		AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent \
