@@ -147,6 +147,19 @@ box_str(const uint64_t *v, unsigned int n, char *buf, size_t len)
 	return buf;
 }
 
+/* "a F16 tensor of shape [2, 3]": an archive's tensor, for messages. */
+static const char *
+held(const struct ckpt_tensor *x, char *buf, size_t len)
+{
+	char shape[200];
+	const char *dt = ckpt_dtype_name(x->dtype);
+
+	snprintf(buf, len, "a %s%s%s tensor of shape %s", x->kind ? x->kind :
+	    "", x->kind ? " " : "", dt ? dt : "?", x->ndim <= CKPT_MAX_DIMS ?
+	    box_str(x->shape, x->ndim, shape, sizeof(shape)) : "?");
+	return buf;
+}
+
 static bool
 boxes_overlap(const struct ckpt_dcp_chunk *a, const struct ckpt_dcp_chunk *b,
     unsigned int nd)
@@ -272,6 +285,43 @@ open_archive(const struct ckpt_dcp *d, ssize_t fi, uint64_t base,
 	return rc;
 }
 
+int
+ckpt_dcp_chunk_holds(const struct ckpt_file *a, const char *path,
+    uint64_t base, uint64_t len, enum ckpt_dtype dtype, unsigned int nd,
+    const uint64_t *sizes, const char *what, const struct ckpt_tensor **out,
+    struct ckpt_error *err)
+{
+	size_t nt = ckpt_file_tensor_count(a);
+	const struct ckpt_tensor *x = nt == 1 ? ckpt_file_tensor(a, 0) : NULL;
+	char b1[256], b2[256];
+
+	if (!x)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)base, "%s holds %zu tensors, not one %s "
+		    "tensor", what, nt, ckpt_dtype_name(dtype));
+	if (x->kind || x->dtype != dtype || x->ndim != nd ||
+	    (x->numel && !x->span))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)base, "%s is %s, not one readable %s tensor "
+		    "of %u dimensions", what, held(x, b1, sizeof(b1)),
+		    ckpt_dtype_name(dtype), nd);
+	for (unsigned int j = 0; j < nd; j++)
+		if (x->shape[j] != sizes[j])
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+			    (int64_t)base, "%s has shape %s, the metadata "
+			    "says %s", what, box_str(x->shape, nd, b1,
+			    sizeof(b1)), box_str(sizes, nd, b2, sizeof(b2)));
+	/* the strict reader keeps data inside the archive; say so here */
+	if (x->numel && (x->offset < base || x->offset - base > len ||
+	    x->span > len - (x->offset - base)))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)x->offset, "the data of %s lies outside its "
+		    "archive (bytes %llu-%llu)", what,
+		    (unsigned long long)base, (unsigned long long)(base + len));
+	*out = x;
+	return CKPT_OK;
+}
+
 /*
  * Opens the chunk's archive at [base, base + length) of its shard and
  * keeps the descriptor of the one tensor it must hold: the dtype and
@@ -284,59 +334,32 @@ chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	const struct ckpt_tensor *x;
 	struct ckpt_file *f = NULL;
 	uint64_t base, len;
-	char b1[256], b2[256], b3[256], *what;
+	char b1[256], *what;
 	ssize_t fi;
 	int rc;
 
 	box_str(k->off, t->t.ndim, b1, sizeof(b1));
 	if (asprintf(&what, "chunk %s of '%s'", b1, t->name) < 0)
 		return ckpt_error_nomem(err);
-	rc = storage_range(d, si, what, k->at, &fi, &base, &len, err);
-	free(what);
-	if (rc)
-		return rc;
+	if ((rc = storage_range(d, si, what, k->at, &fi, &base, &len, err)))
+		goto out;
 	k->file = d->c->files[fi].file;
 	k->rel = d->c->files[fi].name;
 	if ((rc = open_archive(d, fi, base, len, &f, err)))
-		return rc;
+		goto out;
 	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
 		const struct ckpt_finding *x2 = ckpt_file_finding(f, i);
 
 		if (x2->severity == CKPT_SEV_ERROR) {
 			rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
 			    d->c->files[fi].path, x2->offset >= 0 ? x2->offset :
-			    (int64_t)base, "chunk %s of '%s': %s", b1, t->name,
-			    x2->message);
+			    (int64_t)base, "%s: %s", what, x2->message);
 			goto out;
 		}
 	}
-	x = ckpt_file_tensor_count(f) == 1 ? ckpt_file_tensor(f, 0) : NULL;
-	if (!x || x->kind || x->dtype != t->t.dtype || x->ndim != t->t.ndim ||
-	    (x->numel && !x->span)) {
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->c->files[fi].path,
-		    (int64_t)base, "chunk %s of '%s' here is not one readable "
-		    "%s tensor of %u dimensions", b1, t->name,
-		    ckpt_dtype_name(t->t.dtype), t->t.ndim);
+	if ((rc = ckpt_dcp_chunk_holds(f, d->c->files[fi].path, base, len,
+	    t->t.dtype, t->t.ndim, k->len, what, &x, err)))
 		goto out;
-	}
-	for (unsigned int j = 0; j < x->ndim; j++)
-		if (x->shape[j] != k->len[j]) {
-			rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
-			    d->c->files[fi].path, (int64_t)base, "chunk %s of "
-			    "'%s' here has shape %s, the metadata says %s", b1,
-			    t->name, box_str(x->shape, x->ndim, b2,
-			    sizeof(b2)), box_str(k->len, x->ndim, b3,
-			    sizeof(b3)));
-			goto out;
-		}
-	/* the strict reader keeps data inside the archive; say so here */
-	if (x->numel && (x->offset < base || x->offset - base > len ||
-	    x->span > len - (x->offset - base))) {
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->c->files[fi].path,
-		    (int64_t)x->offset, "the data of chunk %s of '%s' lies "
-		    "outside its archive", b1, t->name);
-		goto out;
-	}
 	k->t = *x;
 	k->t.name = t->name;
 	k->t.storage = NULL;
@@ -348,6 +371,7 @@ chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	}
 out:
 	ckpt_file_free(f);
+	free(what);
 	return rc;
 }
 

@@ -61,6 +61,17 @@ int ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
  */
 int ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
     const struct ckpt_dcp_tensor **out, struct ckpt_error *err);
+/*
+ * Whether archive a, read from [base, base + len) of shard path, holds
+ * what the metadata says chunk what ("chunk [2, 0] of 'w'") is: one
+ * plain tensor of dtype with nd dimensions, of shape sizes[], its data
+ * inside the archive.  *out is that tensor (a's); errors name path and
+ * the byte offset.
+ */
+int ckpt_dcp_chunk_holds(const struct ckpt_file *a, const char *path,
+    uint64_t base, uint64_t len, enum ckpt_dtype dtype, unsigned int nd,
+    const uint64_t *sizes, const char *what, const struct ckpt_tensor **out,
+    struct ckpt_error *err);
 /* A ckpt_tensor_read_fn over a prepared tensor (arg): thread-safe. */
 int ckpt_dcp_tensor_read(void *arg, uint64_t first, uint64_t n, void *buf,
     struct ckpt_error *err);
