@@ -30,50 +30,9 @@
 #include "checkpoint/dcptensor.h"
 #include "format/file.h"
 
-/* Pairwise overlap checks beyond this many chunks per tensor are skipped
- * (the volume check still runs). */
-#define DCP_MAX_PAIRWISE 4096
-
 struct chunk {
 	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
 };
-
-static bool
-u64_array(json_t *a, uint64_t *out, size_t *n)
-{
-	size_t i;
-	json_t *v;
-
-	if (!json_is_array(a) || json_array_size(a) > CKPT_MAX_DIMS)
-		return false;
-	json_array_foreach(a, i, v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return false;
-		out[i] = (uint64_t)json_integer_value(v);
-	}
-	*n = json_array_size(a);
-	return true;
-}
-
-static bool
-overlap(const struct chunk *a, const struct chunk *b, size_t nd)
-{
-	for (size_t d = 0; d < nd; d++)
-		if (a->off[d] >= b->off[d] + b->len[d] ||
-		    b->off[d] >= a->off[d] + a->len[d])
-			return false;
-	return true;
-}
-
-/* The byte offset in .metadata of a pickled object (dcp.c), or -1. */
-static int64_t
-at_of(json_t *o)
-{
-	json_t *v = json_object_get(o, "at");
-
-	return json_is_integer(v) && json_integer_value(v) >= 0 ?
-	    (int64_t)json_integer_value(v) : -1;
-}
 
 /* Copies the error findings of archive a (read here: not one the shard's
  * reader scanned) to the checkpoint, saying which item it is. */
@@ -117,22 +76,22 @@ check_chunk_shape(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
 	struct ckpt_error why = { 0 };
 	enum ckpt_dtype dt;
 	uint64_t sizes[CKPT_MAX_DIMS];
-	size_t nd;
+	unsigned int nd;
 	char *what;
 	int rc;
 
 	/* a tensor or chunk the metadata cannot describe is reported as
 	 * such (dcp.c, and the chunk checks above) */
 	if (!ch || ckpt_dtype_from_name(json_string_value(json_object_get(e,
-	    "dtype")), &dt) || !u64_array(json_object_get(ch, "sizes"),
+	    "dtype")), &dt) || !ckpt_dcp_u64s(json_object_get(ch, "sizes"),
 	    sizes, &nd))
 		return CKPT_OK;
 	if (asprintf(&what, "%s at bytes %llu-%llu",
 	    json_string_value(json_object_get(item, "what")),
 	    (unsigned long long)base, (unsigned long long)(base + len)) < 0)
 		return CKPT_ERR_NOMEM;
-	rc = ckpt_dcp_chunk_holds(a, cf->path, base, len, dt, (unsigned)nd,
-	    sizes, what, &x, &why);
+	rc = ckpt_dcp_chunk_holds(a, cf->path, base, len, dt, nd, sizes, what,
+	    &x, &why);
 	free(what);
 	if (rc == CKPT_ERR_NOMEM)
 		return rc;
@@ -186,21 +145,6 @@ check_loaded_range(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
 		rc = check_chunk_shape(c, cf, sdm, item, key, base, len, a);
 	ckpt_torchzip_archive_free(a);
 	return rc ? ckpt_error_nomem(err) : CKPT_OK;
-}
-
-static char *
-storage_key(const char *fqn, const uint64_t *off, size_t nd)
-{
-	size_t cap = strlen(fqn) + 2 + nd * 21, o;
-	char *s = malloc(cap);
-
-	if (!s)
-		return NULL;
-	o = (size_t)snprintf(s, cap, "%s|", fqn);
-	for (size_t d = 0; d < nd; d++)
-		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? "," : "",
-		    (unsigned long long)off[d]);
-	return s;
 }
 
 /* Records that torch.load reads storage entry key as the item named by
@@ -270,12 +214,13 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		const char *type = json_string_value(json_object_get(e,
 		    "type"));
 		uint64_t size[CKPT_MAX_DIMS], numel = 1, vol_sum = 0;
-		size_t nd, nchunks, i;
+		unsigned int nd;
+		size_t nchunks, i;
 		bool bad = false, overflow = false;
 		json_t *ch;
 
 		if (type && !strcmp(type, "bytes")) {
-			char *k = storage_key(fqn, NULL, 0);
+			char *k = ckpt_dcp_storage_key(fqn, NULL, 0);
 
 			if (!k) {
 				rc = ckpt_error_nomem(err);
@@ -285,7 +230,7 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			    !json_object_get(sd, fqn)) {
 				free(k);
 				FINDING("dcp-item-no-storage", CKPT_SEV_ERROR,
-				    mpath, fqn, at_of(e), "byte item '%s' has "
+				    mpath, fqn, ckpt_dcp_at(e), "byte item '%s' has "
 				    "no storage entry", fqn);
 				continue;
 			}
@@ -300,9 +245,9 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		}
 		if (!type || strcmp(type, "tensor"))
 			continue;
-		if (!u64_array(json_object_get(e, "size"), size, &nd)) {
+		if (!ckpt_dcp_u64s(json_object_get(e, "size"), size, &nd)) {
 			FINDING("dcp-bad-metadata", CKPT_SEV_ERROR, mpath, fqn,
-			    at_of(e), "tensor '%s' has no valid size", fqn);
+			    ckpt_dcp_at(e), "tensor '%s' has no valid size", fqn);
 			continue;
 		}
 		ch = json_object_get(e, "chunks");
@@ -318,19 +263,19 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 
 		json_array_foreach(ch, i, v) {
 			struct chunk *k = &chunks[i];
-			size_t no, ns;
+			unsigned int no, ns;
 			uint64_t vol = 1, end;
 			char *skey;
 			json_t *si;
 
-			if (!u64_array(json_object_get(v, "offsets"), k->off,
-			    &no) || !u64_array(json_object_get(v, "sizes"),
+			if (!ckpt_dcp_u64s(json_object_get(v, "offsets"), k->off,
+			    &no) || !ckpt_dcp_u64s(json_object_get(v, "sizes"),
 			    k->len, &ns) || no != nd || ns != nd) {
 				bad = true;
 				FINDING("dcp-chunk-rank-mismatch",
-				    CKPT_SEV_ERROR, mpath, fqn, at_of(v),
+				    CKPT_SEV_ERROR, mpath, fqn, ckpt_dcp_at(v),
 				    "chunk %zu of tensor '%s' does not have "
-				    "%zu offsets and sizes", i, fqn, nd);
+				    "%u offsets and sizes", i, fqn, nd);
 				continue;
 			}
 			for (size_t d = 0; d < nd; d++) {
@@ -339,7 +284,7 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 					bad = true;
 					FINDING("dcp-chunk-out-of-bounds",
 					    CKPT_SEV_ERROR, mpath, fqn,
-					    at_of(v), "chunk %zu of tensor "
+					    ckpt_dcp_at(v), "chunk %zu of tensor "
 					    "'%s' reaches %llu in dimension "
 					    "%zu of size %llu", i, fqn,
 					    (unsigned long long)k->off[d] +
@@ -353,7 +298,7 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			overflow |= !ckpt_add_u64(vol_sum, vol, &vol_sum);
 
 			/* the chunk's bytes must be stored somewhere */
-			skey = storage_key(fqn, k->off, nd);
+			skey = ckpt_dcp_storage_key(fqn, k->off, nd);
 			if (!skey) {
 				rc = ckpt_error_nomem(err);
 				goto out;
@@ -368,20 +313,22 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			free(skey);
 			if (!si)
 				FINDING("dcp-chunk-no-storage", CKPT_SEV_ERROR,
-				    mpath, fqn, at_of(v), "chunk %zu of "
+				    mpath, fqn, ckpt_dcp_at(v), "chunk %zu of "
 				    "tensor '%s' has no storage entry", i, fqn);
 		}
 		if (nd == 0 || bad)
 			continue;	/* torch skips scalars */
-		if (nchunks <= DCP_MAX_PAIRWISE) {
+		if (nchunks <= CKPT_DCP_MAX_PAIRWISE) {
 			for (size_t a = 0; a < nchunks && !bad; a++)
 				for (size_t b = a + 1; b < nchunks; b++)
-					if (overlap(&chunks[a], &chunks[b],
+					if (ckpt_dcp_boxes_overlap(
+					    chunks[a].off, chunks[a].len,
+					    chunks[b].off, chunks[b].len,
 					    nd)) {
 						bad = true;
 						FINDING("dcp-chunk-overlap",
 						    CKPT_SEV_ERROR, mpath, fqn,
-						    at_of(json_array_get(ch,
+						    ckpt_dcp_at(json_array_get(ch,
 						    b)), "chunks %zu and "
 						    "%zu of tensor '%s' "
 						    "overlap", a, b, fqn);
@@ -390,7 +337,7 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		}
 		if (!bad && !overflow && vol_sum != numel)
 			FINDING("dcp-chunk-gap", CKPT_SEV_ERROR, mpath, fqn,
-			    at_of(e), "the chunks of tensor '%s' cover %llu "
+			    ckpt_dcp_at(e), "the chunks of tensor '%s' cover %llu "
 			    "of its %llu elements", fqn,
 			    (unsigned long long)vol_sum,
 			    (unsigned long long)numel);

@@ -12,26 +12,18 @@
 #   object  no tensor at all: the entry points at the bytes item "sched"
 #   tail    the entry's range runs 16 bytes past the end of the shard
 # Prints the byte offset in __0_0.distcp the entry then names.
-import importlib.util
 import io
 import os
 import pickle
 import sys
-import tempfile
 
 import torch
 
-d, mode = sys.argv[1], sys.argv[2]
-here = os.path.dirname(os.path.abspath(__file__))
+import gendcp
 
-# gen-dcp.py registers the DCP dataclasses under torch's module names (and
-# writes its own fixtures, here into a scratch directory).
-with tempfile.TemporaryDirectory() as tmp:
-    sys.argv = [sys.argv[0], tmp]
-    spec = importlib.util.spec_from_file_location(
-        "gen_dcp", os.path.join(here, "..", "fixtures", "gen-dcp.py"))
-    g = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(g)
+d, mode = sys.argv[1], sys.argv[2]
+
+g = gendcp.load()
 
 shard = os.path.join(d, "__0_0.distcp")
 old = open(shard, "rb").read()
