@@ -62,6 +62,14 @@ int ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
     const char *rel, const char *path, const struct stat *expect,
     int (*observe)(void *arg, const void *data, size_t len), void *arg,
     struct ckpt_error *err);
+/*
+ * Lists of runkey ("runs/R") that follow may use the run's listing index
+ * on S3 (s3listix.c: what the listing showed, summaries recorded per
+ * manifest ETag); NULL ends that and rewrites the index if it changed.
+ * No-op for other backends.  Never around a destructive decision
+ * (list.c: not with CKPT_LIST_NO_INDEX).
+ */
+void ckpt_store_list_index(const struct ckpt_store *s, const char *runkey);
 /* The backend key of a save's staging area (save.c). */
 const char *ckpt_save_stage_key(const struct ckpt_save *sv);
 
