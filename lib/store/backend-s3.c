@@ -734,6 +734,18 @@ s3_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
 	return rc;
 }
 
+void
+ckpt_store_list_index(const struct ckpt_store *s, const char *runkey)
+{
+	struct s3_be *b;
+
+	if (!s || s->ops != &ckpt_backend_s3)
+		return;
+	b = s->be;
+	ckpt_s3_listix_end(b->ix);
+	b->ix = runkey ? ckpt_s3_listix_begin(b->s3, b->prefix, runkey) : NULL;
+}
+
 /* ---- writes --------------------------------------------------------- */
 
 static int
@@ -1657,18 +1669,6 @@ s3_commit_replace(void *be, const char *stage, const char *final,
 	if (exists && (rc = s3_trash(be, final, trash_name, err)))
 		return rc;
 	return s3_commit_if_absent(be, stage, final, err);
-}
-
-void
-ckpt_store_list_index(const struct ckpt_store *s, const char *runkey)
-{
-	struct s3_be *b;
-
-	if (!s || s->ops != &ckpt_backend_s3)
-		return;
-	b = s->be;
-	ckpt_s3_listix_end(b->ix);
-	b->ix = runkey ? ckpt_s3_listix_begin(b->s3, b->prefix, runkey) : NULL;
 }
 
 struct ckpt_s3 *
