@@ -99,7 +99,7 @@ curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" \
     "$URL/bench/curl" >/dev/null || bench_die "curl PUT failed"
 ckpt verify "$DEST/runs/b/step-1" >/dev/null || bench_die "verify failed"
 
-bench_begin s3ckpt "push, verify and inspect of checkpoints in S3 vs curl, RGW on loopback"
+bench_begin s3ckpt "push, save, verify, inspect and ls of checkpoints in S3 vs curl, RGW on loopback"
 BENCH_BYTES=$SIZE bench_compare "push $((BENCH_S3_SIZE >> 20)) MiB" \
     'unpush && ckpt -C "$W/store" push b@1 "$DEST"' \
     'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" "$URL/bench/up2"' \
@@ -171,9 +171,8 @@ ls_reqs=$(($(wc -l <"$W/proxy.log" | tr -d ' ') - reqs))
 bench_note "push: ckpt push of a committed checkpoint (one safetensors" \
     "file, 64 tensors) from a local store into a store on S3 through" \
     "save's protocol: every byte checked against the manifest's range" \
-    "digests while it is copied into the local spool, then parallel" \
-    "the upload (no local spool copy) straight from the source file," \
-    "parallel multipart (16 MiB parts, 4 in flight, each part's SHA-256" \
+    "digests as the upload reads it straight from the source file (no" \
+    "local spool copy): parallel multipart (16 MiB parts, 4 in flight, each part's SHA-256" \
     "checked by RGW) to a staging prefix, CopyObject into place under the" \
     "store lock, the manifest last with If-None-Match; the row includes" \
     "deleting the previous copy (three DELETEs).  The first curl row" \
