@@ -4,13 +4,17 @@
 # bench-s3ckpt.sh - the commands on checkpoints in S3 (issue 15's
 # targets) against curl on a real Ceph RADOS Gateway on loopback
 # (scripts/rgw, OSD on memstore):
-#   - push of a 1 GiB checkpoint (one safetensors file) from a local store
-#     vs `curl --aws-sigv4` PUT of the same bytes (target: at least 0.8x);
+#   - push of a 1 GiB checkpoint (one safetensors file) from a local store,
+#     and save --copy of the file into the S3 store, vs `curl --aws-sigv4`
+#     PUT of the same bytes (target: at least 0.8x);
 #   - verify of it in the bucket vs curl GET | sha256sum (target 0.8x);
 #   - inspect of a 4 GiB safetensors object (target: at most 3 requests,
 #     under 0.2 s) vs the two ranged curl GETs any reader needs (length,
 #     then header); its requests are counted by the fault proxy of the
-#     tests, forwarding only.
+#     tests, forwarding only;
+#   - ls of a store with 1,000 checkpoints (target: under 2 s), the run's
+#     listing index written by the first ls (timed once, cold), vs the
+#     bare ListObjectsV2 pages of the run.
 # BENCH_S3_SIZE (bytes, default 1 GiB) and BENCH_S3_INSPECT_SIZE (default
 # 4 GiB) size the inputs; memstore holds about twice the live data in RAM.
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +37,7 @@ trap 'exit 3' INT TERM
 command -v curl >/dev/null || bench_die "curl missing"
 RGW_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-rgw-bench.XXXXXX") ||
 	bench_die "mktemp failed"
-mem=$((4 * BENCH_S3_SIZE + 3 * BENCH_S3_INSPECT_SIZE))
+mem=$((6 * BENCH_S3_SIZE + 3 * BENCH_S3_INSPECT_SIZE))
 CKPT_RGW_MEMSTORE_BYTES=$mem "$SRC_DIR/scripts/rgw" start "$RGW_DIR" \
     >"$BENCH_OUT/rgw.env" || bench_die "scripts/rgw start failed"
 . "$BENCH_OUT/rgw.env"
@@ -80,18 +84,32 @@ unpush() {
 		ckpt-test-tool s3 "$B" delete "team/runs/b/step-1/$k" || return 1
 	done
 }
+# The same for the saved one.
+unsave() {
+	for k in $KEYS; do
+		ckpt-test-tool s3 "$B" delete "team/runs/s/step-1/$k" || return 1
+	done
+}
 export B URL CURLCONF E DEST F SHA W
 
 ckpt -C "$W/store" push b@1 "$DEST" >/dev/null || bench_die "push failed"
+ckpt -C "$DEST" save --copy --run s --step 1 "$F" >/dev/null 2>&1 ||
+	bench_die "save to S3 failed"
 curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" \
     "$URL/bench/curl" >/dev/null || bench_die "curl PUT failed"
 ckpt verify "$DEST/runs/b/step-1" >/dev/null || bench_die "verify failed"
 
-bench_begin s3ckpt "push, verify and inspect of checkpoints in S3 vs curl, RGW on loopback"
+bench_begin s3ckpt "push, save, verify, inspect and ls of checkpoints in S3 vs curl, RGW on loopback"
 BENCH_BYTES=$SIZE bench_compare "push $((BENCH_S3_SIZE >> 20)) MiB" \
     'unpush && ckpt -C "$W/store" push b@1 "$DEST"' \
     'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" "$URL/bench/up2"' \
     'h=$(sha256sum <"$F" | cut -d" " -f1) && curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $h" -T "$F" "$URL/bench/up3"'
+unpush || bench_die "cannot remove the pushed checkpoint"
+BENCH_BYTES=$SIZE bench_compare "save $((BENCH_S3_SIZE >> 20)) MiB" \
+    'unsave && ckpt -C "$DEST" save -q --copy --run s --step 1 "$F"' \
+    'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $SHA" -T "$F" "$URL/bench/up2"' \
+    'h=$(sha256sum <"$F" | cut -d" " -f1) && curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $h" -T "$F" "$URL/bench/up3"'
+ckpt -C "$W/store" push b@1 "$DEST" >/dev/null || bench_die "push failed"
 BENCH_BYTES=$SIZE bench_compare "verify $((BENCH_S3_SIZE >> 20)) MiB" \
     'ckpt verify "$DEST/runs/b/step-1"' \
     'curl -sS -K "$CURLCONF" -H "x-amz-content-sha256: $E" "$URL/bench/curl" | sha256sum'
@@ -127,16 +145,50 @@ AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")" \
 	bench_die "inspect through the proxy failed"
 reqs=$(wc -l <"$W/proxy.log" | tr -d ' ')
 
+# ls: 1,000 checkpoints of one run (copies of a small one, made by a
+# helper that writes their objects, 4 PUTs in flight).
+printf 'a small file, not a checkpoint format\n' >"$W/small.dat"
+LS="s3://$B/lsbench"
+ckpt init -C "$LS" >/dev/null &&
+    ckpt -C "$LS" save --copy --run r --step 1 "$W/small.dat" >/dev/null 2>&1 &&
+    ckpt-test-tool s3 "$B" clone-steps lsbench/runs/r/step-1 2 1000 ||
+	bench_die "cannot make the 1,000 checkpoints"
+export LS
+t0=$(bench_now)
+n_ls=$(ckpt -C "$LS" ls | grep -c '^r  *[0-9]') || bench_die "ls failed"
+t1=$(bench_now)
+test "$n_ls" = 1000 || bench_die "ls listed $n_ls checkpoints, not 1000"
+ls_cold=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+bench_compare "ls 1,000 checkpoints" \
+    'ckpt -C "$LS" ls' \
+    'ckpt-test-tool s3 "$B" list lsbench/runs/r/'
+ls_s=$(bench_median 0)
+rm -f "$W/proxy.ls.log"
+AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")" \
+    ckpt -C "$LS" ls >/dev/null || bench_die "ls through the proxy failed"
+ls_reqs=$(($(wc -l <"$W/proxy.log" | tr -d ' ') - reqs))
+
 bench_note "push: ckpt push of a committed checkpoint (one safetensors" \
     "file, 64 tensors) from a local store into a store on S3 through" \
     "save's protocol: every byte checked against the manifest's range" \
-    "digests while it is copied into the local spool, then parallel" \
-    "multipart (16 MiB parts, 4 in flight, each part's SHA-256 checked by" \
-    "RGW) to a staging prefix, CopyObject into place under the store" \
-    "lock, the manifest last with If-None-Match; the row includes" \
+    "digests as the upload reads it straight from the source file (no" \
+    "local spool copy): parallel multipart (16 MiB parts, 4 in flight, each part's SHA-256" \
+    "checked by RGW) to a staging prefix, CopyObject into place under the" \
+    "store lock, the manifest last with If-None-Match; the row includes" \
     "deleting the previous copy (three DELETEs).  The first curl row" \
     "sends a SHA-256 computed beforehand, untimed; the second computes" \
     "it first."
+bench_note "save: ckpt save --copy of the file into the store on S3: header" \
+    "read and planned at the source, then one read pass that uploads it" \
+    "(as push) while digesting its 64 tensor ranges and the manifest's" \
+    "chunks; summary and manifest uploaded, commit as push.  Includes" \
+    "deleting the previous copy (three DELETEs)."
+bench_note "ls: 1,000 checkpoints of one run; the first ls (untimed above," \
+    "cold: one GET per summary, then the run's listing index written)" \
+    "took $ls_cold s; later ones (median $ls_s s, target under 2 s)" \
+    "make $ls_reqs requests: the run's ListObjectsV2 pages, the index," \
+    "the store's marker, config and pins.  The peer is the bare" \
+    "listing of the run's 3,000 keys."
 bench_note "verify: ckpt verify of the checkpoint in the bucket: listing," \
     "manifest, the header's ranged GET, then ranged GETs in parallel" \
     "(up to one per core) hashing the manifest's ranges as they stream."

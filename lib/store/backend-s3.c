@@ -42,6 +42,7 @@
 
 #include "store/backend.h"
 #include "store/s3.h"
+#include "store/s3listix.h"
 #include "store/store.h"
 
 #define FINAL_PTR	"ckpt-commit-target"	/* in a staging area */
@@ -84,6 +85,7 @@ struct s3_be {
 	char *lock_text;
 	struct timespec renewed;
 	struct s3_stage *stages;
+	struct s3_listix *ix;	/* while list.c lists a run (s3listix.c) */
 };
 
 /* ---- keys and names ------------------------------------------------ */
@@ -235,6 +237,7 @@ s3_close(void *be)
 	 * not give them back) stays; copies and links go. */
 	while (b->stages)
 		stage_forget(b, b->stages, !b->stages->ntaken);
+	ckpt_s3_listix_end(b->ix);
 	ckpt_s3_free(b->s3);
 	free(b->bucket);
 	free(b->prefix);
@@ -487,10 +490,29 @@ s3_read(void *be, const char *key, size_t max, char **data, size_t *len,
 	*data = NULL;
 	if (!k)
 		return ckpt_error_nomem(err);
+	/* What the listing of the run being listed said (s3listix.c). */
+	rc = ckpt_s3_listix_read(b->ix, key, data, &n);
+	if (!rc && n > max) {
+		free(*data);
+		*data = NULL;
+		rc = 1;
+	}
+	if (rc == CKPT_ERR_NOTFOUND) {
+		free(k);
+		return key_error(b, rc, key, "no such object", err);
+	}
+	if (rc == CKPT_OK) {
+		free(k);
+		if (len)
+			*len = n;
+		return rc;
+	}
 	rc = *k ? ckpt_s3_get_mem(b->s3, k, 0, CKPT_S3_TO_END, max, data, &n,
 	    NULL, err) : key_error(b, CKPT_ERR_FORMAT, key, "not a regular "
 	    "file", err);
 	free(k);
+	if (!rc)
+		ckpt_s3_listix_learn(b->ix, key, *data, n);
 	if (!rc && len)
 		*len = n;
 	return rc;
@@ -614,6 +636,11 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 		out->type = CKPT_BE_DIR;
 		return CKPT_OK;
 	}
+	/* A checkpoint of the run being listed, as the listing saw it. */
+	if (!ckpt_s3_listix_stat(b->ix, key, out)) {
+		out->mtime = local_time(b, out->mtime);
+		return CKPT_OK;
+	}
 	if (!(k = obj_key(b, key)))
 		return ckpt_error_nomem(err);
 	ckpt_error_clear(&le);
@@ -680,6 +707,7 @@ struct child {
 
 struct listing {
 	struct s3_be *b;
+	const char *prefix;	/* the store key listed */
 	size_t skip;		/* strlen of the listed prefix */
 	bool run;		/* runs/R: checkpoints only when committed */
 	struct child *v;
@@ -751,6 +779,8 @@ list_one(void *arg, const char *key, const struct ckpt_s3_object *obj)
 		return n > 1 ? add_child(l, rel, n - 1, CKPT_BE_DIR, 0, 0) : 0;
 	}
 	slash = strchr(rel, '/');
+	if (l->run)
+		ckpt_s3_listix_note(l->b->ix, l->prefix, rel, obj);
 	if (!l->run || !slash)
 		return n ? add_child(l, rel, n, CKPT_BE_FILE, obj->size,
 		    obj->mtime) : 0;
@@ -776,7 +806,8 @@ s3_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
     struct ckpt_error *err)
 {
 	struct s3_be *b = be;
-	struct listing l = { .b = b, .run = is_run_key(prefix) };
+	struct listing l = { .b = b, .prefix = prefix,
+	    .run = is_run_key(prefix) };
 	char *dir = obj_dir(b, prefix);
 	int rc;
 
@@ -787,6 +818,8 @@ s3_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
 	    list_one, &l, err);
 	if (!rc)
 		rc = flush_child(&l);
+	if (!rc && l.run)
+		ckpt_s3_listix_listed(b->ix, prefix);
 	free(l.cur);
 	free(dir);
 	if (rc == CKPT_ERR_NOMEM)
@@ -812,6 +845,18 @@ s3_list(void *be, const char *prefix, ckpt_be_list_fn fn, void *arg,
 	}
 	free(l.v);
 	return rc;
+}
+
+void
+ckpt_store_list_index(const struct ckpt_store *s, const char *runkey)
+{
+	struct s3_be *b;
+
+	if (!s || s->ops != &ckpt_backend_s3)
+		return;
+	b = s->be;
+	ckpt_s3_listix_end(b->ix);
+	b->ix = runkey ? ckpt_s3_listix_begin(b->s3, b->prefix, runkey) : NULL;
 }
 
 /* ---- writes --------------------------------------------------------- */

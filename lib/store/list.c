@@ -849,7 +849,10 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 		list_reserve(l, ckpt_index_count(cache.ix));
 	cache.first = l->n;
 	ckpt_error_clear(&le);
+	if (!(flags & CKPT_LIST_NO_INDEX))
+		ckpt_store_list_index(s, runkey);
 	rc = s->ops->list(s->be, runkey, list_run_entry, &w, &le);
+	ckpt_store_list_index(s, NULL);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
 	    !strcmp(le.path, runpath)) {
 		rc = 0;		/* removed meanwhile */

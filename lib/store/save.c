@@ -77,6 +77,7 @@ struct sfile {
 	size_t nparts;
 	json_t *validation;
 	char *metadata;		/* reader's metadata JSON, for inference */
+	struct stat src_st;	/* direct: the source's lstat, examined */
 };
 
 /* A file of a --copy save: copied and digested in one read pass. */
@@ -118,6 +119,10 @@ struct ckpt_save {
 	size_t nfiles;
 	struct cfile *copies;		/* --copy: sorted by dst */
 	size_t ncopies;
+	/* --copy to a store on S3: the files are examined at their
+	 * sources and uploaded from there into the staging area, digested
+	 * as they are sent (no local copy); files[].abs are the sources. */
+	bool direct;
 	struct ckpt_policy_config *cfg;	/* the store's ckpt.yaml */
 	char digest[8 + 2 * CKPT_SHA256_BYTES + 1];
 	char *validation;	/* the manifest's "validation", as JSON */
@@ -758,6 +763,28 @@ cmp_sfile(const void *a, const void *b)
 	    ((const struct sfile *)b)->rel);
 }
 
+/* Lists the regular file abs (st: its lstat) as rel; takes abs, rel. */
+static int
+add_file(struct ckpt_save *sv, char *abs, char *rel, const struct stat *st,
+    struct ckpt_error *err)
+{
+	struct sfile *f = reallocarray(sv->files, sv->nfiles + 1, sizeof(*f));
+
+	if (!f) {
+		free(abs);
+		free(rel);
+		return ckpt_error_nomem(err);
+	}
+	sv->files = f;
+	f = &f[sv->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->abs = abs;
+	f->rel = rel;
+	f->size = (uint64_t)st->st_size;
+	f->src_st = *st;
+	return CKPT_OK;
+}
+
 static int
 collect(struct ckpt_save *sv, const char *dir, const char *prefix,
     int depth, struct ckpt_error *err)
@@ -797,25 +824,68 @@ collect(struct ckpt_save *sv, const char *dir, const char *prefix,
 			rc = ckpt_error_set(err, CKPT_ERR_INVALID, abs, -1,
 			    "not a regular file");
 		} else {
-			struct sfile *f = reallocarray(sv->files,
-			    sv->nfiles + 1, sizeof(*f));
-
-			if (!f) {
-				rc = ckpt_error_nomem(err);
-			} else {
-				sv->files = f;
-				memset(&f[sv->nfiles], 0, sizeof(*f));
-				f[sv->nfiles].abs = abs;
-				f[sv->nfiles].rel = rel;
-				f[sv->nfiles].size = (uint64_t)st.st_size;
-				sv->nfiles++;
-				continue;
-			}
+			rc = add_file(sv, abs, rel, &st, err);
+			continue;
 		}
 		free(abs);
 		free(rel);
 	}
 	closedir(d);
+	return rc;
+}
+
+/* Direct: lists the source tree src as rel (no link followed). */
+static int
+collect_source(struct ckpt_save *sv, const char *src, const char *rel,
+    int depth, struct ckpt_error *err)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int rc = CKPT_OK;
+
+	if (lstat(src, &st))
+		return ckpt_error_errno(err, src, "cannot stat");
+	if (S_ISREG(st.st_mode)) {
+		char *a = strdup(src), *r = strdup(rel);
+
+		if (!a || !r) {
+			free(a);
+			free(r);
+			return ckpt_error_nomem(err);
+		}
+		return add_file(sv, a, r, &st, err);
+	}
+	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
+		    "not a regular file or directory");
+	if (!(d = opendir(src)))
+		return ckpt_error_errno(err, src, "cannot open directory");
+	while (!rc && (de = readdir(d))) {
+		char *s, *r;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		s = ckpt_join(src, de->d_name);
+		r = ckpt_join(rel, de->d_name);
+		rc = s && r ? collect_source(sv, s, r, depth + 1, err) :
+		    ckpt_error_nomem(err);
+		free(s);
+		free(r);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Direct: every source, as collect lists a staging directory. */
+static int
+collect_sources(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; i < sv->nmap && !rc; i++)
+		rc = collect_source(sv, sv->map[i].src, sv->map[i].rel, 0,
+		    err);
 	return rc;
 }
 
@@ -1318,9 +1388,141 @@ copy_digests(const struct ckpt_save *sv, struct sfile *f)
 }
 
 /*
+ * Direct: the digests of a file's ranges (a partition: each byte in
+ * exactly one, in order) and, when asked, of the whole file, taken from
+ * the bytes as the upload reads them (the observer of
+ * ckpt_store_stage_upload), both streams in one pass (update2).
+ */
+struct up_hash {
+	struct ckpt_save *sv;
+	struct sfile *f;
+	struct ckpt_sha256 whole, range;
+	bool whole_on, range_on;
+	size_t next;		/* the range being digested */
+	uint64_t pos, done0;	/* bytes seen; of the files before */
+	int rc;
+	struct ckpt_error err;
+};
+
+/* Ends every range that ends at pos, starting the next. */
+static int
+up_hash_close(struct up_hash *u)
+{
+	const struct sfile *f = u->f;
+
+	while (u->range_on && u->pos == f->parts[u->next].end) {
+		u->range_on = false;
+		if ((u->rc = ckpt_sha256_final(&u->range,
+		    f->parts[u->next].sha256, &u->err)))
+			return u->rc;
+		if (++u->next < f->nparts) {
+			if ((u->rc = ckpt_sha256_init(&u->range, &u->err)))
+				return u->rc;
+			u->range_on = true;
+		}
+	}
+	return 0;
+}
+
+static int
+up_hash_observe(void *arg, const void *data, size_t n)
+{
+	struct up_hash *u = arg;
+	const unsigned char *p = data;
+
+	while (n) {
+		uint64_t left;
+		size_t k;
+
+		if (!u->range_on) {
+			u->rc = ckpt_error_set(&u->err, CKPT_ERR_IO, u->f->abs,
+			    (int64_t)u->pos, "grew while it was uploaded; "
+			    "nothing was saved");
+			return u->rc;
+		}
+		left = u->f->parts[u->next].end - u->pos;
+		k = n < left ? n : (size_t)left;
+		if (u->whole_on)
+			ckpt_sha256_update2(&u->whole, p, &u->range, p, k);
+		else
+			ckpt_sha256_update(&u->range, p, k);
+		p += k;
+		n -= k;
+		u->pos += k;
+		if (up_hash_close(u))
+			return u->rc;
+	}
+	progress(u->done0 + u->pos, u->sv->total, u->sv);
+	return 0;
+}
+
+/* Direct: uploads f from its source into the staging area, job's
+ * digests (its ranges into f->parts) taken in the same read pass. */
+static int
+upload_hashed(struct ckpt_save *sv, struct sfile *f, struct ckpt_hash_job *job,
+    uint64_t done0, struct ckpt_error *err)
+{
+	struct up_hash u = { .sv = sv, .f = f, .whole_on = job->whole,
+	    .done0 = done0 };
+	int rc;
+
+	ckpt_error_clear(&u.err);
+	if (u.whole_on && (rc = ckpt_sha256_init(&u.whole, err)))
+		return rc;
+	if (f->nparts && (rc = ckpt_sha256_init(&u.range, err)))
+		goto out;
+	u.range_on = f->nparts > 0;
+	if (!up_hash_close(&u))
+		rc = ckpt_store_stage_upload(sv->store, sv->stage, f->rel,
+		    f->abs, &f->src_st, up_hash_observe, &u, err);
+	if (u.rc) {
+		rc = u.rc;
+		if (err)
+			*err = u.err;
+	}
+	if (!rc && (u.pos != f->size || u.next != f->nparts))
+		rc = ckpt_error_set(err, CKPT_ERR_IO, f->abs, (int64_t)u.pos,
+		    "changed size while it was uploaded; nothing was saved");
+	if (!rc && u.whole_on) {
+		u.whole_on = false;
+		rc = ckpt_sha256_final(&u.whole, job->sha256, err);
+	}
+	if (!rc)
+		job->size = u.pos;
+out:
+	if (u.range_on)
+		ckpt_sha256_release(&u.range);
+	if (u.whole_on)
+		ckpt_sha256_release(&u.whole);
+	return rc;
+}
+
+/* Direct: every file uploaded and digested, one after the other (each
+ * one's parts in flight in parallel). */
+static int
+upload_all(struct ckpt_save *sv, struct ckpt_hash_job *jobs,
+    struct ckpt_error *err)
+{
+	uint64_t done = 0;
+	int rc = CKPT_OK;
+
+	sv->total = 0;
+	for (size_t i = 0; i < sv->nfiles; i++)
+		sv->total += sv->files[i].size;
+	for (size_t i = 0; i < sv->nfiles && !rc; i++) {
+		if (ckpt_interrupt_pending())
+			return ckpt_error_interrupted(err, "uploading");
+		rc = upload_hashed(sv, &sv->files[i], &jobs[i], done, err);
+		done += sv->files[i].size;
+	}
+	return rc;
+}
+
+/*
  * One read pass over every file: the digest of every range on every
  * core, and, where the store asks for it, the whole file's (a sequential
- * pass that carries the ranges as passengers, ckpt_hash_files).
+ * pass that carries the ranges as passengers, ckpt_hash_files); direct:
+ * the pass that uploads them.
  */
 static int
 plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
@@ -1348,8 +1550,8 @@ plan_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 		jobs[i].whole = sv->file_sha256 && !whole_is_free(f->parts,
 		    f->nparts, f->size);
 	}
-	rc = ckpt_hash_files(jobs, sv->nfiles, sv->opts.nthreads, progress,
-	    sv, err);
+	rc = sv->direct ? upload_all(sv, jobs, err) : ckpt_hash_files(jobs,
+	    sv->nfiles, sv->opts.nthreads, progress, sv, err);
 	for (size_t i = 0; !rc && i < sv->nfiles; i++) {
 		struct sfile *f = &sv->files[i];
 		bool free_whole = whole_is_free(f->parts, f->nparts,
@@ -1826,19 +2028,30 @@ prepare(struct ckpt_save *sv, struct ckpt_error *err)
 	if ((rc = check_interrupt("save", err)))
 		return rc;
 	load_config(sv);
-	write_status(sv, CKPT_PHASE_COPYING, "active", NULL);
-	if (sv->transfer == CKPT_TRANSFER_COPY && (rc = copy_in(sv, err)))
-		return rc;
-	write_status(sv, CKPT_PHASE_SYNCING, "active", NULL);
-	if ((rc = collect(sv, sv->staging, "", 0, err)))
-		return rc;
+	/* A copy to S3 needs no local one: uploaded from the sources. */
+	sv->direct = sv->transfer == CKPT_TRANSFER_COPY &&
+	    ckpt_store_s3(sv->store, NULL);
+	if (sv->direct) {
+		if ((rc = collect_sources(sv, err)))
+			return rc;
+	} else {
+		write_status(sv, CKPT_PHASE_COPYING, "active", NULL);
+		if (sv->transfer == CKPT_TRANSFER_COPY &&
+		    (rc = copy_in(sv, err)))
+			return rc;
+		write_status(sv, CKPT_PHASE_SYNCING, "active", NULL);
+		if ((rc = collect(sv, sv->staging, "", 0, err)))
+			return rc;
+	}
 	if (!sv->nfiles)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "no files to save");
 	qsort(sv->files, sv->nfiles, sizeof(*sv->files), cmp_sfile);
-	sync_start(&sy, sv);
+	/* Direct: the sources are the user's; nothing local to sync. */
+	if (!sv->direct)
+		sync_start(&sy, sv);
 	rc = validate_and_hash(sv, err);
-	if (sync_join(&sy, rc ? NULL : err) && !rc)
+	if (!sv->direct && sync_join(&sy, rc ? NULL : err) && !rc)
 		rc = sy.rc;
 	if (rc || (rc = check_interrupt("hashing", err)))
 		return rc;
@@ -2087,6 +2300,12 @@ const char *
 ckpt_save_path(const struct ckpt_save *sv)
 {
 	return sv->path;
+}
+
+const char *
+ckpt_save_stage_key(const struct ckpt_save *sv)
+{
+	return sv->stage;
 }
 
 const char *

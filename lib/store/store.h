@@ -68,6 +68,32 @@ int ckpt_store_s3_abort_upload(struct ckpt_store *s, const char *key,
 /* Removes the upload spools that killed saves left in $TMPDIR. */
 void ckpt_store_s3_sweep_spools(struct ckpt_store *s);
 
+struct stat;
+/*
+ * Uploads the local file path straight into the staging area stage (a
+ * backend key, ckpt_save_stage_key) of the store on S3 s, as rel: one
+ * read of its bytes, each seen once and in order by observe (may be
+ * NULL; non-zero stops the upload), parts in parallel with their
+ * SHA-256 checked by the service; no copy in the local spool
+ * (s3stage.c).  expect (may be NULL): the file's stat when it was
+ * examined; a file that differs from it, or changes during the upload,
+ * fails with CKPT_ERR_IO.  CKPT_ERR_UNSUPPORTED above 5 GiB.
+ */
+int ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
+    const char *rel, const char *path, const struct stat *expect,
+    int (*observe)(void *arg, const void *data, size_t len), void *arg,
+    struct ckpt_error *err);
+/*
+ * Lists of runkey ("runs/R") that follow may use the run's listing index
+ * on S3 (s3listix.c: what the listing showed, summaries recorded per
+ * manifest ETag); NULL ends that and rewrites the index if it changed.
+ * No-op for other backends.  Never around a destructive decision
+ * (list.c: not with CKPT_LIST_NO_INDEX).
+ */
+void ckpt_store_list_index(const struct ckpt_store *s, const char *runkey);
+/* The backend key of a save's staging area (save.c). */
+const char *ckpt_save_stage_key(const struct ckpt_save *sv);
+
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);

@@ -178,13 +178,39 @@ checked_sink(void *arg, const void *data, size_t n)
 	return 0;
 }
 
+/* A store on S3 whose staging area takes the files straight from a
+ * local source (no spool copy). */
+struct direct {
+	struct ckpt_store *store;
+	const char *stage;	/* the staging area's key */
+};
+
+/* The local file of mf uploaded into the staging area of d, its bytes
+ * through the check as they are read for the upload. */
+static int
+upload_checked(const struct end *src, const struct direct *d,
+    const struct ckpt_manifest_file *mf, struct checked *c,
+    struct ckpt_error *err)
+{
+	char *p = ckpt_join(src->dir, mf->path);
+	int rc;
+
+	if (!p)
+		return ckpt_error_nomem(err);
+	rc = ckpt_store_stage_upload(d->store, d->stage, mf->path, p, NULL,
+	    checked_sink, c, err);
+	free(p);
+	return rc;
+}
+
 /*
- * Streams the source file of mf through the check (and into fd when not
- * -1); CKPT_ERR_FORMAT when its bytes are not those of the manifest.
+ * Streams the source file of mf through the check, and into fd when not
+ * -1, or into the staging area of d when not NULL; CKPT_ERR_FORMAT when
+ * its bytes are not those of the manifest.
  */
 static int
 copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
-    int fd, const char *out, struct ckpt_error *err)
+    int fd, const char *out, const struct direct *d, struct ckpt_error *err)
 {
 	struct checked c = { .mf = mf, .fd = fd, .out = out };
 	char shown[CKPT_ERROR_PATH_MAX];
@@ -197,7 +223,8 @@ copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
 	ckpt_error_clear(&c.err);
 	if ((rc = ckpt_stream_check_init(&c.sc, mf, err)))
 		return rc;
-	rc = end_stream(src, mf->path, checked_sink, &c, err);
+	rc = d ? upload_checked(src, d, mf, &c, err) :
+	    end_stream(src, mf->path, checked_sink, &c, err);
 	if (c.rc) {
 		rc = c.rc;
 		if (err)
@@ -255,9 +282,14 @@ compare_existing(struct job *j, const char *text, size_t len,
 	return CKPT_OK;
 }
 
-/* Writes the checkpoint's files into dir (staging, or a new directory). */
+/*
+ * Writes the checkpoint's files into dir (staging, or a new directory);
+ * with d, its data files go straight into d's staging area instead and
+ * dir gets only the manifest and its signature.
+ */
 static int
-fill_dir(struct job *j, const char *dir, struct ckpt_error *err)
+fill_dir(struct job *j, const char *dir, const struct direct *d,
+    struct ckpt_error *err)
 {
 	int rc = CKPT_OK;
 
@@ -267,6 +299,13 @@ fill_dir(struct job *j, const char *dir, struct ckpt_error *err)
 		char *path;
 		int fd;
 
+		if (d) {
+			rc = copy_checked(&j->src, mf, -1, NULL, d, err);
+			j->res->files++;
+			if (!rc)
+				j->res->bytes += mf->size;
+			continue;
+		}
 		if ((rc = ckpt_make_parents(dir, mf->path, err)))
 			break;
 		if (!(path = ckpt_join(dir, mf->path)))
@@ -276,7 +315,7 @@ fill_dir(struct job *j, const char *dir, struct ckpt_error *err)
 		if (fd < 0) {
 			rc = ckpt_error_errno(err, path, "cannot create");
 		} else {
-			rc = copy_checked(&j->src, mf, fd, path, err);
+			rc = copy_checked(&j->src, mf, fd, path, NULL, err);
 			if (!rc && fsync(fd))
 				rc = ckpt_error_errno(err, path, "cannot sync");
 			if (close(fd) && !rc)
@@ -340,14 +379,16 @@ existing_manifest(struct job *j, struct ckpt_store *s, char **where,
 
 /*
  * Into a store, local or remote, through save's commit protocol: the
- * files go into its staging area (a directory; a local spool for a
- * remote store, uploaded and committed under the store lock by the
- * backend), the manifest committed as it came.
+ * files go into its staging area (a directory; for a store on S3, from a
+ * local source straight into its staging prefix, else through the
+ * backend's local spool, uploaded and committed under the store lock by
+ * the backend), the manifest committed as it came.
  */
 static int
 to_store(struct job *j, const char *dest, struct ckpt_error *err)
 {
 	struct ckpt_save_options so;
+	struct direct direct;
 	struct ckpt_store *s = NULL;
 	struct ckpt_save *sv = NULL;
 	char *text = NULL;
@@ -373,7 +414,11 @@ to_store(struct job *j, const char *dest, struct ckpt_error *err)
 	so.lock_timeout_ms = j->o->lock_timeout_ms;
 	if ((rc = ckpt_save_begin(s, &so, &sv, err)))
 		goto out;
-	rc = fill_dir(j, ckpt_save_path(sv), err);
+	/* A local source goes to S3 straight from its files. */
+	direct.store = s;
+	direct.stage = ckpt_save_stage_key(sv);
+	rc = fill_dir(j, ckpt_save_path(sv), j->src.dir && ckpt_store_s3(s,
+	    NULL) ? &direct : NULL, err);
 	if (!rc)
 		rc = ckpt_save_finish(sv, NULL, err);
 	if (!rc && !(j->res->dest_path = strdup(ckpt_save_path(sv))))
@@ -408,7 +453,7 @@ to_dir(struct job *j, const char *dest, struct ckpt_error *err)
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
-	rc = fill_dir(j, tmp, err);
+	rc = fill_dir(j, tmp, NULL, err);
 	if (!rc && rename(tmp, dest))
 		rc = ckpt_error_errno(err, dest, "cannot rename into place");
 	if (!rc && (parent = ckpt_dirname(dest))) {

@@ -25,6 +25,13 @@
  *   ckpt-test-tool s3 [OPTIONS] BUCKET put-many PREFIX N
  *       N small objects PREFIX000000 ... (content: their own name)
  *
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET clone-steps P/runs/R/step-K FROM TO
+ *       copies of the (small) committed checkpoint at that prefix as
+ *       step-FROM ... step-TO of its run, "step": K in its summary and
+ *       manifest made "step": N, the manifest of each put last; 4
+ *       threads.  Listing input for benchmarks: the copies' manifests no
+ *       longer match their summaries' digests (verify fails them).
+ *
  * S3_TOOL_MTIME=1 in the environment adds the service's modification
  * time (seconds since the epoch) to what head and list print.
  *
@@ -42,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "store/s3.h"
@@ -346,10 +354,177 @@ op_put_many(struct ckpt_s3 *s3, int argc, char **argv,
 	return 0;
 }
 
+struct clone_obj {
+	char *rel;
+	char *data;
+	size_t len;
+};
+
+struct clone {
+	struct ckpt_s3 *s3;
+	const char *run_dir;	/* P/runs/R/ */
+	const char *orig;	/* "\"step\": K" */
+	struct clone_obj *objs;
+	size_t nobjs;
+	uint64_t from, to;
+	unsigned nthreads;
+	/* per thread */
+	unsigned self;
+	int rc;
+	struct ckpt_error err;
+};
+
+static int
+clone_list_one(void *arg, const char *key, const struct ckpt_s3_object *obj)
+{
+	struct clone *c = arg;
+	struct clone_obj *v;
+
+	if (!obj)
+		return 0;
+	if (!(v = realloc(c->objs, (c->nobjs + 1) * sizeof(*v))))
+		return CKPT_ERR_NOMEM;
+	c->objs = v;
+	memset(&v[c->nobjs], 0, sizeof(*v));
+	if (!(v[c->nobjs].rel = strdup(key)))
+		return CKPT_ERR_NOMEM;
+	c->nobjs++;
+	return 0;
+}
+
+/* data with the first occurrence of orig made "step": n (a new string). */
+static char *
+clone_text(const char *data, const char *orig, uint64_t n, size_t *len)
+{
+	const char *at = strstr(data, orig);
+	char *out = NULL;
+	int k;
+
+	if (!at)
+		k = asprintf(&out, "%s", data);
+	else
+		k = asprintf(&out, "%.*s\"step\": %llu%s", (int)(at - data),
+		    data, (unsigned long long)n, at + strlen(orig));
+	if (k < 0)
+		return NULL;
+	*len = (size_t)k;
+	return out;
+}
+
+/* An error of this tool's own (ckpt_error_set is libckpt's, internal). */
+static int
+tool_error(struct ckpt_error *err, int code, const char *msg)
+{
+	ckpt_error_clear(err);
+	err->code = code;
+	snprintf(err->message, sizeof(err->message), "%s", msg);
+	return code;
+}
+
+static int
+clone_put(struct clone *c, uint64_t n, const struct clone_obj *o)
+{
+	char key[2200], *text;
+	size_t len;
+	int rc;
+
+	if (!(text = clone_text(o->data, c->orig, n, &len)))
+		return tool_error(&c->err, CKPT_ERR_NOMEM, "out of memory");
+	snprintf(key, sizeof(key), "%sstep-%llu/%s", c->run_dir,
+	    (unsigned long long)n, o->rel);
+	rc = ckpt_s3_put(c->s3, key, text, len, 0, NULL, &c->err);
+	free(text);
+	return rc;
+}
+
+static void *
+clone_thread(void *arg)
+{
+	struct clone *c = arg;
+	size_t mi = c->nobjs;
+
+	for (size_t i = 0; i < c->nobjs; i++)
+		if (!strcmp(c->objs[i].rel, "ckpt-manifest.json"))
+			mi = i;
+	for (uint64_t n = c->from + c->self; n <= c->to && !c->rc;
+	    n += c->nthreads) {
+		for (size_t i = 0; i < c->nobjs && !c->rc; i++)
+			if (i != mi)
+				c->rc = clone_put(c, n, &c->objs[i]);
+		if (!c->rc && mi < c->nobjs)
+			c->rc = clone_put(c, n, &c->objs[mi]);
+	}
+	return NULL;
+}
+
+static int
+op_clone_steps(struct ckpt_s3 *s3, int argc, char **argv,
+    struct ckpt_error *err)
+{
+	struct clone c = { .s3 = s3, .nthreads = 4 }, t[4];
+	pthread_t th[4];
+	bool started[4] = { false, false, false, false };
+	const char *step;
+	char *dir = NULL, *run_dir = NULL, orig[64];
+	uint64_t k;
+	int rc = 0;
+
+	if (argc != 4 || parse_u64_arg(argv[2], &c.from) ||
+	    parse_u64_arg(argv[3], &c.to) || c.from > c.to ||
+	    !(step = strrchr(argv[1], '/')) || strncmp(step, "/step-", 6) ||
+	    parse_u64_arg(step + 6, &k) || strlen(argv[1]) > 1000)
+		return s3_usage();
+	snprintf(orig, sizeof(orig), "\"step\": %llu", (unsigned long long)k);
+	c.orig = orig;
+	if (asprintf(&dir, "%s/", argv[1]) < 0 || asprintf(&run_dir, "%.*s",
+	    (int)(step + 1 - argv[1]), argv[1]) < 0)
+		return s3_fail(err);
+	c.run_dir = run_dir;
+	if (ckpt_s3_list(s3, dir, NULL, clone_list_one, &c, err))
+		rc = s3_fail(err);
+	for (size_t i = 0; !rc && i < c.nobjs; i++) {
+		char *key = NULL;
+
+		if (asprintf(&key, "%s%s", dir, c.objs[i].rel + strlen(dir))
+		    < 0 || ckpt_s3_get_mem(s3, key, 0, CKPT_S3_TO_END,
+		    (size_t)16 << 20, &c.objs[i].data, &c.objs[i].len, NULL,
+		    err))
+			rc = s3_fail(err);
+		free(key);
+		memmove(c.objs[i].rel, c.objs[i].rel + strlen(dir),
+		    strlen(c.objs[i].rel + strlen(dir)) + 1);
+	}
+	for (unsigned i = 0; !rc && i < c.nthreads; i++) {
+		t[i] = c;
+		t[i].self = i;
+		ckpt_error_clear(&t[i].err);
+		started[i] = !pthread_create(&th[i], NULL, clone_thread,
+		    &t[i]);
+		if (!started[i])
+			t[i].rc = tool_error(&t[i].err, CKPT_ERR_IO,
+			    "cannot start a thread");
+	}
+	for (unsigned i = 0; !rc && i < c.nthreads; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+	for (unsigned i = 0; !rc && i < c.nthreads; i++)
+		if (t[i].rc)
+			rc = s3_fail(&t[i].err);
+	for (size_t i = 0; i < c.nobjs; i++) {
+		free(c.objs[i].rel);
+		free(c.objs[i].data);
+	}
+	free(c.objs);
+	free(dir);
+	free(run_dir);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct ckpt_s3 *, int, char **, struct ckpt_error *);
 } s3_ops[] = {
+	{ "clone-steps", op_clone_steps },
 	{ "copy", op_copy },
 	{ "delete", op_delete },
 	{ "get", op_get },

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * s3listix.h - the listing index of a run in a store on S3 (internal;
+ * s3listix.c says what it holds and when it is believed).  The S3
+ * backend drives it while list.c lists one run (ckpt_store_list_index).
+ */
+#ifndef CKPT_S3LISTIX_H
+#define CKPT_S3LISTIX_H
+
+#include "store/backend.h"
+#include "store/s3.h"
+
+struct s3_listix;
+
+/* For runkey "runs/R" of the store at prefix: reads its index object
+ * (absent or malformed: empty).  NULL: no memory (then no index). */
+struct s3_listix *ckpt_s3_listix_begin(struct ckpt_s3 *s3,
+    const char *prefix, const char *runkey);
+/* An object rel ("X/NAME") of the listing of the store key prefix. */
+void ckpt_s3_listix_note(struct s3_listix *x, const char *prefix,
+    const char *rel, const struct ckpt_s3_object *obj);
+/* The listing of prefix is complete: what it saw is believed now. */
+void ckpt_s3_listix_listed(struct s3_listix *x, const char *prefix);
+/*
+ * Answers for store key: 0 (*out filled, mtime on the service's clock),
+ * CKPT_ERR_NOTFOUND (read: the listing showed no such object), or 1:
+ * not known here, ask the service.
+ */
+int ckpt_s3_listix_stat(struct s3_listix *x, const char *key,
+    struct ckpt_be_info *out);
+int ckpt_s3_listix_read(struct s3_listix *x, const char *key, char **data,
+    size_t *len);
+/* A summary just read from the service, for the index. */
+void ckpt_s3_listix_learn(struct s3_listix *x, const char *key,
+    const char *data, size_t len);
+/* Rewrites the index when it changed (best effort) and frees x. */
+void ckpt_s3_listix_end(struct s3_listix *x);
+
+#endif /* CKPT_S3LISTIX_H */
