@@ -133,10 +133,9 @@ test_expect_success 'save --move takes the files: they are in the store only' '
 test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing changed' '
 	s3 "$BUCKET" list st/ >before &&
 	printf "x\n" >b.tar &&
-	for c in "diff r1@1 r1@2" \
+	for c in \
 	    "promote --model m r1@1" "alias m prod 1" "log" "models" \
-	    "export -o b2.tar r1@1" "import b.tar" \
-	    "sha256sum r1@1" "sign r1@1"
+	    "export -o b2.tar r1@1" "import b.tar"
 	do
 		test_expect_code 2 ckpt -C "$STORE" $c 2>err &&
 		test_grep "does not work on a remote store yet" err ||
