@@ -653,7 +653,7 @@ source_read(const struct ckpt_file *f, void *buf, size_t len,
 	pthread_mutex_unlock(&c->lock);
 	want = f->size - offset < ra ? f->size - offset : ra;
 	/* A large read goes straight to the caller's buffer. */
-	if (len >= want || !budget_take((size_t)want, false)) {
+	if (len >= ra || !budget_take((size_t)want, false)) {
 		if ((rc = f->src->pread(f->src->arg, buf, len, offset, err)))
 			return rc;
 		/* Its end is where a sequential pass goes on. */

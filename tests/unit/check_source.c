@@ -262,6 +262,29 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The zip directory search: reads near the end, each shorter than the
+ * read-ahead but reaching the end, are cached by the first one's fetch. */
+START_TEST(test_tail_reads_cached)
+{
+	struct ckpt_file *f;
+	struct ckpt_error err;
+	unsigned char buf[5000];
+	struct mem m;
+
+	build(&m, 64, 4096);
+	ck_assert_int_eq(open_mem(&m, 1024, 8192, &f, &err), 0);
+	m.calls = 0;
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 5000, m.size - 5000, &err),
+	    0);
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 20, m.size - 30, &err), 0);
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 56, m.size - 400, &err), 0);
+	ck_assert_int_eq(memcmp(buf, m.data + m.size - 400, 56), 0);
+	ck_assert_uint_eq(m.calls, 1);
+	ckpt_file_free(f);
+	free(m.data);
+}
+END_TEST
+
 struct half {
 	struct ckpt_file *f;
 	const struct mem *m;
@@ -331,6 +354,7 @@ source_suite(void)
 	tcase_add_test(tc, test_empty_and_tiny);
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_parallel_passes);
+	tcase_add_test(tc, test_tail_reads_cached);
 	suite_add_tcase(s, tc);
 	return s;
 }
