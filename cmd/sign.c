@@ -36,9 +36,8 @@ refuse_remote(const char *arg, const char *path)
 {
 	if (strncmp(path, "s3://", 5))
 		return;
-	error("%s: cannot sign a checkpoint in a remote store (%s): sign it "
-	    "in a local store before 'ckpt push' (see ckpt-sign(1))", arg,
-	    path);
+	error("%s: cannot sign a checkpoint in a remote store (%s): sign and "
+	    "verify it in a local store (see ckpt-sign(1))", arg, path);
 	exit(CKPT_EXIT_USAGE);
 }
 
