@@ -819,9 +819,16 @@ hash_bucket(struct ckpt_hash_job *jobs, size_t njobs, bool *done,
 		const char *p = jobs[i].path, *b = ckpt_s3_bucket(s3);
 		size_t bl = strlen(b);
 
-		if (done[i] || strncmp(p + 5, b, bl) || p[5 + bl] != '/')
+		if (done[i] || strncmp(p + 5, b, bl) || (p[5 + bl] != '/' &&
+		    p[5 + bl]))
 			continue;
 		done[i] = true;
+		if (!p[5 + bl] || !p[5 + bl + 1]) {
+			jobs[i].status = ckpt_error_set(&jobs[i].err,
+			    CKPT_ERR_INVALID, p, -1, "names a bucket, not an "
+			    "object");
+			continue;
+		}
 		sub[n] = jobs[i];
 		keys[n] = p + 5 + bl + 1;
 		of[n++] = i;
