@@ -28,6 +28,7 @@ static const char *const remote_commands[] = {
 	"inspect", "verify", "push", "pull",
 	"diff", "convert", "sha256sum",	/* read through ranged GETs */
 	"sign",		/* refuses a remote checkpoint itself, saying why */
+	"promote", "alias", "log", "models",
 	"keygen",	/* never touches a store */
 };
 

@@ -134,7 +134,6 @@ test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing cha
 	s3 "$BUCKET" list st/ >before &&
 	printf "x\n" >b.tar &&
 	for c in \
-	    "promote --model m r1@1" "alias m prod 1" "log" "models" \
 	    "export -o b2.tar r1@1" "import b.tar"
 	do
 		test_expect_code 2 ckpt -C "$STORE" $c 2>err &&

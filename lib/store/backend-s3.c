@@ -1626,6 +1626,59 @@ s3_commit_replace(void *be, const char *stage, const char *final,
 	return s3_commit_if_absent(be, stage, final, err);
 }
 
+/* ---- version 3: the registry's copies (promote) --------------------- */
+
+/*
+ * A copy inside the service (CopyObject), never through this host: from
+ * must be an object, to must not be one (the registry stages a version
+ * under a fresh prefix, so this is a check, not a race).  Never shared:
+ * an object store has no links.
+ */
+static int
+s3_copy(void *be, const char *from, const char *to, unsigned int flags,
+    bool *shared, struct ckpt_error *err)
+{
+	struct s3_be *b = be;
+	struct ckpt_s3_object o;
+	struct ckpt_error le;
+	char *src = obj_key(b, from), *dst = obj_key(b, to);
+	int rc;
+
+	(void)flags;
+	if (shared)
+		*shared = false;
+	if (!src || !dst) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if ((rc = renew(b, err)))
+		goto out;
+	if ((rc = ckpt_s3_head(b->s3, src, &o, err)))
+		goto out;
+	if (o.size > COPY_MAX) {
+		rc = key_error(b, CKPT_ERR_UNSUPPORTED, from, "larger than 5 "
+		    "GiB: a remote store cannot copy such a file inside the "
+		    "service yet", err);
+		goto out;
+	}
+	ckpt_error_clear(&le);
+	rc = ckpt_s3_head(b->s3, dst, &o, &le);
+	if (!rc) {
+		rc = key_error(b, CKPT_ERR_EXISTS, to, "exists already", err);
+		goto out;
+	}
+	if (rc != CKPT_ERR_NOTFOUND) {
+		if (err)
+			*err = le;
+		goto out;
+	}
+	rc = ckpt_s3_copy(b->s3, src, dst, err);
+out:
+	free(src);
+	free(dst);
+	return rc;
+}
+
 struct ckpt_s3 *
 ckpt_store_s3(const struct ckpt_store *s, const char **prefix)
 {
@@ -1667,4 +1720,5 @@ const struct ckpt_backend_ops ckpt_backend_s3 = {
 	.stage_sync = s3_stage_sync,
 	.stage_abort = s3_stage_abort,
 	.commit_replace = s3_commit_replace,
+	.copy = s3_copy,
 };

@@ -974,7 +974,6 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	enum ckpt_owner_state os;
 	bool failed, moved;
 	struct ckpt_be_info bi;
-	struct stat st;
 
 	if (!it)
 		return -1;
@@ -1044,18 +1043,20 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		const char *why = NULL;
 		size_t back, stuck;
 
-		if (lstat(path, &st) || st.st_uid != geteuid()) {
+		const char *key = ckpt_store_key(s, path);
+		bool known = key && !s->ops->stat(s->be, key, &bi, NULL) &&
+		    bi.owned;
+
+		if (!known || bi.uid != (uint32_t)geteuid()) {
 			/* Never move files to paths a record names for
 			 * another user (a record is only data).  Whose the
-			 * moved files are is the local directory's owner
-			 * (POSIX: the one question asked outside the seam,
-			 * about local files, not the store's objects). */
-			bool known = !lstat(path, &st);
-
+			 * moved files are is the staging area's owner on
+			 * this host (stat's uid; a backend whose keys no
+			 * local user owns cannot tell: kept). */
 			it->remove = false;
 			it->error = known ? pool_printf(&r->pool, "kept: its "
 			    "moved files belong to uid %ld; run 'ckpt gc "
-			    "--restore' as that user", (long)st.st_uid) :
+			    "--restore' as that user", (long)bi.uid) :
 			    "kept: cannot tell whose its moved files are";
 		} else if ((stuck = restore_sources(s, r, path, &rec, &back,
 		    &why))) {

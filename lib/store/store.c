@@ -154,6 +154,7 @@ missing_op(const struct ckpt_backend_ops *o)
 	NEED(usage); NEED(mkprefix); NEED(rmprefix); NEED(stage_begin);
 	NEED(stage_file); NEED(stage_untake); NEED(stage_record);
 	NEED(stage_sync); NEED(stage_abort); NEED(commit_replace);
+	NEED(copy);
 #undef NEED
 	return NULL;
 }
