@@ -101,24 +101,21 @@ print_human(json_t *r, const struct ctx *ctx)
 	}
 }
 
-/* The store's verify.allow_globals, for a reference into it. */
+/* The store's verify.allow_globals, for a reference into it (a local or
+ * a remote store: the backend reads its ckpt.yaml). */
 static void
 store_globals(struct ckpt_store *s, struct strlist *allow)
 {
 	struct ckpt_policy_config *cfg;
-	char *yaml;
 	size_t n = 0;
 	const char *const *g;
 
-	if (!s || !(yaml = ckpt_store_path(s, "ckpt.yaml")))
-		return;
-	if (!ckpt_policy_config_load(yaml, &cfg, NULL)) {
+	if (s && !ckpt_store_config_load(s, &cfg, NULL)) {
 		g = ckpt_policy_config_allow_globals(cfg, &n);
 		for (size_t i = 0; i < n; i++)
 			strlist_push(allow, g[i]);
 		ckpt_policy_config_free(cfg);
 	}
-	free(yaml);
 }
 
 static int

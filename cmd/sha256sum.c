@@ -15,7 +15,8 @@
  * checks them, or relative to the checkpoint with --relative; names with a
  * newline or backslash are escaped as sha256sum escapes them.  A computed
  * digest that differs from one the manifest records is a warning and exit
- * 1, the lines are printed all the same.
+ * 1, the lines are printed all the same.  Objects of a remote store
+ * (s3://) are hashed by streaming GETs, one per file, nothing on disk.
  */
 #include "ckpt.h"
 #include "output.h"
@@ -54,6 +55,12 @@ add_file(struct work *w, char *path, char *name,
 	w->n++;
 }
 
+static bool
+is_remote(const char *path)
+{
+	return !strncmp(path, "s3://", 5);
+}
+
 /* The files of one argument: a manifest's list, or the file itself. */
 static void
 add_arg(struct work *w, const char *path, const char *shown, bool relative)
@@ -62,15 +69,29 @@ add_arg(struct work *w, const char *path, const char *shown, bool relative)
 	struct ckpt_error err;
 	struct stat st;
 
-	if (stat(path, &st))
+	ckpt_error_clear(&err);
+	if (is_remote(path)) {
+		/* A prefix with a manifest is a checkpoint; anything else
+		 * is one object (whose GET says when there is none). */
+		const char *base = strrchr(path, '/');
+		int rc = strcmp(base + 1, CKPT_MANIFEST_NAME) ?
+		    ckpt_manifest_read_location(path, &m, &err) :
+		    CKPT_ERR_NOTFOUND;
+
+		if (rc == CKPT_ERR_NOTFOUND) {
+			add_file(w, xstrdup(path), xstrdup(shown), NULL);
+			return;
+		}
+		if (rc)
+			die_ckpt(&err);
+	} else if (stat(path, &st)) {
 		die_errno("%s", path);
-	if (!S_ISDIR(st.st_mode)) {
+	} else if (!S_ISDIR(st.st_mode)) {
 		add_file(w, xstrdup(path), xstrdup(shown), NULL);
 		return;
-	}
-	ckpt_error_clear(&err);
-	if (ckpt_manifest_read(path, &m, &err))
+	} else if (ckpt_manifest_read(path, &m, &err)) {
 		die_ckpt(&err);
+	}
 	w->mans = xreallocarray(w->mans, w->nmans + 1, sizeof(*w->mans));
 	w->mans[w->nmans++] = m;
 	for (size_t i = 0; i < ckpt_manifest_file_count(m); i++) {
@@ -78,7 +99,8 @@ add_arg(struct work *w, const char *path, const char *shown, bool relative)
 		size_t l = strlen(shown);
 		bool slash = l && shown[l - 1] == '/';
 
-		add_file(w, xasprintf("%s/%s", path, f->path), relative ?
+		add_file(w, xasprintf("%.*s/%s", (int)(strlen(path) -
+		    (path[strlen(path) - 1] == '/')), path, f->path), relative ?
 		    xstrdup(f->path) : xasprintf("%s%s%s", shown, slash ? "" :
 		    "/", f->path), f);
 	}
@@ -140,7 +162,7 @@ cmd_sha256sum_main(int argc, char **argv, struct ctx *ctx)
 		hj[i].whole = true;
 	}
 	ckpt_error_clear(&err);
-	if (ckpt_hash_files(hj, w.n, ctx->jobs, NULL, NULL, &err))
+	if (ckpt_hash_locations(hj, w.n, ctx->jobs, NULL, NULL, &err))
 		die_ckpt(&err);
 	if (ctx->json) {
 		doc = json_doc_new();

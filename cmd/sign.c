@@ -23,6 +23,24 @@ static const char *const sign_usage[] = {
 	NULL
 };
 
+/*
+ * A checkpoint in an object store is not signed in place: a signature
+ * written after the commit would be an object beside a manifest that
+ * readers already trust as complete, with no lock or conditional create
+ * binding the two (the store's commit point is the manifest alone), and
+ * verify of a remote checkpoint does not check signatures yet.  Sign in
+ * a local store, before the checkpoint is pushed.
+ */
+static void
+refuse_remote(const char *arg, const char *path)
+{
+	if (strncmp(path, "s3://", 5))
+		return;
+	error("%s: cannot sign a checkpoint in a remote store (%s): sign and "
+	    "verify it in a local store (see ckpt-sign(1))", arg, path);
+	exit(CKPT_EXIT_USAGE);
+}
+
 /* The manifest of a checkpoint directory, or the manifest file given. */
 static char *
 manifest_of(const char *arg)
@@ -46,7 +64,7 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 {
 	const char *key = NULL;
 	struct passphrase_src src = { .fd = -1 };
-	char *keypath, *pass = NULL, tc[256], when[32];
+	char *keypath, *pass = NULL, tc[256], when[32], **paths;
 	struct ckpt_error e;
 	struct ckpt_store *store = NULL;
 	json_t *doc = NULL, *list = NULL;
@@ -74,6 +92,14 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(sign_usage, opts, "nothing to sign");
 	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd",
 	    src.file != NULL, "--passphrase-file");
+	/* Every checkpoint is found (and none is remote) before a
+	 * passphrase is asked for. */
+	paths = xcalloc((size_t)n, sizeof(*paths));
+	for (int i = 0; i < n; i++) {
+		paths[i] = resolve_checkpoint_arg(ctx, &store, argv[i], NULL,
+		    CKPT_METRIC_MIN, NULL);
+		refuse_remote(argv[i], paths[i]);
+	}
 	keypath = key ? xstrdup(key) : default_seckey();
 	ckpt_error_clear(&e);
 	if (ckpt_seckey_encrypted(keypath, &encrypted, &e))
@@ -90,8 +116,7 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		list = json_array();
 	}
 	for (int i = 0; i < n; i++) {
-		char *path = resolve_checkpoint_arg(ctx, &store, argv[i], NULL,
-		    CKPT_METRIC_MIN, NULL);
+		char *path = paths[i];
 		char *man = manifest_of(path);
 		char *sig = xasprintf("%s.sig", man);
 		char keyid[CKPT_KEYID_HEX];
@@ -121,6 +146,7 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		free(sig);
 		free(path);
 	}
+	free(paths);
 	ckpt_store_free(store);
 	passphrase_free(pass);
 	free(keypath);

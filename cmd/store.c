@@ -26,6 +26,8 @@ open_store(const struct ctx *ctx, bool create, struct ckpt_store **s,
 static const char *const remote_commands[] = {
 	"init", "save", "ls", "latest", "pin", "unpin", "prune", "gc",
 	"inspect", "verify", "push", "pull",
+	"diff", "convert", "sha256sum",	/* read through ranged GETs */
+	"sign",		/* refuses a remote checkpoint itself, saying why */
 	"promote", "alias", "log", "models",
 	"keygen",	/* never touches a store */
 };
@@ -180,7 +182,10 @@ resolve_checkpoint(const struct ctx *ctx, struct ckpt_store **storep,
 			error_ckpt(&err);
 			fprintf(stderr, "ckpt: '%s' is neither a file nor a "
 			    "reference into a store\n", arg);
-			return CKPT_EXIT_ERROR;
+			/* bad credentials or store location: as store_open */
+			return rc == CKPT_ERR_REFUSED || rc == CKPT_ERR_INVALID
+			    || rc == CKPT_ERR_UNSUPPORTED ? CKPT_EXIT_USAGE :
+			    CKPT_EXIT_ERROR;
 		}
 	}
 	if (!metric) {

@@ -172,8 +172,8 @@ test_expect_success 'remote stores without credentials, of other kinds, or for o
 	test_grep "no S3 credentials" err &&
 	test_expect_code 2 $noaws env CKPT_STORE=s3://bucket ckpt prune --all 2>err &&
 	test_grep "no S3 credentials" err &&
-	test_expect_code 2 ckpt -C s3://bucket/prefix diff r@1 r@2 2>err &&
-	test_grep "s3://bucket/prefix: .ckpt diff. does not work on a remote store yet" err &&
+	test_expect_code 2 $noaws ckpt -C s3://bucket/prefix diff r@1 r@2 2>err &&
+	test_grep "no S3 credentials" err &&
 	test_expect_code 2 ckpt init gs://bucket/prefix 2>err &&
 	test_grep "a directory or s3://BUCKET/PREFIX" err &&
 	test_path_is_missing s3: &&

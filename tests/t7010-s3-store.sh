@@ -133,9 +133,8 @@ test_expect_success 'save --move takes the files: they are in the store only' '
 test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing changed' '
 	s3 "$BUCKET" list st/ >before &&
 	printf "x\n" >b.tar &&
-	for c in "diff r1@1 r1@2" \
-	    "export -o b2.tar r1@1" "import b.tar" \
-	    "sha256sum r1@1" "sign r1@1"
+	for c in \
+	    "export -o b2.tar r1@1" "import b.tar"
 	do
 		test_expect_code 2 ckpt -C "$STORE" $c 2>err &&
 		test_grep "does not work on a remote store yet" err ||

@@ -517,7 +517,15 @@ ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
 #define CACHE_BLOCKS 4
 #define READAHEAD_DEFAULT ((size_t)1 << 20)
 #define READAHEAD_MAX ((size_t)16 << 20)
+/* Bytes held by the caches of every open source file together: a diff or
+ * a conversion of a checkpoint of many shards holds all of them open. */
+#define CACHE_BUDGET ((uint64_t)256 << 20)
 
+/*
+ * A block of bytes [off, off + len).  A block whose buf is NULL but len
+ * is not is a stream marker: its bytes were read to the end and dropped,
+ * and a miss at off + len continues that stream.
+ */
 struct cache_block {
 	unsigned char *buf;
 	uint64_t off;
@@ -529,9 +537,41 @@ struct ckpt_file_cache {
 	pthread_mutex_t lock;
 	struct cache_block b[CACHE_BLOCKS];
 	uint64_t tick;
-	uint64_t next_off;		/* where the last fetch ended */
-	size_t ra;			/* the next fetch's least length */
 };
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t budget_used;
+
+/* Reserves n bytes of the budget (force: even beyond it). */
+static bool
+budget_take(size_t n, bool force)
+{
+	bool ok;
+
+	pthread_mutex_lock(&budget_lock);
+	ok = force || budget_used + n <= CACHE_BUDGET;
+	if (ok)
+		budget_used += n;
+	pthread_mutex_unlock(&budget_lock);
+	return ok;
+}
+
+static void
+budget_give(size_t n)
+{
+	pthread_mutex_lock(&budget_lock);
+	budget_used -= n;
+	pthread_mutex_unlock(&budget_lock);
+}
+
+static void
+block_drop(struct cache_block *b)
+{
+	if (b->buf)
+		budget_give(b->len);
+	free(b->buf);
+	b->buf = NULL;
+}
 
 static void
 cache_free(struct ckpt_file_cache *c)
@@ -539,7 +579,7 @@ cache_free(struct ckpt_file_cache *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < CACHE_BLOCKS; i++)
-		free(c->b[i].buf);
+		block_drop(&c->b[i]);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -557,24 +597,51 @@ cache_lookup(struct ckpt_file_cache *c, uint64_t off, size_t len)
 	return NULL;
 }
 
+/* The block (cached or a marker) whose bytes end where off starts. */
 static struct cache_block *
-cache_victim(struct ckpt_file_cache *c)
+cache_stream(struct ckpt_file_cache *c, uint64_t off)
 {
-	struct cache_block *v = &c->b[0];
-
-	for (size_t i = 0; i < CACHE_BLOCKS; i++) {
-		if (!c->b[i].buf)
+	for (size_t i = 0; i < CACHE_BLOCKS; i++)
+		if (c->b[i].len && c->b[i].off + c->b[i].len == off)
 			return &c->b[i];
-		if (c->b[i].used < v->used)
-			v = &c->b[i];
+	return NULL;
+}
+
+/* Where a fetch at off goes: its stream's block, else an empty slot or
+ * a marker, else the least recently used block. */
+static struct cache_block *
+cache_victim(struct ckpt_file_cache *c, uint64_t off)
+{
+	struct cache_block *v = cache_stream(c, off);
+
+	if (v)
+		return v;
+	v = &c->b[0];
+	for (size_t i = 0; i < CACHE_BLOCKS; i++) {
+		struct cache_block *b = &c->b[i];
+
+		if (!!b->buf != !!v->buf ? !b->buf : b->used < v->used)
+			v = b;
 	}
 	return v;
 }
 
+/* A forward pass that read a large block to its end will not come back:
+ * its bytes go, its end stays as the stream's marker. */
+static void
+cache_consumed(struct cache_block *b, uint64_t end, size_t base)
+{
+	if (b->len > base && b->off + b->len == end)
+		block_drop(b);
+}
+
 /*
  * A miss fetches at least the read-ahead from off; the read-ahead doubles
- * while misses follow on from the last fetch (a sequential pass) and
- * falls back to the source's base after a jump (header parsing).
+ * while a miss follows on from where a block ended (a sequential pass;
+ * several passes of several threads are followed apart) and is the
+ * source's base after a jump (header parsing).  The fetch runs without
+ * the lock, so threads reading one file fetch in parallel; when the
+ * budget of every cache is spent, a read goes to the source as it is.
  */
 static int
 source_read(const struct ckpt_file *f, void *buf, size_t len,
@@ -582,10 +649,11 @@ source_read(const struct ckpt_file *f, void *buf, size_t len,
 {
 	struct ckpt_file_cache *c = f->cache;
 	size_t base = f->src->readahead ? f->src->readahead :
-	    READAHEAD_DEFAULT;
+	    READAHEAD_DEFAULT, ra;
 	struct cache_block *b;
+	unsigned char *nb = NULL;
 	uint64_t want;
-	int rc = CKPT_OK;
+	int rc;
 
 	if (!len)
 		return CKPT_OK;
@@ -593,39 +661,51 @@ source_read(const struct ckpt_file *f, void *buf, size_t len,
 	if ((b = cache_lookup(c, offset, len))) {
 		memcpy(buf, b->buf + (offset - b->off), len);
 		b->used = ++c->tick;
-		goto out;
+		cache_consumed(b, offset + len, base);
+		pthread_mutex_unlock(&c->lock);
+		return CKPT_OK;
 	}
-	c->ra = offset == c->next_off && c->ra ? (c->ra < READAHEAD_MAX ?
-	    2 * c->ra : READAHEAD_MAX) : base;
-	c->next_off = offset + len;
+	b = cache_stream(c, offset);
+	ra = b && b->len >= base ? (b->len < READAHEAD_MAX / 2 ? 2 * b->len :
+	    READAHEAD_MAX) : base;
+	pthread_mutex_unlock(&c->lock);
+	want = f->size - offset < ra ? f->size - offset : ra;
 	/* A large read goes straight to the caller's buffer. */
-	if (len >= c->ra) {
-		rc = f->src->pread(f->src->arg, buf, len, offset, err);
-		goto out;
+	if (len >= ra || !budget_take((size_t)want, false)) {
+		if ((rc = f->src->pread(f->src->arg, buf, len, offset, err)))
+			return rc;
+		/* Its end is where a sequential pass goes on. */
+		pthread_mutex_lock(&c->lock);
+		b = cache_victim(c, offset);
+		if (b == cache_stream(c, offset) || !b->buf) {
+			block_drop(b);
+			b->off = offset;
+			b->len = len;
+			b->used = ++c->tick;
+		}
+		pthread_mutex_unlock(&c->lock);
+		return CKPT_OK;
 	}
-	want = f->size - offset < c->ra ? f->size - offset : c->ra;
-	b = cache_victim(c);
-	free(b->buf);
-	b->buf = malloc((size_t)want);
-	b->len = 0;
-	if (!b->buf) {
-		rc = ckpt_error_nomem(err);
-		goto out;
+	if (!(nb = malloc((size_t)want))) {
+		budget_give((size_t)want);
+		return ckpt_error_nomem(err);
 	}
-	if ((rc = f->src->pread(f->src->arg, b->buf, (size_t)want, offset,
-	    err))) {
-		free(b->buf);
-		b->buf = NULL;
-		goto out;
+	if ((rc = f->src->pread(f->src->arg, nb, (size_t)want, offset, err))) {
+		budget_give((size_t)want);
+		free(nb);
+		return rc;
 	}
+	memcpy(buf, nb, len);
+	pthread_mutex_lock(&c->lock);
+	b = cache_victim(c, offset);
+	block_drop(b);
+	b->buf = nb;
 	b->off = offset;
 	b->len = (size_t)want;
 	b->used = ++c->tick;
-	c->next_off = offset + want;
-	memcpy(buf, b->buf, len);
-out:
+	cache_consumed(b, offset + len, base);
 	pthread_mutex_unlock(&c->lock);
-	return rc;
+	return CKPT_OK;
 }
 
 int
@@ -661,7 +741,7 @@ ckpt_file_open_source(const char *name, struct ckpt_source *src,
 		f->cache->b[0].buf = src->head;
 		f->cache->b[0].len = src->head_len;
 		f->cache->b[0].used = ++f->cache->tick;
-		f->cache->next_off = src->head_len;
+		(void)budget_take(src->head_len, true);
 		f->src->head = NULL;
 		src->head = NULL;
 	}

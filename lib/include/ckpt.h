@@ -1237,6 +1237,15 @@ struct ckpt_manifest_file {
 CKPT_MUST_CHECK
 CKPT_API int ckpt_manifest_read(const char *path,
     struct ckpt_manifest **out, struct ckpt_error *err);
+/**
+ * ckpt_manifest_read() of a location: a local path, or "s3://BUCKET/KEY"
+ * naming a checkpoint prefix or its manifest object (one GET; the
+ * manifest's directory is then the URL).  See
+ * ckpt_checkpoint_open_location() for the endpoint and credentials.
+ */
+CKPT_MUST_CHECK
+CKPT_API int ckpt_manifest_read_location(const char *location,
+    struct ckpt_manifest **out, struct ckpt_error *err);
 CKPT_API void ckpt_manifest_free(struct ckpt_manifest *m);
 /** Directory the manifest lives in (absolute; borrowed). */
 CKPT_API const char *ckpt_manifest_dir(const struct ckpt_manifest *m);
@@ -1288,6 +1297,15 @@ struct ckpt_hash_job {
  * hashed, from worker threads, serialised, about every 64 MiB.
  */
 CKPT_API int ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
+    struct ckpt_error *err);
+/**
+ * ckpt_hash_files() where a job's path may also be "s3://BUCKET/KEY": an
+ * object is hashed by streaming GETs (one per whole digest, ranges split
+ * over up to nthreads ranged GETs), never stored on disk.  progress is
+ * given for local files only.
+ */
+CKPT_API int ckpt_hash_locations(struct ckpt_hash_job *jobs, size_t njobs,
     unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err);
 

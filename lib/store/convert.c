@@ -38,6 +38,7 @@
 
 #include "checkpoint/dcptensor.h"
 #include "format/file.h"
+#include "store/s3src.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -364,13 +365,17 @@ open_input(struct conv *c, struct ckpt_error *err)
 	struct ckpt_open_options oo = CKPT_OPEN_OPTIONS_INIT;
 	int rc;
 
-	if ((rc = ckpt_checkpoint_open(c->in, CKPT_OPEN_NO_PICKLE, &cp, err)))
+	/* A local path or an s3:// location (ranged GETs, nothing stored). */
+	oo.flags = CKPT_OPEN_NO_PICKLE;
+	if ((rc = ckpt_checkpoint_open_location(c->in, &oo, &cp, err)))
 		return rc;
+	oo.flags = 0;
 	if (!strcmp(ckpt_checkpoint_kind(cp), "dcp")) {
 		/* Again with its .metadata read: the chunk coverage checks
 		 * need it. */
 		ckpt_checkpoint_free(cp);
-		if ((rc = ckpt_checkpoint_open(c->in, 0, &c->cp, err)))
+		if ((rc = ckpt_checkpoint_open_location(c->in, &oo, &c->cp,
+		    err)))
 			return rc;
 		return open_dcp(c, c->cp, err);
 	}
@@ -392,8 +397,13 @@ open_input(struct conv *c, struct ckpt_error *err)
 
 		if (!f0) {
 			/* One unreadable file among others is reported; a
-			 * single-file input fails with its error. */
-			if (!ckpt_checkpoint_is_directory(cp)) {
+			 * single-file input fails with its error, and so does
+			 * a file that could not be read at all (an I/O error,
+			 * a remote service failing): that is no verdict on
+			 * its content. */
+			if (!ckpt_checkpoint_is_directory(cp) || (fe &&
+			    (fe->code == CKPT_ERR_IO ||
+			    fe->code == CKPT_ERR_NOMEM))) {
 				if (err && fe)
 					*err = *fe;
 				rc = fe ? fe->code : CKPT_ERR_FORMAT;
@@ -417,7 +427,8 @@ open_input(struct conv *c, struct ckpt_error *err)
 			break;
 		}
 		c->nfiles++;
-		if ((rc = ckpt_file_open_ex(cf->path, &oo, &cf->f, err)))
+		if ((rc = ckpt_file_open_location(cf->path, &oo, &cf->f,
+		    err)))
 			break;
 		if (pickle_format(fmt))
 			rc = check_safety(c, cf, err);
@@ -607,7 +618,8 @@ open_dcp(struct conv *c, const struct ckpt_checkpoint *cp,
 		    "a distributed checkpoint without a readable .metadata");
 	if (!(cf = dcp_file(c, root, mname)))
 		return ckpt_error_nomem(err);
-	if ((rc = ckpt_file_open_ex(cf->path, &c->dcp_open, &cf->f, err)) ||
+	if ((rc = ckpt_file_open_location(cf->path, &c->dcp_open, &cf->f,
+	    err)) ||
 	    (rc = check_safety(c, cf, err)) ||
 	    (rc = ckpt_dcp_open(cp, mname, &c->dcp_opts, &c->dcp, err)))
 		return rc;
@@ -848,7 +860,8 @@ prov_main(void *arg)
 {
 	struct prov *p = arg;
 
-	p->rc = ckpt_hash_files(p->jobs, p->nj, 0, NULL, NULL, &p->err);
+	/* A remote source is read a second time here, by streaming GETs. */
+	p->rc = ckpt_hash_locations(p->jobs, p->nj, 0, NULL, NULL, &p->err);
 	return NULL;
 }
 

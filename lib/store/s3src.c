@@ -12,6 +12,7 @@
 #include "checkpoint/checkpoint.h"
 #include "format/file.h"
 #include "store/s3src.h"
+#include "store/store.h"
 
 /* The first GET of a file: a safetensors header of up to this much, or a
  * pickle, costs one request; later misses fetch this much at least. */
@@ -253,6 +254,24 @@ ckpt_s3_file_open(struct ckpt_s3 *s3, bool own_s3, const char *key,
 	}
 	rc = file_open(s3, sh, key, o, out, err);
 	shared_drop(sh);
+	return rc;
+}
+
+int
+ckpt_file_open_location(const char *location,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err)
+{
+	struct ckpt_s3 *s3;
+	char *key;
+	int rc;
+
+	if (!ckpt_s3_is_url(location))
+		return ckpt_file_open_ex(location, o, out, err);
+	if ((rc = ckpt_s3_url_client(location, &s3, &key, err)))
+		return rc;
+	rc = ckpt_s3_file_open(s3, true, key, o, out, err);
+	free(key);
 	return rc;
 }
 
@@ -705,4 +724,182 @@ ckpt_s3_hash_jobs(struct ckpt_s3 *s3, const char *const *keys,
 		return ckpt_error_set(err, rc, NULL, -1, "out of memory while "
 		    "hashing remote objects");
 	return CKPT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Locations: local paths or s3:// URLs                                */
+/* ------------------------------------------------------------------ */
+
+/* Whether key names a manifest object ("ckpt-manifest.json" or ".../"). */
+static bool
+is_manifest_key(const char *key)
+{
+	size_t kl = strlen(key), ml = strlen(CKPT_MANIFEST_NAME);
+
+	return kl >= ml && !strcmp(key + kl - ml, CKPT_MANIFEST_NAME) &&
+	    (kl == ml || key[kl - ml - 1] == '/');
+}
+
+int
+ckpt_manifest_read_location(const char *location,
+    struct ckpt_manifest **out, struct ckpt_error *err)
+{
+	struct ckpt_s3 *s3;
+	char *key, *mkey = NULL, *mpath = NULL, *dir = NULL, *text = NULL;
+	size_t kl, len = 0;
+	int rc;
+
+	*out = NULL;
+	if (!ckpt_s3_is_url(location))
+		return ckpt_manifest_read(location, out, err);
+	if ((rc = ckpt_s3_url_client(location, &s3, &key, err)))
+		return rc;
+	kl = strlen(key);
+	while (kl && key[kl - 1] == '/')
+		key[--kl] = '\0';
+	if (is_manifest_key(key)) {
+		key[kl - strlen(CKPT_MANIFEST_NAME)] = '\0';
+		kl = strlen(key);
+		while (kl && key[kl - 1] == '/')
+			key[--kl] = '\0';
+	}
+	/* key is now the checkpoint's prefix, without the trailing '/' */
+	if (asprintf(&mkey, "%s%s%s", key, kl ? "/" : "",
+	    CKPT_MANIFEST_NAME) < 0)
+		mkey = NULL;
+	if (asprintf(&mpath, "s3://%s/%s", ckpt_s3_bucket(s3),
+	    mkey ? mkey : "") < 0)
+		mpath = NULL;
+	if (asprintf(&dir, "s3://%s/%s", ckpt_s3_bucket(s3), key) < 0)
+		dir = NULL;
+	if (!mkey || !mpath || !dir) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	rc = ckpt_s3_get_mem(s3, mkey, 0, CKPT_S3_TO_END, CKPT_MANIFEST_MAX,
+	    &text, &len, NULL, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		ckpt_error_set(err, CKPT_ERR_NOTFOUND, mpath, -1, "no manifest "
+		    "(not a committed checkpoint)");
+	if (!rc)
+		rc = ckpt_manifest_parse(text, len, mpath, dir, out, err);
+out:
+	free(mkey);
+	free(mpath);
+	free(dir);
+	free(key);
+	ckpt_s3_free(s3);
+	return rc;
+}
+
+/* The jobs of one bucket (the first s3 job not yet done names it). */
+static int
+hash_bucket(struct ckpt_hash_job *jobs, size_t njobs, bool *done,
+    unsigned nthreads, struct ckpt_error *err)
+{
+	struct ckpt_hash_job *sub = NULL;
+	const char **keys = NULL;
+	size_t *of = NULL, n = 0, first = 0;
+	struct ckpt_s3 *s3 = NULL;
+	char *key0 = NULL;
+	int rc;
+
+	while (first < njobs && done[first])
+		first++;
+	if ((rc = ckpt_s3_url_client(jobs[first].path, &s3, &key0, err)))
+		return rc;
+	sub = calloc(njobs, sizeof(*sub));
+	keys = calloc(njobs, sizeof(*keys));
+	of = calloc(njobs, sizeof(*of));
+	if (!sub || !keys || !of) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = first; i < njobs; i++) {
+		const char *p = jobs[i].path, *b = ckpt_s3_bucket(s3);
+		size_t bl = strlen(b);
+
+		if (done[i] || strncmp(p + 5, b, bl) || (p[5 + bl] != '/' &&
+		    p[5 + bl]))
+			continue;
+		done[i] = true;
+		if (!p[5 + bl] || !p[5 + bl + 1]) {
+			jobs[i].status = ckpt_error_set(&jobs[i].err,
+			    CKPT_ERR_INVALID, p, -1, "names a bucket, not an "
+			    "object");
+			continue;
+		}
+		sub[n] = jobs[i];
+		keys[n] = p + 5 + bl + 1;
+		of[n++] = i;
+	}
+	rc = ckpt_s3_hash_jobs(s3, keys, sub, n, nthreads, err);
+	for (size_t k = 0; k < n; k++)
+		jobs[of[k]] = sub[k];
+out:
+	free(sub);
+	free(keys);
+	free(of);
+	free(key0);
+	ckpt_s3_free(s3);
+	return rc;
+}
+
+int
+ckpt_hash_locations(struct ckpt_hash_job *jobs, size_t njobs,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
+    struct ckpt_error *err)
+{
+	struct ckpt_hash_job *local = NULL;
+	size_t *of = NULL, nlocal = 0, nremote = 0;
+	bool *done;
+	int rc = CKPT_OK;
+
+	for (size_t i = 0; i < njobs; i++)
+		nremote += ckpt_s3_is_url(jobs[i].path);
+	if (!nremote)
+		return ckpt_hash_files(jobs, njobs, nthreads, progress, data,
+		    err);
+	done = calloc(njobs + 1, sizeof(*done));
+	local = calloc(njobs + 1, sizeof(*local));
+	of = calloc(njobs + 1, sizeof(*of));
+	if (!done || !local || !of) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < njobs; i++) {
+		if (ckpt_s3_is_url(jobs[i].path))
+			continue;
+		done[i] = true;
+		local[nlocal] = jobs[i];
+		of[nlocal++] = i;
+	}
+	if (nlocal) {
+		/* Per-job outcomes are looked at below. */
+		(void)ckpt_hash_files(local, nlocal, nthreads, progress, data,
+		    NULL);
+		for (size_t k = 0; k < nlocal; k++)
+			jobs[of[k]] = local[k];
+	}
+	while (!rc && nremote) {
+		size_t before = 0, after = 0;
+
+		for (size_t i = 0; i < njobs; i++)
+			before += !done[i];
+		rc = hash_bucket(jobs, njobs, done, nthreads, err);
+		for (size_t i = 0; i < njobs; i++)
+			after += !done[i];
+		nremote = after < before ? after : 0;
+	}
+	for (size_t i = 0; !rc && i < njobs; i++)
+		if (jobs[i].status) {
+			if (err)
+				*err = jobs[i].err;
+			rc = jobs[i].status;
+		}
+out:
+	free(done);
+	free(local);
+	free(of);
+	return rc;
 }

@@ -39,6 +39,14 @@ int ckpt_s3_file_open(struct ckpt_s3 *s3, bool own_s3, const char *key,
     struct ckpt_error *err);
 
 /*
+ * ckpt_file_open_ex() of a location: a local path, or "s3://BUCKET/KEY"
+ * opened with ckpt_s3_file_open on a client of its own.
+ */
+int ckpt_file_open_location(const char *location,
+    const struct ckpt_open_options *o, struct ckpt_file **out,
+    struct ckpt_error *err);
+
+/*
  * The contract of ckpt_hash_files for objects: job i reads keys[i]
  * (jobs[i].path names it in messages); ranges and, when whole, the whole
  * object's SHA-256, each object read once.  A whole-object digest is one

@@ -3,7 +3,8 @@
  * diff.c - ckpt_diff(): two checkpoints compared tensor by tensor, across
  * formats, with their metadata.
  *
- * Each side is opened with ckpt_checkpoint_open() (headers only) and its
+ * Each side is opened with ckpt_checkpoint_open_location() (headers
+ * only; a local path or an s3:// location read by ranged GETs) and its
  * tensors listed by name, sorted; names are matched after the maps, so a
  * torch file and its safetensors export, a sharded directory and a single
  * file, a store checkpoint and a bare file all compare alike.  Values go
@@ -207,7 +208,7 @@ load_manifest(struct side *s, const char *path)
 	ckpt_error_clear(&e);
 	/* No manifest, or one this build cannot read: no digests, and the
 	 * data decides. */
-	if (ckpt_manifest_read(path, &m, &e))
+	if (ckpt_manifest_read_location(path, &m, &e))
 		return;
 	s->manifest = json_loads(ckpt_manifest_json(m), 0, NULL);
 	ckpt_manifest_free(m);
@@ -479,7 +480,7 @@ open_side(struct side *s, const char *path, const struct ckpt_diff_options *o,
 	size_t cap = 0;
 	int rc;
 
-	if ((rc = ckpt_checkpoint_open(path, 0, &s->c, err)))
+	if ((rc = ckpt_checkpoint_open_location(path, NULL, &s->c, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_checkpoint_file_count(s->c); i++) {
 		const struct ckpt_error *fe =

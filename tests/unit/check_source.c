@@ -8,6 +8,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "format/file.h"
 
@@ -18,8 +19,12 @@ struct mem {
 	uint64_t bytes;
 	size_t max_len;		/* the largest single fetch */
 	uint64_t fail_from;	/* reads at or after this offset fail */
+	unsigned delay_us;	/* each fetch takes this long (a GET) */
 	bool closed;
 };
+
+/* The file fetches without its lock held: threads count here at once. */
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 mem_pread(void *arg, void *buf, size_t len, uint64_t off,
@@ -27,10 +32,14 @@ mem_pread(void *arg, void *buf, size_t len, uint64_t off,
 {
 	struct mem *m = arg;
 
+	pthread_mutex_lock(&mem_lock);
 	m->calls++;
 	m->bytes += len;
 	if (len > m->max_len)
 		m->max_len = len;
+	pthread_mutex_unlock(&mem_lock);
+	if (m->delay_us)
+		usleep(m->delay_us);
 	ck_assert_uint_le(off + len, m->size);
 	if (off + len > m->fail_from)
 		return ckpt_error_set(err, CKPT_ERR_IO, "mem", (int64_t)off,
@@ -253,6 +262,85 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The zip directory search: reads near the end, each shorter than the
+ * read-ahead but reaching the end, are cached by the first one's fetch. */
+START_TEST(test_tail_reads_cached)
+{
+	struct ckpt_file *f;
+	struct ckpt_error err;
+	unsigned char buf[5000];
+	struct mem m;
+
+	build(&m, 64, 4096);
+	ck_assert_int_eq(open_mem(&m, 1024, 8192, &f, &err), 0);
+	m.calls = 0;
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 5000, m.size - 5000, &err),
+	    0);
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 20, m.size - 30, &err), 0);
+	ck_assert_int_eq(ckpt_file_pread(f, buf, 56, m.size - 400, &err), 0);
+	ck_assert_int_eq(memcmp(buf, m.data + m.size - 400, 56), 0);
+	ck_assert_uint_eq(m.calls, 1);
+	ckpt_file_free(f);
+	free(m.data);
+}
+END_TEST
+
+struct half {
+	struct ckpt_file *f;
+	const struct mem *m;
+	uint64_t from, to;
+	int bad;
+};
+
+static void *
+read_half(void *arg)
+{
+	struct half *h = arg;
+	unsigned char buf[4096];
+	struct ckpt_error err;
+
+	for (uint64_t off = h->from; off < h->to; off += sizeof(buf))
+		if (ckpt_file_pread(h->f, buf, sizeof(buf), off, &err) ||
+		    memcmp(buf, h->m->data + off, sizeof(buf)))
+			h->bad++;
+	return NULL;
+}
+
+/* Two threads passing over two halves at once (diff -j over one file):
+ * each pass grows its own read-ahead, interleaved as they are. */
+START_TEST(test_parallel_passes)
+{
+	struct half h[2];
+	pthread_t tid[2];
+	struct ckpt_file *f;
+	struct ckpt_error err;
+	struct mem m;
+	uint64_t start, half;
+
+	build(&m, 64, 65536);
+	ck_assert_int_eq(open_mem(&m, 0, 4096, &f, &err), 0);
+	start = ckpt_file_tensor(f, 0)->offset;
+	half = 32 * 65536;
+	m.calls = 0;
+	m.delay_us = 2000;
+	for (int i = 0; i < 2; i++) {
+		h[i] = (struct half){ f, &m, start + i * half,
+		    start + (i + 1) * half, 0 };
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, read_half,
+		    &h[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(tid[i], NULL);
+		ck_assert_int_eq(h[i].bad, 0);
+	}
+	/* 2 MiB each from 4 KiB doubling: about 10 fetches a pass, where
+	 * one shared read-ahead, reset by every switch, makes hundreds. */
+	ck_assert_uint_le(m.calls, 30);
+	ckpt_file_free(f);
+	free(m.data);
+}
+END_TEST
+
 Suite *
 source_suite(void)
 {
@@ -265,6 +353,8 @@ source_suite(void)
 	tcase_add_test(tc, test_failing_source);
 	tcase_add_test(tc, test_empty_and_tiny);
 	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_parallel_passes);
+	tcase_add_test(tc, test_tail_reads_cached);
 	suite_add_tcase(s, tc);
 	return s;
 }
