@@ -1185,10 +1185,11 @@ check_source_unchanged(const struct cfile *c, uint64_t copied,
 
 /*
  * --copy: the hashing engine copies every source into the staging
- * directory and digests the bytes as it writes them (the ranges planned
- * from the source, and the whole file where the store asks for it): one
- * read of each byte for the copy and its digests, on every core
- * (ckpt_hash_copy_files), the writeback started as it goes.  The copies
+ * directory and digests the bytes while a writer thread per file writes
+ * them (the ranges planned from the source, and the whole file where the
+ * store asks for it): one read of each byte for the copy and its
+ * digests, on every core (ckpt_hash_copy_files), the writeback started
+ * as it goes.  The copies
  * are made durable by the fsyncs of the commit, as any other file.
  */
 static int
