@@ -22,7 +22,8 @@ static const char *const gc_usage[] = {
 static const char *
 kind_name(enum ckpt_gc_kind k)
 {
-	return k == CKPT_GC_TRASH ? "trash" : "staging";
+	return k == CKPT_GC_TRASH ? "trash" : k == CKPT_GC_UPLOAD ? "upload" :
+	    "staging";
 }
 
 static int

@@ -26,6 +26,7 @@ open_store(const struct ctx *ctx, bool create, struct ckpt_store **s,
 static const char *const remote_commands[] = {
 	"init", "save", "ls", "latest", "pin", "unpin", "prune", "gc",
 	"inspect", "verify", "push", "pull",
+	"promote", "alias", "log", "models",
 	"keygen",	/* never touches a store */
 };
 

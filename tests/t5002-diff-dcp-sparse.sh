@@ -100,7 +100,7 @@ test_expect_success TORCH 'hostile chunks: a clear error naming file and byte, e
 	test_expect_code 3 ckpt diff "$FX/dcp" "$FX/overlap" 2>err &&
 	test_grep "overlap/.metadata: chunks 0 and 1 of tensor ${SQ}model.w${SQ} overlap (at byte [0-9]*)$" err &&
 	test_expect_code 3 ckpt diff "$FX/shape" "$FX/dcp" 2>err &&
-	test_grep "shape/__1_0.distcp: chunk \[2, 0\] of ${SQ}model.w${SQ} here has shape \[2, 5\], the metadata says \[2, 6\] (at byte 0)$" err &&
+	test_grep "shape/__1_0.distcp: chunk \[2, 0\] of ${SQ}model.w${SQ} has shape \[2, 5\], the metadata says \[2, 6\] (at byte 0)$" err &&
 	test_expect_code 3 ckpt diff --json "$FX/bounds" "$FX/dcp" >out.json 2>err &&
 	test_grep "bounds/.metadata: chunk 1 of tensor ${SQ}model.w${SQ} (offsets \[3, 0\], sizes \[2, 6\]) lies outside its size \[4, 6\] (at byte [0-9]*)$" err &&
 	test "$(jq_py out.json "d[\"summary\"][\"unreadable\"], d[\"summary\"][\"exit\"], d[\"changed\"][0][\"status\"]")" = "1 3 unreadable"

@@ -134,7 +134,6 @@ test_expect_success 'commands that do not work on s3:// yet: exit 2, nothing cha
 	s3 "$BUCKET" list st/ >before &&
 	printf "x\n" >b.tar &&
 	for c in "diff r1@1 r1@2" \
-	    "promote --model m r1@1" "alias m prod 1" "log" "models" \
 	    "export -o b2.tar r1@1" "import b.tar" \
 	    "sha256sum r1@1" "sign r1@1"
 	do
@@ -152,14 +151,6 @@ test_expect_success 'save --load-test needs a local store: exit 2 before any upl
 	test_grep "load-test needs a local store" err &&
 	s3 "$BUCKET" list st/ >after &&
 	test_cmp before after
-'
-
-test_expect_success 'a file over 5 GiB is refused before any upload (exit 3)' '
-	truncate -s 6G huge.dat &&
-	test_when_finished "rm -f huge.dat" &&
-	test_expect_code 3 ckpt -C "$STORE" save --run big --step 1 huge.dat 2>err &&
-	test_grep "huge.dat: larger than 5 GiB: a remote store cannot take such a file yet" err &&
-	! keys st/runs/ | grep "huge.dat"
 '
 
 test_expect_success 'no credentials: a clear error, exit 2' '

@@ -3,7 +3,8 @@
 test_description='an s3:// store under concurrency and crashes, against a
 real RGW: of two savers of one RUN@STEP exactly one wins; a save killed
 during its commit leaves nothing visible and gc cleans up; the store lock
-is an object with a lease that is broken only on the service clock'
+is an object with a lease that is broken only on the service clock, and
+renewed while its holder lives'
 . "$(dirname "$0")/lib.sh"
 . "$SRC_DIRECTORY/tests/lib-rgw.sh"
 
@@ -144,6 +145,46 @@ test_expect_success 'once its lease ran out on the service clock, it is broken' 
 	sleep 4 &&
 	ckpt prune --lock-timeout 0 --run k --keep-last 1 2>err &&
 	test_grep "broke" err &&
+	! keys cc/.ckpt/ | grep "lock"
+'
+
+# As ckpt on another host: a host name of its own (a user namespace).
+if unshare --uts --map-root-user sh -c 'hostname elsewhere.test' 2>/dev/null
+then
+	test_set_prereq OTHERHOST
+fi
+on_other_host() {
+	unshare --uts --map-root-user sh -c 'hostname elsewhere.test && "$@"' \
+		sh "$@"
+}
+
+test_expect_success OTHERHOST 'a live holder renews its lease: never broken, not even from another host' '
+	ckpt-test-tool hold-lock --lease 5 "$STORE" 12 >hold.out 2>hold.err &
+	holder=$! &&
+	wait_for hold.out locked &&
+	S3_TOOL_MTIME=1 s3 "$BUCKET" head cc/.ckpt/lock >first &&
+	sleep 8 &&
+	test_expect_code 3 on_other_host ckpt prune --lock-timeout 0 --run k --keep-last 1 2>err &&
+	test_grep "locked by pid $holder on host .* lease of 5 s" err &&
+	S3_TOOL_MTIME=1 s3 "$BUCKET" head cc/.ckpt/lock >later &&
+	! test_cmp first later &&
+	wait $holder &&
+	! keys cc/.ckpt/ | grep "lock"
+'
+
+test_expect_success OTHERHOST 'a dead holder: once its lease ran out, another host takes the lock over' '
+	ckpt-test-tool hold-lock --lease 5 "$STORE" 60 >hold.out 2>hold.err &
+	holder=$! &&
+	wait_for hold.out locked &&
+	kill -9 $holder &&
+	{ wait $holder; echo $? >rc; } &&
+	echo 137 >want &&
+	test_cmp want rc &&
+	test_expect_code 3 on_other_host ckpt prune --lock-timeout 0 --run k --keep-last 1 2>err &&
+	test_grep "lease of 5 s" err &&
+	sleep 7 &&
+	on_other_host ckpt prune --lock-timeout 0 --run k --keep-last 1 2>err &&
+	test_grep "broke a stale store lock of pid $holder" err &&
 	! keys cc/.ckpt/ | grep "lock"
 '
 

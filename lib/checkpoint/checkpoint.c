@@ -278,6 +278,14 @@ open_files(struct ckpt_checkpoint *c)
 	return CKPT_OK;
 }
 
+bool
+ckpt_checkpoint_whole_check_file(const char *name, enum ckpt_format fmt,
+    const char *metadata_json)
+{
+	return fmt == CKPT_FORMAT_HF_INDEX || fmt == CKPT_FORMAT_DCP_METADATA ||
+	    (is_dcp_metadata_name(base_name(name)) && metadata_json);
+}
+
 static int
 run_checks(struct ckpt_checkpoint *c, struct ckpt_error *err)
 {
@@ -287,14 +295,11 @@ run_checks(struct ckpt_checkpoint *c, struct ckpt_error *err)
 		const struct ckpt_cp_file *cf = &c->files[i];
 		enum ckpt_format fmt = file_format(cf);
 
-		if (!cf->file)
+		if (!cf->file || !ckpt_checkpoint_whole_check_file(cf->name,
+		    fmt, ckpt_file_metadata_json(cf->file)))
 			continue;
-		if (fmt == CKPT_FORMAT_HF_INDEX)
-			rc = ckpt_check_hf_index(c, i, err);
-		else if (fmt == CKPT_FORMAT_DCP_METADATA ||
-		    (is_dcp_metadata_name(base_name(cf->name)) &&
-		    ckpt_file_metadata_json(cf->file)))
-			rc = ckpt_check_dcp(c, i, err);
+		rc = fmt == CKPT_FORMAT_HF_INDEX ? ckpt_check_hf_index(c, i,
+		    err) : ckpt_check_dcp(c, i, err);
 	}
 	return rc;
 }

@@ -54,6 +54,14 @@ int ckpt_checkpoint_open_with(const char *path, bool is_dir,
 ssize_t ckpt_checkpoint_find(const struct ckpt_checkpoint *c,
     const char *name);
 
+/*
+ * Whether file name (relative), of format fmt with the reader's metadata
+ * JSON (or NULL), starts a whole-checkpoint check of its directory: an
+ * HF index or DCP metadata.  Save asks before it opens the checkpoint.
+ */
+bool ckpt_checkpoint_whole_check_file(const char *name, enum ckpt_format fmt,
+    const char *metadata_json);
+
 /* The whole-checkpoint checks (checkpoint.c calls them on open). */
 int ckpt_check_hf_index(struct ckpt_checkpoint *c, size_t index_file,
     struct ckpt_error *err);

@@ -27,65 +27,110 @@
 #include <jansson.h>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/dcptensor.h"
 #include "format/file.h"
-
-/* Pairwise overlap checks beyond this many chunks per tensor are skipped
- * (the volume check still runs). */
-#define DCP_MAX_PAIRWISE 4096
 
 struct chunk {
 	uint64_t off[CKPT_MAX_DIMS], len[CKPT_MAX_DIMS];
 };
 
-static bool
-u64_array(json_t *a, uint64_t *out, size_t *n)
+/* Copies the error findings of archive a (read here: not one the shard's
+ * reader scanned) to the checkpoint, saying which item it is. */
+static int
+keep_archive_errors(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
+    const char *key, const char *what, uint64_t base, uint64_t len,
+    const struct ckpt_file *a)
 {
-	size_t i;
-	json_t *v;
+	for (size_t i = 0; i < ckpt_file_finding_count(a); i++) {
+		const struct ckpt_finding *x = ckpt_file_finding(a, i);
 
-	if (!json_is_array(a) || json_array_size(a) > CKPT_MAX_DIMS)
-		return false;
-	json_array_foreach(a, i, v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return false;
-		out[i] = (uint64_t)json_integer_value(v);
+		if (x->severity != CKPT_SEV_ERROR)
+			continue;
+		if (ckpt_checkpoint_add_finding(c, x->id, CKPT_SEV_ERROR,
+		    cf->path, x->subject ? x->subject : key, x->offset >= 0 ?
+		    x->offset : (int64_t)base, "%s at bytes %llu-%llu (not an "
+		    "archive found walking the shard): %s", what,
+		    (unsigned long long)base, (unsigned long long)(base + len),
+		    x->message))
+			return CKPT_ERR_NOMEM;
 	}
-	*n = json_array_size(a);
-	return true;
-}
-
-static bool
-overlap(const struct chunk *a, const struct chunk *b, size_t nd)
-{
-	for (size_t d = 0; d < nd; d++)
-		if (a->off[d] >= b->off[d] + b->len[d] ||
-		    b->off[d] >= a->off[d] + a->len[d])
-			return false;
-	return true;
+	return CKPT_OK;
 }
 
 /*
- * The storage entry si (named key, of what) lies at [base, base + len) of
- * shard cf: unless the shard's reader already scanned exactly that
- * archive, read it here with the checkpoint's allowlist and report what
- * the strict reader refuses, naming the shard, the item and the offset.
+ * Whether the archive of chunk item (its "fqn" and "chunk" index) holds
+ * the tensor the metadata's entry for it describes (dtype, rank, the
+ * chunk's sizes): torch.load hands DCP whatever the archive holds, and
+ * the copy into the chunk's box then fails, or reads the wrong bytes.
+ */
+static int
+check_chunk_shape(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
+    json_t *sdm, json_t *item, const char *key, uint64_t base,
+    uint64_t len, const struct ckpt_file *a)
+{
+	const char *fqn = json_string_value(json_object_get(item, "fqn"));
+	json_t *e = json_object_get(sdm, fqn ? fqn : "");
+	json_t *ch = json_array_get(json_object_get(e, "chunks"),
+	    (size_t)json_integer_value(json_object_get(item, "chunk")));
+	const struct ckpt_tensor *x;
+	struct ckpt_error why = { 0 };
+	enum ckpt_dtype dt;
+	uint64_t sizes[CKPT_MAX_DIMS];
+	unsigned int nd;
+	char *what;
+	int rc;
+
+	/* a tensor or chunk the metadata cannot describe is reported as
+	 * such (dcp.c, and the chunk checks above) */
+	if (!ch || ckpt_dtype_from_name(json_string_value(json_object_get(e,
+	    "dtype")), &dt) || !ckpt_dcp_u64s(json_object_get(ch, "sizes"),
+	    sizes, &nd))
+		return CKPT_OK;
+	if (asprintf(&what, "%s at bytes %llu-%llu",
+	    json_string_value(json_object_get(item, "what")),
+	    (unsigned long long)base, (unsigned long long)(base + len)) < 0)
+		return CKPT_ERR_NOMEM;
+	rc = ckpt_dcp_chunk_holds(a, cf->path, base, len, dt, nd, sizes, what,
+	    &x, &why);
+	free(what);
+	if (rc == CKPT_ERR_NOMEM)
+		return rc;
+	if (rc && ckpt_checkpoint_add_finding(c, "dcp-chunk-mismatch",
+	    CKPT_SEV_ERROR, cf->path, key, why.offset, "%s", why.message))
+		return CKPT_ERR_NOMEM;
+	return CKPT_OK;
+}
+
+/*
+ * The storage entry (named key) of item (what torch.load reads from it)
+ * lies at [base, base + len) of shard cf: unless the shard's reader
+ * already scanned exactly that archive, read it here with the
+ * checkpoint's allowlist and report what the strict reader refuses,
+ * naming the shard, the item and the offset; a chunk's archive, scanned
+ * or not, must hold the tensor its metadata describes.
  */
 static int
 check_loaded_range(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
-    const char *key, const char *what, uint64_t base, uint64_t len,
+    json_t *sdm, json_t *item, const char *key, uint64_t base, uint64_t len,
     struct ckpt_error *err)
 {
+	const char *what = json_string_value(json_object_get(item, "what"));
+	bool chunk = json_object_get(item, "chunk") != NULL, scanned;
 	struct ckpt_file *a = NULL;
 	struct ckpt_error why = { 0 };
 	int rc;
 
-	if (!cf->file || (c->open.flags & CKPT_OPEN_NO_PICKLE) ||
-	    ckpt_file_scanned_archive(cf->file, base, len))
+	if (!cf->file || (c->open.flags & CKPT_OPEN_NO_PICKLE))
+		return CKPT_OK;
+	scanned = ckpt_file_scanned_archive(cf->file, base, len);
+	if (scanned && !chunk)
 		return CKPT_OK;
 	rc = ckpt_torchzip_open_archive(cf->file, base, len,
 	    c->open.allow_globals, c->open.nallow_globals, &a, &why);
 	if (rc == CKPT_ERR_NOMEM)
 		return ckpt_error_nomem(err);
+	if (rc && scanned)
+		return CKPT_OK;	/* the shard's reader said why */
 	if (rc)
 		return ckpt_checkpoint_add_finding(c, "dcp-item-unreadable",
 		    CKPT_SEV_ERROR, cf->path, key, why.offset >= 0 ?
@@ -94,44 +139,23 @@ check_loaded_range(struct ckpt_checkpoint *c, const struct ckpt_cp_file *cf,
 		    "reader accepts: %s", what, (unsigned long long)base,
 		    (unsigned long long)(base + len), why.message) ?
 		    ckpt_error_nomem(err) : CKPT_OK;
-	for (size_t i = 0; i < ckpt_file_finding_count(a) && !rc; i++) {
-		const struct ckpt_finding *x = ckpt_file_finding(a, i);
-
-		if (x->severity != CKPT_SEV_ERROR)
-			continue;
-		if (ckpt_checkpoint_add_finding(c, x->id, CKPT_SEV_ERROR,
-		    cf->path, x->subject ? x->subject : key, x->offset >= 0 ? x->offset : (int64_t)base,
-		    "%s at bytes %llu-%llu (not an archive found walking the "
-		    "shard): %s", what, (unsigned long long)base,
-		    (unsigned long long)(base + len), x->message))
-			rc = ckpt_error_nomem(err);
-	}
+	if (!scanned)
+		rc = keep_archive_errors(c, cf, key, what, base, len, a);
+	if (!rc && chunk)
+		rc = check_chunk_shape(c, cf, sdm, item, key, base, len, a);
 	ckpt_torchzip_archive_free(a);
-	return rc;
-}
-
-static char *
-storage_key(const char *fqn, const uint64_t *off, size_t nd)
-{
-	size_t cap = strlen(fqn) + 2 + nd * 21, o;
-	char *s = malloc(cap);
-
-	if (!s)
-		return NULL;
-	o = (size_t)snprintf(s, cap, "%s|", fqn);
-	for (size_t d = 0; d < nd; d++)
-		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? "," : "",
-		    (unsigned long long)off[d]);
-	return s;
+	return rc ? ckpt_error_nomem(err) : CKPT_OK;
 }
 
 /* Records that torch.load reads storage entry key as the item named by
- * fmt. */
+ * fmt: chunk index chunk of tensor fqn, or (chunk < 0) a bytes item. */
 static int
-loaded_add(json_t *loaded, const char *key, const char *fmt, ...)
+loaded_add(json_t *loaded, const char *key, const char *fqn, ssize_t chunk,
+    const char *fmt, ...)
 {
 	va_list ap;
 	char *what;
+	json_t *item;
 	int n;
 
 	va_start(ap, fmt);
@@ -139,9 +163,11 @@ loaded_add(json_t *loaded, const char *key, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -1;
-	n = json_object_set_new(loaded, key, json_string(what));
+	item = chunk < 0 ? json_pack("{s:s}", "what", what) :
+	    json_pack("{s:s, s:s, s:I}", "what", what, "fqn", fqn, "chunk",
+	    (json_int_t)chunk);
 	free(what);
-	return n;
+	return json_object_set_new(loaded, key, item);
 }
 
 int
@@ -154,9 +180,9 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 	char *dir = NULL;
 	int rc = CKPT_OK;
 
-#define FINDING(id, sev, path, subj, ...)				\
+#define FINDING(id, sev, path, subj, at, ...)				\
 	do {								\
-		if (ckpt_checkpoint_add_finding(c, id, sev, path, subj, -1, \
+		if (ckpt_checkpoint_add_finding(c, id, sev, path, subj, at, \
 		    __VA_ARGS__)) {					\
 			rc = ckpt_error_nomem(err);			\
 			goto out;					\
@@ -188,12 +214,13 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		const char *type = json_string_value(json_object_get(e,
 		    "type"));
 		uint64_t size[CKPT_MAX_DIMS], numel = 1, vol_sum = 0;
-		size_t nd, nchunks, i;
+		unsigned int nd;
+		size_t nchunks, i;
 		bool bad = false, overflow = false;
 		json_t *ch;
 
 		if (type && !strcmp(type, "bytes")) {
-			char *k = storage_key(fqn, NULL, 0);
+			char *k = ckpt_dcp_storage_key(fqn, NULL, 0);
 
 			if (!k) {
 				rc = ckpt_error_nomem(err);
@@ -203,12 +230,12 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			    !json_object_get(sd, fqn)) {
 				free(k);
 				FINDING("dcp-item-no-storage", CKPT_SEV_ERROR,
-				    mpath, fqn, "byte item '%s' has no storage "
-				    "entry", fqn);
+				    mpath, fqn, ckpt_dcp_at(e), "byte item '%s' has "
+				    "no storage entry", fqn);
 				continue;
 			}
 			if (loaded_add(loaded, json_object_get(sd, k) ? k :
-			    fqn, "bytes item '%s'", fqn)) {
+			    fqn, fqn, -1, "bytes item '%s'", fqn)) {
 				free(k);
 				rc = ckpt_error_nomem(err);
 				goto out;
@@ -218,9 +245,9 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		}
 		if (!type || strcmp(type, "tensor"))
 			continue;
-		if (!u64_array(json_object_get(e, "size"), size, &nd)) {
+		if (!ckpt_dcp_u64s(json_object_get(e, "size"), size, &nd)) {
 			FINDING("dcp-bad-metadata", CKPT_SEV_ERROR, mpath, fqn,
-			    "tensor '%s' has no valid size", fqn);
+			    ckpt_dcp_at(e), "tensor '%s' has no valid size", fqn);
 			continue;
 		}
 		ch = json_object_get(e, "chunks");
@@ -236,19 +263,19 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 
 		json_array_foreach(ch, i, v) {
 			struct chunk *k = &chunks[i];
-			size_t no, ns;
+			unsigned int no, ns;
 			uint64_t vol = 1, end;
 			char *skey;
 			json_t *si;
 
-			if (!u64_array(json_object_get(v, "offsets"), k->off,
-			    &no) || !u64_array(json_object_get(v, "sizes"),
+			if (!ckpt_dcp_u64s(json_object_get(v, "offsets"), k->off,
+			    &no) || !ckpt_dcp_u64s(json_object_get(v, "sizes"),
 			    k->len, &ns) || no != nd || ns != nd) {
 				bad = true;
 				FINDING("dcp-chunk-rank-mismatch",
-				    CKPT_SEV_ERROR, mpath, fqn, "chunk %zu of "
-				    "tensor '%s' does not have %zu offsets and "
-				    "sizes", i, fqn, nd);
+				    CKPT_SEV_ERROR, mpath, fqn, ckpt_dcp_at(v),
+				    "chunk %zu of tensor '%s' does not have "
+				    "%u offsets and sizes", i, fqn, nd);
 				continue;
 			}
 			for (size_t d = 0; d < nd; d++) {
@@ -256,9 +283,10 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 				    end > size[d]) {
 					bad = true;
 					FINDING("dcp-chunk-out-of-bounds",
-					    CKPT_SEV_ERROR, mpath, fqn, "chunk "
-					    "%zu of tensor '%s' reaches %llu in "
-					    "dimension %zu of size %llu", i, fqn,
+					    CKPT_SEV_ERROR, mpath, fqn,
+					    ckpt_dcp_at(v), "chunk %zu of tensor "
+					    "'%s' reaches %llu in dimension "
+					    "%zu of size %llu", i, fqn,
 					    (unsigned long long)k->off[d] +
 					    k->len[d], d,
 					    (unsigned long long)size[d]);
@@ -270,14 +298,14 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			overflow |= !ckpt_add_u64(vol_sum, vol, &vol_sum);
 
 			/* the chunk's bytes must be stored somewhere */
-			skey = storage_key(fqn, k->off, nd);
+			skey = ckpt_dcp_storage_key(fqn, k->off, nd);
 			if (!skey) {
 				rc = ckpt_error_nomem(err);
 				goto out;
 			}
 			si = json_object_get(sd, skey);
-			if (si && loaded_add(loaded, skey, "chunk %zu of "
-			    "tensor '%s'", i, fqn)) {
+			if (si && loaded_add(loaded, skey, fqn, (ssize_t)i,
+			    "chunk %zu of tensor '%s'", i, fqn)) {
 				free(skey);
 				rc = ckpt_error_nomem(err);
 				goto out;
@@ -285,29 +313,33 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 			free(skey);
 			if (!si)
 				FINDING("dcp-chunk-no-storage", CKPT_SEV_ERROR,
-				    mpath, fqn, "chunk %zu of tensor '%s' has "
-				    "no storage entry", i, fqn);
+				    mpath, fqn, ckpt_dcp_at(v), "chunk %zu of "
+				    "tensor '%s' has no storage entry", i, fqn);
 		}
 		if (nd == 0 || bad)
 			continue;	/* torch skips scalars */
-		if (nchunks <= DCP_MAX_PAIRWISE) {
+		if (nchunks <= CKPT_DCP_MAX_PAIRWISE) {
 			for (size_t a = 0; a < nchunks && !bad; a++)
 				for (size_t b = a + 1; b < nchunks; b++)
-					if (overlap(&chunks[a], &chunks[b],
+					if (ckpt_dcp_boxes_overlap(
+					    chunks[a].off, chunks[a].len,
+					    chunks[b].off, chunks[b].len,
 					    nd)) {
 						bad = true;
 						FINDING("dcp-chunk-overlap",
 						    CKPT_SEV_ERROR, mpath, fqn,
-						    "chunks %zu and %zu of "
-						    "tensor '%s' overlap", a, b,
-						    fqn);
+						    ckpt_dcp_at(json_array_get(ch,
+						    b)), "chunks %zu and "
+						    "%zu of tensor '%s' "
+						    "overlap", a, b, fqn);
 						break;
 					}
 		}
 		if (!bad && !overflow && vol_sum != numel)
 			FINDING("dcp-chunk-gap", CKPT_SEV_ERROR, mpath, fqn,
-			    "the chunks of tensor '%s' cover %llu of its %llu "
-			    "elements", fqn, (unsigned long long)vol_sum,
+			    ckpt_dcp_at(e), "the chunks of tensor '%s' cover %llu "
+			    "of its %llu elements", fqn,
+			    (unsigned long long)vol_sum,
 			    (unsigned long long)numel);
 	}
 
@@ -324,14 +356,14 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		if (!rel || !json_is_integer(jo) || !json_is_integer(jl) ||
 		    json_integer_value(jo) < 0 || json_integer_value(jl) < 0) {
 			FINDING("dcp-bad-metadata", CKPT_SEV_ERROR, mpath, key,
-			    "storage entry '%s' lacks a file, offset or "
+			    -1, "storage entry '%s' lacks a file, offset or "
 			    "length", key);
 			continue;
 		}
 		if (!*rel || strchr(rel, '/') || !strcmp(rel, "..")) {
 			FINDING("dcp-bad-storage-path", CKPT_SEV_ERROR, mpath,
-			    key, "storage entry '%s' names '%s', not a file "
-			    "beside the metadata", key, rel);
+			    key, -1, "storage entry '%s' names '%s', not a "
+			    "file beside the metadata", key, rel);
 			continue;
 		}
 		if (asprintf(&name, "%s%s", dir, rel) < 0) {
@@ -342,8 +374,8 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		free(name);
 		if (fi < 0) {
 			FINDING("dcp-storage-file-missing", CKPT_SEV_ERROR,
-			    mpath, key, "data file '%s' of storage entry '%s' "
-			    "is missing", rel, key);
+			    mpath, key, -1, "data file '%s' of storage entry "
+			    "'%s' is missing", rel, key);
 			continue;
 		}
 		if (c->files[fi].file) {
@@ -359,16 +391,19 @@ ckpt_check_dcp(struct ckpt_checkpoint *c, size_t mx, struct ckpt_error *err)
 		if (!ckpt_add_u64((uint64_t)json_integer_value(jo),
 		    (uint64_t)json_integer_value(jl), &end) || end > fsize) {
 			FINDING("dcp-storage-out-of-range", CKPT_SEV_ERROR,
-			    c->files[fi].path, key, "storage entry '%s' "
-			    "reaches byte %lld + %lld of '%s', which has %llu "
-			    "bytes", key, (long long)json_integer_value(jo),
+			    c->files[fi].path, key, (int64_t)(fsize <
+			    (uint64_t)json_integer_value(jo) ? fsize :
+			    (uint64_t)json_integer_value(jo)), "storage entry "
+			    "'%s' reaches byte %lld + %lld of '%s', which has "
+			    "%llu bytes", key,
+			    (long long)json_integer_value(jo),
 			    (long long)json_integer_value(jl), rel,
 			    (unsigned long long)fsize);
 			continue;
 		}
 		if (json_object_get(loaded, key) && (rc = check_loaded_range(c,
-		    &c->files[fi], key, json_string_value(json_object_get(
-		    loaded, key)), (uint64_t)json_integer_value(jo),
+		    &c->files[fi], sdm, json_object_get(loaded, key), key,
+		    (uint64_t)json_integer_value(jo),
 		    (uint64_t)json_integer_value(jl), err)))
 			goto out;
 	}

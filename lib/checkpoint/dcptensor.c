@@ -23,10 +23,6 @@
 #include "checkpoint/dcptensor.h"
 #include "format/file.h"
 
-/* Pairwise overlap checks beyond this many chunks per tensor are skipped:
- * an element in no chunk is then an error when it is read. */
-#define DCP_MAX_PAIRWISE 4096
-
 struct ckpt_dcp {
 	const struct ckpt_checkpoint *c;
 	struct ckpt_dcp_options o;
@@ -106,8 +102,8 @@ ckpt_dcp_free(struct ckpt_dcp *d)
 	free(d);
 }
 
-static bool
-u64_list(json_t *a, uint64_t *out, unsigned int *n)
+bool
+ckpt_dcp_u64s(json_t *a, uint64_t *out, unsigned int *n)
 {
 	size_t i;
 	json_t *v;
@@ -123,9 +119,8 @@ u64_list(json_t *a, uint64_t *out, unsigned int *n)
 	return true;
 }
 
-/* The byte offset in .metadata of a pickled object (dcp.c), or -1. */
-static int64_t
-at_of(json_t *o)
+int64_t
+ckpt_dcp_at(json_t *o)
 {
 	json_t *v = json_object_get(o, "at");
 
@@ -147,33 +142,54 @@ box_str(const uint64_t *v, unsigned int n, char *buf, size_t len)
 	return buf;
 }
 
-static bool
-boxes_overlap(const struct ckpt_dcp_chunk *a, const struct ckpt_dcp_chunk *b,
-    unsigned int nd)
+/* "a F16 tensor of shape [2, 3]": an archive's tensor, for messages. */
+static const char *
+held(const struct ckpt_tensor *x, char *buf, size_t len)
+{
+	char shape[200];
+	const char *dt = ckpt_dtype_name(x->dtype);
+
+	snprintf(buf, len, "a %s%s%s tensor of shape %s", x->kind ? x->kind :
+	    "", x->kind ? " " : "", dt ? dt : "?", x->ndim <= CKPT_MAX_DIMS ?
+	    box_str(x->shape, x->ndim, shape, sizeof(shape)) : "?");
+	return buf;
+}
+
+bool
+ckpt_dcp_boxes_overlap(const uint64_t *aoff, const uint64_t *alen,
+    const uint64_t *boff, const uint64_t *blen, unsigned int nd)
 {
 	for (unsigned int i = 0; i < nd; i++)
-		if (a->off[i] >= b->off[i] + b->len[i] ||
-		    b->off[i] >= a->off[i] + a->len[i])
+		if (aoff[i] >= boff[i] + blen[i] ||
+		    boff[i] >= aoff[i] + alen[i])
 			return false;
 	return true;
 }
 
-/* The storage key of a chunk: "FQN|o1,o2" (dcp.c). */
-static json_t *
-chunk_storage(const struct ckpt_dcp *d, const char *fqn,
-    const struct ckpt_dcp_chunk *k, unsigned int nd)
+char *
+ckpt_dcp_storage_key(const char *fqn, const uint64_t *off, unsigned int nd)
 {
 	size_t cap = strlen(fqn) + 2 + (size_t)nd * 21, o;
 	char *key = malloc(cap);
-	json_t *v;
 
 	if (!key)
 		return NULL;
 	o = (size_t)snprintf(key, cap, "%s|", fqn);
 	for (unsigned int i = 0; i < nd; i++)
 		o += (size_t)snprintf(key + o, cap - o, "%s%llu", i ? "," : "",
-		    (unsigned long long)k->off[i]);
-	v = json_object_get(d->sd, key);
+		    (unsigned long long)off[i]);
+	return key;
+}
+
+/* The storage entry of a chunk (off: its offsets) or, with nd 0, a bytes
+ * item; NULL when there is none or no memory for its key. */
+static json_t *
+chunk_storage(const struct ckpt_dcp *d, const char *fqn, const uint64_t *off,
+    unsigned int nd)
+{
+	char *key = ckpt_dcp_storage_key(fqn, off, nd);
+	json_t *v = key ? json_object_get(d->sd, key) : NULL;
+
 	free(key);
 	return v;
 }
@@ -186,9 +202,9 @@ chunk_box(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	unsigned int no, ns;
 	char b1[256], b2[256], b3[256];
 
-	k->at = at_of(cj);
-	if (!u64_list(json_object_get(cj, "offsets"), k->off, &no) ||
-	    !u64_list(json_object_get(cj, "sizes"), k->len, &ns) ||
+	k->at = ckpt_dcp_at(cj);
+	if (!ckpt_dcp_u64s(json_object_get(cj, "offsets"), k->off, &no) ||
+	    !ckpt_dcp_u64s(json_object_get(cj, "sizes"), k->len, &ns) ||
 	    no != t->t.ndim || ns != t->t.ndim)
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, k->at,
 		    "chunk %zu of tensor '%s' does not have %u offsets and "
@@ -272,6 +288,43 @@ open_archive(const struct ckpt_dcp *d, ssize_t fi, uint64_t base,
 	return rc;
 }
 
+int
+ckpt_dcp_chunk_holds(const struct ckpt_file *a, const char *path,
+    uint64_t base, uint64_t len, enum ckpt_dtype dtype, unsigned int nd,
+    const uint64_t *sizes, const char *what, const struct ckpt_tensor **out,
+    struct ckpt_error *err)
+{
+	size_t nt = ckpt_file_tensor_count(a);
+	const struct ckpt_tensor *x = nt == 1 ? ckpt_file_tensor(a, 0) : NULL;
+	char b1[256], b2[256];
+
+	if (!x)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)base, "%s holds %zu tensors, not one %s "
+		    "tensor", what, nt, ckpt_dtype_name(dtype));
+	if (x->kind || x->dtype != dtype || x->ndim != nd ||
+	    (x->numel && !x->span))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)base, "%s is %s, not one readable %s tensor "
+		    "of %u dimensions", what, held(x, b1, sizeof(b1)),
+		    ckpt_dtype_name(dtype), nd);
+	for (unsigned int j = 0; j < nd; j++)
+		if (x->shape[j] != sizes[j])
+			return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+			    (int64_t)base, "%s has shape %s, the metadata "
+			    "says %s", what, box_str(x->shape, nd, b1,
+			    sizeof(b1)), box_str(sizes, nd, b2, sizeof(b2)));
+	/* the strict reader keeps data inside the archive; say so here */
+	if (x->numel && (x->offset < base || x->offset - base > len ||
+	    x->span > len - (x->offset - base)))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, path,
+		    (int64_t)x->offset, "the data of %s lies outside its "
+		    "archive (bytes %llu-%llu)", what,
+		    (unsigned long long)base, (unsigned long long)(base + len));
+	*out = x;
+	return CKPT_OK;
+}
+
 /*
  * Opens the chunk's archive at [base, base + length) of its shard and
  * keeps the descriptor of the one tensor it must hold: the dtype and
@@ -284,59 +337,32 @@ chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	const struct ckpt_tensor *x;
 	struct ckpt_file *f = NULL;
 	uint64_t base, len;
-	char b1[256], b2[256], b3[256], *what;
+	char b1[256], *what;
 	ssize_t fi;
 	int rc;
 
 	box_str(k->off, t->t.ndim, b1, sizeof(b1));
 	if (asprintf(&what, "chunk %s of '%s'", b1, t->name) < 0)
 		return ckpt_error_nomem(err);
-	rc = storage_range(d, si, what, k->at, &fi, &base, &len, err);
-	free(what);
-	if (rc)
-		return rc;
+	if ((rc = storage_range(d, si, what, k->at, &fi, &base, &len, err)))
+		goto out;
 	k->file = d->c->files[fi].file;
 	k->rel = d->c->files[fi].name;
 	if ((rc = open_archive(d, fi, base, len, &f, err)))
-		return rc;
+		goto out;
 	for (size_t i = 0; i < ckpt_file_finding_count(f); i++) {
 		const struct ckpt_finding *x2 = ckpt_file_finding(f, i);
 
 		if (x2->severity == CKPT_SEV_ERROR) {
 			rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
 			    d->c->files[fi].path, x2->offset >= 0 ? x2->offset :
-			    (int64_t)base, "chunk %s of '%s': %s", b1, t->name,
-			    x2->message);
+			    (int64_t)base, "%s: %s", what, x2->message);
 			goto out;
 		}
 	}
-	x = ckpt_file_tensor_count(f) == 1 ? ckpt_file_tensor(f, 0) : NULL;
-	if (!x || x->kind || x->dtype != t->t.dtype || x->ndim != t->t.ndim ||
-	    (x->numel && !x->span)) {
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->c->files[fi].path,
-		    (int64_t)base, "chunk %s of '%s' here is not one readable "
-		    "%s tensor of %u dimensions", b1, t->name,
-		    ckpt_dtype_name(t->t.dtype), t->t.ndim);
+	if ((rc = ckpt_dcp_chunk_holds(f, d->c->files[fi].path, base, len,
+	    t->t.dtype, t->t.ndim, k->len, what, &x, err)))
 		goto out;
-	}
-	for (unsigned int j = 0; j < x->ndim; j++)
-		if (x->shape[j] != k->len[j]) {
-			rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
-			    d->c->files[fi].path, (int64_t)base, "chunk %s of "
-			    "'%s' here has shape %s, the metadata says %s", b1,
-			    t->name, box_str(x->shape, x->ndim, b2,
-			    sizeof(b2)), box_str(k->len, x->ndim, b3,
-			    sizeof(b3)));
-			goto out;
-		}
-	/* the strict reader keeps data inside the archive; say so here */
-	if (x->numel && (x->offset < base || x->offset - base > len ||
-	    x->span > len - (x->offset - base))) {
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->c->files[fi].path,
-		    (int64_t)x->offset, "the data of chunk %s of '%s' lies "
-		    "outside its archive", b1, t->name);
-		goto out;
-	}
 	k->t = *x;
 	k->t.name = t->name;
 	k->t.storage = NULL;
@@ -348,6 +374,7 @@ chunk_archive(const struct ckpt_dcp *d, const struct ckpt_dcp_tensor *t,
 	}
 out:
 	ckpt_file_free(f);
+	free(what);
 	return rc;
 }
 
@@ -362,14 +389,14 @@ prepare(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 	int rc;
 
 	if (!dt || ckpt_dtype_from_name(dt, &t->t.dtype) ||
-	    !u64_list(json_object_get(e, "size"), t->shape, &t->t.ndim) ||
-	    !json_is_array(ch))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at_of(e),
-		    "tensor '%s' has no dtype, size or chunk list ckpt can "
-		    "read", fqn);
+	    !ckpt_dcp_u64s(json_object_get(e, "size"), t->shape,
+	    &t->t.ndim) || !json_is_array(ch))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath,
+		    ckpt_dcp_at(e), "tensor '%s' has no dtype, size or chunk "
+		    "list ckpt can read", fqn);
 	if (ckpt_dtype_bits(t->t.dtype) % 8)
 		return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, d->mpath,
-		    at_of(e), "tensor '%s': sub-byte %s chunks are not "
+		    ckpt_dcp_at(e), "tensor '%s': sub-byte %s chunks are not "
 		    "supported", fqn, ckpt_dtype_name(t->t.dtype));
 	t->t.shape = t->shape;
 	t->t.contiguous = true;
@@ -381,8 +408,9 @@ prepare(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 			    -1, "tensor '%s': element count overflows", fqn);
 	if (!ckpt_mul_u64(t->t.numel, ckpt_dtype_bits(t->t.dtype) / 8,
 	    &t->t.nbytes))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at_of(e),
-		    "tensor '%s': byte count overflows", fqn);
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath,
+		    ckpt_dcp_at(e), "tensor '%s': byte count overflows",
+		    fqn);
 	t->chunks = calloc(json_array_size(ch) + 1, sizeof(*t->chunks));
 	if (!t->chunks)
 		return ckpt_error_nomem(err);
@@ -395,15 +423,16 @@ prepare(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 			return rc;
 		for (unsigned int j = 0; j < t->t.ndim; j++)
 			vol *= k->len[j];	/* <= numel: inside the size */
-		for (size_t m = 0; m < i && i < DCP_MAX_PAIRWISE; m++)
-			if (t->t.ndim && vol && boxes_overlap(&t->chunks[m], k,
+		for (size_t m = 0; m < i && i < CKPT_DCP_MAX_PAIRWISE; m++)
+			if (t->t.ndim && vol && ckpt_dcp_boxes_overlap(
+			    t->chunks[m].off, t->chunks[m].len, k->off, k->len,
 			    t->t.ndim))
 				return ckpt_error_set(err, CKPT_ERR_FORMAT,
 				    d->mpath, k->at, "chunks %zu and %zu of "
 				    "tensor '%s' overlap", m, i, fqn);
 		if (!ckpt_add_u64(vol_sum, vol, &vol_sum))
 			vol_sum = UINT64_MAX;
-		if (!(si = chunk_storage(d, fqn, k, t->t.ndim)))
+		if (!(si = chunk_storage(d, fqn, k->off, t->t.ndim)))
 			return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath,
 			    k->at, "chunk %zu of tensor '%s' has no storage "
 			    "entry", i, fqn);
@@ -413,9 +442,9 @@ prepare(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 	}
 	/* a scalar is one chunk of one element */
 	if (vol_sum != t->t.numel && !(t->t.ndim == 0 && t->nchunks >= 1))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at_of(e),
-		    "the chunks of tensor '%s' cover %llu of its %llu "
-		    "elements", fqn, (unsigned long long)vol_sum,
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath,
+		    ckpt_dcp_at(e), "the chunks of tensor '%s' cover %llu of "
+		    "its %llu elements", fqn, (unsigned long long)vol_sum,
 		    (unsigned long long)t->t.numel);
 	return CKPT_OK;
 }
@@ -486,11 +515,11 @@ bytes_item(const struct ckpt_dcp *d, const char *fqn, json_t *e,
 	if (asprintf(&what, "bytes item '%s'", fqn) < 0)
 		return ckpt_error_nomem(err);
 	if (!si)
-		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath, at_of(e),
-		    "%s has no storage entry", what);
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, d->mpath,
+		    ckpt_dcp_at(e), "%s has no storage entry", what);
 	else
-		rc = storage_range(d, si, what, at_of(e), &fi, &base, &len,
-		    err);
+		rc = storage_range(d, si, what, ckpt_dcp_at(e), &fi, &base,
+		    &len, err);
 	if (rc)
 		goto out;
 	if ((rc = open_archive(d, fi, base, len, &f, err))) {

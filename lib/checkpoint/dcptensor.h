@@ -33,6 +33,27 @@ struct ckpt_dcp_tensor {
 struct ckpt_checkpoint;
 struct ckpt_dcp;
 
+/*
+ * The metadata JSON of dcp.c, as dcpcheck.c (findings) and this reader
+ * (errors) both take it apart.
+ */
+/* Pairwise overlap checks of a tensor's chunks stop beyond this many
+ * chunks; coverage is still checked (an element in no chunk is an error
+ * when it is read). */
+#define CKPT_DCP_MAX_PAIRWISE 4096
+/* A list of at most CKPT_MAX_DIMS integers >= 0 (offsets, sizes). */
+bool ckpt_dcp_u64s(json_t *a, uint64_t *out, unsigned int *n);
+/* The byte offset in .metadata of a pickled object ("at"), or -1. */
+int64_t ckpt_dcp_at(json_t *o);
+/* Whether two boxes (offsets and sizes of nd dimensions) share an
+ * element. */
+bool ckpt_dcp_boxes_overlap(const uint64_t *aoff, const uint64_t *alen,
+    const uint64_t *boff, const uint64_t *blen, unsigned int nd);
+/* The storage key "FQN|o1,o2" of a chunk at offsets off, or "FQN|" (nd
+ * 0) of a bytes item; malloc'd, NULL without memory. */
+char *ckpt_dcp_storage_key(const char *fqn, const uint64_t *off,
+    unsigned int nd);
+
 /* How the archives of chunks and bytes items are read. */
 struct ckpt_dcp_options {
 	const struct ckpt_open_options *open;	/* allow_globals, or NULL */
@@ -61,6 +82,17 @@ int ckpt_dcp_open(const struct ckpt_checkpoint *c, const char *metadata_name,
  */
 int ckpt_dcp_tensor(struct ckpt_dcp *d, const char *fqn,
     const struct ckpt_dcp_tensor **out, struct ckpt_error *err);
+/*
+ * Whether archive a, read from [base, base + len) of shard path, holds
+ * what the metadata says chunk what ("chunk [2, 0] of 'w'") is: one
+ * plain tensor of dtype with nd dimensions, of shape sizes[], its data
+ * inside the archive.  *out is that tensor (a's); errors name path and
+ * the byte offset.
+ */
+int ckpt_dcp_chunk_holds(const struct ckpt_file *a, const char *path,
+    uint64_t base, uint64_t len, enum ckpt_dtype dtype, unsigned int nd,
+    const uint64_t *sizes, const char *what, const struct ckpt_tensor **out,
+    struct ckpt_error *err);
 /* A ckpt_tensor_read_fn over a prepared tensor (arg): thread-safe. */
 int ckpt_dcp_tensor_read(void *arg, uint64_t first, uint64_t n, void *buf,
     struct ckpt_error *err);

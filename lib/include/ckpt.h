@@ -1990,7 +1990,9 @@ struct ckpt_gc_options {
 
 enum ckpt_gc_kind {
 	CKPT_GC_TRASH = 0,		/* an entry of .ckpt/trash */
-	CKPT_GC_STAGING			/* a staging directory of a save */
+	CKPT_GC_STAGING,		/* a staging directory of a save */
+	CKPT_GC_UPLOAD			/* an unfinished multipart upload
+					 * (s3:// stores) */
 };
 
 struct ckpt_gc_item {

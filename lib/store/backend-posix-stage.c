@@ -587,3 +587,107 @@ out:
 	free(trash);
 	return rc;
 }
+
+/* ---- Version 3: the registry's copies ---- */
+
+/* The directories above key, made as mkprefix makes them. */
+static int
+make_parents(void *be, const char *key, struct ckpt_error *err)
+{
+	char *k = strdup(key), *slash;
+	int rc = CKPT_OK;
+
+	if (!k)
+		return ckpt_error_nomem(err);
+	for (slash = k; !rc && (slash = strchr(slash, '/')); slash++) {
+		*slash = '\0';
+		rc = ckpt_posix_mkprefix(be, k, NULL, err);
+		*slash = '/';
+	}
+	free(k);
+	return rc;
+}
+
+static int
+fsync_path(const char *path, struct ckpt_error *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = CKPT_OK;
+
+	if (fd < 0)
+		return ckpt_error_errno(err, path, "cannot open");
+	if (fsync(fd))
+		rc = ckpt_error_errno(err, path, "cannot fsync");
+	close(fd);
+	return rc;
+}
+
+/*
+ * A hard link unless told to copy or the filesystem refuses one (another
+ * filesystem, no links), then a copy, synced (a link's data is the
+ * source's, synced when it was saved).  The source's directories are
+ * walked without following a link; the source must be a regular file.
+ */
+int
+ckpt_posix_copy(void *be, const char *from, const char *to,
+    unsigned int flags, bool *shared, struct ckpt_error *err)
+{
+	const char *sbase, *dbase;
+	char *src = NULL, *dst = NULL;
+	struct stat st;
+	int sfd = -1, dfd = -1, rc;
+
+	if (shared)
+		*shared = false;
+	if ((rc = make_parents(be, to, err)))
+		return rc;
+	if ((sfd = ckpt_posix_open_parent(be, from, &sbase, err)) < 0)
+		return sfd;
+	if ((dfd = ckpt_posix_open_parent(be, to, &dbase, err)) < 0) {
+		rc = dfd;
+		goto out;
+	}
+	if (fstatat(sfd, sbase, &st, AT_SYMLINK_NOFOLLOW)) {
+		rc = ckpt_posix_key_errno(be, from, "cannot stat", err);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
+		rc = S_ISLNK(st.st_mode) ? ckpt_posix_key_errno(be, from,
+		    "cannot copy", err) : ckpt_error_set(err,
+		    CKPT_ERR_FORMAT, from, -1, "not a regular file");
+		goto out;
+	}
+	if (!(flags & CKPT_BE_COPY_INDEPENDENT)) {
+		if (!linkat(sfd, sbase, dfd, dbase, 0)) {
+			if (shared)
+				*shared = true;
+			goto out;
+		}
+		if (errno == EEXIST) {
+			dst = ckpt_posix_path(be, to);
+			rc = ckpt_error_set(err, CKPT_ERR_EXISTS,
+			    dst ? dst : to, -1, "exists already");
+			goto out;
+		}
+		if (errno != EXDEV && errno != EPERM && errno != EMLINK &&
+		    errno != ENOTSUP && errno != EOPNOTSUPP) {
+			rc = ckpt_posix_key_errno(be, errno == ENOENT ? from :
+			    to, "cannot hard-link", err);
+			goto out;
+		}
+	}
+	src = ckpt_posix_path(be, from);
+	dst = ckpt_posix_path(be, to);
+	if (!src || !dst)
+		rc = ckpt_error_nomem(err);
+	else if (!(rc = ckpt_copy_file(src, dst, err)))
+		rc = fsync_path(dst, err);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+	free(src);
+	free(dst);
+	return rc;
+}

@@ -350,6 +350,8 @@ posix_stat(void *be, const char *key, struct ckpt_be_info *out,
 	out->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	out->mtime = (int64_t)st.st_mtime;
 	stamp_info(&st, out);
+	out->owned = true;
+	out->uid = (uint32_t)st.st_uid;
 	return CKPT_OK;
 }
 
@@ -976,4 +978,5 @@ const struct ckpt_backend_ops ckpt_backend_posix = {
 	.stage_sync = ckpt_posix_stage_sync,
 	.stage_abort = ckpt_posix_stage_abort,
 	.commit_replace = ckpt_posix_commit_replace,
+	.copy = ckpt_posix_copy,
 };

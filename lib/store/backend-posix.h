@@ -51,6 +51,8 @@ int ckpt_posix_stage_sync(void *be, const char *stage,
     struct ckpt_error *err);
 int ckpt_posix_stage_abort(void *be, const char *stage,
     struct ckpt_error *err);
+int ckpt_posix_copy(void *be, const char *from, const char *to,
+    unsigned int flags, bool *shared, struct ckpt_error *err);
 int ckpt_posix_commit_replace(void *be, const char *stage, const char *final,
     const char *trash_name, struct ckpt_error *err);
 

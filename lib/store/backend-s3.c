@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,11 +46,9 @@
 
 #define FINAL_PTR	"ckpt-commit-target"	/* in a staging area */
 #define SMALL_MAX	((size_t)64 * 1024)
-#define COPY_MAX	((uint64_t)5 << 30)	/* CopyObject's limit */
 
-/* The lease of the store lock, and when the holder renews it. */
+/* The lease of the store lock; the holder renews it every fifth. */
 #define LEASE_SECONDS	300
-#define RENEW_SECONDS	(LEASE_SECONDS / 5)
 
 /* A file of the spool as it was uploaded (to upload it only once). */
 struct s3_up {
@@ -73,8 +72,14 @@ struct s3_be {
 	char *bucket;
 	char *prefix;		/* "" or "p/q/" */
 	char *location;		/* s3://BUCKET/PREFIX, for messages */
-	/* The store lock while this handle holds it. */
+	/* The store lock while this handle holds it, and the thread that
+	 * renews its lease (all under mu). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t renewer;
+	bool renewing, stop;
 	bool holding, lost;
+	unsigned lease;		/* seconds */
 	char lock_etag[CKPT_S3_ETAG_MAX];
 	char *lock_text;
 	struct timespec renewed;
@@ -192,6 +197,10 @@ local_time(const struct s3_be *b, int64_t service_time)
 
 /* ---- open, close --------------------------------------------------- */
 
+static void renewer_stop(struct s3_be *b);
+static int spool_mark_moved(struct s3_stage *st, bool on,
+    struct ckpt_error *err);
+
 static void
 stage_forget(struct s3_be *b, struct s3_stage *st, bool rm_spool)
 {
@@ -202,8 +211,10 @@ stage_forget(struct s3_be *b, struct s3_stage *st, bool rm_spool)
 			*pp = st->next;
 			break;
 		}
-	if (rm_spool && st->local)
+	if (rm_spool && st->local) {
 		ckpt_rm_rf(st->local);
+		spool_mark_moved(st, false, NULL);
+	}
 	for (size_t i = 0; i < st->nups; i++)
 		free(st->ups[i].rel);
 	free(st->ups);
@@ -219,6 +230,7 @@ s3_close(void *be)
 
 	if (!b)
 		return;
+	renewer_stop(b);
 	/* A spool holding files taken from the user (a --move that could
 	 * not give them back) stays; copies and links go. */
 	while (b->stages)
@@ -228,6 +240,8 @@ s3_close(void *be)
 	free(b->prefix);
 	free(b->location);
 	free(b->lock_text);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
 
@@ -236,13 +250,29 @@ s3_open(const char *location, void **be, struct ckpt_error *err)
 {
 	struct ckpt_s3_config cfg;
 	struct s3_be *b = calloc(1, sizeof(*b));
+	pthread_condattr_t ca;
 	int rc;
 
 	if (!b)
 		return ckpt_error_nomem(err);
+	/* The renewer's timed waits run on the monotonic clock. */
+	if (pthread_condattr_init(&ca)) {
+		free(b);
+		return ckpt_error_nomem(err);
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc || pthread_mutex_init(&b->mu, NULL)) {
+		if (!rc)
+			pthread_cond_destroy(&b->cv);
+		free(b);
+		return ckpt_error_nomem(err);
+	}
+	b->lease = LEASE_SECONDS;
 	if ((rc = ckpt_s3_location_parse(location, &b->bucket, &b->prefix,
 	    err))) {
-		free(b);
+		s3_close(b);
 		return rc;
 	}
 	if (asprintf(&b->location, "s3://%s%s%.*s", b->bucket,
@@ -332,24 +362,18 @@ since(const struct timespec *t0)
 }
 
 /*
- * Renews the lock's lease before a write once a fifth of it has passed:
- * a PUT of the same record If-Match its ETag, which moves Last-Modified
- * on the service's clock.  A lock that is no longer ours (broken after
- * its lease ran out) stops every further write of this handle.
+ * Renews the lock's lease (b->mu held): a PUT of the same record
+ * If-Match its ETag, which moves Last-Modified on the service's clock.
+ * CKPT_ERR_EXISTS: the lock is no longer ours (broken after its lease
+ * ran out), and every further write of this handle stops.
  */
 static int
-renew(struct s3_be *b, struct ckpt_error *err)
+renew_locked(struct s3_be *b, struct ckpt_error *err)
 {
 	struct ckpt_s3_object o;
 	char *key;
 	int rc;
 
-	if (b->lost)
-		return key_error(b, CKPT_ERR_LOCKED, CKPT_STORE_LOCK,
-		    "the store lock was taken over by another process "
-		    "(its lease ran out): stopped before writing more", err);
-	if (!b->holding || since(&b->renewed) < RENEW_SECONDS)
-		return CKPT_OK;
 	if (!(key = obj_key(b, CKPT_STORE_LOCK)))
 		return ckpt_error_nomem(err);
 	rc = ckpt_s3_put_if_match(b->s3, key, b->lock_text,
@@ -358,13 +382,95 @@ renew(struct s3_be *b, struct ckpt_error *err)
 	if (rc == CKPT_ERR_EXISTS) {
 		b->lost = true;
 		b->holding = false;
-		return renew(b, err);
+	} else if (!rc) {
+		memcpy(b->lock_etag, o.etag, sizeof(b->lock_etag));
+		clock_gettime(CLOCK_MONOTONIC, &b->renewed);
 	}
-	if (rc)
-		return rc;
-	memcpy(b->lock_etag, o.etag, sizeof(b->lock_etag));
-	clock_gettime(CLOCK_MONOTONIC, &b->renewed);
-	return CKPT_OK;
+	return rc;
+}
+
+/*
+ * Before every write: stop if the lock was taken over, and renew the
+ * lease here too once a fifth of it passed (should the renewing thread
+ * be late or missing).
+ */
+static int
+renew(struct s3_be *b, struct ckpt_error *err)
+{
+	int rc = CKPT_OK;
+
+	pthread_mutex_lock(&b->mu);
+	if (!b->lost && b->holding && since(&b->renewed) >= b->lease / 5)
+		rc = renew_locked(b, err);
+	if (b->lost)
+		rc = key_error(b, CKPT_ERR_LOCKED, CKPT_STORE_LOCK,
+		    "the store lock was taken over by another process "
+		    "(its lease ran out): stopped before writing more", err);
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+/*
+ * The renewing thread: while this handle holds the store lock, the
+ * lease is renewed every fifth of it, whatever the handle is doing (one
+ * long server-side copy, hashing, waiting for the service), so that a
+ * live holder's lease never runs out; a failed renewal (the service
+ * unreachable for a while) is tried again every second.  Only a holder
+ * that stopped (killed, frozen, cut off) lets it run out.
+ */
+static void *
+renewer_main(void *arg)
+{
+	struct s3_be *b = arg;
+	struct timespec next;
+
+	pthread_mutex_lock(&b->mu);
+	next = b->renewed;
+	next.tv_sec += b->lease / 5 ? b->lease / 5 : 1;
+	while (!b->stop && b->holding) {
+		struct ckpt_error ignored;
+
+		if (pthread_cond_timedwait(&b->cv, &b->mu, &next) != ETIMEDOUT)
+			continue;
+		if (b->stop || !b->holding)
+			break;
+		ckpt_error_clear(&ignored);
+		if (renew_locked(b, &ignored) == CKPT_OK) {
+			next = b->renewed;
+			next.tv_sec += b->lease / 5 ? b->lease / 5 : 1;
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &next);
+			next.tv_sec += 1;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+static void
+renewer_stop(struct s3_be *b)
+{
+	bool was;
+
+	pthread_mutex_lock(&b->mu);
+	was = b->renewing;
+	b->stop = true;
+	b->renewing = false;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	if (was)
+		pthread_join(b->renewer, NULL);
+}
+
+void
+ckpt_store_s3_set_lease(struct ckpt_store *s, unsigned seconds)
+{
+	struct s3_be *b;
+
+	if (!s || s->ops != &ckpt_backend_s3 || !seconds)
+		return;
+	b = s->be;
+	b->lease = seconds;
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -394,6 +500,7 @@ s3_read(void *be, const char *key, size_t max, char **data, size_t *len,
  * Last-Modified and their total size. */
 struct walk {
 	char **keys;
+	uint64_t *sizes;
 	size_t n, cap;
 	int64_t newest;
 	uint64_t bytes;
@@ -413,14 +520,19 @@ walk_one(void *arg, const char *key, const struct ckpt_s3_object *obj)
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 16;
 		char **v = realloc(w->keys, cap * sizeof(*v));
+		uint64_t *z;
 
 		if (!v)
 			return CKPT_ERR_NOMEM;
 		w->keys = v;
+		if (!(z = realloc(w->sizes, cap * sizeof(*z))))
+			return CKPT_ERR_NOMEM;
+		w->sizes = z;
 		w->cap = cap;
 	}
 	if (!(w->keys[w->n] = strdup(key)))
 		return CKPT_ERR_NOMEM;
+	w->sizes[w->n] = obj->size;
 	w->n++;
 	return w->first_only ? 1 : 0;
 }
@@ -431,6 +543,7 @@ walk_release(struct walk *w)
 	for (size_t i = 0; i < w->n; i++)
 		free(w->keys[i]);
 	free(w->keys);
+	free(w->sizes);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -741,12 +854,11 @@ s3_remove(void *be, const char *key, struct ckpt_error *err)
 
 /* What the lock object holds: the owner record and its lease. */
 static char *
-lease_text(const char *content)
+lease_text(const char *content, unsigned lease)
 {
 	char *t;
 
-	return asprintf(&t, "%slease %d\n", content, LEASE_SECONDS) < 0 ?
-	    NULL : t;
+	return asprintf(&t, "%slease %u\n", content, lease) < 0 ? NULL : t;
 }
 
 static int
@@ -755,7 +867,7 @@ s3_lock(void *be, const char *key, const char *content,
 {
 	struct s3_be *b = be;
 	struct ckpt_s3_object o;
-	char *k = obj_key(b, key), *text = lease_text(content);
+	char *k = obj_key(b, key), *text = lease_text(content, b->lease);
 	int rc;
 
 	(void)fallback;		/* a service is never "full" for 1 KiB */
@@ -769,13 +881,20 @@ s3_lock(void *be, const char *key, const char *content,
 	    err);
 	free(k);
 	if (!rc && !strcmp(key, CKPT_STORE_LOCK)) {
+		renewer_stop(b);
+		pthread_mutex_lock(&b->mu);
 		free(b->lock_text);
 		b->lock_text = text;
 		text = NULL;
 		memcpy(b->lock_etag, o.etag, sizeof(b->lock_etag));
 		b->holding = true;
 		b->lost = false;
+		b->stop = false;
 		clock_gettime(CLOCK_MONOTONIC, &b->renewed);
+		/* Without the thread, writes still renew (renew()). */
+		b->renewing = !pthread_create(&b->renewer, NULL, renewer_main,
+		    b);
+		pthread_mutex_unlock(&b->mu);
 	}
 	free(text);
 	return rc;
@@ -826,6 +945,8 @@ s3_unlock(void *be, const char *key, const char *expected,
 	char *text = NULL, *k;
 	int rc;
 
+	if (!strcmp(key, CKPT_STORE_LOCK))
+		renewer_stop(b);
 	if ((rc = s3_lock_read(be, key, &text, NULL, err)))
 		return rc;
 	if (!lock_text_is(text, expected)) {
@@ -840,8 +961,11 @@ s3_unlock(void *be, const char *key, const char *expected,
 	 * the lock could only change hands if its lease ran out. */
 	rc = ckpt_s3_delete(b->s3, k, err);
 	free(k);
-	if (!strcmp(key, CKPT_STORE_LOCK))
+	if (!strcmp(key, CKPT_STORE_LOCK)) {
+		pthread_mutex_lock(&b->mu);
 		b->holding = false;
+		pthread_mutex_unlock(&b->mu);
+	}
 	return rc;
 }
 
@@ -928,7 +1052,8 @@ move_tree(struct s3_be *b, const char *from, const char *to,
 				rc = ckpt_error_nomem(err);
 				break;
 			}
-			rc = ckpt_s3_copy(b->s3, m, dst, err);
+			rc = ckpt_s3_copy_sized(b->s3, m, w.sizes[i], dst,
+			    err);
 			free(dst);
 			if (!rc)
 				rc = ckpt_s3_delete(b->s3, m, err);
@@ -942,7 +1067,7 @@ move_tree(struct s3_be *b, const char *from, const char *to,
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-		rc = ckpt_s3_copy(b->s3, w.keys[i], dst, err);
+		rc = ckpt_s3_copy_sized(b->s3, w.keys[i], w.sizes[i], dst, err);
 		free(dst);
 		if (!rc)
 			rc = ckpt_s3_delete(b->s3, w.keys[i], err);
@@ -957,6 +1082,38 @@ out:
 
 static int manifest_exists(struct s3_be *b, const char *final, bool *yes,
     struct ckpt_error *err);
+
+struct abort_walk {
+	struct s3_be *b;
+	struct ckpt_error *err;
+};
+
+static int
+abort_one(void *arg, const struct ckpt_s3_upload *u)
+{
+	struct abort_walk *w = arg;
+
+	return ckpt_s3_mpu_abort(w->b->s3, u->key, u->upload_id, w->err);
+}
+
+/*
+ * Aborts the unfinished multipart uploads under key/: the multipart
+ * copies of a commit that died there (under the store lock no other
+ * commit of key runs).
+ */
+static int
+abort_uploads(struct s3_be *b, const char *key, struct ckpt_error *err)
+{
+	struct abort_walk w = { b, err };
+	char *dir = obj_dir(b, key);
+	int rc;
+
+	if (!dir)
+		return ckpt_error_nomem(err);
+	rc = ckpt_s3_list_uploads(b->s3, dir, abort_one, &w, err);
+	free(dir);
+	return rc;
+}
 
 /*
  * Objects at final without a manifest are what a commit that died left
@@ -976,6 +1133,8 @@ clear_leftovers(struct s3_be *b, const char *final, struct ckpt_error *err)
 		return rc;
 	rc = delete_all(b, &w, err);
 	walk_release(&w);
+	if (!rc)
+		rc = abort_uploads(b, final, err);
 	return rc;
 }
 
@@ -1106,15 +1265,48 @@ stage_find(const struct s3_be *b, const char *stage)
 	return NULL;
 }
 
+/*
+ * The upload spool of a save: $TMPDIR/ckpt-s3-spool.PID.BOOT.RANDOM, a
+ * name that says whose it is, so that a spool left by a killed save is
+ * recognised and removed by the next save or gc on this host
+ * (spool_sweep).  SPOOL.moved marks a spool holding files a --move save
+ * took from the user: such a spool is never swept (gc --restore, or the
+ * user, takes them back).
+ */
+#define SPOOL_PREFIX	"ckpt-s3-spool."
+#define SPOOL_MOVED	".moved"
+
+static const char *
+spool_root(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	return tmp && *tmp ? tmp : "/tmp";
+}
+
+/* The first 8 characters of the boot id, or "-" when unknown. */
+static void
+boot_tag(char out[9])
+{
+	const char *id = ckpt_boot_id();
+	size_t n = 0;
+
+	for (; id && id[n] && n < 8; n++)
+		out[n] = (id[n] >= '0' && id[n] <= '9') ||
+		    (id[n] >= 'a' && id[n] <= 'f') ? id[n] : 'x';
+	if (!n)
+		out[n++] = '-';
+	out[n] = '\0';
+}
+
 static int
 spool_dir(char **out, struct ckpt_error *err)
 {
-	const char *tmp = getenv("TMPDIR");
-	char *t;
+	char *t, boot[9];
 
-	if (!tmp || !*tmp)
-		tmp = "/tmp";
-	if (asprintf(&t, "%s/ckpt-s3-spool.XXXXXX", tmp) < 0)
+	boot_tag(boot);
+	if (asprintf(&t, "%s/" SPOOL_PREFIX "%ld.%s.XXXXXX", spool_root(),
+	    (long)getpid(), boot) < 0)
 		return ckpt_error_nomem(err);
 	if (!mkdtemp(t)) {
 		int rc = ckpt_error_errno(err, t, "cannot create the upload "
@@ -1125,6 +1317,88 @@ spool_dir(char **out, struct ckpt_error *err)
 	}
 	*out = t;
 	return CKPT_OK;
+}
+
+/* Whether the spool named name (SPOOL_PREFIX PID.BOOT.RANDOM) belongs to
+ * a process known to be gone: of this boot and not alive, or of another
+ * boot of this host. */
+static bool
+spool_is_dead(const char *name)
+{
+	const char *p = name + strlen(SPOOL_PREFIX), *dot;
+	char boot[9], *end;
+	long pid;
+
+	pid = strtol(p, &end, 10);
+	if (end == p || *end != '.' || pid <= 0)
+		return false;
+	p = end + 1;
+	if (!(dot = strchr(p, '.')) || dot == p || strchr(dot + 1, '.'))
+		return false;
+	boot_tag(boot);
+	if (!strcmp(boot, "-") || (size_t)(dot - p) != strlen(boot) ||
+	    strncmp(p, boot, strlen(boot)))
+		/* Another boot: every process of it is gone, unless the
+		 * boot id cannot be read (then never guess). */
+		return strcmp(boot, "-") && strncmp(p, "-", 1);
+	return pid != (long)getpid() && !ckpt_proc_alive(pid, 0);
+}
+
+/*
+ * Removes the spools of dead saves of this user in $TMPDIR (not those
+ * with a .moved marker).  Best effort: a spool is only temporary data,
+ * its save's staging area in the store is what gc judges.
+ */
+static void
+spool_sweep(void)
+{
+	const char *root = spool_root();
+	struct dirent *de;
+	DIR *d = opendir(root);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char *p, *m = NULL;
+
+		if (strncmp(de->d_name, SPOOL_PREFIX, strlen(SPOOL_PREFIX)) ||
+		    strstr(de->d_name, SPOOL_MOVED) ||
+		    !spool_is_dead(de->d_name))
+			continue;
+		if (!(p = ckpt_join(root, de->d_name)))
+			break;
+		if (!lstat(p, &st) && S_ISDIR(st.st_mode) &&
+		    st.st_uid == geteuid() && asprintf(&m, "%s" SPOOL_MOVED,
+		    p) >= 0 && access(m, F_OK) && errno == ENOENT)
+			ckpt_rm_rf(p);
+		free(m);
+		free(p);
+	}
+	closedir(d);
+}
+
+/* Marks st's spool as holding the user's files (durably, before they
+ * are moved in), or unmarks it. */
+static int
+spool_mark_moved(struct s3_stage *st, bool on, struct ckpt_error *err)
+{
+	char *m;
+	int fd, rc = CKPT_OK;
+
+	if (asprintf(&m, "%s" SPOOL_MOVED, st->local) < 0)
+		return ckpt_error_nomem(err);
+	if (!on) {
+		unlink(m);
+	} else if ((fd = open(m, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) < 0) {
+		rc = ckpt_error_errno(err, m, "cannot create");
+	} else {
+		close(fd);
+		rc = ckpt_fsync_dir(spool_root(), err);
+	}
+	free(m);
+	return rc;
 }
 
 static int
@@ -1139,6 +1413,8 @@ s3_stage_begin(void *be, const char *dir, const char *name,
 	int rc;
 
 	*stage = *local = NULL;
+	/* What killed saves of this user left in $TMPDIR goes first. */
+	spool_sweep();
 	if (!(st = calloc(1, sizeof(*st))))
 		return ckpt_error_nomem(err);
 	randombytes_buf(rnd, sizeof(rnd));
@@ -1168,50 +1444,6 @@ s3_stage_begin(void *be, const char *dir, const char *name,
 	}
 	if (rc)
 		stage_forget(b, st, true);
-	return rc;
-}
-
-/*
- * The commit copies each file inside the service with one CopyObject, at
- * most 5 GiB (a multipart copy is not possible with libcurl 7.88: see
- * s3.h), so a larger file is refused before it is staged or hashed.
- */
-static int
-too_big(const char *path, struct ckpt_error *err)
-{
-	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, path, -1, "larger "
-	    "than 5 GiB: a remote store cannot take such a file yet (its "
-	    "commit copies each file inside the service, 5 GiB at most)");
-}
-
-/* Refuses a tree with a file that the commit could not copy. */
-static int
-check_sizes(const char *src, int depth, struct ckpt_error *err)
-{
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-	int rc = CKPT_OK;
-
-	if (lstat(src, &st))
-		return ckpt_error_errno(err, src, "cannot stat");
-	if (S_ISREG(st.st_mode))
-		return (uint64_t)st.st_size > COPY_MAX ? too_big(src, err) :
-		    CKPT_OK;
-	if (!S_ISDIR(st.st_mode) || depth > 64 || !(d = opendir(src)))
-		return CKPT_OK;	/* refused with its reason when staged */
-	while (!rc && (de = readdir(d))) {
-		char *p;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (!(p = ckpt_join(src, de->d_name)))
-			rc = ckpt_error_nomem(err);
-		else
-			rc = check_sizes(p, depth + 1, err);
-		free(p);
-	}
-	closedir(d);
 	return rc;
 }
 
@@ -1276,16 +1508,25 @@ s3_stage_file(void *be, const char *stage, const char *rel,
 	if (!st)
 		return key_error(b, CKPT_ERR_INTERNAL, stage, "not a staging "
 		    "area of this process", err);
-	if ((rc = check_sizes(src, 0, err)))
-		return rc;
 	if (!(dst = ckpt_join(st->local, rel)))
 		return ckpt_error_nomem(err);
+	if ((flags & CKPT_BE_STAGE_TAKE) && !st->ntaken &&
+	    (rc = spool_mark_moved(st, true, err))) {
+		free(dst);
+		return rc;
+	}
 	if ((flags & CKPT_BE_STAGE_TAKE) && !rename(src, dst)) {
 		st->ntaken++;
 		if (taken)
 			*taken = true;
 		free(dst);
 		return CKPT_OK;
+	}
+	if ((flags & CKPT_BE_STAGE_TAKE) && !st->ntaken) {
+		int e = errno;
+
+		spool_mark_moved(st, false, NULL);
+		errno = e;
 	}
 	if ((flags & CKPT_BE_STAGE_TAKE) && errno != EXDEV) {
 		rc = ckpt_error_errno(err, src, "cannot move into the upload "
@@ -1319,8 +1560,8 @@ s3_stage_untake(void *be, const char *stage, const char *rel,
 		    "already") : ckpt_error_errno(err, dst, "cannot move %s "
 		    "back to", src);
 	free(src);
-	if (!rc && st->ntaken)
-		st->ntaken--;
+	if (!rc && st->ntaken && !--st->ntaken)
+		spool_mark_moved(st, false, NULL);
 	if (!rc) {
 		char *d = ckpt_dirname(dst);
 
@@ -1422,8 +1663,6 @@ upload_tree(struct s3_be *b, struct s3_stage *sg, const char *dir,
 			    "not a regular file");
 		else if (uploaded(sg, r, &st))
 			;
-		else if ((uint64_t)st.st_size > COPY_MAX)
-			rc = too_big(p, err);
 		else if (asprintf(&k, "%s%s/%s", b->prefix, stage, r) < 0)
 			rc = ckpt_error_nomem(err);
 		else if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) <
@@ -1530,7 +1769,7 @@ publish(struct s3_be *b, const char *stage, const char *final,
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-		rc = ckpt_s3_copy(b->s3, w.keys[i], dst, err);
+		rc = ckpt_s3_copy_sized(b->s3, w.keys[i], w.sizes[i], dst, err);
 		free(dst);
 	}
 	if (!rc && !mkey)
@@ -1626,6 +1865,112 @@ s3_commit_replace(void *be, const char *stage, const char *final,
 	return s3_commit_if_absent(be, stage, final, err);
 }
 
+/* ---- version 3: the registry's copies (promote) --------------------- */
+
+/*
+ * A copy inside the service (CopyObject), never through this host: from
+ * must be an object, to must not be one (the registry stages a version
+ * under a fresh prefix, so this is a check, not a race).  Never shared:
+ * an object store has no links.
+ */
+static int
+s3_copy(void *be, const char *from, const char *to, unsigned int flags,
+    bool *shared, struct ckpt_error *err)
+{
+	struct s3_be *b = be;
+	struct ckpt_s3_object o, exists;
+	struct ckpt_error le;
+	char *src = obj_key(b, from), *dst = obj_key(b, to);
+	int rc;
+
+	(void)flags;
+	if (shared)
+		*shared = false;
+	if (!src || !dst) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	if ((rc = renew(b, err)))
+		goto out;
+	if ((rc = ckpt_s3_head(b->s3, src, &o, err)))
+		goto out;
+	ckpt_error_clear(&le);
+	rc = ckpt_s3_head(b->s3, dst, &exists, &le);
+	if (!rc) {
+		rc = key_error(b, CKPT_ERR_EXISTS, to, "exists already", err);
+		goto out;
+	}
+	if (rc != CKPT_ERR_NOTFOUND) {
+		if (err)
+			*err = le;
+		goto out;
+	}
+	/* Above 5 GiB a multipart copy (ckpt_s3_copy_sized). */
+	rc = ckpt_s3_copy_sized(b->s3, src, o.size, dst, err);
+out:
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* ---- unfinished multipart uploads, for gc --------------------------- */
+
+struct uploads_walk {
+	struct s3_be *b;
+	ckpt_store_upload_fn fn;
+	void *arg;
+};
+
+static int
+upload_one(void *arg, const struct ckpt_s3_upload *u)
+{
+	struct uploads_walk *w = arg;
+	size_t n = strlen(w->b->prefix);
+
+	if (strncmp(u->key, w->b->prefix, n) || !u->key[n])
+		return 0;	/* not the store's */
+	return w->fn(w->arg, u->key + n, u->upload_id,
+	    local_time(w->b, u->initiated));
+}
+
+int
+ckpt_store_s3_uploads(struct ckpt_store *s, ckpt_store_upload_fn fn,
+    void *arg, struct ckpt_error *err)
+{
+	struct uploads_walk w = { s->be, fn, arg };
+
+	if (s->ops != &ckpt_backend_s3)
+		return CKPT_OK;
+	return ckpt_s3_list_uploads(w.b->s3, *w.b->prefix ? w.b->prefix :
+	    NULL, upload_one, &w, err);
+}
+
+int
+ckpt_store_s3_abort_upload(struct ckpt_store *s, const char *key,
+    const char *upload_id, struct ckpt_error *err)
+{
+	struct s3_be *b = s->be;
+	char *k;
+	int rc;
+
+	if (s->ops != &ckpt_backend_s3)
+		return CKPT_OK;
+	if ((rc = renew(b, err)))
+		return rc;
+	if (!(k = obj_key(b, key)))
+		return ckpt_error_nomem(err);
+	rc = ckpt_s3_mpu_abort(b->s3, k, upload_id, err);
+	free(k);
+	return rc;
+}
+
+void
+ckpt_store_s3_sweep_spools(struct ckpt_store *s)
+{
+	if (s && s->ops == &ckpt_backend_s3)
+		spool_sweep();
+}
+
 struct ckpt_s3 *
 ckpt_store_s3(const struct ckpt_store *s, const char **prefix)
 {
@@ -1667,4 +2012,5 @@ const struct ckpt_backend_ops ckpt_backend_s3 = {
 	.stage_sync = s3_stage_sync,
 	.stage_abort = s3_stage_abort,
 	.commit_replace = s3_commit_replace,
+	.copy = s3_copy,
 };

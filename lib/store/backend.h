@@ -69,6 +69,14 @@
  *   commit_replace     save --force: the commit, the old checkpoint to
  *                      the trash in the same step where possible
  *
+ * Version 3 adds the registry's copies (promote: a committed checkpoint's
+ * files into a staging prefix of the registry, then commit_if_absent to
+ * registry/MODEL/vN), and whose a key is (stat's owned/uid: gc asks it
+ * before it moves a crashed save's files back):
+ *
+ *   copy               an object copied inside the store: a hard link or
+ *                      a synced copy (POSIX), CopyObject (S3)
+ *
  * These are shaped for an object store as much as for a directory: a
  * backend never has to expose rename(2) or link(2).  The S3 backend
  * (backend-s3.c) stages into a local spool (stage_begin's *local: files
@@ -100,15 +108,19 @@
  * --force (save.c).  The POSIX backend keeps rename, link and
  * copy_file_range (backend-posix-stage.c) and the O_NOFOLLOW walks.
  *
- * NOT through the seam (yet): the registry's version, alias and state
- * files (registry.c, by path; its history and the events that pins,
- * prune and save --force record go through the seam) and promote's
- * copies (lib/verify/promote.c); reading a checkpoint's files
- * and manifest to verify, inspect, diff or export them (by path: they
- * would need a read-range operation); ckpt_store_find walking up local
- * directories; and gc asking the local filesystem whose moved files a
- * staging directory holds (lstat's st_uid) before it moves them back.
- * save reads and writes the staged files through *local by design.
+ * The registry (registry.c: its history, vN.json, aliases.json, the
+ * signed records and lineages, the repair; lib/verify/promote.c: the
+ * staging of a version with copy, its commit with commit_if_absent) and
+ * gc's question whose a crashed save's moved files are (stat's uid) go
+ * through the seam too.
+ *
+ * NOT through the seam (yet): reading a checkpoint's files and manifest
+ * to verify, inspect, diff or export them (by path or by URL: they would
+ * need a read-range operation; promote verifies its staged copy that
+ * way), converting one (promote --weights-only: local stores only),
+ * signing a promotion and checking its signature (by path: local stores
+ * only); ckpt_store_find walking up local directories.  save reads and
+ * writes the staged files through *local by design.
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the
  * store refuses a table of another version, or one that lacks any
@@ -123,7 +135,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CKPT_BACKEND_VERSION 2u
+#define CKPT_BACKEND_VERSION 3u
 
 /* What a key is (never followed: a link is reported as one). */
 enum ckpt_be_type {
@@ -147,6 +159,11 @@ struct ckpt_be_info {
 	int64_t mtime;		/* the backend's clock, s since the epoch */
 	uint64_t ino;		/* stamp: 0 = none (see above) */
 	int64_t mtime_ns, ctime_ns;
+	/* Version 3: whose the key is on this host (POSIX: st_uid), for
+	 * gc's question before it moves files back; a backend whose keys
+	 * no local user owns leaves owned false (memset). */
+	bool owned;
+	uint32_t uid;
 };
 
 /* One child of a listed prefix; non-zero stops the listing with it. */
@@ -160,6 +177,9 @@ typedef int (*ckpt_be_list_fn)(void *arg, const char *name,
 #define CKPT_BE_STAGE_TAKE	1u	/* the source itself may be taken */
 #define CKPT_BE_STAGE_SHARE	2u	/* may share storage with the source */
 #define CKPT_BE_STAGE_SHARE_ONLY 4u	/* share, or fail: never a copy */
+
+/* copy: an independent copy, never shared storage (promote --copy). */
+#define CKPT_BE_COPY_INDEPENDENT 1u
 
 struct ckpt_backend_ops {
 	unsigned int version;	/* CKPT_BACKEND_VERSION */
@@ -338,6 +358,23 @@ struct ckpt_backend_ops {
 	 */
 	int (*commit_replace)(void *be, const char *stage, const char *final,
 	    const char *trash_name, struct ckpt_error *err);
+
+	/* ---- Version 3: the registry's copies of checkpoints ---- */
+
+	/*
+	 * The object at key from (a file of a committed checkpoint) also at
+	 * key to, made inside the store, never through this host's memory:
+	 * POSIX: a hard link (*shared), else a copy whose data is synced;
+	 * S3: a copy inside the service (CopyObject).  Parents of to are
+	 * made.  CKPT_BE_COPY_INDEPENDENT: never shared storage.
+	 * CKPT_ERR_NOTFOUND: from is absent; CKPT_ERR_EXISTS: to exists
+	 * (nothing replaced); a link anywhere in either key is
+	 * CKPT_ERR_UNSAFE.  Not durable until stage_sync of a prefix
+	 * holding to (promote stages a version this way, then commits it
+	 * with commit_if_absent).  *shared may be NULL.
+	 */
+	int (*copy)(void *be, const char *from, const char *to,
+	    unsigned int flags, bool *shared, struct ckpt_error *err);
 };
 
 /* The POSIX backend: today's store, a directory tree. */

@@ -974,7 +974,6 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	enum ckpt_owner_state os;
 	bool failed, moved;
 	struct ckpt_be_info bi;
-	struct stat st;
 
 	if (!it)
 		return -1;
@@ -1044,18 +1043,20 @@ gc_decide_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 		const char *why = NULL;
 		size_t back, stuck;
 
-		if (lstat(path, &st) || st.st_uid != geteuid()) {
+		const char *key = ckpt_store_key(s, path);
+		bool known = key && !s->ops->stat(s->be, key, &bi, NULL) &&
+		    bi.owned;
+
+		if (!known || bi.uid != (uint32_t)geteuid()) {
 			/* Never move files to paths a record names for
 			 * another user (a record is only data).  Whose the
-			 * moved files are is the local directory's owner
-			 * (POSIX: the one question asked outside the seam,
-			 * about local files, not the store's objects). */
-			bool known = !lstat(path, &st);
-
+			 * moved files are is the staging area's owner on
+			 * this host (stat's uid; a backend whose keys no
+			 * local user owns cannot tell: kept). */
 			it->remove = false;
 			it->error = known ? pool_printf(&r->pool, "kept: its "
 			    "moved files belong to uid %ld; run 'ckpt gc "
-			    "--restore' as that user", (long)st.st_uid) :
+			    "--restore' as that user", (long)bi.uid) :
 			    "kept: cannot tell whose its moved files are";
 		} else if ((stuck = restore_sources(s, r, path, &rec, &back,
 		    &why))) {
@@ -1193,6 +1194,134 @@ gc_scan_staging(struct ckpt_store *s, struct ckpt_gc_report *r,
 	return 0;
 }
 
+/*
+ * s3:// stores: the unfinished multipart uploads under the store (under
+ * the lock).  One inside a staging area shares its fate: kept with a
+ * live or young save, aborted with a dead one.  Any other (a staging area
+ * gone, a multipart copy of a killed commit or prune: those run under the
+ * lock, which gc holds now) is aborted once older than the threshold.
+ */
+struct upload_scan {
+	struct ckpt_store *s;
+	struct ckpt_gc_report *r;
+	const struct ckpt_gc_options *opts;
+	size_t nstaging;	/* the staging items: r->items[0..nstaging) */
+	int64_t now;
+	const char *dur;
+	struct ckpt_error *err;
+};
+
+/* The staging item whose area holds key, or NULL. */
+static const struct ckpt_gc_item *
+upload_owner(const struct upload_scan *u, const char *key)
+{
+	for (size_t i = 0; i < u->nstaging; i++) {
+		const struct ckpt_gc_item *it = &u->r->items[i];
+		const char *k;
+		size_t n;
+
+		if (it->kind != CKPT_GC_STAGING ||
+		    !(k = ckpt_store_key(u->s, it->path)))
+			continue;
+		n = strlen(k);
+		if (!strncmp(key, k, n) && key[n] == '/')
+			return it;
+	}
+	return NULL;
+}
+
+/*
+ * Whether key lies in a staging area (runs/R/.tmp-X/...) that has its
+ * record now: a save that began after gc listed the staging areas (saves
+ * upload without the lock), whose uploads are not gc's to judge yet.
+ */
+static bool
+staging_appeared(const struct upload_scan *u, const char *key)
+{
+	const char *run = key + strlen(CKPT_STORE_RUNS "/"), *x, *end;
+	struct ckpt_be_info bi;
+	char rec[PATH_MAX];
+
+	if (strncmp(key, CKPT_STORE_RUNS "/", strlen(CKPT_STORE_RUNS "/")) ||
+	    !(x = strchr(run, '/')) || strncmp(x + 1, ".tmp-", 5) ||
+	    !(end = strchr(x + 1, '/')))
+		return false;
+	snprintf(rec, sizeof(rec), "%.*s/%s", (int)(end - key), key,
+	    CKPT_STAGING_NAME);
+	return !u->s->ops->stat(u->s->be, rec, &bi, NULL);
+}
+
+static int
+upload_entry(void *arg, const char *key, const char *upload_id,
+    int64_t initiated)
+{
+	struct upload_scan *u = arg;
+	const struct ckpt_gc_item *o = upload_owner(u, key);
+	/* (gc_add may move the items: what the owner says, first) */
+	bool owner = o, goes = o && o->remove && !o->error;
+	bool late = !o && staging_appeared(u, key);
+	const char *why = o ? o->reason : NULL;
+	struct ckpt_gc_item *it = gc_add(u->r);
+	char *p = ckpt_store_path(u->s, key);
+	struct ckpt_error e;
+
+	if (!it || !p) {
+		free(p);
+		return ckpt_error_nomem(u->err);
+	}
+	it->kind = CKPT_GC_UPLOAD;
+	it->step = -1;
+	it->path = pool_printf(&u->r->pool, "%s?uploadId=%s", p, upload_id);
+	free(p);
+	it->age = initiated ? u->now - initiated : 0;
+	if (late)
+		it->reason = "its save began after gc looked: left for the "
+		    "next gc";
+	else if (owner && !goes)
+		it->reason = pool_printf(&u->r->pool, "part of a staging area "
+		    "that stays (%s)", why);
+	else if (owner)
+		it->reason = pool_printf(&u->r->pool, "part of a staging area "
+		    "that goes (%s)", why);
+	else if (!initiated || it->age < u->r->older_than)
+		it->reason = pool_printf(&u->r->pool, "unfinished upload, "
+		    "younger than %s", u->dur);
+	else
+		it->reason = "unfinished upload of a killed save, commit or "
+		    "prune";
+	if (!it->path || !it->reason)
+		return ckpt_error_nomem(u->err);
+	it->remove = owner ? goes : !late && initiated &&
+	    it->age >= u->r->older_than;
+	if (it->remove && !u->opts->dry_run) {
+		ckpt_error_clear(&e);
+		if (ckpt_store_s3_abort_upload(u->s, key, upload_id, &e))
+			it->error = pool_printf(&u->r->pool, "cannot abort: "
+			    "%s", e.message);
+		else
+			it->removed = true;
+	}
+	return 0;
+}
+
+static int
+gc_scan_uploads(struct ckpt_store *s, struct ckpt_gc_report *r,
+    const struct ckpt_gc_options *opts, int64_t now, struct ckpt_error *err)
+{
+	struct upload_scan u = { s, r, opts, r->n, now, NULL, err };
+	char dur[64];
+	int rc;
+
+	if (!ckpt_store_s3(s, NULL))
+		return 0;
+	ckpt_duration_format(r->older_than, dur, sizeof(dur));
+	u.dur = dur;
+	rc = ckpt_store_s3_uploads(s, upload_entry, &u, err);
+	if (!opts->dry_run)
+		ckpt_store_s3_sweep_spools(s);
+	return rc;
+}
+
 static int
 cmp_gc_item(const void *a, const void *b)
 {
@@ -1211,12 +1340,14 @@ gc_delete(struct ckpt_store *s, struct ckpt_gc_report *r,
 	uint64_t done = 0, total = 0;
 
 	for (size_t i = 0; i < r->n; i++)
-		if (r->items[i].remove && !r->items[i].error)
+		if (r->items[i].remove && !r->items[i].error &&
+		    r->items[i].kind != CKPT_GC_UPLOAD)
 			total += r->items[i].size;
 	for (size_t i = 0; i < r->n; i++) {
 		struct ckpt_gc_item *it = &r->items[i];
 
-		if (!it->remove || it->error)
+		/* (uploads were aborted under the lock) */
+		if (!it->remove || it->error || it->kind == CKPT_GC_UPLOAD)
 			continue;
 		if (rm_rf(s, it->path))
 			it->error = pool_printf(&r->pool, "cannot delete: %s",
@@ -1271,6 +1402,8 @@ ckpt_store_gc(struct ckpt_store *s, const struct ckpt_gc_options *opts,
 	if ((rc = ckpt_store_list(s, NULL, CKPT_LIST_STAGING, &list, err)))
 		goto out;
 	if ((rc = gc_scan_staging(s, r, opts, list, now, err)))
+		goto out;
+	if (!opts->restore && (rc = gc_scan_uploads(s, r, opts, now, err)))
 		goto out;
 	if (opts->dry_run)
 		goto done;

@@ -16,9 +16,11 @@
  * reads it, protects a version's source from the moment the version can
  * exist.
  *
- * The whole file is rewritten at each commit (write, fsync, rename):
- * never a torn line, at the price of O(size) per change -- a registry has
- * thousands of records, not millions.
+ * The whole file is rewritten at each commit (the backend's put: write,
+ * fsync, rename on POSIX; one PUT on S3): never a torn line, at the price
+ * of O(size) per change -- a registry has thousands of records, not
+ * millions.  Every file here is reached through the storage backend
+ * (backend.h), so the registry works on any store the seam serves.
  */
 #include "util/internal.h"
 
@@ -978,8 +980,6 @@ ckpt_reg_append(struct ckpt_registry *r, json_t *rec, struct ckpt_error *err)
 	return CKPT_OK;
 }
 
-static int ensure_dir(const char *path, struct ckpt_error *err);
-
 /*
  * Through the storage backend, as the pins it records are: read, append,
  * put (atomic and durable).  Its prefix is made by mkprefix (a directory
@@ -1015,44 +1015,22 @@ ckpt_reg_record_event(struct ckpt_store *s, json_t *rec, struct ckpt_error *err)
 	return rc;
 }
 
-static int
-ensure_dir(const char *path, struct ckpt_error *err)
-{
-	char *parent;
-	int rc;
-
-	if (!mkdir(path, 0755)) {
-		parent = ckpt_dirname(path);
-		if (!parent)
-			return ckpt_error_nomem(err);
-		rc = ckpt_fsync_dir(parent, err);
-		free(parent);
-		return rc;
-	}
-	if (errno == EEXIST)
-		return CKPT_OK;
-	return ckpt_error_errno(err, path, "cannot create directory");
-}
-
+/*
+ * The history is put whole (atomic and durable: POSIX writes a temporary
+ * file, fsyncs and renames it; S3 replaces the object in one PUT) under
+ * the store lock, which orders the writers.
+ */
 int
 ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err)
 {
-	char *dir, *path;
 	int rc;
 
 	if (r->len == r->committed)
 		return CKPT_OK;
-	dir = ckpt_store_path(s, REG_DIR);
-	path = ckpt_store_path(s, REG_HISTORY);
-	if (!dir || !path) {
-		free(dir);
-		free(path);
-		return ckpt_error_nomem(err);
-	}
-	rc = ensure_dir(dir, err);
+	rc = s->ops->mkprefix(s->be, REG_DIR, NULL, err);
 	if (!rc)
-		rc = ckpt_write_file_atomic(path, r->text, r->len, err);
+		rc = s->ops->put(s->be, REG_HISTORY, r->text, r->len, 0, err);
 	if (!rc) {
 		r->committed = r->len;
 	} else {
@@ -1060,15 +1038,13 @@ ckpt_reg_commit(struct ckpt_store *s, struct ckpt_registry *r,
 		 * new history is in place, and undoing the rest around it
 		 * would contradict it. */
 		char *text = NULL;
-		size_t len;
+		size_t len = 0;
 
-		if (!ckpt_read_file(path, HISTORY_MAX, &text, &len, NULL) &&
-		    len == r->len && !memcmp(text, r->text, len))
+		if (!s->ops->read(s->be, REG_HISTORY, HISTORY_MAX, &text, &len,
+		    NULL) && len == r->len && !memcmp(text, r->text, len))
 			r->committed = r->len;
 		free(text);
 	}
-	free(dir);
-	free(path);
 	return rc;
 }
 
@@ -1149,8 +1125,10 @@ aliases_json(const struct ckpt_registry *r, const char *model)
 	return o;
 }
 
+/* A state file (key) put through the backend: atomic and durable. */
 static int
-write_json(const char *path, json_t *o, struct ckpt_error *err)
+write_json(struct ckpt_store *s, const char *key, json_t *o,
+    struct ckpt_error *err)
 {
 	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) :
 	    NULL;
@@ -1158,33 +1136,60 @@ write_json(const char *path, json_t *o, struct ckpt_error *err)
 
 	if (!text)
 		return ckpt_error_nomem(err);
-	rc = ckpt_write_file_atomic(path, text, strlen(text), err);
+	rc = s->ops->put(s->be, key, text, strlen(text), 0, err);
 	free(text);
 	return rc;
+}
+
+char *
+ckpt_reg_model_key(const char *model, const char *fmt, int64_t n)
+{
+	char name[48], *key;
+
+	snprintf(name, sizeof(name), fmt, (long long)n);
+	if (asprintf(&key, REG_DIR "/%s/%s", model, name) < 0)
+		return NULL;
+	return key;
 }
 
 char *
 ckpt_reg_model_file(struct ckpt_store *s, const char *model, const char *fmt,
     int64_t n)
 {
-	char rel[CKPT_NAME_MAX + 64], name[48];
+	char *key = ckpt_reg_model_key(model, fmt, n);
+	char *path = key ? ckpt_store_path(s, key) : NULL;
 
-	snprintf(name, sizeof(name), fmt, (long long)n);
-	snprintf(rel, sizeof(rel), REG_DIR "/%s/%s", model, name);
-	return ckpt_store_path(s, rel);
+	free(key);
+	return path;
+}
+
+/* registry/MODEL made (a directory for the POSIX backend). */
+static int
+model_prefix(struct ckpt_store *s, const char *model, struct ckpt_error *err)
+{
+	char *key;
+	int rc;
+
+	if (asprintf(&key, REG_DIR "/%s", model) < 0)
+		return ckpt_error_nomem(err);
+	rc = s->ops->mkprefix(s->be, REG_DIR, NULL, err);
+	if (!rc)
+		rc = s->ops->mkprefix(s->be, key, NULL, err);
+	free(key);
+	return rc;
 }
 
 int
 ckpt_reg_write_version_file(struct ckpt_store *s,
     const struct ckpt_reg_version *v, struct ckpt_error *err)
 {
-	char *path = ckpt_reg_model_file(s, v->model, "v%lld.json", v->version);
+	char *key = ckpt_reg_model_key(v->model, "v%lld.json", v->version);
 	json_t *o = version_json(v);
 	int rc;
 
-	rc = path ? write_json(path, o, err) : ckpt_error_nomem(err);
+	rc = key ? write_json(s, key, o, err) : ckpt_error_nomem(err);
 	json_decref(o);
-	free(path);
+	free(key);
 	return rc;
 }
 
@@ -1192,33 +1197,43 @@ int
 ckpt_reg_write_aliases_file(struct ckpt_store *s, struct ckpt_registry *r,
     const char *model, struct ckpt_error *err)
 {
-	char *path = ckpt_reg_model_file(s, model, "aliases.json", 0), *dir;
+	char *key = ckpt_reg_model_key(model, "aliases.json", 0);
 	json_t *o = aliases_json(r, model);
 	int rc;
 
-	dir = path ? ckpt_dirname(path) : NULL;
-	rc = dir ? ensure_dir(dir, err) : ckpt_error_nomem(err);
+	rc = key ? model_prefix(s, model, err) : ckpt_error_nomem(err);
 	if (!rc)
-		rc = write_json(path, o, err);
+		rc = write_json(s, key, o, err);
 	json_decref(o);
-	free(dir);
-	free(path);
+	free(key);
 	return rc;
 }
 
-/* 1: the file holds exactly want; 0: it differs; -1: it is missing. */
+/*
+ * 1: the state file of model (fmt, n) holds exactly want; 0: it differs
+ * or cannot be read; -1: it is missing; -2: out of memory.
+ */
 static int
-file_matches(const char *path, json_t *want)
+file_matches(struct ckpt_store *s, const char *model, const char *fmt,
+    int64_t n, json_t *want)
 {
-	char *text;
+	char *key = ckpt_reg_model_key(model, fmt, n), *text = NULL;
 	json_t *j;
-	int same;
+	int rc, same;
 
-	if (ckpt_read_file(path, STATE_MAX, &text, NULL, NULL))
-		return access(path, F_OK) ? -1 : 0;
+	if (!key || !want) {
+		free(key);
+		return -2;
+	}
+	rc = s->ops->read(s->be, key, STATE_MAX, &text, NULL, NULL);
+	free(key);
+	if (rc) {
+		free(text);
+		return rc == CKPT_ERR_NOTFOUND ? -1 : 0;
+	}
 	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	free(text);
-	same = j && want && json_equal(j, want);
+	same = j && json_equal(j, want);
 	json_decref(j);
 	return same;
 }
@@ -1256,54 +1271,101 @@ typedef int (*entry_fn)(struct ckpt_store *s, struct ckpt_registry *r,
     const char *model, const char *name, int64_t version, bool is_json,
     void *arg, struct ckpt_error *err);
 
+/* The children of a listed prefix, gathered (the callbacks below change
+ * the store, which a listing in progress must not see). */
+struct names {
+	char **v;
+	enum ckpt_be_type *type;
+	size_t n;
+};
+
+static int
+names_add(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct names *ns = arg;
+	char **v = reallocarray(ns->v, ns->n + 1, sizeof(*v));
+	enum ckpt_be_type *t;
+
+	if (!v)
+		return CKPT_ERR_NOMEM;
+	ns->v = v;
+	if (!(t = reallocarray(ns->type, ns->n + 1, sizeof(*t))))
+		return CKPT_ERR_NOMEM;
+	ns->type = t;
+	if (!(v[ns->n] = strdup(name)))
+		return CKPT_ERR_NOMEM;
+	t[ns->n++] = info->type;
+	return 0;
+}
+
+static void
+names_free(struct names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	free(ns->type);
+	memset(ns, 0, sizeof(*ns));
+}
+
+/* The children of prefix through the backend; absent is none. */
+static int
+list_names(struct ckpt_store *s, const char *prefix, struct names *ns,
+    struct ckpt_error *err)
+{
+	int rc;
+
+	memset(ns, 0, sizeof(*ns));
+	rc = s->ops->list(s->be, prefix, names_add, ns, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		rc = CKPT_OK;
+	} else if (rc == CKPT_ERR_NOMEM) {
+		rc = ckpt_error_nomem(err);
+	}
+	if (rc)
+		names_free(ns);
+	return rc;
+}
+
 static int
 walk_models(struct ckpt_store *s, struct ckpt_registry *r, entry_fn fn,
     void *arg, struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, REG_DIR);
-	struct dirent *de;
-	DIR *d;
-	int rc = CKPT_OK;
+	struct names models;
+	int rc;
 
-	if (!dir)
-		return ckpt_error_nomem(err);
-	d = opendir(dir);
-	if (!d) {
-		rc = errno == ENOENT ? CKPT_OK : ckpt_error_errno(err, dir,
-		    "cannot list");
-		free(dir);
+	if ((rc = list_names(s, REG_DIR, &models, err)))
 		return rc;
-	}
-	while (!rc && (de = readdir(d))) {
-		char *mdir;
-		struct dirent *ve;
-		DIR *md;
+	for (size_t i = 0; !rc && i < models.n; i++) {
+		const char *model = models.v[i];
+		struct names vs;
+		char *key;
 
-		if (de->d_name[0] == '.' || ckpt_name_check(de->d_name, NULL,
-		    NULL))
+		/* not a directory (nor a link to one): not a model */
+		if (model[0] == '.' || models.type[i] != CKPT_BE_DIR ||
+		    ckpt_name_check(model, NULL, NULL))
 			continue;
-		mdir = ckpt_join(dir, de->d_name);
-		if (!mdir) {
+		if (asprintf(&key, REG_DIR "/%s", model) < 0) {
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-		md = opendir(mdir);
-		free(mdir);
-		if (!md)
-			continue;	/* not a directory: not a model */
-		rc = fn(s, r, de->d_name, "", 0, false, arg, err);
-		while (!rc && (ve = readdir(md))) {
+		rc = list_names(s, key, &vs, err);
+		free(key);
+		if (!rc)
+			rc = fn(s, r, model, "", 0, false, arg, err);
+		for (size_t k = 0; !rc && k < vs.n; k++) {
 			bool is_json = false;
-			int64_t v = version_entry(ve->d_name, &is_json);
+			int64_t v = version_entry(vs.v[k], &is_json);
 
-			if (v || strstr(ve->d_name, ".tmp."))
-				rc = fn(s, r, de->d_name, ve->d_name, v,
-				    is_json, arg, err);
+			if (v || strstr(vs.v[k], ".tmp."))
+				rc = fn(s, r, model, vs.v[k], v, is_json, arg,
+				    err);
 		}
-		closedir(md);
+		names_free(&vs);
 	}
-	closedir(d);
-	free(dir);
+	names_free(&models);
 	return rc;
 }
 
@@ -1365,6 +1427,8 @@ check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
 {
 	char *path = ckpt_reg_model_file(s, v->model, "v%lld.lineage.jsonl",
 	    v->version), *text = NULL, msg[CKPT_ERROR_MSG_MAX + 128];
+	char *key = ckpt_reg_model_key(v->model, "v%lld.lineage.jsonl",
+	    v->version);
 	struct ckpt_registry *l = NULL;
 	const char *why = NULL, *model = NULL;
 	struct ckpt_error e;
@@ -1374,7 +1438,9 @@ check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
 	if (!path)
 		return ckpt_error_nomem(err);
 	ckpt_error_clear(&e);
-	if (ckpt_read_file(path, HISTORY_MAX, &text, &len, &e)) {
+	if (!key) {
+		rc = ckpt_error_nomem(err);
+	} else if (s->ops->read(s->be, key, HISTORY_MAX, &text, &len, &e)) {
 		why = e.message;
 	} else if (ckpt_registry_parse(text, len, path, 0, &l, &e)) {
 		why = e.code == CKPT_ERR_NOMEM ? "out of memory" : e.message;
@@ -1398,6 +1464,7 @@ check_lineage(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 	ckpt_registry_free(l);
 	free(text);
+	free(key);
 	free(path);
 	return rc;
 }
@@ -1415,16 +1482,23 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
 		json_t *want = version_json(v);
-		struct stat st;
+		char *vkey = ckpt_reg_version_rel(v->model, v->version);
+		struct ckpt_be_info bi;
 		int m;
 
-		if (!path || !want) {
+		if (!path || !want || !vkey) {
 			free(path);
+			free(vkey);
 			json_decref(want);
 			return ckpt_error_nomem(err);
 		}
-		m = file_matches(path, want);
+		m = file_matches(s, v->model, "v%lld.json", v->version, want);
 		json_decref(want);
+		if (m == -2) {
+			free(path);
+			free(vkey);
+			return ckpt_error_nomem(err);
+		}
 		if (m <= 0 && ckpt_reg_add_finding(r, m < 0 ?
 		    "registry-file-missing" : "registry-file-mismatch",
 		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
@@ -1434,11 +1508,13 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		free(path);
 		if (!rc && v->imported_record)
 			rc = check_lineage(s, r, v, err);
-		if (!rc && (stat(v->path, &st) || !S_ISDIR(st.st_mode)) &&
+		if (!rc && (s->ops->stat(s->be, vkey, &bi, NULL) ||
+		    bi.type != CKPT_BE_DIR) &&
 		    ckpt_reg_add_finding(r, "registry-version-missing",
 		    CKPT_SEV_ERROR, v->path, NULL, -1,
 		    "the version's directory is missing"))
 			rc = ckpt_error_nomem(err);
+		free(vkey);
 		if (rc)
 			break;
 		if (!nmodels || strcmp(models[nmodels - 1], v->model)) {
@@ -1457,7 +1533,15 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		char *path =
 		    ckpt_reg_model_file(s, models[i], "aliases.json", 0);
 		json_t *want = aliases_json(r, models[i]);
-		int m = path ? file_matches(path, want) : 0;
+		int m = path ? file_matches(s, models[i], "aliases.json", 0,
+		    want) : -2;
+
+		if (m == -2) {
+			free(path);
+			json_decref(want);
+			rc = ckpt_error_nomem(err);
+			break;
+		}
 
 		/* A model that never had an alias may have no file. */
 		if (m < 0 && !json_object_size(json_object_get(want,
@@ -1482,28 +1566,67 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 /* Repair                                                               */
 /* ------------------------------------------------------------------ */
 
-int
-ckpt_reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
+/* A state file (small) into the trash: read, put there, removed. */
+static int
+file_to_trash(struct ckpt_store *s, const char *key, const char *to,
     struct ckpt_error *err)
 {
-	char *trash = ckpt_store_path(s, CKPT_STORE_TRASH), *to = NULL;
+	char *text = NULL;
+	size_t len = 0;
 	int rc;
 
-	if (!trash)
-		return ckpt_error_nomem(err);
-	rc = ensure_dir(trash, err);
-	if (!rc && asprintf(&to, "%s/registry-%s.%ld.%lld", trash, label,
-	    (long)getpid(), (long long)time(NULL)) < 0) {
-		to = NULL;
-		rc = ckpt_error_nomem(err);
+	rc = s->ops->read(s->be, key, HISTORY_MAX, &text, &len, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		return CKPT_OK;
 	}
-	if (!rc && rename(path, to))
-		rc = errno == ENOENT ? CKPT_OK : ckpt_error_errno(err, path,
-		    "cannot move to the trash");
 	if (!rc)
-		rc = ckpt_fsync_dir(trash, err);
+		rc = s->ops->mkprefix(s->be, CKPT_STORE_TRASH, NULL, err);
+	if (!rc)
+		rc = s->ops->put(s->be, to, text, len, CKPT_BE_IF_ABSENT, err);
+	if (!rc)
+		rc = s->ops->remove(s->be, key, err);
+	free(text);
+	return rc;
+}
+
+int
+ckpt_reg_to_trash(struct ckpt_store *s, const char *key, const char *label,
+    struct ckpt_error *err)
+{
+	struct ckpt_be_info bi;
+	char *name = NULL, *to = NULL;
+	int rc;
+
+	if (asprintf(&name, "registry-%s.%ld.%lld", label, (long)getpid(),
+	    (long long)time(NULL)) < 0 || asprintf(&to, "%s/%s",
+	    CKPT_STORE_TRASH, name) < 0) {
+		free(name);
+		return ckpt_error_nomem(err);
+	}
+	rc = s->ops->stat(s->be, key, &bi, err);
+	if (rc == CKPT_ERR_NOTFOUND) {
+		if (err)
+			ckpt_error_clear(err);
+		rc = CKPT_OK;
+	} else if (!rc && bi.type == CKPT_BE_DIR) {
+		rc = s->ops->trash(s->be, key, name, err);
+		if (rc == CKPT_ERR_NOTFOUND) {
+			if (err)
+				ckpt_error_clear(err);
+			rc = CKPT_OK;
+		}
+		if (!rc)
+			rc = s->ops->flush(s->be, CKPT_STORE_TRASH, err);
+	} else if (!rc && bi.type == CKPT_BE_FILE) {
+		rc = file_to_trash(s, key, to, err);
+	} else if (!rc) {
+		rc = ckpt_error_set(err, CKPT_ERR_UNSAFE, key, -1, "neither a "
+		    "file nor a directory of the store: left alone");
+	}
+	free(name);
 	free(to);
-	free(trash);
 	return rc;
 }
 
@@ -1517,7 +1640,7 @@ repair_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
     struct ckpt_error *err)
 {
 	struct repair *rp = arg;
-	char rel[CKPT_NAME_MAX * 2 + 64], label[CKPT_NAME_MAX * 2 + 8], *path;
+	char rel[CKPT_NAME_MAX * 2 + 64], label[CKPT_NAME_MAX * 2 + 8];
 	int rc;
 
 	(void)is_json;
@@ -1525,70 +1648,60 @@ repair_entry(struct ckpt_store *s, struct ckpt_registry *r, const char *model,
 	    version)))
 		return CKPT_OK;
 	snprintf(rel, sizeof(rel), REG_DIR "/%s/%s", model, name);
-	if (!(path = ckpt_store_path(s, rel)))
-		return ckpt_error_nomem(err);
 	if (!version) {
 		/* a temporary file of an interrupted atomic write */
-		rc = unlink(path) && errno != ENOENT ? ckpt_error_errno(err,
-		    path, "cannot remove") : CKPT_OK;
+		rc = s->ops->remove(s->be, rel, err);
 	} else {
 		/* Never deleted outright: if the history lost a record,
 		 * these are the version's only copy. */
 		snprintf(label, sizeof(label), "%s-%s", model, name);
-		rc = ckpt_reg_to_trash(s, path, label, err);
+		rc = ckpt_reg_to_trash(s, rel, label, err);
 	}
-	free(path);
 	if (!rc)
 		rp->n++;
 	return rc;
 }
 
-/* Staging directories of promotions whose process is gone. */
+/* Staging areas of promotions whose process is gone. */
 static int
 repair_staging(struct ckpt_store *s, struct repair *rp, struct ckpt_error *err)
 {
-	char *dir = ckpt_store_path(s, REG_STAGING),
-	    *mine = ckpt_reg_staging_name();
-	struct dirent *de;
-	DIR *d;
-	int rc = CKPT_OK;
+	char *mine = ckpt_reg_staging_name();
+	struct names ns;
+	int rc;
 
-	if (!dir || !mine) {
-		free(dir);
-		free(mine);
+	if (!mine)
 		return ckpt_error_nomem(err);
+	if ((rc = list_names(s, REG_STAGING, &ns, err))) {
+		free(mine);
+		return rc;
 	}
-	d = opendir(dir);
-	while (d && !rc && (de = readdir(d))) {
-		char tag[32];
+	for (size_t i = 0; !rc && i < ns.n; i++) {
+		const char *name = ns.v[i];
+		struct ckpt_be_info bi;
+		char tag[32], *key;
 		long pid;
 		unsigned long long start;
-		struct stat st;
-		char *path;
 		bool dead;
 
-		if (de->d_name[0] == '.' || !(path = ckpt_join(dir,
-		    de->d_name)))
+		if (name[0] == '.' || asprintf(&key, REG_STAGING "/%s", name) <
+		    0)
 			continue;
-		if (sscanf(de->d_name, "%31[^.].%ld.%llu.", tag, &pid,
-		    &start) == 3 && !strncmp(mine, tag, strlen(tag)) &&
+		if (sscanf(name, "%31[^.].%ld.%llu.", tag, &pid, &start) == 3 &&
+		    !strncmp(mine, tag, strlen(tag)) &&
 		    mine[strlen(tag)] == '.')
 			dead = !ckpt_proc_alive(pid, start);
 		else
-			dead = !lstat(path, &st) && st.st_mtime +
-			    STAGING_STALE < time(NULL);
+			dead = !s->ops->stat(s->be, key, &bi, NULL) &&
+			    bi.mtime + STAGING_STALE < time(NULL);
 		if (dead) {
-			if (ckpt_rm_rf(path))
-				rc = ckpt_error_errno(err, path,
-				    "cannot remove");
-			else
+			rc = s->ops->remove_tree(s->be, key, err);
+			if (!rc)
 				rp->n++;
 		}
-		free(path);
+		free(key);
 	}
-	if (d)
-		closedir(d);
-	free(dir);
+	names_free(&ns);
 	free(mine);
 	return rc;
 }
@@ -1598,7 +1711,7 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
     size_t *nrepaired, struct ckpt_error *err)
 {
 	struct repair rp = { 0 };
-	char *prefix;
+	struct names tmps;
 	int rc;
 
 	/* Uncommitted leftovers first: a stale v3/ must not meet the
@@ -1610,7 +1723,8 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
 		json_t *want = version_json(v);
-		int m = path && want ? file_matches(path, want) : -2;
+		int m = path ? file_matches(s, v->model, "v%lld.json",
+		    v->version, want) : -2;
 
 		json_decref(want);
 		free(path);
@@ -1627,7 +1741,8 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 
 			path =
 			    ckpt_reg_model_file(s, v->model, "aliases.json", 0);
-			m = path && aw ? file_matches(path, aw) : -2;
+			m = path ? file_matches(s, v->model, "aliases.json", 0,
+			    aw) : -2;
 			if (m < 0 && m != -2 && !json_object_size(
 			    json_object_get(aw, "aliases")))
 				m = 1;
@@ -1645,27 +1760,21 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	}
 	if ((rc = repair_staging(s, &rp, err)))
 		return rc;
-	/* a temporary file of an interrupted history write */
-	prefix = ckpt_store_path(s, REG_DIR);
-	if (!prefix)
-		return ckpt_error_nomem(err);
-	{
-		DIR *d = opendir(prefix);
-		struct dirent *de;
+	/* a temporary file of an interrupted history write (best effort,
+	 * as before: what cannot be listed or removed stays) */
+	if (!list_names(s, REG_DIR, &tmps, NULL)) {
+		for (size_t i = 0; i < tmps.n; i++) {
+			char *k;
 
-		while (d && (de = readdir(d))) {
-			char *p;
-
-			if (strncmp(de->d_name, ".history.jsonl.tmp.", 19))
+			if (strncmp(tmps.v[i], ".history.jsonl.tmp.", 19) ||
+			    asprintf(&k, REG_DIR "/%s", tmps.v[i]) < 0)
 				continue;
-			if ((p = ckpt_join(prefix, de->d_name)) && !unlink(p))
+			if (!s->ops->remove(s->be, k, NULL))
 				rp.n++;
-			free(p);
+			free(k);
 		}
-		if (d)
-			closedir(d);
+		names_free(&tmps);
 	}
-	free(prefix);
 	if (nrepaired)
 		*nrepaired = rp.n;
 	return CKPT_OK;

@@ -83,12 +83,16 @@ int ckpt_reg_alias_name_check(const char *alias, struct ckpt_error *err);
 int ckpt_reg_add_finding(struct ckpt_registry *r, const char *id,
     enum ckpt_severity sev, const char *path, const char *subject,
     int64_t offset, const char *msg);
+/* registry/MODEL/NAME (a store key) where NAME is fmt with %lld = n;
+ * newly allocated. */
+char *ckpt_reg_model_key(const char *model, const char *fmt, int64_t n);
 /* STORE/registry/MODEL/NAME where NAME is fmt with %lld = n; newly
  * allocated. */
 char *ckpt_reg_model_file(struct ckpt_store *s, const char *model,
     const char *fmt, int64_t n);
-/* Moves path (inside the store) into STORE/.ckpt/trash/. */
-int ckpt_reg_to_trash(struct ckpt_store *s, const char *path, const char *label,
+/* Moves the store key (a version's directory or a state file) into
+ * .ckpt/trash/ through the backend; absent is no error. */
+int ckpt_reg_to_trash(struct ckpt_store *s, const char *key, const char *label,
     struct ckpt_error *err);
 
 #endif /* CKPT_REGISTRY_H */

@@ -24,6 +24,7 @@
 #define S3_POOL_MAX 16
 #define S3_ERRBODY_MAX (64 * 1024)
 #define S3_LIST_MAX (16 * 1024 * 1024)
+#define S3_PUT_MAX ((uint64_t)5 << 30)	/* one PUT, one CopyObject */
 #define S3_EMPTY_SHA256 \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -34,12 +35,14 @@ struct ckpt_s3 {
 	char *sigv4;			/* "aws:amz:REGION:s3" */
 	char *userpwd;			/* "ACCESS:SECRET": a secret */
 	char *token_header;		/* "x-amz-security-token: ...": too */
+	char *access_key, *secret_key;	/* for s3sign.c: secrets too */
 	pthread_mutex_t lock;
 	CURL *pool[S3_POOL_MAX];
 	unsigned npool;
 	struct ckpt_s3_stats stats;
 	int64_t skew;			/* the service's clock minus ours */
 	bool have_skew;
+	uint64_t copy_max;		/* larger: a multipart copy */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -147,6 +150,10 @@ check_config(const struct ckpt_s3_config *cfg, const char *bucket,
 	if (cfg->part_size && cfg->part_size < 5 * 1024 * 1024)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "S3 part size below 5 MiB");
+	if (cfg->copy_part_size && (cfg->copy_part_size < 5 * 1024 * 1024 ||
+	    cfg->copy_part_size > S3_PUT_MAX))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "S3 copy part size not between 5 MiB and 5 GiB");
 	return 0;
 }
 
@@ -190,6 +197,16 @@ ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
 		s3->cfg.part_size = 16 * 1024 * 1024;
 	if (!s3->cfg.parallel)
 		s3->cfg.parallel = 4;
+	/* Copies: one CopyObject up to 5 GiB unless told otherwise. */
+	s3->copy_max = s3->cfg.multipart_threshold &&
+	    s3->cfg.multipart_threshold < S3_PUT_MAX ?
+	    s3->cfg.multipart_threshold : S3_PUT_MAX;
+	if (!s3->cfg.multipart_threshold)
+		s3->cfg.multipart_threshold = s3->cfg.part_size;
+	if (s3->cfg.multipart_threshold > S3_PUT_MAX)
+		s3->cfg.multipart_threshold = S3_PUT_MAX;
+	if (!s3->cfg.copy_part_size)
+		s3->cfg.copy_part_size = (uint64_t)256 << 20;
 	if (!s3->cfg.list_page || s3->cfg.list_page > 1000)
 		s3->cfg.list_page = 1000;
 	if (s3->cfg.parallel > S3_POOL_MAX)
@@ -197,6 +214,9 @@ ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
 	if (!oom && (asprintf(&s3->sigv4, "aws:amz:%s:s3", cfg->region) < 0 ||
 	    asprintf(&s3->userpwd, "%s:%s", cfg->access_key,
 	    cfg->secret_key) < 0))
+		oom = true;
+	if (!oom && (!(s3->access_key = strdup(cfg->access_key)) ||
+	    !(s3->secret_key = strdup(cfg->secret_key))))
 		oom = true;
 	if (!oom && cfg->session_token && *cfg->session_token &&
 	    asprintf(&s3->token_header, "x-amz-security-token: %s",
@@ -230,6 +250,8 @@ ckpt_s3_free(struct ckpt_s3 *s3)
 	free(s3->sigv4);
 	wipe_free(s3->userpwd);
 	wipe_free(s3->token_header);
+	wipe_free(s3->access_key);
+	wipe_free(s3->secret_key);
 	free(s3);
 }
 
@@ -528,6 +550,82 @@ oom:
 	return NULL;
 }
 
+/*
+ * The headers of a request signed here (s3sign.c), for one attempt: its
+ * own date, the Host curl would send, the payload hash, the session
+ * token, the request's own, and the Authorization over all of them.
+ */
+static struct curl_slist *
+build_signed_headers(struct ckpt_s3 *s3, const struct s3_req *r,
+    const char *uri, bool *oom)
+{
+	const char *host = strstr(s3->base, "://") + 3;
+	const char *slash = strchr(host, '/');
+	const char *v[4 + CKPT_ARRAY_SIZE(r->headers)];
+	char hosth[300], date[40], amz[17], sha[96], *auth = NULL, *ah = NULL;
+	struct curl_slist *l = NULL, *t;
+	struct ckpt_s3_sig sig = { .method = r->method, .uri = uri,
+	    .query = r->query ? r->query : "", .headers = v,
+	    .region = s3->cfg.region, .access_key = s3->access_key,
+	    .secret_key = s3->secret_key, .amz_date = amz };
+	size_t n = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(amz, sizeof(amz), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(hosth, sizeof(hosth), "Host: %.*s", (int)(slash ?
+	    (size_t)(slash - host) : strlen(host)), host);
+	snprintf(date, sizeof(date), "x-amz-date: %s", amz);
+	snprintf(sha, sizeof(sha), "x-amz-content-sha256: %s",
+	    r->payload_sha256[0] ? r->payload_sha256 : S3_EMPTY_SHA256);
+	sig.payload_sha256 = r->payload_sha256[0] ? r->payload_sha256 :
+	    S3_EMPTY_SHA256;
+	v[n++] = hosth;
+	v[n++] = date;
+	v[n++] = sha;
+	if (s3->token_header)
+		v[n++] = s3->token_header;
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(r->headers) && r->headers[i];
+	    i++)
+		v[n++] = r->headers[i];
+	sig.nheaders = n;
+	if (ckpt_s3_sigv4(&sig, &auth) ||
+	    asprintf(&ah, "Authorization: %s", auth) < 0) {
+		wipe_free(auth);
+		*oom = true;
+		return NULL;
+	}
+	wipe_free(auth);
+	for (size_t i = 0; i <= n; i++) {
+		if (!(t = curl_slist_append(l, i < n ? v[i] : ah))) {
+			curl_slist_free_all(l);
+			free(ah);
+			*oom = true;
+			return NULL;
+		}
+		l = t;
+	}
+	free(ah);
+	return l;
+}
+
+/* The canonical URI of a request: the URL's path, encoded. */
+static char *
+request_uri(struct ckpt_s3 *s3, const struct s3_req *r)
+{
+	const char *host = strstr(s3->base, "://") + 3;
+	const char *path = strchr(host, '/');
+	char *key = NULL, *uri;
+	int n;
+
+	if (r->key && !(key = uri_encode(r->key, true)))
+		return NULL;
+	n = asprintf(&uri, "%s/%s", path ? path : "", key ? key : "");
+	free(key);
+	return n < 0 ? NULL : uri;
+}
+
 static char *
 request_url(struct ckpt_s3 *s3, const struct s3_req *r)
 {
@@ -556,8 +654,10 @@ attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
-	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
+	if (!r->self_sign) {
+		curl_easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -787,7 +887,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 	bool oom = false;
 	unsigned tries;
 	CURLcode cc = CURLE_OK;
-	char *url;
+	char *url, *uri;
 	CURL *h;
 	int rc = 0;
 
@@ -802,16 +902,27 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 			return rc;
 		ckpt_hex(md, sizeof(md), r->payload_sha256);
 	}
-	hdrs = build_headers(s3, r, &oom);
-	url = oom ? NULL : request_url(s3, r);
+	hdrs = r->self_sign ? NULL : build_headers(s3, r, &oom);
+	uri = r->self_sign ? request_uri(s3, r) : NULL;
+	url = oom || (r->self_sign && !uri) ? NULL : request_url(s3, r);
 	h = url ? handle_get(s3) : NULL;
 	if (!h) {
 		curl_slist_free_all(hdrs);
 		free(url);
+		free(uri);
 		return ckpt_error_nomem(err);
 	}
 	for (tries = 1;; tries++) {
 		uint64_t before = r->delivered;
+
+		/* A signature of our own holds the time: one per attempt. */
+		if (r->self_sign) {
+			curl_slist_free_all(hdrs);
+			if (!(hdrs = build_signed_headers(s3, r, uri, &oom))) {
+				rc = ckpt_error_nomem(err);
+				break;
+			}
+		}
 
 		free(r->resp);
 		r->resp = NULL;
@@ -870,6 +981,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 	handle_put(s3, h);
 	curl_slist_free_all(hdrs);
 	free(url);
+	free(uri);
 	return rc;
 }
 
@@ -1369,26 +1481,62 @@ copy_result(void *arg, const char *path, const char *text, size_t len)
 	return 0;
 }
 
+static int copy_object(struct ckpt_s3 *s3, const char *src, const char *dst,
+    struct ckpt_error *err);
+
+int
+ckpt_s3_copy_sized(struct ckpt_s3 *s3, const char *src, uint64_t size,
+    const char *dst, struct ckpt_error *err)
+{
+	struct ckpt_s3_object o;
+	int rc;
+
+	if (size == CKPT_S3_TO_END || size > s3->copy_max) {
+		/* The multipart copy needs the source's ETag anyway. */
+		if ((rc = ckpt_s3_head(s3, src, &o, err)))
+			return rc;
+		if (o.size > s3->copy_max)
+			return ckpt_s3_copy_multipart(s3, src, &o, dst, err);
+	}
+	return copy_object(s3, src, dst, err);
+}
+
 int
 ckpt_s3_copy(struct ckpt_s3 *s3, const char *src, const char *dst,
+    struct ckpt_error *err)
+{
+	return ckpt_s3_copy_sized(s3, src, CKPT_S3_TO_END, dst, err);
+}
+
+/* The x-amz-copy-source header of src (newly allocated, NULL: ENOMEM). */
+char *
+ckpt_s3_copy_source(struct ckpt_s3 *s3, const char *src)
+{
+	char *enc = uri_encode(src, true), *hdr = NULL;
+
+	if (enc && asprintf(&hdr, "x-amz-copy-source: /%s/%s", s3->bucket,
+	    enc) < 0)
+		hdr = NULL;
+	free(enc);
+	return hdr;
+}
+
+static int
+copy_object(struct ckpt_s3 *s3, const char *src, const char *dst,
     struct ckpt_error *err)
 {
 	struct s3_req r = { .method = "PUT", .key = dst, .resp_max = 64 * 1024,
 	    .has_body = true, .body = (const unsigned char *)"",
 	    .body_len = 0 };
-	char *enc, *hdr = NULL, path[CKPT_ERROR_PATH_MAX];
+	char *hdr, path[CKPT_ERROR_PATH_MAX];
 	struct ckpt_error ignored;
 	bool ok = false;
 	int rc;
 
 	if ((rc = check_key(s3, src, err)) || (rc = check_key(s3, dst, err)))
 		return rc;
-	if (!(enc = uri_encode(src, true)) || asprintf(&hdr,
-	    "x-amz-copy-source: /%s/%s", s3->bucket, enc) < 0) {
-		free(enc);
+	if (!(hdr = ckpt_s3_copy_source(s3, src)))
 		return ckpt_error_nomem(err);
-	}
-	free(enc);
 	r.headers[0] = hdr;
 	rc = ckpt_s3_request(s3, &r, err);
 	if (!rc && r.status / 100 != 2)

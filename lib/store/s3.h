@@ -89,6 +89,11 @@ struct ckpt_s3_config {
 	unsigned stall_seconds;	/* [30] no byte moved this long: give up */
 	unsigned connect_seconds;	/* [10] */
 	uint64_t part_size;	/* [16 MiB] multipart part (>= 5 MiB) */
+	/* Larger than this, an upload or a server-side copy is multipart
+	 * [uploads: part_size; copies: 5 GiB, CopyObject's limit]; at
+	 * most 5 GiB (one PUT's limit). */
+	uint64_t multipart_threshold;
+	uint64_t copy_part_size;	/* [256 MiB] (>= 5 MiB, <= 5 GiB) */
 	unsigned parallel;	/* [4] parts in flight */
 	unsigned list_page;	/* [1000] keys per ListObjectsV2 answer */
 };
@@ -106,6 +111,9 @@ void ckpt_s3_config_init(struct ckpt_s3_config *cfg);
  * ~/.aws/credentials and ~/.aws/config.  Addressing: path-style when
  * CKPT_S3_ADDRESSING_STYLE or the profile's "s3 = addressing_style" says
  * "path", or when the endpoint's host is an IP address or localhost.
+ * Transfers: the profile's "s3 = multipart_threshold" and
+ * "multipart_chunksize" (bytes, or with KB, MB, GB, TB: the AWS CLI's
+ * settings) give multipart_threshold, part_size and copy_part_size.
  * A missing file is no error; a malformed one is (CKPT_ERR_FORMAT, path
  * and byte offset).  Release with ckpt_s3_config_release().
  */
@@ -195,12 +203,12 @@ typedef int (*ckpt_s3_observe_fn)(void *arg, const void *data, size_t len);
 
 /*
  * Uploads size bytes read from fd (from its current offset, with read(2))
- * as key: one PUT up to the part size, else a multipart upload with
- * cfg.parallel parts in flight, each part's SHA-256 sent and checked; the
- * upload is aborted on any failure, so nothing is left behind but what an
- * interrupted process leaves (see ckpt_s3_mpu_abort).  observe (may be
- * NULL) sees the bytes in order as they are read.  flags as for
- * ckpt_s3_put (CKPT_S3_IF_ABSENT only below the part size:
+ * as key: one PUT up to the multipart threshold, else a multipart upload
+ * with cfg.parallel parts in flight, each part's SHA-256 sent and
+ * checked; the upload is aborted on any failure, so nothing is left
+ * behind but what an interrupted process leaves (see ckpt_s3_mpu_abort).
+ * observe (may be NULL) sees the bytes in order as they are read.  flags
+ * as for ckpt_s3_put (CKPT_S3_IF_ABSENT: one PUT up to the part size,
  * CKPT_ERR_UNSUPPORTED above it).
  */
 int ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd,
@@ -288,14 +296,37 @@ int ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key,
     struct ckpt_s3_object *out, struct ckpt_error *err);
 
 /*
- * Server-side copy of src to dst in the bucket (CopyObject: up to 5 GiB;
- * no bytes travel through this host).  A 200 answer without a
- * CopyObjectResult is an error, as S3 may report one that way.  No
- * multipart copy: UploadPartCopy needs x-amz-copy-source and
- * x-amz-copy-source-range, which libcurl 7.88's SigV4 signs in another
- * order than the service (403 SignatureDoesNotMatch).
+ * Server-side copy of src (size bytes; CKPT_S3_TO_END: unknown, asked
+ * with a HEAD) to dst in the bucket; no bytes travel through this host.
+ * Up to the copy threshold (cfg.multipart_threshold, else 5 GiB) one
+ * CopyObject; above it a multipart upload of dst whose parts are
+ * UploadPartCopy of ranges of src, each conditional on src's ETag (a
+ * source replaced meanwhile fails the copy), cfg.parallel at a time,
+ * aborted on any failure.  Those requests are signed by s3sign.c:
+ * libcurl 7.88 orders x-amz-copy-source-range before x-amz-copy-source
+ * in its canonical request and the service refuses the signature.  A
+ * 200 answer without a CopyObjectResult / CopyPartResult is an error, as
+ * S3 may report one that way.
  */
 int ckpt_s3_copy(struct ckpt_s3 *s3, const char *src, const char *dst,
     struct ckpt_error *err);
+int ckpt_s3_copy_sized(struct ckpt_s3 *s3, const char *src, uint64_t size,
+    const char *dst, struct ckpt_error *err);
+
+/* An unfinished multipart upload (ListMultipartUploads). */
+struct ckpt_s3_upload {
+	const char *key;
+	const char *upload_id;
+	int64_t initiated;	/* the service's clock, s; 0: unknown */
+};
+typedef int (*ckpt_s3_upload_fn)(void *arg, const struct ckpt_s3_upload *u);
+/*
+ * Calls fn for every unfinished multipart upload under prefix, page
+ * after page; fn returns non-zero to stop with that value.  What a
+ * killed upload leaves behind (its parts are stored, never listed as an
+ * object): ckpt_s3_mpu_abort frees it.
+ */
+int ckpt_s3_list_uploads(struct ckpt_s3 *s3, const char *prefix,
+    ckpt_s3_upload_fn fn, void *arg, struct ckpt_error *err);
 
 #endif /* CKPT_S3_H */

@@ -198,6 +198,7 @@ struct profile {
 	bool in_conf;
 	char *access_key, *secret_key, *session_token;
 	char *region, *endpoint, *addressing;
+	char *threshold, *chunksize;	/* s3.multipart_*: sizes */
 	struct ckpt_error *err;
 };
 
@@ -229,6 +230,8 @@ profile_line(void *arg, const char *section, const char *key,
 		{ "endpoint_url", &pr->endpoint },
 		{ "s3.endpoint_url", &pr->endpoint },
 		{ "s3.addressing_style", &pr->addressing },
+		{ "s3.multipart_threshold", &pr->threshold },
+		{ "s3.multipart_chunksize", &pr->chunksize },
 	};
 
 	if (strcmp(section, pr->in_conf ? pr->want_conf : pr->want_cred))
@@ -324,6 +327,47 @@ profile_release(struct profile *pr)
 	free(pr->region);
 	free(pr->endpoint);
 	free(pr->addressing);
+	free(pr->threshold);
+	free(pr->chunksize);
+}
+
+/*
+ * A size as the AWS CLI's S3 settings take it: bytes, or a number with
+ * KB, MB, GB, TB (or KiB ... TiB), powers of 1024 as there.
+ */
+static int
+parse_size(const char *what, const char *s, uint64_t *out,
+    struct ckpt_error *err)
+{
+	static const char *const units[] = { "KB", "MB", "GB", "TB" };
+	static const char *const iunits[] = { "KiB", "MiB", "GiB", "TiB" };
+	uint64_t v = 0, mul = 1;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++)
+		if (!ckpt_mul_u64(v, 10, &v) ||
+		    !ckpt_add_u64(v, (uint64_t)(*p - '0'), &v))
+			goto bad;
+	if (p == s)
+		goto bad;
+	if (*p) {
+		size_t i;
+
+		for (i = 0; i < 4; i++)
+			if (!strcasecmp(p, units[i]) ||
+			    !strcasecmp(p, iunits[i]))
+				break;
+		if (i == 4)
+			goto bad;
+		mul = (uint64_t)1024 << (10 * i);
+	}
+	if (!ckpt_mul_u64(v, mul, &v) || !v)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1, "s3 setting %s "
+	    "'%s' is not a size (bytes, or with KB, MB, GB, TB)", what, s);
 }
 
 int
@@ -334,6 +378,7 @@ ckpt_s3_config_load(struct ckpt_s3_config *cfg, struct ckpt_error *err)
 	char conf_section[INI_LINE_MAX];
 	struct profile pr = { .err = err };
 	char *cred_path = NULL, *conf_path = NULL;
+	uint64_t thr = 0, chunk = 0;
 	int n, rc;
 
 	if (!name)
@@ -403,7 +448,18 @@ ckpt_s3_config_load(struct ckpt_s3_config *cfg, struct ckpt_error *err)
 		    style);
 		goto out;
 	}
+	if (pr.threshold && (rc = parse_size("multipart_threshold",
+	    pr.threshold, &thr, err)))
+		goto out;
+	if (pr.chunksize && (rc = parse_size("multipart_chunksize",
+	    pr.chunksize, &chunk, err)))
+		goto out;
 	ckpt_s3_config_release(cfg);
+	/* As for the AWS CLI: above the threshold, uploads and copies go
+	 * in parts of the chunk size (ckpt_s3_open checks the limits). */
+	cfg->multipart_threshold = thr;
+	cfg->part_size = chunk;
+	cfg->copy_part_size = chunk;
 	cfg->path_style = style && !strcmp(style, "path") ? true :
 	    style && !strcmp(style, "virtual") ? false :
 	    endpoint_needs_path_style(pr.endpoint);

@@ -15,6 +15,7 @@ struct s3_req {
 	const char *key;		/* NULL: the bucket itself */
 	const char *query;		/* canonical (sorted, encoded), NULL */
 	const char *headers[4];		/* extra "Name: value", signed */
+	bool self_sign;			/* s3sign.c signs, not curl */
 	const unsigned char *body;
 	size_t body_len;
 	bool has_body;
@@ -48,6 +49,24 @@ struct s3_req {
 	int sink_rc;
 };
 
+/*
+ * SigV4 by hand (s3sign.c), for the requests curl 7.88 signs wrongly
+ * (UploadPartCopy).  headers are every signed "Name: value" (host,
+ * x-amz-date and x-amz-content-sha256 among them); uri and query are
+ * canonical already.  *authorization gets the Authorization value.
+ * CKPT_ERR_INVALID or CKPT_ERR_NOMEM, no error struct (nothing secret may
+ * reach a message).
+ */
+struct ckpt_s3_sig {
+	const char *method, *uri, *query;
+	const char *const *headers;
+	size_t nheaders;
+	const char *payload_sha256;
+	const char *amz_date;		/* YYYYMMDDTHHMMSSZ */
+	const char *region, *access_key, *secret_key;
+};
+int ckpt_s3_sigv4(const struct ckpt_s3_sig *in, char **authorization);
+
 int ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r,
     struct ckpt_error *err);
 void ckpt_s3_req_release(struct s3_req *r);
@@ -59,6 +78,16 @@ int ckpt_s3_status_error(struct ckpt_s3 *s3, struct s3_req *r,
 /* Percent-encodes a query value (newly allocated, NULL on ENOMEM). */
 char *ckpt_s3_query_value(const char *s);
 const struct ckpt_s3_config *ckpt_s3_config_of(const struct ckpt_s3 *s3);
+/* The x-amz-copy-source header naming src (NULL on ENOMEM). */
+char *ckpt_s3_copy_source(struct ckpt_s3 *s3, const char *src);
+/* A multipart copy of src (src->size bytes, ETag src->etag) to dst. */
+int ckpt_s3_copy_multipart(struct ckpt_s3 *s3, const char *src,
+    const struct ckpt_s3_object *obj, const char *dst,
+    struct ckpt_error *err);
+/* Parses one ListMultipartUploads page (also for the fuzz harness). */
+int ckpt_s3_uploads_parse(const char *doc, size_t len, const char *name,
+    ckpt_s3_upload_fn fn, void *arg, bool *truncated, char **key_marker,
+    char **id_marker, struct ckpt_error *err);
 /* Parses one ListObjectsV2 page (also for the fuzz harness). */
 int ckpt_s3_list_parse(const char *doc, size_t len, const char *name,
     ckpt_s3_list_fn fn, void *arg, bool *truncated, char **token,

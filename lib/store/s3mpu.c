@@ -5,7 +5,9 @@
  * file in order (so a caller can hash it in the same pass) while up to
  * cfg.parallel parts are in flight, each with its own SHA-256 as the
  * signed payload hash, which the service checks.  Any failure aborts the
- * upload so that the service keeps no orphan parts.
+ * upload so that the service keeps no orphan parts.  Also the multipart
+ * server-side copy (UploadPartCopy, for objects above the copy
+ * threshold) and the listing of unfinished uploads that gc aborts.
  */
 #include "util/internal.h"
 
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "store/s3int.h"
+#include "store/store.h"
 
 #define S3_MAX_PARTS 10000
 
@@ -411,7 +414,9 @@ ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd, uint64_t size,
 	unsigned char *buf;
 	int rc;
 
-	if (size > cfg->part_size) {
+	/* A conditional create keeps to one PUT up to a part (records). */
+	if (size > cfg->multipart_threshold && !((flags & CKPT_S3_IF_ABSENT) &&
+	    size <= cfg->part_size)) {
 		if (flags & CKPT_S3_IF_ABSENT)
 			return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, key,
 			    -1, "a conditional create of more than one part");
@@ -426,5 +431,378 @@ ckpt_s3_put_fd(struct ckpt_s3 *s3, const char *key, int fd, uint64_t size,
 	if (!rc)
 		rc = ckpt_s3_put(s3, key, buf, (size_t)size, flags, out, err);
 	free(buf);
+	return rc;
+}
+
+/* ---- multipart copy ---------------------------------------------- */
+
+struct copy_part_doc {
+	bool ok;
+	char etag[CKPT_S3_ETAG_MAX];
+};
+
+static int
+copy_part_field(void *arg, const char *path, const char *text, size_t len)
+{
+	struct copy_part_doc *d = arg;
+
+	if (!strncmp(path, "CopyPartResult", 14))
+		d->ok = true;
+	if (!strcmp(path, "CopyPartResult/ETag") && text) {
+		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
+			text++;
+			len -= 2;
+		}
+		if (len >= sizeof(d->etag))
+			len = sizeof(d->etag) - 1;
+		memcpy(d->etag, text, len);
+		d->etag[len] = '\0';
+	}
+	return 0;
+}
+
+/* UploadPartCopy: bytes [off, off + len) of src as part of dst. */
+static int
+copy_part(struct ckpt_s3 *s3, const char *src, const char *src_etag,
+    const char *dst, const char *upload_id, unsigned part, uint64_t off,
+    uint64_t len, char etag[CKPT_S3_ETAG_MAX], struct ckpt_error *err)
+{
+	struct s3_req r = { .method = "PUT", .key = dst, .has_body = true,
+	    .body = (const unsigned char *)"", .resp_max = 64 * 1024,
+	    .self_sign = true };
+	struct copy_part_doc d = { false, "" };
+	char range[80], cond[CKPT_S3_ETAG_MAX + 40];
+	char *q = upload_query(upload_id, part);
+	char *source = ckpt_s3_copy_source(s3, src);
+	struct ckpt_error ignored;
+	int rc;
+
+	if (!q || !source) {
+		free(q);
+		free(source);
+		return ckpt_error_nomem(err);
+	}
+	snprintf(range, sizeof(range), "x-amz-copy-source-range: bytes=%llu-"
+	    "%llu", (unsigned long long)off,
+	    (unsigned long long)(off + len - 1));
+	/* The bytes of the source we looked at, or none: a source replaced
+	 * during the copy fails it (412) rather than mixing two objects. */
+	snprintf(cond, sizeof(cond), "x-amz-copy-source-if-match: \"%s\"",
+	    src_etag);
+	r.query = q;
+	r.headers[0] = source;
+	r.headers[1] = range;
+	r.headers[2] = cond;
+	rc = ckpt_s3_request(s3, &r, err);
+	if (!rc && r.status != 200)
+		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
+	/* S3 may answer 200 and put the error in the body. */
+	if (!rc && (ckpt_s3_xml_parse(r.resp ? r.resp : "", r.resp_len,
+	    dst, copy_part_field, &d, &ignored) || !d.ok || !etag_ok(d.etag))) {
+		ckpt_s3_error_doc(&r);
+		rc = ckpt_error_set(err, CKPT_ERR_IO, dst, -1, "PUT (part %u "
+		    "copied from %s): the service answered %ld without a "
+		    "copy result%s%s", part, src, r.status,
+		    r.error_code[0] ? ": " : "", r.error_code);
+	}
+	if (!rc)
+		memcpy(etag, d.etag, CKPT_S3_ETAG_MAX);
+	ckpt_s3_req_release(&r);
+	free(source);
+	free(q);
+	return rc;
+}
+
+struct copy_job {
+	struct ckpt_s3 *s3;
+	const char *src, *src_etag, *dst, *upload_id;
+	uint64_t size, psize, nparts;
+	char (*etags)[CKPT_S3_ETAG_MAX];
+	pthread_mutex_t mu;
+	uint64_t next;		/* the next part to take, from 0 */
+	int rc;			/* the first failure */
+	struct ckpt_error err;
+};
+
+static void *
+copy_worker(void *arg)
+{
+	struct copy_job *j = arg;
+	struct ckpt_error e;
+
+	for (;;) {
+		uint64_t p, off;
+		int rc;
+
+		pthread_mutex_lock(&j->mu);
+		p = j->rc ? j->nparts : j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (p >= j->nparts)
+			return NULL;
+		off = p * j->psize;
+		ckpt_error_clear(&e);
+		rc = copy_part(j->s3, j->src, j->src_etag, j->dst, j->upload_id,
+		    (unsigned)p + 1, off, j->size - off < j->psize ?
+		    j->size - off : j->psize, j->etags[p], &e);
+		if (rc) {
+			pthread_mutex_lock(&j->mu);
+			if (!j->rc) {
+				j->rc = rc;
+				j->err = e;
+			}
+			pthread_mutex_unlock(&j->mu);
+		}
+	}
+}
+
+int
+ckpt_s3_copy_multipart(struct ckpt_s3 *s3, const char *src,
+    const struct ckpt_s3_object *obj, const char *dst,
+    struct ckpt_error *err)
+{
+	const struct ckpt_s3_config *cfg = ckpt_s3_config_of(s3);
+	struct copy_job j = { .s3 = s3, .src = src, .src_etag = obj->etag,
+	    .dst = dst, .size = obj->size, .psize = cfg->copy_part_size };
+	pthread_t threads[16];
+	unsigned nthreads = 0, want;
+	struct ckpt_s3_object got;
+	struct ckpt_error ignored;
+	char *upload_id = NULL;
+	int rc;
+
+	if (!obj->size || !etag_ok(obj->etag))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1, "a "
+		    "multipart copy needs a non-empty source with an ETag");
+	j.nparts = (j.size + j.psize - 1) / j.psize;
+	if (j.nparts > S3_MAX_PARTS) {
+		j.psize = (j.size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+		j.nparts = (j.size + j.psize - 1) / j.psize;
+	}
+	if (!(j.etags = calloc((size_t)j.nparts, sizeof(*j.etags))))
+		return ckpt_error_nomem(err);
+	if (pthread_mutex_init(&j.mu, NULL)) {
+		free(j.etags);
+		return ckpt_error_nomem(err);
+	}
+	ckpt_error_clear(&j.err);
+	rc = ckpt_s3_mpu_begin(s3, dst, &upload_id, err);
+	j.upload_id = upload_id;
+	want = cfg->parallel < CKPT_ARRAY_SIZE(threads) ? cfg->parallel :
+	    (unsigned)CKPT_ARRAY_SIZE(threads);
+	if (want > j.nparts)
+		want = (unsigned)j.nparts;
+	for (; !rc && nthreads < want; nthreads++)
+		if (pthread_create(&threads[nthreads], NULL, copy_worker, &j))
+			break;
+	if (!rc && !nthreads)
+		rc = ckpt_error_set(err, CKPT_ERR_IO, dst, -1, "cannot start a "
+		    "copy thread");
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	if (!rc && j.rc) {
+		rc = j.rc;
+		if (err)
+			*err = j.err;
+	}
+	if (!rc)
+		rc = ckpt_s3_mpu_complete(s3, dst, upload_id, j.etags,
+		    (unsigned)j.nparts, NULL, err);
+	if (!rc && !(rc = ckpt_s3_head(s3, dst, &got, err)) &&
+	    got.size != obj->size)
+		rc = ckpt_error_set(err, CKPT_ERR_IO, dst, -1, "copied %llu "
+		    "bytes but the service holds %llu",
+		    (unsigned long long)obj->size,
+		    (unsigned long long)got.size);
+	if (rc && upload_id)
+		ckpt_s3_mpu_abort(s3, dst, upload_id, &ignored);
+	pthread_mutex_destroy(&j.mu);
+	free(j.etags);
+	free(upload_id);
+	return rc;
+}
+
+/* ---- ListMultipartUploads ----------------------------------------- */
+
+struct uploads_page {
+	ckpt_s3_upload_fn fn;
+	void *arg;
+	char *key, *id;
+	int64_t initiated;
+	bool truncated;
+	char *next_key, *next_id;
+	const char *name;
+	struct ckpt_error *err;
+	int user_rc;
+};
+
+static int
+uploads_fail(struct uploads_page *pg, const char *what)
+{
+	return ckpt_error_set(pg->err, CKPT_ERR_FORMAT, pg->name, -1,
+	    "ListMultipartUploads answer: %s", what);
+}
+
+static int
+take_text(char **field, const char *text, size_t len)
+{
+	free(*field);
+	if (strlen(text) != len || !(*field = strndup(text, len))) {
+		*field = NULL;
+		return strlen(text) != len ? -1 : CKPT_ERR_NOMEM;
+	}
+	return 0;
+}
+
+static int
+uploads_field(void *arg, const char *path, const char *text, size_t len)
+{
+	static const char root[] = "ListMultipartUploadsResult";
+	struct uploads_page *pg = arg;
+	char buf[40];
+	int rc;
+
+	if (strncmp(path, root, sizeof(root) - 1) ||
+	    (path[sizeof(root) - 1] && path[sizeof(root) - 1] != '/'))
+		return uploads_fail(pg, "not a ListMultipartUploadsResult");
+	path += sizeof(root) - 1;
+	if ((!strcmp(path, "/Upload/Key") && text &&
+	    (rc = take_text(&pg->key, text, len))) ||
+	    (!strcmp(path, "/Upload/UploadId") && text &&
+	    (rc = take_text(&pg->id, text, len))) ||
+	    (!strcmp(path, "/NextKeyMarker") && text &&
+	    (rc = take_text(&pg->next_key, text, len))) ||
+	    (!strcmp(path, "/NextUploadIdMarker") && text &&
+	    (rc = take_text(&pg->next_id, text, len))))
+		return rc < 0 ? uploads_fail(pg, "NUL in a field") : rc;
+	if (!strcmp(path, "/Upload/Initiated") && text) {
+		if (len >= sizeof(buf) || strlen(text) != len)
+			return uploads_fail(pg, "Initiated too long");
+		memcpy(buf, text, len + 1);
+		if ((pg->initiated = ckpt_parse_iso_time(buf)) < 0)
+			return uploads_fail(pg, "Initiated is not an ISO 8601 "
+			    "UTC time");
+		return 0;
+	}
+	if (!strcmp(path, "/Upload") && !text) {
+		struct ckpt_s3_upload u;
+
+		if (!pg->key || !pg->id)
+			return uploads_fail(pg, "Upload without Key or "
+			    "UploadId");
+		u.key = pg->key;
+		u.upload_id = pg->id;
+		u.initiated = pg->initiated;
+		rc = pg->fn(pg->arg, &u);
+		free(pg->key);
+		free(pg->id);
+		pg->key = pg->id = NULL;
+		pg->initiated = 0;
+		if (rc)
+			pg->user_rc = rc;
+		return rc;
+	}
+	if (!strcmp(path, "/IsTruncated") && text) {
+		if (len == 4 && !memcmp(text, "true", 4))
+			pg->truncated = true;
+		else if (len == 5 && !memcmp(text, "false", 5))
+			pg->truncated = false;
+		else
+			return uploads_fail(pg, "IsTruncated is not "
+			    "true/false");
+	}
+	return 0;
+}
+
+int
+ckpt_s3_uploads_parse(const char *doc, size_t len, const char *name,
+    ckpt_s3_upload_fn fn, void *arg, bool *truncated, char **key_marker,
+    char **id_marker, struct ckpt_error *err)
+{
+	struct uploads_page pg = { .fn = fn, .arg = arg, .name = name,
+	    .err = err };
+	int rc;
+
+	rc = ckpt_s3_xml_parse(doc, len, name, uploads_field, &pg, err);
+	if (rc == CKPT_ERR_NOMEM && !pg.user_rc)
+		rc = ckpt_error_nomem(err);
+	free(pg.key);
+	free(pg.id);
+	if (!rc && pg.truncated && (!pg.next_key || !*pg.next_key))
+		rc = uploads_fail(&pg, "truncated without NextKeyMarker");
+	if (rc) {
+		free(pg.next_key);
+		free(pg.next_id);
+		return rc;
+	}
+	*truncated = pg.truncated;
+	*key_marker = pg.next_key;
+	*id_marker = pg.next_id;
+	return 0;
+}
+
+static char *
+uploads_query(const char *prefix, const char *key_marker,
+    const char *id_marker)
+{
+	char *p = NULL, *k = NULL, *i = NULL, *q = NULL;
+	int n = -1;
+
+	/* Parameters in name order: curl 7.88 signs the query as given;
+	 * "uploads=" with its '=' as the service canonicalises it. */
+	if ((!prefix || (p = ckpt_s3_query_value(prefix))) &&
+	    (!key_marker || (k = ckpt_s3_query_value(key_marker))) &&
+	    (!id_marker || (i = ckpt_s3_query_value(id_marker))))
+		n = asprintf(&q, "%s%s%smax-uploads=1000%s%s%s%s%suploads=",
+		    k ? "key-marker=" : "", k ? k : "", k ? "&" : "",
+		    p ? "&prefix=" : "", p ? p : "",
+		    i ? "&upload-id-marker=" : "", i ? i : "", "&");
+	free(p);
+	free(k);
+	free(i);
+	return n < 0 ? NULL : q;
+}
+
+int
+ckpt_s3_list_uploads(struct ckpt_s3 *s3, const char *prefix,
+    ckpt_s3_upload_fn fn, void *arg, struct ckpt_error *err)
+{
+	char *kmark = NULL, *imark = NULL, *nk, *ni, *query, name[1100];
+	bool truncated = true;
+	int rc = 0;
+
+	if (prefix && !*prefix)
+		prefix = NULL;
+	snprintf(name, sizeof(name), "s3://%s/?uploads&prefix=%s",
+	    ckpt_s3_bucket(s3), prefix ? prefix : "");
+	while (truncated && !rc) {
+		struct s3_req r = { .method = "GET", .resp_max = 16 << 20 };
+
+		if (!(query = uploads_query(prefix, kmark, imark))) {
+			rc = ckpt_error_nomem(err);
+			break;
+		}
+		r.query = query;
+		rc = ckpt_s3_request(s3, &r, err);
+		if (!rc && r.status != 200)
+			rc = ckpt_s3_status_error(s3, &r, r.tries, err);
+		nk = ni = NULL;
+		if (!rc)
+			rc = ckpt_s3_uploads_parse(r.resp ? r.resp : "",
+			    r.resp_len, name, fn, arg, &truncated, &nk, &ni,
+			    err);
+		/* A service that repeats its marker would loop for ever. */
+		if (!rc && truncated && kmark && !strcmp(kmark, nk) &&
+		    ((!imark && !ni) || (imark && ni && !strcmp(imark, ni))))
+			rc = ckpt_error_set(err, CKPT_ERR_FORMAT, name, -1,
+			    "ListMultipartUploads answer repeats its markers");
+		free(kmark);
+		free(imark);
+		kmark = nk;
+		imark = ni;
+		free(query);
+		ckpt_s3_req_release(&r);
+	}
+	free(kmark);
+	free(imark);
 	return rc;
 }

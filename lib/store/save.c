@@ -36,6 +36,7 @@
 
 #include <jansson.h>
 
+#include "checkpoint/checkpoint.h"
 #include "format/file.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -67,6 +68,7 @@ struct sfile {
 	char *abs;
 	uint64_t size;
 	const char *format;
+	enum ckpt_format fmt;
 	json_t *tensors;	/* array, or NULL */
 	struct ckpt_range_digest *ranges; /* the tensors' byte spans */
 	size_t ntensor_ranges;
@@ -828,6 +830,41 @@ note_unsafe(json_t *validation, const char *subject)
 }
 
 /*
+ * A reader's error finding x in a file's validation.  The validation is
+ * about structure: a well-formed pickle that references classes
+ * torch.load(weights_only=True) would refuse (a Hugging Face
+ * training_args.bin) is recorded, and judged by verify, where
+ * verify.allow_globals can admit it; any other error fails the file, the
+ * first one saying why and where.
+ */
+static int
+note_finding(json_t *validation, const struct ckpt_finding *x)
+{
+	char *why;
+	int rc;
+
+	if (x->severity != CKPT_SEV_ERROR)
+		return CKPT_OK;
+	if (is_safety_finding(x)) {
+		note_unsafe(validation, x->subject);
+		return CKPT_OK;
+	}
+	if (json_object_get(validation, "error"))
+		return CKPT_OK;
+	if (x->offset >= 0 && !strstr(x->message, "at byte"))
+		rc = asprintf(&why, "%s (at byte %lld)", x->message,
+		    (long long)x->offset);
+	else
+		rc = (why = strdup(x->message)) ? 0 : -1;
+	if (rc < 0)
+		return CKPT_ERR_NOMEM;
+	json_object_set_new(validation, "result", json_string("failed"));
+	json_object_set_new(validation, "error", json_string(why));
+	free(why);
+	return CKPT_OK;
+}
+
+/*
  * The file's ranges (manifest schema 2): each byte in exactly one, a
  * tensor whose content is its bytes in a range of its own, the rest cut
  * into chunks (ckpt_ranges_plan).
@@ -994,45 +1031,28 @@ examine(struct ckpt_save *sv, struct sfile *f, struct ckpt_error *err)
 			if (fd >= 0) {
 				n = pread(fd, head, sizeof(head), 0);
 				close(fd);
-				if (n > 0)
-					f->format = ckpt_format_name(ckpt_sniff(
-					    head, (size_t)n, f->size, f->abs,
-					    why, sizeof(why)));
+				if (n > 0) {
+					f->fmt = ckpt_sniff(head, (size_t)n,
+					    f->size, f->abs, why, sizeof(why));
+					f->format = ckpt_format_name(f->fmt);
+				}
 			}
 		}
 		return plan_parts(sv, f, NULL, err);
 	}
-	f->format = ckpt_format_name(ckpt_file_format(cf));
+	f->fmt = ckpt_file_format(cf);
+	f->format = ckpt_format_name(f->fmt);
 	nt = ckpt_file_tensor_count(cf);
 	f->validation = json_pack("{s:s, s:I}", "result", "ok", "findings",
 	    (json_int_t)ckpt_file_finding_count(cf));
-	for (size_t i = 0; i < ckpt_file_finding_count(cf); i++) {
-		const struct ckpt_finding *x = ckpt_file_finding(cf, i);
-
-		if (x->severity != CKPT_SEV_ERROR)
-			continue;
-		/*
-		 * The validation is about structure: a well-formed pickle that
-		 * references classes torch.load(weights_only=True) would
-		 * refuse (a Hugging Face training_args.bin) is recorded, and
-		 * judged by verify, where verify.allow_globals can admit it.
-		 */
-		if (is_safety_finding(x)) {
-			note_unsafe(f->validation, x->subject);
-			continue;
-		}
-		if (!json_object_get(f->validation, "error")) {
-			json_object_set_new(f->validation, "result",
-			    json_string("failed"));
-			json_object_set_new(f->validation, "error",
-			    json_string(x->message));
-		}
-	}
+	for (size_t i = 0; i < ckpt_file_finding_count(cf) && !rc; i++)
+		if (note_finding(f->validation, ckpt_file_finding(cf, i)))
+			rc = ckpt_error_nomem(err);
 	if (ckpt_file_metadata_json(cf))
 		f->metadata = strdup(ckpt_file_metadata_json(cf));
 	f->tensors = json_array();
 	f->content = calloc(nt + 1, sizeof(*f->content));
-	rc = !f->tensors || !f->content ? ckpt_error_nomem(err) :
+	rc = rc ? rc : !f->tensors || !f->content ? ckpt_error_nomem(err) :
 	    tensor_spans(cf, f->size, f->tensors, &f->ranges, &keep, &idx,
 	    &f->ntensor_ranges, err);
 	if (!rc)
@@ -1678,6 +1698,69 @@ load_config(struct ckpt_save *sv)
 	    ckpt_policy_config_file_sha256(sv->cfg);
 }
 
+/* Whether a file asks for a whole-checkpoint check (an HF index, DCP
+ * metadata), as verify decides it. */
+static bool
+needs_whole_check(const struct ckpt_save *sv)
+{
+	for (size_t i = 0; i < sv->nfiles; i++)
+		if (ckpt_checkpoint_whole_check_file(sv->files[i].rel,
+		    sv->files[i].fmt, sv->files[i].metadata))
+			return true;
+	return false;
+}
+
+/* The file of the checkpoint at path, or NULL. */
+static struct sfile *
+file_at(struct ckpt_save *sv, const char *path)
+{
+	for (size_t i = 0; path && i < sv->nfiles; i++)
+		if (!strcmp(sv->files[i].abs, path))
+			return &sv->files[i];
+	return NULL;
+}
+
+/*
+ * The checks verify runs over the whole checkpoint (an HF index against
+ * its shards; DCP metadata against its chunks, their archives and every
+ * range torch.load would read, dcpcheck.c), run on the staged files, so
+ * that save records what verify would find: each finding joins the
+ * validation of the file it names, as the file's own findings do.
+ */
+static int
+check_whole(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	const char **names = calloc(sv->nfiles + 1, sizeof(*names));
+	const char **paths = calloc(sv->nfiles + 1, sizeof(*paths));
+	struct ckpt_checkpoint *c = NULL;
+	int rc = CKPT_OK;
+
+	if (!names || !paths) {
+		rc = ckpt_error_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < sv->nfiles; i++) {
+		names[i] = sv->files[i].rel;
+		paths[i] = sv->files[i].abs;
+	}
+	if ((rc = ckpt_checkpoint_open_with(sv->staging, true, names, paths,
+	    sv->nfiles, NULL, NULL, &sv->open_opts, &c, err)))
+		goto out;
+	for (size_t i = 0; i < ckpt_checkpoint_finding_count(c) && !rc; i++) {
+		const struct ckpt_finding *x = ckpt_checkpoint_finding(c, i);
+		struct sfile *f = file_at(sv, x->path);
+
+		/* every check names the file; the first one otherwise */
+		if (note_finding((f ? f : sv->files)->validation, x))
+			rc = ckpt_error_nomem(err);
+	}
+out:
+	ckpt_checkpoint_free(c);
+	free(names);
+	free(paths);
+	return rc;
+}
+
 static int
 validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
@@ -1686,6 +1769,8 @@ validate_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 	write_status(sv, CKPT_PHASE_VALIDATING, "active", NULL);
 	for (size_t i = 0; i < sv->nfiles && !rc; i++)
 		rc = examine(sv, &sv->files[i], err);
+	if (!rc && needs_whole_check(sv))
+		rc = check_whole(sv, err);
 	if (rc)
 		return rc;
 	infer_frameworks(sv);

@@ -154,6 +154,7 @@ missing_op(const struct ckpt_backend_ops *o)
 	NEED(usage); NEED(mkprefix); NEED(rmprefix); NEED(stage_begin);
 	NEED(stage_file); NEED(stage_untake); NEED(stage_record);
 	NEED(stage_sync); NEED(stage_abort); NEED(commit_replace);
+	NEED(copy);
 #undef NEED
 	return NULL;
 }
@@ -675,38 +676,53 @@ same_id(const char *a, const char *b, bool compact)
 	return !strcmp(pa, pb);
 }
 
-/* Whether the holder is known to be gone: only decidable on this host. */
-static bool
-lock_is_stale(const struct lock_info *li)
+/*
+ * Whether the holder is gone (0), alive (1) or cannot be told (-1): only
+ * decidable for a holder on this host, in this pid namespace and boot.
+ */
+static int
+holder_state(const struct lock_info *li)
 {
 	if (!li->h.pid || li->host_hash != fnv1a(ckpt_hostname()) ||
 	    (!li->compact && strcmp(li->h.host, ckpt_hostname())))
-		return false;
+		return -1;
 	/* An older ckpt wrote no pid namespace: only the host's own
 	 * namespace could check its pid, as that version did. */
 	if (!ckpt_pid_ns()[0] || !same_id(li->pidns[0] ? li->pidns :
 	    ckpt_pid_ns(), ckpt_pid_ns(), false))
-		return false;
+		return -1;
 	if (li->boot[0] && ckpt_boot_id()[0] && !same_id(li->boot,
 	    ckpt_boot_id(), li->compact))
 		/* Another boot of this very machine, or another machine
 		 * with our host name: only the machine id tells. */
 		return li->machine[0] && ckpt_machine_id()[0] &&
-		    same_id(li->machine, ckpt_machine_id(), li->compact);
-	return !ckpt_proc_alive(li->h.pid, li->start);
+		    same_id(li->machine, ckpt_machine_id(), li->compact) ?
+		    0 : -1;
+	return ckpt_proc_alive(li->h.pid, li->start) ? 1 : 0;
+}
+
+/* Whether the holder is known to be gone: only decidable on this host. */
+static bool
+lock_is_stale(const struct lock_info *li)
+{
+	return holder_state(li) == 0;
 }
 
 /*
  * A lock with a lease (the S3 backend adds "lease SECONDS" to what it
  * stores, and its holder renews it) is free once the lease ran out.
  * mtime is the backend's clock (S3: Last-Modified read against the
- * service's own Date, in this host's terms), never the holder's.
+ * service's own Date, in this host's terms), never the holder's.  A
+ * holder seen alive on this host keeps it all the same: a lease that
+ * ran out there means a renewal failed (the service was unreachable),
+ * not that the holder stopped.
  */
 static bool
 lease_expired(const struct lock_info *li, int64_t mtime)
 {
 	return li->lease > 0 && mtime > 0 &&
-	    (int64_t)time(NULL) - mtime > (int64_t)li->lease;
+	    (int64_t)time(NULL) - mtime > (int64_t)li->lease &&
+	    holder_state(li) != 1;
 }
 
 /* The lock's text (backend.h: lock_read); *mtime may be NULL. */

@@ -46,6 +46,27 @@ struct ckpt_s3;
  */
 struct ckpt_s3 *ckpt_store_s3(const struct ckpt_store *s,
     const char **prefix);
+/*
+ * The lease of the store lock this handle takes from now on (s3:// only;
+ * default 300 s).  Nothing in ckpt calls it: a test program's way to a
+ * lease that runs out in seconds (backend-s3.c).
+ */
+void ckpt_store_s3_set_lease(struct ckpt_store *s, unsigned seconds);
+/*
+ * gc's view of an s3:// store's unfinished multipart uploads (what a
+ * killed upload or server-side copy leaves: parts stored, no object):
+ * fn gets each one's store key, upload id and start on this host's
+ * clock (the service's, corrected by the skew; 0: unknown).  Nothing
+ * for another backend.  Abort frees one (backend-s3.c).
+ */
+typedef int (*ckpt_store_upload_fn)(void *arg, const char *key,
+    const char *upload_id, int64_t initiated);
+int ckpt_store_s3_uploads(struct ckpt_store *s, ckpt_store_upload_fn fn,
+    void *arg, struct ckpt_error *err);
+int ckpt_store_s3_abort_upload(struct ckpt_store *s, const char *key,
+    const char *upload_id, struct ckpt_error *err);
+/* Removes the upload spools that killed saves left in $TMPDIR. */
+void ckpt_store_s3_sweep_spools(struct ckpt_store *s);
 
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */

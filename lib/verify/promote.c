@@ -4,22 +4,28 @@
  * a model (ckpt-promote(1)).
  *
  * What is deployed must be exactly what was checked, so the checkpoint's
- * files are first hard-linked (or copied) into a private staging
- * directory and that copy is verified: a link shares its inode with the
- * source, so the bytes verified are the bytes the version holds.  The
- * verification runs without the store lock (a full read of a 100 GB
- * checkpoint must not hold up training jobs' saves); only the commit
- * takes it: the staging directory is renamed to registry/MODEL/vN, vN.json
- * written, and the history rewritten with the new records (registry.c).
- * A manifest already promoted to the model is not promoted again, so a
- * retried CI job converges instead of minting v2, v3...
+ * files are first copied into a private staging prefix,
+ * registry/.staging/ID/v, through the storage backend's copy (POSIX: a
+ * hard link, else a synced copy; S3: a copy inside the service) and that
+ * copy is verified where it is (a directory, or s3:// objects read by
+ * ranged GETs): a link shares its inode with the source, so the bytes
+ * verified are the bytes the version holds.  The verification runs
+ * without the store lock (a full read of a 100 GB checkpoint must not
+ * hold up training jobs' saves); only the commit takes it: the staging
+ * prefix is committed to registry/MODEL/vN with the backend's
+ * commit_if_absent (POSIX: rename with RENAME_NOREPLACE; S3: the objects
+ * copied, the manifest put If-None-Match last), vN.json put, and the
+ * history rewritten with the new records (registry.c).  A manifest
+ * already promoted to the model is not promoted again, so a retried CI
+ * job converges instead of minting v2, v3...
  *
  * --weights-only: after that verification, the verified copy is
  * converted (ckpt_convert(): the strict pickle reader, nothing executed)
  * into a second staging directory holding model.safetensors and a
  * manifest of its own naming the checkpoint as its source; that
  * directory becomes the version, and the history records both digests
- * (manifest: the version's, source_manifest: the checkpoint's).
+ * (manifest: the version's, source_manifest: the checkpoint's).  It and
+ * --sign write files of this host: a local store only (check_backend).
  */
 #include "util/internal.h"
 
@@ -32,6 +38,7 @@
 
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
 #include "verify/verify.h"
@@ -158,159 +165,81 @@ check_gates(struct promote *p, const struct ckpt_manifest *m,
 /* Staging                                                              */
 /* ------------------------------------------------------------------ */
 
-static int
-mkdir_parents(const char *root, const char *rel, struct ckpt_error *err)
-{
-	char *path = ckpt_join(root, rel), *slash;
-	int rc = CKPT_OK;
-
-	if (!path)
-		return ckpt_error_nomem(err);
-	for (slash = path + strlen(root) + 1; (slash = strchr(slash, '/'));
-	    slash++) {
-		*slash = '\0';
-		if (mkdir(path, 0755) && errno != EEXIST)
-			rc = ckpt_error_errno(err, path, "cannot create "
-			    "directory");
-		*slash = '/';
-		if (rc)
-			break;
-	}
-	free(path);
-	return rc;
-}
-
-static int
-fsync_file(const char *path, struct ckpt_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = CKPT_OK;
-
-	if (fd < 0)
-		return ckpt_error_errno(err, path, "cannot open");
-	if (fsync(fd))
-		rc = ckpt_error_errno(err, path, "cannot fsync");
-	close(fd);
-	return rc;
-}
-
 /*
- * One file into the staging directory: a hard link unless --copy or the
- * filesystem refuses one (another filesystem, no links), then a copy,
- * synced (a link's data is the source's, synced when it was saved).
+ * One file of the checkpoint at key src into the staging prefix vkey,
+ * through the backend's copy: a hard link unless --copy or the
+ * filesystem refuses one, then a synced copy (POSIX); a copy inside the
+ * service (S3).
  */
 static int
-stage_file(const char *src_dir, const char *dst_dir, const char *rel,
-    bool copy, struct promote *p, struct ckpt_error *err)
+stage_file(struct ckpt_store *s, const char *src, const char *vkey,
+    const char *rel, bool copy, struct promote *p, struct ckpt_error *err)
 {
-	char *src = ckpt_join(src_dir, rel), *dst = ckpt_join(dst_dir, rel);
+	char *from = NULL, *to = NULL, *path;
+	bool shared = false;
 	int rc;
 
-	if (!src || !dst) {
-		rc = ckpt_error_nomem(err);
-		goto out;
+	if (asprintf(&from, "%s/%s", src, rel) < 0 || asprintf(&to, "%s/%s",
+	    vkey, rel) < 0) {
+		free(from);
+		return ckpt_error_nomem(err);
 	}
-	if ((rc = mkdir_parents(dst_dir, rel, err)))
-		goto out;
-	if (!copy && !link(src, dst)) {
+	rc = s->ops->copy(s->be, from, to, copy ? CKPT_BE_COPY_INDEPENDENT :
+	    0, &shared, err);
+	if (rc == CKPT_ERR_NOTFOUND && (path = ckpt_store_path(s, from))) {
+		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, path, -1,
+		    "missing: the checkpoint is incomplete");
+		free(path);
+	}
+	if (!rc && shared)
 		p->pub.linked++;
-		goto out;
-	}
-	if (!copy && errno != EXDEV && errno != EPERM && errno != EMLINK &&
-	    errno != ENOTSUP && errno != EOPNOTSUPP) {
-		rc = errno == ENOENT && access(src, F_OK) ?
-		    ckpt_error_set(err, CKPT_ERR_NOTFOUND, src, -1,
-		    "missing: the checkpoint is incomplete") :
-		    ckpt_error_errno(err, dst, "cannot hard-link %s to", src);
-		goto out;
-	}
-	if (!(rc = ckpt_copy_file(src, dst, err)) &&
-	    !(rc = fsync_file(dst, err)))
+	else if (!rc)
 		p->pub.copied++;
-out:
-	free(src);
-	free(dst);
+	free(from);
+	free(to);
 	return rc;
 }
 
-/* fsync of every directory under dir, deepest first, then dir. */
+/* registry/.staging/ID (returned in *top) and its v (in *vkey): store
+ * keys, made through the backend. */
 static int
-fsync_dirs(const char *dir, int depth, struct ckpt_error *err)
-{
-	struct dirent *de;
-	DIR *d;
-	int rc = CKPT_OK;
-
-	if (depth > 64)
-		return ckpt_error_set(err, CKPT_ERR_LIMIT, dir, -1,
-		    "directories nested too deep");
-	if (!(d = opendir(dir)))
-		return ckpt_error_errno(err, dir, "cannot open directory");
-	while (!rc && (de = readdir(d))) {
-		char *sub;
-
-		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
-		    !strcmp(de->d_name, ".."))
-			continue;
-		if (!(sub = ckpt_join(dir, de->d_name)))
-			rc = ckpt_error_nomem(err);
-		else
-			rc = fsync_dirs(sub, depth + 1, err);
-		free(sub);
-	}
-	closedir(d);
-	return rc ? rc : ckpt_fsync_dir(dir, err);
-}
-
-static int
-ensure_dir(const char *path, struct ckpt_error *err)
-{
-	if (!mkdir(path, 0755) || errno == EEXIST)
-		return CKPT_OK;
-	return ckpt_error_errno(err, path, "cannot create directory");
-}
-
-/* registry/.staging/ID/ (returned in *top) and its v/ (in *vdir). */
-static int
-stage_dirs(struct ckpt_store *s, char **top, char **vdir,
+stage_dirs(struct ckpt_store *s, char **top, char **vkey,
     struct ckpt_error *err)
 {
-	char *reg = ckpt_store_path(s, REG_DIR);
-	char *stg = ckpt_store_path(s, REG_STAGING);
 	char *id = ckpt_reg_staging_name();
 	int rc = CKPT_OK;
 
-	*top = *vdir = NULL;
-	if (!reg || !stg || !id || !(*top = ckpt_join(stg, id)) ||
-	    !(*vdir = ckpt_join(*top, "v")))
+	*top = *vkey = NULL;
+	if (!id || asprintf(top, REG_STAGING "/%s", id) < 0 ||
+	    asprintf(vkey, "%s/v", *top) < 0)
 		rc = ckpt_error_nomem(err);
-	if (!rc)
-		rc = ensure_dir(reg, err);
-	if (!rc)
-		rc = ensure_dir(stg, err);
-	if (!rc && mkdir(*top, 0755))
-		rc = ckpt_error_errno(err, *top, "cannot create directory");
-	if (!rc && mkdir(*vdir, 0755))
-		rc = ckpt_error_errno(err, *vdir, "cannot create directory");
-	free(reg);
-	free(stg);
 	free(id);
+	if (!rc)
+		rc = s->ops->mkprefix(s->be, REG_DIR, NULL, err);
+	if (!rc)
+		rc = s->ops->mkprefix(s->be, REG_STAGING, NULL, err);
+	if (!rc)
+		rc = s->ops->mkprefix(s->be, *top, NULL, err);
+	if (!rc)
+		rc = s->ops->mkprefix(s->be, *vkey, NULL, err);
 	return rc;
 }
 
 /* Links (or copies) the manifest's files, the manifest and its
- * signature into vdir, and makes it durable. */
+ * signature from the checkpoint at key src into vkey, durably. */
 static int
-stage_checkpoint(const struct ckpt_manifest *m, const char *vdir, bool copy,
-    struct promote *p, struct ckpt_error *err)
+stage_checkpoint(struct ckpt_store *s, const struct ckpt_manifest *m,
+    const char *src, const char *vkey, bool copy, struct promote *p,
+    struct ckpt_error *err)
 {
-	const char *src = ckpt_manifest_dir(m);
+	struct ckpt_be_info bi;
 	char *sig;
 	int rc = CKPT_OK;
 
 	for (size_t i = 0; !rc && i < ckpt_manifest_file_count(m); i++) {
 		const struct ckpt_manifest_file *f = ckpt_manifest_file(m, i);
 
-		rc = stage_file(src, vdir, f->path, copy, p, err);
+		rc = stage_file(s, src, vkey, f->path, copy, p, err);
 		if (!rc)
 			p->pub.size += f->size;
 	}
@@ -320,17 +249,18 @@ stage_checkpoint(const struct ckpt_manifest *m, const char *vdir, bool copy,
 		/* the manifest and signature are not payload: uncounted */
 		uint64_t l = p->pub.linked, c = p->pub.copied;
 
-		rc = stage_file(src, vdir, CKPT_MANIFEST_NAME, copy, p, err);
+		rc = stage_file(s, src, vkey, CKPT_MANIFEST_NAME, copy, p,
+		    err);
 		if (asprintf(&sig, "%s/%s.sig", src, CKPT_MANIFEST_NAME) < 0)
 			return ckpt_error_nomem(err);
-		if (!rc && !access(sig, F_OK))
-			rc = stage_file(src, vdir, CKPT_MANIFEST_NAME ".sig",
+		if (!rc && !s->ops->stat(s->be, sig, &bi, NULL))
+			rc = stage_file(s, src, vkey, CKPT_MANIFEST_NAME ".sig",
 			    copy, p, err);
 		free(sig);
 		p->pub.linked = l;
 		p->pub.copied = c;
 	}
-	return rc ? rc : fsync_dirs(vdir, 0, err);
+	return rc ? rc : s->ops->stage_sync(s->be, vkey, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -482,7 +412,7 @@ stage_weights(const struct ckpt_manifest *m, const char *vdir,
 	if (!rc)
 		rc = write_weights_manifest(m, wdir, report, err);
 	if (!rc)
-		rc = fsync_dirs(wdir, 0, err);
+		rc = ckpt_fsync_dir(wdir, err);
 	if (!rc)
 		rc = ckpt_manifest_read(wdir, &wm, err);
 	if (!rc && !(p->wmanifest = strdup(ckpt_manifest_digest(wm))))
@@ -643,33 +573,29 @@ static int
 write_lineage(struct ckpt_store *s, const struct ckpt_promote_options *o,
     int64_t version, struct ckpt_error *err)
 {
-	char *path = ckpt_reg_model_file(s, o->model, "v%lld.lineage.jsonl",
+	char *key = ckpt_reg_model_key(o->model, "v%lld.lineage.jsonl",
 	    version);
-	int rc = path ? ckpt_write_file_atomic(path, o->lineage,
-	    o->lineage_len, err) : ckpt_error_nomem(err);
+	int rc = key ? s->ops->put(s->be, key, o->lineage, o->lineage_len, 0,
+	    err) : ckpt_error_nomem(err);
 
-	free(path);
+	free(key);
 	return rc;
 }
 
-/* The signature files of an uncommitted version, on the way out. */
+/* The state files of an uncommitted version, on the way out. */
 static void
 unlink_record(struct ckpt_store *s, const char *model, int64_t version)
 {
-	char *path = ckpt_reg_model_file(s, model, "v%lld.record", version);
-	char *sig = NULL;
+	static const char *const names[] = { "v%lld.record.sig",
+	    "v%lld.record", "v%lld.lineage.jsonl", "v%lld.json" };
 
-	if (path && asprintf(&sig, "%s.sig", path) >= 0) {
-		unlink(sig);
-		free(sig);
+	for (size_t i = 0; i < CKPT_ARRAY_SIZE(names); i++) {
+		char *key = ckpt_reg_model_key(model, names[i], version);
+
+		if (key)
+			(void)s->ops->remove(s->be, key, NULL);
+		free(key);
 	}
-	if (path)
-		unlink(path);
-	free(path);
-	if ((path = ckpt_reg_model_file(s, model, "v%lld.lineage.jsonl",
-	    version)))
-		unlink(path);
-	free(path);
 }
 
 static enum ckpt_storage
@@ -680,37 +606,19 @@ storage_of(const struct promote *p)
 	return p->pub.linked ? CKPT_STORAGE_MIXED : CKPT_STORAGE_COPY;
 }
 
-static int
-rename_into_place(const char *from, const char *to, struct ckpt_error *err)
-{
-	if (!renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE))
-		return CKPT_OK;
-	if (errno == EEXIST)
-		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1,
-		    "exists already");
-	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-		return ckpt_error_errno(err, to, "cannot rename %s to", from);
-	/* no RENAME_NOREPLACE (NFS): under the lock, after the repair,
-	 * nothing else is there; rename(2) would not replace a
-	 * non-empty directory anyway */
-	if (rename(from, to))
-		return ckpt_error_errno(err, to, "cannot rename %s to", from);
-	return CKPT_OK;
-}
-
 /*
  * Under the lock: the new version (unless the manifest is one already),
  * then the aliases, then the one commit.
  */
 static int
 commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
-    const struct ckpt_promote_options *o, const char *vdir, struct promote *p,
+    const struct ckpt_promote_options *o, const char *vkey, struct promote *p,
     struct ckpt_error *err)
 {
 	const struct ckpt_reg_version *v = o->weights_only ?
 	    ckpt_reg_find_weights(r, o->model, p->manifest) :
 	    ckpt_reg_find_manifest(r, o->model, p->manifest);
-	char *rel = NULL, *dest = NULL, *mdir = NULL, *vjson = NULL;
+	char *rel = NULL, *dest = NULL, *mdir = NULL;
 	json_t *rec;
 	bool placed = false;
 	int rc;
@@ -738,9 +646,8 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	p->pub.storage = storage_of(p);
 	rel = ckpt_reg_version_rel(o->model, p->pub.version);
 	if (!rel || !(dest = ckpt_store_path(s, rel)) ||
-	    !(mdir = ckpt_dirname(dest)) || asprintf(&vjson, "%s.json",
-	    dest) < 0) {
-		vjson = NULL;
+	    asprintf(&mdir, REG_DIR "/%s", o->model) < 0) {
+		mdir = NULL;
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
@@ -767,12 +674,15 @@ commit_locked(struct ckpt_store *s, struct ckpt_registry *r,
 	rc = ckpt_reg_append(r, rec, err);
 	json_decref(rec);
 	if (!rc)
-		rc = ensure_dir(mdir, err);
+		rc = s->ops->mkprefix(s->be, mdir, NULL, err);
+	/* The version's files at registry/MODEL/vN, whole or not at all:
+	 * POSIX renames the staging directory (RENAME_NOREPLACE); S3 copies
+	 * the staged objects and puts the manifest If-None-Match: * last. */
 	if (!rc)
-		rc = rename_into_place(vdir, dest, err);
+		rc = s->ops->commit_if_absent(s->be, vkey, rel, err);
 	placed = !rc;
 	if (!rc)
-		rc = ckpt_fsync_dir(mdir, err);
+		rc = s->ops->flush(s->be, mdir, err);
 	/* before the commit: prune protects the source from now on */
 	if (!rc)
 		rc = ckpt_reg_write_version_file(s,
@@ -796,19 +706,15 @@ commit:
 		(void)ckpt_reg_write_aliases_file(s, r, o->model, NULL);
 	if (rc && placed && !ckpt_reg_is_committed(r)) {
 		/* not committed: leave the store as it was */
-		char *back = p->path ? p->path : dest;
-
-		if (vjson)
-			unlink(vjson);
 		unlink_record(s, o->model, p->pub.version);
-		if (back && rename(back, vdir))
-			(void)ckpt_reg_to_trash(s, back, "uncommitted", NULL);
+		if (s->ops->remove_tree(s->be, rel, NULL))
+			(void)ckpt_reg_to_trash(s, rel, "uncommitted", NULL);
+		(void)s->ops->flush(s->be, mdir, NULL);
 	}
 out:
 	free(rel);
 	free(dest);
 	free(mdir);
-	free(vjson);
 	return rc;
 }
 
@@ -816,25 +722,110 @@ out:
 /* ckpt_promote                                                         */
 /* ------------------------------------------------------------------ */
 
-/* src must be a checkpoint inside the store (runs/ or registry/). */
-static int
-check_inside(struct ckpt_store *s, const char *src, struct ckpt_error *err)
+/* A store key of a checkpoint: under runs/ or registry/ (not its
+ * staging), no empty, "." or ".." component. */
+static bool
+key_is_checkpoint(const char *key)
 {
-	char *root = realpath(ckpt_store_root(s), NULL);
-	char *real = realpath(src, NULL);
-	size_t n = root ? strlen(root) : 0;
+	const char *c;
+
+	if (strncmp(key, CKPT_STORE_RUNS "/", strlen(CKPT_STORE_RUNS) + 1) &&
+	    (strncmp(key, REG_DIR "/", strlen(REG_DIR) + 1) ||
+	    !strncmp(key, REG_DIR "/.", strlen(REG_DIR) + 2)))
+		return false;
+	for (c = key; c; c = strchr(c, '/')) {
+		size_t n;
+
+		c += *c == '/';
+		n = strcspn(c, "/");
+		if (!n || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * src must be a checkpoint inside the store (runs/ or registry/); *key
+ * gets its store key.  A local store: resolved with realpath first (a
+ * path through a link into the store is the store's).
+ */
+static int
+check_inside(struct ckpt_store *s, const char *src, char **key,
+    struct ckpt_error *err)
+{
+	const char *k = NULL;
+	char *root = NULL, *real = NULL;
 	int rc = CKPT_OK;
 
-	if (!root || !real)
-		rc = ckpt_error_errno(err, src, "cannot resolve");
-	else if (strncmp(real, root, n) || (strncmp(real + n, "/runs/", 6) &&
-	    (strncmp(real + n, "/registry/", 10) || !strncmp(real + n,
-	    "/registry/.", 11))))
+	*key = NULL;
+	if (s->ops == &ckpt_backend_posix) {
+		root = realpath(ckpt_store_root(s), NULL);
+		real = realpath(src, NULL);
+		if (!root || !real)
+			rc = ckpt_error_errno(err, src, "cannot resolve");
+		else if (!strncmp(real, root, strlen(root)) &&
+		    real[strlen(root)] == '/')
+			k = real + strlen(root) + 1;
+	} else {
+		k = ckpt_store_key(s, src);
+	}
+	if (!rc && (!k || !key_is_checkpoint(k)))
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
-		    "not a checkpoint of the store %s (save it first)", root);
+		    "not a checkpoint of the store %s (save it first)",
+		    root ? root : ckpt_store_root(s));
+	if (!rc && !(*key = strdup(k)))
+		rc = ckpt_error_nomem(err);
 	free(root);
 	free(real);
 	return rc;
+}
+
+/* The manifest of the checkpoint at key, through the backend. */
+static int
+read_manifest(struct ckpt_store *s, const char *key,
+    struct ckpt_manifest **m, struct ckpt_error *err)
+{
+	char *mkey = NULL, *mpath = NULL, *dir = ckpt_store_path(s, key);
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!dir || asprintf(&mkey, "%s/%s", key, CKPT_MANIFEST_NAME) < 0 ||
+	    asprintf(&mpath, "%s/%s", dir, CKPT_MANIFEST_NAME) < 0) {
+		free(dir);
+		free(mkey);
+		return ckpt_error_nomem(err);
+	}
+	rc = s->ops->read(s->be, mkey, CKPT_MANIFEST_MAX, &text, &len, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		ckpt_error_set(err, CKPT_ERR_NOTFOUND, mpath, -1, "no manifest "
+		    "(not a committed checkpoint)");
+	if (!rc)
+		rc = ckpt_manifest_parse(text, len, mpath, dir, m, err);
+	free(dir);
+	free(mkey);
+	free(mpath);
+	return rc;
+}
+
+/*
+ * What only a local store can do yet: the conversion and the signature
+ * read and write files of this host (by path).
+ */
+static int
+check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
+    struct ckpt_error *err)
+{
+	const char *what = o->weights_only ? "--weights-only (it converts the "
+	    "checkpoint into files of this host)" : o->sign_key ? "--sign "
+	    "(it signs files of this host)" : NULL;
+
+	if (!what || s->ops == &ckpt_backend_posix)
+		return CKPT_OK;
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
+	    "%s: promote %s works on a local store only, not on %s yet",
+	    ckpt_store_root(s), what, s->ops->name);
 }
 
 static int
@@ -876,15 +867,20 @@ refuse(struct promote *p, const char *why, struct ckpt_error *err)
 /* Stages and verifies; *ok false (p says why) when it does not verify. */
 static int
 stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
-    const struct ckpt_promote_options *o, const char *vdir, struct promote *p,
-    bool *ok, struct ckpt_error *err)
+    const char *src, const struct ckpt_promote_options *o, const char *vkey,
+    struct promote *p, bool *ok, struct ckpt_error *err)
 {
 	struct ckpt_verify_options vo;
+	char *vdir;
 	int rc;
 
 	*ok = false;
-	if ((rc = stage_checkpoint(m, vdir, o->copy, p, err)))
+	if ((rc = stage_checkpoint(s, m, src, vkey, o->copy, p, err)))
 		return rc;
+	/* Read where it is staged: a local directory, or objects read
+	 * through ranged GETs (s3://) -- the bytes the version holds. */
+	if (!(vdir = ckpt_store_path(s, vkey)))
+		return ckpt_error_nomem(err);
 	if (o->verify)
 		vo = *o->verify;
 	else
@@ -894,7 +890,9 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 	vo.manifest_digest = p->manifest;
 	if (!vo.store)
 		vo.store = ckpt_store_root(s);
-	if ((rc = ckpt_verify(vdir, &vo, &p->report, err)))
+	rc = ckpt_verify(vdir, &vo, &p->report, err);
+	free(vdir);
+	if (rc)
 		return rc;
 	p->pub.report = p->report;
 	p->pub.verified = *ok = ckpt_report_ok(p->report);
@@ -909,17 +907,20 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	struct ckpt_manifest *m = NULL;
 	struct ckpt_registry *r = NULL;
 	struct promote *p;
-	char *top = NULL, *vdir = NULL, *wdir = NULL;
+	char *top = NULL, *vkey = NULL, *wkey = NULL, *key = NULL;
 	bool gates_ok, ok, known;
 	int rc;
 
 	if ((rc = ckpt_options_check(o->version,
 	    CKPT_PROMOTE_OPTIONS_VERSION, "ckpt_promote_options", err)))
 		return rc;
-	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src, err)))
+	if ((rc = check_opts(o, err)) || (rc = check_backend(s, o, err)) ||
+	    (rc = check_inside(s, src, &key, err)))
 		return rc;
-	if (!(p = calloc(1, sizeof(*p))))
+	if (!(p = calloc(1, sizeof(*p)))) {
+		free(key);
 		return ckpt_error_nomem(err);
+	}
 	p->pub.gates = p->gates;
 	p->pub.scope = o->weights_only ? "weights-only" : "full";
 	if (!(p->model = strdup(o->model))) {
@@ -927,7 +928,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		goto out;
 	}
 	p->pub.model = p->model;
-	if ((rc = ckpt_manifest_read(src, &m, err)))
+	if ((rc = read_manifest(s, key, &m, err)))
 		goto out;
 	p->run = strdup(ckpt_manifest_run(m) ? ckpt_manifest_run(m) : "");
 	p->manifest = strdup(ckpt_manifest_digest(m));
@@ -951,8 +952,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	ckpt_registry_free(r);
 	r = NULL;
 	if (!known) {
-		if ((rc = stage_dirs(s, &top, &vdir, err)) ||
-		    (rc = stage_and_verify(s, m, o, vdir, p, &ok, err)))
+		if ((rc = stage_dirs(s, &top, &vkey, err)) ||
+		    (rc = stage_and_verify(s, m, key, o, vkey, p, &ok, err)))
 			goto out;
 		if (!ok) {
 			rc = refuse(p, "the checkpoint does not verify", err);
@@ -964,11 +965,17 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		goto out;
 	}
 	if (!known && o->weights_only) {
-		if (!(wdir = ckpt_join(top, "w"))) {
+		/* a local store (check_backend): keys are paths under it */
+		char *vdir = ckpt_store_path(s, vkey), *wdir = NULL;
+
+		if (!vdir || asprintf(&wkey, "%s/w", top) < 0 ||
+		    !(wdir = ckpt_store_path(s, wkey)))
 			rc = ckpt_error_nomem(err);
-			goto out;
-		}
-		if ((rc = stage_weights(m, vdir, wdir, o, p, err)))
+		else
+			rc = stage_weights(m, vdir, wdir, o, p, err);
+		free(vdir);
+		free(wdir);
+		if (rc)
 			goto out;
 	}
 	if ((rc = ckpt_store_lock(s, "promote", o->lock_timeout_ms, NULL,
@@ -979,8 +986,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	    (o->weights_only ? ckpt_reg_find_weights(r, o->model, p->manifest) :
 	    ckpt_reg_find_manifest(r, o->model, p->manifest)))
 		known = true;	/* another process got there first */
-	if (!rc && (known || vdir))
-		rc = commit_locked(s, r, o, wdir ? wdir : vdir ? vdir : "", p,
+	if (!rc && (known || vkey))
+		rc = commit_locked(s, r, o, wkey ? wkey : vkey ? vkey : "", p,
 		    err);
 	else if (!rc)
 		rc = ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
@@ -988,10 +995,11 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	ckpt_store_unlock(s);
 out:
 	if (top)
-		(void)ckpt_rm_rf(top);
+		(void)s->ops->remove_tree(s->be, top, NULL);
 	free(top);
-	free(vdir);
-	free(wdir);
+	free(vkey);
+	free(wkey);
+	free(key);
 	ckpt_manifest_free(m);
 	ckpt_registry_free(r);
 	if (rc && rc != CKPT_ERR_REFUSED) {

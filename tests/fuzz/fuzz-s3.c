@@ -4,7 +4,8 @@
  * service or a user's ~/.aws files say: the XML reader (as such and as
  * the ListObjectsV2 page reader) and the INI reader of the shared
  * credentials and config files, also through ckpt_s3_config_load() with
- * the input as both files.  The input is handed over without a NUL, so
+ * the input as both files, and the ListMultipartUploads page reader
+ * (gc's view of unfinished uploads).  The input is handed over without a NUL, so
  * that ASan sees any read past its end.
  */
 #include "fuzz.h"
@@ -28,6 +29,15 @@ on_entry(void *arg, const char *key, const struct ckpt_s3_object *obj)
 {
 	(void)arg;
 	sink += fuzz_touch(key) + (obj ? obj->size + fuzz_touch(obj->etag) : 0);
+	return 0;
+}
+
+static int
+on_upload(void *arg, const struct ckpt_s3_upload *u)
+{
+	(void)arg;
+	sink += fuzz_touch(u->key) + fuzz_touch(u->upload_id) +
+	    (size_t)u->initiated;
 	return 0;
 }
 
@@ -57,6 +67,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    &truncated, &token, &err)) {
 		sink += fuzz_touch(token) + truncated;
 		free(token);
+	}
+	{
+		char *km, *im;
+
+		if (!ckpt_s3_uploads_parse(copy, size, "fuzz.xml", on_upload,
+		    NULL, &truncated, &km, &im, &err)) {
+			sink += fuzz_touch(km) + fuzz_touch(im) + truncated;
+			free(km);
+			free(im);
+		}
 	}
 	ckpt_s3_ini_parse(copy, size, "fuzz.ini", on_ini, NULL, &err);
 	free(copy);

@@ -429,6 +429,16 @@ def dcp_diff_seeds():
                 v.length -= 30
 
     seed("bytes-cut", rows, cut, values={"opt": {"lr": 0.1}})
+    # chunk archives that do not hold what the metadata says (dcpcheck.c,
+    # dcptensor.c: ckpt_dcp_chunk_holds): another dtype, fewer elements
+    seed("chunk-half", [(0, (0, 0), (1, 3), w[0:1].half()), rows[1]])
+    seed("chunk-short", [(0, (0, 0), (1, 3), w[0:1, 0:2].clone()), rows[1]])
+
+    def into_bytes(storage):
+        storage[g.MetadataIndex("w", torch.Size((0, 0)))] = \
+            storage[g.MetadataIndex("opt", None)]
+
+    seed("chunk-object", rows, into_bytes, values={"opt": {"lr": 0.1}})
     b = io.BytesIO()
     i = torch.tensor([[0, 1], [2, 0]])
     torch.save({"coo": torch.sparse_coo_tensor(i, torch.ones(2), (2, 3)),

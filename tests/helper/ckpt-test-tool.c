@@ -36,6 +36,9 @@
 
 #include <ckpt.h>
 
+/* ckpt_store_s3_set_lease(): libckpt.a's internal, for hold-lock --lease */
+void ckpt_store_s3_set_lease(struct ckpt_store *s, unsigned seconds);
+
 int cmd_s3(int argc, char **argv);	/* test-s3.c */
 
 static int
@@ -154,16 +157,28 @@ cmd_hold_lock(int argc, char **argv)
 {
 	struct ckpt_store *s;
 	struct ckpt_error err;
-	long secs;
+	long secs, lease = 0;
 	char *end;
 
+	/* --lease N: an s3:// store's lock with a lease of N seconds. */
+	if (argc == 5 && !strcmp(argv[1], "--lease")) {
+		lease = strtol(argv[2], &end, 10);
+		if (*end || lease <= 0)
+			return fail("bad lease", argv[2]);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc != 3)
-		return fail("usage: hold-lock STORE SECONDS", NULL);
+		return fail("usage: hold-lock [--lease N] STORE SECONDS",
+		    NULL);
 	secs = strtol(argv[2], &end, 10);
 	if (*end || secs < 0)
 		return fail("bad seconds", argv[2]);
-	if (ckpt_store_open(argv[1], 0, &s, &err) ||
-	    ckpt_store_lock(s, "test hold-lock", 0, NULL, &err))
+	if (ckpt_store_open(argv[1], 0, &s, &err))
+		return fail(err.message, argv[1]);
+	if (lease)
+		ckpt_store_s3_set_lease(s, (unsigned)lease);
+	if (ckpt_store_lock(s, "test hold-lock", 0, NULL, &err))
 		return fail(err.message, argv[1]);
 	printf("locked\n");
 	fflush(stdout);

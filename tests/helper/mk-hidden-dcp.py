@@ -11,26 +11,18 @@
 # With a third argument "class", the payload pickles an instance of the
 # plain class __main__.Hidden instead (no os.system): for allowlists.
 # Prints the payload's byte offset in __0_0.distcp.
-import importlib.util
 import io
 import os
 import pickle
 import sys
-import tempfile
 
 import torch
 
-d, mode, argv = sys.argv[1], sys.argv[2], sys.argv
-here = os.path.dirname(os.path.abspath(__file__))
+import gendcp
 
-# gen-dcp.py registers the DCP dataclasses under torch's module names (and
-# writes its own fixtures, here into a scratch directory).
-with tempfile.TemporaryDirectory() as tmp:
-    sys.argv = [sys.argv[0], tmp]
-    spec = importlib.util.spec_from_file_location(
-        "gen_dcp", os.path.join(here, "..", "fixtures", "gen-dcp.py"))
-    g = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(g)
+d, mode, argv = sys.argv[1], sys.argv[2], sys.argv
+
+g = gendcp.load()
 
 
 class Evil:

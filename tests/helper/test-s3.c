@@ -13,6 +13,10 @@
  *   ckpt-test-tool s3 [OPTIONS] BUCKET head KEY        size etag
  *   ckpt-test-tool s3 [OPTIONS] BUCKET delete KEY
  *   ckpt-test-tool s3 [OPTIONS] BUCKET copy SRC DST    (server-side)
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET uploads [PREFIX]
+ *       one line per unfinished multipart upload: "KEY UPLOAD-ID"
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET mpu-begin KEY   prints its id
+ *   ckpt-test-tool s3 [OPTIONS] BUCKET mpu-abort KEY UPLOAD-ID
  *   ckpt-test-tool s3 [OPTIONS] BUCKET list [PREFIX [DELIMITER]]
  *       one line per key ("KEY SIZE"), per common prefix ("KEY/")
  *   ckpt-test-tool s3 config         what ckpt_s3_config_load() found
@@ -25,6 +29,7 @@
  * time (seconds since the epoch) to what head and list print.
  *
  * OPTIONS: --attempts N --backoff MS --stall S --part-size BYTES
+ * --threshold BYTES (multipart above it) --copy-part BYTES
  * --parallel N --page N (keys per list answer) --path-style --stats
  * (requests and retries on stderr).
  * Exit: 0 ok, 3 error, 4 not found, 5 exists, 6 refused, 2 usage; the
@@ -49,7 +54,8 @@ s3_usage(void)
 	fprintf(stderr, "usage: ckpt-test-tool s3 [--attempts N] "
 	    "[--backoff MS] [--stall S] [--part-size N] [--parallel N]\n"
 	    "       [--page N] [--path-style] [--stats]\n"
-	    "       BUCKET put|put-file|put-many|get|head|copy|delete|list ...\n"
+	    "       BUCKET put|put-file|put-many|get|head|copy|delete|list|\n"
+	    "       uploads|mpu-begin|mpu-abort ...\n"
 	    "       ckpt-test-tool s3 config\n");
 	return 2;
 }
@@ -245,6 +251,54 @@ op_copy(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 }
 
 static int
+print_upload(void *arg, const struct ckpt_s3_upload *u)
+{
+	(void)arg;
+	if (getenv("S3_TOOL_MTIME"))
+		printf("%s %s %lld\n", u->key, u->upload_id,
+		    (long long)u->initiated);
+	else
+		printf("%s %s\n", u->key, u->upload_id);
+	return 0;
+}
+
+static int
+op_uploads(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
+{
+	if (argc > 2)
+		return s3_usage();
+	if (ckpt_s3_list_uploads(s3, argc > 1 ? argv[1] : NULL, print_upload,
+	    NULL, err))
+		return s3_fail(err);
+	return 0;
+}
+
+static int
+op_mpu_begin(struct ckpt_s3 *s3, int argc, char **argv,
+    struct ckpt_error *err)
+{
+	char *id;
+
+	if (argc != 2)
+		return s3_usage();
+	if (ckpt_s3_mpu_begin(s3, argv[1], &id, err))
+		return s3_fail(err);
+	printf("%s\n", id);
+	free(id);
+	return 0;
+}
+
+static int
+op_mpu_abort(struct ckpt_s3 *s3, int argc, char **argv,
+    struct ckpt_error *err)
+{
+	if (argc != 3)
+		return s3_usage();
+	return ckpt_s3_mpu_abort(s3, argv[1], argv[2], err) ? s3_fail(err) :
+	    0;
+}
+
+static int
 op_list(struct ckpt_s3 *s3, int argc, char **argv, struct ckpt_error *err)
 {
 	if (argc > 3)
@@ -301,9 +355,12 @@ static const struct {
 	{ "get", op_get },
 	{ "head", op_head },
 	{ "list", op_list },
+	{ "mpu-abort", op_mpu_abort },
+	{ "mpu-begin", op_mpu_begin },
 	{ "put", op_put },
 	{ "put-file", op_put_file },
 	{ "put-many", op_put_many },
+	{ "uploads", op_uploads },
 };
 
 static int
@@ -325,6 +382,10 @@ set_tunable(struct ckpt_s3_config *cfg, const char *opt, const char *val)
 		cfg->parallel = (unsigned)v;
 	else if (!strcmp(opt, "--page"))
 		cfg->list_page = (unsigned)v;
+	else if (!strcmp(opt, "--threshold"))
+		cfg->multipart_threshold = v;
+	else if (!strcmp(opt, "--copy-part"))
+		cfg->copy_part_size = v;
 
 	else
 		return -1;

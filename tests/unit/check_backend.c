@@ -224,6 +224,52 @@ START_TEST(test_posix_commit_trash_remove)
 }
 END_TEST
 
+/* Version 3: copy links (shared) or copies, never replaces, never
+ * follows a link, and makes the parents of its target. */
+START_TEST(test_posix_copy)
+{
+	void *be = posix_be();
+	struct ckpt_be_info a, b;
+	struct ckpt_error err;
+	bool shared = false;
+
+	sh("mkdir -p root/runs/a/step-1/sub && "
+	    "echo weights >root/runs/a/step-1/sub/w.bin && "
+	    "echo secret >elsewhere/s.bin && "
+	    "ln -s ../../../elsewhere/s.bin root/runs/a/step-1/l.bin%s", "");
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/v/sub/w.bin", 0, &shared, &err), 0);
+	ck_assert(shared);
+	ck_assert_int_eq(posix->stat(be, "runs/a/step-1/sub/w.bin", &a, &err),
+	    0);
+	ck_assert_int_eq(posix->stat(be, "registry/.staging/x/v/sub/w.bin",
+	    &b, &err), 0);
+	ck_assert_uint_eq(a.ino, b.ino);
+	ck_assert(a.owned);
+	ck_assert_uint_eq(a.uid, (uint32_t)geteuid());
+	/* an independent copy: same bytes, another inode */
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/c/w.bin", CKPT_BE_COPY_INDEPENDENT, &shared,
+	    &err), 0);
+	ck_assert(!shared);
+	ck_assert_int_eq(posix->stat(be, "registry/.staging/x/c/w.bin", &b,
+	    &err), 0);
+	ck_assert_uint_ne(a.ino, b.ino);
+	sh("cmp root/runs/a/step-1/sub/w.bin "
+	    "root/registry/.staging/x/c/w.bin%s", "");
+	/* never replaces; absent is NOTFOUND; a link is never followed */
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/sub/w.bin",
+	    "registry/.staging/x/c/w.bin", 0, NULL, &err), CKPT_ERR_EXISTS);
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/none.bin",
+	    "registry/.staging/x/c/none.bin", 0, NULL, &err),
+	    CKPT_ERR_NOTFOUND);
+	ck_assert_int_eq(posix->copy(be, "runs/a/step-1/l.bin",
+	    "registry/.staging/x/c/l.bin", 0, NULL, &err), CKPT_ERR_UNSAFE);
+	sh("test ! -e root/registry/.staging/x/c/l.bin%s", "");
+	posix->close(be);
+}
+END_TEST
+
 static void
 fake_close_nothing(void *be)
 {
@@ -247,6 +293,13 @@ START_TEST(test_store_refuses_other_versions_and_remotes)
 	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
 	    &err), CKPT_ERR_INTERNAL);
 	ck_assert_ptr_nonnull(strstr(err.message, "no stage_untake"));
+	ck_assert_ptr_null(s);
+	/* version 3's copy is required as well */
+	other.stage_untake = ckpt_backend_posix.stage_untake;
+	other.copy = NULL;
+	ck_assert_int_eq(ckpt_store_open_backend(&other, NULL, "/x", &s,
+	    &err), CKPT_ERR_INTERNAL);
+	ck_assert_ptr_nonnull(strstr(err.message, "no copy operation"));
 	ck_assert_ptr_null(s);
 	/* s3:// is the S3 backend (tests/t70xx); other schemes are not. */
 	ck_assert_int_eq(ckpt_store_open("gs://bucket/prefix", 0, &s, &err),
@@ -284,6 +337,11 @@ struct fake {
 	char spool[4200];
 	unsigned nstage;
 	bool fail_list;		/* every list fails (an I/O error) */
+	/* copy (version 3) also writes what it copies to mirror/KEY:
+	 * promote verifies its staged copy by path (backend.h: reading a
+	 * checkpoint's files is not through the seam). */
+	char mirror[4200];
+	unsigned ncopies;
 };
 
 static struct fobj *
@@ -510,6 +568,8 @@ fmove(struct fake *f, const char *from, const char *to)
 
 static void fake_upload(struct fake *f, const char *stage,
     const char *final);
+static void fake_local(const struct fake *f, const char *stage, char *out,
+    size_t size);
 
 static int
 fake_commit_if_absent(void *be, const char *stage, const char *final,
@@ -517,10 +577,14 @@ fake_commit_if_absent(void *be, const char *stage, const char *final,
 {
 	struct fake *f = be;
 
+	char local[4400];
+
 	f->calls++;
 	if (fdir(f, final))
 		return ckpt_error_set(err, CKPT_ERR_EXISTS, final, -1, "exists");
-	if (f->spool[0])
+	fake_local(f, stage, local, sizeof(local));
+	/* a save's area has a spool; promote's copies are objects already */
+	if (f->spool[0] && !access(local, F_OK))
 		fake_upload(f, stage, final);
 	fmove(f, stage, final);
 	return 0;
@@ -785,6 +849,37 @@ fake_commit_replace(void *be, const char *stage, const char *final,
 	return fake_commit_if_absent(be, stage, final, err);
 }
 
+/* Version 3: an object copied to another key (and to the mirror). */
+static int
+fake_copy(void *be, const char *from, const char *to, unsigned int flags,
+    bool *shared, struct ckpt_error *err)
+{
+	struct fake *f = be;
+	struct fobj *o = ffind(f, from);
+	char path[4600], cmd[9300];
+
+	(void)flags;
+	f->calls++;
+	f->ncopies++;
+	if (shared)
+		*shared = false;
+	if (!o)
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, from, -1,
+		    "absent");
+	if (ffind(f, to))
+		return ckpt_error_set(err, CKPT_ERR_EXISTS, to, -1, "exists");
+	fset(f, to, o->data);
+	if (f->mirror[0]) {
+		snprintf(path, sizeof(path), "%s/%s", f->mirror, to);
+		snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"",
+		    path);
+		ck_assert_int_eq(system(cmd), 0);
+		ck_assert_int_eq(ckpt_write_file_atomic(path, o->data, o->len,
+		    NULL), 0);
+	}
+	return 0;
+}
+
 static const struct ckpt_backend_ops fake_ops = {
 	.version = CKPT_BACKEND_VERSION,
 	.name = "fake",
@@ -811,6 +906,7 @@ static const struct ckpt_backend_ops fake_ops = {
 	.stage_sync = fake_stage_sync,
 	.stage_abort = fake_stage_abort,
 	.commit_replace = fake_commit_replace,
+	.copy = fake_copy,
 };
 
 /* The same objects under a second store handle (which does not own them). */
@@ -840,6 +936,7 @@ static const struct ckpt_backend_ops fake_ops_noclose = {
 	.stage_sync = fake_stage_sync,
 	.stage_abort = fake_stage_abort,
 	.commit_replace = fake_commit_replace,
+	.copy = fake_copy,
 };
 
 /* A committed checkpoint as save leaves it (summary + manifest). */
@@ -1029,6 +1126,101 @@ START_TEST(test_fake_backend_save_list_latest)
 }
 END_TEST
 
+/*
+ * The registry through the fake: a save, then a promote with an alias
+ * (staged with copy, verified from the mirror, committed with
+ * commit_if_absent, vN.json and the history put as objects), an alias
+ * move, and a second promote of the same manifest that mints nothing.
+ */
+START_TEST(test_fake_backend_promote_alias)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct ckpt_save_options o = CKPT_SAVE_OPTIONS_INIT;
+	struct ckpt_promote_options po = CKPT_PROMOTE_OPTIONS_INIT;
+	struct ckpt_alias_options ao = CKPT_ALIAS_OPTIONS_INIT;
+	struct ckpt_promote_result *res = NULL;
+	struct ckpt_registry *r = NULL;
+	const struct ckpt_reg_alias *a;
+	struct ckpt_alias_move mv;
+	struct ckpt_save *sv;
+	struct ckpt_store *s;
+	struct ckpt_error err;
+	const char *srcs[1], *aliases[] = { "prod" };
+	char src[4400];
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(f->spool, sizeof(f->spool), "%s/spool", unit_tmpdir);
+	snprintf(f->mirror, sizeof(f->mirror), "%s/fakeroot", unit_tmpdir);
+	ck_assert_int_eq(mkdir(f->spool, 0700), 0);
+	ck_assert_int_eq(mkdir(f->mirror, 0700), 0);
+	srcs[0] = unit_write_file("weights.txt", "tensor bytes\n", 13);
+	ck_assert_int_eq(ckpt_store_open_backend(&fake_ops, f, f->mirror, &s,
+	    &err), 0);
+	o.run = "a";
+	o.step = 2;
+	o.sources = srcs;
+	o.nsources = 1;
+	o.transfer = CKPT_TRANSFER_COPY;
+	o.nthreads = 1;
+	ck_assert_int_eq(ckpt_save_begin(s, &o, &sv, &err), 0);
+	ck_assert_msg(ckpt_save_finish(sv, NULL, &err) == 0, "%s",
+	    err.message);
+	ckpt_save_free(sv);
+
+	po.model = "m";
+	po.aliases = aliases;
+	po.naliases = 1;
+	snprintf(src, sizeof(src), "%s/runs/a/step-2", f->mirror);
+	ck_assert_msg(ckpt_promote(s, src, &po, &res, &err) == 0, "%s",
+	    err.message);
+	ck_assert(res->verified);
+	ck_assert(res->created);
+	ck_assert_int_eq(res->version, 1);
+	ckpt_promote_result_free(res);
+	/* the version, its state files and the history: objects */
+	ck_assert_str_eq(ffind(f, "registry/m/v1/weights.txt")->data,
+	    "tensor bytes\n");
+	ck_assert_ptr_nonnull(ffind(f, "registry/m/v1/" CKPT_MANIFEST_NAME));
+	ck_assert_ptr_nonnull(ffind(f, "registry/m/v1.json"));
+	ck_assert_ptr_nonnull(strstr(ffind(f, "registry/m/aliases.json")->data,
+	    "\"prod\""));
+	ck_assert_ptr_nonnull(strstr(ffind(f, "registry/.history.jsonl")->data,
+	    "\"promote\""));
+	ck_assert_uint_ge(f->ncopies, 2);
+	for (size_t i = 0; i < f->n; i++)
+		ck_assert_msg(strncmp(f->o[i].key, "registry/.staging/", 18),
+		    "left behind: %s", f->o[i].key);
+
+	/* an alias set through the same objects */
+	ao.op = CKPT_ALIAS_SET;
+	ao.model = "m";
+	ao.alias = "staging";
+	ao.model_version = 1;
+	ck_assert_msg(ckpt_registry_alias_op(s, &ao, &mv, &err) == 0, "%s",
+	    err.message);
+	ck_assert(mv.changed);
+	ck_assert_ptr_nonnull(strstr(ffind(f, "registry/m/aliases.json")->data,
+	    "\"staging\""));
+	ck_assert_int_eq(ckpt_registry_load(s, 0, &r, &err), 0);
+	ck_assert_uint_eq(ckpt_registry_record_count(r), 3);
+	ck_assert_ptr_nonnull(a = ckpt_registry_find_alias(r, "m", "staging"));
+	ck_assert_int_eq(a->version, 1);
+	ck_assert_int_eq(ckpt_registry_check_files(s, r, &err), 0);
+	ck_assert_uint_eq(ckpt_registry_problem_count(r), 0);
+	ckpt_registry_free(r);
+
+	/* the same manifest again: v1 already, nothing new */
+	f->ncopies = 0;
+	ck_assert_int_eq(ckpt_promote(s, src, &po, &res, &err), 0);
+	ck_assert(!res->created);
+	ck_assert_int_eq(res->version, 1);
+	ckpt_promote_result_free(res);
+	ck_assert_uint_eq(f->ncopies, 0);
+	ck_assert_ptr_null(ffind(f, "registry/m/v2.json"));
+	ckpt_store_free(s);
+}
+END_TEST
+
 /* The owner rule ls and gc share (owner.c). */
 START_TEST(test_owner_state_rule)
 {
@@ -1101,6 +1293,7 @@ backend_suite(void)
 	tcase_add_test(tc, test_posix_links_are_foreign);
 	tcase_add_test(tc, test_posix_lock);
 	tcase_add_test(tc, test_posix_commit_trash_remove);
+	tcase_add_test(tc, test_posix_copy);
 	tcase_add_test(tc, test_store_refuses_other_versions_and_remotes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("fake");
@@ -1108,6 +1301,7 @@ backend_suite(void)
 	tcase_add_test(tc, test_fake_backend_lock_pins_protection);
 	tcase_add_test(tc, test_owner_state_rule);
 	tcase_add_test(tc, test_fake_backend_save_list_latest);
+	tcase_add_test(tc, test_fake_backend_promote_alias);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -225,6 +225,104 @@ START_TEST(test_ini_refusals)
 }
 END_TEST
 
+/* AWS's documented example (S3 SigV4, "GET Object" with a Range). */
+START_TEST(test_sigv4_aws_example)
+{
+	const char *h[] = { "Host: examplebucket.s3.amazonaws.com",
+	    "Range:  bytes=0-9 ", "x-amz-content-sha256: "
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	    "X-Amz-Date: 20130524T000000Z" };
+	struct ckpt_s3_sig in = { .method = "GET", .uri = "/test.txt",
+	    .query = "", .headers = h, .nheaders = 4,
+	    .payload_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b9"
+	    "34ca495991b7852b855", .amz_date = "20130524T000000Z",
+	    .region = "us-east-1", .access_key = "AKIAIOSFODNN7EXAMPLE",
+	    .secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+	char *auth;
+
+	ck_assert_int_eq(ckpt_s3_sigv4(&in, &auth), 0);
+	ck_assert_str_eq(auth, "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE"
+	    "/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;"
+	    "x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd"
+	    "35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+	free(auth);
+}
+END_TEST
+
+/* The order curl 7.88 gets wrong: by name, "x-amz-copy-source" first. */
+START_TEST(test_sigv4_copy_source_order)
+{
+	const char *a[] = { "x-amz-copy-source-range: bytes=0-9",
+	    "x-amz-copy-source: /b/k", "host: h", "x-amz-date: "
+	    "20260101T000000Z", "x-amz-content-sha256: UNSIGNED-PAYLOAD" };
+	const char *b[] = { "host: h", "x-amz-copy-source: /b/k",
+	    "x-amz-copy-source-range: bytes=0-9", "x-amz-content-sha256: "
+	    "UNSIGNED-PAYLOAD", "x-amz-date: 20260101T000000Z" };
+	struct ckpt_s3_sig in = { .method = "PUT", .uri = "/b/d",
+	    .query = "partNumber=1&uploadId=x", .headers = a, .nheaders = 5,
+	    .payload_sha256 = "UNSIGNED-PAYLOAD",
+	    .amz_date = "20260101T000000Z", .region = "r",
+	    .access_key = "A", .secret_key = "S" };
+	char *x, *y;
+
+	ck_assert_int_eq(ckpt_s3_sigv4(&in, &x), 0);
+	in.headers = b;
+	ck_assert_int_eq(ckpt_s3_sigv4(&in, &y), 0);
+	ck_assert_str_eq(x, y);
+	ck_assert_ptr_nonnull(strstr(x, "SignedHeaders=host;x-amz-content-"
+	    "sha256;x-amz-copy-source;x-amz-copy-source-range;x-amz-date,"));
+	free(x);
+	free(y);
+	in.amz_date = "2026";
+	ck_assert_int_eq(ckpt_s3_sigv4(&in, &x), CKPT_ERR_INVALID);
+}
+END_TEST
+
+static int
+upload_collect(void *arg, const struct ckpt_s3_upload *u)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s %s %lld;", u->key,
+	    u->upload_id, (long long)u->initiated);
+	return 0;
+}
+
+START_TEST(test_uploads_page)
+{
+	static const char doc[] = "<?xml version=\"1.0\"?>"
+	    "<ListMultipartUploadsResult><Bucket>b</Bucket>"
+	    "<NextKeyMarker>p/b</NextKeyMarker>"
+	    "<NextUploadIdMarker>2~y</NextUploadIdMarker>"
+	    "<IsTruncated>true</IsTruncated>"
+	    "<Upload><Key>p/a</Key><UploadId>2~x</UploadId>"
+	    "<Initiated>2026-12-03T15:14:56.000Z</Initiated></Upload>"
+	    "<Upload><Key>p/b</Key><UploadId>2~y</UploadId></Upload>"
+	    "</ListMultipartUploadsResult>";
+	char out[256] = "", *k, *i;
+	struct ckpt_error err;
+	bool more;
+
+	ck_assert_int_eq(ckpt_s3_uploads_parse(doc, sizeof(doc) - 1, "l",
+	    upload_collect, out, &more, &k, &i, &err), 0);
+	ck_assert_str_eq(out, "p/a 2~x 1796310896;p/b 2~y 0;");
+	ck_assert(more);
+	ck_assert_str_eq(k, "p/b");
+	ck_assert_str_eq(i, "2~y");
+	free(k);
+	free(i);
+	ck_assert_int_eq(ckpt_s3_uploads_parse("<ListMultipartUploadsResult>"
+	    "<Upload><Key>a</Key></Upload></ListMultipartUploadsResult>", 86,
+	    "l", upload_collect, out, &more, &k, &i, &err), CKPT_ERR_FORMAT);
+	ck_assert_int_eq(ckpt_s3_uploads_parse("<ListMultipartUploadsResult>"
+	    "<IsTruncated>true</IsTruncated></ListMultipartUploadsResult>",
+	    88, "l", upload_collect, out, &more, &k, &i, &err),
+	    CKPT_ERR_FORMAT);
+	ck_assert_int_eq(ckpt_s3_uploads_parse("<Error/>", 8, "l",
+	    upload_collect, out, &more, &k, &i, &err), CKPT_ERR_FORMAT);
+}
+END_TEST
+
 Suite *
 s3_suite(void)
 {
@@ -234,5 +332,8 @@ s3_suite(void)
 	    test_xml_refusals, test_xml_no_read_past_len);
 	TCASE(s, "list", NULL, NULL, test_list_page, test_list_refusals);
 	TCASE(s, "ini", NULL, NULL, test_ini_read, test_ini_refusals);
+	TCASE(s, "sigv4", NULL, NULL, test_sigv4_aws_example,
+	    test_sigv4_copy_source_order);
+	TCASE(s, "uploads", NULL, NULL, test_uploads_page);
 	return s;
 }
