@@ -176,4 +176,46 @@ open(sys.argv[2], \"wb\").write(struct.pack(\"<Q\", hlen) + h + random.Random(9)
 	test_grep "t2" insp
 '
 
+# same_manifest A B: the two manifests record the same files the same
+# way: every field but the run, the time and the summary's own entry.
+same_manifest() {
+	"$PYTHON" -c "
+import json, sys
+def norm(p):
+    m = json.load(open(p))
+    for k in (\"run\", \"created\"):
+        m.pop(k, None)
+    m[\"files\"] = [f for f in m[\"files\"]
+                  if not f[\"path\"].startswith(\"ckpt-\")]
+    return m
+a, b = norm(sys.argv[1]), norm(sys.argv[2])
+assert a == b, (a, b)
+assert len(a[\"files\"]) >= 3, a
+" "$1" "$2"
+}
+
+test_expect_success 'setup: files larger than the copy ring of a thread (2 MiB)' '
+	mkdir big big/sub &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" big/model.safetensors 9000000 9 5 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" big/sub/opt.safetensors 5000000 8 &&
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" big/ema.safetensors 6000001 3 &&
+	ckpt -C s save -q --link --file-sha256 --chunk-size 65536 --run l --step 1 big >/dev/null &&
+	ckpt -C s save -q --link --run l --step 2 big >/dev/null
+'
+
+# The writes of --copy are another thread's (hashing.c): the manifest
+# must be the one a save that copies nothing (--link) records.
+for j in 1 2 5; do
+	test_expect_success "the manifest of a copy is the one a link records (-j $j)" '
+		ckpt -C s save -q -j '$j' --copy --file-sha256 --chunk-size 65536 --run c'$j' --step 1 big >/dev/null &&
+		ckpt -C s save -q -j '$j' --copy --run c'$j' --step 2 big >/dev/null &&
+		same_manifest s/runs/l/step-1/ckpt-manifest.json s/runs/c'$j'/step-1/ckpt-manifest.json &&
+		same_manifest s/runs/l/step-2/ckpt-manifest.json s/runs/c'$j'/step-2/ckpt-manifest.json &&
+		same_files big s/runs/c'$j'/step-1 &&
+		same_files big/sub s/runs/c'$j'/step-2/sub &&
+		ckpt -C s verify -q c'$j'@1 &&
+		ckpt -C s verify -q c'$j'@2
+	'
+done
+
 test_done

@@ -29,10 +29,23 @@
  * once for the copy and its digests.  The lane that writes a byte is the
  * file's pass where it has one (it reads every byte), else the lane of
  * the range holding it, so the ranges must cover the file without
- * overlap; a file whose ranges do not is given a pass.  Each writer asks
- * the kernel to start writing back what it wrote (sync_file_range), so
- * that the disk works while the CPUs digest and the fsync of the commit
- * protocol finds little left to do.
+ * overlap; a file whose ranges do not is given a pass.
+ *
+ * The writes are not the hashing threads' own: a lane reads a step into
+ * a slot of its worker's ring, queues the slot to the writer thread of
+ * the file, and digests the slot while the writer writes it.  So the
+ * digest of a block and its write (a copy into the page cache, the
+ * filesystem's block reservation) overlap instead of following each
+ * other, and the bytes digested are the bytes written (the slot is not
+ * reused before its write is done).  Each file has one writer, as the
+ * filesystem serializes buffered writes to one file anyway (a second
+ * thread would only wait on the inode's lock); there are at most as
+ * many writers as hashing threads.  Memory stays bounded: RING_SLOTS
+ * slots per hashing thread.  Each writer asks the kernel to start
+ * writing back what it wrote (sync_file_range), so that the disk works
+ * while the CPUs digest and the fsync of the commit protocol finds
+ * little left to do.  Without a writer thread (pthread_create failed)
+ * the hashing threads write themselves, as before.
  */
 #include "util/internal.h"
 
@@ -49,6 +62,9 @@
 #define PASS		SIZE_MAX	/* lane.r of a file pass */
 #define KICK_STEP	((uint64_t)8 << 20)	/* copy: writeback asked per */
 #define COPY_STEP	((uint64_t)256 << 10)	/* copy: bytes per step */
+#define RING_SLOTS	8	/* copy: a worker's steps queued or in write */
+
+struct wqueue;
 
 /* One file of the job list, with its ranges in offset order. */
 struct fstate {
@@ -64,6 +80,40 @@ struct fstate {
 	size_t low_cursor;	/* below it: all claimed */
 	const struct ckpt_hash_copy *copy;	/* NULL: hash only */
 	bool pass_writes;	/* the pass writes the copy, not the ranges */
+	struct wqueue *wq;	/* the copy's writer, or NULL: lanes write */
+};
+
+/* A step's buffer in a worker's ring (copy with writer threads). */
+struct slot {
+	unsigned char *buf;	/* COPY_STEP bytes */
+	bool busy;		/* queued or being written (copier.mu) */
+};
+
+/* One write for a writer thread: a slot's n bytes at off of f's copy. */
+struct witem {
+	struct slot *slot;
+	struct fstate *f;
+	uint64_t off;
+	size_t n;
+	uint64_t kick_from, kick_to;	/* kick_to > kick_from: writeback */
+};
+
+/* A writer thread and its FIFO of writes (copier.mu). */
+struct wqueue {
+	struct copier *cp;
+	struct witem *v;
+	size_t cap, head, n;
+	pthread_cond_t work;	/* an item, or stop */
+	pthread_t th;
+};
+
+struct copier {
+	struct engine *en;
+	pthread_mutex_t mu;
+	pthread_cond_t freed;	/* a slot's write is done */
+	struct wqueue *q;
+	size_t nq;		/* writer threads running */
+	bool stop;
 };
 
 struct engine {
@@ -77,6 +127,7 @@ struct engine {
 	uint64_t done, total, reported;
 	ckpt_progress_fn progress;
 	void *data;
+	struct copier *cp;	/* copy: the writer threads, or NULL */
 };
 
 struct lane {
@@ -363,6 +414,8 @@ struct worker {
 	struct lane lane[2];
 	bool stealing;
 	uint64_t pending;	/* bytes digested since the last account */
+	struct slot ring[RING_SLOTS];	/* copy with writer threads */
+	unsigned int next;	/* the ring's next slot */
 };
 
 /* Locked: drops lanes whose job failed meanwhile. */
@@ -458,12 +511,174 @@ lane_finish_locked(struct lane *l, struct ckpt_error *e)
 	l->shared = false;
 }
 
+/* ---- Writer threads (copy) ---- */
+
+/* Unlocked: the ring's i-th next slot, once its last write is done. */
+static struct slot *
+ring_wait(struct worker *w, unsigned int i)
+{
+	struct copier *cp = w->en->cp;
+	struct slot *sl = &w->ring[(w->next + i) % RING_SLOTS];
+
+	pthread_mutex_lock(&cp->mu);
+	while (sl->busy)
+		pthread_cond_wait(&cp->freed, &cp->mu);
+	pthread_mutex_unlock(&cp->mu);
+	return sl;
+}
+
+/*
+ * Unlocked: queues lane l's n bytes just read into sl (at l->off) to the
+ * writer of l's file, with the writeback to start after them every
+ * KICK_STEP bytes and at the lane's end (as lane_write does).
+ */
+static void
+ring_queue(struct worker *w, struct slot *sl, struct lane *l, size_t n)
+{
+	struct copier *cp = w->en->cp;
+	struct wqueue *q = l->f->wq;
+	struct witem it = { sl, l->f, l->off, n, 0, 0 };
+	uint64_t to = l->off + n;
+
+	if (to - l->kick >= KICK_STEP || to == l->end) {
+		it.kick_from = l->kick;
+		it.kick_to = to;
+		l->kick = to;
+	}
+	w->next = (w->next + 1) % RING_SLOTS;
+	pthread_mutex_lock(&cp->mu);
+	/* cap is every slot of every worker: never full. */
+	q->v[(q->head + q->n) % q->cap] = it;
+	q->n++;
+	sl->busy = true;
+	pthread_cond_signal(&q->work);
+	pthread_mutex_unlock(&cp->mu);
+}
+
+/*
+ * A writer thread: writes its queue's slots in order, starts their
+ * writeback, frees the slots.  A write error fails the file's job (the
+ * hashing threads then drop it); the writes still queued for it are
+ * done all the same, as the copy is discarded anyway.
+ */
+static void *
+writer_main(void *arg)
+{
+	struct wqueue *q = arg;
+	struct copier *cp = q->cp;
+
+	pthread_mutex_lock(&cp->mu);
+	for (;;) {
+		struct ckpt_error e;
+		struct witem it;
+		const struct ckpt_hash_copy *c;
+
+		while (!q->n && !cp->stop)
+			pthread_cond_wait(&q->work, &cp->mu);
+		if (!q->n)
+			break;
+		it = q->v[q->head];
+		pthread_mutex_unlock(&cp->mu);
+		c = it.f->copy;
+		ckpt_error_clear(&e);
+		if (write_exact(c, it.slot->buf, it.n, it.off, &e)) {
+			pthread_mutex_lock(&cp->en->mu);
+			job_fail_locked(it.f->job, &e);
+			pthread_mutex_unlock(&cp->en->mu);
+		} else if (it.kick_to > it.kick_from) {
+			/* Only a hint: errors are the commit's fsync's. */
+			(void)sync_file_range(c->fd, (off_t)it.kick_from,
+			    (off_t)(it.kick_to - it.kick_from),
+			    SYNC_FILE_RANGE_WRITE);
+		}
+		pthread_mutex_lock(&cp->mu);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+		it.slot->busy = false;
+		pthread_cond_broadcast(&cp->freed);
+	}
+	pthread_mutex_unlock(&cp->mu);
+	return NULL;
+}
+
+/* Waits for every queued write and ends the writer threads. */
+static void
+copier_stop(struct copier *cp)
+{
+	pthread_mutex_lock(&cp->mu);
+	cp->stop = true;
+	for (size_t i = 0; i < cp->nq; i++)
+		pthread_cond_signal(&cp->q[i].work);
+	pthread_mutex_unlock(&cp->mu);
+	for (size_t i = 0; i < cp->nq; i++)
+		pthread_join(cp->q[i].th, NULL);
+	for (size_t i = 0; i < cp->nq; i++) {
+		pthread_cond_destroy(&cp->q[i].work);
+		free(cp->q[i].v);
+	}
+	pthread_cond_destroy(&cp->freed);
+	pthread_mutex_destroy(&cp->mu);
+	free(cp->q);
+	cp->q = NULL;
+	cp->nq = 0;
+}
+
+/*
+ * Starts up to nwriters writer threads for the engine's copies, each
+ * file given to one (round robin), with room in each queue for every
+ * slot of nworkers rings.  false: no writer thread (no memory, no
+ * thread); the hashing threads then write themselves.
+ */
+static bool
+copier_start(struct copier *cp, struct engine *en, size_t nwriters,
+    size_t nworkers)
+{
+	size_t ncopies = 0, k = 0;
+
+	memset(cp, 0, sizeof(*cp));
+	for (size_t i = 0; i < en->nfiles; i++)
+		ncopies += en->files[i].copy != NULL;
+	if (nwriters > ncopies)
+		nwriters = ncopies;
+	if (!nwriters || !(cp->q = calloc(nwriters, sizeof(*cp->q))))
+		return false;
+	cp->en = en;
+	pthread_mutex_init(&cp->mu, NULL);
+	pthread_cond_init(&cp->freed, NULL);
+	for (size_t i = 0; i < nwriters; i++) {
+		struct wqueue *q = &cp->q[cp->nq];
+
+		q->cp = cp;
+		q->cap = nworkers * RING_SLOTS;
+		if (!(q->v = calloc(q->cap, sizeof(*q->v))))
+			break;
+		pthread_cond_init(&q->work, NULL);
+		if (pthread_create(&q->th, NULL, writer_main, q)) {
+			pthread_cond_destroy(&q->work);
+			free(q->v);
+			break;
+		}
+		cp->nq++;
+	}
+	if (!cp->nq) {
+		copier_stop(cp);
+		return false;
+	}
+	for (size_t i = 0; i < en->nfiles; i++)
+		if (en->files[i].copy)
+			en->files[i].wq = &cp->q[k++ % cp->nq];
+	return true;
+}
+
 /* Unlocked: one read (or two) and the digests of up to BUF_SIZE bytes. */
 static int
 step(struct worker *w, uint64_t cap, struct lane **failed,
     struct ckpt_error *err)
 {
 	struct lane *a = &w->lane[0], *b = &w->lane[1];
+	bool aw = lane_writes(a), bw = b->f && lane_writes(b);
+	struct slot *as = NULL, *bs = NULL;
+	unsigned char *abuf = a->buf, *bbuf = b->buf;
 	uint64_t k = a->end - a->off;
 	int rc;
 
@@ -471,41 +686,50 @@ step(struct worker *w, uint64_t cap, struct lane **failed,
 	if (k > BUF_SIZE)
 		k = BUF_SIZE;
 	/* A copy's bytes are read, digested and written: in steps that
-	 * stay in the core's cache for the three (measured: 1 MiB steps cost
+	 * stay in the cache for the three (measured: 1 MiB steps cost
 	 * about 40% more system time than 256 KiB ones). */
-	if (a->f->copy && k > COPY_STEP)
+	if ((aw || bw) && k > COPY_STEP)
 		k = COPY_STEP;
 	if (cap != UINT64_MAX && a->r == PASS && cap > a->off &&
 	    cap - a->off < k)
 		k = cap - a->off;
 	if (b->f && b->end - b->off < k)
 		k = b->end - b->off;
-	if (k && (rc = read_exact(a->fd, a->f->job->path, a->buf, k, a->off,
+	/* With a writer thread, a writing lane reads into a ring slot. */
+	if (k && aw && a->f->wq)
+		abuf = (as = ring_wait(w, 0))->buf;
+	if (k && bw && b->f->wq)
+		bbuf = (bs = ring_wait(w, as ? 1 : 0))->buf;
+	if (k && (rc = read_exact(a->fd, a->f->job->path, abuf, k, a->off,
 	    err))) {
 		*failed = a;
 		return rc;
 	}
 	if (b->f && !b->shared && k && (rc = read_exact(b->fd,
-	    b->f->job->path, b->buf, k, b->off, err))) {
+	    b->f->job->path, bbuf, k, b->off, err))) {
 		*failed = b;
 		return rc;
 	}
-	if (k && lane_writes(a) && (rc = lane_write(a, a->buf, k, err))) {
+	/* Queued before they are digested: written while digested. */
+	if (as)
+		ring_queue(w, as, a, k);
+	else if (k && aw && (rc = lane_write(a, abuf, k, err))) {
 		*failed = a;
 		return rc;
 	}
-	if (k && b->f && lane_writes(b) && (rc = lane_write(b, b->buf, k,
-	    err))) {
+	if (bs)
+		ring_queue(w, bs, b, k);
+	else if (k && bw && (rc = lane_write(b, bbuf, k, err))) {
 		*failed = b;
 		return rc;
 	}
 	if (b->f) {
-		ckpt_sha256_update2(&a->s, a->buf, &b->s, b->shared ? a->buf :
-		    b->buf, k);
+		ckpt_sha256_update2(&a->s, abuf, &b->s, b->shared ? abuf :
+		    bbuf, k);
 		b->off += k;
 		w->pending += k;
 	} else {
-		ckpt_sha256_update(&a->s, a->buf, k);
+		ckpt_sha256_update(&a->s, abuf, k);
 	}
 	a->off += k;
 	w->pending += k;
@@ -747,6 +971,25 @@ copy_twins(struct engine *en)
 	}
 }
 
+/* The copy rings of n workers, or NULL (no memory: no writer threads). */
+static unsigned char **
+ring_alloc(struct worker *ws, unsigned int n)
+{
+	unsigned char **rings = calloc(n, sizeof(*rings));
+
+	for (unsigned int i = 0; rings && i < n; i++) {
+		if (!(rings[i] = malloc(RING_SLOTS * COPY_STEP))) {
+			while (i--)
+				free(rings[i]);
+			free(rings);
+			return NULL;
+		}
+		for (unsigned int k = 0; k < RING_SLOTS; k++)
+			ws[i].ring[k].buf = rings[i] + k * COPY_STEP;
+	}
+	return rings;
+}
+
 int
 ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
     unsigned int nthreads, ckpt_progress_fn progress, void *data,
@@ -763,8 +1006,9 @@ ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
 {
 	struct engine en;
 	struct worker *ws;
-	unsigned char **bufs;
+	unsigned char **bufs, **rings = NULL;
 	pthread_t th[MAX_THREADS];
+	struct copier cp;
 	size_t started = 0, nwork = 0;
 	int rc;
 
@@ -805,6 +1049,9 @@ ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
 		return ckpt_error_nomem(err);
 	}
 	pthread_mutex_init(&en.mu, NULL);
+	if (copies && (rings = ring_alloc(ws, nthreads)) &&
+	    copier_start(&cp, &en, nthreads, nthreads))
+		en.cp = &cp;
 	/* The calling thread works too. */
 	for (unsigned int i = 1; i < nthreads; i++) {
 		if (pthread_create(&th[started], NULL, worker_main,
@@ -815,10 +1062,16 @@ ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
 	worker_main(&ws[0]);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	if (en.cp)
+		copier_stop(en.cp);
 	pthread_mutex_destroy(&en.mu);
-	for (unsigned int i = 0; i < nthreads; i++)
+	for (unsigned int i = 0; i < nthreads; i++) {
 		free(bufs[i]);
+		if (rings)
+			free(rings[i]);
+	}
 	free(bufs);
+	free(rings);
 	free(ws);
 	copy_twins(&en);
 	engine_free(&en);

@@ -210,10 +210,9 @@ ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err)
 	return rc;
 }
 
-/* Copies (copy) or hard-links (else) the tree at src to dst. */
 static int
-clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
-    int depth, struct ckpt_error *err)
+mirror(const char *src, const char *dst, ckpt_mirror_leaf_fn leaf,
+    void *data, int depth, struct ckpt_error *err)
 {
 	struct stat st;
 	struct dirent *de;
@@ -222,17 +221,8 @@ clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
 
 	if (lstat(src, &st))
 		return ckpt_error_errno(err, src, "cannot stat");
-	if (S_ISREG(st.st_mode)) {
-		if (copy)
-			return ckpt_copy_file(src, dst, err);
-		if (!link(src, dst))
-			return CKPT_OK;
-		if (link_or_copy && (errno == EXDEV || errno == EPERM ||
-		    errno == EMLINK))
-			return ckpt_copy_file(src, dst, err);
-		return ckpt_error_errno(err, dst, "cannot hard-link %s to",
-		    src);
-	}
+	if (S_ISREG(st.st_mode))
+		return leaf(src, dst, &st, data, err);
 	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
 		    "not a regular file or directory");
@@ -250,13 +240,44 @@ clone_tree(const char *src, const char *dst, bool copy, bool link_or_copy,
 			continue;
 		s = ckpt_join(src, de->d_name);
 		t = ckpt_join(dst, de->d_name);
-		rc = s && t ? clone_tree(s, t, copy, link_or_copy, depth + 1,
-		    err) : ckpt_error_nomem(err);
+		rc = s && t ? mirror(s, t, leaf, data, depth + 1, err) :
+		    ckpt_error_nomem(err);
 		free(s);
 		free(t);
 	}
 	closedir(d);
 	return rc;
+}
+
+int
+ckpt_mirror_tree(const char *src, const char *dst, ckpt_mirror_leaf_fn leaf,
+    void *data, struct ckpt_error *err)
+{
+	return mirror(src, dst, leaf, data, 0, err);
+}
+
+/* How stage_file brings a file in that it does not move. */
+enum clone_how {
+	CLONE_COPY,		/* copy_file_range */
+	CLONE_LINK,		/* a hard link, or fail */
+	CLONE_LINK_OR_COPY	/* a hard link, else (other device) a copy */
+};
+
+static int
+clone_leaf(const char *src, const char *dst, const struct stat *st,
+    void *data, struct ckpt_error *err)
+{
+	enum clone_how how = *(const enum clone_how *)data;
+
+	(void)st;
+	if (how == CLONE_COPY)
+		return ckpt_copy_file(src, dst, err);
+	if (!link(src, dst))
+		return CKPT_OK;
+	if (how == CLONE_LINK_OR_COPY && (errno == EXDEV || errno == EPERM ||
+	    errno == EMLINK))
+		return ckpt_copy_file(src, dst, err);
+	return ckpt_error_errno(err, dst, "cannot hard-link %s to", src);
 }
 
 /* ---- The staging area ---- */
@@ -397,11 +418,11 @@ ckpt_posix_stage_file(void *be, const char *stage, const char *rel,
 		if (!rc && taken)
 			*taken = true;
 	} else {
-		bool share = flags & (CKPT_BE_STAGE_SHARE |
-		    CKPT_BE_STAGE_SHARE_ONLY);
+		enum clone_how how = flags & CKPT_BE_STAGE_SHARE_ONLY ?
+		    CLONE_LINK : flags & CKPT_BE_STAGE_SHARE ?
+		    CLONE_LINK_OR_COPY : CLONE_COPY;
 
-		rc = clone_tree(src, dst, !share,
-		    !(flags & CKPT_BE_STAGE_SHARE_ONLY), 0, err);
+		rc = ckpt_mirror_tree(src, dst, clone_leaf, &how, err);
 	}
 	free(dst);
 	return rc;

@@ -458,53 +458,23 @@ add_copy(struct ckpt_save *sv, const char *src, const char *dst,
 	return CKPT_OK;
 }
 
-/* The tree at src as empty copies at dst, listed for copy_in. */
+/* ckpt_mirror_tree's leaf of a --copy save: add_copy. */
 static int
-copy_tree(struct ckpt_save *sv, const char *src, const char *dst, int depth,
-    struct ckpt_error *err)
+copy_leaf(const char *src, const char *dst, const struct stat *st,
+    void *data, struct ckpt_error *err)
 {
-	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int rc = CKPT_OK;
-
-	if (lstat(src, &st))
-		return ckpt_error_errno(err, src, "cannot stat");
-	if (S_ISREG(st.st_mode))
-		return add_copy(sv, src, dst, &st, err);
-	if (!S_ISDIR(st.st_mode) || depth > MAX_DEPTH)
-		return ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
-		    "not a regular file or directory");
-	/* Never wider than the source directory (the owner keeps rwx to
-	 * fill it). */
-	if (mkdir(dst, (st.st_mode & 0777) | 0700))
-		return ckpt_error_errno(err, dst, "cannot create directory");
-	d = opendir(src);
-	if (!d)
-		return ckpt_error_errno(err, src, "cannot open directory");
-	while (!rc && (de = readdir(d))) {
-		char *s, *t;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		s = ckpt_join(src, de->d_name);
-		t = ckpt_join(dst, de->d_name);
-		rc = s && t ? copy_tree(sv, s, t, depth + 1, err) :
-		    ckpt_error_nomem(err);
-		free(s);
-		free(t);
-	}
-	closedir(d);
-	return rc;
+	return add_copy(data, src, dst, st, err);
 }
 
-/* copy_tree into the local staging directory, as rel. */
+/* The tree at src as empty copies in the local staging directory, as
+ * rel, listed for copy_in. */
 static int
 copy_tree_at(struct ckpt_save *sv, const char *src, const char *rel,
     struct ckpt_error *err)
 {
 	char *dst = ckpt_join(sv->staging, rel);
-	int rc = dst ? copy_tree(sv, src, dst, 0, err) : ckpt_error_nomem(err);
+	int rc = dst ? ckpt_mirror_tree(src, dst, copy_leaf, sv, err) :
+	    ckpt_error_nomem(err);
 
 	free(dst);
 	return rc;
@@ -1305,10 +1275,11 @@ check_source_unchanged(const struct cfile *c, uint64_t copied,
 
 /*
  * --copy: the hashing engine copies every source into the staging
- * directory and digests the bytes as it writes them (the ranges planned
- * from the source, and the whole file where the store asks for it): one
- * read of each byte for the copy and its digests, on every core
- * (ckpt_hash_copy_files), the writeback started as it goes.  The copies
+ * directory and digests the bytes while a writer thread per file writes
+ * them (the ranges planned from the source, and the whole file where the
+ * store asks for it): one read of each byte for the copy and its
+ * digests, on every core (ckpt_hash_copy_files), the writeback started
+ * as it goes.  The copies
  * are made durable by the fsyncs of the commit, as any other file.
  */
 static int

@@ -97,6 +97,20 @@ const char *ckpt_save_stage_key(const struct ckpt_save *sv);
 /* Copies a regular file to dst (created exclusively, never a wider mode
  * than src's; not synced); backend-posix-stage.c. */
 int ckpt_copy_file(const char *src, const char *dst, struct ckpt_error *err);
+
+struct stat;
+/* What ckpt_mirror_tree does with a regular file src (st: its lstat). */
+typedef int (*ckpt_mirror_leaf_fn)(const char *src, const char *dst,
+    const struct stat *st, void *data, struct ckpt_error *err);
+/*
+ * Mirrors the tree at src (a regular file or a directory) at dst: each
+ * directory made there, never with a wider mode than its source's (the
+ * owner keeps rwx to fill it), each regular file handed to leaf; a
+ * symlink, a special file or directories nested deeper than 64 are
+ * refused.  backend-posix-stage.c; save --copy, --link and adopt.
+ */
+int ckpt_mirror_tree(const char *src, const char *dst,
+    ckpt_mirror_leaf_fn leaf, void *data, struct ckpt_error *err);
 /*
  * What protects checkpoints from prune (protect.c): pins and registry
  * versions, as sorted "RUN@STEP" keys.  runs: registry entries whose run
