@@ -472,6 +472,7 @@ pk_new(struct ckpt_pickle *p, enum pk_kind kind, int64_t pos,
 	if (n) {
 		n->kind = kind;
 		n->pos = pos;
+		p->ntensors += kind == PK_TENSOR;
 	}
 	return n;
 }

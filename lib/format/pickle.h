@@ -169,6 +169,8 @@ struct ckpt_pickle {
 	/* storages by key, in first-seen order */
 	struct pk_node **storages;
 	size_t nstorages;
+	size_t ntensors;		/* tensor nodes made: the walk's
+					 * table will hold about as many */
 };
 
 /*

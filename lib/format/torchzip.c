@@ -215,6 +215,10 @@ walk_into_file(struct ckpt_file *f, struct ckpt_pickle *p,
 	char *json = NULL;
 	int rc;
 
+	/* the table at its size at once: doubling a 40,000-entry table
+	 * leaves a quarter to a half of it unused */
+	if ((rc = ckpt_file_reserve_tensors(f, p->ntensors, err)))
+		return rc;
 	rc = ckpt_pickle_walk(f, p, o, add_tensor, &a, &json, err);
 	if (rc) {
 		free(json);
