@@ -3094,55 +3094,128 @@ seq(struct walker *w, struct pk_node *n, unsigned depth)
 	out_raw(w, "]", 1);
 }
 
-/* Keys that Python would find equal: same text, and both str or both
- * numbers (a crafted pickle may set one key twice; the last value wins). */
-static char *
-key_id(const struct pk_node *k, char **text)
-{
-	char *t = key_text(k), *id = NULL;
+/*
+ * A dict key as the walk uses it: its text (key_text's), borrowed from
+ * the pickle for str and bytes keys, which is most of them (a state dict
+ * of 40,000 tensors made three strings per key here: its text, its
+ * identity and its JSON form); its class for Python's equality (a crafted
+ * pickle may set one key twice; the last value wins): 's' str or bytes,
+ * 'n' int or bool, 'o' other; and the text out_text writes, invalid UTF-8
+ * replaced, for JSON's equality (1 and "1" are one JSON key).
+ */
+struct dict_key {
+	const char *text, *json;
+	size_t len, jlen;
+	char *own, *own_json;
+	char cls;
+};
 
-	*text = t;
-	if (t && asprintf(&id, "%c%s", k->kind == PK_STR || k->kind == PK_BYTES
-	    ? 's' : k->kind == PK_INT || k->kind == PK_BOOL ? 'n' : 'o', t) < 0)
-		id = NULL;
-	return id;
+/* The text out_text escapes for s[0, n): NULL when it is s itself. */
+static char *
+replaced_text(const char *s, size_t n, size_t *len, bool *nomem)
+{
+	const char *rep;
+	size_t i = 0, k, o = 0;
+	char *d;
+
+	while (i < n && (k = utf8_next(s + i, n - i, &rep)) && !rep)
+		i += k;
+	if (i == n)
+		return NULL;
+	/* at most 3 bytes for each byte replaced */
+	if (!(d = malloc(3 * n + 1))) {
+		*nomem = true;
+		return NULL;
+	}
+	for (i = 0; i < n; i += k) {
+		k = utf8_next(s + i, n - i, &rep);
+		memcpy(d + o, rep ? rep : s + i, rep ? strlen(rep) : k);
+		o += rep ? strlen(rep) : k;
+	}
+	d[o] = '\0';
+	*len = o;
+	return d;
 }
 
-/* The JSON key of a key text: as out_text writes it, without quotes. */
-static char *
-key_json(struct walker *w, const char *t)
+static bool
+dict_key_init(struct dict_key *d, const struct pk_node *k)
 {
-	char *saved = w->out, *k;
-	size_t olen = w->olen, ocap = w->ocap;
-	bool off = w->off;
+	bool nomem = false;
 
-	w->out = NULL;
-	w->olen = w->ocap = 0;
-	w->off = false;
-	out_text(w, t, strlen(t));
-	k = w->out && w->olen + 1 < w->ocap ? realloc(w->out, w->olen + 1) :
-	    w->out;
-	if (!k)
-		k = w->out;
-	w->out = saved;
-	w->olen = olen;
-	w->ocap = ocap;
-	w->off = off;
-	return k;
+	memset(d, 0, sizeof(*d));
+	d->cls = k->kind == PK_STR || k->kind == PK_BYTES ? 's' :
+	    k->kind == PK_INT || k->kind == PK_BOOL ? 'n' : 'o';
+	if (k->kind == PK_STR || k->kind == PK_BYTES) {
+		/* key_text's strndup: up to the first NUL */
+		d->text = k->s;
+		d->len = strnlen(k->s, k->len);
+	} else {
+		if (!(d->own = key_text(k)))
+			return false;
+		d->text = d->own;
+		d->len = strlen(d->own);
+	}
+	d->own_json = replaced_text(d->text, d->len, &d->jlen, &nomem);
+	if (!d->own_json) {
+		d->json = d->text;
+		d->jlen = d->len;
+	} else {
+		d->json = d->own_json;
+	}
+	return !nomem;
 }
 
-/* Index + 1 of the first of ids[0, n) equal to ids[i], found in slot[]
- * (cap a power of two), or 0 after recording i there. */
+static uint32_t
+hash_bytes(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* Index + 1 of the first of keys[0, i) equal to keys[i] (by Python's
+ * equality, or by JSON's), found in slot[] (cap a power of two), or 0
+ * after recording i there. */
 static size_t
-first_equal(char **ids, size_t i, size_t *slot, size_t cap)
+first_equal(const struct dict_key *keys, size_t i, bool json, size_t *slot,
+    size_t cap)
 {
-	size_t h = hash_str(ids[i]) & (cap - 1);
+	const struct dict_key *k = &keys[i];
+	const char *t = json ? k->json : k->text;
+	size_t len = json ? k->jlen : k->len;
+	size_t h = (hash_bytes(t, len) ^ (json ? 0 : (uint32_t)k->cls)) &
+	    (cap - 1);
 
-	for (; slot[h]; h = (h + 1) & (cap - 1))
-		if (!strcmp(ids[slot[h] - 1], ids[i]))
+	for (; slot[h]; h = (h + 1) & (cap - 1)) {
+		const struct dict_key *o = &keys[slot[h] - 1];
+
+		if (json ? o->jlen == len && !memcmp(o->json, t, len) :
+		    o->cls == k->cls && o->len == len && !memcmp(o->text, t,
+		    len))
 			return slot[h];
+	}
 	slot[h] = i + 1;
 	return 0;
+}
+
+static void
+dup_key_finding(struct walker *w, const struct pk_node *n,
+    const struct dict_key *k)
+{
+	char *t = strndup(k->text, k->len);
+
+	if (!t) {
+		w->rc = ckpt_error_nomem(w->err);
+		return;
+	}
+	w->dup_reported = true;
+	ckpt_file_add_finding(w->f, "pickle-duplicate-key", CKPT_SEV_WARNING,
+	    t, w->o->base >= 0 ? w->o->base + n->pos : n->pos, "%s: a dict "
+	    "sets key '%s' more than once; the last value counts, as in "
+	    "Python", w->o->what ? w->o->what : "pickle", t);
+	free(t);
 }
 
 /*
@@ -3156,46 +3229,40 @@ first_equal(char **ids, size_t i, size_t *slot, size_t cap)
 static void
 dict(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	char **ids = NULL, **texts = NULL, **keys = NULL, **aside = NULL;
+	struct dict_key *keys = NULL;
+	char **aside = NULL;
 	size_t *last = NULL, *first = NULL, cap = 0, *slot = NULL;
 	bool clash = false, any = false;
 
+	if (n->n && !(keys = calloc(n->n, sizeof(*keys)))) {
+		w->rc = ckpt_error_nomem(w->err);
+		goto out;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		if (!dict_key_init(&keys[i], n->keys[i])) {
+			w->rc = ckpt_error_nomem(w->err);
+			goto out;
+		}
 	if (n->n > 1) {
-		ids = calloc(n->n, sizeof(*ids));
-		texts = calloc(n->n, sizeof(*texts));
-		keys = calloc(n->n, sizeof(*keys));
 		last = calloc(n->n, sizeof(*last));
 		first = calloc(n->n, sizeof(*first));
 		for (cap = 4; cap < 2 * n->n; cap *= 2)
 			;
 		slot = calloc(cap, sizeof(*slot));	/* index + 1 */
-		if (!ids || !texts || !keys || !last || !first || !slot) {
+		if (!last || !first || !slot) {
 			w->rc = ckpt_error_nomem(w->err);
 			goto out;
 		}
-		for (size_t i = 0; i < n->n; i++) {
+		for (size_t i = 0; i < n->n && !w->rc; i++) {
 			size_t f;
 
-			ids[i] = key_id(n->keys[i], &texts[i]);
-			if (!ids[i]) {
-				w->rc = ckpt_error_nomem(w->err);
-				goto out;
-			}
 			last[i] = i;
-			if (!(f = first_equal(ids, i, slot, cap)))
+			if (!(f = first_equal(keys, i, false, slot, cap)))
 				continue;
 			last[f - 1] = i;
 			last[i] = SIZE_MAX;	/* not emitted */
-			if (!w->dup_reported) {
-				w->dup_reported = true;
-				ckpt_file_add_finding(w->f,
-				    "pickle-duplicate-key", CKPT_SEV_WARNING,
-				    texts[i], w->o->base >= 0 ? w->o->base +
-				    n->pos : n->pos, "%s: a dict sets key '%s' "
-				    "more than once; the last value counts, as "
-				    "in Python", w->o->what ? w->o->what :
-				    "pickle", texts[i]);
-			}
+			if (!w->dup_reported)
+				dup_key_finding(w, n, &keys[i]);
 		}
 		/* the same JSON key for different Python keys */
 		memset(slot, 0, cap * sizeof(*slot));
@@ -3205,11 +3272,7 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 			first[i] = i;
 			if (last[i] == SIZE_MAX)
 				continue;
-			if (!(keys[i] = key_json(w, texts[i]))) {
-				w->rc = ckpt_error_nomem(w->err);
-				goto out;
-			}
-			if ((f = first_equal(keys, i, slot, cap))) {
+			if ((f = first_equal(keys, i, true, slot, cap))) {
 				first[i] = f - 1;
 				clash = true;
 			}
@@ -3221,22 +3284,19 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 	}
 	out_raw(w, "{", 1);
 	for (size_t i = 0; i < n->n && !w->rc; i++) {
-		char *k = texts ? texts[i] : key_text(n->keys[i]);
+		const struct dict_key *k = &keys[i];
 		size_t v_i = last ? last[i] : i, saved, at = w->olen;
 
 		if (v_i == SIZE_MAX)
 			continue;
-		if (!k) {
-			w->rc = ckpt_error_nomem(w->err);
+		if ((w->rc = path_push(w, k->text, k->len, &saved)))
 			break;
+		if (!aside) {
+			if (any)
+				out_raw(w, ",", 1);
+			out_text(w, k->text, k->len);
+			out_raw(w, ":", 1);
 		}
-		if ((w->rc = path_push(w, k, strlen(k), &saved))) {
-			if (!texts)
-				free(k);
-			break;
-		}
-		if (!aside)
-			out_key(w, k, !any);
 		any = true;
 		walk(w, n->items[v_i], depth + 1);
 		path_pop(w, saved);
@@ -3246,8 +3306,6 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 				w->rc = ckpt_error_nomem(w->err);
 			w->olen = at;
 		}
-		if (!texts)
-			free(k);
 	}
 	any = false;
 	for (size_t i = 0; aside && i < n->n && !w->rc; i++) {
@@ -3261,21 +3319,18 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 		if (any)
 			out_raw(w, ",", 1);
 		any = true;
-		out_lit(w, keys[i]);
+		out_text(w, keys[i].text, keys[i].len);
 		out_raw(w, ":", 1);
 		out_lit(w, aside[v]);
 	}
 	out_raw(w, "}", 1);
 out:
-	for (size_t i = 0; ids && i < n->n; i++) {
-		free(ids[i]);
-		free(texts[i]);
-		free(keys[i]);
+	for (size_t i = 0; keys && i < n->n; i++) {
+		free(keys[i].own);
+		free(keys[i].own_json);
 		if (aside)
 			free(aside[i]);
 	}
-	free(ids);
-	free(texts);
 	free(keys);
 	free(aside);
 	free(last);
