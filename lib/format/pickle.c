@@ -1311,7 +1311,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 	if (!x)
 		return ps->err->code;
 	t->u.tensor = x;
-	x->storage = a->items[0];
+	x->storage = a->items[0]->u.storage;
 	x->offset = (uint64_t)a->items[1]->i;
 	if ((rc = dims(ps, fn, 2, a->items[2], &nd, &x->shape, false)) ||
 	    (rc = dims(ps, fn, 3, a->items[3], &ns, &stride, true)))
@@ -1321,7 +1321,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 		    nd, ns);
 	x->ndim = nd;
 	x->stride = (int64_t *)stride;
-	x->dtype = x->storage->u.storage->dtype;
+	x->dtype = x->storage->dtype;
 	if (variant == 3) {
 		struct pk_node *d = a->items[6];
 
@@ -1331,7 +1331,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 			return bad(ps, "%s: dtype %s is not supported", fn,
 			    d->s);
 		x->dtype = (enum ckpt_dtype)d->i;
-	} else if (x->storage->u.storage->untyped) {
+	} else if (x->storage->untyped) {
 		return bad(ps, "%s on an untyped storage without a dtype",
 		    fn);
 	}
@@ -1597,20 +1597,17 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		struct pk_node *nd = a->n == 4 ? a->items[0] : NULL;
 		struct pk_storage *s;
 		struct pk_tensor *x;
-		struct pk_node *st;
 
 		if (!nd || nd->kind != PK_NDARRAY || a->items[1]->kind !=
 		    PK_DTYPE || a->items[1]->i < 0 || nd->u.nd->object ||
 		    nd->u.nd->data_pos < 0)
 			return bad(ps, "%s with unexpected arguments", name);
-		st = pk_new(ps->p, PK_STORAGE, (int64_t)ps->op_pos, ps->err);
-		s = st ? pk_alloc(ps->p, sizeof(*s), ps->err) : NULL;
+		s = pk_alloc(ps->p, sizeof(*s), ps->err);
 		r = s ? pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos,
 		    ps->err) : NULL;
 		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
 		if (!x)
 			return ps->err->code;
-		st->u.storage = s;
 		s->dtype = (enum ckpt_dtype)a->items[1]->i;
 		s->nbytes = nd->u.nd->nbytes;
 		if (ps->o->base >= 0) {
@@ -1621,7 +1618,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;
 		r->u.tensor = x;
-		x->storage = st;
+		x->storage = s;
 		x->dtype = s->dtype;
 		x->kind = "numpy";
 		x->ndim = nd->u.nd->ndim;
@@ -1774,7 +1771,7 @@ hash_str(const char *s)
 	return h;
 }
 
-static struct pk_node *
+static struct pk_storage *
 storage_find(struct parser *ps, const char *key)
 {
 	size_t h;
@@ -1783,16 +1780,16 @@ storage_find(struct parser *ps, const char *key)
 		return NULL;
 	for (h = hash_str(key) & (ps->scap - 1); ps->skeys[h];
 	    h = (h + 1) & (ps->scap - 1)) {
-		struct pk_node *s = ps->p->storages[ps->skeys[h] - 1];
+		struct pk_storage *s = ps->p->storages[ps->skeys[h] - 1];
 
-		if (!strcmp(s->u.storage->key, key))
+		if (!strcmp(s->key, key))
 			return s;
 	}
 	return NULL;
 }
 
 static int
-storage_add(struct parser *ps, struct pk_node *s)
+storage_add(struct parser *ps, struct pk_storage *s)
 {
 	struct ckpt_pickle *p = ps->p;
 	size_t h;
@@ -1800,7 +1797,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 	if ((p->nstorages + 1) * 2 > ps->scap) {
 		size_t cap = ps->scap ? 2 * ps->scap : 64;
 		uint32_t *k = calloc(cap, sizeof(*k));
-		struct pk_node **v;
+		struct pk_storage **v;
 
 		if (!k)
 			return ckpt_error_nomem(ps->err);
@@ -1811,7 +1808,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 		}
 		p->storages = v;
 		for (size_t i = 0; i < p->nstorages; i++) {
-			h = hash_str(v[i]->u.storage->key) & (cap - 1);
+			h = hash_str(v[i]->key) & (cap - 1);
 			while (k[h])
 				h = (h + 1) & (cap - 1);
 			k[h] = (uint32_t)i + 1;
@@ -1821,7 +1818,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 		ps->scap = cap;
 	}
 	p->storages[p->nstorages] = s;
-	h = hash_str(s->u.storage->key) & (ps->scap - 1);
+	h = hash_str(s->key) & (ps->scap - 1);
 	while (ps->skeys[h])
 		h = (h + 1) & (ps->scap - 1);
 	ps->skeys[h] = (uint32_t)++p->nstorages;
@@ -1832,8 +1829,8 @@ static int
 persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 {
 	size_t want = ps->o->flags & PK_LEGACY ? 6 : 5;
-	struct pk_node *t, *old, *n;
-	struct pk_storage *s;
+	struct pk_node *t, *n;
+	struct pk_storage *s, *o;
 	char key[128];
 	bool untyped;
 	int dt;
@@ -1866,9 +1863,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 		return bad(ps, "legacy storage views are not supported");
 	memcpy(key, pid->items[2]->s, pid->items[2]->len);
 	key[pid->items[2]->len] = '\0';
-	if ((old = storage_find(ps, key))) {
-		struct pk_storage *o = old->u.storage;
-
+	if ((o = storage_find(ps, key))) {
 		if (o->dtype != (enum ckpt_dtype)dt || o->untyped != untyped ||
 		    o->numel != (uint64_t)pid->items[4]->i)
 			ckpt_file_add_finding(ps->f, "torch-storage-conflict",
@@ -1876,7 +1871,14 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 			    "%s: storage '%s' is declared again at offset %zu "
 			    "with another type or size", what(ps), key,
 			    ps->op_pos);
-		*out = old;
+		/* a node of its own (the first may have been given back),
+		 * dated as the first */
+		n = pk_new(ps->p, PK_STORAGE, o->pos - (ps->o->base >= 0 ?
+		    ps->o->base : 0), ps->err);
+		if (!n)
+			return ps->err->code;
+		n->u.storage = o;
+		*out = n;
 		return CKPT_OK;
 	}
 	n = pk_new(ps->p, PK_STORAGE, (int64_t)ps->op_pos, ps->err);
@@ -1894,7 +1896,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 	s->numel = (uint64_t)pid->items[4]->i;
 	s->pos = abs_off(ps, ps->op_pos);
 	*out = n;
-	return storage_add(ps, n);
+	return storage_add(ps, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2002,7 +2004,8 @@ releasable(const struct pk_node *n, enum pk_kind kind)
 		return false;
 	if (kind == PK_INT)
 		return n->i < PK_INTERN_MIN || n->i > PK_INTERN_MAX;
-	return kind == PK_STR || kind == PK_TUPLE || kind == PK_DICT;
+	return kind == PK_STR || kind == PK_TUPLE || kind == PK_DICT ||
+	    kind == PK_STORAGE;
 }
 
 /* A node and its item arrays (not the items). */
@@ -2046,7 +2049,7 @@ release_hooks(struct ckpt_pickle *p, struct pk_node *d)
 /*
  * After a call interpreted at the top of REDUCE/NEWOBJ succeeded: the
  * argument tuple of a tensor rebuild (the tensor copied what it needs:
- * storage node, offset, size, stride, dtype, flags), of a Parameter
+ * storage record, offset, size, stride, dtype, flags), of a Parameter
  * rebuild (the tensor is the result) and of an empty OrderedDict() is
  * referenced by nothing when unpinned.  Calls nested inside another
  * (_rebuild_from_type_v2) are left alone: their arguments belong to the
@@ -2066,6 +2069,9 @@ release_call_args(struct parser *ps, const char *fn, struct pk_node *a)
 	if (!releasable(a, PK_TUPLE))
 		return;
 	if (in_list(fn, rebuilds, sizeof(rebuilds) / sizeof(*rebuilds))) {
+		/* the tensor points at the storage's record, which
+		 * p->storages keeps, not at its node */
+		release_if(p, a->items[0], PK_STORAGE);
 		release_if(p, a->items[1], PK_INT);
 		release_dims(p, a->items[2]);
 		release_dims(p, a->items[3]);

@@ -60,7 +60,7 @@ struct pk_storage {
 };
 
 struct pk_tensor {
-	struct pk_node *storage;	/* PK_STORAGE or NULL (meta) */
+	struct pk_storage *storage;	/* NULL for meta tensors */
 	enum ckpt_dtype dtype;
 	uint64_t offset;		/* storage offset, elements */
 	unsigned int ndim;
@@ -166,8 +166,9 @@ struct ckpt_pickle {
 	void *spare[PK_SPARE_CLASSES];	/* released blocks by size / 8 */
 	struct pk_node *ints[PK_INTERN_MAX - PK_INTERN_MIN + 1];
 	const struct pk_limits *lim;
-	/* storages by key, in first-seen order */
-	struct pk_node **storages;
+	/* storages by key, in first-seen order (each PK_STORAGE node
+	 * points at one; a rebuilt tensor's node is given back) */
+	struct pk_storage **storages;
 	size_t nstorages;
 	size_t ntensors;		/* tensor nodes made: the walk's
 					 * table will hold about as many */
