@@ -311,19 +311,19 @@ print_inline_array(json_t *v)
 	printf("]\n");
 }
 
+static const char *const special_tags[] = { "$tensor", "$ndarray",
+	"$bytes", "$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
+	"$cycle", "$truncated", "$shared", "$global", "$object" };
+
 /* The value of the one "$..." key of v that print_special knows, or NULL. */
 static const char *
 special_tag(json_t *v)
 {
-	static const char *const tags[] = { "$tensor", "$ndarray", "$bytes",
-		"$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
-		"$cycle", "$truncated", "$shared", "$global", "$object" };
-
 	if (!json_is_object(v))
 		return NULL;
-	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
-		if (json_object_get(v, tags[i]))
-			return tags[i];
+	for (size_t i = 0; i < sizeof(special_tags) / sizeof(special_tags[0]); i++)
+		if (json_object_get(v, special_tags[i]))
+			return special_tags[i];
 	return NULL;
 }
 
@@ -455,6 +455,116 @@ print_tree(json_t *v, int indent, long long depth)
 		print_scalar(v);
 		putchar('\n');
 	}
+}
+
+/*
+ * The same tree read from the metadata text, not parsed: a state dict of
+ * 40,000 tensors was 40,000 jansson objects made to print "name:
+ * (tensor)" 40,000 times, a third of inspect's time.  The text has passed
+ * json_text_valid, so each string has one spelling: a key is compared
+ * as written.
+ */
+static bool
+text_key_is(const char *md, size_t key, const char *want)
+{
+	size_t n = strlen(want);
+
+	return md[key] == '"' && !strncmp(md + key + 1, want, n) &&
+	    md[key + 1 + n] == '"';
+}
+
+static bool
+text_has_special_key(const char *md, const struct json_text_child *c,
+    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t t = 0; t < sizeof(special_tags) /
+		    sizeof(special_tags[0]); t++)
+			if (text_key_is(md, c[i].key, special_tags[t]))
+				return true;
+	return false;
+}
+
+/* tensor_only() of the value at md[at]; *ref: it is a tensor reference. */
+static size_t
+text_tensor_only(const char *md, size_t at, bool *ref)
+{
+	struct json_text_child *c;
+	size_t n, nt = 0;
+
+	*ref = false;
+	if (md[at] != '{' && md[at] != '[')
+		return 0;
+	n = json_text_children(md, at, &c);
+	if (md[at] == '{' && n == 1 && text_key_is(md, c[0].key, "$tensor") &&
+	    md[c[0].value] == '"') {
+		free(c);
+		*ref = true;
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool r;
+		size_t m = text_tensor_only(md, c[i].value, &r);
+
+		if (!m) {
+			nt = 0;
+			break;
+		}
+		nt += m;
+	}
+	free(c);
+	return nt;
+}
+
+/*
+ * print_tree() of an object's text: members holding only tensors are
+ * printed from the text, the others parsed one at a time.  False, with
+ * nothing printed, when the text is not an object whose parse prints as a
+ * tree of its members (then the caller parses it whole, as before).
+ */
+static bool
+print_metadata_text(const char *md, long long depth)
+{
+	struct json_text_child *m;
+	size_t at = strspn(md, " \t\n\r"), n;
+
+	if (md[at] != '{' || !json_text_valid(md))
+		return false;
+	n = json_text_children(md, at, &m);
+	if (text_has_special_key(md, m, n)) {
+		free(m);
+		return false;
+	}
+	if (n)
+		printf("\nmetadata:\n");
+	for (size_t i = 0; i < n; i++) {
+		char *key = json_text_string(md, m[i].key);
+		const char *v = md + m[i].value;
+		struct json_text_child *c = NULL;
+		size_t nc = *v == '{' ? json_text_children(md, m[i].value, &c) :
+		    0;
+		bool ref;
+		size_t nt = text_tensor_only(md, m[i].value, &ref);
+
+		if (ref) {
+			printf("  %s: (tensor)\n", key);
+		} else if (nt && !text_has_special_key(md, c, nc)) {
+			printf("  %s: (%zu tensor%s)\n", key, nt, nt == 1 ?
+			    "" : "s");
+		} else {
+			json_t *j = json_loadb(v, m[i].end - m[i].value,
+			    JSON_DECODE_ANY, NULL);
+
+			if (!j)
+				die("cannot parse metadata of '%s'", key);
+			print_entry(key, j, 2, depth);
+			json_decref(j);
+		}
+		free(c);
+		free(key);
+	}
+	free(m);
+	return true;
 }
 
 /* ---------------------------------------------------------------- */
@@ -700,7 +810,7 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		if (doc)
 			print_dcp_chunks(ctx, doc, o);
 		json_decref(doc);
-	} else if (md) {
+	} else if (md && !print_metadata_text(md, o->depth)) {
 		json_t *doc = json_loads(md, JSON_DECODE_ANY, NULL);
 
 		if (doc && (!json_is_object(doc) || json_object_size(doc))) {

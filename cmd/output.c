@@ -789,6 +789,63 @@ json_print_text(const char *text, int depth)
 	return text_value(&w, &i, depth);
 }
 
+bool
+json_text_valid(const char *text)
+{
+	struct text_walk w = { .s = text };
+	size_t i = skip_ws(text, 0);
+
+	return text_value(&w, &i, 0) && !text[skip_ws(text, i)];
+}
+
+size_t
+json_text_children(const char *text, size_t at, struct json_text_child **out)
+{
+	/* the text was checked whole (json_text_valid): no value below
+	 * is nested deeper than the limit counts from here */
+	const struct text_walk skip = { .s = text };
+	struct json_text_child *c = NULL;
+	char close = text[at] == '{' ? '}' : ']';
+	size_t n = 0, cap = 0, p = skip_ws(text, at + 1);
+
+	while (text[p] != close) {
+		if (n)
+			p = skip_ws(text, p + 1);	/* the comma */
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			c = xreallocarray(c, cap, sizeof(*c));
+		}
+		c[n].key = SIZE_MAX;
+		if (close == '}') {
+			c[n].key = p;
+			text_string(text, &p);
+			p = skip_ws(text, skip_ws(text, p) + 1);
+		}
+		c[n].value = p;
+		text_value(&skip, &p, 0);
+		c[n++].end = p;
+		p = skip_ws(text, p);
+	}
+	*out = c;
+	return n;
+}
+
+char *
+json_text_string(const char *text, size_t at)
+{
+	size_t i = at + 1, n = 0;
+	char *d;
+
+	while (text_char(text, &i))
+		n++;
+	d = xmalloc(n + 1);
+	i = at + 1;
+	for (size_t k = 0; k < n; k++)
+		d[k] = (char)text_char(text, &i);
+	d[n] = '\0';
+	return d;
+}
+
 json_t *
 json_digest(const char *algo, const unsigned char *d, size_t len)
 {

@@ -93,6 +93,22 @@ void json_stream_end(struct json_stream *s);
  * it).
  */
 bool json_print_text(const char *text, int depth);
+/*
+ * Reading such a text without a parse: whether json_print_text handles it
+ * (a valid JSON text whose parse jansson would give the same way); then
+ * the members of the object (or items of the array) at offset at, each as
+ * the offsets of its key's quote (SIZE_MAX in an array), its value and
+ * the end of its value, in text order, *out malloc'd; and the string at a
+ * key's or value's quote, decoded, malloc'd.
+ */
+struct json_text_child {
+	size_t key, value, end;
+};
+
+bool json_text_valid(const char *text);
+size_t json_text_children(const char *text, size_t at,
+    struct json_text_child **out);
+char *json_text_string(const char *text, size_t at);
 /* "sha256:<hex>" */
 json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
 
