@@ -533,9 +533,19 @@ cmp_member(const void *a, const void *b)
 	size_t j = ((const struct text_member *)b)->key + 1;
 
 	for (;;) {
-		unsigned char x = text_char(sort_text, &i);
-		unsigned char y = text_char(sort_text, &j);
+		unsigned char x = (unsigned char)sort_text[i];
+		unsigned char y = (unsigned char)sort_text[j];
 
+		/* plain bytes stand for themselves */
+		if (x != '\\' && x != '"' && y != '\\' && y != '"') {
+			if (x != y)
+				return (int)x - (int)y;
+			i++;
+			j++;
+			continue;
+		}
+		x = text_char(sort_text, &i);
+		y = text_char(sort_text, &j);
 		if (x != y || !x)
 			return (int)x - (int)y;
 	}
