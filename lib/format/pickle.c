@@ -1473,7 +1473,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 			if (v->kind != PK_FLOAT && !is_int(v))
 				return bad(ps, "%s of a non-number", name);
 			if (i)
-				r->d2 = d;
+				r->u.d2 = d;
 			else
 				r->d = d;
 		}
@@ -3550,8 +3550,8 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 		else
 			out_lit(w, "\"nan\"");
 		out_raw(w, ",", 1);
-		if (isfinite(n->d2))
-			out_real(w, n->d2);
+		if (isfinite(n->u.d2))
+			out_real(w, n->u.d2);
 		else
 			out_lit(w, "\"nan\"");
 		out_lit(w, "]}");
