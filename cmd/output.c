@@ -698,7 +698,7 @@ text_object(const struct text_walk *w, size_t *i, int depth)
 		ok = text_value(&skip, &p, depth + 1);
 		p = skip_ws(w->s, p);
 	}
-	if (ok) {
+	if (ok && n) {
 		sort_text = w->s;
 		qsort(m, n, sizeof(*m), cmp_member);
 		for (size_t k = 1; k < n && ok; k++)
