@@ -52,14 +52,17 @@ bench_note "ckpt inspect of $N tensors: median ${ck} s (target 0.2 s:" \
     "$(verdict "$ck" 0.2)), $cpu s of CPU in one run; peak RSS $rss KiB" \
     "(target 32768 KiB: $(verdict "$rss" 32768)), --json $rssj KiB," \
     "unzip -l $rssu KiB.  ckpt reads the central directory, every local" \
-    "header (through a 256 KiB window) and data.pkl, interprets the" \
-    "pickle into a node tree (slabs; None, bools and small ints shared; the" \
-    "memo holds only the keys a GET reads; the tuples, strings and hooks" \
-    "of each rebuild call and storage id are given back for reuse once" \
-    "the tensor has copied them, unless something can name them again)" \
-    "and writes its JSON tree as it walks.  What is left per tensor: its" \
-    "name, tensor and storage nodes (about 600 bytes), the tensor table" \
-    "entry, the metadata JSON text (which the text view parses again with" \
-    "jansson, a quarter of the time), and data.pkl and the central" \
-    "directory, read whole."
+    "header (through a 256 KiB window) and data.pkl (read whole), and" \
+    "interprets the pickle into a node tree (slabs; None, bools and" \
+    "small ints shared; the memo holds only the keys a GET reads; the" \
+    "tuples, strings, hooks and storage node of each rebuild call are" \
+    "given back once the tensor has taken what it needs, unless" \
+    "something can name them again), then walks it into the tensor table" \
+    "(strings and arrays in blocks, sized at once) and the metadata JSON" \
+    "text.  What is left per tensor at the peak: its key and tensor nodes" \
+    "(120 bytes each), the tensor and storage records, the table entry" \
+    "and its strings, and its share of data.pkl, the central directory" \
+    "and the metadata text.  The text view prints the metadata from its" \
+    "text and --json writes the document as it goes, a tensor at a time" \
+    "(neither builds a jansson tree of it)."
 bench_end

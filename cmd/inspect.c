@@ -311,19 +311,19 @@ print_inline_array(json_t *v)
 	printf("]\n");
 }
 
+static const char *const special_tags[] = { "$tensor", "$ndarray",
+	"$bytes", "$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
+	"$cycle", "$truncated", "$shared", "$global", "$object" };
+
 /* The value of the one "$..." key of v that print_special knows, or NULL. */
 static const char *
 special_tag(json_t *v)
 {
-	static const char *const tags[] = { "$tensor", "$ndarray", "$bytes",
-		"$complex", "$dtype", "$npdtype", "$npscalar", "$sparse",
-		"$cycle", "$truncated", "$shared", "$global", "$object" };
-
 	if (!json_is_object(v))
 		return NULL;
-	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
-		if (json_object_get(v, tags[i]))
-			return tags[i];
+	for (size_t i = 0; i < sizeof(special_tags) / sizeof(special_tags[0]); i++)
+		if (json_object_get(v, special_tags[i]))
+			return special_tags[i];
 	return NULL;
 }
 
@@ -455,6 +455,116 @@ print_tree(json_t *v, int indent, long long depth)
 		print_scalar(v);
 		putchar('\n');
 	}
+}
+
+/*
+ * The same tree read from the metadata text, not parsed: a state dict of
+ * 40,000 tensors was 40,000 jansson objects made to print "name:
+ * (tensor)" 40,000 times, a third of inspect's time.  The text has passed
+ * json_text_valid, so each string has one spelling: a key is compared
+ * as written.
+ */
+static bool
+text_key_is(const char *md, size_t key, const char *want)
+{
+	size_t n = strlen(want);
+
+	return md[key] == '"' && !strncmp(md + key + 1, want, n) &&
+	    md[key + 1 + n] == '"';
+}
+
+static bool
+text_has_special_key(const char *md, const struct json_text_child *c,
+    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t t = 0; t < sizeof(special_tags) /
+		    sizeof(special_tags[0]); t++)
+			if (text_key_is(md, c[i].key, special_tags[t]))
+				return true;
+	return false;
+}
+
+/* tensor_only() of the value at md[at]; *ref: it is a tensor reference. */
+static size_t
+text_tensor_only(const char *md, size_t at, bool *ref)
+{
+	struct json_text_child *c;
+	size_t n, nt = 0;
+
+	*ref = false;
+	if (md[at] != '{' && md[at] != '[')
+		return 0;
+	n = json_text_children(md, at, &c);
+	if (md[at] == '{' && n == 1 && text_key_is(md, c[0].key, "$tensor") &&
+	    md[c[0].value] == '"') {
+		free(c);
+		*ref = true;
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool r;
+		size_t m = text_tensor_only(md, c[i].value, &r);
+
+		if (!m) {
+			nt = 0;
+			break;
+		}
+		nt += m;
+	}
+	free(c);
+	return nt;
+}
+
+/*
+ * print_tree() of an object's text: members holding only tensors are
+ * printed from the text, the others parsed one at a time.  False, with
+ * nothing printed, when the text is not an object whose parse prints as a
+ * tree of its members (then the caller parses it whole, as before).
+ */
+static bool
+print_metadata_text(const char *md, long long depth)
+{
+	struct json_text_child *m;
+	size_t at = strspn(md, " \t\n\r"), n;
+
+	if (md[at] != '{' || !json_text_valid(md))
+		return false;
+	n = json_text_children(md, at, &m);
+	if (text_has_special_key(md, m, n)) {
+		free(m);
+		return false;
+	}
+	if (n)
+		printf("\nmetadata:\n");
+	for (size_t i = 0; i < n; i++) {
+		char *key = json_text_string(md, m[i].key);
+		const char *v = md + m[i].value;
+		struct json_text_child *c = NULL;
+		size_t nc = *v == '{' ? json_text_children(md, m[i].value, &c) :
+		    0;
+		bool ref;
+		size_t nt = text_tensor_only(md, m[i].value, &ref);
+
+		if (ref) {
+			printf("  %s: (tensor)\n", key);
+		} else if (nt && !text_has_special_key(md, c, nc)) {
+			printf("  %s: (%zu tensor%s)\n", key, nt, nt == 1 ?
+			    "" : "s");
+		} else {
+			json_t *j = json_loadb(v, m[i].end - m[i].value,
+			    JSON_DECODE_ANY, NULL);
+
+			if (!j)
+				die("cannot parse metadata of '%s'", key);
+			print_entry(key, j, 2, depth);
+			json_decref(j);
+		}
+		free(c);
+		free(key);
+	}
+	free(m);
+	return true;
 }
 
 /* ---------------------------------------------------------------- */
@@ -700,7 +810,7 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 		if (doc)
 			print_dcp_chunks(ctx, doc, o);
 		json_decref(doc);
-	} else if (md) {
+	} else if (md && !print_metadata_text(md, o->depth)) {
 		json_t *doc = json_loads(md, JSON_DECODE_ANY, NULL);
 
 		if (doc && (!json_is_object(doc) || json_object_size(doc))) {
@@ -1100,87 +1210,123 @@ json_tensor(const struct ckpt_tensor *t, const struct inspect_opts *o,
 	return j;
 }
 
-static json_t *
-json_checkpoint(const struct ckpt_checkpoint *c,
-    const struct inspect_opts *o, const struct tensor_result *res,
-    size_t nres)
+/* A file's metadata tree: printed from its text, not parsed (a state
+ * dict of 40,000 tensors makes a tree of 40,000 objects); jansson only
+ * for a text json_print_text leaves to it. */
+static void
+print_metadata(const char *md, int depth)
 {
-	json_t *j = json_object(), *files = json_array(), *fnd = json_array();
+	json_t *v;
+
+	if (md && json_print_text(md, depth))
+		return;
+	v = md ? json_loads(md, JSON_DECODE_ANY, NULL) : NULL;
+	json_print_value(v ? v : json_null(), depth);
+	json_decref(v);
+}
+
+/* One file's object, a tensor at a time; its totals added to *all. */
+static void
+print_file_json(const struct ckpt_checkpoint *c, size_t i,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres, struct totals *all, int depth)
+{
+	const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
+	const char *name = ckpt_checkpoint_file_name(c, i);
+	struct json_stream jf, arr;
+	struct totals tot = { 0 };
+
+	json_stream_begin(&jf, depth, false);
+	json_stream_key(&jf, "findings");
+	json_stream_begin(&arr, depth + 1, true);
+	for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
+		json_stream_put(&arr, NULL,
+		    json_finding(ckpt_file_finding(f, k)));
+	json_stream_end(&arr);
+	json_stream_put(&jf, "format",
+	    json_string(ckpt_format_name(ckpt_file_format(f))));
+	json_stream_key(&jf, "globals");
+	json_stream_begin(&arr, depth + 1, true);
+	for (size_t g = 0; g < ckpt_file_global_count(f); g++) {
+		bool allowed;
+		const char *gname = ckpt_file_global(f, g, &allowed);
+		json_t *e = json_object();
+
+		json_object_set_new(e, "name", json_string(gname));
+		json_object_set_new(e, "allowed", json_boolean(allowed));
+		json_stream_put(&arr, NULL, e);
+	}
+	json_stream_end(&arr);
+	json_stream_key(&jf, "metadata");
+	print_metadata(ckpt_file_metadata_json(f), depth + 1);
+	json_stream_put(&jf, "path", json_string(name));
+	json_stream_put(&jf, "size", json_u64(ckpt_file_size(f)));
+	json_stream_key(&jf, "tensors");
+	json_stream_begin(&arr, depth + 1, true);
+	for (size_t k = 0; k < ckpt_file_tensor_count(f); k++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, k);
+
+		if (!selected(o, t))
+			continue;
+		count_tensor(&tot, name, t);
+		count_tensor(all, name, t);
+		if (!o->no_tensors)
+			json_stream_put(&arr, NULL, json_tensor(t, o, res,
+			    nres));
+	}
+	json_stream_end(&arr);
+	json_stream_put(&jf, "totals", json_totals(&tot));
+	json_stream_end(&jf);
+}
+
+/*
+ * A checkpoint's --json object, written as it goes (keys in sorted order,
+ * json_doc_print's layout): the tensor table and the metadata tree are
+ * never held as a jansson document.  schema: the object is the document
+ * itself (one argument).
+ */
+static void
+print_checkpoint_json(const struct ckpt_checkpoint *c,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres, const char *ref, int exit_status, bool schema, int depth)
+{
+	struct json_stream j, arr;
 	struct totals all = { 0 };
 	size_t nfiles = ckpt_checkpoint_file_count(c);
+	json_t *b = checkpoint_block(c);
 
-	json_object_set_new(j, "path", json_string(ckpt_checkpoint_path(c)));
-	json_object_set_new(j, "kind", json_string(ckpt_checkpoint_kind(c)));
-	json_object_set_new(j, "format", json_string(
+	json_stream_begin(&j, depth, false);
+	if (b)
+		json_stream_put(&j, "checkpoint", b);
+	json_stream_put(&j, "exit_status", json_integer(exit_status));
+	json_stream_key(&j, "files");
+	json_stream_begin(&arr, depth + 1, true);
+	for (size_t i = 0; i < nfiles; i++) {
+		if (!ckpt_checkpoint_file(c, i))
+			continue;
+		json_stream_item(&arr);
+		print_file_json(c, i, o, res, nres, &all, depth + 2);
+	}
+	json_stream_end(&arr);
+	json_stream_key(&j, "findings");
+	json_stream_begin(&arr, depth + 1, true);
+	for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
+		json_stream_put(&arr, NULL,
+		    json_finding(ckpt_checkpoint_finding(c, k)));
+	json_stream_end(&arr);
+	json_stream_put(&j, "format", json_string(
 	    !ckpt_checkpoint_is_directory(c) && ckpt_checkpoint_file(c, 0) ?
 	    ckpt_format_name(ckpt_file_format(ckpt_checkpoint_file(c, 0))) :
 	    ckpt_checkpoint_kind(c)));
-	json_object_set_new(j, "size", json_u64(checkpoint_size(c)));
-	for (size_t i = 0; i < nfiles; i++) {
-		const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
-		json_t *jf, *ts, *gl, *ff;
-		struct totals tot = { 0 };
-		const char *md;
-
-		if (!f)
-			continue;
-		jf = json_object();
-		ts = json_array();
-		gl = json_array();
-		ff = json_array();
-		json_object_set_new(jf, "path",
-		    json_string(ckpt_checkpoint_file_name(c, i)));
-		json_object_set_new(jf, "format",
-		    json_string(ckpt_format_name(ckpt_file_format(f))));
-		json_object_set_new(jf, "size", json_u64(ckpt_file_size(f)));
-		for (size_t k = 0; k < ckpt_file_tensor_count(f); k++) {
-			const struct ckpt_tensor *t = ckpt_file_tensor(f, k);
-
-			if (!selected(o, t))
-				continue;
-			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
-			count_tensor(&all, ckpt_checkpoint_file_name(c, i), t);
-			if (!o->no_tensors)
-				json_array_append_new(ts, json_tensor(t, o,
-				    res, nres));
-		}
-		json_object_set_new(jf, "tensors", ts);
-		json_object_set_new(jf, "totals", json_totals(&tot));
-		md = ckpt_file_metadata_json(f);
-		json_object_set_new(jf, "metadata", md ? json_loads(md,
-		    JSON_DECODE_ANY, NULL) : json_null());
-		if (!json_object_get(jf, "metadata"))
-			json_object_set_new(jf, "metadata", json_null());
-		for (size_t g = 0; g < ckpt_file_global_count(f); g++) {
-			bool allowed;
-			const char *name = ckpt_file_global(f, g, &allowed);
-			json_t *e = json_object();
-
-			json_object_set_new(e, "name", json_string(name));
-			json_object_set_new(e, "allowed",
-			    json_boolean(allowed));
-			json_array_append_new(gl, e);
-		}
-		json_object_set_new(jf, "globals", gl);
-		for (size_t k = 0; k < ckpt_file_finding_count(f); k++)
-			json_array_append_new(ff,
-			    json_finding(ckpt_file_finding(f, k)));
-		json_object_set_new(jf, "findings", ff);
-		json_array_append_new(files, jf);
-	}
-	json_object_set_new(j, "files", files);
-	for (size_t k = 0; k < ckpt_checkpoint_finding_count(c); k++)
-		json_array_append_new(fnd,
-		    json_finding(ckpt_checkpoint_finding(c, k)));
-	json_object_set_new(j, "findings", fnd);
-	json_object_set_new(j, "totals", json_totals(&all));
-	{
-		json_t *b = checkpoint_block(c);
-
-		if (b)
-			json_object_set_new(j, "checkpoint", b);
-	}
-	return j;
+	json_stream_put(&j, "kind", json_string(ckpt_checkpoint_kind(c)));
+	json_stream_put(&j, "path", json_string(ckpt_checkpoint_path(c)));
+	if (ref)
+		json_stream_put(&j, "ref", json_string(ref));
+	if (schema)
+		json_stream_put(&j, "schema", json_integer(1));
+	json_stream_put(&j, "size", json_u64(checkpoint_size(c)));
+	json_stream_put(&j, "totals", json_totals(&all));
+	json_stream_end(&j);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1367,7 +1513,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		    "module.* (repeatable)"),
 		OPT_END()
 	};
-	json_t *out = NULL, *list = NULL;
+	struct json_stream top, list;
 	struct ckpt_store *store = NULL;
 	enum ckpt_metric_mode mode;
 	int status = CKPT_EXIT_OK;
@@ -1395,8 +1541,12 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 			usage_error(inspect_usage, opts, "--allow-global: %s",
 			    e.message);
 	}
-	if (ctx->json && nargs > 1)
-		list = json_array();
+	/* --json: one document, written as each argument is read */
+	if (ctx->json && nargs > 1) {
+		json_stream_begin(&top, 0, false);
+		json_stream_key(&top, "checkpoints");
+		json_stream_begin(&list, 1, true);
+	}
 
 	mode = parse_metric_mode(o.mode);
 	for (int a = 0; a < nargs; a++) {
@@ -1408,7 +1558,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 		bool single;
 		int one, unreadable;
 		char *path;
-		json_t *j = NULL;
+		bool printed = false;
 
 		/* A path that exists wins over a reference of the same
 		 * spelling.  Every argument is reported, whatever happened
@@ -1434,12 +1584,12 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 			if (o.stats && compute_stats(c, &o, ctx, &res, &nres))
 				one = worse_exit(one, CKPT_EXIT_ERROR);
 			if (ctx->json) {
-				j = json_checkpoint(c, &o, res, nres);
-				if (ref.path)
-					json_object_set_new(j, "ref",
-					    json_string(argv[a]));
-				json_object_set_new(j, "exit_status",
-				    json_integer(one));
+				if (nargs > 1)
+					json_stream_item(&list);
+				print_checkpoint_json(c, &o, res, nres,
+				    ref.path ? argv[a] : NULL, one, nargs == 1,
+				    nargs > 1 ? 2 : 0);
+				printed = true;
 			} else if (!(single && unreadable)) {
 				if (a)
 					putchar('\n');
@@ -1452,33 +1602,35 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 			free(res);
 			ckpt_checkpoint_free(c);
 		}
-		if (ctx->json && !j)
-			j = json_unopened(argv[a], err.code ? &err : NULL, one);
-		if (j && list)
-			json_array_append_new(list, j);
-		else if (j)
-			out = j;
+		if (ctx->json && !printed) {
+			json_t *j = json_unopened(argv[a], err.code ? &err :
+			    NULL, one);
+
+			if (nargs > 1) {
+				json_stream_put(&list, NULL, j);
+			} else {
+				json_object_set_new(j, "schema",
+				    json_integer(1));
+				json_print_value(j, 0);
+				json_decref(j);
+			}
+		}
 		status = worse_exit(status, one);
 		ckpt_ref_release(&ref);
 		free(path);
 	}
 	ckpt_store_free(store);
 	if (ctx->json) {
-		json_t *doc = json_doc_new();
-
-		if (list) {
-			json_object_set_new(doc, "checkpoints", list);
-		} else if (out) {
-			const char *k;
-			json_t *v;
-
-			json_object_foreach(out, k, v)
-				json_object_set(doc, k, v);
-			json_decref(out);
-		}
 		/* One complete document whatever the status: every
 		 * argument has its entry, with its own exit_status. */
-		json_doc_print(doc);
+		if (nargs > 1) {
+			json_stream_end(&list);
+			json_stream_put(&top, "schema", json_integer(1));
+			json_stream_end(&top);
+		}
+		putchar('\n');
+		if (fflush(stdout) || ferror(stdout))
+			die("cannot write JSON output");
 	}
 	strlist_release(&o.filters);
 	strlist_release(&o.allow);

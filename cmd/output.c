@@ -6,6 +6,9 @@
  */
 #include "output.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
@@ -396,6 +399,461 @@ json_doc_print(json_t *doc)
 	if (fflush(stdout) || ferror(stdout))
 		die("cannot write JSON output");
 	json_decref(doc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Streaming: a document written a member at a time                   */
+/* ------------------------------------------------------------------ */
+
+void
+json_stream_begin(struct json_stream *s, int depth, bool array)
+{
+	s->depth = depth;
+	s->array = array;
+	s->any = false;
+}
+
+static void
+stream_next(struct json_stream *s)
+{
+	fputc(s->any ? ',' : s->array ? '[' : '{', stdout);
+	s->any = true;
+	indent(stdout, s->depth + 1);
+}
+
+void
+json_stream_key(struct json_stream *s, const char *key)
+{
+	stream_next(s);
+	print_string(stdout, key, strlen(key));
+	fputs(": ", stdout);
+}
+
+void
+json_stream_item(struct json_stream *s)
+{
+	stream_next(s);
+}
+
+void
+json_stream_put(struct json_stream *s, const char *key, json_t *v)
+{
+	if (s->array)
+		json_stream_item(s);
+	else
+		json_stream_key(s, key);
+	print_json(stdout, v, s->depth + 1);
+	json_decref(v);
+}
+
+void
+json_stream_end(struct json_stream *s)
+{
+	if (!s->any) {
+		fputs(s->array ? "[]" : "{}", stdout);
+		return;
+	}
+	indent(stdout, s->depth);
+	fputc(s->array ? ']' : '}', stdout);
+}
+
+/* ------------------------------------------------------------------ */
+/* A JSON text printed as json_doc_print prints its parse              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * json_print_text() reads the text twice: a check that it is in the form
+ * whose parse it can print without building it (every string escaped as
+ * print_string escapes, numbers that jansson reads back, no duplicate
+ * keys, no deeper nesting than TEXT_MAX_DEPTH, so that skipping members
+ * stays cheap), then the printing, objects' members sorted by their
+ * decoded keys.  Anything else goes to jansson, as before.
+ */
+#define TEXT_MAX_DEPTH 64
+
+struct text_member {
+	size_t key, value;	/* offsets of the key's quote, the value */
+};
+
+struct text_walk {
+	const char *s;
+	bool print;
+	int base;		/* depth of the top-level value */
+};
+
+static const char *sort_text;	/* qsort's comparator context */
+
+static size_t
+skip_ws(const char *s, size_t i)
+{
+	while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+		i++;
+	return i;
+}
+
+/* The byte a string character at s[*i] stands for (0 at the closing
+ * quote); *i moves past it.  Only the escapes text_string admits. */
+static unsigned char
+text_char(const char *s, size_t *i)
+{
+	unsigned char c = (unsigned char)s[*i];
+
+	if (c == '"')
+		return 0;
+	if (c != '\\') {
+		(*i)++;
+		return c;
+	}
+	c = (unsigned char)s[*i + 1];
+	*i += 2;
+	switch (c) {
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
+	case 'u':
+		*i += 4;
+		return (unsigned char)strtoul((char[3]){ s[*i - 2], s[*i - 1],
+		    '\0' }, NULL, 16);
+	default:
+		return c;
+	}
+}
+
+static int
+cmp_member(const void *a, const void *b)
+{
+	size_t i = ((const struct text_member *)a)->key + 1;
+	size_t j = ((const struct text_member *)b)->key + 1;
+
+	for (;;) {
+		unsigned char x = (unsigned char)sort_text[i];
+		unsigned char y = (unsigned char)sort_text[j];
+
+		/* plain bytes stand for themselves */
+		if (x != '\\' && x != '"' && y != '\\' && y != '"') {
+			if (x != y)
+				return (int)x - (int)y;
+			i++;
+			j++;
+			continue;
+		}
+		x = text_char(sort_text, &i);
+		y = text_char(sort_text, &j);
+		if (x != y || !x)
+			return (int)x - (int)y;
+	}
+}
+
+/* Length of a valid UTF-8 sequence at s (jansson's rules), 0 if none. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 :
+	    s[0] >= 0xe0 && s[0] < 0xf0 ? 3 : s[0] >= 0xf0 && s[0] < 0xf5 ?
+	    4 : 0;
+
+	for (size_t m = 1; m < k; m++)
+		if ((s[m] & 0xc0) != 0x80)
+			return 0;
+	if ((k == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) ||
+	    (s[0] == 0xed && s[1] >= 0xa0))) ||
+	    (k == 4 && ((s[0] == 0xf0 && s[1] < 0x90) ||
+	    (s[0] == 0xf4 && s[1] >= 0x90))))
+		return 0;
+	return k;
+}
+
+/* A string at s[*i] (its opening quote) escaped exactly as print_string
+ * would write its value; *i moves past it. */
+static bool
+text_string(const char *s, size_t *i)
+{
+	size_t p = *i + 1;
+
+	for (;;) {
+		unsigned char c = (unsigned char)s[p];
+
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return false;	/* raw control character, or the end */
+		if (c == '\\') {
+			char e = s[p + 1], want[8];
+			unsigned long v;
+
+			if (e && strchr("\"\\bfnrt", e)) {
+				p += 2;
+				continue;
+			}
+			if (e != 'u' || !isxdigit((unsigned char)s[p + 2]))
+				return false;
+			v = strtoul((char[5]){ s[p + 2], s[p + 3], s[p + 4],
+			    s[p + 5], '\0' }, NULL, 16);
+			snprintf(want, sizeof(want), "\\u%04X", (unsigned)v);
+			if (!v || v >= 0x20 || strchr("\b\f\n\r\t", (int)v) ||
+			    strncmp(s + p, want, 6))
+				return false;
+			p += 6;
+			continue;
+		}
+		if (!(c = (unsigned char)utf8_len((const unsigned char *)s +
+		    p)))
+			return false;
+		p += c;
+	}
+	*i = p + 1;
+	return true;
+}
+
+/* A number as jansson reads one: an integer in range, not "-0" (which
+ * it prints as 0), or a finite real. */
+static bool
+text_number(const struct text_walk *w, size_t *i)
+{
+	const char *s = w->s;
+	size_t p = *i, start = *i;
+	bool real = false;
+	char *end;
+
+	if (s[p] == '-')
+		p++;
+	if (s[p] == '0')
+		p++;
+	else if (isdigit((unsigned char)s[p]))
+		while (isdigit((unsigned char)s[p]))
+			p++;
+	else
+		return false;
+	if (s[p] == '.') {
+		real = true;
+		if (!isdigit((unsigned char)s[++p]))
+			return false;
+		while (isdigit((unsigned char)s[p]))
+			p++;
+	}
+	if (s[p] == 'e' || s[p] == 'E') {
+		real = true;
+		p++;
+		if (s[p] == '+' || s[p] == '-')
+			p++;
+		if (!isdigit((unsigned char)s[p]))
+			return false;
+		while (isdigit((unsigned char)s[p]))
+			p++;
+	}
+	errno = 0;
+	if (real) {
+		double d = strtod(s + start, &end);
+
+		if ((size_t)(end - s) != p || !isfinite(d))
+			return false;
+		if (w->print)
+			print_real(stdout, d);
+	} else {
+		(void)strtoll(s + start, &end, 10);
+		if ((size_t)(end - s) != p || errno || !strncmp(s + start,
+		    "-0", p - start))
+			return false;
+		if (w->print)
+			fwrite(s + start, 1, p - start, stdout);
+	}
+	*i = p;
+	return true;
+}
+
+static bool text_value(const struct text_walk *w, size_t *i, int depth);
+
+static bool
+text_object(const struct text_walk *w, size_t *i, int depth)
+{
+	const struct text_walk skip = { .s = w->s, .base = w->base };
+	struct text_member *m = NULL;
+	size_t n = 0, cap = 0, p = skip_ws(w->s, *i + 1);
+	bool ok = true;
+
+	while (ok && w->s[p] != '}') {
+		if (n && w->s[p++] != ',') {
+			ok = false;
+			break;
+		}
+		p = skip_ws(w->s, p);
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			m = xreallocarray(m, cap, sizeof(*m));
+		}
+		m[n].key = p;
+		if (w->s[p] != '"' || !text_string(w->s, &p) ||
+		    w->s[p = skip_ws(w->s, p)] != ':') {
+			ok = false;
+			break;
+		}
+		m[n++].value = p = skip_ws(w->s, p + 1);
+		ok = text_value(&skip, &p, depth + 1);
+		p = skip_ws(w->s, p);
+	}
+	if (ok && n) {
+		sort_text = w->s;
+		qsort(m, n, sizeof(*m), cmp_member);
+		for (size_t k = 1; k < n && ok; k++)
+			ok = cmp_member(&m[k - 1], &m[k]) != 0;
+	}
+	if (ok && w->print) {
+		for (size_t k = 0; k < n; k++) {
+			size_t v = m[k].value, e = m[k].key;
+
+			fputc(k ? ',' : '{', stdout);
+			indent(stdout, depth + 1);
+			text_string(w->s, &e);
+			fwrite(w->s + m[k].key, 1, e - m[k].key, stdout);
+			fputs(": ", stdout);
+			text_value(w, &v, depth + 1);
+		}
+		if (n)
+			indent(stdout, depth);
+		fputs(n ? "}" : "{}", stdout);
+	}
+	free(m);
+	*i = p + 1;
+	return ok;
+}
+
+static bool
+text_array(const struct text_walk *w, size_t *i, int depth)
+{
+	size_t n = 0, p = skip_ws(w->s, *i + 1);
+
+	while (w->s[p] != ']') {
+		if (n && w->s[p++] != ',')
+			return false;
+		p = skip_ws(w->s, p);
+		if (w->print) {
+			fputc(n ? ',' : '[', stdout);
+			indent(stdout, depth + 1);
+		}
+		if (!text_value(w, &p, depth + 1))
+			return false;
+		p = skip_ws(w->s, p);
+		n++;
+	}
+	if (w->print) {
+		if (n)
+			indent(stdout, depth);
+		fputs(n ? "]" : "[]", stdout);
+	}
+	*i = p + 1;
+	return true;
+}
+
+static bool
+text_value(const struct text_walk *w, size_t *i, int depth)
+{
+	static const char *const lits[] = { "true", "false", "null" };
+	const char *s = w->s;
+	size_t p = *i;
+
+	if (depth - w->base > TEXT_MAX_DEPTH)
+		return false;
+	switch (s[p]) {
+	case '{':
+		return text_object(w, i, depth);
+	case '[':
+		return text_array(w, i, depth);
+	case '"':
+		if (!text_string(s, i))
+			return false;
+		if (w->print)
+			fwrite(s + p, 1, *i - p, stdout);
+		return true;
+	default:
+		for (size_t k = 0; k < sizeof(lits) / sizeof(lits[0]); k++) {
+			size_t n = strlen(lits[k]);
+
+			if (!strncmp(s + p, lits[k], n)) {
+				if (w->print)
+					fputs(lits[k], stdout);
+				*i = p + n;
+				return true;
+			}
+		}
+		return text_number(w, i);
+	}
+}
+
+bool
+json_print_text(const char *text, int depth)
+{
+	struct text_walk w = { .s = text, .base = depth };
+	size_t i = skip_ws(text, 0);
+
+	if (!text_value(&w, &i, depth) || text[skip_ws(text, i)])
+		return false;
+	w.print = true;
+	i = skip_ws(text, 0);
+	return text_value(&w, &i, depth);
+}
+
+bool
+json_text_valid(const char *text)
+{
+	struct text_walk w = { .s = text };
+	size_t i = skip_ws(text, 0);
+
+	return text_value(&w, &i, 0) && !text[skip_ws(text, i)];
+}
+
+size_t
+json_text_children(const char *text, size_t at, struct json_text_child **out)
+{
+	/* the text was checked whole (json_text_valid): no value below
+	 * is nested deeper than the limit counts from here */
+	const struct text_walk skip = { .s = text };
+	struct json_text_child *c = NULL;
+	char close = text[at] == '{' ? '}' : ']';
+	size_t n = 0, cap = 0, p = skip_ws(text, at + 1);
+
+	while (text[p] != close) {
+		if (n)
+			p = skip_ws(text, p + 1);	/* the comma */
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			c = xreallocarray(c, cap, sizeof(*c));
+		}
+		c[n].key = SIZE_MAX;
+		if (close == '}') {
+			c[n].key = p;
+			text_string(text, &p);
+			p = skip_ws(text, skip_ws(text, p) + 1);
+		}
+		c[n].value = p;
+		text_value(&skip, &p, 0);
+		c[n++].end = p;
+		p = skip_ws(text, p);
+	}
+	*out = c;
+	return n;
+}
+
+char *
+json_text_string(const char *text, size_t at)
+{
+	size_t i = at + 1, n = 0;
+	char *d;
+
+	while (text_char(text, &i))
+		n++;
+	d = xmalloc(n + 1);
+	i = at + 1;
+	for (size_t k = 0; k < n; k++)
+		d[k] = (char)text_char(text, &i);
+	d[n] = '\0';
+	return d;
 }
 
 json_t *

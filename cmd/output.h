@@ -68,6 +68,47 @@ void json_doc_print(json_t *doc);
 /* Prints v on stdout as json_doc_print would at nesting depth (for a
  * document streamed piece by piece); does not free it. */
 void json_print_value(json_t *v, int depth);
+/*
+ * A document streamed a member at a time in json_doc_print's layout (the
+ * caller gives the keys in sorted order): json_stream_begin, then for
+ * each member json_stream_key (or json_stream_item in an array) and its
+ * value printed at depth + 1 (json_print_value, json_print_text or a
+ * nested stream), or json_stream_put; then json_stream_end.
+ */
+struct json_stream {
+	int depth;
+	bool array, any;
+};
+
+void json_stream_begin(struct json_stream *s, int depth, bool array);
+void json_stream_key(struct json_stream *s, const char *key);
+void json_stream_item(struct json_stream *s);
+/* A member (key ignored in an array) whose value v is printed and freed. */
+void json_stream_put(struct json_stream *s, const char *key, json_t *v);
+void json_stream_end(struct json_stream *s);
+/*
+ * Prints a JSON text as json_print_value(json_loads(text, JSON_DECODE_ANY),
+ * depth) would, without building it; returns false, having printed
+ * nothing, for a text it does not handle that way (the caller then parses
+ * it).
+ */
+bool json_print_text(const char *text, int depth);
+/*
+ * Reading such a text without a parse: whether json_print_text handles it
+ * (a valid JSON text whose parse jansson would give the same way); then
+ * the members of the object (or items of the array) at offset at, each as
+ * the offsets of its key's quote (SIZE_MAX in an array), its value and
+ * the end of its value, in text order, *out malloc'd; and the string at a
+ * key's or value's quote, decoded, malloc'd.
+ */
+struct json_text_child {
+	size_t key, value, end;
+};
+
+bool json_text_valid(const char *text);
+size_t json_text_children(const char *text, size_t at,
+    struct json_text_child **out);
+char *json_text_string(const char *text, size_t at);
 /* "sha256:<hex>" */
 json_t *json_digest(const char *algo, const unsigned char *d, size_t len);
 

@@ -113,4 +113,62 @@ test_expect_success TORCH 'values shared with a rebuild call survive it' '
 	EOF
 '
 
+# inspect --json writes the document as it goes and prints the metadata
+# from its text (cmd/output.c); Python's json module, given the same
+# document, must write the same bytes (sorted keys, two-space indent,
+# shortest reals, UTF-8 kept), and the text view must list each key.
+test_expect_success TORCH 'inspect --json is the document Python writes for it' '
+	"$PYTHON" - <<-\EOF &&
+	import collections, torch
+	g = torch.Generator().manual_seed(3)
+	sd = collections.OrderedDict()
+	for k in ["b", "a\"q", "a#q", "a\\\\b", "\u00e9t\u00e9", "\U0001f600", "Z", "a b"]:
+	    sd[k] = torch.randn(2, generator=g)
+	meta = {"lr": 0.1, "eps": 1e-08, "neg": -0.0, "big": 2 ** 62, "n": None,
+	        "l": [1, 2.5, "x"], "e": {}, "el": [], 7: "seven", "t": True}
+	torch.save({"model": sd, "meta": meta, "w": torch.ones(1)}, "keys.pt")
+	EOF
+	ckpt inspect --json keys.pt >keys.json &&
+	"$PYTHON" - <<-\EOF &&
+	import json
+	text = open("keys.json", encoding="utf-8").read()
+	d = json.loads(text)
+	want = json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+	assert text == want, "not the sorted, indented document"
+	f = d["files"][0]
+	assert [t["name"] for t in f["tensors"]][:2] == ["model.b", "model.a\"q"]
+	assert f["metadata"]["model"]["\U0001f600"] == {"$tensor": "model.\U0001f600"}
+	assert f["metadata"]["meta"]["eps"] == 1e-08
+	EOF
+	ckpt inspect keys.pt >keys.txt &&
+	test_grep "^  model: (8 tensors)" keys.txt &&
+	test_grep "^  w: (tensor)" keys.txt &&
+	test_grep "^    eps: 1e-8" keys.txt &&
+	ckpt inspect --depth 1 keys.pt >keys1.txt &&
+	test_grep "^  meta: {...} (10 keys)" keys1.txt
+'
+
+# A rebuilt tensor points at its storage's record and the storage's node
+# is given back; a storage pickled again (beside its tensors, or for a
+# second view) gets a node of its own for the same record.
+test_expect_success TORCH 'a storage saved beside its tensors keeps its record' '
+	"$PYTHON" - <<-\EOF &&
+	import torch
+	base = torch.arange(100, dtype=torch.float32)
+	torch.save({"a": base[:10], "s": base.storage(), "b": base[50:],
+	            "c": torch.ones(3)}, "storage.pt")
+	EOF
+	ckpt inspect --json storage.pt >storage.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	f = json.load(open("storage.json"))["files"][0]
+	t = {x["name"]: x for x in f["tensors"]}
+	assert t["a"]["storage"] == t["b"]["storage"] != t["c"]["storage"], t
+	assert t["b"]["storage_offset"] == 50 and t["b"]["shape"] == [50], t["b"]
+	assert t["b"]["offset"] - t["a"]["offset"] == 200, t
+	assert "$storage" in json.dumps(f["metadata"]["s"]), f["metadata"]["s"]
+	assert not [x for x in f["findings"] if x["severity"] == "error"], f["findings"]
+	EOF
+'
+
 test_done

@@ -40,6 +40,7 @@ struct ckpt_source {
 };
 
 struct ckpt_file_cache;
+struct ckpt_file_block;
 
 struct ckpt_file {
 	char *path;
@@ -53,8 +54,9 @@ struct ckpt_file {
 	const char *const *allow_globals;
 	size_t nallow_globals;
 
-	struct ckpt_tensor *tensors;	/* strings and arrays owned here */
+	struct ckpt_tensor *tensors;	/* strings and arrays in blocks */
 	size_t ntensors, tensors_cap;
+	struct ckpt_file_block *blocks;	/* see ckpt_file_add_tensor */
 
 	char *metadata_json;		/* see ckpt_file_metadata_json() */
 
@@ -76,6 +78,9 @@ struct ckpt_file {
 
 /* Copies t (name, shape, strides, storage and kind included). */
 int ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
+    struct ckpt_error *err);
+/* Room for n more tensors (a reader that knows how many will come). */
+int ckpt_file_reserve_tensors(struct ckpt_file *f, size_t n,
     struct ckpt_error *err);
 /* Adds a finding; subject may be NULL; offset -1 when unknown. */
 int ckpt_file_add_finding(struct ckpt_file *f, const char *id,

@@ -472,6 +472,7 @@ pk_new(struct ckpt_pickle *p, enum pk_kind kind, int64_t pos,
 	if (n) {
 		n->kind = kind;
 		n->pos = pos;
+		p->ntensors += kind == PK_TENSOR;
 	}
 	return n;
 }
@@ -1310,7 +1311,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 	if (!x)
 		return ps->err->code;
 	t->u.tensor = x;
-	x->storage = a->items[0];
+	x->storage = a->items[0]->u.storage;
 	x->offset = (uint64_t)a->items[1]->i;
 	if ((rc = dims(ps, fn, 2, a->items[2], &nd, &x->shape, false)) ||
 	    (rc = dims(ps, fn, 3, a->items[3], &ns, &stride, true)))
@@ -1320,7 +1321,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 		    nd, ns);
 	x->ndim = nd;
 	x->stride = (int64_t *)stride;
-	x->dtype = x->storage->u.storage->dtype;
+	x->dtype = x->storage->dtype;
 	if (variant == 3) {
 		struct pk_node *d = a->items[6];
 
@@ -1330,7 +1331,7 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 			return bad(ps, "%s: dtype %s is not supported", fn,
 			    d->s);
 		x->dtype = (enum ckpt_dtype)d->i;
-	} else if (x->storage->u.storage->untyped) {
+	} else if (x->storage->untyped) {
 		return bad(ps, "%s on an untyped storage without a dtype",
 		    fn);
 	}
@@ -1472,7 +1473,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 			if (v->kind != PK_FLOAT && !is_int(v))
 				return bad(ps, "%s of a non-number", name);
 			if (i)
-				r->d2 = d;
+				r->u.d2 = d;
 			else
 				r->d = d;
 		}
@@ -1596,20 +1597,17 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		struct pk_node *nd = a->n == 4 ? a->items[0] : NULL;
 		struct pk_storage *s;
 		struct pk_tensor *x;
-		struct pk_node *st;
 
 		if (!nd || nd->kind != PK_NDARRAY || a->items[1]->kind !=
 		    PK_DTYPE || a->items[1]->i < 0 || nd->u.nd->object ||
 		    nd->u.nd->data_pos < 0)
 			return bad(ps, "%s with unexpected arguments", name);
-		st = pk_new(ps->p, PK_STORAGE, (int64_t)ps->op_pos, ps->err);
-		s = st ? pk_alloc(ps->p, sizeof(*s), ps->err) : NULL;
+		s = pk_alloc(ps->p, sizeof(*s), ps->err);
 		r = s ? pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos,
 		    ps->err) : NULL;
 		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
 		if (!x)
 			return ps->err->code;
-		st->u.storage = s;
 		s->dtype = (enum ckpt_dtype)a->items[1]->i;
 		s->nbytes = nd->u.nd->nbytes;
 		if (ps->o->base >= 0) {
@@ -1620,7 +1618,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;
 		r->u.tensor = x;
-		x->storage = st;
+		x->storage = s;
 		x->dtype = s->dtype;
 		x->kind = "numpy";
 		x->ndim = nd->u.nd->ndim;
@@ -1773,7 +1771,7 @@ hash_str(const char *s)
 	return h;
 }
 
-static struct pk_node *
+static struct pk_storage *
 storage_find(struct parser *ps, const char *key)
 {
 	size_t h;
@@ -1782,16 +1780,16 @@ storage_find(struct parser *ps, const char *key)
 		return NULL;
 	for (h = hash_str(key) & (ps->scap - 1); ps->skeys[h];
 	    h = (h + 1) & (ps->scap - 1)) {
-		struct pk_node *s = ps->p->storages[ps->skeys[h] - 1];
+		struct pk_storage *s = ps->p->storages[ps->skeys[h] - 1];
 
-		if (!strcmp(s->u.storage->key, key))
+		if (!strcmp(s->key, key))
 			return s;
 	}
 	return NULL;
 }
 
 static int
-storage_add(struct parser *ps, struct pk_node *s)
+storage_add(struct parser *ps, struct pk_storage *s)
 {
 	struct ckpt_pickle *p = ps->p;
 	size_t h;
@@ -1799,7 +1797,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 	if ((p->nstorages + 1) * 2 > ps->scap) {
 		size_t cap = ps->scap ? 2 * ps->scap : 64;
 		uint32_t *k = calloc(cap, sizeof(*k));
-		struct pk_node **v;
+		struct pk_storage **v;
 
 		if (!k)
 			return ckpt_error_nomem(ps->err);
@@ -1810,7 +1808,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 		}
 		p->storages = v;
 		for (size_t i = 0; i < p->nstorages; i++) {
-			h = hash_str(v[i]->u.storage->key) & (cap - 1);
+			h = hash_str(v[i]->key) & (cap - 1);
 			while (k[h])
 				h = (h + 1) & (cap - 1);
 			k[h] = (uint32_t)i + 1;
@@ -1820,7 +1818,7 @@ storage_add(struct parser *ps, struct pk_node *s)
 		ps->scap = cap;
 	}
 	p->storages[p->nstorages] = s;
-	h = hash_str(s->u.storage->key) & (ps->scap - 1);
+	h = hash_str(s->key) & (ps->scap - 1);
 	while (ps->skeys[h])
 		h = (h + 1) & (ps->scap - 1);
 	ps->skeys[h] = (uint32_t)++p->nstorages;
@@ -1831,8 +1829,8 @@ static int
 persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 {
 	size_t want = ps->o->flags & PK_LEGACY ? 6 : 5;
-	struct pk_node *t, *old, *n;
-	struct pk_storage *s;
+	struct pk_node *t, *n;
+	struct pk_storage *s, *o;
 	char key[128];
 	bool untyped;
 	int dt;
@@ -1865,9 +1863,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 		return bad(ps, "legacy storage views are not supported");
 	memcpy(key, pid->items[2]->s, pid->items[2]->len);
 	key[pid->items[2]->len] = '\0';
-	if ((old = storage_find(ps, key))) {
-		struct pk_storage *o = old->u.storage;
-
+	if ((o = storage_find(ps, key))) {
 		if (o->dtype != (enum ckpt_dtype)dt || o->untyped != untyped ||
 		    o->numel != (uint64_t)pid->items[4]->i)
 			ckpt_file_add_finding(ps->f, "torch-storage-conflict",
@@ -1875,7 +1871,14 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 			    "%s: storage '%s' is declared again at offset %zu "
 			    "with another type or size", what(ps), key,
 			    ps->op_pos);
-		*out = old;
+		/* a node of its own (the first may have been given back),
+		 * dated as the first */
+		n = pk_new(ps->p, PK_STORAGE, o->pos - (ps->o->base >= 0 ?
+		    ps->o->base : 0), ps->err);
+		if (!n)
+			return ps->err->code;
+		n->u.storage = o;
+		*out = n;
 		return CKPT_OK;
 	}
 	n = pk_new(ps->p, PK_STORAGE, (int64_t)ps->op_pos, ps->err);
@@ -1893,7 +1896,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 	s->numel = (uint64_t)pid->items[4]->i;
 	s->pos = abs_off(ps, ps->op_pos);
 	*out = n;
-	return storage_add(ps, n);
+	return storage_add(ps, s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2001,7 +2004,8 @@ releasable(const struct pk_node *n, enum pk_kind kind)
 		return false;
 	if (kind == PK_INT)
 		return n->i < PK_INTERN_MIN || n->i > PK_INTERN_MAX;
-	return kind == PK_STR || kind == PK_TUPLE || kind == PK_DICT;
+	return kind == PK_STR || kind == PK_TUPLE || kind == PK_DICT ||
+	    kind == PK_STORAGE;
 }
 
 /* A node and its item arrays (not the items). */
@@ -2045,7 +2049,7 @@ release_hooks(struct ckpt_pickle *p, struct pk_node *d)
 /*
  * After a call interpreted at the top of REDUCE/NEWOBJ succeeded: the
  * argument tuple of a tensor rebuild (the tensor copied what it needs:
- * storage node, offset, size, stride, dtype, flags), of a Parameter
+ * storage record, offset, size, stride, dtype, flags), of a Parameter
  * rebuild (the tensor is the result) and of an empty OrderedDict() is
  * referenced by nothing when unpinned.  Calls nested inside another
  * (_rebuild_from_type_v2) are left alone: their arguments belong to the
@@ -2065,6 +2069,9 @@ release_call_args(struct parser *ps, const char *fn, struct pk_node *a)
 	if (!releasable(a, PK_TUPLE))
 		return;
 	if (in_list(fn, rebuilds, sizeof(rebuilds) / sizeof(*rebuilds))) {
+		/* the tensor points at the storage's record, which
+		 * p->storages keeps, not at its node */
+		release_if(p, a->items[0], PK_STORAGE);
 		release_if(p, a->items[1], PK_INT);
 		release_dims(p, a->items[2]);
 		release_dims(p, a->items[3]);
@@ -3093,55 +3100,128 @@ seq(struct walker *w, struct pk_node *n, unsigned depth)
 	out_raw(w, "]", 1);
 }
 
-/* Keys that Python would find equal: same text, and both str or both
- * numbers (a crafted pickle may set one key twice; the last value wins). */
-static char *
-key_id(const struct pk_node *k, char **text)
-{
-	char *t = key_text(k), *id = NULL;
+/*
+ * A dict key as the walk uses it: its text (key_text's), borrowed from
+ * the pickle for str and bytes keys, which is most of them (a state dict
+ * of 40,000 tensors made three strings per key here: its text, its
+ * identity and its JSON form); its class for Python's equality (a crafted
+ * pickle may set one key twice; the last value wins): 's' str or bytes,
+ * 'n' int or bool, 'o' other; and the text out_text writes, invalid UTF-8
+ * replaced, for JSON's equality (1 and "1" are one JSON key).
+ */
+struct dict_key {
+	const char *text, *json;
+	size_t len, jlen;
+	char *own, *own_json;
+	char cls;
+};
 
-	*text = t;
-	if (t && asprintf(&id, "%c%s", k->kind == PK_STR || k->kind == PK_BYTES
-	    ? 's' : k->kind == PK_INT || k->kind == PK_BOOL ? 'n' : 'o', t) < 0)
-		id = NULL;
-	return id;
+/* The text out_text escapes for s[0, n): NULL when it is s itself. */
+static char *
+replaced_text(const char *s, size_t n, size_t *len, bool *nomem)
+{
+	const char *rep;
+	size_t i = 0, k, o = 0;
+	char *d;
+
+	while (i < n && (k = utf8_next(s + i, n - i, &rep)) && !rep)
+		i += k;
+	if (i == n)
+		return NULL;
+	/* at most 3 bytes for each byte replaced */
+	if (!(d = malloc(3 * n + 1))) {
+		*nomem = true;
+		return NULL;
+	}
+	for (i = 0; i < n; i += k) {
+		k = utf8_next(s + i, n - i, &rep);
+		memcpy(d + o, rep ? rep : s + i, rep ? strlen(rep) : k);
+		o += rep ? strlen(rep) : k;
+	}
+	d[o] = '\0';
+	*len = o;
+	return d;
 }
 
-/* The JSON key of a key text: as out_text writes it, without quotes. */
-static char *
-key_json(struct walker *w, const char *t)
+static bool
+dict_key_init(struct dict_key *d, const struct pk_node *k)
 {
-	char *saved = w->out, *k;
-	size_t olen = w->olen, ocap = w->ocap;
-	bool off = w->off;
+	bool nomem = false;
 
-	w->out = NULL;
-	w->olen = w->ocap = 0;
-	w->off = false;
-	out_text(w, t, strlen(t));
-	k = w->out && w->olen + 1 < w->ocap ? realloc(w->out, w->olen + 1) :
-	    w->out;
-	if (!k)
-		k = w->out;
-	w->out = saved;
-	w->olen = olen;
-	w->ocap = ocap;
-	w->off = off;
-	return k;
+	memset(d, 0, sizeof(*d));
+	d->cls = k->kind == PK_STR || k->kind == PK_BYTES ? 's' :
+	    k->kind == PK_INT || k->kind == PK_BOOL ? 'n' : 'o';
+	if (k->kind == PK_STR || k->kind == PK_BYTES) {
+		/* key_text's strndup: up to the first NUL */
+		d->text = k->s;
+		d->len = strnlen(k->s, k->len);
+	} else {
+		if (!(d->own = key_text(k)))
+			return false;
+		d->text = d->own;
+		d->len = strlen(d->own);
+	}
+	d->own_json = replaced_text(d->text, d->len, &d->jlen, &nomem);
+	if (!d->own_json) {
+		d->json = d->text;
+		d->jlen = d->len;
+	} else {
+		d->json = d->own_json;
+	}
+	return !nomem;
 }
 
-/* Index + 1 of the first of ids[0, n) equal to ids[i], found in slot[]
- * (cap a power of two), or 0 after recording i there. */
+static uint32_t
+hash_bytes(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* Index + 1 of the first of keys[0, i) equal to keys[i] (by Python's
+ * equality, or by JSON's), found in slot[] (cap a power of two), or 0
+ * after recording i there. */
 static size_t
-first_equal(char **ids, size_t i, size_t *slot, size_t cap)
+first_equal(const struct dict_key *keys, size_t i, bool json, size_t *slot,
+    size_t cap)
 {
-	size_t h = hash_str(ids[i]) & (cap - 1);
+	const struct dict_key *k = &keys[i];
+	const char *t = json ? k->json : k->text;
+	size_t len = json ? k->jlen : k->len;
+	size_t h = (hash_bytes(t, len) ^ (json ? 0 : (uint32_t)k->cls)) &
+	    (cap - 1);
 
-	for (; slot[h]; h = (h + 1) & (cap - 1))
-		if (!strcmp(ids[slot[h] - 1], ids[i]))
+	for (; slot[h]; h = (h + 1) & (cap - 1)) {
+		const struct dict_key *o = &keys[slot[h] - 1];
+
+		if (json ? o->jlen == len && !memcmp(o->json, t, len) :
+		    o->cls == k->cls && o->len == len && !memcmp(o->text, t,
+		    len))
 			return slot[h];
+	}
 	slot[h] = i + 1;
 	return 0;
+}
+
+static void
+dup_key_finding(struct walker *w, const struct pk_node *n,
+    const struct dict_key *k)
+{
+	char *t = strndup(k->text, k->len);
+
+	if (!t) {
+		w->rc = ckpt_error_nomem(w->err);
+		return;
+	}
+	w->dup_reported = true;
+	ckpt_file_add_finding(w->f, "pickle-duplicate-key", CKPT_SEV_WARNING,
+	    t, w->o->base >= 0 ? w->o->base + n->pos : n->pos, "%s: a dict "
+	    "sets key '%s' more than once; the last value counts, as in "
+	    "Python", w->o->what ? w->o->what : "pickle", t);
+	free(t);
 }
 
 /*
@@ -3155,46 +3235,40 @@ first_equal(char **ids, size_t i, size_t *slot, size_t cap)
 static void
 dict(struct walker *w, struct pk_node *n, unsigned depth)
 {
-	char **ids = NULL, **texts = NULL, **keys = NULL, **aside = NULL;
+	struct dict_key *keys = NULL;
+	char **aside = NULL;
 	size_t *last = NULL, *first = NULL, cap = 0, *slot = NULL;
 	bool clash = false, any = false;
 
+	if (n->n && !(keys = calloc(n->n, sizeof(*keys)))) {
+		w->rc = ckpt_error_nomem(w->err);
+		goto out;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		if (!dict_key_init(&keys[i], n->keys[i])) {
+			w->rc = ckpt_error_nomem(w->err);
+			goto out;
+		}
 	if (n->n > 1) {
-		ids = calloc(n->n, sizeof(*ids));
-		texts = calloc(n->n, sizeof(*texts));
-		keys = calloc(n->n, sizeof(*keys));
 		last = calloc(n->n, sizeof(*last));
 		first = calloc(n->n, sizeof(*first));
 		for (cap = 4; cap < 2 * n->n; cap *= 2)
 			;
 		slot = calloc(cap, sizeof(*slot));	/* index + 1 */
-		if (!ids || !texts || !keys || !last || !first || !slot) {
+		if (!last || !first || !slot) {
 			w->rc = ckpt_error_nomem(w->err);
 			goto out;
 		}
-		for (size_t i = 0; i < n->n; i++) {
+		for (size_t i = 0; i < n->n && !w->rc; i++) {
 			size_t f;
 
-			ids[i] = key_id(n->keys[i], &texts[i]);
-			if (!ids[i]) {
-				w->rc = ckpt_error_nomem(w->err);
-				goto out;
-			}
 			last[i] = i;
-			if (!(f = first_equal(ids, i, slot, cap)))
+			if (!(f = first_equal(keys, i, false, slot, cap)))
 				continue;
 			last[f - 1] = i;
 			last[i] = SIZE_MAX;	/* not emitted */
-			if (!w->dup_reported) {
-				w->dup_reported = true;
-				ckpt_file_add_finding(w->f,
-				    "pickle-duplicate-key", CKPT_SEV_WARNING,
-				    texts[i], w->o->base >= 0 ? w->o->base +
-				    n->pos : n->pos, "%s: a dict sets key '%s' "
-				    "more than once; the last value counts, as "
-				    "in Python", w->o->what ? w->o->what :
-				    "pickle", texts[i]);
-			}
+			if (!w->dup_reported)
+				dup_key_finding(w, n, &keys[i]);
 		}
 		/* the same JSON key for different Python keys */
 		memset(slot, 0, cap * sizeof(*slot));
@@ -3204,11 +3278,7 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 			first[i] = i;
 			if (last[i] == SIZE_MAX)
 				continue;
-			if (!(keys[i] = key_json(w, texts[i]))) {
-				w->rc = ckpt_error_nomem(w->err);
-				goto out;
-			}
-			if ((f = first_equal(keys, i, slot, cap))) {
+			if ((f = first_equal(keys, i, true, slot, cap))) {
 				first[i] = f - 1;
 				clash = true;
 			}
@@ -3220,22 +3290,19 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 	}
 	out_raw(w, "{", 1);
 	for (size_t i = 0; i < n->n && !w->rc; i++) {
-		char *k = texts ? texts[i] : key_text(n->keys[i]);
+		const struct dict_key *k = &keys[i];
 		size_t v_i = last ? last[i] : i, saved, at = w->olen;
 
 		if (v_i == SIZE_MAX)
 			continue;
-		if (!k) {
-			w->rc = ckpt_error_nomem(w->err);
+		if ((w->rc = path_push(w, k->text, k->len, &saved)))
 			break;
+		if (!aside) {
+			if (any)
+				out_raw(w, ",", 1);
+			out_text(w, k->text, k->len);
+			out_raw(w, ":", 1);
 		}
-		if ((w->rc = path_push(w, k, strlen(k), &saved))) {
-			if (!texts)
-				free(k);
-			break;
-		}
-		if (!aside)
-			out_key(w, k, !any);
 		any = true;
 		walk(w, n->items[v_i], depth + 1);
 		path_pop(w, saved);
@@ -3245,8 +3312,6 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 				w->rc = ckpt_error_nomem(w->err);
 			w->olen = at;
 		}
-		if (!texts)
-			free(k);
 	}
 	any = false;
 	for (size_t i = 0; aside && i < n->n && !w->rc; i++) {
@@ -3260,21 +3325,18 @@ dict(struct walker *w, struct pk_node *n, unsigned depth)
 		if (any)
 			out_raw(w, ",", 1);
 		any = true;
-		out_lit(w, keys[i]);
+		out_text(w, keys[i].text, keys[i].len);
 		out_raw(w, ":", 1);
 		out_lit(w, aside[v]);
 	}
 	out_raw(w, "}", 1);
 out:
-	for (size_t i = 0; ids && i < n->n; i++) {
-		free(ids[i]);
-		free(texts[i]);
-		free(keys[i]);
+	for (size_t i = 0; keys && i < n->n; i++) {
+		free(keys[i].own);
+		free(keys[i].own_json);
 		if (aside)
 			free(aside[i]);
 	}
-	free(ids);
-	free(texts);
 	free(keys);
 	free(aside);
 	free(last);
@@ -3488,8 +3550,8 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 		else
 			out_lit(w, "\"nan\"");
 		out_raw(w, ",", 1);
-		if (isfinite(n->d2))
-			out_real(w, n->d2);
+		if (isfinite(n->u.d2))
+			out_real(w, n->u.d2);
 		else
 			out_lit(w, "\"nan\"");
 		out_lit(w, "]}");

@@ -43,34 +43,36 @@ enum pk_kind {
 
 struct pk_node;
 
+/* One per storage of a state dict (and pk_tensor one per tensor): the
+ * fields are ordered so that they pack without holes. */
 struct pk_storage {
 	char *key;
 	char *location;
-	enum ckpt_dtype dtype;
-	bool untyped;		/* torch.storage.UntypedStorage: numel =
-				 * bytes */
 	uint64_t numel;		/* as pickled */
 	int64_t pos;		/* offset of BINPERSID */
 	/* filled by the container reader */
 	uint64_t data_offset;	/* absolute */
 	uint64_t nbytes;	/* record size */
+	enum ckpt_dtype dtype;
+	bool untyped;		/* torch.storage.UntypedStorage: numel =
+				 * bytes */
 	bool sized;		/* nbytes known (the record exists) */
 	bool resolved;		/* data_offset valid: readable by offset */
 	bool big_endian;
 };
 
 struct pk_tensor {
-	struct pk_node *storage;	/* PK_STORAGE or NULL (meta) */
-	enum ckpt_dtype dtype;
+	struct pk_storage *storage;	/* NULL for meta tensors */
 	uint64_t offset;		/* storage offset, elements */
-	unsigned int ndim;
 	uint64_t *shape;
 	int64_t *stride;
-	bool requires_grad;
 	const char *kind;		/* NULL, "parameter", "quantized",
 					 * ... */
 	struct pk_node *parts;		/* sparse: tuple of component tensors */
 	char *layout;			/* sparse layout name */
+	enum ckpt_dtype dtype;
+	unsigned int ndim;
+	bool requires_grad;
 };
 
 struct pk_ndarray {
@@ -98,8 +100,12 @@ struct pk_node {
 				 * saturated at PK_XSIZE_MAX */
 	int64_t pos;		/* offset in the pickle of the creating
 				 * opcode */
-	int64_t i;		/* BOOL, INT */
-	double d, d2;		/* FLOAT, COMPLEX */
+	/* a node of a state dict's tree of 40,000 tensors is one of
+	 * 100,000: the payloads no kind shares overlap */
+	union {
+		int64_t i;	/* BOOL, INT (BIGINT, GLOBAL, DTYPE...) */
+		double d;	/* FLOAT, COMPLEX */
+	};
 	const char *s;		/* STR/BYTES/BIGINT(LE bytes)/GLOBAL name */
 	size_t len;
 	struct pk_node **items;	/* LIST/TUPLE/SET items, DICT values */
@@ -113,6 +119,7 @@ struct pk_node {
 		struct pk_storage *storage;
 		struct pk_tensor *tensor;
 		struct pk_ndarray *nd;
+		double d2;	/* COMPLEX: the imaginary part */
 	} u;
 };
 
@@ -166,9 +173,12 @@ struct ckpt_pickle {
 	void *spare[PK_SPARE_CLASSES];	/* released blocks by size / 8 */
 	struct pk_node *ints[PK_INTERN_MAX - PK_INTERN_MIN + 1];
 	const struct pk_limits *lim;
-	/* storages by key, in first-seen order */
-	struct pk_node **storages;
+	/* storages by key, in first-seen order (each PK_STORAGE node
+	 * points at one; a rebuilt tensor's node is given back) */
+	struct pk_storage **storages;
 	size_t nstorages;
+	size_t ntensors;		/* tensor nodes made: the walk's
+					 * table will hold about as many */
 };
 
 /*

@@ -45,7 +45,7 @@ add_tensor(void *ctx, const char *name, struct pk_node *n,
 {
 	struct adder *a = ctx;
 	struct pk_tensor *x = n->u.tensor;
-	struct pk_storage *s = x->storage ? x->storage->u.storage : NULL;
+	struct pk_storage *s = x->storage;
 	struct ckpt_tensor t = { 0 };
 	uint64_t numel = 1, esize, max = 0, selems = 0, v;
 	bool ok = true;
@@ -160,7 +160,7 @@ resolve_storages(struct ckpt_file *f, struct ckpt_zip *z, struct ckpt_pickle
     *p, bool big, struct ckpt_error *err)
 {
 	for (size_t i = 0; i < p->nstorages; i++) {
-		struct pk_storage *s = p->storages[i]->u.storage;
+		struct pk_storage *s = p->storages[i];
 		struct ckpt_zip_entry *e;
 		uint64_t want;
 		char rec[160];
@@ -215,6 +215,10 @@ walk_into_file(struct ckpt_file *f, struct ckpt_pickle *p,
 	char *json = NULL;
 	int rc;
 
+	/* the table at its size at once: doubling a 40,000-entry table
+	 * leaves a quarter to a half of it unused */
+	if ((rc = ckpt_file_reserve_tensors(f, p->ntensors, err)))
+		return rc;
 	rc = ckpt_pickle_walk(f, p, o, add_tensor, &a, &json, err);
 	if (rc) {
 		free(json);
@@ -674,7 +678,7 @@ ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err)
 
 		for (size_t j = 0; key->kind == PK_STR && j <
 		    p[3]->nstorages; j++) {
-			struct pk_storage *c = p[3]->storages[j]->u.storage;
+			struct pk_storage *c = p[3]->storages[j];
 
 			if (strlen(c->key) == key->len &&
 			    !memcmp(c->key, key->s, key->len))
@@ -719,12 +723,12 @@ ckpt_torch_legacy_read(struct ckpt_file *f, struct ckpt_error *err)
 		    "storage (another pickle?)",
 		    (unsigned long long)(f->size - off));
 	for (size_t j = 0; j < p[3]->nstorages; j++)
-		if (!p[3]->storages[j]->u.storage->resolved)
+		if (!p[3]->storages[j]->resolved)
 			ckpt_file_add_finding(f, "torch-missing-storage",
-			    CKPT_SEV_ERROR, p[3]->storages[j]->u.storage->key,
-			    p[3]->storages[j]->u.storage->pos, "storage '%s' "
+			    CKPT_SEV_ERROR, p[3]->storages[j]->key,
+			    p[3]->storages[j]->pos, "storage '%s' "
 			    "is not in the legacy storage list",
-			    p[3]->storages[j]->u.storage->key);
+			    p[3]->storages[j]->key);
 out:
 	if (!rc && p[3] && p[3]->root) {
 		struct pk_opts o = { .what = whats[3], .base = -1 };
@@ -759,10 +763,10 @@ ckpt_pickle_file_read(struct ckpt_file *f, struct ckpt_error *err)
 			    (unsigned long long)(f->size - p->consumed));
 		for (size_t i = 0; i < p->nstorages; i++)
 			ckpt_file_add_finding(f, "torch-missing-storage",
-			    CKPT_SEV_WARNING, p->storages[i]->u.storage->key,
-			    p->storages[i]->u.storage->pos, "a bare pickle "
+			    CKPT_SEV_WARNING, p->storages[i]->key,
+			    p->storages[i]->pos, "a bare pickle "
 			    "references storage '%s' it cannot hold",
-			    p->storages[i]->u.storage->key);
+			    p->storages[i]->key);
 		o.base = 0;
 		rc = walk_into_file(f, p, &o, false, err);
 	}
