@@ -545,7 +545,9 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_options *o,
 		    0, version, false };
 		json_t *rec;
 
-		if (mv.from != version) {
+		if (a && o->version >= 2 && o->aliases_if_absent)
+			mv.to = a->version;	/* kept where it is */
+		if (mv.from != mv.to) {
 			rec = json_pack("{s:s, s:s, s:s, s:o, s:I}", "action",
 			    "alias", "model", o->model, "alias",
 			    o->aliases[i], "from", mv.from ?
@@ -625,7 +627,8 @@ check_lineage(const struct ckpt_promote_options *o, struct promote *p,
 		why = "it is empty";
 	else
 		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len,
-		    "lineage", last->model, p->manifest, &why);
+		    "lineage", last->model, p->wmanifest ? p->wmanifest :
+		    p->manifest, &why);
 	if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
 	else if (why)
@@ -816,9 +819,11 @@ out:
 /* ckpt_promote                                                         */
 /* ------------------------------------------------------------------ */
 
-/* src must be a checkpoint inside the store (runs/ or registry/). */
+/* src must be a checkpoint inside the store (runs/ or registry/), or
+ * for an imported weights-only version, where ckpt_import() staged it. */
 static int
-check_inside(struct ckpt_store *s, const char *src, struct ckpt_error *err)
+check_inside(struct ckpt_store *s, const char *src, bool staged,
+    struct ckpt_error *err)
 {
 	char *root = realpath(ckpt_store_root(s), NULL);
 	char *real = realpath(src, NULL);
@@ -829,11 +834,52 @@ check_inside(struct ckpt_store *s, const char *src, struct ckpt_error *err)
 		rc = ckpt_error_errno(err, src, "cannot resolve");
 	else if (strncmp(real, root, n) || (strncmp(real + n, "/runs/", 6) &&
 	    (strncmp(real + n, "/registry/", 10) || !strncmp(real + n,
-	    "/registry/.", 11))))
+	    "/registry/.", 11)) && !(staged && !strncmp(real + n, "/"
+	    REG_STAGING "/", strlen(REG_STAGING) + 2))))
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
 		    "not a checkpoint of the store %s (save it first)", root);
 	free(root);
 	free(real);
+	return rc;
+}
+
+/* An imported weights-only version: recreated as it came. */
+static bool
+imported_weights(const struct ckpt_promote_options *o)
+{
+	return o->weights_only && o->lineage;
+}
+
+/*
+ * The imported weights-only version m: its manifest is the version's
+ * (p->wmanifest), its "source" names the checkpoint it was converted
+ * from (p->manifest, as a promotion here records it).
+ */
+static int
+adopt_weights(const struct ckpt_manifest *m, struct promote *p,
+    struct ckpt_error *err)
+{
+	json_t *j = json_loads(ckpt_manifest_json(m), 0, NULL);
+	const char *scope = json_string_value(json_object_get(j, "scope"));
+	const char *src = json_string_value(json_object_get(json_object_get(
+	    j, "source"), "manifest"));
+	int rc = CKPT_OK;
+
+	if (!j)
+		return ckpt_error_nomem(err);
+	if (!scope || strcmp(scope, "weights-only") || !src ||
+	    strncmp(src, "sha256:", 7) || strlen(src) != 7 + 64)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, ckpt_manifest_dir(m),
+		    -1, "not a weights-only version (scope \"weights-only\" "
+		    "and a source manifest digest)");
+	else if (!(p->wmanifest = strdup(p->manifest)) ||
+	    !(free(p->manifest), p->manifest = strdup(src)))
+		rc = ckpt_error_nomem(err);
+	if (!rc) {
+		p->pub.manifest = p->manifest;
+		p->pub.version_manifest = p->wmanifest;
+	}
+	json_decref(j);
 	return rc;
 }
 
@@ -847,10 +893,6 @@ check_opts(const struct ckpt_promote_options *o, struct ckpt_error *err)
 		    "which model?");
 	if ((rc = ckpt_name_check(o->model, "model name", err)))
 		return rc;
-	if (o->lineage && o->weights_only)
-		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
-		    "an imported version is the checkpoint itself, not its "
-		    "weights alone");
 	if (o->weights_only && o->copy)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "--weights-only writes a new file: --copy means nothing "
@@ -885,13 +927,19 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 	*ok = false;
 	if ((rc = stage_checkpoint(m, vdir, o->copy, p, err)))
 		return rc;
+	if (p->wmanifest) {
+		/* the version's own file, once the staging is gone */
+		p->pub.copied += p->pub.linked;
+		p->pub.linked = 0;
+	}
 	if (o->verify)
 		vo = *o->verify;
 	else
 		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
-	/* full verify, always; the manifest must be the one read */
+	/* full verify, always; the manifest must be the one read (an
+	 * imported weights-only version's own) */
 	vo.flags &= ~CKPT_VERIFY_FAST;
-	vo.manifest_digest = p->manifest;
+	vo.manifest_digest = p->wmanifest ? p->wmanifest : p->manifest;
 	if (!vo.store)
 		vo.store = ckpt_store_root(s);
 	if ((rc = ckpt_verify(vdir, &vo, &p->report, err)))
@@ -916,7 +964,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	if ((rc = ckpt_options_check(o->version,
 	    CKPT_PROMOTE_OPTIONS_VERSION, "ckpt_promote_options", err)))
 		return rc;
-	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src, err)))
+	if ((rc = check_opts(o, err)) || (rc = check_inside(s, src,
+	    imported_weights(o), err)))
 		return rc;
 	if (!(p = calloc(1, sizeof(*p))))
 		return ckpt_error_nomem(err);
@@ -935,6 +984,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
+	if (imported_weights(o) && (rc = adopt_weights(m, p, err)))
+		goto out;
 	p->pub.run = p->run;
 	p->pub.step = ckpt_manifest_step(m);
 	p->pub.manifest = p->manifest;
@@ -963,7 +1014,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = refuse(p, "a promotion gate failed", err);
 		goto out;
 	}
-	if (!known && o->weights_only) {
+	if (!known && o->weights_only && !imported_weights(o)) {
 		if (!(wdir = ckpt_join(top, "w"))) {
 			rc = ckpt_error_nomem(err);
 			goto out;
