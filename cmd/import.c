@@ -39,7 +39,7 @@ on_progress(uint64_t done, uint64_t total, void *data)
 
 /*
  * What became of the bundle's aliases of the version res: "set" here,
- * "present" (naming it already) or "kept" (naming another version here:
+ * "unchanged" (naming it already) or "kept" (naming another version here:
  * never moved by an import).
  */
 static json_t *
@@ -52,7 +52,7 @@ alias_report(const struct ckpt_promote_result *res)
 
 		json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "alias",
 		    mv->alias, "status", mv->changed ? "set" :
-		    mv->to == res->version ? "present" : "kept", "version",
+		    mv->to == res->version ? "unchanged" : "kept", "version",
 		    (json_int_t)mv->to));
 	}
 	return a;
@@ -84,8 +84,8 @@ print_aliases(json_t *v)
 			    model, name, (long long)json_integer_value(
 			    json_object_get(v, "version")));
 		else
-			printf("%s alias %s %s on v%lld\n", strcmp(st, "set") ?
-			    "unchanged" : "set", model, name, to);
+			printf("%s alias %s %s on v%lld\n", st, model, name,
+			    to);
 	}
 }
 
