@@ -1242,6 +1242,26 @@ ckpt_stream_check_final(struct ckpt_stream_check *sc, bool *ok,
 	return CKPT_OK;
 }
 
+/* n zero bytes of a sparse entry's hole: hashed, and written at fd. */
+static int
+take_hole(struct ckpt_stream_check *sc, int fd, const char *path,
+    uint64_t n, uint64_t *got, struct ckpt_error *err)
+{
+	static const unsigned char zeros[64 << 10];
+	int rc = CKPT_OK;
+
+	while (n && !rc) {
+		size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+
+		if (!(rc = ckpt_stream_check_update(sc, zeros, k, err)) &&
+		    fd >= 0)
+			rc = ckpt_write_all(fd, zeros, k, path, err);
+		n -= k;
+		*got += k;
+	}
+	return rc;
+}
+
 /* Streams one file into staging (or nowhere), checking size and digest. */
 static int
 take_file(struct imp *im, struct imp_ckpt *c,
@@ -1283,20 +1303,31 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		la_int64_t off;
 		int r = archive_read_data_block(im->a, &block, &n, &off);
 
-		if (r == ARCHIVE_EOF)
+		if (r == ARCHIVE_EOF) {
+			/* a sparse entry may end in a hole */
+			if (archive_entry_sparse_count(e) > 0 && got < mf->size)
+				rc = take_hole(&sc, fd, path, mf->size - got,
+				    &got, err);
 			break;
+		}
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
 			    archive_error_string(im->a));
 			break;
 		}
-		/* A sparse entry's holes would be bytes nobody hashed. */
-		if (off != (la_int64_t)got) {
-			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "a sparse "
-			    "entry (data at byte %lld after %llu; refused)",
-			    (long long)off, (unsigned long long)got);
+		/* A sparse entry's holes are zeros, hashed and written as
+		 * such (as archive_read_data gives them); data never goes
+		 * back. */
+		if (off < 0 || (uint64_t)off < got || (uint64_t)off > mf->size) {
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "data at "
+			    "byte %lld out of order (after %llu of %llu)",
+			    (long long)off, (unsigned long long)got,
+			    (unsigned long long)mf->size);
 			break;
 		}
+		if ((uint64_t)off > got && (rc = take_hole(&sc, fd, path,
+		    (uint64_t)off - got, &got, err)))
+			break;
 		if (got + n > mf->size) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "more data "
 			    "than its size");
