@@ -77,8 +77,8 @@ print_aliases(json_t *v)
 		if (!st)
 			continue;	/* not recreated: the bundle's names */
 		if (!strcmp(st, "kept"))
-			printf("kept alias %s %s on v%lld (the bundle has it on "
-			    "the imported v%lld; 'ckpt alias %s %s v%lld' "
+			printf("kept alias %s %s on v%lld (the bundle has it "
+			    "on the imported v%lld; 'ckpt alias %s %s v%lld' "
 			    "moves it)\n", model, name, to, (long long)
 			    json_integer_value(json_object_get(v, "version")),
 			    model, name, (long long)json_integer_value(

@@ -525,8 +525,9 @@ ckpt_export(const char *const *dirs, size_t n,
 			    c[i].m), "step", (json_int_t)ckpt_manifest_step(
 			    c[i].m), "path", c[i].dir, "manifest",
 			    c[i].digest, "name", c[i].name, "scope",
-			    c[i].weights ? "weights-only" : "full", "files", (json_int_t)ckpt_manifest_file_count(
-			    c[i].m), "bytes", (json_int_t)c[i].bytes));
+			    c[i].weights ? "weights-only" : "full", "files",
+			    (json_int_t)ckpt_manifest_file_count(c[i].m),
+			    "bytes", (json_int_t)c[i].bytes));
 		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
 		json_decref(r);
 	}
@@ -552,9 +553,9 @@ struct imp_ckpt {
 	char *digest;			/* "sha256:..." from the list */
 	bool identical;			/* already in the store: no-op */
 	struct ckpt_save *sv;		/* staging, when not identical */
-	bool weights;			/* a weights-only version, MODEL@vN */
+	bool weights;			/* weights only: MODEL@vN */
 	bool claimed;			/* named by a model entry */
-	char *stage;			/* its staging (registry/.staging) */
+	char *stage;			/* in registry/.staging */
 	struct ckpt_manifest *m;
 	size_t next;			/* next manifest file expected */
 	bool have_manifest, have_sig;
@@ -926,9 +927,9 @@ read_list(struct imp *im, struct archive_entry *e)
 			    c->target_run) && im->c[k].step == c->step) {
 				json_decref(j);
 				return c->weights ? bad_entry(im,
-				    CKPT_ERR_FORMAT, BUNDLE_LIST, "%s is listed "
-				    "twice", c->dir) : ckpt_error_set(err,
-				    CKPT_ERR_INVALID, im->shown, -1, "two "
+				    CKPT_ERR_FORMAT, BUNDLE_LIST, "%s is "
+				    "listed twice", c->dir) : ckpt_error_set(
+				    err, CKPT_ERR_INVALID, im->shown, -1, "two "
 				    "checkpoints of the bundle would both be "
 				    "%s@%lld", c->target_run,
 				    (long long)c->step);
@@ -1318,7 +1319,8 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		/* A sparse entry's holes are zeros, hashed and written as
 		 * such (as archive_read_data gives them); data never goes
 		 * back. */
-		if (off < 0 || (uint64_t)off < got || (uint64_t)off > mf->size) {
+		if (off < 0 || (uint64_t)off < got ||
+		    (uint64_t)off > mf->size) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "data at "
 			    "byte %lld out of order (after %llu of %llu)",
 			    (long long)off, (unsigned long long)got,
