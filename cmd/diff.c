@@ -572,7 +572,8 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 	struct diff_opts o = { .top = 20, .atol = NAN, .rtol = NAN };
 	const struct opt opts[] = {
 		OPT_STRING_LIST(0, "map", &o.maps, "<a>=<b>",
-		    "match names of a starting with <a> to <b> in b (repeatable)"),
+		    "match names of a starting with <a> to <b> in b "
+		    "(repeatable)"),
 		OPT_STRING_LIST(0, "filter", &o.filters, "<glob>",
 		    "only tensors whose name matches <glob> (repeatable)"),
 		OPT_DOUBLE(0, "atol", &o.atol, "<x>",

@@ -190,17 +190,6 @@ abandoned_hint(const struct ctx *ctx, const struct ckpt_list *l)
 	}
 }
 
-static const char *
-staging_state_name(enum ckpt_staging_state s)
-{
-	switch (s) {
-	case CKPT_STAGING_ACTIVE: return "in-progress";
-	case CKPT_STAGING_FAILED: return "failed";
-	case CKPT_STAGING_ABANDONED: return "abandoned";
-	default: return "incomplete";
-	}
-}
-
 static char *
 metrics_text(const struct ckpt_entry *e)
 {
@@ -288,7 +277,7 @@ staging_json(const struct ckpt_staging *st)
 
 	json_object_set_new(o, "run", json_string(st->run));
 	json_object_set_new(o, "path", json_string(st->path));
-	json_object_set_new(o, "state", json_string(staging_state_name(
+	json_object_set_new(o, "state", json_string(ckpt_staging_state_name(
 	    st->state)));
 	json_object_set_new(o, "step", st->step >= 0 ?
 	    json_integer(st->step) : json_null());
@@ -584,7 +573,7 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 				else
 					snprintf(own, sizeof(own), "-");
 				snprintf(state, sizeof(state), "%s%s%s",
-				    staging_state_name(st->state),
+				    ckpt_staging_state_name(st->state),
 				    st->message ? ": " : "",
 				    st->message ? st->message : "");
 				table_add(&u, st->run, step, state, prog, own,

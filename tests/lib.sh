@@ -27,8 +27,13 @@ export PATH
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 
-# A predictable environment: no store from the caller, no colour, UTC.
-unset CKPT_STORE
+# A predictable environment: no store, caches, keys or cloud credentials
+# of the caller's (HOME is the trash directory below; lib-rgw.sh exports
+# the test server's AWS_* settings), no colour, UTC.
+unset CKPT_STORE XDG_CACHE_HOME XDG_CONFIG_HOME XDG_DATA_HOME
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
+    AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION AWS_CONFIG_FILE \
+    AWS_SHARED_CREDENTIALS_FILE
 export NO_COLOR=1 TZ=UTC LC_ALL=C
 
 test_name=$(basename "$0" .sh)

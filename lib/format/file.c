@@ -450,11 +450,14 @@ sniff_and_read(struct ckpt_file *f, const struct ckpt_open_options *o,
 	return rc;
 }
 
-int
-ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
+/*
+ * A handle on the local regular file at path, size known, nothing read
+ * yet; o's version is checked here for every opener.
+ */
+static int
+file_open_local(const char *path, const struct ckpt_open_options *o,
     struct ckpt_file **out, struct ckpt_error *err)
 {
-	unsigned int flags = o ? o->flags : 0;
 	struct ckpt_file *f;
 	struct stat st;
 	int rc;
@@ -465,7 +468,7 @@ ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return ckpt_error_nomem(err);
-	f->flags = flags;
+	f->flags = o ? o->flags : 0;
 	f->fd = -1;
 	f->path = strdup(path);
 	if (!f->path) {
@@ -483,13 +486,28 @@ ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
 		goto fail;
 	}
 	f->size = (uint64_t)st.st_size;
-	if ((rc = sniff_and_read(f, o, err)))
-		goto fail;
 	*out = f;
 	return CKPT_OK;
 fail:
 	ckpt_file_free(f);
 	return rc;
+}
+
+int
+ckpt_file_open_ex(const char *path, const struct ckpt_open_options *o,
+    struct ckpt_file **out, struct ckpt_error *err)
+{
+	struct ckpt_file *f;
+	int rc;
+
+	if ((rc = file_open_local(path, o, &f, err)))
+		return rc;
+	if ((rc = sniff_and_read(f, o, err))) {
+		ckpt_file_free(f);
+		return rc;
+	}
+	*out = f;
+	return CKPT_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -796,30 +814,10 @@ ckpt_file_open_slice(const char *path, uint64_t base, uint64_t len,
     struct ckpt_error *err)
 {
 	struct ckpt_file *f;
-	struct stat st;
 	int rc;
 
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return ckpt_error_nomem(err);
-	f->flags = o ? o->flags : 0;
-	f->fd = -1;
-	f->path = strdup(path);
-	if (!f->path) {
-		free(f);
-		return ckpt_error_nomem(err);
-	}
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0 || fstat(f->fd, &st)) {
-		rc = ckpt_error_errno(err, path, "cannot open");
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = ckpt_error_set(err, CKPT_ERR_INVALID, path, -1,
-		    "not a regular file");
-		goto fail;
-	}
-	f->size = (uint64_t)st.st_size;
+	if ((rc = file_open_local(path, o, &f, err)))
+		return rc;
 	f->format = CKPT_FORMAT_TORCH_ZIP;
 	if (o) {
 		f->allow_globals = o->allow_globals;

@@ -155,6 +155,20 @@ by_table(const unsigned char *p, uint64_t n, const double *t, double *d)
 		d[i] = t[p[i]];
 }
 
+/* The decoding table of a one-byte float format, or -1. */
+static int
+byte_table(enum ckpt_dtype dt)
+{
+	switch (dt) {
+	case CKPT_DTYPE_F8_E5M2: return T_E5M2;
+	case CKPT_DTYPE_F8_E4M3: return T_E4M3;
+	case CKPT_DTYPE_F8_E4M3FNUZ: return T_E4M3FNUZ;
+	case CKPT_DTYPE_F8_E5M2FNUZ: return T_E5M2FNUZ;
+	case CKPT_DTYPE_F8_E8M0: return T_E8M0;
+	default: return -1;
+	}
+}
+
 unsigned int
 ckpt_dtype_components(enum ckpt_dtype dt)
 {
@@ -171,6 +185,10 @@ ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src, uint64_t n,
 
 	if (n <= SIZE_MAX && ckpt_kdecode_simd(dt, src, (size_t)n, dst))
 		return CKPT_OK;
+	if (byte_table(dt) >= 0) {
+		by_table(p, n, table(byte_table(dt)), dst);
+		return CKPT_OK;
+	}
 	switch (dt) {
 	case CKPT_DTYPE_BOOL:
 		for (uint64_t i = 0; i < n; i++)
@@ -232,21 +250,6 @@ ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src, uint64_t n,
 			memcpy(&dst[i], &b, sizeof(b));
 		}
 		return CKPT_OK;
-	case CKPT_DTYPE_F8_E5M2:
-		by_table(p, n, table(T_E5M2), dst);
-		return CKPT_OK;
-	case CKPT_DTYPE_F8_E4M3:
-		by_table(p, n, table(T_E4M3), dst);
-		return CKPT_OK;
-	case CKPT_DTYPE_F8_E4M3FNUZ:
-		by_table(p, n, table(T_E4M3FNUZ), dst);
-		return CKPT_OK;
-	case CKPT_DTYPE_F8_E5M2FNUZ:
-		by_table(p, n, table(T_E5M2FNUZ), dst);
-		return CKPT_OK;
-	case CKPT_DTYPE_F8_E8M0:
-		by_table(p, n, table(T_E8M0), dst);
-		return CKPT_OK;
 	case CKPT_DTYPE_F4: {
 		const double *t = table(T_F4);
 
@@ -268,6 +271,11 @@ ckpt_dtype_to_f64(enum ckpt_dtype dt, const void *src, uint64_t n,
 		}
 		return CKPT_OK;
 	}
+	case CKPT_DTYPE_F8_E5M2:	/* byte_table() above */
+	case CKPT_DTYPE_F8_E4M3:
+	case CKPT_DTYPE_F8_E4M3FNUZ:
+	case CKPT_DTYPE_F8_E5M2FNUZ:
+	case CKPT_DTYPE_F8_E8M0:
 	case CKPT_DTYPE_QU4X2:
 	case CKPT_DTYPE_QU2X4:
 	case CKPT_DTYPE_COUNT:
@@ -550,6 +558,45 @@ make_pieces(const uint64_t *numel, size_t n, struct piece **out,
 	return CKPT_OK;
 }
 
+/*
+ * Cuts the items (numel[i] elements each; 0 for one that failed its
+ * checks) into pieces and runs fn on each piece, on up to threads cores.
+ * The pieces are the caller's to merge, in order, and to free.
+ */
+static int
+run_pieces(const uint64_t *numel, size_t n, unsigned int threads,
+    void (*fn)(void *, size_t), void *ctx, pthread_mutex_t *lock,
+    struct piece **pieces, size_t *np, struct ckpt_error *err)
+{
+	int rc = make_pieces(numel, n, pieces, np, err);
+
+	if (rc)
+		return rc;
+	pthread_mutex_init(lock, NULL);
+	ckpt_parallel_for(*np, threads, fn, ctx);
+	pthread_mutex_destroy(lock);
+	return CKPT_OK;
+}
+
+/*
+ * Whether piece p's result can be merged into its item: not when the item
+ * failed before (its first error stands) or the piece failed (the item
+ * takes the piece's error).
+ */
+static bool
+piece_mergeable(const struct piece *p, int *item_rc,
+    struct ckpt_error *item_err)
+{
+	if (*item_rc)
+		return false;
+	if (p->rc) {
+		*item_rc = p->rc;
+		*item_err = p->err;
+		return false;
+	}
+	return true;
+}
+
 struct stats_ctx {
 	struct ckpt_stats_item *items;
 	struct piece *p;
@@ -602,24 +649,17 @@ stats_many(struct ckpt_stats_item *items, size_t n, unsigned int threads,
 		numel[i] = items[i].rc ? 0 : items[i].t->numel;
 		c.total += numel[i] * ckpt_dtype_bits(items[i].t->dtype) / 8;
 	}
-	rc = make_pieces(numel, n, &c.p, &np, err);
+	rc = run_pieces(numel, n, threads, stats_piece, &c, &c.lock, &c.p,
+	    &np, err);
 	free(numel);
 	if (rc)
 		return rc;
-	pthread_mutex_init(&c.lock, NULL);
-	ckpt_parallel_for(np, threads, stats_piece, &c);
-	pthread_mutex_destroy(&c.lock);
 	/* Merge in piece order: the same numbers for any thread count. */
 	for (size_t i = 0; i < np; i++) {
 		struct ckpt_stats_item *it = &items[c.p[i].item];
 
-		if (it->rc)
+		if (!piece_mergeable(&c.p[i], &it->rc, &it->err))
 			continue;
-		if (c.p[i].rc) {
-			it->rc = c.p[i].rc;
-			it->err = c.p[i].err;
-			continue;
-		}
 		if (nonfinite_only) {
 			it->st.count += c.p[i].u.st.count;
 			it->st.finite += c.p[i].u.st.finite;
@@ -831,24 +871,16 @@ ckpt_tensor_compare_many(struct ckpt_compare_item *items, size_t n,
 		if (!items[i].rc)
 			c.total += items[i].ta->nbytes + items[i].tb->nbytes;
 	}
-	rc = make_pieces(numel, n, &c.p, &np, err);
+	rc = run_pieces(numel, n, threads, compare_piece, &c, &c.lock, &c.p,
+	    &np, err);
 	free(numel);
 	if (rc)
 		return rc;
-	pthread_mutex_init(&c.lock, NULL);
-	ckpt_parallel_for(np, threads, compare_piece, &c);
-	pthread_mutex_destroy(&c.lock);
 	for (size_t i = 0; i < np; i++) {
 		struct ckpt_compare_item *it = &items[c.p[i].item];
 
-		if (it->rc)
-			continue;
-		if (c.p[i].rc) {
-			it->rc = c.p[i].rc;
-			it->err = c.p[i].err;
-			continue;
-		}
-		ckpt_compare_stats_merge(&it->st, &c.p[i].u.cmp);
+		if (piece_mergeable(&c.p[i], &it->rc, &it->err))
+			ckpt_compare_stats_merge(&it->st, &c.p[i].u.cmp);
 	}
 	free(c.p);
 	return CKPT_OK;

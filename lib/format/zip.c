@@ -699,56 +699,69 @@ check_crc(struct ckpt_file *f, struct ckpt_zip_entry *e,
 	    "%08x, the central directory records %08x", e->name, crc, e->crc);
 }
 
+/*
+ * The end of central directory record of the archive at [base, base+len):
+ * the last signature whose comment fits in the archive (a later one is
+ * inside a comment).  Copies the record to rec and sets *eocd, its offset
+ * from base, and *clen, its comment's length.
+ */
+static int
+find_eocd(struct ckpt_file *f, uint64_t base, uint64_t len,
+    unsigned char rec[EOCD_LEN], uint64_t *eocd, uint16_t *clen,
+    struct ckpt_error *err)
+{
+	unsigned char *tail;
+	size_t tlen, i;
+	int rc;
+
+	if (len < EOCD_LEN)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+		    (int64_t)base, "truncated zip archive: %llu bytes "
+		    "cannot hold an end of central directory record",
+		    (unsigned long long)len);
+	tlen = len < EOCD_LEN + 65535 ? (size_t)len : EOCD_LEN + 65535;
+	tail = malloc(tlen);
+	if (!tail)
+		return ckpt_error_nomem(err);
+	if ((rc = rd(f, tail, tlen, base + len - tlen, err))) {
+		free(tail);
+		return rc;
+	}
+	for (i = tlen - EOCD_LEN + 1; i-- > 0;)
+		if (le32(tail + i) == SIG_EOCD &&
+		    i + EOCD_LEN + le16(tail + i + 20) <= tlen) {
+			memcpy(rec, tail + i, EOCD_LEN);
+			*eocd = len - tlen + i;
+			*clen = le16(tail + i + 20);
+			free(tail);
+			return CKPT_OK;
+		}
+	free(tail);
+	return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
+	    (int64_t)(base + len), "truncated zip archive: no end of central "
+	    "directory record (an interrupted save or download?)");
+}
+
 /* The end records: EOCD (and zip64 EOCD through its locator). */
 static int
 read_end(struct ckpt_file *f, struct ckpt_zip *z, uint64_t *count,
     struct ckpt_error *err)
 {
-	unsigned char *tail, loc[LOC64_LEN], e64[EOCD64_LEN];
-	size_t tlen, i;
+	unsigned char end[EOCD_LEN], loc[LOC64_LEN], e64[EOCD64_LEN];
 	uint64_t eocd, limit, n_total;
 	uint32_t cd_size, cd_off;
 	uint16_t n_disk, n16, disk, cd_disk, clen;
-	bool found = false;
+	bool found;
 	int rc;
 
-	if (z->len < EOCD_LEN)
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-		    (int64_t)z->base, "truncated zip archive: %llu bytes "
-		    "cannot hold an end of central directory record",
-		    (unsigned long long)z->len);
-	tlen = z->len < EOCD_LEN + 65535 ? (size_t)z->len : EOCD_LEN + 65535;
-	tail = malloc(tlen);
-	if (!tail)
-		return ckpt_error_nomem(err);
-	if ((rc = rd(f, tail, tlen, z->base + z->len - tlen, err))) {
-		free(tail);
+	if ((rc = find_eocd(f, z->base, z->len, end, &eocd, &clen, err)))
 		return rc;
-	}
-	/* The last signature whose comment fits; trailing bytes are a
-	 * finding (a zip glued before another file, a polyglot). */
-	for (i = tlen - EOCD_LEN + 1; i-- > 0;)
-		if (le32(tail + i) == SIG_EOCD &&
-		    i + EOCD_LEN + le16(tail + i + 20) <= tlen) {
-			found = true;
-			break;
-		}
-	if (!found) {
-		free(tail);
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-		    (int64_t)(z->base + z->len), "truncated zip archive: no "
-		    "end of central directory record (an interrupted save "
-		    "or download?)");
-	}
-	eocd = z->len - tlen + i;	/* relative */
-	disk = le16(tail + i + 4);
-	cd_disk = le16(tail + i + 6);
-	n_disk = le16(tail + i + 8);
-	n16 = le16(tail + i + 10);
-	cd_size = le32(tail + i + 12);
-	cd_off = le32(tail + i + 16);
-	clen = le16(tail + i + 20);
-	free(tail);
+	disk = le16(end + 4);
+	cd_disk = le16(end + 6);
+	n_disk = le16(end + 8);
+	n16 = le16(end + 10);
+	cd_size = le32(end + 12);
+	cd_off = le32(end + 16);
 	if (eocd + EOCD_LEN + clen < z->len)
 		ckpt_file_add_finding(f, "zip-trailing-data", CKPT_SEV_ERROR,
 		    NULL, (int64_t)(z->base + eocd + EOCD_LEN + clen), "%llu "
@@ -846,39 +859,15 @@ int
 ckpt_zip_locate(struct ckpt_file *f, uint64_t base, uint64_t len,
     uint64_t *start, struct ckpt_error *err)
 {
-	unsigned char *tail, loc[LOC64_LEN], e64[EOCD64_LEN];
+	unsigned char rec[EOCD_LEN], loc[LOC64_LEN], e64[EOCD64_LEN];
 	uint64_t eocd, limit, cd_off, cd_size;
-	size_t tlen, i;
-	bool found = false;
+	uint16_t clen;
 	int rc;
 
-	if (len < EOCD_LEN)
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-		    (int64_t)base, "too short for a zip archive");
-	tlen = len < EOCD_LEN + 65535 ? (size_t)len : EOCD_LEN + 65535;
-	tail = malloc(tlen);
-	if (!tail)
-		return ckpt_error_nomem(err);
-	if ((rc = rd(f, tail, tlen, base + len - tlen, err))) {
-		free(tail);
+	if ((rc = find_eocd(f, base, len, rec, &eocd, &clen, err)))
 		return rc;
-	}
-	for (i = tlen - EOCD_LEN + 1; i-- > 0;)
-		if (le32(tail + i) == SIG_EOCD &&
-		    i + EOCD_LEN + le16(tail + i + 20) <= tlen) {
-			found = true;
-			break;
-		}
-	if (!found) {
-		free(tail);
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
-		    (int64_t)(base + len),
-		    "no end of central directory record");
-	}
-	eocd = len - tlen + i;
-	cd_size = le32(tail + i + 12);
-	cd_off = le32(tail + i + 16);
-	free(tail);
+	cd_size = le32(rec + 12);
+	cd_off = le32(rec + 16);
 	limit = eocd;
 	if (eocd >= LOC64_LEN + EOCD64_LEN &&
 	    !rd(f, loc, LOC64_LEN, base + eocd - LOC64_LEN, NULL) &&

@@ -28,6 +28,16 @@
  *    macros use designated initialisers; C++ before C++20 zeroes the
  *    struct and sets version instead.
  *  - Functions whose result must be looked at carry CKPT_MUST_CHECK.
+ *  - Outcomes are enums with a name function giving the word ckpt
+ *    prints and its --json carries: ckpt_strerror (enum ckpt_status),
+ *    ckpt_format_name, ckpt_sig_state_name, ckpt_check_result_name,
+ *    ckpt_storage_name, ckpt_save_phase_name, ckpt_staging_state_name,
+ *    ckpt_reg_action_name.  Kinds that are a vocabulary recorded in
+ *    manifests stay strings: a checkpoint's kind ("dcp", "hf-sharded",
+ *    "directory", ...), a tensor's kind ("quantized", "sparse", "numpy",
+ *    ...) and a save's scope ("full", "weights-only").  A manifest of a
+ *    newer ckpt may carry a word this library does not know; it is
+ *    passed through as written, never mapped to a catch-all.
  *  - Long operations report progress through one callback type,
  *    ckpt_progress_fn: done and total in the operation's unit (bytes,
  *    unless its documentation says otherwise); total may grow while
@@ -1043,6 +1053,9 @@ enum ckpt_staging_state {
 	CKPT_STAGING_ABANDONED,		/* owner gone without finishing */
 	CKPT_STAGING_INCOMPLETE		/* a visible name without manifest */
 };
+/** "in-progress", "failed", "abandoned", "incomplete" (what ckpt ls
+ * prints and --json carries). */
+CKPT_API const char *ckpt_staging_state_name(enum ckpt_staging_state s);
 
 struct ckpt_staging {
 	const char *run;

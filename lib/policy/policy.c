@@ -1232,6 +1232,26 @@ parse_bool(struct yctx *y, yaml_node_t *node, const char *key, bool *out)
 	return yerr(y, node, "%s: '%s' is not true or false", key, s);
 }
 
+/*
+ * A scalar that must be one of two words: *second is whether it is the
+ * second (so that callers map it to their enum).
+ */
+static int
+parse_either(struct yctx *y, yaml_node_t *node, const char *key,
+    const char *first, const char *second_word, bool *second)
+{
+	const char *s;
+	int rc = 0;
+
+	if (!(s = yscalar(y, node, key, &rc)))
+		return rc;
+	if (strcmp(s, first) && strcmp(s, second_word))
+		return yerr(y, node, "%s: '%s' is not %s or %s", key, s,
+		    first, second_word);
+	*second = !strcmp(s, second_word);
+	return 0;
+}
+
 static char *
 keep_string(struct yctx *y, const char *s)
 {
@@ -1340,25 +1360,18 @@ parse_policy(struct yctx *y, yaml_node_t *node, const char *what,
 			if (!(p->metric = keep_string(y, s)))
 				return ckpt_error_nomem(y->err);
 		} else if (!strcmp(k, "mode")) {
-			if (!(s = yscalar(y, v, k, &rc)))
+			bool max;
+
+			if ((rc = parse_either(y, v, k, "min", "max", &max)))
 				return rc;
-			if (!strcmp(s, "min"))
-				p->mode = CKPT_POLICY_MIN;
-			else if (!strcmp(s, "max"))
-				p->mode = CKPT_POLICY_MAX;
-			else
-				return yerr(y, v, "mode: '%s' is not min or "
-				    "max", s);
+			p->mode = max ? CKPT_POLICY_MAX : CKPT_POLICY_MIN;
 		} else if (!strcmp(k, "missing")) {
-			if (!(s = yscalar(y, v, k, &rc)))
+			bool drop;
+
+			if ((rc = parse_either(y, v, k, "keep", "drop", &drop)))
 				return rc;
-			if (!strcmp(s, "keep"))
-				p->missing = CKPT_MISSING_KEEP;
-			else if (!strcmp(s, "drop"))
-				p->missing = CKPT_MISSING_DROP;
-			else
-				return yerr(y, v, "missing: '%s' is not keep "
-				    "or drop", s);
+			p->missing = drop ? CKPT_MISSING_DROP :
+			    CKPT_MISSING_KEEP;
 		} else if (!strcmp(k, "keep_every")) {
 			rc = parse_steps(y, v, k, &p->keep_every);
 		} else if (!strcmp(k, "keep_within")) {
@@ -1536,15 +1549,11 @@ parse_root(struct yctx *y, yaml_node_t *root)
 		} else if (!strcmp(k, "runs")) {
 			rc = parse_runs(y, v);
 		} else if (!strcmp(k, "trash")) {
-			if (!(s = yscalar(y, v, k, &rc)))
+			bool keep;
+
+			if ((rc = parse_either(y, v, k, "delete", "keep", &keep)))
 				return rc;
-			if (!strcmp(s, "delete"))
-				cfg->trash = CKPT_TRASH_DELETE;
-			else if (!strcmp(s, "keep"))
-				cfg->trash = CKPT_TRASH_KEEP;
-			else
-				return yerr(y, v, "trash: '%s' is not delete "
-				    "or keep", s);
+			cfg->trash = keep ? CKPT_TRASH_KEEP : CKPT_TRASH_DELETE;
 		} else if (!strcmp(k, "prune_on_save")) {
 			rc = parse_bool(y, v, k, &cfg->prune_on_save);
 		} else if (!strcmp(k, "verify")) {

@@ -84,7 +84,8 @@ run_capture(const char *const argv[], const char *dir, char **out, size_t max)
 		if (n <= 0)
 			break;
 		if (len < max) {
-			size_t k = (size_t)n < max - len ? (size_t)n : max - len;
+			size_t room = max - len;
+			size_t k = (size_t)n < room ? (size_t)n : room;
 
 			memcpy(buf + len, tmp, k);
 			len += k;
@@ -462,7 +463,8 @@ env_file(const char *path, json_t **out, struct ckpt_error *err)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "--env %s: %s", path, strerror(errno));
-	/* A file of ENV_CONTENT_MAX bytes or more is recorded by digest only. */
+	/* A file of ENV_CONTENT_MAX bytes or more is recorded by digest
+	 * only. */
 	buf = NULL;
 	n = 0;
 	if (ckpt_read_fd(fd, ENV_CONTENT_MAX - 1, &buf, &n) && errno != EFBIG) {

@@ -265,6 +265,16 @@ ckpt_save_phase_parse(const char *name)
 	return CKPT_PHASE_UNKNOWN;
 }
 
+static const char *const staging_state_names[] = { "in-progress",
+	"failed", "abandoned", "incomplete" };
+
+const char *
+ckpt_staging_state_name(enum ckpt_staging_state s)
+{
+	return (unsigned)s < CKPT_ARRAY_SIZE(staging_state_names) ?
+	    staging_state_names[s] : "incomplete";
+}
+
 static const char *const check_result_names[] = { NULL, "ok", "failed",
 	"skipped", "unreadable", "unknown" };
 

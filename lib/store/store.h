@@ -244,7 +244,7 @@ int ckpt_make_parents(const char *root, const char *rel,
  * data fingerprint, environment file and GPUs, git state, an adopted
  * directory's trainer state; a key meta has already is left alone.
  */
-int ckpt_capture_metadata(struct json_t *meta, const struct ckpt_save_options *o,
-    struct ckpt_error *err);
+int ckpt_capture_metadata(struct json_t *meta,
+    const struct ckpt_save_options *o, struct ckpt_error *err);
 
 #endif /* CKPT_STORE_H */
