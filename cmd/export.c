@@ -24,6 +24,24 @@ static const char *const export_usage[] = {
 	NULL
 };
 
+/* The aliases naming (model, version) now: they travel with it. */
+static void
+aliases_of(const struct ckpt_registry *r, const char *model, int64_t version,
+    struct ckpt_export_aliases *ea)
+{
+	const char **names = xcalloc(ckpt_registry_alias_count(r) + 1,
+	    sizeof(*names));
+
+	ea->n = 0;
+	for (size_t i = 0; i < ckpt_registry_alias_count(r); i++) {
+		const struct ckpt_reg_alias *a = ckpt_registry_alias(r, i);
+
+		if (!strcmp(a->model, model) && a->version == version)
+			names[ea->n++] = xstrdup(a->name);
+	}
+	ea->names = names;
+}
+
 /*
  * The lineage of version (model, version) of s: the history's lines up
  * to and including its promote record, newly allocated.  Exits 3 when
@@ -31,7 +49,7 @@ static const char *const export_usage[] = {
  */
 static char *
 lineage_of(struct ckpt_store *s, const char *model, int64_t version,
-    size_t *len)
+    size_t *len, struct ckpt_export_aliases *ea)
 {
 	const struct ckpt_reg_version *v;
 	struct ckpt_registry *r;
@@ -44,10 +62,7 @@ lineage_of(struct ckpt_store *s, const char *model, int64_t version,
 	v = ckpt_registry_find_version(r, model, version);
 	if (!v)
 		die("%s@v%lld: no such version", model, (long long)version);
-	if (v->source_manifest)
-		die_usage("%s@v%lld holds weights only: exporting it is not "
-		    "supported yet (export its checkpoint %s@%lld)", model,
-		    (long long)version, v->run, (long long)v->step);
+	aliases_of(r, model, version, ea);
 	for (size_t i = 0; i < ckpt_registry_record_count(r); i++) {
 		const struct ckpt_reg_record *x = ckpt_registry_record(r, i);
 
@@ -82,6 +97,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	struct progress pr;
 	char **dirs, *report = NULL;
 	struct ckpt_export_model *models;
+	struct ckpt_export_aliases *aliases;
 	size_t nmodels = 0;
 	int n, rc;
 	const struct opt opts[] = {
@@ -106,6 +122,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 		    "terminal");
 	dirs = xcalloc((size_t)n, sizeof(*dirs));
 	models = xcalloc((size_t)n, sizeof(*models));
+	aliases = xcalloc((size_t)n, sizeof(*aliases));
 	for (int i = 0; i < n; i++) {
 		struct ckpt_ref ref;
 
@@ -119,13 +136,14 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 			em->model = xstrdup(ref.model);
 			em->version = ref.version;
 			em->lineage = lineage_of(s, ref.model, ref.version,
-			    &em->lineage_len);
+			    &em->lineage_len, &aliases[nmodels - 1]);
 		}
 		ckpt_ref_release(&ref);
 	}
 	o = (struct ckpt_export_options)CKPT_EXPORT_OPTIONS_INIT;
 	o.models = models;
 	o.nmodels = nmodels;
+	o.aliases = aliases;
 	o.compression = zstd ? CKPT_COMPRESS_ZSTD : gzip ?
 	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
 	o.force = force;
@@ -158,11 +176,12 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 				human_size((uint64_t)json_integer_value(
 				    json_object_get(v, "bytes")), h, sizeof(h));
 				fprintf(strcmp(out, "-") ? stdout : stderr,
-				    "exported %s@%lld (%lld files, %s, "
+				    "exported %s (%s%lld files, %s, "
 				    "manifest %s)\n", json_string_value(
-				    json_object_get(v, "run")), (long long)
-				    json_integer_value(json_object_get(v,
-				    "step")), (long long)json_integer_value(
+				    json_object_get(v, "name")), strcmp(
+				    json_string_value(json_object_get(v,
+				    "scope")), "full") ? "weights only, " : "",
+				    (long long)json_integer_value(
 				    json_object_get(v, "files")), h,
 				    json_string_value(json_object_get(v,
 				    "manifest")));
@@ -177,8 +196,12 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	for (size_t i = 0; i < nmodels; i++) {
 		free((char *)models[i].model);
 		free((char *)models[i].lineage);
+		for (size_t k = 0; k < aliases[i].n; k++)
+			free((char *)aliases[i].names[k]);
+		free((void *)aliases[i].names);
 	}
 	free(models);
+	free(aliases);
 	free(report);
 	ckpt_store_free(s);
 	return rc;

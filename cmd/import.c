@@ -38,6 +38,58 @@ on_progress(uint64_t done, uint64_t total, void *data)
 }
 
 /*
+ * What became of the bundle's aliases of the version res: "set" here,
+ * "unchanged" (naming it already) or "kept" (naming another version here:
+ * never moved by an import).
+ */
+static json_t *
+alias_report(const struct ckpt_promote_result *res)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < res->nmoves; i++) {
+		const struct ckpt_alias_move *mv = &res->moves[i];
+
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "alias",
+		    mv->alias, "status", mv->changed ? "set" :
+		    mv->to == res->version ? "unchanged" : "kept", "version",
+		    (json_int_t)mv->to));
+	}
+	return a;
+}
+
+/* The text lines of a recreated version's aliases. */
+static void
+print_aliases(json_t *v)
+{
+	const char *model = json_string_value(json_object_get(v, "model"));
+	json_t *a;
+	size_t i;
+
+	json_array_foreach(json_object_get(v, "aliases"), i, a) {
+		const char *st = json_string_value(json_object_get(a,
+		    "status"));
+		const char *name = json_string_value(json_object_get(a,
+		    "alias"));
+		long long to = (long long)json_integer_value(json_object_get(a,
+		    "version"));
+
+		if (!st)
+			continue;	/* not recreated: the bundle's names */
+		if (!strcmp(st, "kept"))
+			printf("kept alias %s %s on v%lld (the bundle has it "
+			    "on the imported v%lld; 'ckpt alias %s %s v%lld' "
+			    "moves it)\n", model, name, to, (long long)
+			    json_integer_value(json_object_get(v, "version")),
+			    model, name, (long long)json_integer_value(
+			    json_object_get(v, "version")));
+		else
+			printf("%s alias %s %s on v%lld\n", st, model, name,
+			    to);
+	}
+}
+
+/*
  * Promotes the model version v (an entry of the report's "models") from
  * its committed checkpoint, with its lineage; adds "status", "version"
  * (here) and drops the lineage from v.  Returns 0 or an exit code.
@@ -46,6 +98,7 @@ static int
 import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 {
 	const char *ck = json_string_value(json_object_get(v, "checkpoint"));
+	const char *staged = json_string_value(json_object_get(v, "staged"));
 	const char *at = strrchr(ck, '@');
 	json_t *lin = json_object_get(v, "lineage");
 	struct ckpt_promote_result *res = NULL;
@@ -54,7 +107,8 @@ import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 	struct ckpt_error e;
 	char *rel = xasprintf("runs/%.*s/step-%s", (int)(at - ck), ck,
 	    at + 1);
-	char *dir = ckpt_store_path(s, rel);
+	char *dir = staged ? xstrdup(staged) : ckpt_store_path(s, rel);
+	const char **names;
 	int rc;
 
 	(void)ctx;
@@ -66,6 +120,15 @@ import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 	po.lock_timeout_ms = DEFAULT_LOCK_TIMEOUT_MS;
 	po.lineage = json_string_value(lin);
 	po.lineage_len = json_string_length(lin);
+	/* a weights-only version: recreated from where import staged it */
+	po.weights_only = staged != NULL;
+	/* the exporting store's aliases of it, where this one has none */
+	po.naliases = json_array_size(json_object_get(v, "aliases"));
+	po.aliases = names = xcalloc(po.naliases + 1, sizeof(*names));
+	for (size_t i = 0; i < po.naliases; i++)
+		names[i] = json_string_value(json_array_get(json_object_get(v,
+		    "aliases"), i));
+	po.aliases_if_absent = true;
 	ckpt_error_clear(&e);
 	rc = ckpt_promote(s, dir, &po, &res, &e);
 	if (rc) {
@@ -81,9 +144,23 @@ import_version(struct ctx *ctx, struct ckpt_store *s, json_t *v)
 		json_object_set_new(v, "source_version", json_integer(
 		    json_integer_value(json_object_get(v, "version"))));
 		json_object_set_new(v, "version", json_integer(res->version));
+		json_object_set_new(v, "aliases", alias_report(res));
 	}
 	json_object_del(v, "lineage");
+	if (staged) {
+		struct ckpt_error de;
+
+		ckpt_error_clear(&de);
+		if (ckpt_import_discard(s, staged, &de)) {
+			error_ckpt(&de);
+			if (!rc)
+				rc = CKPT_EXIT_ERROR;
+		}
+		json_object_del(v, "staged");
+		json_object_set_new(v, "scope", json_string("weights-only"));
+	}
 	ckpt_promote_result_free(res);
+	free(names);
 	free(dir);
 	free(rel);
 	return rc;
@@ -164,7 +241,7 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 				    json_object_get(v, "manifest")));
 			json_array_foreach(json_object_get(r, "models"), i, v)
 				if (json_object_get(v, "source_version"))
-					printf("%s %s v%lld from %s (v%lld "
+					printf("%s %s v%lld from %s (%sv%lld "
 					    "where exported, lineage kept)\n",
 					    json_string_value(json_object_get(
 					    v, "status")), json_string_value(
@@ -172,9 +249,13 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 					    (long long)json_integer_value(
 					    json_object_get(v, "version")),
 					    json_string_value(json_object_get(
-					    v, "checkpoint")), (long long)
-					    json_integer_value(json_object_get(
-					    v, "source_version")));
+					    v, "checkpoint")), json_object_get(
+					    v, "scope") ? "weights only; " : "",
+					    (long long)json_integer_value(
+					    json_object_get(v,
+					    "source_version")));
+			json_array_foreach(json_object_get(r, "models"), i, v)
+				print_aliases(v);
 		}
 		json_decref(r);
 	}

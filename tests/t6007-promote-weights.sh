@@ -192,10 +192,13 @@ test_expect_success 'usage: --weights-only with --copy or --rollback is exit 2' 
 		--weights-only 2>err
 '
 
-test_expect_success TORCH 'exporting a weights-only version is refused (exit 2), not half done' '
-	test_expect_code 2 ckpt -C s export -o w.tar m@prod 2>err &&
-	test_grep "holds weights only: exporting it is not supported yet" err &&
-	test_path_is_missing w.tar
+test_expect_success TORCH 'a weights-only version exports as MODEL@vN (t8004 imports it)' '
+	ckpt -C s export -o w.tar m@prod >out &&
+	test_grep "^exported m@v1 (weights only, 1 files" out &&
+	tar tf w.tar >names &&
+	printf "%s\n" ckpt-bundle.json m@v1/ckpt-manifest.json \
+		m@v1/model.safetensors >expect &&
+	test_cmp expect names
 '
 
 test_expect_success 'a history record claiming weights-only without its source does not replay' '

@@ -158,6 +158,40 @@ out.close()
 	test_cmp empty now
 '
 
+# holes FILE: 4 KiB of x, a hole to 1 MiB, 4 KiB of y (a sparse file)
+holes() {
+	"$PYTHON" -c "
+import sys
+with open(sys.argv[1], \"wb\") as f:
+    f.write(b\"x\" * 4096)
+    f.seek(1 << 20)
+    f.write(b\"y\" * 4096)
+" "$1"
+}
+
+test_expect_success 'a sparse entry (tar --sparse of a bundle): its holes are zeros, checked' '
+	mkdir sp && holes sp/w.bin &&
+	ckpt -C sps save --run s --step 1 --copy sp >/dev/null &&
+	ckpt -C sps export -o sp.tar s@1 >/dev/null &&
+	tar tf sp.tar >order &&
+	mkdir spx && tar -C spx -xf sp.tar &&
+	rm spx/s@1/w.bin && holes spx/s@1/w.bin &&
+	tar -C spx --sparse --format=pax -cf sparse.tar $(cat order) &&
+	tar tvf sparse.tar | grep -q "w.bin" &&
+	ckpt init spy >/dev/null &&
+	ckpt -C spy import sparse.tar >out &&
+	test_grep "^imported s@1 " out &&
+	cmp sp/w.bin spy/runs/s/step-1/w.bin &&
+	ckpt -C spy verify s@1 >/dev/null &&
+	rm spx/s@1/w.bin && holes spx/s@1/w.bin &&
+	printf z | dd of=spx/s@1/w.bin bs=1 seek=500000 conv=notrunc 2>/dev/null &&
+	tar -C spx --sparse --format=pax -cf sparse2.tar $(cat order) &&
+	test_expect_code 3 ckpt -C h import sparse2.tar 2>err &&
+	test_grep "entry .s@1/w.bin.: the SHA-256 .*differs" err &&
+	snapshot h now &&
+	test_cmp empty now
+'
+
 test_expect_success 'not a bundle at all' '
 	echo hello >junk &&
 	test_expect_code 3 ckpt -C h import junk 2>err &&

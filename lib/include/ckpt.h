@@ -1579,6 +1579,11 @@ struct ckpt_export_model {
 	size_t lineage_len;
 };
 
+struct ckpt_export_aliases {
+	const char *const *names;
+	size_t n;
+};
+
 struct ckpt_export_options {
 	unsigned int version;		/* CKPT_EXPORT_OPTIONS_VERSION */
 	enum ckpt_compression compression;
@@ -1587,8 +1592,14 @@ struct ckpt_export_options {
 	void *progress_data;
 	const struct ckpt_export_model *models;	/* may be NULL */
 	size_t nmodels;
+	/*
+	 * Version 2: the aliases naming each model version (nmodels
+	 * entries, parallel to models; NULL: none), carried as the models
+	 * entry's "aliases" for ckpt-import(1) to offer.
+	 */
+	const struct ckpt_export_aliases *aliases;
 };
-#define CKPT_EXPORT_OPTIONS_VERSION 1
+#define CKPT_EXPORT_OPTIONS_VERSION 2
 #define CKPT_EXPORT_OPTIONS_INIT { .version = CKPT_EXPORT_OPTIONS_VERSION }
 
 /**
@@ -1676,11 +1687,24 @@ CKPT_API int ckpt_location_resolve(const char *store, const char *ref,
  * before anything is written.  Errors on the stream are CKPT_ERR_FORMAT
  * with the entry's header offset in the uncompressed stream.  *report:
  * JSON {"input", "checkpoints": [{run, step, bundle_run, manifest,
- * status: imported|identical|not imported, signature}]}.
+ * status: imported|identical|not imported, signature}]}, and "models"
+ * (the list's model versions with their lineage) when it has any.
+ *
+ * A weights-only model version (list entry "scope": "weights-only", dir
+ * "MODEL@vN", run and step its source's) is checked the same way but
+ * not committed: it is staged under registry/.staging and its model
+ * entry in the report gets "staged": the directory, for the caller to
+ * promote (ckpt_promote() with weights_only and the lineage) and then
+ * remove with ckpt_import_discard().  A registry repair removes what a
+ * dead importer left there.  Without report nothing stays staged.
  */
 CKPT_MUST_CHECK
 CKPT_API int ckpt_import(struct ckpt_store *s, int fd,
     const struct ckpt_import_options *o, char **report, struct ckpt_error *err);
+/* Removes a directory ckpt_import() staged (a "staged" of its report). */
+CKPT_MUST_CHECK
+CKPT_API int ckpt_import_discard(struct ckpt_store *s, const char *staged,
+    struct ckpt_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Retention policy                                                    */
@@ -2426,7 +2450,8 @@ struct ckpt_alias_options {
 struct ckpt_alias_move {
 	const char *alias;
 	int64_t from, to;		/* 0: none */
-	bool changed;			/* false: it named "to" already */
+	bool changed;			/* false: it named "to" already (or
+					 * was kept: aliases_if_absent) */
 };
 
 /**
@@ -2488,11 +2513,23 @@ struct ckpt_promote_options {
 	 * chain and promote this checkpoint's manifest.  It is kept as
 	 * registry/MODEL/vN.lineage.jsonl and the new promote record names
 	 * it ("imported": model, version, record).  NULL: promoted here.
+	 * With weights_only too, src is a weights-only version as
+	 * ckpt_import() staged it (its own manifest, model.safetensors):
+	 * verified as it is and recreated, not converted again; the
+	 * lineage must promote that manifest.
 	 */
 	const char *lineage;
 	size_t lineage_len;
+	/*
+	 * Version 2: set aliases only where the model has none of that
+	 * name; an alias that exists stays where it is (never moved
+	 * silently) and is reported as a move with changed false and "to"
+	 * its version (ckpt-import(1) offering the exporting store's
+	 * aliases).
+	 */
+	bool aliases_if_absent;
 };
-#define CKPT_PROMOTE_OPTIONS_VERSION 1
+#define CKPT_PROMOTE_OPTIONS_VERSION 2
 #define CKPT_PROMOTE_OPTIONS_INIT { .version = CKPT_PROMOTE_OPTIONS_VERSION }
 
 struct ckpt_gate_result {

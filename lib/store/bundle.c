@@ -50,6 +50,8 @@
 #define MANIFEST_MAX ((size_t)1 << 30)
 #define SIG_MAX ((size_t)64 << 10)
 #define IO_BUF ((size_t)1 << 20)
+/* import starts the disk on what it wrote every KICK_STEP bytes */
+#define KICK_STEP ((uint64_t)8 << 20)
 #define SIG_SUFFIX ".sig"
 
 /* ------------------------------------------------------------------ */
@@ -134,9 +136,29 @@ struct exp_ckpt {
 	char *manifest;			/* its bytes */
 	size_t manifest_len;
 	char digest[8 + 2 * CKPT_SHA256_BYTES];
-	char *name;			/* RUN@STEP */
+	char *name;			/* RUN@STEP, or MODEL@vN (weights) */
+	bool weights;			/* a weights-only model version */
 	uint64_t bytes;
 };
+
+/*
+ * Whether a manifest is a weights-only model version's (promote
+ * --weights-only): scope "weights-only" and a "source" naming the
+ * checkpoint's manifest (a checkpoint's own manifest may say
+ * "weights-only" too: no optimizer state in it).
+ */
+static bool
+manifest_is_weights(const struct ckpt_manifest *m)
+{
+	json_t *j = json_loads(ckpt_manifest_json(m), 0, NULL);
+	const char *scope = json_string_value(json_object_get(j, "scope"));
+	bool w = scope && !strcmp(scope, "weights-only") &&
+	    json_is_string(json_object_get(json_object_get(j, "source"),
+	    "manifest"));
+
+	json_decref(j);
+	return w;
+}
 
 /* Streams one file of a checkpoint, which must still have its size. */
 static int
@@ -219,8 +241,10 @@ load_ckpt(struct exp_ckpt *c, struct ckpt_error *err)
 		return rc;
 	memcpy(c->digest, "sha256:", 7);
 	ckpt_hex(d, sizeof(d), c->digest + 7);
-	if (asprintf(&c->name, "%s@%lld", ckpt_manifest_run(c->m),
-	    (long long)ckpt_manifest_step(c->m)) < 0)
+	c->weights = manifest_is_weights(c->m);
+	/* a weights version is named by its model entry (below) */
+	if (!c->weights && asprintf(&c->name, "%s@%lld",
+	    ckpt_manifest_run(c->m), (long long)ckpt_manifest_step(c->m)) < 0)
 		return ckpt_error_nomem(err);
 	for (size_t i = 0; i < ckpt_manifest_file_count(c->m); i++)
 		c->bytes += ckpt_manifest_file(c->m, i)->size;
@@ -274,7 +298,28 @@ put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
 	return rc;
 }
 
-/* The list's "models": each version with its checkpoint and lineage. */
+/* The model entry's "aliases": the names that pointed at it. */
+static int
+aliases_json(json_t *e, const struct ckpt_export_aliases *ea,
+    struct ckpt_error *err)
+{
+	json_t *a;
+
+	if (!ea->n)
+		return CKPT_OK;
+	if (!(a = json_array()) || json_object_set_new(e, "aliases", a))
+		return ckpt_error_nomem(err);
+	for (size_t k = 0; k < ea->n; k++) {
+		if (ckpt_reg_alias_name_check(ea->names[k], err))
+			return CKPT_ERR_INVALID;
+		if (json_array_append_new(a, json_string(ea->names[k])))
+			return ckpt_error_nomem(err);
+	}
+	return CKPT_OK;
+}
+
+/* The list's "models": each version with its checkpoint, lineage and
+ * aliases. */
 static int
 models_json(json_t *list, const struct exp_ckpt *c, size_t n,
     const struct ckpt_export_options *eo, struct ckpt_error *err)
@@ -285,18 +330,23 @@ models_json(json_t *list, const struct exp_ckpt *c, size_t n,
 		return ckpt_error_nomem(err);
 	for (size_t i = 0; i < eo->nmodels; i++) {
 		const struct ckpt_export_model *em = &eo->models[i];
-		json_t *lin;
+		json_t *lin, *e;
+		int rc;
 
 		if (em->index >= n || ckpt_name_check(em->model, "model name",
 		    err) || em->version < 1)
 			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 			    "model version %zu is malformed", i);
 		lin = json_stringn(em->lineage, em->lineage_len);
-		if (!lin || json_array_append_new(ms, json_pack("{s:s, s:I, "
-		    "s:s, s:s, s:o}", "model", em->model, "version",
-		    (json_int_t)em->version, "checkpoint", c[em->index].name,
-		    "manifest", c[em->index].digest, "lineage", lin)))
+		if (!lin || !(e = json_pack("{s:s, s:I, s:s, s:s, s:o}",
+		    "model", em->model, "version", (json_int_t)em->version,
+		    "checkpoint", c[em->index].name, "manifest",
+		    c[em->index].digest, "lineage", lin)) ||
+		    json_array_append_new(ms, e))
 			return ckpt_error_nomem(err);
+		if (eo->version >= 2 && eo->aliases &&
+		    (rc = aliases_json(e, &eo->aliases[i], err)))
+			return rc;
 	}
 	return CKPT_OK;
 }
@@ -319,10 +369,17 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(json_object_get(list, "checkpoints"),
-		    json_pack("{s:s, s:s, s:I, s:s}", "dir", c[i].name, "run",
-		    ckpt_manifest_run(c[i].m), "step", (json_int_t)
-		    ckpt_manifest_step(c[i].m), "manifest", c[i].digest));
+		json_t *e = json_pack("{s:s, s:s, s:I, s:s}", "dir",
+		    c[i].name, "run", ckpt_manifest_run(c[i].m), "step",
+		    (json_int_t)ckpt_manifest_step(c[i].m), "manifest",
+		    c[i].digest);
+
+		/* a weights-only version: its run and step are its
+		 * source checkpoint's */
+		if (e && c[i].weights)
+			json_object_set_new(e, "scope",
+			    json_string("weights-only"));
+		json_array_append_new(json_object_get(list, "checkpoints"), e);
 		total += c[i].bytes;
 	}
 	if (eo && eo->nmodels && (rc = models_json(list, c, n, eo, err)))
@@ -378,6 +435,34 @@ out:
 	return rc;
 }
 
+/*
+ * A weights-only version travels as MODEL@vN, named by the model entry
+ * that gives its lineage: without one it would arrive as a checkpoint
+ * that is not one.
+ */
+static int
+name_weights(struct exp_ckpt *c, size_t i,
+    const struct ckpt_export_options *eo, struct ckpt_error *err)
+{
+	for (size_t k = 0; eo && k < eo->nmodels; k++) {
+		const struct ckpt_export_model *em = &eo->models[k];
+
+		if (em->index != i)
+			continue;
+		if (ckpt_name_check(em->model, "model name", err))
+			return CKPT_ERR_INVALID;
+		if (asprintf(&c->name, "%s@v%lld", em->model,
+		    (long long)em->version) < 0) {
+			c->name = NULL;
+			return ckpt_error_nomem(err);
+		}
+		return CKPT_OK;
+	}
+	return ckpt_error_set(err, CKPT_ERR_INVALID, c->dir, -1, "a "
+	    "weights-only model version: export it as MODEL@vN, with its "
+	    "lineage");
+}
+
 int
 ckpt_export(const char *const *dirs, size_t n,
     const struct ckpt_export_options *eo, const char *path, int fd,
@@ -400,6 +485,8 @@ ckpt_export(const char *const *dirs, size_t n,
 	for (size_t i = 0; i < n && !rc; i++) {
 		c[i].dir = dirs[i];
 		rc = load_ckpt(&c[i], err);
+		if (!rc && c[i].weights)
+			rc = name_weights(&c[i], i, eo, err);
 		for (size_t k = 0; k < i && !rc; k++)
 			if (!strcmp(c[k].name, c[i].name))
 				rc = ckpt_error_set(err, CKPT_ERR_INVALID,
@@ -434,11 +521,13 @@ ckpt_export(const char *const *dirs, size_t n,
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(json_object_get(r,
 			    "checkpoints"), json_pack("{s:s, s:I, s:s, s:s, "
-			    "s:I, s:I}", "run", ckpt_manifest_run(c[i].m),
-			    "step", (json_int_t)ckpt_manifest_step(c[i].m),
-			    "path", c[i].dir, "manifest", c[i].digest,
-			    "files", (json_int_t)ckpt_manifest_file_count(
-			    c[i].m), "bytes", (json_int_t)c[i].bytes));
+			    "s:s, s:s, s:I, s:I}", "run", ckpt_manifest_run(
+			    c[i].m), "step", (json_int_t)ckpt_manifest_step(
+			    c[i].m), "path", c[i].dir, "manifest",
+			    c[i].digest, "name", c[i].name, "scope",
+			    c[i].weights ? "weights-only" : "full", "files",
+			    (json_int_t)ckpt_manifest_file_count(c[i].m),
+			    "bytes", (json_int_t)c[i].bytes));
 		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
 		json_decref(r);
 	}
@@ -464,6 +553,9 @@ struct imp_ckpt {
 	char *digest;			/* "sha256:..." from the list */
 	bool identical;			/* already in the store: no-op */
 	struct ckpt_save *sv;		/* staging, when not identical */
+	bool weights;			/* weights only: MODEL@vN */
+	bool claimed;			/* named by a model entry */
+	char *stage;			/* in registry/.staging */
 	struct ckpt_manifest *m;
 	size_t next;			/* next manifest file expected */
 	bool have_manifest, have_sig;
@@ -480,8 +572,8 @@ struct imp {
 	bool have_list;
 	json_t *seen;			/* entry names so far (a set) */
 	json_t *models;			/* the list's model versions */
+	bool made[2];			/* registry/, registry/.staging */
 	struct ckpt_error *err;
-	unsigned char *buf;
 	int64_t at;			/* header position of the entry */
 };
 
@@ -623,6 +715,62 @@ existing_digest(struct ckpt_store *s, const char *run, int64_t step)
 	return d;
 }
 
+/* A model entry's "aliases": absent, or distinct alias names. */
+static bool
+aliases_ok(json_t *a)
+{
+	json_t *x;
+	size_t i;
+
+	if (!a)
+		return true;
+	if (!json_is_array(a))
+		return false;
+	json_array_foreach(a, i, x) {
+		if (!json_is_string(x) || ckpt_reg_alias_name_check(
+		    json_string_value(x), NULL))
+			return false;
+		for (size_t k = 0; k < i; k++)
+			if (json_equal(json_array_get(a, k), x))
+				return false;
+	}
+	return true;
+}
+
+/* Whether dir is "MODEL@vVERSION". */
+static bool
+weights_dir_is(const char *dir, const char *model, int64_t version)
+{
+	char *want;
+	bool same;
+
+	if (asprintf(&want, "%s@v%lld", model, (long long)version) < 0)
+		return false;
+	same = !strcmp(want, dir);
+	free(want);
+	return same;
+}
+
+/* A weights-only version's name in a bundle: MODEL@vN. */
+static bool
+weights_dir_ok(const char *dir)
+{
+	const char *at = strrchr(dir, '@');
+	char model[256], *end;
+	long long v;
+
+	if (!at || at == dir || (size_t)(at - dir) >= sizeof(model) ||
+	    at[1] != 'v' || at[2] < '1' || at[2] > '9')
+		return false;
+	errno = 0;
+	v = strtoll(at + 2, &end, 10);
+	if (*end || errno || v < 1)
+		return false;
+	memcpy(model, dir, (size_t)(at - dir));
+	model[at - dir] = '\0';
+	return !ckpt_name_check(model, NULL, NULL);
+}
+
 /*
  * The list's "models" (absent in bundles of checkpoints alone): each a
  * model version whose checkpoint is in the bundle and whose lineage (the
@@ -668,6 +816,16 @@ read_models(struct imp *im, json_t *ms)
 			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
 			    "model version %zu is malformed or names no "
 			    "checkpoint of the bundle", i);
+		if (im->c[k].weights && (im->c[k].claimed ||
+		    !weights_dir_is(ck, model, json_integer_value(ver))))
+			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "model version %zu is not the weights-only "
+			    "version %s", i, ck);
+		im->c[k].claimed = true;
+		if (!aliases_ok(json_object_get(v, "aliases")))
+			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "model version %zu: \"aliases\" is not a list of "
+			    "distinct alias names", i);
 		if (ckpt_reg_check_lineage(json_string_value(lin),
 		    json_string_length(lin), BUNDLE_LIST, model, dg, &why))
 			return why && strcmp(why, "out of memory") ?
@@ -685,6 +843,18 @@ read_models(struct imp *im, json_t *ms)
 				    "twice as a version", model);
 	}
 	im->models = json_incref(ms);
+	return CKPT_OK;
+}
+
+/* Every weights-only version must come with its model entry. */
+static int
+check_weights_claimed(struct imp *im)
+{
+	for (size_t k = 0; k < im->n; k++)
+		if (im->c[k].weights && !im->c[k].claimed)
+			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
+			    "%s is a weights-only version without its model "
+			    "entry and lineage", im->c[k].dir);
 	return CKPT_OK;
 }
 
@@ -722,13 +892,17 @@ read_list(struct imp *im, struct archive_entry *e)
 		const char *dg = json_string_value(json_object_get(v,
 		    "manifest"));
 		json_t *st = json_object_get(v, "step");
+		json_t *scope = json_object_get(v, "scope");
+		bool weights = json_is_string(scope) &&
+		    !strcmp(json_string_value(scope), "weights-only");
 		char *want = NULL;
 
 		if (!run || ckpt_name_check(run, "run name", NULL) ||
 		    !json_is_integer(st) || json_integer_value(st) < 0 ||
-		    !digest_ok(dg) || !dir || asprintf(&want, "%s@%lld", run,
-		    (long long)json_integer_value(st)) < 0 ||
-		    strcmp(want, dir)) {
+		    !digest_ok(dg) || !dir || (scope && !weights) ||
+		    (weights ? !weights_dir_ok(dir) : asprintf(&want,
+		    "%s@%lld", run, (long long)json_integer_value(st)) < 0 ||
+		    strcmp(want, dir))) {
 			free(want);
 			json_decref(j);
 			return bad_entry(im, CKPT_ERR_FORMAT, BUNDLE_LIST,
@@ -741,22 +915,28 @@ read_list(struct imp *im, struct archive_entry *e)
 		    run);
 		c->digest = strdup(dg);
 		c->step = json_integer_value(st);
+		c->weights = weights;
 		im->n++;
 		if (!c->dir || !c->run || !c->target_run || !c->digest) {
 			json_decref(j);
 			return ckpt_error_nomem(err);
 		}
 		for (size_t k = 0; k + 1 < im->n; k++)
-			if (!strcmp(im->c[k].target_run, c->target_run) &&
-			    im->c[k].step == c->step) {
+			if (c->weights ? !strcmp(im->c[k].dir, c->dir) :
+			    !im->c[k].weights && !strcmp(im->c[k].target_run,
+			    c->target_run) && im->c[k].step == c->step) {
 				json_decref(j);
-				return ckpt_error_set(err, CKPT_ERR_INVALID,
-				    im->shown, -1, "two checkpoints of the "
-				    "bundle would both be %s@%lld",
-				    c->target_run, (long long)c->step);
+				return c->weights ? bad_entry(im,
+				    CKPT_ERR_FORMAT, BUNDLE_LIST, "%s is "
+				    "listed twice", c->dir) : ckpt_error_set(
+				    err, CKPT_ERR_INVALID, im->shown, -1, "two "
+				    "checkpoints of the bundle would both be "
+				    "%s@%lld", c->target_run,
+				    (long long)c->step);
 			}
 	}
-	if ((rc = read_models(im, json_object_get(j, "models")))) {
+	if ((rc = read_models(im, json_object_get(j, "models"))) ||
+	    (rc = check_weights_claimed(im))) {
 		json_decref(j);
 		return rc;
 	}
@@ -764,7 +944,11 @@ read_list(struct imp *im, struct archive_entry *e)
 	/* Refuse conflicts before anything is staged. */
 	for (size_t k = 0; k < im->n; k++) {
 		struct imp_ckpt *c = &im->c[k];
-		char *have = existing_digest(im->s, c->target_run, c->step);
+		char *have;
+
+		if (c->weights)
+			continue;	/* the promotion decides */
+		have = existing_digest(im->s, c->target_run, c->step);
 
 		if (have && strcmp(have, c->digest)) {
 			free(have);
@@ -778,6 +962,39 @@ read_list(struct imp *im, struct archive_entry *e)
 	}
 	im->have_list = true;
 	return CKPT_OK;
+}
+
+/*
+ * A weights-only version is staged where promotions stage theirs
+ * (registry/.staging/HOSTTAG.PID.START.RANDOM, which a registry repair
+ * removes once this process is gone): the importer promotes it from
+ * there (ckpt_promote() with its lineage) and then discards it.
+ */
+static int
+stage_weights_dir(struct imp *im, struct imp_ckpt *c)
+{
+	static const char *const rel[] = { REG_DIR, REG_STAGING };
+	char *id = ckpt_reg_staging_name(), *path;
+	int rc = CKPT_OK;
+
+	/* what is made here goes again if the import fails */
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		if (!(path = ckpt_store_path(im->s, rel[i])))
+			rc = ckpt_error_nomem(im->err);
+		else if (!mkdir(path, 0755))
+			im->made[i] = true;
+		else if (errno != EEXIST)
+			rc = ckpt_error_errno(im->err, path, "cannot create");
+		free(path);
+	}
+	path = rc ? NULL : ckpt_store_path(im->s, REG_STAGING);
+	if (!rc && (!id || !path || !(c->stage = ckpt_join(path, id))))
+		rc = ckpt_error_nomem(im->err);
+	free(path);
+	if (!rc && mkdir(c->stage, 0755))
+		rc = ckpt_error_errno(im->err, c->stage, "cannot create");
+	free(id);
+	return rc;
 }
 
 /* Checks the manifest entry, stages it (unless identical) and reads it. */
@@ -808,7 +1025,14 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		    "the bundle's list says %s (tampered or damaged)", hex,
 		    c->digest);
 	}
-	if (!c->identical) {
+	if (c->weights) {
+		if ((rc = stage_weights_dir(im, c)) ||
+		    !(path = ckpt_join(c->stage, CKPT_MANIFEST_NAME))) {
+			free(text);
+			return rc ? rc : ckpt_error_nomem(err);
+		}
+		rc = ckpt_write_file_replace(path, text, len, false, err);
+	} else if (!c->identical) {
 		so = (struct ckpt_save_options)CKPT_SAVE_OPTIONS_INIT;
 		/* An import: its manifest says where it came from */
 		so.capture = 0;
@@ -852,6 +1076,9 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	    c->run) || ckpt_manifest_step(c->m) != c->step)
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "its run and step "
 		    "are not %s", c->dir);
+	if (c->weights && !manifest_is_weights(c->m))
+		return bad_entry(im, CKPT_ERR_FORMAT, name, "not the manifest "
+		    "of a weights-only version, as the bundle's list says");
 	for (size_t i = 0; i < ckpt_manifest_file_count(c->m); i++) {
 		const struct ckpt_manifest_file *mf = ckpt_manifest_file(c->m,
 		    i);
@@ -914,7 +1141,14 @@ ckpt_stream_check_init(struct ckpt_stream_check *sc,
 
 	memset(sc, 0, sizeof(*sc));
 	sc->mf = mf;
-	if (mf->has_sha256) {
+	/*
+	 * A file within one chunk has one range over all of it, whose digest
+	 * is the whole file's: checking that range checks the whole digest
+	 * too, and hashing every byte twice would double import's CPU.
+	 */
+	if (mf->has_sha256 && !(mf->nranges == 1 && !mf->ranges[0].offset &&
+	    mf->ranges[0].end == mf->size && !memcmp(mf->ranges[0].sha256,
+	    mf->sha256, CKPT_SHA256_BYTES))) {
 		if ((rc = ckpt_sha256_init(&sc->whole, err)))
 			return rc;
 		sc->whole_on = true;
@@ -1009,6 +1243,26 @@ ckpt_stream_check_final(struct ckpt_stream_check *sc, bool *ok,
 	return CKPT_OK;
 }
 
+/* n zero bytes of a sparse entry's hole: hashed, and written at fd. */
+static int
+take_hole(struct ckpt_stream_check *sc, int fd, const char *path,
+    uint64_t n, uint64_t *got, struct ckpt_error *err)
+{
+	static const unsigned char zeros[64 << 10];
+	int rc = CKPT_OK;
+
+	while (n && !rc) {
+		size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+
+		if (!(rc = ckpt_stream_check_update(sc, zeros, k, err)) &&
+		    fd >= 0)
+			rc = ckpt_write_all(fd, zeros, k, path, err);
+		n -= k;
+		*got += k;
+	}
+	return rc;
+}
+
 /* Streams one file into staging (or nowhere), checking size and digest. */
 static int
 take_file(struct imp *im, struct imp_ckpt *c,
@@ -1017,7 +1271,7 @@ take_file(struct imp *im, struct imp_ckpt *c,
 {
 	struct ckpt_error *err = im->err;
 	struct ckpt_stream_check sc;
-	uint64_t got = 0, bad_at;
+	uint64_t got = 0, kicked = 0, bad_at;
 	bool ok;
 	char *path = NULL;
 	int fd = -1, rc;
@@ -1029,8 +1283,8 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		    (unsigned long long)mf->size);
 	if ((rc = ckpt_stream_check_init(&sc, mf, err)))
 		return rc;
-	if (c->sv) {
-		const char *root = ckpt_save_path(c->sv);
+	if (c->sv || c->stage) {
+		const char *root = c->sv ? ckpt_save_path(c->sv) : c->stage;
 
 		if ((rc = ckpt_make_parents(root, mf->path, err)) ||
 		    !(path = ckpt_join(root, mf->path))) {
@@ -1045,34 +1299,65 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		}
 	}
 	for (;;) {
-		la_ssize_t n = archive_read_data(im->a, im->buf, IO_BUF);
+		const void *block;
+		size_t n;
+		la_int64_t off;
+		int r = archive_read_data_block(im->a, &block, &n, &off);
 
-		if (n < 0) {
+		if (r == ARCHIVE_EOF) {
+			/* a sparse entry may end in a hole */
+			if (archive_entry_sparse_count(e) > 0 && got < mf->size)
+				rc = take_hole(&sc, fd, path, mf->size - got,
+				    &got, err);
+			break;
+		}
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
 			    archive_error_string(im->a));
 			break;
 		}
-		if (!n)
+		/* A sparse entry's holes are zeros, hashed and written as
+		 * such (as archive_read_data gives them); data never goes
+		 * back. */
+		if (off < 0 || (uint64_t)off < got ||
+		    (uint64_t)off > mf->size) {
+			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "data at "
+			    "byte %lld out of order (after %llu of %llu)",
+			    (long long)off, (unsigned long long)got,
+			    (unsigned long long)mf->size);
 			break;
-		if (got + (uint64_t)n > mf->size) {
+		}
+		if ((uint64_t)off > got && (rc = take_hole(&sc, fd, path,
+		    (uint64_t)off - got, &got, err)))
+			break;
+		if (got + n > mf->size) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "more data "
 			    "than its size");
 			break;
 		}
-		if ((rc = ckpt_stream_check_update(&sc, (const unsigned char *)
-		    im->buf, (size_t)n, err)))
+		if ((rc = ckpt_stream_check_update(&sc, block, n, err)))
 			break;
-		if (fd >= 0 && (rc = ckpt_write_all(fd, im->buf, (size_t)n,
-		    path, err)))
+		if (fd >= 0 && (rc = ckpt_write_all(fd, block, n, path, err)))
 			break;
-		got += (uint64_t)n;
-		*done += (uint64_t)n;
+		got += n;
+		*done += n;
+		/* The disk starts on the file as it comes, so that the
+		 * commit's fsync finds little left (a hint: the fsync
+		 * reports any error). */
+		if (fd >= 0 && got >= kicked + KICK_STEP) {
+			(void)sync_file_range(fd, (off64_t)kicked,
+			    (off64_t)(got - kicked), SYNC_FILE_RANGE_WRITE);
+			kicked = got;
+		}
 		/* Progress in bytes of the (compressed) input, whose size
 		 * the caller may know. */
 		if (im->o && im->o->progress)
 			im->o->progress((uint64_t)archive_filter_bytes(im->a,
 			    -1), im->o->progress_total, im->o->progress_data);
 	}
+	if (fd >= 0 && got > kicked)
+		(void)sync_file_range(fd, (off64_t)kicked,
+		    (off64_t)(got - kicked), SYNC_FILE_RANGE_WRITE);
 	if (!rc && got != mf->size)
 		rc = bad_entry(im, CKPT_ERR_FORMAT, name, "truncated: %llu of "
 		    "%llu bytes", (unsigned long long)got,
@@ -1108,11 +1393,12 @@ take_sig(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	if ((rc = read_small(im, e, name, SIG_MAX, &text, &len)))
 		return rc;
 	c->have_sig = true;
-	if (!c->sv) {
+	if (!c->sv && !c->stage) {
 		free(text);
 		return CKPT_OK;
 	}
-	if (asprintf(&path, "%s/%s%s", ckpt_save_path(c->sv),
+	if (asprintf(&path, "%s/%s%s", c->sv ? ckpt_save_path(c->sv) :
+	    c->stage,
 	    CKPT_MANIFEST_NAME, SIG_SUFFIX) < 0) {
 		free(text);
 		return ckpt_error_nomem(im->err);
@@ -1122,6 +1408,20 @@ take_sig(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 	free(path);
 	free(text);
 	return rc;
+}
+
+/* Sets "staged" on the model entry of the weights-only version c. */
+static void
+mark_staged(json_t *models, const struct imp_ckpt *c)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(models, i, v)
+		if (!strcmp(json_string_value(json_object_get(v,
+		    "checkpoint")), c->dir))
+			json_object_set_new(v, "staged", json_string(
+			    c->stage));
 }
 
 /* One entry: its name and type, then whatever it must be next. */
@@ -1188,6 +1488,9 @@ imp_release(struct imp *im, bool abort_staged)
 	for (size_t i = im->n; abort_staged && i-- > 0;)
 		ckpt_save_abort(im->c[i].sv);
 	for (size_t i = 0; i < im->n; i++) {
+		if (abort_staged && im->c[i].stage)
+			(void)ckpt_rm_rf(im->c[i].stage);
+		free(im->c[i].stage);
 		ckpt_save_free(im->c[i].sv);
 		ckpt_manifest_free(im->c[i].m);
 		free(im->c[i].dir);
@@ -1197,9 +1500,17 @@ imp_release(struct imp *im, bool abort_staged)
 		free(im->c[i].committed);
 	}
 	free(im->c);
+	/* a failed import of weights leaves the store as it found it */
+	for (int i = 1; abort_staged && i >= 0; i--) {
+		char *p = im->made[i] ? ckpt_store_path(im->s, i ? REG_STAGING :
+		    REG_DIR) : NULL;
+
+		if (p)
+			(void)rmdir(p);
+		free(p);
+	}
 	json_decref(im->seen);
 	json_decref(im->models);
-	free(im->buf);
 	if (im->a)
 		archive_read_free(im->a);
 }
@@ -1271,8 +1582,7 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
 	im.shown = o->name ? o->name : "-";
 	im.a = archive_read_new();
 	im.seen = json_object();
-	im.buf = malloc(IO_BUF);
-	if (!im.a || !im.seen || !im.buf) {
+	if (!im.a || !im.seen) {
 		imp_release(&im, true);
 		return ckpt_error_nomem(err);
 	}
@@ -1293,6 +1603,12 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
 	for (size_t i = 0; i < im.n && r; i++) {
 		struct imp_ckpt *c = &im.c[i];
 
+		if (c->weights) {
+			/* promoted by the caller, from where it is staged */
+			if (!rc && report)
+				mark_staged(im.models, c);
+			continue;
+		}
 		json_array_append_new(json_object_get(r, "checkpoints"),
 		    json_pack("{s:s, s:I, s:s, s:s, s:s, s:b}", "run",
 		    c->target_run, "step", (json_int_t)c->step, "bundle_run",
@@ -1306,6 +1622,33 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
 	if (report && r)
 		*report = json_dumps(r, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(r);
+	/* staged weights stay for the caller, who has their paths */
+	for (size_t i = 0; !rc && report && *report && i < im.n; i++)
+		if (im.c[i].weights) {
+			free(im.c[i].stage);
+			im.c[i].stage = NULL;
+		}
 	imp_release(&im, true);
+	return rc;
+}
+
+int
+ckpt_import_discard(struct ckpt_store *s, const char *staged,
+    struct ckpt_error *err)
+{
+	char *stg = ckpt_store_path(s, REG_STAGING);
+	size_t n = stg ? strlen(stg) : 0;
+	int rc = CKPT_OK;
+
+	if (!stg)
+		return ckpt_error_nomem(err);
+	/* only what ckpt_import staged: one level under registry/.staging */
+	if (strncmp(staged, stg, n) || staged[n] != '/' || !staged[n + 1] ||
+	    strchr(staged + n + 1, '/') || staged[n + 1] == '.')
+		rc = ckpt_error_set(err, CKPT_ERR_INVALID, staged, -1, "not a "
+		    "directory ckpt import staged");
+	else if (ckpt_rm_rf(staged))
+		rc = ckpt_error_errno(err, staged, "cannot remove");
+	free(stg);
 	return rc;
 }

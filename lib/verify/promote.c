@@ -475,7 +475,9 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_options *o,
 		    0, version, false };
 		json_t *rec;
 
-		if (mv.from != version) {
+		if (a && o->version >= 2 && o->aliases_if_absent)
+			mv.to = a->version;	/* kept where it is */
+		if (mv.from != mv.to) {
 			rec = json_pack("{s:s, s:s, s:s, s:o, s:I}", "action",
 			    "alias", "model", o->model, "alias",
 			    o->aliases[i], "from", mv.from ?
@@ -555,7 +557,8 @@ check_lineage(const struct ckpt_promote_options *o, struct promote *p,
 		why = "it is empty";
 	else
 		rc = ckpt_reg_check_lineage(o->lineage, o->lineage_len,
-		    "lineage", last->model, p->manifest, &why);
+		    "lineage", last->model, p->wmanifest ? p->wmanifest :
+		    p->manifest, &why);
 	if (rc == CKPT_ERR_NOMEM)
 		rc = ckpt_error_nomem(err);
 	else if (why)
@@ -722,16 +725,21 @@ out:
 /* ckpt_promote                                                         */
 /* ------------------------------------------------------------------ */
 
-/* A store key of a checkpoint: under runs/ or registry/ (not its
- * staging), no empty, "." or ".." component. */
+/*
+ * A store key of a checkpoint: under runs/ or registry/ (not its
+ * staging, unless staged: an imported weights-only version, where
+ * ckpt_import() staged it), no empty, "." or ".." component.
+ */
 static bool
-key_is_checkpoint(const char *key)
+key_is_checkpoint(const char *key, bool staged)
 {
 	const char *c;
 
 	if (strncmp(key, CKPT_STORE_RUNS "/", strlen(CKPT_STORE_RUNS) + 1) &&
 	    (strncmp(key, REG_DIR "/", strlen(REG_DIR) + 1) ||
-	    !strncmp(key, REG_DIR "/.", strlen(REG_DIR) + 2)))
+	    !strncmp(key, REG_DIR "/.", strlen(REG_DIR) + 2)) &&
+	    !(staged && !strncmp(key, REG_STAGING "/",
+	    strlen(REG_STAGING) + 1)))
 		return false;
 	for (c = key; c; c = strchr(c, '/')) {
 		size_t n;
@@ -746,13 +754,14 @@ key_is_checkpoint(const char *key)
 }
 
 /*
- * src must be a checkpoint inside the store (runs/ or registry/); *key
- * gets its store key.  A local store: resolved with realpath first (a
- * path through a link into the store is the store's).
+ * src must be a checkpoint inside the store (runs/ or registry/; staged:
+ * see key_is_checkpoint); *key gets its store key.  A local store:
+ * resolved with realpath first (a path through a link into the store is
+ * the store's).
  */
 static int
-check_inside(struct ckpt_store *s, const char *src, char **key,
-    struct ckpt_error *err)
+check_inside(struct ckpt_store *s, const char *src, bool staged,
+    char **key, struct ckpt_error *err)
 {
 	const char *k = NULL;
 	char *root = NULL, *real = NULL;
@@ -770,7 +779,7 @@ check_inside(struct ckpt_store *s, const char *src, char **key,
 	} else {
 		k = ckpt_store_key(s, src);
 	}
-	if (!rc && (!k || !key_is_checkpoint(k)))
+	if (!rc && (!k || !key_is_checkpoint(k, staged)))
 		rc = ckpt_error_set(err, CKPT_ERR_INVALID, src, -1,
 		    "not a checkpoint of the store %s (save it first)",
 		    root ? root : ckpt_store_root(s));
@@ -826,6 +835,45 @@ check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
 	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
 	    "%s: promote %s works on a local store only, not on %s yet",
 	    ckpt_store_root(s), what, s->ops->name);
+
+/* An imported weights-only version: recreated as it came. */
+static bool
+imported_weights(const struct ckpt_promote_options *o)
+{
+	return o->weights_only && o->lineage;
+}
+
+/*
+ * The imported weights-only version m: its manifest is the version's
+ * (p->wmanifest), its "source" names the checkpoint it was converted
+ * from (p->manifest, as a promotion here records it).
+ */
+static int
+adopt_weights(const struct ckpt_manifest *m, struct promote *p,
+    struct ckpt_error *err)
+{
+	json_t *j = json_loads(ckpt_manifest_json(m), 0, NULL);
+	const char *scope = json_string_value(json_object_get(j, "scope"));
+	const char *src = json_string_value(json_object_get(json_object_get(
+	    j, "source"), "manifest"));
+	int rc = CKPT_OK;
+
+	if (!j)
+		return ckpt_error_nomem(err);
+	if (!scope || strcmp(scope, "weights-only") || !src ||
+	    strncmp(src, "sha256:", 7) || strlen(src) != 7 + 64)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, ckpt_manifest_dir(m),
+		    -1, "not a weights-only version (scope \"weights-only\" "
+		    "and a source manifest digest)");
+	else if (!(p->wmanifest = strdup(p->manifest)) ||
+	    !(free(p->manifest), p->manifest = strdup(src)))
+		rc = ckpt_error_nomem(err);
+	if (!rc) {
+		p->pub.manifest = p->manifest;
+		p->pub.version_manifest = p->wmanifest;
+	}
+	json_decref(j);
+	return rc;
 }
 
 static int
@@ -838,10 +886,6 @@ check_opts(const struct ckpt_promote_options *o, struct ckpt_error *err)
 		    "which model?");
 	if ((rc = ckpt_name_check(o->model, "model name", err)))
 		return rc;
-	if (o->lineage && o->weights_only)
-		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
-		    "an imported version is the checkpoint itself, not its "
-		    "weights alone");
 	if (o->weights_only && o->copy)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "--weights-only writes a new file: --copy means nothing "
@@ -881,13 +925,19 @@ stage_and_verify(struct ckpt_store *s, const struct ckpt_manifest *m,
 	 * through ranged GETs (s3://) -- the bytes the version holds. */
 	if (!(vdir = ckpt_store_path(s, vkey)))
 		return ckpt_error_nomem(err);
+	if (p->wmanifest) {
+		/* the version's own file, once the staging is gone */
+		p->pub.copied += p->pub.linked;
+		p->pub.linked = 0;
+	}
 	if (o->verify)
 		vo = *o->verify;
 	else
 		vo = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
-	/* full verify, always; the manifest must be the one read */
+	/* full verify, always; the manifest must be the one read (an
+	 * imported weights-only version's own) */
 	vo.flags &= ~CKPT_VERIFY_FAST;
-	vo.manifest_digest = p->manifest;
+	vo.manifest_digest = p->wmanifest ? p->wmanifest : p->manifest;
 	if (!vo.store)
 		vo.store = ckpt_store_root(s);
 	rc = ckpt_verify(vdir, &vo, &p->report, err);
@@ -915,7 +965,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 	    CKPT_PROMOTE_OPTIONS_VERSION, "ckpt_promote_options", err)))
 		return rc;
 	if ((rc = check_opts(o, err)) || (rc = check_backend(s, o, err)) ||
-	    (rc = check_inside(s, src, &key, err)))
+	    (rc = check_inside(s, src, imported_weights(o), &key, err)))
 		return rc;
 	if (!(p = calloc(1, sizeof(*p)))) {
 		free(key);
@@ -936,6 +986,8 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
+	if (imported_weights(o) && (rc = adopt_weights(m, p, err)))
+		goto out;
 	p->pub.run = p->run;
 	p->pub.step = ckpt_manifest_step(m);
 	p->pub.manifest = p->manifest;
@@ -964,7 +1016,7 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = refuse(p, "a promotion gate failed", err);
 		goto out;
 	}
-	if (!known && o->weights_only) {
+	if (!known && o->weights_only && !imported_weights(o)) {
 		/* a local store (check_backend): keys are paths under it */
 		char *vdir = ckpt_store_path(s, vkey), *wdir = NULL;
 
