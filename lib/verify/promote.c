@@ -835,6 +835,7 @@ check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
 	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
 	    "%s: promote %s works on a local store only, not on %s yet",
 	    ckpt_store_root(s), what, s->ops->name);
+}
 
 /* An imported weights-only version: recreated as it came. */
 static bool
