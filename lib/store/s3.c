@@ -398,6 +398,16 @@ copy_header(char *dst, size_t cap, const char *v, size_t n)
 	dst[n] = '\0';
 }
 
+void
+ckpt_s3_etag_copy(char *dst, const char *v, size_t n)
+{
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	copy_header(dst, CKPT_S3_ETAG_MAX, v, n);
+}
+
 static bool
 parse_u64(const char *s, size_t n, uint64_t *out)
 {
@@ -446,11 +456,7 @@ on_header(char *line, size_t size, size_t nitems, void *arg)
 		r->have_length = r->have_range = false;
 		r->error_code[0] = '\0';
 	} else if (header_is(line, n, "ETag", &v, &vlen)) {
-		if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
-			v++;
-			vlen -= 2;
-		}
-		copy_header(r->etag, sizeof(r->etag), v, vlen);
+		ckpt_s3_etag_copy(r->etag, v, vlen);
 	} else if (header_is(line, n, "Content-Length", &v, &vlen)) {
 		r->have_length = parse_u64(v, vlen, &r->content_length);
 	} else if (header_is(line, n, "Content-Range", &v, &vlen)) {
@@ -1285,11 +1291,7 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		return 0;
 	}
 	if (!strcmp(path, "/Contents/ETag") && text) {
-		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
-			text++;
-			len -= 2;
-		}
-		copy_header(pg->obj.etag, sizeof(pg->obj.etag), text, len);
+		ckpt_s3_etag_copy(pg->obj.etag, text, len);
 		return 0;
 	}
 	if (!strcmp(path, "/Contents") && !text) {

@@ -75,6 +75,9 @@ void ckpt_s3_error_doc(struct s3_req *r);
 /* The error for an answer the caller did not expect. */
 int ckpt_s3_status_error(struct ckpt_s3 *s3, struct s3_req *r,
     unsigned tries, struct ckpt_error *err);
+/* An ETag as a header or a listing gives it ("..." or bare), without its
+ * quotes, into dst (CKPT_S3_ETAG_MAX bytes, truncated to fit). */
+void ckpt_s3_etag_copy(char *dst, const char *v, size_t n);
 /* Percent-encodes a query value (newly allocated, NULL on ENOMEM). */
 char *ckpt_s3_query_value(const char *s);
 const struct ckpt_s3_config *ckpt_s3_config_of(const struct ckpt_s3 *s3);

@@ -148,16 +148,8 @@ complete_field(void *arg, const char *path, const char *text, size_t len)
 
 	if (!strcmp(path, "CompleteMultipartUploadResult"))
 		d->ok = true;
-	if (!strcmp(path, "CompleteMultipartUploadResult/ETag") && text) {
-		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
-			text++;
-			len -= 2;
-		}
-		if (len >= sizeof(d->etag))
-			len = sizeof(d->etag) - 1;
-		memcpy(d->etag, text, len);
-		d->etag[len] = '\0';
-	}
+	if (!strcmp(path, "CompleteMultipartUploadResult/ETag") && text)
+		ckpt_s3_etag_copy(d->etag, text, len);
 	if (!strcmp(path, "Error/Code") && text && len < sizeof(d->code)) {
 		memcpy(d->code, text, len);
 		d->code[len] = '\0';
@@ -448,16 +440,8 @@ copy_part_field(void *arg, const char *path, const char *text, size_t len)
 
 	if (!strncmp(path, "CopyPartResult", 14))
 		d->ok = true;
-	if (!strcmp(path, "CopyPartResult/ETag") && text) {
-		if (len >= 2 && text[0] == '"' && text[len - 1] == '"') {
-			text++;
-			len -= 2;
-		}
-		if (len >= sizeof(d->etag))
-			len = sizeof(d->etag) - 1;
-		memcpy(d->etag, text, len);
-		d->etag[len] = '\0';
-	}
+	if (!strcmp(path, "CopyPartResult/ETag") && text)
+		ckpt_s3_etag_copy(d->etag, text, len);
 	return 0;
 }
 
