@@ -472,20 +472,33 @@ ckpt_index_matches(const struct ckpt_index *ix, size_t i,
 	    stamp_eq(&ix->heads[i].stamp, now);
 }
 
-static char *
-take_string(const unsigned char **p, bool *oom)
+/* The string at *p in pool (shared with like when equal), NULL for
+ * none; a NUL inside ends it, as strndup's copy did. */
+static const char *
+take_string(const unsigned char **p, struct ckpt_pool *pool,
+    const char *like, bool *oom)
 {
 	uint32_t n = get32(*p);
-	char *s;
+	const char *s;
 
 	*p += 4;
 	if (n == NO_STRING)
 		return NULL;
-	s = strndup((const char *)*p, n);
+	s = ckpt_pool_strndup(pool, (const char *)*p, strnlen((const char *)*p,
+	    n), like);
 	if (!s)
 		*oom = true;
 	*p += n;
 	return s;
+}
+
+/* Steps over the string at *p. */
+static void
+pass_string(const unsigned char **p)
+{
+	uint32_t n = get32(*p);
+
+	*p += 4 + (n == NO_STRING ? 0 : n);
 }
 
 static double
@@ -500,13 +513,15 @@ get_double(const unsigned char *p)
 
 int
 ckpt_index_decode(const struct ckpt_index *ix, size_t i,
+    struct ckpt_pool *pool, const struct ckpt_entry *prev,
     struct ckpt_entry_priv *pv)
 {
 	const struct head *h = &ix->heads[i];
 	const unsigned char *p = h->rec;
 	struct ckpt_entry *e = &pv->e;
+	struct ckpt_metric *metrics;
+	const char **tags;
 	bool oom = false;
-	char *name;
 	uint32_t k;
 
 	e->step = h->step;
@@ -516,46 +531,48 @@ ckpt_index_decode(const struct ckpt_index *ix, size_t i,
 	e->nfiles = get64(p + 52);
 	e->epoch = get_double(p + 60);
 	p += REC_FIXED;
-	name = take_string(&p, &oom);
-	free(name);
-	e->created_iso = take_string(&p, &oom);
-	e->scope = take_string(&p, &oom);
-	e->note = take_string(&p, &oom);
-	e->validation_raw = take_string(&p, &oom);
-	e->load_test_raw = take_string(&p, &oom);
+	pass_string(&p);	/* the name: the caller has it */
+#define LIKE(f) (prev ? prev->f : NULL)
+	e->created_iso = take_string(&p, pool, LIKE(created_iso), &oom);
+	e->scope = take_string(&p, pool, LIKE(scope), &oom);
+	e->note = take_string(&p, pool, LIKE(note), &oom);
+	e->validation_raw = take_string(&p, pool, LIKE(validation_raw), &oom);
+	e->load_test_raw = take_string(&p, pool, LIKE(load_test_raw), &oom);
+#undef LIKE
 	e->validation = ckpt_check_result_parse(e->validation_raw);
 	e->load_test = ckpt_check_result_parse(e->load_test_raw);
 	k = get32(p);
 	p += 4;
 	if (k) {
-		pv->metrics = calloc(k, sizeof(*pv->metrics));
-		if (!pv->metrics)
+		if (!(metrics = ckpt_pool_alloc(pool, k * sizeof(*metrics))))
 			return -1;
 		for (uint32_t j = 0; j < k; j++) {
-			pv->metrics[j].name = take_string(&p, &oom);
-			pv->metrics[j].value = get_double(p);
+			metrics[j].name = take_string(&p, pool, prev &&
+			    j < prev->nmetrics ? prev->metrics[j].name : NULL,
+			    &oom);
+			metrics[j].value = get_double(p);
 			p += 8;
-			if (!pv->metrics[j].name)
+			if (!metrics[j].name)
 				oom = true;
 			else
 				e->nmetrics++;
 		}
-		e->metrics = pv->metrics;
+		e->metrics = metrics;
 	}
 	k = get32(p);
 	p += 4;
 	if (k) {
-		pv->tags = calloc(k, sizeof(*pv->tags));
-		if (!pv->tags)
+		if (!(tags = ckpt_pool_alloc(pool, k * sizeof(*tags))))
 			return -1;
 		for (uint32_t j = 0; j < k; j++) {
-			pv->tags[j] = take_string(&p, &oom);
-			if (!pv->tags[j])
+			tags[j] = take_string(&p, pool, prev && j < prev->ntags ?
+			    prev->tags[j] : NULL, &oom);
+			if (!tags[j])
 				oom = true;
 			else
 				e->ntags++;
 		}
-		e->tags = (const char *const *)pv->tags;
+		e->tags = tags;
 	}
 	return oom ? -1 : 0;
 }
@@ -848,22 +865,6 @@ done:
 /* For the fuzz harness                                                */
 /* ------------------------------------------------------------------ */
 
-static void
-decoded_release(struct ckpt_entry_priv *p)
-{
-	free((char *)p->e.created_iso);
-	free((char *)p->e.scope);
-	free((char *)p->e.note);
-	free((char *)p->e.validation_raw);
-	free((char *)p->e.load_test_raw);
-	for (size_t i = 0; i < p->e.nmetrics; i++)
-		free((char *)p->metrics[i].name);
-	free(p->metrics);
-	for (size_t i = 0; i < p->e.ntags; i++)
-		free(p->tags[i]);
-	free(p->tags);
-}
-
 /*
  * Parses an index file held in memory and decodes and looks up every
  * record, as a listing would: 0 when it is a valid index, -1 when it
@@ -888,13 +889,16 @@ ckpt_index_check(const void *data, size_t size)
 	}
 	build_slots(ix);
 	for (size_t i = 0; i < ix->n; i++) {
-		struct ckpt_entry_priv p;
+		struct ckpt_entry_priv p[2];
+		struct ckpt_pool pool = { 0 };
 		size_t at;
 
-		memset(&p, 0, sizeof(p));
-		if (ckpt_index_decode(ix, i, &p))
+		/* the second shares what it can with the first */
+		memset(p, 0, sizeof(p));
+		if (ckpt_index_decode(ix, i, &pool, NULL, &p[0]) ||
+		    ckpt_index_decode(ix, i, &pool, &p[0].e, &p[1]))
 			rc = -1;
-		decoded_release(&p);
+		ckpt_pool_release(&pool);
 		ckpt_index_name(ix, i, name, sizeof(name));
 		if (strlen(name) == ix->heads[i].namelen &&
 		    (!ckpt_index_find(ix, name, &at) || at != i))

@@ -195,10 +195,24 @@ enum ckpt_check_result ckpt_check_result_parse(const char *name);
 /* The same for the phase of a staging record. */
 enum ckpt_save_phase ckpt_save_phase_parse(const char *name);
 
+/*
+ * The strings and small arrays of a listing's entries, freed with it: one
+ * allocation per block, not ten per checkpoint (list.c).  A string equal
+ * to "like" (the previous entry's) is shared, not copied.
+ */
+struct ckpt_pool_block;
+struct ckpt_pool {
+	struct ckpt_pool_block *blocks;
+};
+
+void *ckpt_pool_alloc(struct ckpt_pool *p, size_t n);	/* 8-aligned */
+const char *ckpt_pool_strndup(struct ckpt_pool *p, const char *s, size_t n,
+    const char *like);
+void ckpt_pool_release(struct ckpt_pool *p);
+
+/* Every pointer of e is into the listing's pool (or static). */
 struct ckpt_entry_priv {
 	struct ckpt_entry e;
-	struct ckpt_metric *metrics;
-	char **tags;
 	struct ckpt_stamp stamp;	/* of its directory, for the index */
 };
 
@@ -233,8 +247,10 @@ bool ckpt_index_find(const struct ckpt_index *ix, const char *name,
 /* Record i may stand for the checkpoint directory whose stamp is now. */
 bool ckpt_index_matches(const struct ckpt_index *ix, size_t i,
     const struct ckpt_stamp *now);
-/* Fills what the files would give (not run, name, path, protection). */
+/* Fills what the files would give (not run, name, path, protection),
+ * its strings in pool, sharing those equal to prev's (may be NULL). */
 int ckpt_index_decode(const struct ckpt_index *ix, size_t i,
+    struct ckpt_pool *pool, const struct ckpt_entry *prev,
     struct ckpt_entry_priv *p);
 /* NULL when out of memory or run has no usable stamp. */
 struct ckpt_index_writer *ckpt_index_writer_new(const struct ckpt_stamp *run);
