@@ -298,6 +298,12 @@ print_string(FILE *fp, const char *s, size_t n)
 	fputc('"', fp);
 }
 
+void
+json_print_string(FILE *fp, const char *s)
+{
+	print_string(fp, s, strlen(s));
+}
+
 static int
 cmp_key(const void *a, const void *b)
 {

@@ -60,6 +60,8 @@ void fputs_color(const struct ctx *ctx, enum color c, const char *s,
 
 /* A real as the shortest text that reads back the same ("0.9"). */
 void print_real(FILE *fp, double v);
+/* A string (valid UTF-8) as JSON, escaped as json_print_value does. */
+void json_print_string(FILE *fp, const char *s);
 
 /* A new JSON object with "schema": 1. */
 json_t *json_doc_new(void);
