@@ -744,19 +744,21 @@ out:
 	return rc;
 }
 
-/* Records entries [first, l->n) of the list as the index of run. */
+/* Records entries [first, l->n) of the list as the index of run, in
+ * the order they were listed (the directory's). */
 static void
 write_index(const struct ckpt_list *l, const struct ckpt_store *s,
     const char *run, size_t first, const struct ckpt_stamp *run_st)
 {
-	struct ckpt_index_writer *w = ckpt_index_writer_new(run_st);
+	struct ckpt_index_writer *w = ckpt_index_writer_new(s, run, run_st,
+	    l->n - first);
 
 	if (!w)
 		return;		/* no memory, or no stamps: no cache */
-	for (size_t i = first; i < l->n && w; i++)
+	for (size_t i = first; i < l->n; i++)
 		ckpt_index_writer_add(w, l->entries[i].e.name,
 		    &l->entries[i].stamp, &l->entries[i].e);
-	ckpt_index_writer_commit(w, s, run);
+	ckpt_index_writer_commit(w);
 }
 
 /* The index of one run while it is listed. */
@@ -766,20 +768,27 @@ struct run_cache {
 	size_t reused, fresh;
 };
 
-/* A checkpoint taken from the index: its directory is unchanged. */
+/* A checkpoint taken from the index: its directory is unchanged.  1:
+ * the record could not be read after all (the files are then). */
 static int
-entry_from_index(struct ckpt_list *l, const struct ckpt_index *ix, size_t at,
+entry_from_index(struct ckpt_list *l, struct ckpt_index *ix, size_t at,
     const char *runpath, const char *run, const char *name,
     const struct ckpt_protection *prot, struct ckpt_error *err)
 {
 	struct ckpt_entry_priv *p = list_new_entry(l);
+	int rc;
 
 	if (!p)
 		return ckpt_error_nomem(err);
 	if (entry_names(l, p, run, runpath, name) ||
-	    ckpt_index_decode(ix, at, &l->pool, entry_prev(l, p), p)) {
+	    (rc = ckpt_index_decode(ix, at, &l->pool, entry_prev(l, p), p))
+	    < 0) {
 		l->n--;
 		return ckpt_error_nomem(err);
+	}
+	if (rc) {
+		l->n--;
+		return 1;
 	}
 	entry_protection(&p->e, prot);
 	return 0;
@@ -841,9 +850,10 @@ list_checkpoint(struct run_walk *w, const char *name)
 		return 0;
 	ckpt_stamp_of(&dst, &stamp);
 	if (rc_->ix && ckpt_index_find(rc_->ix, name, &at) &&
-	    ckpt_index_matches(rc_->ix, at, &stamp)) {
-		if ((rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
-		    w->prot, err)))
+	    ckpt_index_matches(rc_->ix, at, &stamp) &&
+	    (rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
+	    w->prot, err)) != 1) {
+		if (rc)
 			return rc;
 		l->entries[l->n - 1].stamp = stamp;
 		rc_->reused++;
@@ -1490,7 +1500,7 @@ cmp_by_step(const void *a, const void *b)
  * out stale (the caller lists the run instead).
  */
 static int
-newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
+newest_from_index(struct ckpt_store *s, struct ckpt_index *ix,
     const char *runkey, const char *runpath, const char *run,
     const struct ckpt_protection *prot,
     int (*fn)(const struct ckpt_entry *, void *), void *arg, int *fnrc,
@@ -1516,7 +1526,10 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 		struct ckpt_error se;
 		bool added, bad;
 
-		ckpt_index_name(ix, o->i, name, sizeof(name));
+		if (!ckpt_index_name(ix, o->i, name, sizeof(name))) {
+			rc = 1;
+			break;
+		}
 		if (ckpt_index_failed(ix, o->i)) {
 			ckpt_error_clear(&se);
 			if (!run_key(key, sizeof(key), runkey, name, NULL)) {
