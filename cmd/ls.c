@@ -261,40 +261,6 @@ flags_text(struct cellbuf *b, const struct ckpt_entry *e)
 	return b->s;
 }
 
-static void
-json_put_string(struct json_stream *o, const char *key, const char *v)
-{
-	json_stream_key(o, key);
-	if (v)
-		json_print_string(stdout, v);
-	else
-		fputs("null", stdout);
-}
-
-static void
-json_put_bool(struct json_stream *o, const char *key, bool v)
-{
-	json_stream_key(o, key);
-	fputs(v ? "true" : "false", stdout);
-}
-
-static void
-json_put_int(struct json_stream *o, const char *key, json_int_t v)
-{
-	json_stream_key(o, key);
-	printf("%" JSON_INTEGER_FORMAT, v);
-}
-
-static void
-json_put_real(struct json_stream *o, const char *key, double v)
-{
-	json_stream_key(o, key);
-	if (isnan(v))
-		fputs("null", stdout);
-	else
-		print_real(stdout, v);
-}
-
 static int
 cmp_metric_name(const void *a, const void *b)
 {
@@ -314,12 +280,12 @@ entry_print_json(const struct ckpt_entry *e)
 	struct json_stream o, m, t;
 
 	json_stream_begin(&o, 2, false);
-	json_put_string(&o, "created", e->created_iso);
-	json_put_real(&o, "epoch", e->epoch);
-	json_put_bool(&o, "failed", e->failed);
-	json_put_int(&o, "files", (json_int_t)e->nfiles);
+	json_stream_string(&o, "created", e->created_iso);
+	json_stream_real(&o, "epoch", e->epoch);
+	json_stream_bool(&o, "failed", e->failed);
+	json_stream_int(&o, "files", (json_int_t)e->nfiles);
 	/* as recorded, so a newer version's values pass through */
-	json_put_string(&o, "load_test", e->load_test_raw);
+	json_stream_string(&o, "load_test", e->load_test_raw);
 	json_stream_key(&o, "metrics");
 	if (e->nmetrics > nsorted) {
 		nsorted = e->nmetrics;
@@ -331,25 +297,23 @@ entry_print_json(const struct ckpt_entry *e)
 		qsort(sorted, e->nmetrics, sizeof(*sorted), cmp_metric_name);
 	json_stream_begin(&m, 3, false);
 	for (size_t i = 0; i < e->nmetrics; i++)
-		json_put_real(&m, sorted[i]->name, sorted[i]->value);
+		json_stream_real(&m, sorted[i]->name, sorted[i]->value);
 	json_stream_end(&m);
 	if (e->note)
-		json_put_string(&o, "note", e->note);
-	json_put_string(&o, "path", e->path);
-	json_put_bool(&o, "pinned", e->pinned);
-	json_put_bool(&o, "protected", e->protected_by_registry);
-	json_put_string(&o, "run", e->run);
-	json_put_string(&o, "scope", e->scope);
-	json_put_int(&o, "size", (json_int_t)e->size);
-	json_put_int(&o, "step", e->step);
+		json_stream_string(&o, "note", e->note);
+	json_stream_string(&o, "path", e->path);
+	json_stream_bool(&o, "pinned", e->pinned);
+	json_stream_bool(&o, "protected", e->protected_by_registry);
+	json_stream_string(&o, "run", e->run);
+	json_stream_string(&o, "scope", e->scope);
+	json_stream_int(&o, "size", (json_int_t)e->size);
+	json_stream_int(&o, "step", e->step);
 	json_stream_key(&o, "tags");
 	json_stream_begin(&t, 3, true);
-	for (size_t i = 0; i < e->ntags; i++) {
-		json_stream_item(&t);
-		json_print_string(stdout, e->tags[i]);
-	}
+	for (size_t i = 0; i < e->ntags; i++)
+		json_stream_string(&t, NULL, e->tags[i]);
 	json_stream_end(&t);
-	json_put_string(&o, "validation", e->validation_raw);
+	json_stream_string(&o, "validation", e->validation_raw);
 	json_stream_end(&o);
 }
 

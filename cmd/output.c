@@ -298,12 +298,6 @@ print_string(FILE *fp, const char *s, size_t n)
 	fputc('"', fp);
 }
 
-void
-json_print_string(FILE *fp, const char *s)
-{
-	print_string(fp, s, strlen(s));
-}
-
 static int
 cmp_key(const void *a, const void *b)
 {
@@ -450,6 +444,50 @@ json_stream_put(struct json_stream *s, const char *key, json_t *v)
 		json_stream_key(s, key);
 	print_json(stdout, v, s->depth + 1);
 	json_decref(v);
+}
+
+/* The key, or the next item of an array. */
+static void
+stream_member(struct json_stream *s, const char *key)
+{
+	if (s->array)
+		json_stream_item(s);
+	else
+		json_stream_key(s, key);
+}
+
+void
+json_stream_string(struct json_stream *s, const char *key, const char *v)
+{
+	stream_member(s, key);
+	if (v)
+		print_string(stdout, v, strlen(v));
+	else
+		fputs("null", stdout);
+}
+
+void
+json_stream_int(struct json_stream *s, const char *key, json_int_t v)
+{
+	stream_member(s, key);
+	printf("%" JSON_INTEGER_FORMAT, v);
+}
+
+void
+json_stream_bool(struct json_stream *s, const char *key, bool v)
+{
+	stream_member(s, key);
+	fputs(v ? "true" : "false", stdout);
+}
+
+void
+json_stream_real(struct json_stream *s, const char *key, double v)
+{
+	stream_member(s, key);
+	if (isnan(v))
+		fputs("null", stdout);
+	else
+		print_real(stdout, v);
 }
 
 void
