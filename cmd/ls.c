@@ -217,12 +217,25 @@ cell_printf(struct cellbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-static const char *
+/* Appends s (a row is formatted twice: measured, then printed). */
+static void
+cell_put(struct cellbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (b->cap - b->len <= n) {
+		b->cap = 2 * (b->len + n + 1);
+		b->s = xreallocarray(b->s, b->cap, 1);
+	}
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+static void
 cell_start(struct cellbuf *b)
 {
 	b->len = 0;
-	cell_printf(b, "%s", "");
-	return b->s;
+	cell_put(b, "");
 }
 
 static const char *
@@ -230,12 +243,13 @@ metrics_text(struct cellbuf *b, const struct ckpt_entry *e)
 {
 	cell_start(b);
 	for (size_t i = 0; i < e->nmetrics; i++) {
+		if (i)
+			cell_put(b, " ");
+		cell_put(b, e->metrics[i].name);
 		if (isnan(e->metrics[i].value))
-			cell_printf(b, "%s%s=-", i ? " " : "",
-			    e->metrics[i].name);
+			cell_put(b, "=-");
 		else
-			cell_printf(b, "%s%s=%.6g", i ? " " : "",
-			    e->metrics[i].name, e->metrics[i].value);
+			cell_printf(b, "=%.6g", e->metrics[i].value);
 	}
 	return b->s;
 }
@@ -244,8 +258,11 @@ static const char *
 tags_text(struct cellbuf *b, const struct ckpt_entry *e)
 {
 	cell_start(b);
-	for (size_t i = 0; i < e->ntags; i++)
-		cell_printf(b, "%s%s", i ? "," : "", e->tags[i]);
+	for (size_t i = 0; i < e->ntags; i++) {
+		if (i)
+			cell_put(b, ",");
+		cell_put(b, e->tags[i]);
+	}
 	return b->s;
 }
 
@@ -253,9 +270,12 @@ static const char *
 flags_text(struct cellbuf *b, const struct ckpt_entry *e)
 {
 	cell_start(b);
-	cell_printf(b, "%s%s%s", e->pinned ? "pinned " : "",
-	    e->protected_by_registry ? "registry " : "",
-	    e->failed ? "FAILED " : "");
+	if (e->pinned)
+		cell_put(b, "pinned ");
+	if (e->protected_by_registry)
+		cell_put(b, "registry ");
+	if (e->failed)
+		cell_put(b, "FAILED ");
 	if (b->len)
 		b->s[--b->len] = '\0';
 	return b->s;
