@@ -307,8 +307,16 @@ cmp_key(const void *a, const void *b)
 static void
 indent(FILE *fp, int depth)
 {
+	static const char line[] = "\n                                ";
+	int n = 2 * depth;
+
+	/* one write for the usual depths (ls --json: 100,000 entries) */
+	if (n >= 0 && (size_t)n < sizeof(line) - 1) {
+		fwrite(line, 1, (size_t)n + 1, fp);
+		return;
+	}
 	fputc('\n', fp);
-	for (int i = 0; i < 2 * depth; i++)
+	for (int i = 0; i < n; i++)
 		fputc(' ', fp);
 }
 
