@@ -268,7 +268,8 @@ window_fill(struct ckpt_index *ix, size_t at, size_t need, size_t want,
 	if (sha) {
 		/* reading on: keep the bytes from at already read */
 		keep = ix->win_off + ix->win_len - at;
-		memmove(ix->win, ix->win + (at - ix->win_off), keep);
+		if (keep)	/* no window yet: memmove(NULL) is undefined */
+			memmove(ix->win, ix->win + (at - ix->win_off), keep);
 	}
 	if (want < need)
 		want = need;
