@@ -1421,11 +1421,10 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	char *runs = NULL, *runpath = NULL, runkey[PATH_MAX];
 	struct ckpt_be_info st;
 	struct ckpt_stamp stamp;
+	bool have_prot = false;
 	int rc, fnrc = 0;
 
 	if ((rc = ckpt_name_check(run, "run name", err)))
-		return rc;
-	if ((rc = ckpt_protection_load(s, &prot, err)))
 		return rc;
 	snprintf(runkey, sizeof(runkey), CKPT_STORE_RUNS "/%s", run);
 	runs = ckpt_store_path(s, CKPT_STORE_RUNS);
@@ -1433,6 +1432,13 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	if (!runpath) {
 		rc = ckpt_error_nomem(err);
 		goto out;
+	}
+	/* A backend without stamps (S3) has no index cache to try: the
+	 * listing at once, without the checks that only serve the cache. */
+	if (!s->ops->stat(s->be, "", &st, NULL)) {
+		ckpt_stamp_of(&st, &stamp);
+		if (!ckpt_stamp_usable(&stamp))
+			goto slow;
 	}
 	/* runs/ or the run missing, or a link: the listing says what */
 	if ((rc = runs_check(s, runs, err)) == CKPT_ERR_NOTFOUND)
@@ -1447,6 +1453,9 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	ckpt_stamp_of(&st, &stamp);
 	if (ckpt_index_load(s, run, &ix) || !ckpt_index_run_fresh(ix, &stamp))
 		goto slow;	/* the listing says why, and fills the index */
+	if ((rc = ckpt_protection_load(s, &prot, err)))
+		goto out;
+	have_prot = true;
 	rc = newest_from_index(s, ix, runkey, runpath, run, &prot, fn, arg,
 	    &fnrc, err);
 	if (rc != 1)
@@ -1461,7 +1470,8 @@ slow:
 out:
 	ckpt_list_free(l);
 	ckpt_index_free(ix);
-	ckpt_protection_release(&prot);
+	if (have_prot)
+		ckpt_protection_release(&prot);
 	free(runs);
 	free(runpath);
 	return rc ? rc : fnrc;

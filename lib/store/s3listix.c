@@ -24,7 +24,8 @@
  * summary).  So a checkpoint is listed because the listing shows its
  * manifest, never because the index names it; an entry missing, stale
  * (another ETag), damaged (digest) or an index truncated, malformed or
- * of another version costs only the reads of those summaries, and the
+ * of another version costs only the reads of those summaries (fetched
+ * PREFETCH_THREADS at a time once the listing is complete), and the
  * listing rewrites the index when that spared INDEX_MIN_GAIN reads or
  * more.
  *
@@ -43,6 +44,8 @@
  * which the next listing reads from the service and writes back.
  */
 #include "util/internal.h"
+
+#include <pthread.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -64,6 +67,11 @@
 /* A commit's entry is applied this many times at most when other
  * writers keep changing the index between its GET and its PUT. */
 #define INDEX_ATTEMPTS	8
+/* Summaries the index lacks are fetched this many at a time once the
+ * listing is complete (a rebuild of 1,000 is then not 1,000 round trips
+ * end to end); fewer than PREFETCH_MIN are left to list.c's reads. */
+#define PREFETCH_THREADS	4
+#define PREFETCH_MIN		8
 
 struct ix_ent {
 	char *name;		/* X, a child of runs/R */
@@ -71,10 +79,12 @@ struct ix_ent {
 	struct ckpt_s3_object m;	/* the manifest, as listed */
 	char *text;		/* the summary, when known for m.etag */
 	size_t len;
+	bool from_index;	/* text came from the index */
 };
 
 struct s3_listix {
 	struct ckpt_s3 *s3;
+	char *store;		/* PREFIX ("" or with its '/') */
 	char *runkey;		/* runs/R */
 	char *index_key;	/* PREFIX/.ckpt/index/R.json */
 	json_t *old;		/* the entries of the index as read */
@@ -279,7 +289,7 @@ ckpt_s3_listix_begin(struct ckpt_s3 *s3, const char *prefix,
 	if (!x)
 		return NULL;
 	x->s3 = s3;
-	if (!(x->runkey = strdup(runkey)) ||
+	if (!(x->store = strdup(prefix)) || !(x->runkey = strdup(runkey)) ||
 	    !(x->index_key = index_key_of(prefix, runkey))) {
 		ckpt_s3_listix_end(x);
 		return NULL;
@@ -330,6 +340,75 @@ ckpt_s3_listix_note(struct s3_listix *x, const char *prefix,
 	}
 }
 
+/* The summaries of the listed checkpoints the index did not give. */
+struct prefetch {
+	struct s3_listix *x;
+	pthread_mutex_t mu;
+	size_t next;
+};
+
+static void *
+prefetch_main(void *arg)
+{
+	struct prefetch *p = arg;
+	struct s3_listix *x = p->x;
+
+	for (;;) {
+		struct ix_ent *e = NULL;
+		char *key, *text = NULL;
+		size_t len = 0;
+
+		pthread_mutex_lock(&p->mu);
+		while (p->next < x->n && !e) {
+			e = &x->v[p->next++];
+			if (!e->manifest || !e->summary || e->text)
+				e = NULL;
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!e)
+			return NULL;
+		/* A failure is list.c's to meet (and report) on its read. */
+		if (asprintf(&key, "%s%s/%s/" CKPT_SUMMARY_NAME, x->store,
+		    x->runkey, e->name) < 0)
+			continue;
+		if (!ckpt_s3_get_mem(x->s3, key, 0, CKPT_S3_TO_END,
+		    SUMMARY_KEEP, &text, &len, NULL, NULL) &&
+		    !memchr(text, '\0', len)) {
+			e->text = text;	/* this entry is this thread's */
+			e->len = len;
+			text = NULL;
+		}
+		free(text);
+		free(key);
+	}
+}
+
+static void
+prefetch(struct s3_listix *x)
+{
+	struct prefetch p = { .x = x };
+	pthread_t th[PREFETCH_THREADS];
+	unsigned started = 0;
+	size_t missing = 0;
+
+	for (size_t i = 0; i < x->n; i++)
+		missing += x->v[i].manifest && x->v[i].summary &&
+		    !x->v[i].text;
+	if (missing < PREFETCH_MIN || pthread_mutex_init(&p.mu, NULL))
+		return;
+	while (started < PREFETCH_THREADS && !pthread_create(&th[started],
+	    NULL, prefetch_main, &p))
+		started++;
+	if (!started)
+		(void)prefetch_main(&p);
+	while (started)
+		pthread_join(th[--started], NULL);
+	pthread_mutex_destroy(&p.mu);
+	for (size_t i = 0; i < x->n; i++)
+		if (x->v[i].text && !x->v[i].from_index)
+			x->learned++;
+}
+
 void
 ckpt_s3_listix_listed(struct s3_listix *x, const char *prefix)
 {
@@ -350,8 +429,10 @@ ckpt_s3_listix_listed(struct s3_listix *x, const char *prefix)
 		memcpy(e->text, text, len);
 		e->text[len] = '\0';
 		e->len = len;
+		e->from_index = true;
 		x->used++;
 	}
+	prefetch(x);
 }
 
 int
@@ -462,6 +543,7 @@ ckpt_s3_listix_end(struct s3_listix *x)
 	}
 	free(x->v);
 	json_decref(x->old);
+	free(x->store);
 	free(x->runkey);
 	free(x->index_key);
 	free(x);
