@@ -246,6 +246,27 @@ index_get(struct ckpt_s3 *s3, const char *key, json_t **entries, bool *had,
 	return CKPT_OK;
 }
 
+int
+ckpt_s3_listix_check(const void *data, size_t size)
+{
+	json_t *entries = index_parse(data, size), *o;
+	const char *name;
+	int n = 0;
+
+	if (!entries)
+		return -1;
+	json_object_foreach(entries, name, o) {
+		const char *etag = json_string_value(json_object_get(o,
+		    "etag"));
+		size_t len;
+
+		if (etag && entry_summary(o, etag, &len))
+			n++;
+	}
+	json_decref(entries);
+	return n;
+}
+
 static struct ix_ent *
 ent_find(struct s3_listix *x, const char *name, size_t len)
 {

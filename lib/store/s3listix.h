@@ -54,4 +54,8 @@ void ckpt_s3_listix_queue_drop(struct s3_ixop **q, const char *runkey,
 void ckpt_s3_listix_apply(struct ckpt_s3 *s3, const char *prefix,
     struct s3_ixop **q);
 
+/* Fuzzing: parses an index object and checks its entries; the number
+ * of entries that would be believed for their own ETag, -1: no index. */
+int ckpt_s3_listix_check(const void *data, size_t size);
+
 #endif /* CKPT_S3LISTIX_H */
