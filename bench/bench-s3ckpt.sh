@@ -168,12 +168,11 @@ ls_once() {
 		bench_die "ls listed $n_ls checkpoints, not 1000"
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
 }
-: >"$W/proxy.log"
-AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")" \
-    ckpt -C "$LS" ls >/dev/null || bench_die "ls through the proxy failed"
-first_reads=$(grep -c '/ckpt-summary.json' "$W/proxy.log")
 ckpt-test-tool s3 "$B" get "$IX" >"$W/ix.json" ||
 	bench_die "no listing index after the commits"
+# The summaries the first ls must read: those the racing writers' index
+# lacks.
+first_reads=$((1000 - $(grep -o '"etag":' "$W/ix.json" | wc -l)))
 ls_first=$(ls_once)
 ckpt-test-tool s3 "$B" delete "$IX" || bench_die "cannot delete the index"
 ls_cold=$(ls_once)
