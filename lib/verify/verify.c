@@ -1607,6 +1607,7 @@ remote_signature(struct ckpt_report *r, const struct remote *rem,
     const struct vmanifest *man, const struct ckpt_verify_options *o)
 {
 	unsigned char d[CKPT_SHA256_BYTES];
+	struct ckpt_verify_options lo;
 	struct ckpt_key_text *texts = NULL;
 	struct key_objects ko;
 	struct ckpt_error e;
@@ -1616,12 +1617,20 @@ remote_signature(struct ckpt_report *r, const struct remote *rem,
 
 	memset(&ko, 0, sizeof(ko));
 	ckpt_error_clear(&e);
-	if (!man || !rem->has_sig) {
+	r->sig_state = CKPT_SIG_NONE;
+	if (!man) {
 		/* nothing signed: as check_signature says it */
 		check_signature(r, man, o);
 		return;
 	}
-	r->sig_state = CKPT_SIG_NONE;
+	if (!rem->has_sig) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			ckpt_flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
+			    "manifest is not signed (no %s%s)", man->path,
+			    ".sig");
+		return;
+	}
 	if (!(sig = ckpt_vman_signature_path(man)) || asprintf(&key, "%s%s%s",
 	    rem->prefix, CKPT_MANIFEST_NAME, ".sig") < 0) {
 		key = NULL;
@@ -1636,7 +1645,13 @@ remote_signature(struct ckpt_report *r, const struct remote *rem,
 	}
 	if (rc)
 		goto unchecked;
-	if (ckpt_vman_trusted_keys(o, NULL, &keys, &nkeys)) {
+	/* --key files only: the store's keys are objects (below), never
+	 * a local directory spelled like the store's URL */
+	if (o) {
+		lo = *o;
+		lo.store = NULL;
+	}
+	if (ckpt_vman_trusted_keys(o ? &lo : NULL, NULL, &keys, &nkeys)) {
 		rc = ckpt_error_nomem(&e);
 		goto unchecked;
 	}
