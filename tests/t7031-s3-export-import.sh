@@ -32,6 +32,14 @@ remote_digest() {
 	s3 "$BUCKET" get "$1" | sha256sum | cut -c1-64
 }
 
+stop_pids() {	# kills what still runs of the processes given
+	for _p
+	do
+		kill -9 "$_p" 2>/dev/null
+	done
+	return 0
+}
+
 digest() {	# digest STORE RUN STEP: sha256 of a local committed manifest
 	sha256sum "$1/runs/$2/step-$3/ckpt-manifest.json" | cut -c1-64
 }
@@ -216,6 +224,43 @@ test_expect_success 'a big file streams into a multipart upload; tampered, nothi
 	test_grep "^12000000 [0-9a-f]*-3$" head &&
 	test "$(remote_digest st/runs/big/step-1/blob.bin)" = \
 	    "$(sha256sum <big/blob.bin | cut -c1-64)"
+'
+
+test_expect_success 'an import killed mid-upload: nothing visible; gc removes its staging and upload' '
+	bucket before &&
+	mkfifo feed &&
+	{ AWS_CONFIG_FILE=$PWD/aws.conf TMPDIR=$PWD \
+		ckpt -C "$ST" import --run big9 - <feed >/dev/null 2>&1 &
+	} &&
+	pid=$! &&
+	# the list, the manifest and half of the 12 MB file, then nothing
+	{ "$PYTHON" -c "
+import sys, time
+sys.stdout.buffer.write(open(\"big.tar\", \"rb\").read(7000000))
+sys.stdout.flush()
+time.sleep(60)
+" >feed & } &&
+	feeder=$! &&
+	test_when_finished "stop_pids $feeder $pid" &&
+	n=0 &&
+	while test -z "$(s3 "$BUCKET" uploads st/runs/big9/)"
+	do
+		n=$((n + 1)) &&
+		test $n -lt 200 &&
+		sleep 0.1 || return 1
+	done &&
+	kill -9 $pid &&
+	{ wait $pid; echo $? >rc; } &&
+	echo 137 >want &&
+	test_cmp want rc &&
+	ckpt -C "$ST" ls >ls &&
+	! grep "^big9  *1  *20[0-9][0-9]-" ls &&
+	test_grep "^big9  *1  *abandoned" ls &&
+	ckpt -C "$ST" gc --older-than 0 >out &&
+	test_grep "^staging .*big9@\.tmp-step-1\..* removed  *crashed save" out &&
+	test_grep "^upload .*big9/.*blob.bin?uploadId=.*part of a staging area that goes" out &&
+	bucket after &&
+	test_cmp before after
 '
 
 # ---- signatures of remote checkpoints -------------------------------

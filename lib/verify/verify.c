@@ -1502,6 +1502,18 @@ struct key_objects {
 	size_t *lens, n;
 };
 
+/* *p grown to n elements of size each; false (unchanged) when out of
+ * memory. */
+static bool
+grow(void **p, size_t n, size_t size)
+{
+	void *q = reallocarray(*p, n, size);
+
+	if (q)
+		*p = q;
+	return q != NULL;
+}
+
 /* Fetches each STORE/.ckpt/keys/NAME.pub (unreadable ones are left out,
  * as a local key file that does not read). */
 static int
@@ -1520,11 +1532,10 @@ key_object(void *arg, const char *key, const struct ckpt_s3_object *obj)
 	if (ckpt_s3_get_mem(k->s3, key, 0, CKPT_S3_TO_END, 4096, &text, &len,
 	    NULL, &e))
 		return 0;
-	k->names = realloc(k->names, (k->n + 1) * sizeof(*k->names));
-	k->texts = realloc(k->texts, (k->n + 1) * sizeof(*k->texts));
-	k->lens = realloc(k->lens, (k->n + 1) * sizeof(*k->lens));
-	if (!k->names || !k->texts || !k->lens || !(k->names[k->n] =
-	    strdup(key))) {
+	if (!grow((void **)&k->names, k->n + 1, sizeof(*k->names)) ||
+	    !grow((void **)&k->texts, k->n + 1, sizeof(*k->texts)) ||
+	    !grow((void **)&k->lens, k->n + 1, sizeof(*k->lens)) ||
+	    !(k->names[k->n] = strdup(key))) {
 		free(text);
 		return CKPT_ERR_NOMEM;
 	}
