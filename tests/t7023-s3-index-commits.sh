@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 test_description='the listing index of a store on a real RGW kept current
-by the commits (save, save --force, push) and removals (prune): the first
+by the commits (save, --force, push, import) and removals (prune): the first
 ls after them reads no summary; an index deleted, truncated, damaged or
 stale gives the same listing as no index and is rebuilt; two savers
 updating it at once both keep their entries; RUN@STEP is resolved from
@@ -63,17 +63,22 @@ test_expect_success 'the first ls after the saves reads no summary' '
 	test_cmp ref.out first.out
 '
 
-test_expect_success 'push and save --force keep the index current' '
+test_expect_success 'push, import and save --force keep the index current' '
 	ckpt -C local init >/dev/null &&
 	printf "pushed weights\n" >p.dat &&
 	ckpt -C local save -q --run r --step 20 p.dat >/dev/null &&
 	ckpt -C local push r@20 "$STORE" >/dev/null &&
+	printf "imported weights\n" >i.dat &&
+	ckpt -C local save -q --run r --step 21 i.dat >/dev/null &&
+	ckpt -C local export r@21 -o r21.tar >/dev/null &&
+	ckpt -C "$STORE" import r21.tar >/dev/null &&
 	printf "replaced weights of step 3\n" >w3b.dat &&
 	ckpt -C "$STORE" save -q --force --copy --run r --step 3 \
 	    --metric loss=0.99 w3b.dat >/dev/null &&
 	entries >names &&
-	test $(wc -l <names) = 13 &&
+	test $(wc -l <names) = 14 &&
 	test_grep "^step-20$" names &&
+	test_grep "^step-21$" names &&
 	rgw_proxy_start ppush &&
 	test_when_finished "rgw_proxy_stop ppush" &&
 	AWS_ENDPOINT_URL=$PROXY_URL ckpt -C "$STORE" ls >out &&
