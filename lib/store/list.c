@@ -1310,6 +1310,7 @@ resolve_step_direct(struct ckpt_store *s, const char *run, int64_t step,
     struct ckpt_ref *out)
 {
 	char name[32], runkey[CKPT_NAME_MAX + 8], key[PATH_MAX];
+	struct ckpt_pool pool = { 0 };
 	struct ckpt_entry_priv p;
 	struct ckpt_be_info st;
 	char *runs, *runpath;
@@ -1329,8 +1330,9 @@ resolve_step_direct(struct ckpt_store *s, const char *run, int64_t step,
 		lr = load_json(s, key, (size_t)1 << 30, &j);
 	}
 	memset(&p, 0, sizeof(p));
-	ok = lr == LOAD_OK && !entry_from_json(&p, j) && p.e.step == step;
-	entry_release(&p);
+	ok = lr == LOAD_OK && !entry_from_json(&p, j, &pool, NULL) &&
+	    p.e.step == step;
+	ckpt_pool_release(&pool);
 	json_decref(j);
 	if (!ok)
 		return 1;
