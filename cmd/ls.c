@@ -190,84 +190,179 @@ abandoned_hint(const struct ctx *ctx, const struct ckpt_list *l)
 	}
 }
 
-static char *
-metrics_text(const struct ckpt_entry *e)
-{
-	char *s = xstrdup("");
+/* Text built up for one cell, its buffer reused from row to row. */
+struct cellbuf {
+	char *s;
+	size_t len, cap;
+};
 
+static void PRINTF(2, 3)
+cell_printf(struct cellbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->cap - b->len,
+		    fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			die("cannot format a cell");
+		if ((size_t)n < b->cap - b->len)
+			break;
+		b->cap = 2 * (b->len + (size_t)n + 1);
+		b->s = xreallocarray(b->s, b->cap, 1);
+	}
+	b->len += (size_t)n;
+}
+
+/* Appends s (a row is formatted twice: measured, then printed). */
+static void
+cell_put(struct cellbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (b->cap - b->len <= n) {
+		b->cap = 2 * (b->len + n + 1);
+		b->s = xreallocarray(b->s, b->cap, 1);
+	}
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+static void
+cell_start(struct cellbuf *b)
+{
+	b->len = 0;
+	cell_put(b, "");
+}
+
+static const char *
+metrics_text(struct cellbuf *b, const struct ckpt_entry *e)
+{
+	cell_start(b);
 	for (size_t i = 0; i < e->nmetrics; i++) {
-		char *n;
-
+		if (i)
+			cell_put(b, " ");
+		cell_put(b, e->metrics[i].name);
 		if (isnan(e->metrics[i].value))
-			n = xasprintf("%s%s%s=-", s, i ? " " : "",
-			    e->metrics[i].name);
+			cell_put(b, "=-");
 		else
-			n = xasprintf("%s%s%s=%.6g", s, i ? " " : "",
-			    e->metrics[i].name, e->metrics[i].value);
-		free(s);
-		s = n;
+			cell_printf(b, "=%.6g", e->metrics[i].value);
 	}
-	return s;
+	return b->s;
 }
 
-static char *
-tags_text(const struct ckpt_entry *e)
+static const char *
+tags_text(struct cellbuf *b, const struct ckpt_entry *e)
 {
-	char *s = xstrdup("");
-
+	cell_start(b);
 	for (size_t i = 0; i < e->ntags; i++) {
-		char *n = xasprintf("%s%s%s", s, i ? "," : "", e->tags[i]);
-
-		free(s);
-		s = n;
+		if (i)
+			cell_put(b, ",");
+		cell_put(b, e->tags[i]);
 	}
-	return s;
+	return b->s;
 }
 
-static char *
-flags_text(const struct ckpt_entry *e)
+static const char *
+flags_text(struct cellbuf *b, const struct ckpt_entry *e)
 {
-	return xasprintf("%s%s%s%s", e->pinned ? "pinned " : "",
-	    e->protected_by_registry ? "registry " : "",
-	    e->failed ? "FAILED " : "", "");
+	cell_start(b);
+	if (e->pinned)
+		cell_put(b, "pinned ");
+	if (e->protected_by_registry)
+		cell_put(b, "registry ");
+	if (e->failed)
+		cell_put(b, "FAILED ");
+	if (b->len)
+		b->s[--b->len] = '\0';
+	return b->s;
 }
 
-static json_t *
-entry_json(const struct ckpt_entry *e)
+static int
+cmp_metric_name(const void *a, const void *b)
 {
-	json_t *o = json_object(), *m = json_object(), *t = json_array();
+	return strcmp((*(const struct ckpt_metric *const *)a)->name,
+	    (*(const struct ckpt_metric *const *)b)->name);
+}
 
-	json_object_set_new(o, "run", json_string(e->run));
-	json_object_set_new(o, "step", json_integer(e->step));
-	json_object_set_new(o, "path", json_string(e->path));
-	json_object_set_new(o, "created", e->created_iso ?
-	    json_string(e->created_iso) : json_null());
-	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
-	json_object_set_new(o, "files", json_integer((json_int_t)e->nfiles));
-	json_object_set_new(o, "epoch", isnan(e->epoch) ? json_null() :
-	    json_real(e->epoch));
-	for (size_t i = 0; i < e->nmetrics; i++)
-		json_object_set_new(m, e->metrics[i].name,
-		    isnan(e->metrics[i].value) ? json_null() :
-		    json_real(e->metrics[i].value));
-	json_object_set_new(o, "metrics", m);
-	for (size_t i = 0; i < e->ntags; i++)
-		json_array_append_new(t, json_string(e->tags[i]));
-	json_object_set_new(o, "tags", t);
-	json_object_set_new(o, "pinned", json_boolean(e->pinned));
-	json_object_set_new(o, "protected", json_boolean(
-	    e->protected_by_registry));
-	json_object_set_new(o, "failed", json_boolean(e->failed));
+/*
+ * One checkpoint of ls --json at depth 2, printed as it goes (no jansson
+ * tree): the members in sorted order, as json_print_value prints them.
+ */
+static void
+entry_print_json(const struct ckpt_entry *e)
+{
+	static const struct ckpt_metric **sorted;
+	static size_t nsorted;
+	struct json_stream o, m, t;
+
+	json_stream_begin(&o, 2, false);
+	json_stream_string(&o, "created", e->created_iso);
+	json_stream_real(&o, "epoch", e->epoch);
+	json_stream_bool(&o, "failed", e->failed);
+	json_stream_int(&o, "files", (json_int_t)e->nfiles);
 	/* as recorded, so a newer version's values pass through */
-	json_object_set_new(o, "validation", e->validation_raw ?
-	    json_string(e->validation_raw) : json_null());
-	json_object_set_new(o, "load_test", e->load_test_raw ?
-	    json_string(e->load_test_raw) : json_null());
-	json_object_set_new(o, "scope", e->scope ? json_string(e->scope) :
-	    json_null());
+	json_stream_string(&o, "load_test", e->load_test_raw);
+	json_stream_key(&o, "metrics");
+	if (e->nmetrics > nsorted) {
+		nsorted = e->nmetrics;
+		sorted = xreallocarray(sorted, nsorted, sizeof(*sorted));
+	}
+	for (size_t i = 0; i < e->nmetrics; i++)
+		sorted[i] = &e->metrics[i];
+	if (e->nmetrics > 1)
+		qsort(sorted, e->nmetrics, sizeof(*sorted), cmp_metric_name);
+	json_stream_begin(&m, 3, false);
+	for (size_t i = 0; i < e->nmetrics; i++)
+		json_stream_real(&m, sorted[i]->name, sorted[i]->value);
+	json_stream_end(&m);
 	if (e->note)
-		json_object_set_new(o, "note", json_string(e->note));
-	return o;
+		json_stream_string(&o, "note", e->note);
+	json_stream_string(&o, "path", e->path);
+	json_stream_bool(&o, "pinned", e->pinned);
+	json_stream_bool(&o, "protected", e->protected_by_registry);
+	json_stream_string(&o, "run", e->run);
+	json_stream_string(&o, "scope", e->scope);
+	json_stream_int(&o, "size", (json_int_t)e->size);
+	json_stream_int(&o, "step", e->step);
+	json_stream_key(&o, "tags");
+	json_stream_begin(&t, 3, true);
+	for (size_t i = 0; i < e->ntags; i++)
+		json_stream_string(&t, NULL, e->tags[i]);
+	json_stream_end(&t);
+	json_stream_string(&o, "validation", e->validation_raw);
+	json_stream_end(&o);
+}
+
+/* The "runs" totals of ls --json: a few runs, their checkpoints in a row
+ * unless --sort mixed them. */
+struct run_total {
+	const char *run;
+	json_int_t count, size;
+};
+
+static void
+run_total_add(struct run_total **v, size_t *n, const struct ckpt_entry *e)
+{
+	struct run_total *r = *n ? &(*v)[*n - 1] : NULL;
+
+	if (!r || (r->run != e->run && strcmp(r->run, e->run))) {
+		r = NULL;
+		for (size_t i = 0; i < *n && !r; i++)
+			if (!strcmp((*v)[i].run, e->run))
+				r = &(*v)[i];
+	}
+	if (!r) {
+		*v = xreallocarray(*v, *n + 1, sizeof(**v));
+		r = &(*v)[(*n)++];
+		r->run = e->run;
+		r->count = r->size = 0;
+	}
+	r->count++;
+	r->size += (json_int_t)e->size;
 }
 
 static json_t *
@@ -367,33 +462,41 @@ foreign_json(const struct ckpt_list *l)
 	return a;
 }
 
+/* The cells of rows, reused: checkpoints made close together share
+ * their time's text. */
+struct row_text {
+	struct cellbuf mt, tg, fl;
+	int64_t created;
+	bool have_time;
+	char tm[32];
+};
+
 /* Measures (print false) or prints the row of one checkpoint. */
 static void
-entry_row(struct table *t, const struct ckpt_entry *e, bool print)
+entry_row(struct table *t, struct row_text *rt, const struct ckpt_entry *e,
+    bool print)
 {
-	char step[32], tm[32], sz[32];
-	char *mt = metrics_text(e), *tg = tags_text(e), *fl = flags_text(e);
+	char step[32], sz[32];
 	const char *cells[7];
 
 	snprintf(step, sizeof(step), "%lld", (long long)e->step);
-	human_time(e->created, tm, sizeof(tm));
+	if (!rt->have_time || rt->created != e->created) {
+		human_time(e->created, rt->tm, sizeof(rt->tm));
+		rt->created = e->created;
+		rt->have_time = true;
+	}
 	human_size(e->size, sz, sizeof(sz));
-	if (*fl)
-		fl[strlen(fl) - 1] = '\0';
 	cells[0] = e->run;
 	cells[1] = step;
-	cells[2] = tm;
+	cells[2] = rt->tm;
 	cells[3] = sz;
-	cells[4] = mt;
-	cells[5] = tg;
-	cells[6] = fl;
+	cells[4] = metrics_text(&rt->mt, e);
+	cells[5] = tags_text(&rt->tg, e);
+	cells[6] = flags_text(&rt->fl, e);
 	if (print)
 		table_print_row(t, stdout, cells);
 	else
 		table_measure(t, cells);
-	free(mt);
-	free(tg);
-	free(fl);
 }
 
 static int
@@ -465,6 +568,8 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 	}
 	if (ctx->json) {
 		json_t *runs = json_object(), *stg = json_array(), *v;
+		struct run_total *totals = NULL;
+		size_t ntotals = 0;
 
 		/*
 		 * Streamed, one checkpoint at a time, in the layout of
@@ -474,30 +579,24 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 		fputs("{\n  \"checkpoints\": ", stdout);
 		fputs(n ? "[" : "[]", stdout);
 		for (size_t i = 0; i < n; i++) {
-			json_t *r = json_object_get(runs, shown[i]->run);
-
 			fputs("\n    ", stdout);
-			v = entry_json(shown[i]);
-			json_print_value(v, 2);
-			json_decref(v);
+			entry_print_json(shown[i]);
 			if (i + 1 < n)
 				putchar(',');
-			if (!r) {
-				r = json_object();
-				json_object_set_new(r, "checkpoints",
-				    json_integer(0));
-				json_object_set_new(r, "size", json_integer(0));
-				json_object_set_new(runs, shown[i]->run, r);
-			}
-			json_object_set_new(r, "checkpoints", json_integer(
-			    json_integer_value(json_object_get(r,
-			    "checkpoints")) + 1));
-			json_object_set_new(r, "size", json_integer(
-			    json_integer_value(json_object_get(r, "size")) +
-			    (json_int_t)shown[i]->size));
+			run_total_add(&totals, &ntotals, shown[i]);
 		}
 		if (n)
 			fputs("\n  ]", stdout);
+		for (size_t i = 0; i < ntotals; i++) {
+			json_t *r = json_object();
+
+			json_object_set_new(r, "checkpoints",
+			    json_integer(totals[i].count));
+			json_object_set_new(r, "size",
+			    json_integer(totals[i].size));
+			json_object_set_new(runs, totals[i].run, r);
+		}
+		free(totals);
 		for (size_t i = 0; i < ckpt_list_staging_count(l); i++)
 			json_array_append_new(stg, staging_json(
 			    ckpt_list_staging(l, i)));
@@ -523,16 +622,20 @@ cmd_ls_main(int argc, char **argv, struct ctx *ctx)
 			"METRICS", "TAGS", "FLAGS" };
 		static const enum col_align al[] = { COL_LEFT, COL_RIGHT,
 			COL_LEFT, COL_RIGHT, COL_LEFT, COL_LEFT, COL_LEFT };
+		struct row_text rt = { 0 };
 		struct table t;
 
 		table_init(&t, 7, hdr, al);
 		/* widths first, then the rows: no row is kept */
 		for (size_t i = 0; i < n; i++)
-			entry_row(&t, shown[i], false);
+			entry_row(&t, &rt, shown[i], false);
 		if (n)
 			table_print_header(&t, stdout, ctx);
 		for (size_t i = 0; i < n; i++)
-			entry_row(&t, shown[i], true);
+			entry_row(&t, &rt, shown[i], true);
+		free(rt.mt.s);
+		free(rt.tg.s);
+		free(rt.fl.s);
 		if (!n && wheres.n && ckpt_list_count(l))
 			info(ctx, "no checkpoint%s%s matches --where",
 			    run ? " of run " : "", run ? run : "");

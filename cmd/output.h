@@ -85,6 +85,13 @@ void json_stream_key(struct json_stream *s, const char *key);
 void json_stream_item(struct json_stream *s);
 /* A member (key ignored in an array) whose value v is printed and freed. */
 void json_stream_put(struct json_stream *s, const char *key, json_t *v);
+/* Members of plain values, printed as json_stream_put would print the
+ * jansson value (a NULL string and a NaN print null). */
+void json_stream_string(struct json_stream *s, const char *key,
+    const char *v);
+void json_stream_int(struct json_stream *s, const char *key, json_int_t v);
+void json_stream_bool(struct json_stream *s, const char *key, bool v);
+void json_stream_real(struct json_stream *s, const char *key, double v);
 void json_stream_end(struct json_stream *s);
 /*
  * Prints a JSON text as json_print_value(json_loads(text, JSON_DECODE_ANY),

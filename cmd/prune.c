@@ -58,92 +58,138 @@ iso_time(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
-static json_t *
-json_reasons(const struct ckpt_prune_item *it)
+/* One checkpoint of a run's keep or remove list, at depth 4. */
+static void
+item_print_json(const struct ckpt_prune_item *it)
 {
-	json_t *a = json_array();
+	struct json_stream o, a;
+	char tbuf[64];
 
+	json_stream_begin(&o, 4, false);
+	json_stream_string(&o, "created", iso_time(it->created, tbuf,
+	    sizeof(tbuf)));
+	if (!it->keep && it->error)
+		json_stream_string(&o, "error", it->error);
+	json_stream_string(&o, "path", it->path);
+	json_stream_key(&o, "reasons");
+	json_stream_begin(&a, 5, true);
 	for (size_t j = 0; j < it->nreasons; j++)
-		json_array_append_new(a, json_string(it->reasons[j]));
-	return a;
+		json_stream_string(&a, NULL, it->reasons[j]);
+	json_stream_end(&a);
+	if (!it->keep)
+		json_stream_bool(&o, "removed", it->removed);
+	json_stream_int(&o, "size", (json_int_t)it->size);
+	json_stream_int(&o, "step", it->step);
+	if (it->metric)
+		json_stream_real(&o, "value", isfinite(it->value) ?
+		    it->value : NAN);
+	json_stream_end(&o);
 }
 
+/* The items of run rs that are kept (keep) or not, at depth 3. */
+static void
+items_print_json(const struct ckpt_prune_report *r,
+    const struct ckpt_prune_run *rs, bool keep)
+{
+	struct json_stream a;
+
+	json_stream_begin(&a, 3, true);
+	for (size_t k = 0; k < rs->count; k++) {
+		const struct ckpt_prune_item *it =
+		    ckpt_prune_report_item(r, rs->first + k);
+
+		if (it->keep != keep)
+			continue;
+		json_stream_item(&a);
+		item_print_json(it);
+	}
+	json_stream_end(&a);
+}
+
+/*
+ * The report as one document, written as it goes (no jansson tree of
+ * 100,000 items), in json_doc_print's layout: keys sorted.
+ */
 static void
 print_json(const struct ckpt_prune_report *r, bool dry_run)
 {
-	json_t *doc = json_doc_new(), *runs = json_array();
-	char tbuf[64];
+	struct json_stream doc, runs, jr;
 
-	json_object_set_new(doc, "dry_run", json_boolean(dry_run));
+	json_stream_begin(&doc, 0, false);
+	json_stream_bool(&doc, "dry_run", dry_run);
+	json_stream_key(&doc, "runs");
+	json_stream_begin(&runs, 1, true);
 	for (size_t g = 0; g < ckpt_prune_report_run_count(r); g++) {
 		const struct ckpt_prune_run *rs = ckpt_prune_report_run(r, g);
-		json_t *jr = json_object(), *keep = json_array(),
-		    *remove = json_array();
-		const char *metric = NULL;
+		const struct ckpt_prune_item *last = rs->count ?
+		    ckpt_prune_report_item(r, rs->first + rs->count - 1) :
+		    NULL;
 
-		for (size_t k = 0; k < rs->count; k++) {
-			const struct ckpt_prune_item *it =
-			    ckpt_prune_report_item(r, rs->first + k);
-			json_t *o = json_object();
-
-			metric = it->metric;
-			json_object_set_new(o, "step", json_integer(it->step));
-			json_object_set_new(o, "path", json_string(it->path));
-			json_object_set_new(o, "size",
-			    json_integer((json_int_t)it->size));
-			json_object_set_new(o, "created", json_string(
-			    iso_time(it->created, tbuf, sizeof(tbuf))));
-			if (it->metric)
-				json_object_set_new(o, "value",
-				    isfinite(it->value) ?
-				    json_real(it->value) : json_null());
-			json_object_set_new(o, "reasons", json_reasons(it));
-			if (it->keep) {
-				json_array_append_new(keep, o);
-				continue;
-			}
-			json_object_set_new(o, "removed",
-			    json_boolean(it->removed));
-			if (it->error)
-				json_object_set_new(o, "error",
-				    json_string(it->error));
-			json_array_append_new(remove, o);
-		}
-		json_object_set_new(jr, "run", json_string(rs->run));
-		json_object_set_new(jr, "policy", json_string(rs->policy));
-		json_object_set_new(jr, "metric", metric ?
-		    json_string(metric) : json_null());
-		json_object_set_new(jr, "keep", keep);
-		json_object_set_new(jr, "remove", remove);
-		json_object_set_new(jr, "kept_bytes",
-		    json_integer((json_int_t)rs->kept_bytes));
-		json_object_set_new(jr, "removed_bytes",
-		    json_integer((json_int_t)rs->removed_bytes));
-		json_object_set_new(jr, "over_budget",
-		    json_integer((json_int_t)rs->over_budget));
-		json_array_append_new(runs, jr);
+		json_stream_item(&runs);
+		json_stream_begin(&jr, 2, false);
+		json_stream_key(&jr, "keep");
+		items_print_json(r, rs, true);
+		json_stream_int(&jr, "kept_bytes", (json_int_t)rs->kept_bytes);
+		json_stream_string(&jr, "metric", last ? last->metric : NULL);
+		json_stream_int(&jr, "over_budget",
+		    (json_int_t)rs->over_budget);
+		json_stream_string(&jr, "policy", rs->policy);
+		json_stream_key(&jr, "remove");
+		items_print_json(r, rs, false);
+		json_stream_int(&jr, "removed_bytes",
+		    (json_int_t)rs->removed_bytes);
+		json_stream_string(&jr, "run", rs->run);
+		json_stream_end(&jr);
 	}
-	json_object_set_new(doc, "runs", runs);
-	json_doc_print(doc);
+	json_stream_end(&runs);
+	json_stream_int(&doc, "schema", 1);
+	json_stream_end(&doc);
+	putchar('\n');
+	if (fflush(stdout) || ferror(stdout))
+		die("cannot write JSON output");
 }
+
+/* Buffers reused from row to row; checkpoints made close together
+ * share their time's text. */
+struct row_text {
+	char *reasons;
+	size_t cap;
+	int64_t created;
+	bool have_time;
+	char tm[32];
+};
 
 /* Measures (print false) or prints the row of one checkpoint. */
 static void
-item_row(struct table *t, const struct ckpt_prune_item *it, bool metric,
-    bool dry_run, bool print)
+item_row(struct table *t, struct row_text *rt,
+    const struct ckpt_prune_item *it, bool metric, bool dry_run, bool print)
 {
-	char sz[32], tm[32], val[64], num[32];
+	char sz[32], val[64], num[32];
 	const char *action, *cells[7];
-	char *reasons;
 	size_t c = 0, len = 1, at = 0;
 
 	for (size_t j = 0; j < it->nreasons; j++)
 		len += strlen(it->reasons[j]) + 2;
-	reasons = xmalloc(len);
-	reasons[0] = '\0';
-	for (size_t j = 0; j < it->nreasons; j++)
-		at += (size_t)snprintf(reasons + at, len - at, "%s%s",
-		    j ? ", " : "", it->reasons[j]);
+	if (len > rt->cap) {
+		rt->cap = 2 * len;
+		rt->reasons = xreallocarray(rt->reasons, rt->cap, 1);
+	}
+	for (size_t j = 0; j < it->nreasons; j++) {
+		size_t n = strlen(it->reasons[j]);
+
+		if (j) {
+			memcpy(rt->reasons + at, ", ", 2);
+			at += 2;
+		}
+		memcpy(rt->reasons + at, it->reasons[j], n);
+		at += n;
+	}
+	rt->reasons[at] = '\0';
+	if (!rt->have_time || rt->created != it->created) {
+		human_time(it->created, rt->tm, sizeof(rt->tm));
+		rt->created = it->created;
+		rt->have_time = true;
+	}
 	if (it->keep)
 		action = "keep";
 	else if (dry_run)
@@ -155,7 +201,7 @@ item_row(struct table *t, const struct ckpt_prune_item *it, bool metric,
 	snprintf(num, sizeof(num), "%lld", (long long)it->step);
 	cells[c++] = it->run;
 	cells[c++] = num;
-	cells[c++] = human_time(it->created, tm, sizeof(tm));
+	cells[c++] = rt->tm;
 	cells[c++] = human_size(it->size, sz, sizeof(sz));
 	if (metric) {
 		if (isnan(it->value))
@@ -165,12 +211,11 @@ item_row(struct table *t, const struct ckpt_prune_item *it, bool metric,
 		cells[c++] = val;
 	}
 	cells[c++] = action;
-	cells[c++] = reasons;
+	cells[c++] = rt->reasons;
 	if (print)
 		table_print_row(t, stdout, cells);
 	else
 		table_measure(t, cells);
-	free(reasons);
 }
 
 static void
@@ -190,6 +235,7 @@ print_table(const struct ckpt_prune_report *r, bool dry_run,
 			metric ? metric : "", "ACTION", "REASONS" };
 		static const enum col_align align[] = { COL_LEFT, COL_RIGHT,
 			COL_LEFT, COL_RIGHT, COL_RIGHT, COL_LEFT, COL_LEFT };
+		struct row_text rt = { 0 };
 		struct table t;
 
 		if (g)
@@ -207,13 +253,14 @@ print_table(const struct ckpt_prune_report *r, bool dry_run,
 		}
 		/* widths first, then the rows: no row is kept */
 		for (size_t k = 0; k < rs->count; k++)
-			item_row(&t, ckpt_prune_report_item(r, rs->first + k),
-			    metric != NULL, dry_run, false);
+			item_row(&t, &rt, ckpt_prune_report_item(r,
+			    rs->first + k), metric != NULL, dry_run, false);
 		table_print_header(&t, stdout, ctx);
 		for (size_t k = 0; k < rs->count; k++)
-			item_row(&t, ckpt_prune_report_item(r, rs->first + k),
-			    metric != NULL, dry_run, true);
+			item_row(&t, &rt, ckpt_prune_report_item(r,
+			    rs->first + k), metric != NULL, dry_run, true);
 		table_release(&t);
+		free(rt.reasons);
 		total += rs->count;
 		total_rm += rs->removed + rs->failed;
 		bytes_rm += rs->removed_bytes;

@@ -163,6 +163,57 @@ test_expect_success '--json times are ISO 8601 strings, the saves too' '
 	PY
 '
 
+test_expect_success 'ls --json writes odd values in the sorted, indented layout, the same with the cache' '
+	ckpt init odd >/dev/null &&
+	mkstore odd a@1:loss=1,acc=0.5 a@2:loss=0.25 a@10:zeta=3,alpha=1e-300 \
+	    b@0:loss=2 &&
+	"$PYTHON" - <<-\PY &&
+	import json
+	p = "odd/runs/a/step-2/ckpt-summary.json"
+	d = json.load(open(p))
+	d["note"] = "say \"hi\"\n\ttab \u0001 \u00fcn\u00ef / \\ end"
+	d["tags"] = ["t1", "\u00fc,x", "q\""]
+	d["epoch"] = 2.5
+	d["metrics"] = {"z": None, "b": 1.0000000000000002, "a": 1e21, "m": -0.0}
+	d["scope"] = "weights-only"
+	json.dump(d, open(p, "w"))
+	p = "odd/runs/b/step-0/ckpt-summary.json"
+	d = json.load(open(p))
+	d["validation"] = {"result": "from-a-newer-ckpt"}
+	d["epoch"] = 3
+	json.dump(d, open(p, "w"))
+	PY
+	printf "{\"load_test\": {\"result\": \"failed\"}, \"schema\": 1}\n" \
+	    >odd/runs/a/step-10/ckpt-status.json &&
+	ckpt -C odd pin a@1 >/dev/null &&
+	rm -rf "$HOME/.cache/ckpt" &&
+	ckpt -C odd ls --json >cold.json &&
+	ckpt -C odd ls --json >warm.json &&
+	test_cmp cold.json warm.json &&
+	"$PYTHON" -c "import json, sys
+d = json.load(open(sys.argv[1]))
+sys.stdout.write(json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + \"\\n\")" \
+	    cold.json >expect &&
+	test_cmp expect cold.json &&
+	"$PYTHON" - <<-\PY
+	import json
+	d = json.load(open("cold.json"))
+	c = {(x["run"], x["step"]): x for x in d["checkpoints"]}
+	assert [k for k in c] == [("a", 1), ("a", 2), ("a", 10), ("b", 0)], c
+	a2 = c[("a", 2)]
+	assert a2["note"] == "say \"hi\"\n\ttab \u0001 \u00fcn\u00ef / \\ end"
+	assert a2["tags"] == ["t1", "\u00fc,x", "q\""], a2["tags"]
+	assert a2["metrics"] == {"z": None, "b": 1.0000000000000002, "a": 1e21,
+	                         "m": -0.0}, a2["metrics"]
+	assert a2["epoch"] == 2.5 and a2["scope"] == "weights-only"
+	assert "note" not in c[("a", 1)] and c[("a", 1)]["pinned"]
+	assert c[("a", 10)]["failed"] and c[("a", 10)]["load_test"] == "failed"
+	assert c[("b", 0)]["validation"] == "from-a-newer-ckpt"
+	assert d["runs"] == {"a": {"checkpoints": 3, "size": 104},
+	                     "b": {"checkpoints": 1, "size": 32}}, d["runs"]
+	PY
+'
+
 test_expect_success 'remote stores without credentials, of other kinds, or for other commands: exit 2, nothing written' '
 	noaws="env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
 		AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent" &&

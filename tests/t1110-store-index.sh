@@ -91,6 +91,24 @@ test_expect_success 'a damaged index is rebuilt, never believed' '
 	cmp good.idx "$f"
 '
 
+test_expect_success 'an index of another version is rebuilt, never believed' '
+	f=$(index_file) &&
+	"$PYTHON" - "$f" <<-\PY &&
+	import hashlib, struct, sys
+	d = bytearray(open(sys.argv[1], "rb").read())
+	assert struct.unpack_from("<I", d, 8)[0] == 2
+	struct.pack_into("<I", d, 8, 1)
+	d[-32:] = hashlib.sha256(d[:-32]).digest()
+	open(sys.argv[1], "wb").write(d)
+	PY
+	answers v1 &&
+	test_cmp ref/ls v1/ls &&
+	test_cmp ref/latest v1/latest &&
+	test_cmp ref/prune v1/prune &&
+	"$PYTHON" -c "import struct, sys
+assert struct.unpack_from(\"<I\", open(sys.argv[1], \"rb\").read(), 8)[0] == 2" "$f"
+'
+
 test_expect_success 'a stale index: a newest checkpoint marked failed' '
 	f=$(index_file) &&
 	cp "$f" before-failed.idx &&

@@ -235,6 +235,18 @@ test_expect_success 'the policy comes from ckpt.yaml, per-run overrides by glob'
 	test_grep "^b    5000 .* keep    last$" actual
 '
 
+test_expect_success '--json is the sorted, indented document, written as it goes' '
+	ckpt -C s prune --dry-run --all --keep-last 2 --keep-best 1 \
+	    --metric loss --keep-daily 2 --json >out.json &&
+	"$PYTHON" -c "import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d[\"runs\"]) >= 2 and d[\"dry_run\"] is True, d
+assert any(r[\"remove\"] for r in d[\"runs\"]), d
+sys.stdout.write(json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + \"\\n\")" \
+	    out.json >expect.json &&
+	test_cmp expect.json out.json
+'
+
 test_expect_success 'rule flags replace the file policy; --metric/--mode/--missing adjust it' '
 	plan --run a --keep-every 500 >actual &&
 	test_grep "^run a: keep every 500 steps$" actual &&

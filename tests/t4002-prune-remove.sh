@@ -140,7 +140,12 @@ test_expect_success 'a failed removal: exit 1, the rest removed, the failure nam
 	fault rename fail "*/runs/a/step-2" test_expect_code 1 ckpt -C s prune --json \
 		--run a --keep-last 1 >out.json &&
 	test_grep "\"removed\": false" out.json &&
-	test_grep "\"error\": \"cannot move" out.json
+	test_grep "\"error\": \"cannot move" out.json &&
+	"$PYTHON" -c "import json, sys
+d = json.load(open(sys.argv[1]))
+sys.stdout.write(json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + \"\\n\")" \
+	    out.json >expect.json &&
+	test_cmp expect.json out.json
 '
 
 test_expect_success 'lock held: exit 3 at once with --lock-timeout 0, after the wait otherwise' '

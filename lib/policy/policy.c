@@ -508,9 +508,20 @@ struct chunk {
 	char data[];
 };
 
+/*
+ * A candidate's reasons are chained while the plan is made (most
+ * candidates of a large run have none or one), then laid out in one
+ * array that the verdicts point into: 48 bytes per candidate, not room
+ * for MAX_REASONS pointers in each.
+ */
+struct reason_link {
+	const char *s;
+	uint32_t next;			/* position + 1 in links, 0: none */
+};
+
 struct verdict_slot {
 	struct ckpt_verdict v;
-	const char *reasons[MAX_REASONS];
+	uint32_t head, tail;		/* of its chain in links */
 	bool rule_kept;
 };
 
@@ -520,6 +531,9 @@ struct ckpt_plan {
 	size_t nruns;
 	struct ckpt_plan_run *runs;
 	struct chunk *chunks;
+	struct reason_link *links;	/* while planning */
+	size_t nlinks, links_cap;
+	const char **reasons;		/* every verdict's, in order */
 };
 
 static const char *
@@ -562,10 +576,62 @@ add_reason(struct ckpt_plan *plan, struct verdict_slot *slot,
 	if (slot->v.nreasons >= MAX_REASONS)
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "too many reasons");
+	if (plan->nlinks >= UINT32_MAX - 1)
+		return ckpt_error_nomem(err);
+	if (plan->nlinks == plan->links_cap) {
+		size_t cap = plan->links_cap ? 2 * plan->links_cap : 256;
+		struct reason_link *l = reallocarray(plan->links, cap,
+		    sizeof(*l));
+
+		if (!l)
+			return ckpt_error_nomem(err);
+		plan->links = l;
+		plan->links_cap = cap;
+	}
 	s = plan_strdup(plan, buf);
 	if (!s)
 		return ckpt_error_nomem(err);
-	slot->reasons[slot->v.nreasons++] = s;
+	plan->links[plan->nlinks].s = s;
+	plan->links[plan->nlinks].next = 0;
+	plan->nlinks++;
+	if (slot->tail)
+		plan->links[slot->tail - 1].next = (uint32_t)plan->nlinks;
+	else
+		slot->head = (uint32_t)plan->nlinks;
+	slot->tail = (uint32_t)plan->nlinks;
+	slot->v.nreasons++;
+	return 0;
+}
+
+/* Forgets a candidate's reasons (max-size replaces them). */
+static void
+clear_reasons(struct verdict_slot *slot)
+{
+	slot->head = slot->tail = 0;
+	slot->v.nreasons = 0;
+}
+
+/* Lays the chains out in one array the verdicts point into. */
+static int
+lay_out_reasons(struct ckpt_plan *plan, struct ckpt_error *err)
+{
+	size_t total = 0, at = 0;
+
+	for (size_t i = 0; i < plan->n; i++)
+		total += plan->slots[i].v.nreasons;
+	plan->reasons = calloc(total ? total : 1, sizeof(*plan->reasons));
+	if (!plan->reasons)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < plan->n; i++) {
+		struct verdict_slot *slot = &plan->slots[i];
+
+		slot->v.reasons = plan->reasons + at;
+		for (uint32_t k = slot->head; k; k = plan->links[k - 1].next)
+			plan->reasons[at++] = plan->links[k - 1].s;
+	}
+	free(plan->links);
+	plan->links = NULL;
+	plan->nlinks = plan->links_cap = 0;
 	return 0;
 }
 
@@ -582,6 +648,8 @@ ckpt_plan_free(struct ckpt_plan *plan)
 	}
 	free(plan->slots);
 	free(plan->runs);
+	free(plan->links);
+	free(plan->reasons);
 	free(plan);
 }
 
@@ -854,12 +922,19 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			continue;
 		for (size_t i = 0; i < n && (count > 0 || count ==
 		    CKPT_KEEP_ALL); i++) {
-			int64_t val = ckpt_bucket_key((enum ckpt_bucket)b,
-			    scratch[i].created, label, sizeof(label));
+			int64_t val;
 			bool oldest = i == n - 1;
 
+			/* the same time is the same period (no label yet) */
+			if (have_last && i && !oldest && scratch[i].created ==
+			    scratch[i - 1].created)
+				continue;
+			val = ckpt_bucket_key((enum ckpt_bucket)b,
+			    scratch[i].created, NULL, 0);
 			if (have_last && val == last && !oldest)
 				continue;
+			ckpt_bucket_key((enum ckpt_bucket)b, scratch[i].created,
+			    label, sizeof(label));
 			SLOT(&scratch[i])->rule_kept = true;
 			REASON(&scratch[i], "%s%s %s", have_last && val ==
 			    last ? "oldest " : "", bucket_names[b], label);
@@ -904,7 +979,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			s->v.keep = false;
 			total -= cands[items[i].idx].size;
 			/* the rule reasons no longer apply: say why it goes */
-			s->v.nreasons = 0;
+			clear_reasons(s);
 			REASON(&items[i], "max-size");
 		}
 		if (total > (uint64_t)p->max_size)
@@ -975,7 +1050,6 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		plan->slots[i].v.reasons = plan->slots[i].reasons;
 		refs[i].run = c[i].run;
 		refs[i].idx = i;
 	}
@@ -1019,6 +1093,10 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	free(items);
 	free(scratch);
 	free(first);
+	if ((rc = lay_out_reasons(plan, err))) {
+		ckpt_plan_free(plan);
+		return rc;
+	}
 	*out = plan;
 	return 0;
 fail:

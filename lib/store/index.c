@@ -18,17 +18,26 @@
  *  - A stamp taken less than RACY_NS before the index was written may not
  *    show a change made in the same clock tick (git's "racy" entries):
  *    it is recorded as racy and never trusted.
- *  - A SHA-256 of the whole file ends it; a missing, truncated, damaged,
- *    foreign-version or unsorted index is ignored and rewritten.
+ *  - A SHA-256 of the whole file ends it; a missing, truncated, damaged
+ *    or foreign-version index is ignored and rewritten.  It is checked
+ *    on a first pass through the file, which keeps 24 bytes per record;
+ *    a record is read again when the listing needs it, its bounds and
+ *    heads checked again (a file changed in place since then: the
+ *    record is not used, the checkpoint's files are read).
  *  - A destructive decision never uses it: prune itself (not --dry-run)
  *    lists with CKPT_LIST_NO_INDEX and reads every manifest.
  *  - It is written best effort (no cache directory: no index): a unique
  *    temporary file renamed into place, no fsync (a torn file fails its
  *    digest), the file itself never through a symbolic link.
+ *  - Records are in the order the listing met them (readdir's, which
+ *    the next listing follows again: the file is read forward, a block
+ *    at a time, and looked up by hash only when the order differs).
+ *    Two records of one name (never written) stand for one directory:
+ *    the first is used, and its stamp decides as for any other.
  *
- * Format (little-endian): "CKPTIDX1", u32 version, u32 flags (1: run
+ * Format (little-endian): "CKPTIDX1", u32 version (2), u32 flags (1: run
  * stamp racy), u64 run inode, i64 run mtime ns, i64 run ctime ns, u32
- * count; then count records sorted by name, each u32 length then: u64
+ * count; then count records, each u32 length then: u64
  * inode, i64 mtime ns, i64 ctime ns, u32 flags (1 racy, 2 failed), i64
  * step, i64 created, u64 size, u64 nfiles, f64 epoch, strings name,
  * created_iso, scope, note, validation, load_test (u32 length, 0xffffffff
@@ -47,66 +56,57 @@
 #include "store/store.h"
 
 #define INDEX_MAGIC	"CKPTIDX1"
-#define INDEX_VERSION	1u
+#define INDEX_VERSION	2u
 #define INDEX_MAX	((size_t)1 << 31)
 #define HEADER_SIZE	(8 + 4 + 4 + 8 + 8 + 8 + 4)
 #define REC_FIXED	(8 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 8)
 #define RACY_NS		(2LL * 1000000000LL)
 #define NO_STRING	0xffffffffu
+#define WINDOW		((size_t)64 * 1024)
 
 enum { REC_RACY = 1, REC_FAILED = 2 };
 
+/* What the listing needs of a record without reading it again. */
 struct head {
-	const unsigned char *rec;	/* after the length */
-	size_t len;
-	const char *name;
-	uint32_t namelen;
-	struct ckpt_stamp stamp;
-	uint32_t flags;
+	uint32_t off;			/* of the record, after its length */
+	uint32_t len;
 	int64_t step;
+	uint32_t flags;
+	uint32_t hash;			/* of its name */
 };
 
+/*
+ * The records are not kept: a window of the file is, and a record is
+ * read again (pread) when the listing asks for one outside it.  The
+ * listing asks in the order the index was written (the directory's),
+ * so the window moves forward a block at a time.
+ */
 struct ckpt_index {
-	unsigned char *buf;
-	size_t size;
+	int fd;				/* -1: mem holds the file */
+	const unsigned char *mem;
+	size_t end;			/* where the digest starts */
 	struct ckpt_stamp run;
 	bool run_racy;
 	struct head *heads;
 	size_t n;
 	uint32_t *slots;		/* open addressing: position + 1 */
 	size_t mask;
+	bool no_slots;			/* could not build them */
+	size_t cursor;			/* the record a listing asks next */
+	size_t last;			/* the record read last, + 1 */
+	unsigned char *win;
+	size_t win_off, win_len, win_cap;
 };
 
 /* FNV-1a, for the name lookups of a listing (one per checkpoint). */
-static uint64_t
+static uint32_t
 name_hash(const char *s, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
-}
-
-static void
-build_slots(struct ckpt_index *ix)
-{
-	size_t cap = 16;
-
-	while (cap < 2 * ix->n)
-		cap *= 2;
-	ix->slots = calloc(cap, sizeof(*ix->slots));
-	if (!ix->slots)
-		return;		/* the binary search will do */
-	ix->mask = cap - 1;
-	for (size_t i = 0; i < ix->n; i++) {
-		size_t k = (size_t)name_hash(ix->heads[i].name,
-		    ix->heads[i].namelen) & ix->mask;
-
-		while (ix->slots[k])
-			k = (k + 1) & ix->mask;
-		ix->slots[k] = (uint32_t)i + 1;
-	}
+	return (uint32_t)(h ^ h >> 32);
 }
 
 static uint32_t
@@ -150,41 +150,35 @@ ckpt_index_free(struct ckpt_index *ix)
 {
 	if (!ix)
 		return;
-	free(ix->buf);
+	if (ix->fd >= 0)
+		close(ix->fd);
+	free(ix->win);
 	free(ix->heads);
 	free(ix->slots);
 	free(ix);
 }
 
-/* Reads the whole file at fd; NULL on any problem. */
-static unsigned char *
-read_all(int fd, size_t *size)
+/* n bytes of the file at off into buf; false when it has fewer. */
+static bool
+read_at(const struct ckpt_index *ix, size_t off, unsigned char *buf,
+    size_t n)
 {
-	struct stat st;
-	unsigned char *buf;
 	size_t done = 0;
-	ssize_t n;
+	ssize_t k;
 
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < 0 ||
-	    (uint64_t)st.st_size > INDEX_MAX)
-		return NULL;
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return NULL;
-	while (done < (size_t)st.st_size) {
-		n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
+	if (ix->fd < 0) {
+		memcpy(buf, ix->mem + off, n);	/* bounded by the caller */
+		return true;
+	}
+	while (done < n) {
+		k = pread(ix->fd, buf + done, n - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
+		if (k <= 0)
+			return false;
+		done += (size_t)k;
 	}
-	if (done != (size_t)st.st_size) {
-		free(buf);
-		return NULL;
-	}
-	*size = done;
-	return buf;
+	return true;
 }
 
 /* Skips one string at *p (bounded by end); false when it overruns. */
@@ -205,12 +199,20 @@ skip_string(const unsigned char **p, const unsigned char *end)
 	return true;
 }
 
-/* Checks a record's bounds to the end, so that decoding cannot fail. */
+/* Checks a record's bounds to the end, so that decoding cannot fail,
+ * and that it has a name (not empty, no NUL). */
 static bool
 record_ok(const unsigned char *p, const unsigned char *end)
 {
+	const unsigned char *name = p + REC_FIXED + 4;
 	uint32_t k;
 
+	if (end - p < REC_FIXED + 4)
+		return false;
+	k = get32(p + REC_FIXED);
+	if (k == NO_STRING || k == 0 || (size_t)(end - name) < k ||
+	    memchr(name, '\0', k))
+		return false;
 	p += REC_FIXED;
 	for (int i = 0; i < 6; i++)
 		if (!skip_string(&p, end))
@@ -234,73 +236,125 @@ record_ok(const unsigned char *p, const unsigned char *end)
 	return p == end;
 }
 
-static bool
-parse(struct ckpt_index *ix)
+static void
+head_of(struct head *h, const unsigned char *rec, size_t off, size_t len)
 {
-	const unsigned char *p = ix->buf, *end;
-	unsigned char digest[CKPT_SHA256_BYTES];
+	h->off = (uint32_t)off;
+	h->len = (uint32_t)len;
+	h->flags = get32(rec + 24);
+	h->step = (int64_t)get64(rec + 28);
+	h->hash = name_hash((const char *)rec + REC_FIXED + 4,
+	    get32(rec + REC_FIXED));
+}
+
+/*
+ * The window holds file bytes [win_off, win_off + win_len).  Makes it
+ * hold [at, at + need) (at least), reading forward from at as much as
+ * fits up to ix->end; sha, when given, sees each byte read once (the
+ * first pass reads the file in order).
+ */
+static bool
+window_fill(struct ckpt_index *ix, size_t at, size_t need, size_t want,
+    struct ckpt_sha256 *sha)
+{
+	size_t keep = 0, n;
+
+	if (at > ix->end || need > ix->end - at)
+		return false;
+	if (at >= ix->win_off && at + need <= ix->win_off + ix->win_len)
+		return true;
+	if (sha && (at < ix->win_off || at > ix->win_off + ix->win_len))
+		return false;	/* the digest must see every byte, once */
+	if (sha) {
+		/* reading on: keep the bytes from at already read */
+		keep = ix->win_off + ix->win_len - at;
+		if (keep)	/* no window yet: memmove(NULL) is undefined */
+			memmove(ix->win, ix->win + (at - ix->win_off), keep);
+	}
+	if (want < need)
+		want = need;
+	if (want > ix->end - at)
+		want = ix->end - at;
+	if (want > ix->win_cap) {
+		unsigned char *w = realloc(ix->win, want);
+
+		if (!w)
+			return false;
+		ix->win = w;
+		ix->win_cap = want;
+	}
+	ix->win_off = at;
+	ix->win_len = keep;
+	n = want - keep;
+	if (n && !read_at(ix, at + keep, ix->win + keep, n)) {
+		ix->win_len = 0;
+		return false;
+	}
+	if (sha)
+		ckpt_sha256_update(sha, ix->win + keep, n);
+	ix->win_len = want;
+	return true;
+}
+
+/*
+ * Reads the whole file once, in order: its digest, the header, and the
+ * bounds of every record (so that decoding one cannot fail), keeping
+ * only the heads.  size: the file's.
+ */
+static bool
+parse(struct ckpt_index *ix, size_t size)
+{
+	unsigned char digest[CKPT_SHA256_BYTES], want[CKPT_SHA256_BYTES];
+	const unsigned char *p;
 	struct ckpt_sha256 sha;
+	size_t pos = HEADER_SIZE;
 	uint32_t count;
 
-	if (ix->size < HEADER_SIZE + CKPT_SHA256_BYTES ||
-	    memcmp(p, INDEX_MAGIC, 8) || get32(p + 8) != INDEX_VERSION)
+	if (size < HEADER_SIZE + CKPT_SHA256_BYTES || size > INDEX_MAX)
 		return false;
-	end = ix->buf + ix->size - CKPT_SHA256_BYTES;
-	if (ckpt_sha256_init(&sha, NULL))
+	ix->end = size - CKPT_SHA256_BYTES;
+	if (ckpt_sha256_init(&sha, NULL) ||
+	    !window_fill(ix, 0, HEADER_SIZE, WINDOW, &sha))
 		return false;
-	ckpt_sha256_update(&sha, ix->buf, (size_t)(end - ix->buf));
-	if (ckpt_sha256_final(&sha, digest, NULL) ||
-	    memcmp(digest, end, CKPT_SHA256_BYTES))
+	p = ix->win;
+	if (memcmp(p, INDEX_MAGIC, 8) || get32(p + 8) != INDEX_VERSION)
 		return false;
 	ix->run_racy = get32(p + 12) & 1;
 	ix->run.ino = get64(p + 16);
 	ix->run.mtime_ns = (int64_t)get64(p + 24);
 	ix->run.ctime_ns = (int64_t)get64(p + 32);
 	count = get32(p + 40);
-	p += HEADER_SIZE;
-	if ((size_t)count > (size_t)(end - p) / (4 + REC_FIXED))
+	if ((size_t)count > (ix->end - HEADER_SIZE) / (4 + REC_FIXED))
 		return false;
 	ix->heads = calloc(count ? count : 1, sizeof(*ix->heads));
 	if (!ix->heads)
 		return false;
 	for (uint32_t i = 0; i < count; i++) {
-		struct head *h = &ix->heads[i];
 		uint32_t len;
 
-		if (end - p < 4)
+		if (!window_fill(ix, pos, 4, WINDOW, &sha))
 			return false;
-		len = get32(p);
-		p += 4;
-		if ((size_t)(end - p) < len || len < REC_FIXED + 4 ||
-		    !record_ok(p, p + len))
+		len = get32(ix->win + (pos - ix->win_off));
+		pos += 4;
+		if (len > ix->end - pos || !window_fill(ix, pos, len, WINDOW,
+		    &sha))
 			return false;
-		h->rec = p;
-		h->len = len;
-		h->stamp.ino = get64(p);
-		h->stamp.mtime_ns = (int64_t)get64(p + 8);
-		h->stamp.ctime_ns = (int64_t)get64(p + 16);
-		h->flags = get32(p + 24);
-		h->step = (int64_t)get64(p + 28);
-		h->namelen = get32(p + REC_FIXED);
-		if (h->namelen == NO_STRING || h->namelen == 0)
+		p = ix->win + (pos - ix->win_off);
+		if (!record_ok(p, p + len))
 			return false;
-		h->name = (const char *)p + REC_FIXED + 4;
-		if (memchr(h->name, '\0', h->namelen))
-			return false;
-		if (i) {
-			/* strictly sorted, for the binary search */
-			const struct head *g = &ix->heads[i - 1];
-			size_t m = g->namelen < h->namelen ? g->namelen :
-			    h->namelen;
-			int c = memcmp(g->name, h->name, m);
-
-			if (c > 0 || (c == 0 && g->namelen >= h->namelen))
-				return false;
-		}
-		p += len;
+		head_of(&ix->heads[i], p, pos, len);
+		pos += len;
 		ix->n++;
 	}
-	return p == end;
+	/* nothing after the last record but the digest */
+	if (pos != ix->end || !window_fill(ix, pos, 0, 0, &sha) ||
+	    ix->win_off + ix->win_len != ix->end)
+		return false;
+	if (ckpt_sha256_final(&sha, digest, NULL) ||
+	    !read_at(ix, ix->end, want, sizeof(want)))
+		return false;
+	ix->last = SIZE_MAX;
+	return !memcmp(digest, want, sizeof(want));
 }
 
 /*
@@ -358,6 +412,7 @@ ckpt_index_load(const struct ckpt_store *s, const char *run,
 {
 	struct ckpt_index *ix;
 	char *dir = index_dir(s, false);
+	struct stat st;
 	int dfd, fd;
 
 	*out = NULL;
@@ -369,15 +424,17 @@ ckpt_index_load(const struct ckpt_store *s, const char *run,
 	close(dfd);
 	if (fd < 0)
 		return -1;
-	ix = calloc(1, sizeof(*ix));
-	if (ix)
-		ix->buf = read_all(fd, &ix->size);
-	close(fd);
-	if (!ix || !ix->buf || !parse(ix)) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    !(ix = calloc(1, sizeof(*ix)))) {
+		close(fd);
+		return -1;
+	}
+	ix->fd = fd;
+	if (!parse(ix, (uint64_t)st.st_size > INDEX_MAX ? SIZE_MAX :
+	    (size_t)st.st_size)) {
 		ckpt_index_free(ix);
 		return -1;
 	}
-	build_slots(ix);
 	*out = ix;
 	return 0;
 }
@@ -407,85 +464,161 @@ ckpt_index_failed(const struct ckpt_index *ix, size_t i)
 	return ix->heads[i].flags & REC_FAILED;
 }
 
-uint64_t
-ckpt_index_ino(const struct ckpt_index *ix, size_t i)
-{
-	return ix->heads[i].stamp.ino;
-}
-
-/* The record's name, copied into buf (NUL-terminated). */
-const char *
-ckpt_index_name(const struct ckpt_index *ix, size_t i, char *buf,
-    size_t len)
+/*
+ * Record i, read again when the window does not hold it (a block ahead
+ * when the listing goes on in order, else just the record); NULL when
+ * the file no longer gives what the first pass read (changed in place:
+ * the record is then not used).
+ */
+static const unsigned char *
+record(struct ckpt_index *ix, size_t i)
 {
 	const struct head *h = &ix->heads[i];
-	size_t n = h->namelen < len - 1 ? h->namelen : len - 1;
+	const unsigned char *p;
+	struct head again;
 
-	memcpy(buf, h->name, n);
+	if (ix->fd < 0)
+		return ix->mem + h->off;	/* checked whole, unchanging */
+	if (!window_fill(ix, h->off, h->len, ix->last == i ? WINDOW : 0,
+	    NULL))
+		return NULL;
+	ix->last = i + 1;
+	p = ix->win + (h->off - ix->win_off);
+	if (!record_ok(p, p + h->len))
+		return NULL;
+	head_of(&again, p, h->off, h->len);
+	return memcmp(&again, h, sizeof(again)) ? NULL : p;
+}
+
+/* The record's name, copied into buf (NUL-terminated); NULL when it
+ * cannot be read. */
+const char *
+ckpt_index_name(struct ckpt_index *ix, size_t i, char *buf, size_t len)
+{
+	const unsigned char *p = record(ix, i);
+	size_t n;
+
+	if (!p)
+		return NULL;
+	n = get32(p + REC_FIXED);
+	if (n > len - 1)
+		n = len - 1;
+	memcpy(buf, p + REC_FIXED + 4, n);
 	buf[n] = '\0';
 	return buf;
 }
 
-bool
-ckpt_index_find(const struct ckpt_index *ix, const char *name, size_t *at)
+static bool
+name_is(struct ckpt_index *ix, size_t i, const char *name, size_t len,
+    uint32_t hash)
 {
-	size_t lo = 0, hi = ix ? ix->n : 0, len = strlen(name);
+	const unsigned char *p;
 
-	if (ix && ix->slots) {
-		size_t k = (size_t)name_hash(name, len) & ix->mask;
+	if (ix->heads[i].hash != hash || !(p = record(ix, i)))
+		return false;
+	return get32(p + REC_FIXED) == len && !memcmp(p + REC_FIXED + 4, name,
+	    len);
+}
 
-		for (; ix->slots[k]; k = (k + 1) & ix->mask) {
-			const struct head *h = &ix->heads[ix->slots[k] - 1];
+/* The hash table of the names, built at the first lookup out of order:
+ * a listing of an unchanged run never needs it. */
+static bool
+build_slots(struct ckpt_index *ix)
+{
+	size_t cap = 16;
 
-			if (h->namelen == len && !memcmp(h->name, name, len)) {
-				*at = ix->slots[k] - 1;
-				return true;
-			}
-		}
+	if (ix->slots || ix->no_slots)
+		return ix->slots != NULL;
+	while (cap < 2 * ix->n)
+		cap *= 2;
+	if (!(ix->slots = calloc(cap, sizeof(*ix->slots)))) {
+		ix->no_slots = true;
 		return false;
 	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct head *h = &ix->heads[mid];
-		size_t m = h->namelen < len ? h->namelen : len;
-		int c = memcmp(h->name, name, m);
+	ix->mask = cap - 1;
+	for (size_t i = 0; i < ix->n; i++) {
+		size_t k = ix->heads[i].hash & ix->mask;
 
-		if (c == 0)
-			c = h->namelen < len ? -1 : h->namelen > len;
-		if (c == 0) {
-			*at = mid;
+		while (ix->slots[k])
+			k = (k + 1) & ix->mask;
+		ix->slots[k] = (uint32_t)i + 1;
+	}
+	return true;
+}
+
+/*
+ * The record named name: the one after the last found when the listing
+ * goes in the index's order, else by hash (the first of that name).
+ */
+bool
+ckpt_index_find(struct ckpt_index *ix, const char *name, size_t *at)
+{
+	size_t len = strlen(name);
+	uint32_t hash = name_hash(name, len);
+
+	if (!ix)
+		return false;
+	if (ix->cursor < ix->n && name_is(ix, ix->cursor, name, len, hash)) {
+		*at = ix->cursor++;
+		return true;
+	}
+	if (!build_slots(ix))
+		return false;	/* no memory: read the files */
+	for (size_t k = hash & ix->mask; ix->slots[k]; k = (k + 1) &
+	    ix->mask) {
+		size_t i = ix->slots[k] - 1;
+
+		if (name_is(ix, i, name, len, hash)) {
+			*at = i;
+			ix->cursor = i + 1;
 			return true;
 		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
 	}
 	return false;
 }
 
 bool
-ckpt_index_matches(const struct ckpt_index *ix, size_t i,
+ckpt_index_matches(struct ckpt_index *ix, size_t i,
     const struct ckpt_stamp *now)
 {
-	return !(ix->heads[i].flags & REC_RACY) &&
-	    stamp_eq(&ix->heads[i].stamp, now);
+	const unsigned char *p;
+	struct ckpt_stamp rec;
+
+	if ((ix->heads[i].flags & REC_RACY) || !(p = record(ix, i)))
+		return false;
+	rec.ino = get64(p);
+	rec.mtime_ns = (int64_t)get64(p + 8);
+	rec.ctime_ns = (int64_t)get64(p + 16);
+	return stamp_eq(&rec, now);
 }
 
-static char *
-take_string(const unsigned char **p, bool *oom)
+/* The string at *p in pool (shared with like when equal), NULL for
+ * none; a NUL inside ends it, as strndup's copy did. */
+static const char *
+take_string(const unsigned char **p, struct ckpt_pool *pool,
+    const char *like, bool *oom)
 {
 	uint32_t n = get32(*p);
-	char *s;
+	const char *s;
 
 	*p += 4;
 	if (n == NO_STRING)
 		return NULL;
-	s = strndup((const char *)*p, n);
+	s = ckpt_pool_strndup(pool, (const char *)*p, strnlen((const char *)*p,
+	    n), like);
 	if (!s)
 		*oom = true;
 	*p += n;
 	return s;
+}
+
+/* Steps over the string at *p. */
+static void
+pass_string(const unsigned char **p)
+{
+	uint32_t n = get32(*p);
+
+	*p += 4 + (n == NO_STRING ? 0 : n);
 }
 
 static double
@@ -499,16 +632,19 @@ get_double(const unsigned char *p)
 }
 
 int
-ckpt_index_decode(const struct ckpt_index *ix, size_t i,
-    struct ckpt_entry_priv *pv)
+ckpt_index_decode(struct ckpt_index *ix, size_t i, struct ckpt_pool *pool,
+    const struct ckpt_entry *prev, struct ckpt_entry_priv *pv)
 {
 	const struct head *h = &ix->heads[i];
-	const unsigned char *p = h->rec;
+	const unsigned char *p = record(ix, i);
 	struct ckpt_entry *e = &pv->e;
+	struct ckpt_metric *metrics;
+	const char **tags;
 	bool oom = false;
-	char *name;
 	uint32_t k;
 
+	if (!p)
+		return 1;
 	e->step = h->step;
 	e->failed = h->flags & REC_FAILED;
 	e->created = (int64_t)get64(p + 36);
@@ -516,46 +652,48 @@ ckpt_index_decode(const struct ckpt_index *ix, size_t i,
 	e->nfiles = get64(p + 52);
 	e->epoch = get_double(p + 60);
 	p += REC_FIXED;
-	name = take_string(&p, &oom);
-	free(name);
-	e->created_iso = take_string(&p, &oom);
-	e->scope = take_string(&p, &oom);
-	e->note = take_string(&p, &oom);
-	e->validation_raw = take_string(&p, &oom);
-	e->load_test_raw = take_string(&p, &oom);
+	pass_string(&p);	/* the name: the caller has it */
+#define LIKE(f) (prev ? prev->f : NULL)
+	e->created_iso = take_string(&p, pool, LIKE(created_iso), &oom);
+	e->scope = take_string(&p, pool, LIKE(scope), &oom);
+	e->note = take_string(&p, pool, LIKE(note), &oom);
+	e->validation_raw = take_string(&p, pool, LIKE(validation_raw), &oom);
+	e->load_test_raw = take_string(&p, pool, LIKE(load_test_raw), &oom);
+#undef LIKE
 	e->validation = ckpt_check_result_parse(e->validation_raw);
 	e->load_test = ckpt_check_result_parse(e->load_test_raw);
 	k = get32(p);
 	p += 4;
 	if (k) {
-		pv->metrics = calloc(k, sizeof(*pv->metrics));
-		if (!pv->metrics)
+		if (!(metrics = ckpt_pool_alloc(pool, k * sizeof(*metrics))))
 			return -1;
 		for (uint32_t j = 0; j < k; j++) {
-			pv->metrics[j].name = take_string(&p, &oom);
-			pv->metrics[j].value = get_double(p);
+			metrics[j].name = take_string(&p, pool, prev &&
+			    j < prev->nmetrics ? prev->metrics[j].name : NULL,
+			    &oom);
+			metrics[j].value = get_double(p);
 			p += 8;
-			if (!pv->metrics[j].name)
+			if (!metrics[j].name)
 				oom = true;
 			else
 				e->nmetrics++;
 		}
-		e->metrics = pv->metrics;
+		e->metrics = metrics;
 	}
 	k = get32(p);
 	p += 4;
 	if (k) {
-		pv->tags = calloc(k, sizeof(*pv->tags));
-		if (!pv->tags)
+		if (!(tags = ckpt_pool_alloc(pool, k * sizeof(*tags))))
 			return -1;
 		for (uint32_t j = 0; j < k; j++) {
-			pv->tags[j] = take_string(&p, &oom);
-			if (!pv->tags[j])
+			tags[j] = take_string(&p, pool, prev && j < prev->ntags ?
+			    prev->tags[j] : NULL, &oom);
+			if (!tags[j])
 				oom = true;
 			else
 				e->ntags++;
 		}
-		e->tags = (const char *const *)pv->tags;
+		e->tags = tags;
 	}
 	return oom ? -1 : 0;
 }
@@ -564,42 +702,51 @@ ckpt_index_decode(const struct ckpt_index *ix, size_t i,
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
 
-struct wrec {
-	size_t off, len;		/* in the writer's buffer */
-	const char *name;		/* into the buffer, not NUL-ended */
-	uint32_t namelen;
+/*
+ * The file is written as the listing gives its records (the directory's
+ * order, which the next listing reads in again), through a block buffer
+ * into a temporary file renamed into place at commit: no copy of the
+ * index is held.
+ */
+struct ckpt_index_writer {
+	unsigned char *buf;		/* what is not written yet */
+	size_t len, cap;
+	unsigned char *rec;		/* the record being built */
+	size_t rlen, rcap;
+	struct ckpt_sha256 sha;
+	uint32_t count, added;
+	int64_t now_ns;
+	int dfd, fd;
+	char tmp[CKPT_NAME_MAX + 64], run[CKPT_NAME_MAX + 1];
+	bool failed;			/* write nothing */
 };
 
-struct ckpt_index_writer {
-	unsigned char *buf;
-	size_t len, cap;
-	struct wrec *recs;
-	size_t n, rcap;
-	struct ckpt_stamp run;
-	int64_t now_ns;
-	bool failed;			/* out of memory: write nothing */
-};
+/* Appends n bytes to *b (len, cap); false when out of memory. */
+static bool
+grow_put(unsigned char **b, size_t *len, size_t *cap, const void *p,
+    size_t n)
+{
+	if (*cap - *len < n) {
+		size_t c = *cap ? *cap : 4096;
+		unsigned char *nb;
+
+		while (c - *len < n)
+			c *= 2;
+		if (!(nb = realloc(*b, c)))
+			return false;
+		*b = nb;
+		*cap = c;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	return true;
+}
 
 static void
 put_bytes(struct ckpt_index_writer *w, const void *p, size_t n)
 {
-	if (w->failed)
-		return;
-	if (w->cap - w->len < n) {
-		size_t cap = w->cap ? w->cap : 1 << 16;
-		unsigned char *b;
-
-		while (cap - w->len < n)
-			cap *= 2;
-		if (!(b = realloc(w->buf, cap))) {
-			w->failed = true;
-			return;
-		}
-		w->buf = b;
-		w->cap = cap;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
+	if (!w->failed && !grow_put(&w->rec, &w->rlen, &w->rcap, p, n))
+		w->failed = true;
 }
 
 static void
@@ -640,6 +787,46 @@ put_string(struct ckpt_index_writer *w, const char *s)
 	put_bytes(w, s, n);
 }
 
+/* Writes fd fully; false on any error. */
+static bool
+write_fully(int fd, const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+/* Writes out the block buffer (all of it when all, else when full). */
+static void
+flush(struct ckpt_index_writer *w, bool all)
+{
+	if (w->failed || (!all && w->len < WINDOW))
+		return;
+	if (!write_fully(w->fd, w->buf, w->len))
+		w->failed = true;
+	w->len = 0;
+}
+
+/* The record built in w->rec, with its length, into the file. */
+static void
+emit(struct ckpt_index_writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return;
+	ckpt_sha256_update(&w->sha, p, n);
+	if (!grow_put(&w->buf, &w->len, &w->cap, p, n))
+		w->failed = true;
+	flush(w, false);
+}
+
 static bool
 racy(const struct ckpt_stamp *st, int64_t now_ns)
 {
@@ -647,24 +834,64 @@ racy(const struct ckpt_stamp *st, int64_t now_ns)
 	    st->ctime_ns > now_ns - RACY_NS;
 }
 
+void
+ckpt_index_writer_free(struct ckpt_index_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0) {
+		close(w->fd);
+		unlinkat(w->dfd, w->tmp, 0);
+	}
+	if (w->dfd >= 0)
+		close(w->dfd);
+	free(w->buf);
+	free(w->rec);
+	free(w);
+}
+
 struct ckpt_index_writer *
-ckpt_index_writer_new(const struct ckpt_stamp *run)
+ckpt_index_writer_new(const struct ckpt_store *s, const char *run,
+    const struct ckpt_stamp *st, size_t count)
 {
 	struct ckpt_index_writer *w;
 	struct timespec ts;
+	char *dir;
 
-	if (!ckpt_stamp_usable(run) || !(w = calloc(1, sizeof(*w))))
+	if (!ckpt_stamp_usable(st) || count > 0xffffffffu ||
+	    strlen(run) >= sizeof(w->run) || !(w = calloc(1, sizeof(*w))))
 		return NULL;
-	w->run = *run;
+	w->fd = -1;
+	w->count = (uint32_t)count;
+	snprintf(w->run, sizeof(w->run), "%s", run);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	w->now_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	dir = index_dir(s, true);
+	w->dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	free(dir);
+	for (int attempt = 0; attempt < 8 && w->dfd >= 0 && w->fd < 0;
+	    attempt++) {
+		snprintf(w->tmp, sizeof(w->tmp), ".tmp-%s.%ld.%x", run,
+		    (long)getpid(), (unsigned)(w->now_ns >> 8) ^
+		    (unsigned)attempt * 0x9e3779b9u);
+		w->fd = openat(w->dfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (w->fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0 || ckpt_sha256_init(&w->sha, NULL)) {
+		ckpt_index_writer_free(w);
+		return NULL;
+	}
 	put_bytes(w, INDEX_MAGIC, 8);
 	put32(w, INDEX_VERSION);
-	put32(w, racy(&w->run, w->now_ns) ? 1 : 0);
-	put64(w, w->run.ino);
-	put64(w, (uint64_t)w->run.mtime_ns);
-	put64(w, (uint64_t)w->run.ctime_ns);
-	put32(w, 0);		/* the count, set at commit */
+	put32(w, racy(st, w->now_ns) ? 1 : 0);
+	put64(w, st->ino);
+	put64(w, (uint64_t)st->mtime_ns);
+	put64(w, (uint64_t)st->ctime_ns);
+	put32(w, w->count);
+	emit(w, w->rec, w->rlen);
+	w->rlen = 0;
 	return w;
 }
 
@@ -672,29 +899,20 @@ void
 ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
     const struct ckpt_stamp *st, const struct ckpt_entry *e)
 {
-	const struct ckpt_stamp stamp = *st;
-	size_t start, len_at;
+	unsigned char b[4];
+	uint32_t len;
 
 	if (!w || w->failed)
 		return;
-	if (w->n == w->rcap) {
-		size_t cap = w->rcap ? 2 * w->rcap : 1024;
-		struct wrec *r = reallocarray(w->recs, cap, sizeof(*r));
-
-		if (!r) {
-			w->failed = true;
-			return;
-		}
-		w->recs = r;
-		w->rcap = cap;
+	if (w->added == w->count) {
+		w->failed = true;	/* more than announced */
+		return;
 	}
-	len_at = w->len;
-	put32(w, 0);
-	start = w->len;
-	put64(w, stamp.ino);
-	put64(w, (uint64_t)stamp.mtime_ns);
-	put64(w, (uint64_t)stamp.ctime_ns);
-	put32(w, (racy(&stamp, w->now_ns) ? REC_RACY : 0) |
+	w->rlen = 0;
+	put64(w, st->ino);
+	put64(w, (uint64_t)st->mtime_ns);
+	put64(w, (uint64_t)st->ctime_ns);
+	put32(w, (racy(st, w->now_ns) ? REC_RACY : 0) |
 	    (e->failed ? REC_FAILED : 0));
 	put64(w, (uint64_t)e->step);
 	put64(w, (uint64_t)e->created);
@@ -715,132 +933,43 @@ ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
 	put32(w, (uint32_t)e->ntags);
 	for (size_t i = 0; i < e->ntags; i++)
 		put_string(w, e->tags[i]);
-	if (w->failed)
+	if (w->failed || w->rlen > INDEX_MAX) {
+		w->failed = true;
 		return;
-	{
-		uint32_t len = (uint32_t)(w->len - start);
-		unsigned char b[4] = { (unsigned char)len,
-			(unsigned char)(len >> 8), (unsigned char)(len >> 16),
-			(unsigned char)(len >> 24) };
-
-		memcpy(w->buf + len_at, b, 4);
 	}
-	w->recs[w->n].off = len_at;
-	w->recs[w->n].len = w->len - len_at;
-	w->recs[w->n].namelen = (uint32_t)strlen(name);
-	w->n++;
+	len = (uint32_t)w->rlen;
+	b[0] = (unsigned char)len;
+	b[1] = (unsigned char)(len >> 8);
+	b[2] = (unsigned char)(len >> 16);
+	b[3] = (unsigned char)(len >> 24);
+	emit(w, b, 4);
+	emit(w, w->rec, w->rlen);
+	w->added++;
 }
 
 void
-ckpt_index_writer_free(struct ckpt_index_writer *w)
+ckpt_index_writer_commit(struct ckpt_index_writer *w)
 {
+	unsigned char digest[CKPT_SHA256_BYTES];
+
 	if (!w)
 		return;
-	free(w->buf);
-	free(w->recs);
-	free(w);
-}
-
-/* By name; base: the writer's buffer (qsort_r: no global state). */
-static int
-cmp_wrec(const void *a, const void *b, void *base)
-{
-	const struct wrec *x = a, *y = b;
-	const char *nx = (const char *)base + x->off + 4 + REC_FIXED + 4;
-	const char *ny = (const char *)base + y->off + 4 + REC_FIXED + 4;
-	size_t m = x->namelen < y->namelen ? x->namelen : y->namelen;
-	int c = memcmp(nx, ny, m);
-
-	if (c)
-		return c;
-	return x->namelen < y->namelen ? -1 : x->namelen > y->namelen;
-}
-
-/* Writes fd fully; false on any error. */
-static bool
-write_fully(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return false;
-		p += k;
-		n -= (size_t)k;
+	if (w->added != w->count)
+		w->failed = true;
+	if (!w->failed && !ckpt_sha256_final(&w->sha, digest, NULL)) {
+		if (grow_put(&w->buf, &w->len, &w->cap, digest,
+		    sizeof(digest)))
+			flush(w, true);
+		else
+			w->failed = true;
+	} else {
+		w->failed = true;
 	}
-	return true;
-}
-
-void
-ckpt_index_writer_commit(struct ckpt_index_writer *w,
-    const struct ckpt_store *s, const char *run)
-{
-	struct ckpt_index_writer out = { 0 };
-	unsigned char digest[CKPT_SHA256_BYTES];
-	struct ckpt_sha256 sha;
-	char tmp[CKPT_NAME_MAX + 32];
-	int dfd = -1, fd = -1;
-	char *dir = NULL;
-
-	if (!w || w->failed || w->n > 0xffffffffu)
-		goto done;
-	/* sorted by name: a copy of the header, then the records */
-	if (w->n)	/* qsort_r(NULL, 0, ...) is undefined (UBSan) */
-		qsort_r(w->recs, w->n, sizeof(*w->recs), cmp_wrec, w->buf);
-	put_bytes(&out, w->buf, HEADER_SIZE);
-	for (size_t i = 0; i < w->n; i++) {
-		if (i && !cmp_wrec(&w->recs[i - 1], &w->recs[i], w->buf))
-			goto done;	/* a duplicate name: not indexable */
-		put_bytes(&out, w->buf + w->recs[i].off, w->recs[i].len);
+	if (!w->failed && w->len == 0 && !close(w->fd)) {
+		w->fd = -1;
+		if (renameat(w->dfd, w->tmp, w->dfd, w->run))
+			unlinkat(w->dfd, w->tmp, 0);
 	}
-	if (out.failed || ckpt_sha256_init(&sha, NULL))
-		goto done;
-	{
-		uint32_t n = (uint32_t)w->n;
-		unsigned char b[4] = { (unsigned char)n,
-			(unsigned char)(n >> 8), (unsigned char)(n >> 16),
-			(unsigned char)(n >> 24) };
-
-		memcpy(out.buf + 40, b, 4);
-	}
-	ckpt_sha256_update(&sha, out.buf, out.len);
-	if (ckpt_sha256_final(&sha, digest, NULL))
-		goto done;
-	put_bytes(&out, digest, sizeof(digest));
-	if (out.failed)
-		goto done;
-	dir = index_dir(s, true);
-	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd < 0)
-		goto done;
-	for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
-		snprintf(tmp, sizeof(tmp), ".tmp-%s.%ld.%x", run,
-		    (long)getpid(), (unsigned)(w->now_ns >> 8) ^
-		    (unsigned)attempt * 0x9e3779b9u);
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0)
-		goto done;
-	if (!write_fully(fd, out.buf, out.len) || close(fd)) {
-		fd = -1;
-		unlinkat(dfd, tmp, 0);
-		goto done;
-	}
-	fd = -1;
-	if (renameat(dfd, tmp, dfd, run))
-		unlinkat(dfd, tmp, 0);
-done:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
-	free(dir);
-	free(out.buf);
 	ckpt_index_writer_free(w);
 }
 
@@ -848,59 +977,46 @@ done:
 /* For the fuzz harness                                                */
 /* ------------------------------------------------------------------ */
 
-static void
-decoded_release(struct ckpt_entry_priv *p)
-{
-	free((char *)p->e.created_iso);
-	free((char *)p->e.scope);
-	free((char *)p->e.note);
-	free((char *)p->e.validation_raw);
-	free((char *)p->e.load_test_raw);
-	for (size_t i = 0; i < p->e.nmetrics; i++)
-		free((char *)p->metrics[i].name);
-	free(p->metrics);
-	for (size_t i = 0; i < p->e.ntags; i++)
-		free(p->tags[i]);
-	free(p->tags);
-}
-
 /*
  * Parses an index file held in memory and decodes and looks up every
- * record, as a listing would: 0 when it is a valid index, -1 when it
- * would be ignored (tests/fuzz/fuzz-index.c).
+ * record, as a listing would (in order, then backwards): 0 when it is a
+ * valid index, -1 when it would be ignored (tests/fuzz/fuzz-index.c).
  */
 int
 ckpt_index_check(const void *data, size_t size)
 {
 	struct ckpt_index *ix = calloc(1, sizeof(*ix));
-	char name[CKPT_NAME_MAX + 64];
+	char name[CKPT_NAME_MAX + 64], again[CKPT_NAME_MAX + 64];
 	int rc = 0;
 
-	if (!ix || !(ix->buf = malloc(size ? size : 1))) {
-		free(ix);
+	if (!ix)
 		return -1;
-	}
-	memcpy(ix->buf, data, size);
-	ix->size = size;
-	if (!parse(ix)) {
+	ix->fd = -1;
+	ix->mem = data;
+	if (!parse(ix, size)) {
 		ckpt_index_free(ix);
 		return -1;
 	}
-	build_slots(ix);
-	for (size_t i = 0; i < ix->n; i++) {
-		struct ckpt_entry_priv p;
-		size_t at;
+	for (size_t pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < ix->n; k++) {
+			size_t i = pass ? ix->n - 1 - k : k, at;
+			struct ckpt_entry_priv p[2];
+			struct ckpt_pool pool = { 0 };
 
-		memset(&p, 0, sizeof(p));
-		if (ckpt_index_decode(ix, i, &p))
-			rc = -1;
-		decoded_release(&p);
-		ckpt_index_name(ix, i, name, sizeof(name));
-		if (strlen(name) == ix->heads[i].namelen &&
-		    (!ckpt_index_find(ix, name, &at) || at != i))
-			rc = -1;	/* sorted and unique: must find
-					 * itself */
-	}
+			/* the second shares what it can with the first */
+			memset(p, 0, sizeof(p));
+			if (ckpt_index_decode(ix, i, &pool, NULL, &p[0]) ||
+			    ckpt_index_decode(ix, i, &pool, &p[0].e, &p[1]))
+				rc = -1;
+			ckpt_pool_release(&pool);
+			if (!ckpt_index_name(ix, i, name, sizeof(name)))
+				rc = -1;
+			else if (strlen(name) < sizeof(name) - 1 &&
+			    (!ckpt_index_find(ix, name, &at) ||
+			    !ckpt_index_name(ix, at, again, sizeof(again)) ||
+			    strcmp(name, again)))
+				rc = -1;	/* must find its name */
+		}
 	ckpt_index_free(ix);
 	return rc;
 }

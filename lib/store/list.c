@@ -28,6 +28,7 @@
 struct ckpt_list {
 	struct ckpt_entry_priv *entries;
 	size_t n, cap;
+	struct ckpt_pool pool;		/* every entry's strings */
 	struct ckpt_staging *staging;
 	size_t nstaging, staging_cap;
 	struct ckpt_foreign *foreign;
@@ -40,6 +41,96 @@ jstrdup(json_t *o, const char *key)
 	json_t *v = json_object_get(o, key);
 
 	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The pool of a listing's strings                                     */
+/* ------------------------------------------------------------------ */
+
+#define POOL_BLOCK	((size_t)64 * 1024 - 64)
+
+struct ckpt_pool_block {
+	struct ckpt_pool_block *next;
+	size_t used, cap;
+	unsigned char data[];
+};
+
+/* n bytes aligned to align (a power of 2, at most 8), or NULL. */
+static void *
+pool_take(struct ckpt_pool *p, size_t n, size_t align)
+{
+	struct ckpt_pool_block *b = p->blocks;
+	size_t at = b ? (b->used + align - 1) & ~(align - 1) : 0;
+
+	if (!b || at > b->cap || b->cap - at < n) {
+		size_t cap = n > POOL_BLOCK ? n : POOL_BLOCK;
+
+		if (n > SIZE_MAX - sizeof(*b) || !(b = malloc(sizeof(*b) +
+		    cap)))
+			return NULL;
+		b->next = p->blocks;
+		b->cap = cap;
+		p->blocks = b;
+		at = 0;
+	}
+	b->used = at + n;
+	return b->data + at;
+}
+
+void *
+ckpt_pool_alloc(struct ckpt_pool *p, size_t n)
+{
+	return pool_take(p, n ? n : 1, 8);
+}
+
+const char *
+ckpt_pool_strndup(struct ckpt_pool *p, const char *s, size_t n,
+    const char *like)
+{
+	char *d;
+
+	if (like && !strncmp(like, s, n) && like[n] == '\0')
+		return like;
+	if (n == SIZE_MAX || !(d = pool_take(p, n + 1, 1)))
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+void
+ckpt_pool_release(struct ckpt_pool *p)
+{
+	while (p->blocks) {
+		struct ckpt_pool_block *next = p->blocks->next;
+
+		free(p->blocks);
+		p->blocks = next;
+	}
+}
+
+/* s (may be NULL) in the pool; *oom when it did not fit. */
+static const char *
+pool_str(struct ckpt_pool *p, const char *s, const char *like, bool *oom)
+{
+	const char *d;
+
+	if (!s)
+		return NULL;
+	if (!(d = ckpt_pool_strndup(p, s, strlen(s), like)))
+		*oom = true;
+	return d;
+}
+
+/* The JSON string at key of o in the pool, or NULL. */
+static const char *
+jpool(struct ckpt_pool *p, json_t *o, const char *key, const char *like,
+    bool *oom)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? pool_str(p, json_string_value(v), like,
+	    oom) : NULL;
 }
 
 static double
@@ -163,20 +254,24 @@ list_new_staging(struct ckpt_list *l)
 	return &l->staging[l->nstaging++];
 }
 
-/* Fills e from a summary (or a manifest: the same top-level keys). */
+/* Fills e from a summary (or a manifest: the same top-level keys), its
+ * strings in pool, sharing those equal to prev's (may be NULL). */
 static int
-entry_from_json(struct ckpt_entry_priv *p, json_t *j)
+entry_from_json(struct ckpt_entry_priv *p, json_t *j, struct ckpt_pool *pool,
+    const struct ckpt_entry *prev)
 {
 	struct ckpt_entry *e = &p->e;
 	json_t *v, *m, *val;
 	const char *key;
+	bool oom = false;
 	size_t i;
 
 	v = json_object_get(j, "step");
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return -1;
 	e->step = json_integer_value(v);
-	e->created_iso = jstrdup(j, "created");
+	e->created_iso = jpool(pool, j, "created", prev ? prev->created_iso :
+	    NULL, &oom);
 	e->created = e->created_iso ? ckpt_parse_iso_time(e->created_iso) : 0;
 	if (e->created < 0)
 		e->created = 0;
@@ -198,49 +293,59 @@ entry_from_json(struct ckpt_entry_priv *p, json_t *j)
 		}
 	}
 	e->epoch = jnum(j, "epoch");
-	e->scope = jstrdup(j, "scope");
-	e->note = jstrdup(j, "note");
+	e->scope = jpool(pool, j, "scope", prev ? prev->scope : NULL, &oom);
+	e->note = jpool(pool, j, "note", prev ? prev->note : NULL, &oom);
 	v = json_object_get(j, "validation");
 	if (json_is_object(v))
 		v = json_object_get(v, "result");
-	e->validation_raw = json_is_string(v) ?
-	    strdup(json_string_value(v)) : strdup("skipped");
+	e->validation_raw = pool_str(pool, json_is_string(v) ?
+	    json_string_value(v) : "skipped", prev ? prev->validation_raw :
+	    NULL, &oom);
 	e->validation = ckpt_check_result_parse(e->validation_raw);
 	if (e->validation == CKPT_CHECK_FAILED)
 		e->failed = true;
 	m = json_object_get(j, "metrics");
 	if (json_is_object(m) && json_object_size(m)) {
-		p->metrics = calloc(json_object_size(m), sizeof(*p->metrics));
-		if (!p->metrics)
+		struct ckpt_metric *mt = ckpt_pool_alloc(pool,
+		    json_object_size(m) * sizeof(*mt));
+
+		if (!mt)
 			return -1;
 		json_object_foreach(m, key, val) {
-			struct ckpt_metric *mt = &p->metrics[e->nmetrics];
+			size_t k = e->nmetrics;
 
-			mt->name = strdup(key);
-			if (!mt->name)
+			mt[k].name = pool_str(pool, key, prev &&
+			    k < prev->nmetrics ? prev->metrics[k].name : NULL,
+			    &oom);
+			if (!mt[k].name)
 				return -1;
-			mt->value = json_is_number(val) ?
+			mt[k].value = json_is_number(val) ?
 			    json_number_value(val) : NAN;
 			e->nmetrics++;
 		}
-		e->metrics = p->metrics;
+		e->metrics = mt;
 	}
 	v = json_object_get(j, "tags");
 	if (json_is_array(v) && json_array_size(v)) {
-		p->tags = calloc(json_array_size(v), sizeof(*p->tags));
-		if (!p->tags)
+		const char **tags = ckpt_pool_alloc(pool, json_array_size(v) *
+		    sizeof(*tags));
+
+		if (!tags)
 			return -1;
 		json_array_foreach(v, i, val) {
+			size_t k = e->ntags;
+
 			if (!json_is_string(val))
 				continue;
-			p->tags[e->ntags] = strdup(json_string_value(val));
-			if (!p->tags[e->ntags])
+			tags[k] = pool_str(pool, json_string_value(val), prev &&
+			    k < prev->ntags ? prev->tags[k] : NULL, &oom);
+			if (!tags[k])
 				return -1;
 			e->ntags++;
 		}
-		e->tags = (const char *const *)p->tags;
+		e->tags = tags;
 	}
-	return 0;
+	return oom ? -1 : 0;
 }
 
 static const char *const save_phase_names[] = { NULL, "staging",
@@ -296,41 +401,68 @@ ckpt_check_result_parse(const char *name)
 	return CKPT_CHECK_UNKNOWN;
 }
 
-static void
-entry_apply_status(struct ckpt_entry_priv *p, json_t *st)
+static int
+entry_apply_status(struct ckpt_entry_priv *p, json_t *st,
+    struct ckpt_pool *pool, const struct ckpt_entry *prev)
 {
 	json_t *lt = json_object_get(st, "load_test");
 	json_t *r = json_is_object(lt) ? json_object_get(lt, "result") : NULL;
+	bool oom = false;
 
 	if (json_is_string(r)) {
-		p->e.load_test_raw = strdup(json_string_value(r));
+		p->e.load_test_raw = pool_str(pool, json_string_value(r),
+		    prev ? prev->load_test_raw : NULL, &oom);
 		p->e.load_test = ckpt_check_result_parse(p->e.load_test_raw);
 		if (p->e.load_test_raw && p->e.load_test != CKPT_CHECK_OK)
 			p->e.failed = true;
 	}
 	if (json_is_true(json_object_get(st, "failed")))
 		p->e.failed = true;
+	return oom ? -1 : 0;
 }
 
-static void
-entry_release(struct ckpt_entry_priv *p)
+/* The entry listed before p in l when it is of the same run: its strings
+ * are likely p's too (ckpt_pool_strndup's like). */
+static const struct ckpt_entry *
+entry_prev(const struct ckpt_list *l, const struct ckpt_entry_priv *p)
 {
-	struct ckpt_entry *e = &p->e;
+	const struct ckpt_entry_priv *q;
 
-	free((char *)e->run);
-	free((char *)e->path);
-	free((char *)e->name);
-	free((char *)e->created_iso);
-	free((char *)e->scope);
-	free((char *)e->note);
-	free((char *)e->validation_raw);
-	free((char *)e->load_test_raw);
-	for (size_t i = 0; i < e->nmetrics; i++)
-		free((char *)p->metrics[i].name);
-	free(p->metrics);
-	for (size_t i = 0; i < e->ntags; i++)
-		free(p->tags[i]);
-	free(p->tags);
+	if (p == l->entries)
+		return NULL;
+	q = p - 1;
+	return q->e.run == p->e.run ? &q->e : NULL;
+}
+
+/* run, name and path of a new entry: path RUNPATH/NAME in the pool, name
+ * its last component; run is the listing's (one string per run). */
+static int
+entry_names(struct ckpt_list *l, struct ckpt_entry_priv *p, const char *run,
+    const char *runpath, const char *name)
+{
+	size_t a = strlen(runpath), b = strlen(name);
+	char *path = a + b + 2 > a ? pool_take(&l->pool, a + b + 2, 1) : NULL;
+
+	if (!path)
+		return -1;
+	memcpy(path, runpath, a);
+	path[a] = '/';
+	memcpy(path + a + 1, name, b + 1);
+	p->e.run = run;
+	p->e.path = path;
+	p->e.name = path + a + 1;
+	return 0;
+}
+
+/* Pins and registry versions: most stores have none (no lookup then). */
+static void
+entry_protection(struct ckpt_entry *e, const struct ckpt_protection *prot)
+{
+	e->pinned = prot->npins && ckpt_protection_pinned(prot, e->run,
+	    e->step);
+	e->protected_by_registry = (prot->all || prot->nruns ||
+	    prot->nkeys) && ckpt_protection_registry(prot, e->run, e->step) !=
+	    NULL;
 }
 
 static void
@@ -349,8 +481,7 @@ ckpt_list_free(struct ckpt_list *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		entry_release(&l->entries[i]);
+	ckpt_pool_release(&l->pool);
 	free(l->entries);
 	for (size_t i = 0; i < l->nstaging; i++)
 		staging_release(&l->staging[i]);
@@ -543,6 +674,7 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
     const char *name, const struct ckpt_protection *prot, bool *added,
     bool *bad, struct ckpt_error *err)
 {
+	const struct ckpt_entry *prev;
 	struct ckpt_entry_priv *p;
 	char key[PATH_MAX];
 	json_t *j = NULL;
@@ -567,18 +699,15 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
-	p->e.run = strdup(run);
-	p->e.name = strdup(name);
-	p->e.path = ckpt_join(runpath, name);
-	if (!p->e.run || !p->e.name || !p->e.path) {
-		entry_release(p);
+	if (entry_names(l, p, run, runpath, name)) {
 		l->n--;
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
-	if (lr == LOAD_BAD || entry_from_json(p, j)) {
-		/* Unreadable: not a checkpoint we can count. */
-		entry_release(p);
+	prev = entry_prev(l, p);
+	if (lr == LOAD_BAD || entry_from_json(p, j, &l->pool, prev)) {
+		/* Unreadable (or no memory for it): not a checkpoint we can
+		 * count.  Its strings stay in the pool until the list goes. */
 		l->n--;
 		*bad = true;
 		goto out;
@@ -588,44 +717,48 @@ read_checkpoint(struct ckpt_list *l, const struct ckpt_store *s,
 	run_key(key, sizeof(key), runkey, name, CKPT_STATUS_NAME);
 	switch (load_json(s, key, STATUS_MAX, &j)) {
 	case LOAD_OK:
-		entry_apply_status(p, j);
+		if (entry_apply_status(p, j, &l->pool, prev)) {
+			l->n--;
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
 		break;
 	case LOAD_MISSING:
 		break;
 	case LOAD_BAD:
 		/* a damaged status may hide a failure: never trust it */
 		p->e.failed = true;
-		free((char *)p->e.load_test_raw);
-		p->e.load_test_raw = strdup("unreadable");
+		p->e.load_test_raw = "unreadable";
 		p->e.load_test = CKPT_CHECK_UNREADABLE;
 		break;
 	default:
+		l->n--;
 		rc = list_io_error(err, runpath, name, "cannot read "
 		    CKPT_STATUS_NAME " in");
 		goto out;
 	}
-	p->e.pinned = ckpt_protection_pinned(prot, run, p->e.step);
-	p->e.protected_by_registry = ckpt_protection_registry(prot, run,
-	    p->e.step) != NULL;
+	entry_protection(&p->e, prot);
 	*added = true;
 out:
 	json_decref(j);
 	return rc;
 }
 
-/* Records entries [first, l->n) of the list as the index of run. */
+/* Records entries [first, l->n) of the list as the index of run, in
+ * the order they were listed (the directory's). */
 static void
 write_index(const struct ckpt_list *l, const struct ckpt_store *s,
     const char *run, size_t first, const struct ckpt_stamp *run_st)
 {
-	struct ckpt_index_writer *w = ckpt_index_writer_new(run_st);
+	struct ckpt_index_writer *w = ckpt_index_writer_new(s, run, run_st,
+	    l->n - first);
 
 	if (!w)
 		return;		/* no memory, or no stamps: no cache */
-	for (size_t i = first; i < l->n && w; i++)
+	for (size_t i = first; i < l->n; i++)
 		ckpt_index_writer_add(w, l->entries[i].e.name,
 		    &l->entries[i].stamp, &l->entries[i].e);
-	ckpt_index_writer_commit(w, s, run);
+	ckpt_index_writer_commit(w);
 }
 
 /* The index of one run while it is listed. */
@@ -635,28 +768,29 @@ struct run_cache {
 	size_t reused, fresh;
 };
 
-/* A checkpoint taken from the index: its directory is unchanged. */
+/* A checkpoint taken from the index: its directory is unchanged.  1:
+ * the record could not be read after all (the files are then). */
 static int
-entry_from_index(struct ckpt_list *l, const struct ckpt_index *ix, size_t at,
+entry_from_index(struct ckpt_list *l, struct ckpt_index *ix, size_t at,
     const char *runpath, const char *run, const char *name,
     const struct ckpt_protection *prot, struct ckpt_error *err)
 {
 	struct ckpt_entry_priv *p = list_new_entry(l);
+	int rc;
 
 	if (!p)
 		return ckpt_error_nomem(err);
-	p->e.run = strdup(run);
-	p->e.name = strdup(name);
-	p->e.path = ckpt_join(runpath, name);
-	if (!p->e.run || !p->e.name || !p->e.path ||
-	    ckpt_index_decode(ix, at, p)) {
-		entry_release(p);
+	if (entry_names(l, p, run, runpath, name) ||
+	    (rc = ckpt_index_decode(ix, at, &l->pool, entry_prev(l, p), p))
+	    < 0) {
 		l->n--;
 		return ckpt_error_nomem(err);
 	}
-	p->e.pinned = ckpt_protection_pinned(prot, run, p->e.step);
-	p->e.protected_by_registry = ckpt_protection_registry(prot, run,
-	    p->e.step) != NULL;
+	if (rc) {
+		l->n--;
+		return 1;
+	}
+	entry_protection(&p->e, prot);
 	return 0;
 }
 
@@ -716,9 +850,10 @@ list_checkpoint(struct run_walk *w, const char *name)
 		return 0;
 	ckpt_stamp_of(&dst, &stamp);
 	if (rc_->ix && ckpt_index_find(rc_->ix, name, &at) &&
-	    ckpt_index_matches(rc_->ix, at, &stamp)) {
-		if ((rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
-		    w->prot, err)))
+	    ckpt_index_matches(rc_->ix, at, &stamp) &&
+	    (rc = entry_from_index(l, rc_->ix, at, runpath, run, name,
+	    w->prot, err)) != 1) {
+		if (rc)
 			return rc;
 		l->entries[l->n - 1].stamp = stamp;
 		rc_->reused++;
@@ -797,6 +932,73 @@ run_stat(const struct ckpt_store *s, const char *runkey, const char *runpath,
 	return st->type == CKPT_BE_DIR ? CKPT_OK : CKPT_ERR_UNSAFE;
 }
 
+/* A run's entries in listing order: step, then name (cmp_entry). */
+struct step_key {
+	int64_t step;
+	size_t i;
+};
+
+static int
+cmp_step_key(const void *a, const void *b, void *arg)
+{
+	const struct step_key *x = a, *y = b;
+	const struct ckpt_entry_priv *base = arg;
+
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return strcmp(base[x->i].e.name, base[y->i].e.name);
+}
+
+/*
+ * Sorts entries [first, l->n) (one run) by step, then name: the keys
+ * are sorted, then the entries moved once each along the permutation's
+ * cycles, so that no copy of the entries is ever made (qsort's merge
+ * sort would double them).
+ */
+static int
+sort_run(struct ckpt_list *l, size_t first, struct ckpt_error *err)
+{
+	struct ckpt_entry_priv *a = l->entries + first, tmp;
+	size_t n = l->n - first;
+	struct step_key *k;
+	bool sorted = true;
+
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = a[i - 1].e.step < a[i].e.step ||
+		    (a[i - 1].e.step == a[i].e.step &&
+		    strcmp(a[i - 1].e.name, a[i].e.name) < 0);
+	if (sorted)
+		return 0;
+	if (!(k = reallocarray(NULL, n, sizeof(*k))))
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		k[i].step = a[i].e.step;
+		k[i].i = i;
+	}
+	qsort_r(k, n, sizeof(*k), cmp_step_key, a);
+	/* position j takes the entry at k[j].i */
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		if (k[i].i == i)
+			continue;
+		tmp = a[i];
+		for (;;) {
+			size_t from = k[j].i;
+
+			k[j].i = j;
+			if (from == i) {
+				a[j] = tmp;
+				break;
+			}
+			a[j] = a[from];
+			j = from;
+		}
+	}
+	free(k);
+	return 0;
+}
+
 /*
  * Lists runs/RUN.  A run that is a symbolic link is foreign: recorded,
  * never followed (CKPT_ERR_UNSAFE when the caller named it).
@@ -842,6 +1044,11 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 		free(runpath);
 		return rc;
 	}
+	/* one string for every entry of the run */
+	if (!(w.run = ckpt_pool_strndup(&l->pool, run, strlen(run), NULL))) {
+		free(runpath);
+		return ckpt_error_nomem(err);
+	}
 	ckpt_stamp_of(&st, &stamp);
 	/* the index only spares reads; never for a destructive decision */
 	if (!(flags & CKPT_LIST_NO_INDEX) && ckpt_stamp_usable(&stamp) &&
@@ -866,21 +1073,9 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 		write_index(l, s, run, cache.first, &stamp);
 	ckpt_index_free(cache.ix);
 	free(runpath);
+	if (!rc)
+		rc = sort_run(l, cache.first, err);
 	return rc;
-}
-
-static int
-cmp_entry(const void *a, const void *b)
-{
-	const struct ckpt_entry *x = &((const struct ckpt_entry_priv *)a)->e;
-	const struct ckpt_entry *y = &((const struct ckpt_entry_priv *)b)->e;
-	int c = strcmp(x->run, y->run);
-
-	if (c)
-		return c;
-	if (x->step != y->step)
-		return x->step < y->step ? -1 : 1;
-	return strcmp(x->name, y->name);
 }
 
 static int
@@ -892,25 +1087,40 @@ cmp_staging(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-struct runs_walk {
-	struct ckpt_list *l;
-	const struct ckpt_store *s;
-	const char *runs;
-	unsigned int flags;
-	const struct ckpt_protection *prot;
-	struct ckpt_error *err;
+/* The names of runs/, collected first: runs are listed in name order,
+ * so that the entries come out sorted by run without moving them. */
+struct run_names {
+	char **v;
+	size_t n, cap;
 };
 
 static int
-list_one_run(void *arg, const char *name, const struct ckpt_be_info *info)
+add_run_name(void *arg, const char *name, const struct ckpt_be_info *info)
 {
-	struct runs_walk *w = arg;
+	struct run_names *r = arg;
 
 	(void)info;
 	if (name[0] == '.' || ckpt_name_check(name, NULL, NULL))
 		return 0;
-	return list_run(w->l, w->s, w->runs, name, w->flags, w->prot, false,
-	    w->err);
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 16;
+		char **v = reallocarray(r->v, cap, sizeof(*v));
+
+		if (!v)
+			return CKPT_ERR_NOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	if (!(r->v[r->n] = strdup(name)))
+		return CKPT_ERR_NOMEM;
+	r->n++;
+	return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Lists every run of runs/ (absent: none). */
@@ -919,17 +1129,27 @@ list_all_runs(struct ckpt_list *l, const struct ckpt_store *s,
     const char *runs, unsigned int flags, const struct ckpt_protection *prot,
     struct ckpt_error *err)
 {
-	struct runs_walk w = { l, s, runs, flags, prot, err };
+	struct run_names r = { 0 };
 	struct ckpt_error le;
 	int rc;
 
 	ckpt_error_clear(&le);
-	rc = s->ops->list(s->be, CKPT_STORE_RUNS, list_one_run, &w, &le);
+	rc = s->ops->list(s->be, CKPT_STORE_RUNS, add_run_name, &r, &le);
 	if (rc == CKPT_ERR_NOTFOUND && le.code == CKPT_ERR_NOTFOUND &&
-	    !strcmp(le.path, runs))
-		return 0;
-	if (rc && le.code && err)
+	    !strcmp(le.path, runs)) {
+		rc = 0;
+	} else if (rc == CKPT_ERR_NOMEM && !le.code) {
+		rc = ckpt_error_nomem(err);
+	} else if (rc && le.code && err) {
 		*err = le;
+	}
+	if (!rc && r.n)
+		qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+	for (size_t i = 0; i < r.n && !rc; i++)
+		rc = list_run(l, s, runs, r.v[i], flags, prot, false, err);
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i]);
+	free(r.v);
 	return rc;
 }
 
@@ -989,8 +1209,7 @@ ckpt_store_list(struct ckpt_store *s, const char *run, unsigned int flags,
 		rc = list_all_runs(l, s, runs, flags, &prot, err);
 	if (rc)
 		goto out;
-	if (l->n)
-		qsort(l->entries, l->n, sizeof(*l->entries), cmp_entry);
+	/* entries: sorted run by run as listed (list_all_runs, sort_run) */
 	if (l->nstaging)
 		qsort(l->staging, l->nstaging, sizeof(*l->staging),
 		    cmp_staging);
@@ -1091,6 +1310,7 @@ resolve_step_direct(struct ckpt_store *s, const char *run, int64_t step,
     struct ckpt_ref *out)
 {
 	char name[32], runkey[CKPT_NAME_MAX + 8], key[PATH_MAX];
+	struct ckpt_pool pool = { 0 };
 	struct ckpt_entry_priv p;
 	struct ckpt_be_info st;
 	char *runs, *runpath;
@@ -1110,8 +1330,9 @@ resolve_step_direct(struct ckpt_store *s, const char *run, int64_t step,
 		lr = load_json(s, key, (size_t)1 << 30, &j);
 	}
 	memset(&p, 0, sizeof(p));
-	ok = lr == LOAD_OK && !entry_from_json(&p, j) && p.e.step == step;
-	entry_release(&p);
+	ok = lr == LOAD_OK && !entry_from_json(&p, j, &pool, NULL) &&
+	    p.e.step == step;
+	ckpt_pool_release(&pool);
 	json_decref(j);
 	if (!ok)
 		return 1;
@@ -1335,7 +1556,7 @@ cmp_by_step(const void *a, const void *b)
  * out stale (the caller lists the run instead).
  */
 static int
-newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
+newest_from_index(struct ckpt_store *s, struct ckpt_index *ix,
     const char *runkey, const char *runpath, const char *run,
     const struct ckpt_protection *prot,
     int (*fn)(const struct ckpt_entry *, void *), void *arg, int *fnrc,
@@ -1361,7 +1582,10 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 		struct ckpt_error se;
 		bool added, bad;
 
-		ckpt_index_name(ix, o->i, name, sizeof(name));
+		if (!ckpt_index_name(ix, o->i, name, sizeof(name))) {
+			rc = 1;
+			break;
+		}
 		if (ckpt_index_failed(ix, o->i)) {
 			ckpt_error_clear(&se);
 			if (!run_key(key, sizeof(key), runkey, name, NULL)) {
@@ -1403,8 +1627,7 @@ newest_from_index(struct ckpt_store *s, const struct ckpt_index *ix,
 			rc = 1;		/* gone, damaged or changed: stale */
 		if (!rc && !one.entries[0].e.failed)
 			*fnrc = fn(&one.entries[0].e, arg);
-		for (size_t i = 0; i < one.n; i++)
-			entry_release(&one.entries[i]);
+		ckpt_pool_release(&one.pool);
 		free(one.entries);
 	}
 	free(order);

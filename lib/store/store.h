@@ -204,10 +204,24 @@ enum ckpt_check_result ckpt_check_result_parse(const char *name);
 /* The same for the phase of a staging record. */
 enum ckpt_save_phase ckpt_save_phase_parse(const char *name);
 
+/*
+ * The strings and small arrays of a listing's entries, freed with it: one
+ * allocation per block, not ten per checkpoint (list.c).  A string equal
+ * to "like" (the previous entry's) is shared, not copied.
+ */
+struct ckpt_pool_block;
+struct ckpt_pool {
+	struct ckpt_pool_block *blocks;
+};
+
+void *ckpt_pool_alloc(struct ckpt_pool *p, size_t n);	/* 8-aligned */
+const char *ckpt_pool_strndup(struct ckpt_pool *p, const char *s, size_t n,
+    const char *like);
+void ckpt_pool_release(struct ckpt_pool *p);
+
+/* Every pointer of e is into the listing's pool (or static). */
 struct ckpt_entry_priv {
 	struct ckpt_entry e;
-	struct ckpt_metric *metrics;
-	char **tags;
 	struct ckpt_stamp stamp;	/* of its directory, for the index */
 };
 
@@ -234,24 +248,31 @@ bool ckpt_index_run_fresh(const struct ckpt_index *ix,
 size_t ckpt_index_count(const struct ckpt_index *ix);
 int64_t ckpt_index_step(const struct ckpt_index *ix, size_t i);
 bool ckpt_index_failed(const struct ckpt_index *ix, size_t i);
-uint64_t ckpt_index_ino(const struct ckpt_index *ix, size_t i);
-const char *ckpt_index_name(const struct ckpt_index *ix, size_t i,
-    char *buf, size_t len);
-bool ckpt_index_find(const struct ckpt_index *ix, const char *name,
-    size_t *at);
+/* The readers below read the record again (a window of the file is
+ * kept, not the file): NULL, false or 1 when it cannot be read. */
+const char *ckpt_index_name(struct ckpt_index *ix, size_t i, char *buf,
+    size_t len);
+/* Fastest when asked in the order the index was written (a listing's). */
+bool ckpt_index_find(struct ckpt_index *ix, const char *name, size_t *at);
 /* Record i may stand for the checkpoint directory whose stamp is now. */
-bool ckpt_index_matches(const struct ckpt_index *ix, size_t i,
+bool ckpt_index_matches(struct ckpt_index *ix, size_t i,
     const struct ckpt_stamp *now);
-/* Fills what the files would give (not run, name, path, protection). */
-int ckpt_index_decode(const struct ckpt_index *ix, size_t i,
+/* Fills what the files would give (not run, name, path, protection),
+ * its strings in pool, sharing those equal to prev's (may be NULL):
+ * 0, -1 out of memory, 1 the record cannot be read. */
+int ckpt_index_decode(struct ckpt_index *ix, size_t i,
+    struct ckpt_pool *pool, const struct ckpt_entry *prev,
     struct ckpt_entry_priv *p);
-/* NULL when out of memory or run has no usable stamp. */
-struct ckpt_index_writer *ckpt_index_writer_new(const struct ckpt_stamp *run);
+/* A writer of count records for run, streaming into a temporary file;
+ * NULL when out of memory, no cache directory or run has no usable
+ * stamp. */
+struct ckpt_index_writer *ckpt_index_writer_new(const struct ckpt_store *s,
+    const char *run, const struct ckpt_stamp *st, size_t count);
 void ckpt_index_writer_add(struct ckpt_index_writer *w, const char *name,
     const struct ckpt_stamp *stamp, const struct ckpt_entry *e);
-/* Best effort: writes STORE/.ckpt/index/RUN, frees w. */
-void ckpt_index_writer_commit(struct ckpt_index_writer *w,
-    const struct ckpt_store *s, const char *run);
+/* Best effort: renames the file into place when all count records were
+ * written, else removes it; frees w. */
+void ckpt_index_writer_commit(struct ckpt_index_writer *w);
 void ckpt_index_writer_free(struct ckpt_index_writer *w);
 /* Parses and decodes an index held in memory: 0 valid, -1 ignored (the
  * fuzz harness). */
