@@ -658,6 +658,57 @@ print_finding(const struct ctx *ctx, const struct ckpt_finding *fd)
 	putchar('\n');
 }
 
+/* Measures (print false) or prints the row of one tensor. */
+static void
+tensor_row(struct table *tab, const struct ckpt_tensor *t,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres, bool print)
+{
+	const char *cells[13] = { NULL };
+	char params[32], bytes[32], s[8][32];
+	char *shape = shape_str(t);
+
+	cells[0] = t->name;
+	cells[1] = ckpt_dtype_name(t->dtype);
+	cells[2] = shape;
+	cells[3] = human_count(t->numel, params, sizeof(params));
+	cells[4] = human_size(t->nbytes, bytes, sizeof(bytes));
+	if (o->stats) {
+		const struct tensor_result *r = find_result(res, nres, t);
+
+		if (r && r->done) {
+			cells[5] = num_str(r->st.min, s[0], 32);
+			cells[6] = num_str(r->st.max, s[1], 32);
+			cells[7] = num_str(r->st.mean, s[2], 32);
+			cells[8] = num_str(r->st.std, s[3], 32);
+			snprintf(s[4], 32, "%llu",
+			    (unsigned long long)r->st.nan);
+			snprintf(s[5], 32, "%llu",
+			    (unsigned long long)r->st.pos_inf);
+			snprintf(s[6], 32, "%llu",
+			    (unsigned long long)r->st.neg_inf);
+			snprintf(s[7], 32, "%llu",
+			    (unsigned long long)r->st.zeros);
+			for (int k = 4; k < 8; k++)
+				cells[5 + k] = s[k];
+		} else {
+			cells[5] = r ? "(unreadable)" : "(no data)";
+			for (int k = 6; k < 13; k++)
+				cells[k] = "-";
+		}
+	}
+	if (print)
+		table_print_row(tab, stdout, cells);
+	else
+		table_measure(tab, cells);
+	free(shape);
+}
+
+/*
+ * The table of selected tensors, measured in one pass and printed in a
+ * second: 40,000 rows kept as strings cost more memory than the whole
+ * reading of the file.
+ */
 static void
 print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
     const struct inspect_opts *o, const struct tensor_result *res,
@@ -669,54 +720,26 @@ print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
 	static const enum col_align align[] = { COL_LEFT, COL_LEFT, COL_LEFT,
 		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT,
 		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT };
-	size_t ncols = o->stats ? 13 : 5;
+	size_t ncols = o->stats ? 13 : 5, rows = 0;
 	struct table tab;
 
 	table_init(&tab, ncols, heads, align);
 	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
-		const char *cells[13] = { NULL };
-		char params[32], bytes[32], s[8][32];
-		char *shape;
 
-		if (!selected(o, t))
-			continue;
-		shape = shape_str(t);
-		cells[0] = t->name;
-		cells[1] = ckpt_dtype_name(t->dtype);
-		cells[2] = shape;
-		cells[3] = human_count(t->numel, params, sizeof(params));
-		cells[4] = human_size(t->nbytes, bytes, sizeof(bytes));
-		if (o->stats) {
-			const struct tensor_result *r = find_result(res, nres,
-			    t);
-
-			if (r && r->done) {
-				cells[5] = num_str(r->st.min, s[0], 32);
-				cells[6] = num_str(r->st.max, s[1], 32);
-				cells[7] = num_str(r->st.mean, s[2], 32);
-				cells[8] = num_str(r->st.std, s[3], 32);
-				snprintf(s[4], 32, "%llu",
-				    (unsigned long long)r->st.nan);
-				snprintf(s[5], 32, "%llu",
-				    (unsigned long long)r->st.pos_inf);
-				snprintf(s[6], 32, "%llu",
-				    (unsigned long long)r->st.neg_inf);
-				snprintf(s[7], 32, "%llu",
-				    (unsigned long long)r->st.zeros);
-				for (int k = 4; k < 8; k++)
-					cells[5 + k] = s[k];
-			} else {
-				cells[5] = r ? "(unreadable)" : "(no data)";
-				for (int k = 6; k < 13; k++)
-					cells[k] = "-";
-			}
+		if (selected(o, t)) {
+			tensor_row(&tab, t, o, res, nres, false);
+			rows++;
 		}
-		table_add_row(&tab, cells);
-		free(shape);
 	}
-	if (tab.nrows)
-		table_print(&tab, stdout, ctx);
+	if (rows)
+		table_print_header(&tab, stdout, ctx);
+	for (size_t i = 0; rows && i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+
+		if (selected(o, t))
+			tensor_row(&tab, t, o, res, nres, true);
+	}
 	table_release(&tab);
 }
 

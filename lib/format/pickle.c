@@ -353,6 +353,13 @@ struct parser {
 	size_t nreported;
 	uint32_t *skeys;		/* storage hash: index + 1 */
 	size_t scap;
+	/* o->take: the root dict being filled, the names' hash (index + 1
+	 * into p->direct), the direct array's room, and the item arrays
+	 * the dict would have grown to (accounted as if it had) */
+	struct pk_node *direct_dict;
+	bool direct_failed;
+	uint32_t *dslots;
+	size_t dscap, dcap, vcap;
 	bool *truncated;
 	struct ckpt_error *err;
 };
@@ -549,17 +556,30 @@ pk_push_item(struct ckpt_pickle *p, struct pk_node *c, struct pk_node *key,
 }
 
 void
-ckpt_pickle_free(struct ckpt_pickle *p)
+ckpt_pickle_drop_tree(struct ckpt_pickle *p)
 {
-	if (!p)
-		return;
 	while (p->slabs) {
 		struct pk_slab *s = p->slabs;
 
 		p->slabs = s->next;
 		free(s);
 	}
+	memset(p->spare, 0, sizeof(p->spare));
+	memset(p->ints, 0, sizeof(p->ints));
+	p->none = p->bools[0] = p->bools[1] = NULL;
+	p->root = NULL;
 	free(p->storages);
+	p->storages = NULL;
+	p->nstorages = 0;
+}
+
+void
+ckpt_pickle_free(struct ckpt_pickle *p)
+{
+	if (!p)
+		return;
+	ckpt_pickle_drop_tree(p);
+	free(p->direct);
 	free(p);
 }
 
@@ -2118,9 +2138,188 @@ tuple_of(struct parser *ps, size_t base, enum pk_kind kind)
 	return push(ps, t);
 }
 
+/*
+ * The direct path (pk_opts.take): a tensor set under a str key of the
+ * root dict becomes a table entry at once and its nodes are given back,
+ * so a state dict costs its table, not a tree.  The root dict is the
+ * first one filled at the bottom of the stack with no MARK open;
+ * whatever else happens (a value that is no fresh tensor, a key that is
+ * not plain text or comes twice, the dict shared or not the root after
+ * all) ends the path, and the caller parses again without it
+ * (ckpt_pickle.direct_ok), so the result is the tree walk's exactly.
+ */
+static size_t utf8_next(const char *s, size_t n, const char **rep);
+static uint32_t hash_bytes(const char *s, size_t n);
+
+static bool
+direct_candidate(const struct parser *ps, const struct pk_node *d)
+{
+	return d->kind == PK_DICT && ps->sp && ps->stack[0] == d &&
+	    !ps->nmarks && !d->n && !d->pinned && ps->lim->max_depth >= 1;
+}
+
+/* UTF-8 that out_text writes unchanged (no NUL, nothing replaced). */
+static bool
+plain_text(const char *s, size_t n)
+{
+	const char *rep;
+	size_t k;
+
+	for (size_t i = 0; i < n; i += k)
+		if (!(k = utf8_next(s + i, n - i, &rep)) || rep)
+			return false;
+	return true;
+}
+
+/* Index + 1 of a name already taken equal to s[0, n), or 0 after
+ * recording that p->direct[i] will be it. */
+static size_t
+direct_seen(struct parser *ps, const char *s, size_t n, size_t i)
+{
+	size_t h = hash_bytes(s, n) & (ps->dscap - 1);
+
+	for (; ps->dslots[h]; h = (h + 1) & (ps->dscap - 1)) {
+		const char *o = ps->p->direct[ps->dslots[h] - 1];
+
+		if (!strncmp(o, s, n) && !o[n])
+			return ps->dslots[h];
+	}
+	ps->dslots[h] = (uint32_t)i + 1;
+	return 0;
+}
+
+/* Room for one more name in p->direct and its hash. */
+static int
+direct_room(struct parser *ps)
+{
+	struct ckpt_pickle *p = ps->p;
+
+	if (p->ndirect == ps->dcap) {
+		size_t cap = ps->dcap ? 2 * ps->dcap : 64;
+		const char **v = reallocarray(p->direct, cap, sizeof(*v));
+
+		if (!v)
+			return ckpt_error_nomem(ps->err);
+		p->direct = v;
+		ps->dcap = cap;
+	}
+	if ((p->ndirect + 1) * 2 > ps->dscap) {
+		size_t cap = ps->dscap ? 2 * ps->dscap : 128;
+		uint32_t *k = calloc(cap, sizeof(*k));
+
+		if (!k)
+			return ckpt_error_nomem(ps->err);
+		free(ps->dslots);
+		ps->dslots = k;
+		ps->dscap = cap;
+		for (size_t i = 0; i < p->ndirect; i++) {
+			size_t h = hash_bytes(p->direct[i],
+			    strlen(p->direct[i])) & (cap - 1);
+
+			while (k[h])
+				h = (h + 1) & (cap - 1);
+			k[h] = (uint32_t)i + 1;
+		}
+	}
+	return CKPT_OK;
+}
+
+/* A tensor node the table took: it, its record and its dims go back
+ * (the storage record stays with p->storages). */
+static void
+release_tensor(struct ckpt_pickle *p, struct pk_node *t)
+{
+	struct pk_tensor *x = t->u.tensor;
+	size_t dims = (x->ndim ? x->ndim : 1) * sizeof(uint64_t);
+
+	pk_release(p, x->shape, dims);
+	pk_release(p, x->stride, dims);
+	pk_release(p, x, sizeof(*x));
+	release_node(p, t);
+}
+
+/* Offers the pair key: val to o->take; *taken says whether it took it. */
+static int
+direct_take(struct parser *ps, struct pk_node *key, struct pk_node *val,
+    bool *taken)
+{
+	struct ckpt_pickle *p = ps->p;
+	const struct pk_tensor *x = val->u.tensor;
+	const char *kept = NULL;
+	uint64_t held;
+	int rc;
+
+	*taken = false;
+	if (key->kind != PK_STR || val->kind != PK_TENSOR || val->pinned ||
+	    !x || x->parts || (x->kind && !strcmp(x->kind, "sparse")) ||
+	    p->ndirect + 2 > ps->lim->max_walk ||
+	    !plain_text(key->s, key->len))
+		return CKPT_OK;
+	if ((rc = direct_room(ps)))
+		return rc;
+	if (direct_seen(ps, key->s, key->len, p->ndirect))
+		return CKPT_OK;	/* a key set twice: the walk reports it */
+	/* the dict's item and key arrays, as pk_push_item would have
+	 * grown them: the same memory limit either way */
+	if (p->ndirect == ps->vcap) {
+		size_t cap = ps->vcap ? 2 * ps->vcap : 4;
+
+		if ((rc = account(p, cap * 2 * sizeof(struct pk_node *),
+		    ps->err)))
+			return rc;
+		ps->vcap = cap;
+	}
+	if ((rc = ps->o->take(ps->o->take_ctx, key->s, key->len, val, &kept,
+	    ps->err)))
+		return rc;
+	if (!kept)
+		return CKPT_OK;
+	p->direct[p->ndirect++] = kept;
+	/* the tree would have kept these nodes: so does the account */
+	held = p->allocated;
+	release_if(p, key, PK_STR);
+	release_tensor(p, val);
+	p->allocated = held;
+	*taken = true;
+	return CKPT_OK;
+}
+
+/* Takes the pairs at stack[*from...] that the direct path can, from the
+ * first; *from is then the first pair left to the dict. */
+static int
+direct_items(struct parser *ps, struct pk_node *d, size_t *from)
+{
+	bool taken = true;
+	int rc;
+
+	if (ps->direct_failed || d->kind != PK_DICT)
+		return CKPT_OK;
+	if (!ps->direct_dict) {
+		if (!direct_candidate(ps, d))
+			return CKPT_OK;
+		ps->direct_dict = d;
+	} else if (d != ps->direct_dict) {
+		return CKPT_OK;
+	} else if (!direct_candidate(ps, d)) {
+		ps->direct_failed = true;
+		return CKPT_OK;
+	}
+	for (; *from < ps->sp && taken; *from += 2) {
+		if ((rc = direct_take(ps, ps->stack[*from],
+		    ps->stack[*from + 1], &taken)))
+			return rc;
+		if (!taken) {
+			ps->direct_failed = true;
+			return CKPT_OK;
+		}
+	}
+	return CKPT_OK;
+}
+
 static int
 set_items(struct parser *ps, struct pk_node *d, size_t from)
 {
+	size_t base = from;
 	int rc;
 
 	if ((ps->sp - from) % 2)
@@ -2137,11 +2336,13 @@ set_items(struct parser *ps, struct pk_node *d, size_t from)
 	}
 	if (d->kind != PK_DICT)
 		return bad(ps, "SETITEM on a value that is not a dict");
+	if (ps->o->take && (rc = direct_items(ps, d, &from)))
+		return rc;
 	for (size_t i = from; i < ps->sp; i += 2)
 		if ((rc = pk_push_item(ps->p, d, ps->stack[i],
 		    ps->stack[i + 1], ps->err)))
 			return rc;
-	ps->sp = from;
+	ps->sp = base;
 	return CKPT_OK;
 }
 
@@ -2689,6 +2890,10 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	free(ps.mvals);
 	free(ps.rkeys);
 	free(ps.skeys);
+	free(ps.dslots);
+	ps.p->direct_ok = !rc && ps.p->ndirect && !ps.direct_failed &&
+	    ps.p->root == ps.direct_dict && !ps.direct_dict->pinned &&
+	    !ps.direct_dict->n;
 	if (rc && rc != CKPT_ERR_FORMAT && rc != CKPT_ERR_LIMIT) {
 		ckpt_pickle_free(ps.p);
 		return rc;
@@ -3632,6 +3837,40 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 	n->seen = 1;
 }
 
+/*
+ * The JSON of a root dict whose tensors the table took as the pickle ran
+ * (ckpt_pickle.direct_ok), as walk() writes it: each name is a plain str
+ * key, met once, and the tensor's path.  Sized at once.
+ */
+static void
+direct_json(struct walker *w)
+{
+	static const char tag[] = "{\"$tensor\":";
+	size_t need = 3;
+
+	for (size_t i = 0; i < w->p->ndirect; i++)
+		need += 2 * strlen(w->p->direct[i]) + sizeof(tag) + 6;
+	if (!(w->out = malloc(need))) {
+		w->rc = ckpt_error_nomem(w->err);
+		return;
+	}
+	w->ocap = need;
+	out_raw(w, "{", 1);
+	for (size_t i = 0; i < w->p->ndirect && !w->rc; i++) {
+		const char *name = w->p->direct[i];
+		size_t n = strlen(name);
+
+		if (i)
+			out_raw(w, ",", 1);
+		out_text(w, name, n);
+		out_raw(w, ":", 1);
+		out_raw(w, tag, sizeof(tag) - 1);
+		out_text(w, name, n);
+		out_raw(w, "}", 1);
+	}
+	out_raw(w, "}", 1);
+}
+
 int
 ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
     const struct pk_opts *o,
@@ -3643,6 +3882,15 @@ ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
 
 	if (json)
 		*json = NULL;
+	if (p->direct_ok) {
+		if (json)
+			direct_json(&w);
+		if (!w.rc && json)
+			*json = w.out;
+		else
+			free(w.out);
+		return w.rc;
+	}
 	if (!p->root)
 		return CKPT_OK;
 	w.path = calloc(1, 64);

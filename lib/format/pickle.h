@@ -153,6 +153,18 @@ struct pk_opts {
 	const char *what;		/* "data.pkl", for messages */
 	int64_t base;			/* absolute offset of byte 0, or -1 */
 	const struct pk_limits *limits;	/* NULL: the defaults */
+	/*
+	 * Optional: the container reader's table entry for a tensor stored
+	 * under a str key of the root dict, made while the pickle runs (a
+	 * state dict of 40,000 tensors then keeps no node tree).  name is
+	 * name[0, len), not NUL-terminated.  It sets *kept to the name it
+	 * stored (alive as long as the file), or leaves it NULL to decline
+	 * (the tensor would need a finding): the reader then keeps the
+	 * tree.  See ckpt_pickle.direct_ok.
+	 */
+	int (*take)(void *ctx, const char *name, size_t len,
+	    struct pk_node *t, const char **kept, struct ckpt_error *err);
+	void *take_ctx;
 };
 
 /* ints in this range are one shared node each */
@@ -179,6 +191,14 @@ struct ckpt_pickle {
 	size_t nstorages;
 	size_t ntensors;		/* tensor nodes made: the walk's
 					 * table will hold about as many */
+	/* The names o->take kept, in dict order.  direct_ok: the pickle
+	 * was a dict of those tensors alone, so the walk writes its JSON
+	 * from them and adds nothing.  With ndirect > 0 and !direct_ok the
+	 * tree lacks the tensors taken: the caller drops what it added and
+	 * parses again without o->take. */
+	const char **direct;
+	size_t ndirect;
+	bool direct_ok;
 };
 
 /*
@@ -195,6 +215,9 @@ int ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf,
     size_t len, const struct pk_opts *o, struct ckpt_pickle **out,
     bool *truncated, struct ckpt_error *err);
 void ckpt_pickle_free(struct ckpt_pickle *p);
+/* Frees the nodes, strings and storage records of a direct_ok result:
+ * its walk needs only p->direct. */
+void ckpt_pickle_drop_tree(struct ckpt_pickle *p);
 
 /* Whether "module.name" is on the default allowlist (flags: PK_ALLOW_*). */
 bool ckpt_pickle_allowed(const char *name, unsigned int flags);
