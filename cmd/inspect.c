@@ -72,17 +72,31 @@ selected(const struct inspect_opts *o, const struct ckpt_tensor *t)
 	return false;
 }
 
+/* "[2, 3]" (digits by hand: printed twice for each row of the table) */
 static char *
 shape_str(const struct ckpt_tensor *t)
 {
-	size_t cap = 3 + (size_t)t->ndim * 22, o;
+	size_t cap = 3 + (size_t)t->ndim * 22, o = 0;
 	char *s = xmalloc(cap);
 
-	o = (size_t)snprintf(s, cap, "[");
-	for (unsigned d = 0; d < t->ndim; d++)
-		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? ", " : "",
-		    (unsigned long long)t->shape[d]);
-	snprintf(s + o, cap - o, "]");
+	s[o++] = '[';
+	for (unsigned d = 0; d < t->ndim; d++) {
+		char digits[24], *p = digits + sizeof(digits);
+		uint64_t v = t->shape[d];
+
+		do {
+			*--p = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		if (d) {
+			s[o++] = ',';
+			s[o++] = ' ';
+		}
+		memcpy(s + o, p, (size_t)(digits + sizeof(digits) - p));
+		o += (size_t)(digits + sizeof(digits) - p);
+	}
+	s[o++] = ']';
+	s[o] = '\0';
 	return s;
 }
 
@@ -541,13 +555,17 @@ print_metadata_text(const char *md, long long depth)
 		char *key = json_text_string(md, m[i].key);
 		const char *v = md + m[i].value;
 		struct json_text_child *c = NULL;
-		size_t nc = *v == '{' ? json_text_children(md, m[i].value, &c) :
-		    0;
 		bool ref;
-		size_t nt = text_tensor_only(md, m[i].value, &ref);
+		size_t nt = text_tensor_only(md, m[i].value, &ref), nc;
 
+		/* a tensor reference (most members of a state dict) needs
+		 * no more reading */
+		nc = !ref && *v == '{' ? json_text_children(md, m[i].value,
+		    &c) : 0;
 		if (ref) {
-			printf("  %s: (tensor)\n", key);
+			fputs("  ", stdout);
+			fputs(key, stdout);
+			fputs(": (tensor)\n", stdout);
 		} else if (nt && !text_has_special_key(md, c, nc)) {
 			printf("  %s: (%zu tensor%s)\n", key, nt, nt == 1 ?
 			    "" : "s");

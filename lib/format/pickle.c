@@ -333,8 +333,12 @@ struct parser {
 	struct ckpt_pickle *p;
 	const struct pk_opts *o;
 	const struct pk_limits *lim;
-	const unsigned char *buf;
-	size_t len, pos, op_pos;
+	const unsigned char *buf;	/* bytes [wbase, wbase + wlen) */
+	size_t len, pos, op_pos;	/* stream offsets */
+	/* o->read: a window of the stream (win, wcap bytes of room) */
+	unsigned char *win;
+	size_t wbase, wlen, wcap;
+	unsigned char op;		/* the opcode being run */
 	struct pk_node **stack;
 	size_t sp, stack_cap;
 	size_t *marks;
@@ -445,18 +449,25 @@ pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
  * alive shows as a use-after-poison instead of reading a new node.
  */
 static void
-pk_release(struct ckpt_pickle *p, void *m, size_t size)
+spare_put(struct ckpt_pickle *p, void *m, size_t size, bool counted)
 {
 	size = (size + 7) & ~(size_t)7;
 	if (!m || !size || size / 8 >= PK_SPARE_CLASSES)
 		return;
-	p->allocated -= size < p->allocated ? size : p->allocated;
+	if (counted)
+		p->allocated -= size < p->allocated ? size : p->allocated;
 #ifdef CKPT_ASAN
 	ASAN_POISON_MEMORY_REGION(m, size);
 #else
 	*(void **)m = p->spare[size / 8];
 	p->spare[size / 8] = m;
 #endif
+}
+
+static void
+pk_release(struct ckpt_pickle *p, void *m, size_t size)
+{
+	spare_put(p, m, size, true);
 }
 
 static char *
@@ -765,7 +776,7 @@ need_stack(struct parser *ps, size_t n)
 {
 	if (ps->sp < mark_base(ps) + n)
 		return bad(ps, "%s needs %zu value%s on the stack",
-		    opnames[ps->buf[ps->op_pos]], n, n == 1 ? "" : "s");
+		    opnames[ps->op], n, n == 1 ? "" : "s");
 	return CKPT_OK;
 }
 
@@ -780,7 +791,7 @@ pop_mark(struct parser *ps, size_t *base)
 {
 	if (!ps->nmarks)
 		return bad(ps, "%s without a MARK",
-		    opnames[ps->buf[ps->op_pos]]);
+		    opnames[ps->op]);
 	*base = ps->marks[--ps->nmarks];
 	return CKPT_OK;
 }
@@ -858,11 +869,14 @@ rkeys_has(const struct parser *ps, uint32_t key)
 }
 
 static uint64_t rdle(const unsigned char *p, size_t n);
+static const unsigned char *at(const struct parser *ps, size_t pos);
+static int window(struct parser *ps, size_t pos, size_t n);
+static int find_nl(struct parser *ps, size_t from, size_t max, size_t *nl);
 
-/* Bytes of argument after opcode op at buf[pos] (pos: after op), or -1
- * for what the scan does not follow. */
+/* Bytes of argument after opcode op at stream offset pos (pos: after
+ * op), or -1 for what the scan does not follow. */
 static int64_t
-op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
+op_arg_len(struct parser *ps, size_t pos, unsigned op)
 {
 	static const unsigned char fixed[256] = {
 		[0x80] = 1, ['J'] = 4, ['K'] = 1, ['M'] = 2, ['G'] = 8,
@@ -874,28 +888,28 @@ op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
 		['T'] = 4, ['U'] = 1, ['B'] = 4, ['C'] = 1, [0x8e] = 8,
 		[0x96] = 8,
 	};
-	const unsigned char *nl;
+	size_t len = ps->len, nl;
 	uint64_t n;
 
 	if (fixed[op])
 		return fixed[op];
 	if (counted[op]) {
-		if (len - pos < counted[op])
+		if (len - pos < counted[op] || window(ps, pos, counted[op]))
 			return -1;
-		n = rdle(buf + pos, counted[op]);
+		n = rdle(at(ps, pos), counted[op]);
 		if (n > len - pos - counted[op])
 			return -1;
 		return (int64_t)(counted[op] + n);
 	}
 	if (strchr("ILFSVPgpci", (int)op) && op) {
-		size_t at = pos;
+		size_t from = pos;
 
 		for (int lines = op == 'c' || op == 'i' ? 2 : 1; lines--;) {
-			if (!(nl = memchr(buf + at, '\n', len - at)))
+			if (find_nl(ps, from, len - from, &nl))
 				return -1;
-			at = (size_t)(nl - buf) + 1;
+			from = nl + 1;
 		}
-		return (int64_t)(at - pos);
+		return (int64_t)(from - pos);
 	}
 	if (op == 0x94 || !opnames[op])
 		return -1;		/* MEMOIZE, or unknown */
@@ -918,31 +932,42 @@ text_key(const unsigned char *s, size_t n)
 	return k;
 }
 
+/* Through a window the scan is a pass of its own (op_pos: where the
+ * window may start); the run starts again from byte 0. */
 static void
 scan_gets(struct parser *ps)
 {
 	size_t pos = 0, n = 0;
 
 	while (pos < ps->len) {
-		unsigned op = ps->buf[pos++];
-		int64_t a = op_arg_len(ps->buf, ps->len, pos, op);
+		unsigned op;
+		int64_t a;
 		uint64_t k;
 
+		ps->op_pos = pos;
+		if (window(ps, pos, 1))
+			break;
+		op = *at(ps, pos++);
+		a = op_arg_len(ps, pos, op);
 		if (a < 0 || (uint64_t)a > ps->len - pos)
 			break;
 		if (op == '.') {
+			ps->op_pos = 0;
 			if (!ps->rcap && !rkeys_add(ps, UINT32_MAX - 1, &n))
 				break;	/* an empty set that exists */
 			return;
 		}
 		if (op == 'h' || op == 'j' || op == 'g') {
-			k = op == 'g' ? text_key(ps->buf + pos, (size_t)a) :
-			    rdle(ps->buf + pos, (size_t)a);
+			if (window(ps, pos, (size_t)a))
+				break;
+			k = op == 'g' ? text_key(at(ps, pos), (size_t)a) :
+			    rdle(at(ps, pos), (size_t)a);
 			if (k == UINT64_MAX || !rkeys_add(ps, k, &n))
 				break;
 		}
 		pos += (size_t)a;
 	}
+	ps->op_pos = 0;
 	free(ps->rkeys);
 	ps->rkeys = NULL;
 	ps->rcap = 0;
@@ -1010,12 +1035,87 @@ memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 /* Reading arguments                                                   */
 /* ------------------------------------------------------------------ */
 
+/* The stream's byte at offset pos (inside the window). */
+static const unsigned char *
+at(const struct parser *ps, size_t pos)
+{
+	return ps->buf + (pos - ps->wbase);
+}
+
+/*
+ * Makes [pos, pos + n) of the stream readable at at(ps, pos) (pos + n <=
+ * len).  Reading through o->read, the window moves forward keeping the
+ * current opcode's bytes (its text arguments are read in turn), and
+ * grows only for an argument larger than PK_WINDOW: a 5 MB data.pkl
+ * costs 256 KiB, and strings are copied out of it (new_str).
+ */
+#define PK_WINDOW ((size_t)256 << 10)
+
+static int
+window(struct parser *ps, size_t pos, size_t n)
+{
+	size_t keep = ps->op_pos < pos ? ps->op_pos : pos, have = 0, want;
+	int rc;
+
+	if (!ps->o->read || (pos >= ps->wbase && pos + n <= ps->wbase +
+	    ps->wlen))
+		return CKPT_OK;
+	want = pos + n - keep < PK_WINDOW ? PK_WINDOW : pos + n - keep;
+	if (want > ps->len - keep)
+		want = ps->len - keep;
+	if (keep >= ps->wbase && keep <= ps->wbase + ps->wlen) {
+		have = ps->wbase + ps->wlen - keep;
+		memmove(ps->win, ps->win + (keep - ps->wbase), have);
+	}
+	if (want > ps->wcap) {
+		unsigned char *w = realloc(ps->win, want);
+
+		if (!w)
+			return ckpt_error_nomem(ps->err);
+		ps->win = w;
+		ps->wcap = want;
+	}
+	ps->buf = ps->win;
+	ps->wbase = keep;
+	ps->wlen = have;
+	if ((rc = ps->o->read(ps->o->read_ctx, ps->win + have, want - have,
+	    keep + have, ps->err)))
+		return rc;
+	ps->wlen = want;
+	return CKPT_OK;
+}
+
 static int
 need(struct parser *ps, size_t n)
 {
 	if (ps->len - ps->pos < n)
 		return truncated(ps);
-	return CKPT_OK;
+	return window(ps, ps->pos, n);
+}
+
+/* Where the first '\n' of [from, from + max) is (max <= len - from):
+ * 1 when there is none, else 0 or an error.  Through a window it reads
+ * on in growing steps, not the whole rest at once. */
+static int
+find_nl(struct parser *ps, size_t from, size_t max, size_t *nl)
+{
+	size_t done = from, step = 256, end;
+	const unsigned char *p;
+	int rc;
+
+	for (;;) {
+		end = max - (done - from) < step ? from + max : done + step;
+		if ((rc = window(ps, from, end - from)))
+			return rc;
+		if ((p = memchr(at(ps, done), '\n', end - done))) {
+			*nl = done + (size_t)(p - at(ps, done));
+			return CKPT_OK;
+		}
+		if (end == from + max)
+			return 1;
+		done = end;
+		step *= 2;
+	}
 }
 
 static uint64_t
@@ -1032,16 +1132,17 @@ rdle(const unsigned char *p, size_t n)
 static int
 line(struct parser *ps, size_t max, const char **s, size_t *n)
 {
-	const unsigned char *nl;
-	size_t avail = ps->len - ps->pos;
+	size_t avail = ps->len - ps->pos, nl;
+	int rc;
 
-	nl = memchr(ps->buf + ps->pos, '\n', avail < max + 1 ? avail :
-	    max + 1);
-	if (!nl)
+	rc = find_nl(ps, ps->pos, avail < max + 1 ? avail : max + 1, &nl);
+	if (rc < 0)
+		return rc;
+	if (rc)
 		return avail <= max ? truncated(ps) :
 		    bad(ps, "text argument longer than %zu bytes", max);
-	*s = (const char *)ps->buf + ps->pos;
-	*n = (size_t)(nl - (ps->buf + ps->pos));
+	*s = (const char *)at(ps, ps->pos);
+	*n = nl - ps->pos;
 	ps->pos += *n + 1;
 	return CKPT_OK;
 }
@@ -1054,7 +1155,7 @@ length_arg(struct parser *ps, size_t width, bool is_signed, size_t *out)
 
 	if ((rc = need(ps, width)))
 		return rc;
-	v = rdle(ps->buf + ps->pos, width);
+	v = rdle(at(ps, ps->pos), width);
 	ps->pos += width;
 	if (is_signed && width == 4 && (v & 0x80000000u))
 		return bad(ps, "negative length");
@@ -1070,15 +1171,29 @@ length_arg(struct parser *ps, size_t width, bool is_signed, size_t *out)
 		    "that remain", (unsigned long long)v, ps->len - ps->pos);
 	}
 	*out = (size_t)v;
-	return CKPT_OK;
+	return window(ps, ps->pos, (size_t)v);
 }
 
 static struct pk_node *
 new_str(struct parser *ps, enum pk_kind kind, const char *s, size_t n)
 {
 	struct pk_node *x = pk_new(ps->p, kind, (int64_t)ps->op_pos, ps->err);
+	uintptr_t a = (uintptr_t)s, w = (uintptr_t)ps->buf;
 
-	if (x) {
+	if (x && ps->win && a >= w && a <= w + ps->wlen) {
+		/* the window moves on: a copy, as the whole stream would
+		 * have held it (not counted against max_alloc either) */
+		char *c = arena_get(ps->p, n + 1);
+
+		if (!c) {
+			ckpt_error_nomem(ps->err);
+			return NULL;
+		}
+		x->s = memcpy(c, s, n);
+		x->len = n;
+		x->owned = true;
+		x->i = (int64_t)(ps->wbase + (a - w));
+	} else if (x) {
 		x->s = s;
 		x->len = n;
 		/* where the payload starts, for bytes that hold array data */
@@ -1907,9 +2022,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 		return ps->err->code;
 	n->u.storage = s;
 	s->key = pk_strndup(ps->p, key, strlen(key), ps->err);
-	s->location = pk_strndup(ps->p, pid->items[3]->s, pid->items[3]->len,
-	    ps->err);
-	if (!s->key || !s->location)
+	if (!s->key)
 		return ps->err->code;
 	s->dtype = (enum ckpt_dtype)dt;
 	s->untyped = untyped;
@@ -2032,6 +2145,8 @@ releasable(const struct pk_node *n, enum pk_kind kind)
 static void
 release_node(struct ckpt_pickle *p, struct pk_node *n)
 {
+	if (n->owned)	/* not counted: the stream's bytes never were */
+		spare_put(p, (void *)n->s, n->len + 1, false);
 	if (n->cap) {
 		pk_release(p, n->items, n->cap * sizeof(*n->items));
 		if (n->kind == PK_DICT)
@@ -2424,7 +2539,7 @@ step(struct parser *ps, bool *stop)
 		ps->in_frame = false;
 	if ((rc = need(ps, 1)))
 		return rc;
-	op = ps->buf[ps->pos++];
+	op = ps->op = *at(ps, ps->pos++);
 	if (++ps->ops > ps->lim->max_ops)
 		return limit(ps, "more than %llu opcodes",
 		    (unsigned long long)ps->lim->max_ops);
@@ -2437,7 +2552,7 @@ step(struct parser *ps, bool *stop)
 	case 0x80:	/* PROTO */
 		if ((rc = need(ps, 1)))
 			return rc;
-		ps->p->proto = ps->buf[ps->pos++];
+		ps->p->proto = *at(ps, ps->pos++);
 		if (ps->p->proto > 5)
 			return bad(ps, "unknown pickle protocol %d",
 			    ps->p->proto);
@@ -2498,7 +2613,7 @@ step(struct parser *ps, bool *stop)
 	case 'J':
 		if ((rc = need(ps, 4)))
 			return rc;
-		n = new_int(ps, (int32_t)(uint32_t)rdle(ps->buf + ps->pos, 4));
+		n = new_int(ps, (int32_t)(uint32_t)rdle(at(ps, ps->pos), 4));
 		ps->pos += 4;
 		return push(ps, n);
 	case 'K':
@@ -2506,14 +2621,14 @@ step(struct parser *ps, bool *stop)
 		len = op == 'K' ? 1 : 2;
 		if ((rc = need(ps, len)))
 			return rc;
-		n = new_int(ps, (int64_t)rdle(ps->buf + ps->pos, len));
+		n = new_int(ps, (int64_t)rdle(at(ps, ps->pos), len));
 		ps->pos += len;
 		return push(ps, n);
 	case 0x8a:	/* LONG1 */
 	case 0x8b:	/* LONG4 */
 		if ((rc = length_arg(ps, op == 0x8a ? 1 : 4, true, &len)))
 			return rc;
-		n = new_long(ps, ps->buf + ps->pos, len);
+		n = new_long(ps, at(ps, ps->pos), len);
 		ps->pos += len;
 		return push(ps, n);
 	case 'I':
@@ -2546,7 +2661,7 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		v = 0;
 		for (int i = 0; i < 8; i++)
-			v = v << 8 | ps->buf[ps->pos + i];
+			v = v << 8 | *at(ps, ps->pos + i);
 		ps->pos += 8;
 		n = pk_new(ps->p, PK_FLOAT, (int64_t)ps->op_pos, ps->err);
 		if (n)
@@ -2568,7 +2683,7 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		n = new_str(ps, op == 'B' || op == 'C' || op == 0x8e ||
 		    op == 0x96 ? PK_BYTES : PK_STR,
-		    (const char *)ps->buf + ps->pos, len);
+		    (const char *)at(ps, ps->pos), len);
 		ps->pos += len;
 		if (n && n->kind == PK_BYTES && is_pickle_bytes(n) &&
 		    first_report(ps, "pickle-nested", "bytes"))
@@ -2674,7 +2789,7 @@ step(struct parser *ps, bool *stop)
 			len = op == 'h' ? 1 : 4;
 			if ((rc = need(ps, len)))
 				return rc;
-			k = rdle(ps->buf + ps->pos, len);
+			k = rdle(at(ps, ps->pos), len);
 			ps->pos += len;
 		}
 		if (k > UINT32_MAX - 1 || !(n = memo_get(ps, (uint32_t)k)))
@@ -2702,7 +2817,7 @@ step(struct parser *ps, bool *stop)
 			len = op == 'q' ? 1 : 4;
 			if ((rc = need(ps, len)))
 				return rc;
-			k = rdle(ps->buf + ps->pos, len);
+			k = rdle(at(ps, ps->pos), len);
 			ps->pos += len;
 		}
 		if ((rc = need_stack(ps, 1)))
@@ -2713,9 +2828,11 @@ step(struct parser *ps, bool *stop)
 		return memo_put(ps, (uint32_t)k, ps->stack[ps->sp - 1]);
 	}
 	case 'c':	/* GLOBAL */
+		base = ps->pos;
 		if ((rc = line(ps, 512, &s, &len)) ||
 		    (rc = line(ps, 512, &s2, &len2)))
 			return rc;
+		s = (const char *)at(ps, base);	/* the window may move */
 		n = make_global(ps, s, len, s2, len2, "GLOBAL");
 		return n ? push(ps, n) : ps->err->code;
 	case 0x93:	/* STACK_GLOBAL */
@@ -2789,9 +2906,11 @@ step(struct parser *ps, bool *stop)
 		b = pop(ps);
 		return build(ps, ps->stack[ps->sp - 1], b);
 	case 'i':	/* INST module\nname\n, args from the mark */
+		base = ps->pos;
 		if ((rc = line(ps, 512, &s, &len)) ||
 		    (rc = line(ps, 512, &s2, &len2)))
 			return rc;
+		s = (const char *)at(ps, base);	/* the window may move */
 		if (!(a = make_global(ps, s, len, s2, len2, "INST")))
 			return ps->err->code;
 		unsafe_op(ps, op, a->s);
@@ -2888,6 +3007,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	free(ps.marks);
 	free(ps.mkeys);
 	free(ps.mvals);
+	free(ps.win);
 	free(ps.rkeys);
 	free(ps.skeys);
 	free(ps.dslots);
@@ -3041,10 +3161,18 @@ out_text(struct walker *w, const char *s, size_t n)
 	out_raw(w, "\"", 1);
 	while (i < n && !w->rc) {
 		const char *rep;
-		size_t k = utf8_next(s + i, n - i, &rep);
 		unsigned char c = (unsigned char)s[i];
 		char esc[8];
 		const char *e = NULL;
+		size_t k;
+
+		/* printable ASCII stands for itself (most names) */
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			i++;
+			run++;
+			continue;
+		}
+		k = utf8_next(s + i, n - i, &rep);
 
 		if (rep) {
 			e = rep;

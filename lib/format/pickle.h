@@ -47,7 +47,6 @@ struct pk_node;
  * fields are ordered so that they pack without holes. */
 struct pk_storage {
 	char *key;
-	char *location;
 	uint64_t numel;		/* as pickled */
 	int64_t pos;		/* offset of BINPERSID */
 	/* filled by the container reader */
@@ -96,6 +95,9 @@ struct pk_node {
 				 * the stack slot or container that took it
 				 * (memo, DUP, an interpreted call returning
 				 * an argument): never released early */
+	bool owned;		/* reader: s is a copy of its own in the
+				 * slabs (a windowed stream), given back
+				 * with the node */
 	uint32_t xsize;		/* walkers: nodes a full expansion visits,
 				 * saturated at PK_XSIZE_MAX */
 	int64_t pos;		/* offset in the pickle of the creating
@@ -165,6 +167,15 @@ struct pk_opts {
 	int (*take)(void *ctx, const char *name, size_t len,
 	    struct pk_node *t, const char **kept, struct ckpt_error *err);
 	void *take_ctx;
+	/*
+	 * Optional: the stream's bytes [off, off + n) into dst, read
+	 * through a window of a few hundred KiB instead of buf (which is
+	 * then NULL; len is the stream's length).  Strings are copied out
+	 * of the window.  Not with truncated (incremental reading).
+	 */
+	int (*read)(void *ctx, void *dst, size_t n, uint64_t off,
+	    struct ckpt_error *err);
+	void *read_ctx;
 };
 
 /* ints in this range are one shared node each */
@@ -203,7 +214,7 @@ struct ckpt_pickle {
 
 /*
  * Interprets one pickle in buf[0, len), which must stay alive as long as
- * the result (strings and bytes point into it).  Returns CKPT_OK with
+ * the result (strings and bytes point into it), or read by o->read.  Returns CKPT_OK with
  * p->root set, or an error: CKPT_ERR_FORMAT for a malformed stream,
  * CKPT_ERR_LIMIT for a bomb (with a finding recorded on f either way, so a
  * file can still open and report it).  With truncated set, a stream that

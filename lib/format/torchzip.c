@@ -9,6 +9,10 @@
  */
 #include "util/internal.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "format/pickle.h"
 #include "format/zip.h"
 
@@ -178,8 +182,13 @@ resolve_storage(struct ckpt_file *f, struct ckpt_zip *z,
 	struct ckpt_zip_entry *e;
 	uint64_t want;
 	char rec[160];
+	size_t kl = strlen(s->key);
 
-	snprintf(rec, sizeof(rec), "data/%s", s->key);
+	if (kl > sizeof(rec) - 6)	/* persistent() keeps them shorter */
+		kl = sizeof(rec) - 6;
+	memcpy(rec, "data/", 5);
+	memcpy(rec + 5, s->key, kl);
+	rec[5 + kl] = '\0';
 	s->big_endian = big;
 	e = ckpt_zip_find(z, rec);
 	if (!e) {
@@ -532,6 +541,34 @@ parse_data_pkl(struct ckpt_file *f, struct ckpt_zip *z, bool big,
 	return ckpt_pickle_parse(f, buf, len, o, p, NULL, err);
 }
 
+/*
+ * The nodes just freed were 64 KiB slabs in the middle of the heap, which
+ * malloc keeps resident: the metadata text written next would add its
+ * size to the peak instead of taking their place (40,000 tensors: 5 MB).
+ */
+static void
+give_back_heap(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+/* A stored data.pkl at absolute offset off of f (pk_opts.read). */
+struct pkl_src {
+	struct ckpt_file *f;
+	uint64_t off;
+};
+
+static int
+read_pkl(void *ctx, void *dst, size_t n, uint64_t off,
+    struct ckpt_error *err)
+{
+	struct pkl_src *s = ctx;
+
+	return ckpt_file_pread(s->f, dst, n, s->off + off, err);
+}
+
 /* One torch.save archive occupying [base, base + len) of f. */
 static int
 read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
@@ -615,7 +652,19 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 			    "big", rec);
 	}
 	if (!(f->flags & CKPT_OPEN_NO_PICKLE)) {
-		rc = ckpt_zip_read(f, pkl, MAX_PICKLE_BYTES, &buf, &len, err);
+		struct pkl_src src = { .f = f, .off = pkl->data_offset };
+
+		if (pkl->method == 0 && !pkl->encrypted &&
+		    pkl->usize <= MAX_PICKLE_BYTES) {
+			/* stored: read through the parser's window */
+			o.read = read_pkl;
+			o.read_ctx = &src;
+			len = (size_t)pkl->usize;
+			rc = CKPT_OK;
+		} else {
+			rc = ckpt_zip_read(f, pkl, MAX_PICKLE_BYTES, &buf,
+			    &len, err);
+		}
 		if (rc == CKPT_ERR_UNSUPPORTED || rc == CKPT_ERR_LIMIT ||
 		    rc == CKPT_ERR_FORMAT) {
 			ckpt_file_add_finding(f, "pickle-unreadable",
@@ -648,6 +697,7 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 				ckpt_pickle_drop_tree(p);
 				free(buf);
 				buf = NULL;
+				give_back_heap();
 			}
 			rc = parsed ? walk_into_file(f, p, &o, big, err) :
 			    CKPT_OK;
