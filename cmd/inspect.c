@@ -492,10 +492,10 @@ text_has_special_key(const char *md, const struct json_text_child *c,
     size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		for (size_t t = 0; t < sizeof(special_tags) /
-		    sizeof(special_tags[0]); t++)
+		for (size_t t = 0; md[c[i].key + 1] == '$' && t <
+		    sizeof(special_tags) / sizeof(special_tags[0]); t++)
 			if (text_key_is(md, c[i].key, special_tags[t]))
-				return true;
+				return true;	/* every tag starts with '$' */
 	return false;
 }
 
@@ -509,6 +509,19 @@ text_tensor_only(const char *md, size_t at, bool *ref)
 	*ref = false;
 	if (md[at] != '{' && md[at] != '[')
 		return 0;
+	if (md[at] == '{' && text_key_is(md, at + 1, "$tensor") &&
+	    md[at + 10] == ':' && md[at + 11] == '"') {
+		/* {"$tensor":"name"} as the walk writes it: the text is
+		 * valid, so the string ends at the first unescaped quote */
+		size_t q = at + 12;
+
+		while (md[q] != '"')
+			q += md[q] == '\\' ? 2 : 1;
+		if (md[q + 1] == '}') {
+			*ref = true;
+			return 1;
+		}
+	}
 	n = json_text_children(md, at, &c);
 	if (md[at] == '{' && n == 1 && text_key_is(md, c[0].key, "$tensor") &&
 	    md[c[0].value] == '"') {
@@ -606,13 +619,12 @@ enum role { ROLE_MODEL, ROLE_OPTIMIZER, ROLE_OTHER, ROLE_COUNT };
 static const char *const role_names[ROLE_COUNT] = { "model", "optimizer",
 	"other" };
 
+/* The role of every tensor of a file by its name (optimizer.pt), or
+ * ROLE_MODEL: then each tensor's own name decides (tensor_role). */
 static enum role
-tensor_role(const char *file, const char *name)
+file_role(const char *file)
 {
-	static const char *const other[] = { "scheduler", "lr_scheduler",
-		"scaler", "rng", "rng_state", "grad_scaler" };
 	const char *base = file ? strrchr(file, '/') : NULL;
-	size_t n = name ? strcspn(name, ".") : 0;
 
 	base = base ? base + 1 : file ? file : "";
 	if (strstr(base, "optim"))
@@ -620,6 +632,19 @@ tensor_role(const char *file, const char *name)
 	if (strstr(base, "scheduler") || strstr(base, "rng_state") ||
 	    strstr(base, "scaler"))
 		return ROLE_OTHER;
+	return ROLE_MODEL;
+}
+
+/* The role of tensor name in a file of role fr (file_role). */
+static enum role
+tensor_role(enum role fr, const char *name)
+{
+	static const char *const other[] = { "scheduler", "lr_scheduler",
+		"scaler", "rng", "rng_state", "grad_scaler" };
+	size_t n = name ? strcspn(name, ".") : 0;
+
+	if (fr != ROLE_MODEL)
+		return fr;
 	if (n && name[n] == '.') {
 		if (n >= 5 && memmem(name, n, "optim", 5))
 			return ROLE_OPTIMIZER;
@@ -638,10 +663,8 @@ struct totals {
 };
 
 static void
-count_tensor(struct totals *tot, const char *file, const struct ckpt_tensor *t)
+count_tensor(struct totals *tot, enum role r, const struct ckpt_tensor *t)
 {
-	enum role r = tensor_role(file, t->name);
-
 	tot->role[r].tensors++;
 	tot->role[r].params += t->numel;
 	tot->role[r].bytes += t->nbytes;
@@ -825,16 +848,20 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	struct totals tot = { 0 };
 	const char *md;
 	char sz[32];
+	enum role fr;
 	bool any;
 
 	if (!f)
 		return;
+	fr = file_role(ckpt_checkpoint_file_name(c, i));
 	for (size_t j = 0; j < ckpt_file_tensor_count(f); j++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
 
 		if (selected(o, t)) {
-			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
-			count_tensor(all, ckpt_checkpoint_file_name(c, i), t);
+			enum role r = tensor_role(fr, t->name);
+
+			count_tensor(&tot, r, t);
+			count_tensor(all, r, t);
 		}
 	}
 	printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -1274,6 +1301,7 @@ print_file_json(const struct ckpt_checkpoint *c, size_t i,
 {
 	const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
 	const char *name = ckpt_checkpoint_file_name(c, i);
+	enum role fr = file_role(name), r;
 	struct json_stream jf, arr;
 	struct totals tot = { 0 };
 
@@ -1309,8 +1337,9 @@ print_file_json(const struct ckpt_checkpoint *c, size_t i,
 
 		if (!selected(o, t))
 			continue;
-		count_tensor(&tot, name, t);
-		count_tensor(all, name, t);
+		r = tensor_role(fr, t->name);
+		count_tensor(&tot, r, t);
+		count_tensor(all, r, t);
 		if (!o->no_tensors)
 			json_stream_put(&arr, NULL, json_tensor(t, o, res,
 			    nres));

@@ -205,15 +205,57 @@ table_print_header(const struct table *t, FILE *fp, const struct ctx *ctx)
 	fputc('\n', fp);
 }
 
+/* A row into line[] as print_cell prints it; false when it does not fit. */
+static bool
+row_text(const struct table *t, const char *const *cells, size_t end,
+    char *line, size_t cap, size_t *len)
+{
+	size_t o = 0;
+
+	for (size_t c = 0; c < end; c++) {
+		const char *s = cells[c] ? cells[c] : "";
+		size_t n = strlen(s), w = text_width(s);
+		size_t pad = t->width[c] - w;
+		bool right = t->align[c] == COL_RIGHT, last = c + 1 == end;
+		size_t need = n + (right || !last ? pad : 0) + (last ? 1 : 2);
+
+		if (cap - o < need)
+			return false;
+		if (right) {
+			memset(line + o, ' ', pad);
+			o += pad;
+		}
+		memcpy(line + o, s, n);
+		o += n;
+		if (!right && !last) {
+			memset(line + o, ' ', pad);
+			o += pad;
+		}
+		if (!last) {
+			memcpy(line + o, "  ", 2);
+			o += 2;
+		}
+	}
+	line[o++] = '\n';
+	*len = o;
+	return true;
+}
+
 void
 table_print_row(const struct table *t, FILE *fp, const char *const *cells)
 {
-	size_t end = t->ncols;
+	size_t end = t->ncols, len;
+	char line[1024];
 
 	/* Trailing empty cells print nothing, not padding: no line ends in
 	 * spaces. */
 	while (end > 1 && (!cells[end - 1] || !*cells[end - 1]))
 		end--;
+	/* one write a row: a table of 40,000 rows made 400,000 */
+	if (row_text(t, cells, end, line, sizeof(line), &len)) {
+		fwrite(line, 1, len, fp);
+		return;
+	}
 	for (size_t c = 0; c < end; c++) {
 		print_cell(fp, cells[c] ? cells[c] : "", t->width[c],
 		    t->align[c], c + 1 == end);
@@ -605,6 +647,13 @@ members_distinct(const char *s, const struct text_member *m, size_t n)
 	size_t cap = 16, *slot;
 	bool ok = true;
 
+	if (n <= 8) {	/* {"$tensor": ...}: no table for one key */
+		sort_text = s;
+		for (size_t k = 1; k < n && ok; k++)
+			for (size_t j = 0; j < k && ok; j++)
+				ok = cmp_member(&m[j], &m[k]) != 0;
+		return ok;
+	}
 	while (cap < 2 * n)
 		cap *= 2;
 	slot = xcalloc(cap, sizeof(*slot));	/* index + 1 */
@@ -649,6 +698,10 @@ text_string(const char *s, size_t *i)
 	for (;;) {
 		unsigned char c = (unsigned char)s[p];
 
+		if (c > '"' && c < 0x7f && c != '\\') {
+			p++;	/* printable ASCII: most of a key */
+			continue;
+		}
 		if (c == '"')
 			break;
 		if (c < 0x20)

@@ -1052,13 +1052,12 @@ at(const struct parser *ps, size_t pos)
 #define PK_WINDOW ((size_t)256 << 10)
 
 static int
-window(struct parser *ps, size_t pos, size_t n)
+window_move(struct parser *ps, size_t pos, size_t n)
 {
 	size_t keep = ps->op_pos < pos ? ps->op_pos : pos, have = 0, want;
 	int rc;
 
-	if (!ps->o->read || (pos >= ps->wbase && pos + n <= ps->wbase +
-	    ps->wlen))
+	if (!ps->o->read)
 		return CKPT_OK;
 	want = pos + n - keep < PK_WINDOW ? PK_WINDOW : pos + n - keep;
 	if (want > ps->len - keep)
@@ -1083,6 +1082,14 @@ window(struct parser *ps, size_t pos, size_t n)
 		return rc;
 	ps->wlen = want;
 	return CKPT_OK;
+}
+
+static inline int
+window(struct parser *ps, size_t pos, size_t n)
+{
+	if (pos >= ps->wbase && pos + n <= ps->wbase + ps->wlen)
+		return CKPT_OK;
+	return window_move(ps, pos, n);
 }
 
 static int
@@ -2280,9 +2287,13 @@ plain_text(const char *s, size_t n)
 	const char *rep;
 	size_t k;
 
-	for (size_t i = 0; i < n; i += k)
+	for (size_t i = 0; i < n; i += k) {
+		k = 1;
+		if ((unsigned char)s[i] - 0x20u < 0x5fu)
+			continue;	/* printable ASCII */
 		if (!(k = utf8_next(s + i, n - i, &rep)) || rep)
 			return false;
+	}
 	return true;
 }
 
@@ -2985,6 +2996,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	ps.o = o;
 	ps.buf = buf;
 	ps.len = len;
+	ps.wlen = o->read ? 0 : len;	/* a buffer is one whole window */
 	ps.err = err;
 	ps.truncated = trunc;
 	if (trunc)
