@@ -1062,7 +1062,7 @@ window_move(struct parser *ps, size_t pos, size_t n)
 	want = pos + n - keep < PK_WINDOW ? PK_WINDOW : pos + n - keep;
 	if (want > ps->len - keep)
 		want = ps->len - keep;
-	if (keep >= ps->wbase && keep <= ps->wbase + ps->wlen) {
+	if (keep >= ps->wbase && keep < ps->wbase + ps->wlen) {
 		have = ps->wbase + ps->wlen - keep;
 		memmove(ps->win, ps->win + (keep - ps->wbase), have);
 	}
