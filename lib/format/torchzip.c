@@ -565,8 +565,16 @@ read_pkl(void *ctx, void *dst, size_t n, uint64_t off,
     struct ckpt_error *err)
 {
 	struct pkl_src *s = ctx;
+	int rc = ckpt_file_pread(s->f, dst, n, s->off + off, err);
 
-	return ckpt_file_pread(s->f, dst, n, s->off + off, err);
+	/* the member's extent was checked at open: a read failing now is
+	 * the file changing under us, never a malformed pickle */
+	if (rc == CKPT_ERR_FORMAT) {
+		rc = CKPT_ERR_IO;
+		if (err)
+			err->code = rc;
+	}
+	return rc;
 }
 
 /* One torch.save archive occupying [base, base + len) of f. */
