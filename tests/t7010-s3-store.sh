@@ -53,6 +53,7 @@ test_expect_success 'save on an empty prefix creates the store, as on a director
 	ckpt -C "s3://$BUCKET/fresh" save --run r --step 1 cfg.json &&
 	keys fresh/ >got &&
 	cat >want <<-EOF &&
+	fresh/.ckpt/index/r.json
 	fresh/.ckpt/store.json
 	fresh/runs/r/step-1/cfg.json
 	fresh/runs/r/step-1/ckpt-manifest.json
