@@ -52,17 +52,17 @@ bench_note "ckpt inspect of $N tensors: median ${ck} s (target 0.2 s:" \
     "$(verdict "$ck" 0.2)), $cpu s of CPU in one run; peak RSS $rss KiB" \
     "(target 32768 KiB: $(verdict "$rss" 32768)), --json $rssj KiB," \
     "unzip -l $rssu KiB.  ckpt reads the central directory, every local" \
-    "header (through a 256 KiB window) and data.pkl (read whole), and" \
-    "interprets the pickle into a node tree (slabs; None, bools and" \
-    "small ints shared; the memo holds only the keys a GET reads; the" \
-    "tuples, strings, hooks and storage node of each rebuild call are" \
-    "given back once the tensor has taken what it needs, unless" \
-    "something can name them again), then walks it into the tensor table" \
-    "(strings and arrays in blocks, sized at once) and the metadata JSON" \
-    "text.  What is left per tensor at the peak: its key and tensor nodes" \
-    "(120 bytes each), the tensor and storage records, the table entry" \
-    "and its strings, and its share of data.pkl, the central directory" \
-    "and the metadata text.  The text view prints the metadata from its" \
-    "text and --json writes the document as it goes, a tensor at a time" \
-    "(neither builds a jansson tree of it)."
+    "header and data.pkl through 256 KiB windows; each tensor set under" \
+    "a str key of the root dict goes into the tensor table as the" \
+    "pickle runs (its storage resolved, its view checked), and its" \
+    "nodes are given back at once, so no tree of the state dict is" \
+    "kept; the metadata JSON text is written from the names taken." \
+    "A pickle that turns out to be more than such a dict is read again" \
+    "into a tree and walked, as before.  What is left per tensor at" \
+    "the peak: the table entry (96 bytes) and its strings (name, shape," \
+    "strides, storage key), the storage record and its hash slot, the" \
+    "name's hash slot, and its share of the central directory.  The" \
+    "text view measures the table's rows, then prints them, and prints" \
+    "the metadata from its text; --json writes the document as it" \
+    "goes, a tensor at a time (neither builds a jansson tree of it)."
 bench_end

@@ -72,17 +72,31 @@ selected(const struct inspect_opts *o, const struct ckpt_tensor *t)
 	return false;
 }
 
+/* "[2, 3]" (digits by hand: printed twice for each row of the table) */
 static char *
 shape_str(const struct ckpt_tensor *t)
 {
-	size_t cap = 3 + (size_t)t->ndim * 22, o;
+	size_t cap = 3 + (size_t)t->ndim * 22, o = 0;
 	char *s = xmalloc(cap);
 
-	o = (size_t)snprintf(s, cap, "[");
-	for (unsigned d = 0; d < t->ndim; d++)
-		o += (size_t)snprintf(s + o, cap - o, "%s%llu", d ? ", " : "",
-		    (unsigned long long)t->shape[d]);
-	snprintf(s + o, cap - o, "]");
+	s[o++] = '[';
+	for (unsigned d = 0; d < t->ndim; d++) {
+		char digits[24], *p = digits + sizeof(digits);
+		uint64_t v = t->shape[d];
+
+		do {
+			*--p = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		if (d) {
+			s[o++] = ',';
+			s[o++] = ' ';
+		}
+		memcpy(s + o, p, (size_t)(digits + sizeof(digits) - p));
+		o += (size_t)(digits + sizeof(digits) - p);
+	}
+	s[o++] = ']';
+	s[o] = '\0';
 	return s;
 }
 
@@ -478,10 +492,10 @@ text_has_special_key(const char *md, const struct json_text_child *c,
     size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		for (size_t t = 0; t < sizeof(special_tags) /
-		    sizeof(special_tags[0]); t++)
+		for (size_t t = 0; md[c[i].key + 1] == '$' && t <
+		    sizeof(special_tags) / sizeof(special_tags[0]); t++)
 			if (text_key_is(md, c[i].key, special_tags[t]))
-				return true;
+				return true;	/* every tag starts with '$' */
 	return false;
 }
 
@@ -495,6 +509,19 @@ text_tensor_only(const char *md, size_t at, bool *ref)
 	*ref = false;
 	if (md[at] != '{' && md[at] != '[')
 		return 0;
+	if (md[at] == '{' && text_key_is(md, at + 1, "$tensor") &&
+	    md[at + 10] == ':' && md[at + 11] == '"') {
+		/* {"$tensor":"name"} as the walk writes it: the text is
+		 * valid, so the string ends at the first unescaped quote */
+		size_t q = at + 12;
+
+		while (md[q] != '"')
+			q += md[q] == '\\' ? 2 : 1;
+		if (md[q + 1] == '}') {
+			*ref = true;
+			return 1;
+		}
+	}
 	n = json_text_children(md, at, &c);
 	if (md[at] == '{' && n == 1 && text_key_is(md, c[0].key, "$tensor") &&
 	    md[c[0].value] == '"') {
@@ -541,13 +568,17 @@ print_metadata_text(const char *md, long long depth)
 		char *key = json_text_string(md, m[i].key);
 		const char *v = md + m[i].value;
 		struct json_text_child *c = NULL;
-		size_t nc = *v == '{' ? json_text_children(md, m[i].value, &c) :
-		    0;
 		bool ref;
-		size_t nt = text_tensor_only(md, m[i].value, &ref);
+		size_t nt = text_tensor_only(md, m[i].value, &ref), nc;
 
+		/* a tensor reference (most members of a state dict) needs
+		 * no more reading */
+		nc = !ref && *v == '{' ? json_text_children(md, m[i].value,
+		    &c) : 0;
 		if (ref) {
-			printf("  %s: (tensor)\n", key);
+			fputs("  ", stdout);
+			fputs(key, stdout);
+			fputs(": (tensor)\n", stdout);
 		} else if (nt && !text_has_special_key(md, c, nc)) {
 			printf("  %s: (%zu tensor%s)\n", key, nt, nt == 1 ?
 			    "" : "s");
@@ -588,13 +619,12 @@ enum role { ROLE_MODEL, ROLE_OPTIMIZER, ROLE_OTHER, ROLE_COUNT };
 static const char *const role_names[ROLE_COUNT] = { "model", "optimizer",
 	"other" };
 
+/* The role of every tensor of a file by its name (optimizer.pt), or
+ * ROLE_MODEL: then each tensor's own name decides (tensor_role). */
 static enum role
-tensor_role(const char *file, const char *name)
+file_role(const char *file)
 {
-	static const char *const other[] = { "scheduler", "lr_scheduler",
-		"scaler", "rng", "rng_state", "grad_scaler" };
 	const char *base = file ? strrchr(file, '/') : NULL;
-	size_t n = name ? strcspn(name, ".") : 0;
 
 	base = base ? base + 1 : file ? file : "";
 	if (strstr(base, "optim"))
@@ -602,6 +632,19 @@ tensor_role(const char *file, const char *name)
 	if (strstr(base, "scheduler") || strstr(base, "rng_state") ||
 	    strstr(base, "scaler"))
 		return ROLE_OTHER;
+	return ROLE_MODEL;
+}
+
+/* The role of tensor name in a file of role fr (file_role). */
+static enum role
+tensor_role(enum role fr, const char *name)
+{
+	static const char *const other[] = { "scheduler", "lr_scheduler",
+		"scaler", "rng", "rng_state", "grad_scaler" };
+	size_t n = name ? strcspn(name, ".") : 0;
+
+	if (fr != ROLE_MODEL)
+		return fr;
 	if (n && name[n] == '.') {
 		if (n >= 5 && memmem(name, n, "optim", 5))
 			return ROLE_OPTIMIZER;
@@ -620,10 +663,8 @@ struct totals {
 };
 
 static void
-count_tensor(struct totals *tot, const char *file, const struct ckpt_tensor *t)
+count_tensor(struct totals *tot, enum role r, const struct ckpt_tensor *t)
 {
-	enum role r = tensor_role(file, t->name);
-
 	tot->role[r].tensors++;
 	tot->role[r].params += t->numel;
 	tot->role[r].bytes += t->nbytes;
@@ -658,6 +699,57 @@ print_finding(const struct ctx *ctx, const struct ckpt_finding *fd)
 	putchar('\n');
 }
 
+/* Measures (print false) or prints the row of one tensor. */
+static void
+tensor_row(struct table *tab, const struct ckpt_tensor *t,
+    const struct inspect_opts *o, const struct tensor_result *res,
+    size_t nres, bool print)
+{
+	const char *cells[13] = { NULL };
+	char params[32], bytes[32], s[8][32];
+	char *shape = shape_str(t);
+
+	cells[0] = t->name;
+	cells[1] = ckpt_dtype_name(t->dtype);
+	cells[2] = shape;
+	cells[3] = human_count(t->numel, params, sizeof(params));
+	cells[4] = human_size(t->nbytes, bytes, sizeof(bytes));
+	if (o->stats) {
+		const struct tensor_result *r = find_result(res, nres, t);
+
+		if (r && r->done) {
+			cells[5] = num_str(r->st.min, s[0], 32);
+			cells[6] = num_str(r->st.max, s[1], 32);
+			cells[7] = num_str(r->st.mean, s[2], 32);
+			cells[8] = num_str(r->st.std, s[3], 32);
+			snprintf(s[4], 32, "%llu",
+			    (unsigned long long)r->st.nan);
+			snprintf(s[5], 32, "%llu",
+			    (unsigned long long)r->st.pos_inf);
+			snprintf(s[6], 32, "%llu",
+			    (unsigned long long)r->st.neg_inf);
+			snprintf(s[7], 32, "%llu",
+			    (unsigned long long)r->st.zeros);
+			for (int k = 4; k < 8; k++)
+				cells[5 + k] = s[k];
+		} else {
+			cells[5] = r ? "(unreadable)" : "(no data)";
+			for (int k = 6; k < 13; k++)
+				cells[k] = "-";
+		}
+	}
+	if (print)
+		table_print_row(tab, stdout, cells);
+	else
+		table_measure(tab, cells);
+	free(shape);
+}
+
+/*
+ * The table of selected tensors, measured in one pass and printed in a
+ * second: 40,000 rows kept as strings cost more memory than the whole
+ * reading of the file.
+ */
 static void
 print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
     const struct inspect_opts *o, const struct tensor_result *res,
@@ -669,54 +761,26 @@ print_tensor_table(const struct ctx *ctx, const struct ckpt_file *f,
 	static const enum col_align align[] = { COL_LEFT, COL_LEFT, COL_LEFT,
 		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT,
 		COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT, COL_RIGHT };
-	size_t ncols = o->stats ? 13 : 5;
+	size_t ncols = o->stats ? 13 : 5, rows = 0;
 	struct table tab;
 
 	table_init(&tab, ncols, heads, align);
 	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
-		const char *cells[13] = { NULL };
-		char params[32], bytes[32], s[8][32];
-		char *shape;
 
-		if (!selected(o, t))
-			continue;
-		shape = shape_str(t);
-		cells[0] = t->name;
-		cells[1] = ckpt_dtype_name(t->dtype);
-		cells[2] = shape;
-		cells[3] = human_count(t->numel, params, sizeof(params));
-		cells[4] = human_size(t->nbytes, bytes, sizeof(bytes));
-		if (o->stats) {
-			const struct tensor_result *r = find_result(res, nres,
-			    t);
-
-			if (r && r->done) {
-				cells[5] = num_str(r->st.min, s[0], 32);
-				cells[6] = num_str(r->st.max, s[1], 32);
-				cells[7] = num_str(r->st.mean, s[2], 32);
-				cells[8] = num_str(r->st.std, s[3], 32);
-				snprintf(s[4], 32, "%llu",
-				    (unsigned long long)r->st.nan);
-				snprintf(s[5], 32, "%llu",
-				    (unsigned long long)r->st.pos_inf);
-				snprintf(s[6], 32, "%llu",
-				    (unsigned long long)r->st.neg_inf);
-				snprintf(s[7], 32, "%llu",
-				    (unsigned long long)r->st.zeros);
-				for (int k = 4; k < 8; k++)
-					cells[5 + k] = s[k];
-			} else {
-				cells[5] = r ? "(unreadable)" : "(no data)";
-				for (int k = 6; k < 13; k++)
-					cells[k] = "-";
-			}
+		if (selected(o, t)) {
+			tensor_row(&tab, t, o, res, nres, false);
+			rows++;
 		}
-		table_add_row(&tab, cells);
-		free(shape);
 	}
-	if (tab.nrows)
-		table_print(&tab, stdout, ctx);
+	if (rows)
+		table_print_header(&tab, stdout, ctx);
+	for (size_t i = 0; rows && i < ckpt_file_tensor_count(f); i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+
+		if (selected(o, t))
+			tensor_row(&tab, t, o, res, nres, true);
+	}
 	table_release(&tab);
 }
 
@@ -784,16 +848,20 @@ print_file(const struct ctx *ctx, const struct ckpt_checkpoint *c,
 	struct totals tot = { 0 };
 	const char *md;
 	char sz[32];
+	enum role fr;
 	bool any;
 
 	if (!f)
 		return;
+	fr = file_role(ckpt_checkpoint_file_name(c, i));
 	for (size_t j = 0; j < ckpt_file_tensor_count(f); j++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, j);
 
 		if (selected(o, t)) {
-			count_tensor(&tot, ckpt_checkpoint_file_name(c, i), t);
-			count_tensor(all, ckpt_checkpoint_file_name(c, i), t);
+			enum role r = tensor_role(fr, t->name);
+
+			count_tensor(&tot, r, t);
+			count_tensor(all, r, t);
 		}
 	}
 	printf("file:    %s\n", ckpt_checkpoint_file_name(c, i));
@@ -1233,6 +1301,7 @@ print_file_json(const struct ckpt_checkpoint *c, size_t i,
 {
 	const struct ckpt_file *f = ckpt_checkpoint_file(c, i);
 	const char *name = ckpt_checkpoint_file_name(c, i);
+	enum role fr = file_role(name), r;
 	struct json_stream jf, arr;
 	struct totals tot = { 0 };
 
@@ -1268,8 +1337,9 @@ print_file_json(const struct ckpt_checkpoint *c, size_t i,
 
 		if (!selected(o, t))
 			continue;
-		count_tensor(&tot, name, t);
-		count_tensor(all, name, t);
+		r = tensor_role(fr, t->name);
+		count_tensor(&tot, r, t);
+		count_tensor(all, r, t);
 		if (!o->no_tensors)
 			json_stream_put(&arr, NULL, json_tensor(t, o, res,
 			    nres));

@@ -171,4 +171,83 @@ test_expect_success TORCH 'a storage saved beside its tensors keeps its record' 
 	EOF
 '
 
+# A state dict goes into the table as data.pkl runs, with no tree kept
+# (pickle.c direct_take); the issue's case is 40,000 tensors.
+test_expect_success TORCH 'a state dict of 40,000 tensors: every name, in order' '
+	"$PYTHON" - <<-\EOF &&
+	import torch
+	g = torch.Generator().manual_seed(1)
+	sd = {"model.layers.%d.block.%d.weight" % (i // 100, i % 100):
+	      torch.randn(88, generator=g) for i in range(40000)}
+	torch.save(sd, "sd40k.pt")
+	EOF
+	ckpt inspect --json sd40k.pt >sd40k.json &&
+	"$PYTHON" - <<-\EOF &&
+	import json
+	f = json.load(open("sd40k.json"))["files"][0]
+	want = ["model.layers.%d.block.%d.weight" % (i // 100, i % 100)
+	        for i in range(40000)]
+	assert [t["name"] for t in f["tensors"]] == want
+	assert all(t["shape"] == [88] and t["dtype"] == "F32"
+	           for t in f["tensors"])
+	offs = [t["offset"] for t in f["tensors"]]
+	assert len(set(offs)) == 40000, "offsets repeat"
+	assert sorted(f["metadata"]) == sorted(want)	# --json sorts keys
+	assert all(f["metadata"][k] == {"$tensor": k} for k in want)
+	assert not f["findings"], f["findings"]
+	EOF
+	ckpt inspect sd40k.pt >sd40k.txt &&
+	test_grep "^total: 40000 tensors" sd40k.txt &&
+	test $(grep -c "^  model\.layers\.[0-9]*\.block\.[0-9]*\.weight: (tensor)$" sd40k.txt) = 40000
+'
+
+# When the root dict turns out to hold more than fresh tensors under
+# plain keys, after many were taken, the file is read again the old way:
+# the table, metadata and findings are the tree walk's.
+test_expect_success TORCH 'a dict that is not a plain state dict after all reads as before' '
+	"$PYTHON" - <<-\EOF &&
+	import collections, torch, zipfile
+	t = torch.arange(12, dtype=torch.float32)
+	sd = collections.OrderedDict(("w%d" % i, torch.ones(i % 7 + 1))
+	                             for i in range(3000))
+	sd["epoch"] = 5
+	torch.save(sd, "late-int.pt")
+	sd = collections.OrderedDict(("w%d" % i, torch.ones(2)) for i in range(100))
+	sd["t"] = t
+	sd["again"] = t
+	sd["view"] = t[2:5]
+	torch.save(sd, "late-shared.pt")
+	torch.save({"keyAAAA1": torch.ones(2), "keyAAAA2": torch.ones(3),
+	            "keyAAAA3": torch.ones(4)}, "dup-src.pt")
+	zin = zipfile.ZipFile("dup-src.pt")
+	with zipfile.ZipFile("dup.pt", "w") as z:
+	    for i in zin.infolist():
+	        b = zin.read(i.filename)
+	        if i.filename.endswith("data.pkl"):
+	            b = b.replace(b"keyAAAA3", b"keyAAAA1")
+	        z.writestr(zipfile.ZipInfo(i.filename, i.date_time), b)
+	EOF
+	ckpt inspect --json late-int.pt >late-int.json &&
+	ckpt inspect --json late-shared.pt >late-shared.json &&
+	ckpt inspect --json dup.pt >dup.json &&
+	"$PYTHON" - <<-\EOF
+	import json, torch
+	for name in ("late-int", "late-shared", "dup"):
+	    f = json.load(open(name + ".json"))["files"][0]
+	    want = torch.load(name + ".pt")
+	    tensors = [(k, list(v.shape)) for k, v in want.items()
+	               if isinstance(v, torch.Tensor)]
+	    got = [(t["name"], t["shape"]) for t in f["tensors"]]
+	    assert got == tensors, (name, got[:5], tensors[:5])
+	    assert sorted(f["metadata"]) == sorted(want), name
+	    ids = [x["id"] for x in f["findings"]]
+	    if name == "dup":
+	        assert ids == ["pickle-duplicate-key"], ids
+	    else:
+	        assert not ids, (name, ids)
+	f = json.load(open("late-int.json"))["files"][0]
+	assert f["metadata"]["epoch"] == 5
+	EOF
+'
+
 test_done

@@ -70,6 +70,18 @@ tensor_str(struct ckpt_file *f, const char *s, bool *nomem)
 	return d;
 }
 
+void
+ckpt_file_clear_tensors(struct ckpt_file *f)
+{
+	while (f->blocks) {
+		struct ckpt_file_block *b = f->blocks;
+
+		f->blocks = b->next;
+		free(b);
+	}
+	f->ntensors = 0;
+}
+
 int
 ckpt_file_reserve_tensors(struct ckpt_file *f, size_t n,
     struct ckpt_error *err)

@@ -79,6 +79,8 @@ struct ckpt_file {
 /* Copies t (name, shape, strides, storage and kind included). */
 int ckpt_file_add_tensor(struct ckpt_file *f, const struct ckpt_tensor *t,
     struct ckpt_error *err);
+/* Forgets every tensor added (a reader starting over). */
+void ckpt_file_clear_tensors(struct ckpt_file *f);
 /* Room for n more tensors (a reader that knows how many will come). */
 int ckpt_file_reserve_tensors(struct ckpt_file *f, size_t n,
     struct ckpt_error *err);

@@ -333,8 +333,12 @@ struct parser {
 	struct ckpt_pickle *p;
 	const struct pk_opts *o;
 	const struct pk_limits *lim;
-	const unsigned char *buf;
-	size_t len, pos, op_pos;
+	const unsigned char *buf;	/* bytes [wbase, wbase + wlen) */
+	size_t len, pos, op_pos;	/* stream offsets */
+	/* o->read: a window of the stream (win, wcap bytes of room) */
+	unsigned char *win;
+	size_t wbase, wlen, wcap;
+	unsigned char op;		/* the opcode being run */
 	struct pk_node **stack;
 	size_t sp, stack_cap;
 	size_t *marks;
@@ -353,6 +357,13 @@ struct parser {
 	size_t nreported;
 	uint32_t *skeys;		/* storage hash: index + 1 */
 	size_t scap;
+	/* o->take: the root dict being filled, the names' hash (index + 1
+	 * into p->direct), the direct array's room, and the item arrays
+	 * the dict would have grown to (accounted as if it had) */
+	struct pk_node *direct_dict;
+	bool direct_failed;
+	uint32_t *dslots;
+	size_t dscap, dcap, vcap;
 	bool *truncated;
 	struct ckpt_error *err;
 };
@@ -438,18 +449,25 @@ pk_alloc(struct ckpt_pickle *p, size_t size, struct ckpt_error *err)
  * alive shows as a use-after-poison instead of reading a new node.
  */
 static void
-pk_release(struct ckpt_pickle *p, void *m, size_t size)
+spare_put(struct ckpt_pickle *p, void *m, size_t size, bool counted)
 {
 	size = (size + 7) & ~(size_t)7;
 	if (!m || !size || size / 8 >= PK_SPARE_CLASSES)
 		return;
-	p->allocated -= size < p->allocated ? size : p->allocated;
+	if (counted)
+		p->allocated -= size < p->allocated ? size : p->allocated;
 #ifdef CKPT_ASAN
 	ASAN_POISON_MEMORY_REGION(m, size);
 #else
 	*(void **)m = p->spare[size / 8];
 	p->spare[size / 8] = m;
 #endif
+}
+
+static void
+pk_release(struct ckpt_pickle *p, void *m, size_t size)
+{
+	spare_put(p, m, size, true);
 }
 
 static char *
@@ -549,17 +567,30 @@ pk_push_item(struct ckpt_pickle *p, struct pk_node *c, struct pk_node *key,
 }
 
 void
-ckpt_pickle_free(struct ckpt_pickle *p)
+ckpt_pickle_drop_tree(struct ckpt_pickle *p)
 {
-	if (!p)
-		return;
 	while (p->slabs) {
 		struct pk_slab *s = p->slabs;
 
 		p->slabs = s->next;
 		free(s);
 	}
+	memset(p->spare, 0, sizeof(p->spare));
+	memset(p->ints, 0, sizeof(p->ints));
+	p->none = p->bools[0] = p->bools[1] = NULL;
+	p->root = NULL;
 	free(p->storages);
+	p->storages = NULL;
+	p->nstorages = 0;
+}
+
+void
+ckpt_pickle_free(struct ckpt_pickle *p)
+{
+	if (!p)
+		return;
+	ckpt_pickle_drop_tree(p);
+	free(p->direct);
 	free(p);
 }
 
@@ -745,7 +776,7 @@ need_stack(struct parser *ps, size_t n)
 {
 	if (ps->sp < mark_base(ps) + n)
 		return bad(ps, "%s needs %zu value%s on the stack",
-		    opnames[ps->buf[ps->op_pos]], n, n == 1 ? "" : "s");
+		    opnames[ps->op], n, n == 1 ? "" : "s");
 	return CKPT_OK;
 }
 
@@ -760,7 +791,7 @@ pop_mark(struct parser *ps, size_t *base)
 {
 	if (!ps->nmarks)
 		return bad(ps, "%s without a MARK",
-		    opnames[ps->buf[ps->op_pos]]);
+		    opnames[ps->op]);
 	*base = ps->marks[--ps->nmarks];
 	return CKPT_OK;
 }
@@ -838,11 +869,14 @@ rkeys_has(const struct parser *ps, uint32_t key)
 }
 
 static uint64_t rdle(const unsigned char *p, size_t n);
+static const unsigned char *at(const struct parser *ps, size_t pos);
+static int window(struct parser *ps, size_t pos, size_t n);
+static int find_nl(struct parser *ps, size_t from, size_t max, size_t *nl);
 
-/* Bytes of argument after opcode op at buf[pos] (pos: after op), or -1
- * for what the scan does not follow. */
+/* Bytes of argument after opcode op at stream offset pos (pos: after
+ * op), or -1 for what the scan does not follow. */
 static int64_t
-op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
+op_arg_len(struct parser *ps, size_t pos, unsigned op)
 {
 	static const unsigned char fixed[256] = {
 		[0x80] = 1, ['J'] = 4, ['K'] = 1, ['M'] = 2, ['G'] = 8,
@@ -854,28 +888,28 @@ op_arg_len(const unsigned char *buf, size_t len, size_t pos, unsigned op)
 		['T'] = 4, ['U'] = 1, ['B'] = 4, ['C'] = 1, [0x8e] = 8,
 		[0x96] = 8,
 	};
-	const unsigned char *nl;
+	size_t len = ps->len, nl;
 	uint64_t n;
 
 	if (fixed[op])
 		return fixed[op];
 	if (counted[op]) {
-		if (len - pos < counted[op])
+		if (len - pos < counted[op] || window(ps, pos, counted[op]))
 			return -1;
-		n = rdle(buf + pos, counted[op]);
+		n = rdle(at(ps, pos), counted[op]);
 		if (n > len - pos - counted[op])
 			return -1;
 		return (int64_t)(counted[op] + n);
 	}
 	if (strchr("ILFSVPgpci", (int)op) && op) {
-		size_t at = pos;
+		size_t from = pos;
 
 		for (int lines = op == 'c' || op == 'i' ? 2 : 1; lines--;) {
-			if (!(nl = memchr(buf + at, '\n', len - at)))
+			if (find_nl(ps, from, len - from, &nl))
 				return -1;
-			at = (size_t)(nl - buf) + 1;
+			from = nl + 1;
 		}
-		return (int64_t)(at - pos);
+		return (int64_t)(from - pos);
 	}
 	if (op == 0x94 || !opnames[op])
 		return -1;		/* MEMOIZE, or unknown */
@@ -898,31 +932,42 @@ text_key(const unsigned char *s, size_t n)
 	return k;
 }
 
+/* Through a window the scan is a pass of its own (op_pos: where the
+ * window may start); the run starts again from byte 0. */
 static void
 scan_gets(struct parser *ps)
 {
 	size_t pos = 0, n = 0;
 
 	while (pos < ps->len) {
-		unsigned op = ps->buf[pos++];
-		int64_t a = op_arg_len(ps->buf, ps->len, pos, op);
+		unsigned op;
+		int64_t a;
 		uint64_t k;
 
+		ps->op_pos = pos;
+		if (window(ps, pos, 1))
+			break;
+		op = *at(ps, pos++);
+		a = op_arg_len(ps, pos, op);
 		if (a < 0 || (uint64_t)a > ps->len - pos)
 			break;
 		if (op == '.') {
+			ps->op_pos = 0;
 			if (!ps->rcap && !rkeys_add(ps, UINT32_MAX - 1, &n))
 				break;	/* an empty set that exists */
 			return;
 		}
 		if (op == 'h' || op == 'j' || op == 'g') {
-			k = op == 'g' ? text_key(ps->buf + pos, (size_t)a) :
-			    rdle(ps->buf + pos, (size_t)a);
+			if (window(ps, pos, (size_t)a))
+				break;
+			k = op == 'g' ? text_key(at(ps, pos), (size_t)a) :
+			    rdle(at(ps, pos), (size_t)a);
 			if (k == UINT64_MAX || !rkeys_add(ps, k, &n))
 				break;
 		}
 		pos += (size_t)a;
 	}
+	ps->op_pos = 0;
 	free(ps->rkeys);
 	ps->rkeys = NULL;
 	ps->rcap = 0;
@@ -990,12 +1035,94 @@ memo_put(struct parser *ps, uint32_t key, struct pk_node *v)
 /* Reading arguments                                                   */
 /* ------------------------------------------------------------------ */
 
+/* The stream's byte at offset pos (inside the window). */
+static const unsigned char *
+at(const struct parser *ps, size_t pos)
+{
+	return ps->buf + (pos - ps->wbase);
+}
+
+/*
+ * Makes [pos, pos + n) of the stream readable at at(ps, pos) (pos + n <=
+ * len).  Reading through o->read, the window moves forward keeping the
+ * current opcode's bytes (its text arguments are read in turn), and
+ * grows only for an argument larger than PK_WINDOW: a 5 MB data.pkl
+ * costs 256 KiB, and strings are copied out of it (new_str).
+ */
+#define PK_WINDOW ((size_t)256 << 10)
+
+static int
+window_move(struct parser *ps, size_t pos, size_t n)
+{
+	size_t keep = ps->op_pos < pos ? ps->op_pos : pos, have = 0, want;
+	int rc;
+
+	if (!ps->o->read)
+		return CKPT_OK;
+	want = pos + n - keep < PK_WINDOW ? PK_WINDOW : pos + n - keep;
+	if (want > ps->len - keep)
+		want = ps->len - keep;
+	if (keep >= ps->wbase && keep < ps->wbase + ps->wlen) {
+		have = ps->wbase + ps->wlen - keep;
+		memmove(ps->win, ps->win + (keep - ps->wbase), have);
+	}
+	if (want > ps->wcap) {
+		unsigned char *w = realloc(ps->win, want);
+
+		if (!w)
+			return ckpt_error_nomem(ps->err);
+		ps->win = w;
+		ps->wcap = want;
+	}
+	ps->buf = ps->win;
+	ps->wbase = keep;
+	ps->wlen = have;
+	if ((rc = ps->o->read(ps->o->read_ctx, ps->win + have, want - have,
+	    keep + have, ps->err)))
+		return rc;
+	ps->wlen = want;
+	return CKPT_OK;
+}
+
+static inline int
+window(struct parser *ps, size_t pos, size_t n)
+{
+	if (pos >= ps->wbase && pos + n <= ps->wbase + ps->wlen)
+		return CKPT_OK;
+	return window_move(ps, pos, n);
+}
+
 static int
 need(struct parser *ps, size_t n)
 {
 	if (ps->len - ps->pos < n)
 		return truncated(ps);
-	return CKPT_OK;
+	return window(ps, ps->pos, n);
+}
+
+/* Where the first '\n' of [from, from + max) is (max <= len - from):
+ * 1 when there is none, else 0 or an error.  Through a window it reads
+ * on in growing steps, not the whole rest at once. */
+static int
+find_nl(struct parser *ps, size_t from, size_t max, size_t *nl)
+{
+	size_t done = from, step = 256, end;
+	const unsigned char *p;
+	int rc;
+
+	for (;;) {
+		end = max - (done - from) < step ? from + max : done + step;
+		if ((rc = window(ps, from, end - from)))
+			return rc;
+		if ((p = memchr(at(ps, done), '\n', end - done))) {
+			*nl = done + (size_t)(p - at(ps, done));
+			return CKPT_OK;
+		}
+		if (end == from + max)
+			return 1;
+		done = end;
+		step *= 2;
+	}
 }
 
 static uint64_t
@@ -1012,16 +1139,17 @@ rdle(const unsigned char *p, size_t n)
 static int
 line(struct parser *ps, size_t max, const char **s, size_t *n)
 {
-	const unsigned char *nl;
-	size_t avail = ps->len - ps->pos;
+	size_t avail = ps->len - ps->pos, nl;
+	int rc;
 
-	nl = memchr(ps->buf + ps->pos, '\n', avail < max + 1 ? avail :
-	    max + 1);
-	if (!nl)
+	rc = find_nl(ps, ps->pos, avail < max + 1 ? avail : max + 1, &nl);
+	if (rc < 0)
+		return rc;
+	if (rc)
 		return avail <= max ? truncated(ps) :
 		    bad(ps, "text argument longer than %zu bytes", max);
-	*s = (const char *)ps->buf + ps->pos;
-	*n = (size_t)(nl - (ps->buf + ps->pos));
+	*s = (const char *)at(ps, ps->pos);
+	*n = nl - ps->pos;
 	ps->pos += *n + 1;
 	return CKPT_OK;
 }
@@ -1034,7 +1162,7 @@ length_arg(struct parser *ps, size_t width, bool is_signed, size_t *out)
 
 	if ((rc = need(ps, width)))
 		return rc;
-	v = rdle(ps->buf + ps->pos, width);
+	v = rdle(at(ps, ps->pos), width);
 	ps->pos += width;
 	if (is_signed && width == 4 && (v & 0x80000000u))
 		return bad(ps, "negative length");
@@ -1050,15 +1178,29 @@ length_arg(struct parser *ps, size_t width, bool is_signed, size_t *out)
 		    "that remain", (unsigned long long)v, ps->len - ps->pos);
 	}
 	*out = (size_t)v;
-	return CKPT_OK;
+	return window(ps, ps->pos, (size_t)v);
 }
 
 static struct pk_node *
 new_str(struct parser *ps, enum pk_kind kind, const char *s, size_t n)
 {
 	struct pk_node *x = pk_new(ps->p, kind, (int64_t)ps->op_pos, ps->err);
+	uintptr_t a = (uintptr_t)s, w = (uintptr_t)ps->buf;
 
-	if (x) {
+	if (x && ps->win && a >= w && a <= w + ps->wlen) {
+		/* the window moves on: a copy, as the whole stream would
+		 * have held it (not counted against max_alloc either) */
+		char *c = arena_get(ps->p, n + 1);
+
+		if (!c) {
+			ckpt_error_nomem(ps->err);
+			return NULL;
+		}
+		x->s = memcpy(c, s, n);
+		x->len = n;
+		x->owned = true;
+		x->i = (int64_t)(ps->wbase + (a - w));
+	} else if (x) {
 		x->s = s;
 		x->len = n;
 		/* where the payload starts, for bytes that hold array data */
@@ -1887,9 +2029,7 @@ persistent(struct parser *ps, struct pk_node *pid, struct pk_node **out)
 		return ps->err->code;
 	n->u.storage = s;
 	s->key = pk_strndup(ps->p, key, strlen(key), ps->err);
-	s->location = pk_strndup(ps->p, pid->items[3]->s, pid->items[3]->len,
-	    ps->err);
-	if (!s->key || !s->location)
+	if (!s->key)
 		return ps->err->code;
 	s->dtype = (enum ckpt_dtype)dt;
 	s->untyped = untyped;
@@ -2012,6 +2152,8 @@ releasable(const struct pk_node *n, enum pk_kind kind)
 static void
 release_node(struct ckpt_pickle *p, struct pk_node *n)
 {
+	if (n->owned)	/* not counted: the stream's bytes never were */
+		spare_put(p, (void *)n->s, n->len + 1, false);
 	if (n->cap) {
 		pk_release(p, n->items, n->cap * sizeof(*n->items));
 		if (n->kind == PK_DICT)
@@ -2118,9 +2260,192 @@ tuple_of(struct parser *ps, size_t base, enum pk_kind kind)
 	return push(ps, t);
 }
 
+/*
+ * The direct path (pk_opts.take): a tensor set under a str key of the
+ * root dict becomes a table entry at once and its nodes are given back,
+ * so a state dict costs its table, not a tree.  The root dict is the
+ * first one filled at the bottom of the stack with no MARK open;
+ * whatever else happens (a value that is no fresh tensor, a key that is
+ * not plain text or comes twice, the dict shared or not the root after
+ * all) ends the path, and the caller parses again without it
+ * (ckpt_pickle.direct_ok), so the result is the tree walk's exactly.
+ */
+static size_t utf8_next(const char *s, size_t n, const char **rep);
+static uint32_t hash_bytes(const char *s, size_t n);
+
+static bool
+direct_candidate(const struct parser *ps, const struct pk_node *d)
+{
+	return d->kind == PK_DICT && ps->sp && ps->stack[0] == d &&
+	    !ps->nmarks && !d->n && !d->pinned && ps->lim->max_depth >= 1;
+}
+
+/* UTF-8 that out_text writes unchanged (no NUL, nothing replaced). */
+static bool
+plain_text(const char *s, size_t n)
+{
+	const char *rep;
+	size_t k;
+
+	for (size_t i = 0; i < n; i += k) {
+		k = 1;
+		if ((unsigned char)s[i] - 0x20u < 0x5fu)
+			continue;	/* printable ASCII */
+		if (!(k = utf8_next(s + i, n - i, &rep)) || rep)
+			return false;
+	}
+	return true;
+}
+
+/* Index + 1 of a name already taken equal to s[0, n), or 0 after
+ * recording that p->direct[i] will be it. */
+static size_t
+direct_seen(struct parser *ps, const char *s, size_t n, size_t i)
+{
+	size_t h = hash_bytes(s, n) & (ps->dscap - 1);
+
+	for (; ps->dslots[h]; h = (h + 1) & (ps->dscap - 1)) {
+		const char *o = ps->p->direct[ps->dslots[h] - 1];
+
+		if (!strncmp(o, s, n) && !o[n])
+			return ps->dslots[h];
+	}
+	ps->dslots[h] = (uint32_t)i + 1;
+	return 0;
+}
+
+/* Room for one more name in p->direct and its hash. */
+static int
+direct_room(struct parser *ps)
+{
+	struct ckpt_pickle *p = ps->p;
+
+	if (p->ndirect == ps->dcap) {
+		size_t cap = ps->dcap ? 2 * ps->dcap : 64;
+		const char **v = reallocarray(p->direct, cap, sizeof(*v));
+
+		if (!v)
+			return ckpt_error_nomem(ps->err);
+		p->direct = v;
+		ps->dcap = cap;
+	}
+	if ((p->ndirect + 1) * 2 > ps->dscap) {
+		size_t cap = ps->dscap ? 2 * ps->dscap : 128;
+		uint32_t *k = calloc(cap, sizeof(*k));
+
+		if (!k)
+			return ckpt_error_nomem(ps->err);
+		free(ps->dslots);
+		ps->dslots = k;
+		ps->dscap = cap;
+		for (size_t i = 0; i < p->ndirect; i++) {
+			size_t h = hash_bytes(p->direct[i],
+			    strlen(p->direct[i])) & (cap - 1);
+
+			while (k[h])
+				h = (h + 1) & (cap - 1);
+			k[h] = (uint32_t)i + 1;
+		}
+	}
+	return CKPT_OK;
+}
+
+/* A tensor node the table took: it, its record and its dims go back
+ * (the storage record stays with p->storages). */
+static void
+release_tensor(struct ckpt_pickle *p, struct pk_node *t)
+{
+	struct pk_tensor *x = t->u.tensor;
+	size_t dims = (x->ndim ? x->ndim : 1) * sizeof(uint64_t);
+
+	pk_release(p, x->shape, dims);
+	pk_release(p, x->stride, dims);
+	pk_release(p, x, sizeof(*x));
+	release_node(p, t);
+}
+
+/* Offers the pair key: val to o->take; *taken says whether it took it. */
+static int
+direct_take(struct parser *ps, struct pk_node *key, struct pk_node *val,
+    bool *taken)
+{
+	struct ckpt_pickle *p = ps->p;
+	const struct pk_tensor *x = val->u.tensor;
+	const char *kept = NULL;
+	uint64_t held;
+	int rc;
+
+	*taken = false;
+	if (key->kind != PK_STR || val->kind != PK_TENSOR || val->pinned ||
+	    !x || x->parts || (x->kind && !strcmp(x->kind, "sparse")) ||
+	    p->ndirect + 2 > ps->lim->max_walk ||
+	    !plain_text(key->s, key->len))
+		return CKPT_OK;
+	if ((rc = direct_room(ps)))
+		return rc;
+	if (direct_seen(ps, key->s, key->len, p->ndirect))
+		return CKPT_OK;	/* a key set twice: the walk reports it */
+	/* the dict's item and key arrays, as pk_push_item would have
+	 * grown them: the same memory limit either way */
+	if (p->ndirect == ps->vcap) {
+		size_t cap = ps->vcap ? 2 * ps->vcap : 4;
+
+		if ((rc = account(p, cap * 2 * sizeof(struct pk_node *),
+		    ps->err)))
+			return rc;
+		ps->vcap = cap;
+	}
+	if ((rc = ps->o->take(ps->o->take_ctx, key->s, key->len, val, &kept,
+	    ps->err)))
+		return rc;
+	if (!kept)
+		return CKPT_OK;
+	p->direct[p->ndirect++] = kept;
+	/* the tree would have kept these nodes: so does the account */
+	held = p->allocated;
+	release_if(p, key, PK_STR);
+	release_tensor(p, val);
+	p->allocated = held;
+	*taken = true;
+	return CKPT_OK;
+}
+
+/* Takes the pairs at stack[*from...] that the direct path can, from the
+ * first; *from is then the first pair left to the dict. */
+static int
+direct_items(struct parser *ps, struct pk_node *d, size_t *from)
+{
+	bool taken = true;
+	int rc;
+
+	if (ps->direct_failed || d->kind != PK_DICT)
+		return CKPT_OK;
+	if (!ps->direct_dict) {
+		if (!direct_candidate(ps, d))
+			return CKPT_OK;
+		ps->direct_dict = d;
+	} else if (d != ps->direct_dict) {
+		return CKPT_OK;
+	} else if (!direct_candidate(ps, d)) {
+		ps->direct_failed = true;
+		return CKPT_OK;
+	}
+	for (; *from < ps->sp && taken; *from += 2) {
+		if ((rc = direct_take(ps, ps->stack[*from],
+		    ps->stack[*from + 1], &taken)))
+			return rc;
+		if (!taken) {
+			ps->direct_failed = true;
+			return CKPT_OK;
+		}
+	}
+	return CKPT_OK;
+}
+
 static int
 set_items(struct parser *ps, struct pk_node *d, size_t from)
 {
+	size_t base = from;
 	int rc;
 
 	if ((ps->sp - from) % 2)
@@ -2137,11 +2462,13 @@ set_items(struct parser *ps, struct pk_node *d, size_t from)
 	}
 	if (d->kind != PK_DICT)
 		return bad(ps, "SETITEM on a value that is not a dict");
+	if (ps->o->take && (rc = direct_items(ps, d, &from)))
+		return rc;
 	for (size_t i = from; i < ps->sp; i += 2)
 		if ((rc = pk_push_item(ps->p, d, ps->stack[i],
 		    ps->stack[i + 1], ps->err)))
 			return rc;
-	ps->sp = from;
+	ps->sp = base;
 	return CKPT_OK;
 }
 
@@ -2223,7 +2550,7 @@ step(struct parser *ps, bool *stop)
 		ps->in_frame = false;
 	if ((rc = need(ps, 1)))
 		return rc;
-	op = ps->buf[ps->pos++];
+	op = ps->op = *at(ps, ps->pos++);
 	if (++ps->ops > ps->lim->max_ops)
 		return limit(ps, "more than %llu opcodes",
 		    (unsigned long long)ps->lim->max_ops);
@@ -2236,7 +2563,7 @@ step(struct parser *ps, bool *stop)
 	case 0x80:	/* PROTO */
 		if ((rc = need(ps, 1)))
 			return rc;
-		ps->p->proto = ps->buf[ps->pos++];
+		ps->p->proto = *at(ps, ps->pos++);
 		if (ps->p->proto > 5)
 			return bad(ps, "unknown pickle protocol %d",
 			    ps->p->proto);
@@ -2297,7 +2624,7 @@ step(struct parser *ps, bool *stop)
 	case 'J':
 		if ((rc = need(ps, 4)))
 			return rc;
-		n = new_int(ps, (int32_t)(uint32_t)rdle(ps->buf + ps->pos, 4));
+		n = new_int(ps, (int32_t)(uint32_t)rdle(at(ps, ps->pos), 4));
 		ps->pos += 4;
 		return push(ps, n);
 	case 'K':
@@ -2305,14 +2632,14 @@ step(struct parser *ps, bool *stop)
 		len = op == 'K' ? 1 : 2;
 		if ((rc = need(ps, len)))
 			return rc;
-		n = new_int(ps, (int64_t)rdle(ps->buf + ps->pos, len));
+		n = new_int(ps, (int64_t)rdle(at(ps, ps->pos), len));
 		ps->pos += len;
 		return push(ps, n);
 	case 0x8a:	/* LONG1 */
 	case 0x8b:	/* LONG4 */
 		if ((rc = length_arg(ps, op == 0x8a ? 1 : 4, true, &len)))
 			return rc;
-		n = new_long(ps, ps->buf + ps->pos, len);
+		n = new_long(ps, at(ps, ps->pos), len);
 		ps->pos += len;
 		return push(ps, n);
 	case 'I':
@@ -2345,7 +2672,7 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		v = 0;
 		for (int i = 0; i < 8; i++)
-			v = v << 8 | ps->buf[ps->pos + i];
+			v = v << 8 | *at(ps, ps->pos + i);
 		ps->pos += 8;
 		n = pk_new(ps->p, PK_FLOAT, (int64_t)ps->op_pos, ps->err);
 		if (n)
@@ -2367,7 +2694,7 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		n = new_str(ps, op == 'B' || op == 'C' || op == 0x8e ||
 		    op == 0x96 ? PK_BYTES : PK_STR,
-		    (const char *)ps->buf + ps->pos, len);
+		    (const char *)at(ps, ps->pos), len);
 		ps->pos += len;
 		if (n && n->kind == PK_BYTES && is_pickle_bytes(n) &&
 		    first_report(ps, "pickle-nested", "bytes"))
@@ -2473,7 +2800,7 @@ step(struct parser *ps, bool *stop)
 			len = op == 'h' ? 1 : 4;
 			if ((rc = need(ps, len)))
 				return rc;
-			k = rdle(ps->buf + ps->pos, len);
+			k = rdle(at(ps, ps->pos), len);
 			ps->pos += len;
 		}
 		if (k > UINT32_MAX - 1 || !(n = memo_get(ps, (uint32_t)k)))
@@ -2501,7 +2828,7 @@ step(struct parser *ps, bool *stop)
 			len = op == 'q' ? 1 : 4;
 			if ((rc = need(ps, len)))
 				return rc;
-			k = rdle(ps->buf + ps->pos, len);
+			k = rdle(at(ps, ps->pos), len);
 			ps->pos += len;
 		}
 		if ((rc = need_stack(ps, 1)))
@@ -2512,9 +2839,11 @@ step(struct parser *ps, bool *stop)
 		return memo_put(ps, (uint32_t)k, ps->stack[ps->sp - 1]);
 	}
 	case 'c':	/* GLOBAL */
+		base = ps->pos;
 		if ((rc = line(ps, 512, &s, &len)) ||
 		    (rc = line(ps, 512, &s2, &len2)))
 			return rc;
+		s = (const char *)at(ps, base);	/* the window may move */
 		n = make_global(ps, s, len, s2, len2, "GLOBAL");
 		return n ? push(ps, n) : ps->err->code;
 	case 0x93:	/* STACK_GLOBAL */
@@ -2588,9 +2917,11 @@ step(struct parser *ps, bool *stop)
 		b = pop(ps);
 		return build(ps, ps->stack[ps->sp - 1], b);
 	case 'i':	/* INST module\nname\n, args from the mark */
+		base = ps->pos;
 		if ((rc = line(ps, 512, &s, &len)) ||
 		    (rc = line(ps, 512, &s2, &len2)))
 			return rc;
+		s = (const char *)at(ps, base);	/* the window may move */
 		if (!(a = make_global(ps, s, len, s2, len2, "INST")))
 			return ps->err->code;
 		unsafe_op(ps, op, a->s);
@@ -2665,6 +2996,7 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	ps.o = o;
 	ps.buf = buf;
 	ps.len = len;
+	ps.wlen = o->read ? 0 : len;	/* a buffer is one whole window */
 	ps.err = err;
 	ps.truncated = trunc;
 	if (trunc)
@@ -2687,8 +3019,13 @@ ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf, size_t len,
 	free(ps.marks);
 	free(ps.mkeys);
 	free(ps.mvals);
+	free(ps.win);
 	free(ps.rkeys);
 	free(ps.skeys);
+	free(ps.dslots);
+	ps.p->direct_ok = !rc && ps.p->ndirect && !ps.direct_failed &&
+	    ps.p->root == ps.direct_dict && !ps.direct_dict->pinned &&
+	    !ps.direct_dict->n;
 	if (rc && rc != CKPT_ERR_FORMAT && rc != CKPT_ERR_LIMIT) {
 		ckpt_pickle_free(ps.p);
 		return rc;
@@ -2836,10 +3173,18 @@ out_text(struct walker *w, const char *s, size_t n)
 	out_raw(w, "\"", 1);
 	while (i < n && !w->rc) {
 		const char *rep;
-		size_t k = utf8_next(s + i, n - i, &rep);
 		unsigned char c = (unsigned char)s[i];
 		char esc[8];
 		const char *e = NULL;
+		size_t k;
+
+		/* printable ASCII stands for itself (most names) */
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			i++;
+			run++;
+			continue;
+		}
+		k = utf8_next(s + i, n - i, &rep);
 
 		if (rep) {
 			e = rep;
@@ -3632,6 +3977,40 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 	n->seen = 1;
 }
 
+/*
+ * The JSON of a root dict whose tensors the table took as the pickle ran
+ * (ckpt_pickle.direct_ok), as walk() writes it: each name is a plain str
+ * key, met once, and the tensor's path.  Sized at once.
+ */
+static void
+direct_json(struct walker *w)
+{
+	static const char tag[] = "{\"$tensor\":";
+	size_t need = 3;
+
+	for (size_t i = 0; i < w->p->ndirect; i++)
+		need += 2 * strlen(w->p->direct[i]) + sizeof(tag) + 6;
+	if (!(w->out = malloc(need))) {
+		w->rc = ckpt_error_nomem(w->err);
+		return;
+	}
+	w->ocap = need;
+	out_raw(w, "{", 1);
+	for (size_t i = 0; i < w->p->ndirect && !w->rc; i++) {
+		const char *name = w->p->direct[i];
+		size_t n = strlen(name);
+
+		if (i)
+			out_raw(w, ",", 1);
+		out_text(w, name, n);
+		out_raw(w, ":", 1);
+		out_raw(w, tag, sizeof(tag) - 1);
+		out_text(w, name, n);
+		out_raw(w, "}", 1);
+	}
+	out_raw(w, "}", 1);
+}
+
 int
 ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
     const struct pk_opts *o,
@@ -3643,6 +4022,15 @@ ckpt_pickle_walk(struct ckpt_file *f, struct ckpt_pickle *p,
 
 	if (json)
 		*json = NULL;
+	if (p->direct_ok) {
+		if (json)
+			direct_json(&w);
+		if (!w.rc && json)
+			*json = w.out;
+		else
+			free(w.out);
+		return w.rc;
+	}
 	if (!p->root)
 		return CKPT_OK;
 	w.path = calloc(1, 64);

@@ -47,7 +47,6 @@ struct pk_node;
  * fields are ordered so that they pack without holes. */
 struct pk_storage {
 	char *key;
-	char *location;
 	uint64_t numel;		/* as pickled */
 	int64_t pos;		/* offset of BINPERSID */
 	/* filled by the container reader */
@@ -96,6 +95,9 @@ struct pk_node {
 				 * the stack slot or container that took it
 				 * (memo, DUP, an interpreted call returning
 				 * an argument): never released early */
+	bool owned;		/* reader: s is a copy of its own in the
+				 * slabs (a windowed stream), given back
+				 * with the node */
 	uint32_t xsize;		/* walkers: nodes a full expansion visits,
 				 * saturated at PK_XSIZE_MAX */
 	int64_t pos;		/* offset in the pickle of the creating
@@ -153,6 +155,27 @@ struct pk_opts {
 	const char *what;		/* "data.pkl", for messages */
 	int64_t base;			/* absolute offset of byte 0, or -1 */
 	const struct pk_limits *limits;	/* NULL: the defaults */
+	/*
+	 * Optional: the container reader's table entry for a tensor stored
+	 * under a str key of the root dict, made while the pickle runs (a
+	 * state dict of 40,000 tensors then keeps no node tree).  name is
+	 * name[0, len), not NUL-terminated.  It sets *kept to the name it
+	 * stored (alive as long as the file), or leaves it NULL to decline
+	 * (the tensor would need a finding): the reader then keeps the
+	 * tree.  See ckpt_pickle.direct_ok.
+	 */
+	int (*take)(void *ctx, const char *name, size_t len,
+	    struct pk_node *t, const char **kept, struct ckpt_error *err);
+	void *take_ctx;
+	/*
+	 * Optional: the stream's bytes [off, off + n) into dst, read
+	 * through a window of a few hundred KiB instead of buf (which is
+	 * then NULL; len is the stream's length).  Strings are copied out
+	 * of the window.  Not with truncated (incremental reading).
+	 */
+	int (*read)(void *ctx, void *dst, size_t n, uint64_t off,
+	    struct ckpt_error *err);
+	void *read_ctx;
 };
 
 /* ints in this range are one shared node each */
@@ -179,11 +202,19 @@ struct ckpt_pickle {
 	size_t nstorages;
 	size_t ntensors;		/* tensor nodes made: the walk's
 					 * table will hold about as many */
+	/* The names o->take kept, in dict order.  direct_ok: the pickle
+	 * was a dict of those tensors alone, so the walk writes its JSON
+	 * from them and adds nothing.  With ndirect > 0 and !direct_ok the
+	 * tree lacks the tensors taken: the caller drops what it added and
+	 * parses again without o->take. */
+	const char **direct;
+	size_t ndirect;
+	bool direct_ok;
 };
 
 /*
  * Interprets one pickle in buf[0, len), which must stay alive as long as
- * the result (strings and bytes point into it).  Returns CKPT_OK with
+ * the result (strings and bytes point into it), or read by o->read.  Returns CKPT_OK with
  * p->root set, or an error: CKPT_ERR_FORMAT for a malformed stream,
  * CKPT_ERR_LIMIT for a bomb (with a finding recorded on f either way, so a
  * file can still open and report it).  With truncated set, a stream that
@@ -195,6 +226,9 @@ int ckpt_pickle_parse(struct ckpt_file *f, const unsigned char *buf,
     size_t len, const struct pk_opts *o, struct ckpt_pickle **out,
     bool *truncated, struct ckpt_error *err);
 void ckpt_pickle_free(struct ckpt_pickle *p);
+/* Frees the nodes, strings and storage records of a direct_ok result:
+ * its walk needs only p->direct. */
+void ckpt_pickle_drop_tree(struct ckpt_pickle *p);
 
 /* Whether "module.name" is on the default allowlist (flags: PK_ALLOW_*). */
 bool ckpt_pickle_allowed(const char *name, unsigned int flags);

@@ -9,6 +9,10 @@
  */
 #include "util/internal.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "format/pickle.h"
 #include "format/zip.h"
 
@@ -18,7 +22,15 @@
 struct adder {
 	struct ckpt_file *f;
 	bool big_endian;
+	/* the direct path (pk_opts.take): the archive, for storages, and
+	 * whether a tensor would need a finding (then it is declined) */
+	struct ckpt_zip *z;
+	size_t pkl_len;
+	bool quiet, refused;
 };
+
+static bool resolve_storage(struct ckpt_file *f, struct ckpt_zip *z,
+    struct pk_storage *s, bool big, bool quiet);
 
 static bool
 contiguous(unsigned nd, const uint64_t *shape, const int64_t *stride)
@@ -52,7 +64,8 @@ add_tensor(void *ctx, const char *name, struct pk_node *n,
 
 	for (unsigned d = 0; d < x->ndim; d++)
 		if (!ckpt_mul_u64(numel, x->shape[d], &numel))
-			return ckpt_file_add_finding(a->f, "torch-bad-tensor",
+			return a->quiet ? (a->refused = true, CKPT_OK) :
+			    ckpt_file_add_finding(a->f, "torch-bad-tensor",
 			    CKPT_SEV_ERROR, name, -1, "tensor '%s': element "
 			    "count overflows", name);
 	esize = ckpt_dtype_bits(x->dtype) / 8;
@@ -87,6 +100,10 @@ add_tensor(void *ctx, const char *name, struct pk_node *n,
 			    (uint64_t)x->stride[d], &v) ||
 			    !ckpt_add_u64(max, v, &max))
 				inb = false;
+		if ((!inb || max >= selems) && a->quiet) {
+			a->refused = true;
+			return CKPT_OK;
+		}
 		if (!inb || max >= selems) {
 			ok = false;
 			ckpt_file_add_finding(a->f, "torch-view-out-of-bounds",
@@ -153,58 +170,116 @@ known_record(const char *rest, bool script)
 	return false;
 }
 
-/* Storages: data/<key> must exist, be stored, and hold numel x itemsize
- * bytes exactly (security.md T02, T07). */
-static int
-resolve_storages(struct ckpt_file *f, struct ckpt_zip *z, struct ckpt_pickle
-    *p, bool big, struct ckpt_error *err)
+/*
+ * Storage s: data/<key> must exist, be stored, and hold numel x itemsize
+ * bytes exactly (security.md T02, T07).  Quiet (the direct path): what
+ * would be a finding only returns false.
+ */
+static bool
+resolve_storage(struct ckpt_file *f, struct ckpt_zip *z,
+    struct pk_storage *s, bool big, bool quiet)
 {
-	for (size_t i = 0; i < p->nstorages; i++) {
-		struct pk_storage *s = p->storages[i];
-		struct ckpt_zip_entry *e;
-		uint64_t want;
-		char rec[160];
+	struct ckpt_zip_entry *e;
+	uint64_t want;
+	char rec[160];
+	size_t kl = strlen(s->key);
 
-		snprintf(rec, sizeof(rec), "data/%s", s->key);
-		s->big_endian = big;
-		e = ckpt_zip_find(z, rec);
-		if (!e) {
+	if (kl > sizeof(rec) - 6)	/* persistent() keeps them shorter */
+		kl = sizeof(rec) - 6;
+	memcpy(rec, "data/", 5);
+	memcpy(rec + 5, s->key, kl);
+	rec[5 + kl] = '\0';
+	s->big_endian = big;
+	e = ckpt_zip_find(z, rec);
+	if (!e) {
+		if (!quiet)
 			ckpt_file_add_finding(f, "torch-missing-storage",
 			    CKPT_SEV_ERROR, s->key, s->pos, "storage '%s' has "
 			    "no record %s/%s", s->key, z->prefix, rec);
-			continue;
-		}
-		/* views are checked against the bytes really there */
-		s->nbytes = e->usize;
-		s->sized = true;
-		if (s->untyped)
-			want = s->numel;
-		else if (!ckpt_mul_u64(s->numel,
-		    ckpt_dtype_bits(s->dtype) / 8, &want))
-			want = UINT64_MAX;
-		if (e->usize != want) {
-			ckpt_file_add_finding(f, "torch-storage-size",
-			    CKPT_SEV_ERROR, s->key, (int64_t)e->lho, "storage "
-			    "'%s' declares %llu elements (%llu bytes) but its "
-			    "record holds %llu bytes", s->key,
-			    (unsigned long long)s->numel,
-			    (unsigned long long)want,
-			    (unsigned long long)e->usize);
-			continue;
-		}
-		if (e->method != 0 || e->encrypted) {
-			ckpt_file_add_finding(f, "torch-storage-compressed",
-			    CKPT_SEV_WARNING, s->key, (int64_t)e->lho, "storage"
-			    " record '%s' is compressed or encrypted; its "
-			    "tensors cannot be read by offset", e->name);
-			continue;
-		}
-		s->data_offset = e->data_offset;
-		s->nbytes = e->usize;
-		s->resolved = true;
+		return false;
 	}
-	(void)err;
-	return CKPT_OK;
+	if (s->untyped)
+		want = s->numel;
+	else if (!ckpt_mul_u64(s->numel, ckpt_dtype_bits(s->dtype) / 8,
+	    &want))
+		want = UINT64_MAX;
+	if (quiet && (e->usize != want || e->method != 0 || e->encrypted))
+		return false;
+	/* views are checked against the bytes really there */
+	s->nbytes = e->usize;
+	s->sized = true;
+	if (e->usize != want) {
+		ckpt_file_add_finding(f, "torch-storage-size", CKPT_SEV_ERROR,
+		    s->key, (int64_t)e->lho, "storage '%s' declares %llu "
+		    "elements (%llu bytes) but its record holds %llu bytes",
+		    s->key, (unsigned long long)s->numel,
+		    (unsigned long long)want, (unsigned long long)e->usize);
+		return false;
+	}
+	if (e->method != 0 || e->encrypted) {
+		ckpt_file_add_finding(f, "torch-storage-compressed",
+		    CKPT_SEV_WARNING, s->key, (int64_t)e->lho, "storage record"
+		    " '%s' is compressed or encrypted; its tensors cannot be "
+		    "read by offset", e->name);
+		return false;
+	}
+	s->data_offset = e->data_offset;
+	s->nbytes = e->usize;
+	s->resolved = true;
+	return true;
+}
+
+/* Every storage the direct path did not resolve already. */
+static void
+resolve_storages(struct ckpt_file *f, struct ckpt_zip *z,
+    struct ckpt_pickle *p, bool big)
+{
+	for (size_t i = 0; i < p->nstorages; i++)
+		if (!p->storages[i]->resolved)
+			resolve_storage(f, z, p->storages[i], big, false);
+}
+
+/*
+ * pk_opts.take: a tensor of the root dict into the table at once, when
+ * it needs no finding (its storage resolves, its view is in bounds);
+ * else declined, and the tree is walked as before.  The table is sized
+ * at the first: about a tensor per data/ record, and no more than the
+ * pickle could describe (a rebuild call takes over 40 bytes).
+ */
+static int
+take_tensor(void *ctx, const char *key, size_t len, struct pk_node *n,
+    const char **kept, struct ckpt_error *err)
+{
+	struct adder *a = ctx;
+	struct pk_storage *s = n->u.tensor->storage;
+	char small[256], *name = small;
+	int rc;
+
+	*kept = NULL;
+	if (!a->f->tensors_cap) {
+		size_t est = a->z->n < a->pkl_len / 40 ? a->z->n :
+		    a->pkl_len / 40;
+
+		if ((rc = ckpt_file_reserve_tensors(a->f, est ? est : 1,
+		    err)))
+			return rc;
+	}
+	if (s && !s->resolved && !resolve_storage(a->f, a->z, s,
+	    a->big_endian, true))
+		return CKPT_OK;
+	if (len >= sizeof(small) && !(name = malloc(len + 1)))
+		return ckpt_error_nomem(err);
+	memcpy(name, key, len);
+	name[len] = '\0';
+	a->quiet = true;
+	a->refused = false;
+	rc = add_tensor(a, name, n, err);
+	a->quiet = false;
+	if (!rc && !a->refused)
+		*kept = a->f->tensors[a->f->ntensors - 1].name;
+	if (name != small)
+		free(name);
+	return rc;
 }
 
 static int
@@ -216,8 +291,10 @@ walk_into_file(struct ckpt_file *f, struct ckpt_pickle *p,
 	int rc;
 
 	/* the table at its size at once: doubling a 40,000-entry table
-	 * leaves a quarter to a half of it unused */
-	if ((rc = ckpt_file_reserve_tensors(f, p->ntensors, err)))
+	 * leaves a quarter to a half of it unused (the direct path filled
+	 * it already) */
+	if (!p->direct_ok &&
+	    (rc = ckpt_file_reserve_tensors(f, p->ntensors, err)))
 		return rc;
 	rc = ckpt_pickle_walk(f, p, o, add_tensor, &a, &json, err);
 	if (rc) {
@@ -244,6 +321,19 @@ static void
 priv_free_zip(void *priv)
 {
 	ckpt_zip_free(priv);
+}
+
+/* Forgets the findings of an attempt that is about to be repeated. */
+static void
+drop_findings(struct ckpt_file *f, size_t mark)
+{
+	while (f->nfindings > mark) {
+		struct ckpt_finding *x = &f->findings[--f->nfindings];
+
+		free((char *)x->id);
+		free((char *)x->subject);
+		free((char *)x->message);
+	}
 }
 
 static int read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
@@ -418,6 +508,75 @@ ckpt_torchzip_read_slice(struct ckpt_file *f, uint64_t base, uint64_t len,
 	return read_archive(f, base, len, err);
 }
 
+/*
+ * data.pkl, its state dict's tensors taken into the table as it runs
+ * (take_tensor).  When the pickle turns out to be more than a dict of
+ * plain tensors after some were taken, what that attempt added goes and
+ * the pickle runs again the old way, so that the findings and the tree
+ * are exactly the walk's.
+ */
+static int
+parse_data_pkl(struct ckpt_file *f, struct ckpt_zip *z, bool big,
+    const unsigned char *buf, size_t len, struct pk_opts *o,
+    struct ckpt_pickle **p, struct ckpt_error *err)
+{
+	struct adder a = { .f = f, .big_endian = big, .z = z,
+	    .pkl_len = len };
+	size_t mark = f->nfindings;
+	int rc;
+
+	if (!f->ntensors) {
+		o->take = take_tensor;
+		o->take_ctx = &a;
+	}
+	rc = ckpt_pickle_parse(f, buf, len, o, p, NULL, err);
+	o->take = NULL;
+	o->take_ctx = NULL;
+	if (!*p || !(*p)->ndirect || (*p)->direct_ok)
+		return rc;
+	ckpt_pickle_free(*p);
+	*p = NULL;
+	drop_findings(f, mark);
+	ckpt_file_clear_tensors(f);
+	return ckpt_pickle_parse(f, buf, len, o, p, NULL, err);
+}
+
+/*
+ * The nodes just freed were 64 KiB slabs in the middle of the heap, which
+ * malloc keeps resident: the metadata text written next would add its
+ * size to the peak instead of taking their place (40,000 tensors: 5 MB).
+ */
+static void
+give_back_heap(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+/* A stored data.pkl at absolute offset off of f (pk_opts.read). */
+struct pkl_src {
+	struct ckpt_file *f;
+	uint64_t off;
+};
+
+static int
+read_pkl(void *ctx, void *dst, size_t n, uint64_t off,
+    struct ckpt_error *err)
+{
+	struct pkl_src *s = ctx;
+	int rc = ckpt_file_pread(s->f, dst, n, s->off + off, err);
+
+	/* the member's extent was checked at open: a read failing now is
+	 * the file changing under us, never a malformed pickle */
+	if (rc == CKPT_ERR_FORMAT) {
+		rc = CKPT_ERR_IO;
+		if (err)
+			err->code = rc;
+	}
+	return rc;
+}
+
 /* One torch.save archive occupying [base, base + len) of f. */
 static int
 read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
@@ -501,7 +660,19 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 			    "big", rec);
 	}
 	if (!(f->flags & CKPT_OPEN_NO_PICKLE)) {
-		rc = ckpt_zip_read(f, pkl, MAX_PICKLE_BYTES, &buf, &len, err);
+		struct pkl_src src = { .f = f, .off = pkl->data_offset };
+
+		if (pkl->method == 0 && !pkl->encrypted &&
+		    pkl->usize <= MAX_PICKLE_BYTES) {
+			/* stored: read through the parser's window */
+			o.read = read_pkl;
+			o.read_ctx = &src;
+			len = (size_t)pkl->usize;
+			rc = CKPT_OK;
+		} else {
+			rc = ckpt_zip_read(f, pkl, MAX_PICKLE_BYTES, &buf,
+			    &len, err);
+		}
 		if (rc == CKPT_ERR_UNSUPPORTED || rc == CKPT_ERR_LIMIT ||
 		    rc == CKPT_ERR_FORMAT) {
 			ckpt_file_add_finding(f, "pickle-unreadable",
@@ -515,7 +686,7 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 		o.base = pkl->method == 0 ? (int64_t)pkl->data_offset : -1;
 		if (script)
 			o.flags |= PK_TORCHSCRIPT;
-		rc = ckpt_pickle_parse(f, buf, len, &o, &p, NULL, err);
+		rc = parse_data_pkl(f, z, big, buf, len, &o, &p, err);
 		if (rc == CKPT_ERR_NOMEM || rc == CKPT_ERR_IO ||
 		    rc == CKPT_ERR_INTERNAL) {
 			free(buf);
@@ -528,7 +699,14 @@ read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,
 			    "STOP of data.pkl", len - p->consumed);
 		parsed = !rc;
 		if (p) {
-			resolve_storages(f, z, p, big, err);
+			resolve_storages(f, z, p, big);
+			if (p->direct_ok) {
+				/* the table holds all the walk needs */
+				ckpt_pickle_drop_tree(p);
+				free(buf);
+				buf = NULL;
+				give_back_heap();
+			}
 			rc = parsed ? walk_into_file(f, p, &o, big, err) :
 			    CKPT_OK;
 		}
@@ -557,19 +735,6 @@ unreferenced:
 /* ------------------------------------------------------------------ */
 /* Legacy pickle stream and bare pickles                               */
 /* ------------------------------------------------------------------ */
-
-/* Forgets the findings of an attempt that is about to be repeated. */
-static void
-drop_findings(struct ckpt_file *f, size_t mark)
-{
-	while (f->nfindings > mark) {
-		struct ckpt_finding *x = &f->findings[--f->nfindings];
-
-		free((char *)x->id);
-		free((char *)x->subject);
-		free((char *)x->message);
-	}
-}
 
 /*
  * Parses the pickle at off, reading more of the file while the stream
