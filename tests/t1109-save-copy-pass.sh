@@ -135,10 +135,12 @@ test_expect_success 'a source that grows while copied fails the save' '
 	no_step 7
 '
 
+# The 6th read of the source: 3 plan the copy (its header), the copy
+# pass reads each of its 6 ranges at least once.
 test_expect_success 'a source rewritten in place while copied fails the save' '
 	cp src/model.safetensors keep.st &&
 	test_expect_code 3 env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=read \
-	    CKPT_FAULT_NTH=15 CKPT_FAULT_PATH="*/src/model.safetensors" \
+	    CKPT_FAULT_NTH=6 CKPT_FAULT_PATH="*/src/model.safetensors" \
 	    CKPT_FAULT_ACTION=run CKPT_FAULT_RUN="printf zz | dd of=\"$PWD/src/model.safetensors\" bs=1 seek=1000000 conv=notrunc 2>/dev/null" \
 	    ckpt -C s save -q --copy --chunk-size 65536 --run r --step 8 src >out 2>err &&
 	test_grep "src/model.safetensors: changed while being copied" err &&
@@ -203,6 +205,12 @@ test_expect_success 'setup: files larger than the copy ring of a thread (2 MiB)'
 	ckpt -C s save -q --link --run l --step 2 big >/dev/null
 '
 
+# The trash directory's filesystem takes O_DIRECT writes (ext4 and tmpfs
+# do; some do not, where save writes through the page cache).
+if dd if=/dev/zero of=probe bs=4096 count=1 oflag=direct 2>/dev/null; then
+	test_set_prereq ODIRECT
+fi
+
 # The writes of --copy are another thread's (hashing.c): the manifest
 # must be the one a save that copies nothing (--link) records.
 for j in 1 2 5; do
@@ -217,5 +225,57 @@ for j in 1 2 5; do
 		ckpt -C s verify -q c'$j'@2
 	'
 done
+
+# The copy's whole blocks are written with O_DIRECT, its partial ones
+# buffered (hashing.c); a filesystem that refuses O_DIRECT gets buffered
+# writes: the copy and the manifest are the same either way.
+test_expect_success ODIRECT 'whole blocks go to the copy with O_DIRECT' '
+	LD_PRELOAD="$SHIM" CKPT_FAULT_OP=direct CKPT_FAULT_NTH=0 \
+	    CKPT_FAULT_PATH="*/.tmp-step-1.*/model.safetensors" \
+	    CKPT_FAULT_LOG="$PWD/direct.log" \
+	    ckpt -C s save -q --copy --file-sha256 --chunk-size 65536 --run d --step 1 big >/dev/null &&
+	test_grep "^call direct .*/model.safetensors" direct.log &&
+	same_manifest s/runs/l/step-1/ckpt-manifest.json s/runs/d/step-1/ckpt-manifest.json &&
+	same_files big s/runs/d/step-1 &&
+	same_files big/sub s/runs/d/step-1/sub &&
+	ckpt -C s verify -q d@1
+'
+
+test_expect_success ODIRECT 'O_DIRECT writes refused (EINVAL): the copy is written buffered' '
+	LD_PRELOAD="$SHIM" CKPT_FAULT_OP=direct CKPT_FAULT_NTH=all \
+	    CKPT_FAULT_PATH="*/.tmp-step-2.*/*.safetensors" \
+	    CKPT_FAULT_LOG="$PWD/einval.log" \
+	    ckpt -C s save -q --copy --run d --step 2 big >/dev/null &&
+	test_grep "^hit direct .*/model.safetensors" einval.log &&
+	# a file is not tried again once refused: at most one refusal
+	# per writer thread (4)
+	test "$(grep -c "^hit direct .*/model.safetensors" einval.log)" -le 4 &&
+	same_manifest s/runs/l/step-2/ckpt-manifest.json s/runs/d/step-2/ckpt-manifest.json &&
+	same_files big s/runs/d/step-2 &&
+	same_files big/sub s/runs/d/step-2/sub &&
+	ckpt -C s verify -q d@2
+'
+
+test_expect_success 'a copy that cannot be opened with O_DIRECT is written buffered' '
+	# the first open creates the copy, the second asks for O_DIRECT
+	LD_PRELOAD="$SHIM" CKPT_FAULT_OP=open CKPT_FAULT_NTH=2 \
+	    CKPT_FAULT_PATH="*/runs/od/.tmp-step-1.*/model.safetensors" \
+	    CKPT_FAULT_LOG="$PWD/open.log" \
+	    ckpt -C s save -q --copy --file-sha256 --chunk-size 65536 --run od --step 1 big >/dev/null &&
+	test_grep "^hit open .*/model.safetensors" open.log &&
+	same_manifest s/runs/l/step-1/ckpt-manifest.json s/runs/od/step-1/ckpt-manifest.json &&
+	same_files big s/runs/od/step-1 &&
+	ckpt -C s verify -q od@1
+'
+
+test_expect_success ODIRECT 'a full disk on O_DIRECT writes fails the save and commits nothing' '
+	test_expect_code 3 env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=write \
+	    CKPT_FAULT_NTH=all CKPT_FAULT_PATH="*/.tmp-step-3.*/model.safetensors" \
+	    ckpt -C s save -q --copy --run d --step 3 big >out 2>err &&
+	test_grep "model.safetensors: cannot write at byte [0-9]*: No space left on device" err &&
+	test ! -e s/runs/d/step-3 &&
+	ckpt -C s latest --run d >latest &&
+	test_grep "/step-2$" latest
+'
 
 test_done

@@ -85,6 +85,7 @@ struct cfile {
 	char *src, *dst;
 	struct stat st;		/* the source's, before the copy */
 	int fd;			/* the copy, while it is written */
+	int dfd;		/* the same with O_DIRECT, or -1 */
 	struct ckpt_range_digest *parts; /* planned from the source */
 	size_t nparts;
 	bool whole;		/* sha256 is the whole file's digest */
@@ -442,7 +443,7 @@ add_copy(struct ckpt_save *sv, const char *src, const char *dst,
 	sv->copies = c;
 	c = &c[sv->ncopies];
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
+	c->fd = c->dfd = -1;
 	c->st = *st;
 	c->src = strdup(src);
 	c->dst = strdup(dst);
@@ -455,6 +456,9 @@ add_copy(struct ckpt_save *sv, const char *src, const char *dst,
 	    O_CLOEXEC, st->st_mode & 0777);
 	if (c->fd < 0)
 		return ckpt_error_errno(err, dst, "cannot create");
+	/* The copy's whole blocks are written with O_DIRECT (hashing.c);
+	 * a filesystem that refuses it (EINVAL) gets buffered writes. */
+	c->dfd = open(dst, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
 	return CKPT_OK;
 }
 
@@ -1242,9 +1246,11 @@ close_copies(struct ckpt_save *sv, struct ckpt_error *err)
 	for (size_t i = 0; i < sv->ncopies; i++) {
 		struct cfile *c = &sv->copies[i];
 
+		if (c->dfd >= 0 && close(c->dfd) && !rc)
+			rc = ckpt_error_errno(err, c->dst, "cannot close");
 		if (c->fd >= 0 && close(c->fd) && !rc)
 			rc = ckpt_error_errno(err, c->dst, "cannot close");
-		c->fd = -1;
+		c->fd = c->dfd = -1;
 	}
 	return rc;
 }
@@ -1308,6 +1314,7 @@ copy_in(struct ckpt_save *sv, struct ckpt_error *err)
 		jobs[i].whole = sv->file_sha256 && !whole_is_free(c->parts,
 		    c->nparts, (uint64_t)c->st.st_size);
 		hc[i].fd = c->fd;
+		hc[i].dfd = c->dfd;
 		hc[i].path = c->dst;
 	}
 	if (!rc)
@@ -2247,6 +2254,8 @@ ckpt_save_free(struct ckpt_save *sv)
 	for (size_t i = 0; i < sv->ncopies; i++) {
 		if (sv->copies[i].fd >= 0)
 			close(sv->copies[i].fd);
+		if (sv->copies[i].dfd >= 0)
+			close(sv->copies[i].dfd);
 		free(sv->copies[i].src);
 		free(sv->copies[i].dst);
 		free(sv->copies[i].parts);

@@ -99,6 +99,7 @@ void ckpt_sha256_release(struct ckpt_sha256 *s);
  */
 struct ckpt_hash_copy {
 	int fd;
+	int dfd;		/* the same file opened with O_DIRECT, or -1 */
 	const char *path;	/* for messages */
 };
 int ckpt_hash_copy_files(struct ckpt_hash_job *jobs,

@@ -17,7 +17,10 @@
  *                      with O_DIRECTORY), readdir (readdir, readdir64: a
  *                      listing cut short by EIO), stat (stat, lstat,
  *                      fstat, fstatat and their 64 forms), open (open,
- *                      openat without O_DIRECTORY), or any
+ *                      openat without O_DIRECTORY), direct (pwrite
+ *                      on a descriptor with O_DIRECT: "fail" gives
+ *                      EINVAL, as from a filesystem or device that
+ *                      refuses O_DIRECT), or any
  *   CKPT_FAULT_PATH    fnmatch(3) pattern (default "*"); a rename matches
  *                      on either path
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1); "all":
@@ -220,19 +223,34 @@ decide_fd(const char *op, int fd)
 	return decide(op, fd_path(fd, p, sizeof(p)), NULL);
 }
 
+/* Whether a write on fd is a "direct" one: asked for, and fd has
+ * O_DIRECT. */
+static bool
+fd_direct(int fd)
+{
+	const char *o = getenv("CKPT_FAULT_OP");
+	int fl;
+
+	if (!o || strcmp(o, "direct"))
+		return false;
+	fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_DIRECT);
+}
+
 #define PWRITE_CALL(name)						\
 ssize_t									\
 name(int fd, const void *buf, size_t n, off_t off)			\
 {									\
 	static ssize_t (*fn)(int, const void *, size_t, off_t);		\
-	enum action a = decide_fd("write", fd);				\
+	bool direct = fd_direct(fd);					\
+	enum action a = decide_fd(direct ? "direct" : "write", fd);	\
 	ssize_t r;							\
 									\
 	if (!fn)							\
 		fn = (ssize_t (*)(int, const void *, size_t, off_t))	\
 		    dlsym(RTLD_NEXT, #name);				\
 	if (a == FAIL) {						\
-		errno = ENOSPC;						\
+		errno = direct ? EINVAL : ENOSPC;			\
 		return -1;						\
 	}								\
 	r = fn(fd, buf, a == SHORT && n > 1 ? n / 2 : n, off);		\
