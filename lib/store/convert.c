@@ -1054,8 +1054,6 @@ fd_write(void *arg, const void *buf, size_t len, struct ckpt_error *err)
 {
 	struct fd_sink *s = arg;
 
-	if (s->dw)
-		return ckpt_dwrite(s->dw, buf, len, err);
 	return ckpt_write_all(s->fd, buf, len, s->path, err);
 }
 
@@ -1144,7 +1142,8 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 		c->kick_fd = s.fd;
 		c->kicked = 0;
 	}
-	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
+	rc = s.dw ? ckpt_safetensors_write_direct(t, n, &wo, s.dw, size, err) :
+	    ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
 	c->kick_fd = -1;
 	if (s.dw) {
 		int drc = ckpt_dwrite_finish(s.dw, !rc, rc ? NULL : err);

@@ -31,7 +31,7 @@
 
 #define DW_ALIGN	((size_t)4096)	/* offsets, lengths, addresses */
 #define DW_CHUNK	((size_t)16 << 20)	/* bytes per write */
-#define DW_SLOTS	3		/* one filling, two in the writer's queue */
+#define DW_SLOTS	3		/* one filling, two for the writer */
 
 struct slot {
 	unsigned char *buf;	/* DW_CHUNK bytes, aligned */
@@ -227,6 +227,29 @@ queue_slot(struct ckpt_dwrite *w, struct ckpt_error *err)
 	return rc;
 }
 
+unsigned char *
+ckpt_dwrite_space(struct ckpt_dwrite *w, size_t *room, struct ckpt_error *err)
+{
+	struct slot *s = &w->slot[w->cur];
+
+	if (!s->buf && !(s->buf = aligned_alloc(DW_ALIGN, DW_CHUNK))) {
+		ckpt_error_nomem(err);
+		return NULL;
+	}
+	/* Never full: a full slot is queued at once. */
+	*room = DW_CHUNK - s->len;
+	return s->buf + s->len;
+}
+
+int
+ckpt_dwrite_commit(struct ckpt_dwrite *w, size_t n, struct ckpt_error *err)
+{
+	struct slot *s = &w->slot[w->cur];
+
+	s->len += n;
+	return s->len == DW_CHUNK ? queue_slot(w, err) : CKPT_OK;
+}
+
 int
 ckpt_dwrite(struct ckpt_dwrite *w, const void *buf, size_t len,
     struct ckpt_error *err)
@@ -234,18 +257,17 @@ ckpt_dwrite(struct ckpt_dwrite *w, const void *buf, size_t len,
 	const unsigned char *p = buf;
 
 	while (len) {
-		struct slot *s = &w->slot[w->cur];
-		size_t n;
+		size_t room, n;
+		unsigned char *dst = ckpt_dwrite_space(w, &room, err);
 		int rc;
 
-		if (!s->buf && !(s->buf = aligned_alloc(DW_ALIGN, DW_CHUNK)))
-			return ckpt_error_nomem(err);
-		n = DW_CHUNK - s->len < len ? DW_CHUNK - s->len : len;
-		memcpy(s->buf + s->len, p, n);
-		s->len += n;
+		if (!dst)
+			return CKPT_ERR_NOMEM;
+		n = room < len ? room : len;
+		memcpy(dst, p, n);
 		p += n;
 		len -= n;
-		if (s->len == DW_CHUNK && (rc = queue_slot(w, err)))
+		if ((rc = ckpt_dwrite_commit(w, n, err)))
 			return rc;
 	}
 	return CKPT_OK;

@@ -65,6 +65,12 @@ int ckpt_dwrite_start(int fd, const char *path, struct ckpt_dwrite **w,
     struct ckpt_error *err);
 int ckpt_dwrite(struct ckpt_dwrite *w, const void *buf, size_t len,
     struct ckpt_error *err);
+/* Or without a copy: the free space of the buffer being filled (*room >
+ * 0 bytes; NULL when out of memory), then how much of it was filled. */
+unsigned char *ckpt_dwrite_space(struct ckpt_dwrite *w, size_t *room,
+    struct ckpt_error *err);
+int ckpt_dwrite_commit(struct ckpt_dwrite *w, size_t n,
+    struct ckpt_error *err);
 int ckpt_dwrite_finish(struct ckpt_dwrite *w, bool complete,
     struct ckpt_error *err);
 /* fsync of a directory by path. */
