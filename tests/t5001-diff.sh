@@ -165,6 +165,17 @@ test_expect_success 'store checkpoints with equal digests: identical without rea
 	test "$(jq_py out.json "d[\"summary\"][\"identical_by_digest\"], d[\"summary\"][\"bytes_read\"] > 0")" = "0 True"
 '
 
+test_expect_success 'a manifest value absent on both sides is not a difference' '
+	ckpt -C st save --copy --run bare --step 1 m1.safetensors >/dev/null &&
+	ckpt -C st save --copy --run bare --step 2 m1.safetensors >/dev/null &&
+	ckpt -C st diff bare@1 bare@2 >out &&
+	test_grep "^  manifest step: 1 -> 2$" out &&
+	! grep "(null)" out &&
+	! grep "manifest config" out &&
+	ckpt -C st diff --json bare@1 bare@2 >out.json &&
+	test "$(jq_py out.json "\",\".join(m[\"path\"] for m in d[\"metadata\"][\"manifest\"])")" = step
+'
+
 test_expect_success 'a store checkpoint against a bare file' '
 	ckpt -C st diff r@1 m1.safetensors >out &&
 	test_grep "4 identical" out

@@ -19,6 +19,8 @@
  */
 #include "util/internal.h"
 
+#include "util/util.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(CKPT_NO_SHANI)
 #define HAVE_SHANI_KERNEL 1
@@ -165,24 +167,15 @@ static const uint32_t IV[8] = {
 
 static int kernel_state;	/* 0: not decided; 1: SHA-NI; 2: portable */
 
+#ifndef HAVE_SHANI_KERNEL
+#define cpu_has_shani NULL
+#endif
+
 static bool
 use_kernel(void)
 {
-	int k = __atomic_load_n(&kernel_state, __ATOMIC_RELAXED);
-
-	if (!k) {
-		const char *e = getenv("CKPT_SHA256_KERNEL");
-
-		k = 2;
-#ifdef HAVE_SHANI_KERNEL
-		if (!(e && !strcmp(e, "portable")) && cpu_has_shani())
-			k = 1;
-#else
-		(void)e;
-#endif
-		__atomic_store_n(&kernel_state, k, __ATOMIC_RELAXED);
-	}
-	return k == 1;
+	return ckpt_cpu_kernel_pick(&kernel_state, "CKPT_SHA256_KERNEL",
+	    cpu_has_shani);
 }
 
 const char *

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "format/kernels.h"
+#include "util/util.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(CKPT_NO_AVX2)
@@ -52,26 +53,22 @@
 
 static int kernel_state;	/* 0: not decided; 1: AVX2; 2: portable */
 
+#ifdef HAVE_AVX2_KERNEL
+static bool
+cpu_has_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+}
+#else
+#define cpu_has_avx2 NULL
+#endif
+
 static bool
 use_avx2(void)
 {
-	int k = __atomic_load_n(&kernel_state, __ATOMIC_RELAXED);
-
-	if (!k) {
-		const char *e = getenv("CKPT_NUMERIC_KERNEL");
-
-		k = 2;
-#ifdef HAVE_AVX2_KERNEL
-		__builtin_cpu_init();
-		if (!(e && !strcmp(e, "portable")) &&
-		    __builtin_cpu_supports("avx2"))
-			k = 1;
-#else
-		(void)e;
-#endif
-		__atomic_store_n(&kernel_state, k, __ATOMIC_RELAXED);
-	}
-	return k == 1;
+	return ckpt_cpu_kernel_pick(&kernel_state, "CKPT_NUMERIC_KERNEL",
+	    cpu_has_avx2);
 }
 
 const char *

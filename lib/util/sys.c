@@ -205,3 +205,18 @@ ckpt_user_name(void)
 	pthread_once(&user_once, load_user);
 	return user_cache;
 }
+
+bool
+ckpt_cpu_kernel_pick(int *state, const char *env, bool (*cpu_has)(void))
+{
+	int k = __atomic_load_n(state, __ATOMIC_RELAXED);
+
+	if (!k) {
+		const char *e = getenv(env);
+
+		k = cpu_has && !(e && !strcmp(e, "portable")) && cpu_has() ?
+		    1 : 2;
+		__atomic_store_n(state, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}

@@ -100,5 +100,11 @@ const char *ckpt_pid_ns(void);
 const char *ckpt_machine_id(void);
 /* Login name of the user, static or from getenv. */
 const char *ckpt_user_name(void);
+/* Whether to run a CPU-specific kernel, decided once per process: yes
+ * when cpu_has (may be NULL: not built) says the CPU has it and the
+ * environment variable env does not say "portable".  *state is the
+ * caller's: 0 not decided, 1 fast, 2 portable; storing 0 asks again
+ * (the tests' way to switch kernels). */
+bool ckpt_cpu_kernel_pick(int *state, const char *env, bool (*cpu_has)(void));
 
 #endif /* CKPT_UTIL_H */

@@ -1016,7 +1016,9 @@ add_meta(struct diff_priv *d, const char *section, const char *path,
 	m->path = keep(d, strdup(path));
 	m->a = a ? keep(d, json_dumps(a, META_JSON)) : NULL;
 	m->b = b ? keep(d, json_dumps(b, META_JSON)) : NULL;
-	return m->path ? CKPT_OK : CKPT_ERR_NOMEM;
+	if (!m->path || (a && !m->a) || (b && !m->b))
+		return CKPT_ERR_NOMEM;
+	return CKPT_OK;
 }
 
 static char *
@@ -1040,7 +1042,8 @@ json_diff(struct diff_priv *d, const char *section, const char *path,
 {
 	int rc = CKPT_OK;
 
-	if (json_equal(a, b))
+	/* json_equal() calls two absent values unequal. */
+	if (a == b || json_equal(a, b))
 		return CKPT_OK;
 	if (depth > 64 || !json_is_object(a) || !json_is_object(b)) {
 		if (depth <= 64 && json_is_array(a) && json_is_array(b)) {
