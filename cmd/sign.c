@@ -27,9 +27,9 @@ static const char *const sign_usage[] = {
  * A checkpoint in an object store is not signed in place: a signature
  * written after the commit would be an object beside a manifest that
  * readers already trust as complete, with no lock or conditional create
- * binding the two (the store's commit point is the manifest alone), and
- * verify of a remote checkpoint does not check signatures yet.  Sign in
- * a local store, before the checkpoint is pushed.
+ * binding the two (the store's commit point is the manifest alone).
+ * Sign in a local store, before the checkpoint is pushed or exported:
+ * verify checks the signature of the remote copy.
  */
 static void
 refuse_remote(const char *arg, const char *path)

@@ -29,6 +29,7 @@ static const char *const remote_commands[] = {
 	"diff", "convert", "sha256sum",	/* read through ranged GETs */
 	"sign",		/* refuses a remote checkpoint itself, saying why */
 	"promote", "alias", "log", "models",
+	"export", "import",
 	"keygen",	/* never touches a store */
 };
 

@@ -18,15 +18,20 @@ test_expect_success 'no CKPT_TEST_* variable in libckpt.so, libckpt.a or ckpt' '
 '
 
 # The documented ones (ckpt(1) ENVIRONMENT): CKPT_NUMERIC_KERNEL
-# (kernels.o), CKPT_SHA256_KERNEL (sha256.o), USER (sys.o),
+# (kernels.o) and CKPT_SHA256_KERNEL (sha256.o), both read by
+# ckpt_cpu_kernel_pick (sys.o), USER (sys.o),
 # XDG_CACHE_HOME/HOME (vcache.o, index.o), the AWS_* settings of remote stores
 # and CKPT_S3_ADDRESSING_STYLE (s3conf.o), TMPDIR for the upload spool of
 # a save to a remote store (backend-s3.o).
 test_expect_success 'no getenv in the library but its documented ones' '
 	nm -A "$CKPT_BUILD/lib/libckpt.a" 2>/dev/null | grep " U getenv$" |
 		sed "s/^[^:]*:\\([^:]*\\):.*/\\1/" | sort -u >users &&
-	printf "%s\n" backend-s3.o index.o kernels.o s3conf.o sha256.o sys.o \
-		vcache.o >expect &&
+	printf "%s\n" backend-s3.o index.o s3conf.o sys.o vcache.o >expect &&
+	test_cmp expect users &&
+	nm -A "$CKPT_BUILD/lib/libckpt.a" 2>/dev/null |
+		grep " U ckpt_cpu_kernel_pick$" |
+		sed "s/^[^:]*:\\([^:]*\\):.*/\\1/" | sort -u >users &&
+	printf "%s\n" kernels.o sha256.o >expect &&
 	test_cmp expect users
 '
 

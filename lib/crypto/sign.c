@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypto/sign.h"
 #include "util/util.h"
 
 #define ALG "Ed"
@@ -404,27 +405,71 @@ ckpt_seckey_encrypted(const char *sec_path, bool *encrypted,
 	return CKPT_OK;
 }
 
+/* A public key's text (NUL-terminated, modified in place) into pub. */
+static int
+parse_pubkey(const char *name, char *text, unsigned char pub[PUB_BYTES],
+    struct ckpt_error *err)
+{
+	unsigned char id[KEYID_BYTES];
+	int rc;
+
+	if ((rc = parse_text(name, text, "public key file", pub, PUB_BYTES,
+	    NULL, err)))
+		return rc;
+	if ((rc = key_id(pub + 2 + KEYID_BYTES, id, err)))
+		return rc;
+	if (memcmp(id, pub + 2, KEYID_BYTES))
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, name, -1,
+		    "public key does not match its key id");
+	return CKPT_OK;
+}
+
 static int
 read_pubkey(const char *path, unsigned char pub[PUB_BYTES],
     struct ckpt_error *err)
 {
-	unsigned char id[KEYID_BYTES];
 	char *text;
 	int rc;
 
 	if ((rc = slurp(path, &text, NULL, err)))
 		return rc;
-	rc = parse_text(path, text, "public key file", pub, PUB_BYTES, NULL,
-	    err);
+	rc = parse_pubkey(path, text, pub, err);
 	free(text);
-	if (rc)
-		return rc;
-	if ((rc = key_id(pub + 2 + KEYID_BYTES, id, err)))
-		return rc;
-	if (memcmp(id, pub + 2, KEYID_BYTES))
-		return ckpt_error_set(err, CKPT_ERR_FORMAT, path, -1,
-		    "public key does not match its key id");
+	return rc;
+}
+
+/* A key or signature held in memory as slurp() would give it: a
+ * NUL-terminated copy, refused above KEYFILE_MAX as a file would be. */
+static int
+copy_text(const char *name, const char *data, size_t len, char **out,
+    struct ckpt_error *err)
+{
+	if (len > KEYFILE_MAX)
+		return ckpt_error_set(err, CKPT_ERR_FORMAT, name, -1,
+		    "larger than %d bytes: not a ckpt key or signature file",
+		    KEYFILE_MAX);
+	if (!(*out = malloc(len + 1)))
+		return ckpt_error_nomem(err);
+	memcpy(*out, data, len);
+	(*out)[len] = '\0';
 	return CKPT_OK;
+}
+
+/* Whether a key in memory (unreadable: false) has the id of sig. */
+static bool
+text_key_matches(const struct ckpt_key_text *k, const unsigned char *sig,
+    unsigned char pub[PUB_BYTES])
+{
+	struct ckpt_error e;
+	char *text;
+	bool found;
+
+	if (copy_text(k->name, k->text, k->len, &text, &e))
+		return false;
+	found = !parse_pubkey(k->name, text, pub, &e) &&
+	    !memcmp(pub + 2, sig + 2, KEYID_BYTES);
+	free(text);
+	return found;
 }
 
 int
@@ -593,22 +638,27 @@ out:
 	return rc;
 }
 
-int
-ckpt_signature_check(const char *manifest_path, const char *sig_path,
-    const char *const *pubkeys, size_t npubkeys, char keyid[CKPT_KEYID_HEX],
-    struct ckpt_error *err)
+/*
+ * The one signature check: sigtext (slurped, modified in place) against
+ * the manifest whose SHA-256 is digest (NULL: read manifest_path), with
+ * the first trusted key, from files or from memory, of the signature's
+ * key id.
+ */
+static int
+check_signature(const char *manifest_path, const unsigned char *digest,
+    const char *sig_path, char *text, const char *const *pubkeys,
+    size_t npubkeys, const struct ckpt_key_text *texts, size_t ntexts,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err)
 {
 	unsigned char sig[SIG_BYTES], pub[PUB_BYTES];
-	unsigned char digest[CKPT_SHA256_BYTES];
-	char *text = NULL, *tc = NULL, *msg = NULL;
+	unsigned char d[CKPT_SHA256_BYTES];
+	char *tc = NULL, *msg = NULL;
 	bool found = false;
 	int rc;
 
-	if ((rc = ready(err)) || (rc = slurp(sig_path, &text, NULL, err)))
-		return rc;
 	if ((rc = parse_text(sig_path, text, "signature file", sig,
 	    SIG_BYTES, &tc, err)))
-		goto out;
+		return rc;
 	hexid(sig + 2, keyid);
 	for (size_t i = 0; i < npubkeys && !found; i++) {
 		struct ckpt_error e;
@@ -619,30 +669,65 @@ ckpt_signature_check(const char *manifest_path, const char *sig_path,
 			continue;
 		found = !memcmp(pub + 2, sig + 2, KEYID_BYTES);
 	}
+	for (size_t i = 0; i < ntexts && !found; i++)
+		found = text_key_matches(&texts[i], sig, pub);
 	if (!found) {
 		char hex[CKPT_KEYID_HEX];
 
 		hexid(sig + 2, hex);
-		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, sig_path, -1,
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, sig_path, -1,
 		    "signed by key %s, which is not among the %zu trusted "
-		    "key(s)", hex, npubkeys);
-		goto out;
+		    "key(s)", hex, npubkeys + ntexts);
 	}
-	if ((rc = digest_file(manifest_path, digest, err)))
-		goto out;
+	if (!digest) {
+		if ((rc = digest_file(manifest_path, d, err)))
+			return rc;
+		digest = d;
+	}
 	msg = statement(sig + 2, digest, tc);
-	if (!msg) {
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
+	if (!msg)
+		return ckpt_error_nomem(err);
 	if (crypto_sign_verify_detached(sig + 2 + KEYID_BYTES,
 	    (const unsigned char *)msg, strlen(msg),
 	    pub + 2 + KEYID_BYTES))
 		rc = ckpt_error_set(err, CKPT_ERR_CRYPTO, sig_path, -1,
 		    "signature does not match the manifest %s",
 		    manifest_path);
-out:
 	free(msg);
+	return rc;
+}
+
+int
+ckpt_signature_check(const char *manifest_path, const char *sig_path,
+    const char *const *pubkeys, size_t npubkeys, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err)
+{
+	char *text = NULL;
+	int rc;
+
+	if ((rc = ready(err)) || (rc = slurp(sig_path, &text, NULL, err)))
+		return rc;
+	rc = check_signature(manifest_path, NULL, sig_path, text, pubkeys,
+	    npubkeys, NULL, 0, keyid, err);
+	free(text);
+	return rc;
+}
+
+int
+ckpt_signature_check_mem(const char *manifest_name,
+    const unsigned char digest[CKPT_SHA256_BYTES], const char *sig_name,
+    const char *sig, size_t sig_len, const char *const *pubkeys,
+    size_t npubkeys, const struct ckpt_key_text *texts, size_t ntexts,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err)
+{
+	char *text = NULL;
+	int rc;
+
+	if ((rc = ready(err)) || (rc = copy_text(sig_name, sig, sig_len,
+	    &text, err)))
+		return rc;
+	rc = check_signature(manifest_name, digest, sig_name, text, pubkeys,
+	    npubkeys, texts, ntexts, keyid, err);
 	free(text);
 	return rc;
 }

@@ -86,6 +86,7 @@ struct s3_be {
 	struct timespec renewed;
 	struct s3_stage *stages;
 	struct s3_listix *ix;	/* while list.c lists a run (s3listix.c) */
+	struct s3_ixop *ixq;	/* index changes, applied at unlock */
 };
 
 /* ---- keys and names ------------------------------------------------ */
@@ -238,6 +239,7 @@ s3_close(void *be)
 	while (b->stages)
 		stage_forget(b, b->stages, !b->stages->ntaken);
 	ckpt_s3_listix_end(b->ix);
+	ckpt_s3_listix_apply(b->s3, b->prefix, &b->ixq);
 	ckpt_s3_free(b->s3);
 	free(b->bucket);
 	free(b->prefix);
@@ -581,7 +583,8 @@ walk_prefix(struct s3_be *b, const char *key, bool first_only,
 	w->first_only = first_only;
 	if (!dir)
 		return ckpt_error_nomem(err);
-	rc = ckpt_s3_list(b->s3, dir, NULL, walk_one, w, err);
+	rc = first_only ? ckpt_s3_list_first(b->s3, dir, walk_one, w, err) :
+	    ckpt_s3_list(b->s3, dir, NULL, walk_one, w, err);
 	free(dir);
 	if (rc == 1)
 		rc = CKPT_OK;
@@ -616,6 +619,29 @@ is_run_key(const char *key)
 
 	return !strncmp(key, CKPT_STORE_RUNS "/", 5) && *run &&
 	    !strchr(run, '/');
+}
+
+/*
+ * The listing index of the run of checkpoint key runs/R/X (s3listix.c)
+ * gets X with that manifest ETag and summary, or loses it (summary
+ * NULL); applied when the store lock is released.
+ */
+static void
+index_change(struct s3_be *b, const char *key, const char *etag,
+    const char *summary, size_t len)
+{
+	const char *x = strrchr(key, '/');
+	char *runkey;
+
+	if (!is_checkpoint_key(key) || !(runkey = strndup(key,
+	    (size_t)(x - key))))
+		return;
+	if (summary)
+		ckpt_s3_listix_queue_add(&b->ixq, runkey, x + 1, etag,
+		    summary, len);
+	else
+		ckpt_s3_listix_queue_drop(&b->ixq, runkey, x + 1);
+	free(runkey);
 }
 
 static int
@@ -683,6 +709,11 @@ s3_stat(void *be, const char *key, struct ckpt_be_info *out,
 	 * (gc's threshold); any other prefix needs only one to exist (a
 	 * stat of "runs" must not list the whole store). */
 	base = strrchr(key, '/');
+	if (base && !strcmp(base + 1, CKPT_MANIFEST_NAME))
+		/* A manifest is an object or nothing: no prefix to walk
+		 * (resolving a missing RUN@STEP costs one HEAD). */
+		return key_error(b, CKPT_ERR_NOTFOUND, key, "no such object",
+		    err);
 	whole = (base ? base[1] : key[0]) == '.' ||
 	    !strncmp(key, CKPT_STORE_TRASH "/", strlen(CKPT_STORE_TRASH) + 1);
 	if ((rc = walk_prefix(b, key, !whole, &w, err)))
@@ -1010,6 +1041,8 @@ s3_unlock(void *be, const char *key, const char *expected,
 		pthread_mutex_lock(&b->mu);
 		b->holding = false;
 		pthread_mutex_unlock(&b->mu);
+		/* What the commits and removals under it changed. */
+		ckpt_s3_listix_apply(b->s3, b->prefix, &b->ixq);
 	}
 	return rc;
 }
@@ -1044,6 +1077,7 @@ s3_remove_tree(void *be, const char *key, struct ckpt_error *err)
 
 	if ((rc = renew(b, err)))
 		return rc;
+	index_change(b, key, NULL, NULL, 0);
 	if ((rc = walk_prefix(b, key, false, &w, err)))
 		return rc;
 	rc = delete_all(b, &w, err);
@@ -1230,6 +1264,7 @@ s3_trash(void *be, const char *key, const char *name,
 	if (!component_ok(name, strlen(name)) || strchr(name, '/'))
 		return key_error(b, CKPT_ERR_INVALID, name, "not a trash name",
 		    err);
+	index_change(b, key, NULL, NULL, 0);
 	if (asprintf(&dst, "%s/%s", CKPT_STORE_TRASH, name) < 0)
 		return ckpt_error_nomem(err);
 	/* A fresh name: nothing of another removal may be mixed in. */
@@ -1786,8 +1821,9 @@ publish(struct s3_be *b, const char *stage, const char *final,
     struct ckpt_error *err)
 {
 	char *src_dir = obj_dir(b, stage), *dst_dir = obj_dir(b, final), *dst;
-	char *text = NULL, *mkey = NULL;
-	size_t skip, n = 0;
+	char *text = NULL, *mkey = NULL, *summary = NULL;
+	size_t skip, n = 0, slen = 0;
+	struct ckpt_s3_object mo;
 	struct walk w;
 	int rc;
 
@@ -1808,6 +1844,12 @@ publish(struct s3_be *b, const char *stage, const char *final,
 		}
 		if (!strcmp(rel, CKPT_STAGING_NAME) || !strcmp(rel, FINAL_PTR))
 			continue;
+		if (!strcmp(rel, CKPT_SUMMARY_NAME) && w.sizes[i] <= SMALL_MAX &&
+		    ckpt_s3_get_mem(b->s3, w.keys[i], 0, CKPT_S3_TO_END,
+		    SMALL_MAX, &summary, &slen, NULL, NULL)) {
+			free(summary);	/* not for the index, then */
+			summary = NULL;
+		}
 		if ((rc = renew(b, err)))
 			break;
 		if (asprintf(&dst, "%s%s", dst_dir, rel) < 0) {
@@ -1829,10 +1871,13 @@ publish(struct s3_be *b, const char *stage, const char *final,
 		} else {
 			/* The commit point. */
 			rc = ckpt_s3_put(b->s3, dst, text, n,
-			    CKPT_S3_IF_ABSENT, NULL, err);
+			    CKPT_S3_IF_ABSENT, &mo, err);
 			free(dst);
+			if (!rc)
+				index_change(b, final, mo.etag, summary, slen);
 		}
 	}
+	free(summary);
 	free(text);
 out:
 	walk_release(&w);

@@ -32,6 +32,7 @@
 #include "util/internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@
 #include <archive_entry.h>
 #include <jansson.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
 #include "util/util.h"
@@ -132,6 +134,7 @@ put_buffer(struct archive *a, const struct out *o, const char *name,
 
 struct exp_ckpt {
 	const char *dir;
+	struct ckpt_loc loc;		/* dir opened: local or s3:// */
 	struct ckpt_manifest *m;
 	char *manifest;			/* its bytes */
 	size_t manifest_len;
@@ -217,26 +220,124 @@ out:
 	return rc;
 }
 
+/* A remote file's bytes on their way into the archive. */
+struct remote_put {
+	struct archive *a;
+	const struct out *o;
+	const char *name, *shown;
+	uint64_t size, got, *done, total;
+	const struct ckpt_export_options *eo;
+	struct ckpt_error err;
+	int rc;
+};
+
+static int
+remote_put_sink(void *arg, const void *data, size_t n)
+{
+	struct remote_put *rp = arg;
+
+	if (n > rp->size - rp->got)
+		return rp->rc = ckpt_error_set(&rp->err, CKPT_ERR_FORMAT,
+		    rp->shown, (int64_t)rp->size, "has more bytes than the "
+		    "manifest's %llu; run ckpt verify",
+		    (unsigned long long)rp->size);
+	if ((rp->rc = put_data(rp->a, rp->o, data, n, rp->name, &rp->err)))
+		return rp->rc;
+	rp->got += n;
+	*rp->done += n;
+	if (rp->eo && rp->eo->progress)
+		rp->eo->progress(*rp->done, rp->total, rp->eo->progress_data);
+	return 0;
+}
+
+/*
+ * put_file() of a checkpoint in an object store: the object streamed
+ * into the entry whose header already gave the manifest's size, so an
+ * object of another size fails the export (as a local file whose size
+ * is not the manifest's does) rather than leave a short entry.
+ */
+static int
+put_remote_file(struct archive *a, const struct out *o,
+    const struct exp_ckpt *c, const struct ckpt_manifest_file *mf,
+    const char *name, uint64_t *done, const struct ckpt_export_options *eo,
+    uint64_t total, struct ckpt_error *err)
+{
+	char shown[CKPT_ERROR_PATH_MAX];
+	struct remote_put rp = { .a = a, .o = o, .name = name, .shown = shown,
+	    .size = mf->size, .done = done, .total = total, .eo = eo };
+	int rc;
+
+	snprintf(shown, sizeof(shown), "%s/%s", c->dir, mf->path);
+	ckpt_error_clear(&rp.err);
+	if ((rc = put_header(a, o, name, mf->size, 0, err)))
+		return rc;
+	rc = ckpt_loc_stream(&c->loc, mf->path, remote_put_sink, &rp, err);
+	if (rp.rc) {
+		if (err)
+			*err = rp.err;
+		return rp.rc;
+	}
+	if (!rc && rp.got != mf->size)
+		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, shown, -1, "has "
+		    "%llu bytes, the manifest says %llu; run ckpt verify",
+		    (unsigned long long)rp.got, (unsigned long long)mf->size);
+	return rc;
+}
+
+/* The manifest of a checkpoint: its bytes (c->manifest) and parsed. */
+static int
+read_manifest(struct exp_ckpt *c, struct ckpt_error *err)
+{
+	char *mpath, *copy;
+	int rc;
+
+	if ((rc = ckpt_loc_open(c->dir, &c->loc, err)))
+		return rc;
+	if (!c->loc.s3) {
+		if ((rc = ckpt_manifest_read(c->dir, &c->m, err)))
+			return rc;
+		if (!(mpath = ckpt_join(c->dir, CKPT_MANIFEST_NAME)))
+			return ckpt_error_nomem(err);
+		rc = ckpt_read_file(mpath, MANIFEST_MAX, &c->manifest,
+		    &c->manifest_len, err);
+		free(mpath);
+		return rc;
+	}
+	rc = ckpt_loc_read(&c->loc, CKPT_MANIFEST_NAME, MANIFEST_MAX,
+	    &c->manifest, &c->manifest_len, err);
+	if (rc == CKPT_ERR_NOTFOUND)
+		return ckpt_error_set(err, CKPT_ERR_NOTFOUND, c->dir, -1,
+		    "no %s: not a committed checkpoint", CKPT_MANIFEST_NAME);
+	if (rc)
+		return rc;
+	if (asprintf(&mpath, "%s/%s", c->dir, CKPT_MANIFEST_NAME) < 0)
+		return ckpt_error_nomem(err);
+	/* the parser takes its text over: it gets a copy */
+	if (!(copy = malloc(c->manifest_len + 1))) {
+		free(mpath);
+		return ckpt_error_nomem(err);
+	}
+	memcpy(copy, c->manifest, c->manifest_len + 1);
+	rc = ckpt_manifest_parse(copy, c->manifest_len, mpath, c->dir, &c->m,
+	    err);
+	free(mpath);
+	return rc;
+}
+
 static int
 load_ckpt(struct exp_ckpt *c, struct ckpt_error *err)
 {
 	unsigned char d[CKPT_SHA256_BYTES];
-	char *mpath;
 	int rc;
 
-	if ((rc = ckpt_manifest_read(c->dir, &c->m, err)))
+	if ((rc = read_manifest(c, err)))
 		return rc;
 	if (!ckpt_manifest_run(c->m) || ckpt_name_check(ckpt_manifest_run(
 	    c->m), "run name", NULL) || ckpt_manifest_step(c->m) < 0)
 		return ckpt_error_set(err, CKPT_ERR_INVALID, c->dir, -1,
 		    "not a committed store checkpoint (no run or step in its "
 		    "manifest)");
-	if (!(mpath = ckpt_join(c->dir, CKPT_MANIFEST_NAME)))
-		return ckpt_error_nomem(err);
-	rc = ckpt_read_file(mpath, MANIFEST_MAX, &c->manifest,
-	    &c->manifest_len, err);
-	free(mpath);
-	if (rc || (rc = ckpt_hash_buffer(CKPT_HASH_SHA256, c->manifest,
+	if ((rc = ckpt_hash_buffer(CKPT_HASH_SHA256, c->manifest,
 	    c->manifest_len, d, err)))
 		return rc;
 	memcpy(c->digest, "sha256:", 7);
@@ -265,34 +366,37 @@ put_ckpt(struct archive *a, const struct out *o, struct exp_ckpt *c,
 	free(name);
 	if (rc)
 		return rc;
-	if (asprintf(&sig, "%s/%s%s", c->dir, CKPT_MANIFEST_NAME,
-	    SIG_SUFFIX) < 0)
-		return ckpt_error_nomem(err);
 	{
-		char *text;
+		struct ckpt_error e;
+		char *text = NULL;
 		size_t len;
-		struct stat st;
 
-		if (!lstat(sig, &st)) {
-			rc = ckpt_read_file(sig, SIG_MAX, &text, &len, err);
-			if (!rc && asprintf(&name, "%s/%s%s", c->name,
-			    CKPT_MANIFEST_NAME, SIG_SUFFIX) >= 0) {
-				rc = put_buffer(a, o, name, text, len, err);
-				free(name);
-			}
-			if (!rc || text)
-				free(rc ? NULL : text);
+		ckpt_error_clear(&e);
+		rc = ckpt_loc_read(&c->loc, CKPT_MANIFEST_NAME SIG_SUFFIX,
+		    SIG_MAX, &text, &len, &e);
+		if (rc == CKPT_ERR_NOTFOUND) {
+			rc = CKPT_OK;	/* not signed */
+		} else if (rc) {
+			if (err)
+				*err = e;
+		} else if (asprintf(&sig, "%s/%s%s", c->name,
+		    CKPT_MANIFEST_NAME, SIG_SUFFIX) < 0) {
+			rc = ckpt_error_nomem(err);
+		} else {
+			rc = put_buffer(a, o, sig, text, len, err);
+			free(sig);
 		}
+		free(text);
 	}
-	free(sig);
 	for (size_t i = 0; i < ckpt_manifest_file_count(c->m) && !rc; i++) {
 		const struct ckpt_manifest_file *mf =
 		    ckpt_manifest_file(c->m, i);
 
 		if (asprintf(&name, "%s/%s", c->name, mf->path) < 0)
 			return ckpt_error_nomem(err);
-		rc = put_file(a, o, c->dir, mf, name, buf, done, eo, total,
-		    err);
+		rc = c->loc.s3 ? put_remote_file(a, o, c, mf, name, done, eo,
+		    total, err) : put_file(a, o, c->dir, mf, name, buf, done,
+		    eo, total, err);
 		free(name);
 	}
 	return rc;
@@ -532,6 +636,7 @@ ckpt_export(const char *const *dirs, size_t n,
 		json_decref(r);
 	}
 	for (size_t i = 0; i < n; i++) {
+		ckpt_loc_close(&c[i].loc);
 		ckpt_manifest_free(c[i].m);
 		free(c[i].manifest);
 		free(c[i].name);
@@ -695,24 +800,50 @@ digest_ok(const char *s)
 	return true;
 }
 
-/* The existing checkpoint's manifest digest, or NULL when none. */
-static char *
-existing_digest(struct ckpt_store *s, const char *run, int64_t step)
+/*
+ * The manifest digest of RUN@STEP in the store, read through its backend
+ * (a local directory or S3); *out NULL when there is none.  A local
+ * directory there without a readable manifest is in the way all the
+ * same ("?"); on S3 a prefix without its manifest is not committed
+ * (invisible, and cleared by the commit), and an error of the service
+ * is an error, never taken for "absent".
+ */
+static int
+existing_digest(struct ckpt_store *s, const char *run, int64_t step,
+    char **out, struct ckpt_error *err)
 {
-	struct ckpt_manifest *m;
-	char *dir, *d = NULL;
+	unsigned char d[CKPT_SHA256_BYTES];
+	struct ckpt_be_info info;
+	bool remote = ckpt_store_s3(s, NULL) != NULL;
+	char *key, *text = NULL;
+	size_t len, kl;
+	int rc;
 
-	if (asprintf(&dir, "%s/runs/%s/step-%lld", ckpt_store_root(s), run,
-	    (long long)step) < 0)
-		return NULL;
-	if (!access(dir, F_OK) && !ckpt_manifest_read(dir, &m, NULL)) {
-		d = strdup(ckpt_manifest_digest(m));
-		ckpt_manifest_free(m);
-	} else if (!access(dir, F_OK)) {
-		d = strdup("?");
+	*out = NULL;
+	if (asprintf(&key, "%s/%s/step-%lld/%s", CKPT_STORE_RUNS, run,
+	    (long long)step, CKPT_MANIFEST_NAME) < 0)
+		return ckpt_error_nomem(err);
+	rc = s->ops->read(s->be, key, MANIFEST_MAX, &text, &len, err);
+	if (!rc && !(rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text, len, d,
+	    err))) {
+		if (!(*out = malloc(8 + 2 * CKPT_SHA256_BYTES)))
+			rc = ckpt_error_nomem(err);
+		else {
+			memcpy(*out, "sha256:", 7);
+			ckpt_hex(d, sizeof(d), *out + 7);
+		}
+	} else if (rc && (rc == CKPT_ERR_NOTFOUND || !remote)) {
+		rc = CKPT_OK;
+		ckpt_error_clear(err);
+		kl = strlen(key) - strlen(CKPT_MANIFEST_NAME) - 1;
+		key[kl] = '\0';
+		if (!remote && !s->ops->stat(s->be, key, &info, NULL) &&
+		    !(*out = strdup("?")))
+			rc = ckpt_error_nomem(err);
 	}
-	free(dir);
-	return d;
+	free(text);
+	free(key);
+	return rc;
 }
 
 /* A model entry's "aliases": absent, or distinct alias names. */
@@ -941,6 +1072,14 @@ read_list(struct imp *im, struct archive_entry *e)
 		return rc;
 	}
 	json_decref(j);
+	/* recreated by promote --weights-only's commit, local only yet */
+	for (size_t k = 0; k < im->n; k++)
+		if (im->c[k].weights && ckpt_store_s3(im->s, NULL))
+			return ckpt_error_set(err, CKPT_ERR_REFUSED, im->shown,
+			    -1, "%s is a weights-only model version: those "
+			    "import into a local store only (promote "
+			    "--weights-only works on a local store only); "
+			    "nothing imported", im->c[k].dir);
 	/* Refuse conflicts before anything is staged. */
 	for (size_t k = 0; k < im->n; k++) {
 		struct imp_ckpt *c = &im->c[k];
@@ -948,8 +1087,9 @@ read_list(struct imp *im, struct archive_entry *e)
 
 		if (c->weights)
 			continue;	/* the promotion decides */
-		have = existing_digest(im->s, c->target_run, c->step);
-
+		if ((rc = existing_digest(im->s, c->target_run, c->step,
+		    &have, err)))
+			return rc;
 		if (have && strcmp(have, c->digest)) {
 			free(have);
 			return ckpt_error_set(err, CKPT_ERR_EXISTS, im->shown,
@@ -1051,24 +1191,13 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 		}
 		rc = ckpt_write_file_replace(path, text, len, false, err);
 	} else {
-		/* Read it from a scratch copy: the reader takes a path. */
-		char *near = ckpt_store_path(im->s, ".ckpt/import-manifest");
-		int fd = near ? ckpt_tempfile(near, 0600, &path, err) :
-		    ckpt_error_nomem(err);
-
-		free(near);
-		if (fd < 0) {
-			free(text);
-			return fd;
-		}
-		rc = ckpt_write_all(fd, text, len, path, err);
-		close(fd);
+		/* nothing to write: parsed where it is (text taken over) */
+		rc = ckpt_manifest_parse(text, len, name, c->dir, &c->m, err);
+		text = NULL;
 	}
 	free(text);
-	if (!rc)
+	if (!rc && path)
 		rc = ckpt_manifest_read(path, &c->m, err);
-	if (c->identical && path)
-		unlink(path);
 	free(path);
 	if (rc)
 		return rc;
@@ -1092,8 +1221,11 @@ take_manifest(struct imp *im, struct imp_ckpt *c, struct archive_entry *e,
 			return bad_entry(im, CKPT_ERR_FORMAT, name, "lists "
 			    "'%s', a name ckpt reserves", mf->path);
 	}
-	/* An honest bundle fits the disk; a dishonest one stops here. */
-	if (!c->identical && !statvfs(ckpt_store_root(im->s), &vfs) &&
+	/* An honest bundle fits the disk; a dishonest one stops here.  (A
+	 * store on S3 gets the files straight from the stream: only the
+	 * manifest and signature pass through this host's disk.) */
+	if (!c->identical && !ckpt_store_s3(im->s, NULL) &&
+	    !statvfs(ckpt_store_root(im->s), &vfs) &&
 	    total > (uint64_t)vfs.f_bavail * vfs.f_frsize)
 		return ckpt_error_set(err, CKPT_ERR_LIMIT, im->shown, im->at,
 		    "%s needs %llu bytes, the store's filesystem has %llu "
@@ -1263,6 +1395,86 @@ take_hole(struct ckpt_stream_check *sc, int fd, const char *path,
 	return rc;
 }
 
+/*
+ * A file of the bundle on its way into the staging area of a store on
+ * S3: the bytes checked here are written into a pipe that an upload
+ * thread reads (ckpt_store_stage_upload_fd, the upload path of save and
+ * push: parallel parts, each part's SHA-256 checked by the service).
+ * The file never touches this host's disk.  A stream cut short (a bad
+ * entry) ends the upload with an error, which aborts it.
+ */
+struct pipe_upload {
+	struct ckpt_store *s;
+	const char *stage, *rel;
+	uint64_t size;
+	int rfd;
+	pthread_t thread;
+	bool started;
+	int rc;
+	struct ckpt_error err;
+};
+
+static void *
+pipe_upload_main(void *arg)
+{
+	struct pipe_upload *pu = arg;
+	char drain[16 << 10];
+	ssize_t n;
+
+	pu->rc = ckpt_store_stage_upload_fd(pu->s, pu->stage, pu->rel, pu->rfd,
+	    pu->size, NULL, NULL, &pu->err);
+	/* what a failed upload left unread: the writer must never block */
+	while ((n = read(pu->rfd, drain, sizeof(drain))) > 0 ||
+	    (n < 0 && errno == EINTR))
+		;
+	close(pu->rfd);
+	return NULL;
+}
+
+/* Starts the upload of mf into c's staging area; *wfd gets the bytes. */
+static int
+pipe_upload_start(struct imp *im, struct imp_ckpt *c,
+    const struct ckpt_manifest_file *mf, struct pipe_upload *pu, int *wfd)
+{
+	int fds[2];
+
+	memset(pu, 0, sizeof(*pu));
+	ckpt_error_clear(&pu->err);
+	if (pipe2(fds, O_CLOEXEC))
+		return ckpt_error_errno(im->err, "pipe", "cannot create a");
+	pu->s = im->s;
+	pu->stage = ckpt_save_stage_key(c->sv);
+	pu->rel = mf->path;
+	pu->size = mf->size;
+	pu->rfd = fds[0];
+	if (pthread_create(&pu->thread, NULL, pipe_upload_main, pu)) {
+		close(fds[0]);
+		close(fds[1]);
+		return ckpt_error_set(im->err, CKPT_ERR_IO, mf->path, -1,
+		    "cannot start an upload thread");
+	}
+	pu->started = true;
+	*wfd = fds[1];
+	return CKPT_OK;
+}
+
+/* After the writer closed its end: the upload's outcome, unless rc
+ * already says what went wrong. */
+static int
+pipe_upload_finish(struct imp *im, struct pipe_upload *pu, int rc)
+{
+	if (!pu->started)
+		return rc;
+	pthread_join(pu->thread, NULL);
+	pu->started = false;
+	if (!rc && pu->rc) {
+		if (im->err)
+			*im->err = pu->err;
+		rc = pu->rc;
+	}
+	return rc;
+}
+
 /* Streams one file into staging (or nowhere), checking size and digest. */
 static int
 take_file(struct imp *im, struct imp_ckpt *c,
@@ -1271,8 +1483,9 @@ take_file(struct imp *im, struct imp_ckpt *c,
 {
 	struct ckpt_error *err = im->err;
 	struct ckpt_stream_check sc;
+	struct pipe_upload pu = { .started = false };
 	uint64_t got = 0, kicked = 0, bad_at;
-	bool ok;
+	bool ok, remote = c->sv && ckpt_store_s3(im->s, NULL);
 	char *path = NULL;
 	int fd = -1, rc;
 
@@ -1283,7 +1496,14 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		    (unsigned long long)mf->size);
 	if ((rc = ckpt_stream_check_init(&sc, mf, err)))
 		return rc;
-	if (c->sv || c->stage) {
+	if (remote) {
+		if (!(path = strdup(name)))
+			rc = ckpt_error_nomem(err);
+		else
+			rc = pipe_upload_start(im, c, mf, &pu, &fd);
+		if (rc)
+			goto out;
+	} else if (c->sv || c->stage) {
 		const char *root = c->sv ? ckpt_save_path(c->sv) : c->stage;
 
 		if ((rc = ckpt_make_parents(root, mf->path, err)) ||
@@ -1344,7 +1564,7 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		/* The disk starts on the file as it comes, so that the
 		 * commit's fsync finds little left (a hint: the fsync
 		 * reports any error). */
-		if (fd >= 0 && got >= kicked + KICK_STEP) {
+		if (fd >= 0 && !remote && got >= kicked + KICK_STEP) {
 			(void)sync_file_range(fd, (off64_t)kicked,
 			    (off64_t)(got - kicked), SYNC_FILE_RANGE_WRITE);
 			kicked = got;
@@ -1355,7 +1575,7 @@ take_file(struct imp *im, struct imp_ckpt *c,
 			im->o->progress((uint64_t)archive_filter_bytes(im->a,
 			    -1), im->o->progress_total, im->o->progress_data);
 	}
-	if (fd >= 0 && got > kicked)
+	if (fd >= 0 && !remote && got > kicked)
 		(void)sync_file_range(fd, (off64_t)kicked,
 		    (off64_t)(got - kicked), SYNC_FILE_RANGE_WRITE);
 	if (!rc && got != mf->size)
@@ -1378,6 +1598,7 @@ out:
 	ckpt_stream_check_release(&sc);
 	if (fd >= 0 && close(fd) && !rc)
 		rc = ckpt_error_errno(err, path, "cannot close");
+	rc = pipe_upload_finish(im, &pu, rc);
 	free(path);
 	return rc;
 }

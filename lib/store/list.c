@@ -1077,6 +1077,58 @@ take_first(const struct ckpt_entry *e, void *arg)
 	return 1;
 }
 
+/*
+ * RUN@STEP read where save puts it, runs/RUN/step-STEP, without listing
+ * the run: its manifest is there (committed) and its summary (else the
+ * manifest) says that step.  On a store on S3 that is one HEAD and one
+ * GET, where the listing of a run of 1,000 checkpoints is pages of keys.
+ * 1: not so (absent, another step, unreadable, a link): the caller lists
+ * the run, which finds a checkpoint of that step under another name or
+ * says why there is none.
+ */
+static int
+resolve_step_direct(struct ckpt_store *s, const char *run, int64_t step,
+    struct ckpt_ref *out)
+{
+	char name[32], runkey[CKPT_NAME_MAX + 8], key[PATH_MAX];
+	struct ckpt_entry_priv p;
+	struct ckpt_be_info st;
+	char *runs, *runpath;
+	json_t *j = NULL;
+	enum load lr;
+	bool ok;
+
+	snprintf(name, sizeof(name), "step-%lld", (long long)step);
+	snprintf(runkey, sizeof(runkey), CKPT_STORE_RUNS "/%s", run);
+	if (!run_key(key, sizeof(key), runkey, name, CKPT_MANIFEST_NAME) ||
+	    s->ops->stat(s->be, key, &st, NULL) || st.type != CKPT_BE_FILE)
+		return 1;
+	run_key(key, sizeof(key), runkey, name, CKPT_SUMMARY_NAME);
+	lr = load_json(s, key, SUMMARY_MAX, &j);
+	if (lr == LOAD_MISSING || lr == LOAD_BAD) {
+		run_key(key, sizeof(key), runkey, name, CKPT_MANIFEST_NAME);
+		lr = load_json(s, key, (size_t)1 << 30, &j);
+	}
+	memset(&p, 0, sizeof(p));
+	ok = lr == LOAD_OK && !entry_from_json(&p, j) && p.e.step == step;
+	entry_release(&p);
+	json_decref(j);
+	if (!ok)
+		return 1;
+	runs = ckpt_store_path(s, CKPT_STORE_RUNS);
+	runpath = runs ? ckpt_join(runs, run) : NULL;
+	out->run = strdup(run);
+	out->path = runpath ? ckpt_join(runpath, name) : NULL;
+	out->step = step;
+	free(runs);
+	free(runpath);
+	if (!out->run || !out->path) {
+		ckpt_ref_release(out);
+		return 1;
+	}
+	return CKPT_OK;
+}
+
 static int
 resolve_run(struct ckpt_store *s, const char *run, const char *what,
     const char *metric, enum ckpt_metric_mode mode, struct ckpt_ref *out,
@@ -1111,6 +1163,8 @@ resolve_run(struct ckpt_store *s, const char *run, const char *what,
 		}
 		return CKPT_OK;
 	}
+	if (step >= 0 && !resolve_step_direct(s, run, step, out))
+		return CKPT_OK;
 	if ((rc = ckpt_store_list(s, run, 0, &l, err)))
 		return rc;
 	for (size_t i = 0; i < ckpt_list_count(l); i++) {
@@ -1367,11 +1421,10 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	char *runs = NULL, *runpath = NULL, runkey[PATH_MAX];
 	struct ckpt_be_info st;
 	struct ckpt_stamp stamp;
+	bool have_prot = false;
 	int rc, fnrc = 0;
 
 	if ((rc = ckpt_name_check(run, "run name", err)))
-		return rc;
-	if ((rc = ckpt_protection_load(s, &prot, err)))
 		return rc;
 	snprintf(runkey, sizeof(runkey), CKPT_STORE_RUNS "/%s", run);
 	runs = ckpt_store_path(s, CKPT_STORE_RUNS);
@@ -1379,6 +1432,13 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	if (!runpath) {
 		rc = ckpt_error_nomem(err);
 		goto out;
+	}
+	/* A backend without stamps (S3) has no index cache to try: the
+	 * listing at once, without the checks that only serve the cache. */
+	if (!s->ops->stat(s->be, "", &st, NULL)) {
+		ckpt_stamp_of(&st, &stamp);
+		if (!ckpt_stamp_usable(&stamp))
+			goto slow;
 	}
 	/* runs/ or the run missing, or a link: the listing says what */
 	if ((rc = runs_check(s, runs, err)) == CKPT_ERR_NOTFOUND)
@@ -1393,6 +1453,9 @@ ckpt_store_newest(struct ckpt_store *s, const char *run, ckpt_entry_fn fn,
 	ckpt_stamp_of(&st, &stamp);
 	if (ckpt_index_load(s, run, &ix) || !ckpt_index_run_fresh(ix, &stamp))
 		goto slow;	/* the listing says why, and fills the index */
+	if ((rc = ckpt_protection_load(s, &prot, err)))
+		goto out;
+	have_prot = true;
 	rc = newest_from_index(s, ix, runkey, runpath, run, &prot, fn, arg,
 	    &fnrc, err);
 	if (rc != 1)
@@ -1407,7 +1470,8 @@ slow:
 out:
 	ckpt_list_free(l);
 	ckpt_index_free(ix);
-	ckpt_protection_release(&prot);
+	if (have_prot)
+		ckpt_protection_release(&prot);
 	free(runs);
 	free(runpath);
 	return rc ? rc : fnrc;

@@ -1373,9 +1373,11 @@ list_query(const char *prefix, const char *delimiter, const char *token,
 	return n < 0 ? NULL : q;
 }
 
-int
-ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
-    ckpt_s3_list_fn fn, void *arg, struct ckpt_error *err)
+/* ckpt_s3_list, page pages at a time; one_page: the first one only. */
+static int
+list_pages(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
+    unsigned page, bool one_page, ckpt_s3_list_fn fn, void *arg,
+    struct ckpt_error *err)
 {
 	char *token = NULL, *next, *query, path[CKPT_ERROR_PATH_MAX];
 	bool truncated = true;
@@ -1388,8 +1390,7 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 	while (truncated && !rc) {
 		struct s3_req r = { .method = "GET", .resp_max = S3_LIST_MAX };
 
-		if (!(query = list_query(prefix, delimiter, token,
-		    s3->cfg.list_page))) {
+		if (!(query = list_query(prefix, delimiter, token, page))) {
 			rc = ckpt_error_nomem(err);
 			break;
 		}
@@ -1412,9 +1413,26 @@ ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
 		token = next;
 		free(query);
 		ckpt_s3_req_release(&r);
+		if (one_page)
+			break;
 	}
 	free(token);
 	return rc;
+}
+
+int
+ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix, const char *delimiter,
+    ckpt_s3_list_fn fn, void *arg, struct ckpt_error *err)
+{
+	return list_pages(s3, prefix, delimiter, s3->cfg.list_page, false, fn,
+	    arg, err);
+}
+
+int
+ckpt_s3_list_first(struct ckpt_s3 *s3, const char *prefix,
+    ckpt_s3_list_fn fn, void *arg, struct ckpt_error *err)
+{
+	return list_pages(s3, prefix, NULL, 1, true, fn, arg, err);
 }
 
 const char *

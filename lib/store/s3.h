@@ -260,6 +260,13 @@ typedef int (*ckpt_s3_list_fn)(void *arg, const char *key,
 int ckpt_s3_list(struct ckpt_s3 *s3, const char *prefix,
     const char *delimiter, ckpt_s3_list_fn fn, void *arg,
     struct ckpt_error *err);
+/*
+ * The first key under prefix, if any (one ListObjectsV2 with max-keys
+ * 1): whether a prefix exists costs one short answer, not a page of a
+ * thousand keys.
+ */
+int ckpt_s3_list_first(struct ckpt_s3 *s3, const char *prefix,
+    ckpt_s3_list_fn fn, void *arg, struct ckpt_error *err);
 
 /*
  * Multipart primitives (ckpt_s3_put_fd drives them).  Parts are numbered

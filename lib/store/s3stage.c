@@ -7,6 +7,8 @@
  * upload sends them, each part's SHA-256 checked by the service
  * (ckpt_s3_put_fd).  The staging area's objects are published by the
  * backend's commit (backend-s3.c) like those it uploads from its spool.
+ * ckpt_store_stage_upload_fd is the same from any file descriptor read
+ * in order (import: a pipe fed from the bundle as it streams).
  */
 #include "util/internal.h"
 
@@ -27,18 +29,36 @@ same_file(const struct stat *a, const struct stat *b)
 }
 
 int
-ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
-    const char *rel, const char *path, const struct stat *expect,
+ckpt_store_stage_upload_fd(struct ckpt_store *s, const char *stage,
+    const char *rel, int fd, uint64_t size,
     int (*observe)(void *arg, const void *data, size_t len), void *arg,
     struct ckpt_error *err)
 {
 	const char *prefix;
 	struct ckpt_s3 *s3 = ckpt_store_s3(s, &prefix);
-	struct stat before, after;
 	char *key = NULL;
-	int fd, rc;
+	int rc;
 
 	if (!s3)
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, rel, -1,
+		    "not a store on S3");
+	if (asprintf(&key, "%s%s/%s", prefix, stage, rel) < 0)
+		return ckpt_error_nomem(err);
+	rc = ckpt_s3_put_fd(s3, key, fd, size, 0, observe, arg, NULL, err);
+	free(key);
+	return rc;
+}
+
+int
+ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
+    const char *rel, const char *path, const struct stat *expect,
+    int (*observe)(void *arg, const void *data, size_t len), void *arg,
+    struct ckpt_error *err)
+{
+	struct stat before, after;
+	int fd, rc;
+
+	if (!ckpt_store_s3(s, NULL))
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, path, -1,
 		    "not a store on S3");
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -60,20 +80,14 @@ ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
 		    (unsigned long long)before.st_size);
 		goto out;
 	}
-	if (asprintf(&key, "%s%s/%s", prefix, stage, rel) < 0) {
-		key = NULL;
-		rc = ckpt_error_nomem(err);
-		goto out;
-	}
-	rc = ckpt_s3_put_fd(s3, key, fd, (uint64_t)before.st_size, 0, observe,
-	    arg, NULL, err);
+	rc = ckpt_store_stage_upload_fd(s, stage, rel, fd,
+	    (uint64_t)before.st_size, observe, arg, err);
 	/* A file written to meanwhile gave a torn upload whose digests
 	 * describe no state its writer ever left: refused. */
 	if (!rc && (fstat(fd, &after) || !same_file(&before, &after)))
 		rc = ckpt_error_set(err, CKPT_ERR_IO, path, -1, "changed "
 		    "while it was uploaded; nothing was saved");
 out:
-	free(key);
 	close(fd);
 	return rc;
 }

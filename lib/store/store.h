@@ -84,6 +84,15 @@ int ckpt_store_stage_upload(struct ckpt_store *s, const char *stage,
     int (*observe)(void *arg, const void *data, size_t len), void *arg,
     struct ckpt_error *err);
 /*
+ * The same for size bytes read in order from fd (a pipe will do): the
+ * upload, its parts and their checks, without the file checks (import
+ * streams a bundle's entry through it, s3stage.c).
+ */
+int ckpt_store_stage_upload_fd(struct ckpt_store *s, const char *stage,
+    const char *rel, int fd, uint64_t size,
+    int (*observe)(void *arg, const void *data, size_t len), void *arg,
+    struct ckpt_error *err);
+/*
  * Lists of runkey ("runs/R") that follow may use the run's listing index
  * on S3 (s3listix.c: what the listing showed, summaries recorded per
  * manifest ETag); NULL ends that and rewrites the index if it changed.
@@ -307,5 +316,27 @@ int ckpt_make_parents(const char *root, const char *rel,
  */
 int ckpt_capture_metadata(struct json_t *meta,
     const struct ckpt_save_options *o, struct ckpt_error *err);
+
+/*
+ * A checkpoint's location as push, pull and export read it (transfer.c):
+ * a local directory, or an s3:// prefix (a client and its key prefix).
+ * read: a small file (CKPT_ERR_NOTFOUND when absent); stream: a file's
+ * bytes in order into sink, whose non-zero return stops it.
+ */
+struct ckpt_loc {
+	char *dir;			/* local */
+	struct ckpt_s3 *s3;		/* remote */
+	char *prefix;			/* remote: "" or ending in '/' */
+	const char *shown;		/* the location as the caller wrote
+					 * it */
+};
+typedef int (*ckpt_loc_sink_fn)(void *arg, const void *data, size_t n);
+int ckpt_loc_open(const char *location, struct ckpt_loc *e,
+    struct ckpt_error *err);
+int ckpt_loc_read(const struct ckpt_loc *e, const char *rel, size_t max,
+    char **text, size_t *len, struct ckpt_error *err);
+int ckpt_loc_stream(const struct ckpt_loc *e, const char *rel,
+    ckpt_loc_sink_fn sink, void *arg, struct ckpt_error *err);
+void ckpt_loc_close(struct ckpt_loc *e);
 
 #endif /* CKPT_STORE_H */

@@ -32,17 +32,8 @@
 #define SIG_MAX ((size_t)64 << 10)
 #define SIG_SUFFIX ".sig"
 
-/* One side: a local directory, or a client and a key prefix. */
-struct end {
-	char *dir;			/* local */
-	struct ckpt_s3 *s3;		/* remote */
-	char *prefix;			/* remote: "" or ending in '/' */
-	const char *shown;		/* the location as the caller wrote
-					 * it */
-};
-
-static void
-end_close(struct end *e)
+void
+ckpt_loc_close(struct ckpt_loc *e)
 {
 	free(e->dir);
 	ckpt_s3_free(e->s3);
@@ -50,8 +41,9 @@ end_close(struct end *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static int
-end_open(const char *location, struct end *e, struct ckpt_error *err)
+int
+ckpt_loc_open(const char *location, struct ckpt_loc *e,
+    struct ckpt_error *err)
 {
 	size_t n;
 	int rc;
@@ -68,7 +60,7 @@ end_open(const char *location, struct end *e, struct ckpt_error *err)
 		char *p = NULL;
 
 		if (asprintf(&p, "%s/", e->prefix) < 0) {
-			end_close(e);
+			ckpt_loc_close(e);
 			return ckpt_error_nomem(err);
 		}
 		free(e->prefix);
@@ -78,9 +70,9 @@ end_open(const char *location, struct end *e, struct ckpt_error *err)
 }
 
 /* A small object or file of e (rel below it); CKPT_ERR_NOTFOUND. */
-static int
-end_read(const struct end *e, const char *rel, size_t max, char **text,
-    size_t *len, struct ckpt_error *err)
+int
+ckpt_loc_read(const struct ckpt_loc *e, const char *rel, size_t max,
+    char **text, size_t *len, struct ckpt_error *err)
 {
 	char *p;
 	int rc;
@@ -99,12 +91,10 @@ end_read(const struct end *e, const char *rel, size_t max, char **text,
 	return rc;
 }
 
-typedef int (*sink_fn)(void *arg, const void *data, size_t n);
-
 /* Streams the file rel of e into sink; a sink's non-zero stops it. */
-static int
-end_stream(const struct end *e, const char *rel, sink_fn sink, void *arg,
-    struct ckpt_error *err)
+int
+ckpt_loc_stream(const struct ckpt_loc *e, const char *rel,
+    ckpt_loc_sink_fn sink, void *arg, struct ckpt_error *err)
 {
 	unsigned char *buf;
 	char *p;
@@ -188,7 +178,7 @@ struct direct {
 /* The local file of mf uploaded into the staging area of d, its bytes
  * through the check as they are read for the upload. */
 static int
-upload_checked(const struct end *src, const struct direct *d,
+upload_checked(const struct ckpt_loc *src, const struct direct *d,
     const struct ckpt_manifest_file *mf, struct checked *c,
     struct ckpt_error *err)
 {
@@ -209,7 +199,7 @@ upload_checked(const struct end *src, const struct direct *d,
  * its bytes are not those of the manifest.
  */
 static int
-copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
+copy_checked(const struct ckpt_loc *src, const struct ckpt_manifest_file *mf,
     int fd, const char *out, const struct direct *d, struct ckpt_error *err)
 {
 	struct checked c = { .mf = mf, .fd = fd, .out = out };
@@ -224,7 +214,7 @@ copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
 	if ((rc = ckpt_stream_check_init(&c.sc, mf, err)))
 		return rc;
 	rc = d ? upload_checked(src, d, mf, &c, err) :
-	    end_stream(src, mf->path, checked_sink, &c, err);
+	    ckpt_loc_stream(src, mf->path, checked_sink, &c, err);
 	if (c.rc) {
 		rc = c.rc;
 		if (err)
@@ -252,7 +242,7 @@ copy_checked(const struct end *src, const struct ckpt_manifest_file *mf,
 
 struct job {
 	const struct ckpt_copy_options *o;
-	struct end src;
+	struct ckpt_loc src;
 	struct ckpt_manifest *m;
 	char *text, *sig;		/* the manifest's bytes; signature */
 	size_t len, sig_len;
@@ -354,7 +344,7 @@ existing_manifest(struct job *j, struct ckpt_store *s, char **where,
     char **text, size_t *len, struct ckpt_error *err)
 {
 	struct ckpt_ref r;
-	struct end e;
+	struct ckpt_loc e;
 	char *ref = NULL;
 	int rc;
 
@@ -366,10 +356,10 @@ existing_manifest(struct job *j, struct ckpt_store *s, char **where,
 	free(ref);
 	if (rc)
 		return rc;
-	if (!(rc = end_open(r.path, &e, err))) {
-		rc = end_read(&e, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX, text,
-		    len, err);
-		end_close(&e);
+	if (!(rc = ckpt_loc_open(r.path, &e, err))) {
+		rc = ckpt_loc_read(&e, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX,
+		    text, len, err);
+		ckpt_loc_close(&e);
 	}
 	if (!rc && !(*where = strdup(r.path)))
 		rc = ckpt_error_nomem(err);
@@ -490,10 +480,10 @@ ckpt_copy_checkpoint(const struct ckpt_copy_options *o,
 	if ((rc = ckpt_options_check(o->version, CKPT_COPY_OPTIONS_VERSION,
 	    "ckpt_copy_options", err)))
 		return rc;
-	if ((rc = end_open(o->source, &j.src, err)))
+	if ((rc = ckpt_loc_open(o->source, &j.src, err)))
 		return rc;
-	rc = end_read(&j.src, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX, &j.text,
-	    &j.len, err);
+	rc = ckpt_loc_read(&j.src, CKPT_MANIFEST_NAME, CKPT_MANIFEST_MAX,
+	    &j.text, &j.len, err);
 	if (rc == CKPT_ERR_NOTFOUND)
 		rc = ckpt_error_set(err, CKPT_ERR_NOTFOUND, o->source, -1,
 		    "no manifest: not a committed checkpoint");
@@ -516,8 +506,8 @@ ckpt_copy_checkpoint(const struct ckpt_copy_options *o,
 	snprintf(res->manifest_digest, sizeof(res->manifest_digest), "%s",
 	    ckpt_manifest_digest(j.m));
 	ckpt_error_clear(&e);
-	rc = end_read(&j.src, CKPT_MANIFEST_NAME SIG_SUFFIX, SIG_MAX, &j.sig,
-	    &j.sig_len, &e);
+	rc = ckpt_loc_read(&j.src, CKPT_MANIFEST_NAME SIG_SUFFIX, SIG_MAX,
+	    &j.sig, &j.sig_len, &e);
 	if (rc && rc != CKPT_ERR_NOTFOUND) {
 		*err = e;
 		goto out;
@@ -531,7 +521,7 @@ out:
 	free(j.text);
 	free(j.sig);
 	ckpt_manifest_free(j.m);
-	end_close(&j.src);
+	ckpt_loc_close(&j.src);
 	if (rc)
 		ckpt_copy_result_release(res);
 	return rc;

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/sign.h"
 #include "format/file.h"
 #include "store/s3src.h"
 #include "store/store.h"
@@ -509,8 +510,9 @@ struct job {
  * A checkpoint in an object store (s3://BUCKET/PREFIX): its objects are
  * its files, listed once; the manifest is fetched and parsed in memory;
  * structure is read through ranged GETs and digests by streaming GETs
- * (store/s3src.h).  Not (yet) for remote checkpoints: signatures, the
- * layout check and OMS bundles.
+ * (store/s3src.h); the signature object is checked like a local one
+ * (remote_signature).  Not (yet) for remote checkpoints: the layout
+ * check and OMS bundles.
  */
 struct remote {
 	struct ckpt_s3 *s3;
@@ -1373,6 +1375,36 @@ check_layout(struct ckpt_report *r, const char *path, const struct pool *p)
 	ckpt_checkpoint_free(c);
 }
 
+/* The finding and state of a signature check's outcome rc (e: why). */
+static void
+note_signature(struct ckpt_report *r, int rc, const char *sig,
+    const struct ckpt_error *e)
+{
+	switch (rc) {
+	case CKPT_OK:
+		r->sig_state = CKPT_SIG_VALID;
+		ckpt_flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
+		    r->keyid, -1, "good signature by key %s", r->keyid);
+		break;
+	case CKPT_ERR_NOTFOUND:
+		r->sig_state = CKPT_SIG_UNKNOWN_KEY;
+		ckpt_flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
+		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
+		    e->message);
+		break;
+	case CKPT_ERR_CRYPTO:
+		r->sig_state = CKPT_SIG_INVALID;
+		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR,
+		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s", e->message);
+		break;
+	default:
+		r->sig_state = CKPT_SIG_INVALID;
+		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR,
+		    sig, NULL, e->offset, "%s", e->message);
+		break;
+	}
+}
+
 static void
 check_signature(struct ckpt_report *r, const struct vmanifest *man,
     const struct ckpt_verify_options *o)
@@ -1409,32 +1441,265 @@ check_signature(struct ckpt_report *r, const struct vmanifest *man,
 	}
 	rc = ckpt_signature_check(man->path, sig, (const char *const *)keys,
 	    nkeys, r->keyid, &e);
-	switch (rc) {
-	case CKPT_OK:
-		r->sig_state = CKPT_SIG_VALID;
-		ckpt_flist_add(&r->top, "signature-valid", CKPT_SEV_INFO, sig,
-		    r->keyid, -1, "good signature by key %s", r->keyid);
-		break;
-	case CKPT_ERR_NOTFOUND:
-		r->sig_state = CKPT_SIG_UNKNOWN_KEY;
-		ckpt_flist_add(&r->top, "signature-unknown-key", CKPT_SEV_ERROR,
-		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s",
-		    e.message);
-		break;
-	case CKPT_ERR_CRYPTO:
-		r->sig_state = CKPT_SIG_INVALID;
-		ckpt_flist_add(&r->top, "signature-invalid", CKPT_SEV_ERROR,
-		    sig, r->keyid[0] ? r->keyid : NULL, -1, "%s", e.message);
-		break;
-	default:
-		r->sig_state = CKPT_SIG_INVALID;
-		ckpt_flist_add(&r->top, "signature-malformed", CKPT_SEV_ERROR,
-		    sig, NULL, e.offset, "%s", e.message);
-		break;
-	}
+	note_signature(r, rc, sig, &e);
 	for (size_t i = 0; i < nkeys; i++)
 		free(keys[i]);
 	free(keys);
+	free(sig);
+}
+
+/*
+ * A checkpoint in an object store: the store holding it, as "s3://B/P"
+ * (newly allocated; NULL when it is not in a store).  The caller's store
+ * when it names one, else the one whose layout url is inside
+ * (P/runs/RUN/NAME, with P/.ckpt/store.json), as verify finds the store
+ * of a local directory.
+ */
+static char *
+remote_store_url(const struct remote *rem, const char *url,
+    const struct ckpt_verify_options *o)
+{
+	struct ckpt_s3_object obj;
+	struct ckpt_error e;
+	char *root, *marker = NULL, *slash;
+	size_t n;
+
+	if (o && o->store)
+		return ckpt_s3_is_url(o->store) ? strdup(o->store) : NULL;
+	if (!(root = strdup(url)))
+		return NULL;
+	n = strlen(root);
+	while (n && root[n - 1] == '/')
+		root[--n] = '\0';
+	/* up three: NAME, RUN, then "runs" itself */
+	for (int up = 0; up < 3; up++) {
+		slash = strrchr(root, '/');
+		if (!slash || (size_t)(slash - root) + 1 < rem->url_len ||
+		    (up == 2 && strcmp(slash + 1, CKPT_STORE_RUNS))) {
+			free(root);
+			return NULL;
+		}
+		*slash = '\0';
+	}
+	/* "s3://B" is a store at the top of the bucket */
+	n = strlen(root);
+	if (asprintf(&marker, "%s%s%s", n >= rem->url_len ? root +
+	    rem->url_len : "", n >= rem->url_len ? "/" : "",
+	    CKPT_STORE_MARKER) < 0 || ckpt_s3_head(rem->s3, marker, &obj,
+	    &e)) {
+		free(marker);
+		free(root);
+		return NULL;
+	}
+	free(marker);
+	return root;
+}
+
+struct key_objects {
+	struct ckpt_s3 *s3;
+	size_t plen;			/* of the keys' prefix */
+	char **names, **texts;
+	size_t *lens, n;
+};
+
+/* *p grown to n elements of size each; false (unchanged) when out of
+ * memory. */
+static bool
+grow(void **p, size_t n, size_t size)
+{
+	void *q = reallocarray(*p, n, size);
+
+	if (q)
+		*p = q;
+	return q != NULL;
+}
+
+/* Fetches each STORE/.ckpt/keys/NAME.pub (unreadable ones are left out,
+ * as a local key file that does not read). */
+static int
+key_object(void *arg, const char *key, const struct ckpt_s3_object *obj)
+{
+	struct key_objects *k = arg;
+	const char *name = key + k->plen;
+	size_t l = strlen(name);
+	struct ckpt_error e;
+	char *text;
+	size_t len;
+
+	if (!obj || strchr(name, '/') || l <= 4 || strcmp(name + l - 4,
+	    ".pub"))
+		return 0;
+	if (ckpt_s3_get_mem(k->s3, key, 0, CKPT_S3_TO_END, 4096, &text, &len,
+	    NULL, &e))
+		return 0;
+	if (!grow((void **)&k->names, k->n + 1, sizeof(*k->names)) ||
+	    !grow((void **)&k->texts, k->n + 1, sizeof(*k->texts)) ||
+	    !grow((void **)&k->lens, k->n + 1, sizeof(*k->lens)) ||
+	    !(k->names[k->n] = strdup(key))) {
+		free(text);
+		return CKPT_ERR_NOMEM;
+	}
+	k->texts[k->n] = text;
+	k->lens[k->n++] = len;
+	return 0;
+}
+
+static void
+key_objects_free(struct key_objects *k)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		free(k->names[i]);
+		free(k->texts[i]);
+	}
+	free(k->names);
+	free(k->texts);
+	free(k->lens);
+	ckpt_s3_free(k->s3);
+}
+
+/* The trusted keys of a store in an object store: its .ckpt/keys/ *.pub
+ * objects, in key order (as a local store's, sorted by name). */
+static int
+remote_store_keys(const char *store, struct key_objects *k,
+    struct ckpt_error *err)
+{
+	char *prefix = NULL, *kp = NULL;
+	size_t n;
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	if ((rc = ckpt_s3_url_client(store, &k->s3, &prefix, err)))
+		return rc;
+	n = strlen(prefix);
+	if (asprintf(&kp, "%s%s%s", prefix, n && prefix[n - 1] != '/' ?
+	    "/" : "", CKPT_STORE_META "/keys/") < 0) {
+		free(prefix);
+		return ckpt_error_nomem(err);
+	}
+	k->plen = strlen(kp);
+	rc = ckpt_s3_list(k->s3, kp, NULL, key_object, k, err);
+	if (rc == CKPT_ERR_NOMEM)
+		rc = ckpt_error_nomem(err);
+	free(kp);
+	free(prefix);
+	return rc;
+}
+
+/* "sha256:" and 64 lower-case hex digits into d. */
+static bool
+digest_bytes(const char *s, unsigned char d[CKPT_SHA256_BYTES])
+{
+	if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + 2 *
+	    CKPT_SHA256_BYTES)
+		return false;
+	for (size_t i = 0; i < 2 * CKPT_SHA256_BYTES; i++) {
+		char c = s[7 + i];
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+		    c - 'a' + 10 : -1;
+
+		if (v < 0)
+			return false;
+		if (i % 2)
+			d[i / 2] = (unsigned char)(d[i / 2] | v);
+		else
+			d[i / 2] = (unsigned char)(v << 4);
+	}
+	return true;
+}
+
+/*
+ * check_signature() for a checkpoint in an object store: its signature
+ * object against the manifest fetched (by the digest of its bytes), the
+ * keys trusted as locally: --key files, then the store's .ckpt/keys/
+ * *.pub objects.  The same findings and states.
+ */
+static void
+remote_signature(struct ckpt_report *r, const struct remote *rem,
+    const struct vmanifest *man, const struct ckpt_verify_options *o)
+{
+	unsigned char d[CKPT_SHA256_BYTES];
+	struct ckpt_verify_options lo;
+	struct ckpt_key_text *texts = NULL;
+	struct key_objects ko;
+	struct ckpt_error e;
+	char **keys = NULL, *sig = NULL, *key = NULL, *text = NULL, *store;
+	size_t nkeys = 0, len = 0;
+	int rc;
+
+	memset(&ko, 0, sizeof(ko));
+	ckpt_error_clear(&e);
+	r->sig_state = CKPT_SIG_NONE;
+	if (!man) {
+		/* nothing signed: as check_signature says it */
+		check_signature(r, man, o);
+		return;
+	}
+	if (!rem->has_sig) {
+		if (o && (o->flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
+			ckpt_flist_add(&r->top, "signature-missing",
+			    CKPT_SEV_ERROR, man->path, NULL, -1, "the "
+			    "manifest is not signed (no %s%s)", man->path,
+			    ".sig");
+		return;
+	}
+	if (!(sig = ckpt_vman_signature_path(man)) || asprintf(&key, "%s%s%s",
+	    rem->prefix, CKPT_MANIFEST_NAME, ".sig") < 0) {
+		key = NULL;
+		rc = ckpt_error_nomem(&e);
+		goto unchecked;
+	}
+	rc = ckpt_s3_get_mem(rem->s3, key, 0, CKPT_S3_TO_END, 4096, &text,
+	    &len, NULL, &e);
+	if (rc == CKPT_ERR_LIMIT) {
+		note_signature(r, CKPT_ERR_FORMAT, sig, &e);
+		goto out;
+	}
+	if (rc)
+		goto unchecked;
+	/* --key files only: the store's keys are objects (below), never
+	 * a local directory spelled like the store's URL */
+	if (o) {
+		lo = *o;
+		lo.store = NULL;
+	}
+	if (ckpt_vman_trusted_keys(o ? &lo : NULL, NULL, &keys, &nkeys)) {
+		rc = ckpt_error_nomem(&e);
+		goto unchecked;
+	}
+	store = remote_store_url(rem, r->path, o);
+	rc = store ? remote_store_keys(store, &ko, &e) : CKPT_OK;
+	free(store);
+	if (rc)
+		goto unchecked;
+	if (ko.n && !(texts = calloc(ko.n, sizeof(*texts)))) {
+		rc = ckpt_error_nomem(&e);
+		goto unchecked;
+	}
+	for (size_t i = 0; i < ko.n; i++)
+		texts[i] = (struct ckpt_key_text){ ko.names[i], ko.texts[i],
+		    ko.lens[i] };
+	if (!digest_bytes(man->digest, d)) {
+		rc = ckpt_error_set(&e, CKPT_ERR_INTERNAL, man->path, -1,
+		    "no digest of the manifest");
+		goto unchecked;
+	}
+	rc = ckpt_signature_check_mem(man->path, d, sig, text, len,
+	    (const char *const *)keys, nkeys, texts, ko.n, r->keyid, &e);
+	note_signature(r, rc, sig, &e);
+	goto out;
+unchecked:
+	/* The service failed us: said, never taken for a good signature. */
+	ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_ERROR,
+	    sig ? sig : r->path, NULL, -1, "the signature could not be "
+	    "checked: %s", e.message);
+out:
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(texts);
+	key_objects_free(&ko);
+	free(text);
+	free(key);
 	free(sig);
 }
 
@@ -1593,16 +1858,11 @@ allowed_globals(const struct ckpt_verify_options *o,
 /* What verify of a remote checkpoint does not do, said rather than
  * passed over in silence. */
 static void
-remote_limits(struct ckpt_report *r, const struct remote *rem,
-    const struct vmanifest *man, const struct ckpt_verify_options *o)
+remote_limits(struct ckpt_report *r, const struct vmanifest *man,
+    const struct ckpt_verify_options *o)
 {
 	unsigned int flags = o ? o->flags : 0;
 
-	if (rem->has_sig || (o && o->nkeys) ||
-	    (flags & CKPT_VERIFY_REQUIRE_SIGNATURE))
-		ckpt_flist_add(&r->top, "signature-unchecked", CKPT_SEV_WARNING,
-		    r->path, NULL, -1, "signatures of checkpoints in an "
-		    "object store are not checked yet");
 	if (man && (flags & CKPT_VERIFY_FAST))
 		ckpt_flist_add(&r->top, "sizes-only", CKPT_SEV_INFO, r->path,
 		    NULL, -1, "--fast on an object store: the listing's sizes "
@@ -1749,7 +2009,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		for (size_t i = 0; i < p.njobs; i++)
 			vp.scan_total += (uint64_t)p.jobs[i].vf->st.st_size;
 	if (remote) {
-		remote_limits(r, remote, man, o);
+		remote_signature(r, remote, man, o);
+		remote_limits(r, man, o);
 	} else {
 		check_signature(r, man, o);
 		if (S_ISDIR(st.st_mode))

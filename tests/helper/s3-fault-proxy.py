@@ -22,7 +22,10 @@ contains MATCH (default: all) get KIND instead of a plain forward; COUNT
     cut       forward the answer's head and half its body, then RST
     lose      forward the request, then RST instead of the answer (the
               service acted; the client cannot know)
+    hold      forward the request only once the file LOG_FILE.go exists
+              (a test makes another client act in between)
 """
+import os
 import socket
 import socketserver
 import struct
@@ -41,7 +44,7 @@ def parse_rule(text):
     parts = text.split(":", 2)
     kind = parts[0]
     if kind not in ("500", "503", "reset", "stall", "corrupt", "cut",
-                    "lose"):
+                    "lose", "hold"):
         raise SystemExit("s3-fault-proxy: unknown fault kind %r" % kind)
     count = parts[1] if len(parts) > 1 else "1"
     count = -1 if count == "all" else int(count)
@@ -172,6 +175,9 @@ class Handler(socketserver.BaseRequestHandler):
                         except socket.timeout:
                             pass
                     return
+                if action == "hold":
+                    while not os.path.exists(log_file.name + ".go"):
+                        time.sleep(0.02)
                 if action == "corrupt" and body:
                     b = bytearray(body)
                     b[len(b) // 2] ^= 0x01

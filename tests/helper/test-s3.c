@@ -26,11 +26,15 @@
  *       N small objects PREFIX000000 ... (content: their own name)
  *
  *   ckpt-test-tool s3 [OPTIONS] BUCKET clone-steps P/runs/R/step-K FROM TO
+ *       [--index]
  *       copies of the (small) committed checkpoint at that prefix as
  *       step-FROM ... step-TO of its run, "step": K in its summary and
  *       manifest made "step": N, the manifest of each put last; 4
  *       threads.  Listing input for benchmarks: the copies' manifests no
  *       longer match their summaries' digests (verify fails them).
+ *       --index: each copy then adds itself to the run's listing index
+ *       through the store's own code (s3listix.c, as a commit does), the
+ *       4 threads racing each other for it.
  *
  * S3_TOOL_MTIME=1 in the environment adds the service's modification
  * time (seconds since the epoch) to what head and list print.
@@ -53,6 +57,7 @@
 #include <unistd.h>
 
 #include "store/s3.h"
+#include "store/s3listix.h"
 
 int cmd_s3(int argc, char **argv);
 
@@ -368,6 +373,9 @@ struct clone {
 	size_t nobjs;
 	uint64_t from, to;
 	unsigned nthreads;
+	bool index;		/* --index */
+	const char *store;	/* P/ ("" or with its '/') */
+	const char *runkey;	/* runs/R */
 	/* per thread */
 	unsigned self;
 	int rc;
@@ -422,7 +430,8 @@ tool_error(struct ckpt_error *err, int code, const char *msg)
 }
 
 static int
-clone_put(struct clone *c, uint64_t n, const struct clone_obj *o)
+clone_put(struct clone *c, uint64_t n, const struct clone_obj *o,
+    struct ckpt_s3_object *out)
 {
 	char key[2200], *text;
 	size_t len;
@@ -432,27 +441,51 @@ clone_put(struct clone *c, uint64_t n, const struct clone_obj *o)
 		return tool_error(&c->err, CKPT_ERR_NOMEM, "out of memory");
 	snprintf(key, sizeof(key), "%sstep-%llu/%s", c->run_dir,
 	    (unsigned long long)n, o->rel);
-	rc = ckpt_s3_put(c->s3, key, text, len, 0, NULL, &c->err);
+	rc = ckpt_s3_put(c->s3, key, text, len, 0, out, &c->err);
 	free(text);
 	return rc;
+}
+
+/* --index: step-n, committed with manifest m, into the run's index. */
+static void
+clone_index(struct clone *c, uint64_t n, const struct ckpt_s3_object *m,
+    const struct clone_obj *summary)
+{
+	struct s3_ixop *q = NULL;
+	char name[64], *text;
+	size_t len;
+
+	if (!summary || !(text = clone_text(summary->data, c->orig, n, &len)))
+		return;
+	snprintf(name, sizeof(name), "step-%llu", (unsigned long long)n);
+	ckpt_s3_listix_queue_add(&q, c->runkey, name, m->etag, text, len);
+	ckpt_s3_listix_apply(c->s3, c->store, &q);
+	free(text);
 }
 
 static void *
 clone_thread(void *arg)
 {
 	struct clone *c = arg;
-	size_t mi = c->nobjs;
+	size_t mi = c->nobjs, si = c->nobjs;
+	struct ckpt_s3_object m;
 
-	for (size_t i = 0; i < c->nobjs; i++)
+	for (size_t i = 0; i < c->nobjs; i++) {
 		if (!strcmp(c->objs[i].rel, "ckpt-manifest.json"))
 			mi = i;
+		if (!strcmp(c->objs[i].rel, "ckpt-summary.json"))
+			si = i;
+	}
 	for (uint64_t n = c->from + c->self; n <= c->to && !c->rc;
 	    n += c->nthreads) {
 		for (size_t i = 0; i < c->nobjs && !c->rc; i++)
 			if (i != mi)
-				c->rc = clone_put(c, n, &c->objs[i]);
+				c->rc = clone_put(c, n, &c->objs[i], NULL);
 		if (!c->rc && mi < c->nobjs)
-			c->rc = clone_put(c, n, &c->objs[mi]);
+			c->rc = clone_put(c, n, &c->objs[mi], &m);
+		if (!c->rc && mi < c->nobjs && c->index)
+			clone_index(c, n, &m, si < c->nobjs ? &c->objs[si] :
+			    NULL);
 	}
 	return NULL;
 }
@@ -464,11 +497,16 @@ op_clone_steps(struct ckpt_s3 *s3, int argc, char **argv,
 	struct clone c = { .s3 = s3, .nthreads = 4 }, t[4];
 	pthread_t th[4];
 	bool started[4] = { false, false, false, false };
-	const char *step;
-	char *dir = NULL, *run_dir = NULL, orig[64];
+	const char *step, *runs;
+	char *dir = NULL, *run_dir = NULL, *store = NULL, *runkey = NULL;
+	char orig[64];
 	uint64_t k;
 	int rc = 0;
 
+	if (argc == 5 && !strcmp(argv[4], "--index")) {
+		c.index = true;
+		argc--;
+	}
 	if (argc != 4 || parse_u64_arg(argv[2], &c.from) ||
 	    parse_u64_arg(argv[3], &c.to) || c.from > c.to ||
 	    !(step = strrchr(argv[1], '/')) || strncmp(step, "/step-", 6) ||
@@ -480,6 +518,20 @@ op_clone_steps(struct ckpt_s3 *s3, int argc, char **argv,
 	    (int)(step + 1 - argv[1]), argv[1]) < 0)
 		return s3_fail(err);
 	c.run_dir = run_dir;
+	/* P/runs/R/step-K: the store P/ ("" for runs/R/...) and runs/R */
+	for (runs = step; runs > argv[1] && runs[-1] != '/'; runs--)
+		;
+	if (runs == step || runs - argv[1] < 5 || strncmp(runs - 5, "runs/",
+	    5) || (runs - argv[1] > 5 && runs[-6] != '/')) {
+		free(dir);
+		free(run_dir);
+		return s3_usage();
+	}
+	if (!(store = strndup(argv[1], (size_t)(runs - 5 - argv[1]))) ||
+	    asprintf(&runkey, "runs/%.*s", (int)(step - runs), runs) < 0)
+		return s3_fail(err);
+	c.store = store;
+	c.runkey = runkey;
 	if (ckpt_s3_list(s3, dir, NULL, clone_list_one, &c, err))
 		rc = s3_fail(err);
 	for (size_t i = 0; !rc && i < c.nobjs; i++) {
@@ -517,6 +569,8 @@ op_clone_steps(struct ckpt_s3 *s3, int argc, char **argv,
 	free(c.objs);
 	free(dir);
 	free(run_dir);
+	free(store);
+	free(runkey);
 	return rc;
 }
 

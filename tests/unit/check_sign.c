@@ -8,6 +8,9 @@
 
 #include <unistd.h>
 
+#include "crypto/sign.h"
+#include "util/util.h"
+
 static char pub[4200], sec[4200], man[4200], sig[4300];
 
 static void
@@ -119,6 +122,55 @@ START_TEST(test_subset_partition)
 }
 END_TEST
 
+/*
+ * The check of a signature and keys held in memory (a remote
+ * checkpoint's): the same answers as from files, the manifest given by
+ * the digest of its bytes.
+ */
+START_TEST(test_sign_memory)
+{
+	static const char body[] = "{\"schema\":1}\n";
+	unsigned char d[CKPT_SHA256_BYTES];
+	char id[CKPT_KEYID_HEX], got[CKPT_KEYID_HEX], *sigtext, *pubtext;
+	char big[5000];
+	size_t siglen, publen;
+	struct ckpt_key_text kt[2];
+	const char *keys[1];
+	struct ckpt_error e;
+
+	paths("m");
+	snprintf(man, sizeof(man), "%s", unit_write_file("mm.json", body,
+	    sizeof(body) - 1));
+	snprintf(sig, sizeof(sig), "%s.sig", man);
+	ck_assert_int_eq(ckpt_keygen(pub, sec, NULL, 0, id, &e), 0);
+	ck_assert_int_eq(ckpt_sign_manifest(sec, NULL, 0, man, sig, "c", NULL,
+	    &e), 0);
+	ck_assert_int_eq(ckpt_read_file(sig, 8192, &sigtext, &siglen, &e), 0);
+	ck_assert_int_eq(ckpt_read_file(pub, 8192, &pubtext, &publen, &e), 0);
+	ck_assert_int_eq(ckpt_hash_buffer(CKPT_HASH_SHA256, body,
+	    sizeof(body) - 1, d, &e), 0);
+	/* a key that does not read is passed over, as a key file is */
+	kt[0] = (struct ckpt_key_text){ "bad.pub", "garbage\n", 8 };
+	kt[1] = (struct ckpt_key_text){ "k.pub", pubtext, publen };
+	ck_assert_int_eq(ckpt_signature_check_mem("m", d, "m.sig", sigtext,
+	    siglen, NULL, 0, kt, 2, got, &e), 0);
+	ck_assert_str_eq(got, id);
+	keys[0] = pub;
+	ck_assert_int_eq(ckpt_signature_check_mem("m", d, "m.sig", sigtext,
+	    siglen, keys, 1, NULL, 0, NULL, &e), 0);
+	ck_assert_int_eq(ckpt_signature_check_mem("m", d, "m.sig", sigtext,
+	    siglen, NULL, 0, kt, 1, NULL, &e), CKPT_ERR_NOTFOUND);
+	d[3] ^= 1;	/* another manifest */
+	ck_assert_int_eq(ckpt_signature_check_mem("m", d, "m.sig", sigtext,
+	    siglen, NULL, 0, kt, 2, NULL, &e), CKPT_ERR_CRYPTO);
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(ckpt_signature_check_mem("m", d, "m.sig", big,
+	    sizeof(big), NULL, 0, kt, 2, NULL, &e), CKPT_ERR_FORMAT);
+	free(sigtext);
+	free(pubtext);
+}
+END_TEST
+
 Suite *
 sign_suite(void)
 {
@@ -131,6 +183,7 @@ sign_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_sign_roundtrip);
 	tcase_add_test(tc, test_sign_failures);
+	tcase_add_test(tc, test_sign_memory);
 	suite_add_tcase(s, tc);
 	TCASE(s, "subset", NULL, NULL, test_subset_partition);
 	return s;
