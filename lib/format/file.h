@@ -107,6 +107,12 @@ enum ckpt_format ckpt_sniff(const unsigned char *head, size_t n,
  * are set, fills tensors, metadata, globals and findings, and returns 0, or
  * a negative status with err filled when the file cannot be read at all.
  */
+/* ckpt_safetensors_write() to an O_DIRECT writer (util/util.h), which
+ * gets the elements read into its own buffers; the caller finishes dw. */
+struct ckpt_dwrite;
+int ckpt_safetensors_write_direct(const struct ckpt_st_tensor *t, size_t n,
+    const struct ckpt_st_write_options *o, struct ckpt_dwrite *dw,
+    uint64_t *size, struct ckpt_error *err);
 int ckpt_safetensors_read(struct ckpt_file *f, struct ckpt_error *err);
 int ckpt_torchzip_read(struct ckpt_file *f, struct ckpt_error *err);
 /* One torch.save archive at [base, base + len) of an open file that holds

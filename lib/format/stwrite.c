@@ -20,11 +20,14 @@
  *
  * Data comes from a reader's tensor through ckpt_tensor_read() (the one
  * place that applies strides, storage offsets and byte order), so views
- * are written contiguously and big-endian sources little-endian.
+ * are written contiguously and big-endian sources little-endian.  To an
+ * O_DIRECT writer (util/dwrite.c) the elements are read straight into
+ * its buffers, with no copy between.
  */
 #include "util/internal.h"
 
 #include "format/file.h"
+#include "util/util.h"
 
 #include <unistd.h>
 
@@ -358,11 +361,46 @@ ckpt_safetensors_size(const struct ckpt_st_tensor *t, size_t n,
 	return rc;
 }
 
+/*
+ * Where the next of the k elements left go, and how many (*k): straight
+ * into the direct writer's buffer, as many as fit there (sub-byte ones
+ * in multiples of 8, as the readers want; whole-byte ones always fit, as
+ * each tensor starts at a multiple of its element size), else at most
+ * per into buf, to be written through the sink (which spreads them over
+ * its buffers).
+ */
+static unsigned char *
+destination(struct ckpt_dwrite *dw, unsigned int bits, uint64_t per,
+    uint64_t *k, unsigned char *buf, struct ckpt_error *err)
+{
+	unsigned char *d;
+	uint64_t fit;
+	size_t room;
+
+	if (dw) {
+		if (!(d = ckpt_dwrite_space(dw, &room, err)))
+			return NULL;
+		fit = (uint64_t)room * 8 / bits;
+		if (fit >= *k)
+			return d;
+		if (bits % 8)
+			fit -= fit % 8;
+		if (fit) {
+			*k = fit;
+			return d;
+		}
+	}
+	if (*k > per)
+		*k = per;
+	return buf;
+}
+
 /* Streams one tensor's bytes through the sink. */
 static int
 write_tensor(const struct entry *en, unsigned char *buf,
-    ckpt_write_fn write, void *arg, const struct ckpt_st_write_options *o,
-    uint64_t *done, uint64_t total, struct ckpt_error *err)
+    ckpt_write_fn write, void *arg, struct ckpt_dwrite *dw,
+    const struct ckpt_st_write_options *o, uint64_t *done, uint64_t total,
+    struct ckpt_error *err)
 {
 	const struct ckpt_st_tensor *t = en->t;
 	unsigned int bits = ckpt_dtype_bits(t->dtype);
@@ -383,9 +421,9 @@ write_tensor(const struct entry *en, unsigned char *buf,
 		}
 		return CKPT_OK;
 	}
-	if (o && o->sink_is_fd && t->file && t->src && (!t->src->strides ||
-	    t->src->contiguous) && (!t->src->big_endian || bits <= 8) &&
-	    en->nbytes <= t->src->span) {
+	if (!dw && o && o->sink_is_fd && t->file && t->src &&
+	    (!t->src->strides || t->src->contiguous) &&
+	    (!t->src->big_endian || bits <= 8) && en->nbytes <= t->src->span) {
 		loff_t off = (loff_t)t->src->offset;
 		uint64_t left = en->nbytes;
 
@@ -407,13 +445,17 @@ write_tensor(const struct entry *en, unsigned char *buf,
 	per = (uint64_t)ST_BUF * 8 / bits;
 	per -= per % 8;
 	while (first < numel) {
-		uint64_t k = numel - first < per ? numel - first : per;
+		uint64_t k = numel - first;
+		unsigned char *dst = destination(dw, bits, per, &k, buf, err);
 		size_t len = (size_t)(k * bits / 8);
 
-		if ((rc = t->read ? t->read(t->read_arg, first, k, buf, err) :
-		    ckpt_tensor_read(t->file, t->src, first, k, buf, err)))
+		if (!dst)
+			return CKPT_ERR_NOMEM;
+		if ((rc = t->read ? t->read(t->read_arg, first, k, dst, err) :
+		    ckpt_tensor_read(t->file, t->src, first, k, dst, err)))
 			return rc;
-		if ((rc = write(arg, buf, len, err)))
+		if ((rc = dst == buf ? write(arg, buf, len, err) :
+		    ckpt_dwrite_commit(dw, len, err)))
 			return rc;
 		first += k;
 		*done += len;
@@ -423,10 +465,10 @@ write_tensor(const struct entry *en, unsigned char *buf,
 	return CKPT_OK;
 }
 
-int
-ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
+static int
+st_write(const struct ckpt_st_tensor *t, size_t n,
     const struct ckpt_st_write_options *o, ckpt_write_fn write, void *arg,
-    uint64_t *size, struct ckpt_error *err)
+    struct ckpt_dwrite *dw, uint64_t *size, struct ckpt_error *err)
 {
 	const char *const *meta = o ? o->metadata : NULL;
 	size_t nmeta = o ? o->nmetadata : 0;
@@ -453,8 +495,8 @@ ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = write_tensor(&e[i], buf, write, arg, o, &done, data_len,
-		    err);
+		rc = write_tensor(&e[i], buf, write, arg, dw, o, &done,
+		    data_len, err);
 	if (!rc && size)
 		*size = 8 + b.n + data_len;
 out:
@@ -462,4 +504,26 @@ out:
 	free(b.p);
 	free(e);
 	return rc;
+}
+
+int
+ckpt_safetensors_write(const struct ckpt_st_tensor *t, size_t n,
+    const struct ckpt_st_write_options *o, ckpt_write_fn write, void *arg,
+    uint64_t *size, struct ckpt_error *err)
+{
+	return st_write(t, n, o, write, arg, NULL, size, err);
+}
+
+static int
+dwrite_sink(void *arg, const void *buf, size_t len, struct ckpt_error *err)
+{
+	return ckpt_dwrite(arg, buf, len, err);
+}
+
+int
+ckpt_safetensors_write_direct(const struct ckpt_st_tensor *t, size_t n,
+    const struct ckpt_st_write_options *o, struct ckpt_dwrite *dw,
+    uint64_t *size, struct ckpt_error *err)
+{
+	return st_write(t, n, o, dwrite_sink, dw, dw, size, err);
 }

@@ -83,6 +83,63 @@ map_span(const struct ckpt_file *f, const struct ckpt_tensor *t,
 	return true;
 }
 
+/*
+ * How many elements of the innermost row, from index j (at element
+ * position pos of the storage) and at most left of them, lie inside the
+ * storage: all of them or 0 (then the caller goes element by element
+ * and names the first one outside).  Strides are non-negative, so the
+ * row's last element is its furthest.
+ */
+static uint64_t
+row_inside(const struct ckpt_tensor *t, uint64_t j, uint64_t pos,
+    uint64_t left, size_t esize)
+{
+	uint64_t run = t->shape[t->ndim - 1] - j, last, end;
+
+	if (run > left)
+		run = left;
+	if (!ckpt_mul_u64(run - 1, (uint64_t)t->strides[t->ndim - 1], &last) ||
+	    !ckpt_add_u64(pos, last, &last) ||
+	    !ckpt_mul_u64(last, esize, &end) ||
+	    !ckpt_add_u64(end, esize, &end) || end > t->span)
+		return 0;
+	return run;
+}
+
+/* run elements of esize bytes, stride elements apart from element pos of
+ * base, to out; fixed-size copies, so a transpose is not a call of
+ * memcpy per element. */
+static void
+gather_row(unsigned char *out, const unsigned char *base, uint64_t pos,
+    uint64_t stride, uint64_t run, size_t esize)
+{
+	const unsigned char *p = base + pos * esize;
+	const size_t step = (size_t)stride * esize;
+
+	/* p + r * step, never a pointer past the row's last element. */
+	switch (esize) {
+	case 1:
+		for (uint64_t r = 0; r < run; r++)
+			out[r] = p[r * step];
+		break;
+	case 2:
+		for (uint64_t r = 0; r < run; r++)
+			memcpy(out + 2 * r, p + r * step, 2);
+		break;
+	case 4:
+		for (uint64_t r = 0; r < run; r++)
+			memcpy(out + 4 * r, p + r * step, 4);
+		break;
+	case 8:
+		for (uint64_t r = 0; r < run; r++)
+			memcpy(out + 8 * r, p + r * step, 8);
+		break;
+	default:
+		for (uint64_t r = 0; r < run; r++)
+			memcpy(out + esize * r, p + r * step, esize);
+	}
+}
+
 static int
 read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
     uint64_t first, uint64_t nelem, size_t esize, unsigned char *out,
@@ -111,6 +168,7 @@ read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
 	if (map_span(f, t, &map)) {
 		for (uint64_t i = 0; i < nelem; i++) {
 			uint64_t off = (uint64_t)pos * esize;
+			uint64_t run;
 
 			if (off + esize > t->span || off + esize < off) {
 				rc = ckpt_error_set(err, CKPT_ERR_FORMAT,
@@ -119,7 +177,20 @@ read_strided(const struct ckpt_file *f, const struct ckpt_tensor *t,
 				    (unsigned long long)(first + i), t->name);
 				break;
 			}
-			memcpy(out + i * esize, map.base + off, esize);
+			/* The rest of the innermost row in one go where all
+			 * of it lies inside the storage (the common case). */
+			run = nd ? row_inside(t, idx[nd - 1], (uint64_t)pos,
+			    nelem - i, esize) : 0;
+			if (run > 1) {
+				gather_row(out + i * esize, map.base,
+				    (uint64_t)pos, (uint64_t)t->strides[nd - 1],
+				    run, esize);
+				idx[nd - 1] += run - 1;
+				pos += (int64_t)(run - 1) * t->strides[nd - 1];
+				i += run - 1;
+			} else {
+				memcpy(out + i * esize, map.base + off, esize);
+			}
 			for (unsigned d = nd; d-- > 0;) {
 				if (++idx[d] < t->shape[d]) {
 					pos += t->strides[d];

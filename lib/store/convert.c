@@ -1046,6 +1046,7 @@ prov_patch(struct conv *c, const char *path, struct ckpt_error *err)
 struct fd_sink {
 	int fd;
 	const char *path;
+	struct ckpt_dwrite *dw;	/* O_DIRECT writes, or NULL */
 };
 
 static int
@@ -1127,12 +1128,29 @@ write_one(struct conv *c, const char *path, const struct ckpt_st_tensor *t,
 	if ((s.fd = ckpt_tempfile(path, 0644, &tmp, err)) < 0)
 		return s.fd;
 	s.path = tmp;
-	wo.sink_is_fd = true;
-	wo.fd = s.fd;
-	c->kick_fd = s.fd;
-	c->kicked = 0;
-	rc = ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
+	s.dw = NULL;
+	/*
+	 * Where the filesystem can, the output goes to the disk with
+	 * O_DIRECT (util/dwrite.c): a buffered copy (copy_file_range
+	 * included) costs a core about as much as the disk's time, which
+	 * the hashing of the source needs.  Else as cp: contiguous tensors
+	 * file to file in the kernel, the writeback started as we go.
+	 */
+	if (ckpt_dwrite_start(s.fd, tmp, &s.dw, NULL)) {
+		wo.sink_is_fd = true;
+		wo.fd = s.fd;
+		c->kick_fd = s.fd;
+		c->kicked = 0;
+	}
+	rc = s.dw ? ckpt_safetensors_write_direct(t, n, &wo, s.dw, size, err) :
+	    ckpt_safetensors_write(t, n, &wo, fd_write, &s, size, err);
 	c->kick_fd = -1;
+	if (s.dw) {
+		int drc = ckpt_dwrite_finish(s.dw, !rc, rc ? NULL : err);
+
+		if (!rc)
+			rc = drc;
+	}
 	if (!rc && c->prov.pending) {
 		/* The disk starts on the data while the digests finish. */
 		(void)sync_file_range(s.fd, 0, 0, SYNC_FILE_RANGE_WRITE);

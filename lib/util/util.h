@@ -48,6 +48,31 @@ int ckpt_write_file_replace(const char *path, const void *data, size_t len,
 /* Writes all of buf to fd (loops on short writes and EINTR). */
 int ckpt_write_all(int fd, const void *buf, size_t len, const char *path,
     struct ckpt_error *err);
+/*
+ * A new file written sequentially with O_DIRECT (util/dwrite.c): the
+ * bytes given to ckpt_dwrite() are gathered into aligned buffers that a
+ * thread of its own writes while the next fills (memory: three buffers
+ * of 16 MiB).  ckpt_dwrite_start() takes an empty regular file open for
+ * writing at offset 0, or says CKPT_ERR_UNSUPPORTED (nothing changed)
+ * when its filesystem cannot do O_DIRECT: write it as usual then.  A
+ * filesystem that refuses a direct write later gets the rest buffered.
+ * ckpt_dwrite_finish() writes what is left, waits, cuts the file to the
+ * bytes given and clears O_DIRECT on fd (complete; the caller still
+ * fsyncs), or only stops (!complete, after a failure); it frees w.
+ */
+struct ckpt_dwrite;
+int ckpt_dwrite_start(int fd, const char *path, struct ckpt_dwrite **w,
+    struct ckpt_error *err);
+int ckpt_dwrite(struct ckpt_dwrite *w, const void *buf, size_t len,
+    struct ckpt_error *err);
+/* Or without a copy: the free space of the buffer being filled (*room >
+ * 0 bytes; NULL when out of memory), then how much of it was filled. */
+unsigned char *ckpt_dwrite_space(struct ckpt_dwrite *w, size_t *room,
+    struct ckpt_error *err);
+int ckpt_dwrite_commit(struct ckpt_dwrite *w, size_t n,
+    struct ckpt_error *err);
+int ckpt_dwrite_finish(struct ckpt_dwrite *w, bool complete,
+    struct ckpt_error *err);
 /* fsync of a directory by path. */
 int ckpt_fsync_dir(const char *path, struct ckpt_error *err);
 /* Parent directory of path, newly allocated. */

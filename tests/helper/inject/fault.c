@@ -36,6 +36,9 @@
  *                      else at an exact step), or delay (sleeps
  *                      CKPT_FAULT_DELAY_MS, default 200, then makes the
  *                      call: a slow disk, for progress output)
+ *   CKPT_FAULT_ERRNO   the errno of "fail" for write (a number, default
+ *                      ENOSPC): 22 (EINVAL) is a filesystem refusing an
+ *                      O_DIRECT write
  *   CKPT_FAULT_LOG     a file that gets "call OP PATH" for each matching
  *                      call and "hit OP PATH" when the fault fires
  *
@@ -165,6 +168,15 @@ decide(const char *op, const char *a, const char *b)
 	return FAIL;
 }
 
+/* The errno of a failed write: CKPT_FAULT_ERRNO, else ENOSPC. */
+static int
+write_errno(void)
+{
+	const char *e = getenv("CKPT_FAULT_ERRNO");
+
+	return e ? atoi(e) : ENOSPC;
+}
+
 static const char *
 fd_path(int fd, char *buf, size_t len)
 {
@@ -203,7 +215,7 @@ write(int fd, const void *buf, size_t n)
 			a = decide("write", fd_path(fd, p, sizeof(p)), NULL);
 	}
 	if (a == FAIL) {
-		errno = ENOSPC;
+		errno = write_errno();
 		return -1;
 	}
 	r = real_write()(fd, buf, a == SHORT && n > 1 ? n / 2 : n);
@@ -250,7 +262,7 @@ name(int fd, const void *buf, size_t n, off_t off)			\
 		fn = (ssize_t (*)(int, const void *, size_t, off_t))	\
 		    dlsym(RTLD_NEXT, #name);				\
 	if (a == FAIL) {						\
-		errno = direct ? EINVAL : ENOSPC;			\
+		errno = direct ? EINVAL : write_errno();		\
 		return -1;						\
 	}								\
 	r = fn(fd, buf, a == SHORT && n > 1 ? n / 2 : n, off);		\
