@@ -235,28 +235,47 @@ lane_writes(const struct lane *l)
 	    !l->f->pass_writes);
 }
 
+/*
+ * Writes n bytes at off to fd, looping on short writes and EINTR; *put
+ * gets the bytes written.  With direct (fd is the O_DIRECT descriptor)
+ * it stops early and leaves the rest to the caller: at EINVAL, the
+ * filesystem (or device) refusing O_DIRECT, which clears *direct, and
+ * after a short write that leaves the block grid.
+ */
+static int
+write_loop(const struct ckpt_hash_copy *c, int fd, const unsigned char *buf,
+    size_t n, uint64_t off, bool *direct, size_t *put,
+    struct ckpt_error *err)
+{
+	for (*put = 0; *put < n && !(direct && *put % DIO_ALIGN);) {
+		ssize_t w = pwrite(fd, buf + *put, n - *put,
+		    (off_t)(off + *put));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EINVAL && direct) {
+			*direct = false;
+			break;
+		}
+		if (w < 0)
+			return ckpt_error_errno(err, c->path, "cannot write at "
+			    "byte %llu", (unsigned long long)(off + *put));
+		if (w == 0)
+			return ckpt_error_set(err, CKPT_ERR_IO, c->path,
+			    (int64_t)(off + *put), "cannot write at byte %llu "
+			    "(no progress)", (unsigned long long)(off + *put));
+		*put += (size_t)w;
+	}
+	return CKPT_OK;
+}
+
 static int
 write_exact(const struct ckpt_hash_copy *c, int fd, const unsigned char *buf,
     size_t n, uint64_t off, struct ckpt_error *err)
 {
-	size_t put = 0;
+	size_t put;
 
-	while (put < n) {
-		ssize_t w = pwrite(fd, buf + put, n - put,
-		    (off_t)(off + put));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return ckpt_error_errno(err, c->path, "cannot write at "
-			    "byte %llu", (unsigned long long)(off + put));
-		if (w == 0)
-			return ckpt_error_set(err, CKPT_ERR_IO, c->path,
-			    (int64_t)(off + put), "cannot write at byte %llu "
-			    "(no progress)", (unsigned long long)(off + put));
-		put += (size_t)w;
-	}
-	return CKPT_OK;
+	return write_loop(c, fd, buf, n, off, NULL, &put, err);
 }
 
 /*
@@ -588,29 +607,12 @@ static int
 write_direct(const struct ckpt_hash_copy *c, const unsigned char *buf,
     size_t n, uint64_t off, bool *direct, struct ckpt_error *err)
 {
-	size_t put = 0;
+	size_t put;
+	int rc = write_loop(c, c->dfd, buf, n, off, direct, &put, err);
 
-	while (put < n && !(put % DIO_ALIGN)) {
-		ssize_t w = pwrite(c->dfd, buf + put, n - put,
-		    (off_t)(off + put));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EINVAL) {
-			*direct = false;
-			break;
-		}
-		if (w < 0)
-			return ckpt_error_errno(err, c->path, "cannot write at "
-			    "byte %llu", (unsigned long long)(off + put));
-		if (w == 0)
-			return ckpt_error_set(err, CKPT_ERR_IO, c->path,
-			    (int64_t)(off + put), "cannot write at byte %llu "
-			    "(no progress)", (unsigned long long)(off + put));
-		put += (size_t)w;
-	}
-	return put < n ? write_exact(c, c->fd, buf + put, n - put, off + put,
-	    err) : CKPT_OK;
+	if (rc || put == n)
+		return rc;
+	return write_exact(c, c->fd, buf + put, n - put, off + put, err);
 }
 
 /*
