@@ -297,7 +297,7 @@ entry_print_json(const struct ckpt_entry *e)
 {
 	static const struct ckpt_metric **sorted;
 	static size_t nsorted;
-	struct json_stream o, m, t;
+	struct json_stream o, m;
 
 	json_stream_begin(&o, 2, false);
 	json_stream_string(&o, "created", e->created_iso);
@@ -328,11 +328,7 @@ entry_print_json(const struct ckpt_entry *e)
 	json_stream_string(&o, "scope", e->scope);
 	json_stream_int(&o, "size", (json_int_t)e->size);
 	json_stream_int(&o, "step", e->step);
-	json_stream_key(&o, "tags");
-	json_stream_begin(&t, 3, true);
-	for (size_t i = 0; i < e->ntags; i++)
-		json_stream_string(&t, NULL, e->tags[i]);
-	json_stream_end(&t);
+	json_stream_strings(&o, "tags", e->tags, e->ntags);
 	json_stream_string(&o, "validation", e->validation_raw);
 	json_stream_end(&o);
 }

@@ -549,6 +549,19 @@ json_stream_string(struct json_stream *s, const char *key, const char *v)
 }
 
 void
+json_stream_strings(struct json_stream *s, const char *key,
+    const char *const *v, size_t n)
+{
+	struct json_stream a;
+
+	json_stream_key(s, key);
+	json_stream_begin(&a, s->depth + 1, true);
+	for (size_t i = 0; i < n; i++)
+		json_stream_string(&a, NULL, v[i]);
+	json_stream_end(&a);
+}
+
+void
 json_stream_int(struct json_stream *s, const char *key, json_int_t v)
 {
 	stream_member(s, key);

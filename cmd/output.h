@@ -92,6 +92,9 @@ void json_stream_string(struct json_stream *s, const char *key,
 void json_stream_int(struct json_stream *s, const char *key, json_int_t v);
 void json_stream_bool(struct json_stream *s, const char *key, bool v);
 void json_stream_real(struct json_stream *s, const char *key, double v);
+/* A member whose value is the array of the n strings v. */
+void json_stream_strings(struct json_stream *s, const char *key,
+    const char *const *v, size_t n);
 void json_stream_end(struct json_stream *s);
 /*
  * Prints a JSON text as json_print_value(json_loads(text, JSON_DECODE_ANY),

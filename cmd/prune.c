@@ -62,7 +62,7 @@ iso_time(int64_t t, char *buf, size_t len)
 static void
 item_print_json(const struct ckpt_prune_item *it)
 {
-	struct json_stream o, a;
+	struct json_stream o;
 	char tbuf[64];
 
 	json_stream_begin(&o, 4, false);
@@ -71,11 +71,7 @@ item_print_json(const struct ckpt_prune_item *it)
 	if (!it->keep && it->error)
 		json_stream_string(&o, "error", it->error);
 	json_stream_string(&o, "path", it->path);
-	json_stream_key(&o, "reasons");
-	json_stream_begin(&a, 5, true);
-	for (size_t j = 0; j < it->nreasons; j++)
-		json_stream_string(&a, NULL, it->reasons[j]);
-	json_stream_end(&a);
+	json_stream_strings(&o, "reasons", it->reasons, it->nreasons);
 	if (!it->keep)
 		json_stream_bool(&o, "removed", it->removed);
 	json_stream_int(&o, "size", (json_int_t)it->size);
