@@ -341,13 +341,12 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 			    err.message);
 	}
 
-	/* Both write files of this host (the converted weights; the
-	 * signed record): a remote store refuses them before any work. */
-	if ((weights_only || sign || sign_key) && ctx->store &&
-	    strstr(ctx->store, "://")) {
-		error("%s: promote %s works on a local store only (see "
-		    "ckpt-promote(1), REMOTE STORES)", ctx->store,
-		    weights_only ? "--weights-only" : "--sign");
+	/* The conversion writes files of this host: a remote store
+	 * refuses it before any work (--sign puts the signed record
+	 * through the store, any store). */
+	if (weights_only && ctx->store && strstr(ctx->store, "://")) {
+		error("%s: promote --weights-only works on a local store only "
+		    "(see ckpt-promote(1), REMOTE STORES)", ctx->store);
 		exit(CKPT_EXIT_USAGE);
 	}
 	if (sign || sign_key) {
