@@ -341,14 +341,6 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 			    err.message);
 	}
 
-	/* The conversion writes files of this host: a remote store
-	 * refuses it before any work (--sign puts the signed record
-	 * through the store, any store). */
-	if (weights_only && ctx->store && strstr(ctx->store, "://")) {
-		error("%s: promote --weights-only works on a local store only "
-		    "(see ckpt-promote(1), REMOTE STORES)", ctx->store);
-		exit(CKPT_EXIT_USAGE);
-	}
 	if (sign || sign_key) {
 		struct passphrase_src src = { .file = passfile, .fd = -1 };
 		bool encrypted;

@@ -24,10 +24,11 @@
  * into a second staging directory holding model.safetensors and a
  * manifest of its own naming the checkpoint as its source; that
  * directory becomes the version, and the history records both digests
- * (manifest: the version's, source_manifest: the checkpoint's).  It
- * writes files of this host: a local store only (check_backend).
- * --sign signs the promote record in memory and puts it and its
- * signature through the backend, on any store.
+ * (manifest: the version's, source_manifest: the checkpoint's).  On a
+ * store on S3 the conversion writes into a spool of this host and is
+ * uploaded into the staging prefix (convert_weights).  --sign signs the
+ * promote record in memory and puts it and its signature through the
+ * backend, on any store.
  */
 #include "util/internal.h"
 
@@ -445,6 +446,76 @@ stage_weights(const struct ckpt_manifest *m, const char *vdir,
 	return rc;
 }
 
+/*
+ * The converted weights of wdir (a local directory) uploaded into the
+ * staging prefix wkey of a store on S3: model.safetensors in parts whose
+ * SHA-256 the service checks, then the manifest.  commit_locked publishes
+ * wkey as any staged version, its manifest put If-None-Match last.
+ */
+static int
+upload_weights(struct ckpt_store *s, const char *wdir, const char *wkey,
+    struct ckpt_error *err)
+{
+	char *file = ckpt_join(wdir, WEIGHTS_NAME);
+	char *man = ckpt_join(wdir, CKPT_MANIFEST_NAME), *mkey = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!file || !man || !(mkey = ckpt_join(wkey, CKPT_MANIFEST_NAME)))
+		rc = ckpt_error_nomem(err);
+	else
+		rc = ckpt_store_stage_upload(s, wkey, WEIGHTS_NAME, file, NULL,
+		    NULL, NULL, err);
+	if (!rc)
+		rc = ckpt_read_file(man, CKPT_MANIFEST_MAX, &text, &len, err);
+	if (!rc)
+		rc = s->ops->put(s->be, mkey, text, len, 0, err);
+	free(text);
+	free(mkey);
+	free(man);
+	free(file);
+	return rc;
+}
+
+/*
+ * --weights-only: the verified staging copy at vkey converted into the
+ * staging prefix top/w (*wkey).  In a local store the conversion writes
+ * there; a store on S3 has no paths, so it writes into a private spool of
+ * this host ($TMPDIR), is verified there, and is uploaded (upload_weights)
+ * -- the same staging, verification and commit as a local store's.
+ */
+static int
+convert_weights(struct ckpt_store *s, const struct ckpt_manifest *m,
+    const char *top, const char *vkey, const struct ckpt_promote_options *o,
+    struct promote *p, char **wkey, struct ckpt_error *err)
+{
+	bool local = s->ops == &ckpt_backend_posix;
+	char *vdir = ckpt_store_path(s, vkey), *wdir = NULL, *spool = NULL;
+	int rc = CKPT_OK;
+
+	if (!vdir || asprintf(wkey, "%s/w", top) < 0) {
+		*wkey = NULL;
+		rc = ckpt_error_nomem(err);
+	} else if (local) {
+		if (!(wdir = ckpt_store_path(s, *wkey)))
+			rc = ckpt_error_nomem(err);
+	} else if (!(rc = ckpt_store_s3_spool(s, &spool, err)) &&
+	    !(wdir = ckpt_join(spool, "w"))) {
+		rc = ckpt_error_nomem(err);
+	}
+	if (!rc)
+		rc = stage_weights(m, vdir, wdir, o, p, err);
+	if (!rc && !local)
+		rc = upload_weights(s, wdir, *wkey, err);
+	if (spool)
+		(void)ckpt_rm_rf(spool);
+	free(spool);
+	free(vdir);
+	free(wdir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Commit                                                               */
 /* ------------------------------------------------------------------ */
@@ -831,27 +902,27 @@ read_manifest(struct ckpt_store *s, const char *key,
 	return rc;
 }
 
-/*
- * What only a local store can do yet: the conversion reads and writes
- * files of this host (by path).
- */
-static int
-check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
-    struct ckpt_error *err)
-{
-	if (!o->weights_only || s->ops == &ckpt_backend_posix)
-		return CKPT_OK;
-	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
-	    "%s: promote --weights-only (it converts the checkpoint into "
-	    "files of this host) works on a local store only, not on %s yet",
-	    ckpt_store_root(s), s->ops->name);
-}
-
 /* An imported weights-only version: recreated as it came. */
 static bool
 imported_weights(const struct ckpt_promote_options *o)
 {
 	return o->weights_only && o->lineage;
+}
+
+/*
+ * What only a local store can do yet: recreate an imported weights-only
+ * version (import refuses those on S3 before it gets here; see
+ * ckpt-import(1)).
+ */
+static int
+check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
+    struct ckpt_error *err)
+{
+	if (!imported_weights(o) || s->ops == &ckpt_backend_posix)
+		return CKPT_OK;
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
+	    "%s: an imported weights-only version is recreated in a local "
+	    "store only, not on %s yet", ckpt_store_root(s), s->ops->name);
 }
 
 /*
@@ -1027,20 +1098,9 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = refuse(p, "a promotion gate failed", err);
 		goto out;
 	}
-	if (!known && o->weights_only && !imported_weights(o)) {
-		/* a local store (check_backend): keys are paths under it */
-		char *vdir = ckpt_store_path(s, vkey), *wdir = NULL;
-
-		if (!vdir || asprintf(&wkey, "%s/w", top) < 0 ||
-		    !(wdir = ckpt_store_path(s, wkey)))
-			rc = ckpt_error_nomem(err);
-		else
-			rc = stage_weights(m, vdir, wdir, o, p, err);
-		free(vdir);
-		free(wdir);
-		if (rc)
-			goto out;
-	}
+	if (!known && o->weights_only && !imported_weights(o) &&
+	    (rc = convert_weights(s, m, top, vkey, o, p, &wkey, err)))
+		goto out;
 	if ((rc = ckpt_store_lock(s, "promote", o->lock_timeout_ms, NULL,
 	    err)))
 		goto out;
