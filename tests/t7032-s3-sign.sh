@@ -167,7 +167,13 @@ test_expect_success 'a remote checkpoint outside the store named: refused, exit 
 	test_expect_code 2 ckpt sign -k alice.key "$ST/runs/r/step-2" 2>err &&
 	test_grep "signed in its store" err &&
 	test_expect_code 2 ckpt -C "s3://$BUCKET/other" sign -k alice.key \
-	    "$ST/runs/r/step-2" 2>err
+	    "$ST/runs/r/step-2" 2>err &&
+	bucket before &&
+	test_expect_code 2 ckpt -C "$ST" sign -k alice.key \
+	    "$ST/runs/r/step-2/../step-1" 2>err &&
+	test_grep "not a checkpoint of the store" err &&
+	bucket after &&
+	test_cmp before after
 '
 
 test_expect_success 'the PUT of the signature refused every time: exit 3 naming it, store unchanged' '

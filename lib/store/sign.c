@@ -43,6 +43,24 @@ manifest_bytes(struct ckpt_store *s, const char *key, const char *location,
 	return rc;
 }
 
+/* A key of the store's layout: no empty, "." or ".." component (a URL
+ * spelled to reach outside the checkpoint it names is refused). */
+static bool
+plain_key(const char *key)
+{
+	for (const char *c = key; *c; ) {
+		size_t n = strcspn(c, "/");
+
+		if (!n || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' &&
+		    c[1] == '.'))
+			return false;
+		c += n;
+		if (*c && !*++c)
+			return false;	/* a trailing '/' */
+	}
+	return true;
+}
+
 int
 ckpt_store_sign_checkpoint(struct ckpt_store *s, const char *location,
     const char *sec_path, const char *passphrase, size_t passlen,
@@ -57,7 +75,7 @@ ckpt_store_sign_checkpoint(struct ckpt_store *s, const char *location,
 
 	if (sig_location)
 		*sig_location = NULL;
-	if (!key || !*key)
+	if (!key || !*key || !plain_key(key))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, location, -1,
 		    "not a checkpoint of the store %s", ckpt_store_root(s));
 	if (!s->locked)

@@ -1227,16 +1227,6 @@ store_keys_free(struct store_keys *k)
 	free(k->texts);
 }
 
-/* Reads a registry state file through the backend: 0, CKPT_ERR_NOTFOUND,
- * or another error (the service failed: never read as absent). */
-static int
-read_state(struct ckpt_store *s, const char *key, size_t max, char **text,
-    size_t *len, struct ckpt_error *err)
-{
-	*text = NULL;
-	return s->ops->read(s->be, key, max, text, len, err);
-}
-
 /* A state file that is there but is no object to read (a link, not a
  * regular file, too large): a finding, not a failure to look. */
 static bool
@@ -1273,7 +1263,7 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
 		goto out;
 	}
 	ckpt_error_clear(&e);
-	rc = read_state(s, skey, 1 << 20, &sigtext, &siglen, &e);
+	rc = s->ops->read(s->be, skey, 1 << 20, &sigtext, &siglen, &e);
 	if (rc && rc != CKPT_ERR_NOTFOUND && !bad_object(rc)) {
 		*err = e;
 		goto out;
@@ -1287,8 +1277,8 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
 			snprintf(msg, sizeof(msg), "%s v%lld: the promotion is "
 			    "not signed", v->model, (long long)v->version);
 		}
-	} else if ((rc = read_state(s, key, 1 << 20, &text, &len, &e)) &&
-	    rc != CKPT_ERR_NOTFOUND && !bad_object(rc)) {
+	} else if ((rc = s->ops->read(s->be, key, 1 << 20, &text, &len,
+	    &e)) && rc != CKPT_ERR_NOTFOUND && !bad_object(rc)) {
 		*err = e;
 		goto out;
 	} else if (rc || !rec || strcmp(text, rec->json)) {
