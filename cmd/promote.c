@@ -341,15 +341,6 @@ cmd_promote_main(int argc, char **argv, struct ctx *ctx)
 			    err.message);
 	}
 
-	/* Both write files of this host (the converted weights; the
-	 * signed record): a remote store refuses them before any work. */
-	if ((weights_only || sign || sign_key) && ctx->store &&
-	    strstr(ctx->store, "://")) {
-		error("%s: promote %s works on a local store only (see "
-		    "ckpt-promote(1), REMOTE STORES)", ctx->store,
-		    weights_only ? "--weights-only" : "--sign");
-		exit(CKPT_EXIT_USAGE);
-	}
 	if (sign || sign_key) {
 		struct passphrase_src src = { .file = passfile, .fd = -1 };
 		bool encrypted;

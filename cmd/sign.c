@@ -23,22 +23,33 @@ static const char *const sign_usage[] = {
 	NULL
 };
 
-/*
- * A checkpoint in an object store is not signed in place: a signature
- * written after the commit would be an object beside a manifest that
- * readers already trust as complete, with no lock or conditional create
- * binding the two (the store's commit point is the manifest alone).
- * Sign in a local store, before the checkpoint is pushed or exported:
- * verify checks the signature of the remote copy.
- */
-static void
-refuse_remote(const char *arg, const char *path)
+static bool
+is_remote(const char *path)
 {
-	if (strncmp(path, "s3://", 5))
-		return;
-	error("%s: cannot sign a checkpoint in a remote store (%s): sign and "
-	    "verify it in a local store (see ckpt-sign(1))", arg, path);
-	exit(CKPT_EXIT_USAGE);
+	return !strncmp(path, "s3://", 5);
+}
+
+/*
+ * A checkpoint in an object store is signed through its store
+ * (ckpt_store_sign_checkpoint): the store named by -C or $CKPT_STORE,
+ * which the checkpoint must be in.  Refused before anything is asked.
+ */
+static struct ckpt_store *
+remote_store(struct ctx *ctx, struct ckpt_store *store, const char *arg,
+    const char *path)
+{
+	if (!store && ctx->store && is_remote(ctx->store))
+		store = store_open(ctx, false);
+	if (!store || !is_remote(ckpt_store_root(store)) ||
+	    strncmp(path, ckpt_store_root(store),
+	    strlen(ckpt_store_root(store))) ||
+	    path[strlen(ckpt_store_root(store))] != '/') {
+		error("%s: a remote checkpoint is signed in its store: name "
+		    "it as RUN@STEP with -C s3://BUCKET/PREFIX (see "
+		    "ckpt-sign(1))", arg);
+		exit(CKPT_EXIT_USAGE);
+	}
+	return store;
 }
 
 /* The manifest of a checkpoint directory, or the manifest file given. */
@@ -68,7 +79,9 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 	struct ckpt_error e;
 	struct ckpt_store *store = NULL;
 	json_t *doc = NULL, *list = NULL;
+	struct ckpt_lock_holder broken = { 0 };
 	size_t passlen = 0;
+	int nremote = 0;
 	bool encrypted;
 	struct tm tm;
 	time_t now;
@@ -92,13 +105,16 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		usage_error(sign_usage, opts, "nothing to sign");
 	die_for_incompatible_opts(src.fd >= 0, "--passphrase-fd",
 	    src.file != NULL, "--passphrase-file");
-	/* Every checkpoint is found (and none is remote) before a
+	/* Every checkpoint is found (a remote one in its store) before a
 	 * passphrase is asked for. */
 	paths = xcalloc((size_t)n, sizeof(*paths));
 	for (int i = 0; i < n; i++) {
 		paths[i] = resolve_checkpoint_arg(ctx, &store, argv[i], NULL,
 		    CKPT_METRIC_MIN, NULL);
-		refuse_remote(argv[i], paths[i]);
+		if (is_remote(paths[i])) {
+			store = remote_store(ctx, store, argv[i], paths[i]);
+			nremote++;
+		}
 	}
 	keypath = key ? xstrdup(key) : default_seckey();
 	ckpt_error_clear(&e);
@@ -111,22 +127,42 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 	now = time(NULL);
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* The store lock, after the passphrase (never held while one is
+	 * typed): no prune removes a remote manifest while it is signed. */
+	if (nremote) {
+		if (ckpt_store_lock(store, "sign", ctx->lock_timeout_ms,
+		    &broken, &e)) {
+			passphrase_free(pass);
+			die_ckpt(&e);
+		}
+		warn_broken_lock(&broken);
+	}
 	if (ctx->json) {
 		doc = json_doc_new();
 		list = json_array();
 	}
 	for (int i = 0; i < n; i++) {
 		char *path = paths[i];
-		char *man = manifest_of(path);
-		char *sig = xasprintf("%s.sig", man);
+		bool remote = is_remote(path);
+		char *man = remote ? xasprintf("%s/%s", path,
+		    CKPT_MANIFEST_NAME) : manifest_of(path);
+		char *sig = remote ? NULL : xasprintf("%s.sig", man);
 		char keyid[CKPT_KEYID_HEX];
+		int rc;
 
 		snprintf(tc, sizeof(tc), "time:%s file:%s", when, argv[i]);
 		for (char *c = tc; *c; c++)
 			if (*c == '\n' || *c == '\r')
 				*c = '?';
-		if (ckpt_sign_manifest(keypath, pass, passlen, man, sig, tc,
-		    keyid, &e)) {
+		if (remote)
+			rc = ckpt_store_sign_checkpoint(store, path, keypath,
+			    pass, passlen, tc, keyid, &sig, &e);
+		else
+			rc = ckpt_sign_manifest(keypath, pass, passlen, man,
+			    sig, tc, keyid, &e);
+		if (rc) {
+			if (nremote)
+				ckpt_store_unlock(store);
 			passphrase_free(pass);
 			json_decref(doc);
 			json_decref(list);
@@ -147,6 +183,8 @@ cmd_sign_main(int argc, char **argv, struct ctx *ctx)
 		free(path);
 	}
 	free(paths);
+	if (nremote)
+		ckpt_store_unlock(store);
 	ckpt_store_free(store);
 	passphrase_free(pass);
 	free(keypath);
@@ -161,4 +199,5 @@ const struct cmd cmd_sign = {
 	.name = "sign",
 	.summary = "sign checkpoint manifests (Ed25519)",
 	.fn = cmd_sign_main,
+	.flags = CMD_LOCK,	/* a checkpoint of a remote store */
 };

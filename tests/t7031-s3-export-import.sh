@@ -360,9 +360,14 @@ test_expect_success 'remote verify: a malformed signature, and --require-signatu
 	test_cmp local remote
 '
 
-test_expect_success 'sign stays refused on a remote store (exit 2)' '
-	test_expect_code 2 ckpt -C "$ST" sign -k k.key r@7 2>err &&
-	test_grep "cannot sign a checkpoint in a remote store" err
+test_expect_success 'a checkpoint signed in the remote store exports with its signature' '
+	ckpt -C "$ST" sign -k k.key r@7 >/dev/null &&
+	ckpt -C "$ST" export -o s7.tar r@7 >/dev/null &&
+	tar tf s7.tar >list &&
+	test_grep "^r@7/ckpt-manifest.json.sig$" list &&
+	rm -rf s7 &&
+	ckpt -C s7 import s7.tar >/dev/null &&
+	ckpt -C s7 verify --require-signature --key k.pub r@7 >/dev/null
 '
 
 test_done

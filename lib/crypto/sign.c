@@ -544,23 +544,52 @@ valid_comment(const char *s)
 	return true;
 }
 
-int
-ckpt_sign_manifest(const char *sec_path, const char *passphrase,
-    size_t passlen, const char *manifest_path, const char *sig_path,
-    const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+/* "untrusted comment: <c>\n<base64(bin)>\n[trusted comment: ]" in a
+ * new string (*len: its length); sodium_memzero before free. */
+static int
+format_text(const char *comment, const unsigned char *bin, size_t len,
+    const char *tc, char **out, size_t *outlen, struct ckpt_error *err)
+{
+	char b64[512];
+	int m;
+
+	sodium_bin2base64(b64, sizeof(b64), bin, len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	if (tc)
+		m = asprintf(out, "untrusted comment: %s\n%s\n"
+		    "trusted comment: %s\n", comment, b64, tc);
+	else
+		m = asprintf(out, "untrusted comment: %s\n%s\n", comment,
+		    b64);
+	sodium_memzero(b64, sizeof(b64));
+	if (m < 0) {
+		*out = NULL;
+		return ckpt_error_nomem(err);
+	}
+	*outlen = (size_t)m;
+	return CKPT_OK;
+}
+
+/*
+ * The signature of the manifest whose SHA-256 is digest, as the text of
+ * a signature file (ckpt-signature(5)) in *text (*len bytes; the
+ * caller frees).  The one place a secret key is unsealed for signing.
+ */
+static int
+sign_digest(const char *sec_path, const char *passphrase, size_t passlen,
+    const unsigned char digest[CKPT_SHA256_BYTES], const char *tc,
+    char **text, size_t *len, char keyid[CKPT_KEYID_HEX],
     struct ckpt_error *err)
 {
 	unsigned char sec[SEC_BYTES], sig[SIG_BYTES];
-	unsigned char digest[CKPT_SHA256_BYTES], pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	unsigned char id[KEYID_BYTES];
 	unsigned char *sk = NULL, *key = NULL;
 	char comment[64], hex[CKPT_KEYID_HEX];
-	char *tmp = NULL, *msg = NULL;
-	const char *tc = trusted_comment ? trusted_comment : "";
-	int fd = -1, rc;
+	char *msg = NULL;
+	int rc;
 
-	if ((rc = ready(err)))
-		return rc;
+	*text = NULL;
 	if (!valid_comment(tc))
 		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 		    "the trusted comment must be one line");
@@ -599,8 +628,6 @@ ckpt_sign_manifest(const char *sec_path, const char *passphrase,
 		    "secret key does not match its key id");
 		goto out;
 	}
-	if ((rc = digest_file(manifest_path, digest, err)))
-		goto out;
 	msg = statement(id, digest, tc);
 	if (!msg) {
 		rc = ckpt_error_nomem(err);
@@ -611,31 +638,51 @@ ckpt_sign_manifest(const char *sec_path, const char *passphrase,
 	crypto_sign_detached(sig + 2 + KEYID_BYTES, NULL,
 	    (const unsigned char *)msg, strlen(msg), sk);
 	hexid(id, hex);
-
-	fd = ckpt_tempfile(sig_path, 0644, &tmp, err);
-	if (fd < 0) {
-		tmp = NULL;
-		rc = fd;
-		goto out;
-	}
 	snprintf(comment, sizeof(comment), "ckpt signature by key %s", hex);
-	rc = write_text(fd, tmp, comment, sig, sizeof(sig), tc, err);
-	if (close(fd) && !rc)
-		rc = ckpt_error_errno(err, tmp, "cannot close");
-	if (!rc && rename(tmp, sig_path))
-		rc = ckpt_error_errno(err, sig_path, "cannot rename %s to",
-		    tmp);
-	if (rc)
-		unlink(tmp);
+	rc = format_text(comment, sig, sizeof(sig), tc, text, len, err);
 	if (!rc && keyid)
 		memcpy(keyid, hex, CKPT_KEYID_HEX);
 out:
-	free(tmp);
 	free(msg);
 	sodium_memzero(sec, sizeof(sec));
 	sodium_free(sk);
 	sodium_free(key);
 	return rc;
+}
+
+int
+ckpt_sign_manifest(const char *sec_path, const char *passphrase,
+    size_t passlen, const char *manifest_path, const char *sig_path,
+    const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+    struct ckpt_error *err)
+{
+	unsigned char digest[CKPT_SHA256_BYTES];
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = ready(err)) || (rc = digest_file(manifest_path, digest,
+	    err)) || (rc = sign_digest(sec_path, passphrase, passlen, digest,
+	    trusted_comment ? trusted_comment : "", &text, &len, keyid, err)))
+		return rc;
+	rc = ckpt_write_file_atomic(sig_path, text, len, err);
+	free(text);
+	return rc;
+}
+
+int
+ckpt_sign_manifest_mem(const char *sec_path, const char *passphrase,
+    size_t passlen, const unsigned char digest[CKPT_SHA256_BYTES],
+    const char *trusted_comment, char **sig, size_t *sig_len,
+    char keyid[CKPT_KEYID_HEX], struct ckpt_error *err)
+{
+	int rc;
+
+	*sig = NULL;
+	if ((rc = ready(err)))
+		return rc;
+	return sign_digest(sec_path, passphrase, passlen, digest,
+	    trusted_comment ? trusted_comment : "", sig, sig_len, keyid, err);
 }
 
 /*

@@ -2239,6 +2239,23 @@ CKPT_API int ckpt_sign_manifest(const char *sec_path, const char *passphrase,
     struct ckpt_error *err);
 
 /**
+ * Signs the manifest of the committed checkpoint at location (a checkpoint
+ * of s, as ckpt_store_resolve gives its path) through the store's backend:
+ * the manifest as the store holds it (an object of an s3:// store), the
+ * signature put beside it as ckpt-manifest.json.sig, replacing one that is
+ * there.  Call under the store lock (CKPT_ERR_INTERNAL otherwise), so that
+ * no prune removes the manifest meanwhile.  CKPT_ERR_NOTFOUND: no manifest
+ * (not committed); CKPT_ERR_INVALID: location is not in s; key errors as
+ * ckpt_sign_manifest.  *sig_location (may be NULL): where the signature
+ * is (caller frees).  Nothing is written on failure.
+ */
+CKPT_MUST_CHECK
+CKPT_API int ckpt_store_sign_checkpoint(struct ckpt_store *s,
+    const char *location, const char *sec_path, const char *passphrase,
+    size_t passlen, const char *trusted_comment, char keyid[CKPT_KEYID_HEX],
+    char **sig_location, struct ckpt_error *err);
+
+/**
  * Checks sig_path against manifest_path with the first of the public key
  * files whose key id matches the signature's.  0: valid;
  * CKPT_ERR_NOTFOUND: no key with that id; CKPT_ERR_CRYPTO: the signature

@@ -2054,6 +2054,18 @@ ckpt_store_s3_abort_upload(struct ckpt_store *s, const char *key,
 	return rc;
 }
 
+int
+ckpt_store_s3_spool(struct ckpt_store *s, char **dir, struct ckpt_error *err)
+{
+	*dir = NULL;
+	if (!s || s->ops != &ckpt_backend_s3)
+		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
+		    "not a store on S3");
+	/* what killed runs of this user left in $TMPDIR goes first */
+	spool_sweep();
+	return spool_dir(dir, err);
+}
+
 void
 ckpt_store_s3_sweep_spools(struct ckpt_store *s)
 {

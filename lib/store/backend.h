@@ -117,9 +117,11 @@
  * NOT through the seam (yet): reading a checkpoint's files and manifest
  * to verify, inspect, diff or export them (by path or by URL: they would
  * need a read-range operation; promote verifies its staged copy that
- * way), converting one (promote --weights-only: local stores only),
- * signing a promotion and checking its signature (by path: local stores
- * only); ckpt_store_find walking up local directories.  save reads and
+ * way), converting one (promote --weights-only: into the store's
+ * directory locally, into a spool of this host then uploaded on S3);
+ * ckpt_store_find walking up local directories.  Signing a checkpoint
+ * (sign.c) or a promotion, and checking a promotion's signature, read
+ * and put through the seam.  save reads and
  * writes the staged files through *local by design.
  *
  * A new operation or a changed guarantee bumps CKPT_BACKEND_VERSION; the

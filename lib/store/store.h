@@ -67,6 +67,13 @@ int ckpt_store_s3_abort_upload(struct ckpt_store *s, const char *key,
     const char *upload_id, struct ckpt_error *err);
 /* Removes the upload spools that killed saves left in $TMPDIR. */
 void ckpt_store_s3_sweep_spools(struct ckpt_store *s);
+/* A fresh private directory in $TMPDIR (*dir: the caller frees and
+ * removes it), named as a save's upload spool so that a sweep (first
+ * one here) removes it once this process is gone: promote
+ * --weights-only converts into it before uploading (s3:// stores only;
+ * backend-s3.c). */
+int ckpt_store_s3_spool(struct ckpt_store *s, char **dir,
+    struct ckpt_error *err);
 
 struct stat;
 /*

@@ -24,8 +24,11 @@
  * into a second staging directory holding model.safetensors and a
  * manifest of its own naming the checkpoint as its source; that
  * directory becomes the version, and the history records both digests
- * (manifest: the version's, source_manifest: the checkpoint's).  It and
- * --sign write files of this host: a local store only (check_backend).
+ * (manifest: the version's, source_manifest: the checkpoint's).  On a
+ * store on S3 the conversion writes into a spool of this host and is
+ * uploaded into the staging prefix (convert_weights).  --sign signs the
+ * promote record in memory and puts it and its signature through the
+ * backend, on any store.
  */
 #include "util/internal.h"
 
@@ -38,6 +41,7 @@
 
 #include <jansson.h>
 
+#include "crypto/sign.h"
 #include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
@@ -442,6 +446,76 @@ stage_weights(const struct ckpt_manifest *m, const char *vdir,
 	return rc;
 }
 
+/*
+ * The converted weights of wdir (a local directory) uploaded into the
+ * staging prefix wkey of a store on S3: model.safetensors in parts whose
+ * SHA-256 the service checks, then the manifest.  commit_locked publishes
+ * wkey as any staged version, its manifest put If-None-Match last.
+ */
+static int
+upload_weights(struct ckpt_store *s, const char *wdir, const char *wkey,
+    struct ckpt_error *err)
+{
+	char *file = ckpt_join(wdir, WEIGHTS_NAME);
+	char *man = ckpt_join(wdir, CKPT_MANIFEST_NAME), *mkey = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!file || !man || !(mkey = ckpt_join(wkey, CKPT_MANIFEST_NAME)))
+		rc = ckpt_error_nomem(err);
+	else
+		rc = ckpt_store_stage_upload(s, wkey, WEIGHTS_NAME, file, NULL,
+		    NULL, NULL, err);
+	if (!rc)
+		rc = ckpt_read_file(man, CKPT_MANIFEST_MAX, &text, &len, err);
+	if (!rc)
+		rc = s->ops->put(s->be, mkey, text, len, 0, err);
+	free(text);
+	free(mkey);
+	free(man);
+	free(file);
+	return rc;
+}
+
+/*
+ * --weights-only: the verified staging copy at vkey converted into the
+ * staging prefix top/w (*wkey).  In a local store the conversion writes
+ * there; a store on S3 has no paths, so it writes into a private spool of
+ * this host ($TMPDIR), is verified there, and is uploaded (upload_weights)
+ * -- the same staging, verification and commit as a local store's.
+ */
+static int
+convert_weights(struct ckpt_store *s, const struct ckpt_manifest *m,
+    const char *top, const char *vkey, const struct ckpt_promote_options *o,
+    struct promote *p, char **wkey, struct ckpt_error *err)
+{
+	bool local = s->ops == &ckpt_backend_posix;
+	char *vdir = ckpt_store_path(s, vkey), *wdir = NULL, *spool = NULL;
+	int rc = CKPT_OK;
+
+	if (!vdir || asprintf(wkey, "%s/w", top) < 0) {
+		*wkey = NULL;
+		rc = ckpt_error_nomem(err);
+	} else if (local) {
+		if (!(wdir = ckpt_store_path(s, *wkey)))
+			rc = ckpt_error_nomem(err);
+	} else if (!(rc = ckpt_store_s3_spool(s, &spool, err)) &&
+	    !(wdir = ckpt_join(spool, "w"))) {
+		rc = ckpt_error_nomem(err);
+	}
+	if (!rc)
+		rc = stage_weights(m, vdir, wdir, o, p, err);
+	if (!rc && !local)
+		rc = upload_weights(s, wdir, *wkey, err);
+	if (spool)
+		(void)ckpt_rm_rf(spool);
+	free(spool);
+	free(vdir);
+	free(wdir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Commit                                                               */
 /* ------------------------------------------------------------------ */
@@ -501,7 +575,9 @@ plan_aliases(struct ckpt_registry *r, const struct ckpt_promote_options *o,
 /*
  * Signs the promote record just appended (the last one): its line goes
  * to vN.record, the signature to vN.record.sig, before the commit (a
- * crash leaves them to the repair, as vN.json).
+ * crash leaves them to the repair, as vN.json).  Signed in memory and
+ * put through the backend, so that it works on any store: the key is
+ * read (and a wrong passphrase refused) before anything is written.
  */
 static int
 sign_record(struct ckpt_store *s, struct ckpt_registry *r,
@@ -510,24 +586,32 @@ sign_record(struct ckpt_store *s, struct ckpt_registry *r,
 {
 	const struct ckpt_reg_record *rec = ckpt_registry_record(r,
 	    ckpt_registry_record_count(r) - 1);
-	char *path = ckpt_reg_model_file(s, o->model, "v%lld.record",
-	    p->pub.version), *sig = NULL, comment[CKPT_NAME_MAX + 64];
+	unsigned char digest[CKPT_SHA256_BYTES];
+	char *key = ckpt_reg_model_key(o->model, "v%lld.record",
+	    p->pub.version), *skey = NULL, *sig = NULL;
+	char comment[CKPT_NAME_MAX + 64];
+	size_t len = strlen(rec->json), siglen = 0;
 	int rc;
 
-	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
-		free(path);
+	if (!key || asprintf(&skey, "%s.sig", key) < 0) {
+		free(key);
 		return ckpt_error_nomem(err);
 	}
 	snprintf(comment, sizeof(comment), "promotion %s v%lld", o->model,
 	    (long long)p->pub.version);
-	rc = ckpt_write_file_atomic(path, rec->json, strlen(rec->json), err);
+	rc = ckpt_hash_buffer(CKPT_HASH_SHA256, rec->json, len, digest, err);
 	if (!rc)
-		rc = ckpt_sign_manifest(o->sign_key, o->passphrase, o->passlen,
-		    path, sig, comment, p->keyid, err);
+		rc = ckpt_sign_manifest_mem(o->sign_key, o->passphrase,
+		    o->passlen, digest, comment, &sig, &siglen, p->keyid, err);
+	if (!rc)
+		rc = s->ops->put(s->be, key, rec->json, len, 0, err);
+	if (!rc)
+		rc = s->ops->put(s->be, skey, sig, siglen, 0, err);
 	if (!rc)
 		p->pub.signer = p->keyid;
-	free(path);
 	free(sig);
+	free(key);
+	free(skey);
 	return rc;
 }
 
@@ -818,30 +902,27 @@ read_manifest(struct ckpt_store *s, const char *key,
 	return rc;
 }
 
-/*
- * What only a local store can do yet: the conversion and the signature
- * read and write files of this host (by path).
- */
-static int
-check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
-    struct ckpt_error *err)
-{
-	const char *what = o->weights_only ? "--weights-only (it converts the "
-	    "checkpoint into files of this host)" : o->sign_key ? "--sign "
-	    "(it signs files of this host)" : NULL;
-
-	if (!what || s->ops == &ckpt_backend_posix)
-		return CKPT_OK;
-	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
-	    "%s: promote %s works on a local store only, not on %s yet",
-	    ckpt_store_root(s), what, s->ops->name);
-}
-
 /* An imported weights-only version: recreated as it came. */
 static bool
 imported_weights(const struct ckpt_promote_options *o)
 {
 	return o->weights_only && o->lineage;
+}
+
+/*
+ * What only a local store can do yet: recreate an imported weights-only
+ * version (import refuses those on S3 before it gets here; see
+ * ckpt-import(1)).
+ */
+static int
+check_backend(struct ckpt_store *s, const struct ckpt_promote_options *o,
+    struct ckpt_error *err)
+{
+	if (!imported_weights(o) || s->ops == &ckpt_backend_posix)
+		return CKPT_OK;
+	return ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
+	    "%s: an imported weights-only version is recreated in a local "
+	    "store only, not on %s yet", ckpt_store_root(s), s->ops->name);
 }
 
 /*
@@ -1017,20 +1098,9 @@ ckpt_promote(struct ckpt_store *s, const char *src,
 		rc = refuse(p, "a promotion gate failed", err);
 		goto out;
 	}
-	if (!known && o->weights_only && !imported_weights(o)) {
-		/* a local store (check_backend): keys are paths under it */
-		char *vdir = ckpt_store_path(s, vkey), *wdir = NULL;
-
-		if (!vdir || asprintf(&wkey, "%s/w", top) < 0 ||
-		    !(wdir = ckpt_store_path(s, wkey)))
-			rc = ckpt_error_nomem(err);
-		else
-			rc = stage_weights(m, vdir, wdir, o, p, err);
-		free(vdir);
-		free(wdir);
-		if (rc)
-			goto out;
-	}
+	if (!known && o->weights_only && !imported_weights(o) &&
+	    (rc = convert_weights(s, m, top, vkey, o, p, &wkey, err)))
+		goto out;
 	if ((rc = ckpt_store_lock(s, "promote", o->lock_timeout_ms, NULL,
 	    err)))
 		goto out;
@@ -1076,38 +1146,151 @@ record_of(const struct ckpt_registry *r, const char *digest)
 	return NULL;
 }
 
-/* One version's signed promotion; 1 when valid, 0 otherwise. */
+/* Keys trusted beside the --key files: a store's .ckpt/keys/ *.pub read
+ * through its backend (a store on S3: objects). */
+struct store_keys {
+	struct ckpt_store *s;
+	struct ckpt_key_text *texts;
+	char **names, **bufs;
+	size_t n;
+	bool nomem;
+};
+
+static int
+store_key_entry(void *arg, const char *name, const struct ckpt_be_info *info)
+{
+	struct store_keys *k = arg;
+	size_t l = strlen(name), len = 0;
+	char *key = NULL, *text = NULL;
+	void *t, *nm, *bf;
+
+	if (info->type != CKPT_BE_FILE || l <= 4 || strcmp(name + l - 4,
+	    ".pub"))
+		return 0;
+	if (asprintf(&key, CKPT_STORE_META "/keys/%s", name) < 0) {
+		k->nomem = true;
+		return 1;
+	}
+	/* an unreadable key is left out, as a key file that does not read */
+	if (k->s->ops->read(k->s->be, key, 4096, &text, &len, NULL)) {
+		free(key);
+		return 0;
+	}
+	t = reallocarray(k->texts, k->n + 1, sizeof(*k->texts));
+	if (t)
+		k->texts = t;
+	nm = reallocarray(k->names, k->n + 1, sizeof(*k->names));
+	if (nm)
+		k->names = nm;
+	bf = reallocarray(k->bufs, k->n + 1, sizeof(*k->bufs));
+	if (bf)
+		k->bufs = bf;
+	if (!t || !nm || !bf || !(k->names[k->n] = ckpt_store_path(k->s,
+	    key))) {
+		free(key);
+		free(text);
+		k->nomem = true;
+		return 1;
+	}
+	free(key);
+	k->bufs[k->n] = text;
+	k->n++;
+	return 0;
+}
+
+static int
+store_keys_read(struct ckpt_store *s, struct store_keys *k,
+    struct ckpt_error *err)
+{
+	memset(k, 0, sizeof(*k));
+	k->s = s;
+	/* a store without keys has none to trust; a listing error is one */
+	(void)s->ops->list(s->be, CKPT_STORE_META "/keys", store_key_entry, k,
+	    NULL);
+	if (k->nomem)
+		return ckpt_error_nomem(err);
+	for (size_t i = 0; i < k->n; i++)
+		k->texts[i] = (struct ckpt_key_text){ k->names[i], k->bufs[i],
+		    strlen(k->bufs[i]) };
+	return CKPT_OK;
+}
+
+static void
+store_keys_free(struct store_keys *k)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		free(k->names[i]);
+		free(k->bufs[i]);
+	}
+	free(k->names);
+	free(k->bufs);
+	free(k->texts);
+}
+
+/* A state file that is there but is no object to read (a link, not a
+ * regular file, too large): a finding, not a failure to look. */
+static bool
+bad_object(int rc)
+{
+	return rc == CKPT_ERR_UNSAFE || rc == CKPT_ERR_FORMAT ||
+	    rc == CKPT_ERR_LIMIT;
+}
+
+/*
+ * One version's signed promotion; 1 when valid, 0 otherwise, negative
+ * when the store could not be read.  vN.record and vN.record.sig are read
+ * through the backend, so a store on S3 is checked as a local one.
+ */
 static int
 check_one(struct ckpt_store *s, struct ckpt_registry *r,
     const struct ckpt_reg_version *v, char **keys, size_t nkeys,
-    bool require, struct ckpt_error *err)
+    const struct store_keys *sk, bool require, struct ckpt_error *err)
 {
 	const struct ckpt_reg_record *rec = record_of(r, v->record);
-	char *path = ckpt_reg_model_file(s, v->model, "v%lld.record",
-	    v->version);
-	char *sig = NULL, *text = NULL, keyid[CKPT_KEYID_HEX], msg[512];
+	char *key = ckpt_reg_model_key(v->model, "v%lld.record", v->version);
+	char *path = NULL, *sig = NULL, *skey = NULL, *text = NULL;
+	char *sigtext = NULL, keyid[CKPT_KEYID_HEX], msg[512];
+	unsigned char digest[CKPT_SHA256_BYTES];
+	size_t len = 0, siglen = 0;
 	const char *id = NULL;
 	struct ckpt_error e;
 	int rc, ok = 0;
 
-	if (!path || asprintf(&sig, "%s.sig", path) < 0) {
-		free(path);
-		return ckpt_error_nomem(err);
+	if (!key || !(path = ckpt_store_path(s, key)) ||
+	    asprintf(&sig, "%s.sig", path) < 0 ||
+	    asprintf(&skey, "%s.sig", key) < 0) {
+		rc = ckpt_error_nomem(err);
+		goto out;
 	}
 	ckpt_error_clear(&e);
-	if (access(sig, F_OK)) {
+	rc = s->ops->read(s->be, skey, 1 << 20, &sigtext, &siglen, &e);
+	if (rc && rc != CKPT_ERR_NOTFOUND && !bad_object(rc)) {
+		*err = e;
+		goto out;
+	}
+	if (bad_object(rc)) {
+		id = "promotion-signature-invalid";
+		snprintf(msg, sizeof(msg), "%s", e.message);
+	} else if (rc) {
 		if (require) {
 			id = "promotion-unsigned";
 			snprintf(msg, sizeof(msg), "%s v%lld: the promotion is "
 			    "not signed", v->model, (long long)v->version);
 		}
-	} else if (ckpt_read_file(path, 1 << 20, &text, NULL, &e) || !rec ||
-	    strcmp(text, rec->json)) {
+	} else if ((rc = s->ops->read(s->be, key, 1 << 20, &text, &len,
+	    &e)) && rc != CKPT_ERR_NOTFOUND && !bad_object(rc)) {
+		*err = e;
+		goto out;
+	} else if (rc || !rec || strcmp(text, rec->json)) {
 		id = "promotion-record-mismatch";
 		snprintf(msg, sizeof(msg), "is not the history's record of "
 		    "%s v%lld", v->model, (long long)v->version);
-	} else if ((rc = ckpt_signature_check(path, sig,
-	    (const char *const *)keys, nkeys, keyid, &e))) {
+	} else if ((rc = ckpt_hash_buffer(CKPT_HASH_SHA256, text, len, digest,
+	    err))) {
+		goto out;
+	} else if ((rc = ckpt_signature_check_mem(path, digest, sig, sigtext,
+	    siglen, (const char *const *)keys, nkeys, sk->texts, sk->n, keyid,
+	    &e))) {
 		id = rc == CKPT_ERR_NOTFOUND ?
 		    "promotion-signature-unknown-key" :
 		    "promotion-signature-invalid";
@@ -1119,9 +1302,13 @@ check_one(struct ckpt_store *s, struct ckpt_registry *r,
 	if (id && ckpt_reg_add_finding(r, id, CKPT_SEV_ERROR, path, NULL, -1,
 	    msg))
 		rc = ckpt_error_nomem(err);
+out:
 	free(text);
+	free(sigtext);
 	free(sig);
+	free(skey);
 	free(path);
+	free(key);
 	return rc ? rc : ok;
 }
 
@@ -1131,21 +1318,31 @@ ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
     struct ckpt_error *err)
 {
 	struct ckpt_verify_options o;
+	struct store_keys sk;
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
 	int rc = CKPT_OK;
 
+	memset(&sk, 0, sizeof(sk));
 	if (vo)
 		o = *vo;
 	else
 		o = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
-	if (!o.store)
-		o.store = ckpt_store_root(s);
-	if (ckpt_vman_trusted_keys(&o, NULL, &keys, &nkeys))
+	/* A local store's keys are files (ckpt_vman_trusted_keys); another
+	 * backend's are read through it, never from a local directory
+	 * spelled like its URL. */
+	if (s->ops == &ckpt_backend_posix) {
+		if (!o.store)
+			o.store = ckpt_store_root(s);
+	} else {
+		o.store = NULL;
+		rc = store_keys_read(s, &sk, err);
+	}
+	if (!rc && ckpt_vman_trusted_keys(&o, NULL, &keys, &nkeys))
 		rc = ckpt_error_nomem(err);
 	for (size_t i = 0; !rc && i < ckpt_registry_version_count(r); i++) {
 		int one = check_one(s, r, ckpt_registry_version(r, i), keys,
-		    nkeys, require, err);
+		    nkeys, &sk, require, err);
 
 		if (one < 0)
 			rc = one;
@@ -1155,6 +1352,7 @@ ckpt_registry_check_signatures(struct ckpt_store *s, struct ckpt_registry *r,
 	for (size_t i = 0; i < nkeys; i++)
 		free(keys[i]);
 	free(keys);
+	store_keys_free(&sk);
 	if (nsigned)
 		*nsigned = n;
 	return rc;
