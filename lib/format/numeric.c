@@ -360,8 +360,13 @@ ckpt_tensor_stats_add(struct ckpt_tensor_stats *st, const double *v,
  * Elements per read: a multiple of 8 so that sub-byte runs stay whole,
  * and of CKPT_KBLOCK so that blocks never straddle two reads (the numbers
  * then depend only on where a range starts, not on the read size).
+ * 256 Ki elements (1 MiB of F32): with the kernels reading F32 straight
+ * from the buffer, the copy out of the page cache is about half of the
+ * CPU time of inspect --stats, and reads of 1 MiB cost 10-15% less CPU
+ * than reads of 256 KiB (fewer calls, longer copies; measured on a 1 GiB
+ * F32 file in the page cache).
  */
-#define CHUNK 65536
+#define CHUNK 262144
 
 static int
 check_range(const struct ckpt_file *f, const struct ckpt_tensor *t,
