@@ -4,7 +4,9 @@
  * --stats and verify --numerics, element-wise comparison for diff.
  *
  * Values arrive decoded to float64 in blocks of CKPT_KBLOCK (1024)
- * values, which stay in L1; memory is read once, by the decoder.  A block
+ * values, which stay in L1; memory is read once, by the decoder.  F32
+ * (and C64) skip the decoding: their statistics read the floats in the
+ * read buffer directly (ckpt_kstats_f32_block), to the same bits.  A block
  * is reduced in lanes (8 for statistics, 4 for comparisons), lane k
  * taking the values i with i % lanes == k, and the lanes are summed in a
  * fixed tree.  The AVX2 path keeps each lane in a vector element, the
@@ -87,16 +89,22 @@ ckpt_numeric_reset_kernel(void)
 /* Statistics                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Neumaier's compensated addition of x into *s with error term *c. */
+/*
+ * Neumaier's compensated addition of x into *s with error term *c.  The
+ * error of s + x is taken by Knuth's TwoSum, which needs no comparison
+ * of magnitudes (a branch the processor mispredicts half the time):
+ * it is the exact rounding error, as Neumaier's |s| >= |x| case split
+ * computes it, so the result is the same to the bit.
+ */
 static inline void
 kahan_add(double *s, double *c, double x)
 {
-	double t = *s + x;
+	double t = *s + x, z = t - *s;
 
 	/* Past DBL_MAX there is nothing to compensate (and Inf - Inf
 	 * would make the compensation NaN). */
 	if (isfinite(t))
-		*c += fabs(*s) >= fabs(x) ? (*s - t) + x : (x - t) + *s;
+		*c += (*s - (t - z)) + (x - z);
 	*s = t;
 }
 
@@ -261,13 +269,47 @@ pass2_avx2(const double *v, size_t n, double mean, double q[8],
 }
 #endif
 
+/* Whether every lane of a finiteness check is still zero: a lane that
+ * saw a NaN or an infinity holds NaN (x - x), and NaN != 0. */
+static bool
+lanes_zero(const double chk[8])
+{
+	for (unsigned k = 0; k < 8; k++)
+		if (chk[k] != 0)
+			return false;
+	return true;
+}
+
+/* A finite block's numbers from its lanes: m2 from the squared
+ * deviations q and the deviations e of pass two (the corrected two-pass
+ * formula), min and max already reduced over the lanes. */
+static void
+block_result(struct ckpt_tensor_stats *out, size_t n, double mean,
+    const double q[8], const double e[8], double mn, double mx,
+    uint64_t zeros)
+{
+	double m2 = reduce8(q), se;
+
+	/* Squares beyond DBL_MAX: the std is infinite, as numpy's is. */
+	if (isfinite(m2)) {
+		se = reduce8(e);
+		m2 -= se * se / (double)n;
+	}
+	out->finite = n;
+	out->zeros = zeros;
+	out->min = mn;
+	out->max = mx;
+	out->mean = mean;
+	out->m2 = m2 > 0 ? m2 : 0;
+}
+
 /* Statistics of n finite-or-not values; false when one is not finite
  * (out is then not filled). */
 static bool
 stats_fast(const double *v, size_t n, struct ckpt_tensor_stats *out)
 {
 	struct pass1 p;
-	double q[8] = { 0 }, e[8] = { 0 }, sum, mean, mn, mx, m2;
+	double q[8] = { 0 }, e[8] = { 0 }, sum, mean, mn, mx;
 
 	memset(&p, 0, sizeof(p));
 	for (unsigned k = 0; k < 8; k++) {
@@ -280,7 +322,7 @@ stats_fast(const double *v, size_t n, struct ckpt_tensor_stats *out)
 	else
 #endif
 		pass1_portable(v, n, &p);
-	if (reduce8(p.chk) != 0)
+	if (!lanes_zero(p.chk))
 		return false;
 	out->count += n;
 	if (!n)
@@ -300,22 +342,13 @@ stats_fast(const double *v, size_t n, struct ckpt_tensor_stats *out)
 	else
 #endif
 		pass2_portable(v, n, mean, q, e);
-	m2 = reduce8(q);
-	/* Squares beyond DBL_MAX: the std is infinite, as numpy's is. */
-	if (isfinite(m2))
-		m2 -= reduce8(e) * reduce8(e) / (double)n;
 	mn = p.min[0];
 	mx = p.max[0];
 	for (unsigned k = 1; k < 8; k++) {
 		mn = vmin(p.min[k], mn);
 		mx = vmax(p.max[k], mx);
 	}
-	out->finite = n;
-	out->zeros = p.zeros;
-	out->min = mn;
-	out->max = mx;
-	out->mean = mean;
-	out->m2 = m2 > 0 ? m2 : 0;
+	block_result(out, n, mean, q, e, mn, mx, p.zeros);
 	return true;
 }
 
@@ -346,6 +379,191 @@ ckpt_kstats_block(const double *v, size_t n, struct ckpt_tensor_stats *out)
 	out->count = n - nf;
 	if (nf && !stats_fast(fin, nf, out))
 		BUG("non-finite value after compaction");
+}
+
+/*
+ * F32 straight from the bytes read: no block of doubles is written and
+ * read back.  Pass one keeps min, max and the finiteness check in float
+ * lanes (a float's conversion to double is exact and keeps its order,
+ * so the float minimum is the double one) and the sums in double lanes;
+ * pass two widens each float again.  Lane k takes the values i with
+ * i % 8 == k, as above, so the numbers are those of ckpt_kstats_block
+ * on the decoded values, to the bit.
+ */
+struct pass1f {
+	double sum[8];
+	float min[8], max[8], chk[8];
+	uint64_t zeros;
+};
+
+static inline float
+ld_f32(const unsigned char *p)
+{
+	float f;
+
+	memcpy(&f, p, sizeof(f));	/* little-endian host */
+	return f;
+}
+
+static void
+pass1f_portable(const unsigned char *p, size_t n, struct pass1f *s)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = i % 8;
+		float x = ld_f32(p + 4 * i);
+
+		s->sum[k] += x;
+		s->chk[k] += x - x;
+		s->min[k] = x < s->min[k] ? x : s->min[k];
+		s->max[k] = x > s->max[k] ? x : s->max[k];
+		s->zeros += x == 0;
+	}
+}
+
+static void
+pass2f_portable(const unsigned char *p, size_t n, double mean, double q[8],
+    double e[8])
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = i % 8;
+		double d = (double)ld_f32(p + 4 * i) - mean;
+
+		q[k] += d * d;
+		e[k] += d;
+	}
+}
+
+#ifdef HAVE_AVX2_KERNEL
+AVX2 static void
+pass1f_avx2(const unsigned char *p, size_t n, struct pass1f *s)
+{
+	__m256d s0 = _mm256_loadu_pd(s->sum), s1 = _mm256_loadu_pd(s->sum + 4);
+	__m256 mn = _mm256_loadu_ps(s->min), mx = _mm256_loadu_ps(s->max);
+	__m256 chk = _mm256_loadu_ps(s->chk);
+	const __m256 zero = _mm256_setzero_ps();
+	__m256i z = _mm256_setzero_si256();
+	uint32_t zl[8];
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		const float *f = (const float *)(const void *)(p + 4 * i);
+		__m256 x = _mm256_loadu_ps(f);
+
+		s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_loadu_ps(f)));
+		s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_loadu_ps(f + 4)));
+		chk = _mm256_add_ps(chk, _mm256_sub_ps(x, x));
+		mn = _mm256_min_ps(x, mn);
+		mx = _mm256_max_ps(x, mx);
+		z = _mm256_sub_epi32(z, _mm256_castps_si256(
+		    _mm256_cmp_ps(x, zero, _CMP_EQ_OQ)));
+	}
+	_mm256_storeu_pd(s->sum, s0);
+	_mm256_storeu_pd(s->sum + 4, s1);
+	_mm256_storeu_ps(s->min, mn);
+	_mm256_storeu_ps(s->max, mx);
+	_mm256_storeu_ps(s->chk, chk);
+	/* 32-bit lane counters: a block has at most CKPT_KBLOCK values. */
+	_mm256_storeu_si256((__m256i *)zl, z);
+	for (unsigned k = 0; k < 8; k++)
+		s->zeros += zl[k];
+	pass1f_portable(p + 4 * i, n - i, s);
+}
+
+AVX2 static void
+pass2f_avx2(const unsigned char *p, size_t n, double mean, double q[8],
+    double e[8])
+{
+	__m256d m = _mm256_set1_pd(mean);
+	__m256d q0 = _mm256_loadu_pd(q), q1 = _mm256_loadu_pd(q + 4);
+	__m256d e0 = _mm256_loadu_pd(e), e1 = _mm256_loadu_pd(e + 4);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		const float *f = (const float *)(const void *)(p + 4 * i);
+		__m256d a = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(f)), m);
+		__m256d b = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(f + 4)),
+		    m);
+
+		q0 = _mm256_add_pd(q0, _mm256_mul_pd(a, a));
+		q1 = _mm256_add_pd(q1, _mm256_mul_pd(b, b));
+		e0 = _mm256_add_pd(e0, a);
+		e1 = _mm256_add_pd(e1, b);
+	}
+	_mm256_storeu_pd(q, q0);
+	_mm256_storeu_pd(q + 4, q1);
+	_mm256_storeu_pd(e, e0);
+	_mm256_storeu_pd(e + 4, e1);
+	pass2f_portable(p + 4 * i, n - i, mean, q, e);
+}
+#endif
+
+/* As stats_fast, for F32 bytes. */
+static bool
+stats_fast_f32(const unsigned char *p, size_t n,
+    struct ckpt_tensor_stats *out)
+{
+	struct pass1f s;
+	double q[8] = { 0 }, e[8] = { 0 }, mean;
+	float mn, mx;
+
+	/* Lane by lane: cheaper than a memset for a block of 1024. */
+	for (unsigned k = 0; k < 8; k++) {
+		s.sum[k] = 0;
+		s.chk[k] = 0;
+		s.min[k] = INFINITY;
+		s.max[k] = -INFINITY;
+	}
+	s.zeros = 0;
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2())
+		pass1f_avx2(p, n, &s);
+	else
+#endif
+		pass1f_portable(p, n, &s);
+	for (unsigned k = 0; k < 8; k++)
+		if (s.chk[k] != 0)
+			return false;
+	out->count += n;
+	if (!n)
+		return true;
+	/* At most CKPT_KBLOCK floats: the sum cannot overflow a double. */
+	mean = reduce8(s.sum) / (double)n;
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2())
+		pass2f_avx2(p, n, mean, q, e);
+	else
+#endif
+		pass2f_portable(p, n, mean, q, e);
+	mn = s.min[0];
+	mx = s.max[0];
+	for (unsigned k = 1; k < 8; k++) {
+		mn = s.min[k] < mn ? s.min[k] : mn;
+		mx = s.max[k] > mx ? s.max[k] : mx;
+	}
+	block_result(out, n, mean, q, e, mn, mx, s.zeros);
+	return true;
+}
+
+bool
+ckpt_kstats_f32_block(const void *src, size_t n,
+    struct ckpt_tensor_stats *out)
+{
+	const unsigned char *p = src;
+	double v[CKPT_KBLOCK];
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	return false;	/* the loads assume a little-endian host */
+#endif
+	if (n > CKPT_KBLOCK)
+		BUG("block of %zu values", n);
+	ckpt_tensor_stats_init(out);
+	if (stats_fast_f32(p, n, out))
+		return true;
+	/* A NaN or an infinity: the rare block goes the general way. */
+	for (size_t i = 0; i < n; i++)
+		v[i] = ld_f32(p + 4 * i);
+	ckpt_kstats_block(v, n, out);
+	return true;
 }
 
 void

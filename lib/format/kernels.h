@@ -20,6 +20,16 @@ void ckpt_kstats_block(const double *v, size_t n,
     struct ckpt_tensor_stats *out);
 
 /*
+ * The same for n <= CKPT_KBLOCK F32 values read straight from their
+ * little-endian bytes, without decoding them to a block of doubles: the
+ * numbers equal ckpt_kstats_block's on the decoded values, to the bit.
+ * False (out untouched) where the host cannot load them directly (big-
+ * endian): the caller decodes.
+ */
+bool ckpt_kstats_f32_block(const void *src, size_t n,
+    struct ckpt_tensor_stats *out);
+
+/*
  * A pairwise merge tree of block results: partial results of equal
  * weight are merged first (as pairwise summation adds), so that the
  * rounding error grows with log2(blocks), not with their number.

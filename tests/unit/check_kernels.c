@@ -208,6 +208,97 @@ START_TEST(test_stats_block_boundaries)
 }
 END_TEST
 
+/* Random floats of mixed sign and magnitude, with zeros and subnormals. */
+static float
+rfloat(void)
+{
+	uint64_t r = rnd();
+
+	if (r % 23 == 0)
+		return (r >> 8) % 2 ? 1e-45f * (float)((r >> 9) % 64) :
+		    -1e-40f;	/* subnormals */
+	return (float)rvalue();
+}
+
+/* Little-endian bytes of n floats and their exact doubles. */
+static void
+f32_bytes(const float *f, size_t n, unsigned char *raw, double *d)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		memcpy(&u, &f[i], 4);
+		for (unsigned b = 0; b < 4; b++)
+			raw[4 * i + b] = (unsigned char)(u >> (8 * b));
+		d[i] = f[i];
+	}
+}
+
+/* F32 straight from the bytes, on both paths, against the general
+ * kernel on the decoded doubles: the same bits. */
+static void
+check_f32_block(const float *f, size_t n)
+{
+	static unsigned char raw[4 * CKPT_KBLOCK];
+	static double d[CKPT_KBLOCK];
+	struct ckpt_tensor_stats want, simd, port;
+
+	f32_bytes(f, n, raw, d);
+	force_kernel(false);
+	ckpt_kstats_block(d, n, &want);
+	ck_assert(ckpt_kstats_f32_block(raw, n, &simd));
+	force_kernel(true);
+	ck_assert(ckpt_kstats_f32_block(raw, n, &port));
+	force_kernel(false);
+	assert_stats_same(&simd, &want);
+	assert_stats_same(&port, &want);
+}
+
+/*
+ * Every length from 0 to a whole block (so every tail of the 8-value
+ * SIMD steps), finite values with zeros and subnormals, then a NaN
+ * (payloads, negative), an infinity, a signed zero, a subnormal or
+ * FLT_MAX at the start, the middle and the end, and blocks of nothing
+ * but specials.
+ */
+START_TEST(test_f32_block_straight)
+{
+	static const uint32_t sp[] = { 0x7fc00000, 0xffc00001, 0x7f800001,
+	    0x7f800000, 0xff800000, 0x00000000, 0x80000000, 0x00000001,
+	    0x807fffff, 0x7f7fffff, 0xff7fffff };
+	static float f[CKPT_KBLOCK];
+
+	for (size_t n = 0; n <= CKPT_KBLOCK; n++) {
+		for (size_t i = 0; i < n; i++)
+			f[i] = rfloat();
+		check_f32_block(f, n);
+		for (size_t w = 0; n && w < 3; w++) {
+			size_t pos = w == 0 ? 0 : w == 1 ? n / 2 : n - 1;
+			float keep = f[pos];
+
+			memcpy(&f[pos], &sp[(n + w) % CKPT_ARRAY_SIZE(sp)], 4);
+			check_f32_block(f, n);
+			f[pos] = keep;
+		}
+	}
+	/* +0 and -0 only: which zero min and max keep is the lanes' */
+	for (size_t n = 1; n <= 64; n++) {
+		for (size_t i = 0; i < CKPT_KBLOCK; i++)
+			f[i] = rnd() % 2 ? 0.0f : -0.0f;
+		check_f32_block(f, n);
+		check_f32_block(f, CKPT_KBLOCK - n);
+	}
+	for (size_t k = 0; k < CKPT_ARRAY_SIZE(sp); k++) {
+		for (size_t i = 0; i < CKPT_KBLOCK; i++)
+			memcpy(&f[i], &sp[(i + k) % CKPT_ARRAY_SIZE(sp)], 4);
+		check_f32_block(f, CKPT_KBLOCK - k);
+		for (size_t i = 0; i < CKPT_KBLOCK; i++)
+			memcpy(&f[i], &sp[k], 4);
+		check_f32_block(f, CKPT_KBLOCK - 3 * k);
+	}
+}
+END_TEST
+
 /* Large offset, small spread, a million values: the pairwise tree
  * keeps the mean and std to within a few ulps of the oracle. */
 START_TEST(test_stats_accuracy)
@@ -392,6 +483,7 @@ kernels_suite(void)
 
 	TCASE(s, "kernels", NULL, NULL, test_decode_paths_agree,
 	    test_stats_block_boundaries, test_stats_accuracy,
+	    test_f32_block_straight,
 	    test_compare_boundaries, test_compare_tolerance_edge,
 	    test_compare_across_dtypes);
 	return s;

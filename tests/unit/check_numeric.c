@@ -10,6 +10,8 @@
 
 #include <math.h>
 
+#include "format/kernels.h"
+
 static double
 dec1(enum ckpt_dtype dt, const void *p)
 {
@@ -407,6 +409,103 @@ START_TEST(test_stats_from_file)
 }
 END_TEST
 
+/* Bits of every field, -0 apart from +0 and NaN from NaN by payload. */
+static void
+assert_stats_bits(const struct ckpt_tensor_stats *a,
+    const struct ckpt_tensor_stats *b)
+{
+	ck_assert_uint_eq(a->count, b->count);
+	ck_assert_uint_eq(a->finite, b->finite);
+	ck_assert_uint_eq(a->nan, b->nan);
+	ck_assert_uint_eq(a->pos_inf, b->pos_inf);
+	ck_assert_uint_eq(a->neg_inf, b->neg_inf);
+	ck_assert_uint_eq(a->zeros, b->zeros);
+	ck_assert(!memcmp(&a->min, &b->min, sizeof(a->min)));
+	ck_assert(!memcmp(&a->max, &b->max, sizeof(a->max)));
+	ck_assert_msg(!memcmp(&a->mean, &b->mean, sizeof(a->mean)),
+	    "mean %a %a", a->mean, b->mean);
+	ck_assert_msg(!memcmp(&a->m2, &b->m2, sizeof(a->m2)), "m2 %a %a",
+	    a->m2, b->m2);
+}
+
+/*
+ * F32 and C64 are reduced straight from the bytes read (no decoding to
+ * doubles): over several reads, with NaN, infinities, signed zeros and
+ * subnormals around the read and block boundaries, both kernels give
+ * the bits of the general path (ckpt_tensor_stats_add on the decoded
+ * values), for the whole tensor and for ranges starting mid-block.
+ */
+START_TEST(test_stats_f32_from_file)
+{
+	/* two reads of 256 Ki elements and a tail of 1027 */
+	enum { N = 2 * 262144 + 1027, HDR = 256 };
+	/* a: N values; c: the first N - 1 of them again, as C64 */
+	static unsigned char buf[8 + HDR + 4 * N + 4 * (N - 1)];
+	static double d[N];
+	static const uint32_t sp[] = { 0x7fc00000, 0xff800000, 0x7f800000,
+	    0x80000000, 0x00000000, 0x00000001, 0x807fffff, 0x7f7fffff };
+	static const size_t at[] = { 0, 1023, 1024, 262143, 262144, 262145,
+	    2 * 262144 - 1, 2 * 262144, N - 1 };
+	uint64_t r = 12345;
+	char hdr[HDR + 1];
+	struct ckpt_file *f;
+	struct ckpt_error err;
+	int hl;
+
+	hl = snprintf(hdr, sizeof(hdr), "{\"a\":{\"dtype\":\"F32\",\"shape\":"
+	    "[%d],\"data_offsets\":[0,%d]},\"c\":{\"dtype\":\"C64\","
+	    "\"shape\":[%d],\"data_offsets\":[%d,%d]}}", N, 4 * N, N / 2,
+	    4 * N, 4 * N + 4 * (N - 1));
+	ck_assert_int_lt(hl, HDR);
+	memset(hdr + hl, ' ', (size_t)(HDR - hl));
+	memset(buf, 0, 8);
+	buf[1] = HDR >> 8;
+	memcpy(buf + 8, hdr, HDR);
+	for (size_t i = 0; i < N; i++) {
+		uint32_t u;
+		float x;
+
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		x = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5) *
+		    (float)(1 << (r % 16));
+		memcpy(&u, &x, 4);
+		for (size_t k = 0; k < CKPT_ARRAY_SIZE(at); k++)
+			if (at[k] == i)
+				u = sp[k % CKPT_ARRAY_SIZE(sp)];
+		memcpy(buf + 8 + HDR + 4 * i, &u, 4);
+	}
+	memcpy(buf + 8 + HDR + 4 * N, buf + 8 + HDR, 4 * (N - 1));
+	ck_assert_int_eq(ckpt_dtype_to_f64(CKPT_DTYPE_F32, buf + 8 + HDR, N,
+	    d), 0);
+	ck_assert_int_eq(ckpt_file_open(unit_write_file("f.safetensors", buf,
+	    sizeof(buf)), 0, &f, &err), 0);
+	for (int portable = 0; portable < 2; portable++) {
+		struct ckpt_tensor_stats got, want;
+
+		if (portable)
+			setenv("CKPT_NUMERIC_KERNEL", "portable", 1);
+		ckpt_numeric_reset_kernel();
+		/* the whole F32 tensor, the C64 one (N - 1 values), and
+		 * ranges that start mid-block */
+		for (int k = 0; k < 4; k++) {
+			size_t first = k < 2 ? 0 : k == 2 ? 5 : 262140;
+			size_t nv = k == 1 ? N - 1 : N - first;
+
+			ckpt_tensor_stats_init(&want);
+			ckpt_tensor_stats_add(&want, d + first, nv);
+			ckpt_tensor_stats_init(&got);
+			ck_assert_int_eq(ckpt_tensor_stats_range(f,
+			    ckpt_file_tensor(f, k == 1), first, k == 1 ?
+			    nv / 2 : nv, &got, &err), 0);
+			assert_stats_bits(&got, &want);
+		}
+	}
+	unsetenv("CKPT_NUMERIC_KERNEL");
+	ckpt_numeric_reset_kernel();
+	ckpt_file_free(f);
+}
+END_TEST
+
 Suite *
 numeric_suite(void)
 {
@@ -422,6 +521,7 @@ numeric_suite(void)
 
 		tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
 		tcase_add_test(tc, test_stats_from_file);
+		tcase_add_test(tc, test_stats_f32_from_file);
 		suite_add_tcase(s, tc);
 	}
 	return s;
