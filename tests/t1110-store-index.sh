@@ -47,6 +47,29 @@ test_expect_success 'setup: two runs, one of many checkpoints' '
 	test_grep "/runs/r/step-$((N - 1))$" ref/latest
 '
 
+# The listing sorts a run by step, then name (list.c sort_keys, a heap
+# sort in place); copies of a checkpoint under other names share its
+# step.  Cold, warm and without a cache: one order, the sorted one.
+test_expect_success 'a run is listed by step, then name, from the cache or not' '
+	ckpt-test-tool mkstore o r 0 500 &&
+	cp -R o/runs/r/step-7 o/runs/r/step-7b &&
+	cp -R o/runs/r/step-7 o/runs/r/a-step-7 &&
+	cp -R o/runs/r/step-499 o/runs/r/z &&
+	rm -rf "$HOME/.cache/ckpt" &&
+	ckpt -C o ls --json >o-cold.json &&
+	ckpt -C o ls --json >o-warm.json &&
+	test_cmp o-cold.json o-warm.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	c = json.load(open("o-cold.json"))["checkpoints"]
+	keys = [(x["step"], x["path"].rsplit("/", 1)[1]) for x in c]
+	assert len(keys) == 503, len(keys)
+	assert keys == sorted(keys), keys[:12]
+	assert keys[7:10] == [(7, "a-step-7"), (7, "step-7"), (7, "step-7b")], keys[7:10]
+	assert keys[-2:] == [(499, "step-499"), (499, "z")], keys[-2:]
+	EOF
+'
+
 test_expect_success 'the cache lives outside the store' '
 	(cd s && find . | sort) >before &&
 	rm -rf "$HOME/.cache/ckpt" &&

@@ -939,14 +939,50 @@ struct step_key {
 };
 
 static int
-cmp_step_key(const void *a, const void *b, void *arg)
+cmp_step_key(const struct step_key *x, const struct step_key *y,
+    const struct ckpt_entry_priv *base)
 {
-	const struct step_key *x = a, *y = b;
-	const struct ckpt_entry_priv *base = arg;
-
 	if (x->step != y->step)
 		return x->step < y->step ? -1 : 1;
 	return strcmp(base[x->i].e.name, base[y->i].e.name);
+}
+
+static void
+sift_down(struct step_key *k, size_t root, size_t n,
+    const struct ckpt_entry_priv *base)
+{
+	struct step_key v = k[root];
+
+	for (;;) {
+		size_t c = 2 * root + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && cmp_step_key(&k[c], &k[c + 1], base) < 0)
+			c++;
+		if (cmp_step_key(&v, &k[c], base) >= 0)
+			break;
+		k[root] = k[c];
+		root = c;
+	}
+	k[root] = v;
+}
+
+/* k[0, n) by cmp_step_key (a total order: names in a directory are
+ * unique), in place: qsort's merge sort would take a copy of the keys,
+ * 16 bytes a checkpoint, at the listing's peak. */
+static void
+sort_keys(struct step_key *k, size_t n, const struct ckpt_entry_priv *base)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(k, i, n, base);
+	for (size_t end = n; end-- > 1;) {
+		struct step_key t = k[0];
+
+		k[0] = k[end];
+		k[end] = t;
+		sift_down(k, 0, end, base);
+	}
 }
 
 /*
@@ -975,7 +1011,7 @@ sort_run(struct ckpt_list *l, size_t first, struct ckpt_error *err)
 		k[i].step = a[i].e.step;
 		k[i].i = i;
 	}
-	qsort_r(k, n, sizeof(*k), cmp_step_key, a);
+	sort_keys(k, n, a);
 	/* position j takes the entry at k[j].i */
 	for (size_t i = 0; i < n; i++) {
 		size_t j = i;
