@@ -213,6 +213,34 @@ test_expect_success 'prune decides on the files: every summary is read' '
 	test_must_fail test -s opens.log
 '
 
+# summaries_read LOG cmd...: cmd, logging the summaries it opens to LOG.
+summaries_read() {
+	log=$1 &&
+	shift &&
+	rm -f "$log" &&
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
+	    CKPT_FAULT_LOG="$log" "$@" >/dev/null &&
+	touch "$log"
+}
+
+# A rewrite after one checkpoint changed and one went: the records it
+# keeps carry their old stamps (list.c takes them from the old index,
+# not from the entries), so the next listing reads no summary at all.
+test_expect_success 'an index rewritten around a change is trusted next time' '
+	sleep 3 &&
+	ckpt -C s ls >/dev/null &&
+	mkdir s/runs/r/step-3/changed &&
+	rm -rf s/runs/r/step-4 &&
+	sleep 3 &&
+	summaries_read once.log ckpt -C s ls &&
+	test "$(grep -c "ckpt-summary.json" once.log)" = 1 &&
+	test_grep "/step-3/ckpt-summary.json" once.log &&
+	summaries_read twice.log ckpt -C s ls &&
+	test_must_fail test -s twice.log &&
+	same_answers
+'
+
 test_expect_success 'an index behind a symbolic link is not written through' '
 	rm -rf "$HOME/.cache/ckpt" elsewhere && mkdir elsewhere &&
 	ckpt -C s ls >/dev/null &&
