@@ -47,6 +47,29 @@ test_expect_success 'setup: two runs, one of many checkpoints' '
 	test_grep "/runs/r/step-$((N - 1))$" ref/latest
 '
 
+# The listing sorts a run by step, then name (list.c sort_keys, a heap
+# sort in place); copies of a checkpoint under other names share its
+# step.  Cold, warm and without a cache: one order, the sorted one.
+test_expect_success 'a run is listed by step, then name, from the cache or not' '
+	ckpt-test-tool mkstore o r 0 500 &&
+	cp -R o/runs/r/step-7 o/runs/r/step-7b &&
+	cp -R o/runs/r/step-7 o/runs/r/a-step-7 &&
+	cp -R o/runs/r/step-499 o/runs/r/z &&
+	rm -rf "$HOME/.cache/ckpt" &&
+	ckpt -C o ls --json >o-cold.json &&
+	ckpt -C o ls --json >o-warm.json &&
+	test_cmp o-cold.json o-warm.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	c = json.load(open("o-cold.json"))["checkpoints"]
+	keys = [(x["step"], x["path"].rsplit("/", 1)[1]) for x in c]
+	assert len(keys) == 503, len(keys)
+	assert keys == sorted(keys), keys[:12]
+	assert keys[7:10] == [(7, "a-step-7"), (7, "step-7"), (7, "step-7b")], keys[7:10]
+	assert keys[-2:] == [(499, "step-499"), (499, "z")], keys[-2:]
+	EOF
+'
+
 test_expect_success 'the cache lives outside the store' '
 	(cd s && find . | sort) >before &&
 	rm -rf "$HOME/.cache/ckpt" &&
@@ -188,6 +211,34 @@ test_expect_success 'prune decides on the files: every summary is read' '
 	    CKPT_FAULT_LOG=opens.log \
 	    ckpt -C s prune --dry-run --run r --keep-last 1 >/dev/null &&
 	test_must_fail test -s opens.log
+'
+
+# summaries_read LOG cmd...: cmd, logging the summaries it opens to LOG.
+summaries_read() {
+	log=$1 &&
+	shift &&
+	rm -f "$log" &&
+	shim CKPT_FAULT_OP=open CKPT_FAULT_NTH=999999999 \
+	    CKPT_FAULT_PATH="*/runs/r/*/ckpt-summary.json" \
+	    CKPT_FAULT_LOG="$log" "$@" >/dev/null &&
+	touch "$log"
+}
+
+# A rewrite after one checkpoint changed and one went: the records it
+# keeps carry their old stamps (list.c takes them from the old index,
+# not from the entries), so the next listing reads no summary at all.
+test_expect_success 'an index rewritten around a change is trusted next time' '
+	sleep 3 &&
+	ckpt -C s ls >/dev/null &&
+	mkdir s/runs/r/step-3/changed &&
+	rm -rf s/runs/r/step-4 &&
+	sleep 3 &&
+	summaries_read once.log ckpt -C s ls &&
+	test "$(grep -c "ckpt-summary.json" once.log)" = 1 &&
+	test_grep "/step-3/ckpt-summary.json" once.log &&
+	summaries_read twice.log ckpt -C s ls &&
+	test_must_fail test -s twice.log &&
+	same_answers
 '
 
 test_expect_success 'an index behind a symbolic link is not written through' '

@@ -148,6 +148,44 @@ test_expect_success TORCH 'inspect --json is the document Python writes for it' 
 	test_grep "^  meta: {...} (10 keys)" keys1.txt
 '
 
+# Each tensor's object is written member by member (inspect.c
+# stream_tensor), a name that is not ASCII through jansson: with
+# statistics (no finite value: null), a strided view and a storage
+# offset, the bytes are still the document Python writes.
+test_expect_success TORCH 'inspect --json --stats of streamed tensors is the document Python writes' '
+	"$PYTHON" - <<-\EOF &&
+	import collections, torch
+	base = torch.arange(60, dtype=torch.float32)
+	sd = collections.OrderedDict()
+	sd["plain"] = torch.tensor([1.0, -2.5, 0.0])
+	sd["odd"] = torch.tensor([float("nan"), float("inf")])
+	sd["strided"] = base.view(6, 10)[:, 2]
+	sd["offset"] = base[7:19]
+	sd["\u00e9t\u00e9"] = torch.ones(2, 2, dtype=torch.float64)
+	sd["tab\tq\"b\\"] = torch.zeros(1, dtype=torch.int64)
+	sd["scalar"] = torch.tensor(4.0)
+	torch.save(sd, "stream.pt")
+	EOF
+	ckpt inspect --json --stats stream.pt >stream.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	text = open("stream.json", encoding="utf-8").read()
+	d = json.loads(text)
+	want = json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+	assert text == want, "not the sorted, indented document"
+	t = {x["name"]: x for x in d["files"][0]["tensors"]}
+	assert len(t) == 7, sorted(t)
+	st = t["odd"]["stats"]
+	assert st["max"] is None and st["nan"] == st["pos_inf"] == 1, st
+	assert t["plain"]["stats"]["min"] == -2.5, t["plain"]["stats"]
+	assert t["strided"]["strides"] == [10] and not t["strided"]["contiguous"]
+	assert t["strided"]["storage_offset"] == 2, t["strided"]
+	assert t["offset"]["storage_offset"] == 7 and t["offset"]["shape"] == [12]
+	assert t["\u00e9t\u00e9"]["dtype"] == "F64" and t["scalar"]["shape"] == []
+	assert t["tab\tq\"b\\"]["parameters"] == 1
+	EOF
+'
+
 # A rebuilt tensor points at its storage's record and the storage's node
 # is given back; a storage pickled again (beside its tensors, or for a
 # second view) gets a node of its own for the same record.

@@ -275,4 +275,25 @@ test_expect_success 'the example of ckpt-policy(5) is valid' '
 	test_grep "^run a: keep 3 last, 2 best by val_loss (min), 7 daily, 8 weekly; max size 2T$" actual
 '
 
+# A run of 3,000 (ckpt-test-tool mkstore: loss 1/(step+1), one time for
+# all): the engine takes the run as listed, by ascending step, without a
+# sort or a copy (policy.c sort_items); the plan is still every rule's.
+test_expect_success 'a run of 3,000: keep-last, keep-best and keep-every at scale' '
+	ckpt-test-tool mkstore big r 0 3000 &&
+	ckpt -C big prune --dry-run --json --run r --keep-last 5 --keep-best 3 \
+		--metric loss --keep-every 500 --keep-daily 2 >big.json &&
+	"$PYTHON" - <<-\EOF
+	import json
+	r = json.load(open("big.json"))["runs"][0]
+	keep = {k["step"]: k["reasons"] for k in r["keep"]}
+	want = set(range(2995, 3000)) | set(range(0, 3000, 500))
+	assert set(keep) == want, sorted(keep)
+	assert [x["step"] for x in r["remove"]] == sorted(set(range(3000)) - want)
+	assert keep[2999][:3] == ["newest", "last", "best loss=0.000333333 (1/3)"], keep[2999]
+	assert keep[2997] == ["last", "best loss=0.000333556 (3/3)"], keep[2997]
+	assert "daily 2026-01-01" in keep[2999], keep[2999]
+	assert keep[0] == ["every 500", "oldest daily 2026-01-01"], keep[0]
+	EOF
+'
+
 test_done

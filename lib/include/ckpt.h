@@ -1014,13 +1014,13 @@ struct ckpt_entry {
 	const char *note;		/* may be NULL */
 	bool pinned;			/* .ckpt/pins/RUN@STEP exists */
 	bool protected_by_registry;	/* a registry version points here */
+	bool failed;			/* validation or load test failed */
 	/* validation at save, and the post-commit load test (NONE: none) */
 	enum ckpt_check_result validation, load_test;
 	/* the same as recorded (for UNKNOWN): validation "ok", "failed",
 	 * "skipped"; load_test NULL (none), "ok", "failed", "unreadable" */
 	const char *validation_raw;
 	const char *load_test_raw;
-	bool failed;			/* validation or load test failed */
 };
 
 /*
@@ -1799,9 +1799,9 @@ struct ckpt_candidate {
 	const double *metric_values;	/* NaN: no value */
 	bool pinned;
 	bool registry;			/* the source of a registry version */
-	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
 	bool failed;			/* validation or load test failed: never
 					 * newest, last or best */
+	const char *registry_ref;	/* "MODEL@vN" for the reason, or NULL */
 };
 
 /* The verdict for one candidate. */
@@ -1938,9 +1938,9 @@ struct ckpt_prune_item {
 	const char *metric;		/* its run's policy metric, or NULL */
 	double value;			/* of that metric; NaN: no value */
 	bool keep;
+	bool removed;			/* moved out of runs/ */
 	size_t nreasons;
 	const char *const *reasons;	/* see ckpt_policy_plan() */
-	bool removed;			/* moved out of runs/ */
 	const char *trash_path;		/* where it went, if still there */
 	const char *error;		/* why it could not be removed, or
 					 * NULL */

@@ -782,6 +782,38 @@ best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
 	return best;
 }
 
+/*
+ * Sorts items by cmp (a total order: every comparator here ends on the
+ * input position), as qsort would, but leaves an array already in that
+ * order alone and reverses one in the opposite order: a run's checkpoints
+ * mostly come by ascending step and time, and qsort's merge sort would
+ * take a copy of the whole array (32 bytes a checkpoint) to find that.
+ */
+static void
+sort_items(struct item *v, size_t n, int (*cmp)(const void *, const void *))
+{
+	bool ordered = true, reversed = true;
+
+	for (size_t i = 1; i < n && (ordered || reversed); i++) {
+		int c = cmp(&v[i - 1], &v[i]);
+
+		ordered = ordered && c <= 0;
+		reversed = reversed && c > 0;
+	}
+	if (ordered)
+		return;
+	if (reversed) {
+		for (size_t i = 0, j = n - 1; i < j; i++, j--) {
+			struct item t = v[i];
+
+			v[i] = v[j];
+			v[j] = t;
+		}
+		return;
+	}
+	qsort(v, n, sizeof(*v), cmp);
+}
+
 /* Applies the policy to one run: items[0..n) of the same run. */
 static int
 plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
@@ -802,7 +834,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			return rc; \
 	} while (0)
 
-	qsort(items, n, sizeof(*items), cmp_step_desc);
+	sort_items(items, n, cmp_step_desc);
 
 	/* The best by the policy's metric (not failed, with a value) is
 	 * kept whatever the rules say, like the newest. */
@@ -867,7 +899,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			scratch[nv].value = p->mode == CKPT_POLICY_MAX ? -v : v;
 			nv++;
 		}
-		qsort(scratch, nv, sizeof(*scratch), cmp_value_asc);
+		sort_items(scratch, nv, cmp_value_asc);
 		for (size_t i = 0; i < nv && (p->keep_best == CKPT_KEEP_ALL ||
 		    (p->keep_best > 0 && i < (size_t)p->keep_best)); i++) {
 			double v = p->mode == CKPT_POLICY_MAX ?
@@ -912,8 +944,12 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	}
 
 	/* Calendar buckets: restic's walk, newest first by time. */
-	memcpy(scratch, items, n * sizeof(*items));
-	qsort(scratch, n, sizeof(*scratch), cmp_time_desc);
+	for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
+		if (count_active(p->keep_bucket[b])) {
+			memcpy(scratch, items, n * sizeof(*items));
+			sort_items(scratch, n, cmp_time_desc);
+			break;
+		}
 	for (int b = 0; b < CKPT_BUCKET_COUNT; b++) {
 		int64_t count = p->keep_bucket[b], last = 0;
 		bool have_last = false;
@@ -1011,6 +1047,21 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	return 0;
 }
 
+/* Whether every candidate is of the same run (ckpt prune plans a run at
+ * a time): then refs are in order already, with no sort and its copy. */
+static bool
+one_run(const struct ckpt_candidate *c, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (c[i].run != c[0].run && strcmp(c[i].run, c[0].run))
+			return false;
+	return true;
+}
+
+/* Candidate k of the run-ordered sequence (refs, or the input itself). */
+#define REF_IDX(k) (refs ? refs[k].idx : (k))
+#define REF_RUN(k) (c[REF_IDX(k)].run)
+
 int
 ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
     size_t n, int64_t now, struct ckpt_plan **out, struct ckpt_error *err)
@@ -1019,6 +1070,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	struct run_ref *refs = NULL;
 	struct item *items = NULL, *scratch = NULL;
 	struct group *first = NULL;
+	bool single;
 	int rc;
 
 	if (!p || !out || (n && !c))
@@ -1039,31 +1091,34 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		return ckpt_error_nomem(err);
 	plan->n = n;
 	plan->slots = calloc(n ? n : 1, sizeof(*plan->slots));
-	refs = calloc(n ? n : 1, sizeof(*refs));
+	/* one run: the candidates in their order are the group */
+	single = one_run(c, n);
+	refs = single ? NULL : calloc(n ? n : 1, sizeof(*refs));
 	items = calloc(n ? n : 1, sizeof(*items));
 	scratch = calloc(n ? n : 1, sizeof(*scratch));
-	first = calloc(n ? n : 1, sizeof(*first));
-	plan->runs = calloc(n ? n : 1, sizeof(*plan->runs));
-	if (!plan->slots || !refs || !items || !scratch || !first ||
-	    !plan->runs) {
+	first = calloc(n && !single ? n : 1, sizeof(*first));
+	plan->runs = calloc(n && !single ? n : 1, sizeof(*plan->runs));
+	if (!plan->slots || (!single && !refs) || !items || !scratch ||
+	    !first || !plan->runs) {
 		rc = ckpt_error_nomem(err);
 		goto fail;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && refs; i++) {
 		refs[i].run = c[i].run;
 		refs[i].idx = i;
 	}
-	qsort(refs, n, sizeof(*refs), cmp_run);
+	if (refs)
+		qsort(refs, n, sizeof(*refs), cmp_run);
 
 	/* Groups are contiguous in refs, each starting with its smallest
 	 * input position; order them by it (first appearance). */
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 
-		while (j < n && !strcmp(refs[j].run, refs[i].run))
+		while (j < n && !strcmp(REF_RUN(j), REF_RUN(i)))
 			j++;
 		first[plan->nruns].start = i;
-		first[plan->nruns++].pos = refs[i].idx;
+		first[plan->nruns++].pos = REF_IDX(i);
 		i = j;
 	}
 	qsort(first, plan->nruns, sizeof(*first), cmp_group);
@@ -1071,16 +1126,16 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		size_t s = first[g].start, e = s, m = 0;
 		struct ckpt_plan_run *rs = &plan->runs[g];
 
-		while (e < n && !strcmp(refs[e].run, refs[s].run))
+		while (e < n && !strcmp(REF_RUN(e), REF_RUN(s)))
 			e++;
 		for (size_t k = s; k < e; k++) {
-			items[m].idx = refs[k].idx;
-			items[m].step = c[refs[k].idx].step;
-			items[m].created = c[refs[k].idx].created;
+			items[m].idx = REF_IDX(k);
+			items[m].step = c[REF_IDX(k)].step;
+			items[m].created = c[REF_IDX(k)].created;
 			items[m].value = NAN;
 			m++;
 		}
-		rs->run = plan_strdup(plan, refs[s].run);
+		rs->run = plan_strdup(plan, REF_RUN(s));
 		if (!rs->run) {
 			rc = ckpt_error_nomem(err);
 			goto fail;
@@ -1106,6 +1161,8 @@ fail:
 	free(first);
 	ckpt_plan_free(plan);
 	return rc;
+#undef REF_IDX
+#undef REF_RUN
 }
 
 /* ------------------------------------------------------------------ */

@@ -578,17 +578,26 @@ ckpt_index_find(struct ckpt_index *ix, const char *name, size_t *at)
 }
 
 bool
+ckpt_index_stamp(struct ckpt_index *ix, size_t i, struct ckpt_stamp *out)
+{
+	const unsigned char *p = i < ix->n ? record(ix, i) : NULL;
+
+	if (!p)
+		return false;
+	out->ino = get64(p);
+	out->mtime_ns = (int64_t)get64(p + 8);
+	out->ctime_ns = (int64_t)get64(p + 16);
+	return true;
+}
+
+bool
 ckpt_index_matches(struct ckpt_index *ix, size_t i,
     const struct ckpt_stamp *now)
 {
-	const unsigned char *p;
 	struct ckpt_stamp rec;
 
-	if ((ix->heads[i].flags & REC_RACY) || !(p = record(ix, i)))
+	if ((ix->heads[i].flags & REC_RACY) || !ckpt_index_stamp(ix, i, &rec))
 		return false;
-	rec.ino = get64(p);
-	rec.mtime_ns = (int64_t)get64(p + 8);
-	rec.ctime_ns = (int64_t)get64(p + 16);
 	return stamp_eq(&rec, now);
 }
 

@@ -744,29 +744,109 @@ out:
 	return rc;
 }
 
-/* Records entries [first, l->n) of the list as the index of run, in
- * the order they were listed (the directory's). */
-static void
-write_index(const struct ckpt_list *l, const struct ckpt_store *s,
-    const char *run, size_t first, const struct ckpt_stamp *run_st)
-{
-	struct ckpt_index_writer *w = ckpt_index_writer_new(s, run, run_st,
-	    l->n - first);
+/* An entry whose stamp is in run_cache's fresh[], not a record's. */
+#define FROM_FILES	UINT32_MAX
 
-	if (!w)
-		return;		/* no memory, or no stamps: no cache */
-	for (size_t i = first; i < l->n; i++)
-		ckpt_index_writer_add(w, l->entries[i].e.name,
-		    &l->entries[i].stamp, &l->entries[i].e);
-	ckpt_index_writer_commit(w);
-}
-
-/* The index of one run while it is listed. */
+/*
+ * The index of one run while it is listed, and where each entry's
+ * directory stamp is for writing it anew: an entry taken from the index
+ * has its record's (which it matched), so only the record's position is
+ * kept, 4 bytes a checkpoint where the stamp would be 24; an entry read
+ * from its files has its stamp in fresh[], in listing order.
+ */
 struct run_cache {
 	struct ckpt_index *ix;		/* NULL: none, or not to be used */
 	size_t first;			/* the run's first entry in the list */
 	size_t reused, fresh;
+	uint32_t *src;			/* per entry: its record, or
+					 * FROM_FILES */
+	size_t nsrc, src_cap;
+	struct ckpt_stamp *fresh_st;
+	size_t nfresh_st, fresh_cap;
+	bool lost;			/* out of memory: no index written */
 };
+
+/* Notes where the stamp of the entry just listed is: record at, or st
+ * (at FROM_FILES).  Out of memory only costs the index's rewrite. */
+static void
+cache_note(struct run_cache *c, size_t at, const struct ckpt_stamp *st)
+{
+	if (c->lost || (at >= FROM_FILES && !st)) {
+		c->lost = true;		/* (no index has 2^32 records) */
+		return;
+	}
+	if (c->nsrc == c->src_cap) {
+		size_t cap = c->src_cap ? 2 * c->src_cap : 64;
+		uint32_t *v = reallocarray(c->src, cap, sizeof(*v));
+
+		if (!v) {
+			c->lost = true;
+			return;
+		}
+		c->src = v;
+		c->src_cap = cap;
+	}
+	if (at >= FROM_FILES) {
+		if (c->nfresh_st == c->fresh_cap) {
+			size_t cap = c->fresh_cap ? 2 * c->fresh_cap : 64;
+			struct ckpt_stamp *v = reallocarray(c->fresh_st, cap,
+			    sizeof(*v));
+
+			if (!v) {
+				c->lost = true;
+				return;
+			}
+			c->fresh_st = v;
+			c->fresh_cap = cap;
+		}
+		c->fresh_st[c->nfresh_st++] = *st;
+		at = FROM_FILES;
+	}
+	c->src[c->nsrc++] = (uint32_t)at;
+}
+
+static void
+cache_release(struct run_cache *c)
+{
+	ckpt_index_free(c->ix);
+	free(c->src);
+	free(c->fresh_st);
+}
+
+/* Records entries [c->first, l->n) of the list as the index of run, in
+ * the order they were listed (the directory's).  Best effort: a record
+ * of the old index that cannot be read again leaves the old one. */
+static void
+write_index(const struct ckpt_list *l, const struct ckpt_store *s,
+    const char *run, struct run_cache *c, const struct ckpt_stamp *run_st)
+{
+	struct ckpt_index_writer *w;
+	size_t f = 0;
+
+	if (c->lost || c->nsrc != l->n - c->first)
+		return;
+	if (!(w = ckpt_index_writer_new(s, run, run_st, c->nsrc)))
+		return;		/* no memory, or no stamps: no cache */
+	for (size_t k = 0; k < c->nsrc; k++) {
+		const struct ckpt_entry *e = &l->entries[c->first + k].e;
+		struct ckpt_stamp st;
+
+		if (c->src[k] != FROM_FILES) {
+			if (!c->ix || !ckpt_index_stamp(c->ix, c->src[k],
+			    &st)) {
+				ckpt_index_writer_free(w);
+				return;
+			}
+		} else if (f < c->nfresh_st) {
+			st = c->fresh_st[f++];
+		} else {
+			ckpt_index_writer_free(w);
+			return;
+		}
+		ckpt_index_writer_add(w, e->name, &st, e);
+	}
+	ckpt_index_writer_commit(w);
+}
 
 /* A checkpoint taken from the index: its directory is unchanged.  1:
  * the record could not be read after all (the files are then). */
@@ -855,7 +935,7 @@ list_checkpoint(struct run_walk *w, const char *name)
 	    w->prot, err)) != 1) {
 		if (rc)
 			return rc;
-		l->entries[l->n - 1].stamp = stamp;
+		cache_note(rc_, at, NULL);
 		rc_->reused++;
 		return 0;
 	}
@@ -878,7 +958,7 @@ list_checkpoint(struct run_walk *w, const char *name)
 		    w->prot, &added, &bad, err)))
 			return rc;
 		if (added) {
-			l->entries[l->n - 1].stamp = stamp;
+			cache_note(rc_, FROM_FILES, &stamp);
 			rc_->fresh++;
 			return 0;
 		}
@@ -939,14 +1019,50 @@ struct step_key {
 };
 
 static int
-cmp_step_key(const void *a, const void *b, void *arg)
+cmp_step_key(const struct step_key *x, const struct step_key *y,
+    const struct ckpt_entry_priv *base)
 {
-	const struct step_key *x = a, *y = b;
-	const struct ckpt_entry_priv *base = arg;
-
 	if (x->step != y->step)
 		return x->step < y->step ? -1 : 1;
 	return strcmp(base[x->i].e.name, base[y->i].e.name);
+}
+
+static void
+sift_down(struct step_key *k, size_t root, size_t n,
+    const struct ckpt_entry_priv *base)
+{
+	struct step_key v = k[root];
+
+	for (;;) {
+		size_t c = 2 * root + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && cmp_step_key(&k[c], &k[c + 1], base) < 0)
+			c++;
+		if (cmp_step_key(&v, &k[c], base) >= 0)
+			break;
+		k[root] = k[c];
+		root = c;
+	}
+	k[root] = v;
+}
+
+/* k[0, n) by cmp_step_key (a total order: names in a directory are
+ * unique), in place: qsort's merge sort would take a copy of the keys,
+ * 16 bytes a checkpoint, at the listing's peak. */
+static void
+sort_keys(struct step_key *k, size_t n, const struct ckpt_entry_priv *base)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(k, i, n, base);
+	for (size_t end = n; end-- > 1;) {
+		struct step_key t = k[0];
+
+		k[0] = k[end];
+		k[end] = t;
+		sift_down(k, 0, end, base);
+	}
 }
 
 /*
@@ -975,7 +1091,7 @@ sort_run(struct ckpt_list *l, size_t first, struct ckpt_error *err)
 		k[i].step = a[i].e.step;
 		k[i].i = i;
 	}
-	qsort_r(k, n, sizeof(*k), cmp_step_key, a);
+	sort_keys(k, n, a);
 	/* position j takes the entry at k[j].i */
 	for (size_t i = 0; i < n; i++) {
 		size_t j = i;
@@ -1070,8 +1186,8 @@ list_run(struct ckpt_list *l, const struct ckpt_store *s, const char *runs,
 	/* rewritten when anything was read, racy, gone or new */
 	if (!rc && (!cache.ix || cache.fresh || !ckpt_index_run_fresh(
 	    cache.ix, &stamp) || cache.reused != ckpt_index_count(cache.ix)))
-		write_index(l, s, run, cache.first, &stamp);
-	ckpt_index_free(cache.ix);
+		write_index(l, s, run, &cache, &stamp);
+	cache_release(&cache);
 	free(runpath);
 	if (!rc)
 		rc = sort_run(l, cache.first, err);

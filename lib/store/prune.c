@@ -310,6 +310,9 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 		c[i].failed = e->failed;
 	}
 	rc = ckpt_policy_plan(pol, c, count, now, &plan, err);
+	/* done with: the items below take its pages (80 bytes a checkpoint) */
+	free(c);
+	c = NULL;
 	if (rc) {
 		/* name the run in a refusal or a bad policy */
 		if (rc == CKPT_ERR_INVALID) {

@@ -226,10 +226,11 @@ const char *ckpt_pool_strndup(struct ckpt_pool *p, const char *s, size_t n,
     const char *like);
 void ckpt_pool_release(struct ckpt_pool *p);
 
-/* Every pointer of e is into the listing's pool (or static). */
+/* Every pointer of e is into the listing's pool (or static).  The
+ * stamp of its directory, for the index, is the listing's (list.c
+ * run_cache): most entries' is their record's. */
 struct ckpt_entry_priv {
 	struct ckpt_entry e;
-	struct ckpt_stamp stamp;	/* of its directory, for the index */
 };
 
 /*
@@ -261,6 +262,9 @@ const char *ckpt_index_name(struct ckpt_index *ix, size_t i, char *buf,
     size_t len);
 /* Fastest when asked in the order the index was written (a listing's). */
 bool ckpt_index_find(struct ckpt_index *ix, const char *name, size_t *at);
+/* The stamp record i was written with: false when it cannot be read. */
+bool ckpt_index_stamp(struct ckpt_index *ix, size_t i,
+    struct ckpt_stamp *out);
 /* Record i may stand for the checkpoint directory whose stamp is now. */
 bool ckpt_index_matches(struct ckpt_index *ix, size_t i,
     const struct ckpt_stamp *now);

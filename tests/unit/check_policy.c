@@ -840,6 +840,89 @@ START_TEST(test_large_plan)
 }
 END_TEST
 
+/*
+ * The plan does not depend on the order of its input: candidates given
+ * by ascending step (the engine reverses them), descending (already in
+ * order), shuffled (sorted) and interleaved with another run (grouped)
+ * get the same verdicts and reasons, ties of time and metric included.
+ */
+static void
+order_case(const struct ckpt_policy *p, const struct spec *base, size_t n,
+    const size_t *perm, char (*expect)[160], bool record)
+{
+	static struct spec s[400];
+	struct ckpt_plan *plan;
+
+	for (size_t i = 0; i < n; i++)
+		s[i] = base[perm[i]];
+	plan = plan_of(p, s, n);
+	for (size_t i = 0; i < n; i++) {
+		char got[160];
+
+		snprintf(got, sizeof(got), "%s %s", ckpt_plan_verdict(plan,
+		    i)->keep ? "keep" : "remove", why(plan, i));
+		if (record)
+			snprintf(expect[perm[i]], sizeof(expect[0]), "%s", got);
+		else
+			ck_assert_msg(!strcmp(got, expect[perm[i]]),
+			    "step %lld of run %s: '%s', expected '%s'",
+			    (long long)s[i].step, s[i].run, got,
+			    expect[perm[i]]);
+	}
+	ckpt_plan_free(plan);
+}
+
+START_TEST(test_plan_independent_of_order)
+{
+	static struct spec base[400];
+	static char expect[400][160];
+	static size_t perm[400];
+	struct ckpt_policy p;
+	uint32_t x = 12345;
+
+	/* run r: steps 0..299, times in runs of three equal ones, metric
+	 * values with ties; run q: 100 more, interleaved below */
+	for (int i = 0; i < 300; i++)
+		base[i] = (struct spec){ "r", i * 10, T0 + (i / 3) * 7 * HOUR,
+		    1, (double)(i % 13), false, false };
+	for (int i = 0; i < 100; i++)
+		base[300 + i] = (struct spec){ "q", i, T0 + i * HOUR, 1,
+		    (double)(i % 7), false, false };
+	ckpt_policy_init(&p);
+	p.keep_last = 5;
+	p.keep_best = 3;
+	p.metric = "val_loss";
+	p.keep_every = 70;
+	p.keep_bucket[CKPT_BUCKET_DAILY] = 7;
+	p.keep_bucket[CKPT_BUCKET_WEEKLY] = 2;
+
+	for (size_t i = 0; i < 300; i++)	/* ascending */
+		perm[i] = i;
+	order_case(&p, base, 300, perm, expect, true);
+	for (size_t i = 0; i < 300; i++)	/* descending */
+		perm[i] = 299 - i;
+	order_case(&p, base, 300, perm, expect, false);
+	for (size_t i = 299; i > 0; i--) {	/* shuffled */
+		size_t j, t;
+
+		x = x * 1103515245u + 12345u;
+		j = (x >> 8) % (i + 1);
+		t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	order_case(&p, base, 300, perm, expect, false);
+
+	/* two runs interleaved: r's verdicts as alone, q's by its own */
+	for (size_t i = 0; i < 100; i++)
+		perm[i] = 300 + i;
+	order_case(&p, base, 100, perm, expect, true);
+	for (size_t i = 0, a = 0, b = 300; i < 400; i++)
+		perm[i] = i % 4 == 3 ? b++ : a++;
+	order_case(&p, base, 400, perm, expect, false);
+}
+END_TEST
+
 /* ckpt.yaml ---------------------------------------------------------- */
 
 static struct ckpt_policy_config *
@@ -1145,7 +1228,8 @@ policy_suite(void)
 	    test_keep_every_and_within, test_invariants,
 	    test_refuse_rules_keep_nothing, test_max_size,
 	    test_describe_and_merge, test_large_plan,
-	    test_durations_and_sizes, test_failed_and_best_invariants);
+	    test_durations_and_sizes, test_failed_and_best_invariants,
+	    test_plan_independent_of_order);
 	TCASE(s, "buckets", NULL, NULL, test_bucket_labels_and_iso_weeks,
 	    test_year_boundary_buckets, test_buckets_restic_semantics,
 	    test_buckets_oldest_rule, test_buckets_immune_to_dst);
