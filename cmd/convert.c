@@ -29,15 +29,6 @@ struct copts {
 	uint64_t shard_size;
 };
 
-static void
-on_progress(uint64_t done, uint64_t total, void *data)
-{
-	struct progress *p = data;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
 /* Prints the few lines a person wants to read after a conversion. */
 static void
 print_human(json_t *r, const struct ctx *ctx)
@@ -179,7 +170,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	o.allow_globals = (const char *const *)c.allow.items;
 	o.nallow_globals = c.allow.n;
 	progress_start(&pr, ctx, "converting", 0);
-	o.progress = on_progress;
+	o.progress = progress_callback;
 	o.progress_data = &pr;
 	ckpt_error_clear(&e);
 	rc = ckpt_convert(path, argv[1], &o, &report, &e);
