@@ -610,23 +610,37 @@ what(const struct parser *ps)
 	return ps->o->what ? ps->o->what : "the pickle";
 }
 
-/* A malformed stream: an error, and a finding so that a file can still
- * open and say why its pickle was not read. */
+/*
+ * A stream the reader stops at, at the current opcode: an error of code,
+ * and a finding id (its text ending in hint) so that a file can still
+ * open and say why its pickle was not read.
+ */
+static int CKPT_PRINTF(5, 0)
+vstop(struct parser *ps, const char *id, int code, const char *hint,
+    const char *fmt, va_list ap)
+{
+	char msg[300];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ckpt_file_add_finding(ps->f, id, CKPT_SEV_ERROR, ps->o->what,
+	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu%s", what(ps), msg,
+	    ps->op_pos, hint);
+	return ckpt_error_set(ps->err, code, ps->f->path,
+	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
+	    ps->op_pos);
+}
+
+/* A malformed stream. */
 static int CKPT_PRINTF(2, 3)
 bad(struct parser *ps, const char *fmt, ...)
 {
-	char msg[300];
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rc = vstop(ps, "pickle-malformed", CKPT_ERR_FORMAT, "", fmt, ap);
 	va_end(ap);
-	ckpt_file_add_finding(ps->f, "pickle-malformed", CKPT_SEV_ERROR,
-	    ps->o->what, abs_off(ps, ps->op_pos), "%s: %s at offset %zu",
-	    what(ps), msg, ps->op_pos);
-	return ckpt_error_set(ps->err, CKPT_ERR_FORMAT, ps->f->path,
-	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
-	    ps->op_pos);
+	return rc;
 }
 
 static int
@@ -640,21 +654,18 @@ truncated(struct parser *ps)
 	return bad(ps, "stream ends in the middle of an opcode");
 }
 
+/* A stream past one of the reader's limits. */
 static int CKPT_PRINTF(2, 3)
 limit(struct parser *ps, const char *fmt, ...)
 {
-	char msg[300];
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rc = vstop(ps, "pickle-limit", CKPT_ERR_LIMIT, " (a pickle bomb?)",
+	    fmt, ap);
 	va_end(ap);
-	ckpt_file_add_finding(ps->f, "pickle-limit", CKPT_SEV_ERROR,
-	    ps->o->what, abs_off(ps, ps->op_pos), "%s: %s at offset %zu "
-	    "(a pickle bomb?)", what(ps), msg, ps->op_pos);
-	return ckpt_error_set(ps->err, CKPT_ERR_LIMIT, ps->f->path,
-	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
-	    ps->op_pos);
+	return rc;
 }
 
 /* Reports name once per pickle under id; returns 0 or NOMEM. */
