@@ -2453,6 +2453,21 @@ direct_items(struct parser *ps, struct pk_node *d, size_t *from)
 	return CKPT_OK;
 }
 
+/*
+ * Where SETITEMS or APPENDS put their items: n itself, or for a dict or
+ * list subclass being filled (an object) the container of kind its items
+ * are data in, made on first use.  NULL only when that fails (ps->err).
+ */
+static struct pk_node *
+items_of(struct parser *ps, struct pk_node *n, enum pk_kind kind)
+{
+	if (n->kind != PK_OBJECT)
+		return n;
+	if (!n->extra)
+		n->extra = pk_new(ps->p, kind, (int64_t)ps->op_pos, ps->err);
+	return n->extra;
+}
+
 static int
 set_items(struct parser *ps, struct pk_node *d, size_t from)
 {
@@ -2461,16 +2476,8 @@ set_items(struct parser *ps, struct pk_node *d, size_t from)
 
 	if ((ps->sp - from) % 2)
 		return bad(ps, "SETITEMS with an odd number of values");
-	if (d->kind == PK_OBJECT) {
-		/* a dict subclass being filled: its items are data */
-		if (!d->extra) {
-			d->extra = pk_new(ps->p, PK_DICT, (int64_t)ps->op_pos,
-			    ps->err);
-			if (!d->extra)
-				return ps->err->code;
-		}
-		d = d->extra;
-	}
+	if (!(d = items_of(ps, d, PK_DICT)))
+		return ps->err->code;
 	if (d->kind != PK_DICT)
 		return bad(ps, "SETITEM on a value that is not a dict");
 	if (ps->o->take && (rc = direct_items(ps, d, &from)))
@@ -2488,15 +2495,8 @@ append_items(struct parser *ps, struct pk_node *l, size_t from)
 {
 	int rc;
 
-	if (l->kind == PK_OBJECT) {
-		if (!l->extra) {
-			l->extra = pk_new(ps->p, PK_LIST, (int64_t)ps->op_pos,
-			    ps->err);
-			if (!l->extra)
-				return ps->err->code;
-		}
-		l = l->extra;
-	}
+	if (!(l = items_of(ps, l, PK_LIST)))
+		return ps->err->code;
 	if (l->kind != PK_LIST)
 		return bad(ps, "APPEND on a value that is not a list");
 	for (size_t i = from; i < ps->sp; i++)
