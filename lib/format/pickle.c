@@ -807,6 +807,23 @@ pop_mark(struct parser *ps, size_t *base)
 	return CKPT_OK;
 }
 
+/*
+ * Pops the mark of SETITEMS, APPENDS or ADDITEMS: the items from *base
+ * go into the container just below it (*base - 1), which must not sit
+ * under the outer mark; container names what it should be.
+ */
+static int
+pop_mark_onto(struct parser *ps, size_t *base, const char *container)
+{
+	int rc;
+
+	if ((rc = pop_mark(ps, base)))
+		return rc;
+	if (*base == 0 || *base < mark_base(ps) + 1)
+		return bad(ps, "%s without a %s", opnames[ps->op], container);
+	return CKPT_OK;
+}
+
 static struct pk_node *
 memo_get(struct parser *ps, uint32_t key)
 {
@@ -2767,26 +2784,21 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		return set_items(ps, ps->stack[ps->sp - 3], ps->sp - 2);
 	case 'u':	/* SETITEMS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "dict")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1)
-			return bad(ps, "SETITEMS without a dict");
 		return set_items(ps, ps->stack[base - 1], base);
 	case 'a':	/* APPEND */
 		if ((rc = need_stack(ps, 2)))
 			return rc;
 		return append_items(ps, ps->stack[ps->sp - 2], ps->sp - 1);
 	case 'e':	/* APPENDS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "list")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1)
-			return bad(ps, "APPENDS without a list");
 		return append_items(ps, ps->stack[base - 1], base);
 	case 0x90:	/* ADDITEMS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "set")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1 ||
-		    ps->stack[base - 1]->kind != PK_SET)
+		if (ps->stack[base - 1]->kind != PK_SET)
 			return bad(ps, "ADDITEMS without a set");
 		for (size_t i = base; i < ps->sp; i++)
 			if ((rc = pk_push_item(ps->p, ps->stack[base - 1],
