@@ -1456,6 +1456,19 @@ empty_hooks(const struct pk_node *h)
 	return !h || h->kind == PK_NONE || (h->kind == PK_DICT && !h->n);
 }
 
+/* A new tensor node in *node at this opcode; its tensor, or NULL (ps->err). */
+static struct pk_tensor *
+new_tensor(struct parser *ps, struct pk_node **node)
+{
+	struct pk_tensor *x;
+
+	*node = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
+	x = *node ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
+	if (x)
+		(*node)->u.tensor = x;
+	return x;
+}
+
 /* _rebuild_tensor(_v2/_v3), _rebuild_qtensor. */
 static int
 rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
@@ -1476,11 +1489,8 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 		return arg_error(ps, fn, 0, "a storage");
 	if (!is_int(a->items[1]) || a->items[1]->i < 0)
 		return arg_error(ps, fn, 1, "a non-negative storage offset");
-	t = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-	x = t ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-	if (!x)
+	if (!(x = new_tensor(ps, &t)))
 		return ps->err->code;
-	t->u.tensor = x;
 	x->storage = a->items[0]->u.storage;
 	x->offset = (uint64_t)a->items[1]->i;
 	if ((rc = dims(ps, fn, 2, a->items[2], &nd, &x->shape, false)) ||
@@ -1711,11 +1721,8 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (a->n != 2 || a->items[0]->kind != PK_STR ||
 		    !is_seq(a->items[1]))
 			return bad(ps, "%s with unexpected arguments", name);
-		r = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-		if (!x)
+		if (!(x = new_tensor(ps, &r)))
 			return ps->err->code;
-		r->u.tensor = x;
 		x->kind = "sparse";
 		x->layout = pk_strndup(ps->p, a->items[0]->s, a->items[0]->len,
 		    ps->err);
@@ -1729,11 +1736,8 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (a->n != 4 || a->items[0]->kind != PK_DTYPE ||
 		    a->items[0]->i < 0)
 			return bad(ps, "%s with unexpected arguments", name);
-		r = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-		if (!x)
+		if (!(x = new_tensor(ps, &r)))
 			return ps->err->code;
-		r->u.tensor = x;
 		x->kind = "meta";
 		x->dtype = (enum ckpt_dtype)a->items[0]->i;
 		if ((rc = dims(ps, name, 1, a->items[1], &nd, &x->shape,
@@ -1773,9 +1777,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		    nd->u.nd->data_pos < 0)
 			return bad(ps, "%s with unexpected arguments", name);
 		s = pk_alloc(ps->p, sizeof(*s), ps->err);
-		r = s ? pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos,
-		    ps->err) : NULL;
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
+		x = s ? new_tensor(ps, &r) : NULL;
 		if (!x)
 			return ps->err->code;
 		s->dtype = (enum ckpt_dtype)a->items[1]->i;
@@ -1787,7 +1789,6 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		}
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;
-		r->u.tensor = x;
 		x->storage = s;
 		x->dtype = s->dtype;
 		x->kind = "numpy";
