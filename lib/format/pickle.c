@@ -3261,6 +3261,16 @@ out_flag(struct walker *w, const char *tag)
 	out_lit(w, "true}");
 }
 
+/* {"$tag":"text"} */
+static void
+out_tagged(struct walker *w, const char *tag, const char *s, size_t n)
+{
+	out_raw(w, "{", 1);
+	out_key(w, tag, true);
+	out_text(w, s, n);
+	out_raw(w, "}", 1);
+}
+
 static int
 path_push(struct walker *w, const char *seg, size_t n, size_t *saved)
 {
@@ -3735,10 +3745,7 @@ tensor_json(struct walker *w, struct pk_node *n, unsigned depth)
 	if (w->add && (w->rc = w->add(w->ctx, w->path ? w->path : "", n,
 	    w->err)))
 		return;
-	out_raw(w, "{", 1);
-	out_key(w, "$tensor", true);
-	out_text(w, w->path ? w->path : "", w->plen);
-	out_raw(w, "}", 1);
+	out_tagged(w, "$tensor", w->path ? w->path : "", w->plen);
 }
 
 static void
@@ -3944,10 +3951,8 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 		break;
 	case PK_GLOBAL:
 	case PK_DTYPE:
-		out_raw(w, "{", 1);
-		out_key(w, n->kind == PK_DTYPE ? "$dtype" : "$global", true);
-		out_text(w, n->s, strlen(n->s));
-		out_raw(w, "}", 1);
+		out_tagged(w, n->kind == PK_DTYPE ? "$dtype" : "$global", n->s,
+		    strlen(n->s));
 		break;
 	case PK_OBJECT:
 		object(w, n, depth);
@@ -3955,10 +3960,7 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 	case PK_STORAGE: {
 		const char *k = n->u.storage->key ? n->u.storage->key : "";
 
-		out_raw(w, "{", 1);
-		out_key(w, "$storage", true);
-		out_text(w, k, strlen(k));
-		out_raw(w, "}", 1);
+		out_tagged(w, "$storage", k, strlen(k));
 		break;
 	}
 	case PK_TENSOR:
@@ -3987,10 +3989,7 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 
 		snprintf(dts, sizeof(dts), "%c%.*s", (int)n->i, (int)n->len,
 		    n->s);
-		out_raw(w, "{", 1);
-		out_key(w, "$npdtype", true);
-		out_text(w, dts, strlen(dts));
-		out_raw(w, "}", 1);
+		out_tagged(w, "$npdtype", dts, strlen(dts));
 		break;
 	}
 	case PK_NPSCALAR:
