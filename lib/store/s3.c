@@ -1247,31 +1247,17 @@ list_fail(struct list_page *pg, const char *what)
 }
 
 static int
-list_take(char **field, const char *text, size_t len)
-{
-	free(*field);
-	if (!(*field = malloc(len + 1)))
-		return CKPT_ERR_NOMEM;
-	memcpy(*field, text, len);
-	(*field)[len] = '\0';
-	return 0;
-}
-
-static int
 list_field(void *arg, const char *path, const char *text, size_t len)
 {
-	static const char root[] = "ListBucketResult";
 	struct list_page *pg = arg;
 	int rc;
 
-	if (strncmp(path, root, sizeof(root) - 1) ||
-	    (path[sizeof(root) - 1] && path[sizeof(root) - 1] != '/'))
+	if (!(path = ckpt_s3_xml_below(path, "ListBucketResult")))
 		return list_fail(pg, "not a ListBucketResult");
-	path += sizeof(root) - 1;
 	if (!strcmp(path, "/Contents/Key") && text) {
-		if (strlen(text) != len)
+		if ((rc = ckpt_s3_xml_take(&pg->key, text, len)) < 0)
 			return list_fail(pg, "NUL in a key");
-		return list_take(&pg->key, text, len);
+		return rc;
 	}
 	if (!strcmp(path, "/Contents/Size") && text) {
 		if (!parse_u64(text, len, &pg->obj.size))
@@ -1280,12 +1266,9 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		return 0;
 	}
 	if (!strcmp(path, "/Contents/LastModified") && text) {
-		char buf[40];
-
-		if (len >= sizeof(buf) || strlen(text) != len)
+		if ((pg->obj.mtime = ckpt_s3_xml_time(text, len)) == -2)
 			return list_fail(pg, "LastModified too long");
-		memcpy(buf, text, len + 1);
-		if ((pg->obj.mtime = ckpt_parse_iso_time(buf)) < 0)
+		if (pg->obj.mtime < 0)
 			return list_fail(pg, "LastModified is not an ISO 8601 "
 			    "UTC time");
 		return 0;
@@ -1315,16 +1298,15 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		return rc;
 	}
 	if (!strcmp(path, "/IsTruncated") && text) {
-		if (len == 4 && !memcmp(text, "true", 4))
-			pg->truncated = true;
-		else if (len == 5 && !memcmp(text, "false", 5))
-			pg->truncated = false;
-		else
+		if (!ckpt_s3_xml_bool(text, len, &pg->truncated))
 			return list_fail(pg, "IsTruncated is not true/false");
 		return 0;
 	}
-	if (!strcmp(path, "/NextContinuationToken") && text)
-		return list_take(&pg->token, text, len);
+	if (!strcmp(path, "/NextContinuationToken") && text) {
+		if ((rc = ckpt_s3_xml_take(&pg->token, text, len)) < 0)
+			return list_fail(pg, "NUL in a continuation token");
+		return rc;
+	}
 	return 0;
 }
 
