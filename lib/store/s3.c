@@ -1009,6 +1009,30 @@ fill_object(const struct s3_req *r, struct ckpt_s3_object *out)
 	out->mtime = r->mtime;
 }
 
+/* What a PUT of len bytes made: its ETag and time from the answer. */
+static void
+fill_put(const struct s3_req *r, uint64_t len, struct ckpt_s3_object *out)
+{
+	if (!out)
+		return;
+	out->size = len;
+	memcpy(out->etag, r->etag, sizeof(out->etag));
+	out->mtime = r->mtime;
+}
+
+/* A conditional PUT the service refused: why, and its HTTP answer. */
+static int
+put_refused(struct ckpt_s3 *s3, const struct s3_req *r, const char *why,
+    struct ckpt_error *err)
+{
+	char path[CKPT_ERROR_PATH_MAX];
+
+	req_error_path(s3, r, path, sizeof(path));
+	return ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
+	    "PUT: %s (HTTP %ld%s%s)", why, r->status,
+	    r->error_code[0] ? " " : "", r->error_code);
+}
+
 /* ---- the operations ----------------------------------------------- */
 
 static int
@@ -1058,7 +1082,6 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 {
 	struct s3_req r = { .method = "PUT", .key = key, .body = data,
 	    .body_len = len, .has_body = true };
-	char path[CKPT_ERROR_PATH_MAX];
 	int rc;
 
 	if ((rc = check_key(s3, key, err)))
@@ -1076,19 +1099,12 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	    ours_after_retry(s3, key, data, len))
 		r.status = 200;
 	if (!rc && (r.status == 412 || (r.status == 409 &&
-	    (flags & CKPT_S3_IF_ABSENT)))) {
-		req_error_path(s3, &r, path, sizeof(path));
-		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
-		    "PUT: the key exists already (HTTP %ld%s%s)", r.status,
-		    r.error_code[0] ? " " : "", r.error_code);
-	} else if (!rc && r.status / 100 != 2) {
+	    (flags & CKPT_S3_IF_ABSENT))))
+		rc = put_refused(s3, &r, "the key exists already", err);
+	else if (!rc && r.status / 100 != 2)
 		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
-	}
-	if (!rc && out) {
-		out->size = len;
-		memcpy(out->etag, r.etag, sizeof(out->etag));
-		out->mtime = r.mtime;
-	}
+	if (!rc)
+		fill_put(&r, len, out);
 	ckpt_s3_req_release(&r);
 	return rc;
 }
@@ -1442,7 +1458,7 @@ ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
 {
 	struct s3_req r = { .method = "PUT", .key = key, .body = data,
 	    .body_len = len, .has_body = true };
-	char hdr[CKPT_S3_ETAG_MAX + 16], path[CKPT_ERROR_PATH_MAX];
+	char hdr[CKPT_S3_ETAG_MAX + 16];
 	int rc;
 
 	if ((rc = check_key(s3, key, err)))
@@ -1453,19 +1469,12 @@ ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
 	rc = ckpt_s3_request(s3, &r, err);
 	if (!rc && r.status == 412 && ours_after_retry(s3, key, data, len))
 		r.status = 200;
-	if (!rc && (r.status == 412 || r.status == 404)) {
-		req_error_path(s3, &r, path, sizeof(path));
-		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
-		    "PUT: the object changed or is gone (HTTP %ld%s%s)",
-		    r.status, r.error_code[0] ? " " : "", r.error_code);
-	} else if (!rc && r.status / 100 != 2) {
+	if (!rc && (r.status == 412 || r.status == 404))
+		rc = put_refused(s3, &r, "the object changed or is gone", err);
+	else if (!rc && r.status / 100 != 2)
 		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
-	}
-	if (!rc && out) {
-		out->size = len;
-		memcpy(out->etag, r.etag, sizeof(out->etag));
-		out->mtime = r.mtime;
-	}
+	if (!rc)
+		fill_put(&r, len, out);
 	ckpt_s3_req_release(&r);
 	return rc;
 }
