@@ -148,12 +148,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	if (c.strip && !c.select.n)
 		usage_error(convert_usage, opts, "--strip-prefix goes with "
 		    "--select");
-	for (size_t i = 0; i < c.allow.n; i++) {
-		ckpt_error_clear(&e);
-		if (ckpt_allow_global_check(c.allow.items[i], &e))
-			usage_error(convert_usage, opts, "--allow-global: %s",
-			    e.message);
-	}
+	check_allow_globals(convert_usage, opts, &c.allow);
 	path = resolve_checkpoint_arg(ctx, &s, argv[0], NULL,
 	    CKPT_METRIC_MIN, &ref);
 	if (ref.path)
