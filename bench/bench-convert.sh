@@ -49,7 +49,7 @@ export SRC OUT W PY
     state_dict >/dev/null || bench_die "the Python peer's file does not match"
 
 bench_begin convert "convert of a $((size >> 20)) MiB torch file"
-BENCH_BYTES=$size bench_compare 'torch file to safetensors' \
+BENCH_SETTLE=sync BENCH_BYTES=$size bench_compare 'torch file to safetensors' \
     'ckpt -q convert --force "$SRC" "$OUT"' \
     'cp "$SRC" "$W/copy" && sync "$W/copy"' \
     'cp "$SRC" "$W/copy"' \
@@ -62,7 +62,7 @@ BENCH_BYTES=$size bench_compare 'SHA-256 of the source' \
     'ckpt sha256sum "$SRC"' \
     'cat "$SRC" >/dev/null'
 sha=$(bench_median 0)
-bench_note "ckpt convert reads the pickle without executing it, writes the safetensors file (fsync, rename) and hashes the source once for __metadata__, on a thread of its own while the output is written (the header gets the digest in place of a placeholder of the same length before the fsync).  The output goes to the disk with O_DIRECT from three 16 MiB buffers that a writer thread empties (no page cache, so the core a buffered copy would take is left to the hash); the tensors are read straight into those buffers, the transposed 64 MiB view gathered through a read-only mapping.  The Python peer is torch.load + save_file as safetensors does it (bench/torch-st-peer.py; the package is not in Debian 12, and save_file does not fsync).  Targets: at least 0.8x cp + sync, at least 10x torch.load + save_file."
+bench_note "ckpt convert reads the pickle without executing it, writes the safetensors file (fsync, rename) and hashes the source once for __metadata__, on a thread of its own while the output is written (the header gets the digest in place of a placeholder of the same length before the fsync).  The output goes to the disk with O_DIRECT from three 16 MiB buffers that a writer thread empties (no page cache, so the core a buffered copy would take is left to the hash); the tensors are read straight into those buffers, the transposed 64 MiB view gathered through a read-only mapping.  The Python peer is torch.load + save_file as safetensors does it (bench/torch-st-peer.py; the package is not in Debian 12, and save_file does not fsync).  Every timed run starts after sync(1), untimed, so no command pays for the writeback the one before it left (cp alone leaves 1 GiB dirty).  Targets: at least 0.8x cp + sync, at least 10x torch.load + save_file."
 bench_note "$(awk -v conv="$conv" -v cpsync="$cpsync" -v cp="$cp" \
     -v pyst="$pyst" -v load="$load" -v imp="$imp" -v sha="$sha" 'BEGIN {
 	wb = cpsync - cp

@@ -89,7 +89,9 @@ bench_show() {
 	printf '`%s`' "$1" | sed 's/|/\\|/g'
 }
 
-# bench_compare LABEL CKPT_CMD PEER_CMD...  (BENCH_BYTES=N adds MB/s)
+# bench_compare LABEL CKPT_CMD PEER_CMD...  (BENCH_BYTES=N adds MB/s;
+# BENCH_SETTLE=CMD runs CMD, untimed, before every timed run: "sync" makes
+# each command start with no writeback left over from the one before it)
 bench_compare() {
 	label=$1
 	shift
@@ -109,6 +111,10 @@ bench_compare() {
 	while test "$r" -lt "$BENCH_REPS"; do
 		i=0
 		for c in "$@"; do
+			if test -n "${BENCH_SETTLE:-}"; then
+				eval "$BENCH_SETTLE" ||
+				    bench_die "settle command failed: $BENCH_SETTLE"
+			fi
 			t0=$(bench_now)
 			eval "$c" >/dev/null 2>"$BENCH_OUT/.err" ||
 				bench_die "command failed: $c"
