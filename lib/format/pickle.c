@@ -2565,6 +2565,34 @@ text_int(struct parser *ps, const char *s, size_t n, bool is_long,
 	return *out ? CKPT_OK : ps->err->code;
 }
 
+/*
+ * The memo key of GET and PUT (a decimal line) or of their binary forms
+ * (a little-endian integer of width bytes).
+ */
+static int
+memo_key(struct parser *ps, bool text, size_t width, uint64_t *k)
+{
+	const char *s;
+	size_t len;
+	int rc;
+
+	if (text) {
+		char buf[24];
+
+		if ((rc = line(ps, 20, &s, &len)))
+			return rc;
+		memcpy(buf, s, len);
+		buf[len] = '\0';
+		*k = strtoull(buf, NULL, 10);
+		return CKPT_OK;
+	}
+	if ((rc = need(ps, width)))
+		return rc;
+	*k = rdle(at(ps, ps->pos), width);
+	ps->pos += width;
+	return CKPT_OK;
+}
+
 static int
 step(struct parser *ps, bool *stop)
 {
@@ -2812,21 +2840,8 @@ step(struct parser *ps, bool *stop)
 	case 'j': {
 		uint64_t k;
 
-		if (op == 'g') {
-			char buf[24];
-
-			if ((rc = line(ps, 20, &s, &len)))
-				return rc;
-			memcpy(buf, s, len);
-			buf[len] = '\0';
-			k = strtoull(buf, NULL, 10);
-		} else {
-			len = op == 'h' ? 1 : 4;
-			if ((rc = need(ps, len)))
-				return rc;
-			k = rdle(at(ps, ps->pos), len);
-			ps->pos += len;
-		}
+		if ((rc = memo_key(ps, op == 'g', op == 'h' ? 1 : 4, &k)))
+			return rc;
 		if (k > UINT32_MAX - 1 || !(n = memo_get(ps, (uint32_t)k)))
 			return bad(ps, "%s of memo entry %llu, which was never "
 			    "set", opnames[op], (unsigned long long)k);
@@ -2836,25 +2851,11 @@ step(struct parser *ps, bool *stop)
 	case 'q':
 	case 'r':
 	case 0x94: {
-		uint64_t k;
+		uint64_t k = ps->mcount;	/* MEMOIZE */
 
-		if (op == 'p') {
-			char buf[24];
-
-			if ((rc = line(ps, 20, &s, &len)))
-				return rc;
-			memcpy(buf, s, len);
-			buf[len] = '\0';
-			k = strtoull(buf, NULL, 10);
-		} else if (op == 0x94) {
-			k = ps->mcount;
-		} else {
-			len = op == 'q' ? 1 : 4;
-			if ((rc = need(ps, len)))
-				return rc;
-			k = rdle(at(ps, ps->pos), len);
-			ps->pos += len;
-		}
+		if (op != 0x94 && (rc = memo_key(ps, op == 'p', op == 'q' ?
+		    1 : 4, &k)))
+			return rc;
 		if ((rc = need_stack(ps, 1)))
 			return rc;
 		if (k > UINT32_MAX - 1)
