@@ -29,15 +29,6 @@ struct copts {
 	uint64_t shard_size;
 };
 
-static void
-on_progress(uint64_t done, uint64_t total, void *data)
-{
-	struct progress *p = data;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
 /* Prints the few lines a person wants to read after a conversion. */
 static void
 print_human(json_t *r, const struct ctx *ctx)
@@ -157,12 +148,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	if (c.strip && !c.select.n)
 		usage_error(convert_usage, opts, "--strip-prefix goes with "
 		    "--select");
-	for (size_t i = 0; i < c.allow.n; i++) {
-		ckpt_error_clear(&e);
-		if (ckpt_allow_global_check(c.allow.items[i], &e))
-			usage_error(convert_usage, opts, "--allow-global: %s",
-			    e.message);
-	}
+	check_allow_globals(convert_usage, opts, &c.allow);
 	path = resolve_checkpoint_arg(ctx, &s, argv[0], NULL,
 	    CKPT_METRIC_MIN, &ref);
 	if (ref.path)
@@ -179,7 +165,7 @@ cmd_convert_main(int argc, char **argv, struct ctx *ctx)
 	o.allow_globals = (const char *const *)c.allow.items;
 	o.nallow_globals = c.allow.n;
 	progress_start(&pr, ctx, "converting", 0);
-	o.progress = on_progress;
+	o.progress = progress_callback;
 	o.progress_data = &pr;
 	ckpt_error_clear(&e);
 	rc = ckpt_convert(path, argv[1], &o, &report, &e);

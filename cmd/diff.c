@@ -549,15 +549,6 @@ print_json(const struct ckpt_diff *d, const struct summary *s,
 /* ---------------------------------------------------------------- */
 
 static void
-on_progress(uint64_t done, uint64_t total, void *data)
-{
-	struct progress *p = data;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
-static void
 check_map(const char *const *usage, const struct opt *opts, const char *m)
 {
 	const char *eq = strchr(m, '=');
@@ -641,7 +632,7 @@ cmd_diff_main(int argc, char **argv, struct ctx *ctx)
 	dopt.cmp.equal_nan = o.equal_nan;
 	dopt.threads = ctx->jobs;
 	progress_start(&pr, ctx, "comparing", 0);
-	dopt.progress = on_progress;
+	dopt.progress = progress_callback;
 	dopt.progress_data = &pr;
 	ckpt_error_clear(&err);
 	if (ckpt_diff(paths[0], paths[1], &dopt, &d, &err)) {

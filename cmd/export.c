@@ -77,15 +77,6 @@ lineage_of(struct ckpt_store *s, const char *model, int64_t version,
 	return text;
 }
 
-static void
-on_progress(uint64_t done, uint64_t total, void *data)
-{
-	struct progress *p = data;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
 static int
 cmd_export_main(int argc, char **argv, struct ctx *ctx)
 {
@@ -148,7 +139,7 @@ cmd_export_main(int argc, char **argv, struct ctx *ctx)
 	    CKPT_COMPRESS_GZIP : CKPT_COMPRESS_NONE;
 	o.force = force;
 	progress_start(&pr, ctx, "exporting", 0);
-	o.progress = on_progress;
+	o.progress = progress_callback;
 	o.progress_data = &pr;
 	ckpt_error_clear(&e);
 	rc = ckpt_export((const char *const *)dirs, (size_t)n, &o,

@@ -31,12 +31,6 @@ static const char *const import_usage[] = {
 	NULL
 };
 
-static void
-on_progress(uint64_t done, uint64_t total, void *data)
-{
-	progress_update(data, done);
-}
-
 /*
  * What became of the bundle's aliases of the version res: "set" here,
  * "unchanged" (naming it already) or "kept" (naming another version here:
@@ -202,7 +196,7 @@ cmd_import_main(int argc, char **argv, struct ctx *ctx)
 	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
 		o.progress_total = (uint64_t)st.st_size;
 	progress_start(&pr, ctx, "importing", o.progress_total);
-	o.progress = on_progress;
+	o.progress = progress_callback;
 	o.progress_data = &pr;
 	rc = ckpt_import(s, fd, &o, &report, &e);
 	progress_stop(&pr);

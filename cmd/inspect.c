@@ -1703,14 +1703,7 @@ cmd_inspect_main(int argc, char **argv, struct ctx *ctx)
 	for (size_t i = 0; i < o.filters.n; i++)
 		if (!*o.filters.items[i])
 			usage_error(inspect_usage, opts, "empty --filter");
-	for (size_t i = 0; i < o.allow.n; i++) {
-		struct ckpt_error e;
-
-		ckpt_error_clear(&e);
-		if (ckpt_allow_global_check(o.allow.items[i], &e))
-			usage_error(inspect_usage, opts, "--allow-global: %s",
-			    e.message);
-	}
+	check_allow_globals(inspect_usage, opts, &o.allow);
 	/* --json: one document, written as each argument is read */
 	if (ctx->json && nargs > 1) {
 		json_stream_begin(&top, 0, false);

@@ -255,6 +255,20 @@ die_for_incompatible_opts(bool a, const char *name_a, bool b,
 		    name_a, name_b);
 }
 
+void
+check_allow_globals(const char *const *usage, const struct opt *opts,
+    const struct strlist *allow)
+{
+	for (size_t i = 0; i < allow->n; i++) {
+		struct ckpt_error e;
+
+		ckpt_error_clear(&e);
+		if (ckpt_allow_global_check(allow->items[i], &e))
+			usage_error(usage, opts, "--allow-global: %s",
+			    e.message);
+	}
+}
+
 static void
 print_completion(const struct opt *opts)
 {

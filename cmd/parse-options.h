@@ -79,6 +79,10 @@ NORETURN void usage_error(const char *const *usage, const struct opt *opts,
 /* Dies with exit 2 when both options are given. */
 void die_for_incompatible_opts(bool a, const char *name_a, bool b,
     const char *name_b);
+/* A usage_error() (exit 2) for an --allow-global pattern that
+ * ckpt_allow_global_check() refuses, with its reason. */
+void check_allow_globals(const char *const *usage, const struct opt *opts,
+    const struct strlist *allow);
 
 /* Checked conversions: 0 on success, -1 on a malformed or out-of-range
  * value.  parse_size accepts a number with an optional B/K/M/G/T/P suffix

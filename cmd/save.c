@@ -211,15 +211,6 @@ release_args(struct save_args *a)
 	strlist_release(&a->tags);
 }
 
-static void
-progress_cb(uint64_t done, uint64_t total, void *data)
-{
-	struct progress *p = data;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
 /* The metadata the flags give; ckpt_save_begin() captures the rest. */
 static json_t *
 build_metadata(struct ctx *ctx, struct save_args *a,
@@ -731,7 +722,7 @@ cmd_save_main(int argc, char **argv, struct ctx *ctx)
 	so.lock_timeout_ms = ctx->lock_timeout_ms;
 	progress_start(&prog, ctx, "hashing", 0);
 	if (!a.background) {
-		so.progress = progress_cb;
+		so.progress = progress_callback;
 		so.progress_data = &prog;
 	}
 	/*

@@ -530,13 +530,15 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 			char *model = xasprintf("%.*s", at ? (int)(at -
 			    argv[i]) : (int)strlen(argv[i]), argv[i]);
 			struct ckpt_error e;
+			bool bad;
 
 			ckpt_error_clear(&e);
-			if (ckpt_name_check(model, "model name", &e) || (at &&
-			    ckpt_name_check(at + 1, "version or alias", &e)))
+			bad = ckpt_name_check(model, "model name", &e) || (at &&
+			    ckpt_name_check(at + 1, "version or alias", &e));
+			free(model);
+			if (bad)
 				usage_error(verify_usage, opts, "%s: %s",
 				    argv[i], e.message);
-			free(model);
 		}
 		rc = registry_verify(ctx, DEFAULT_LOCK_TIMEOUT_MS, &v.keys,
 		    v.require_sig, n, argv);
@@ -557,14 +559,7 @@ cmd_verify_main(int argc, char **argv, struct ctx *ctx)
 	if (!v.oms != !v.oms_key)
 		usage_error(verify_usage, opts, "--oms-bundle and --oms-key "
 		    "go together");
-	for (size_t i = 0; i < v.allow.n; i++) {
-		struct ckpt_error e;
-
-		ckpt_error_clear(&e);
-		if (ckpt_allow_global_check(v.allow.items[i], &e))
-			usage_error(verify_usage, opts, "--allow-global: %s",
-			    e.message);
-	}
+	check_allow_globals(verify_usage, opts, &v.allow);
 
 	o = (struct ckpt_verify_options)CKPT_VERIFY_OPTIONS_INIT;
 	o.flags = (v.fast ? CKPT_VERIFY_FAST : 0) |

@@ -76,24 +76,10 @@ test_expect_success TORCH 'import recreates it: same manifest digest, lineage ke
 '
 
 test_expect_success TORCH 'torch reads the imported weights: every tensor as torch.load gave it' '
-	"$PYTHON" - <<-\EOF
-	import json, struct, numpy as np, torch
-	src = torch.load("'"$FX"'/lightning.ckpt", map_location="cpu")["state_dict"]
-	raw = open("b/registry/m/v1/model.safetensors", "rb").read()
-	n = struct.unpack("<Q", raw[:8])[0]
-	hdr = json.loads(raw[8:8 + n])
-	body = raw[8 + n:]
-	dt = {"F32": np.float32, "F64": np.float64, "I64": np.int64,
-	      "F16": np.float16, "I32": np.int32, "U8": np.uint8}
-	names = [k for k in hdr if k != "__metadata__"]
-	assert sorted(names) == sorted(src), (names, list(src))
-	for k in names:
-	    e = hdr[k]
-	    a, b = e["data_offsets"]
-	    t = torch.from_numpy(np.frombuffer(body[a:b], dtype=dt[e["dtype"]])
-	        .reshape(e["shape"]).copy())
-	    assert torch.equal(t, src[k]), k
-	EOF
+	"$PYTHON" "$SRC_DIRECTORY/tests/helper/st-check.py" \
+		"$FX/lightning.ckpt" b/registry/m/v1/model.safetensors \
+		state_dict >res &&
+	test_grep "^ok 9 tensors" res
 '
 
 test_expect_success TORCH 'the aliases were set (absent here) and importing again changes nothing' '

@@ -610,23 +610,37 @@ what(const struct parser *ps)
 	return ps->o->what ? ps->o->what : "the pickle";
 }
 
-/* A malformed stream: an error, and a finding so that a file can still
- * open and say why its pickle was not read. */
+/*
+ * A stream the reader stops at, at the current opcode: an error of code,
+ * and a finding id (its text ending in hint) so that a file can still
+ * open and say why its pickle was not read.
+ */
+static int CKPT_PRINTF(5, 0)
+vstop(struct parser *ps, const char *id, int code, const char *hint,
+    const char *fmt, va_list ap)
+{
+	char msg[300];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ckpt_file_add_finding(ps->f, id, CKPT_SEV_ERROR, ps->o->what,
+	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu%s", what(ps), msg,
+	    ps->op_pos, hint);
+	return ckpt_error_set(ps->err, code, ps->f->path,
+	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
+	    ps->op_pos);
+}
+
+/* A malformed stream. */
 static int CKPT_PRINTF(2, 3)
 bad(struct parser *ps, const char *fmt, ...)
 {
-	char msg[300];
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rc = vstop(ps, "pickle-malformed", CKPT_ERR_FORMAT, "", fmt, ap);
 	va_end(ap);
-	ckpt_file_add_finding(ps->f, "pickle-malformed", CKPT_SEV_ERROR,
-	    ps->o->what, abs_off(ps, ps->op_pos), "%s: %s at offset %zu",
-	    what(ps), msg, ps->op_pos);
-	return ckpt_error_set(ps->err, CKPT_ERR_FORMAT, ps->f->path,
-	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
-	    ps->op_pos);
+	return rc;
 }
 
 static int
@@ -640,21 +654,18 @@ truncated(struct parser *ps)
 	return bad(ps, "stream ends in the middle of an opcode");
 }
 
+/* A stream past one of the reader's limits. */
 static int CKPT_PRINTF(2, 3)
 limit(struct parser *ps, const char *fmt, ...)
 {
-	char msg[300];
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rc = vstop(ps, "pickle-limit", CKPT_ERR_LIMIT, " (a pickle bomb?)",
+	    fmt, ap);
 	va_end(ap);
-	ckpt_file_add_finding(ps->f, "pickle-limit", CKPT_SEV_ERROR,
-	    ps->o->what, abs_off(ps, ps->op_pos), "%s: %s at offset %zu "
-	    "(a pickle bomb?)", what(ps), msg, ps->op_pos);
-	return ckpt_error_set(ps->err, CKPT_ERR_LIMIT, ps->f->path,
-	    abs_off(ps, ps->op_pos), "%s: %s at offset %zu", what(ps), msg,
-	    ps->op_pos);
+	return rc;
 }
 
 /* Reports name once per pickle under id; returns 0 or NOMEM. */
@@ -793,6 +804,23 @@ pop_mark(struct parser *ps, size_t *base)
 		return bad(ps, "%s without a MARK",
 		    opnames[ps->op]);
 	*base = ps->marks[--ps->nmarks];
+	return CKPT_OK;
+}
+
+/*
+ * Pops the mark of SETITEMS, APPENDS or ADDITEMS: the items from *base
+ * go into the container just below it (*base - 1), which must not sit
+ * under the outer mark; container names what it should be.
+ */
+static int
+pop_mark_onto(struct parser *ps, size_t *base, const char *container)
+{
+	int rc;
+
+	if ((rc = pop_mark(ps, base)))
+		return rc;
+	if (*base == 0 || *base < mark_base(ps) + 1)
+		return bad(ps, "%s without a %s", opnames[ps->op], container);
 	return CKPT_OK;
 }
 
@@ -1428,6 +1456,19 @@ empty_hooks(const struct pk_node *h)
 	return !h || h->kind == PK_NONE || (h->kind == PK_DICT && !h->n);
 }
 
+/* A new tensor node in *node at this opcode; its tensor, or NULL (ps->err). */
+static struct pk_tensor *
+new_tensor(struct parser *ps, struct pk_node **node)
+{
+	struct pk_tensor *x;
+
+	*node = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
+	x = *node ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
+	if (x)
+		(*node)->u.tensor = x;
+	return x;
+}
+
 /* _rebuild_tensor(_v2/_v3), _rebuild_qtensor. */
 static int
 rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
@@ -1448,11 +1489,8 @@ rebuild_tensor(struct parser *ps, const char *fn, struct pk_node *a,
 		return arg_error(ps, fn, 0, "a storage");
 	if (!is_int(a->items[1]) || a->items[1]->i < 0)
 		return arg_error(ps, fn, 1, "a non-negative storage offset");
-	t = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-	x = t ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-	if (!x)
+	if (!(x = new_tensor(ps, &t)))
 		return ps->err->code;
-	t->u.tensor = x;
 	x->storage = a->items[0]->u.storage;
 	x->offset = (uint64_t)a->items[1]->i;
 	if ((rc = dims(ps, fn, 2, a->items[2], &nd, &x->shape, false)) ||
@@ -1683,11 +1721,8 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (a->n != 2 || a->items[0]->kind != PK_STR ||
 		    !is_seq(a->items[1]))
 			return bad(ps, "%s with unexpected arguments", name);
-		r = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-		if (!x)
+		if (!(x = new_tensor(ps, &r)))
 			return ps->err->code;
-		r->u.tensor = x;
 		x->kind = "sparse";
 		x->layout = pk_strndup(ps->p, a->items[0]->s, a->items[0]->len,
 		    ps->err);
@@ -1701,11 +1736,8 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		if (a->n != 4 || a->items[0]->kind != PK_DTYPE ||
 		    a->items[0]->i < 0)
 			return bad(ps, "%s with unexpected arguments", name);
-		r = pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos, ps->err);
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
-		if (!x)
+		if (!(x = new_tensor(ps, &r)))
 			return ps->err->code;
-		r->u.tensor = x;
 		x->kind = "meta";
 		x->dtype = (enum ckpt_dtype)a->items[0]->i;
 		if ((rc = dims(ps, name, 1, a->items[1], &nd, &x->shape,
@@ -1745,9 +1777,7 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		    nd->u.nd->data_pos < 0)
 			return bad(ps, "%s with unexpected arguments", name);
 		s = pk_alloc(ps->p, sizeof(*s), ps->err);
-		r = s ? pk_new(ps->p, PK_TENSOR, (int64_t)ps->op_pos,
-		    ps->err) : NULL;
-		x = r ? pk_alloc(ps->p, sizeof(*x), ps->err) : NULL;
+		x = s ? new_tensor(ps, &r) : NULL;
 		if (!x)
 			return ps->err->code;
 		s->dtype = (enum ckpt_dtype)a->items[1]->i;
@@ -1759,7 +1789,6 @@ interpret(struct parser *ps, struct pk_node *fn, struct pk_node *a,
 		}
 		s->numel = ckpt_dtype_bits(s->dtype) >= 8 ? s->nbytes /
 		    (ckpt_dtype_bits(s->dtype) / 8) : 0;
-		r->u.tensor = x;
 		x->storage = s;
 		x->dtype = s->dtype;
 		x->kind = "numpy";
@@ -2442,6 +2471,21 @@ direct_items(struct parser *ps, struct pk_node *d, size_t *from)
 	return CKPT_OK;
 }
 
+/*
+ * Where SETITEMS or APPENDS put their items: n itself, or for a dict or
+ * list subclass being filled (an object) the container of kind its items
+ * are data in, made on first use.  NULL only when that fails (ps->err).
+ */
+static struct pk_node *
+items_of(struct parser *ps, struct pk_node *n, enum pk_kind kind)
+{
+	if (n->kind != PK_OBJECT)
+		return n;
+	if (!n->extra)
+		n->extra = pk_new(ps->p, kind, (int64_t)ps->op_pos, ps->err);
+	return n->extra;
+}
+
 static int
 set_items(struct parser *ps, struct pk_node *d, size_t from)
 {
@@ -2450,16 +2494,8 @@ set_items(struct parser *ps, struct pk_node *d, size_t from)
 
 	if ((ps->sp - from) % 2)
 		return bad(ps, "SETITEMS with an odd number of values");
-	if (d->kind == PK_OBJECT) {
-		/* a dict subclass being filled: its items are data */
-		if (!d->extra) {
-			d->extra = pk_new(ps->p, PK_DICT, (int64_t)ps->op_pos,
-			    ps->err);
-			if (!d->extra)
-				return ps->err->code;
-		}
-		d = d->extra;
-	}
+	if (!(d = items_of(ps, d, PK_DICT)))
+		return ps->err->code;
 	if (d->kind != PK_DICT)
 		return bad(ps, "SETITEM on a value that is not a dict");
 	if (ps->o->take && (rc = direct_items(ps, d, &from)))
@@ -2477,15 +2513,8 @@ append_items(struct parser *ps, struct pk_node *l, size_t from)
 {
 	int rc;
 
-	if (l->kind == PK_OBJECT) {
-		if (!l->extra) {
-			l->extra = pk_new(ps->p, PK_LIST, (int64_t)ps->op_pos,
-			    ps->err);
-			if (!l->extra)
-				return ps->err->code;
-		}
-		l = l->extra;
-	}
+	if (!(l = items_of(ps, l, PK_LIST)))
+		return ps->err->code;
 	if (l->kind != PK_LIST)
 		return bad(ps, "APPEND on a value that is not a list");
 	for (size_t i = from; i < ps->sp; i++)
@@ -2534,6 +2563,34 @@ text_int(struct parser *ps, const char *s, size_t n, bool is_long,
 	}
 	*out = new_int(ps, v);
 	return *out ? CKPT_OK : ps->err->code;
+}
+
+/*
+ * The memo key of GET and PUT (a decimal line) or of their binary forms
+ * (a little-endian integer of width bytes).
+ */
+static int
+memo_key(struct parser *ps, bool text, size_t width, uint64_t *k)
+{
+	const char *s;
+	size_t len;
+	int rc;
+
+	if (text) {
+		char buf[24];
+
+		if ((rc = line(ps, 20, &s, &len)))
+			return rc;
+		memcpy(buf, s, len);
+		buf[len] = '\0';
+		*k = strtoull(buf, NULL, 10);
+		return CKPT_OK;
+	}
+	if ((rc = need(ps, width)))
+		return rc;
+	*k = rdle(at(ps, ps->pos), width);
+	ps->pos += width;
+	return CKPT_OK;
 }
 
 static int
@@ -2756,26 +2813,21 @@ step(struct parser *ps, bool *stop)
 			return rc;
 		return set_items(ps, ps->stack[ps->sp - 3], ps->sp - 2);
 	case 'u':	/* SETITEMS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "dict")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1)
-			return bad(ps, "SETITEMS without a dict");
 		return set_items(ps, ps->stack[base - 1], base);
 	case 'a':	/* APPEND */
 		if ((rc = need_stack(ps, 2)))
 			return rc;
 		return append_items(ps, ps->stack[ps->sp - 2], ps->sp - 1);
 	case 'e':	/* APPENDS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "list")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1)
-			return bad(ps, "APPENDS without a list");
 		return append_items(ps, ps->stack[base - 1], base);
 	case 0x90:	/* ADDITEMS */
-		if ((rc = pop_mark(ps, &base)))
+		if ((rc = pop_mark_onto(ps, &base, "set")))
 			return rc;
-		if (base == 0 || base < mark_base(ps) + 1 ||
-		    ps->stack[base - 1]->kind != PK_SET)
+		if (ps->stack[base - 1]->kind != PK_SET)
 			return bad(ps, "ADDITEMS without a set");
 		for (size_t i = base; i < ps->sp; i++)
 			if ((rc = pk_push_item(ps->p, ps->stack[base - 1],
@@ -2788,21 +2840,8 @@ step(struct parser *ps, bool *stop)
 	case 'j': {
 		uint64_t k;
 
-		if (op == 'g') {
-			char buf[24];
-
-			if ((rc = line(ps, 20, &s, &len)))
-				return rc;
-			memcpy(buf, s, len);
-			buf[len] = '\0';
-			k = strtoull(buf, NULL, 10);
-		} else {
-			len = op == 'h' ? 1 : 4;
-			if ((rc = need(ps, len)))
-				return rc;
-			k = rdle(at(ps, ps->pos), len);
-			ps->pos += len;
-		}
+		if ((rc = memo_key(ps, op == 'g', op == 'h' ? 1 : 4, &k)))
+			return rc;
 		if (k > UINT32_MAX - 1 || !(n = memo_get(ps, (uint32_t)k)))
 			return bad(ps, "%s of memo entry %llu, which was never "
 			    "set", opnames[op], (unsigned long long)k);
@@ -2812,25 +2851,11 @@ step(struct parser *ps, bool *stop)
 	case 'q':
 	case 'r':
 	case 0x94: {
-		uint64_t k;
+		uint64_t k = ps->mcount;	/* MEMOIZE */
 
-		if (op == 'p') {
-			char buf[24];
-
-			if ((rc = line(ps, 20, &s, &len)))
-				return rc;
-			memcpy(buf, s, len);
-			buf[len] = '\0';
-			k = strtoull(buf, NULL, 10);
-		} else if (op == 0x94) {
-			k = ps->mcount;
-		} else {
-			len = op == 'q' ? 1 : 4;
-			if ((rc = need(ps, len)))
-				return rc;
-			k = rdle(at(ps, ps->pos), len);
-			ps->pos += len;
-		}
+		if (op != 0x94 && (rc = memo_key(ps, op == 'p', op == 'q' ?
+		    1 : 4, &k)))
+			return rc;
 		if ((rc = need_stack(ps, 1)))
 			return rc;
 		if (k > UINT32_MAX - 1)
@@ -3235,6 +3260,16 @@ out_flag(struct walker *w, const char *tag)
 	out_raw(w, "{", 1);
 	out_key(w, tag, true);
 	out_lit(w, "true}");
+}
+
+/* {"$tag":"text"} */
+static void
+out_tagged(struct walker *w, const char *tag, const char *s, size_t n)
+{
+	out_raw(w, "{", 1);
+	out_key(w, tag, true);
+	out_text(w, s, n);
+	out_raw(w, "}", 1);
 }
 
 static int
@@ -3711,10 +3746,7 @@ tensor_json(struct walker *w, struct pk_node *n, unsigned depth)
 	if (w->add && (w->rc = w->add(w->ctx, w->path ? w->path : "", n,
 	    w->err)))
 		return;
-	out_raw(w, "{", 1);
-	out_key(w, "$tensor", true);
-	out_text(w, w->path ? w->path : "", w->plen);
-	out_raw(w, "}", 1);
+	out_tagged(w, "$tensor", w->path ? w->path : "", w->plen);
 }
 
 static void
@@ -3920,10 +3952,8 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 		break;
 	case PK_GLOBAL:
 	case PK_DTYPE:
-		out_raw(w, "{", 1);
-		out_key(w, n->kind == PK_DTYPE ? "$dtype" : "$global", true);
-		out_text(w, n->s, strlen(n->s));
-		out_raw(w, "}", 1);
+		out_tagged(w, n->kind == PK_DTYPE ? "$dtype" : "$global", n->s,
+		    strlen(n->s));
 		break;
 	case PK_OBJECT:
 		object(w, n, depth);
@@ -3931,10 +3961,7 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 	case PK_STORAGE: {
 		const char *k = n->u.storage->key ? n->u.storage->key : "";
 
-		out_raw(w, "{", 1);
-		out_key(w, "$storage", true);
-		out_text(w, k, strlen(k));
-		out_raw(w, "}", 1);
+		out_tagged(w, "$storage", k, strlen(k));
 		break;
 	}
 	case PK_TENSOR:
@@ -3963,10 +3990,7 @@ walk(struct walker *w, struct pk_node *n, unsigned depth)
 
 		snprintf(dts, sizeof(dts), "%c%.*s", (int)n->i, (int)n->len,
 		    n->s);
-		out_raw(w, "{", 1);
-		out_key(w, "$npdtype", true);
-		out_text(w, dts, strlen(dts));
-		out_raw(w, "}", 1);
+		out_tagged(w, "$npdtype", dts, strlen(dts));
 		break;
 	}
 	case PK_NPSCALAR:

@@ -1238,6 +1238,50 @@ file_matches(struct ckpt_store *s, const char *model, const char *fmt,
 	return same;
 }
 
+/* file_matches() for version v's vN.json against the history. */
+static int
+version_file_state(struct ckpt_store *s, const struct ckpt_reg_version *v)
+{
+	json_t *want = version_json(v);
+	int m = file_matches(s, v->model, "v%lld.json", v->version, want);
+
+	json_decref(want);
+	return m;
+}
+
+/*
+ * file_matches() for model's aliases.json against the history, where a
+ * model that never had an alias may have no file (1).
+ */
+static int
+aliases_file_state(struct ckpt_store *s, const struct ckpt_registry *r,
+    const char *model)
+{
+	json_t *want = aliases_json(r, model);
+	int m = file_matches(s, model, "aliases.json", 0, want);
+
+	if (m == -1 && !json_object_size(json_object_get(want, "aliases")))
+		m = 1;
+	json_decref(want);
+	return m;
+}
+
+/*
+ * The finding for a state file at path that file_matches() found missing
+ * (m < 0: missing) or not as the history has it (m == 0: differs); none
+ * for m > 0.  Returns 0, or -1 when out of memory.
+ */
+static int
+file_finding(struct ckpt_registry *r, int m, const char *path,
+    const char *missing, const char *differs)
+{
+	if (m > 0)
+		return 0;
+	return ckpt_reg_add_finding(r, m < 0 ? "registry-file-missing" :
+	    "registry-file-mismatch", CKPT_SEV_ERROR, path, NULL, -1,
+	    m < 0 ? missing : differs) ? -1 : 0;
+}
+
 /*
  * The files of version N in a model directory: "vN" (its files), "vN.json",
  * "vN.record" and "vN.record.sig" (a signed promotion) -> N, and whether
@@ -1481,29 +1525,18 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
 		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
-		json_t *want = version_json(v);
 		char *vkey = ckpt_reg_version_rel(v->model, v->version);
 		struct ckpt_be_info bi;
-		int m;
+		int m = path && vkey ? version_file_state(s, v) : -2;
 
-		if (!path || !want || !vkey) {
-			free(path);
-			free(vkey);
-			json_decref(want);
-			return ckpt_error_nomem(err);
-		}
-		m = file_matches(s, v->model, "v%lld.json", v->version, want);
-		json_decref(want);
 		if (m == -2) {
 			free(path);
 			free(vkey);
 			return ckpt_error_nomem(err);
 		}
-		if (m <= 0 && ckpt_reg_add_finding(r, m < 0 ?
-		    "registry-file-missing" : "registry-file-mismatch",
-		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
-		    "missing: the history has this version" :
-		    "differs from the history's record of this version"))
+		if (file_finding(r, m, path, "missing: the history has this "
+		    "version", "differs from the history's record of this "
+		    "version"))
 			rc = ckpt_error_nomem(err);
 		free(path);
 		if (!rc && v->imported_record)
@@ -1532,27 +1565,16 @@ ckpt_registry_check_files(struct ckpt_store *s, struct ckpt_registry *r,
 	for (size_t i = 0; !rc && i < nmodels; i++) {
 		char *path =
 		    ckpt_reg_model_file(s, models[i], "aliases.json", 0);
-		json_t *want = aliases_json(r, models[i]);
-		int m = path ? file_matches(s, models[i], "aliases.json", 0,
-		    want) : -2;
+		int m = path ? aliases_file_state(s, r, models[i]) : -2;
 
 		if (m == -2) {
 			free(path);
-			json_decref(want);
 			rc = ckpt_error_nomem(err);
 			break;
 		}
-
-		/* A model that never had an alias may have no file. */
-		if (m < 0 && !json_object_size(json_object_get(want,
-		    "aliases")))
-			m = 1;
-		json_decref(want);
-		if (m <= 0 && ckpt_reg_add_finding(r, m < 0 ?
-		    "registry-file-missing" : "registry-file-mismatch",
-		    CKPT_SEV_ERROR, path, NULL, -1, m < 0 ?
-		    "missing: the history has aliases for this model" :
-		    "differs from the aliases the history gives"))
+		if (file_finding(r, m, path, "missing: the history has "
+		    "aliases for this model", "differs from the aliases the "
+		    "history gives"))
 			rc = ckpt_error_nomem(err);
 		free(path);
 	}
@@ -1722,11 +1744,8 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		const struct ckpt_reg_version *v = &r->vers[i].pub;
 		char *path = ckpt_reg_model_file(s, v->model, "v%lld.json",
 		    v->version);
-		json_t *want = version_json(v);
-		int m = path ? file_matches(s, v->model, "v%lld.json",
-		    v->version, want) : -2;
+		int m = path ? version_file_state(s, v) : -2;
 
-		json_decref(want);
 		free(path);
 		if (m == -2)
 			return ckpt_error_nomem(err);
@@ -1737,16 +1756,9 @@ ckpt_reg_repair_locked(struct ckpt_store *s, struct ckpt_registry *r,
 		}
 		if (i + 1 == r->nvers || strcmp(v->model,
 		    r->vers[i + 1].pub.model)) {
-			json_t *aw = aliases_json(r, v->model);
-
 			path =
 			    ckpt_reg_model_file(s, v->model, "aliases.json", 0);
-			m = path ? file_matches(s, v->model, "aliases.json", 0,
-			    aw) : -2;
-			if (m < 0 && m != -2 && !json_object_size(
-			    json_object_get(aw, "aliases")))
-				m = 1;
-			json_decref(aw);
+			m = path ? aliases_file_state(s, r, v->model) : -2;
 			free(path);
 			if (m == -2)
 				return ckpt_error_nomem(err);

@@ -1009,6 +1009,30 @@ fill_object(const struct s3_req *r, struct ckpt_s3_object *out)
 	out->mtime = r->mtime;
 }
 
+/* What a PUT of len bytes made: its ETag and time from the answer. */
+static void
+fill_put(const struct s3_req *r, uint64_t len, struct ckpt_s3_object *out)
+{
+	if (!out)
+		return;
+	out->size = len;
+	memcpy(out->etag, r->etag, sizeof(out->etag));
+	out->mtime = r->mtime;
+}
+
+/* A conditional PUT the service refused: why, and its HTTP answer. */
+static int
+put_refused(struct ckpt_s3 *s3, const struct s3_req *r, const char *why,
+    struct ckpt_error *err)
+{
+	char path[CKPT_ERROR_PATH_MAX];
+
+	req_error_path(s3, r, path, sizeof(path));
+	return ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
+	    "PUT: %s (HTTP %ld%s%s)", why, r->status,
+	    r->error_code[0] ? " " : "", r->error_code);
+}
+
 /* ---- the operations ----------------------------------------------- */
 
 static int
@@ -1058,7 +1082,6 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 {
 	struct s3_req r = { .method = "PUT", .key = key, .body = data,
 	    .body_len = len, .has_body = true };
-	char path[CKPT_ERROR_PATH_MAX];
 	int rc;
 
 	if ((rc = check_key(s3, key, err)))
@@ -1076,19 +1099,12 @@ ckpt_s3_put(struct ckpt_s3 *s3, const char *key, const void *data,
 	    ours_after_retry(s3, key, data, len))
 		r.status = 200;
 	if (!rc && (r.status == 412 || (r.status == 409 &&
-	    (flags & CKPT_S3_IF_ABSENT)))) {
-		req_error_path(s3, &r, path, sizeof(path));
-		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
-		    "PUT: the key exists already (HTTP %ld%s%s)", r.status,
-		    r.error_code[0] ? " " : "", r.error_code);
-	} else if (!rc && r.status / 100 != 2) {
+	    (flags & CKPT_S3_IF_ABSENT))))
+		rc = put_refused(s3, &r, "the key exists already", err);
+	else if (!rc && r.status / 100 != 2)
 		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
-	}
-	if (!rc && out) {
-		out->size = len;
-		memcpy(out->etag, r.etag, sizeof(out->etag));
-		out->mtime = r.mtime;
-	}
+	if (!rc)
+		fill_put(&r, len, out);
 	ckpt_s3_req_release(&r);
 	return rc;
 }
@@ -1247,31 +1263,17 @@ list_fail(struct list_page *pg, const char *what)
 }
 
 static int
-list_take(char **field, const char *text, size_t len)
-{
-	free(*field);
-	if (!(*field = malloc(len + 1)))
-		return CKPT_ERR_NOMEM;
-	memcpy(*field, text, len);
-	(*field)[len] = '\0';
-	return 0;
-}
-
-static int
 list_field(void *arg, const char *path, const char *text, size_t len)
 {
-	static const char root[] = "ListBucketResult";
 	struct list_page *pg = arg;
 	int rc;
 
-	if (strncmp(path, root, sizeof(root) - 1) ||
-	    (path[sizeof(root) - 1] && path[sizeof(root) - 1] != '/'))
+	if (!(path = ckpt_s3_xml_below(path, "ListBucketResult")))
 		return list_fail(pg, "not a ListBucketResult");
-	path += sizeof(root) - 1;
 	if (!strcmp(path, "/Contents/Key") && text) {
-		if (strlen(text) != len)
+		if ((rc = ckpt_s3_xml_take(&pg->key, text, len)) < 0)
 			return list_fail(pg, "NUL in a key");
-		return list_take(&pg->key, text, len);
+		return rc;
 	}
 	if (!strcmp(path, "/Contents/Size") && text) {
 		if (!parse_u64(text, len, &pg->obj.size))
@@ -1280,12 +1282,9 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		return 0;
 	}
 	if (!strcmp(path, "/Contents/LastModified") && text) {
-		char buf[40];
-
-		if (len >= sizeof(buf) || strlen(text) != len)
+		if ((pg->obj.mtime = ckpt_s3_xml_time(text, len)) == -2)
 			return list_fail(pg, "LastModified too long");
-		memcpy(buf, text, len + 1);
-		if ((pg->obj.mtime = ckpt_parse_iso_time(buf)) < 0)
+		if (pg->obj.mtime < 0)
 			return list_fail(pg, "LastModified is not an ISO 8601 "
 			    "UTC time");
 		return 0;
@@ -1315,16 +1314,15 @@ list_field(void *arg, const char *path, const char *text, size_t len)
 		return rc;
 	}
 	if (!strcmp(path, "/IsTruncated") && text) {
-		if (len == 4 && !memcmp(text, "true", 4))
-			pg->truncated = true;
-		else if (len == 5 && !memcmp(text, "false", 5))
-			pg->truncated = false;
-		else
+		if (!ckpt_s3_xml_bool(text, len, &pg->truncated))
 			return list_fail(pg, "IsTruncated is not true/false");
 		return 0;
 	}
-	if (!strcmp(path, "/NextContinuationToken") && text)
-		return list_take(&pg->token, text, len);
+	if (!strcmp(path, "/NextContinuationToken") && text) {
+		if ((rc = ckpt_s3_xml_take(&pg->token, text, len)) < 0)
+			return list_fail(pg, "NUL in a continuation token");
+		return rc;
+	}
 	return 0;
 }
 
@@ -1460,7 +1458,7 @@ ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
 {
 	struct s3_req r = { .method = "PUT", .key = key, .body = data,
 	    .body_len = len, .has_body = true };
-	char hdr[CKPT_S3_ETAG_MAX + 16], path[CKPT_ERROR_PATH_MAX];
+	char hdr[CKPT_S3_ETAG_MAX + 16];
 	int rc;
 
 	if ((rc = check_key(s3, key, err)))
@@ -1471,19 +1469,12 @@ ckpt_s3_put_if_match(struct ckpt_s3 *s3, const char *key, const void *data,
 	rc = ckpt_s3_request(s3, &r, err);
 	if (!rc && r.status == 412 && ours_after_retry(s3, key, data, len))
 		r.status = 200;
-	if (!rc && (r.status == 412 || r.status == 404)) {
-		req_error_path(s3, &r, path, sizeof(path));
-		rc = ckpt_error_set(err, CKPT_ERR_EXISTS, path, -1,
-		    "PUT: the object changed or is gone (HTTP %ld%s%s)",
-		    r.status, r.error_code[0] ? " " : "", r.error_code);
-	} else if (!rc && r.status / 100 != 2) {
+	if (!rc && (r.status == 412 || r.status == 404))
+		rc = put_refused(s3, &r, "the object changed or is gone", err);
+	else if (!rc && r.status / 100 != 2)
 		rc = ckpt_s3_status_error(s3, &r, r.tries, err);
-	}
-	if (!rc && out) {
-		out->size = len;
-		memcpy(out->etag, r.etag, sizeof(out->etag));
-		out->mtime = r.mtime;
-	}
+	if (!rc)
+		fill_put(&r, len, out);
 	ckpt_s3_req_release(&r);
 	return rc;
 }

@@ -152,6 +152,26 @@ typedef int (*ckpt_s3_xml_fn)(void *arg, const char *path, const char *text,
 int ckpt_s3_xml_parse(const char *doc, size_t len, const char *name,
     ckpt_s3_xml_fn fn, void *arg, struct ckpt_error *err);
 
+/*
+ * For a listing's fn: the rest of path below the root element root
+ * ("/Contents/Key" of "ListBucketResult/Contents/Key", "" for the root
+ * itself), or NULL when the document's root is another element.
+ */
+const char *ckpt_s3_xml_below(const char *path, const char *root);
+/* A listing's IsTruncated: "true" or "false"; false when it is neither. */
+bool ckpt_s3_xml_bool(const char *text, size_t len, bool *out);
+/*
+ * A listing's time (LastModified, Initiated) in seconds since the epoch:
+ * -2 when the text is too long to be one, -1 when it is not an ISO 8601
+ * UTC time.
+ */
+int64_t ckpt_s3_xml_time(const char *text, size_t len);
+/*
+ * Replaces the string *field with a copy of the element's text: 0,
+ * CKPT_ERR_NOMEM, or -1 (and *field NULL) for text with a NUL in it.
+ */
+int ckpt_s3_xml_take(char **field, const char *text, size_t len);
+
 struct ckpt_s3;
 
 /*

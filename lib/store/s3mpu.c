@@ -627,42 +627,26 @@ uploads_fail(struct uploads_page *pg, const char *what)
 }
 
 static int
-take_text(char **field, const char *text, size_t len)
-{
-	free(*field);
-	if (strlen(text) != len || !(*field = strndup(text, len))) {
-		*field = NULL;
-		return strlen(text) != len ? -1 : CKPT_ERR_NOMEM;
-	}
-	return 0;
-}
-
-static int
 uploads_field(void *arg, const char *path, const char *text, size_t len)
 {
-	static const char root[] = "ListMultipartUploadsResult";
 	struct uploads_page *pg = arg;
-	char buf[40];
 	int rc;
 
-	if (strncmp(path, root, sizeof(root) - 1) ||
-	    (path[sizeof(root) - 1] && path[sizeof(root) - 1] != '/'))
+	if (!(path = ckpt_s3_xml_below(path, "ListMultipartUploadsResult")))
 		return uploads_fail(pg, "not a ListMultipartUploadsResult");
-	path += sizeof(root) - 1;
 	if ((!strcmp(path, "/Upload/Key") && text &&
-	    (rc = take_text(&pg->key, text, len))) ||
+	    (rc = ckpt_s3_xml_take(&pg->key, text, len))) ||
 	    (!strcmp(path, "/Upload/UploadId") && text &&
-	    (rc = take_text(&pg->id, text, len))) ||
+	    (rc = ckpt_s3_xml_take(&pg->id, text, len))) ||
 	    (!strcmp(path, "/NextKeyMarker") && text &&
-	    (rc = take_text(&pg->next_key, text, len))) ||
+	    (rc = ckpt_s3_xml_take(&pg->next_key, text, len))) ||
 	    (!strcmp(path, "/NextUploadIdMarker") && text &&
-	    (rc = take_text(&pg->next_id, text, len))))
+	    (rc = ckpt_s3_xml_take(&pg->next_id, text, len))))
 		return rc < 0 ? uploads_fail(pg, "NUL in a field") : rc;
 	if (!strcmp(path, "/Upload/Initiated") && text) {
-		if (len >= sizeof(buf) || strlen(text) != len)
+		if ((pg->initiated = ckpt_s3_xml_time(text, len)) == -2)
 			return uploads_fail(pg, "Initiated too long");
-		memcpy(buf, text, len + 1);
-		if ((pg->initiated = ckpt_parse_iso_time(buf)) < 0)
+		if (pg->initiated < 0)
 			return uploads_fail(pg, "Initiated is not an ISO 8601 "
 			    "UTC time");
 		return 0;
@@ -686,11 +670,7 @@ uploads_field(void *arg, const char *path, const char *text, size_t len)
 		return rc;
 	}
 	if (!strcmp(path, "/IsTruncated") && text) {
-		if (len == 4 && !memcmp(text, "true", 4))
-			pg->truncated = true;
-		else if (len == 5 && !memcmp(text, "false", 5))
-			pg->truncated = false;
-		else
+		if (!ckpt_s3_xml_bool(text, len, &pg->truncated))
 			return uploads_fail(pg, "IsTruncated is not "
 			    "true/false");
 	}

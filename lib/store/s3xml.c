@@ -10,6 +10,7 @@
 #include "util/internal.h"
 
 #include "store/s3.h"
+#include "util/util.h"
 
 #define XML_DEPTH_MAX 16
 #define XML_NAME_MAX 64
@@ -436,4 +437,51 @@ ckpt_s3_xml_parse(const char *doc, size_t len, const char *name,
 out:
 	free(x.text);
 	return rc;
+}
+
+const char *
+ckpt_s3_xml_below(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (strncmp(path, root, n) || (path[n] && path[n] != '/'))
+		return NULL;
+	return path + n;
+}
+
+bool
+ckpt_s3_xml_bool(const char *text, size_t len, bool *out)
+{
+	if (len == 4 && !memcmp(text, "true", 4))
+		*out = true;
+	else if (len == 5 && !memcmp(text, "false", 5))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+int64_t
+ckpt_s3_xml_time(const char *text, size_t len)
+{
+	char buf[40];
+	int64_t t;
+
+	if (len >= sizeof(buf) || strlen(text) != len)
+		return -2;
+	memcpy(buf, text, len + 1);
+	t = ckpt_parse_iso_time(buf);
+	return t < 0 ? -1 : t;
+}
+
+int
+ckpt_s3_xml_take(char **field, const char *text, size_t len)
+{
+	free(*field);
+	*field = NULL;
+	if (strlen(text) != len)
+		return -1;
+	if (!(*field = strndup(text, len)))
+		return CKPT_ERR_NOMEM;
+	return 0;
 }

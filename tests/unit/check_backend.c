@@ -880,64 +880,41 @@ fake_copy(void *be, const char *from, const char *to, unsigned int flags,
 	return 0;
 }
 
-static const struct ckpt_backend_ops fake_ops = {
-	.version = CKPT_BACKEND_VERSION,
-	.name = "fake",
-	.close = fake_close,
-	.read = fake_read,
-	.stat = fake_stat,
-	.list = fake_list,
-	.put = fake_put,
-	.remove = fake_remove,
-	.lock = fake_lock,
-	.lock_read = fake_lock_read,
-	.unlock = fake_unlock,
-	.commit_if_absent = fake_commit_if_absent,
-	.trash = fake_trash,
-	.remove_tree = fake_remove_tree,
-	.flush = fake_flush,
-	.usage = fake_usage,
-	.mkprefix = fake_mkprefix,
-	.rmprefix = fake_rmprefix,
-	.stage_begin = fake_stage_begin,
-	.stage_file = fake_stage_file,
-	.stage_untake = fake_stage_untake,
-	.stage_record = fake_stage_record,
-	.stage_sync = fake_stage_sync,
-	.stage_abort = fake_stage_abort,
-	.commit_replace = fake_commit_replace,
-	.copy = fake_copy,
-};
+/* The fake backend's operations; close_fn decides what closing does. */
+#define FAKE_OPS(close_fn) { \
+	.version = CKPT_BACKEND_VERSION, \
+	.name = "fake", \
+	.close = (close_fn), \
+	.read = fake_read, \
+	.stat = fake_stat, \
+	.list = fake_list, \
+	.put = fake_put, \
+	.remove = fake_remove, \
+	.lock = fake_lock, \
+	.lock_read = fake_lock_read, \
+	.unlock = fake_unlock, \
+	.commit_if_absent = fake_commit_if_absent, \
+	.trash = fake_trash, \
+	.remove_tree = fake_remove_tree, \
+	.flush = fake_flush, \
+	.usage = fake_usage, \
+	.mkprefix = fake_mkprefix, \
+	.rmprefix = fake_rmprefix, \
+	.stage_begin = fake_stage_begin, \
+	.stage_file = fake_stage_file, \
+	.stage_untake = fake_stage_untake, \
+	.stage_record = fake_stage_record, \
+	.stage_sync = fake_stage_sync, \
+	.stage_abort = fake_stage_abort, \
+	.commit_replace = fake_commit_replace, \
+	.copy = fake_copy, \
+}
+
+static const struct ckpt_backend_ops fake_ops = FAKE_OPS(fake_close);
 
 /* The same objects under a second store handle (which does not own them). */
-static const struct ckpt_backend_ops fake_ops_noclose = {
-	.version = CKPT_BACKEND_VERSION,
-	.name = "fake",
-	.close = fake_close_nothing,
-	.read = fake_read,
-	.stat = fake_stat,
-	.list = fake_list,
-	.put = fake_put,
-	.remove = fake_remove,
-	.lock = fake_lock,
-	.lock_read = fake_lock_read,
-	.unlock = fake_unlock,
-	.commit_if_absent = fake_commit_if_absent,
-	.trash = fake_trash,
-	.remove_tree = fake_remove_tree,
-	.flush = fake_flush,
-	.usage = fake_usage,
-	.mkprefix = fake_mkprefix,
-	.rmprefix = fake_rmprefix,
-	.stage_begin = fake_stage_begin,
-	.stage_file = fake_stage_file,
-	.stage_untake = fake_stage_untake,
-	.stage_record = fake_stage_record,
-	.stage_sync = fake_stage_sync,
-	.stage_abort = fake_stage_abort,
-	.commit_replace = fake_commit_replace,
-	.copy = fake_copy,
-};
+static const struct ckpt_backend_ops fake_ops_noclose =
+    FAKE_OPS(fake_close_nothing);
 
 /* A committed checkpoint as save leaves it (summary + manifest). */
 static void

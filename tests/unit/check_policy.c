@@ -51,17 +51,24 @@ build(const struct spec *s, size_t n)
 	}
 }
 
+/* The plan of cands[0..n) as build() and the test's own edits left them. */
 static struct ckpt_plan *
-plan_of(const struct ckpt_policy *p, const struct spec *s, size_t n)
+plan_cands(const struct ckpt_policy *p, size_t n, int64_t now)
 {
 	struct ckpt_plan *plan = NULL;
 	struct ckpt_error err;
 	int rc;
 
-	build(s, n);
-	rc = ckpt_policy_plan(p, cands, n, 0, &plan, &err);
+	rc = ckpt_policy_plan(p, cands, n, now, &plan, &err);
 	ck_assert_msg(rc == 0, "plan failed: %s", err.message);
 	return plan;
+}
+
+static struct ckpt_plan *
+plan_of(const struct ckpt_policy *p, const struct spec *s, size_t n)
+{
+	build(s, n);
+	return plan_cands(p, n, 0);
 }
 
 static int
@@ -298,13 +305,7 @@ START_TEST(test_keep_best_nan_and_missing)
 	p.metric = "val_loss";
 	build(s, 5);
 	cands[3].nmetrics = 0;		/* 40: no metric at all */
-	{
-		struct ckpt_error err;
-
-		plan = NULL;
-		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
-		    &err), 0);
-	}
+	plan = plan_cands(&p, 5, 0);
 	/* NaN is never best; missing and NaN are kept by default */
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "50 40 30 10");
 	ck_assert_str_eq(why(plan, 0), "no-metric val_loss");
@@ -313,13 +314,7 @@ START_TEST(test_keep_best_nan_and_missing)
 	ckpt_plan_free(plan);
 
 	p.missing = CKPT_MISSING_DROP;
-	{
-		struct ckpt_error err;
-
-		plan = NULL;
-		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
-		    &err), 0);
-	}
+	plan = plan_cands(&p, 5, 0);
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "50 30");
 	ckpt_plan_free(plan);
 
@@ -367,7 +362,6 @@ START_TEST(test_keep_every_and_within)
 {
 	struct ckpt_policy p;
 	struct ckpt_plan *plan;
-	struct ckpt_error err;
 
 	make_ten();
 	ckpt_policy_init(&p);
@@ -388,13 +382,10 @@ START_TEST(test_keep_every_and_within)
 	 * "now" is given (restic) */
 	build(ten, 10);
 	cands[0].created = T0 + 1000 * DAY;	/* step 10, clock skew */
-	plan = NULL;
-	ck_assert_int_eq(ckpt_policy_plan(&p, cands, 10, T0 + 10 * HOUR,
-	    &plan, &err), 0);
+	plan = plan_cands(&p, 10, T0 + 10 * HOUR);
 	ck_assert_str_eq(kept(plan, ten, 10, NULL), "100 90 10");
 	ckpt_plan_free(plan);
-	plan = NULL;
-	ck_assert_int_eq(ckpt_policy_plan(&p, cands, 10, 0, &plan, &err), 0);
+	plan = plan_cands(&p, 10, 0);
 	ck_assert_str_eq(kept(plan, ten, 10, NULL), "100 10");
 	ckpt_plan_free(plan);
 }
@@ -1172,12 +1163,7 @@ START_TEST(test_failed_and_best_invariants)
 	/* 50 failed: 40 is newest and last; 20 (not 50) is best */
 	build(s, CKPT_ARRAY_SIZE(s));
 	cands[4].failed = true;
-	{
-		struct ckpt_error err;
-
-		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
-		    &err), 0);
-	}
+	plan = plan_cands(&p, 5, 0);
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "40 20");
 	ck_assert_str_eq(why(plan, 3), "newest; last");
 	ck_assert_str_eq(why(plan, 1), "best");
@@ -1189,12 +1175,7 @@ START_TEST(test_failed_and_best_invariants)
 	p.keep_best = 1;
 	build(s, CKPT_ARRAY_SIZE(s));
 	cands[1].failed = true;
-	{
-		struct ckpt_error err;
-
-		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
-		    &err), 0);
-	}
+	plan = plan_cands(&p, 5, 0);
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "50");
 	ck_assert_str_eq(why(plan, 4), "newest; best val_loss=0.05 (1/1)");
 	ckpt_plan_free(plan);
@@ -1205,12 +1186,7 @@ START_TEST(test_failed_and_best_invariants)
 	p.max_size = 2;
 	build(s, CKPT_ARRAY_SIZE(s));
 	cands[4].failed = true;
-	{
-		struct ckpt_error err;
-
-		ck_assert_int_eq(ckpt_policy_plan(&p, cands, 5, 0, &plan,
-		    &err), 0);
-	}
+	plan = plan_cands(&p, 5, 0);
 	ck_assert_str_eq(kept(plan, s, 5, NULL), "40 20");
 	ckpt_plan_free(plan);
 }
