@@ -51,23 +51,6 @@ same_bits(double a, double b)
 	return !memcmp(&a, &b, sizeof(a));
 }
 
-static void
-assert_stats_same(const struct ckpt_tensor_stats *a,
-    const struct ckpt_tensor_stats *b)
-{
-	ck_assert_uint_eq(a->count, b->count);
-	ck_assert_uint_eq(a->finite, b->finite);
-	ck_assert_uint_eq(a->nan, b->nan);
-	ck_assert_uint_eq(a->pos_inf, b->pos_inf);
-	ck_assert_uint_eq(a->neg_inf, b->neg_inf);
-	ck_assert_uint_eq(a->zeros, b->zeros);
-	ck_assert_msg(same_bits(a->min, b->min), "min %a %a", a->min, b->min);
-	ck_assert_msg(same_bits(a->max, b->max), "max %a %a", a->max, b->max);
-	ck_assert_msg(same_bits(a->mean, b->mean), "mean %a %a", a->mean,
-	    b->mean);
-	ck_assert_msg(same_bits(a->m2, b->m2), "m2 %a %a", a->m2, b->m2);
-}
-
 /* Every 16-bit pattern of F16, BF16 and C32, random F32 and C64 bit
  * patterns (NaN payloads included): both paths decode alike. */
 START_TEST(test_decode_paths_agree)
@@ -189,7 +172,7 @@ START_TEST(test_stats_block_boundaries)
 			force_kernel(true);
 			ckpt_tensor_stats_init(&b);
 			ckpt_tensor_stats_add(&b, v, n);
-			assert_stats_same(&a, &b);
+			unit_assert_stats_same(&a, &b);
 			ck_assert_uint_eq(a.count, o.count);
 			ck_assert_uint_eq(a.nan, o.nan);
 			ck_assert_uint_eq(a.pos_inf, o.pos_inf);
@@ -250,8 +233,8 @@ check_f32_block(const float *f, size_t n)
 	force_kernel(true);
 	ck_assert(ckpt_kstats_f32_block(raw, n, &port));
 	force_kernel(false);
-	assert_stats_same(&simd, &want);
-	assert_stats_same(&port, &want);
+	unit_assert_stats_same(&simd, &want);
+	unit_assert_stats_same(&port, &want);
 }
 
 /*

@@ -409,25 +409,6 @@ START_TEST(test_stats_from_file)
 }
 END_TEST
 
-/* Bits of every field, -0 apart from +0 and NaN from NaN by payload. */
-static void
-assert_stats_bits(const struct ckpt_tensor_stats *a,
-    const struct ckpt_tensor_stats *b)
-{
-	ck_assert_uint_eq(a->count, b->count);
-	ck_assert_uint_eq(a->finite, b->finite);
-	ck_assert_uint_eq(a->nan, b->nan);
-	ck_assert_uint_eq(a->pos_inf, b->pos_inf);
-	ck_assert_uint_eq(a->neg_inf, b->neg_inf);
-	ck_assert_uint_eq(a->zeros, b->zeros);
-	ck_assert(!memcmp(&a->min, &b->min, sizeof(a->min)));
-	ck_assert(!memcmp(&a->max, &b->max, sizeof(a->max)));
-	ck_assert_msg(!memcmp(&a->mean, &b->mean, sizeof(a->mean)),
-	    "mean %a %a", a->mean, b->mean);
-	ck_assert_msg(!memcmp(&a->m2, &b->m2, sizeof(a->m2)), "m2 %a %a",
-	    a->m2, b->m2);
-}
-
 /*
  * F32 and C64 are reduced straight from the bytes read (no decoding to
  * doubles): over several reads, with NaN, infinities, signed zeros and
@@ -497,7 +478,7 @@ START_TEST(test_stats_f32_from_file)
 			ck_assert_int_eq(ckpt_tensor_stats_range(f,
 			    ckpt_file_tensor(f, k == 1), first, k == 1 ?
 			    nv / 2 : nv, &got, &err), 0);
-			assert_stats_bits(&got, &want);
+			unit_assert_stats_same(&got, &want);
 		}
 	}
 	unsetenv("CKPT_NUMERIC_KERNEL");

@@ -59,6 +59,29 @@ unit_write_file(const char *name, const void *data, size_t len)
 	return path;
 }
 
+static bool
+same_bits(double a, double b)
+{
+	return !memcmp(&a, &b, sizeof(a));
+}
+
+void
+unit_assert_stats_same(const struct ckpt_tensor_stats *a,
+    const struct ckpt_tensor_stats *b)
+{
+	ck_assert_uint_eq(a->count, b->count);
+	ck_assert_uint_eq(a->finite, b->finite);
+	ck_assert_uint_eq(a->nan, b->nan);
+	ck_assert_uint_eq(a->pos_inf, b->pos_inf);
+	ck_assert_uint_eq(a->neg_inf, b->neg_inf);
+	ck_assert_uint_eq(a->zeros, b->zeros);
+	ck_assert_msg(same_bits(a->min, b->min), "min %a %a", a->min, b->min);
+	ck_assert_msg(same_bits(a->max, b->max), "max %a %a", a->max, b->max);
+	ck_assert_msg(same_bits(a->mean, b->mean), "mean %a %a", a->mean,
+	    b->mean);
+	ck_assert_msg(same_bits(a->m2, b->m2), "m2 %a %a", a->m2, b->m2);
+}
+
 int
 main(void)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * unit.h - shared by the Check unit tests: the suite table, fixtures for a
- * scratch directory, and helpers to write small files.
+ * scratch directory, and helpers to write small files and compare results.
  */
 #ifndef CKPT_UNIT_H
 #define CKPT_UNIT_H
@@ -20,6 +20,10 @@ void tmpdir_teardown(void);
 /* Writes len bytes to <unit_tmpdir>/name and returns the full path
  * (static buffer, valid until the next call). */
 const char *unit_write_file(const char *name, const void *data, size_t len);
+/* Asserts two statistics equal to the bit: every count, and min, max,
+ * mean and m2 with -0 apart from +0 and NaN from NaN by payload. */
+void unit_assert_stats_same(const struct ckpt_tensor_stats *a,
+    const struct ckpt_tensor_stats *b);
 
 #define TCASE(s, name, setup, teardown, ...)				\
 	do {								\
