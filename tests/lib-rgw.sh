@@ -10,6 +10,9 @@
 #                                  gateway (tests/helper/s3-fault-proxy.py);
 #                                  sets PROXY_URL, logs to NAME.log
 #   rgw_proxy_stop NAME            stops it by its recorded pid
+#   wait_for FILE PATTERN [SECONDS]  until FILE has a line matching
+#                                  PATTERN (default 20 s; fails if it never
+#                                  does), e.g. a proxy log's request line
 
 RGW_SCRIPT="$SRC_DIRECTORY/scripts/rgw"
 
@@ -66,4 +69,14 @@ rgw_proxy_stop() {
 		rm -f "$_p"
 	fi
 	return 0
+}
+
+wait_for() {
+	_n=0
+	while ! grep -q "$2" "$1" 2>/dev/null
+	do
+		_n=$((_n + 1))
+		test $_n -lt $((${3:-20} * 10)) || return 1
+		sleep 0.1
+	done
 }

@@ -19,17 +19,6 @@ keys() {
 STORE=s3://$BUCKET/cc
 export CKPT_STORE=$STORE
 
-# wait_for FILE PATTERN: until FILE has a line matching PATTERN (20 s).
-wait_for() {
-	_n=0
-	while ! grep -q "$2" "$1" 2>/dev/null
-	do
-		_n=$((_n + 1))
-		test $_n -lt 200 || return 1
-		sleep 0.1
-	done
-}
-
 test_expect_success 'setup' '
 	ckpt init &&
 	"$PYTHON" -c "import os; open(\"a.dat\", \"wb\").write(b\"not a checkpoint\\n\" + os.urandom(300000))" &&

@@ -18,17 +18,6 @@ keys() {
 	s3 "$BUCKET" list "$1" | sed "s/ [0-9]*\$//"
 }
 
-# wait_for FILE PATTERN: until FILE has a line matching PATTERN (20 s).
-wait_for() {
-	_n=0
-	while ! grep -q "$2" "$1" 2>/dev/null
-	do
-		_n=$((_n + 1))
-		test $_n -lt 200 || return 1
-		sleep 0.1
-	done
-}
-
 STORE=s3://$BUCKET/bg
 export CKPT_STORE=$STORE
 

@@ -15,17 +15,6 @@ s3() {
 
 DEST="s3://$BUCKET/d"
 
-# wait_for FILE PATTERN: until FILE has a line matching PATTERN (60 s).
-wait_for() {
-	_n=0
-	while ! grep -q "$2" "$1" 2>/dev/null
-	do
-		_n=$((_n + 1))
-		test $_n -lt 600 || return 1
-		sleep 0.1
-	done
-}
-
 # files_of MANIFEST: each file's path, size, whole and range digests.
 files_of() {
 	"$PYTHON" -c "
@@ -122,7 +111,7 @@ test_expect_success TORCH 'SIGKILL during the parts upload: nothing visible, gc 
 	{ TMPDIR=$PWD/spool AWS_ENDPOINT_URL=$PROXY_URL \
 	    ckpt -C local push k@1 "$DEST" >/dev/null 2>&1 & } &&
 	pid=$! &&
-	wait_for pkill.log "model.pt?partNumber=2&" &&
+	wait_for pkill.log "model.pt?partNumber=2&" 60 &&
 	kill -9 $pid &&
 	test_expect_code 137 wait $pid &&
 	test_expect_code 4 s3 "$BUCKET" head d/runs/k/step-1/ckpt-manifest.json &&
@@ -149,7 +138,7 @@ test_expect_success TORCH 'SIGKILL during a save --copy upload: nothing visible,
 	    ckpt -C "$DEST" save --copy --run sk --step 1 model.pt \
 	    >/dev/null 2>&1 & } &&
 	pid=$! &&
-	wait_for pskill.log "model.pt?partNumber=2&" &&
+	wait_for pskill.log "model.pt?partNumber=2&" 60 &&
 	kill -9 $pid &&
 	test_expect_code 137 wait $pid &&
 	test_expect_code 4 s3 "$BUCKET" head d/runs/sk/step-1/ckpt-manifest.json &&
@@ -170,7 +159,7 @@ test_expect_success TORCH 'a source that changes its size during the save: refus
 	{ AWS_ENDPOINT_URL=$PROXY_URL ckpt -C "$DEST" save --copy --run g \
 	    --step 1 grow.pt >out 2>err & } &&
 	pid=$! &&
-	wait_for pgrow.log "grow.pt?partNumber=3&" &&
+	wait_for pgrow.log "grow.pt?partNumber=3&" 60 &&
 	printf "more" >>grow.pt &&
 	test_expect_code 3 wait $pid &&
 	test_grep "grow.pt: changed" err &&

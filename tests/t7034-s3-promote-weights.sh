@@ -124,17 +124,6 @@ test_expect_success TORCH 'the upload of the weights refused every time: exit 3,
 	! grep "^w " out
 '
 
-# wait_for FILE PATTERN: until FILE has a line matching PATTERN (20 s).
-wait_for() {
-	_n=0
-	while ! grep -q "$2" "$1" 2>/dev/null
-	do
-		_n=$((_n + 1))
-		test $_n -lt 200 || return 1
-		sleep 0.1
-	done
-}
-
 test_expect_success TORCH 'a promote killed during the upload: no version; the next one cleans up' '
 	rgw_proxy_start pk "stall:1:/w/model.safetensors" &&
 	test_when_finished "rgw_proxy_stop pk" &&
