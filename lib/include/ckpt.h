@@ -70,8 +70,8 @@
  *    git and nvidia-smi (posix_spawn, on a thread of its own while the
  *    save copies and hashes, waiting for those children only); a
  *    program that ignores SIGCHLD gets no "git" key.  Clear those flags
- *    to start no process.  ckpt_save_begin() starts no thread and no
- *    process: a program may fork between the two.
+ *    to start no process.  ckpt_save_begin() leaves no thread or process
+ *    running when it returns: a program may fork between the two.
  */
 #ifndef CKPT_H
 #define CKPT_H
