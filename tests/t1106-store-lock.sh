@@ -66,6 +66,30 @@ test_expect_success 'a lock of another pid namespace is never broken' '
 	test_path_is_missing s/.ckpt/lock
 '
 
+# A process that exited but was never reaped (its parent does not wait,
+# as a container's init may not for a detached save) holds nothing.
+test_expect_success 'a lock of a zombie process is stale' '
+	rm -rf s && cp -R s0 s &&
+	{ "$PYTHON" -c "if True:
+		import os, time
+		pid = os.fork()
+		if pid == 0:
+			os._exit(0)
+		open(\"zpid\", \"w\").write(\"%d\\n\" % pid)
+		time.sleep(300)" & parent=$!; } &&
+	test_when_finished "kill $parent" &&
+	for i in $(seq 50); do
+		test -s zpid &&
+		grep -q "^[^)]*) Z" /proc/$(cat zpid)/stat 2>/dev/null && break
+		sleep 0.1
+	done &&
+	grep "^[^)]*) Z" /proc/$(cat zpid)/stat &&
+	lock s/.ckpt/lock $(cat zpid) &&
+	ckpt -C s gc --lock-timeout 0 2>err &&
+	test_grep "broke a stale store lock of pid $(cat zpid)" err &&
+	test_path_is_missing s/.ckpt/lock
+'
+
 test_expect_success 'an empty or garbled lock: never broken, the message says what to do' '
 	rm -rf s && cp -R s0 s &&
 	: >s/.ckpt/lock &&

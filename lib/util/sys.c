@@ -124,46 +124,64 @@ ckpt_machine_id(void)
 	return machine_cache;
 }
 
-unsigned long long
-ckpt_proc_start(long pid)
+/*
+ * Fields 3 (state) and 22 (starttime) of /proc/PID/stat; false when
+ * there is no such file (no /proc, or no such process).
+ */
+static bool
+proc_stat(long pid, char *state, unsigned long long *start)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
 	size_t n;
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	fp = fopen(path, "re");
 	if (!fp)
-		return 0;
+		return false;
 	n = fread(buf, 1, sizeof(buf) - 1, fp);
 	fclose(fp);
 	buf[n] = '\0';
 	/* The command name may hold spaces and ')': skip to the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	if (!p || p[1] != ' ' || !p[2])
+		return false;
+	*state = p[2];
 	/* Field 22 is starttime; after ')' come fields 3.. */
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
-	if (!p)
-		return 0;
-	start = strtoull(p + 1, NULL, 10);
-	return start;
+	*start = p ? strtoull(p + 1, NULL, 10) : 0;
+	return true;
+}
+
+unsigned long long
+ckpt_proc_start(long pid)
+{
+	unsigned long long start;
+	char state;
+
+	return proc_stat(pid, &state, &start) ? start : 0;
 }
 
 bool
 ckpt_proc_alive(long pid, unsigned long long start)
 {
-	unsigned long long now;
+	unsigned long long now = 0;
+	char state = 0;
 
 	if (pid <= 0)
 		return false;
 	if (kill((pid_t)pid, 0) && errno == ESRCH)
 		return false;
+	/*
+	 * A zombie has exited: it holds nothing and writes nothing more,
+	 * though its pid stays until its parent reaps it, which a
+	 * container's init may never do for a detached save.
+	 */
+	if (proc_stat(pid, &state, &now) && (state == 'Z' || state == 'X'))
+		return false;
 	if (!start)
 		return true;
-	now = ckpt_proc_start(pid);
 	/* A pid reused by another process has another start time. */
 	return !now || now == start;
 }

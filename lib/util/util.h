@@ -85,7 +85,8 @@ const char *ckpt_hostname(void);
 const char *ckpt_boot_id(void);
 /* Start time of a process in clock ticks since boot, 0 when unknown. */
 unsigned long long ckpt_proc_start(long pid);
-/* Whether pid on this host is alive and started at start (0: any). */
+/* Whether pid on this host is alive (a zombie is not) and started at
+ * start (0: any). */
 bool ckpt_proc_alive(long pid, unsigned long long start);
 /* "2026-11-27T15:04:05Z" into buf (>= 32 bytes). */
 void ckpt_iso_time(int64_t t, char *buf, size_t len);
