@@ -511,9 +511,12 @@ struct chunk {
 /*
  * A candidate's reasons are chained while the plan is made (most
  * candidates of a large run have none or one), then laid out in one
- * array that the verdicts point into: 48 bytes per candidate, not room
- * for MAX_REASONS pointers in each.
+ * array that the verdicts point into: 32 bytes per candidate, not room
+ * for MAX_REASONS pointers in each.  Link positions fit in 31 bits
+ * (MAX_LINKS), the other one is rule_kept.
  */
+#define MAX_LINKS	((uint32_t)INT32_MAX)
+
 struct reason_link {
 	const char *s;
 	uint32_t next;			/* position + 1 in links, 0: none */
@@ -521,8 +524,9 @@ struct reason_link {
 
 struct verdict_slot {
 	struct ckpt_verdict v;
-	uint32_t head, tail;		/* of its chain in links */
-	bool rule_kept;
+	uint32_t head;			/* of its chain in links */
+	uint32_t tail : 31;
+	uint32_t rule_kept : 1;
 };
 
 struct ckpt_plan {
@@ -531,6 +535,8 @@ struct ckpt_plan {
 	size_t nruns;
 	struct ckpt_plan_run *runs;
 	struct chunk *chunks;
+	const char *last_str;		/* plan_strdup's last: reasons of one
+					 * rule repeat ("last", "within 7d") */
 	struct reason_link *links;	/* while planning */
 	size_t nlinks, links_cap;
 	const char **reasons;		/* every verdict's, in order */
@@ -542,6 +548,8 @@ plan_strdup(struct ckpt_plan *plan, const char *s)
 	size_t len = strlen(s) + 1;
 	struct chunk *c = plan->chunks;
 
+	if (plan->last_str && !strcmp(plan->last_str, s))
+		return plan->last_str;
 	if (!c || c->cap - c->used < len) {
 		size_t cap = len > 16384 ? len : 16384;
 
@@ -555,7 +563,8 @@ plan_strdup(struct ckpt_plan *plan, const char *s)
 	}
 	memcpy(c->data + c->used, s, len);
 	c->used += len;
-	return c->data + c->used - len;
+	plan->last_str = c->data + c->used - len;
+	return plan->last_str;
 }
 
 static int
@@ -576,7 +585,7 @@ add_reason(struct ckpt_plan *plan, struct verdict_slot *slot,
 	if (slot->v.nreasons >= MAX_REASONS)
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "too many reasons");
-	if (plan->nlinks >= UINT32_MAX - 1)
+	if (plan->nlinks >= MAX_LINKS)
 		return ckpt_error_nomem(err);
 	if (plan->nlinks == plan->links_cap) {
 		size_t cap = plan->links_cap ? 2 * plan->links_cap : 256;
@@ -598,7 +607,7 @@ add_reason(struct ckpt_plan *plan, struct verdict_slot *slot,
 		plan->links[slot->tail - 1].next = (uint32_t)plan->nlinks;
 	else
 		slot->head = (uint32_t)plan->nlinks;
-	slot->tail = (uint32_t)plan->nlinks;
+	slot->tail = (uint32_t)plan->nlinks & MAX_LINKS;
 	slot->v.nreasons++;
 	return 0;
 }
@@ -671,11 +680,17 @@ ckpt_plan_run(const struct ckpt_plan *plan, size_t i)
 	return plan && i < plan->nruns ? &plan->runs[i] : NULL;
 }
 
-/* One candidate of a run, with its sort keys. */
+/* One candidate of a run, with its sort keys (24 bytes: a run of
+ * 100,000 has one each).  idx < 2^32: ckpt_policy_plan checks. */
 struct item {
-	size_t idx;
 	int64_t step, created;
-	double value;			/* NaN: no value */
+	uint32_t idx;
+};
+
+/* A candidate ranked by keep_best: negated for mode max. */
+struct ranked {
+	struct item it;
+	double value;
 };
 
 /* Newest first by step, then by time, then by input position. */
@@ -707,11 +722,11 @@ cmp_time_desc(const void *a, const void *b)
 static int
 cmp_value_asc(const void *a, const void *b)
 {
-	const struct item *x = a, *y = b;
+	const struct ranked *x = a, *y = b;
 
 	if (x->value != y->value)
 		return x->value < y->value ? -1 : 1;
-	return cmp_step_desc(a, b);
+	return cmp_step_desc(&x->it, &y->it);
 }
 
 struct run_ref {
@@ -782,26 +797,33 @@ best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
 	return best;
 }
 
+/* Whether items[0, n) is in cmp's order already. */
+static bool
+items_ordered(const struct item *v, size_t n,
+    int (*cmp)(const void *, const void *))
+{
+	for (size_t i = 1; i < n; i++)
+		if (cmp(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
 /*
  * Sorts items by cmp (a total order: every comparator here ends on the
  * input position), as qsort would, but leaves an array already in that
  * order alone and reverses one in the opposite order: a run's checkpoints
  * mostly come by ascending step and time, and qsort's merge sort would
- * take a copy of the whole array (32 bytes a checkpoint) to find that.
+ * take a copy of the whole array (24 bytes a checkpoint) to find that.
  */
 static void
 sort_items(struct item *v, size_t n, int (*cmp)(const void *, const void *))
 {
-	bool ordered = true, reversed = true;
+	bool reversed = true;
 
-	for (size_t i = 1; i < n && (ordered || reversed); i++) {
-		int c = cmp(&v[i - 1], &v[i]);
-
-		ordered = ordered && c <= 0;
-		reversed = reversed && c > 0;
-	}
-	if (ordered)
+	if (items_ordered(v, n, cmp))
 		return;
+	for (size_t i = 1; i < n && reversed; i++)
+		reversed = cmp(&v[i - 1], &v[i]) > 0;
 	if (reversed) {
 		for (size_t i = 0, j = n - 1; i < j; i++, j--) {
 			struct item t = v[i];
@@ -814,24 +836,83 @@ sort_items(struct item *v, size_t n, int (*cmp)(const void *, const void *))
 	qsort(v, n, sizeof(*v), cmp);
 }
 
+/* Sifts h[at] down the heap h[0, n), the worst (by cmp_value_asc) on top. */
+static void
+rank_sift_down(struct ranked *h, size_t at, size_t n)
+{
+	struct ranked v = h[at];
+
+	for (;;) {
+		size_t c = 2 * at + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && cmp_value_asc(&h[c], &h[c + 1]) < 0)
+			c++;
+		if (cmp_value_asc(&v, &h[c]) >= 0)
+			break;
+		h[at] = h[c];
+		at = c;
+	}
+	h[at] = v;
+}
+
+/*
+ * Offers r to the k best so far, h[0, *n) (a heap, the worst on top):
+ * keep_best ranks only the checkpoints it keeps, so its memory is k
+ * entries, not one per checkpoint of the run.
+ */
+static void
+rank_offer(struct ranked *h, size_t *n, size_t k, const struct ranked *r)
+{
+	size_t at;
+
+	if (*n < k) {
+		/* sift up */
+		for (at = (*n)++; at > 0 && cmp_value_asc(&h[(at - 1) / 2],
+		    r) < 0; at = (at - 1) / 2)
+			h[at] = h[(at - 1) / 2];
+		h[at] = *r;
+		return;
+	}
+	if (k && cmp_value_asc(r, &h[0]) < 0) {
+		h[0] = *r;
+		rank_sift_down(h, 0, *n);
+	}
+}
+
+/* h[0, n) from a heap into best-first order, in place. */
+static void
+rank_sort(struct ranked *h, size_t n)
+{
+	for (size_t end = n; end-- > 1;) {
+		struct ranked t = h[0];
+
+		h[0] = h[end];
+		h[end] = t;
+		rank_sift_down(h, 0, end);
+	}
+}
+
 /* Applies the policy to one run: items[0..n) of the same run. */
 static int
 plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
     const struct ckpt_candidate *cands, struct item *items, size_t n,
-    struct item *scratch, int64_t now, struct ckpt_plan_run *rs,
-    struct ckpt_error *err)
+    int64_t now, struct ckpt_plan_run *rs, struct ckpt_error *err)
 {
 	struct verdict_slot *slots = plan->slots;
+	struct item *by_time = NULL, *scratch = NULL;
+	struct ranked *top = NULL;
 	char label[96], dur[64];
 	bool any_rule = false, unprotected = false, newest_seen = false;
 	int64_t newest_time = INT64_MIN;
 	size_t best;
-	int rc;
+	int rc = 0;
 
 #define SLOT(it) (&slots[(it)->idx])
 #define REASON(it, ...) do { \
 		if ((rc = add_reason(plan, SLOT(it), err, __VA_ARGS__))) \
-			return rc; \
+			goto out; \
 	} while (0)
 
 	sort_items(items, n, cmp_step_desc);
@@ -877,9 +958,10 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 		REASON(&items[i], "last");
 	}
 
-	/* keep_best, by metric; ties keep the newer step. */
+	/* keep_best, by metric; ties keep the newer step.  Only the k
+	 * ranked are held (all of them for "all"). */
 	if (p->keep_best != CKPT_POLICY_UNSET && p->metric) {
-		size_t nv = 0, rank = 0;
+		size_t nv = 0, k = 0;
 
 		for (size_t i = 0; i < n; i++) {
 			double v = metric_of(&cands[items[i].idx], p->metric);
@@ -895,26 +977,44 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 				}
 				continue;
 			}
-			scratch[nv] = items[i];
-			scratch[nv].value = p->mode == CKPT_POLICY_MAX ? -v : v;
 			nv++;
 		}
-		sort_items(scratch, nv, cmp_value_asc);
-		for (size_t i = 0; i < nv && (p->keep_best == CKPT_KEEP_ALL ||
-		    (p->keep_best > 0 && i < (size_t)p->keep_best)); i++) {
-			double v = p->mode == CKPT_POLICY_MAX ?
-			    -scratch[i].value : scratch[i].value;
+		if (p->keep_best == CKPT_KEEP_ALL)
+			k = nv;
+		else if (p->keep_best > 0)
+			k = (uint64_t)p->keep_best < nv ?
+			    (size_t)p->keep_best : nv;
+		if (k && !(top = reallocarray(NULL, k, sizeof(*top)))) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		nv = 0;
+		for (size_t i = 0; i < n && k; i++) {
+			struct ranked r = { items[i], metric_of(
+			    &cands[items[i].idx], p->metric) };
 
-			rank++;
-			SLOT(&scratch[i])->rule_kept = true;
+			if (cands[items[i].idx].failed || isnan(r.value))
+				continue;
+			if (p->mode == CKPT_POLICY_MAX)
+				r.value = -r.value;
+			rank_offer(top, &nv, k, &r);
+		}
+		rank_sort(top, nv);
+		for (size_t i = 0; i < nv; i++) {
+			double v = p->mode == CKPT_POLICY_MAX ?
+			    -top[i].value : top[i].value;
+
+			SLOT(&top[i].it)->rule_kept = true;
 			if (p->keep_best == CKPT_KEEP_ALL)
-				REASON(&scratch[i], "best %s=%.6g (%zu)",
-				    p->metric, v, rank);
+				REASON(&top[i].it, "best %s=%.6g (%zu)",
+				    p->metric, v, i + 1);
 			else
-				REASON(&scratch[i], "best %s=%.6g (%zu/%lld)",
-				    p->metric, v, rank,
+				REASON(&top[i].it, "best %s=%.6g (%zu/%lld)",
+				    p->metric, v, i + 1,
 				    (long long)p->keep_best);
 		}
+		free(top);
+		top = NULL;
 	}
 
 	/* keep_every, by step. */
@@ -943,11 +1043,21 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			}
 	}
 
-	/* Calendar buckets: restic's walk, newest first by time. */
+	/* Calendar buckets: restic's walk, newest first by time (mostly
+	 * the order by step already: then no copy). */
+	by_time = items;
 	for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
 		if (count_active(p->keep_bucket[b])) {
+			if (items_ordered(items, n, cmp_time_desc))
+				break;
+			if (!(scratch = reallocarray(NULL, n ? n : 1,
+			    sizeof(*scratch)))) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
 			memcpy(scratch, items, n * sizeof(*items));
 			sort_items(scratch, n, cmp_time_desc);
+			by_time = scratch;
 			break;
 		}
 	for (int b = 0; b < CKPT_BUCKET_COUNT; b++) {
@@ -962,17 +1072,17 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			bool oldest = i == n - 1;
 
 			/* the same time is the same period (no label yet) */
-			if (have_last && i && !oldest && scratch[i].created ==
-			    scratch[i - 1].created)
+			if (have_last && i && !oldest && by_time[i].created ==
+			    by_time[i - 1].created)
 				continue;
 			val = ckpt_bucket_key((enum ckpt_bucket)b,
-			    scratch[i].created, NULL, 0);
+			    by_time[i].created, NULL, 0);
 			if (have_last && val == last && !oldest)
 				continue;
-			ckpt_bucket_key((enum ckpt_bucket)b, scratch[i].created,
+			ckpt_bucket_key((enum ckpt_bucket)b, by_time[i].created,
 			    label, sizeof(label));
-			SLOT(&scratch[i])->rule_kept = true;
-			REASON(&scratch[i], "%s%s %s", have_last && val ==
+			SLOT(&by_time[i])->rule_kept = true;
+			REASON(&by_time[i], "%s%s %s", have_last && val ==
 			    last ? "oldest " : "", bucket_names[b], label);
 			last = val;
 			have_last = true;
@@ -984,6 +1094,8 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	for (size_t i = 0; i < n; i++)
 		if (SLOT(&items[i])->rule_kept)
 			any_rule = true;
+	free(scratch);
+	scratch = NULL;
 	if (has_keep_rule(p) && !any_rule && unprotected)
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "refusing a policy that keeps no checkpoint of run '%s' "
@@ -1042,9 +1154,12 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			rs->removed_bytes += size;
 		}
 	}
+out:
+	free(top);
+	free(scratch);
+	return rc;
 #undef SLOT
 #undef REASON
-	return 0;
 }
 
 /* Whether every candidate is of the same run (ckpt prune plans a run at
@@ -1068,7 +1183,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 {
 	struct ckpt_plan *plan;
 	struct run_ref *refs = NULL;
-	struct item *items = NULL, *scratch = NULL;
+	struct item *items = NULL;
 	struct group *first = NULL;
 	bool single;
 	int rc;
@@ -1082,6 +1197,10 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "the policy is empty: give at least one keep rule or "
 		    "max_size (ckpt-policy(5))");
+	if (n > UINT32_MAX)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, NULL, -1,
+		    "%zu candidates: at most %lu at once", n,
+		    (unsigned long)UINT32_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!c[i].run)
 			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
@@ -1095,10 +1214,9 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	single = one_run(c, n);
 	refs = single ? NULL : calloc(n ? n : 1, sizeof(*refs));
 	items = calloc(n ? n : 1, sizeof(*items));
-	scratch = calloc(n ? n : 1, sizeof(*scratch));
 	first = calloc(n && !single ? n : 1, sizeof(*first));
 	plan->runs = calloc(n && !single ? n : 1, sizeof(*plan->runs));
-	if (!plan->slots || (!single && !refs) || !items || !scratch ||
+	if (!plan->slots || (!single && !refs) || !items ||
 	    !first || !plan->runs) {
 		rc = ckpt_error_nomem(err);
 		goto fail;
@@ -1129,10 +1247,9 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		while (e < n && !strcmp(REF_RUN(e), REF_RUN(s)))
 			e++;
 		for (size_t k = s; k < e; k++) {
-			items[m].idx = REF_IDX(k);
+			items[m].idx = (uint32_t)REF_IDX(k);
 			items[m].step = c[REF_IDX(k)].step;
 			items[m].created = c[REF_IDX(k)].created;
-			items[m].value = NAN;
 			m++;
 		}
 		rs->run = plan_strdup(plan, REF_RUN(s));
@@ -1140,13 +1257,12 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 			rc = ckpt_error_nomem(err);
 			goto fail;
 		}
-		rc = plan_run(plan, p, c, items, m, scratch, now, rs, err);
+		rc = plan_run(plan, p, c, items, m, now, rs, err);
 		if (rc)
 			goto fail;
 	}
 	free(refs);
 	free(items);
-	free(scratch);
 	free(first);
 	if ((rc = lay_out_reasons(plan, err))) {
 		ckpt_plan_free(plan);
@@ -1157,7 +1273,6 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 fail:
 	free(refs);
 	free(items);
-	free(scratch);
 	free(first);
 	ckpt_plan_free(plan);
 	return rc;
