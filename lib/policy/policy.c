@@ -757,6 +757,24 @@ cmp_group(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/*
+ * Where a plan's candidates come from: an array (ckpt_policy_plan), or a
+ * function that fills one at a time (ckpt_policy_plan_fn: prune, which
+ * holds no candidate array beside its report, 72 bytes a checkpoint).
+ */
+struct cand_src {
+	const struct ckpt_candidate *c;
+	ckpt_candidate_fn get;
+	void *arg;
+};
+
+/* Candidate i; valid until the next call with the same buf. */
+static const struct ckpt_candidate *
+cand(const struct cand_src *src, size_t i, struct ckpt_candidate *buf)
+{
+	return src->c ? &src->c[i] : src->get(src->arg, i, buf);
+}
+
 static double
 metric_of(const struct ckpt_candidate *c, const char *name)
 {
@@ -772,16 +790,17 @@ metric_of(const struct ckpt_candidate *c, const char *name)
  * the newer step, as keep_best's do.  n when there is none.
  */
 static size_t
-best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
+best_index(const struct ckpt_policy *p, const struct cand_src *src,
     const struct item *items, size_t n)
 {
+	struct ckpt_candidate buf;
 	size_t best = n;
 	double bv = 0;
 
 	if (!p->metric)
 		return n;
 	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_candidate *c = &cands[items[i].idx];
+		const struct ckpt_candidate *c = cand(src, items[i].idx, &buf);
 		double v = metric_of(c, p->metric);
 
 		if (c->failed || isnan(v))
@@ -897,10 +916,11 @@ rank_sort(struct ranked *h, size_t n)
 /* Applies the policy to one run: items[0..n) of the same run. */
 static int
 plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
-    const struct ckpt_candidate *cands, struct item *items, size_t n,
+    const struct cand_src *src, struct item *items, size_t n,
     int64_t now, struct ckpt_plan_run *rs, struct ckpt_error *err)
 {
 	struct verdict_slot *slots = plan->slots;
+	struct ckpt_candidate buf;
 	struct item *by_time = NULL, *scratch = NULL;
 	struct ranked *top = NULL;
 	char label[96], dur[64];
@@ -910,6 +930,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	int rc = 0;
 
 #define SLOT(it) (&slots[(it)->idx])
+#define CAND(it) cand(src, (it)->idx, &buf)
 #define REASON(it, ...) do { \
 		if ((rc = add_reason(plan, SLOT(it), err, __VA_ARGS__))) \
 			goto out; \
@@ -919,12 +940,12 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 	/* The best by the policy's metric (not failed, with a value) is
 	 * kept whatever the rules say, like the newest. */
-	best = best_index(p, cands, items, n);
+	best = best_index(p, src, items, n);
 
 	/* Invariants: the newest by step that is not failed (what "ckpt
 	 * latest" returns), the best, pinned, registry sources. */
 	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_candidate *c = &cands[items[i].idx];
+		const struct ckpt_candidate *c = CAND(&items[i]);
 		struct verdict_slot *s = SLOT(&items[i]);
 
 		if (!c->failed && !newest_seen) {
@@ -951,7 +972,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	/* keep_last, by step; failed checkpoints fill no slot. */
 	for (size_t i = 0, k = 0; i < n && (p->keep_last == CKPT_KEEP_ALL ||
 	    (p->keep_last > 0 && k < (size_t)p->keep_last)); i++) {
-		if (cands[items[i].idx].failed)
+		if (CAND(&items[i])->failed)
 			continue;
 		k++;
 		SLOT(&items[i])->rule_kept = true;
@@ -964,9 +985,9 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 		size_t nv = 0, k = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			double v = metric_of(&cands[items[i].idx], p->metric);
+			double v = metric_of(CAND(&items[i]), p->metric);
 
-			if (cands[items[i].idx].failed)
+			if (CAND(&items[i])->failed)
 				continue;	/* never ranked */
 			if (isnan(v)) {
 				if (p->missing != CKPT_MISSING_DROP &&
@@ -991,9 +1012,9 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 		nv = 0;
 		for (size_t i = 0; i < n && k; i++) {
 			struct ranked r = { items[i], metric_of(
-			    &cands[items[i].idx], p->metric) };
+			    CAND(&items[i]), p->metric) };
 
-			if (cands[items[i].idx].failed || isnan(r.value))
+			if (CAND(&items[i])->failed || isnan(r.value))
 				continue;
 			if (p->mode == CKPT_POLICY_MAX)
 				r.value = -r.value;
@@ -1100,7 +1121,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "refusing a policy that keeps no checkpoint of run '%s' "
 		    "(only the newest, pinned and registry ones would stay)",
-		    cands[items[0].idx].run);
+		    CAND(&items[0])->run);
 
 	/* The union, or everything when max_size is the only rule. */
 	for (size_t i = 0; i < n; i++) {
@@ -1116,7 +1137,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 		for (size_t i = 0; i < n; i++)
 			if (SLOT(&items[i])->v.keep)
-				total += cands[items[i].idx].size;
+				total += CAND(&items[i])->size;
 		for (size_t i = n; i-- > 0;) {
 			struct verdict_slot *s = SLOT(&items[i]);
 
@@ -1125,7 +1146,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			if (!s->v.keep || s->v.invariant)
 				continue;
 			s->v.keep = false;
-			total -= cands[items[i].idx].size;
+			total -= CAND(&items[i])->size;
 			/* the rule reasons no longer apply: say why it goes */
 			clear_reasons(s);
 			REASON(&items[i], "max-size");
@@ -1143,7 +1164,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 	for (size_t i = 0; i < n; i++) {
 		struct verdict_slot *s = SLOT(&items[i]);
-		uint64_t size = cands[items[i].idx].size;
+		uint64_t size = CAND(&items[i])->size;
 
 		rs->count++;
 		if (s->v.keep) {
@@ -1159,28 +1180,37 @@ out:
 	free(scratch);
 	return rc;
 #undef SLOT
+#undef CAND
 #undef REASON
 }
 
 /* Whether every candidate is of the same run (ckpt prune plans a run at
  * a time): then refs are in order already, with no sort and its copy. */
 static bool
-one_run(const struct ckpt_candidate *c, size_t n)
+one_run(const struct cand_src *src, size_t n)
 {
-	for (size_t i = 1; i < n; i++)
-		if (c[i].run != c[0].run && strcmp(c[i].run, c[0].run))
+	struct ckpt_candidate b0, bi;
+	const char *run0 = n ? cand(src, 0, &b0)->run : NULL;
+
+	for (size_t i = 1; i < n; i++) {
+		const char *run = cand(src, i, &bi)->run;
+
+		if (run != run0 && strcmp(run, run0))
 			return false;
+	}
 	return true;
 }
 
 /* Candidate k of the run-ordered sequence (refs, or the input itself). */
 #define REF_IDX(k) (refs ? refs[k].idx : (k))
-#define REF_RUN(k) (c[REF_IDX(k)].run)
+#define REF_RUN(k, b) (cand(src, REF_IDX(k), (b))->run)
+#define REF_CAND(k) cand(src, REF_IDX(k), &b1)
 
-int
-ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
+static int
+plan_all(const struct ckpt_policy *p, const struct cand_src *src,
     size_t n, int64_t now, struct ckpt_plan **out, struct ckpt_error *err)
 {
+	struct ckpt_candidate b1, b2;
 	struct ckpt_plan *plan;
 	struct run_ref *refs = NULL;
 	struct item *items = NULL;
@@ -1188,9 +1218,6 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	bool single;
 	int rc;
 
-	if (!p || !out || (n && !c))
-		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
-		    "no policy or candidates");
 	if ((rc = ckpt_policy_check(p, err)))
 		return rc;
 	if (ckpt_policy_is_empty(p))
@@ -1202,7 +1229,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		    "%zu candidates: at most %lu at once", n,
 		    (unsigned long)UINT32_MAX);
 	for (size_t i = 0; i < n; i++)
-		if (!c[i].run)
+		if (!cand(src, i, &b1)->run)
 			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 			    "candidate %zu has no run", i);
 	plan = calloc(1, sizeof(*plan));
@@ -1211,7 +1238,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	plan->n = n;
 	plan->slots = calloc(n ? n : 1, sizeof(*plan->slots));
 	/* one run: the candidates in their order are the group */
-	single = one_run(c, n);
+	single = one_run(src, n);
 	refs = single ? NULL : calloc(n ? n : 1, sizeof(*refs));
 	items = calloc(n ? n : 1, sizeof(*items));
 	first = calloc(n && !single ? n : 1, sizeof(*first));
@@ -1222,7 +1249,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		goto fail;
 	}
 	for (size_t i = 0; i < n && refs; i++) {
-		refs[i].run = c[i].run;
+		refs[i].run = cand(src, i, &b1)->run;
 		refs[i].idx = i;
 	}
 	if (refs)
@@ -1233,7 +1260,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 
-		while (j < n && !strcmp(REF_RUN(j), REF_RUN(i)))
+		while (j < n && !strcmp(REF_RUN(j, &b1), REF_RUN(i, &b2)))
 			j++;
 		first[plan->nruns].start = i;
 		first[plan->nruns++].pos = REF_IDX(i);
@@ -1244,20 +1271,22 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		size_t s = first[g].start, e = s, m = 0;
 		struct ckpt_plan_run *rs = &plan->runs[g];
 
-		while (e < n && !strcmp(REF_RUN(e), REF_RUN(s)))
+		while (e < n && !strcmp(REF_RUN(e, &b1), REF_RUN(s, &b2)))
 			e++;
 		for (size_t k = s; k < e; k++) {
+			const struct ckpt_candidate *c = REF_CAND(k);
+
 			items[m].idx = (uint32_t)REF_IDX(k);
-			items[m].step = c[REF_IDX(k)].step;
-			items[m].created = c[REF_IDX(k)].created;
+			items[m].step = c->step;
+			items[m].created = c->created;
 			m++;
 		}
-		rs->run = plan_strdup(plan, REF_RUN(s));
+		rs->run = plan_strdup(plan, REF_RUN(s, &b1));
 		if (!rs->run) {
 			rc = ckpt_error_nomem(err);
 			goto fail;
 		}
-		rc = plan_run(plan, p, c, items, m, now, rs, err);
+		rc = plan_run(plan, p, src, items, m, now, rs, err);
 		if (rc)
 			goto fail;
 	}
@@ -1276,8 +1305,34 @@ fail:
 	free(first);
 	ckpt_plan_free(plan);
 	return rc;
+}
 #undef REF_IDX
 #undef REF_RUN
+#undef REF_CAND
+
+int
+ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
+    size_t n, int64_t now, struct ckpt_plan **out, struct ckpt_error *err)
+{
+	struct cand_src src = { c, NULL, NULL };
+
+	if (!p || !out || (n && !c))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no policy or candidates");
+	return plan_all(p, &src, n, now, out, err);
+}
+
+int
+ckpt_policy_plan_fn(const struct ckpt_policy *p, ckpt_candidate_fn get,
+    void *arg, size_t n, int64_t now, struct ckpt_plan **out,
+    struct ckpt_error *err)
+{
+	struct cand_src src = { NULL, get, arg };
+
+	if (!p || !out || !get)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no policy or candidates");
+	return plan_all(p, &src, n, now, out, err);
 }
 
 /* ------------------------------------------------------------------ */
