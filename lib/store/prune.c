@@ -205,7 +205,8 @@ struct ckpt_prune_report {
 	size_t nruns;
 	size_t failed, trash_left;
 	struct ckpt_lock_holder broken;
-	struct ckpt_list *list;		/* entries the items borrow from */
+	struct ckpt_list *list;		/* its pool holds the items' strings;
+					 * its entries are given back */
 	struct ckpt_plan **plans;	/* reasons the items borrow */
 	size_t nplans;
 	struct strpool pool;
@@ -387,13 +388,13 @@ static int
 items_from_listing(struct ckpt_prune_report *r, size_t nruns,
     const char *const *metrics, struct ckpt_error *err)
 {
-	size_t n = r->n, g = nruns;
+	size_t n = r->n, g = nruns, nblocks = (n + ITEM_BLOCK - 1) / ITEM_BLOCK;
 
-	r->nblocks = (n + ITEM_BLOCK - 1) / ITEM_BLOCK;
-	r->blocks = calloc(r->nblocks ? r->nblocks : 1, sizeof(*r->blocks));
+	r->blocks = calloc(nblocks ? nblocks : 1, sizeof(*r->blocks));
 	r->marks = malloc(n ? n : 1);
 	if (!r->blocks || !r->marks)
 		return ckpt_error_nomem(err);
+	r->nblocks = nblocks;
 	for (size_t b = r->nblocks; b-- > 0;) {
 		size_t from = b * ITEM_BLOCK, to = n - from > ITEM_BLOCK ?
 		    from + ITEM_BLOCK : n;
