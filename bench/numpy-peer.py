@@ -75,12 +75,26 @@ def st(path, arr):
         arr.tofile(f)
 
 
+def shards(path, arr, n):
+    """arr as n tensors of equal size, as a model's layers are."""
+    per = arr.nbytes // n
+    h = json.dumps({"layers.%02d.weight" % i: {
+        "dtype": "F32", "shape": [per // 4],
+        "data_offsets": [i * per, (i + 1) * per]} for i in range(n)}).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        arr.tofile(f)
+
+
 def make(d):
-    """a: 1 GiB of F32 normal values; bf16: the same truncated (1 GiB);
-    b: a plus noise of 1e-3, different everywhere."""
+    """a: 1 GiB of F32 normal values; m: the same as 32 tensors;
+    bf16: the same truncated (1 GiB); b: a plus noise of 1e-3, different
+    everywhere."""
     rng = np.random.default_rng(17)
     a = rng.standard_normal((1 << 30) // 4, dtype=np.float32)
     st(d + "/a.safetensors", a)
+    shards(d + "/m.safetensors", a, 32)
     st(d + "/bf16.safetensors",
        np.concatenate([(a.view(np.uint32) >> 16).astype(np.uint16)] * 2))
     a += rng.standard_normal(a.size, dtype=np.float32) * 1e-3

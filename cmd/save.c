@@ -211,7 +211,7 @@ release_args(struct save_args *a)
 	strlist_release(&a->tags);
 }
 
-/* The metadata the flags give; ckpt_save_begin() captures the rest. */
+/* The metadata the flags give; the library captures the rest. */
 static json_t *
 build_metadata(struct ctx *ctx, struct save_args *a,
     struct ckpt_store **storep)

@@ -86,6 +86,41 @@ assert g[\"dirty\"] is False, g
 	manifest_py st/runs/g/step-4 "assert \"git\" not in m, m.get(\"git\")"
 '
 
+test_expect_success 'a --background save records the git state too' '
+	mkdir -p repo/ck && echo w >repo/ck/w.bin &&
+	commit=$(git -C repo rev-parse HEAD) &&
+	(cd repo && ckpt -C ../st save --background --run g --step 5 ck) &&
+	for i in $(seq 100); do
+		test -f st/runs/g/step-5/ckpt-manifest.json && break
+		sleep 0.1
+	done &&
+	manifest_py st/runs/g/step-5 "
+g = m[\"git\"]
+assert g[\"commit\"] == \"$commit\", g
+assert g[\"toplevel\"].endswith(\"/repo\"), g
+"
+'
+
+test_expect_success 'GPU models from nvidia-smi, beside the environment file' '
+	mkdir -p fakebin &&
+	printf "#!/bin/sh\nprintf \"NVIDIA A100-SXM4-80GB\\\\nNVIDIA H100 PCIe\\\\n\"\n" \
+		>fakebin/nvidia-smi &&
+	chmod +x fakebin/nvidia-smi &&
+	echo "torch==1.13.1" >req.txt &&
+	mkdir -p ck && echo w >ck/w.bin &&
+	PATH="$(pwd)/fakebin:$PATH" ckpt -C st save --run gpu --step 1 \
+		--env req.txt ck &&
+	manifest_py st/runs/gpu/step-1 "
+e = m[\"environment\"]
+assert e[\"gpus\"] == [\"NVIDIA A100-SXM4-80GB\", \"NVIDIA H100 PCIe\"], e
+assert e[\"file\"][\"file\"] == \"req.txt\", e
+" &&
+	printf "#!/bin/sh\nexit 9\n" >fakebin/nvidia-smi &&
+	mkdir -p ck && echo w >ck/w.bin &&
+	PATH="$(pwd)/fakebin:$PATH" ckpt -C st save --run gpu --step 2 ck &&
+	manifest_py st/runs/gpu/step-2 "assert \"gpus\" not in m.get(\"environment\", {}), m"
+'
+
 test_expect_success 'a YAML config is embedded as JSON' '
 	cat >conf.yaml <<-\EOF &&
 	model:

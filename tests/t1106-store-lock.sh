@@ -95,6 +95,24 @@ test_expect_success 'no clock decides: an old break lock of a live process stays
 	test_path_is_missing s/.ckpt/lock.break
 '
 
+test_expect_success 'the age of a lock: seconds, or what is wrong with its time' '
+	rm -rf s && cp -R s0 s &&
+	{ sleep 300 & live=$!; } &&
+	test_when_finished "kill $live" &&
+	lock s/.ckpt/lock $live &&
+	test_expect_code 3 ckpt -C s gc --lock-timeout 0 2>err &&
+	grep -E "for .test. \([0-9]+ s ago\)" err &&
+	sed "s/^time .*/time 99999999999/" s/.ckpt/lock >l &&
+	mv l s/.ckpt/lock &&
+	test_expect_code 3 ckpt -C s gc --lock-timeout 0 2>err &&
+	test_grep "its recorded time, 99999999999, is in the future" err &&
+	sed "s/^time .*/time -9223372036854775808/" s/.ckpt/lock >l &&
+	mv l s/.ckpt/lock &&
+	test_expect_code 3 ckpt -C s gc --lock-timeout 0 2>err &&
+	test_grep "its recorded time, -9223372036854775808, is not believable" err &&
+	test_path_is_file s/.ckpt/lock
+'
+
 test_expect_success 'SIGINT while the lock is held: the step ends, the lock goes' '
 	rm -rf s && cp -R s0 s &&
 	test_expect_code 130 env LD_PRELOAD="$SHIM" CKPT_FAULT_OP=fsync \

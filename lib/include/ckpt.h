@@ -66,10 +66,12 @@
  *    threads, one call at a time.
  *  - ckpt_interrupt_install() changes process-wide signal dispositions:
  *    call it once, from the main thread, before starting others.
- *  - ckpt_save_begin() with CKPT_CAPTURE_GIT or CKPT_CAPTURE_GPUS runs
- *    git and nvidia-smi (fork and exec, waiting for that child only); a
+ *  - ckpt_save_finish() with CKPT_CAPTURE_GIT or CKPT_CAPTURE_GPUS runs
+ *    git and nvidia-smi (posix_spawn, on a thread of its own while the
+ *    save copies and hashes, waiting for those children only); a
  *    program that ignores SIGCHLD gets no "git" key.  Clear those flags
- *    to start no process.
+ *    to start no process.  ckpt_save_begin() leaves no thread or process
+ *    running when it returns: a program may fork between the two.
  */
 #ifndef CKPT_H
 #define CKPT_H

@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <math.h>
+#include <pthread.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,14 +37,18 @@
 /* ------------------------------------------------------------------ */
 
 /*
- * Runs argv (no shell) in dir (NULL: here) with stdout captured (at most
- * max bytes; stdin and stderr are /dev/null).  Returns the exit status,
- * or -1 when it could not run; *out is NULL or allocated.
+ * Runs argv (no shell) with stdout captured (at most max bytes; stdin and
+ * stderr are /dev/null).  Returns the exit status, or -1 when it could
+ * not run; *out is NULL or allocated.  posix_spawnp, not fork: the
+ * capture runs on a thread of its own beside the save's copy and hash
+ * threads, and a forked child of a threaded process may only call
+ * async-signal-safe functions before it executes (execvp is not one).
  */
 static int
-run_capture(const char *const argv[], const char *dir, char **out, size_t max)
+run_capture(const char *const argv[], char **out, size_t max)
 {
-	int pfd[2], status;
+	posix_spawn_file_actions_t fa;
+	int pfd[2], status, rc;
 	size_t len = 0;
 	char *buf = malloc(max + 1);
 	pid_t pid;
@@ -54,27 +60,25 @@ run_capture(const char *const argv[], const char *dir, char **out, size_t max)
 		free(buf);
 		return -1;
 	}
-	pid = fork();
-	if (pid < 0) {
+	rc = posix_spawn_file_actions_init(&fa);
+	if (!rc) {
+		/* dup2 clears FD_CLOEXEC on the copy; the originals close. */
+		rc = posix_spawn_file_actions_adddup2(&fa, pfd[1], 1) ||
+		    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		    O_RDONLY, 0) ||
+		    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null",
+		    O_WRONLY, 0);
+		if (!rc)
+			rc = posix_spawnp(&pid, argv[0], &fa, NULL,
+			    (char *const *)argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	close(pfd[1]);
+	if (rc) {
 		close(pfd[0]);
-		close(pfd[1]);
 		free(buf);
 		return -1;
 	}
-	if (!pid) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(pfd[1], 1);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 2);
-		}
-		if (dir && chdir(dir))
-			_exit(127);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
 	for (;;) {
 		char tmp[4096];
 		ssize_t n = read(pfd[0], tmp, sizeof(tmp));
@@ -111,14 +115,41 @@ chomp(char *s)
 		s[--n] = '\0';
 }
 
-/* The first line of a command's output, or NULL when it failed. */
+#define GIT_ARGS_MAX	8
+
+/*
+ * Runs git ARGS in dir (NULL: here), as "git -C dir ARGS": the capture
+ * thread must not chdir, which would move every thread.  Returns as
+ * run_capture does.
+ */
+static int
+run_git(const char *dir, const char *const args[], char **out, size_t max)
+{
+	const char *argv[GIT_ARGS_MAX + 4];
+	size_t n = 0;
+
+	argv[n++] = "git";
+	if (dir) {
+		argv[n++] = "-C";
+		argv[n++] = dir;
+	}
+	for (size_t i = 0; args[i]; i++) {
+		if (i == GIT_ARGS_MAX)
+			BUG("git with more than %d arguments", GIT_ARGS_MAX);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	return run_capture(argv, out, max);
+}
+
+/* The first line of a git command's output, or NULL when it failed. */
 static json_t *
-command_line(const char *const argv[], const char *dir, size_t max)
+git_line(const char *dir, const char *const args[], size_t max)
 {
 	char *out;
 	json_t *j = NULL;
 
-	if (run_capture(argv, dir, &out, max) == 0) {
+	if (run_git(dir, args, &out, max) == 0) {
 		chomp(out);
 		j = json_string(out);
 	}
@@ -130,18 +161,18 @@ command_line(const char *const argv[], const char *dir, size_t max)
 static json_t *
 capture_git(const char *dir)
 {
-	const char *const argv_top[] = { "git", "rev-parse",
-		"--show-toplevel", NULL };
-	const char *const argv_head[] = { "git", "rev-parse", "--verify",
-		"-q", "HEAD", NULL };
-	const char *const argv_branch[] = { "git", "symbolic-ref", "--short",
-		"-q", "HEAD", NULL };
-	const char *const argv_dirty[] = { "git", "status", "--porcelain",
+	const char *const top_args[] = { "rev-parse", "--show-toplevel",
+		NULL };
+	const char *const head_args[] = { "rev-parse", "--verify", "-q",
+		"HEAD", NULL };
+	const char *const branch_args[] = { "symbolic-ref", "--short", "-q",
+		"HEAD", NULL };
+	const char *const dirty_args[] = { "status", "--porcelain",
 		"--untracked-files=no", NULL };
 	json_t *g, *top, *v;
 	char *out;
 
-	if (!(top = command_line(argv_top, dir, 4096)))
+	if (!(top = git_line(dir, top_args, 4096)))
 		return NULL;
 	g = json_object();
 	if (!g) {
@@ -149,11 +180,11 @@ capture_git(const char *dir)
 		return NULL;
 	}
 	json_object_set_new(g, "toplevel", top);
-	v = command_line(argv_head, dir, 256);
+	v = git_line(dir, head_args, 256);
 	json_object_set_new(g, "commit", v ? v : json_null());
-	v = command_line(argv_branch, dir, 1024);
+	v = git_line(dir, branch_args, 1024);
 	json_object_set_new(g, "branch", v ? v : json_null());	/* detached */
-	if (run_capture(argv_dirty, dir, &out, 1 << 20) == 0)
+	if (run_git(dir, dirty_args, &out, 1 << 20) == 0)
 		json_object_set_new(g, "dirty", json_boolean(*out != '\0'));
 	free(out);
 	return g;
@@ -194,7 +225,7 @@ capture_gpus(void)
 			"--format=csv,noheader", NULL };
 		char *out, *line, *save = NULL;
 
-		if (run_capture(argv, NULL, &out, 65536) == 0)
+		if (run_capture(argv, &out, 65536) == 0)
 			for (line = strtok_r(out, "\n", &save); line;
 			    line = strtok_r(NULL, "\n", &save)) {
 				chomp(line);
@@ -722,33 +753,25 @@ capture_data(json_t *meta, const struct ckpt_save_options *o,
 	return rc;
 }
 
-/* "environment": the env file and the GPUs, beside the caller's keys. */
+/* "environment": {"file": ...}, beside the caller's keys. */
 static int
-capture_environment(json_t *meta, const struct ckpt_save_options *o,
-    struct ckpt_error *err)
+capture_env_file(json_t *meta, const char *path, struct ckpt_error *err)
 {
 	json_t *env = json_object_get(meta, "environment"), *v = NULL;
-	bool fresh = !json_is_object(env);
 	int rc;
 
-	if (fresh && !(env = json_object()))
-		return ckpt_error_nomem(err);
-	if (o->env_file && !json_object_get(env, "file")) {
-		if ((rc = env_file(o->env_file, &v, err))) {
-			if (fresh)
-				json_decref(env);
-			return rc;
+	if (json_is_object(env) && json_object_get(env, "file"))
+		return 0;
+	if ((rc = env_file(path, &v, err)))
+		return rc;
+	if (!json_is_object(env)) {
+		if (!(env = json_object())) {
+			json_decref(v);
+			return ckpt_error_nomem(err);
 		}
-		json_object_set_new(env, "file", v);
+		json_object_set_new(meta, "environment", env);
 	}
-	if ((o->capture & CKPT_CAPTURE_GPUS) && !json_object_get(env,
-	    "gpus") && (v = capture_gpus()))
-		json_object_set_new(env, "gpus", v);
-	if (fresh) {
-		if (json_object_size(env))
-			json_object_set(meta, "environment", env);
-		json_decref(env);
-	}
+	json_object_set_new(env, "file", v);
 	return 0;
 }
 
@@ -769,14 +792,80 @@ ckpt_capture_metadata(json_t *meta, const struct ckpt_save_options *o,
 	if ((o->ndata_paths || o->data_version) && !json_object_get(meta,
 	    "data") && (rc = capture_data(meta, o, err)))
 		return rc;
-	if ((rc = capture_environment(meta, o, err)))
+	if (o->env_file && (rc = capture_env_file(meta, o->env_file, err)))
 		return rc;
-	if ((o->capture & CKPT_CAPTURE_GIT) && !json_object_get(meta, "git")
-	    && (v = capture_git(o->git_dir)))
-		json_object_set_new(meta, "git", v);
 	if ((o->capture & CKPT_CAPTURE_TRAINER_STATE) && o->transfer ==
 	    CKPT_TRANSFER_ADOPT && o->nsources == 1 &&
 	    (rc = capture_trainer_state(meta, o->sources[0], err)))
 		return rc;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Git and GPUs, beside the copy                                       */
+/* ------------------------------------------------------------------ */
+
+static void *
+capture_bg_run(void *arg)
+{
+	struct ckpt_capture_bg *bg = arg;
+
+	if (bg->want_gpus)
+		bg->gpus = capture_gpus();
+	if (bg->want_git)
+		bg->git = capture_git(bg->git_dir);
+	return NULL;
+}
+
+void
+ckpt_capture_bg_start(struct ckpt_capture_bg *bg, json_t *meta,
+    const struct ckpt_save_options *o)
+{
+	json_t *env = json_object_get(meta, "environment");
+
+	memset(bg, 0, sizeof(*bg));
+	if (o->version < 2)
+		return;
+	bg->want_git = (o->capture & CKPT_CAPTURE_GIT) &&
+	    !json_object_get(meta, "git");
+	bg->want_gpus = (o->capture & CKPT_CAPTURE_GPUS) &&
+	    !json_object_get(env, "gpus");
+	if (!bg->want_git && !bg->want_gpus)
+		return;
+	if (o->git_dir && !(bg->git_dir = strdup(o->git_dir))) {
+		bg->want_git = false;	/* best effort, as a failed git */
+		if (!bg->want_gpus)
+			return;
+	}
+	/* No thread (out of resources): the same work, here and now. */
+	bg->started = !pthread_create(&bg->th, NULL, capture_bg_run, bg);
+	if (!bg->started)
+		capture_bg_run(bg);
+}
+
+void
+ckpt_capture_bg_join(struct ckpt_capture_bg *bg, json_t *meta)
+{
+	json_t *env;
+
+	if (bg->started)
+		pthread_join(bg->th, NULL);
+	bg->started = false;
+	free(bg->git_dir);
+	bg->git_dir = NULL;
+	/* A key already there (the caller's) is left alone, as in begin. */
+	if (bg->git && !json_object_get(meta, "git"))
+		json_object_set(meta, "git", bg->git);
+	if (bg->gpus) {
+		env = json_object_get(meta, "environment");
+		if (!json_is_object(env)) {
+			env = json_object();
+			json_object_set_new(meta, "environment", env);
+		}
+		if (json_is_object(env) && !json_object_get(env, "gpus"))
+			json_object_set(env, "gpus", bg->gpus);
+	}
+	json_decref(bg->git);
+	json_decref(bg->gpus);
+	bg->git = bg->gpus = NULL;
 }

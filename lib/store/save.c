@@ -1998,13 +1998,11 @@ check_interrupt(const char *step, struct ckpt_error *err)
 
 /* Copies, hashes, validates and writes the summary and manifest. */
 static int
-prepare(struct ckpt_save *sv, struct ckpt_error *err)
+place_and_hash(struct ckpt_save *sv, struct ckpt_error *err)
 {
 	struct syncer sy;
 	int rc;
 
-	if ((rc = check_interrupt("save", err)))
-		return rc;
 	load_config(sv);
 	/* A copy to S3 needs no local one: uploaded from the sources. */
 	sv->direct = sv->transfer == CKPT_TRANSFER_COPY &&
@@ -2031,6 +2029,25 @@ prepare(struct ckpt_save *sv, struct ckpt_error *err)
 	rc = validate_and_hash(sv, err);
 	if (!sv->direct && sync_join(&sy, rc ? NULL : err) && !rc)
 		rc = sy.rc;
+	return rc;
+}
+
+/*
+ * The files placed, made durable and hashed, then the manifest written.
+ * Git and the GPUs are asked meanwhile (capture.c): their processes
+ * need not add to the save's time.
+ */
+static int
+prepare(struct ckpt_save *sv, struct ckpt_error *err)
+{
+	struct ckpt_capture_bg bg;
+	int rc;
+
+	if ((rc = check_interrupt("save", err)))
+		return rc;
+	ckpt_capture_bg_start(&bg, sv->meta, &sv->opts);
+	rc = place_and_hash(sv, err);
+	ckpt_capture_bg_join(&bg, sv->meta);
 	if (rc || (rc = check_interrupt("hashing", err)))
 		return rc;
 	write_status(sv, CKPT_PHASE_COMMITTING, "active", NULL);

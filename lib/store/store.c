@@ -816,11 +816,35 @@ break_lock(const struct ckpt_store *s, const char *key,
 	return done;
 }
 
+/*
+ * When a lock was taken, for people: "12 s ago", or what is wrong with
+ * the recorded time (a clock that jumped, a lock written by hand).  It
+ * is compared, not subtracted: any int64 may be recorded.
+ */
+#define LOCK_TIME_MIN	946684800LL	/* 2000-01-01: before any ckpt */
+
+static void
+lock_age_text(int64_t when, char *buf, size_t size)
+{
+	long long now = (long long)time(NULL);
+
+	if (!when)
+		snprintf(buf, size, "taken at an unknown time");
+	else if (when > now + 60)
+		snprintf(buf, size, "its recorded time, %lld, is in the "
+		    "future", (long long)when);
+	else if (when < LOCK_TIME_MIN)
+		snprintf(buf, size, "its recorded time, %lld, is not "
+		    "believable", (long long)when);
+	else
+		snprintf(buf, size, "%lld s ago", when > now ? 0 : now - when);
+}
+
 static void
 holder_message(struct ckpt_error *err, const char *path,
     const struct lock_info *li, int64_t mtime, bool garbled)
 {
-	long long age = -1;
+	char age[96];
 
 	if (garbled) {
 		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "the store lock "
@@ -831,17 +855,14 @@ holder_message(struct ckpt_error *err, const char *path,
 		return;
 	}
 	/* For people only: the age never decides anything. */
-	if (li->h.time)
-		age = (long long)time(NULL) - (long long)li->h.time;
-	else if (mtime)
-		age = (long long)time(NULL) - (long long)mtime;
+	lock_age_text(li->h.time ? li->h.time : mtime, age, sizeof(age));
 	if (li->lease > 0) {
 		/* A remote lock: its lease decides, on the service's clock. */
 		long long left = (long long)li->lease - (mtime ?
 		    (long long)time(NULL) - (long long)mtime : 0);
 
 		ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1, "store is "
-		    "locked by pid %ld on host %s for '%s' (%lld s ago); its "
+		    "locked by pid %ld on host %s for '%s' (%s); its "
 		    "holder renews a lease of %ld s while it works, so it is "
 		    "broken only when the holder stopped for that long (in "
 		    "%lld s at the earliest)", li->h.pid, li->h.host[0] ?
@@ -850,7 +871,7 @@ holder_message(struct ckpt_error *err, const char *path,
 		return;
 	}
 	ckpt_error_set(err, CKPT_ERR_LOCKED, path, -1,
-	    "store is locked by pid %ld on host %s%s%s for '%s' (%lld s ago)"
+	    "store is locked by pid %ld on host %s%s%s for '%s' (%s)"
 	    "%s", li->h.pid, li->h.host[0] ? li->h.host : "?", li->pidns[0] &&
 	    strcmp(li->pidns, ckpt_pid_ns()) ? " in pid namespace " : "",
 	    li->pidns[0] && strcmp(li->pidns, ckpt_pid_ns()) ? li->pidns :

@@ -10,6 +10,7 @@
 #include "util/internal.h"
 #include "util/util.h"
 
+#include <pthread.h>
 #include <sys/types.h>
 
 /*
@@ -355,6 +356,27 @@ int ckpt_make_parents(const char *root, const char *rel,
  */
 int ckpt_capture_metadata(struct json_t *meta,
     const struct ckpt_save_options *o, struct ckpt_error *err);
+
+/*
+ * capture.c: the git state and the GPU models (CKPT_CAPTURE_GIT, _GPUS),
+ * which start processes (git status of a large work tree takes a while),
+ * captured on a thread of their own while a save copies and hashes.
+ * ckpt_save_finish starts it (not begin: "ckpt save --background" forks
+ * after begin, and a thread does not survive fork) and joins it before
+ * the manifest is written, on every path: join adds to meta the keys it
+ * still lacks.  Best effort, as before: no git, no repository, no
+ * driver, no thread to run it on: the key is left out or captured inline.
+ */
+struct ckpt_capture_bg {
+	pthread_t th;
+	bool started;
+	bool want_git, want_gpus;
+	char *git_dir;			/* NULL: the working directory */
+	struct json_t *git, *gpus;	/* what the thread found, or NULL */
+};
+void ckpt_capture_bg_start(struct ckpt_capture_bg *bg, struct json_t *meta,
+    const struct ckpt_save_options *o);
+void ckpt_capture_bg_join(struct ckpt_capture_bg *bg, struct json_t *meta);
 
 /*
  * A checkpoint's location as push, pull and export read it (transfer.c):

@@ -242,6 +242,51 @@ START_TEST(test_capture_missing_data_is_an_error)
 }
 END_TEST
 
+/*
+ * Git and the GPUs are captured on a thread of ckpt_save_finish (so that
+ * a program may fork after begin): a key of the caller's metadata still
+ * wins over what that thread finds.
+ */
+START_TEST(test_capture_caller_keys_win)
+{
+	char *repo = tmp_path("repo"), *st = tmp_path("st");
+	const char *srcs[1];
+	struct ckpt_save_options o = CKPT_SAVE_OPTIONS_INIT;
+	json_t *m;
+
+	sh("mkdir -p '%s' && cd '%s' && git init -q && echo one >t && "
+	    "git add t && git -c user.email=t@t -c user.name=t commit -q "
+	    "-m one", repo, repo);
+	srcs[0] = unit_write_file("w.bin", "w\n", 2);
+	o.run = "r";
+	o.step = 1;
+	o.sources = srcs;
+	o.nsources = 1;
+	o.transfer = CKPT_TRANSFER_COPY;
+	o.git_dir = repo;
+	o.metadata_json = "{\"git\": {\"commit\": \"mine\"}, "
+	    "\"environment\": {\"gpus\": [\"mine\"]}}";
+	lib_save(st, &o);
+	m = manifest_of(st, "r", 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m,
+	    "git"), "commit")), "mine");
+	ck_assert_uint_eq(json_object_size(json_object_get(m, "git")), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(
+	    json_object_get(m, "environment"), "gpus"), 0)), "mine");
+	json_decref(m);
+
+	/* Without the caller's key the thread's finding goes in. */
+	o.step = 2;
+	o.metadata_json = NULL;
+	lib_save(st, &o);
+	m = manifest_of(st, "r", 2);
+	ck_assert_uint_eq(strlen(json_string_value(json_object_get(
+	    json_object_get(m, "git"), "commit"))), 40);
+	json_decref(m);
+	free(repo), free(st);
+}
+END_TEST
+
 Suite *
 capture_suite(void)
 {
@@ -253,6 +298,7 @@ capture_suite(void)
 	tcase_add_test(tc, test_capture_same_as_cli);
 	tcase_add_test(tc, test_capture_adopt_trainer_state);
 	tcase_add_test(tc, test_capture_missing_data_is_an_error);
+	tcase_add_test(tc, test_capture_caller_keys_win);
 	/* two saves and git: more than the default 4 s under ASan */
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);

@@ -282,6 +282,85 @@ START_TEST(test_f32_block_straight)
 }
 END_TEST
 
+/* ckpt_tensor_stats_add of n values against the oracle: counts, min
+ * and max exact, mean and std close. */
+static void
+check_against_oracle(const double *d, size_t n)
+{
+	struct ckpt_tensor_stats o, g;
+
+	oracle_stats(d, n, &o);
+	ckpt_tensor_stats_init(&g);
+	ckpt_tensor_stats_add(&g, d, n);
+	ck_assert_uint_eq(g.count, o.count);
+	ck_assert_uint_eq(g.finite, o.finite);
+	ck_assert_uint_eq(g.nan, o.nan);
+	ck_assert_uint_eq(g.pos_inf, o.pos_inf);
+	ck_assert_uint_eq(g.neg_inf, o.neg_inf);
+	ck_assert_uint_eq(g.zeros, o.zeros);
+	if (!o.finite)
+		return;
+	ck_assert(g.min == o.min && g.max == o.max);
+	assert_close(g.mean, o.mean, 1e-12, "mean");
+	assert_close(g.std, o.std, 1e-9, "std");
+}
+
+/*
+ * Blocks where non-finite values are common (random bits: one F32 in
+ * 256 is a NaN or an infinity, so nearly every block of 1024 holds
+ * one; F64 with a quarter of NaNs of any payload and sign, and
+ * infinities): the path that counts them and reduces the rest, on every
+ * length, against the oracle, both kernels giving the same bits.
+ */
+START_TEST(test_blocks_full_of_specials)
+{
+	static unsigned char raw[4 * CKPT_KBLOCK];
+	static double d[CKPT_KBLOCK];
+	struct ckpt_tensor_stats simd, port, want;
+
+	for (size_t n = 1; n <= CKPT_KBLOCK; n += n < 40 ? 1 : 37) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u = (uint32_t)rnd();
+			float f;
+
+			memcpy(&f, &u, 4);
+			memcpy(raw + 4 * i, &u, 4);	/* little-endian */
+			d[i] = f;
+		}
+		force_kernel(false);
+		ck_assert(ckpt_kstats_f32_block(raw, n, &simd));
+		ckpt_kstats_block(d, n, &want);
+		force_kernel(true);
+		ck_assert(ckpt_kstats_f32_block(raw, n, &port));
+		force_kernel(false);
+		unit_assert_stats_same(&simd, &want);
+		unit_assert_stats_same(&port, &want);
+		check_against_oracle(d, n);
+
+		for (size_t i = 0; i < n; i++) {
+			uint64_t r = rnd(), u;
+
+			if (r % 4) {
+				d[i] = rvalue() * 1e6;
+				continue;
+			}
+			/* all exponent bits: an infinity (payload 0) or NaN */
+			u = (r & (UINT64_C(1) << 63)) | UINT64_C(0x7ff) << 52 |
+			    ((r >> 2) % 3 ? (rnd() & ((UINT64_C(1) << 52) - 1)) :
+			    0);
+			memcpy(&d[i], &u, 8);
+		}
+		force_kernel(false);
+		ckpt_kstats_block(d, n, &simd);
+		force_kernel(true);
+		ckpt_kstats_block(d, n, &port);
+		force_kernel(false);
+		unit_assert_stats_same(&simd, &port);
+		check_against_oracle(d, n);
+	}
+}
+END_TEST
+
 /* Large offset, small spread, a million values: the pairwise tree
  * keeps the mean and std to within a few ulps of the oracle. */
 START_TEST(test_stats_accuracy)
@@ -466,7 +545,7 @@ kernels_suite(void)
 
 	TCASE(s, "kernels", NULL, NULL, test_decode_paths_agree,
 	    test_stats_block_boundaries, test_stats_accuracy,
-	    test_f32_block_straight,
+	    test_f32_block_straight, test_blocks_full_of_specials,
 	    test_compare_boundaries, test_compare_tolerance_edge,
 	    test_compare_across_dtypes);
 	return s;
