@@ -511,9 +511,12 @@ struct chunk {
 /*
  * A candidate's reasons are chained while the plan is made (most
  * candidates of a large run have none or one), then laid out in one
- * array that the verdicts point into: 48 bytes per candidate, not room
- * for MAX_REASONS pointers in each.
+ * array that the verdicts point into: 32 bytes per candidate, not room
+ * for MAX_REASONS pointers in each.  Link positions fit in 31 bits
+ * (MAX_LINKS), the other one is rule_kept.
  */
+#define MAX_LINKS	((uint32_t)INT32_MAX)
+
 struct reason_link {
 	const char *s;
 	uint32_t next;			/* position + 1 in links, 0: none */
@@ -521,8 +524,9 @@ struct reason_link {
 
 struct verdict_slot {
 	struct ckpt_verdict v;
-	uint32_t head, tail;		/* of its chain in links */
-	bool rule_kept;
+	uint32_t head;			/* of its chain in links */
+	uint32_t tail : 31;
+	uint32_t rule_kept : 1;
 };
 
 struct ckpt_plan {
@@ -531,6 +535,8 @@ struct ckpt_plan {
 	size_t nruns;
 	struct ckpt_plan_run *runs;
 	struct chunk *chunks;
+	const char *last_str;		/* plan_strdup's last: reasons of one
+					 * rule repeat ("last", "within 7d") */
 	struct reason_link *links;	/* while planning */
 	size_t nlinks, links_cap;
 	const char **reasons;		/* every verdict's, in order */
@@ -542,6 +548,8 @@ plan_strdup(struct ckpt_plan *plan, const char *s)
 	size_t len = strlen(s) + 1;
 	struct chunk *c = plan->chunks;
 
+	if (plan->last_str && !strcmp(plan->last_str, s))
+		return plan->last_str;
 	if (!c || c->cap - c->used < len) {
 		size_t cap = len > 16384 ? len : 16384;
 
@@ -555,7 +563,8 @@ plan_strdup(struct ckpt_plan *plan, const char *s)
 	}
 	memcpy(c->data + c->used, s, len);
 	c->used += len;
-	return c->data + c->used - len;
+	plan->last_str = c->data + c->used - len;
+	return plan->last_str;
 }
 
 static int
@@ -576,7 +585,7 @@ add_reason(struct ckpt_plan *plan, struct verdict_slot *slot,
 	if (slot->v.nreasons >= MAX_REASONS)
 		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
 		    "too many reasons");
-	if (plan->nlinks >= UINT32_MAX - 1)
+	if (plan->nlinks >= MAX_LINKS)
 		return ckpt_error_nomem(err);
 	if (plan->nlinks == plan->links_cap) {
 		size_t cap = plan->links_cap ? 2 * plan->links_cap : 256;
@@ -598,7 +607,7 @@ add_reason(struct ckpt_plan *plan, struct verdict_slot *slot,
 		plan->links[slot->tail - 1].next = (uint32_t)plan->nlinks;
 	else
 		slot->head = (uint32_t)plan->nlinks;
-	slot->tail = (uint32_t)plan->nlinks;
+	slot->tail = (uint32_t)plan->nlinks & MAX_LINKS;
 	slot->v.nreasons++;
 	return 0;
 }
@@ -671,11 +680,17 @@ ckpt_plan_run(const struct ckpt_plan *plan, size_t i)
 	return plan && i < plan->nruns ? &plan->runs[i] : NULL;
 }
 
-/* One candidate of a run, with its sort keys. */
+/* One candidate of a run, with its sort keys (24 bytes: a run of
+ * 100,000 has one each).  idx < 2^32: ckpt_policy_plan checks. */
 struct item {
-	size_t idx;
 	int64_t step, created;
-	double value;			/* NaN: no value */
+	uint32_t idx;
+};
+
+/* A candidate ranked by keep_best: negated for mode max. */
+struct ranked {
+	struct item it;
+	double value;
 };
 
 /* Newest first by step, then by time, then by input position. */
@@ -707,11 +722,11 @@ cmp_time_desc(const void *a, const void *b)
 static int
 cmp_value_asc(const void *a, const void *b)
 {
-	const struct item *x = a, *y = b;
+	const struct ranked *x = a, *y = b;
 
 	if (x->value != y->value)
 		return x->value < y->value ? -1 : 1;
-	return cmp_step_desc(a, b);
+	return cmp_step_desc(&x->it, &y->it);
 }
 
 struct run_ref {
@@ -742,6 +757,24 @@ cmp_group(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/*
+ * Where a plan's candidates come from: an array (ckpt_policy_plan), or a
+ * function that fills one at a time (ckpt_policy_plan_fn: prune, which
+ * holds no candidate array beside its report, 72 bytes a checkpoint).
+ */
+struct cand_src {
+	const struct ckpt_candidate *c;
+	ckpt_candidate_fn get;
+	void *arg;
+};
+
+/* Candidate i; valid until the next call with the same buf. */
+static const struct ckpt_candidate *
+cand(const struct cand_src *src, size_t i, struct ckpt_candidate *buf)
+{
+	return src->c ? &src->c[i] : src->get(src->arg, i, buf);
+}
+
 static double
 metric_of(const struct ckpt_candidate *c, const char *name)
 {
@@ -757,16 +790,17 @@ metric_of(const struct ckpt_candidate *c, const char *name)
  * the newer step, as keep_best's do.  n when there is none.
  */
 static size_t
-best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
+best_index(const struct ckpt_policy *p, const struct cand_src *src,
     const struct item *items, size_t n)
 {
+	struct ckpt_candidate buf;
 	size_t best = n;
 	double bv = 0;
 
 	if (!p->metric)
 		return n;
 	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_candidate *c = &cands[items[i].idx];
+		const struct ckpt_candidate *c = cand(src, items[i].idx, &buf);
 		double v = metric_of(c, p->metric);
 
 		if (c->failed || isnan(v))
@@ -782,26 +816,33 @@ best_index(const struct ckpt_policy *p, const struct ckpt_candidate *cands,
 	return best;
 }
 
+/* Whether items[0, n) is in cmp's order already. */
+static bool
+items_ordered(const struct item *v, size_t n,
+    int (*cmp)(const void *, const void *))
+{
+	for (size_t i = 1; i < n; i++)
+		if (cmp(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
 /*
  * Sorts items by cmp (a total order: every comparator here ends on the
  * input position), as qsort would, but leaves an array already in that
  * order alone and reverses one in the opposite order: a run's checkpoints
  * mostly come by ascending step and time, and qsort's merge sort would
- * take a copy of the whole array (32 bytes a checkpoint) to find that.
+ * take a copy of the whole array (24 bytes a checkpoint) to find that.
  */
 static void
 sort_items(struct item *v, size_t n, int (*cmp)(const void *, const void *))
 {
-	bool ordered = true, reversed = true;
+	bool reversed = true;
 
-	for (size_t i = 1; i < n && (ordered || reversed); i++) {
-		int c = cmp(&v[i - 1], &v[i]);
-
-		ordered = ordered && c <= 0;
-		reversed = reversed && c > 0;
-	}
-	if (ordered)
+	if (items_ordered(v, n, cmp))
 		return;
+	for (size_t i = 1; i < n && reversed; i++)
+		reversed = cmp(&v[i - 1], &v[i]) > 0;
 	if (reversed) {
 		for (size_t i = 0, j = n - 1; i < j; i++, j--) {
 			struct item t = v[i];
@@ -814,36 +855,97 @@ sort_items(struct item *v, size_t n, int (*cmp)(const void *, const void *))
 	qsort(v, n, sizeof(*v), cmp);
 }
 
+/* Sifts h[at] down the heap h[0, n), the worst (by cmp_value_asc) on top. */
+static void
+rank_sift_down(struct ranked *h, size_t at, size_t n)
+{
+	struct ranked v = h[at];
+
+	for (;;) {
+		size_t c = 2 * at + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && cmp_value_asc(&h[c], &h[c + 1]) < 0)
+			c++;
+		if (cmp_value_asc(&v, &h[c]) >= 0)
+			break;
+		h[at] = h[c];
+		at = c;
+	}
+	h[at] = v;
+}
+
+/*
+ * Offers r to the k best so far, h[0, *n) (a heap, the worst on top):
+ * keep_best ranks only the checkpoints it keeps, so its memory is k
+ * entries, not one per checkpoint of the run.
+ */
+static void
+rank_offer(struct ranked *h, size_t *n, size_t k, const struct ranked *r)
+{
+	size_t at;
+
+	if (*n < k) {
+		/* sift up */
+		for (at = (*n)++; at > 0 && cmp_value_asc(&h[(at - 1) / 2],
+		    r) < 0; at = (at - 1) / 2)
+			h[at] = h[(at - 1) / 2];
+		h[at] = *r;
+		return;
+	}
+	if (k && cmp_value_asc(r, &h[0]) < 0) {
+		h[0] = *r;
+		rank_sift_down(h, 0, *n);
+	}
+}
+
+/* h[0, n) from a heap into best-first order, in place. */
+static void
+rank_sort(struct ranked *h, size_t n)
+{
+	for (size_t end = n; end-- > 1;) {
+		struct ranked t = h[0];
+
+		h[0] = h[end];
+		h[end] = t;
+		rank_sift_down(h, 0, end);
+	}
+}
+
 /* Applies the policy to one run: items[0..n) of the same run. */
 static int
 plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
-    const struct ckpt_candidate *cands, struct item *items, size_t n,
-    struct item *scratch, int64_t now, struct ckpt_plan_run *rs,
-    struct ckpt_error *err)
+    const struct cand_src *src, struct item *items, size_t n,
+    int64_t now, struct ckpt_plan_run *rs, struct ckpt_error *err)
 {
 	struct verdict_slot *slots = plan->slots;
+	struct ckpt_candidate buf;
+	struct item *by_time = NULL, *scratch = NULL;
+	struct ranked *top = NULL;
 	char label[96], dur[64];
 	bool any_rule = false, unprotected = false, newest_seen = false;
 	int64_t newest_time = INT64_MIN;
 	size_t best;
-	int rc;
+	int rc = 0;
 
 #define SLOT(it) (&slots[(it)->idx])
+#define CAND(it) cand(src, (it)->idx, &buf)
 #define REASON(it, ...) do { \
 		if ((rc = add_reason(plan, SLOT(it), err, __VA_ARGS__))) \
-			return rc; \
+			goto out; \
 	} while (0)
 
 	sort_items(items, n, cmp_step_desc);
 
 	/* The best by the policy's metric (not failed, with a value) is
 	 * kept whatever the rules say, like the newest. */
-	best = best_index(p, cands, items, n);
+	best = best_index(p, src, items, n);
 
 	/* Invariants: the newest by step that is not failed (what "ckpt
 	 * latest" returns), the best, pinned, registry sources. */
 	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_candidate *c = &cands[items[i].idx];
+		const struct ckpt_candidate *c = CAND(&items[i]);
 		struct verdict_slot *s = SLOT(&items[i]);
 
 		if (!c->failed && !newest_seen) {
@@ -870,21 +972,22 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	/* keep_last, by step; failed checkpoints fill no slot. */
 	for (size_t i = 0, k = 0; i < n && (p->keep_last == CKPT_KEEP_ALL ||
 	    (p->keep_last > 0 && k < (size_t)p->keep_last)); i++) {
-		if (cands[items[i].idx].failed)
+		if (CAND(&items[i])->failed)
 			continue;
 		k++;
 		SLOT(&items[i])->rule_kept = true;
 		REASON(&items[i], "last");
 	}
 
-	/* keep_best, by metric; ties keep the newer step. */
+	/* keep_best, by metric; ties keep the newer step.  Only the k
+	 * ranked are held (all of them for "all"). */
 	if (p->keep_best != CKPT_POLICY_UNSET && p->metric) {
-		size_t nv = 0, rank = 0;
+		size_t nv = 0, k = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			double v = metric_of(&cands[items[i].idx], p->metric);
+			double v = metric_of(CAND(&items[i]), p->metric);
 
-			if (cands[items[i].idx].failed)
+			if (CAND(&items[i])->failed)
 				continue;	/* never ranked */
 			if (isnan(v)) {
 				if (p->missing != CKPT_MISSING_DROP &&
@@ -895,26 +998,44 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 				}
 				continue;
 			}
-			scratch[nv] = items[i];
-			scratch[nv].value = p->mode == CKPT_POLICY_MAX ? -v : v;
 			nv++;
 		}
-		sort_items(scratch, nv, cmp_value_asc);
-		for (size_t i = 0; i < nv && (p->keep_best == CKPT_KEEP_ALL ||
-		    (p->keep_best > 0 && i < (size_t)p->keep_best)); i++) {
-			double v = p->mode == CKPT_POLICY_MAX ?
-			    -scratch[i].value : scratch[i].value;
+		if (p->keep_best == CKPT_KEEP_ALL)
+			k = nv;
+		else if (p->keep_best > 0)
+			k = (uint64_t)p->keep_best < nv ?
+			    (size_t)p->keep_best : nv;
+		if (k && !(top = reallocarray(NULL, k, sizeof(*top)))) {
+			rc = ckpt_error_nomem(err);
+			goto out;
+		}
+		nv = 0;
+		for (size_t i = 0; i < n && k; i++) {
+			struct ranked r = { items[i], metric_of(
+			    CAND(&items[i]), p->metric) };
 
-			rank++;
-			SLOT(&scratch[i])->rule_kept = true;
+			if (CAND(&items[i])->failed || isnan(r.value))
+				continue;
+			if (p->mode == CKPT_POLICY_MAX)
+				r.value = -r.value;
+			rank_offer(top, &nv, k, &r);
+		}
+		rank_sort(top, nv);
+		for (size_t i = 0; i < nv; i++) {
+			double v = p->mode == CKPT_POLICY_MAX ?
+			    -top[i].value : top[i].value;
+
+			SLOT(&top[i].it)->rule_kept = true;
 			if (p->keep_best == CKPT_KEEP_ALL)
-				REASON(&scratch[i], "best %s=%.6g (%zu)",
-				    p->metric, v, rank);
+				REASON(&top[i].it, "best %s=%.6g (%zu)",
+				    p->metric, v, i + 1);
 			else
-				REASON(&scratch[i], "best %s=%.6g (%zu/%lld)",
-				    p->metric, v, rank,
+				REASON(&top[i].it, "best %s=%.6g (%zu/%lld)",
+				    p->metric, v, i + 1,
 				    (long long)p->keep_best);
 		}
+		free(top);
+		top = NULL;
 	}
 
 	/* keep_every, by step. */
@@ -943,11 +1064,21 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			}
 	}
 
-	/* Calendar buckets: restic's walk, newest first by time. */
+	/* Calendar buckets: restic's walk, newest first by time (mostly
+	 * the order by step already: then no copy). */
+	by_time = items;
 	for (int b = 0; b < CKPT_BUCKET_COUNT; b++)
 		if (count_active(p->keep_bucket[b])) {
+			if (items_ordered(items, n, cmp_time_desc))
+				break;
+			if (!(scratch = reallocarray(NULL, n ? n : 1,
+			    sizeof(*scratch)))) {
+				rc = ckpt_error_nomem(err);
+				goto out;
+			}
 			memcpy(scratch, items, n * sizeof(*items));
 			sort_items(scratch, n, cmp_time_desc);
+			by_time = scratch;
 			break;
 		}
 	for (int b = 0; b < CKPT_BUCKET_COUNT; b++) {
@@ -962,17 +1093,17 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			bool oldest = i == n - 1;
 
 			/* the same time is the same period (no label yet) */
-			if (have_last && i && !oldest && scratch[i].created ==
-			    scratch[i - 1].created)
+			if (have_last && i && !oldest && by_time[i].created ==
+			    by_time[i - 1].created)
 				continue;
 			val = ckpt_bucket_key((enum ckpt_bucket)b,
-			    scratch[i].created, NULL, 0);
+			    by_time[i].created, NULL, 0);
 			if (have_last && val == last && !oldest)
 				continue;
-			ckpt_bucket_key((enum ckpt_bucket)b, scratch[i].created,
+			ckpt_bucket_key((enum ckpt_bucket)b, by_time[i].created,
 			    label, sizeof(label));
-			SLOT(&scratch[i])->rule_kept = true;
-			REASON(&scratch[i], "%s%s %s", have_last && val ==
+			SLOT(&by_time[i])->rule_kept = true;
+			REASON(&by_time[i], "%s%s %s", have_last && val ==
 			    last ? "oldest " : "", bucket_names[b], label);
 			last = val;
 			have_last = true;
@@ -984,11 +1115,13 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 	for (size_t i = 0; i < n; i++)
 		if (SLOT(&items[i])->rule_kept)
 			any_rule = true;
+	free(scratch);
+	scratch = NULL;
 	if (has_keep_rule(p) && !any_rule && unprotected)
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "refusing a policy that keeps no checkpoint of run '%s' "
 		    "(only the newest, pinned and registry ones would stay)",
-		    cands[items[0].idx].run);
+		    CAND(&items[0])->run);
 
 	/* The union, or everything when max_size is the only rule. */
 	for (size_t i = 0; i < n; i++) {
@@ -1004,7 +1137,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 		for (size_t i = 0; i < n; i++)
 			if (SLOT(&items[i])->v.keep)
-				total += cands[items[i].idx].size;
+				total += CAND(&items[i])->size;
 		for (size_t i = n; i-- > 0;) {
 			struct verdict_slot *s = SLOT(&items[i]);
 
@@ -1013,7 +1146,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			if (!s->v.keep || s->v.invariant)
 				continue;
 			s->v.keep = false;
-			total -= cands[items[i].idx].size;
+			total -= CAND(&items[i])->size;
 			/* the rule reasons no longer apply: say why it goes */
 			clear_reasons(s);
 			REASON(&items[i], "max-size");
@@ -1031,7 +1164,7 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 
 	for (size_t i = 0; i < n; i++) {
 		struct verdict_slot *s = SLOT(&items[i]);
-		uint64_t size = cands[items[i].idx].size;
+		uint64_t size = CAND(&items[i])->size;
 
 		rs->count++;
 		if (s->v.keep) {
@@ -1042,48 +1175,61 @@ plan_run(struct ckpt_plan *plan, const struct ckpt_policy *p,
 			rs->removed_bytes += size;
 		}
 	}
+out:
+	free(top);
+	free(scratch);
+	return rc;
 #undef SLOT
+#undef CAND
 #undef REASON
-	return 0;
 }
 
 /* Whether every candidate is of the same run (ckpt prune plans a run at
  * a time): then refs are in order already, with no sort and its copy. */
 static bool
-one_run(const struct ckpt_candidate *c, size_t n)
+one_run(const struct cand_src *src, size_t n)
 {
-	for (size_t i = 1; i < n; i++)
-		if (c[i].run != c[0].run && strcmp(c[i].run, c[0].run))
+	struct ckpt_candidate b0, bi;
+	const char *run0 = n ? cand(src, 0, &b0)->run : NULL;
+
+	for (size_t i = 1; i < n; i++) {
+		const char *run = cand(src, i, &bi)->run;
+
+		if (run != run0 && strcmp(run, run0))
 			return false;
+	}
 	return true;
 }
 
 /* Candidate k of the run-ordered sequence (refs, or the input itself). */
 #define REF_IDX(k) (refs ? refs[k].idx : (k))
-#define REF_RUN(k) (c[REF_IDX(k)].run)
+#define REF_RUN(k, b) (cand(src, REF_IDX(k), (b))->run)
+#define REF_CAND(k) cand(src, REF_IDX(k), &b1)
 
-int
-ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
+static int
+plan_all(const struct ckpt_policy *p, const struct cand_src *src,
     size_t n, int64_t now, struct ckpt_plan **out, struct ckpt_error *err)
 {
+	struct ckpt_candidate b1, b2;
 	struct ckpt_plan *plan;
 	struct run_ref *refs = NULL;
-	struct item *items = NULL, *scratch = NULL;
+	struct item *items = NULL;
 	struct group *first = NULL;
 	bool single;
 	int rc;
 
-	if (!p || !out || (n && !c))
-		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
-		    "no policy or candidates");
 	if ((rc = ckpt_policy_check(p, err)))
 		return rc;
 	if (ckpt_policy_is_empty(p))
 		return ckpt_error_set(err, CKPT_ERR_REFUSED, NULL, -1,
 		    "the policy is empty: give at least one keep rule or "
 		    "max_size (ckpt-policy(5))");
+	if (n > UINT32_MAX)
+		return ckpt_error_set(err, CKPT_ERR_LIMIT, NULL, -1,
+		    "%zu candidates: at most %lu at once", n,
+		    (unsigned long)UINT32_MAX);
 	for (size_t i = 0; i < n; i++)
-		if (!c[i].run)
+		if (!cand(src, i, &b1)->run)
 			return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
 			    "candidate %zu has no run", i);
 	plan = calloc(1, sizeof(*plan));
@@ -1092,19 +1238,18 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	plan->n = n;
 	plan->slots = calloc(n ? n : 1, sizeof(*plan->slots));
 	/* one run: the candidates in their order are the group */
-	single = one_run(c, n);
+	single = one_run(src, n);
 	refs = single ? NULL : calloc(n ? n : 1, sizeof(*refs));
 	items = calloc(n ? n : 1, sizeof(*items));
-	scratch = calloc(n ? n : 1, sizeof(*scratch));
 	first = calloc(n && !single ? n : 1, sizeof(*first));
 	plan->runs = calloc(n && !single ? n : 1, sizeof(*plan->runs));
-	if (!plan->slots || (!single && !refs) || !items || !scratch ||
+	if (!plan->slots || (!single && !refs) || !items ||
 	    !first || !plan->runs) {
 		rc = ckpt_error_nomem(err);
 		goto fail;
 	}
 	for (size_t i = 0; i < n && refs; i++) {
-		refs[i].run = c[i].run;
+		refs[i].run = cand(src, i, &b1)->run;
 		refs[i].idx = i;
 	}
 	if (refs)
@@ -1115,7 +1260,7 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 
-		while (j < n && !strcmp(REF_RUN(j), REF_RUN(i)))
+		while (j < n && !strcmp(REF_RUN(j, &b1), REF_RUN(i, &b2)))
 			j++;
 		first[plan->nruns].start = i;
 		first[plan->nruns++].pos = REF_IDX(i);
@@ -1126,27 +1271,27 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 		size_t s = first[g].start, e = s, m = 0;
 		struct ckpt_plan_run *rs = &plan->runs[g];
 
-		while (e < n && !strcmp(REF_RUN(e), REF_RUN(s)))
+		while (e < n && !strcmp(REF_RUN(e, &b1), REF_RUN(s, &b2)))
 			e++;
 		for (size_t k = s; k < e; k++) {
-			items[m].idx = REF_IDX(k);
-			items[m].step = c[REF_IDX(k)].step;
-			items[m].created = c[REF_IDX(k)].created;
-			items[m].value = NAN;
+			const struct ckpt_candidate *c = REF_CAND(k);
+
+			items[m].idx = (uint32_t)REF_IDX(k);
+			items[m].step = c->step;
+			items[m].created = c->created;
 			m++;
 		}
-		rs->run = plan_strdup(plan, REF_RUN(s));
+		rs->run = plan_strdup(plan, REF_RUN(s, &b1));
 		if (!rs->run) {
 			rc = ckpt_error_nomem(err);
 			goto fail;
 		}
-		rc = plan_run(plan, p, c, items, m, scratch, now, rs, err);
+		rc = plan_run(plan, p, src, items, m, now, rs, err);
 		if (rc)
 			goto fail;
 	}
 	free(refs);
 	free(items);
-	free(scratch);
 	free(first);
 	if ((rc = lay_out_reasons(plan, err))) {
 		ckpt_plan_free(plan);
@@ -1157,12 +1302,37 @@ ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
 fail:
 	free(refs);
 	free(items);
-	free(scratch);
 	free(first);
 	ckpt_plan_free(plan);
 	return rc;
+}
 #undef REF_IDX
 #undef REF_RUN
+#undef REF_CAND
+
+int
+ckpt_policy_plan(const struct ckpt_policy *p, const struct ckpt_candidate *c,
+    size_t n, int64_t now, struct ckpt_plan **out, struct ckpt_error *err)
+{
+	struct cand_src src = { c, NULL, NULL };
+
+	if (!p || !out || (n && !c))
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no policy or candidates");
+	return plan_all(p, &src, n, now, out, err);
+}
+
+int
+ckpt_policy_plan_fn(const struct ckpt_policy *p, ckpt_candidate_fn get,
+    void *arg, size_t n, int64_t now, struct ckpt_plan **out,
+    struct ckpt_error *err)
+{
+	struct cand_src src = { NULL, get, arg };
+
+	if (!p || !out || !get)
+		return ckpt_error_set(err, CKPT_ERR_INVALID, NULL, -1,
+		    "no policy or candidates");
+	return plan_all(p, &src, n, now, out, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -22,6 +22,19 @@ int64_t ckpt_bucket_key(enum ckpt_bucket b, int64_t t, char *label,
 /* "hourly", "daily", "weekly", "monthly", "yearly". */
 const char *ckpt_bucket_name(enum ckpt_bucket b);
 
+/*
+ * ckpt_policy_plan() with the candidates given one at a time: get fills
+ * candidate i into buf (or returns one of its own) and the result stays
+ * valid until the next call with the same buf.  For a caller that has
+ * the candidates' data in another form (prune: its report items), so
+ * that no array of candidates is made.
+ */
+typedef const struct ckpt_candidate *(*ckpt_candidate_fn)(void *arg,
+    size_t i, struct ckpt_candidate *buf);
+int ckpt_policy_plan_fn(const struct ckpt_policy *p, ckpt_candidate_fn get,
+    void *arg, size_t n, int64_t now, struct ckpt_plan **out,
+    struct ckpt_error *err);
+
 /* Floor division and modulo for possibly negative times. */
 static inline int64_t
 ckpt_floor_div(int64_t a, int64_t b)

@@ -507,6 +507,27 @@ ckpt_list_entry(const struct ckpt_list *l, size_t i)
 	return i < l->n ? &l->entries[i].e : NULL;
 }
 
+void
+ckpt_list_truncate(struct ckpt_list *l, size_t n)
+{
+	struct ckpt_entry_priv *p;
+
+	if (!l || n >= l->n)
+		return;
+	l->n = n;
+	if (!n) {
+		free(l->entries);
+		l->entries = NULL;
+		l->cap = 0;
+		return;
+	}
+	/* best effort: a failed shrink keeps the memory, not the entries */
+	if ((p = reallocarray(l->entries, n, sizeof(*p)))) {
+		l->entries = p;
+		l->cap = n;
+	}
+}
+
 size_t
 ckpt_list_staging_count(const struct ckpt_list *l)
 {

@@ -44,27 +44,32 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Strings owned by a report. */
+/*
+ * Strings owned by a report, packed in a listing's pool (no malloc and
+ * no pointer slot each: a prune of 100,000 checkpoints has as many trash
+ * paths).  pool_add takes s (malloc'd, may be NULL) and frees it.
+ */
 struct strpool {
-	char **v;
-	size_t n;
+	struct ckpt_pool p;
 };
 
 static const char *
 pool_add(struct strpool *p, char *s)
 {
-	char **v;
+	const char *d;
 
 	if (!s)
 		return NULL;
-	v = realloc(p->v, (p->n + 1) * sizeof(*v));
-	if (!v) {
-		free(s);
-		return NULL;
-	}
-	p->v = v;
-	p->v[p->n++] = s;
-	return s;
+	d = ckpt_pool_strndup(&p->p, s, strlen(s), NULL);
+	free(s);
+	return d;
+}
+
+/* A copy of s (not NULL) in the pool. */
+static const char *
+pool_strdup(struct strpool *p, const char *s)
+{
+	return ckpt_pool_strndup(&p->p, s, strlen(s), NULL);
 }
 
 static const char *
@@ -86,9 +91,7 @@ pool_printf(struct strpool *p, const char *fmt, ...)
 static void
 pool_free(struct strpool *p)
 {
-	for (size_t i = 0; i < p->n; i++)
-		free(p->v[i]);
-	free(p->v);
+	ckpt_pool_release(&p->p);
 }
 
 static char *
@@ -179,14 +182,31 @@ ensure_trash(struct ckpt_store *s, struct ckpt_error *err)
 /* prune                                                               */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The items of a prune report are in blocks of ITEM_BLOCK: they are made
+ * from the listing's entries from the last block down, the entries
+ * given back as each block is filled (ckpt_list_truncate), so that the
+ * listing (152 bytes a checkpoint) and the report (96) are never both
+ * whole.  The plan reads its candidates from the items and marks.
+ */
+#define ITEM_BLOCK	4096
+
+enum {
+	MARK_PINNED = 1,
+	MARK_REGISTRY = 2,
+	MARK_FAILED = 4
+};
+
 struct ckpt_prune_report {
-	struct ckpt_prune_item *items;
-	size_t n;
+	struct ckpt_prune_item **blocks;
+	size_t n, nblocks;
+	unsigned char *marks;		/* MARK_*, per item, while planning */
 	struct ckpt_prune_run *runs;
 	size_t nruns;
 	size_t failed, trash_left;
 	struct ckpt_lock_holder broken;
-	struct ckpt_list *list;		/* entries the items borrow from */
+	struct ckpt_list *list;		/* its pool holds the items' strings;
+					 * its entries are given back */
 	struct ckpt_plan **plans;	/* reasons the items borrow */
 	size_t nplans;
 	struct strpool pool;
@@ -204,9 +224,18 @@ ckpt_prune_report_free(struct ckpt_prune_report *r)
 	ckpt_list_free(r->list);
 	pool_free(&r->pool);
 	free(r->history_error);
-	free(r->items);
+	for (size_t b = 0; b < r->nblocks; b++)
+		free(r->blocks[b]);
+	free(r->blocks);
+	free(r->marks);
 	free(r->runs);
 	free(r);
+}
+
+static struct ckpt_prune_item *
+item_at(const struct ckpt_prune_report *r, size_t i)
+{
+	return &r->blocks[i / ITEM_BLOCK][i % ITEM_BLOCK];
 }
 
 size_t
@@ -218,7 +247,7 @@ ckpt_prune_report_count(const struct ckpt_prune_report *r)
 const struct ckpt_prune_item *
 ckpt_prune_report_item(const struct ckpt_prune_report *r, size_t i)
 {
-	return r && i < r->n ? &r->items[i] : NULL;
+	return r && i < r->n ? item_at(r, i) : NULL;
 }
 
 size_t
@@ -269,50 +298,163 @@ ckpt_prune_report_foreign(const struct ckpt_prune_report *r, size_t i)
 	return r && r->list ? ckpt_list_foreign(r->list, i) : NULL;
 }
 
-/* Plans one run: entries [first, first + count) of the listing. */
-static int
-plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
-    size_t first, size_t count, int64_t now, struct ckpt_error *err)
+/* The runs of a listing (sorted by run: each run's entries are together),
+ * for a report's per-run arrays. */
+static size_t
+count_runs(const struct ckpt_list *l)
 {
-	const struct ckpt_entry *e0 = ckpt_list_entry(r->list, first);
-	struct ckpt_prune_run *rs = &r->runs[r->nruns];
-	struct ckpt_candidate *c;
-	double *values;
+	size_t n = ckpt_list_count(l), runs = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!i || strcmp(ckpt_list_entry(l, i)->run,
+		    ckpt_list_entry(l, i - 1)->run))
+			runs++;
+	return runs;
+}
+
+/* The metric called name (may be NULL) of e, or NULL. */
+static const struct ckpt_metric *
+entry_metric(const struct ckpt_entry *e, const char *name)
+{
+	for (size_t k = 0; name && k < e->nmetrics; k++)
+		if (!strcmp(e->metrics[k].name, name))
+			return &e->metrics[k];
+	return NULL;
+}
+
+/*
+ * The runs of the listing (r->runs: run, first, count) and their
+ * policies (pols), with each run's metric name in the report's pool.
+ */
+static int
+runs_of_listing(struct ckpt_prune_report *r, size_t nruns,
+    const struct ckpt_policy_config *cfg,
+    const struct ckpt_prune_options *opts, struct ckpt_policy *pols,
+    const char **metrics, struct ckpt_error *err)
+{
+	size_t n = ckpt_list_count(r->list), g = 0;
+
+	for (size_t i = 0; i < n && g < nruns; g++) {
+		const char *run = ckpt_list_entry(r->list, i)->run;
+		struct ckpt_prune_run *rs = &r->runs[g];
+		size_t j = i;
+
+		while (j < n && !strcmp(ckpt_list_entry(r->list, j)->run, run))
+			j++;
+		ckpt_policy_config_lookup(opts->ignore_config ? NULL : cfg,
+		    run, &pols[g]);
+		if (opts->policy)
+			ckpt_policy_merge(&pols[g], opts->policy);
+		/* the policy's strings belong to ckpt.yaml's config, freed
+		 * soon */
+		metrics[g] = pols[g].metric ? pool_strdup(&r->pool,
+		    pols[g].metric) : NULL;
+		if (pols[g].metric && !metrics[g])
+			return ckpt_error_nomem(err);
+		rs->run = run;
+		rs->first = i;
+		rs->count = j - i;
+		i = j;
+	}
+	return 0;
+}
+
+/* Fills item i (and its marks) from entry i of the listing. */
+static void
+item_from_entry(struct ckpt_prune_report *r, size_t i, const char *metric)
+{
+	const struct ckpt_entry *e = ckpt_list_entry(r->list, i);
+	const struct ckpt_metric *m = entry_metric(e, metric);
+	struct ckpt_prune_item *it = item_at(r, i);
+
+	it->run = e->run;
+	it->step = e->step;
+	it->path = e->path;
+	it->created = e->created;
+	it->size = e->size;
+	it->metric = metric;
+	it->value = m ? m->value : NAN;
+	r->marks[i] = (e->pinned ? MARK_PINNED : 0) |
+	    (e->protected_by_registry ? MARK_REGISTRY : 0) |
+	    (e->failed ? MARK_FAILED : 0);
+}
+
+/*
+ * Makes the report's items from the listing, the last block first,
+ * giving the listing's entries back block by block (their strings stay
+ * in its pool: the items point at them).
+ */
+static int
+items_from_listing(struct ckpt_prune_report *r, size_t nruns,
+    const char *const *metrics, struct ckpt_error *err)
+{
+	size_t n = r->n, g = nruns, nblocks = (n + ITEM_BLOCK - 1) / ITEM_BLOCK;
+
+	r->blocks = calloc(nblocks ? nblocks : 1, sizeof(*r->blocks));
+	r->marks = malloc(n ? n : 1);
+	if (!r->blocks || !r->marks)
+		return ckpt_error_nomem(err);
+	r->nblocks = nblocks;
+	for (size_t b = r->nblocks; b-- > 0;) {
+		size_t from = b * ITEM_BLOCK, to = n - from > ITEM_BLOCK ?
+		    from + ITEM_BLOCK : n;
+
+		if (!(r->blocks[b] = calloc(to - from, sizeof(**r->blocks))))
+			return ckpt_error_nomem(err);
+		for (size_t i = to; i-- > from;) {
+			while (g > 0 && r->runs[g - 1].first > i)
+				g--;
+			item_from_entry(r, i, metrics[g - 1]);
+		}
+		ckpt_list_truncate(r->list, from);
+	}
+	return 0;
+}
+
+/* What the plan of one run reads its candidates from. */
+struct item_source {
+	const struct ckpt_prune_report *r;
+	size_t first;
+	const char *const *metric;	/* the policy's, or NULL */
+};
+
+/* Candidate i of a run: item first + i and its marks. */
+static const struct ckpt_candidate *
+item_candidate(void *arg, size_t i, struct ckpt_candidate *c)
+{
+	const struct item_source *src = arg;
+	const struct ckpt_prune_item *it = item_at(src->r, src->first + i);
+	unsigned char mark = src->r->marks[src->first + i];
+
+	memset(c, 0, sizeof(*c));
+	c->run = it->run;
+	c->step = it->step;
+	c->created = it->created;
+	c->size = it->size;
+	/* NaN when the checkpoint has no such metric: no value either way */
+	c->nmetrics = *src->metric ? 1 : 0;
+	c->metric_names = src->metric;
+	c->metric_values = &it->value;
+	c->pinned = mark & MARK_PINNED;
+	c->registry = mark & MARK_REGISTRY;
+	c->failed = mark & MARK_FAILED;
+	return c;
+}
+
+/* Plans run g of the report (its items are made) with policy pol. */
+static int
+plan_one_run(struct ckpt_prune_report *r, size_t g,
+    const struct ckpt_policy *pol, int64_t now, struct ckpt_error *err)
+{
+	struct ckpt_prune_run *rs = &r->runs[g];
+	const char *metric = rs->count ? item_at(r, rs->first)->metric : NULL;
+	struct item_source src = { r, rs->first, &metric };
 	struct ckpt_plan *plan = NULL;
-	const char *metric;
 	char *desc;
 	int rc;
 
-	c = calloc(count, sizeof(*c));
-	values = calloc(count, sizeof(*values));
-	if (!c || !values) {
-		free(c);
-		free(values);
-		return ckpt_error_nomem(err);
-	}
-	for (size_t i = 0; i < count; i++) {
-		const struct ckpt_entry *e = ckpt_list_entry(r->list,
-		    first + i);
-
-		values[i] = NAN;
-		if (pol->metric && !ckpt_entry_metric(e, pol->metric,
-		    &values[i]))
-			values[i] = NAN;
-		c[i].run = e->run;
-		c[i].step = e->step;
-		c[i].created = e->created;
-		c[i].size = e->size;
-		c[i].nmetrics = pol->metric ? 1 : 0;
-		c[i].metric_names = &pol->metric;
-		c[i].metric_values = &values[i];
-		c[i].pinned = e->pinned;
-		c[i].registry = e->protected_by_registry;
-		c[i].failed = e->failed;
-	}
-	rc = ckpt_policy_plan(pol, c, count, now, &plan, err);
-	/* done with: the items below take its pages (80 bytes a checkpoint) */
-	free(c);
-	c = NULL;
+	rc = ckpt_policy_plan_fn(pol, item_candidate, &src, rs->count, now,
+	    &plan, err);
 	if (rc) {
 		/* name the run in a refusal or a bad policy */
 		if (rc == CKPT_ERR_INVALID) {
@@ -321,7 +463,7 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 			snprintf(msg, sizeof(msg), "%s", err ? err->message :
 			    "");
 			ckpt_error_set(err, rc, NULL, -1, "policy of run '%s': "
-			    "%s", e0->run, msg);
+			    "%s", rs->run, msg);
 		} else if (rc == CKPT_ERR_REFUSED &&
 		    ckpt_policy_is_empty(pol)) {
 			bool zero = pol->keep_last == 0 || pol->keep_best == 0;
@@ -331,62 +473,45 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
 			if (zero || pol->keep_within == 0)
 				ckpt_error_set(err, rc, NULL, -1, "refusing a "
 				    "policy that keeps nothing in run '%s' "
-				    "(every rule is 0)", e0->run);
+				    "(every rule is 0)", rs->run);
 			else
 				ckpt_error_set(err, rc, NULL, -1, "no "
 				    "retention policy for run '%s': give keep "
 				    "rules or --max-size, or write them in the "
 				    "store's ckpt.yaml (ckpt-policy(5))",
-				    e0->run);
+				    rs->run);
 		}
-		free(c);
-		free(values);
 		return rc;
 	}
 	r->plans[r->nplans++] = plan;
-	/* the policy's strings belong to ckpt.yaml's config, freed soon */
-	metric = pol->metric ? pool_add(&r->pool, strdup(pol->metric)) : NULL;
-	if (pol->metric && !metric) {
-		free(c);
-		free(values);
-		return ckpt_error_nomem(err);
-	}
 	desc = ckpt_policy_describe(pol);
-	rs->run = e0->run;
 	rs->policy = pool_add(&r->pool, desc);
-	if (!rs->policy) {
-		free(c);
-		free(values);
+	if (!rs->policy)
 		return ckpt_error_nomem(err);
-	}
-	rs->first = first;
-	rs->count = count;
 	rs->over_budget = ckpt_plan_run(plan, 0)->over_budget;
-	for (size_t i = 0; i < count; i++) {
-		const struct ckpt_entry *e = ckpt_list_entry(r->list,
-		    first + i);
+	for (size_t i = 0; i < rs->count; i++) {
 		const struct ckpt_verdict *v = ckpt_plan_verdict(plan, i);
-		struct ckpt_prune_item *it = &r->items[first + i];
+		struct ckpt_prune_item *it = item_at(r, rs->first + i);
 
-		it->run = e->run;
-		it->step = e->step;
-		it->path = e->path;
-		it->created = e->created;
-		it->size = e->size;
-		it->metric = metric;
-		it->value = values[i];
 		it->keep = v->keep;
 		it->nreasons = v->nreasons;
 		it->reasons = v->reasons;
 		if (it->keep) {
 			rs->kept++;
-			rs->kept_bytes += e->size;
+			rs->kept_bytes += it->size;
 		}
 	}
-	r->nruns++;
-	free(c);
-	free(values);
 	return 0;
+}
+
+/* The checkpoint's name in runs/RUN/ (its path is the listing's
+ * RUNPATH/NAME). */
+static const char *
+item_name(const struct ckpt_prune_item *it)
+{
+	const char *slash = strrchr(it->path, '/');
+
+	return slash ? slash + 1 : it->path;
 }
 
 /*
@@ -395,12 +520,13 @@ plan_one_run(struct ckpt_prune_report *r, const struct ckpt_policy *pol,
  * not a link to one).  Returns 0 or -1 with errno.
  */
 static int
-rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
+rename_into_trash(struct ckpt_store *s, const struct ckpt_prune_item *it,
     const char *dst, struct ckpt_error *err)
 {
 	char key[PATH_MAX];
 
-	snprintf(key, sizeof(key), CKPT_STORE_RUNS "/%s/%s", e->run, e->name);
+	snprintf(key, sizeof(key), CKPT_STORE_RUNS "/%s/%s", it->run,
+	    item_name(it));
 	ckpt_error_clear(err);
 	if (!s->ops->trash(s->be, key, strrchr(dst, '/') + 1, err))
 		return 0;
@@ -412,21 +538,21 @@ rename_into_trash(struct ckpt_store *s, const struct ckpt_entry *e,
 /* Moves item into the trash; records the outcome in it. */
 static void
 trash_item(struct ckpt_store *s, struct ckpt_prune_report *r,
-    struct ckpt_prune_item *it, const struct ckpt_entry *e)
+    struct ckpt_prune_item *it)
 {
-	char *dst = trash_name(s, e->run, e->name ? e->name : "ckpt");
+	char *dst = trash_name(s, it->run, item_name(it));
 	struct ckpt_error err;
 
 	if (!dst) {
 		it->error = "out of memory";
 		return;
 	}
-	if (rename_into_trash(s, e, dst, &err)) {
+	if (rename_into_trash(s, it, dst, &err)) {
 		/* A remote store's error says more than errno can. */
 		it->error = err.sys_errno || !err.message[0] ?
 		    pool_printf(&r->pool, "cannot move %s into the trash: %s",
-		    e->path, strerror(errno)) : pool_printf(&r->pool, "cannot "
-		    "move %s into the trash: %s%s%s", e->path, err.path,
+		    it->path, strerror(errno)) : pool_printf(&r->pool, "cannot "
+		    "move %s into the trash: %s%s%s", it->path, err.path,
 		    err.path[0] ? ": " : "", err.message);
 		if (!it->error)
 			it->error = "cannot move into the trash";
@@ -451,7 +577,7 @@ record_prune(struct ckpt_store *s, struct ckpt_prune_report *r)
 	struct ckpt_error err;
 
 	for (size_t i = 0; list && i < r->n; i++) {
-		const struct ckpt_prune_item *it = &r->items[i];
+		const struct ckpt_prune_item *it = item_at(r, i);
 
 		if (it->removed && json_array_append_new(list, json_pack(
 		    "{s:s, s:I, s:I}", "run", it->run, "step",
@@ -474,8 +600,7 @@ record_prune(struct ckpt_store *s, struct ckpt_prune_report *r)
  */
 static void
 recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
-    struct ckpt_prune_run *rs, struct ckpt_prune_item *it,
-    const struct ckpt_entry *e)
+    struct ckpt_prune_run *rs, struct ckpt_prune_item *it)
 {
 	static const char *const pinned[] = { "pinned" };
 	static const char *const registry[] = { CKPT_STORE_REGISTRY };
@@ -483,7 +608,7 @@ recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
 	const char *why;
 
 	ckpt_error_clear(&err);
-	if (ckpt_protection_recheck(s, e->run, e->step, &why, &err)) {
+	if (ckpt_protection_recheck(s, it->run, it->step, &why, &err)) {
 		it->error = pool_printf(&r->pool, "not removed: cannot check "
 		    "pins and registry: %s", err.message);
 		if (!it->error)
@@ -496,10 +621,10 @@ recheck_then_trash(struct ckpt_store *s, struct ckpt_prune_report *r,
 		it->nreasons = 1;
 		it->reasons = !strcmp(why, "pinned") ? pinned : registry;
 		rs->kept++;
-		rs->kept_bytes += e->size;
+		rs->kept_bytes += it->size;
 		return;
 	}
-	trash_item(s, r, it, e);
+	trash_item(s, r, it);
 }
 
 int
@@ -508,9 +633,11 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 {
 	struct ckpt_policy_config *cfg = NULL;
 	struct ckpt_prune_report *r;
+	struct ckpt_policy *pols = NULL;
+	const char **metrics = NULL;
 	bool locked = false;
 	int64_t now;
-	size_t n;
+	size_t n, nruns;
 	int rc;
 
 	if (!s || !opts || !out)
@@ -559,30 +686,27 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 		free(rel);
 	}
 	r->n = n;
-	r->items = calloc(n ? n : 1, sizeof(*r->items));
-	r->runs = calloc(n ? n : 1, sizeof(*r->runs));
-	r->plans = calloc(n ? n : 1, sizeof(*r->plans));
-	if (!r->items || !r->runs || !r->plans) {
+	nruns = count_runs(r->list);
+	r->runs = calloc(nruns ? nruns : 1, sizeof(*r->runs));
+	r->plans = calloc(nruns ? nruns : 1, sizeof(*r->plans));
+	pols = calloc(nruns ? nruns : 1, sizeof(*pols));
+	metrics = calloc(nruns ? nruns : 1, sizeof(*metrics));
+	if (!r->runs || !r->plans || !pols || !metrics) {
 		rc = ckpt_error_nomem(err);
 		goto out;
 	}
+	if ((rc = runs_of_listing(r, nruns, cfg, opts, pols, metrics, err)) ||
+	    (rc = items_from_listing(r, nruns, metrics, err)))
+		goto out;
 
 	/* Decide everything first. */
-	for (size_t i = 0; i < n;) {
-		const char *run = ckpt_list_entry(r->list, i)->run;
-		struct ckpt_policy pol;
-		size_t j = i;
-
-		while (j < n && !strcmp(ckpt_list_entry(r->list, j)->run, run))
-			j++;
-		ckpt_policy_config_lookup(opts->ignore_config ? NULL : cfg,
-		    run, &pol);
-		if (opts->policy)
-			ckpt_policy_merge(&pol, opts->policy);
-		if ((rc = plan_one_run(r, &pol, i, j - i, now, err)))
+	for (size_t g = 0; g < nruns; g++) {
+		if ((rc = plan_one_run(r, g, &pols[g], now, err)))
 			goto out;
-		i = j;
+		r->nruns++;
 	}
+	free(r->marks);
+	r->marks = NULL;
 	if (opts->dry_run)
 		goto tally;
 
@@ -592,27 +716,25 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 		struct ckpt_prune_run *rs = &r->runs[g];
 
 		for (size_t k = 0; k < rs->count; k++) {
-			size_t i = rs->first + k;
-			struct ckpt_prune_item *it = &r->items[i];
+			struct ckpt_prune_item *it = item_at(r, rs->first + k);
 
 			if (it->keep)
 				continue;
-			recheck_then_trash(s, r, rs, it,
-			    ckpt_list_entry(r->list, i));
+			recheck_then_trash(s, r, rs, it);
 		}
 	}
 	{
 		s->ops->flush(s->be, CKPT_STORE_TRASH, NULL);
 		for (size_t g = 0; g < r->nruns; g++) {
 			char *rd = r->runs[g].count ? dirname_of(
-			    r->items[r->runs[g].first].path) : NULL;
+			    item_at(r, r->runs[g].first)->path) : NULL;
 			const char *rk = ckpt_store_key(s, rd);
 
 			if (rk && s->ops->flush(s->be, rk, NULL)) {
 				/* renamed but perhaps not durable: say so */
 				for (size_t k = 0; k < r->runs[g].count; k++) {
-					struct ckpt_prune_item *it = &r->items[
-					    r->runs[g].first + k];
+					struct ckpt_prune_item *it = item_at(r,
+					    r->runs[g].first + k);
 
 					if (it->removed && !it->error)
 						it->error = "moved into the "
@@ -630,7 +752,7 @@ ckpt_store_prune(struct ckpt_store *s, const struct ckpt_prune_options *opts,
 	/* Deleting the trash entries needs no lock. */
 	if (ckpt_policy_config_trash(cfg) == CKPT_TRASH_DELETE)
 		for (size_t i = 0; i < n; i++) {
-			struct ckpt_prune_item *it = &r->items[i];
+			struct ckpt_prune_item *it = item_at(r, i);
 
 			if (!it->trash_path)
 				continue;
@@ -644,7 +766,7 @@ tally:
 		struct ckpt_prune_run *rs = &r->runs[g];
 
 		for (size_t k = 0; k < rs->count; k++) {
-			struct ckpt_prune_item *it = &r->items[rs->first + k];
+			struct ckpt_prune_item *it = item_at(r, rs->first + k);
 
 			if (it->keep)
 				continue;
@@ -661,6 +783,8 @@ tally:
 out:
 	if (locked)
 		ckpt_store_unlock(s);
+	free(pols);
+	free(metrics);
 	ckpt_policy_config_free(cfg);
 	if (rc) {
 		ckpt_prune_report_free(r);
@@ -951,8 +1075,8 @@ staging_item(struct ckpt_store *s, struct ckpt_gc_report *r,
 		return NULL;
 	it->kind = CKPT_GC_STAGING;
 	it->step = -1;
-	it->path = pool_add(&r->pool, strdup(path));
-	it->run = pool_add(&r->pool, strdup(run));
+	it->path = pool_strdup(&r->pool, path);
+	it->run = pool_strdup(&r->pool, run);
 	if (!it->path || !it->run)
 		return NULL;
 	it->size = du(s, path);

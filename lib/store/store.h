@@ -227,6 +227,13 @@ const char *ckpt_pool_strndup(struct ckpt_pool *p, const char *s, size_t n,
     const char *like);
 void ckpt_pool_release(struct ckpt_pool *p);
 
+/*
+ * Forgets the entries of l from n on and gives their memory back; their
+ * strings stay in the pool until ckpt_list_free (prune's report items
+ * point at them once made).
+ */
+void ckpt_list_truncate(struct ckpt_list *l, size_t n);
+
 /* Every pointer of e is into the listing's pool (or static).  The
  * stamp of its directory, for the index, is the listing's (list.c
  * run_cache): most entries' is their record's. */

@@ -51,16 +51,50 @@ build(const struct spec *s, size_t n)
 	}
 }
 
-/* The plan of cands[0..n) as build() and the test's own edits left them. */
+/* Candidate i of cands, copied into buf (ckpt_policy_plan_fn's way). */
+static const struct ckpt_candidate *
+cand_copy(void *arg, size_t i, struct ckpt_candidate *buf)
+{
+	*buf = ((const struct ckpt_candidate *)arg)[i];
+	return buf;
+}
+
+/* a and b (n candidates) give the same verdicts with the same reasons. */
+static void
+assert_same_plan(const struct ckpt_plan *a, const struct ckpt_plan *b,
+    size_t n)
+{
+	ck_assert_uint_eq(ckpt_plan_run_count(a), ckpt_plan_run_count(b));
+	for (size_t i = 0; i < n; i++) {
+		const struct ckpt_verdict *x = ckpt_plan_verdict(a, i);
+		const struct ckpt_verdict *y = ckpt_plan_verdict(b, i);
+
+		ck_assert_int_eq(x->keep, y->keep);
+		ck_assert_int_eq(x->invariant, y->invariant);
+		ck_assert_uint_eq(x->nreasons, y->nreasons);
+		for (size_t k = 0; k < x->nreasons; k++)
+			ck_assert_str_eq(x->reasons[k], y->reasons[k]);
+	}
+}
+
+/*
+ * The plan of cands[0..n) as build() and the test's own edits left them;
+ * the same plan again through ckpt_policy_plan_fn (prune's way) must
+ * agree with it.
+ */
 static struct ckpt_plan *
 plan_cands(const struct ckpt_policy *p, size_t n, int64_t now)
 {
-	struct ckpt_plan *plan = NULL;
+	struct ckpt_plan *plan = NULL, *again = NULL;
 	struct ckpt_error err;
 	int rc;
 
 	rc = ckpt_policy_plan(p, cands, n, now, &plan, &err);
 	ck_assert_msg(rc == 0, "plan failed: %s", err.message);
+	rc = ckpt_policy_plan_fn(p, cand_copy, cands, n, now, &again, &err);
+	ck_assert_msg(rc == 0, "plan_fn failed: %s", err.message);
+	assert_same_plan(plan, again, n);
+	ckpt_plan_free(again);
 	return plan;
 }
 
