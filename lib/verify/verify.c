@@ -429,7 +429,9 @@ vprogress_hash(uint64_t done, uint64_t total, void *data)
 	pthread_mutex_unlock(&vp->lock);
 }
 
-/* The numerics scan of one file: estimate replaced by what it has. */
+/* The numerics scan of one file: estimate replaced by what it has.  Told
+ * at once: a file whose tensors the hashing counts has no scan whose
+ * reports would carry the new total. */
 static void
 vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
 {
@@ -437,6 +439,7 @@ vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
 		return;
 	pthread_mutex_lock(&vp->lock);
 	vp->scan_total = vp->scan_total - estimate + actual;
+	vprogress_report(vp);
 	pthread_mutex_unlock(&vp->lock);
 }
 
