@@ -20,13 +20,6 @@
 
 #include "format/pickle.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CKPT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CKPT_ASAN 1
-#endif
-#endif
 #ifdef CKPT_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

@@ -551,14 +551,6 @@ parse_data_pkl(struct ckpt_file *f, struct ckpt_zip *z, bool big,
  * thread-exit accounting then trips on ("a->attached_threads > 0", seen
  * once in t1108 under ASan).
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define CKPT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CKPT_ASAN 1
-#endif
-#endif
-
 static void
 give_back_heap(void)
 {

@@ -25,6 +25,15 @@
 
 #define CKPT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* CKPT_ASAN: built with AddressSanitizer (gcc's macro, clang's feature). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CKPT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CKPT_ASAN 1
+#endif
+#endif
+
 #if defined(__GNUC__)
 #define CKPT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
