@@ -70,6 +70,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypto/hashing.h"
 #include "util/util.h"
 
 #define BUF_SIZE	((size_t)1 << 20)
@@ -142,6 +143,9 @@ struct engine {
 	ckpt_progress_fn progress;
 	void *data;
 	struct copier *cp;	/* copy: the writer threads, or NULL */
+	struct ckpt_hash_job *jobs;	/* the caller's: job index for observe */
+	ckpt_hash_observe_fn observe;	/* NULL: nobody looks at the bytes */
+	void *oarg;
 };
 
 struct lane {
@@ -782,6 +786,22 @@ lane_step(const struct worker *w, const struct lane *l)
 	    DIRECT_STEP : COPY_STEP;
 }
 
+/* Shows the step's k bytes of the range lanes to the observer. */
+static void
+observe_step(const struct engine *en, const struct lane *a,
+    const struct lane *b, const unsigned char *abuf,
+    const unsigned char *bbuf, size_t k)
+{
+	if (!en->observe || !k)
+		return;
+	if (a->r != PASS)
+		en->observe(en->oarg, (size_t)(a->f->job - en->jobs), a->r, abuf,
+		    k);
+	if (b->f && b->r != PASS)
+		en->observe(en->oarg, (size_t)(b->f->job - en->jobs), b->r,
+		    b->shared ? abuf : bbuf, k);
+}
+
 /* Unlocked: one read (or two) and the digests of up to BUF_SIZE bytes. */
 static int
 step(struct worker *w, uint64_t cap, struct lane **failed,
@@ -842,6 +862,7 @@ step(struct worker *w, uint64_t cap, struct lane **failed,
 		*failed = b;
 		return rc;
 	}
+	observe_step(w->en, a, b, abuf, bbuf, k);
 	if (b->f) {
 		ckpt_sha256_update2(&a->s, abuf, &b->s, b->shared ? abuf :
 		    bbuf, k);
@@ -1122,19 +1143,43 @@ ring_alloc(struct worker *ws, unsigned int n,
 	return rings;
 }
 
+static int hash_run(struct ckpt_hash_job *jobs,
+    const struct ckpt_hash_copy *copies, size_t njobs, unsigned int nthreads,
+    ckpt_progress_fn progress, void *data, ckpt_hash_observe_fn observe,
+    void *oarg, struct ckpt_error *err);
+
 int
 ckpt_hash_files(struct ckpt_hash_job *jobs, size_t njobs,
     unsigned int nthreads, ckpt_progress_fn progress, void *data,
     struct ckpt_error *err)
 {
-	return ckpt_hash_copy_files(jobs, NULL, njobs, nthreads, progress,
-	    data, err);
+	return hash_run(jobs, NULL, njobs, nthreads, progress, data, NULL,
+	    NULL, err);
+}
+
+int
+ckpt_hash_files_observed(struct ckpt_hash_job *jobs, size_t njobs,
+    unsigned int nthreads, ckpt_progress_fn progress, void *data,
+    ckpt_hash_observe_fn observe, void *oarg, struct ckpt_error *err)
+{
+	return hash_run(jobs, NULL, njobs, nthreads, progress, data, observe,
+	    oarg, err);
 }
 
 int
 ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
     const struct ckpt_hash_copy *copies, size_t njobs, unsigned int nthreads,
     ckpt_progress_fn progress, void *data, struct ckpt_error *err)
+{
+	return hash_run(jobs, copies, njobs, nthreads, progress, data, NULL,
+	    NULL, err);
+}
+
+static int
+hash_run(struct ckpt_hash_job *jobs, const struct ckpt_hash_copy *copies,
+    size_t njobs, unsigned int nthreads, ckpt_progress_fn progress,
+    void *data, ckpt_hash_observe_fn observe, void *oarg,
+    struct ckpt_error *err)
 {
 	struct engine en;
 	struct worker *ws;
@@ -1153,6 +1198,9 @@ ckpt_hash_copy_files(struct ckpt_hash_job *jobs,
 		nwork += en.files[i].norder + (en.files[i].pass ? 1 : 0);
 	en.progress = progress;
 	en.data = data;
+	en.jobs = jobs;
+	en.observe = observe;
+	en.oarg = oarg;
 	if (!nthreads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 

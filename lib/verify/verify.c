@@ -35,8 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/hashing.h"
 #include "crypto/sign.h"
 #include "format/file.h"
+#include "format/kernels.h"
 #include "store/s3src.h"
 #include "store/store.h"
 #include "verify/verify.h"
@@ -46,6 +48,29 @@
 /* ------------------------------------------------------------------ */
 /* The report                                                          */
 /* ------------------------------------------------------------------ */
+
+/*
+ * --numerics of a range that is exactly one tensor, counted on the bytes
+ * the hashing engine reads (fuse_observe) rather than read again.  The
+ * engine's steps do not end on elements: a partial one waits in carry.
+ */
+struct nf_acc {
+	enum ckpt_dtype dtype;
+	unsigned int esize;		/* bytes per element; 0: not fused */
+	unsigned int ncarry;
+	unsigned char carry[16];
+	uint64_t nan, pos_inf, neg_inf;
+};
+
+/* A float tensor's tensor-nonfinite finding, made once hashing is done
+ * (in reader order, as the scan alone would make them). */
+struct nf_note {
+	char *name;
+	enum ckpt_dtype dtype;
+	uint64_t offset, count;
+	const struct nf_acc *acc;	/* fused: the counts are there */
+	uint64_t nan, pos_inf, neg_inf;	/* else: the scan's */
+};
 
 struct vfile {
 	struct ckpt_verify_file pub;
@@ -65,6 +90,11 @@ struct vfile {
 	bool whole_bad;			/* the whole-file digest mismatched */
 	size_t nranges_checked;		/* ranges hashed in the first pass */
 	uint64_t bad_chunks;
+	struct nf_acc *acc;		/* --numerics on the hashing's read:
+					 * per manifest range, or NULL */
+	bool acc_lost;			/* its first-pass hash job failed */
+	struct nf_note *notes;		/* tensor-nonfinite, after hashing */
+	size_t nnotes;
 };
 
 struct ckpt_report {
@@ -102,6 +132,10 @@ ckpt_report_free(struct ckpt_report *r)
 		free(r->files[i].name);
 		free(r->files[i].reason);
 		free(r->files[i].range_bad);
+		free(r->files[i].acc);
+		for (size_t k = 0; k < r->files[i].nnotes; k++)
+			free(r->files[i].notes[k].name);
+		free(r->files[i].notes);
 		ckpt_flist_free(&r->files[i].findings);
 		pthread_mutex_destroy(&r->files[i].lock);
 	}
@@ -395,7 +429,9 @@ vprogress_hash(uint64_t done, uint64_t total, void *data)
 	pthread_mutex_unlock(&vp->lock);
 }
 
-/* The numerics scan of one file: estimate replaced by what it has. */
+/* The numerics scan of one file: estimate replaced by what it has.  Told
+ * at once: a file whose tensors the hashing counts has no scan whose
+ * reports would carry the new total. */
 static void
 vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
 {
@@ -403,6 +439,7 @@ vprogress_rescale(struct vprogress *vp, uint64_t estimate, uint64_t actual)
 		return;
 	pthread_mutex_lock(&vp->lock);
 	vp->scan_total = vp->scan_total - estimate + actual;
+	vprogress_report(vp);
 	pthread_mutex_unlock(&vp->lock);
 }
 
@@ -430,24 +467,182 @@ vprogress_scan(uint64_t done, uint64_t total, void *data)
 /* Numerics                                                            */
 /* ------------------------------------------------------------------ */
 
+static const struct vman_range *exact_range(const struct vman_file *m,
+    uint64_t off, uint64_t end);
+
+static void
+nonfinite_finding(struct vfile *vf, const char *name, enum ckpt_dtype dt,
+    uint64_t offset, uint64_t nan, uint64_t pos_inf, uint64_t neg_inf,
+    uint64_t count)
+{
+	if (nan || pos_inf || neg_inf)
+		file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR, name,
+		    (int64_t)offset, "tensor %s (%s) has %llu NaN, %llu +Inf, "
+		    "%llu -Inf of %llu values", name, ckpt_dtype_name(dt),
+		    (unsigned long long)nan, (unsigned long long)pos_inf,
+		    (unsigned long long)neg_inf, (unsigned long long)count);
+}
+
+/*
+ * Classifies n elements that hold NaN or infinities from their bits: an
+ * exponent of all ones is infinite with a zero mantissa (signed), else
+ * NaN; complex elements are two such values.
+ */
+static void
+fuse_classify(struct nf_acc *a, const unsigned char *p, size_t n)
+{
+	unsigned int comp = ckpt_dtype_components(a->dtype);
+	unsigned int w = a->esize / comp;
+	uint64_t expo = w == 8 ? 0x7ff0000000000000ull : w == 4 ? 0x7f800000u :
+	    a->dtype == CKPT_DTYPE_BF16 ? 0x7f80u : 0x7c00u;
+	uint64_t mant = (expo & -expo) - 1;
+	uint64_t sign = (uint64_t)1 << (8 * w - 1);
+
+	for (size_t i = 0; i < n * comp; i++, p += w) {
+		uint64_t v = 0;
+
+		for (unsigned int b = w; b-- > 0;)
+			v = v << 8 | p[b];	/* little-endian */
+		if ((v & expo) != expo)
+			continue;
+		if (v & mant)
+			a->nan++;
+		else if (v & sign)
+			a->neg_inf++;
+		else
+			a->pos_inf++;
+	}
+}
+
+/* Counts n whole elements: the kernel first, the bits only where it
+ * found something (as the scan does). */
+static void
+fuse_count(struct nf_acc *a, const unsigned char *p, size_t n)
+{
+	size_t bad;
+
+	if (n && ckpt_knonfinite_count(a->dtype, p, n, &bad) && bad)
+		fuse_classify(a, p, n);
+}
+
+/* The hashing engine's view of a first-pass range (arg: the hplans). */
+static void fuse_observe(void *arg, size_t job, size_t range,
+    const unsigned char *data, size_t n);
+
+/*
+ * The accumulator that counted t on the hashing's read: t's bytes are
+ * exactly one first-pass range, of the dtype the manifest gave it.
+ */
+static const struct nf_acc *
+fused_acc(const struct vfile *vf, const struct ckpt_tensor *t)
+{
+	const struct vman_range *r;
+	const struct nf_acc *a;
+
+	if (!vf->acc || !ckpt_tensor_content_is_bytes(t) || !(r =
+	    exact_range(vf->m, t->offset, t->offset + t->span)) || !r->first)
+		return NULL;
+	a = &vf->acc[r - vf->m->ranges];
+	return a->esize && a->dtype == t->dtype ? a : NULL;
+}
+
+/*
+ * Notes every float tensor of a file that has fused ranges, so that its
+ * findings come out in reader order once hashing has counted; false
+ * without memory (then nothing is fused).
+ */
+static bool
+note_tensors(struct vfile *vf, const struct ckpt_file *f)
+{
+	size_t n = ckpt_file_tensor_count(f);
+
+	if (!vf->acc || !(vf->notes = calloc(n ? n : 1, sizeof(*vf->notes))))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
+		struct nf_note *nt = &vf->notes[vf->nnotes];
+
+		if (!ckpt_dtype_is_float(t->dtype) || t->kind)
+			continue;
+		if (t->name && !(nt->name = strdup(t->name)))
+			return false;
+		nt->dtype = t->dtype;
+		nt->offset = t->offset;
+		nt->count = t->numel * ckpt_dtype_components(t->dtype);
+		nt->acc = fused_acc(vf, t);
+		vf->nnotes++;
+	}
+	return true;
+}
+
+/* Forgets the notes: the scan makes every finding itself. */
+static void
+drop_notes(struct vfile *vf)
+{
+	for (size_t k = 0; k < vf->nnotes; k++)
+		free(vf->notes[k].name);
+	free(vf->notes);
+	vf->notes = NULL;
+	vf->nnotes = 0;
+}
+
+/*
+ * The counts of the next scanned tensor (items and notes are both in
+ * reader order; the fused notes between are skipped): into its note, or
+ * a finding now.
+ */
+static void
+scan_result(struct vfile *vf, struct nf_note **next,
+    const struct ckpt_stats_item *it)
+{
+	const struct ckpt_tensor *t = it->t;
+	struct nf_note *nt = *next;
+
+	if (vf->notes) {
+		while (nt->acc)
+			nt++;
+		*next = nt + 1;
+	}
+	if (it->rc) {
+		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, t->name,
+		    it->err.offset, "cannot read tensor data: %s",
+		    it->err.message);
+	} else if (!vf->notes) {
+		nonfinite_finding(vf, t->name, t->dtype, t->offset, it->st.nan,
+		    it->st.pos_inf, it->st.neg_inf, it->st.count);
+	} else {
+		nt->nan = it->st.nan;
+		nt->pos_inf = it->st.pos_inf;
+		nt->neg_inf = it->st.neg_inf;
+		nt->count = it->st.count;
+	}
+}
+
 /* NaN and infinities through the library's kernels on every core
  * (ckpt_tensor_nonfinite_many: the raw bits where the format allows, the
  * same decoders as inspect --stats elsewhere: BF16, the F8 variants with
  * their own NaN/Inf encodings, complex as two values).  It runs on the
- * structure pool, beside the hashing engine: the two overlap. */
+ * structure pool, beside the hashing engine: the two overlap.  A tensor
+ * that the hashing engine counts as it reads (fused_acc) is skipped: its
+ * bytes would be read twice. */
 static void
 scan_numerics(struct vfile *vf, const struct ckpt_file *f,
     unsigned int threads, struct vprogress *vp)
 {
 	struct scan_relay sr = { vp, 0 };
 	struct ckpt_stats_item *items;
+	struct nf_note *next;
 	struct ckpt_error e;
 	uint64_t bytes = 0;
 	size_t n = 0;
 
+	if (!note_tensors(vf, f))
+		drop_notes(vf);
+	next = vf->notes;
 	items = calloc(ckpt_file_tensor_count(f) ? ckpt_file_tensor_count(f) :
 	    1, sizeof(*items));
 	if (!items) {
+		drop_notes(vf);
 		vprogress_rescale(vp, (uint64_t)vf->st.st_size, 0);
 		file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR, NULL, -1,
 		    "out of memory for the numerics scan");
@@ -456,7 +651,8 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 	for (size_t i = 0; i < ckpt_file_tensor_count(f); i++) {
 		const struct ckpt_tensor *t = ckpt_file_tensor(f, i);
 
-		if (!ckpt_dtype_is_float(t->dtype) || t->kind)
+		if (!ckpt_dtype_is_float(t->dtype) || t->kind ||
+		    (vf->notes && fused_acc(vf, t)))
 			continue;
 		items[n].f = f;
 		items[n++].t = t;
@@ -470,27 +666,29 @@ scan_numerics(struct vfile *vf, const struct ckpt_file *f,
 		    e.offset, "cannot scan numerics: %s", e.message);
 		n = 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct ckpt_tensor *t = items[i].t;
-		const struct ckpt_tensor_stats *st = &items[i].st;
-
-		if (items[i].rc) {
-			file_finding(vf, "tensor-unreadable", CKPT_SEV_ERROR,
-			    t->name, items[i].err.offset, "cannot read tensor "
-			    "data: %s", items[i].err.message);
-			continue;
-		}
-		if (st->nan || st->pos_inf || st->neg_inf)
-			file_finding(vf, "tensor-nonfinite", CKPT_SEV_ERROR,
-			    t->name, (int64_t)t->offset, "tensor %s (%s) has "
-			    "%llu NaN, %llu +Inf, %llu -Inf of %llu "
-			    "values", t->name, ckpt_dtype_name(t->dtype),
-			    (unsigned long long)st->nan,
-			    (unsigned long long)st->pos_inf,
-			    (unsigned long long)st->neg_inf,
-			    (unsigned long long)st->count);
-	}
+	for (size_t i = 0; i < n; i++)
+		scan_result(vf, &next, &items[i]);
 	free(items);
+}
+
+/*
+ * After hashing (main thread): the noted findings, in reader order.  A
+ * file whose hash job failed gets none from the fused counts: the hash
+ * finding already fails it, and the counts may be partial.
+ */
+static void
+emit_notes(struct vfile *vf)
+{
+	for (size_t k = 0; k < vf->nnotes; k++) {
+		const struct nf_note *nt = &vf->notes[k];
+		const struct nf_acc *a = nt->acc;
+
+		if (a && vf->acc_lost)
+			continue;
+		nonfinite_finding(vf, nt->name, nt->dtype, nt->offset,
+		    a ? a->nan : nt->nan, a ? a->pos_inf : nt->pos_inf,
+		    a ? a->neg_inf : nt->neg_inf, nt->count);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1024,6 +1222,70 @@ struct hplan {
 	size_t *idx;			/* manifest range of each job range */
 };
 
+static void
+fuse_observe(void *arg, size_t job, size_t range, const unsigned char *data,
+    size_t n)
+{
+	const struct hplan *pl = &((const struct hplan *)arg)[job];
+	struct nf_acc *a;
+	size_t whole;
+
+	if (!pl->vf->acc || !(a = &pl->vf->acc[pl->idx[range]])->esize)
+		return;
+	if (a->ncarry) {
+		size_t take = a->esize - a->ncarry < n ? a->esize - a->ncarry :
+		    n;
+
+		memcpy(a->carry + a->ncarry, data, take);
+		a->ncarry += (unsigned int)take;
+		data += take;
+		n -= take;
+		if (a->ncarry < a->esize)
+			return;
+		fuse_count(a, a->carry, 1);
+		a->ncarry = 0;
+	}
+	whole = n / a->esize;
+	fuse_count(a, data, whole);
+	a->ncarry = (unsigned int)(n - whole * a->esize);
+	memcpy(a->carry, data + whole * a->esize, a->ncarry);
+}
+
+/*
+ * --numerics of a file hashed here and now: an accumulator for each
+ * first-pass range that is exactly one tensor of a dtype the kernel
+ * counts (the manifest's dtype; the scan checks the file's agrees).
+ */
+static int
+fuse_plan(struct vfile *vf, struct ckpt_error *err)
+{
+	const struct ckpt_manifest_file *e = vf->m->entry;
+
+	if (vf->m->schema < 2 || !e->ntensors)
+		return CKPT_OK;
+	if (!(vf->acc = calloc(vf->m->nranges ? vf->m->nranges : 1,
+	    sizeof(*vf->acc))))
+		return ckpt_error_nomem(err);
+	for (size_t k = 0; k < e->ntensors; k++) {
+		const struct ckpt_range_digest *b = &e->tensors[k].bytes;
+		const struct vman_range *r = exact_range(vf->m, b->offset,
+		    b->end);
+		enum ckpt_dtype dt;
+		unsigned char probe[16];
+		size_t c;
+
+		if (!r || !r->first || !e->tensors[k].dtype ||
+		    ckpt_dtype_from_name(e->tensors[k].dtype, &dt) ||
+		    !ckpt_knonfinite_count(dt, probe, 0, &c) ||
+		    ckpt_dtype_bits(dt) % 8 || ckpt_dtype_bits(dt) > 128 ||
+		    (r->end - r->offset) % (ckpt_dtype_bits(dt) / 8))
+			continue;
+		vf->acc[r - vf->m->ranges].dtype = dt;
+		vf->acc[r - vf->m->ranges].esize = ckpt_dtype_bits(dt) / 8;
+	}
+	return CKPT_OK;
+}
+
 static bool
 overlaps_bad_chunk(const struct vfile *vf, const struct vman_range *t)
 {
@@ -1143,8 +1405,9 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 		if (rc)
 			goto out;
 	} else if (nj) {
-		ckpt_hash_files(jobs, nj, o ? o->threads : 0, r->vp->fn ?
-		    vprogress_hash : NULL, r->vp, NULL);
+		ckpt_hash_files_observed(jobs, nj, o ? o->threads : 0,
+		    r->vp->fn ? vprogress_hash : NULL, r->vp, second ? NULL :
+		    fuse_observe, plans, NULL);
 	}
 	for (size_t i = 0; i < nj; i++) {
 		struct ckpt_hash_job *j = &jobs[i];
@@ -1156,6 +1419,7 @@ hash_phase(struct ckpt_report *r, const struct ckpt_verify_options *o,
 			    "truncated", CKPT_SEV_ERROR, NULL, j->err.offset,
 			    "%s", j->err.message);
 			vf->hash_failed = true;
+			vf->acc_lost |= !second;
 			continue;
 		}
 		if (j->whole) {
@@ -1750,6 +2014,8 @@ plan_file(struct pool *p, size_t *cap, struct vfile *vf,
 	if (!vf->range_bad)
 		return ckpt_error_nomem(err);
 	vf->want_hash = true;
+	if ((flags & CKPT_VERIFY_NUMERICS) && !p->remote)
+		return fuse_plan(vf, err);
 	return CKPT_OK;
 }
 
@@ -2027,6 +2293,8 @@ ckpt_verify(const char *path, const struct ckpt_verify_options *o,
 		rc = err ? err->code : CKPT_ERR_NOMEM;
 	if (rc)
 		goto out;
+	for (size_t i = 0; i < r->nfiles; i++)
+		emit_notes(&r->files[i]);
 	note_mismatches(r);
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct vfile *vf = &r->files[i];
