@@ -1126,45 +1126,92 @@ allones16_avx2(const unsigned char *p, size_t n, uint16_t mask)
 }
 #endif
 
+/*
+ * The raw layout of dt's values where the bits tell NaN and infinities
+ * apart: bytes per value (a complex element is two values) and the
+ * exponent mask; false for other dtypes.
+ */
+static bool
+nonfinite_layout(enum ckpt_dtype dt, unsigned int *bytes, uint64_t *expo)
+{
+	switch (dt) {
+	case CKPT_DTYPE_F32:
+	case CKPT_DTYPE_C64:
+		*bytes = 4;
+		*expo = 0x7f800000u;
+		return true;
+	case CKPT_DTYPE_F16:
+	case CKPT_DTYPE_C32:
+		*bytes = 2;
+		*expo = 0x7c00u;
+		return true;
+	case CKPT_DTYPE_BF16:
+		*bytes = 2;
+		*expo = 0x7f80u;
+		return true;
+	case CKPT_DTYPE_F64:
+	case CKPT_DTYPE_C128:
+		*bytes = 8;
+		*expo = 0x7ff0000000000000ull;
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool
 ckpt_knonfinite_count(enum ckpt_dtype dt, const void *src, size_t n,
     size_t *count)
 {
 	size_t nv = n * ckpt_dtype_components(dt);
+	unsigned int bytes;
+	uint64_t expo;
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 	return false;	/* the loads below assume a little-endian host */
 #endif
-	switch (dt) {
-	case CKPT_DTYPE_F32:
-	case CKPT_DTYPE_C64:
-#ifdef HAVE_AVX2_KERNEL
-		if (use_avx2()) {
-			*count = allones32_avx2(src, nv, 0x7f800000u);
-			return true;
-		}
-#endif
-		*count = allones_portable(src, nv, 4, 0x7f800000u);
-		return true;
-	case CKPT_DTYPE_F16:
-	case CKPT_DTYPE_C32:
-	case CKPT_DTYPE_BF16: {
-		uint16_t m = dt == CKPT_DTYPE_BF16 ? 0x7f80 : 0x7c00;
-
-#ifdef HAVE_AVX2_KERNEL
-		if (use_avx2()) {
-			*count = allones16_avx2(src, nv, m);
-			return true;
-		}
-#endif
-		*count = allones_portable(src, nv, 2, m);
-		return true;
-	}
-	case CKPT_DTYPE_F64:
-	case CKPT_DTYPE_C128:
-		*count = allones_portable(src, nv, 8, 0x7ff0000000000000ull);
-		return true;
-	default:
+	if (!nonfinite_layout(dt, &bytes, &expo))
 		return false;
+#ifdef HAVE_AVX2_KERNEL
+	if (use_avx2() && bytes == 4) {
+		*count = allones32_avx2(src, nv, (uint32_t)expo);
+		return true;
 	}
+	if (use_avx2() && bytes == 2) {
+		*count = allones16_avx2(src, nv, (uint16_t)expo);
+		return true;
+	}
+#endif
+	*count = allones_portable(src, nv, bytes, expo);
+	return true;
+}
+
+bool
+ckpt_knonfinite_classify(enum ckpt_dtype dt, const void *src, size_t n,
+    struct ckpt_tensor_stats *st)
+{
+	const unsigned char *p = src;
+	size_t nv = n * ckpt_dtype_components(dt);
+	unsigned int bytes;
+	uint64_t expo, mant, sign;
+
+	if (!nonfinite_layout(dt, &bytes, &expo))
+		return false;
+	mant = (expo & -expo) - 1;	/* the bits below the exponent */
+	sign = (uint64_t)1 << (8 * bytes - 1);
+	for (size_t i = 0; i < nv; i++, p += bytes) {
+		uint64_t v = 0;
+
+		for (unsigned int b = bytes; b-- > 0;)
+			v = v << 8 | p[b];	/* little-endian */
+		if ((v & expo) != expo)
+			continue;
+		if (v & mant)
+			st->nan++;
+		else if (v & sign)
+			st->neg_inf++;
+		else
+			st->pos_inf++;
+	}
+	return true;
 }

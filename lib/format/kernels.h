@@ -74,6 +74,14 @@ void ckpt_decode_f16_portable(const unsigned char *p, size_t n, double *d);
  */
 bool ckpt_knonfinite_count(enum ckpt_dtype dt, const void *src, size_t n,
     size_t *count);
+/*
+ * Adds the NaN, +Inf and -Inf values of n elements to st's counts, from
+ * their bits (any host byte order), for the dtypes ckpt_knonfinite_count
+ * takes; false for others.  For the few blocks that count found values
+ * in.
+ */
+bool ckpt_knonfinite_classify(enum ckpt_dtype dt, const void *src, size_t n,
+    struct ckpt_tensor_stats *st);
 
 /* "avx2" or "portable"; CKPT_NUMERIC_KERNEL=portable forces the latter. */
 const char *ckpt_numeric_kernel(void);

@@ -59,7 +59,7 @@ struct nf_acc {
 	unsigned int esize;		/* bytes per element; 0: not fused */
 	unsigned int ncarry;
 	unsigned char carry[16];
-	uint64_t nan, pos_inf, neg_inf;
+	struct ckpt_tensor_stats found;	/* its NaN and infinity counts */
 };
 
 /* A float tensor's tensor-nonfinite finding, made once hashing is done
@@ -483,37 +483,6 @@ nonfinite_finding(struct vfile *vf, const char *name, enum ckpt_dtype dt,
 		    (unsigned long long)neg_inf, (unsigned long long)count);
 }
 
-/*
- * Classifies n elements that hold NaN or infinities from their bits: an
- * exponent of all ones is infinite with a zero mantissa (signed), else
- * NaN; complex elements are two such values.
- */
-static void
-fuse_classify(struct nf_acc *a, const unsigned char *p, size_t n)
-{
-	unsigned int comp = ckpt_dtype_components(a->dtype);
-	unsigned int w = a->esize / comp;
-	uint64_t expo = w == 8 ? 0x7ff0000000000000ull : w == 4 ? 0x7f800000u :
-	    a->dtype == CKPT_DTYPE_BF16 ? 0x7f80u : 0x7c00u;
-	uint64_t mant = (expo & -expo) - 1;
-	uint64_t sign = (uint64_t)1 << (8 * w - 1);
-
-	for (size_t i = 0; i < n * comp; i++, p += w) {
-		uint64_t v = 0;
-
-		for (unsigned int b = w; b-- > 0;)
-			v = v << 8 | p[b];	/* little-endian */
-		if ((v & expo) != expo)
-			continue;
-		if (v & mant)
-			a->nan++;
-		else if (v & sign)
-			a->neg_inf++;
-		else
-			a->pos_inf++;
-	}
-}
-
 /* Counts n whole elements: the kernel first, the bits only where it
  * found something (as the scan does). */
 static void
@@ -522,7 +491,7 @@ fuse_count(struct nf_acc *a, const unsigned char *p, size_t n)
 	size_t bad;
 
 	if (n && ckpt_knonfinite_count(a->dtype, p, n, &bad) && bad)
-		fuse_classify(a, p, n);
+		(void)ckpt_knonfinite_classify(a->dtype, p, n, &a->found);
 }
 
 /* The hashing engine's view of a first-pass range (arg: the hplans). */
@@ -686,8 +655,8 @@ emit_notes(struct vfile *vf)
 		if (a && vf->acc_lost)
 			continue;
 		nonfinite_finding(vf, nt->name, nt->dtype, nt->offset,
-		    a ? a->nan : nt->nan, a ? a->pos_inf : nt->pos_inf,
-		    a ? a->neg_inf : nt->neg_inf, nt->count);
+		    a ? a->found.nan : nt->nan, a ? a->found.pos_inf :
+		    nt->pos_inf, a ? a->found.neg_inf : nt->neg_inf, nt->count);
 	}
 }
 
