@@ -39,8 +39,11 @@ pkgconfigdir ?= $(libdir)/pkgconfig
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-DEPS ?= libarchive libsodium jansson yaml-0.1 libcurl libcrypto
-DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEPS ?= libarchive libsodium jansson yaml-0.1 libcrypto
+# Built against, not linked: lib/store/s3curl.c loads it for s3:// stores.
+LOADED_DEPS ?= libcurl
+DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(DEPS) $(LOADED_DEPS) \
+	2>/dev/null)
 DEP_LIBS ?= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "store/s3.h"
+#include "store/s3curl.h"
 #include "store/s3int.h"
 #include "store/store.h"
 
@@ -43,16 +44,8 @@ struct ckpt_s3 {
 	int64_t skew;			/* the service's clock minus ours */
 	bool have_skew;
 	uint64_t copy_max;		/* larger: a multipart copy */
+	const struct ckpt_curl *cu;	/* libcurl, loaded on first open */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void
-curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void
 wipe_free(char *s)
@@ -161,18 +154,17 @@ int
 ckpt_s3_open(const struct ckpt_s3_config *cfg, const char *bucket,
     struct ckpt_s3 **out, struct ckpt_error *err)
 {
+	const struct ckpt_curl *cu;
 	struct ckpt_s3 *s3;
 	bool oom = false;
 	int rc;
 
-	if ((rc = check_config(cfg, bucket, err)))
+	if ((rc = check_config(cfg, bucket, err)) ||
+	    (rc = ckpt_curl_load(&cu, err)))
 		return rc;
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc)
-		return ckpt_error_set(err, CKPT_ERR_INTERNAL, NULL, -1,
-		    "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
 	if (!(s3 = calloc(1, sizeof(*s3))))
 		return ckpt_error_nomem(err);
+	s3->cu = cu;
 	s3->cfg = *cfg;
 	s3->cfg.endpoint = dup_or_null(cfg->endpoint, &oom);
 	if (s3->cfg.endpoint && s3->cfg.endpoint[strlen(s3->cfg.endpoint) - 1]
@@ -240,7 +232,7 @@ ckpt_s3_free(struct ckpt_s3 *s3)
 	if (!s3)
 		return;
 	for (unsigned i = 0; i < s3->npool; i++)
-		curl_easy_cleanup(s3->pool[i]);
+		s3->cu->easy_cleanup(s3->pool[i]);
 	if (s3->base)
 		pthread_mutex_destroy(&s3->lock);
 	free(s3->cfg.endpoint);
@@ -278,7 +270,7 @@ handle_get(struct ckpt_s3 *s3)
 	if (s3->npool)
 		h = s3->pool[--s3->npool];
 	pthread_mutex_unlock(&s3->lock);
-	return h ? h : curl_easy_init();
+	return h ? h : s3->cu->easy_init();
 }
 
 /* Keeps the handle, and so its open connection, for the next request. */
@@ -292,7 +284,7 @@ handle_put(struct ckpt_s3 *s3, CURL *h)
 	}
 	pthread_mutex_unlock(&s3->lock);
 	if (h)
-		curl_easy_cleanup(h);
+		s3->cu->easy_cleanup(h);
 }
 
 /* Percent-encodes s (RFC 3986 unreserved stay; '/' too when keep_slash). */
@@ -447,6 +439,7 @@ static size_t
 on_header(char *line, size_t size, size_t nitems, void *arg)
 {
 	struct s3_req *r = arg;
+	const struct ckpt_curl *cu = r->cu;
 	size_t n = size * nitems, vlen;
 	const char *v;
 
@@ -467,7 +460,7 @@ on_header(char *line, size_t size, size_t nitems, void *arg)
 		char d[64];
 
 		copy_header(d, sizeof(d), v, vlen);
-		r->date = (int64_t)curl_getdate(d, NULL);
+		r->date = (int64_t)cu->getdate(d, NULL);
 		if (r->date < 0)
 			r->date = 0;
 	}
@@ -496,10 +489,11 @@ static size_t
 on_body(char *data, size_t size, size_t nitems, void *arg)
 {
 	struct s3_req *r = arg;
+	const struct ckpt_curl *cu = r->cu;
 	size_t n = size * nitems;
 	long status = 0;
 
-	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	cu->easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (!r->sink || (status != 200 && status != 206))
 		return append_resp(r, data, n, r->sink || !r->resp_max ?
 		    S3_ERRBODY_MAX : r->resp_max) ? 0 : n;
@@ -527,6 +521,7 @@ on_body(char *data, size_t size, size_t nitems, void *arg)
 static struct curl_slist *
 build_headers(struct ckpt_s3 *s3, const struct s3_req *r, bool *oom)
 {
+	const struct ckpt_curl *cu = s3->cu;
 	struct curl_slist *l = NULL, *t;
 	char sha[96];
 
@@ -535,23 +530,23 @@ build_headers(struct ckpt_s3 *s3, const struct s3_req *r, bool *oom)
 	/* Not "Expect:" to turn 100-continue off: curl 7.88 signs a header
 	 * without a value as well, and the service then finds another
 	 * signature (403).  CURLOPT_EXPECT_100_TIMEOUT_MS bounds the wait. */
-	if (!(t = curl_slist_append(l, sha)))
+	if (!(t = cu->slist_append(l, sha)))
 		goto oom;
 	l = t;
 	if (s3->token_header) {
-		if (!(t = curl_slist_append(l, s3->token_header)))
+		if (!(t = cu->slist_append(l, s3->token_header)))
 			goto oom;
 		l = t;
 	}
 	for (size_t i = 0; i < CKPT_ARRAY_SIZE(r->headers) && r->headers[i];
 	    i++) {
-		if (!(t = curl_slist_append(l, r->headers[i])))
+		if (!(t = cu->slist_append(l, r->headers[i])))
 			goto oom;
 		l = t;
 	}
 	return l;
 oom:
-	curl_slist_free_all(l);
+	cu->slist_free_all(l);
 	*oom = true;
 	return NULL;
 }
@@ -565,6 +560,7 @@ static struct curl_slist *
 build_signed_headers(struct ckpt_s3 *s3, const struct s3_req *r,
     const char *uri, bool *oom)
 {
+	const struct ckpt_curl *cu = s3->cu;
 	const char *host = strstr(s3->base, "://") + 3;
 	const char *slash = strchr(host, '/');
 	const char *v[4 + CKPT_ARRAY_SIZE(r->headers)];
@@ -604,8 +600,8 @@ build_signed_headers(struct ckpt_s3 *s3, const struct s3_req *r,
 	}
 	wipe_free(auth);
 	for (size_t i = 0; i <= n; i++) {
-		if (!(t = curl_slist_append(l, i < n ? v[i] : ah))) {
-			curl_slist_free_all(l);
+		if (!(t = cu->slist_append(l, i < n ? v[i] : ah))) {
+			cu->slist_free_all(l);
 			free(ah);
 			*oom = true;
 			return NULL;
@@ -650,53 +646,55 @@ static CURLcode
 attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
     struct curl_slist *hdrs, char *errbuf)
 {
+	const struct ckpt_curl *cu = s3->cu;
 	curl_off_t mtime;
 	char range[64];
 	CURLcode cc;
 
-	curl_easy_reset(h);
+	cu->easy_reset(h);
 	r->curl = h;
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	r->cu = s3->cu;
+	cu->easy_setopt(h, CURLOPT_URL, url);
+	cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	if (!r->self_sign) {
-		curl_easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
+		cu->easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
+		cu->easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
 	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+	cu->easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	cu->easy_setopt(h, CURLOPT_HEADERDATA, r);
+	cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	cu->easy_setopt(h, CURLOPT_WRITEDATA, r);
+	cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
 	    (long)s3->cfg.connect_seconds);
 	/* A stall: less than 1 byte/s for stall_seconds, either way. */
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+	cu->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	cu->easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
 	    (long)s3->cfg.stall_seconds);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
-	curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
+	cu->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	cu->easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
+	cu->easy_setopt(h, CURLOPT_FILETIME, 1L);
 	/* Fewer, larger callbacks and socket writes than the 16/64 KiB
 	 * defaults: a 1 GiB transfer is otherwise mostly bookkeeping. */
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+	cu->easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	cu->easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
 	if (r->has_body) {
 		r->up_off = 0;
-		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+		cu->easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		cu->easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
 		    (curl_off_t)r->body_len);
-		curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
-		curl_easy_setopt(h, CURLOPT_READDATA, r);
-		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_body);
-		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+		cu->easy_setopt(h, CURLOPT_READFUNCTION, read_body);
+		cu->easy_setopt(h, CURLOPT_READDATA, r);
+		cu->easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_body);
+		cu->easy_setopt(h, CURLOPT_SEEKDATA, r);
 		if (strcmp(r->method, "PUT"))
-			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+			cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 	} else if (!strcmp(r->method, "HEAD")) {
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		cu->easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(r->method, "GET")) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+		cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 	}
 	if (r->ranged || r->attempt_off) {
 		uint64_t start = r->range_off + r->delivered;
@@ -709,12 +707,12 @@ attempt(struct ckpt_s3 *s3, CURL *h, struct s3_req *r, const char *url,
 			    (unsigned long long)start,
 			    (unsigned long long)(r->range_off + r->range_len -
 			    1));
-		curl_easy_setopt(h, CURLOPT_RANGE, range);
+		cu->easy_setopt(h, CURLOPT_RANGE, range);
 	}
 	errbuf[0] = '\0';
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-	if (curl_easy_getinfo(h, CURLINFO_FILETIME_T, &mtime) != CURLE_OK ||
+	cc = cu->easy_perform(h);
+	cu->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (cu->easy_getinfo(h, CURLINFO_FILETIME_T, &mtime) != CURLE_OK ||
 	    mtime < 0)
 		mtime = 0;
 	r->mtime = (int64_t)mtime;
@@ -815,6 +813,7 @@ static int
 transport_error(struct ckpt_s3 *s3, struct s3_req *r, CURLcode cc,
     const char *errbuf, unsigned tries, struct ckpt_error *err)
 {
+	const struct ckpt_curl *cu = s3->cu;
 	char path[CKPT_ERROR_PATH_MAX];
 
 	req_error_path(s3, r, path, sizeof(path));
@@ -824,7 +823,7 @@ transport_error(struct ckpt_s3 *s3, struct s3_req *r, CURLcode cc,
 		    "attempt%s", r->method, s3->cfg.stall_seconds, tries,
 		    tries == 1 ? "" : "s");
 	return ckpt_error_set(err, CKPT_ERR_IO, path, -1,
-	    "%s: %s%s%s after %u attempt%s", r->method, curl_easy_strerror(cc),
+	    "%s: %s%s%s after %u attempt%s", r->method, cu->easy_strerror(cc),
 	    errbuf[0] ? ": " : "", errbuf, tries, tries == 1 ? "" : "s");
 }
 
@@ -888,6 +887,7 @@ count(struct ckpt_s3 *s3, const struct s3_req *r, uint64_t down, bool retry)
 int
 ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 {
+	const struct ckpt_curl *cu = s3->cu;
 	char errbuf[CURL_ERROR_SIZE], path[CKPT_ERROR_PATH_MAX];
 	struct curl_slist *hdrs;
 	bool oom = false;
@@ -913,7 +913,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 	url = oom || (r->self_sign && !uri) ? NULL : request_url(s3, r);
 	h = url ? handle_get(s3) : NULL;
 	if (!h) {
-		curl_slist_free_all(hdrs);
+		cu->slist_free_all(hdrs);
 		free(url);
 		free(uri);
 		return ckpt_error_nomem(err);
@@ -923,7 +923,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 
 		/* A signature of our own holds the time: one per attempt. */
 		if (r->self_sign) {
-			curl_slist_free_all(hdrs);
+			cu->slist_free_all(hdrs);
 			if (!(hdrs = build_signed_headers(s3, r, uri, &oom))) {
 				rc = ckpt_error_nomem(err);
 				break;
@@ -985,7 +985,7 @@ ckpt_s3_request(struct ckpt_s3 *s3, struct s3_req *r, struct ckpt_error *err)
 	}
 	r->tries = tries;
 	handle_put(s3, h);
-	curl_slist_free_all(hdrs);
+	cu->slist_free_all(hdrs);
 	free(url);
 	free(uri);
 	return rc;

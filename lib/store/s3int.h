@@ -42,6 +42,7 @@ struct s3_req {
 
 	/* Per attempt. */
 	void *curl;
+	const struct ckpt_curl *cu;	/* its functions */
 	size_t up_off;
 	uint64_t attempt_off;
 	char resume_etag[CKPT_S3_ETAG_MAX];

@@ -2,10 +2,12 @@
 /*
  * check_s3.c - the S3 client's strict parsers: the XML reader (paths and
  * decoded text; what it refuses, with byte offsets), the ListObjectsV2
- * page reader, and the INI reader of ~/.aws/credentials and config.  The
- * client's requests are tested against a real RGW in t7001-t7003.
+ * page reader, the INI reader of ~/.aws/credentials and config, and the
+ * loading of libcurl.  The client's requests are tested against a real
+ * RGW in t7001-t7003.
  */
 #include "unit.h"
+#include "store/s3curl.h"
 #include "store/s3int.h"
 
 /* Collected "path=text" lines (text "-" for elements with children). */
@@ -323,6 +325,47 @@ START_TEST(test_uploads_page)
 }
 END_TEST
 
+/* libcurl is found by its soname and hands over every function. */
+START_TEST(test_curl_load)
+{
+	const struct ckpt_curl *cu, *again;
+	struct ckpt_curl api;
+	struct ckpt_error err;
+	struct curl_slist *l;
+
+	ck_assert_int_eq(ckpt_curl_load_from(CKPT_CURL_SONAME, &api, &err), 0);
+	ck_assert_str_eq(api.easy_strerror(CURLE_OK), "No error");
+	ck_assert_ptr_nonnull(l = api.slist_append(NULL, "a: b"));
+	ck_assert_str_eq(l->data, "a: b");
+	api.slist_free_all(l);
+	ck_assert_int_eq(api.getdate("Thu, 01 Jan 1970 00:01:40 GMT", NULL),
+	    100);
+	ck_assert_int_eq(ckpt_curl_load(&cu, &err), 0);
+	ck_assert_int_eq(ckpt_curl_load(&again, &err), 0);
+	ck_assert_ptr_eq(cu, again);
+	ck_assert_ptr_nonnull(cu->easy_perform);
+}
+END_TEST
+
+/* A missing library, or one that is not libcurl, is an error naming it. */
+START_TEST(test_curl_load_refusals)
+{
+	struct ckpt_curl api;
+	struct ckpt_error err;
+
+	ck_assert_int_eq(ckpt_curl_load_from("libckpt-no-such-curl.so.4", &api,
+	    &err), CKPT_ERR_IO);
+	ck_assert_ptr_nonnull(strstr(err.message, "need libcurl"));
+	ck_assert_ptr_nonnull(strstr(err.message, "libckpt-no-such-curl.so.4"));
+	ck_assert_ptr_null(api.easy_init);
+	/* libm loads, and has no curl_version_info. */
+	ck_assert_int_eq(ckpt_curl_load_from("libm.so.6", &api, &err),
+	    CKPT_ERR_IO);
+	ck_assert_ptr_nonnull(strstr(err.message,
+	    "libm.so.6 has no curl_version_info, so it is not libcurl"));
+}
+END_TEST
+
 Suite *
 s3_suite(void)
 {
@@ -335,5 +378,6 @@ s3_suite(void)
 	TCASE(s, "sigv4", NULL, NULL, test_sigv4_aws_example,
 	    test_sigv4_copy_source_order);
 	TCASE(s, "uploads", NULL, NULL, test_uploads_page);
+	TCASE(s, "curl", NULL, NULL, test_curl_load, test_curl_load_refusals);
 	return s;
 }
