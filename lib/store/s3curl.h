@@ -35,7 +35,12 @@
 #error "libcurl 7.85.0 or later is needed (CURLOPT_PROTOCOLS_STR)"
 #endif
 
-/* The libcurl functions the S3 client calls, with their own types. */
+/*
+ * The libcurl functions the S3 client calls, with their own types.
+ * Through these pointers a call misses curl's compile-time checks of
+ * curl_easy_setopt's argument (typecheck-gcc.h): a long option takes a
+ * long (1L, not 1), a _LARGE one a curl_off_t, a callback its exact type.
+ */
 struct ckpt_curl {
 	CURLcode (*global_init)(long flags);
 	CURL *(*easy_init)(void);
