@@ -327,13 +327,7 @@ priv_free_zip(void *priv)
 static void
 drop_findings(struct ckpt_file *f, size_t mark)
 {
-	while (f->nfindings > mark) {
-		struct ckpt_finding *x = &f->findings[--f->nfindings];
-
-		free((char *)x->id);
-		free((char *)x->subject);
-		free((char *)x->message);
-	}
+	ckpt_findings_truncate(f->findings, &f->nfindings, mark);
 }
 
 static int read_archive(struct ckpt_file *f, uint64_t base, uint64_t alen,

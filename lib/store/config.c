@@ -139,6 +139,7 @@ parse_node(yaml_parser_t *p, yaml_event_t *ev, int depth, json_t **out,
 				    "duplicate key");
 			yaml_event_delete(&e);
 			if (rc) {
+				json_decref(v);	/* parsed, then a duplicate */
 				json_decref(k);
 				json_decref(c);
 				return rc;

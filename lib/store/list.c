@@ -1095,11 +1095,16 @@ sort_keys(struct step_key *k, size_t n, const struct ckpt_entry_priv *base)
 static int
 sort_run(struct ckpt_list *l, size_t first, struct ckpt_error *err)
 {
-	struct ckpt_entry_priv *a = l->entries + first, tmp;
+	struct ckpt_entry_priv *a, tmp;
 	size_t n = l->n - first;
 	struct step_key *k;
 	bool sorted = true;
 
+	/* Before the pointer: an empty listing may have no array at all,
+	 * and NULL + 0 is undefined. */
+	if (n < 2)
+		return 0;
+	a = l->entries + first;
 	for (size_t i = 1; i < n && sorted; i++)
 		sorted = a[i - 1].e.step < a[i].e.step ||
 		    (a[i - 1].e.step == a[i].e.step &&

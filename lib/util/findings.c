@@ -50,16 +50,28 @@ ckpt_findings_vappend(struct ckpt_finding **list, size_t *n, const char *id,
 	return CKPT_OK;
 }
 
+static void
+finding_release(struct ckpt_finding *f)
+{
+	free((char *)f->id);
+	free((char *)f->path);
+	free((char *)f->subject);
+	free((char *)f->message);
+}
+
 void
 ckpt_findings_free(struct ckpt_finding *list, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free((char *)list[i].id);
-		free((char *)list[i].path);
-		free((char *)list[i].subject);
-		free((char *)list[i].message);
-	}
+	for (size_t i = 0; i < n; i++)
+		finding_release(&list[i]);
 	free(list);
+}
+
+void
+ckpt_findings_truncate(struct ckpt_finding *list, size_t *n, size_t mark)
+{
+	while (*n > mark)
+		finding_release(&list[--*n]);
 }
 
 

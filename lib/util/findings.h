@@ -20,6 +20,9 @@ int ckpt_findings_vappend(struct ckpt_finding **list, size_t *n,
     const char *subject, int64_t offset, const char *fmt, va_list ap)
     CKPT_PRINTF(8, 0);
 void ckpt_findings_free(struct ckpt_finding *list, size_t n);
+/* Releases the findings from the mark-th on; *n becomes mark. */
+void ckpt_findings_truncate(struct ckpt_finding *list, size_t *n,
+    size_t mark);
 
 /* A list with its count, for code that appends to one list in many places. */
 struct flist {
