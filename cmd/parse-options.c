@@ -139,13 +139,17 @@ parse_size(const char *s, uint64_t *out)
 int
 parse_duration_ms(const char *s, long *out)
 {
-	double secs;
+	/* LONG_MAX + 1, a power of two that a double holds exactly; a
+	 * double at or above it does not convert to a long. */
+	const double long_end = (double)(LONG_MAX / 2 + 1) * 2.0;
+	double secs, ms;
 	int64_t v;
 
 	if (!parse_double(s, &secs)) {
-		if (!(secs >= 0) || secs > LONG_MAX / 1000.0)
+		ms = secs * 1000.0 + 0.5;
+		if (!(secs >= 0) || !(ms < long_end))
 			return -1;
-		*out = (long)(secs * 1000.0 + 0.5);
+		*out = (long)ms;
 		return 0;
 	}
 	if (!isdigit((unsigned char)*s) || ckpt_duration_parse(s, &v, NULL))

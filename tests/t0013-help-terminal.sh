@@ -81,6 +81,11 @@ test_expect_success '--lock-timeout: one grammar on every command that locks; -j
 	ckpt -C st gc --dry-run --lock-timeout 2m >/dev/null &&
 	ckpt -C st gc --dry-run --lock-timeout 30s >/dev/null &&
 	ckpt -C st gc --dry-run --lock-timeout 0.5 >/dev/null &&
+	ckpt -C st gc --dry-run --lock-timeout 1e15 >/dev/null &&
+	for big in 9223372036854776 1e300 inf nan; do
+		test_expect_code 2 ckpt -C st gc --lock-timeout $big 2>err || exit 1
+		test_grep "lock-timeout .$big.: a duration" err || exit 1
+	done &&
 	for c in gc prune pin unpin save sign; do
 		test_expect_code 2 ckpt -C st $c --lock-timeout soon 2>err || exit 1
 		test_grep "lock-timeout .soon.: a duration such as 30s or 2m" err || exit 1
