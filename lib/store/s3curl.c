@@ -24,26 +24,6 @@ missing_symbol(const char *soname, const char *name, struct ckpt_error *err)
 	    why ? ": " : "", why ? why : "");
 }
 
-/* The loaded library's version, which may be older than the headers. */
-static int
-check_version(void *lib, const char *soname, struct ckpt_error *err)
-{
-	curl_version_info_data *(*info)(CURLversion);
-	curl_version_info_data *v;
-	void *p = dlsym(lib, "curl_version_info");
-
-	if (!p)
-		return missing_symbol(soname, "curl_version_info", err);
-	memcpy(&info, &p, sizeof(p));
-	v = info(CURLVERSION_NOW);
-	if (!v || v->version_num < CKPT_CURL_MIN)
-		return ckpt_error_set(err, CKPT_ERR_IO, NULL, -1,
-		    "s3:// stores need libcurl %s or later; %s is %s",
-		    CKPT_CURL_MIN_TEXT, soname, v && v->version ? v->version :
-		    "of unknown version");
-	return CKPT_OK;
-}
-
 /* Sets the function pointer at fn to the library's symbol name. */
 #define LOAD(lib, soname, fn, name, err) do {				\
 		void *p_ = dlsym(lib, name);				\
@@ -52,6 +32,23 @@ check_version(void *lib, const char *soname, struct ckpt_error *err)
 			return missing_symbol(soname, name, err);	\
 		memcpy(&(fn), &p_, sizeof(p_));				\
 	} while (0)
+
+/* The loaded library's version, which may be older than the headers. */
+static int
+check_version(void *lib, const char *soname, struct ckpt_error *err)
+{
+	curl_version_info_data *(*info)(CURLversion);
+	curl_version_info_data *v;
+
+	LOAD(lib, soname, info, "curl_version_info", err);
+	v = info(CURLVERSION_NOW);
+	if (!v || v->version_num < CKPT_CURL_MIN)
+		return ckpt_error_set(err, CKPT_ERR_IO, NULL, -1,
+		    "s3:// stores need libcurl %s or later; %s is %s",
+		    CKPT_CURL_MIN_TEXT, soname, v && v->version ? v->version :
+		    "of unknown version");
+	return CKPT_OK;
+}
 
 int
 ckpt_curl_load_from(const char *soname, struct ckpt_curl *api,
