@@ -1232,14 +1232,18 @@ hash_run(struct ckpt_hash_job *jobs, const struct ckpt_hash_copy *copies,
 	if (copies && (rings = ring_alloc(ws, nthreads, copies, njobs)) &&
 	    copier_start(&cp, &en, nthreads))
 		en.cp = &cp;
-	/* The calling thread works too. */
-	for (unsigned int i = 1; i < nthreads; i++) {
-		if (pthread_create(&th[started], NULL, worker_main,
-		    &ws[started + 1]))
-			break;
-		started++;
-	}
-	worker_main(&ws[0]);
+	/* The calling thread works only alone, or beside the one thread
+	 * that could start: a thread that it created and then raced would
+	 * wait on its CPU for the load balancer (ckpt_parallel_for). */
+	if (nthreads > 1)
+		for (unsigned int i = 0; i < nthreads; i++) {
+			if (pthread_create(&th[started], NULL, worker_main,
+			    &ws[started]))
+				break;
+			started++;
+		}
+	if (started < 2)
+		worker_main(&ws[started]);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	if (en.cp)

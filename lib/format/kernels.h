@@ -90,9 +90,9 @@ void ckpt_numeric_reset_kernel(void);
 
 /*
  * Runs fn(ctx, i) for i in [0, n) on up to threads threads (0: online
- * CPUs), items taken in order from a shared counter; returns 0, or
- * CKPT_ERR_NOMEM when no thread could start and the caller's thread
- * did the work (it still did).
+ * CPUs), items taken in order from a shared counter, and returns when
+ * every item is done.  The caller's thread works only with one thread,
+ * or when fewer than two could be started (then with them, or alone).
  */
 void ckpt_parallel_for(size_t n, unsigned int threads,
     void (*fn)(void *ctx, size_t i), void *ctx);

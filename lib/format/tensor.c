@@ -7,6 +7,7 @@
 #include "util/internal.h"
 
 #include "format/file.h"
+#include "format/kernels.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
@@ -354,35 +355,22 @@ ckpt_tensor_content_sha256(const struct ckpt_file *f,
 	return rc;
 }
 
-#define CONTENT_MAX_THREADS	64
-
-struct content_pool {
+struct content_job {
 	const struct ckpt_file *f;
 	const struct ckpt_tensor *const *t;
-	size_t n, next;
 	unsigned char (*out)[CKPT_SHA256_BYTES];
 	int *rcs;
 	struct ckpt_error *errs;
-	pthread_mutex_t mu;
 };
 
-static void *
-content_worker(void *arg)
+static void
+content_one(void *arg, size_t i)
 {
-	struct content_pool *p = arg;
+	struct content_job *j = arg;
 
-	for (;;) {
-		size_t i;
-
-		pthread_mutex_lock(&p->mu);
-		i = p->next < p->n ? p->next++ : p->n;
-		pthread_mutex_unlock(&p->mu);
-		if (i == p->n)
-			return NULL;
-		ckpt_error_clear(&p->errs[i]);
-		p->rcs[i] = ckpt_tensor_content_sha256(p->f, p->t[i], p->out[i],
-		    &p->errs[i]);
-	}
+	ckpt_error_clear(&j->errs[i]);
+	j->rcs[i] = ckpt_tensor_content_sha256(j->f, j->t[i], j->out[i],
+	    &j->errs[i]);
 }
 
 void
@@ -391,27 +379,7 @@ ckpt_tensor_content_sha256_many(const struct ckpt_file *f,
     unsigned char (*out)[CKPT_SHA256_BYTES], int *rcs,
     struct ckpt_error *errs, unsigned int nthreads)
 {
-	struct content_pool p = { .f = f, .t = t, .n = n, .out = out,
-	    .rcs = rcs, .errs = errs };
-	pthread_t th[CONTENT_MAX_THREADS];
-	size_t started = 0;
+	struct content_job j = { f, t, out, rcs, errs };
 
-	if (!nthreads) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-
-		nthreads = c > 0 ? (unsigned int)c : 1;
-	}
-	if (nthreads > CONTENT_MAX_THREADS)
-		nthreads = CONTENT_MAX_THREADS;
-	if (nthreads > n)
-		nthreads = n ? (unsigned int)n : 1;
-	pthread_mutex_init(&p.mu, NULL);
-	/* The calling thread works too; fewer threads if some fail. */
-	for (unsigned int i = 1; i < nthreads; i++)
-		if (!pthread_create(&th[started], NULL, content_worker, &p))
-			started++;
-	content_worker(&p);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&p.mu);
+	ckpt_parallel_for(n, nthreads, content_one, &j);
 }
