@@ -8,6 +8,12 @@
       subnormals, +-0, +-Inf, NaN payloads, extremes) and a tensor "rand"
       (random data, 5*1024+3 elements: every block boundary), and
       DIR/expected.json with numpy's float64 statistics of each.
+  numeric-oracle.py genbig DIR
+      writes DIR/big.safetensors, tensors large enough to be cut into
+      pieces for the threads (ckpt cuts 4 Mi elements, and pieces of
+      512 Ki over the last 16 Mi elements of a job): "w" (F32, 13 Mi + 5
+      elements, NaN and infinities at piece boundaries), "h" (BF16, 7 Mi
+      + 3) and "z" (F32, 1025), and DIR/expected.json as gen does.
   numeric-oracle.py gendiff DIR
       writes DIR/a.safetensors and DIR/b.safetensors, one tensor per dtype
       (named after it): b is a with a known perturbation (some elements
@@ -150,9 +156,30 @@ def gen(d):
     json.dump(exp, open(d + "/expected.json", "w"), indent=1)
 
 
+def genbig(d):
+    mi = 1 << 20
+    w = (rng.standard_normal(13 * mi + 5) * 3 + 1).astype("<f4")
+    # at the edges of big and small pieces, and inside the small ones
+    for i, v in ((4 * mi - 1, np.nan), (4 * mi, np.inf), (8 * mi, -np.inf),
+                 (12 * mi + 512 * 1024, np.nan), (13 * mi + 4, 0.0)):
+        w[i] = v
+    hb = rng.integers(0, 65536, 7 * mi + 3, dtype=np.uint16)
+    h = (hb.astype(np.uint32) << 16).view("<f4").astype(np.float64)
+    z = (rng.standard_normal(1025) * 1e-3).astype("<f4")
+    write_st(d + "/big.safetensors",
+             [("w", "F32", w.tobytes(), w.size),
+              ("h", "BF16", hb.astype("<u2").tobytes(), hb.size),
+              ("z", "F32", z.tobytes(), z.size)])
+    exp = {"F32": {"w": stats(w.astype(np.float64)),
+                   "z": stats(z.astype(np.float64))},
+           "BF16": {"h": stats(h)}}
+    json.dump(exp, open(d + "/expected.json", "w"), indent=1)
+
+
 def check(d, out):
     exp = json.load(open(d + "/expected.json"))
-    got = json.load(open(out))["checkpoints"]
+    doc = json.load(open(out))
+    got = doc["checkpoints"] if "checkpoints" in doc else [doc]
     bad, seen = 0, set()
     for c in got:
         for t in c["files"][0]["tensors"]:
@@ -284,6 +311,8 @@ if __name__ == "__main__":
     np.seterr(invalid="ignore")     # signalling NaNs quieten when cast
     if sys.argv[1] == "gen":
         gen(sys.argv[2])
+    elif sys.argv[1] == "genbig":
+        genbig(sys.argv[2])
     elif sys.argv[1] == "gendiff":
         gendiff(sys.argv[2])
     elif sys.argv[1] == "checkdiff":
