@@ -139,10 +139,14 @@ bench_note "Per core: inspect --stats -j1 reads F32 at $(gbs $GIB "$s1") GB/s an
     "$(ratio "$s1" "$c1")x and -j2 $(ratio "$s2" "$c2")x the time of the copy out of the page" \
     "cache alone (dd: one reader; two readers of half the file each), and" \
     "that copy scales $(ratio "$c1" "$c2")x here.  The rest is arithmetic, which each" \
-    "core does on its own pieces, the start-up before the second thread" \
-    "(about 5 ms), and how much of its second vCPU the VM gives, which" \
-    "varies between runs: the ratio is this machine's, not the code's" \
-    "alone." \
+    "core does on its own pieces; the threads start within 20 us of each" \
+    "other and end within a small piece (0.3 ms).  What does not scale is" \
+    "the process's start-up and exit (about 4 ms and 2 ms here, the same" \
+    "for -j1 and -j2), the memory bandwidth the two cores share during the" \
+    "copy, and how much of its second vCPU the VM gives, which varies" \
+    "between runs.  So the ratio is this machine's, not the code's alone:" \
+    "it falls where a core is faster (the serial part weighs more) or the" \
+    "copy scales less, and rises where the arithmetic weighs more (BF16)." \
     "verify --numerics / verify of a committed 1 GiB" \
     "checkpoint (target: at most 1.3x): $(ratio "$vm" "$vmp")x with 32 tensors" \
     "(verify hashes them on both cores, and counts NaN and infinities on" \
