@@ -256,6 +256,26 @@ test_expect_success ODIRECT 'O_DIRECT writes refused (EINVAL): the copy is writt
 	ckpt -C s verify -q d@2
 '
 
+# Threads that cannot start (EAGAIN: the process may start no more).
+# save -j 3 --copy starts about nine (the copy's writers, the hashing
+# workers, the sync of the sources): the Nth failing, for every N, gives
+# each fallback its turn.  The hashing engine then hashes on the caller's
+# thread alone (the first worker failed) or beside the workers that
+# started (a later one failed).
+test_expect_success 'threads that cannot start, each in turn: the same copy and manifest' '
+	for nth in 1 2 3 4 5 6 7 8 9 10 11 12 all; do
+		LD_PRELOAD="$SHIM" CKPT_FAULT_OP=thread CKPT_FAULT_NTH=$nth \
+		    CKPT_FAULT_LOG="$PWD/thread.log" \
+		    ckpt -C s save -q -j 3 --copy --chunk-size 65536 --run t$nth --step 1 src >/dev/null &&
+		same_manifest s/runs/r/step-1/ckpt-manifest.json s/runs/t$nth/step-1/ckpt-manifest.json &&
+		same_files src s/runs/t$nth/step-1 &&
+		same_files src/sub s/runs/t$nth/step-1/sub &&
+		LD_PRELOAD="$SHIM" CKPT_FAULT_OP=thread CKPT_FAULT_NTH=$nth \
+		    ckpt -C s verify -q -j 3 t$nth@1 || return 1
+	done &&
+	test "$(grep -c "^hit thread" thread.log)" -ge 9
+'
+
 test_expect_success 'a copy that cannot be opened with O_DIRECT is written buffered' '
 	# the first open creates the copy, the second asks for O_DIRECT
 	LD_PRELOAD="$SHIM" CKPT_FAULT_OP=open CKPT_FAULT_NTH=2 \

@@ -91,6 +91,21 @@ test_expect_success 'tensors cut into pieces: numpy float64, and the same bits f
 	test_cmp big1.json bigp.json
 '
 
+# The caller only waits while its threads work; when the first thread
+# cannot start it works alone, when a later one cannot, beside those
+# that started.
+test_expect_success 'threads that cannot start (EAGAIN): the same bits' '
+	SHIM="$CKPT_BUILD/tests/helper/libckpt-fault.so" &&
+	for nth in 1 2 3 all; do
+		env ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+		    LD_PRELOAD="$SHIM" CKPT_FAULT_OP=thread CKPT_FAULT_NTH=$nth \
+		    CKPT_FAULT_LOG="$PWD/thread$nth.log" \
+		    ckpt inspect --json --stats --jobs 4 big/big.safetensors >bigf$nth.json &&
+		test_grep "^hit thread" thread$nth.log &&
+		test_cmp big1.json bigf$nth.json || return 1
+	done
+'
+
 test_expect_success 'tensors cut into pieces: verify --numerics and diff, the same for -j 1 and -j 3' '
 	for t in 1 3; do
 		test_expect_code 1 ckpt verify --json --numerics -j $t big/big.safetensors >out &&

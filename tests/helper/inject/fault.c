@@ -20,7 +20,9 @@
  *                      openat without O_DIRECTORY), direct (pwrite
  *                      on a descriptor with O_DIRECT: "fail" gives
  *                      EINVAL, as from a filesystem or device that
- *                      refuses O_DIRECT), or any
+ *                      refuses O_DIRECT), thread (pthread_create:
+ *                      "fail" gives EAGAIN, as when a process may
+ *                      start no more threads; the path is "-"), or any
  *   CKPT_FAULT_PATH    fnmatch(3) pattern (default "*"); a rename matches
  *                      on either path
  *   CKPT_FAULT_NTH     the Nth matching call is hit (default 1); "all":
@@ -52,6 +54,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -682,3 +685,20 @@ FSTAT_CALL(fstat, struct stat)
 FSTAT_CALL(fstat64, struct stat64)
 FSTATAT_CALL(fstatat, struct stat)
 FSTATAT_CALL(fstatat64, struct stat64)
+
+typedef int (*thread_fn)(pthread_t *, const pthread_attr_t *,
+    void *(*)(void *), void *);
+
+int
+pthread_create(pthread_t *t, const pthread_attr_t *attr,
+    void *(*start)(void *), void *arg)
+{
+	static thread_fn real;
+	enum action a = decide("thread", "-", NULL);
+
+	if (a == FAIL)
+		return EAGAIN;
+	if (!real)
+		real = (thread_fn)dlsym(RTLD_NEXT, "pthread_create");
+	return real(t, attr, start, arg);
+}
