@@ -5,32 +5,18 @@
  */
 #include "util/internal.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 
 #include "store/s3curl.h"
+#include "util/dl.h"
 
-/* POSIX: a symbol's void * holds a function pointer of the same size. */
-_Static_assert(sizeof(void *) == sizeof(void (*)(void)),
-    "dlsym's pointers are function pointers");
-
-static int
-missing_symbol(const char *soname, const char *name, struct ckpt_error *err)
-{
-	const char *why = dlerror();
-
-	return ckpt_error_set(err, CKPT_ERR_IO, NULL, -1,
-	    "%s has no %s, so it is not libcurl%s%s", soname, name,
-	    why ? ": " : "", why ? why : "");
-}
-
-/* Sets the function pointer at fn to the library's symbol name. */
+/* Sets the function pointer fn to the library's symbol name. */
 #define LOAD(lib, soname, fn, name, err) do {				\
-		void *p_ = dlsym(lib, name);				\
+		int rc_ = ckpt_dl_sym(lib, soname, "libcurl", name,	\
+		    &(fn), err);					\
 									\
-		if (!p_)						\
-			return missing_symbol(soname, name, err);	\
-		memcpy(&(fn), &p_, sizeof(p_));				\
+		if (rc_)						\
+			return rc_;					\
 	} while (0)
 
 /* The loaded library's version, which may be older than the headers. */
@@ -58,14 +44,9 @@ ckpt_curl_load_from(const char *soname, struct ckpt_curl *api,
 	int rc;
 
 	memset(api, 0, sizeof(*api));
-	/* RTLD_LOCAL: its symbols serve us, never another library. */
-	if (!(lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL))) {
-		const char *why = dlerror();
-
-		return ckpt_error_set(err, CKPT_ERR_IO, NULL, -1,
-		    "s3:// stores need libcurl, which cannot be loaded "
-		    "(install libcurl4): %s", why ? why : soname);
-	}
+	if ((rc = ckpt_dl_open(soname, "s3:// stores need libcurl",
+	    "install libcurl4", &lib, err)))
+		return rc;
 	if ((rc = check_version(lib, soname, err)))
 		return rc;
 	LOAD(lib, soname, api->global_init, "curl_global_init", err);

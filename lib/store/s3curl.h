@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * s3curl.h - libcurl, loaded the first time an s3:// store is opened.
+ * s3curl.h - libcurl, loaded the first time an s3:// store is opened
+ * (through util/dl.h).
  *
  * Only the S3 client speaks HTTP, yet linking libcurl made every command
  * pay for it: the loader mapped and relocated libcurl and the thirty-odd
