@@ -39,9 +39,10 @@ pkgconfigdir ?= $(libdir)/pkgconfig
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-DEPS ?= libarchive libsodium jansson yaml-0.1 libcrypto
-# Built against, not linked: lib/store/s3curl.c loads it for s3:// stores.
-LOADED_DEPS ?= libcurl
+DEPS ?= libsodium jansson yaml-0.1 libcrypto
+# Built against, not linked: loaded when first needed (lib/util/dl.h),
+# libcurl for s3:// stores, libarchive for bundles and deflated zip members.
+LOADED_DEPS ?= libcurl libarchive
 DEP_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(DEPS) $(LOADED_DEPS) \
 	2>/dev/null)
 DEP_LIBS ?= $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)

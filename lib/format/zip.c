@@ -14,10 +14,10 @@
  */
 #include "util/internal.h"
 
-#include <archive.h>
 #include <pthread.h>
 
 #include "format/zip.h"
+#include "util/libarchive.h"
 
 #define SIG_LFH		0x04034b50u
 #define SIG_CDH		0x02014b50u
@@ -1025,9 +1025,15 @@ inflate_member(struct ckpt_file *f, const struct ckpt_zip_entry *e,
 	unsigned char *g;
 	struct archive *a;
 	struct archive_entry *ae;
+	const struct ckpt_la *la;
+	struct ckpt_error lerr;
 	size_t glen = sizeof(gz) + inlen + 8, done = 0;
-	int rc = CKPT_OK;
+	int rc;
 
+	if ((rc = ckpt_la_load(&la, &lerr)))
+		return ckpt_error_set(err, rc, f->path,
+		    (int64_t)e->data_offset, "cannot inflate '%s': %s",
+		    e->name, lerr.message);
 	g = malloc(glen);
 	if (!g)
 		return ckpt_error_nomem(err);
@@ -1040,19 +1046,19 @@ inflate_member(struct ckpt_file *f, const struct ckpt_zip_entry *e,
 		g[sizeof(gz) + inlen + 4 + i] =
 		    (unsigned char)(e->usize >> (8 * i));
 	}
-	a = archive_read_new();
+	a = la->read_new();
 	if (!a) {
 		free(g);
 		return ckpt_error_nomem(err);
 	}
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_raw(a);
-	if (archive_read_open_memory(a, g, glen) != ARCHIVE_OK ||
-	    archive_read_next_header(a, &ae) != ARCHIVE_OK) {
+	la->read_support_filter_gzip(a);
+	la->read_support_format_raw(a);
+	if (la->read_open_memory(a, g, glen) != ARCHIVE_OK ||
+	    la->read_next_header(a, &ae) != ARCHIVE_OK) {
 		rc = ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
 		    (int64_t)e->data_offset, "cannot inflate '%s': %s",
-		    e->name, archive_error_string(a) ?
-		    archive_error_string(a) : "not a deflate stream");
+		    e->name, la->error_string(a) ?
+		    la->error_string(a) : "not a deflate stream");
 		goto out;
 	}
 	for (;;) {
@@ -1060,15 +1066,15 @@ inflate_member(struct ckpt_file *f, const struct ckpt_zip_entry *e,
 		la_ssize_t n;
 
 		if (done < e->usize)
-			n = archive_read_data(a, out + done,
+			n = la->read_data(a, out + done,
 			    (size_t)(e->usize - done));
 		else
-			n = archive_read_data(a, &extra, 1);
+			n = la->read_data(a, &extra, 1);
 		if (n < 0) {
 			rc = ckpt_error_set(err, CKPT_ERR_FORMAT, f->path,
 			    (int64_t)e->data_offset, "cannot inflate '%s': "
-			    "%s", e->name, archive_error_string(a) ?
-			    archive_error_string(a) : "damaged data");
+			    "%s", e->name, la->error_string(a) ?
+			    la->error_string(a) : "damaged data");
 			goto out;
 		}
 		if (n == 0)
@@ -1088,7 +1094,7 @@ inflate_member(struct ckpt_file *f, const struct ckpt_zip_entry *e,
 		    "its recorded %llu", e->name, done,
 		    (unsigned long long)e->usize);
 out:
-	archive_read_free(a);
+	la->read_free(a);
 	free(g);
 	return rc;
 }

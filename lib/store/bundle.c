@@ -37,13 +37,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <jansson.h>
 
 #include "store/backend.h"
 #include "store/store.h"
 #include "store/registry.h"
+#include "util/libarchive.h"
 #include "util/util.h"
 
 #define BUNDLE_LIST "ckpt-bundle.json"
@@ -65,6 +64,7 @@ struct out {
 	const char *path;
 	struct ckpt_error err;
 	bool failed;
+	const struct ckpt_la *la;
 };
 
 static la_ssize_t
@@ -74,7 +74,7 @@ out_write(struct archive *a, void *arg, const void *buf, size_t len)
 
 	if (ckpt_write_all(o->fd, buf, len, o->path, &o->err)) {
 		o->failed = true;
-		archive_set_error(a, EIO, "%s", o->err.message);
+		o->la->set_error(a, EIO, "%s", o->err.message);
 		return -1;
 	}
 	return (la_ssize_t)len;
@@ -90,7 +90,7 @@ la_error(struct archive *a, const struct out *o, const char *path,
 		return o->err.code;
 	}
 	return ckpt_error_set(err, CKPT_ERR_IO, path, -1, "%s",
-	    archive_error_string(a) ? archive_error_string(a) :
+	    o->la->error_string(a) ? o->la->error_string(a) :
 	    "archive error");
 }
 
@@ -98,19 +98,19 @@ static int
 put_header(struct archive *a, const struct out *o, const char *name,
     uint64_t size, int64_t mtime, struct ckpt_error *err)
 {
-	struct archive_entry *e = archive_entry_new();
+	struct archive_entry *e = o->la->entry_new();
 	int rc = CKPT_OK;
 
 	if (!e)
 		return ckpt_error_nomem(err);
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0644);
-	archive_entry_set_size(e, (la_int64_t)size);
-	archive_entry_set_mtime(e, (time_t)mtime, 0);
-	if (archive_write_header(a, e) != ARCHIVE_OK)
+	o->la->entry_set_pathname(e, name);
+	o->la->entry_set_filetype(e, AE_IFREG);
+	o->la->entry_set_perm(e, 0644);
+	o->la->entry_set_size(e, (la_int64_t)size);
+	o->la->entry_set_mtime(e, (time_t)mtime, 0);
+	if (o->la->write_header(a, e) != ARCHIVE_OK)
 		rc = la_error(a, o, name, err);
-	archive_entry_free(e);
+	o->la->entry_free(e);
 	return rc;
 }
 
@@ -118,7 +118,7 @@ static int
 put_data(struct archive *a, const struct out *o, const void *buf,
     size_t len, const char *name, struct ckpt_error *err)
 {
-	if (len && archive_write_data(a, buf, len) != (la_ssize_t)len)
+	if (len && o->la->write_data(a, buf, len) != (la_ssize_t)len)
 		return la_error(a, o, name, err);
 	return CKPT_OK;
 }
@@ -459,15 +459,22 @@ static int
 export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
     const struct ckpt_export_options *eo, struct ckpt_error *err)
 {
-	struct archive *a = archive_write_new();
-	struct out o = { fd, shown, { 0 }, false };
-	json_t *list = json_pack("{s:i, s:s, s:[]}", "schema", 1,
-	    "ckpt_version", ckpt_version(), "checkpoints");
-	unsigned char *buf = malloc(IO_BUF);
+	const struct ckpt_la *la;
+	struct archive *a;
+	struct out o = { fd, shown, { 0 }, false, NULL };
+	json_t *list;
+	unsigned char *buf;
 	uint64_t done = 0, total = 0;
 	char *text = NULL;
-	int rc = CKPT_OK, frc;
+	int rc, frc;
 
+	if ((rc = ckpt_la_load(&la, err)))
+		return rc;
+	o.la = la;
+	a = la->write_new();
+	list = json_pack("{s:i, s:s, s:[]}", "schema", 1, "ckpt_version",
+	    ckpt_version(), "checkpoints");
+	buf = malloc(IO_BUF);
 	if (!a || !list || !buf) {
 		rc = ckpt_error_nomem(err);
 		goto out;
@@ -488,13 +495,13 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 	}
 	if (eo && eo->nmodels && (rc = models_json(list, c, n, eo, err)))
 		goto out;
-	archive_write_set_format_pax_restricted(a);
+	la->write_set_format_pax_restricted(a);
 	switch (eo ? eo->compression : CKPT_COMPRESS_NONE) {
 	case CKPT_COMPRESS_GZIP:
-		frc = archive_write_add_filter_gzip(a);
+		frc = la->write_add_filter_gzip(a);
 		break;
 	case CKPT_COMPRESS_ZSTD:
-		frc = archive_write_add_filter_zstd(a);
+		frc = la->write_add_filter_zstd(a);
 		/*
 		 * Compressed in this thread, as "zstd --single-thread": zstd's
 		 * worker threads (one per CPU, or one, as "tar --zstd" gets)
@@ -502,21 +509,21 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 		 * 2-core machine, waiting on each other.
 		 */
 		if (frc == ARCHIVE_OK)
-			(void)archive_write_set_filter_option(a, "zstd",
+			(void)la->write_set_filter_option(a, "zstd",
 			    "threads", "0");
 		break;
 	default:
-		frc = archive_write_add_filter_none(a);
+		frc = la->write_add_filter_none(a);
 	}
 	if (frc != ARCHIVE_OK) {
 		rc = ckpt_error_set(err, CKPT_ERR_UNSUPPORTED, NULL, -1,
 		    "this libarchive cannot compress so: %s",
-		    archive_error_string(a));
+		    la->error_string(a));
 		goto out;
 	}
-	archive_write_set_bytes_per_block(a, 64 << 10);
-	archive_write_set_bytes_in_last_block(a, 1);
-	if (archive_write_open(a, &o, NULL, out_write, NULL) != ARCHIVE_OK) {
+	la->write_set_bytes_per_block(a, 64 << 10);
+	la->write_set_bytes_in_last_block(a, 1);
+	if (la->write_open(a, &o, NULL, out_write, NULL) != ARCHIVE_OK) {
 		rc = la_error(a, &o, shown, err);
 		goto out;
 	}
@@ -528,11 +535,11 @@ export_to(int fd, const char *shown, struct exp_ckpt *c, size_t n,
 	rc = put_buffer(a, &o, BUNDLE_LIST, text, strlen(text), err);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = put_ckpt(a, &o, &c[i], buf, &done, eo, total, err);
-	if (!rc && archive_write_close(a) != ARCHIVE_OK)
+	if (!rc && la->write_close(a) != ARCHIVE_OK)
 		rc = la_error(a, &o, shown, err);
 out:
 	if (a)
-		archive_write_free(a);
+		la->write_free(a);
 	json_decref(list);
 	free(text);
 	free(buf);
@@ -671,6 +678,7 @@ struct imp {
 	struct ckpt_store *s;
 	const struct ckpt_import_options *o;
 	const char *shown;
+	const struct ckpt_la *la;
 	struct archive *a;
 	struct imp_ckpt *c;
 	size_t n, cur;
@@ -738,13 +746,13 @@ check_name(struct imp *im, const char *name)
 static int
 check_type(struct imp *im, struct archive_entry *e, const char *name)
 {
-	mode_t t = archive_entry_filetype(e);
+	mode_t t = im->la->entry_filetype(e);
 
-	if (archive_entry_hardlink(e))
+	if (im->la->entry_hardlink(e))
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "a hard link to "
 		    "'%s' (refused: a bundle holds regular files only)",
-		    archive_entry_hardlink(e));
-	if (t == AE_IFLNK || archive_entry_symlink(e))
+		    im->la->entry_hardlink(e));
+	if (t == AE_IFLNK || im->la->entry_symlink(e))
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "a symbolic link "
 		    "(refused: a bundle holds regular files only)");
 	if (t == AE_IFCHR || t == AE_IFBLK)
@@ -753,7 +761,7 @@ check_type(struct imp *im, struct archive_entry *e, const char *name)
 	if (t != AE_IFREG)
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "not a regular "
 		    "file (type %o)", (unsigned)t);
-	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+	if (!im->la->entry_size_is_set(e) || im->la->entry_size(e) < 0)
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "no size");
 	return CKPT_OK;
 }
@@ -763,7 +771,7 @@ static int
 read_small(struct imp *im, struct archive_entry *e, const char *name,
     size_t max, char **out, size_t *len)
 {
-	la_int64_t size = archive_entry_size(e);
+	la_int64_t size = im->la->entry_size(e);
 	char *buf;
 	size_t got = 0;
 
@@ -773,13 +781,13 @@ read_small(struct imp *im, struct archive_entry *e, const char *name,
 	if (!(buf = malloc((size_t)size + 1)))
 		return ckpt_error_nomem(im->err);
 	while (got < (size_t)size) {
-		la_ssize_t n = archive_read_data(im->a, buf + got,
+		la_ssize_t n = im->la->read_data(im->a, buf + got,
 		    (size_t)size - got);
 
 		if (n <= 0) {
 			free(buf);
 			return bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
-			    n ? archive_error_string(im->a) : "truncated");
+			    n ? im->la->error_string(im->a) : "truncated");
 		}
 		got += (size_t)n;
 	}
@@ -1489,10 +1497,10 @@ take_file(struct imp *im, struct imp_ckpt *c,
 	char *path = NULL;
 	int fd = -1, rc;
 
-	if ((uint64_t)archive_entry_size(e) != mf->size)
+	if ((uint64_t)im->la->entry_size(e) != mf->size)
 		return bad_entry(im, CKPT_ERR_FORMAT, name, "%lld bytes, the "
 		    "manifest says %llu (refused before writing)",
-		    (long long)archive_entry_size(e),
+		    (long long)im->la->entry_size(e),
 		    (unsigned long long)mf->size);
 	if ((rc = ckpt_stream_check_init(&sc, mf, err)))
 		return rc;
@@ -1522,18 +1530,18 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		const void *block;
 		size_t n;
 		la_int64_t off;
-		int r = archive_read_data_block(im->a, &block, &n, &off);
+		int r = im->la->read_data_block(im->a, &block, &n, &off);
 
 		if (r == ARCHIVE_EOF) {
 			/* a sparse entry may end in a hole */
-			if (archive_entry_sparse_count(e) > 0 && got < mf->size)
+			if (im->la->entry_sparse_count(e) > 0 && got < mf->size)
 				rc = take_hole(&sc, fd, path, mf->size - got,
 				    &got, err);
 			break;
 		}
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			rc = bad_entry(im, CKPT_ERR_FORMAT, name, "%s",
-			    archive_error_string(im->a));
+			    im->la->error_string(im->a));
 			break;
 		}
 		/* A sparse entry's holes are zeros, hashed and written as
@@ -1572,7 +1580,7 @@ take_file(struct imp *im, struct imp_ckpt *c,
 		/* Progress in bytes of the (compressed) input, whose size
 		 * the caller may know. */
 		if (im->o && im->o->progress)
-			im->o->progress((uint64_t)archive_filter_bytes(im->a,
+			im->o->progress((uint64_t)im->la->filter_bytes(im->a,
 			    -1), im->o->progress_total, im->o->progress_data);
 	}
 	if (fd >= 0 && !remote && got > kicked)
@@ -1649,7 +1657,7 @@ mark_staged(json_t *models, const struct imp_ckpt *c)
 static int
 take_entry(struct imp *im, struct archive_entry *e, uint64_t *done)
 {
-	const char *name = archive_entry_pathname(e);
+	const char *name = im->la->entry_pathname(e);
 	struct imp_ckpt *c;
 	const char *rest;
 	size_t dl;
@@ -1659,7 +1667,7 @@ take_entry(struct imp *im, struct archive_entry *e, uint64_t *done)
 		return bad_entry(im, CKPT_ERR_FORMAT, "", "no name");
 	if ((rc = check_name(im, name)))
 		return rc;
-	if (archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e))
+	if (im->la->entry_filetype(e) == AE_IFDIR && !im->la->entry_hardlink(e))
 		return CKPT_OK;		/* other tars list directories */
 	if ((rc = check_type(im, e, name)))
 		return rc;
@@ -1733,7 +1741,7 @@ imp_release(struct imp *im, bool abort_staged)
 	json_decref(im->seen);
 	json_decref(im->models);
 	if (im->a)
-		archive_read_free(im->a);
+		im->la->read_free(im->a);
 }
 
 static int
@@ -1744,22 +1752,22 @@ read_all(struct imp *im, int fd)
 	uint64_t done = 0;
 	int r, rc = CKPT_OK;
 
-	archive_read_support_filter_gzip(im->a);
-	archive_read_support_filter_zstd(im->a);
-	archive_read_support_format_tar(im->a);
-	if (archive_read_open_fd(im->a, fd, 1 << 20) != ARCHIVE_OK)
+	im->la->read_support_filter_gzip(im->a);
+	im->la->read_support_filter_zstd(im->a);
+	im->la->read_support_format_tar(im->a);
+	if (im->la->read_open_fd(im->a, fd, 1 << 20) != ARCHIVE_OK)
 		return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown, 0,
-		    "not a bundle: %s", archive_error_string(im->a));
+		    "not a bundle: %s", im->la->error_string(im->a));
 	while (!rc) {
 		im->at = 0;
-		r = archive_read_next_header(im->a, &e);
+		r = im->la->read_next_header(im->a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
-		im->at = (int64_t)archive_read_header_position(im->a);
+		im->at = (int64_t)im->la->read_header_position(im->a);
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 			return ckpt_error_set(err, CKPT_ERR_FORMAT, im->shown,
-			    im->at, "%s", archive_error_string(im->a) ?
-			    archive_error_string(im->a) : "bad archive");
+			    im->at, "%s", im->la->error_string(im->a) ?
+			    im->la->error_string(im->a) : "bad archive");
 		rc = take_entry(im, e, &done);
 	}
 	if (rc)
@@ -1801,7 +1809,9 @@ ckpt_import(struct ckpt_store *s, int fd, const struct ckpt_import_options *o,
 	im.o = o;
 	im.err = err;
 	im.shown = o->name ? o->name : "-";
-	im.a = archive_read_new();
+	if ((rc = ckpt_la_load(&im.la, err)))
+		return rc;
+	im.a = im.la->read_new();
 	im.seen = json_object();
 	if (!im.a || !im.seen) {
 		imp_release(&im, true);

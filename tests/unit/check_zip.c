@@ -11,6 +11,7 @@
 
 #include "format/file.h"
 #include "format/zip.h"
+#include "util/libarchive.h"
 
 struct member {
 	const char *name;
@@ -236,6 +237,53 @@ START_TEST(test_crc32)
 }
 END_TEST
 
+/* libarchive, loaded when first needed: its functions work. */
+START_TEST(test_libarchive_load)
+{
+	const struct ckpt_la *la, *again;
+	struct ckpt_la api;
+	struct ckpt_error err;
+	struct archive_entry *e;
+	struct archive *a;
+
+	ck_assert_int_eq(ckpt_la_load_from(CKPT_LIBARCHIVE_SONAME, &api,
+	    &err), 0);
+	ck_assert_ptr_nonnull(e = api.entry_new());
+	api.entry_set_pathname(e, "runs/r/step-1/x");
+	ck_assert_str_eq(api.entry_pathname(e), "runs/r/step-1/x");
+	api.entry_set_size(e, 12345);
+	ck_assert_int_eq(api.entry_size(e), 12345);
+	api.entry_free(e);
+	ck_assert_int_eq(ckpt_la_load(&la, &err), 0);
+	ck_assert_int_eq(ckpt_la_load(&again, &err), 0);
+	ck_assert_ptr_eq(la, again);
+	ck_assert_ptr_nonnull(a = la->read_new());
+	ck_assert_int_eq(la->read_support_format_raw(a), ARCHIVE_OK);
+	ck_assert_int_eq(la->read_free(a), ARCHIVE_OK);
+}
+END_TEST
+
+/* A missing library, or one that is not libarchive, is an error naming
+ * it. */
+START_TEST(test_libarchive_refusals)
+{
+	struct ckpt_la api;
+	struct ckpt_error err;
+
+	ck_assert_int_eq(ckpt_la_load_from("libckpt-no-such-archive.so.13",
+	    &api, &err), CKPT_ERR_IO);
+	ck_assert_ptr_nonnull(strstr(err.message, "need libarchive"));
+	ck_assert_ptr_nonnull(strstr(err.message,
+	    "libckpt-no-such-archive.so.13"));
+	ck_assert_ptr_null(api.read_new);
+	/* libm loads, and has no archive_read_new. */
+	ck_assert_int_eq(ckpt_la_load_from("libm.so.6", &api, &err),
+	    CKPT_ERR_IO);
+	ck_assert_ptr_nonnull(strstr(err.message,
+	    "libm.so.6 has no archive_read_new, so it is not libarchive"));
+}
+END_TEST
+
 Suite *
 zip_suite(void)
 {
@@ -247,5 +295,7 @@ zip_suite(void)
 	tcase_add_test(tc, test_zip_errors);
 	tcase_add_test(tc, test_crc32);
 	suite_add_tcase(s, tc);
+	TCASE(s, "libarchive", NULL, NULL, test_libarchive_load,
+	    test_libarchive_refusals);
 	return s;
 }
