@@ -116,6 +116,12 @@ d1=$(bench_median 0)
 d2=$(bench_median 1)
 nd=$(inner diff '"$F32"' '"$B32"')
 
+# The serial part of every -j run: the process's start-up and exit.
+BENCH_REPS=${BENCH_DIGEST_REPS:-11} bench_compare "start-up and exit" \
+    'ckpt --version' \
+    '/bin/true'
+su=$(bench_median 0)
+
 BENCH_REPS=${BENCH_DIGEST_REPS:-11} bench_compare "diff equal digests" \
     'ckpt -C "$D/store" diff --stat r@1 r@2' \
     'ckpt -C "$D/store" ls'
@@ -141,7 +147,7 @@ bench_note "Per core: inspect --stats -j1 reads F32 at $(gbs $GIB "$s1") GB/s an
     "that copy scales $(ratio "$c1" "$c2")x here.  The rest is arithmetic, which each" \
     "core does on its own pieces; the threads start within 20 us of each" \
     "other and end within a small piece (0.3 ms).  What does not scale is" \
-    "the process's start-up and exit (about 4 ms and 2 ms here, the same" \
+    "the process's start-up and exit ($(awk -v t="$su" 'BEGIN { printf "%.1f", t * 1000 }') ms for ckpt --version, the same" \
     "for -j1 and -j2), the memory bandwidth the two cores share during the" \
     "copy, and how much of its second vCPU the VM gives, which varies" \
     "between runs.  So the ratio is this machine's, not the code's alone:" \
