@@ -28,32 +28,26 @@ test_expect_success 'the binary links neither libcurl nor libarchive' '
 	! test_grep "libarchive" dyn
 '
 
-test_expect_success 'local commands never load it' '
-	loaded ckpt --version &&
-	test_grep "^libc\.so" libs &&
+# neither CMD...: runs CMD (as loaded does) and checks that it loaded
+# neither libcurl nor libarchive.
+neither() {
+	loaded "$@" &&
 	! test_grep "libcurl" libs &&
+	! test_grep "libarchive" libs
+}
+
+test_expect_success 'local commands load neither libcurl nor libarchive' '
+	neither ckpt --version &&
+	test_grep "^libc\.so" libs &&
 	ckpt init st >/dev/null &&
 	"$PYTHON" -c "import os; open(\"m.dat\", \"wb\").write(os.urandom(4096))" &&
-	loaded ckpt -C st save --run r --step 1 m.dat &&
-	! test_grep "libcurl" libs &&
-	loaded ckpt -C st ls &&
-	! test_grep "libcurl" libs &&
-	loaded ckpt -C st verify r@1 &&
-	! test_grep "libcurl" libs
-'
-
-test_expect_success 'commands that write or read no bundle never load libarchive' '
 	"$PYTHON" "$SRC_DIRECTORY/tests/helper/mk-st.py" w.safetensors 1000 3 &&
-	loaded ckpt --version &&
-	! test_grep "libarchive" libs &&
-	loaded ckpt inspect --stats w.safetensors &&
-	! test_grep "libarchive" libs &&
-	loaded ckpt -C st save --run r --step 2 w.safetensors &&
-	! test_grep "libarchive" libs &&
-	loaded ckpt -C st ls &&
-	! test_grep "libarchive" libs &&
-	loaded ckpt -C st verify r@2 &&
-	! test_grep "libarchive" libs
+	neither ckpt inspect --stats w.safetensors &&
+	neither ckpt -C st save --run r --step 1 m.dat &&
+	neither ckpt -C st save --run r --step 2 w.safetensors &&
+	neither ckpt -C st ls &&
+	neither ckpt -C st verify r@1 &&
+	neither ckpt -C st verify r@2
 '
 
 test_expect_success 'export and import load libarchive, at run time' '
@@ -73,49 +67,45 @@ test_expect_success 'an s3:// store loads it, at run time' '
 	test_grep "Couldn.t connect to server" ld.log
 '
 
-# A mount namespace hides an installed library behind an empty file.
-unshare -m true 2>/dev/null && test -e "$(readlink -f "$(ldconfig -p |
-	sed -n "s/.*libcurl\.so\.4 .*=> //p" | head -n 1)")" &&
-	test_set_prereq UNSHARE
+# installed SONAME: the file the loader finds for SONAME ("" if none).
+installed() {
+	readlink -f "$(ldconfig -p | awk -v so="$1" '$1 == so { print $NF; exit }')"
+}
 
-test_expect_success UNSHARE 'a missing libcurl: exit 3 naming it; local stores still work' '
-	lib=$(readlink -f "$(ldconfig -p |
-	    sed -n "s/.*libcurl\.so\.4 .*=> //p" | head -n 1)") &&
-	cat >hide.sh <<-EOF &&
-	mount --bind /dev/null "$lib" || exit 99
-	"\$@"
-	EOF
-	test_expect_code 3 s3env unshare -m sh hide.sh ckpt -C s3://bucket/p ls 2>err &&
+# hide-SONAME.sh CMD... runs CMD in a mount namespace where the installed
+# SONAME is an empty file: a machine without the library.  The prereq
+# HIDE_SONAME says it could be written.
+for so in libcurl.so.4 libarchive.so.13; do
+	lib=$(installed $so)
+	if unshare -m true 2>/dev/null && test -e "$lib"; then
+		printf 'mount --bind /dev/null "%s" || exit 99\n"$@"\n' "$lib" \
+		    >"hide-$so.sh" &&
+		test_set_prereq "HIDE_$so"
+	fi
+done
+
+test_expect_success HIDE_libcurl.so.4 'a missing libcurl: exit 3 naming it; local stores still work' '
+	test_expect_code 3 s3env unshare -m sh hide-libcurl.so.4.sh ckpt -C s3://bucket/p ls 2>err &&
 	test_grep "^ckpt: s3:// stores need libcurl, which cannot be loaded (install libcurl4): .*libcurl\.so\.4" err &&
 	test $(wc -l <err) = 1 &&
-	unshare -m sh hide.sh ckpt -C st ls >out &&
+	unshare -m sh hide-libcurl.so.4.sh ckpt -C st ls >out &&
 	test_grep "^r " out
 '
 
-unshare -m true 2>/dev/null && test -e "$(readlink -f "$(ldconfig -p |
-	sed -n "s/.*libarchive\.so\.13 .*=> //p" | head -n 1)")" &&
-	test_set_prereq UNSHARE_LA
-
-test_expect_success UNSHARE_LA 'a missing libarchive: exit 3 naming it, nothing written; the rest works' '
-	lib=$(readlink -f "$(ldconfig -p |
-	    sed -n "s/.*libarchive\.so\.13 .*=> //p" | head -n 1)") &&
-	cat >hide-la.sh <<-EOF &&
-	mount --bind /dev/null "$lib" || exit 99
-	"\$@"
-	EOF
-	test_expect_code 3 unshare -m sh hide-la.sh ckpt -C st export -o none.tar r@2 2>err &&
+test_expect_success HIDE_libarchive.so.13 'a missing libarchive: exit 3 naming it, nothing written; the rest works' '
+	test_expect_code 3 unshare -m sh hide-libarchive.so.13.sh ckpt -C st export -o none.tar r@2 2>err &&
 	test_grep "^ckpt: bundles and deflated zip members need libarchive, which cannot be loaded (install libarchive13): .*libarchive\.so\.13" err &&
 	test $(wc -l <err) = 1 &&
 	test ! -e none.tar &&
 	ckpt init st3 >/dev/null &&
-	test_expect_code 3 unshare -m sh hide-la.sh ckpt -C st3 import b.tar 2>err &&
+	test_expect_code 3 unshare -m sh hide-libarchive.so.13.sh ckpt -C st3 import b.tar 2>err &&
 	test_grep "need libarchive" err &&
 	test $(wc -l <err) = 1 &&
 	ckpt -C st3 ls >out 2>&1 &&
 	test_grep "no checkpoints" out &&
-	unshare -m sh hide-la.sh ckpt -C st ls >out &&
+	unshare -m sh hide-libarchive.so.13.sh ckpt -C st ls >out &&
 	test_grep "^r " out &&
-	unshare -m sh hide-la.sh ckpt inspect --stats st/runs/r/step-2/w.safetensors >out &&
+	unshare -m sh hide-libarchive.so.13.sh ckpt inspect --stats st/runs/r/step-2/w.safetensors >out &&
 	test_grep "^total: 4 tensors" out
 '
 
@@ -133,10 +123,10 @@ for name, how in ((\"defl.pt\", zipfile.ZIP_DEFLATED), (\"stored.pt\", zipfile.Z
 	! test_grep "libarchive" libs &&
 	loaded ckpt inspect defl.pt &&
 	test_grep "^libarchive\.so\.13" libs &&
-	if test_have_prereq UNSHARE_LA; then
-		test_expect_code 3 unshare -m sh hide-la.sh ckpt inspect defl.pt 2>err &&
+	if test_have_prereq HIDE_libarchive.so.13; then
+		test_expect_code 3 unshare -m sh hide-libarchive.so.13.sh ckpt inspect defl.pt 2>err &&
 		test_grep "defl\.pt.*cannot inflate .archive/data\.pkl.: bundles and deflated zip members need libarchive" err &&
-		unshare -m sh hide-la.sh ckpt inspect stored.pt >out &&
+		unshare -m sh hide-libarchive.so.13.sh ckpt inspect stored.pt >out &&
 		test_grep "format: *torch-zip" out
 	fi
 '

@@ -939,8 +939,8 @@ ckpt_parallel_for(size_t n, unsigned int threads,
 				break;
 			started++;
 		}
-	/* One thread, or none could be started: the caller works (it also
-	 * finishes what a failed pthread_create left). */
+	/* With one thread, or when fewer than two could start, the caller
+	 * works too: alone, or beside the one that did. */
 	if (started < 2)
 		pfor_worker(&p);
 	for (unsigned int i = 0; i < started; i++)

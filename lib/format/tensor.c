@@ -9,7 +9,6 @@
 #include "format/file.h"
 #include "format/kernels.h"
 
-#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
