@@ -8,7 +8,8 @@
 #     a.max(), a.mean(dtype=np.float64) (the whole command, and the
 #     reductions alone on data in memory, for the per-core figure), and
 #     the copy out of the page cache alone (dd), by one and two readers,
-#     which sets what -j can gain for F32;
+#     which sets what -j can gain for F32; verify --numerics of the
+#     same files (the scan alone, no digest), -j 1 and -j 2;
 #  2. verify --numerics against plain verify of the same committed 1 GiB
 #     checkpoint (target: at most 1.3x): 32 tensors of 32 MiB (a model's
 #     layers: verify hashes them on every core, so the scan competes with
@@ -18,7 +19,8 @@
 #     against numpy computing the same statistics in float64;
 #  4. diff of two store checkpoints of 1 GiB with equal digests (target:
 #     under 50 ms, no data read) and the peak RSS of a 4 GiB comparison
-#     (target: under 64 MiB).
+#     (target: under 64 MiB), then verify --numerics of one of those
+#     2 GiB files, -j 1 and -j 2.
 # numpy runs with one BLAS thread (the per-core figure) and without the
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides of this machine's
 # environment, which slow a current numpy (see the environment notes).
@@ -80,6 +82,18 @@ BENCH_BYTES=$GIB bench_compare "stats BF16 1 GiB" \
 b1=$(bench_median 0)
 b2=$(bench_median 1)
 nbf=$(inner stats '"$BF16"')
+# verify --numerics of the files themselves: no digest, the scan alone
+# (NaN and infinities counted on the raw bits).
+BENCH_BYTES=$GIB bench_compare "verify --numerics F32 file" \
+    'ckpt verify -q --numerics -j 1 "$F32"' \
+    'ckpt verify -q --numerics -j 2 "$F32"'
+vf1=$(bench_median 0)
+vf2=$(bench_median 1)
+BENCH_BYTES=$GIB bench_compare "verify --numerics BF16 file" \
+    'ckpt verify -q --numerics -j 1 "$BF16"' \
+    'ckpt verify -q --numerics -j 2 "$BF16"'
+vb1=$(bench_median 0)
+vb2=$(bench_median 1)
 
 # A committed checkpoint: verify hashes it, --numerics scans it too.
 ckpt -C "$D/store" save --copy --run r --step 1 "$F32" >/dev/null &&
@@ -134,6 +148,14 @@ rm -rf "$D/store" "$BF16" "$D/m.safetensors"
 "$PY" "$BENCH_DIR/numpy-peer.py" make2g "$D" || bench_die "cannot write 2 GiB inputs"
 rss=$( { /usr/bin/time -f "%M" ckpt diff --stat "$D/c.safetensors" \
     "$D/e.safetensors" >/dev/null; } 2>&1 | tail -n 1)
+# The scan of a bare file runs at the copy's speed, so a process's
+# start-up and exit weigh on -j2 of 1 GiB: the same at 2 GiB.
+rm -f "$D/e.safetensors"
+BENCH_BYTES=$((2 * GIB)) bench_compare "verify --numerics F32 2 GiB file" \
+    'ckpt verify -q --numerics -j 1 "$D/c.safetensors"' \
+    'ckpt verify -q --numerics -j 2 "$D/c.safetensors"'
+vg1=$(bench_median 0)
+vg2=$(bench_median 1)
 
 bench_note "Per core: inspect --stats -j1 reads F32 at $(gbs $GIB "$s1") GB/s and" \
     "BF16 at $(gbs $GIB "$b1") GB/s (whole command, file in the page cache);" \
@@ -141,10 +163,15 @@ bench_note "Per core: inspect --stats -j1 reads F32 at $(gbs $GIB "$s1") GB/s an
     "$(gbs $GIB "$n32") GB/s (F32) and $(gbs $GIB "$nbf") GB/s (BF16 widened" \
     "to F32).  Scaling -j1/-j2: F32 $(ratio "$s1" "$s2")x, BF16" \
     "$(ratio "$b1" "$b2")x, verify --numerics of 32 tensors" \
-    "$(ratio "$vm1" "$vm")x.  What the F32 figure depends on: -j1 takes" \
-    "$(ratio "$s1" "$c1")x and -j2 $(ratio "$s2" "$c2")x the time of the copy out of the page" \
-    "cache alone (dd: one reader; two readers of half the file each), and" \
-    "that copy scales $(ratio "$c1" "$c2")x here.  The rest is arithmetic, which each" \
+    "$(ratio "$vm1" "$vm")x, verify --numerics of the files themselves (no digest:" \
+    "the scan alone, $(gbs $GIB "$vf1") GB/s of F32 and $(gbs $GIB "$vb1") GB/s of BF16 on one core)" \
+    "F32 $(ratio "$vf1" "$vf2")x and BF16 $(ratio "$vb1" "$vb2")x (of 2 GiB of F32: $(ratio "$vg1" "$vg2")x; the scan is so" \
+    "cheap that start-up and exit weigh on 1 GiB).  What the F32 figures depend on: inspect" \
+    "--stats -j1 takes $(ratio "$s1" "$c1")x and -j2 $(ratio "$s2" "$c2")x the time of the copy out of the page" \
+    "cache alone (dd: one reader; two readers of half the file each)," \
+    "verify --numerics -j1 $(ratio "$vf1" "$c1")x and -j2 $(ratio "$vf2" "$c2")x (its scan is cheap: the copy is" \
+    "most of it, and at -j2 it runs near the memory bandwidth two readers" \
+    "get), and that copy scales $(ratio "$c1" "$c2")x here.  The rest is arithmetic, which each" \
     "core does on its own pieces; the threads start within 20 us of each" \
     "other and end within a small piece (0.3 ms).  What does not scale is" \
     "the process's start-up and exit ($(awk -v t="$su" 'BEGIN { printf "%.1f", t * 1000 }') ms for ckpt --version, the same" \
