@@ -231,8 +231,8 @@ END_TEST
 START_TEST(test_sigv4_aws_example)
 {
 	const char *h[] = { "Host: examplebucket.s3.amazonaws.com",
-	    "Range:  bytes=0-9 ", "x-amz-content-sha256: "
-	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	    "Range:  bytes=0-9 ", ("x-amz-content-sha256: "
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
 	    "X-Amz-Date: 20130524T000000Z" };
 	struct ckpt_s3_sig in = { .method = "GET", .uri = "/test.txt",
 	    .query = "", .headers = h, .nheaders = 4,
@@ -255,11 +255,13 @@ END_TEST
 START_TEST(test_sigv4_copy_source_order)
 {
 	const char *a[] = { "x-amz-copy-source-range: bytes=0-9",
-	    "x-amz-copy-source: /b/k", "host: h", "x-amz-date: "
-	    "20260101T000000Z", "x-amz-content-sha256: UNSIGNED-PAYLOAD" };
+	    "x-amz-copy-source: /b/k", "host: h",
+	    "x-amz-date: 20260101T000000Z",
+	    "x-amz-content-sha256: UNSIGNED-PAYLOAD" };
 	const char *b[] = { "host: h", "x-amz-copy-source: /b/k",
-	    "x-amz-copy-source-range: bytes=0-9", "x-amz-content-sha256: "
-	    "UNSIGNED-PAYLOAD", "x-amz-date: 20260101T000000Z" };
+	    "x-amz-copy-source-range: bytes=0-9",
+	    "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+	    "x-amz-date: 20260101T000000Z" };
 	struct ckpt_s3_sig in = { .method = "PUT", .uri = "/b/d",
 	    .query = "partNumber=1&uploadId=x", .headers = a, .nheaders = 5,
 	    .payload_sha256 = "UNSIGNED-PAYLOAD",
