@@ -248,6 +248,13 @@ START_TEST(test_libarchive_load)
 
 	ck_assert_int_eq(ckpt_la_load_from(CKPT_LIBARCHIVE_SONAME, &api,
 	    &err), 0);
+	/* Every member set: the table of symbols misses none of them. */
+	for (size_t i = 0; i < sizeof(api) / sizeof(void (*)(void)); i++) {
+		void (*fn)(void);
+
+		memcpy(&fn, (char *)&api + i * sizeof(fn), sizeof(fn));
+		ck_assert_msg(fn != NULL, "struct ckpt_la member %zu unset", i);
+	}
 	ck_assert_ptr_nonnull(e = api.entry_new());
 	api.entry_set_pathname(e, "runs/r/step-1/x");
 	ck_assert_str_eq(api.entry_pathname(e), "runs/r/step-1/x");
