@@ -1186,7 +1186,7 @@ hash_run(struct ckpt_hash_job *jobs, const struct ckpt_hash_copy *copies,
 	unsigned char **bufs, **rings = NULL;
 	pthread_t th[MAX_THREADS];
 	struct copier cp;
-	size_t started = 0, nwork = 0;
+	size_t nwork = 0;
 	int rc;
 
 	memset(&en, 0, sizeof(en));
@@ -1232,20 +1232,7 @@ hash_run(struct ckpt_hash_job *jobs, const struct ckpt_hash_copy *copies,
 	if (copies && (rings = ring_alloc(ws, nthreads, copies, njobs)) &&
 	    copier_start(&cp, &en, nthreads))
 		en.cp = &cp;
-	/* The calling thread works only alone, or beside the one thread
-	 * that could start: a thread that it created and then raced would
-	 * wait on its CPU for the load balancer (ckpt_parallel_for). */
-	if (nthreads > 1)
-		for (unsigned int i = 0; i < nthreads; i++) {
-			if (pthread_create(&th[started], NULL, worker_main,
-			    &ws[started]))
-				break;
-			started++;
-		}
-	if (started < 2)
-		worker_main(&ws[started]);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	ckpt_workers_run(nthreads, worker_main, ws, sizeof(*ws), th);
 	if (en.cp)
 		copier_stop(en.cp);
 	pthread_mutex_destroy(&en.mu);

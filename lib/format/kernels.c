@@ -909,22 +909,12 @@ pfor_worker(void *arg)
 	}
 }
 
-/*
- * With more than one thread, the caller only waits.  Linux places a new
- * thread on its creator's CPU: when the creator went on to work, the new
- * thread waited there for the load balancer, about 2 ms on a 2-core VM
- * (the time of a 16 MB piece), before moving to the idle core.  With the
- * creator asleep in pthread_join, each worker starts at once on a free
- * core: on that VM, two workers ended a 25 ms job within 2% of half the
- * one-thread time, against 8% with the creator as the second worker.
- */
 void
 ckpt_parallel_for(size_t n, unsigned int threads,
     void (*fn)(void *ctx, size_t i), void *ctx)
 {
 	struct pfor p = { n, 0, fn, ctx };
 	pthread_t tids[64];
-	unsigned int started = 0;
 
 	if (!threads)
 		threads = ckpt_online_cpus();
@@ -932,19 +922,7 @@ ckpt_parallel_for(size_t n, unsigned int threads,
 		threads = CKPT_ARRAY_SIZE(tids);
 	if (threads > n)
 		threads = (unsigned int)n;
-	if (threads > 1)
-		for (unsigned int i = 0; i < threads; i++) {
-			if (pthread_create(&tids[started], NULL, pfor_worker,
-			    &p))
-				break;
-			started++;
-		}
-	/* With one thread, or when fewer than two could start, the caller
-	 * works too: alone, or beside the one that did. */
-	if (started < 2)
-		pfor_worker(&p);
-	for (unsigned int i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
+	ckpt_workers_run(threads, pfor_worker, &p, 0, tids);
 }
 
 /* ------------------------------------------------------------------ */

@@ -2,7 +2,8 @@
 /*
  * sys.c - facts about this host, user and process that the store records
  * (host name, boot id, process start times for lock and staging owners)
- * and the one ISO 8601 UTC time format of manifests and records.
+ * and the one ISO 8601 UTC time format of manifests and records; and
+ * the one way work is spread over threads (ckpt_workers_run).
  */
 #include "util/internal.h"
 
@@ -237,4 +238,20 @@ ckpt_cpu_kernel_pick(int *state, const char *env, bool (*cpu_has)(void))
 		__atomic_store_n(state, k, __ATOMIC_RELAXED);
 	}
 	return k == 1;
+}
+
+void
+ckpt_workers_run(unsigned int n, void *(*fn)(void *), void *args,
+    size_t size, pthread_t *th)
+{
+	unsigned int started = 0;
+
+	if (n > 1)
+		while (started < n && !pthread_create(&th[started], NULL, fn,
+		    (char *)args + started * size))
+			started++;
+	if (started < 2)
+		fn((char *)args + started * size);
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
 }

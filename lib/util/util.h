@@ -10,6 +10,7 @@
 
 #include "util/internal.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -107,5 +108,17 @@ const char *ckpt_user_name(void);
  * caller's: 0 not decided, 1 fast, 2 portable; storing 0 asks again
  * (the tests' way to switch kernels). */
 bool ckpt_cpu_kernel_pick(int *state, const char *env, bool (*cpu_has)(void));
+/*
+ * Runs fn on n workers and returns when all are done: worker i gets
+ * args + i * size (size 0: every worker gets args).  With n > 1 the
+ * caller only starts them and waits, th (room for n) holding their
+ * ids: Linux places a new thread on its creator's CPU, and a creator
+ * that went on to work kept it waiting there for the load balancer,
+ * about 2 ms on a 2-core VM, before it moved to the idle core.  The
+ * caller works itself with n <= 1, or when fewer than two threads
+ * could start: then as worker "started" (alone, or beside the one).
+ */
+void ckpt_workers_run(unsigned int n, void *(*fn)(void *), void *args,
+    size_t size, pthread_t *th);
 
 #endif /* CKPT_UTIL_H */
